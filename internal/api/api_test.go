@@ -1,0 +1,105 @@
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+func newTestServer(t *testing.T, checks map[string]Check, extra func(*http.ServeMux)) *httptest.Server {
+	t.Helper()
+	reg := prometheus.NewRegistry()
+	m, err := NewMetrics(reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mux := http.NewServeMux()
+	Ops{Checks: checks, Gatherer: reg}.Register(mux)
+	if extra != nil {
+		extra(mux)
+	}
+	srv := httptest.NewServer(m.Wrap(mux, slog.New(slog.NewTextHandler(io.Discard, nil))))
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+func get(t *testing.T, url string) (*http.Response, string) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp, string(body)
+}
+
+func TestReadyz(t *testing.T) {
+	ok := func(context.Context) error { return nil }
+	down := func(context.Context) error { return errors.New("connection refused") }
+	tests := []struct {
+		name       string
+		checks     map[string]Check
+		wantStatus int
+		wantType   string
+		wantBody   []string
+	}{
+		{"all pass", map[string]Check{"database": ok, "hsm": ok}, 200, "application/json", []string{`"database":"ok"`, `"hsm":"ok"`}},
+		{"hsm down", map[string]Check{"database": ok, "hsm": down}, 503, "application/problem+json",
+			[]string{`"type":"urn:sanad:problem:not-ready"`, `"detail":"failing: hsm"`, `"hsm":"connection refused"`, `"status":503`}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			srv := newTestServer(t, tt.checks, nil)
+			resp, body := get(t, srv.URL+"/readyz")
+			if resp.StatusCode != tt.wantStatus || resp.Header.Get("Content-Type") != tt.wantType {
+				t.Fatalf("got %d %s: %s", resp.StatusCode, resp.Header.Get("Content-Type"), body)
+			}
+			for _, w := range tt.wantBody {
+				if !strings.Contains(body, w) {
+					t.Errorf("body %s lacks %s", body, w)
+				}
+			}
+		})
+	}
+}
+
+func TestMetricsLabelByPatternAndRecoverPanics(t *testing.T) {
+	srv := newTestServer(t, nil, func(mux *http.ServeMux) {
+		mux.HandleFunc("GET /boom/{id}", func(http.ResponseWriter, *http.Request) { panic("kaboom") })
+	})
+	resp, body := get(t, srv.URL+"/boom/secret-serial-1234")
+	if resp.StatusCode != 500 || resp.Header.Get("Content-Type") != "application/problem+json" {
+		t.Fatalf("panic gave %d %q", resp.StatusCode, body)
+	}
+	var p map[string]any
+	if err := json.Unmarshal([]byte(body), &p); err != nil || p["type"] != "urn:sanad:problem:internal" {
+		t.Fatalf("problem = %s (%v)", body, err)
+	}
+	if resp, _ := get(t, srv.URL+"/healthz"); resp.StatusCode != 200 {
+		t.Fatalf("healthz %d", resp.StatusCode)
+	}
+	_, metrics := get(t, srv.URL+"/metrics")
+	for _, w := range []string{
+		`sanad_http_requests_total{code="500",route="GET /boom/{id}"} 1`,
+		`sanad_http_requests_total{code="200",route="GET /healthz"} 1`,
+	} {
+		if !strings.Contains(metrics, w) {
+			t.Errorf("metrics lack %s", w)
+		}
+	}
+	if strings.Contains(metrics, "secret-serial-1234") {
+		t.Error("metrics carry a raw request path")
+	}
+}

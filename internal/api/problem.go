@@ -1,0 +1,67 @@
+package api
+
+import (
+	"encoding/json"
+	"net/http"
+)
+
+// ProblemTypeBase prefixes every problem type URI. The suffixes are a
+// contract with clients: they are never renamed.
+const ProblemTypeBase = "urn:sanad:problem:"
+
+// Problem is an RFC 9457 problem document.
+type Problem struct {
+	Type   string `json:"type"`
+	Title  string `json:"title"`
+	Status int    `json:"status"`
+	Detail string `json:"detail,omitempty"`
+	// Extensions are extra members (RFC 9457 §3.2), such as the failing
+	// checks of /readyz.
+	Extensions map[string]any `json:"-"`
+}
+
+// NewProblem returns a problem of type ProblemTypeBase+name.
+func NewProblem(status int, name, title, detail string) Problem {
+	return Problem{Type: ProblemTypeBase + name, Title: title, Status: status, Detail: detail}
+}
+
+// MarshalJSON flattens Extensions beside the standard members.
+func (p Problem) MarshalJSON() ([]byte, error) {
+	m := make(map[string]any, len(p.Extensions)+4)
+	for k, v := range p.Extensions {
+		m[k] = v
+	}
+	m["type"], m["title"], m["status"] = p.Type, p.Title, p.Status
+	if p.Detail != "" {
+		m["detail"] = p.Detail
+	}
+	return json.Marshal(m)
+}
+
+// WriteProblem sends p as application/problem+json.
+func WriteProblem(w http.ResponseWriter, p Problem) {
+	body, err := json.Marshal(p)
+	if err != nil {
+		// Only an unmarshalable extension gets here; drop the extensions.
+		p.Extensions = nil
+		body, _ = json.Marshal(p)
+	}
+	h := w.Header()
+	h.Set("Content-Type", "application/problem+json")
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(p.Status)
+	_, _ = w.Write(append(body, '\n'))
+}
+
+// WriteJSON sends v as application/json with the given status.
+func WriteJSON(w http.ResponseWriter, status int, v any) {
+	body, err := json.Marshal(v)
+	if err != nil {
+		WriteProblem(w, NewProblem(http.StatusInternalServerError, "internal", "Internal error", "response could not be encoded"))
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_, _ = w.Write(append(body, '\n'))
+}

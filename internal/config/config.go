@@ -1,0 +1,285 @@
+// Package config reads Sanad's configuration: one YAML file, then
+// environment overrides, then defaults, validated with every problem reported
+// at once.
+//
+// Secrets never live in the file: the HSM PIN comes from a file named by
+// hsm.pin_file or from the environment variable named by hsm.pin_env, and a
+// database password only from database.dsn_file or SANAD_DATABASE_DSN. A
+// config that carries a password inline is rejected.
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Config is the whole configuration of one sanad process.
+type Config struct {
+	HTTP     HTTP     `yaml:"http"`
+	Database Database `yaml:"database"`
+	HSM      HSM      `yaml:"hsm"`
+	Audit    Audit    `yaml:"audit"`
+	Log      Log      `yaml:"log"`
+}
+
+// HTTP configures the listener shared by every role.
+type HTTP struct {
+	// Addr is host:port to listen on.
+	Addr string `yaml:"addr"`
+	// ShutdownTimeout bounds the graceful stop.
+	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
+}
+
+// Database selects the store backend.
+type Database struct {
+	// Driver is "sqlite" (embedded default) or "postgres".
+	Driver string `yaml:"driver"`
+	// DSN is a SQLite path, or a PostgreSQL connection string without a
+	// password. A password goes in DSNFile or SANAD_DATABASE_DSN.
+	DSN string `yaml:"dsn"`
+	// DSNFile names a file holding the whole connection string.
+	DSNFile string `yaml:"dsn_file"`
+	// MaxOpenConns bounds the connection pool; 0 means the driver default.
+	MaxOpenConns int `yaml:"max_open_conns"`
+}
+
+// HSM names the PKCS#11 module, the token and where its PIN comes from.
+type HSM struct {
+	// Module is the PKCS#11 library; empty finds SoftHSM2 in the usual places.
+	Module string `yaml:"module"`
+	// TokenLabel selects the token.
+	TokenLabel string `yaml:"token_label"`
+	// PINFile names a 0600 file holding the user PIN.
+	PINFile string `yaml:"pin_file"`
+	// PINEnv names the environment variable holding the user PIN, used when
+	// PINFile is empty.
+	PINEnv string `yaml:"pin_env"`
+	// MaxSessions bounds the PKCS#11 session pool.
+	MaxSessions int `yaml:"max_sessions"`
+	// SoftHSMConf, when set, is exported as SOFTHSM2_CONF before the module
+	// loads (SoftHSM2 reads it at C_Initialize).
+	SoftHSMConf string `yaml:"softhsm2_conf"`
+}
+
+// Audit configures the tamper-evident log.
+type Audit struct {
+	// KeyLabel is the HSM label of the key that signs checkpoints.
+	KeyLabel string `yaml:"key_label"`
+	// CheckpointInterval is how often a new checkpoint is signed when the
+	// log has grown.
+	CheckpointInterval time.Duration `yaml:"checkpoint_interval"`
+	// Origin names this log in its signed checkpoints.
+	Origin string `yaml:"origin"`
+}
+
+// Log configures the process log (not the audit log).
+type Log struct {
+	// Level is debug, info, warn or error.
+	Level string `yaml:"level"`
+	// Format is text or json.
+	Format string `yaml:"format"`
+}
+
+// Environment variables that override the file.
+const (
+	EnvHTTPAddr       = "SANAD_HTTP_ADDR"
+	EnvDatabaseDriver = "SANAD_DATABASE_DRIVER"
+	EnvDatabaseDSN    = "SANAD_DATABASE_DSN"
+	EnvHSMModule      = "SANAD_HSM_MODULE"
+	EnvHSMTokenLabel  = "SANAD_HSM_TOKEN_LABEL"
+	EnvHSMPINFile     = "SANAD_HSM_PIN_FILE"
+	// DefaultPINEnv is where the PIN is read from when neither pin_file nor
+	// pin_env is configured.
+	DefaultPINEnv = "SANAD_HSM_PIN"
+)
+
+// Default returns the configuration every file starts from.
+func Default() Config {
+	return Config{
+		HTTP:     HTTP{Addr: "127.0.0.1:8080", ShutdownTimeout: 10 * time.Second},
+		Database: Database{Driver: "sqlite", DSN: "sanad.db"},
+		HSM:      HSM{MaxSessions: 8},
+		Audit:    Audit{KeyLabel: "sanad-audit", CheckpointInterval: time.Minute, Origin: "sanad audit log"},
+		Log:      Log{Level: "info", Format: "text"},
+	}
+}
+
+// Load reads the file at path over Default, applies environment overrides
+// (getenv is os.Getenv in production), resolves relative paths against the
+// file's directory, and validates the result.
+func Load(path string, getenv func(string) string) (Config, error) {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return Config{}, fmt.Errorf("read config: %w", err)
+	}
+	cfg, err := Parse(raw, getenv)
+	if err != nil {
+		return Config{}, fmt.Errorf("config %s: %w", path, err)
+	}
+	abs, err := filepath.Abs(filepath.Dir(path))
+	if err != nil {
+		return Config{}, fmt.Errorf("config %s: %w", path, err)
+	}
+	cfg.resolvePaths(abs)
+	return cfg, nil
+}
+
+// Parse decodes YAML over Default, applies environment overrides and
+// validates. Unknown fields are errors.
+func Parse(raw []byte, getenv func(string) string) (Config, error) {
+	cfg := Default()
+	dec := yaml.NewDecoder(bytes.NewReader(raw))
+	dec.KnownFields(true)
+	// An empty file decodes to io.EOF and means "all defaults".
+	if err := dec.Decode(&cfg); err != nil && !errors.Is(err, io.EOF) {
+		return Config{}, fmt.Errorf("parse: %w", err)
+	}
+	// A password is refused only where it would sit in a file; the
+	// environment is an allowed place for it.
+	var inFile error
+	if hasPassword(cfg.Database.DSN) {
+		inFile = fmt.Errorf("database.dsn: holds a password: put the connection string in dsn_file or %s", EnvDatabaseDSN)
+	}
+	cfg.applyEnv(getenv)
+	if err := errors.Join(inFile, cfg.Validate()); err != nil {
+		return Config{}, err
+	}
+	return cfg, nil
+}
+
+func (c *Config) applyEnv(getenv func(string) string) {
+	set := func(dst *string, name string) {
+		if v := getenv(name); v != "" {
+			*dst = v
+		}
+	}
+	set(&c.HTTP.Addr, EnvHTTPAddr)
+	set(&c.Database.Driver, EnvDatabaseDriver)
+	if v := getenv(EnvDatabaseDSN); v != "" {
+		c.Database.DSN, c.Database.DSNFile = v, ""
+	}
+	set(&c.HSM.Module, EnvHSMModule)
+	set(&c.HSM.TokenLabel, EnvHSMTokenLabel)
+	set(&c.HSM.PINFile, EnvHSMPINFile)
+	if c.HSM.PINFile == "" && c.HSM.PINEnv == "" {
+		c.HSM.PINEnv = DefaultPINEnv
+	}
+}
+
+// resolvePaths makes file paths relative to the config file's directory, so a
+// ./var directory keeps working wherever it is started from.
+func (c *Config) resolvePaths(dir string) {
+	abs := func(p *string) {
+		if *p != "" && !filepath.IsAbs(*p) {
+			*p = filepath.Join(dir, *p)
+		}
+	}
+	abs(&c.HSM.PINFile)
+	abs(&c.HSM.SoftHSMConf)
+	abs(&c.Database.DSNFile)
+	if c.Database.Driver == "sqlite" && !strings.HasPrefix(c.Database.DSN, "file:") {
+		abs(&c.Database.DSN)
+	}
+}
+
+// Validate reports every problem at once.
+func (c Config) Validate() error {
+	var errs []error
+	bad := func(field, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%s: %s", field, fmt.Sprintf(format, args...)))
+	}
+	if _, _, err := net.SplitHostPort(c.HTTP.Addr); err != nil {
+		bad("http.addr", "%q is not host:port", c.HTTP.Addr)
+	}
+	if c.HTTP.ShutdownTimeout <= 0 {
+		bad("http.shutdown_timeout", "must be positive")
+	}
+	switch c.Database.Driver {
+	case "sqlite", "postgres":
+	default:
+		bad("database.driver", "%q is neither sqlite nor postgres", c.Database.Driver)
+	}
+	switch {
+	case c.Database.DSN == "" && c.Database.DSNFile == "":
+		bad("database", "set dsn or dsn_file")
+	case c.Database.DSN != "" && c.Database.DSNFile != "":
+		bad("database", "set dsn or dsn_file, not both")
+	}
+	if c.Database.MaxOpenConns < 0 {
+		bad("database.max_open_conns", "must not be negative")
+	}
+	if c.HSM.TokenLabel == "" {
+		bad("hsm.token_label", "required")
+	}
+	if c.HSM.PINFile != "" && c.HSM.PINEnv != "" {
+		bad("hsm", "set pin_file or pin_env, not both")
+	}
+	if c.HSM.MaxSessions < 1 {
+		bad("hsm.max_sessions", "must be at least 1")
+	}
+	if c.Audit.KeyLabel == "" {
+		bad("audit.key_label", "required")
+	}
+	if c.Audit.CheckpointInterval < time.Second {
+		bad("audit.checkpoint_interval", "must be at least 1s")
+	}
+	if c.Audit.Origin == "" || strings.ContainsAny(c.Audit.Origin, "\n") {
+		bad("audit.origin", "must be one non-empty line")
+	}
+	switch c.Log.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		bad("log.level", "%q is not debug, info, warn or error", c.Log.Level)
+	}
+	switch c.Log.Format {
+	case "text", "json":
+	default:
+		bad("log.format", "%q is not text or json", c.Log.Format)
+	}
+	return errors.Join(errs...)
+}
+
+// ConnString returns the database connection string, reading DSNFile when set.
+func (d Database) ConnString() (string, error) {
+	if d.DSNFile == "" {
+		return d.DSN, nil
+	}
+	raw, err := os.ReadFile(d.DSNFile)
+	if err != nil {
+		return "", fmt.Errorf("database.dsn_file: %w", err)
+	}
+	dsn := strings.TrimSpace(string(raw))
+	if dsn == "" {
+		return "", fmt.Errorf("database.dsn_file %s is empty", d.DSNFile)
+	}
+	return dsn, nil
+}
+
+// hasPassword reports whether a PostgreSQL connection string (URL or
+// keyword/value form) carries a password.
+func hasPassword(dsn string) bool {
+	if u, err := url.Parse(dsn); err == nil && u.User != nil {
+		if _, ok := u.User.Password(); ok {
+			return true
+		}
+		if u.Query().Has("password") {
+			return true
+		}
+	}
+	for _, field := range strings.Fields(dsn) {
+		if strings.HasPrefix(strings.ToLower(field), "password=") {
+			return true
+		}
+	}
+	return false
+}

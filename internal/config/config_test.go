@@ -1,0 +1,114 @@
+package config
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func noEnv(string) string { return "" }
+
+func TestParseDefaults(t *testing.T) {
+	cfg, err := Parse([]byte("hsm: {token_label: t}\n"), noEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.HTTP.Addr != "127.0.0.1:8080" || cfg.Database.Driver != "sqlite" || cfg.Audit.CheckpointInterval != time.Minute {
+		t.Errorf("defaults not applied: %+v", cfg)
+	}
+	if cfg.HSM.PINEnv != DefaultPINEnv {
+		t.Errorf("PINEnv = %q, want %q when no PIN source is configured", cfg.HSM.PINEnv, DefaultPINEnv)
+	}
+}
+
+func TestParseRejects(t *testing.T) {
+	tests := []struct {
+		name string
+		yaml string
+		want []string // every one must appear in the error
+	}{
+		{"unknown field", "hsm: {token_label: t, pin: 1234}\n", []string{"field pin not found"}},
+		{"all problems at once",
+			"http: {addr: nowhere}\ndatabase: {driver: mysql}\nhsm: {max_sessions: 0}\nlog: {level: loud}\n",
+			[]string{"http.addr", "database.driver", "hsm.token_label", "hsm.max_sessions", "log.level"}},
+		{"inline postgres password", "database: {driver: postgres, dsn: 'postgres://u:secret@db/sanad'}\nhsm: {token_label: t}\n",
+			[]string{"database.dsn: holds a password"}},
+		{"keyword postgres password", "database: {driver: postgres, dsn: 'host=db password=secret'}\nhsm: {token_label: t}\n",
+			[]string{"database.dsn: holds a password"}},
+		{"two PIN sources", "hsm: {token_label: t, pin_file: a, pin_env: B}\n", []string{"pin_file or pin_env"}},
+		{"short checkpoint interval", "hsm: {token_label: t}\naudit: {checkpoint_interval: 10ms}\n", []string{"audit.checkpoint_interval"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Parse([]byte(tt.yaml), noEnv)
+			if err == nil {
+				t.Fatal("accepted")
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not mention %q", err, w)
+				}
+			}
+		})
+	}
+}
+
+func TestEnvironmentOverridesFile(t *testing.T) {
+	env := map[string]string{
+		EnvHTTPAddr:    "0.0.0.0:9000",
+		EnvDatabaseDSN: "postgres://u:secret@db/sanad",
+		EnvHSMPINFile:  "/run/secrets/pin",
+	}
+	yaml := "database: {driver: postgres, dsn_file: /nope}\nhsm: {token_label: t}\n"
+	cfg, err := Parse([]byte(yaml), func(k string) string { return env[k] })
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A password from the environment is allowed: it is not in a file.
+	if cfg.HTTP.Addr != "0.0.0.0:9000" || cfg.Database.DSN != env[EnvDatabaseDSN] || cfg.Database.DSNFile != "" {
+		t.Errorf("environment not applied: %+v", cfg)
+	}
+	if cfg.HSM.PINFile != "/run/secrets/pin" || cfg.HSM.PINEnv != "" {
+		t.Errorf("PIN source = file %q env %q", cfg.HSM.PINFile, cfg.HSM.PINEnv)
+	}
+}
+
+func TestLoadResolvesPathsAgainstTheFile(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "sanad.yaml")
+	yaml := "database: {dsn: sanad.db}\nhsm: {token_label: t, pin_file: hsm-pin, softhsm2_conf: softhsm2.conf}\n"
+	if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := Load(path, noEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, got := range map[string]string{
+		"dsn": cfg.Database.DSN, "pin_file": cfg.HSM.PINFile, "softhsm2_conf": cfg.HSM.SoftHSMConf,
+	} {
+		if filepath.Dir(got) != dir {
+			t.Errorf("%s = %q, want it under %s", name, got, dir)
+		}
+	}
+}
+
+func TestConnStringFromFile(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "dsn")
+	if err := os.WriteFile(p, []byte("postgres://u:pw@db/sanad\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	got, err := Database{DSNFile: p}.ConnString()
+	if err != nil || got != "postgres://u:pw@db/sanad" {
+		t.Errorf("ConnString = %q, %v", got, err)
+	}
+	if err := os.WriteFile(p, []byte("\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := (Database{DSNFile: p}).ConnString(); err == nil {
+		t.Error("empty dsn_file accepted")
+	}
+}
