@@ -1,0 +1,210 @@
+package store
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+	"unicode/utf8"
+)
+
+// AuditEvent is one entry of the audit log. internal/audit computes PrevHash
+// and Hash; the store keeps every field verbatim.
+type AuditEvent struct {
+	Seq      int64 // 1, 2, 3, … without gaps
+	Time     time.Time
+	Actor    string
+	Action   string
+	Object   string
+	Details  []byte // JSON text, stored byte for byte
+	PrevHash []byte // the head's Hash when appended: event Seq-1's, or the genesis hash for Seq 1
+	Hash     []byte
+}
+
+// AuditHead is the last appended event. Seq 0 means the log is empty; its
+// Hash is then the genesis hash the migration wrote (32 zero bytes), which
+// event 1 must carry as PrevHash.
+type AuditHead struct {
+	Seq  int64
+	Hash []byte
+}
+
+// AuditCheckpoint is a signed statement of the log's head at Seq.
+type AuditCheckpoint struct {
+	Seq       int64
+	Hash      []byte // the tree head hash signed
+	Time      time.Time
+	KeyID     []byte
+	Signature []byte
+}
+
+// AuditHead returns the head of the log and locks it until the transaction
+// ends, so that appenders take turns: read the head, compute the next
+// event's hash from it, AppendAuditEvent, commit. On PostgreSQL the row is
+// read FOR UPDATE; on SQLite the transaction already holds the write lock.
+func (tx *Tx) AuditHead(ctx context.Context) (AuditHead, error) {
+	h, err := auditHead(ctx, tx.tx, tx.d, tx.d.lockSuffix)
+	if err != nil {
+		return AuditHead{}, fmt.Errorf("lock audit head: %w", err)
+	}
+	return h, nil
+}
+
+// AuditHead returns the head of the log without locking it.
+func (db *DB) AuditHead(ctx context.Context) (AuditHead, error) {
+	h, err := auditHead(ctx, db.sql, &db.d, "")
+	if err != nil {
+		return AuditHead{}, fmt.Errorf("read audit head: %w", err)
+	}
+	return h, nil
+}
+
+func auditHead(ctx context.Context, q querier, d *dialect, suffix string) (AuditHead, error) {
+	var h AuditHead
+	err := q.QueryRowContext(ctx, `SELECT seq, hash FROM audit_head WHERE id = 1`+suffix).Scan(&h.Seq, &h.Hash)
+	if errors.Is(err, sql.ErrNoRows) {
+		return AuditHead{}, fmt.Errorf("audit_head has no row (is the %s store migrated?)", d.name)
+	}
+	return h, err
+}
+
+// AppendAuditEvent inserts e and moves the head to (e.Seq, e.Hash), in the
+// transaction. e must extend the head: e.Seq = head.Seq+1 and e.PrevHash =
+// head.Hash; otherwise it returns an error wrapping ErrConflict and writes
+// nothing. The check is in the UPDATE's WHERE clause, so it holds even for a
+// caller that did not lock the head first.
+func (tx *Tx) AppendAuditEvent(ctx context.Context, e AuditEvent) error {
+	if e.Seq < 1 {
+		return fmt.Errorf("append audit event: seq %d is not positive", e.Seq)
+	}
+	if len(e.Hash) == 0 {
+		return fmt.Errorf("append audit event %d: empty hash", e.Seq)
+	}
+	// PostgreSQL TEXT cannot hold invalid UTF-8 or NUL; reject both on both
+	// databases so that they accept exactly the same events.
+	if !utf8.Valid(e.Details) || bytes.IndexByte(e.Details, 0) >= 0 {
+		return fmt.Errorf("append audit event %d: details are not UTF-8 text without NUL", e.Seq)
+	}
+	res, err := tx.tx.ExecContext(ctx, tx.d.q(`
+		UPDATE audit_head SET seq = $1, hash = $2
+		WHERE id = 1 AND seq = $3 AND hash = $4`),
+		e.Seq, e.Hash, e.Seq-1, nonNil(e.PrevHash))
+	if err != nil {
+		return fmt.Errorf("append audit event %d: move head: %w", e.Seq, err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return fmt.Errorf("append audit event %d: move head: %w", e.Seq, err)
+	}
+	if n != 1 {
+		return tx.headMismatch(ctx, e)
+	}
+	_, err = tx.tx.ExecContext(ctx, tx.d.q(`
+		INSERT INTO audit_events (seq, logged_at, actor, action, object, details, prev_hash, hash)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`),
+		e.Seq, tx.d.timeArg(e.Time), e.Actor, e.Action, e.Object, string(e.Details), nonNil(e.PrevHash), e.Hash)
+	if err != nil {
+		return fmt.Errorf("append audit event %d: %w", e.Seq, tx.d.mapErr(err))
+	}
+	return nil
+}
+
+// headMismatch explains why e does not extend the head.
+func (tx *Tx) headMismatch(ctx context.Context, e AuditEvent) error {
+	h, err := auditHead(ctx, tx.tx, tx.d, "")
+	if err != nil {
+		return fmt.Errorf("append audit event %d: head moved: %w", e.Seq, err)
+	}
+	if h.Seq != e.Seq-1 {
+		return fmt.Errorf("append audit event %d: head is at seq %d: %w", e.Seq, h.Seq, ErrConflict)
+	}
+	return fmt.Errorf("append audit event %d: prev hash %x is not the head's hash %x: %w",
+		e.Seq, e.PrevHash, h.Hash, ErrConflict)
+}
+
+// ScanAuditEvents calls fn with each event whose seq is greater than
+// afterSeq, in ascending seq, reading rows as it goes rather than loading
+// the log. It stops at, and returns unchanged, the first error fn returns.
+// fn runs while a query is open, which holds one pooled connection.
+func (db *DB) ScanAuditEvents(ctx context.Context, afterSeq int64, fn func(AuditEvent) error) error {
+	rows, err := db.sql.QueryContext(ctx, db.d.q(`
+		SELECT seq, logged_at, actor, action, object, details, prev_hash, hash
+		FROM audit_events WHERE seq > $1 ORDER BY seq`), afterSeq)
+	if err != nil {
+		return fmt.Errorf("scan audit events after %d: %w", afterSeq, err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var e AuditEvent
+		if err := rows.Scan(&e.Seq, timeScan{&e.Time}, &e.Actor, &e.Action, &e.Object,
+			&e.Details, &e.PrevHash, &e.Hash); err != nil {
+			return fmt.Errorf("scan audit events after %d: %w", afterSeq, err)
+		}
+		if err := fn(e); err != nil {
+			return err
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("scan audit events after %d: %w", afterSeq, err)
+	}
+	return nil
+}
+
+// PutAuditCheckpoint inserts a checkpoint. It returns ErrConflict when one
+// exists for c.Seq.
+func (tx *Tx) PutAuditCheckpoint(ctx context.Context, c AuditCheckpoint) error {
+	_, err := tx.tx.ExecContext(ctx, tx.d.q(`
+		INSERT INTO audit_checkpoints (seq, hash, created_at, key_id, signature)
+		VALUES ($1, $2, $3, $4, $5)`),
+		c.Seq, nonNil(c.Hash), tx.d.timeArg(c.Time), nonNil(c.KeyID), nonNil(c.Signature))
+	if err != nil {
+		return fmt.Errorf("put audit checkpoint %d: %w", c.Seq, tx.d.mapErr(err))
+	}
+	return nil
+}
+
+const checkpointColumns = `seq, hash, created_at, key_id, signature`
+
+// AuditCheckpoints returns all checkpoints in ascending seq.
+func (db *DB) AuditCheckpoints(ctx context.Context) ([]AuditCheckpoint, error) {
+	rows, err := db.sql.QueryContext(ctx, `SELECT `+checkpointColumns+` FROM audit_checkpoints ORDER BY seq`)
+	if err != nil {
+		return nil, fmt.Errorf("list audit checkpoints: %w", err)
+	}
+	defer rows.Close()
+	var out []AuditCheckpoint
+	for rows.Next() {
+		c, err := scanCheckpoint(rows)
+		if err != nil {
+			return nil, fmt.Errorf("list audit checkpoints: %w", err)
+		}
+		out = append(out, c)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("list audit checkpoints: %w", err)
+	}
+	return out, nil
+}
+
+// LatestAuditCheckpoint returns the checkpoint with the highest seq, or
+// ErrNotFound when there is none.
+func (db *DB) LatestAuditCheckpoint(ctx context.Context) (AuditCheckpoint, error) {
+	row := db.sql.QueryRowContext(ctx,
+		`SELECT `+checkpointColumns+` FROM audit_checkpoints ORDER BY seq DESC LIMIT 1`)
+	c, err := scanCheckpoint(row)
+	if errors.Is(err, sql.ErrNoRows) {
+		return AuditCheckpoint{}, fmt.Errorf("latest audit checkpoint: %w", ErrNotFound)
+	}
+	if err != nil {
+		return AuditCheckpoint{}, fmt.Errorf("latest audit checkpoint: %w", err)
+	}
+	return c, nil
+}
+
+func scanCheckpoint(s scanner) (AuditCheckpoint, error) {
+	var c AuditCheckpoint
+	err := s.Scan(&c.Seq, &c.Hash, timeScan{&c.Time}, &c.KeyID, &c.Signature)
+	return c, err
+}

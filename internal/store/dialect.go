@@ -1,0 +1,174 @@
+package store
+
+import (
+	"database/sql"
+	"errors"
+	"fmt"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
+	sqlite3 "github.com/mattn/go-sqlite3"
+	"github.com/pressly/goose/v3"
+)
+
+// Driver names accepted in Config.Driver.
+const (
+	DriverSQLite   = "sqlite"
+	DriverPostgres = "postgres"
+)
+
+// dialect is everything that differs between the two databases. Queries in
+// this package are written once, in PostgreSQL's $N placeholder style, and
+// pass through q before they run.
+type dialect struct {
+	name       string        // DriverSQLite or DriverPostgres
+	sqlDriver  string        // database/sql driver name
+	goose      goose.Dialect // for the migration provider
+	lockSuffix string        // appended to a SELECT that must lock the rows it reads
+	sqlite     bool
+}
+
+func dialectFor(driver string) (dialect, error) {
+	switch driver {
+	case DriverSQLite:
+		return dialect{
+			name:      DriverSQLite,
+			sqlDriver: "sqlite3",
+			goose:     goose.DialectSQLite3,
+			// Every transaction is BEGIN IMMEDIATE (see sqliteDSN), so it
+			// already holds the database's write lock: nothing to add.
+			lockSuffix: "",
+			sqlite:     true,
+		}, nil
+	case DriverPostgres:
+		return dialect{
+			name:       DriverPostgres,
+			sqlDriver:  "pgx",
+			goose:      goose.DialectPostgres,
+			lockSuffix: " FOR UPDATE",
+		}, nil
+	default:
+		return dialect{}, fmt.Errorf("unknown driver %q (want %q or %q)", driver, DriverSQLite, DriverPostgres)
+	}
+}
+
+// q rewrites a query of this package for the dialect. SQLite reads "$1" as a
+// named parameter numbered by first appearance, not as parameter 1; "?1" is
+// its explicitly numbered form. Replacing every "$" is correct because the
+// package's queries are constants that use "$" only in placeholders.
+func (d *dialect) q(query string) string {
+	if d.sqlite {
+		return strings.ReplaceAll(query, "$", "?")
+	}
+	return query
+}
+
+// timeArg encodes t for a query argument: UTC, truncated to the microsecond;
+// on SQLite as integer microseconds since the Unix epoch, on PostgreSQL as a
+// TIMESTAMPTZ. Truncating here rather than letting each database round makes
+// both backends keep exactly the same instant.
+func (d *dialect) timeArg(t time.Time) any {
+	t = t.UTC().Truncate(time.Microsecond)
+	if d.sqlite {
+		return t.UnixMicro()
+	}
+	return t
+}
+
+// isUniqueViolation reports whether err is a unique or primary key violation.
+func (d *dialect) isUniqueViolation(err error) bool {
+	if d.sqlite {
+		var se sqlite3.Error
+		if errors.As(err, &se) {
+			return se.ExtendedCode == sqlite3.ErrConstraintUnique ||
+				se.ExtendedCode == sqlite3.ErrConstraintPrimaryKey
+		}
+		return false
+	}
+	var pe *pgconn.PgError
+	return errors.As(err, &pe) && pe.Code == "23505" // unique_violation
+}
+
+// mapErr turns a driver error the callers branch on into a sentinel, keeping
+// the driver's error in the chain for its detail.
+func (d *dialect) mapErr(err error) error {
+	if d.isUniqueViolation(err) {
+		return fmt.Errorf("%w: %w", ErrConflict, err)
+	}
+	return err
+}
+
+// timeScan scans a column written by timeArg into a UTC time.Time, whichever
+// representation the driver returns.
+type timeScan struct{ dst *time.Time }
+
+var _ sql.Scanner = timeScan{}
+
+func (s timeScan) Scan(src any) error {
+	switch v := src.(type) {
+	case int64: // SQLite: microseconds since the Unix epoch
+		*s.dst = time.UnixMicro(v).UTC()
+	case time.Time: // PostgreSQL TIMESTAMPTZ
+		*s.dst = v.UTC()
+	case nil:
+		return errors.New("time column is NULL")
+	default:
+		return fmt.Errorf("time column holds %T, want an integer or a timestamp", src)
+	}
+	return nil
+}
+
+// sqliteDSN turns Config.DSN (a path or a file: URI, optionally with
+// go-sqlite3 parameters) into the DSN the store opens. It forces what the
+// store's correctness depends on, whatever the DSN says:
+//
+//   - _txlock=immediate: every transaction takes the write lock at BEGIN. A
+//     deferred transaction that reads and then writes can fail with
+//     SQLITE_BUSY when another writer got there first, with no wait that
+//     could help; taking the lock up front turns that into waiting.
+//   - _journal_mode=WAL: readers do not block the writer nor it them.
+//   - _foreign_keys=1: SQLite enforces foreign keys only when asked, per
+//     connection.
+//
+// and sets defaults the DSN may override: a 5 s busy timeout (how long BEGIN
+// waits for another writer) and synchronous=FULL (a committed audit event or
+// issuance record survives power loss, not only a crash of the process).
+func sqliteDSN(dsn string) (string, error) {
+	path, query, _ := strings.Cut(dsn, "?")
+	if path == "" || path == "file:" {
+		return "", errors.New("sqlite DSN has no database path")
+	}
+	params, err := url.ParseQuery(query)
+	if err != nil {
+		return "", fmt.Errorf("sqlite DSN parameters: %w", err)
+	}
+	if path == ":memory:" || path == "file::memory:" || params.Get("mode") == "memory" {
+		// Every pooled connection would see its own empty database.
+		return "", errors.New("sqlite DSN names an in-memory database; the store needs a file")
+	}
+	// go-sqlite3 lets a short alias win over the long name; drop the aliases
+	// of what is forced so the forced value is the one that applies.
+	params.Del("_fk")
+	params.Del("_journal")
+	params.Set("_foreign_keys", "1")
+	params.Set("_journal_mode", "WAL")
+	params.Set("_txlock", "immediate")
+	if !params.Has("_busy_timeout") && !params.Has("_timeout") {
+		params.Set("_busy_timeout", "5000")
+	}
+	if !params.Has("_synchronous") && !params.Has("_sync") {
+		params.Set("_synchronous", "FULL")
+	}
+	return path + "?" + params.Encode(), nil
+}
+
+// nonNil returns b, or an empty slice when b is nil: the drivers send a nil
+// slice as NULL, which NOT NULL byte columns must not receive.
+func nonNil(b []byte) []byte {
+	if b == nil {
+		return []byte{}
+	}
+	return b
+}

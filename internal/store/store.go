@@ -1,0 +1,214 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"io/fs"
+	"log/slog"
+
+	// The two database/sql drivers the store opens by name.
+	_ "github.com/jackc/pgx/v5/stdlib"
+	_ "github.com/mattn/go-sqlite3"
+	"github.com/pressly/goose/v3"
+	"github.com/pressly/goose/v3/lock"
+)
+
+// Errors callers branch on with errors.Is.
+var (
+	// ErrNotFound: the row asked for does not exist.
+	ErrNotFound = errors.New("not found")
+	// ErrConflict: a row with the same key exists already (a unique or
+	// primary key violation), or the audit head moved.
+	ErrConflict = errors.New("conflict")
+)
+
+// migrationFS holds migrations/<driver>/NNNNN_name.sql, goose's format.
+//
+//go:embed migrations
+var migrationFS embed.FS
+
+// Config says which database to open.
+type Config struct {
+	// Driver is DriverSQLite or DriverPostgres.
+	Driver string
+	// DSN is, for SQLite, a file path (without '?') or a file: URI, with
+	// go-sqlite3 parameters if wanted (the store forces WAL, foreign keys and
+	// IMMEDIATE transactions; in-memory databases are refused); for PostgreSQL, a pgx connection string (URL or
+	// key=value), e.g. with search_path=<schema>.
+	DSN string
+	// MaxOpenConns caps the connection pool; 0 means the default: 8 on
+	// SQLite (readers run beside the one writer under WAL), 16 on
+	// PostgreSQL.
+	MaxOpenConns int
+	// Logger receives one line per migration applied; nil discards them.
+	Logger *slog.Logger
+}
+
+// DB is an open store. It is safe for concurrent use.
+type DB struct {
+	sql    *sql.DB
+	d      dialect
+	logger *slog.Logger
+}
+
+// Tx is one database transaction, valid only inside the function given to
+// DB.InTx.
+type Tx struct {
+	tx *sql.Tx
+	d  *dialect
+}
+
+// querier is what *sql.DB and *sql.Tx share, so a read can run in either.
+type querier interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+// Open opens the database and checks it answers. It does not migrate: call
+// Migrate (sanad migrate, or start-up in development) for that.
+func Open(ctx context.Context, cfg Config) (*DB, error) {
+	d, err := dialectFor(cfg.Driver)
+	if err != nil {
+		return nil, fmt.Errorf("open store: %w", err)
+	}
+	if cfg.DSN == "" {
+		return nil, fmt.Errorf("open %s store: empty DSN", d.name)
+	}
+	if cfg.MaxOpenConns < 0 {
+		return nil, fmt.Errorf("open %s store: MaxOpenConns %d is negative", d.name, cfg.MaxOpenConns)
+	}
+	dsn := cfg.DSN
+	maxConns := cfg.MaxOpenConns
+	switch d.name {
+	case DriverSQLite:
+		if dsn, err = sqliteDSN(dsn); err != nil {
+			return nil, fmt.Errorf("open sqlite store: %w", err)
+		}
+		if maxConns == 0 {
+			maxConns = 8
+		}
+	case DriverPostgres:
+		if maxConns == 0 {
+			maxConns = 16
+		}
+	}
+	sqlDB, err := sql.Open(d.sqlDriver, dsn)
+	if err != nil {
+		return nil, fmt.Errorf("open %s store: %w", d.name, err)
+	}
+	sqlDB.SetMaxOpenConns(maxConns)
+	sqlDB.SetMaxIdleConns(maxConns)
+	if err := sqlDB.PingContext(ctx); err != nil {
+		return nil, errors.Join(fmt.Errorf("open %s store: ping: %w", d.name, err), sqlDB.Close())
+	}
+	logger := cfg.Logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	return &DB{sql: sqlDB, d: d, logger: logger}, nil
+}
+
+// Driver returns DriverSQLite or DriverPostgres.
+func (db *DB) Driver() string { return db.d.name }
+
+// Ping checks that the database answers (readiness).
+func (db *DB) Ping(ctx context.Context) error {
+	if err := db.sql.PingContext(ctx); err != nil {
+		return fmt.Errorf("ping %s store: %w", db.d.name, err)
+	}
+	return nil
+}
+
+// Close closes the connection pool.
+func (db *DB) Close() error {
+	if err := db.sql.Close(); err != nil {
+		return fmt.Errorf("close %s store: %w", db.d.name, err)
+	}
+	return nil
+}
+
+// Migrate applies the embedded migrations that the database lacks; on an
+// up-to-date database it changes nothing. On PostgreSQL a session advisory
+// lock (one per database and schema) makes concurrent Migrate calls from
+// several nodes take turns. On SQLite run it from one process at a time.
+func (db *DB) Migrate(ctx context.Context) error {
+	fsys, err := fs.Sub(migrationFS, "migrations/"+db.d.name)
+	if err != nil {
+		return fmt.Errorf("migrate %s store: %w", db.d.name, err)
+	}
+	opts := []goose.ProviderOption{
+		goose.WithDisableGlobalRegistry(true),
+		goose.WithSlog(db.logger),
+	}
+	if db.d.name == DriverPostgres {
+		id, err := db.migrationLockID(ctx)
+		if err != nil {
+			return fmt.Errorf("migrate postgres store: %w", err)
+		}
+		// Poll for the lock every second, for up to five minutes.
+		locker, err := lock.NewPostgresSessionLocker(lock.WithLockID(id), lock.WithLockTimeout(1, 300))
+		if err != nil {
+			return fmt.Errorf("migrate postgres store: %w", err)
+		}
+		opts = append(opts, goose.WithSessionLocker(locker))
+	}
+	// The provider does not own db.sql: never call its Close, which would
+	// close the pool.
+	p, err := goose.NewProvider(db.d.goose, db.sql, fsys, opts...)
+	if err != nil {
+		return fmt.Errorf("migrate %s store: %w", db.d.name, err)
+	}
+	if _, err := p.Up(ctx); err != nil {
+		return fmt.Errorf("migrate %s store: %w", db.d.name, err)
+	}
+	return nil
+}
+
+// migrationLockID derives the advisory lock key from the database and the
+// schema the migrations go into, so that migrating two schemas of one
+// database (tests do) does not make one wait for the other.
+func (db *DB) migrationLockID(ctx context.Context) (int64, error) {
+	var where string
+	err := db.sql.QueryRowContext(ctx,
+		`SELECT current_database() || '.' || coalesce(current_schema(), '')`).Scan(&where)
+	if err != nil {
+		return 0, fmt.Errorf("find current schema: %w", err)
+	}
+	h := fnv.New64a()
+	h.Write([]byte("sanad migrate " + where))
+	return int64(h.Sum64()), nil
+}
+
+// InTx runs fn in one transaction and commits it when fn returns nil. When
+// fn returns an error, or panics, the transaction is rolled back and the
+// error (or panic) passed on unchanged. On SQLite every transaction holds
+// the write lock from its start, so keep them short.
+func (db *DB) InTx(ctx context.Context, fn func(*Tx) error) error {
+	sqlTx, err := db.sql.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("begin %s transaction: %w", db.d.name, db.d.mapErr(err))
+	}
+	done := false
+	defer func() {
+		if !done { // fn panicked
+			_ = sqlTx.Rollback() // the panic is the news; a failed rollback ends the tx as well
+		}
+	}()
+	if err := fn(&Tx{tx: sqlTx, d: &db.d}); err != nil {
+		done = true
+		if rbErr := sqlTx.Rollback(); rbErr != nil && !errors.Is(rbErr, sql.ErrTxDone) {
+			return errors.Join(err, fmt.Errorf("roll back %s transaction: %w", db.d.name, rbErr))
+		}
+		return err
+	}
+	done = true
+	if err := sqlTx.Commit(); err != nil {
+		return fmt.Errorf("commit %s transaction: %w", db.d.name, db.d.mapErr(err))
+	}
+	return nil
+}

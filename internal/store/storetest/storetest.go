@@ -1,0 +1,153 @@
+// Package storetest gives tests a freshly migrated store on each backend:
+// SQLite in t.TempDir(), PostgreSQL in a new schema of the SANAD_TEST_PG
+// database. It is imported only by tests.
+package storetest
+
+import (
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"encoding/hex"
+	"fmt"
+	"net/url"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	// The drivers the raw *sql.DB handles are opened with.
+	_ "github.com/jackc/pgx/v5/stdlib"
+	_ "github.com/mattn/go-sqlite3"
+
+	"github.com/sanadpki/sanad/internal/store"
+	"github.com/sanadpki/sanad/internal/testenv"
+)
+
+// Drivers returns the drivers every store test runs against.
+func Drivers() []string { return []string{store.DriverSQLite, store.DriverPostgres} }
+
+// Each runs fn as one subtest per driver, named after the driver, each with
+// its own fresh store.
+func Each(t *testing.T, fn func(t *testing.T, db *store.DB, raw *sql.DB)) {
+	t.Helper()
+	for _, driver := range Drivers() {
+		t.Run(driver, func(t *testing.T) {
+			db, raw := Open(t, driver)
+			fn(t, db, raw)
+		})
+	}
+}
+
+// Open returns a freshly migrated store of the driver, and a raw *sql.DB
+// connected to the same database for tests that read or tamper with rows as
+// an attacker with database access would. Both are closed, and the
+// PostgreSQL schema dropped, when the test ends. Without SANAD_TEST_PG the
+// postgres case skips, or fails when CI=true (testenv.PostgresDSN).
+//
+// Raw SQL sees the store's encodings: on SQLite times are INTEGER
+// microseconds since the Unix epoch and placeholders are ?N; on PostgreSQL
+// times are TIMESTAMPTZ and placeholders $N.
+func Open(t testing.TB, driver string) (*store.DB, *sql.DB) {
+	t.Helper()
+	switch driver {
+	case store.DriverSQLite:
+		return openSQLite(t)
+	case store.DriverPostgres:
+		return openPostgres(t)
+	default:
+		t.Fatalf("storetest: unknown driver %q (want one of %q)", driver, Drivers())
+		return nil, nil
+	}
+}
+
+func openSQLite(t testing.TB) (*store.DB, *sql.DB) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "sanad.db")
+	if strings.ContainsRune(path, '?') {
+		t.Fatalf("storetest: temp path %q contains '?', which a sqlite DSN cannot", path)
+	}
+	db := openStore(t, store.Config{Driver: store.DriverSQLite, DSN: path})
+	raw, err := sql.Open("sqlite3", path+"?_busy_timeout=5000&_foreign_keys=1")
+	if err != nil {
+		t.Fatalf("storetest: open raw sqlite: %v", err)
+	}
+	t.Cleanup(func() { _ = raw.Close() })
+	return db, raw
+}
+
+func openPostgres(t testing.TB) (*store.DB, *sql.DB) {
+	t.Helper()
+	base := testenv.PostgresDSN(t)
+	admin, err := sql.Open("pgx", base)
+	if err != nil {
+		t.Fatalf("storetest: open postgres: %v", err)
+	}
+	t.Cleanup(func() { _ = admin.Close() })
+
+	schema := "sanad_test_" + randomHex(t, 8) // hex only: safe to splice into SQL
+	if _, err := admin.ExecContext(t.Context(), "CREATE SCHEMA "+schema); err != nil {
+		t.Fatalf("storetest: create schema: %v", err)
+	}
+	t.Cleanup(func() {
+		// t.Context() is already cancelled when cleanups run.
+		if _, err := admin.ExecContext(context.Background(), "DROP SCHEMA "+schema+" CASCADE"); err != nil {
+			t.Errorf("storetest: drop schema %s: %v", schema, err)
+		}
+	})
+
+	dsn, err := withSearchPath(base, schema)
+	if err != nil {
+		t.Fatalf("storetest: %v", err)
+	}
+	db := openStore(t, store.Config{Driver: store.DriverPostgres, DSN: dsn})
+	raw, err := sql.Open("pgx", dsn)
+	if err != nil {
+		t.Fatalf("storetest: open raw postgres: %v", err)
+	}
+	t.Cleanup(func() { _ = raw.Close() })
+	return db, raw
+}
+
+// openStore opens and migrates; cleanups registered here run before those
+// registered earlier (the schema drop), as database/sql must let go first.
+func openStore(t testing.TB, cfg store.Config) *store.DB {
+	t.Helper()
+	db, err := store.Open(t.Context(), cfg)
+	if err != nil {
+		t.Fatalf("storetest: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := db.Close(); err != nil {
+			t.Errorf("storetest: %v", err)
+		}
+	})
+	if err := db.Migrate(t.Context()); err != nil {
+		t.Fatalf("storetest: %v", err)
+	}
+	return db
+}
+
+// withSearchPath adds search_path=schema to a pgx connection string, in URL
+// or key=value form; pgx sends it as a run-time parameter on every
+// connection.
+func withSearchPath(dsn, schema string) (string, error) {
+	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {
+		u, err := url.Parse(dsn)
+		if err != nil {
+			return "", fmt.Errorf("parse SANAD_TEST_PG: %w", err)
+		}
+		q := u.Query()
+		q.Set("search_path", schema)
+		u.RawQuery = q.Encode()
+		return u.String(), nil
+	}
+	return dsn + " search_path=" + schema, nil
+}
+
+func randomHex(t testing.TB, n int) string {
+	t.Helper()
+	b := make([]byte, n)
+	if _, err := rand.Read(b); err != nil {
+		t.Fatalf("storetest: %v", err)
+	}
+	return hex.EncodeToString(b)
+}
