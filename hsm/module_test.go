@@ -1,0 +1,173 @@
+package hsm_test
+
+import (
+	"context"
+	"errors"
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/sanadpki/sanad/hsm"
+	"github.com/sanadpki/sanad/hsm/hsmtest"
+	"github.com/sanadpki/sanad/internal/testenv"
+)
+
+func TestDefaultModulePath(t *testing.T) {
+	p, err := hsm.DefaultModulePath()
+	if err != nil {
+		if !strings.Contains(err.Error(), "install softhsm2") {
+			t.Errorf("error %q does not say to install softhsm2", err)
+		}
+		testenv.Missing(t, "SoftHSM2: %v", err)
+	}
+	if _, err := os.Stat(p); err != nil {
+		t.Fatalf("DefaultModulePath() = %s: %v", p, err)
+	}
+}
+
+func TestLoadModule(t *testing.T) {
+	tok := hsmtest.NewToken(t) // initializes the module through hsmtest
+
+	// The process already initialized the module: more LoadModule calls of
+	// the same path share that initialization, and closing one leaves the
+	// others (and open tokens) working.
+	a, err := hsm.LoadModule(tok.ModulePath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := hsm.LoadModule("") // the default path, the same file here
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.Path() != tok.ModulePath {
+		t.Errorf("Path() = %s, want %s", a.Path(), tok.ModulePath)
+	}
+	if err := a.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Close(); err != nil {
+		t.Fatalf("second Close: %v", err)
+	}
+	if _, err := a.Tokens(); !errors.Is(err, hsm.ErrClosed) {
+		t.Errorf("Tokens on a closed module: err = %v, want ErrClosed", err)
+	}
+	infos, err := b.Tokens()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var found bool
+	for _, ti := range infos {
+		if ti.Label == tok.Label {
+			found = true
+			if !ti.Initialized || ti.Serial == "" || ti.Manufacturer == "" || ti.Model == "" {
+				t.Errorf("token info %+v: want initialized, with serial, manufacturer and model", ti)
+			}
+		}
+	}
+	if !found {
+		t.Errorf("Tokens() = %+v, no token labelled %s", infos, tok.Label)
+	}
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := tok.Token.Ping(t.Context()); err != nil {
+		t.Fatalf("token after closing the extra modules: %v", err)
+	}
+
+	if _, err := hsm.LoadModule("/nonexistent/libpkcs11.so"); err == nil {
+		t.Error("LoadModule of a missing file succeeded")
+	}
+}
+
+func TestTokenErrors(t *testing.T) {
+	tok := hsmtest.NewToken(t)
+	ctx := t.Context()
+	other, err := hsm.GeneratePIN()
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	t.Run("init existing label", func(t *testing.T) {
+		err := tok.Module.InitToken(ctx, tok.Label, other, other)
+		if !errors.Is(err, hsm.ErrTokenExists) {
+			t.Fatalf("err = %v, want ErrTokenExists", err)
+		}
+	})
+	t.Run("init bad label", func(t *testing.T) {
+		for _, label := range []string{"", strings.Repeat("x", 33), " padded"} {
+			if err := tok.Module.InitToken(ctx, label, other, other); err == nil {
+				t.Errorf("InitToken(%q) succeeded", label)
+			}
+		}
+	})
+	t.Run("open unknown label", func(t *testing.T) {
+		_, err := tok.Module.OpenToken(ctx, hsm.TokenConfig{Label: "no-such-token", PIN: other})
+		if !errors.Is(err, hsm.ErrTokenNotFound) {
+			t.Fatalf("err = %v, want ErrTokenNotFound", err)
+		}
+	})
+	t.Run("open without PIN", func(t *testing.T) {
+		if _, err := tok.Module.OpenToken(ctx, hsm.TokenConfig{Label: tok.Label}); err == nil {
+			t.Fatal("OpenToken without a PIN succeeded")
+		}
+	})
+	t.Run("wrong PIN", func(t *testing.T) {
+		// Login state is per token per process: while the fixture's Token
+		// is logged in, C_Login answers CKR_USER_ALREADY_LOGGED_IN without
+		// checking the PIN. Closing its last session logs the token out.
+		if err := tok.Token.Close(); err != nil {
+			t.Fatal(err)
+		}
+		_, err := tok.Module.OpenToken(ctx, hsm.TokenConfig{Label: tok.Label, PIN: other})
+		if !errors.Is(err, hsm.ErrPINIncorrect) || !hsm.IsPKCS11Error(err, hsm.CKRPINIncorrect) {
+			t.Fatalf("err = %v, want ErrPINIncorrect wrapping CKR_PIN_INCORRECT", err)
+		}
+		if !strings.Contains(err.Error(), "CKR_PIN_INCORRECT") {
+			t.Errorf("error %q does not name CKR_PIN_INCORRECT", err)
+		}
+		good, err := tok.Module.OpenToken(ctx, hsm.TokenConfig{Label: tok.Label, PIN: tok.PIN})
+		if err != nil {
+			t.Fatalf("right PIN after a wrong one: %v", err)
+		}
+		if err := good.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if err := tok.Token.Ping(ctx); !errors.Is(err, hsm.ErrClosed) {
+			t.Fatalf("Ping on a closed token: err = %v, want ErrClosed", err)
+		}
+	})
+}
+
+func TestPing(t *testing.T) {
+	tok := hsmtest.NewToken(t)
+	cases := []struct {
+		name    string
+		disrupt func() error
+	}{
+		{"healthy", func() error { return nil }},
+		{"after C_CloseAllSessions", tok.Token.CloseAllSessionsForTest},
+		{"after C_Logout", tok.Token.LogoutForTest},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			if err := tc.disrupt(); err != nil {
+				t.Fatal(err)
+			}
+			s0, l0, _ := tok.Token.RecoveriesForTest()
+			if err := tok.Token.Ping(t.Context()); err != nil {
+				t.Fatal(err)
+			}
+			s1, l1, _ := tok.Token.RecoveriesForTest()
+			if tc.name != "healthy" && s1 == s0 && l1 == l0 {
+				t.Error("Ping recovered from nothing: the disruption did not reach the pool")
+			}
+		})
+	}
+	t.Run("cancelled context", func(t *testing.T) {
+		ctx, cancel := context.WithCancel(t.Context())
+		cancel()
+		if err := tok.Token.Ping(ctx); !errors.Is(err, context.Canceled) {
+			t.Fatalf("err = %v, want context.Canceled", err)
+		}
+	})
+}
