@@ -1,0 +1,28 @@
+# The two commands of README.md: `make run` and `make test`.
+GO  ?= go
+BIN ?= bin/sanad
+export CGO_ENABLED := 1
+
+.PHONY: run test bench build clean
+
+build:
+	$(GO) build -o $(BIN) ./cmd/sanad
+
+## run: the whole service on embedded defaults (SQLite and a SoftHSM2 token under ./var)
+run:
+	@scripts/deps run
+	$(GO) build -o $(BIN) ./cmd/sanad
+	./$(BIN) dev $(ARGS)
+
+## test: every check and test (PostgreSQL ones too when it can be started)
+test:
+	@scripts/deps test
+	scripts/test
+
+## bench: HSM signing through crypto.Signer beside a bare C_Sign loop, same run
+bench:
+	@scripts/deps test
+	$(GO) test -run '^$$' -bench 'BenchmarkSign' -benchtime 2s ./hsm/
+
+clean:
+	rm -rf bin

@@ -1,0 +1,238 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/hex"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"slices"
+	"syscall"
+
+	"github.com/spf13/cobra"
+
+	"github.com/sanadpki/sanad/hsm"
+	"github.com/sanadpki/sanad/internal/audit"
+	"github.com/sanadpki/sanad/internal/config"
+)
+
+// The quick-start directory. Everything `sanad dev` needs lives here, and a
+// second start reuses it.
+const (
+	devConfigFile  = "sanad.yaml"
+	devSoftHSMConf = "softhsm2.conf"
+	devTokenDir    = "tokens"
+	devPINFile     = "hsm-pin"
+	devSOPINFile   = "hsm-so-pin"
+	devAuditPEM    = "audit-key.pem"
+	devLockFile    = ".lock"
+	devTokenLabel  = "sanad-dev"
+)
+
+// devConfig is written once; paths in it are relative to the file, and it
+// holds no secret (the PIN is in hsm-pin, mode 0600).
+const devConfig = `# Written by "sanad dev" on its first start; edit freely.
+# Paths are relative to this file. No secrets here: the HSM PIN is in hsm-pin (0600).
+http:
+  addr: 127.0.0.1:8080
+database:
+  driver: sqlite
+  dsn: sanad.db
+hsm:
+  softhsm2_conf: softhsm2.conf
+  token_label: ` + devTokenLabel + `
+  pin_file: ` + devPINFile + `
+audit:
+  key_label: sanad-audit
+  checkpoint_interval: 1m
+  origin: sanad dev audit log
+`
+
+func newDevCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "dev",
+		Short: "Run the whole service on embedded defaults: SQLite and a SoftHSM2 token under ./var",
+		Long: `dev creates ./var on its first start — a SoftHSM2 token directory with its own
+softhsm2.conf, a token PIN in a 0600 file, a SQLite database and a config
+file — and serves HTTP on 127.0.0.1:8080 (/healthz, /readyz, /metrics).
+Starting it again reuses ./var: the same token, keys and database.`,
+		Args: cobra.NoArgs,
+	}
+	dir := cmd.Flags().String("dir", "var", "directory holding the dev token, database and config")
+	addr := cmd.Flags().String("addr", "", "listen address (default 127.0.0.1:8080, or http.addr of the config)")
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		if *addr != "" {
+			if _, _, err := net.SplitHostPort(*addr); err != nil {
+				return usagef("--addr %q is not host:port", *addr)
+			}
+		}
+		return runDev(cmd.Context(), *dir, *addr, cmd)
+	}
+	return cmd
+}
+
+func runDev(ctx context.Context, dir, addr string, cmd *cobra.Command) error {
+	dir, err := filepath.Abs(dir)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Join(dir, devTokenDir), 0o700); err != nil {
+		return fmt.Errorf("create %s: %w", dir, err)
+	}
+	unlock, err := lockDir(filepath.Join(dir, devLockFile))
+	if err != nil {
+		return err
+	}
+	defer unlock()
+
+	// SoftHSM2 wants an absolute token directory; rewriting the file on
+	// every start keeps ./var working after it is moved.
+	softhsmConf := fmt.Sprintf("# Written by sanad dev on every start.\ndirectories.tokendir = %s\nobjectstore.backend = file\nlog.level = ERROR\nslots.removable = false\n",
+		filepath.Join(dir, devTokenDir))
+	if err := os.WriteFile(filepath.Join(dir, devSoftHSMConf), []byte(softhsmConf), 0o600); err != nil {
+		return err
+	}
+	cfgPath := filepath.Join(dir, devConfigFile)
+	if err := writeFileExclusive(cfgPath, []byte(devConfig), 0o600); err != nil && !errors.Is(err, fs.ErrExist) {
+		return err
+	}
+	cfg, err := config.Load(cfgPath, os.Getenv)
+	if err != nil {
+		return err
+	}
+	if addr != "" {
+		cfg.HTTP.Addr = addr
+	}
+	log := newLogger(cfg.Log, cmd.ErrOrStderr())
+
+	tokenCreated, err := ensureDevToken(ctx, dir, cfg.HSM)
+	if err != nil {
+		return err
+	}
+	s, err := openService(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer s.close()
+	if tokenCreated {
+		if err := s.record(ctx, audit.Event{Actor: "system", Action: "hsm.token.init", Object: cfg.HSM.TokenLabel,
+			Details: map[string]any{"module": s.module.Path(), "purpose": "dev quick start"}}); err != nil {
+			return err
+		}
+	}
+	if err := ensureDevAuditKey(ctx, s, filepath.Join(dir, devAuditPEM)); err != nil {
+		return err
+	}
+	return s.serve(ctx, func(a net.Addr) {
+		log.Info("sanad dev ready", "url", "http://"+a.String(), "dir", dir, "readyz", "http://"+a.String()+"/readyz")
+	})
+}
+
+// lockDir holds an exclusive lock on path so two `sanad dev` never share one
+// directory (both would try to initialize the same token).
+func lockDir(path string) (func(), error) {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("%s is in use by another sanad dev", filepath.Dir(path))
+	}
+	return func() { f.Close() }, nil
+}
+
+// ensureDevToken initializes the dev token on first start, with PINs
+// generated into 0600 files. It reports whether it created the token.
+func ensureDevToken(ctx context.Context, dir string, cfg config.HSM) (bool, error) {
+	userPIN, err := ensurePINFile(filepath.Join(dir, devPINFile))
+	if err != nil {
+		return false, err
+	}
+	soPIN, err := ensurePINFile(filepath.Join(dir, devSOPINFile))
+	if err != nil {
+		return false, err
+	}
+	m, err := loadModule(cfg)
+	if err != nil {
+		return false, err
+	}
+	defer m.Close()
+	tokens, err := m.Tokens()
+	if err != nil {
+		return false, err
+	}
+	if slices.ContainsFunc(tokens, func(t hsm.TokenInfo) bool { return t.Initialized && t.Label == cfg.TokenLabel }) {
+		return false, nil
+	}
+	if err := m.InitToken(ctx, cfg.TokenLabel, soPIN, userPIN); err != nil {
+		return false, fmt.Errorf("initialize dev token: %w", err)
+	}
+	return true, nil
+}
+
+// ensurePINFile reads the PIN at path, generating it first if the file does
+// not exist.
+func ensurePINFile(path string) (hsm.PIN, error) {
+	pin, err := hsm.PINFromFile(path)
+	if err == nil || !errors.Is(err, fs.ErrNotExist) {
+		return pin, err
+	}
+	if pin, err = hsm.GeneratePIN(); err != nil {
+		return hsm.PIN{}, err
+	}
+	if err := writeFileExclusive(path, append(pin.Bytes(), '\n'), 0o600); err != nil {
+		return hsm.PIN{}, err
+	}
+	return pin, nil
+}
+
+// ensureDevAuditKey finds the audit key, generating it on first start (in
+// production the audit-key ceremony makes it), and keeps its public key in
+// audit-key.pem for `sanad audit verify --public-key`.
+func ensureDevAuditKey(ctx context.Context, s *service, pemPath string) error {
+	err := s.findAuditKey(ctx)
+	if errors.Is(err, hsm.ErrKeyNotFound) {
+		key, err := s.token.GenerateKey(ctx, hsm.KeySpec{Label: s.cfg.Audit.KeyLabel, Type: hsm.ECDSAP256})
+		if err != nil {
+			return fmt.Errorf("generate dev audit key: %w", err)
+		}
+		s.auditKey = key
+		spki, err := x509.MarshalPKIXPublicKey(key.Public())
+		if err != nil {
+			return err
+		}
+		sum := sha256.Sum256(spki)
+		if err := s.record(ctx, audit.Event{Actor: "system", Action: "hsm.key.generate", Object: key.Label(),
+			Details: map[string]any{"type": string(key.Type()), "id": hex.EncodeToString(key.ID()),
+				"public_key_sha256": hex.EncodeToString(sum[:]), "purpose": "audit checkpoints"}}); err != nil {
+			return err
+		}
+		s.log.Info("generated dev audit key", slog.String("label", key.Label()), slog.String("public_key_sha256", hex.EncodeToString(sum[:])))
+	} else if err != nil {
+		return err
+	}
+	spki, err := x509.MarshalPKIXPublicKey(s.auditKey.Public())
+	if err != nil {
+		return err
+	}
+	want := pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: spki})
+	have, err := os.ReadFile(pemPath)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return writeFileExclusive(pemPath, want, 0o644)
+	case err != nil:
+		return err
+	case !bytes.Equal(have, want):
+		return fmt.Errorf("%s does not hold the token's audit key %q", pemPath, s.cfg.Audit.KeyLabel)
+	}
+	return nil
+}

@@ -1,0 +1,401 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	_ "github.com/mattn/go-sqlite3"
+
+	"github.com/sanadpki/sanad/hsm"
+	"github.com/sanadpki/sanad/internal/testenv"
+)
+
+// sanadBin is the binary under test, built once by TestMain.
+var sanadBin string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "sanad-bin-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	sanadBin = filepath.Join(dir, "sanad")
+	build := exec.Command("go", "build", "-o", sanadBin, ".")
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "build sanad:", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+func requireSoftHSM(t *testing.T) {
+	t.Helper()
+	if _, err := hsm.DefaultModulePath(); err != nil {
+		testenv.Missing(t, "%v", err)
+	}
+}
+
+// syncBuffer collects a process's output while the test reads it.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// sanadEnv is the environment of every sanad the tests start: the test's
+// own, minus anything that could point sanad somewhere else.
+func sanadEnv() []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "SANAD_") && !strings.HasPrefix(kv, "SOFTHSM2_CONF=") {
+			env = append(env, kv)
+		}
+	}
+	return env
+}
+
+type devProcess struct {
+	cmd    *exec.Cmd
+	url    string
+	output *syncBuffer
+	done   chan error
+}
+
+var readyLine = regexp.MustCompile(`sanad dev ready"? url=(http://\S+)`)
+
+// startDev starts `sanad dev` on a free port in dir and waits for its ready
+// line. The wait is bounded by the acceptance criterion (30 s to serve).
+func startDev(t *testing.T, dir string) *devProcess {
+	t.Helper()
+	p := &devProcess{output: &syncBuffer{}, done: make(chan error, 1)}
+	p.cmd = exec.Command(sanadBin, "dev", "--dir", dir, "--addr", "127.0.0.1:0")
+	p.cmd.Env = sanadEnv()
+	p.cmd.Stdout, p.cmd.Stderr = p.output, p.output
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { p.done <- p.cmd.Wait() }()
+	t.Cleanup(func() {
+		if p.cmd.ProcessState == nil {
+			p.cmd.Process.Kill()
+			<-p.done
+		}
+	})
+	deadline := time.After(30 * time.Second)
+	for {
+		if m := readyLine.FindStringSubmatch(p.output.String()); m != nil {
+			p.url = m[1]
+			return p
+		}
+		select {
+		case err := <-p.done:
+			t.Fatalf("sanad dev exited before ready (%v):\n%s", err, p.output)
+		case <-deadline:
+			t.Fatalf("sanad dev not ready within 30s:\n%s", p.output)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// stop sends SIGTERM and expects a clean exit.
+func (p *devProcess) stop(t *testing.T) {
+	t.Helper()
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-p.done:
+		if err != nil {
+			t.Fatalf("sanad dev exited with %v:\n%s", err, p.output)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatalf("sanad dev did not stop on SIGTERM:\n%s", p.output)
+	}
+}
+
+func httpGet(t *testing.T, url string) (int, string) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp.StatusCode, string(body)
+}
+
+// runSanad runs a sanad command to completion and returns its exit code and
+// combined output.
+func runSanad(t *testing.T, args ...string) (int, string) {
+	t.Helper()
+	cmd := exec.Command(sanadBin, args...)
+	cmd.Env = sanadEnv()
+	out, err := cmd.CombinedOutput()
+	var exit *exec.ExitError
+	switch {
+	case err == nil:
+		return 0, string(out)
+	case errors.As(err, &exit):
+		return exit.ExitCode(), string(out)
+	default:
+		t.Fatalf("run sanad %v: %v", args, err)
+		return -1, ""
+	}
+}
+
+func TestDevQuickStartRestartAndAudit(t *testing.T) {
+	requireSoftHSM(t)
+	dir := filepath.Join(t.TempDir(), "var")
+	cfg := filepath.Join(dir, "sanad.yaml")
+	var outputs []string
+
+	// First start: creates ./var, the token, the audit key.
+	first := startDev(t, dir)
+	if code, body := httpGet(t, first.url+"/readyz"); code != 200 || !strings.Contains(body, `"hsm":"ok"`) || !strings.Contains(body, `"database":"ok"`) {
+		t.Fatalf("readyz = %d %s", code, body)
+	}
+	if code, _ := httpGet(t, first.url+"/healthz"); code != 200 {
+		t.Fatalf("healthz = %d", code)
+	}
+	code, metrics := httpGet(t, first.url+"/metrics")
+	if code != 200 || !strings.Contains(metrics, "sanad_audit_head_seq 2") {
+		t.Fatalf("metrics = %d, want sanad_audit_head_seq 2 (token init + key generation)", code)
+	}
+	for _, f := range []string{"hsm-pin", "hsm-so-pin", "sanad.yaml", "softhsm2.conf"} {
+		info, err := os.Stat(filepath.Join(dir, f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if info.Mode().Perm() != 0o600 {
+			t.Errorf("%s mode %v, want 0600", f, info.Mode().Perm())
+		}
+	}
+	pemBefore, err := os.ReadFile(filepath.Join(dir, "audit-key.pem"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A second sanad dev on the same directory is refused.
+	if code, out := runSanad(t, "dev", "--dir", dir, "--addr", "127.0.0.1:0"); code != 1 || !strings.Contains(out, "in use") {
+		t.Errorf("concurrent sanad dev: exit %d: %s", code, out)
+	}
+	secrets := []string{readSecret(t, filepath.Join(dir, "hsm-pin")), readSecret(t, filepath.Join(dir, "hsm-so-pin"))}
+	processSecretsCheck(t, first.cmd.Process.Pid, secrets, "cmdline", "environ")
+	outputs = append(outputs, metrics)
+	first.stop(t)
+	outputs = append(outputs, first.output.String())
+
+	// Second start reuses everything: no new token or key events, same key.
+	second := startDev(t, dir)
+	if code, body := httpGet(t, second.url+"/readyz"); code != 200 {
+		t.Fatalf("readyz after restart = %d %s", code, body)
+	}
+	_, metrics = httpGet(t, second.url+"/metrics")
+	if !strings.Contains(metrics, "sanad_audit_head_seq 2") {
+		t.Error("restart wrote new audit events: token or key was recreated")
+	}
+	second.stop(t)
+	outputs = append(outputs, second.output.String())
+	pemAfter, err := os.ReadFile(filepath.Join(dir, "audit-key.pem"))
+	if err != nil || !bytes.Equal(pemBefore, pemAfter) {
+		t.Fatalf("audit key changed across restarts (%v)", err)
+	}
+
+	// The log verifies, with the key from the HSM and from the PEM file.
+	code, out := runSanad(t, "audit", "verify", "--config", cfg)
+	outputs = append(outputs, out)
+	if code != 0 || !strings.Contains(out, "audit log OK: 2 events") {
+		t.Fatalf("audit verify: exit %d: %s", code, out)
+	}
+	code, out = runSanad(t, "audit", "verify", "--config", cfg, "--public-key", filepath.Join(dir, "audit-key.pem"), "--json")
+	outputs = append(outputs, out)
+	if code != 0 || !strings.Contains(out, `"attested_seq": 2`) {
+		t.Fatalf("audit verify --public-key --json: exit %d: %s", code, out)
+	}
+
+	// Tamper with the first event as a database administrator could.
+	db, err := sql.Open("sqlite3", filepath.Join(dir, "sanad.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec("UPDATE audit_events SET actor = 'mallory' WHERE seq = 1"); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	code, out = runSanad(t, "audit", "verify", "--config", cfg)
+	outputs = append(outputs, out)
+	if code != 1 || !strings.Contains(out, "first bad seq 1") {
+		t.Fatalf("tampered audit verify: exit %d: %s", code, out)
+	}
+
+	// No PIN anywhere it must not be: process output, HTTP answers, files.
+	for _, s := range secrets {
+		for i, o := range outputs {
+			if strings.Contains(o, s) {
+				t.Errorf("a PIN appears in output %d", i)
+			}
+		}
+	}
+	filesSecretsCheck(t, dir, secrets)
+}
+
+func readSecret(t *testing.T, path string) string {
+	t.Helper()
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := strings.TrimSpace(string(raw))
+	if len(s) < 16 {
+		t.Fatalf("%s holds a %d-character PIN, want at least 16", path, len(s))
+	}
+	return s
+}
+
+// processSecretsCheck looks for the PINs in the running process's /proc
+// files (cmdline is argv, environ the environment it started with).
+func processSecretsCheck(t *testing.T, pid int, secrets []string, files ...string) {
+	t.Helper()
+	for _, f := range files {
+		raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/%s", pid, f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, s := range secrets {
+			if bytes.Contains(raw, []byte(s)) {
+				t.Errorf("a PIN appears in /proc/%d/%s", pid, f)
+			}
+		}
+	}
+}
+
+// filesSecretsCheck looks for the PINs in every file under dir except the
+// two PIN files themselves.
+func filesSecretsCheck(t *testing.T, dir string, secrets []string) {
+	t.Helper()
+	err := filepath.WalkDir(dir, func(path string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		switch filepath.Base(path) {
+		case "hsm-pin", "hsm-so-pin":
+			return nil
+		}
+		raw, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		for _, s := range secrets {
+			if bytes.Contains(raw, []byte(s)) {
+				t.Errorf("a PIN appears in %s", path)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestExitCodes(t *testing.T) {
+	tests := []struct {
+		name string
+		args []string
+		want int
+		out  string
+	}{
+		{"version", []string{"version"}, 0, "sanad "},
+		{"unknown command", []string{"frobnicate"}, 2, "unknown command"},
+		{"unknown flag", []string{"dev", "--bogus"}, 2, "unknown flag"},
+		{"bad address", []string{"dev", "--addr", "nowhere"}, 2, "not host:port"},
+		{"unknown role", []string{"serve", "--config", "x.yaml", "--roles", "ra,oracle"}, 2, `unknown role "oracle"`},
+		{"missing config", []string{"migrate", "--config", "/nonexistent/sanad.yaml"}, 1, "no such file"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			code, out := runSanad(t, tt.args...)
+			if code != tt.want || !strings.Contains(out, tt.out) {
+				t.Errorf("exit %d, output %q; want exit %d mentioning %q", code, out, tt.want, tt.out)
+			}
+		})
+	}
+}
+
+// TestServeFromConfig runs `sanad serve` on a config that points at a token
+// prepared by `sanad dev`, with the PIN in the environment, as production
+// would, and checks the PIN is not in its argv.
+func TestServeFromConfig(t *testing.T) {
+	requireSoftHSM(t)
+	dir := filepath.Join(t.TempDir(), "var")
+	startDev(t, dir).stop(t)
+	pin := readSecret(t, filepath.Join(dir, "hsm-pin"))
+
+	cfgPath := filepath.Join(dir, "serve.yaml")
+	cfg := "http: {addr: 127.0.0.1:0}\ndatabase: {driver: sqlite, dsn: sanad.db}\n" +
+		"hsm: {softhsm2_conf: softhsm2.conf, token_label: sanad-dev, pin_env: TEST_SANAD_PIN}\n" +
+		"audit: {key_label: sanad-audit, origin: sanad dev audit log}\n"
+	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, sanadBin, "serve", "--config", cfgPath, "--roles", "status")
+	cmd.Env = append(sanadEnv(), "TEST_SANAD_PIN="+pin)
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { cmd.Process.Kill(); cmd.Wait() }()
+	lines := bufio.NewScanner(stderr)
+	var url string
+	for lines.Scan() {
+		if m := regexp.MustCompile(`sanad serving"? addr=(\S+)`).FindStringSubmatch(lines.Text()); m != nil {
+			url = "http://" + m[1]
+			break
+		}
+	}
+	if url == "" {
+		t.Fatal("sanad serve did not report its address")
+	}
+	go io.Copy(io.Discard, stderr)
+	if code, body := httpGet(t, url+"/readyz"); code != 200 {
+		t.Fatalf("readyz = %d %s", code, body)
+	}
+	// The environment is an allowed PIN source, so only argv is checked;
+	// sanad unsets the variable once read, so children never inherit it.
+	processSecretsCheck(t, cmd.Process.Pid, []string{pin}, "cmdline")
+}

@@ -1,0 +1,49 @@
+package main
+
+import (
+	"net"
+	"slices"
+	"strings"
+
+	"github.com/spf13/cobra"
+)
+
+// knownRoles are the roles of DESIGN.md §6. Every role serves the operator
+// endpoints; the role handlers arrive with their issues (ra: 6, ca: 5,
+// status: 7, verify: 8, tsa: later).
+var knownRoles = []string{"ra", "ca", "status", "verify", "tsa"}
+
+func newServeCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Serve the configured roles (ra, ca, status, verify, tsa)",
+		Args:  cobra.NoArgs,
+	}
+	loadConfig := configFlag(cmd)
+	roles := cmd.Flags().StringSlice("roles", knownRoles, "roles to serve, comma-separated")
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		for _, r := range *roles {
+			if !slices.Contains(knownRoles, r) {
+				return usagef("--roles: unknown role %q (known: %s)", r, strings.Join(knownRoles, ", "))
+			}
+		}
+		cfg, err := loadConfig()
+		if err != nil {
+			return err
+		}
+		log := newLogger(cfg.Log, cmd.ErrOrStderr())
+		ctx := cmd.Context()
+		s, err := openService(ctx, cfg, log)
+		if err != nil {
+			return err
+		}
+		defer s.close()
+		if err := s.findAuditKey(ctx); err != nil {
+			return err
+		}
+		return s.serve(ctx, func(a net.Addr) {
+			log.Info("sanad serving", "addr", a.String(), "roles", strings.Join(*roles, ","), "database", cfg.Database.Driver)
+		})
+	}
+	return cmd
+}

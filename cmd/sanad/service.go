@@ -1,0 +1,261 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/spf13/cobra"
+
+	"github.com/sanadpki/sanad/hsm"
+	"github.com/sanadpki/sanad/internal/api"
+	"github.com/sanadpki/sanad/internal/audit"
+	"github.com/sanadpki/sanad/internal/config"
+	"github.com/sanadpki/sanad/internal/store"
+)
+
+// devConfigPath is where `sanad dev` keeps its configuration; the other
+// commands use it when --config is not given, so they work right after
+// `make run`.
+const devConfigPath = "var/sanad.yaml"
+
+// configFlag adds --config to cmd and returns a loader for it.
+func configFlag(cmd *cobra.Command) func() (config.Config, error) {
+	path := cmd.Flags().String("config", "", "configuration file (default ./"+devConfigPath+" when it exists)")
+	return func() (config.Config, error) {
+		p := *path
+		if p == "" {
+			if _, err := os.Stat(devConfigPath); err != nil {
+				return config.Config{}, usagef("--config is required (no ./%s: run `sanad dev` once, or pass a file)", devConfigPath)
+			}
+			p = devConfigPath
+		}
+		return config.Load(p, os.Getenv)
+	}
+}
+
+func newLogger(cfg config.Log, w io.Writer) *slog.Logger {
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(cfg.Level)) // validated by config
+	opts := &slog.HandlerOptions{Level: level}
+	if cfg.Format == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// openStore opens the configured database and applies the embedded
+// migrations.
+func openStore(ctx context.Context, cfg config.Database) (*store.DB, error) {
+	dsn, err := cfg.ConnString()
+	if err != nil {
+		return nil, err
+	}
+	db, err := store.Open(ctx, store.Config{Driver: cfg.Driver, DSN: dsn, MaxOpenConns: cfg.MaxOpenConns})
+	if err != nil {
+		return nil, err
+	}
+	if err := db.Migrate(ctx); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return db, nil
+}
+
+// loadModule loads the configured PKCS#11 module. SoftHSM2 reads
+// SOFTHSM2_CONF when the module initializes, so it is set first.
+func loadModule(cfg config.HSM) (*hsm.Module, error) {
+	if cfg.SoftHSMConf != "" {
+		if err := os.Setenv("SOFTHSM2_CONF", cfg.SoftHSMConf); err != nil {
+			return nil, err
+		}
+	}
+	return hsm.LoadModule(cfg.Module)
+}
+
+// readPIN reads the token PIN from its file or environment variable. A PIN
+// read from the environment is removed from it, so it does not linger in
+// /proc/<pid>/environ for the life of the process.
+func readPIN(cfg config.HSM) (hsm.PIN, error) {
+	if cfg.PINFile != "" {
+		return hsm.PINFromFile(cfg.PINFile)
+	}
+	pin, err := hsm.PINFromEnv(cfg.PINEnv)
+	if err != nil {
+		return hsm.PIN{}, err
+	}
+	return pin, os.Unsetenv(cfg.PINEnv)
+}
+
+func openToken(ctx context.Context, m *hsm.Module, cfg config.HSM) (*hsm.Token, error) {
+	pin, err := readPIN(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return m.OpenToken(ctx, hsm.TokenConfig{Label: cfg.TokenLabel, PIN: pin, MaxSessions: cfg.MaxSessions})
+}
+
+// service is one running sanad process: its store, HSM token, audit log and
+// HTTP endpoints. Later issues add the CA, RA and status roles to it.
+type service struct {
+	cfg      config.Config
+	log      *slog.Logger
+	db       *store.DB
+	module   *hsm.Module
+	token    *hsm.Token
+	auditKey *hsm.Key
+	audit    *audit.Log
+	now      func() time.Time
+}
+
+// close releases what the service holds, in reverse order of opening.
+func (s *service) close() {
+	if s.token != nil {
+		s.token.Close()
+	}
+	if s.module != nil {
+		s.module.Close()
+	}
+	if s.db != nil {
+		s.db.Close()
+	}
+}
+
+// openService opens the store and the HSM token of cfg and finds the audit
+// key. The caller closes it.
+func openService(ctx context.Context, cfg config.Config, log *slog.Logger) (*service, error) {
+	s := &service{cfg: cfg, log: log, now: time.Now, audit: audit.New(time.Now)}
+	var err error
+	if s.db, err = openStore(ctx, cfg.Database); err != nil {
+		return nil, err
+	}
+	if s.module, err = loadModule(cfg.HSM); err != nil {
+		s.close()
+		return nil, err
+	}
+	if s.token, err = openToken(ctx, s.module, cfg.HSM); err != nil {
+		s.close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// findAuditKey finds the checkpoint key; production keys come from the
+// audit-key ceremony, never from here.
+func (s *service) findAuditKey(ctx context.Context) error {
+	key, err := s.token.FindKey(ctx, s.cfg.Audit.KeyLabel)
+	if errors.Is(err, hsm.ErrKeyNotFound) {
+		return fmt.Errorf("audit key %q on token %q: %w (create it with the audit-key ceremony)", s.cfg.Audit.KeyLabel, s.cfg.HSM.TokenLabel, err)
+	}
+	if err != nil {
+		return err
+	}
+	s.auditKey = key
+	return nil
+}
+
+// record writes one audit event in a transaction of its own, for changes
+// that happen outside the database (such as a key generated in the HSM).
+func (s *service) record(ctx context.Context, e audit.Event) error {
+	return s.db.InTx(ctx, func(tx *store.Tx) error {
+		_, err := s.audit.Append(ctx, tx, e)
+		return err
+	})
+}
+
+// handler builds the HTTP handler of the service and its metrics registry.
+func (s *service) handler() (http.Handler, error) {
+	reg := prometheus.NewRegistry()
+	if err := reg.Register(collectors.NewGoCollector()); err != nil {
+		return nil, err
+	}
+	if err := reg.Register(collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})); err != nil {
+		return nil, err
+	}
+	build := prometheus.NewGauge(prometheus.GaugeOpts{
+		Name:        "sanad_build_info",
+		Help:        "Always 1; the version label says which sanad is running.",
+		ConstLabels: prometheus.Labels{"version": buildVersion()},
+	})
+	build.Set(1)
+	auditHead := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "sanad_audit_head_seq",
+		Help: "Sequence number of the newest audit event.",
+	}, func() float64 {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		head, err := s.db.AuditHead(ctx)
+		if err != nil {
+			return -1
+		}
+		return float64(head.Seq)
+	})
+	for _, c := range []prometheus.Collector{build, auditHead} {
+		if err := reg.Register(c); err != nil {
+			return nil, err
+		}
+	}
+	metrics, err := api.NewMetrics(reg)
+	if err != nil {
+		return nil, err
+	}
+	mux := http.NewServeMux()
+	api.Ops{
+		Checks: map[string]api.Check{
+			"database": s.db.Ping,
+			"hsm":      s.token.Ping,
+		},
+		Gatherer: reg,
+	}.Register(mux)
+	return metrics.Wrap(mux, s.log), nil
+}
+
+// serve runs the HTTP endpoints and the audit checkpointer until ctx ends.
+// listening, if not nil, is told the bound address.
+func (s *service) serve(ctx context.Context, listening func(net.Addr)) error {
+	if s.auditKey == nil {
+		return errors.New("service has no audit key")
+	}
+	cp, err := audit.NewCheckpointer(s.db, s.auditKey, s.cfg.Audit.Origin, s.now)
+	if err != nil {
+		return err
+	}
+	h, err := s.handler()
+	if err != nil {
+		return err
+	}
+	cpCtx, stopCheckpoints := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	wg.Go(func() { cp.Run(cpCtx, s.cfg.Audit.CheckpointInterval, s.log) })
+	err = api.Serve(ctx, s.cfg.HTTP.Addr, h, s.cfg.HTTP.ShutdownTimeout, s.log, listening)
+	stopCheckpoints()
+	wg.Wait()
+	return err
+}
+
+// writeFileExclusive writes data to a new file with mode perm and fails if
+// the file exists: nothing Sanad generates is ever silently overwritten.
+func writeFileExclusive(path string, data []byte, perm os.FileMode) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return err
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, perm)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
