@@ -108,6 +108,13 @@ func runDev(ctx context.Context, dir, addr string, cmd *cobra.Command) error {
 	if err != nil {
 		return err
 	}
+	// SQLite creates the database (and its -wal and -shm files, which copy
+	// the database's mode) with the umask; it will hold personal data.
+	if db, err := os.OpenFile(cfg.Database.DSN, os.O_RDONLY|os.O_CREATE, 0o600); err == nil {
+		db.Close()
+	} else {
+		return fmt.Errorf("create dev database: %w", err)
+	}
 	if addr != "" {
 		cfg.HTTP.Addr = addr
 	}

@@ -193,7 +193,7 @@ func TestDevQuickStartRestartAndAudit(t *testing.T) {
 	if code != 200 || !strings.Contains(metrics, "sanad_audit_head_seq 2") {
 		t.Fatalf("metrics = %d, want sanad_audit_head_seq 2 (token init + key generation)", code)
 	}
-	for _, f := range []string{"hsm-pin", "hsm-so-pin", "sanad.yaml", "softhsm2.conf"} {
+	for _, f := range []string{"hsm-pin", "hsm-so-pin", "sanad.yaml", "softhsm2.conf", "sanad.db", "sanad.db-wal"} {
 		info, err := os.Stat(filepath.Join(dir, f))
 		if err != nil {
 			t.Fatal(err)

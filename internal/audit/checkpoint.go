@@ -87,8 +87,9 @@ func (c *Checkpointer) Checkpoint(ctx context.Context) (store.AuditCheckpoint, b
 	return cp, true, nil
 }
 
-// Run signs a checkpoint every interval while the log grows, and a last one
-// when ctx ends, so a clean shutdown leaves nothing unattested.
+// Run signs a checkpoint at once, then every interval while the log grows,
+// and a last one when ctx ends, so a clean shutdown leaves nothing
+// unattested.
 func (c *Checkpointer) Run(ctx context.Context, interval time.Duration, log *slog.Logger) {
 	tick := time.NewTicker(interval)
 	defer tick.Stop()
@@ -101,6 +102,7 @@ func (c *Checkpointer) Run(ctx context.Context, interval time.Duration, log *slo
 			log.Debug("audit checkpoint signed", "seq", cp.Seq)
 		}
 	}
+	try(ctx)
 	for {
 		select {
 		case <-tick.C:
