@@ -1,0 +1,79 @@
+// Package lint runs zlint over certificates and CRLs before they are
+// trusted: every error, warning or fatal result stops the caller, named.
+//
+// Sanad is a national identity PKI, not a Web PKI: lints that apply only to
+// TLS server certificates are still run, because their conditions (such as
+// the serverAuth EKU) never match our certificates; the few CA/Browser Forum
+// lints that contradict Sanad's own policy are excluded by name in the
+// caller's Options, each with its reason.
+//
+// This package never signs: callers lint a certificate signed by a
+// throw-away key before the HSM signs, and the real one after.
+package lint
+
+import (
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+
+	zx509 "github.com/zmap/zcrypto/x509"
+	"github.com/zmap/zlint/v3"
+	"github.com/zmap/zlint/v3/lint"
+)
+
+// ErrLint is wrapped by every finding.
+var ErrLint = errors.New("lint failed")
+
+// Linter holds a filtered zlint registry.
+type Linter struct {
+	registry lint.Registry
+}
+
+// New returns a Linter running every zlint lint except the named ones.
+func New(exclude ...string) (*Linter, error) {
+	reg := lint.GlobalRegistry()
+	if len(exclude) > 0 {
+		var err error
+		if reg, err = reg.Filter(lint.FilterOptions{ExcludeNames: exclude}); err != nil {
+			return nil, fmt.Errorf("zlint registry: %w", err)
+		}
+	}
+	return &Linter{registry: reg}, nil
+}
+
+// Certificate lints a DER certificate.
+func (l *Linter) Certificate(der []byte) error {
+	c, err := zx509.ParseCertificate(der)
+	if err != nil {
+		return fmt.Errorf("%w: zcrypto cannot parse the certificate: %v", ErrLint, err)
+	}
+	return findings(zlint.LintCertificateEx(c, l.registry))
+}
+
+// RevocationList lints a DER CRL.
+func (l *Linter) RevocationList(der []byte) error {
+	crl, err := zx509.ParseRevocationList(der)
+	if err != nil {
+		return fmt.Errorf("%w: zcrypto cannot parse the CRL: %v", ErrLint, err)
+	}
+	return findings(zlint.LintRevocationListEx(crl, l.registry))
+}
+
+func findings(rs *zlint.ResultSet) error {
+	var bad []string
+	for name, r := range rs.Results {
+		if r.Status >= lint.Warn {
+			msg := name + " (" + r.Status.String()
+			if r.Details != "" {
+				msg += ": " + r.Details
+			}
+			bad = append(bad, msg+")")
+		}
+	}
+	if len(bad) == 0 {
+		return nil
+	}
+	sort.Strings(bad)
+	return fmt.Errorf("%w: %s", ErrLint, strings.Join(bad, "; "))
+}

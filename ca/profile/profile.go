@@ -1,0 +1,183 @@
+// Package profile reads certificate profiles — policies/profiles/*.yaml —
+// into validated values. A profile decides what a certificate may contain;
+// code never hard-codes one. Unknown fields, unknown key usages and
+// impossible validities are errors naming the file and the field.
+//
+// This package only describes certificates; it never signs anything.
+package profile
+
+import (
+	"bytes"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io/fs"
+	"path"
+	"slices"
+	"sort"
+	"strings"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/sanadpki/sanad/hsm"
+)
+
+// Profile is one validated certificate profile.
+type Profile struct {
+	Name        string
+	Description string
+	CA          bool
+	KeyUsage    x509.KeyUsage
+	ExtKeyUsage []x509.ExtKeyUsage
+	// OCSPNoCheck adds id-pkix-ocsp-nocheck (RFC 6960 §4.2.2.2.1).
+	OCSPNoCheck bool
+	KeyTypes    []hsm.KeyType
+	// MaxValidityDays bounds notAfter - notBefore.
+	MaxValidityDays int
+	// Require lists script fields this profile cannot do without
+	// (crl_url, ocsp_url, ca_issuers_url, policy_oids).
+	Require []string
+}
+
+// file is the YAML form.
+type file struct {
+	Name            string   `yaml:"name"`
+	Description     string   `yaml:"description"`
+	CA              bool     `yaml:"ca"`
+	KeyUsage        []string `yaml:"key_usage"`
+	ExtKeyUsage     []string `yaml:"ext_key_usage"`
+	OCSPNoCheck     bool     `yaml:"ocsp_no_check"`
+	KeyTypes        []string `yaml:"key_types"`
+	MaxValidityDays int      `yaml:"max_validity_days"`
+	Require         []string `yaml:"require"`
+}
+
+var keyUsages = map[string]x509.KeyUsage{
+	"digitalSignature":  x509.KeyUsageDigitalSignature,
+	"contentCommitment": x509.KeyUsageContentCommitment,
+	"keyEncipherment":   x509.KeyUsageKeyEncipherment,
+	"dataEncipherment":  x509.KeyUsageDataEncipherment,
+	"keyAgreement":      x509.KeyUsageKeyAgreement,
+	"keyCertSign":       x509.KeyUsageCertSign,
+	"cRLSign":           x509.KeyUsageCRLSign,
+}
+
+var extKeyUsages = map[string]x509.ExtKeyUsage{
+	"serverAuth":      x509.ExtKeyUsageServerAuth,
+	"clientAuth":      x509.ExtKeyUsageClientAuth,
+	"codeSigning":     x509.ExtKeyUsageCodeSigning,
+	"emailProtection": x509.ExtKeyUsageEmailProtection,
+	"timeStamping":    x509.ExtKeyUsageTimeStamping,
+	"ocspSigning":     x509.ExtKeyUsageOCSPSigning,
+}
+
+var requirable = []string{"crl_url", "ocsp_url", "ca_issuers_url", "policy_oids"}
+
+// Parse validates one profile file; name is used in errors.
+func Parse(name string, raw []byte) (Profile, error) {
+	var f file
+	dec := yaml.NewDecoder(bytes.NewReader(raw))
+	dec.KnownFields(true)
+	if err := dec.Decode(&f); err != nil {
+		return Profile{}, fmt.Errorf("profile %s: %w", name, err)
+	}
+	var errs []error
+	bad := func(field, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("profile %s: %s: %s", name, field, fmt.Sprintf(format, args...)))
+	}
+	p := Profile{Name: f.Name, Description: f.Description, CA: f.CA, OCSPNoCheck: f.OCSPNoCheck, MaxValidityDays: f.MaxValidityDays}
+	if f.Name == "" {
+		bad("name", "required")
+	}
+	if len(f.KeyUsage) == 0 {
+		bad("key_usage", "required")
+	}
+	for _, u := range f.KeyUsage {
+		ku, ok := keyUsages[u]
+		if !ok {
+			bad("key_usage", "unknown usage %q (known: %s)", u, known(keyUsages))
+		}
+		p.KeyUsage |= ku
+	}
+	for _, u := range f.ExtKeyUsage {
+		eku, ok := extKeyUsages[u]
+		if !ok {
+			bad("ext_key_usage", "unknown usage %q (known: %s)", u, known(extKeyUsages))
+		}
+		p.ExtKeyUsage = append(p.ExtKeyUsage, eku)
+	}
+	// RFC 5280 §4.2.1.3: keyCertSign only in CA certificates, and a CA
+	// certificate must be able to sign certificates.
+	if certSign := p.KeyUsage&x509.KeyUsageCertSign != 0; certSign != f.CA {
+		bad("key_usage", "keyCertSign must be present exactly when ca is true")
+	}
+	if f.OCSPNoCheck && !slices.Contains(p.ExtKeyUsage, x509.ExtKeyUsageOCSPSigning) {
+		bad("ocsp_no_check", "only for an ocspSigning profile (RFC 6960 §4.2.2.2.1)")
+	}
+	if len(f.KeyTypes) == 0 {
+		bad("key_types", "required")
+	}
+	for _, kt := range f.KeyTypes {
+		t, err := hsm.ParseKeyType(kt)
+		if err != nil {
+			bad("key_types", "%v", err)
+		}
+		p.KeyTypes = append(p.KeyTypes, t)
+	}
+	if f.MaxValidityDays < 1 || f.MaxValidityDays > 365*30 {
+		bad("max_validity_days", "%d is outside 1..%d", f.MaxValidityDays, 365*30)
+	}
+	for _, r := range f.Require {
+		if !slices.Contains(requirable, r) {
+			bad("require", "unknown field %q (known: %s)", r, strings.Join(requirable, ", "))
+		}
+	}
+	p.Require = f.Require
+	if err := errors.Join(errs...); err != nil {
+		return Profile{}, err
+	}
+	return p, nil
+}
+
+// LoadAll reads every profiles/*.yaml of fsys (policies.FS in production)
+// and checks each file's name matches its profile name.
+func LoadAll(fsys fs.FS) (map[string]Profile, error) {
+	names, err := fs.Glob(fsys, "profiles/*.yaml")
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]Profile, len(names))
+	var errs []error
+	for _, n := range names {
+		raw, err := fs.ReadFile(fsys, n)
+		if err != nil {
+			return nil, err
+		}
+		p, err := Parse(n, raw)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if want := strings.TrimSuffix(path.Base(n), ".yaml"); p.Name != want {
+			errs = append(errs, fmt.Errorf("profile %s: name %q does not match the file name", n, p.Name))
+			continue
+		}
+		out[p.Name] = p
+	}
+	return out, errors.Join(errs...)
+}
+
+// AllowsKeyType reports whether the profile accepts keys of type t.
+func (p Profile) AllowsKeyType(t hsm.KeyType) bool { return slices.Contains(p.KeyTypes, t) }
+
+// Requires reports whether the profile needs the script field.
+func (p Profile) Requires(field string) bool { return slices.Contains(p.Require, field) }
+
+func known[V any](m map[string]V) string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return strings.Join(keys, ", ")
+}

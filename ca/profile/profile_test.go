@@ -1,0 +1,56 @@
+package profile
+
+import (
+	"crypto/x509"
+	"strings"
+	"testing"
+
+	"github.com/sanadpki/sanad/policies"
+)
+
+func TestShippedProfilesLoad(t *testing.T) {
+	all, err := LoadAll(policies.FS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"root", "intermediate", "ocsp-signer", "audit"} {
+		if _, ok := all[name]; !ok {
+			t.Errorf("profile %s missing", name)
+		}
+	}
+	if ocsp := all["ocsp-signer"]; !ocsp.OCSPNoCheck || ocsp.CA || ocsp.ExtKeyUsage[0] != x509.ExtKeyUsageOCSPSigning {
+		t.Errorf("ocsp-signer profile = %+v", ocsp)
+	}
+	if root := all["root"]; root.KeyUsage != x509.KeyUsageCertSign|x509.KeyUsageCRLSign || !root.CA {
+		t.Errorf("root profile = %+v", root)
+	}
+}
+
+func TestParseRejects(t *testing.T) {
+	base := "name: x\nkey_usage: [digitalSignature]\nkey_types: [ecdsa-p256]\nmax_validity_days: 10\n"
+	tests := []struct {
+		name, yaml string
+		want       []string
+	}{
+		{"unknown field", base + "colour: blue\n", []string{"field colour not found"}},
+		{"unknown key usage", "name: x\nkey_usage: [signEverything]\nkey_types: [ecdsa-p256]\nmax_validity_days: 10\n", []string{`key_usage: unknown usage "signEverything"`}},
+		{"certSign without ca", "name: x\nkey_usage: [keyCertSign]\nkey_types: [ecdsa-p256]\nmax_validity_days: 10\n", []string{"keyCertSign must be present exactly when ca is true"}},
+		{"nocheck without ocspSigning", base + "ocsp_no_check: true\n", []string{"ocsp_no_check"}},
+		{"impossible validity and bad key type, together", "name: x\nkey_usage: [digitalSignature]\nkey_types: [dsa-1024]\nmax_validity_days: 0\n",
+			[]string{"key_types", "max_validity_days: 0 is outside"}},
+		{"unknown requirement", base + "require: [colour]\n", []string{`require: unknown field "colour"`}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Parse("test.yaml", []byte(tt.yaml))
+			if err == nil {
+				t.Fatal("accepted")
+			}
+			for _, w := range append(tt.want, "profile test.yaml") {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q lacks %q", err, w)
+				}
+			}
+		})
+	}
+}
