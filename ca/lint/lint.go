@@ -14,6 +14,7 @@ package lint
 import (
 	"errors"
 	"fmt"
+	"regexp"
 	"sort"
 	"strings"
 
@@ -30,15 +31,23 @@ type Linter struct {
 	registry lint.Registry
 }
 
-// New returns a Linter running every zlint lint except the named ones.
-func New(exclude ...string) (*Linter, error) {
-	reg := lint.GlobalRegistry()
-	if len(exclude) > 0 {
-		var err error
-		if reg, err = reg.Filter(lint.FilterOptions{ExcludeNames: exclude}); err != nil {
-			return nil, fmt.Errorf("zlint registry: %w", err)
-		}
+// New returns a Linter running every zlint lint except the named ones, with
+// config (zlint's TOML lint configuration; "" for the defaults).
+func New(config string, exclude ...string) (*Linter, error) {
+	// A filter that keeps every lint still yields a registry of our own,
+	// so configuring it never touches zlint's global registry.
+	reg, err := lint.GlobalRegistry().Filter(lint.FilterOptions{
+		NameFilter:   regexp.MustCompile(`.`),
+		ExcludeNames: exclude,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("zlint registry: %w", err)
 	}
+	cfg, err := lint.NewConfigFromString(config)
+	if err != nil {
+		return nil, fmt.Errorf("zlint configuration: %w", err)
+	}
+	reg.SetConfiguration(cfg)
 	return &Linter{registry: reg}, nil
 }
 

@@ -9,6 +9,7 @@ package profile
 import (
 	"bytes"
 	"crypto/x509"
+	"encoding/asn1"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -29,6 +30,9 @@ type Profile struct {
 	CA          bool
 	KeyUsage    x509.KeyUsage
 	ExtKeyUsage []x509.ExtKeyUsage
+	// OtherExtKeyUsage holds EKUs Go has no constant for, such as RFC 9336
+	// id-kp-documentSigning.
+	OtherExtKeyUsage []asn1.ObjectIdentifier
 	// OCSPNoCheck adds id-pkix-ocsp-nocheck (RFC 6960 §4.2.2.2.1).
 	OCSPNoCheck bool
 	KeyTypes    []hsm.KeyType
@@ -71,6 +75,11 @@ var extKeyUsages = map[string]x509.ExtKeyUsage{
 	"ocspSigning":     x509.ExtKeyUsageOCSPSigning,
 }
 
+// otherExtKeyUsages are EKUs without a crypto/x509 constant.
+var otherExtKeyUsages = map[string]asn1.ObjectIdentifier{
+	"documentSigning": {1, 3, 6, 1, 5, 5, 7, 3, 36}, // RFC 9336
+}
+
 var requirable = []string{"crl_url", "ocsp_url", "ca_issuers_url", "policy_oids"}
 
 // Parse validates one profile file; name is used in errors.
@@ -100,11 +109,13 @@ func Parse(name string, raw []byte) (Profile, error) {
 		p.KeyUsage |= ku
 	}
 	for _, u := range f.ExtKeyUsage {
-		eku, ok := extKeyUsages[u]
-		if !ok {
-			bad("ext_key_usage", "unknown usage %q (known: %s)", u, known(extKeyUsages))
+		if eku, ok := extKeyUsages[u]; ok {
+			p.ExtKeyUsage = append(p.ExtKeyUsage, eku)
+		} else if oid, ok := otherExtKeyUsages[u]; ok {
+			p.OtherExtKeyUsage = append(p.OtherExtKeyUsage, oid)
+		} else {
+			bad("ext_key_usage", "unknown usage %q (known: %s, %s)", u, known(extKeyUsages), known(otherExtKeyUsages))
 		}
-		p.ExtKeyUsage = append(p.ExtKeyUsage, eku)
 	}
 	// RFC 5280 §4.2.1.3: keyCertSign only in CA certificates, and a CA
 	// certificate must be able to sign certificates.

@@ -1,0 +1,318 @@
+package ceremony_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"errors"
+	"io/fs"
+	"math/big"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sanadpki/sanad/ca/ceremony"
+	"github.com/sanadpki/sanad/ca/ceremony/pinshare"
+	"github.com/sanadpki/sanad/ca/ceremony/transcript"
+	"github.com/sanadpki/sanad/ca/lint"
+	"github.com/sanadpki/sanad/ca/profile"
+	"github.com/sanadpki/sanad/hsm/hsmtest"
+	"github.com/sanadpki/sanad/internal/testenv"
+	"github.com/sanadpki/sanad/policies"
+)
+
+func TestMain(m *testing.M) { hsmtest.Main(m) }
+
+var hierarchy = []string{"1-root.yaml", "2-intermediate.yaml", "3-ocsp-signer.yaml", "4-root-crl.yaml", "5-audit-key.yaml"}
+
+func options(t *testing.T, shares []pinshare.Share) ceremony.Options {
+	t.Helper()
+	profiles, err := profile.LoadAll(policies.FS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	linter, err := ceremony.NewLinter()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ceremony.Options{
+		Profiles: profiles, Linter: linter, Now: time.Now, Getenv: os.Getenv, Version: "test",
+		Shares: func(_ context.Context, need int) ([]pinshare.Share, error) { return shares[:need], nil },
+	}
+}
+
+// copyScripts writes the shipped example scripts into dir, pointed at the
+// test token.
+func copyScripts(t *testing.T, dir, tokenLabel string) {
+	t.Helper()
+	for _, name := range hierarchy {
+		raw, err := fs.ReadFile(policies.FS, "ceremonies/"+name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw = bytes.ReplaceAll(raw, []byte("token_label: sanad-root"), []byte("token_label: "+tokenLabel))
+		if err := os.WriteFile(filepath.Join(dir, name), raw, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func openssl(t *testing.T, args ...string) string {
+	t.Helper()
+	out, err := exec.Command(testenv.Tool(t, "openssl"), args...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("openssl %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return string(out)
+}
+
+func TestExampleHierarchy(t *testing.T) {
+	tok := hsmtest.NewToken(t)
+	custodians := []string{"Aigerim", "Bilal", "Chen", "Dana", "Erlan"}
+	shares, err := pinshare.Split(tok.PIN, tok.Label, custodians, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	copyScripts(t, dir, tok.Label)
+	opts := options(t, shares[1:4])
+	ctx := context.Background()
+
+	results := map[string]ceremony.Result{}
+	for _, name := range hierarchy {
+		s, err := ceremony.Load(filepath.Join(dir, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		res, err := ceremony.Run(ctx, s, opts)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		results[name] = res
+	}
+	out := filepath.Join(dir, "out")
+	root, issuing, ocsp := filepath.Join(out, "root.pem"), filepath.Join(out, "issuing.pem"), filepath.Join(out, "ocsp.pem")
+
+	// Independent judges: OpenSSL builds and checks the chains and the CRL.
+	if got := openssl(t, "verify", "-CAfile", root, issuing); !strings.Contains(got, "issuing.pem: OK") {
+		t.Errorf("openssl verify issuing: %s", got)
+	}
+	if got := openssl(t, "verify", "-CAfile", root, "-untrusted", issuing, "-purpose", "ocsphelper", ocsp); !strings.Contains(got, "ocsp.pem: OK") {
+		t.Errorf("openssl verify ocsp: %s", got)
+	}
+	if got := openssl(t, "verify", "-CAfile", root, "-untrusted", issuing, filepath.Join(out, "audit.pem")); !strings.Contains(got, "OK") {
+		t.Errorf("openssl verify audit: %s", got)
+	}
+	if got := openssl(t, "crl", "-in", filepath.Join(out, "root-1.crl"), "-inform", "DER", "-CAfile", root, "-noout", "-verify"); !strings.Contains(got, "verify OK") {
+		t.Errorf("openssl crl -verify: %s", got)
+	}
+	// CRL check of the intermediate against the root's CRL, as a relying party would.
+	crlPEM := openssl(t, "crl", "-in", filepath.Join(out, "root-1.crl"), "-inform", "DER")
+	bundle := filepath.Join(dir, "root-and-crl.pem")
+	rootPEM, _ := os.ReadFile(root)
+	if err := os.WriteFile(bundle, append(rootPEM, crlPEM...), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if got := openssl(t, "verify", "-crl_check", "-CAfile", bundle, issuing); !strings.Contains(got, "OK") {
+		t.Errorf("openssl verify -crl_check: %s", got)
+	}
+
+	ocspCert := readPEM(t, ocsp)
+	if len(ocspCert.ExtKeyUsage) != 1 || ocspCert.ExtKeyUsage[0] != x509.ExtKeyUsageOCSPSigning || !hasExtension(ocspCert, "1.3.6.1.5.5.7.48.1.5") {
+		t.Errorf("OCSP signer lacks OCSPSigning or id-pkix-ocsp-nocheck")
+	}
+	if issuingCert := readPEM(t, issuing); !issuingCert.MaxPathLenZero || issuingCert.CRLDistributionPoints[0] != "http://pki.sanad.example/crl/root.crl" {
+		t.Errorf("issuing CA: pathlen zero %v, CRL DP %v", issuingCert.MaxPathLenZero, issuingCert.CRLDistributionPoints)
+	}
+
+	// Every transcript verifies and is signed by the ceremony's key.
+	for _, name := range hierarchy {
+		res := results[name]
+		f, err := os.Open(res.TranscriptPath)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tr, err := transcript.Verify(f)
+		f.Close()
+		if err != nil {
+			t.Errorf("%s transcript: %v", name, err)
+			continue
+		}
+		want := res.KeySHA256
+		if want == "" { // the CRL: signed by the root
+			want = results["1-root.yaml"].KeySHA256
+		}
+		if tr.SignerKeySHA256 != want {
+			t.Errorf("%s transcript signed by %s, want %s", name, tr.SignerKeySHA256, want)
+		}
+		var summary strings.Builder
+		tr.Summary(&summary)
+		for _, c := range custodians[1:4] {
+			if !strings.Contains(summary.String(), c) {
+				t.Errorf("%s transcript summary does not name custodian %s", name, c)
+			}
+		}
+	}
+
+	// Private keys: sensitive and never extractable, as pkcs11-tool sees them.
+	objects := listObjects(t, tok)
+	for _, label := range []string{"sanad-root-g1", "sanad-issuing-g1", "sanad-ocsp-g1-1", "sanad-audit"} {
+		block := privateKeyBlock(objects, label)
+		if !strings.Contains(block, "Access:     sensitive, always sensitive, never extractable, local") {
+			t.Errorf("pkcs11-tool shows %s as:\n%s", label, block)
+		}
+	}
+
+	// Running the root ceremony again is refused before the HSM is touched.
+	s, err := ceremony.Load(filepath.Join(dir, "1-root.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = ceremony.Run(ctx, s, opts)
+	var ps ceremony.Problems
+	if !errors.As(err, &ps) || !strings.Contains(err.Error(), "exists: a ceremony never overwrites") {
+		t.Errorf("second root ceremony: %v", err)
+	}
+}
+
+func readPEM(t *testing.T, path string) *x509.Certificate {
+	t.Helper()
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	block, _ := pem.Decode(raw)
+	c, err := x509.ParseCertificate(block.Bytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func hasExtension(c *x509.Certificate, oid string) bool {
+	for _, e := range c.Extensions {
+		if e.Id.String() == oid {
+			return true
+		}
+	}
+	return false
+}
+
+func listObjects(t *testing.T, tok *hsmtest.Token) string {
+	t.Helper()
+	cmd := exec.Command(testenv.Tool(t, "pkcs11-tool"), "--module", tok.ModulePath, "--token-label", tok.Label,
+		"--login", "--pin", "env:SANAD_TEST_PIN", "--list-objects")
+	cmd.Env = append(tok.Env(), "SANAD_TEST_PIN="+string(tok.PIN.Bytes()))
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("pkcs11-tool: %v\n%s", err, out)
+	}
+	return string(out)
+}
+
+// privateKeyBlock returns pkcs11-tool's description of the private key
+// labelled label: each object starts with an unindented header line.
+func privateKeyBlock(objects, label string) string {
+	var blocks []string
+	for _, line := range strings.Split(objects, "\n") {
+		if line != "" && line[0] != ' ' && line[0] != '\t' {
+			blocks = append(blocks, "")
+		}
+		if len(blocks) > 0 {
+			blocks[len(blocks)-1] += line + "\n"
+		}
+	}
+	for _, b := range blocks {
+		if strings.HasPrefix(b, "Private Key Object") && strings.Contains(b, "label:      "+label+"\n") {
+			return b
+		}
+	}
+	return ""
+}
+
+func TestCheckReportsEveryProblemWithItsLine(t *testing.T) {
+	raw := `ceremony: intermediate
+witnesses: []
+hsm:
+  token_label: t
+  pin: {file: pin, shares: 2}
+issuer:
+  certificate: missing.pem
+  key_label: root
+key:
+  label: "bad label!"
+  type: ecdsa-p192
+certificate:
+  profile: root
+  subject: {common_name: X, organization: O, country: Kazakhstan}
+  validity_days: 99999
+  policy_oids: [not.an.oid]
+  crl_url: https://example/crl
+  output: out.pem
+transcript: t.jsonl
+`
+	dir := t.TempDir()
+	s, err := ceremony.Parse(filepath.Join(dir, "bad.yaml"), []byte(raw))
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = s.Check(options(t, nil).Profiles, time.Now())
+	var ps ceremony.Problems
+	if !errors.As(err, &ps) {
+		t.Fatalf("Check = %v", err)
+	}
+	for _, want := range []string{
+		"line 2: witnesses: name at least one person present",
+		"line 5: hsm.pin: set exactly one of file, env, shares",
+		"line 7: issuer.certificate:",
+		`line 10: key.label: "bad label!" is not a valid key label`,
+		"line 11: key.type:",
+		`line 13: certificate.profile: a intermediate ceremony uses profile "intermediate", not "root"`,
+		`line 14: certificate.subject.country: "Kazakhstan" is not an ISO 3166 two-letter code`,
+		`line 16: certificate.policy_oids[0]: "not.an.oid" is not a dotted OID`,
+		`line 17: certificate.crl_url: "https://example/crl" is not an absolute http:// URL`,
+	} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("problems lack %q:\n%v", want, err)
+		}
+	}
+	if _, err := ceremony.Parse("x.yaml", []byte("ceremony: root\ncolour: blue\n")); err == nil || !strings.Contains(err.Error(), "line 2: field colour not found") {
+		t.Errorf("unknown field: %v", err)
+	}
+}
+
+// The linter used by ceremonies must run: a CA certificate without
+// keyCertSign is refused by the lint's name, and garbage is refused.
+func TestLinterCatchesABadCertificate(t *testing.T) {
+	l, err := ceremony.NewLinter()
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(0x1234567890), Subject: pkix.Name{CommonName: "Bad CA", Country: []string{"KZ"}, Organization: []string{"X"}},
+		NotBefore: time.Now(), NotAfter: time.Now().AddDate(1, 0, 0),
+		BasicConstraintsValid: true, IsCA: true, KeyUsage: x509.KeyUsageDigitalSignature,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Certificate(der); !errors.Is(err, lint.ErrLint) || !strings.Contains(err.Error(), "e_ca_key_cert_sign_not_set") {
+		t.Errorf("CA without keyCertSign: %v", err)
+	}
+	if err := l.Certificate([]byte("not DER")); !errors.Is(err, lint.ErrLint) {
+		t.Errorf("garbage: %v", err)
+	}
+}

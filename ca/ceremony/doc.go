@@ -1,0 +1,21 @@
+// Package ceremony runs CA key ceremonies from YAML scripts: the national
+// root, issuing CAs, delegated OCSP responders, offline root CRLs and the
+// audit checkpoint key, on any PKCS#11 HSM.
+//
+// A script is checked completely before anything is touched (Check: every
+// problem at once, with its line); Run refuses an existing key label, output
+// file or transcript. Certificate contents come from policies/profiles; the
+// script gives subject, validity, key type and the per-CA extensions (path
+// length, name constraints, policy OIDs, CRL DP, AIA). Each certificate is
+// linted (zlint) signed by a throw-away key before the HSM signs it, and
+// again after.
+//
+// Every step is appended to a hash-chained transcript (package transcript)
+// whose last line is signed by the ceremony's key: the key it created, or
+// for a CRL the issuer that signed it. The token PIN can be split M-of-N
+// among custodians (package pinshare); Run combines the shares in memory
+// and records who was present, never the PIN.
+//
+// This package must never export a private key, write a PIN or share to any
+// file or log, or overwrite an output.
+package ceremony

@@ -1,0 +1,530 @@
+package ceremony
+
+import (
+	"context"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/sha1"
+	"crypto/sha256"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/asn1"
+	"encoding/hex"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"math/big"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/sanadpki/sanad/ca/ceremony/pinshare"
+	"github.com/sanadpki/sanad/ca/ceremony/transcript"
+	"github.com/sanadpki/sanad/ca/lint"
+	"github.com/sanadpki/sanad/ca/profile"
+	"github.com/sanadpki/sanad/hsm"
+)
+
+// lintConfig tells zlint that ceremony CRLs are offline root CRLs: they
+// cover CA certificates only, so the CA/B Forum limit on nextUpdate is
+// 12 months, not the 10 days of a subscriber CRL.
+const lintConfig = `
+[e_crl_next_update_invalid]
+SubscriberCRL = false
+`
+
+// NewLinter returns the zlint configuration ceremonies use. No lint is
+// excluded.
+func NewLinter() (*lint.Linter, error) { return lint.New(lintConfig) }
+
+// Options are what a ceremony needs besides its script.
+type Options struct {
+	Profiles map[string]profile.Profile
+	Linter   *lint.Linter
+	Now      func() time.Time
+	Getenv   func(string) string
+	// Shares gathers the custodian shares when the script's PIN is split:
+	// files named on the command line, or no-echo prompts.
+	Shares func(ctx context.Context, need int) ([]pinshare.Share, error)
+	// Version of sanad, recorded in the transcript.
+	Version string
+}
+
+// Result is what a ceremony made.
+type Result struct {
+	KeyLabel        string
+	KeySHA256       string // SHA-256 of the key's SubjectPublicKeyInfo
+	Certificate     *x509.Certificate
+	CertificatePath string
+	CRLPath         string
+	TranscriptPath  string
+}
+
+// Run checks the script, then executes it against the HSM, recording every
+// step in the transcript and signing the transcript with the ceremony's key.
+// Nothing is overwritten: keys, outputs and the transcript must be new.
+func Run(ctx context.Context, s *Script, opts Options) (Result, error) {
+	now := opts.Now().UTC().Truncate(time.Second)
+	if err := s.Check(opts.Profiles, now); err != nil {
+		return Result{}, fmt.Errorf("%s: %w", s.Path, err)
+	}
+	res := Result{TranscriptPath: s.Resolve(s.Transcript)}
+	if err := os.MkdirAll(filepath.Dir(res.TranscriptPath), 0o755); err != nil {
+		return Result{}, err
+	}
+	tr, err := transcript.Create(res.TranscriptPath, opts.Now)
+	if err != nil {
+		return Result{}, err
+	}
+	defer tr.Close()
+	sum := s.Hash()
+	if err := tr.Append("ceremony-start", map[string]any{
+		"ceremony": s.Ceremony, "description": s.Description, "present": s.Witnesses,
+		"script": filepath.Base(s.Path), "script_sha256": hex.EncodeToString(sum[:]),
+		"sanad_version": opts.Version,
+	}); err != nil {
+		return Result{}, err
+	}
+
+	pin, unlock, err := s.pin(ctx, opts)
+	if err != nil {
+		return Result{}, err
+	}
+	if err := tr.Append("pin-unlock", unlock); err != nil {
+		return Result{}, err
+	}
+	mod, err := hsm.LoadModule(s.HSM.Module)
+	if err != nil {
+		return Result{}, err
+	}
+	defer mod.Close()
+	tok, err := mod.OpenToken(ctx, hsm.TokenConfig{Label: s.HSM.TokenLabel, PIN: pin, MaxSessions: 2})
+	if err != nil {
+		return Result{}, err
+	}
+	defer tok.Close()
+	if err := tr.Append("hsm-open", map[string]any{"module": mod.Path(), "token_label": s.HSM.TokenLabel}); err != nil {
+		return Result{}, err
+	}
+
+	var issuerCert *x509.Certificate
+	var issuerKey *hsm.Key
+	if s.Issuer != nil {
+		if issuerCert, err = readCertificate(s.Resolve(s.Issuer.Certificate)); err != nil {
+			return Result{}, err
+		}
+		if issuerKey, err = tok.FindKey(ctx, s.Issuer.KeyLabel); err != nil {
+			return Result{}, fmt.Errorf("issuer key %q: %w", s.Issuer.KeyLabel, err)
+		}
+		if !issuerKey.Public().(interface{ Equal(crypto.PublicKey) bool }).Equal(issuerCert.PublicKey) {
+			return Result{}, fmt.Errorf("issuer key %q does not match %s", s.Issuer.KeyLabel, s.Issuer.Certificate)
+		}
+		if err := tr.Append("issuer-use", map[string]any{
+			"key_label": s.Issuer.KeyLabel, "public_key_sha256": spkiSHA256(issuerCert.PublicKey),
+			"certificate_sha256": derSHA256(issuerCert.Raw), "subject": issuerCert.Subject.String(),
+		}); err != nil {
+			return Result{}, err
+		}
+	}
+
+	// The transcript is signed by the key this ceremony created, or for a
+	// CRL by the issuer that signed it.
+	ceremonyKey := issuerKey
+	if s.Key != nil {
+		key, err := s.makeKey(ctx, tok, tr)
+		if err != nil {
+			return Result{}, err
+		}
+		ceremonyKey = key
+		res.KeyLabel, res.KeySHA256 = key.Label(), spkiSHA256(key.Public())
+	}
+	if s.Certificate != nil {
+		signer, parent := crypto.Signer(ceremonyKey), issuerCert
+		if s.Ceremony != KindRoot {
+			signer = issuerKey
+		}
+		cert, path, err := s.makeCertificate(ceremonyKey.Public(), signer, parent, now, opts)
+		if err != nil {
+			return Result{}, err
+		}
+		res.Certificate, res.CertificatePath = cert, path
+		if err := tr.Append("certificate-issue", map[string]any{
+			"profile": s.Certificate.Profile, "subject": cert.Subject.String(), "serial": hex.EncodeToString(cert.SerialNumber.Bytes()),
+			"not_before": cert.NotBefore, "not_after": cert.NotAfter, "certificate_sha256": derSHA256(cert.Raw),
+			"public_key_sha256": spkiSHA256(cert.PublicKey), "output": s.Certificate.Output,
+		}); err != nil {
+			return Result{}, err
+		}
+	}
+	if s.CRL != nil {
+		crl, path, err := s.makeCRL(issuerKey, issuerCert, now, opts)
+		if err != nil {
+			return Result{}, err
+		}
+		res.CRLPath = path
+		serials := make([]string, len(crl.RevokedCertificateEntries))
+		for i, e := range crl.RevokedCertificateEntries {
+			serials[i] = hex.EncodeToString(e.SerialNumber.Bytes())
+		}
+		if err := tr.Append("crl-issue", map[string]any{
+			"crl_number": crl.Number.String(), "this_update": crl.ThisUpdate, "next_update": crl.NextUpdate,
+			"revoked_serials": serials, "crl_sha256": derSHA256(crl.Raw), "output": s.CRL.Output,
+		}); err != nil {
+			return Result{}, err
+		}
+	}
+	if err := tr.Append("ceremony-end", map[string]any{"signed_by": ceremonyKey.Label(), "public_key_sha256": spkiSHA256(ceremonyKey.Public())}); err != nil {
+		return Result{}, err
+	}
+	if err := tr.Sign(ceremonyKey); err != nil {
+		return Result{}, fmt.Errorf("sign transcript: %w", err)
+	}
+	return res, nil
+}
+
+// pin unlocks the token PIN from the script's source and describes, for the
+// transcript, how — never the PIN itself.
+func (s *Script) pin(ctx context.Context, opts Options) (hsm.PIN, map[string]any, error) {
+	src := s.HSM.PIN
+	switch {
+	case src.File != "":
+		pin, err := hsm.PINFromFile(s.Resolve(src.File))
+		return pin, map[string]any{"method": "file"}, err
+	case src.Env != "":
+		pin, err := hsm.PINFromEnv(src.Env)
+		return pin, map[string]any{"method": "env", "variable": src.Env}, err
+	}
+	if opts.Shares == nil {
+		return hsm.PIN{}, nil, errors.New("the script needs PIN shares but no way to read them was given")
+	}
+	shares, err := opts.Shares(ctx, src.Shares)
+	if err != nil {
+		return hsm.PIN{}, nil, err
+	}
+	if len(shares) < src.Shares {
+		return hsm.PIN{}, nil, fmt.Errorf("%w: the script needs %d custodian shares, %d given", pinshare.ErrTooFewShares, src.Shares, len(shares))
+	}
+	pin, err := pinshare.Combine(shares)
+	if err != nil {
+		return hsm.PIN{}, nil, err
+	}
+	custodians := make([]string, len(shares))
+	for i, sh := range shares {
+		custodians[i] = fmt.Sprintf("%s (share %d of %d)", sh.Custodian, sh.Index, sh.Total)
+	}
+	return pin, map[string]any{"method": "shares", "threshold": shares[0].Threshold, "custodians": custodians}, nil
+}
+
+func (s *Script) makeKey(ctx context.Context, tok *hsm.Token, tr *transcript.Writer) (*hsm.Key, error) {
+	kt, err := hsm.ParseKeyType(s.Key.Type)
+	if err != nil {
+		return nil, err
+	}
+	step := "key-generate"
+	var key *hsm.Key
+	if s.Key.Existing {
+		step = "key-use"
+		if key, err = tok.FindKey(ctx, s.Key.Label); err != nil {
+			return nil, fmt.Errorf("key %q: %w", s.Key.Label, err)
+		}
+		if key.Type() != kt {
+			return nil, fmt.Errorf("key %q is %s, the script says %s", s.Key.Label, key.Type(), kt)
+		}
+	} else if key, err = tok.GenerateKey(ctx, hsm.KeySpec{Label: s.Key.Label, Type: kt}); err != nil {
+		return nil, fmt.Errorf("generate key %q: %w", s.Key.Label, err)
+	}
+	return key, tr.Append(step, map[string]any{
+		"label": key.Label(), "type": string(key.Type()), "id": hex.EncodeToString(key.ID()),
+		"public_key_sha256": spkiSHA256(key.Public()),
+	})
+}
+
+// makeCertificate builds the certificate from the profile and the script,
+// lints it signed by a throw-away key, signs it in the HSM, checks and lints
+// the result, and writes it as PEM to a new file.
+func (s *Script) makeCertificate(pub crypto.PublicKey, signer crypto.Signer, parent *x509.Certificate, now time.Time, opts Options) (*x509.Certificate, string, error) {
+	c := s.Certificate
+	p := opts.Profiles[c.Profile]
+	tmpl, err := s.template(p, pub, now)
+	if err != nil {
+		return nil, "", err
+	}
+	if parent == nil {
+		// RFC 5280 §4.2.1.1 lets a self-signed certificate omit the AKI;
+		// it is included, equal to the SKI, as CA/B Forum roots do.
+		tmpl.AuthorityKeyId = tmpl.SubjectKeyId
+		parent = tmpl
+	}
+	// Lint first with a throw-away key of the issuer's type, so a bad
+	// certificate is never signed by a real CA key.
+	throwaway, err := throwawayLike(signer.Public())
+	if err != nil {
+		return nil, "", err
+	}
+	var pre []byte
+	if parent == tmpl {
+		// A root must be self-signed for the lints to treat it as one, so
+		// the throw-away key stands in as its subject key too.
+		fake := *tmpl
+		if fake.SubjectKeyId, err = subjectKeyID(throwaway.Public()); err != nil {
+			return nil, "", err
+		}
+		fake.AuthorityKeyId = fake.SubjectKeyId
+		pre, err = x509.CreateCertificate(rand.Reader, &fake, &fake, throwaway.Public(), throwaway)
+	} else {
+		fakeParent := *parent
+		fakeParent.PublicKey = throwaway.Public()
+		pre, err = x509.CreateCertificate(rand.Reader, tmpl, &fakeParent, pub, throwaway)
+	}
+	if err != nil {
+		return nil, "", fmt.Errorf("build certificate: %w", err)
+	}
+	if err := opts.Linter.Certificate(pre); err != nil {
+		return nil, "", fmt.Errorf("certificate for %s, before signing: %w", c.Subject.CommonName, err)
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, parent, pub, signer)
+	if err != nil {
+		return nil, "", fmt.Errorf("sign certificate in the HSM: %w", err)
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		return nil, "", err
+	}
+	issuer := parent
+	if parent == tmpl {
+		issuer = cert
+	}
+	if err := cert.CheckSignatureFrom(issuer); err != nil {
+		return nil, "", fmt.Errorf("signed certificate does not verify: %w", err)
+	}
+	if err := opts.Linter.Certificate(der); err != nil {
+		return nil, "", fmt.Errorf("certificate for %s, after signing: %w", c.Subject.CommonName, err)
+	}
+	path := s.Resolve(c.Output)
+	return cert, path, writeNew(path, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644)
+}
+
+func (s *Script) template(p profile.Profile, pub crypto.PublicKey, now time.Time) (*x509.Certificate, error) {
+	c := s.Certificate
+	notBefore := now
+	if c.NotBefore != "" {
+		notBefore, _ = time.Parse(time.RFC3339, c.NotBefore) // checked
+	}
+	serial, err := randomSerial()
+	if err != nil {
+		return nil, err
+	}
+	ski, err := subjectKeyID(pub)
+	if err != nil {
+		return nil, err
+	}
+	subject := pkix.Name{CommonName: c.Subject.CommonName, Organization: []string{c.Subject.Organization}, Country: []string{c.Subject.Country}}
+	if c.Subject.OrganizationalUnit != "" {
+		subject.OrganizationalUnit = []string{c.Subject.OrganizationalUnit}
+	}
+	t := &x509.Certificate{
+		SerialNumber:          serial,
+		Subject:               subject,
+		NotBefore:             notBefore,
+		NotAfter:              notBefore.AddDate(0, 0, c.ValidityDays).Add(-time.Second),
+		KeyUsage:              p.KeyUsage,
+		ExtKeyUsage:           p.ExtKeyUsage,
+		UnknownExtKeyUsage:    p.OtherExtKeyUsage,
+		BasicConstraintsValid: true,
+		IsCA:                  p.CA,
+		SubjectKeyId:          ski,
+	}
+	if c.PathLen != nil {
+		t.MaxPathLen = *c.PathLen
+		t.MaxPathLenZero = *c.PathLen == 0
+	} else if p.CA {
+		t.MaxPathLen = -1
+	}
+	for _, o := range c.PolicyOIDs {
+		// Go encodes Policies (not the older PolicyIdentifiers) since 1.24.
+		oid, err := x509.ParseOID(o)
+		if err != nil {
+			return nil, fmt.Errorf("certificate.policy_oids: %w", err)
+		}
+		t.Policies = append(t.Policies, oid)
+	}
+	if nc := c.NameConstraints; nc != nil {
+		t.PermittedDNSDomainsCritical = true
+		t.PermittedDNSDomains, t.ExcludedDNSDomains = nc.PermittedDNS, nc.ExcludedDNS
+		t.PermittedEmailAddresses, t.ExcludedEmailAddresses = nc.PermittedEmail, nc.ExcludedEmail
+	}
+	if c.CRLURL != "" {
+		t.CRLDistributionPoints = []string{c.CRLURL}
+	}
+	if c.OCSPURL != "" {
+		t.OCSPServer = []string{c.OCSPURL}
+	}
+	if c.CAIssuersURL != "" {
+		t.IssuingCertificateURL = []string{c.CAIssuersURL}
+	}
+	if p.OCSPNoCheck {
+		// RFC 6960 §4.2.2.2.1: id-pkix-ocsp-nocheck, value NULL.
+		t.ExtraExtensions = append(t.ExtraExtensions, pkix.Extension{Id: oidOCSPNoCheck, Value: asn1.NullBytes})
+	}
+	return t, nil
+}
+
+var oidOCSPNoCheck = asn1.ObjectIdentifier{1, 3, 6, 1, 5, 5, 7, 48, 1, 5}
+
+func (s *Script) makeCRL(signer crypto.Signer, issuer *x509.Certificate, now time.Time, opts Options) (*x509.RevocationList, string, error) {
+	c := s.CRL
+	thisUpdate := now
+	if c.ThisUpdate != "" {
+		thisUpdate, _ = time.Parse(time.RFC3339, c.ThisUpdate) // checked
+	}
+	tmpl := &x509.RevocationList{
+		Number:     big.NewInt(c.Number),
+		ThisUpdate: thisUpdate,
+		NextUpdate: thisUpdate.AddDate(0, 0, c.NextUpdateDays),
+	}
+	for _, r := range c.Revoked {
+		var serial *big.Int
+		if r.Certificate != "" {
+			cert, err := readCertificate(s.Resolve(r.Certificate))
+			if err != nil {
+				return nil, "", err
+			}
+			if err := cert.CheckSignatureFrom(issuer); err != nil {
+				return nil, "", fmt.Errorf("revoked certificate %s was not issued by this CA: %w", r.Certificate, err)
+			}
+			serial = cert.SerialNumber
+		} else {
+			serial, _ = parseSerial(r.Serial) // checked
+		}
+		at := thisUpdate
+		if r.RevokedAt != "" {
+			at, _ = time.Parse(time.RFC3339, r.RevokedAt) // checked
+		}
+		tmpl.RevokedCertificateEntries = append(tmpl.RevokedCertificateEntries, x509.RevocationListEntry{
+			SerialNumber: serial, RevocationTime: at, ReasonCode: reasonCodes[r.Reason],
+		})
+	}
+	der, err := x509.CreateRevocationList(rand.Reader, tmpl, issuer, signer)
+	if err != nil {
+		return nil, "", fmt.Errorf("sign CRL in the HSM: %w", err)
+	}
+	crl, err := x509.ParseRevocationList(der)
+	if err != nil {
+		return nil, "", err
+	}
+	if err := crl.CheckSignatureFrom(issuer); err != nil {
+		return nil, "", fmt.Errorf("signed CRL does not verify: %w", err)
+	}
+	if err := opts.Linter.RevocationList(der); err != nil {
+		return nil, "", fmt.Errorf("CRL %d: %w", c.Number, err)
+	}
+	path := s.Resolve(c.Output)
+	return crl, path, writeNew(path, der, 0o644)
+}
+
+// randomSerial is 128 bits from crypto/rand with the top bit cleared: a
+// positive INTEGER of at most 16 octets with 127 random bits (RFC 5280
+// §4.1.2.2; CA/B Forum wants at least 64).
+func randomSerial() (*big.Int, error) {
+	b := make([]byte, 16)
+	if _, err := rand.Read(b); err != nil {
+		return nil, err
+	}
+	b[0] &= 0x7f
+	serial := new(big.Int).SetBytes(b)
+	if serial.Sign() == 0 {
+		return randomSerial()
+	}
+	return serial, nil
+}
+
+func parseSerial(s string) (*big.Int, error) {
+	b, err := hex.DecodeString(s)
+	if err != nil || len(b) == 0 || len(b) > 20 || b[0] == 0 {
+		return nil, errSerial
+	}
+	return new(big.Int).SetBytes(b), nil
+}
+
+// subjectKeyID is RFC 5280 §4.2.1.2 method 1: SHA-1 of the subjectPublicKey
+// BIT STRING.
+func subjectKeyID(pub crypto.PublicKey) ([]byte, error) {
+	spki, err := x509.MarshalPKIXPublicKey(pub)
+	if err != nil {
+		return nil, err
+	}
+	var info struct {
+		Algorithm pkix.AlgorithmIdentifier
+		PublicKey asn1.BitString
+	}
+	if _, err := asn1.Unmarshal(spki, &info); err != nil {
+		return nil, err
+	}
+	sum := sha1.Sum(info.PublicKey.Bytes)
+	return sum[:], nil
+}
+
+// throwawayLike makes an in-memory key of the same algorithm and size as
+// pub, for linting before the real signature.
+func throwawayLike(pub crypto.PublicKey) (crypto.Signer, error) {
+	switch k := pub.(type) {
+	case *ecdsa.PublicKey:
+		switch k.Curve {
+		case elliptic.P256():
+			return ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		case elliptic.P384():
+			return ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
+		}
+	case *rsa.PublicKey:
+		return rsa.GenerateKey(rand.Reader, k.N.BitLen())
+	}
+	return nil, fmt.Errorf("unsupported issuer key %T", pub)
+}
+
+func readCertificate(path string) (*x509.Certificate, error) {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	block, _ := pem.Decode(raw)
+	if block == nil || block.Type != "CERTIFICATE" {
+		return nil, fmt.Errorf("%s: no PEM CERTIFICATE block", path)
+	}
+	return x509.ParseCertificate(block.Bytes)
+}
+
+// writeNew writes a file that must not exist yet.
+func writeNew(path string, data []byte, perm os.FileMode) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, perm)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+func spkiSHA256(pub crypto.PublicKey) string {
+	spki, err := x509.MarshalPKIXPublicKey(pub)
+	if err != nil {
+		return ""
+	}
+	return derSHA256(spki)
+}
+
+func derSHA256(der []byte) string {
+	sum := sha256.Sum256(der)
+	return hex.EncodeToString(sum[:])
+}
