@@ -3,14 +3,11 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
 	"crypto/x509"
-	"encoding/hex"
 	"encoding/pem"
 	"errors"
 	"fmt"
 	"io/fs"
-	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
@@ -135,11 +132,18 @@ func runDev(ctx context.Context, dir, addr string, cmd *cobra.Command) error {
 			return err
 		}
 	}
+	if err := ensureDevPKI(ctx, s, dir, "http://"+cfg.HTTP.Addr); err != nil {
+		return err
+	}
 	if err := ensureDevAuditKey(ctx, s, filepath.Join(dir, devAuditPEM)); err != nil {
 		return err
 	}
 	return s.serve(ctx, func(a net.Addr) {
-		log.Info("sanad dev ready", "url", "http://"+a.String(), "dir", dir, "readyz", "http://"+a.String()+"/readyz")
+		base := "http://" + a.String()
+		if err := writeDevManifest(dir, base); err != nil {
+			log.Error("write dev.json", "err", err)
+		}
+		log.Info("sanad dev ready", "url", base, "dir", dir, "readyz", base+"/readyz", "manifest", filepath.Join(dir, "dev.json"))
 	})
 }
 
@@ -202,29 +206,11 @@ func ensurePINFile(path string) (hsm.PIN, error) {
 	return pin, nil
 }
 
-// ensureDevAuditKey finds the audit key, generating it on first start (in
-// production the audit-key ceremony makes it), and keeps its public key in
-// audit-key.pem for `sanad audit verify --public-key`.
+// ensureDevAuditKey finds the audit key the dev audit-key ceremony made and
+// keeps its public key in audit-key.pem for `sanad audit verify
+// --public-key`.
 func ensureDevAuditKey(ctx context.Context, s *service, pemPath string) error {
-	err := s.findAuditKey(ctx)
-	if errors.Is(err, hsm.ErrKeyNotFound) {
-		key, err := s.token.GenerateKey(ctx, hsm.KeySpec{Label: s.cfg.Audit.KeyLabel, Type: hsm.ECDSAP256})
-		if err != nil {
-			return fmt.Errorf("generate dev audit key: %w", err)
-		}
-		s.auditKey = key
-		spki, err := x509.MarshalPKIXPublicKey(key.Public())
-		if err != nil {
-			return err
-		}
-		sum := sha256.Sum256(spki)
-		if err := s.record(ctx, audit.Event{Actor: "system", Action: "hsm.key.generate", Object: key.Label(),
-			Details: map[string]any{"type": string(key.Type()), "id": hex.EncodeToString(key.ID()),
-				"public_key_sha256": hex.EncodeToString(sum[:]), "purpose": "audit checkpoints"}}); err != nil {
-			return err
-		}
-		s.log.Info("generated dev audit key", slog.String("label", key.Label()), slog.String("public_key_sha256", hex.EncodeToString(sum[:])))
-	} else if err != nil {
+	if err := s.findAuditKey(ctx); err != nil {
 		return err
 	}
 	spki, err := x509.MarshalPKIXPublicKey(s.auditKey.Public())

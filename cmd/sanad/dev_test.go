@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -190,9 +191,10 @@ func TestDevQuickStartRestartAndAudit(t *testing.T) {
 		t.Fatalf("healthz = %d", code)
 	}
 	code, metrics := httpGet(t, first.url+"/metrics")
-	if code != 200 || !strings.Contains(metrics, "sanad_audit_head_seq 2") {
-		t.Fatalf("metrics = %d, want sanad_audit_head_seq 2 (token init + key generation)", code)
+	if code != 200 || !strings.Contains(metrics, "sanad_audit_head_seq 5") {
+		t.Fatalf("metrics = %d, want sanad_audit_head_seq 5 (token init + 4 ceremonies)", code)
 	}
+	checkDevManifest(t, dir, first.url)
 	for _, f := range []string{"hsm-pin", "hsm-so-pin", "sanad.yaml", "softhsm2.conf", "sanad.db", "sanad.db-wal"} {
 		info, err := os.Stat(filepath.Join(dir, f))
 		if err != nil {
@@ -222,9 +224,10 @@ func TestDevQuickStartRestartAndAudit(t *testing.T) {
 		t.Fatalf("readyz after restart = %d %s", code, body)
 	}
 	_, metrics = httpGet(t, second.url+"/metrics")
-	if !strings.Contains(metrics, "sanad_audit_head_seq 2") {
-		t.Error("restart wrote new audit events: token or key was recreated")
+	if !strings.Contains(metrics, "sanad_audit_head_seq 5") {
+		t.Error("restart wrote new audit events: token, keys or hierarchy were recreated")
 	}
+	checkDevManifest(t, dir, second.url)
 	second.stop(t)
 	outputs = append(outputs, second.output.String())
 	pemAfter, err := os.ReadFile(filepath.Join(dir, "audit-key.pem"))
@@ -235,12 +238,12 @@ func TestDevQuickStartRestartAndAudit(t *testing.T) {
 	// The log verifies, with the key from the HSM and from the PEM file.
 	code, out := runSanad(t, "audit", "verify", "--config", cfg)
 	outputs = append(outputs, out)
-	if code != 0 || !strings.Contains(out, "audit log OK: 2 events") {
+	if code != 0 || !strings.Contains(out, "audit log OK: 5 events") {
 		t.Fatalf("audit verify: exit %d: %s", code, out)
 	}
 	code, out = runSanad(t, "audit", "verify", "--config", cfg, "--public-key", filepath.Join(dir, "audit-key.pem"), "--json")
 	outputs = append(outputs, out)
-	if code != 0 || !strings.Contains(out, `"attested_seq": 2`) {
+	if code != 0 || !strings.Contains(out, `"attested_seq": 5`) {
 		t.Fatalf("audit verify --public-key --json: exit %d: %s", code, out)
 	}
 
@@ -268,6 +271,50 @@ func TestDevQuickStartRestartAndAudit(t *testing.T) {
 		}
 	}
 	filesSecretsCheck(t, dir, secrets)
+}
+
+// checkDevManifest checks ./var/dev.json names the served URL and the four
+// issuers, and that OpenSSL accepts the dev hierarchy it points at.
+func checkDevManifest(t *testing.T, dir, url string) {
+	t.Helper()
+	raw, err := os.ReadFile(filepath.Join(dir, "dev.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m struct {
+		BaseURL string `json:"base_url"`
+		Issuers []struct {
+			ID, Role, Certificate string
+			OCSPURL               string `json:"ocsp_url"`
+			CRLURL                string `json:"crl_url"`
+		} `json:"issuers"`
+	}
+	if err := json.Unmarshal(raw, &m); err != nil {
+		t.Fatal(err)
+	}
+	if m.BaseURL != url {
+		t.Errorf("dev.json base_url = %q, want %q", m.BaseURL, url)
+	}
+	certs := map[string]string{}
+	for _, is := range m.Issuers {
+		certs[is.Role] = is.Certificate
+	}
+	for _, role := range []string{"root", "issuing", "ocsp-signer", "audit"} {
+		if certs[role] == "" {
+			t.Fatalf("dev.json has no %s issuer: %s", role, raw)
+		}
+	}
+	openssl := testenv.Tool(t, "openssl")
+	for _, role := range []string{"issuing", "ocsp-signer", "audit"} {
+		args := []string{"verify", "-CAfile", certs["root"]}
+		if role != "issuing" {
+			args = append(args, "-untrusted", certs["issuing"])
+		}
+		out, err := exec.Command(openssl, append(args, certs[role])...).CombinedOutput()
+		if err != nil || !strings.Contains(string(out), ": OK") {
+			t.Errorf("openssl verify %s: %v %s", role, err, out)
+		}
+	}
 }
 
 func readSecret(t *testing.T, path string) string {

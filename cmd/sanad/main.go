@@ -76,6 +76,7 @@ func newRootCmd(stdout, stderr io.Writer) *cobra.Command {
 		newDevCmd(),
 		newServeCmd(),
 		newAuditCmd(),
+		newCeremonyCmd(),
 	)
 	return root
 }

@@ -1,0 +1,275 @@
+package main
+
+import (
+	"context"
+	"crypto/x509"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+	"golang.org/x/term"
+
+	"github.com/sanadpki/sanad/ca/ceremony"
+	"github.com/sanadpki/sanad/ca/ceremony/pinshare"
+	"github.com/sanadpki/sanad/ca/ceremony/transcript"
+	"github.com/sanadpki/sanad/ca/profile"
+	"github.com/sanadpki/sanad/hsm"
+	"github.com/sanadpki/sanad/policies"
+)
+
+func newCeremonyCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "ceremony",
+		Short: "Run CA key ceremonies from YAML scripts (root, intermediate, ocsp-signer, crl, audit-key)",
+	}
+	cmd.AddCommand(newCeremonyCheckCmd(), newCeremonyRunCmd(), newSplitPINCmd(), newVerifyTranscriptCmd())
+	return cmd
+}
+
+func ceremonyOptions() (ceremony.Options, error) {
+	profiles, err := profile.LoadAll(policies.FS)
+	if err != nil {
+		return ceremony.Options{}, err
+	}
+	linter, err := ceremony.NewLinter()
+	if err != nil {
+		return ceremony.Options{}, err
+	}
+	return ceremony.Options{Profiles: profiles, Linter: linter, Now: time.Now, Getenv: os.Getenv, Version: buildVersion()}, nil
+}
+
+func newCeremonyCheckCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "check SCRIPT.yaml",
+		Short: "Validate a ceremony script without opening the HSM; lists every problem with its line",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			opts, err := ceremonyOptions()
+			if err != nil {
+				return err
+			}
+			s, err := ceremony.Load(args[0])
+			if err != nil {
+				return err
+			}
+			if err := s.Check(opts.Profiles, opts.Now()); err != nil {
+				return fmt.Errorf("%s: %w", args[0], err)
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "%s: OK (%s ceremony)\n", args[0], s.Ceremony)
+			return nil
+		},
+	}
+}
+
+func newCeremonyRunCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "run SCRIPT.yaml",
+		Short: "Run a ceremony: check the script, then generate, sign and record every step in a signed transcript",
+		Long: `run checks the script (and refuses it if check fails), then runs it against the
+HSM. A script whose PIN is split asks for the custodians' shares: give the
+share files with --share (repeat), or type each at a no-echo prompt (the path
+of a share file, or the share file's JSON on one line). The PIN is combined
+in memory only.`,
+		Args: cobra.ExactArgs(1),
+	}
+	shareFiles := cmd.Flags().StringArray("share", nil, "a custodian share file (repeat for each custodian present)")
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		opts, err := ceremonyOptions()
+		if err != nil {
+			return err
+		}
+		opts.Shares = func(_ context.Context, need int) ([]pinshare.Share, error) {
+			if len(*shareFiles) > 0 {
+				return readShareFiles(*shareFiles)
+			}
+			return promptShares(cmd.InOrStdin(), cmd.ErrOrStderr(), need)
+		}
+		s, err := ceremony.Load(args[0])
+		if err != nil {
+			return err
+		}
+		res, err := ceremony.Run(cmd.Context(), s, opts)
+		if err != nil {
+			return err
+		}
+		w := cmd.OutOrStdout()
+		fmt.Fprintf(w, "%s ceremony complete\n", s.Ceremony)
+		if res.KeyLabel != "" {
+			fmt.Fprintf(w, "  key          %s (public key SHA-256 %s)\n", res.KeyLabel, res.KeySHA256)
+		}
+		if res.CertificatePath != "" {
+			fmt.Fprintf(w, "  certificate  %s\n", res.CertificatePath)
+		}
+		if res.CRLPath != "" {
+			fmt.Fprintf(w, "  CRL          %s\n", res.CRLPath)
+		}
+		fmt.Fprintf(w, "  transcript   %s (check it: sanad ceremony verify-transcript %s)\n", res.TranscriptPath, res.TranscriptPath)
+		return nil
+	}
+	return cmd
+}
+
+func readShareFiles(paths []string) ([]pinshare.Share, error) {
+	shares := make([]pinshare.Share, 0, len(paths))
+	for _, p := range paths {
+		s, err := pinshare.ReadShareFile(p)
+		if err != nil {
+			return nil, fmt.Errorf("share %s: %w", p, err)
+		}
+		shares = append(shares, s)
+	}
+	return shares, nil
+}
+
+// promptShares asks for need shares at no-echo prompts when stdin is a
+// terminal (each answer a share file's path or its one-line JSON).
+func promptShares(in io.Reader, out io.Writer, need int) ([]pinshare.Share, error) {
+	f, ok := in.(*os.File)
+	if !ok || !term.IsTerminal(int(f.Fd())) {
+		return nil, errors.New("the script needs PIN shares: pass them with --share FILE, or run on a terminal to type them")
+	}
+	shares := make([]pinshare.Share, 0, need)
+	for i := 1; i <= need; i++ {
+		fmt.Fprintf(out, "Custodian %d of %d: share file path or share JSON (not shown): ", i, need)
+		line, err := term.ReadPassword(int(f.Fd()))
+		fmt.Fprintln(out)
+		if err != nil {
+			return nil, err
+		}
+		answer := strings.TrimSpace(string(line))
+		var s pinshare.Share
+		if strings.HasPrefix(answer, "{") {
+			s, err = pinshare.ParseShare([]byte(answer))
+		} else {
+			s, err = pinshare.ReadShareFile(answer)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("custodian %d: %w", i, err)
+		}
+		shares = append(shares, s)
+	}
+	return shares, nil
+}
+
+func newSplitPINCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "split-pin",
+		Short: "Split a token PIN into N custodian share files, any M of which unlock it",
+		Args:  cobra.NoArgs,
+	}
+	shares := cmd.Flags().Int("shares", 0, "number of shares N (one per custodian)")
+	threshold := cmd.Flags().Int("threshold", 0, "shares M needed to unlock")
+	custodians := cmd.Flags().StringSlice("custodians", nil, "custodian names, comma-separated, N of them")
+	tokenLabel := cmd.Flags().String("token-label", "", "label of the token whose PIN this is")
+	pinFile := cmd.Flags().String("pin-file", "", "0600 file holding the PIN (default: no-echo prompt)")
+	outDir := cmd.Flags().String("out", ".", "directory for the share files")
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		if *shares < 1 || *threshold < 1 || *threshold > *shares {
+			return usagef("need 1 <= --threshold <= --shares")
+		}
+		if len(*custodians) != *shares {
+			return usagef("--custodians names %d people; --shares is %d", len(*custodians), *shares)
+		}
+		if *tokenLabel == "" {
+			return usagef("--token-label is required")
+		}
+		pin, err := readPINForSplit(cmd, *pinFile)
+		if err != nil {
+			return err
+		}
+		set, err := pinshare.Split(pin, *tokenLabel, *custodians, *threshold)
+		if err != nil {
+			return err
+		}
+		for _, s := range set {
+			path := filepath.Join(*outDir, fmt.Sprintf("%s-share-%d-%s.json", *tokenLabel, s.Index, slug(s.Custodian)))
+			if err := pinshare.WriteShareFile(path, s); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "share %d of %d for %s: %s\n", s.Index, s.Total, s.Custodian, path)
+		}
+		fmt.Fprintf(cmd.OutOrStdout(), "any %d of these %d shares unlock token %s; hand each file to its custodian only\n", *threshold, *shares, *tokenLabel)
+		return nil
+	}
+	return cmd
+}
+
+func readPINForSplit(cmd *cobra.Command, pinFile string) (hsm.PIN, error) {
+	if pinFile != "" {
+		return hsm.PINFromFile(pinFile)
+	}
+	f, ok := cmd.InOrStdin().(*os.File)
+	if !ok || !term.IsTerminal(int(f.Fd())) {
+		return hsm.PIN{}, usagef("give --pin-file, or run on a terminal to type the PIN")
+	}
+	fmt.Fprint(cmd.ErrOrStderr(), "Token PIN (not shown): ")
+	first, err := term.ReadPassword(int(f.Fd()))
+	fmt.Fprintln(cmd.ErrOrStderr())
+	if err != nil {
+		return hsm.PIN{}, err
+	}
+	fmt.Fprint(cmd.ErrOrStderr(), "Again: ")
+	second, err := term.ReadPassword(int(f.Fd()))
+	fmt.Fprintln(cmd.ErrOrStderr())
+	if err != nil {
+		return hsm.PIN{}, err
+	}
+	if string(first) != string(second) {
+		return hsm.PIN{}, errors.New("the two PINs differ")
+	}
+	return hsm.NewPIN(first)
+}
+
+var nonSlug = regexp.MustCompile(`[^a-z0-9]+`)
+
+func slug(name string) string {
+	return strings.Trim(nonSlug.ReplaceAllString(strings.ToLower(name), "-"), "-")
+}
+
+func newVerifyTranscriptCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "verify-transcript FILE",
+		Short: "Verify a ceremony transcript's hash chain and signature and print what happened",
+		Args:  cobra.ExactArgs(1),
+	}
+	certPath := cmd.Flags().String("cert", "", "certificate (PEM) whose key must have signed the transcript")
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		f, err := os.Open(args[0])
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		res, err := transcript.Verify(f)
+		if err != nil {
+			return fmt.Errorf("%s: %w", args[0], err)
+		}
+		if *certPath != "" {
+			raw, err := os.ReadFile(*certPath)
+			if err != nil {
+				return err
+			}
+			block, _ := pem.Decode(raw)
+			if block == nil {
+				return fmt.Errorf("%s: no PEM block", *certPath)
+			}
+			cert, err := x509.ParseCertificate(block.Bytes)
+			if err != nil {
+				return err
+			}
+			if err := res.SignedBy(cert.PublicKey); err != nil {
+				return fmt.Errorf("%s: %w", args[0], err)
+			}
+		}
+		res.Summary(cmd.OutOrStdout())
+		fmt.Fprintf(cmd.OutOrStdout(), "transcript OK: %d lines, hash chain intact, signature valid\n", len(res.Lines))
+		return nil
+	}
+	return cmd
+}

@@ -1,0 +1,199 @@
+package main
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/sanadpki/sanad/ca/ceremony"
+	"github.com/sanadpki/sanad/ca/ceremony/pinshare"
+	"github.com/sanadpki/sanad/hsm"
+	"github.com/sanadpki/sanad/internal/audit"
+	"github.com/sanadpki/sanad/internal/store"
+)
+
+// devIssuer is one CA or service key of the dev hierarchy.
+type devIssuer struct {
+	id, role, script string
+}
+
+// The dev hierarchy, in ceremony order; ids name the issuers in the store,
+// in dev.json and in URLs.
+var devIssuers = []devIssuer{
+	{id: "root", role: "root", script: "1-root.yaml"},
+	{id: "issuing", role: "issuing", script: "2-intermediate.yaml"},
+	{id: "ocsp", role: "ocsp-signer", script: "3-ocsp-signer.yaml"},
+	{id: "audit", role: "audit", script: "4-audit-key.yaml"},
+}
+
+// devScripts are the quick start's ceremonies: the same kinds as
+// policies/ceremonies, on the dev token, with a one-of-one PIN "split".
+func devScripts(tokenLabel, auditLabel, baseURL string) map[string]ceremony.Script {
+	pin := ceremony.HSM{TokenLabel: tokenLabel, PIN: ceremony.PINSource{Shares: 1}}
+	witnesses := []string{"sanad dev (quick start, no witnesses)"}
+	subject := func(cn string) ceremony.Subject {
+		return ceremony.Subject{CommonName: cn, Organization: "Sanad Dev PKI (not for production)", Country: "KZ"}
+	}
+	zero := 0
+	return map[string]ceremony.Script{
+		"1-root.yaml": {
+			Ceremony: ceremony.KindRoot, Description: "dev root", Witnesses: witnesses, HSM: pin,
+			Key: &ceremony.Key{Label: "sanad-dev-root", Type: string(hsm.ECDSAP384)},
+			Certificate: &ceremony.Certificate{Profile: "root", Subject: subject("Sanad Dev Root CA"),
+				ValidityDays: 3650, Output: "../pki/root.pem"},
+			Transcript: "../pki/1-root.transcript.jsonl",
+		},
+		"2-intermediate.yaml": {
+			Ceremony: ceremony.KindIntermediate, Description: "dev issuing CA", Witnesses: witnesses, HSM: pin,
+			Issuer: &ceremony.Issuer{Certificate: "../pki/root.pem", KeyLabel: "sanad-dev-root"},
+			Key:    &ceremony.Key{Label: "sanad-dev-issuing", Type: string(hsm.ECDSAP256)},
+			Certificate: &ceremony.Certificate{Profile: "intermediate", Subject: subject("Sanad Dev Issuing CA"),
+				ValidityDays: 1825, PathLen: &zero, PolicyOIDs: []string{"2.23.140.1.2.1"},
+				CRLURL: baseURL + "/crl/root.crl", CAIssuersURL: baseURL + "/ca/root.crt", Output: "../pki/issuing.pem"},
+			Transcript: "../pki/2-intermediate.transcript.jsonl",
+		},
+		"3-ocsp-signer.yaml": {
+			Ceremony: ceremony.KindOCSPSigner, Description: "dev OCSP responder", Witnesses: witnesses, HSM: pin,
+			Issuer: &ceremony.Issuer{Certificate: "../pki/issuing.pem", KeyLabel: "sanad-dev-issuing"},
+			Key:    &ceremony.Key{Label: "sanad-dev-ocsp", Type: string(hsm.ECDSAP256)},
+			Certificate: &ceremony.Certificate{Profile: "ocsp-signer", Subject: subject("Sanad Dev Issuing CA OCSP Responder"),
+				ValidityDays: 60, Output: "../pki/ocsp.pem"},
+			Transcript: "../pki/3-ocsp-signer.transcript.jsonl",
+		},
+		"4-audit-key.yaml": {
+			Ceremony: ceremony.KindAuditKey, Description: "dev audit checkpoint key", Witnesses: witnesses, HSM: pin,
+			Issuer: &ceremony.Issuer{Certificate: "../pki/issuing.pem", KeyLabel: "sanad-dev-issuing"},
+			Key:    &ceremony.Key{Label: auditLabel, Type: string(hsm.ECDSAP256)},
+			Certificate: &ceremony.Certificate{Profile: "audit", Subject: subject("Sanad Dev Audit Log Checkpoints"),
+				ValidityDays: 1825, Output: "../pki/audit.pem"},
+			Transcript: "../pki/4-audit-key.transcript.jsonl",
+		},
+	}
+}
+
+// ensureDevPKI runs the dev hierarchy's ceremonies on first start (when the
+// store has no issuers) and records each issuer, with an audit event, in one
+// transaction per ceremony.
+func ensureDevPKI(ctx context.Context, s *service, dir, baseURL string) error {
+	have, err := s.db.Issuers(ctx)
+	if err != nil {
+		return err
+	}
+	if len(have) > 0 {
+		return nil
+	}
+	pin, err := readPIN(s.cfg.HSM)
+	if err != nil {
+		return err
+	}
+	// The same code path as a real ceremony, with a one-of-one share held
+	// in memory only.
+	oneOfOne, err := pinshare.Split(pin, s.cfg.HSM.TokenLabel, []string{"sanad dev"}, 1)
+	if err != nil {
+		return err
+	}
+	opts, err := ceremonyOptions()
+	if err != nil {
+		return err
+	}
+	opts.Shares = func(context.Context, int) ([]pinshare.Share, error) { return oneOfOne, nil }
+
+	scripts := devScripts(s.cfg.HSM.TokenLabel, s.cfg.Audit.KeyLabel, baseURL)
+	scriptDir := filepath.Join(dir, "ceremonies")
+	if err := os.MkdirAll(scriptDir, 0o700); err != nil {
+		return err
+	}
+	for _, is := range devIssuers {
+		raw, err := yaml.Marshal(scripts[is.script])
+		if err != nil {
+			return err
+		}
+		path := filepath.Join(scriptDir, is.script)
+		if err := os.WriteFile(path, raw, 0o600); err != nil {
+			return err
+		}
+		script, err := ceremony.Load(path)
+		if err != nil {
+			return err
+		}
+		res, err := ceremony.Run(ctx, script, opts)
+		if err != nil {
+			return fmt.Errorf("dev %s ceremony: %w", is.role, err)
+		}
+		transcriptRaw, err := os.ReadFile(res.TranscriptPath)
+		if err != nil {
+			return err
+		}
+		sum := sha256.Sum256(transcriptRaw)
+		err = s.db.InTx(ctx, func(tx *store.Tx) error {
+			if err := tx.PutIssuer(ctx, store.Issuer{ID: is.id, Name: res.Certificate.Subject.CommonName, Role: is.role,
+				CertificateDER: res.Certificate.Raw, KeyLabel: res.KeyLabel, CreatedAt: s.now()}); err != nil {
+				return err
+			}
+			_, err := s.audit.Append(ctx, tx, audit.Event{Actor: "system", Action: "ceremony.run", Object: is.id,
+				Details: map[string]any{"kind": script.Ceremony, "key_label": res.KeyLabel, "public_key_sha256": res.KeySHA256,
+					"certificate_sha256": hexSHA256(res.Certificate.Raw), "transcript": res.TranscriptPath,
+					"transcript_sha256": hex.EncodeToString(sum[:])}})
+			return err
+		})
+		if err != nil {
+			return fmt.Errorf("record dev issuer %s: %w", is.id, err)
+		}
+		s.log.Info("dev ceremony complete", "issuer", is.id, "certificate", res.CertificatePath)
+	}
+	return nil
+}
+
+func hexSHA256(b []byte) string {
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])
+}
+
+// devManifest is ./var/dev.json (DESIGN.md §4): what people and scripts
+// trying Sanad need. Later features add officers and registry.
+type devManifest struct {
+	BaseURL string              `json:"base_url"`
+	Issuers []devManifestIssuer `json:"issuers"`
+}
+
+type devManifestIssuer struct {
+	ID          string `json:"id"`
+	Role        string `json:"role"`
+	Certificate string `json:"certificate"`
+	OCSPURL     string `json:"ocsp_url,omitempty"`
+	CRLURL      string `json:"crl_url,omitempty"`
+}
+
+// writeDevManifest rewrites dev.json for the address actually served.
+func writeDevManifest(dir, baseURL string) error {
+	m := devManifest{BaseURL: baseURL}
+	for _, is := range devIssuers {
+		e := devManifestIssuer{ID: is.id, Role: is.role, Certificate: filepath.Join(dir, "pki", is.id+".pem")}
+		if is.role == "issuing" {
+			e.OCSPURL = baseURL + "/ocsp"
+			e.CRLURL = baseURL + "/crl/" + is.id + ".crl"
+		}
+		if is.role == "root" {
+			e.CRLURL = baseURL + "/crl/" + is.id + ".crl"
+		}
+		if _, err := os.Stat(e.Certificate); err != nil {
+			return fmt.Errorf("dev.json: %w", err)
+		}
+		m.Issuers = append(m.Issuers, e)
+	}
+	raw, err := json.MarshalIndent(m, "", "  ")
+	if err != nil {
+		return err
+	}
+	tmp := filepath.Join(dir, "dev.json.tmp")
+	if err := os.WriteFile(tmp, append(raw, '\n'), 0o644); err != nil {
+		return err
+	}
+	return os.Rename(tmp, filepath.Join(dir, "dev.json"))
+}
