@@ -10,6 +10,7 @@ import (
 	"crypto/x509/pkix"
 	"encoding/pem"
 	"errors"
+	"fmt"
 	"io/fs"
 	"math/big"
 	"os"
@@ -171,6 +172,17 @@ func TestExampleHierarchy(t *testing.T) {
 		}
 	}
 
+	// zlint, as an independent pass over the files written: nothing at all.
+	linter, err := ceremony.NewLinter()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"root.pem", "issuing.pem", "ocsp.pem", "audit.pem"} {
+		if err := linter.Certificate(readPEM(t, filepath.Join(out, name)).Raw); err != nil {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+
 	// Running the root ceremony again is refused before the HSM is touched.
 	s, err := ceremony.Load(filepath.Join(dir, "1-root.yaml"))
 	if err != nil {
@@ -180,6 +192,71 @@ func TestExampleHierarchy(t *testing.T) {
 	var ps ceremony.Problems
 	if !errors.As(err, &ps) || !strings.Contains(err.Error(), "exists: a ceremony never overwrites") {
 		t.Errorf("second root ceremony: %v", err)
+	}
+}
+
+// TestShares runs the root ceremony with custodian shares of a 3-of-5
+// split: any three unlock the token; two, a repeated, a corrupted or a
+// forged share are refused with a precise message, before any file is
+// written.
+func TestShares(t *testing.T) {
+	tok := hsmtest.NewToken(t)
+	set, err := pinshare.Split(tok.PIN, tok.Label, []string{"Aigerim", "Bilal", "Chen", "Dana", "Erlan"}, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	corrupt := set[2]
+	corrupt.Value = corrupt.Value[:len(corrupt.Value)-4] + "AAAA"
+	other, err := pinshare.Split(tok.PIN, tok.Label, []string{"Aigerim", "Bilal", "Chen", "Dana", "Erlan"}, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name   string
+		shares []pinshare.Share
+		want   error
+		msg    string
+	}{
+		{"shares 1, 3, 5", []pinshare.Share{set[0], set[2], set[4]}, nil, ""},
+		{"shares 2, 3, 4", []pinshare.Share{set[1], set[2], set[3]}, nil, ""},
+		{"two shares", []pinshare.Share{set[0], set[1]}, pinshare.ErrTooFewShares, "need 1 more"},
+		{"a share twice", []pinshare.Share{set[0], set[1], set[1]}, pinshare.ErrDuplicateShare, "Bilal"},
+		{"a corrupted share", []pinshare.Share{set[0], set[1], corrupt}, pinshare.ErrCorruptShare, "Chen"},
+		{"a share of another split", []pinshare.Share{set[0], set[1], other[2]}, pinshare.ErrMixedShares, ""},
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			raw, err := fs.ReadFile(policies.FS, "ceremonies/1-root.yaml")
+			if err != nil {
+				t.Fatal(err)
+			}
+			raw = bytes.ReplaceAll(raw, []byte("token_label: sanad-root"), []byte("token_label: "+tok.Label))
+			raw = bytes.ReplaceAll(raw, []byte("sanad-root-g1"), []byte(fmt.Sprintf("root-%d", i)))
+			raw = bytes.ReplaceAll(raw, []byte("pin: {shares: 3}"), []byte(fmt.Sprintf("pin: {shares: %d}", len(tt.shares))))
+			path := filepath.Join(dir, "root.yaml")
+			if err := os.WriteFile(path, raw, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			s, err := ceremony.Load(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			opts := options(t, tt.shares)
+			_, err = ceremony.Run(context.Background(), s, opts)
+			if tt.want == nil {
+				if err != nil {
+					t.Fatalf("Run: %v", err)
+				}
+				return
+			}
+			if !errors.Is(err, tt.want) || !strings.Contains(err.Error(), tt.msg) {
+				t.Fatalf("Run = %v, want %v mentioning %q", err, tt.want, tt.msg)
+			}
+			if _, err := os.Stat(filepath.Join(dir, "out")); !errors.Is(err, fs.ErrNotExist) {
+				t.Errorf("a refused unlock left files behind (%v)", err)
+			}
+		})
 	}
 }
 

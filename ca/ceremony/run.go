@@ -71,6 +71,12 @@ func Run(ctx context.Context, s *Script, opts Options) (Result, error) {
 	if err := s.Check(opts.Profiles, now); err != nil {
 		return Result{}, fmt.Errorf("%s: %w", s.Path, err)
 	}
+	// Unlock first: a refused share must not leave a transcript behind that
+	// would block the retry.
+	pin, unlock, err := s.pin(ctx, opts)
+	if err != nil {
+		return Result{}, err
+	}
 	res := Result{TranscriptPath: s.Resolve(s.Transcript)}
 	if err := os.MkdirAll(filepath.Dir(res.TranscriptPath), 0o755); err != nil {
 		return Result{}, err
@@ -89,10 +95,6 @@ func Run(ctx context.Context, s *Script, opts Options) (Result, error) {
 		return Result{}, err
 	}
 
-	pin, unlock, err := s.pin(ctx, opts)
-	if err != nil {
-		return Result{}, err
-	}
 	if err := tr.Append("pin-unlock", unlock); err != nil {
 		return Result{}, err
 	}

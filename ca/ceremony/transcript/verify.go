@@ -47,7 +47,7 @@ var (
 // Verify does not decide whom to trust: check the signer with
 // Result.SignedBy.
 func Verify(r io.Reader) (Result, error) {
-	br := bufio.NewReaderSize(r, 64<<10)
+	br := bufio.NewReader(r)
 	var (
 		res    Result
 		prev   = zeroHash
