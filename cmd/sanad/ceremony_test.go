@@ -1,0 +1,113 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/sanadpki/sanad/hsm/hsmtest"
+	"github.com/sanadpki/sanad/policies"
+)
+
+// runSanadEnv is runSanad with a given environment.
+func runSanadEnv(t *testing.T, env []string, args ...string) (int, string) {
+	t.Helper()
+	cmd := exec.Command(sanadBin, args...)
+	cmd.Env = env
+	out, err := cmd.CombinedOutput()
+	var exit *exec.ExitError
+	switch {
+	case err == nil:
+		return 0, string(out)
+	case errors.As(err, &exit):
+		return exit.ExitCode(), string(out)
+	default:
+		t.Fatalf("run sanad %v: %v", args, err)
+		return -1, ""
+	}
+}
+
+// TestCeremonyCommands is what a CA officer does, through the binary:
+// split the PIN, check the script, run it with three custodians' share
+// files, and verify the transcript.
+func TestCeremonyCommands(t *testing.T) {
+	tok := hsmtest.NewToken(t)
+	env := tok.Env()
+	dir := t.TempDir()
+	pinFile := filepath.Join(dir, "pin")
+	if err := os.WriteFile(pinFile, tok.PIN.Bytes(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	sharesDir := filepath.Join(dir, "shares")
+	if err := os.Mkdir(sharesDir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	code, out := runSanadEnv(t, env, "ceremony", "split-pin", "--token-label", tok.Label, "--shares", "5", "--threshold", "3",
+		"--custodians", "Aigerim,Bilal,Chen,Dana,Erlan", "--pin-file", pinFile, "--out", sharesDir)
+	if code != 0 || !strings.Contains(out, "any 3 of these 5 shares") {
+		t.Fatalf("split-pin: exit %d: %s", code, out)
+	}
+	shares, err := filepath.Glob(filepath.Join(sharesDir, "*.json"))
+	if err != nil || len(shares) != 5 {
+		t.Fatalf("share files: %v %v", shares, err)
+	}
+	for _, s := range shares {
+		if info, err := os.Stat(s); err != nil || info.Mode().Perm() != 0o600 {
+			t.Errorf("%s: mode %v (%v)", s, info.Mode().Perm(), err)
+		}
+	}
+
+	raw, err := fs.ReadFile(policies.FS, "ceremonies/1-root.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	script := filepath.Join(dir, "1-root.yaml")
+	raw = bytes.ReplaceAll(raw, []byte("token_label: sanad-root"), []byte("token_label: "+tok.Label))
+	if err := os.WriteFile(script, raw, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if code, out := runSanadEnv(t, env, "ceremony", "check", script); code != 0 || !strings.Contains(out, "OK (root ceremony)") {
+		t.Fatalf("check: exit %d: %s", code, out)
+	}
+	// Two custodians are not enough; nothing is written.
+	code, out = runSanadEnv(t, env, "ceremony", "run", script, "--share", shares[0], "--share", shares[1])
+	if code != 1 || !strings.Contains(out, "needs 3 custodian shares, 2 given") {
+		t.Fatalf("run with two shares: exit %d: %s", code, out)
+	}
+	code, out = runSanadEnv(t, env, "ceremony", "run", script, "--share", shares[0], "--share", shares[2], "--share", shares[4])
+	if code != 0 || !strings.Contains(out, "root ceremony complete") {
+		t.Fatalf("run: exit %d: %s", code, out)
+	}
+	root := filepath.Join(dir, "out", "root.pem")
+	transcript := filepath.Join(dir, "out", "1-root.transcript.jsonl")
+	code, out = runSanadEnv(t, env, "ceremony", "verify-transcript", transcript, "--cert", root)
+	if code != 0 || !strings.Contains(out, "transcript OK") || !strings.Contains(out, "Aigerim") {
+		t.Fatalf("verify-transcript: exit %d: %s", code, out)
+	}
+	// The same script again is refused, with the line of each output.
+	if code, out := runSanadEnv(t, env, "ceremony", "check", script); code != 1 || !strings.Contains(out, "exists: a ceremony never overwrites") {
+		t.Errorf("check after run: exit %d: %s", code, out)
+	}
+
+	// An edited transcript fails.
+	body, err := os.ReadFile(transcript)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tampered := filepath.Join(dir, "tampered.jsonl")
+	if err := os.WriteFile(tampered, bytes.Replace(body, []byte("Aigerim"), []byte("Mallory"), 1), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if code, out := runSanadEnv(t, env, "ceremony", "verify-transcript", tampered); code != 1 || !strings.Contains(out, "line") {
+		t.Errorf("tampered transcript: exit %d: %s", code, out)
+	}
+	// The PIN appears in no output.
+	if strings.Contains(out, string(tok.PIN.Bytes())) {
+		t.Error("the PIN appears in sanad's output")
+	}
+}
