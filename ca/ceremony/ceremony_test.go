@@ -25,6 +25,7 @@ import (
 	"github.com/sanadpki/sanad/ca/ceremony/transcript"
 	"github.com/sanadpki/sanad/ca/lint"
 	"github.com/sanadpki/sanad/ca/profile"
+	"github.com/sanadpki/sanad/hsm"
 	"github.com/sanadpki/sanad/hsm/hsmtest"
 	"github.com/sanadpki/sanad/internal/testenv"
 	"github.com/sanadpki/sanad/policies"
@@ -197,8 +198,8 @@ func TestExampleHierarchy(t *testing.T) {
 
 // TestShares runs the root ceremony with custodian shares of a 3-of-5
 // split: any three unlock the token; two, a repeated, a corrupted or a
-// forged share are refused with a precise message, before any file is
-// written.
+// share of another split are refused with a precise message, and so is a
+// key label already on the token — all before any file is written.
 func TestShares(t *testing.T) {
 	tok := hsmtest.NewToken(t)
 	set, err := pinshare.Split(tok.PIN, tok.Label, []string{"Aigerim", "Bilal", "Chen", "Dana", "Erlan"}, 3)
@@ -223,6 +224,7 @@ func TestShares(t *testing.T) {
 		{"a share twice", []pinshare.Share{set[0], set[1], set[1]}, pinshare.ErrDuplicateShare, "Bilal"},
 		{"a corrupted share", []pinshare.Share{set[0], set[1], corrupt}, pinshare.ErrCorruptShare, "Chen"},
 		{"a share of another split", []pinshare.Share{set[0], set[1], other[2]}, pinshare.ErrMixedShares, ""},
+		{"a key label already on the token", []pinshare.Share{set[0], set[1], set[2]}, hsm.ErrKeyExists, `key "root-0"`},
 	}
 	for i, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -232,7 +234,11 @@ func TestShares(t *testing.T) {
 				t.Fatal(err)
 			}
 			raw = bytes.ReplaceAll(raw, []byte("token_label: sanad-root"), []byte("token_label: "+tok.Label))
-			raw = bytes.ReplaceAll(raw, []byte("sanad-root-g1"), []byte(fmt.Sprintf("root-%d", i)))
+			label := fmt.Sprintf("root-%d", i)
+			if errors.Is(tt.want, hsm.ErrKeyExists) {
+				label = "root-0" // made by the first case
+			}
+			raw = bytes.ReplaceAll(raw, []byte("sanad-root-g1"), []byte(label))
 			raw = bytes.ReplaceAll(raw, []byte("pin: {shares: 3}"), []byte(fmt.Sprintf("pin: {shares: %d}", len(tt.shares))))
 			path := filepath.Join(dir, "root.yaml")
 			if err := os.WriteFile(path, raw, 0o600); err != nil {

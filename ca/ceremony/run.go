@@ -71,12 +71,45 @@ func Run(ctx context.Context, s *Script, opts Options) (Result, error) {
 	if err := s.Check(opts.Profiles, now); err != nil {
 		return Result{}, fmt.Errorf("%s: %w", s.Path, err)
 	}
-	// Unlock first: a refused share must not leave a transcript behind that
-	// would block the retry.
+	// Everything that can be refused is checked before the transcript
+	// exists — the shares, the token, the issuer key, a taken key label —
+	// so a refused ceremony leaves nothing behind that blocks the retry.
 	pin, unlock, err := s.pin(ctx, opts)
 	if err != nil {
 		return Result{}, err
 	}
+	mod, err := hsm.LoadModule(s.HSM.Module)
+	if err != nil {
+		return Result{}, err
+	}
+	defer mod.Close()
+	tok, err := mod.OpenToken(ctx, hsm.TokenConfig{Label: s.HSM.TokenLabel, PIN: pin, MaxSessions: 2})
+	if err != nil {
+		return Result{}, err
+	}
+	defer tok.Close()
+	var issuerCert *x509.Certificate
+	var issuerKey *hsm.Key
+	if s.Issuer != nil {
+		if issuerCert, err = readCertificate(s.Resolve(s.Issuer.Certificate)); err != nil {
+			return Result{}, err
+		}
+		if issuerKey, err = tok.FindKey(ctx, s.Issuer.KeyLabel); err != nil {
+			return Result{}, fmt.Errorf("issuer key %q: %w", s.Issuer.KeyLabel, err)
+		}
+		if !issuerKey.Public().(interface{ Equal(crypto.PublicKey) bool }).Equal(issuerCert.PublicKey) {
+			return Result{}, fmt.Errorf("issuer key %q does not match %s", s.Issuer.KeyLabel, s.Issuer.Certificate)
+		}
+	}
+	if s.Key != nil && !s.Key.Existing {
+		switch _, err := tok.FindKey(ctx, s.Key.Label); {
+		case err == nil:
+			return Result{}, fmt.Errorf("key %q: %w: a ceremony never replaces a key", s.Key.Label, hsm.ErrKeyExists)
+		case !errors.Is(err, hsm.ErrKeyNotFound):
+			return Result{}, err
+		}
+	}
+
 	res := Result{TranscriptPath: s.Resolve(s.Transcript)}
 	if err := os.MkdirAll(filepath.Dir(res.TranscriptPath), 0o755); err != nil {
 		return Result{}, err
@@ -94,36 +127,13 @@ func Run(ctx context.Context, s *Script, opts Options) (Result, error) {
 	}); err != nil {
 		return Result{}, err
 	}
-
 	if err := tr.Append("pin-unlock", unlock); err != nil {
 		return Result{}, err
 	}
-	mod, err := hsm.LoadModule(s.HSM.Module)
-	if err != nil {
-		return Result{}, err
-	}
-	defer mod.Close()
-	tok, err := mod.OpenToken(ctx, hsm.TokenConfig{Label: s.HSM.TokenLabel, PIN: pin, MaxSessions: 2})
-	if err != nil {
-		return Result{}, err
-	}
-	defer tok.Close()
 	if err := tr.Append("hsm-open", map[string]any{"module": mod.Path(), "token_label": s.HSM.TokenLabel}); err != nil {
 		return Result{}, err
 	}
-
-	var issuerCert *x509.Certificate
-	var issuerKey *hsm.Key
 	if s.Issuer != nil {
-		if issuerCert, err = readCertificate(s.Resolve(s.Issuer.Certificate)); err != nil {
-			return Result{}, err
-		}
-		if issuerKey, err = tok.FindKey(ctx, s.Issuer.KeyLabel); err != nil {
-			return Result{}, fmt.Errorf("issuer key %q: %w", s.Issuer.KeyLabel, err)
-		}
-		if !issuerKey.Public().(interface{ Equal(crypto.PublicKey) bool }).Equal(issuerCert.PublicKey) {
-			return Result{}, fmt.Errorf("issuer key %q does not match %s", s.Issuer.KeyLabel, s.Issuer.Certificate)
-		}
 		if err := tr.Append("issuer-use", map[string]any{
 			"key_label": s.Issuer.KeyLabel, "public_key_sha256": spkiSHA256(issuerCert.PublicKey),
 			"certificate_sha256": derSHA256(issuerCert.Raw), "subject": issuerCert.Subject.String(),

@@ -21,6 +21,11 @@ func canonicalData(data any) (json.RawMessage, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrInvalidData, err)
 	}
+	// A json.RawMessage in data may repeat a member; decoding would keep
+	// one copy silently, so refuse instead of choosing.
+	if _, err := checkJSON(first); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrInvalidData, err)
+	}
 	dec := json.NewDecoder(bytes.NewReader(first))
 	dec.UseNumber()
 	var generic any

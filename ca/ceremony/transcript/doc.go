@@ -15,7 +15,8 @@
 //
 // with exactly these five members, in this order, and no others:
 //
-//   - seq: the decimal integer n. Lines are numbered 1, 2, 3, … without gaps.
+//   - seq: the decimal integer n (digits only, no leading zero, at most 9).
+//     Lines are numbered 1, 2, 3, … without gaps.
 //   - time: when the step was recorded, RFC 3339 in UTC with whole seconds
 //     ("YYYY-MM-DDTHH:MM:SSZ"), from the writer's injected clock. Times are
 //     facts, not ordering: order is given by seq and prev.
@@ -67,6 +68,15 @@
 // and must match the key. An auditor checks it with, for example,
 //
 //	openssl dgst -sha256 -verify key.pem -signature sig.der message.txt
+//
+// (-sha384 for ECDSA-SHA384), where key.pem is K in a PEM "PUBLIC KEY"
+// block and sig.der is S decoded. Each prev is "openssl dgst -sha256" of the
+// previous line without its "\n".
+//
+// So every byte of the file is fixed except the signature value itself:
+// ECDSA signatures are not unique, and anyone can turn a valid one into
+// another valid one. To pin a transcript's exact bytes elsewhere (say in the
+// audit log), record the SHA-256 of the whole file when it is signed.
 //
 // There is exactly one signature line, it is the last line, and a transcript
 // has at least one step before it. A transcript without one is unsigned: the

@@ -28,7 +28,7 @@ var (
 	// is the reserved "signature".
 	ErrInvalidStep = errors.New("transcript: invalid step")
 	// ErrInvalidData: data is not a JSON object, is too large or too deep,
-	// or has a malformed public_key_sha256.
+	// repeats a member name, or has a malformed public_key_sha256.
 	ErrInvalidData = errors.New("transcript: invalid data")
 	// ErrSecret: data looks like it holds a PIN, password, share or private
 	// key; nothing was written.

@@ -11,6 +11,7 @@ import (
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"io"
 	"io/fs"
@@ -312,6 +313,7 @@ func TestAppendRefuses(t *testing.T) {
 		{"data is a string", "note", "hello", ErrInvalidData},
 		{"data is a list", "note", []string{"a"}, ErrInvalidData},
 		{"data not encodable", "note", map[string]any{"c": make(chan int)}, ErrInvalidData},
+		{"raw JSON with a repeated member", "note", map[string]any{"x": json.RawMessage(`{"a":1,"a":2}`)}, ErrInvalidData},
 		{"malformed public_key_sha256", "key-generated", map[string]any{"public_key_sha256": "ABCD"}, ErrInvalidData},
 		{"nested malformed public_key_sha256", "key-generated", map[string]any{"keys": []any{map[string]any{"public_key_sha256": 7}}}, ErrInvalidData},
 		{"line too long", "note", map[string]any{"blob": strings.Repeat("x", maxLineBytes)}, ErrInvalidData},
