@@ -2,10 +2,8 @@ package main
 
 import (
 	"bytes"
-	"errors"
 	"io/fs"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -13,24 +11,6 @@ import (
 	"github.com/sanadpki/sanad/hsm/hsmtest"
 	"github.com/sanadpki/sanad/policies"
 )
-
-// runSanadEnv is runSanad with a given environment.
-func runSanadEnv(t *testing.T, env []string, args ...string) (int, string) {
-	t.Helper()
-	cmd := exec.Command(sanadBin, args...)
-	cmd.Env = env
-	out, err := cmd.CombinedOutput()
-	var exit *exec.ExitError
-	switch {
-	case err == nil:
-		return 0, string(out)
-	case errors.As(err, &exit):
-		return exit.ExitCode(), string(out)
-	default:
-		t.Fatalf("run sanad %v: %v", args, err)
-		return -1, ""
-	}
-}
 
 // TestCeremonyCommands is what a CA officer does, through the binary:
 // split the PIN, check the script, run it with three custodians' share

@@ -163,8 +163,14 @@ func httpGet(t *testing.T, url string) (int, string) {
 // combined output.
 func runSanad(t *testing.T, args ...string) (int, string) {
 	t.Helper()
+	return runSanadEnv(t, sanadEnv(), args...)
+}
+
+// runSanadEnv is runSanad with a given environment.
+func runSanadEnv(t *testing.T, env []string, args ...string) (int, string) {
+	t.Helper()
 	cmd := exec.Command(sanadBin, args...)
-	cmd.Env = sanadEnv()
+	cmd.Env = env
 	out, err := cmd.CombinedOutput()
 	var exit *exec.ExitError
 	switch {

@@ -345,33 +345,24 @@ func isLowerHex(s string, n int) bool {
 
 // checkTokenLabel applies the rule of hsm's token labels (what PKCS#11 can
 // store) and refuses control characters, which would reach terminals.
-func checkTokenLabel(label string) error {
-	switch {
-	case label == "":
-		return errors.New("empty token label")
-	case len(label) > maxTokenLabel:
-		return fmt.Errorf("token label %q is longer than %d bytes", label, maxTokenLabel)
-	case strings.TrimSpace(label) != label:
-		return fmt.Errorf("token label %q has leading or trailing blanks", label)
-	case !printable(label):
-		return fmt.Errorf("token label %q has control characters or is not UTF-8", label)
-	}
-	return nil
-}
+func checkTokenLabel(label string) error { return checkName("token label", label, maxTokenLabel) }
 
 // checkCustodian refuses names that are empty, padded with blanks, very long
 // or hold control characters: names are shown to people and in error
 // messages.
-func checkCustodian(name string) error {
+func checkCustodian(name string) error { return checkName("custodian name", name, maxCustodian) }
+
+// checkName is the rule both share names follow; what says which name.
+func checkName(what, value string, maxLen int) error {
 	switch {
-	case name == "":
-		return errors.New("empty custodian name")
-	case len(name) > maxCustodian:
-		return fmt.Errorf("custodian name %q is longer than %d bytes", name, maxCustodian)
-	case strings.TrimSpace(name) != name:
-		return fmt.Errorf("custodian name %q has leading or trailing blanks", name)
-	case !printable(name):
-		return fmt.Errorf("custodian name %q has control characters or is not UTF-8", name)
+	case value == "":
+		return fmt.Errorf("empty %s", what)
+	case len(value) > maxLen:
+		return fmt.Errorf("%s %q is longer than %d bytes", what, value, maxLen)
+	case strings.TrimSpace(value) != value:
+		return fmt.Errorf("%s %q has leading or trailing blanks", what, value)
+	case !printable(value):
+		return fmt.Errorf("%s %q has control characters or is not UTF-8", what, value)
 	}
 	return nil
 }
