@@ -41,6 +41,19 @@ type Profile struct {
 	// Require lists script fields this profile cannot do without
 	// (crl_url, ocsp_url, ca_issuers_url, policy_oids).
 	Require []string
+
+	// End-entity profiles only.
+
+	// SubjectKind is "person" (ETSI EN 319 412-2) or "business" (EN 319
+	// 412-3); the subject is built from verified attributes by Subject.
+	SubjectKind string
+	// ValidityDays is the validity of a certificate issued on this profile.
+	ValidityDays int
+	// PolicyOIDs go into certificatePolicies.
+	PolicyOIDs []x509.OID
+	// RevocationReasons are the RFC 5280 §5.3.1 reason codes a revocation
+	// on this profile may give.
+	RevocationReasons []int
 }
 
 // file is the YAML form.
@@ -54,6 +67,25 @@ type file struct {
 	KeyTypes        []string `yaml:"key_types"`
 	MaxValidityDays int      `yaml:"max_validity_days"`
 	Require         []string `yaml:"require"`
+
+	SubjectKind       string   `yaml:"subject_kind"`
+	ValidityDays      int      `yaml:"validity_days"`
+	PolicyOIDs        []string `yaml:"policy_oids"`
+	RevocationReasons []string `yaml:"revocation_reasons"`
+}
+
+// ReasonCodes are the RFC 5280 §5.3.1 reasons a profile may allow.
+// certificateHold (6) and removeFromCRL (8) are not offered: a national CA
+// does not suspend certificates.
+var ReasonCodes = map[string]int{
+	"unspecified":          0,
+	"keyCompromise":        1,
+	"cACompromise":         2,
+	"affiliationChanged":   3,
+	"superseded":           4,
+	"cessationOfOperation": 5,
+	"privilegeWithdrawn":   9,
+	"aACompromise":         10,
 }
 
 var keyUsages = map[string]x509.KeyUsage{
@@ -144,6 +176,37 @@ func Parse(name string, raw []byte) (Profile, error) {
 		}
 	}
 	p.Require = f.Require
+	p.SubjectKind, p.ValidityDays = f.SubjectKind, f.ValidityDays
+	switch {
+	case f.SubjectKind == "" && f.ValidityDays != 0:
+		bad("validity_days", "only for an end-entity profile (set subject_kind)")
+	case f.SubjectKind == "":
+	case f.SubjectKind != "person" && f.SubjectKind != "business":
+		bad("subject_kind", "%q is neither person nor business", f.SubjectKind)
+	case f.CA:
+		bad("subject_kind", "a CA profile has no end-entity subject")
+	case f.ValidityDays < 1 || f.ValidityDays > f.MaxValidityDays:
+		bad("validity_days", "%d is outside 1..max_validity_days (%d)", f.ValidityDays, f.MaxValidityDays)
+	}
+	if f.SubjectKind != "" && len(f.RevocationReasons) == 0 {
+		bad("revocation_reasons", "required for an end-entity profile")
+	}
+	for _, o := range f.PolicyOIDs {
+		oid, err := x509.ParseOID(o)
+		if err != nil {
+			bad("policy_oids", "%q is not a dotted OID", o)
+			continue
+		}
+		p.PolicyOIDs = append(p.PolicyOIDs, oid)
+	}
+	for _, r := range f.RevocationReasons {
+		code, ok := ReasonCodes[r]
+		if !ok {
+			bad("revocation_reasons", "%q is not a reason offered here (known: %s)", r, known(ReasonCodes))
+			continue
+		}
+		p.RevocationReasons = append(p.RevocationReasons, code)
+	}
 	if err := errors.Join(errs...); err != nil {
 		return Profile{}, err
 	}

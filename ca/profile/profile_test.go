@@ -39,6 +39,11 @@ func TestParseRejects(t *testing.T) {
 		{"impossible validity and bad key type, together", "name: x\nkey_usage: [digitalSignature]\nkey_types: [dsa-1024]\nmax_validity_days: 0\n",
 			[]string{"key_types", "max_validity_days: 0 is outside"}},
 		{"unknown requirement", base + "require: [colour]\n", []string{`require: unknown field "colour"`}},
+		{"end-entity fields", base + "subject_kind: robot\nvalidity_days: 20\npolicy_oids: [x.y]\n",
+			[]string{`subject_kind: "robot" is neither person nor business`, "revocation_reasons: required", `policy_oids: "x.y" is not a dotted OID`}},
+		{"validity above maximum", base + "subject_kind: person\nvalidity_days: 20\nrevocation_reasons: [certificateHold]\n",
+			[]string{"validity_days: 20 is outside 1..max_validity_days (10)", `revocation_reasons: "certificateHold" is not a reason offered here`}},
+		{"validity without a subject", base + "validity_days: 5\n", []string{"validity_days: only for an end-entity profile"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
