@@ -1,0 +1,266 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Certificate statuses.
+const (
+	StatusGood    = "good"
+	StatusRevoked = "revoked"
+)
+
+// Certificate is one row of certificates. The row exists before the HSM
+// signs (the issuance intent, with the linted TBS); DER fills it after.
+type Certificate struct {
+	IssuerID string
+	// Serial is the big-endian serial number without leading zero bytes.
+	Serial       []byte
+	SubjectID    string // empty for ceremony certificates
+	EnrollmentID string // empty for ceremony certificates
+	Profile      string
+	NotBefore    time.Time
+	NotAfter     time.Time
+	TBS          []byte // the linted TBSCertificate
+	DER          []byte // nil until signed
+	Status       string
+	RevokedAt    time.Time // zero unless revoked
+	Reason       int       // RFC 5280 CRLReason; meaningful only when revoked
+	CreatedAt    time.Time
+	UpdatedAt    time.Time
+}
+
+// AlreadyRevokedError says when and why a certificate was revoked; it wraps
+// ErrConflict.
+type AlreadyRevokedError struct {
+	At     time.Time
+	Reason int
+}
+
+func (e *AlreadyRevokedError) Error() string {
+	return fmt.Sprintf("already revoked at %s with reason %d", e.At.Format(time.RFC3339), e.Reason)
+}
+
+func (e *AlreadyRevokedError) Unwrap() error { return ErrConflict }
+
+const certificateColumns = `issuer_id, serial, subject_id, enrollment_id, profile, not_before, not_after,
+	tbs_der, der, status, revoked_at, reason, created_at, updated_at`
+
+// InsertCertificateIntent records a certificate about to be signed. A serial
+// is never reused: a second intent for one (issuer, serial) is ErrConflict.
+func (tx *Tx) InsertCertificateIntent(ctx context.Context, c Certificate) error {
+	_, err := tx.tx.ExecContext(ctx, tx.d.q(`
+		INSERT INTO certificates (issuer_id, serial, subject_id, enrollment_id, profile, not_before, not_after,
+			tbs_der, status, created_at, updated_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'good', $9, $9)`),
+		c.IssuerID, nonNil(c.Serial), nullString(c.SubjectID), nullString(c.EnrollmentID), c.Profile,
+		tx.d.timeArg(c.NotBefore), tx.d.timeArg(c.NotAfter), nonNil(c.TBS), tx.d.timeArg(c.CreatedAt))
+	if err != nil {
+		return fmt.Errorf("certificate intent %s/%x: %w", c.IssuerID, c.Serial, tx.d.mapErr(err))
+	}
+	return nil
+}
+
+// SetCertificateDER stores the signed certificate of an intent. A
+// certificate that already has its DER is never overwritten (ErrConflict).
+func (tx *Tx) SetCertificateDER(ctx context.Context, issuerID string, serial, der []byte, now time.Time) error {
+	res, err := tx.tx.ExecContext(ctx, tx.d.q(`
+		UPDATE certificates SET der = $1, updated_at = $2
+		WHERE issuer_id = $3 AND serial = $4 AND der IS NULL`),
+		nonNil(der), tx.d.timeArg(now), issuerID, nonNil(serial))
+	if err != nil {
+		return fmt.Errorf("store certificate %s/%x: %w", issuerID, serial, tx.d.mapErr(err))
+	}
+	if n, err := res.RowsAffected(); err != nil || n == 1 {
+		return err
+	}
+	if _, err := tx.certificate(ctx, issuerID, serial); err != nil {
+		return fmt.Errorf("store certificate %s/%x: %w", issuerID, serial, err)
+	}
+	return fmt.Errorf("store certificate %s/%x: already signed: %w", issuerID, serial, ErrConflict)
+}
+
+// RevokeCertificate marks a good certificate revoked. Revoking twice returns
+// an *AlreadyRevokedError saying when and why.
+func (tx *Tx) RevokeCertificate(ctx context.Context, issuerID string, serial []byte, at time.Time, reason int, now time.Time) error {
+	res, err := tx.tx.ExecContext(ctx, tx.d.q(`
+		UPDATE certificates SET status = 'revoked', revoked_at = $1, reason = $2, updated_at = $3
+		WHERE issuer_id = $4 AND serial = $5 AND status = 'good'`),
+		tx.d.timeArg(at), reason, tx.d.timeArg(now), issuerID, nonNil(serial))
+	if err != nil {
+		return fmt.Errorf("revoke %s/%x: %w", issuerID, serial, tx.d.mapErr(err))
+	}
+	if n, err := res.RowsAffected(); err != nil || n == 1 {
+		return err
+	}
+	c, err := tx.certificate(ctx, issuerID, serial)
+	if err != nil {
+		return fmt.Errorf("revoke %s/%x: %w", issuerID, serial, err)
+	}
+	return fmt.Errorf("revoke %s/%x: %w", issuerID, serial, &AlreadyRevokedError{At: c.RevokedAt, Reason: c.Reason})
+}
+
+func (tx *Tx) certificate(ctx context.Context, issuerID string, serial []byte) (Certificate, error) {
+	return getCertificate(ctx, tx.tx, tx.d, issuerID, serial)
+}
+
+// Certificate returns one certificate row, or ErrNotFound.
+func (db *DB) Certificate(ctx context.Context, issuerID string, serial []byte) (Certificate, error) {
+	return getCertificate(ctx, db.sql, &db.d, issuerID, serial)
+}
+
+func getCertificate(ctx context.Context, q querier, d *dialect, issuerID string, serial []byte) (Certificate, error) {
+	row := q.QueryRowContext(ctx, d.q(`SELECT `+certificateColumns+` FROM certificates WHERE issuer_id = $1 AND serial = $2`),
+		issuerID, nonNil(serial))
+	c, err := scanCertificate(row)
+	if errors.Is(err, sql.ErrNoRows) {
+		return Certificate{}, fmt.Errorf("certificate %s/%x: %w", issuerID, serial, ErrNotFound)
+	}
+	return c, err
+}
+
+// UnsignedCertificates returns every intent without a certificate: the rows
+// start-up recovery must resolve.
+func (db *DB) UnsignedCertificates(ctx context.Context) ([]Certificate, error) {
+	return db.certificates(ctx, `WHERE der IS NULL ORDER BY created_at`)
+}
+
+// RevokedCertificates returns the revoked certificates of an issuer that
+// had not expired at notAfterFrom: the entries of its next CRL.
+func (db *DB) RevokedCertificates(ctx context.Context, issuerID string, notAfterFrom time.Time) ([]Certificate, error) {
+	return db.certificates(ctx, `WHERE issuer_id = $1 AND status = 'revoked' AND not_after >= $2 ORDER BY serial`,
+		issuerID, db.d.timeArg(notAfterFrom))
+}
+
+func (db *DB) certificates(ctx context.Context, where string, args ...any) ([]Certificate, error) {
+	rows, err := db.sql.QueryContext(ctx, db.d.q(`SELECT `+certificateColumns+` FROM certificates `+where), args...)
+	if err != nil {
+		return nil, fmt.Errorf("list certificates: %w", err)
+	}
+	defer rows.Close()
+	var out []Certificate
+	for rows.Next() {
+		c, err := scanCertificate(rows)
+		if err != nil {
+			return nil, fmt.Errorf("list certificates: %w", err)
+		}
+		out = append(out, c)
+	}
+	return out, rows.Err()
+}
+
+func scanCertificate(s scanner) (Certificate, error) {
+	var (
+		c                 Certificate
+		subject, enroll   sql.NullString
+		reason            sql.NullInt64
+		revokedAt         time.Time
+		notBefore, notAft time.Time
+	)
+	err := s.Scan(&c.IssuerID, &c.Serial, &subject, &enroll, &c.Profile, timeScan{&notBefore}, timeScan{&notAft},
+		&c.TBS, &c.DER, &c.Status, nullTimeScan{&revokedAt}, &reason, timeScan{&c.CreatedAt}, timeScan{&c.UpdatedAt})
+	c.SubjectID, c.EnrollmentID, c.NotBefore, c.NotAfter, c.RevokedAt = subject.String, enroll.String, notBefore, notAft, revokedAt
+	c.Reason = int(reason.Int64)
+	return c, err
+}
+
+// OCSPResponse is a pre-signed OCSP response for one certificate.
+type OCSPResponse struct {
+	IssuerID   string
+	Serial     []byte
+	DER        []byte
+	ThisUpdate time.Time
+	NextUpdate time.Time
+	UpdatedAt  time.Time // the responders' sync cursor
+}
+
+// PutOCSPResponse stores (or replaces) the response for a certificate.
+func (tx *Tx) PutOCSPResponse(ctx context.Context, r OCSPResponse) error {
+	_, err := tx.tx.ExecContext(ctx, tx.d.q(`
+		INSERT INTO ocsp_responses (issuer_id, serial, der, this_update, next_update, updated_at)
+		VALUES ($1, $2, $3, $4, $5, $6)
+		ON CONFLICT (issuer_id, serial) DO UPDATE SET
+			der = excluded.der, this_update = excluded.this_update,
+			next_update = excluded.next_update, updated_at = excluded.updated_at`),
+		r.IssuerID, nonNil(r.Serial), nonNil(r.DER), tx.d.timeArg(r.ThisUpdate), tx.d.timeArg(r.NextUpdate), tx.d.timeArg(r.UpdatedAt))
+	if err != nil {
+		return fmt.Errorf("put OCSP response %s/%x: %w", r.IssuerID, r.Serial, tx.d.mapErr(err))
+	}
+	return nil
+}
+
+// OCSPResponse returns the stored response for a certificate, or
+// ErrNotFound.
+func (db *DB) OCSPResponse(ctx context.Context, issuerID string, serial []byte) (OCSPResponse, error) {
+	r := OCSPResponse{IssuerID: issuerID}
+	err := db.sql.QueryRowContext(ctx, db.d.q(`
+		SELECT serial, der, this_update, next_update, updated_at FROM ocsp_responses
+		WHERE issuer_id = $1 AND serial = $2`), issuerID, nonNil(serial)).
+		Scan(&r.Serial, &r.DER, timeScan{&r.ThisUpdate}, timeScan{&r.NextUpdate}, timeScan{&r.UpdatedAt})
+	if errors.Is(err, sql.ErrNoRows) {
+		return OCSPResponse{}, fmt.Errorf("OCSP response %s/%x: %w", issuerID, serial, ErrNotFound)
+	}
+	return r, err
+}
+
+// CRL is one signed CRL of an issuer.
+type CRL struct {
+	IssuerID   string
+	Number     int64
+	DER        []byte
+	ThisUpdate time.Time
+	NextUpdate time.Time
+	CreatedAt  time.Time
+}
+
+// PutCRL stores a CRL. Its number must be greater than every stored number
+// of the issuer (RFC 5280 §5.2.3: monotonically increasing); otherwise
+// ErrConflict.
+func (tx *Tx) PutCRL(ctx context.Context, c CRL) error {
+	var latest sql.NullInt64
+	if err := tx.tx.QueryRowContext(ctx, tx.d.q(`SELECT MAX(crl_number) FROM crls WHERE issuer_id = $1`), c.IssuerID).Scan(&latest); err != nil {
+		return fmt.Errorf("put CRL %s #%d: %w", c.IssuerID, c.Number, err)
+	}
+	if latest.Valid && c.Number <= latest.Int64 {
+		return fmt.Errorf("put CRL %s #%d: number does not increase (latest %d): %w", c.IssuerID, c.Number, latest.Int64, ErrConflict)
+	}
+	_, err := tx.tx.ExecContext(ctx, tx.d.q(`
+		INSERT INTO crls (issuer_id, crl_number, der, this_update, next_update, created_at)
+		VALUES ($1, $2, $3, $4, $5, $6)`),
+		c.IssuerID, c.Number, nonNil(c.DER), tx.d.timeArg(c.ThisUpdate), tx.d.timeArg(c.NextUpdate), tx.d.timeArg(c.CreatedAt))
+	if err != nil {
+		return fmt.Errorf("put CRL %s #%d: %w", c.IssuerID, c.Number, tx.d.mapErr(err))
+	}
+	return nil
+}
+
+// LatestCRL returns the issuer's CRL with the highest number, or
+// ErrNotFound.
+func (db *DB) LatestCRL(ctx context.Context, issuerID string) (CRL, error) {
+	c := CRL{IssuerID: issuerID}
+	err := db.sql.QueryRowContext(ctx, db.d.q(`
+		SELECT crl_number, der, this_update, next_update, created_at FROM crls
+		WHERE issuer_id = $1 ORDER BY crl_number DESC LIMIT 1`), issuerID).
+		Scan(&c.Number, &c.DER, timeScan{&c.ThisUpdate}, timeScan{&c.NextUpdate}, timeScan{&c.CreatedAt})
+	if errors.Is(err, sql.ErrNoRows) {
+		return CRL{}, fmt.Errorf("CRL of %s: %w", issuerID, ErrNotFound)
+	}
+	return c, err
+}
+
+func nullString(s string) sql.NullString { return sql.NullString{String: s, Valid: s != ""} }
+
+// nullTimeScan is timeScan for a nullable column: NULL is the zero time.
+type nullTimeScan struct{ dst *time.Time }
+
+func (s nullTimeScan) Scan(src any) error {
+	if src == nil {
+		*s.dst = time.Time{}
+		return nil
+	}
+	return timeScan(s).Scan(src)
+}

@@ -1,0 +1,108 @@
+package store_test
+
+import (
+	"bytes"
+	"database/sql"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/sanadpki/sanad/internal/store"
+	"github.com/sanadpki/sanad/internal/store/storetest"
+)
+
+func TestCertificateLifecycle(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB, _ *sql.DB) {
+		ctx := t.Context()
+		putIssuer(t, db, testIssuer("issuing", "issuing"))
+		t0 := time.Date(2026, 11, 24, 10, 0, 0, 123456000, time.UTC)
+		intent := store.Certificate{
+			IssuerID: "issuing", Serial: []byte{0x4a, 0x01, 0x02}, Profile: "citizen-sign",
+			NotBefore: t0, NotAfter: t0.AddDate(3, 0, 0), TBS: []byte{0x30, 0x01}, CreatedAt: t0,
+		}
+		inTx := func(fn func(*store.Tx) error) error { return db.InTx(ctx, fn) }
+
+		if err := inTx(func(tx *store.Tx) error { return tx.InsertCertificateIntent(ctx, intent) }); err != nil {
+			t.Fatal(err)
+		}
+		// A serial is never reused.
+		if err := inTx(func(tx *store.Tx) error { return tx.InsertCertificateIntent(ctx, intent) }); !errors.Is(err, store.ErrConflict) {
+			t.Fatalf("second intent: %v", err)
+		}
+		unsigned, err := db.UnsignedCertificates(ctx)
+		if err != nil || len(unsigned) != 1 || !bytes.Equal(unsigned[0].Serial, intent.Serial) || unsigned[0].DER != nil {
+			t.Fatalf("unsigned = %+v, %v", unsigned, err)
+		}
+
+		der := []byte{0x30, 0x82, 0x01}
+		if err := inTx(func(tx *store.Tx) error { return tx.SetCertificateDER(ctx, "issuing", intent.Serial, der, t0) }); err != nil {
+			t.Fatal(err)
+		}
+		// Never overwritten; an unknown serial is not found.
+		if err := inTx(func(tx *store.Tx) error { return tx.SetCertificateDER(ctx, "issuing", intent.Serial, []byte{1}, t0) }); !errors.Is(err, store.ErrConflict) {
+			t.Errorf("second DER: %v", err)
+		}
+		if err := inTx(func(tx *store.Tx) error { return tx.SetCertificateDER(ctx, "issuing", []byte{9}, der, t0) }); !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("DER for unknown serial: %v", err)
+		}
+		if unsigned, _ := db.UnsignedCertificates(ctx); len(unsigned) != 0 {
+			t.Errorf("still unsigned: %+v", unsigned)
+		}
+
+		revokedAt := t0.Add(time.Hour)
+		if err := inTx(func(tx *store.Tx) error {
+			return tx.RevokeCertificate(ctx, "issuing", intent.Serial, revokedAt, 1, revokedAt)
+		}); err != nil {
+			t.Fatal(err)
+		}
+		err = inTx(func(tx *store.Tx) error {
+			return tx.RevokeCertificate(ctx, "issuing", intent.Serial, revokedAt.Add(time.Hour), 4, revokedAt)
+		})
+		var already *store.AlreadyRevokedError
+		if !errors.As(err, &already) || !errors.Is(err, store.ErrConflict) || !already.At.Equal(revokedAt) || already.Reason != 1 {
+			t.Fatalf("second revocation: %v", err)
+		}
+		c, err := db.Certificate(ctx, "issuing", intent.Serial)
+		if err != nil || c.Status != store.StatusRevoked || !c.RevokedAt.Equal(revokedAt) || c.Reason != 1 || !bytes.Equal(c.DER, der) || !c.NotBefore.Equal(t0) {
+			t.Fatalf("certificate = %+v, %v", c, err)
+		}
+		revoked, err := db.RevokedCertificates(ctx, "issuing", t0)
+		if err != nil || len(revoked) != 1 {
+			t.Fatalf("revoked = %+v, %v", revoked, err)
+		}
+		if expired, _ := db.RevokedCertificates(ctx, "issuing", t0.AddDate(4, 0, 0)); len(expired) != 0 {
+			t.Errorf("an expired certificate stays on the CRL list: %+v", expired)
+		}
+
+		resp := store.OCSPResponse{IssuerID: "issuing", Serial: intent.Serial, DER: []byte{1}, ThisUpdate: t0, NextUpdate: t0.AddDate(0, 0, 4), UpdatedAt: t0}
+		if err := inTx(func(tx *store.Tx) error { return tx.PutOCSPResponse(ctx, resp) }); err != nil {
+			t.Fatal(err)
+		}
+		resp.DER, resp.UpdatedAt = []byte{2}, revokedAt
+		if err := inTx(func(tx *store.Tx) error { return tx.PutOCSPResponse(ctx, resp) }); err != nil {
+			t.Fatal(err)
+		}
+		got, err := db.OCSPResponse(ctx, "issuing", intent.Serial)
+		if err != nil || !bytes.Equal(got.DER, []byte{2}) || !got.UpdatedAt.Equal(revokedAt) {
+			t.Fatalf("OCSP response = %+v, %v", got, err)
+		}
+
+		crl := store.CRL{IssuerID: "issuing", Number: 7, DER: []byte{3}, ThisUpdate: t0, NextUpdate: t0.AddDate(0, 0, 7), CreatedAt: t0}
+		if err := inTx(func(tx *store.Tx) error { return tx.PutCRL(ctx, crl) }); err != nil {
+			t.Fatal(err)
+		}
+		for _, n := range []int64{7, 6} {
+			crl.Number = n
+			if err := inTx(func(tx *store.Tx) error { return tx.PutCRL(ctx, crl) }); !errors.Is(err, store.ErrConflict) {
+				t.Errorf("CRL number %d after 7: %v", n, err)
+			}
+		}
+		latest, err := db.LatestCRL(ctx, "issuing")
+		if err != nil || latest.Number != 7 {
+			t.Fatalf("latest CRL = %+v, %v", latest, err)
+		}
+		if _, err := db.LatestCRL(ctx, "root"); !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("CRL of an issuer without one: %v", err)
+		}
+	})
+}
