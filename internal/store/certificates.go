@@ -219,8 +219,16 @@ type CRL struct {
 
 // PutCRL stores a CRL. Its number must be greater than every stored number
 // of the issuer (RFC 5280 §5.2.3: monotonically increasing); otherwise
-// ErrConflict.
+// ErrConflict. The issuer's row is locked first, so two writers of one
+// issuer's CRLs take turns and the check cannot race.
 func (tx *Tx) PutCRL(ctx context.Context, c CRL) error {
+	var id string
+	if err := tx.tx.QueryRowContext(ctx, tx.d.q(`SELECT id FROM issuers WHERE id = $1`+tx.d.lockSuffix), c.IssuerID).Scan(&id); err != nil {
+		if errors.Is(err, sql.ErrNoRows) {
+			err = ErrNotFound
+		}
+		return fmt.Errorf("put CRL %s #%d: issuer: %w", c.IssuerID, c.Number, err)
+	}
 	var latest sql.NullInt64
 	if err := tx.tx.QueryRowContext(ctx, tx.d.q(`SELECT MAX(crl_number) FROM crls WHERE issuer_id = $1`), c.IssuerID).Scan(&latest); err != nil {
 		return fmt.Errorf("put CRL %s #%d: %w", c.IssuerID, c.Number, err)
