@@ -1,0 +1,138 @@
+// Package crl builds and signs the full CRL of an issuing CA (RFC 5280 §5)
+// from the store, in the HSM.
+//
+// Rules kept here, in one place:
+//   - one full CRL per issuer, its number strictly increasing, also across
+//     crashes: the next number is the stored maximum plus one, and the store
+//     refuses a number that does not increase (a CRL signed but never
+//     stored was never published, so its number may be used again);
+//   - nextUpdate is at most 10 days after thisUpdate (CA/B Forum limit for
+//     CRLs covering subscriber certificates); the default is 7 days, and
+//     the caller republishes at least weekly;
+//   - an entry stays until its certificate has expired and one more CRL was
+//     published after the expiry: a certificate is listed when it had not
+//     expired at the previous CRL's thisUpdate;
+//   - AKI (from the issuer's SKI) and reason codes are included; the CRL is
+//     linted with zlint before it is stored.
+//
+// The package never publishes a CRL it has not stored with its audit event
+// in the same transaction.
+package crl
+
+import (
+	"context"
+	"crypto"
+	"crypto/rand"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"math/big"
+	"time"
+
+	"github.com/sanadpki/sanad/ca/lint"
+	"github.com/sanadpki/sanad/internal/audit"
+	"github.com/sanadpki/sanad/internal/store"
+)
+
+// MaxValidity is the longest nextUpdate - thisUpdate allowed.
+const MaxValidity = 10 * 24 * time.Hour
+
+// Issuer is an issuing CA: its certificate and the HSM key that signs.
+type Issuer struct {
+	ID          string
+	Certificate *x509.Certificate
+	Signer      crypto.Signer
+}
+
+// Config sets how CRLs are made.
+type Config struct {
+	// Validity is nextUpdate - thisUpdate; 0 means 7 days.
+	Validity time.Duration
+	// Backdate moves thisUpdate into the past to tolerate relying parties'
+	// clock skew; at most an hour.
+	Backdate time.Duration
+}
+
+// Builder makes the CRLs of issuers.
+type Builder struct {
+	db     *store.DB
+	log    *audit.Log
+	linter *lint.Linter
+	cfg    Config
+	now    func() time.Time
+}
+
+// New returns a Builder. cfg is validated.
+func New(db *store.DB, log *audit.Log, linter *lint.Linter, cfg Config, now func() time.Time) (*Builder, error) {
+	if cfg.Validity == 0 {
+		cfg.Validity = 7 * 24 * time.Hour
+	}
+	if cfg.Validity < time.Hour || cfg.Validity > MaxValidity {
+		return nil, fmt.Errorf("crl validity %s is outside 1h..%s", cfg.Validity, MaxValidity)
+	}
+	if cfg.Backdate < 0 || cfg.Backdate > time.Hour {
+		return nil, fmt.Errorf("crl backdate %s is outside 0..1h", cfg.Backdate)
+	}
+	return &Builder{db: db, log: log, linter: linter, cfg: cfg, now: now}, nil
+}
+
+// Build signs the issuer's next CRL and stores it with its audit event.
+func (b *Builder) Build(ctx context.Context, is Issuer) (store.CRL, error) {
+	now := b.now().UTC().Truncate(time.Second)
+	thisUpdate := now.Add(-b.cfg.Backdate)
+	number := int64(1)
+	// Entries of certificates that expired before the previous CRL was
+	// published have been listed once after expiry: they leave now.
+	keepFrom := now
+	prev, err := b.db.LatestCRL(ctx, is.ID)
+	switch {
+	case err == nil:
+		number = prev.Number + 1
+		keepFrom = prev.ThisUpdate
+	case !errors.Is(err, store.ErrNotFound):
+		return store.CRL{}, fmt.Errorf("crl %s: %w", is.ID, err)
+	}
+	revoked, err := b.db.RevokedCertificates(ctx, is.ID, keepFrom)
+	if err != nil {
+		return store.CRL{}, fmt.Errorf("crl %s: %w", is.ID, err)
+	}
+	tmpl := &x509.RevocationList{
+		Number:     big.NewInt(number),
+		ThisUpdate: thisUpdate,
+		NextUpdate: thisUpdate.Add(b.cfg.Validity),
+	}
+	for _, c := range revoked {
+		tmpl.RevokedCertificateEntries = append(tmpl.RevokedCertificateEntries, x509.RevocationListEntry{
+			SerialNumber:   new(big.Int).SetBytes(c.Serial),
+			RevocationTime: c.RevokedAt,
+			ReasonCode:     c.Reason,
+		})
+	}
+	der, err := x509.CreateRevocationList(rand.Reader, tmpl, is.Certificate, is.Signer)
+	if err != nil {
+		return store.CRL{}, fmt.Errorf("crl %s #%d: sign: %w", is.ID, number, err)
+	}
+	parsed, err := x509.ParseRevocationList(der)
+	if err != nil {
+		return store.CRL{}, fmt.Errorf("crl %s #%d: %w", is.ID, number, err)
+	}
+	if err := parsed.CheckSignatureFrom(is.Certificate); err != nil {
+		return store.CRL{}, fmt.Errorf("crl %s #%d: signature does not verify: %w", is.ID, number, err)
+	}
+	if err := b.linter.RevocationList(der); err != nil {
+		return store.CRL{}, fmt.Errorf("crl %s #%d: %w", is.ID, number, err)
+	}
+	out := store.CRL{IssuerID: is.ID, Number: number, DER: der, ThisUpdate: thisUpdate, NextUpdate: tmpl.NextUpdate, CreatedAt: now}
+	err = b.db.InTx(ctx, func(tx *store.Tx) error {
+		if err := tx.PutCRL(ctx, out); err != nil {
+			return err
+		}
+		_, err := b.log.Append(ctx, tx, audit.Event{Actor: "system", Action: "crl.publish", Object: is.ID,
+			Details: map[string]any{"crl_number": number, "entries": len(revoked), "this_update": thisUpdate, "next_update": tmpl.NextUpdate}})
+		return err
+	})
+	if err != nil {
+		return store.CRL{}, fmt.Errorf("crl %s #%d: store: %w", is.ID, number, err)
+	}
+	return out, nil
+}
