@@ -1,0 +1,104 @@
+// Package ocspsign pre-signs OCSP responses (RFC 6960, RFC 5019) with the
+// issuing CA's delegated OCSP signer key in the HSM, so the status tier
+// serves bytes and never signs on its hot path.
+//
+// Rules kept here:
+//   - validity (nextUpdate - thisUpdate) between 8 hours and 10 days, 4 days
+//     by default; thisUpdate is never in the future (it may be backdated a
+//     little for clock skew);
+//   - a revoked answer carries the revocation time and reason;
+//   - every response is stored with a fresh updated_at, the responders' sync
+//     cursor.
+//
+// Refreshing at half-life is the Refresher's job (a later slice). The
+// package never answers for a serial the store does not know.
+package ocspsign
+
+import (
+	"context"
+	"crypto"
+	"crypto/x509"
+	"fmt"
+	"math/big"
+	"time"
+
+	"golang.org/x/crypto/ocsp"
+
+	"github.com/sanadpki/sanad/internal/store"
+)
+
+// Validity bounds.
+const (
+	MinValidity     = 8 * time.Hour
+	MaxValidity     = 10 * 24 * time.Hour
+	DefaultValidity = 4 * 24 * time.Hour
+)
+
+// Responder is the delegated OCSP signer of one issuing CA.
+type Responder struct {
+	IssuerID    string
+	Issuer      *x509.Certificate
+	Certificate *x509.Certificate // EKU OCSPSigning, id-pkix-ocsp-nocheck
+	Signer      crypto.Signer     // its key in the HSM
+}
+
+// Signer makes responses.
+type Signer struct {
+	validity time.Duration
+	backdate time.Duration
+	now      func() time.Time
+}
+
+// New returns a Signer; validity 0 means DefaultValidity.
+func New(validity, backdate time.Duration, now func() time.Time) (*Signer, error) {
+	if validity == 0 {
+		validity = DefaultValidity
+	}
+	if validity < MinValidity || validity > MaxValidity {
+		return nil, fmt.Errorf("ocsp validity %s is outside %s..%s", validity, MinValidity, MaxValidity)
+	}
+	if backdate < 0 || backdate > time.Hour {
+		return nil, fmt.Errorf("ocsp backdate %s is outside 0..1h", backdate)
+	}
+	return &Signer{validity: validity, backdate: backdate, now: now}, nil
+}
+
+// Sign makes the response for one certificate row in its current status.
+func (s *Signer) Sign(r Responder, c store.Certificate) (store.OCSPResponse, error) {
+	if c.IssuerID != r.IssuerID {
+		return store.OCSPResponse{}, fmt.Errorf("certificate of %s given to the responder of %s", c.IssuerID, r.IssuerID)
+	}
+	now := s.now().UTC().Truncate(time.Second)
+	thisUpdate := now.Add(-s.backdate)
+	tmpl := ocsp.Response{
+		SerialNumber: new(big.Int).SetBytes(c.Serial),
+		ThisUpdate:   thisUpdate,
+		NextUpdate:   thisUpdate.Add(s.validity),
+		Certificate:  r.Certificate, // RFC 6960 §4.2.2.2: the delegated signer's certificate travels in the response
+		Status:       ocsp.Good,
+	}
+	if c.Status == store.StatusRevoked {
+		tmpl.Status = ocsp.Revoked
+		tmpl.RevokedAt = c.RevokedAt
+		tmpl.RevocationReason = c.Reason
+	}
+	der, err := ocsp.CreateResponse(r.Issuer, r.Certificate, tmpl, r.Signer)
+	if err != nil {
+		return store.OCSPResponse{}, fmt.Errorf("ocsp %s/%x: sign: %w", c.IssuerID, c.Serial, err)
+	}
+	// Parse it back as a relying party would, checking the signature.
+	if _, err := ocsp.ParseResponseForCert(der, nil, r.Issuer); err != nil {
+		return store.OCSPResponse{}, fmt.Errorf("ocsp %s/%x: signed response does not parse: %w", c.IssuerID, c.Serial, err)
+	}
+	return store.OCSPResponse{IssuerID: c.IssuerID, Serial: c.Serial, DER: der, ThisUpdate: thisUpdate, NextUpdate: tmpl.NextUpdate, UpdatedAt: now}, nil
+}
+
+// SignAndStore signs the response for one certificate and stores it in tx,
+// the transaction of the change that made it necessary.
+func (s *Signer) SignAndStore(ctx context.Context, tx *store.Tx, r Responder, c store.Certificate) (store.OCSPResponse, error) {
+	resp, err := s.Sign(r, c)
+	if err != nil {
+		return store.OCSPResponse{}, err
+	}
+	return resp, tx.PutOCSPResponse(ctx, resp)
+}
