@@ -1,12 +1,26 @@
-// Package ca is the certificate authority: it turns an approved request into a
-// certificate signed in the HSM, and keeps the status of every certificate it
-// ever signed answerable.
+// Package ca is the certificate authority: it turns an approved request into
+// a certificate signed in the HSM, and keeps the status of every certificate
+// it ever signed answerable.
 //
-// Issuance will follow DESIGN.md §5: profile → template → zlint with a
-// throw-away key → intent row → HSM signature → store → pre-signed OCSP →
-// audit event. Nothing lives here yet; issue 5 builds it on the hsm, store and
-// audit packages.
+// # Issuance order, and why
 //
-// The CA never talks to the public and never holds key material: it asks the
-// HSM to sign.
+// Issue runs profile → template (subject only from RA-verified attributes,
+// 128-bit random serial) → zlint on a copy signed by a throw-away key →
+// intent row (serial, linted TBS) and audit event, committed → HSM
+// signature → the signed TBS compared byte for byte with the linted one →
+// certificate, pre-signed OCSP "good" response and audit event, committed.
+//
+// The intent is committed before the HSM signs, so no certificate can exist
+// that the store does not know about: if the intent or its audit event
+// cannot be written, nothing is signed. A crash after the signature leaves
+// an intent without a certificate; such a certificate may exist (the HSM
+// signed, the reply may even have left) but was never recorded. Start-up
+// recovery (the next slice of issue 5) must therefore revoke every such
+// serial with reason cessationOfOperation and sign a revoked OCSP response
+// for it, so it can never be reported good.
+//
+// The CA never talks to the public and never holds key material: it asks
+// the HSM to sign. A CSR contributes only its public key, after proof of
+// possession; a CSR asking for another subject, names or CA rights is
+// refused.
 package ca

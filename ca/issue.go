@@ -1,0 +1,332 @@
+package ca
+
+import (
+	"bytes"
+	"context"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/sha1"
+	"crypto/sha256"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/asn1"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"math/big"
+	"time"
+
+	"github.com/sanadpki/sanad/ca/csr"
+	"github.com/sanadpki/sanad/ca/lint"
+	"github.com/sanadpki/sanad/ca/ocspsign"
+	"github.com/sanadpki/sanad/ca/profile"
+	"github.com/sanadpki/sanad/internal/audit"
+	"github.com/sanadpki/sanad/internal/store"
+)
+
+// Issuer is the issuing CA: its certificate, its HSM key, and the URLs its
+// certificates point relying parties at.
+type Issuer struct {
+	ID           string
+	Certificate  *x509.Certificate
+	Signer       crypto.Signer
+	CRLURL       string
+	OCSPURL      string
+	CAIssuersURL string
+}
+
+// Deps are what the CA is built from; cmd/sanad wires them.
+type Deps struct {
+	Store     *store.DB
+	Audit     *audit.Log
+	Linter    *lint.Linter
+	OCSP      *ocspsign.Signer
+	Issuer    Issuer
+	Responder ocspsign.Responder
+	Profiles  map[string]profile.Profile
+	Now       func() time.Time
+}
+
+// CA issues end-entity certificates.
+type CA struct{ d Deps }
+
+// New returns a CA after checking its dependencies fit together.
+func New(d Deps) (*CA, error) {
+	var errs []error
+	if d.Store == nil || d.Audit == nil || d.Linter == nil || d.OCSP == nil || d.Now == nil {
+		errs = append(errs, errors.New("ca: store, audit log, linter, OCSP signer and clock are required"))
+	}
+	if d.Issuer.Certificate == nil || d.Issuer.Signer == nil || d.Issuer.ID == "" {
+		errs = append(errs, errors.New("ca: issuer needs an id, a certificate and a signer"))
+	} else if !publicKeysEqual(d.Issuer.Signer.Public(), d.Issuer.Certificate.PublicKey) {
+		errs = append(errs, fmt.Errorf("ca: issuer %s: the key does not match the certificate", d.Issuer.ID))
+	}
+	if d.Responder.IssuerID != d.Issuer.ID {
+		errs = append(errs, fmt.Errorf("ca: OCSP responder is for %q, not %q", d.Responder.IssuerID, d.Issuer.ID))
+	}
+	if d.Issuer.CRLURL == "" || d.Issuer.OCSPURL == "" || d.Issuer.CAIssuersURL == "" {
+		errs = append(errs, errors.New("ca: issuer needs CRL, OCSP and caIssuers URLs"))
+	}
+	return &CA{d: d}, errors.Join(errs...)
+}
+
+// Request is an approved enrollment to certify.
+type Request struct {
+	Profile string
+	// CSR is the applicant's request, PEM or DER; only its public key is
+	// used, after proof of possession.
+	CSR []byte
+	// Verified are the attributes the RA verified; the subject is built
+	// from these only.
+	Verified     profile.Verified
+	SubjectID    string
+	EnrollmentID string
+	// Actor is who caused the issuance, for the audit log.
+	Actor string
+}
+
+// ErrRequest is wrapped by every refusal of a request (as opposed to a
+// failure of the CA itself).
+var ErrRequest = errors.New("request refused")
+
+// Issue certifies a request: profile → template → lint with a throw-away
+// key → intent row and audit event committed → HSM signature → signed TBS
+// checked byte for byte against the linted one → certificate stored with
+// its pre-signed OCSP response and audit event. If the intent cannot be
+// written, nothing is signed; if anything after the signature fails, the
+// intent stays and start-up recovery resolves it (see doc.go).
+func (ca *CA) Issue(ctx context.Context, req Request) (*x509.Certificate, error) {
+	d := ca.d
+	p, ok := d.Profiles[req.Profile]
+	if !ok || p.SubjectKind == "" {
+		return nil, fmt.Errorf("%w: %q is not an end-entity profile", ErrRequest, req.Profile)
+	}
+	cr, err := csr.Parse(req.CSR)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrRequest, err)
+	}
+	keyTypes := make([]string, len(p.KeyTypes))
+	for i, kt := range p.KeyTypes {
+		keyTypes[i] = string(kt)
+	}
+	checked, err := csr.Check(cr, csr.Policy{KeyTypes: keyTypes, Forbidden: []crypto.PublicKey{d.Issuer.Certificate.PublicKey, d.Responder.Certificate.PublicKey}})
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrRequest, err)
+	}
+	subject, err := p.Subject(req.Verified)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrRequest, err)
+	}
+	if err := requestMatches(cr, subject); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrRequest, err)
+	}
+
+	now := d.Now().UTC().Truncate(time.Second)
+	tmpl, err := ca.template(p, subject, checked.PublicKey, now)
+	if err != nil {
+		return nil, err
+	}
+	tbs, err := ca.lintedTBS(tmpl, checked.PublicKey)
+	if err != nil {
+		return nil, err
+	}
+	serial := tmpl.SerialNumber.Bytes()
+	intent := store.Certificate{
+		IssuerID: d.Issuer.ID, Serial: serial, SubjectID: req.SubjectID, EnrollmentID: req.EnrollmentID, Profile: p.Name,
+		NotBefore: tmpl.NotBefore, NotAfter: tmpl.NotAfter, TBS: tbs, Status: store.StatusGood, CreatedAt: now,
+	}
+	err = d.Store.InTx(ctx, func(tx *store.Tx) error {
+		if err := tx.InsertCertificateIntent(ctx, intent); err != nil {
+			return err
+		}
+		_, err := d.Audit.Append(ctx, tx, audit.Event{Actor: req.Actor, Action: "certificate.intent", Object: serialObject(d.Issuer.ID, serial),
+			Details: map[string]any{"profile": p.Name, "enrollment": req.EnrollmentID, "tbs_sha256": hexSHA256(tbs)}})
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("issue %s: record intent: %w", serialObject(d.Issuer.ID, serial), err)
+	}
+
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, d.Issuer.Certificate, checked.PublicKey, d.Issuer.Signer)
+	if err != nil {
+		return nil, fmt.Errorf("issue %s: HSM signature: %w", serialObject(d.Issuer.ID, serial), err)
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		return nil, fmt.Errorf("issue %s: %w", serialObject(d.Issuer.ID, serial), err)
+	}
+	if !bytes.Equal(cert.RawTBSCertificate, tbs) {
+		return nil, fmt.Errorf("issue %s: the signed TBS differs from the linted one", serialObject(d.Issuer.ID, serial))
+	}
+	if err := cert.CheckSignatureFrom(d.Issuer.Certificate); err != nil {
+		return nil, fmt.Errorf("issue %s: signature does not verify: %w", serialObject(d.Issuer.ID, serial), err)
+	}
+	err = d.Store.InTx(ctx, func(tx *store.Tx) error {
+		if err := tx.SetCertificateDER(ctx, d.Issuer.ID, serial, der, now); err != nil {
+			return err
+		}
+		if _, err := d.OCSP.SignAndStore(ctx, tx, d.Responder, intent); err != nil {
+			return err
+		}
+		_, err := d.Audit.Append(ctx, tx, audit.Event{Actor: req.Actor, Action: "certificate.issue", Object: serialObject(d.Issuer.ID, serial),
+			Details: map[string]any{"profile": p.Name, "enrollment": req.EnrollmentID, "subject": cert.Subject.String(),
+				"certificate_sha256": hexSHA256(der), "not_after": cert.NotAfter}})
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("issue %s: store: %w", serialObject(d.Issuer.ID, serial), err)
+	}
+	return cert, nil
+}
+
+// requestMatches refuses a CSR that asks for something the profile decides:
+// another subject, subject alternative names, CA rights or name
+// constraints. Nothing from the CSR but its key is ever copied.
+func requestMatches(cr *x509.CertificateRequest, subject pkix.Name) error {
+	if cn := cr.Subject.CommonName; cn != "" && cn != subject.CommonName {
+		return fmt.Errorf("the CSR asks for subject %q; the verified subject is %q", cn, subject.CommonName)
+	}
+	if sn := cr.Subject.SerialNumber; sn != "" && sn != subject.SerialNumber {
+		return fmt.Errorf("the CSR asks for serialNumber %q; the verified one is %q", sn, subject.SerialNumber)
+	}
+	if len(cr.DNSNames)+len(cr.EmailAddresses)+len(cr.IPAddresses)+len(cr.URIs) > 0 {
+		return errors.New("the CSR asks for subject alternative names; the profile decides the names")
+	}
+	for _, ext := range cr.Extensions {
+		switch {
+		case ext.Id.Equal(oidBasicConstraints):
+			return errors.New("the CSR asks for basic constraints (CA rights); the profile decides")
+		case ext.Id.Equal(oidNameConstraints):
+			return errors.New("the CSR asks for name constraints; the profile decides")
+		}
+	}
+	return nil
+}
+
+var (
+	oidBasicConstraints = asn1.ObjectIdentifier{2, 5, 29, 19}
+	oidNameConstraints  = asn1.ObjectIdentifier{2, 5, 29, 30}
+)
+
+func (ca *CA) template(p profile.Profile, subject pkix.Name, pub crypto.PublicKey, now time.Time) (*x509.Certificate, error) {
+	serial, err := randomSerial()
+	if err != nil {
+		return nil, err
+	}
+	ski, err := subjectKeyID(pub)
+	if err != nil {
+		return nil, err
+	}
+	is := ca.d.Issuer
+	notAfter := now.AddDate(0, 0, p.ValidityDays).Add(-time.Second)
+	if notAfter.After(is.Certificate.NotAfter) {
+		return nil, fmt.Errorf("issuer %s expires at %s, before a %d-day certificate would", is.ID, is.Certificate.NotAfter, p.ValidityDays)
+	}
+	return &x509.Certificate{
+		SerialNumber:          serial,
+		Subject:               subject,
+		NotBefore:             now,
+		NotAfter:              notAfter,
+		KeyUsage:              p.KeyUsage,
+		ExtKeyUsage:           p.ExtKeyUsage,
+		UnknownExtKeyUsage:    p.OtherExtKeyUsage,
+		BasicConstraintsValid: true,
+		Policies:              p.PolicyOIDs,
+		SubjectKeyId:          ski,
+		CRLDistributionPoints: []string{is.CRLURL},
+		OCSPServer:            []string{is.OCSPURL},
+		IssuingCertificateURL: []string{is.CAIssuersURL},
+	}, nil
+}
+
+// lintedTBS signs the template with a throw-away key of the issuer's type
+// and lints it; the TBS it returns is what the HSM must sign.
+func (ca *CA) lintedTBS(tmpl *x509.Certificate, pub crypto.PublicKey) ([]byte, error) {
+	throwaway, err := throwawayLike(ca.d.Issuer.Signer.Public())
+	if err != nil {
+		return nil, err
+	}
+	fake := *ca.d.Issuer.Certificate
+	fake.PublicKey = throwaway.Public()
+	pre, err := x509.CreateCertificate(rand.Reader, tmpl, &fake, pub, throwaway)
+	if err != nil {
+		return nil, fmt.Errorf("build certificate: %w", err)
+	}
+	if err := ca.d.Linter.Certificate(pre); err != nil {
+		return nil, fmt.Errorf("certificate refused before signing: %w", err)
+	}
+	c, err := x509.ParseCertificate(pre)
+	if err != nil {
+		return nil, err
+	}
+	return c.RawTBSCertificate, nil
+}
+
+// randomSerial is 128 bits from crypto/rand with the top bit cleared: a
+// positive INTEGER of at most 16 octets with 127 random bits (RFC 5280
+// §4.1.2.2; at least 64 random bits after forcing it positive).
+func randomSerial() (*big.Int, error) {
+	for {
+		b := make([]byte, 16)
+		if _, err := rand.Read(b); err != nil {
+			return nil, err
+		}
+		b[0] &= 0x7f
+		if s := new(big.Int).SetBytes(b); s.Sign() > 0 {
+			return s, nil
+		}
+	}
+}
+
+// subjectKeyID is RFC 5280 §4.2.1.2 method 1: SHA-1 of the subjectPublicKey
+// BIT STRING.
+func subjectKeyID(pub crypto.PublicKey) ([]byte, error) {
+	spki, err := x509.MarshalPKIXPublicKey(pub)
+	if err != nil {
+		return nil, err
+	}
+	var info struct {
+		Algorithm pkix.AlgorithmIdentifier
+		PublicKey asn1.BitString
+	}
+	if _, err := asn1.Unmarshal(spki, &info); err != nil {
+		return nil, err
+	}
+	sum := sha1.Sum(info.PublicKey.Bytes)
+	return sum[:], nil
+}
+
+// throwawayLike makes an in-memory key of the issuer key's algorithm and
+// size: the lint signature then has the same algorithm, so the TBS is the
+// one the HSM will sign.
+func throwawayLike(pub crypto.PublicKey) (crypto.Signer, error) {
+	switch k := pub.(type) {
+	case *ecdsa.PublicKey:
+		switch k.Curve {
+		case elliptic.P256():
+			return ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		case elliptic.P384():
+			return ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
+		}
+	case *rsa.PublicKey:
+		return rsa.GenerateKey(rand.Reader, k.N.BitLen())
+	}
+	return nil, fmt.Errorf("unsupported issuer key %T", pub)
+}
+
+func publicKeysEqual(a, b crypto.PublicKey) bool {
+	k, ok := a.(interface{ Equal(crypto.PublicKey) bool })
+	return ok && k.Equal(b)
+}
+
+func serialObject(issuerID string, serial []byte) string {
+	return issuerID + "/" + hex.EncodeToString(serial)
+}
+
+func hexSHA256(b []byte) string {
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])
+}

@@ -1,0 +1,281 @@
+package ca_test
+
+import (
+	"context"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"database/sql"
+	"encoding/asn1"
+	"encoding/pem"
+	"errors"
+	"math/big"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sanadpki/sanad/ca"
+	"github.com/sanadpki/sanad/ca/crl"
+	"github.com/sanadpki/sanad/ca/lint"
+	"github.com/sanadpki/sanad/ca/ocspsign"
+	"github.com/sanadpki/sanad/ca/profile"
+	"github.com/sanadpki/sanad/hsm"
+	"github.com/sanadpki/sanad/hsm/hsmtest"
+	"github.com/sanadpki/sanad/internal/audit"
+	"github.com/sanadpki/sanad/internal/store"
+	"github.com/sanadpki/sanad/internal/store/storetest"
+	"github.com/sanadpki/sanad/internal/testenv"
+	"github.com/sanadpki/sanad/policies"
+)
+
+func TestMain(m *testing.M) { hsmtest.Main(m) }
+
+func certify(t *testing.T, tmpl, parent *x509.Certificate, pub crypto.PublicKey, signer crypto.Signer) *x509.Certificate {
+	t.Helper()
+	spki, err := x509.MarshalPKIXPublicKey(pub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ski := sha256.Sum256(spki)
+	tmpl.SubjectKeyId = ski[:20]
+	if parent == nil {
+		parent = tmpl
+	}
+	der, err := x509.CreateCertificate(nil, tmpl, parent, pub, signer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+type fixture struct {
+	issuer    ca.Issuer
+	responder ocspsign.Responder
+	caKey     *hsm.Key
+	caPEM     string
+}
+
+// newFixture makes an issuing CA (acting as trust anchor here) and its OCSP
+// signer, both keys in SoftHSM.
+func newFixture(t *testing.T, now time.Time) fixture {
+	t.Helper()
+	tok := hsmtest.NewToken(t).Token
+	caKey, err := tok.GenerateKey(context.Background(), hsm.KeySpec{Label: "issuing", Type: hsm.ECDSAP256})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ocspKey, err := tok.GenerateKey(context.Background(), hsm.KeySpec{Label: "ocsp", Type: hsm.ECDSAP256})
+	if err != nil {
+		t.Fatal(err)
+	}
+	caCert := certify(t, &x509.Certificate{
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "Test Issuing CA", Country: []string{"KZ"}, Organization: []string{"Sanad"}},
+		NotBefore: now.AddDate(-1, 0, 0), NotAfter: now.AddDate(10, 0, 0), IsCA: true, BasicConstraintsValid: true,
+		KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageCRLSign | x509.KeyUsageDigitalSignature,
+	}, nil, caKey.Public(), caKey)
+	ocspCert := certify(t, &x509.Certificate{
+		SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "Test OCSP Responder", Country: []string{"KZ"}, Organization: []string{"Sanad"}},
+		NotBefore: now.AddDate(0, 0, -1), NotAfter: now.AddDate(0, 0, 60), BasicConstraintsValid: true,
+		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageOCSPSigning},
+		ExtraExtensions: []pkix.Extension{{Id: asn1.ObjectIdentifier{1, 3, 6, 1, 5, 5, 7, 48, 1, 5}, Value: asn1.NullBytes}},
+	}, caCert, ocspKey.Public(), caKey)
+	caPEM := filepath.Join(t.TempDir(), "issuing.pem")
+	if err := os.WriteFile(caPEM, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caCert.Raw}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return fixture{
+		issuer: ca.Issuer{ID: "issuing", Certificate: caCert, Signer: caKey, CRLURL: "http://pki.sanad.example/crl/issuing.crl",
+			OCSPURL: "http://pki.sanad.example/ocsp", CAIssuersURL: "http://pki.sanad.example/ca/issuing.crt"},
+		responder: ocspsign.Responder{IssuerID: "issuing", Issuer: caCert, Certificate: ocspCert, Signer: ocspKey},
+		caKey:     caKey,
+		caPEM:     caPEM,
+	}
+}
+
+func csrFor(t *testing.T, signer crypto.Signer, tmpl *x509.CertificateRequest) []byte {
+	t.Helper()
+	if tmpl == nil {
+		tmpl = &x509.CertificateRequest{}
+	}
+	der, err := x509.CreateCertificateRequest(rand.Reader, tmpl, signer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: der})
+}
+
+var (
+	person   = profile.Verified{Country: "KZ", NationalID: "900101300123", GivenName: "Aigerim", FamilyName: "Nurlanovna"}
+	business = profile.Verified{Country: "PK", OrganizationName: "Indus Textiles Ltd", RegistrationNumber: "1234567"}
+)
+
+func TestIssueEveryProfile(t *testing.T) {
+	openssl := testenv.Tool(t, "openssl")
+	now := time.Now().UTC().Truncate(time.Second)
+	f := newFixture(t, now)
+	profiles, err := profile.LoadAll(policies.FS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	linter, err := lint.New("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ocspSigner, err := ocspsign.New(0, 0, time.Now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	storetest.Each(t, func(t *testing.T, db *store.DB, _ *sql.DB) {
+		ctx := context.Background()
+		log := audit.New(time.Now)
+		if err := db.InTx(ctx, func(tx *store.Tx) error {
+			return tx.PutIssuer(ctx, store.Issuer{ID: "issuing", Name: "Test Issuing CA", Role: "issuing", CertificateDER: f.issuer.Certificate.Raw, KeyLabel: "issuing", CreatedAt: now})
+		}); err != nil {
+			t.Fatal(err)
+		}
+		authority, err := ca.New(ca.Deps{Store: db, Audit: log, Linter: linter, OCSP: ocspSigner, Issuer: f.issuer,
+			Responder: f.responder, Profiles: profiles, Now: time.Now})
+		if err != nil {
+			t.Fatal(err)
+		}
+		dir := t.TempDir()
+		var issued []string
+		for name, p := range profiles {
+			if p.SubjectKind == "" {
+				continue
+			}
+			key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+			if err != nil {
+				t.Fatal(err)
+			}
+			v := person
+			if p.SubjectKind == "business" {
+				v = business
+			}
+			cert, err := authority.Issue(ctx, ca.Request{Profile: name, CSR: csrFor(t, key, nil), Verified: v, Actor: "test"})
+			if err != nil {
+				t.Fatalf("%s: %v", name, err)
+			}
+			path := filepath.Join(dir, name+".pem")
+			if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cert.Raw}), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			issued = append(issued, path)
+			if resp, err := db.OCSPResponse(ctx, "issuing", cert.SerialNumber.Bytes()); err != nil || len(resp.DER) == 0 {
+				t.Errorf("%s: no pre-signed OCSP response (%v)", name, err)
+			}
+		}
+		if len(issued) != 5 {
+			t.Fatalf("issued %d certificates, want one per end-entity profile (5)", len(issued))
+		}
+
+		// The CA's current CRL, then OpenSSL checks each certificate with it.
+		builder, err := crl.New(db, log, linter, crl.Config{}, time.Now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		current, err := builder.Build(ctx, crl.Issuer{ID: "issuing", Certificate: f.issuer.Certificate, Signer: f.caKey})
+		if err != nil {
+			t.Fatal(err)
+		}
+		bundle := filepath.Join(dir, "ca-and-crl.pem")
+		caPEM, _ := os.ReadFile(f.caPEM)
+		if err := os.WriteFile(bundle, append(caPEM, pem.EncodeToMemory(&pem.Block{Type: "X509 CRL", Bytes: current.DER})...), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		for _, path := range issued {
+			out, err := exec.Command(openssl, "verify", "-x509_strict", "-crl_check", "-CAfile", bundle, path).CombinedOutput()
+			if err != nil || !strings.Contains(string(out), ": OK") || strings.Contains(string(out), "error") {
+				t.Errorf("openssl verify -crl_check %s: %v\n%s", filepath.Base(path), err, out)
+			}
+		}
+		// Negative control: once revoked and on the next CRL, OpenSSL refuses it.
+		revokedPEM, _ := os.ReadFile(issued[0])
+		block, _ := pem.Decode(revokedPEM)
+		victim, err := x509.ParseCertificate(block.Bytes)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := db.InTx(ctx, func(tx *store.Tx) error {
+			return tx.RevokeCertificate(ctx, "issuing", victim.SerialNumber.Bytes(), time.Now(), 1, time.Now())
+		}); err != nil {
+			t.Fatal(err)
+		}
+		next, err := builder.Build(ctx, crl.Issuer{ID: "issuing", Certificate: f.issuer.Certificate, Signer: f.caKey})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(bundle, append(caPEM, pem.EncodeToMemory(&pem.Block{Type: "X509 CRL", Bytes: next.DER})...), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		out, err := exec.Command(openssl, "verify", "-x509_strict", "-crl_check", "-CAfile", bundle, issued[0]).CombinedOutput()
+		if err == nil || !strings.Contains(string(out), "certificate revoked") {
+			t.Errorf("openssl accepted a revoked certificate: %v\n%s", err, out)
+		}
+		if r, err := audit.Verify(ctx, db, "test", nil); err != nil || !r.OK() || r.Events != 5*2+2 {
+			t.Errorf("audit log: %+v %v (want intent + issue per certificate, two CRLs)", r, err)
+		}
+	})
+}
+
+func TestIssueRefuses(t *testing.T) {
+	now := time.Now().UTC().Truncate(time.Second)
+	f := newFixture(t, now)
+	profiles, err := profile.LoadAll(policies.FS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	linter, err := lint.New("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ocspSigner, err := ocspsign.New(0, 0, time.Now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db, _ := storetest.Open(t, "sqlite")
+	authority, err := ca.New(ca.Deps{Store: db, Audit: audit.New(time.Now), Linter: linter, OCSP: ocspSigner, Issuer: f.issuer,
+		Responder: f.responder, Profiles: profiles, Now: time.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name    string
+		profile string
+		csr     []byte
+		want    string
+	}{
+		{"extra SANs", "citizen-auth", csrFor(t, key, &x509.CertificateRequest{DNSNames: []string{"evil.example"}}), "subject alternative names"},
+		{"another subject", "citizen-auth", csrFor(t, key, &x509.CertificateRequest{Subject: pkix.Name{CommonName: "Somebody Else"}}), `asks for subject "Somebody Else"`},
+		{"CA rights", "citizen-auth", csrFor(t, key, &x509.CertificateRequest{ExtraExtensions: []pkix.Extension{{Id: asn1.ObjectIdentifier{2, 5, 29, 19}, Critical: true, Value: []byte{0x30, 0x03, 0x01, 0x01, 0xff}}}}), "basic constraints"},
+		{"the CA's own key", "citizen-auth", csrFor(t, f.caKey, nil), "key-is-ca-key"},
+		{"not an end-entity profile", "root", csrFor(t, key, nil), "not an end-entity profile"},
+		{"garbage", "citizen-auth", []byte("-----BEGIN CERTIFICATE REQUEST-----\nAAAA\n-----END CERTIFICATE REQUEST-----\n"), "malformed"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := authority.Issue(context.Background(), ca.Request{Profile: tt.profile, CSR: tt.csr, Verified: person, Actor: "test"})
+			if !errors.Is(err, ca.ErrRequest) || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("Issue = %v, want ErrRequest mentioning %q", err, tt.want)
+			}
+		})
+	}
+	if head, err := db.AuditHead(context.Background()); err != nil || head.Seq != 0 {
+		t.Errorf("refused requests wrote audit events or intents: head %+v (%v)", head, err)
+	}
+}
