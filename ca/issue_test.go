@@ -279,3 +279,80 @@ func TestIssueRefuses(t *testing.T) {
 		t.Errorf("refused requests wrote audit events or intents: head %+v (%v)", head, err)
 	}
 }
+
+func TestRevoke(t *testing.T) {
+	openssl := testenv.Tool(t, "openssl")
+	now := time.Now().UTC().Truncate(time.Second)
+	f := newFixture(t, now)
+	profiles, err := profile.LoadAll(policies.FS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	linter, err := lint.New("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ocspSigner, err := ocspsign.New(0, 0, time.Now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	storetest.Each(t, func(t *testing.T, db *store.DB, _ *sql.DB) {
+		ctx := context.Background()
+		if err := db.InTx(ctx, func(tx *store.Tx) error {
+			return tx.PutIssuer(ctx, store.Issuer{ID: "issuing", Name: "Test Issuing CA", Role: "issuing", CertificateDER: f.issuer.Certificate.Raw, KeyLabel: "issuing", CreatedAt: now})
+		}); err != nil {
+			t.Fatal(err)
+		}
+		authority, err := ca.New(ca.Deps{Store: db, Audit: audit.New(time.Now), Linter: linter, OCSP: ocspSigner, Issuer: f.issuer,
+			Responder: f.responder, Profiles: profiles, Now: time.Now})
+		if err != nil {
+			t.Fatal(err)
+		}
+		key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cert, err := authority.Issue(ctx, ca.Request{Profile: "citizen-sign", CSR: csrFor(t, key, nil), Verified: person, Actor: "test"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		serial := cert.SerialNumber.Bytes()
+
+		// Reasons the profile does not offer, and unknown serials, are refused.
+		for _, reason := range []int{6, 2} { // certificateHold, cACompromise
+			if err := authority.Revoke(ctx, serial, reason, "officer:test"); !errors.Is(err, ca.ErrRequest) {
+				t.Errorf("reason %d: %v", reason, err)
+			}
+		}
+		if err := authority.Revoke(ctx, []byte{0x7f, 0x01}, 1, "officer:test"); !errors.Is(err, ca.ErrNotIssued) {
+			t.Errorf("unknown serial: %v", err)
+		}
+
+		if err := authority.Revoke(ctx, serial, 1, "officer:test"); err != nil {
+			t.Fatal(err)
+		}
+		err = authority.Revoke(ctx, serial, 4, "officer:test")
+		var already *store.AlreadyRevokedError
+		if !errors.As(err, &already) || already.Reason != 1 || !strings.Contains(err.Error(), "already revoked at") {
+			t.Errorf("second revocation: %v", err)
+		}
+
+		// The stored OCSP response now says revoked, with the reason.
+		resp, err := db.OCSPResponse(ctx, "issuing", serial)
+		if err != nil {
+			t.Fatal(err)
+		}
+		respPath := filepath.Join(t.TempDir(), "resp.der")
+		if err := os.WriteFile(respPath, resp.DER, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		out, err := exec.Command(openssl, "ocsp", "-respin", respPath, "-issuer", f.caPEM, "-CAfile", f.caPEM,
+			"-serial", "0x"+cert.SerialNumber.Text(16)).CombinedOutput()
+		if err != nil || !strings.Contains(string(out), "Response verify OK") || !strings.Contains(string(out), ": revoked") || !strings.Contains(string(out), "Reason: keyCompromise") {
+			t.Errorf("openssl ocsp: %v\n%s", err, out)
+		}
+		if r, err := audit.Verify(ctx, db, "test", nil); err != nil || !r.OK() || r.Events != 3 {
+			t.Errorf("audit log: %+v %v (want intent, issue, revoke)", r, err)
+		}
+	})
+}

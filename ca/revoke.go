@@ -1,0 +1,56 @@
+package ca
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/sanadpki/sanad/internal/audit"
+	"github.com/sanadpki/sanad/internal/store"
+)
+
+// ErrNotIssued is returned for a serial this CA never assigned.
+var ErrNotIssued = errors.New("no certificate with this serial")
+
+// Revoke revokes a certificate with an RFC 5280 §5.3.1 reason its profile
+// allows. The status change, the re-signed OCSP response and the audit
+// event are one transaction, so relying parties see the revocation as soon
+// as responders sync. Revoking twice fails with *store.AlreadyRevokedError,
+// which says when and why.
+func (ca *CA) Revoke(ctx context.Context, serial []byte, reason int, actor string) error {
+	d := ca.d
+	object := serialObject(d.Issuer.ID, serial)
+	c, err := d.Store.Certificate(ctx, d.Issuer.ID, serial)
+	if errors.Is(err, store.ErrNotFound) {
+		return fmt.Errorf("revoke %s: %w: %w", object, ErrRequest, ErrNotIssued)
+	}
+	if err != nil {
+		return fmt.Errorf("revoke %s: %w", object, err)
+	}
+	p, ok := d.Profiles[c.Profile]
+	if !ok {
+		return fmt.Errorf("revoke %s: profile %q is no longer loaded", object, c.Profile)
+	}
+	if !slices.Contains(p.RevocationReasons, reason) {
+		return fmt.Errorf("revoke %s: %w: reason %d is not allowed for profile %s (allowed: %v)", object, ErrRequest, reason, p.Name, p.RevocationReasons)
+	}
+	now := d.Now().UTC().Truncate(time.Second)
+	err = d.Store.InTx(ctx, func(tx *store.Tx) error {
+		if err := tx.RevokeCertificate(ctx, d.Issuer.ID, serial, now, reason, now); err != nil {
+			return err
+		}
+		c.Status, c.RevokedAt, c.Reason = store.StatusRevoked, now, reason
+		if _, err := d.OCSP.SignAndStore(ctx, tx, d.Responder, c); err != nil {
+			return err
+		}
+		_, err := d.Audit.Append(ctx, tx, audit.Event{Actor: actor, Action: "certificate.revoke", Object: object,
+			Details: map[string]any{"reason": reason, "revoked_at": now, "profile": p.Name}})
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("revoke %s: %w", object, err)
+	}
+	return nil
+}
