@@ -14,10 +14,11 @@
 // that the store does not know about: if the intent or its audit event
 // cannot be written, nothing is signed. A crash after the signature leaves
 // an intent without a certificate; such a certificate may exist (the HSM
-// signed, the reply may even have left) but was never recorded. Start-up
-// recovery (the next slice of issue 5) must therefore revoke every such
-// serial with reason cessationOfOperation and sign a revoked OCSP response
-// for it, so it can never be reported good.
+// signed, the reply may even have left) but was never recorded. Recover, run
+// at start-up before serving, therefore revokes every such serial with
+// reason cessationOfOperation and signs a revoked OCSP response for it, so
+// it can never be reported good. A crash after the final commit loses only
+// the reply: the certificate is recorded, good, and its OCSP answer exists.
 //
 // The CA never talks to the public and never holds key material: it asks
 // the HSM to sign. A CSR contributes only its public key, after proof of

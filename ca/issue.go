@@ -48,6 +48,9 @@ type Deps struct {
 	Responder ocspsign.Responder
 	Profiles  map[string]profile.Profile
 	Now       func() time.Time
+	// Fault, when set (tests only), is called at each Fault* point of an
+	// issuance; an error stops the issuance there, as a crash would.
+	Fault func(point string) error
 }
 
 // CA issues end-entity certificates.
@@ -149,6 +152,9 @@ func (ca *CA) Issue(ctx context.Context, req Request) (*x509.Certificate, error)
 	if err != nil {
 		return nil, fmt.Errorf("issue %s: record intent: %w", serialObject(d.Issuer.ID, serial), err)
 	}
+	if err := ca.fault(FaultAfterIntent); err != nil {
+		return nil, err
+	}
 
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, d.Issuer.Certificate, checked.PublicKey, d.Issuer.Signer)
 	if err != nil {
@@ -164,6 +170,9 @@ func (ca *CA) Issue(ctx context.Context, req Request) (*x509.Certificate, error)
 	if err := cert.CheckSignatureFrom(d.Issuer.Certificate); err != nil {
 		return nil, fmt.Errorf("issue %s: signature does not verify: %w", serialObject(d.Issuer.ID, serial), err)
 	}
+	if err := ca.fault(FaultAfterSign); err != nil {
+		return nil, err
+	}
 	err = d.Store.InTx(ctx, func(tx *store.Tx) error {
 		if err := tx.SetCertificateDER(ctx, d.Issuer.ID, serial, der, now); err != nil {
 			return err
@@ -178,6 +187,9 @@ func (ca *CA) Issue(ctx context.Context, req Request) (*x509.Certificate, error)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("issue %s: store: %w", serialObject(d.Issuer.ID, serial), err)
+	}
+	if err := ca.fault(FaultAfterCommit); err != nil {
+		return nil, err
 	}
 	return cert, nil
 }

@@ -21,6 +21,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/crypto/ocsp"
+
 	"github.com/sanadpki/sanad/ca"
 	"github.com/sanadpki/sanad/ca/crl"
 	"github.com/sanadpki/sanad/ca/lint"
@@ -355,4 +357,139 @@ func TestRevoke(t *testing.T) {
 			t.Errorf("audit log: %+v %v (want intent, issue, revoke)", r, err)
 		}
 	})
+}
+
+// TestCrashRecovery stops an issuance at each fault point, as a crash
+// would, then starts a fresh CA over the same store and recovers: every
+// assigned serial has an authoritative OCSP answer, nothing unrecorded is
+// good, the CRL number never goes back, and the audit log verifies.
+func TestCrashRecovery(t *testing.T) {
+	now := time.Now().UTC().Truncate(time.Second)
+	f := newFixture(t, now)
+	profiles, err := profile.LoadAll(policies.FS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	linter, err := lint.New("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ocspSigner, err := ocspsign.New(0, 0, time.Now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	errCrash := errors.New("simulated crash")
+	for _, point := range []string{ca.FaultAfterIntent, ca.FaultAfterSign, ca.FaultAfterCommit} {
+		t.Run(point, func(t *testing.T) {
+			storetest.Each(t, func(t *testing.T, db *store.DB, _ *sql.DB) {
+				ctx := context.Background()
+				log := audit.New(time.Now)
+				if err := db.InTx(ctx, func(tx *store.Tx) error {
+					return tx.PutIssuer(ctx, store.Issuer{ID: "issuing", Name: "Test Issuing CA", Role: "issuing", CertificateDER: f.issuer.Certificate.Raw, KeyLabel: "issuing", CreatedAt: now})
+				}); err != nil {
+					t.Fatal(err)
+				}
+				deps := ca.Deps{Store: db, Audit: log, Linter: linter, OCSP: ocspSigner, Issuer: f.issuer, Responder: f.responder, Profiles: profiles, Now: time.Now}
+				builder, err := crl.New(db, log, linter, crl.Config{}, time.Now)
+				if err != nil {
+					t.Fatal(err)
+				}
+				crlIssuer := crl.Issuer{ID: "issuing", Certificate: f.issuer.Certificate, Signer: f.caKey}
+				before, err := builder.Build(ctx, crlIssuer)
+				if err != nil {
+					t.Fatal(err)
+				}
+
+				crashing := deps
+				crashing.Fault = func(p string) error {
+					if p == point {
+						return errCrash
+					}
+					return nil
+				}
+				first, err := ca.New(crashing)
+				if err != nil {
+					t.Fatal(err)
+				}
+				key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if _, err := first.Issue(ctx, ca.Request{Profile: "citizen-auth", CSR: csrFor(t, key, nil), Verified: person, Actor: "test"}); !errors.Is(err, errCrash) {
+					t.Fatalf("Issue = %v, want the crash", err)
+				}
+
+				// Fresh start.
+				second, err := ca.New(deps)
+				if err != nil {
+					t.Fatal(err)
+				}
+				recovered, err := second.Recover(ctx)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if want := map[string]int{ca.FaultAfterIntent: 1, ca.FaultAfterSign: 1, ca.FaultAfterCommit: 0}[point]; recovered != want {
+					t.Errorf("recovered %d intents, want %d", recovered, want)
+				}
+				if left, err := db.UnsignedCertificates(ctx); err != nil || len(left) != 0 {
+					t.Errorf("unresolved intents after recovery: %d (%v)", len(left), err)
+				}
+				// A second start finds nothing more to do.
+				if again, err := second.Recover(ctx); err != nil || again != 0 {
+					t.Errorf("second recovery: %d, %v", again, err)
+				}
+
+				// Every assigned serial answers, and only recorded certificates are good.
+				assigned := assignedSerials(t, db)
+				if len(assigned) != 1 {
+					t.Fatalf("%d serials assigned, want 1", len(assigned))
+				}
+				for _, c := range assigned {
+					resp, err := db.OCSPResponse(ctx, "issuing", c.Serial)
+					if err != nil {
+						t.Fatalf("serial %x has no OCSP answer: %v", c.Serial, err)
+					}
+					parsed, err := ocsp.ParseResponse(resp.DER, f.issuer.Certificate)
+					if err != nil {
+						t.Fatal(err)
+					}
+					switch {
+					case c.DER == nil && parsed.Status != ocsp.Revoked:
+						t.Errorf("unrecorded serial %x answers %d, want revoked", c.Serial, parsed.Status)
+					case c.DER == nil && parsed.RevocationReason != ca.ReasonCessationOfOperation:
+						t.Errorf("unrecorded serial %x revoked with reason %d", c.Serial, parsed.RevocationReason)
+					case c.DER != nil && parsed.Status != ocsp.Good:
+						t.Errorf("recorded serial %x answers %d, want good", c.Serial, parsed.Status)
+					}
+				}
+
+				after, err := builder.Build(ctx, crlIssuer)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if after.Number <= before.Number {
+					t.Errorf("CRL number went from %d to %d", before.Number, after.Number)
+				}
+				if r, err := audit.Verify(ctx, db, "test", nil); err != nil || !r.OK() {
+					t.Errorf("audit log after recovery: %+v %v", r, err)
+				}
+			})
+		})
+	}
+}
+
+// assignedSerials returns every certificate row, signed or not.
+func assignedSerials(t *testing.T, db *store.DB) []store.Certificate {
+	t.Helper()
+	var out []store.Certificate
+	revoked, err := db.RevokedCertificates(context.Background(), "issuing", time.Time{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out = append(out, revoked...)
+	good, err := db.GoodCertificates(context.Background(), "issuing")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return append(out, good...)
 }

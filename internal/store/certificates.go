@@ -123,10 +123,11 @@ func getCertificate(ctx context.Context, q querier, d *dialect, issuerID string,
 	return c, err
 }
 
-// UnsignedCertificates returns every intent without a certificate: the rows
-// start-up recovery must resolve.
+// UnsignedCertificates returns every unresolved intent: no certificate
+// recorded and not yet revoked. These are the rows start-up recovery must
+// resolve; a resolved (revoked) intent is not returned again.
 func (db *DB) UnsignedCertificates(ctx context.Context) ([]Certificate, error) {
-	return db.certificates(ctx, `WHERE der IS NULL ORDER BY created_at`)
+	return db.certificates(ctx, `WHERE der IS NULL AND status = 'good' ORDER BY created_at`)
 }
 
 // RevokedCertificates returns the revoked certificates of an issuer that
@@ -134,6 +135,12 @@ func (db *DB) UnsignedCertificates(ctx context.Context) ([]Certificate, error) {
 func (db *DB) RevokedCertificates(ctx context.Context, issuerID string, notAfterFrom time.Time) ([]Certificate, error) {
 	return db.certificates(ctx, `WHERE issuer_id = $1 AND status = 'revoked' AND not_after >= $2 ORDER BY serial`,
 		issuerID, db.d.timeArg(notAfterFrom))
+}
+
+// GoodCertificates returns the issuer's certificates that are not revoked,
+// signed or not: what the OCSP refresher keeps answered.
+func (db *DB) GoodCertificates(ctx context.Context, issuerID string) ([]Certificate, error) {
+	return db.certificates(ctx, `WHERE issuer_id = $1 AND status = 'good' ORDER BY serial`, issuerID)
 }
 
 func (db *DB) certificates(ctx context.Context, where string, args ...any) ([]Certificate, error) {

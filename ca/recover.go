@@ -1,0 +1,69 @@
+package ca
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/sanadpki/sanad/internal/audit"
+	"github.com/sanadpki/sanad/internal/store"
+)
+
+// Fault points, where Deps.Fault may stop an issuance (tests only; nil in
+// production).
+const (
+	FaultAfterIntent = "after-intent" // intent committed, nothing signed
+	FaultAfterSign   = "after-sign"   // HSM signed, nothing stored
+	FaultAfterCommit = "after-commit" // stored, reply not sent
+)
+
+// ReasonCessationOfOperation (RFC 5280 §5.3.1) is the reason recorded for
+// serials recovery revokes: the CA stopped before it recorded them.
+const ReasonCessationOfOperation = 5
+
+// fault stops at point when a test asks it to.
+func (ca *CA) fault(point string) error {
+	if ca.d.Fault == nil {
+		return nil
+	}
+	return ca.d.Fault(point)
+}
+
+// Recover resolves every issuance intent of this issuer that has no
+// certificate: the HSM may have signed it before a crash, so it is revoked
+// (cessationOfOperation) and a revoked OCSP response is signed for it. A
+// certificate that may exist but was never recorded can then never be
+// reported good. Run it at start-up, before serving.
+func (ca *CA) Recover(ctx context.Context) (int, error) {
+	d := ca.d
+	unsigned, err := d.Store.UnsignedCertificates(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("recover: %w", err)
+	}
+	n := 0
+	for _, c := range unsigned {
+		if c.IssuerID != d.Issuer.ID {
+			continue
+		}
+		now := d.Now().UTC().Truncate(time.Second)
+		object := serialObject(c.IssuerID, c.Serial)
+		err := d.Store.InTx(ctx, func(tx *store.Tx) error {
+			if err := tx.RevokeCertificate(ctx, c.IssuerID, c.Serial, now, ReasonCessationOfOperation, now); err != nil {
+				return err
+			}
+			c.Status, c.RevokedAt, c.Reason = store.StatusRevoked, now, ReasonCessationOfOperation
+			if _, err := d.OCSP.SignAndStore(ctx, tx, d.Responder, c); err != nil {
+				return err
+			}
+			_, err := d.Audit.Append(ctx, tx, audit.Event{Actor: "system", Action: "certificate.recover", Object: object,
+				Details: map[string]any{"reason": ReasonCessationOfOperation, "intent_created_at": c.CreatedAt,
+					"why": "issuance intent without a recorded certificate: the HSM may have signed it"}})
+			return err
+		})
+		if err != nil {
+			return n, fmt.Errorf("recover %s: %w", object, err)
+		}
+		n++
+	}
+	return n, nil
+}
