@@ -224,11 +224,11 @@ var (
 )
 
 func (ca *CA) template(p profile.Profile, subject pkix.Name, pub crypto.PublicKey, now time.Time) (*x509.Certificate, error) {
-	serial, err := randomSerial()
+	serial, err := RandomSerial()
 	if err != nil {
 		return nil, err
 	}
-	ski, err := subjectKeyID(pub)
+	ski, err := SubjectKeyID(pub)
 	if err != nil {
 		return nil, err
 	}
@@ -257,7 +257,7 @@ func (ca *CA) template(p profile.Profile, subject pkix.Name, pub crypto.PublicKe
 // lintedTBS signs the template with a throw-away key of the issuer's type
 // and lints it; the TBS it returns is what the HSM must sign.
 func (ca *CA) lintedTBS(tmpl *x509.Certificate, pub crypto.PublicKey) ([]byte, error) {
-	throwaway, err := throwawayLike(ca.d.Issuer.Signer.Public())
+	throwaway, err := ThrowawayKey(ca.d.Issuer.Signer.Public())
 	if err != nil {
 		return nil, err
 	}
@@ -277,10 +277,11 @@ func (ca *CA) lintedTBS(tmpl *x509.Certificate, pub crypto.PublicKey) ([]byte, e
 	return c.RawTBSCertificate, nil
 }
 
-// randomSerial is 128 bits from crypto/rand with the top bit cleared: a
+// RandomSerial is 128 bits from crypto/rand with the top bit cleared: a
 // positive INTEGER of at most 16 octets with 127 random bits (RFC 5280
-// §4.1.2.2; at least 64 random bits after forcing it positive).
-func randomSerial() (*big.Int, error) {
+// §4.1.2.2; at least 64 random bits after forcing it positive). Every
+// certificate Sanad signs, in a ceremony or by issuance, gets one.
+func RandomSerial() (*big.Int, error) {
 	for {
 		b := make([]byte, 16)
 		if _, err := rand.Read(b); err != nil {
@@ -293,9 +294,9 @@ func randomSerial() (*big.Int, error) {
 	}
 }
 
-// subjectKeyID is RFC 5280 §4.2.1.2 method 1: SHA-1 of the subjectPublicKey
+// SubjectKeyID is RFC 5280 §4.2.1.2 method 1: SHA-1 of the subjectPublicKey
 // BIT STRING.
-func subjectKeyID(pub crypto.PublicKey) ([]byte, error) {
+func SubjectKeyID(pub crypto.PublicKey) ([]byte, error) {
 	spki, err := x509.MarshalPKIXPublicKey(pub)
 	if err != nil {
 		return nil, err
@@ -311,10 +312,10 @@ func subjectKeyID(pub crypto.PublicKey) ([]byte, error) {
 	return sum[:], nil
 }
 
-// throwawayLike makes an in-memory key of the issuer key's algorithm and
-// size: the lint signature then has the same algorithm, so the TBS is the
-// one the HSM will sign.
-func throwawayLike(pub crypto.PublicKey) (crypto.Signer, error) {
+// ThrowawayKey makes an in-memory key of the issuer key's algorithm and
+// size, for linting before the HSM signs: the lint signature then has the
+// same algorithm, so the linted TBS is the one the HSM will sign.
+func ThrowawayKey(pub crypto.PublicKey) (crypto.Signer, error) {
 	switch k := pub.(type) {
 	case *ecdsa.PublicKey:
 		switch k.Curve {

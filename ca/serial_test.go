@@ -11,7 +11,7 @@ func TestSerials(t *testing.T) {
 	seen := make(map[string]bool, n)
 	var ones [128]int
 	for range n {
-		s, err := randomSerial()
+		s, err := RandomSerial()
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -3,11 +3,7 @@ package ceremony
 import (
 	"context"
 	"crypto"
-	"crypto/ecdsa"
-	"crypto/elliptic"
 	"crypto/rand"
-	"crypto/rsa"
-	"crypto/sha1"
 	"crypto/sha256"
 	"crypto/x509"
 	"crypto/x509/pkix"
@@ -21,6 +17,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/sanadpki/sanad/ca"
 	"github.com/sanadpki/sanad/ca/ceremony/pinshare"
 	"github.com/sanadpki/sanad/ca/ceremony/transcript"
 	"github.com/sanadpki/sanad/ca/lint"
@@ -272,7 +269,7 @@ func (s *Script) makeCertificate(pub crypto.PublicKey, signer crypto.Signer, par
 	}
 	// Lint first with a throw-away key of the issuer's type, so a bad
 	// certificate is never signed by a real CA key.
-	throwaway, err := throwawayLike(signer.Public())
+	throwaway, err := ca.ThrowawayKey(signer.Public())
 	if err != nil {
 		return nil, "", err
 	}
@@ -281,7 +278,7 @@ func (s *Script) makeCertificate(pub crypto.PublicKey, signer crypto.Signer, par
 		// A root must be self-signed for the lints to treat it as one, so
 		// the throw-away key stands in as its subject key too.
 		fake := *tmpl
-		if fake.SubjectKeyId, err = subjectKeyID(throwaway.Public()); err != nil {
+		if fake.SubjectKeyId, err = ca.SubjectKeyID(throwaway.Public()); err != nil {
 			return nil, "", err
 		}
 		fake.AuthorityKeyId = fake.SubjectKeyId
@@ -325,11 +322,11 @@ func (s *Script) template(p profile.Profile, pub crypto.PublicKey, now time.Time
 	if c.NotBefore != "" {
 		notBefore, _ = time.Parse(time.RFC3339, c.NotBefore) // checked
 	}
-	serial, err := randomSerial()
+	serial, err := ca.RandomSerial()
 	if err != nil {
 		return nil, err
 	}
-	ski, err := subjectKeyID(pub)
+	ski, err := ca.SubjectKeyID(pub)
 	if err != nil {
 		return nil, err
 	}
@@ -437,63 +434,12 @@ func (s *Script) makeCRL(signer crypto.Signer, issuer *x509.Certificate, now tim
 	return crl, path, writeNew(path, der, 0o644)
 }
 
-// randomSerial is 128 bits from crypto/rand with the top bit cleared: a
-// positive INTEGER of at most 16 octets with 127 random bits (RFC 5280
-// §4.1.2.2; CA/B Forum wants at least 64).
-func randomSerial() (*big.Int, error) {
-	b := make([]byte, 16)
-	if _, err := rand.Read(b); err != nil {
-		return nil, err
-	}
-	b[0] &= 0x7f
-	serial := new(big.Int).SetBytes(b)
-	if serial.Sign() == 0 {
-		return randomSerial()
-	}
-	return serial, nil
-}
-
 func parseSerial(s string) (*big.Int, error) {
 	b, err := hex.DecodeString(s)
 	if err != nil || len(b) == 0 || len(b) > 20 || b[0] == 0 {
 		return nil, errSerial
 	}
 	return new(big.Int).SetBytes(b), nil
-}
-
-// subjectKeyID is RFC 5280 §4.2.1.2 method 1: SHA-1 of the subjectPublicKey
-// BIT STRING.
-func subjectKeyID(pub crypto.PublicKey) ([]byte, error) {
-	spki, err := x509.MarshalPKIXPublicKey(pub)
-	if err != nil {
-		return nil, err
-	}
-	var info struct {
-		Algorithm pkix.AlgorithmIdentifier
-		PublicKey asn1.BitString
-	}
-	if _, err := asn1.Unmarshal(spki, &info); err != nil {
-		return nil, err
-	}
-	sum := sha1.Sum(info.PublicKey.Bytes)
-	return sum[:], nil
-}
-
-// throwawayLike makes an in-memory key of the same algorithm and size as
-// pub, for linting before the real signature.
-func throwawayLike(pub crypto.PublicKey) (crypto.Signer, error) {
-	switch k := pub.(type) {
-	case *ecdsa.PublicKey:
-		switch k.Curve {
-		case elliptic.P256():
-			return ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-		case elliptic.P384():
-			return ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
-		}
-	case *rsa.PublicKey:
-		return rsa.GenerateKey(rand.Reader, k.N.BitLen())
-	}
-	return nil, fmt.Errorf("unsupported issuer key %T", pub)
 }
 
 func readCertificate(path string) (*x509.Certificate, error) {
