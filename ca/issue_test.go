@@ -6,14 +6,12 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
-	"crypto/sha256"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"database/sql"
 	"encoding/asn1"
 	"encoding/pem"
 	"errors"
-	"math/big"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -24,86 +22,17 @@ import (
 	"golang.org/x/crypto/ocsp"
 
 	"github.com/sanadpki/sanad/ca"
+	"github.com/sanadpki/sanad/ca/catest"
 	"github.com/sanadpki/sanad/ca/crl"
-	"github.com/sanadpki/sanad/ca/lint"
-	"github.com/sanadpki/sanad/ca/ocspsign"
 	"github.com/sanadpki/sanad/ca/profile"
-	"github.com/sanadpki/sanad/hsm"
 	"github.com/sanadpki/sanad/hsm/hsmtest"
 	"github.com/sanadpki/sanad/internal/audit"
 	"github.com/sanadpki/sanad/internal/store"
 	"github.com/sanadpki/sanad/internal/store/storetest"
 	"github.com/sanadpki/sanad/internal/testenv"
-	"github.com/sanadpki/sanad/policies"
 )
 
 func TestMain(m *testing.M) { hsmtest.Main(m) }
-
-func certify(t *testing.T, tmpl, parent *x509.Certificate, pub crypto.PublicKey, signer crypto.Signer) *x509.Certificate {
-	t.Helper()
-	spki, err := x509.MarshalPKIXPublicKey(pub)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ski := sha256.Sum256(spki)
-	tmpl.SubjectKeyId = ski[:20]
-	if parent == nil {
-		parent = tmpl
-	}
-	der, err := x509.CreateCertificate(nil, tmpl, parent, pub, signer)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return c
-}
-
-type fixture struct {
-	issuer    ca.Issuer
-	responder ocspsign.Responder
-	caKey     *hsm.Key
-	caPEM     string
-}
-
-// newFixture makes an issuing CA (acting as trust anchor here) and its OCSP
-// signer, both keys in SoftHSM.
-func newFixture(t *testing.T, now time.Time) fixture {
-	t.Helper()
-	tok := hsmtest.NewToken(t).Token
-	caKey, err := tok.GenerateKey(context.Background(), hsm.KeySpec{Label: "issuing", Type: hsm.ECDSAP256})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ocspKey, err := tok.GenerateKey(context.Background(), hsm.KeySpec{Label: "ocsp", Type: hsm.ECDSAP256})
-	if err != nil {
-		t.Fatal(err)
-	}
-	caCert := certify(t, &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "Test Issuing CA", Country: []string{"KZ"}, Organization: []string{"Sanad"}},
-		NotBefore: now.AddDate(-1, 0, 0), NotAfter: now.AddDate(10, 0, 0), IsCA: true, BasicConstraintsValid: true,
-		KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageCRLSign | x509.KeyUsageDigitalSignature,
-	}, nil, caKey.Public(), caKey)
-	ocspCert := certify(t, &x509.Certificate{
-		SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "Test OCSP Responder", Country: []string{"KZ"}, Organization: []string{"Sanad"}},
-		NotBefore: now.AddDate(0, 0, -1), NotAfter: now.AddDate(0, 0, 60), BasicConstraintsValid: true,
-		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageOCSPSigning},
-		ExtraExtensions: []pkix.Extension{{Id: asn1.ObjectIdentifier{1, 3, 6, 1, 5, 5, 7, 48, 1, 5}, Value: asn1.NullBytes}},
-	}, caCert, ocspKey.Public(), caKey)
-	caPEM := filepath.Join(t.TempDir(), "issuing.pem")
-	if err := os.WriteFile(caPEM, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caCert.Raw}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return fixture{
-		issuer: ca.Issuer{ID: "issuing", Certificate: caCert, Signer: caKey, CRLURL: "http://pki.sanad.example/crl/issuing.crl",
-			OCSPURL: "http://pki.sanad.example/ocsp", CAIssuersURL: "http://pki.sanad.example/ca/issuing.crt"},
-		responder: ocspsign.Responder{IssuerID: "issuing", Issuer: caCert, Certificate: ocspCert, Signer: ocspKey},
-		caKey:     caKey,
-		caPEM:     caPEM,
-	}
-}
 
 func csrFor(t *testing.T, signer crypto.Signer, tmpl *x509.CertificateRequest) []byte {
 	t.Helper()
@@ -124,36 +53,14 @@ var (
 
 func TestIssueEveryProfile(t *testing.T) {
 	openssl := testenv.Tool(t, "openssl")
-	now := time.Now().UTC().Truncate(time.Second)
-	f := newFixture(t, now)
-	profiles, err := profile.LoadAll(policies.FS)
-	if err != nil {
-		t.Fatal(err)
-	}
-	linter, err := lint.New("")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ocspSigner, err := ocspsign.New(0, 0, time.Now)
-	if err != nil {
-		t.Fatal(err)
-	}
+	f := catest.New(t, time.Now().UTC().Truncate(time.Second))
 	storetest.Each(t, func(t *testing.T, db *store.DB, _ *sql.DB) {
 		ctx := context.Background()
 		log := audit.New(time.Now)
-		if err := db.InTx(ctx, func(tx *store.Tx) error {
-			return tx.PutIssuer(ctx, store.Issuer{ID: "issuing", Name: "Test Issuing CA", Role: "issuing", CertificateDER: f.issuer.Certificate.Raw, KeyLabel: "issuing", CreatedAt: now})
-		}); err != nil {
-			t.Fatal(err)
-		}
-		authority, err := ca.New(ca.Deps{Store: db, Audit: log, Linter: linter, OCSP: ocspSigner, Issuer: f.issuer,
-			Responder: f.responder, Profiles: profiles, Now: time.Now})
-		if err != nil {
-			t.Fatal(err)
-		}
+		authority := f.CA(t, db, log)
 		dir := t.TempDir()
 		var issued []string
-		for name, p := range profiles {
+		for name, p := range f.Profiles {
 			if p.SubjectKind == "" {
 				continue
 			}
@@ -183,16 +90,16 @@ func TestIssueEveryProfile(t *testing.T) {
 		}
 
 		// The CA's current CRL, then OpenSSL checks each certificate with it.
-		builder, err := crl.New(db, log, linter, crl.Config{}, time.Now)
+		builder, err := crl.New(db, log, f.Linter, crl.Config{}, time.Now)
 		if err != nil {
 			t.Fatal(err)
 		}
-		current, err := builder.Build(ctx, crl.Issuer{ID: "issuing", Certificate: f.issuer.Certificate, Signer: f.caKey})
+		current, err := builder.Build(ctx, crl.Issuer{ID: "issuing", Certificate: f.Issuer.Certificate, Signer: f.CAKey})
 		if err != nil {
 			t.Fatal(err)
 		}
 		bundle := filepath.Join(dir, "ca-and-crl.pem")
-		caPEM, _ := os.ReadFile(f.caPEM)
+		caPEM, _ := os.ReadFile(f.CAPEM)
 		if err := os.WriteFile(bundle, append(caPEM, pem.EncodeToMemory(&pem.Block{Type: "X509 CRL", Bytes: current.DER})...), 0o600); err != nil {
 			t.Fatal(err)
 		}
@@ -214,7 +121,7 @@ func TestIssueEveryProfile(t *testing.T) {
 		}); err != nil {
 			t.Fatal(err)
 		}
-		next, err := builder.Build(ctx, crl.Issuer{ID: "issuing", Certificate: f.issuer.Certificate, Signer: f.caKey})
+		next, err := builder.Build(ctx, crl.Issuer{ID: "issuing", Certificate: f.Issuer.Certificate, Signer: f.CAKey})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -232,23 +139,9 @@ func TestIssueEveryProfile(t *testing.T) {
 }
 
 func TestIssueRefuses(t *testing.T) {
-	now := time.Now().UTC().Truncate(time.Second)
-	f := newFixture(t, now)
-	profiles, err := profile.LoadAll(policies.FS)
-	if err != nil {
-		t.Fatal(err)
-	}
-	linter, err := lint.New("")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ocspSigner, err := ocspsign.New(0, 0, time.Now)
-	if err != nil {
-		t.Fatal(err)
-	}
+	f := catest.New(t, time.Now().UTC().Truncate(time.Second))
 	db, _ := storetest.Open(t, "sqlite")
-	authority, err := ca.New(ca.Deps{Store: db, Audit: audit.New(time.Now), Linter: linter, OCSP: ocspSigner, Issuer: f.issuer,
-		Responder: f.responder, Profiles: profiles, Now: time.Now})
+	authority, err := ca.New(f.Deps(db, audit.New(time.Now)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -265,7 +158,7 @@ func TestIssueRefuses(t *testing.T) {
 		{"extra SANs", "citizen-auth", csrFor(t, key, &x509.CertificateRequest{DNSNames: []string{"evil.example"}}), "subject alternative names"},
 		{"another subject", "citizen-auth", csrFor(t, key, &x509.CertificateRequest{Subject: pkix.Name{CommonName: "Somebody Else"}}), `asks for subject "Somebody Else"`},
 		{"CA rights", "citizen-auth", csrFor(t, key, &x509.CertificateRequest{ExtraExtensions: []pkix.Extension{{Id: asn1.ObjectIdentifier{2, 5, 29, 19}, Critical: true, Value: []byte{0x30, 0x03, 0x01, 0x01, 0xff}}}}), "basic constraints"},
-		{"the CA's own key", "citizen-auth", csrFor(t, f.caKey, nil), "key-is-ca-key"},
+		{"the CA's own key", "citizen-auth", csrFor(t, f.CAKey, nil), "key-is-ca-key"},
 		{"not an end-entity profile", "root", csrFor(t, key, nil), "not an end-entity profile"},
 		{"garbage", "citizen-auth", []byte("-----BEGIN CERTIFICATE REQUEST-----\nAAAA\n-----END CERTIFICATE REQUEST-----\n"), "malformed"},
 	}
@@ -284,32 +177,10 @@ func TestIssueRefuses(t *testing.T) {
 
 func TestRevoke(t *testing.T) {
 	openssl := testenv.Tool(t, "openssl")
-	now := time.Now().UTC().Truncate(time.Second)
-	f := newFixture(t, now)
-	profiles, err := profile.LoadAll(policies.FS)
-	if err != nil {
-		t.Fatal(err)
-	}
-	linter, err := lint.New("")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ocspSigner, err := ocspsign.New(0, 0, time.Now)
-	if err != nil {
-		t.Fatal(err)
-	}
+	f := catest.New(t, time.Now().UTC().Truncate(time.Second))
 	storetest.Each(t, func(t *testing.T, db *store.DB, _ *sql.DB) {
 		ctx := context.Background()
-		if err := db.InTx(ctx, func(tx *store.Tx) error {
-			return tx.PutIssuer(ctx, store.Issuer{ID: "issuing", Name: "Test Issuing CA", Role: "issuing", CertificateDER: f.issuer.Certificate.Raw, KeyLabel: "issuing", CreatedAt: now})
-		}); err != nil {
-			t.Fatal(err)
-		}
-		authority, err := ca.New(ca.Deps{Store: db, Audit: audit.New(time.Now), Linter: linter, OCSP: ocspSigner, Issuer: f.issuer,
-			Responder: f.responder, Profiles: profiles, Now: time.Now})
-		if err != nil {
-			t.Fatal(err)
-		}
+		authority := f.CA(t, db, audit.New(time.Now))
 		key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 		if err != nil {
 			t.Fatal(err)
@@ -348,7 +219,7 @@ func TestRevoke(t *testing.T) {
 		if err := os.WriteFile(respPath, resp.DER, 0o600); err != nil {
 			t.Fatal(err)
 		}
-		out, err := exec.Command(openssl, "ocsp", "-respin", respPath, "-issuer", f.caPEM, "-CAfile", f.caPEM,
+		out, err := exec.Command(openssl, "ocsp", "-respin", respPath, "-issuer", f.CAPEM, "-CAfile", f.CAPEM,
 			"-serial", "0x"+cert.SerialNumber.Text(16)).CombinedOutput()
 		if err != nil || !strings.Contains(string(out), "Response verify OK") || !strings.Contains(string(out), ": revoked") || !strings.Contains(string(out), "Reason: keyCompromise") {
 			t.Errorf("openssl ocsp: %v\n%s", err, out)
@@ -364,37 +235,20 @@ func TestRevoke(t *testing.T) {
 // assigned serial has an authoritative OCSP answer, nothing unrecorded is
 // good, the CRL number never goes back, and the audit log verifies.
 func TestCrashRecovery(t *testing.T) {
-	now := time.Now().UTC().Truncate(time.Second)
-	f := newFixture(t, now)
-	profiles, err := profile.LoadAll(policies.FS)
-	if err != nil {
-		t.Fatal(err)
-	}
-	linter, err := lint.New("")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ocspSigner, err := ocspsign.New(0, 0, time.Now)
-	if err != nil {
-		t.Fatal(err)
-	}
+	f := catest.New(t, time.Now().UTC().Truncate(time.Second))
 	errCrash := errors.New("simulated crash")
 	for _, point := range []string{ca.FaultAfterIntent, ca.FaultAfterSign, ca.FaultAfterCommit} {
 		t.Run(point, func(t *testing.T) {
 			storetest.Each(t, func(t *testing.T, db *store.DB, _ *sql.DB) {
 				ctx := context.Background()
 				log := audit.New(time.Now)
-				if err := db.InTx(ctx, func(tx *store.Tx) error {
-					return tx.PutIssuer(ctx, store.Issuer{ID: "issuing", Name: "Test Issuing CA", Role: "issuing", CertificateDER: f.issuer.Certificate.Raw, KeyLabel: "issuing", CreatedAt: now})
-				}); err != nil {
-					t.Fatal(err)
-				}
-				deps := ca.Deps{Store: db, Audit: log, Linter: linter, OCSP: ocspSigner, Issuer: f.issuer, Responder: f.responder, Profiles: profiles, Now: time.Now}
-				builder, err := crl.New(db, log, linter, crl.Config{}, time.Now)
+				f.PutIssuer(t, db)
+				deps := f.Deps(db, log)
+				builder, err := crl.New(db, log, f.Linter, crl.Config{}, time.Now)
 				if err != nil {
 					t.Fatal(err)
 				}
-				crlIssuer := crl.Issuer{ID: "issuing", Certificate: f.issuer.Certificate, Signer: f.caKey}
+				crlIssuer := crl.Issuer{ID: "issuing", Certificate: f.Issuer.Certificate, Signer: f.CAKey}
 				before, err := builder.Build(ctx, crlIssuer)
 				if err != nil {
 					t.Fatal(err)
@@ -449,7 +303,7 @@ func TestCrashRecovery(t *testing.T) {
 					if err != nil {
 						t.Fatalf("serial %x has no OCSP answer: %v", c.Serial, err)
 					}
-					parsed, err := ocsp.ParseResponse(resp.DER, f.issuer.Certificate)
+					parsed, err := ocsp.ParseResponse(resp.DER, f.Issuer.Certificate)
 					if err != nil {
 						t.Fatal(err)
 					}

@@ -2,14 +2,7 @@ package ocspsign_test
 
 import (
 	"context"
-	"crypto"
-	"crypto/sha256"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"database/sql"
-	"encoding/asn1"
-	"encoding/pem"
-	"math/big"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -17,8 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sanadpki/sanad/ca/catest"
 	"github.com/sanadpki/sanad/ca/ocspsign"
-	"github.com/sanadpki/sanad/hsm"
 	"github.com/sanadpki/sanad/hsm/hsmtest"
 	"github.com/sanadpki/sanad/internal/store"
 	"github.com/sanadpki/sanad/internal/store/storetest"
@@ -27,64 +20,11 @@ import (
 
 func TestMain(m *testing.M) { hsmtest.Main(m) }
 
-func certify(t *testing.T, tmpl, parent *x509.Certificate, pub crypto.PublicKey, signer crypto.Signer) *x509.Certificate {
-	t.Helper()
-	spki, err := x509.MarshalPKIXPublicKey(pub)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ski := sha256.Sum256(spki)
-	tmpl.SubjectKeyId = ski[:20]
-	if parent == nil {
-		parent = tmpl
-	}
-	der, err := x509.CreateCertificate(nil, tmpl, parent, pub, signer)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return c
-}
-
-// responder is an issuing CA and its delegated OCSP signer, both keys in
-// SoftHSM.
-func responder(t *testing.T, now time.Time) ocspsign.Responder {
-	t.Helper()
-	tok := hsmtest.NewToken(t).Token
-	caKey, err := tok.GenerateKey(context.Background(), hsm.KeySpec{Label: "issuing", Type: hsm.ECDSAP256})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ocspKey, err := tok.GenerateKey(context.Background(), hsm.KeySpec{Label: "ocsp", Type: hsm.ECDSAP256})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ca := certify(t, &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "Test Issuing CA", Country: []string{"KZ"}, Organization: []string{"Sanad"}},
-		NotBefore: now.AddDate(-1, 0, 0), NotAfter: now.AddDate(5, 0, 0), IsCA: true, BasicConstraintsValid: true,
-		KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
-	}, nil, caKey.Public(), caKey)
-	signer := certify(t, &x509.Certificate{
-		SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "Test OCSP Responder", Country: []string{"KZ"}, Organization: []string{"Sanad"}},
-		NotBefore: now.AddDate(0, 0, -1), NotAfter: now.AddDate(0, 0, 60), BasicConstraintsValid: true,
-		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageOCSPSigning},
-		ExtraExtensions: []pkix.Extension{{Id: asn1.ObjectIdentifier{1, 3, 6, 1, 5, 5, 7, 48, 1, 5}, Value: asn1.NullBytes}},
-	}, ca, ocspKey.Public(), caKey)
-	return ocspsign.Responder{IssuerID: "issuing", Issuer: ca, Certificate: signer, Signer: ocspKey}
-}
-
 func TestSignGoodThenRevoked(t *testing.T) {
 	openssl := testenv.Tool(t, "openssl")
 	now := time.Now().UTC().Truncate(time.Second)
-	r := responder(t, now)
-	dir := t.TempDir()
-	caPEM := filepath.Join(dir, "issuing.pem")
-	if err := os.WriteFile(caPEM, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: r.Issuer.Raw}), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	f := catest.New(t, now)
+	r, caPEM := f.Responder, f.CAPEM
 	s, err := ocspsign.New(0, 5*time.Minute, func() time.Time { return now })
 	if err != nil {
 		t.Fatal(err)
