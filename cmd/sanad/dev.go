@@ -138,6 +138,13 @@ func runDev(ctx context.Context, dir, addr string, cmd *cobra.Command) error {
 	if err := ensureDevAuditKey(ctx, s, filepath.Join(dir, devAuditPEM)); err != nil {
 		return err
 	}
+	authority, err := openCA(ctx, s, "http://"+cfg.HTTP.Addr)
+	if err != nil {
+		return err
+	}
+	if err := authority.start(ctx, s); err != nil {
+		return err
+	}
 	return s.serve(ctx, func(a net.Addr) {
 		base := "http://" + a.String()
 		if err := writeDevManifest(dir, base); err != nil {

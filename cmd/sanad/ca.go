@@ -1,0 +1,110 @@
+package main
+
+import (
+	"context"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/sanadpki/sanad/ca"
+	"github.com/sanadpki/sanad/ca/crl"
+	"github.com/sanadpki/sanad/ca/lint"
+	"github.com/sanadpki/sanad/ca/ocspsign"
+	"github.com/sanadpki/sanad/ca/profile"
+	"github.com/sanadpki/sanad/internal/store"
+	"github.com/sanadpki/sanad/policies"
+)
+
+// caRole is the CA as the service runs it: issuance, revocation, recovery
+// and the issuing CA's CRLs.
+type caRole struct {
+	ca      *ca.CA
+	crl     *crl.Builder
+	crlFrom crl.Issuer
+}
+
+// openCA builds the CA from the issuers recorded in the store (one issuing
+// CA and its OCSP signer) and their keys on the token. baseURL is where
+// relying parties reach the status tier.
+func openCA(ctx context.Context, s *service, baseURL string) (*caRole, error) {
+	issuers, err := s.db.Issuers(ctx)
+	if err != nil {
+		return nil, err
+	}
+	byRole := map[string][]store.Issuer{}
+	for _, is := range issuers {
+		byRole[is.Role] = append(byRole[is.Role], is)
+	}
+	if len(byRole["issuing"]) != 1 || len(byRole["ocsp-signer"]) != 1 {
+		return nil, fmt.Errorf("the CA needs exactly one issuing CA and one OCSP signer in the store; found %d and %d",
+			len(byRole["issuing"]), len(byRole["ocsp-signer"]))
+	}
+	issuing, signer := byRole["issuing"][0], byRole["ocsp-signer"][0]
+	issuingCert, err := x509.ParseCertificate(issuing.CertificateDER)
+	if err != nil {
+		return nil, fmt.Errorf("issuer %s: %w", issuing.ID, err)
+	}
+	signerCert, err := x509.ParseCertificate(signer.CertificateDER)
+	if err != nil {
+		return nil, fmt.Errorf("issuer %s: %w", signer.ID, err)
+	}
+	issuingKey, err := s.token.FindKey(ctx, issuing.KeyLabel)
+	if err != nil {
+		return nil, fmt.Errorf("issuer %s key %q: %w", issuing.ID, issuing.KeyLabel, err)
+	}
+	signerKey, err := s.token.FindKey(ctx, signer.KeyLabel)
+	if err != nil {
+		return nil, fmt.Errorf("issuer %s key %q: %w", signer.ID, signer.KeyLabel, err)
+	}
+	profiles, err := profile.LoadAll(policies.FS)
+	if err != nil {
+		return nil, err
+	}
+	linter, err := lint.New("")
+	if err != nil {
+		return nil, err
+	}
+	ocspSigner, err := ocspsign.New(0, 0, time.Now)
+	if err != nil {
+		return nil, err
+	}
+	authority, err := ca.New(ca.Deps{
+		Store: s.db, Audit: s.audit, Linter: linter, OCSP: ocspSigner,
+		Issuer: ca.Issuer{ID: issuing.ID, Certificate: issuingCert, Signer: issuingKey,
+			CRLURL: baseURL + "/crl/" + issuing.ID + ".crl", OCSPURL: baseURL + "/ocsp", CAIssuersURL: baseURL + "/ca/" + issuing.ID + ".crt"},
+		Responder: ocspsign.Responder{IssuerID: issuing.ID, Issuer: issuingCert, Certificate: signerCert, Signer: signerKey},
+		Profiles:  profiles, Now: time.Now,
+	})
+	if err != nil {
+		return nil, err
+	}
+	builder, err := crl.New(s.db, s.audit, linter, crl.Config{}, time.Now)
+	if err != nil {
+		return nil, err
+	}
+	return &caRole{ca: authority, crl: builder, crlFrom: crl.Issuer{ID: issuing.ID, Certificate: issuingCert, Signer: issuingKey}}, nil
+}
+
+// start resolves what a crash may have left (ca/doc.go) and makes sure the
+// issuing CA has a CRL, before anything is served.
+func (r *caRole) start(ctx context.Context, s *service) error {
+	n, err := r.ca.Recover(ctx)
+	if err != nil {
+		return err
+	}
+	if n > 0 {
+		s.log.Warn("revoked issuance intents left by a crash", "count", n)
+	}
+	switch _, err := s.db.LatestCRL(ctx, r.crlFrom.ID); {
+	case errors.Is(err, store.ErrNotFound):
+		c, err := r.crl.Build(ctx, r.crlFrom)
+		if err != nil {
+			return err
+		}
+		s.log.Info("published the first CRL", "issuer", r.crlFrom.ID, "crl_number", c.Number)
+	case err != nil:
+		return err
+	}
+	return nil
+}
