@@ -52,7 +52,7 @@ var (
 )
 
 func TestIssueEveryProfile(t *testing.T) {
-	openssl := testenv.Tool(t, "openssl")
+	openssl, certtool := testenv.Tool(t, "openssl"), testenv.Tool(t, "certtool")
 	f := catest.New(t, time.Now().UTC().Truncate(time.Second))
 	storetest.Each(t, func(t *testing.T, db *store.DB, _ *sql.DB) {
 		ctx := context.Background()
@@ -103,10 +103,20 @@ func TestIssueEveryProfile(t *testing.T) {
 		if err := os.WriteFile(bundle, append(caPEM, pem.EncodeToMemory(&pem.Block{Type: "X509 CRL", Bytes: current.DER})...), 0o600); err != nil {
 			t.Fatal(err)
 		}
+		crlPEM := filepath.Join(dir, "issuing.crl.pem")
+		if err := os.WriteFile(crlPEM, pem.EncodeToMemory(&pem.Block{Type: "X509 CRL", Bytes: current.DER}), 0o600); err != nil {
+			t.Fatal(err)
+		}
 		for _, path := range issued {
 			out, err := exec.Command(openssl, "verify", "-x509_strict", "-crl_check", "-CAfile", bundle, path).CombinedOutput()
 			if err != nil || !strings.Contains(string(out), ": OK") || strings.Contains(string(out), "error") {
 				t.Errorf("openssl verify -crl_check %s: %v\n%s", filepath.Base(path), err, out)
+			}
+			// GnuTLS as a second judge; --verify with --load-crl checks
+			// revocation (--verify-chain would ignore the CRL).
+			out, err = exec.Command(certtool, "--verify", "--load-ca-certificate", f.CAPEM, "--load-crl", crlPEM, "--infile", path).CombinedOutput()
+			if err != nil || !strings.Contains(string(out), "Chain verification output: Verified. The certificate is trusted.") {
+				t.Errorf("certtool --verify %s: %v\n%s", filepath.Base(path), err, out)
 			}
 		}
 		// Negative control: once revoked and on the next CRL, OpenSSL refuses it.
@@ -131,6 +141,13 @@ func TestIssueEveryProfile(t *testing.T) {
 		out, err := exec.Command(openssl, "verify", "-x509_strict", "-crl_check", "-CAfile", bundle, issued[0]).CombinedOutput()
 		if err == nil || !strings.Contains(string(out), "certificate revoked") {
 			t.Errorf("openssl accepted a revoked certificate: %v\n%s", err, out)
+		}
+		if err := os.WriteFile(crlPEM, pem.EncodeToMemory(&pem.Block{Type: "X509 CRL", Bytes: next.DER}), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		out, err = exec.Command(certtool, "--verify", "--load-ca-certificate", f.CAPEM, "--load-crl", crlPEM, "--infile", issued[0]).CombinedOutput()
+		if err == nil || !strings.Contains(string(out), "revoked") {
+			t.Errorf("certtool accepted a revoked certificate: %v\n%s", err, out)
 		}
 		if r, err := audit.Verify(ctx, db, "test", nil); err != nil || !r.OK() || r.Events != 5*2+2 {
 			t.Errorf("audit log: %+v %v (want intent + issue per certificate, two CRLs)", r, err)
