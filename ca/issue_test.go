@@ -364,3 +364,77 @@ func assignedSerials(t *testing.T, db *store.DB) []store.Certificate {
 	}
 	return append(out, good...)
 }
+
+// TestCRLAndOCSPAgree issues certificates, revokes some with different
+// reasons, and checks that for every serial the stored OCSP response and
+// the current CRL say the same: revoked on both, with the same reason and
+// time, or good and absent.
+func TestCRLAndOCSPAgree(t *testing.T) {
+	f := catest.New(t, time.Now().UTC().Truncate(time.Second))
+	storetest.Each(t, func(t *testing.T, db *store.DB, _ *sql.DB) {
+		ctx := context.Background()
+		log := audit.New(time.Now)
+		authority := f.CA(t, db, log)
+		var serials [][]byte
+		for i := range 12 {
+			key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+			if err != nil {
+				t.Fatal(err)
+			}
+			cert, err := authority.Issue(ctx, ca.Request{Profile: "citizen-auth", CSR: csrFor(t, key, nil), Verified: person, Actor: "test"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			serials = append(serials, cert.SerialNumber.Bytes())
+			if reason := []int{-1, 1, -1, 4, 5, -1}[i%6]; reason >= 0 {
+				if err := authority.Revoke(ctx, cert.SerialNumber.Bytes(), reason, "test"); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		builder, err := crl.New(db, log, f.Linter, crl.Config{}, time.Now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		current, err := builder.Build(ctx, crl.Issuer{ID: "issuing", Certificate: f.Issuer.Certificate, Signer: f.CAKey})
+		if err != nil {
+			t.Fatal(err)
+		}
+		list, err := x509.ParseRevocationList(current.DER)
+		if err != nil {
+			t.Fatal(err)
+		}
+		onCRL := map[string]x509.RevocationListEntry{}
+		for _, e := range list.RevokedCertificateEntries {
+			onCRL[string(e.SerialNumber.Bytes())] = e
+		}
+		revoked := 0
+		for _, serial := range serials {
+			stored, err := db.OCSPResponse(ctx, "issuing", serial)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp, err := ocsp.ParseResponse(stored.DER, f.Issuer.Certificate)
+			if err != nil {
+				t.Fatal(err)
+			}
+			entry, listed := onCRL[string(serial)]
+			switch {
+			case resp.Status == ocsp.Good && listed:
+				t.Errorf("serial %x: OCSP good, but on the CRL", serial)
+			case resp.Status == ocsp.Revoked && !listed:
+				t.Errorf("serial %x: OCSP revoked, but not on the CRL", serial)
+			case resp.Status == ocsp.Revoked && (entry.ReasonCode != resp.RevocationReason || !entry.RevocationTime.Equal(resp.RevokedAt)):
+				t.Errorf("serial %x: CRL says reason %d at %s, OCSP reason %d at %s", serial, entry.ReasonCode, entry.RevocationTime, resp.RevocationReason, resp.RevokedAt)
+			case resp.Status != ocsp.Good && resp.Status != ocsp.Revoked:
+				t.Errorf("serial %x: OCSP status %d", serial, resp.Status)
+			}
+			if listed {
+				revoked++
+			}
+		}
+		if revoked != 6 || len(onCRL) != 6 {
+			t.Errorf("%d of the issued serials on a CRL of %d entries, want 6 and 6", revoked, len(onCRL))
+		}
+	})
+}
