@@ -34,7 +34,7 @@ import (
 
 func TestMain(m *testing.M) { hsmtest.Main(m) }
 
-func csrFor(t *testing.T, signer crypto.Signer, tmpl *x509.CertificateRequest) []byte {
+func csrFor(t testing.TB, signer crypto.Signer, tmpl *x509.CertificateRequest) []byte {
 	t.Helper()
 	if tmpl == nil {
 		tmpl = &x509.CertificateRequest{}

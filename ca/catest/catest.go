@@ -74,7 +74,7 @@ func New(t testing.TB, now time.Time) Fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	linter, err := lint.New("")
+	linter, err := ca.NewLinter()
 	if err != nil {
 		t.Fatal(err)
 	}

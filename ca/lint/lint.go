@@ -34,12 +34,14 @@ type Linter struct {
 // New returns a Linter running every zlint lint except the named ones, with
 // config (zlint's TOML lint configuration; "" for the defaults).
 func New(config string, exclude ...string) (*Linter, error) {
-	// A filter that keeps every lint still yields a registry of our own,
-	// so configuring it never touches zlint's global registry.
-	reg, err := lint.GlobalRegistry().Filter(lint.FilterOptions{
-		NameFilter:   regexp.MustCompile(`.`),
-		ExcludeNames: exclude,
-	})
+	// Any non-empty filter yields a registry of our own, so configuring it
+	// never touches zlint's global registry; with nothing to exclude, a name
+	// filter that keeps every lint does that (zlint refuses both at once).
+	opts := lint.FilterOptions{ExcludeNames: exclude}
+	if len(exclude) == 0 {
+		opts = lint.FilterOptions{NameFilter: regexp.MustCompile(`.`)}
+	}
+	reg, err := lint.GlobalRegistry().Filter(opts)
 	if err != nil {
 		return nil, fmt.Errorf("zlint registry: %w", err)
 	}

@@ -9,7 +9,6 @@ import (
 
 	"github.com/sanadpki/sanad/ca"
 	"github.com/sanadpki/sanad/ca/crl"
-	"github.com/sanadpki/sanad/ca/lint"
 	"github.com/sanadpki/sanad/ca/ocspsign"
 	"github.com/sanadpki/sanad/ca/profile"
 	"github.com/sanadpki/sanad/internal/store"
@@ -61,7 +60,7 @@ func openCA(ctx context.Context, s *service, baseURL string) (*caRole, error) {
 	if err != nil {
 		return nil, err
 	}
-	linter, err := lint.New("")
+	linter, err := ca.NewLinter()
 	if err != nil {
 		return nil, err
 	}

@@ -1,0 +1,59 @@
+package ca_test
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"testing"
+	"time"
+
+	"github.com/sanadpki/sanad/ca"
+	"github.com/sanadpki/sanad/ca/catest"
+	"github.com/sanadpki/sanad/internal/audit"
+	"github.com/sanadpki/sanad/internal/store/storetest"
+)
+
+// BenchmarkIssue measures ca.Issue end to end (CSR checks, zlint, intent,
+// HSM certificate signature, OCSP signature, two commits) on SoftHSM2, per
+// database, one goroutine and GOMAXPROCS*4 goroutines.
+func BenchmarkIssue(b *testing.B) {
+	f := catest.New(b, time.Now().UTC().Truncate(time.Second))
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		b.Fatal(err)
+	}
+	csr := csrFor(b, key, nil)
+	for _, driver := range storetest.Drivers() {
+		for _, parallel := range []bool{false, true} {
+			name := driver + "/serial"
+			if parallel {
+				name = driver + "/parallel"
+			}
+			b.Run(name, func(b *testing.B) {
+				db, _ := storetest.Open(b, driver)
+				authority := f.CA(b, db, audit.New(time.Now))
+				ctx := context.Background()
+				issue := func() {
+					if _, err := authority.Issue(ctx, ca.Request{Profile: "citizen-auth", CSR: csr, Verified: person, Actor: "bench"}); err != nil {
+						b.Fatal(err)
+					}
+				}
+				b.ResetTimer()
+				if parallel {
+					b.SetParallelism(4)
+					b.RunParallel(func(pb *testing.PB) {
+						for pb.Next() {
+							issue()
+						}
+					})
+				} else {
+					for b.Loop() {
+						issue()
+					}
+				}
+				b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "certs/s")
+			})
+		}
+	}
+}
