@@ -3,16 +3,11 @@ package ceremony_test
 import (
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/pem"
 	"errors"
 	"fmt"
 	"io/fs"
-	"math/big"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -23,7 +18,6 @@ import (
 	"github.com/sanadpki/sanad/ca/ceremony"
 	"github.com/sanadpki/sanad/ca/ceremony/pinshare"
 	"github.com/sanadpki/sanad/ca/ceremony/transcript"
-	"github.com/sanadpki/sanad/ca/lint"
 	"github.com/sanadpki/sanad/ca/profile"
 	"github.com/sanadpki/sanad/hsm"
 	"github.com/sanadpki/sanad/hsm/hsmtest"
@@ -369,33 +363,5 @@ transcript: t.jsonl
 	}
 	if _, err := ceremony.Parse("x.yaml", []byte("ceremony: root\ncolour: blue\n")); err == nil || !strings.Contains(err.Error(), "line 2: field colour not found") {
 		t.Errorf("unknown field: %v", err)
-	}
-}
-
-// The linter used by ceremonies must run: a CA certificate without
-// keyCertSign is refused by the lint's name, and garbage is refused.
-func TestLinterCatchesABadCertificate(t *testing.T) {
-	l, err := ceremony.NewLinter()
-	if err != nil {
-		t.Fatal(err)
-	}
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(0x1234567890), Subject: pkix.Name{CommonName: "Bad CA", Country: []string{"KZ"}, Organization: []string{"X"}},
-		NotBefore: time.Now(), NotAfter: time.Now().AddDate(1, 0, 0),
-		BasicConstraintsValid: true, IsCA: true, KeyUsage: x509.KeyUsageDigitalSignature,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := l.Certificate(der); !errors.Is(err, lint.ErrLint) || !strings.Contains(err.Error(), "e_ca_key_cert_sign_not_set") {
-		t.Errorf("CA without keyCertSign: %v", err)
-	}
-	if err := l.Certificate([]byte("not DER")); !errors.Is(err, lint.ErrLint) {
-		t.Errorf("garbage: %v", err)
 	}
 }
