@@ -295,7 +295,7 @@ func TestCrashRecovery(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				recovered, err := second.Recover(ctx)
+				recovered, err := second.Recover(ctx, 0)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -306,7 +306,7 @@ func TestCrashRecovery(t *testing.T) {
 					t.Errorf("unresolved intents after recovery: %d (%v)", len(left), err)
 				}
 				// A second start finds nothing more to do.
-				if again, err := second.Recover(ctx); err != nil || again != 0 {
+				if again, err := second.Recover(ctx, 0); err != nil || again != 0 {
 					t.Errorf("second recovery: %d, %v", again, err)
 				}
 
@@ -437,4 +437,56 @@ func TestCRLAndOCSPAgree(t *testing.T) {
 			t.Errorf("%d of the issued serials on a CRL of %d entries, want 6 and 6", revoked, len(onCRL))
 		}
 	})
+}
+
+// TestLateIssuanceStaysRevoked races a recovery (another node's start-up)
+// against an issuance that has signed but not yet stored: recovery with no
+// grace revokes the intent, the late issuance is refused, and the serial
+// answers revoked. With a grace, recovery leaves a young intent alone.
+func TestLateIssuanceStaysRevoked(t *testing.T) {
+	f := catest.New(t, time.Now().UTC().Truncate(time.Second))
+	db, _ := storetest.Open(t, "sqlite")
+	ctx := context.Background()
+	log := audit.New(time.Now)
+	other := f.CA(t, db, log)
+	deps := f.Deps(db, log)
+	var skipped, recovered int
+	deps.Fault = func(point string) error {
+		if point != ca.FaultAfterSign {
+			return nil
+		}
+		var err error
+		if skipped, err = other.Recover(ctx, time.Hour); err != nil {
+			return err
+		}
+		recovered, err = other.Recover(ctx, 0)
+		return err
+	}
+	racing, err := ca.New(deps)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = racing.Issue(ctx, ca.Request{Profile: "citizen-auth", CSR: csrFor(t, key, nil), Verified: person, Actor: "test"})
+	if !errors.Is(err, store.ErrConflict) || !strings.Contains(err.Error(), "intent was revoked") {
+		t.Fatalf("late issuance: %v", err)
+	}
+	if skipped != 0 || recovered != 1 {
+		t.Errorf("recovery with a grace resolved %d, without %d; want 0 and 1", skipped, recovered)
+	}
+	serials := assignedSerials(t, db)
+	if len(serials) != 1 || serials[0].Status != store.StatusRevoked || serials[0].DER != nil {
+		t.Fatalf("serials = %+v", serials)
+	}
+	resp, err := db.OCSPResponse(ctx, "issuing", serials[0].Serial)
+	if err != nil {
+		t.Fatal(err)
+	}
+	parsed, err := ocsp.ParseResponse(resp.DER, f.Issuer.Certificate)
+	if err != nil || parsed.Status != ocsp.Revoked {
+		t.Errorf("OCSP after the race: %+v %v", parsed, err)
+	}
 }

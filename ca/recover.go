@@ -34,15 +34,21 @@ func (ca *CA) fault(point string) error {
 // (cessationOfOperation) and a revoked OCSP response is signed for it. A
 // certificate that may exist but was never recorded can then never be
 // reported good. Run it at start-up, before serving.
-func (ca *CA) Recover(ctx context.Context) (int, error) {
+//
+// Only intents older than grace are resolved: with several CA nodes, a
+// younger intent may belong to an issuance another node is still running.
+// Should that issuance finish after all, the store refuses to complete a
+// revoked intent, so the serial stays revoked.
+func (ca *CA) Recover(ctx context.Context, grace time.Duration) (int, error) {
 	d := ca.d
 	unsigned, err := d.Store.UnsignedCertificates(ctx)
 	if err != nil {
 		return 0, fmt.Errorf("recover: %w", err)
 	}
 	n := 0
+	cutoff := d.Now().Add(-grace)
 	for _, c := range unsigned {
-		if c.IssuerID != d.Issuer.ID {
+		if c.IssuerID != d.Issuer.ID || c.CreatedAt.After(cutoff) {
 			continue
 		}
 		now := d.Now().UTC().Truncate(time.Second)

@@ -88,7 +88,8 @@ func openCA(ctx context.Context, s *service, baseURL string) (*caRole, error) {
 // start resolves what a crash may have left (ca/doc.go) and makes sure the
 // issuing CA has a CRL, before anything is served.
 func (r *caRole) start(ctx context.Context, s *service) error {
-	n, err := r.ca.Recover(ctx)
+	// A minute is far beyond any issuance in flight on another node.
+	n, err := r.ca.Recover(ctx, time.Minute)
 	if err != nil {
 		return err
 	}

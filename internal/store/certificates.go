@@ -66,11 +66,13 @@ func (tx *Tx) InsertCertificateIntent(ctx context.Context, c Certificate) error 
 }
 
 // SetCertificateDER stores the signed certificate of an intent. A
-// certificate that already has its DER is never overwritten (ErrConflict).
+// certificate that already has its DER is never overwritten, and an intent
+// that recovery has already resolved (revoked) is not completed: both are
+// ErrConflict, so a late issuance can never turn a revoked serial good.
 func (tx *Tx) SetCertificateDER(ctx context.Context, issuerID string, serial, der []byte, now time.Time) error {
 	res, err := tx.tx.ExecContext(ctx, tx.d.q(`
 		UPDATE certificates SET der = $1, updated_at = $2
-		WHERE issuer_id = $3 AND serial = $4 AND der IS NULL`),
+		WHERE issuer_id = $3 AND serial = $4 AND der IS NULL AND status = 'good'`),
 		nonNil(der), tx.d.timeArg(now), issuerID, nonNil(serial))
 	if err != nil {
 		return fmt.Errorf("store certificate %s/%x: %w", issuerID, serial, tx.d.mapErr(err))
@@ -78,8 +80,12 @@ func (tx *Tx) SetCertificateDER(ctx context.Context, issuerID string, serial, de
 	if n, err := res.RowsAffected(); err != nil || n == 1 {
 		return err
 	}
-	if _, err := tx.certificate(ctx, issuerID, serial); err != nil {
+	c, err := tx.certificate(ctx, issuerID, serial)
+	if err != nil {
 		return fmt.Errorf("store certificate %s/%x: %w", issuerID, serial, err)
+	}
+	if c.DER == nil {
+		return fmt.Errorf("store certificate %s/%x: the intent was revoked at %s: %w", issuerID, serial, c.RevokedAt.Format(time.RFC3339), ErrConflict)
 	}
 	return fmt.Errorf("store certificate %s/%x: already signed: %w", issuerID, serial, ErrConflict)
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"database/sql"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -49,6 +50,23 @@ func TestCertificateLifecycle(t *testing.T) {
 			t.Errorf("still unsigned: %+v", unsigned)
 		}
 
+		// An intent resolved by recovery (revoked before its DER arrived) is
+		// never completed.
+		orphan := intent
+		orphan.Serial = []byte{0x4b}
+		if err := inTx(func(tx *store.Tx) error {
+			if err := tx.InsertCertificateIntent(ctx, orphan); err != nil {
+				return err
+			}
+			return tx.RevokeCertificate(ctx, "issuing", orphan.Serial, t0, 5, t0)
+		}); err != nil {
+			t.Fatal(err)
+		}
+		err = inTx(func(tx *store.Tx) error { return tx.SetCertificateDER(ctx, "issuing", orphan.Serial, der, t0) })
+		if !errors.Is(err, store.ErrConflict) || !strings.Contains(err.Error(), "intent was revoked") {
+			t.Errorf("completing a revoked intent: %v", err)
+		}
+
 		revokedAt := t0.Add(time.Hour)
 		if err := inTx(func(tx *store.Tx) error {
 			return tx.RevokeCertificate(ctx, "issuing", intent.Serial, revokedAt, 1, revokedAt)
@@ -67,7 +85,7 @@ func TestCertificateLifecycle(t *testing.T) {
 			t.Fatalf("certificate = %+v, %v", c, err)
 		}
 		revoked, err := db.RevokedCertificates(ctx, "issuing", t0)
-		if err != nil || len(revoked) != 1 {
+		if err != nil || len(revoked) != 2 {
 			t.Fatalf("revoked = %+v, %v", revoked, err)
 		}
 		if expired, _ := db.RevokedCertificates(ctx, "issuing", t0.AddDate(4, 0, 0)); len(expired) != 0 {
