@@ -40,7 +40,7 @@ func options(t *testing.T, shares []pinshare.Share) ceremony.Options {
 		t.Fatal(err)
 	}
 	return ceremony.Options{
-		Profiles: profiles, Linter: linter, Now: time.Now, Getenv: os.Getenv, Version: "test",
+		Profiles: profiles, Linter: linter, Now: time.Now, Version: "test",
 		Shares: func(_ context.Context, need int) ([]pinshare.Share, error) { return shares[:need], nil },
 	}
 }

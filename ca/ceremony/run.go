@@ -42,7 +42,6 @@ type Options struct {
 	Profiles map[string]profile.Profile
 	Linter   *lint.Linter
 	Now      func() time.Time
-	Getenv   func(string) string
 	// Shares gathers the custodian shares when the script's PIN is split:
 	// files named on the command line, or no-echo prompts.
 	Shares func(ctx context.Context, need int) ([]pinshare.Share, error)

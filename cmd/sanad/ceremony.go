@@ -42,7 +42,7 @@ func ceremonyOptions() (ceremony.Options, error) {
 	if err != nil {
 		return ceremony.Options{}, err
 	}
-	return ceremony.Options{Profiles: profiles, Linter: linter, Now: time.Now, Getenv: os.Getenv, Version: buildVersion()}, nil
+	return ceremony.Options{Profiles: profiles, Linter: linter, Now: time.Now, Version: buildVersion()}, nil
 }
 
 func newCeremonyCheckCmd() *cobra.Command {
