@@ -2,9 +2,6 @@ package ca_test
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"testing"
 	"time"
 
@@ -19,11 +16,7 @@ import (
 // database, one goroutine and GOMAXPROCS*4 goroutines.
 func BenchmarkIssue(b *testing.B) {
 	f := catest.New(b, time.Now().UTC().Truncate(time.Second))
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		b.Fatal(err)
-	}
-	csr := csrFor(b, key, nil)
+	csr := newCSR(b)
 	for _, driver := range storetest.Drivers() {
 		for _, parallel := range []bool{false, true} {
 			name := driver + "/serial"

@@ -34,6 +34,16 @@ import (
 
 func TestMain(m *testing.M) { hsmtest.Main(m) }
 
+// newCSR is a plain CSR for a fresh P-256 key: any applicant.
+func newCSR(t testing.TB) []byte {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return csrFor(t, key, nil)
+}
+
 func csrFor(t testing.TB, signer crypto.Signer, tmpl *x509.CertificateRequest) []byte {
 	t.Helper()
 	if tmpl == nil {
@@ -64,15 +74,11 @@ func TestIssueEveryProfile(t *testing.T) {
 			if p.SubjectKind == "" {
 				continue
 			}
-			key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-			if err != nil {
-				t.Fatal(err)
-			}
 			v := person
 			if p.SubjectKind == "business" {
 				v = business
 			}
-			cert, err := authority.Issue(ctx, ca.Request{Profile: name, CSR: csrFor(t, key, nil), Verified: v, Actor: "test"})
+			cert, err := authority.Issue(ctx, ca.Request{Profile: name, CSR: newCSR(t), Verified: v, Actor: "test"})
 			if err != nil {
 				t.Fatalf("%s: %v", name, err)
 			}
@@ -176,7 +182,7 @@ func TestIssueRefuses(t *testing.T) {
 		{"another subject", "citizen-auth", csrFor(t, key, &x509.CertificateRequest{Subject: pkix.Name{CommonName: "Somebody Else"}}), `asks for subject "Somebody Else"`},
 		{"CA rights", "citizen-auth", csrFor(t, key, &x509.CertificateRequest{ExtraExtensions: []pkix.Extension{{Id: asn1.ObjectIdentifier{2, 5, 29, 19}, Critical: true, Value: []byte{0x30, 0x03, 0x01, 0x01, 0xff}}}}), "basic constraints"},
 		{"the CA's own key", "citizen-auth", csrFor(t, f.CAKey, nil), "key-is-ca-key"},
-		{"not an end-entity profile", "root", csrFor(t, key, nil), "not an end-entity profile"},
+		{"not an end-entity profile", "root", newCSR(t), "not an end-entity profile"},
 		{"garbage", "citizen-auth", []byte("-----BEGIN CERTIFICATE REQUEST-----\nAAAA\n-----END CERTIFICATE REQUEST-----\n"), "malformed"},
 	}
 	for _, tt := range tests {
@@ -198,11 +204,7 @@ func TestRevoke(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, db *store.DB, _ *sql.DB) {
 		ctx := context.Background()
 		authority := f.CA(t, db, audit.New(time.Now))
-		key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-		if err != nil {
-			t.Fatal(err)
-		}
-		cert, err := authority.Issue(ctx, ca.Request{Profile: "citizen-sign", CSR: csrFor(t, key, nil), Verified: person, Actor: "test"})
+		cert, err := authority.Issue(ctx, ca.Request{Profile: "citizen-sign", CSR: newCSR(t), Verified: person, Actor: "test"})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -282,11 +284,7 @@ func TestCrashRecovery(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-				if err != nil {
-					t.Fatal(err)
-				}
-				if _, err := first.Issue(ctx, ca.Request{Profile: "citizen-auth", CSR: csrFor(t, key, nil), Verified: person, Actor: "test"}); !errors.Is(err, errCrash) {
+				if _, err := first.Issue(ctx, ca.Request{Profile: "citizen-auth", CSR: newCSR(t), Verified: person, Actor: "test"}); !errors.Is(err, errCrash) {
 					t.Fatalf("Issue = %v, want the crash", err)
 				}
 
@@ -377,11 +375,7 @@ func TestCRLAndOCSPAgree(t *testing.T) {
 		authority := f.CA(t, db, log)
 		var serials [][]byte
 		for i := range 12 {
-			key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-			if err != nil {
-				t.Fatal(err)
-			}
-			cert, err := authority.Issue(ctx, ca.Request{Profile: "citizen-auth", CSR: csrFor(t, key, nil), Verified: person, Actor: "test"})
+			cert, err := authority.Issue(ctx, ca.Request{Profile: "citizen-auth", CSR: newCSR(t), Verified: person, Actor: "test"})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -466,11 +460,7 @@ func TestLateIssuanceStaysRevoked(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, err = racing.Issue(ctx, ca.Request{Profile: "citizen-auth", CSR: csrFor(t, key, nil), Verified: person, Actor: "test"})
+	_, err = racing.Issue(ctx, ca.Request{Profile: "citizen-auth", CSR: newCSR(t), Verified: person, Actor: "test"})
 	if !errors.Is(err, store.ErrConflict) || !strings.Contains(err.Error(), "intent was revoked") {
 		t.Fatalf("late issuance: %v", err)
 	}
