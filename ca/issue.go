@@ -66,7 +66,12 @@ type Deps struct {
 }
 
 // CA issues end-entity certificates.
-type CA struct{ d Deps }
+type CA struct {
+	d Deps
+	// changed holds one pending signal that a status changed (a
+	// revocation or a recovery): the CRL publisher waits on it.
+	changed chan struct{}
+}
 
 // New returns a CA after checking its dependencies fit together.
 func New(d Deps) (*CA, error) {
@@ -85,7 +90,20 @@ func New(d Deps) (*CA, error) {
 	if d.Issuer.CRLURL == "" || d.Issuer.OCSPURL == "" || d.Issuer.CAIssuersURL == "" {
 		errs = append(errs, errors.New("ca: issuer needs CRL, OCSP and caIssuers URLs"))
 	}
-	return &CA{d: d}, errors.Join(errs...)
+	return &CA{d: d, changed: make(chan struct{}, 1)}, errors.Join(errs...)
+}
+
+// Changes receives a value after a certificate's status changed (revoked
+// or recovered) since the last receive; signals coalesce, so a burst of
+// revocations is one value. The CRL publisher rebuilds on it.
+func (ca *CA) Changes() <-chan struct{} { return ca.changed }
+
+// statusChanged signals Changes without ever blocking.
+func (ca *CA) statusChanged() {
+	select {
+	case ca.changed <- struct{}{}:
+	default:
+	}
 }
 
 // Request is an approved enrollment to certify.

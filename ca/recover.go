@@ -71,5 +71,8 @@ func (ca *CA) Recover(ctx context.Context, grace time.Duration) (int, error) {
 		}
 		n++
 	}
+	if n > 0 {
+		ca.statusChanged()
+	}
 	return n, nil
 }

@@ -52,5 +52,6 @@ func (ca *CA) Revoke(ctx context.Context, serial []byte, reason int, actor strin
 	if err != nil {
 		return fmt.Errorf("revoke %s: %w", object, err)
 	}
+	ca.statusChanged()
 	return nil
 }
