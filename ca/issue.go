@@ -68,6 +68,12 @@ type Deps struct {
 // CA issues end-entity certificates.
 type CA struct {
 	d Deps
+	// commits groups the transactions of concurrent issuances.
+	commits *group
+	// throwaway signs the copy of each certificate that is linted before
+	// the HSM signs; lintIssuer is the issuer certificate with its key.
+	throwaway  crypto.Signer
+	lintIssuer *x509.Certificate
 	// changed holds one pending signal that a status changed (a
 	// revocation or a recovery): the CRL publisher waits on it.
 	changed chan struct{}
@@ -90,7 +96,19 @@ func New(d Deps) (*CA, error) {
 	if d.Issuer.CRLURL == "" || d.Issuer.OCSPURL == "" || d.Issuer.CAIssuersURL == "" {
 		errs = append(errs, errors.New("ca: issuer needs CRL, OCSP and caIssuers URLs"))
 	}
-	return &CA{d: d, changed: make(chan struct{}, 1)}, errors.Join(errs...)
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	// One throw-away key for the CA's lifetime: its signatures only ever
+	// reach the linter, and an RSA key per certificate would cost more
+	// than the issuance.
+	throwaway, err := ThrowawayKey(d.Issuer.Signer.Public())
+	if err != nil {
+		return nil, fmt.Errorf("ca: %w", err)
+	}
+	lintIssuer := *d.Issuer.Certificate
+	lintIssuer.PublicKey = throwaway.Public()
+	return &CA{d: d, commits: newGroup(d.Store, d.Audit), throwaway: throwaway, lintIssuer: &lintIssuer, changed: make(chan struct{}, 1)}, nil
 }
 
 // Changes receives a value after a certificate's status changed (revoked
@@ -167,56 +185,51 @@ func (ca *CA) Issue(ctx context.Context, req Request) (*x509.Certificate, error)
 		return nil, err
 	}
 	serial := tmpl.SerialNumber.Bytes()
+	object := serialObject(d.Issuer.ID, serial)
 	intent := store.Certificate{
 		IssuerID: d.Issuer.ID, Serial: serial, SubjectID: req.SubjectID, EnrollmentID: req.EnrollmentID, Profile: p.Name,
 		NotBefore: tmpl.NotBefore, NotAfter: tmpl.NotAfter, TBS: tbs, Status: store.StatusGood, CreatedAt: now,
 	}
-	err = d.Store.InTx(ctx, func(tx *store.Tx) error {
-		if err := tx.InsertCertificateIntent(ctx, intent); err != nil {
-			return err
-		}
-		_, err := d.Audit.Append(ctx, tx, audit.Event{Actor: req.Actor, Action: "certificate.intent", Object: serialObject(d.Issuer.ID, serial),
-			Details: map[string]any{"profile": p.Name, "enrollment": req.EnrollmentID, "tbs_sha256": hexSHA256(tbs)}})
-		return err
-	})
+	err = ca.commits.do(ctx, &groupWrite{intent: &intent,
+		event: audit.Event{Actor: req.Actor, Action: "certificate.intent", Object: object,
+			Details: map[string]any{"profile": p.Name, "enrollment": req.EnrollmentID, "tbs_sha256": hexSHA256(tbs)}}})
 	if err != nil {
-		return nil, fmt.Errorf("issue %s: record intent: %w", serialObject(d.Issuer.ID, serial), err)
+		return nil, fmt.Errorf("issue %s: record intent: %w", object, err)
 	}
 	if err := ca.fault(FaultAfterIntent); err != nil {
 		return nil, err
 	}
 
+	// CreateCertificate verifies the HSM's signature with the signer's
+	// public key, which New checked is the issuer certificate's.
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, d.Issuer.Certificate, checked.PublicKey, d.Issuer.Signer)
 	if err != nil {
-		return nil, fmt.Errorf("issue %s: HSM signature: %w", serialObject(d.Issuer.ID, serial), err)
+		return nil, fmt.Errorf("issue %s: HSM signature: %w", object, err)
 	}
 	cert, err := x509.ParseCertificate(der)
 	if err != nil {
-		return nil, fmt.Errorf("issue %s: %w", serialObject(d.Issuer.ID, serial), err)
+		return nil, fmt.Errorf("issue %s: %w", object, err)
 	}
 	if !bytes.Equal(cert.RawTBSCertificate, tbs) {
-		return nil, fmt.Errorf("issue %s: the signed TBS differs from the linted one", serialObject(d.Issuer.ID, serial))
+		return nil, fmt.Errorf("issue %s: the signed TBS differs from the linted one", object)
 	}
-	if err := cert.CheckSignatureFrom(d.Issuer.Certificate); err != nil {
-		return nil, fmt.Errorf("issue %s: signature does not verify: %w", serialObject(d.Issuer.ID, serial), err)
+	// The OCSP response is signed before the transaction, so the HSM's
+	// time is not spent holding the audit head.
+	resp, err := d.OCSP.Sign(d.Responder, intent)
+	if err != nil {
+		return nil, fmt.Errorf("issue %s: %w", object, err)
 	}
 	if err := ca.fault(FaultAfterSign); err != nil {
 		return nil, err
 	}
-	err = d.Store.InTx(ctx, func(tx *store.Tx) error {
-		if err := tx.SetCertificateDER(ctx, d.Issuer.ID, serial, der, now); err != nil {
-			return err
-		}
-		if _, err := d.OCSP.SignAndStore(ctx, tx, d.Responder, intent); err != nil {
-			return err
-		}
-		_, err := d.Audit.Append(ctx, tx, audit.Event{Actor: req.Actor, Action: "certificate.issue", Object: serialObject(d.Issuer.ID, serial),
+	err = ca.commits.do(ctx, &groupWrite{
+		signed: &store.SignedCertificate{IssuerID: d.Issuer.ID, Serial: serial, DER: der, At: now},
+		ocsp:   &resp,
+		event: audit.Event{Actor: req.Actor, Action: "certificate.issue", Object: object,
 			Details: map[string]any{"profile": p.Name, "enrollment": req.EnrollmentID, "subject": cert.Subject.String(),
-				"certificate_sha256": hexSHA256(der), "not_after": cert.NotAfter}})
-		return err
-	})
+				"certificate_sha256": hexSHA256(der), "not_after": cert.NotAfter}}})
 	if err != nil {
-		return nil, fmt.Errorf("issue %s: store: %w", serialObject(d.Issuer.ID, serial), err)
+		return nil, fmt.Errorf("issue %s: store: %w", object, err)
 	}
 	if err := ca.fault(FaultAfterCommit); err != nil {
 		return nil, err
@@ -287,13 +300,7 @@ func (ca *CA) template(p profile.Profile, subject pkix.Name, pub crypto.PublicKe
 // lintedTBS signs the template with a throw-away key of the issuer's type
 // and lints it; the TBS it returns is what the HSM must sign.
 func (ca *CA) lintedTBS(tmpl *x509.Certificate, pub crypto.PublicKey) ([]byte, error) {
-	throwaway, err := ThrowawayKey(ca.d.Issuer.Signer.Public())
-	if err != nil {
-		return nil, err
-	}
-	fake := *ca.d.Issuer.Certificate
-	fake.PublicKey = throwaway.Public()
-	pre, err := x509.CreateCertificate(rand.Reader, tmpl, &fake, pub, throwaway)
+	pre, err := x509.CreateCertificate(rand.Reader, tmpl, ca.lintIssuer, pub, ca.throwaway)
 	if err != nil {
 		return nil, fmt.Errorf("build certificate: %w", err)
 	}

@@ -46,35 +46,50 @@ var zeroHash = make([]byte, sha256.Size)
 // head row is locked until tx ends, so concurrent appenders queue up and the
 // chain never forks.
 func (l *Log) Append(ctx context.Context, tx *store.Tx, e Event) (store.AuditEvent, error) {
-	if e.Actor == "" || e.Action == "" {
-		return store.AuditEvent{}, errors.New("audit event needs an actor and an action")
-	}
-	details, err := canonicalJSON(e.Details)
+	evs, err := l.AppendAll(ctx, tx, []Event{e})
 	if err != nil {
-		return store.AuditEvent{}, fmt.Errorf("audit %s: encode details: %w", e.Action, err)
+		return store.AuditEvent{}, err
+	}
+	return evs[0], nil
+}
+
+// AppendAll records events, in order, inside tx: what Append does for each,
+// with one read of the head and one write of it for all.
+func (l *Log) AppendAll(ctx context.Context, tx *store.Tx, events []Event) ([]store.AuditEvent, error) {
+	if len(events) == 0 {
+		return nil, nil
+	}
+	out := make([]store.AuditEvent, len(events))
+	for i, e := range events {
+		if e.Actor == "" || e.Action == "" {
+			return nil, errors.New("audit event needs an actor and an action")
+		}
+		details, err := canonicalJSON(e.Details)
+		if err != nil {
+			return nil, fmt.Errorf("audit %s: encode details: %w", e.Action, err)
+		}
+		out[i] = store.AuditEvent{Actor: e.Actor, Action: e.Action, Object: e.Object, Details: details}
 	}
 	head, err := tx.AuditHead(ctx)
 	if err != nil {
-		return store.AuditEvent{}, fmt.Errorf("audit %s: read head: %w", e.Action, err)
+		return nil, fmt.Errorf("audit %s: read head: %w", events[0].Action, err)
 	}
 	prev := head.Hash
 	if head.Seq == 0 {
 		prev = zeroHash
 	}
-	ev := store.AuditEvent{
-		Seq:      head.Seq + 1,
-		Time:     l.now().UTC().Truncate(time.Microsecond),
-		Actor:    e.Actor,
-		Action:   e.Action,
-		Object:   e.Object,
-		Details:  details,
-		PrevHash: prev,
+	now := l.now().UTC().Truncate(time.Microsecond)
+	for i := range out {
+		out[i].Seq = head.Seq + 1 + int64(i)
+		out[i].Time = now
+		out[i].PrevHash = prev
+		out[i].Hash = Hash(out[i])
+		prev = out[i].Hash
 	}
-	ev.Hash = Hash(ev)
-	if err := tx.AppendAuditEvent(ctx, ev); err != nil {
-		return store.AuditEvent{}, fmt.Errorf("audit %s: append seq %d: %w", e.Action, ev.Seq, err)
+	if err := tx.AppendAuditEvents(ctx, out); err != nil {
+		return nil, fmt.Errorf("audit %s: append seq %d: %w", events[0].Action, out[0].Seq, err)
 	}
-	return ev, nil
+	return out, nil
 }
 
 // Hash is SHA-256 over the canonical encoding of ev (see the package doc);

@@ -76,39 +76,59 @@ func auditHead(ctx context.Context, q querier, d *dialect, suffix string) (Audit
 // nothing. The check is in the UPDATE's WHERE clause, so it holds even for a
 // caller that did not lock the head first.
 func (tx *Tx) AppendAuditEvent(ctx context.Context, e AuditEvent) error {
-	if e.Seq < 1 {
-		return fmt.Errorf("append audit event: seq %d is not positive", e.Seq)
+	return tx.AppendAuditEvents(ctx, []AuditEvent{e})
+}
+
+// AppendAuditEvents appends a run of events that extend the head and each
+// other (seq +1, prev hash = the previous event's hash), in two statements
+// per batchRows events: the head moves from the run's first prev to its
+// last event, checked as in AppendAuditEvent, and the events are inserted.
+func (tx *Tx) AppendAuditEvents(ctx context.Context, es []AuditEvent) error {
+	for i, e := range es {
+		if e.Seq < 1 {
+			return fmt.Errorf("append audit event: seq %d is not positive", e.Seq)
+		}
+		if len(e.Hash) == 0 {
+			return fmt.Errorf("append audit event %d: empty hash", e.Seq)
+		}
+		// PostgreSQL TEXT cannot hold invalid UTF-8 or NUL; reject both on
+		// both databases so that they accept exactly the same events.
+		if !utf8.Valid(e.Details) || bytes.IndexByte(e.Details, 0) >= 0 {
+			return fmt.Errorf("append audit event %d: details are not UTF-8 text without NUL", e.Seq)
+		}
+		if i > 0 && (e.Seq != es[i-1].Seq+1 || !bytes.Equal(e.PrevHash, es[i-1].Hash)) {
+			return fmt.Errorf("append audit event %d: does not extend event %d", e.Seq, es[i-1].Seq)
+		}
 	}
-	if len(e.Hash) == 0 {
-		return fmt.Errorf("append audit event %d: empty hash", e.Seq)
-	}
-	// PostgreSQL TEXT cannot hold invalid UTF-8 or NUL; reject both on both
-	// databases so that they accept exactly the same events.
-	if !utf8.Valid(e.Details) || bytes.IndexByte(e.Details, 0) >= 0 {
-		return fmt.Errorf("append audit event %d: details are not UTF-8 text without NUL", e.Seq)
-	}
-	res, err := tx.tx.ExecContext(ctx, tx.d.q(`
-		UPDATE audit_head SET seq = $1, hash = $2
-		WHERE id = 1 AND seq = $3 AND hash = $4`),
-		e.Seq, e.Hash, e.Seq-1, nonNil(e.PrevHash))
-	if err != nil {
-		return fmt.Errorf("append audit event %d: move head: %w", e.Seq, err)
-	}
-	n, err := res.RowsAffected()
-	if err != nil {
-		return fmt.Errorf("append audit event %d: move head: %w", e.Seq, err)
-	}
-	if n != 1 {
-		return tx.headMismatch(ctx, e)
-	}
-	_, err = tx.tx.ExecContext(ctx, tx.d.q(`
-		INSERT INTO audit_events (seq, logged_at, actor, action, object, details, prev_hash, hash)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`),
-		e.Seq, tx.d.timeArg(e.Time), e.Actor, e.Action, e.Object, string(e.Details), nonNil(e.PrevHash), e.Hash)
-	if err != nil {
-		return fmt.Errorf("append audit event %d: %w", e.Seq, tx.d.mapErr(err))
-	}
-	return nil
+	return chunks(es, func(es []AuditEvent) error {
+		first, last := es[0], es[len(es)-1]
+		res, err := tx.tx.ExecContext(ctx, tx.d.q(`
+			UPDATE audit_head SET seq = $1, hash = $2
+			WHERE id = 1 AND seq = $3 AND hash = $4`),
+			last.Seq, last.Hash, first.Seq-1, nonNil(first.PrevHash))
+		if err != nil {
+			return fmt.Errorf("append audit event %d: move head: %w", first.Seq, err)
+		}
+		n, err := res.RowsAffected()
+		if err != nil {
+			return fmt.Errorf("append audit event %d: move head: %w", first.Seq, err)
+		}
+		if n != 1 {
+			return tx.headMismatch(ctx, first)
+		}
+		args := make([]any, 0, len(es)*8)
+		for _, e := range es {
+			args = append(args, e.Seq, tx.d.timeArg(e.Time), e.Actor, e.Action, e.Object, string(e.Details), nonNil(e.PrevHash), e.Hash)
+		}
+		_, err = tx.tx.ExecContext(ctx, tx.d.q(`
+			INSERT INTO audit_events (seq, logged_at, actor, action, object, details, prev_hash, hash)
+			VALUES `+tx.d.placeholders(len(es), 8, 1, nil)),
+			args...)
+		if err != nil {
+			return fmt.Errorf("append audit event %d: %w", first.Seq, tx.d.mapErr(err))
+		}
+		return nil
+	})
 }
 
 // headMismatch explains why e does not extend the head.
