@@ -3,6 +3,7 @@ package ca
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 
 	"github.com/sanadpki/sanad/internal/audit"
 	"github.com/sanadpki/sanad/internal/store"
@@ -32,6 +33,9 @@ type group struct {
 	mu      sync.Mutex
 	queue   []*groupWrite
 	leading bool
+
+	// commits counts transactions tried, written counts writes committed.
+	commits, written atomic.Int64
 }
 
 // groupWrite is one caller's write and where its outcome goes. It is one
@@ -90,16 +94,24 @@ func (g *group) commitNext(ctx context.Context) {
 	g.mu.Unlock()
 
 	errs := make([]error, len(batch))
+	g.commits.Add(1)
 	err := g.db.InTx(ctx, func(tx *store.Tx) error { return g.write(ctx, tx, batch) })
 	if err != nil && len(batch) > 1 {
 		// Some write failed and took the group with it: find out which,
 		// one transaction each.
 		for i, w := range batch {
+			g.commits.Add(1)
 			errs[i] = g.db.InTx(ctx, func(tx *store.Tx) error { return g.write(ctx, tx, []*groupWrite{w}) })
 		}
 	} else {
 		for i := range errs {
 			errs[i] = err
+		}
+	}
+
+	for _, err := range errs {
+		if err == nil {
+			g.written.Add(1)
 		}
 	}
 

@@ -1,0 +1,117 @@
+package ca
+
+import (
+	"database/sql"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/sanadpki/sanad/internal/audit"
+	"github.com/sanadpki/sanad/internal/store"
+	"github.com/sanadpki/sanad/internal/store/storetest"
+)
+
+// TestGroupCommitsTogetherAndFailsAlone holds the audit head locked from
+// outside while 64 writers queue, so the grouping is certain, not a matter
+// of timing: the first writer's transaction waits on the lock, and the
+// other 63 must then go in one transaction. One of them reuses a serial:
+// that group fails, is retried one write per transaction, and only the bad
+// write fails.
+func TestGroupCommitsTogetherAndFailsAlone(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB, raw *sql.DB) {
+		ctx := t.Context()
+		now := time.Date(2026, 11, 24, 10, 0, 0, 0, time.UTC)
+		if err := db.InTx(ctx, func(tx *store.Tx) error {
+			return tx.PutIssuer(ctx, store.Issuer{ID: "issuing", Name: "Test", Role: "issuing", CertificateDER: []byte{0x30}, KeyLabel: "k", CreatedAt: now})
+		}); err != nil {
+			t.Fatal(err)
+		}
+		log := audit.New(time.Now)
+		intent := func(serial int) *groupWrite {
+			return &groupWrite{
+				intent: &store.Certificate{IssuerID: "issuing", Serial: []byte{0x01, byte(serial)}, Profile: "citizen-auth",
+					NotBefore: now, NotAfter: now.AddDate(1, 0, 0), TBS: []byte{0x30}, CreatedAt: now},
+				event: audit.Event{Actor: "test", Action: "certificate.intent", Object: "issuing/" + string(rune('a'+serial%26))},
+			}
+		}
+		g := newGroup(db, log)
+
+		run := func(writes []*groupWrite) []error {
+			lock, err := raw.BeginTx(ctx, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := lock.ExecContext(ctx, `UPDATE audit_head SET seq = seq WHERE id = 1`); err != nil {
+				t.Fatal(err)
+			}
+			errs := make([]error, len(writes))
+			var wg sync.WaitGroup
+			waitQueue := func(want int) {
+				for {
+					g.mu.Lock()
+					queued, leading := len(g.queue), g.leading
+					g.mu.Unlock()
+					if leading && queued == want {
+						return
+					}
+					time.Sleep(time.Millisecond)
+				}
+			}
+			// writes[0] leads: it takes its own write and waits on the lock.
+			wg.Go(func() { errs[0] = g.do(ctx, writes[0]) })
+			waitQueue(0)
+			for i, w := range writes[1:] {
+				wg.Go(func() { errs[i+1] = g.do(ctx, w) })
+			}
+			waitQueue(len(writes) - 1)
+			if err := lock.Rollback(); err != nil {
+				t.Fatal(err)
+			}
+			wg.Wait()
+			return errs
+		}
+
+		writes := make([]*groupWrite, 64)
+		for i := range writes {
+			writes[i] = intent(i)
+		}
+		for i, err := range run(writes) {
+			if err != nil {
+				t.Fatalf("write %d: %v", i, err)
+			}
+		}
+		if c, w := g.commits.Load(), g.written.Load(); c != 2 || w != 64 {
+			t.Fatalf("64 writes took %d transactions (want 2), %d written", c, w)
+		}
+
+		writes = make([]*groupWrite, 32)
+		for i := range writes {
+			writes[i] = intent(100 + i)
+		}
+		writes[20] = intent(5) // taken above
+		errs := run(writes)
+		for i, err := range errs {
+			if i == 20 {
+				if !errors.Is(err, store.ErrConflict) {
+					t.Errorf("the reused serial: %v", err)
+				}
+			} else if err != nil {
+				t.Errorf("write %d failed with the bad one: %v", i, err)
+			}
+		}
+		// 2 + (1 leader alone + 1 failed group + 31 retried one by one).
+		if c, w := g.commits.Load(), g.written.Load(); c != 2+1+1+31 || w != 64+31 {
+			t.Errorf("after the failing group: %d transactions, %d written", c, w)
+		}
+
+		unsigned, err := db.UnsignedCertificates(ctx)
+		if err != nil || len(unsigned) != 64+31 {
+			t.Fatalf("%d intents stored, %v; want %d", len(unsigned), err, 64+31)
+		}
+		rep, err := audit.Verify(ctx, db, "test", nil)
+		if err != nil || rep.Events != 64+31 || rep.FirstBad != 0 {
+			t.Fatalf("audit log: %+v, %v", rep, err)
+		}
+	})
+}
