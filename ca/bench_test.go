@@ -34,7 +34,7 @@ func BenchmarkIssue(b *testing.B) {
 				}
 				b.ResetTimer()
 				if parallel {
-					b.SetParallelism(4)
+					b.SetParallelism(32)
 					b.RunParallel(func(pb *testing.PB) {
 						for pb.Next() {
 							issue()

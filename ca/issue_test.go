@@ -25,6 +25,7 @@ import (
 	"github.com/sanadpki/sanad/ca/catest"
 	"github.com/sanadpki/sanad/ca/crl"
 	"github.com/sanadpki/sanad/ca/profile"
+	"github.com/sanadpki/sanad/hsm"
 	"github.com/sanadpki/sanad/hsm/hsmtest"
 	"github.com/sanadpki/sanad/internal/audit"
 	"github.com/sanadpki/sanad/internal/store"
@@ -61,104 +62,150 @@ var (
 	business = profile.Verified{Country: "PK", OrganizationName: "Indus Textiles Ltd", RegistrationNumber: "1234567"}
 )
 
+// TestIssueEveryProfile issues one certificate per end-entity profile,
+// with an ECDSA and an RSA issuing CA (the HSM signs ECDSA, then PKCS#1
+// v1.5), on each database, and has OpenSSL and GnuTLS check every one
+// against the CA's current CRL on the path leaf, issuing CA, root.
 func TestIssueEveryProfile(t *testing.T) {
 	openssl, certtool := testenv.Tool(t, "openssl"), testenv.Tool(t, "certtool")
-	f := catest.New(t, time.Now().UTC().Truncate(time.Second))
-	storetest.Each(t, func(t *testing.T, db *store.DB, _ *sql.DB) {
-		ctx := context.Background()
-		log := audit.New(time.Now)
-		authority := f.CA(t, db, log)
-		dir := t.TempDir()
-		var issued []string
-		for name, p := range f.Profiles {
-			if p.SubjectKind == "" {
-				continue
-			}
-			v := person
-			if p.SubjectKind == "business" {
-				v = business
-			}
-			cert, err := authority.Issue(ctx, ca.Request{Profile: name, CSR: newCSR(t), Verified: v, Actor: "test"})
-			if err != nil {
-				t.Fatalf("%s: %v", name, err)
-			}
-			path := filepath.Join(dir, name+".pem")
-			if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cert.Raw}), 0o600); err != nil {
-				t.Fatal(err)
-			}
-			issued = append(issued, path)
-			if resp, err := db.OCSPResponse(ctx, "issuing", cert.SerialNumber.Bytes()); err != nil || len(resp.DER) == 0 {
-				t.Errorf("%s: no pre-signed OCSP response (%v)", name, err)
-			}
-		}
-		if len(issued) != 5 {
-			t.Fatalf("issued %d certificates, want one per end-entity profile (5)", len(issued))
-		}
+	for _, kt := range []hsm.KeyType{hsm.ECDSAP256, hsm.RSA3072} {
+		t.Run(string(kt), func(t *testing.T) {
+			f := catest.NewWith(t, time.Now().UTC().Truncate(time.Second), catest.Options{IssuerKey: kt})
+			storetest.Each(t, func(t *testing.T, db *store.DB, _ *sql.DB) {
+				issueEveryProfile(t, f, db, judges{openssl: openssl, certtool: certtool})
+			})
+		})
+	}
+}
 
-		// The CA's current CRL, then OpenSSL checks each certificate with it.
-		builder, err := crl.New(db, log, f.Linter, crl.Config{}, time.Now)
+func issueEveryProfile(t *testing.T, f catest.Fixture, db *store.DB, j judges) {
+	ctx := context.Background()
+	log := audit.New(time.Now)
+	authority := f.CA(t, db, log)
+	dir := t.TempDir()
+	var issued []string
+	for name, p := range f.Profiles {
+		if p.SubjectKind == "" {
+			continue
+		}
+		v := person
+		if p.SubjectKind == "business" {
+			v = business
+		}
+		cert, err := authority.Issue(ctx, ca.Request{Profile: name, CSR: newCSR(t), Verified: v, Actor: "test"})
 		if err != nil {
-			t.Fatal(err)
+			t.Fatalf("%s: %v", name, err)
 		}
-		current, err := builder.Build(ctx, crl.Issuer{ID: "issuing", Certificate: f.Issuer.Certificate, Signer: f.CAKey})
-		if err != nil {
-			t.Fatal(err)
+		path := filepath.Join(dir, name+".pem")
+		writePEM(t, path, "CERTIFICATE", cert.Raw)
+		issued = append(issued, path)
+		if resp, err := db.OCSPResponse(ctx, "issuing", cert.SerialNumber.Bytes()); err != nil || len(resp.DER) == 0 {
+			t.Errorf("%s: no pre-signed OCSP response (%v)", name, err)
 		}
-		bundle := filepath.Join(dir, "ca-and-crl.pem")
-		caPEM, _ := os.ReadFile(f.CAPEM)
-		if err := os.WriteFile(bundle, append(caPEM, pem.EncodeToMemory(&pem.Block{Type: "X509 CRL", Bytes: current.DER})...), 0o600); err != nil {
-			t.Fatal(err)
+	}
+	if len(issued) != 5 {
+		t.Fatalf("issued %d certificates, want one per end-entity profile (5)", len(issued))
+	}
+
+	// The CA's current CRL, then OpenSSL and GnuTLS check each certificate with it.
+	builder, err := crl.New(db, log, f.Linter, crl.Config{}, time.Now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	crlIssuer := crl.Issuer{ID: "issuing", Certificate: f.Issuer.Certificate, Signer: f.CAKey}
+	current, err := builder.Build(ctx, crlIssuer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	crlPEM := filepath.Join(dir, "issuing.crl.pem")
+	writePEM(t, crlPEM, "X509 CRL", current.DER)
+	j.gnuTLSCRL(t, f, crlPEM)
+	for _, path := range issued {
+		if out, err := j.openSSL(f, crlPEM, path); err != nil || !strings.Contains(out, ": OK") || strings.Contains(out, "error") {
+			t.Errorf("openssl verify -crl_check %s: %v\n%s", filepath.Base(path), err, out)
 		}
-		crlPEM := filepath.Join(dir, "issuing.crl.pem")
-		if err := os.WriteFile(crlPEM, pem.EncodeToMemory(&pem.Block{Type: "X509 CRL", Bytes: current.DER}), 0o600); err != nil {
-			t.Fatal(err)
+		if out, err := j.gnuTLS(f, crlPEM, path); err != nil || !strings.Contains(out, "Chain verification output: Verified. The certificate is trusted.") {
+			t.Errorf("certtool --verify %s: %v\n%s", filepath.Base(path), err, out)
 		}
-		for _, path := range issued {
-			out, err := exec.Command(openssl, "verify", "-x509_strict", "-crl_check", "-CAfile", bundle, path).CombinedOutput()
-			if err != nil || !strings.Contains(string(out), ": OK") || strings.Contains(string(out), "error") {
-				t.Errorf("openssl verify -crl_check %s: %v\n%s", filepath.Base(path), err, out)
-			}
-			// GnuTLS as a second judge; --verify with --load-crl checks
-			// revocation (--verify-chain would ignore the CRL).
-			out, err = exec.Command(certtool, "--verify", "--load-ca-certificate", f.CAPEM, "--load-crl", crlPEM, "--infile", path).CombinedOutput()
-			if err != nil || !strings.Contains(string(out), "Chain verification output: Verified. The certificate is trusted.") {
-				t.Errorf("certtool --verify %s: %v\n%s", filepath.Base(path), err, out)
-			}
-		}
-		// Negative control: once revoked and on the next CRL, OpenSSL refuses it.
-		revokedPEM, _ := os.ReadFile(issued[0])
-		block, _ := pem.Decode(revokedPEM)
-		victim, err := x509.ParseCertificate(block.Bytes)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := db.InTx(ctx, func(tx *store.Tx) error {
-			return tx.RevokeCertificate(ctx, "issuing", victim.SerialNumber.Bytes(), time.Now(), 1, time.Now())
-		}); err != nil {
-			t.Fatal(err)
-		}
-		next, err := builder.Build(ctx, crl.Issuer{ID: "issuing", Certificate: f.Issuer.Certificate, Signer: f.CAKey})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(bundle, append(caPEM, pem.EncodeToMemory(&pem.Block{Type: "X509 CRL", Bytes: next.DER})...), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		out, err := exec.Command(openssl, "verify", "-x509_strict", "-crl_check", "-CAfile", bundle, issued[0]).CombinedOutput()
-		if err == nil || !strings.Contains(string(out), "certificate revoked") {
-			t.Errorf("openssl accepted a revoked certificate: %v\n%s", err, out)
-		}
-		if err := os.WriteFile(crlPEM, pem.EncodeToMemory(&pem.Block{Type: "X509 CRL", Bytes: next.DER}), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		out, err = exec.Command(certtool, "--verify", "--load-ca-certificate", f.CAPEM, "--load-crl", crlPEM, "--infile", issued[0]).CombinedOutput()
-		if err == nil || !strings.Contains(string(out), "revoked") {
-			t.Errorf("certtool accepted a revoked certificate: %v\n%s", err, out)
-		}
-		if r, err := audit.Verify(ctx, db, "test", nil); err != nil || !r.OK() || r.Events != 5*2+2 {
-			t.Errorf("audit log: %+v %v (want intent + issue per certificate, two CRLs)", r, err)
-		}
-	})
+	}
+
+	// Negative control: once revoked and on the next CRL, both refuse it.
+	revokedPEM, _ := os.ReadFile(issued[0])
+	block, _ := pem.Decode(revokedPEM)
+	victim, err := x509.ParseCertificate(block.Bytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.InTx(ctx, func(tx *store.Tx) error {
+		return tx.RevokeCertificate(ctx, "issuing", victim.SerialNumber.Bytes(), time.Now(), 1, time.Now())
+	}); err != nil {
+		t.Fatal(err)
+	}
+	next, err := builder.Build(ctx, crlIssuer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	writePEM(t, crlPEM, "X509 CRL", next.DER)
+	j.gnuTLSCRL(t, f, crlPEM)
+	if out, err := j.openSSL(f, crlPEM, issued[0]); err == nil || !strings.Contains(out, "certificate revoked") {
+		t.Errorf("openssl accepted a revoked certificate: %v\n%s", err, out)
+	}
+	if out, err := j.gnuTLS(f, crlPEM, issued[0]); err == nil || !strings.Contains(out, "The certificate is NOT trusted. The certificate chain is revoked.") {
+		t.Errorf("certtool accepted a revoked certificate: %v\n%s", err, out)
+	}
+	if r, err := audit.Verify(ctx, db, "test", nil); err != nil || !r.OK() || r.Events != 5*2+2 {
+		t.Errorf("audit log: %+v %v (want intent + issue per certificate, two CRLs)", r, err)
+	}
+}
+
+// judges are the external verifiers of issued certificates. Each is given
+// the root as the only trust anchor and the issuing CA as an untrusted
+// intermediate, so it checks the whole path, and the issuing CA's CRL.
+type judges struct{ openssl, certtool string }
+
+// openSSL runs openssl verify; -crl_check checks the leaf's status on crl.
+func (j judges) openSSL(f catest.Fixture, crl, leaf string) (string, error) {
+	out, err := exec.Command(j.openssl, "verify", "-x509_strict", "-crl_check",
+		"-CAfile", f.RootPEM, "-untrusted", f.CAPEM, "-CRLfile", crl, leaf).CombinedOutput()
+	return string(out), err
+}
+
+// gnuTLS runs certtool --verify on the chain leaf, issuing CA; --verify
+// with --load-crl checks revocation (--verify-chain would ignore the CRL).
+func (j judges) gnuTLS(f catest.Fixture, crl, leaf string) (string, error) {
+	chain := leaf + ".chain"
+	leafPEM, err := os.ReadFile(leaf)
+	if err != nil {
+		return "", err
+	}
+	caPEM, err := os.ReadFile(f.CAPEM)
+	if err != nil {
+		return "", err
+	}
+	if err := os.WriteFile(chain, append(leafPEM, caPEM...), 0o600); err != nil {
+		return "", err
+	}
+	out, err := exec.Command(j.certtool, "--verify", "--load-ca-certificate", f.RootPEM,
+		"--load-crl", crl, "--infile", chain).CombinedOutput()
+	return string(out), err
+}
+
+// gnuTLSCRL checks the CRL's signature with the issuing CA: certtool
+// --verify matches a CRL to a certificate by issuer name only when the
+// CRL's issuer is not a trust anchor, so it would take a forged CRL.
+func (j judges) gnuTLSCRL(t *testing.T, f catest.Fixture, crl string) {
+	t.Helper()
+	out, err := exec.Command(j.certtool, "--verify-crl", "--load-ca-certificate", f.CAPEM, "--infile", crl).CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "Verification output: Verified.") {
+		t.Errorf("certtool --verify-crl: %v\n%s", err, out)
+	}
+}
+
+func writePEM(t testing.TB, path, typ string, der []byte) {
+	t.Helper()
+	if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
 }
 
 func TestIssueRefuses(t *testing.T) {
@@ -238,8 +285,8 @@ func TestRevoke(t *testing.T) {
 		if err := os.WriteFile(respPath, resp.DER, 0o600); err != nil {
 			t.Fatal(err)
 		}
-		out, err := exec.Command(openssl, "ocsp", "-respin", respPath, "-issuer", f.CAPEM, "-CAfile", f.CAPEM,
-			"-serial", "0x"+cert.SerialNumber.Text(16)).CombinedOutput()
+		out, err := exec.Command(openssl, "ocsp", "-respin", respPath, "-issuer", f.CAPEM, "-CAfile", f.RootPEM,
+			"-verify_other", f.CAPEM, "-serial", "0x"+cert.SerialNumber.Text(16)).CombinedOutput()
 		if err != nil || !strings.Contains(string(out), "Response verify OK") || !strings.Contains(string(out), ": revoked") || !strings.Contains(string(out), "Reason: keyCompromise") {
 			t.Errorf("openssl ocsp: %v\n%s", err, out)
 		}
