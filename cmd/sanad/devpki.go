@@ -54,7 +54,7 @@ func devScripts(tokenLabel, auditLabel, baseURL string) map[string]ceremony.Scri
 			Issuer: &ceremony.Issuer{Certificate: "../pki/root.pem", KeyLabel: "sanad-dev-root"},
 			Key:    &ceremony.Key{Label: "sanad-dev-issuing", Type: string(hsm.ECDSAP256)},
 			Certificate: &ceremony.Certificate{Profile: "intermediate", Subject: subject("Sanad Dev Issuing CA"),
-				ValidityDays: 1825, PathLen: &zero, PolicyOIDs: []string{"2.23.140.1.2.1"},
+				ValidityDays: 1825, PathLen: &zero, PolicyOIDs: []string{"2.5.29.32.0"},
 				CRLURL: baseURL + "/crl/root.crl", CAIssuersURL: baseURL + "/ca/root.crt", Output: "../pki/issuing.pem"},
 			Transcript: "../pki/2-intermediate.transcript.jsonl",
 		},
