@@ -477,3 +477,26 @@ func (k *Key) selfTest(ctx context.Context) error {
 	}
 	return nil
 }
+
+// Destroy deletes the key pair from the token: every object with the key's
+// CKA_ID (the private and the public key). It is for keys whose life is
+// meant to be short, such as the one `sanad bench` measures the HSM with;
+// CA keys are retired by ceremony, not destroyed by a program.
+func (k *Key) Destroy(ctx context.Context) error {
+	t := k.token
+	err := t.do(ctx, 0, nil, func(sh pkcs11.SessionHandle) error {
+		objs, err := t.findObjects(sh, []*pkcs11.Attribute{pkcs11.NewAttribute(pkcs11.CKA_ID, k.id)}, 4)
+		if err != nil {
+			return err
+		}
+		var errs []error
+		for _, o := range objs {
+			errs = append(errs, t.p11.DestroyObject(sh, o))
+		}
+		return errors.Join(errs...)
+	})
+	if err != nil {
+		return fmt.Errorf("hsm: destroy key %q on token %q: %w", k.label, t.label, err)
+	}
+	return nil
+}

@@ -7,6 +7,7 @@ import (
 	"crypto/ecdsa"
 	"crypto/rand"
 	"crypto/rsa"
+	"crypto/sha256"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"errors"
@@ -352,5 +353,37 @@ func TestParseKeyType(t *testing.T) {
 				t.Fatalf("ParseKeyType(%q) = %q, %v", tc.in, got, err)
 			}
 		})
+	}
+}
+
+// TestDestroy removes exactly the key's own objects: its label is free
+// again, and a key beside it is untouched.
+func TestDestroy(t *testing.T) {
+	tok := hsmtest.NewToken(t)
+	ctx := t.Context()
+	gone, err := tok.Token.GenerateKey(ctx, hsm.KeySpec{Label: "bench", Type: hsm.ECDSAP256})
+	if err != nil {
+		t.Fatal(err)
+	}
+	kept, err := tok.Token.GenerateKey(ctx, hsm.KeySpec{Label: "kept", Type: hsm.ECDSAP256})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := gone.Destroy(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tok.Token.FindKey(ctx, "bench"); !errors.Is(err, hsm.ErrKeyNotFound) {
+		t.Fatalf("FindKey after Destroy: %v", err)
+	}
+	digest := sha256.Sum256([]byte("still here"))
+	if _, err := gone.Sign(rand.Reader, digest[:], crypto.SHA256); err == nil {
+		t.Error("a destroyed key still signs")
+	}
+	if _, err := kept.Sign(rand.Reader, digest[:], crypto.SHA256); err != nil {
+		t.Errorf("the other key: %v", err)
+	}
+	// Neither the private nor the public object is left: the ID is free.
+	if _, err := tok.Token.GenerateKey(ctx, hsm.KeySpec{Label: "bench", ID: gone.ID(), Type: hsm.ECDSAP256}); err != nil {
+		t.Errorf("label and ID after Destroy: %v", err)
 	}
 }
