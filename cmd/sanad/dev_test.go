@@ -99,9 +99,15 @@ var readyLine = regexp.MustCompile(`sanad dev ready"? url=(http://\S+)`)
 // line. The wait is bounded by the acceptance criterion (30 s to serve).
 func startDev(t *testing.T, dir string) *devProcess {
 	t.Helper()
+	return startDevEnv(t, dir, sanadEnv())
+}
+
+// startDevEnv is startDev with a given environment.
+func startDevEnv(t *testing.T, dir string, env []string) *devProcess {
+	t.Helper()
 	p := &devProcess{output: &syncBuffer{}, done: make(chan error, 1)}
 	p.cmd = exec.Command(sanadBin, "dev", "--dir", dir, "--addr", "127.0.0.1:0")
-	p.cmd.Env = sanadEnv()
+	p.cmd.Env = env
 	p.cmd.Stdout, p.cmd.Stderr = p.output, p.output
 	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)

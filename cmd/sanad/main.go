@@ -77,6 +77,7 @@ func newRootCmd(stdout, stderr io.Writer) *cobra.Command {
 		newServeCmd(),
 		newAuditCmd(),
 		newCeremonyCmd(),
+		newBenchCmd(),
 	)
 	return root
 }

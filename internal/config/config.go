@@ -29,7 +29,27 @@ type Config struct {
 	Database Database `yaml:"database"`
 	HSM      HSM      `yaml:"hsm"`
 	Audit    Audit    `yaml:"audit"`
+	CA       CA       `yaml:"ca"`
 	Log      Log      `yaml:"log"`
+}
+
+// CA configures the certificate authority role.
+type CA struct {
+	// BaseURL is where relying parties reach this deployment's status tier
+	// and CA certificates: certificates carry BaseURL/ocsp,
+	// BaseURL/crl/<issuer>.crl and BaseURL/ca/<issuer>.crt. Empty means
+	// http://<http.addr> (development only; `sanad serve --roles ca`
+	// requires it).
+	BaseURL string `yaml:"base_url"`
+}
+
+// PublicBaseURL returns BaseURL without a trailing slash, or the listener's
+// address when it is empty.
+func (c Config) PublicBaseURL() string {
+	if c.CA.BaseURL == "" {
+		return "http://" + c.HTTP.Addr
+	}
+	return strings.TrimRight(c.CA.BaseURL, "/")
 }
 
 // HTTP configures the listener shared by every role.
@@ -235,6 +255,12 @@ func (c Config) Validate() error {
 	}
 	if c.Audit.Origin == "" || strings.ContainsAny(c.Audit.Origin, "\n") {
 		bad("audit.origin", "must be one non-empty line")
+	}
+	if c.CA.BaseURL != "" {
+		u, err := url.Parse(c.CA.BaseURL)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil || u.RawQuery != "" || u.Fragment != "" {
+			bad("ca.base_url", "%q is not an http(s) URL without credentials, query or fragment", c.CA.BaseURL)
+		}
 	}
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":

@@ -18,6 +18,13 @@ func TestParseDefaults(t *testing.T) {
 	if cfg.HTTP.Addr != "127.0.0.1:8080" || cfg.Database.Driver != "sqlite" || cfg.Audit.CheckpointInterval != time.Minute {
 		t.Errorf("defaults not applied: %+v", cfg)
 	}
+	if got := cfg.PublicBaseURL(); got != "http://127.0.0.1:8080" {
+		t.Errorf("PublicBaseURL() = %q without ca.base_url", got)
+	}
+	cfg, err = Parse([]byte("hsm: {token_label: t}\nca: {base_url: 'https://pki.sanad.example/'}\n"), noEnv)
+	if err != nil || cfg.PublicBaseURL() != "https://pki.sanad.example" {
+		t.Errorf("PublicBaseURL() = %q, %v", cfg.PublicBaseURL(), err)
+	}
 	if cfg.HSM.PINEnv != DefaultPINEnv {
 		t.Errorf("PINEnv = %q, want %q when no PIN source is configured", cfg.HSM.PINEnv, DefaultPINEnv)
 	}
@@ -38,6 +45,8 @@ func TestParseRejects(t *testing.T) {
 		{"keyword postgres password", "database: {driver: postgres, dsn: 'host=db password=secret'}\nhsm: {token_label: t}\n",
 			[]string{"database.dsn: holds a password"}},
 		{"two PIN sources", "hsm: {token_label: t, pin_file: a, pin_env: B}\n", []string{"pin_file or pin_env"}},
+		{"base URL with credentials", "hsm: {token_label: t}\nca: {base_url: 'https://u:p@pki.example'}\n", []string{"ca.base_url"}},
+		{"base URL not http", "hsm: {token_label: t}\nca: {base_url: 'ldap://pki.example'}\n", []string{"ca.base_url"}},
 		{"short checkpoint interval", "hsm: {token_label: t}\naudit: {checkpoint_interval: 10ms}\n", []string{"audit.checkpoint_interval"}},
 	}
 	for _, tt := range tests {

@@ -74,7 +74,11 @@ func openSQLite(t testing.TB) (*store.DB, *sql.DB) {
 	return db, raw
 }
 
-func openPostgres(t testing.TB) (*store.DB, *sql.DB) {
+// PostgresDSN returns a connection string for a fresh, empty schema of the
+// test database (SANAD_TEST_PG), dropped when the test ends: for tests that
+// hand a database to a sanad process. Without SANAD_TEST_PG the test
+// skips, or fails when CI=true.
+func PostgresDSN(t testing.TB) string {
 	t.Helper()
 	base := testenv.PostgresDSN(t)
 	admin, err := sql.Open("pgx", base)
@@ -98,6 +102,12 @@ func openPostgres(t testing.TB) (*store.DB, *sql.DB) {
 	if err != nil {
 		t.Fatalf("storetest: %v", err)
 	}
+	return dsn
+}
+
+func openPostgres(t testing.TB) (*store.DB, *sql.DB) {
+	t.Helper()
+	dsn := PostgresDSN(t)
 	db := openStore(t, store.Config{Driver: store.DriverPostgres, DSN: dsn})
 	raw, err := sql.Open("pgx", dsn)
 	if err != nil {

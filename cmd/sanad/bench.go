@@ -1,0 +1,265 @@
+package main
+
+import (
+	"context"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/hex"
+	"encoding/json"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/sanadpki/sanad/ca"
+	"github.com/sanadpki/sanad/ca/profile"
+	"github.com/sanadpki/sanad/hsm"
+	"github.com/sanadpki/sanad/internal/audit"
+)
+
+func newBenchCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "bench",
+		Short: "Measure the CA on the configured store and HSM",
+		Long: `Benchmarks that run the real code paths on the configured database and HSM.
+They write real certificates, revocations and audit events: run them on a
+development or staging deployment, never on the production CA.`,
+	}
+	cmd.AddCommand(newBenchIssueCmd())
+	return cmd
+}
+
+// issueReport is what `sanad bench issue` measured.
+type issueReport struct {
+	Database     string  `json:"database"`
+	Profile      string  `json:"profile"`
+	Certificates int     `json:"certificates"`
+	Parallel     int     `json:"parallel"`
+	Seconds      float64 `json:"seconds"`
+	PerSecond    float64 `json:"certificates_per_second"`
+	P50ms        float64 `json:"latency_p50_ms"`
+	P99ms        float64 `json:"latency_p99_ms"`
+	// The HSM's raw ECDSA P-256 signatures/s, measured in the same run
+	// with a key made for the purpose: on one session, and with as many
+	// goroutines as the issuance used.
+	RawOneSession float64 `json:"raw_p256_signatures_per_second_1_session"`
+	RawParallel   float64 `json:"raw_p256_signatures_per_second_parallel"`
+	// Ratio is PerSecond / RawParallel. Each certificate costs two
+	// signatures (certificate and OCSP response), so the ceiling is 0.5.
+	Ratio float64 `json:"ratio_to_raw"`
+}
+
+func newBenchIssueCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "issue",
+		Short: "Issue N certificates in parallel through ca.Issue and compare with the HSM's raw signing rate",
+		Args:  cobra.NoArgs,
+	}
+	loadConfig := configFlag(cmd)
+	n := cmd.Flags().IntP("count", "n", 10000, "certificates to issue")
+	parallel := cmd.Flags().IntP("parallel", "p", 64, "issuances in flight at once")
+	profileName := cmd.Flags().String("profile", "citizen-auth", "end-entity profile to issue")
+	rawFor := cmd.Flags().Duration("raw-duration", 3*time.Second, "how long to measure the raw HSM rate, per measurement")
+	asJSON := cmd.Flags().Bool("json", false, "print the report as JSON")
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		if *n < 1 || *parallel < 1 || *rawFor <= 0 {
+			return usagef("--count and --parallel must be at least 1, --raw-duration positive")
+		}
+		cfg, err := loadConfig()
+		if err != nil {
+			return err
+		}
+		log := newLogger(cfg.Log, cmd.ErrOrStderr())
+		ctx := cmd.Context()
+		s, err := openService(ctx, cfg, log)
+		if err != nil {
+			return err
+		}
+		defer s.close()
+		authority, err := openCA(ctx, s, cfg.PublicBaseURL())
+		if err != nil {
+			return err
+		}
+		rep := issueReport{Database: cfg.Database.Driver, Profile: *profileName, Certificates: *n, Parallel: *parallel}
+		if rep.RawOneSession, rep.RawParallel, err = s.rawSignRates(ctx, *parallel, *rawFor); err != nil {
+			return err
+		}
+		csrs, err := benchCSRs(*parallel)
+		if err != nil {
+			return err
+		}
+		log.Info("issuing", "certificates", *n, "parallel", *parallel, "profile", *profileName)
+		lat, elapsed, err := runParallel(*n, *parallel, func(i int) error {
+			_, err := authority.ca.Issue(ctx, ca.Request{Profile: *profileName, CSR: csrs[i%len(csrs)],
+				Verified: benchApplicant, Actor: "sanad bench issue"})
+			return err
+		})
+		if err != nil {
+			return err
+		}
+		rep.Seconds = elapsed.Seconds()
+		rep.PerSecond = float64(*n) / elapsed.Seconds()
+		rep.P50ms, rep.P99ms = percentileMS(lat, 50), percentileMS(lat, 99)
+		rep.Ratio = rep.PerSecond / rep.RawParallel
+		return printReport(cmd.OutOrStdout(), *asJSON, rep, func(w io.Writer) {
+			fmt.Fprintf(w, "sanad bench issue: %d %s certificates, %d in parallel, %s\n", rep.Certificates, rep.Profile, rep.Parallel, rep.Database)
+			fmt.Fprintf(w, "  issued     %.0f certificates/s (%.1f s; latency p50 %.1f ms, p99 %.1f ms)\n", rep.PerSecond, rep.Seconds, rep.P50ms, rep.P99ms)
+			fmt.Fprintf(w, "  HSM raw    %.0f P-256 signatures/s on 1 session, %.0f/s with %d in parallel\n", rep.RawOneSession, rep.RawParallel, rep.Parallel)
+			fmt.Fprintf(w, "  ratio      %.1f %% of the raw parallel rate (ceiling 50 %%: two signatures per certificate)\n", 100*rep.Ratio)
+		})
+	}
+	return cmd
+}
+
+// benchApplicant is the verified identity bench certificates are issued to:
+// clearly not a person (no real identifier has the BENCH prefix).
+var benchApplicant = profile.Verified{Country: "KZ", NationalID: "BENCH0000001", GivenName: "Bench", FamilyName: "Sanad"}
+
+// benchCSRs makes n CSRs for fresh P-256 keys, before the clock starts.
+func benchCSRs(n int) ([][]byte, error) {
+	out := make([][]byte, n)
+	for i := range out {
+		key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		if err != nil {
+			return nil, err
+		}
+		der, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{}, key)
+		if err != nil {
+			return nil, err
+		}
+		out[i] = pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: der})
+	}
+	return out, nil
+}
+
+// runParallel calls op(0..n-1) from parallel goroutines and returns each
+// call's latency and the wall time. The first error stops the run.
+func runParallel(n, parallel int, op func(i int) error) ([]time.Duration, time.Duration, error) {
+	lat := make([]time.Duration, n)
+	var next atomic.Int64
+	var (
+		mu    sync.Mutex
+		first error
+	)
+	var wg sync.WaitGroup
+	start := time.Now()
+	for range min(parallel, n) {
+		wg.Go(func() {
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= n {
+					return
+				}
+				t0 := time.Now()
+				err := op(i)
+				lat[i] = time.Since(t0)
+				if err != nil {
+					mu.Lock()
+					if first == nil {
+						first = err
+					}
+					mu.Unlock()
+					next.Store(int64(n)) // stop the others
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	return lat, time.Since(start), first
+}
+
+// percentileMS is the p-th percentile of lat, in milliseconds.
+func percentileMS(lat []time.Duration, p float64) float64 {
+	if len(lat) == 0 {
+		return 0
+	}
+	s := slices.Clone(lat)
+	slices.Sort(s)
+	i := int(float64(len(s)-1) * p / 100)
+	return float64(s[i].Microseconds()) / 1000
+}
+
+// rawSignRates measures how many ECDSA P-256 signatures/s the token makes
+// on one session and with parallel goroutines, with a key generated for
+// the measurement and destroyed after it. No CA key signs benchmark data.
+// Both changes to the token are audited.
+func (s *service) rawSignRates(ctx context.Context, parallel int, d time.Duration) (one, many float64, err error) {
+	suffix := make([]byte, 6)
+	if _, err := rand.Read(suffix); err != nil {
+		return 0, 0, err
+	}
+	label := "sanad-bench-" + hex.EncodeToString(suffix)
+	key, err := s.token.GenerateKey(ctx, hsm.KeySpec{Label: label, Type: hsm.ECDSAP256})
+	if err != nil {
+		return 0, 0, err
+	}
+	event := func(action string) audit.Event {
+		return audit.Event{Actor: "sanad bench", Action: action, Object: s.cfg.HSM.TokenLabel + "/" + label,
+			Details: map[string]any{"purpose": "raw signing rate measurement", "type": string(hsm.ECDSAP256)}}
+	}
+	defer func() {
+		derr := key.Destroy(context.WithoutCancel(ctx))
+		if derr == nil {
+			derr = s.record(context.WithoutCancel(ctx), event("hsm.key.destroy"))
+		}
+		err = errors.Join(err, derr)
+	}()
+	if err := s.record(ctx, event("hsm.key.generate")); err != nil {
+		return 0, 0, err
+	}
+	if one, err = signRate(ctx, key, 1, d); err != nil {
+		return 0, 0, err
+	}
+	many, err = signRate(ctx, key, parallel, d)
+	return one, many, err
+}
+
+// signRate signs random digests from parallel goroutines for d.
+func signRate(ctx context.Context, key crypto.Signer, parallel int, d time.Duration) (float64, error) {
+	ctx, cancel := context.WithTimeout(ctx, d)
+	defer cancel()
+	var count atomic.Int64
+	errs := make(chan error, parallel)
+	start := time.Now()
+	var wg sync.WaitGroup
+	for range parallel {
+		wg.Go(func() {
+			digest := sha256.Sum256([]byte("sanad bench"))
+			for ctx.Err() == nil {
+				if _, err := key.Sign(rand.Reader, digest[:], crypto.SHA256); err != nil {
+					errs <- err
+					return
+				}
+				count.Add(1)
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	if err := <-errs; err != nil {
+		return 0, err
+	}
+	return float64(count.Load()) / time.Since(start).Seconds(), nil
+}
+
+// printReport prints rep as JSON, or as text through text.
+func printReport(w io.Writer, asJSON bool, rep any, text func(io.Writer)) error {
+	if asJSON {
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		return enc.Encode(rep)
+	}
+	text(w)
+	return nil
+}

@@ -1,0 +1,65 @@
+package main
+
+import (
+	"encoding/json"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/sanadpki/sanad/internal/store"
+	"github.com/sanadpki/sanad/internal/store/storetest"
+)
+
+// TestBenchIssue runs `sanad bench issue` on a dev deployment on each
+// database: the report adds up, and the audit log holds exactly what the
+// run did (an intent and an issuance per certificate, and the benchmark
+// key's generation and destruction) and still verifies.
+func TestBenchIssue(t *testing.T) {
+	requireSoftHSM(t)
+	for _, driver := range storetest.Drivers() {
+		t.Run(driver, func(t *testing.T) {
+			env := sanadEnv()
+			if driver == store.DriverPostgres {
+				env = append(env, "SANAD_DATABASE_DRIVER=postgres", "SANAD_DATABASE_DSN="+storetest.PostgresDSN(t))
+			}
+			dir := filepath.Join(t.TempDir(), "var")
+			startDevEnv(t, dir, env).stop(t)
+			cfg := filepath.Join(dir, "sanad.yaml")
+			events := func() int64 {
+				t.Helper()
+				code, out := runSanadEnv(t, env, "audit", "verify", "--config", cfg, "--json")
+				var r struct {
+					Events   int64 `json:"events"`
+					FirstBad int64 `json:"first_bad"`
+				}
+				if code != 0 || json.Unmarshal([]byte(out), &r) != nil || r.FirstBad != 0 {
+					t.Fatalf("audit verify: exit %d\n%s", code, out)
+				}
+				return r.Events
+			}
+			before := events()
+
+			const n = 40
+			code, out := runSanadEnv(t, env, "bench", "issue", "--config", cfg, "-n", "40", "-p", "8", "--raw-duration", "200ms", "--json")
+			if code != 0 {
+				t.Fatalf("bench issue: exit %d\n%s", code, out)
+			}
+			var rep issueReport
+			if err := json.Unmarshal([]byte(out[strings.Index(out, "{"):]), &rep); err != nil {
+				t.Fatalf("%v\n%s", err, out)
+			}
+			if rep.Database != driver || rep.Certificates != n || rep.Parallel != 8 || rep.PerSecond <= 0 ||
+				rep.RawOneSession <= 0 || rep.RawParallel <= 0 || rep.P99ms < rep.P50ms || rep.P50ms <= 0 ||
+				rep.Ratio != rep.PerSecond/rep.RawParallel {
+				t.Errorf("report does not add up: %+v", rep)
+			}
+			if got := events(); got != before+2*n+2 {
+				t.Errorf("audit log grew by %d events, want %d", got-before, 2*n+2)
+			}
+
+			if code, out := runSanadEnv(t, env, "bench", "issue", "--config", cfg, "-n", "0"); code != 2 {
+				t.Errorf("bench issue -n 0: exit %d\n%s", code, out)
+			}
+		})
+	}
+}
