@@ -180,10 +180,11 @@ func (ca *CA) Issue(ctx context.Context, req Request) (*x509.Certificate, error)
 	if err != nil {
 		return nil, err
 	}
-	tbs, err := ca.lintedTBS(tmpl, checked.PublicKey)
+	pre, err := ca.lint(tmpl, checked.PublicKey)
 	if err != nil {
 		return nil, err
 	}
+	tbs := pre.RawTBSCertificate
 	serial := tmpl.SerialNumber.Bytes()
 	object := serialObject(d.Issuer.ID, serial)
 	intent := store.Certificate{
@@ -200,9 +201,7 @@ func (ca *CA) Issue(ctx context.Context, req Request) (*x509.Certificate, error)
 		return nil, err
 	}
 
-	// CreateCertificate verifies the HSM's signature with the signer's
-	// public key, which New checked is the issuer certificate's.
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, d.Issuer.Certificate, checked.PublicKey, d.Issuer.Signer)
+	der, err := ca.sign(pre)
 	if err != nil {
 		return nil, fmt.Errorf("issue %s: HSM signature: %w", object, err)
 	}
@@ -212,6 +211,10 @@ func (ca *CA) Issue(ctx context.Context, req Request) (*x509.Certificate, error)
 	}
 	if !bytes.Equal(cert.RawTBSCertificate, tbs) {
 		return nil, fmt.Errorf("issue %s: the signed TBS differs from the linted one", object)
+	}
+	// A faulty HSM must not hand out a certificate that does not verify.
+	if err := cert.CheckSignatureFrom(d.Issuer.Certificate); err != nil {
+		return nil, fmt.Errorf("issue %s: the HSM's signature does not verify: %w", object, err)
 	}
 	// The OCSP response is signed before the transaction, so the HSM's
 	// time is not spent holding the audit head.
@@ -297,9 +300,9 @@ func (ca *CA) template(p profile.Profile, subject pkix.Name, pub crypto.PublicKe
 	}, nil
 }
 
-// lintedTBS signs the template with a throw-away key of the issuer's type
-// and lints it; the TBS it returns is what the HSM must sign.
-func (ca *CA) lintedTBS(tmpl *x509.Certificate, pub crypto.PublicKey) ([]byte, error) {
+// lint signs the template with a throw-away key of the issuer's type and
+// lints the result; its TBS is what the HSM will sign.
+func (ca *CA) lint(tmpl *x509.Certificate, pub crypto.PublicKey) (*x509.Certificate, error) {
 	pre, err := x509.CreateCertificate(rand.Reader, tmpl, ca.lintIssuer, pub, ca.throwaway)
 	if err != nil {
 		return nil, fmt.Errorf("build certificate: %w", err)
@@ -307,11 +310,48 @@ func (ca *CA) lintedTBS(tmpl *x509.Certificate, pub crypto.PublicKey) ([]byte, e
 	if err := ca.d.Linter.Certificate(pre); err != nil {
 		return nil, fmt.Errorf("certificate refused before signing: %w", err)
 	}
-	c, err := x509.ParseCertificate(pre)
+	return x509.ParseCertificate(pre)
+}
+
+// sign has the issuer's HSM key sign the linted certificate's TBS, exactly
+// those bytes, and returns the certificate: the linted one with the HSM's
+// signature in place of the throw-away key's. Signing the bytes rather
+// than the template again means the TBS cannot change between lint and
+// signature, and spares a second encoding of the template.
+func (ca *CA) sign(pre *x509.Certificate) ([]byte, error) {
+	h, ok := signatureHashes[pre.SignatureAlgorithm]
+	if !ok {
+		return nil, fmt.Errorf("no hash for signature algorithm %s", pre.SignatureAlgorithm)
+	}
+	var outer struct {
+		TBS       asn1.RawValue
+		Algorithm asn1.RawValue
+		Signature asn1.BitString
+	}
+	if rest, err := asn1.Unmarshal(pre.Raw, &outer); err != nil || len(rest) > 0 {
+		return nil, fmt.Errorf("re-read the linted certificate: %v", err)
+	}
+	digest := h.New()
+	digest.Write(outer.TBS.FullBytes)
+	// A crypto.Hash as options: PKCS #1 v1.5 for RSA, as x509 chose for
+	// the throw-away key of the same type.
+	sig, err := ca.d.Issuer.Signer.Sign(rand.Reader, digest.Sum(nil), h)
 	if err != nil {
 		return nil, err
 	}
-	return c.RawTBSCertificate, nil
+	outer.Signature = asn1.BitString{Bytes: sig, BitLength: 8 * len(sig)}
+	return asn1.Marshal(outer)
+}
+
+// signatureHashes are the digests of the signature algorithms x509 picks
+// for the issuer key types Sanad supports.
+var signatureHashes = map[x509.SignatureAlgorithm]crypto.Hash{
+	x509.ECDSAWithSHA256: crypto.SHA256,
+	x509.ECDSAWithSHA384: crypto.SHA384,
+	x509.ECDSAWithSHA512: crypto.SHA512,
+	x509.SHA256WithRSA:   crypto.SHA256,
+	x509.SHA384WithRSA:   crypto.SHA384,
+	x509.SHA512WithRSA:   crypto.SHA512,
 }
 
 // RandomSerial is 128 bits from crypto/rand with the top bit cleared: a

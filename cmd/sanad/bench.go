@@ -14,6 +14,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
+	"runtime/pprof"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -71,6 +73,7 @@ func newBenchIssueCmd() *cobra.Command {
 	profileName := cmd.Flags().String("profile", "citizen-auth", "end-entity profile to issue")
 	rawFor := cmd.Flags().Duration("raw-duration", 3*time.Second, "how long to measure the raw HSM rate, per measurement")
 	asJSON := cmd.Flags().Bool("json", false, "print the report as JSON")
+	cpuProfile := cmd.Flags().String("cpuprofile", "", "write a CPU profile of the issuance to this file")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		if *n < 1 || *parallel < 1 || *rawFor <= 0 {
 			return usagef("--count and --parallel must be at least 1, --raw-duration positive")
@@ -99,12 +102,16 @@ func newBenchIssueCmd() *cobra.Command {
 			return err
 		}
 		log.Info("issuing", "certificates", *n, "parallel", *parallel, "profile", *profileName)
+		stopProfile, err := startCPUProfile(*cpuProfile)
+		if err != nil {
+			return err
+		}
 		lat, elapsed, err := runParallel(*n, *parallel, func(i int) error {
 			_, err := authority.ca.Issue(ctx, ca.Request{Profile: *profileName, CSR: csrs[i%len(csrs)],
 				Verified: benchApplicant, Actor: "sanad bench issue"})
 			return err
 		})
-		if err != nil {
+		if err := errors.Join(err, stopProfile()); err != nil {
 			return err
 		}
 		rep.Seconds = elapsed.Seconds()
@@ -262,4 +269,24 @@ func printReport(w io.Writer, asJSON bool, rep any, text func(io.Writer)) error 
 	}
 	text(w)
 	return nil
+}
+
+// startCPUProfile profiles the process into path until the returned stop
+// is called; an empty path profiles nothing.
+func startCPUProfile(path string) (stop func() error, err error) {
+	if path == "" {
+		return func() error { return nil }, nil
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return func() error {
+		pprof.StopCPUProfile()
+		return f.Close()
+	}, nil
 }
