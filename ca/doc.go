@@ -20,6 +20,16 @@
 // it can never be reported good. A crash after the final commit loses only
 // the reply: the certificate is recorded, good, and its OCSP answer exists.
 //
+// # Keeping status fresh
+//
+// Publisher (publish.go) keeps what relying parties read current: the full
+// CRL is rebuilt after revocations and recoveries (throttled, so a burst is
+// one or two builds) and republished at least daily by default; every OCSP
+// response is re-signed at its refresh point (ocspsign.RefreshAge), outside
+// any transaction, and stored only if the certificate is still as it was
+// read and the stored response is older, so a refresh can never replace a
+// revocation's answer.
+//
 // The CA never talks to the public and never holds key material: it asks
 // the HSM to sign. A CSR contributes only its public key, after proof of
 // possession; a CSR asking for another subject, names or CA rights is

@@ -76,6 +76,10 @@ func New(db *store.DB, log *audit.Log, linter *lint.Linter, cfg Config, now func
 	return &Builder{db: db, log: log, linter: linter, cfg: cfg, now: now}, nil
 }
 
+// Validity is nextUpdate - thisUpdate of the CRLs b signs: a CRL must be
+// republished before it runs out.
+func (b *Builder) Validity() time.Duration { return b.cfg.Validity }
+
 // Build signs the issuer's next CRL and stores it with its audit event.
 func (b *Builder) Build(ctx context.Context, is Issuer) (store.CRL, error) {
 	now := b.now().UTC().Truncate(time.Second)

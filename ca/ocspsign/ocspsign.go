@@ -10,7 +10,8 @@
 //   - every response is stored with a fresh updated_at, the responders' sync
 //     cursor.
 //
-// Refreshing at half-life is the Refresher's job (a later slice). The
+// When a stored response is due for re-signing is decided here too
+// (RefreshAge, DueBefore); ca.Publisher walks the store and re-signs. The
 // package never answers for a serial the store does not know.
 package ocspsign
 
@@ -33,6 +34,42 @@ const (
 	MaxValidity     = 10 * 24 * time.Hour
 	DefaultValidity = 4 * 24 * time.Hour
 )
+
+// MaxRefreshAge is the CA/B Forum Baseline Requirements §4.9.10 limit for a
+// response valid 16 hours or more: it is updated no later than four days
+// after its thisUpdate.
+const MaxRefreshAge = 4 * 24 * time.Hour
+
+// RefreshAge is how long after its thisUpdate a response valid for
+// validity (nextUpdate - thisUpdate) is re-signed: at half-life, and never
+// later than the CA/B Forum Baseline Requirements §4.9.10 allow. Those
+// require, for a validity under 16 hours, an update before half the
+// validity has passed; for 16 hours or more, an update at least 8 hours
+// before nextUpdate and at most 4 days after thisUpdate. Half-life is
+// already 8 hours or more before nextUpdate when the validity is 16 hours
+// or more, so for every validity the rule is min(validity/2, 4 days).
+func RefreshAge(validity time.Duration) time.Duration {
+	return min(validity/2, MaxRefreshAge)
+}
+
+// DueBefore returns the bounds by which a stored response is due for
+// re-signing at now: it is due when its thisUpdate <= thisUpdateBefore or
+// its nextUpdate <= nextUpdateBefore. lookahead (the time until the caller
+// looks again) moves both bounds forward, so a response is re-signed before
+// its refresh point passes, not after.
+//
+// With R = RefreshAge(s.Validity()), a response signed by s (validity V) is
+// due at thisUpdate + R, its own refresh point. A stored response may have
+// been signed with another validity V' (an older configuration, another
+// node); the nextUpdate bound makes it due at min(thisUpdate + R,
+// nextUpdate - R), never later than its own refresh point thisUpdate +
+// RefreshAge(V'): if V' >= V, R <= RefreshAge(V'); if V' < V and V'/2 <= R,
+// nextUpdate - R = thisUpdate + V' - R <= thisUpdate + V'/2; otherwise R is
+// 4 days, the limit for every validity.
+func (s *Signer) DueBefore(now time.Time, lookahead time.Duration) (thisUpdateBefore, nextUpdateBefore time.Time) {
+	r := RefreshAge(s.validity)
+	return now.Add(lookahead - r), now.Add(lookahead + r)
+}
 
 // Responder is the delegated OCSP signer of one issuing CA.
 type Responder struct {
@@ -62,6 +99,9 @@ func New(validity, backdate time.Duration, now func() time.Time) (*Signer, error
 	}
 	return &Signer{validity: validity, backdate: backdate, now: now}, nil
 }
+
+// Validity is nextUpdate - thisUpdate of the responses s signs.
+func (s *Signer) Validity() time.Duration { return s.validity }
 
 // Sign makes the response for one certificate row in its current status.
 func (s *Signer) Sign(r Responder, c store.Certificate) (store.OCSPResponse, error) {

@@ -1,0 +1,459 @@
+package ca
+
+import (
+	"context"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/sanadpki/sanad/ca/crl"
+	"github.com/sanadpki/sanad/internal/audit"
+	"github.com/sanadpki/sanad/internal/store"
+)
+
+// FaultRefreshSigned is where Deps.Fault may stop an OCSP refresh (tests
+// only): a page of responses signed, nothing stored yet. A status change
+// made there is the race PutRefreshedOCSPResponse must win.
+const FaultRefreshSigned = "refresh-signed"
+
+// PublishConfig sets how a Publisher keeps the issuer's CRL and OCSP
+// responses fresh. Zero values take the defaults (see withDefaults).
+type PublishConfig struct {
+	// MinInterval is the least time between two CRL builds caused by status
+	// changes: the changes of a burst are coalesced into the next build.
+	// Default 5 s; at most 15 minutes.
+	MinInterval time.Duration
+	// Republish: a new CRL is published when the latest stored one's
+	// thisUpdate is this old, changes or not. Default 24 h; at most 7 days
+	// (CRLs are republished at least weekly), and it must leave one
+	// CRLCheck before the latest CRL's nextUpdate.
+	Republish time.Duration
+	// CRLCheck is how often Run looks at the stored latest CRL's age, and
+	// retries a build that failed. Default 1 minute; at most Republish.
+	CRLCheck time.Duration
+	// OCSPScan is how often Run looks for OCSP responses due for
+	// re-signing; responses whose refresh point falls before the next scan
+	// are due now. Default 1 minute; at most 1 hour, so that even an 8-hour
+	// response is re-signed before half its validity.
+	OCSPScan time.Duration
+	// UnansweredScan is how often Run also walks the issuer's certificates
+	// for any that need an OCSP response and have none (the walk reads
+	// every certificate; due responses are found by index). Default 1
+	// hour; at least OCSPScan.
+	UnansweredScan time.Duration
+	// PageSize is how many certificates an OCSP refresh signs and stores
+	// per transaction. Default 500; at most 10000.
+	PageSize int
+	// Logger receives one line per publication, refresh pass and failure;
+	// nil discards them.
+	Logger *slog.Logger
+}
+
+// Limits on PublishConfig.
+const (
+	maxMinInterval = 15 * time.Minute
+	maxRepublish   = 7 * 24 * time.Hour
+	maxOCSPScan    = time.Hour
+	maxPageSize    = 10000
+)
+
+// withDefaults fills the zero values: the one place the defaults live.
+func (cfg PublishConfig) withDefaults() PublishConfig {
+	if cfg.MinInterval == 0 {
+		cfg.MinInterval = 5 * time.Second
+	}
+	if cfg.Republish == 0 {
+		cfg.Republish = 24 * time.Hour
+	}
+	if cfg.CRLCheck == 0 {
+		cfg.CRLCheck = time.Minute
+	}
+	if cfg.OCSPScan == 0 {
+		cfg.OCSPScan = time.Minute
+	}
+	if cfg.UnansweredScan == 0 {
+		cfg.UnansweredScan = time.Hour
+	}
+	if cfg.PageSize == 0 {
+		cfg.PageSize = 500
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	return cfg
+}
+
+// validate reports every problem of cfg (defaults applied) at once;
+// crlValidity is the CRL builder's nextUpdate - thisUpdate.
+func (cfg PublishConfig) validate(crlValidity time.Duration) error {
+	var errs []error
+	if cfg.MinInterval < 0 || cfg.MinInterval > maxMinInterval {
+		errs = append(errs, fmt.Errorf("CRL min interval %s is outside 0..%s", cfg.MinInterval, maxMinInterval))
+	}
+	if cfg.Republish < 0 || cfg.Republish > maxRepublish {
+		errs = append(errs, fmt.Errorf("CRL republish interval %s is outside 0..%s (CRLs are republished at least weekly)", cfg.Republish, maxRepublish))
+	}
+	if cfg.CRLCheck < 0 || cfg.CRLCheck > cfg.Republish {
+		errs = append(errs, fmt.Errorf("CRL check interval %s is outside 0..%s (the republish interval)", cfg.CRLCheck, cfg.Republish))
+	}
+	if cfg.Republish+cfg.CRLCheck >= crlValidity {
+		errs = append(errs, fmt.Errorf("CRL republish interval %s plus check interval %s must be less than the CRL validity %s, or a CRL could run out before the next one",
+			cfg.Republish, cfg.CRLCheck, crlValidity))
+	}
+	if cfg.OCSPScan < 0 || cfg.OCSPScan > maxOCSPScan {
+		errs = append(errs, fmt.Errorf("OCSP scan interval %s is outside 0..%s", cfg.OCSPScan, maxOCSPScan))
+	}
+	if cfg.UnansweredScan < cfg.OCSPScan {
+		errs = append(errs, fmt.Errorf("unanswered scan interval %s is shorter than the OCSP scan interval %s", cfg.UnansweredScan, cfg.OCSPScan))
+	}
+	if cfg.PageSize < 0 || cfg.PageSize > maxPageSize {
+		errs = append(errs, fmt.Errorf("page size %d is outside 1..%d", cfg.PageSize, maxPageSize))
+	}
+	return errors.Join(errs...)
+}
+
+// Publisher keeps the status information of the CA's issuer fresh:
+//   - the full CRL is rebuilt after status changes (Revoke, Recover), at
+//     most once per MinInterval, and republished when the latest stored
+//     CRL is Republish old (CRLs: RFC 5280 §5, CA/B Forum BR §4.9.7);
+//   - every OCSP response is re-signed when its refresh point is reached
+//     (ocspsign.RefreshAge: half-life, within CA/B Forum BR §4.9.10), and
+//     every unexpired certificate that needs a response gets one.
+//
+// What it decides about day-scale times comes from the store, never from
+// its own memory, so a restarted process carries on where the last one
+// stopped, and several CA nodes may each run one over one database: when
+// two build the same CRL number, the store keeps the first and the other
+// builds again if it had changes to publish. A CA has one Publisher: Run
+// consumes CA.Changes.
+type Publisher struct {
+	ca   *CA
+	crls *crl.Builder
+	cfg  PublishConfig
+	log  *slog.Logger
+}
+
+// NewPublisher returns a Publisher for authority's issuer, building CRLs
+// with crls. cfg is validated, all problems reported at once.
+func NewPublisher(authority *CA, crls *crl.Builder, cfg PublishConfig) (*Publisher, error) {
+	if authority == nil || crls == nil {
+		return nil, errors.New("publisher: a CA and a CRL builder are required")
+	}
+	cfg = cfg.withDefaults()
+	if err := cfg.validate(crls.Validity()); err != nil {
+		return nil, fmt.Errorf("publisher for %s: %w", authority.d.Issuer.ID, err)
+	}
+	return &Publisher{ca: authority, crls: crls, cfg: cfg, log: cfg.Logger.With("issuer", authority.d.Issuer.ID)}, nil
+}
+
+// crlIssuer is the CA's issuer as the CRL builder needs it.
+func (ca *CA) crlIssuer() crl.Issuer {
+	return crl.Issuer{ID: ca.d.Issuer.ID, Certificate: ca.d.Issuer.Certificate, Signer: ca.d.Issuer.Signer}
+}
+
+// PublishCRL builds, signs and stores the issuer's next CRL with its audit
+// event. When another node stored that CRL number first, the error wraps
+// store.ErrConflict.
+func (p *Publisher) PublishCRL(ctx context.Context) (store.CRL, error) {
+	return p.crls.Build(ctx, p.ca.crlIssuer())
+}
+
+// RepublishCRL publishes the next CRL when the issuer has none yet or the
+// latest stored one's thisUpdate is Republish old, and reports whether it
+// did. It reads the latest CRL from the store, so a restarted process, or
+// another node, sees what was published before.
+func (p *Publisher) RepublishCRL(ctx context.Context) (store.CRL, bool, error) {
+	latest, err := p.ca.d.Store.LatestCRLSummary(ctx, p.ca.d.Issuer.ID)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+	case err != nil:
+		return store.CRL{}, false, fmt.Errorf("republish CRL: %w", err)
+	case p.ca.d.Now().Sub(latest.ThisUpdate) < p.cfg.Republish:
+		return store.CRL{}, false, nil
+	}
+	c, err := p.PublishCRL(ctx)
+	if err != nil {
+		return store.CRL{}, false, err
+	}
+	return c, true, nil
+}
+
+// RefreshOCSP re-signs, page by page, every OCSP response of the issuer
+// that is due (its refresh point falls before the next OCSPScan) and signs
+// one for every unexpired certificate that needs a response and has none.
+// It returns how many responses it stored. A response that cannot be
+// signed is skipped and reported in the error, after the rest of the walk.
+func (p *Publisher) RefreshOCSP(ctx context.Context) (int, error) {
+	return p.refreshOCSP(ctx, true)
+}
+
+// Run keeps the issuer's CRL and OCSP responses fresh until ctx is done,
+// then returns nil once the work in flight has stopped. It builds a CRL at
+// once (a revocation committed just before a crash or restart may have
+// lost its signal), rebuilds on CA.Changes at most once per MinInterval,
+// republishes on the stored CRL's age, and refreshes OCSP responses every
+// OCSPScan. Failures are logged and retried, never fatal; Run returns an
+// error only when it cannot start (the issuer is not in the store).
+func (p *Publisher) Run(ctx context.Context) error {
+	if _, err := p.ca.d.Store.Issuer(ctx, p.ca.d.Issuer.ID); err != nil {
+		return fmt.Errorf("publisher: %w", err)
+	}
+	// The CRL and OCSP loops run apart, so that a long refresh pass never
+	// delays the CRL of a revocation.
+	var wg sync.WaitGroup
+	wg.Go(func() { p.runCRL(ctx) })
+	wg.Go(func() { p.runOCSP(ctx) })
+	wg.Wait()
+	return nil
+}
+
+// runCRL rebuilds on status changes, throttled to one build per
+// MinInterval: the first change after a quiet period builds at once; the
+// changes that arrive within MinInterval of a build wait for one build when
+// MinInterval has passed, which includes them all. Elapsed times here are real
+// (monotonic) time: they pace the loop; the injected clock dates CRLs and
+// decides their age.
+func (p *Publisher) runCRL(ctx context.Context) {
+	check := time.NewTicker(p.cfg.CRLCheck)
+	defer check.Stop()
+	var (
+		pending   = true // changes not yet in a stored CRL; true at start
+		lastBuild time.Time
+		wait      *time.Timer
+		waitC     <-chan time.Time // non-nil while wait runs
+	)
+	defer func() {
+		if wait != nil {
+			wait.Stop()
+		}
+	}()
+	// build publishes the pending changes. It reports whether to build
+	// again after MinInterval: another node stored the CRL number first,
+	// and its CRL may have been read before our changes committed. A
+	// failed build leaves the changes pending for the next check.
+	build := func() (again bool) {
+		pending, lastBuild = false, time.Now()
+		c, err := p.PublishCRL(ctx)
+		switch {
+		case err == nil:
+			p.log.Info("CRL published", "crl_number", c.Number, "this_update", c.ThisUpdate, "reason", "status change")
+		case ctx.Err() != nil:
+		case errors.Is(err, store.ErrConflict):
+			p.log.Debug("CRL number taken by another node; building again", "err", err)
+			pending = true
+			return true
+		default:
+			p.log.Error("CRL build failed; retrying at the next check", "err", err)
+			pending = true
+		}
+		return false
+	}
+	arm := func(d time.Duration) {
+		wait = time.NewTimer(d)
+		waitC = wait.C
+	}
+	// schedule builds the pending changes now when MinInterval has passed
+	// since the last build, or else when it will have.
+	schedule := func() {
+		if !pending || waitC != nil {
+			return
+		}
+		if d := p.cfg.MinInterval - time.Since(lastBuild); d > 0 {
+			arm(d)
+			return
+		}
+		if build() {
+			arm(p.cfg.MinInterval)
+		}
+	}
+	schedule()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-p.ca.Changes():
+			pending = true
+			schedule()
+		case <-waitC:
+			waitC = nil
+			schedule()
+		case <-check.C:
+			if pending {
+				schedule()
+				continue
+			}
+			c, published, err := p.RepublishCRL(ctx)
+			switch {
+			case err != nil && ctx.Err() != nil:
+			case errors.Is(err, store.ErrConflict):
+				p.log.Debug("CRL republished by another node", "err", err)
+			case err != nil:
+				p.log.Error("CRL republish failed; retrying at the next check", "err", err)
+			case published:
+				lastBuild = time.Now()
+				p.log.Info("CRL published", "crl_number", c.Number, "this_update", c.ThisUpdate, "reason", "republish")
+			}
+		}
+	}
+}
+
+// runOCSP refreshes due responses every OCSPScan, and looks for unanswered
+// certificates at start and every UnansweredScan.
+func (p *Publisher) runOCSP(ctx context.Context) {
+	scan := time.NewTicker(p.cfg.OCSPScan)
+	defer scan.Stop()
+	sweep := time.NewTicker(p.cfg.UnansweredScan)
+	defer sweep.Stop()
+	pass := func(unanswered bool) {
+		n, err := p.refreshOCSP(ctx, unanswered)
+		if ctx.Err() != nil {
+			return
+		}
+		if err != nil {
+			p.log.Error("OCSP refresh incomplete; retrying at the next scan", "refreshed", n, "err", err)
+		} else if n > 0 {
+			p.log.Info("OCSP responses refreshed", "refreshed", n)
+		}
+	}
+	pass(true)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-scan.C:
+			pass(false)
+		case <-sweep.C:
+			pass(true)
+		}
+	}
+}
+
+// refreshOCSP is one pass over the due responses and, when unanswered is
+// set, over the certificates without one.
+func (p *Publisher) refreshOCSP(ctx context.Context, unanswered bool) (int, error) {
+	d := p.ca.d
+	now := d.Now().UTC()
+	thisUpdateBefore, nextUpdateBefore := d.OCSP.DueBefore(now, p.cfg.OCSPScan)
+	due := func(ctx context.Context, after []byte) ([]store.Certificate, error) {
+		return d.Store.DueOCSPResponses(ctx, store.OCSPDue{IssuerID: d.Issuer.ID, Now: now,
+			ThisUpdateBefore: thisUpdateBefore, NextUpdateBefore: nextUpdateBefore, After: after, Limit: p.cfg.PageSize})
+	}
+	missing := func(ctx context.Context, after []byte) ([]store.Certificate, error) {
+		return d.Store.UnansweredCertificates(ctx, d.Issuer.ID, now, after, p.cfg.PageSize)
+	}
+	var w refreshWalk
+	w.walk(ctx, p, due)
+	if unanswered && w.err == nil {
+		w.walk(ctx, p, missing)
+	}
+	return w.stored, w.error(d.Issuer.ID)
+}
+
+// refreshWalk is the outcome of a refresh pass: responses stored, the
+// first failure to sign and how many failed, and the error that stopped
+// the walk.
+type refreshWalk struct {
+	stored   int
+	unsigned int
+	signErr  error
+	err      error
+}
+
+func (w *refreshWalk) error(issuerID string) error {
+	var errs []error
+	if w.signErr != nil {
+		errs = append(errs, fmt.Errorf("ocsp refresh %s: %d responses not signed, the first: %w", issuerID, w.unsigned, w.signErr))
+	}
+	if w.err != nil {
+		errs = append(errs, fmt.Errorf("ocsp refresh %s: %w", issuerID, w.err))
+	}
+	return errors.Join(errs...)
+}
+
+// walk reads pages from next, each after the last serial of the one
+// before, signs and stores each, until a short page.
+func (w *refreshWalk) walk(ctx context.Context, p *Publisher, next func(context.Context, []byte) ([]store.Certificate, error)) {
+	var after []byte
+	for {
+		page, err := next(ctx, after)
+		if err != nil {
+			w.err = err
+			return
+		}
+		if len(page) == 0 {
+			return
+		}
+		n, err := p.refreshPage(ctx, page, w)
+		w.stored += n
+		if err != nil {
+			w.err = err
+			return
+		}
+		if len(page) < p.cfg.PageSize {
+			return
+		}
+		after = page[len(page)-1].Serial
+	}
+}
+
+// refreshPage signs the page's responses outside any transaction (an HSM
+// signature inside one would hold its locks, and on SQLite the write lock,
+// for as long as the HSM takes), then stores them in one transaction with
+// one ocsp.refresh audit event per page that stored something: the event
+// is in the transaction of the writes it records, as every audited change
+// is, so a pass stopped half-way leaves no write unaudited.
+func (p *Publisher) refreshPage(ctx context.Context, page []store.Certificate, w *refreshWalk) (int, error) {
+	d := p.ca.d
+	certs := make([]store.Certificate, 0, len(page))
+	resps := make([]store.OCSPResponse, 0, len(page))
+	for _, c := range page {
+		if err := ctx.Err(); err != nil {
+			return 0, err
+		}
+		r, err := d.OCSP.Sign(d.Responder, c)
+		if err != nil {
+			// One certificate that cannot be signed must not stop the
+			// others: skip it, report it at the end of the pass.
+			w.unsigned++
+			if w.signErr == nil {
+				w.signErr = err
+			}
+			continue
+		}
+		certs, resps = append(certs, c), append(resps, r)
+	}
+	if len(certs) == 0 {
+		return 0, nil
+	}
+	if err := p.ca.fault(FaultRefreshSigned); err != nil {
+		return 0, err
+	}
+	stored := 0
+	err := d.Store.InTx(ctx, func(tx *store.Tx) error {
+		stored = 0
+		for i, c := range certs {
+			ok, err := tx.PutRefreshedOCSPResponse(ctx, c, resps[i])
+			if err != nil {
+				return err
+			}
+			if ok {
+				stored++
+			}
+		}
+		if stored == 0 {
+			return nil
+		}
+		_, err := d.Audit.Append(ctx, tx, audit.Event{Actor: "system", Action: "ocsp.refresh", Object: d.Issuer.ID,
+			Details: map[string]any{"refreshed": stored, "skipped": len(certs) - stored,
+				"first_serial": hex.EncodeToString(certs[0].Serial), "last_serial": hex.EncodeToString(certs[len(certs)-1].Serial),
+				"this_update": resps[0].ThisUpdate, "next_update": resps[0].NextUpdate}})
+		return err
+	})
+	if err != nil {
+		return 0, fmt.Errorf("store page from %x: %w", certs[0].Serial, err)
+	}
+	return stored, nil
+}

@@ -1,0 +1,603 @@
+package ca_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/x509"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"math/big"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"golang.org/x/crypto/ocsp"
+
+	"github.com/sanadpki/sanad/ca"
+	"github.com/sanadpki/sanad/ca/catest"
+	"github.com/sanadpki/sanad/ca/crl"
+	"github.com/sanadpki/sanad/ca/ocspsign"
+	"github.com/sanadpki/sanad/internal/audit"
+	"github.com/sanadpki/sanad/internal/store"
+	"github.com/sanadpki/sanad/internal/store/storetest"
+	"github.com/sanadpki/sanad/internal/testenv"
+)
+
+// clock is a settable clock for day-scale times: the CA, its OCSP signer
+// and its CRL builder all read it.
+type clock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func newClock(t time.Time) *clock { return &clock{now: t} }
+
+func (c *clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *clock) Set(t time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = t
+}
+
+// publishing is a CA and its publisher over one store, on clk.
+type publishing struct {
+	f         catest.Fixture
+	db        *store.DB
+	clk       *clock
+	deps      ca.Deps
+	authority *ca.CA
+	pub       *ca.Publisher
+}
+
+// newPublishing records the issuer in db and builds the CA (with fault as
+// its Deps.Fault) and a publisher with cfg.
+func newPublishing(t *testing.T, f catest.Fixture, db *store.DB, clk *clock, cfg ca.PublishConfig, fault func(string) error) *publishing {
+	t.Helper()
+	f.PutIssuer(t, db)
+	return addNode(t, f, db, clk, cfg, fault)
+}
+
+// addNode is another CA node over the same store.
+func addNode(t *testing.T, f catest.Fixture, db *store.DB, clk *clock, cfg ca.PublishConfig, fault func(string) error) *publishing {
+	t.Helper()
+	signer, err := ocspsign.New(0, 0, clk.Now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := audit.New(time.Now)
+	deps := f.Deps(db, log)
+	deps.Now, deps.OCSP, deps.Fault = clk.Now, signer, fault
+	authority, err := ca.New(deps)
+	if err != nil {
+		t.Fatal(err)
+	}
+	builder, err := crl.New(db, log, f.Linter, crl.Config{}, clk.Now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	pub, err := ca.NewPublisher(authority, builder, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &publishing{f: f, db: db, clk: clk, deps: deps, authority: authority, pub: pub}
+}
+
+func (p *publishing) issue(t *testing.T) *x509.Certificate {
+	t.Helper()
+	cert, err := p.authority.Issue(t.Context(), ca.Request{Profile: "citizen-auth", CSR: newCSR(t), Verified: person, Actor: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cert
+}
+
+// run starts Run and returns a function that cancels it and checks that it
+// returned nil; the test's cleanup calls it too, so Run never outlives the
+// test (and its logger).
+func (p *publishing) run(t *testing.T) (stop func()) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- p.pub.Run(ctx) }()
+	stop = sync.OnceFunc(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run after cancel: %v", err)
+		}
+	})
+	t.Cleanup(stop)
+	return stop
+}
+
+// waitFor polls cond until it holds; a minute without is a failure.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(time.Minute); !cond(); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+	}
+}
+
+func latestCRL(t *testing.T, db *store.DB) (store.CRL, *x509.RevocationList) {
+	t.Helper()
+	c, err := db.LatestCRL(t.Context(), "issuing")
+	if errors.Is(err, store.ErrNotFound) {
+		return store.CRL{}, nil
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	parsed, err := x509.ParseRevocationList(c.DER)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c, parsed
+}
+
+func listed(rl *x509.RevocationList) map[string]int {
+	out := map[string]int{}
+	if rl != nil {
+		for _, e := range rl.RevokedCertificateEntries {
+			out[e.SerialNumber.Text(16)] = e.ReasonCode
+		}
+	}
+	return out
+}
+
+func TestPublishConfig(t *testing.T) {
+	f := catest.New(t, time.Now().UTC().Truncate(time.Second))
+	db, _ := storetest.Open(t, store.DriverSQLite)
+	authority := f.CA(t, db, audit.New(time.Now))
+	weekly, err := crl.New(db, audit.New(time.Now), f.Linter, crl.Config{}, time.Now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		cfg  ca.PublishConfig
+		want []string // substrings of the error, one per problem; none: valid
+	}{
+		{"defaults", ca.PublishConfig{}, nil},
+		{"weekly at most", ca.PublishConfig{Republish: 8 * 24 * time.Hour}, []string{"at least weekly"}},
+		{"republish within the CRL validity", ca.PublishConfig{Republish: 7 * 24 * time.Hour}, []string{"less than the CRL validity"}},
+		{"check within republish", ca.PublishConfig{Republish: time.Hour, CRLCheck: 2 * time.Hour}, []string{"check interval 2h0m0s is outside"}},
+		{"OCSP scan at most an hour", ca.PublishConfig{OCSPScan: 2 * time.Hour, UnansweredScan: 3 * time.Hour}, []string{"OCSP scan interval 2h0m0s"}},
+		{"unanswered scan not shorter", ca.PublishConfig{OCSPScan: 10 * time.Minute, UnansweredScan: time.Minute}, []string{"unanswered scan interval"}},
+		{"page size", ca.PublishConfig{PageSize: 10001}, []string{"page size 10001"}},
+		{"every problem at once", ca.PublishConfig{MinInterval: -time.Second, PageSize: -1, Republish: 8 * 24 * time.Hour},
+			[]string{"min interval -1s", "page size -1", "at least weekly", "less than the CRL validity"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := ca.NewPublisher(authority, weekly, tc.cfg)
+			if len(tc.want) == 0 {
+				if err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			if err == nil {
+				t.Fatal("accepted")
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not mention %q", err, w)
+				}
+			}
+		})
+	}
+	if _, err := ca.NewPublisher(nil, weekly, ca.PublishConfig{}); err == nil {
+		t.Error("a publisher without a CA was accepted")
+	}
+}
+
+// TestPublisherCoalescesRevocations: a burst of revocations while Run runs
+// gives at most two CRL builds (one at once, one MinInterval later with the
+// rest), and the latest CRL lists every serial.
+func TestPublisherCoalescesRevocations(t *testing.T) {
+	f := catest.New(t, time.Now().UTC().Truncate(time.Second))
+	const minInterval = time.Second
+	storetest.Each(t, func(t *testing.T, db *store.DB, _ *sql.DB) {
+		p := newPublishing(t, f, db, newClock(time.Now().UTC().Truncate(time.Second)), ca.PublishConfig{
+			MinInterval: minInterval, CRLCheck: time.Hour, OCSPScan: time.Hour}, nil)
+		// The clock stands still: only status changes cause builds.
+		var serials []*big.Int
+		for range 20 {
+			serials = append(serials, p.issue(t).SerialNumber)
+		}
+		stop := p.run(t)
+		waitFor(t, "the CRL built at start", func() bool { c, _ := latestCRL(t, db); return c.Number > 0 })
+		first, rl := latestCRL(t, db)
+		if n := len(rl.RevokedCertificateEntries); n != 0 {
+			t.Fatalf("the first CRL lists %d serials", n)
+		}
+
+		start := time.Now()
+		for _, s := range serials {
+			if err := p.authority.Revoke(t.Context(), s.Bytes(), 1, "officer:test"); err != nil {
+				t.Fatal(err)
+			}
+		}
+		burst := time.Since(start)
+		waitFor(t, "a CRL listing every revoked serial", func() bool {
+			_, rl := latestCRL(t, db)
+			return len(listed(rl)) == len(serials)
+		})
+		// Any build still to come is due within MinInterval.
+		time.Sleep(minInterval + minInterval/2)
+		stop()
+
+		last, rl := latestCRL(t, db)
+		builds := int(last.Number - first.Number)
+		// At most one build per MinInterval, plus the one at once: two for
+		// a burst shorter than MinInterval, as on any ordinary machine.
+		if allowed := 2 + int(burst/minInterval); builds < 1 || builds > allowed {
+			t.Errorf("%d CRL builds for a burst of %d revocations in %s, want 1..%d", builds, len(serials), burst, allowed)
+		}
+		got := listed(rl)
+		for _, s := range serials {
+			if reason, ok := got[s.Text(16)]; !ok || reason != 1 {
+				t.Errorf("serial %x: listed %v with reason %d", s, ok, reason)
+			}
+		}
+		if d := rl.NextUpdate.Sub(rl.ThisUpdate); d > crl.MaxValidity || rl.Number.Int64() != last.Number {
+			t.Errorf("CRL #%d: validity %s", rl.Number, d)
+		}
+	})
+}
+
+// TestPublisherRepublishes: a CRL is republished once the stored latest one
+// is Republish old, by the one-shot method and by Run's timer, never
+// before; a fresh publisher (a restart, another node) judges from the
+// store.
+func TestPublisherRepublishes(t *testing.T) {
+	f := catest.New(t, time.Now().UTC().Truncate(time.Second))
+	storetest.Each(t, func(t *testing.T, db *store.DB, _ *sql.DB) {
+		ctx := t.Context()
+		t0 := time.Now().UTC().Truncate(time.Second)
+		clk := newClock(t0)
+		cfg := ca.PublishConfig{CRLCheck: 10 * time.Millisecond, OCSPScan: time.Hour}
+		p := newPublishing(t, f, db, clk, cfg, nil)
+
+		c1, published, err := p.pub.RepublishCRL(ctx)
+		if err != nil || !published || c1.Number != 1 {
+			t.Fatalf("first CRL: #%d published %v, %v", c1.Number, published, err)
+		}
+		clk.Set(t0.Add(24*time.Hour - time.Second))
+		restarted := addNode(t, f, db, clk, cfg, nil)
+		for _, pub := range []*ca.Publisher{p.pub, restarted.pub} {
+			if c, published, err := pub.RepublishCRL(ctx); err != nil || published {
+				t.Errorf("republished a CRL not yet a day old: #%d, %v", c.Number, err)
+			}
+		}
+		clk.Set(t0.Add(24 * time.Hour))
+		c2, published, err := restarted.pub.RepublishCRL(ctx)
+		if err != nil || !published || c2.Number <= c1.Number || !c2.ThisUpdate.Equal(clk.Now()) {
+			t.Fatalf("CRL a day later: #%d at %s published %v, %v", c2.Number, c2.ThisUpdate, published, err)
+		}
+
+		// Run builds once at start, then only when the clock says so.
+		stop := p.run(t)
+		waitFor(t, "the CRL built at start", func() bool { c, _ := latestCRL(t, db); return c.Number > c2.Number })
+		started, _ := latestCRL(t, db)
+		time.Sleep(100 * time.Millisecond) // ten checks
+		if c, _ := latestCRL(t, db); c.Number != started.Number {
+			t.Errorf("CRL #%d published with the clock standing still (after #%d)", c.Number, started.Number)
+		}
+		clk.Set(t0.Add(48 * time.Hour))
+		waitFor(t, "a republished CRL", func() bool { c, _ := latestCRL(t, db); return c.Number > started.Number })
+		stop()
+		last, rl := latestCRL(t, db)
+		if last.Number != started.Number+1 || !rl.ThisUpdate.Equal(t0.Add(48*time.Hour)) {
+			t.Errorf("republished CRL #%d at %s, want #%d at %s", last.Number, rl.ThisUpdate, started.Number+1, t0.Add(48*time.Hour))
+		}
+		if d := rl.NextUpdate.Sub(rl.ThisUpdate); d > crl.MaxValidity {
+			t.Errorf("nextUpdate %s after thisUpdate", d)
+		}
+	})
+}
+
+// TestPublishersShareAStore: two nodes publishing at once never store two
+// CRLs with one number; the loser sees store.ErrConflict.
+func TestPublishersShareAStore(t *testing.T) {
+	f := catest.New(t, time.Now().UTC().Truncate(time.Second))
+	storetest.Each(t, func(t *testing.T, db *store.DB, _ *sql.DB) {
+		clk := newClock(time.Now().UTC().Truncate(time.Second))
+		nodes := []*publishing{newPublishing(t, f, db, clk, ca.PublishConfig{}, nil)}
+		nodes = append(nodes, addNode(t, f, db, clk, ca.PublishConfig{}, nil))
+		var (
+			wg        sync.WaitGroup
+			mu        sync.Mutex
+			published = map[int64]int{}
+		)
+		for i := range 6 {
+			wg.Go(func() {
+				c, err := nodes[i%2].pub.PublishCRL(context.Background())
+				mu.Lock()
+				defer mu.Unlock()
+				switch {
+				case err == nil:
+					published[c.Number]++
+				case !errors.Is(err, store.ErrConflict):
+					t.Errorf("PublishCRL: %v", err)
+				}
+			})
+		}
+		wg.Wait()
+		last, _ := latestCRL(t, db)
+		if len(published) == 0 || int64(len(published)) != last.Number {
+			t.Errorf("published %v, latest #%d", published, last.Number)
+		}
+		for n, times := range published {
+			if times != 1 {
+				t.Errorf("CRL #%d published %d times", n, times)
+			}
+		}
+	})
+}
+
+// putSigned records a certificate row directly: signed (with stand-in DER)
+// and, when answered, with a response signed now.
+func (p *publishing) putSigned(t *testing.T, serial byte, notBefore, notAfter time.Time, answered bool) store.Certificate {
+	t.Helper()
+	ctx := t.Context()
+	c := store.Certificate{IssuerID: "issuing", Serial: []byte{0x7f, serial}, Profile: "citizen-auth", NotBefore: notBefore, NotAfter: notAfter,
+		TBS: []byte{0x30, 0x00}, Status: store.StatusGood, CreatedAt: notBefore}
+	err := p.db.InTx(ctx, func(tx *store.Tx) error {
+		if err := tx.InsertCertificateIntent(ctx, c); err != nil {
+			return err
+		}
+		if err := tx.SetCertificateDER(ctx, "issuing", c.Serial, []byte{0x30, 0x01, serial}, notBefore); err != nil {
+			return err
+		}
+		if !answered {
+			return nil
+		}
+		_, err := p.deps.OCSP.SignAndStore(ctx, tx, p.deps.Responder, c)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func (p *publishing) response(t *testing.T, serial []byte) (store.OCSPResponse, *ocsp.Response) {
+	t.Helper()
+	r, err := p.db.OCSPResponse(t.Context(), "issuing", serial)
+	if err != nil {
+		t.Fatalf("response for %x: %v", serial, err)
+	}
+	parsed, err := ocsp.ParseResponse(r.DER, p.f.Issuer.Certificate)
+	if err != nil {
+		t.Fatalf("response for %x: %v", serial, err)
+	}
+	if parsed.SerialNumber.Cmp(new(big.Int).SetBytes(serial)) != 0 {
+		t.Fatalf("response for %x is for serial %x", serial, parsed.SerialNumber)
+	}
+	return r, parsed
+}
+
+// refreshEvents returns the "refreshed" counts of the ocsp.refresh audit
+// events, in order.
+func refreshEvents(t *testing.T, db *store.DB) []int {
+	t.Helper()
+	var out []int
+	err := db.ScanAuditEvents(t.Context(), 0, func(e store.AuditEvent) error {
+		if e.Action != "ocsp.refresh" {
+			return nil
+		}
+		var d struct{ Refreshed int }
+		if err := json.Unmarshal(e.Details, &d); err != nil {
+			return err
+		}
+		out = append(out, d.Refreshed)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// TestRefreshOCSP moves the clock through four days and checks that each
+// pass re-signs exactly the responses whose refresh point came (half-life of
+// 4-day responses, less the one-minute scan lookahead), answers
+// certificates without a response (a recovered intent, a signed one), and
+// leaves alone fresh responses, expired certificates and issuances in
+// flight. OpenSSL judges a refreshed response.
+func TestRefreshOCSP(t *testing.T) {
+	openssl := testenv.Tool(t, "openssl")
+	f := catest.New(t, time.Now().UTC().Truncate(time.Second))
+	errCrash := errors.New("simulated crash")
+	storetest.Each(t, func(t *testing.T, db *store.DB, _ *sql.DB) {
+		ctx := t.Context()
+		t0 := time.Now().UTC().Truncate(time.Second)
+		clk := newClock(t0)
+		var crash bool
+		p := newPublishing(t, f, db, clk, ca.PublishConfig{PageSize: 1}, func(point string) error {
+			if crash && point == ca.FaultAfterIntent {
+				return errCrash
+			}
+			return nil
+		})
+		refresh := func(want int) {
+			t.Helper()
+			n, err := p.pub.RefreshOCSP(ctx)
+			if err != nil || n != want {
+				t.Fatalf("at t0+%s: refreshed %d, %v; want %d", clk.Now().Sub(t0), n, err, want)
+			}
+		}
+		intent := func() []byte {
+			t.Helper()
+			before := map[string]bool{}
+			unsigned, _ := db.UnsignedCertificates(ctx)
+			for _, c := range unsigned {
+				before[string(c.Serial)] = true
+			}
+			crash = true
+			defer func() { crash = false }()
+			if _, err := p.authority.Issue(ctx, ca.Request{Profile: "citizen-auth", CSR: newCSR(t), Verified: person, Actor: "test"}); !errors.Is(err, errCrash) {
+				t.Fatalf("Issue = %v, want the crash", err)
+			}
+			unsigned, _ = db.UnsignedCertificates(ctx)
+			for _, c := range unsigned {
+				if !before[string(c.Serial)] {
+					return c.Serial
+				}
+			}
+			t.Fatal("no new intent")
+			return nil
+		}
+
+		a := p.issue(t).SerialNumber.Bytes()
+		recovered := intent()
+		if n, err := p.authority.Recover(ctx, 0); err != nil || n != 1 {
+			t.Fatalf("Recover = %d, %v", n, err)
+		}
+		expiring := p.putSigned(t, 1, t0.AddDate(0, -1, 0), t0.Add(24*time.Hour), true)
+		expiringBefore, _ := p.response(t, expiring.Serial)
+
+		clk.Set(t0.Add(24 * time.Hour))
+		b := p.issue(t).SerialNumber.Bytes()
+		bBefore, _ := p.response(t, b)
+		unanswered := p.putSigned(t, 2, t0, t0.AddDate(1, 0, 0), false)
+		inFlight := intent()
+
+		// Day 1: only the certificate without a response.
+		clk.Set(t0.Add(25 * time.Hour))
+		refresh(1)
+		if _, r := p.response(t, unanswered.Serial); r.Status != ocsp.Good || !r.ThisUpdate.Equal(clk.Now()) {
+			t.Errorf("unanswered certificate: status %d at %s", r.Status, r.ThisUpdate)
+		}
+		// A second before A's refresh point (2 days less the lookahead):
+		// nothing.
+		clk.Set(t0.Add(48*time.Hour - time.Minute - time.Second))
+		refresh(0)
+		// At it: A and the recovered intent; B is a day younger, and the
+		// expiring certificate has expired.
+		clk.Set(t0.Add(48*time.Hour - time.Minute))
+		refresh(2)
+		refresh(0)
+		if stored, r := p.response(t, a); r.Status != ocsp.Good || !r.ThisUpdate.Equal(clk.Now()) ||
+			r.NextUpdate.Sub(r.ThisUpdate) != ocspsign.DefaultValidity || !stored.UpdatedAt.Equal(clk.Now()) {
+			t.Errorf("A: status %d, %s..%s, updated %s", r.Status, r.ThisUpdate, r.NextUpdate, stored.UpdatedAt)
+		} else {
+			judge(t, openssl, f, stored.DER)
+		}
+		if _, r := p.response(t, recovered); r.Status != ocsp.Revoked || r.RevocationReason != ca.ReasonCessationOfOperation ||
+			!r.RevokedAt.Equal(t0) || !r.ThisUpdate.Equal(clk.Now()) {
+			t.Errorf("recovered intent: status %d reason %d revoked %s, thisUpdate %s", r.Status, r.RevocationReason, r.RevokedAt, r.ThisUpdate)
+		}
+		if stored, _ := p.response(t, b); !bytes.Equal(stored.DER, bBefore.DER) {
+			t.Error("B's fresh response was re-signed")
+		}
+		if stored, _ := p.response(t, expiring.Serial); !bytes.Equal(stored.DER, expiringBefore.DER) {
+			t.Error("an expired certificate's response was re-signed")
+		}
+		if _, err := db.OCSPResponse(ctx, "issuing", inFlight); !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("an issuance in flight got a response: %v", err)
+		}
+		// Day 3: B.
+		clk.Set(t0.Add(72*time.Hour - time.Minute))
+		refresh(1)
+		if _, r := p.response(t, b); !r.ThisUpdate.Equal(clk.Now()) {
+			t.Errorf("B not re-signed: thisUpdate %s", r.ThisUpdate)
+		}
+
+		// One event per page that stored something (pages of one here).
+		if got := refreshEvents(t, db); len(got) != 4 || got[0]+got[1]+got[2]+got[3] != 4 {
+			t.Errorf("ocsp.refresh events %v, want four of one", got)
+		}
+		if r, err := audit.Verify(ctx, db, "test", nil); err != nil || !r.OK() {
+			t.Errorf("audit log: %+v, %v", r, err)
+		}
+	})
+}
+
+// judge has OpenSSL verify a response: signed by the delegated responder,
+// whose certificate chains through the issuing CA to the root.
+func judge(t *testing.T, openssl string, f catest.Fixture, der []byte) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "resp.der")
+	if err := os.WriteFile(path, der, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command(openssl, "ocsp", "-respin", path, "-issuer", f.CAPEM, "-CAfile", f.RootPEM,
+		"-verify_other", f.CAPEM, "-resp_text").CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "Response verify OK") || !strings.Contains(string(out), "Cert Status: good") {
+		t.Errorf("openssl ocsp: %v\n%s", err, out)
+	}
+}
+
+// TestRefreshNeverOverwritesARevocation revokes a certificate after the
+// refresher signed its (good) response and before it stored it, on another
+// CA node whose clock is a minute behind: the good response is newer, yet
+// the revocation's response stays, and the pass counts only what it stored.
+func TestRefreshNeverOverwritesARevocation(t *testing.T) {
+	f := catest.New(t, time.Now().UTC().Truncate(time.Second))
+	storetest.Each(t, func(t *testing.T, db *store.DB, _ *sql.DB) {
+		ctx := t.Context()
+		t0 := time.Now().UTC().Truncate(time.Second)
+		clk := newClock(t0)
+		var (
+			other  *publishing
+			victim []byte
+			raced  int
+		)
+		p := newPublishing(t, f, db, clk, ca.PublishConfig{}, func(point string) error {
+			if point != ca.FaultRefreshSigned || victim == nil {
+				return nil
+			}
+			raced++
+			err := other.authority.Revoke(ctx, victim, 1, "officer:test")
+			victim = nil
+			return err
+		})
+		target := p.issue(t).SerialNumber.Bytes()
+		bystander := p.issue(t).SerialNumber.Bytes()
+
+		clk.Set(t0.Add(3 * 24 * time.Hour))
+		behind := newClock(clk.Now().Add(-time.Minute))
+		other = addNode(t, f, db, behind, ca.PublishConfig{}, nil)
+		victim = target
+		n, err := p.pub.RefreshOCSP(ctx)
+		if err != nil || n != 1 || raced != 1 {
+			t.Fatalf("refreshed %d, %v (revocations in the race: %d); want 1", n, err, raced)
+		}
+		if _, r := p.response(t, target); r.Status != ocsp.Revoked || r.RevocationReason != 1 || !r.RevokedAt.Equal(behind.Now()) {
+			t.Errorf("revoked certificate answers status %d reason %d (revoked at %s)", r.Status, r.RevocationReason, r.RevokedAt)
+		}
+		if _, r := p.response(t, bystander); r.Status != ocsp.Good || !r.ThisUpdate.Equal(clk.Now()) {
+			t.Errorf("the other certificate: status %d at %s", r.Status, r.ThisUpdate)
+		}
+		if n, err := p.pub.RefreshOCSP(ctx); err != nil || n != 0 {
+			t.Errorf("second pass refreshed %d, %v", n, err)
+		}
+	})
+}
+
+// TestRunNeedsItsIssuer: Run refuses to start for an issuer the store does
+// not have, rather than logging failures forever.
+func TestRunNeedsItsIssuer(t *testing.T) {
+	f := catest.New(t, time.Now().UTC().Truncate(time.Second))
+	db, _ := storetest.Open(t, store.DriverSQLite)
+	p := addNode(t, f, db, newClock(time.Now()), ca.PublishConfig{}, nil)
+	if err := p.pub.Run(t.Context()); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("Run without the issuer in the store: %v", err)
+	}
+}
