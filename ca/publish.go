@@ -192,8 +192,8 @@ func (p *Publisher) RefreshOCSP(ctx context.Context) (int, error) {
 
 // Run keeps the issuer's CRL and OCSP responses fresh until ctx is done,
 // then returns nil once the work in flight has stopped. It builds a CRL at
-// once (a revocation committed just before a crash or restart may have
-// lost its signal), rebuilds on CA.Changes at most once per MinInterval,
+// once when the store has no CRL or a revocation newer than the latest one
+// (committed just before a crash or restart, its signal lost), rebuilds on CA.Changes at most once per MinInterval,
 // republishes on the stored CRL's age, and refreshes OCSP responses every
 // OCSPScan. Failures are logged and retried, never fatal; Run returns an
 // error only when it cannot start (the issuer is not in the store).
@@ -210,6 +210,18 @@ func (p *Publisher) Run(ctx context.Context) error {
 	return nil
 }
 
+// missingFromCRL reports whether the issuer has no CRL yet, or a
+// revocation at or after the latest CRL was made (same second included:
+// times are kept to the second). When the store cannot tell, it says yes.
+func (p *Publisher) missingFromCRL(ctx context.Context) bool {
+	latest, err := p.ca.d.Store.LatestCRLSummary(ctx, p.ca.d.Issuer.ID)
+	if err != nil {
+		return true
+	}
+	revoked, err := p.ca.d.Store.RevokedSince(ctx, p.ca.d.Issuer.ID, latest.CreatedAt.Truncate(time.Second))
+	return err != nil || revoked
+}
+
 // runCRL rebuilds on status changes, throttled to one build per
 // MinInterval: the first change after a quiet period builds at once; the
 // changes that arrive within MinInterval of a build wait for one build when
@@ -220,7 +232,7 @@ func (p *Publisher) runCRL(ctx context.Context) {
 	check := time.NewTicker(p.cfg.CRLCheck)
 	defer check.Stop()
 	var (
-		pending   = true // changes not yet in a stored CRL; true at start
+		pending   = p.missingFromCRL(ctx) // changes not yet in a stored CRL
 		lastBuild time.Time
 		wait      *time.Timer
 		waitC     <-chan time.Time // non-nil while wait runs

@@ -290,10 +290,26 @@ func TestPublisherRepublishes(t *testing.T) {
 			t.Fatalf("CRL a day later: #%d at %s published %v, %v", c2.Number, c2.ThisUpdate, published, err)
 		}
 
-		// Run builds once at start, then only when the clock says so.
+		// Run builds at start only when the latest CRL may miss a
+		// revocation: none here...
 		stop := p.run(t)
+		time.Sleep(100 * time.Millisecond) // ten checks
+		if c, _ := latestCRL(t, db); c.Number != c2.Number {
+			t.Errorf("CRL #%d built at start with nothing new to list", c.Number)
+		}
+		stop()
+		// ...but one here: another node revoked, and this one never got
+		// the signal (as after a crash between revocation and CRL).
+		victim := restarted.issue(t)
+		if err := restarted.authority.Revoke(ctx, victim.SerialNumber.Bytes(), 1, "officer:test"); err != nil {
+			t.Fatal(err)
+		}
+		stop = p.run(t)
 		waitFor(t, "the CRL built at start", func() bool { c, _ := latestCRL(t, db); return c.Number > c2.Number })
-		started, _ := latestCRL(t, db)
+		started, rl := latestCRL(t, db)
+		if len(rl.RevokedCertificateEntries) != 1 || rl.RevokedCertificateEntries[0].SerialNumber.Cmp(victim.SerialNumber) != 0 {
+			t.Errorf("the CRL built at start lists %v", rl.RevokedCertificateEntries)
+		}
 		time.Sleep(100 * time.Millisecond) // ten checks
 		if c, _ := latestCRL(t, db); c.Number != started.Number {
 			t.Errorf("CRL #%d published with the clock standing still (after #%d)", c.Number, started.Number)
