@@ -15,12 +15,14 @@ import (
 	"github.com/sanadpki/sanad/policies"
 )
 
-// caRole is the CA as the service runs it: issuance, revocation, recovery
-// and the issuing CA's CRLs.
+// caRole is the CA as the service runs it: issuance, revocation, recovery,
+// and the publisher that keeps the issuing CA's CRL and OCSP responses
+// fresh.
 type caRole struct {
-	ca      *ca.CA
-	crl     *crl.Builder
-	crlFrom crl.Issuer
+	ca        *ca.CA
+	crl       *crl.Builder
+	crlFrom   crl.Issuer
+	publisher *ca.Publisher
 }
 
 // openCA builds the CA from the issuers recorded in the store (one issuing
@@ -82,12 +84,23 @@ func openCA(ctx context.Context, s *service, baseURL string) (*caRole, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &caRole{ca: authority, crl: builder, crlFrom: crl.Issuer{ID: issuing.ID, Certificate: issuingCert, Signer: issuingKey}}, nil
+	publisher, err := ca.NewPublisher(authority, builder, ca.PublishConfig{Logger: s.log})
+	if err != nil {
+		return nil, err
+	}
+	return &caRole{ca: authority, crl: builder, publisher: publisher,
+		crlFrom: crl.Issuer{ID: issuing.ID, Certificate: issuingCert, Signer: issuingKey}}, nil
 }
 
 // start resolves what a crash may have left (ca/doc.go) and makes sure the
-// issuing CA has a CRL, before anything is served.
+// issuing CA has a CRL, before anything is served; then it has the service
+// run the publisher beside the HTTP server.
 func (r *caRole) start(ctx context.Context, s *service) error {
+	s.loops = append(s.loops, func(ctx context.Context) {
+		if err := r.publisher.Run(ctx); err != nil {
+			s.log.Error("CA publisher stopped", "err", err)
+		}
+	})
 	// A minute is far beyond any issuance in flight on another node.
 	n, err := r.ca.Recover(ctx, time.Minute)
 	if err != nil {

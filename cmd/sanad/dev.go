@@ -136,13 +136,13 @@ func runDev(ctx context.Context, dir, addr string, cmd *cobra.Command) error {
 			return err
 		}
 	}
-	if err := ensureDevPKI(ctx, s, dir, "http://"+cfg.HTTP.Addr); err != nil {
+	if err := ensureDevPKI(ctx, s, dir, cfg.PublicBaseURL()); err != nil {
 		return err
 	}
 	if err := ensureDevAuditKey(ctx, s, filepath.Join(dir, devAuditPEM)); err != nil {
 		return err
 	}
-	authority, err := openCA(ctx, s, "http://"+cfg.HTTP.Addr)
+	authority, err := openCA(ctx, s, cfg.PublicBaseURL())
 	if err != nil {
 		return err
 	}

@@ -429,10 +429,18 @@ func TestServeFromConfig(t *testing.T) {
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	env := append(sanadEnv(), "TEST_SANAD_PIN="+pin)
+	// The CA role puts URLs in certificates: it will not guess them.
+	if code, out := runSanadEnv(t, env, "serve", "--config", cfgPath, "--roles", "ca"); code != 1 || !strings.Contains(out, "ca.base_url") {
+		t.Fatalf("serve --roles ca without ca.base_url: exit %d\n%s", code, out)
+	}
+	if err := os.WriteFile(cfgPath, []byte(cfg+"ca: {base_url: 'http://pki.sanad.example'}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, sanadBin, "serve", "--config", cfgPath, "--roles", "status")
-	cmd.Env = append(sanadEnv(), "TEST_SANAD_PIN="+pin)
+	cmd := exec.CommandContext(ctx, sanadBin, "serve", "--config", cfgPath, "--roles", "status,ca")
+	cmd.Env = env
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)

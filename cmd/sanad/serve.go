@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"net"
 	"slices"
 	"strings"
@@ -40,6 +41,18 @@ func newServeCmd() *cobra.Command {
 		defer s.close()
 		if err := s.findAuditKey(ctx); err != nil {
 			return err
+		}
+		if slices.Contains(*roles, "ca") {
+			if cfg.CA.BaseURL == "" {
+				return fmt.Errorf("the ca role needs ca.base_url: the public URL certificates point relying parties at")
+			}
+			authority, err := openCA(ctx, s, cfg.PublicBaseURL())
+			if err != nil {
+				return err
+			}
+			if err := authority.start(ctx, s); err != nil {
+				return err
+			}
 		}
 		return s.serve(ctx, func(a net.Addr) {
 			log.Info("sanad serving", "addr", a.String(), "roles", strings.Join(*roles, ","), "database", cfg.Database.Driver)

@@ -116,6 +116,9 @@ type service struct {
 	auditKey *hsm.Key
 	audit    *audit.Log
 	now      func() time.Time
+	// loops run beside the HTTP server until it stops (the CA's
+	// publisher, for one).
+	loops []func(context.Context)
 }
 
 // close releases what the service holds, in reverse order of opening.
@@ -234,11 +237,14 @@ func (s *service) serve(ctx context.Context, listening func(net.Addr)) error {
 	if err != nil {
 		return err
 	}
-	cpCtx, stopCheckpoints := context.WithCancel(ctx)
+	loopCtx, stopLoops := context.WithCancel(ctx)
 	var wg sync.WaitGroup
-	wg.Go(func() { cp.Run(cpCtx, s.cfg.Audit.CheckpointInterval, s.log) })
+	wg.Go(func() { cp.Run(loopCtx, s.cfg.Audit.CheckpointInterval, s.log) })
+	for _, loop := range s.loops {
+		wg.Go(func() { loop(loopCtx) })
+	}
 	err = api.Serve(ctx, s.cfg.HTTP.Addr, h, s.cfg.HTTP.ShutdownTimeout, s.log, listening)
-	stopCheckpoints()
+	stopLoops()
 	wg.Wait()
 	return err
 }
