@@ -36,13 +36,23 @@ func (ca *CA) Revoke(ctx context.Context, serial []byte, reason int, actor strin
 	if !slices.Contains(p.RevocationReasons, reason) {
 		return fmt.Errorf("revoke %s: %w: reason %d is not allowed for profile %s (allowed: %v)", object, ErrRequest, reason, p.Name, p.RevocationReasons)
 	}
+	if c.Status == store.StatusRevoked {
+		return fmt.Errorf("revoke %s: %w", object, &store.AlreadyRevokedError{At: c.RevokedAt, Reason: c.Reason})
+	}
 	now := d.Now().UTC().Truncate(time.Second)
+	// The revoked answer is signed before the transaction, so the HSM's
+	// time is not spent holding the audit head; if the transaction fails
+	// (revoked meanwhile by someone else), the answer is thrown away.
+	c.Status, c.RevokedAt, c.Reason = store.StatusRevoked, now, reason
+	resp, err := d.OCSP.Sign(d.Responder, c)
+	if err != nil {
+		return fmt.Errorf("revoke %s: %w", object, err)
+	}
 	err = d.Store.InTx(ctx, func(tx *store.Tx) error {
 		if err := tx.RevokeCertificate(ctx, d.Issuer.ID, serial, now, reason, now); err != nil {
 			return err
 		}
-		c.Status, c.RevokedAt, c.Reason = store.StatusRevoked, now, reason
-		if _, err := d.OCSP.SignAndStore(ctx, tx, d.Responder, c); err != nil {
+		if err := tx.PutOCSPResponse(ctx, resp); err != nil {
 			return err
 		}
 		_, err := d.Audit.Append(ctx, tx, audit.Event{Actor: actor, Action: "certificate.revoke", Object: object,
