@@ -28,7 +28,7 @@ import (
 func TestMain(m *testing.M) { hsmtest.Main(m) }
 
 // issuingCA is a CA certificate for a P-256 key in SoftHSM.
-func issuingCA(t *testing.T, now time.Time) crl.Issuer {
+func issuingCA(t testing.TB, now time.Time) crl.Issuer {
 	t.Helper()
 	key, err := hsmtest.NewToken(t).Token.GenerateKey(context.Background(), hsm.KeySpec{Label: "issuing", Type: hsm.ECDSAP256})
 	if err != nil {

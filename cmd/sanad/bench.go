@@ -27,6 +27,7 @@ import (
 	"github.com/sanadpki/sanad/ca/profile"
 	"github.com/sanadpki/sanad/hsm"
 	"github.com/sanadpki/sanad/internal/audit"
+	"github.com/sanadpki/sanad/internal/store"
 )
 
 func newBenchCmd() *cobra.Command {
@@ -37,7 +38,7 @@ func newBenchCmd() *cobra.Command {
 They write real certificates, revocations and audit events: run them on a
 development or staging deployment, never on the production CA.`,
 	}
-	cmd.AddCommand(newBenchIssueCmd())
+	cmd.AddCommand(newBenchIssueCmd(), newBenchCRLCmd())
 	return cmd
 }
 
@@ -289,4 +290,135 @@ func startCPUProfile(path string) (stop func() error, err error) {
 		pprof.StopCPUProfile()
 		return f.Close()
 	}, nil
+}
+
+// crlReport is what `sanad bench crl` measured.
+type crlReport struct {
+	Database string `json:"database"`
+	// Seeding issued the certificates that are then revoked.
+	Certificates   int     `json:"certificates"`
+	SeedPerSecond  float64 `json:"seed_certificates_per_second"`
+	RevokeSeconds  float64 `json:"revoke_seconds"`
+	RevokesPerSec  float64 `json:"revocations_per_second"`
+	Sample         int     `json:"sample"`
+	FirstP50ms     float64 `json:"first_revocations_p50_ms"`
+	FirstP99ms     float64 `json:"first_revocations_p99_ms"`
+	LastP50ms      float64 `json:"last_revocations_p50_ms"`
+	LastP99ms      float64 `json:"last_revocations_p99_ms"`
+	CRLsPublished  int64   `json:"crls_published_while_revoking"`
+	CRLEntries     int     `json:"crl_entries"`
+	CRLBytes       int     `json:"crl_bytes"`
+	CRLBuildMillis float64 `json:"crl_build_ms"`
+}
+
+func newBenchCRLCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "crl",
+		Short: "Revoke N certificates one request at a time while the publisher rebuilds the CRL; time the CRL at N entries",
+		Args:  cobra.NoArgs,
+	}
+	loadConfig := configFlag(cmd)
+	n := cmd.Flags().IntP("count", "n", 100000, "certificates to issue, then revoke one by one")
+	parallel := cmd.Flags().IntP("parallel", "p", 64, "issuances in flight while seeding")
+	sample := cmd.Flags().Int("sample", 1000, "revocations in the first and last latency samples")
+	asJSON := cmd.Flags().Bool("json", false, "print the report as JSON")
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		if *n < 1 || *parallel < 1 || *sample < 1 {
+			return usagef("--count, --parallel and --sample must be at least 1")
+		}
+		cfg, err := loadConfig()
+		if err != nil {
+			return err
+		}
+		log := newLogger(cfg.Log, cmd.ErrOrStderr())
+		ctx := cmd.Context()
+		s, err := openService(ctx, cfg, log)
+		if err != nil {
+			return err
+		}
+		defer s.close()
+		authority, err := openCA(ctx, s, cfg.PublicBaseURL())
+		if err != nil {
+			return err
+		}
+		rep := crlReport{Database: cfg.Database.Driver, Certificates: *n, Sample: min(*sample, *n)}
+
+		log.Info("seeding", "certificates", *n, "parallel", *parallel)
+		csrs, err := benchCSRs(*parallel)
+		if err != nil {
+			return err
+		}
+		serials := make([][]byte, *n)
+		_, elapsed, err := runParallel(*n, *parallel, func(i int) error {
+			c, err := authority.ca.Issue(ctx, ca.Request{Profile: "citizen-auth", CSR: csrs[i%len(csrs)],
+				Verified: benchApplicant, Actor: "sanad bench crl"})
+			if err == nil {
+				serials[i] = c.SerialNumber.Bytes()
+			}
+			return err
+		})
+		if err != nil {
+			return err
+		}
+		rep.SeedPerSecond = float64(*n) / elapsed.Seconds()
+
+		// The publisher runs as in production: it rebuilds the CRL on
+		// revocations, at most every few seconds, beside them.
+		before, err := latestCRLNumber(ctx, s, authority)
+		if err != nil {
+			return err
+		}
+		pubCtx, stopPublisher := context.WithCancel(ctx)
+		published := make(chan error, 1)
+		go func() { published <- authority.publisher.Run(pubCtx) }()
+		log.Info("revoking one at a time", "certificates", *n)
+		lat, elapsed, err := runParallel(*n, 1, func(i int) error {
+			return authority.ca.Revoke(ctx, serials[i], 1, "sanad bench crl")
+		})
+		stopPublisher()
+		if err := errors.Join(err, <-published); err != nil {
+			return err
+		}
+		rep.RevokeSeconds = elapsed.Seconds()
+		rep.RevokesPerSec = float64(*n) / elapsed.Seconds()
+		first, last := lat[:rep.Sample], lat[len(lat)-rep.Sample:]
+		rep.FirstP50ms, rep.FirstP99ms = percentileMS(first, 50), percentileMS(first, 99)
+		rep.LastP50ms, rep.LastP99ms = percentileMS(last, 50), percentileMS(last, 99)
+		after, err := latestCRLNumber(ctx, s, authority)
+		if err != nil {
+			return err
+		}
+		rep.CRLsPublished = after - before
+
+		t0 := time.Now()
+		c, err := authority.publisher.PublishCRL(ctx)
+		if err != nil {
+			return err
+		}
+		rep.CRLBuildMillis = float64(time.Since(t0).Microseconds()) / 1000
+		rep.CRLBytes = len(c.DER)
+		parsed, err := x509.ParseRevocationList(c.DER)
+		if err != nil {
+			return err
+		}
+		rep.CRLEntries = len(parsed.RevokedCertificateEntries)
+		return printReport(cmd.OutOrStdout(), *asJSON, rep, func(w io.Writer) {
+			fmt.Fprintf(w, "sanad bench crl: %d certificates revoked one at a time, %s\n", rep.Certificates, rep.Database)
+			fmt.Fprintf(w, "  seeded     %.0f certificates/s\n", rep.SeedPerSecond)
+			fmt.Fprintf(w, "  revoked    %.0f/s (%.1f s), %d CRLs published meanwhile\n", rep.RevokesPerSec, rep.RevokeSeconds, rep.CRLsPublished)
+			fmt.Fprintf(w, "  latency    first %d: p50 %.2f ms, p99 %.2f ms; last %d: p50 %.2f ms, p99 %.2f ms\n",
+				rep.Sample, rep.FirstP50ms, rep.FirstP99ms, rep.Sample, rep.LastP50ms, rep.LastP99ms)
+			fmt.Fprintf(w, "  CRL        %d entries, %d bytes, built (signed, linted, stored) in %.0f ms\n", rep.CRLEntries, rep.CRLBytes, rep.CRLBuildMillis)
+		})
+	}
+	return cmd
+}
+
+// latestCRLNumber is the issuing CA's latest CRL number (0 when none).
+func latestCRLNumber(ctx context.Context, s *service, r *caRole) (int64, error) {
+	c, err := s.db.LatestCRLSummary(ctx, r.crlFrom.ID)
+	if errors.Is(err, store.ErrNotFound) {
+		return 0, nil
+	}
+	return c.Number, err
 }

@@ -143,6 +143,39 @@ func (db *DB) RevokedCertificates(ctx context.Context, issuerID string, notAfter
 		issuerID, db.d.timeArg(notAfterFrom))
 }
 
+// CRLEntry is what a CRL lists of a revoked certificate.
+type CRLEntry struct {
+	Serial    []byte
+	RevokedAt time.Time
+	Reason    int
+}
+
+// CRLEntries returns what RevokedCertificates does, reading only the
+// columns a CRL lists: a national CRL has hundreds of thousands of entries,
+// and the full rows carry each certificate twice (TBS and DER).
+func (db *DB) CRLEntries(ctx context.Context, issuerID string, notAfterFrom time.Time) ([]CRLEntry, error) {
+	rows, err := db.sql.QueryContext(ctx, db.d.q(`
+		SELECT serial, revoked_at, reason FROM certificates
+		WHERE issuer_id = $1 AND status = 'revoked' AND not_after >= $2 ORDER BY serial`),
+		issuerID, db.d.timeArg(notAfterFrom))
+	if err != nil {
+		return nil, fmt.Errorf("CRL entries of %s: %w", issuerID, err)
+	}
+	defer rows.Close()
+	var out []CRLEntry
+	for rows.Next() {
+		var e CRLEntry
+		if err := rows.Scan(&e.Serial, timeScan{&e.RevokedAt}, &e.Reason); err != nil {
+			return nil, fmt.Errorf("CRL entries of %s: %w", issuerID, err)
+		}
+		out = append(out, e)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("CRL entries of %s: %w", issuerID, err)
+	}
+	return out, nil
+}
+
 // GoodCertificates returns the issuer's certificates that are not revoked,
 // signed or not: what the OCSP refresher keeps answered.
 func (db *DB) GoodCertificates(ctx context.Context, issuerID string) ([]Certificate, error) {

@@ -91,6 +91,19 @@ func TestCertificateLifecycle(t *testing.T) {
 		if expired, _ := db.RevokedCertificates(ctx, "issuing", t0.AddDate(4, 0, 0)); len(expired) != 0 {
 			t.Errorf("an expired certificate stays on the CRL list: %+v", expired)
 		}
+		// CRLEntries lists the same, lean.
+		entries, err := db.CRLEntries(ctx, "issuing", t0)
+		if err != nil || len(entries) != len(revoked) {
+			t.Fatalf("CRL entries = %+v, %v", entries, err)
+		}
+		for i, e := range entries {
+			if !bytes.Equal(e.Serial, revoked[i].Serial) || !e.RevokedAt.Equal(revoked[i].RevokedAt) || e.Reason != revoked[i].Reason {
+				t.Errorf("CRL entry %d = %+v, row %+v", i, e, revoked[i])
+			}
+		}
+		if expired, _ := db.CRLEntries(ctx, "issuing", t0.AddDate(4, 0, 0)); len(expired) != 0 {
+			t.Errorf("an expired certificate stays among the CRL entries: %+v", expired)
+		}
 
 		resp := store.OCSPResponse{IssuerID: "issuing", Serial: intent.Serial, DER: []byte{1}, ThisUpdate: t0, NextUpdate: t0.AddDate(0, 0, 4), UpdatedAt: t0}
 		if err := inTx(func(tx *store.Tx) error { return tx.PutOCSPResponse(ctx, resp) }); err != nil {
