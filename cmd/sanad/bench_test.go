@@ -10,11 +10,11 @@ import (
 	"github.com/sanadpki/sanad/internal/store/storetest"
 )
 
-// TestBenchIssue runs `sanad bench issue` on a dev deployment on each
+// TestBench runs `sanad bench issue` and `sanad bench crl` on a dev deployment on each
 // database: the report adds up, and the audit log holds exactly what the
 // run did (an intent and an issuance per certificate, and the benchmark
 // key's generation and destruction) and still verifies.
-func TestBenchIssue(t *testing.T) {
+func TestBench(t *testing.T) {
 	requireSoftHSM(t)
 	for _, driver := range storetest.Drivers() {
 		t.Run(driver, func(t *testing.T) {
@@ -59,6 +59,27 @@ func TestBenchIssue(t *testing.T) {
 
 			if code, out := runSanadEnv(t, env, "bench", "issue", "--config", cfg, "-n", "0"); code != 2 {
 				t.Errorf("bench issue -n 0: exit %d\n%s", code, out)
+			}
+
+			// bench crl: 30 more certificates, revoked one by one; the
+			// final CRL lists exactly them (the bench issue ones stay good).
+			before = events()
+			code, out = runSanadEnv(t, env, "bench", "crl", "--config", cfg, "-n", "30", "--sample", "10", "--json")
+			if code != 0 {
+				t.Fatalf("bench crl: exit %d\n%s", code, out)
+			}
+			var crlRep crlReport
+			if err := json.Unmarshal([]byte(out[strings.Index(out, "{"):]), &crlRep); err != nil {
+				t.Fatalf("%v\n%s", err, out)
+			}
+			if crlRep.Certificates != 30 || crlRep.CRLEntries != 30 || crlRep.CRLBytes <= 0 || crlRep.CRLBuildMillis <= 0 ||
+				crlRep.RevokesPerSec <= 0 || crlRep.SeedPerSecond <= 0 || crlRep.Sample != 10 ||
+				crlRep.FirstP50ms <= 0 || crlRep.FirstP99ms < crlRep.FirstP50ms || crlRep.LastP99ms < crlRep.LastP50ms {
+				t.Errorf("crl report does not add up: %+v", crlRep)
+			}
+			// 30 issued (2 events each), 30 revoked, every CRL published.
+			if got, want := events()-before, int64(3*30)+crlRep.CRLsPublished+1; got != want {
+				t.Errorf("audit log grew by %d events, want %d", got, want)
 			}
 		})
 	}
