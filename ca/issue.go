@@ -17,6 +17,7 @@ import (
 	"errors"
 	"fmt"
 	"math/big"
+	"slices"
 	"time"
 
 	"github.com/sanadpki/sanad/ca/csr"
@@ -92,6 +93,21 @@ func New(d Deps) (*CA, error) {
 	}
 	if d.Responder.IssuerID != d.Issuer.ID {
 		errs = append(errs, fmt.Errorf("ca: OCSP responder is for %q, not %q", d.Responder.IssuerID, d.Issuer.ID))
+	}
+	// The responder is checked here once, so that each response signed
+	// later needs only its own signature checked (ocspsign.Sign).
+	if r := d.Responder; r.Certificate == nil || r.Signer == nil || d.Issuer.Certificate == nil {
+		errs = append(errs, errors.New("ca: OCSP responder needs a certificate and a signer"))
+	} else {
+		if err := r.Certificate.CheckSignatureFrom(d.Issuer.Certificate); err != nil {
+			errs = append(errs, fmt.Errorf("ca: the OCSP responder certificate is not the issuer's: %w", err))
+		}
+		if !slices.Contains(r.Certificate.ExtKeyUsage, x509.ExtKeyUsageOCSPSigning) {
+			errs = append(errs, errors.New("ca: the OCSP responder certificate lacks the OCSPSigning EKU"))
+		}
+		if !publicKeysEqual(r.Signer.Public(), r.Certificate.PublicKey) {
+			errs = append(errs, errors.New("ca: the OCSP responder key does not match its certificate"))
+		}
 	}
 	if d.Issuer.CRLURL == "" || d.Issuer.OCSPURL == "" || d.Issuer.CAIssuersURL == "" {
 		errs = append(errs, errors.New("ca: issuer needs CRL, OCSP and caIssuers URLs"))

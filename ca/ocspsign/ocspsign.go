@@ -126,9 +126,16 @@ func (s *Signer) Sign(r Responder, c store.Certificate) (store.OCSPResponse, err
 	if err != nil {
 		return store.OCSPResponse{}, fmt.Errorf("ocsp %s/%x: sign: %w", c.IssuerID, c.Serial, err)
 	}
-	// Parse it back as a relying party would, checking the signature.
-	if _, err := ocsp.ParseResponseForCert(der, nil, r.Issuer); err != nil {
+	// Parse it back and check the HSM's signature with the responder
+	// certificate's key. (ParseResponseForCert would also re-verify the
+	// responder certificate against the issuer on every response: that
+	// was checked once, when the Responder was built.)
+	parsed, err := ocsp.ParseResponse(der, nil)
+	if err != nil {
 		return store.OCSPResponse{}, fmt.Errorf("ocsp %s/%x: signed response does not parse: %w", c.IssuerID, c.Serial, err)
+	}
+	if err := parsed.CheckSignatureFrom(r.Certificate); err != nil {
+		return store.OCSPResponse{}, fmt.Errorf("ocsp %s/%x: the HSM's signature does not verify: %w", c.IssuerID, c.Serial, err)
 	}
 	return store.OCSPResponse{IssuerID: c.IssuerID, Serial: c.Serial, DER: der, ThisUpdate: thisUpdate, NextUpdate: tmpl.NextUpdate, UpdatedAt: now}, nil
 }
