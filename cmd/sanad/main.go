@@ -13,6 +13,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"strings"
 	"syscall"
 
@@ -29,7 +30,19 @@ const (
 // version is set at build time with -ldflags "-X main.version=…".
 var version = "dev"
 
+// gcPercent is sanad's default GOGC. Issuance allocates heavily (zlint
+// builds a result per lint per certificate) over a small live heap, so the
+// default 100 spends a large share of the CPU collecting: `sanad bench
+// issue` ran 10–30 % faster at 400 than at 100 in alternating runs on the
+// 2-core development machine.
+// The heap then peaks near five times the live set, tens of megabytes. The
+// GOGC environment variable still overrides it.
+const gcPercent = 400
+
 func main() {
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(gcPercent)
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	stop()
