@@ -22,7 +22,6 @@ package crl
 import (
 	"context"
 	"crypto"
-	"crypto/rand"
 	"crypto/x509"
 	"errors"
 	"fmt"
@@ -100,39 +99,29 @@ func (b *Builder) Build(ctx context.Context, is Issuer) (store.CRL, error) {
 	if err != nil {
 		return store.CRL{}, fmt.Errorf("crl %s: %w", is.ID, err)
 	}
-	tmpl := &x509.RevocationList{
-		Number:     big.NewInt(number),
-		ThisUpdate: thisUpdate,
-		NextUpdate: thisUpdate.Add(b.cfg.Validity),
+	nextUpdate := thisUpdate.Add(b.cfg.Validity)
+	sa, err := signatureAlgorithmFor(is.Certificate.PublicKey)
+	if err != nil {
+		return store.CRL{}, fmt.Errorf("crl %s: %w", is.ID, err)
 	}
-	for _, c := range revoked {
-		tmpl.RevokedCertificateEntries = append(tmpl.RevokedCertificateEntries, x509.RevocationListEntry{
-			SerialNumber:   new(big.Int).SetBytes(c.Serial),
-			RevocationTime: c.RevokedAt,
-			ReasonCode:     c.Reason,
-		})
+	tbs, err := encodeTBS(sa, is.Certificate, big.NewInt(number), thisUpdate, nextUpdate, revoked)
+	if err != nil {
+		return store.CRL{}, fmt.Errorf("crl %s #%d: %w", is.ID, number, err)
 	}
-	// CreateRevocationList verifies the HSM's signature with the signer's
-	// public key; that it is the issuer certificate's is checked here, so
-	// a CRL that would not verify is never stored. (Parsing a national CRL
-	// back to check it again would cost as much as building it.)
-	if k, ok := is.Signer.Public().(interface{ Equal(crypto.PublicKey) bool }); !ok || !k.Equal(is.Certificate.PublicKey) {
-		return store.CRL{}, fmt.Errorf("crl %s: the signing key is not the issuer certificate's", is.ID)
-	}
-	der, err := x509.CreateRevocationList(rand.Reader, tmpl, is.Certificate, is.Signer)
+	der, err := sign(sa, tbs, is.Certificate, is.Signer)
 	if err != nil {
 		return store.CRL{}, fmt.Errorf("crl %s #%d: sign: %w", is.ID, number, err)
 	}
 	if err := b.linter.RevocationList(der); err != nil {
 		return store.CRL{}, fmt.Errorf("crl %s #%d: %w", is.ID, number, err)
 	}
-	out := store.CRL{IssuerID: is.ID, Number: number, DER: der, ThisUpdate: thisUpdate, NextUpdate: tmpl.NextUpdate, CreatedAt: now}
+	out := store.CRL{IssuerID: is.ID, Number: number, DER: der, ThisUpdate: thisUpdate, NextUpdate: nextUpdate, CreatedAt: now}
 	err = b.db.InTx(ctx, func(tx *store.Tx) error {
 		if err := tx.PutCRL(ctx, out); err != nil {
 			return err
 		}
 		_, err := b.log.Append(ctx, tx, audit.Event{Actor: "system", Action: "crl.publish", Object: is.ID,
-			Details: map[string]any{"crl_number": number, "entries": len(revoked), "this_update": thisUpdate, "next_update": tmpl.NextUpdate}})
+			Details: map[string]any{"crl_number": number, "entries": len(revoked), "this_update": thisUpdate, "next_update": nextUpdate}})
 		return err
 	})
 	if err != nil {
