@@ -1,0 +1,251 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Subject is someone the RA verified: a person or a business, keyed by its
+// national identifier (ETSI semantics form: IDCKZ-…, NTRPK-…).
+type Subject struct {
+	ID          string
+	Kind        string // person | business
+	NationalID  string
+	Attributes  []byte // verified attributes, JSON
+	RegistryRef string
+	CreatedAt   time.Time
+	UpdatedAt   time.Time
+}
+
+// Enrollment states (DESIGN §3); package ra checks the transitions.
+const (
+	StatePendingProof    = "pending_proof"
+	StatePendingApproval = "pending_approval"
+	StateApproved        = "approved"
+	StateIssued          = "issued"
+	StateRejected        = "rejected"
+	StateExpired         = "expired"
+	StateFailed          = "failed"
+)
+
+// Enrollment is one application for a certificate.
+type Enrollment struct {
+	ID             string
+	SubjectID      string
+	Profile        string
+	CSR            []byte // DER
+	State          string
+	StateReason    string
+	Proofing       []byte // JSON, package ra's
+	IdempotencyKey string
+	RequestHash    []byte
+	CreatedAt      time.Time
+	UpdatedAt      time.Time
+	ExpiresAt      time.Time // zero: does not lapse
+}
+
+// RegistryEvidence is one registry lookup an enrollment relied on.
+type RegistryEvidence struct {
+	EnrollmentID string
+	Source       string
+	Record       string // person | business | representative
+	Version      string
+	Hash         []byte
+	LookedUpAt   time.Time
+}
+
+// PutSubject records a verified subject, or refreshes the attributes of the
+// one with the same kind and national identifier, and returns the stored
+// row (its ID is the existing one's when there was one).
+func (tx *Tx) PutSubject(ctx context.Context, s Subject) (Subject, error) {
+	_, err := tx.tx.ExecContext(ctx, tx.d.q(`
+		INSERT INTO subjects (id, kind, national_id, attributes, registry_ref, created_at, updated_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $6)
+		ON CONFLICT (kind, national_id) DO UPDATE SET
+			attributes = excluded.attributes, registry_ref = excluded.registry_ref, updated_at = excluded.updated_at`),
+		s.ID, s.Kind, s.NationalID, string(s.Attributes), nullString(s.RegistryRef), tx.d.timeArg(s.CreatedAt))
+	if err != nil {
+		return Subject{}, fmt.Errorf("put subject %s %s: %w", s.Kind, s.NationalID, tx.d.mapErr(err))
+	}
+	var out Subject
+	var ref sql.NullString
+	var attrs string
+	err = tx.tx.QueryRowContext(ctx, tx.d.q(`
+		SELECT id, kind, national_id, attributes, registry_ref, created_at, updated_at FROM subjects
+		WHERE kind = $1 AND national_id = $2`), s.Kind, s.NationalID).
+		Scan(&out.ID, &out.Kind, &out.NationalID, &attrs, &ref, timeScan{&out.CreatedAt}, timeScan{&out.UpdatedAt})
+	out.Attributes, out.RegistryRef = []byte(attrs), ref.String
+	return out, err
+}
+
+// Subject returns one subject, or ErrNotFound.
+func (db *DB) Subject(ctx context.Context, id string) (Subject, error) {
+	var out Subject
+	var ref sql.NullString
+	var attrs string
+	err := db.sql.QueryRowContext(ctx, db.d.q(`
+		SELECT id, kind, national_id, attributes, registry_ref, created_at, updated_at FROM subjects WHERE id = $1`), id).
+		Scan(&out.ID, &out.Kind, &out.NationalID, &attrs, &ref, timeScan{&out.CreatedAt}, timeScan{&out.UpdatedAt})
+	if errors.Is(err, sql.ErrNoRows) {
+		return Subject{}, fmt.Errorf("subject %s: %w", id, ErrNotFound)
+	}
+	out.Attributes, out.RegistryRef = []byte(attrs), ref.String
+	return out, err
+}
+
+const enrollmentColumns = `id, subject_id, profile, csr_der, state, state_reason, proofing, idempotency_key,
+	request_hash, created_at, updated_at, expires_at`
+
+// InsertEnrollment records a new enrollment. A second enrollment with the
+// same idempotency key is ErrConflict.
+func (tx *Tx) InsertEnrollment(ctx context.Context, e Enrollment) error {
+	_, err := tx.tx.ExecContext(ctx, tx.d.q(`
+		INSERT INTO enrollments (`+enrollmentColumns+`)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10, $11)`),
+		e.ID, e.SubjectID, e.Profile, nonNil(e.CSR), e.State, nullString(e.StateReason), string(orEmptyJSON(e.Proofing)),
+		nullString(e.IdempotencyKey), e.RequestHash, tx.d.timeArg(e.CreatedAt), nullTimeArg(tx.d, e.ExpiresAt))
+	if err != nil {
+		return fmt.Errorf("enrollment %s: %w", e.ID, tx.d.mapErr(err))
+	}
+	return nil
+}
+
+// Enrollment returns one enrollment, or ErrNotFound.
+func (db *DB) Enrollment(ctx context.Context, id string) (Enrollment, error) {
+	return getEnrollment(ctx, db.sql, `WHERE id = $1`, &db.d, id)
+}
+
+// EnrollmentForUpdate reads an enrollment and, on PostgreSQL, locks it
+// until tx ends (SQLite's transaction holds the write lock already).
+func (tx *Tx) EnrollmentForUpdate(ctx context.Context, id string) (Enrollment, error) {
+	return getEnrollment(ctx, tx.tx, `WHERE id = $1`+tx.d.lockSuffix, tx.d, id)
+}
+
+// EnrollmentByIdempotencyKey returns the enrollment a key created, or
+// ErrNotFound.
+func (db *DB) EnrollmentByIdempotencyKey(ctx context.Context, key string) (Enrollment, error) {
+	return getEnrollment(ctx, db.sql, `WHERE idempotency_key = $1`, &db.d, key)
+}
+
+func getEnrollment(ctx context.Context, q querier, where string, d *dialect, arg any) (Enrollment, error) {
+	e, err := scanEnrollment(q.QueryRowContext(ctx, d.q(`SELECT `+enrollmentColumns+` FROM enrollments `+where), arg))
+	if errors.Is(err, sql.ErrNoRows) {
+		return Enrollment{}, fmt.Errorf("enrollment %v: %w", arg, ErrNotFound)
+	}
+	return e, err
+}
+
+func scanEnrollment(s scanner) (Enrollment, error) {
+	var (
+		e           Enrollment
+		reason, key sql.NullString
+		proofing    string
+	)
+	err := s.Scan(&e.ID, &e.SubjectID, &e.Profile, &e.CSR, &e.State, &reason, &proofing, &key, &e.RequestHash,
+		timeScan{&e.CreatedAt}, timeScan{&e.UpdatedAt}, nullTimeScan{&e.ExpiresAt})
+	e.StateReason, e.Proofing, e.IdempotencyKey = reason.String, []byte(proofing), key.String
+	return e, err
+}
+
+// UpdateEnrollment moves an enrollment from state from to e.State with
+// e.StateReason and e.Proofing. If the enrollment is no longer in from
+// (another request moved it first), nothing is written and the error wraps
+// ErrConflict.
+func (tx *Tx) UpdateEnrollment(ctx context.Context, from string, e Enrollment) error {
+	res, err := tx.tx.ExecContext(ctx, tx.d.q(`
+		UPDATE enrollments SET state = $1, state_reason = $2, proofing = $3, updated_at = $4
+		WHERE id = $5 AND state = $6`),
+		e.State, nullString(e.StateReason), string(orEmptyJSON(e.Proofing)), tx.d.timeArg(e.UpdatedAt), e.ID, from)
+	if err != nil {
+		return fmt.Errorf("update enrollment %s: %w", e.ID, tx.d.mapErr(err))
+	}
+	if n, err := res.RowsAffected(); err != nil || n == 1 {
+		return err
+	}
+	return fmt.Errorf("enrollment %s is no longer %s: %w", e.ID, from, ErrConflict)
+}
+
+// EnrollmentsInState lists enrollments in a state, oldest first (the
+// officers' queue), at most limit.
+func (db *DB) EnrollmentsInState(ctx context.Context, state string, limit int) ([]Enrollment, error) {
+	rows, err := db.sql.QueryContext(ctx, db.d.q(`SELECT `+enrollmentColumns+` FROM enrollments
+		WHERE state = $1 ORDER BY created_at, id LIMIT $2`), state, limit)
+	if err != nil {
+		return nil, fmt.Errorf("enrollments %s: %w", state, err)
+	}
+	defer rows.Close()
+	var out []Enrollment
+	for rows.Next() {
+		e, err := scanEnrollment(rows)
+		if err != nil {
+			return nil, fmt.Errorf("enrollments %s: %w", state, err)
+		}
+		out = append(out, e)
+	}
+	return out, rows.Err()
+}
+
+// InsertRegistryEvidence records a registry lookup an enrollment relied on.
+func (tx *Tx) InsertRegistryEvidence(ctx context.Context, ev RegistryEvidence) error {
+	_, err := tx.tx.ExecContext(ctx, tx.d.q(`
+		INSERT INTO registry_evidence (enrollment_id, source, record, record_version, record_hash, looked_up_at)
+		VALUES ($1, $2, $3, $4, $5, $6)`),
+		ev.EnrollmentID, ev.Source, ev.Record, nullString(ev.Version), ev.Hash, tx.d.timeArg(ev.LookedUpAt))
+	if err != nil {
+		return fmt.Errorf("registry evidence of %s: %w", ev.EnrollmentID, tx.d.mapErr(err))
+	}
+	return nil
+}
+
+// RegistryEvidence returns what an enrollment's registry lookups answered,
+// in the order they were recorded.
+func (db *DB) RegistryEvidence(ctx context.Context, enrollmentID string) ([]RegistryEvidence, error) {
+	rows, err := db.sql.QueryContext(ctx, db.d.q(`
+		SELECT source, record, record_version, record_hash, looked_up_at FROM registry_evidence
+		WHERE enrollment_id = $1 ORDER BY id`), enrollmentID)
+	if err != nil {
+		return nil, fmt.Errorf("registry evidence of %s: %w", enrollmentID, err)
+	}
+	defer rows.Close()
+	var out []RegistryEvidence
+	for rows.Next() {
+		ev := RegistryEvidence{EnrollmentID: enrollmentID}
+		var version sql.NullString
+		if err := rows.Scan(&ev.Source, &ev.Record, &version, &ev.Hash, timeScan{&ev.LookedUpAt}); err != nil {
+			return nil, fmt.Errorf("registry evidence of %s: %w", enrollmentID, err)
+		}
+		ev.Version = version.String
+		out = append(out, ev)
+	}
+	return out, rows.Err()
+}
+
+// CertificateOfEnrollment returns the certificate issued for an
+// enrollment, or ErrNotFound.
+func (db *DB) CertificateOfEnrollment(ctx context.Context, enrollmentID string) (Certificate, error) {
+	row := db.sql.QueryRowContext(ctx, db.d.q(`SELECT `+certificateColumns+` FROM certificates
+		WHERE enrollment_id = $1 AND der IS NOT NULL ORDER BY created_at DESC LIMIT 1`), enrollmentID)
+	c, err := scanCertificate(row)
+	if errors.Is(err, sql.ErrNoRows) {
+		return Certificate{}, fmt.Errorf("certificate of enrollment %s: %w", enrollmentID, ErrNotFound)
+	}
+	return c, err
+}
+
+func orEmptyJSON(b []byte) []byte {
+	if len(b) == 0 {
+		return []byte("{}")
+	}
+	return b
+}
+
+// nullTimeArg is timeArg, with the zero time as NULL.
+func nullTimeArg(d *dialect, t time.Time) any {
+	if t.IsZero() {
+		return nil
+	}
+	return d.timeArg(t)
+}

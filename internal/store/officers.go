@@ -1,0 +1,125 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Officer is an RA or CA officer, known by the SHA-256 of the certificate
+// they sign their actions with.
+type Officer struct {
+	Fingerprint    []byte
+	CertificateDER []byte
+	Name           string
+	Roles          []string // ra-officer, ca-officer, auditor
+	Active         bool
+	CreatedAt      time.Time
+	UpdatedAt      time.Time
+}
+
+// Approval is one officer's decision on one enrollment.
+type Approval struct {
+	EnrollmentID       string
+	OfficerFingerprint []byte
+	Decision           string // approve | reject
+	JWS                string // the officer's signed action, verbatim
+	DecidedAt          time.Time
+}
+
+// PutOfficer records an officer and their roles (replacing the roles of
+// one already known).
+func (tx *Tx) PutOfficer(ctx context.Context, o Officer) error {
+	_, err := tx.tx.ExecContext(ctx, tx.d.q(`
+		INSERT INTO officers (fingerprint, certificate_der, name, active, created_at, updated_at)
+		VALUES ($1, $2, $3, $4, $5, $5)
+		ON CONFLICT (fingerprint) DO UPDATE SET name = excluded.name, active = excluded.active, updated_at = excluded.updated_at`),
+		nonNil(o.Fingerprint), nonNil(o.CertificateDER), o.Name, o.Active, tx.d.timeArg(o.CreatedAt))
+	if err != nil {
+		return fmt.Errorf("officer %s: %w", o.Name, tx.d.mapErr(err))
+	}
+	if _, err := tx.tx.ExecContext(ctx, tx.d.q(`DELETE FROM officer_roles WHERE officer_fingerprint = $1`), o.Fingerprint); err != nil {
+		return fmt.Errorf("officer %s roles: %w", o.Name, err)
+	}
+	for _, r := range o.Roles {
+		if _, err := tx.tx.ExecContext(ctx, tx.d.q(`INSERT INTO officer_roles (officer_fingerprint, role) VALUES ($1, $2)`), o.Fingerprint, r); err != nil {
+			return fmt.Errorf("officer %s role %s: %w", o.Name, r, tx.d.mapErr(err))
+		}
+	}
+	return nil
+}
+
+// Officer returns the officer with this certificate fingerprint, or
+// ErrNotFound.
+func (db *DB) Officer(ctx context.Context, fingerprint []byte) (Officer, error) {
+	o := Officer{Fingerprint: fingerprint}
+	err := db.sql.QueryRowContext(ctx, db.d.q(`
+		SELECT certificate_der, name, active, created_at, updated_at FROM officers WHERE fingerprint = $1`), nonNil(fingerprint)).
+		Scan(&o.CertificateDER, &o.Name, &o.Active, timeScan{&o.CreatedAt}, timeScan{&o.UpdatedAt})
+	if errors.Is(err, sql.ErrNoRows) {
+		return Officer{}, fmt.Errorf("officer %x: %w", fingerprint, ErrNotFound)
+	}
+	if err != nil {
+		return Officer{}, fmt.Errorf("officer %x: %w", fingerprint, err)
+	}
+	rows, err := db.sql.QueryContext(ctx, db.d.q(`SELECT role FROM officer_roles WHERE officer_fingerprint = $1 ORDER BY role`), fingerprint)
+	if err != nil {
+		return Officer{}, fmt.Errorf("officer %x roles: %w", fingerprint, err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var r string
+		if err := rows.Scan(&r); err != nil {
+			return Officer{}, err
+		}
+		o.Roles = append(o.Roles, r)
+	}
+	return o, rows.Err()
+}
+
+// InsertApproval records an officer's decision. A second decision by the
+// same officer on the same enrollment is ErrConflict.
+func (tx *Tx) InsertApproval(ctx context.Context, a Approval) error {
+	_, err := tx.tx.ExecContext(ctx, tx.d.q(`
+		INSERT INTO approvals (enrollment_id, officer_fingerprint, decision, jws, decided_at) VALUES ($1, $2, $3, $4, $5)`),
+		a.EnrollmentID, nonNil(a.OfficerFingerprint), a.Decision, a.JWS, tx.d.timeArg(a.DecidedAt))
+	if err != nil {
+		return fmt.Errorf("approval of %s: %w", a.EnrollmentID, tx.d.mapErr(err))
+	}
+	return nil
+}
+
+// Approvals returns the decisions on an enrollment, oldest first, read in
+// tx (after the enrollment was locked).
+func (tx *Tx) Approvals(ctx context.Context, enrollmentID string) ([]Approval, error) {
+	rows, err := tx.tx.QueryContext(ctx, tx.d.q(`
+		SELECT officer_fingerprint, decision, jws, decided_at FROM approvals
+		WHERE enrollment_id = $1 ORDER BY decided_at, officer_fingerprint`), enrollmentID)
+	if err != nil {
+		return nil, fmt.Errorf("approvals of %s: %w", enrollmentID, err)
+	}
+	defer rows.Close()
+	var out []Approval
+	for rows.Next() {
+		a := Approval{EnrollmentID: enrollmentID}
+		if err := rows.Scan(&a.OfficerFingerprint, &a.Decision, &a.JWS, timeScan{&a.DecidedAt}); err != nil {
+			return nil, err
+		}
+		out = append(out, a)
+	}
+	return out, rows.Err()
+}
+
+// UseNonce records that a signed request's nonce was used; a nonce the key
+// used before is ErrConflict (a replay).
+func (tx *Tx) UseNonce(ctx context.Context, keyID []byte, nonce string, at time.Time) error {
+	_, err := tx.tx.ExecContext(ctx, tx.d.q(`
+		INSERT INTO signed_request_nonces (key_id, nonce, used_at) VALUES ($1, $2, $3)`),
+		nonNil(keyID), nonce, tx.d.timeArg(at))
+	if err != nil {
+		return fmt.Errorf("nonce %q: %w", nonce, tx.d.mapErr(err))
+	}
+	return nil
+}
