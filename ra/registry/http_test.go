@@ -1,0 +1,510 @@
+package registry_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/sanadpki/sanad/ra/registry"
+)
+
+const (
+	ayeshaID   = "6110148392762"
+	ayeshaJSON = `{"country": "PK", "national_id": "6110148392762", "given_name": "Ayesha", "family_name": "Khan",
+		"birth_date": "1987-06-14", "alive": true, "phone": "+923005417826", "version": "v41"}`
+	indusJSON = `{"country": "PK", "registration_number": "32778761", "name": "Indus Textiles (Private) Limited",
+		"active": true, "version": "2026-02-01T09:00:00Z", "representatives": [
+		{"country": "PK", "national_id": "6110148392762", "role": "director", "can_sign": true},
+		{"country": "PK", "national_id": "3520277164593", "role": "director", "can_sign": true}]}`
+)
+
+// stub is a registry whose every answer the test scripts; it counts and
+// records requests.
+type stub struct {
+	mu       sync.Mutex
+	attempts int
+	paths    []string
+	auth     []string
+	times    []time.Time
+	handle   func(w http.ResponseWriter, r *http.Request, attempt int)
+	host     string // the server's host:port
+}
+
+func (s *stub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	s.mu.Lock()
+	s.attempts++
+	n := s.attempts
+	s.paths = append(s.paths, r.URL.EscapedPath())
+	s.auth = append(s.auth, r.Header.Get("Authorization"))
+	s.times = append(s.times, time.Now())
+	s.mu.Unlock()
+	s.handle(w, r, n)
+}
+
+func (s *stub) count() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.attempts
+}
+
+func jsonAnswer(w http.ResponseWriter, status int, body string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_, _ = w.Write([]byte(body))
+}
+
+// newStub starts a server and a client with quick retries.
+func newStub(t *testing.T, handle func(w http.ResponseWriter, r *http.Request, attempt int), tweak ...func(*registry.HTTPConfig)) (*stub, *registry.HTTP) {
+	t.Helper()
+	s := &stub{handle: handle}
+	srv := httptest.NewServer(s)
+	t.Cleanup(srv.Close)
+	s.host = strings.TrimPrefix(srv.URL, "http://")
+	cfg := registry.HTTPConfig{
+		BaseURL:    srv.URL + "/api/",
+		Timeout:    300 * time.Millisecond,
+		Backoff:    time.Millisecond,
+		MaxBackoff: 5 * time.Millisecond,
+		Now:        clock,
+	}
+	for _, f := range tweak {
+		f(&cfg)
+	}
+	h, err := registry.NewHTTP(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s, h
+}
+
+func TestHTTPPerson(t *testing.T) {
+	s, h := newStub(t, func(w http.ResponseWriter, r *http.Request, _ int) {
+		jsonAnswer(w, http.StatusOK, ayeshaJSON)
+	})
+	p, ev, err := h.Person(context.Background(), "PK", ayeshaID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := registry.Person{Country: "PK", NationalID: ayeshaID, GivenName: "Ayesha", FamilyName: "Khan",
+		BirthDate: "1987-06-14", Alive: true, Phone: "+923005417826"}
+	if p != want {
+		t.Errorf("person = %+v", p)
+	}
+	sum := sha256.Sum256([]byte(ayeshaJSON))
+	if ev.Source != s.host || ev.Record != registry.RecordPerson || ev.Version != "v41" ||
+		!bytes.Equal(ev.Hash, sum[:]) || !ev.LookedUpAt.Equal(testNow) {
+		t.Errorf("evidence = %+v (host %s)", ev, s.host)
+	}
+	if s.paths[0] != "/api/v1/persons/PK/"+ayeshaID {
+		t.Errorf("path = %q", s.paths[0])
+	}
+	if s.auth[0] != "" {
+		t.Errorf("Authorization sent without a token: %q", s.auth[0])
+	}
+}
+
+func TestHTTPBusiness(t *testing.T) {
+	s, h := newStub(t, func(w http.ResponseWriter, r *http.Request, _ int) {
+		jsonAnswer(w, http.StatusOK, indusJSON)
+	})
+	b, ev, err := h.Business(context.Background(), "PK", "32778761")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b.Name != "Indus Textiles (Private) Limited" || !b.Active || len(b.Representatives) != 2 ||
+		!b.Representatives[0].CanSign || !b.Representatives[1].CanSign {
+		t.Errorf("business = %+v", b)
+	}
+	if ev.Record != registry.RecordBusiness || ev.Version != "2026-02-01T09:00:00Z" {
+		t.Errorf("evidence = %+v", ev)
+	}
+	if s.paths[0] != "/api/v1/businesses/PK/32778761" {
+		t.Errorf("path = %q", s.paths[0])
+	}
+}
+
+func TestHTTPAnswers(t *testing.T) {
+	big := `{"country": "PK", "national_id": "6110148392762", "padding": "` + strings.Repeat("x", 70<<10) + `"}`
+	for _, tc := range []struct {
+		name     string
+		handle   func(w http.ResponseWriter, r *http.Request, attempt int)
+		tweak    func(*registry.HTTPConfig)
+		want     []error // err must match each
+		notWant  error
+		attempts int
+	}{
+		{
+			name:     "404 JSON is not found",
+			handle:   func(w http.ResponseWriter, _ *http.Request, _ int) { jsonAnswer(w, 404, `{"type": "not-found"}`) },
+			want:     []error{registry.ErrNotFound},
+			notWant:  registry.ErrUnavailable,
+			attempts: 1,
+		},
+		{
+			name: "404 problem+json is not found",
+			handle: func(w http.ResponseWriter, _ *http.Request, _ int) {
+				w.Header().Set("Content-Type", "application/problem+json; charset=utf-8")
+				w.WriteHeader(404)
+			},
+			want:     []error{registry.ErrNotFound},
+			attempts: 1,
+		},
+		{
+			name: "404 HTML is a wrong base URL, not a missing person",
+			handle: func(w http.ResponseWriter, _ *http.Request, _ int) {
+				w.Header().Set("Content-Type", "text/html")
+				w.WriteHeader(404)
+				_, _ = w.Write([]byte("<h1>Not Found</h1>"))
+			},
+			want:     []error{registry.ErrUnavailable},
+			notWant:  registry.ErrNotFound,
+			attempts: 1,
+		},
+		{
+			name: "500 then 200 is retried",
+			handle: func(w http.ResponseWriter, _ *http.Request, n int) {
+				if n == 1 {
+					w.WriteHeader(500)
+					return
+				}
+				jsonAnswer(w, 200, ayeshaJSON)
+			},
+			attempts: 2,
+		},
+		{
+			name:     "503 every time",
+			handle:   func(w http.ResponseWriter, _ *http.Request, _ int) { w.WriteHeader(503) },
+			want:     []error{registry.ErrUnavailable},
+			notWant:  registry.ErrNotFound,
+			attempts: 3,
+		},
+		{
+			name:     "no retries",
+			handle:   func(w http.ResponseWriter, _ *http.Request, _ int) { w.WriteHeader(502) },
+			tweak:    func(c *registry.HTTPConfig) { c.Retries = -1 },
+			want:     []error{registry.ErrUnavailable},
+			attempts: 1,
+		},
+		{
+			name:     "400 is not retried",
+			handle:   func(w http.ResponseWriter, _ *http.Request, _ int) { jsonAnswer(w, 400, `{}`) },
+			want:     []error{registry.ErrUnavailable},
+			attempts: 1,
+		},
+		{
+			name: "a redirect is not followed",
+			handle: func(w http.ResponseWriter, r *http.Request, _ int) {
+				http.Redirect(w, r, "/elsewhere", http.StatusFound)
+			},
+			want:     []error{registry.ErrUnavailable},
+			attempts: 1,
+		},
+		{
+			name: "429 with a long Retry-After ends at once",
+			handle: func(w http.ResponseWriter, _ *http.Request, _ int) {
+				w.Header().Set("Retry-After", "3600")
+				w.WriteHeader(429)
+			},
+			want:     []error{registry.ErrUnavailable},
+			attempts: 1,
+		},
+		{
+			name: "429 with a past Retry-After date retries",
+			handle: func(w http.ResponseWriter, _ *http.Request, n int) {
+				if n == 1 {
+					w.Header().Set("Retry-After", testNow.Add(-time.Hour).Format(http.TimeFormat))
+					w.WriteHeader(429)
+					return
+				}
+				jsonAnswer(w, 200, ayeshaJSON)
+			},
+			attempts: 2,
+		},
+		{
+			name:     "oversized body",
+			handle:   func(w http.ResponseWriter, _ *http.Request, _ int) { jsonAnswer(w, 200, big) },
+			want:     []error{registry.ErrUnavailable, registry.ErrBadResponse},
+			attempts: 1,
+		},
+		{
+			name:     "not JSON",
+			handle:   func(w http.ResponseWriter, _ *http.Request, _ int) { jsonAnswer(w, 200, `<html>`) },
+			want:     []error{registry.ErrUnavailable, registry.ErrBadResponse},
+			attempts: 1,
+		},
+		{
+			name:     "two JSON values",
+			handle:   func(w http.ResponseWriter, _ *http.Request, _ int) { jsonAnswer(w, 200, ayeshaJSON+ayeshaJSON) },
+			want:     []error{registry.ErrBadResponse},
+			attempts: 1,
+		},
+		{
+			name: "required field missing",
+			handle: func(w http.ResponseWriter, _ *http.Request, _ int) {
+				jsonAnswer(w, 200, strings.Replace(ayeshaJSON, `"alive": true,`, "", 1))
+			},
+			want:     []error{registry.ErrUnavailable, registry.ErrBadResponse},
+			attempts: 1,
+		},
+		{
+			name: "another person's record",
+			handle: func(w http.ResponseWriter, _ *http.Request, _ int) {
+				jsonAnswer(w, 200, strings.Replace(ayeshaJSON, ayeshaID, "6110148392764", 1))
+			},
+			want:     []error{registry.ErrBadResponse},
+			attempts: 1,
+		},
+		{
+			name: "unknown fields are ignored",
+			handle: func(w http.ResponseWriter, _ *http.Request, _ int) {
+				jsonAnswer(w, 200, strings.Replace(ayeshaJSON, `{`, `{"patronymic": null, "address": {"city": "Islamabad"},`, 1))
+			},
+			attempts: 1,
+		},
+		{
+			name: "every attempt times out",
+			handle: func(w http.ResponseWriter, r *http.Request, _ int) {
+				<-r.Context().Done()
+			},
+			tweak:    func(c *registry.HTTPConfig) { c.Timeout = 50 * time.Millisecond },
+			want:     []error{registry.ErrUnavailable},
+			attempts: 3,
+		},
+		{
+			name: "a slow body times out too",
+			handle: func(w http.ResponseWriter, r *http.Request, n int) {
+				if n == 1 {
+					w.Header().Set("Content-Type", "application/json")
+					w.WriteHeader(200)
+					_, _ = w.Write([]byte(`{"country": `))
+					w.(http.Flusher).Flush()
+					<-r.Context().Done()
+					return
+				}
+				jsonAnswer(w, 200, ayeshaJSON)
+			},
+			tweak:    func(c *registry.HTTPConfig) { c.Timeout = 50 * time.Millisecond },
+			attempts: 2,
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var tweaks []func(*registry.HTTPConfig)
+			if tc.tweak != nil {
+				tweaks = append(tweaks, tc.tweak)
+			}
+			s, h := newStub(t, tc.handle, tweaks...)
+			p, _, err := h.Person(context.Background(), "PK", ayeshaID)
+			t.Logf("err: %v", err)
+			if len(tc.want) == 0 {
+				if err != nil || p.GivenName != "Ayesha" {
+					t.Fatalf("person = %+v, err = %v", p, err)
+				}
+			}
+			for _, w := range tc.want {
+				if !errors.Is(err, w) {
+					t.Errorf("err = %v, want %v", err, w)
+				}
+			}
+			if tc.notWant != nil && errors.Is(err, tc.notWant) {
+				t.Errorf("err = %v, must not be %v", err, tc.notWant)
+			}
+			if err != nil && strings.Contains(err.Error(), ayeshaID) {
+				t.Errorf("error shows the full identifier: %v", err)
+			}
+			if got := s.count(); got != tc.attempts {
+				t.Errorf("%d attempts, want %d", got, tc.attempts)
+			}
+		})
+	}
+}
+
+// TestHTTPRetryAfter checks a Retry-After in seconds is waited for; the
+// backoff is a millisecond, so only Retry-After explains a second's gap.
+func TestHTTPRetryAfter(t *testing.T) {
+	s, h := newStub(t, func(w http.ResponseWriter, _ *http.Request, n int) {
+		if n == 1 {
+			w.Header().Set("Retry-After", "1")
+			w.WriteHeader(429)
+			return
+		}
+		jsonAnswer(w, 200, ayeshaJSON)
+	})
+	if _, _, err := h.Person(context.Background(), "PK", ayeshaID); err != nil {
+		t.Fatal(err)
+	}
+	if s.count() != 2 {
+		t.Fatalf("%d attempts", s.count())
+	}
+	if gap := s.times[1].Sub(s.times[0]); gap < time.Second {
+		t.Errorf("retried after %v, before the Retry-After second", gap)
+	}
+}
+
+func TestHTTPContext(t *testing.T) {
+	block := func(w http.ResponseWriter, r *http.Request, _ int) { <-r.Context().Done() }
+
+	t.Run("cancelled", func(t *testing.T) {
+		_, h := newStub(t, block, func(c *registry.HTTPConfig) { c.Timeout = 10 * time.Second })
+		ctx, cancel := context.WithCancel(context.Background())
+		time.AfterFunc(50*time.Millisecond, cancel)
+		_, _, err := h.Person(ctx, "PK", ayeshaID)
+		if !errors.Is(err, context.Canceled) {
+			t.Errorf("err = %v", err)
+		}
+		if errors.Is(err, registry.ErrNotFound) {
+			t.Errorf("cancelled lookup says not found: %v", err)
+		}
+	})
+
+	t.Run("cancelled while waiting to retry", func(t *testing.T) {
+		s, h := newStub(t, func(w http.ResponseWriter, _ *http.Request, _ int) {
+			w.Header().Set("Retry-After", "4")
+			w.WriteHeader(503)
+		})
+		ctx, cancel := context.WithCancel(context.Background())
+		time.AfterFunc(50*time.Millisecond, cancel)
+		_, _, err := h.Person(ctx, "PK", ayeshaID)
+		if !errors.Is(err, context.Canceled) || s.count() != 1 {
+			t.Errorf("err = %v after %d attempts", err, s.count())
+		}
+	})
+
+	t.Run("deadline", func(t *testing.T) {
+		_, h := newStub(t, block, func(c *registry.HTTPConfig) { c.Timeout = 10 * time.Second })
+		ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+		defer cancel()
+		_, _, err := h.Business(ctx, "PK", "32778761")
+		if !errors.Is(err, context.DeadlineExceeded) || !errors.Is(err, registry.ErrUnavailable) {
+			t.Errorf("err = %v", err)
+		}
+	})
+
+	t.Run("no time left to wait for a retry", func(t *testing.T) {
+		s, h := newStub(t, func(w http.ResponseWriter, _ *http.Request, _ int) {
+			w.Header().Set("Retry-After", "3")
+			w.WriteHeader(503)
+		})
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		_, _, err := h.Person(ctx, "PK", ayeshaID)
+		if !errors.Is(err, registry.ErrUnavailable) || s.count() != 1 {
+			t.Errorf("err = %v after %d attempts", err, s.count())
+		}
+		if ctx.Err() != nil {
+			t.Error("waited for the deadline instead of giving up")
+		}
+	})
+}
+
+func TestHTTPToken(t *testing.T) {
+	tokenFile := filepath.Join(t.TempDir(), "registry-token")
+	if err := os.WriteFile(tokenFile, []byte("s3cret-one\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var refuse atomic.Bool
+	s, h := newStub(t, func(w http.ResponseWriter, r *http.Request, _ int) {
+		if refuse.Load() {
+			jsonAnswer(w, 401, `{}`)
+			return
+		}
+		jsonAnswer(w, 200, ayeshaJSON)
+	}, func(c *registry.HTTPConfig) { c.TokenFile = tokenFile })
+
+	if _, _, err := h.Person(context.Background(), "PK", ayeshaID); err != nil {
+		t.Fatal(err)
+	}
+	// Rotated in place: the next lookup sends the new token.
+	if err := os.WriteFile(tokenFile, []byte("s3cret-two"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	refuse.Store(true)
+	_, _, err := h.Person(context.Background(), "PK", ayeshaID)
+	if !errors.Is(err, registry.ErrUnavailable) {
+		t.Errorf("401: err = %v", err)
+	}
+	if strings.Contains(err.Error(), "s3cret") {
+		t.Errorf("error shows the token: %v", err)
+	}
+	if s.auth[0] != "Bearer s3cret-one" || s.auth[1] != "Bearer s3cret-two" {
+		t.Errorf("Authorization headers = %q", s.auth)
+	}
+
+	// A token file that disappears makes the registry unavailable, not empty-handed.
+	if err := os.Remove(tokenFile); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := h.Person(context.Background(), "PK", ayeshaID); !errors.Is(err, registry.ErrUnavailable) {
+		t.Errorf("missing token file: err = %v", err)
+	}
+}
+
+func TestHTTPInvalidKeyIsNotSent(t *testing.T) {
+	s, h := newStub(t, func(w http.ResponseWriter, _ *http.Request, _ int) { jsonAnswer(w, 200, ayeshaJSON) })
+	for _, id := range []string{"../../admin", "61101-4839276-2", "6110148392762/x", ""} {
+		if _, _, err := h.Person(context.Background(), "PK", id); !errors.Is(err, registry.ErrInvalidKey) {
+			t.Errorf("%q: err = %v", id, err)
+		}
+	}
+	if _, _, err := h.Business(context.Background(), "P/", "32778761"); !errors.Is(err, registry.ErrInvalidKey) {
+		t.Errorf("country P/: err = %v", err)
+	}
+	if s.count() != 0 {
+		t.Errorf("%d requests sent", s.count())
+	}
+}
+
+func TestNewHTTPConfig(t *testing.T) {
+	emptyToken := filepath.Join(t.TempDir(), "token")
+	if err := os.WriteFile(emptyToken, []byte("\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		cfg  registry.HTTPConfig
+		want []string
+	}{
+		{"all at once", registry.HTTPConfig{BaseURL: "http://registry.gov.kz", Timeout: -1, Retries: 11, TokenFile: emptyToken},
+			[]string{"plain http is allowed only on a loopback host", "timeout: -1ns is negative", "retries: 11", "now: no clock", "token file: ", "is empty"}},
+		{"no base URL", registry.HTTPConfig{Now: clock}, []string{"base URL: missing"}},
+		{"credentials in the URL", registry.HTTPConfig{BaseURL: "https://ra:pw@registry.gov.kz", Now: clock}, []string{"carries credentials"}},
+		{"query", registry.HTTPConfig{BaseURL: "https://registry.gov.kz/?key=1", Now: clock}, []string{"has a query"}},
+		{"scheme", registry.HTTPConfig{BaseURL: "ftp://registry.gov.kz", Now: clock}, []string{"scheme must be https"}},
+		{"no host", registry.HTTPConfig{BaseURL: "registry.gov.kz/api", Now: clock}, []string{"want scheme://host"}},
+		{"missing token file", registry.HTTPConfig{BaseURL: "https://registry.gov.kz", Now: clock, TokenFile: "/nonexistent/token"}, []string{"token file: "}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := registry.NewHTTP(tc.cfg)
+			if err == nil {
+				t.Fatal("no error")
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("%v: missing %q", err, w)
+				}
+			}
+		})
+	}
+
+	for _, base := range []string{"https://registry.gov.kz/api/", "http://127.0.0.1:8080", "http://localhost:9000", "http://[::1]:8080"} {
+		h, err := registry.NewHTTP(registry.HTTPConfig{BaseURL: base, Now: clock})
+		if err != nil {
+			t.Errorf("%s: %v", base, err)
+			continue
+		}
+		u, _ := url.Parse(base)
+		if h.Source() != u.Host {
+			t.Errorf("%s: source %q", base, h.Source())
+		}
+	}
+}
