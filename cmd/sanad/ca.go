@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto"
 	"crypto/x509"
 	"errors"
 	"fmt"
@@ -23,6 +24,9 @@ type caRole struct {
 	crl       *crl.Builder
 	crlFrom   crl.Issuer
 	publisher *ca.Publisher
+	// keys are the CA's own public keys (issuing CA, OCSP signer), which
+	// it never certifies for anyone.
+	keys []crypto.PublicKey
 }
 
 // openCA builds the CA from the issuers recorded in the store (one issuing
@@ -88,7 +92,7 @@ func openCA(ctx context.Context, s *service, baseURL string) (*caRole, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &caRole{ca: authority, crl: builder, publisher: publisher,
+	return &caRole{ca: authority, crl: builder, publisher: publisher, keys: []crypto.PublicKey{issuingCert.PublicKey, signerCert.PublicKey},
 		crlFrom: crl.Issuer{ID: issuing.ID, Certificate: issuingCert, Signer: issuingKey}}, nil
 }
 

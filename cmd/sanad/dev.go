@@ -51,6 +51,9 @@ audit:
   key_label: sanad-audit
   checkpoint_interval: 1m
   origin: sanad dev audit log
+ra:
+  registry_file: registry.json   # the sample registry, written on the first start
+  outbox_dir: outbox             # one-time codes land here (dev only)
 `
 
 func newDevCmd() *cobra.Command {
@@ -149,9 +152,27 @@ func runDev(ctx context.Context, dir, addr string, cmd *cobra.Command) error {
 	if err := authority.start(ctx, s); err != nil {
 		return err
 	}
+	if cfg.RA.RegistryFile == "" && cfg.RA.RegistryURL == "" { // a ./var from before the RA
+		cfg.RA.RegistryFile = filepath.Join(dir, "registry.json")
+	}
+	if cfg.RA.OutboxDir == "" && cfg.RA.NotifyWebhook == "" {
+		cfg.RA.OutboxDir = filepath.Join(dir, "outbox")
+	}
+	if cfg.RA.RegistryFile != "" {
+		if err := ensureDevRegistry(cfg.RA.RegistryFile); err != nil {
+			return err
+		}
+	}
+	officers, err := ensureDevOfficers(ctx, s, authority, dir)
+	if err != nil {
+		return err
+	}
+	if _, err := openRA(s, authority, cfg.RA); err != nil {
+		return err
+	}
 	return s.serve(ctx, func(a net.Addr) {
 		base := "http://" + a.String()
-		if err := writeDevManifest(dir, base); err != nil {
+		if err := writeDevManifest(dir, base, officers, cfg.RA.RegistryFile); err != nil {
 			log.Error("write dev.json", "err", err)
 		}
 		log.Info("sanad dev ready", "url", base, "dir", dir, "readyz", base+"/readyz", "manifest", filepath.Join(dir, "dev.json"))

@@ -205,8 +205,8 @@ func TestDevQuickStartRestartAndAudit(t *testing.T) {
 		t.Fatalf("healthz = %d", code)
 	}
 	code, metrics := httpGet(t, first.url+"/metrics")
-	if code != 200 || !strings.Contains(metrics, "sanad_audit_head_seq 6") {
-		t.Fatalf("metrics = %d, want sanad_audit_head_seq 6 (token init, 4 ceremonies, first CRL)", code)
+	if code != 200 || !strings.Contains(metrics, "sanad_audit_head_seq 12") {
+		t.Fatalf("metrics = %d, want sanad_audit_head_seq 12 (token init, 4 ceremonies, first CRL, two officers: intent, issue, register each)", code)
 	}
 	checkDevManifest(t, dir, first.url)
 	for _, f := range []string{"hsm-pin", "hsm-so-pin", "sanad.yaml", "softhsm2.conf", "sanad.db", "sanad.db-wal"} {
@@ -238,7 +238,7 @@ func TestDevQuickStartRestartAndAudit(t *testing.T) {
 		t.Fatalf("readyz after restart = %d %s", code, body)
 	}
 	_, metrics = httpGet(t, second.url+"/metrics")
-	if !strings.Contains(metrics, "sanad_audit_head_seq 6") {
+	if !strings.Contains(metrics, "sanad_audit_head_seq 12") {
 		t.Error("restart wrote new audit events: token, keys, hierarchy or first CRL were recreated")
 	}
 	checkDevManifest(t, dir, second.url)
@@ -252,12 +252,12 @@ func TestDevQuickStartRestartAndAudit(t *testing.T) {
 	// The log verifies, with the key from the HSM and from the PEM file.
 	code, out := runSanad(t, "audit", "verify", "--config", cfg)
 	outputs = append(outputs, out)
-	if code != 0 || !strings.Contains(out, "audit log OK: 6 events") {
+	if code != 0 || !strings.Contains(out, "audit log OK: 12 events") {
 		t.Fatalf("audit verify: exit %d: %s", code, out)
 	}
 	code, out = runSanad(t, "audit", "verify", "--config", cfg, "--public-key", filepath.Join(dir, "audit-key.pem"), "--json")
 	outputs = append(outputs, out)
-	if code != 0 || !strings.Contains(out, `"attested_seq": 6`) {
+	if code != 0 || !strings.Contains(out, `"attested_seq": 12`) {
 		t.Fatalf("audit verify --public-key --json: exit %d: %s", code, out)
 	}
 

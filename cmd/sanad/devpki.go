@@ -156,10 +156,12 @@ func hexSHA256(b []byte) string {
 }
 
 // devManifest is ./var/dev.json (DESIGN.md §4): what people and scripts
-// trying Sanad need. Later features add officers and registry.
+// trying Sanad need.
 type devManifest struct {
-	BaseURL string              `json:"base_url"`
-	Issuers []devManifestIssuer `json:"issuers"`
+	BaseURL  string              `json:"base_url"`
+	Issuers  []devManifestIssuer `json:"issuers"`
+	Officers []devOfficer        `json:"officers"`
+	Registry string              `json:"registry,omitempty"`
 }
 
 type devManifestIssuer struct {
@@ -171,8 +173,8 @@ type devManifestIssuer struct {
 }
 
 // writeDevManifest rewrites dev.json for the address actually served.
-func writeDevManifest(dir, baseURL string) error {
-	m := devManifest{BaseURL: baseURL}
+func writeDevManifest(dir, baseURL string, officers []devOfficer, registryFile string) error {
+	m := devManifest{BaseURL: baseURL, Officers: officers, Registry: registryFile}
 	for _, is := range devIssuers {
 		e := devManifestIssuer{ID: is.id, Role: is.role, Certificate: filepath.Join(dir, "pki", is.id+".pem")}
 		if is.role == "issuing" {

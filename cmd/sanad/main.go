@@ -91,6 +91,7 @@ func newRootCmd(stdout, stderr io.Writer) *cobra.Command {
 		newAuditCmd(),
 		newCeremonyCmd(),
 		newBenchCmd(),
+		newOfficerCmd(),
 	)
 	return root
 }

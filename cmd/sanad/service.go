@@ -119,6 +119,8 @@ type service struct {
 	// loops run beside the HTTP server until it stops (the CA's
 	// publisher, for one).
 	loops []func(context.Context)
+	// routes add the roles' APIs to the server's mux.
+	routes []func(*http.ServeMux)
 }
 
 // close releases what the service holds, in reverse order of opening.
@@ -213,6 +215,9 @@ func (s *service) handler() (http.Handler, error) {
 		return nil, err
 	}
 	mux := http.NewServeMux()
+	for _, add := range s.routes {
+		add(mux)
+	}
 	api.Ops{
 		Checks: map[string]api.Check{
 			"database": s.db.Ping,

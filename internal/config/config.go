@@ -30,7 +30,23 @@ type Config struct {
 	HSM      HSM      `yaml:"hsm"`
 	Audit    Audit    `yaml:"audit"`
 	CA       CA       `yaml:"ca"`
+	RA       RA       `yaml:"ra"`
 	Log      Log      `yaml:"log"`
+}
+
+// RA configures the registration authority role.
+type RA struct {
+	// RegistryFile is a registry to load (JSON file, or a directory of CSV
+	// files; ra/registry documents both), for development and tests.
+	RegistryFile string `yaml:"registry_file"`
+	// RegistryURL is the national registry's HTTP API (ra/registry's
+	// documented contract); RegistryTokenFile holds its bearer token.
+	RegistryURL       string `yaml:"registry_url"`
+	RegistryTokenFile string `yaml:"registry_token_file"`
+	// OutboxDir, for development only, receives one-time codes as files
+	// instead of sending them; NotifyWebhook is the SMS/e-mail gateway.
+	OutboxDir     string `yaml:"outbox_dir"`
+	NotifyWebhook string `yaml:"notify_webhook"`
 }
 
 // CA configures the certificate authority role.
@@ -207,6 +223,9 @@ func (c *Config) resolvePaths(dir string) {
 	abs(&c.HSM.PINFile)
 	abs(&c.HSM.SoftHSMConf)
 	abs(&c.Database.DSNFile)
+	abs(&c.RA.RegistryFile)
+	abs(&c.RA.RegistryTokenFile)
+	abs(&c.RA.OutboxDir)
 	if c.Database.Driver == "sqlite" && !strings.HasPrefix(c.Database.DSN, "file:") {
 		abs(&c.Database.DSN)
 	}
@@ -260,6 +279,17 @@ func (c Config) Validate() error {
 		u, err := url.Parse(c.CA.BaseURL)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil || u.RawQuery != "" || u.Fragment != "" {
 			bad("ca.base_url", "%q is not an http(s) URL without credentials, query or fragment", c.CA.BaseURL)
+		}
+	}
+	if c.RA.RegistryFile != "" && c.RA.RegistryURL != "" {
+		bad("ra", "set registry_file or registry_url, not both")
+	}
+	if c.RA.OutboxDir != "" && c.RA.NotifyWebhook != "" {
+		bad("ra", "set outbox_dir or notify_webhook, not both")
+	}
+	if c.RA.NotifyWebhook != "" {
+		if u, err := url.Parse(c.RA.NotifyWebhook); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+			bad("ra.notify_webhook", "%q is not an http(s) URL", c.RA.NotifyWebhook)
 		}
 	}
 	switch c.Log.Level {

@@ -1,0 +1,213 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto"
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/sanadpki/sanad/internal/config"
+	"github.com/sanadpki/sanad/ra"
+	"github.com/sanadpki/sanad/ra/jwsauth"
+)
+
+// officerFlags are how an officer command finds its key, certificate and
+// the RA: flags, else the environment, else (after `sanad dev`) the
+// officer named by --officer in ./var/dev.json.
+type officerFlags struct {
+	key, cert, url, officer string
+	config                  func() (officerContext, error)
+}
+
+// officerContext is a loaded officer identity.
+type officerContext struct {
+	signer crypto.Signer
+	cert   *x509.Certificate
+	url    string
+	close  func()
+}
+
+func newOfficerCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "officer",
+		Short: "RA officer actions, each a JWS signed with the officer's key: queue, show, approve, reject, revoke",
+		Long: `Officer commands sign each request with the officer's key and send it to the RA.
+
+The key is a PEM private key file (0600) given by --key or SANAD_OFFICER_KEY,
+or "pkcs11:LABEL" for a key on the token of --config (PIN from its pin_file or
+environment). The certificate is --cert or SANAD_OFFICER_CERT, the RA's base URL
+--url or SANAD_URL. After "sanad dev", --officer NAME takes all three from
+./var/dev.json.`,
+	}
+	f := &officerFlags{}
+	cmd.PersistentFlags().StringVar(&f.key, "key", os.Getenv("SANAD_OFFICER_KEY"), "private key: PEM file, or pkcs11:LABEL")
+	cmd.PersistentFlags().StringVar(&f.cert, "cert", os.Getenv("SANAD_OFFICER_CERT"), "officer certificate (PEM)")
+	cmd.PersistentFlags().StringVar(&f.url, "url", os.Getenv("SANAD_URL"), "RA base URL, e.g. https://ra.example.kz")
+	cmd.PersistentFlags().StringVar(&f.officer, "officer", "", "a dev officer's name from ./var/dev.json")
+	loadConfig := configFlag(cmd)
+	f.config = func() (officerContext, error) { return f.load(context.Background(), loadConfig) }
+
+	cmd.AddCommand(
+		officerSub("queue", "List the enrollments waiting for officers", cobra.NoArgs, f, func(args []string, _ *cobra.Command) (string, string, jwsauth.Action) {
+			return http.MethodGet, ra.AudienceQueue, jwsauth.Action{Action: "queue", Audience: ra.AudienceQueue}
+		}),
+		officerSub("show ID", "Show one enrollment for review", cobra.ExactArgs(1), f, func(args []string, _ *cobra.Command) (string, string, jwsauth.Action) {
+			return http.MethodGet, ra.AudienceShow + "/" + args[0], jwsauth.Action{Action: "show", Enrollment: args[0], Audience: ra.AudienceShow}
+		}),
+		officerSub("approve ID", "Approve an enrollment", cobra.ExactArgs(1), f, func(args []string, _ *cobra.Command) (string, string, jwsauth.Action) {
+			return http.MethodPost, ra.AudienceActions, jwsauth.Action{Action: "approve", Enrollment: args[0], Audience: ra.AudienceActions}
+		}),
+		withReason(officerSub("reject ID", "Reject an enrollment", cobra.ExactArgs(1), f, func(args []string, cmd *cobra.Command) (string, string, jwsauth.Action) {
+			reason, _ := cmd.Flags().GetString("reason")
+			return http.MethodPost, ra.AudienceActions, jwsauth.Action{Action: "reject", Enrollment: args[0], Reason: reason, Audience: ra.AudienceActions}
+		}), "why, shown to the applicant"),
+		withReason(officerSub("revoke SERIAL", "Revoke a certificate (serial in hex, as openssl x509 -serial prints it)", cobra.ExactArgs(1), f, func(args []string, cmd *cobra.Command) (string, string, jwsauth.Action) {
+			reason, _ := cmd.Flags().GetString("reason")
+			serial := strings.ToUpper(strings.TrimPrefix(strings.TrimPrefix(args[0], "serial="), "0x"))
+			return http.MethodPost, ra.AudienceActions, jwsauth.Action{Action: "revoke", Serial: serial, Reason: reason, Audience: ra.AudienceActions}
+		}), "RFC 5280 reason: "+strings.Join(jwsauth.RevocationReasons(), ", ")),
+	)
+	return cmd
+}
+
+func withReason(cmd *cobra.Command, help string) *cobra.Command {
+	cmd.Flags().String("reason", "", help)
+	_ = cmd.MarkFlagRequired("reason")
+	return cmd
+}
+
+// officerSub is one officer command: build returns the HTTP method, the
+// path and the action to sign.
+func officerSub(use, short string, args cobra.PositionalArgs, f *officerFlags,
+	build func(args []string, cmd *cobra.Command) (method, path string, a jwsauth.Action)) *cobra.Command {
+	cmd := &cobra.Command{Use: use, Short: short, Args: args}
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		oc, err := f.config()
+		if err != nil {
+			return err
+		}
+		defer oc.close()
+		method, path, action := build(args, cmd)
+		jws, err := jwsauth.Sign(action, oc.cert, oc.signer, time.Now())
+		if err != nil {
+			return err
+		}
+		return sendSigned(cmd.Context(), cmd.OutOrStdout(), method, oc.url+path, jws)
+	}
+	return cmd
+}
+
+// load finds the officer's key, certificate and RA URL.
+func (f *officerFlags) load(ctx context.Context, loadConfig func() (config.Config, error)) (officerContext, error) {
+	key, certPath, url := f.key, f.cert, f.url
+	if f.officer != "" {
+		m, err := readDevManifest()
+		if err != nil {
+			return officerContext{}, err
+		}
+		found := false
+		for _, o := range m.Officers {
+			if o.Name == f.officer {
+				key, certPath, found = o.Key, o.Cert, true
+			}
+		}
+		if !found {
+			return officerContext{}, usagef("--officer %q is not in ./var/dev.json", f.officer)
+		}
+		if url == "" {
+			url = m.BaseURL
+		}
+	}
+	if key == "" || certPath == "" || url == "" {
+		return officerContext{}, usagef("an officer command needs --key, --cert and --url (or --officer NAME after sanad dev)")
+	}
+	cert, err := jwsauth.LoadCertificate(certPath)
+	if err != nil {
+		return officerContext{}, err
+	}
+	oc := officerContext{cert: cert, url: strings.TrimRight(url, "/"), close: func() {}}
+	if label, ok := strings.CutPrefix(key, "pkcs11:"); ok {
+		cfg, err := loadConfig()
+		if err != nil {
+			return officerContext{}, err
+		}
+		s, err := openService(ctx, cfg, newLogger(cfg.Log, io.Discard))
+		if err != nil {
+			return officerContext{}, err
+		}
+		k, err := s.token.FindKey(ctx, label)
+		if err != nil {
+			s.close()
+			return officerContext{}, err
+		}
+		oc.signer, oc.close = k, s.close
+		return oc, nil
+	}
+	if oc.signer, err = jwsauth.LoadSigner(key); err != nil {
+		return officerContext{}, err
+	}
+	return oc, nil
+}
+
+// sendSigned sends a signed request and prints the answer; a problem
+// document is an error naming its type.
+func sendSigned(ctx context.Context, out io.Writer, method, url, jws string) error {
+	var body io.Reader
+	if method == http.MethodPost {
+		body = strings.NewReader(jws)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, url, body)
+	if err != nil {
+		return err
+	}
+	if method == http.MethodPost {
+		req.Header.Set("Content-Type", "application/jose")
+	} else {
+		req.Header.Set("Authorization", "JWS "+jws)
+	}
+	client := &http.Client{Timeout: 30 * time.Second}
+	resp, err := client.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(io.LimitReader(resp.Body, 8<<20))
+	if err != nil {
+		return err
+	}
+	if resp.StatusCode/100 != 2 {
+		var p struct{ Type, Title, Detail string }
+		_ = json.Unmarshal(raw, &p)
+		return fmt.Errorf("%s: %s (%s) %s", resp.Status, p.Title, p.Type, p.Detail)
+	}
+	var pretty bytes.Buffer
+	if json.Indent(&pretty, raw, "", "  ") != nil {
+		pretty.Reset()
+		pretty.Write(raw)
+	}
+	_, err = fmt.Fprintln(out, pretty.String())
+	return err
+}
+
+// readDevManifest reads ./var/dev.json.
+func readDevManifest() (devManifest, error) {
+	raw, err := os.ReadFile("var/dev.json")
+	if errors.Is(err, os.ErrNotExist) {
+		return devManifest{}, usagef("no ./var/dev.json: run sanad dev first, or give --key, --cert and --url")
+	}
+	if err != nil {
+		return devManifest{}, err
+	}
+	var m devManifest
+	return m, json.Unmarshal(raw, &m)
+}

@@ -1,0 +1,155 @@
+package main
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/sanadpki/sanad/ca"
+	"github.com/sanadpki/sanad/ca/profile"
+	"github.com/sanadpki/sanad/internal/audit"
+	"github.com/sanadpki/sanad/internal/config"
+	"github.com/sanadpki/sanad/internal/store"
+	"github.com/sanadpki/sanad/policies"
+	"github.com/sanadpki/sanad/ra"
+	"github.com/sanadpki/sanad/ra/idnum"
+	"github.com/sanadpki/sanad/ra/registry"
+)
+
+// openRA builds the RA over the CA role, with the configured registry and
+// notifier, and adds its API to the service's routes.
+func openRA(s *service, authority *caRole, cfg config.RA) (*ra.Service, error) {
+	profiles, err := profile.LoadAll(policies.FS)
+	if err != nil {
+		return nil, err
+	}
+	policy, err := ra.LoadPolicy(policies.FS, profiles)
+	if err != nil {
+		return nil, err
+	}
+	var reg registry.Registry
+	switch {
+	case cfg.RegistryFile != "":
+		if reg, err = registry.OpenFile(cfg.RegistryFile, time.Now); err != nil {
+			return nil, err
+		}
+	case cfg.RegistryURL != "":
+		if reg, err = registry.NewHTTP(registry.HTTPConfig{BaseURL: cfg.RegistryURL, TokenFile: cfg.RegistryTokenFile}); err != nil {
+			return nil, err
+		}
+	default:
+		return nil, errors.New("the ra role needs ra.registry_file or ra.registry_url")
+	}
+	var notifier ra.Notifier
+	switch {
+	case cfg.OutboxDir != "":
+		notifier = ra.Outbox{Dir: cfg.OutboxDir, Log: s.log}
+	case cfg.NotifyWebhook != "":
+		notifier = ra.Webhook{URL: cfg.NotifyWebhook}
+	default:
+		return nil, errors.New("the ra role needs ra.notify_webhook (or ra.outbox_dir in development)")
+	}
+	svc, err := ra.New(ra.Deps{
+		Store: s.db, Audit: s.audit, CA: authority.ca, Revoker: authority.ca,
+		IssuerID: authority.crlFrom.ID, IssuerCert: authority.crlFrom.Certificate,
+		Registry: reg, Notifier: notifier, Profiles: profiles, Policy: policy,
+		Forbidden: authority.keys, Now: time.Now, Log: s.log,
+	})
+	if err != nil {
+		return nil, err
+	}
+	s.routes = append(s.routes, svc.Register)
+	return svc, nil
+}
+
+// devOfficer is an RA officer identity `sanad dev` makes so that the
+// approval flow can be tried: a key file and a certificate from the dev CA.
+type devOfficer struct {
+	Name string `json:"name"`
+	Key  string `json:"key"`
+	Cert string `json:"cert"`
+}
+
+// devOfficerNames are the dev officers; two, for two-officer approvals.
+var devOfficerNames = []string{"Dana Officer", "Yerlan Officer"}
+
+// ensureDevOfficers makes the dev officers on first start: a P-256 key in
+// a 0600 file, an officer certificate issued by the dev CA, and the officer
+// recorded (role ra-officer) with an audit event.
+func ensureDevOfficers(ctx context.Context, s *service, authority *caRole, dir string) ([]devOfficer, error) {
+	var out []devOfficer
+	for i, name := range devOfficerNames {
+		o := devOfficer{Name: name, Key: filepath.Join(dir, "officers", fmt.Sprintf("officer-%d.key", i+1)),
+			Cert: filepath.Join(dir, "officers", fmt.Sprintf("officer-%d.pem", i+1))}
+		out = append(out, o)
+		if _, err := os.Stat(o.Cert); err == nil {
+			continue
+		}
+		key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		if err != nil {
+			return nil, err
+		}
+		pkcs8, err := x509.MarshalPKCS8PrivateKey(key)
+		if err != nil {
+			return nil, err
+		}
+		if err := os.Remove(o.Key); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return nil, err // a key left by a start that failed before its certificate
+		}
+		if err := writeFileExclusive(o.Key, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: pkcs8}), 0o600); err != nil {
+			return nil, err
+		}
+		iin, err := idnum.KZIIN(time.Date(1985+i, 4, 1+i, 0, 0, 0, 0, time.UTC), i%2 == 1, 9000+i)
+		if err != nil {
+			return nil, err
+		}
+		csrDER, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{}, key)
+		if err != nil {
+			return nil, err
+		}
+		given, family, _ := strings.Cut(name, " ")
+		cert, err := authority.ca.Issue(ctx, ca.Request{Profile: "officer",
+			CSR:      pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: csrDER}),
+			Verified: profile.Verified{Country: "KZ", NationalID: iin, GivenName: given, FamilyName: family}, Actor: "sanad dev"})
+		if err != nil {
+			return nil, fmt.Errorf("dev officer %s: %w", name, err)
+		}
+		fp := sha256.Sum256(cert.Raw)
+		now := time.Now().UTC()
+		if err := s.db.InTx(ctx, func(tx *store.Tx) error {
+			if err := tx.PutOfficer(ctx, store.Officer{Fingerprint: fp[:], CertificateDER: cert.Raw, Name: name,
+				Roles: []string{"ra-officer"}, Active: true, CreatedAt: now}); err != nil {
+				return err
+			}
+			_, err := s.audit.Append(ctx, tx, audit.Event{Actor: "sanad dev", Action: "officer.register", Object: fmt.Sprintf("officer/%x", fp),
+				Details: map[string]any{"name": name, "roles": []string{"ra-officer"}, "serial": fmt.Sprintf("%X", cert.SerialNumber)}})
+			return err
+		}); err != nil {
+			return nil, err
+		}
+		if err := writeFileExclusive(o.Cert, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cert.Raw}), 0o644); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// ensureDevRegistry writes the sample registry on first start.
+func ensureDevRegistry(path string) error {
+	err := writeFileExclusive(path, registry.SampleJSON(), 0o644)
+	if errors.Is(err, fs.ErrExist) {
+		return nil
+	}
+	return err
+}

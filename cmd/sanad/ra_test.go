@@ -1,0 +1,369 @@
+package main
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"encoding/json"
+	"encoding/pem"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/crypto/ocsp"
+
+	"github.com/sanadpki/sanad/internal/store"
+	"github.com/sanadpki/sanad/internal/store/storetest"
+	"github.com/sanadpki/sanad/internal/testenv"
+	"github.com/sanadpki/sanad/ra"
+	"github.com/sanadpki/sanad/ra/jwsauth"
+)
+
+// raClient drives a dev deployment over real HTTP.
+type raClient struct {
+	t    *testing.T
+	dev  *devProcess
+	dir  string // the dev directory (…/var)
+	env  []string
+	m    devManifest
+	pems map[string]string // issuer role → PEM path
+}
+
+func (c *raClient) do(method, path, contentType string, body []byte, header map[string]string) (int, map[string]any) {
+	c.t.Helper()
+	req, err := http.NewRequest(method, c.dev.url+path, strings.NewReader(string(body)))
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
+	for k, v := range header {
+		req.Header.Set(k, v)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	var out map[string]any
+	if err := json.Unmarshal(raw, &out); err != nil {
+		c.t.Fatalf("%s %s: %d %q is not JSON", method, path, resp.StatusCode, raw)
+	}
+	if resp.StatusCode >= 400 && resp.Header.Get("Content-Type") != "application/problem+json" {
+		c.t.Errorf("%s %s: %d with Content-Type %q", method, path, resp.StatusCode, resp.Header.Get("Content-Type"))
+	}
+	return resp.StatusCode, out
+}
+
+// applicant is someone of the sample registry with a fresh key.
+type applicant struct {
+	key  *ecdsa.PrivateKey
+	body map[string]any
+}
+
+func newApplicant(t *testing.T, profile string, a map[string]any) applicant {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	der, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{}, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return applicant{key: key, body: map[string]any{"profile": profile, "applicant": a,
+		"csr": string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: der}))}}
+}
+
+func person(country, id, given, family, born string) map[string]any {
+	return map[string]any{"kind": "person", "country": country, "national_id": id, "given_name": given, "family_name": family, "birth_date": born}
+}
+
+// enroll posts an application and, when it is accepted, proves it with the
+// code from the dev outbox; it returns the enrollment after the proof.
+func (c *raClient) enroll(a applicant) (int, map[string]any) {
+	c.t.Helper()
+	body, _ := json.Marshal(a.body)
+	code, out := c.do(http.MethodPost, "/api/v1/enrollments", "application/json", body, nil)
+	if code != http.StatusCreated {
+		return code, out
+	}
+	id := out["id"].(string)
+	if out["state"] != "pending_proof" {
+		c.t.Fatalf("new enrollment: %v", out)
+	}
+	raw, err := os.ReadFile(filepath.Join(c.dir, "outbox", id+".json"))
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	var msg struct{ To, Channel, Code string }
+	if err := json.Unmarshal(raw, &msg); err != nil || msg.Code == "" || msg.To == "" || msg.Channel == "" {
+		c.t.Fatalf("outbox %s: %s", id, raw)
+	}
+	// A wrong code first: counted, refused with its own type.
+	wrong := "000000"
+	if msg.Code == wrong {
+		wrong = "111111"
+	}
+	if code, p := c.do(http.MethodPost, "/api/v1/enrollments/"+id+"/proof", "application/json", []byte(`{"code":"`+wrong+`"}`), nil); code != 422 || p["type"] != "urn:sanad:problem:wrong-code" {
+		c.t.Fatalf("wrong code: %d %v", code, p)
+	}
+	code, out = c.do(http.MethodPost, "/api/v1/enrollments/"+id+"/proof", "application/json", []byte(`{"code":"`+msg.Code+`"}`), nil)
+	if code != http.StatusOK {
+		c.t.Fatalf("proof: %d %v", code, out)
+	}
+	// Single use.
+	if code, p := c.do(http.MethodPost, "/api/v1/enrollments/"+id+"/proof", "application/json", []byte(`{"code":"`+msg.Code+`"}`), nil); code != 409 || p["type"] != "urn:sanad:problem:wrong-state" {
+		c.t.Errorf("code used twice: %d %v", code, p)
+	}
+	return code, out
+}
+
+// officer runs `sanad officer ARGS --officer NAME` in the dev directory's
+// parent, as a newcomer would after `make run`.
+func (c *raClient) officer(name string, args ...string) (int, string) {
+	c.t.Helper()
+	cmd := exec.Command(sanadBin, append(append([]string{"officer"}, args...), "--officer", name)...)
+	cmd.Dir = filepath.Dir(c.dir)
+	cmd.Env = c.env
+	out, err := cmd.CombinedOutput()
+	if exit, ok := err.(*exec.ExitError); ok {
+		return exit.ExitCode(), string(out)
+	}
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	return 0, string(out)
+}
+
+func problemType(p map[string]any) string {
+	s, _ := p["type"].(string)
+	return strings.TrimPrefix(s, "urn:sanad:problem:")
+}
+
+// TestEnrollmentEndToEnd is issue 6's acceptance over real HTTP, on each
+// database: a KZ citizen enrolls, proves, is approved by an officer, and
+// gets a citizen-sign certificate that OpenSSL verifies with the CA's CRL;
+// a PK business seal needs two different officers; the registry's refusals
+// each have their own problem type; a replayed officer request is refused;
+// a holder revokes with its own key, and OCSP and the CRL show it.
+func TestEnrollmentEndToEnd(t *testing.T) {
+	requireSoftHSM(t)
+	openssl := testenv.Tool(t, "openssl")
+	for _, driver := range storetest.Drivers() {
+		t.Run(driver, func(t *testing.T) {
+			env := sanadEnv()
+			dsn := ""
+			if driver == store.DriverPostgres {
+				dsn = storetest.PostgresDSN(t)
+				env = append(env, "SANAD_DATABASE_DRIVER=postgres", "SANAD_DATABASE_DSN="+dsn)
+			}
+			dir := filepath.Join(t.TempDir(), "var")
+			c := &raClient{t: t, dev: startDevEnv(t, dir, env), dir: dir, env: env, pems: map[string]string{}}
+			raw, err := os.ReadFile(filepath.Join(dir, "dev.json"))
+			if err != nil || json.Unmarshal(raw, &c.m) != nil || len(c.m.Officers) != 2 || c.m.Registry == "" {
+				t.Fatalf("dev.json: %s, %v", raw, err)
+			}
+			for _, is := range c.m.Issuers {
+				c.pems[is.Role] = is.Certificate
+			}
+
+			// A KZ citizen: enroll, prove, one officer approves, issued.
+			citizen := newApplicant(t, "citizen-sign", person("KZ", "880312448217", "Aigerim", "Sadykova", "1988-03-12"))
+			code, e := c.enroll(citizen)
+			if code != 200 || e["state"] != "pending_approval" {
+				t.Fatalf("after proof: %d %v", code, e)
+			}
+			id := e["id"].(string)
+			if code, out := c.officer("Dana Officer", "queue"); code != 0 || !strings.Contains(out, id) {
+				t.Fatalf("officer queue: %d %s", code, out)
+			}
+			if code, out := c.officer("Dana Officer", "approve", id); code != 0 || !strings.Contains(out, `"state": "issued"`) {
+				t.Fatalf("officer approve: %d %s", code, out)
+			}
+			code, e = c.do(http.MethodGet, "/api/v1/enrollments/"+id, "", nil, nil)
+			if code != 200 || e["state"] != "issued" || e["certificate"] == nil || e["serial"] == nil {
+				t.Fatalf("issued enrollment: %d %v", code, e)
+			}
+			block, _ := pem.Decode([]byte(e["certificate"].(string)))
+			cert, err := x509.ParseCertificate(block.Bytes)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if cert.Subject.SerialNumber != "IDCKZ-880312448217" || cert.Subject.CommonName != "Aigerim Sadykova" || !cert.PublicKey.(*ecdsa.PublicKey).Equal(&citizen.key.PublicKey) {
+				t.Errorf("citizen certificate subject %s", cert.Subject)
+			}
+			if e["serial"] != jwsauth.SerialHex(cert.SerialNumber) {
+				t.Errorf("serial %v, certificate %s", e["serial"], jwsauth.SerialHex(cert.SerialNumber))
+			}
+			db := openStoreOf(t, dir, driver, dsn)
+			c.verifyWithCRL(db, openssl, cert, false)
+
+			// A PK business seal: two different officers; one twice is refused.
+			seal := newApplicant(t, "business-seal", map[string]any{"kind": "business", "country": "PK", "registration_number": "32778761",
+				"representative": person("PK", "6110148392762", "Ayesha", "Khan", "1987-06-14")})
+			code, e = c.enroll(seal)
+			if code != 200 || e["state"] != "pending_approval" {
+				t.Fatalf("business after proof: %d %v", code, e)
+			}
+			sealID := e["id"].(string)
+			if code, out := c.officer("Dana Officer", "approve", sealID); code != 0 || !strings.Contains(out, `"state": "pending_approval"`) {
+				t.Fatalf("first approval: %d %s", code, out)
+			}
+			if code, out := c.officer("Dana Officer", "approve", sealID); code != 1 || !strings.Contains(out, "already-decided") {
+				t.Fatalf("same officer twice: %d %s", code, out)
+			}
+			if code, out := c.officer("Yerlan Officer", "approve", sealID); code != 0 || !strings.Contains(out, `"state": "issued"`) {
+				t.Fatalf("second officer: %d %s", code, out)
+			}
+
+			// Refusals, each with its own problem type; nothing stored.
+			for _, tc := range []struct {
+				name, want string
+				a          applicant
+			}{
+				{"wrong name", "registry-mismatch", newApplicant(t, "citizen-sign", person("KZ", "880312448217", "Aigerim", "Wrongname", "1988-03-12"))},
+				{"dead person", "subject-deceased", newApplicant(t, "citizen-sign", person("KZ", "410509301556", "Bolat", "Kassymov", "1941-05-09"))},
+				{"bad checksum", "invalid-identifier", newApplicant(t, "citizen-sign", person("KZ", "880312448218", "Aigerim", "Sadykova", "1988-03-12"))},
+				{"inactive business", "business-inactive", newApplicant(t, "business-seal", map[string]any{"kind": "business", "country": "KZ",
+					"registration_number": "190640833025", "representative": person("KZ", "760218326482", "Dauren", "Abenov", "1976-02-18")})},
+				{"not a representative", "not-a-representative", newApplicant(t, "business-seal", map[string]any{"kind": "business", "country": "KZ",
+					"registration_number": "150340219487", "representative": person("KZ", "901105450936", "Madina", "Omarova", "1990-11-05")})},
+			} {
+				if code, p := c.enroll(tc.a); code < 400 || problemType(p) != tc.want {
+					t.Errorf("%s: %d %v, want %s", tc.name, code, p, tc.want)
+				}
+			}
+
+			// A replayed officer request is refused.
+			var dana devOfficer
+			for _, o := range c.m.Officers {
+				if o.Name == "Dana Officer" {
+					dana = o
+				}
+			}
+			signer, err := jwsauth.LoadSigner(dana.Key)
+			if err != nil {
+				t.Fatal(err)
+			}
+			danaCert, err := jwsauth.LoadCertificate(dana.Cert)
+			if err != nil {
+				t.Fatal(err)
+			}
+			queue, err := jwsauth.Sign(jwsauth.Action{Action: "queue", Audience: ra.AudienceQueue}, danaCert, signer, time.Now())
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i, want := range []int{200, 409} {
+				code, p := c.do(http.MethodGet, "/api/v1/officer/queue", "", nil, map[string]string{"Authorization": "JWS " + queue})
+				if code != want || (i == 1 && problemType(p) != "replayed-request") {
+					t.Errorf("officer request, sent %d times: %d %v", i+1, code, p)
+				}
+			}
+
+			// The holder revokes with its own key.
+			revoke, err := jwsauth.Sign(jwsauth.Action{Action: "revoke", Serial: jwsauth.SerialHex(cert.SerialNumber), Reason: "keyCompromise",
+				Audience: ra.AudienceRevoke}, cert, citizen.key, time.Now())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if code, out := c.do(http.MethodPost, "/api/v1/certificates/"+jwsauth.SerialHex(cert.SerialNumber)+"/revoke", "application/jose", []byte(revoke), nil); code != 200 || out["status"] != "revoked" {
+				t.Fatalf("holder revocation: %d %v", code, out)
+			}
+			resp, err := db.OCSPResponse(context.Background(), "issuing", cert.SerialNumber.Bytes())
+			if err != nil {
+				t.Fatal(err)
+			}
+			issuing := readPEMCert(t, c.pems["issuing"])
+			parsed, err := ocsp.ParseResponseForCert(resp.DER, cert, issuing)
+			if err != nil || parsed.Status != ocsp.Revoked || parsed.RevocationReason != ocsp.KeyCompromise {
+				t.Errorf("OCSP after holder revocation: %+v, %v", parsed, err)
+			}
+			c.verifyWithCRL(db, openssl, cert, true) // within the publisher's debounce
+			c.dev.stop(t)
+		})
+	}
+}
+
+// verifyWithCRL waits for the CA's current CRL to list (or not) the
+// certificate and judges the certificate with openssl verify -crl_check.
+func (c *raClient) verifyWithCRL(db *store.DB, openssl string, cert *x509.Certificate, revoked bool) {
+	t := c.t
+	t.Helper()
+	var crlDER []byte
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		latest, err := db.LatestCRL(context.Background(), "issuing")
+		if err != nil {
+			t.Fatal(err)
+		}
+		rl, err := x509.ParseRevocationList(latest.DER)
+		if err != nil {
+			t.Fatal(err)
+		}
+		listed := false
+		for _, e := range rl.RevokedCertificateEntries {
+			listed = listed || e.SerialNumber.Cmp(cert.SerialNumber) == 0
+		}
+		if listed == revoked {
+			crlDER = latest.DER
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the CRL does not show serial %X revoked=%v after 30 s", cert.SerialNumber, revoked)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	tmp := t.TempDir()
+	leaf, crlPath := filepath.Join(tmp, "leaf.pem"), filepath.Join(tmp, "crl.pem")
+	os.WriteFile(leaf, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cert.Raw}), 0o600)
+	os.WriteFile(crlPath, pem.EncodeToMemory(&pem.Block{Type: "X509 CRL", Bytes: crlDER}), 0o600)
+	out, err := exec.Command(openssl, "verify", "-x509_strict", "-crl_check", "-CAfile", c.pems["root"], "-untrusted", c.pems["issuing"],
+		"-CRLfile", crlPath, leaf).CombinedOutput()
+	if revoked {
+		if err == nil || !strings.Contains(string(out), "certificate revoked") {
+			t.Errorf("openssl verify of a revoked certificate: %v\n%s", err, out)
+		}
+	} else if err != nil {
+		t.Errorf("openssl verify -crl_check: %v\n%s", err, out)
+	}
+}
+
+func readPEMCert(t *testing.T, path string) *x509.Certificate {
+	t.Helper()
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	block, _ := pem.Decode(raw)
+	c, err := x509.ParseCertificate(block.Bytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// openStoreOf opens the dev deployment's database beside it (SQLite in WAL
+// mode allows a second reader).
+func openStoreOf(t *testing.T, dir, driver, dsn string) *store.DB {
+	t.Helper()
+	if driver == store.DriverSQLite {
+		dsn = filepath.Join(dir, "sanad.db")
+	}
+	db, err := store.Open(context.Background(), store.Config{Driver: driver, DSN: dsn})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
+}
+

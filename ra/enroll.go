@@ -1,0 +1,641 @@
+package ra
+
+import (
+	"bytes"
+	"context"
+	"crypto"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/big"
+	"strings"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/sanadpki/sanad/ca"
+	"github.com/sanadpki/sanad/ca/csr"
+	"github.com/sanadpki/sanad/ca/profile"
+	"github.com/sanadpki/sanad/internal/audit"
+	"github.com/sanadpki/sanad/internal/store"
+	"github.com/sanadpki/sanad/ra/idnum"
+	"github.com/sanadpki/sanad/ra/registry"
+)
+
+// Issuer is the CA as the RA uses it.
+type Issuer interface {
+	Issue(ctx context.Context, req ca.Request) (*x509.Certificate, error)
+}
+
+// Deps are what the RA is built from; cmd/sanad wires them.
+type Deps struct {
+	Store   *store.DB
+	Audit   *audit.Log
+	CA      Issuer
+	Revoker Revoker
+	// IssuerID and IssuerCert are the issuing CA whose certificates sign
+	// officer and holder requests.
+	IssuerID   string
+	IssuerCert *x509.Certificate
+	Registry   registry.Registry
+	Notifier   Notifier
+	Profiles   map[string]profile.Profile
+	Policy     Policy
+	// Forbidden keys are never certified (the CA's own).
+	Forbidden []crypto.PublicKey
+	Now       func() time.Time
+	Log       *slog.Logger
+}
+
+// Service is the registration authority.
+type Service struct{ d Deps }
+
+// New checks the dependencies fit together.
+func New(d Deps) (*Service, error) {
+	if d.Store == nil || d.Audit == nil || d.CA == nil || d.Revoker == nil || d.Registry == nil || d.Notifier == nil || d.Now == nil {
+		return nil, errors.New("ra: store, audit log, CA, revoker, registry, notifier and clock are required")
+	}
+	if d.IssuerID == "" || d.IssuerCert == nil {
+		return nil, errors.New("ra: the issuing CA's id and certificate are required")
+	}
+	if d.Log == nil {
+		d.Log = slog.New(slog.DiscardHandler)
+	}
+	for name := range d.Policy.Approval {
+		if _, ok := d.Profiles[name]; !ok {
+			return nil, fmt.Errorf("ra: policy names profile %s, which is not loaded", name)
+		}
+	}
+	return &Service{d: d}, nil
+}
+
+// transitions are the only state changes an enrollment may make (DESIGN
+// §3); move refuses any other.
+var transitions = map[string][]string{
+	store.StatePendingProof:    {store.StatePendingApproval, store.StateApproved, store.StateRejected, store.StateExpired},
+	store.StatePendingApproval: {store.StateApproved, store.StateRejected, store.StateExpired},
+	store.StateApproved:        {store.StateIssued, store.StateFailed},
+}
+
+// move changes e's state in tx, from the state it was read in.
+func move(ctx context.Context, tx *store.Tx, e store.Enrollment, to, reason string, now time.Time) (store.Enrollment, error) {
+	from := e.State
+	allowed := false
+	for _, s := range transitions[from] {
+		allowed = allowed || s == to
+	}
+	if !allowed {
+		return e, fmt.Errorf("enrollment %s: %s → %s is not a transition", e.ID, from, to)
+	}
+	e.State, e.StateReason, e.UpdatedAt = to, reason, now
+	return e, tx.UpdateEnrollment(ctx, from, e)
+}
+
+// proofing is the enrollment's proofing record (enrollments.proofing).
+type proofing struct {
+	CodeHash  string    `json:"code_hash,omitempty"` // hex SHA-256(enrollment id || code); empty once used
+	CodeUntil time.Time `json:"code_until,omitzero"`
+	Attempts  int       `json:"attempts"`
+	Channel   string    `json:"channel"`
+	To        string    `json:"to"` // masked
+	ProvedAt  time.Time `json:"proved_at,omitzero"`
+}
+
+// Enroll validates an application, checks it against the registry, records
+// it with what the registry answered, and sends the one-time code to the
+// registry's contact. body is the request as received (for idempotency);
+// key is the Idempotency-Key header, or empty. The second result is true
+// when the enrollment already existed for key.
+func (s *Service) Enroll(ctx context.Context, body []byte, key string) (store.Enrollment, bool, error) {
+	d := s.d
+	req, err := ParseEnrollRequest(body)
+	if err != nil {
+		return store.Enrollment{}, false, err
+	}
+	requestHash := sha256.Sum256(body)
+	if key != "" {
+		if err := checkIdempotencyKey(key); err != nil {
+			return store.Enrollment{}, false, err
+		}
+		if e, err := d.Store.EnrollmentByIdempotencyKey(ctx, key); err == nil {
+			if !bytes.Equal(e.RequestHash, requestHash[:]) {
+				return store.Enrollment{}, false, refuse("idempotency-conflict", "key %q created enrollment %s from another request", key, e.ID)
+			}
+			return e, true, nil
+		} else if !errors.Is(err, store.ErrNotFound) {
+			return store.Enrollment{}, false, err
+		}
+	}
+	p, ok := d.Profiles[req.Profile]
+	if !ok || p.SubjectKind == "" {
+		return store.Enrollment{}, false, refuse("unknown-profile", "%q", req.Profile)
+	}
+	if _, ok := d.Policy.Approval[p.Name]; !ok {
+		return store.Enrollment{}, false, refuse("unknown-profile", "%q is not offered by the RA", req.Profile)
+	}
+	if p.SubjectKind != req.Applicant.Kind {
+		return store.Enrollment{}, false, refuse("profile-mismatch", "profile %s is for a %s, the applicant is a %s", p.Name, p.SubjectKind, req.Applicant.Kind)
+	}
+	checked, err := s.checkCSR(req.CSR, p)
+	if err != nil {
+		return store.Enrollment{}, false, err
+	}
+	now := d.Now().UTC()
+	id, err := newID()
+	if err != nil {
+		return store.Enrollment{}, false, err
+	}
+	m, err := s.match(ctx, req.Applicant, id)
+	if err != nil {
+		return store.Enrollment{}, false, err
+	}
+
+	code, err := newCode()
+	if err != nil {
+		return store.Enrollment{}, false, err
+	}
+	to, channel := m.contact.Phone, "sms"
+	if to == "" {
+		to, channel = m.contact.Email, "email"
+	}
+	if to == "" {
+		return store.Enrollment{}, false, refuse("registry-mismatch", "the registry holds no phone or e-mail to send the one-time code to")
+	}
+	pr := proofing{CodeHash: codeHash(id, code), CodeUntil: now.Add(d.Policy.CodeTTL), Channel: channel, To: maskContact(to)}
+	prJSON, err := json.Marshal(pr)
+	if err != nil {
+		return store.Enrollment{}, false, err
+	}
+	attrs, err := json.Marshal(m.verified)
+	if err != nil {
+		return store.Enrollment{}, false, err
+	}
+	e := store.Enrollment{ID: id, Profile: p.Name, CSR: checked.Raw, State: store.StatePendingProof, Proofing: prJSON,
+		IdempotencyKey: key, RequestHash: requestHash[:], CreatedAt: now, UpdatedAt: now, ExpiresAt: now.Add(d.Policy.EnrollmentTTL)}
+
+	// The code goes out before the enrollment is committed: a code for an
+	// enrollment that then failed to commit is harmless, while a committed
+	// enrollment whose code never left would strand the applicant.
+	if err := d.Notifier.Send(ctx, Message{EnrollmentID: id, To: to, Channel: channel, Code: code}); err != nil {
+		d.Log.Error("send one-time code", "enrollment", id, "channel", channel, "err", err)
+		return store.Enrollment{}, false, refuse("notification-failed", "")
+	}
+	err = d.Store.InTx(ctx, func(tx *store.Tx) error {
+		subj, err := tx.PutSubject(ctx, store.Subject{ID: "subj_" + id, Kind: p.SubjectKind, NationalID: m.subjectKey,
+			Attributes: attrs, RegistryRef: m.registryRef, CreatedAt: now})
+		if err != nil {
+			return err
+		}
+		e.SubjectID = subj.ID
+		if err := tx.InsertEnrollment(ctx, e); err != nil {
+			return err
+		}
+		for _, ev := range m.evidence {
+			ev.EnrollmentID = id
+			if err := tx.InsertRegistryEvidence(ctx, ev); err != nil {
+				return err
+			}
+		}
+		_, err = d.Audit.Append(ctx, tx, audit.Event{Actor: "applicant", Action: "enrollment.create", Object: "enrollment/" + id,
+			Details: map[string]any{"profile": p.Name, "subject": m.subjectKey, "representative": m.representativeKey,
+				"state": e.State, "code_channel": channel, "code_to": pr.To}})
+		return err
+	})
+	if errors.Is(err, store.ErrConflict) && key != "" {
+		// The same key raced us; answer as the winner did.
+		if existing, err := d.Store.EnrollmentByIdempotencyKey(ctx, key); err == nil && bytes.Equal(existing.RequestHash, requestHash[:]) {
+			return existing, true, nil
+		}
+		return store.Enrollment{}, false, refuse("idempotency-conflict", "key %q is taken", key)
+	}
+	if err != nil {
+		return store.Enrollment{}, false, err
+	}
+	d.Log.Info("enrollment created", "enrollment", id, "profile", p.Name, "subject", maskID(m.subjectKey))
+	return e, false, nil
+}
+
+// checkCSR parses the CSR (PEM), checks its signature (proof of
+// possession) and that its key is one the profile allows.
+func (s *Service) checkCSR(pemCSR string, p profile.Profile) (*x509.CertificateRequest, error) {
+	cr, err := csr.Parse([]byte(pemCSR))
+	if err != nil {
+		return nil, invalidCSR(err)
+	}
+	keyTypes := make([]string, len(p.KeyTypes))
+	for i, kt := range p.KeyTypes {
+		keyTypes[i] = string(kt)
+	}
+	if _, err := csr.Check(cr, csr.Policy{KeyTypes: keyTypes, Forbidden: s.d.Forbidden}); err != nil {
+		return nil, invalidCSR(err)
+	}
+	return cr, nil
+}
+
+func invalidCSR(err error) error {
+	e := refuse("invalid-csr", "%v", err)
+	var ke *csr.KeyError
+	if errors.As(err, &ke) {
+		e.Extra = map[string]any{"code": ke.Code}
+	}
+	e.Err = err
+	return e
+}
+
+// matched is what the registry confirmed.
+type matched struct {
+	verified          profile.Verified
+	subjectKey        string // ETSI semantics identifier: IDCKZ-…, NTRPK-…
+	representativeKey string
+	registryRef       string
+	contact           registry.Person // whose phone/e-mail gets the code
+	evidence          []store.RegistryEvidence
+}
+
+// match checks the applicant against the registry: a person must exist,
+// be alive, and have the names and birth date given; a business must be
+// active and list the representative (a person matched the same way) with
+// signing authority.
+func (s *Service) match(ctx context.Context, a Applicant, enrollmentID string) (matched, error) {
+	var m matched
+	person := a
+	if a.Kind == "business" {
+		person = *a.Representative
+	}
+	pid, birth, err := checkPersonID(person)
+	if err != nil {
+		return m, err
+	}
+	rec, ev, err := s.d.Registry.Person(ctx, person.Country, pid)
+	if err := registryErr(err, "person", person.Country, pid); err != nil {
+		return m, err
+	}
+	m.evidence = append(m.evidence, evidence("person", ev))
+	switch {
+	case !sameName(rec.GivenName, person.GivenName) || !sameName(rec.FamilyName, person.FamilyName):
+		return m, refuse("registry-mismatch", "the name differs from the registry's")
+	case rec.BirthDate != birth:
+		return m, refuse("registry-mismatch", "the birth date differs from the registry's")
+	case !rec.Alive:
+		return m, refuse("subject-deceased", "")
+	}
+	m.contact = rec
+	personKey := "IDC" + person.Country + "-" + pid
+	if a.Kind == "person" {
+		m.verified = profile.Verified{Country: person.Country, NationalID: pid, GivenName: rec.GivenName, FamilyName: rec.FamilyName}
+		m.subjectKey, m.registryRef = personKey, ev.Version
+		return m, nil
+	}
+
+	checker, err := idnum.For(a.Country)
+	if err != nil {
+		return m, identifierErr(err)
+	}
+	reg, err := checker.Business(a.RegistrationNumber)
+	if err != nil {
+		return m, identifierErr(err)
+	}
+	biz, bev, err := s.d.Registry.Business(ctx, a.Country, reg)
+	if err := registryErr(err, "business", a.Country, reg); err != nil {
+		return m, err
+	}
+	m.evidence = append(m.evidence, evidence("business", bev))
+	if !biz.Active {
+		return m, refuse("business-inactive", "")
+	}
+	signs := false
+	for _, r := range biz.Representatives {
+		if r.Country == person.Country && r.NationalID == pid && r.CanSign {
+			signs = true
+		}
+	}
+	if !signs {
+		return m, refuse("not-a-representative", "the registry does not list the applicant with signing authority for %s", biz.Name)
+	}
+	m.verified = profile.Verified{Country: a.Country, OrganizationName: biz.Name, RegistrationNumber: reg}
+	m.subjectKey, m.representativeKey, m.registryRef = "NTR"+a.Country+"-"+reg, personKey, bev.Version
+	return m, nil
+}
+
+// checkPersonID validates a person's identifier with the birth date given
+// and returns its canonical form and the date as YYYY-MM-DD.
+func checkPersonID(p Applicant) (string, string, error) {
+	birth, err := time.Parse(time.DateOnly, p.BirthDate)
+	if err != nil {
+		return "", "", refuse("invalid-request", "birth_date %q is not YYYY-MM-DD", p.BirthDate)
+	}
+	checker, err := idnum.For(p.Country)
+	if err != nil {
+		return "", "", identifierErr(err)
+	}
+	id, err := checker.Person(p.NationalID, birth)
+	if err != nil {
+		return "", "", identifierErr(err)
+	}
+	return id, birth.Format(time.DateOnly), nil
+}
+
+func identifierErr(err error) error {
+	var ie *idnum.Error
+	if errors.As(err, &ie) {
+		typ := "invalid-identifier"
+		if ie.Code == idnum.CodeUnsupportedCountry {
+			typ = "unsupported-country"
+		}
+		e := refuse(typ, "%s", ie.Reason)
+		e.Extra, e.Err = map[string]any{"code": ie.Code}, err
+		return e
+	}
+	return err
+}
+
+func registryErr(err error, record, country, id string) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, registry.ErrNotFound):
+		return refuse("not-in-registry", "no %s %s in the %s registry", record, maskID(id), country)
+	case errors.Is(err, registry.ErrUnavailable):
+		return &Error{Status: problems["registry-unavailable"].status, Type: "registry-unavailable", Title: problems["registry-unavailable"].title, Err: err}
+	}
+	return err
+}
+
+func evidence(record string, ev registry.Evidence) store.RegistryEvidence {
+	return store.RegistryEvidence{Source: ev.Source, Record: record, Version: ev.Version, Hash: ev.Hash, LookedUpAt: ev.LookedUpAt}
+}
+
+// sameName compares names as a registry clerk would: case and surrounding
+// space aside.
+func sameName(a, b string) bool { return strings.EqualFold(strings.TrimSpace(a), strings.TrimSpace(b)) }
+
+// Proof checks a one-time code. A right code moves the enrollment on
+// (pending_approval, or approved and issued at once for an auto profile);
+// a wrong one counts, and the policy's last wrong one locks the enrollment.
+// Codes are single-use and expire.
+func (s *Service) Proof(ctx context.Context, id, code string) (store.Enrollment, error) {
+	d := s.d
+	if len(code) == 0 || len(code) > 16 {
+		return store.Enrollment{}, refuse("invalid-request", "code must be 1 to 16 characters")
+	}
+	now := d.Now().UTC()
+	var (
+		out     store.Enrollment
+		refusal error
+	)
+	err := d.Store.InTx(ctx, func(tx *store.Tx) error {
+		refusal = nil
+		e, err := tx.EnrollmentForUpdate(ctx, id)
+		if errors.Is(err, store.ErrNotFound) {
+			refusal = refuse("not-found", "")
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if e.State != store.StatePendingProof {
+			if e.State == store.StateRejected && strings.HasPrefix(e.StateReason, "locked") {
+				refusal = refuse("enrollment-locked", "")
+			} else {
+				refusal = refuse("wrong-state", "the enrollment is %s", e.State)
+			}
+			return nil
+		}
+		var pr proofing
+		if err := json.Unmarshal(e.Proofing, &pr); err != nil {
+			return fmt.Errorf("enrollment %s proofing: %w", id, err)
+		}
+		event := func(action string, details map[string]any) error {
+			_, err := d.Audit.Append(ctx, tx, audit.Event{Actor: "applicant", Action: action, Object: "enrollment/" + id, Details: details})
+			return err
+		}
+		if !e.ExpiresAt.IsZero() && now.After(e.ExpiresAt) {
+			if out, err = move(ctx, tx, e, store.StateExpired, "the enrollment lapsed before the code was given", now); err != nil {
+				return err
+			}
+			refusal = refuse("enrollment-expired", "")
+			return event("enrollment.expire", map[string]any{"expired_at": e.ExpiresAt})
+		}
+		if now.After(pr.CodeUntil) {
+			refusal = refuse("code-expired", "the code was valid until %s", pr.CodeUntil.Format(time.RFC3339))
+			return event("enrollment.proof.fail", map[string]any{"why": "code expired"})
+		}
+		if subtle.ConstantTimeCompare([]byte(codeHash(id, code)), []byte(pr.CodeHash)) != 1 {
+			pr.Attempts++
+			e.Proofing, _ = json.Marshal(pr)
+			left := d.Policy.MaxCodeAttempts - pr.Attempts
+			if left <= 0 {
+				if out, err = move(ctx, tx, e, store.StateRejected, "locked after too many wrong codes", now); err != nil {
+					return err
+				}
+				refusal = refuse("enrollment-locked", "")
+				return event("enrollment.lock", map[string]any{"attempts": pr.Attempts})
+			}
+			e.UpdatedAt = now
+			if err := tx.UpdateEnrollment(ctx, e.State, e); err != nil {
+				return err
+			}
+			out = e
+			r := refuse("wrong-code", "%d tries left", left)
+			r.Extra = map[string]any{"attempts_left": left}
+			refusal = r
+			return event("enrollment.proof.fail", map[string]any{"attempts": pr.Attempts})
+		}
+		pr.CodeHash, pr.ProvedAt = "", now // single use
+		e.Proofing, _ = json.Marshal(pr)
+		next := store.StatePendingApproval
+		if d.Policy.Approvals(e.Profile) == 0 {
+			next = store.StateApproved
+		}
+		if out, err = move(ctx, tx, e, next, "", now); err != nil {
+			return err
+		}
+		return event("enrollment.proof", map[string]any{"state": next, "channel": pr.Channel})
+	})
+	if err != nil {
+		return store.Enrollment{}, err
+	}
+	if refusal != nil {
+		return out, refusal
+	}
+	if out.State == store.StateApproved {
+		return s.issue(ctx, out, "system:auto-approval")
+	}
+	return out, nil
+}
+
+// issue has the CA certify an approved enrollment and records the outcome.
+func (s *Service) issue(ctx context.Context, e store.Enrollment, actor string) (store.Enrollment, error) {
+	d := s.d
+	subj, err := d.Store.Subject(ctx, e.SubjectID)
+	if err != nil {
+		return e, err
+	}
+	var v profile.Verified
+	if err := json.Unmarshal(subj.Attributes, &v); err != nil {
+		return e, fmt.Errorf("subject %s attributes: %w", subj.ID, err)
+	}
+	csrPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: e.CSR})
+	cert, issueErr := d.CA.Issue(ctx, ca.Request{Profile: e.Profile, CSR: csrPEM, Verified: v, SubjectID: subj.ID, EnrollmentID: e.ID, Actor: actor})
+	now := d.Now().UTC()
+	var out store.Enrollment
+	err = d.Store.InTx(ctx, func(tx *store.Tx) error {
+		cur, err := tx.EnrollmentForUpdate(ctx, e.ID)
+		if err != nil {
+			return err
+		}
+		if issueErr != nil {
+			reason := "the CA could not issue the certificate"
+			if errors.Is(issueErr, ca.ErrRequest) {
+				reason = "the CA refused the request: " + issueErr.Error()
+			}
+			if out, err = move(ctx, tx, cur, store.StateFailed, reason, now); err != nil {
+				return err
+			}
+			_, err = d.Audit.Append(ctx, tx, audit.Event{Actor: actor, Action: "enrollment.fail", Object: "enrollment/" + e.ID,
+				Details: map[string]any{"error": issueErr.Error()}})
+			return err
+		}
+		if out, err = move(ctx, tx, cur, store.StateIssued, "", now); err != nil {
+			return err
+		}
+		_, err = d.Audit.Append(ctx, tx, audit.Event{Actor: actor, Action: "enrollment.issue", Object: "enrollment/" + e.ID,
+			Details: map[string]any{"serial": hex.EncodeToString(cert.SerialNumber.Bytes()), "profile": e.Profile}})
+		return err
+	})
+	if err != nil {
+		return e, err
+	}
+	if issueErr != nil {
+		d.Log.Error("issuance failed", "enrollment", e.ID, "err", issueErr)
+		return out, refuse("issuance-failed", "%s", out.StateReason)
+	}
+	return out, nil
+}
+
+// View is an enrollment as its applicant sees it.
+type View struct {
+	ID          string            `json:"id"`
+	State       string            `json:"state"`
+	Profile     string            `json:"profile"`
+	Reasons     []string          `json:"reasons,omitempty"`
+	Certificate string            `json:"certificate,omitempty"` // PEM, once issued
+	Serial      string            `json:"serial,omitempty"`      // hex, as openssl x509 -serial prints it
+	CreatedAt   time.Time         `json:"created_at"`
+	UpdatedAt   time.Time         `json:"updated_at"`
+	ExpiresAt   time.Time         `json:"expires_at,omitzero"`
+	Links       map[string]string `json:"links"`
+}
+
+// Get returns the applicant's view of an enrollment.
+func (s *Service) Get(ctx context.Context, id string) (View, error) {
+	e, err := s.d.Store.Enrollment(ctx, id)
+	if errors.Is(err, store.ErrNotFound) {
+		return View{}, refuse("not-found", "")
+	}
+	if err != nil {
+		return View{}, err
+	}
+	return s.view(ctx, e)
+}
+
+func (s *Service) view(ctx context.Context, e store.Enrollment) (View, error) {
+	v := View{ID: e.ID, State: e.State, Profile: e.Profile, CreatedAt: e.CreatedAt, UpdatedAt: e.UpdatedAt,
+		Links: map[string]string{"self": "/api/v1/enrollments/" + e.ID}}
+	if e.StateReason != "" {
+		v.Reasons = append(v.Reasons, e.StateReason)
+	}
+	switch e.State {
+	case store.StatePendingProof:
+		v.ExpiresAt = e.ExpiresAt
+		v.Links["proof"] = "/api/v1/enrollments/" + e.ID + "/proof"
+		var pr proofing
+		if json.Unmarshal(e.Proofing, &pr) == nil {
+			v.Reasons = append(v.Reasons, fmt.Sprintf("waiting for the one-time code sent by %s to %s", pr.Channel, pr.To))
+		}
+	case store.StatePendingApproval:
+		v.ExpiresAt = e.ExpiresAt
+		v.Reasons = append(v.Reasons, fmt.Sprintf("waiting for approval by %d RA officer(s)", s.d.Policy.Approvals(e.Profile)))
+	case store.StateIssued:
+		c, err := s.d.Store.CertificateOfEnrollment(ctx, e.ID)
+		if err != nil {
+			return View{}, err
+		}
+		v.Certificate = string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.DER}))
+		v.Serial = strings.ToUpper(hex.EncodeToString(c.Serial))
+		v.Links["certificate"] = "/api/v1/certificates/" + v.Serial
+	}
+	return v, nil
+}
+
+// newID is 16 random bytes, URL-safe base64 (22 characters).
+func newID() (string, error) {
+	b := make([]byte, 16)
+	if _, err := rand.Read(b); err != nil {
+		return "", err
+	}
+	return base64.RawURLEncoding.EncodeToString(b), nil
+}
+
+// newCode is a uniformly random 6-digit code.
+func newCode() (string, error) {
+	n, err := rand.Int(rand.Reader, big.NewInt(1_000_000))
+	if err != nil {
+		return "", err
+	}
+	return fmt.Sprintf("%06d", n.Int64()), nil
+}
+
+func codeHash(enrollmentID, code string) string {
+	sum := sha256.Sum256([]byte("sanad-otp-v1\x00" + enrollmentID + "\x00" + code))
+	return hex.EncodeToString(sum[:])
+}
+
+// checkIdempotencyKey: 1 to 128 printable ASCII characters.
+func checkIdempotencyKey(k string) error {
+	if len(k) > 128 {
+		return refuse("invalid-request", "Idempotency-Key is longer than 128 characters")
+	}
+	for _, r := range k {
+		if r < 0x21 || r > 0x7e {
+			return refuse("invalid-request", "Idempotency-Key must be printable ASCII")
+		}
+	}
+	return nil
+}
+
+// maskID keeps the first four and last two characters of an identifier
+// for logs; the audit record keeps it whole.
+func maskID(id string) string {
+	if utf8.RuneCountInString(id) <= 6 {
+		return strings.Repeat("*", len(id))
+	}
+	return id[:4] + strings.Repeat("*", len(id)-6) + id[len(id)-2:]
+}
+
+// maskContact shows an applicant where the code went without revealing
+// the whole contact: +7 *** ** 45, a***@example.kz.
+func maskContact(to string) string {
+	if at := strings.IndexByte(to, '@'); at > 0 {
+		return to[:1] + "***" + to[at:]
+	}
+	digits := 0
+	out := []rune(to)
+	for i := len(out) - 1; i >= 0; i-- {
+		if unicode.IsDigit(out[i]) {
+			digits++
+			if digits > 2 && i > 2 {
+				out[i] = '*'
+			}
+		}
+	}
+	return string(out)
+}

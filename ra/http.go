@@ -1,0 +1,226 @@
+package ra
+
+import (
+	"errors"
+	"io"
+	"mime"
+	"net/http"
+	"regexp"
+	"strings"
+
+	"github.com/sanadpki/sanad/internal/api"
+	"github.com/sanadpki/sanad/internal/store"
+)
+
+// Register adds the applicant API to mux:
+//
+//	POST /api/v1/enrollments            apply (Idempotency-Key honoured)
+//	GET  /api/v1/enrollments/{id}       state, reasons, certificate once issued
+//	POST /api/v1/enrollments/{id}/proof the one-time code
+//
+// and the signed-request API (a compact JWS, application/jose, or in the
+// Authorization header as "JWS <compact>" for reads):
+//
+//	POST /api/v1/officer/actions             approve, reject, revoke
+//	GET  /api/v1/officer/queue               enrollments waiting for officers
+//	GET  /api/v1/officer/enrollments/{id}    one enrollment, for review
+//	POST /api/v1/certificates/{serial}/revoke a holder revokes their own
+func (s *Service) Register(mux *http.ServeMux) {
+	mux.HandleFunc("POST /api/v1/enrollments", s.handleEnroll)
+	mux.HandleFunc("GET /api/v1/enrollments/{id}", s.handleGet)
+	mux.HandleFunc("POST /api/v1/enrollments/{id}/proof", s.handleProof)
+	mux.HandleFunc("POST /api/v1/officer/actions", s.handleAct)
+	mux.HandleFunc("GET /api/v1/officer/queue", s.handleQueue)
+	mux.HandleFunc("GET /api/v1/officer/enrollments/{id}", s.handleShow)
+	mux.HandleFunc("POST /api/v1/certificates/{serial}/revoke", s.handleRevokeOwn)
+}
+
+// MaxJWSBytes bounds a signed request: a certificate chain of one and a
+// small payload.
+const MaxJWSBytes = 16 << 10
+
+func (s *Service) handleAct(w http.ResponseWriter, r *http.Request) {
+	jws, err := readJWS(w, r)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	out, err := s.Act(r.Context(), jws)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	api.WriteJSON(w, http.StatusOK, out)
+}
+
+func (s *Service) handleQueue(w http.ResponseWriter, r *http.Request) {
+	q, err := s.Queue(r.Context(), authorizationJWS(r))
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	api.WriteJSON(w, http.StatusOK, map[string]any{"enrollments": q})
+}
+
+func (s *Service) handleShow(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	if !enrollmentID.MatchString(id) {
+		s.fail(w, r, refuse("not-found", ""))
+		return
+	}
+	item, err := s.Show(r.Context(), id, authorizationJWS(r))
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	api.WriteJSON(w, http.StatusOK, item)
+}
+
+func (s *Service) handleRevokeOwn(w http.ResponseWriter, r *http.Request) {
+	jws, err := readJWS(w, r)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	out, err := s.RevokeOwn(r.Context(), r.PathValue("serial"), jws)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	api.WriteJSON(w, http.StatusOK, out)
+}
+
+// readJWS reads a compact JWS body (application/jose).
+func readJWS(w http.ResponseWriter, r *http.Request) (string, error) {
+	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if err != nil || mt != "application/jose" {
+		return "", refuse("unsupported-media-type", "a signed request is application/jose; got %q", r.Header.Get("Content-Type"))
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxJWSBytes))
+	var tooBig *http.MaxBytesError
+	if errors.As(err, &tooBig) {
+		return "", refuse("request-too-large", "the limit is %d bytes", MaxJWSBytes)
+	}
+	if err != nil {
+		return "", refuse("invalid-request", "reading the body: %v", err)
+	}
+	return strings.TrimSpace(string(body)), nil
+}
+
+// authorizationJWS is the compact JWS of an "Authorization: JWS …" header.
+func authorizationJWS(r *http.Request) string {
+	v, ok := strings.CutPrefix(r.Header.Get("Authorization"), "JWS ")
+	if !ok || len(v) > MaxJWSBytes {
+		return ""
+	}
+	return strings.TrimSpace(v)
+}
+
+// enrollmentID is what newID makes; anything else is not found without a
+// database lookup.
+var enrollmentID = regexp.MustCompile(`^[A-Za-z0-9_-]{22}$`)
+
+func (s *Service) handleEnroll(w http.ResponseWriter, r *http.Request) {
+	body, err := readJSON(w, r)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	e, replayed, err := s.Enroll(r.Context(), body, r.Header.Get("Idempotency-Key"))
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	v, err := s.view(r.Context(), e)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	w.Header().Set("Location", v.Links["self"])
+	if replayed {
+		w.Header().Set("Idempotent-Replayed", "true")
+	}
+	api.WriteJSON(w, http.StatusCreated, v)
+}
+
+func (s *Service) handleGet(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	if !enrollmentID.MatchString(id) {
+		s.fail(w, r, refuse("not-found", ""))
+		return
+	}
+	v, err := s.Get(r.Context(), id)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	api.WriteJSON(w, http.StatusOK, v)
+}
+
+func (s *Service) handleProof(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	if !enrollmentID.MatchString(id) {
+		s.fail(w, r, refuse("not-found", ""))
+		return
+	}
+	body, err := readJSON(w, r)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	var req struct {
+		Code string `json:"code"`
+	}
+	if err := decodeStrict(body, &req); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	e, err := s.Proof(r.Context(), id, req.Code)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	v, err := s.view(r.Context(), e)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	api.WriteJSON(w, http.StatusOK, v)
+}
+
+// readJSON reads a JSON body of at most MaxRequestBytes.
+func readJSON(w http.ResponseWriter, r *http.Request) ([]byte, error) {
+	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if err != nil || mt != "application/json" {
+		return nil, refuse("unsupported-media-type", "the body must be application/json; got %q", r.Header.Get("Content-Type"))
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxRequestBytes))
+	var tooBig *http.MaxBytesError
+	if errors.As(err, &tooBig) {
+		return nil, refuse("request-too-large", "the limit is %d bytes", MaxRequestBytes)
+	}
+	if err != nil {
+		return nil, refuse("invalid-request", "reading the body: %v", err)
+	}
+	return body, nil
+}
+
+// fail answers err as a problem document: an *Error as itself, anything
+// else as a 500 whose detail stays in the log.
+func (s *Service) fail(w http.ResponseWriter, r *http.Request, err error) {
+	if e, ok := ProblemOf(err); ok {
+		p := api.NewProblem(e.Status, e.Type, e.Title, e.Detail)
+		p.Extensions = e.Extra
+		if e.Status == http.StatusServiceUnavailable {
+			w.Header().Set("Retry-After", "30")
+		}
+		api.WriteProblem(w, p)
+		return
+	}
+	if errors.Is(err, store.ErrConflict) {
+		api.WriteProblem(w, api.NewProblem(http.StatusConflict, "conflict", "Another request changed this enrollment first; retry", ""))
+		return
+	}
+	s.d.Log.Error("ra request failed", "method", r.Method, "route", r.Pattern, "err", err)
+	api.WriteProblem(w, api.NewProblem(http.StatusInternalServerError, "internal", "Internal error", ""))
+}

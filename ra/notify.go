@@ -1,0 +1,107 @@
+package ra
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"time"
+)
+
+// Message is a one-time code on its way to the registry's contact.
+type Message struct {
+	EnrollmentID string `json:"enrollment"`
+	To           string `json:"to"`      // E.164 phone number or e-mail address
+	Channel      string `json:"channel"` // sms | email
+	Code         string `json:"code"`
+}
+
+// Notifier delivers one-time codes.
+type Notifier interface {
+	Send(ctx context.Context, m Message) error
+}
+
+// Outbox is the development notifier: each message is logged with its
+// enrollment id and written to Dir/<enrollment id>.json (to, channel, code),
+// where a newcomer or a test picks the code up. Never for production: the
+// code is the proof that the applicant controls the contact.
+type Outbox struct {
+	Dir string
+	Log *slog.Logger
+}
+
+// Send writes the message file (0600, replaced whole) and logs it.
+func (o Outbox) Send(_ context.Context, m Message) error {
+	if err := os.MkdirAll(o.Dir, 0o700); err != nil {
+		return err
+	}
+	body, err := json.MarshalIndent(m, "", "  ")
+	if err != nil {
+		return err
+	}
+	path := filepath.Join(o.Dir, m.EnrollmentID+".json")
+	tmp, err := os.CreateTemp(o.Dir, ".msg-*")
+	if err != nil {
+		return err
+	}
+	_, werr := tmp.Write(append(body, '\n'))
+	if err := errors.Join(werr, tmp.Chmod(0o600), tmp.Close()); err != nil {
+		os.Remove(tmp.Name())
+		return err
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		os.Remove(tmp.Name())
+		return err
+	}
+	if o.Log != nil {
+		o.Log.Info("one-time code (dev outbox)", "enrollment", m.EnrollmentID, "channel", m.Channel, "code", m.Code, "file", path)
+	}
+	return nil
+}
+
+// Webhook posts each message as JSON to an SMS or e-mail gateway; any
+// answer but 2xx within Timeout is a failure.
+type Webhook struct {
+	URL     string
+	Client  *http.Client
+	Timeout time.Duration
+}
+
+// Send posts m.
+func (w Webhook) Send(ctx context.Context, m Message) error {
+	timeout := w.Timeout
+	if timeout == 0 {
+		timeout = 5 * time.Second
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	body, err := json.Marshal(m)
+	if err != nil {
+		return err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, w.URL, bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	client := w.Client
+	if client == nil {
+		client = http.DefaultClient
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return fmt.Errorf("notification gateway: %w", err)
+	}
+	defer resp.Body.Close()
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+	if resp.StatusCode/100 != 2 {
+		return fmt.Errorf("notification gateway answered %s", resp.Status)
+	}
+	return nil
+}

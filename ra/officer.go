@@ -1,0 +1,404 @@
+package ra
+
+import (
+	"bytes"
+	"context"
+	"crypto/x509"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/sanadpki/sanad/ca"
+	"github.com/sanadpki/sanad/internal/audit"
+	"github.com/sanadpki/sanad/internal/store"
+	"github.com/sanadpki/sanad/ra/jwsauth"
+)
+
+// Audiences bind a signed request to the endpoint it was made for.
+const (
+	AudienceActions = "/api/v1/officer/actions"
+	AudienceQueue   = "/api/v1/officer/queue"
+	AudienceShow    = "/api/v1/officer/enrollments"
+	AudienceRevoke  = "/api/v1/certificates/revoke"
+	// MaxSkew is how far a signed request's time may be from ours.
+	MaxSkew = 5 * time.Minute
+)
+
+// Revoker is the CA's revocation, as the RA uses it.
+type Revoker interface {
+	Revoke(ctx context.Context, serial []byte, reason int, actor string) error
+}
+
+// reasonCodes are the RFC 5280 §5.3.1 reasons a signed request may name.
+var reasonCodes = map[string]int{
+	"unspecified": 0, "keyCompromise": 1, "affiliationChanged": 3, "superseded": 4,
+	"cessationOfOperation": 5, "privilegeWithdrawn": 9,
+}
+
+// holderReasons are the reasons a holder may give for their own
+// certificate.
+var holderReasons = []string{"keyCompromise", "superseded", "cessationOfOperation"}
+
+// officer is a verified officer request: who, and what they signed.
+type officer struct {
+	store.Officer
+	req jwsauth.Parsed
+}
+
+// authenticate verifies a signed officer request: the JWS itself
+// (jwsauth.Parse), then that its certificate is a registered, active RA
+// officer's, issued by this CA, valid now and not revoked.
+func (s *Service) authenticate(ctx context.Context, compact, audience string) (officer, error) {
+	now := s.d.Now()
+	p, err := jwsauth.Parse(compact, audience, now, MaxSkew)
+	if err != nil {
+		return officer{}, signedRequestErr(err)
+	}
+	o, err := s.d.Store.Officer(ctx, p.Fingerprint[:])
+	if errors.Is(err, store.ErrNotFound) {
+		return officer{}, refuse("not-an-officer", "the certificate is not a registered officer's")
+	}
+	if err != nil {
+		return officer{}, err
+	}
+	if !o.Active || !slices.Contains(o.Roles, "ra-officer") {
+		return officer{}, refuse("not-an-officer", "officer %s is not an active RA officer", o.Name)
+	}
+	if err := s.checkOurs(ctx, p.Certificate, now); err != nil {
+		return officer{}, err
+	}
+	return officer{Officer: o, req: p}, nil
+}
+
+// checkOurs refuses a certificate this CA did not issue, or that is not
+// valid now, or is revoked.
+func (s *Service) checkOurs(ctx context.Context, c *x509.Certificate, now time.Time) error {
+	if s.d.IssuerCert == nil || c.CheckSignatureFrom(s.d.IssuerCert) != nil {
+		return refuse("not-an-officer", "the certificate was not issued by this CA")
+	}
+	if now.Before(c.NotBefore) || now.After(c.NotAfter) {
+		return refuse("certificate-not-valid", "valid from %s to %s", c.NotBefore.Format(time.RFC3339), c.NotAfter.Format(time.RFC3339))
+	}
+	row, err := s.d.Store.Certificate(ctx, s.d.IssuerID, c.SerialNumber.Bytes())
+	if errors.Is(err, store.ErrNotFound) || (err == nil && !bytes.Equal(row.DER, c.Raw)) {
+		return refuse("not-an-officer", "the certificate is not in this CA's records")
+	}
+	if err != nil {
+		return err
+	}
+	if row.Status != store.StatusGood {
+		return refuse("certificate-revoked", "revoked at %s", row.RevokedAt.Format(time.RFC3339))
+	}
+	return nil
+}
+
+func signedRequestErr(err error) error {
+	var je *jwsauth.Error
+	if errors.As(err, &je) {
+		typ := "unauthorized"
+		if je.Code == "stale" {
+			typ = "stale-request"
+		}
+		e := refuse(typ, "%s", je.Reason)
+		e.Extra, e.Err = map[string]any{"code": je.Code}, err
+		return e
+	}
+	return err
+}
+
+// useNonce records the request's nonce in tx; a replay is refused.
+func useNonce(ctx context.Context, tx *store.Tx, p jwsauth.Parsed, now time.Time) error {
+	err := tx.UseNonce(ctx, p.Fingerprint[:], p.Action.Nonce, now)
+	if errors.Is(err, store.ErrConflict) {
+		return refuse("replayed-request", "this signed request was already used")
+	}
+	return err
+}
+
+// Act carries out a signed officer action (POST /api/v1/officer/actions):
+// approve or reject an enrollment, or revoke a certificate.
+func (s *Service) Act(ctx context.Context, compact string) (any, error) {
+	o, err := s.authenticate(ctx, compact, AudienceActions)
+	if err != nil {
+		return nil, err
+	}
+	switch a := o.req.Action; a.Action {
+	case "approve", "reject":
+		e, err := s.decide(ctx, o)
+		if err != nil {
+			return nil, err
+		}
+		return s.view(ctx, e)
+	case "revoke":
+		return s.revoke(ctx, o.req, "officer:"+o.Name, o.req.Fingerprint[:])
+	default:
+		return nil, refuse("invalid-request", "action %q is not posted to %s", a.Action, AudienceActions)
+	}
+}
+
+// decide records an officer's decision. Approvals count distinct officers:
+// the profile's rule says how many; one officer twice is refused.
+func (s *Service) decide(ctx context.Context, o officer) (store.Enrollment, error) {
+	d := s.d
+	a := o.req.Action
+	now := d.Now().UTC()
+	var out store.Enrollment
+	err := d.Store.InTx(ctx, func(tx *store.Tx) error {
+		if err := useNonce(ctx, tx, o.req, now); err != nil {
+			return err
+		}
+		e, err := tx.EnrollmentForUpdate(ctx, a.Enrollment)
+		if errors.Is(err, store.ErrNotFound) {
+			return refuse("not-found", "")
+		}
+		if err != nil {
+			return err
+		}
+		if e.State != store.StatePendingApproval {
+			return refuse("wrong-state", "the enrollment is %s", e.State)
+		}
+		err = tx.InsertApproval(ctx, store.Approval{EnrollmentID: e.ID, OfficerFingerprint: o.Fingerprint, Decision: a.Action, JWS: o.req.Raw, DecidedAt: now})
+		if errors.Is(err, store.ErrConflict) {
+			return refuse("already-decided", "officer %s already decided on this enrollment", o.Name)
+		}
+		if err != nil {
+			return err
+		}
+		details := map[string]any{"officer": o.Name, "officer_fingerprint": hex.EncodeToString(o.Fingerprint), "nonce": a.Nonce}
+		out = e
+		if a.Action == "reject" {
+			details["reason"] = a.Reason
+			if out, err = move(ctx, tx, e, store.StateRejected, "rejected by an RA officer: "+a.Reason, now); err != nil {
+				return err
+			}
+			_, err = d.Audit.Append(ctx, tx, audit.Event{Actor: "officer:" + o.Name, Action: "enrollment.reject", Object: "enrollment/" + e.ID, Details: details})
+			return err
+		}
+		approvals, err := tx.Approvals(ctx, e.ID)
+		if err != nil {
+			return err
+		}
+		n := 0
+		for _, ap := range approvals {
+			if ap.Decision == "approve" {
+				n++
+			}
+		}
+		details["approvals"], details["needed"] = n, d.Policy.Approvals(e.Profile)
+		if n >= d.Policy.Approvals(e.Profile) {
+			if out, err = move(ctx, tx, e, store.StateApproved, "", now); err != nil {
+				return err
+			}
+		}
+		_, err = d.Audit.Append(ctx, tx, audit.Event{Actor: "officer:" + o.Name, Action: "enrollment.approve", Object: "enrollment/" + e.ID, Details: details})
+		return err
+	})
+	if err != nil {
+		return store.Enrollment{}, err
+	}
+	if out.State == store.StateApproved {
+		return s.issue(ctx, out, "officer:"+o.Name)
+	}
+	return out, nil
+}
+
+// Revocation is the answer to a revocation request.
+type Revocation struct {
+	Serial string `json:"serial"`
+	Status string `json:"status"`
+	Reason string `json:"reason"`
+}
+
+// revoke has the CA revoke a certificate for a signed request whose nonce
+// is recorded first, so the request cannot be replayed.
+func (s *Service) revoke(ctx context.Context, p jwsauth.Parsed, actor string, keyID []byte) (Revocation, error) {
+	serial, err := parseSerial(p.Action.Serial)
+	if err != nil {
+		return Revocation{}, err
+	}
+	reason, ok := reasonCodes[p.Action.Reason]
+	if !ok {
+		return Revocation{}, refuse("invalid-request", "reason %q is not one of %s", p.Action.Reason, strings.Join(reasonNames(), ", "))
+	}
+	now := s.d.Now().UTC()
+	if err := s.d.Store.InTx(ctx, func(tx *store.Tx) error { return useNonce(ctx, tx, p, now) }); err != nil {
+		return Revocation{}, err
+	}
+	err = s.d.Revoker.Revoke(ctx, serial, reason, actor)
+	var already *store.AlreadyRevokedError
+	switch {
+	case errors.As(err, &already):
+		return Revocation{}, refuse("already-revoked", "%s", already.Error())
+	case errors.Is(err, ca.ErrNotIssued):
+		return Revocation{}, refuse("certificate-not-found", "no certificate %s", p.Action.Serial)
+	case errors.Is(err, ca.ErrRequest):
+		return Revocation{}, refuse("invalid-request", "%v", err)
+	case err != nil:
+		return Revocation{}, err
+	}
+	s.d.Log.Info("certificate revoked", "serial", p.Action.Serial, "reason", p.Action.Reason, "by", actor)
+	return Revocation{Serial: strings.ToUpper(hex.EncodeToString(serial)), Status: "revoked", Reason: p.Action.Reason}, nil
+}
+
+// RevokeOwn carries out a holder's request, signed with the certificate's
+// own key, to revoke that certificate (POST
+// /api/v1/certificates/{serial}/revoke).
+func (s *Service) RevokeOwn(ctx context.Context, serialHex, compact string) (Revocation, error) {
+	now := s.d.Now()
+	p, err := jwsauth.Parse(compact, AudienceRevoke, now, MaxSkew)
+	if err != nil {
+		return Revocation{}, signedRequestErr(err)
+	}
+	if p.Action.Action != "revoke" || !strings.EqualFold(p.Action.Serial, serialHex) {
+		return Revocation{}, refuse("invalid-request", "the signed request is not to revoke %s", serialHex)
+	}
+	if !slices.Contains(holderReasons, p.Action.Reason) {
+		return Revocation{}, refuse("invalid-request", "a holder may give the reasons %s", strings.Join(holderReasons, ", "))
+	}
+	if jwsauth.SerialHex(p.Certificate.SerialNumber) != p.Action.Serial {
+		return Revocation{}, refuse("unauthorized", "the request is not signed by certificate %s", serialHex)
+	}
+	if err := s.checkOurs(ctx, p.Certificate, now); err != nil {
+		if e, ok := ProblemOf(err); ok && e.Type == "not-an-officer" {
+			return Revocation{}, refuse("unauthorized", "the request is not signed by a certificate of this CA")
+		}
+		return Revocation{}, err
+	}
+	return s.revoke(ctx, p, "holder:"+fmt.Sprintf("%X", p.Certificate.SerialNumber), p.Fingerprint[:])
+}
+
+// parseSerial reads a serial as openssl prints it: hex, upper or lower
+// case, no colons, at most 20 octets.
+func parseSerial(h string) ([]byte, error) {
+	if len(h) == 0 || len(h) > 40 {
+		return nil, refuse("invalid-request", "serial must be 1 to 40 hex digits")
+	}
+	if len(h)%2 == 1 {
+		h = "0" + h
+	}
+	b, err := hex.DecodeString(h)
+	if err != nil {
+		return nil, refuse("invalid-request", "serial %q is not hex", h)
+	}
+	return bytes.TrimLeft(b, "\x00"), nil
+}
+
+func reasonNames() []string {
+	names := make([]string, 0, len(reasonCodes))
+	for n := range reasonCodes {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	return names
+}
+
+// Queue lists the enrollments waiting for officers (GET
+// /api/v1/officer/queue, signed action "queue").
+func (s *Service) Queue(ctx context.Context, compact string) ([]QueueItem, error) {
+	o, err := s.authenticate(ctx, compact, AudienceQueue)
+	if err != nil {
+		return nil, err
+	}
+	if o.req.Action.Action != "queue" {
+		return nil, refuse("invalid-request", "the signed action is %q, not queue", o.req.Action.Action)
+	}
+	if err := s.d.Store.InTx(ctx, func(tx *store.Tx) error { return useNonce(ctx, tx, o.req, s.d.Now().UTC()) }); err != nil {
+		return nil, err
+	}
+	pending, err := s.d.Store.EnrollmentsInState(ctx, store.StatePendingApproval, 500)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]QueueItem, 0, len(pending))
+	for _, e := range pending {
+		item, err := s.queueItem(ctx, e)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, item)
+	}
+	return out, nil
+}
+
+// Show is one enrollment as an officer reviews it (GET
+// /api/v1/officer/enrollments/{id}, signed action "show").
+func (s *Service) Show(ctx context.Context, id, compact string) (QueueItem, error) {
+	o, err := s.authenticate(ctx, compact, AudienceShow)
+	if err != nil {
+		return QueueItem{}, err
+	}
+	if o.req.Action.Action != "show" || o.req.Action.Enrollment != id {
+		return QueueItem{}, refuse("invalid-request", "the signed action is not to show %s", id)
+	}
+	if err := s.d.Store.InTx(ctx, func(tx *store.Tx) error { return useNonce(ctx, tx, o.req, s.d.Now().UTC()) }); err != nil {
+		return QueueItem{}, err
+	}
+	e, err := s.d.Store.Enrollment(ctx, id)
+	if errors.Is(err, store.ErrNotFound) {
+		return QueueItem{}, refuse("not-found", "")
+	}
+	if err != nil {
+		return QueueItem{}, err
+	}
+	return s.queueItem(ctx, e)
+}
+
+// QueueItem is what an officer sees of an enrollment: the verified
+// attributes, what the registry answered, and the decisions so far.
+type QueueItem struct {
+	View
+	Subject   map[string]any      `json:"subject"`
+	Evidence  []EvidenceView      `json:"registry_evidence"`
+	Approvals int                 `json:"approvals"`
+	Needed    int                 `json:"approvals_needed"`
+	Decisions []map[string]string `json:"decisions,omitempty"`
+}
+
+// EvidenceView is one registry lookup.
+type EvidenceView struct {
+	Source     string    `json:"source"`
+	Record     string    `json:"record"`
+	Version    string    `json:"version,omitempty"`
+	Hash       string    `json:"sha256"`
+	LookedUpAt time.Time `json:"looked_up_at"`
+}
+
+func (s *Service) queueItem(ctx context.Context, e store.Enrollment) (QueueItem, error) {
+	v, err := s.view(ctx, e)
+	if err != nil {
+		return QueueItem{}, err
+	}
+	item := QueueItem{View: v, Needed: s.d.Policy.Approvals(e.Profile)}
+	subj, err := s.d.Store.Subject(ctx, e.SubjectID)
+	if err != nil {
+		return QueueItem{}, err
+	}
+	if err := json.Unmarshal(subj.Attributes, &item.Subject); err != nil {
+		return QueueItem{}, fmt.Errorf("subject %s: %w", subj.ID, err)
+	}
+	item.Subject["id"] = subj.NationalID
+	evs, err := s.d.Store.RegistryEvidence(ctx, e.ID)
+	if err != nil {
+		return QueueItem{}, err
+	}
+	for _, ev := range evs {
+		item.Evidence = append(item.Evidence, EvidenceView{Source: ev.Source, Record: ev.Record, Version: ev.Version,
+			Hash: hex.EncodeToString(ev.Hash), LookedUpAt: ev.LookedUpAt})
+	}
+	var approvals []store.Approval
+	if err := s.d.Store.InTx(ctx, func(tx *store.Tx) (err error) { approvals, err = tx.Approvals(ctx, e.ID); return err }); err != nil {
+		return QueueItem{}, err
+	}
+	for _, a := range approvals {
+		if a.Decision == "approve" {
+			item.Approvals++
+		}
+		item.Decisions = append(item.Decisions, map[string]string{"decision": a.Decision,
+			"officer_fingerprint": hex.EncodeToString(a.OfficerFingerprint), "at": a.DecidedAt.Format(time.RFC3339)})
+	}
+	return item, nil
+}

@@ -1,0 +1,105 @@
+package ra
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io/fs"
+	"slices"
+	"sort"
+	"time"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/sanadpki/sanad/ca/profile"
+)
+
+// Approval rules of policies/ra.yaml.
+const (
+	ApprovalAuto        = "auto"
+	ApprovalOfficer     = "officer"
+	ApprovalTwoOfficers = "two-officers"
+)
+
+// Policy is the RA policy: how proofing works and who approves what.
+type Policy struct {
+	CodeTTL         time.Duration
+	MaxCodeAttempts int
+	EnrollmentTTL   time.Duration
+	// Approval is the rule per end-entity profile name.
+	Approval map[string]string
+}
+
+// Approvals is how many distinct officers a profile's enrollments need.
+func (p Policy) Approvals(profileName string) int {
+	switch p.Approval[profileName] {
+	case ApprovalOfficer:
+		return 1
+	case ApprovalTwoOfficers:
+		return 2
+	}
+	return 0
+}
+
+type policyFile struct {
+	CodeTTL         string `yaml:"code_ttl"`
+	MaxCodeAttempts int    `yaml:"max_code_attempts"`
+	EnrollmentTTL   string `yaml:"enrollment_ttl"`
+	Profiles        map[string]struct {
+		Approval string `yaml:"approval"`
+	} `yaml:"profiles"`
+}
+
+// LoadPolicy reads ra.yaml from fsys and checks it against the profiles:
+// every end-entity profile has a rule, every rule a profile. All problems
+// are reported at once.
+func LoadPolicy(fsys fs.FS, profiles map[string]profile.Profile) (Policy, error) {
+	raw, err := fs.ReadFile(fsys, "ra.yaml")
+	if err != nil {
+		return Policy{}, fmt.Errorf("ra policy: %w", err)
+	}
+	var f policyFile
+	dec := yaml.NewDecoder(bytes.NewReader(raw))
+	dec.KnownFields(true)
+	if err := dec.Decode(&f); err != nil {
+		return Policy{}, fmt.Errorf("ra.yaml: %w", err)
+	}
+	var errs []error
+	bad := func(field, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("ra.yaml: %s: %s", field, fmt.Sprintf(format, args...)))
+	}
+	p := Policy{MaxCodeAttempts: f.MaxCodeAttempts, Approval: map[string]string{}}
+	duration := func(field, v string, lo, hi time.Duration) time.Duration {
+		d, err := time.ParseDuration(v)
+		if err != nil || d < lo || d > hi {
+			bad(field, "%q is not a duration in %s..%s", v, lo, hi)
+		}
+		return d
+	}
+	p.CodeTTL = duration("code_ttl", f.CodeTTL, time.Minute, time.Hour)
+	p.EnrollmentTTL = duration("enrollment_ttl", f.EnrollmentTTL, time.Hour, 30*24*time.Hour)
+	if p.MaxCodeAttempts < 1 || p.MaxCodeAttempts > 10 {
+		bad("max_code_attempts", "%d is not in 1..10", p.MaxCodeAttempts)
+	}
+	names := make([]string, 0, len(f.Profiles))
+	for name := range f.Profiles {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		rule := f.Profiles[name].Approval
+		if !slices.Contains([]string{ApprovalAuto, ApprovalOfficer, ApprovalTwoOfficers}, rule) {
+			bad("profiles."+name+".approval", "%q is not auto, officer or two-officers", rule)
+		}
+		if pr, ok := profiles[name]; !ok || pr.SubjectKind == "" {
+			bad("profiles."+name, "no end-entity profile of that name")
+		}
+		p.Approval[name] = rule
+	}
+	for name, pr := range profiles {
+		if _, ok := f.Profiles[name]; !ok && pr.SubjectKind != "" {
+			bad("profiles", "end-entity profile %s has no approval rule", name)
+		}
+	}
+	return p, errors.Join(errs...)
+}
