@@ -366,4 +366,3 @@ func openStoreOf(t *testing.T, dir, driver, dsn string) *store.DB {
 	t.Cleanup(func() { db.Close() })
 	return db
 }
-
