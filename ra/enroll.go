@@ -24,6 +24,7 @@ import (
 	"github.com/sanadpki/sanad/ca"
 	"github.com/sanadpki/sanad/ca/csr"
 	"github.com/sanadpki/sanad/ca/profile"
+	"github.com/sanadpki/sanad/internal/api"
 	"github.com/sanadpki/sanad/internal/audit"
 	"github.com/sanadpki/sanad/internal/store"
 	"github.com/sanadpki/sanad/ra/idnum"
@@ -53,6 +54,11 @@ type Deps struct {
 	Forbidden []crypto.PublicKey
 	Now       func() time.Time
 	Log       *slog.Logger
+	// ClientLimit bounds requests per client address (enrollments, codes);
+	// IdentifierLimit bounds enrollments per national identifier. Nil is
+	// no limit (benchmarks).
+	ClientLimit     *api.Limiter
+	IdentifierLimit *api.Limiter
 }
 
 // Service is the registration authority.
@@ -118,6 +124,9 @@ func (s *Service) Enroll(ctx context.Context, body []byte, key string) (store.En
 	d := s.d
 	req, err := ParseEnrollRequest(body)
 	if err != nil {
+		return store.Enrollment{}, false, err
+	}
+	if err := s.limitIdentifier(req.Applicant); err != nil {
 		return store.Enrollment{}, false, err
 	}
 	requestHash := sha256.Sum256(body)
@@ -221,6 +230,35 @@ func (s *Service) Enroll(ctx context.Context, body []byte, key string) (store.En
 	}
 	d.Log.Info("enrollment created", "enrollment", id, "profile", p.Name, "subject", maskID(m.subjectKey))
 	return e, false, nil
+}
+
+// limitIdentifier refuses a burst of enrollments for one person or
+// business (the representative's and the business's identifiers both
+// count), whoever sends them.
+func (s *Service) limitIdentifier(a Applicant) error {
+	keys := []string{a.Country + ":" + digits(a.NationalID)}
+	if a.Kind == "business" && a.Representative != nil {
+		keys = []string{a.Country + ":" + digits(a.RegistrationNumber), a.Representative.Country + ":" + digits(a.Representative.NationalID)}
+	}
+	for _, k := range keys {
+		if ok, wait := s.d.IdentifierLimit.Allow(k); !ok {
+			e := refuse("rate-limited", "too many enrollments for this identifier")
+			e.Extra = map[string]any{"retry_after_seconds": int(wait.Seconds()) + 1}
+			return e
+		}
+	}
+	return nil
+}
+
+// digits keeps the digits and letters of an identifier, so that written
+// forms (42101-1234567-1) share one limit with the plain one.
+func digits(id string) string {
+	return strings.Map(func(r rune) rune {
+		if r >= '0' && r <= '9' || r >= 'A' && r <= 'Z' || r >= 'a' && r <= 'z' {
+			return r
+		}
+		return -1
+	}, id)
 }
 
 // checkCSR parses the CSR (PEM), checks its signature (proof of

@@ -4,8 +4,10 @@ import (
 	"errors"
 	"io"
 	"mime"
+	"net"
 	"net/http"
 	"regexp"
+	"strconv"
 	"strings"
 
 	"github.com/sanadpki/sanad/internal/api"
@@ -120,7 +122,26 @@ func authorizationJWS(r *http.Request) string {
 // database lookup.
 var enrollmentID = regexp.MustCompile(`^[A-Za-z0-9_-]{22}$`)
 
+// limitClient refuses a client (by address) over its request rate.
+func (s *Service) limitClient(w http.ResponseWriter, r *http.Request) bool {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		host = r.RemoteAddr
+	}
+	ok, wait := s.d.ClientLimit.Allow(host)
+	if !ok {
+		e := refuse("rate-limited", "")
+		e.Extra = map[string]any{"retry_after_seconds": int(wait.Seconds()) + 1}
+		w.Header().Set("Retry-After", strconv.Itoa(int(wait.Seconds())+1))
+		s.fail(w, r, e)
+	}
+	return !ok
+}
+
 func (s *Service) handleEnroll(w http.ResponseWriter, r *http.Request) {
+	if s.limitClient(w, r) {
+		return
+	}
 	body, err := readJSON(w, r)
 	if err != nil {
 		s.fail(w, r, err)
@@ -158,6 +179,9 @@ func (s *Service) handleGet(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Service) handleProof(w http.ResponseWriter, r *http.Request) {
+	if s.limitClient(w, r) {
+		return
+	}
 	id := r.PathValue("id")
 	if !enrollmentID.MatchString(id) {
 		s.fail(w, r, refuse("not-found", ""))

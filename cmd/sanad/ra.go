@@ -18,6 +18,7 @@ import (
 
 	"github.com/sanadpki/sanad/ca"
 	"github.com/sanadpki/sanad/ca/profile"
+	"github.com/sanadpki/sanad/internal/api"
 	"github.com/sanadpki/sanad/internal/audit"
 	"github.com/sanadpki/sanad/internal/config"
 	"github.com/sanadpki/sanad/internal/store"
@@ -65,6 +66,8 @@ func openRA(s *service, authority *caRole, cfg config.RA) (*ra.Service, error) {
 		IssuerID: authority.crlFrom.ID, IssuerCert: authority.crlFrom.Certificate,
 		Registry: reg, Notifier: notifier, Profiles: profiles, Policy: policy,
 		Forbidden: authority.keys, Now: time.Now, Log: s.log,
+		ClientLimit:     limiter(cfg.ClientPerMinute, time.Minute, max(1, cfg.ClientPerMinute/4)),
+		IdentifierLimit: limiter(cfg.IdentifierPerHour, time.Hour, cfg.IdentifierPerHour),
 	})
 	if err != nil {
 		return nil, err
@@ -152,4 +155,13 @@ func ensureDevRegistry(path string) error {
 		return nil
 	}
 	return err
+}
+
+// limiter allows n requests per period per key, in bursts of burst; n = 0
+// is no limit.
+func limiter(n int, per time.Duration, burst int) *api.Limiter {
+	if n == 0 {
+		return nil
+	}
+	return api.NewLimiter(n, per, burst, 100_000, time.Now)
 }

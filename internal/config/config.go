@@ -47,6 +47,11 @@ type RA struct {
 	// instead of sending them; NotifyWebhook is the SMS/e-mail gateway.
 	OutboxDir     string `yaml:"outbox_dir"`
 	NotifyWebhook string `yaml:"notify_webhook"`
+	// ClientPerMinute bounds enrollment and code requests per client
+	// address; IdentifierPerHour bounds enrollments per national
+	// identifier. 0 disables a limit.
+	ClientPerMinute   int `yaml:"client_requests_per_minute"`
+	IdentifierPerHour int `yaml:"identifier_enrollments_per_hour"`
 }
 
 // CA configures the certificate authority role.
@@ -146,6 +151,7 @@ func Default() Config {
 		Database: Database{Driver: "sqlite", DSN: "sanad.db"},
 		HSM:      HSM{MaxSessions: 8},
 		Audit:    Audit{KeyLabel: "sanad-audit", CheckpointInterval: time.Minute, Origin: "sanad audit log"},
+		RA:       RA{ClientPerMinute: 120, IdentifierPerHour: 10},
 		Log:      Log{Level: "info", Format: "text"},
 	}
 }
@@ -286,6 +292,9 @@ func (c Config) Validate() error {
 	}
 	if c.RA.OutboxDir != "" && c.RA.NotifyWebhook != "" {
 		bad("ra", "set outbox_dir or notify_webhook, not both")
+	}
+	if c.RA.ClientPerMinute < 0 || c.RA.IdentifierPerHour < 0 {
+		bad("ra", "rate limits must not be negative (0 disables one)")
 	}
 	if c.RA.NotifyWebhook != "" {
 		if u, err := url.Parse(c.RA.NotifyWebhook); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
