@@ -83,6 +83,9 @@ func New(d Deps) (*Service, error) {
 	return &Service{d: d}, nil
 }
 
+// SetNotifier replaces the notifier (benchmarks keep codes in memory).
+func (s *Service) SetNotifier(n Notifier) { s.d.Notifier = n }
+
 // transitions are the only state changes an enrollment may make (DESIGN
 // §3); move refuses any other.
 var transitions = map[string][]string{

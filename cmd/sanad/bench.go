@@ -14,9 +14,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
+	"net/http"
 	"os"
 	"runtime/pprof"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -27,7 +30,9 @@ import (
 	"github.com/sanadpki/sanad/ca/profile"
 	"github.com/sanadpki/sanad/hsm"
 	"github.com/sanadpki/sanad/internal/audit"
+	"github.com/sanadpki/sanad/internal/config"
 	"github.com/sanadpki/sanad/internal/store"
+	"github.com/sanadpki/sanad/ra"
 )
 
 func newBenchCmd() *cobra.Command {
@@ -38,7 +43,7 @@ func newBenchCmd() *cobra.Command {
 They write real certificates, revocations and audit events: run them on a
 development or staging deployment, never on the production CA.`,
 	}
-	cmd.AddCommand(newBenchIssueCmd(), newBenchCRLCmd())
+	cmd.AddCommand(newBenchIssueCmd(), newBenchCRLCmd(), newBenchEnrollCmd())
 	return cmd
 }
 
@@ -421,4 +426,158 @@ func latestCRLNumber(ctx context.Context, s *service, r *caRole) (int64, error) 
 		return 0, nil
 	}
 	return c.Number, err
+}
+
+// enrollReport is what `sanad bench enroll` measured.
+type enrollReport struct {
+	Database    string  `json:"database"`
+	Profile     string  `json:"profile"`
+	Enrollments int     `json:"enrollments"`
+	Parallel    int     `json:"parallel"`
+	PerSecond   float64 `json:"enrollments_per_second"`
+	P50ms       float64 `json:"latency_p50_ms"`
+	P99ms       float64 `json:"latency_p99_ms"`
+	// Issue is ca.Issue alone, in the same run, for comparison.
+	IssuePerSecond float64 `json:"issue_certificates_per_second"`
+}
+
+// memoryNotifier keeps one-time codes for the benchmark's applicants.
+type memoryNotifier struct{ codes sync.Map }
+
+func (m *memoryNotifier) Send(_ context.Context, msg ra.Message) error {
+	m.codes.Store(msg.EnrollmentID, msg.Code)
+	return nil
+}
+
+func newBenchEnrollCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "enroll",
+		Short: "Complete enrollments (enroll, prove, issued) through the RA's REST API with an auto-approved profile, and ca.Issue alone in the same run",
+		Args:  cobra.NoArgs,
+	}
+	loadConfig := configFlag(cmd)
+	n := cmd.Flags().IntP("count", "n", 5000, "enrollments to complete")
+	parallel := cmd.Flags().IntP("parallel", "p", 64, "applicants at once")
+	asJSON := cmd.Flags().Bool("json", false, "print the report as JSON")
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		if *n < 1 || *parallel < 1 {
+			return usagef("--count and --parallel must be at least 1")
+		}
+		cfg, err := loadConfig()
+		if err != nil {
+			return err
+		}
+		log := newLogger(cfg.Log, cmd.ErrOrStderr())
+		ctx := cmd.Context()
+		s, err := openService(ctx, cfg, log)
+		if err != nil {
+			return err
+		}
+		defer s.close()
+		authority, err := openCA(ctx, s, cfg.PublicBaseURL())
+		if err != nil {
+			return err
+		}
+		// The RA as served, on a loopback port of its own: the sample
+		// registry, codes kept in memory, and no rate limits (one client,
+		// one applicant, thousands of times).
+		codes := &memoryNotifier{}
+		raCfg := config.RA{OutboxDir: "unused"}
+		raCfg.RegistryFile, raCfg.RegistryURL = cfg.RA.RegistryFile, cfg.RA.RegistryURL
+		if raCfg.RegistryFile == "" && raCfg.RegistryURL == "" {
+			return errors.New("bench enroll needs ra.registry_file or ra.registry_url (sanad dev writes the sample)")
+		}
+		svc, err := openRA(s, authority, raCfg)
+		if err != nil {
+			return err
+		}
+		svc.SetNotifier(codes)
+		mux := http.NewServeMux()
+		svc.Register(mux)
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return err
+		}
+		srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+		go srv.Serve(ln)
+		defer srv.Close()
+		base := "http://" + ln.Addr().String()
+		client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: *parallel, MaxConnsPerHost: *parallel}, Timeout: time.Minute}
+
+		csrs, err := benchCSRs(*parallel)
+		if err != nil {
+			return err
+		}
+		rep := enrollReport{Database: cfg.Database.Driver, Profile: "citizen-auth", Enrollments: *n, Parallel: *parallel}
+		log.Info("enrolling", "enrollments", *n, "parallel", *parallel, "url", base)
+		lat, elapsed, err := runParallel(*n, *parallel, func(i int) error {
+			return benchEnrollOne(ctx, client, base, codes, csrs[i%len(csrs)])
+		})
+		if err != nil {
+			return err
+		}
+		rep.PerSecond = float64(*n) / elapsed.Seconds()
+		rep.P50ms, rep.P99ms = percentileMS(lat, 50), percentileMS(lat, 99)
+
+		_, elapsed, err = runParallel(*n, *parallel, func(i int) error {
+			_, err := authority.ca.Issue(ctx, ca.Request{Profile: "citizen-auth", CSR: csrs[i%len(csrs)], Verified: benchApplicant, Actor: "sanad bench enroll"})
+			return err
+		})
+		if err != nil {
+			return err
+		}
+		rep.IssuePerSecond = float64(*n) / elapsed.Seconds()
+		return printReport(cmd.OutOrStdout(), *asJSON, rep, func(w io.Writer) {
+			fmt.Fprintf(w, "sanad bench enroll: %d %s enrollments through the REST API, %d in parallel, %s\n", rep.Enrollments, rep.Profile, rep.Parallel, rep.Database)
+			fmt.Fprintf(w, "  enrolled   %.0f complete enrollments/s (enroll, prove, issued; latency p50 %.1f ms, p99 %.1f ms)\n", rep.PerSecond, rep.P50ms, rep.P99ms)
+			fmt.Fprintf(w, "  ca.Issue   %.0f certificates/s alone, same run\n", rep.IssuePerSecond)
+		})
+	}
+	return cmd
+}
+
+// benchApplicantJSON is a sample registry citizen applying for the auto
+// profile.
+const benchApplicantJSON = `{"kind":"person","country":"KZ","national_id":"880312448217","given_name":"Aigerim","family_name":"Sadykova","birth_date":"1988-03-12"}`
+
+// benchEnrollOne is one applicant's whole flow over HTTP.
+func benchEnrollOne(ctx context.Context, client *http.Client, base string, codes *memoryNotifier, csr []byte) error {
+	csrJSON, _ := json.Marshal(string(csr))
+	body := `{"profile":"citizen-auth","applicant":` + benchApplicantJSON + `,"csr":` + string(csrJSON) + `}`
+	var e struct{ ID, State string }
+	if err := postJSON(ctx, client, base+"/api/v1/enrollments", body, http.StatusCreated, &e); err != nil {
+		return err
+	}
+	code, ok := codes.codes.LoadAndDelete(e.ID)
+	if !ok {
+		return fmt.Errorf("enrollment %s: no code was sent", e.ID)
+	}
+	if err := postJSON(ctx, client, base+"/api/v1/enrollments/"+e.ID+"/proof", `{"code":"`+code.(string)+`"}`, http.StatusOK, &e); err != nil {
+		return err
+	}
+	if e.State != "issued" {
+		return fmt.Errorf("enrollment %s is %s after its proof", e.ID, e.State)
+	}
+	return nil
+}
+
+func postJSON(ctx context.Context, client *http.Client, url, body string, want int, out any) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, strings.NewReader(body))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := client.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil {
+		return err
+	}
+	if resp.StatusCode != want {
+		return fmt.Errorf("POST %s: %s %s", url, resp.Status, raw)
+	}
+	return json.Unmarshal(raw, out)
 }

@@ -81,6 +81,25 @@ func TestBench(t *testing.T) {
 			if got, want := events()-before, int64(3*30)+crlRep.CRLsPublished+1; got != want {
 				t.Errorf("audit log grew by %d events, want %d", got, want)
 			}
+
+			// bench enroll: each enrollment is 5 audit events (create,
+			// proof, certificate intent and issue, enrollment issued), and
+			// the ca.Issue comparison 2 per certificate.
+			before = events()
+			code, out = runSanadEnv(t, env, "bench", "enroll", "--config", cfg, "-n", "20", "-p", "4", "--json")
+			if code != 0 {
+				t.Fatalf("bench enroll: exit %d\n%s", code, out)
+			}
+			var enrollRep enrollReport
+			if err := json.Unmarshal([]byte(out[strings.Index(out, "{"):]), &enrollRep); err != nil {
+				t.Fatalf("%v\n%s", err, out)
+			}
+			if enrollRep.Enrollments != 20 || enrollRep.PerSecond <= 0 || enrollRep.IssuePerSecond <= 0 || enrollRep.P99ms < enrollRep.P50ms {
+				t.Errorf("enroll report does not add up: %+v", enrollRep)
+			}
+			if got := events() - before; got != 7*20 {
+				t.Errorf("bench enroll: audit log grew by %d events, want %d", got, 7*20)
+			}
 		})
 	}
 }
