@@ -62,7 +62,12 @@ type Deps struct {
 }
 
 // Service is the registration authority.
-type Service struct{ d Deps }
+type Service struct {
+	d Deps
+	// group commits the RA's audited writes of concurrent requests
+	// together (store.Group).
+	group *store.Group
+}
 
 // New checks the dependencies fit together.
 func New(d Deps) (*Service, error) {
@@ -80,7 +85,7 @@ func New(d Deps) (*Service, error) {
 			return nil, fmt.Errorf("ra: policy names profile %s, which is not loaded", name)
 		}
 	}
-	return &Service{d: d}, nil
+	return &Service{d: d, group: d.Store.NewGroup(256)}, nil
 }
 
 // SetNotifier replaces the notifier (benchmarks keep codes in memory).
@@ -200,7 +205,7 @@ func (s *Service) Enroll(ctx context.Context, body []byte, key string) (store.En
 		d.Log.Error("send one-time code", "enrollment", id, "channel", channel, "err", err)
 		return store.Enrollment{}, false, refuse("notification-failed", "")
 	}
-	err = d.Store.InTx(ctx, func(tx *store.Tx) error {
+	err = s.group.InTx(ctx, func(tx *store.Tx) error {
 		subj, err := tx.PutSubject(ctx, store.Subject{ID: "subj_" + id, Kind: p.SubjectKind, NationalID: m.subjectKey,
 			Attributes: attrs, RegistryRef: m.registryRef, CreatedAt: now})
 		if err != nil {
@@ -432,7 +437,7 @@ func (s *Service) Proof(ctx context.Context, id, code string) (store.Enrollment,
 		out     store.Enrollment
 		refusal error
 	)
-	err := d.Store.InTx(ctx, func(tx *store.Tx) error {
+	err := s.group.InTx(ctx, func(tx *store.Tx) error {
 		refusal = nil
 		e, err := tx.EnrollmentForUpdate(ctx, id)
 		if errors.Is(err, store.ErrNotFound) {
@@ -528,7 +533,7 @@ func (s *Service) issue(ctx context.Context, e store.Enrollment, actor string) (
 	cert, issueErr := d.CA.Issue(ctx, ca.Request{Profile: e.Profile, CSR: csrPEM, Verified: v, SubjectID: subj.ID, EnrollmentID: e.ID, Actor: actor})
 	now := d.Now().UTC()
 	var out store.Enrollment
-	err = d.Store.InTx(ctx, func(tx *store.Tx) error {
+	err = s.group.InTx(ctx, func(tx *store.Tx) error {
 		cur, err := tx.EnrollmentForUpdate(ctx, e.ID)
 		if err != nil {
 			return err

@@ -147,7 +147,7 @@ func (s *Service) decide(ctx context.Context, o officer) (store.Enrollment, erro
 	a := o.req.Action
 	now := d.Now().UTC()
 	var out store.Enrollment
-	err := d.Store.InTx(ctx, func(tx *store.Tx) error {
+	err := s.group.InTx(ctx, func(tx *store.Tx) error {
 		if err := useNonce(ctx, tx, o.req, now); err != nil {
 			return err
 		}
@@ -225,7 +225,7 @@ func (s *Service) revoke(ctx context.Context, p jwsauth.Parsed, actor string, ke
 		return Revocation{}, refuse("invalid-request", "reason %q is not one of %s", p.Action.Reason, strings.Join(reasonNames(), ", "))
 	}
 	now := s.d.Now().UTC()
-	if err := s.d.Store.InTx(ctx, func(tx *store.Tx) error { return useNonce(ctx, tx, p, now) }); err != nil {
+	if err := s.group.InTx(ctx, func(tx *store.Tx) error { return useNonce(ctx, tx, p, now) }); err != nil {
 		return Revocation{}, err
 	}
 	err = s.d.Revoker.Revoke(ctx, serial, reason, actor)
@@ -306,7 +306,7 @@ func (s *Service) Queue(ctx context.Context, compact string) ([]QueueItem, error
 	if o.req.Action.Action != "queue" {
 		return nil, refuse("invalid-request", "the signed action is %q, not queue", o.req.Action.Action)
 	}
-	if err := s.d.Store.InTx(ctx, func(tx *store.Tx) error { return useNonce(ctx, tx, o.req, s.d.Now().UTC()) }); err != nil {
+	if err := s.group.InTx(ctx, func(tx *store.Tx) error { return useNonce(ctx, tx, o.req, s.d.Now().UTC()) }); err != nil {
 		return nil, err
 	}
 	pending, err := s.d.Store.EnrollmentsInState(ctx, store.StatePendingApproval, 500)
@@ -334,7 +334,7 @@ func (s *Service) Show(ctx context.Context, id, compact string) (QueueItem, erro
 	if o.req.Action.Action != "show" || o.req.Action.Enrollment != id {
 		return QueueItem{}, refuse("invalid-request", "the signed action is not to show %s", id)
 	}
-	if err := s.d.Store.InTx(ctx, func(tx *store.Tx) error { return useNonce(ctx, tx, o.req, s.d.Now().UTC()) }); err != nil {
+	if err := s.group.InTx(ctx, func(tx *store.Tx) error { return useNonce(ctx, tx, o.req, s.d.Now().UTC()) }); err != nil {
 		return QueueItem{}, err
 	}
 	e, err := s.d.Store.Enrollment(ctx, id)
