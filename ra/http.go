@@ -1,6 +1,8 @@
 package ra
 
 import (
+	"encoding/hex"
+	"encoding/pem"
 	"errors"
 	"io"
 	"mime"
@@ -9,6 +11,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/sanadpki/sanad/internal/api"
 	"github.com/sanadpki/sanad/internal/store"
@@ -35,6 +38,71 @@ func (s *Service) Register(mux *http.ServeMux) {
 	mux.HandleFunc("GET /api/v1/officer/queue", s.handleQueue)
 	mux.HandleFunc("GET /api/v1/officer/enrollments/{id}", s.handleShow)
 	mux.HandleFunc("POST /api/v1/certificates/{serial}/revoke", s.handleRevokeOwn)
+	mux.HandleFunc("GET /api/v1/certificates/{serial}", s.handleCertificate)
+}
+
+// CertificateView is a certificate and its status, for anyone.
+type CertificateView struct {
+	Serial      string    `json:"serial"`
+	Issuer      string    `json:"issuer"`
+	Profile     string    `json:"profile"`
+	Status      string    `json:"status"`
+	RevokedAt   time.Time `json:"revoked_at,omitzero"`
+	Reason      string    `json:"reason,omitempty"`
+	NotBefore   time.Time `json:"not_before"`
+	NotAfter    time.Time `json:"not_after"`
+	Certificate string    `json:"certificate"` // PEM
+}
+
+// handleCertificate answers GET /api/v1/certificates/{serial}: JSON with
+// the PEM and the status, or the DER alone for Accept:
+// application/pkix-cert.
+func (s *Service) handleCertificate(w http.ResponseWriter, r *http.Request) {
+	serial, err := parseSerial(r.PathValue("serial"))
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	c, err := s.d.Store.SignedCertificateBySerial(r.Context(), serial)
+	if errors.Is(err, store.ErrNotFound) {
+		s.fail(w, r, refuse("certificate-not-found", ""))
+		return
+	}
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	if accepts(r, "application/pkix-cert") {
+		w.Header().Set("Content-Type", "application/pkix-cert")
+		w.Header().Set("Content-Length", strconv.Itoa(len(c.DER)))
+		_, _ = w.Write(c.DER)
+		return
+	}
+	v := CertificateView{Serial: strings.ToUpper(hex.EncodeToString(c.Serial)), Issuer: c.IssuerID, Profile: c.Profile,
+		Status: c.Status, NotBefore: c.NotBefore, NotAfter: c.NotAfter,
+		Certificate: string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.DER}))}
+	if c.Status == store.StatusRevoked {
+		v.RevokedAt = c.RevokedAt
+		for name, code := range reasonCodes {
+			if code == c.Reason {
+				v.Reason = name
+			}
+		}
+		if v.Reason == "" {
+			v.Reason = strconv.Itoa(c.Reason)
+		}
+	}
+	api.WriteJSON(w, http.StatusOK, v)
+}
+
+// accepts reports whether the Accept header names mediaType.
+func accepts(r *http.Request, mediaType string) bool {
+	for _, part := range strings.Split(r.Header.Get("Accept"), ",") {
+		if mt, _, err := mime.ParseMediaType(strings.TrimSpace(part)); err == nil && mt == mediaType {
+			return true
+		}
+	}
+	return false
 }
 
 // MaxJWSBytes bounds a signed request: a certificate chain of one and a

@@ -207,6 +207,10 @@ func TestEnrollmentEndToEnd(t *testing.T) {
 			}
 			db := openStoreOf(t, dir, driver, dsn)
 			c.verifyWithCRL(db, openssl, cert, false)
+			serialHex := jwsauth.SerialHex(cert.SerialNumber)
+			if code, v := c.do(http.MethodGet, "/api/v1/certificates/"+serialHex, "", nil, nil); code != 200 || v["status"] != "good" || v["issuer"] != "issuing" || v["serial"] != serialHex {
+				t.Errorf("GET certificate: %d %v", code, v)
+			}
 
 			// A PK business seal: two different officers; one twice is refused.
 			seal := newApplicant(t, "business-seal", map[string]any{"kind": "business", "country": "PK", "registration_number": "32778761",
@@ -289,6 +293,20 @@ func TestEnrollmentEndToEnd(t *testing.T) {
 				t.Errorf("OCSP after holder revocation: %+v, %v", parsed, err)
 			}
 			c.verifyWithCRL(db, openssl, cert, true) // within the publisher's debounce
+			if code, v := c.do(http.MethodGet, "/api/v1/certificates/"+serialHex, "", nil, nil); code != 200 || v["status"] != "revoked" || v["reason"] != "keyCompromise" {
+				t.Errorf("GET revoked certificate: %d %v", code, v)
+			}
+			req, _ := http.NewRequest(http.MethodGet, c.dev.url+"/api/v1/certificates/"+serialHex, nil)
+			req.Header.Set("Accept", "application/pkix-cert")
+			if resp, err := http.DefaultClient.Do(req); err != nil {
+				t.Error(err)
+			} else {
+				der, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				if resp.Header.Get("Content-Type") != "application/pkix-cert" || string(der) != string(cert.Raw) {
+					t.Errorf("GET certificate as DER: %s, %d bytes", resp.Header.Get("Content-Type"), len(der))
+				}
+			}
 			c.dev.stop(t)
 		})
 	}

@@ -249,3 +249,16 @@ func nullTimeArg(d *dialect, t time.Time) any {
 	}
 	return d.timeArg(t)
 }
+
+// SignedCertificateBySerial returns the signed certificate with this
+// serial, of whichever issuer (serials are random, so one at most in
+// practice; the newest if not), or ErrNotFound.
+func (db *DB) SignedCertificateBySerial(ctx context.Context, serial []byte) (Certificate, error) {
+	row := db.sql.QueryRowContext(ctx, db.d.q(`SELECT `+certificateColumns+` FROM certificates
+		WHERE serial = $1 AND der IS NOT NULL ORDER BY created_at DESC LIMIT 1`), nonNil(serial))
+	c, err := scanCertificate(row)
+	if errors.Is(err, sql.ErrNoRows) {
+		return Certificate{}, fmt.Errorf("certificate %x: %w", serial, ErrNotFound)
+	}
+	return c, err
+}
