@@ -459,6 +459,7 @@ func newBenchEnrollCmd() *cobra.Command {
 	n := cmd.Flags().IntP("count", "n", 5000, "enrollments to complete")
 	parallel := cmd.Flags().IntP("parallel", "p", 64, "applicants at once")
 	asJSON := cmd.Flags().Bool("json", false, "print the report as JSON")
+	cpuProfile := cmd.Flags().String("cpuprofile", "", "write a CPU profile of the enrollments to this file")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		if *n < 1 || *parallel < 1 {
 			return usagef("--count and --parallel must be at least 1")
@@ -510,10 +511,14 @@ func newBenchEnrollCmd() *cobra.Command {
 		}
 		rep := enrollReport{Database: cfg.Database.Driver, Profile: "citizen-auth", Enrollments: *n, Parallel: *parallel}
 		log.Info("enrolling", "enrollments", *n, "parallel", *parallel, "url", base)
+		stopProfile, err := startCPUProfile(*cpuProfile)
+		if err != nil {
+			return err
+		}
 		lat, elapsed, err := runParallel(*n, *parallel, func(i int) error {
 			return benchEnrollOne(ctx, client, base, codes, csrs[i%len(csrs)])
 		})
-		if err != nil {
+		if err := errors.Join(err, stopProfile()); err != nil {
 			return err
 		}
 		rep.PerSecond = float64(*n) / elapsed.Seconds()
