@@ -429,8 +429,10 @@ func sameName(a, b string) bool { return strings.EqualFold(strings.TrimSpace(a),
 // Codes are single-use and expire.
 func (s *Service) Proof(ctx context.Context, id, code string) (store.Enrollment, error) {
 	d := s.d
-	if len(code) == 0 || len(code) > 16 {
-		return store.Enrollment{}, refuse("invalid-request", "code must be 1 to 16 characters")
+	// The RA sends six digits (newCode); anything else cannot be the code
+	// and is refused before it costs the applicant an attempt.
+	if len(code) != 6 || strings.Trim(code, "0123456789") != "" {
+		return store.Enrollment{}, refuse("invalid-request", "code must be the 6 digits sent to you")
 	}
 	now := d.Now().UTC()
 	var (

@@ -39,6 +39,7 @@ func (s *Service) Register(mux *http.ServeMux) {
 	mux.HandleFunc("GET /api/v1/officer/enrollments/{id}", s.handleShow)
 	mux.HandleFunc("POST /api/v1/certificates/{serial}/revoke", s.handleRevokeOwn)
 	mux.HandleFunc("GET /api/v1/certificates/{serial}", s.handleCertificate)
+	mux.HandleFunc("GET /api/v1/openapi.json", s.handleOpenAPI)
 }
 
 // CertificateView is a certificate and its status, for anyone.

@@ -248,6 +248,9 @@ func (s *Service) revoke(ctx context.Context, p jwsauth.Parsed, actor string, ke
 // own key, to revoke that certificate (POST
 // /api/v1/certificates/{serial}/revoke).
 func (s *Service) RevokeOwn(ctx context.Context, serialHex, compact string) (Revocation, error) {
+	if _, err := parseSerial(serialHex); err != nil {
+		return Revocation{}, err
+	}
 	now := s.d.Now()
 	p, err := jwsauth.Parse(compact, AudienceRevoke, now, MaxSkew)
 	if err != nil {
@@ -282,7 +285,7 @@ func parseSerial(h string) ([]byte, error) {
 	}
 	b, err := hex.DecodeString(h)
 	if err != nil {
-		return nil, refuse("invalid-request", "serial %q is not hex", h)
+		return nil, refuse("invalid-request", "serial is not hex")
 	}
 	return bytes.TrimLeft(b, "\x00"), nil
 }

@@ -146,6 +146,9 @@ func decodeStrict(body []byte, v any) error {
 	if !utf8.Valid(body) {
 		return refuse("invalid-request", "the body is not UTF-8")
 	}
+	if err := checkMembers(body); err != nil {
+		return err
+	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
@@ -157,14 +160,73 @@ func decodeStrict(body []byte, v any) error {
 	return nil
 }
 
+// checkMembers refuses what encoding/json would silently resolve: a member
+// given twice in one object (it keeps the last; a proxy or log reader may
+// keep the first) and a member name in another case (it matches names
+// case-insensitively). Every member name of the RA's JSON is lower-case
+// snake_case, so any other spelling is refused here and unknown lower-case
+// names by DisallowUnknownFields.
+func checkMembers(body []byte) error {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	type frame struct {
+		object bool
+		seen   map[string]bool
+		key    bool // the next token of an object is a member name
+	}
+	var stack []*frame
+	for {
+		tok, err := dec.Token()
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return nil // the decoder reports malformed JSON precisely
+		}
+		top := (*frame)(nil)
+		if len(stack) > 0 {
+			top = stack[len(stack)-1]
+		}
+		if top != nil && top.object && top.key && tok != json.Delim('}') {
+			name, _ := tok.(string)
+			if top.seen[name] {
+				return refuse("invalid-request", "member %q appears twice", name)
+			}
+			if !memberName.MatchString(name) {
+				return refuse("invalid-request", "member name %q is not a field of this request", name)
+			}
+			top.seen[name] = true
+			top.key = false
+			continue
+		}
+		if top != nil && top.object {
+			top.key = true // after this value, a name comes next
+		}
+		switch tok {
+		case json.Delim('{'):
+			stack = append(stack, &frame{object: true, seen: map[string]bool{}, key: true})
+		case json.Delim('['):
+			stack = append(stack, &frame{})
+		case json.Delim('}'), json.Delim(']'):
+			stack = stack[:len(stack)-1]
+			if len(stack) > 0 && stack[len(stack)-1].object {
+				stack[len(stack)-1].key = true
+			}
+		}
+	}
+}
+
+var memberName = regexp.MustCompile(`^[a-z][a-z0-9_]{0,63}$`)
+
 func jsonError(err error) string {
 	var syntax *json.SyntaxError
 	var typ *json.UnmarshalTypeError
 	switch {
 	case errors.As(err, &syntax):
 		return fmt.Sprintf("malformed JSON at byte %d", syntax.Offset)
+	case errors.As(err, &typ) && typ.Field == "":
+		return "the body must be a JSON object"
 	case errors.As(err, &typ):
-		return fmt.Sprintf("%s must be %s", typ.Field, typ.Type)
+		return fmt.Sprintf("%s has the wrong JSON type (%s)", typ.Field, typ.Value)
 	case errors.Is(err, io.EOF):
 		return "empty body"
 	}
