@@ -177,6 +177,14 @@ func TestEnrollmentEndToEnd(t *testing.T) {
 				c.pems[is.Role] = is.Certificate
 			}
 
+			// What no route takes is a problem document too.
+			if code, p := c.do(http.MethodGet, "/api/v1/nothing", "", nil, nil); code != 404 || problemType(p) != "not-found" {
+				t.Errorf("unknown path: %d %v", code, p)
+			}
+			if code, p := c.do(http.MethodDelete, "/api/v1/enrollments", "", nil, nil); code != 405 || problemType(p) != "method-not-allowed" {
+				t.Errorf("wrong method: %d %v", code, p)
+			}
+
 			// A KZ citizen: enroll, prove, one officer approves, issued.
 			citizen := newApplicant(t, "citizen-sign", person("KZ", "880312448217", "Aigerim", "Sadykova", "1988-03-12"))
 			code, e := c.enroll(citizen)

@@ -103,3 +103,26 @@ func TestMetricsLabelByPatternAndRecoverPanics(t *testing.T) {
 		t.Error("metrics carry a raw request path")
 	}
 }
+
+// TestWithProblems: an unknown path is a 404 problem, a wrong method a 405
+// problem with Allow, a known route is served as it is.
+func TestWithProblems(t *testing.T) {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /things/{id}", func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("thing")) })
+	h := WithProblems(mux)
+	for _, tc := range []struct {
+		method, path string
+		status       int
+		ctype, allow string
+	}{
+		{"GET", "/things/1", 200, "", ""},
+		{"GET", "/nothing", 404, "application/problem+json", ""},
+		{"POST", "/things/1", 405, "application/problem+json", "GET, HEAD"},
+	} {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest(tc.method, tc.path, nil))
+		if rec.Code != tc.status || (tc.ctype != "" && rec.Header().Get("Content-Type") != tc.ctype) || rec.Header().Get("Allow") != tc.allow {
+			t.Errorf("%s %s: %d %q allow %q: %s", tc.method, tc.path, rec.Code, rec.Header().Get("Content-Type"), rec.Header().Get("Allow"), rec.Body)
+		}
+	}
+}

@@ -65,3 +65,46 @@ func WriteJSON(w http.ResponseWriter, status int, v any) {
 	w.WriteHeader(status)
 	_, _ = w.Write(append(body, '\n'))
 }
+
+// WithProblems serves mux, answering what no route of it handles (an
+// unknown path, a method the path does not take) with a problem document
+// instead of the mux's plain text: 404 not-found, or 405
+// method-not-allowed with the Allow header the mux computed.
+func WithProblems(mux *http.ServeMux) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h, pattern := mux.Handler(r)
+		if pattern != "" {
+			mux.ServeHTTP(w, r)
+			return
+		}
+		rec := &statusRecorder{header: http.Header{}}
+		h.ServeHTTP(rec, r)
+		switch rec.status {
+		case http.StatusMethodNotAllowed:
+			w.Header().Set("Allow", rec.header.Get("Allow"))
+			WriteProblem(w, NewProblem(http.StatusMethodNotAllowed, "method-not-allowed", "This path does not take this method", "allowed: "+rec.header.Get("Allow")))
+		case http.StatusNotFound:
+			WriteProblem(w, NewProblem(http.StatusNotFound, "not-found", "No such resource", ""))
+		default: // a redirect (the mux cleans paths): pass it on
+			for k, v := range rec.header {
+				w.Header()[k] = v
+			}
+			w.WriteHeader(rec.status)
+		}
+	})
+}
+
+// statusRecorder keeps the status and headers a fallback handler wrote.
+type statusRecorder struct {
+	header http.Header
+	status int
+}
+
+func (r *statusRecorder) Header() http.Header { return r.header }
+func (r *statusRecorder) Write(b []byte) (int, error) {
+	if r.status == 0 {
+		r.status = http.StatusOK
+	}
+	return len(b), nil
+}
+func (r *statusRecorder) WriteHeader(status int) { r.status = status }

@@ -42,9 +42,11 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 	return m, nil
 }
 
-// Wrap counts and times every request served by mux, and turns a handler
+// Wrap counts and times every request served by mux, answers what mux has
+// no route for with a problem document (WithProblems), and turns a handler
 // panic into a 500 problem instead of a dropped connection.
 func (m *Metrics) Wrap(mux *http.ServeMux, log *slog.Logger) http.Handler {
+	served := WithProblems(mux)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
@@ -65,7 +67,7 @@ func (m *Metrics) Wrap(mux *http.ServeMux, log *slog.Logger) http.Handler {
 			m.requests.WithLabelValues(route, strconv.Itoa(sw.status)).Inc()
 			m.duration.WithLabelValues(route).Observe(time.Since(start).Seconds())
 		}()
-		mux.ServeHTTP(sw, r)
+		served.ServeHTTP(sw, r)
 	})
 }
 
