@@ -238,6 +238,28 @@ func TestEnrollmentEndToEnd(t *testing.T) {
 				t.Fatalf("second officer: %d %s", code, out)
 			}
 
+			// An officer reviews and rejects; another revokes the seal.
+			pkCitizen := newApplicant(t, "citizen-sign", person("PK", "61101-4839276-2", "Ayesha", "Khan", "1987-06-14"))
+			code, e = c.enroll(pkCitizen)
+			if code != 200 || e["state"] != "pending_approval" {
+				t.Fatalf("PK citizen after proof: %d %v", code, e)
+			}
+			pkID := e["id"].(string)
+			if code, out := c.officer("Yerlan Officer", "show", pkID); code != 0 || !strings.Contains(out, "IDCPK-6110148392762") || !strings.Contains(out, "registry_evidence") {
+				t.Fatalf("officer show: %d %s", code, out)
+			}
+			if code, out := c.officer("Yerlan Officer", "reject", pkID, "--reason", "the photo does not match"); code != 0 || !strings.Contains(out, `"state": "rejected"`) || !strings.Contains(out, "the photo does not match") {
+				t.Fatalf("officer reject: %d %s", code, out)
+			}
+			_, e = c.do(http.MethodGet, "/api/v1/enrollments/"+sealID, "", nil, nil)
+			sealSerial, _ := e["serial"].(string)
+			if code, out := c.officer("Yerlan Officer", "revoke", sealSerial, "--reason", "affiliationChanged"); code != 0 || !strings.Contains(out, `"status": "revoked"`) {
+				t.Fatalf("officer revoke %s: %d %s", sealSerial, code, out)
+			}
+			if code, out := c.officer("Yerlan Officer", "revoke", sealSerial, "--reason", "affiliationChanged"); code != 1 || !strings.Contains(out, "already-revoked") {
+				t.Fatalf("officer revoke twice: %d %s", code, out)
+			}
+
 			// Refusals, each with its own problem type; nothing stored.
 			for _, tc := range []struct {
 				name, want string
