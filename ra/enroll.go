@@ -520,6 +520,56 @@ func (s *Service) Proof(ctx context.Context, id, code string) (store.Enrollment,
 	return out, nil
 }
 
+// Resume finishes enrollments a stop left approved for longer than grace:
+// approved and certified (the stop came between the CA's commit and the
+// RA's) become issued with that certificate; approved and not certified
+// are issued now. Run it at start-up; grace leaves alone what another RA
+// node is still issuing.
+func (s *Service) Resume(ctx context.Context, grace time.Duration) (int, error) {
+	d := s.d
+	approved, err := d.Store.EnrollmentsInState(ctx, store.StateApproved, 10_000)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	cutoff := d.Now().Add(-grace)
+	for _, e := range approved {
+		if e.UpdatedAt.After(cutoff) {
+			continue
+		}
+		c, err := d.Store.CertificateOfEnrollment(ctx, e.ID)
+		switch {
+		case errors.Is(err, store.ErrNotFound):
+			if _, err := s.issue(ctx, e, "system:resume"); err != nil {
+				if _, refused := ProblemOf(err); !refused {
+					return n, err
+				}
+			}
+		case err != nil:
+			return n, err
+		default:
+			now := d.Now().UTC()
+			err = s.group.InTx(ctx, func(tx *store.Tx) error {
+				cur, err := tx.EnrollmentForUpdate(ctx, e.ID)
+				if err != nil {
+					return err
+				}
+				if _, err := move(ctx, tx, cur, store.StateIssued, "", now); err != nil {
+					return err
+				}
+				_, err = d.Audit.Append(ctx, tx, audit.Event{Actor: "system:resume", Action: "enrollment.issue", Object: "enrollment/" + e.ID,
+					Details: map[string]any{"serial": hex.EncodeToString(c.Serial), "profile": e.Profile, "resumed": true}})
+				return err
+			})
+			if err != nil {
+				return n, err
+			}
+		}
+		n++
+	}
+	return n, nil
+}
+
 // issue has the CA certify an approved enrollment and records the outcome.
 func (s *Service) issue(ctx context.Context, e store.Enrollment, actor string) (store.Enrollment, error) {
 	d := s.d

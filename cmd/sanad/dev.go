@@ -167,7 +167,7 @@ func runDev(ctx context.Context, dir, addr string, cmd *cobra.Command) error {
 	if err != nil {
 		return err
 	}
-	if _, err := openRA(s, authority, cfg.RA); err != nil {
+	if err := startRA(ctx, s, authority, cfg.RA); err != nil {
 		return err
 	}
 	return s.serve(ctx, func(a net.Addr) {

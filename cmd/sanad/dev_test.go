@@ -430,6 +430,10 @@ func TestServeFromConfig(t *testing.T) {
 		t.Fatal(err)
 	}
 	env := append(sanadEnv(), "TEST_SANAD_PIN="+pin)
+	// The RA issues through the CA in the same process.
+	if code, out := runSanadEnv(t, env, "serve", "--config", cfgPath, "--roles", "ra"); code != 2 || !strings.Contains(out, "ca role") {
+		t.Fatalf("serve --roles ra alone: exit %d\n%s", code, out)
+	}
 	// The CA role puts URLs in certificates: it will not guess them.
 	if code, out := runSanadEnv(t, env, "serve", "--config", cfgPath, "--roles", "ca"); code != 1 || !strings.Contains(out, "ca.base_url") {
 		t.Fatalf("serve --roles ca without ca.base_url: exit %d\n%s", code, out)

@@ -76,6 +76,23 @@ func openRA(s *service, authority *caRole, cfg config.RA) (*ra.Service, error) {
 	return svc, nil
 }
 
+// startRA opens the RA and finishes what a stop left approved (ra.Resume;
+// a minute is far beyond an issuance in flight on another node).
+func startRA(ctx context.Context, s *service, authority *caRole, cfg config.RA) error {
+	svc, err := openRA(s, authority, cfg)
+	if err != nil {
+		return err
+	}
+	n, err := svc.Resume(ctx, time.Minute)
+	if err != nil {
+		return err
+	}
+	if n > 0 {
+		s.log.Warn("finished enrollments a stop left approved", "count", n)
+	}
+	return nil
+}
+
 // devOfficer is an RA officer identity `sanad dev` makes so that the
 // approval flow can be tried: a key file and a certificate from the dev CA.
 type devOfficer struct {

@@ -42,6 +42,9 @@ func newServeCmd() *cobra.Command {
 		if err := s.findAuditKey(ctx); err != nil {
 			return err
 		}
+		if slices.Contains(*roles, "ra") && !slices.Contains(*roles, "ca") {
+			return usagef("--roles: the ra role issues through the ca role in the same process; serve both")
+		}
 		if slices.Contains(*roles, "ca") {
 			if cfg.CA.BaseURL == "" {
 				return fmt.Errorf("the ca role needs ca.base_url: the public URL certificates point relying parties at")
@@ -52,6 +55,11 @@ func newServeCmd() *cobra.Command {
 			}
 			if err := authority.start(ctx, s); err != nil {
 				return err
+			}
+			if slices.Contains(*roles, "ra") {
+				if err := startRA(ctx, s, authority, cfg.RA); err != nil {
+					return err
+				}
 			}
 		}
 		return s.serve(ctx, func(a net.Addr) {

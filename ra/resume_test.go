@@ -1,0 +1,122 @@
+package ra_test
+
+import (
+	"database/sql"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/sanadpki/sanad/ca/catest"
+	"github.com/sanadpki/sanad/ca/profile"
+	"github.com/sanadpki/sanad/internal/audit"
+	"github.com/sanadpki/sanad/internal/store"
+	"github.com/sanadpki/sanad/internal/store/storetest"
+	"github.com/sanadpki/sanad/policies"
+	"github.com/sanadpki/sanad/ra"
+	"github.com/sanadpki/sanad/ra/registry"
+)
+
+// TestResume: enrollments a stop left approved are finished at start-up —
+// one the CA had already certified becomes issued with that certificate,
+// one it had not is certified now — and nothing younger than the grace is
+// touched.
+func TestResume(t *testing.T) {
+	f := catest.New(t, time.Now().UTC().Truncate(time.Second))
+	storetest.Each(t, func(t *testing.T, db *store.DB, raw *sql.DB) {
+		ctx := t.Context()
+		log := audit.New(time.Now)
+		authority := f.CA(t, db, log)
+		profiles, err := profile.LoadAll(policies.FS)
+		if err != nil {
+			t.Fatal(err)
+		}
+		policy, err := ra.LoadPolicy(policies.FS, profiles)
+		if err != nil {
+			t.Fatal(err)
+		}
+		reg, err := registry.Sample(time.Now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		outbox := t.TempDir()
+		clock := time.Now
+		svc, err := ra.New(ra.Deps{Store: db, Audit: log, CA: authority, Revoker: authority, IssuerID: f.Issuer.ID,
+			IssuerCert: f.Issuer.Certificate, Registry: reg, Notifier: ra.Outbox{Dir: outbox}, Profiles: profiles,
+			Policy: policy, Now: func() time.Time { return clock() }})
+		if err != nil {
+			t.Fatal(err)
+		}
+		enroll := func(profileName string) store.Enrollment {
+			t.Helper()
+			body, _ := json.Marshal(map[string]any{"profile": profileName, "csr": csrPEM(t, newKey(t)),
+				"applicant": map[string]any{"kind": "person", "country": "KZ", "national_id": "880312448217",
+					"given_name": "Aigerim", "family_name": "Sadykova", "birth_date": "1988-03-12"}})
+			e, _, err := svc.Enroll(ctx, body, "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			msg, err := os.ReadFile(filepath.Join(outbox, e.ID+".json"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var m ra.Message
+			json.Unmarshal(msg, &m)
+			if e, err = svc.Proof(ctx, e.ID, m.Code); err != nil {
+				t.Fatal(err)
+			}
+			return e
+		}
+		setState := func(id, state string) {
+			t.Helper()
+			q := `UPDATE enrollments SET state = $1 WHERE id = $2`
+			if db.Driver() == store.DriverSQLite {
+				q = `UPDATE enrollments SET state = ?1 WHERE id = ?2`
+			}
+			if _, err := raw.ExecContext(ctx, q, state, id); err != nil {
+				t.Fatal(err)
+			}
+		}
+
+		// Certified, but the stop came before the RA recorded it.
+		certified := enroll("citizen-auth")
+		if certified.State != store.StateIssued {
+			t.Fatalf("auto enrollment: %s", certified.State)
+		}
+		cert, err := db.CertificateOfEnrollment(ctx, certified.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		setState(certified.ID, store.StateApproved)
+		// Approved by officers, but the stop came before the CA was asked.
+		waiting := enroll("citizen-sign")
+		setState(waiting.ID, store.StateApproved)
+
+		if n, err := svc.Resume(ctx, time.Hour); err != nil || n != 0 {
+			t.Fatalf("resume within the grace: %d, %v", n, err)
+		}
+		clock = func() time.Time { return time.Now().Add(2 * time.Hour) }
+		if n, err := svc.Resume(ctx, time.Hour); err != nil || n != 2 {
+			t.Fatalf("resume: %d, %v", n, err)
+		}
+		for _, id := range []string{certified.ID, waiting.ID} {
+			e, err := db.Enrollment(ctx, id)
+			if err != nil || e.State != store.StateIssued {
+				t.Fatalf("enrollment %s after resume: %s, %v", id, e.State, err)
+			}
+		}
+		if again, err := db.CertificateOfEnrollment(ctx, certified.ID); err != nil || string(again.Serial) != string(cert.Serial) {
+			t.Errorf("the certified enrollment got another certificate: %x, was %x (%v)", again.Serial, cert.Serial, err)
+		}
+		if _, err := db.CertificateOfEnrollment(ctx, waiting.ID); err != nil {
+			t.Errorf("the waiting enrollment was not certified: %v", err)
+		}
+		if n, err := svc.Resume(ctx, time.Hour); err != nil || n != 0 {
+			t.Errorf("a second resume: %d, %v", n, err)
+		}
+		if rep, err := audit.Verify(ctx, db, "test", nil); err != nil || rep.FirstBad != 0 {
+			t.Errorf("audit log: %+v, %v", rep, err)
+		}
+	})
+}
