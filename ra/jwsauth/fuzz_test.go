@@ -47,14 +47,11 @@ func fuzzSeeds(t testing.TB) map[string]string {
 	return seeds
 }
 
-// TestWriteFuzzSeeds rewrites a few of the signed seeds in the committed
-// corpus when asked (go test -run TestWriteFuzzSeeds ./ra/jwsauth/ -args
-// -update-seeds); FuzzParse adds all of them afresh on every run anyway. They stay
-// valid: the fuzz target parses at the fixed testNow.
-func TestWriteFuzzSeeds(t *testing.T) {
-	if !*updateSeeds {
-		t.Skip("-update-seeds not set")
-	}
+// writeFuzzSeeds rewrites a few of the signed seeds in the committed
+// corpus (go test -run TestCommittedSeedsStillValid ./ra/jwsauth/ -args
+// -update-seeds); FuzzParse adds all of them afresh on every run anyway.
+// They stay valid: the fuzz target parses at the fixed testNow.
+func writeFuzzSeeds(t *testing.T) {
 	dir := filepath.Join("testdata", "fuzz", "FuzzParse")
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
@@ -118,6 +115,9 @@ func FuzzParse(f *testing.F) {
 // each still passes Parse at testNow, so the fuzzer starts from requests
 // that reach the payload checks.
 func TestCommittedSeedsStillValid(t *testing.T) {
+	if *updateSeeds {
+		writeFuzzSeeds(t)
+	}
 	files, err := filepath.Glob(filepath.Join("testdata", "fuzz", "FuzzParse", "seed-signed-*"))
 	if err != nil || len(files) == 0 {
 		t.Fatalf("no signed seeds (%v)", err)

@@ -13,7 +13,6 @@ import (
 	"errors"
 	"math"
 	"math/big"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"reflect"
@@ -23,6 +22,7 @@ import (
 
 	"github.com/go-jose/go-jose/v4"
 	"github.com/go-jose/go-jose/v4/cryptosigner"
+	"github.com/sanadpki/sanad/internal/testenv"
 )
 
 func TestSignParseRoundTrip(t *testing.T) {
@@ -110,13 +110,7 @@ func checkIndependently(t testing.TB, compact, alg string, cert *x509.Certificat
 
 // TestSignOpenSSL has openssl judge Sign's signatures.
 func TestSignOpenSSL(t *testing.T) {
-	openssl, err := exec.LookPath("openssl")
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("openssl is needed in CI")
-		}
-		t.Skip("no openssl")
-	}
+	openssl := testenv.Tool(t, "openssl")
 	for _, name := range []string{"P-256", "P-384", "RSA-3072"} {
 		t.Run(name, func(t *testing.T) {
 			id := identities(t)[name]
@@ -617,13 +611,7 @@ func TestSerialHex(t *testing.T) {
 // TestSerialHexOpenSSL has openssl say how it prints serials, which is the
 // form Action.Serial takes.
 func TestSerialHexOpenSSL(t *testing.T) {
-	openssl, err := exec.LookPath("openssl")
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("openssl is needed in CI")
-		}
-		t.Skip("no openssl")
-	}
+	openssl := testenv.Tool(t, "openssl")
 	key := identities(t)["P-256"].key
 	for _, serial := range []*big.Int{big.NewInt(1), big.NewInt(0x80), big.NewInt(0x0a1b2c), new(big.Int).SetBytes([]byte{0x7f, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1})} {
 		tmpl := &x509.Certificate{SerialNumber: serial, NotBefore: testNow, NotAfter: testNow.Add(time.Hour)}
