@@ -2,56 +2,41 @@ package ca
 
 import (
 	"context"
-	"sync"
 	"sync/atomic"
 
 	"github.com/sanadpki/sanad/internal/audit"
 	"github.com/sanadpki/sanad/internal/store"
 )
 
-// group commits the writes of concurrent issuances together: while one
-// transaction commits, the writes that arrive queue up, and the next
-// transaction takes all of them. Every audited write locks the audit head
-// until commit, so one transaction per write would serialize issuance on
-// commit latency (an fsync on each database); grouped, a burst of N
-// issuances costs one commit.
+// group commits the writes of concurrent issuances together (a
+// store.Batcher): while one transaction commits, the writes that arrive
+// queue up, and the next transaction takes all of them. Every audited
+// write locks the audit head until commit, so one transaction per write
+// would serialize issuance on commit latency (an fsync on each database);
+// grouped, a burst of N issuances costs one commit.
 //
 // A group's writes are data, not closures, so that the transaction writes
 // them with a few multi-row statements (store's batch writes, one audit
-// head update) instead of a few round trips per certificate.
-//
-// There is no goroutine to start or stop: the caller that finds no commit
-// running leads, commits what is queued, and hands the lead to the oldest
-// waiter if more arrived meanwhile. A failed group is retried one write per
-// transaction, so a write that fails (a serial recovery revoked, a
-// constraint) fails alone and the others still commit.
+// head update) instead of a few round trips per certificate. A failed
+// group is retried one write per transaction, so a write that fails (a
+// serial recovery revoked, a constraint) fails alone and the others still
+// commit.
 type group struct {
-	db    *store.DB
-	audit *audit.Log
-	max   int
-
-	mu      sync.Mutex
-	queue   []*groupWrite
-	leading bool
+	db      *store.DB
+	audit   *audit.Log
+	batcher *store.Batcher[*groupWrite]
 
 	// commits counts transactions tried, written counts writes committed.
 	commits, written atomic.Int64
 }
 
-// groupWrite is one caller's write and where its outcome goes. It is one
-// of: an intent with its audit event, or a signed certificate with its
-// OCSP response and audit event.
+// groupWrite is one caller's write. It is one of: an intent with its audit
+// event, or a signed certificate with its OCSP response and audit event.
 type groupWrite struct {
 	intent *store.Certificate
 	signed *store.SignedCertificate
 	ocsp   *store.OCSPResponse
 	event  audit.Event
-	done   chan groupResult
-}
-
-type groupResult struct {
-	err  error
-	lead bool // the caller leads the next commit instead
 }
 
 // maxGroup bounds a group: big enough to amortize a commit, small enough
@@ -59,40 +44,18 @@ type groupResult struct {
 const maxGroup = 256
 
 func newGroup(db *store.DB, log *audit.Log) *group {
-	return &group{db: db, audit: log, max: maxGroup}
+	g := &group{db: db, audit: log}
+	g.batcher = store.NewBatcher(maxGroup, g.commit)
+	return g
 }
 
 // do commits w in a transaction shared with concurrent callers and returns
-// the outcome of its own writes. The commit runs without ctx's
-// cancellation: once queued, a write is committed or fails on its own
-// merits, never half-known to its caller.
-func (g *group) do(ctx context.Context, w *groupWrite) error {
-	w.done = make(chan groupResult, 1)
-	g.mu.Lock()
-	g.queue = append(g.queue, w)
-	lead := !g.leading
-	g.leading = true
-	g.mu.Unlock()
-	for {
-		if lead {
-			g.commitNext(context.WithoutCancel(ctx))
-		}
-		r := <-w.done
-		if !r.lead {
-			return r.err
-		}
-		lead = true
-	}
-}
+// the outcome of its own writes.
+func (g *group) do(ctx context.Context, w *groupWrite) error { return g.batcher.Do(ctx, w) }
 
-// commitNext commits the queued writes (up to max) and passes the lead on.
-func (g *group) commitNext(ctx context.Context) {
-	g.mu.Lock()
-	n := min(len(g.queue), g.max)
-	batch := g.queue[:n:n]
-	g.queue = g.queue[n:]
-	g.mu.Unlock()
-
+// commit writes a batch in one transaction, or, if that fails, each write
+// in its own.
+func (g *group) commit(ctx context.Context, batch []*groupWrite) []error {
 	errs := make([]error, len(batch))
 	g.commits.Add(1)
 	err := g.db.InTx(ctx, func(tx *store.Tx) error { return g.write(ctx, tx, batch) })
@@ -108,25 +71,12 @@ func (g *group) commitNext(ctx context.Context) {
 			errs[i] = err
 		}
 	}
-
 	for _, err := range errs {
 		if err == nil {
 			g.written.Add(1)
 		}
 	}
-
-	// Pass the lead before answering, so a waiter never waits on a queue
-	// nobody leads.
-	g.mu.Lock()
-	if len(g.queue) > 0 {
-		g.queue[0].done <- groupResult{lead: true}
-	} else {
-		g.leading = false
-	}
-	g.mu.Unlock()
-	for i, w := range batch {
-		w.done <- groupResult{err: errs[i]}
-	}
+	return errs
 }
 
 // write makes the writes of batch in tx, a few statements for all.

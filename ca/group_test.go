@@ -49,9 +49,7 @@ func TestGroupCommitsTogetherAndFailsAlone(t *testing.T) {
 			var wg sync.WaitGroup
 			waitQueue := func(want int) {
 				for {
-					g.mu.Lock()
-					queued, leading := len(g.queue), g.leading
-					g.mu.Unlock()
+					queued, leading := g.batcher.Queued()
 					if leading && queued == want {
 						return
 					}

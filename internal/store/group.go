@@ -3,80 +3,50 @@ package store
 import (
 	"context"
 	"fmt"
-	"sync"
 	"sync/atomic"
 )
 
 // Group runs the transactions of concurrent callers inside one database
-// transaction, each in a savepoint of its own, and commits them together.
-// Every audited write locks the audit head until commit, so one commit per
-// write serializes writers on commit latency (an fsync); grouped, a burst
-// of writers shares one.
+// transaction, each in a savepoint of its own, and commits them together
+// (a Batcher of calls). Every audited write locks the audit head until
+// commit, so one commit per write serializes writers on commit latency (an
+// fsync); grouped, a burst of writers shares one.
 //
 // A caller's function that fails is rolled back to its savepoint and the
-// others go on; a failed commit fails every caller in the group. There is
-// no goroutine: the caller that finds no commit running leads, runs what
-// is queued, commits, and hands the lead to the oldest waiter.
+// others go on; a failed commit fails every caller in the group.
 //
 // Functions must not keep the *Tx, and a function's writes are visible to
 // the functions after it in the same group, as they would be to a
 // transaction that started after it committed.
 type Group struct {
-	db  *DB
-	max int
-
-	mu      sync.Mutex
-	queue   []*groupCall
-	leading bool
+	db      *DB
+	batcher *Batcher[groupCall]
 
 	// Commits and Calls count database transactions and callers served.
 	Commits, Calls atomic.Int64
 }
 
 type groupCall struct {
-	ctx  context.Context
-	fn   func(*Tx) error
-	done chan groupResult
-}
-
-type groupResult struct {
-	err  error
-	lead bool
+	ctx context.Context
+	fn  func(*Tx) error
 }
 
 // NewGroup returns a Group of at most max callers per transaction.
-func (db *DB) NewGroup(max int) *Group { return &Group{db: db, max: max} }
+func (db *DB) NewGroup(max int) *Group {
+	g := &Group{db: db}
+	g.batcher = NewBatcher(max, g.run)
+	return g
+}
 
 // InTx runs fn as InTx would, in a transaction shared with concurrent
 // callers: its writes commit when fn returns nil and the group commits,
 // and are rolled back when fn returns an error (or panics: the panic is
 // returned as an error).
 func (g *Group) InTx(ctx context.Context, fn func(*Tx) error) error {
-	c := &groupCall{ctx: ctx, fn: fn, done: make(chan groupResult, 1)}
-	g.mu.Lock()
-	g.queue = append(g.queue, c)
-	lead := !g.leading
-	g.leading = true
-	g.mu.Unlock()
-	for {
-		if lead {
-			g.runNext(context.WithoutCancel(ctx))
-		}
-		r := <-c.done
-		if !r.lead {
-			return r.err
-		}
-		lead = true
-	}
+	return g.batcher.Do(ctx, groupCall{ctx: ctx, fn: fn})
 }
 
-func (g *Group) runNext(ctx context.Context) {
-	g.mu.Lock()
-	n := min(len(g.queue), g.max)
-	batch := g.queue[:n:n]
-	g.queue = g.queue[n:]
-	g.mu.Unlock()
-
+func (g *Group) run(ctx context.Context, batch []groupCall) []error {
 	errs := make([]error, len(batch))
 	g.Commits.Add(1)
 	g.Calls.Add(int64(len(batch)))
@@ -107,21 +77,11 @@ func (g *Group) runNext(ctx context.Context) {
 			}
 		}
 	}
-
-	g.mu.Lock()
-	if len(g.queue) > 0 {
-		g.queue[0].done <- groupResult{lead: true}
-	} else {
-		g.leading = false
-	}
-	g.mu.Unlock()
-	for i, c := range batch {
-		c.done <- groupResult{err: errs[i]}
-	}
+	return errs
 }
 
 // runCall runs one caller's function, turning a panic into its error.
-func runCall(c *groupCall, tx *Tx) (err error) {
+func runCall(c groupCall, tx *Tx) (err error) {
 	defer func() {
 		if p := recover(); p != nil {
 			err = fmt.Errorf("panic in grouped transaction: %v", p)
