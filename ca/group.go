@@ -108,6 +108,6 @@ func (g *group) write(ctx context.Context, tx *store.Tx, batch []*groupWrite) er
 	if err := tx.PutOCSPResponses(ctx, ocsp); err != nil {
 		return err
 	}
-	_, err := g.audit.AppendAll(ctx, tx, events)
+	err := g.audit.AppendAll(tx, events)
 	return err
 }

@@ -458,7 +458,7 @@ func (p *Publisher) refreshPage(ctx context.Context, page []store.Certificate, w
 		if stored == 0 {
 			return nil
 		}
-		_, err := d.Audit.Append(ctx, tx, audit.Event{Actor: "system", Action: "ocsp.refresh", Object: d.Issuer.ID,
+		err := d.Audit.Append(tx, audit.Event{Actor: "system", Action: "ocsp.refresh", Object: d.Issuer.ID,
 			Details: map[string]any{"refreshed": stored, "skipped": len(certs) - stored,
 				"first_serial": hex.EncodeToString(certs[0].Serial), "last_serial": hex.EncodeToString(certs[len(certs)-1].Serial),
 				"this_update": resps[0].ThisUpdate, "next_update": resps[0].NextUpdate}})

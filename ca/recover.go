@@ -61,7 +61,7 @@ func (ca *CA) Recover(ctx context.Context, grace time.Duration) (int, error) {
 			if _, err := d.OCSP.SignAndStore(ctx, tx, d.Responder, c); err != nil {
 				return err
 			}
-			_, err := d.Audit.Append(ctx, tx, audit.Event{Actor: "system", Action: "certificate.recover", Object: object,
+			err := d.Audit.Append(tx, audit.Event{Actor: "system", Action: "certificate.recover", Object: object,
 				Details: map[string]any{"reason": ReasonCessationOfOperation, "intent_created_at": c.CreatedAt,
 					"why": "issuance intent without a recorded certificate: the HSM may have signed it"}})
 			return err

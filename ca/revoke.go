@@ -55,7 +55,7 @@ func (ca *CA) Revoke(ctx context.Context, serial []byte, reason int, actor strin
 		if err := tx.PutOCSPResponse(ctx, resp); err != nil {
 			return err
 		}
-		_, err := d.Audit.Append(ctx, tx, audit.Event{Actor: actor, Action: "certificate.revoke", Object: object,
+		err := d.Audit.Append(tx, audit.Event{Actor: actor, Action: "certificate.revoke", Object: object,
 			Details: map[string]any{"reason": reason, "revoked_at": now, "profile": p.Name}})
 		return err
 	})

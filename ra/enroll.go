@@ -221,7 +221,7 @@ func (s *Service) Enroll(ctx context.Context, body []byte, key string) (store.En
 				return err
 			}
 		}
-		_, err = d.Audit.Append(ctx, tx, audit.Event{Actor: "applicant", Action: "enrollment.create", Object: "enrollment/" + id,
+		err = d.Audit.Append(tx, audit.Event{Actor: "applicant", Action: "enrollment.create", Object: "enrollment/" + id,
 			Details: map[string]any{"profile": p.Name, "subject": m.subjectKey, "representative": m.representativeKey,
 				"state": e.State, "code_channel": channel, "code_to": pr.To}})
 		return err
@@ -462,7 +462,7 @@ func (s *Service) Proof(ctx context.Context, id, code string) (store.Enrollment,
 			return fmt.Errorf("enrollment %s proofing: %w", id, err)
 		}
 		event := func(action string, details map[string]any) error {
-			_, err := d.Audit.Append(ctx, tx, audit.Event{Actor: "applicant", Action: action, Object: "enrollment/" + id, Details: details})
+			err := d.Audit.Append(tx, audit.Event{Actor: "applicant", Action: action, Object: "enrollment/" + id, Details: details})
 			return err
 		}
 		if !e.ExpiresAt.IsZero() && now.After(e.ExpiresAt) {
@@ -557,7 +557,7 @@ func (s *Service) Resume(ctx context.Context, grace time.Duration) (int, error) 
 				if _, err := move(ctx, tx, cur, store.StateIssued, "", now); err != nil {
 					return err
 				}
-				_, err = d.Audit.Append(ctx, tx, audit.Event{Actor: "system:resume", Action: "enrollment.issue", Object: "enrollment/" + e.ID,
+				err = d.Audit.Append(tx, audit.Event{Actor: "system:resume", Action: "enrollment.issue", Object: "enrollment/" + e.ID,
 					Details: map[string]any{"serial": hex.EncodeToString(c.Serial), "profile": e.Profile, "resumed": true}})
 				return err
 			})
@@ -598,14 +598,14 @@ func (s *Service) issue(ctx context.Context, e store.Enrollment, actor string) (
 			if out, err = move(ctx, tx, cur, store.StateFailed, reason, now); err != nil {
 				return err
 			}
-			_, err = d.Audit.Append(ctx, tx, audit.Event{Actor: actor, Action: "enrollment.fail", Object: "enrollment/" + e.ID,
+			err = d.Audit.Append(tx, audit.Event{Actor: actor, Action: "enrollment.fail", Object: "enrollment/" + e.ID,
 				Details: map[string]any{"error": issueErr.Error()}})
 			return err
 		}
 		if out, err = move(ctx, tx, cur, store.StateIssued, "", now); err != nil {
 			return err
 		}
-		_, err = d.Audit.Append(ctx, tx, audit.Event{Actor: actor, Action: "enrollment.issue", Object: "enrollment/" + e.ID,
+		err = d.Audit.Append(tx, audit.Event{Actor: actor, Action: "enrollment.issue", Object: "enrollment/" + e.ID,
 			Details: map[string]any{"serial": hex.EncodeToString(cert.SerialNumber.Bytes()), "profile": e.Profile}})
 		return err
 	})

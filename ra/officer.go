@@ -175,7 +175,7 @@ func (s *Service) decide(ctx context.Context, o officer) (store.Enrollment, erro
 			if out, err = move(ctx, tx, e, store.StateRejected, "rejected by an RA officer: "+a.Reason, now); err != nil {
 				return err
 			}
-			_, err = d.Audit.Append(ctx, tx, audit.Event{Actor: "officer:" + o.Name, Action: "enrollment.reject", Object: "enrollment/" + e.ID, Details: details})
+			err = d.Audit.Append(tx, audit.Event{Actor: "officer:" + o.Name, Action: "enrollment.reject", Object: "enrollment/" + e.ID, Details: details})
 			return err
 		}
 		approvals, err := tx.Approvals(ctx, e.ID)
@@ -194,7 +194,7 @@ func (s *Service) decide(ctx context.Context, o officer) (store.Enrollment, erro
 				return err
 			}
 		}
-		_, err = d.Audit.Append(ctx, tx, audit.Event{Actor: "officer:" + o.Name, Action: "enrollment.approve", Object: "enrollment/" + e.ID, Details: details})
+		err = d.Audit.Append(tx, audit.Event{Actor: "officer:" + o.Name, Action: "enrollment.approve", Object: "enrollment/" + e.ID, Details: details})
 		return err
 	})
 	if err != nil {

@@ -120,7 +120,7 @@ func (b *Builder) Build(ctx context.Context, is Issuer) (store.CRL, error) {
 		if err := tx.PutCRL(ctx, out); err != nil {
 			return err
 		}
-		_, err := b.log.Append(ctx, tx, audit.Event{Actor: "system", Action: "crl.publish", Object: is.ID,
+		err := b.log.Append(tx, audit.Event{Actor: "system", Action: "crl.publish", Object: is.ID,
 			Details: map[string]any{"crl_number": number, "entries": len(revoked), "this_update": thisUpdate, "next_update": nextUpdate}})
 		return err
 	})

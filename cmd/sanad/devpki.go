@@ -136,7 +136,7 @@ func ensureDevPKI(ctx context.Context, s *service, dir, baseURL string) error {
 				CertificateDER: res.Certificate.Raw, KeyLabel: res.KeyLabel, CreatedAt: s.now()}); err != nil {
 				return err
 			}
-			_, err := s.audit.Append(ctx, tx, audit.Event{Actor: "system", Action: "ceremony.run", Object: is.id,
+			err := s.audit.Append(tx, audit.Event{Actor: "system", Action: "ceremony.run", Object: is.id,
 				Details: map[string]any{"kind": script.Ceremony, "key_label": res.KeyLabel, "public_key_sha256": res.KeySHA256,
 					"certificate_sha256": hexSHA256(res.Certificate.Raw), "transcript": res.TranscriptPath,
 					"transcript_sha256": hex.EncodeToString(sum[:])}})

@@ -152,7 +152,7 @@ func ensureDevOfficers(ctx context.Context, s *service, authority *caRole, dir s
 				Roles: []string{"ra-officer"}, Active: true, CreatedAt: now}); err != nil {
 				return err
 			}
-			_, err := s.audit.Append(ctx, tx, audit.Event{Actor: "sanad dev", Action: "officer.register", Object: fmt.Sprintf("officer/%x", fp),
+			err := s.audit.Append(tx, audit.Event{Actor: "sanad dev", Action: "officer.register", Object: fmt.Sprintf("officer/%x", fp),
 				Details: map[string]any{"name": name, "roles": []string{"ra-officer"}, "serial": fmt.Sprintf("%X", cert.SerialNumber)}})
 			return err
 		}); err != nil {

@@ -173,8 +173,7 @@ func (s *service) findAuditKey(ctx context.Context) error {
 // that happen outside the database (such as a key generated in the HSM).
 func (s *service) record(ctx context.Context, e audit.Event) error {
 	return s.db.InTx(ctx, func(tx *store.Tx) error {
-		_, err := s.audit.Append(ctx, tx, e)
-		return err
+		return s.audit.Append(tx, e)
 	})
 }
 

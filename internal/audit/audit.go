@@ -2,7 +2,6 @@ package audit
 
 import (
 	"bytes"
-	"context"
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/json"
@@ -42,52 +41,40 @@ func New(now func() time.Time) *Log {
 // zeroHash is event 1's prev_hash.
 var zeroHash = make([]byte, sha256.Size)
 
-// Append records e inside tx, the transaction of the change it records. The
-// head row is locked until tx ends, so concurrent appenders queue up and the
-// chain never forks.
-func (l *Log) Append(ctx context.Context, tx *store.Tx, e Event) (store.AuditEvent, error) {
-	evs, err := l.AppendAll(ctx, tx, []Event{e})
-	if err != nil {
-		return store.AuditEvent{}, err
-	}
-	return evs[0], nil
-}
+// Append records e inside tx, the transaction of the change it records.
+// The event joins the chain when tx ends (store.Tx.RecordAudit): the head
+// is locked only then, so concurrent appenders take turns for the length
+// of an append and a commit, and the chain never forks.
+func (l *Log) Append(tx *store.Tx, e Event) error { return l.AppendAll(tx, []Event{e}) }
 
-// AppendAll records events, in order, inside tx: what Append does for each,
-// with one read of the head and one write of it for all.
-func (l *Log) AppendAll(ctx context.Context, tx *store.Tx, events []Event) ([]store.AuditEvent, error) {
-	if len(events) == 0 {
-		return nil, nil
-	}
-	out := make([]store.AuditEvent, len(events))
-	for i, e := range events {
+// AppendAll records events, in order, inside tx, as Append does each.
+func (l *Log) AppendAll(tx *store.Tx, events []Event) error {
+	for _, e := range events {
 		if e.Actor == "" || e.Action == "" {
-			return nil, errors.New("audit event needs an actor and an action")
+			return errors.New("audit event needs an actor and an action")
 		}
 		details, err := canonicalJSON(e.Details)
 		if err != nil {
-			return nil, fmt.Errorf("audit %s: encode details: %w", e.Action, err)
+			return fmt.Errorf("audit %s: encode details: %w", e.Action, err)
 		}
-		out[i] = store.AuditEvent{Actor: e.Actor, Action: e.Action, Object: e.Object, Details: details}
+		tx.RecordAudit(store.AuditRecord{Actor: e.Actor, Action: e.Action, Object: e.Object, Details: details}, l.chain)
 	}
-	head, err := tx.AuditHead(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("audit %s: read head: %w", events[0].Action, err)
-	}
+	return nil
+}
+
+// chain numbers, stamps and hashes records after head (a store.Chain).
+func (l *Log) chain(head store.AuditHead, records []store.AuditRecord) ([]store.AuditEvent, error) {
 	prev := head.Hash
 	if head.Seq == 0 {
 		prev = zeroHash
 	}
 	now := l.now().UTC().Truncate(time.Microsecond)
-	for i := range out {
-		out[i].Seq = head.Seq + 1 + int64(i)
-		out[i].Time = now
-		out[i].PrevHash = prev
+	out := make([]store.AuditEvent, len(records))
+	for i, r := range records {
+		out[i] = store.AuditEvent{Seq: head.Seq + 1 + int64(i), Time: now, Actor: r.Actor, Action: r.Action,
+			Object: r.Object, Details: r.Details, PrevHash: prev}
 		out[i].Hash = Hash(out[i])
 		prev = out[i].Hash
-	}
-	if err := tx.AppendAuditEvents(ctx, out); err != nil {
-		return nil, fmt.Errorf("audit %s: append seq %d: %w", events[0].Action, out[0].Seq, err)
 	}
 	return out, nil
 }

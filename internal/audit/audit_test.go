@@ -50,7 +50,7 @@ func appendN(t *testing.T, db *store.DB, log *audit.Log, from, to int) {
 	ctx := context.Background()
 	for i := from; i <= to; i++ {
 		err := db.InTx(ctx, func(tx *store.Tx) error {
-			_, err := log.Append(ctx, tx, audit.Event{
+			err := log.Append(tx, audit.Event{
 				Actor: "system", Action: "test.event", Object: fmt.Sprintf("object-%d", i),
 				Details: map[string]any{"i": i, "note": "<&>"},
 			})
@@ -246,7 +246,7 @@ func TestAppendIsPartOfTheCallersTransaction(t *testing.T) {
 		log := audit.New(fixedClock())
 		boom := errors.New("change failed")
 		err := db.InTx(ctx, func(tx *store.Tx) error {
-			if _, err := log.Append(ctx, tx, audit.Event{Actor: "system", Action: "test.event"}); err != nil {
+			if err := log.Append(tx, audit.Event{Actor: "system", Action: "test.event"}); err != nil {
 				return err
 			}
 			return boom
@@ -272,7 +272,7 @@ func TestConcurrentAppendsKeepOneChain(t *testing.T) {
 			wg.Go(func() {
 				for i := range each {
 					errs <- db.InTx(ctx, func(tx *store.Tx) error {
-						_, err := log.Append(ctx, tx, audit.Event{Actor: fmt.Sprintf("writer-%d", w), Action: "test.event", Object: fmt.Sprint(i)})
+						err := log.Append(tx, audit.Event{Actor: fmt.Sprintf("writer-%d", w), Action: "test.event", Object: fmt.Sprint(i)})
 						return err
 					})
 				}

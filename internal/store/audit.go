@@ -40,6 +40,54 @@ type AuditCheckpoint struct {
 	Signature []byte
 }
 
+// AuditRecord is an audit event as a transaction records it; its place in
+// the chain (Seq, Time, PrevHash, Hash) is given when the transaction ends.
+type AuditRecord struct {
+	Actor, Action, Object string
+	Details               []byte // JSON text
+}
+
+// Chain makes the events that extend head with records, in order: it
+// numbers, stamps and hashes them (internal/audit owns the hash).
+type Chain func(head AuditHead, records []AuditRecord) ([]AuditEvent, error)
+
+// RecordAudit keeps r for the audit log: when the transaction's function
+// has returned (DB.InTx) or a Group's callers have all run, the head is
+// read and locked, chain links every record of the transaction after it,
+// and the events and the new head are written; then the transaction
+// commits. The records of a Group caller that fails are dropped with its
+// writes.
+//
+// Taking the head at the end, once, keeps the lock that serializes every
+// audited writer down to the append and the commit, instead of the whole
+// transaction (which may wait on the network, or run a Group's hundred
+// callers); and it is the last lock a transaction takes, so it cannot be
+// part of a deadlock. All records of a transaction use the first chain
+// given.
+func (tx *Tx) RecordAudit(r AuditRecord, chain Chain) {
+	if tx.chain == nil {
+		tx.chain = chain
+	}
+	tx.records = append(tx.records, r)
+}
+
+// appendRecords appends the recorded events (see RecordAudit).
+func (tx *Tx) appendRecords(ctx context.Context) error {
+	if len(tx.records) == 0 {
+		return nil
+	}
+	head, err := tx.AuditHead(ctx)
+	if err != nil {
+		return err
+	}
+	events, err := tx.chain(head, tx.records)
+	if err != nil {
+		return err
+	}
+	tx.records = nil
+	return tx.AppendAuditEvents(ctx, events)
+}
+
 // AuditHead returns the head of the log and locks it until the transaction
 // ends, so that appenders take turns: read the head, compute the next
 // event's hash from it, AppendAuditEvent, commit. On PostgreSQL the row is

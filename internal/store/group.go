@@ -55,8 +55,10 @@ func (g *Group) run(ctx context.Context, batch []groupCall) []error {
 			if _, err := tx.tx.ExecContext(ctx, "SAVEPOINT group_call"); err != nil {
 				return fmt.Errorf("savepoint: %w", err)
 			}
+			recorded := len(tx.records)
 			errs[i] = runCall(c, tx)
 			if errs[i] != nil {
+				tx.records = tx.records[:recorded]
 				if _, err := tx.tx.ExecContext(ctx, "ROLLBACK TO SAVEPOINT group_call"); err != nil {
 					return fmt.Errorf("rollback to savepoint: %w", err)
 				}

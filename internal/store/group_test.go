@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -89,6 +90,88 @@ func TestGroup(t *testing.T) {
 			return nil
 		}); err != nil {
 			t.Fatal(err)
+		}
+	})
+}
+
+// testChain links records as internal/audit does in shape (seq, prev hash),
+// with a hash of its own: the store only needs them to extend the head.
+func testChain(head store.AuditHead, records []store.AuditRecord) ([]store.AuditEvent, error) {
+	out := make([]store.AuditEvent, len(records))
+	prev := head.Hash
+	for i, r := range records {
+		seq := head.Seq + 1 + int64(i)
+		sum := sha256.Sum256(binary.BigEndian.AppendUint64(append([]byte(r.Object), prev...), uint64(seq)))
+		out[i] = store.AuditEvent{Seq: seq, Time: time.Date(2026, 11, 30, 10, 0, 0, 0, time.UTC), Actor: r.Actor,
+			Action: r.Action, Object: r.Object, Details: r.Details, PrevHash: prev, Hash: sum[:]}
+		prev = sum[:]
+	}
+	return out, nil
+}
+
+// TestGroupRecordedAudit: audit records join the chain when the group's
+// transaction ends, one event per record of each caller that succeeded, in
+// the callers' order; a caller that fails or panics takes its records with
+// it.
+func TestGroupRecordedAudit(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB, raw *sql.DB) {
+		ctx := t.Context()
+		g := db.NewGroup(64)
+		const n = 60
+		errs := make([]error, n)
+		var wg sync.WaitGroup
+		for i := range n {
+			wg.Go(func() {
+				errs[i] = g.InTx(ctx, func(tx *store.Tx) error {
+					for k := range 2 {
+						tx.RecordAudit(store.AuditRecord{Actor: "test", Action: "x", Object: fmt.Sprintf("%d/%d", i, k), Details: []byte("{}")}, testChain)
+					}
+					switch i % 20 {
+					case 7:
+						return errors.New("refused after recording")
+					case 13:
+						panic("boom")
+					}
+					return nil
+				})
+			})
+		}
+		wg.Wait()
+		want := map[string]bool{}
+		for i, err := range errs {
+			failing := i%20 == 7 || i%20 == 13
+			if (err != nil) != failing {
+				t.Errorf("caller %d: %v", i, err)
+			}
+			if !failing {
+				want[fmt.Sprintf("%d/0", i)], want[fmt.Sprintf("%d/1", i)] = true, true
+			}
+		}
+		var (
+			prev       []byte
+			prevObject string
+		)
+		seq := int64(0)
+		if err := db.ScanAuditEvents(ctx, 0, func(e store.AuditEvent) error {
+			seq++
+			if e.Seq != seq || (prev != nil && string(e.PrevHash) != string(prev)) {
+				return fmt.Errorf("event %d does not follow event %d", e.Seq, seq-1)
+			}
+			if !want[e.Object] {
+				return fmt.Errorf("event %d records %q, which was rolled back or logged twice", e.Seq, e.Object)
+			}
+			delete(want, e.Object)
+			// A caller's two records stay together and in order.
+			if first, ok := strings.CutSuffix(e.Object, "/1"); ok && prevObject != first+"/0" {
+				return fmt.Errorf("event %d (%s) follows %s, not its caller's first record", e.Seq, e.Object, prevObject)
+			}
+			prev, prevObject = e.Hash, e.Object
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if len(want) > 0 {
+			t.Errorf("%d records never reached the log", len(want))
 		}
 	})
 }

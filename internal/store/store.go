@@ -60,6 +60,10 @@ type DB struct {
 type Tx struct {
 	tx *sql.Tx
 	d  *dialect
+	// records wait for the end of the transaction to join the audit log
+	// (RecordAudit), with the chain that links them.
+	records []AuditRecord
+	chain   Chain
 }
 
 // querier is what *sql.DB and *sql.Tx share, so a read can run in either.
@@ -186,8 +190,10 @@ func (db *DB) migrationLockID(ctx context.Context) (int64, error) {
 
 // InTx runs fn in one transaction and commits it when fn returns nil. When
 // fn returns an error, or panics, the transaction is rolled back and the
-// error (or panic) passed on unchanged. On SQLite every transaction holds
-// the write lock from its start, so keep them short.
+// error (or panic) passed on unchanged. The audit records fn made
+// (RecordAudit) are appended to the log after fn returns, before the
+// commit. On SQLite every transaction holds the write lock from its start,
+// so keep them short.
 func (db *DB) InTx(ctx context.Context, fn func(*Tx) error) error {
 	sqlTx, err := db.sql.BeginTx(ctx, nil)
 	if err != nil {
@@ -199,7 +205,12 @@ func (db *DB) InTx(ctx context.Context, fn func(*Tx) error) error {
 			_ = sqlTx.Rollback() // the panic is the news; a failed rollback ends the tx as well
 		}
 	}()
-	if err := fn(&Tx{tx: sqlTx, d: &db.d}); err != nil {
+	tx := &Tx{tx: sqlTx, d: &db.d}
+	err = fn(tx)
+	if err == nil {
+		err = tx.appendRecords(ctx)
+	}
+	if err != nil {
 		done = true
 		if rbErr := sqlTx.Rollback(); rbErr != nil && !errors.Is(rbErr, sql.ErrTxDone) {
 			return errors.Join(err, fmt.Errorf("roll back %s transaction: %w", db.d.name, rbErr))
