@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync/atomic"
 )
@@ -15,6 +16,13 @@ import (
 // A caller's function that fails is rolled back to its savepoint and the
 // others go on; a failed commit fails every caller in the group.
 //
+// Savepoints cost two round trips a caller, as many as a typical caller's
+// own work, and are needed only when a caller fails. So a group first runs
+// without them; if a caller fails (a refusal, a constraint: rare on the
+// hot paths), that transaction is rolled back and the group runs again
+// with a savepoint per caller. A function may therefore run twice: it must
+// derive whatever it reports from its last run (assign, never accumulate).
+//
 // Functions must not keep the *Tx, and a function's writes are visible to
 // the functions after it in the same group, as they would be to a
 // transaction that started after it committed.
@@ -22,8 +30,9 @@ type Group struct {
 	db      *DB
 	batcher *Batcher[groupCall]
 
-	// Commits and Calls count database transactions and callers served.
-	Commits, Calls atomic.Int64
+	// Commits and Calls count database transactions and callers served;
+	// Reruns counts groups run again with savepoints after a caller failed.
+	Commits, Calls, Reruns atomic.Int64
 }
 
 type groupCall struct {
@@ -46,11 +55,41 @@ func (g *Group) InTx(ctx context.Context, fn func(*Tx) error) error {
 	return g.batcher.Do(ctx, groupCall{ctx: ctx, fn: fn})
 }
 
+// Queued is how many callers wait for the next transaction.
+func (g *Group) Queued() int {
+	n, _ := g.batcher.Queued()
+	return n
+}
+
+// errCallerFailed stops a group run without savepoints (see Group).
+var errCallerFailed = errors.New("a caller in the group failed")
+
 func (g *Group) run(ctx context.Context, batch []groupCall) []error {
 	errs := make([]error, len(batch))
-	g.Commits.Add(1)
 	g.Calls.Add(int64(len(batch)))
+	g.Commits.Add(1)
+	if len(batch) == 1 {
+		// The transaction is the caller's own: nothing to protect.
+		errs[0] = g.db.InTx(ctx, func(tx *Tx) error { return runCall(batch[0], tx) })
+		return errs
+	}
 	err := g.db.InTx(ctx, func(tx *Tx) error {
+		for _, c := range batch {
+			if runCall(c, tx) != nil {
+				return errCallerFailed
+			}
+		}
+		return nil
+	})
+	if !errors.Is(err, errCallerFailed) {
+		for i := range errs {
+			errs[i] = err
+		}
+		return errs
+	}
+	g.Reruns.Add(1)
+	g.Commits.Add(1)
+	err = g.db.InTx(ctx, func(tx *Tx) error {
 		for i, c := range batch {
 			if _, err := tx.tx.ExecContext(ctx, "SAVEPOINT group_call"); err != nil {
 				return fmt.Errorf("savepoint: %w", err)

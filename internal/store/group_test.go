@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -172,6 +173,88 @@ func TestGroupRecordedAudit(t *testing.T) {
 		}
 		if len(want) > 0 {
 			t.Errorf("%d records never reached the log", len(want))
+		}
+	})
+}
+
+// TestGroupRerunsWithSavepoints: a group runs its callers without
+// savepoints; when one fails, the group is run again with a savepoint per
+// caller, so the failing caller's writes go and the others' stay.
+func TestGroupRerunsWithSavepoints(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB, raw *sql.DB) {
+		ctx := t.Context()
+		t0 := time.Date(2026, 11, 30, 10, 0, 0, 0, time.UTC)
+		putIssuer(t, db, testIssuer("issuing", "issuing"))
+		g := db.NewGroup(64)
+		intent := func(tx *store.Tx, serial byte) error {
+			return tx.InsertCertificateIntent(ctx, store.Certificate{IssuerID: "issuing", Serial: []byte{0x20, serial},
+				Profile: "citizen-auth", NotBefore: t0, NotAfter: t0.AddDate(1, 0, 0), TBS: []byte{0x30}, CreatedAt: t0})
+		}
+		// batch runs callers 1..n-1 as one group, behind caller 0, which
+		// holds the lead until they are all queued. failing says which
+		// caller fails after writing; runs counts each function's runs.
+		batch := func(base byte, n, failing int) ([]error, []int) {
+			errs, runs := make([]error, n), make([]atomic.Int32, n)
+			release := make(chan struct{})
+			var wg sync.WaitGroup
+			wg.Go(func() {
+				errs[0] = g.InTx(ctx, func(tx *store.Tx) error { runs[0].Add(1); <-release; return intent(tx, base) })
+			})
+			for runs[0].Load() == 0 {
+				time.Sleep(time.Millisecond)
+			}
+			// One at a time, so that the queue is in index order.
+			for i := 1; i < n; i++ {
+				wg.Go(func() {
+					errs[i] = g.InTx(ctx, func(tx *store.Tx) error {
+						runs[i].Add(1)
+						if err := intent(tx, base+byte(i)); err != nil {
+							return err
+						}
+						if i == failing {
+							return errors.New("refused after writing")
+						}
+						return nil
+					})
+				})
+				for g.Queued() < i {
+					time.Sleep(time.Millisecond)
+				}
+			}
+			close(release)
+			wg.Wait()
+			counts := make([]int, n)
+			for i := range runs {
+				counts[i] = int(runs[i].Load())
+			}
+			return errs, counts
+		}
+
+		errs, runs := batch(0x00, 6, -1)
+		for i, err := range errs {
+			if err != nil || runs[i] != 1 {
+				t.Errorf("all good: caller %d ran %d times: %v", i, runs[i], err)
+			}
+		}
+		if g.Reruns.Load() != 0 || g.Commits.Load() != 2 {
+			t.Errorf("all good: %d commits, %d reruns; want 2 and 0", g.Commits.Load(), g.Reruns.Load())
+		}
+
+		errs, runs = batch(0x40, 6, 3)
+		// Callers 1-3 ran in the first pass (3 failed and stopped it), and
+		// all ran in the second; 4 and 5 only in the second.
+		wantRuns := []int{1, 2, 2, 2, 1, 1}
+		for i, err := range errs {
+			if (err != nil) != (i == 3) || runs[i] != wantRuns[i] {
+				t.Errorf("one failing: caller %d ran %d times (want %d): %v", i, runs[i], wantRuns[i], err)
+			}
+		}
+		if g.Reruns.Load() != 1 || g.Commits.Load() != 5 {
+			t.Errorf("one failing: %d commits, %d reruns; want 5 and 1", g.Commits.Load(), g.Reruns.Load())
+		}
+		var rows int
+		if err := raw.QueryRow(`SELECT count(*) FROM certificates`).Scan(&rows); err != nil || rows != 11 {
+			t.Errorf("%d certificate rows, want 11 (%v)", rows, err)
 		}
 	})
 }
