@@ -171,15 +171,11 @@ func (ca *CA) Issue(ctx context.Context, req Request) (*x509.Certificate, error)
 	if !ok || p.SubjectKind == "" {
 		return nil, fmt.Errorf("%w: %q is not an end-entity profile", ErrRequest, req.Profile)
 	}
-	cr, err := csr.Parse(req.CSR)
-	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrRequest, err)
-	}
 	keyTypes := make([]string, len(p.KeyTypes))
 	for i, kt := range p.KeyTypes {
 		keyTypes[i] = string(kt)
 	}
-	checked, err := csr.Check(cr, csr.Policy{KeyTypes: keyTypes, Forbidden: []crypto.PublicKey{d.Issuer.Certificate.PublicKey, d.Responder.Certificate.PublicKey}})
+	cr, checked, err := csr.ParseAndCheck(req.CSR, csr.Policy{KeyTypes: keyTypes, Forbidden: []crypto.PublicKey{d.Issuer.Certificate.PublicKey, d.Responder.Certificate.PublicKey}})
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrRequest, err)
 	}

@@ -272,15 +272,12 @@ func digits(id string) string {
 // checkCSR parses the CSR (PEM), checks its signature (proof of
 // possession) and that its key is one the profile allows.
 func (s *Service) checkCSR(pemCSR string, p profile.Profile) (*x509.CertificateRequest, error) {
-	cr, err := csr.Parse([]byte(pemCSR))
-	if err != nil {
-		return nil, invalidCSR(err)
-	}
 	keyTypes := make([]string, len(p.KeyTypes))
 	for i, kt := range p.KeyTypes {
 		keyTypes[i] = string(kt)
 	}
-	if _, err := csr.Check(cr, csr.Policy{KeyTypes: keyTypes, Forbidden: s.d.Forbidden}); err != nil {
+	cr, _, err := csr.ParseAndCheck([]byte(pemCSR), csr.Policy{KeyTypes: keyTypes, Forbidden: s.d.Forbidden})
+	if err != nil {
 		return nil, invalidCSR(err)
 	}
 	return cr, nil

@@ -90,6 +90,15 @@ func TestCheckAllows(t *testing.T) {
 			if len(req.RequestedExtensions) != 1 || !req.RequestedExtensions[0].Equal(oidSAN) {
 				t.Errorf("RequestedExtensions = %v, want [%v]", req.RequestedExtensions, oidSAN)
 			}
+			// ParseAndCheck, from the bytes, decides the same.
+			cr2, req2, err := ParseAndCheck(cr.Raw, tt.policy)
+			if err != nil {
+				t.Fatalf("ParseAndCheck: %v", err)
+			}
+			if !bytes.Equal(cr2.Raw, cr.Raw) || req2.KeyType != req.KeyType || req2.RSABits != req.RSABits ||
+				!bytes.Equal(req2.SPKI, req.SPKI) || len(req2.RequestedExtensions) != len(req.RequestedExtensions) {
+				t.Errorf("ParseAndCheck = %+v, Check = %+v", req2, req)
+			}
 		})
 	}
 }
@@ -164,6 +173,40 @@ func TestCheckRefuses(t *testing.T) {
 			}
 			wantRefusal(t, err, tt.code, tt.sentinel)
 		})
+	}
+}
+
+// TestParseAndCheckRefuses: the one-pass form refuses what Parse or Check
+// would, with the same codes.
+func TestParseAndCheckRefuses(t *testing.T) {
+	fx := newCheckFixtures(t)
+	ecOnly := Policy{KeyTypes: []string{KeyECDSAP256, KeyECDSAP384}}
+	flipped := bytes.Clone(parsed(t, fx.p256).Raw)
+	flipped[len(flipped)-1] ^= 1
+	tests := []struct {
+		name     string
+		in       []byte
+		policy   Policy
+		code     string
+		sentinel error
+	}{
+		{"P-521 by default", parsed(t, fx.p521).Raw, ecOnly, CodeKeyTypeNotAllowed, ErrForbiddenKey},
+		{"the CA's key", parsed(t, fx.ca).Raw, Policy{KeyTypes: []string{KeyECDSAP384}, Forbidden: []crypto.PublicKey{fx.ca.Public()}}, CodeKeyIsCAKey, ErrForbiddenKey},
+		{"signature flipped", flipped, ecOnly, CodeBadSignature, ErrBadSignature},
+		{"too large", make([]byte, MaxSize+1), ecOnly, CodeTooLarge, ErrMalformed},
+		{"empty", nil, ecOnly, CodeMalformed, ErrMalformed},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cr, req, err := ParseAndCheck(tt.in, tt.policy)
+			if cr != nil || req != nil {
+				t.Errorf("ParseAndCheck returned a request with error %v", err)
+			}
+			wantRefusal(t, err, tt.code, tt.sentinel)
+		})
+	}
+	if _, _, err := ParseAndCheck(parsed(t, fx.p256).Raw, Policy{}); !errors.Is(err, ErrPolicy) {
+		t.Errorf("an empty policy: %v, want ErrPolicy", err)
 	}
 }
 
