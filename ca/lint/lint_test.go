@@ -11,6 +11,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	zx509 "github.com/zmap/zcrypto/x509"
+	"github.com/zmap/zlint/v3"
 )
 
 // badCA is a CA certificate without keyCertSign: zlint's
@@ -54,5 +57,55 @@ func TestExclusions(t *testing.T) {
 	}
 	if _, err := New("[e_crl_next_update_invalid\nbroken"); err == nil {
 		t.Error("a broken configuration was accepted")
+	}
+}
+
+// TestCertificateAgreesWithZlint: Certificate's own loop over the lints
+// finds exactly what zlint.LintCertificateEx finds, on certificates that
+// trip lints of several sources (RFC 5280, CA/B Forum TLS and S/MIME).
+func TestCertificateAgreesWithZlint(t *testing.T) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	selfSigned := func(tmpl *x509.Certificate) []byte {
+		tmpl.SerialNumber = big.NewInt(0x1234567890)
+		tmpl.NotBefore, tmpl.NotAfter = now, now.AddDate(3, 0, 0)
+		der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return der
+	}
+	certs := map[string][]byte{
+		"CA without keyCertSign": badCA(t),
+		"TLS server without SAN": selfSigned(&x509.Certificate{Subject: pkix.Name{CommonName: "not a name"},
+			ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}, KeyUsage: x509.KeyUsageDigitalSignature}),
+		"S/MIME without e-mail": selfSigned(&x509.Certificate{Subject: pkix.Name{CommonName: "Someone"},
+			ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageEmailProtection}, KeyUsage: x509.KeyUsageDigitalSignature}),
+		"client auth": selfSigned(&x509.Certificate{Subject: pkix.Name{CommonName: "Aigerim Sadykova", Country: []string{"KZ"}},
+			ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}, KeyUsage: x509.KeyUsageDigitalSignature,
+			BasicConstraintsValid: true}),
+	}
+	l, err := New("", "e_ca_key_cert_sign_not_set")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, der := range certs {
+		t.Run(name, func(t *testing.T) {
+			zc, err := zx509.ParseCertificate(der)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := findings(zlint.LintCertificateEx(zc, l.registry))
+			got := l.Certificate(der)
+			if want == nil {
+				t.Fatalf("zlint finds nothing: the case tests nothing")
+			}
+			if got == nil || got.Error() != want.Error() {
+				t.Errorf("Certificate: %v\nzlint:       %v", got, want)
+			}
+		})
 	}
 }
