@@ -112,7 +112,12 @@ func (s *Signer) Sign(r Responder, c store.Certificate) (store.OCSPResponse, err
 	if c.IssuerID != r.IssuerID {
 		return store.OCSPResponse{}, fmt.Errorf("certificate of %s given to the responder of %s", c.IssuerID, r.IssuerID)
 	}
-	now := s.now().UTC().Truncate(time.Second)
+	signedAt := s.now().UTC()
+	// thisUpdate is whole seconds (GeneralizedTime, RFC 6960 §4.2.2.1);
+	// updated_at, the responders' sync cursor and version of the row,
+	// keeps the microseconds, so that a response re-signed within the
+	// second it was first signed (a quick revocation) is still newer.
+	now := signedAt.Truncate(time.Second)
 	thisUpdate := now.Add(-s.backdate)
 	tmpl := ocsp.Response{
 		SerialNumber: new(big.Int).SetBytes(c.Serial),
@@ -137,7 +142,7 @@ func (s *Signer) Sign(r Responder, c store.Certificate) (store.OCSPResponse, err
 	if err := checkSignature(der, r.Certificate); err != nil {
 		return store.OCSPResponse{}, fmt.Errorf("ocsp %s/%x: the HSM's signature does not verify: %w", c.IssuerID, c.Serial, err)
 	}
-	return store.OCSPResponse{IssuerID: c.IssuerID, Serial: c.Serial, DER: der, ThisUpdate: thisUpdate, NextUpdate: tmpl.NextUpdate, UpdatedAt: now}, nil
+	return store.OCSPResponse{IssuerID: c.IssuerID, Serial: c.Serial, DER: der, ThisUpdate: thisUpdate, NextUpdate: tmpl.NextUpdate, UpdatedAt: signedAt.Truncate(time.Microsecond)}, nil
 }
 
 // checkSignature verifies the signature of a DER OCSPResponse we made

@@ -170,6 +170,9 @@ func runDev(ctx context.Context, dir, addr string, cmd *cobra.Command) error {
 	if err := startRA(ctx, s, authority, cfg.RA); err != nil {
 		return err
 	}
+	if _, err := startStatus(ctx, s); err != nil {
+		return err
+	}
 	return s.serve(ctx, func(a net.Addr) {
 		base := "http://" + a.String()
 		if err := writeDevManifest(dir, base, officers, cfg.RA.RegistryFile); err != nil {

@@ -468,6 +468,12 @@ func TestServeFromConfig(t *testing.T) {
 	if code, body := httpGet(t, url+"/readyz"); code != 200 {
 		t.Fatalf("readyz = %d %s", code, body)
 	}
+	// The status role serves the issuing CA's certificate and CRL.
+	for _, path := range []string{"/ca/issuing.crt", "/crl/issuing.crl"} {
+		if code, body := httpGet(t, url+path); code != 200 {
+			t.Errorf("GET %s = %d %s", path, code, body)
+		}
+	}
 	// The environment is an allowed PIN source, so only argv is checked;
 	// sanad unsets the variable once read, so children never inherit it.
 	processSecretsCheck(t, cmd.Process.Pid, []string{pin}, "cmdline")

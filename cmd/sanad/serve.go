@@ -62,6 +62,11 @@ func newServeCmd() *cobra.Command {
 				}
 			}
 		}
+		if slices.Contains(*roles, "status") {
+			if _, err := startStatus(ctx, s); err != nil {
+				return err
+			}
+		}
 		return s.serve(ctx, func(a net.Addr) {
 			log.Info("sanad serving", "addr", a.String(), "roles", strings.Join(*roles, ","), "database", cfg.Database.Driver)
 		})

@@ -121,6 +121,13 @@ type service struct {
 	loops []func(context.Context)
 	// routes add the roles' APIs to the server's mux.
 	routes []func(*http.ServeMux)
+	// fronts wrap the whole handler, outermost last: for paths no mux
+	// may clean (OCSP GET).
+	fronts []func(http.Handler) http.Handler
+	// checks are the roles' readiness checks, beside database and HSM.
+	checks map[string]api.Check
+	// collectors register the roles' metrics.
+	collectors []func(prometheus.Registerer) error
 }
 
 // close releases what the service holds, in reverse order of opening.
@@ -209,6 +216,11 @@ func (s *service) handler() (http.Handler, error) {
 			return nil, err
 		}
 	}
+	for _, register := range s.collectors {
+		if err := register(reg); err != nil {
+			return nil, err
+		}
+	}
 	metrics, err := api.NewMetrics(reg)
 	if err != nil {
 		return nil, err
@@ -217,14 +229,19 @@ func (s *service) handler() (http.Handler, error) {
 	for _, add := range s.routes {
 		add(mux)
 	}
-	api.Ops{
-		Checks: map[string]api.Check{
-			"database": s.db.Ping,
-			"hsm":      s.token.Ping,
-		},
-		Gatherer: reg,
-	}.Register(mux)
-	return metrics.Wrap(mux, s.log), nil
+	checks := map[string]api.Check{
+		"database": s.db.Ping,
+		"hsm":      s.token.Ping,
+	}
+	for name, check := range s.checks {
+		checks[name] = check
+	}
+	api.Ops{Checks: checks, Gatherer: reg}.Register(mux)
+	h := metrics.Wrap(mux, s.log)
+	for _, front := range s.fronts {
+		h = front(h)
+	}
+	return h, nil
 }
 
 // serve runs the HTTP endpoints and the audit checkpointer until ctx ends.

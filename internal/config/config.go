@@ -31,7 +31,24 @@ type Config struct {
 	Audit    Audit    `yaml:"audit"`
 	CA       CA       `yaml:"ca"`
 	RA       RA       `yaml:"ra"`
+	Status   Status   `yaml:"status"`
 	Log      Log      `yaml:"log"`
+}
+
+// Status configures the OCSP, CRL and CA-certificate responder role.
+type Status struct {
+	// CacheSize bounds the OCSP responses held in memory (each about 1.5
+	// KB); lookups past it read the store.
+	CacheSize int `yaml:"cache_size"`
+	// SyncInterval is how often re-signed and new responses are read from
+	// the store; Overlap how far back each read starts again (longer than
+	// any write transaction). Together they bound how late a responder
+	// answers a revocation.
+	SyncInterval time.Duration `yaml:"sync_interval"`
+	Overlap      time.Duration `yaml:"overlap"`
+	// LogRequests logs each OCSP request's serial, outcome and client, for
+	// debugging only: who checks whose certificate is private.
+	LogRequests bool `yaml:"log_requests"`
 }
 
 // RA configures the registration authority role.
@@ -152,6 +169,7 @@ func Default() Config {
 		HSM:      HSM{MaxSessions: 8},
 		Audit:    Audit{KeyLabel: "sanad-audit", CheckpointInterval: time.Minute, Origin: "sanad audit log"},
 		RA:       RA{ClientPerMinute: 120, IdentifierPerHour: 10},
+		Status:   Status{CacheSize: 1_000_000, SyncInterval: time.Second, Overlap: 10 * time.Second},
 		Log:      Log{Level: "info", Format: "text"},
 	}
 }
@@ -300,6 +318,15 @@ func (c Config) Validate() error {
 		if u, err := url.Parse(c.RA.NotifyWebhook); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
 			bad("ra.notify_webhook", "%q is not an http(s) URL", c.RA.NotifyWebhook)
 		}
+	}
+	if c.Status.CacheSize < 1 {
+		bad("status.cache_size", "must be at least 1")
+	}
+	if c.Status.SyncInterval < 10*time.Millisecond || c.Status.SyncInterval > time.Hour {
+		bad("status.sync_interval", "%s is outside 10ms..1h", c.Status.SyncInterval)
+	}
+	if c.Status.Overlap < c.Status.SyncInterval || c.Status.Overlap > 24*time.Hour {
+		bad("status.overlap", "%s must be at least status.sync_interval and at most 24h", c.Status.Overlap)
 	}
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":

@@ -1,0 +1,35 @@
+package main
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/sanadpki/sanad/internal/api"
+	"github.com/sanadpki/sanad/internal/status"
+)
+
+// startStatus adds the status role to the service: OCSP (GET and POST),
+// CRLs and CA certificates from the store, its sync loop, its readiness
+// check (the first sync) and its metrics.
+func startStatus(ctx context.Context, s *service) (*status.Responder, error) {
+	c := s.cfg.Status
+	r, err := status.New(ctx, s.db, status.Config{CacheSize: c.CacheSize, SyncInterval: c.SyncInterval,
+		Overlap: c.Overlap, LogRequests: c.LogRequests}, s.log, s.now)
+	if err != nil {
+		return nil, err
+	}
+	// The first sync before serving, so that /readyz is true from the
+	// first request; the loop goes on from there.
+	if err := r.Sync(ctx); err != nil {
+		return nil, fmt.Errorf("status: first sync: %w", err)
+	}
+	if s.checks == nil {
+		s.checks = map[string]api.Check{}
+	}
+	s.checks["ocsp_sync"] = r.Ready
+	s.routes = append(s.routes, r.RegisterRoutes)
+	s.fronts = append(s.fronts, r.Handler)
+	s.collectors = append(s.collectors, r.Register)
+	s.loops = append(s.loops, r.Run)
+	return r, nil
+}

@@ -1,0 +1,26 @@
+// Package status is the status tier: it answers relying parties' OCSP
+// requests (RFC 6960, profiled by RFC 5019) with the responses the CA
+// pre-signed, and serves each issuing CA's current CRL and certificate,
+// all with HTTP caching headers (RFC 5019 §6).
+//
+// A Responder is stateless: it keeps a bounded cache of pre-signed
+// responses, fills it from the store on a miss, and follows the store's
+// ocsp_responses table by its updated_at cursor so that a re-signed
+// response (a revocation) replaces the cached one within the sync
+// interval. Any number of responders can share one database or its
+// replicas.
+//
+// What it must never do: sign (it holds no key), answer "good" for a
+// serial the store does not hold (that is "unauthorized"), answer from a
+// response past its nextUpdate, block the hot path on the database for a
+// serial it has seen, or log a client address or serial per request (an
+// OCSP request says who is checking whose certificate; only aggregate
+// metrics are kept, unless Config.LogRequests is switched on to debug).
+//
+// Requests carry one certificate each (RFC 5019 §2.1.1); a request list of
+// several is answered malformedRequest. CertIDs hashed with SHA-1 or
+// SHA-2 are matched to the issuer; the stored response carries the CA's
+// CertID (SHA-1, as RFC 5019 §2.2.1 expects clients to send). Nonces
+// (RFC 8954) are checked for form and otherwise ignored, as RFC 5019 §4
+// allows for pre-signed responses.
+package status

@@ -1,0 +1,291 @@
+package status
+
+import (
+	"context"
+	"encoding/base64"
+	"errors"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/sanadpki/sanad/internal/api"
+)
+
+// Header values shared by every response (net/http never changes them).
+var (
+	hdrOCSPResponse = []string{"application/ocsp-response"}
+	hdrNoStore      = []string{"no-store"}
+	hdrNoSniff      = []string{"nosniff"}
+)
+
+// Handler serves OCSP GET requests itself and hands everything else to
+// next. A GET request's base64 may hold "/", "+", "=" and "//", raw or
+// percent-encoded; ServeMux would clean "//" with a redirect (Boulder
+// #884), so the path is read here, raw, before any mux sees it.
+func (r *Responder) Handler(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		if (req.Method == http.MethodGet || req.Method == http.MethodHead) && strings.HasPrefix(req.RequestURI, "/ocsp/") {
+			r.serveGET(w, req)
+			return
+		}
+		next.ServeHTTP(w, req)
+	})
+}
+
+// Register adds POST /ocsp, and the CRLs and CA certificates, to mux.
+func (r *Responder) RegisterRoutes(mux *http.ServeMux) {
+	mux.HandleFunc("POST /ocsp", r.servePOST)
+	mux.HandleFunc("POST /ocsp/{$}", r.servePOST)
+	mux.HandleFunc("GET /crl/{file}", r.serveCRL)
+	mux.HandleFunc("GET /ca/{file}", r.serveCACert)
+}
+
+// maxGETPath bounds a GET request's path: MaxRequestSize of DER as base64,
+// every octet percent-encoded, and the prefix.
+const maxGETPath = len("/ocsp/") + 3*(MaxRequestSize*4/3+4)
+
+func (r *Responder) serveGET(w http.ResponseWriter, req *http.Request) {
+	start := r.now()
+	r.metrics.getRequests.Inc()
+	raw := strings.TrimPrefix(req.RequestURI, "/ocsp/")
+	if i := strings.IndexByte(raw, '?'); i >= 0 {
+		raw = raw[:i]
+	}
+	if len(req.RequestURI) > maxGETPath {
+		r.reply(w, req, start, nil, outcomeMalformed)
+		return
+	}
+	der, err := decodeGET(raw)
+	if err != nil {
+		r.reply(w, req, start, nil, outcomeMalformed)
+		return
+	}
+	r.serveDER(w, req, start, der)
+}
+
+// decodeGET reverses RFC 6960 Appendix A.1's encoding: percent-decoding of
+// the path segment, then base64, standard or URL-safe, padded or not.
+func decodeGET(raw string) ([]byte, error) {
+	s, err := url.PathUnescape(raw)
+	if err != nil {
+		return nil, err
+	}
+	s = strings.TrimRight(s, "=")
+	if strings.ContainsAny(s, "-_") {
+		if strings.ContainsAny(s, "+/") {
+			return nil, errors.New("mixed base64 alphabets")
+		}
+		return base64.RawURLEncoding.DecodeString(s)
+	}
+	return base64.RawStdEncoding.DecodeString(s)
+}
+
+func (r *Responder) servePOST(w http.ResponseWriter, req *http.Request) {
+	start := r.now()
+	r.metrics.postRequests.Inc()
+	if ct := req.Header.Get("Content-Type"); ct != "application/ocsp-request" {
+		api.WriteProblem(w, api.NewProblem(http.StatusUnsupportedMediaType, "unsupported-media-type",
+			"Unsupported media type", "an OCSP request is sent as application/ocsp-request (RFC 6960 Appendix A.1)"))
+		return
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, req.Body, MaxRequestSize+1))
+	if err != nil || len(body) > MaxRequestSize {
+		// Too large or cut off: malformed, and the connection closes
+		// rather than read the rest.
+		w.Header()["Connection"] = []string{"close"}
+		r.reply(w, req, start, nil, outcomeMalformed)
+		return
+	}
+	r.serveDER(w, req, start, body)
+}
+
+func (r *Responder) serveDER(w http.ResponseWriter, req *http.Request, start time.Time, der []byte) {
+	parsed, err := ParseRequest(der)
+	if err != nil {
+		r.reply(w, req, start, nil, outcomeMalformed)
+		return
+	}
+	e, o := r.answer(req.Context(), parsed)
+	if r.cfg.LogRequests {
+		r.log.Debug("OCSP request", "serial", strconv.Quote(string(parsed.Serial)), "outcome", o, "client", req.RemoteAddr)
+	}
+	r.reply(w, req, start, e, o)
+}
+
+// reply writes a pre-signed response with its caching headers (RFC 5019
+// §6.2), or an error answer that no one may cache.
+func (r *Responder) reply(w http.ResponseWriter, req *http.Request, start time.Time, e *entry, o outcome) {
+	h := w.Header()
+	h["Content-Type"] = hdrOCSPResponse
+	h["X-Content-Type-Options"] = hdrNoSniff
+	body := errorAnswer(o)
+	if e != nil {
+		body = e.der
+		now := r.now()
+		if notModified(writeCaching(h, e, now), req) {
+			w.WriteHeader(http.StatusNotModified)
+			r.done(start, o)
+			return
+		}
+	} else {
+		h["Cache-Control"] = hdrNoStore
+	}
+	h["Content-Length"] = []string{strconv.Itoa(len(body))}
+	w.WriteHeader(http.StatusOK)
+	if req.Method != http.MethodHead {
+		_, _ = w.Write(body)
+	}
+	r.done(start, o)
+}
+
+func (r *Responder) done(start time.Time, o outcome) {
+	r.metrics.outcomeCounters[o].Inc()
+	r.metrics.requestSeconds.Observe(r.now().Sub(start).Seconds())
+}
+
+func errorAnswer(o outcome) []byte {
+	switch o {
+	case outcomeUnauthorized:
+		return respUnauthorized
+	case outcomeTryLater:
+		return respTryLater
+	default:
+		return respMalformed
+	}
+}
+
+// writeCaching sets the caching headers of e and returns its ETag. A body
+// that expires (an OCSP response, a CRL) may be cached until its
+// nextUpdate and no longer (RFC 5019 §6.2: max-age, public, no-transform,
+// must-revalidate); one that does not (a CA certificate) for a day.
+func writeCaching(h http.Header, e *entry, now time.Time) string {
+	maxAge := int64(86400)
+	if !e.nextUpdate.IsZero() {
+		maxAge = max(0, int64(e.nextUpdate.Sub(now)/time.Second))
+	}
+	h["Cache-Control"] = []string{"max-age=" + strconv.FormatInt(maxAge, 10) + ", public, no-transform, must-revalidate"}
+	h["Etag"] = []string{e.etag}
+	if e.lastModified != "" {
+		h["Last-Modified"] = []string{e.lastModified}
+	}
+	if e.expires != "" {
+		h["Expires"] = []string{e.expires}
+	}
+	return e.etag
+}
+
+// notModified reports whether the request's If-None-Match names etag
+// (RFC 9110 §13.1.2: weak comparison, or "*").
+func notModified(etag string, req *http.Request) bool {
+	inm := req.Header.Get("If-None-Match")
+	if inm == "" {
+		return false
+	}
+	for tag := range strings.SplitSeq(inm, ",") {
+		tag = strings.TrimPrefix(strings.TrimSpace(tag), "W/")
+		if tag == "*" || tag == etag {
+			return true
+		}
+	}
+	return false
+}
+
+// serveCRL serves GET /crl/{issuer}.crl: the issuer's latest CRL.
+func (r *Responder) serveCRL(w http.ResponseWriter, req *http.Request) {
+	id, ok := strings.CutSuffix(req.PathValue("file"), ".crl")
+	is := r.byID[id]
+	if !ok || is == nil {
+		notFound(w, "no CRL of that name")
+		return
+	}
+	e, err := r.crls.get(req.Context(), r.store, id)
+	if err != nil {
+		r.log.Error("CRL from the store", "issuer", id, "err", err)
+		api.WriteProblem(w, api.NewProblem(http.StatusServiceUnavailable, "unavailable", "Service unavailable", "the CRL cannot be read now"))
+		return
+	}
+	if e == nil {
+		notFound(w, "this issuer has published no CRL here")
+		return
+	}
+	serveStatic(w, req, e, r.now())
+}
+
+// serveCACert serves GET /ca/{issuer}.crt: the issuer's certificate, DER
+// (RFC 5280 §4.2.2.1: what AIA caIssuers points at).
+func (r *Responder) serveCACert(w http.ResponseWriter, req *http.Request) {
+	id, ok := strings.CutSuffix(req.PathValue("file"), ".crt")
+	is := r.byID[id]
+	if !ok || is == nil {
+		notFound(w, "no CA certificate of that name")
+		return
+	}
+	serveStatic(w, req, is.certEntry, r.now())
+}
+
+func serveStatic(w http.ResponseWriter, req *http.Request, e *entry, now time.Time) {
+	h := w.Header()
+	h["Content-Type"] = []string{e.contentType}
+	h["X-Content-Type-Options"] = hdrNoSniff
+	if notModified(writeCaching(h, e, now), req) {
+		w.WriteHeader(http.StatusNotModified)
+		return
+	}
+	h["Content-Length"] = []string{strconv.Itoa(len(e.der))}
+	w.WriteHeader(http.StatusOK)
+	if req.Method != http.MethodHead {
+		_, _ = w.Write(e.der)
+	}
+}
+
+func notFound(w http.ResponseWriter, detail string) {
+	api.WriteProblem(w, api.NewProblem(http.StatusNotFound, "not-found", "Not found", detail))
+}
+
+// crlCache keeps each issuer's latest CRL ready to serve, re-read from the
+// store when its number changed (checked at most every SyncInterval).
+type crlCache struct {
+	every time.Duration
+	now   func() time.Time
+
+	mu sync.Mutex
+	m  map[string]*cachedCRL
+}
+
+type cachedCRL struct {
+	number    int64
+	checkedAt time.Time
+	e         *entry
+}
+
+func (c *crlCache) get(ctx context.Context, st Store, issuerID string) (*entry, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	cur := c.m[issuerID]
+	now := c.now()
+	if cur != nil && now.Sub(cur.checkedAt) < c.every && now.Before(cur.e.nextUpdate) {
+		return cur.e, nil
+	}
+	summary, err := st.LatestCRLSummary(ctx, issuerID)
+	if errors.Is(err, errNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	if cur == nil || cur.number != summary.Number {
+		latest, err := st.LatestCRL(ctx, issuerID)
+		if err != nil {
+			return nil, err
+		}
+		cur = &cachedCRL{number: latest.Number,
+			e: staticEntry(latest.DER, "application/pkix-crl", latest.ThisUpdate, latest.NextUpdate)}
+		c.m[issuerID] = cur
+	}
+	cur.checkedAt = now
+	return cur.e, nil
+}

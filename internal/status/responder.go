@@ -1,0 +1,472 @@
+package status
+
+import (
+	"context"
+	"crypto"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/asn1"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/crypto/ocsp"
+
+	"github.com/sanadpki/sanad/internal/store"
+)
+
+// errNotFound is the store's "no such row".
+var errNotFound = store.ErrNotFound
+
+// Store is what a Responder reads; *store.DB provides it.
+type Store interface {
+	Issuers(ctx context.Context) ([]store.Issuer, error)
+	OCSPResponse(ctx context.Context, issuerID string, serial []byte) (store.OCSPResponse, error)
+	OCSPResponsesAfter(ctx context.Context, c store.OCSPCursor, limit int) ([]store.OCSPResponse, error)
+	LatestOCSPUpdate(ctx context.Context) (time.Time, error)
+	LatestCRL(ctx context.Context, issuerID string) (store.CRL, error)
+	LatestCRLSummary(ctx context.Context, issuerID string) (store.CRL, error)
+}
+
+// Config is a Responder's configuration; zero values take the defaults.
+type Config struct {
+	// CacheSize bounds the cached responses (default 1 000 000: about 1.5
+	// GB of 1.5 KB responses). Past it, a random entry makes room.
+	CacheSize int
+	// SyncInterval is how often the store is read for new and re-signed
+	// responses (default 1 s): with Overlap, the bound on how late a
+	// responder answers a revocation.
+	SyncInterval time.Duration
+	// Overlap is how far behind its newest row each sync reads again
+	// (default 10 s), so that a transaction that commits later than rows
+	// stamped after it is still seen. Longer than any write transaction.
+	Overlap time.Duration
+	// NegativeTTL is how long "this serial is not in the store" is
+	// remembered before the store is asked again (default 5 s). A
+	// certificate issued meanwhile is seen by the sync at once.
+	NegativeTTL time.Duration
+	// PageSize is the sync's page (default 5000 rows).
+	PageSize int
+	// LogRequests logs each request's serial and outcome, for debugging
+	// only: by default nothing per request is logged (see the package doc).
+	LogRequests bool
+}
+
+func (c Config) withDefaults() Config {
+	if c.CacheSize <= 0 {
+		c.CacheSize = 1_000_000
+	}
+	if c.SyncInterval <= 0 {
+		c.SyncInterval = time.Second
+	}
+	if c.Overlap <= 0 {
+		c.Overlap = 10 * time.Second
+	}
+	if c.NegativeTTL <= 0 {
+		c.NegativeTTL = 5 * time.Second
+	}
+	if c.PageSize <= 0 {
+		c.PageSize = 5000
+	}
+	return c
+}
+
+// Responder answers OCSP requests from pre-signed responses.
+type Responder struct {
+	cfg   Config
+	store Store
+	log   *slog.Logger
+	now   func() time.Time
+
+	// issuers by CertID key (hash, name hash, key hash), and by ID.
+	issuers map[string]*issuer
+	byID    map[string]*issuer
+
+	cache *cache
+	crls  *crlCache
+	// ready is set once the first sync has completed.
+	ready atomic.Bool
+	// lag is the age of the newest response seen by the last sync, in
+	// nanoseconds (a metric).
+	lag atomic.Int64
+
+	metrics *metrics
+}
+
+// issuer is an issuing CA the responder answers for.
+type issuer struct {
+	id   string
+	cert *x509.Certificate
+	// certEntry serves GET /ca/{id}.crt.
+	certEntry *entry
+}
+
+// New returns a Responder for the store's issuing CAs. Call Sync (or Run)
+// before serving: Ready is false until the first sync.
+func New(ctx context.Context, st Store, cfg Config, log *slog.Logger, now func() time.Time) (*Responder, error) {
+	cfg = cfg.withDefaults()
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	r := &Responder{cfg: cfg, store: st, log: log, now: now, issuers: map[string]*issuer{}, byID: map[string]*issuer{},
+		cache: newCache(cfg.CacheSize), metrics: newMetrics(),
+		crls: &crlCache{every: cfg.SyncInterval, now: now, m: map[string]*cachedCRL{}}}
+	all, err := st.Issuers(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("status: issuers: %w", err)
+	}
+	for _, is := range all {
+		cert, err := x509.ParseCertificate(is.CertificateDER)
+		if err != nil {
+			return nil, fmt.Errorf("status: issuer %s certificate: %w", is.ID, err)
+		}
+		if is.Role != "root" && is.Role != "issuing" {
+			continue
+		}
+		i := &issuer{id: is.ID, cert: cert,
+			certEntry: staticEntry(is.CertificateDER, "application/pkix-cert", is.CreatedAt, time.Time{})}
+		r.byID[is.ID] = i
+		// Only issuing CAs have pre-signed responses; a root's
+		// certificates (the issuing CAs) are covered by its CRL.
+		if is.Role != "issuing" {
+			continue
+		}
+		keyHashInput, err := subjectPublicKeyBits(cert)
+		if err != nil {
+			return nil, fmt.Errorf("status: issuer %s: %w", is.ID, err)
+		}
+		for _, h := range hashOIDs {
+			r.issuers[certIDKey(h, digest(h, cert.RawSubject), digest(h, keyHashInput))] = i
+		}
+	}
+	if len(r.issuers) == 0 {
+		return nil, errors.New("status: the store has no issuing CA")
+	}
+	return r, nil
+}
+
+// Ready reports whether the first sync has completed (for /readyz).
+func (r *Responder) Ready(context.Context) error {
+	if !r.ready.Load() {
+		return errors.New("the first sync of OCSP responses has not completed")
+	}
+	return nil
+}
+
+// outcome is what a request was answered, for metrics and debug logs.
+type outcome string
+
+const (
+	outcomeGood         outcome = "good"
+	outcomeRevoked      outcome = "revoked"
+	outcomeUnknown      outcome = "unknown"
+	outcomeUnauthorized outcome = "unauthorized"
+	outcomeMalformed    outcome = "malformed"
+	outcomeTryLater     outcome = "try_later"
+)
+
+// RFC 6960 §4.2.1 error answers: an OCSPResponse with only a status.
+var (
+	respMalformed    = []byte{0x30, 0x03, 0x0a, 0x01, 0x01}
+	respTryLater     = []byte{0x30, 0x03, 0x0a, 0x01, 0x03}
+	respUnauthorized = []byte{0x30, 0x03, 0x0a, 0x01, 0x06}
+)
+
+// answer finds the response for a parsed request: a cached or stored
+// pre-signed response, or nil with the error outcome to send.
+func (r *Responder) answer(ctx context.Context, req Request) (*entry, outcome) {
+	is := r.issuers[certIDKey(req.HashAlgorithm, req.IssuerNameHash, req.IssuerKeyHash)]
+	if is == nil {
+		return nil, outcomeUnauthorized
+	}
+	key := cacheKey(is.id, req.Serial)
+	now := r.now()
+	e, hit := r.cache.get(key)
+	if hit && e.fresh(now) {
+		r.metrics.cacheHits.Inc()
+	} else {
+		r.metrics.cacheMisses.Inc()
+		var err error
+		if e, err = r.load(ctx, is.id, req.Serial, now); err != nil {
+			r.log.Error("OCSP response from the store", "issuer", is.id, "err", err)
+			return nil, outcomeTryLater
+		}
+		r.cache.put(key, e)
+	}
+	if e.der == nil {
+		return nil, outcomeUnauthorized
+	}
+	if !now.Before(e.nextUpdate) {
+		// Never serve a response past its nextUpdate: the CA's publisher
+		// re-signs long before; if it has not, say so.
+		return nil, outcomeTryLater
+	}
+	return e, e.outcome
+}
+
+// load reads one response from the store: an entry for it, or a negative
+// entry when the store has none.
+func (r *Responder) load(ctx context.Context, issuerID string, serial []byte, now time.Time) (*entry, error) {
+	resp, err := r.store.OCSPResponse(ctx, issuerID, serial)
+	if errors.Is(err, store.ErrNotFound) {
+		return &entry{checkedAt: now, negativeTTL: r.cfg.NegativeTTL}, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return responseEntry(resp)
+}
+
+// responseEntry prepares a stored response for serving: its status, and
+// the caching headers of RFC 5019 §6.2 computed once.
+func responseEntry(resp store.OCSPResponse) (*entry, error) {
+	parsed, err := ocsp.ParseResponse(resp.DER, nil)
+	if err != nil {
+		return nil, fmt.Errorf("stored OCSP response %s/%x: %w", resp.IssuerID, resp.Serial, err)
+	}
+	if parsed.SerialNumber == nil || string(parsed.SerialNumber.Bytes()) != string(resp.Serial) {
+		return nil, fmt.Errorf("stored OCSP response %s/%x answers for serial %x", resp.IssuerID, resp.Serial, parsed.SerialNumber)
+	}
+	e := staticEntry(resp.DER, "application/ocsp-response", parsed.ThisUpdate, parsed.NextUpdate)
+	e.updatedAt = resp.UpdatedAt
+	switch parsed.Status {
+	case ocsp.Good:
+		e.outcome = outcomeGood
+	case ocsp.Revoked:
+		e.outcome = outcomeRevoked
+	default:
+		e.outcome = outcomeUnknown
+	}
+	return e, nil
+}
+
+// Run syncs every SyncInterval until ctx ends.
+func (r *Responder) Run(ctx context.Context) {
+	t := time.NewTicker(r.cfg.SyncInterval)
+	defer t.Stop()
+	var cursor store.OCSPCursor
+	first := true
+	for {
+		c, err := r.sync(ctx, cursor, first)
+		if err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			r.metrics.syncErrors.Inc()
+			r.log.Warn("OCSP sync", "err", err)
+		} else {
+			cursor, first = c, false
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// Sync reads what changed since the last sync once (tests, and the first
+// sync before serving).
+func (r *Responder) Sync(ctx context.Context) error {
+	_, err := r.sync(ctx, store.OCSPCursor{}, true)
+	return err
+}
+
+// sync reads the responses stored after cursor, less Overlap, and replaces
+// the cached ones they are newer than. The first sync starts Overlap
+// before the newest row: the cache fills from misses, not from a scan of
+// the whole table. It returns the cursor for the next sync.
+func (r *Responder) sync(ctx context.Context, cursor store.OCSPCursor, first bool) (store.OCSPCursor, error) {
+	if first {
+		latest, err := r.store.LatestOCSPUpdate(ctx)
+		if err != nil {
+			return cursor, err
+		}
+		cursor = store.OCSPCursor{UpdatedAt: latest}
+	}
+	// Read again from Overlap before the cursor: rows a slow transaction
+	// committed after newer ones were read.
+	from := store.OCSPCursor{UpdatedAt: cursor.UpdatedAt.Add(-r.cfg.Overlap)}
+	newest := cursor
+	for {
+		page, err := r.store.OCSPResponsesAfter(ctx, from, r.cfg.PageSize)
+		if err != nil {
+			return cursor, err
+		}
+		for _, resp := range page {
+			r.replace(resp)
+			from = resp.After()
+			if resp.UpdatedAt.After(newest.UpdatedAt) {
+				newest = resp.After()
+			}
+		}
+		if len(page) < r.cfg.PageSize {
+			break
+		}
+	}
+	if !newest.UpdatedAt.IsZero() {
+		r.lag.Store(int64(r.now().Sub(newest.UpdatedAt)))
+	}
+	r.metrics.syncs.Inc()
+	r.ready.Store(true)
+	return newest, nil
+}
+
+// replace puts a synced response in the cache if it has the serial (as a
+// response or as "not in the store") and this one is newer. Serials not
+// cached are left to the next miss, which reads the store anyway.
+func (r *Responder) replace(resp store.OCSPResponse) {
+	key := cacheKey(resp.IssuerID, resp.Serial)
+	old, ok := r.cache.get(key)
+	if !ok || (old.der != nil && !resp.UpdatedAt.After(old.updatedAt)) {
+		return
+	}
+	e, err := responseEntry(resp)
+	if err != nil {
+		r.log.Error("OCSP sync", "err", err)
+		return
+	}
+	r.cache.put(key, e)
+}
+
+// certIDKey identifies an issuer by what a CertID carries.
+func certIDKey(h crypto.Hash, nameHash, keyHash []byte) string {
+	return string(rune(h)) + "\x00" + string(nameHash) + string(keyHash)
+}
+
+func cacheKey(issuerID string, serial []byte) string { return issuerID + "\x00" + string(serial) }
+
+func digest(h crypto.Hash, b []byte) []byte {
+	d := h.New()
+	d.Write(b)
+	return d.Sum(nil)
+}
+
+// subjectPublicKeyBits is the issuer key CertID hashes: the BIT STRING of
+// subjectPublicKey, without tag, length and unused-bits octet (RFC 6960
+// §4.1.1).
+func subjectPublicKeyBits(cert *x509.Certificate) ([]byte, error) {
+	var spki struct {
+		Algorithm asn1.RawValue
+		PublicKey asn1.BitString
+	}
+	if _, err := asn1.Unmarshal(cert.RawSubjectPublicKeyInfo, &spki); err != nil {
+		return nil, err
+	}
+	return spki.PublicKey.RightAlign(), nil
+}
+
+// entry is a body ready to serve with its caching headers: a pre-signed
+// OCSP response, a CRL or a CA certificate; or, with der nil, the memory
+// that the store had no response for a serial.
+type entry struct {
+	der         []byte
+	contentType string
+	outcome     outcome
+	thisUpdate  time.Time
+	nextUpdate  time.Time // zero: no expiry (a CA certificate)
+	updatedAt   time.Time
+	// Headers computed once: the strong ETag is a hash of der.
+	etag, lastModified, expires string
+
+	// For a negative entry: when the store was asked.
+	checkedAt   time.Time
+	negativeTTL time.Duration
+}
+
+func staticEntry(der []byte, contentType string, lastModified, nextUpdate time.Time) *entry {
+	sum := sha256.Sum256(der)
+	e := &entry{der: der, contentType: contentType, thisUpdate: lastModified, nextUpdate: nextUpdate,
+		etag: `"` + base64.RawURLEncoding.EncodeToString(sum[:16]) + `"`}
+	if !lastModified.IsZero() {
+		e.lastModified = lastModified.UTC().Format(http.TimeFormat)
+	}
+	if !nextUpdate.IsZero() {
+		e.expires = nextUpdate.UTC().Format(http.TimeFormat)
+	}
+	return e
+}
+
+// fresh reports whether a cached entry may be used without the store: a
+// response until its nextUpdate, a negative entry for its TTL.
+func (e *entry) fresh(now time.Time) bool {
+	if e.der == nil {
+		return now.Sub(e.checkedAt) < e.negativeTTL
+	}
+	return e.nextUpdate.IsZero() || now.Before(e.nextUpdate)
+}
+
+// cache is a bounded map of entries, in shards so that lookups on many
+// cores do not contend on one lock. Past its size a random entry of the
+// shard is dropped (Go's map iteration order is random): no bookkeeping
+// on the hot path, and a cached response is only a store read away.
+type cache struct {
+	shards [cacheShards]cacheShard
+	per    int
+}
+
+const cacheShards = 64
+
+type cacheShard struct {
+	mu sync.RWMutex
+	m  map[string]*entry
+}
+
+func newCache(size int) *cache {
+	c := &cache{per: max(1, size/cacheShards)}
+	for i := range c.shards {
+		c.shards[i].m = make(map[string]*entry)
+	}
+	return c
+}
+
+func (c *cache) shard(key string) *cacheShard {
+	// FNV-1a over the last bytes: the serial's random octets.
+	h := uint32(2166136261)
+	for i := max(0, len(key)-8); i < len(key); i++ {
+		h = (h ^ uint32(key[i])) * 16777619
+	}
+	return &c.shards[h%cacheShards]
+}
+
+func (c *cache) get(key string) (*entry, bool) {
+	s := c.shard(key)
+	s.mu.RLock()
+	e, ok := s.m[key]
+	s.mu.RUnlock()
+	return e, ok
+}
+
+// put stores e under key, unless the cached entry is a response at least
+// as new as e (a sync and a miss may race to store the same serial).
+func (c *cache) put(key string, e *entry) {
+	s := c.shard(key)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	old, ok := s.m[key]
+	if ok && old.der != nil && !e.updatedAt.After(old.updatedAt) {
+		return
+	}
+	if !ok && len(s.m) >= c.per {
+		for k := range s.m {
+			delete(s.m, k)
+			break
+		}
+	}
+	s.m[key] = e
+}
+
+func (c *cache) len() int {
+	n := 0
+	for i := range c.shards {
+		c.shards[i].mu.RLock()
+		n += len(c.shards[i].m)
+		c.shards[i].mu.RUnlock()
+	}
+	return n
+}

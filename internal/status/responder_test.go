@@ -1,0 +1,432 @@
+package status_test
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"database/sql"
+	"encoding/base64"
+	"encoding/pem"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/crypto/ocsp"
+
+	"github.com/sanadpki/sanad/ca"
+	"github.com/sanadpki/sanad/ca/catest"
+	"github.com/sanadpki/sanad/ca/crl"
+	"github.com/sanadpki/sanad/ca/profile"
+	"github.com/sanadpki/sanad/hsm/hsmtest"
+	"github.com/sanadpki/sanad/internal/audit"
+	"github.com/sanadpki/sanad/internal/status"
+	"github.com/sanadpki/sanad/internal/store"
+	"github.com/sanadpki/sanad/internal/store/storetest"
+	"github.com/sanadpki/sanad/internal/testenv"
+)
+
+func TestMain(m *testing.M) { hsmtest.Main(m) }
+
+var person = profile.Verified{Country: "KZ", NationalID: "900101300123", GivenName: "Aigerim", FamilyName: "Nurlanovna"}
+
+// deployment is a CA over a store with a responder in front of it, served
+// over real HTTP.
+type deployment struct {
+	f         catest.Fixture
+	db        *store.DB
+	ca        *ca.CA
+	responder *status.Responder
+	url       string
+}
+
+func deploy(t *testing.T, f catest.Fixture, db *store.DB) *deployment {
+	t.Helper()
+	ctx := context.Background()
+	log := audit.New(time.Now)
+	authority := f.CA(t, db, log)
+	// A CRL, so that /crl/issuing.crl has something to serve.
+	builder, err := crl.New(db, log, f.Linter, crl.Config{}, time.Now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := builder.Build(ctx, crl.Issuer{ID: "issuing", Certificate: f.Issuer.Certificate, Signer: f.CAKey}); err != nil {
+		t.Fatal(err)
+	}
+	r, err := status.New(ctx, db, status.Config{SyncInterval: 50 * time.Millisecond, Overlap: time.Second}, nil, time.Now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Ready(ctx); err == nil {
+		t.Error("ready before the first sync")
+	}
+	if err := r.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Ready(ctx); err != nil {
+		t.Errorf("not ready after the first sync: %v", err)
+	}
+	mux := http.NewServeMux()
+	r.RegisterRoutes(mux)
+	srv := httptest.NewServer(r.Handler(mux))
+	t.Cleanup(srv.Close)
+	return &deployment{f: f, db: db, ca: authority, responder: r, url: srv.URL}
+}
+
+func (d *deployment) issue(t *testing.T) *x509.Certificate {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	der, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{}, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := d.ca.Issue(context.Background(), ca.Request{Profile: "citizen-auth",
+		CSR: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: der}), Verified: person, Actor: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cert
+}
+
+// openSSL asks the responder about serial with openssl ocsp, as a relying
+// party would, and returns its output; the response must verify.
+func (d *deployment) openSSL(t *testing.T, serial string, args ...string) string {
+	t.Helper()
+	openssl := testenv.Tool(t, "openssl")
+	argv := append([]string{"ocsp", "-issuer", d.f.CAPEM, "-CAfile", d.f.RootPEM, "-verify_other", d.f.CAPEM,
+		"-serial", serial, "-url", d.url + "/ocsp", "-timeout", "10"}, args...)
+	out, _ := exec.Command(openssl, argv...).CombinedOutput()
+	return string(out)
+}
+
+// judge has openssl read the responder's answer about cert: asked by
+// openssl itself (POST, with args), or, for mode GET, fetched by GET and
+// given to openssl ocsp -respin.
+func (d *deployment) judge(t *testing.T, cert *x509.Certificate, args ...string) string {
+	t.Helper()
+	serial := "0x" + cert.SerialNumber.Text(16)
+	if len(args) == 0 || args[0] != "GET" {
+		return d.openSSL(t, serial, args...)
+	}
+	reqDER, err := ocsp.CreateRequest(cert, d.f.Issuer.Certificate, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, body := d.get(t, "/ocsp/"+base64.StdEncoding.EncodeToString(reqDER))
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET: %s", resp.Status)
+	}
+	path := filepath.Join(t.TempDir(), "resp.der")
+	if err := os.WriteFile(path, body, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, _ := exec.Command(testenv.Tool(t, "openssl"), "ocsp", "-respin", path, "-issuer", d.f.CAPEM, "-CAfile", d.f.RootPEM,
+		"-verify_other", d.f.CAPEM, "-serial", serial).CombinedOutput()
+	return string(out)
+}
+
+// TestOpenSSLJudges: openssl ocsp, by GET and by POST, with and without a
+// nonce, reads good, then revoked with its reason and time, and
+// unauthorized for a serial the CA never issued; GnuTLS ocsptool agrees.
+func TestOpenSSLJudges(t *testing.T) {
+	f := catest.New(t, time.Now().UTC().Truncate(time.Second))
+	storetest.Each(t, func(t *testing.T, db *store.DB, _ *sql.DB) {
+		d := deploy(t, f, db)
+		cert := d.issue(t)
+		serial := "0x" + cert.SerialNumber.Text(16)
+		// openssl ocsp -url POSTs (OpenSSL 3.0 has no GET); the GET
+		// answer is fetched here and judged by openssl ocsp -respin.
+		for _, mode := range [][]string{{"-no_nonce"}, {}, {"GET"}} {
+			out := d.judge(t, cert, mode...)
+			if !strings.Contains(out, "Response verify OK") || !strings.Contains(out, serial+": good") {
+				t.Errorf("openssl ocsp %v, good certificate:\n%s", mode, out)
+			}
+		}
+		if out := d.openSSL(t, "0x7f0102030405", "-no_nonce"); !strings.Contains(out, "unauthorized") {
+			t.Errorf("never issued: %s", out)
+		}
+
+		if err := d.ca.Revoke(context.Background(), cert.SerialNumber.Bytes(), 1, "test"); err != nil {
+			t.Fatal(err)
+		}
+		// The good answer is cached; the sync replaces it.
+		if err := d.responder.Sync(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		for _, mode := range [][]string{{"-no_nonce"}, {}, {"GET"}} {
+			out := d.judge(t, cert, mode...)
+			if !strings.Contains(out, "Response verify OK") || !strings.Contains(out, serial+": revoked") ||
+				!strings.Contains(out, "Reason: keyCompromise") || !strings.Contains(out, "Revocation Time:") {
+				t.Errorf("openssl ocsp %v, revoked certificate:\n%s", mode, out)
+			}
+		}
+
+		// GnuTLS's client, against the same responder.
+		ocsptool := testenv.Tool(t, "ocsptool")
+		leaf := filepath.Join(t.TempDir(), "leaf.pem")
+		if err := os.WriteFile(leaf, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cert.Raw}), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		out, _ := exec.Command(ocsptool, "--ask="+d.url+"/ocsp", "--load-issuer", d.f.CAPEM, "--load-cert", leaf,
+			"--load-trust", d.f.CAPEM, "--no-nonce").CombinedOutput()
+		if !strings.Contains(string(out), "Certificate Status: revoked") || !strings.Contains(string(out), "Verifying OCSP Response: Success.") {
+			t.Errorf("ocsptool --ask:\n%s", out)
+		}
+	})
+}
+
+// get fetches path from the deployment.
+func (d *deployment) get(t *testing.T, path string, header ...string) (*http.Response, []byte) {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodGet, d.url+path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i+1 < len(header); i += 2 {
+		req.Header.Set(header[i], header[i+1])
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp, body
+}
+
+// rawGET sends a GET request line exactly as given, as a client that
+// does not check its own URLs would.
+func (d *deployment) rawGET(t *testing.T, path string) (*http.Response, []byte) {
+	t.Helper()
+	conn, err := net.Dial("tcp", strings.TrimPrefix(d.url, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := io.WriteString(conn, "GET "+path+" HTTP/1.1\r\nHost: responder\r\nConnection: close\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp, body
+}
+
+// TestCaching: RFC 5019 §6 headers on OCSP GET answers, CRLs and CA
+// certificates; If-None-Match gets 304; error answers are not cacheable.
+func TestCaching(t *testing.T) {
+	f := catest.New(t, time.Now().UTC().Truncate(time.Second))
+	db, _ := storetest.Open(t, store.DriverSQLite)
+	d := deploy(t, f, db)
+	cert := d.issue(t)
+	reqDER, err := ocsp.CreateRequest(cert, f.Issuer.Certificate, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Standard base64 with "/" and "+" raw, URL-safe, and percent-encoded:
+	// one answer.
+	std := base64.StdEncoding.EncodeToString(reqDER)
+	paths := []string{"/ocsp/" + std, "/ocsp/" + base64.RawURLEncoding.EncodeToString(reqDER),
+		"/ocsp/" + strings.NewReplacer("/", "%2F", "+", "%2B", "=", "%3D").Replace(std)}
+	var etag string
+	for _, p := range paths {
+		resp, body := d.get(t, p)
+		if resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Type") != "application/ocsp-response" {
+			t.Fatalf("GET %s: %s %s", p, resp.Status, resp.Header.Get("Content-Type"))
+		}
+		parsed, err := ocsp.ParseResponseForCert(body, cert, f.Issuer.Certificate)
+		if err != nil || parsed.Status != ocsp.Good {
+			t.Fatalf("GET %s: %v", p, err)
+		}
+		cc := resp.Header.Get("Cache-Control")
+		if !strings.HasPrefix(cc, "max-age=") || !strings.HasSuffix(cc, ", public, no-transform, must-revalidate") {
+			t.Errorf("Cache-Control %q", cc)
+		}
+		if lm, err := http.ParseTime(resp.Header.Get("Last-Modified")); err != nil || !lm.Equal(parsed.ThisUpdate) {
+			t.Errorf("Last-Modified %q, thisUpdate %s", resp.Header.Get("Last-Modified"), parsed.ThisUpdate)
+		}
+		if ex, err := http.ParseTime(resp.Header.Get("Expires")); err != nil || !ex.Equal(parsed.NextUpdate) {
+			t.Errorf("Expires %q, nextUpdate %s", resp.Header.Get("Expires"), parsed.NextUpdate)
+		}
+		etag = resp.Header.Get("ETag")
+	}
+	if resp, body := d.get(t, paths[0], "If-None-Match", etag); resp.StatusCode != http.StatusNotModified || len(body) != 0 {
+		t.Errorf("If-None-Match: %s, %d bytes", resp.Status, len(body))
+	}
+	if resp, _ := d.get(t, paths[0], "If-None-Match", `"other"`); resp.StatusCode != http.StatusOK {
+		t.Errorf("If-None-Match of another tag: %s", resp.Status)
+	}
+
+	for path, ct := range map[string]string{"/crl/issuing.crl": "application/pkix-crl", "/ca/issuing.crt": "application/pkix-cert", "/ca/root.crt": ""} {
+		resp, body := d.get(t, path)
+		if ct == "" { // the root is not in this store
+			if resp.StatusCode != http.StatusNotFound {
+				t.Errorf("GET %s: %s", path, resp.Status)
+			}
+			continue
+		}
+		if resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Type") != ct || resp.Header.Get("ETag") == "" ||
+			!strings.Contains(resp.Header.Get("Cache-Control"), "max-age=") {
+			t.Errorf("GET %s: %s %v", path, resp.Status, resp.Header)
+		}
+		if ct == "application/pkix-crl" {
+			if _, err := x509.ParseRevocationList(body); err != nil {
+				t.Errorf("the CRL: %v", err)
+			}
+		} else if _, err := x509.ParseCertificate(body); err != nil {
+			t.Errorf("the certificate: %v", err)
+		}
+		if resp, _ := d.get(t, path, "If-None-Match", resp.Header.Get("ETag")); resp.StatusCode != http.StatusNotModified {
+			t.Errorf("GET %s If-None-Match: %s", path, resp.Status)
+		}
+	}
+	for _, path := range []string{"/crl/nope.crl", "/crl/issuing.pem", "/ca/issuing"} {
+		if resp, _ := d.get(t, path); resp.StatusCode != http.StatusNotFound {
+			t.Errorf("GET %s: %s", path, resp.Status)
+		}
+	}
+}
+
+// TestMalformedOverHTTP: every malformed request, by POST and by GET, and
+// every broken GET encoding, is answered malformedRequest (or a 4xx for
+// what is not an OCSP request at all), never a 5xx; the responder keeps
+// answering good requests between them.
+func TestMalformedOverHTTP(t *testing.T) {
+	f := catest.New(t, time.Now().UTC().Truncate(time.Second))
+	db, _ := storetest.Open(t, store.DriverSQLite)
+	d := deploy(t, f, db)
+	cert := d.issue(t)
+	goodReq, err := ocsp.CreateRequest(cert, f.Issuer.Certificate, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stillServing := func(t *testing.T) {
+		t.Helper()
+		resp, body := d.get(t, "/ocsp/"+base64.StdEncoding.EncodeToString(goodReq))
+		if r, err := ocsp.ParseResponse(body, nil); resp.StatusCode != http.StatusOK || err != nil || r.Status != ocsp.Good {
+			t.Fatalf("a good request after a bad one: %s %v", resp.Status, err)
+		}
+	}
+	isMalformed := func(t *testing.T, what string, resp *http.Response, body []byte) {
+		t.Helper()
+		if resp.StatusCode != http.StatusOK || !bytes.Equal(body, []byte{0x30, 0x03, 0x0a, 0x01, 0x01}) ||
+			resp.Header.Get("Cache-Control") != "no-store" {
+			t.Errorf("%s: %s, %x, Cache-Control %q; want malformedRequest, not cacheable", what, resp.Status, body, resp.Header.Get("Cache-Control"))
+		}
+	}
+	post := func(t *testing.T, contentType string, body []byte) (*http.Response, []byte) {
+		t.Helper()
+		resp, err := http.Post(d.url+"/ocsp", contentType, bytes.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		out, _ := io.ReadAll(resp.Body)
+		return resp, out
+	}
+	for name, der := range status.MalformedRequests() {
+		resp, body := post(t, "application/ocsp-request", der)
+		isMalformed(t, "POST "+name, resp, body)
+		if len(der) < 4096 {
+			resp, body = d.get(t, "/ocsp/"+base64.StdEncoding.EncodeToString(der))
+			isMalformed(t, "GET "+name, resp, body)
+		}
+		stillServing(t)
+	}
+	std := base64.StdEncoding.EncodeToString(goodReq)
+	for name, path := range map[string]string{
+		"empty GET":              "/ocsp/",
+		"bad base64":             "/ocsp/!!!" + std,
+		"double-encoded URL":     "/ocsp/" + strings.NewReplacer("/", "%252F", "+", "%252B", "=", "%253D").Replace(std),
+		"bad percent-encoding":   "/ocsp/%zz" + std,
+		"mixed base64 alphabets": "/ocsp/" + strings.Replace(std, "/", "_", 1) + "+",
+		"a path far too long":    "/ocsp/" + strings.Repeat("A", 8000),
+	} {
+		if !strings.ContainsAny(std, "/+") && name == "double-encoded URL" {
+			continue
+		}
+		resp, body := d.rawGET(t, path)
+		if name == "bad percent-encoding" {
+			// net/http refuses a request line it cannot parse, before any
+			// handler: a 4xx, as the issue allows.
+			if resp.StatusCode != http.StatusBadRequest {
+				t.Errorf("%s: %s", name, resp.Status)
+			}
+		} else {
+			isMalformed(t, name, resp, body)
+		}
+		stillServing(t)
+	}
+	if resp, _ := post(t, "text/plain", goodReq); resp.StatusCode != http.StatusUnsupportedMediaType {
+		t.Errorf("POST as text/plain: %s", resp.Status)
+	}
+	// A body too large is refused without reading it all.
+	resp, body := post(t, "application/ocsp-request", make([]byte, 1<<20))
+	isMalformed(t, "1 MB body", resp, body)
+	stillServing(t)
+}
+
+// TestRevocationReachesTheResponder: with the sync loop running, a
+// revocation through the CA replaces a cached good answer; the delay is
+// logged (bounded by SyncInterval plus a sync's own time).
+func TestRevocationReachesTheResponder(t *testing.T) {
+	f := catest.New(t, time.Now().UTC().Truncate(time.Second))
+	storetest.Each(t, func(t *testing.T, db *store.DB, _ *sql.DB) {
+		d := deploy(t, f, db)
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() { d.responder.Run(ctx); close(done) }()
+		defer func() { cancel(); <-done }()
+
+		cert := d.issue(t)
+		reqDER, err := ocsp.CreateRequest(cert, f.Issuer.Certificate, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		path := "/ocsp/" + base64.StdEncoding.EncodeToString(reqDER)
+		status := func() int {
+			_, body := d.get(t, path)
+			r, err := ocsp.ParseResponseForCert(body, cert, f.Issuer.Certificate)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return r.Status
+		}
+		if s := status(); s != ocsp.Good {
+			t.Fatalf("status %d before the revocation", s)
+		}
+		if err := d.ca.Revoke(context.Background(), cert.SerialNumber.Bytes(), 4, "test"); err != nil {
+			t.Fatal(err)
+		}
+		revokedAt := time.Now()
+		for status() != ocsp.Revoked {
+			if time.Since(revokedAt) > 10*time.Second {
+				t.Fatal("the responder still answers good 10 s after the revocation")
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+		t.Logf("revoked answer served %s after the revocation (sync interval 50ms)", time.Since(revokedAt).Round(time.Millisecond))
+	})
+}
