@@ -14,7 +14,7 @@ import (
 func startStatus(ctx context.Context, s *service) (*status.Responder, error) {
 	c := s.cfg.Status
 	r, err := status.New(ctx, s.db, status.Config{CacheSize: c.CacheSize, SyncInterval: c.SyncInterval,
-		Overlap: c.Overlap, LogRequests: c.LogRequests}, s.log, s.now)
+		Overlap: c.Overlap, LogRequests: c.LogRequests, Preload: c.Preload}, s.log, s.now)
 	if err != nil {
 		return nil, err
 	}

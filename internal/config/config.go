@@ -49,6 +49,10 @@ type Status struct {
 	// LogRequests logs each OCSP request's serial, outcome and client, for
 	// debugging only: who checks whose certificate is private.
 	LogRequests bool `yaml:"log_requests"`
+	// Preload fills the cache with the stored responses (up to CacheSize)
+	// before the responder is ready, so that no first request waits on the
+	// store.
+	Preload bool `yaml:"preload"`
 }
 
 // RA configures the registration authority role.
@@ -169,7 +173,7 @@ func Default() Config {
 		HSM:      HSM{MaxSessions: 8},
 		Audit:    Audit{KeyLabel: "sanad-audit", CheckpointInterval: time.Minute, Origin: "sanad audit log"},
 		RA:       RA{ClientPerMinute: 120, IdentifierPerHour: 10},
-		Status:   Status{CacheSize: 1_000_000, SyncInterval: time.Second, Overlap: 10 * time.Second},
+		Status:   Status{CacheSize: 1_000_000, SyncInterval: time.Second, Overlap: 10 * time.Second, Preload: true},
 		Log:      Log{Level: "info", Format: "text"},
 	}
 }

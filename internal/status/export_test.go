@@ -3,3 +3,6 @@ package status
 // MalformedRequests are the parser's malformed cases, for the HTTP tests
 // of package status_test.
 var MalformedRequests = malformedRequests
+
+// CacheEntries is how many entries the cache holds.
+func (r *Responder) CacheEntries() int { return r.cache.len() }

@@ -15,8 +15,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"golang.org/x/crypto/ocsp"
-
 	"github.com/sanadpki/sanad/internal/store"
 )
 
@@ -36,7 +34,8 @@ type Store interface {
 // Config is a Responder's configuration; zero values take the defaults.
 type Config struct {
 	// CacheSize bounds the cached responses (default 1 000 000: about 1.5
-	// GB of 1.5 KB responses). Past it, a random entry makes room.
+	// GB of 1.5 KB responses), to within one entry a shard (64). Past it,
+	// a random entry makes room.
 	CacheSize int
 	// SyncInterval is how often the store is read for new and re-signed
 	// responses (default 1 s): with Overlap, the bound on how late a
@@ -55,6 +54,10 @@ type Config struct {
 	// LogRequests logs each request's serial and outcome, for debugging
 	// only: by default nothing per request is logged (see the package doc).
 	LogRequests bool
+	// Preload fills the cache at the first sync with the stored responses,
+	// up to CacheSize, so that the first request for each is not a store
+	// read; the first sync (and readiness) waits for it.
+	Preload bool
 }
 
 func (c Config) withDefaults() Config {
@@ -225,23 +228,16 @@ func (r *Responder) load(ctx context.Context, issuerID string, serial []byte, no
 // responseEntry prepares a stored response for serving: its status, and
 // the caching headers of RFC 5019 §6.2 computed once.
 func responseEntry(resp store.OCSPResponse) (*entry, error) {
-	parsed, err := ocsp.ParseResponse(resp.DER, nil)
+	sr, err := readSingle(resp.DER)
 	if err != nil {
 		return nil, fmt.Errorf("stored OCSP response %s/%x: %w", resp.IssuerID, resp.Serial, err)
 	}
-	if parsed.SerialNumber == nil || string(parsed.SerialNumber.Bytes()) != string(resp.Serial) {
-		return nil, fmt.Errorf("stored OCSP response %s/%x answers for serial %x", resp.IssuerID, resp.Serial, parsed.SerialNumber)
+	if string(sr.serial) != string(resp.Serial) {
+		return nil, fmt.Errorf("stored OCSP response %s/%x answers for serial %x", resp.IssuerID, resp.Serial, sr.serial)
 	}
-	e := staticEntry(resp.DER, "application/ocsp-response", parsed.ThisUpdate, parsed.NextUpdate)
+	e := staticEntry(resp.DER, "application/ocsp-response", sr.thisUpdate, sr.nextUpdate)
 	e.updatedAt = resp.UpdatedAt
-	switch parsed.Status {
-	case ocsp.Good:
-		e.outcome = outcomeGood
-	case ocsp.Revoked:
-		e.outcome = outcomeRevoked
-	default:
-		e.outcome = outcomeUnknown
-	}
+	e.outcome = sr.outcome
 	return e, nil
 }
 
@@ -287,6 +283,11 @@ func (r *Responder) sync(ctx context.Context, cursor store.OCSPCursor, first boo
 		if err != nil {
 			return cursor, err
 		}
+		if r.cfg.Preload {
+			if err := r.preload(ctx); err != nil {
+				return cursor, err
+			}
+		}
 		cursor = store.OCSPCursor{UpdatedAt: latest}
 	}
 	// Read again from Overlap before the cursor: rows a slow transaction
@@ -315,6 +316,32 @@ func (r *Responder) sync(ctx context.Context, cursor store.OCSPCursor, first boo
 	r.metrics.syncs.Inc()
 	r.ready.Store(true)
 	return newest, nil
+}
+
+// preload reads the stored responses, oldest first, into the cache until
+// it holds CacheSize of them (or the table ends).
+func (r *Responder) preload(ctx context.Context) error {
+	var from store.OCSPCursor
+	for n := 0; n < r.cfg.CacheSize; {
+		page, err := r.store.OCSPResponsesAfter(ctx, from, min(r.cfg.PageSize, r.cfg.CacheSize-n))
+		if err != nil {
+			return fmt.Errorf("preload: %w", err)
+		}
+		for _, resp := range page {
+			e, err := responseEntry(resp)
+			if err != nil {
+				r.log.Error("OCSP preload", "err", err)
+				continue
+			}
+			r.cache.put(cacheKey(resp.IssuerID, resp.Serial), e)
+			from = resp.After()
+			n++
+		}
+		if len(page) < r.cfg.PageSize {
+			break
+		}
+	}
+	return nil
 }
 
 // replace puts a synced response in the cache if it has the serial (as a

@@ -430,3 +430,36 @@ func TestRevocationReachesTheResponder(t *testing.T) {
 		t.Logf("revoked answer served %s after the revocation (sync interval 50ms)", time.Since(revokedAt).Round(time.Millisecond))
 	})
 }
+
+// TestPreload: with Preload the first sync fills the cache with the stored
+// responses, up to CacheSize; without it the cache fills from requests.
+func TestPreload(t *testing.T) {
+	f := catest.New(t, time.Now().UTC().Truncate(time.Second))
+	db, _ := storetest.Open(t, store.DriverSQLite)
+	d := deploy(t, f, db)
+	for range 5 {
+		d.issue(t)
+	}
+	ctx := context.Background()
+	for _, tc := range []struct {
+		cfg  status.Config
+		want int
+	}{
+		{status.Config{}, 0},
+		{status.Config{Preload: true}, 5},
+		{status.Config{Preload: true, CacheSize: 3, PageSize: 2}, 3},
+	} {
+		r, err := status.New(ctx, db, tc.cfg, nil, time.Now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := r.Sync(ctx); err != nil {
+			t.Fatal(err)
+		}
+		// CacheSize 3 over 64 shards keeps one entry a shard: the 3 land
+		// in 3 shards or evict each other; at most 3 either way.
+		if got := r.CacheEntries(); got != tc.want && !(tc.cfg.CacheSize == 3 && got > 0 && got <= 3) {
+			t.Errorf("%+v: %d entries, want %d", tc.cfg, got, tc.want)
+		}
+	}
+}

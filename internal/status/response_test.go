@@ -1,0 +1,79 @@
+package status
+
+import (
+	"bytes"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"math/big"
+	"testing"
+	"time"
+
+	"golang.org/x/crypto/ocsp"
+)
+
+// TestReadSingle: the light reader agrees with x/crypto/ocsp's full parse
+// on good, revoked and unknown responses, signed by a delegated responder
+// (which the response carries) and by the CA itself; it refuses what is
+// not a successful basic response with nextUpdate.
+func TestReadSingle(t *testing.T) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now().UTC().Truncate(time.Second)
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "CA"}, NotBefore: now.Add(-time.Hour),
+		NotAfter: now.AddDate(1, 0, 0), IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	issuer, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	serial, _ := new(big.Int).SetString("80aa01020304050607080910111213", 16)
+	for _, tc := range []struct {
+		name      string
+		status    int
+		want      outcome
+		delegated bool
+	}{
+		{"good", ocsp.Good, outcomeGood, true},
+		{"revoked", ocsp.Revoked, outcomeRevoked, true},
+		{"unknown", ocsp.Unknown, outcomeUnknown, false},
+		{"good, signed by the CA", ocsp.Good, outcomeGood, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := ocsp.Response{SerialNumber: serial, Status: tc.status, ThisUpdate: now, NextUpdate: now.Add(96 * time.Hour),
+				RevokedAt: now.Add(-time.Minute), RevocationReason: ocsp.KeyCompromise}
+			if tc.delegated {
+				r.Certificate = issuer // any certificate: it is carried, and must be skipped
+			}
+			resp, err := ocsp.CreateResponse(issuer, issuer, r, key)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := readSingle(resp)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got.outcome != tc.want || !bytes.Equal(got.serial, serial.Bytes()) || !got.thisUpdate.Equal(now) || !got.nextUpdate.Equal(r.NextUpdate) {
+				t.Errorf("readSingle = %+v", got)
+			}
+		})
+	}
+	noNext, err := ocsp.CreateResponse(issuer, issuer, ocsp.Response{SerialNumber: serial, Status: ocsp.Good, ThisUpdate: now}, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, der := range map[string][]byte{
+		"no nextUpdate": noNext, "unauthorized": respUnauthorized, "empty": nil, "truncated": noNext[:len(noNext)/2],
+	} {
+		if _, err := readSingle(der); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+}
