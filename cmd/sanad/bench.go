@@ -43,7 +43,7 @@ func newBenchCmd() *cobra.Command {
 They write real certificates, revocations and audit events: run them on a
 development or staging deployment, never on the production CA.`,
 	}
-	cmd.AddCommand(newBenchIssueCmd(), newBenchCRLCmd(), newBenchEnrollCmd())
+	cmd.AddCommand(newBenchIssueCmd(), newBenchCRLCmd(), newBenchEnrollCmd(), newBenchOCSPCmd())
 	return cmd
 }
 

@@ -19,7 +19,6 @@ import (
 var (
 	hdrOCSPResponse = []string{"application/ocsp-response"}
 	hdrNoStore      = []string{"no-store"}
-	hdrNoSniff      = []string{"nosniff"}
 )
 
 // Handler serves OCSP GET requests itself and hands everything else to
@@ -70,9 +69,12 @@ func (r *Responder) serveGET(w http.ResponseWriter, req *http.Request) {
 // decodeGET reverses RFC 6960 Appendix A.1's encoding: percent-decoding of
 // the path segment, then base64, standard or URL-safe, padded or not.
 func decodeGET(raw string) ([]byte, error) {
-	s, err := url.PathUnescape(raw)
-	if err != nil {
-		return nil, err
+	s := raw
+	if strings.IndexByte(raw, '%') >= 0 {
+		var err error
+		if s, err = url.PathUnescape(raw); err != nil {
+			return nil, err
+		}
 	}
 	s = strings.TrimRight(s, "=")
 	if strings.ContainsAny(s, "-_") {
@@ -109,7 +111,7 @@ func (r *Responder) serveDER(w http.ResponseWriter, req *http.Request, start tim
 		r.reply(w, req, start, nil, outcomeMalformed)
 		return
 	}
-	e, o := r.answer(req.Context(), parsed)
+	e, o := r.answer(req.Context(), parsed, start)
 	if r.cfg.LogRequests {
 		r.log.Debug("OCSP request", "serial", strconv.Quote(string(parsed.Serial)), "outcome", o, "client", req.RemoteAddr)
 	}
@@ -118,15 +120,17 @@ func (r *Responder) serveDER(w http.ResponseWriter, req *http.Request, start tim
 
 // reply writes a pre-signed response with its caching headers (RFC 5019
 // §6.2), or an error answer that no one may cache.
+//
+// It is the hot path: header values are shared slices or computed once a
+// second, and Content-Length is left to net/http, which sets it for a body
+// written whole.
 func (r *Responder) reply(w http.ResponseWriter, req *http.Request, start time.Time, e *entry, o outcome) {
 	h := w.Header()
 	h["Content-Type"] = hdrOCSPResponse
-	h["X-Content-Type-Options"] = hdrNoSniff
 	body := errorAnswer(o)
 	if e != nil {
 		body = e.der
-		now := r.now()
-		if notModified(writeCaching(h, e, now), req) {
+		if notModified(writeCaching(h, e, start), req) {
 			w.WriteHeader(http.StatusNotModified)
 			r.done(start, o)
 			return
@@ -134,9 +138,10 @@ func (r *Responder) reply(w http.ResponseWriter, req *http.Request, start time.T
 	} else {
 		h["Cache-Control"] = hdrNoStore
 	}
-	h["Content-Length"] = []string{strconv.Itoa(len(body))}
-	w.WriteHeader(http.StatusOK)
-	if req.Method != http.MethodHead {
+	if req.Method == http.MethodHead {
+		h["Content-Length"] = []string{strconv.Itoa(len(body))}
+		w.WriteHeader(http.StatusOK)
+	} else {
 		_, _ = w.Write(body)
 	}
 	r.done(start, o)
@@ -163,19 +168,36 @@ func errorAnswer(o outcome) []byte {
 // nextUpdate and no longer (RFC 5019 §6.2: max-age, public, no-transform,
 // must-revalidate); one that does not (a CA certificate) for a day.
 func writeCaching(h http.Header, e *entry, now time.Time) string {
+	h["Cache-Control"] = e.cacheControl(now)
+	h["Etag"] = e.etagHeader
+	if e.lastModifiedHeader != nil {
+		h["Last-Modified"] = e.lastModifiedHeader
+	}
+	if e.expiresHeader != nil {
+		h["Expires"] = e.expiresHeader
+	}
+	return e.etag
+}
+
+// cacheControl is the Cache-Control value at now, made once a second per
+// entry: max-age counts down to nextUpdate.
+func (e *entry) cacheControl(now time.Time) []string {
+	sec := now.Unix()
+	if cc := e.cc.Load(); cc != nil && cc.at == sec {
+		return cc.value
+	}
 	maxAge := int64(86400)
 	if !e.nextUpdate.IsZero() {
 		maxAge = max(0, int64(e.nextUpdate.Sub(now)/time.Second))
 	}
-	h["Cache-Control"] = []string{"max-age=" + strconv.FormatInt(maxAge, 10) + ", public, no-transform, must-revalidate"}
-	h["Etag"] = []string{e.etag}
-	if e.lastModified != "" {
-		h["Last-Modified"] = []string{e.lastModified}
-	}
-	if e.expires != "" {
-		h["Expires"] = []string{e.expires}
-	}
-	return e.etag
+	cc := &cacheControlValue{at: sec, value: []string{"max-age=" + strconv.FormatInt(maxAge, 10) + ", public, no-transform, must-revalidate"}}
+	e.cc.Store(cc)
+	return cc.value
+}
+
+type cacheControlValue struct {
+	at    int64
+	value []string
 }
 
 // notModified reports whether the request's If-None-Match names etag
@@ -230,16 +252,17 @@ func (r *Responder) serveCACert(w http.ResponseWriter, req *http.Request) {
 func serveStatic(w http.ResponseWriter, req *http.Request, e *entry, now time.Time) {
 	h := w.Header()
 	h["Content-Type"] = []string{e.contentType}
-	h["X-Content-Type-Options"] = hdrNoSniff
 	if notModified(writeCaching(h, e, now), req) {
 		w.WriteHeader(http.StatusNotModified)
 		return
 	}
-	h["Content-Length"] = []string{strconv.Itoa(len(e.der))}
-	w.WriteHeader(http.StatusOK)
-	if req.Method != http.MethodHead {
-		_, _ = w.Write(e.der)
+	if req.Method == http.MethodHead {
+		h["Content-Length"] = []string{strconv.Itoa(len(e.der))}
+		w.WriteHeader(http.StatusOK)
+		return
 	}
+	h["Content-Length"] = []string{strconv.Itoa(len(e.der))} // a CRL may be larger than net/http's buffer
+	_, _ = w.Write(e.der)
 }
 
 func notFound(w http.ResponseWriter, detail string) {

@@ -5,6 +5,8 @@ import (
 	"encoding/asn1"
 	"errors"
 	"fmt"
+	"strconv"
+	"strings"
 
 	"golang.org/x/crypto/cryptobyte"
 	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
@@ -43,6 +45,25 @@ var hashOIDs = map[string]crypto.Hash{
 	"2.16.840.1.101.3.4.2.2": crypto.SHA384,
 	"2.16.840.1.101.3.4.2.3": crypto.SHA512,
 }
+
+// hashOIDsDER is hashOIDs by the OIDs' DER content octets, so that the
+// hot path looks an algorithm up without formatting its OID.
+var hashOIDsDER = func() map[string]crypto.Hash {
+	m := make(map[string]crypto.Hash, len(hashOIDs))
+	for dotted, h := range hashOIDs {
+		var oid asn1.ObjectIdentifier
+		for part := range strings.SplitSeq(dotted, ".") {
+			n, _ := strconv.Atoi(part)
+			oid = append(oid, n)
+		}
+		der, err := asn1.Marshal(oid)
+		if err != nil {
+			panic(err)
+		}
+		m[string(der[2:])] = h // past the tag and the one-octet length
+	}
+	return m
+}()
 
 // oidNonce is id-pkix-ocsp-nonce (RFC 6960 §4.4.1).
 var oidNonce = asn1.ObjectIdentifier{1, 3, 6, 1, 5, 5, 7, 48, 1, 2}
@@ -142,11 +163,10 @@ func ParseRequest(der []byte) (Request, error) {
 // issuerNameHash OCTET STRING, issuerKeyHash OCTET STRING, serialNumber
 // CertificateSerialNumber }.
 func (r *Request) readCertID(single *cryptobyte.String) error {
-	var certID, algID cryptobyte.String
-	var oid asn1.ObjectIdentifier
+	var certID, algID, oid cryptobyte.String
 	if !single.ReadASN1(&certID, cbasn1.SEQUENCE) ||
 		!certID.ReadASN1(&algID, cbasn1.SEQUENCE) ||
-		!algID.ReadASN1ObjectIdentifier(&oid) {
+		!algID.ReadASN1(&oid, cbasn1.OBJECT_IDENTIFIER) {
 		return fmt.Errorf("%w: bad CertID", ErrMalformed)
 	}
 	// The parameters are absent or NULL (RFC 5754 §2 lets both be).
@@ -156,9 +176,9 @@ func (r *Request) readCertID(single *cryptobyte.String) error {
 			return fmt.Errorf("%w: hash algorithm parameters are not NULL", ErrMalformed)
 		}
 	}
-	h, ok := hashOIDs[oid.String()]
+	h, ok := hashOIDsDER[string(oid)]
 	if !ok {
-		return fmt.Errorf("%w: CertID hash algorithm %s is not supported (SHA-1 and SHA-2 are)", ErrMalformed, oid)
+		return fmt.Errorf("%w: CertID hash algorithm %x is not supported (SHA-1 and SHA-2 are)", ErrMalformed, []byte(oid))
 	}
 	var nameHash, keyHash, serial cryptobyte.String
 	if !certID.ReadASN1(&nameHash, cbasn1.OCTET_STRING) ||

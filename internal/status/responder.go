@@ -182,13 +182,12 @@ var (
 
 // answer finds the response for a parsed request: a cached or stored
 // pre-signed response, or nil with the error outcome to send.
-func (r *Responder) answer(ctx context.Context, req Request) (*entry, outcome) {
+func (r *Responder) answer(ctx context.Context, req Request, now time.Time) (*entry, outcome) {
 	is := r.issuers[certIDKey(req.HashAlgorithm, req.IssuerNameHash, req.IssuerKeyHash)]
 	if is == nil {
 		return nil, outcomeUnauthorized
 	}
 	key := cacheKey(is.id, req.Serial)
-	now := r.now()
 	e, hit := r.cache.get(key)
 	if hit && e.fresh(now) {
 		r.metrics.cacheHits.Inc()
@@ -399,7 +398,10 @@ type entry struct {
 	nextUpdate  time.Time // zero: no expiry (a CA certificate)
 	updatedAt   time.Time
 	// Headers computed once: the strong ETag is a hash of der.
-	etag, lastModified, expires string
+	etag, lastModified, expires                   string
+	etagHeader, lastModifiedHeader, expiresHeader []string
+	// cc is the Cache-Control value of the current second.
+	cc atomic.Pointer[cacheControlValue]
 
 	// For a negative entry: when the store was asked.
 	checkedAt   time.Time
@@ -410,11 +412,14 @@ func staticEntry(der []byte, contentType string, lastModified, nextUpdate time.T
 	sum := sha256.Sum256(der)
 	e := &entry{der: der, contentType: contentType, thisUpdate: lastModified, nextUpdate: nextUpdate,
 		etag: `"` + base64.RawURLEncoding.EncodeToString(sum[:16]) + `"`}
+	e.etagHeader = []string{e.etag}
 	if !lastModified.IsZero() {
 		e.lastModified = lastModified.UTC().Format(http.TimeFormat)
+		e.lastModifiedHeader = []string{e.lastModified}
 	}
 	if !nextUpdate.IsZero() {
 		e.expires = nextUpdate.UTC().Format(http.TimeFormat)
+		e.expiresHeader = []string{e.expires}
 	}
 	return e
 }

@@ -1,0 +1,656 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/base64"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/big"
+	mrand "math/rand/v2"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/spf13/cobra"
+	"golang.org/x/crypto/ocsp"
+
+	"github.com/sanadpki/sanad/internal/api"
+	"github.com/sanadpki/sanad/internal/config"
+	"github.com/sanadpki/sanad/internal/status"
+	"github.com/sanadpki/sanad/internal/store"
+)
+
+// ocspLoad is one load run's result.
+type ocspLoad struct {
+	Target     string  `json:"target"`
+	Requests   int64   `json:"requests"`
+	Errors     int64   `json:"errors"`
+	Seconds    float64 `json:"seconds"`
+	PerSecond  float64 `json:"requests_per_second"`
+	P50ms      float64 `json:"latency_p50_ms"`
+	P99ms      float64 `json:"latency_p99_ms"`
+	P999ms     float64 `json:"latency_p999_ms"`
+	BodyBytes  int     `json:"body_bytes,omitempty"`
+	Statuses   string  `json:"statuses,omitempty"`
+	Connection int     `json:"connections"`
+}
+
+// ocspReport is what `sanad bench ocsp` measured.
+type ocspReport struct {
+	Certificates int        `json:"certificates"`
+	SeedSeconds  float64    `json:"seed_seconds,omitempty"`
+	LoadSeconds  float64    `json:"preload_seconds,omitempty"`
+	HeapMB       float64    `json:"heap_inuse_mb_after_preload,omitempty"`
+	RSSMB        float64    `json:"rss_mb_after_preload,omitempty"`
+	Spread       string     `json:"spread"`
+	PostShare    float64    `json:"post_share"`
+	Runs         []ocspLoad `json:"runs"`
+	// Ratio is Sanad's requests/s over the bare handler's, measured in the
+	// same run; P99Ratio the same for p99 latency.
+	Ratio    float64 `json:"ratio_to_bare,omitempty"`
+	P99Ratio float64 `json:"p99_ratio_to_bare,omitempty"`
+}
+
+func newBenchOCSPCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "ocsp",
+		Short: "Load an OCSP responder: Sanad's over a seeded store beside a bare net/http handler, or any URL",
+		Long: `Without --url: seeds a throw-away SQLite store (in a temporary directory,
+never the configured one) with N certificates and their pre-signed OCSP
+responses, signed by a throw-away software CA made for the run; starts
+Sanad's responder over it and a bare net/http handler that returns a fixed
+body of the same size (the machine's ceiling) on loopback; and loads both
+in turn with the same generator, printing requests/s, latency percentiles
+and the ratio.
+
+With --url: loads that responder, asking about the serials in
+--serials-file (hex, one a line) of the CA in --issuer.
+
+The generator speaks HTTP/1.1 with keep-alive over --connections
+connections, picks serials with a Zipf spread (a few certificates are
+checked far more often than most; --spread uniform to spread evenly) and
+sends --post of the requests as POST, the rest as GET.`,
+		Args: cobra.NoArgs,
+	}
+	n := cmd.Flags().IntP("certificates", "n", 100_000, "certificates to seed the store with")
+	conns := cmd.Flags().IntP("connections", "c", 64, "connections kept open")
+	dur := cmd.Flags().DurationP("duration", "d", 10*time.Second, "how long to load each target")
+	warm := cmd.Flags().Duration("warmup", 2*time.Second, "load before measuring, per target")
+	post := cmd.Flags().Float64("post", 0, "share of requests sent as POST (0 to 1)")
+	spread := cmd.Flags().String("spread", "zipf", "how serials are picked: zipf or uniform")
+	distinct := cmd.Flags().Int("serials", 100_000, "distinct serials asked about (at most --certificates)")
+	target := cmd.Flags().String("url", "", "load this OCSP responder instead (with --issuer and --serials-file)")
+	issuerPEM := cmd.Flags().String("issuer", "", "with --url: the issuing CA certificate (PEM)")
+	serialsFile := cmd.Flags().String("serials-file", "", "with --url: serials to ask about, hex, one a line")
+	bareOnly := cmd.Flags().Bool("bare", true, "without --url: also load the bare handler, for the ratio")
+	asJSON := cmd.Flags().Bool("json", false, "print the report as JSON")
+	cpuProfile := cmd.Flags().String("cpuprofile", "", "write a CPU profile of the load on Sanad's responder to this file")
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		if *conns < 1 || *dur <= 0 || *post < 0 || *post > 1 || *n < 1 || *distinct < 1 {
+			return usagef("--connections, --certificates and --serials must be at least 1, --duration positive, --post within 0..1")
+		}
+		if *spread != "zipf" && *spread != "uniform" {
+			return usagef("--spread is zipf or uniform")
+		}
+		ctx := cmd.Context()
+		log := newLogger(config.Log{Level: "info", Format: "text"}, cmd.ErrOrStderr())
+		rep := ocspReport{Spread: *spread, PostShare: *post}
+		gen := loadGen{conns: *conns, warmup: *warm, duration: *dur, post: *post, zipf: *spread == "zipf"}
+		if *target != "" {
+			if *issuerPEM == "" || *serialsFile == "" {
+				return usagef("--url needs --issuer and --serials-file")
+			}
+			reqs, err := requestsFromFiles(*issuerPEM, *serialsFile)
+			if err != nil {
+				return err
+			}
+			u, err := splitURL(*target)
+			if err != nil {
+				return usagef("--url: %v", err)
+			}
+			rep.Certificates = len(reqs)
+			res, err := gen.run(ctx, "url", u.addr, u.path, reqs)
+			if err != nil {
+				return err
+			}
+			rep.Runs = append(rep.Runs, res)
+			return printOCSPReport(cmd.OutOrStdout(), *asJSON, rep)
+		}
+
+		dir, err := os.MkdirTemp("", "sanad-bench-ocsp-")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(dir)
+		db, err := store.Open(ctx, store.Config{Driver: store.DriverSQLite, DSN: filepath.Join(dir, "bench.db")})
+		if err != nil {
+			return err
+		}
+		defer db.Close()
+		if err := db.Migrate(ctx); err != nil {
+			return err
+		}
+		log.Info("seeding a throw-away store", "certificates", *n, "dir", dir)
+		t0 := time.Now()
+		seed, err := seedOCSP(ctx, db, *n, min(*distinct, *n))
+		if err != nil {
+			return err
+		}
+		rep.Certificates, rep.SeedSeconds = *n, time.Since(t0).Seconds()
+
+		t0 = time.Now()
+		responder, err := status.New(ctx, db, status.Config{CacheSize: *n, Preload: true}, log, time.Now)
+		if err != nil {
+			return err
+		}
+		if err := responder.Sync(ctx); err != nil {
+			return err
+		}
+		rep.LoadSeconds = time.Since(t0).Seconds()
+		rep.HeapMB, rep.RSSMB = memoryMB()
+
+		serveCtx, stop := context.WithCancel(ctx)
+		defer stop()
+		mux := http.NewServeMux()
+		responder.RegisterRoutes(mux)
+		sanadAddr, err := serveLoopback(serveCtx, responder.Handler(mux), log)
+		if err != nil {
+			return err
+		}
+		// The answers must be the right ones before their speed counts.
+		if err := checkAnswers(sanadAddr, seed.requests, 200); err != nil {
+			return err
+		}
+		log.Info("loading Sanad's responder", "addr", sanadAddr, "connections", *conns, "duration", *dur)
+		stopProfile, err := startCPUProfile(*cpuProfile)
+		if err != nil {
+			return err
+		}
+		res, err := gen.run(ctx, "sanad", sanadAddr, "/ocsp", seed.requests)
+		if err := errors.Join(err, stopProfile()); err != nil {
+			return err
+		}
+		res.BodyBytes = seed.bodySize
+		rep.Runs = append(rep.Runs, res)
+		if *bareOnly {
+			// The ceiling: a handler that returns a fixed body of the same
+			// size, with the same content type, and does nothing else.
+			body := make([]byte, seed.bodySize)
+			bare := http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+				w.Header()["Content-Type"] = []string{"application/ocsp-response"}
+				_, _ = w.Write(body)
+			})
+			bareAddr, err := serveLoopback(serveCtx, bare, log)
+			if err != nil {
+				return err
+			}
+			log.Info("loading the bare handler", "addr", bareAddr)
+			b, err := gen.run(ctx, "bare net/http", bareAddr, "/ocsp", seed.requests)
+			if err != nil {
+				return err
+			}
+			b.BodyBytes = seed.bodySize
+			rep.Runs = append(rep.Runs, b)
+			rep.Ratio = res.PerSecond / b.PerSecond
+			if b.P99ms > 0 {
+				rep.P99Ratio = res.P99ms / b.P99ms
+			}
+		}
+		return printOCSPReport(cmd.OutOrStdout(), *asJSON, rep)
+	}
+	return cmd
+}
+
+func printOCSPReport(w io.Writer, asJSON bool, rep ocspReport) error {
+	return printReport(w, asJSON, rep, func(w io.Writer) {
+		fmt.Fprintf(w, "sanad bench ocsp: %d certificates in the store, %s spread, %.0f %% POST\n", rep.Certificates, rep.Spread, 100*rep.PostShare)
+		if rep.SeedSeconds > 0 {
+			fmt.Fprintf(w, "  store      seeded in %.1f s, preloaded in %.1f s; heap %.0f MB, RSS %.0f MB after preload\n",
+				rep.SeedSeconds, rep.LoadSeconds, rep.HeapMB, rep.RSSMB)
+		}
+		for _, r := range rep.Runs {
+			fmt.Fprintf(w, "  %-14s %8.0f requests/s  p50 %.2f ms  p99 %.2f ms  p99.9 %.2f ms  (%d requests, %d errors, %d connections; %s)\n",
+				r.Target, r.PerSecond, r.P50ms, r.P99ms, r.P999ms, r.Requests, r.Errors, r.Connection, r.Statuses)
+		}
+		if rep.Ratio > 0 {
+			fmt.Fprintf(w, "  ratio          %.1f %% of the bare handler's requests/s; p99 %.2f× the bare handler's\n", 100*rep.Ratio, rep.P99Ratio)
+		}
+	})
+}
+
+// memoryMB is the Go heap in use (after a collection) and the process's
+// resident set, in MB.
+func memoryMB() (heap, rss float64) {
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	heap = float64(ms.HeapInuse) / (1 << 20)
+	if b, err := os.ReadFile("/proc/self/status"); err == nil {
+		for line := range strings.SplitSeq(string(b), "\n") {
+			if f := strings.Fields(line); len(f) >= 2 && f[0] == "VmRSS:" {
+				kb, _ := strconv.ParseFloat(f[1], 64)
+				rss = kb / 1024
+			}
+		}
+	}
+	return heap, rss
+}
+
+// serveLoopback serves h on 127.0.0.1 with the production server settings
+// until ctx ends, and returns the address.
+func serveLoopback(ctx context.Context, h http.Handler, log *slog.Logger) (string, error) {
+	addrc := make(chan string, 1)
+	errc := make(chan error, 1)
+	go func() {
+		errc <- api.Serve(ctx, "127.0.0.1:0", h, time.Second, log, func(a net.Addr) { addrc <- a.String() })
+	}()
+	select {
+	case a := <-addrc:
+		return a, nil
+	case err := <-errc:
+		return "", err
+	}
+}
+
+// ocspSeed is a seeded store's requests, one per distinct serial asked
+// about, and the size of a response.
+type ocspSeed struct {
+	requests [][]byte
+	bodySize int
+}
+
+// seedOCSP fills db with n certificate rows of a throw-away software CA
+// and a pre-signed OCSP response for each, and returns requests for the
+// first distinct of them. The CA exists only for the run: nothing here
+// touches the HSM or the configured store.
+func seedOCSP(ctx context.Context, db *store.DB, n, distinct int) (ocspSeed, error) {
+	now := time.Now().UTC().Truncate(time.Second)
+	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return ocspSeed{}, err
+	}
+	caCert, err := benchCert(&x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "Sanad bench issuing CA (throw-away)"},
+		NotBefore: now.Add(-time.Hour), NotAfter: now.AddDate(1, 0, 0), IsCA: true, BasicConstraintsValid: true,
+		KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageCRLSign}, nil, caKey.Public(), caKey)
+	if err != nil {
+		return ocspSeed{}, err
+	}
+	signerKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return ocspSeed{}, err
+	}
+	signerCert, err := benchCert(&x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "Sanad bench OCSP signer (throw-away)"},
+		NotBefore: now.Add(-time.Hour), NotAfter: now.AddDate(0, 1, 0), KeyUsage: x509.KeyUsageDigitalSignature,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageOCSPSigning}}, caCert, signerKey.Public(), caKey)
+	if err != nil {
+		return ocspSeed{}, err
+	}
+	if err := db.InTx(ctx, func(tx *store.Tx) error {
+		return tx.PutIssuer(ctx, store.Issuer{ID: "bench", Name: caCert.Subject.CommonName, Role: "issuing",
+			CertificateDER: caCert.Raw, KeyLabel: "none: a software key of the benchmark", CreatedAt: now})
+	}); err != nil {
+		return ocspSeed{}, err
+	}
+
+	const batch = 1000
+	var (
+		seed     ocspSeed
+		mu       sync.Mutex
+		next     atomic.Int64
+		firstErr error
+	)
+	workers := runtime.GOMAXPROCS(0)
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Go(func() {
+			for {
+				start := int(next.Add(batch)) - batch
+				if start >= n || ctx.Err() != nil {
+					return
+				}
+				certs := make([]store.Certificate, 0, batch)
+				resps := make([]store.OCSPResponse, 0, batch)
+				var reqs [][]byte
+				for i := start; i < min(start+batch, n); i++ {
+					serial, err := randomSerial()
+					if err != nil {
+						mu.Lock()
+						firstErr = cmpErr(firstErr, err)
+						mu.Unlock()
+						return
+					}
+					der, err := ocsp.CreateResponse(caCert, signerCert, ocsp.Response{SerialNumber: serial, Status: ocsp.Good,
+						ThisUpdate: now, NextUpdate: now.Add(4 * 24 * time.Hour), Certificate: signerCert}, signerKey)
+					if err != nil {
+						mu.Lock()
+						firstErr = cmpErr(firstErr, err)
+						mu.Unlock()
+						return
+					}
+					sb := serial.Bytes()
+					certs = append(certs, store.Certificate{IssuerID: "bench", Serial: sb, Profile: "bench", NotBefore: now,
+						NotAfter: now.AddDate(1, 0, 0), TBS: []byte{0x30, 0x00}, Status: store.StatusGood, CreatedAt: now})
+					resps = append(resps, store.OCSPResponse{IssuerID: "bench", Serial: sb, DER: der, ThisUpdate: now,
+						NextUpdate: now.Add(4 * 24 * time.Hour), UpdatedAt: now})
+					if i < distinct {
+						req, err := ocsp.CreateRequest(&x509.Certificate{SerialNumber: serial}, caCert, nil)
+						if err != nil {
+							mu.Lock()
+							firstErr = cmpErr(firstErr, err)
+							mu.Unlock()
+							return
+						}
+						reqs = append(reqs, req)
+					}
+				}
+				err := db.InTx(ctx, func(tx *store.Tx) error {
+					if err := tx.InsertCertificateIntents(ctx, certs); err != nil {
+						return err
+					}
+					return tx.PutOCSPResponses(ctx, resps)
+				})
+				mu.Lock()
+				firstErr = cmpErr(firstErr, err)
+				seed.requests = append(seed.requests, reqs...)
+				if seed.bodySize == 0 && len(resps) > 0 {
+					seed.bodySize = len(resps[0].DER)
+				}
+				mu.Unlock()
+				if err != nil {
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if firstErr != nil {
+		return ocspSeed{}, fmt.Errorf("seed: %w", firstErr)
+	}
+	return seed, ctx.Err()
+}
+
+func cmpErr(first, err error) error {
+	if first != nil {
+		return first
+	}
+	return err
+}
+
+func benchCert(tmpl, parent *x509.Certificate, pub crypto.PublicKey, key crypto.Signer) (*x509.Certificate, error) {
+	if parent == nil {
+		parent = tmpl
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, parent, pub, key)
+	if err != nil {
+		return nil, err
+	}
+	return x509.ParseCertificate(der)
+}
+
+// randomSerial is 127 random bits, positive, as issuance makes them.
+func randomSerial() (*big.Int, error) {
+	b := make([]byte, 16)
+	if _, err := rand.Read(b); err != nil {
+		return nil, err
+	}
+	b[0] &= 0x7f
+	b[0] |= 0x01 // never a short serial: all the same size
+	return new(big.Int).SetBytes(b), nil
+}
+
+// requestsFromFiles builds requests for the serials in serialsFile of the
+// CA in issuerPEM.
+func requestsFromFiles(issuerPEM, serialsFile string) ([][]byte, error) {
+	pemBytes, err := os.ReadFile(issuerPEM)
+	if err != nil {
+		return nil, err
+	}
+	block, _ := pem.Decode(pemBytes)
+	if block == nil || block.Type != "CERTIFICATE" {
+		return nil, fmt.Errorf("%s: no PEM certificate", issuerPEM)
+	}
+	issuer, err := x509.ParseCertificate(block.Bytes)
+	if err != nil {
+		return nil, err
+	}
+	list, err := os.ReadFile(serialsFile)
+	if err != nil {
+		return nil, err
+	}
+	var reqs [][]byte
+	for line := range strings.SplitSeq(string(list), "\n") {
+		line = strings.TrimPrefix(strings.TrimSpace(line), "0x")
+		if line == "" {
+			continue
+		}
+		s, ok := new(big.Int).SetString(line, 16)
+		if !ok {
+			return nil, fmt.Errorf("%s: %q is not a hex serial", serialsFile, line)
+		}
+		req, err := ocsp.CreateRequest(&x509.Certificate{SerialNumber: s}, issuer, nil)
+		if err != nil {
+			return nil, err
+		}
+		reqs = append(reqs, req)
+	}
+	if len(reqs) == 0 {
+		return nil, fmt.Errorf("%s: no serials", serialsFile)
+	}
+	return reqs, nil
+}
+
+type targetURL struct{ addr, path string }
+
+func splitURL(raw string) (targetURL, error) {
+	rest, ok := strings.CutPrefix(raw, "http://")
+	if !ok {
+		return targetURL{}, errors.New("only http:// URLs (the generator speaks plain HTTP/1.1)")
+	}
+	host, path, _ := strings.Cut(rest, "/")
+	if !strings.Contains(host, ":") {
+		host += ":80"
+	}
+	return targetURL{addr: host, path: "/" + strings.TrimSuffix(path, "/")}, nil
+}
+
+// loadGen is the built-in load generator: HTTP/1.1 with keep-alive over a
+// fixed number of connections, each sending a request and reading the
+// answer in turn, as wrk does. It is a few hundred lines of plain TCP, not
+// net/http's client, so that it costs the machine less than the server it
+// loads.
+type loadGen struct {
+	conns            int
+	warmup, duration time.Duration
+	post             float64
+	zipf             bool
+}
+
+func (g loadGen) run(ctx context.Context, name, addr, path string, reqs [][]byte) (ocspLoad, error) {
+	// Every request's bytes, built before the clock starts.
+	gets := make([][]byte, len(reqs))
+	posts := make([][]byte, len(reqs))
+	for i, der := range reqs {
+		gets[i] = []byte("GET " + strings.TrimSuffix(path, "/") + "/" + base64.StdEncoding.EncodeToString(der) + " HTTP/1.1\r\nHost: " + addr + "\r\n\r\n")
+		posts[i] = append([]byte("POST "+path+" HTTP/1.1\r\nHost: "+addr+"\r\nContent-Type: application/ocsp-request\r\nContent-Length: "+
+			strconv.Itoa(len(der))+"\r\n\r\n"), der...)
+	}
+	var (
+		measuring atomic.Bool
+		stop      atomic.Bool
+		requests  atomic.Int64
+		errs      atomic.Int64
+		mu        sync.Mutex
+		lat       []time.Duration
+		statuses  = map[int]int64{}
+		firstErr  error
+	)
+	var wg sync.WaitGroup
+	for c := range g.conns {
+		wg.Go(func() {
+			rng := mrand.New(mrand.NewPCG(uint64(c)+1, uint64(time.Now().UnixNano())))
+			var zipf *mrand.Zipf
+			if g.zipf && len(reqs) > 1 {
+				zipf = mrand.NewZipf(rng, 1.1, 1, uint64(len(reqs)-1))
+			}
+			var mine []time.Duration
+			myStatus := map[int]int64{}
+			conn, br, err := dialLoad(addr)
+			for err == nil && !stop.Load() && ctx.Err() == nil {
+				i := rng.IntN(len(reqs))
+				if zipf != nil {
+					i = int(zipf.Uint64())
+				}
+				req := gets[i]
+				if g.post > 0 && rng.Float64() < g.post {
+					req = posts[i]
+				}
+				t0 := time.Now()
+				var code int
+				code, err = roundTrip(conn, br, req)
+				if err != nil {
+					break
+				}
+				if measuring.Load() {
+					mine = append(mine, time.Since(t0))
+					myStatus[code]++
+					requests.Add(1)
+				}
+			}
+			if conn != nil {
+				conn.Close()
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			lat = append(lat, mine...)
+			for k, v := range myStatus {
+				statuses[k] += v
+			}
+			if err != nil && !stop.Load() {
+				errs.Add(1)
+				firstErr = cmpErr(firstErr, err)
+			}
+		})
+	}
+	time.Sleep(g.warmup)
+	measuring.Store(true)
+	start := time.Now()
+	select {
+	case <-time.After(g.duration):
+	case <-ctx.Done():
+	}
+	measuring.Store(false)
+	elapsed := time.Since(start)
+	stop.Store(true)
+	wg.Wait()
+	if firstErr != nil && requests.Load() == 0 {
+		return ocspLoad{}, fmt.Errorf("load %s: %w", name, firstErr)
+	}
+	slices.Sort(lat)
+	pct := func(p float64) float64 {
+		if len(lat) == 0 {
+			return 0
+		}
+		return float64(lat[int(float64(len(lat)-1)*p/100)].Microseconds()) / 1000
+	}
+	var st []string
+	for code, count := range statuses {
+		st = append(st, fmt.Sprintf("%d×%d", count, code))
+	}
+	slices.Sort(st)
+	return ocspLoad{Target: name, Requests: requests.Load(), Errors: errs.Load(), Seconds: elapsed.Seconds(),
+		PerSecond: float64(requests.Load()) / elapsed.Seconds(), P50ms: pct(50), P99ms: pct(99), P999ms: pct(99.9),
+		Statuses: strings.Join(st, " "), Connection: g.conns}, nil
+}
+
+// checkAnswers asks for up to n of reqs over HTTP GET and checks each
+// answer is a good response for the serial asked about.
+func checkAnswers(addr string, reqs [][]byte, n int) error {
+	for i, der := range reqs[:min(n, len(reqs))] {
+		req, err := ocsp.ParseRequest(der)
+		if err != nil {
+			return err
+		}
+		resp, err := http.Get("http://" + addr + "/ocsp/" + base64.StdEncoding.EncodeToString(der))
+		if err != nil {
+			return err
+		}
+		body, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil {
+			return err
+		}
+		r, err := ocsp.ParseResponse(body, nil)
+		if err != nil || r.Status != ocsp.Good || r.SerialNumber.Cmp(req.SerialNumber) != 0 {
+			return fmt.Errorf("request %d: the responder's answer is not good for serial %x: %v", i, req.SerialNumber, err)
+		}
+	}
+	return nil
+}
+
+func dialLoad(addr string) (net.Conn, *bufio.Reader, error) {
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		return nil, nil, err
+	}
+	return conn, bufio.NewReaderSize(conn, 8<<10), nil
+}
+
+// roundTrip writes one request and reads its response (status line,
+// headers, Content-Length body), returning the status code.
+func roundTrip(conn net.Conn, br *bufio.Reader, req []byte) (int, error) {
+	if _, err := conn.Write(req); err != nil {
+		return 0, err
+	}
+	line, err := br.ReadSlice('\n')
+	if err != nil {
+		return 0, err
+	}
+	if len(line) < 12 || !bytes.HasPrefix(line, []byte("HTTP/1.1 ")) {
+		return 0, fmt.Errorf("bad status line %q", line)
+	}
+	code, err := strconv.Atoi(string(line[9:12]))
+	if err != nil {
+		return 0, err
+	}
+	length := -1
+	for {
+		h, err := br.ReadSlice('\n')
+		if err != nil {
+			return 0, err
+		}
+		if len(h) <= 2 {
+			break
+		}
+		if len(h) > 16 && bytes.EqualFold(h[:15], []byte("Content-Length:")) {
+			if length, err = strconv.Atoi(string(bytes.TrimSpace(h[15:]))); err != nil {
+				return 0, err
+			}
+		}
+	}
+	if length < 0 {
+		return 0, errors.New("response without Content-Length")
+	}
+	if _, err := br.Discard(length); err != nil {
+		return 0, err
+	}
+	return code, nil
+}
