@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -101,5 +102,30 @@ func TestBench(t *testing.T) {
 				t.Errorf("bench enroll: audit log grew by %d events, want %d", got, 7*20)
 			}
 		})
+	}
+}
+
+// TestBenchOCSP runs `sanad bench ocsp` small: it seeds its own store,
+// checks the answers, loads the responder and the bare handler, and
+// reports both with a ratio; every measured request got a 200.
+func TestBenchOCSP(t *testing.T) {
+	code, out := runSanad(t, "bench", "ocsp", "-n", "300", "--serials", "100", "-c", "4", "-d", "300ms", "--warmup", "100ms", "--post", "0.3", "--json")
+	if code != 0 {
+		t.Fatalf("exit %d\n%s", code, out)
+	}
+	var rep ocspReport
+	if err := json.Unmarshal([]byte(out[strings.Index(out, "{"):]), &rep); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	if rep.Certificates != 300 || len(rep.Runs) != 2 || rep.Ratio <= 0 || rep.HeapMB <= 0 {
+		t.Fatalf("report %+v", rep)
+	}
+	for _, r := range rep.Runs {
+		if r.Requests == 0 || r.Errors != 0 || r.Statuses != fmt.Sprintf("%d×200", r.Requests) || r.BodyBytes < 300 {
+			t.Errorf("%s: %+v", r.Target, r)
+		}
+	}
+	if code, out := runSanad(t, "bench", "ocsp", "--url", "ftp://x"); code != 2 {
+		t.Errorf("--url without --issuer: exit %d\n%s", code, out)
 	}
 }
