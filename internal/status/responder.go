@@ -144,7 +144,7 @@ func New(ctx context.Context, st Store, cfg Config, log *slog.Logger, now func()
 			return nil, fmt.Errorf("status: issuer %s: %w", is.ID, err)
 		}
 		for _, h := range hashOIDs {
-			r.issuers[certIDKey(h, digest(h, cert.RawSubject), digest(h, keyHashInput))] = i
+			r.issuers[string(appendCertIDKey(nil, h, digest(h, cert.RawSubject), digest(h, keyHashInput)))] = i
 		}
 	}
 	if len(r.issuers) == 0 {
@@ -183,12 +183,16 @@ var (
 // answer finds the response for a parsed request: a cached or stored
 // pre-signed response, or nil with the error outcome to send.
 func (r *Responder) answer(ctx context.Context, req Request, now time.Time) (*entry, outcome) {
-	is := r.issuers[certIDKey(req.HashAlgorithm, req.IssuerNameHash, req.IssuerKeyHash)]
+	// Keys are built in stack buffers and looked up as string(bytes),
+	// which the compiler does without allocating.
+	var idBuf [1 + 2*64]byte
+	is := r.issuers[string(appendCertIDKey(idBuf[:0], req.HashAlgorithm, req.IssuerNameHash, req.IssuerKeyHash))]
 	if is == nil {
 		return nil, outcomeUnauthorized
 	}
-	key := cacheKey(is.id, req.Serial)
-	e, hit := r.cache.get(key)
+	var keyBuf [64 + 1 + 20]byte
+	keyBytes := appendCacheKey(keyBuf[:0], is.id, req.Serial)
+	e, hit := r.cache.get(keyBytes)
 	if hit && e.fresh(now) {
 		r.metrics.cacheHits.Inc()
 	} else {
@@ -198,7 +202,7 @@ func (r *Responder) answer(ctx context.Context, req Request, now time.Time) (*en
 			r.log.Error("OCSP response from the store", "issuer", is.id, "err", err)
 			return nil, outcomeTryLater
 		}
-		r.cache.put(key, e)
+		r.cache.put(string(keyBytes), e)
 	}
 	if e.der == nil {
 		return nil, outcomeUnauthorized
@@ -348,7 +352,7 @@ func (r *Responder) preload(ctx context.Context) error {
 // cached are left to the next miss, which reads the store anyway.
 func (r *Responder) replace(resp store.OCSPResponse) {
 	key := cacheKey(resp.IssuerID, resp.Serial)
-	old, ok := r.cache.get(key)
+	old, ok := r.cache.get([]byte(key))
 	if !ok || (old.der != nil && !resp.UpdatedAt.After(old.updatedAt)) {
 		return
 	}
@@ -360,12 +364,23 @@ func (r *Responder) replace(resp store.OCSPResponse) {
 	r.cache.put(key, e)
 }
 
-// certIDKey identifies an issuer by what a CertID carries.
-func certIDKey(h crypto.Hash, nameHash, keyHash []byte) string {
-	return string(rune(h)) + "\x00" + string(nameHash) + string(keyHash)
+// appendCertIDKey appends what identifies an issuer in a CertID: the hash
+// and the two digests (whose length the hash fixes).
+func appendCertIDKey(b []byte, h crypto.Hash, nameHash, keyHash []byte) []byte {
+	b = append(b, byte(h))
+	b = append(b, nameHash...)
+	return append(b, keyHash...)
 }
 
-func cacheKey(issuerID string, serial []byte) string { return issuerID + "\x00" + string(serial) }
+func appendCacheKey(b []byte, issuerID string, serial []byte) []byte {
+	b = append(b, issuerID...)
+	b = append(b, 0)
+	return append(b, serial...)
+}
+
+func cacheKey(issuerID string, serial []byte) string {
+	return string(appendCacheKey(nil, issuerID, serial))
+}
 
 func digest(h crypto.Hash, b []byte) []byte {
 	d := h.New()
@@ -457,7 +472,7 @@ func newCache(size int) *cache {
 	return c
 }
 
-func (c *cache) shard(key string) *cacheShard {
+func (c *cache) shard(key []byte) *cacheShard {
 	// FNV-1a over the last bytes: the serial's random octets.
 	h := uint32(2166136261)
 	for i := max(0, len(key)-8); i < len(key); i++ {
@@ -466,10 +481,10 @@ func (c *cache) shard(key string) *cacheShard {
 	return &c.shards[h%cacheShards]
 }
 
-func (c *cache) get(key string) (*entry, bool) {
+func (c *cache) get(key []byte) (*entry, bool) {
 	s := c.shard(key)
 	s.mu.RLock()
-	e, ok := s.m[key]
+	e, ok := s.m[string(key)]
 	s.mu.RUnlock()
 	return e, ok
 }
@@ -477,7 +492,7 @@ func (c *cache) get(key string) (*entry, bool) {
 // put stores e under key, unless the cached entry is a response at least
 // as new as e (a sync and a miss may race to store the same serial).
 func (c *cache) put(key string, e *entry) {
-	s := c.shard(key)
+	s := c.shard([]byte(key))
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	old, ok := s.m[key]
