@@ -19,10 +19,13 @@ test:
 	@scripts/deps test
 	scripts/test
 
-## bench: HSM signing through crypto.Signer beside a bare C_Sign loop, same run
+## bench: HSM signing through crypto.Signer beside a bare C_Sign loop, same run;
+## then the OCSP responder over 100 000 certificates beside a bare net/http handler
 bench:
 	@scripts/deps test
 	$(GO) test -run '^$$' -bench 'BenchmarkSign' -benchtime 2s ./hsm/
+	$(GO) build -o $(BIN) ./cmd/sanad
+	./$(BIN) bench ocsp --certificates 100000 --duration 10s
 
 clean:
 	rm -rf bin

@@ -34,16 +34,27 @@ func newServeCmd() *cobra.Command {
 		}
 		log := newLogger(cfg.Log, cmd.ErrOrStderr())
 		ctx := cmd.Context()
-		s, err := openService(ctx, cfg, log)
+		if slices.Contains(*roles, "ra") && !slices.Contains(*roles, "ca") {
+			return usagef("--roles: the ra role issues through the ca role in the same process; serve both")
+		}
+		// The status tier holds no key (DESIGN.md §1): a node that serves
+		// only status (and verify, which checks signatures) opens no HSM
+		// and signs no audit checkpoints, which the CA's nodes do.
+		keyless := !slices.Contains(*roles, "ca") && !slices.Contains(*roles, "tsa")
+		var s *service
+		if keyless {
+			s, err = openKeylessService(ctx, cfg, log)
+		} else {
+			s, err = openService(ctx, cfg, log)
+		}
 		if err != nil {
 			return err
 		}
 		defer s.close()
-		if err := s.findAuditKey(ctx); err != nil {
-			return err
-		}
-		if slices.Contains(*roles, "ra") && !slices.Contains(*roles, "ca") {
-			return usagef("--roles: the ra role issues through the ca role in the same process; serve both")
+		if !keyless {
+			if err := s.findAuditKey(ctx); err != nil {
+				return err
+			}
 		}
 		if slices.Contains(*roles, "ca") {
 			if cfg.CA.BaseURL == "" {

@@ -162,6 +162,17 @@ func openService(ctx context.Context, cfg config.Config, log *slog.Logger) (*ser
 	return s, nil
 }
 
+// openKeylessService opens the store of cfg only: for the roles that hold
+// no key (status). The caller closes it.
+func openKeylessService(ctx context.Context, cfg config.Config, log *slog.Logger) (*service, error) {
+	s := &service{cfg: cfg, log: log, now: time.Now, audit: audit.New(time.Now)}
+	var err error
+	if s.db, err = openStore(ctx, cfg.Database); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
 // findAuditKey finds the checkpoint key; production keys come from the
 // audit-key ceremony, never from here.
 func (s *service) findAuditKey(ctx context.Context) error {
@@ -229,9 +240,9 @@ func (s *service) handler() (http.Handler, error) {
 	for _, add := range s.routes {
 		add(mux)
 	}
-	checks := map[string]api.Check{
-		"database": s.db.Ping,
-		"hsm":      s.token.Ping,
+	checks := map[string]api.Check{"database": s.db.Ping}
+	if s.token != nil {
+		checks["hsm"] = s.token.Ping
 	}
 	for name, check := range s.checks {
 		checks[name] = check
@@ -247,12 +258,8 @@ func (s *service) handler() (http.Handler, error) {
 // serve runs the HTTP endpoints and the audit checkpointer until ctx ends.
 // listening, if not nil, is told the bound address.
 func (s *service) serve(ctx context.Context, listening func(net.Addr)) error {
-	if s.auditKey == nil {
+	if s.auditKey == nil && s.token != nil {
 		return errors.New("service has no audit key")
-	}
-	cp, err := audit.NewCheckpointer(s.db, s.auditKey, s.cfg.Audit.Origin, s.now)
-	if err != nil {
-		return err
 	}
 	h, err := s.handler()
 	if err != nil {
@@ -260,11 +267,19 @@ func (s *service) serve(ctx context.Context, listening func(net.Addr)) error {
 	}
 	loopCtx, stopLoops := context.WithCancel(ctx)
 	var wg sync.WaitGroup
-	wg.Go(func() { cp.Run(loopCtx, s.cfg.Audit.CheckpointInterval, s.log) })
+	if s.auditKey != nil { // a keyless node (status) signs no checkpoints
+		cp, err := audit.NewCheckpointer(s.db, s.auditKey, s.cfg.Audit.Origin, s.now)
+		if err != nil {
+			stopLoops()
+			return err
+		}
+		wg.Go(func() { cp.Run(loopCtx, s.cfg.Audit.CheckpointInterval, s.log) })
+	}
 	for _, loop := range s.loops {
 		wg.Go(func() { loop(loopCtx) })
 	}
-	err = api.Serve(ctx, s.cfg.HTTP.Addr, h, s.cfg.HTTP.ShutdownTimeout, s.log, listening)
+	err = api.Serve(ctx, s.cfg.HTTP.Addr, h, api.Timeouts{ReadHeader: s.cfg.HTTP.ReadHeaderTimeout, Idle: s.cfg.HTTP.IdleTimeout,
+		Shutdown: s.cfg.HTTP.ShutdownTimeout}, s.log, listening)
 	stopLoops()
 	wg.Wait()
 	return err

@@ -91,23 +91,51 @@ func (w *statusWriter) Write(b []byte) (int, error) {
 
 func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
+// Timeouts bound the phases of a connection; zero values take the defaults.
+type Timeouts struct {
+	ReadHeader time.Duration // default 10 s
+	Read       time.Duration // the whole request; default 30 s
+	Write      time.Duration // default 60 s
+	Idle       time.Duration // between keep-alive requests; default 120 s
+	Shutdown   time.Duration // the graceful stop; default 10 s
+}
+
+func (t Timeouts) withDefaults() Timeouts {
+	def := func(d *time.Duration, v time.Duration) {
+		if *d <= 0 {
+			*d = v
+		}
+	}
+	def(&t.ReadHeader, 10*time.Second)
+	def(&t.Read, 30*time.Second)
+	def(&t.Write, 60*time.Second)
+	def(&t.Idle, 120*time.Second)
+	def(&t.Shutdown, 10*time.Second)
+	return t
+}
+
 // Serve listens on addr and serves h until ctx is done, then shuts down
 // gracefully within shutdownTimeout. ready, if not nil, receives the bound
 // address once the listener is open (useful with port 0).
-func Serve(ctx context.Context, addr string, h http.Handler, shutdownTimeout time.Duration, log *slog.Logger, ready func(net.Addr)) error {
+func Serve(ctx context.Context, addr string, h http.Handler, t Timeouts, log *slog.Logger, ready func(net.Addr)) error {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", addr, err)
 	}
+	t = t.withDefaults()
+	// Every phase of a connection is bounded, so that clients that trickle
+	// their headers, stall mid-body or idle forever are cut off and hold
+	// nothing but their own goroutine meanwhile.
 	srv := &http.Server{
 		Handler:           h,
-		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       30 * time.Second,
-		WriteTimeout:      60 * time.Second,
-		IdleTimeout:       120 * time.Second,
+		ReadHeaderTimeout: t.ReadHeader,
+		ReadTimeout:       t.Read,
+		WriteTimeout:      t.Write,
+		IdleTimeout:       t.Idle,
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
+	shutdownTimeout := t.Shutdown
 	if ready != nil {
 		ready(ln.Addr())
 	}

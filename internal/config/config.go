@@ -100,6 +100,11 @@ type HTTP struct {
 	Addr string `yaml:"addr"`
 	// ShutdownTimeout bounds the graceful stop.
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
+	// ReadHeaderTimeout cuts off a client that has not sent its headers
+	// (one trickling them byte by byte); IdleTimeout a kept-alive
+	// connection with no next request.
+	ReadHeaderTimeout time.Duration `yaml:"read_header_timeout"`
+	IdleTimeout       time.Duration `yaml:"idle_timeout"`
 }
 
 // Database selects the store backend.
@@ -168,7 +173,7 @@ const (
 // Default returns the configuration every file starts from.
 func Default() Config {
 	return Config{
-		HTTP:     HTTP{Addr: "127.0.0.1:8080", ShutdownTimeout: 10 * time.Second},
+		HTTP:     HTTP{Addr: "127.0.0.1:8080", ShutdownTimeout: 10 * time.Second, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second},
 		Database: Database{Driver: "sqlite", DSN: "sanad.db"},
 		HSM:      HSM{MaxSessions: 8},
 		Audit:    Audit{KeyLabel: "sanad-audit", CheckpointInterval: time.Minute, Origin: "sanad audit log"},
@@ -267,6 +272,9 @@ func (c Config) Validate() error {
 	}
 	if _, _, err := net.SplitHostPort(c.HTTP.Addr); err != nil {
 		bad("http.addr", "%q is not host:port", c.HTTP.Addr)
+	}
+	if c.HTTP.ReadHeaderTimeout <= 0 || c.HTTP.IdleTimeout <= 0 {
+		bad("http", "read_header_timeout and idle_timeout must be positive")
 	}
 	if c.HTTP.ShutdownTimeout <= 0 {
 		bad("http.shutdown_timeout", "must be positive")
