@@ -23,12 +23,15 @@ func (r OCSPResponse) After() OCSPCursor {
 }
 
 // OCSPResponsesAfter returns up to limit responses stored after c, in
-// cursor order. Rows are compared as tuples, so a page never splits or
-// repeats rows that share an updated_at.
+// cursor order. Rows are compared as row values, so a page never splits or
+// repeats rows that share an updated_at, and both databases seek the index
+// to the cursor (the same condition spelt with OR scans every row that
+// shares the cursor's updated_at: quadratic over a table written in one
+// second).
 func (db *DB) OCSPResponsesAfter(ctx context.Context, c OCSPCursor, limit int) ([]OCSPResponse, error) {
 	rows, err := db.sql.QueryContext(ctx, db.d.q(`
 		SELECT issuer_id, serial, der, this_update, next_update, updated_at FROM ocsp_responses
-		WHERE updated_at > $1 OR (updated_at = $1 AND (issuer_id > $2 OR (issuer_id = $2 AND serial > $3)))
+		WHERE (updated_at, issuer_id, serial) > ($1, $2, $3)
 		ORDER BY updated_at, issuer_id, serial
 		LIMIT $4`), db.d.timeArg(c.UpdatedAt), c.IssuerID, nonNil(c.Serial), limit)
 	if err != nil {
