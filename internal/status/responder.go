@@ -29,6 +29,9 @@ type Store interface {
 	LatestOCSPUpdate(ctx context.Context) (time.Time, error)
 	LatestCRL(ctx context.Context, issuerID string) (store.CRL, error)
 	LatestCRLSummary(ctx context.Context, issuerID string) (store.CRL, error)
+	// ListenOCSPChanges calls changed when responses were stored, or
+	// returns store.ErrNoNotifications when the database cannot tell.
+	ListenOCSPChanges(ctx context.Context, changed func()) error
 }
 
 // Config is a Responder's configuration; zero values take the defaults.
@@ -244,10 +247,15 @@ func responseEntry(resp store.OCSPResponse) (*entry, error) {
 	return e, nil
 }
 
-// Run syncs every SyncInterval until ctx ends.
+// Run syncs every SyncInterval until ctx ends, and at once when the store
+// notifies that responses were stored (PostgreSQL LISTEN/NOTIFY).
 func (r *Responder) Run(ctx context.Context) {
 	t := time.NewTicker(r.cfg.SyncInterval)
 	defer t.Stop()
+	wake := make(chan struct{}, 1)
+	var listening sync.WaitGroup
+	listening.Go(func() { r.listen(ctx, wake) })
+	defer listening.Wait()
 	var cursor store.OCSPCursor
 	first := true
 	for {
@@ -265,6 +273,29 @@ func (r *Responder) Run(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+		case <-wake:
+		}
+	}
+}
+
+// listen passes the store's change notifications to wake, coalesced, and
+// listens again after a failure; it returns when ctx ends or when the
+// store cannot notify (polling alone then).
+func (r *Responder) listen(ctx context.Context, wake chan<- struct{}) {
+	for ctx.Err() == nil {
+		err := r.store.ListenOCSPChanges(ctx, func() {
+			select {
+			case wake <- struct{}{}:
+			default:
+			}
+		})
+		if errors.Is(err, store.ErrNoNotifications) || ctx.Err() != nil {
+			return
+		}
+		r.log.Warn("OCSP change notifications", "err", err)
+		select {
+		case <-ctx.Done():
+		case <-time.After(10 * r.cfg.SyncInterval):
 		}
 	}
 }

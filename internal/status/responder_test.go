@@ -11,6 +11,7 @@ import (
 	"database/sql"
 	"encoding/base64"
 	"encoding/pem"
+	"errors"
 	"io"
 	"net"
 	"net/http"
@@ -461,5 +462,61 @@ func TestPreload(t *testing.T) {
 		if got := r.CacheEntries(); got != tc.want && !(tc.cfg.CacheSize == 3 && got > 0 && got <= 3) {
 			t.Errorf("%+v: %d entries, want %d", tc.cfg, got, tc.want)
 		}
+	}
+}
+
+// TestNotifiedOnPostgres: with polling a minute apart, a revocation still
+// reaches the responder at once on PostgreSQL, told by LISTEN/NOTIFY; on
+// SQLite, which cannot notify, the store says so and Run polls.
+func TestNotifiedOnPostgres(t *testing.T) {
+	f := catest.New(t, time.Now().UTC().Truncate(time.Second))
+	db, _ := storetest.Open(t, store.DriverPostgres)
+	d := deploy(t, f, db)
+	r, err := status.New(context.Background(), db, status.Config{SyncInterval: time.Minute, Overlap: time.Minute}, nil, time.Now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { r.Run(ctx); close(done) }()
+	defer func() { cancel(); <-done }()
+	mux := http.NewServeMux()
+	r.RegisterRoutes(mux)
+	srv := httptest.NewServer(r.Handler(mux))
+	defer srv.Close()
+	d.url = srv.URL
+
+	cert := d.issue(t)
+	reqDER, err := ocsp.CreateRequest(cert, f.Issuer.Certificate, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := "/ocsp/" + base64.StdEncoding.EncodeToString(reqDER)
+	answer := func() int {
+		_, body := d.get(t, path)
+		resp, err := ocsp.ParseResponseForCert(body, cert, f.Issuer.Certificate)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp.Status
+	}
+	for answer() != ocsp.Good { // the first sync may still be running
+		time.Sleep(10 * time.Millisecond)
+	}
+	if err := d.ca.Revoke(context.Background(), cert.SerialNumber.Bytes(), 1, "test"); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	for answer() != ocsp.Revoked {
+		if time.Since(start) > 10*time.Second {
+			t.Fatal("no notification: still good 10 s after the revocation, with polls a minute apart")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Logf("revoked answer %s after the revocation, by notification", time.Since(start).Round(time.Millisecond))
+
+	sqlite, _ := storetest.Open(t, store.DriverSQLite)
+	if err := sqlite.ListenOCSPChanges(context.Background(), func() {}); !errors.Is(err, store.ErrNoNotifications) {
+		t.Errorf("SQLite ListenOCSPChanges = %v", err)
 	}
 }
