@@ -29,38 +29,49 @@ type caRole struct {
 	keys []crypto.PublicKey
 }
 
-// openCA builds the CA from the issuers recorded in the store (one issuing
-// CA and its OCSP signer) and their keys on the token. baseURL is where
-// relying parties reach the status tier.
-func openCA(ctx context.Context, s *service, baseURL string) (*caRole, error) {
+// caIssuers finds the issuing CA recorded in the store (exactly one) and
+// its OCSP signer, with the signer's key on the token.
+func caIssuers(ctx context.Context, s *service) (store.Issuer, ocspsign.Responder, error) {
 	issuers, err := s.db.Issuers(ctx)
 	if err != nil {
-		return nil, err
+		return store.Issuer{}, ocspsign.Responder{}, err
 	}
 	byRole := map[string][]store.Issuer{}
 	for _, is := range issuers {
 		byRole[is.Role] = append(byRole[is.Role], is)
 	}
 	if len(byRole["issuing"]) != 1 || len(byRole["ocsp-signer"]) != 1 {
-		return nil, fmt.Errorf("the CA needs exactly one issuing CA and one OCSP signer in the store; found %d and %d",
+		return store.Issuer{}, ocspsign.Responder{}, fmt.Errorf("the CA needs exactly one issuing CA and one OCSP signer in the store; found %d and %d",
 			len(byRole["issuing"]), len(byRole["ocsp-signer"]))
 	}
 	issuing, signer := byRole["issuing"][0], byRole["ocsp-signer"][0]
 	issuingCert, err := x509.ParseCertificate(issuing.CertificateDER)
 	if err != nil {
-		return nil, fmt.Errorf("issuer %s: %w", issuing.ID, err)
+		return store.Issuer{}, ocspsign.Responder{}, fmt.Errorf("issuer %s: %w", issuing.ID, err)
 	}
 	signerCert, err := x509.ParseCertificate(signer.CertificateDER)
 	if err != nil {
-		return nil, fmt.Errorf("issuer %s: %w", signer.ID, err)
-	}
-	issuingKey, err := s.token.FindKey(ctx, issuing.KeyLabel)
-	if err != nil {
-		return nil, fmt.Errorf("issuer %s key %q: %w", issuing.ID, issuing.KeyLabel, err)
+		return store.Issuer{}, ocspsign.Responder{}, fmt.Errorf("issuer %s: %w", signer.ID, err)
 	}
 	signerKey, err := s.token.FindKey(ctx, signer.KeyLabel)
 	if err != nil {
-		return nil, fmt.Errorf("issuer %s key %q: %w", signer.ID, signer.KeyLabel, err)
+		return store.Issuer{}, ocspsign.Responder{}, fmt.Errorf("issuer %s key %q: %w", signer.ID, signer.KeyLabel, err)
+	}
+	return issuing, ocspsign.Responder{IssuerID: issuing.ID, Issuer: issuingCert, Certificate: signerCert, Signer: signerKey}, nil
+}
+
+// openCA builds the CA from the issuers recorded in the store (one issuing
+// CA and its OCSP signer) and their keys on the token. baseURL is where
+// relying parties reach the status tier.
+func openCA(ctx context.Context, s *service, baseURL string) (*caRole, error) {
+	issuing, signer, err := caIssuers(ctx, s)
+	if err != nil {
+		return nil, err
+	}
+	issuingCert, signerCert := signer.Issuer, signer.Certificate
+	issuingKey, err := s.token.FindKey(ctx, issuing.KeyLabel)
+	if err != nil {
+		return nil, fmt.Errorf("issuer %s key %q: %w", issuing.ID, issuing.KeyLabel, err)
 	}
 	profiles, err := profile.LoadAll(policies.FS)
 	if err != nil {
@@ -78,7 +89,7 @@ func openCA(ctx context.Context, s *service, baseURL string) (*caRole, error) {
 		Store: s.db, Audit: s.audit, Linter: linter, OCSP: ocspSigner,
 		Issuer: ca.Issuer{ID: issuing.ID, Certificate: issuingCert, Signer: issuingKey,
 			CRLURL: baseURL + "/crl/" + issuing.ID + ".crl", OCSPURL: baseURL + "/ocsp", CAIssuersURL: baseURL + "/ca/" + issuing.ID + ".crt"},
-		Responder: ocspsign.Responder{IssuerID: issuing.ID, Issuer: issuingCert, Certificate: signerCert, Signer: signerKey},
+		Responder: signer,
 		Profiles:  profiles, Now: time.Now,
 	})
 	if err != nil {

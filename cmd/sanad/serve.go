@@ -39,8 +39,9 @@ func newServeCmd() *cobra.Command {
 		}
 		// The status tier holds no key (DESIGN.md §1): a node that serves
 		// only status (and verify, which checks signatures) opens no HSM
-		// and signs no audit checkpoints, which the CA's nodes do.
-		keyless := !slices.Contains(*roles, "ca") && !slices.Contains(*roles, "tsa")
+		// and signs no audit checkpoints, which the CA's nodes do; unless
+		// it signs answers to nonces (ocsp.nonce: sign).
+		keyless := !slices.Contains(*roles, "ca") && !slices.Contains(*roles, "tsa") && cfg.OCSP.Nonce != "sign"
 		var s *service
 		if keyless {
 			s, err = openKeylessService(ctx, cfg, log)

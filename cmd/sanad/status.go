@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/sanadpki/sanad/ca/ocspsign"
 	"github.com/sanadpki/sanad/internal/api"
 	"github.com/sanadpki/sanad/internal/status"
 )
@@ -13,8 +14,20 @@ import (
 // check (the first sync) and its metrics.
 func startStatus(ctx context.Context, s *service) (*status.Responder, error) {
 	c := s.cfg.Status
-	r, err := status.New(ctx, s.db, status.Config{CacheSize: c.CacheSize, SyncInterval: c.SyncInterval,
-		Overlap: c.Overlap, LogRequests: c.LogRequests, Preload: c.Preload}, s.log, s.now)
+	cfg := status.Config{CacheSize: c.CacheSize, SyncInterval: c.SyncInterval,
+		Overlap: c.Overlap, LogRequests: c.LogRequests, Preload: c.Preload}
+	if s.cfg.OCSP.Nonce == "sign" {
+		_, responder, err := caIssuers(ctx, s)
+		if err != nil {
+			return nil, fmt.Errorf("ocsp.nonce sign: %w", err)
+		}
+		signer, err := ocspsign.New(0, 0, s.now)
+		if err != nil {
+			return nil, err
+		}
+		cfg.NonceSigner = func(presigned, nonce []byte) ([]byte, error) { return signer.WithNonce(responder, presigned, nonce) }
+	}
+	r, err := status.New(ctx, s.db, cfg, s.log, s.now)
 	if err != nil {
 		return nil, err
 	}

@@ -32,7 +32,17 @@ type Config struct {
 	CA       CA       `yaml:"ca"`
 	RA       RA       `yaml:"ra"`
 	Status   Status   `yaml:"status"`
+	OCSP     OCSP     `yaml:"ocsp"`
 	Log      Log      `yaml:"log"`
+}
+
+// OCSP configures how the status role treats nonces.
+type OCSP struct {
+	// Nonce is "ignore" (default: the pre-signed response answers every
+	// request, RFC 5019 §4) or "sign": a request with a nonce (RFC 8954)
+	// gets a response signed at once that echoes it, which needs the OCSP
+	// signer's key, so the node opens the HSM.
+	Nonce string `yaml:"nonce"`
 }
 
 // Status configures the OCSP, CRL and CA-certificate responder role.
@@ -179,6 +189,7 @@ func Default() Config {
 		Audit:    Audit{KeyLabel: "sanad-audit", CheckpointInterval: time.Minute, Origin: "sanad audit log"},
 		RA:       RA{ClientPerMinute: 120, IdentifierPerHour: 10},
 		Status:   Status{CacheSize: 1_000_000, SyncInterval: time.Second, Overlap: 10 * time.Second, Preload: true},
+		OCSP:     OCSP{Nonce: "ignore"},
 		Log:      Log{Level: "info", Format: "text"},
 	}
 }
@@ -339,6 +350,9 @@ func (c Config) Validate() error {
 	}
 	if c.Status.Overlap < c.Status.SyncInterval || c.Status.Overlap > 24*time.Hour {
 		bad("status.overlap", "%s must be at least status.sync_interval and at most 24h", c.Status.Overlap)
+	}
+	if c.OCSP.Nonce != "ignore" && c.OCSP.Nonce != "sign" {
+		bad("ocsp.nonce", "%q is not ignore or sign", c.OCSP.Nonce)
 	}
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":

@@ -48,6 +48,9 @@ func TestParseRejects(t *testing.T) {
 		{"base URL with credentials", "hsm: {token_label: t}\nca: {base_url: 'https://u:p@pki.example'}\n", []string{"ca.base_url"}},
 		{"base URL not http", "hsm: {token_label: t}\nca: {base_url: 'ldap://pki.example'}\n", []string{"ca.base_url"}},
 		{"short checkpoint interval", "hsm: {token_label: t}\naudit: {checkpoint_interval: 10ms}\n", []string{"audit.checkpoint_interval"}},
+		{"status and OCSP", "hsm: {token_label: t}\nstatus: {cache_size: 0, sync_interval: 1ms, overlap: 1ms}\nocsp: {nonce: echo}\nhttp: {read_header_timeout: 0s}\n",
+			[]string{"status.cache_size", "status.sync_interval", "ocsp.nonce", "read_header_timeout"}},
+		{"overlap shorter than the sync", "hsm: {token_label: t}\nstatus: {sync_interval: 5s, overlap: 1s}\n", []string{"status.overlap"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

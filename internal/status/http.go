@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/url"
@@ -113,7 +114,23 @@ func (r *Responder) serveDER(w http.ResponseWriter, req *http.Request, start tim
 	}
 	e, o := r.answer(req.Context(), parsed, start)
 	if r.cfg.LogRequests {
-		r.log.Debug("OCSP request", "serial", strconv.Quote(string(parsed.Serial)), "outcome", o, "client", req.RemoteAddr)
+		r.log.Debug("OCSP request", "serial", fmt.Sprintf("%x", parsed.Serial), "outcome", o, "client", req.RemoteAddr)
+	}
+	if e != nil && parsed.Nonce != nil && r.cfg.NonceSigner != nil {
+		der, err := r.cfg.NonceSigner(e.der, parsed.Nonce)
+		if err == nil {
+			// An answer to this request alone: nobody may cache it.
+			h := w.Header()
+			h["Content-Type"] = hdrOCSPResponse
+			h["Cache-Control"] = hdrNoStore
+			_, _ = w.Write(der)
+			r.metrics.nonceSigned.Inc()
+			r.done(start, o)
+			return
+		}
+		// Without the nonce the pre-signed answer is still right (RFC
+		// 5019 §4); the client decides whether it accepts it.
+		r.log.Error("sign an OCSP response with a nonce", "err", err)
 	}
 	r.reply(w, req, start, e, o)
 }

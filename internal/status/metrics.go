@@ -15,6 +15,7 @@ type metrics struct {
 	requestSeconds            prometheus.Histogram
 	outcomeCounters           map[outcome]prometheus.Counter
 	getRequests, postRequests prometheus.Counter
+	nonceSigned               prometheus.Counter
 	collectors                []prometheus.Collector
 }
 
@@ -34,13 +35,15 @@ func newMetrics() *metrics {
 			Buckets: []float64{.00005, .0001, .00025, .0005, .001, .0025, .005, .01, .05, .25, 1},
 		}),
 		outcomeCounters: map[outcome]prometheus.Counter{},
+		nonceSigned: prometheus.NewCounter(prometheus.CounterOpts{Name: "sanad_ocsp_nonce_signed_total",
+			Help: "OCSP answers signed on request to echo a nonce (ocsp.nonce: sign)."}),
 	}
 	method := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sanad_ocsp_requests_total", Help: "OCSP requests by HTTP method."}, []string{"method"})
 	m.getRequests, m.postRequests = method.WithLabelValues("GET"), method.WithLabelValues("POST")
 	for _, o := range []outcome{outcomeGood, outcomeRevoked, outcomeUnknown, outcomeUnauthorized, outcomeMalformed, outcomeTryLater} {
 		m.outcomeCounters[o] = m.requests.WithLabelValues(string(o))
 	}
-	m.collectors = []prometheus.Collector{m.requests, method, m.cacheHits, m.cacheMisses, m.syncs, m.syncErrors, m.requestSeconds}
+	m.collectors = []prometheus.Collector{m.requests, method, m.nonceSigned, m.cacheHits, m.cacheMisses, m.syncs, m.syncErrors, m.requestSeconds}
 	return m
 }
 

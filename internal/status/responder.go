@@ -57,6 +57,11 @@ type Config struct {
 	// LogRequests logs each request's serial and outcome, for debugging
 	// only: by default nothing per request is logged (see the package doc).
 	LogRequests bool
+	// NonceSigner, when set, answers a request that carries a nonce with a
+	// response signed now that echoes it (RFC 8954), saying what the
+	// pre-signed response says; nil ignores nonces (RFC 5019 §4). Only a
+	// node that holds the OCSP signer's key can set it.
+	NonceSigner func(presigned, nonce []byte) ([]byte, error)
 	// Preload fills the cache at the first sync with the stored responses,
 	// up to CacheSize, so that the first request for each is not a store
 	// read; the first sync (and readiness) waits for it.

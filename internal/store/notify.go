@@ -16,8 +16,10 @@ var ErrNoNotifications = errors.New("the database sends no change notifications"
 // ListenOCSPChanges calls changed each time a transaction that stored OCSP
 // responses in this deployment's schema commits (PostgreSQL LISTEN/NOTIFY,
 // from the trigger of migration 00005), until ctx ends or the connection
-// fails; it holds one pooled connection meanwhile. Notifications coalesce
-// and may be lost with a connection: they hurry a poll, never replace it.
+// fails; it holds one pooled connection meanwhile. changed is also called
+// once as soon as the connection listens, for what committed before.
+// Notifications coalesce and may be lost with a connection: they hurry a
+// poll, never replace it.
 func (db *DB) ListenOCSPChanges(ctx context.Context, changed func()) error {
 	if db.d.sqlite {
 		return ErrNoNotifications
@@ -34,6 +36,9 @@ func (db *DB) ListenOCSPChanges(ctx context.Context, changed func()) error {
 	if _, err := conn.ExecContext(ctx, `LISTEN sanad_ocsp`); err != nil {
 		return fmt.Errorf("listen for OCSP changes: %w", err)
 	}
+	// What committed before LISTEN took effect sent its notification to
+	// nobody: one call now has the caller read it.
+	changed()
 	var waitErr error
 	_ = conn.Raw(func(driverConn any) error {
 		c, ok := driverConn.(*stdlib.Conn)
