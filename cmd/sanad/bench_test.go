@@ -9,6 +9,7 @@ import (
 
 	"github.com/sanadpki/sanad/internal/store"
 	"github.com/sanadpki/sanad/internal/store/storetest"
+	"github.com/sanadpki/sanad/internal/testenv"
 )
 
 // TestBench runs `sanad bench issue` and `sanad bench crl` on a dev deployment on each
@@ -106,10 +107,13 @@ func TestBench(t *testing.T) {
 }
 
 // TestBenchOCSP runs `sanad bench ocsp` small: it seeds its own store,
-// checks the answers, loads the responder and the bare handler, and
-// reports both with a ratio; every measured request got a 200.
+// checks the answers, loads the responder, the bare handler and openssl
+// ocsp -index as a peer over the same certificates, and reports them with
+// their ratios; every measured request got a 200.
 func TestBenchOCSP(t *testing.T) {
-	code, out := runSanad(t, "bench", "ocsp", "-n", "300", "--serials", "100", "-c", "4", "-d", "300ms", "--warmup", "100ms", "--post", "0.3", "--json")
+	testenv.Tool(t, "openssl") // the peer: fails in CI when missing
+	code, out := runSanad(t, "bench", "ocsp", "-n", "300", "--serials", "100", "-c", "4", "-d", "300ms", "--warmup", "100ms", "--post", "0.3",
+		"--peers", "openssl", "--json")
 	if code != 0 {
 		t.Fatalf("exit %d\n%s", code, out)
 	}
@@ -117,7 +121,7 @@ func TestBenchOCSP(t *testing.T) {
 	if err := json.Unmarshal([]byte(out[strings.Index(out, "{"):]), &rep); err != nil {
 		t.Fatalf("%v\n%s", err, out)
 	}
-	if rep.Certificates != 300 || len(rep.Runs) != 2 || rep.Ratio <= 0 || rep.HeapMB <= 0 {
+	if rep.Certificates != 300 || len(rep.Runs) != 3 || rep.Ratio <= 0 || rep.HeapMB <= 0 || len(rep.Peers) != 1 || rep.Peers[0].Ratio <= 0 {
 		t.Fatalf("report %+v", rep)
 	}
 	for _, r := range rep.Runs {

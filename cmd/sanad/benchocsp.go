@@ -21,6 +21,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime"
 	"slices"
@@ -28,6 +29,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -68,6 +70,8 @@ type ocspReport struct {
 	// same run; P99Ratio the same for p99 latency.
 	Ratio    float64 `json:"ratio_to_bare,omitempty"`
 	P99Ratio float64 `json:"p99_ratio_to_bare,omitempty"`
+	// Peers are Sanad's requests/s over each peer's, same run.
+	Peers []peerRatio `json:"peers,omitempty"`
 }
 
 func newBenchOCSPCmd() *cobra.Command {
@@ -104,6 +108,7 @@ sends --post of the requests as POST, the rest as GET.`,
 	bareOnly := cmd.Flags().Bool("bare", true, "without --url: also load the bare handler, for the ratio")
 	asJSON := cmd.Flags().Bool("json", false, "print the report as JSON")
 	cpuProfile := cmd.Flags().String("cpuprofile", "", "write a CPU profile of the load on Sanad's responder to this file")
+	peers := cmd.Flags().StringSlice("peers", nil, "also load, in the same run, these responders over the same certificates: openssl (openssl ocsp -index) and cfssl (cfssl ocspserve, from PATH or ~/go/bin)")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		if *conns < 1 || *dur <= 0 || *post < 0 || *post > 1 || *n < 1 || *distinct < 1 {
 			return usagef("--connections, --certificates and --serials must be at least 1, --duration positive, --post within 0..1")
@@ -177,7 +182,7 @@ sends --post of the requests as POST, the rest as GET.`,
 			return err
 		}
 		// The answers must be the right ones before their speed counts.
-		if err := checkAnswers(sanadAddr, seed.requests, 200); err != nil {
+		if err := checkAnswers(sanadAddr, "/ocsp", seed.requests, 200); err != nil {
 			return err
 		}
 		log.Info("loading Sanad's responder", "addr", sanadAddr, "connections", *conns, "duration", *dur)
@@ -215,9 +220,154 @@ sends --post of the requests as POST, the rest as GET.`,
 				rep.P99Ratio = res.P99ms / b.P99ms
 			}
 		}
+		for _, peer := range *peers {
+			addr, stopPeer, err := startPeer(serveCtx, peer, seed, dir)
+			if err != nil {
+				return fmt.Errorf("peer %s: %w", peer, err)
+			}
+			if err := checkAnswers(addr, "/", seed.requests, 20); err != nil {
+				stopPeer()
+				return fmt.Errorf("peer %s: %w", peer, err)
+			}
+			log.Info("loading a peer", "peer", peer, "addr", addr)
+			p, err := gen.run(ctx, peer, addr, "/", seed.requests)
+			stopPeer()
+			if err != nil {
+				return err
+			}
+			p.BodyBytes = seed.bodySize
+			rep.Runs = append(rep.Runs, p)
+			rep.Peers = append(rep.Peers, peerRatio{Peer: peer, Ratio: res.PerSecond / p.PerSecond})
+		}
 		return printOCSPReport(cmd.OutOrStdout(), *asJSON, rep)
 	}
 	return cmd
+}
+
+// peerRatio is Sanad's requests/s over a peer's, in the same run.
+type peerRatio struct {
+	Peer  string  `json:"peer"`
+	Ratio float64 `json:"sanad_over_peer"`
+}
+
+// startPeer starts another OCSP responder over the seeded certificates on
+// a free loopback port: openssl ocsp -index (signs every answer with the
+// throw-away signer key) or cfssl ocspserve (serves the same pre-signed
+// responses). It returns the address and a stop function.
+func startPeer(ctx context.Context, peer string, seed ocspSeed, dir string) (string, func(), error) {
+	port, err := freePort()
+	if err != nil {
+		return "", nil, err
+	}
+	addr := "127.0.0.1:" + strconv.Itoa(port)
+	writePEM := func(name, typ string, der []byte) (string, error) {
+		path := filepath.Join(dir, name)
+		return path, os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600)
+	}
+	var cmd *exec.Cmd
+	switch peer {
+	case "openssl":
+		caPath, err := writePEM("ca.pem", "CERTIFICATE", seed.ca.Raw)
+		if err != nil {
+			return "", nil, err
+		}
+		signerPath, err := writePEM("signer.pem", "CERTIFICATE", seed.signer.Raw)
+		if err != nil {
+			return "", nil, err
+		}
+		keyDER, err := x509.MarshalPKCS8PrivateKey(seed.signerKey)
+		if err != nil {
+			return "", nil, err
+		}
+		keyPath, err := writePEM("signer.key", "PRIVATE KEY", keyDER) // a throw-away key of the benchmark
+		if err != nil {
+			return "", nil, err
+		}
+		// The CA database format: status, expiry, revocation, serial, file, subject.
+		var index strings.Builder
+		expiry := seed.notAfter.UTC().Format("060102150405Z")
+		for _, sn := range seed.serials {
+			fmt.Fprintf(&index, "V\t%s\t\t%X\tunknown\t/CN=bench %X\n", expiry, sn, sn) // subjects unique, as openssl's database wants
+		}
+		indexPath := filepath.Join(dir, "index.txt")
+		if err := os.WriteFile(indexPath, []byte(index.String()), 0o600); err != nil {
+			return "", nil, err
+		}
+		// -port takes a number (all interfaces); -multi 2 gives it both
+		// cores, as Sanad has.
+		cmd = exec.CommandContext(ctx, "openssl", "ocsp", "-index", indexPath, "-port", strconv.Itoa(port), "-CA", caPath,
+			"-rsigner", signerPath, "-rkey", keyPath, "-ignore_err", "-multi", strconv.Itoa(runtime.GOMAXPROCS(0)))
+	case "cfssl":
+		bin, err := exec.LookPath("cfssl")
+		if err != nil {
+			home, _ := os.UserHomeDir()
+			bin = filepath.Join(home, "go", "bin", "cfssl")
+			if _, err := os.Stat(bin); err != nil {
+				return "", nil, errors.New("cfssl is not installed (GOTOOLCHAIN=local go install github.com/cloudflare/cfssl/cmd/cfssl@v1.6.5)")
+			}
+		}
+		var lines strings.Builder
+		for _, der := range seed.responses {
+			lines.WriteString(base64.StdEncoding.EncodeToString(der))
+			lines.WriteByte('\n')
+		}
+		respPath := filepath.Join(dir, "responses.txt")
+		if err := os.WriteFile(respPath, []byte(lines.String()), 0o600); err != nil {
+			return "", nil, err
+		}
+		cmd = exec.CommandContext(ctx, bin, "ocspserve", "-address", "127.0.0.1", "-port", strconv.Itoa(port), "-responses", respPath, "-loglevel", "5")
+	default:
+		return "", nil, fmt.Errorf("unknown peer %q (openssl or cfssl)", peer)
+	}
+	var out syncBuf
+	cmd.Stdout, cmd.Stderr = &out, &out
+	// Its own process group, so that stopping it stops the children it
+	// forks (openssl ocsp -multi).
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		return "", nil, err
+	}
+	stop := func() { _ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL); _ = cmd.Wait() }
+	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		if c, err := net.Dial("tcp", addr); err == nil {
+			c.Close()
+			return addr, stop, nil
+		}
+		if time.Now().After(deadline) {
+			stop()
+			return "", nil, fmt.Errorf("did not listen within 60 s: %s", out.String())
+		}
+	}
+}
+
+// syncBuf collects a child's output for an error message.
+type syncBuf struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuf) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.b.Len() > 4096 {
+		return len(p), nil
+	}
+	return s.b.Write(p)
+}
+
+func (s *syncBuf) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func freePort() (int, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port, nil
 }
 
 func printOCSPReport(w io.Writer, asJSON bool, rep ocspReport) error {
@@ -233,6 +383,9 @@ func printOCSPReport(w io.Writer, asJSON bool, rep ocspReport) error {
 		}
 		if rep.Ratio > 0 {
 			fmt.Fprintf(w, "  ratio          %.1f %% of the bare handler's requests/s; p99 %.2f× the bare handler's\n", 100*rep.Ratio, rep.P99Ratio)
+		}
+		for _, p := range rep.Peers {
+			fmt.Fprintf(w, "  vs %-11s Sanad answers %.1f× the requests/s\n", p.Peer, p.Ratio)
 		}
 	})
 }
@@ -276,6 +429,13 @@ func serveLoopback(ctx context.Context, h http.Handler, log *slog.Logger) (strin
 type ocspSeed struct {
 	requests [][]byte
 	bodySize int
+	// For the peers: the throw-away CA and signer, and every serial with
+	// its response.
+	ca, signer *x509.Certificate
+	signerKey  *ecdsa.PrivateKey
+	serials    [][]byte
+	responses  [][]byte
+	notAfter   time.Time
 }
 
 // seedOCSP fills db with n certificate rows of a throw-away software CA
@@ -371,6 +531,10 @@ func seedOCSP(ctx context.Context, db *store.DB, n, distinct int) (ocspSeed, err
 				mu.Lock()
 				firstErr = cmpErr(firstErr, err)
 				seed.requests = append(seed.requests, reqs...)
+				for _, r := range resps {
+					seed.serials = append(seed.serials, r.Serial)
+					seed.responses = append(seed.responses, r.DER)
+				}
 				if seed.bodySize == 0 && len(resps) > 0 {
 					seed.bodySize = len(resps[0].DER)
 				}
@@ -385,6 +549,7 @@ func seedOCSP(ctx context.Context, db *store.DB, n, distinct int) (ocspSeed, err
 	if firstErr != nil {
 		return ocspSeed{}, fmt.Errorf("seed: %w", firstErr)
 	}
+	seed.ca, seed.signer, seed.signerKey, seed.notAfter = caCert, signerCert, signerKey, now.AddDate(1, 0, 0)
 	return seed, ctx.Err()
 }
 
@@ -524,10 +689,21 @@ func (g loadGen) run(ctx context.Context, name, addr, path string, reqs [][]byte
 					req = posts[i]
 				}
 				t0 := time.Now()
-				var code int
-				code, err = roundTrip(conn, br, req)
+				var (
+					code     int
+					closeNow bool
+				)
+				code, closeNow, err = roundTrip(conn, br, req)
 				if err != nil {
 					break
+				}
+				if closeNow {
+					// A server that answers one request per connection
+					// (openssl ocsp): its redial counts in the latency.
+					conn.Close()
+					if conn, br, err = dialLoad(addr); err != nil {
+						break
+					}
 				}
 				if measuring.Load() {
 					mine = append(mine, time.Since(t0))
@@ -581,15 +757,16 @@ func (g loadGen) run(ctx context.Context, name, addr, path string, reqs [][]byte
 		Statuses: strings.Join(st, " "), Connection: g.conns}, nil
 }
 
-// checkAnswers asks for up to n of reqs over HTTP GET and checks each
+// checkAnswers asks for up to n of reqs over HTTP GET (path, then the
+// base64 request) and checks each
 // answer is a good response for the serial asked about.
-func checkAnswers(addr string, reqs [][]byte, n int) error {
+func checkAnswers(addr, path string, reqs [][]byte, n int) error {
 	for i, der := range reqs[:min(n, len(reqs))] {
 		req, err := ocsp.ParseRequest(der)
 		if err != nil {
 			return err
 		}
-		resp, err := http.Get("http://" + addr + "/ocsp/" + base64.StdEncoding.EncodeToString(der))
+		resp, err := http.Get("http://" + addr + strings.TrimSuffix(path, "/") + "/" + base64.StdEncoding.EncodeToString(der))
 		if err != nil {
 			return err
 		}
@@ -615,42 +792,49 @@ func dialLoad(addr string) (net.Conn, *bufio.Reader, error) {
 }
 
 // roundTrip writes one request and reads its response (status line,
-// headers, Content-Length body), returning the status code.
-func roundTrip(conn net.Conn, br *bufio.Reader, req []byte) (int, error) {
+// headers, Content-Length body), returning the status code and whether the
+// server closes the connection after it (HTTP/1.0, or Connection: close).
+func roundTrip(conn net.Conn, br *bufio.Reader, req []byte) (int, bool, error) {
 	if _, err := conn.Write(req); err != nil {
-		return 0, err
+		return 0, false, err
 	}
 	line, err := br.ReadSlice('\n')
 	if err != nil {
-		return 0, err
+		return 0, false, err
 	}
-	if len(line) < 12 || !bytes.HasPrefix(line, []byte("HTTP/1.1 ")) {
-		return 0, fmt.Errorf("bad status line %q", line)
+	if len(line) < 12 || !bytes.HasPrefix(line, []byte("HTTP/1.")) {
+		return 0, false, fmt.Errorf("bad status line %q", line)
 	}
+	closing := line[7] == '0'
 	code, err := strconv.Atoi(string(line[9:12]))
 	if err != nil {
-		return 0, err
+		return 0, false, err
 	}
 	length := -1
 	for {
 		h, err := br.ReadSlice('\n')
 		if err != nil {
-			return 0, err
+			return 0, false, err
 		}
 		if len(h) <= 2 {
 			break
 		}
-		if len(h) > 16 && bytes.EqualFold(h[:15], []byte("Content-Length:")) {
-			if length, err = strconv.Atoi(string(bytes.TrimSpace(h[15:]))); err != nil {
-				return 0, err
+		name, value, _ := bytes.Cut(h, []byte(":"))
+		value = bytes.TrimSpace(value)
+		switch {
+		case bytes.EqualFold(name, []byte("Content-Length")):
+			if length, err = strconv.Atoi(string(value)); err != nil {
+				return 0, false, err
 			}
+		case bytes.EqualFold(name, []byte("Connection")):
+			closing = bytes.EqualFold(value, []byte("close"))
 		}
 	}
 	if length < 0 {
-		return 0, errors.New("response without Content-Length")
+		return 0, false, errors.New("response without Content-Length")
 	}
 	if _, err := br.Discard(length); err != nil {
-		return 0, err
+		return 0, false, err
 	}
-	return code, nil
+	return code, closing, nil
 }
