@@ -156,7 +156,7 @@ sends --post of the requests as POST, the rest as GET.`,
 		}
 		log.Info("seeding a throw-away store", "certificates", *n, "dir", dir)
 		t0 := time.Now()
-		seed, err := seedOCSP(ctx, db, *n, min(*distinct, *n))
+		seed, err := seedOCSP(ctx, db, *n, min(*distinct, *n), len(*peers) > 0)
 		if err != nil {
 			return err
 		}
@@ -440,9 +440,10 @@ type ocspSeed struct {
 
 // seedOCSP fills db with n certificate rows of a throw-away software CA
 // and a pre-signed OCSP response for each, and returns requests for the
-// first distinct of them. The CA exists only for the run: nothing here
+// first distinct of them (and, with keepResponses, every serial and
+// response, for the peers). The CA exists only for the run: nothing here
 // touches the HSM or the configured store.
-func seedOCSP(ctx context.Context, db *store.DB, n, distinct int) (ocspSeed, error) {
+func seedOCSP(ctx context.Context, db *store.DB, n, distinct int, keepResponses bool) (ocspSeed, error) {
 	now := time.Now().UTC().Truncate(time.Second)
 	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -532,8 +533,10 @@ func seedOCSP(ctx context.Context, db *store.DB, n, distinct int) (ocspSeed, err
 				firstErr = cmpErr(firstErr, err)
 				seed.requests = append(seed.requests, reqs...)
 				for _, r := range resps {
-					seed.serials = append(seed.serials, r.Serial)
-					seed.responses = append(seed.responses, r.DER)
+					if keepResponses { // for the peers only: it weighs on the heap measured
+						seed.serials = append(seed.serials, r.Serial)
+						seed.responses = append(seed.responses, r.DER)
+					}
 				}
 				if seed.bodySize == 0 && len(resps) > 0 {
 					seed.bodySize = len(resps[0].DER)
