@@ -672,12 +672,19 @@ func (s *Service) view(ctx context.Context, e store.Enrollment) (View, error) {
 }
 
 // newID is 16 random bytes, URL-safe base64 (22 characters).
+//
+// An ID never starts with "-": `sanad officer approve -oYX…` would read it
+// as flags (one in 64 IDs did, and the CLI refused it).
 func newID() (string, error) {
 	b := make([]byte, 16)
-	if _, err := rand.Read(b); err != nil {
-		return "", err
+	for {
+		if _, err := rand.Read(b); err != nil {
+			return "", err
+		}
+		if id := base64.RawURLEncoding.EncodeToString(b); id[0] != '-' {
+			return id, nil
+		}
 	}
-	return base64.RawURLEncoding.EncodeToString(b), nil
 }
 
 // newCode is a uniformly random 6-digit code.
