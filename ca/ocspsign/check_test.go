@@ -21,42 +21,16 @@ import (
 // and anything that is not a signed basic response.
 func TestCheckSignature(t *testing.T) {
 	now := time.Date(2026, 11, 30, 10, 0, 0, 0, time.UTC)
-	cert := func(t *testing.T, key crypto.Signer) *x509.Certificate {
-		t.Helper()
-		tmpl := &x509.Certificate{SerialNumber: big.NewInt(7), Subject: pkix.Name{CommonName: "OCSP"},
-			NotBefore: now.Add(-time.Hour), NotAfter: now.AddDate(1, 0, 0), ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageOCSPSigning}}
-		der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
-		if err != nil {
-			t.Fatal(err)
-		}
-		c, err := x509.ParseCertificate(der)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return c
-	}
-	p256, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p384, err := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rsaKey, err := rsa.GenerateKey(rand.Reader, 2048)
-	if err != nil {
-		t.Fatal(err)
-	}
-	other, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
+	keys := newTestKeys(t)
+	other := newTestKeys(t).p256
 	for _, tt := range []struct {
 		name string
 		key  crypto.Signer
-	}{{"P-256", p256}, {"P-384", p384}, {"RSA", rsaKey}} {
+	}{{"P-256", keys.p256}, {"P-384", keys.p384}, {"RSA", keys.rsa}} {
 		t.Run(tt.name, func(t *testing.T) {
-			c := cert(t, tt.key)
+			c := certify(t, &x509.Certificate{SerialNumber: big.NewInt(7), Subject: pkix.Name{CommonName: "OCSP"},
+				NotBefore: now.Add(-time.Hour), NotAfter: now.AddDate(1, 0, 0), ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageOCSPSigning}},
+				nil, tt.key.Public(), tt.key)
 			resp := func(key crypto.Signer) []byte {
 				der, err := ocsp.CreateResponse(c, c, ocsp.Response{SerialNumber: big.NewInt(42), Status: ocsp.Good,
 					ThisUpdate: now, NextUpdate: now.Add(DefaultValidity), Certificate: c}, key)
@@ -100,3 +74,42 @@ func TestCheckSignature(t *testing.T) {
 
 // ocspUnauthorized is RFC 6960's unauthorized(6) answer: no signature at all.
 var ocspUnauthorized = []byte{0x30, 0x03, 0x0a, 0x01, 0x06}
+
+// testKeys are software keys of the responder key types.
+type testKeys struct {
+	p256, p384 *ecdsa.PrivateKey
+	rsa        *rsa.PrivateKey
+}
+
+func newTestKeys(t *testing.T) testKeys {
+	t.Helper()
+	var k testKeys
+	var err error
+	if k.p256, err = ecdsa.GenerateKey(elliptic.P256(), rand.Reader); err != nil {
+		t.Fatal(err)
+	}
+	if k.p384, err = ecdsa.GenerateKey(elliptic.P384(), rand.Reader); err != nil {
+		t.Fatal(err)
+	}
+	if k.rsa, err = rsa.GenerateKey(rand.Reader, 2048); err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
+
+// certify signs tmpl with key, under parent (self-signed when nil).
+func certify(t *testing.T, tmpl, parent *x509.Certificate, pub crypto.PublicKey, key crypto.Signer) *x509.Certificate {
+	t.Helper()
+	if parent == nil {
+		parent = tmpl
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, parent, pub, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}

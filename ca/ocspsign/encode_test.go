@@ -6,7 +6,6 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
-	"crypto/rsa"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"math/big"
@@ -22,36 +21,16 @@ import (
 // the responseExtensions, not the single response's.
 func TestEncode(t *testing.T) {
 	now := time.Date(2026, 11, 30, 10, 0, 0, 0, time.UTC)
-	mk := func(t *testing.T, tmpl *x509.Certificate, parent *x509.Certificate, pub crypto.PublicKey, key crypto.Signer) *x509.Certificate {
-		t.Helper()
-		if parent == nil {
-			parent = tmpl
-		}
-		der, err := x509.CreateCertificate(rand.Reader, tmpl, parent, pub, key)
-		if err != nil {
-			t.Fatal(err)
-		}
-		c, err := x509.ParseCertificate(der)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return c
-	}
 	caKey, err := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ca := mk(t, &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "CA"}, NotBefore: now.Add(-time.Hour),
+	ca := certify(t, &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "CA"}, NotBefore: now.Add(-time.Hour),
 		NotAfter: now.AddDate(1, 0, 0), IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}, nil, caKey.Public(), caKey)
-	p256, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	p384, _ := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
-	rsaKey, err := rsa.GenerateKey(rand.Reader, 2048)
-	if err != nil {
-		t.Fatal(err)
-	}
+	keys := newTestKeys(t)
 	serial := []byte{0x80, 0x01, 0x02, 0x03} // high bit set: needs a leading zero
-	for _, key := range []crypto.Signer{p256, p384, rsaKey} {
-		responder := mk(t, &x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "OCSP"}, NotBefore: now.Add(-time.Hour),
+	for _, key := range []crypto.Signer{keys.p256, keys.p384, keys.rsa} {
+		responder := certify(t, &x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "OCSP"}, NotBefore: now.Add(-time.Hour),
 			NotAfter: now.AddDate(0, 1, 0), ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageOCSPSigning}}, ca, key.Public(), caKey)
 		r := Responder{IssuerID: "ca", Issuer: ca, Certificate: responder, Signer: key}
 		for _, tc := range []Template{
@@ -94,9 +73,9 @@ func TestEncode(t *testing.T) {
 		}
 	}
 	// A signer that is not the responder's key never yields a response.
-	responder := mk(t, &x509.Certificate{SerialNumber: big.NewInt(3), Subject: pkix.Name{CommonName: "OCSP"}, NotBefore: now.Add(-time.Hour),
-		NotAfter: now.AddDate(0, 1, 0)}, ca, p256.Public(), caKey)
-	other, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	responder := certify(t, &x509.Certificate{SerialNumber: big.NewInt(3), Subject: pkix.Name{CommonName: "OCSP"}, NotBefore: now.Add(-time.Hour),
+		NotAfter: now.AddDate(0, 1, 0)}, ca, keys.p256.Public(), caKey)
+	other := newTestKeys(t).p256
 	if _, err := Encode(Responder{Issuer: ca, Certificate: responder, Signer: other},
 		Template{Serial: serial, Status: ocsp.Good, ThisUpdate: now, NextUpdate: now.Add(time.Hour), ProducedAt: now}); err == nil {
 		t.Error("a signature by another key was returned")

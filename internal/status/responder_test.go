@@ -102,6 +102,69 @@ func (d *deployment) issue(t *testing.T) *x509.Certificate {
 	return cert
 }
 
+// serve replaces the deployment's responder with one configured by cfg,
+// synced once and served over HTTP.
+func (d *deployment) serve(t *testing.T, cfg status.Config) *status.Responder {
+	t.Helper()
+	r, err := status.New(context.Background(), d.db, cfg, nil, time.Now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Sync(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	mux := http.NewServeMux()
+	r.RegisterRoutes(mux)
+	srv := httptest.NewServer(r.Handler(mux))
+	t.Cleanup(srv.Close)
+	d.url, d.responder = srv.URL, r
+	return r
+}
+
+// run runs the responder's sync loop until the test ends.
+func (d *deployment) run(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { d.responder.Run(ctx); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+}
+
+// statusOf asks the responder about cert by GET.
+func (d *deployment) statusOf(t *testing.T, cert *x509.Certificate) int {
+	t.Helper()
+	reqDER, err := ocsp.CreateRequest(cert, d.f.Issuer.Certificate, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, body := d.get(t, "/ocsp/"+base64.StdEncoding.EncodeToString(reqDER))
+	r, err := ocsp.ParseResponseForCert(body, cert, d.f.Issuer.Certificate)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r.Status
+}
+
+// revokeAndWait has the responder answer good for cert (which it then
+// caches), revokes cert through the CA and returns how long the responder
+// took to answer revoked; it fails after 10 s.
+func (d *deployment) revokeAndWait(t *testing.T, cert *x509.Certificate) time.Duration {
+	t.Helper()
+	if s := d.statusOf(t, cert); s != ocsp.Good {
+		t.Fatalf("status %d before the revocation", s)
+	}
+	if err := d.ca.Revoke(context.Background(), cert.SerialNumber.Bytes(), 1, "test"); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	for d.statusOf(t, cert) != ocsp.Revoked {
+		if time.Since(start) > 10*time.Second {
+			t.Fatal("the responder still answers good 10 s after the revocation")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	return time.Since(start)
+}
+
 // openSSL asks the responder about serial with openssl ocsp, as a relying
 // party would, and returns its output; the response must verify.
 func (d *deployment) openSSL(t *testing.T, serial string, args ...string) string {
@@ -396,39 +459,9 @@ func TestRevocationReachesTheResponder(t *testing.T) {
 	f := catest.New(t, time.Now().UTC().Truncate(time.Second))
 	storetest.Each(t, func(t *testing.T, db *store.DB, _ *sql.DB) {
 		d := deploy(t, f, db)
-		ctx, cancel := context.WithCancel(context.Background())
-		done := make(chan struct{})
-		go func() { d.responder.Run(ctx); close(done) }()
-		defer func() { cancel(); <-done }()
-
-		cert := d.issue(t)
-		reqDER, err := ocsp.CreateRequest(cert, f.Issuer.Certificate, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		path := "/ocsp/" + base64.StdEncoding.EncodeToString(reqDER)
-		status := func() int {
-			_, body := d.get(t, path)
-			r, err := ocsp.ParseResponseForCert(body, cert, f.Issuer.Certificate)
-			if err != nil {
-				t.Fatal(err)
-			}
-			return r.Status
-		}
-		if s := status(); s != ocsp.Good {
-			t.Fatalf("status %d before the revocation", s)
-		}
-		if err := d.ca.Revoke(context.Background(), cert.SerialNumber.Bytes(), 4, "test"); err != nil {
-			t.Fatal(err)
-		}
-		revokedAt := time.Now()
-		for status() != ocsp.Revoked {
-			if time.Since(revokedAt) > 10*time.Second {
-				t.Fatal("the responder still answers good 10 s after the revocation")
-			}
-			time.Sleep(5 * time.Millisecond)
-		}
-		t.Logf("revoked answer served %s after the revocation (sync interval 50ms)", time.Since(revokedAt).Round(time.Millisecond))
+		d.run(t)
+		delay := d.revokeAndWait(t, d.issue(t))
+		t.Logf("revoked answer served %s after the revocation (sync interval 50ms)", delay.Round(time.Millisecond))
 	})
 }
 
@@ -472,52 +505,14 @@ func TestNotifiedOnPostgres(t *testing.T) {
 	f := catest.New(t, time.Now().UTC().Truncate(time.Second))
 	db, _ := storetest.Open(t, store.DriverPostgres)
 	d := deploy(t, f, db)
-	r, err := status.New(context.Background(), db, status.Config{SyncInterval: time.Minute, Overlap: time.Minute}, nil, time.Now)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { r.Run(ctx); close(done) }()
-	defer func() { cancel(); <-done }()
-	mux := http.NewServeMux()
-	r.RegisterRoutes(mux)
-	srv := httptest.NewServer(r.Handler(mux))
-	defer srv.Close()
-	d.url = srv.URL
-
+	d.serve(t, status.Config{SyncInterval: time.Minute, Overlap: time.Minute})
+	d.run(t)
 	// Twice: the first revocation may also be read by the sync the
 	// listener asks for once it listens; the second can only come by a
 	// notification.
 	for round := range 2 {
-		cert := d.issue(t)
-		reqDER, err := ocsp.CreateRequest(cert, f.Issuer.Certificate, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		path := "/ocsp/" + base64.StdEncoding.EncodeToString(reqDER)
-		answer := func() int {
-			_, body := d.get(t, path)
-			resp, err := ocsp.ParseResponseForCert(body, cert, f.Issuer.Certificate)
-			if err != nil {
-				t.Fatal(err)
-			}
-			return resp.Status
-		}
-		if s := answer(); s != ocsp.Good {
-			t.Fatalf("round %d: status %d before the revocation", round, s)
-		}
-		if err := d.ca.Revoke(context.Background(), cert.SerialNumber.Bytes(), 1, "test"); err != nil {
-			t.Fatal(err)
-		}
-		start := time.Now()
-		for answer() != ocsp.Revoked {
-			if time.Since(start) > 10*time.Second {
-				t.Fatalf("round %d: no notification: still good 10 s after the revocation, with polls a minute apart", round)
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
-		t.Logf("round %d: revoked answer %s after the revocation", round, time.Since(start).Round(time.Millisecond))
+		delay := d.revokeAndWait(t, d.issue(t))
+		t.Logf("round %d: revoked answer %s after the revocation, polls a minute apart", round, delay.Round(time.Millisecond))
 	}
 
 	sqlite, _ := storetest.Open(t, store.DriverSQLite)
@@ -535,20 +530,9 @@ func TestNonceSigned(t *testing.T) {
 	db, _ := storetest.Open(t, store.DriverSQLite)
 	d := deploy(t, f, db)
 	ctx := context.Background()
-	r, err := status.New(ctx, db, status.Config{NonceSigner: func(presigned, nonce []byte) ([]byte, error) {
+	r := d.serve(t, status.Config{NonceSigner: func(presigned, nonce []byte) ([]byte, error) {
 		return f.OCSP.WithNonce(f.Responder, presigned, nonce)
-	}}, nil, time.Now)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := r.Sync(ctx); err != nil {
-		t.Fatal(err)
-	}
-	mux := http.NewServeMux()
-	r.RegisterRoutes(mux)
-	srv := httptest.NewServer(r.Handler(mux))
-	defer srv.Close()
-	d.url, d.responder = srv.URL, r
+	}})
 
 	cert := d.issue(t)
 	serial := "0x" + cert.SerialNumber.Text(16)

@@ -80,19 +80,26 @@ func TestGroup(t *testing.T) {
 			t.Fatalf("audit head %d, want %d (%v)", head.Seq, n-failed, err)
 		}
 		// The chain is unbroken across the group's savepoints.
-		var prev []byte
-		seq := int64(0)
-		if err := db.ScanAuditEvents(ctx, 0, func(e store.AuditEvent) error {
-			seq++
-			if e.Seq != seq || (prev != nil && string(e.PrevHash) != string(prev)) {
-				return fmt.Errorf("event %d does not follow event %d", e.Seq, seq-1)
-			}
-			prev = e.Hash
-			return nil
-		}); err != nil {
-			t.Fatal(err)
-		}
+		walkChain(t, db, func(store.AuditEvent) error { return nil })
 	})
+}
+
+// walkChain reads the audit log in order, checks each event follows the
+// one before (seq and prev hash) and hands it to each.
+func walkChain(t *testing.T, db *store.DB, each func(store.AuditEvent) error) {
+	t.Helper()
+	var prev []byte
+	seq := int64(0)
+	if err := db.ScanAuditEvents(t.Context(), 0, func(e store.AuditEvent) error {
+		seq++
+		if e.Seq != seq || (prev != nil && string(e.PrevHash) != string(prev)) {
+			return fmt.Errorf("event %d does not follow event %d", e.Seq, seq-1)
+		}
+		prev = e.Hash
+		return each(e)
+	}); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // testChain links records as internal/audit does in shape (seq, prev hash),
@@ -148,16 +155,8 @@ func TestGroupRecordedAudit(t *testing.T) {
 				want[fmt.Sprintf("%d/0", i)], want[fmt.Sprintf("%d/1", i)] = true, true
 			}
 		}
-		var (
-			prev       []byte
-			prevObject string
-		)
-		seq := int64(0)
-		if err := db.ScanAuditEvents(ctx, 0, func(e store.AuditEvent) error {
-			seq++
-			if e.Seq != seq || (prev != nil && string(e.PrevHash) != string(prev)) {
-				return fmt.Errorf("event %d does not follow event %d", e.Seq, seq-1)
-			}
+		prevObject := ""
+		walkChain(t, db, func(e store.AuditEvent) error {
 			if !want[e.Object] {
 				return fmt.Errorf("event %d records %q, which was rolled back or logged twice", e.Seq, e.Object)
 			}
@@ -166,11 +165,9 @@ func TestGroupRecordedAudit(t *testing.T) {
 			if first, ok := strings.CutSuffix(e.Object, "/1"); ok && prevObject != first+"/0" {
 				return fmt.Errorf("event %d (%s) follows %s, not its caller's first record", e.Seq, e.Object, prevObject)
 			}
-			prev, prevObject = e.Hash, e.Object
+			prevObject = e.Object
 			return nil
-		}); err != nil {
-			t.Fatal(err)
-		}
+		})
 		if len(want) > 0 {
 			t.Errorf("%d records never reached the log", len(want))
 		}
