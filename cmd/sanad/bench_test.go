@@ -133,3 +133,33 @@ func TestBenchOCSP(t *testing.T) {
 		t.Errorf("--url without --issuer: exit %d\n%s", code, out)
 	}
 }
+
+// TestParseWrk reads a report as wrk 4.1 prints it with --latency.
+func TestParseWrk(t *testing.T) {
+	out := `Running 1s test @ http://127.0.0.1:18999/index.txt
+  2 threads and 8 connections
+  Thread Stats   Avg      Stdev     Max   +/- Stdev
+    Latency     3.44ms    2.28ms  29.52ms   97.21%
+    Req/Sec     0.93k   362.80     1.78k    76.19%
+  Latency Distribution
+     50%  812.00us
+     75%    3.67ms
+     90%    4.32ms
+     99%   16.52ms
+  1942 requests in 1.10s, 425.18KB read
+  Socket errors: connect 0, read 2, write 1, timeout 0
+  Non-2xx or 3xx responses: 4
+Requests/sec:   1766.12
+Transfer/sec:    386.67KB
+`
+	r, err := parseWrk("sanad", out, 8)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.PerSecond != 1766.12 || r.P50ms != 0.812 || r.P99ms != 16.52 || r.Requests != 1942 || r.Seconds != 1.1 || r.Errors != 7 {
+		t.Errorf("parsed %+v", r)
+	}
+	if _, err := parseWrk("sanad", "wrk: connection refused", 8); err == nil {
+		t.Error("a report without Requests/sec was accepted")
+	}
+}

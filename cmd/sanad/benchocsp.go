@@ -108,6 +108,7 @@ sends --post of the requests as POST, the rest as GET.`,
 	bareOnly := cmd.Flags().Bool("bare", true, "without --url: also load the bare handler, for the ratio")
 	asJSON := cmd.Flags().Bool("json", false, "print the report as JSON")
 	cpuProfile := cmd.Flags().String("cpuprofile", "", "write a CPU profile of the load on Sanad's responder to this file")
+	generator := cmd.Flags().String("generator", "builtin", "load generator: builtin (Go, GET and POST) or wrk (C, GET only; apt-get install -y wrk)")
 	peers := cmd.Flags().StringSlice("peers", nil, "also load, in the same run, these responders over the same certificates: openssl (openssl ocsp -index) and cfssl (cfssl ocspserve, from PATH or ~/go/bin)")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		if *conns < 1 || *dur <= 0 || *post < 0 || *post > 1 || *n < 1 || *distinct < 1 {
@@ -116,10 +117,34 @@ sends --post of the requests as POST, the rest as GET.`,
 		if *spread != "zipf" && *spread != "uniform" {
 			return usagef("--spread is zipf or uniform")
 		}
+		if *generator != "builtin" && *generator != "wrk" {
+			return usagef("--generator is builtin or wrk")
+		}
+		if *generator == "wrk" && *post > 0 {
+			return usagef("--generator wrk sends GET requests only; --post needs the builtin generator")
+		}
 		ctx := cmd.Context()
 		log := newLogger(config.Log{Level: "info", Format: "text"}, cmd.ErrOrStderr())
 		rep := ocspReport{Spread: *spread, PostShare: *post}
 		gen := loadGen{conns: *conns, warmup: *warm, duration: *dur, post: *post, zipf: *spread == "zipf"}
+		// load runs the chosen generator; wrk needs a directory for its
+		// script and paths, made below for the self-contained mode.
+		var wrkDir string
+		load := func(name, addr, path string, reqs [][]byte) (ocspLoad, error) {
+			if *generator == "wrk" {
+				dir := wrkDir
+				if dir == "" {
+					d, err := os.MkdirTemp("", "sanad-bench-wrk-")
+					if err != nil {
+						return ocspLoad{}, err
+					}
+					defer os.RemoveAll(d)
+					dir = d
+				}
+				return gen.wrkRun(ctx, name, addr, path, reqs, dir)
+			}
+			return gen.run(ctx, name, addr, path, reqs)
+		}
 		if *target != "" {
 			if *issuerPEM == "" || *serialsFile == "" {
 				return usagef("--url needs --issuer and --serials-file")
@@ -133,7 +158,7 @@ sends --post of the requests as POST, the rest as GET.`,
 				return usagef("--url: %v", err)
 			}
 			rep.Certificates = len(reqs)
-			res, err := gen.run(ctx, "url", u.addr, u.path, reqs)
+			res, err := load("url", u.addr, u.path, reqs)
 			if err != nil {
 				return err
 			}
@@ -146,6 +171,7 @@ sends --post of the requests as POST, the rest as GET.`,
 			return err
 		}
 		defer os.RemoveAll(dir)
+		wrkDir = dir
 		db, err := store.Open(ctx, store.Config{Driver: store.DriverSQLite, DSN: filepath.Join(dir, "bench.db")})
 		if err != nil {
 			return err
@@ -190,7 +216,7 @@ sends --post of the requests as POST, the rest as GET.`,
 		if err != nil {
 			return err
 		}
-		res, err := gen.run(ctx, "sanad", sanadAddr, "/ocsp", seed.requests)
+		res, err := load("sanad", sanadAddr, "/ocsp", seed.requests)
 		if err := errors.Join(err, stopProfile()); err != nil {
 			return err
 		}
@@ -209,7 +235,7 @@ sends --post of the requests as POST, the rest as GET.`,
 				return err
 			}
 			log.Info("loading the bare handler", "addr", bareAddr)
-			b, err := gen.run(ctx, "bare net/http", bareAddr, "/ocsp", seed.requests)
+			b, err := load("bare net/http", bareAddr, "/ocsp", seed.requests)
 			if err != nil {
 				return err
 			}
@@ -230,7 +256,7 @@ sends --post of the requests as POST, the rest as GET.`,
 				return fmt.Errorf("peer %s: %w", peer, err)
 			}
 			log.Info("loading a peer", "peer", peer, "addr", addr)
-			p, err := gen.run(ctx, peer, addr, "/", seed.requests)
+			p, err := load(peer, addr, "/", seed.requests)
 			stopPeer()
 			if err != nil {
 				return err
@@ -378,8 +404,12 @@ func printOCSPReport(w io.Writer, asJSON bool, rep ocspReport) error {
 				rep.SeedSeconds, rep.LoadSeconds, rep.HeapMB, rep.RSSMB)
 		}
 		for _, r := range rep.Runs {
-			fmt.Fprintf(w, "  %-14s %8.0f requests/s  p50 %.2f ms  p99 %.2f ms  p99.9 %.2f ms  (%d requests, %d errors, %d connections; %s)\n",
-				r.Target, r.PerSecond, r.P50ms, r.P99ms, r.P999ms, r.Requests, r.Errors, r.Connection, r.Statuses)
+			p999 := "" // wrk does not report it
+			if r.P999ms > 0 {
+				p999 = fmt.Sprintf("  p99.9 %.2f ms", r.P999ms)
+			}
+			fmt.Fprintf(w, "  %-20s %8.0f requests/s  p50 %.2f ms  p99 %.2f ms%s  (%d requests, %d errors, %d connections; %s)\n",
+				r.Target, r.PerSecond, r.P50ms, r.P99ms, p999, r.Requests, r.Errors, r.Connection, r.Statuses)
 		}
 		if rep.Ratio > 0 {
 			fmt.Fprintf(w, "  ratio          %.1f %% of the bare handler's requests/s; p99 %.2f× the bare handler's\n", 100*rep.Ratio, rep.P99Ratio)
@@ -840,4 +870,111 @@ func roundTrip(conn net.Conn, br *bufio.Reader, req []byte) (int, bool, error) {
 		return 0, false, err
 	}
 	return code, closing, nil
+}
+
+// wrkRun loads addr with wrk (github.com/wg/wrk, C, epoll): the issue's
+// reference generator, cheaper than the built-in one, so that the
+// ceiling it finds is nearer the machine's. The paths are the GET requests
+// in the order the built-in generator would pick them (the Zipf or uniform
+// spread, sampled ahead), cycled by a Lua script.
+func (g loadGen) wrkRun(ctx context.Context, name, addr, path string, reqs [][]byte, dir string) (ocspLoad, error) {
+	bin, err := exec.LookPath("wrk")
+	if err != nil {
+		return ocspLoad{}, errors.New("wrk is not installed (apt-get install -y wrk)")
+	}
+	rng := mrand.New(mrand.NewPCG(1, 2))
+	var zipf *mrand.Zipf
+	if g.zipf && len(reqs) > 1 {
+		zipf = mrand.NewZipf(rng, 1.1, 1, uint64(len(reqs)-1))
+	}
+	var paths strings.Builder
+	for range max(len(reqs), 200_000) {
+		i := rng.IntN(len(reqs))
+		if zipf != nil {
+			i = int(zipf.Uint64())
+		}
+		paths.WriteString(strings.TrimSuffix(path, "/") + "/" + base64.StdEncoding.EncodeToString(reqs[i]) + "\n")
+	}
+	pathsFile := filepath.Join(dir, "wrk-paths.txt")
+	if err := os.WriteFile(pathsFile, []byte(paths.String()), 0o600); err != nil {
+		return ocspLoad{}, err
+	}
+	script := filepath.Join(dir, "wrk.lua")
+	lua := `local paths = {}
+for line in io.lines("` + pathsFile + `") do paths[#paths + 1] = line end
+local i = math.random(#paths)
+request = function()
+  i = i + 1
+  if i > #paths then i = 1 end
+  return wrk.format("GET", paths[i])
+end
+`
+	if err := os.WriteFile(script, []byte(lua), 0o600); err != nil {
+		return ocspLoad{}, err
+	}
+	// The warm-up, then the measured run.
+	args := func(d time.Duration) []string {
+		return []string{"-t", strconv.Itoa(runtime.GOMAXPROCS(0)), "-c", strconv.Itoa(g.conns), "-d", strconv.Itoa(int(max(d, time.Second)/time.Second)) + "s",
+			"--latency", "-s", script, "http://" + addr}
+	}
+	if g.warmup > 0 {
+		if out, err := exec.CommandContext(ctx, bin, args(g.warmup)...).CombinedOutput(); err != nil {
+			return ocspLoad{}, fmt.Errorf("wrk: %v: %s", err, out)
+		}
+	}
+	out, err := exec.CommandContext(ctx, bin, args(g.duration)...).CombinedOutput()
+	if err != nil {
+		return ocspLoad{}, fmt.Errorf("wrk: %v: %s", err, out)
+	}
+	return parseWrk(name, string(out), g.conns)
+}
+
+// parseWrk reads wrk's report: requests/s, the 50 % and 99 % latencies,
+// the request count and the non-2xx/3xx and socket errors.
+func parseWrk(name, out string, conns int) (ocspLoad, error) {
+	r := ocspLoad{Target: name + " (wrk)", Connection: conns}
+	for line := range strings.SplitSeq(out, "\n") {
+		f := strings.Fields(line)
+		switch {
+		case len(f) == 2 && f[0] == "Requests/sec:":
+			r.PerSecond, _ = strconv.ParseFloat(f[1], 64)
+		case len(f) == 2 && f[0] == "50%":
+			r.P50ms = wrkMS(f[1])
+		case len(f) == 2 && f[0] == "99%":
+			r.P99ms = wrkMS(f[1])
+		case len(f) >= 5 && f[1] == "requests" && f[2] == "in":
+			r.Requests, _ = strconv.ParseInt(f[0], 10, 64)
+			if d, err := time.ParseDuration(strings.TrimSuffix(f[3], ",")); err == nil {
+				r.Seconds = d.Seconds()
+			}
+		case len(f) >= 2 && f[0] == "Non-2xx":
+			n, _ := strconv.ParseInt(f[len(f)-1], 10, 64)
+			r.Errors += n
+		case len(f) >= 2 && f[0] == "Socket" && f[1] == "errors:":
+			for _, part := range f[2:] {
+				if n, err := strconv.ParseInt(strings.TrimSuffix(part, ","), 10, 64); err == nil {
+					r.Errors += n
+				}
+			}
+		}
+	}
+	if r.PerSecond == 0 {
+		return r, fmt.Errorf("wrk: no Requests/sec in its output:\n%s", out)
+	}
+	r.Statuses = "wrk"
+	return r, nil
+}
+
+// wrkMS converts a wrk latency ("812.00us", "1.20ms", "1.02s") to ms.
+func wrkMS(s string) float64 {
+	for _, u := range []struct {
+		suffix string
+		ms     float64
+	}{{"us", 0.001}, {"ms", 1}, {"s", 1000}} {
+		if v, ok := strings.CutSuffix(s, u.suffix); ok {
+			f, _ := strconv.ParseFloat(v, 64)
+			return f * u.ms
+		}
+	}
+	return 0
 }
