@@ -205,8 +205,8 @@ func TestDevQuickStartRestartAndAudit(t *testing.T) {
 		t.Fatalf("healthz = %d", code)
 	}
 	code, metrics := httpGet(t, first.url+"/metrics")
-	if code != 200 || !strings.Contains(metrics, "sanad_audit_head_seq 12") {
-		t.Fatalf("metrics = %d, want sanad_audit_head_seq 12 (token init, 4 ceremonies, first CRL, two officers: intent, issue, register each)", code)
+	if code != 200 || !strings.Contains(metrics, "sanad_audit_head_seq 13") {
+		t.Fatalf("metrics = %d, want sanad_audit_head_seq 13 (token init, 4 ceremonies, the root CRL's import, first CRL, two officers: intent, issue, register each)", code)
 	}
 	checkDevManifest(t, dir, first.url)
 	for _, f := range []string{"hsm-pin", "hsm-so-pin", "sanad.yaml", "softhsm2.conf", "sanad.db", "sanad.db-wal"} {
@@ -238,8 +238,8 @@ func TestDevQuickStartRestartAndAudit(t *testing.T) {
 		t.Fatalf("readyz after restart = %d %s", code, body)
 	}
 	_, metrics = httpGet(t, second.url+"/metrics")
-	if !strings.Contains(metrics, "sanad_audit_head_seq 12") {
-		t.Error("restart wrote new audit events: token, keys, hierarchy or first CRL were recreated")
+	if !strings.Contains(metrics, "sanad_audit_head_seq 13") {
+		t.Error("restart wrote new audit events: token, keys, hierarchy, root CRL or first CRL were recreated")
 	}
 	checkDevManifest(t, dir, second.url)
 	second.stop(t)
@@ -252,12 +252,12 @@ func TestDevQuickStartRestartAndAudit(t *testing.T) {
 	// The log verifies, with the key from the HSM and from the PEM file.
 	code, out := runSanad(t, "audit", "verify", "--config", cfg)
 	outputs = append(outputs, out)
-	if code != 0 || !strings.Contains(out, "audit log OK: 12 events") {
+	if code != 0 || !strings.Contains(out, "audit log OK: 13 events") {
 		t.Fatalf("audit verify: exit %d: %s", code, out)
 	}
 	code, out = runSanad(t, "audit", "verify", "--config", cfg, "--public-key", filepath.Join(dir, "audit-key.pem"), "--json")
 	outputs = append(outputs, out)
-	if code != 0 || !strings.Contains(out, `"attested_seq": 12`) {
+	if code != 0 || !strings.Contains(out, `"attested_seq": 13`) {
 		t.Fatalf("audit verify --public-key --json: exit %d: %s", code, out)
 	}
 
@@ -468,8 +468,9 @@ func TestServeFromConfig(t *testing.T) {
 	if code, body := httpGet(t, url+"/readyz"); code != 200 {
 		t.Fatalf("readyz = %d %s", code, body)
 	}
-	// The status role serves the issuing CA's certificate and CRL.
-	for _, path := range []string{"/ca/issuing.crt", "/crl/issuing.crl"} {
+	// The status role serves the CA certificates and CRLs, the root's
+	// offline one (from the dev root-CRL ceremony) too.
+	for _, path := range []string{"/ca/issuing.crt", "/crl/issuing.crl", "/ca/root.crt", "/crl/root.crl"} {
 		if code, body := httpGet(t, url+path); code != 200 {
 			t.Errorf("GET %s = %d %s", path, code, body)
 		}

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"crypto/sha256"
+	"crypto/x509"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -65,6 +66,12 @@ func devScripts(tokenLabel, auditLabel, baseURL string) map[string]ceremony.Scri
 			Certificate: &ceremony.Certificate{Profile: "ocsp-signer", Subject: subject("Sanad Dev Issuing CA OCSP Responder"),
 				ValidityDays: 60, Output: "../pki/ocsp.pem"},
 			Transcript: "../pki/3-ocsp-signer.transcript.jsonl",
+		},
+		"5-root-crl.yaml": {
+			Ceremony: ceremony.KindCRL, Description: "dev root CRL number 1", Witnesses: witnesses, HSM: pin,
+			Issuer:     &ceremony.Issuer{Certificate: "../pki/root.pem", KeyLabel: "sanad-dev-root"},
+			CRL:        &ceremony.CRL{Number: 1, NextUpdateDays: 365, Output: "../pki/root-1.crl"},
+			Transcript: "../pki/5-root-crl.transcript.jsonl",
 		},
 		"4-audit-key.yaml": {
 			Ceremony: ceremony.KindAuditKey, Description: "dev audit checkpoint key", Witnesses: witnesses, HSM: pin,
@@ -147,7 +154,69 @@ func ensureDevPKI(ctx context.Context, s *service, dir, baseURL string) error {
 		}
 		s.log.Info("dev ceremony complete", "issuer", is.id, "certificate", res.CertificatePath)
 	}
+	// The root's offline CRL, which the issuing CA's CRL distribution
+	// point names: the status role serves it from the store.
+	raw, err := yaml.Marshal(scripts[devRootCRLScript])
+	if err != nil {
+		return err
+	}
+	path := filepath.Join(scriptDir, devRootCRLScript)
+	if err := os.WriteFile(path, raw, 0o600); err != nil {
+		return err
+	}
+	script, err := ceremony.Load(path)
+	if err != nil {
+		return err
+	}
+	res, err := ceremony.Run(ctx, script, opts)
+	if err != nil {
+		return fmt.Errorf("dev root CRL ceremony: %w", err)
+	}
+	der, err := os.ReadFile(res.CRLPath)
+	if err != nil {
+		return err
+	}
+	if err := importCRL(ctx, s, "root", der, res.TranscriptPath); err != nil {
+		return err
+	}
+	s.log.Info("dev ceremony complete", "issuer", "root", "crl", res.CRLPath)
 	return nil
+}
+
+// devRootCRLScript is the dev root's CRL ceremony.
+const devRootCRLScript = "5-root-crl.yaml"
+
+// importCRL stores a CRL an offline ceremony made for issuerID, after
+// checking it is that issuer's (signature, number), with an audit event:
+// the status role serves the latest stored CRL of each issuer.
+func importCRL(ctx context.Context, s *service, issuerID string, der []byte, transcript string) error {
+	is, err := s.db.Issuer(ctx, issuerID)
+	if err != nil {
+		return err
+	}
+	cert, err := x509.ParseCertificate(is.CertificateDER)
+	if err != nil {
+		return fmt.Errorf("issuer %s: %w", issuerID, err)
+	}
+	rl, err := x509.ParseRevocationList(der)
+	if err != nil {
+		return fmt.Errorf("CRL of %s: %w", issuerID, err)
+	}
+	if err := rl.CheckSignatureFrom(cert); err != nil {
+		return fmt.Errorf("CRL of %s: not signed by its certificate: %w", issuerID, err)
+	}
+	if rl.Number == nil || !rl.Number.IsInt64() {
+		return fmt.Errorf("CRL of %s: no usable CRL number", issuerID)
+	}
+	return s.db.InTx(ctx, func(tx *store.Tx) error {
+		if err := tx.PutCRL(ctx, store.CRL{IssuerID: issuerID, Number: rl.Number.Int64(), DER: der,
+			ThisUpdate: rl.ThisUpdate, NextUpdate: rl.NextUpdate, CreatedAt: s.now()}); err != nil {
+			return err
+		}
+		return s.audit.Append(tx, audit.Event{Actor: "system", Action: "crl.import", Object: issuerID,
+			Details: map[string]any{"crl_number": rl.Number.Int64(), "crl_sha256": hexSHA256(der), "next_update": rl.NextUpdate,
+				"transcript": transcript}})
+	})
 }
 
 func hexSHA256(b []byte) string {
