@@ -176,7 +176,7 @@ func ensureDevPKI(ctx context.Context, s *service, dir, baseURL string) error {
 	if err != nil {
 		return err
 	}
-	if err := importCRL(ctx, s, "root", der, res.TranscriptPath); err != nil {
+	if _, err := importCRL(ctx, s, "root", der, res.TranscriptPath); err != nil {
 		return err
 	}
 	s.log.Info("dev ceremony complete", "issuer", "root", "crl", res.CRLPath)
@@ -189,26 +189,26 @@ const devRootCRLScript = "5-root-crl.yaml"
 // importCRL stores a CRL an offline ceremony made for issuerID, after
 // checking it is that issuer's (signature, number), with an audit event:
 // the status role serves the latest stored CRL of each issuer.
-func importCRL(ctx context.Context, s *service, issuerID string, der []byte, transcript string) error {
+func importCRL(ctx context.Context, s *service, issuerID string, der []byte, transcript string) (int64, error) {
 	is, err := s.db.Issuer(ctx, issuerID)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	cert, err := x509.ParseCertificate(is.CertificateDER)
 	if err != nil {
-		return fmt.Errorf("issuer %s: %w", issuerID, err)
+		return 0, fmt.Errorf("issuer %s: %w", issuerID, err)
 	}
 	rl, err := x509.ParseRevocationList(der)
 	if err != nil {
-		return fmt.Errorf("CRL of %s: %w", issuerID, err)
+		return 0, fmt.Errorf("CRL of %s: %w", issuerID, err)
 	}
 	if err := rl.CheckSignatureFrom(cert); err != nil {
-		return fmt.Errorf("CRL of %s: not signed by its certificate: %w", issuerID, err)
+		return 0, fmt.Errorf("CRL of %s: not signed by its certificate: %w", issuerID, err)
 	}
 	if rl.Number == nil || !rl.Number.IsInt64() {
-		return fmt.Errorf("CRL of %s: no usable CRL number", issuerID)
+		return 0, fmt.Errorf("CRL of %s: no usable CRL number", issuerID)
 	}
-	return s.db.InTx(ctx, func(tx *store.Tx) error {
+	return rl.Number.Int64(), s.db.InTx(ctx, func(tx *store.Tx) error {
 		if err := tx.PutCRL(ctx, store.CRL{IssuerID: issuerID, Number: rl.Number.Int64(), DER: der,
 			ThisUpdate: rl.ThisUpdate, NextUpdate: rl.NextUpdate, CreatedAt: s.now()}); err != nil {
 			return err
