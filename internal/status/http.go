@@ -28,9 +28,11 @@ var (
 // #884), so the path is read here, raw, before any mux sees it.
 func (r *Responder) Handler(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-		if (req.Method == http.MethodGet || req.Method == http.MethodHead) && strings.HasPrefix(req.RequestURI, "/ocsp/") {
-			r.serveGET(w, req)
-			return
+		if req.Method == http.MethodGet || req.Method == http.MethodHead {
+			if rest, ok := strings.CutPrefix(originForm(req.RequestURI), "/ocsp/"); ok {
+				r.serveGET(w, req, rest)
+				return
+			}
 		}
 		next.ServeHTTP(w, req)
 	})
@@ -48,10 +50,25 @@ func (r *Responder) RegisterRoutes(mux *http.ServeMux) {
 // every octet percent-encoded, and the prefix.
 const maxGETPath = len("/ocsp/") + 3*(MaxRequestSize*4/3+4)
 
-func (r *Responder) serveGET(w http.ResponseWriter, req *http.Request) {
+// originForm is the path and query of a request target: as sent, or, for
+// the absolute form a client sends to a proxy (RFC 9112 §3.2.2), what
+// follows the authority.
+func originForm(target string) string {
+	if strings.HasPrefix(target, "/") {
+		return target
+	}
+	if _, rest, ok := strings.Cut(target, "://"); ok {
+		if i := strings.IndexByte(rest, '/'); i >= 0 {
+			return rest[i:]
+		}
+	}
+	return target
+}
+
+// serveGET answers GET /ocsp/{raw}, raw being the rest of the target.
+func (r *Responder) serveGET(w http.ResponseWriter, req *http.Request, raw string) {
 	start := r.now()
 	r.metrics.getRequests.Inc()
-	raw := strings.TrimPrefix(req.RequestURI, "/ocsp/")
 	if i := strings.IndexByte(raw, '?'); i >= 0 {
 		raw = raw[:i]
 	}

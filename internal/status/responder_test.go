@@ -342,6 +342,10 @@ func TestCaching(t *testing.T) {
 	if resp, _ := d.get(t, paths[0], "If-None-Match", `"other"`); resp.StatusCode != http.StatusOK {
 		t.Errorf("If-None-Match of another tag: %s", resp.Status)
 	}
+	// The absolute form a client sends through a proxy.
+	if resp, body := d.rawGET(t, "http://responder.example/ocsp/"+std); resp.StatusCode != http.StatusOK || resp.Header.Get("ETag") != etag {
+		t.Errorf("absolute-form GET: %s, %d bytes", resp.Status, len(body))
+	}
 
 	for path, ct := range map[string]string{"/crl/issuing.crl": "application/pkix-crl", "/ca/issuing.crt": "application/pkix-cert", "/ca/root.crt": ""} {
 		resp, body := d.get(t, path)
