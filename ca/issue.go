@@ -72,9 +72,10 @@ type CA struct {
 	// commits groups the transactions of concurrent issuances.
 	commits *group
 	// throwaway signs the copy of each certificate that is linted before
-	// the HSM signs; lintIssuer is the issuer certificate with its key.
-	throwaway  crypto.Signer
-	lintIssuer *x509.Certificate
+	// the HSM signs; alg is the issuer key's signature algorithm, which
+	// both signatures use.
+	throwaway crypto.Signer
+	alg       signatureAlg
 	// changed holds one pending signal that a status changed (a
 	// revocation or a recovery): the CRL publisher waits on it.
 	changed chan struct{}
@@ -122,9 +123,11 @@ func New(d Deps) (*CA, error) {
 	if err != nil {
 		return nil, fmt.Errorf("ca: %w", err)
 	}
-	lintIssuer := *d.Issuer.Certificate
-	lintIssuer.PublicKey = throwaway.Public()
-	return &CA{d: d, commits: newGroup(d.Store, d.Audit), throwaway: throwaway, lintIssuer: &lintIssuer, changed: make(chan struct{}, 1)}, nil
+	alg, err := signatureAlgFor(d.Issuer.Signer.Public())
+	if err != nil {
+		return nil, fmt.Errorf("ca: %w", err)
+	}
+	return &CA{d: d, commits: newGroup(d.Store, d.Audit), throwaway: throwaway, alg: alg, changed: make(chan struct{}, 1)}, nil
 }
 
 // Changes receives a value after a certificate's status changed (revoked
@@ -192,11 +195,10 @@ func (ca *CA) Issue(ctx context.Context, req Request) (*x509.Certificate, error)
 	if err != nil {
 		return nil, err
 	}
-	pre, err := ca.lint(tmpl, checked.PublicKey)
+	tbs, err := ca.lint(tmpl, checked.PublicKey)
 	if err != nil {
 		return nil, err
 	}
-	tbs := pre.RawTBSCertificate
 	serial := tmpl.SerialNumber.Bytes()
 	object := serialObject(d.Issuer.ID, serial)
 	intent := store.Certificate{
@@ -213,7 +215,7 @@ func (ca *CA) Issue(ctx context.Context, req Request) (*x509.Certificate, error)
 		return nil, err
 	}
 
-	der, err := ca.sign(pre)
+	der, err := ca.signTBS(tbs, d.Issuer.Signer)
 	if err != nil {
 		return nil, fmt.Errorf("issue %s: HSM signature: %w", object, err)
 	}
@@ -282,6 +284,12 @@ var (
 )
 
 func (ca *CA) template(p profile.Profile, subject pkix.Name, pub crypto.PublicKey, now time.Time) (*x509.Certificate, error) {
+	return newTemplate(ca.d.Issuer, p, subject, pub, now)
+}
+
+// newTemplate is the end-entity certificate of profile p for subject and
+// pub, issued by is at now with a fresh serial.
+func newTemplate(is Issuer, p profile.Profile, subject pkix.Name, pub crypto.PublicKey, now time.Time) (*x509.Certificate, error) {
 	serial, err := RandomSerial()
 	if err != nil {
 		return nil, err
@@ -290,7 +298,6 @@ func (ca *CA) template(p profile.Profile, subject pkix.Name, pub crypto.PublicKe
 	if err != nil {
 		return nil, err
 	}
-	is := ca.d.Issuer
 	notAfter := now.AddDate(0, 0, p.ValidityDays).Add(-time.Second)
 	if notAfter.After(is.Certificate.NotAfter) {
 		return nil, fmt.Errorf("issuer %s expires at %s, before a %d-day certificate would", is.ID, is.Certificate.NotAfter, p.ValidityDays)
@@ -312,58 +319,36 @@ func (ca *CA) template(p profile.Profile, subject pkix.Name, pub crypto.PublicKe
 	}, nil
 }
 
-// lint signs the template with a throw-away key of the issuer's type and
-// lints the result; its TBS is what the HSM will sign.
-func (ca *CA) lint(tmpl *x509.Certificate, pub crypto.PublicKey) (*x509.Certificate, error) {
-	pre, err := x509.CreateCertificate(rand.Reader, tmpl, ca.lintIssuer, pub, ca.throwaway)
+// lint encodes the template's TBS, signs it with the throw-away key of the
+// issuer's type and lints the certificate that makes; the TBS is what the
+// HSM will sign.
+func (ca *CA) lint(tmpl *x509.Certificate, pub crypto.PublicKey) ([]byte, error) {
+	tbs, err := encodeTBS(tmpl, ca.d.Issuer.Certificate, pub, ca.alg)
+	if err != nil {
+		return nil, fmt.Errorf("build certificate: %w", err)
+	}
+	pre, err := ca.signTBS(tbs, ca.throwaway)
 	if err != nil {
 		return nil, fmt.Errorf("build certificate: %w", err)
 	}
 	if err := ca.d.Linter.Certificate(pre); err != nil {
 		return nil, fmt.Errorf("certificate refused before signing: %w", err)
 	}
-	return x509.ParseCertificate(pre)
+	return tbs, nil
 }
 
-// sign has the issuer's HSM key sign the linted certificate's TBS, exactly
-// those bytes, and returns the certificate: the linted one with the HSM's
-// signature in place of the throw-away key's. Signing the bytes rather
-// than the template again means the TBS cannot change between lint and
-// signature, and spares a second encoding of the template.
-func (ca *CA) sign(pre *x509.Certificate) ([]byte, error) {
-	h, ok := signatureHashes[pre.SignatureAlgorithm]
-	if !ok {
-		return nil, fmt.Errorf("no hash for signature algorithm %s", pre.SignatureAlgorithm)
-	}
-	var outer struct {
-		TBS       asn1.RawValue
-		Algorithm asn1.RawValue
-		Signature asn1.BitString
-	}
-	if rest, err := asn1.Unmarshal(pre.Raw, &outer); err != nil || len(rest) > 0 {
-		return nil, fmt.Errorf("re-read the linted certificate: %v", err)
-	}
-	digest := h.New()
-	digest.Write(outer.TBS.FullBytes)
-	// A crypto.Hash as options: PKCS #1 v1.5 for RSA, as x509 chose for
-	// the throw-away key of the same type.
-	sig, err := ca.d.Issuer.Signer.Sign(rand.Reader, digest.Sum(nil), h)
+// signTBS has key sign the TBS bytes themselves and returns the
+// certificate. The HSM signs exactly the bytes that were linted: the TBS
+// cannot change between lint and signature.
+func (ca *CA) signTBS(tbs []byte, key crypto.Signer) ([]byte, error) {
+	digest := ca.alg.hash.New()
+	digest.Write(tbs)
+	// A crypto.Hash as options: PKCS #1 v1.5 for RSA, what x509 would use.
+	sig, err := key.Sign(rand.Reader, digest.Sum(nil), ca.alg.hash)
 	if err != nil {
 		return nil, err
 	}
-	outer.Signature = asn1.BitString{Bytes: sig, BitLength: 8 * len(sig)}
-	return asn1.Marshal(outer)
-}
-
-// signatureHashes are the digests of the signature algorithms x509 picks
-// for the issuer key types Sanad supports.
-var signatureHashes = map[x509.SignatureAlgorithm]crypto.Hash{
-	x509.ECDSAWithSHA256: crypto.SHA256,
-	x509.ECDSAWithSHA384: crypto.SHA384,
-	x509.ECDSAWithSHA512: crypto.SHA512,
-	x509.SHA256WithRSA:   crypto.SHA256,
-	x509.SHA384WithRSA:   crypto.SHA384,
-	x509.SHA512WithRSA:   crypto.SHA512,
+	return assemble(tbs, ca.alg, sig)
 }
 
 // RandomSerial is 128 bits from crypto/rand with the top bit cleared: a
