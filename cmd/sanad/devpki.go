@@ -117,19 +117,7 @@ func ensureDevPKI(ctx context.Context, s *service, dir, baseURL string) error {
 		return err
 	}
 	for _, is := range devIssuers {
-		raw, err := yaml.Marshal(scripts[is.script])
-		if err != nil {
-			return err
-		}
-		path := filepath.Join(scriptDir, is.script)
-		if err := os.WriteFile(path, raw, 0o600); err != nil {
-			return err
-		}
-		script, err := ceremony.Load(path)
-		if err != nil {
-			return err
-		}
-		res, err := ceremony.Run(ctx, script, opts)
+		script, res, err := runDevCeremony(ctx, scriptDir, is.script, scripts[is.script], opts)
 		if err != nil {
 			return fmt.Errorf("dev %s ceremony: %w", is.role, err)
 		}
@@ -156,19 +144,7 @@ func ensureDevPKI(ctx context.Context, s *service, dir, baseURL string) error {
 	}
 	// The root's offline CRL, which the issuing CA's CRL distribution
 	// point names: the status role serves it from the store.
-	raw, err := yaml.Marshal(scripts[devRootCRLScript])
-	if err != nil {
-		return err
-	}
-	path := filepath.Join(scriptDir, devRootCRLScript)
-	if err := os.WriteFile(path, raw, 0o600); err != nil {
-		return err
-	}
-	script, err := ceremony.Load(path)
-	if err != nil {
-		return err
-	}
-	res, err := ceremony.Run(ctx, script, opts)
+	_, res, err := runDevCeremony(ctx, scriptDir, devRootCRLScript, scripts[devRootCRLScript], opts)
 	if err != nil {
 		return fmt.Errorf("dev root CRL ceremony: %w", err)
 	}
@@ -181,6 +157,25 @@ func ensureDevPKI(ctx context.Context, s *service, dir, baseURL string) error {
 	}
 	s.log.Info("dev ceremony complete", "issuer", "root", "crl", res.CRLPath)
 	return nil
+}
+
+// runDevCeremony writes script as dir/name, loads it back as a real
+// ceremony would be, and runs it.
+func runDevCeremony(ctx context.Context, dir, name string, script ceremony.Script, opts ceremony.Options) (*ceremony.Script, ceremony.Result, error) {
+	raw, err := yaml.Marshal(script)
+	if err != nil {
+		return nil, ceremony.Result{}, err
+	}
+	path := filepath.Join(dir, name)
+	if err := os.WriteFile(path, raw, 0o600); err != nil {
+		return nil, ceremony.Result{}, err
+	}
+	loaded, err := ceremony.Load(path)
+	if err != nil {
+		return nil, ceremony.Result{}, err
+	}
+	res, err := ceremony.Run(ctx, loaded, opts)
+	return loaded, res, err
 }
 
 // devRootCRLScript is the dev root's CRL ceremony.
