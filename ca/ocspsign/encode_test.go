@@ -67,9 +67,6 @@ func TestEncode(t *testing.T) {
 			if hasNonce := bytes.Contains(der, append([]byte{0x04, 0x12, 0x04, 0x10}, tc.Nonce...)); (tc.Nonce != nil) != hasNonce {
 				t.Errorf("nonce %x present: %v", tc.Nonce, hasNonce)
 			}
-			if err := checkSignature(der, responder); err != nil {
-				t.Errorf("checkSignature: %v", err)
-			}
 		}
 	}
 	// A signer that is not the responder's key never yields a response.

@@ -20,13 +20,9 @@ import (
 	"crypto"
 	"crypto/x509"
 	encasn1 "encoding/asn1"
-	"errors"
 	"fmt"
-	"math/big"
 	"time"
 
-	"golang.org/x/crypto/cryptobyte"
-	"golang.org/x/crypto/cryptobyte/asn1"
 	"golang.org/x/crypto/ocsp"
 
 	"github.com/sanadpki/sanad/internal/store"
@@ -119,86 +115,28 @@ func (s *Signer) Sign(r Responder, c store.Certificate) (store.OCSPResponse, err
 	// second it was first signed (a quick revocation) is still newer.
 	now := signedAt.Truncate(time.Second)
 	thisUpdate := now.Add(-s.backdate)
-	tmpl := ocsp.Response{
-		SerialNumber: new(big.Int).SetBytes(c.Serial),
-		ThisUpdate:   thisUpdate,
-		NextUpdate:   thisUpdate.Add(s.validity),
-		Certificate:  r.Certificate, // RFC 6960 §4.2.2.2: the delegated signer's certificate travels in the response
-		Status:       ocsp.Good,
-	}
+	t := Template{Serial: c.Serial, Status: ocsp.Good, Reason: -1,
+		ThisUpdate: thisUpdate, NextUpdate: thisUpdate.Add(s.validity), ProducedAt: now}
 	if c.Status == store.StatusRevoked {
-		tmpl.Status = ocsp.Revoked
-		tmpl.RevokedAt = c.RevokedAt
-		tmpl.RevocationReason = c.Reason
+		t.Status, t.RevokedAt = ocsp.Revoked, c.RevokedAt
+		// RFC 5280 §5.3.1: unspecified (0) is said by leaving the reason out.
+		if c.Reason != ocsp.Unspecified {
+			t.Reason = c.Reason
+		}
 	}
-	der, err := ocsp.CreateResponse(r.Issuer, r.Certificate, tmpl, r.Signer)
-	if err != nil {
-		return store.OCSPResponse{}, fmt.Errorf("ocsp %s/%x: sign: %w", c.IssuerID, c.Serial, err)
-	}
-	// Check the HSM's signature with the responder certificate's key
-	// before the response goes anywhere: a faulty signature must never be
+	// Encode checks the HSM's signature with the responder certificate's
+	// key before the response goes anywhere: a faulty signature is never
 	// published. (The responder certificate itself was checked once, when
 	// the Responder was built.)
-	if err := checkSignature(der, r.Certificate); err != nil {
-		return store.OCSPResponse{}, fmt.Errorf("ocsp %s/%x: the HSM's signature does not verify: %w", c.IssuerID, c.Serial, err)
+	der, err := Encode(r, t)
+	if err != nil {
+		return store.OCSPResponse{}, fmt.Errorf("ocsp %s/%x: %w", c.IssuerID, c.Serial, err)
 	}
-	return store.OCSPResponse{IssuerID: c.IssuerID, Serial: c.Serial, DER: der, ThisUpdate: thisUpdate, NextUpdate: tmpl.NextUpdate, UpdatedAt: signedAt.Truncate(time.Microsecond)}, nil
-}
-
-// checkSignature verifies the signature of a DER OCSPResponse we made
-// (RFC 6960 §4.2.1) with cert's key, reading only the envelope: the
-// tbsResponseData bytes, the signature algorithm and the signature. Parsing
-// the whole response back would also parse the responder certificate it
-// carries, which costs as much as the signature check.
-func checkSignature(der []byte, cert *x509.Certificate) error {
-	var (
-		in, responseBytes, basic, tbs, sigAlg cryptobyte.String
-		status                                int
-		oid                                   encasn1.ObjectIdentifier
-		response                              []byte
-		sig                                   encasn1.BitString
-	)
-	in = der
-	// OCSPResponse ::= SEQUENCE { responseStatus ENUMERATED,
-	//   responseBytes [0] EXPLICIT SEQUENCE { responseType OID, response OCTET STRING } }
-	if !in.ReadASN1(&in, asn1.SEQUENCE) ||
-		!in.ReadASN1Enum(&status) || status != 0 ||
-		!in.ReadASN1(&responseBytes, asn1.Tag(0).Constructed().ContextSpecific()) ||
-		!responseBytes.ReadASN1(&responseBytes, asn1.SEQUENCE) ||
-		!responseBytes.ReadASN1ObjectIdentifier(&oid) || !oid.Equal(oidBasicResponse) ||
-		!responseBytes.ReadASN1Bytes(&response, asn1.OCTET_STRING) {
-		return errors.New("not a successful OCSPResponse with a basic response")
-	}
-	// BasicOCSPResponse ::= SEQUENCE { tbsResponseData, signatureAlgorithm,
-	//   signature BIT STRING, certs [0] EXPLICIT ... OPTIONAL }
-	basic = response
-	if !basic.ReadASN1(&basic, asn1.SEQUENCE) ||
-		!basic.ReadASN1Element(&tbs, asn1.SEQUENCE) ||
-		!basic.ReadASN1(&sigAlg, asn1.SEQUENCE) ||
-		!sigAlg.ReadASN1ObjectIdentifier(&oid) ||
-		!basic.ReadASN1BitString(&sig) {
-		return errors.New("the BasicOCSPResponse does not parse")
-	}
-	alg, ok := signatureAlgorithms[oid.String()]
-	if !ok {
-		return fmt.Errorf("unexpected signature algorithm %s", oid)
-	}
-	return cert.CheckSignature(alg, tbs, sig.RightAlign())
+	return store.OCSPResponse{IssuerID: c.IssuerID, Serial: c.Serial, DER: der, ThisUpdate: thisUpdate, NextUpdate: t.NextUpdate, UpdatedAt: signedAt.Truncate(time.Microsecond)}, nil
 }
 
 // oidBasicResponse is id-pkix-ocsp-basic (RFC 6960 §4.2.1).
 var oidBasicResponse = encasn1.ObjectIdentifier{1, 3, 6, 1, 5, 5, 7, 48, 1, 1}
-
-// signatureAlgorithms are the algorithms x/crypto/ocsp signs with, for the
-// responder key types Sanad supports (RFC 5758 §3.2, RFC 4055 §5).
-var signatureAlgorithms = map[string]x509.SignatureAlgorithm{
-	"1.2.840.10045.4.3.2":   x509.ECDSAWithSHA256,
-	"1.2.840.10045.4.3.3":   x509.ECDSAWithSHA384,
-	"1.2.840.10045.4.3.4":   x509.ECDSAWithSHA512,
-	"1.2.840.113549.1.1.11": x509.SHA256WithRSA,
-	"1.2.840.113549.1.1.12": x509.SHA384WithRSA,
-	"1.2.840.113549.1.1.13": x509.SHA512WithRSA,
-}
 
 // SignAndStore signs the response for one certificate and stores it in tx,
 // the transaction of the change that made it necessary.
