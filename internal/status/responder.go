@@ -441,15 +441,19 @@ func subjectPublicKeyBits(cert *x509.Certificate) ([]byte, error) {
 // entry is a body ready to serve with its caching headers: a pre-signed
 // OCSP response, a CRL or a CA certificate; or, with der nil, the memory
 // that the store had no response for a serial.
+//
+// A responder may hold millions, so an entry keeps only what serving needs,
+// and the header values of a time are shared by every entry of that
+// second (responses are signed in bursts).
 type entry struct {
 	der         []byte
 	contentType string
 	outcome     outcome
-	thisUpdate  time.Time
 	nextUpdate  time.Time // zero: no expiry (a CA certificate)
 	updatedAt   time.Time
-	// Headers computed once: the strong ETag is a hash of der.
-	etag, lastModified, expires                   string
+	// Headers computed once: the strong ETag is a hash of der; the
+	// Last-Modified and Expires values are shared (httpDate).
+	etag                                          string
 	etagHeader, lastModifiedHeader, expiresHeader []string
 	// cc is the Cache-Control value of the current second.
 	cc atomic.Pointer[cacheControlValue]
@@ -461,18 +465,43 @@ type entry struct {
 
 func staticEntry(der []byte, contentType string, lastModified, nextUpdate time.Time) *entry {
 	sum := sha256.Sum256(der)
-	e := &entry{der: der, contentType: contentType, thisUpdate: lastModified, nextUpdate: nextUpdate,
+	e := &entry{der: der, contentType: contentType, nextUpdate: nextUpdate,
 		etag: `"` + base64.RawURLEncoding.EncodeToString(sum[:16]) + `"`}
 	e.etagHeader = []string{e.etag}
 	if !lastModified.IsZero() {
-		e.lastModified = lastModified.UTC().Format(http.TimeFormat)
-		e.lastModifiedHeader = []string{e.lastModified}
+		e.lastModifiedHeader = httpDate(lastModified)
 	}
 	if !nextUpdate.IsZero() {
-		e.expires = nextUpdate.UTC().Format(http.TimeFormat)
-		e.expiresHeader = []string{e.expires}
+		e.expiresHeader = httpDate(nextUpdate)
 	}
 	return e
+}
+
+// httpDates interns header values of HTTP dates by second; it starts
+// over past maxHTTPDates seconds (days of signing), so it stays small
+// however long the responder runs.
+var httpDates struct {
+	sync.Mutex
+	m map[int64][]string
+}
+
+const maxHTTPDates = 100_000
+
+// httpDate is t as an HTTP date header value (RFC 9110 §5.6.7), one
+// shared slice per second.
+func httpDate(t time.Time) []string {
+	sec := t.Unix()
+	httpDates.Lock()
+	defer httpDates.Unlock()
+	if v, ok := httpDates.m[sec]; ok {
+		return v
+	}
+	if httpDates.m == nil || len(httpDates.m) >= maxHTTPDates {
+		httpDates.m = make(map[int64][]string)
+	}
+	v := []string{t.UTC().Format(http.TimeFormat)}
+	httpDates.m[sec] = v
+	return v
 }
 
 // fresh reports whether a cached entry may be used without the store: a

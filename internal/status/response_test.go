@@ -77,3 +77,22 @@ func TestReadSingle(t *testing.T) {
 		}
 	}
 }
+
+// TestHTTPDate: one shared header value per second, in HTTP's format, and
+// the interning table starts over rather than grow past its bound.
+func TestHTTPDate(t *testing.T) {
+	at := time.Date(2026, 11, 30, 10, 0, 0, 500, time.UTC)
+	a, b := httpDate(at), httpDate(at.Add(400*time.Millisecond))
+	if len(a) != 1 || a[0] != "Mon, 30 Nov 2026 10:00:00 GMT" || &a[0] != &b[0] {
+		t.Errorf("httpDate = %q, %q (shared: %v)", a, b, &a[0] == &b[0])
+	}
+	for i := range maxHTTPDates + 10 {
+		httpDate(at.Add(time.Duration(i) * time.Second))
+	}
+	httpDates.Lock()
+	n := len(httpDates.m)
+	httpDates.Unlock()
+	if n > maxHTTPDates {
+		t.Errorf("%d interned dates, more than %d", n, maxHTTPDates)
+	}
+}
