@@ -38,7 +38,7 @@ func (r *Responder) Handler(next http.Handler) http.Handler {
 	})
 }
 
-// Register adds POST /ocsp, and the CRLs and CA certificates, to mux.
+// RegisterRoutes adds POST /ocsp, and the CRLs and CA certificates, to mux.
 func (r *Responder) RegisterRoutes(mux *http.ServeMux) {
 	mux.HandleFunc("POST /ocsp", r.servePOST)
 	mux.HandleFunc("POST /ocsp/{$}", r.servePOST)
@@ -290,12 +290,11 @@ func serveStatic(w http.ResponseWriter, req *http.Request, e *entry, now time.Ti
 		w.WriteHeader(http.StatusNotModified)
 		return
 	}
+	h["Content-Length"] = []string{strconv.Itoa(len(e.der))} // a CRL may be larger than net/http's buffer
 	if req.Method == http.MethodHead {
-		h["Content-Length"] = []string{strconv.Itoa(len(e.der))}
 		w.WriteHeader(http.StatusOK)
 		return
 	}
-	h["Content-Length"] = []string{strconv.Itoa(len(e.der))} // a CRL may be larger than net/http's buffer
 	_, _ = w.Write(e.der)
 }
 

@@ -100,6 +100,11 @@ type Responder struct {
 
 	cache *cache
 	crls  *crlCache
+	// syncMu serializes syncs; cursor is where the next one starts, and
+	// synced says the first (which may preload) is done.
+	syncMu sync.Mutex
+	cursor store.OCSPCursor
+	synced bool
 	// ready is set once the first sync has completed.
 	ready atomic.Bool
 	// lag is the age of the newest response seen by the last sync, in
@@ -111,8 +116,7 @@ type Responder struct {
 
 // issuer is an issuing CA the responder answers for.
 type issuer struct {
-	id   string
-	cert *x509.Certificate
+	id string
 	// certEntry serves GET /ca/{id}.crt.
 	certEntry *entry
 }
@@ -139,7 +143,7 @@ func New(ctx context.Context, st Store, cfg Config, log *slog.Logger, now func()
 		if is.Role != "root" && is.Role != "issuing" {
 			continue
 		}
-		i := &issuer{id: is.ID, cert: cert,
+		i := &issuer{id: is.ID,
 			certEntry: staticEntry(is.CertificateDER, "application/pkix-cert", is.CreatedAt, time.Time{})}
 		r.byID[is.ID] = i
 		// Only issuing CAs have pre-signed responses; a root's
@@ -261,18 +265,13 @@ func (r *Responder) Run(ctx context.Context) {
 	var listening sync.WaitGroup
 	listening.Go(func() { r.listen(ctx, wake) })
 	defer listening.Wait()
-	var cursor store.OCSPCursor
-	first := true
 	for {
-		c, err := r.sync(ctx, cursor, first)
-		if err != nil {
+		if err := r.Sync(ctx); err != nil {
 			if ctx.Err() != nil {
 				return
 			}
 			r.metrics.syncErrors.Inc()
 			r.log.Warn("OCSP sync", "err", err)
-		} else {
-			cursor, first = c, false
 		}
 		select {
 		case <-ctx.Done():
@@ -305,11 +304,18 @@ func (r *Responder) listen(ctx context.Context, wake chan<- struct{}) {
 	}
 }
 
-// Sync reads what changed since the last sync once (tests, and the first
-// sync before serving).
+// Sync reads what changed since the last sync: the first sync before
+// serving (with the preload), then Run's. A sync that fails leaves the
+// cursor where it was.
 func (r *Responder) Sync(ctx context.Context) error {
-	_, err := r.sync(ctx, store.OCSPCursor{}, true)
-	return err
+	r.syncMu.Lock()
+	defer r.syncMu.Unlock()
+	c, err := r.sync(ctx, r.cursor, !r.synced)
+	if err != nil {
+		return err
+	}
+	r.cursor, r.synced = c, true
+	return nil
 }
 
 // sync reads the responses stored after cursor, less Overlap, and replaces

@@ -20,6 +20,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -106,7 +107,13 @@ func (d *deployment) issue(t *testing.T) *x509.Certificate {
 // synced once and served over HTTP.
 func (d *deployment) serve(t *testing.T, cfg status.Config) *status.Responder {
 	t.Helper()
-	r, err := status.New(context.Background(), d.db, cfg, nil, time.Now)
+	return d.serveStore(t, d.db, cfg)
+}
+
+// serveStore is serve over another view of the store.
+func (d *deployment) serveStore(t *testing.T, st status.Store, cfg status.Config) *status.Responder {
+	t.Helper()
+	r, err := status.New(context.Background(), st, cfg, nil, time.Now)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -557,5 +564,32 @@ func TestNonceSigned(t *testing.T) {
 	if !strings.Contains(out, "Response verify OK") || !strings.Contains(out, serial+": revoked") ||
 		!strings.Contains(out, "Reason: keyCompromise") || strings.Contains(strings.ToLower(out), "nonce") {
 		t.Errorf("revoked, with a nonce:\n%s", out)
+	}
+}
+
+// countingStore counts the first-sync reads of a store.
+type countingStore struct {
+	*store.DB
+	latest atomic.Int32
+}
+
+func (s *countingStore) LatestOCSPUpdate(ctx context.Context) (time.Time, error) {
+	s.latest.Add(1)
+	return s.DB.LatestOCSPUpdate(ctx)
+}
+
+// TestRunGoesOnFromSync: the first sync (and its preload) happens once:
+// Run continues from the Sync made before serving, and from its own.
+func TestRunGoesOnFromSync(t *testing.T) {
+	f := catest.New(t, time.Now().UTC().Truncate(time.Second))
+	db, _ := storetest.Open(t, store.DriverSQLite)
+	d := deploy(t, f, db)
+	d.issue(t)
+	st := &countingStore{DB: db}
+	d.serveStore(t, st, status.Config{SyncInterval: 10 * time.Millisecond, Preload: true}) // syncs once
+	d.run(t)
+	d.revokeAndWait(t, d.issue(t)) // a revocation Run's later syncs must read
+	if n := st.latest.Load(); n != 1 {
+		t.Errorf("%d first syncs, want 1", n)
 	}
 }
