@@ -53,11 +53,9 @@ func (db *DB) OCSPResponsesAfter(ctx context.Context, c OCSPCursor, limit int) (
 // time when there is none.
 func (db *DB) LatestOCSPUpdate(ctx context.Context) (time.Time, error) {
 	var t time.Time
-	var n int
-	err := db.sql.QueryRowContext(ctx, `SELECT count(*) FROM (SELECT 1 FROM ocsp_responses LIMIT 1) AS any_row`).Scan(&n)
-	if err != nil || n == 0 {
-		return time.Time{}, err
+	err := db.sql.QueryRowContext(ctx, `SELECT max(updated_at) FROM ocsp_responses`).Scan(nullTimeScan{&t})
+	if err != nil {
+		return time.Time{}, fmt.Errorf("latest OCSP update: %w", err)
 	}
-	err = db.sql.QueryRowContext(ctx, `SELECT max(updated_at) FROM ocsp_responses`).Scan(timeScan{&t})
-	return t, err
+	return t, nil
 }
