@@ -108,6 +108,5 @@ func (g *group) write(ctx context.Context, tx *store.Tx, batch []*groupWrite) er
 	if err := tx.PutOCSPResponses(ctx, ocsp); err != nil {
 		return err
 	}
-	err := g.audit.AppendAll(tx, events)
-	return err
+	return g.audit.AppendAll(tx, events)
 }

@@ -221,10 +221,9 @@ func (s *Service) Enroll(ctx context.Context, body []byte, key string) (store.En
 				return err
 			}
 		}
-		err = d.Audit.Append(tx, audit.Event{Actor: "applicant", Action: "enrollment.create", Object: "enrollment/" + id,
+		return d.Audit.Append(tx, audit.Event{Actor: "applicant", Action: "enrollment.create", Object: "enrollment/" + id,
 			Details: map[string]any{"profile": p.Name, "subject": m.subjectKey, "representative": m.representativeKey,
 				"state": e.State, "code_channel": channel, "code_to": pr.To}})
-		return err
 	})
 	if errors.Is(err, store.ErrConflict) && key != "" {
 		// The same key raced us; answer as the winner did.
@@ -459,8 +458,7 @@ func (s *Service) Proof(ctx context.Context, id, code string) (store.Enrollment,
 			return fmt.Errorf("enrollment %s proofing: %w", id, err)
 		}
 		event := func(action string, details map[string]any) error {
-			err := d.Audit.Append(tx, audit.Event{Actor: "applicant", Action: action, Object: "enrollment/" + id, Details: details})
-			return err
+			return d.Audit.Append(tx, audit.Event{Actor: "applicant", Action: action, Object: "enrollment/" + id, Details: details})
 		}
 		if !e.ExpiresAt.IsZero() && now.After(e.ExpiresAt) {
 			if out, err = move(ctx, tx, e, store.StateExpired, "the enrollment lapsed before the code was given", now); err != nil {
@@ -554,9 +552,8 @@ func (s *Service) Resume(ctx context.Context, grace time.Duration) (int, error) 
 				if _, err := move(ctx, tx, cur, store.StateIssued, "", now); err != nil {
 					return err
 				}
-				err = d.Audit.Append(tx, audit.Event{Actor: "system:resume", Action: "enrollment.issue", Object: "enrollment/" + e.ID,
+				return d.Audit.Append(tx, audit.Event{Actor: "system:resume", Action: "enrollment.issue", Object: "enrollment/" + e.ID,
 					Details: map[string]any{"serial": hex.EncodeToString(c.Serial), "profile": e.Profile, "resumed": true}})
-				return err
 			})
 			if err != nil {
 				return n, err
@@ -595,16 +592,14 @@ func (s *Service) issue(ctx context.Context, e store.Enrollment, actor string) (
 			if out, err = move(ctx, tx, cur, store.StateFailed, reason, now); err != nil {
 				return err
 			}
-			err = d.Audit.Append(tx, audit.Event{Actor: actor, Action: "enrollment.fail", Object: "enrollment/" + e.ID,
+			return d.Audit.Append(tx, audit.Event{Actor: actor, Action: "enrollment.fail", Object: "enrollment/" + e.ID,
 				Details: map[string]any{"error": issueErr.Error()}})
-			return err
 		}
 		if out, err = move(ctx, tx, cur, store.StateIssued, "", now); err != nil {
 			return err
 		}
-		err = d.Audit.Append(tx, audit.Event{Actor: actor, Action: "enrollment.issue", Object: "enrollment/" + e.ID,
+		return d.Audit.Append(tx, audit.Event{Actor: actor, Action: "enrollment.issue", Object: "enrollment/" + e.ID,
 			Details: map[string]any{"serial": hex.EncodeToString(cert.SerialNumber.Bytes()), "profile": e.Profile}})
-		return err
 	})
 	if err != nil {
 		return e, err

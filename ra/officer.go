@@ -175,8 +175,7 @@ func (s *Service) decide(ctx context.Context, o officer) (store.Enrollment, erro
 			if out, err = move(ctx, tx, e, store.StateRejected, "rejected by an RA officer: "+a.Reason, now); err != nil {
 				return err
 			}
-			err = d.Audit.Append(tx, audit.Event{Actor: "officer:" + o.Name, Action: "enrollment.reject", Object: "enrollment/" + e.ID, Details: details})
-			return err
+			return d.Audit.Append(tx, audit.Event{Actor: "officer:" + o.Name, Action: "enrollment.reject", Object: "enrollment/" + e.ID, Details: details})
 		}
 		approvals, err := tx.Approvals(ctx, e.ID)
 		if err != nil {
@@ -194,8 +193,7 @@ func (s *Service) decide(ctx context.Context, o officer) (store.Enrollment, erro
 				return err
 			}
 		}
-		err = d.Audit.Append(tx, audit.Event{Actor: "officer:" + o.Name, Action: "enrollment.approve", Object: "enrollment/" + e.ID, Details: details})
-		return err
+		return d.Audit.Append(tx, audit.Event{Actor: "officer:" + o.Name, Action: "enrollment.approve", Object: "enrollment/" + e.ID, Details: details})
 	})
 	if err != nil {
 		return store.Enrollment{}, err
