@@ -35,6 +35,7 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/crypto/ocsp"
 
+	"github.com/sanadpki/sanad/ca"
 	"github.com/sanadpki/sanad/internal/api"
 	"github.com/sanadpki/sanad/internal/config"
 	"github.com/sanadpki/sanad/internal/status"
@@ -518,56 +519,48 @@ func seedOCSP(ctx context.Context, db *store.DB, n, distinct int, keepResponses 
 		next     atomic.Int64
 		firstErr error
 	)
-	workers := runtime.GOMAXPROCS(0)
+	// batchOf makes the rows of serials start..end-1 and the requests of
+	// those below distinct.
+	batchOf := func(start, end int) (certs []store.Certificate, resps []store.OCSPResponse, reqs [][]byte, err error) {
+		for i := start; i < end; i++ {
+			serial, err := ca.RandomSerial()
+			if err != nil {
+				return nil, nil, nil, err
+			}
+			der, err := ocsp.CreateResponse(caCert, signerCert, ocsp.Response{SerialNumber: serial, Status: ocsp.Good,
+				ThisUpdate: now, NextUpdate: now.Add(4 * 24 * time.Hour), Certificate: signerCert}, signerKey)
+			if err != nil {
+				return nil, nil, nil, err
+			}
+			sb := serial.Bytes()
+			certs = append(certs, store.Certificate{IssuerID: "bench", Serial: sb, Profile: "bench", NotBefore: now,
+				NotAfter: now.AddDate(1, 0, 0), TBS: []byte{0x30, 0x00}, Status: store.StatusGood, CreatedAt: now})
+			resps = append(resps, store.OCSPResponse{IssuerID: "bench", Serial: sb, DER: der, ThisUpdate: now,
+				NextUpdate: now.Add(4 * 24 * time.Hour), UpdatedAt: now})
+			if i < distinct {
+				req, err := ocsp.CreateRequest(&x509.Certificate{SerialNumber: serial}, caCert, nil)
+				if err != nil {
+					return nil, nil, nil, err
+				}
+				reqs = append(reqs, req)
+			}
+		}
+		return certs, resps, reqs, db.InTx(ctx, func(tx *store.Tx) error {
+			if err := tx.InsertCertificateIntents(ctx, certs); err != nil {
+				return err
+			}
+			return tx.PutOCSPResponses(ctx, resps)
+		})
+	}
 	var wg sync.WaitGroup
-	for range workers {
+	for range runtime.GOMAXPROCS(0) {
 		wg.Go(func() {
 			for {
 				start := int(next.Add(batch)) - batch
 				if start >= n || ctx.Err() != nil {
 					return
 				}
-				certs := make([]store.Certificate, 0, batch)
-				resps := make([]store.OCSPResponse, 0, batch)
-				var reqs [][]byte
-				for i := start; i < min(start+batch, n); i++ {
-					serial, err := randomSerial()
-					if err != nil {
-						mu.Lock()
-						firstErr = cmpErr(firstErr, err)
-						mu.Unlock()
-						return
-					}
-					der, err := ocsp.CreateResponse(caCert, signerCert, ocsp.Response{SerialNumber: serial, Status: ocsp.Good,
-						ThisUpdate: now, NextUpdate: now.Add(4 * 24 * time.Hour), Certificate: signerCert}, signerKey)
-					if err != nil {
-						mu.Lock()
-						firstErr = cmpErr(firstErr, err)
-						mu.Unlock()
-						return
-					}
-					sb := serial.Bytes()
-					certs = append(certs, store.Certificate{IssuerID: "bench", Serial: sb, Profile: "bench", NotBefore: now,
-						NotAfter: now.AddDate(1, 0, 0), TBS: []byte{0x30, 0x00}, Status: store.StatusGood, CreatedAt: now})
-					resps = append(resps, store.OCSPResponse{IssuerID: "bench", Serial: sb, DER: der, ThisUpdate: now,
-						NextUpdate: now.Add(4 * 24 * time.Hour), UpdatedAt: now})
-					if i < distinct {
-						req, err := ocsp.CreateRequest(&x509.Certificate{SerialNumber: serial}, caCert, nil)
-						if err != nil {
-							mu.Lock()
-							firstErr = cmpErr(firstErr, err)
-							mu.Unlock()
-							return
-						}
-						reqs = append(reqs, req)
-					}
-				}
-				err := db.InTx(ctx, func(tx *store.Tx) error {
-					if err := tx.InsertCertificateIntents(ctx, certs); err != nil {
-						return err
-					}
-					return tx.PutOCSPResponses(ctx, resps)
-				})
+				_, resps, reqs, err := batchOf(start, min(start+batch, n))
 				mu.Lock()
 				firstErr = cmpErr(firstErr, err)
 				seed.requests = append(seed.requests, reqs...)
@@ -611,17 +604,6 @@ func benchCert(tmpl, parent *x509.Certificate, pub crypto.PublicKey, key crypto.
 		return nil, err
 	}
 	return x509.ParseCertificate(der)
-}
-
-// randomSerial is 127 random bits, positive, as issuance makes them.
-func randomSerial() (*big.Int, error) {
-	b := make([]byte, 16)
-	if _, err := rand.Read(b); err != nil {
-		return nil, err
-	}
-	b[0] &= 0x7f
-	b[0] |= 0x01 // never a short serial: all the same size
-	return new(big.Int).SetBytes(b), nil
 }
 
 // requestsFromFiles builds requests for the serials in serialsFile of the
