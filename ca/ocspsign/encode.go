@@ -165,8 +165,9 @@ func Encode(r Responder, t Template) ([]byte, error) {
 }
 
 var (
-	oidSHA1  = encasn1.ObjectIdentifier{1, 3, 14, 3, 2, 26}
-	oidNonce = encasn1.ObjectIdentifier{1, 3, 6, 1, 5, 5, 7, 48, 1, 2}
+	oidSHA1          = encasn1.ObjectIdentifier{1, 3, 14, 3, 2, 26}
+	oidNonce         = encasn1.ObjectIdentifier{1, 3, 6, 1, 5, 5, 7, 48, 1, 2}
+	oidBasicResponse = encasn1.ObjectIdentifier{1, 3, 6, 1, 5, 5, 7, 48, 1, 1} // id-pkix-ocsp-basic, RFC 6960 §4.2.1
 )
 
 type sigAlg struct {

@@ -19,7 +19,6 @@ import (
 	"context"
 	"crypto"
 	"crypto/x509"
-	encasn1 "encoding/asn1"
 	"fmt"
 	"time"
 
@@ -134,9 +133,6 @@ func (s *Signer) Sign(r Responder, c store.Certificate) (store.OCSPResponse, err
 	}
 	return store.OCSPResponse{IssuerID: c.IssuerID, Serial: c.Serial, DER: der, ThisUpdate: thisUpdate, NextUpdate: t.NextUpdate, UpdatedAt: signedAt.Truncate(time.Microsecond)}, nil
 }
-
-// oidBasicResponse is id-pkix-ocsp-basic (RFC 6960 §4.2.1).
-var oidBasicResponse = encasn1.ObjectIdentifier{1, 3, 6, 1, 5, 5, 7, 48, 1, 1}
 
 // SignAndStore signs the response for one certificate and stores it in tx,
 // the transaction of the change that made it necessary.

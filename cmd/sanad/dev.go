@@ -170,7 +170,7 @@ func runDev(ctx context.Context, dir, addr string, cmd *cobra.Command) error {
 	if err := startRA(ctx, s, authority, cfg.RA); err != nil {
 		return err
 	}
-	if _, err := startStatus(ctx, s); err != nil {
+	if err := startStatus(ctx, s); err != nil {
 		return err
 	}
 	return s.serve(ctx, func(a net.Addr) {

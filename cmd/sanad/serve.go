@@ -75,7 +75,7 @@ func newServeCmd() *cobra.Command {
 			}
 		}
 		if slices.Contains(*roles, "status") {
-			if _, err := startStatus(ctx, s); err != nil {
+			if err := startStatus(ctx, s); err != nil {
 				return err
 			}
 		}

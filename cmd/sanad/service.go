@@ -146,9 +146,8 @@ func (s *service) close() {
 // openService opens the store and the HSM token of cfg and finds the audit
 // key. The caller closes it.
 func openService(ctx context.Context, cfg config.Config, log *slog.Logger) (*service, error) {
-	s := &service{cfg: cfg, log: log, now: time.Now, audit: audit.New(time.Now)}
-	var err error
-	if s.db, err = openStore(ctx, cfg.Database); err != nil {
+	s, err := openKeylessService(ctx, cfg, log)
+	if err != nil {
 		return nil, err
 	}
 	if s.module, err = loadModule(cfg.HSM); err != nil {

@@ -12,29 +12,29 @@ import (
 // startStatus adds the status role to the service: OCSP (GET and POST),
 // CRLs and CA certificates from the store, its sync loop, its readiness
 // check (the first sync) and its metrics.
-func startStatus(ctx context.Context, s *service) (*status.Responder, error) {
+func startStatus(ctx context.Context, s *service) error {
 	c := s.cfg.Status
 	cfg := status.Config{CacheSize: c.CacheSize, SyncInterval: c.SyncInterval,
 		Overlap: c.Overlap, LogRequests: c.LogRequests, Preload: c.Preload}
 	if s.cfg.OCSP.Nonce == "sign" {
 		_, responder, err := caIssuers(ctx, s)
 		if err != nil {
-			return nil, fmt.Errorf("ocsp.nonce sign: %w", err)
+			return fmt.Errorf("ocsp.nonce sign: %w", err)
 		}
 		signer, err := ocspsign.New(0, 0, s.now)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		cfg.NonceSigner = func(presigned, nonce []byte) ([]byte, error) { return signer.WithNonce(responder, presigned, nonce) }
 	}
 	r, err := status.New(ctx, s.db, cfg, s.log, s.now)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	// The first sync before serving, so that /readyz is true from the
 	// first request; the loop goes on from there.
 	if err := r.Sync(ctx); err != nil {
-		return nil, fmt.Errorf("status: first sync: %w", err)
+		return fmt.Errorf("status: first sync: %w", err)
 	}
 	if s.checks == nil {
 		s.checks = map[string]api.Check{}
@@ -44,5 +44,5 @@ func startStatus(ctx context.Context, s *service) (*status.Responder, error) {
 	s.fronts = append(s.fronts, r.Handler)
 	s.collectors = append(s.collectors, r.Register)
 	s.loops = append(s.loops, r.Run)
-	return r, nil
+	return nil
 }
