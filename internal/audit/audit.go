@@ -63,7 +63,7 @@ func (l *Log) AppendAll(tx *store.Tx, events []Event) error {
 }
 
 // chain numbers, stamps and hashes records after head (a store.Chain).
-func (l *Log) chain(head store.AuditHead, records []store.AuditRecord) ([]store.AuditEvent, error) {
+func (l *Log) chain(head store.AuditHead, records []store.AuditRecord) []store.AuditEvent {
 	prev := head.Hash
 	if head.Seq == 0 {
 		prev = zeroHash
@@ -76,7 +76,7 @@ func (l *Log) chain(head store.AuditHead, records []store.AuditRecord) ([]store.
 		out[i].Hash = Hash(out[i])
 		prev = out[i].Hash
 	}
-	return out, nil
+	return out
 }
 
 // Hash is SHA-256 over the canonical encoding of ev (see the package doc);

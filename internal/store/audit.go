@@ -49,7 +49,7 @@ type AuditRecord struct {
 
 // Chain makes the events that extend head with records, in order: it
 // numbers, stamps and hashes them (internal/audit owns the hash).
-type Chain func(head AuditHead, records []AuditRecord) ([]AuditEvent, error)
+type Chain func(head AuditHead, records []AuditRecord) []AuditEvent
 
 // RecordAudit keeps r for the audit log: when the transaction's function
 // has returned (DB.InTx) or a Group's callers have all run, the head is
@@ -80,10 +80,7 @@ func (tx *Tx) appendRecords(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	events, err := tx.chain(head, tx.records)
-	if err != nil {
-		return err
-	}
+	events := tx.chain(head, tx.records)
 	tx.records = nil
 	return tx.AppendAuditEvents(ctx, events)
 }

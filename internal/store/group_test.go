@@ -104,7 +104,7 @@ func walkChain(t *testing.T, db *store.DB, each func(store.AuditEvent) error) {
 
 // testChain links records as internal/audit does in shape (seq, prev hash),
 // with a hash of its own: the store only needs them to extend the head.
-func testChain(head store.AuditHead, records []store.AuditRecord) ([]store.AuditEvent, error) {
+func testChain(head store.AuditHead, records []store.AuditRecord) []store.AuditEvent {
 	out := make([]store.AuditEvent, len(records))
 	prev := head.Hash
 	for i, r := range records {
@@ -114,7 +114,7 @@ func testChain(head store.AuditHead, records []store.AuditRecord) ([]store.Audit
 			Action: r.Action, Object: r.Object, Details: r.Details, PrevHash: prev, Hash: sum[:]}
 		prev = sum[:]
 	}
-	return out, nil
+	return out
 }
 
 // TestGroupRecordedAudit: audit records join the chain when the group's
