@@ -107,10 +107,7 @@ func ParseAndCheck(pemOrDER []byte, p Policy) (*x509.CertificateRequest, *Reques
 	if err := p.Validate(); err != nil {
 		return nil, nil, err
 	}
-	if len(pemOrDER) > MaxSize {
-		return nil, nil, refuse(CodeTooLarge, "input of %d bytes is larger than %d", len(pemOrDER), MaxSize)
-	}
-	der, err := unwrapPEM(pemOrDER)
+	der, err := readDER(pemOrDER)
 	if err != nil {
 		return nil, nil, err
 	}

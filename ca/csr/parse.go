@@ -28,15 +28,20 @@ const pemWhitespace = " \t\r\n"
 // The result is safe to pass to Check; Check re-reads cr.Raw and trusts
 // none of the other fields.
 func Parse(pemOrDER []byte) (*x509.CertificateRequest, error) {
-	if len(pemOrDER) > MaxSize {
-		return nil, refuse(CodeTooLarge, "input of %d bytes is larger than %d", len(pemOrDER), MaxSize)
-	}
-	der, err := unwrapPEM(pemOrDER)
+	der, err := readDER(pemOrDER)
 	if err != nil {
 		return nil, err
 	}
 	cr, _, err := parseDER(der)
 	return cr, err
+}
+
+// readDER bounds the input and returns the DER inside it.
+func readDER(pemOrDER []byte) ([]byte, error) {
+	if len(pemOrDER) > MaxSize {
+		return nil, refuse(CodeTooLarge, "input of %d bytes is larger than %d", len(pemOrDER), MaxSize)
+	}
+	return unwrapPEM(pemOrDER)
 }
 
 // unwrapPEM returns the DER inside a single PEM CSR block, or the input
