@@ -1,0 +1,197 @@
+package verify
+
+import (
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/rsa"
+	encasn1 "encoding/asn1"
+	"errors"
+	"fmt"
+
+	"golang.org/x/crypto/cryptobyte"
+	"golang.org/x/crypto/cryptobyte/asn1"
+)
+
+// unsupportedError is an algorithm or key this package does not accept:
+// CRYPTO_CONSTRAINTS_FAILURE, not a broken signature.
+type unsupportedError struct{ msg string }
+
+func (e unsupportedError) Error() string { return e.msg }
+
+func unsupported(format string, args ...any) error {
+	return unsupportedError{fmt.Sprintf(format, args...)}
+}
+
+// minRSABits is the smallest RSA modulus accepted for a signature
+// (ETSI TS 119 312: 1900+ bits; the CA issues 2048 and up).
+const minRSABits = 2048
+
+var digests = map[string]struct {
+	h    crypto.Hash
+	name string
+}{
+	"2.16.840.1.101.3.4.2.1": {crypto.SHA256, "SHA-256"},
+	"2.16.840.1.101.3.4.2.2": {crypto.SHA384, "SHA-384"},
+	"2.16.840.1.101.3.4.2.3": {crypto.SHA512, "SHA-512"},
+}
+
+// digestFor maps a digest algorithm OID to its hash. SHA-1 and MD5 are
+// refused (ETSI TS 119 312 no longer allows them for signatures).
+func digestFor(oid encasn1.ObjectIdentifier) (crypto.Hash, string, error) {
+	if d, ok := digests[oid.String()]; ok {
+		return d.h, d.name, nil
+	}
+	switch oid.String() {
+	case "1.3.14.3.2.26":
+		return 0, "SHA-1", unsupported("digest SHA-1 is no longer accepted for signatures")
+	case "1.2.840.113549.2.5":
+		return 0, "MD5", unsupported("digest MD5 is not accepted")
+	}
+	return 0, oid.String(), unsupported("unknown digest algorithm %s", oid)
+}
+
+// Signature algorithm OIDs (RFC 5754, RFC 4055, RFC 5758, RFC 8419).
+const (
+	oidRSAEncryption = "1.2.840.113549.1.1.1"
+	oidRSAPSS        = "1.2.840.113549.1.1.10"
+	oidSHA256WithRSA = "1.2.840.113549.1.1.11"
+	oidSHA384WithRSA = "1.2.840.113549.1.1.12"
+	oidSHA512WithRSA = "1.2.840.113549.1.1.13"
+	oidECPublicKey   = "1.2.840.10045.2.1"
+	oidECDSAWithS256 = "1.2.840.10045.4.3.2"
+	oidECDSAWithS384 = "1.2.840.10045.4.3.3"
+	oidECDSAWithS512 = "1.2.840.10045.4.3.4"
+	oidEd25519       = "1.3.101.112"
+	oidMGF1          = "1.2.840.113549.1.1.8"
+)
+
+// hashOfSigAlg is the hash a signature algorithm OID names, if any.
+var hashOfSigAlg = map[string]crypto.Hash{
+	oidSHA256WithRSA: crypto.SHA256, oidSHA384WithRSA: crypto.SHA384, oidSHA512WithRSA: crypto.SHA512,
+	oidECDSAWithS256: crypto.SHA256, oidECDSAWithS384: crypto.SHA384, oidECDSAWithS512: crypto.SHA512,
+}
+
+// checkSignature verifies sig over signed with pub, for a CMS
+// signatureAlgorithm (RFC 5652 §5.3) and the signer's digest algorithm h.
+// It returns the algorithm's name.
+func checkSignature(pub crypto.PublicKey, sigAlg encasn1.ObjectIdentifier, params []byte, h crypto.Hash, signed, sig []byte) (string, error) {
+	alg := sigAlg.String()
+	if named, ok := hashOfSigAlg[alg]; ok && named != h {
+		return alg, unsupported("signature algorithm %s names %v but the digest algorithm is %v", alg, named, h)
+	}
+	digest := func() []byte {
+		hh := h.New()
+		hh.Write(signed)
+		return hh.Sum(nil)
+	}
+	switch alg {
+	case oidECPublicKey, oidECDSAWithS256, oidECDSAWithS384, oidECDSAWithS512:
+		k, ok := pub.(*ecdsa.PublicKey)
+		if !ok {
+			return "ECDSA", fmt.Errorf("ECDSA signature but a %T key", pub)
+		}
+		name := fmt.Sprintf("ECDSA %s with %v", k.Curve.Params().Name, h)
+		if !ecdsa.VerifyASN1(k, digest(), sig) {
+			return name, errors.New("ECDSA verification failed")
+		}
+		return name, nil
+	case oidRSAEncryption, oidSHA256WithRSA, oidSHA384WithRSA, oidSHA512WithRSA:
+		k, ok := pub.(*rsa.PublicKey)
+		if !ok {
+			return "RSA", fmt.Errorf("RSA signature but a %T key", pub)
+		}
+		name := fmt.Sprintf("RSA-%d PKCS#1 v1.5 with %v", k.N.BitLen(), h)
+		if k.N.BitLen() < minRSABits {
+			return name, unsupported("RSA key of %d bits, below %d", k.N.BitLen(), minRSABits)
+		}
+		return name, rsa.VerifyPKCS1v15(k, h, digest(), sig)
+	case oidRSAPSS:
+		k, ok := pub.(*rsa.PublicKey)
+		if !ok {
+			return "RSASSA-PSS", fmt.Errorf("RSA-PSS signature but a %T key", pub)
+		}
+		salt, err := pssSalt(params, h)
+		name := fmt.Sprintf("RSA-%d PSS with %v", k.N.BitLen(), h)
+		if err != nil {
+			return name, err
+		}
+		if k.N.BitLen() < minRSABits {
+			return name, unsupported("RSA key of %d bits, below %d", k.N.BitLen(), minRSABits)
+		}
+		return name, rsa.VerifyPSS(k, h, digest(), sig, &rsa.PSSOptions{SaltLength: salt, Hash: h})
+	case oidEd25519:
+		k, ok := pub.(ed25519.PublicKey)
+		if !ok {
+			return "Ed25519", fmt.Errorf("Ed25519 signature but a %T key", pub)
+		}
+		if !ed25519.Verify(k, signed, sig) {
+			return "Ed25519", errors.New("Ed25519 verification failed")
+		}
+		return "Ed25519", nil
+	}
+	return alg, unsupported("unknown signature algorithm %s", alg)
+}
+
+// pssSalt reads RSASSA-PSS-params (RFC 4055 §3.1) and insists the hash
+// and the MGF1 hash are the signer's digest algorithm.
+//
+//	RSASSA-PSS-params ::= SEQUENCE {
+//	   hashAlgorithm      [0] HashAlgorithm    DEFAULT sha1,
+//	   maskGenAlgorithm   [1] MaskGenAlgorithm DEFAULT mgf1SHA1,
+//	   saltLength         [2] INTEGER          DEFAULT 20,
+//	   trailerField       [3] TrailerField     DEFAULT trailerFieldBC }
+func pssSalt(params []byte, h crypto.Hash) (int, error) {
+	in := cryptobyte.String(params)
+	var p cryptobyte.String
+	if !in.ReadASN1(&p, asn1.SEQUENCE) {
+		return 0, unsupported("RSASSA-PSS without parameters")
+	}
+	readHash := func(s cryptobyte.String) (crypto.Hash, error) {
+		var alg cryptobyte.String
+		var oid encasn1.ObjectIdentifier
+		if !s.ReadASN1(&alg, asn1.SEQUENCE) || !alg.ReadASN1ObjectIdentifier(&oid) {
+			return 0, errors.New("malformed RSASSA-PSS hash")
+		}
+		hh, _, err := digestFor(oid)
+		return hh, err
+	}
+	hash, mgfHash, salt := crypto.SHA1, crypto.SHA1, int64(20)
+	var field cryptobyte.String
+	var present bool
+	var err error
+	if !p.ReadOptionalASN1(&field, &present, asn1.Tag(0).Constructed().ContextSpecific()) {
+		return 0, errors.New("malformed RSASSA-PSS parameters")
+	}
+	if present {
+		if hash, err = readHash(field); err != nil {
+			return 0, err
+		}
+	}
+	if !p.ReadOptionalASN1(&field, &present, asn1.Tag(1).Constructed().ContextSpecific()) {
+		return 0, errors.New("malformed RSASSA-PSS parameters")
+	}
+	if present {
+		var mgf cryptobyte.String
+		var oid encasn1.ObjectIdentifier
+		if !field.ReadASN1(&mgf, asn1.SEQUENCE) || !mgf.ReadASN1ObjectIdentifier(&oid) || oid.String() != oidMGF1 {
+			return 0, unsupported("RSASSA-PSS mask generation other than MGF1")
+		}
+		if mgfHash, err = readHash(mgf); err != nil {
+			return 0, err
+		}
+	}
+	if !p.ReadOptionalASN1(&field, &present, asn1.Tag(2).Constructed().ContextSpecific()) {
+		return 0, errors.New("malformed RSASSA-PSS parameters")
+	}
+	if present && !field.ReadASN1Int64WithTag(&salt, asn1.INTEGER) {
+		return 0, errors.New("malformed RSASSA-PSS salt length")
+	}
+	if hash != h || mgfHash != h {
+		return 0, unsupported("RSASSA-PSS with hash %v and MGF1 %v, not the digest algorithm %v", hash, mgfHash, h)
+	}
+	if salt < 0 || salt > 1024 {
+		return 0, errors.New("RSASSA-PSS salt length out of range")
+	}
+	return int(salt), nil
+}

@@ -1,0 +1,239 @@
+package verify
+
+import (
+	"context"
+	"crypto/x509"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Certificate sources in a report's chain.
+const (
+	sourceSignature   = "signature"
+	sourceConfigured  = "configured"
+	sourceAIA         = "aia"
+	sourceTrustAnchor = "trust-anchor"
+)
+
+// chain is a certification path, signer first, trust anchor last.
+type chain struct {
+	certs   []*x509.Certificate
+	sources []string
+	urls    []string
+}
+
+// buildChain builds a path from leaf to a configured root as of at, with
+// the certificates the signature carried, the configured intermediates
+// and, when one is missing, the caIssuers URLs of the path (RFC 5280
+// §4.2.2.1). It records the chain check in rep; nil means it failed.
+func (v *Verifier) buildChain(ctx context.Context, rep *Report, leaf *x509.Certificate, carried []*x509.Certificate, at time.Time) *chain {
+	source := map[string]string{}
+	fetchedFrom := map[string]string{}
+	pool := x509.NewCertPool()
+	for _, c := range v.cfg.Intermediates {
+		pool.AddCert(c)
+		source[string(c.Raw)] = sourceConfigured
+	}
+	for _, c := range carried {
+		pool.AddCert(c)
+		if _, ok := source[string(c.Raw)]; !ok {
+			source[string(c.Raw)] = sourceSignature
+		}
+	}
+	var fetchNotes []string
+	for fetched := 0; ; fetched++ {
+		chains, err := leaf.Verify(x509.VerifyOptions{
+			Roots: v.roots, Intermediates: pool, CurrentTime: at,
+			// The signer's extended key usage is checked against the
+			// signing purpose in checkConstraints, with its own report.
+			KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny},
+		})
+		if err == nil {
+			c := &chain{certs: chains[0]}
+			for i, cert := range c.certs {
+				src, url := source[string(cert.Raw)], fetchedFrom[string(cert.Raw)]
+				switch {
+				case i == len(c.certs)-1:
+					src = sourceTrustAnchor
+				case i == 0:
+					src = sourceSignature
+				}
+				c.sources, c.urls = append(c.sources, src), append(c.urls, url)
+			}
+			detail := fmt.Sprintf("path of %d certificates to trust anchor %q", len(c.certs), c.certs[len(c.certs)-1].Subject)
+			if len(fetchNotes) > 0 {
+				detail += "; " + strings.Join(fetchNotes, "; ")
+			}
+			rep.pass("chain", "%s", detail)
+			return c
+		}
+		var unknown x509.UnknownAuthorityError
+		var invalid x509.CertificateInvalidError
+		switch {
+		case errors.As(err, &unknown):
+			if v.cfg.NoAIA || fetched >= maxAIADepth || unknown.Cert == nil {
+				rep.fail("chain", Indeterminate, NoCertificateChainFound, "no path to a trust anchor: %v%s", err, notes(fetchNotes))
+				return nil
+			}
+			// The certificate whose issuer is missing says where to get it.
+			missing := unknown.Cert
+			got := false
+			for _, url := range missing.IssuingCertificateURL {
+				certs, ferr := v.fetchIssuer(ctx, url)
+				if ferr != nil {
+					fetchNotes = append(fetchNotes, fmt.Sprintf("caIssuers %s: %v", url, ferr))
+					continue
+				}
+				for _, c := range certs {
+					pool.AddCert(c)
+					if _, ok := source[string(c.Raw)]; !ok {
+						source[string(c.Raw)], fetchedFrom[string(c.Raw)] = sourceAIA, url
+					}
+				}
+				fetchNotes = append(fetchNotes, fmt.Sprintf("issuer of %q fetched from caIssuers %s", missing.Subject, url))
+				got = true
+				break
+			}
+			if !got {
+				if len(missing.IssuingCertificateURL) == 0 {
+					fetchNotes = append(fetchNotes, fmt.Sprintf("%q names no caIssuers URL", missing.Subject))
+				}
+				rep.fail("chain", Indeterminate, NoCertificateChainFound, "no path to a trust anchor: issuer of %q unavailable%s", missing.Subject, notes(fetchNotes))
+				return nil
+			}
+		case errors.As(err, &invalid) && (invalid.Reason == x509.Expired):
+			rep.fail("chain", Indeterminate, OutOfBoundsNoPOE, "a certificate of the path is not valid at %s: %v", at.UTC().Format(time.RFC3339), err)
+			return nil
+		default:
+			rep.fail("chain", Indeterminate, ChainConstraintsFailure, "path to a trust anchor refused: %v", err)
+			return nil
+		}
+	}
+}
+
+func notes(n []string) string {
+	if len(n) == 0 {
+		return ""
+	}
+	return " (" + strings.Join(n, "; ") + ")"
+}
+
+// aiaCache keeps CA certificates fetched by caIssuers URL.
+type aiaCache struct {
+	mu    sync.Mutex
+	certs map[string]aiaEntry
+}
+
+type aiaEntry struct {
+	certs   []*x509.Certificate
+	expires time.Time
+}
+
+const (
+	aiaCacheTTL     = time.Hour
+	aiaCacheEntries = 256
+)
+
+func newAIACache() *aiaCache { return &aiaCache{certs: map[string]aiaEntry{}} }
+
+// fetchIssuer gets the certificates at a caIssuers URL: DER, PEM, or a
+// certs-only CMS ("application/pkcs7-mime", RFC 5280 §4.2.2.1).
+func (v *Verifier) fetchIssuer(ctx context.Context, url string) ([]*x509.Certificate, error) {
+	now := time.Now()
+	v.aia.mu.Lock()
+	e, ok := v.aia.certs[url]
+	v.aia.mu.Unlock()
+	if ok && now.Before(e.expires) {
+		return e.certs, nil
+	}
+	body, err := v.fetch(ctx, http.MethodGet, url, "", nil)
+	if err != nil {
+		return nil, err
+	}
+	certs, err := parseCertificates(body)
+	if err != nil {
+		return nil, err
+	}
+	v.aia.mu.Lock()
+	if len(v.aia.certs) >= aiaCacheEntries {
+		clear(v.aia.certs)
+	}
+	v.aia.certs[url] = aiaEntry{certs: certs, expires: now.Add(aiaCacheTTL)}
+	v.aia.mu.Unlock()
+	return certs, nil
+}
+
+func parseCertificates(b []byte) ([]*x509.Certificate, error) {
+	if block, _ := pem.Decode(b); block != nil {
+		var certs []*x509.Certificate
+		for rest := b; ; {
+			block, rest = pem.Decode(rest)
+			if block == nil {
+				break
+			}
+			if block.Type == "CERTIFICATE" {
+				c, err := x509.ParseCertificate(block.Bytes)
+				if err != nil {
+					return nil, err
+				}
+				certs = append(certs, c)
+			}
+		}
+		if len(certs) == 0 {
+			return nil, errors.New("no certificate in PEM")
+		}
+		return certs, nil
+	}
+	if c, err := x509.ParseCertificate(b); err == nil {
+		return []*x509.Certificate{c}, nil
+	}
+	sd, err := parseSignedData(b)
+	if err != nil {
+		return nil, fmt.Errorf("neither a certificate nor a certs-only CMS: %w", err)
+	}
+	if len(sd.certs) == 0 {
+		return nil, errors.New("certs-only CMS without certificates")
+	}
+	return sd.certs, nil
+}
+
+// fetch makes one HTTP request (http and https URLs only) and returns a
+// body of at most maxFetchSize bytes from a 200 answer.
+func (v *Verifier) fetch(ctx context.Context, method, url, contentType string, body []byte) ([]byte, error) {
+	if !strings.HasPrefix(url, "http://") && !strings.HasPrefix(url, "https://") {
+		return nil, fmt.Errorf("not an http(s) URL")
+	}
+	var r io.Reader
+	if body != nil {
+		r = strings.NewReader(string(body))
+	}
+	req, err := http.NewRequestWithContext(ctx, method, url, r)
+	if err != nil {
+		return nil, err
+	}
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
+	resp, err := v.cfg.HTTPClient.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("HTTP %d", resp.StatusCode)
+	}
+	b, err := io.ReadAll(io.LimitReader(resp.Body, maxFetchSize+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(b) > maxFetchSize {
+		return nil, fmt.Errorf("answer larger than %d bytes", maxFetchSize)
+	}
+	return b, nil
+}

@@ -1,0 +1,311 @@
+package verify
+
+import (
+	"bytes"
+	"context"
+	"crypto"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"math/big"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/crypto/ocsp"
+)
+
+// status is a revocation answer for one certificate.
+type status struct {
+	state      string // good, revoked, unknown
+	source     string // ocsp or crl
+	url        string
+	revokedAt  time.Time
+	reason     string
+	ocspDER    []byte
+	crlNumber  string
+	thisUpdate time.Time
+	nextUpdate time.Time
+}
+
+// RFC 5280 §5.3.1 reason codes, by value.
+var reasonNames = map[int]string{
+	0: "unspecified", 1: "keyCompromise", 2: "cACompromise", 3: "affiliationChanged",
+	4: "superseded", 5: "cessationOfOperation", 6: "certificateHold", 8: "removeFromCRL",
+	9: "privilegeWithdrawn", 10: "aACompromise",
+}
+
+func reasonName(code int) string {
+	if n, ok := reasonNames[code]; ok {
+		return n
+	}
+	return fmt.Sprintf("reason %d", code)
+}
+
+// statusOf asks OCSP (the configured responder, else the certificate's AIA
+// URL) and, when that gives no usable answer, the certificate's CRL
+// distribution points. The notes say what each source answered; a nil
+// status means none answered.
+func (v *Verifier) statusOf(ctx context.Context, cert, issuer *x509.Certificate) (*status, []string) {
+	var notes []string
+	urls := cert.OCSPServer
+	if v.cfg.OCSPResponder != "" {
+		urls = []string{v.cfg.OCSPResponder}
+	}
+	for _, u := range urls {
+		st, err := v.askOCSP(ctx, u, cert, issuer)
+		if err != nil {
+			notes = append(notes, fmt.Sprintf("OCSP %s: %v", u, err))
+			continue
+		}
+		if st.state != "unknown" {
+			return st, notes
+		}
+		notes = append(notes, fmt.Sprintf("OCSP %s: unknown", u))
+	}
+	if v.cfg.NoCRL {
+		return nil, notes
+	}
+	for _, u := range cert.CRLDistributionPoints {
+		st, err := v.fromCRL(ctx, u, cert, issuer)
+		if err != nil {
+			notes = append(notes, fmt.Sprintf("CRL %s: %v", u, err))
+			continue
+		}
+		return st, notes
+	}
+	if len(urls) == 0 && len(cert.CRLDistributionPoints) == 0 {
+		notes = append(notes, "the certificate names no OCSP responder and no CRL")
+	}
+	return nil, notes
+}
+
+// askOCSP gets and checks one OCSP answer (RFC 6960): signed by the issuer
+// or by a responder certificate the issuer gave id-kp-OCSPSigning and that
+// is valid now, about this serial, current (thisUpdate not in the future,
+// nextUpdate not past).
+func (v *Verifier) askOCSP(ctx context.Context, responder string, cert, issuer *x509.Certificate) (*status, error) {
+	key := "ocsp\x00" + responder + "\x00" + string(issuer.RawSubjectPublicKeyInfo) + "\x00" + string(cert.SerialNumber.Bytes())
+	if st, ok := v.cache.get(key); ok {
+		return st, nil
+	}
+	req, err := ocsp.CreateRequest(cert, issuer, &ocsp.RequestOptions{Hash: crypto.SHA1})
+	if err != nil {
+		return nil, err
+	}
+	var der []byte
+	// RFC 5019 §5: GET when the encoded request fits in 255 bytes, so
+	// that caches in between can answer.
+	enc := url.PathEscape(base64.StdEncoding.EncodeToString(req))
+	if len(enc) <= 255 {
+		der, err = v.fetch(ctx, http.MethodGet, strings.TrimRight(responder, "/")+"/"+enc, "", nil)
+	} else {
+		der, err = v.fetch(ctx, http.MethodPost, responder, "application/ocsp-request", req)
+	}
+	if err != nil {
+		return nil, err
+	}
+	resp, err := ocsp.ParseResponseForCert(der, cert, issuer)
+	if err != nil {
+		var re ocsp.ResponseError
+		if errors.As(err, &re) {
+			return nil, fmt.Errorf("responder answered %v", re.Status)
+		}
+		return nil, fmt.Errorf("bad response: %w", err)
+	}
+	if resp.SerialNumber.Cmp(cert.SerialNumber) != 0 {
+		return nil, errors.New("response is about another serial")
+	}
+	now := v.cfg.Now()
+	if rc := resp.Certificate; rc != nil && !bytes.Equal(rc.Raw, issuer.Raw) {
+		// x/crypto/ocsp checked the issuer signed it; RFC 6960 §4.2.2.2
+		// also wants the OCSP signing purpose, and a relying party wants
+		// it valid.
+		if !hasEKU(rc, x509.ExtKeyUsageOCSPSigning) {
+			return nil, errors.New("responder certificate lacks id-kp-OCSPSigning")
+		}
+		if now.Before(rc.NotBefore) || now.After(rc.NotAfter) {
+			return nil, fmt.Errorf("responder certificate not valid at %s", now.UTC().Format(time.RFC3339))
+		}
+	}
+	if resp.ThisUpdate.After(now.Add(v.cfg.ClockSkew)) {
+		return nil, fmt.Errorf("thisUpdate %s is in the future", resp.ThisUpdate.UTC().Format(time.RFC3339))
+	}
+	if !resp.NextUpdate.IsZero() && now.After(resp.NextUpdate) {
+		return nil, fmt.Errorf("stale: nextUpdate %s has passed", resp.NextUpdate.UTC().Format(time.RFC3339))
+	}
+	st := &status{source: "ocsp", url: responder, ocspDER: der, thisUpdate: resp.ThisUpdate, nextUpdate: resp.NextUpdate}
+	switch resp.Status {
+	case ocsp.Good:
+		st.state = "good"
+	case ocsp.Revoked:
+		st.state, st.revokedAt, st.reason = "revoked", resp.RevokedAt, reasonName(resp.RevocationReason)
+	default:
+		st.state = "unknown"
+	}
+	v.cache.put(key, st, resp.NextUpdate)
+	return st, nil
+}
+
+func hasEKU(c *x509.Certificate, want x509.ExtKeyUsage) bool {
+	for _, u := range c.ExtKeyUsage {
+		if u == want {
+			return true
+		}
+	}
+	return false
+}
+
+// crlEntries is a checked CRL, its entries by serial.
+type crlEntries struct {
+	number     string
+	thisUpdate time.Time
+	nextUpdate time.Time
+	revoked    map[string]x509.RevocationListEntry
+}
+
+// fromCRL reads the certificate's status from the CRL at u (RFC 5280
+// §6.3): signed by the issuer, current, and listing the serial or not.
+func (v *Verifier) fromCRL(ctx context.Context, u string, cert, issuer *x509.Certificate) (*status, error) {
+	key := "crl\x00" + u + "\x00" + string(issuer.RawSubjectPublicKeyInfo)
+	var list *crlEntries
+	if e, ok := v.cache.getCRL(key); ok {
+		list = e
+	} else {
+		der, err := v.fetch(ctx, http.MethodGet, u, "", nil)
+		if err != nil {
+			return nil, err
+		}
+		rl, err := x509.ParseRevocationList(der)
+		if err != nil {
+			return nil, fmt.Errorf("bad CRL: %w", err)
+		}
+		if !bytes.Equal(rl.RawIssuer, issuer.RawSubject) {
+			return nil, errors.New("CRL of another issuer")
+		}
+		if err := rl.CheckSignatureFrom(issuer); err != nil {
+			return nil, fmt.Errorf("CRL signature: %w", err)
+		}
+		list = &crlEntries{thisUpdate: rl.ThisUpdate, nextUpdate: rl.NextUpdate, revoked: make(map[string]x509.RevocationListEntry, len(rl.RevokedCertificateEntries))}
+		if rl.Number != nil {
+			list.number = rl.Number.String()
+		}
+		for _, e := range rl.RevokedCertificateEntries {
+			list.revoked[string(e.SerialNumber.Bytes())] = e
+		}
+		v.cache.putCRL(key, list)
+	}
+	now := v.cfg.Now()
+	if list.thisUpdate.After(now.Add(v.cfg.ClockSkew)) {
+		return nil, fmt.Errorf("thisUpdate %s is in the future", list.thisUpdate.UTC().Format(time.RFC3339))
+	}
+	if !list.nextUpdate.IsZero() && now.After(list.nextUpdate) {
+		return nil, fmt.Errorf("stale: nextUpdate %s has passed", list.nextUpdate.UTC().Format(time.RFC3339))
+	}
+	st := &status{state: "good", source: "crl", url: u, crlNumber: list.number, thisUpdate: list.thisUpdate, nextUpdate: list.nextUpdate}
+	if e, ok := list.revoked[string(cert.SerialNumber.Bytes())]; ok {
+		st.state, st.revokedAt, st.reason = "revoked", e.RevocationTime, reasonName(e.ReasonCode)
+	}
+	return st, nil
+}
+
+// revocationCache keeps OCSP answers and CRLs for at most ttl and never
+// past their nextUpdate, so that a busy application does not ask the
+// responder for every signature (RFC 5019 §6 lets HTTP caches do the same).
+type revocationCache struct {
+	ttl  time.Duration
+	mu   sync.Mutex
+	ocsp map[string]cachedStatus
+	crls map[string]cachedCRL
+}
+
+type cachedStatus struct {
+	st      *status
+	expires time.Time
+}
+
+type cachedCRL struct {
+	list    *crlEntries
+	expires time.Time
+}
+
+const revocationCacheEntries = 100_000
+
+func newRevocationCache(ttl time.Duration) *revocationCache {
+	return &revocationCache{ttl: ttl, ocsp: map[string]cachedStatus{}, crls: map[string]cachedCRL{}}
+}
+
+func (c *revocationCache) expiry(nextUpdate time.Time) time.Time {
+	exp := time.Now().Add(c.ttl)
+	if !nextUpdate.IsZero() && nextUpdate.Before(exp) {
+		exp = nextUpdate
+	}
+	return exp
+}
+
+func (c *revocationCache) get(key string) (*status, bool) {
+	if c.ttl < 0 {
+		return nil, false
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e, ok := c.ocsp[key]
+	if !ok || time.Now().After(e.expires) {
+		return nil, false
+	}
+	return e.st, true
+}
+
+func (c *revocationCache) put(key string, st *status, nextUpdate time.Time) {
+	if c.ttl < 0 {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.ocsp) >= revocationCacheEntries {
+		clear(c.ocsp)
+	}
+	c.ocsp[key] = cachedStatus{st: st, expires: c.expiry(nextUpdate)}
+}
+
+func (c *revocationCache) getCRL(key string) (*crlEntries, bool) {
+	if c.ttl < 0 {
+		return nil, false
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e, ok := c.crls[key]
+	if !ok || time.Now().After(e.expires) {
+		return nil, false
+	}
+	return e.list, true
+}
+
+func (c *revocationCache) putCRL(key string, list *crlEntries) {
+	if c.ttl < 0 {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.crls) >= 64 {
+		clear(c.crls)
+	}
+	c.crls[key] = cachedCRL{list: list, expires: c.expiry(list.nextUpdate)}
+}
+
+// serialHex is a serial as openssl x509 -serial prints it: upper-case
+// hex, an even number of digits.
+func serialHex(n *big.Int) string {
+	s := fmt.Sprintf("%X", n)
+	if len(s)%2 == 1 {
+		s = "0" + s
+	}
+	return s
+}
+
+// fingerprint is a certificate's SHA-256, for ESS certificate ids.
+func fingerprint(c *x509.Certificate) [32]byte { return sha256.Sum256(c.Raw) }

@@ -1,0 +1,273 @@
+package verify
+
+import (
+	"context"
+	"crypto/x509"
+	encasn1 "encoding/asn1"
+	"fmt"
+	"strings"
+	"time"
+)
+
+var (
+	oidOrganizationIdentifier = encasn1.ObjectIdentifier{2, 5, 4, 97}
+	// Extended key usages that allow signing documents: RFC 9336
+	// documentSigning, emailProtection (S/MIME), Microsoft and Adobe
+	// document signing.
+	signingEKUs = map[string]string{
+		"1.3.6.1.5.5.7.3.36":      "documentSigning",
+		"1.3.6.1.4.1.311.10.3.12": "msDocumentSigning",
+		"1.2.840.113583.1.1.5":    "adobeAuthenticDocumentsTrust",
+	}
+)
+
+// validateSigner runs what follows the cryptographic check, in the order of
+// ETSI EN 319 102-1 §5.3: chain to a trust anchor, the signing
+// certificate's constraints, revocation at the claimed signing time, and
+// the time checks. The first failure decides the report; later steps
+// still run where they can, so that the report says all it found.
+func (v *Verifier) validateSigner(ctx context.Context, rep *Report, leaf *x509.Certificate, carried []*x509.Certificate) {
+	now := rep.ValidationTime
+	rep.Signer = signerOf(leaf)
+	c := v.buildChain(ctx, rep, leaf, carried, chainTime(leaf, rep.SigningTime, now))
+	if c != nil {
+		for i, cert := range c.certs {
+			rep.Chain = append(rep.Chain, ChainCert{Subject: cert.Subject.String(), Serial: serialHex(cert.SerialNumber),
+				NotBefore: cert.NotBefore, NotAfter: cert.NotAfter, Source: c.sources[i], URL: c.urls[i]})
+		}
+	}
+	checkConstraints(rep, leaf)
+	if c != nil {
+		v.checkRevocation(ctx, rep, c)
+	} else {
+		rep.check("revocation", NotApplicable, "no chain, so no issuer to ask")
+	}
+	v.checkTimes(rep, leaf, c)
+}
+
+// chainTime is the time the path is built at: the claimed signing time
+// if the signer's certificate was valid then, else now if it is valid
+// now, else the nearest end of its validity, so that a path is found and
+// the time checks can say precisely what is wrong.
+func chainTime(leaf *x509.Certificate, signingTime, now time.Time) time.Time {
+	valid := func(t time.Time) bool { return !t.Before(leaf.NotBefore) && !t.After(leaf.NotAfter) }
+	switch {
+	case !signingTime.IsZero() && valid(signingTime):
+		return signingTime
+	case valid(now):
+		return now
+	case now.Before(leaf.NotBefore):
+		return leaf.NotBefore
+	default:
+		return leaf.NotAfter
+	}
+}
+
+// checkConstraints: the signer's certificate must allow signing (RFC 5280
+// §4.2.1.3 digitalSignature or contentCommitment; §4.2.1.12 an extended
+// key usage for documents, when it names any) and be an end entity.
+func checkConstraints(rep *Report, leaf *x509.Certificate) {
+	if leaf.IsCA {
+		rep.fail("constraints", Indeterminate, ChainConstraintsFailure, "the signer's certificate is a CA certificate")
+		return
+	}
+	if leaf.KeyUsage != 0 && leaf.KeyUsage&(x509.KeyUsageDigitalSignature|x509.KeyUsageContentCommitment) == 0 {
+		rep.fail("constraints", Indeterminate, ChainConstraintsFailure, "key usage %s allows neither digitalSignature nor contentCommitment", keyUsageNames(leaf.KeyUsage))
+		return
+	}
+	ekus := ekuNames(leaf)
+	if len(ekus) > 0 {
+		ok := false
+		for _, u := range leaf.ExtKeyUsage {
+			ok = ok || u == x509.ExtKeyUsageAny || u == x509.ExtKeyUsageEmailProtection
+		}
+		for _, u := range leaf.UnknownExtKeyUsage {
+			_, known := signingEKUs[u.String()]
+			ok = ok || known
+		}
+		if !ok {
+			rep.fail("constraints", Indeterminate, ChainConstraintsFailure, "extended key usage %s does not allow signing documents", strings.Join(ekus, ", "))
+			return
+		}
+	}
+	detail := "key usage " + keyUsageNames(leaf.KeyUsage)
+	if len(ekus) > 0 {
+		detail += "; extended key usage " + strings.Join(ekus, ", ")
+	}
+	if rep.Signer != nil && rep.Signer.Profile != "" {
+		detail += "; profile " + rep.Signer.Profile
+	}
+	rep.pass("constraints", "%s allow signing", detail)
+}
+
+// checkRevocation asks for the status of every certificate of the path
+// but the trust anchor, and judges it at the claimed signing time: revoked
+// before it is REVOKED; revoked after it is REVOKED_NO_POE, as nothing
+// but the signer's own claim says the signature existed before the
+// revocation (ETSI EN 319 102-1 §5.2.6). The answers are kept in the
+// report as evidence.
+func (v *Verifier) checkRevocation(ctx context.Context, rep *Report, c *chain) {
+	now := rep.ValidationTime
+	last := len(c.certs) - 1
+	rep.Chain[last].Status, rep.Chain[last].StatusSource = "trust-anchor", "trust-anchor"
+	for i := 0; i < last; i++ {
+		cert, issuer, entry := c.certs[i], c.certs[i+1], &rep.Chain[i]
+		if now.After(cert.NotAfter) {
+			// RFC 5280 §3.3 / RFC 6960: status is kept only while the
+			// certificate is valid; the time check says what follows.
+			entry.Status = "unknown"
+			rep.check("revocation", NotApplicable, "%q expired on %s: its status is no longer published", cert.Subject, cert.NotAfter.UTC().Format(time.RFC3339))
+			continue
+		}
+		st, notes := v.statusOf(ctx, cert, issuer)
+		if st == nil {
+			entry.Status = "unknown"
+			rep.fail("revocation", Indeterminate, TryLater, "no revocation status for %q: %s", cert.Subject, strings.Join(notes, "; "))
+			continue
+		}
+		entry.Status, entry.StatusSource, entry.StatusURL = st.state, st.source, st.url
+		entry.RevokedAt, entry.Reason, entry.OCSPResponse, entry.CRLNumber = st.revokedAt, st.reason, st.ocspDER, st.crlNumber
+		entry.ThisUpdate, entry.NextUpdate = st.thisUpdate, st.nextUpdate
+		from := st.source + " " + st.url
+		if len(notes) > 0 {
+			from += " (after " + strings.Join(notes, "; ") + ")"
+		}
+		switch st.state {
+		case "good":
+			rep.pass("revocation", "%q is good by %s", cert.Subject, from)
+		case "revoked":
+			at := st.revokedAt.UTC().Format(time.RFC3339)
+			switch {
+			case !rep.SigningTime.IsZero() && !st.revokedAt.After(rep.SigningTime):
+				rep.fail("revocation", TotalFailed, Revoked, "%q was revoked at %s (%s), before the signing time, by %s", cert.Subject, at, st.reason, from)
+			case i == 0:
+				rep.fail("revocation", Indeterminate, RevokedNoPOE, "%q was revoked at %s (%s), after the claimed signing time, by %s; no proof the signature existed before", cert.Subject, at, st.reason, from)
+			default:
+				rep.fail("revocation", Indeterminate, RevokedCANoPOE, "CA %q was revoked at %s (%s), by %s", cert.Subject, at, st.reason, from)
+			}
+		default:
+			rep.fail("revocation", Indeterminate, TryLater, "status of %q is unknown to %s", cert.Subject, from)
+		}
+	}
+}
+
+// checkTimes: the claimed signing time must not be in the future nor
+// outside the signer certificate's validity, and every certificate of the
+// path must be valid now; without a proof of existence (a time-stamp) a
+// signature whose certificate is no longer valid cannot be shown to have
+// been made while it was (OUT_OF_BOUNDS_NO_POE).
+func (v *Verifier) checkTimes(rep *Report, leaf *x509.Certificate, c *chain) {
+	now, st := rep.ValidationTime, rep.SigningTime
+	stamp := func(t time.Time) string { return t.UTC().Format(time.RFC3339) }
+	if !st.IsZero() {
+		switch {
+		case st.After(now.Add(v.cfg.ClockSkew)):
+			rep.fail("time", Indeterminate, SigConstraintsFailure, "the claimed signing time %s is in the future", stamp(st))
+			return
+		case st.Before(leaf.NotBefore):
+			rep.fail("time", TotalFailed, NotYetValid, "the claimed signing time %s is before the certificate's notBefore %s", stamp(st), stamp(leaf.NotBefore))
+			return
+		case st.After(leaf.NotAfter):
+			rep.fail("time", TotalFailed, Expired, "the claimed signing time %s is after the certificate's notAfter %s", stamp(st), stamp(leaf.NotAfter))
+			return
+		}
+	}
+	certs := []*x509.Certificate{leaf}
+	if c != nil {
+		certs = c.certs
+	}
+	for _, cert := range certs {
+		switch {
+		case now.After(cert.NotAfter):
+			rep.fail("time", Indeterminate, OutOfBoundsNoPOE, "%q expired on %s and no proof of existence shows the signature is older", cert.Subject, stamp(cert.NotAfter))
+			return
+		case now.Before(cert.NotBefore):
+			rep.fail("time", Indeterminate, NotYetValid, "%q is not valid before %s", cert.Subject, stamp(cert.NotBefore))
+			return
+		}
+	}
+	detail := fmt.Sprintf("every certificate of the path is valid at %s", stamp(now))
+	if !st.IsZero() {
+		detail = fmt.Sprintf("signing time %s within the certificate's validity; ", stamp(st)) + detail
+	}
+	rep.pass("time", "%s", detail)
+}
+
+// signerOf reads who signed from the certificate's subject (ETSI EN 319
+// 412-2 natural persons: serialNumber with the semantics identifier; 319
+// 412-3 legal persons: organizationIdentifier).
+func signerOf(c *x509.Certificate) *Signer {
+	s := &Signer{Name: c.Subject.CommonName, Subject: c.Subject.String(), NationalID: c.Subject.SerialNumber,
+		Serial: serialHex(c.SerialNumber), Issuer: c.Issuer.String()}
+	if len(c.Subject.Organization) > 0 {
+		s.Organization = c.Subject.Organization[0]
+	}
+	if len(c.Subject.Country) > 0 {
+		s.Country = c.Subject.Country[0]
+	}
+	for _, n := range c.Subject.Names {
+		if n.Type.Equal(oidOrganizationIdentifier) {
+			s.OrganizationIdentifier, _ = n.Value.(string)
+		}
+	}
+	s.Profile = profileOf(c, s)
+	return s
+}
+
+// profileOf names the Sanad profile (policies/profiles) a certificate
+// matches by its extended key usage and subject kind.
+func profileOf(c *x509.Certificate, s *Signer) string {
+	business := s.OrganizationIdentifier != ""
+	docSigning, clientAuth := false, hasEKU(c, x509.ExtKeyUsageClientAuth)
+	for _, u := range c.UnknownExtKeyUsage {
+		docSigning = docSigning || signingEKUs[u.String()] == "documentSigning"
+	}
+	switch {
+	case docSigning && business:
+		return "business-seal"
+	case docSigning:
+		return "citizen-sign"
+	case clientAuth && business:
+		return "business-auth"
+	case clientAuth:
+		return "citizen-auth"
+	}
+	return ""
+}
+
+func keyUsageNames(ku x509.KeyUsage) string {
+	if ku == 0 {
+		return "(none stated)"
+	}
+	names := []string{"digitalSignature", "contentCommitment", "keyEncipherment", "dataEncipherment", "keyAgreement", "keyCertSign", "cRLSign", "encipherOnly", "decipherOnly"}
+	var out []string
+	for i, n := range names {
+		if ku&(1<<i) != 0 {
+			out = append(out, n)
+		}
+	}
+	return strings.Join(out, ", ")
+}
+
+func ekuNames(c *x509.Certificate) []string {
+	known := map[x509.ExtKeyUsage]string{x509.ExtKeyUsageAny: "any", x509.ExtKeyUsageServerAuth: "serverAuth",
+		x509.ExtKeyUsageClientAuth: "clientAuth", x509.ExtKeyUsageCodeSigning: "codeSigning",
+		x509.ExtKeyUsageEmailProtection: "emailProtection", x509.ExtKeyUsageTimeStamping: "timeStamping",
+		x509.ExtKeyUsageOCSPSigning: "OCSPSigning"}
+	var out []string
+	for _, u := range c.ExtKeyUsage {
+		if n, ok := known[u]; ok {
+			out = append(out, n)
+		} else {
+			out = append(out, fmt.Sprintf("eku(%d)", u))
+		}
+	}
+	for _, u := range c.UnknownExtKeyUsage {
+		if n, ok := signingEKUs[u.String()]; ok {
+			out = append(out, n)
+		} else {
+			out = append(out, u.String())
+		}
+	}
+	return out
+}
