@@ -9,6 +9,7 @@ require (
 	github.com/miekg/pkcs11 v1.1.2
 	github.com/pressly/goose/v3 v3.29.0
 	github.com/prometheus/client_golang v1.25.0
+	github.com/smallstep/pkcs7 v0.2.3
 	github.com/spf13/cobra v1.10.2
 	github.com/titanous/rocacheck v0.0.0-20171023193734-afe73141d399
 	github.com/zmap/zcrypto v0.0.0-20260906180147-3ed30b1e9340

@@ -135,28 +135,53 @@ func (f *officerFlags) load(ctx context.Context, loadConfig func() (config.Confi
 	if err != nil {
 		return officerContext{}, err
 	}
-	oc := officerContext{cert: cert, url: strings.TrimRight(url, "/"), close: func() {}}
-	if label, ok := strings.CutPrefix(key, "pkcs11:"); ok {
-		cfg, err := loadConfig()
-		if err != nil {
-			return officerContext{}, err
-		}
-		s, err := openService(ctx, cfg, newLogger(cfg.Log, io.Discard))
-		if err != nil {
-			return officerContext{}, err
-		}
-		k, err := s.token.FindKey(ctx, label)
-		if err != nil {
-			s.close()
-			return officerContext{}, err
-		}
-		oc.signer, oc.close = k, s.close
-		return oc, nil
-	}
-	if oc.signer, err = jwsauth.LoadSigner(key); err != nil {
+	signer, closeKey, err := loadSigner(ctx, key, loadConfig)
+	if err != nil {
 		return officerContext{}, err
 	}
-	return oc, nil
+	return officerContext{signer: signer, cert: cert, url: strings.TrimRight(url, "/"), close: closeKey}, nil
+}
+
+// loadSigner opens the signing key that key names, for sanad officer and
+// sanad sign: "pkcs11:LABEL" is the key labelled LABEL on the token of the
+// configuration loadConfig returns (PIN from its pin_file or environment);
+// anything else is a PEM private key file, read by jwsauth.LoadSigner (mode
+// 0600, unencrypted). Only the HSM is opened, never the database: a signer
+// needs its key, not the CA's store. The caller calls closeKey when done.
+func loadSigner(ctx context.Context, key string, loadConfig func() (config.Config, error)) (signer crypto.Signer, closeKey func(), err error) {
+	label, onToken := strings.CutPrefix(key, "pkcs11:")
+	if !onToken {
+		if signer, err = jwsauth.LoadSigner(key); err != nil {
+			return nil, nil, err
+		}
+		return signer, func() {}, nil
+	}
+	if label == "" {
+		return nil, nil, usagef("--key pkcs11: names no key: give pkcs11:LABEL")
+	}
+	cfg, err := loadConfig()
+	if err != nil {
+		return nil, nil, err
+	}
+	module, err := loadModule(cfg.HSM)
+	if err != nil {
+		return nil, nil, fmt.Errorf("key %s: %w", key, err)
+	}
+	token, err := openToken(ctx, module, cfg.HSM)
+	if err != nil {
+		module.Close()
+		return nil, nil, fmt.Errorf("key %s: %w", key, err)
+	}
+	closeKey = func() {
+		token.Close()
+		module.Close()
+	}
+	k, err := token.FindKey(ctx, label)
+	if err != nil {
+		closeKey()
+		return nil, nil, fmt.Errorf("key %s: %w", key, err)
+	}
+	return k, closeKey, nil
 }
 
 // sendSigned sends a signed request and prints the answer; a problem
