@@ -17,15 +17,19 @@ import (
 
 // OIDs of RFC 5652 and RFC 5035.
 var (
-	oidSignedData      = encasn1.ObjectIdentifier{1, 2, 840, 113549, 1, 7, 2}
-	oidData            = encasn1.ObjectIdentifier{1, 2, 840, 113549, 1, 7, 1}
-	oidContentType     = encasn1.ObjectIdentifier{1, 2, 840, 113549, 1, 9, 3}
-	oidMessageDigest   = encasn1.ObjectIdentifier{1, 2, 840, 113549, 1, 9, 4}
-	oidSigningTime     = encasn1.ObjectIdentifier{1, 2, 840, 113549, 1, 9, 5}
-	oidSigningCertV1   = encasn1.ObjectIdentifier{1, 2, 840, 113549, 1, 9, 16, 2, 12}
-	oidSigningCertV2   = encasn1.ObjectIdentifier{1, 2, 840, 113549, 1, 9, 16, 2, 47}
-	maxCertificates    = 256
-	maxAttributes      = 64
+	oidSignedData    = encasn1.ObjectIdentifier{1, 2, 840, 113549, 1, 7, 2}
+	oidData          = encasn1.ObjectIdentifier{1, 2, 840, 113549, 1, 7, 1}
+	oidContentType   = encasn1.ObjectIdentifier{1, 2, 840, 113549, 1, 9, 3}
+	oidMessageDigest = encasn1.ObjectIdentifier{1, 2, 840, 113549, 1, 9, 4}
+	oidSigningTime   = encasn1.ObjectIdentifier{1, 2, 840, 113549, 1, 9, 5}
+	oidSigningCertV1 = encasn1.ObjectIdentifier{1, 2, 840, 113549, 1, 9, 16, 2, 12}
+	oidSigningCertV2 = encasn1.ObjectIdentifier{1, 2, 840, 113549, 1, 9, 16, 2, 47}
+	maxCertificates  = 256
+	maxAttributes    = 64
+	maxSignedAttrs   = 64 << 10
+	// maxSignerInfos bounds the work of parsing; Config.MaxSigners (at
+	// most this) is what a caller accepts.
+	maxSignerInfos     = 1024
 	tagExplicit0       = asn1.Tag(0).Constructed().ContextSpecific()
 	tagImplicit0Prim   = asn1.Tag(0).ContextSpecific()
 	tagImplicit1Constr = asn1.Tag(1).Constructed().ContextSpecific()
@@ -130,6 +134,9 @@ func parseSignedData(der []byte) (*signedData, error) {
 		if !sis.ReadASN1(&si, asn1.SEQUENCE) {
 			return nil, errors.New("malformed SignerInfo")
 		}
+		if len(out.signers) == maxSignerInfos {
+			return nil, fmt.Errorf("more than %d signer infos", maxSignerInfos)
+		}
 		s, err := parseSignerInfo(si)
 		if err != nil {
 			return nil, fmt.Errorf("SignerInfo %d: %w", len(out.signers), err)
@@ -171,6 +178,9 @@ func parseSignerInfo(si cryptobyte.String) (signerInfo, error) {
 		var full, attrs cryptobyte.String
 		if !si.ReadASN1Element(&full, tagExplicit0) {
 			return s, errors.New("malformed signedAttrs")
+		}
+		if len(full) > maxSignedAttrs {
+			return s, fmt.Errorf("signed attributes of %d bytes, more than %d", len(full), maxSignedAttrs)
 		}
 		// RFC 5652 §5.4: the signature covers the DER of the attributes
 		// with the EXPLICIT SET OF tag, not the [0] IMPLICIT one sent.

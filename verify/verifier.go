@@ -32,7 +32,7 @@ type Config struct {
 	// (never past its nextUpdate). Default 1 minute; negative: no cache.
 	RevocationCacheTTL time.Duration
 	// MaxSigners bounds the signer infos of one CMS and the signatures of
-	// one JWS (default 64); more is a FORMAT_FAILURE.
+	// one JWS (default 64, at most 1024); more is a FORMAT_FAILURE.
 	MaxSigners int
 	// ClockSkew is how far in the future a signing time or a status
 	// answer's thisUpdate may be (default 5 minutes).
@@ -77,6 +77,7 @@ func New(cfg Config) (*Verifier, error) {
 	if cfg.MaxSigners <= 0 {
 		cfg.MaxSigners = 64
 	}
+	cfg.MaxSigners = min(cfg.MaxSigners, maxSignerInfos)
 	if cfg.ClockSkew == 0 {
 		cfg.ClockSkew = 5 * time.Minute
 	}

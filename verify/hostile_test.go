@@ -1,0 +1,170 @@
+package verify
+
+import (
+	"bytes"
+	"context"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/pem"
+	"errors"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/crypto/cryptobyte"
+	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
+)
+
+// offlineVerifier trusts root and reaches no network: every request fails
+// at once.
+func offlineVerifier(t testing.TB, root *x509.Certificate) *Verifier {
+	t.Helper()
+	v, err := New(Config{Roots: []*x509.Certificate{root}, NoAIA: true, RevocationCacheTTL: -1,
+		HTTPClient: &http.Client{Transport: failingTransport{}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+type failingTransport struct{}
+
+func (failingTransport) RoundTrip(*http.Request) (*http.Response, error) {
+	return nil, errors.New("offline")
+}
+
+// nest wraps inner in n SEQUENCEs.
+func nest(inner []byte, n int) []byte {
+	for i := 0; i < n; i++ {
+		var b cryptobyte.Builder
+		b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) { b.AddBytes(inner) })
+		inner = b.BytesOrPanic()
+	}
+	return inner
+}
+
+// withSignerInfos rebuilds a one-signer CMS with its SignerInfo n times.
+func withSignerInfos(t testing.TB, der []byte, n int) []byte {
+	t.Helper()
+	in := cryptobyte.String(der)
+	var ci, content, sd cryptobyte.String
+	var oid cryptobyte.String
+	if !in.ReadASN1(&ci, cbasn1.SEQUENCE) || !ci.ReadASN1Element(&oid, cbasn1.OBJECT_IDENTIFIER) || !ci.ReadASN1(&content, tagContext0) || !content.ReadASN1(&sd, cbasn1.SEQUENCE) {
+		t.Fatal("not a CMS")
+	}
+	var fields [][]byte
+	for !sd.Empty() {
+		var f cryptobyte.String
+		var tag cbasn1.Tag
+		if !sd.ReadAnyASN1Element(&f, &tag) {
+			t.Fatal("bad field")
+		}
+		fields = append(fields, f)
+	}
+	sis := cryptobyte.String(fields[len(fields)-1])
+	var set, si cryptobyte.String
+	if !sis.ReadASN1(&set, cbasn1.SET) || !set.ReadASN1Element(&si, cbasn1.SEQUENCE) {
+		t.Fatal("bad signerInfos")
+	}
+	var b cryptobyte.Builder
+	b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
+		b.AddBytes(oid)
+		b.AddASN1(tagContext0, func(b *cryptobyte.Builder) {
+			b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
+				for _, f := range fields[:len(fields)-1] {
+					b.AddBytes(f)
+				}
+				b.AddASN1(cbasn1.SET, func(b *cryptobyte.Builder) {
+					for i := 0; i < n; i++ {
+						b.AddBytes(si)
+					}
+				})
+			})
+		})
+	})
+	return b.BytesOrPanic()
+}
+
+// TestHostileInput: what is not a well-formed signature is a
+// FORMAT_FAILURE report, never a panic, an error or a hang.
+func TestHostileInput(t *testing.T) {
+	p := newTestPKI(t)
+	key := newKey(t)
+	leaf := p.leaf(t, key, citizenSign())
+	good := buildCMS(t, document, false, []*x509.Certificate{leaf, p.ca}, cmsSigner{cert: leaf, key: key, signingTime: time.Now()})
+	goodJWS := signJWS(t, &cmsSigner{cert: leaf, key: key}, []*x509.Certificate{leaf, p.ca}, document, false, nil)
+	hugeAttr := buildCMS(t, document, false, []*x509.Certificate{leaf, p.ca}, cmsSigner{cert: leaf, key: key, extraAttr: func(b *cryptobyte.Builder) {
+		b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
+			b.AddASN1ObjectIdentifier([]int{1, 2, 3, 4})
+			b.AddASN1(cbasn1.SET, func(b *cryptobyte.Builder) { b.AddASN1OctetString(make([]byte, 1<<20)) })
+		})
+	}})
+	manyAttrs := buildCMS(t, document, false, []*x509.Certificate{leaf, p.ca}, cmsSigner{cert: leaf, key: key, extraAttr: func(b *cryptobyte.Builder) {
+		for i := 0; i < 100; i++ {
+			b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
+				b.AddASN1ObjectIdentifier([]int{1, 2, 3, 4, i})
+				b.AddASN1(cbasn1.SET, func(b *cryptobyte.Builder) { b.AddASN1NULL() })
+			})
+		}
+	}})
+	// A length in long form where short form fits: BER, not DER.
+	longForm := append([]byte{0x30, 0x84, 0, 0, byte(len(good[4:]) >> 8), byte(len(good[4:]))}, good[4:]...)
+	indefinite := append(append([]byte{0x30, 0x80}, good[4:]...), 0, 0)
+	parts := strings.Split(goodJWS, ".")
+	es256 := base64.RawURLEncoding.EncodeToString([]byte(`{"alg":"ES256"}`))
+	manySigs := `{"payload":"` + parts[1] + `","signatures":[` + strings.Repeat(`{"protected":"`+es256+`","signature":"`+parts[2]+`"},`, 9999) + `{"protected":"` + es256 + `","signature":"` + parts[2] + `"}]}`
+	if good[1] != 0x82 {
+		t.Fatalf("test CMS length form %x", good[:4])
+	}
+
+	cases := []struct {
+		name string
+		sig  []byte
+	}{
+		{"empty", nil},
+		{"one byte", []byte{0x30}},
+		{"truncated DER", good[:len(good)/2]},
+		{"truncated by one byte", good[:len(good)-1]},
+		{"trailing data", append(append([]byte{}, good...), 0)},
+		{"deep nesting", nest([]byte{0x05, 0x00}, 10000)},
+		{"indefinite length (BER)", indefinite},
+		{"non-minimal length", longForm},
+		{"10 000 signer infos", withSignerInfos(t, good, 10000)},
+		{"1 MB signed attribute", hugeAttr},
+		{"100 signed attributes", manyAttrs},
+		{"PEM of something else", pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: leaf.Raw})},
+		{"broken PEM", []byte("-----BEGIN CMS-----\n!!!\n-----END CMS-----\n")},
+		{"S/MIME without boundary", []byte("MIME-Version: 1.0\r\nContent-Type: multipart/signed\r\n\r\nx")},
+		{"S/MIME with one part", []byte("MIME-Version: 1.0\r\nContent-Type: multipart/signed; boundary=\"b\"\r\n\r\n--b\r\n\r\nhello\r\n--b--\r\n")},
+		{"S/MIME bad base64", []byte("Content-Type: application/pkcs7-mime\r\nContent-Transfer-Encoding: base64\r\n\r\n!!!\r\n")},
+		{"random text", []byte("hello, I am a signature")},
+		{"JWS two parts", []byte("eyJhbGciOiJFUzI1NiJ9.e30")},
+		{"JWS header not base64", []byte("!!.e30.AAAA")},
+		{"JWS header not JSON", []byte(base64.RawURLEncoding.EncodeToString([]byte("nope")) + ".e30.AAAA")},
+		{"JWS unknown alg", []byte(base64.RawURLEncoding.EncodeToString([]byte(`{"alg":"HS256"}`)) + ".e30.AAAA")},
+		{"JWS x5c not base64", []byte(base64.RawURLEncoding.EncodeToString([]byte(`{"alg":"ES256","x5c":["%%%"]}`)) + "." + parts[1] + "." + parts[2])},
+		{"JWS x5c not a certificate", []byte(base64.RawURLEncoding.EncodeToString([]byte(`{"alg":"ES256","x5c":["AAAA"]}`)) + "." + parts[1] + "." + parts[2])},
+		{"JWS JSON with trailing data", []byte(`{"payload":"e30","protected":"` + parts[0] + `","signature":"` + parts[2] + `"} {}`)},
+		{"JWS JSON 10 000 signatures", []byte(manySigs)},
+		{"JWS JSON not an object", []byte(`{"signatures": 7}`)},
+		{"JWS JSON empty signatures", []byte(`{"payload":"e30","signatures":[]}`)},
+	}
+	v := offlineVerifier(t, p.root)
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			res, err := v.Verify(context.Background(), tc.sig, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.Indication != TotalFailed || res.SubIndication != FormatFailure || len(res.Reports) != 1 {
+				var text bytes.Buffer
+				_ = res.WriteText(&text)
+				t.Fatalf("got %s/%s\n%s", res.Indication, res.SubIndication, text.String())
+			}
+		})
+	}
+	if _, err := v.Verify(context.Background(), make([]byte, MaxSignatureSize+1), nil); !errors.Is(err, ErrTooLarge) {
+		t.Errorf("oversized input: %v", err)
+	}
+}
