@@ -173,6 +173,9 @@ func runDev(ctx context.Context, dir, addr string, cmd *cobra.Command) error {
 	if err := startStatus(ctx, s); err != nil {
 		return err
 	}
+	if err := startVerify(ctx, s); err != nil {
+		return err
+	}
 	return s.serve(ctx, func(a net.Addr) {
 		base := "http://" + a.String()
 		if err := writeDevManifest(dir, base, officers, cfg.RA.RegistryFile); err != nil {

@@ -105,8 +105,16 @@ func startDev(t *testing.T, dir string) *devProcess {
 // startDevEnv is startDev with a given environment.
 func startDevEnv(t *testing.T, dir string, env []string) *devProcess {
 	t.Helper()
+	return startDevAt(t, dir, env, "127.0.0.1:0")
+}
+
+// startDevAt is startDevEnv on addr. The certificates sanad dev makes point
+// at its address (AIA, CRL distribution points), so a test that follows
+// them needs a real port, not ":0": freePort finds one.
+func startDevAt(t *testing.T, dir string, env []string, addr string) *devProcess {
+	t.Helper()
 	p := &devProcess{output: &syncBuffer{}, done: make(chan error, 1)}
-	p.cmd = exec.Command(sanadBin, "dev", "--dir", dir, "--addr", "127.0.0.1:0")
+	p.cmd = exec.Command(sanadBin, "dev", "--dir", dir, "--addr", addr)
 	p.cmd.Env = env
 	p.cmd.Stdout, p.cmd.Stderr = p.output, p.output
 	if err := p.cmd.Start(); err != nil {

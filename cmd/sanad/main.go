@@ -94,6 +94,24 @@ func newRootCmd(stdout, stderr io.Writer) *cobra.Command {
 		newOfficerCmd(),
 		newCRLCmd(),
 		newSignCmd(),
+		newVerifyCmd(),
 	)
+	usageArgs(root)
 	return root
+}
+
+// usageArgs makes a wrong number of arguments a usage error (exit code 2)
+// in every command, as a wrong flag is.
+func usageArgs(c *cobra.Command) {
+	if args := c.Args; args != nil {
+		c.Args = func(cmd *cobra.Command, a []string) error {
+			if err := args(cmd, a); err != nil {
+				return usageError{err}
+			}
+			return nil
+		}
+	}
+	for _, sub := range c.Commands() {
+		usageArgs(sub)
+	}
 }

@@ -79,6 +79,11 @@ func newServeCmd() *cobra.Command {
 				return err
 			}
 		}
+		if slices.Contains(*roles, "verify") {
+			if err := startVerify(ctx, s); err != nil {
+				return err
+			}
+		}
 		return s.serve(ctx, func(a net.Addr) {
 			log.Info("sanad serving", "addr", a.String(), "roles", strings.Join(*roles, ","), "database", cfg.Database.Driver)
 		})

@@ -33,7 +33,25 @@ type Config struct {
 	RA       RA       `yaml:"ra"`
 	Status   Status   `yaml:"status"`
 	OCSP     OCSP     `yaml:"ocsp"`
+	Verify   Verify   `yaml:"verify"`
 	Log      Log      `yaml:"log"`
+}
+
+// Verify configures the signature verification role (POST /api/v1/verify).
+type Verify struct {
+	// RootsFile is a PEM file of further trust anchors, besides the roots
+	// of this deployment's store (another country's national root, for one).
+	RootsFile string `yaml:"roots_file"`
+	// OCSPResponder, when set, is asked instead of each certificate's AIA
+	// OCSP URL.
+	OCSPResponder string `yaml:"ocsp_responder"`
+	// NoAIA turns off fetching missing intermediates from caIssuers URLs.
+	NoAIA bool `yaml:"no_aia"`
+	// MaxContentBytes bounds the detached content a request may carry; the
+	// signature itself is bounded by verify.MaxSignatureSize (16 MiB).
+	MaxContentBytes int64 `yaml:"max_content_bytes"`
+	// FetchTimeout bounds each AIA, OCSP or CRL request.
+	FetchTimeout time.Duration `yaml:"fetch_timeout"`
 }
 
 // OCSP configures how the status role treats nonces.
@@ -190,6 +208,7 @@ func Default() Config {
 		RA:       RA{ClientPerMinute: 120, IdentifierPerHour: 10},
 		Status:   Status{CacheSize: 1_000_000, SyncInterval: time.Second, Overlap: 10 * time.Second, Preload: true},
 		OCSP:     OCSP{Nonce: "ignore"},
+		Verify:   Verify{MaxContentBytes: 32 << 20, FetchTimeout: 5 * time.Second},
 		Log:      Log{Level: "info", Format: "text"},
 	}
 }
@@ -268,6 +287,7 @@ func (c *Config) resolvePaths(dir string) {
 	abs(&c.HSM.SoftHSMConf)
 	abs(&c.Database.DSNFile)
 	abs(&c.RA.RegistryFile)
+	abs(&c.Verify.RootsFile)
 	abs(&c.RA.RegistryTokenFile)
 	abs(&c.RA.OutboxDir)
 	if c.Database.Driver == "sqlite" && !strings.HasPrefix(c.Database.DSN, "file:") {
@@ -350,6 +370,17 @@ func (c Config) Validate() error {
 	}
 	if c.Status.Overlap < c.Status.SyncInterval || c.Status.Overlap > 24*time.Hour {
 		bad("status.overlap", "%s must be at least status.sync_interval and at most 24h", c.Status.Overlap)
+	}
+	if c.Verify.MaxContentBytes < 1 || c.Verify.MaxContentBytes > 1<<30 {
+		bad("verify.max_content_bytes", "%d is outside 1..1073741824", c.Verify.MaxContentBytes)
+	}
+	if c.Verify.FetchTimeout < 100*time.Millisecond || c.Verify.FetchTimeout > time.Minute {
+		bad("verify.fetch_timeout", "%s is outside 100ms..1m", c.Verify.FetchTimeout)
+	}
+	if c.Verify.OCSPResponder != "" {
+		if u, err := url.Parse(c.Verify.OCSPResponder); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+			bad("verify.ocsp_responder", "%q is not an http(s) URL", c.Verify.OCSPResponder)
+		}
 	}
 	if c.OCSP.Nonce != "ignore" && c.OCSP.Nonce != "sign" {
 		bad("ocsp.nonce", "%q is not ignore or sign", c.OCSP.Nonce)

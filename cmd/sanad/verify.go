@@ -1,0 +1,201 @@
+package main
+
+import (
+	"context"
+	"crypto/x509"
+	"encoding/json"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+
+	"github.com/spf13/cobra"
+
+	"github.com/sanadpki/sanad/verify"
+	"github.com/sanadpki/sanad/verify/endpoint"
+)
+
+// startVerify adds the verify role: POST /api/v1/verify, trusting the
+// roots of this deployment's store (and verify.roots_file), with the
+// store's issuing CAs as known intermediates.
+func startVerify(ctx context.Context, s *service) error {
+	c := s.cfg.Verify
+	cfg := verify.Config{OCSPResponder: c.OCSPResponder, NoAIA: c.NoAIA, HTTPClient: &http.Client{Timeout: c.FetchTimeout}}
+	issuers, err := s.db.Issuers(ctx)
+	if err != nil {
+		return err
+	}
+	for _, is := range issuers {
+		cert, err := x509.ParseCertificate(is.CertificateDER)
+		if err != nil {
+			return fmt.Errorf("issuer %s: %w", is.ID, err)
+		}
+		switch is.Role {
+		case "root":
+			cfg.Roots = append(cfg.Roots, cert)
+		case "issuing":
+			cfg.Intermediates = append(cfg.Intermediates, cert)
+		}
+	}
+	if c.RootsFile != "" {
+		roots, err := readCertificates(c.RootsFile)
+		if err != nil {
+			return fmt.Errorf("verify.roots_file: %w", err)
+		}
+		cfg.Roots = append(cfg.Roots, roots...)
+	}
+	v, err := verify.New(cfg)
+	if err != nil {
+		return fmt.Errorf("verify role: %w (the store has no root; set verify.roots_file)", err)
+	}
+	s.routes = append(s.routes, endpoint.New(v, c.MaxContentBytes, s.log).Register)
+	return nil
+}
+
+// readCertificates reads every CERTIFICATE block of a PEM file.
+func readCertificates(path string) ([]*x509.Certificate, error) {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var certs []*x509.Certificate
+	for rest := raw; ; {
+		var block *pem.Block
+		block, rest = pem.Decode(rest)
+		if block == nil {
+			break
+		}
+		if block.Type != "CERTIFICATE" {
+			continue
+		}
+		c, err := x509.ParseCertificate(block.Bytes)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", path, err)
+		}
+		certs = append(certs, c)
+	}
+	if len(certs) == 0 {
+		return nil, fmt.Errorf("%s holds no PEM certificate", path)
+	}
+	return certs, nil
+}
+
+// errNotPassed makes sanad verify exit 1 when a signature does not pass,
+// after the report is printed.
+var errNotPassed = errors.New("the signature did not pass")
+
+func newVerifyCmd() *cobra.Command {
+	var content, ocspURL string
+	var roots, intermediates []string
+	var noAIA, noCRL, asJSON bool
+	cmd := &cobra.Command{
+		Use:   "verify FILE",
+		Short: "Validate a CMS (DER, PEM, S/MIME) or JWS signature to the national roots and print the report",
+		Long: `verify checks a signature the way a government application does: format,
+signer certificate, digest and signature, chain to the trust anchors (fetching
+missing intermediates from caIssuers), key usage, revocation at the claimed
+signing time (OCSP, else CRL) and time; it prints an ETSI EN 319 102-1 report:
+TOTAL_PASSED, TOTAL_FAILED or INDETERMINATE with a sub-indication.
+
+Trust anchors are --roots (PEM files), else SANAD_VERIFY_ROOTS, else after
+"sanad dev" the dev root of ./var/dev.json. Exit code 0 only when every
+signature passed.`,
+		Args: cobra.ExactArgs(1),
+	}
+	cmd.Flags().StringVar(&content, "content", "", "the signed content, for a detached signature")
+	cmd.Flags().StringSliceVar(&roots, "roots", nil, "PEM file(s) of trust anchors")
+	cmd.Flags().StringSliceVar(&intermediates, "intermediates", nil, "PEM file(s) of CA certificates to build chains with")
+	cmd.Flags().StringVar(&ocspURL, "ocsp", "", "ask this OCSP responder instead of each certificate's AIA URL")
+	cmd.Flags().BoolVar(&noAIA, "no-aia", false, "do not fetch missing intermediates from caIssuers URLs")
+	cmd.Flags().BoolVar(&noCRL, "no-crl", false, "do not fall back to CRLs when OCSP gives no answer")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the report as JSON")
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		cfg := verify.Config{OCSPResponder: ocspURL, NoAIA: noAIA, NoCRL: noCRL}
+		if len(roots) == 0 {
+			if env := os.Getenv("SANAD_VERIFY_ROOTS"); env != "" {
+				roots = []string{env}
+			}
+		}
+		if len(roots) == 0 {
+			m, err := readDevManifest()
+			if err != nil {
+				return usagef("no trust anchors: give --roots FILE (or SANAD_VERIFY_ROOTS), or run sanad dev first")
+			}
+			for _, is := range m.Issuers {
+				switch is.Role {
+				case "root":
+					roots = append(roots, is.Certificate)
+				case "issuing":
+					intermediates = append(intermediates, is.Certificate)
+				}
+			}
+		}
+		for _, r := range roots {
+			certs, err := readCertificates(r)
+			if err != nil {
+				return usagef("--roots: %v", err)
+			}
+			cfg.Roots = append(cfg.Roots, certs...)
+		}
+		for _, r := range intermediates {
+			certs, err := readCertificates(r)
+			if err != nil {
+				return usagef("--intermediates: %v", err)
+			}
+			cfg.Intermediates = append(cfg.Intermediates, certs...)
+		}
+		sig, err := readLimited(args[0], verify.MaxSignatureSize)
+		if err != nil {
+			return err
+		}
+		var data []byte
+		if content != "" {
+			if data, err = readLimited(content, 1<<30); err != nil {
+				return err
+			}
+		}
+		v, err := verify.New(cfg)
+		if err != nil {
+			return err
+		}
+		res, err := v.Verify(cmd.Context(), sig, data)
+		if err != nil {
+			return err
+		}
+		out := cmd.OutOrStdout()
+		if asJSON {
+			enc := json.NewEncoder(out)
+			enc.SetIndent("", "  ")
+			err = enc.Encode(res)
+		} else {
+			err = res.WriteText(out)
+		}
+		if err != nil {
+			return err
+		}
+		if res.Indication != verify.TotalPassed {
+			return errNotPassed
+		}
+		return nil
+	}
+	return cmd
+}
+
+// readLimited reads a whole file of at most limit bytes.
+func readLimited(path string, limit int64) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, limit+1))
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(b)) > limit {
+		return nil, fmt.Errorf("%s is larger than %d bytes", path, limit)
+	}
+	return b, nil
+}

@@ -1,0 +1,222 @@
+// Package endpoint serves signature verification over HTTP:
+// POST /api/v1/verify takes a signature (and, for a detached one, the
+// content) and answers the validation report of package verify.
+//
+// It is server code (it writes Sanad's problem documents), kept apart from
+// package verify so that applications importing verify pull in none of it.
+// It never logs the signature, the content or who signed: a verification
+// request says who is dealing with whose documents.
+package endpoint
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"mime"
+	"net/http"
+	"strings"
+
+	"github.com/sanadpki/sanad/internal/api"
+	"github.com/sanadpki/sanad/verify"
+)
+
+// Request is the JSON form of a verification request. The signature is
+// given once: as base64 of its bytes (DER, PEM, S/MIME or JWS alike), or
+// as text (PEM, S/MIME or a JWS).
+type Request struct {
+	Signature     string `json:"signature,omitempty"`
+	SignatureText string `json:"signature_text,omitempty"`
+	// Content is base64 of the signed content, for a detached signature.
+	Content string `json:"content,omitempty"`
+}
+
+// Handler answers verification requests with one Verifier.
+type Handler struct {
+	v          *verify.Verifier
+	maxContent int64
+	log        *slog.Logger
+}
+
+// New returns a Handler; maxContent bounds the detached content of a
+// request (the signature is bounded by verify.MaxSignatureSize).
+func New(v *verify.Verifier, maxContent int64, log *slog.Logger) *Handler {
+	return &Handler{v: v, maxContent: maxContent, log: log}
+}
+
+// Register adds the route to mux.
+func (h *Handler) Register(mux *http.ServeMux) {
+	mux.HandleFunc("POST /api/v1/verify", h.handleVerify)
+}
+
+// maxBody is the largest request body: both parts base64-encoded in JSON,
+// and a little for the rest.
+func (h *Handler) maxBody() int64 {
+	return (verify.MaxSignatureSize+h.maxContent)/3*4 + 64<<10
+}
+
+// problem is a refusal of the request itself, as a problem document.
+type problem struct {
+	status      int
+	name, title string
+	detail      string
+}
+
+func (p *problem) Error() string { return p.detail }
+
+func badRequest(format string, args ...any) error {
+	return &problem{status: http.StatusBadRequest, name: "invalid-request", title: "The request is malformed", detail: fmt.Sprintf(format, args...)}
+}
+
+func tooLarge(format string, args ...any) error {
+	return &problem{status: http.StatusRequestEntityTooLarge, name: "request-too-large", title: "The request body is too large", detail: fmt.Sprintf(format, args...)}
+}
+
+func (h *Handler) handleVerify(w http.ResponseWriter, r *http.Request) {
+	r.Body = http.MaxBytesReader(w, r.Body, h.maxBody())
+	sig, content, err := h.read(r)
+	if err == nil {
+		var res *verify.Result
+		res, err = h.v.Verify(r.Context(), sig, content)
+		if err == nil {
+			w.Header().Set("Cache-Control", "no-store")
+			api.WriteJSON(w, http.StatusOK, res)
+			return
+		}
+		if errors.Is(err, verify.ErrTooLarge) {
+			err = tooLarge("the signature is larger than %d bytes", verify.MaxSignatureSize)
+		}
+	}
+	var p *problem
+	var tooBig *http.MaxBytesError
+	switch {
+	case errors.As(err, &p):
+		api.WriteProblem(w, api.NewProblem(p.status, p.name, p.title, p.detail))
+	case errors.As(err, &tooBig):
+		api.WriteProblem(w, api.NewProblem(http.StatusRequestEntityTooLarge, "request-too-large", "The request body is too large",
+			fmt.Sprintf("the limit is %d bytes", tooBig.Limit)))
+	case r.Context().Err() != nil:
+		// The client went away; nothing to answer.
+	default:
+		h.log.Error("verify request failed", "err", err)
+		api.WriteProblem(w, api.NewProblem(http.StatusInternalServerError, "internal", "Internal error", ""))
+	}
+}
+
+// read takes the signature and the content from a JSON or a
+// multipart/form-data body (parts "signature" and "content").
+func (h *Handler) read(r *http.Request) (sig, content []byte, err error) {
+	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if err != nil {
+		mt = ""
+	}
+	switch mt {
+	case "application/json":
+		return h.readJSON(r)
+	case "multipart/form-data":
+		return h.readMultipart(r)
+	}
+	return nil, nil, &problem{status: http.StatusUnsupportedMediaType, name: "unsupported-media-type", title: "The request body has the wrong media type",
+		detail: fmt.Sprintf("send application/json or multipart/form-data, not %q", r.Header.Get("Content-Type"))}
+}
+
+func (h *Handler) readJSON(r *http.Request) (sig, content []byte, err error) {
+	var req Request
+	dec := json.NewDecoder(r.Body)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&req); err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			return nil, nil, err
+		}
+		return nil, nil, badRequest("the body is not a verification request: %v", err)
+	}
+	if dec.More() {
+		return nil, nil, badRequest("data after the JSON object")
+	}
+	switch {
+	case req.Signature != "" && req.SignatureText != "":
+		return nil, nil, badRequest("give signature or signature_text, not both")
+	case req.Signature != "":
+		if sig, err = base64.StdEncoding.DecodeString(req.Signature); err != nil {
+			return nil, nil, badRequest("signature is not base64: %v", err)
+		}
+	case req.SignatureText != "":
+		sig = []byte(req.SignatureText)
+	default:
+		return nil, nil, badRequest("no signature: give signature (base64) or signature_text")
+	}
+	if len(sig) > verify.MaxSignatureSize {
+		return nil, nil, tooLarge("the signature is larger than %d bytes", verify.MaxSignatureSize)
+	}
+	if req.Content != "" {
+		if content, err = base64.StdEncoding.DecodeString(req.Content); err != nil {
+			return nil, nil, badRequest("content is not base64: %v", err)
+		}
+		if int64(len(content)) > h.maxContent {
+			return nil, nil, tooLarge("the content is larger than %d bytes", h.maxContent)
+		}
+	}
+	return sig, content, nil
+}
+
+func (h *Handler) readMultipart(r *http.Request) (sig, content []byte, err error) {
+	mr, err := r.MultipartReader()
+	if err != nil {
+		return nil, nil, badRequest("multipart body: %v", err)
+	}
+	seen := map[string]bool{}
+	for {
+		part, err := mr.NextPart()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			var tooBig *http.MaxBytesError
+			if errors.As(err, &tooBig) {
+				return nil, nil, err
+			}
+			return nil, nil, badRequest("multipart body: %v", err)
+		}
+		name := part.FormName()
+		var limit int64
+		switch name {
+		case "signature":
+			limit = verify.MaxSignatureSize
+		case "content":
+			limit = h.maxContent
+		default:
+			return nil, nil, badRequest("unknown part %q: send signature and, for a detached signature, content", name)
+		}
+		if seen[name] {
+			return nil, nil, badRequest("part %q twice", name)
+		}
+		seen[name] = true
+		b, err := io.ReadAll(io.LimitReader(part, limit+1))
+		if err != nil {
+			var tooBig *http.MaxBytesError
+			if errors.As(err, &tooBig) {
+				return nil, nil, err
+			}
+			return nil, nil, badRequest("part %q: %v", name, err)
+		}
+		if int64(len(b)) > limit {
+			return nil, nil, tooLarge("part %q is larger than %d bytes", name, limit)
+		}
+		if strings.EqualFold(part.Header.Get("Content-Transfer-Encoding"), "base64") {
+			// RFC 7578 §4.7 deprecates it, but some clients still send it.
+			return nil, nil, badRequest("part %q: Content-Transfer-Encoding is not supported; send the bytes", name)
+		}
+		if name == "signature" {
+			sig = b
+		} else {
+			content = b
+		}
+	}
+	if sig == nil {
+		return nil, nil, badRequest("no signature part")
+	}
+	return sig, content, nil
+}

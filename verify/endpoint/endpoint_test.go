@@ -1,0 +1,186 @@
+package endpoint
+
+import (
+	"bytes"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/base64"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"math/big"
+	"mime/multipart"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/smallstep/pkcs7"
+
+	"github.com/sanadpki/sanad/verify"
+)
+
+// fixture is a root and a signer it certified directly, with no OCSP or
+// CRL: every valid signature is INDETERMINATE/TRY_LATER, which is enough
+// to see the report come back whole; the passing path is tested end to
+// end in cmd/sanad against a real deployment.
+type fixture struct {
+	srv     *httptest.Server
+	sig     []byte
+	content []byte
+}
+
+func newFixture(t *testing.T, maxContent int64) *fixture {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	rootTmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "Root"}, NotBefore: now.Add(-time.Hour),
+		NotAfter: now.Add(time.Hour), IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}
+	rootDER, err := x509.CreateCertificate(rand.Reader, rootTmpl, rootTmpl, key.Public(), key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	root, _ := x509.ParseCertificate(rootDER)
+	leafDER, err := x509.CreateCertificate(rand.Reader, &x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "Signer", SerialNumber: "IDCKZ-880312448217"},
+		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(time.Hour), KeyUsage: x509.KeyUsageContentCommitment}, root, key.Public(), key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf, _ := x509.ParseCertificate(leafDER)
+	content := []byte("a tax filing")
+	sd, err := pkcs7.NewSignedData(content)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sd.SetDigestAlgorithm(pkcs7.OIDDigestAlgorithmSHA256) // its default is SHA-1, which verify refuses
+	if err := sd.AddSigner(leaf, key, pkcs7.SignerInfoConfig{}); err != nil {
+		t.Fatal(err)
+	}
+	sd.Detach()
+	sig, err := sd.Finish()
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := verify.New(verify.Config{Roots: []*x509.Certificate{root}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mux := http.NewServeMux()
+	New(v, maxContent, slog.New(slog.NewTextHandler(io.Discard, nil))).Register(mux)
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+	return &fixture{srv: srv, sig: sig, content: content}
+}
+
+func (f *fixture) post(t *testing.T, contentType string, body []byte) (int, map[string]any, string) {
+	t.Helper()
+	resp, err := http.Post(f.srv.URL+"/api/v1/verify", contentType, bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	var out map[string]any
+	if err := json.Unmarshal(raw, &out); err != nil {
+		t.Fatalf("%d %q is not JSON", resp.StatusCode, raw)
+	}
+	return resp.StatusCode, out, resp.Header.Get("Content-Type")
+}
+
+func multipartBody(t *testing.T, parts map[string][]byte) (string, []byte) {
+	var b bytes.Buffer
+	w := multipart.NewWriter(&b)
+	for name, data := range parts {
+		fw, err := w.CreateFormFile(name, name+".bin")
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = fw.Write(data)
+	}
+	_ = w.Close()
+	return w.FormDataContentType(), b.Bytes()
+}
+
+func jsonBody(t *testing.T, v any) []byte {
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// TestVerifyEndpoint: JSON and multipart requests get the report; a
+// changed content gets HASH_FAILURE; what is not a request gets its
+// problem document, and a signature that is not one gets FORMAT_FAILURE.
+func TestVerifyEndpoint(t *testing.T) {
+	f := newFixture(t, 1024)
+	b64 := base64.StdEncoding.EncodeToString
+	mpType, mp := multipartBody(t, map[string][]byte{"signature": f.sig, "content": f.content})
+	mpChangedType, mpChanged := multipartBody(t, map[string][]byte{"signature": f.sig, "content": []byte("another filing")})
+	mpUnknownType, mpUnknown := multipartBody(t, map[string][]byte{"signature": f.sig, "file": f.content})
+	mpNoSigType, mpNoSig := multipartBody(t, map[string][]byte{"content": f.content})
+	mpBigType, mpBig := multipartBody(t, map[string][]byte{"signature": f.sig, "content": make([]byte, 2048)})
+	cases := []struct {
+		name        string
+		contentType string
+		body        []byte
+		status      int
+		want        string // indication/sub-indication, or problem type
+	}{
+		{"JSON", "application/json", jsonBody(t, Request{Signature: b64(f.sig), Content: b64(f.content)}), 200, "INDETERMINATE/TRY_LATER"},
+		{"JSON signature text", "application/json; charset=utf-8", jsonBody(t, Request{SignatureText: "-----BEGIN CMS-----\n" + b64(f.sig) + "\n-----END CMS-----\n", Content: b64(f.content)}), 200, "INDETERMINATE/TRY_LATER"},
+		{"multipart", mpType, mp, 200, "INDETERMINATE/TRY_LATER"},
+		{"content changed", mpChangedType, mpChanged, 200, "TOTAL_FAILED/HASH_FAILURE"},
+		{"detached without content", "application/json", jsonBody(t, Request{Signature: b64(f.sig)}), 200, "INDETERMINATE/SIGNED_DATA_NOT_FOUND"},
+		{"not a signature", "application/json", jsonBody(t, Request{SignatureText: "hello"}), 200, "TOTAL_FAILED/FORMAT_FAILURE"},
+		{"wrong media type", "text/plain", f.sig, 415, "unsupported-media-type"},
+		{"no media type", "", f.sig, 415, "unsupported-media-type"},
+		{"not JSON", "application/json", []byte("{"), 400, "invalid-request"},
+		{"unknown field", "application/json", []byte(`{"sig":"AAAA"}`), 400, "invalid-request"},
+		{"two JSON objects", "application/json", []byte(`{"signature_text":"x"} {}`), 400, "invalid-request"},
+		{"both signatures", "application/json", jsonBody(t, Request{Signature: b64(f.sig), SignatureText: "x"}), 400, "invalid-request"},
+		{"no signature", "application/json", []byte(`{}`), 400, "invalid-request"},
+		{"bad base64", "application/json", []byte(`{"signature":"%%%"}`), 400, "invalid-request"},
+		{"content too large (JSON)", "application/json", jsonBody(t, Request{Signature: b64(f.sig), Content: b64(make([]byte, 2048))}), 413, "request-too-large"},
+		{"content too large (multipart)", mpBigType, mpBig, 413, "request-too-large"},
+		{"body too large", "application/json", append([]byte(`{"signature_text":"`), bytes.Repeat([]byte("A"), 23<<20)...), 413, "request-too-large"},
+		{"unknown part", mpUnknownType, mpUnknown, 400, "invalid-request"},
+		{"no signature part", mpNoSigType, mpNoSig, 400, "invalid-request"},
+		{"broken multipart", "multipart/form-data; boundary=x", []byte("--x\r\nbroken"), 400, "invalid-request"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			status, out, ct := f.post(t, tc.contentType, tc.body)
+			if status != tc.status {
+				t.Fatalf("status %d, want %d: %v", status, tc.status, out)
+			}
+			if status != 200 {
+				if ct != "application/problem+json" || out["type"] != "urn:sanad:problem:"+tc.want {
+					t.Errorf("problem %s %v", ct, out)
+				}
+				return
+			}
+			got := out["indication"].(string)
+			if s, _ := out["sub_indication"].(string); s != "" {
+				got += "/" + s
+			}
+			reports, _ := out["reports"].([]any)
+			if got != tc.want || len(reports) != 1 || ct != "application/json" {
+				t.Errorf("got %s (%s), %d reports, want %s", got, ct, len(reports), tc.want)
+			}
+		})
+	}
+	// The report names the signer.
+	_, out, _ := f.post(t, "application/json", jsonBody(t, Request{Signature: b64(f.sig), Content: b64(f.content)}))
+	rep := out["reports"].([]any)[0].(map[string]any)
+	if signer, _ := rep["signer"].(map[string]any); signer["national_id"] != "IDCKZ-880312448217" || !strings.Contains(rep["reason"].(string), "no OCSP responder and no CRL") {
+		t.Errorf("report %v", rep)
+	}
+}
