@@ -1,8 +1,77 @@
 // Package verify checks CMS and JWS signatures made with Sanad certificates
 // against the national roots and produces an ETSI EN 319 102-1 style
-// validation report.
+// validation report: one per signer, with an indication (TOTAL_PASSED,
+// TOTAL_FAILED, INDETERMINATE), a sub-indication, who signed (name,
+// national identifier, organisation, profile), the claimed signing time and
+// its source, the chain with each certificate's status and where it came
+// from (the OCSP response itself is kept as evidence), and every check
+// performed.
 //
 // It is the public package that government applications import, so it must
-// never import Sanad's server code (store, hsm, audit, api). Nothing lives
-// here yet; issue 8 builds it.
+// never import Sanad's server code (store, hsm, audit, api): its imports
+// are the standard library, golang.org/x/crypto (cryptobyte, ocsp) and
+// go-jose. The HTTP endpoint lives apart, in verify/endpoint.
+//
+// # Validation
+//
+// In the order of EN 319 102-1 §5.3 (basic signature validation):
+//
+//  1. format: CMS SignedData (RFC 5652; DER, PEM or S/MIME, RFC 8551) or
+//     JWS (RFC 7515 compact or JSON serialization, detached per Appendix F
+//     or RFC 7797); anything else is TOTAL_FAILED/FORMAT_FAILURE;
+//  2. identification: the signer's certificate (CMS sid, checked against
+//     ESS signing-certificate(-v2), RFC 5035; JWS x5c[0], checked against
+//     x5t#S256), else INDETERMINATE/NO_SIGNING_CERTIFICATE_FOUND;
+//  3. crypto: content-type and message-digest attributes (HASH_FAILURE),
+//     the signature (SIG_CRYPTO_FAILURE); SHA-1, MD5 and RSA below 2048
+//     bits are CRYPTO_CONSTRAINTS_FAILURE;
+//  4. chain: a path to Config.Roots with the certificates the signature
+//     carries, Config.Intermediates and, when one is missing, the caIssuers
+//     URL (NO_CERTIFICATE_CHAIN_FOUND when there is none);
+//  5. constraints: the signer's certificate is an end entity whose key
+//     usage allows digitalSignature or contentCommitment and whose extended
+//     key usage, if any, allows documents (documentSigning, emailProtection,
+//     or the Microsoft and Adobe equivalents), else CHAIN_CONSTRAINTS_FAILURE;
+//     an authentication certificate does not sign documents;
+//  6. revocation of every certificate but the anchor, from OCSP (the AIA
+//     URL or Config.OCSPResponder), else the CRL: revoked before the claimed
+//     signing time is TOTAL_FAILED/REVOKED; after it, INDETERMINATE/
+//     REVOKED_NO_POE (REVOKED_CA_NO_POE for a CA); no answer, TRY_LATER;
+//  7. time: a claimed signing time in the future is SIG_CONSTRAINTS_FAILURE,
+//     before notBefore TOTAL_FAILED/NOT_YET_VALID, after notAfter
+//     TOTAL_FAILED/EXPIRED; a path not valid now is OUT_OF_BOUNDS_NO_POE.
+//
+// The claimed signing time (the CMS signing-time attribute; the JWS sigT
+// or iat header) is the signer's word, not a proof of existence: it can
+// make a signature fail (the signer says it signed after the revocation),
+// never pass one that would otherwise not. Without a time-stamp, a
+// signature whose certificate was revoked or has expired since can only be
+// INDETERMINATE. The first failing step decides the report; the later
+// steps still run where they can, so that the report says all it found.
+//
+// # Hostile input
+//
+// Everything read from outside is bounded: the signature (MaxSignatureSize),
+// signer infos and JWS signatures (Config.MaxSigners), certificates (256),
+// signed attributes (64 of them, 64 KiB), and whatever the network answers
+// (4 MiB, http and https only, with the client's timeout). The CMS reader
+// is cryptobyte over DER: it never recurses on the input's nesting and
+// refuses BER lengths and trailing data.
+//
+// # Why not a CMS library
+//
+// github.com/smallstep/pkcs7 (v0.2.3, maintained, builds with Go 1.26) is
+// what sanad sign writes with: an independent writer that this reader is
+// tested against, beside openssl. For reading it does not fit: it verifies
+// all signers at once (no report per signer), knows only
+// issuerAndSerialNumber, not subjectKeyIdentifier, checks neither the
+// content-type attribute nor ESS signing-certificate(-v2), has no RSA-PSS,
+// re-encodes the signed attributes before checking the signature instead
+// of using the bytes received, defaults to SHA-1, and converts BER to DER
+// recursively with no depth bound: pkcs7.Parse of 4 MB of nested
+// indefinite-length SEQUENCEs dies of a fatal, unrecoverable stack
+// overflow (tried while choosing).
+// github.com/digitorus/pkcs7 descends from the same fullsailor/pkcs7 code,
+// and its latest release needs Go 1.27. The SignedData reader here is
+// about 300 lines of cryptobyte.
 package verify
