@@ -20,10 +20,12 @@ test:
 	scripts/test
 
 ## bench: HSM signing through crypto.Signer beside a bare C_Sign loop, same run;
+## signature verification beside bare ecdsa + x509 verification, same run;
 ## then the OCSP responder over 100 000 certificates beside a bare net/http handler
 bench:
 	@scripts/deps test
 	$(GO) test -run '^$$' -bench 'BenchmarkSign' -benchtime 2s ./hsm/
+	$(GO) test -run '^$$' -bench 'BenchmarkVerify' -benchtime 2s ./verify/
 	$(GO) build -o $(BIN) ./cmd/sanad
 	./$(BIN) bench ocsp --certificates 100000 --duration 10s
 
