@@ -145,7 +145,7 @@ func (f *signFlags) run(ctx context.Context, stdout io.Writer, file string, load
 	res := signResult{File: file, Output: out, Detached: !f.attached, Signer: cert.Subject.CommonName, Serial: jwsauth.SerialHex(cert.SerialNumber)}
 	var sig []byte
 	if f.jws {
-		sig, err = signJWS(content, cert, chain, signer, alg.jws, f.attached)
+		sig, err = signJWS(content, cert, chain, signer, alg.jws, f.attached, now)
 		res.Format, res.Algorithm = "jws", string(alg.jws)
 	} else {
 		sig, err = signCMS(content, cert, chain, signer, alg, f.attached)
@@ -199,28 +199,9 @@ func checkSigningCertificate(cert *x509.Certificate, now time.Time) error {
 // §4.1.6) both want. A certificate that is not on that path is refused
 // rather than sent along unchecked.
 func loadChain(path string, leaf *x509.Certificate) ([]*x509.Certificate, error) {
-	raw, err := readBounded(path, maxChainFile)
+	pool, err := readCertificates(path)
 	if err != nil {
 		return nil, fmt.Errorf("chain: %w", err)
-	}
-	var pool []*x509.Certificate
-	for rest := raw; ; {
-		var block *pem.Block
-		block, rest = pem.Decode(rest)
-		if block == nil {
-			break
-		}
-		if block.Type != "CERTIFICATE" {
-			return nil, fmt.Errorf("chain %s: a %q PEM block is not a certificate", path, block.Type)
-		}
-		c, err := x509.ParseCertificate(block.Bytes)
-		if err != nil {
-			return nil, fmt.Errorf("chain %s: %w", path, err)
-		}
-		pool = append(pool, c)
-	}
-	if len(pool) == 0 {
-		return nil, fmt.Errorf("chain %s holds no PEM certificate", path)
 	}
 	var chain []*x509.Certificate
 	for cur := leaf; len(pool) > 0; {
@@ -361,16 +342,20 @@ func signCMS(content []byte, cert *x509.Certificate, chain []*x509.Certificate, 
 }
 
 // signJWS makes a compact JWS (RFC 7515 §7.1), one line, whose payload is content and
-// whose protected header holds alg and x5c, cert then chain (§4.1.6). The
+// whose protected header holds alg, x5c (cert then chain, §4.1.6) and
+// sigT. The
 // payload part is left empty unless attached (Appendix F), so the verifier
 // must be given content. It verifies its own result before returning it.
-func signJWS(content []byte, cert *x509.Certificate, chain []*x509.Certificate, signer crypto.Signer, alg jose.SignatureAlgorithm, attached bool) ([]byte, error) {
+func signJWS(content []byte, cert *x509.Certificate, chain []*x509.Certificate, signer crypto.Signer, alg jose.SignatureAlgorithm, attached bool, now time.Time) ([]byte, error) {
 	x5c := []string{base64.StdEncoding.EncodeToString(cert.Raw)}
 	for _, c := range chain {
 		x5c = append(x5c, base64.StdEncoding.EncodeToString(c.Raw))
 	}
+	// sigT is the claimed signing time of ETSI TS 119 182-1 (JAdES)
+	// §5.2.1, which verify reads; not listed in crit, so that any RFC 7515
+	// verifier still accepts the JWS.
 	js, err := jose.NewSigner(jose.SigningKey{Algorithm: alg, Key: cryptosigner.Opaque(signer)},
-		(&jose.SignerOptions{}).WithHeader("x5c", x5c))
+		(&jose.SignerOptions{}).WithHeader("x5c", x5c).WithHeader("sigT", now.UTC().Format(time.RFC3339)))
 	if err != nil {
 		return nil, err
 	}

@@ -7,7 +7,6 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 
@@ -54,9 +53,10 @@ func startVerify(ctx context.Context, s *service) error {
 	return nil
 }
 
-// readCertificates reads every CERTIFICATE block of a PEM file.
+// readCertificates reads the certificates of a PEM file (of at most
+// maxChainFile bytes); any other PEM block is refused.
 func readCertificates(path string) ([]*x509.Certificate, error) {
-	raw, err := os.ReadFile(path)
+	raw, err := readBounded(path, maxChainFile)
 	if err != nil {
 		return nil, err
 	}
@@ -68,7 +68,7 @@ func readCertificates(path string) ([]*x509.Certificate, error) {
 			break
 		}
 		if block.Type != "CERTIFICATE" {
-			continue
+			return nil, fmt.Errorf("%s: a %q PEM block is not a certificate", path, block.Type)
 		}
 		c, err := x509.ParseCertificate(block.Bytes)
 		if err != nil {
@@ -146,13 +146,13 @@ signature passed.`,
 			}
 			cfg.Intermediates = append(cfg.Intermediates, certs...)
 		}
-		sig, err := readLimited(args[0], verify.MaxSignatureSize)
+		sig, err := readBounded(args[0], verify.MaxSignatureSize)
 		if err != nil {
 			return err
 		}
 		var data []byte
 		if content != "" {
-			if data, err = readLimited(content, 1<<30); err != nil {
+			if data, err = readBounded(content, 1<<30); err != nil {
 				return err
 			}
 		}
@@ -181,21 +181,4 @@ signature passed.`,
 		return nil
 	}
 	return cmd
-}
-
-// readLimited reads a whole file of at most limit bytes.
-func readLimited(path string, limit int64) ([]byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	b, err := io.ReadAll(io.LimitReader(f, limit+1))
-	if err != nil {
-		return nil, err
-	}
-	if int64(len(b)) > limit {
-		return nil, fmt.Errorf("%s is larger than %d bytes", path, limit)
-	}
-	return b, nil
 }

@@ -100,16 +100,16 @@ func TestVerifyAgainstDev(t *testing.T) {
 
 	// sanad verify: the dev root from ./var/dev.json, or --roots.
 	for _, tc := range []struct {
-		name string
-		args []string
+		name, timeSource string
+		args             []string
 	}{
-		{"openssl cms", []string{cmsDER, "--content", doc}},
-		{"openssl smime", []string{smime}},
-		{"sanad sign", []string{filepath.Join(work, "sanad.p7s"), "--content", doc, "--roots", root}},
-		{"sanad sign --jws", []string{filepath.Join(work, "sanad.jws"), "--content", doc}},
+		{"openssl cms", "signing-time attribute", []string{cmsDER, "--content", doc}},
+		{"openssl smime", "signing-time attribute", []string{smime}},
+		{"sanad sign", "signing-time attribute", []string{filepath.Join(work, "sanad.p7s"), "--content", doc, "--roots", root}},
+		{"sanad sign --jws", "sigT header", []string{filepath.Join(work, "sanad.jws"), "--content", doc}},
 	} {
 		code, out := verifyRun(t, parent, env, tc.args...)
-		if code != 0 || !strings.Contains(out, ": TOTAL_PASSED (1 signature(s))") || !strings.Contains(out, "IDCKZ-880312448217") ||
+		if code != 0 || !strings.Contains(out, ": TOTAL_PASSED (1 signature(s))") || !strings.Contains(out, "IDCKZ-880312448217") || !strings.Contains(out, "("+tc.timeSource+")") ||
 			!strings.Contains(out, "profile:      citizen-sign") || !strings.Contains(out, "good by ocsp") || !strings.Contains(out, "good by crl") {
 			t.Errorf("%s: sanad verify exit %d\n%s", tc.name, code, out)
 		}
