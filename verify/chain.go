@@ -85,6 +85,10 @@ func (v *Verifier) buildChain(ctx context.Context, rep *Report, leaf *x509.Certi
 			missing := unknown.Cert
 			got := false
 			for _, url := range missing.IssuingCertificateURL {
+				if !v.aiaAllowed(url) {
+					fetchNotes = append(fetchNotes, fmt.Sprintf("caIssuers %s: not under an allowed prefix, not fetched", url))
+					continue
+				}
 				certs, ferr := v.fetchIssuer(ctx, url)
 				if ferr != nil {
 					fetchNotes = append(fetchNotes, fmt.Sprintf("caIssuers %s: %v", url, ferr))
@@ -124,6 +128,19 @@ func notes(n []string) string {
 	return " (" + strings.Join(n, "; ") + ")"
 }
 
+// aiaAllowed says whether a caIssuers URL may be fetched.
+func (v *Verifier) aiaAllowed(url string) bool {
+	if len(v.cfg.AIAPrefixes) == 0 {
+		return true
+	}
+	for _, p := range v.cfg.AIAPrefixes {
+		if strings.HasPrefix(url, p) {
+			return true
+		}
+	}
+	return false
+}
+
 // aiaCache keeps CA certificates fetched by caIssuers URL.
 type aiaCache struct {
 	mu    sync.Mutex
@@ -152,7 +169,7 @@ func (v *Verifier) fetchIssuer(ctx context.Context, url string) ([]*x509.Certifi
 	if ok && now.Before(e.expires) {
 		return e.certs, nil
 	}
-	body, err := v.fetch(ctx, http.MethodGet, url, "", nil)
+	body, err := v.fetch(ctx, http.MethodGet, url, "", nil, v.aiaAllowed)
 	if err != nil {
 		return nil, err
 	}
@@ -204,8 +221,9 @@ func parseCertificates(b []byte) ([]*x509.Certificate, error) {
 }
 
 // fetch makes one HTTP request (http and https URLs only) and returns a
-// body of at most maxFetchSize bytes from a 200 answer.
-func (v *Verifier) fetch(ctx context.Context, method, url, contentType string, body []byte) ([]byte, error) {
+// body of at most maxFetchSize bytes from a 200 answer. It follows at most
+// three redirects, each to a URL allowed says may be fetched.
+func (v *Verifier) fetch(ctx context.Context, method, url, contentType string, body []byte, allowed func(string) bool) ([]byte, error) {
 	if !strings.HasPrefix(url, "http://") && !strings.HasPrefix(url, "https://") {
 		return nil, fmt.Errorf("not an http(s) URL")
 	}
@@ -220,7 +238,17 @@ func (v *Verifier) fetch(ctx context.Context, method, url, contentType string, b
 	if contentType != "" {
 		req.Header.Set("Content-Type", contentType)
 	}
-	resp, err := v.cfg.HTTPClient.Do(req)
+	client := *v.cfg.HTTPClient
+	client.CheckRedirect = func(r *http.Request, via []*http.Request) error {
+		switch {
+		case len(via) > 3:
+			return errors.New("more than 3 redirects")
+		case r.URL.Scheme != "http" && r.URL.Scheme != "https", !allowed(r.URL.String()):
+			return fmt.Errorf("redirect to %s refused", r.URL.Redacted())
+		}
+		return nil
+	}
+	resp, err := client.Do(req)
 	if err != nil {
 		return nil, err
 	}

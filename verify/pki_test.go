@@ -1,6 +1,7 @@
 package verify
 
 import (
+	"cmp"
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -109,6 +110,7 @@ type leafOptions struct {
 	ekus                []x509.ExtKeyUsage
 	unknownEKUs         []asn1.ObjectIdentifier
 	business            bool
+	caIssuers           string // path on the PKI's server; default /ca/issuing.crt
 }
 
 // citizenSign is the citizen-sign profile's shape.
@@ -138,7 +140,7 @@ func (p *testPKI) leaf(t testing.TB, key crypto.Signer, o leafOptions) *x509.Cer
 		BasicConstraintsValid: true,
 		SubjectKeyId:          keyID(t, key.Public()),
 		OCSPServer:            []string{p.srv.URL + "/ocsp"},
-		IssuingCertificateURL: []string{p.srv.URL + "/ca/issuing.crt"},
+		IssuingCertificateURL: []string{p.srv.URL + cmp.Or(o.caIssuers, "/ca/issuing.crt")},
 		CRLDistributionPoints: []string{p.srv.URL + "/crl/issuing.crl"},
 	}, p.ca, key.Public(), p.caKey)
 }
@@ -202,6 +204,8 @@ func (p *testPKI) serve(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		_, _ = w.Write(p.ca.Raw)
+	case r.URL.Path == "/redirect/issuing.crt":
+		http.Redirect(w, r, "/ca/issuing.crt", http.StatusFound)
 	case r.URL.Path == "/ca/root.crt":
 		_, _ = w.Write(p.root.Raw)
 	default:

@@ -21,6 +21,12 @@ type Config struct {
 	OCSPResponder string
 	// NoAIA turns off fetching missing intermediates from caIssuers URLs.
 	NoAIA bool
+	// AIAPrefixes, when not empty, are the only URL prefixes a caIssuers
+	// URL may start with to be fetched. The certificate that names it is
+	// not yet trusted (its issuer is what is missing), so a server that
+	// verifies signatures from anyone should say where it will go: else
+	// a signature could make it request internal addresses (SSRF).
+	AIAPrefixes []string
 	// NoCRL turns off the CRL fallback when OCSP gives no answer.
 	NoCRL bool
 	// HTTPClient makes the AIA, OCSP and CRL requests. Default: a client

@@ -165,6 +165,30 @@ func TestValidationCases(t *testing.T) {
 				t.Errorf("chain %+v", c)
 			}
 		}},
+		{"caIssuers under an allowed prefix", func(t *testing.T) input {
+			return input{sig: buildCMS(t, document, true, []*x509.Certificate{good}, signer), content: document,
+				cfg: func(cfg *Config) { cfg.AIAPrefixes = []string{p.srv.URL + "/ca/"} }}
+		}, TotalPassed, "", nil},
+		{"caIssuers outside the allowed prefixes", func(t *testing.T) input {
+			return input{sig: buildCMS(t, document, true, []*x509.Certificate{good}, signer), content: document,
+				cfg: func(cfg *Config) { cfg.AIAPrefixes = []string{"https://pki.example.kz/"} }}
+		}, Indeterminate, NoCertificateChainFound, func(t *testing.T, r *Result) {
+			if !strings.Contains(r.Reports[0].Reason, "not under an allowed prefix") {
+				t.Errorf("reason %q", r.Reports[0].Reason)
+			}
+		}},
+		{"caIssuers redirected outside the allowed prefixes", func(t *testing.T) input {
+			k := newKey(t)
+			o := citizenSign()
+			o.caIssuers = "/redirect/issuing.crt"
+			c := p.leaf(t, k, o)
+			return input{sig: buildCMS(t, document, true, []*x509.Certificate{c}, cmsSigner{cert: c, key: k, signingTime: now}), content: document,
+				cfg: func(cfg *Config) { cfg.AIAPrefixes = []string{p.srv.URL + "/redirect/"} }}
+		}, Indeterminate, NoCertificateChainFound, func(t *testing.T, r *Result) {
+			if !strings.Contains(r.Reports[0].Reason, "redirect to") {
+				t.Errorf("reason %q", r.Reports[0].Reason)
+			}
+		}},
 		{"intermediate unavailable", func(t *testing.T) input {
 			return input{sig: buildCMS(t, document, true, []*x509.Certificate{good}, signer), content: document,
 				before: func() { p.aiaDown.Store(true) }}

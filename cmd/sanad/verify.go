@@ -21,7 +21,8 @@ import (
 // store's issuing CAs as known intermediates.
 func startVerify(ctx context.Context, s *service) error {
 	c := s.cfg.Verify
-	cfg := verify.Config{OCSPResponder: c.OCSPResponder, NoAIA: c.NoAIA, HTTPClient: &http.Client{Timeout: c.FetchTimeout}}
+	cfg := verify.Config{OCSPResponder: c.OCSPResponder, NoAIA: len(c.AIAPrefixes) == 0, AIAPrefixes: c.AIAPrefixes,
+		HTTPClient: &http.Client{Timeout: c.FetchTimeout}}
 	issuers, err := s.db.Issuers(ctx)
 	if err != nil {
 		return err

@@ -45,8 +45,12 @@ type Verify struct {
 	// OCSPResponder, when set, is asked instead of each certificate's AIA
 	// OCSP URL.
 	OCSPResponder string `yaml:"ocsp_responder"`
-	// NoAIA turns off fetching missing intermediates from caIssuers URLs.
-	NoAIA bool `yaml:"no_aia"`
+	// AIAPrefixes are the URL prefixes from which missing intermediates may
+	// be fetched (the caIssuers URL of a certificate whose issuer is not
+	// known). Empty, the default: none, since the certificate naming the
+	// URL is not yet trusted and anyone may send one (SSRF); the store's
+	// issuing CAs are known without it.
+	AIAPrefixes []string `yaml:"aia_prefixes"`
 	// MaxContentBytes bounds the detached content a request may carry; the
 	// signature itself is bounded by verify.MaxSignatureSize (16 MiB).
 	MaxContentBytes int64 `yaml:"max_content_bytes"`
@@ -376,6 +380,11 @@ func (c Config) Validate() error {
 	}
 	if c.Verify.FetchTimeout < 100*time.Millisecond || c.Verify.FetchTimeout > time.Minute {
 		bad("verify.fetch_timeout", "%s is outside 100ms..1m", c.Verify.FetchTimeout)
+	}
+	for _, p := range c.Verify.AIAPrefixes {
+		if u, err := url.Parse(p); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || !strings.HasSuffix(p, "/") {
+			bad("verify.aia_prefixes", "%q is not an http(s) URL ending in /", p)
+		}
 	}
 	if c.Verify.OCSPResponder != "" {
 		if u, err := url.Parse(c.Verify.OCSPResponder); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
