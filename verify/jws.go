@@ -133,6 +133,10 @@ func splitJWS(b []byte) ([]jwsSignature, error) {
 		}
 		if general.Payload != nil {
 			obj["payload"] = *general.Payload
+		} else {
+			// Detached (RFC 7515 Appendix F): go-jose wants the member;
+			// the content is given to DetachedVerify.
+			obj["payload"] = ""
 		}
 		ser, _ := json.Marshal(obj)
 		s := jwsSignature{serialized: string(ser), detached: general.Payload == nil}

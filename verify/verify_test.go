@@ -366,3 +366,62 @@ func TestRevocationCache(t *testing.T) {
 		t.Errorf("%d OCSP requests for three verifications", n)
 	}
 }
+
+// TestJWSJSONSerialization: a JWS in the general JSON serialization with
+// two signers gets a report each; the flattened form with a detached
+// payload verifies with the content given.
+func TestJWSJSONSerialization(t *testing.T) {
+	p := newTestPKI(t)
+	k1, k2 := newKey(t), newKey(t)
+	c1, c2 := p.leaf(t, k1, citizenSign()), p.leaf(t, k2, citizenSign())
+	x5c := func(c *x509.Certificate) []string {
+		return []string{base64.StdEncoding.EncodeToString(c.Raw), base64.StdEncoding.EncodeToString(p.ca.Raw)}
+	}
+	ms, err := jose.NewMultiSigner([]jose.SigningKey{{Algorithm: jose.ES256, Key: k1}, {Algorithm: jose.ES256, Key: k2}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	obj, err := ms.Sign(document)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// go-jose's multi-signer takes no per-signer headers; put x5c in each
+	// signature's unprotected header, where RFC 7515 §7.2.1 allows it.
+	var general map[string]any
+	if err := json.Unmarshal([]byte(obj.FullSerialize()), &general); err != nil {
+		t.Fatal(err)
+	}
+	sigs := general["signatures"].([]any)
+	sigs[0].(map[string]any)["header"] = map[string]any{"x5c": x5c(c1)}
+	sigs[1].(map[string]any)["header"] = map[string]any{"x5c": x5c(c2)}
+	two, _ := json.Marshal(general)
+
+	p.revoke(c2.SerialNumber, time.Now().Add(-time.Hour), 1)
+	v, err := New(p.config())
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := v.Verify(context.Background(), two, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Reports) != 2 || res.Reports[0].Indication != TotalPassed || res.Reports[1].SubIndication != RevokedNoPOE ||
+		res.Reports[0].Signer.Serial != serialHex(c1.SerialNumber) || res.Reports[1].Signer.Serial != serialHex(c2.SerialNumber) {
+		t.Fatalf("two JWS signers: %+v", res)
+	}
+
+	// Flattened, detached: the payload member left out.
+	one := signJWS(t, &cmsSigner{cert: c1, key: k1}, []*x509.Certificate{c1, p.ca}, document, true, nil)
+	parts := strings.Split(one, ".")
+	flat := []byte(`{"protected":"` + parts[0] + `","signature":"` + parts[2] + `"}`)
+	for _, tc := range []struct {
+		content []byte
+		ind     Indication
+		sub     SubIndication
+	}{{document, TotalPassed, ""}, {[]byte("other"), TotalFailed, SigCryptoFailure}, {nil, Indeterminate, SignedDataNotFound}} {
+		res, err := v.Verify(context.Background(), flat, tc.content)
+		if err != nil || res.Indication != tc.ind || res.SubIndication != tc.sub {
+			t.Errorf("flattened detached with %q: %+v %v", tc.content, res, err)
+		}
+	}
+}
