@@ -9,7 +9,6 @@ import (
 	"io"
 	"net/http"
 	"strings"
-	"sync"
 	"time"
 )
 
@@ -141,33 +140,11 @@ func (v *Verifier) aiaAllowed(url string) bool {
 	return false
 }
 
-// aiaCache keeps CA certificates fetched by caIssuers URL.
-type aiaCache struct {
-	mu    sync.Mutex
-	certs map[string]aiaEntry
-}
-
-type aiaEntry struct {
-	certs   []*x509.Certificate
-	expires time.Time
-}
-
-const (
-	aiaCacheTTL     = time.Hour
-	aiaCacheEntries = 256
-)
-
-func newAIACache() *aiaCache { return &aiaCache{certs: map[string]aiaEntry{}} }
-
 // fetchIssuer gets the certificates at a caIssuers URL: DER, PEM, or a
 // certs-only CMS ("application/pkcs7-mime", RFC 5280 §4.2.2.1).
 func (v *Verifier) fetchIssuer(ctx context.Context, url string) ([]*x509.Certificate, error) {
-	now := time.Now()
-	v.aia.mu.Lock()
-	e, ok := v.aia.certs[url]
-	v.aia.mu.Unlock()
-	if ok && now.Before(e.expires) {
-		return e.certs, nil
+	if certs, ok := v.aiaCache.get(url); ok {
+		return certs, nil
 	}
 	body, err := v.fetch(ctx, http.MethodGet, url, "", nil, v.aiaAllowed)
 	if err != nil {
@@ -177,12 +154,7 @@ func (v *Verifier) fetchIssuer(ctx context.Context, url string) ([]*x509.Certifi
 	if err != nil {
 		return nil, err
 	}
-	v.aia.mu.Lock()
-	if len(v.aia.certs) >= aiaCacheEntries {
-		clear(v.aia.certs)
-	}
-	v.aia.certs[url] = aiaEntry{certs: certs, expires: now.Add(aiaCacheTTL)}
-	v.aia.mu.Unlock()
+	v.aiaCache.put(url, certs, time.Time{})
 	return certs, nil
 }
 

@@ -94,7 +94,7 @@ func (v *Verifier) statusOf(ctx context.Context, cert, issuer *x509.Certificate)
 // nextUpdate not past).
 func (v *Verifier) askOCSP(ctx context.Context, responder string, cert, issuer *x509.Certificate) (*status, error) {
 	key := "ocsp\x00" + responder + "\x00" + string(issuer.RawSubjectPublicKeyInfo) + "\x00" + string(cert.SerialNumber.Bytes())
-	if st, ok := v.cache.get(key); ok {
+	if st, ok := v.ocspCache.get(key); ok {
 		return st, nil
 	}
 	req, err := ocsp.CreateRequest(cert, issuer, &ocsp.RequestOptions{Hash: crypto.SHA1})
@@ -151,7 +151,7 @@ func (v *Verifier) askOCSP(ctx context.Context, responder string, cert, issuer *
 	default:
 		st.state = "unknown"
 	}
-	v.cache.put(key, st, resp.NextUpdate)
+	v.ocspCache.put(key, st, resp.NextUpdate)
 	return st, nil
 }
 
@@ -177,7 +177,7 @@ type crlEntries struct {
 func (v *Verifier) fromCRL(ctx context.Context, u string, cert, issuer *x509.Certificate) (*status, error) {
 	key := "crl\x00" + u + "\x00" + string(issuer.RawSubjectPublicKeyInfo)
 	var list *crlEntries
-	if e, ok := v.cache.getCRL(key); ok {
+	if e, ok := v.crlCache.get(key); ok {
 		list = e
 	} else {
 		der, err := v.fetch(ctx, http.MethodGet, u, "", nil, anyURL)
@@ -201,7 +201,7 @@ func (v *Verifier) fromCRL(ctx context.Context, u string, cert, issuer *x509.Cer
 		for _, e := range rl.RevokedCertificateEntries {
 			list.revoked[string(e.SerialNumber.Bytes())] = e
 		}
-		v.cache.putCRL(key, list)
+		v.crlCache.put(key, list, list.nextUpdate)
 	}
 	now := v.cfg.Now()
 	if list.thisUpdate.After(now.Add(v.cfg.ClockSkew)) {
@@ -217,88 +217,54 @@ func (v *Verifier) fromCRL(ctx context.Context, u string, cert, issuer *x509.Cer
 	return st, nil
 }
 
-// revocationCache keeps OCSP answers and CRLs for at most ttl and never
-// past their nextUpdate, so that a busy application does not ask the
-// responder for every signature (RFC 5019 §6 lets HTTP caches do the same).
-type revocationCache struct {
-	ttl  time.Duration
-	mu   sync.Mutex
-	ocsp map[string]cachedStatus
-	crls map[string]cachedCRL
+// ttlCache keeps OCSP answers or CRLs for at most ttl and never past
+// their nextUpdate, so that a busy application does not ask the responder
+// for every signature (RFC 5019 §6 lets HTTP caches do the same). A
+// negative ttl keeps nothing; a full cache starts again empty.
+type ttlCache[V any] struct {
+	ttl     time.Duration
+	max     int
+	mu      sync.Mutex
+	entries map[string]cached[V]
 }
 
-type cachedStatus struct {
-	st      *status
+type cached[V any] struct {
+	v       V
 	expires time.Time
 }
 
-type cachedCRL struct {
-	list    *crlEntries
-	expires time.Time
+func newTTLCache[V any](ttl time.Duration, max int) *ttlCache[V] {
+	return &ttlCache[V]{ttl: ttl, max: max, entries: map[string]cached[V]{}}
 }
 
-const revocationCacheEntries = 100_000
-
-func newRevocationCache(ttl time.Duration) *revocationCache {
-	return &revocationCache{ttl: ttl, ocsp: map[string]cachedStatus{}, crls: map[string]cachedCRL{}}
+func (c *ttlCache[V]) get(key string) (V, bool) {
+	var zero V
+	if c.ttl < 0 {
+		return zero, false
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e, ok := c.entries[key]
+	if !ok || time.Now().After(e.expires) {
+		return zero, false
+	}
+	return e.v, true
 }
 
-func (c *revocationCache) expiry(nextUpdate time.Time) time.Time {
+func (c *ttlCache[V]) put(key string, v V, nextUpdate time.Time) {
+	if c.ttl < 0 {
+		return
+	}
 	exp := time.Now().Add(c.ttl)
 	if !nextUpdate.IsZero() && nextUpdate.Before(exp) {
 		exp = nextUpdate
 	}
-	return exp
-}
-
-func (c *revocationCache) get(key string) (*status, bool) {
-	if c.ttl < 0 {
-		return nil, false
-	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	e, ok := c.ocsp[key]
-	if !ok || time.Now().After(e.expires) {
-		return nil, false
+	if len(c.entries) >= c.max {
+		clear(c.entries)
 	}
-	return e.st, true
-}
-
-func (c *revocationCache) put(key string, st *status, nextUpdate time.Time) {
-	if c.ttl < 0 {
-		return
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if len(c.ocsp) >= revocationCacheEntries {
-		clear(c.ocsp)
-	}
-	c.ocsp[key] = cachedStatus{st: st, expires: c.expiry(nextUpdate)}
-}
-
-func (c *revocationCache) getCRL(key string) (*crlEntries, bool) {
-	if c.ttl < 0 {
-		return nil, false
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	e, ok := c.crls[key]
-	if !ok || time.Now().After(e.expires) {
-		return nil, false
-	}
-	return e.list, true
-}
-
-func (c *revocationCache) putCRL(key string, list *crlEntries) {
-	if c.ttl < 0 {
-		return
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if len(c.crls) >= 64 {
-		clear(c.crls)
-	}
-	c.crls[key] = cachedCRL{list: list, expires: c.expiry(list.nextUpdate)}
+	c.entries[key] = cached[V]{v: v, expires: exp}
 }
 
 // serialHex is a serial as openssl x509 -serial prints it: upper-case

@@ -60,11 +60,20 @@ var ErrTooLarge = errors.New("verify: signature larger than the limit")
 // use; it keeps a small cache of revocation answers and fetched CA
 // certificates.
 type Verifier struct {
-	cfg   Config
-	roots *x509.CertPool
-	cache *revocationCache
-	aia   *aiaCache
+	cfg       Config
+	roots     *x509.CertPool
+	ocspCache *ttlCache[*status]
+	crlCache  *ttlCache[*crlEntries]
+	aiaCache  *ttlCache[[]*x509.Certificate]
 }
+
+// Cache sizes: OCSP answers by certificate, CRLs and caIssuers by URL.
+const (
+	ocspCacheEntries = 100_000
+	crlCacheEntries  = 64
+	aiaCacheEntries  = 256
+	aiaCacheTTL      = time.Hour
+)
 
 // New returns a Verifier for cfg.
 func New(cfg Config) (*Verifier, error) {
@@ -87,7 +96,10 @@ func New(cfg Config) (*Verifier, error) {
 	if cfg.ClockSkew == 0 {
 		cfg.ClockSkew = 5 * time.Minute
 	}
-	v := &Verifier{cfg: cfg, roots: x509.NewCertPool(), cache: newRevocationCache(cfg.RevocationCacheTTL), aia: newAIACache()}
+	v := &Verifier{cfg: cfg, roots: x509.NewCertPool(),
+		ocspCache: newTTLCache[*status](cfg.RevocationCacheTTL, ocspCacheEntries),
+		crlCache:  newTTLCache[*crlEntries](cfg.RevocationCacheTTL, crlCacheEntries),
+		aiaCache:  newTTLCache[[]*x509.Certificate](aiaCacheTTL, aiaCacheEntries)}
 	for _, r := range cfg.Roots {
 		v.roots.AddCert(r)
 	}

@@ -36,6 +36,21 @@ type raClient struct {
 	pems map[string]string // issuer role → PEM path
 }
 
+// newRAClient is a client of the dev deployment in dir, with its
+// dev.json read and the PEM path of each issuer role.
+func newRAClient(t *testing.T, dev *devProcess, dir string, env []string) *raClient {
+	t.Helper()
+	c := &raClient{t: t, dev: dev, dir: dir, env: env, pems: map[string]string{}}
+	raw, err := os.ReadFile(filepath.Join(dir, "dev.json"))
+	if err != nil || json.Unmarshal(raw, &c.m) != nil {
+		t.Fatalf("dev.json: %s, %v", raw, err)
+	}
+	for _, is := range c.m.Issuers {
+		c.pems[is.Role] = is.Certificate
+	}
+	return c
+}
+
 func (c *raClient) do(method, path, contentType string, body []byte, header map[string]string) (int, map[string]any) {
 	c.t.Helper()
 	req, err := http.NewRequest(method, c.dev.url+path, strings.NewReader(string(body)))
@@ -168,13 +183,9 @@ func TestEnrollmentEndToEnd(t *testing.T) {
 				env = append(env, "SANAD_DATABASE_DRIVER=postgres", "SANAD_DATABASE_DSN="+dsn)
 			}
 			dir := filepath.Join(t.TempDir(), "var")
-			c := &raClient{t: t, dev: startDevEnv(t, dir, env), dir: dir, env: env, pems: map[string]string{}}
-			raw, err := os.ReadFile(filepath.Join(dir, "dev.json"))
-			if err != nil || json.Unmarshal(raw, &c.m) != nil || len(c.m.Officers) != 2 || c.m.Registry == "" {
-				t.Fatalf("dev.json: %s, %v", raw, err)
-			}
-			for _, is := range c.m.Issuers {
-				c.pems[is.Role] = is.Certificate
+			c := newRAClient(t, startDevEnv(t, dir, env), dir, env)
+			if len(c.m.Officers) != 2 || c.m.Registry == "" {
+				t.Fatalf("dev.json: %+v", c.m)
 			}
 
 			// What no route takes is a problem document too.

@@ -64,14 +64,7 @@ func TestSignVerifiedByOpenSSL(t *testing.T) {
 	pkcs11Tool := testenv.Tool(t, "pkcs11-tool")
 	env := sanadEnv()
 	dir := filepath.Join(t.TempDir(), "var")
-	c := &raClient{t: t, dev: startDevEnv(t, dir, env), dir: dir, env: env, pems: map[string]string{}}
-	raw, err := os.ReadFile(filepath.Join(dir, "dev.json"))
-	if err != nil || json.Unmarshal(raw, &c.m) != nil {
-		t.Fatalf("dev.json: %s, %v", raw, err)
-	}
-	for _, is := range c.m.Issuers {
-		c.pems[is.Role] = is.Certificate
-	}
+	c := newRAClient(t, startDevEnv(t, dir, env), dir, env)
 	root, issuing := c.pems["root"], c.pems["issuing"]
 	work := t.TempDir()
 

@@ -54,14 +54,7 @@ func TestVerifyAgainstDev(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := &raClient{t: t, dev: startDevAt(t, dir, env, fmt.Sprintf("127.0.0.1:%d", port)), dir: dir, env: env, pems: map[string]string{}}
-	raw, err := os.ReadFile(filepath.Join(dir, "dev.json"))
-	if err != nil || json.Unmarshal(raw, &c.m) != nil {
-		t.Fatalf("dev.json: %s, %v", raw, err)
-	}
-	for _, is := range c.m.Issuers {
-		c.pems[is.Role] = is.Certificate
-	}
+	c := newRAClient(t, startDevAt(t, dir, env, fmt.Sprintf("127.0.0.1:%d", port)), dir, env)
 	root, issuing := c.pems["root"], c.pems["issuing"]
 	work := t.TempDir()
 	key := mustECDSA(t, elliptic.P256())
