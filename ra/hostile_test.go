@@ -17,6 +17,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strings"
 	"testing"
@@ -132,9 +133,14 @@ func (fx *raFixture) checkRefused(t *testing.T, row hostileRequest) {
 	}
 }
 
+// pathParams are the {name} segments of a documented path.
+var pathParams = regexp.MustCompile(`\{[^}]*\}`)
+
 // checkCoverage requires every operation of the served OpenAPI document
-// that takes input (parameters, a body or a signed request) to be attacked
-// by at least three rows, and every row to reach one of them.
+// that the RA serves and that takes input (parameters, a body or a signed
+// request) to be attacked by at least three rows, and every row to reach
+// one of them. The document also describes the verify role's route, whose
+// hostile input verify/endpoint's own table covers.
 func checkCoverage(t *testing.T, fx *raFixture, rows []hostileRequest) {
 	t.Helper()
 	code, raw := fx.do(t, http.MethodGet, "/api/v1/openapi.json", nil, nil)
@@ -168,7 +174,12 @@ func checkCoverage(t *testing.T, fx *raFixture, rows []hostileRequest) {
 			if len(o.Parameters) == 0 && o.RequestBody == nil && len(o.Security) == 0 {
 				continue // takes no input: nothing to be hostile with
 			}
-			if pattern := strings.ToUpper(method) + " " + path; hits[pattern] < 3 {
+			pattern := strings.ToUpper(method) + " " + path
+			req := httptest.NewRequest(strings.ToUpper(method), pathParams.ReplaceAllString(path, "x"), nil)
+			if _, served := fx.mux.Handler(req); served != pattern {
+				continue // another role's (POST /api/v1/verify): its package has its own hostile table
+			}
+			if hits[pattern] < 3 {
 				t.Errorf("%s: %d hostile requests; want at least 3", pattern, hits[pattern])
 			}
 		}
