@@ -182,7 +182,7 @@ func parseCertificates(b []byte) ([]*x509.Certificate, error) {
 	if c, err := x509.ParseCertificate(b); err == nil {
 		return []*x509.Certificate{c}, nil
 	}
-	sd, err := parseSignedData(b)
+	sd, err := parseSignedData(b, x509.ParseCertificate)
 	if err != nil {
 		return nil, fmt.Errorf("neither a certificate nor a certs-only CMS: %w", err)
 	}

@@ -61,10 +61,11 @@ type signerInfo struct {
 
 var errNotDER = errors.New("not a DER CMS ContentInfo")
 
-// parseSignedData parses a DER ContentInfo holding a SignedData. It reads
-// only what RFC 5652 defines, with DER lengths, and refuses trailing data;
-// nothing recurses on the input's nesting.
-func parseSignedData(der []byte) (*signedData, error) {
+// parseSignedData parses a DER ContentInfo holding a SignedData, its
+// certificates with parseCert. It reads only what RFC 5652 defines, with
+// DER lengths, and refuses trailing data; nothing recurses on the input's
+// nesting.
+func parseSignedData(der []byte, parseCert func([]byte) (*x509.Certificate, error)) (*signedData, error) {
 	input := cryptobyte.String(der)
 	var ci, content, sd cryptobyte.String
 	var ct encasn1.ObjectIdentifier
@@ -120,7 +121,7 @@ func parseSignedData(der []byte) (*signedData, error) {
 		if len(out.certs) == maxCertificates {
 			return nil, fmt.Errorf("more than %d certificates", maxCertificates)
 		}
-		c, err := x509.ParseCertificate(raw)
+		c, err := parseCert(raw)
 		if err != nil {
 			return nil, fmt.Errorf("certificate %d: %w", len(out.certs), err)
 		}
@@ -262,7 +263,7 @@ func (v *Verifier) VerifyCMS(ctx context.Context, sig, content []byte) (*Result,
 	if mimeContent != nil && content == nil {
 		content = mimeContent
 	}
-	sd, err := parseSignedData(der)
+	sd, err := parseSignedData(der, v.parseCert)
 	if err != nil {
 		return v.formatFailure(FormatCMS, err.Error()), nil
 	}

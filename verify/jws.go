@@ -212,7 +212,7 @@ func (v *Verifier) checkJWSSignature(rep *Report, s jwsSignature, payload []byte
 			rep.fail("format", TotalFailed, FormatFailure, "x5c[%d] is not base64: %v", i, err)
 			return nil, nil
 		}
-		cert, err := x509.ParseCertificate(der)
+		cert, err := v.parseCert(der)
 		if err != nil {
 			rep.fail("format", TotalFailed, FormatFailure, "x5c[%d]: %v", i, err)
 			return nil, nil

@@ -65,6 +65,7 @@ type Verifier struct {
 	ocspCache *ttlCache[*status]
 	crlCache  *ttlCache[*crlEntries]
 	aiaCache  *ttlCache[[]*x509.Certificate]
+	certCache *ttlCache[*x509.Certificate]
 }
 
 // Cache sizes: OCSP answers by certificate, CRLs and caIssuers by URL.
@@ -73,6 +74,7 @@ const (
 	crlCacheEntries  = 64
 	aiaCacheEntries  = 256
 	aiaCacheTTL      = time.Hour
+	certCacheEntries = 4096
 )
 
 // New returns a Verifier for cfg.
@@ -99,11 +101,30 @@ func New(cfg Config) (*Verifier, error) {
 	v := &Verifier{cfg: cfg, roots: x509.NewCertPool(),
 		ocspCache: newTTLCache[*status](cfg.RevocationCacheTTL, ocspCacheEntries),
 		crlCache:  newTTLCache[*crlEntries](cfg.RevocationCacheTTL, crlCacheEntries),
-		aiaCache:  newTTLCache[[]*x509.Certificate](aiaCacheTTL, aiaCacheEntries)}
+		aiaCache:  newTTLCache[[]*x509.Certificate](aiaCacheTTL, aiaCacheEntries),
+		certCache: newTTLCache[*x509.Certificate](time.Hour, certCacheEntries)}
 	for _, r := range cfg.Roots {
 		v.roots.AddCert(r)
 	}
 	return v, nil
+}
+
+// parseCert parses a certificate a signature carries; a CA certificate
+// only once for all the signatures that carry it. The bytes are the key,
+// so a certificate is only ever the one parsed from exactly these bytes;
+// a parsed certificate is never modified.
+func (v *Verifier) parseCert(der []byte) (*x509.Certificate, error) {
+	if c, ok := v.certCache.get(string(der)); ok {
+		return c, nil
+	}
+	c, err := x509.ParseCertificate(der)
+	if err != nil {
+		return nil, err
+	}
+	if c.IsCA {
+		v.certCache.put(string(der), c, time.Time{})
+	}
+	return c, nil
 }
 
 // Format names.
