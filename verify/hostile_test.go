@@ -145,6 +145,7 @@ func TestHostileInput(t *testing.T) {
 		{"JWS unknown alg", []byte(base64.RawURLEncoding.EncodeToString([]byte(`{"alg":"HS256"}`)) + ".e30.AAAA")},
 		{"JWS x5c not base64", []byte(base64.RawURLEncoding.EncodeToString([]byte(`{"alg":"ES256","x5c":["%%%"]}`)) + "." + parts[1] + "." + parts[2])},
 		{"JWS x5c not a certificate", []byte(base64.RawURLEncoding.EncodeToString([]byte(`{"alg":"ES256","x5c":["AAAA"]}`)) + "." + parts[1] + "." + parts[2])},
+		{"JWS JSON with a closing brace too many", []byte(`{"payload":"e30","protected":"` + parts[0] + `","signature":"` + parts[2] + `"}}`)},
 		{"JWS JSON with trailing data", []byte(`{"payload":"e30","protected":"` + parts[0] + `","signature":"` + parts[2] + `"} {}`)},
 		{"JWS JSON 10 000 signatures", []byte(manySigs)},
 		{"JWS JSON not an object", []byte(`{"signatures": 7}`)},

@@ -101,7 +101,7 @@ func splitJWS(b []byte) ([]jwsSignature, error) {
 	if err := dec.Decode(&general); err != nil {
 		return nil, fmt.Errorf("JWS JSON: %w", err)
 	}
-	if dec.More() {
+	if len(bytes.TrimSpace(b[dec.InputOffset():])) > 0 {
 		return nil, errors.New("trailing data after the JWS JSON")
 	}
 	flat := []json.RawMessage{}

@@ -9,6 +9,7 @@
 package endpoint
 
 import (
+	"bytes"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -133,7 +134,11 @@ func (h *Handler) readJSON(r *http.Request) (sig, content []byte, err error) {
 		}
 		return nil, nil, badRequest("the body is not a verification request: %v", err)
 	}
-	if dec.More() {
+	if rest, err := io.ReadAll(io.MultiReader(dec.Buffered(), r.Body)); err != nil || len(bytes.TrimSpace(rest)) > 0 {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			return nil, nil, err
+		}
 		return nil, nil, badRequest("data after the JSON object")
 	}
 	switch {

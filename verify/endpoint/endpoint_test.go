@@ -145,6 +145,7 @@ func TestVerifyEndpoint(t *testing.T) {
 		{"not JSON", "application/json", []byte("{"), 400, "invalid-request"},
 		{"unknown field", "application/json", []byte(`{"sig":"AAAA"}`), 400, "invalid-request"},
 		{"two JSON objects", "application/json", []byte(`{"signature_text":"x"} {}`), 400, "invalid-request"},
+		{"a closing brace too many", "application/json", []byte(`{"signature_text":"x"}}`), 400, "invalid-request"},
 		{"both signatures", "application/json", jsonBody(t, Request{Signature: b64(f.sig), SignatureText: "x"}), 400, "invalid-request"},
 		{"no signature", "application/json", []byte(`{}`), 400, "invalid-request"},
 		{"bad base64", "application/json", []byte(`{"signature":"%%%"}`), 400, "invalid-request"},
