@@ -55,6 +55,51 @@ type ocspLoad struct {
 	BodyBytes  int     `json:"body_bytes,omitempty"`
 	Statuses   string  `json:"statuses,omitempty"`
 	Connection int     `json:"connections"`
+	// The raw measurements of the built-in generator, so that rounds can
+	// be merged: latencies and answers by status code.
+	lat      []time.Duration
+	statuses map[int]int64
+}
+
+// summarize is the result of requests answered over elapsed, with their
+// latencies (sorted here) and statuses.
+func summarize(name string, requests, errs int64, elapsed time.Duration, lat []time.Duration, statuses map[int]int64, conns int) ocspLoad {
+	slices.Sort(lat)
+	pct := func(p float64) float64 {
+		if len(lat) == 0 {
+			return 0
+		}
+		return float64(lat[int(float64(len(lat)-1)*p/100)].Microseconds()) / 1000
+	}
+	var st []string
+	for code, count := range statuses {
+		st = append(st, fmt.Sprintf("%d×%d", count, code))
+	}
+	slices.Sort(st)
+	return ocspLoad{Target: name, Requests: requests, Errors: errs, Seconds: elapsed.Seconds(),
+		PerSecond: float64(requests) / elapsed.Seconds(), P50ms: pct(50), P99ms: pct(99), P999ms: pct(99.9),
+		Statuses: strings.Join(st, " "), Connection: conns, lat: lat, statuses: statuses}
+}
+
+// mergeRounds is one result for the rounds of one target.
+func mergeRounds(rounds []ocspLoad) ocspLoad {
+	if len(rounds) == 1 {
+		return rounds[0]
+	}
+	var requests, errs int64
+	var seconds float64
+	var lat []time.Duration
+	statuses := map[int]int64{}
+	for _, r := range rounds {
+		requests, errs, seconds = requests+r.Requests, errs+r.Errors, seconds+r.Seconds
+		lat = append(lat, r.lat...)
+		for k, v := range r.statuses {
+			statuses[k] += v
+		}
+	}
+	m := summarize(rounds[0].Target, requests, errs, time.Duration(seconds*float64(time.Second)), lat, statuses, rounds[0].Connection)
+	m.BodyBytes = rounds[0].BodyBytes
+	return m
 }
 
 // ocspReport is what `sanad bench ocsp` measured.
@@ -71,6 +116,8 @@ type ocspReport struct {
 	// same run; P99Ratio the same for p99 latency.
 	Ratio    float64 `json:"ratio_to_bare,omitempty"`
 	P99Ratio float64 `json:"p99_ratio_to_bare,omitempty"`
+	// RoundRatios are the ratios of each round (--rounds).
+	RoundRatios []float64 `json:"round_ratios,omitempty"`
 	// Peers are Sanad's requests/s over each peer's, same run.
 	Peers []peerRatio `json:"peers,omitempty"`
 }
@@ -107,6 +154,7 @@ sends --post of the requests as POST, the rest as GET.`,
 	issuerPEM := cmd.Flags().String("issuer", "", "with --url: the issuing CA certificate (PEM)")
 	serialsFile := cmd.Flags().String("serials-file", "", "with --url: serials to ask about, hex, one a line")
 	bareOnly := cmd.Flags().Bool("bare", true, "without --url: also load the bare handler, for the ratio")
+	rounds := cmd.Flags().Int("rounds", 5, "with the bare handler: alternate Sanad and the bare handler this many times, each for duration/rounds, so that both see the same machine")
 	asJSON := cmd.Flags().Bool("json", false, "print the report as JSON")
 	cpuProfile := cmd.Flags().String("cpuprofile", "", "write a CPU profile of the load on Sanad's responder to this file")
 	generator := cmd.Flags().String("generator", "builtin", "load generator: builtin (Go, GET and POST) or wrk (C, GET only; apt-get install -y wrk)")
@@ -131,7 +179,7 @@ sends --post of the requests as POST, the rest as GET.`,
 		// load runs the chosen generator; wrk needs a directory for its
 		// script and paths, made below for the self-contained mode.
 		var wrkDir string
-		load := func(name, addr, path string, reqs [][]byte) (ocspLoad, error) {
+		loadWith := func(gen loadGen, name, addr, path string, reqs [][]byte) (ocspLoad, error) {
 			if *generator == "wrk" {
 				dir := wrkDir
 				if dir == "" {
@@ -145,6 +193,9 @@ sends --post of the requests as POST, the rest as GET.`,
 				return gen.wrkRun(ctx, name, addr, path, reqs, dir)
 			}
 			return gen.run(ctx, name, addr, path, reqs)
+		}
+		load := func(name, addr, path string, reqs [][]byte) (ocspLoad, error) {
+			return loadWith(gen, name, addr, path, reqs)
 		}
 		if *target != "" {
 			if *issuerPEM == "" || *serialsFile == "" {
@@ -212,35 +263,61 @@ sends --post of the requests as POST, the rest as GET.`,
 		if err := checkAnswers(sanadAddr, "/ocsp", seed.requests, 200); err != nil {
 			return err
 		}
-		log.Info("loading Sanad's responder", "addr", sanadAddr, "connections", *conns, "duration", *dur)
-		stopProfile, err := startCPUProfile(*cpuProfile)
-		if err != nil {
-			return err
-		}
-		res, err := load("sanad", sanadAddr, "/ocsp", seed.requests)
-		if err := errors.Join(err, stopProfile()); err != nil {
-			return err
-		}
-		res.BodyBytes = seed.bodySize
-		rep.Runs = append(rep.Runs, res)
+		// The ceiling: a handler that returns a fixed body of the same
+		// size, with the same content type, and does nothing else.
+		var bareAddr string
 		if *bareOnly {
-			// The ceiling: a handler that returns a fixed body of the same
-			// size, with the same content type, and does nothing else.
 			body := make([]byte, seed.bodySize)
 			bare := http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 				w.Header()["Content-Type"] = []string{"application/ocsp-response"}
 				_, _ = w.Write(body)
 			})
-			bareAddr, err := serveLoopback(serveCtx, bare, log)
+			if bareAddr, err = serveLoopback(serveCtx, bare, log); err != nil {
+				return err
+			}
+		}
+		// Sanad and the bare handler take turns, round after round: a
+		// shared machine's speed drifts over a minute by more than the
+		// difference measured (72–88 % in single back-to-back runs).
+		n := 1
+		if *bareOnly && *generator == "builtin" {
+			n = max(1, *rounds)
+		}
+		round := gen
+		round.duration = *dur / time.Duration(n)
+		var sanadRounds, bareRounds []ocspLoad
+		for r := range n {
+			if r > 0 {
+				round.warmup = min(*warm, time.Second)
+			}
+			log.Info("loading Sanad's responder", "addr", sanadAddr, "connections", *conns, "duration", round.duration, "round", r+1, "of", n)
+			stopProfile, err := startCPUProfile(*cpuProfile)
 			if err != nil {
 				return err
 			}
-			log.Info("loading the bare handler", "addr", bareAddr)
-			b, err := load("bare net/http", bareAddr, "/ocsp", seed.requests)
+			res, err := loadWith(round, "sanad", sanadAddr, "/ocsp", seed.requests)
+			if err := errors.Join(err, stopProfile()); err != nil {
+				return err
+			}
+			*cpuProfile = "" // the first round's profile
+			res.BodyBytes = seed.bodySize
+			sanadRounds = append(sanadRounds, res)
+			if !*bareOnly {
+				continue
+			}
+			log.Info("loading the bare handler", "addr", bareAddr, "round", r+1, "of", n)
+			b, err := loadWith(round, "bare net/http", bareAddr, "/ocsp", seed.requests)
 			if err != nil {
 				return err
 			}
 			b.BodyBytes = seed.bodySize
+			bareRounds = append(bareRounds, b)
+			rep.RoundRatios = append(rep.RoundRatios, res.PerSecond/b.PerSecond)
+		}
+		res := mergeRounds(sanadRounds)
+		rep.Runs = append(rep.Runs, res)
+		if *bareOnly {
+			b := mergeRounds(bareRounds)
 			rep.Runs = append(rep.Runs, b)
 			rep.Ratio = res.PerSecond / b.PerSecond
 			if b.P99ms > 0 {
@@ -423,6 +500,13 @@ func printOCSPReport(w io.Writer, asJSON bool, rep ocspReport) error {
 		}
 		if rep.Ratio > 0 {
 			fmt.Fprintf(w, "  ratio          %.1f %% of the bare handler's requests/s; p99 %.2f× the bare handler's\n", 100*rep.Ratio, rep.P99Ratio)
+		}
+		if len(rep.RoundRatios) > 1 {
+			var rs []string
+			for _, r := range rep.RoundRatios {
+				rs = append(rs, fmt.Sprintf("%.1f", 100*r))
+			}
+			fmt.Fprintf(w, "  rounds         %s %% (Sanad and the bare handler alternating)\n", strings.Join(rs, ", "))
 		}
 		for _, p := range rep.Peers {
 			fmt.Fprintf(w, "  vs %-11s Sanad answers %.1f× the requests/s\n", p.Peer, p.Ratio)
@@ -764,21 +848,7 @@ func (g loadGen) run(ctx context.Context, name, addr, path string, reqs [][]byte
 	if firstErr != nil && requests.Load() == 0 {
 		return ocspLoad{}, fmt.Errorf("load %s: %w", name, firstErr)
 	}
-	slices.Sort(lat)
-	pct := func(p float64) float64 {
-		if len(lat) == 0 {
-			return 0
-		}
-		return float64(lat[int(float64(len(lat)-1)*p/100)].Microseconds()) / 1000
-	}
-	var st []string
-	for code, count := range statuses {
-		st = append(st, fmt.Sprintf("%d×%d", count, code))
-	}
-	slices.Sort(st)
-	return ocspLoad{Target: name, Requests: requests.Load(), Errors: errs.Load(), Seconds: elapsed.Seconds(),
-		PerSecond: float64(requests.Load()) / elapsed.Seconds(), P50ms: pct(50), P99ms: pct(99), P999ms: pct(99.9),
-		Statuses: strings.Join(st, " "), Connection: g.conns}, nil
+	return summarize(name, requests.Load(), errs.Load(), elapsed, lat, statuses, g.conns), nil
 }
 
 // checkAnswers asks for up to n of reqs over HTTP GET (path, then the

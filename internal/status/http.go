@@ -213,25 +213,27 @@ func writeCaching(h http.Header, e *entry, now time.Time) string {
 	return e.etag
 }
 
-// cacheControl is the Cache-Control value at now, made once a second per
-// entry: max-age counts down to nextUpdate.
+// cacheControl is the Cache-Control value at now, made once a minute per
+// entry: max-age counts down to nextUpdate in whole minutes, from the end
+// of the current minute, so that it never passes nextUpdate (RFC 5019
+// §6.2) while it is served.
 func (e *entry) cacheControl(now time.Time) []string {
-	sec := now.Unix()
-	if cc := e.cc.Load(); cc != nil && cc.at == sec {
-		return cc.value
+	minute := now.Unix() / 60
+	if cc := e.cc.Load(); cc != nil && cc.minute == minute {
+		return cc.value[:]
 	}
 	maxAge := int64(86400)
 	if !e.nextUpdate.IsZero() {
-		maxAge = max(0, int64(e.nextUpdate.Sub(now)/time.Second))
+		maxAge = max(0, (e.nextUpdate.Unix()-(minute+1)*60)/60*60)
 	}
-	cc := &cacheControlValue{at: sec, value: []string{"max-age=" + strconv.FormatInt(maxAge, 10) + ", public, no-transform, must-revalidate"}}
+	cc := &cacheControlValue{minute: minute, value: [1]string{"max-age=" + strconv.FormatInt(maxAge, 10) + ", public, no-transform, must-revalidate"}}
 	e.cc.Store(cc)
-	return cc.value
+	return cc.value[:]
 }
 
 type cacheControlValue struct {
-	at    int64
-	value []string
+	minute int64
+	value  [1]string
 }
 
 // notModified reports whether the request's If-None-Match names etag

@@ -9,6 +9,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"log/slog"
 	"net/http"
 	"sync"
@@ -523,7 +524,13 @@ func (e *entry) fresh(now time.Time) bool {
 // cores do not contend on one lock. Past its size a random entry of the
 // shard is dropped (Go's map iteration order is random): no bookkeeping
 // on the hot path, and a cached response is only a store read away.
+//
+// Entries are found by a 64-bit hash of their key and the key is checked
+// on the way out: a map of integers is cheaper to probe than one of
+// strings, and two keys of one hash (one in 2^64) only take turns in the
+// cache, never answer for each other.
 type cache struct {
+	seed   maphash.Seed
 	shards [cacheShards]cacheShard
 	per    int
 }
@@ -532,42 +539,43 @@ const cacheShards = 64
 
 type cacheShard struct {
 	mu sync.RWMutex
-	m  map[string]*entry
+	m  map[uint64]cacheSlot
+}
+
+type cacheSlot struct {
+	key string
+	e   *entry
 }
 
 func newCache(size int) *cache {
-	c := &cache{per: max(1, size/cacheShards)}
+	c := &cache{seed: maphash.MakeSeed(), per: max(1, size/cacheShards)}
 	for i := range c.shards {
-		c.shards[i].m = make(map[string]*entry)
+		c.shards[i].m = make(map[uint64]cacheSlot)
 	}
 	return c
 }
 
-func (c *cache) shard(key []byte) *cacheShard {
-	// FNV-1a over the last bytes: the serial's random octets.
-	h := uint32(2166136261)
-	for i := max(0, len(key)-8); i < len(key); i++ {
-		h = (h ^ uint32(key[i])) * 16777619
-	}
-	return &c.shards[h%cacheShards]
-}
-
 func (c *cache) get(key []byte) (*entry, bool) {
-	s := c.shard(key)
+	h := maphash.Bytes(c.seed, key)
+	s := &c.shards[h%cacheShards]
 	s.mu.RLock()
-	e, ok := s.m[string(key)]
+	slot, ok := s.m[h]
 	s.mu.RUnlock()
-	return e, ok
+	if !ok || slot.key != string(key) {
+		return nil, false
+	}
+	return slot.e, true
 }
 
 // put stores e under key, unless the cached entry is a response at least
 // as new as e (a sync and a miss may race to store the same serial).
 func (c *cache) put(key string, e *entry) {
-	s := c.shard([]byte(key))
+	h := maphash.String(c.seed, key)
+	s := &c.shards[h%cacheShards]
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	old, ok := s.m[key]
-	if ok && old.der != nil && !e.updatedAt.After(old.updatedAt) {
+	old, ok := s.m[h]
+	if ok && old.key == key && old.e.der != nil && !e.updatedAt.After(old.e.updatedAt) {
 		return
 	}
 	if !ok && len(s.m) >= c.per {
@@ -576,7 +584,7 @@ func (c *cache) put(key string, e *entry) {
 			break
 		}
 	}
-	s.m[key] = e
+	s.m[h] = cacheSlot{key: key, e: e}
 }
 
 func (c *cache) len() int {
