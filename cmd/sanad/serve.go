@@ -3,10 +3,13 @@ package main
 import (
 	"fmt"
 	"net"
+	"net/http"
 	"slices"
 	"strings"
 
 	"github.com/spf13/cobra"
+
+	"github.com/sanadpki/sanad/ra"
 )
 
 // knownRoles are the roles of DESIGN.md §6. Every role serves the operator
@@ -82,6 +85,10 @@ func newServeCmd() *cobra.Command {
 		if slices.Contains(*roles, "verify") {
 			if err := startVerify(ctx, s); err != nil {
 				return err
+			}
+			if !slices.Contains(*roles, "ra") {
+				// The API document describes the verify route too.
+				s.routes = append(s.routes, func(mux *http.ServeMux) { mux.HandleFunc("GET /api/v1/openapi.json", ra.ServeOpenAPI) })
 			}
 		}
 		return s.serve(ctx, func(a net.Addr) {

@@ -121,7 +121,13 @@ func TestStatusNodesShareAStore(t *testing.T) {
 // startStatusNode starts `sanad serve --roles status` and returns its URL.
 func startStatusNode(t *testing.T, env []string, cfgPath string) string {
 	t.Helper()
-	cmd := exec.Command(sanadBin, "serve", "--config", cfgPath, "--roles", "status")
+	return startNode(t, env, cfgPath, "status")
+}
+
+// startNode starts `sanad serve --roles ROLES` and returns its URL.
+func startNode(t *testing.T, env []string, cfgPath, roles string) string {
+	t.Helper()
+	cmd := exec.Command(sanadBin, "serve", "--config", cfgPath, "--roles", roles)
 	cmd.Env = env
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
@@ -140,6 +146,6 @@ func startStatusNode(t *testing.T, env []string, cfgPath string) string {
 			return "http://" + m[1]
 		}
 	}
-	t.Fatalf("sanad serve --roles status did not start:\n%s", seen)
+	t.Fatalf("sanad serve --roles %s did not start:\n%s", roles, seen)
 	return ""
 }

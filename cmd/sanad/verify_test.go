@@ -157,6 +157,22 @@ func TestVerifyAgainstDev(t *testing.T) {
 		t.Errorf("POST text/plain: %d %v", code, p)
 	}
 
+	// A node of the verify role alone, on the same store: no HSM, the
+	// store's root as trust anchor, and the API document served.
+	node := startNode(t, append(append([]string{}, env...), "SANAD_HTTP_ADDR=127.0.0.1:0"), filepath.Join(dir, "sanad.yaml"), "verify")
+	resp, err := http.Post(node+"/api/v1/verify", mw.FormDataContentType(), bytes.NewReader(body.Bytes()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var nodeRes map[string]any
+	if err := json.NewDecoder(resp.Body).Decode(&nodeRes); err != nil || resp.StatusCode != 200 || nodeRes["indication"] != "TOTAL_PASSED" {
+		t.Errorf("verify node: %d %v %v", resp.StatusCode, nodeRes, err)
+	}
+	resp.Body.Close()
+	if code, doc := httpGet(t, node+"/api/v1/openapi.json"); code != 200 || !strings.Contains(doc, `"/api/v1/verify"`) {
+		t.Errorf("verify node's API document: %d", code)
+	}
+
 	// An officer revokes; the signature made before is REVOKED_NO_POE,
 	// with the OCSP answer kept; one made after is REVOKED. Signing
 	// times have one-second resolution, hence the pauses.
