@@ -22,7 +22,10 @@ import (
 func startVerify(ctx context.Context, s *service) error {
 	c := s.cfg.Verify
 	cfg := verify.Config{OCSPResponder: c.OCSPResponder, NoAIA: len(c.AIAPrefixes) == 0, AIAPrefixes: c.AIAPrefixes,
-		HTTPClient: &http.Client{Timeout: c.FetchTimeout}}
+		HTTPClient: &http.Client{Timeout: c.FetchTimeout}, RevocationCacheTTL: c.RevocationCacheTTL}
+	if cfg.RevocationCacheTTL == 0 {
+		cfg.RevocationCacheTTL = -1 // verify.Config's "no cache"
+	}
 	issuers, err := s.db.Issuers(ctx)
 	if err != nil {
 		return err

@@ -158,17 +158,33 @@ func TestVerifyAgainstDev(t *testing.T) {
 	}
 
 	// A node of the verify role alone, on the same store: no HSM, the
-	// store's root as trust anchor, and the API document served.
-	node := startNode(t, append(append([]string{}, env...), "SANAD_HTTP_ADDR=127.0.0.1:0"), filepath.Join(dir, "sanad.yaml"), "verify")
-	resp, err := http.Post(node+"/api/v1/verify", mw.FormDataContentType(), bytes.NewReader(body.Bytes()))
+	// store's root as trust anchor, the API document served, and no
+	// revocation cache (it asks the dev status tier every time).
+	devYAML, err := os.ReadFile(filepath.Join(dir, "sanad.yaml"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	var nodeRes map[string]any
-	if err := json.NewDecoder(resp.Body).Decode(&nodeRes); err != nil || resp.StatusCode != 200 || nodeRes["indication"] != "TOTAL_PASSED" {
-		t.Errorf("verify node: %d %v %v", resp.StatusCode, nodeRes, err)
+	nodeYAML := filepath.Join(dir, "verify-node.yaml")
+	if err := os.WriteFile(nodeYAML, append(devYAML, "\nverify: {revocation_cache_ttl: 0s}\n"...), 0o600); err != nil {
+		t.Fatal(err)
 	}
-	resp.Body.Close()
+	node := startNode(t, append(append([]string{}, env...), "SANAD_HTTP_ADDR=127.0.0.1:0"), nodeYAML, "verify")
+	nodeVerify := func() map[string]any {
+		t.Helper()
+		resp, err := http.Post(node+"/api/v1/verify", mw.FormDataContentType(), bytes.NewReader(body.Bytes()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var out map[string]any
+		if err := json.NewDecoder(resp.Body).Decode(&out); err != nil || resp.StatusCode != 200 {
+			t.Fatalf("verify node: %d %v", resp.StatusCode, err)
+		}
+		return out
+	}
+	if out := nodeVerify(); out["indication"] != "TOTAL_PASSED" {
+		t.Errorf("verify node: %v", out)
+	}
 	if code, doc := httpGet(t, node+"/api/v1/openapi.json"); code != 200 || !strings.Contains(doc, `"/api/v1/verify"`) {
 		t.Errorf("verify node's API document: %d", code)
 	}
@@ -211,5 +227,9 @@ func TestVerifyAgainstDev(t *testing.T) {
 	}
 	if code, out := verifyRun(t, parent, env, after, "--content", doc); code != 1 || !strings.Contains(out, "TOTAL_FAILED / REVOKED") {
 		t.Errorf("signed after the revocation: exit %d\n%s", code, out)
+	}
+	// The verify node, which keeps no answer, sees the revocation too.
+	if out := nodeVerify(); out["sub_indication"] != "REVOKED_NO_POE" {
+		t.Errorf("verify node after the revocation: %v", out)
 	}
 }

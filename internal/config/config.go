@@ -56,6 +56,11 @@ type Verify struct {
 	MaxContentBytes int64 `yaml:"max_content_bytes"`
 	// FetchTimeout bounds each AIA, OCSP or CRL request.
 	FetchTimeout time.Duration `yaml:"fetch_timeout"`
+	// RevocationCacheTTL bounds how long an OCSP answer or a CRL is reused
+	// for later verifications (never past its nextUpdate): how late this
+	// node may learn of a revocation, against one status request per
+	// verification. 0 asks every time.
+	RevocationCacheTTL time.Duration `yaml:"revocation_cache_ttl"`
 }
 
 // OCSP configures how the status role treats nonces.
@@ -212,7 +217,7 @@ func Default() Config {
 		RA:       RA{ClientPerMinute: 120, IdentifierPerHour: 10},
 		Status:   Status{CacheSize: 1_000_000, SyncInterval: time.Second, Overlap: 10 * time.Second, Preload: true},
 		OCSP:     OCSP{Nonce: "ignore"},
-		Verify:   Verify{MaxContentBytes: 32 << 20, FetchTimeout: 5 * time.Second},
+		Verify:   Verify{MaxContentBytes: 32 << 20, FetchTimeout: 5 * time.Second, RevocationCacheTTL: time.Minute},
 		Log:      Log{Level: "info", Format: "text"},
 	}
 }
@@ -377,6 +382,9 @@ func (c Config) Validate() error {
 	}
 	if c.Verify.MaxContentBytes < 1 || c.Verify.MaxContentBytes > 1<<30 {
 		bad("verify.max_content_bytes", "%d is outside 1..1073741824", c.Verify.MaxContentBytes)
+	}
+	if c.Verify.RevocationCacheTTL < 0 || c.Verify.RevocationCacheTTL > 24*time.Hour {
+		bad("verify.revocation_cache_ttl", "%s is outside 0..24h", c.Verify.RevocationCacheTTL)
 	}
 	if c.Verify.FetchTimeout < 100*time.Millisecond || c.Verify.FetchTimeout > time.Minute {
 		bad("verify.fetch_timeout", "%s is outside 100ms..1m", c.Verify.FetchTimeout)
