@@ -260,12 +260,27 @@ func (v *Verifier) VerifyCMS(ctx context.Context, sig, content []byte) (*Result,
 	if err != nil {
 		return v.formatFailure(FormatCMS, err.Error()), nil
 	}
-	if mimeContent != nil && content == nil {
-		content = mimeContent
-	}
 	sd, err := parseSignedData(der, v.parseCert)
 	if err != nil {
 		return v.formatFailure(FormatCMS, err.Error()), nil
+	}
+	// The content checked is the one the signature covers; content given
+	// besides must be the same bytes, or a caller would be told that a
+	// document it holds was signed when another one was.
+	differs := false
+	if mimeContent != nil {
+		if sd.hasContent {
+			// RFC 8551 §3.5: the signature part of multipart/signed is
+			// detached; one with content of its own leaves the displayed
+			// part unsigned.
+			return v.formatFailure(FormatCMS, "multipart/signed whose signature part carries content of its own"), nil
+		}
+		differs = content != nil && !bytes.Equal(content, mimeContent)
+		content = mimeContent
+	}
+	if sd.hasContent {
+		differs = differs || content != nil && !bytes.Equal(content, sd.content)
+		content = sd.content
 	}
 	switch {
 	case len(sd.signers) == 0:
@@ -283,7 +298,7 @@ func (v *Verifier) VerifyCMS(ctx context.Context, sig, content []byte) (*Result,
 		}
 		rep := &Report{Format: FormatCMS, Index: i, ValidationTime: v.cfg.Now(), SigningTimeSource: "none"}
 		rep.pass("format", "CMS SignedData (RFC 5652), %d signer(s), %d certificate(s)", len(sd.signers), len(sd.certs))
-		if leaf := v.checkCMSSigner(rep, sd, &sd.signers[i], content); leaf != nil {
+		if leaf := v.checkCMSSigner(rep, sd, &sd.signers[i], content, differs); leaf != nil {
 			v.validateSigner(ctx, rep, leaf, sd.certs)
 		}
 		if rep.Indication == "" {
@@ -298,7 +313,7 @@ func (v *Verifier) VerifyCMS(ctx context.Context, sig, content []byte) (*Result,
 // checkCMSSigner identifies the signer's certificate and checks the
 // digest and the signature (EN 319 102-1 §5.2.2, §5.2.7); it returns the
 // certificate when both hold.
-func (v *Verifier) checkCMSSigner(rep *Report, sd *signedData, s *signerInfo, content []byte) *x509.Certificate {
+func (v *Verifier) checkCMSSigner(rep *Report, sd *signedData, s *signerInfo, content []byte, differs bool) *x509.Certificate {
 	var leaf *x509.Certificate
 	for _, c := range sd.certs {
 		if s.serial != nil && bytes.Equal(c.RawIssuer, s.issuer) && c.SerialNumber.Cmp(s.serial) == 0 ||
@@ -328,6 +343,10 @@ func (v *Verifier) checkCMSSigner(rep *Report, sd *signedData, s *signerInfo, co
 		rep.fail("crypto", Indeterminate, SignedDataNotFound, "detached signature and no content given")
 		return nil
 	}
+	if differs {
+		rep.fail("crypto", TotalFailed, HashFailure, "the content given is not the content the signature carries")
+		return nil
+	}
 	signed := content
 	if s.signedAttrs != nil {
 		if err := v.checkSignedAttrs(rep, sd, s, h, content); err != nil {
@@ -351,6 +370,7 @@ func (v *Verifier) checkCMSSigner(rep *Report, sd *signedData, s *signerInfo, co
 		return nil
 	}
 	rep.pass("crypto", "%s digest of the content matches; %s signature verifies", name, algName)
+	rep.setContent(content)
 	return leaf
 }
 

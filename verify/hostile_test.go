@@ -8,6 +8,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"net/http"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -164,6 +165,20 @@ func TestHostileInput(t *testing.T) {
 				t.Fatalf("got %s/%s\n%s", res.Indication, res.SubIndication, text.String())
 			}
 		})
+	}
+	// Many signatures over a large payload: refused by count before the
+	// payload is decoded even once.
+	payload := base64.RawURLEncoding.EncodeToString(make([]byte, 4<<20))
+	many := `{"payload":"` + payload + `","signatures":[` + strings.Repeat(`{"protected":"`+es256+`","signature":"AA"},`, 999) + `{"protected":"` + es256 + `","signature":"AA"}]}`
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	res, err := v.Verify(context.Background(), []byte(many), nil)
+	runtime.ReadMemStats(&after)
+	if err != nil || res.SubIndication != FormatFailure {
+		t.Errorf("1000 signatures over 4 MB: %+v %v", res, err)
+	}
+	if alloc := after.TotalAlloc - before.TotalAlloc; alloc > 64<<20 {
+		t.Errorf("1000 signatures over 4 MB allocated %d MB", alloc>>20)
 	}
 	if _, err := v.Verify(context.Background(), make([]byte, MaxSignatureSize+1), nil); !errors.Is(err, ErrTooLarge) {
 		t.Errorf("oversized input: %v", err)

@@ -3,6 +3,7 @@ package verify
 import (
 	"bytes"
 	"context"
+	"crypto/rsa"
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/base64"
@@ -33,36 +34,41 @@ type jwsHeader struct {
 	Iat     json.Number `json:"iat"`
 }
 
-// jwsSignature is one signature of a JWS in flattened form.
+// jwsInput is a JWS parsed once by go-jose, its payload decoded once
+// whatever the number of signatures, with what this package reads from
+// each signature's headers itself, in the same order.
+type jwsInput struct {
+	obj      *jose.JSONWebSignature
+	compact  bool
+	detached bool
+	sigs     []jwsSignature
+}
+
+// jwsSignature is what one signature's headers say.
 type jwsSignature struct {
-	serialized string // compact, or flattened JSON, for go-jose
-	compact    bool
-	detached   bool
-	protected  jwsHeader
-	header     jwsHeader // unprotected (JSON serialization only)
+	protected jwsHeader
+	header    jwsHeader // unprotected (JSON serialization only)
 }
 
 // VerifyJWS validates each signature of a JWS (RFC 7515) in compact or
 // JSON serialization. payload is the content of a detached JWS (RFC 7515
-// Appendix F, or RFC 7797 with "b64": false).
+// Appendix F, or RFC 7797 with "b64": false); given for a JWS that
+// carries its payload, it must be the same bytes.
 func (v *Verifier) VerifyJWS(ctx context.Context, sig, payload []byte) (*Result, error) {
 	if len(sig) > MaxSignatureSize {
 		return nil, ErrTooLarge
 	}
-	sigs, err := splitJWS(bytes.TrimSpace(sig))
+	in, err := parseJWS(bytes.TrimSpace(sig), payload, v.cfg.MaxSigners)
 	if err != nil {
 		return v.formatFailure(FormatJWS, err.Error()), nil
 	}
-	if len(sigs) > v.cfg.MaxSigners {
-		return v.formatFailure(FormatJWS, fmt.Sprintf("%d signatures, more than the %d accepted", len(sigs), v.cfg.MaxSigners)), nil
-	}
 	res := &Result{Format: FormatJWS}
-	for i, s := range sigs {
+	for i := range in.sigs {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
 		rep := &Report{Format: FormatJWS, Index: i, ValidationTime: v.cfg.Now(), SigningTimeSource: "none"}
-		if leaf, carried := v.checkJWSSignature(rep, s, payload); leaf != nil {
+		if leaf, carried := v.checkJWSSignature(rep, in, i, payload); leaf != nil {
 			v.validateSigner(ctx, rep, leaf, carried)
 		}
 		if rep.Indication == "" {
@@ -74,28 +80,47 @@ func (v *Verifier) VerifyJWS(ctx context.Context, sig, payload []byte) (*Result,
 	return res, nil
 }
 
-// splitJWS returns the signatures of a JWS, each as a JWS of its own.
-func splitJWS(b []byte) ([]jwsSignature, error) {
+// parseJWS parses a compact or JSON JWS. The number of signatures is
+// checked before anything is decoded; "alg": "none" is refused by name.
+func parseJWS(b, payload []byte, maxSigners int) (*jwsInput, error) {
 	if len(b) == 0 {
 		return nil, errors.New("empty JWS")
 	}
+	in := &jwsInput{}
+	var err error
 	if b[0] != '{' {
 		parts := strings.Split(string(b), ".")
 		if len(parts) != 3 {
 			return nil, errors.New("compact JWS must have three parts")
 		}
-		s := jwsSignature{serialized: string(b), compact: true, detached: parts[1] == ""}
+		in.compact, in.detached = true, parts[1] == ""
+		var s jwsSignature
 		if err := decodeHeader(parts[0], &s.protected); err != nil {
 			return nil, err
 		}
-		return []jwsSignature{s}, nil
+		if err := refuseNone(s.protected); err != nil {
+			return nil, err
+		}
+		in.sigs = []jwsSignature{s}
+		if in.detached && payload != nil {
+			in.obj, err = jose.ParseDetached(string(b), payload, jwsAlgorithms)
+		} else {
+			in.obj, err = jose.ParseSignedCompact(string(b), jwsAlgorithms)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("JWS: %w", err)
+		}
+		return in, nil
+	}
+	type rawSignature struct {
+		Protected string          `json:"protected"`
+		Header    json.RawMessage `json:"header"`
+		Signature string          `json:"signature"`
 	}
 	var general struct {
-		Payload    *string           `json:"payload"`
-		Protected  string            `json:"protected"`
-		Header     json.RawMessage   `json:"header"`
-		Signature  string            `json:"signature"`
-		Signatures []json.RawMessage `json:"signatures"`
+		Payload *string `json:"payload"`
+		rawSignature
+		Signatures []rawSignature `json:"signatures"`
 	}
 	dec := json.NewDecoder(bytes.NewReader(b))
 	if err := dec.Decode(&general); err != nil {
@@ -104,53 +129,65 @@ func splitJWS(b []byte) ([]jwsSignature, error) {
 	if len(bytes.TrimSpace(b[dec.InputOffset():])) > 0 {
 		return nil, errors.New("trailing data after the JWS JSON")
 	}
-	flat := []json.RawMessage{}
-	if general.Signatures != nil {
-		if general.Signature != "" || general.Protected != "" {
-			return nil, errors.New("JWS JSON mixes the general and the flattened syntax")
-		}
-		flat = general.Signatures
-	} else {
-		one, _ := json.Marshal(map[string]any{"protected": general.Protected, "header": general.Header, "signature": general.Signature})
-		flat = append(flat, one)
-	}
-	if len(flat) == 0 {
+	raws := general.Signatures
+	switch {
+	case raws != nil && (general.Signature != "" || general.Protected != ""):
+		return nil, errors.New("JWS JSON mixes the general and the flattened syntax")
+	case raws == nil:
+		raws = []rawSignature{general.rawSignature}
+	case len(raws) == 0:
 		return nil, errors.New("JWS JSON without signatures")
 	}
-	var out []jwsSignature
-	for _, raw := range flat {
-		var one struct {
-			Protected string          `json:"protected"`
-			Header    json.RawMessage `json:"header"`
-			Signature string          `json:"signature"`
-		}
-		if err := json.Unmarshal(raw, &one); err != nil {
-			return nil, fmt.Errorf("JWS JSON signature: %w", err)
-		}
-		obj := map[string]any{"protected": one.Protected, "signature": one.Signature}
-		if len(one.Header) > 0 && string(one.Header) != "null" {
-			obj["header"] = one.Header
-		}
-		if general.Payload != nil {
-			obj["payload"] = *general.Payload
-		} else {
-			// Detached (RFC 7515 Appendix F): go-jose wants the member;
-			// the content is given to DetachedVerify.
-			obj["payload"] = ""
-		}
-		ser, _ := json.Marshal(obj)
-		s := jwsSignature{serialized: string(ser), detached: general.Payload == nil}
-		if err := decodeHeader(one.Protected, &s.protected); err != nil {
+	if len(raws) > maxSigners {
+		return nil, fmt.Errorf("%d signatures, more than the %d accepted", len(raws), maxSigners)
+	}
+	for _, r := range raws {
+		var s jwsSignature
+		if err := decodeHeader(r.Protected, &s.protected); err != nil {
 			return nil, err
 		}
-		if len(one.Header) > 0 && string(one.Header) != "null" {
-			if err := json.Unmarshal(one.Header, &s.header); err != nil {
+		if len(r.Header) > 0 && string(r.Header) != "null" {
+			if err := json.Unmarshal(r.Header, &s.header); err != nil {
 				return nil, fmt.Errorf("JWS unprotected header: %w", err)
 			}
 		}
-		out = append(out, s)
+		if err := refuseNone(s.protected); err != nil {
+			return nil, err
+		}
+		in.sigs = append(in.sigs, s)
 	}
-	return out, nil
+	if general.Payload == nil {
+		// Detached (RFC 7515 Appendix F): go-jose wants the member; the
+		// content is given to DetachedVerify. Without a payload the
+		// object is small, so rebuilding it costs nothing.
+		in.detached = true
+		rebuilt := map[string]any{"payload": ""}
+		if general.Signatures != nil {
+			rebuilt["signatures"] = general.Signatures
+		} else {
+			rebuilt["protected"], rebuilt["signature"] = general.Protected, general.Signature
+			if len(general.Header) > 0 {
+				rebuilt["header"] = general.Header
+			}
+		}
+		if b, err = json.Marshal(rebuilt); err != nil {
+			return nil, err
+		}
+	}
+	if in.obj, err = jose.ParseSignedJSON(string(b), jwsAlgorithms); err != nil {
+		return nil, fmt.Errorf("JWS: %w", err)
+	}
+	if len(in.obj.Signatures) != len(in.sigs) {
+		return nil, fmt.Errorf("JWS: %d signatures parsed of %d", len(in.obj.Signatures), len(in.sigs))
+	}
+	return in, nil
+}
+
+func refuseNone(h jwsHeader) error {
+	if strings.EqualFold(h.Alg, "none") {
+		return errors.New(`"alg": "none" is not a signature`)
+	}
+	return nil
 }
 
 func decodeHeader(b64 string, h *jwsHeader) error {
@@ -166,32 +203,12 @@ func decodeHeader(b64 string, h *jwsHeader) error {
 	return nil
 }
 
-// checkJWSSignature parses one signature with go-jose, finds the signer's
-// certificate in x5c and verifies the signature with its key.
-func (v *Verifier) checkJWSSignature(rep *Report, s jwsSignature, payload []byte) (*x509.Certificate, []*x509.Certificate) {
-	if strings.EqualFold(s.protected.Alg, "none") {
-		rep.fail("format", TotalFailed, FormatFailure, `"alg": "none" is not a signature`)
-		return nil, nil
-	}
-	if !s.detached {
-		payload = nil // the JWS carries its payload
-	}
-	var obj *jose.JSONWebSignature
-	var err error
-	switch {
-	case s.compact && s.detached && payload != nil:
-		obj, err = jose.ParseDetached(s.serialized, payload, jwsAlgorithms)
-	case s.compact:
-		obj, err = jose.ParseSignedCompact(s.serialized, jwsAlgorithms)
-	default:
-		obj, err = jose.ParseSignedJSON(s.serialized, jwsAlgorithms)
-	}
-	if err != nil {
-		rep.fail("format", TotalFailed, FormatFailure, "JWS: %v", err)
-		return nil, nil
-	}
+// checkJWSSignature finds the signer's certificate of signature i in its
+// x5c and verifies that signature alone with its key, over the payload.
+func (v *Verifier) checkJWSSignature(rep *Report, in *jwsInput, i int, payload []byte) (*x509.Certificate, []*x509.Certificate) {
+	s := in.sigs[i]
 	rep.SignatureAlg = s.protected.Alg
-	rep.pass("format", "JWS (RFC 7515), %s serialization, alg %s%s", map[bool]string{true: "compact", false: "JSON"}[s.compact], s.protected.Alg, map[bool]string{true: ", detached payload", false: ""}[s.detached])
+	rep.pass("format", "JWS (RFC 7515), %s serialization, alg %s%s", map[bool]string{true: "compact", false: "JSON"}[in.compact], s.protected.Alg, map[bool]string{true: ", detached payload", false: ""}[in.detached])
 
 	x5c := s.protected.X5c
 	if len(x5c) == 0 {
@@ -233,20 +250,34 @@ func (v *Verifier) checkJWSSignature(rep *Report, s jwsSignature, payload []byte
 		rep.fail("format", TotalFailed, FormatFailure, "%v", err)
 		return nil, nil
 	}
-	if s.detached && payload == nil {
+	if k, ok := leaf.PublicKey.(*rsa.PublicKey); ok && k.N.BitLen() < minRSABits {
+		rep.fail("crypto", Indeterminate, CryptoConstraintsFailure, "RSA key of %d bits, below %d", k.N.BitLen(), minRSABits)
+		return nil, nil
+	}
+	if in.detached && payload == nil {
 		rep.fail("crypto", Indeterminate, SignedDataNotFound, "detached payload and no content given")
 		return nil, nil
 	}
-	if s.detached && !s.compact {
-		err = obj.DetachedVerify(payload, leaf.PublicKey)
+	// This signature alone: go-jose's Verify wants exactly one.
+	one := *in.obj
+	one.Signatures = in.obj.Signatures[i : i+1]
+	var err error
+	signed := payload
+	if in.detached && !in.compact {
+		err = one.DetachedVerify(payload, leaf.PublicKey)
 	} else {
-		_, err = obj.Verify(leaf.PublicKey)
+		signed, err = one.Verify(leaf.PublicKey)
 	}
 	if err != nil {
 		rep.fail("crypto", TotalFailed, SigCryptoFailure, "the signature does not verify with the key of x5c[0]: %v", err)
 		return nil, nil
 	}
+	if payload != nil && !bytes.Equal(signed, payload) {
+		rep.fail("crypto", TotalFailed, HashFailure, "the content given is not the payload the JWS carries")
+		return nil, nil
+	}
 	rep.pass("crypto", "%s signature verifies with the key of x5c[0]", s.protected.Alg)
+	rep.setContent(signed)
 	return leaf, certs[1:]
 }
 

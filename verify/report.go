@@ -1,6 +1,8 @@
 package verify
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"io"
 	"strings"
@@ -114,13 +116,16 @@ type Report struct {
 	Signer *Signer `json:"signer,omitempty"`
 	// SigningTime is the time the signer claims (a signed attribute or
 	// protected header); it is not a proof of existence.
-	SigningTime       time.Time   `json:"signing_time,omitzero"`
-	SigningTimeSource string      `json:"signing_time_source"`
-	ValidationTime    time.Time   `json:"validation_time"`
-	DigestAlgorithm   string      `json:"digest_algorithm,omitempty"`
-	SignatureAlg      string      `json:"signature_algorithm,omitempty"`
-	Chain             []ChainCert `json:"chain,omitempty"`
-	Checks            []Check     `json:"checks"`
+	SigningTime       time.Time `json:"signing_time,omitzero"`
+	SigningTimeSource string    `json:"signing_time_source"`
+	ValidationTime    time.Time `json:"validation_time"`
+	// ContentSHA256 is the SHA-256 (hex) of the content the signature was
+	// checked over, so that a caller can tell which document was signed.
+	ContentSHA256   string      `json:"content_sha256,omitempty"`
+	DigestAlgorithm string      `json:"digest_algorithm,omitempty"`
+	SignatureAlg    string      `json:"signature_algorithm,omitempty"`
+	Chain           []ChainCert `json:"chain,omitempty"`
+	Checks          []Check     `json:"checks"`
 }
 
 // Result is the validation of everything one input held: one report per
@@ -161,6 +166,11 @@ func (r *Report) fail(name string, ind Indication, sub SubIndication, format str
 	if r.Indication == "" || r.Indication == TotalPassed {
 		r.Indication, r.SubIndication, r.Reason = ind, sub, fmt.Sprintf(format, args...)
 	}
+}
+
+func (r *Report) setContent(content []byte) {
+	sum := sha256.Sum256(content)
+	r.ContentSHA256 = hex.EncodeToString(sum[:])
 }
 
 func (r *Report) failed() bool { return r.Indication != "" && r.Indication != TotalPassed }

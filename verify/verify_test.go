@@ -3,8 +3,12 @@ package verify
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/sha256"
 	"crypto/x509"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"strings"
 	"testing"
@@ -100,7 +104,24 @@ func TestValidationCases(t *testing.T) {
 		}},
 		{"attached CMS passes", func(t *testing.T) input {
 			return input{sig: buildCMS(t, document, false, chain, signer)}
+		}, TotalPassed, "", func(t *testing.T, r *Result) {
+			if sum := sha256.Sum256(document); r.Reports[0].ContentSHA256 != hex.EncodeToString(sum[:]) {
+				t.Errorf("content_sha256 %s", r.Reports[0].ContentSHA256)
+			}
+		}},
+		{"attached CMS with the same content given", func(t *testing.T) input {
+			return input{sig: buildCMS(t, document, false, chain, signer), content: document}
 		}, TotalPassed, "", nil},
+		{"attached CMS with other content given", func(t *testing.T) input {
+			return input{sig: buildCMS(t, document, false, chain, signer), content: []byte("I agree to pay 1,000,000")}
+		}, TotalFailed, HashFailure, nil},
+		{"multipart/signed whose signature carries content of its own", func(t *testing.T) input {
+			attached := buildCMS(t, []byte("hello"), false, chain, signer)
+			msg := "MIME-Version: 1.0\r\nContent-Type: multipart/signed; protocol=\"application/pkcs7-signature\"; boundary=\"b\"\r\n\r\n" +
+				"--b\r\nContent-Type: text/plain\r\n\r\nPay 1,000,000 to Mallory\r\n--b\r\nContent-Type: application/pkcs7-signature\r\n" +
+				"Content-Transfer-Encoding: base64\r\n\r\n" + base64.StdEncoding.EncodeToString(attached) + "\r\n--b--\r\n"
+			return input{sig: []byte(msg)}
+		}, TotalFailed, FormatFailure, nil},
 		{"signer identified by subjectKeyIdentifier", func(t *testing.T) input {
 			s := signer
 			s.ski = true
@@ -241,6 +262,27 @@ func TestValidationCases(t *testing.T) {
 				t.Errorf("JWS report %+v", rep)
 			}
 		}},
+		{"JWS with other content given", func(t *testing.T) input {
+			return input{sig: []byte(signJWS(t, &signer, chain, document, false, nil)), content: []byte("I agree to pay 1,000,000")}
+		}, TotalFailed, HashFailure, nil},
+		{"JWS with an RSA-1024 key", func(t *testing.T) input {
+			k, err := rsa.GenerateKey(rand.Reader, 1024)
+			if err != nil {
+				t.Fatal(err)
+			}
+			c := p.leaf(t, k, citizenSign())
+			opts := (&jose.SignerOptions{}).WithHeader("x5c", []string{base64.StdEncoding.EncodeToString(c.Raw), base64.StdEncoding.EncodeToString(p.ca.Raw)})
+			js, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.RS256, Key: k}, opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			obj, err := js.Sign(document)
+			if err != nil {
+				t.Fatal(err)
+			}
+			out, _ := obj.CompactSerialize()
+			return input{sig: []byte(out)}
+		}, Indeterminate, CryptoConstraintsFailure, nil},
 		{"JWS detached payload", func(t *testing.T) input {
 			return input{sig: []byte(signJWS(t, &signer, chain, document, true, nil)), content: document}
 		}, TotalPassed, "", nil},
