@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
+	"path"
 	"strings"
 	"time"
 )
@@ -31,7 +33,7 @@ type chain struct {
 // the certificates the signature carried, the configured intermediates
 // and, when one is missing, the caIssuers URLs of the path (RFC 5280
 // §4.2.2.1). It records the chain check in rep; nil means it failed.
-func (v *Verifier) buildChain(ctx context.Context, rep *Report, leaf *x509.Certificate, carried []*x509.Certificate, at time.Time) *chain {
+func (v *Verifier) buildChain(ctx context.Context, call *call, rep *Report, leaf *x509.Certificate, carried []*x509.Certificate, at time.Time) *chain {
 	source := map[string]string{}
 	fetchedFrom := map[string]string{}
 	pool := x509.NewCertPool()
@@ -76,18 +78,29 @@ func (v *Verifier) buildChain(ctx context.Context, rep *Report, leaf *x509.Certi
 		var invalid x509.CertificateInvalidError
 		switch {
 		case errors.As(err, &unknown):
-			if v.cfg.NoAIA || fetched >= maxAIADepth || unknown.Cert == nil {
+			if fetched >= maxAIADepth || unknown.Cert == nil {
 				rep.fail("chain", Indeterminate, NoCertificateChainFound, "no path to a trust anchor: %v%s", err, notes(fetchNotes))
 				return nil
 			}
-			// The certificate whose issuer is missing says where to get it.
+			// The certificate whose issuer is missing says where to get it:
+			// its first two caIssuers URLs, within the verification's budget. It is
+			// not trusted yet, so neither is what it names.
 			missing := unknown.Cert
 			got := false
-			for _, url := range missing.IssuingCertificateURL {
+			for i, url := range missing.IssuingCertificateURL {
+				if i == maxAIAURLs {
+					fetchNotes = append(fetchNotes, fmt.Sprintf("%d more caIssuers URLs not tried", len(missing.IssuingCertificateURL)-i))
+					break
+				}
 				if !v.aiaAllowed(url) {
-					fetchNotes = append(fetchNotes, fmt.Sprintf("caIssuers %s: not under an allowed prefix, not fetched", url))
+					fetchNotes = append(fetchNotes, fmt.Sprintf("caIssuers %s: not fetched (%s)", url, v.aiaPolicy()))
 					continue
 				}
+				if call.aiaFetches == maxAIAFetches {
+					fetchNotes = append(fetchNotes, fmt.Sprintf("caIssuers %s: not fetched (%d fetches for this verification already)", url, maxAIAFetches))
+					break
+				}
+				call.aiaFetches++
 				certs, ferr := v.fetchIssuer(ctx, url)
 				if ferr != nil {
 					fetchNotes = append(fetchNotes, fmt.Sprintf("caIssuers %s: %v", url, ferr))
@@ -127,17 +140,33 @@ func notes(n []string) string {
 	return " (" + strings.Join(n, "; ") + ")"
 }
 
-// aiaAllowed says whether a caIssuers URL may be fetched.
-func (v *Verifier) aiaAllowed(url string) bool {
-	if len(v.cfg.AIAPrefixes) == 0 {
+// aiaAllowed says whether a caIssuers URL may be fetched: any http(s) URL
+// with Config.AnyAIA, else one under Config.AIAPrefixes, its path free of
+// dot segments (which would leave the prefix) and of user information.
+func (v *Verifier) aiaAllowed(raw string) bool {
+	u, err := url.Parse(raw)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil {
+		return false
+	}
+	if v.cfg.AnyAIA {
 		return true
 	}
+	if u.Path != "" && path.Clean(u.Path) != u.Path && path.Clean(u.Path)+"/" != u.Path {
+		return false
+	}
 	for _, p := range v.cfg.AIAPrefixes {
-		if strings.HasPrefix(url, p) {
+		if strings.HasPrefix(raw, p) {
 			return true
 		}
 	}
 	return false
+}
+
+func (v *Verifier) aiaPolicy() string {
+	if len(v.cfg.AIAPrefixes) == 0 {
+		return "fetching caIssuers is not enabled"
+	}
+	return "not under an allowed prefix"
 }
 
 // fetchIssuer gets the certificates at a caIssuers URL: DER, PEM, or a
@@ -146,12 +175,18 @@ func (v *Verifier) fetchIssuer(ctx context.Context, url string) ([]*x509.Certifi
 	if certs, ok := v.aiaCache.get(url); ok {
 		return certs, nil
 	}
-	body, err := v.fetch(ctx, http.MethodGet, url, "", nil, v.aiaAllowed)
-	if err != nil {
-		return nil, err
+	if err, ok := v.aiaFailures.get(url); ok {
+		return nil, fmt.Errorf("%w (a minute ago; not asked again yet)", err)
 	}
-	certs, err := parseCertificates(body)
+	body, err := v.fetch(ctx, http.MethodGet, url, "", nil, v.aiaAllowed)
+	var certs []*x509.Certificate
+	if err == nil {
+		certs, err = parseCertificates(body)
+	}
 	if err != nil {
+		if ctx.Err() == nil {
+			v.aiaFailures.put(url, err, time.Time{})
+		}
 		return nil, err
 	}
 	v.aiaCache.put(url, certs, time.Time{})

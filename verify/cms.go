@@ -291,7 +291,7 @@ func (v *Verifier) VerifyCMS(ctx context.Context, sig, content []byte) (*Result,
 	if sd.hasContent {
 		content = sd.content
 	}
-	res := &Result{Format: FormatCMS}
+	res, call := &Result{Format: FormatCMS}, newCall()
 	for i := range sd.signers {
 		if err := ctx.Err(); err != nil {
 			return nil, err
@@ -299,7 +299,7 @@ func (v *Verifier) VerifyCMS(ctx context.Context, sig, content []byte) (*Result,
 		rep := &Report{Format: FormatCMS, Index: i, ValidationTime: v.cfg.Now(), SigningTimeSource: "none"}
 		rep.pass("format", "CMS SignedData (RFC 5652), %d signer(s), %d certificate(s)", len(sd.signers), len(sd.certs))
 		if leaf := v.checkCMSSigner(rep, sd, &sd.signers[i], content, differs); leaf != nil {
-			v.validateSigner(ctx, rep, leaf, sd.certs)
+			v.validateSigner(ctx, call, rep, leaf, sd.certs)
 		}
 		if rep.Indication == "" {
 			rep.Indication = TotalPassed

@@ -21,7 +21,7 @@ import (
 // at once.
 func offlineVerifier(t testing.TB, root *x509.Certificate) *Verifier {
 	t.Helper()
-	v, err := New(Config{Roots: []*x509.Certificate{root}, NoAIA: true, RevocationCacheTTL: -1,
+	v, err := New(Config{Roots: []*x509.Certificate{root}, RevocationCacheTTL: -1,
 		HTTPClient: &http.Client{Transport: failingTransport{}}})
 	if err != nil {
 		t.Fatal(err)
@@ -182,5 +182,107 @@ func TestHostileInput(t *testing.T) {
 	}
 	if _, err := v.Verify(context.Background(), make([]byte, MaxSignatureSize+1), nil); !errors.Is(err, ErrTooLarge) {
 		t.Errorf("oversized input: %v", err)
+	}
+}
+
+// TestCertCacheHoldsNoRequest: a CA certificate kept for later signatures
+// is parsed from a copy of its bytes, not from the request they came in;
+// an end entity's is not kept.
+func TestCertCacheHoldsNoRequest(t *testing.T) {
+	p := newTestPKI(t)
+	v := offlineVerifier(t, p.root)
+	request := append([]byte{}, p.ca.Raw...)
+	c, err := v.parseCert(request)
+	if err != nil {
+		t.Fatal(err)
+	}
+	clear(request)
+	cached, ok := v.certCache.get(string(p.ca.Raw))
+	if !ok || cached != c || !bytes.Equal(cached.Raw, p.ca.Raw) {
+		t.Fatalf("cached CA certificate: %v, raw still intact %v", ok, ok && bytes.Equal(cached.Raw, p.ca.Raw))
+	}
+	leaf := p.leaf(t, newKey(t), citizenSign())
+	if _, err := v.parseCert(leaf.Raw); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := v.certCache.get(string(leaf.Raw)); ok {
+		t.Error("an end-entity certificate was cached")
+	}
+}
+
+// TestAIABounded: caIssuers is fetched only when enabled, under the
+// allowed prefixes (no dot segments leaving them), from at most two URLs
+// of one certificate and eight in one verification, and a URL that failed
+// is not asked again for a minute; revocation is asked once per
+// certificate in one verification, however many signer infos name it.
+func TestAIABounded(t *testing.T) {
+	p := newTestPKI(t)
+	v, err := New(Config{Roots: []*x509.Certificate{p.root}, AIAPrefixes: []string{p.srv.URL + "/ca/"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for url, want := range map[string]bool{
+		p.srv.URL + "/ca/issuing.crt":                                        true,
+		p.srv.URL + "/ca/../dead/1.crt":                                      false,
+		p.srv.URL + "/ca/./issuing.crt":                                      false,
+		p.srv.URL + "/ca//issuing.crt":                                       false,
+		p.srv.URL + "/dead/1.crt":                                            false,
+		strings.Replace(p.srv.URL, "://", "://user@", 1) + "/ca/issuing.crt": false,
+		"ftp://" + strings.TrimPrefix(p.srv.URL, "http://") + "/ca/x":        false,
+	} {
+		if got := v.aiaAllowed(url); got != want {
+			t.Errorf("aiaAllowed(%s) = %v", url, got)
+		}
+	}
+	off, err := New(Config{Roots: []*x509.Certificate{p.root}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if off.aiaAllowed(p.srv.URL + "/ca/issuing.crt") {
+		t.Error("caIssuers fetched with neither AnyAIA nor prefixes")
+	}
+
+	// Five signers whose certificates list 50 dead caIssuers URLs first:
+	// two tried for each of the first four, then the budget is spent.
+	any, err := New(Config{Roots: []*x509.Certificate{p.root}, AnyAIA: true, RevocationCacheTTL: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := citizenSign()
+	o.deadCAIssuers = 50
+	var signers []cmsSigner
+	var certs []*x509.Certificate
+	for range 5 {
+		k := newKey(t)
+		c := p.leaf(t, k, o)
+		signers, certs = append(signers, cmsSigner{cert: c, key: k, signingTime: time.Now()}), append(certs, c)
+	}
+	sig := buildCMS(t, document, true, certs, signers...)
+	res, err := any.Verify(context.Background(), sig, document)
+	if err != nil || res.SubIndication != NoCertificateChainFound {
+		t.Fatalf("dead caIssuers: %+v %v", res, err)
+	}
+	if n := p.deadRequests.Load(); n != 8 {
+		t.Errorf("%d caIssuers requests for one verification, want 8", n)
+	}
+	if _, err := any.Verify(context.Background(), sig, document); err != nil {
+		t.Fatal(err)
+	}
+	if n := p.deadRequests.Load(); n != 8 {
+		t.Errorf("failed caIssuers URLs asked again at once: %d requests", n)
+	}
+
+	// One certificate in three signer infos, no revocation cache: one
+	// OCSP request.
+	k := newKey(t)
+	c := p.leaf(t, k, citizenSign())
+	s := cmsSigner{cert: c, key: k, signingTime: time.Now()}
+	before := p.ocspRequests.Load()
+	res, err = any.Verify(context.Background(), buildCMS(t, document, true, []*x509.Certificate{c, p.ca}, s, s, s), document)
+	if err != nil || res.Indication != TotalPassed || len(res.Reports) != 3 {
+		t.Fatalf("three signer infos: %+v %v", res, err)
+	}
+	if n := p.ocspRequests.Load() - before; n != 1 {
+		t.Errorf("%d OCSP requests for one certificate in one verification", n)
 	}
 }

@@ -62,14 +62,14 @@ func (v *Verifier) VerifyJWS(ctx context.Context, sig, payload []byte) (*Result,
 	if err != nil {
 		return v.formatFailure(FormatJWS, err.Error()), nil
 	}
-	res := &Result{Format: FormatJWS}
+	res, call := &Result{Format: FormatJWS}, newCall()
 	for i := range in.sigs {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
 		rep := &Report{Format: FormatJWS, Index: i, ValidationTime: v.cfg.Now(), SigningTimeSource: "none"}
 		if leaf, carried := v.checkJWSSignature(rep, in, i, payload); leaf != nil {
-			v.validateSigner(ctx, rep, leaf, carried)
+			v.validateSigner(ctx, call, rep, leaf, carried)
 		}
 		if rep.Indication == "" {
 			rep.Indication = TotalPassed

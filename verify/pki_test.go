@@ -11,6 +11,7 @@ import (
 	"crypto/x509/pkix"
 	"encoding/asn1"
 	"encoding/base64"
+	"fmt"
 	"io"
 	"math/big"
 	"net/http"
@@ -41,7 +42,7 @@ type testPKI struct {
 	revoked map[string]revocation // serial (decimal) → revocation, of the issuing CA's certificates
 
 	ocspDown, crlDown, aiaDown atomic.Bool
-	ocspRequests               atomic.Int64
+	ocspRequests, deadRequests atomic.Int64
 }
 
 type revocation struct {
@@ -111,6 +112,7 @@ type leafOptions struct {
 	unknownEKUs         []asn1.ObjectIdentifier
 	business            bool
 	caIssuers           string // path on the PKI's server; default /ca/issuing.crt
+	deadCAIssuers       int    // caIssuers URLs that answer 404, listed first
 }
 
 // citizenSign is the citizen-sign profile's shape.
@@ -140,9 +142,18 @@ func (p *testPKI) leaf(t testing.TB, key crypto.Signer, o leafOptions) *x509.Cer
 		BasicConstraintsValid: true,
 		SubjectKeyId:          keyID(t, key.Public()),
 		OCSPServer:            []string{p.srv.URL + "/ocsp"},
-		IssuingCertificateURL: []string{p.srv.URL + cmp.Or(o.caIssuers, "/ca/issuing.crt")},
+		IssuingCertificateURL: append(deadURLs(p.srv.URL, o.deadCAIssuers, serialCounter.Load()), p.srv.URL+cmp.Or(o.caIssuers, "/ca/issuing.crt")),
 		CRLDistributionPoints: []string{p.srv.URL + "/crl/issuing.crl"},
 	}, p.ca, key.Public(), p.caKey)
+}
+
+// deadURLs are n URLs of one certificate that answer 404.
+func deadURLs(base string, n int, cert int64) []string {
+	var urls []string
+	for i := range n {
+		urls = append(urls, fmt.Sprintf("%s/dead/%d-%d.crt", base, cert, i))
+	}
+	return urls
 }
 
 // keyID is an RFC 7093 §2 method 1 key identifier: the leftmost 160 bits
@@ -163,7 +174,7 @@ func (p *testPKI) revoke(serial *big.Int, at time.Time, reason int) {
 }
 
 func (p *testPKI) config() Config {
-	return Config{Roots: []*x509.Certificate{p.root}, RevocationCacheTTL: -1}
+	return Config{Roots: []*x509.Certificate{p.root}, RevocationCacheTTL: -1, AnyAIA: true}
 }
 
 // serve answers OCSP (GET and POST) for the issuing CA, the two CRLs and
@@ -204,6 +215,9 @@ func (p *testPKI) serve(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		_, _ = w.Write(p.ca.Raw)
+	case strings.HasPrefix(r.URL.Path, "/dead/"):
+		p.deadRequests.Add(1)
+		http.NotFound(w, r)
 	case r.URL.Path == "/redirect/issuing.crt":
 		http.Redirect(w, r, "/ca/issuing.crt", http.StatusFound)
 	case r.URL.Path == "/ca/root.crt":

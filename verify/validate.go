@@ -26,10 +26,10 @@ var (
 // certificate's constraints, revocation at the claimed signing time, and
 // the time checks. The first failure decides the report; later steps
 // still run where they can, so that the report says all it found.
-func (v *Verifier) validateSigner(ctx context.Context, rep *Report, leaf *x509.Certificate, carried []*x509.Certificate) {
+func (v *Verifier) validateSigner(ctx context.Context, call *call, rep *Report, leaf *x509.Certificate, carried []*x509.Certificate) {
 	now := rep.ValidationTime
 	rep.Signer = signerOf(leaf)
-	c := v.buildChain(ctx, rep, leaf, carried, chainTime(leaf, rep.SigningTime, now))
+	c := v.buildChain(ctx, call, rep, leaf, carried, chainTime(leaf, rep.SigningTime, now))
 	if c != nil {
 		for i, cert := range c.certs {
 			rep.Chain = append(rep.Chain, ChainCert{Subject: cert.Subject.String(), Serial: serialHex(cert.SerialNumber),
@@ -38,7 +38,7 @@ func (v *Verifier) validateSigner(ctx context.Context, rep *Report, leaf *x509.C
 	}
 	checkConstraints(rep, leaf)
 	if c != nil {
-		v.checkRevocation(ctx, rep, c)
+		v.checkRevocation(ctx, call, rep, c)
 	} else {
 		rep.check("revocation", NotApplicable, "no chain, so no issuer to ask")
 	}
@@ -106,7 +106,7 @@ func checkConstraints(rep *Report, leaf *x509.Certificate) {
 // but the signer's own claim says the signature existed before the
 // revocation (ETSI EN 319 102-1 §5.2.6). The answers are kept in the
 // report as evidence.
-func (v *Verifier) checkRevocation(ctx context.Context, rep *Report, c *chain) {
+func (v *Verifier) checkRevocation(ctx context.Context, call *call, rep *Report, c *chain) {
 	now := rep.ValidationTime
 	last := len(c.certs) - 1
 	rep.Chain[last].Status, rep.Chain[last].StatusSource = "trust-anchor", "trust-anchor"
@@ -119,7 +119,13 @@ func (v *Verifier) checkRevocation(ctx context.Context, rep *Report, c *chain) {
 			rep.check("revocation", NotApplicable, "%q expired on %s: its status is no longer published", cert.Subject, cert.NotAfter.UTC().Format(time.RFC3339))
 			continue
 		}
-		st, notes := v.statusOf(ctx, cert, issuer)
+		key := string(cert.Raw) + string(issuer.Raw)
+		answer, asked := call.statuses[key]
+		if !asked {
+			answer.st, answer.notes = v.statusOf(ctx, cert, issuer)
+			call.statuses[key] = answer
+		}
+		st, notes := answer.st, answer.notes
 		if st == nil {
 			entry.Status = "unknown"
 			rep.fail("revocation", Indeterminate, TryLater, "no revocation status for %q: %s", cert.Subject, strings.Join(notes, "; "))

@@ -19,14 +19,15 @@ type Config struct {
 	// OCSPResponder, when set, is asked instead of the AIA OCSP URL of each
 	// certificate (a responder the application runs or trusts).
 	OCSPResponder string
-	// NoAIA turns off fetching missing intermediates from caIssuers URLs.
-	NoAIA bool
-	// AIAPrefixes, when not empty, are the only URL prefixes a caIssuers
-	// URL may start with to be fetched. The certificate that names it is
-	// not yet trusted (its issuer is what is missing), so a server that
-	// verifies signatures from anyone should say where it will go: else
-	// a signature could make it request internal addresses (SSRF).
+	// AIAPrefixes are the URL prefixes under which a missing intermediate
+	// is fetched from the caIssuers URL of the certificate below it; none
+	// by default. That certificate is not trusted yet (its issuer is what
+	// is missing), so a server that verifies signatures from anyone must
+	// say where it will go: else a signature could make it request
+	// internal addresses (SSRF). AnyAIA fetches from any http(s) URL: for
+	// a person checking a signature on their own machine.
 	AIAPrefixes []string
+	AnyAIA      bool
 	// NoCRL turns off the CRL fallback when OCSP gives no answer.
 	NoCRL bool
 	// HTTPClient makes the AIA, OCSP and CRL requests. Default: a client
@@ -50,7 +51,9 @@ const (
 	// MaxSignatureSize bounds a signature (CMS or JWS) given to Verify.
 	MaxSignatureSize = 16 << 20
 	maxFetchSize     = 4 << 20 // an AIA certificate, an OCSP response, a CRL
-	maxAIADepth      = 4
+	maxAIADepth      = 4       // intermediates fetched for one path
+	maxAIAURLs       = 2       // caIssuers URLs tried for one certificate
+	maxAIAFetches    = 8       // caIssuers requests for one verification
 )
 
 // ErrTooLarge is returned for a signature larger than MaxSignatureSize.
@@ -60,12 +63,13 @@ var ErrTooLarge = errors.New("verify: signature larger than the limit")
 // use; it keeps a small cache of revocation answers and fetched CA
 // certificates.
 type Verifier struct {
-	cfg       Config
-	roots     *x509.CertPool
-	ocspCache *ttlCache[*status]
-	crlCache  *ttlCache[*crlEntries]
-	aiaCache  *ttlCache[[]*x509.Certificate]
-	certCache *ttlCache[*x509.Certificate]
+	cfg         Config
+	roots       *x509.CertPool
+	ocspCache   *ttlCache[*status]
+	crlCache    *ttlCache[*crlEntries]
+	aiaCache    *ttlCache[[]*x509.Certificate]
+	aiaFailures *ttlCache[error]
+	certCache   *ttlCache[*x509.Certificate]
 }
 
 // Cache sizes: OCSP answers by certificate, CRLs and caIssuers by URL.
@@ -75,6 +79,7 @@ const (
 	aiaCacheEntries  = 256
 	aiaCacheTTL      = time.Hour
 	certCacheEntries = 4096
+	maxCachedCert    = 8 << 10
 )
 
 // New returns a Verifier for cfg.
@@ -99,10 +104,11 @@ func New(cfg Config) (*Verifier, error) {
 		cfg.ClockSkew = 5 * time.Minute
 	}
 	v := &Verifier{cfg: cfg, roots: x509.NewCertPool(),
-		ocspCache: newTTLCache[*status](cfg.RevocationCacheTTL, ocspCacheEntries),
-		crlCache:  newTTLCache[*crlEntries](cfg.RevocationCacheTTL, crlCacheEntries),
-		aiaCache:  newTTLCache[[]*x509.Certificate](aiaCacheTTL, aiaCacheEntries),
-		certCache: newTTLCache[*x509.Certificate](time.Hour, certCacheEntries)}
+		ocspCache:   newTTLCache[*status](cfg.RevocationCacheTTL, ocspCacheEntries),
+		crlCache:    newTTLCache[*crlEntries](cfg.RevocationCacheTTL, crlCacheEntries),
+		aiaCache:    newTTLCache[[]*x509.Certificate](aiaCacheTTL, aiaCacheEntries),
+		aiaFailures: newTTLCache[error](time.Minute, aiaCacheEntries),
+		certCache:   newTTLCache[*x509.Certificate](time.Hour, certCacheEntries)}
 	for _, r := range cfg.Roots {
 		v.roots.AddCert(r)
 	}
@@ -112,20 +118,37 @@ func New(cfg Config) (*Verifier, error) {
 // parseCert parses a certificate a signature carries; a CA certificate
 // only once for all the signatures that carry it. The bytes are the key,
 // so a certificate is only ever the one parsed from exactly these bytes;
-// a parsed certificate is never modified.
+// a parsed certificate is never modified. What is cached is parsed from a
+// copy (x509 keeps the bytes it was given, which would otherwise hold the
+// whole request in memory) and small: anyone can send CA certificates.
 func (v *Verifier) parseCert(der []byte) (*x509.Certificate, error) {
 	if c, ok := v.certCache.get(string(der)); ok {
 		return c, nil
 	}
 	c, err := x509.ParseCertificate(der)
-	if err != nil {
-		return nil, err
+	if err != nil || !c.IsCA || len(der) > maxCachedCert {
+		return c, err
 	}
-	if c.IsCA {
-		v.certCache.put(string(der), c, time.Time{})
+	if c, err = x509.ParseCertificate(bytes.Clone(der)); err == nil {
+		v.certCache.put(string(c.Raw), c, time.Time{})
 	}
-	return c, nil
+	return c, err
 }
+
+// call is what one verification shares between its signers: a budget of
+// caIssuers requests, and the revocation answers already read, so that
+// many signer infos naming one certificate cost one status request.
+type call struct {
+	aiaFetches int
+	statuses   map[string]statusAnswer
+}
+
+type statusAnswer struct {
+	st    *status
+	notes []string
+}
+
+func newCall() *call { return &call{statuses: map[string]statusAnswer{}} }
 
 // Format names.
 const (

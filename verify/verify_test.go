@@ -188,11 +188,11 @@ func TestValidationCases(t *testing.T) {
 		}},
 		{"caIssuers under an allowed prefix", func(t *testing.T) input {
 			return input{sig: buildCMS(t, document, true, []*x509.Certificate{good}, signer), content: document,
-				cfg: func(cfg *Config) { cfg.AIAPrefixes = []string{p.srv.URL + "/ca/"} }}
+				cfg: func(cfg *Config) { cfg.AnyAIA, cfg.AIAPrefixes = false, []string{p.srv.URL + "/ca/"} }}
 		}, TotalPassed, "", nil},
 		{"caIssuers outside the allowed prefixes", func(t *testing.T) input {
 			return input{sig: buildCMS(t, document, true, []*x509.Certificate{good}, signer), content: document,
-				cfg: func(cfg *Config) { cfg.AIAPrefixes = []string{"https://pki.example.kz/"} }}
+				cfg: func(cfg *Config) { cfg.AnyAIA, cfg.AIAPrefixes = false, []string{"https://pki.example.kz/"} }}
 		}, Indeterminate, NoCertificateChainFound, func(t *testing.T, r *Result) {
 			if !strings.Contains(r.Reports[0].Reason, "not under an allowed prefix") {
 				t.Errorf("reason %q", r.Reports[0].Reason)
@@ -204,7 +204,7 @@ func TestValidationCases(t *testing.T) {
 			o.caIssuers = "/redirect/issuing.crt"
 			c := p.leaf(t, k, o)
 			return input{sig: buildCMS(t, document, true, []*x509.Certificate{c}, cmsSigner{cert: c, key: k, signingTime: now}), content: document,
-				cfg: func(cfg *Config) { cfg.AIAPrefixes = []string{p.srv.URL + "/redirect/"} }}
+				cfg: func(cfg *Config) { cfg.AnyAIA, cfg.AIAPrefixes = false, []string{p.srv.URL + "/redirect/"} }}
 		}, Indeterminate, NoCertificateChainFound, func(t *testing.T, r *Result) {
 			if !strings.Contains(r.Reports[0].Reason, "redirect to") {
 				t.Errorf("reason %q", r.Reports[0].Reason)

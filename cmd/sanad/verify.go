@@ -21,7 +21,7 @@ import (
 // store's issuing CAs as known intermediates.
 func startVerify(ctx context.Context, s *service) error {
 	c := s.cfg.Verify
-	cfg := verify.Config{OCSPResponder: c.OCSPResponder, NoAIA: len(c.AIAPrefixes) == 0, AIAPrefixes: c.AIAPrefixes,
+	cfg := verify.Config{OCSPResponder: c.OCSPResponder, AIAPrefixes: c.AIAPrefixes,
 		HTTPClient: &http.Client{Timeout: c.FetchTimeout}, RevocationCacheTTL: c.RevocationCacheTTL}
 	if cfg.RevocationCacheTTL == 0 {
 		cfg.RevocationCacheTTL = -1 // verify.Config's "no cache"
@@ -116,7 +116,9 @@ signature passed.`,
 	cmd.Flags().BoolVar(&noCRL, "no-crl", false, "do not fall back to CRLs when OCSP gives no answer")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the report as JSON")
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
-		cfg := verify.Config{OCSPResponder: ocspURL, NoAIA: noAIA, NoCRL: noCRL}
+		// The CLI runs for the person who asked: any caIssuers URL is
+		// fetched unless --no-aia.
+		cfg := verify.Config{OCSPResponder: ocspURL, AnyAIA: !noAIA, NoCRL: noCRL}
 		if len(roots) == 0 {
 			if env := os.Getenv("SANAD_VERIFY_ROOTS"); env != "" {
 				roots = []string{env}
