@@ -42,6 +42,10 @@ type testPKI struct {
 	revoked map[string]revocation // serial (decimal) → revocation, of the issuing CA's certificates
 
 	ocspDown, crlDown, aiaDown atomic.Bool
+	// ocspOld answers with a thisUpdate three years old and no
+	// nextUpdate; crlExt adds an extension to the issuing CA's CRL.
+	ocspOld                    atomic.Bool
+	crlExt                     atomic.Pointer[pkix.Extension]
 	ocspRequests, deadRequests atomic.Int64
 }
 
@@ -235,6 +239,9 @@ func (p *testPKI) ocspResponse(der []byte) []byte {
 	now := time.Now()
 	tmpl := ocsp.Response{Status: ocsp.Good, SerialNumber: req.SerialNumber, ThisUpdate: now.Add(-time.Minute),
 		NextUpdate: now.Add(4 * 24 * time.Hour), Certificate: p.ocspCert}
+	if p.ocspOld.Load() {
+		tmpl.ThisUpdate, tmpl.NextUpdate = now.AddDate(-3, 0, 0), time.Time{}
+	}
 	p.mu.Lock()
 	if rv, ok := p.revoked[req.SerialNumber.String()]; ok {
 		tmpl.Status, tmpl.RevokedAt, tmpl.RevocationReason = ocsp.Revoked, rv.at, rv.reason
@@ -255,6 +262,9 @@ func (p *testPKI) crl(root bool) []byte {
 	if root {
 		issuer, key = p.root, p.rootKey
 	} else {
+		if ext := p.crlExt.Load(); ext != nil {
+			tmpl.ExtraExtensions = []pkix.Extension{*ext}
+		}
 		p.mu.Lock()
 		for s, rv := range p.revoked {
 			n, _ := new(big.Int).SetString(s, 10)

@@ -6,6 +6,7 @@ import (
 	"crypto"
 	"crypto/sha256"
 	"crypto/x509"
+	"encoding/asn1"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -142,6 +143,11 @@ func (v *Verifier) askOCSP(ctx context.Context, responder string, cert, issuer *
 	if !resp.NextUpdate.IsZero() && now.After(resp.NextUpdate) {
 		return nil, fmt.Errorf("stale: nextUpdate %s has passed", resp.NextUpdate.UTC().Format(time.RFC3339))
 	}
+	if resp.NextUpdate.IsZero() && now.Sub(resp.ThisUpdate) > maxAgeWithoutNextUpdate {
+		// RFC 6960 §4.2.2.1: without nextUpdate, newer information is
+		// always available; an old answer may be a replay.
+		return nil, fmt.Errorf("no nextUpdate and thisUpdate %s is older than %s", resp.ThisUpdate.UTC().Format(time.RFC3339), maxAgeWithoutNextUpdate)
+	}
 	st := &status{source: "ocsp", url: responder, ocspDER: der, thisUpdate: resp.ThisUpdate, nextUpdate: resp.NextUpdate}
 	switch resp.Status {
 	case ocsp.Good:
@@ -194,6 +200,9 @@ func (v *Verifier) fromCRL(ctx context.Context, u string, cert, issuer *x509.Cer
 		if err := rl.CheckSignatureFrom(issuer); err != nil {
 			return nil, fmt.Errorf("CRL signature: %w", err)
 		}
+		if err := completeCRL(rl); err != nil {
+			return nil, err
+		}
 		list = &crlEntries{thisUpdate: rl.ThisUpdate, nextUpdate: rl.NextUpdate, revoked: make(map[string]x509.RevocationListEntry, len(rl.RevokedCertificateEntries))}
 		if rl.Number != nil {
 			list.number = rl.Number.String()
@@ -207,7 +216,11 @@ func (v *Verifier) fromCRL(ctx context.Context, u string, cert, issuer *x509.Cer
 	if list.thisUpdate.After(now.Add(v.cfg.ClockSkew)) {
 		return nil, fmt.Errorf("thisUpdate %s is in the future", list.thisUpdate.UTC().Format(time.RFC3339))
 	}
-	if !list.nextUpdate.IsZero() && now.After(list.nextUpdate) {
+	if list.nextUpdate.IsZero() {
+		// RFC 5280 §5.1.2.5: conforming CRL issuers include nextUpdate.
+		return nil, errors.New("CRL without nextUpdate")
+	}
+	if now.After(list.nextUpdate) {
 		return nil, fmt.Errorf("stale: nextUpdate %s has passed", list.nextUpdate.UTC().Format(time.RFC3339))
 	}
 	st := &status{state: "good", source: "crl", url: u, crlNumber: list.number, thisUpdate: list.thisUpdate, nextUpdate: list.nextUpdate}
@@ -215,6 +228,48 @@ func (v *Verifier) fromCRL(ctx context.Context, u string, cert, issuer *x509.Cer
 		st.state, st.revokedAt, st.reason = "revoked", e.RevocationTime, reasonName(e.ReasonCode)
 	}
 	return st, nil
+}
+
+// CRL extensions (RFC 5280 §5.2, §5.3).
+var (
+	oidAuthorityKeyID       = asn1.ObjectIdentifier{2, 5, 29, 35}
+	oidCRLNumber            = asn1.ObjectIdentifier{2, 5, 29, 20}
+	oidDeltaCRLIndicator    = asn1.ObjectIdentifier{2, 5, 29, 27}
+	oidIssuingDistPoint     = asn1.ObjectIdentifier{2, 5, 29, 28}
+	oidReasonCode           = asn1.ObjectIdentifier{2, 5, 29, 21}
+	oidInvalidityDate       = asn1.ObjectIdentifier{2, 5, 29, 24}
+	oidCertificateIssuer    = asn1.ObjectIdentifier{2, 5, 29, 29}
+	maxAgeWithoutNextUpdate = time.Hour
+)
+
+// completeCRL refuses what this package cannot read as the issuer's full
+// list of revoked certificates: a delta CRL (§5.2.4), a partitioned or
+// scoped one (issuingDistributionPoint, §5.2.5), an indirect one (entries
+// with certificateIssuer, §5.3.3), and any critical extension it does not
+// know (§5.2: "a CRL validation MUST fail"). Its absence of an answer
+// then sends the verification to TRY_LATER, never to "good".
+func completeCRL(rl *x509.RevocationList) error {
+	for _, ext := range rl.Extensions {
+		switch {
+		case ext.Id.Equal(oidDeltaCRLIndicator):
+			return errors.New("a delta CRL is not a full CRL")
+		case ext.Id.Equal(oidIssuingDistPoint):
+			return errors.New("a CRL with an issuingDistributionPoint covers part of the certificates; not supported")
+		case ext.Critical && !ext.Id.Equal(oidAuthorityKeyID) && !ext.Id.Equal(oidCRLNumber):
+			return fmt.Errorf("unknown critical CRL extension %s", ext.Id)
+		}
+	}
+	for _, e := range rl.RevokedCertificateEntries {
+		for _, ext := range e.Extensions {
+			switch {
+			case ext.Id.Equal(oidCertificateIssuer):
+				return errors.New("an indirect CRL (certificateIssuer entries) is not supported")
+			case ext.Critical && !ext.Id.Equal(oidReasonCode) && !ext.Id.Equal(oidInvalidityDate):
+				return fmt.Errorf("unknown critical CRL entry extension %s", ext.Id)
+			}
+		}
+	}
+	return nil
 }
 
 // ttlCache keeps OCSP answers or CRLs for at most ttl and never past

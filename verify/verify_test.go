@@ -7,6 +7,8 @@ import (
 	"crypto/rsa"
 	"crypto/sha256"
 	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/asn1"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
@@ -52,6 +54,14 @@ func signJWS(t testing.TB, signer *cmsSigner, certs []*x509.Certificate, payload
 	return out
 }
 
+// input is one case of TestValidationCases: the signature and content,
+// and how the verifier and the PKI's services are set for it.
+type input struct {
+	sig, content []byte
+	cfg          func(*Config)
+	before       func()
+}
+
 // TestValidationCases is issue 8's table of cases, each with its expected
 // indication and sub-indication, against a PKI whose OCSP responder, CRLs
 // and caIssuers are real HTTP on loopback.
@@ -63,11 +73,6 @@ func TestValidationCases(t *testing.T) {
 	signer := cmsSigner{cert: good, key: key, signingTime: now, ess: good}
 	chain := []*x509.Certificate{good, p.ca}
 
-	type input struct {
-		sig, content []byte
-		cfg          func(*Config)
-		before       func()
-	}
 	cases := []struct {
 		name string
 		in   func(t *testing.T) input
@@ -226,6 +231,18 @@ func TestValidationCases(t *testing.T) {
 				t.Errorf("leaf status %+v", c)
 			}
 		}},
+		{"old OCSP answer without nextUpdate", func(t *testing.T) input {
+			return input{sig: buildCMS(t, document, true, chain, signer), content: document,
+				before: func() { p.ocspOld.Store(true); p.crlDown.Store(true) }}
+		}, Indeterminate, TryLater, func(t *testing.T, r *Result) {
+			if !strings.Contains(r.Reports[0].Reason, "no nextUpdate") {
+				t.Errorf("reason %q", r.Reports[0].Reason)
+			}
+		}},
+		{"delta CRL", revokedLeafWithCRL(p, pkix.Extension{Id: oidDeltaCRLIndicator, Critical: true, Value: []byte{0x02, 0x01, 0x01}}), Indeterminate, TryLater, nil},
+		{"partitioned CRL", revokedLeafWithCRL(p, pkix.Extension{Id: oidIssuingDistPoint, Critical: true, Value: []byte{0x30, 0x03, 0x82, 0x01, 0xff}}), Indeterminate, TryLater, nil},
+		{"CRL with an unknown critical extension", revokedLeafWithCRL(p, pkix.Extension{Id: asn1.ObjectIdentifier{1, 2, 3, 4}, Critical: true, Value: []byte{0x05, 0x00}}), Indeterminate, TryLater, nil},
+		{"CRL with an unknown non-critical extension", revokedLeafWithCRL(p, pkix.Extension{Id: asn1.ObjectIdentifier{1, 2, 3, 4}, Value: []byte{0x05, 0x00}}), TotalFailed, Revoked, nil},
 		{"key usage without signing", func(t *testing.T) input {
 			k := newKey(t)
 			c := p.leaf(t, k, leafOptions{keyUsage: 1 << 2}) // keyEncipherment
@@ -325,6 +342,8 @@ func TestValidationCases(t *testing.T) {
 			p.ocspDown.Store(false)
 			p.crlDown.Store(false)
 			p.aiaDown.Store(false)
+			p.ocspOld.Store(false)
+			p.crlExt.Store(nil)
 			in := tc.in(t)
 			cfg := p.config()
 			if in.cfg != nil {
@@ -353,6 +372,18 @@ func TestValidationCases(t *testing.T) {
 				tc.then(t, res)
 			}
 		})
+	}
+}
+
+// revokedLeafWithCRL is a case: a certificate revoked before it signed,
+// OCSP down, and the issuing CA's CRL, which lists it, carrying ext.
+func revokedLeafWithCRL(p *testPKI, ext pkix.Extension) func(t *testing.T) input {
+	return func(t *testing.T) input {
+		k := newKey(t)
+		c := p.leaf(t, k, citizenSign())
+		p.revoke(c.SerialNumber, time.Now().Add(-time.Hour), 1)
+		return input{sig: buildCMS(t, document, true, []*x509.Certificate{c, p.ca}, cmsSigner{cert: c, key: k, signingTime: time.Now()}), content: document,
+			before: func() { p.ocspDown.Store(true); p.crlExt.Store(&ext) }}
 	}
 }
 
