@@ -327,11 +327,19 @@ func (v *Verifier) checkCMSSigner(rep *Report, sd *signedData, s *signerInfo, co
 		return nil
 	}
 	rep.Signer = signerOf(leaf)
-	if err := checkESS(s, leaf); err != nil {
+	bound, err := checkESS(s, leaf)
+	if err != nil {
 		rep.fail("identification", Indeterminate, NoSigningCertificateFound, "%v", err)
 		return nil
 	}
-	rep.pass("identification", "signer certificate %q serial %s", leaf.Subject, serialHex(leaf.SerialNumber))
+	binding := "bound by the ESS signing-certificate attribute"
+	if !bound {
+		// CAdES requires the attribute; plain CMS (openssl cms -sign
+		// without -cades) does not have it. The signature then binds the
+		// key, and another certificate for the same key would fit too.
+		binding = "not bound by an ESS signing-certificate attribute: the signature binds its key only"
+	}
+	rep.pass("identification", "signer certificate %q serial %s, %s", leaf.Subject, serialHex(leaf.SerialNumber), binding)
 
 	h, name, err := digestFor(s.digestAlg)
 	rep.DigestAlgorithm = name
@@ -417,11 +425,12 @@ func (v *Verifier) checkSignedAttrs(rep *Report, sd *signedData, s *signerInfo, 
 
 // checkESS checks the ESS signing-certificate(-v2) attribute (RFC 5035,
 // RFC 2634 §5.4): when present, its first certificate id is the signer's.
-func checkESS(s *signerInfo, leaf *x509.Certificate) error {
+// bound says whether it was present.
+func checkESS(s *signerInfo, leaf *x509.Certificate) (bound bool, err error) {
 	for _, oid := range []encasn1.ObjectIdentifier{oidSigningCertV2, oidSigningCertV1} {
 		val, ok, err := s.single(oid)
 		if err != nil {
-			return err
+			return false, err
 		}
 		if !ok {
 			continue
@@ -429,7 +438,7 @@ func checkESS(s *signerInfo, leaf *x509.Certificate) error {
 		in := cryptobyte.String(val)
 		var sc, ids, id cryptobyte.String
 		if !in.ReadASN1(&sc, asn1.SEQUENCE) || !sc.ReadASN1(&ids, asn1.SEQUENCE) || !ids.ReadASN1(&id, asn1.SEQUENCE) {
-			return errors.New("malformed ESS signing-certificate attribute")
+			return true, errors.New("malformed ESS signing-certificate attribute")
 		}
 		h := crypto.SHA1
 		if oid.Equal(oidSigningCertV2) {
@@ -438,25 +447,25 @@ func checkESS(s *signerInfo, leaf *x509.Certificate) error {
 				var alg cryptobyte.String
 				var algOID encasn1.ObjectIdentifier
 				if !id.ReadASN1(&alg, asn1.SEQUENCE) || !alg.ReadASN1ObjectIdentifier(&algOID) {
-					return errors.New("malformed ESS certificate id")
+					return true, errors.New("malformed ESS certificate id")
 				}
 				if h, _, err = digestFor(algOID); err != nil {
-					return fmt.Errorf("ESS certificate id: %w", err)
+					return true, fmt.Errorf("ESS certificate id: %w", err)
 				}
 			}
 		}
 		var certHash cryptobyte.String
 		if !id.ReadASN1(&certHash, asn1.OCTET_STRING) {
-			return errors.New("malformed ESS certificate id")
+			return true, errors.New("malformed ESS certificate id")
 		}
 		hh := h.New()
 		hh.Write(leaf.Raw)
 		if !bytes.Equal(hh.Sum(nil), certHash) {
-			return errors.New("the ESS signing-certificate attribute names another certificate than the one found")
+			return true, errors.New("the ESS signing-certificate attribute names another certificate than the one found")
 		}
-		return nil
+		return true, nil
 	}
-	return nil
+	return false, nil
 }
 
 // parseTime reads a UTCTime or GeneralizedTime (RFC 5652 §11.3).

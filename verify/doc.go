@@ -21,10 +21,14 @@
 //     or RFC 7797); anything else is TOTAL_FAILED/FORMAT_FAILURE;
 //  2. identification: the signer's certificate (CMS sid, checked against
 //     ESS signing-certificate(-v2), RFC 5035; JWS x5c[0], checked against
-//     x5t#S256), else INDETERMINATE/NO_SIGNING_CERTIFICATE_FOUND;
-//  3. crypto: content-type and message-digest attributes (HASH_FAILURE),
-//     the signature (SIG_CRYPTO_FAILURE); SHA-1, MD5 and RSA below 2048
-//     bits are CRYPTO_CONSTRAINTS_FAILURE;
+//     x5t#S256), else INDETERMINATE/NO_SIGNING_CERTIFICATE_FOUND; the
+//     check says whether the certificate itself is bound (ESS, a protected
+//     x5c or x5t#S256) or only its key (plain CMS, an unprotected x5c);
+//  3. crypto: the content given must be the content the signature
+//     carries, if it carries any, and match the message-digest attribute
+//     (HASH_FAILURE; a missing or wrong content-type attribute is a
+//     FORMAT_FAILURE); the signature (SIG_CRYPTO_FAILURE); SHA-1, MD5 and
+//     RSA below 2048 bits are CRYPTO_CONSTRAINTS_FAILURE;
 //  4. chain: a path to Config.Roots with the certificates the signature
 //     carries, Config.Intermediates and, when one is missing, the caIssuers
 //     URL (NO_CERTIFICATE_CHAIN_FOUND when there is none);
@@ -39,7 +43,8 @@
 //     REVOKED_NO_POE (REVOKED_CA_NO_POE for a CA); no answer, TRY_LATER;
 //  7. time: a claimed signing time in the future is SIG_CONSTRAINTS_FAILURE,
 //     before notBefore TOTAL_FAILED/NOT_YET_VALID, after notAfter
-//     TOTAL_FAILED/EXPIRED; a path not valid now is OUT_OF_BOUNDS_NO_POE.
+//     TOTAL_FAILED/EXPIRED; a certificate of the path expired now is
+//     OUT_OF_BOUNDS_NO_POE, one not yet valid now INDETERMINATE/NOT_YET_VALID.
 //
 // The claimed signing time (the CMS signing-time attribute; the JWS sigT
 // or iat header) is the signer's word, not a proof of existence: it can

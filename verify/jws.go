@@ -245,7 +245,16 @@ func (v *Verifier) checkJWSSignature(rep *Report, in *jwsInput, i int, payload [
 			return nil, nil
 		}
 	}
-	rep.pass("identification", "signer certificate %q serial %s (x5c[0]%s)", leaf.Subject, serialHex(leaf.SerialNumber), map[bool]string{true: ", unprotected header", false: ""}[len(s.protected.X5c) == 0])
+	binding := "x5c[0] of the protected header"
+	switch {
+	case s.protected.X5tS256 != "":
+		binding = "x5c[0], bound by x5t#S256"
+	case len(s.protected.X5c) == 0:
+		// RFC 7515 §7.2.1 allows it; JAdES does not. Anyone may swap
+		// another certificate of the same key into an unprotected header.
+		binding = "x5c[0] of the unprotected header: the signature binds its key only"
+	}
+	rep.pass("identification", "signer certificate %q serial %s, %s", leaf.Subject, serialHex(leaf.SerialNumber), binding)
 	if err := readJWSTime(rep, s.protected); err != nil {
 		rep.fail("format", TotalFailed, FormatFailure, "%v", err)
 		return nil, nil

@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -119,6 +120,14 @@ func TestOpenSSLSignatures(t *testing.T) {
 			}
 			if rep := res.Reports[0]; rep.SigningTimeSource != "signing-time attribute" || time.Since(rep.SigningTime) > time.Minute {
 				t.Errorf("signing time %v from %s", rep.SigningTime, rep.SigningTimeSource)
+			}
+			// Only -cades adds signing-certificate-v2.
+			want := "the signature binds its key only"
+			if slices.Contains(tc.args, "-cades") {
+				want = "bound by the ESS signing-certificate attribute"
+			}
+			if id := res.Reports[0].Checks[1]; id.Name != "identification" || !strings.Contains(id.Detail, want) {
+				t.Errorf("identification %+v, want %q", id, want)
 			}
 			if content != nil {
 				res, err = v.Verify(context.Background(), sig, append([]byte("changed "), content...))

@@ -36,7 +36,7 @@ func (v *Verifier) validateSigner(ctx context.Context, call *call, rep *Report, 
 				NotBefore: cert.NotBefore, NotAfter: cert.NotAfter, Source: c.sources[i], URL: c.urls[i]})
 		}
 	}
-	checkConstraints(rep, leaf)
+	checkConstraints(rep, leaf, c)
 	if c != nil {
 		v.checkRevocation(ctx, call, rep, c)
 	} else {
@@ -66,7 +66,7 @@ func chainTime(leaf *x509.Certificate, signingTime, now time.Time) time.Time {
 // checkConstraints: the signer's certificate must allow signing (RFC 5280
 // §4.2.1.3 digitalSignature or contentCommitment; §4.2.1.12 an extended
 // key usage for documents, when it names any) and be an end entity.
-func checkConstraints(rep *Report, leaf *x509.Certificate) {
+func checkConstraints(rep *Report, leaf *x509.Certificate, c *chain) {
 	if leaf.IsCA {
 		rep.fail("constraints", Indeterminate, ChainConstraintsFailure, "the signer's certificate is a CA certificate")
 		return
@@ -76,18 +76,18 @@ func checkConstraints(rep *Report, leaf *x509.Certificate) {
 		return
 	}
 	ekus := ekuNames(leaf)
-	if len(ekus) > 0 {
-		ok := false
-		for _, u := range leaf.ExtKeyUsage {
-			ok = ok || u == x509.ExtKeyUsageAny || u == x509.ExtKeyUsageEmailProtection
-		}
-		for _, u := range leaf.UnknownExtKeyUsage {
-			_, known := signingEKUs[u.String()]
-			ok = ok || known
-		}
-		if !ok {
-			rep.fail("constraints", Indeterminate, ChainConstraintsFailure, "extended key usage %s does not allow signing documents", strings.Join(ekus, ", "))
-			return
+	if len(ekus) > 0 && !signingEKU(leaf) {
+		rep.fail("constraints", Indeterminate, ChainConstraintsFailure, "extended key usage %s does not allow signing documents", strings.Join(ekus, ", "))
+		return
+	}
+	// A CA whose certificate names extended key usages passes on no other
+	// (the chain was built with ExtKeyUsageAny, which lets x509 skip this).
+	if c != nil {
+		for _, ca := range c.certs[1:] {
+			if names := ekuNames(ca); len(names) > 0 && !signingEKU(ca) {
+				rep.fail("constraints", Indeterminate, ChainConstraintsFailure, "CA %q is limited to extended key usage %s, which does not cover signing documents", ca.Subject, strings.Join(names, ", "))
+				return
+			}
 		}
 	}
 	detail := "key usage " + keyUsageNames(leaf.KeyUsage)
@@ -98,6 +98,22 @@ func checkConstraints(rep *Report, leaf *x509.Certificate) {
 		detail += "; profile " + rep.Signer.Profile
 	}
 	rep.pass("constraints", "%s allow signing", detail)
+}
+
+// signingEKU says whether a certificate's extended key usage allows
+// signing documents.
+func signingEKU(c *x509.Certificate) bool {
+	for _, u := range c.ExtKeyUsage {
+		if u == x509.ExtKeyUsageAny || u == x509.ExtKeyUsageEmailProtection {
+			return true
+		}
+	}
+	for _, u := range c.UnknownExtKeyUsage {
+		if _, ok := signingEKUs[u.String()]; ok {
+			return true
+		}
+	}
+	return false
 }
 
 // checkRevocation asks for the status of every certificate of the path
@@ -221,9 +237,15 @@ func signerOf(c *x509.Certificate) *Signer {
 }
 
 // profileOf names the Sanad profile (policies/profiles) a certificate
-// matches by its extended key usage and subject kind.
+// matches by its extended key usage and subject kind: a natural person
+// has a serialNumber (the semantics identifier, ETSI EN 319 412-2), a
+// legal person an organizationIdentifier (319 412-3); a certificate with
+// neither (the CA's own audit key, for one) matches none.
 func profileOf(c *x509.Certificate, s *Signer) string {
 	business := s.OrganizationIdentifier != ""
+	if !business && s.NationalID == "" {
+		return ""
+	}
 	docSigning, clientAuth := false, hasEKU(c, x509.ExtKeyUsageClientAuth)
 	for _, u := range c.UnknownExtKeyUsage {
 		docSigning = docSigning || signingEKUs[u.String()] == "documentSigning"

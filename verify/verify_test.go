@@ -12,6 +12,7 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
+	"math/big"
 	"strings"
 	"testing"
 	"time"
@@ -248,6 +249,21 @@ func TestValidationCases(t *testing.T) {
 			c := p.leaf(t, k, leafOptions{keyUsage: 1 << 2}) // keyEncipherment
 			return input{sig: buildCMS(t, document, true, []*x509.Certificate{c, p.ca}, cmsSigner{cert: c, key: k, signingTime: now}), content: document}
 		}, Indeterminate, ChainConstraintsFailure, nil},
+		{"CA limited to TLS servers", func(t *testing.T) input {
+			caKey := newKey(t)
+			tlsCA := mustCert(t, &x509.Certificate{SerialNumber: big.NewInt(77), Subject: pkix.Name{CommonName: "TLS Only CA"},
+				NotBefore: now.Add(-time.Hour), NotAfter: now.Add(24 * time.Hour), IsCA: true, BasicConstraintsValid: true,
+				KeyUsage: x509.KeyUsageCertSign, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}, p.root, caKey.Public(), p.rootKey)
+			k := newKey(t)
+			c := mustCert(t, &x509.Certificate{SerialNumber: big.NewInt(78), Subject: pkix.Name{CommonName: "Signer"},
+				NotBefore: now.Add(-time.Hour), NotAfter: now.Add(24 * time.Hour), KeyUsage: x509.KeyUsageContentCommitment,
+				ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageEmailProtection}}, tlsCA, k.Public(), caKey)
+			return input{sig: buildCMS(t, document, true, []*x509.Certificate{c, tlsCA}, cmsSigner{cert: c, key: k, signingTime: now}), content: document}
+		}, Indeterminate, ChainConstraintsFailure, func(t *testing.T, r *Result) {
+			if !strings.Contains(r.Reports[0].Reason, "TLS Only CA") {
+				t.Errorf("reason %q", r.Reports[0].Reason)
+			}
+		}},
 		{"authentication certificate", func(t *testing.T) input {
 			k := newKey(t)
 			c := p.leaf(t, k, leafOptions{keyUsage: x509.KeyUsageDigitalSignature, ekus: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}})
