@@ -298,7 +298,7 @@ func (v *Verifier) VerifyCMS(ctx context.Context, sig, content []byte) (*Result,
 		}
 		rep := &Report{Format: FormatCMS, Index: i, ValidationTime: v.cfg.Now(), SigningTimeSource: "none"}
 		rep.pass("format", "CMS SignedData (RFC 5652), %d signer(s), %d certificate(s)", len(sd.signers), len(sd.certs))
-		if leaf := v.checkCMSSigner(rep, sd, &sd.signers[i], content, differs); leaf != nil {
+		if leaf := v.checkCMSSigner(call, rep, sd, &sd.signers[i], content, differs); leaf != nil {
 			v.validateSigner(ctx, call, rep, leaf, sd.certs)
 		}
 		if rep.Indication == "" {
@@ -313,7 +313,7 @@ func (v *Verifier) VerifyCMS(ctx context.Context, sig, content []byte) (*Result,
 // checkCMSSigner identifies the signer's certificate and checks the
 // digest and the signature (EN 319 102-1 §5.2.2, §5.2.7); it returns the
 // certificate when both hold.
-func (v *Verifier) checkCMSSigner(rep *Report, sd *signedData, s *signerInfo, content []byte, differs bool) *x509.Certificate {
+func (v *Verifier) checkCMSSigner(call *call, rep *Report, sd *signedData, s *signerInfo, content []byte, differs bool) *x509.Certificate {
 	var leaf *x509.Certificate
 	for _, c := range sd.certs {
 		if s.serial != nil && bytes.Equal(c.RawIssuer, s.issuer) && c.SerialNumber.Cmp(s.serial) == 0 ||
@@ -357,7 +357,7 @@ func (v *Verifier) checkCMSSigner(rep *Report, sd *signedData, s *signerInfo, co
 	}
 	signed := content
 	if s.signedAttrs != nil {
-		if err := v.checkSignedAttrs(rep, sd, s, h, content); err != nil {
+		if err := v.checkSignedAttrs(call, rep, sd, s, h, content); err != nil {
 			return nil
 		}
 		signed = s.signedAttrs
@@ -384,7 +384,7 @@ func (v *Verifier) checkCMSSigner(rep *Report, sd *signedData, s *signerInfo, co
 
 // checkSignedAttrs checks content-type and message-digest (RFC 5652
 // §11.1, §11.2) and reads signing-time (§11.3).
-func (v *Verifier) checkSignedAttrs(rep *Report, sd *signedData, s *signerInfo, h crypto.Hash, content []byte) error {
+func (v *Verifier) checkSignedAttrs(call *call, rep *Report, sd *signedData, s *signerInfo, h crypto.Hash, content []byte) error {
 	bad := func(format string, args ...any) error {
 		rep.fail("format", TotalFailed, FormatFailure, format, args...)
 		return errors.New("bad signed attributes")
@@ -414,9 +414,7 @@ func (v *Verifier) checkSignedAttrs(rep *Report, sd *signedData, s *signerInfo, 
 		}
 		rep.SigningTime, rep.SigningTimeSource = t, "signing-time attribute"
 	}
-	hh := h.New()
-	hh.Write(content)
-	if !bytes.Equal(hh.Sum(nil), digest) {
+	if !bytes.Equal(call.digest(h, content), digest) {
 		rep.fail("crypto", TotalFailed, HashFailure, "the content's digest differs from the signed message-digest: the content changed after signing")
 		return errors.New("hash failure")
 	}

@@ -3,6 +3,7 @@ package verify
 import (
 	"bytes"
 	"context"
+	"crypto"
 	"crypto/x509"
 	"errors"
 	"net/http"
@@ -136,11 +137,25 @@ func (v *Verifier) parseCert(der []byte) (*x509.Certificate, error) {
 }
 
 // call is what one verification shares between its signers: a budget of
-// caIssuers requests, and the revocation answers already read, so that
-// many signer infos naming one certificate cost one status request.
+// caIssuers requests, the revocation answers already read, so that many
+// signer infos naming one certificate cost one status request, and the
+// content's digests, computed once per algorithm.
 type call struct {
 	aiaFetches int
 	statuses   map[string]statusAnswer
+	digests    map[crypto.Hash][]byte
+}
+
+// digest is content's digest by h, once per verification.
+func (c *call) digest(h crypto.Hash, content []byte) []byte {
+	if d, ok := c.digests[h]; ok {
+		return d
+	}
+	hh := h.New()
+	hh.Write(content)
+	d := hh.Sum(nil)
+	c.digests[h] = d
+	return d
 }
 
 type statusAnswer struct {
@@ -148,7 +163,9 @@ type statusAnswer struct {
 	notes []string
 }
 
-func newCall() *call { return &call{statuses: map[string]statusAnswer{}} }
+func newCall() *call {
+	return &call{statuses: map[string]statusAnswer{}, digests: map[crypto.Hash][]byte{}}
+}
 
 // Format names.
 const (
