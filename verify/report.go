@@ -173,8 +173,6 @@ func (r *Report) setContent(content []byte) {
 	r.ContentSHA256 = hex.EncodeToString(sum[:])
 }
 
-func (r *Report) failed() bool { return r.Indication != "" && r.Indication != TotalPassed }
-
 // WriteText writes the result in the readable form sanad verify prints.
 func (r *Result) WriteText(w io.Writer) error {
 	var b strings.Builder

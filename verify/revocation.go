@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto"
-	"crypto/sha256"
 	"crypto/x509"
 	"encoding/asn1"
 	"encoding/base64"
@@ -331,6 +330,3 @@ func serialHex(n *big.Int) string {
 	}
 	return s
 }
-
-// fingerprint is a certificate's SHA-256, for ESS certificate ids.
-func fingerprint(c *x509.Certificate) [32]byte { return sha256.Sum256(c.Raw) }
