@@ -54,3 +54,29 @@ func TestCacheControlNeverPastNextUpdate(t *testing.T) {
 		t.Errorf("past nextUpdate: %q", got)
 	}
 }
+
+// TestGetCache: a parsed GET request is found only under its own encoded
+// form, and the cache keeps no more than its bound.
+func TestGetCache(t *testing.T) {
+	c := newGetCache(cacheShards * 2)
+	req := Request{Serial: []byte{1, 2, 3}}
+	c.put("MEkwRzBF", req)
+	if got, ok := c.get("MEkwRzBF"); !ok || string(got.Serial) != "\x01\x02\x03" {
+		t.Fatalf("own key: %v %v", got, ok)
+	}
+	h := maphash.String(c.seed, "MEkwRzBF")
+	c.shards[h%cacheShards].m[h] = getSlot{raw: "other", req: Request{Serial: []byte{9}}}
+	if got, ok := c.get("MEkwRzBF"); ok {
+		t.Fatalf("answered with another request's parse %v", got)
+	}
+	for i := range 10_000 {
+		c.put(fmt.Sprintf("req-%d", i), req)
+	}
+	n := 0
+	for i := range c.shards {
+		n += len(c.shards[i].m)
+	}
+	if n > cacheShards*2 {
+		t.Errorf("%d requests kept, bound %d", n, cacheShards*2)
+	}
+}

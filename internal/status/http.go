@@ -76,12 +76,25 @@ func (r *Responder) serveGET(w http.ResponseWriter, req *http.Request, raw strin
 		r.reply(w, req, start, nil, outcomeMalformed)
 		return
 	}
+	if parsed, ok := r.gets.get(raw); ok {
+		r.serveParsed(w, req, start, parsed)
+		return
+	}
 	der, err := decodeGET(raw)
 	if err != nil {
 		r.reply(w, req, start, nil, outcomeMalformed)
 		return
 	}
-	r.serveDER(w, req, start, der)
+	parsed, err := ParseRequest(der)
+	if err != nil {
+		r.reply(w, req, start, nil, outcomeMalformed)
+		return
+	}
+	if parsed.Nonce == nil {
+		// A request with a nonce is asked once; keeping it is waste.
+		r.gets.put(raw, parsed)
+	}
+	r.serveParsed(w, req, start, parsed)
 }
 
 // decodeGET reverses RFC 6960 Appendix A.1's encoding: percent-decoding of
@@ -129,6 +142,10 @@ func (r *Responder) serveDER(w http.ResponseWriter, req *http.Request, start tim
 		r.reply(w, req, start, nil, outcomeMalformed)
 		return
 	}
+	r.serveParsed(w, req, start, parsed)
+}
+
+func (r *Responder) serveParsed(w http.ResponseWriter, req *http.Request, start time.Time, parsed Request) {
 	e, o := r.answer(req.Context(), parsed, start)
 	if r.cfg.LogRequests {
 		r.log.Debug("OCSP request", "serial", fmt.Sprintf("%x", parsed.Serial), "outcome", o, "client", req.RemoteAddr)

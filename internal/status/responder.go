@@ -12,6 +12,7 @@ import (
 	"hash/maphash"
 	"log/slog"
 	"net/http"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -100,7 +101,10 @@ type Responder struct {
 	byID    map[string]*issuer
 
 	cache *cache
-	crls  *crlCache
+	// gets keeps GET requests parsed, by their encoded form: relying
+	// parties ask about the same certificates again and again.
+	gets *getCache
+	crls *crlCache
 	// syncMu serializes syncs; cursor is where the next one starts, and
 	// synced says the first (which may preload) is done.
 	syncMu sync.Mutex
@@ -130,7 +134,7 @@ func New(ctx context.Context, st Store, cfg Config, log *slog.Logger, now func()
 		log = slog.New(slog.DiscardHandler)
 	}
 	r := &Responder{cfg: cfg, store: st, log: log, now: now, issuers: map[string]*issuer{}, byID: map[string]*issuer{},
-		cache: newCache(cfg.CacheSize), metrics: newMetrics(),
+		cache: newCache(cfg.CacheSize), gets: newGetCache(min(cfg.CacheSize, maxGetCache)), metrics: newMetrics(),
 		crls: &crlCache{every: cfg.SyncInterval, now: now, m: map[string]*cachedCRL{}}}
 	all, err := st.Issuers(ctx)
 	if err != nil {
@@ -585,6 +589,62 @@ func (c *cache) put(key string, e *entry) {
 		}
 	}
 	s.m[h] = cacheSlot{key: key, e: e}
+}
+
+// getCache keeps parsed GET requests by their encoded path segment, in
+// shards, bounded, dropping a random entry past the bound, like cache.
+// The parse of a given string never changes, so nothing expires.
+type getCache struct {
+	seed   maphash.Seed
+	shards [cacheShards]getShard
+	per    int
+}
+
+// maxGetCache bounds the parsed GET requests kept (each ~300 bytes).
+const maxGetCache = 1 << 16
+
+type getShard struct {
+	mu sync.RWMutex
+	m  map[uint64]getSlot
+}
+
+type getSlot struct {
+	raw string
+	req Request
+}
+
+func newGetCache(size int) *getCache {
+	c := &getCache{seed: maphash.MakeSeed(), per: max(1, size/cacheShards)}
+	for i := range c.shards {
+		c.shards[i].m = make(map[uint64]getSlot)
+	}
+	return c
+}
+
+func (c *getCache) get(raw string) (Request, bool) {
+	h := maphash.String(c.seed, raw)
+	s := &c.shards[h%cacheShards]
+	s.mu.RLock()
+	slot, ok := s.m[h]
+	s.mu.RUnlock()
+	if !ok || slot.raw != raw {
+		return Request{}, false
+	}
+	return slot.req, true
+}
+
+func (c *getCache) put(raw string, req Request) {
+	h := maphash.String(c.seed, raw)
+	s := &c.shards[h%cacheShards]
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.m[h]; !ok && len(s.m) >= c.per {
+		for k := range s.m {
+			delete(s.m, k)
+			break
+		}
+	}
+	s.m[h] = getSlot{raw: strings.Clone(raw), req: req}
 }
 
 func (c *cache) len() int {
