@@ -67,7 +67,7 @@ func (v *Verifier) buildChain(ctx context.Context, call *call, rep *Report, leaf
 				}
 				c.sources, c.urls = append(c.sources, src), append(c.urls, url)
 			}
-			detail := fmt.Sprintf("path of %d certificates to trust anchor %q", len(c.certs), c.certs[len(c.certs)-1].Subject)
+			detail := fmt.Sprintf("path of %d certificates to trust anchor %q", len(c.certs), rep.subject(c.certs[len(c.certs)-1]))
 			if len(fetchNotes) > 0 {
 				detail += "; " + strings.Join(fetchNotes, "; ")
 			}
@@ -112,15 +112,15 @@ func (v *Verifier) buildChain(ctx context.Context, call *call, rep *Report, leaf
 						source[string(c.Raw)], fetchedFrom[string(c.Raw)] = sourceAIA, url
 					}
 				}
-				fetchNotes = append(fetchNotes, fmt.Sprintf("issuer of %q fetched from caIssuers %s", missing.Subject, url))
+				fetchNotes = append(fetchNotes, fmt.Sprintf("issuer of %q fetched from caIssuers %s", rep.subject(missing), url))
 				got = true
 				break
 			}
 			if !got {
 				if len(missing.IssuingCertificateURL) == 0 {
-					fetchNotes = append(fetchNotes, fmt.Sprintf("%q names no caIssuers URL", missing.Subject))
+					fetchNotes = append(fetchNotes, fmt.Sprintf("%q names no caIssuers URL", rep.subject(missing)))
 				}
-				rep.fail("chain", Indeterminate, NoCertificateChainFound, "no path to a trust anchor: issuer of %q unavailable%s", missing.Subject, notes(fetchNotes))
+				rep.fail("chain", Indeterminate, NoCertificateChainFound, "no path to a trust anchor: issuer of %q unavailable%s", rep.subject(missing), notes(fetchNotes))
 				return nil
 			}
 		case errors.As(err, &invalid) && (invalid.Reason == x509.Expired):

@@ -296,7 +296,7 @@ func (v *Verifier) VerifyCMS(ctx context.Context, sig, content []byte) (*Result,
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		rep := &Report{Format: FormatCMS, Index: i, ValidationTime: v.cfg.Now(), SigningTimeSource: "none"}
+		rep := v.newReport(FormatCMS, i)
 		rep.pass("format", "CMS SignedData (RFC 5652), %d signer(s), %d certificate(s)", len(sd.signers), len(sd.certs))
 		if leaf := v.checkCMSSigner(call, rep, sd, &sd.signers[i], content, differs); leaf != nil {
 			v.validateSigner(ctx, call, rep, leaf, sd.certs)
@@ -326,7 +326,7 @@ func (v *Verifier) checkCMSSigner(call *call, rep *Report, sd *signedData, s *si
 		rep.fail("identification", Indeterminate, NoSigningCertificateFound, "the signature does not carry the certificate its signer identifier names")
 		return nil
 	}
-	rep.Signer = signerOf(leaf)
+	rep.Signer = signerOf(leaf, rep.subject(leaf), rep.dn(leaf.RawIssuer))
 	bound, err := checkESS(s, leaf)
 	if err != nil {
 		rep.fail("identification", Indeterminate, NoSigningCertificateFound, "%v", err)
@@ -339,7 +339,7 @@ func (v *Verifier) checkCMSSigner(call *call, rep *Report, sd *signedData, s *si
 		// key, and another certificate for the same key would fit too.
 		binding = "not bound by an ESS signing-certificate attribute: the signature binds its key only"
 	}
-	rep.pass("identification", "signer certificate %q serial %s, %s", leaf.Subject, serialHex(leaf.SerialNumber), binding)
+	rep.pass("identification", "signer certificate %q serial %s, %s", rep.subject(leaf), serialHex(leaf.SerialNumber), binding)
 
 	h, name, err := digestFor(s.digestAlg)
 	rep.DigestAlgorithm = name

@@ -67,7 +67,7 @@ func (v *Verifier) VerifyJWS(ctx context.Context, sig, payload []byte) (*Result,
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		rep := &Report{Format: FormatJWS, Index: i, ValidationTime: v.cfg.Now(), SigningTimeSource: "none"}
+		rep := v.newReport(FormatJWS, i)
 		if leaf, carried := v.checkJWSSignature(rep, in, i, payload); leaf != nil {
 			v.validateSigner(ctx, call, rep, leaf, carried)
 		}
@@ -237,7 +237,7 @@ func (v *Verifier) checkJWSSignature(rep *Report, in *jwsInput, i int, payload [
 		certs = append(certs, cert)
 	}
 	leaf := certs[0]
-	rep.Signer = signerOf(leaf)
+	rep.Signer = signerOf(leaf, rep.subject(leaf), rep.dn(leaf.RawIssuer))
 	if t := s.protected.X5tS256; t != "" {
 		sum := sha256.Sum256(leaf.Raw)
 		if t != base64.RawURLEncoding.EncodeToString(sum[:]) {
@@ -254,7 +254,7 @@ func (v *Verifier) checkJWSSignature(rep *Report, in *jwsInput, i int, payload [
 		// another certificate of the same key into an unprotected header.
 		binding = "x5c[0] of the unprotected header: the signature binds its key only"
 	}
-	rep.pass("identification", "signer certificate %q serial %s, %s", leaf.Subject, serialHex(leaf.SerialNumber), binding)
+	rep.pass("identification", "signer certificate %q serial %s, %s", rep.subject(leaf), serialHex(leaf.SerialNumber), binding)
 	if err := readJWSTime(rep, s.protected); err != nil {
 		rep.fail("format", TotalFailed, FormatFailure, "%v", err)
 		return nil, nil

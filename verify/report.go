@@ -2,6 +2,7 @@ package verify
 
 import (
 	"crypto/sha256"
+	"crypto/x509"
 	"encoding/hex"
 	"fmt"
 	"io"
@@ -126,6 +127,9 @@ type Report struct {
 	SignatureAlg    string      `json:"signature_algorithm,omitempty"`
 	Chain           []ChainCert `json:"chain,omitempty"`
 	Checks          []Check     `json:"checks"`
+
+	subjects map[*x509.Certificate]string
+	names    *ttlCache[string] // the Verifier's, when set
 }
 
 // Result is the validation of everything one input held: one report per

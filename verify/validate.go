@@ -28,11 +28,11 @@ var (
 // still run where they can, so that the report says all it found.
 func (v *Verifier) validateSigner(ctx context.Context, call *call, rep *Report, leaf *x509.Certificate, carried []*x509.Certificate) {
 	now := rep.ValidationTime
-	rep.Signer = signerOf(leaf)
+	rep.Signer = signerOf(leaf, rep.subject(leaf), rep.dn(leaf.RawIssuer))
 	c := v.buildChain(ctx, call, rep, leaf, carried, chainTime(leaf, rep.SigningTime, now))
 	if c != nil {
 		for i, cert := range c.certs {
-			rep.Chain = append(rep.Chain, ChainCert{Subject: cert.Subject.String(), Serial: serialHex(cert.SerialNumber),
+			rep.Chain = append(rep.Chain, ChainCert{Subject: rep.subject(cert), Serial: serialHex(cert.SerialNumber),
 				NotBefore: cert.NotBefore, NotAfter: cert.NotAfter, Source: c.sources[i], URL: c.urls[i]})
 		}
 	}
@@ -85,7 +85,7 @@ func checkConstraints(rep *Report, leaf *x509.Certificate, c *chain) {
 	if c != nil {
 		for _, ca := range c.certs[1:] {
 			if names := ekuNames(ca); len(names) > 0 && !signingEKU(ca) {
-				rep.fail("constraints", Indeterminate, ChainConstraintsFailure, "CA %q is limited to extended key usage %s, which does not cover signing documents", ca.Subject, strings.Join(names, ", "))
+				rep.fail("constraints", Indeterminate, ChainConstraintsFailure, "CA %q is limited to extended key usage %s, which does not cover signing documents", rep.subject(ca), strings.Join(names, ", "))
 				return
 			}
 		}
@@ -132,7 +132,7 @@ func (v *Verifier) checkRevocation(ctx context.Context, call *call, rep *Report,
 			// RFC 5280 §3.3 / RFC 6960: status is kept only while the
 			// certificate is valid; the time check says what follows.
 			entry.Status = "unknown"
-			rep.check("revocation", NotApplicable, "%q expired on %s: its status is no longer published", cert.Subject, cert.NotAfter.UTC().Format(time.RFC3339))
+			rep.check("revocation", NotApplicable, "%q expired on %s: its status is no longer published", rep.subject(cert), cert.NotAfter.UTC().Format(time.RFC3339))
 			continue
 		}
 		key := string(cert.Raw) + string(issuer.Raw)
@@ -144,7 +144,7 @@ func (v *Verifier) checkRevocation(ctx context.Context, call *call, rep *Report,
 		st, notes := answer.st, answer.notes
 		if st == nil {
 			entry.Status = "unknown"
-			rep.fail("revocation", Indeterminate, TryLater, "no revocation status for %q: %s", cert.Subject, strings.Join(notes, "; "))
+			rep.fail("revocation", Indeterminate, TryLater, "no revocation status for %q: %s", rep.subject(cert), strings.Join(notes, "; "))
 			continue
 		}
 		entry.Status, entry.StatusSource, entry.StatusURL = st.state, st.source, st.url
@@ -156,19 +156,19 @@ func (v *Verifier) checkRevocation(ctx context.Context, call *call, rep *Report,
 		}
 		switch st.state {
 		case "good":
-			rep.pass("revocation", "%q is good by %s", cert.Subject, from)
+			rep.pass("revocation", "%q is good by %s", rep.subject(cert), from)
 		case "revoked":
 			at := st.revokedAt.UTC().Format(time.RFC3339)
 			switch {
 			case !rep.SigningTime.IsZero() && !st.revokedAt.After(rep.SigningTime):
-				rep.fail("revocation", TotalFailed, Revoked, "%q was revoked at %s (%s), before the signing time, by %s", cert.Subject, at, st.reason, from)
+				rep.fail("revocation", TotalFailed, Revoked, "%q was revoked at %s (%s), before the signing time, by %s", rep.subject(cert), at, st.reason, from)
 			case i == 0:
-				rep.fail("revocation", Indeterminate, RevokedNoPOE, "%q was revoked at %s (%s), after the claimed signing time, by %s; no proof the signature existed before", cert.Subject, at, st.reason, from)
+				rep.fail("revocation", Indeterminate, RevokedNoPOE, "%q was revoked at %s (%s), after the claimed signing time, by %s; no proof the signature existed before", rep.subject(cert), at, st.reason, from)
 			default:
-				rep.fail("revocation", Indeterminate, RevokedCANoPOE, "CA %q was revoked at %s (%s), by %s", cert.Subject, at, st.reason, from)
+				rep.fail("revocation", Indeterminate, RevokedCANoPOE, "CA %q was revoked at %s (%s), by %s", rep.subject(cert), at, st.reason, from)
 			}
 		default:
-			rep.fail("revocation", Indeterminate, TryLater, "status of %q is unknown to %s", cert.Subject, from)
+			rep.fail("revocation", Indeterminate, TryLater, "status of %q is unknown to %s", rep.subject(cert), from)
 		}
 	}
 }
@@ -201,10 +201,10 @@ func (v *Verifier) checkTimes(rep *Report, leaf *x509.Certificate, c *chain) {
 	for _, cert := range certs {
 		switch {
 		case now.After(cert.NotAfter):
-			rep.fail("time", Indeterminate, OutOfBoundsNoPOE, "%q expired on %s and no proof of existence shows the signature is older", cert.Subject, stamp(cert.NotAfter))
+			rep.fail("time", Indeterminate, OutOfBoundsNoPOE, "%q expired on %s and no proof of existence shows the signature is older", rep.subject(cert), stamp(cert.NotAfter))
 			return
 		case now.Before(cert.NotBefore):
-			rep.fail("time", Indeterminate, NotYetValid, "%q is not valid before %s", cert.Subject, stamp(cert.NotBefore))
+			rep.fail("time", Indeterminate, NotYetValid, "%q is not valid before %s", rep.subject(cert), stamp(cert.NotBefore))
 			return
 		}
 	}
@@ -218,9 +218,9 @@ func (v *Verifier) checkTimes(rep *Report, leaf *x509.Certificate, c *chain) {
 // signerOf reads who signed from the certificate's subject (ETSI EN 319
 // 412-2 natural persons: serialNumber with the semantics identifier; 319
 // 412-3 legal persons: organizationIdentifier).
-func signerOf(c *x509.Certificate) *Signer {
-	s := &Signer{Name: c.Subject.CommonName, Subject: c.Subject.String(), NationalID: c.Subject.SerialNumber,
-		Serial: serialHex(c.SerialNumber), Issuer: c.Issuer.String()}
+func signerOf(c *x509.Certificate, subject, issuer string) *Signer {
+	s := &Signer{Name: c.Subject.CommonName, Subject: subject, NationalID: c.Subject.SerialNumber,
+		Serial: serialHex(c.SerialNumber), Issuer: issuer}
 	if len(c.Subject.Organization) > 0 {
 		s.Organization = c.Subject.Organization[0]
 	}

@@ -71,6 +71,7 @@ type Verifier struct {
 	aiaCache    *ttlCache[[]*x509.Certificate]
 	aiaFailures *ttlCache[error]
 	certCache   *ttlCache[*x509.Certificate]
+	dnCache     *ttlCache[string] // subjects and issuers as reports write them
 }
 
 // Cache sizes: OCSP answers by certificate, CRLs and caIssuers by URL.
@@ -109,7 +110,8 @@ func New(cfg Config) (*Verifier, error) {
 		crlCache:    newTTLCache[*crlEntries](cfg.RevocationCacheTTL, crlCacheEntries),
 		aiaCache:    newTTLCache[[]*x509.Certificate](aiaCacheTTL, aiaCacheEntries),
 		aiaFailures: newTTLCache[error](time.Minute, aiaCacheEntries),
-		certCache:   newTTLCache[*x509.Certificate](time.Hour, certCacheEntries)}
+		certCache:   newTTLCache[*x509.Certificate](time.Hour, certCacheEntries),
+		dnCache:     newTTLCache[string](time.Hour, certCacheEntries)}
 	for _, r := range cfg.Roots {
 		v.roots.AddCert(r)
 	}
@@ -167,6 +169,11 @@ func newCall() *call {
 	return &call{statuses: map[string]statusAnswer{}, digests: map[crypto.Hash][]byte{}}
 }
 
+// newReport starts the report of signature index.
+func (v *Verifier) newReport(format string, index int) *Report {
+	return &Report{Format: format, Index: index, ValidationTime: v.cfg.Now(), SigningTimeSource: "none", names: v.dnCache}
+}
+
 // Format names.
 const (
 	FormatCMS = "CMS"
@@ -210,7 +217,7 @@ func looksLikeJWS(b []byte) bool {
 
 // formatFailure is the result for input that is not a signature at all.
 func (v *Verifier) formatFailure(format, detail string) *Result {
-	rep := &Report{Format: format, ValidationTime: v.cfg.Now(), SigningTimeSource: "none"}
+	rep := v.newReport(format, 0)
 	rep.fail("format", TotalFailed, FormatFailure, "%s", detail)
 	res := &Result{Format: format, Reports: []*Report{rep}}
 	res.summarize()
