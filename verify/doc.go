@@ -30,8 +30,10 @@
 //     FORMAT_FAILURE); the signature (SIG_CRYPTO_FAILURE); SHA-1, MD5 and
 //     RSA below 2048 bits are CRYPTO_CONSTRAINTS_FAILURE;
 //  4. chain: a path to Config.Roots with the certificates the signature
-//     carries, Config.Intermediates and, when one is missing, the caIssuers
-//     URL (NO_CERTIFICATE_CHAIN_FOUND when there is none);
+//     carries, Config.Intermediates and, when one is missing and fetching
+//     is enabled (Config.AnyAIA, or Config.AIAPrefixes), the caIssuers URL
+//     (NO_CERTIFICATE_CHAIN_FOUND when there is none); a CA whose
+//     certificate names extended key usages must allow document signing;
 //  5. constraints: the signer's certificate is an end entity whose key
 //     usage allows digitalSignature or contentCommitment and whose extended
 //     key usage, if any, allows documents (documentSigning, emailProtection,
@@ -59,9 +61,13 @@
 // Everything read from outside is bounded: the signature (MaxSignatureSize),
 // signer infos and JWS signatures (Config.MaxSigners), certificates (256),
 // signed attributes (64 of them, 64 KiB), and whatever the network answers
-// (4 MiB, http and https only, with the client's timeout). The CMS reader
-// is cryptobyte over DER: it never recurses on the input's nesting and
-// refuses BER lengths and trailing data.
+// (4 MiB, http and https only, with the client's timeout). A certificate
+// that is not yet trusted makes at most two caIssuers requests, a
+// verification at most eight, and only when fetching is enabled: the URL
+// is the sender's choice. OCSP and CRL URLs are followed only for a
+// verified path. The CMS reader is cryptobyte over DER: it never recurses
+// on the input's nesting and refuses BER lengths and trailing data; a JWS
+// is parsed once, its signatures counted first.
 //
 // # Why not a CMS library
 //
