@@ -1,6 +1,7 @@
 package verify
 
 import (
+	"bytes"
 	"context"
 	"crypto/x509"
 	"encoding/pem"
@@ -77,6 +78,11 @@ func (v *Verifier) buildChain(ctx context.Context, call *call, rep *Report, leaf
 		var unknown x509.UnknownAuthorityError
 		var invalid x509.CertificateInvalidError
 		switch {
+		case errors.As(err, &unknown) && unknown.Cert != nil && v.insecureIssuer(unknown.Cert, carried) != nil:
+			// The issuer is at hand but signed with an algorithm x509 no
+			// longer accepts (SHA-1): not a missing chain.
+			rep.fail("chain", Indeterminate, CryptoConstraintsFailure, "%q: %v", rep.subject(unknown.Cert), v.insecureIssuer(unknown.Cert, carried))
+			return nil
 		case errors.As(err, &unknown):
 			if fetched >= maxAIADepth || unknown.Cert == nil {
 				rep.fail("chain", Indeterminate, NoCertificateChainFound, "no path to a trust anchor: %v%s", err, notes(fetchNotes))
@@ -131,6 +137,24 @@ func (v *Verifier) buildChain(ctx context.Context, call *call, rep *Report, leaf
 			return nil
 		}
 	}
+}
+
+// insecureIssuer returns the error of a known issuer of c (configured,
+// trusted or carried) whose signature on c uses an algorithm x509 refuses
+// as insecure, or nil.
+func (v *Verifier) insecureIssuer(c *x509.Certificate, carried []*x509.Certificate) error {
+	for _, set := range [][]*x509.Certificate{v.cfg.Roots, v.cfg.Intermediates, carried} {
+		for _, issuer := range set {
+			if !bytes.Equal(issuer.RawSubject, c.RawIssuer) {
+				continue
+			}
+			var insecure x509.InsecureAlgorithmError
+			if err := c.CheckSignatureFrom(issuer); errors.As(err, &insecure) {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 func notes(n []string) string {

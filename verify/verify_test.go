@@ -264,6 +264,17 @@ func TestValidationCases(t *testing.T) {
 				t.Errorf("reason %q", r.Reports[0].Reason)
 			}
 		}},
+		{"certificate signed with SHA-1", func(t *testing.T) input {
+			k := newKey(t)
+			c := mustCert(t, &x509.Certificate{SerialNumber: big.NewInt(79), Subject: pkix.Name{CommonName: "Signer", SerialNumber: "IDCKZ-880312448217"},
+				NotBefore: now.Add(-time.Hour), NotAfter: now.Add(24 * time.Hour), KeyUsage: x509.KeyUsageContentCommitment,
+				SignatureAlgorithm: x509.ECDSAWithSHA1}, p.ca, k.Public(), p.caKey)
+			return input{sig: buildCMS(t, document, true, []*x509.Certificate{c, p.ca}, cmsSigner{cert: c, key: k, signingTime: now}), content: document}
+		}, Indeterminate, CryptoConstraintsFailure, func(t *testing.T, r *Result) {
+			if !strings.Contains(r.Reports[0].Reason, "insecure") {
+				t.Errorf("reason %q", r.Reports[0].Reason)
+			}
+		}},
 		{"authentication certificate", func(t *testing.T) input {
 			k := newKey(t)
 			c := p.leaf(t, k, leafOptions{keyUsage: x509.KeyUsageDigitalSignature, ekus: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}})
