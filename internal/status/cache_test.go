@@ -19,7 +19,7 @@ func TestCacheKeyChecked(t *testing.T) {
 	}
 	// Another key stored in serial-a's slot, as a hash collision would.
 	h := maphash.String(c.seed, "issuing\x00serial-a")
-	c.shards[h%cacheShards].m[h] = cacheSlot{key: "issuing\x00serial-b", e: &entry{der: []byte{2}}}
+	c.shards[h%cacheShards].m[h] = slot[*entry]{key: "issuing\x00serial-b", v: &entry{der: []byte{2}}}
 	if e, ok := c.get([]byte("issuing\x00serial-a")); ok {
 		t.Fatalf("serial-a answered with serial-b's entry %v", e)
 	}
@@ -61,22 +61,18 @@ func TestGetCache(t *testing.T) {
 	c := newGetCache(cacheShards * 2)
 	req := Request{Serial: []byte{1, 2, 3}}
 	c.put("MEkwRzBF", req)
-	if got, ok := c.get("MEkwRzBF"); !ok || string(got.Serial) != "\x01\x02\x03" {
+	if got, ok := c.getString("MEkwRzBF"); !ok || string(got.Serial) != "\x01\x02\x03" {
 		t.Fatalf("own key: %v %v", got, ok)
 	}
 	h := maphash.String(c.seed, "MEkwRzBF")
-	c.shards[h%cacheShards].m[h] = getSlot{raw: "other", req: Request{Serial: []byte{9}}}
-	if got, ok := c.get("MEkwRzBF"); ok {
+	c.shards[h%cacheShards].m[h] = slot[Request]{key: "other", v: Request{Serial: []byte{9}}}
+	if got, ok := c.getString("MEkwRzBF"); ok {
 		t.Fatalf("answered with another request's parse %v", got)
 	}
 	for i := range 10_000 {
 		c.put(fmt.Sprintf("req-%d", i), req)
 	}
-	n := 0
-	for i := range c.shards {
-		n += len(c.shards[i].m)
-	}
-	if n > cacheShards*2 {
+	if n := c.len(); n > cacheShards*2 {
 		t.Errorf("%d requests kept, bound %d", n, cacheShards*2)
 	}
 }

@@ -76,7 +76,7 @@ func (r *Responder) serveGET(w http.ResponseWriter, req *http.Request, raw strin
 		r.reply(w, req, start, nil, outcomeMalformed)
 		return
 	}
-	if parsed, ok := r.gets.get(raw); ok {
+	if parsed, ok := r.gets.getString(raw); ok {
 		r.serveParsed(w, req, start, parsed)
 		return
 	}

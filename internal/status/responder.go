@@ -524,62 +524,78 @@ func (e *entry) fresh(now time.Time) bool {
 	return e.nextUpdate.IsZero() || now.Before(e.nextUpdate)
 }
 
-// cache is a bounded map of entries, in shards so that lookups on many
-// cores do not contend on one lock. Past its size a random entry of the
-// shard is dropped (Go's map iteration order is random): no bookkeeping
-// on the hot path, and a cached response is only a store read away.
+// shardedMap is a bounded map from string keys, in shards so that lookups
+// on many cores do not contend on one lock. Past its size a random entry
+// of the shard is dropped (Go's map iteration order is random): no
+// bookkeeping on the hot path.
 //
-// Entries are found by a 64-bit hash of their key and the key is checked
+// Values are found by a 64-bit hash of their key and the key is checked
 // on the way out: a map of integers is cheaper to probe than one of
 // strings, and two keys of one hash (one in 2^64) only take turns in the
-// cache, never answer for each other.
-type cache struct {
+// map, never answer for each other.
+type shardedMap[V any] struct {
 	seed   maphash.Seed
-	shards [cacheShards]cacheShard
+	shards [cacheShards]shard[V]
 	per    int
 }
 
 const cacheShards = 64
 
-type cacheShard struct {
+type shard[V any] struct {
 	mu sync.RWMutex
-	m  map[uint64]cacheSlot
+	m  map[uint64]slot[V]
 }
 
-type cacheSlot struct {
+type slot[V any] struct {
 	key string
-	e   *entry
+	v   V
 }
 
-func newCache(size int) *cache {
-	c := &cache{seed: maphash.MakeSeed(), per: max(1, size/cacheShards)}
+func newShardedMap[V any](size int) *shardedMap[V] {
+	c := &shardedMap[V]{seed: maphash.MakeSeed(), per: max(1, size/cacheShards)}
 	for i := range c.shards {
-		c.shards[i].m = make(map[uint64]cacheSlot)
+		c.shards[i].m = make(map[uint64]slot[V])
 	}
 	return c
 }
 
-func (c *cache) get(key []byte) (*entry, bool) {
-	h := maphash.Bytes(c.seed, key)
+func (c *shardedMap[V]) slot(h uint64) (slot[V], bool) {
 	s := &c.shards[h%cacheShards]
 	s.mu.RLock()
-	slot, ok := s.m[h]
+	sl, ok := s.m[h]
 	s.mu.RUnlock()
-	if !ok || slot.key != string(key) {
-		return nil, false
-	}
-	return slot.e, true
+	return sl, ok
 }
 
-// put stores e under key, unless the cached entry is a response at least
-// as new as e (a sync and a miss may race to store the same serial).
-func (c *cache) put(key string, e *entry) {
+// get finds the value of key, given as bytes (built in a stack buffer on
+// the hot path) or, with getString, as a string.
+func (c *shardedMap[V]) get(key []byte) (V, bool) {
+	sl, ok := c.slot(maphash.Bytes(c.seed, key))
+	if !ok || sl.key != string(key) {
+		var zero V
+		return zero, false
+	}
+	return sl.v, true
+}
+
+func (c *shardedMap[V]) getString(key string) (V, bool) {
+	sl, ok := c.slot(maphash.String(c.seed, key))
+	if !ok || sl.key != key {
+		var zero V
+		return zero, false
+	}
+	return sl.v, true
+}
+
+// put stores v under key, unless keep says the value already there under
+// that key must stay.
+func (c *shardedMap[V]) put(key string, v V, keep func(old V) bool) {
 	h := maphash.String(c.seed, key)
 	s := &c.shards[h%cacheShards]
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	old, ok := s.m[h]
-	if ok && old.key == key && old.e.der != nil && !e.updatedAt.After(old.e.updatedAt) {
+	if ok && old.key == key && keep != nil && keep(old.v) {
 		return
 	}
 	if !ok && len(s.m) >= c.per {
@@ -588,66 +604,10 @@ func (c *cache) put(key string, e *entry) {
 			break
 		}
 	}
-	s.m[h] = cacheSlot{key: key, e: e}
+	s.m[h] = slot[V]{key: key, v: v}
 }
 
-// getCache keeps parsed GET requests by their encoded path segment, in
-// shards, bounded, dropping a random entry past the bound, like cache.
-// The parse of a given string never changes, so nothing expires.
-type getCache struct {
-	seed   maphash.Seed
-	shards [cacheShards]getShard
-	per    int
-}
-
-// maxGetCache bounds the parsed GET requests kept (each ~300 bytes).
-const maxGetCache = 1 << 16
-
-type getShard struct {
-	mu sync.RWMutex
-	m  map[uint64]getSlot
-}
-
-type getSlot struct {
-	raw string
-	req Request
-}
-
-func newGetCache(size int) *getCache {
-	c := &getCache{seed: maphash.MakeSeed(), per: max(1, size/cacheShards)}
-	for i := range c.shards {
-		c.shards[i].m = make(map[uint64]getSlot)
-	}
-	return c
-}
-
-func (c *getCache) get(raw string) (Request, bool) {
-	h := maphash.String(c.seed, raw)
-	s := &c.shards[h%cacheShards]
-	s.mu.RLock()
-	slot, ok := s.m[h]
-	s.mu.RUnlock()
-	if !ok || slot.raw != raw {
-		return Request{}, false
-	}
-	return slot.req, true
-}
-
-func (c *getCache) put(raw string, req Request) {
-	h := maphash.String(c.seed, raw)
-	s := &c.shards[h%cacheShards]
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if _, ok := s.m[h]; !ok && len(s.m) >= c.per {
-		for k := range s.m {
-			delete(s.m, k)
-			break
-		}
-	}
-	s.m[h] = getSlot{raw: strings.Clone(raw), req: req}
-}
-
-func (c *cache) len() int {
+func (c *shardedMap[V]) len() int {
 	n := 0
 	for i := range c.shards {
 		c.shards[i].mu.RLock()
@@ -655,4 +615,28 @@ func (c *cache) len() int {
 		c.shards[i].mu.RUnlock()
 	}
 	return n
+}
+
+// cache holds the responses: a cached one is only a store read away.
+type cache struct{ *shardedMap[*entry] }
+
+func newCache(size int) *cache { return &cache{newShardedMap[*entry](size)} }
+
+// put stores e under key, unless the cached entry is a response at least
+// as new as e (a sync and a miss may race to store the same serial).
+func (c *cache) put(key string, e *entry) {
+	c.shardedMap.put(key, e, func(old *entry) bool { return old.der != nil && !e.updatedAt.After(old.updatedAt) })
+}
+
+// getCache keeps parsed GET requests by their encoded path segment. The
+// parse of a given string never changes, so nothing expires.
+type getCache struct{ *shardedMap[Request] }
+
+// maxGetCache bounds the parsed GET requests kept (each ~300 bytes).
+const maxGetCache = 1 << 16
+
+func newGetCache(size int) *getCache { return &getCache{newShardedMap[Request](size)} }
+
+func (c *getCache) put(raw string, req Request) {
+	c.shardedMap.put(strings.Clone(raw), req, nil)
 }
