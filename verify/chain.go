@@ -78,12 +78,15 @@ func (v *Verifier) buildChain(ctx context.Context, call *call, rep *Report, leaf
 		var unknown x509.UnknownAuthorityError
 		var invalid x509.CertificateInvalidError
 		switch {
-		case errors.As(err, &unknown) && unknown.Cert != nil && v.insecureIssuer(unknown.Cert, carried) != nil:
-			// The issuer is at hand but signed with an algorithm x509 no
-			// longer accepts (SHA-1): not a missing chain.
-			rep.fail("chain", Indeterminate, CryptoConstraintsFailure, "%q: %v", rep.subject(unknown.Cert), v.insecureIssuer(unknown.Cert, carried))
-			return nil
 		case errors.As(err, &unknown):
+			if unknown.Cert != nil {
+				if insecure := v.insecureIssuer(unknown.Cert, carried); insecure != nil {
+					// The issuer is at hand but signed with an algorithm
+					// x509 no longer accepts (SHA-1): not a missing chain.
+					rep.fail("chain", Indeterminate, CryptoConstraintsFailure, "%q: %v", rep.subject(unknown.Cert), insecure)
+					return nil
+				}
+			}
 			if fetched >= maxAIADepth || unknown.Cert == nil {
 				rep.fail("chain", Indeterminate, NoCertificateChainFound, "no path to a trust anchor: %v%s", err, notes(fetchNotes))
 				return nil

@@ -326,7 +326,7 @@ func (v *Verifier) checkCMSSigner(call *call, rep *Report, sd *signedData, s *si
 		rep.fail("identification", Indeterminate, NoSigningCertificateFound, "the signature does not carry the certificate its signer identifier names")
 		return nil
 	}
-	rep.Signer = signerOf(leaf, rep.subject(leaf), rep.dn(leaf.RawIssuer))
+	rep.setSigner(leaf)
 	bound, err := checkESS(s, leaf)
 	if err != nil {
 		rep.fail("identification", Indeterminate, NoSigningCertificateFound, "%v", err)

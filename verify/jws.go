@@ -237,7 +237,7 @@ func (v *Verifier) checkJWSSignature(rep *Report, in *jwsInput, i int, payload [
 		certs = append(certs, cert)
 	}
 	leaf := certs[0]
-	rep.Signer = signerOf(leaf, rep.subject(leaf), rep.dn(leaf.RawIssuer))
+	rep.setSigner(leaf)
 	if t := s.protected.X5tS256; t != "" {
 		sum := sha256.Sum256(leaf.Raw)
 		if t != base64.RawURLEncoding.EncodeToString(sum[:]) {

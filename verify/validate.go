@@ -25,10 +25,10 @@ var (
 // ETSI EN 319 102-1 §5.3: chain to a trust anchor, the signing
 // certificate's constraints, revocation at the claimed signing time, and
 // the time checks. The first failure decides the report; later steps
-// still run where they can, so that the report says all it found.
+// still run where they can, so that the report says all it found. The
+// signer was identified (setSigner) by the format's own checks.
 func (v *Verifier) validateSigner(ctx context.Context, call *call, rep *Report, leaf *x509.Certificate, carried []*x509.Certificate) {
 	now := rep.ValidationTime
-	rep.Signer = signerOf(leaf, rep.subject(leaf), rep.dn(leaf.RawIssuer))
 	c := v.buildChain(ctx, call, rep, leaf, carried, chainTime(leaf, rep.SigningTime, now))
 	if c != nil {
 		for i, cert := range c.certs {
@@ -215,12 +215,12 @@ func (v *Verifier) checkTimes(rep *Report, leaf *x509.Certificate, c *chain) {
 	rep.pass("time", "%s", detail)
 }
 
-// signerOf reads who signed from the certificate's subject (ETSI EN 319
+// setSigner records who signed, from the certificate's subject (ETSI EN 319
 // 412-2 natural persons: serialNumber with the semantics identifier; 319
 // 412-3 legal persons: organizationIdentifier).
-func signerOf(c *x509.Certificate, subject, issuer string) *Signer {
-	s := &Signer{Name: c.Subject.CommonName, Subject: subject, NationalID: c.Subject.SerialNumber,
-		Serial: serialHex(c.SerialNumber), Issuer: issuer}
+func (r *Report) setSigner(c *x509.Certificate) {
+	s := &Signer{Name: c.Subject.CommonName, Subject: r.subject(c), NationalID: c.Subject.SerialNumber,
+		Serial: serialHex(c.SerialNumber), Issuer: r.dn(c.RawIssuer)}
 	if len(c.Subject.Organization) > 0 {
 		s.Organization = c.Subject.Organization[0]
 	}
@@ -233,7 +233,7 @@ func signerOf(c *x509.Certificate, subject, issuer string) *Signer {
 		}
 	}
 	s.Profile = profileOf(c, s)
-	return s
+	r.Signer = s
 }
 
 // profileOf names the Sanad profile (policies/profiles) a certificate
