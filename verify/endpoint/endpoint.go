@@ -63,12 +63,22 @@ type problem struct {
 	status      int
 	name, title string
 	detail      string
+	cause       error
 }
 
 func (p *problem) Error() string { return p.detail }
+func (p *problem) Unwrap() error { return p.cause }
 
 func badRequest(format string, args ...any) error {
 	return &problem{status: http.StatusBadRequest, name: "invalid-request", title: "The request is malformed", detail: fmt.Sprintf(format, args...)}
+}
+
+// unreadable is a body that could not be read: a bad request, unless the
+// cause is the body limit, which handleVerify answers as such.
+func unreadable(cause error, format string, args ...any) error {
+	p := badRequest(format, args...).(*problem)
+	p.cause = cause
+	return p
 }
 
 func tooLarge(format string, args ...any) error {
@@ -93,11 +103,11 @@ func (h *Handler) handleVerify(w http.ResponseWriter, r *http.Request) {
 	var p *problem
 	var tooBig *http.MaxBytesError
 	switch {
-	case errors.As(err, &p):
-		api.WriteProblem(w, api.NewProblem(p.status, p.name, p.title, p.detail))
 	case errors.As(err, &tooBig):
 		api.WriteProblem(w, api.NewProblem(http.StatusRequestEntityTooLarge, "request-too-large", "The request body is too large",
 			fmt.Sprintf("the limit is %d bytes", tooBig.Limit)))
+	case errors.As(err, &p):
+		api.WriteProblem(w, api.NewProblem(p.status, p.name, p.title, p.detail))
 	case r.Context().Err() != nil:
 		// The client went away; nothing to answer.
 	default:
@@ -128,18 +138,10 @@ func (h *Handler) readJSON(r *http.Request) (sig, content []byte, err error) {
 	dec := json.NewDecoder(r.Body)
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&req); err != nil {
-		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
-			return nil, nil, err
-		}
-		return nil, nil, badRequest("the body is not a verification request: %v", err)
+		return nil, nil, unreadable(err, "the body is not a verification request: %v", err)
 	}
 	if rest, err := io.ReadAll(io.MultiReader(dec.Buffered(), r.Body)); err != nil || len(bytes.TrimSpace(rest)) > 0 {
-		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
-			return nil, nil, err
-		}
-		return nil, nil, badRequest("data after the JSON object")
+		return nil, nil, unreadable(err, "data after the JSON object")
 	}
 	switch {
 	case req.Signature != "" && req.SignatureText != "":
@@ -179,11 +181,7 @@ func (h *Handler) readMultipart(r *http.Request) (sig, content []byte, err error
 			break
 		}
 		if err != nil {
-			var tooBig *http.MaxBytesError
-			if errors.As(err, &tooBig) {
-				return nil, nil, err
-			}
-			return nil, nil, badRequest("multipart body: %v", err)
+			return nil, nil, unreadable(err, "multipart body: %v", err)
 		}
 		name := part.FormName()
 		var limit int64
@@ -201,11 +199,7 @@ func (h *Handler) readMultipart(r *http.Request) (sig, content []byte, err error
 		seen[name] = true
 		b, err := io.ReadAll(io.LimitReader(part, limit+1))
 		if err != nil {
-			var tooBig *http.MaxBytesError
-			if errors.As(err, &tooBig) {
-				return nil, nil, err
-			}
-			return nil, nil, badRequest("part %q: %v", name, err)
+			return nil, nil, unreadable(err, "part %q: %v", name, err)
 		}
 		if int64(len(b)) > limit {
 			return nil, nil, tooLarge("part %q is larger than %d bytes", name, limit)
