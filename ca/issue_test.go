@@ -229,6 +229,7 @@ func TestIssueRefuses(t *testing.T) {
 		{"another subject", "citizen-auth", csrFor(t, key, &x509.CertificateRequest{Subject: pkix.Name{CommonName: "Somebody Else"}}), `asks for subject "Somebody Else"`},
 		{"CA rights", "citizen-auth", csrFor(t, key, &x509.CertificateRequest{ExtraExtensions: []pkix.Extension{{Id: asn1.ObjectIdentifier{2, 5, 29, 19}, Critical: true, Value: []byte{0x30, 0x03, 0x01, 0x01, 0xff}}}}), "basic constraints"},
 		{"the CA's own key", "citizen-auth", csrFor(t, f.CAKey, nil), "key-is-ca-key"},
+		{"a private key of 7", "citizen-auth", csrFor(t, smallKey(t, 7), nil), "ec-small-private-key"},
 		{"not an end-entity profile", "root", newCSR(t), "not an end-entity profile"},
 		{"garbage", "citizen-auth", []byte("-----BEGIN CERTIFICATE REQUEST-----\nAAAA\n-----END CERTIFICATE REQUEST-----\n"), "malformed"},
 	}
@@ -243,6 +244,20 @@ func TestIssueRefuses(t *testing.T) {
 	if head, err := db.AuditHead(context.Background()); err != nil || head.Seq != 0 {
 		t.Errorf("refused requests wrote audit events or intents: head %+v (%v)", head, err)
 	}
+}
+
+// smallKey is the P-256 key pair whose private scalar is d: a key anyone
+// can compute, which the CA must refuse now that issuance leaves the zlint
+// lint for it to csr (lintExclusions).
+func smallKey(t *testing.T, d byte) *ecdsa.PrivateKey {
+	t.Helper()
+	scalar := make([]byte, 32)
+	scalar[31] = d
+	k, err := ecdsa.ParseRawPrivateKey(elliptic.P256(), scalar)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
 }
 
 func TestRevoke(t *testing.T) {

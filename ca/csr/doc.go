@@ -6,7 +6,8 @@
 // structure with its own parser before handing it to crypto/x509, refuses
 // keys that no policy could ever certify (weak, malformed, or factorable
 // RSA moduli; curves other than P-256, P-384 and P-521; explicit curve
-// parameters; points off the curve) and verifies the request's signature as
+// parameters; points off the curve; EC private keys so small, or so close
+// to the group order, that anyone can compute them) and verifies the request's signature as
 // proof of possession of the private key. Check then applies a Policy: the
 // key types a profile allows and the keys that must never be certified, such
 // as the CA's own. Every refusal is a *KeyError whose Code is stable, so the

@@ -41,6 +41,7 @@ const (
 	CodeECCurve            = "ec-curve"
 	CodeECExplicitParams   = "ec-explicit-params"
 	CodeECPoint            = "ec-point"
+	CodeECSmallKey         = "ec-small-private-key"
 	CodeKeyIsCAKey         = "key-is-ca-key"
 )
 
@@ -62,6 +63,7 @@ var codeClass = map[string]error{
 	CodeECCurve:            ErrForbiddenKey,
 	CodeECExplicitParams:   ErrForbiddenKey,
 	CodeECPoint:            ErrForbiddenKey,
+	CodeECSmallKey:         ErrForbiddenKey,
 	CodeKeyIsCAKey:         ErrForbiddenKey,
 }
 

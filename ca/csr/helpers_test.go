@@ -42,6 +42,16 @@ func mustECDSA(t testing.TB, c elliptic.Curve) *ecdsa.PrivateKey {
 	return k
 }
 
+// scalarKey is the key pair with private scalar d.
+func scalarKey(t testing.TB, c elliptic.Curve, d *big.Int) *ecdsa.PrivateKey {
+	t.Helper()
+	k, err := ecdsa.ParseRawPrivateKey(c, d.FillBytes(make([]byte, (c.Params().BitSize+7)/8)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
+
 func mustRSA(t testing.TB, bits int) *rsa.PrivateKey {
 	t.Helper()
 	k, err := rsa.GenerateKey(rand.Reader, bits)

@@ -335,6 +335,9 @@ func inspectEC(params asn1.RawValue, point []byte) (*publicKey, error) {
 		if err != nil {
 			return nil, refuseWrap(CodeECPoint, err, "EC point is not a valid point on %s", c.ecdsa().Params().Name)
 		}
+		if smallScalar(c.keyType, c.ecdh(), point) {
+			return nil, refuse(CodeECSmallKey, "the EC private key (or its negation) is at most 2^16: anyone can compute it from the public key")
+		}
 		return &publicKey{key: pub, keyType: c.keyType}, nil
 	}
 	for _, c := range knownCurveNames {

@@ -254,6 +254,12 @@ func TestParseRefuses(t *testing.T) {
 		{"EC point truncated", func(t *testing.T) []byte {
 			return withSPKI(t, fx.ecDER, ecSPKI(t, oidParam(t, oidCurveP256), ecPoint(t)[:64]))
 		}, CodeECPoint, ErrForbiddenKey},
+		{"P-256 private key 1", func(t *testing.T) []byte { return newCSR(t, scalarKey(t, elliptic.P256(), big.NewInt(1))) }, CodeECSmallKey, ErrForbiddenKey},
+		{"P-384 private key 2^16", func(t *testing.T) []byte { return newCSR(t, scalarKey(t, elliptic.P384(), big.NewInt(SmallKeyBound))) }, CodeECSmallKey, ErrForbiddenKey},
+		{"P-256 private key n-1000", func(t *testing.T) []byte {
+			d := new(big.Int).Sub(elliptic.P256().Params().N, big.NewInt(1000))
+			return newCSR(t, scalarKey(t, elliptic.P256(), d))
+		}, CodeECSmallKey, ErrForbiddenKey},
 		{"P-256 point labelled P-384", func(t *testing.T) []byte {
 			return withSPKI(t, fx.ecDER, ecSPKI(t, oidParam(t, oidCurveP384), ecPoint(t)))
 		}, CodeECPoint, ErrForbiddenKey},
