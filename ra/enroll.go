@@ -121,6 +121,11 @@ type proofing struct {
 	Channel   string    `json:"channel"`
 	To        string    `json:"to"` // masked
 	ProvedAt  time.Time `json:"proved_at,omitzero"`
+	// Person is the semantics identifier (IDCKZ-…) of the person the
+	// registry matched and the code went to: the applicant, or the
+	// business's representative. No officer may decide on their own
+	// enrollment (decide).
+	Person string `json:"person,omitempty"`
 }
 
 // Enroll validates an application, checks it against the registry, records
@@ -134,9 +139,6 @@ func (s *Service) Enroll(ctx context.Context, body []byte, key string) (store.En
 	if err != nil {
 		return store.Enrollment{}, false, err
 	}
-	if err := s.limitIdentifier(req.Applicant); err != nil {
-		return store.Enrollment{}, false, err
-	}
 	requestHash := sha256.Sum256(body)
 	if key != "" {
 		if err := checkIdempotencyKey(key); err != nil {
@@ -144,7 +146,9 @@ func (s *Service) Enroll(ctx context.Context, body []byte, key string) (store.En
 		}
 		if e, err := d.Store.EnrollmentByIdempotencyKey(ctx, key); err == nil {
 			if !bytes.Equal(e.RequestHash, requestHash[:]) {
-				return store.Enrollment{}, false, refuse("idempotency-conflict", "key %q created enrollment %s from another request", key, e.ID)
+				// The enrollment is not named: the key may be a guess at
+				// someone else's, and its id is what proofing asks for.
+				return store.Enrollment{}, false, refuse("idempotency-conflict", "key %q was used for another request", key)
 			}
 			return e, true, nil
 		} else if !errors.Is(err, store.ErrNotFound) {
@@ -186,7 +190,14 @@ func (s *Service) Enroll(ctx context.Context, body []byte, key string) (store.En
 	if to == "" {
 		return store.Enrollment{}, false, refuse("registry-mismatch", "the registry holds no phone or e-mail to send the one-time code to")
 	}
-	pr := proofing{CodeHash: codeHash(id, code), CodeUntil: now.Add(d.Policy.CodeTTL), Channel: channel, To: maskContact(to)}
+	// The identifier's limit is charged only now, for a request that
+	// matched the registry and will send a code: malformed or mismatched
+	// requests naming someone's identifier cannot use up that person's
+	// enrollments (the client limit bounds those).
+	if err := s.limitIdentifier(req.Applicant); err != nil {
+		return store.Enrollment{}, false, err
+	}
+	pr := proofing{CodeHash: codeHash(id, code), CodeUntil: now.Add(d.Policy.CodeTTL), Channel: channel, To: maskContact(to), Person: m.personKey}
 	prJSON, err := json.Marshal(pr)
 	if err != nil {
 		return store.Enrollment{}, false, err
@@ -297,6 +308,7 @@ type matched struct {
 	verified          profile.Verified
 	subjectKey        string // ETSI semantics identifier: IDCKZ-…, NTRPK-…
 	representativeKey string
+	personKey         string // the person matched: the applicant or the representative
 	registryRef       string
 	contact           registry.Person // whose phone/e-mail gets the code
 	evidence          []store.RegistryEvidence
@@ -331,6 +343,7 @@ func (s *Service) match(ctx context.Context, a Applicant, enrollmentID string) (
 	}
 	m.contact = rec
 	personKey := "IDC" + person.Country + "-" + pid
+	m.personKey = personKey
 	if a.Kind == "person" {
 		m.verified = profile.Verified{Country: person.Country, NationalID: pid, GivenName: rec.GivenName, FamilyName: rec.FamilyName}
 		m.subjectKey, m.registryRef = personKey, ev.Version
@@ -510,16 +523,31 @@ func (s *Service) Proof(ctx context.Context, id, code string) (store.Enrollment,
 		return out, refusal
 	}
 	if out.State == store.StateApproved {
-		return s.issue(ctx, out, "system:auto-approval")
+		return s.issueDetached(ctx, out, "system:auto-approval")
 	}
 	return out, nil
 }
 
-// Resume finishes enrollments a stop left approved for longer than grace:
-// approved and certified (the stop came between the CA's commit and the
-// RA's) become issued with that certificate; approved and not certified
-// are issued now. Run it at start-up; grace leaves alone what another RA
-// node is still issuing.
+// issueTimeout bounds an issuance that its request no longer waits for.
+// It is well inside the grace Resume leaves an approved enrollment.
+const issueTimeout = 30 * time.Second
+
+// issueDetached issues for a request that may go away: an applicant who
+// disconnects, or an officer's client that times out, must not leave the
+// enrollment approved with its outcome unrecorded, so the issuance keeps
+// going without the request's cancellation, bounded by issueTimeout.
+func (s *Service) issueDetached(ctx context.Context, e store.Enrollment, actor string) (store.Enrollment, error) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), issueTimeout)
+	defer cancel()
+	return s.issue(ctx, e, actor)
+}
+
+// Resume finishes enrollments left approved for longer than grace:
+// approved and certified (a stop came between the CA's commit and the
+// RA's) become issued with that certificate; approved and not certified (a
+// stop, or a failure of the CA's own) are issued now. Run it at start-up
+// and then periodically; grace leaves alone what another RA node is still
+// issuing. It returns how many it finished.
 func (s *Service) Resume(ctx context.Context, grace time.Duration) (int, error) {
 	d := s.d
 	approved, err := d.Store.EnrollmentsInState(ctx, store.StateApproved, 10_000)
@@ -535,10 +563,13 @@ func (s *Service) Resume(ctx context.Context, grace time.Duration) (int, error) 
 		c, err := d.Store.CertificateOfEnrollment(ctx, e.ID)
 		switch {
 		case errors.Is(err, store.ErrNotFound):
-			if _, err := s.issue(ctx, e, "system:resume"); err != nil {
+			out, err := s.issue(ctx, e, "system:resume")
+			if err != nil {
 				if _, refused := ProblemOf(err); !refused {
 					return n, err
 				}
+			} else if out.State == store.StateApproved {
+				continue // the CA failed again: the next round retries
 			}
 		case err != nil:
 			return n, err
@@ -577,6 +608,7 @@ func (s *Service) issue(ctx context.Context, e store.Enrollment, actor string) (
 	}
 	csrPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: e.CSR})
 	cert, issueErr := d.CA.Issue(ctx, ca.Request{Profile: e.Profile, CSR: csrPEM, Verified: v, SubjectID: subj.ID, EnrollmentID: e.ID, Actor: actor})
+	refused := errors.Is(issueErr, ca.ErrRequest)
 	now := d.Now().UTC()
 	var out store.Enrollment
 	err = s.group.InTx(ctx, func(tx *store.Tx) error {
@@ -584,15 +616,27 @@ func (s *Service) issue(ctx context.Context, e store.Enrollment, actor string) (
 		if err != nil {
 			return err
 		}
-		if issueErr != nil {
-			reason := "the CA could not issue the certificate"
-			if errors.Is(issueErr, ca.ErrRequest) {
-				reason = "the CA refused the request: " + issueErr.Error()
-			}
-			if out, err = move(ctx, tx, cur, store.StateFailed, reason, now); err != nil {
+		switch {
+		case refused:
+			if out, err = move(ctx, tx, cur, store.StateFailed, "the CA refused the request: "+issueErr.Error(), now); err != nil {
 				return err
 			}
 			return d.Audit.Append(tx, audit.Event{Actor: actor, Action: "enrollment.fail", Object: "enrollment/" + e.ID,
+				Details: map[string]any{"error": issueErr.Error()}})
+		case issueErr != nil:
+			// A failure of the CA's own (HSM, database, timeout) is not the
+			// applicant's: the enrollment stays approved and Resume tries
+			// again once a minute has passed, instead of the applicant
+			// enrolling again and the officers approving again.
+			if cur.State != store.StateApproved {
+				return fmt.Errorf("enrollment %s is %s, not approved", e.ID, cur.State)
+			}
+			cur.StateReason, cur.UpdatedAt = issueRetryReason, now
+			if err := tx.UpdateEnrollment(ctx, cur.State, cur); err != nil {
+				return err
+			}
+			out = cur
+			return d.Audit.Append(tx, audit.Event{Actor: actor, Action: "enrollment.issue.retry", Object: "enrollment/" + e.ID,
 				Details: map[string]any{"error": issueErr.Error()}})
 		}
 		if out, err = move(ctx, tx, cur, store.StateIssued, "", now); err != nil {
@@ -604,12 +648,21 @@ func (s *Service) issue(ctx context.Context, e store.Enrollment, actor string) (
 	if err != nil {
 		return e, err
 	}
-	if issueErr != nil {
-		d.Log.Error("issuance failed", "enrollment", e.ID, "err", issueErr)
+	switch {
+	case refused:
+		// The CA's reason names the verified subject, which is the
+		// applicant's to read and the audit record's to keep, not the log's.
+		d.Log.Warn("the CA refused an approved enrollment", "enrollment", e.ID)
 		return out, refuse("issuance-failed", "%s", out.StateReason)
+	case issueErr != nil:
+		d.Log.Error("issuance failed; it will be retried", "enrollment", e.ID, "err", issueErr)
 	}
 	return out, nil
 }
+
+// issueRetryReason is what an approved enrollment whose issuance failed on
+// the CA's side tells its applicant.
+const issueRetryReason = "the CA could not issue the certificate yet; it will try again"
 
 // View is an enrollment as its applicant sees it.
 type View struct {

@@ -63,6 +63,9 @@ type raFixture struct {
 	caKey crypto.Signer
 	// pending is an enrollment in pending_proof.
 	pending string
+	// ca is the issuing CA the RA uses; svc is the RA.
+	ca  *ca.CA
+	svc *ra.Service
 }
 
 // identity is a certificate and its private key.
@@ -71,8 +74,9 @@ type identity struct {
 	key  crypto.Signer
 }
 
-// newRAFixture builds the RA over a fresh store of driver and the CA of f.
-func newRAFixture(t *testing.T, f catest.Fixture, driver string) *raFixture {
+// newRAFixture builds the RA over a fresh store of driver and the CA of f;
+// opts change the RA's dependencies before it is made (a clock, limits).
+func newRAFixture(t *testing.T, f catest.Fixture, driver string, opts ...func(*ra.Deps)) *raFixture {
 	t.Helper()
 	db, raw := storetest.Open(t, driver)
 	log := audit.New(time.Now)
@@ -89,16 +93,21 @@ func newRAFixture(t *testing.T, f catest.Fixture, driver string) *raFixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	fx := &raFixture{driver: driver, db: db, raw: raw, outbox: t.TempDir(), caKey: f.CAKey}
-	svc, err := ra.New(ra.Deps{
+	fx := &raFixture{driver: driver, db: db, raw: raw, outbox: t.TempDir(), caKey: f.CAKey, ca: authority}
+	deps := ra.Deps{
 		Store: db, Audit: log, CA: authority, Revoker: authority,
 		IssuerID: f.Issuer.ID, IssuerCert: f.Issuer.Certificate,
 		Registry: reg, Notifier: ra.Outbox{Dir: fx.outbox}, Profiles: profiles, Policy: policy,
 		Forbidden: []crypto.PublicKey{f.Issuer.Certificate.PublicKey}, Now: time.Now,
-	})
+	}
+	for _, o := range opts {
+		o(&deps)
+	}
+	svc, err := ra.New(deps)
 	if err != nil {
 		t.Fatal(err)
 	}
+	fx.svc = svc
 	mux := http.NewServeMux()
 	svc.Register(mux)
 	srv := httptest.NewServer(mux)
@@ -127,17 +136,25 @@ func newRAFixture(t *testing.T, f catest.Fixture, driver string) *raFixture {
 // officer (role ra-officer), as `sanad dev` does.
 func registerOfficer(t *testing.T, authority *ca.CA, db *store.DB) identity {
 	t.Helper()
+	return registerOfficerAs(t, authority, db, "Yerlan Officer", yerlan)
+}
+
+// yerlan is the fixture's RA officer, a person outside the sample registry.
+var yerlan = profile.Verified{Country: "KZ", NationalID: "700422364275", GivenName: "Yerlan", FamilyName: "Tulegenov"}
+
+// registerOfficerAs registers an RA officer certificate for the person v:
+// called twice with one person, it is one officer with two certificates.
+func registerOfficerAs(t *testing.T, authority *ca.CA, db *store.DB, name string, v profile.Verified) identity {
+	t.Helper()
 	ctx := t.Context()
 	key := newKey(t)
-	cert, err := authority.Issue(ctx, ca.Request{Profile: "officer", CSR: []byte(csrPEM(t, key)),
-		Verified: profile.Verified{Country: "KZ", NationalID: "700422364275", GivenName: "Yerlan", FamilyName: "Tulegenov"},
-		Actor:    "ra fixture"})
+	cert, err := authority.Issue(ctx, ca.Request{Profile: "officer", CSR: []byte(csrPEM(t, key)), Verified: v, Actor: "ra fixture"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	fp := sha256.Sum256(cert.Raw)
 	if err := db.InTx(ctx, func(tx *store.Tx) error {
-		return tx.PutOfficer(ctx, store.Officer{Fingerprint: fp[:], CertificateDER: cert.Raw, Name: "Yerlan Officer",
+		return tx.PutOfficer(ctx, store.Officer{Fingerprint: fp[:], CertificateDER: cert.Raw, Name: name,
 			Roles: []string{"ra-officer"}, Active: true, CreatedAt: time.Now().UTC()})
 	}); err != nil {
 		t.Fatal(err)

@@ -11,23 +11,15 @@ import (
 )
 
 // TestRateLimits: past its burst, a client address gets 429 rate-limited
-// with Retry-After, and so does an identifier whoever sends it. The
-// requests are valid up to the profile (unknown here), so every one that
-// passes the limit is refused for that instead.
+// with Retry-After. The requests are valid up to the profile (unknown
+// here), so every one that passes the limit is refused for that instead.
+// (The identifier's limit: TestIdentifierLimit.)
 func TestRateLimits(t *testing.T) {
 	body := []byte(`{"profile":"citizen-sign","applicant":{"kind":"person","country":"KZ","national_id":"880312448217",` +
 		`"given_name":"Aigerim","family_name":"Sadykova","birth_date":"1988-03-12"},"csr":"x"}`)
 	now := func() time.Time { return time.Date(2026, 11, 24, 10, 0, 0, 0, time.UTC) }
 
-	s := &Service{d: Deps{IdentifierLimit: api.NewLimiter(2, time.Hour, 2, 100, now), Now: now}}
-	for i, want := range []string{"unknown-profile", "unknown-profile", "rate-limited"} {
-		_, _, err := s.Enroll(t.Context(), body, "")
-		if e, ok := ProblemOf(err); !ok || e.Type != want {
-			t.Fatalf("enrollment %d for one identifier: %v, want %s", i+1, err, want)
-		}
-	}
-
-	s = &Service{d: Deps{ClientLimit: api.NewLimiter(3, time.Minute, 3, 100, now), Now: now}}
+	s := &Service{d: Deps{ClientLimit: api.NewLimiter(3, time.Minute, 3, 100, now), Now: now}}
 	mux := http.NewServeMux()
 	s.Register(mux)
 	for i, want := range []int{422, 422, 422, 429} {

@@ -3,6 +3,7 @@ package ra
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"crypto/x509"
 	"encoding/hex"
 	"encoding/json"
@@ -140,17 +141,31 @@ func (s *Service) Act(ctx context.Context, compact string) (any, error) {
 	}
 }
 
-// decide records an officer's decision. Approvals count distinct officers:
-// the profile's rule says how many; one officer twice is refused.
+// decide records an officer's decision. Approvals count distinct people:
+// the profile's rule says how many; one officer twice is refused, also
+// with a second certificate of theirs (officerID), and no officer decides
+// on an enrollment that is their own or that they represent.
 func (s *Service) decide(ctx context.Context, o officer) (store.Enrollment, error) {
 	d := s.d
 	a := o.req.Action
 	now := d.Now().UTC()
-	var out store.Enrollment
+	who := officerID(o.req.Certificate)
+	if err := s.notOwn(ctx, a.Enrollment, who); err != nil {
+		return store.Enrollment{}, err
+	}
+	// Once the enrollment exists, the nonce is spent in a transaction of
+	// its own, before the decision can be refused: a refused request is
+	// not kept for replay once the enrollment's state would let it
+	// through. (A request naming no enrollment stores nothing.)
+	if err := s.group.InTx(ctx, func(tx *store.Tx) error { return useNonce(ctx, tx, o.req, now) }); err != nil {
+		return store.Enrollment{}, err
+	}
+	var (
+		out     store.Enrollment
+		refusal error
+	)
 	err := s.group.InTx(ctx, func(tx *store.Tx) error {
-		if err := useNonce(ctx, tx, o.req, now); err != nil {
-			return err
-		}
+		refusal = nil
 		e, err := tx.EnrollmentForUpdate(ctx, a.Enrollment)
 		if errors.Is(err, store.ErrNotFound) {
 			return refuse("not-found", "")
@@ -161,6 +176,33 @@ func (s *Service) decide(ctx context.Context, o officer) (store.Enrollment, erro
 		if e.State != store.StatePendingApproval {
 			return refuse("wrong-state", "the enrollment is %s", e.State)
 		}
+		if !e.ExpiresAt.IsZero() && now.After(e.ExpiresAt) {
+			// Too old to decide on: what the registry said may no longer
+			// hold. The lapse is recorded, and the applicant enrolls again.
+			if out, err = move(ctx, tx, e, store.StateExpired, "the enrollment lapsed before the officers decided", now); err != nil {
+				return err
+			}
+			refusal = refuse("enrollment-expired", "")
+			return d.Audit.Append(tx, audit.Event{Actor: "officer:" + o.Name, Action: "enrollment.expire", Object: "enrollment/" + e.ID,
+				Details: map[string]any{"expired_at": e.ExpiresAt}})
+		}
+		approvals, err := tx.Approvals(ctx, e.ID)
+		if err != nil {
+			return err
+		}
+		approvers := map[string]bool{}
+		for _, ap := range approvals {
+			id, err := s.approverID(ctx, ap)
+			if err != nil {
+				return err
+			}
+			if id == who {
+				return refuse("already-decided", "officer %s already decided on this enrollment", o.Name)
+			}
+			if ap.Decision == "approve" {
+				approvers[id] = true
+			}
+		}
 		err = tx.InsertApproval(ctx, store.Approval{EnrollmentID: e.ID, OfficerFingerprint: o.Fingerprint, Decision: a.Action, JWS: o.req.Raw, DecidedAt: now})
 		if errors.Is(err, store.ErrConflict) {
 			return refuse("already-decided", "officer %s already decided on this enrollment", o.Name)
@@ -168,7 +210,7 @@ func (s *Service) decide(ctx context.Context, o officer) (store.Enrollment, erro
 		if err != nil {
 			return err
 		}
-		details := map[string]any{"officer": o.Name, "officer_fingerprint": hex.EncodeToString(o.Fingerprint), "nonce": a.Nonce}
+		details := map[string]any{"officer": o.Name, "officer_fingerprint": hex.EncodeToString(o.Fingerprint), "officer_id": who, "nonce": a.Nonce}
 		out = e
 		if a.Action == "reject" {
 			details["reason"] = a.Reason
@@ -177,16 +219,8 @@ func (s *Service) decide(ctx context.Context, o officer) (store.Enrollment, erro
 			}
 			return d.Audit.Append(tx, audit.Event{Actor: "officer:" + o.Name, Action: "enrollment.reject", Object: "enrollment/" + e.ID, Details: details})
 		}
-		approvals, err := tx.Approvals(ctx, e.ID)
-		if err != nil {
-			return err
-		}
-		n := 0
-		for _, ap := range approvals {
-			if ap.Decision == "approve" {
-				n++
-			}
-		}
+		approvers[who] = true
+		n := len(approvers)
 		details["approvals"], details["needed"] = n, d.Policy.Approvals(e.Profile)
 		if n >= d.Policy.Approvals(e.Profile) {
 			if out, err = move(ctx, tx, e, store.StateApproved, "", now); err != nil {
@@ -198,10 +232,62 @@ func (s *Service) decide(ctx context.Context, o officer) (store.Enrollment, erro
 	if err != nil {
 		return store.Enrollment{}, err
 	}
+	if refusal != nil {
+		return out, refusal
+	}
 	if out.State == store.StateApproved {
-		return s.issue(ctx, out, "officer:"+o.Name)
+		return s.issueDetached(ctx, out, "officer:"+o.Name)
 	}
 	return out, nil
+}
+
+// officerID is who an officer is, whatever certificate they sign with: the
+// subject's serialNumber, the ETSI semantics identifier (IDCKZ-…) that the
+// officer profile fills from the verified national identifier and that a
+// renewed certificate keeps; the certificate's fingerprint if it has none.
+func officerID(c *x509.Certificate) string {
+	if sn := c.Subject.SerialNumber; sn != "" {
+		return sn
+	}
+	fp := sha256.Sum256(c.Raw)
+	return "sha256:" + hex.EncodeToString(fp[:])
+}
+
+// approverID is the officerID of an earlier decision's officer.
+func (s *Service) approverID(ctx context.Context, ap store.Approval) (string, error) {
+	o, err := s.d.Store.Officer(ctx, ap.OfficerFingerprint)
+	if err != nil {
+		return "", fmt.Errorf("officer of an approval of %s: %w", ap.EnrollmentID, err)
+	}
+	c, err := x509.ParseCertificate(o.CertificateDER)
+	if err != nil {
+		return "", fmt.Errorf("officer %s certificate: %w", o.Name, err)
+	}
+	return officerID(c), nil
+}
+
+// notOwn refuses an officer deciding on an enrollment whose subject, or
+// whose proofed person (a business's representative), is the officer.
+func (s *Service) notOwn(ctx context.Context, enrollmentID, who string) error {
+	e, err := s.d.Store.Enrollment(ctx, enrollmentID)
+	if errors.Is(err, store.ErrNotFound) {
+		return refuse("not-found", "")
+	}
+	if err != nil {
+		return err
+	}
+	subj, err := s.d.Store.Subject(ctx, e.SubjectID)
+	if err != nil {
+		return err
+	}
+	var pr proofing
+	if err := json.Unmarshal(e.Proofing, &pr); err != nil {
+		return fmt.Errorf("enrollment %s proofing: %w", e.ID, err)
+	}
+	if who == subj.NationalID || who == pr.Person {
+		return refuse("own-enrollment", "")
+	}
+	return nil
 }
 
 // Revocation is the answer to a revocation request.

@@ -1,13 +1,18 @@
 package ra_test
 
 import (
+	"context"
+	"crypto/x509"
 	"database/sql"
 	"encoding/json"
+	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/sanadpki/sanad/ca"
 	"github.com/sanadpki/sanad/ca/catest"
 	"github.com/sanadpki/sanad/ca/profile"
 	"github.com/sanadpki/sanad/internal/audit"
@@ -119,4 +124,59 @@ func TestResume(t *testing.T) {
 			t.Errorf("audit log: %+v, %v", rep, err)
 		}
 	})
+}
+
+// flakyCA fails its first issuance as the CA's own failure would (an HSM
+// error, say), then issues.
+type flakyCA struct {
+	ra.Issuer
+	failed bool
+}
+
+func (c *flakyCA) Issue(ctx context.Context, req ca.Request) (*x509.Certificate, error) {
+	if !c.failed {
+		c.failed = true
+		return nil, errors.New("hsm: CKR_DEVICE_ERROR")
+	}
+	return c.Issuer.Issue(ctx, req)
+}
+
+// TestIssueRetry: when the CA fails on its own side, the approved
+// enrollment stays approved with a reason saying it will be retried (an
+// audit event records the failure), and Resume issues it once the grace
+// has passed.
+func TestIssueRetry(t *testing.T) {
+	f := catest.New(t, time.Now().UTC().Truncate(time.Second))
+	clk := &clock{t: time.Now().UTC()}
+	flaky := &flakyCA{}
+	fx := newRAFixture(t, f, "sqlite", func(d *ra.Deps) {
+		d.Now = clk.Now
+		flaky.Issuer = d.CA
+		d.CA = flaky
+	})
+	id, code := fx.enroll(t, citizen(), "citizen-auth") // auto-approved
+	a := fx.proof(t, id, code)
+	if a.status != 200 || a.state != store.StateApproved {
+		t.Fatalf("proof with the CA failing: %+v, want 200 approved", a)
+	}
+	e, err := fx.db.Enrollment(t.Context(), id)
+	if err != nil || !strings.Contains(e.StateReason, "try again") {
+		t.Fatalf("enrollment after the failure: %+v (%v)", e, err)
+	}
+	svc := fx.svc
+	if n, err := svc.Resume(t.Context(), time.Minute); err != nil || n != 0 {
+		t.Fatalf("resume within the grace: %d, %v", n, err)
+	}
+	clk.Add(2 * time.Minute)
+	if n, err := svc.Resume(t.Context(), time.Minute); err != nil || n != 1 {
+		t.Fatalf("resume: %d, %v", n, err)
+	}
+	if e, err := fx.db.Enrollment(t.Context(), id); err != nil || e.State != store.StateIssued {
+		t.Fatalf("after resume: %s (%v), want issued", e.State, err)
+	}
+	var retries int
+	if err := fx.raw.QueryRowContext(t.Context(), `SELECT count(*) FROM audit_events WHERE action = 'enrollment.issue.retry'`).Scan(&retries); err != nil || retries != 1 {
+		t.Errorf("retry audit events: %d (%v), want 1", retries, err)
+	}
+
 }

@@ -77,19 +77,39 @@ func openRA(s *service, authority *caRole, cfg config.RA) (*ra.Service, error) {
 }
 
 // startRA opens the RA and finishes what a stop left approved (ra.Resume;
-// a minute is far beyond an issuance in flight on another node).
+// a minute is far beyond an issuance in flight on another node), then
+// again every minute while it serves: an issuance that failed for a reason
+// of the CA's own (ra.Service.issue leaves the enrollment approved) is
+// retried without waiting for a restart.
 func startRA(ctx context.Context, s *service, authority *caRole, cfg config.RA) error {
 	svc, err := openRA(s, authority, cfg)
 	if err != nil {
 		return err
 	}
-	n, err := svc.Resume(ctx, time.Minute)
-	if err != nil {
+	resume := func(ctx context.Context) error {
+		n, err := svc.Resume(ctx, time.Minute)
+		if n > 0 {
+			s.log.Warn("finished enrollments left approved", "count", n)
+		}
 		return err
 	}
-	if n > 0 {
-		s.log.Warn("finished enrollments a stop left approved", "count", n)
+	if err := resume(ctx); err != nil {
+		return err
 	}
+	s.loops = append(s.loops, func(ctx context.Context) {
+		t := time.NewTicker(time.Minute)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				if err := resume(ctx); err != nil && ctx.Err() == nil {
+					s.log.Error("finishing approved enrollments", "err", err)
+				}
+			}
+		}
+	})
 	return nil
 }
 

@@ -1,0 +1,266 @@
+package ra_test
+
+import (
+	"encoding/json"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/sanadpki/sanad/ca/catest"
+	"github.com/sanadpki/sanad/ca/profile"
+	"github.com/sanadpki/sanad/internal/api"
+	"github.com/sanadpki/sanad/internal/store"
+	"github.com/sanadpki/sanad/internal/store/storetest"
+	"github.com/sanadpki/sanad/policies"
+	"github.com/sanadpki/sanad/ra"
+	"github.com/sanadpki/sanad/ra/jwsauth"
+)
+
+// clock is the RA's time in these tests, moved on by hand.
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *clock) Add(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
+}
+
+// answer is a status and, for a problem document, its type without the
+// urn:sanad:problem: prefix.
+type answer struct {
+	status  int
+	problem string
+	state   string
+	id      string
+}
+
+func (fx *raFixture) answer(t *testing.T, method, path string, header http.Header, body []byte) answer {
+	t.Helper()
+	code, raw := fx.do(t, method, path, header, body)
+	var doc struct {
+		Type  string `json:"type"`
+		State string `json:"state"`
+		ID    string `json:"id"`
+	}
+	if err := json.Unmarshal(raw, &doc); err != nil {
+		t.Fatalf("%s %s: %d %s", method, path, code, raw)
+	}
+	return answer{status: code, problem: strings.TrimPrefix(doc.Type, "urn:sanad:problem:"), state: doc.State, id: doc.ID}
+}
+
+// enroll files an application and returns its id and the one-time code
+// the outbox received.
+func (fx *raFixture) enroll(t *testing.T, applicant map[string]any, profileName string) (string, string) {
+	t.Helper()
+	a := fx.answer(t, http.MethodPost, "/api/v1/enrollments", http.Header{"Content-Type": {"application/json"}},
+		enrollBody(t, applicant, profileName, csrPEM(t, newKey(t))))
+	if a.status != http.StatusCreated {
+		t.Fatalf("enroll %s: %+v", profileName, a)
+	}
+	raw, err := os.ReadFile(filepath.Join(fx.outbox, a.id+".json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m ra.Message
+	if err := json.Unmarshal(raw, &m); err != nil {
+		t.Fatal(err)
+	}
+	return a.id, m.Code
+}
+
+func (fx *raFixture) proof(t *testing.T, id, code string) answer {
+	t.Helper()
+	return fx.answer(t, http.MethodPost, "/api/v1/enrollments/"+id+"/proof", http.Header{"Content-Type": {"application/json"}},
+		[]byte(`{"code":"`+code+`"}`))
+}
+
+// proved is an enrollment whose code was given: pending_approval.
+func (fx *raFixture) proved(t *testing.T, applicant map[string]any, profileName string) string {
+	t.Helper()
+	id, code := fx.enroll(t, applicant, profileName)
+	if a := fx.proof(t, id, code); a.status != http.StatusOK || a.state != store.StatePendingApproval {
+		t.Fatalf("proof of %s: %+v", id, a)
+	}
+	return id
+}
+
+func signAction(t *testing.T, who identity, a jwsauth.Action, at time.Time) []byte {
+	t.Helper()
+	a.Audience = ra.AudienceActions
+	s, err := jwsauth.Sign(a, who.cert, who.key, at)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return []byte(s)
+}
+
+func (fx *raFixture) act(t *testing.T, jws []byte) answer {
+	t.Helper()
+	return fx.answer(t, http.MethodPost, "/api/v1/officer/actions", http.Header{"Content-Type": {"application/jose"}}, jws)
+}
+
+func approve(id string) jwsauth.Action {
+	return jwsauth.Action{Action: jwsauth.ActionApprove, Enrollment: id}
+}
+
+func (want answer) check(t *testing.T, what string, got answer) {
+	t.Helper()
+	if got.status != want.status || got.problem != want.problem || (want.state != "" && got.state != want.state) {
+		t.Errorf("%s: got %+v, want %+v", what, got, want)
+	}
+}
+
+// TestOfficerDecisions: two-officer approval counts people, not
+// certificates; no officer decides on their own enrollment or their
+// company's; a refused signed request cannot be replayed later; a rejected
+// enrollment cannot be approved; a revoked officer is refused; an
+// enrollment that lapsed waiting for officers expires instead of being
+// approved.
+func TestOfficerDecisions(t *testing.T) {
+	f := catest.New(t, time.Now().UTC().Truncate(time.Second))
+	for _, driver := range storetest.Drivers() {
+		t.Run(driver, func(t *testing.T) {
+			clk := &clock{t: time.Now().UTC()}
+			fx := newRAFixture(t, f, driver, func(d *ra.Deps) { d.Now = clk.Now })
+			renewed := registerOfficerAs(t, fx.ca, fx.db, "Yerlan Officer (renewed certificate)", yerlan)
+			dana := registerOfficerAs(t, fx.ca, fx.db, "Dana Officer", profile.Verified{Country: "KZ", NationalID: "850714400178", GivenName: "Dana", FamilyName: "Serikova"})
+			aigerim := registerOfficerAs(t, fx.ca, fx.db, "Aigerim Officer", profile.Verified{Country: "KZ", NationalID: "880312448217", GivenName: "Aigerim", FamilyName: "Sadykova"})
+			ayesha := registerOfficerAs(t, fx.ca, fx.db, "Ayesha Officer", profile.Verified{Country: "PK", NationalID: "6110148392762", GivenName: "Ayesha", FamilyName: "Khan"})
+
+			seal := fx.proved(t, business(), "business-seal")
+			answer{status: 200, state: store.StatePendingApproval}.check(t, "first approval", fx.act(t, signAction(t, fx.officer, approve(seal), clk.Now())))
+			answer{status: 409, problem: "already-decided"}.check(t, "the same officer with another certificate", fx.act(t, signAction(t, renewed, approve(seal), clk.Now())))
+			answer{status: 403, problem: "own-enrollment"}.check(t, "the representative as officer", fx.act(t, signAction(t, ayesha, approve(seal), clk.Now())))
+			answer{status: 200, state: store.StateIssued}.check(t, "a second officer", fx.act(t, signAction(t, dana, approve(seal), clk.Now())))
+
+			own := fx.proved(t, citizen(), "citizen-sign")
+			answer{status: 403, problem: "own-enrollment"}.check(t, "an officer's own enrollment", fx.act(t, signAction(t, aigerim, approve(own), clk.Now())))
+
+			// Signed while the code is still awaited: refused, and spent.
+			early, code := fx.enroll(t, citizen(), "citizen-sign")
+			jws := signAction(t, dana, approve(early), clk.Now())
+			answer{status: 409, problem: "wrong-state"}.check(t, "approval before proof", fx.act(t, jws))
+			if a := fx.proof(t, early, code); a.state != store.StatePendingApproval {
+				t.Fatalf("proof: %+v", a)
+			}
+			answer{status: 409, problem: "replayed-request"}.check(t, "the refused request replayed", fx.act(t, jws))
+			approved := signAction(t, dana, approve(early), clk.Now())
+			answer{status: 200, state: store.StateIssued}.check(t, "a fresh approval", fx.act(t, approved))
+			answer{status: 409, problem: "replayed-request"}.check(t, "an approval replayed", fx.act(t, approved))
+
+			rejected := fx.proved(t, citizen(), "citizen-sign")
+			answer{status: 200, state: store.StateRejected}.check(t, "reject", fx.act(t, signAction(t, fx.officer,
+				jwsauth.Action{Action: jwsauth.ActionReject, Enrollment: rejected, Reason: "documents do not match"}, clk.Now())))
+			answer{status: 409, problem: "wrong-state"}.check(t, "approve a rejected enrollment", fx.act(t, signAction(t, dana, approve(rejected), clk.Now())))
+
+			lapsing := fx.proved(t, citizen(), "citizen-sign")
+			clk.Add(73 * time.Hour) // enrollment_ttl is 72h
+			answer{status: 410, problem: "enrollment-expired"}.check(t, "approve a lapsed enrollment", fx.act(t, signAction(t, dana, approve(lapsing), clk.Now())))
+			if e, err := fx.db.Enrollment(t.Context(), lapsing); err != nil || e.State != store.StateExpired {
+				t.Errorf("lapsed enrollment: %+v (%v), want expired", e.State, err)
+			}
+			clk.Add(-73 * time.Hour)
+
+			if err := fx.ca.Revoke(t.Context(), dana.cert.SerialNumber.Bytes(), 1, "test"); err != nil {
+				t.Fatal(err)
+			}
+			answer{status: 403, problem: "certificate-revoked"}.check(t, "a revoked officer", fx.act(t, signAction(t, dana, approve(fx.proved(t, citizen(), "citizen-sign")), clk.Now())))
+		})
+	}
+}
+
+// TestProofRefusals: wrong codes count down and the policy's last one locks
+// the enrollment (the right code then too); a code past its TTL and an
+// enrollment past its own are refused with their own problem types.
+func TestProofRefusals(t *testing.T) {
+	f := catest.New(t, time.Now().UTC().Truncate(time.Second))
+	clk := &clock{t: time.Now().UTC()}
+	fx := newRAFixture(t, f, "sqlite", func(d *ra.Deps) { d.Now = clk.Now })
+	profiles, err := profile.LoadAll(policies.FS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	policy, err := ra.LoadPolicy(policies.FS, profiles)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	id, code := fx.enroll(t, citizen(), "citizen-sign")
+	wrong := "000000"
+	if code == wrong {
+		wrong = "000001"
+	}
+	for i := 1; i < policy.MaxCodeAttempts; i++ {
+		answer{status: 422, problem: "wrong-code"}.check(t, "a wrong code", fx.proof(t, id, wrong))
+	}
+	answer{status: 423, problem: "enrollment-locked"}.check(t, "the last wrong code", fx.proof(t, id, wrong))
+	answer{status: 423, problem: "enrollment-locked"}.check(t, "the right code after the lock", fx.proof(t, id, code))
+	if e, err := fx.db.Enrollment(t.Context(), id); err != nil || e.State != store.StateRejected {
+		t.Errorf("locked enrollment: %s (%v), want rejected", e.State, err)
+	}
+
+	id, code = fx.enroll(t, citizen(), "citizen-sign")
+	clk.Add(policy.CodeTTL + time.Second)
+	answer{status: 410, problem: "code-expired"}.check(t, "an expired code", fx.proof(t, id, code))
+	clk.Add(policy.EnrollmentTTL)
+	answer{status: 410, problem: "enrollment-expired"}.check(t, "a lapsed enrollment", fx.proof(t, id, code))
+	if e, err := fx.db.Enrollment(t.Context(), id); err != nil || e.State != store.StateExpired {
+		t.Errorf("lapsed enrollment: %s (%v), want expired", e.State, err)
+	}
+}
+
+// TestIdentifierLimit: the per-identifier limit is spent only by requests
+// that matched the registry and sent a code, so malformed or mismatched
+// requests naming someone cannot lock that person out; past it, a retry
+// with the Idempotency-Key of an enrollment made still gets it back.
+func TestIdentifierLimit(t *testing.T) {
+	f := catest.New(t, time.Now().UTC().Truncate(time.Second))
+	clk := &clock{t: time.Now().UTC()}
+	// The fixture's own enrollment (for the same citizen) spends one.
+	fx := newRAFixture(t, f, "sqlite", func(d *ra.Deps) {
+		d.Now = clk.Now
+		d.IdentifierLimit = api.NewLimiter(3, time.Hour, 3, 100, clk.Now)
+	})
+	jsonHeader := http.Header{"Content-Type": {"application/json"}}
+	wrongName := citizen()
+	wrongName["family_name"] = "Somebody"
+	for range 3 {
+		for _, tt := range []struct {
+			body []byte
+			want string
+		}{
+			{enrollBody(t, citizen(), "no-such-profile", csrPEM(t, newKey(t))), "unknown-profile"},
+			{enrollBody(t, citizen(), "citizen-sign", "x"), "invalid-csr"},
+			{enrollBody(t, wrongName, "citizen-sign", csrPEM(t, newKey(t))), "registry-mismatch"},
+		} {
+			if a := fx.answer(t, http.MethodPost, "/api/v1/enrollments", jsonHeader, tt.body); a.problem != tt.want {
+				t.Fatalf("got %+v, want %s", a, tt.want)
+			}
+		}
+	}
+	fx.enroll(t, citizen(), "citizen-sign")
+	body := enrollBody(t, citizen(), "citizen-sign", csrPEM(t, newKey(t)))
+	keyed := http.Header{"Content-Type": {"application/json"}, "Idempotency-Key": {"retry-1"}}
+	first := fx.answer(t, http.MethodPost, "/api/v1/enrollments", keyed, body)
+	if first.status != http.StatusCreated {
+		t.Fatalf("third enrollment: %+v", first)
+	}
+	answer{status: 429, problem: "rate-limited"}.check(t, "a fourth enrollment", fx.answer(t, http.MethodPost, "/api/v1/enrollments", jsonHeader,
+		enrollBody(t, citizen(), "citizen-sign", csrPEM(t, newKey(t)))))
+	if again := fx.answer(t, http.MethodPost, "/api/v1/enrollments", keyed, body); again.status/100 != 2 || again.id != first.id {
+		t.Errorf("retry with the Idempotency-Key: %+v, want enrollment %s", again, first.id)
+	}
+}
