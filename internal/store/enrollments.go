@@ -68,7 +68,8 @@ func (tx *Tx) PutSubject(ctx context.Context, s Subject) (Subject, error) {
 			attributes = excluded.attributes, registry_ref = excluded.registry_ref, updated_at = excluded.updated_at`),
 		s.ID, s.Kind, s.NationalID, string(s.Attributes), nullString(s.RegistryRef), tx.d.timeArg(s.CreatedAt))
 	if err != nil {
-		return Subject{}, fmt.Errorf("put subject %s %s: %w", s.Kind, s.NationalID, tx.d.mapErr(err))
+		// Named by its id, not its national identifier: errors reach logs.
+		return Subject{}, fmt.Errorf("put subject %s (%s): %w", s.ID, s.Kind, tx.d.mapErr(err))
 	}
 	var out Subject
 	var ref sql.NullString
