@@ -2,6 +2,8 @@ package ca
 
 import (
 	"context"
+	"crypto/sha256"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"slices"
@@ -13,6 +15,29 @@ import (
 
 // ErrNotIssued is returned for a serial this CA never assigned.
 var ErrNotIssued = errors.New("no certificate with this serial")
+
+// ErrKeyCompromised is wrapped by the refusal of a key that a certificate
+// was revoked for keyCompromise with.
+var ErrKeyCompromised = errors.New("the key was revoked for keyCompromise")
+
+// reasonKeyCompromise is RFC 5280 §5.3.1's keyCompromise.
+const reasonKeyCompromise = 1
+
+// CheckKeyNotBlocked refuses a public key (its DER SubjectPublicKeyInfo)
+// that any certificate in db was revoked for keyCompromise with: whoever
+// asks, the CA never certifies it again (as CA/Browser Forum BR 6.1.1.3
+// asks of TLS CAs). The RA asks at enrollment, the CA at issuance.
+func CheckKeyNotBlocked(ctx context.Context, db *store.DB, spki []byte) error {
+	sum := sha256.Sum256(spki)
+	b, err := db.KeyBlocked(ctx, sum[:])
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return nil
+	case err != nil:
+		return err
+	}
+	return fmt.Errorf("%w: %w: certificate %s, on %s", ErrRequest, ErrKeyCompromised, serialObject(b.IssuerID, b.Serial), b.BlockedAt.Format(time.RFC3339))
+}
 
 // Revoke revokes a certificate with an RFC 5280 §5.3.1 reason its profile
 // allows. The status change, the re-signed OCSP response and the audit
@@ -48,9 +73,24 @@ func (ca *CA) Revoke(ctx context.Context, serial []byte, reason int, actor strin
 	if err != nil {
 		return fmt.Errorf("revoke %s: %w", object, err)
 	}
+	var spki []byte
+	if reason == reasonKeyCompromise && len(c.DER) > 0 {
+		cert, err := x509.ParseCertificate(c.DER)
+		if err != nil {
+			return fmt.Errorf("revoke %s: stored certificate: %w", object, err)
+		}
+		spki = cert.RawSubjectPublicKeyInfo
+	}
 	err = d.Store.InTx(ctx, func(tx *store.Tx) error {
 		if err := tx.RevokeCertificate(ctx, d.Issuer.ID, serial, now, reason, now); err != nil {
 			return err
+		}
+		if spki != nil {
+			// A compromised key is never certified again (CheckKeyNotBlocked).
+			sum := sha256.Sum256(spki)
+			if err := tx.BlockKey(ctx, sum[:], d.Issuer.ID, serial, now); err != nil {
+				return err
+			}
 		}
 		if err := tx.PutOCSPResponse(ctx, resp); err != nil {
 			return err

@@ -1,6 +1,7 @@
 package ra_test
 
 import (
+	"crypto/ecdsa"
 	"encoding/json"
 	"net/http"
 	"os"
@@ -20,22 +21,24 @@ import (
 	"github.com/sanadpki/sanad/ra/jwsauth"
 )
 
-// clock is the RA's time in these tests, moved on by hand.
+// clock is the RA's time in these tests: the real time, moved on by hand
+// (the CA's certificates start at the real time, which the RA's must not
+// fall behind).
 type clock struct {
-	mu sync.Mutex
-	t  time.Time
+	mu     sync.Mutex
+	offset time.Duration
 }
 
 func (c *clock) Now() time.Time {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.t
+	return time.Now().UTC().Add(c.offset)
 }
 
 func (c *clock) Add(d time.Duration) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
+	c.offset += d
 }
 
 // answer is a status and, for a problem document, its type without the
@@ -70,7 +73,13 @@ func (fx *raFixture) enroll(t *testing.T, applicant map[string]any, profileName 
 	if a.status != http.StatusCreated {
 		t.Fatalf("enroll %s: %+v", profileName, a)
 	}
-	raw, err := os.ReadFile(filepath.Join(fx.outbox, a.id+".json"))
+	return a.id, fx.code(t, a.id)
+}
+
+// code is the one-time code the outbox received for enrollment id.
+func (fx *raFixture) code(t *testing.T, id string) string {
+	t.Helper()
+	raw, err := os.ReadFile(filepath.Join(fx.outbox, id+".json"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -78,7 +87,7 @@ func (fx *raFixture) enroll(t *testing.T, applicant map[string]any, profileName 
 	if err := json.Unmarshal(raw, &m); err != nil {
 		t.Fatal(err)
 	}
-	return a.id, m.Code
+	return m.Code
 }
 
 func (fx *raFixture) proof(t *testing.T, id, code string) answer {
@@ -133,7 +142,7 @@ func TestOfficerDecisions(t *testing.T) {
 	f := catest.New(t, time.Now().UTC().Truncate(time.Second))
 	for _, driver := range storetest.Drivers() {
 		t.Run(driver, func(t *testing.T) {
-			clk := &clock{t: time.Now().UTC()}
+			clk := &clock{}
 			fx := newRAFixture(t, f, driver, func(d *ra.Deps) { d.Now = clk.Now })
 			renewed := registerOfficerAs(t, fx.ca, fx.db, "Yerlan Officer (renewed certificate)", yerlan)
 			dana := registerOfficerAs(t, fx.ca, fx.db, "Dana Officer", profile.Verified{Country: "KZ", NationalID: "850714400178", GivenName: "Dana", FamilyName: "Serikova"})
@@ -187,7 +196,7 @@ func TestOfficerDecisions(t *testing.T) {
 // enrollment past its own are refused with their own problem types.
 func TestProofRefusals(t *testing.T) {
 	f := catest.New(t, time.Now().UTC().Truncate(time.Second))
-	clk := &clock{t: time.Now().UTC()}
+	clk := &clock{}
 	fx := newRAFixture(t, f, "sqlite", func(d *ra.Deps) { d.Now = clk.Now })
 	profiles, err := profile.LoadAll(policies.FS)
 	if err != nil {
@@ -228,7 +237,7 @@ func TestProofRefusals(t *testing.T) {
 // with the Idempotency-Key of an enrollment made still gets it back.
 func TestIdentifierLimit(t *testing.T) {
 	f := catest.New(t, time.Now().UTC().Truncate(time.Second))
-	clk := &clock{t: time.Now().UTC()}
+	clk := &clock{}
 	// The fixture's own enrollment (for the same citizen) spends one.
 	fx := newRAFixture(t, f, "sqlite", func(d *ra.Deps) {
 		d.Now = clk.Now
@@ -263,4 +272,50 @@ func TestIdentifierLimit(t *testing.T) {
 	if again := fx.answer(t, http.MethodPost, "/api/v1/enrollments", keyed, body); again.status/100 != 2 || again.id != first.id {
 		t.Errorf("retry with the Idempotency-Key: %+v, want enrollment %s", again, first.id)
 	}
+}
+
+// TestCompromisedKeyRefused: once a certificate is revoked for
+// keyCompromise, an enrollment with its key is refused at once
+// (invalid-csr, code key-compromised); a key revoked for another reason may
+// be certified again.
+func TestCompromisedKeyRefused(t *testing.T) {
+	f := catest.New(t, time.Now().UTC().Truncate(time.Second))
+	fx := newRAFixture(t, f, "sqlite")
+	jsonHeader := http.Header{"Content-Type": {"application/json"}}
+	for _, tt := range []struct {
+		reason  int
+		refused bool
+	}{{4, false}, {1, true}} { // superseded, keyCompromise
+		key := newKey(t)
+		id, code := fx.enrollKey(t, key)
+		if a := fx.proof(t, id, code); a.state != store.StateIssued {
+			t.Fatalf("auto enrollment: %+v", a)
+		}
+		c, err := fx.db.CertificateOfEnrollment(t.Context(), id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := fx.ca.Revoke(t.Context(), c.Serial, tt.reason, "test"); err != nil {
+			t.Fatal(err)
+		}
+		code2, raw := fx.do(t, http.MethodPost, "/api/v1/enrollments", jsonHeader, enrollBody(t, citizen(), "citizen-auth", csrPEM(t, key)))
+		switch {
+		case tt.refused && (code2 != 422 || !strings.Contains(string(raw), `"code":"key-compromised"`)):
+			t.Errorf("the key of a certificate revoked for keyCompromise: %d %s", code2, raw)
+		case !tt.refused && code2 != http.StatusCreated:
+			t.Errorf("the key of a certificate revoked for reason %d: %d %s", tt.reason, code2, raw)
+		}
+	}
+}
+
+// enrollKey files a citizen-auth application for key and returns its id
+// and code.
+func (fx *raFixture) enrollKey(t *testing.T, key *ecdsa.PrivateKey) (string, string) {
+	t.Helper()
+	a := fx.answer(t, http.MethodPost, "/api/v1/enrollments", http.Header{"Content-Type": {"application/json"}},
+		enrollBody(t, citizen(), "citizen-auth", csrPEM(t, key)))
+	if a.status != http.StatusCreated {
+		t.Fatalf("enroll: %+v", a)
+	}
+	return a.id, fx.code(t, a.id)
 }

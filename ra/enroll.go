@@ -169,6 +169,13 @@ func (s *Service) Enroll(ctx context.Context, body []byte, key string) (store.En
 	if err != nil {
 		return store.Enrollment{}, false, err
 	}
+	if err := ca.CheckKeyNotBlocked(ctx, d.Store, checked.RawSubjectPublicKeyInfo); errors.Is(err, ca.ErrKeyCompromised) {
+		e := refuse("invalid-csr", "%v", err)
+		e.Extra, e.Err = map[string]any{"code": "key-compromised"}, err
+		return store.Enrollment{}, false, e
+	} else if err != nil {
+		return store.Enrollment{}, false, err
+	}
 	now := d.Now().UTC()
 	id, err := newID()
 	if err != nil {

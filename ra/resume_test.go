@@ -147,7 +147,7 @@ func (c *flakyCA) Issue(ctx context.Context, req ca.Request) (*x509.Certificate,
 // has passed.
 func TestIssueRetry(t *testing.T) {
 	f := catest.New(t, time.Now().UTC().Truncate(time.Second))
-	clk := &clock{t: time.Now().UTC()}
+	clk := &clock{}
 	flaky := &flakyCA{}
 	fx := newRAFixture(t, f, "sqlite", func(d *ra.Deps) {
 		d.Now = clk.Now

@@ -318,3 +318,38 @@ func (s nullTimeScan) Scan(src any) error {
 	}
 	return timeScan(s).Scan(src)
 }
+
+// BlockKey records that the public key whose DER SubjectPublicKeyInfo
+// hashes to spkiSHA256 was revoked for keyCompromise in the certificate
+// issuerID/serial; blocking it again keeps the first record.
+func (tx *Tx) BlockKey(ctx context.Context, spkiSHA256 []byte, issuerID string, serial []byte, at time.Time) error {
+	_, err := tx.tx.ExecContext(ctx, tx.d.q(`
+		INSERT INTO blocked_keys (spki_sha256, issuer_id, serial, blocked_at) VALUES ($1, $2, $3, $4)
+		ON CONFLICT (spki_sha256) DO NOTHING`),
+		nonNil(spkiSHA256), issuerID, nonNil(serial), tx.d.timeArg(at))
+	if err != nil {
+		return fmt.Errorf("block key of %s/%x: %w", issuerID, serial, tx.d.mapErr(err))
+	}
+	return nil
+}
+
+// BlockedKey is why a key may not be certified.
+type BlockedKey struct {
+	IssuerID  string
+	Serial    []byte
+	BlockedAt time.Time
+}
+
+// KeyBlocked returns the record of a blocked key, or ErrNotFound.
+func (db *DB) KeyBlocked(ctx context.Context, spkiSHA256 []byte) (BlockedKey, error) {
+	var b BlockedKey
+	err := db.sql.QueryRowContext(ctx, db.d.q(`SELECT issuer_id, serial, blocked_at FROM blocked_keys WHERE spki_sha256 = $1`),
+		nonNil(spkiSHA256)).Scan(&b.IssuerID, &b.Serial, timeScan{&b.BlockedAt})
+	if errors.Is(err, sql.ErrNoRows) {
+		return BlockedKey{}, ErrNotFound
+	}
+	if err != nil {
+		return BlockedKey{}, fmt.Errorf("blocked key: %w", err)
+	}
+	return b, nil
+}

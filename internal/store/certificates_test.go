@@ -137,3 +137,30 @@ func TestCertificateLifecycle(t *testing.T) {
 		}
 	})
 }
+
+// TestBlockedKeys: a blocked key is found with the certificate that blocked
+// it; blocking it again keeps the first record; another key is not found.
+func TestBlockedKeys(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB, _ *sql.DB) {
+		ctx := t.Context()
+		key := bytes.Repeat([]byte{0xab}, 32)
+		at := time.Date(2026, 11, 30, 12, 0, 0, 0, time.UTC)
+		for i, serial := range [][]byte{{0x01}, {0x02}} {
+			if err := db.InTx(ctx, func(tx *store.Tx) error {
+				return tx.BlockKey(ctx, key, "issuing", serial, at.Add(time.Duration(i)*time.Hour))
+			}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		b, err := db.KeyBlocked(ctx, key)
+		if err != nil || b.IssuerID != "issuing" || !bytes.Equal(b.Serial, []byte{0x01}) || !b.BlockedAt.Equal(at) {
+			t.Errorf("KeyBlocked = %+v, %v; want the first record", b, err)
+		}
+		if _, err := db.KeyBlocked(ctx, bytes.Repeat([]byte{0xcd}, 32)); !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("an unblocked key: %v, want ErrNotFound", err)
+		}
+		if err := db.InTx(ctx, func(tx *store.Tx) error { return tx.BlockKey(ctx, []byte{1}, "issuing", []byte{3}, at) }); err == nil {
+			t.Error("a key hash that is not 32 bytes was stored")
+		}
+	})
+}

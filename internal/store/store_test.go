@@ -508,7 +508,7 @@ func TestSchemaParity(t *testing.T) {
 		ORDER BY table_name, ordinal_position`)
 
 	wantTables := []string{
-		"approvals", "audit_checkpoints", "audit_events", "audit_head", "certificates", "crls",
+		"approvals", "audit_checkpoints", "audit_events", "audit_head", "blocked_keys", "certificates", "crls",
 		"enrollments", "issuers", "ocsp_responses", "officer_roles", "officers",
 		"registry_events", "registry_evidence", "signed_request_nonces", "subjects", "tsa_tokens",
 	}
