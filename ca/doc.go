@@ -14,11 +14,20 @@
 // that the store does not know about: if the intent or its audit event
 // cannot be written, nothing is signed. A crash after the signature leaves
 // an intent without a certificate; such a certificate may exist (the HSM
-// signed, the reply may even have left) but was never recorded. Recover, run
-// at start-up before serving, therefore revokes every such serial with
-// reason cessationOfOperation and signs a revoked OCSP response for it, so
-// it can never be reported good. A crash after the final commit loses only
-// the reply: the certificate is recorded, good, and its OCSP answer exists.
+// signed, the reply may even have left) but was never recorded; so does an
+// issuance that fails in the process after its intent (an HSM error, a
+// signature that does not verify, a failed commit). Recover therefore
+// revokes every such serial with reason cessationOfOperation and signs a
+// revoked OCSP response for it, so it can never be reported good. It runs
+// at start-up before serving and at each OCSP scan of the Publisher, for
+// intents older than a grace (an issuance may still be in flight); the
+// store refuses to complete an intent recovery revoked. A crash after the
+// final commit loses only the reply: the certificate is recorded, good,
+// and its OCSP answer exists.
+//
+// No certificate is signed unless its OCSP answer can be: the delegated
+// responder's certificate must be valid for the whole of a response signed
+// now (ocspsign.ErrResponderValidity), which CA.Ready reports.
 //
 // # Keeping status fresh
 //

@@ -101,8 +101,10 @@ func New(d Deps) (*CA, error) {
 	if d.Responder.IssuerID != d.Issuer.ID {
 		errs = append(errs, fmt.Errorf("ca: OCSP responder is for %q, not %q", d.Responder.IssuerID, d.Issuer.ID))
 	}
-	// The responder is checked here once, so that each response signed
-	// later needs only its own signature checked (ocspsign.Sign).
+	// The responder's issuer, EKU and key are checked here once, so that
+	// each response signed later needs only its own signature checked
+	// (ocspsign.Sign). Its validity is not: it depends on the time, so
+	// ocspsign checks it at each signature and Ready reports it.
 	if r := d.Responder; r.Certificate == nil || r.Signer == nil || d.Issuer.Certificate == nil {
 		errs = append(errs, errors.New("ca: OCSP responder needs a certificate and a signer"))
 	} else {
@@ -134,6 +136,14 @@ func New(d Deps) (*CA, error) {
 		return nil, fmt.Errorf("ca: %w", err)
 	}
 	return &CA{d: d, commits: newGroup(d.Store, d.Audit), throwaway: throwaway, alg: alg, changed: make(chan struct{}, 1)}, nil
+}
+
+// Ready reports whether the CA can issue and revoke now, beyond the
+// database and the HSM the service checks: its OCSP responder certificate
+// must be valid for the whole of a response signed now, or no certificate
+// could get its answer (ocspsign.ErrResponderValidity).
+func (ca *CA) Ready(context.Context) error {
+	return ca.d.OCSP.CheckResponder(ca.d.Responder)
 }
 
 // Changes receives a value after a certificate's status changed (revoked
@@ -172,8 +182,10 @@ var ErrRequest = errors.New("request refused")
 // key → intent row and audit event committed → HSM signature → signed TBS
 // checked byte for byte against the linted one → certificate stored with
 // its pre-signed OCSP response and audit event. If the intent cannot be
-// written, nothing is signed; if anything after the signature fails, the
-// intent stays and start-up recovery resolves it (see doc.go).
+// written, or no OCSP response could be signed for the certificate, nothing
+// is signed; if anything after the intent fails, the intent stays and
+// recovery resolves it, at start-up or at the Publisher's next scan (see
+// doc.go).
 func (ca *CA) Issue(ctx context.Context, req Request) (*x509.Certificate, error) {
 	d := ca.d
 	p, ok := d.Profiles[req.Profile]
@@ -210,6 +222,12 @@ func (ca *CA) Issue(ctx context.Context, req Request) (*x509.Certificate, error)
 	intent := store.Certificate{
 		IssuerID: d.Issuer.ID, Serial: serial, SubjectID: req.SubjectID, EnrollmentID: req.EnrollmentID, Profile: p.Name,
 		NotBefore: tmpl.NotBefore, NotAfter: tmpl.NotAfter, TBS: tbs, Status: store.StatusGood, CreatedAt: now,
+	}
+	// A certificate whose OCSP answer cannot be signed must not be
+	// signed: its intent would stay unresolved, since recovery needs the
+	// responder too.
+	if err := ca.Ready(ctx); err != nil {
+		return nil, fmt.Errorf("issue %s: %w", object, err)
 	}
 	err = ca.commits.do(ctx, &groupWrite{intent: &intent,
 		event: audit.Event{Actor: req.Actor, Action: "certificate.intent", Object: object,

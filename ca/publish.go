@@ -47,6 +47,13 @@ type PublishConfig struct {
 	// PageSize is how many certificates an OCSP refresh signs and stores
 	// per transaction. Default 500; at most 10000.
 	PageSize int
+	// RecoverGrace is how old an issuance intent without a certificate
+	// must be before RecoverIntents resolves it (CA.Recover), at start-up
+	// and at each OCSPScan of Run: a younger intent may belong to an
+	// issuance still in flight, here or on another node (whose clock may
+	// differ a little). Default 1 minute; between 10 seconds and 1 hour,
+	// the longest a serial the HSM may have signed stays without an answer.
+	RecoverGrace time.Duration
 	// Logger receives one line per publication, refresh pass and failure;
 	// nil discards them.
 	Logger *slog.Logger
@@ -54,10 +61,12 @@ type PublishConfig struct {
 
 // Limits on PublishConfig.
 const (
-	maxMinInterval = 15 * time.Minute
-	maxRepublish   = 7 * 24 * time.Hour
-	maxOCSPScan    = time.Hour
-	maxPageSize    = 10000
+	maxMinInterval  = 15 * time.Minute
+	maxRepublish    = 7 * 24 * time.Hour
+	maxOCSPScan     = time.Hour
+	maxPageSize     = 10000
+	minRecoverGrace = 10 * time.Second
+	maxRecoverGrace = time.Hour
 )
 
 // withDefaults fills the zero values: the one place the defaults live.
@@ -79,6 +88,9 @@ func (cfg PublishConfig) withDefaults() PublishConfig {
 	}
 	if cfg.PageSize == 0 {
 		cfg.PageSize = 500
+	}
+	if cfg.RecoverGrace == 0 {
+		cfg.RecoverGrace = time.Minute
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
@@ -112,6 +124,9 @@ func (cfg PublishConfig) validate(crlValidity time.Duration) error {
 	if cfg.PageSize < 0 || cfg.PageSize > maxPageSize {
 		errs = append(errs, fmt.Errorf("page size %d is outside 1..%d", cfg.PageSize, maxPageSize))
 	}
+	if cfg.RecoverGrace < minRecoverGrace || cfg.RecoverGrace > maxRecoverGrace {
+		errs = append(errs, fmt.Errorf("recover grace %s is outside %s..%s", cfg.RecoverGrace, minRecoverGrace, maxRecoverGrace))
+	}
 	return errors.Join(errs...)
 }
 
@@ -121,7 +136,10 @@ func (cfg PublishConfig) validate(crlValidity time.Duration) error {
 //     CRL is Republish old (CRLs: RFC 5280 §5, CA/B Forum BR §4.9.7);
 //   - every OCSP response is re-signed when its refresh point is reached
 //     (ocspsign.RefreshAge: half-life, within CA/B Forum BR §4.9.10), and
-//     every unexpired certificate that needs a response gets one.
+//     every unexpired certificate that needs a response gets one;
+//   - every issuance intent left without a certificate (a crash, or a
+//     failure after the intent was committed) is resolved once it is
+//     RecoverGrace old, so that its serial answers revoked and is listed.
 //
 // What it decides about day-scale times comes from the store, never from
 // its own memory, so a restarted process carries on where the last one
@@ -190,13 +208,21 @@ func (p *Publisher) RefreshOCSP(ctx context.Context) (int, error) {
 	return p.refreshOCSP(ctx, true)
 }
 
+// RecoverIntents resolves the issuance intents RecoverGrace old or older
+// (CA.Recover) and returns how many it revoked. The CRL that lists them
+// follows from CA.Changes when Run runs.
+func (p *Publisher) RecoverIntents(ctx context.Context) (int, error) {
+	return p.ca.Recover(ctx, p.cfg.RecoverGrace)
+}
+
 // Run keeps the issuer's CRL and OCSP responses fresh until ctx is done,
 // then returns nil once the work in flight has stopped. It builds a CRL at
 // once when the store has no CRL or a revocation newer than the latest one
 // (committed just before a crash or restart, its signal lost), rebuilds on CA.Changes at most once per MinInterval,
-// republishes on the stored CRL's age, and refreshes OCSP responses every
-// OCSPScan. Failures are logged and retried, never fatal; Run returns an
-// error only when it cannot start (the issuer is not in the store).
+// republishes on the stored CRL's age, and every OCSPScan resolves stale
+// issuance intents (RecoverIntents) and refreshes OCSP responses. Failures
+// are logged and retried, never fatal; Run returns an error only when it
+// cannot start (the issuer is not in the store).
 func (p *Publisher) Run(ctx context.Context) error {
 	if _, err := p.ca.d.Store.Issuer(ctx, p.ca.d.Issuer.ID); err != nil {
 		return fmt.Errorf("publisher: %w", err)
@@ -312,14 +338,24 @@ func (p *Publisher) runCRL(ctx context.Context) {
 	}
 }
 
-// runOCSP refreshes due responses every OCSPScan, and looks for unanswered
-// certificates at start and every UnansweredScan.
+// runOCSP resolves stale intents and refreshes due responses every
+// OCSPScan, and looks for unanswered certificates at start and every
+// UnansweredScan. Intents come first: their revoked answers are stored
+// then, and need no refresh.
 func (p *Publisher) runOCSP(ctx context.Context) {
 	scan := time.NewTicker(p.cfg.OCSPScan)
 	defer scan.Stop()
 	sweep := time.NewTicker(p.cfg.UnansweredScan)
 	defer sweep.Stop()
 	pass := func(unanswered bool) {
+		switch n, err := p.RecoverIntents(ctx); {
+		case ctx.Err() != nil:
+			return
+		case err != nil:
+			p.log.Error("issuance intents not all resolved; retrying at the next scan", "revoked", n, "err", err)
+		case n > 0:
+			p.log.Warn("revoked issuance intents left without a certificate", "revoked", n, "grace", p.cfg.RecoverGrace)
+		}
 		n, err := p.refreshOCSP(ctx, unanswered)
 		if ctx.Err() != nil {
 			return
@@ -347,6 +383,11 @@ func (p *Publisher) runOCSP(ctx context.Context) {
 // set, over the certificates without one.
 func (p *Publisher) refreshOCSP(ctx context.Context, unanswered bool) (int, error) {
 	d := p.ca.d
+	// A responder that cannot sign fails every response alike: say so
+	// once, without reading the due responses.
+	if err := d.OCSP.CheckResponder(d.Responder); err != nil {
+		return 0, fmt.Errorf("ocsp refresh %s: %w", d.Issuer.ID, err)
+	}
 	now := d.Now().UTC()
 	thisUpdateBefore, nextUpdateBefore := d.OCSP.DueBefore(now, p.cfg.OCSPScan)
 	due := func(ctx context.Context, after []byte) ([]store.Certificate, error) {

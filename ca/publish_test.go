@@ -179,6 +179,8 @@ func TestPublishConfig(t *testing.T) {
 		{"OCSP scan at most an hour", ca.PublishConfig{OCSPScan: 2 * time.Hour, UnansweredScan: 3 * time.Hour}, []string{"OCSP scan interval 2h0m0s"}},
 		{"unanswered scan not shorter", ca.PublishConfig{OCSPScan: 10 * time.Minute, UnansweredScan: time.Minute}, []string{"unanswered scan interval"}},
 		{"page size", ca.PublishConfig{PageSize: 10001}, []string{"page size 10001"}},
+		{"recover grace not too short", ca.PublishConfig{RecoverGrace: time.Second}, []string{"recover grace 1s is outside"}},
+		{"recover grace not too long", ca.PublishConfig{RecoverGrace: 2 * time.Hour}, []string{"recover grace 2h0m0s is outside"}},
 		{"every problem at once", ca.PublishConfig{MinInterval: -time.Second, PageSize: -1, Republish: 8 * 24 * time.Hour},
 			[]string{"min interval -1s", "page size -1", "at least weekly", "less than the CRL validity"}},
 	} {

@@ -2,6 +2,7 @@ package ca
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -15,6 +16,10 @@ const (
 	FaultAfterIntent = "after-intent" // intent committed, nothing signed
 	FaultAfterSign   = "after-sign"   // HSM signed, nothing stored
 	FaultAfterCommit = "after-commit" // stored, reply not sent
+	// FaultRecoverRead is where Deps.Fault may stop a recovery: the
+	// intents read, none resolved. Another node resolving them there is
+	// the race Recover must survive.
+	FaultRecoverRead = "recover-read"
 )
 
 // ReasonCessationOfOperation (RFC 5280 §5.3.1) is the reason recorded for
@@ -33,17 +38,23 @@ func (ca *CA) fault(point string) error {
 // certificate: the HSM may have signed it before a crash, so it is revoked
 // (cessationOfOperation) and a revoked OCSP response is signed for it. A
 // certificate that may exist but was never recorded can then never be
-// reported good. Run it at start-up, before serving.
+// reported good. Run it at start-up, before serving, and periodically
+// (Publisher.Run does): an issuance that fails in the process (an HSM
+// error, a failed commit) leaves its intent as a crash does.
 //
-// Only intents older than grace are resolved: with several CA nodes, a
-// younger intent may belong to an issuance another node is still running.
+// Only intents older than grace are resolved: a younger intent may belong
+// to an issuance still running, in this process or on another node.
 // Should that issuance finish after all, the store refuses to complete a
-// revoked intent, so the serial stays revoked.
+// revoked intent, so the serial stays revoked. An intent that another node
+// resolves first is left to it and not counted.
 func (ca *CA) Recover(ctx context.Context, grace time.Duration) (int, error) {
 	d := ca.d
 	unsigned, err := d.Store.UnsignedCertificates(ctx)
 	if err != nil {
 		return 0, fmt.Errorf("recover: %w", err)
+	}
+	if err := ca.fault(FaultRecoverRead); err != nil {
+		return 0, err
 	}
 	n := 0
 	cutoff := d.Now().Add(-grace)
@@ -66,7 +77,11 @@ func (ca *CA) Recover(ctx context.Context, grace time.Duration) (int, error) {
 					"why": "issuance intent without a recorded certificate: the HSM may have signed it"}})
 			return err
 		})
-		if err != nil {
+		var resolved *store.AlreadyRevokedError
+		switch {
+		case errors.As(err, &resolved):
+			continue // by another node's recovery, or an officer, since the read
+		case err != nil:
 			return n, fmt.Errorf("recover %s: %w", object, err)
 		}
 		n++

@@ -208,7 +208,10 @@ func subjectPublicKeyBits(c *x509.Certificate) ([]byte, error) {
 // WithNonce signs, now, a response that says what presigned says (a
 // response of r's issuer) and echoes nonce: the answer to a request that
 // asked for a nonce on a node configured to sign them (ocsp.nonce: sign).
-// Its validity ends with the pre-signed response's.
+// Its validity ends with the pre-signed response's, or with r's certificate
+// if that ends first (the pre-signed response may come from another
+// responder, or from before Sign checked); it is refused, wrapping
+// ErrResponderValidity, when r's certificate is not valid now.
 func (s *Signer) WithNonce(r Responder, presigned, nonce []byte) ([]byte, error) {
 	p, err := ocsp.ParseResponse(presigned, nil)
 	if err != nil {
@@ -222,6 +225,14 @@ func (s *Signer) WithNonce(r Responder, presigned, nonce []byte) ([]byte, error)
 	}
 	if !now.Before(p.NextUpdate) {
 		return nil, errors.New("ocsp: the pre-signed response has expired")
+	}
+	// Capped, not refused as Sign does: a response signed live is never
+	// refreshed, so a shorter validity costs nothing.
+	if t.NextUpdate.After(r.Certificate.NotAfter) {
+		t.NextUpdate = r.Certificate.NotAfter
+	}
+	if err := r.covers(t.ThisUpdate, t.NextUpdate); err != nil {
+		return nil, fmt.Errorf("ocsp: nonce response: %w", err)
 	}
 	return Encode(r, t)
 }

@@ -6,6 +6,8 @@
 //   - validity (nextUpdate - thisUpdate) between 8 hours and 10 days, 4 days
 //     by default; thisUpdate is never in the future (it may be backdated a
 //     little for clock skew);
+//   - a response is signed only while the responder certificate is valid
+//     for all of it, thisUpdate to nextUpdate (ErrResponderValidity);
 //   - a revoked answer carries the revocation time and reason;
 //   - every response is stored with a fresh updated_at, the responders' sync
 //     cursor.
@@ -19,6 +21,7 @@ import (
 	"context"
 	"crypto"
 	"crypto/x509"
+	"errors"
 	"fmt"
 	"time"
 
@@ -78,6 +81,36 @@ type Responder struct {
 	Signer      crypto.Signer     // its key in the HSM
 }
 
+// ErrResponderValidity is wrapped by every refusal to sign because the
+// responder certificate is not valid for the whole response: not yet valid
+// at its thisUpdate, expired, or expiring before its nextUpdate.
+var ErrResponderValidity = errors.New("the OCSP responder certificate does not cover the response")
+
+// covers refuses a response valid from thisUpdate to nextUpdate unless r's
+// certificate is valid (RFC 5280 §4.1.2.5, both ends inclusive) over all of
+// it. A relying party checks the responder certificate's validity with the
+// response (RFC 6960 §4.2.2.2), at any time up to nextUpdate: a response
+// that outlives its responder is rejected while it still looks fresh.
+//
+// Sign refuses rather than cap nextUpdate at the certificate's notAfter: a
+// capped response would be shorter than the validity DueBefore assumes,
+// hence due again at each refresh pass, and every response of the issuer
+// would be re-signed at every pass until the certificate ran out.
+func (r Responder) covers(thisUpdate, nextUpdate time.Time) error {
+	c := r.Certificate
+	switch {
+	case thisUpdate.Before(c.NotBefore):
+		return fmt.Errorf("%w: it is valid from %s, after thisUpdate %s", ErrResponderValidity,
+			c.NotBefore.UTC().Format(time.RFC3339), thisUpdate.UTC().Format(time.RFC3339))
+	case !thisUpdate.Before(c.NotAfter):
+		return fmt.Errorf("%w: it expired at %s", ErrResponderValidity, c.NotAfter.UTC().Format(time.RFC3339))
+	case nextUpdate.After(c.NotAfter):
+		return fmt.Errorf("%w: it expires at %s, before nextUpdate %s (%s after thisUpdate); certify a new OCSP signer",
+			ErrResponderValidity, c.NotAfter.UTC().Format(time.RFC3339), nextUpdate.UTC().Format(time.RFC3339), nextUpdate.Sub(thisUpdate))
+	}
+	return nil
+}
+
 // Signer makes responses.
 type Signer struct {
 	validity time.Duration
@@ -102,6 +135,28 @@ func New(validity, backdate time.Duration, now func() time.Time) (*Signer, error
 // Validity is nextUpdate - thisUpdate of the responses s signs.
 func (s *Signer) Validity() time.Duration { return s.validity }
 
+// window is thisUpdate and nextUpdate of a response signed at now.
+func (s *Signer) window(now time.Time) (thisUpdate, nextUpdate time.Time) {
+	thisUpdate = now.Truncate(time.Second).Add(-s.backdate)
+	return thisUpdate, thisUpdate.Add(s.validity)
+}
+
+// CheckResponder reports whether s can sign with r now: r's certificate is
+// valid over the whole of a response signed now. It fails, wrapping
+// ErrResponderValidity, for the last Validity of the certificate's life.
+func (s *Signer) CheckResponder(r Responder) error {
+	if err := r.covers(s.window(s.now().UTC())); err != nil {
+		return fmt.Errorf("ocsp responder of %s: %w", r.IssuerID, err)
+	}
+	return nil
+}
+
+// SigningEnds is the last time s can sign with r: a response signed later
+// would outlive r's certificate.
+func (s *Signer) SigningEnds(r Responder) time.Time {
+	return r.Certificate.NotAfter.Add(s.backdate - s.validity)
+}
+
 // Sign makes the response for one certificate row in its current status.
 func (s *Signer) Sign(r Responder, c store.Certificate) (store.OCSPResponse, error) {
 	if c.IssuerID != r.IssuerID {
@@ -113,9 +168,12 @@ func (s *Signer) Sign(r Responder, c store.Certificate) (store.OCSPResponse, err
 	// keeps the microseconds, so that a response re-signed within the
 	// second it was first signed (a quick revocation) is still newer.
 	now := signedAt.Truncate(time.Second)
-	thisUpdate := now.Add(-s.backdate)
+	thisUpdate, nextUpdate := s.window(now)
+	if err := r.covers(thisUpdate, nextUpdate); err != nil {
+		return store.OCSPResponse{}, fmt.Errorf("ocsp %s/%x: %w", c.IssuerID, c.Serial, err)
+	}
 	t := Template{Serial: c.Serial, Status: ocsp.Good, Reason: -1,
-		ThisUpdate: thisUpdate, NextUpdate: thisUpdate.Add(s.validity), ProducedAt: now}
+		ThisUpdate: thisUpdate, NextUpdate: nextUpdate, ProducedAt: now}
 	if c.Status == store.StatusRevoked {
 		t.Status, t.RevokedAt = ocsp.Revoked, c.RevokedAt
 		// RFC 5280 §5.3.1: unspecified (0) is said by leaving the reason out.
@@ -125,8 +183,9 @@ func (s *Signer) Sign(r Responder, c store.Certificate) (store.OCSPResponse, err
 	}
 	// Encode checks the HSM's signature with the responder certificate's
 	// key before the response goes anywhere: a faulty signature is never
-	// published. (The responder certificate itself was checked once, when
-	// the Responder was built.)
+	// published. (The responder certificate's issuer, EKU and key were
+	// checked once, when the CA was built; its validity, which depends on
+	// the time, is checked above for each response.)
 	der, err := Encode(r, t)
 	if err != nil {
 		return store.OCSPResponse{}, fmt.Errorf("ocsp %s/%x: %w", c.IssuerID, c.Serial, err)

@@ -12,6 +12,7 @@ import (
 	"github.com/sanadpki/sanad/ca/crl"
 	"github.com/sanadpki/sanad/ca/ocspsign"
 	"github.com/sanadpki/sanad/ca/profile"
+	"github.com/sanadpki/sanad/internal/api"
 	"github.com/sanadpki/sanad/internal/store"
 	"github.com/sanadpki/sanad/policies"
 )
@@ -27,6 +28,10 @@ type caRole struct {
 	// keys are the CA's own public keys (issuing CA, OCSP signer), which
 	// it never certifies for anyone.
 	keys []crypto.PublicKey
+	// signingEnds is the last time the OCSP signer can sign a response
+	// (ocspsign.Signer.SigningEnds); responderNotAfter is its certificate's
+	// notAfter.
+	signingEnds, responderNotAfter time.Time
 }
 
 // caIssuers finds the issuing CA recorded in the store (exactly one) and
@@ -104,20 +109,35 @@ func openCA(ctx context.Context, s *service, baseURL string) (*caRole, error) {
 		return nil, err
 	}
 	return &caRole{ca: authority, crl: builder, publisher: publisher, keys: []crypto.PublicKey{issuingCert.PublicKey, signerCert.PublicKey},
-		crlFrom: crl.Issuer{ID: issuing.ID, Certificate: issuingCert, Signer: issuingKey}}, nil
+		crlFrom:     crl.Issuer{ID: issuing.ID, Certificate: issuingCert, Signer: issuingKey},
+		signingEnds: ocspSigner.SigningEnds(signer), responderNotAfter: signerCert.NotAfter}, nil
 }
+
+// responderWarning is how long before its OCSP signer can no longer sign
+// the CA says so at start-up: time to run an ocsp-signer ceremony (the
+// profile allows at most 90 days, so a new one is due every few weeks).
+const responderWarning = 14 * 24 * time.Hour
 
 // start resolves what a crash may have left (ca/doc.go) and makes sure the
 // issuing CA has a CRL, before anything is served; then it has the service
-// run the publisher beside the HTTP server.
+// run the publisher beside the HTTP server, which goes on resolving what
+// failed issuances leave. The CA is ready only while its OCSP signer can
+// sign (ca.CA.Ready).
 func (r *caRole) start(ctx context.Context, s *service) error {
 	s.loops = append(s.loops, func(ctx context.Context) {
 		if err := r.publisher.Run(ctx); err != nil {
 			s.log.Error("CA publisher stopped", "err", err)
 		}
 	})
-	// A minute is far beyond any issuance in flight on another node.
-	n, err := r.ca.Recover(ctx, time.Minute)
+	if s.checks == nil {
+		s.checks = map[string]api.Check{}
+	}
+	s.checks["ocsp_responder"] = r.ca.Ready
+	if s.now().Add(responderWarning).After(r.signingEnds) {
+		s.log.Warn("the OCSP signer's certificate runs out soon: after signing_ends no certificate can be issued or revoked; certify a new OCSP signer",
+			"signing_ends", r.signingEnds, "not_after", r.responderNotAfter, "warn_within", responderWarning)
+	}
+	n, err := r.publisher.RecoverIntents(ctx)
 	if err != nil {
 		return err
 	}

@@ -206,7 +206,9 @@ func TestDevQuickStartRestartAndAudit(t *testing.T) {
 
 	// First start: creates ./var, the token, the audit key.
 	first := startDev(t, dir)
-	if code, body := httpGet(t, first.url+"/readyz"); code != 200 || !strings.Contains(body, `"hsm":"ok"`) || !strings.Contains(body, `"database":"ok"`) {
+	// The CA is ready only while its OCSP signer can sign (ca.CA.Ready).
+	if code, body := httpGet(t, first.url+"/readyz"); code != 200 || !strings.Contains(body, `"hsm":"ok"`) || !strings.Contains(body, `"database":"ok"`) ||
+		!strings.Contains(body, `"ocsp_responder":"ok"`) {
 		t.Fatalf("readyz = %d %s", code, body)
 	}
 	if code, _ := httpGet(t, first.url+"/healthz"); code != 200 {

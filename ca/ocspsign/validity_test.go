@@ -1,0 +1,144 @@
+package ocspsign
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"errors"
+	"math/big"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/crypto/ocsp"
+
+	"github.com/sanadpki/sanad/internal/store"
+)
+
+// TestResponderValidity: a response is signed only when the responder
+// certificate is valid from its thisUpdate to its nextUpdate; otherwise
+// Sign and CheckResponder refuse with ErrResponderValidity and say why.
+// SigningEnds is the last time Sign succeeds.
+func TestResponderValidity(t *testing.T) {
+	now := time.Date(2026, 11, 30, 10, 0, 0, 0, time.UTC)
+	const backdate = 5 * time.Minute
+	thisUpdate := now.Add(-backdate)
+	s, err := New(0, backdate, func() time.Time { return now })
+	if err != nil {
+		t.Fatal(err)
+	}
+	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca := certify(t, &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "CA"}, NotBefore: now.AddDate(-1, 0, 0),
+		NotAfter: now.AddDate(1, 0, 0), IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}, nil, caKey.Public(), caKey)
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	responder := func(notBefore, notAfter time.Time) Responder {
+		c := certify(t, &x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "OCSP"}, NotBefore: notBefore,
+			NotAfter: notAfter, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageOCSPSigning}}, ca, key.Public(), caKey)
+		return Responder{IssuerID: "ca", Issuer: ca, Certificate: c, Signer: key}
+	}
+	cert := store.Certificate{IssuerID: "ca", Serial: []byte{0x01, 0x02}, Status: store.StatusGood}
+	nextUpdate := thisUpdate.Add(DefaultValidity)
+	for _, tc := range []struct {
+		name                string
+		notBefore, notAfter time.Time
+		want                string // in the refusal; "" signs
+	}{
+		{"valid throughout", now.AddDate(0, 0, -1), now.AddDate(0, 0, 60), ""},
+		{"expires at nextUpdate", now.AddDate(0, 0, -1), nextUpdate, ""},
+		{"valid from thisUpdate", thisUpdate, now.AddDate(0, 0, 60), ""},
+		{"expires a second before nextUpdate", now.AddDate(0, 0, -1), nextUpdate.Add(-time.Second), "before nextUpdate"},
+		{"expires within the validity", now.AddDate(0, 0, -60), now.Add(9 * time.Hour), "before nextUpdate"},
+		{"expired", now.AddDate(0, 0, -90), now.AddDate(0, 0, -1), "expired at"},
+		{"expires at thisUpdate", now.AddDate(0, 0, -90), thisUpdate, "expired at"},
+		{"not yet valid at thisUpdate", thisUpdate.Add(time.Second), now.AddDate(0, 0, 60), "after thisUpdate"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := responder(tc.notBefore, tc.notAfter)
+			resp, signErr := s.Sign(r, cert)
+			checkErr := s.CheckResponder(r)
+			if tc.want == "" {
+				if signErr != nil || checkErr != nil {
+					t.Fatalf("Sign: %v; CheckResponder: %v", signErr, checkErr)
+				}
+				if resp.NextUpdate.After(tc.notAfter) || resp.ThisUpdate.Before(tc.notBefore) {
+					t.Errorf("response %s..%s outside the responder's %s..%s", resp.ThisUpdate, resp.NextUpdate, tc.notBefore, tc.notAfter)
+				}
+				if ends := s.SigningEnds(r); now.After(ends) {
+					t.Errorf("signed at %s, after SigningEnds %s", now, ends)
+				}
+				return
+			}
+			for name, err := range map[string]error{"Sign": signErr, "CheckResponder": checkErr} {
+				if !errors.Is(err, ErrResponderValidity) || !strings.Contains(err.Error(), tc.want) {
+					t.Errorf("%s: %v, want ErrResponderValidity saying %q", name, err, tc.want)
+				}
+			}
+			if resp.DER != nil {
+				t.Error("a refused response has DER")
+			}
+			if !tc.notBefore.After(thisUpdate) && !now.After(s.SigningEnds(r)) {
+				t.Errorf("refused for its notAfter at %s, before SigningEnds %s", now, s.SigningEnds(r))
+			}
+		})
+	}
+}
+
+// TestWithNonceResponderValidity: a nonce response ends with the responder
+// certificate when the pre-signed one would outlive it, and none is signed
+// by an expired responder.
+func TestWithNonceResponderValidity(t *testing.T) {
+	now := time.Date(2026, 11, 30, 10, 0, 0, 0, time.UTC)
+	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca := certify(t, &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "CA"}, NotBefore: now.AddDate(-1, 0, 0),
+		NotAfter: now.AddDate(1, 0, 0), IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}, nil, caKey.Public(), caKey)
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	responder := func(notAfter time.Time) Responder {
+		c := certify(t, &x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "OCSP"}, NotBefore: now.AddDate(0, 0, -60),
+			NotAfter: notAfter, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageOCSPSigning}}, ca, key.Public(), caKey)
+		return Responder{IssuerID: "ca", Issuer: ca, Certificate: c, Signer: key}
+	}
+	// A pre-signed response valid four days, from a responder valid longer.
+	serial := []byte{0x01, 0x02}
+	presigned, err := Encode(responder(now.AddDate(0, 0, 30)), Template{Serial: serial, Status: ocsp.Good, Reason: -1,
+		ThisUpdate: now.Add(-time.Hour), NextUpdate: now.Add(DefaultValidity - time.Hour), ProducedAt: now.Add(-time.Hour)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := New(0, 0, func() time.Time { return now })
+	if err != nil {
+		t.Fatal(err)
+	}
+	nonce := []byte("0123456789abcdef")
+
+	ending := now.Add(2 * time.Hour)
+	der, err := s.WithNonce(responder(ending), presigned, nonce)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := ocsp.ParseResponse(der, ca)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !p.NextUpdate.Equal(ending) || !p.ThisUpdate.Equal(now) {
+		t.Errorf("nonce response %s..%s; want it to end with the responder at %s", p.ThisUpdate, p.NextUpdate, ending)
+	}
+
+	if _, err := s.WithNonce(responder(now.Add(-time.Second)), presigned, nonce); !errors.Is(err, ErrResponderValidity) ||
+		!strings.Contains(err.Error(), "expired at") {
+		t.Errorf("an expired responder: %v", err)
+	}
+}
