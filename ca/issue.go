@@ -200,12 +200,12 @@ func (ca *CA) Issue(ctx context.Context, req Request) (*x509.Certificate, error)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrRequest, err)
 	}
-	subject, err := p.Subject(req.Verified)
+	subject, err := RequestSubject(p, req.Verified, cr)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrRequest, err)
+		return nil, err
 	}
-	if err := requestMatches(cr, subject); err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrRequest, err)
+	if err := CheckKeyNotBlocked(ctx, d.Store, cr.RawSubjectPublicKeyInfo); err != nil {
+		return nil, err
 	}
 
 	now := d.Now().UTC().Truncate(time.Second)
@@ -278,9 +278,23 @@ func (ca *CA) Issue(ctx context.Context, req Request) (*x509.Certificate, error)
 	return cert, nil
 }
 
-// requestMatches refuses a CSR that asks for something the profile decides:
-// another subject, subject alternative names, CA rights or name
-// constraints. Nothing from the CSR but its key is ever copied.
+// RequestSubject is the subject profile p builds from the verified
+// attributes v, after refusing (ErrRequest) a CSR that asks for something
+// the profile decides: another subject, subject alternative names, CA
+// rights or name constraints. Nothing from the CSR but its key is ever
+// copied; the refusal tells the applicant their request was not what they
+// will get. The RA asks at enrollment, the CA again at issuance.
+func RequestSubject(p profile.Profile, v profile.Verified, cr *x509.CertificateRequest) (pkix.Name, error) {
+	subject, err := p.Subject(v)
+	if err != nil {
+		return pkix.Name{}, fmt.Errorf("%w: %w", ErrRequest, err)
+	}
+	if err := requestMatches(cr, subject); err != nil {
+		return pkix.Name{}, fmt.Errorf("%w: %w", ErrRequest, err)
+	}
+	return subject, nil
+}
+
 func requestMatches(cr *x509.CertificateRequest, subject pkix.Name) error {
 	if cn := cr.Subject.CommonName; cn != "" && cn != subject.CommonName {
 		return fmt.Errorf("the CSR asks for subject %q; the verified subject is %q", cn, subject.CommonName)
@@ -288,11 +302,12 @@ func requestMatches(cr *x509.CertificateRequest, subject pkix.Name) error {
 	if sn := cr.Subject.SerialNumber; sn != "" && sn != subject.SerialNumber {
 		return fmt.Errorf("the CSR asks for serialNumber %q; the verified one is %q", sn, subject.SerialNumber)
 	}
-	if len(cr.DNSNames)+len(cr.EmailAddresses)+len(cr.IPAddresses)+len(cr.URIs) > 0 {
-		return errors.New("the CSR asks for subject alternative names; the profile decides the names")
-	}
 	for _, ext := range cr.Extensions {
 		switch {
+		case ext.Id.Equal(oidSubjectAltName):
+			// By OID, not by crypto/x509's parsed names, which leave out
+			// otherName, directoryName and others.
+			return errors.New("the CSR asks for subject alternative names; the profile decides the names")
 		case ext.Id.Equal(oidBasicConstraints):
 			return errors.New("the CSR asks for basic constraints (CA rights); the profile decides")
 		case ext.Id.Equal(oidNameConstraints):
@@ -303,6 +318,7 @@ func requestMatches(cr *x509.CertificateRequest, subject pkix.Name) error {
 }
 
 var (
+	oidSubjectAltName   = asn1.ObjectIdentifier{2, 5, 29, 17}
 	oidBasicConstraints = asn1.ObjectIdentifier{2, 5, 29, 19}
 	oidNameConstraints  = asn1.ObjectIdentifier{2, 5, 29, 30}
 )

@@ -542,3 +542,31 @@ func TestLateIssuanceStaysRevoked(t *testing.T) {
 		t.Errorf("OCSP after the race: %+v %v", parsed, err)
 	}
 }
+
+// TestCompromisedKeyNotReissued: after a revocation for keyCompromise the
+// CA refuses the key (ErrKeyCompromised) whoever asks; after one for
+// superseded it certifies it again.
+func TestCompromisedKeyNotReissued(t *testing.T) {
+	f := catest.New(t, time.Now().UTC().Truncate(time.Second))
+	storetest.Each(t, func(t *testing.T, db *store.DB, _ *sql.DB) {
+		authority := f.CA(t, db, audit.New(time.Now))
+		ctx := t.Context()
+		for _, tt := range []struct {
+			reason  int
+			refused bool
+		}{{4, false}, {1, true}} {
+			csr := newCSR(t)
+			c, err := authority.Issue(ctx, ca.Request{Profile: "citizen-auth", CSR: csr, Verified: person, Actor: "test"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := authority.Revoke(ctx, c.SerialNumber.Bytes(), tt.reason, "test"); err != nil {
+				t.Fatal(err)
+			}
+			_, err = authority.Issue(ctx, ca.Request{Profile: "citizen-sign", CSR: csr, Verified: person, Actor: "test"})
+			if got := errors.Is(err, ca.ErrKeyCompromised) && errors.Is(err, ca.ErrRequest); got != tt.refused || (!tt.refused && err != nil) {
+				t.Errorf("the key of a certificate revoked for reason %d: %v", tt.reason, err)
+			}
+		}
+	})
+}

@@ -2,7 +2,12 @@ package ra_test
 
 import (
 	"crypto/ecdsa"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/asn1"
 	"encoding/json"
+	"encoding/pem"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -318,4 +323,41 @@ func (fx *raFixture) enrollKey(t *testing.T, key *ecdsa.PrivateKey) (string, str
 		t.Fatalf("enroll: %+v", a)
 	}
 	return a.id, fx.code(t, a.id)
+}
+
+// TestRequestMismatchRefusedAtEnrollment: a CSR asking for another
+// subject, for names (an otherName too, which crypto/x509 does not parse)
+// or for CA rights is refused when the application is filed, before a code
+// is sent or an officer sees it, not after the approvals.
+func TestRequestMismatchRefusedAtEnrollment(t *testing.T) {
+	f := catest.New(t, time.Now().UTC().Truncate(time.Second))
+	fx := newRAFixture(t, f, "sqlite")
+	// SubjectAltName with one otherName (UPN 1.3.6.1.4.1.311.20.2.3).
+	otherName := []byte{0x30, 0x16, 0xa0, 0x14, 0x06, 0x0a, 0x2b, 0x06, 0x01, 0x04, 0x01, 0x82, 0x37, 0x14, 0x02, 0x03,
+		0xa0, 0x06, 0x0c, 0x04, 'r', 'o', 'o', 't'}
+	for name, tmpl := range map[string]*x509.CertificateRequest{
+		"another subject":    {Subject: pkix.Name{CommonName: "Somebody Else"}},
+		"a DNS name":         {DNSNames: []string{"evil.example"}},
+		"an otherName":       {ExtraExtensions: []pkix.Extension{{Id: asn1.ObjectIdentifier{2, 5, 29, 17}, Value: otherName}}},
+		"CA rights":          {ExtraExtensions: []pkix.Extension{{Id: asn1.ObjectIdentifier{2, 5, 29, 19}, Critical: true, Value: []byte{0x30, 0x03, 0x01, 0x01, 0xff}}}},
+		"a serialNumber":     {Subject: pkix.Name{SerialNumber: "IDCKZ-700422364275"}},
+		"its own subject ok": {Subject: pkix.Name{CommonName: "Aigerim Sadykova", SerialNumber: "IDCKZ-880312448217"}},
+	} {
+		der, err := x509.CreateCertificateRequest(rand.Reader, tmpl, newKey(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		csr := string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: der}))
+		code, raw := fx.do(t, http.MethodPost, "/api/v1/enrollments", http.Header{"Content-Type": {"application/json"}},
+			enrollBody(t, citizen(), "citizen-sign", csr))
+		if name == "its own subject ok" {
+			if code != http.StatusCreated {
+				t.Errorf("%s: %d %s", name, code, raw)
+			}
+			continue
+		}
+		if code != 422 || !strings.Contains(string(raw), `"code":"request-mismatch"`) {
+			t.Errorf("%s: %d %s", name, code, raw)
+		}
+	}
 }

@@ -185,6 +185,14 @@ func (s *Service) Enroll(ctx context.Context, body []byte, key string) (store.En
 	if err != nil {
 		return store.Enrollment{}, false, err
 	}
+	// The CA would refuse a CSR asking for another subject or for names
+	// the profile decides; the applicant hears it now, not after the
+	// officers approved.
+	if _, err := ca.RequestSubject(p, m.verified, checked); err != nil {
+		e := refuse("invalid-csr", "%v", err)
+		e.Extra, e.Err = map[string]any{"code": "request-mismatch"}, err
+		return store.Enrollment{}, false, e
+	}
 
 	code, err := newCode()
 	if err != nil {
