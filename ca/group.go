@@ -34,9 +34,11 @@ type group struct {
 // event, or a signed certificate with its OCSP response and audit event.
 type groupWrite struct {
 	intent *store.Certificate
-	signed *store.SignedCertificate
-	ocsp   *store.OCSPResponse
-	event  audit.Event
+	// spkiSHA256 is the intent's key, refused if blocked (keyCompromise).
+	spkiSHA256 []byte
+	signed     *store.SignedCertificate
+	ocsp       *store.OCSPResponse
+	event      audit.Event
 }
 
 // maxGroup bounds a group: big enough to amortize a commit, small enough
@@ -83,6 +85,7 @@ func (g *group) commit(ctx context.Context, batch []*groupWrite) []error {
 func (g *group) write(ctx context.Context, tx *store.Tx, batch []*groupWrite) error {
 	var (
 		intents []store.Certificate
+		keys    [][]byte
 		signed  []store.SignedCertificate
 		ocsp    []store.OCSPResponse
 		events  = make([]audit.Event, 0, len(batch))
@@ -90,6 +93,7 @@ func (g *group) write(ctx context.Context, tx *store.Tx, batch []*groupWrite) er
 	for _, w := range batch {
 		if w.intent != nil {
 			intents = append(intents, *w.intent)
+			keys = append(keys, w.spkiSHA256)
 		}
 		if w.signed != nil {
 			signed = append(signed, *w.signed)
@@ -98,6 +102,19 @@ func (g *group) write(ctx context.Context, tx *store.Tx, batch []*groupWrite) er
 			ocsp = append(ocsp, *w.ocsp)
 		}
 		events = append(events, w.event)
+	}
+	if len(keys) > 0 {
+		// A key revoked for keyCompromise fails its group, which is then
+		// retried one write each: the blocked one alone fails.
+		blocked, err := tx.BlockedKeys(ctx, keys)
+		if err != nil {
+			return err
+		}
+		for _, k := range keys {
+			if b, ok := blocked[string(k)]; ok {
+				return keyBlocked(b)
+			}
+		}
 	}
 	if err := tx.InsertCertificateIntents(ctx, intents); err != nil {
 		return err

@@ -204,9 +204,6 @@ func (ca *CA) Issue(ctx context.Context, req Request) (*x509.Certificate, error)
 	if err != nil {
 		return nil, err
 	}
-	if err := CheckKeyNotBlocked(ctx, d.Store, cr.RawSubjectPublicKeyInfo); err != nil {
-		return nil, err
-	}
 
 	now := d.Now().UTC().Truncate(time.Second)
 	tmpl, err := ca.template(p, subject, checked.PublicKey, now)
@@ -229,7 +226,8 @@ func (ca *CA) Issue(ctx context.Context, req Request) (*x509.Certificate, error)
 	if err := ca.Ready(ctx); err != nil {
 		return nil, fmt.Errorf("issue %s: %w", object, err)
 	}
-	err = ca.commits.do(ctx, &groupWrite{intent: &intent,
+	spki := sha256.Sum256(cr.RawSubjectPublicKeyInfo)
+	err = ca.commits.do(ctx, &groupWrite{intent: &intent, spkiSHA256: spki[:],
 		event: audit.Event{Actor: req.Actor, Action: "certificate.intent", Object: object,
 			Details: map[string]any{"profile": p.Name, "enrollment": req.EnrollmentID, "tbs_sha256": hexSHA256(tbs)}}})
 	if err != nil {

@@ -16,6 +16,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -563,9 +564,27 @@ func TestCompromisedKeyNotReissued(t *testing.T) {
 			if err := authority.Revoke(ctx, c.SerialNumber.Bytes(), tt.reason, "test"); err != nil {
 				t.Fatal(err)
 			}
-			_, err = authority.Issue(ctx, ca.Request{Profile: "citizen-sign", CSR: csr, Verified: person, Actor: "test"})
-			if got := errors.Is(err, ca.ErrKeyCompromised) && errors.Is(err, ca.ErrRequest); got != tt.refused || (!tt.refused && err != nil) {
-				t.Errorf("the key of a certificate revoked for reason %d: %v", tt.reason, err)
+			// Among concurrent issuances, whose intents commit as a group,
+			// only the blocked key's fails.
+			errs := make([]error, 16)
+			var wg sync.WaitGroup
+			for i := range errs {
+				wg.Go(func() {
+					c := csr
+					if i > 0 {
+						c = newCSR(t)
+					}
+					_, errs[i] = authority.Issue(ctx, ca.Request{Profile: "citizen-sign", CSR: c, Verified: person, Actor: "test"})
+				})
+			}
+			wg.Wait()
+			if got := errors.Is(errs[0], ca.ErrKeyCompromised) && errors.Is(errs[0], ca.ErrRequest); got != tt.refused || (!tt.refused && errs[0] != nil) {
+				t.Errorf("the key of a certificate revoked for reason %d: %v", tt.reason, errs[0])
+			}
+			for _, err := range errs[1:] {
+				if err != nil {
+					t.Errorf("another key issued beside it: %v", err)
+				}
 			}
 		}
 	})

@@ -26,7 +26,8 @@ const reasonKeyCompromise = 1
 // CheckKeyNotBlocked refuses a public key (its DER SubjectPublicKeyInfo)
 // that any certificate in db was revoked for keyCompromise with: whoever
 // asks, the CA never certifies it again (as CA/Browser Forum BR 6.1.1.3
-// asks of TLS CAs). The RA asks at enrollment, the CA at issuance.
+// asks of TLS CAs). The RA asks at enrollment; the CA asks again in each
+// issuance's intent transaction (group.write), for a group at once.
 func CheckKeyNotBlocked(ctx context.Context, db *store.DB, spki []byte) error {
 	sum := sha256.Sum256(spki)
 	b, err := db.KeyBlocked(ctx, sum[:])
@@ -36,6 +37,10 @@ func CheckKeyNotBlocked(ctx context.Context, db *store.DB, spki []byte) error {
 	case err != nil:
 		return err
 	}
+	return keyBlocked(b)
+}
+
+func keyBlocked(b store.BlockedKey) error {
 	return fmt.Errorf("%w: %w: certificate %s, on %s", ErrRequest, ErrKeyCompromised, serialObject(b.IssuerID, b.Serial), b.BlockedAt.Format(time.RFC3339))
 }
 

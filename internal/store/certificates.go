@@ -340,6 +340,38 @@ type BlockedKey struct {
 	BlockedAt time.Time
 }
 
+// BlockedKeys returns the records of those of hashes (SHA-256 of DER
+// SubjectPublicKeyInfo) that are blocked, by hash: one query for a group
+// of issuances, in their intents' transaction.
+func (tx *Tx) BlockedKeys(ctx context.Context, hashes [][]byte) (map[string]BlockedKey, error) {
+	out := map[string]BlockedKey{}
+	err := chunks(hashes, func(hs [][]byte) error {
+		args := make([]any, len(hs))
+		for i, h := range hs {
+			args[i] = nonNil(h)
+		}
+		rows, err := tx.tx.QueryContext(ctx, tx.d.q(`
+			SELECT spki_sha256, issuer_id, serial, blocked_at FROM blocked_keys
+			WHERE spki_sha256 IN (`+tx.d.placeholders(len(hs), 1, 1, nil)+`)`), args...)
+		if err != nil {
+			return fmt.Errorf("blocked keys: %w", err)
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var (
+				h []byte
+				b BlockedKey
+			)
+			if err := rows.Scan(&h, &b.IssuerID, &b.Serial, timeScan{&b.BlockedAt}); err != nil {
+				return fmt.Errorf("blocked keys: %w", err)
+			}
+			out[string(h)] = b
+		}
+		return rows.Err()
+	})
+	return out, err
+}
+
 // KeyBlocked returns the record of a blocked key, or ErrNotFound.
 func (db *DB) KeyBlocked(ctx context.Context, spkiSHA256 []byte) (BlockedKey, error) {
 	var b BlockedKey

@@ -156,8 +156,21 @@ func TestBlockedKeys(t *testing.T) {
 		if err != nil || b.IssuerID != "issuing" || !bytes.Equal(b.Serial, []byte{0x01}) || !b.BlockedAt.Equal(at) {
 			t.Errorf("KeyBlocked = %+v, %v; want the first record", b, err)
 		}
-		if _, err := db.KeyBlocked(ctx, bytes.Repeat([]byte{0xcd}, 32)); !errors.Is(err, store.ErrNotFound) {
+		other := bytes.Repeat([]byte{0xcd}, 32)
+		if _, err := db.KeyBlocked(ctx, other); !errors.Is(err, store.ErrNotFound) {
 			t.Errorf("an unblocked key: %v, want ErrNotFound", err)
+		}
+		if err := db.InTx(ctx, func(tx *store.Tx) error {
+			got, err := tx.BlockedKeys(ctx, [][]byte{other, key})
+			if err != nil {
+				return err
+			}
+			if len(got) != 1 || !bytes.Equal(got[string(key)].Serial, []byte{0x01}) {
+				t.Errorf("BlockedKeys = %+v, want the blocked key only", got)
+			}
+			return nil
+		}); err != nil {
+			t.Fatal(err)
 		}
 		if err := db.InTx(ctx, func(tx *store.Tx) error { return tx.BlockKey(ctx, []byte{1}, "issuing", []byte{3}, at) }); err == nil {
 			t.Error("a key hash that is not 32 bytes was stored")
