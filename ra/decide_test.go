@@ -361,3 +361,25 @@ func TestRequestMismatchRefusedAtEnrollment(t *testing.T) {
 		}
 	}
 }
+
+// TestWrongCodesSpendTheIdentifier: a wrong code spends one of the
+// person's enrollments, so guesses at one person's codes are bounded per
+// hour across enrollments, not only by each enrollment's lock.
+func TestWrongCodesSpendTheIdentifier(t *testing.T) {
+	f := catest.New(t, time.Now().UTC().Truncate(time.Second))
+	clk := &clock{}
+	// The fixture's own enrollment spends one of the three.
+	fx := newRAFixture(t, f, "sqlite", func(d *ra.Deps) {
+		d.Now = clk.Now
+		d.IdentifierLimit = api.NewLimiter(3, time.Hour, 3, 100, clk.Now)
+	})
+	id, code := fx.enroll(t, citizen(), "citizen-sign")
+	wrong := "000000"
+	if code == wrong {
+		wrong = "000001"
+	}
+	answer{status: 422, problem: "wrong-code"}.check(t, "a wrong code", fx.proof(t, id, wrong))
+	answer{status: 429, problem: "rate-limited"}.check(t, "an enrollment after it", fx.answer(t, http.MethodPost, "/api/v1/enrollments",
+		http.Header{"Content-Type": {"application/json"}}, enrollBody(t, citizen(), "citizen-sign", csrPEM(t, newKey(t)))))
+	answer{status: 200, state: store.StatePendingApproval}.check(t, "the right code", fx.proof(t, id, code))
+}

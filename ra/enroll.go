@@ -283,6 +283,17 @@ func (s *Service) limitIdentifier(a Applicant) error {
 	return nil
 }
 
+// limitKey is limitIdentifier's key for an ETSI semantics identifier
+// (IDCKZ-880312448217 → KZ:880312448217); "" (an enrollment from before
+// proofing recorded the person) is a key of its own.
+func limitKey(semanticsID string) string {
+	kind, id, _ := strings.Cut(semanticsID, "-")
+	if len(kind) != 5 {
+		return semanticsID
+	}
+	return kind[3:] + ":" + digits(id)
+}
+
 // digits keeps the digits and letters of an identifier, so that written
 // forms (42101-1234567-1) share one limit with the plain one.
 func digits(id string) string {
@@ -500,6 +511,11 @@ func (s *Service) Proof(ctx context.Context, id, code string) (store.Enrollment,
 			return event("enrollment.proof.fail", map[string]any{"why": "code expired"})
 		}
 		if subtle.ConstantTimeCompare([]byte(codeHash(id, code)), []byte(pr.CodeHash)) != 1 {
+			// A wrong code also spends one of the person's enrollments
+			// (limitIdentifier): guesses at one person's codes are bounded
+			// per hour across all their enrollments, not only per
+			// enrollment by the lock.
+			s.d.IdentifierLimit.Allow(limitKey(pr.Person))
 			pr.Attempts++
 			e.Proofing, _ = json.Marshal(pr)
 			left := d.Policy.MaxCodeAttempts - pr.Attempts
