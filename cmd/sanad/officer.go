@@ -40,21 +40,26 @@ type officerContext struct {
 func newOfficerCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "officer",
-		Short: "RA officer actions, each a JWS signed with the officer's key: queue, show, approve, reject, revoke",
+		Short: "RA officer actions, each a JWS signed with the officer's key: queue, show, approve, reject, revoke; and, on a CA node, register, deactivate, list",
 		Long: `Officer commands sign each request with the officer's key and send it to the RA.
 
 The key is a PEM private key file (0600) given by --key or SANAD_OFFICER_KEY,
 or "pkcs11:LABEL" for a key on the token of --config (PIN from its pin_file or
 environment). The certificate is --cert or SANAD_OFFICER_CERT, the RA's base URL
 --url or SANAD_URL. After "sanad dev", --officer NAME takes all three from
-./var/dev.json.`,
+./var/dev.json.
+
+register, deactivate and list administer the officers themselves: they run on a
+CA node against the store of --config, sign nothing, and record each change in
+the audit log with the operating-system account that made it.`,
 	}
 	f := &officerFlags{}
 	cmd.PersistentFlags().StringVar(&f.key, "key", os.Getenv("SANAD_OFFICER_KEY"), "private key: PEM file, or pkcs11:LABEL")
 	cmd.PersistentFlags().StringVar(&f.cert, "cert", os.Getenv("SANAD_OFFICER_CERT"), "officer certificate (PEM)")
 	cmd.PersistentFlags().StringVar(&f.url, "url", os.Getenv("SANAD_URL"), "RA base URL, e.g. https://ra.example.kz")
 	cmd.PersistentFlags().StringVar(&f.officer, "officer", "", "a dev officer's name from ./var/dev.json")
-	loadConfig := configFlag(cmd)
+	// Persistent: a pkcs11: key and the administrative commands read it.
+	loadConfig := configFlagIn(cmd.PersistentFlags())
 	f.config = func() (officerContext, error) { return f.load(context.Background(), loadConfig) }
 
 	cmd.AddCommand(
@@ -77,6 +82,7 @@ environment). The certificate is --cert or SANAD_OFFICER_CERT, the RA's base URL
 			return http.MethodPost, ra.AudienceActions, jwsauth.Action{Action: "revoke", Serial: serial, Reason: reason, Audience: ra.AudienceActions}
 		}), "RFC 5280 reason: "+strings.Join(jwsauth.RevocationReasons(), ", ")),
 	)
+	cmd.AddCommand(newOfficerAdminCmds(loadConfig)...)
 	return cmd
 }
 

@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/sanadpki/sanad/hsm"
 	"github.com/sanadpki/sanad/internal/api"
@@ -30,8 +31,12 @@ import (
 const devConfigPath = "var/sanad.yaml"
 
 // configFlag adds --config to cmd and returns a loader for it.
-func configFlag(cmd *cobra.Command) func() (config.Config, error) {
-	path := cmd.Flags().String("config", "", "configuration file (default ./"+devConfigPath+" when it exists)")
+func configFlag(cmd *cobra.Command) func() (config.Config, error) { return configFlagIn(cmd.Flags()) }
+
+// configFlagIn is configFlag in a given flag set: a command group's
+// persistent flags, for its subcommands.
+func configFlagIn(flags *pflag.FlagSet) func() (config.Config, error) {
+	path := flags.String("config", "", "configuration file (default ./"+devConfigPath+" when it exists)")
 	return func() (config.Config, error) {
 		p := *path
 		if p == "" {

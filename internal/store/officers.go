@@ -123,3 +123,34 @@ func (tx *Tx) UseNonce(ctx context.Context, keyID []byte, nonce string, at time.
 	}
 	return nil
 }
+
+// Officers returns every officer recorded, active or not, by name, with
+// their roles.
+func (db *DB) Officers(ctx context.Context) ([]Officer, error) {
+	rows, err := db.sql.QueryContext(ctx, `SELECT fingerprint FROM officers ORDER BY name, fingerprint`)
+	if err != nil {
+		return nil, fmt.Errorf("officers: %w", err)
+	}
+	var fps [][]byte
+	for rows.Next() {
+		var fp []byte
+		if err := rows.Scan(&fp); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		fps = append(fps, fp)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	out := make([]Officer, 0, len(fps))
+	for _, fp := range fps {
+		o, err := db.Officer(ctx, fp)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, o)
+	}
+	return out, nil
+}
