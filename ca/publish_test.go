@@ -8,10 +8,12 @@ import (
 	"encoding/json"
 	"errors"
 	"log/slog"
+	"maps"
 	"math/big"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -276,7 +278,7 @@ func TestPublisherRepublishes(t *testing.T) {
 		p := newPublishing(t, f, db, clk, cfg, nil)
 
 		c1, published, err := p.pub.RepublishCRL(ctx)
-		if err != nil || !published || c1.Number != 1 {
+		if err != nil || !published || c1.Number != t0.UnixNano() {
 			t.Fatalf("first CRL: #%d published %v, %v", c1.Number, published, err)
 		}
 		clk.Set(t0.Add(24*time.Hour - time.Second))
@@ -320,8 +322,8 @@ func TestPublisherRepublishes(t *testing.T) {
 		waitFor(t, "a republished CRL", func() bool { c, _ := latestCRL(t, db); return c.Number > started.Number })
 		stop()
 		last, rl := latestCRL(t, db)
-		if last.Number != started.Number+1 || !rl.ThisUpdate.Equal(t0.Add(48*time.Hour)) {
-			t.Errorf("republished CRL #%d at %s, want #%d at %s", last.Number, rl.ThisUpdate, started.Number+1, t0.Add(48*time.Hour))
+		if last.Number <= started.Number || !rl.ThisUpdate.Equal(t0.Add(48*time.Hour)) {
+			t.Errorf("republished CRL #%d at %s, want a number above #%d at %s", last.Number, rl.ThisUpdate, started.Number, t0.Add(48*time.Hour))
 		}
 		if d := rl.NextUpdate.Sub(rl.ThisUpdate); d > crl.MaxValidity {
 			t.Errorf("nextUpdate %s after thisUpdate", d)
@@ -357,7 +359,7 @@ func TestPublishersShareAStore(t *testing.T) {
 		}
 		wg.Wait()
 		last, _ := latestCRL(t, db)
-		if len(published) == 0 || int64(len(published)) != last.Number {
+		if len(published) == 0 || published[last.Number] != 1 || slices.Max(slices.Collect(maps.Keys(published))) != last.Number {
 			t.Errorf("published %v, latest #%d", published, last.Number)
 		}
 		for n, times := range published {

@@ -3,9 +3,13 @@
 //
 // Rules kept here, in one place:
 //   - one full CRL per issuer, its number strictly increasing, also across
-//     crashes: the next number is the stored maximum plus one, and the store
-//     refuses a number that does not increase (a CRL signed but never
-//     stored was never published, so its number may be used again);
+//     crashes and a database that lost its latest rows (a restore, a
+//     failover to a replica that lagged): the number is the build time in
+//     Unix nanoseconds, or the stored maximum plus one if that is larger,
+//     so a CRL built after such a loss still outnumbers every CRL published
+//     before it; the store refuses a number that does not increase (a CRL
+//     signed but never stored was never published, so its number may be
+//     used again);
 //   - nextUpdate is at most 10 days after thisUpdate (CA/B Forum limit for
 //     CRLs covering subscriber certificates); the default is 7 days, and
 //     the caller republishes at least weekly;
@@ -81,16 +85,17 @@ func (b *Builder) Validity() time.Duration { return b.cfg.Validity }
 
 // Build signs the issuer's next CRL and stores it with its audit event.
 func (b *Builder) Build(ctx context.Context, is Issuer) (store.CRL, error) {
-	now := b.now().UTC().Truncate(time.Second)
+	clock := b.now().UTC()
+	now := clock.Truncate(time.Second)
 	thisUpdate := now.Add(-b.cfg.Backdate)
-	number := int64(1)
+	number := clock.UnixNano()
 	// Entries of certificates that expired before the previous CRL was
 	// published have been listed once after expiry: they leave now.
 	keepFrom := now
 	prev, err := b.db.LatestCRL(ctx, is.ID)
 	switch {
 	case err == nil:
-		number = prev.Number + 1
+		number = max(number, prev.Number+1)
 		keepFrom = prev.ThisUpdate
 	case !errors.Is(err, store.ErrNotFound):
 		return store.CRL{}, fmt.Errorf("crl %s: %w", is.ID, err)

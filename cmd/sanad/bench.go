@@ -31,7 +31,6 @@ import (
 	"github.com/sanadpki/sanad/hsm"
 	"github.com/sanadpki/sanad/internal/audit"
 	"github.com/sanadpki/sanad/internal/config"
-	"github.com/sanadpki/sanad/internal/store"
 	"github.com/sanadpki/sanad/ra"
 )
 
@@ -369,7 +368,7 @@ func newBenchCRLCmd() *cobra.Command {
 
 		// The publisher runs as in production: it rebuilds the CRL on
 		// revocations, at most every few seconds, beside them.
-		before, err := latestCRLNumber(ctx, s, authority)
+		before, err := s.db.CRLCount(ctx, authority.crlFrom.ID)
 		if err != nil {
 			return err
 		}
@@ -389,7 +388,7 @@ func newBenchCRLCmd() *cobra.Command {
 		first, last := lat[:rep.Sample], lat[len(lat)-rep.Sample:]
 		rep.FirstP50ms, rep.FirstP99ms = percentileMS(first, 50), percentileMS(first, 99)
 		rep.LastP50ms, rep.LastP99ms = percentileMS(last, 50), percentileMS(last, 99)
-		after, err := latestCRLNumber(ctx, s, authority)
+		after, err := s.db.CRLCount(ctx, authority.crlFrom.ID)
 		if err != nil {
 			return err
 		}
@@ -420,13 +419,6 @@ func newBenchCRLCmd() *cobra.Command {
 }
 
 // latestCRLNumber is the issuing CA's latest CRL number (0 when none).
-func latestCRLNumber(ctx context.Context, s *service, r *caRole) (int64, error) {
-	c, err := s.db.LatestCRLSummary(ctx, r.crlFrom.ID)
-	if errors.Is(err, store.ErrNotFound) {
-		return 0, nil
-	}
-	return c.Number, err
-}
 
 // enrollReport is what `sanad bench enroll` measured.
 type enrollReport struct {

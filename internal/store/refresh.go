@@ -168,6 +168,17 @@ func (tx *Tx) PutRefreshedOCSPResponse(ctx context.Context, c Certificate, r OCS
 	return n == 1, nil
 }
 
+// CRLCount is how many CRLs of the issuer are stored (bench crl counts
+// those published while it revokes).
+func (db *DB) CRLCount(ctx context.Context, issuerID string) (int64, error) {
+	var n int64
+	err := db.sql.QueryRowContext(ctx, db.d.q(`SELECT count(*) FROM crls WHERE issuer_id = $1`), issuerID).Scan(&n)
+	if err != nil {
+		return 0, fmt.Errorf("crls of %s: %w", issuerID, err)
+	}
+	return n, nil
+}
+
 // LatestCRLSummary is LatestCRL without the DER, which for a large issuer
 // is megabytes: what deciding whether to republish needs. ErrNotFound when
 // the issuer has no CRL yet.
