@@ -35,7 +35,10 @@ type caRole struct {
 }
 
 // caIssuers finds the issuing CA recorded in the store (exactly one) and
-// its OCSP signer, with the signer's key on the token.
+// its OCSP signer, with the signer's key on the token. Several OCSP signers
+// may be recorded (a new one is certified before the current one runs
+// out, and added with sanad issuer add): the one the issuing CA signed
+// that is valid now with the latest notAfter answers (pickResponder).
 func caIssuers(ctx context.Context, s *service) (store.Issuer, ocspsign.Responder, error) {
 	issuers, err := s.db.Issuers(ctx)
 	if err != nil {
@@ -45,24 +48,53 @@ func caIssuers(ctx context.Context, s *service) (store.Issuer, ocspsign.Responde
 	for _, is := range issuers {
 		byRole[is.Role] = append(byRole[is.Role], is)
 	}
-	if len(byRole["issuing"]) != 1 || len(byRole["ocsp-signer"]) != 1 {
-		return store.Issuer{}, ocspsign.Responder{}, fmt.Errorf("the CA needs exactly one issuing CA and one OCSP signer in the store; found %d and %d",
+	if len(byRole["issuing"]) != 1 || len(byRole["ocsp-signer"]) == 0 {
+		return store.Issuer{}, ocspsign.Responder{}, fmt.Errorf("the CA needs exactly one issuing CA and an OCSP signer in the store; found %d and %d",
 			len(byRole["issuing"]), len(byRole["ocsp-signer"]))
 	}
-	issuing, signer := byRole["issuing"][0], byRole["ocsp-signer"][0]
+	issuing := byRole["issuing"][0]
 	issuingCert, err := x509.ParseCertificate(issuing.CertificateDER)
 	if err != nil {
 		return store.Issuer{}, ocspsign.Responder{}, fmt.Errorf("issuer %s: %w", issuing.ID, err)
 	}
-	signerCert, err := x509.ParseCertificate(signer.CertificateDER)
+	signer, signerCert, err := pickResponder(issuingCert, byRole["ocsp-signer"], s.now())
 	if err != nil {
-		return store.Issuer{}, ocspsign.Responder{}, fmt.Errorf("issuer %s: %w", signer.ID, err)
+		return store.Issuer{}, ocspsign.Responder{}, err
 	}
 	signerKey, err := s.token.FindKey(ctx, signer.KeyLabel)
 	if err != nil {
 		return store.Issuer{}, ocspsign.Responder{}, fmt.Errorf("issuer %s key %q: %w", signer.ID, signer.KeyLabel, err)
 	}
 	return issuing, ocspsign.Responder{IssuerID: issuing.ID, Issuer: issuingCert, Certificate: signerCert, Signer: signerKey}, nil
+}
+
+// pickResponder chooses among the recorded OCSP signers those the issuing
+// CA signed, and of them the one valid at now with the latest notAfter; if
+// none is valid now, the one with the latest notAfter (the CA then reports
+// itself not ready, ca.CA.Ready, rather than refusing to start).
+func pickResponder(issuing *x509.Certificate, signers []store.Issuer, now time.Time) (store.Issuer, *x509.Certificate, error) {
+	var (
+		best     store.Issuer
+		bestCert *x509.Certificate
+		bestNow  bool
+	)
+	for _, is := range signers {
+		c, err := x509.ParseCertificate(is.CertificateDER)
+		if err != nil {
+			return store.Issuer{}, nil, fmt.Errorf("issuer %s: %w", is.ID, err)
+		}
+		if c.CheckSignatureFrom(issuing) != nil {
+			continue
+		}
+		validNow := !now.Before(c.NotBefore) && !now.After(c.NotAfter)
+		if bestCert == nil || validNow && !bestNow || validNow == bestNow && c.NotAfter.After(bestCert.NotAfter) {
+			best, bestCert, bestNow = is, c, validNow
+		}
+	}
+	if bestCert == nil {
+		return store.Issuer{}, nil, fmt.Errorf("no OCSP signer in the store was certified by issuing CA %s", issuing.Subject.CommonName)
+	}
+	return best, bestCert, nil
 }
 
 // openCA builds the CA from the issuers recorded in the store (one issuing

@@ -93,6 +93,7 @@ func newRootCmd(stdout, stderr io.Writer) *cobra.Command {
 		newBenchCmd(),
 		newOfficerCmd(),
 		newCRLCmd(),
+		newIssuerCmd(),
 		newSignCmd(),
 		newVerifyCmd(),
 	)

@@ -1,0 +1,246 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"slices"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/sanadpki/sanad/ca/ceremony/transcript"
+	"github.com/sanadpki/sanad/hsm"
+	"github.com/sanadpki/sanad/internal/audit"
+	"github.com/sanadpki/sanad/internal/store"
+)
+
+// issuerRoles are the roles of the certificates ceremonies make, as the
+// store records them.
+var issuerRoles = []string{"root", "issuing", "ocsp-signer", "audit"}
+
+func newIssuerCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "issuer",
+		Short: "Record what a ceremony made in the store (add), or list it",
+		Long: `A ceremony writes certificates and a signed transcript; the roles read the
+CA hierarchy from the store. "issuer add" records one certificate there, after
+checking it against its ceremony's transcript, its place in the hierarchy and,
+for an online key, the key on the token of --config. Each addition is an audit
+event naming the operating-system account that made it.
+
+A new OCSP signer is added beside the current one before that one runs out;
+the CA answers with the valid signer whose certificate lasts longest, from its
+next start.`,
+	}
+	loadConfig := configFlagIn(cmd.PersistentFlags())
+
+	add := &cobra.Command{
+		Use:   "add ID",
+		Short: "Record a ceremony's certificate as issuer ID (root, issuing, ocsp-signer or audit)",
+		Args:  cobra.ExactArgs(1),
+	}
+	role := add.Flags().String("role", "", "role: "+strings.Join(issuerRoles, ", "))
+	certPath := add.Flags().String("cert", "", "the certificate the ceremony wrote (PEM)")
+	transcriptPath := add.Flags().String("transcript", "", "the ceremony's signed transcript")
+	keyLabel := add.Flags().String("key-label", "", "the key's label on the token (not for an offline root)")
+	add.RunE = func(cmd *cobra.Command, args []string) error {
+		id := args[0]
+		switch {
+		case !slices.Contains(issuerRoles, *role):
+			return usagef("--role must be one of %s", strings.Join(issuerRoles, ", "))
+		case *certPath == "" || *transcriptPath == "":
+			return usagef("--cert and --transcript are required")
+		case *role != "root" && *keyLabel == "":
+			return usagef("--key-label is required for an online key (role %s)", *role)
+		case !validIssuerID(id):
+			return usagef("issuer id %q: use 1 to 32 lower-case letters, digits and '-' (it appears in URLs)", id)
+		}
+		cert, err := readCertificateFile(*certPath)
+		if err != nil {
+			return err
+		}
+		trSum, err := checkCeremonyTranscript(*transcriptPath, cert)
+		if err != nil {
+			return err
+		}
+		cfg, err := loadConfig()
+		if err != nil {
+			return err
+		}
+		ctx := cmd.Context()
+		s, err := openService(ctx, cfg, newLogger(cfg.Log, cmd.ErrOrStderr()))
+		if err != nil {
+			return err
+		}
+		defer s.close()
+		have, err := s.db.Issuers(ctx)
+		if err != nil {
+			return err
+		}
+		if err := checkIssuerPlace(*role, cert, have, s.now()); err != nil {
+			return err
+		}
+		if *keyLabel != "" {
+			if err := checkIssuerKey(ctx, s.token, *keyLabel, cert); err != nil {
+				return err
+			}
+		}
+		certSum := sha256.Sum256(cert.Raw)
+		err = s.db.InTx(ctx, func(tx *store.Tx) error {
+			if err := tx.PutIssuer(ctx, store.Issuer{ID: id, Name: cert.Subject.CommonName, Role: *role,
+				CertificateDER: cert.Raw, KeyLabel: *keyLabel, CreatedAt: s.now().UTC()}); err != nil {
+				return err
+			}
+			return s.audit.Append(tx, audit.Event{Actor: operator(), Action: "issuer.add", Object: id,
+				Details: map[string]any{"role": *role, "subject": cert.Subject.String(), "key_label": *keyLabel,
+					"certificate_sha256": hex.EncodeToString(certSum[:]), "not_after": cert.NotAfter,
+					"transcript": *transcriptPath, "transcript_sha256": trSum}})
+		})
+		if errors.Is(err, store.ErrConflict) {
+			return fmt.Errorf("the store already has an issuer %q", id)
+		}
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(cmd.OutOrStdout(), "recorded %s %s (%s), valid until %s\n", *role, id, cert.Subject.CommonName, cert.NotAfter.UTC().Format(time.RFC3339))
+		return nil
+	}
+
+	list := &cobra.Command{
+		Use:   "list",
+		Short: "List the issuers recorded in the store",
+		Args:  cobra.NoArgs,
+	}
+	list.RunE = func(cmd *cobra.Command, _ []string) error {
+		return withStore(cmd, loadConfig, func(ctx context.Context, s *service) error {
+			issuers, err := s.db.Issuers(ctx)
+			if err != nil {
+				return err
+			}
+			w := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
+			fmt.Fprintln(w, "ID\tROLE\tSUBJECT\tNOT AFTER\tKEY LABEL")
+			for _, is := range issuers {
+				notAfter := "?"
+				if c, err := x509.ParseCertificate(is.CertificateDER); err == nil {
+					notAfter = c.NotAfter.UTC().Format(time.DateOnly)
+				}
+				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\n", is.ID, is.Role, is.Name, notAfter, is.KeyLabel)
+			}
+			return w.Flush()
+		})
+	}
+	cmd.AddCommand(add, list)
+	return cmd
+}
+
+// validIssuerID: issuer ids name URLs (/crl/ID.crl, /ca/ID.crt).
+func validIssuerID(id string) bool {
+	if len(id) == 0 || len(id) > 32 || id[0] == '-' {
+		return false
+	}
+	return strings.Trim(id, "abcdefghijklmnopqrstuvwxyz0123456789-") == ""
+}
+
+// checkCeremonyTranscript verifies the transcript's hash chain and
+// signature, that the certificate's key signed it (a key ceremony's
+// transcript is signed by the key it made), and that it records issuing
+// this very certificate. It returns the transcript's SHA-256.
+func checkCeremonyTranscript(path string, cert *x509.Certificate) (string, error) {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return "", err
+	}
+	res, err := transcript.Verify(bytes.NewReader(raw))
+	if err != nil {
+		return "", fmt.Errorf("%s: %w", path, err)
+	}
+	if err := res.SignedBy(cert.PublicKey); err != nil {
+		return "", fmt.Errorf("%s: not signed by the certificate's key: %w", path, err)
+	}
+	want := sha256.Sum256(cert.Raw)
+	for _, l := range res.Lines {
+		if l.Step != "certificate-issue" {
+			continue
+		}
+		var d struct {
+			SHA256 string `json:"certificate_sha256"`
+		}
+		if json.Unmarshal(l.Data, &d) == nil && d.SHA256 == hex.EncodeToString(want[:]) {
+			sum := sha256.Sum256(raw)
+			return hex.EncodeToString(sum[:]), nil
+		}
+	}
+	return "", fmt.Errorf("%s: the ceremony did not issue this certificate", path)
+}
+
+// checkIssuerPlace checks the certificate fits its role in the hierarchy
+// the store holds: a root is a self-signed CA; the issuing CA (one only)
+// is a CA certified by a recorded root; an OCSP signer is certified by the
+// issuing CA for OCSP signing; the audit key's certificate by the issuing
+// CA or a root. Every one must be valid now.
+func checkIssuerPlace(role string, cert *x509.Certificate, have []store.Issuer, now time.Time) error {
+	if now.Before(cert.NotBefore) || now.After(cert.NotAfter) {
+		return fmt.Errorf("the certificate is valid from %s to %s", cert.NotBefore.Format(time.RFC3339), cert.NotAfter.Format(time.RFC3339))
+	}
+	signedByRole := func(roles ...string) error {
+		for _, is := range have {
+			if !slices.Contains(roles, is.Role) {
+				continue
+			}
+			if parent, err := x509.ParseCertificate(is.CertificateDER); err == nil && cert.CheckSignatureFrom(parent) == nil {
+				return nil
+			}
+		}
+		return fmt.Errorf("no recorded %s certified it", strings.Join(roles, " or "))
+	}
+	switch role {
+	case "root":
+		if !cert.IsCA || cert.CheckSignatureFrom(cert) != nil {
+			return errors.New("a root must be a self-signed CA certificate")
+		}
+		return nil
+	case "issuing":
+		for _, is := range have {
+			if is.Role == "issuing" {
+				return fmt.Errorf("the store already has issuing CA %s; the CA serves one (rollover to a new issuing CA is not supported yet)", is.ID)
+			}
+		}
+		if !cert.IsCA {
+			return errors.New("an issuing CA's certificate must be a CA certificate")
+		}
+		return signedByRole("root")
+	case "ocsp-signer":
+		if !slices.Contains(cert.ExtKeyUsage, x509.ExtKeyUsageOCSPSigning) {
+			return errors.New("an OCSP signer's certificate needs the OCSPSigning extended key usage")
+		}
+		return signedByRole("issuing")
+	case "audit":
+		return signedByRole("issuing", "root")
+	}
+	return fmt.Errorf("unknown role %q", role)
+}
+
+// checkIssuerKey checks the token holds the key the certificate certifies.
+func checkIssuerKey(ctx context.Context, tok *hsm.Token, label string, cert *x509.Certificate) error {
+	key, err := tok.FindKey(ctx, label)
+	if err != nil {
+		return fmt.Errorf("key %q: %w", label, err)
+	}
+	have, err := x509.MarshalPKIXPublicKey(key.Public())
+	if err != nil {
+		return err
+	}
+	if !bytes.Equal(have, cert.RawSubjectPublicKeyInfo) {
+		return fmt.Errorf("key %q on the token is not the certificate's key", label)
+	}
+	return nil
+}

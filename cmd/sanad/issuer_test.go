@@ -1,0 +1,152 @@
+package main
+
+import (
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/json"
+	"encoding/pem"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/crypto/ocsp"
+)
+
+// TestIssuerAdd: a second OCSP signer certified at a ceremony is recorded
+// with `sanad issuer add` after its transcript, its place and its key are
+// checked, and from the next start the CA signs new answers with it (the
+// valid signer that lasts longest). A transcript of another ceremony, a
+// key that is not the certificate's, a certificate in the wrong role, a
+// second issuing CA and a taken id are refused; every addition is audited.
+func TestIssuerAdd(t *testing.T) {
+	requireSoftHSM(t)
+	dir := filepath.Join(t.TempDir(), "var")
+	env := sanadEnv()
+	startDevEnv(t, dir, env).stop(t)
+	cfg := filepath.Join(dir, "sanad.yaml")
+	pki := func(name string) string { return filepath.Join(dir, "pki", name) }
+
+	shares := t.TempDir()
+	if code, out := runSanadEnv(t, env, "ceremony", "split-pin", "--token-label", "sanad-dev", "--shares", "1", "--threshold", "1",
+		"--custodians", "Dev", "--pin-file", filepath.Join(dir, "hsm-pin"), "--out", shares); code != 0 {
+		t.Fatalf("split-pin: exit %d\n%s", code, out)
+	}
+	shareFiles, err := filepath.Glob(filepath.Join(shares, "*.json"))
+	if err != nil || len(shareFiles) != 1 {
+		t.Fatalf("share files %v, %v", shareFiles, err)
+	}
+	script, err := os.ReadFile(filepath.Join(dir, "ceremonies", "3-ocsp-signer.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	second := strings.NewReplacer("label: sanad-dev-ocsp", "label: sanad-dev-ocsp-2", "ocsp.pem", "ocsp-2.pem",
+		"3-ocsp-signer.transcript", "6-ocsp-signer-2.transcript", "validity_days: 60", "validity_days: 80",
+		"OCSP Responder", "OCSP Responder 2").Replace(string(script))
+	scriptPath := filepath.Join(dir, "ceremonies", "6-ocsp-signer-2.yaml")
+	if err := os.WriteFile(scriptPath, []byte(second), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ceremonyEnv := append(env, "SOFTHSM2_CONF="+filepath.Join(dir, "softhsm2.conf"))
+	if code, out := runSanadEnv(t, ceremonyEnv, "ceremony", "run", scriptPath, "--share", shareFiles[0]); code != 0 {
+		t.Fatalf("ceremony run: exit %d\n%s", code, out)
+	}
+	before := auditEvents(t, env, cfg)
+	add := func(args ...string) (int, string) {
+		t.Helper()
+		return runSanadEnv(t, env, append([]string{"issuer", "add", "--config", cfg}, args...)...)
+	}
+	newSigner := []string{"--role", "ocsp-signer", "--cert", pki("ocsp-2.pem"), "--key-label", "sanad-dev-ocsp-2"}
+
+	for name, tt := range map[string]struct {
+		args []string
+		want string
+	}{
+		"another ceremony's transcript": {append([]string{"ocsp-2", "--transcript", pki("3-ocsp-signer.transcript.jsonl")}, newSigner...), "not signed by the certificate's key"},
+		"another key":                   {[]string{"ocsp-2", "--role", "ocsp-signer", "--cert", pki("ocsp-2.pem"), "--key-label", "sanad-dev-ocsp", "--transcript", pki("6-ocsp-signer-2.transcript.jsonl")}, "not the certificate's key"},
+		"the audit key as OCSP signer":  {[]string{"audit-2", "--role", "ocsp-signer", "--cert", pki("audit.pem"), "--key-label", "sanad-audit", "--transcript", pki("4-audit-key.transcript.jsonl")}, "OCSPSigning"},
+		"a second issuing CA":           {[]string{"issuing-2", "--role", "issuing", "--cert", pki("issuing.pem"), "--key-label", "sanad-dev-issuing", "--transcript", pki("2-intermediate.transcript.jsonl")}, "already has issuing CA"},
+		"a taken id":                    {append([]string{"ocsp", "--transcript", pki("6-ocsp-signer-2.transcript.jsonl")}, newSigner...), `already has an issuer "ocsp"`},
+	} {
+		if code, out := add(tt.args...); code != 1 || !strings.Contains(out, tt.want) {
+			t.Errorf("%s: exit %d, want 1 with %q\n%s", name, code, tt.want, out)
+		}
+	}
+	if code, out := add(append([]string{"ocsp-2", "--transcript", pki("6-ocsp-signer-2.transcript.jsonl")}, newSigner...)...); code != 0 {
+		t.Fatalf("issuer add: exit %d\n%s", code, out)
+	}
+	if code, out := runSanadEnv(t, env, "issuer", "list", "--config", cfg); code != 0 || !strings.Contains(out, "ocsp-2") || !strings.Contains(out, "sanad-dev-ocsp-2") {
+		t.Errorf("issuer list: exit %d\n%s", code, out)
+	}
+	if n := auditEvents(t, env, cfg) - before; n != 1 {
+		t.Errorf("the refusals and the addition wrote %d audit events, want 1", n)
+	}
+
+	// From the next start, a new certificate's answer is signed by the
+	// new signer.
+	dev := startDevEnv(t, dir, env)
+	c := newRAClient(t, dev, dir, env)
+	code, e := c.enroll(newApplicant(t, "citizen-auth", person("KZ", "880312448217", "Aigerim", "Sadykova", "1988-03-12")))
+	if code != 200 || e["state"] != "issued" {
+		t.Fatalf("enrollment: %d %v", code, e)
+	}
+	leaf, issuing := pemCert(t, e["certificate"].(string)), readPEMCert(t, pki("issuing.pem"))
+	req, err := ocsp.CreateRequest(leaf, issuing, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.Get(dev.url + "/ocsp/" + base64.StdEncoding.EncodeToString(req))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	answer, err := ocsp.ParseResponseForCert(raw, leaf, issuing)
+	if err != nil {
+		t.Fatalf("OCSP answer: %v", err)
+	}
+	want := readPEMCert(t, pki("ocsp-2.pem"))
+	if answer.Certificate == nil || !answer.Certificate.Equal(want) || answer.Status != ocsp.Good {
+		t.Errorf("answer signed by %v, status %d; want the new signer %s", subjectOf(answer.Certificate), answer.Status, want.Subject)
+	}
+	if time.Until(answer.NextUpdate) <= 0 {
+		t.Errorf("nextUpdate %s", answer.NextUpdate)
+	}
+}
+
+// auditEvents is how many events the audit log of the dev deployment holds
+// (sanad audit verify, which also checks the chain).
+func auditEvents(t *testing.T, env []string, cfg string) int64 {
+	t.Helper()
+	code, out := runSanadEnv(t, env, "audit", "verify", "--config", cfg, "--json")
+	var r struct {
+		Events int64 `json:"events"`
+	}
+	if code != 0 || json.Unmarshal([]byte(out[strings.Index(out, "{"):]), &r) != nil {
+		t.Fatalf("audit verify: exit %d\n%s", code, out)
+	}
+	return r.Events
+}
+
+func pemCert(t *testing.T, s string) *x509.Certificate {
+	t.Helper()
+	block, _ := pem.Decode([]byte(s))
+	if block == nil {
+		t.Fatalf("no PEM in %q", s)
+	}
+	c, err := x509.ParseCertificate(block.Bytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func subjectOf(c *x509.Certificate) string {
+	if c == nil {
+		return "no certificate"
+	}
+	return c.Subject.String()
+}
