@@ -21,6 +21,8 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"golang.org/x/text/unicode/norm"
+
 	"github.com/sanadpki/sanad/ca"
 	"github.com/sanadpki/sanad/ca/csr"
 	"github.com/sanadpki/sanad/ca/profile"
@@ -454,9 +456,13 @@ func evidence(record string, ev registry.Evidence) store.RegistryEvidence {
 	return store.RegistryEvidence{Source: ev.Source, Record: record, Version: ev.Version, Hash: ev.Hash, LookedUpAt: ev.LookedUpAt}
 }
 
-// sameName compares names as a registry clerk would: case and surrounding
-// space aside.
-func sameName(a, b string) bool { return strings.EqualFold(strings.TrimSpace(a), strings.TrimSpace(b)) }
+// sameName compares names as a registry clerk would: case, surrounding
+// space and Unicode composition aside (an applicant's keyboard may send
+// "Й" as И and a combining breve, NFD, where the registry holds the one
+// precomposed letter, NFC).
+func sameName(a, b string) bool {
+	return strings.EqualFold(norm.NFC.String(strings.TrimSpace(a)), norm.NFC.String(strings.TrimSpace(b)))
+}
 
 // Proof checks a one-time code. A right code moves the enrollment on
 // (pending_approval, or approved and issued at once for an auto profile);
