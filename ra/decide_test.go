@@ -383,3 +383,37 @@ func TestWrongCodesSpendTheIdentifier(t *testing.T) {
 		http.Header{"Content-Type": {"application/json"}}, enrollBody(t, citizen(), "citizen-sign", csrPEM(t, newKey(t)))))
 	answer{status: 200, state: store.StatePendingApproval}.check(t, "the right code", fx.proof(t, id, code))
 }
+
+// TestExpireLapsed: enrollments left waiting for their code or for
+// officers past their expiry are expired, each with an audit event; a
+// younger one is left alone, and a second sweep finds nothing.
+func TestExpireLapsed(t *testing.T) {
+	f := catest.New(t, time.Now().UTC().Truncate(time.Second))
+	for _, driver := range storetest.Drivers() {
+		t.Run(driver, func(t *testing.T) {
+			clk := &clock{}
+			fx := newRAFixture(t, f, driver, func(d *ra.Deps) { d.Now = clk.Now })
+			waitingCode, _ := fx.enroll(t, citizen(), "citizen-sign")
+			waitingOfficers := fx.proved(t, citizen(), "citizen-sign")
+			clk.Add(73 * time.Hour) // enrollment_ttl is 72h
+			young, _ := fx.enroll(t, citizen(), "citizen-sign")
+			n, err := fx.svc.ExpireLapsed(t.Context(), 100)
+			if err != nil || n != 3 { // and the fixture's own pending enrollment
+				t.Fatalf("ExpireLapsed = %d, %v; want 3", n, err)
+			}
+			for id, want := range map[string]string{waitingCode: store.StateExpired, waitingOfficers: store.StateExpired,
+				fx.pending: store.StateExpired, young: store.StatePendingProof} {
+				if e, err := fx.db.Enrollment(t.Context(), id); err != nil || e.State != want {
+					t.Errorf("enrollment %s: %s (%v), want %s", id, e.State, err, want)
+				}
+			}
+			var events int
+			if err := fx.raw.QueryRowContext(t.Context(), `SELECT count(*) FROM audit_events WHERE action = 'enrollment.expire'`).Scan(&events); err != nil || events != 3 {
+				t.Errorf("enrollment.expire events: %d (%v), want 3", events, err)
+			}
+			if n, err := fx.svc.ExpireLapsed(t.Context(), 100); err != nil || n != 0 {
+				t.Errorf("a second sweep: %d, %v", n, err)
+			}
+		})
+	}
+}

@@ -565,6 +565,50 @@ func (s *Service) Proof(ctx context.Context, id, code string) (store.Enrollment,
 	return out, nil
 }
 
+// ExpireLapsed moves enrollments still waiting, for their code or for
+// officers, past their expiry to expired, each with its audit event, up to
+// limit per state: the applicant sees that it lapsed, and the officers'
+// queue keeps only what they may still decide. Proof and decide expire an
+// enrollment they find lapsed themselves; this finds the ones nobody
+// touches. Run it periodically.
+func (s *Service) ExpireLapsed(ctx context.Context, limit int) (int, error) {
+	d := s.d
+	n := 0
+	for _, state := range []string{store.StatePendingProof, store.StatePendingApproval} {
+		now := d.Now().UTC()
+		lapsed, err := d.Store.LapsedEnrollments(ctx, state, now, limit)
+		if err != nil {
+			return n, err
+		}
+		for _, e := range lapsed {
+			moved := false
+			err := s.group.InTx(ctx, func(tx *store.Tx) error {
+				moved = false
+				cur, err := tx.EnrollmentForUpdate(ctx, e.ID)
+				if err != nil {
+					return err
+				}
+				if cur.State != state {
+					return nil // moved on meanwhile
+				}
+				if _, err := move(ctx, tx, cur, store.StateExpired, "the enrollment lapsed while "+strings.ReplaceAll(state, "_", " "), now); err != nil {
+					return err
+				}
+				moved = true
+				return d.Audit.Append(tx, audit.Event{Actor: "system:expiry", Action: "enrollment.expire", Object: "enrollment/" + e.ID,
+					Details: map[string]any{"expired_at": e.ExpiresAt, "state": state}})
+			})
+			if err != nil {
+				return n, err
+			}
+			if moved {
+				n++
+			}
+		}
+	}
+	return n, nil
+}
+
 // issueTimeout bounds an issuance that its request no longer waits for.
 // It is well inside the grace Resume leaves an approved enrollment.
 const issueTimeout = 30 * time.Second

@@ -80,7 +80,8 @@ func openRA(s *service, authority *caRole, cfg config.RA) (*ra.Service, error) {
 // a minute is far beyond an issuance in flight on another node), then
 // again every minute while it serves: an issuance that failed for a reason
 // of the CA's own (ra.Service.issue leaves the enrollment approved) is
-// retried without waiting for a restart.
+// retried without waiting for a restart, and enrollments nobody touched
+// past their expiry are expired (ra.Service.ExpireLapsed).
 func startRA(ctx context.Context, s *service, authority *caRole, cfg config.RA) error {
 	svc, err := openRA(s, authority, cfg)
 	if err != nil {
@@ -90,6 +91,12 @@ func startRA(ctx context.Context, s *service, authority *caRole, cfg config.RA) 
 		n, err := svc.Resume(ctx, time.Minute)
 		if n > 0 {
 			s.log.Warn("finished enrollments left approved", "count", n)
+		}
+		if err != nil {
+			return err
+		}
+		if n, err = svc.ExpireLapsed(ctx, 1000); n > 0 {
+			s.log.Info("expired lapsed enrollments", "count", n)
 		}
 		return err
 	}

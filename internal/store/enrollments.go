@@ -189,6 +189,26 @@ func (db *DB) EnrollmentsInState(ctx context.Context, state string, limit int) (
 	return out, rows.Err()
 }
 
+// LapsedEnrollments returns up to limit enrollments in state whose
+// expires_at is before now, oldest first.
+func (db *DB) LapsedEnrollments(ctx context.Context, state string, now time.Time, limit int) ([]Enrollment, error) {
+	rows, err := db.sql.QueryContext(ctx, db.d.q(`SELECT `+enrollmentColumns+` FROM enrollments
+		WHERE state = $1 AND expires_at < $2 ORDER BY expires_at, id LIMIT $3`), state, db.d.timeArg(now), limit)
+	if err != nil {
+		return nil, fmt.Errorf("lapsed enrollments %s: %w", state, err)
+	}
+	defer rows.Close()
+	var out []Enrollment
+	for rows.Next() {
+		e, err := scanEnrollment(rows)
+		if err != nil {
+			return nil, fmt.Errorf("lapsed enrollments %s: %w", state, err)
+		}
+		out = append(out, e)
+	}
+	return out, rows.Err()
+}
+
 // InsertRegistryEvidence records a registry lookup an enrollment relied on.
 func (tx *Tx) InsertRegistryEvidence(ctx context.Context, ev RegistryEvidence) error {
 	_, err := tx.tx.ExecContext(ctx, tx.d.q(`
