@@ -1,6 +1,7 @@
 package ra_test
 
 import (
+	"bytes"
 	"crypto/ecdsa"
 	"crypto/rand"
 	"crypto/x509"
@@ -415,5 +416,57 @@ func TestExpireLapsed(t *testing.T) {
 				t.Errorf("a second sweep: %d, %v", n, err)
 			}
 		})
+	}
+}
+
+// TestCodeKey: with a code key, codes are stored as HMAC-SHA256 under it
+// (not as a hash anyone can reverse); a code stored before the key was
+// configured still proves, and a node without the key cannot check a keyed
+// code.
+func TestCodeKey(t *testing.T) {
+	f := catest.New(t, time.Now().UTC().Truncate(time.Second))
+	key := bytes.Repeat([]byte{7}, 32)
+	fx := newRAFixture(t, f, "sqlite", func(d *ra.Deps) { d.CodeKey = key })
+	stored := func(id string) string {
+		t.Helper()
+		e, err := fx.db.Enrollment(t.Context(), id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var pr struct {
+			CodeHash string `json:"code_hash"`
+		}
+		if err := json.Unmarshal(e.Proofing, &pr); err != nil {
+			t.Fatal(err)
+		}
+		return pr.CodeHash
+	}
+	id, code := fx.enroll(t, citizen(), "citizen-sign")
+	if h := stored(id); !strings.HasPrefix(h, "hmac-sha256:") {
+		t.Fatalf("stored code hash %q, want hmac-sha256:…", h)
+	}
+	answer{status: 200, state: store.StatePendingApproval}.check(t, "a keyed code", fx.proof(t, id, code))
+
+	// An enrollment from before the key: its plain hash still proves.
+	d := fx.deps
+	d.CodeKey = nil
+	plain, err := ra.New(d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, _, err := plain.Enroll(t.Context(), enrollBody(t, citizen(), "citizen-sign", csrPEM(t, newKey(t))), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	old, oldCode := e.ID, fx.code(t, e.ID)
+	if h := stored(old); strings.Contains(h, ":") {
+		t.Fatalf("unkeyed code hash %q", h)
+	}
+	answer{status: 200, state: store.StatePendingApproval}.check(t, "a code stored before the key", fx.proof(t, old, oldCode))
+
+	// A node without the key cannot check a keyed code.
+	keyed, keyedCode := fx.enroll(t, citizen(), "citizen-sign")
+	if _, err := plain.Proof(t.Context(), keyed, keyedCode); err == nil {
+		t.Error("a node without the code key accepted a keyed code")
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto"
+	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
@@ -54,8 +55,13 @@ type Deps struct {
 	Policy     Policy
 	// Forbidden keys are never certified (the CA's own).
 	Forbidden []crypto.PublicKey
-	Now       func() time.Time
-	Log       *slog.Logger
+	// CodeKey is the key one-time codes are stored under (HMAC-SHA256,
+	// config ra.code_key_file). Without it they are stored as plain
+	// SHA-256, which anyone reading the database can reverse: six digits
+	// are a million guesses.
+	CodeKey []byte
+	Now     func() time.Time
+	Log     *slog.Logger
 	// ClientLimit bounds requests per client address (enrollments, codes);
 	// IdentifierLimit bounds enrollments per national identifier. Nil is
 	// no limit (benchmarks).
@@ -117,7 +123,7 @@ func move(ctx context.Context, tx *store.Tx, e store.Enrollment, to, reason stri
 
 // proofing is the enrollment's proofing record (enrollments.proofing).
 type proofing struct {
-	CodeHash  string    `json:"code_hash,omitempty"` // hex SHA-256(enrollment id || code); empty once used
+	CodeHash  string    `json:"code_hash,omitempty"` // Service.codeHash of the code; empty once used
 	CodeUntil time.Time `json:"code_until,omitzero"`
 	Attempts  int       `json:"attempts"`
 	Channel   string    `json:"channel"`
@@ -214,7 +220,7 @@ func (s *Service) Enroll(ctx context.Context, body []byte, key string) (store.En
 	if err := s.limitIdentifier(req.Applicant); err != nil {
 		return store.Enrollment{}, false, err
 	}
-	pr := proofing{CodeHash: codeHash(id, code), CodeUntil: now.Add(d.Policy.CodeTTL), Channel: channel, To: maskContact(to), Person: m.personKey}
+	pr := proofing{CodeHash: s.codeHash(id, code), CodeUntil: now.Add(d.Policy.CodeTTL), Channel: channel, To: maskContact(to), Person: m.personKey}
 	prJSON, err := json.Marshal(pr)
 	if err != nil {
 		return store.Enrollment{}, false, err
@@ -516,7 +522,7 @@ func (s *Service) Proof(ctx context.Context, id, code string) (store.Enrollment,
 			refusal = refuse("code-expired", "the code was valid until %s", pr.CodeUntil.Format(time.RFC3339))
 			return event("enrollment.proof.fail", map[string]any{"why": "code expired"})
 		}
-		if subtle.ConstantTimeCompare([]byte(codeHash(id, code)), []byte(pr.CodeHash)) != 1 {
+		if subtle.ConstantTimeCompare([]byte(s.codeHashAs(pr.CodeHash, id, code)), []byte(pr.CodeHash)) != 1 {
 			// A wrong code also spends one of the person's enrollments
 			// (limitIdentifier): guesses at one person's codes are bounded
 			// per hour across all their enrollments, not only per
@@ -825,9 +831,40 @@ func newCode() (string, error) {
 	return fmt.Sprintf("%06d", n.Int64()), nil
 }
 
-func codeHash(enrollmentID, code string) string {
-	sum := sha256.Sum256([]byte("sanad-otp-v1\x00" + enrollmentID + "\x00" + code))
+// codeHash is how a new code is stored: HMAC-SHA256 under CodeKey,
+// prefixed with its scheme, or without a key the plain SHA-256 of before.
+func (s *Service) codeHash(enrollmentID, code string) string {
+	if s.d.CodeKey == nil {
+		return plainCodeHash(enrollmentID, code)
+	}
+	m := hmac.New(sha256.New, s.d.CodeKey)
+	m.Write(codeMessage(enrollmentID, code))
+	return codeSchemeHMAC + hex.EncodeToString(m.Sum(nil))
+}
+
+// codeSchemeHMAC prefixes a code stored under CodeKey.
+const codeSchemeHMAC = "hmac-sha256:"
+
+// codeHashAs hashes a code given for checking by the scheme of the stored
+// hash, so that codes sent before a key was configured still work. A code
+// stored under a key this node does not hold never matches.
+func (s *Service) codeHashAs(stored, enrollmentID, code string) string {
+	switch {
+	case !strings.HasPrefix(stored, codeSchemeHMAC):
+		return plainCodeHash(enrollmentID, code)
+	case s.d.CodeKey == nil:
+		return ""
+	}
+	return s.codeHash(enrollmentID, code)
+}
+
+func plainCodeHash(enrollmentID, code string) string {
+	sum := sha256.Sum256(codeMessage(enrollmentID, code))
 	return hex.EncodeToString(sum[:])
+}
+
+func codeMessage(enrollmentID, code string) []byte {
+	return []byte("sanad-otp-v1\x00" + enrollmentID + "\x00" + code)
 }
 
 // checkIdempotencyKey: 1 to 128 printable ASCII characters.

@@ -63,9 +63,10 @@ type raFixture struct {
 	caKey crypto.Signer
 	// pending is an enrollment in pending_proof.
 	pending string
-	// ca is the issuing CA the RA uses; svc is the RA.
-	ca  *ca.CA
-	svc *ra.Service
+	// ca is the issuing CA the RA uses; svc is the RA, made of deps.
+	ca   *ca.CA
+	svc  *ra.Service
+	deps ra.Deps
 }
 
 // identity is a certificate and its private key.
@@ -107,7 +108,7 @@ func newRAFixture(t *testing.T, f catest.Fixture, driver string, opts ...func(*r
 	if err != nil {
 		t.Fatal(err)
 	}
-	fx.svc = svc
+	fx.svc, fx.deps = svc, deps
 	mux := http.NewServeMux()
 	svc.Register(mux)
 	srv := httptest.NewServer(mux)

@@ -54,6 +54,7 @@ audit:
 ra:
   registry_file: registry.json   # the sample registry, written on the first start
   outbox_dir: outbox             # one-time codes land here (dev only)
+  code_key_file: ra-code-key     # the key codes are stored under (0600), written on the first start
 `
 
 func newDevCmd() *cobra.Command {
@@ -160,6 +161,11 @@ func runDev(ctx context.Context, dir, addr string, cmd *cobra.Command) error {
 	}
 	if cfg.RA.RegistryFile != "" {
 		if err := ensureDevRegistry(cfg.RA.RegistryFile); err != nil {
+			return err
+		}
+	}
+	if cfg.RA.CodeKeyFile != "" {
+		if err := ensureDevCodeKey(cfg.RA.CodeKeyFile); err != nil {
 			return err
 		}
 	}

@@ -2,12 +2,15 @@ package main
 
 import (
 	"crypto/x509"
+	"encoding/json"
 	"encoding/pem"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/sanadpki/sanad/internal/store"
 )
 
 // TestOfficerAdmin: a person enrolls with the officer profile and two
@@ -28,6 +31,17 @@ func TestOfficerAdmin(t *testing.T) {
 		t.Fatalf("officer enrollment after proof: %d %v", code, e)
 	}
 	id := e["id"].(string)
+	// sanad dev stores codes under its own key (ra.code_key_file).
+	if fi, err := os.Stat(filepath.Join(dir, "ra-code-key")); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Errorf("var/ra-code-key: %v, %v", fi, err)
+	}
+	body, _ := json.Marshal(newApplicant(t, "citizen-sign", person("KZ", "880312448217", "Aigerim", "Sadykova", "1988-03-12")).body)
+	if code, e := c.do(http.MethodPost, "/api/v1/enrollments", "application/json", body, nil); code != http.StatusCreated {
+		t.Errorf("enrollment: %d %v", code, e)
+	} else if stored, err := openStoreOf(t, dir, store.DriverSQLite, "").Enrollment(t.Context(), e["id"].(string)); err != nil ||
+		!strings.Contains(string(stored.Proofing), `"code_hash":"hmac-sha256:`) {
+		t.Errorf("stored proofing %s (%v), want the code under the key", stored.Proofing, err)
+	}
 	for _, o := range []string{"Dana Officer", "Yerlan Officer"} {
 		if code, out := c.officer(o, "approve", id); code != 0 {
 			t.Fatalf("%s approves: %d %s", o, code, out)

@@ -1,15 +1,18 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/x509"
+	"encoding/hex"
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -52,6 +55,14 @@ func openRA(s *service, authority *caRole, cfg config.RA) (*ra.Service, error) {
 	default:
 		return nil, errors.New("the ra role needs ra.registry_file or ra.registry_url")
 	}
+	var codeKey []byte
+	if cfg.CodeKeyFile != "" {
+		if codeKey, err = readKeyFile(cfg.CodeKeyFile); err != nil {
+			return nil, fmt.Errorf("ra.code_key_file: %w", err)
+		}
+	} else {
+		s.log.Warn("ra.code_key_file is not set: one-time codes are stored as plain SHA-256, which anyone reading the database can reverse")
+	}
 	var notifier ra.Notifier
 	switch {
 	case cfg.OutboxDir != "":
@@ -65,7 +76,7 @@ func openRA(s *service, authority *caRole, cfg config.RA) (*ra.Service, error) {
 		Store: s.db, Audit: s.audit, CA: authority.ca, Revoker: authority.ca,
 		IssuerID: authority.crlFrom.ID, IssuerCert: authority.crlFrom.Certificate,
 		Registry: reg, Notifier: notifier, Profiles: profiles, Policy: policy,
-		Forbidden: authority.keys, Now: time.Now, Log: s.log,
+		Forbidden: authority.keys, CodeKey: codeKey, Now: time.Now, Log: s.log,
 		ClientLimit:     limiter(cfg.ClientPerMinute, time.Minute, max(1, cfg.ClientPerMinute/4)),
 		IdentifierLimit: limiter(cfg.IdentifierPerHour, time.Hour, cfg.IdentifierPerHour),
 	})
@@ -192,6 +203,20 @@ func ensureDevOfficers(ctx context.Context, s *service, authority *caRole, dir s
 	return out, nil
 }
 
+// ensureDevCodeKey writes the key one-time codes are stored under on
+// first start: 32 random bytes, hex, mode 0600.
+func ensureDevCodeKey(path string) error {
+	key := make([]byte, 32)
+	if _, err := rand.Read(key); err != nil {
+		return err
+	}
+	err := writeFileExclusive(path, []byte(hex.EncodeToString(key)+"\n"), 0o600)
+	if errors.Is(err, fs.ErrExist) {
+		return nil
+	}
+	return err
+}
+
 // ensureDevRegistry writes the sample registry on first start.
 func ensureDevRegistry(path string) error {
 	err := writeFileExclusive(path, registry.SampleJSON(), 0o644)
@@ -208,4 +233,31 @@ func limiter(n int, per time.Duration, burst int) *api.Limiter {
 		return nil
 	}
 	return api.NewLimiter(n, per, burst, 100_000, time.Now)
+}
+
+// readKeyFile reads a secret key file: a regular file no one but its owner
+// may read, of at least 32 bytes (a trailing newline aside). Errors name
+// the file, never its content.
+func readKeyFile(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if !fi.Mode().IsRegular() || fi.Mode().Perm()&0o077 != 0 {
+		return nil, fmt.Errorf("%s must be a regular file only its owner can read (chmod 600 %s)", path, path)
+	}
+	b, err := io.ReadAll(io.LimitReader(f, 4096))
+	if err != nil {
+		return nil, err
+	}
+	b = bytes.TrimRight(b, "\r\n")
+	if len(b) < 32 {
+		return nil, fmt.Errorf("%s holds %d bytes; a key needs at least 32", path, len(b))
+	}
+	return b, nil
 }

@@ -105,6 +105,11 @@ type RA struct {
 	// instead of sending them; NotifyWebhook is the SMS/e-mail gateway.
 	OutboxDir     string `yaml:"outbox_dir"`
 	NotifyWebhook string `yaml:"notify_webhook"`
+	// CodeKeyFile holds the key (at least 32 bytes, mode 0600) one-time
+	// codes are stored under, HMAC-SHA256: without it a six-digit code's
+	// stored hash is reversed by anyone reading the database (a backup, a
+	// replica) in a second. Every RA node shares it.
+	CodeKeyFile string `yaml:"code_key_file"`
 	// ClientPerMinute bounds enrollment and code requests per client
 	// address; IdentifierPerHour bounds enrollments per national
 	// identifier. 0 disables a limit.
@@ -299,6 +304,7 @@ func (c *Config) resolvePaths(dir string) {
 	abs(&c.Verify.RootsFile)
 	abs(&c.RA.RegistryTokenFile)
 	abs(&c.RA.OutboxDir)
+	abs(&c.RA.CodeKeyFile)
 	if c.Database.Driver == "sqlite" && !strings.HasPrefix(c.Database.DSN, "file:") {
 		abs(&c.Database.DSN)
 	}
