@@ -6,12 +6,14 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/rsa"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"database/sql"
 	"encoding/asn1"
 	"encoding/pem"
 	"errors"
+	"github.com/sanadpki/sanad/ca/lint"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -65,24 +67,45 @@ var (
 
 // TestIssueEveryProfile issues one certificate per end-entity profile,
 // with an ECDSA and an RSA issuing CA (the HSM signs ECDSA, then PKCS#1
-// v1.5), on each database, and has OpenSSL and GnuTLS check every one
-// against the CA's current CRL on the path leaf, issuing CA, root.
+// v1.5) and P-256, P-384 and RSA-3072 subject keys, on each database; every
+// certificate and CRL passes the whole of zlint (issuance leaves two lints
+// to other checks, lintExclusions), and OpenSSL and GnuTLS check every
+// certificate against the CA's current CRL on the path leaf, issuing CA,
+// root; revoked through ca.Revoke, the next CRL makes both refuse it.
 func TestIssueEveryProfile(t *testing.T) {
 	openssl, certtool := testenv.Tool(t, "openssl"), testenv.Tool(t, "certtool")
+	rsaKey, err := rsa.GenerateKey(rand.Reader, 3072)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys := []crypto.Signer{newKey(t, elliptic.P256()), newKey(t, elliptic.P384()), rsaKey}
 	for _, kt := range []hsm.KeyType{hsm.ECDSAP256, hsm.RSA3072} {
 		t.Run(string(kt), func(t *testing.T) {
 			f := catest.NewWith(t, time.Now().UTC().Truncate(time.Second), catest.Options{IssuerKey: kt})
 			storetest.Each(t, func(t *testing.T, db *store.DB, _ *sql.DB) {
-				issueEveryProfile(t, f, db, judges{openssl: openssl, certtool: certtool})
+				issueEveryProfile(t, f, db, keys, judges{openssl: openssl, certtool: certtool})
 			})
 		})
 	}
 }
 
-func issueEveryProfile(t *testing.T, f catest.Fixture, db *store.DB, j judges) {
+func newKey(t *testing.T, c elliptic.Curve) *ecdsa.PrivateKey {
+	t.Helper()
+	k, err := ecdsa.GenerateKey(c, rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
+
+func issueEveryProfile(t *testing.T, f catest.Fixture, db *store.DB, keys []crypto.Signer, j judges) {
 	ctx := context.Background()
 	log := audit.New(time.Now)
 	authority := f.CA(t, db, log)
+	zlint, err := lint.New("")
+	if err != nil {
+		t.Fatal(err)
+	}
 	dir := t.TempDir()
 	var issued []string
 	for name, p := range f.Profiles {
@@ -93,9 +116,13 @@ func issueEveryProfile(t *testing.T, f catest.Fixture, db *store.DB, j judges) {
 		if p.SubjectKind == "business" {
 			v = business
 		}
-		cert, err := authority.Issue(ctx, ca.Request{Profile: name, CSR: newCSR(t), Verified: v, Actor: "test"})
+		key := keys[len(issued)%len(keys)]
+		cert, err := authority.Issue(ctx, ca.Request{Profile: name, CSR: csrFor(t, key, nil), Verified: v, Actor: "test"})
 		if err != nil {
 			t.Fatalf("%s: %v", name, err)
+		}
+		if err := zlint.Certificate(cert.Raw); err != nil {
+			t.Errorf("%s with a %T subject key: %v", name, key.Public(), err)
 		}
 		path := filepath.Join(dir, name+".pem")
 		writePEM(t, path, "CERTIFICATE", cert.Raw)
@@ -118,6 +145,9 @@ func issueEveryProfile(t *testing.T, f catest.Fixture, db *store.DB, j judges) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if err := zlint.RevocationList(current.DER); err != nil {
+		t.Errorf("CRL: %v", err)
+	}
 	crlPEM := filepath.Join(dir, "issuing.crl.pem")
 	writePEM(t, crlPEM, "X509 CRL", current.DER)
 	j.gnuTLSCRL(t, f, crlPEM)
@@ -137,14 +167,15 @@ func issueEveryProfile(t *testing.T, f catest.Fixture, db *store.DB, j judges) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := db.InTx(ctx, func(tx *store.Tx) error {
-		return tx.RevokeCertificate(ctx, "issuing", victim.SerialNumber.Bytes(), time.Now(), 1, time.Now())
-	}); err != nil {
+	if err := authority.Revoke(ctx, victim.SerialNumber.Bytes(), 1, "test"); err != nil {
 		t.Fatal(err)
 	}
 	next, err := builder.Build(ctx, crlIssuer)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if err := zlint.RevocationList(next.DER); err != nil {
+		t.Errorf("CRL with an entry: %v", err)
 	}
 	writePEM(t, crlPEM, "X509 CRL", next.DER)
 	j.gnuTLSCRL(t, f, crlPEM)
@@ -154,8 +185,8 @@ func issueEveryProfile(t *testing.T, f catest.Fixture, db *store.DB, j judges) {
 	if out, err := j.gnuTLS(f, crlPEM, issued[0]); err == nil || !strings.Contains(out, "The certificate is NOT trusted. The certificate chain is revoked.") {
 		t.Errorf("certtool accepted a revoked certificate: %v\n%s", err, out)
 	}
-	if r, err := audit.Verify(ctx, db, "test", nil); err != nil || !r.OK() || r.Events != 5*2+2 {
-		t.Errorf("audit log: %+v %v (want intent + issue per certificate, two CRLs)", r, err)
+	if r, err := audit.Verify(ctx, db, "test", nil); err != nil || !r.OK() || r.Events != 5*2+1+2 {
+		t.Errorf("audit log: %+v %v (want intent + issue per certificate, a revocation, two CRLs)", r, err)
 	}
 }
 
