@@ -2,6 +2,7 @@ package ra_test
 
 import (
 	"bytes"
+	"context"
 	"crypto/ecdsa"
 	"crypto/rand"
 	"crypto/x509"
@@ -9,9 +10,11 @@ import (
 	"encoding/asn1"
 	"encoding/json"
 	"encoding/pem"
+	"github.com/sanadpki/sanad/ra/registry"
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -468,5 +471,119 @@ func TestCodeKey(t *testing.T) {
 	keyed, keyedCode := fx.enroll(t, citizen(), "citizen-sign")
 	if _, err := plain.Proof(t.Context(), keyed, keyedCode); err == nil {
 		t.Error("a node without the code key accepted a keyed code")
+	}
+}
+
+// changingRegistry is the sample registry with what happened after the
+// applicants enrolled: a death, a business closed, signing authority
+// withdrawn, or the registry down.
+type changingRegistry struct {
+	registry.Registry
+	mu                        sync.Mutex
+	dead, closed, noAuthority map[string]bool // country:identifier
+	down                      bool
+}
+
+func (r *changingRegistry) set(f func()) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	f()
+}
+
+func (r *changingRegistry) Person(ctx context.Context, country, id string) (registry.Person, registry.Evidence, error) {
+	p, ev, err := r.Registry.Person(ctx, country, id)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.down {
+		return registry.Person{}, registry.Evidence{}, registry.ErrUnavailable
+	}
+	p.Alive = p.Alive && !r.dead[country+":"+id]
+	return p, ev, err
+}
+
+func (r *changingRegistry) Business(ctx context.Context, country, reg string) (registry.Business, registry.Evidence, error) {
+	b, ev, err := r.Registry.Business(ctx, country, reg)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.down {
+		return registry.Business{}, registry.Evidence{}, registry.ErrUnavailable
+	}
+	b.Active = b.Active && !r.closed[country+":"+reg]
+	if r.noAuthority[country+":"+reg] {
+		reps := slices.Clone(b.Representatives)
+		for i := range reps {
+			reps[i].CanSign = false
+		}
+		b.Representatives = reps
+	}
+	return b, ev, err
+}
+
+// TestRecheckBeforeIssuance: when officers approve, the registry is asked
+// again; a subject who died, a business that closed or a representative
+// who lost signing authority since the enrollment is not certified (the
+// enrollment fails, with the registry's answer kept as evidence), and a
+// registry that does not answer leaves the enrollment approved for Resume.
+func TestRecheckBeforeIssuance(t *testing.T) {
+	f := catest.New(t, time.Now().UTC().Truncate(time.Second))
+	clk := &clock{}
+	reg := &changingRegistry{dead: map[string]bool{}, closed: map[string]bool{}, noAuthority: map[string]bool{}}
+	fx := newRAFixture(t, f, "sqlite", func(d *ra.Deps) {
+		d.Now = clk.Now
+		reg.Registry = d.Registry
+		d.Registry = reg
+	})
+	dana := registerOfficerAs(t, fx.ca, fx.db, "Dana Officer", profile.Verified{Country: "KZ", NationalID: "850714400178", GivenName: "Dana", FamilyName: "Serikova"})
+	evidenceOf := func(id string) int {
+		t.Helper()
+		var n int
+		if err := fx.raw.QueryRowContext(t.Context(), `SELECT count(*) FROM registry_evidence WHERE enrollment_id = ?`, id).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	failed := func(what, id, why string) {
+		t.Helper()
+		e, err := fx.db.Enrollment(t.Context(), id)
+		if err != nil || e.State != store.StateFailed || !strings.Contains(e.StateReason, why) {
+			t.Errorf("%s: %s %q (%v), want failed with %q", what, e.State, e.StateReason, err, why)
+		}
+	}
+
+	died := fx.proved(t, citizen(), "citizen-sign")
+	before := evidenceOf(died)
+	reg.set(func() { reg.dead["KZ:880312448217"] = true })
+	answer{status: 422, problem: "issuance-failed"}.check(t, "a subject who died", fx.act(t, signAction(t, fx.officer, approve(died), clk.Now())))
+	failed("a subject who died", died, "deceased")
+	if after := evidenceOf(died); after <= before {
+		t.Errorf("the re-check left no evidence: %d rows, %d before", after, before)
+	}
+	reg.set(func() { reg.dead = map[string]bool{} })
+
+	for _, tt := range []struct {
+		what, why string
+		change    func()
+	}{
+		{"a business that closed", "inactive", func() { reg.closed["PK:32778761"] = true }},
+		{"a representative without authority", "signing authority", func() { reg.noAuthority["PK:32778761"] = true }},
+	} {
+		seal := fx.proved(t, business(), "business-seal")
+		answer{status: 200, state: store.StatePendingApproval}.check(t, tt.what+": first approval", fx.act(t, signAction(t, fx.officer, approve(seal), clk.Now())))
+		reg.set(tt.change)
+		answer{status: 422, problem: "issuance-failed"}.check(t, tt.what, fx.act(t, signAction(t, dana, approve(seal), clk.Now())))
+		failed(tt.what, seal, tt.why)
+		reg.set(func() { reg.closed, reg.noAuthority = map[string]bool{}, map[string]bool{} })
+	}
+
+	waiting := fx.proved(t, citizen(), "citizen-sign")
+	reg.set(func() { reg.down = true })
+	answer{status: 200, state: store.StateApproved}.check(t, "the registry down", fx.act(t, signAction(t, fx.officer, approve(waiting), clk.Now())))
+	reg.set(func() { reg.down = false })
+	clk.Add(2 * time.Minute)
+	if n, err := fx.svc.Resume(t.Context(), time.Minute); err != nil || n != 1 {
+		t.Fatalf("resume: %d, %v", n, err)
+	}
+	if e, err := fx.db.Enrollment(t.Context(), waiting); err != nil || e.State != store.StateIssued {
+		t.Errorf("after the registry came back: %s (%v), want issued", e.State, err)
 	}
 }

@@ -295,11 +295,22 @@ func (s *Service) limitIdentifier(a Applicant) error {
 // (IDCKZ-880312448217 → KZ:880312448217); "" (an enrollment from before
 // proofing recorded the person) is a key of its own.
 func limitKey(semanticsID string) string {
-	kind, id, _ := strings.Cut(semanticsID, "-")
-	if len(kind) != 5 {
+	_, country, id, ok := parseSemanticsID(semanticsID)
+	if !ok {
 		return semanticsID
 	}
-	return kind[3:] + ":" + digits(id)
+	return country + ":" + digits(id)
+}
+
+// parseSemanticsID splits an ETSI EN 319 412-1 semantics identifier as the
+// RA writes them: IDCKZ-880312448217 is ("IDC", "KZ", "880312448217"),
+// NTRPK-32778761 is ("NTR", "PK", "32778761").
+func parseSemanticsID(s string) (kind, country, id string, ok bool) {
+	prefix, id, found := strings.Cut(s, "-")
+	if !found || len(prefix) != 5 || id == "" {
+		return "", "", "", false
+	}
+	return prefix[:3], prefix[3:], id, true
 }
 
 // digits keeps the digits and letters of an identifier, so that written
@@ -693,9 +704,22 @@ func (s *Service) issue(ctx context.Context, e store.Enrollment, actor string) (
 	if err := json.Unmarshal(subj.Attributes, &v); err != nil {
 		return e, fmt.Errorf("subject %s attributes: %w", subj.ID, err)
 	}
-	csrPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: e.CSR})
-	cert, issueErr := d.CA.Issue(ctx, ca.Request{Profile: e.Profile, CSR: csrPEM, Verified: v, SubjectID: subj.ID, EnrollmentID: e.ID, Actor: actor})
-	refused := errors.Is(issueErr, ca.ErrRequest)
+	var (
+		cert     *x509.Certificate
+		issueErr error
+		recheck  []store.RegistryEvidence
+	)
+	// Officers may approve days after the registry was asked: it is asked
+	// again, and a subject that died, a business that closed or a
+	// representative who lost signing authority since is not certified.
+	if d.Policy.Approvals(e.Profile) > 0 {
+		recheck, issueErr = s.recheck(ctx, e, subj, v)
+	}
+	if issueErr == nil {
+		csrPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: e.CSR})
+		cert, issueErr = d.CA.Issue(ctx, ca.Request{Profile: e.Profile, CSR: csrPEM, Verified: v, SubjectID: subj.ID, EnrollmentID: e.ID, Actor: actor})
+	}
+	refused := errors.Is(issueErr, ca.ErrRequest) || errors.Is(issueErr, errRegistryChanged)
 	now := d.Now().UTC()
 	var out store.Enrollment
 	err = s.group.InTx(ctx, func(tx *store.Tx) error {
@@ -703,9 +727,18 @@ func (s *Service) issue(ctx context.Context, e store.Enrollment, actor string) (
 		if err != nil {
 			return err
 		}
+		for _, ev := range recheck {
+			if err := tx.InsertRegistryEvidence(ctx, ev); err != nil {
+				return err
+			}
+		}
 		switch {
 		case refused:
-			if out, err = move(ctx, tx, cur, store.StateFailed, "the CA refused the request: "+issueErr.Error(), now); err != nil {
+			reason := "the CA refused the request: " + issueErr.Error()
+			if errors.Is(issueErr, errRegistryChanged) {
+				reason = issueErr.Error()
+			}
+			if out, err = move(ctx, tx, cur, store.StateFailed, reason, now); err != nil {
 				return err
 			}
 			return d.Audit.Append(tx, audit.Event{Actor: actor, Action: "enrollment.fail", Object: "enrollment/" + e.ID,
@@ -747,9 +780,82 @@ func (s *Service) issue(ctx context.Context, e store.Enrollment, actor string) (
 	return out, nil
 }
 
+// errRegistryChanged is wrapped by a re-check (recheck) that the registry
+// no longer confirms.
+var errRegistryChanged = errors.New("the registry no longer confirms the enrollment")
+
+// recheck asks the registry again about an enrollment's subject and the
+// person who proved it, and refuses (errRegistryChanged) a person no longer
+// alive, a business no longer active, or a representative no longer listed
+// with signing authority. The registry's answers are returned as evidence
+// for the enrollment; a registry that does not answer is not a refusal
+// (the enrollment stays approved and Resume retries).
+func (s *Service) recheck(ctx context.Context, e store.Enrollment, subj store.Subject, v profile.Verified) ([]store.RegistryEvidence, error) {
+	var pr proofing
+	if err := json.Unmarshal(e.Proofing, &pr); err != nil {
+		return nil, fmt.Errorf("enrollment %s proofing: %w", e.ID, err)
+	}
+	var out []store.RegistryEvidence
+	record := func(kind string, ev registry.Evidence) {
+		r := evidence(kind, ev)
+		r.EnrollmentID = e.ID
+		out = append(out, r)
+	}
+	changed := func(format string, args ...any) error {
+		return fmt.Errorf("%w: %s", errRegistryChanged, fmt.Sprintf(format, args...))
+	}
+	person := pr.Person
+	if person == "" && subj.Kind == "person" {
+		person = subj.NationalID // an enrollment from before proofing named the person
+	}
+	if _, country, pid, ok := parseSemanticsID(person); ok {
+		rec, ev, err := s.d.Registry.Person(ctx, country, pid)
+		if errors.Is(err, registry.ErrNotFound) {
+			return out, changed("the registry no longer has the person")
+		}
+		if err != nil {
+			return nil, fmt.Errorf("registry re-check of %s: %w", e.ID, err)
+		}
+		record("person", ev)
+		if !rec.Alive {
+			return out, changed("the registry records the person as deceased")
+		}
+		if subj.Kind == "person" && (!sameName(rec.GivenName, v.GivenName) || !sameName(rec.FamilyName, v.FamilyName)) {
+			return out, changed("the registry's name for the person changed since the enrollment")
+		}
+	}
+	if subj.Kind == "business" {
+		_, country, reg, ok := parseSemanticsID(subj.NationalID)
+		if !ok {
+			return nil, fmt.Errorf("subject %s: identifier %q", subj.ID, subj.NationalID)
+		}
+		biz, ev, err := s.d.Registry.Business(ctx, country, reg)
+		if errors.Is(err, registry.ErrNotFound) {
+			return out, changed("the registry no longer has the business")
+		}
+		if err != nil {
+			return nil, fmt.Errorf("registry re-check of %s: %w", e.ID, err)
+		}
+		record("business", ev)
+		if !biz.Active {
+			return out, changed("the registry records the business as inactive")
+		}
+		if _, pc, pid, ok := parseSemanticsID(pr.Person); ok {
+			signs := false
+			for _, r := range biz.Representatives {
+				signs = signs || r.Country == pc && r.NationalID == pid && r.CanSign
+			}
+			if !signs {
+				return out, changed("the registry no longer lists the representative with signing authority")
+			}
+		}
+	}
+	return out, nil
+}
+
 // issueRetryReason is what an approved enrollment whose issuance failed on
-// the CA's side tells its applicant.
-const issueRetryReason = "the CA could not issue the certificate yet; it will try again"
+// the CA's side, or whose re-check found no registry, tells its applicant.
+const issueRetryReason = "the certificate could not be issued yet (the CA or the national registry did not answer); the RA will try again"
 
 // View is an enrollment as its applicant sees it.
 type View struct {
