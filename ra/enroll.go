@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/big"
+	"net/netip"
 	"strings"
 	"time"
 	"unicode"
@@ -65,7 +66,10 @@ type Deps struct {
 	// ClientLimit bounds requests per client address (enrollments, codes);
 	// IdentifierLimit bounds enrollments per national identifier. Nil is
 	// no limit (benchmarks).
-	ClientLimit     *api.Limiter
+	ClientLimit *api.Limiter
+	// TrustedProxies are the load balancers whose X-Forwarded-For names
+	// the client (api.ClientKey).
+	TrustedProxies  []netip.Prefix
 	IdentifierLimit *api.Limiter
 }
 

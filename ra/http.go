@@ -6,7 +6,6 @@ import (
 	"errors"
 	"io"
 	"mime"
-	"net"
 	"net/http"
 	"regexp"
 	"strconv"
@@ -191,13 +190,10 @@ func authorizationJWS(r *http.Request) string {
 // database lookup.
 var enrollmentID = regexp.MustCompile(`^[A-Za-z0-9_-]{22}$`)
 
-// limitClient refuses a client (by address) over its request rate.
+// limitClient refuses a client (by address, api.ClientKey) over its
+// request rate.
 func (s *Service) limitClient(w http.ResponseWriter, r *http.Request) bool {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		host = r.RemoteAddr
-	}
-	ok, wait := s.d.ClientLimit.Allow(host)
+	ok, wait := s.d.ClientLimit.Allow(api.ClientKey(r, s.d.TrustedProxies))
 	if !ok {
 		e := refuse("rate-limited", "")
 		e.Extra = map[string]any{"retry_after_seconds": int(wait.Seconds()) + 1}

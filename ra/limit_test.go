@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"testing"
 	"time"
 
@@ -40,5 +41,35 @@ func TestRateLimits(t *testing.T) {
 	mux.ServeHTTP(rec, req)
 	if rec.Code != 422 {
 		t.Fatalf("another client: %d %s", rec.Code, rec.Body)
+	}
+
+	// Behind a trusted load balancer, clients are told apart by the
+	// X-Forwarded-For it writes; the header from anyone else is ignored.
+	s = &Service{d: Deps{ClientLimit: api.NewLimiter(1, time.Minute, 1, 100, now), Now: now,
+		TrustedProxies: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}}}
+	mux = http.NewServeMux()
+	s.Register(mux)
+	send := func(remote, xff string) int {
+		req := httptest.NewRequest(http.MethodPost, "/api/v1/enrollments", bytes.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("X-Forwarded-For", xff)
+		req.RemoteAddr = remote
+		rec := httptest.NewRecorder()
+		mux.ServeHTTP(rec, req)
+		return rec.Code
+	}
+	for i, tt := range []struct {
+		remote, xff string
+		want        int
+	}{
+		{"10.0.0.1:1", "198.51.100.1", 422},
+		{"10.0.0.2:1", "198.51.100.2", 422}, // another client through the balancer
+		{"10.0.0.1:1", "198.51.100.1", 429}, // the first again
+		{"192.0.2.9:1", "198.51.100.3", 422},
+		{"192.0.2.9:1", "198.51.100.4", 429}, // not a proxy: its header names no one
+	} {
+		if got := send(tt.remote, tt.xff); got != tt.want {
+			t.Errorf("request %d (%s, X-Forwarded-For %s): %d, want %d", i+1, tt.remote, tt.xff, got, tt.want)
+		}
 	}
 }

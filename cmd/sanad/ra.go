@@ -55,6 +55,10 @@ func openRA(s *service, authority *caRole, cfg config.RA) (*ra.Service, error) {
 	default:
 		return nil, errors.New("the ra role needs ra.registry_file or ra.registry_url")
 	}
+	proxies, err := s.cfg.HTTP.Proxies()
+	if err != nil {
+		return nil, err
+	}
 	var codeKey []byte
 	if cfg.CodeKeyFile != "" {
 		if codeKey, err = readKeyFile(cfg.CodeKeyFile); err != nil {
@@ -78,6 +82,7 @@ func openRA(s *service, authority *caRole, cfg config.RA) (*ra.Service, error) {
 		Registry: reg, Notifier: notifier, Profiles: profiles, Policy: policy,
 		Forbidden: authority.keys, CodeKey: codeKey, Now: time.Now, Log: s.log,
 		ClientLimit:     limiter(cfg.ClientPerMinute, time.Minute, max(1, cfg.ClientPerMinute/4)),
+		TrustedProxies:  proxies,
 		IdentifierLimit: limiter(cfg.IdentifierPerHour, time.Hour, cfg.IdentifierPerHour),
 	})
 	if err != nil {

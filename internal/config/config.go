@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/netip"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -147,6 +148,27 @@ type HTTP struct {
 	// connection with no next request.
 	ReadHeaderTimeout time.Duration `yaml:"read_header_timeout"`
 	IdleTimeout       time.Duration `yaml:"idle_timeout"`
+	// TrustedProxies are the load balancers and proxies (addresses or
+	// CIDR prefixes) whose X-Forwarded-For names the client, for
+	// per-client limits; from anyone else the header is ignored.
+	TrustedProxies []string `yaml:"trusted_proxies"`
+}
+
+// Proxies parses TrustedProxies (a bare address is its own prefix).
+func (h HTTP) Proxies() ([]netip.Prefix, error) {
+	out := make([]netip.Prefix, 0, len(h.TrustedProxies))
+	for _, v := range h.TrustedProxies {
+		if p, err := netip.ParsePrefix(v); err == nil {
+			out = append(out, p.Masked())
+			continue
+		}
+		a, err := netip.ParseAddr(v)
+		if err != nil {
+			return nil, fmt.Errorf("%q is neither an address nor a CIDR prefix", v)
+		}
+		out = append(out, netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen()))
+	}
+	return out, nil
 }
 
 // Database selects the store backend.
@@ -318,6 +340,9 @@ func (c Config) Validate() error {
 	}
 	if _, _, err := net.SplitHostPort(c.HTTP.Addr); err != nil {
 		bad("http.addr", "%q is not host:port", c.HTTP.Addr)
+	}
+	if _, err := c.HTTP.Proxies(); err != nil {
+		bad("http.trusted_proxies", "%v", err)
 	}
 	if c.HTTP.ReadHeaderTimeout <= 0 || c.HTTP.IdleTimeout <= 0 {
 		bad("http", "read_header_timeout and idle_timeout must be positive")

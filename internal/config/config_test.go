@@ -53,6 +53,7 @@ func TestParseRejects(t *testing.T) {
 		{"verify", "hsm: {token_label: t}\nverify: {aia_prefixes: ['http://pki.example.kz', 'file:///etc/'], ocsp_responder: 'ldap://x', max_content_bytes: 0, fetch_timeout: 1ms, revocation_cache_ttl: -1s}\n",
 			[]string{"verify.aia_prefixes: \"http://pki.example.kz\"", "verify.aia_prefixes: \"file:///etc/\"", "verify.ocsp_responder", "verify.max_content_bytes", "verify.fetch_timeout", "verify.revocation_cache_ttl"}},
 		{"overlap shorter than the sync", "hsm: {token_label: t}\nstatus: {sync_interval: 5s, overlap: 1s}\n", []string{"status.overlap"}},
+		{"trusted proxy", "hsm: {token_label: t}\nhttp: {trusted_proxies: [10.0.0.0/8, lb.example]}\n", []string{"http.trusted_proxies: \"lb.example\""}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -66,6 +67,20 @@ func TestParseRejects(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestProxies: addresses and prefixes, IPv4-mapped addresses unmapped.
+func TestProxies(t *testing.T) {
+	got, err := HTTP{TrustedProxies: []string{"10.1.2.3", "10.0.0.0/8", "2001:db8::/32", "::ffff:192.0.2.1"}}.Proxies()
+	want := []string{"10.1.2.3/32", "10.0.0.0/8", "2001:db8::/32", "192.0.2.1/32"}
+	if err != nil || len(got) != len(want) {
+		t.Fatalf("Proxies = %v, %v", got, err)
+	}
+	for i := range want {
+		if got[i].String() != want[i] {
+			t.Errorf("proxy %d = %s, want %s", i, got[i], want[i])
+		}
 	}
 }
 

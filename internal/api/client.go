@@ -1,0 +1,65 @@
+package api
+
+import (
+	"net"
+	"net/http"
+	"net/netip"
+	"strings"
+)
+
+// ClientKey names the client of r for per-client limits. The client is
+// the peer, unless the peer is one of trusted (the deployment's load
+// balancers and proxies): then it is the nearest address in
+// X-Forwarded-For, read from the right, that is not itself trusted, since
+// entries to its left were written by the client and prove nothing. An
+// IPv6 client is keyed by its /64, which one subscriber is usually given
+// whole: keyed by the address, it could take a fresh one for each request.
+func ClientKey(r *http.Request, trusted []netip.Prefix) string {
+	client, ok := hostAddr(r.RemoteAddr)
+	if !ok {
+		return r.RemoteAddr
+	}
+	if isTrusted(client, trusted) {
+		hops := r.Header.Values("X-Forwarded-For")
+	walk:
+		for i := len(hops) - 1; i >= 0; i-- {
+			parts := strings.Split(hops[i], ",")
+			for j := len(parts) - 1; j >= 0; j-- {
+				a, err := netip.ParseAddr(strings.TrimSpace(parts[j]))
+				if err != nil {
+					break walk // a malformed hop: the last good one stands
+				}
+				client = a.Unmap()
+				if !isTrusted(client, trusted) {
+					break walk
+				}
+			}
+		}
+	}
+	if client.Is6() {
+		p, _ := client.Prefix(64)
+		return p.String()
+	}
+	return client.String()
+}
+
+func hostAddr(remote string) (netip.Addr, bool) {
+	host, _, err := net.SplitHostPort(remote)
+	if err != nil {
+		host = remote
+	}
+	a, err := netip.ParseAddr(host)
+	if err != nil {
+		return netip.Addr{}, false
+	}
+	return a.Unmap(), true
+}
+
+func isTrusted(a netip.Addr, trusted []netip.Prefix) bool {
+	for _, p := range trusted {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
+}
