@@ -587,3 +587,47 @@ func TestRecheckBeforeIssuance(t *testing.T) {
 		t.Errorf("after the registry came back: %s (%v), want issued", e.State, err)
 	}
 }
+
+// TestOfficerReadsAudited: an officer's queue and show, which disclose
+// applicants' personal data, are audit events naming the officer and the
+// enrollments shown; a replayed read is refused.
+func TestOfficerReadsAudited(t *testing.T) {
+	f := catest.New(t, time.Now().UTC().Truncate(time.Second))
+	fx := newRAFixture(t, f, "sqlite")
+	id := fx.proved(t, citizen(), "citizen-sign")
+	read := func(path string, a jwsauth.Action) int {
+		t.Helper()
+		jws, err := jwsauth.Sign(a, fx.officer.cert, fx.officer.key, time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		code, _ := fx.do(t, http.MethodGet, path, http.Header{"Authorization": {"JWS " + jws}}, nil)
+		return code
+	}
+	events := func(action string) (n int, details string) {
+		t.Helper()
+		if err := fx.raw.QueryRowContext(t.Context(), `SELECT count(*), coalesce(max(details), '') FROM audit_events WHERE action = ?`, action).Scan(&n, &details); err != nil {
+			t.Fatal(err)
+		}
+		return n, details
+	}
+	if code := read("/api/v1/officer/queue", jwsauth.Action{Action: jwsauth.ActionQueue, Audience: ra.AudienceQueue}); code != 200 {
+		t.Fatalf("queue: %d", code)
+	}
+	if n, details := events("enrollment.queue.view"); n != 1 || !strings.Contains(details, id) || !strings.Contains(details, "Yerlan Officer") {
+		t.Errorf("queue: %d events, %s", n, details)
+	}
+	show := jwsauth.Action{Action: jwsauth.ActionShow, Enrollment: id, Audience: ra.AudienceShow}
+	jws, err := jwsauth.Sign(show, fx.officer.cert, fx.officer.key, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, want := range []int{200, 409} { // the same signed read again: replayed
+		if code, _ := fx.do(t, http.MethodGet, "/api/v1/officer/enrollments/"+id, http.Header{"Authorization": {"JWS " + jws}}, nil); code != want {
+			t.Errorf("show %d: %d, want %d", i+1, code, want)
+		}
+	}
+	if n, _ := events("enrollment.view"); n != 1 {
+		t.Errorf("show: %d enrollment.view events, want 1", n)
+	}
+}

@@ -393,22 +393,37 @@ func (s *Service) Queue(ctx context.Context, compact string) ([]QueueItem, error
 	if o.req.Action.Action != "queue" {
 		return nil, refuse("invalid-request", "the signed action is %q, not queue", o.req.Action.Action)
 	}
-	if err := s.group.InTx(ctx, func(tx *store.Tx) error { return useNonce(ctx, tx, o.req, s.d.Now().UTC()) }); err != nil {
-		return nil, err
-	}
 	pending, err := s.d.Store.EnrollmentsInState(ctx, store.StatePendingApproval, 500)
 	if err != nil {
 		return nil, err
 	}
 	out := make([]QueueItem, 0, len(pending))
+	ids := make([]string, 0, len(pending))
 	for _, e := range pending {
 		item, err := s.queueItem(ctx, e)
 		if err != nil {
 			return nil, err
 		}
 		out = append(out, item)
+		ids = append(ids, e.ID)
+	}
+	// Who saw whose personal data is the audit log's too.
+	if err := s.viewed(ctx, o, "enrollment.queue.view", "officer/"+hex.EncodeToString(o.Fingerprint), map[string]any{"enrollments": ids}); err != nil {
+		return nil, err
 	}
 	return out, nil
+}
+
+// viewed spends the request's nonce and records, in the same transaction,
+// that the officer was shown personal data.
+func (s *Service) viewed(ctx context.Context, o officer, action, object string, details map[string]any) error {
+	details["officer"], details["officer_fingerprint"] = o.Name, hex.EncodeToString(o.Fingerprint)
+	return s.group.InTx(ctx, func(tx *store.Tx) error {
+		if err := useNonce(ctx, tx, o.req, s.d.Now().UTC()); err != nil {
+			return err
+		}
+		return s.d.Audit.Append(tx, audit.Event{Actor: "officer:" + o.Name, Action: action, Object: object, Details: details})
+	})
 }
 
 // Show is one enrollment as an officer reviews it (GET
@@ -421,9 +436,6 @@ func (s *Service) Show(ctx context.Context, id, compact string) (QueueItem, erro
 	if o.req.Action.Action != "show" || o.req.Action.Enrollment != id {
 		return QueueItem{}, refuse("invalid-request", "the signed action is not to show %s", id)
 	}
-	if err := s.group.InTx(ctx, func(tx *store.Tx) error { return useNonce(ctx, tx, o.req, s.d.Now().UTC()) }); err != nil {
-		return QueueItem{}, err
-	}
 	e, err := s.d.Store.Enrollment(ctx, id)
 	if errors.Is(err, store.ErrNotFound) {
 		return QueueItem{}, refuse("not-found", "")
@@ -431,7 +443,14 @@ func (s *Service) Show(ctx context.Context, id, compact string) (QueueItem, erro
 	if err != nil {
 		return QueueItem{}, err
 	}
-	return s.queueItem(ctx, e)
+	item, err := s.queueItem(ctx, e)
+	if err != nil {
+		return QueueItem{}, err
+	}
+	if err := s.viewed(ctx, o, "enrollment.view", "enrollment/"+id, map[string]any{}); err != nil {
+		return QueueItem{}, err
+	}
+	return item, nil
 }
 
 // QueueItem is what an officer sees of an enrollment: the verified
