@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"github.com/sanadpki/sanad/ra/registry"
+	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -629,5 +630,27 @@ func TestOfficerReadsAudited(t *testing.T) {
 	}
 	if n, _ := events("enrollment.view"); n != 1 {
 		t.Errorf("show: %d enrollment.view events, want 1", n)
+	}
+}
+
+// TestUnavailableLogged: a request the RA cannot serve because the
+// registry is down is a 503 for the client and a warning, with its cause,
+// for the operators.
+func TestUnavailableLogged(t *testing.T) {
+	f := catest.New(t, time.Now().UTC().Truncate(time.Second))
+	reg := &changingRegistry{}
+	var logs bytes.Buffer
+	fx := newRAFixture(t, f, "sqlite", func(d *ra.Deps) {
+		reg.Registry, d.Registry = d.Registry, reg
+		d.Log = slog.New(slog.NewTextHandler(&logs, nil))
+	})
+	reg.set(func() { reg.down = true })
+	a := fx.answer(t, http.MethodPost, "/api/v1/enrollments", http.Header{"Content-Type": {"application/json"}},
+		enrollBody(t, citizen(), "citizen-sign", csrPEM(t, newKey(t))))
+	if a.status != 503 || a.problem != "registry-unavailable" {
+		t.Fatalf("enrollment with the registry down: %+v", a)
+	}
+	if out := logs.String(); !strings.Contains(out, "type=registry-unavailable") || !strings.Contains(out, "registry unavailable") || strings.Contains(out, "880312448217") {
+		t.Errorf("log: %s", out)
 	}
 }

@@ -298,6 +298,12 @@ func readJSON(w http.ResponseWriter, r *http.Request) ([]byte, error) {
 // else as a 500 whose detail stays in the log.
 func (s *Service) fail(w http.ResponseWriter, r *http.Request, err error) {
 	if e, ok := ProblemOf(err); ok {
+		if e.Status >= 500 {
+			// Not the client's doing (the registry or the SMS gateway is
+			// down): the operators must hear of it. Causes name no
+			// identifier in full (registry errors mask them).
+			s.d.Log.Warn("ra request not served", "type", e.Type, "route", r.Pattern, "err", e.Err)
+		}
 		p := api.NewProblem(e.Status, e.Type, e.Title, e.Detail)
 		p.Extensions = e.Extra
 		if e.Status == http.StatusServiceUnavailable {
