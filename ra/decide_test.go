@@ -26,7 +26,6 @@ import (
 	"github.com/sanadpki/sanad/internal/api"
 	"github.com/sanadpki/sanad/internal/store"
 	"github.com/sanadpki/sanad/internal/store/storetest"
-	"github.com/sanadpki/sanad/policies"
 	"github.com/sanadpki/sanad/ra"
 	"github.com/sanadpki/sanad/ra/jwsauth"
 )
@@ -208,14 +207,7 @@ func TestProofRefusals(t *testing.T) {
 	f := catest.New(t, time.Now().UTC().Truncate(time.Second))
 	clk := &clock{}
 	fx := newRAFixture(t, f, "sqlite", func(d *ra.Deps) { d.Now = clk.Now })
-	profiles, err := profile.LoadAll(policies.FS)
-	if err != nil {
-		t.Fatal(err)
-	}
-	policy, err := ra.LoadPolicy(policies.FS, profiles)
-	if err != nil {
-		t.Fatal(err)
-	}
+	policy := fx.deps.Policy
 
 	id, code := fx.enroll(t, citizen(), "citizen-sign")
 	wrong := "000000"

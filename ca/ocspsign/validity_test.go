@@ -29,21 +29,7 @@ func TestResponderValidity(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ca := certify(t, &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "CA"}, NotBefore: now.AddDate(-1, 0, 0),
-		NotAfter: now.AddDate(1, 0, 0), IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}, nil, caKey.Public(), caKey)
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	responder := func(notBefore, notAfter time.Time) Responder {
-		c := certify(t, &x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "OCSP"}, NotBefore: notBefore,
-			NotAfter: notAfter, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageOCSPSigning}}, ca, key.Public(), caKey)
-		return Responder{IssuerID: "ca", Issuer: ca, Certificate: c, Signer: key}
-	}
+	_, responder := responderMaker(t, now)
 	cert := store.Certificate{IssuerID: "ca", Serial: []byte{0x01, 0x02}, Status: store.StatusGood}
 	nextUpdate := thisUpdate.Add(DefaultValidity)
 	for _, tc := range []struct {
@@ -96,21 +82,8 @@ func TestResponderValidity(t *testing.T) {
 // by an expired responder.
 func TestWithNonceResponderValidity(t *testing.T) {
 	now := time.Date(2026, 11, 30, 10, 0, 0, 0, time.UTC)
-	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ca := certify(t, &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "CA"}, NotBefore: now.AddDate(-1, 0, 0),
-		NotAfter: now.AddDate(1, 0, 0), IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}, nil, caKey.Public(), caKey)
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	responder := func(notAfter time.Time) Responder {
-		c := certify(t, &x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "OCSP"}, NotBefore: now.AddDate(0, 0, -60),
-			NotAfter: notAfter, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageOCSPSigning}}, ca, key.Public(), caKey)
-		return Responder{IssuerID: "ca", Issuer: ca, Certificate: c, Signer: key}
-	}
+	ca, responderFrom := responderMaker(t, now)
+	responder := func(notAfter time.Time) Responder { return responderFrom(now.AddDate(0, 0, -60), notAfter) }
 	// A pre-signed response valid four days, from a responder valid longer.
 	serial := []byte{0x01, 0x02}
 	presigned, err := Encode(responder(now.AddDate(0, 0, 30)), Template{Serial: serial, Status: ocsp.Good, Reason: -1,
@@ -140,5 +113,26 @@ func TestWithNonceResponderValidity(t *testing.T) {
 	if _, err := s.WithNonce(responder(now.Add(-time.Second)), presigned, nonce); !errors.Is(err, ErrResponderValidity) ||
 		!strings.Contains(err.Error(), "expired at") {
 		t.Errorf("an expired responder: %v", err)
+	}
+}
+
+// responderMaker is a test CA valid a year either side of now, and a maker
+// of its OCSP responders (one key) valid as asked.
+func responderMaker(t *testing.T, now time.Time) (*x509.Certificate, func(notBefore, notAfter time.Time) Responder) {
+	t.Helper()
+	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca := certify(t, &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "CA"}, NotBefore: now.AddDate(-1, 0, 0),
+		NotAfter: now.AddDate(1, 0, 0), IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}, nil, caKey.Public(), caKey)
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ca, func(notBefore, notAfter time.Time) Responder {
+		c := certify(t, &x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "OCSP"}, NotBefore: notBefore,
+			NotAfter: notAfter, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageOCSPSigning}}, ca, key.Public(), caKey)
+		return Responder{IssuerID: "ca", Issuer: ca, Certificate: c, Signer: key}
 	}
 }

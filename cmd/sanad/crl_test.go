@@ -20,30 +20,9 @@ func TestCRLImport(t *testing.T) {
 	startDevEnv(t, dir, env).stop(t)
 	cfg := filepath.Join(dir, "sanad.yaml")
 
-	// The custodians' share of the dev PIN, then the ceremony for CRL 2.
-	shares := t.TempDir()
-	if code, out := runSanadEnv(t, env, "ceremony", "split-pin", "--token-label", "sanad-dev", "--shares", "1", "--threshold", "1",
-		"--custodians", "Dev", "--pin-file", filepath.Join(dir, "hsm-pin"), "--out", shares); code != 0 {
-		t.Fatalf("split-pin: exit %d\n%s", code, out)
-	}
-	shareFiles, err := filepath.Glob(filepath.Join(shares, "*.json"))
-	if err != nil || len(shareFiles) != 1 {
-		t.Fatalf("share files %v, %v", shareFiles, err)
-	}
-	script, err := os.ReadFile(filepath.Join(dir, "ceremonies", "5-root-crl.yaml"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	second := strings.NewReplacer("number: 1", "number: 2", "root-1.crl", "root-2.crl", "5-root-crl.transcript", "6-root-crl.transcript",
-		"CRL number 1", "CRL number 2").Replace(string(script))
-	scriptPath := filepath.Join(dir, "ceremonies", "6-root-crl.yaml")
-	if err := os.WriteFile(scriptPath, []byte(second), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	ceremonyEnv := append(env, "SOFTHSM2_CONF="+filepath.Join(dir, "softhsm2.conf"))
-	if code, out := runSanadEnv(t, ceremonyEnv, "ceremony", "run", scriptPath, "--share", shareFiles[0]); code != 0 {
-		t.Fatalf("ceremony run: exit %d\n%s", code, out)
-	}
+	// The ceremony for CRL 2.
+	runDevCeremonyVariant(t, env, dir, "5-root-crl.yaml", "6-root-crl.yaml", "number: 1", "number: 2", "root-1.crl", "root-2.crl",
+		"5-root-crl.transcript", "6-root-crl.transcript", "CRL number 1", "CRL number 2")
 	crl2 := filepath.Join(dir, "pki", "root-2.crl")
 
 	refused := map[string][]string{
@@ -82,5 +61,34 @@ func TestCRLImport(t *testing.T) {
 	rl, err := x509.ParseRevocationList([]byte(body))
 	if code != 200 || err != nil || rl.Number.Int64() != 2 {
 		t.Fatalf("GET /crl/root.crl: %d, %v", code, err)
+	}
+}
+
+// runDevCeremonyVariant runs, with `sanad ceremony run` on the dev token
+// of dir, a copy (named to) of the dev ceremony script from with the
+// replacements (old, new, …) made: the custodians' share is a one-of-one
+// split of the dev PIN.
+func runDevCeremonyVariant(t *testing.T, env []string, dir, from, to string, replacements ...string) {
+	t.Helper()
+	shares := t.TempDir()
+	if code, out := runSanadEnv(t, env, "ceremony", "split-pin", "--token-label", "sanad-dev", "--shares", "1", "--threshold", "1",
+		"--custodians", "Dev", "--pin-file", filepath.Join(dir, "hsm-pin"), "--out", shares); code != 0 {
+		t.Fatalf("split-pin: exit %d\n%s", code, out)
+	}
+	shareFiles, err := filepath.Glob(filepath.Join(shares, "*.json"))
+	if err != nil || len(shareFiles) != 1 {
+		t.Fatalf("share files %v, %v", shareFiles, err)
+	}
+	script, err := os.ReadFile(filepath.Join(dir, "ceremonies", from))
+	if err != nil {
+		t.Fatal(err)
+	}
+	scriptPath := filepath.Join(dir, "ceremonies", to)
+	if err := os.WriteFile(scriptPath, []byte(strings.NewReplacer(replacements...).Replace(string(script))), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ceremonyEnv := append(env[:len(env):len(env)], "SOFTHSM2_CONF="+filepath.Join(dir, "softhsm2.conf"))
+	if code, out := runSanadEnv(t, ceremonyEnv, "ceremony", "run", scriptPath, "--share", shareFiles[0]); code != 0 {
+		t.Fatalf("ceremony run %s: exit %d\n%s", to, code, out)
 	}
 }

@@ -7,7 +7,6 @@ import (
 	"encoding/pem"
 	"io"
 	"net/http"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -30,30 +29,9 @@ func TestIssuerAdd(t *testing.T) {
 	cfg := filepath.Join(dir, "sanad.yaml")
 	pki := func(name string) string { return filepath.Join(dir, "pki", name) }
 
-	shares := t.TempDir()
-	if code, out := runSanadEnv(t, env, "ceremony", "split-pin", "--token-label", "sanad-dev", "--shares", "1", "--threshold", "1",
-		"--custodians", "Dev", "--pin-file", filepath.Join(dir, "hsm-pin"), "--out", shares); code != 0 {
-		t.Fatalf("split-pin: exit %d\n%s", code, out)
-	}
-	shareFiles, err := filepath.Glob(filepath.Join(shares, "*.json"))
-	if err != nil || len(shareFiles) != 1 {
-		t.Fatalf("share files %v, %v", shareFiles, err)
-	}
-	script, err := os.ReadFile(filepath.Join(dir, "ceremonies", "3-ocsp-signer.yaml"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	second := strings.NewReplacer("label: sanad-dev-ocsp", "label: sanad-dev-ocsp-2", "ocsp.pem", "ocsp-2.pem",
-		"3-ocsp-signer.transcript", "6-ocsp-signer-2.transcript", "validity_days: 60", "validity_days: 80",
-		"OCSP Responder", "OCSP Responder 2").Replace(string(script))
-	scriptPath := filepath.Join(dir, "ceremonies", "6-ocsp-signer-2.yaml")
-	if err := os.WriteFile(scriptPath, []byte(second), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	ceremonyEnv := append(env, "SOFTHSM2_CONF="+filepath.Join(dir, "softhsm2.conf"))
-	if code, out := runSanadEnv(t, ceremonyEnv, "ceremony", "run", scriptPath, "--share", shareFiles[0]); code != 0 {
-		t.Fatalf("ceremony run: exit %d\n%s", code, out)
-	}
+	runDevCeremonyVariant(t, env, dir, "3-ocsp-signer.yaml", "6-ocsp-signer-2.yaml", "label: sanad-dev-ocsp", "label: sanad-dev-ocsp-2",
+		"ocsp.pem", "ocsp-2.pem", "3-ocsp-signer.transcript", "6-ocsp-signer-2.transcript", "validity_days: 60", "validity_days: 80",
+		"OCSP Responder", "OCSP Responder 2")
 	before := auditEvents(t, env, cfg)
 	add := func(args ...string) (int, string) {
 		t.Helper()

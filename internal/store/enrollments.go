@@ -172,17 +172,22 @@ func (tx *Tx) UpdateEnrollment(ctx context.Context, from string, e Enrollment) e
 // EnrollmentsInState lists enrollments in a state, oldest first (the
 // officers' queue), at most limit.
 func (db *DB) EnrollmentsInState(ctx context.Context, state string, limit int) ([]Enrollment, error) {
-	rows, err := db.sql.QueryContext(ctx, db.d.q(`SELECT `+enrollmentColumns+` FROM enrollments
-		WHERE state = $1 ORDER BY created_at, id LIMIT $2`), state, limit)
+	return db.enrollments(ctx, "enrollments "+state, `WHERE state = $1 ORDER BY created_at, id LIMIT $2`, state, limit)
+}
+
+// enrollments runs SELECT enrollmentColumns FROM enrollments with the rest
+// of a query; what names it in errors.
+func (db *DB) enrollments(ctx context.Context, what, rest string, args ...any) ([]Enrollment, error) {
+	rows, err := db.sql.QueryContext(ctx, db.d.q(`SELECT `+enrollmentColumns+` FROM enrollments `+rest), args...)
 	if err != nil {
-		return nil, fmt.Errorf("enrollments %s: %w", state, err)
+		return nil, fmt.Errorf("%s: %w", what, err)
 	}
 	defer rows.Close()
 	var out []Enrollment
 	for rows.Next() {
 		e, err := scanEnrollment(rows)
 		if err != nil {
-			return nil, fmt.Errorf("enrollments %s: %w", state, err)
+			return nil, fmt.Errorf("%s: %w", what, err)
 		}
 		out = append(out, e)
 	}
@@ -192,21 +197,8 @@ func (db *DB) EnrollmentsInState(ctx context.Context, state string, limit int) (
 // LapsedEnrollments returns up to limit enrollments in state whose
 // expires_at is before now, oldest first.
 func (db *DB) LapsedEnrollments(ctx context.Context, state string, now time.Time, limit int) ([]Enrollment, error) {
-	rows, err := db.sql.QueryContext(ctx, db.d.q(`SELECT `+enrollmentColumns+` FROM enrollments
-		WHERE state = $1 AND expires_at < $2 ORDER BY expires_at, id LIMIT $3`), state, db.d.timeArg(now), limit)
-	if err != nil {
-		return nil, fmt.Errorf("lapsed enrollments %s: %w", state, err)
-	}
-	defer rows.Close()
-	var out []Enrollment
-	for rows.Next() {
-		e, err := scanEnrollment(rows)
-		if err != nil {
-			return nil, fmt.Errorf("lapsed enrollments %s: %w", state, err)
-		}
-		out = append(out, e)
-	}
-	return out, rows.Err()
+	return db.enrollments(ctx, "lapsed enrollments "+state, `WHERE state = $1 AND expires_at < $2 ORDER BY expires_at, id LIMIT $3`,
+		state, db.d.timeArg(now), limit)
 }
 
 // InsertRegistryEvidence records a registry lookup an enrollment relied on.
