@@ -287,10 +287,16 @@ func RequestSubject(p profile.Profile, v profile.Verified, cr *x509.CertificateR
 	if err != nil {
 		return pkix.Name{}, fmt.Errorf("%w: %w", ErrRequest, err)
 	}
+	return subject, RequestMatches(cr, subject)
+}
+
+// RequestMatches is RequestSubject's check of the CSR against a subject
+// already built.
+func RequestMatches(cr *x509.CertificateRequest, subject pkix.Name) error {
 	if err := requestMatches(cr, subject); err != nil {
-		return pkix.Name{}, fmt.Errorf("%w: %w", ErrRequest, err)
+		return fmt.Errorf("%w: %w", ErrRequest, err)
 	}
-	return subject, nil
+	return nil
 }
 
 func requestMatches(cr *x509.CertificateRequest, subject pkix.Name) error {

@@ -4,15 +4,18 @@ import (
 	"bytes"
 	"context"
 	"crypto/ecdsa"
+	"crypto/hmac"
 	"crypto/rand"
+	"crypto/sha256"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/asn1"
+	"encoding/hex"
 	"encoding/json"
 	"encoding/pem"
-	"github.com/sanadpki/sanad/ra/registry"
 	"log/slog"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"slices"
@@ -28,6 +31,7 @@ import (
 	"github.com/sanadpki/sanad/internal/store/storetest"
 	"github.com/sanadpki/sanad/ra"
 	"github.com/sanadpki/sanad/ra/jwsauth"
+	"github.com/sanadpki/sanad/ra/registry"
 )
 
 // clock is the RA's time in these tests: the real time, moved on by hand
@@ -157,11 +161,13 @@ func TestOfficerDecisions(t *testing.T) {
 			dana := registerOfficerAs(t, fx.ca, fx.db, "Dana Officer", profile.Verified{Country: "KZ", NationalID: "850714400178", GivenName: "Dana", FamilyName: "Serikova"})
 			aigerim := registerOfficerAs(t, fx.ca, fx.db, "Aigerim Officer", profile.Verified{Country: "KZ", NationalID: "880312448217", GivenName: "Aigerim", FamilyName: "Sadykova"})
 			ayesha := registerOfficerAs(t, fx.ca, fx.db, "Ayesha Officer", profile.Verified{Country: "PK", NationalID: "6110148392762", GivenName: "Ayesha", FamilyName: "Khan"})
+			bilal := registerOfficerAs(t, fx.ca, fx.db, "Bilal Officer", profile.Verified{Country: "PK", NationalID: "3520277164593", GivenName: "Muhammad Bilal", FamilyName: "Ahmed"})
 
 			seal := fx.proved(t, business(), "business-seal")
 			answer{status: 200, state: store.StatePendingApproval}.check(t, "first approval", fx.act(t, signAction(t, fx.officer, approve(seal), clk.Now())))
 			answer{status: 409, problem: "already-decided"}.check(t, "the same officer with another certificate", fx.act(t, signAction(t, renewed, approve(seal), clk.Now())))
 			answer{status: 403, problem: "own-enrollment"}.check(t, "the representative as officer", fx.act(t, signAction(t, ayesha, approve(seal), clk.Now())))
+			answer{status: 403, problem: "own-enrollment"}.check(t, "another representative of the business as officer", fx.act(t, signAction(t, bilal, approve(seal), clk.Now())))
 			answer{status: 200, state: store.StateIssued}.check(t, "a second officer", fx.act(t, signAction(t, dana, approve(seal), clk.Now())))
 
 			own := fx.proved(t, citizen(), "citizen-sign")
@@ -233,35 +239,37 @@ func TestProofRefusals(t *testing.T) {
 	}
 }
 
-// TestIdentifierLimit: the per-identifier limit is spent only by requests
-// that matched the registry and sent a code, so malformed or mismatched
-// requests naming someone cannot lock that person out; past it, a retry
-// with the Idempotency-Key of an enrollment made still gets it back.
+// TestIdentifierLimit: the per-identifier limit is spent by requests that
+// are well formed and ask the registry, so malformed requests naming
+// someone cannot lock that person out while the registry cannot be asked
+// about one person over and over; past it, a retry with the
+// Idempotency-Key of an enrollment made still gets it back.
 func TestIdentifierLimit(t *testing.T) {
 	f := catest.New(t, time.Now().UTC().Truncate(time.Second))
 	clk := &clock{}
 	// The fixture's own enrollment (for the same citizen) spends one.
 	fx := newRAFixture(t, f, "sqlite", func(d *ra.Deps) {
 		d.Now = clk.Now
-		d.IdentifierLimit = api.NewLimiter(3, time.Hour, 3, 100, clk.Now)
+		d.IdentifierLimit = api.NewLimiter(4, time.Hour, 4, 100, clk.Now)
 	})
 	jsonHeader := http.Header{"Content-Type": {"application/json"}}
-	wrongName := citizen()
-	wrongName["family_name"] = "Somebody"
-	for range 3 {
+	for range 5 {
 		for _, tt := range []struct {
 			body []byte
 			want string
 		}{
 			{enrollBody(t, citizen(), "no-such-profile", csrPEM(t, newKey(t))), "unknown-profile"},
 			{enrollBody(t, citizen(), "citizen-sign", "x"), "invalid-csr"},
-			{enrollBody(t, wrongName, "citizen-sign", csrPEM(t, newKey(t))), "registry-mismatch"},
 		} {
 			if a := fx.answer(t, http.MethodPost, "/api/v1/enrollments", jsonHeader, tt.body); a.problem != tt.want {
 				t.Fatalf("got %+v, want %s", a, tt.want)
 			}
 		}
 	}
+	wrongName := citizen()
+	wrongName["family_name"] = "Somebody"
+	answer{status: 422, problem: "registry-mismatch"}.check(t, "a name the registry does not have", fx.answer(t, http.MethodPost, "/api/v1/enrollments",
+		jsonHeader, enrollBody(t, wrongName, "citizen-sign", csrPEM(t, newKey(t)))))
 	fx.enroll(t, citizen(), "citizen-sign")
 	body := enrollBody(t, citizen(), "citizen-sign", csrPEM(t, newKey(t)))
 	keyed := http.Header{"Content-Type": {"application/json"}, "Idempotency-Key": {"retry-1"}}
@@ -269,8 +277,8 @@ func TestIdentifierLimit(t *testing.T) {
 	if first.status != http.StatusCreated {
 		t.Fatalf("third enrollment: %+v", first)
 	}
-	answer{status: 429, problem: "rate-limited"}.check(t, "a fourth enrollment", fx.answer(t, http.MethodPost, "/api/v1/enrollments", jsonHeader,
-		enrollBody(t, citizen(), "citizen-sign", csrPEM(t, newKey(t)))))
+	answer{status: 429, problem: "rate-limited"}.check(t, "a fifth request for the registry", fx.answer(t, http.MethodPost, "/api/v1/enrollments",
+		jsonHeader, enrollBody(t, wrongName, "citizen-sign", csrPEM(t, newKey(t)))))
 	if again := fx.answer(t, http.MethodPost, "/api/v1/enrollments", keyed, body); again.status/100 != 2 || again.id != first.id {
 		t.Errorf("retry with the Idempotency-Key: %+v, want enrollment %s", again, first.id)
 	}
@@ -438,8 +446,10 @@ func TestCodeKey(t *testing.T) {
 		return pr.CodeHash
 	}
 	id, code := fx.enroll(t, citizen(), "citizen-sign")
-	if h := stored(id); !strings.HasPrefix(h, "hmac-sha256:") {
-		t.Fatalf("stored code hash %q, want hmac-sha256:…", h)
+	m := hmac.New(sha256.New, key)
+	m.Write([]byte("sanad-otp-v1\x00" + id + "\x00" + code))
+	if h, want := stored(id), "hmac-sha256:"+hex.EncodeToString(m.Sum(nil)); h != want {
+		t.Fatalf("stored code hash %q, want %q", h, want)
 	}
 	answer{status: 200, state: store.StatePendingApproval}.check(t, "a keyed code", fx.proof(t, id, code))
 
@@ -460,11 +470,18 @@ func TestCodeKey(t *testing.T) {
 	}
 	answer{status: 200, state: store.StatePendingApproval}.check(t, "a code stored before the key", fx.proof(t, old, oldCode))
 
-	// A node without the key cannot check a keyed code.
+	// A node without the key cannot check a keyed code: its failure, not
+	// a wrong attempt of the applicant's.
 	keyed, keyedCode := fx.enroll(t, citizen(), "citizen-sign")
 	if _, err := plain.Proof(t.Context(), keyed, keyedCode); err == nil {
 		t.Error("a node without the code key accepted a keyed code")
+	} else if _, refused := ra.ProblemOf(err); refused {
+		t.Errorf("a node without the code key answered %v, a refusal of the applicant", err)
 	}
+	if e, err := fx.db.Enrollment(t.Context(), keyed); err != nil || !strings.Contains(string(e.Proofing), `"attempts":0`) {
+		t.Errorf("the node without the key counted an attempt: %s (%v)", e.Proofing, err)
+	}
+	answer{status: 200, state: store.StatePendingApproval}.check(t, "the keyed code at a node with the key", fx.proof(t, keyed, keyedCode))
 }
 
 // changingRegistry is the sample registry with what happened after the
@@ -626,23 +643,58 @@ func TestOfficerReadsAudited(t *testing.T) {
 }
 
 // TestUnavailableLogged: a request the RA cannot serve because the
-// registry is down is a 503 for the client and a warning, with its cause,
-// for the operators.
+// national registry does not answer (a real HTTP registry client, a closed
+// port) is a 503 for the client and a warning, with its cause and without
+// the identifier in full, for the operators.
 func TestUnavailableLogged(t *testing.T) {
 	f := catest.New(t, time.Now().UTC().Truncate(time.Second))
-	reg := &changingRegistry{}
+	closed := httptest.NewServer(http.NotFoundHandler())
+	closed.Close()
+	reg, err := registry.NewHTTP(registry.HTTPConfig{BaseURL: closed.URL, Timeout: time.Second, Retries: -1, Now: time.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
 	var logs bytes.Buffer
+	var real registry.Registry
 	fx := newRAFixture(t, f, "sqlite", func(d *ra.Deps) {
-		reg.Registry, d.Registry = d.Registry, reg
+		real = d.Registry
+		d.Registry = &switchRegistry{real: real, down: reg}
 		d.Log = slog.New(slog.NewTextHandler(&logs, nil))
 	})
-	reg.set(func() { reg.down = true })
+	fx.deps.Registry.(*switchRegistry).useDown()
 	a := fx.answer(t, http.MethodPost, "/api/v1/enrollments", http.Header{"Content-Type": {"application/json"}},
 		enrollBody(t, citizen(), "citizen-sign", csrPEM(t, newKey(t))))
 	if a.status != 503 || a.problem != "registry-unavailable" {
 		t.Fatalf("enrollment with the registry down: %+v", a)
 	}
-	if out := logs.String(); !strings.Contains(out, "type=registry-unavailable") || !strings.Contains(out, "registry unavailable") || strings.Contains(out, "880312448217") {
+	if out := logs.String(); !strings.Contains(out, "type=registry-unavailable") || !strings.Contains(out, "connection refused") ||
+		!strings.Contains(out, "person KZ ****") || strings.Contains(out, "880312448217") {
 		t.Errorf("log: %s", out)
 	}
+}
+
+// switchRegistry is the sample registry until useDown, then another.
+type switchRegistry struct {
+	real, down registry.Registry
+	mu         sync.Mutex
+	isDown     bool
+}
+
+func (r *switchRegistry) useDown() { r.mu.Lock(); r.isDown = true; r.mu.Unlock() }
+
+func (r *switchRegistry) current() registry.Registry {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.isDown {
+		return r.down
+	}
+	return r.real
+}
+
+func (r *switchRegistry) Person(ctx context.Context, country, id string) (registry.Person, registry.Evidence, error) {
+	return r.current().Person(ctx, country, id)
+}
+
+func (r *switchRegistry) Business(ctx context.Context, country, reg string) (registry.Business, registry.Evidence, error) {
+	return r.current().Business(ctx, country, reg)
 }

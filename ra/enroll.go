@@ -193,6 +193,14 @@ func (s *Service) Enroll(ctx context.Context, body []byte, key string) (store.En
 	if err != nil {
 		return store.Enrollment{}, false, err
 	}
+	// The identifier's limit is charged only now, when the request is
+	// well formed and about to ask the registry: malformed requests naming
+	// someone's identifier cannot use up that person's enrollments (the
+	// client limit bounds those), while asking the registry about one
+	// person over and over, name after name, is bounded.
+	if err := s.limitIdentifier(req.Applicant); err != nil {
+		return store.Enrollment{}, false, err
+	}
 	m, err := s.match(ctx, req.Applicant, id)
 	if err != nil {
 		return store.Enrollment{}, false, err
@@ -200,7 +208,11 @@ func (s *Service) Enroll(ctx context.Context, body []byte, key string) (store.En
 	// The CA would refuse a CSR asking for another subject or for names
 	// the profile decides; the applicant hears it now, not after the
 	// officers approved.
-	if _, err := ca.RequestSubject(p, m.verified, checked); err != nil {
+	subject, err := p.Subject(m.verified)
+	if err != nil {
+		return store.Enrollment{}, false, fmt.Errorf("enrollment %s: the verified attributes do not fit profile %s: %w", id, p.Name, err)
+	}
+	if err := ca.RequestMatches(checked, subject); err != nil {
 		e := refuse("invalid-csr", "%v", err)
 		e.Extra, e.Err = map[string]any{"code": "request-mismatch"}, err
 		return store.Enrollment{}, false, e
@@ -216,13 +228,6 @@ func (s *Service) Enroll(ctx context.Context, body []byte, key string) (store.En
 	}
 	if to == "" {
 		return store.Enrollment{}, false, refuse("registry-mismatch", "the registry holds no phone or e-mail to send the one-time code to")
-	}
-	// The identifier's limit is charged only now, for a request that
-	// matched the registry and will send a code: malformed or mismatched
-	// requests naming someone's identifier cannot use up that person's
-	// enrollments (the client limit bounds those).
-	if err := s.limitIdentifier(req.Applicant); err != nil {
-		return store.Enrollment{}, false, err
 	}
 	pr := proofing{CodeHash: s.codeHash(id, code), CodeUntil: now.Add(d.Policy.CodeTTL), Channel: channel, To: maskContact(to), Person: m.personKey}
 	prJSON, err := json.Marshal(pr)
@@ -240,8 +245,9 @@ func (s *Service) Enroll(ctx context.Context, body []byte, key string) (store.En
 	// enrollment that then failed to commit is harmless, while a committed
 	// enrollment whose code never left would strand the applicant.
 	if err := d.Notifier.Send(ctx, Message{EnrollmentID: id, To: to, Channel: channel, Code: code}); err != nil {
-		d.Log.Error("send one-time code", "enrollment", id, "channel", channel, "err", err)
-		return store.Enrollment{}, false, refuse("notification-failed", "")
+		e := refuse("notification-failed", "")
+		e.Err = fmt.Errorf("enrollment %s: send the one-time code by %s: %w", id, channel, err) // logged by fail
+		return store.Enrollment{}, false, e
 	}
 	err = s.group.InTx(ctx, func(tx *store.Tx) error {
 		subj, err := tx.PutSubject(ctx, store.Subject{ID: "subj_" + id, Kind: p.SubjectKind, NationalID: m.subjectKey,
@@ -296,12 +302,12 @@ func (s *Service) limitIdentifier(a Applicant) error {
 }
 
 // limitKey is limitIdentifier's key for an ETSI semantics identifier
-// (IDCKZ-880312448217 → KZ:880312448217); "" (an enrollment from before
-// proofing recorded the person) is a key of its own.
+// (IDCKZ-880312448217 → KZ:880312448217). An enrollment from before
+// proofing recorded the person has none, and charges no one.
 func limitKey(semanticsID string) string {
 	_, country, id, ok := parseSemanticsID(semanticsID)
 	if !ok {
-		return semanticsID
+		return ""
 	}
 	return country + ":" + digits(id)
 }
@@ -500,9 +506,12 @@ func (s *Service) Proof(ctx context.Context, id, code string) (store.Enrollment,
 	var (
 		out     store.Enrollment
 		refusal error
+		// wrongFor is the person whose code was wrong: charged once the
+		// transaction commits (a group may run this function twice).
+		wrongFor string
 	)
 	err := s.group.InTx(ctx, func(tx *store.Tx) error {
-		refusal = nil
+		refusal, wrongFor = nil, ""
 		e, err := tx.EnrollmentForUpdate(ctx, id)
 		if errors.Is(err, store.ErrNotFound) {
 			refusal = refuse("not-found", "")
@@ -537,12 +546,12 @@ func (s *Service) Proof(ctx context.Context, id, code string) (store.Enrollment,
 			refusal = refuse("code-expired", "the code was valid until %s", pr.CodeUntil.Format(time.RFC3339))
 			return event("enrollment.proof.fail", map[string]any{"why": "code expired"})
 		}
-		if subtle.ConstantTimeCompare([]byte(s.codeHashAs(pr.CodeHash, id, code)), []byte(pr.CodeHash)) != 1 {
-			// A wrong code also spends one of the person's enrollments
-			// (limitIdentifier): guesses at one person's codes are bounded
-			// per hour across all their enrollments, not only per
-			// enrollment by the lock.
-			s.d.IdentifierLimit.Allow(limitKey(pr.Person))
+		given, err := s.codeHashAs(pr.CodeHash, id, code)
+		if err != nil {
+			return err // this node cannot check the code: not the applicant's attempt
+		}
+		if subtle.ConstantTimeCompare([]byte(given), []byte(pr.CodeHash)) != 1 {
+			wrongFor = pr.Person
 			pr.Attempts++
 			e.Proofing, _ = json.Marshal(pr)
 			left := d.Policy.MaxCodeAttempts - pr.Attempts
@@ -576,6 +585,13 @@ func (s *Service) Proof(ctx context.Context, id, code string) (store.Enrollment,
 	})
 	if err != nil {
 		return store.Enrollment{}, err
+	}
+	if key := limitKey(wrongFor); key != "" {
+		// A wrong code also spends one of the person's enrollments
+		// (limitIdentifier): guesses at one person's codes are bounded per
+		// hour across all their enrollments, not only per enrollment by
+		// the lock.
+		s.d.IdentifierLimit.Allow(key)
 	}
 	if refusal != nil {
 		return out, refusal
@@ -657,44 +673,80 @@ func (s *Service) Resume(ctx context.Context, grace time.Duration) (int, error) 
 		return 0, err
 	}
 	n := 0
+	var errs []error
 	cutoff := d.Now().Add(-grace)
 	for _, e := range approved {
 		if e.UpdatedAt.After(cutoff) {
 			continue
 		}
-		c, err := d.Store.CertificateOfEnrollment(ctx, e.ID)
-		switch {
-		case errors.Is(err, store.ErrNotFound):
-			out, err := s.issue(ctx, e, "system:resume")
-			if err != nil {
-				if _, refused := ProblemOf(err); !refused {
-					return n, err
-				}
-			} else if out.State == store.StateApproved {
-				continue // the CA failed again: the next round retries
-			}
-		case err != nil:
-			return n, err
-		default:
-			now := d.Now().UTC()
-			err = s.group.InTx(ctx, func(tx *store.Tx) error {
-				cur, err := tx.EnrollmentForUpdate(ctx, e.ID)
-				if err != nil {
-					return err
-				}
-				if _, err := move(ctx, tx, cur, store.StateIssued, "", now); err != nil {
-					return err
-				}
-				return d.Audit.Append(tx, audit.Event{Actor: "system:resume", Action: "enrollment.issue", Object: "enrollment/" + e.ID,
-					Details: map[string]any{"serial": hex.EncodeToString(c.Serial), "profile": e.Profile, "resumed": true}})
-			})
-			if err != nil {
-				return n, err
-			}
+		// One enrollment that cannot be finished does not hold up the
+		// others: its error is reported and the next round tries again.
+		finished, err := s.resumeOne(ctx, e, cutoff)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("enrollment %s: %w", e.ID, err))
 		}
-		n++
+		if finished {
+			n++
+		}
 	}
-	return n, nil
+	return n, errors.Join(errs...)
+}
+
+// resumeOne finishes one enrollment Resume found approved, once this node
+// has claimed it (claim), and reports whether it reached issued or failed.
+func (s *Service) resumeOne(ctx context.Context, e store.Enrollment, cutoff time.Time) (bool, error) {
+	d := s.d
+	if claimed, err := s.claim(ctx, e.ID, cutoff); err != nil || !claimed {
+		return false, err
+	}
+	c, err := d.Store.CertificateOfEnrollment(ctx, e.ID)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		out, err := s.issueDetached(ctx, e, "system:resume")
+		if _, refused := ProblemOf(err); err != nil && !refused {
+			return false, err
+		}
+		return out.State != store.StateApproved, nil // approved: the CA failed again, the next round retries
+	case err != nil:
+		return false, err
+	}
+	now := d.Now().UTC()
+	err = s.group.InTx(ctx, func(tx *store.Tx) error {
+		cur, err := tx.EnrollmentForUpdate(ctx, e.ID)
+		if err != nil {
+			return err
+		}
+		if _, err := move(ctx, tx, cur, store.StateIssued, "", now); err != nil {
+			return err
+		}
+		return d.Audit.Append(tx, audit.Event{Actor: "system:resume", Action: "enrollment.issue", Object: "enrollment/" + e.ID,
+			Details: map[string]any{"serial": hex.EncodeToString(c.Serial), "profile": e.Profile, "resumed": true}})
+	})
+	return err == nil, err
+}
+
+// claim marks an approved enrollment as being finished by this node (its
+// updated_at becomes now) unless another node did since it was listed: with
+// several RA nodes resuming every minute, one of them issues, never two.
+func (s *Service) claim(ctx context.Context, id string, cutoff time.Time) (bool, error) {
+	claimed := false
+	err := s.group.InTx(ctx, func(tx *store.Tx) error {
+		claimed = false
+		cur, err := tx.EnrollmentForUpdate(ctx, id)
+		if err != nil {
+			return err
+		}
+		if cur.State != store.StateApproved || cur.UpdatedAt.After(cutoff) {
+			return nil
+		}
+		cur.UpdatedAt = s.d.Now().UTC()
+		if err := tx.UpdateEnrollment(ctx, cur.State, cur); err != nil {
+			return err
+		}
+		claimed = true
+		return nil
+	})
+	return claimed, err
 }
 
 // issue has the CA certify an approved enrollment and records the outcome.
@@ -956,16 +1008,18 @@ func (s *Service) codeHash(enrollmentID, code string) string {
 const codeSchemeHMAC = "hmac-sha256:"
 
 // codeHashAs hashes a code given for checking by the scheme of the stored
-// hash, so that codes sent before a key was configured still work. A code
-// stored under a key this node does not hold never matches.
-func (s *Service) codeHashAs(stored, enrollmentID, code string) string {
+// hash, so that codes sent before a key was configured still work. A node
+// without the key a code was stored under cannot check it: that is the
+// deployment's fault (ra.code_key_file missing on one node), never a wrong
+// attempt of the applicant's.
+func (s *Service) codeHashAs(stored, enrollmentID, code string) (string, error) {
 	switch {
 	case !strings.HasPrefix(stored, codeSchemeHMAC):
-		return plainCodeHash(enrollmentID, code)
+		return plainCodeHash(enrollmentID, code), nil
 	case s.d.CodeKey == nil:
-		return ""
+		return "", errors.New("the code was stored under ra.code_key_file, which this RA node does not have")
 	}
-	return s.codeHash(enrollmentID, code)
+	return s.codeHash(enrollmentID, code), nil
 }
 
 func plainCodeHash(enrollmentID, code string) string {

@@ -386,3 +386,11 @@ func (fx *raFixture) outboxFiles(t *testing.T) []string {
 	}
 	return names
 }
+
+// q writes a query's $N parameters as the fixture's database wants them.
+func (fx *raFixture) q(query string) string {
+	if fx.driver == store.DriverSQLite {
+		return strings.ReplaceAll(query, "$", "?")
+	}
+	return query
+}

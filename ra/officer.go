@@ -17,6 +17,7 @@ import (
 	"github.com/sanadpki/sanad/internal/audit"
 	"github.com/sanadpki/sanad/internal/store"
 	"github.com/sanadpki/sanad/ra/jwsauth"
+	"github.com/sanadpki/sanad/ra/registry"
 )
 
 // Audiences bind a signed request to the endpoint it was made for.
@@ -267,7 +268,8 @@ func (s *Service) approverID(ctx context.Context, ap store.Approval) (string, er
 }
 
 // notOwn refuses an officer deciding on an enrollment whose subject, or
-// whose proofed person (a business's representative), is the officer.
+// whose proofed person, is the officer, or for a business the registry
+// lists the officer as representing.
 func (s *Service) notOwn(ctx context.Context, enrollmentID, who string) error {
 	e, err := s.d.Store.Enrollment(ctx, enrollmentID)
 	if errors.Is(err, store.ErrNotFound) {
@@ -286,6 +288,28 @@ func (s *Service) notOwn(ctx context.Context, enrollmentID, who string) error {
 	}
 	if who == subj.NationalID || who == pr.Person {
 		return refuse("own-enrollment", "")
+	}
+	if subj.Kind != "business" {
+		return nil
+	}
+	// Nor does anyone the registry lists for the business, with signing
+	// authority or not: a director approving a seal applied for by a
+	// fellow director decides on their own company's.
+	_, country, reg, ok := parseSemanticsID(subj.NationalID)
+	if !ok {
+		return fmt.Errorf("subject %s: identifier %q", subj.ID, subj.NationalID)
+	}
+	biz, _, err := s.d.Registry.Business(ctx, country, reg)
+	if errors.Is(err, registry.ErrNotFound) {
+		return nil // the re-check before issuance refuses it
+	}
+	if err := registryErr(err, "business", country, reg); err != nil {
+		return err
+	}
+	for _, r := range biz.Representatives {
+		if who == "IDC"+r.Country+"-"+r.NationalID {
+			return refuse("own-enrollment", "the officer represents %s", biz.Name)
+		}
 	}
 	return nil
 }

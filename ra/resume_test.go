@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -179,4 +180,78 @@ func TestIssueRetry(t *testing.T) {
 		t.Errorf("retry audit events: %d (%v), want 1", retries, err)
 	}
 
+}
+
+// gateCA fails its first issuance as the CA's own failure would, holds
+// the second until released, and counts them all.
+type gateCA struct {
+	ra.Issuer
+	mu               sync.Mutex
+	calls            int
+	entered, release chan struct{}
+}
+
+func (c *gateCA) Issue(ctx context.Context, req ca.Request) (*x509.Certificate, error) {
+	c.mu.Lock()
+	c.calls++
+	n := c.calls
+	c.mu.Unlock()
+	switch n {
+	case 1:
+		return nil, errors.New("hsm: CKR_DEVICE_ERROR")
+	case 2:
+		close(c.entered)
+		<-c.release
+	}
+	return c.Issuer.Issue(ctx, req)
+}
+
+// TestResumeClaims: while one RA node is finishing an approved enrollment
+// (its issuance held in the CA), another node resuming leaves it alone: one
+// claims it, one certificate is issued.
+func TestResumeClaims(t *testing.T) {
+	f := catest.New(t, time.Now().UTC().Truncate(time.Second))
+	for _, driver := range storetest.Drivers() {
+		t.Run(driver, func(t *testing.T) {
+			clk := &clock{}
+			gate := &gateCA{entered: make(chan struct{}), release: make(chan struct{})}
+			fx := newRAFixture(t, f, driver, func(d *ra.Deps) {
+				d.Now = clk.Now
+				gate.Issuer = d.CA
+				d.CA = gate
+			})
+			id, code := fx.enroll(t, citizen(), "citizen-auth")
+			if a := fx.proof(t, id, code); a.state != store.StateApproved {
+				t.Fatalf("proof with the CA failing: %+v", a)
+			}
+			other, err := ra.New(fx.deps)
+			if err != nil {
+				t.Fatal(err)
+			}
+			clk.Add(2 * time.Minute)
+			first := make(chan int, 1)
+			go func() {
+				n, err := fx.svc.Resume(t.Context(), time.Minute)
+				if err != nil {
+					t.Error(err)
+				}
+				first <- n
+			}()
+			<-gate.entered // the first node claimed it and is issuing
+			if n, err := other.Resume(t.Context(), time.Minute); err != nil || n != 0 {
+				t.Errorf("the second node: finished %d, %v; want 0", n, err)
+			}
+			close(gate.release)
+			if n := <-first; n != 1 {
+				t.Errorf("the first node finished %d, want 1", n)
+			}
+			var certs int
+			if err := fx.raw.QueryRowContext(t.Context(), fx.q(`SELECT count(*) FROM certificates WHERE enrollment_id = $1`), id).Scan(&certs); err != nil {
+				t.Fatal(err)
+			}
+			if gate.calls != 2 || certs != 1 {
+				t.Errorf("%d issuances asked of the CA, %d certificates for the enrollment; want 2 (one failed) and 1", gate.calls, certs)
+			}
+		})
+	}
 }

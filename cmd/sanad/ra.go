@@ -104,20 +104,20 @@ func startRA(ctx context.Context, s *service, authority *caRole, cfg config.RA) 
 		return err
 	}
 	resume := func(ctx context.Context) error {
-		n, err := svc.Resume(ctx, time.Minute)
+		n, resumeErr := svc.Resume(ctx, time.Minute)
 		if n > 0 {
 			s.log.Warn("finished enrollments left approved", "count", n)
 		}
-		if err != nil {
-			return err
-		}
-		if n, err = svc.ExpireLapsed(ctx, 1000); n > 0 {
+		n, expireErr := svc.ExpireLapsed(ctx, 1000)
+		if n > 0 {
 			s.log.Info("expired lapsed enrollments", "count", n)
 		}
-		return err
+		return errors.Join(resumeErr, expireErr)
 	}
+	// An enrollment that cannot be finished now is retried every minute;
+	// it does not keep the RA from starting.
 	if err := resume(ctx); err != nil {
-		return err
+		s.log.Error("finishing approved enrollments", "err", err)
 	}
 	s.loops = append(s.loops, func(ctx context.Context) {
 		t := time.NewTicker(time.Minute)
