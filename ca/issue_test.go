@@ -13,10 +13,11 @@ import (
 	"encoding/asn1"
 	"encoding/pem"
 	"errors"
-	"github.com/sanadpki/sanad/ca/lint"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -27,6 +28,7 @@ import (
 	"github.com/sanadpki/sanad/ca"
 	"github.com/sanadpki/sanad/ca/catest"
 	"github.com/sanadpki/sanad/ca/crl"
+	"github.com/sanadpki/sanad/ca/lint"
 	"github.com/sanadpki/sanad/ca/profile"
 	"github.com/sanadpki/sanad/hsm"
 	"github.com/sanadpki/sanad/hsm/hsmtest"
@@ -108,7 +110,8 @@ func issueEveryProfile(t *testing.T, f catest.Fixture, db *store.DB, keys []cryp
 	}
 	dir := t.TempDir()
 	var issued []string
-	for name, p := range f.Profiles {
+	for _, name := range slices.Sorted(maps.Keys(f.Profiles)) {
+		p := f.Profiles[name]
 		if p.SubjectKind == "" {
 			continue
 		}

@@ -7,7 +7,9 @@
 //     failover to a replica that lagged): the number is the build time in
 //     Unix nanoseconds, or the stored maximum plus one if that is larger,
 //     so a CRL built after such a loss still outnumbers every CRL published
-//     before it; the store refuses a number that does not increase (a CRL
+//     before it (given CA nodes whose clocks agree to within the time
+//     between the lost CRL and the next, which NTP makes milliseconds);
+//     the store refuses a number that does not increase (a CRL
 //     signed but never stored was never published, so its number may be
 //     used again);
 //   - nextUpdate is at most 10 days after thisUpdate (CA/B Forum limit for

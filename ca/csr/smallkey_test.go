@@ -41,8 +41,9 @@ func TestSmallKeyTables(t *testing.T) {
 			t.Errorf("%s: digest %x; regenerate with go generate or update the pin after checking why", tt.file, sum)
 		}
 		js := []uint64{1, 2, 3, 16, SmallKeyBound - 1, SmallKeyBound}
+		rng := mrand.New(mrand.NewPCG(1, 2)) // fixed: a failure repeats
 		for range 512 {
-			js = append(js, 1+mrand.Uint64N(SmallKeyBound))
+			js = append(js, 1+rng.Uint64N(SmallKeyBound))
 		}
 		for _, j := range js {
 			k, err := tt.curve.NewPrivateKey(new(big.Int).SetUint64(j).FillBytes(make([]byte, tt.size)))

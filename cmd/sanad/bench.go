@@ -418,8 +418,6 @@ func newBenchCRLCmd() *cobra.Command {
 	return cmd
 }
 
-// latestCRLNumber is the issuing CA's latest CRL number (0 when none).
-
 // enrollReport is what `sanad bench enroll` measured.
 type enrollReport struct {
 	Database    string  `json:"database"`

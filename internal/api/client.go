@@ -25,11 +25,11 @@ func ClientKey(r *http.Request, trusted []netip.Prefix) string {
 		for i := len(hops) - 1; i >= 0; i-- {
 			parts := strings.Split(hops[i], ",")
 			for j := len(parts) - 1; j >= 0; j-- {
-				a, err := netip.ParseAddr(strings.TrimSpace(parts[j]))
-				if err != nil {
+				a, ok := hostAddr(strings.TrimSpace(parts[j])) // some proxies write ip:port or [v6]:port
+				if !ok {
 					break walk // a malformed hop: the last good one stands
 				}
-				client = a.Unmap()
+				client = a
 				if !isTrusted(client, trusted) {
 					break walk
 				}
@@ -43,10 +43,11 @@ func ClientKey(r *http.Request, trusted []netip.Prefix) string {
 	return client.String()
 }
 
+// hostAddr is the address of host, host:port, [v6] or [v6]:port.
 func hostAddr(remote string) (netip.Addr, bool) {
 	host, _, err := net.SplitHostPort(remote)
 	if err != nil {
-		host = remote
+		host = strings.TrimSuffix(strings.TrimPrefix(remote, "["), "]")
 	}
 	a, err := netip.ParseAddr(host)
 	if err != nil {

@@ -27,6 +27,9 @@ func TestClientKey(t *testing.T) {
 		{"IPv6 by /64", "[2001:db8:1:2:aaaa::1]:4000", nil, "2001:db8:1:2::/64"},
 		{"IPv6 behind a proxy", "[2001:db8:ffff::5]:4000", []string{"2001:db8:7:8::9"}, "2001:db8:7:8::/64"},
 		{"IPv4-mapped", "[::ffff:192.0.2.7]:4000", nil, "192.0.2.7"},
+		{"a hop with its port", "10.1.2.3:4000", []string{"198.51.100.1:51234"}, "198.51.100.1"},
+		{"an IPv6 hop in brackets", "10.1.2.3:4000", []string{"[2001:db8:7:8::9]:443"}, "2001:db8:7:8::/64"},
+		{"an IPv6 hop in brackets, no port", "10.1.2.3:4000", []string{"[2001:db8:7:8::9]"}, "2001:db8:7:8::/64"},
 	} {
 		r := httptest.NewRequest("GET", "/", nil)
 		r.RemoteAddr = tt.remote
