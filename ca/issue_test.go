@@ -20,6 +20,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -460,34 +461,51 @@ func assignedSerials(t *testing.T, db *store.DB) []store.Certificate {
 	return append(out, good...)
 }
 
-// TestCRLAndOCSPAgree issues certificates, revokes some with different
-// reasons, and checks that for every serial the stored OCSP response and
-// the current CRL say the same: revoked on both, with the same reason and
-// time, or good and absent.
+// TestCRLAndOCSPAgree: for every serial the CA assigned — good, revoked for
+// several reasons, and intents an HSM failure left that recovery revoked —
+// the stored OCSP answer and the CRL the Publisher publishes agree on
+// whether it is revoked, when and why.
 func TestCRLAndOCSPAgree(t *testing.T) {
 	f := catest.New(t, time.Now().UTC().Truncate(time.Second))
 	storetest.Each(t, func(t *testing.T, db *store.DB, _ *sql.DB) {
 		ctx := context.Background()
-		log := audit.New(time.Now)
-		authority := f.CA(t, db, log)
+		var failing atomic.Bool
+		p := newPublishing(t, f, db, newClock(time.Now().UTC().Truncate(time.Second)), ca.PublishConfig{}, func(point string) error {
+			if point == ca.FaultAfterSign && failing.Load() {
+				return errors.New("injected: the HSM signed, the process died")
+			}
+			return nil
+		})
 		var serials [][]byte
 		for i := range 12 {
-			cert, err := authority.Issue(ctx, ca.Request{Profile: "citizen-auth", CSR: newCSR(t), Verified: person, Actor: "test"})
+			cert, err := p.authority.Issue(ctx, ca.Request{Profile: "citizen-auth", CSR: newCSR(t), Verified: person, Actor: "test"})
 			if err != nil {
 				t.Fatal(err)
 			}
 			serials = append(serials, cert.SerialNumber.Bytes())
 			if reason := []int{-1, 1, -1, 4, 5, -1}[i%6]; reason >= 0 {
-				if err := authority.Revoke(ctx, cert.SerialNumber.Bytes(), reason, "test"); err != nil {
+				if err := p.authority.Revoke(ctx, cert.SerialNumber.Bytes(), reason, "test"); err != nil {
 					t.Fatal(err)
 				}
 			}
 		}
-		builder, err := crl.New(db, log, f.Linter, crl.Config{}, time.Now)
-		if err != nil {
-			t.Fatal(err)
+		failing.Store(true)
+		for range 3 {
+			if _, err := p.authority.Issue(ctx, ca.Request{Profile: "citizen-auth", CSR: newCSR(t), Verified: person, Actor: "test"}); err == nil {
+				t.Fatal("an issuance survived the injected failure")
+			}
 		}
-		current, err := builder.Build(ctx, crl.Issuer{ID: "issuing", Certificate: f.Issuer.Certificate, Signer: f.CAKey})
+		left, err := db.UnsignedCertificates(ctx)
+		if err != nil || len(left) != 3 {
+			t.Fatalf("intents left: %d, %v", len(left), err)
+		}
+		for _, c := range left {
+			serials = append(serials, c.Serial)
+		}
+		if n, err := p.authority.Recover(ctx, 0); err != nil || n != 3 {
+			t.Fatalf("Recover = %d, %v", n, err)
+		}
+		current, err := p.pub.PublishCRL(ctx)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -524,8 +542,8 @@ func TestCRLAndOCSPAgree(t *testing.T) {
 				revoked++
 			}
 		}
-		if revoked != 6 || len(onCRL) != 6 {
-			t.Errorf("%d of the issued serials on a CRL of %d entries, want 6 and 6", revoked, len(onCRL))
+		if revoked != 9 || len(onCRL) != 9 {
+			t.Errorf("%d of the assigned serials on a CRL of %d entries, want 9 and 9 (6 revoked, 3 recovered)", revoked, len(onCRL))
 		}
 	})
 }
