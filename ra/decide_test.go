@@ -698,3 +698,49 @@ func (r *switchRegistry) Person(ctx context.Context, country, id string) (regist
 func (r *switchRegistry) Business(ctx context.Context, country, reg string) (registry.Business, registry.Evidence, error) {
 	return r.current().Business(ctx, country, reg)
 }
+
+// TestResendCode: a new code may be asked for a minute after the last; it
+// replaces the old one (which no longer proves) without resetting wrong
+// attempts; after four codes, or once the enrollment is no longer waiting
+// for one, none is sent; each is an audit event.
+func TestResendCode(t *testing.T) {
+	f := catest.New(t, time.Now().UTC().Truncate(time.Second))
+	clk := &clock{}
+	fx := newRAFixture(t, f, "sqlite", func(d *ra.Deps) { d.Now = clk.Now })
+	resend := func(id string) answer {
+		t.Helper()
+		return fx.answer(t, http.MethodPost, "/api/v1/enrollments/"+id+"/code", nil, nil)
+	}
+	id, first := fx.enroll(t, citizen(), "citizen-sign")
+	answer{status: 429, problem: "rate-limited"}.check(t, "a new code at once", resend(id))
+	wrong := "000000"
+	if first == wrong {
+		wrong = "000001"
+	}
+	answer{status: 422, problem: "wrong-code"}.check(t, "a wrong code", fx.proof(t, id, wrong))
+	clk.Add(61 * time.Second)
+	answer{status: 200, state: store.StatePendingProof}.check(t, "a new code a minute later", resend(id))
+	if second := fx.code(t, id); second != first { // equal one time in a million
+		answer{status: 422, problem: "wrong-code"}.check(t, "the old code", fx.proof(t, id, first))
+	} else {
+		answer{status: 422, problem: "wrong-code"}.check(t, "another wrong code", fx.proof(t, id, wrong))
+	}
+	for range 2 {
+		clk.Add(61 * time.Second)
+		answer{status: 200, state: store.StatePendingProof}.check(t, "another code", resend(id))
+	}
+	clk.Add(61 * time.Second)
+	answer{status: 429, problem: "rate-limited"}.check(t, "a fifth code", resend(id))
+	e, err := fx.db.Enrollment(t.Context(), id)
+	if err != nil || !strings.Contains(string(e.Proofing), `"attempts":2`) || !strings.Contains(string(e.Proofing), `"codes":4`) {
+		t.Errorf("proofing after the codes: %s (%v)", e.Proofing, err)
+	}
+	answer{status: 200, state: store.StatePendingApproval}.check(t, "the latest code", fx.proof(t, id, fx.code(t, id)))
+	clk.Add(61 * time.Second)
+	answer{status: 409, problem: "wrong-state"}.check(t, "a code for a proved enrollment", resend(id))
+	answer{status: 404, problem: "not-found"}.check(t, "an unknown enrollment", resend("AAAAAAAAAAAAAAAAAAAAAA"))
+	var events int
+	if err := fx.raw.QueryRowContext(t.Context(), `SELECT count(*) FROM audit_events WHERE action = 'enrollment.code.resend'`).Scan(&events); err != nil || events != 3 {
+		t.Errorf("enrollment.code.resend events: %d (%v), want 3", events, err)
+	}
+}

@@ -138,7 +138,19 @@ type proofing struct {
 	// business's representative. No officer may decide on their own
 	// enrollment (decide).
 	Person string `json:"person,omitempty"`
+	// Codes is how many codes were sent (Resend), SentAt when the last one
+	// was; an enrollment from before Resend has neither (one code, sent
+	// CodeTTL before CodeUntil).
+	Codes  int       `json:"codes,omitempty"`
+	SentAt time.Time `json:"sent_at,omitzero"`
 }
+
+// Limits on sending codes again (Resend): how many codes one enrollment
+// gets in all, and how long after one the next may be asked for.
+const (
+	maxCodes       = 4
+	resendInterval = time.Minute
+)
 
 // Enroll validates an application, checks it against the registry, records
 // it with what the registry answered, and sends the one-time code to the
@@ -229,7 +241,8 @@ func (s *Service) Enroll(ctx context.Context, body []byte, key string) (store.En
 	if to == "" {
 		return store.Enrollment{}, false, refuse("registry-mismatch", "the registry holds no phone or e-mail to send the one-time code to")
 	}
-	pr := proofing{CodeHash: s.codeHash(id, code), CodeUntil: now.Add(d.Policy.CodeTTL), Channel: channel, To: maskContact(to), Person: m.personKey}
+	pr := proofing{CodeHash: s.codeHash(id, code), CodeUntil: now.Add(d.Policy.CodeTTL), Channel: channel, To: maskContact(to), Person: m.personKey,
+		Codes: 1, SentAt: now}
 	prJSON, err := json.Marshal(pr)
 	if err != nil {
 		return store.Enrollment{}, false, err
@@ -646,6 +659,110 @@ func (s *Service) ExpireLapsed(ctx context.Context, limit int) (int, error) {
 	return n, nil
 }
 
+// Resend sends a new one-time code for an enrollment still waiting for one
+// (POST /api/v1/enrollments/{id}/code), to the contact the registry holds
+// now: the code before it no longer proves. Wrong attempts still count
+// toward the lock. At most maxCodes codes per enrollment, one per
+// resendInterval, each spending one of the person's enrollments
+// (limitIdentifier), so that no one is bombarded with messages.
+func (s *Service) Resend(ctx context.Context, id string) (store.Enrollment, error) {
+	d := s.d
+	e, err := d.Store.Enrollment(ctx, id)
+	if errors.Is(err, store.ErrNotFound) {
+		return store.Enrollment{}, refuse("not-found", "")
+	}
+	if err != nil {
+		return store.Enrollment{}, err
+	}
+	now := d.Now().UTC()
+	pr, err := s.resendable(e, now)
+	if err != nil {
+		return store.Enrollment{}, err
+	}
+	_, country, pid, ok := parseSemanticsID(pr.Person)
+	if !ok {
+		return store.Enrollment{}, refuse("wrong-state", "the enrollment predates sending codes again; enroll again")
+	}
+	if ok, wait := d.IdentifierLimit.Allow(limitKey(pr.Person)); !ok {
+		r := refuse("rate-limited", "too many codes for this person")
+		r.Extra = map[string]any{"retry_after_seconds": int(wait.Seconds()) + 1}
+		return store.Enrollment{}, r
+	}
+	rec, _, err := d.Registry.Person(ctx, country, pid)
+	if err := registryErr(err, "person", country, pid); err != nil {
+		return store.Enrollment{}, err
+	}
+	to, channel := rec.Phone, "sms"
+	if to == "" {
+		to, channel = rec.Email, "email"
+	}
+	if to == "" {
+		return store.Enrollment{}, refuse("registry-mismatch", "the registry holds no phone or e-mail to send the one-time code to")
+	}
+	code, err := newCode()
+	if err != nil {
+		return store.Enrollment{}, err
+	}
+	if err := d.Notifier.Send(ctx, Message{EnrollmentID: id, To: to, Channel: channel, Code: code}); err != nil {
+		r := refuse("notification-failed", "")
+		r.Err = fmt.Errorf("enrollment %s: send a new one-time code by %s: %w", id, channel, err) // logged by fail
+		return store.Enrollment{}, r
+	}
+	var out store.Enrollment
+	err = s.group.InTx(ctx, func(tx *store.Tx) error {
+		cur, err := tx.EnrollmentForUpdate(ctx, id)
+		if err != nil {
+			return err
+		}
+		pr, err := s.resendable(cur, now) // as it is now, not as it was read
+		if err != nil {
+			return err
+		}
+		pr.CodeHash, pr.CodeUntil, pr.Codes, pr.SentAt = s.codeHash(id, code), now.Add(d.Policy.CodeTTL), max(pr.Codes, 1)+1, now
+		pr.Channel, pr.To = channel, maskContact(to)
+		if cur.Proofing, err = json.Marshal(pr); err != nil {
+			return err
+		}
+		cur.UpdatedAt = now
+		if err := tx.UpdateEnrollment(ctx, cur.State, cur); err != nil {
+			return err
+		}
+		out = cur
+		return d.Audit.Append(tx, audit.Event{Actor: "applicant", Action: "enrollment.code.resend", Object: "enrollment/" + id,
+			Details: map[string]any{"code_channel": channel, "code_to": pr.To, "codes": pr.Codes}})
+	})
+	return out, err
+}
+
+// resendable is e's proofing record if a new code may be sent for it now.
+func (s *Service) resendable(e store.Enrollment, now time.Time) (proofing, error) {
+	var pr proofing
+	switch {
+	case e.State == store.StateRejected && strings.HasPrefix(e.StateReason, "locked"):
+		return pr, refuse("enrollment-locked", "")
+	case e.State != store.StatePendingProof:
+		return pr, refuse("wrong-state", "the enrollment is %s", e.State)
+	case !e.ExpiresAt.IsZero() && now.After(e.ExpiresAt):
+		return pr, refuse("enrollment-expired", "")
+	}
+	if err := json.Unmarshal(e.Proofing, &pr); err != nil {
+		return pr, fmt.Errorf("enrollment %s proofing: %w", e.ID, err)
+	}
+	if max(pr.Codes, 1) >= maxCodes {
+		return pr, refuse("rate-limited", "%d codes were sent for this enrollment, the most there are; enroll again", maxCodes)
+	}
+	last := pr.SentAt
+	if last.IsZero() {
+		last = pr.CodeUntil.Add(-s.d.Policy.CodeTTL)
+	}
+	if wait := last.Add(resendInterval).Sub(now); wait > 0 {
+		r := refuse("rate-limited", "a new code may be asked for a minute after the last")
+		r.Extra = map[string]any{"retry_after_seconds": int(wait.Seconds()) + 1}
+		return pr, r
+	}
+	return pr, nil
+}
+
 // issueTimeout bounds an issuance that its request no longer waits for.
 // It is well inside the grace Resume leaves an approved enrollment.
 const issueTimeout = 30 * time.Second
@@ -949,6 +1066,7 @@ func (s *Service) view(ctx context.Context, e store.Enrollment) (View, error) {
 	case store.StatePendingProof:
 		v.ExpiresAt = e.ExpiresAt
 		v.Links["proof"] = "/api/v1/enrollments/" + e.ID + "/proof"
+		v.Links["code"] = "/api/v1/enrollments/" + e.ID + "/code"
 		var pr proofing
 		if json.Unmarshal(e.Proofing, &pr) == nil {
 			v.Reasons = append(v.Reasons, fmt.Sprintf("waiting for the one-time code sent by %s to %s", pr.Channel, pr.To))

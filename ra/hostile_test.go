@@ -381,6 +381,9 @@ func hostileRequests(t *testing.T, fx *raFixture) []hostileRequest {
 
 	// Proof bodies, against the enrollment that waits for its code: none
 	// may count as an attempt.
+	add("code: unknown enrollment", http.MethodPost, "/api/v1/enrollments/"+unknownID+"/code", nil, nil, 404, "not-found")
+	add("code: SQL as the id", http.MethodPost, "/api/v1/enrollments/"+url.PathEscape(`' OR 1=1 --`)+"/code", nil, nil, 404, "not-found")
+	add("code: id of 10000 characters", http.MethodPost, "/api/v1/enrollments/"+strings.Repeat("A", 10000)+"/code", nil, nil, 404, "not-found")
 	proof := "/api/v1/enrollments/" + fx.pending + "/proof"
 	proofBody := func(name string, header http.Header, body []byte, status int, problem string) {
 		add("proof: "+name, http.MethodPost, proof, header, body, status, problem)

@@ -21,6 +21,7 @@ import (
 //	POST /api/v1/enrollments            apply (Idempotency-Key honoured)
 //	GET  /api/v1/enrollments/{id}       state, reasons, certificate once issued
 //	POST /api/v1/enrollments/{id}/proof the one-time code
+//	POST /api/v1/enrollments/{id}/code  send a new code (Resend)
 //
 // and the signed-request API (a compact JWS, application/jose, or in the
 // Authorization header as "JWS <compact>" for reads):
@@ -33,6 +34,7 @@ func (s *Service) Register(mux *http.ServeMux) {
 	mux.HandleFunc("POST /api/v1/enrollments", s.handleEnroll)
 	mux.HandleFunc("GET /api/v1/enrollments/{id}", s.handleGet)
 	mux.HandleFunc("POST /api/v1/enrollments/{id}/proof", s.handleProof)
+	mux.HandleFunc("POST /api/v1/enrollments/{id}/code", s.handleResend)
 	mux.HandleFunc("POST /api/v1/officer/actions", s.handleAct)
 	mux.HandleFunc("GET /api/v1/officer/queue", s.handleQueue)
 	mux.HandleFunc("GET /api/v1/officer/enrollments/{id}", s.handleShow)
@@ -227,6 +229,28 @@ func (s *Service) handleEnroll(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Idempotent-Replayed", "true")
 	}
 	api.WriteJSON(w, http.StatusCreated, v)
+}
+
+func (s *Service) handleResend(w http.ResponseWriter, r *http.Request) {
+	if s.limitClient(w, r) {
+		return
+	}
+	id := r.PathValue("id")
+	if !enrollmentID.MatchString(id) {
+		s.fail(w, r, refuse("not-found", ""))
+		return
+	}
+	e, err := s.Resend(r.Context(), id)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	v, err := s.view(r.Context(), e)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	api.WriteJSON(w, http.StatusOK, v)
 }
 
 func (s *Service) handleGet(w http.ResponseWriter, r *http.Request) {
