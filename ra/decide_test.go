@@ -166,6 +166,9 @@ func TestOfficerDecisions(t *testing.T) {
 			seal := fx.proved(t, business(), "business-seal")
 			answer{status: 200, state: store.StatePendingApproval}.check(t, "first approval", fx.act(t, signAction(t, fx.officer, approve(seal), clk.Now())))
 			answer{status: 409, problem: "already-decided"}.check(t, "the same officer with another certificate", fx.act(t, signAction(t, renewed, approve(seal), clk.Now())))
+			if item := fx.show(t, renewed, seal, clk.Now()); item.Approvals != 1 || len(item.Decisions) != 1 || item.Decisions[0]["officer"] != "IDCKZ-700422364275" {
+				t.Errorf("the seal as an officer sees it: %d approvals, decisions %v", item.Approvals, item.Decisions)
+			}
 			answer{status: 403, problem: "own-enrollment"}.check(t, "the representative as officer", fx.act(t, signAction(t, ayesha, approve(seal), clk.Now())))
 			answer{status: 403, problem: "own-enrollment"}.check(t, "another representative of the business as officer", fx.act(t, signAction(t, bilal, approve(seal), clk.Now())))
 			answer{status: 200, state: store.StateIssued}.check(t, "a second officer", fx.act(t, signAction(t, dana, approve(seal), clk.Now())))
@@ -743,4 +746,19 @@ func TestResendCode(t *testing.T) {
 	if err := fx.raw.QueryRowContext(t.Context(), `SELECT count(*) FROM audit_events WHERE action = 'enrollment.code.resend'`).Scan(&events); err != nil || events != 3 {
 		t.Errorf("enrollment.code.resend events: %d (%v), want 3", events, err)
 	}
+}
+
+// show is an enrollment as the officer who reviews it sees it.
+func (fx *raFixture) show(t *testing.T, who identity, id string, at time.Time) ra.QueueItem {
+	t.Helper()
+	jws, err := jwsauth.Sign(jwsauth.Action{Action: jwsauth.ActionShow, Enrollment: id, Audience: ra.AudienceShow}, who.cert, who.key, at)
+	if err != nil {
+		t.Fatal(err)
+	}
+	code, raw := fx.do(t, http.MethodGet, "/api/v1/officer/enrollments/"+id, http.Header{"Authorization": {"JWS " + jws}}, nil)
+	var item ra.QueueItem
+	if code != http.StatusOK || json.Unmarshal(raw, &item) != nil {
+		t.Fatalf("show %s: %d %s", id, code, raw)
+	}
+	return item
 }

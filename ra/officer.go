@@ -519,16 +519,22 @@ func (s *Service) queueItem(ctx context.Context, e store.Enrollment) (QueueItem,
 		item.Evidence = append(item.Evidence, EvidenceView{Source: ev.Source, Record: ev.Record, Version: ev.Version,
 			Hash: hex.EncodeToString(ev.Hash), LookedUpAt: ev.LookedUpAt})
 	}
-	var approvals []store.Approval
-	if err := s.d.Store.InTx(ctx, func(tx *store.Tx) (err error) { approvals, err = tx.Approvals(ctx, e.ID); return err }); err != nil {
+	approvals, err := s.d.Store.Approvals(ctx, e.ID)
+	if err != nil {
 		return QueueItem{}, err
 	}
+	approvers := map[string]bool{} // people, as decide counts them
 	for _, a := range approvals {
-		if a.Decision == "approve" {
-			item.Approvals++
+		id, err := s.approverID(ctx, a)
+		if err != nil {
+			return QueueItem{}, err
 		}
-		item.Decisions = append(item.Decisions, map[string]string{"decision": a.Decision,
+		if a.Decision == "approve" {
+			approvers[id] = true
+		}
+		item.Decisions = append(item.Decisions, map[string]string{"decision": a.Decision, "officer": id,
 			"officer_fingerprint": hex.EncodeToString(a.OfficerFingerprint), "at": a.DecidedAt.Format(time.RFC3339)})
 	}
+	item.Approvals = len(approvers)
 	return item, nil
 }

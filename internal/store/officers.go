@@ -94,7 +94,16 @@ func (tx *Tx) InsertApproval(ctx context.Context, a Approval) error {
 // Approvals returns the decisions on an enrollment, oldest first, read in
 // tx (after the enrollment was locked).
 func (tx *Tx) Approvals(ctx context.Context, enrollmentID string) ([]Approval, error) {
-	rows, err := tx.tx.QueryContext(ctx, tx.d.q(`
+	return approvals(ctx, tx.tx, tx.d, enrollmentID)
+}
+
+// Approvals is Tx.Approvals outside a transaction, for showing them.
+func (db *DB) Approvals(ctx context.Context, enrollmentID string) ([]Approval, error) {
+	return approvals(ctx, db.sql, &db.d, enrollmentID)
+}
+
+func approvals(ctx context.Context, q querier, d *dialect, enrollmentID string) ([]Approval, error) {
+	rows, err := q.QueryContext(ctx, d.q(`
 		SELECT officer_fingerprint, decision, jws, decided_at FROM approvals
 		WHERE enrollment_id = $1 ORDER BY decided_at, officer_fingerprint`), enrollmentID)
 	if err != nil {
