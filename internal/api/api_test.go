@@ -78,7 +78,15 @@ func TestReadyz(t *testing.T) {
 func TestMetricsLabelByPatternAndRecoverPanics(t *testing.T) {
 	srv := newTestServer(t, nil, func(mux *http.ServeMux) {
 		mux.HandleFunc("GET /boom/{id}", func(http.ResponseWriter, *http.Request) { panic("kaboom") })
+		mux.HandleFunc("GET /refuse", func(w http.ResponseWriter, _ *http.Request) {
+			WriteProblem(w, NewProblem(http.StatusUnprocessableEntity, "wrong-code", "The one-time code is wrong", ""))
+		})
 	})
+	for range 2 {
+		if resp, _ := get(t, srv.URL+"/refuse"); resp.StatusCode != 422 {
+			t.Fatalf("refuse: %d", resp.StatusCode)
+		}
+	}
 	resp, body := get(t, srv.URL+"/boom/secret-serial-1234")
 	if resp.StatusCode != 500 || resp.Header.Get("Content-Type") != "application/problem+json" {
 		t.Fatalf("panic gave %d %q", resp.StatusCode, body)
@@ -94,6 +102,8 @@ func TestMetricsLabelByPatternAndRecoverPanics(t *testing.T) {
 	for _, w := range []string{
 		`sanad_http_requests_total{code="500",route="GET /boom/{id}"} 1`,
 		`sanad_http_requests_total{code="200",route="GET /healthz"} 1`,
+		`sanad_http_problems_total{route="GET /boom/{id}",type="internal"} 1`,
+		`sanad_http_problems_total{route="GET /refuse",type="wrong-code"} 2`,
 	} {
 		if !strings.Contains(metrics, w) {
 			t.Errorf("metrics lack %s", w)

@@ -3,6 +3,7 @@ package api
 import (
 	"encoding/json"
 	"net/http"
+	"strings"
 )
 
 // ProblemTypeBase prefixes every problem type URI. The suffixes are a
@@ -45,6 +46,9 @@ func WriteProblem(w http.ResponseWriter, p Problem) {
 		// Only an unmarshalable extension gets here; drop the extensions.
 		p.Extensions = nil
 		body, _ = json.Marshal(p)
+	}
+	if n, ok := w.(problemNoter); ok {
+		n.noteProblem(strings.TrimPrefix(p.Type, ProblemTypeBase))
 	}
 	h := w.Header()
 	h.Set("Content-Type", "application/problem+json")
@@ -108,3 +112,7 @@ func (r *statusRecorder) Write(b []byte) (int, error) {
 	return len(b), nil
 }
 func (r *statusRecorder) WriteHeader(status int) { r.status = status }
+
+// problemNoter is a response writer that counts the problem types written
+// through it (Metrics.Wrap).
+type problemNoter interface{ noteProblem(typ string) }

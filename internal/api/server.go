@@ -19,6 +19,7 @@ import (
 type Metrics struct {
 	requests *prometheus.CounterVec
 	duration *prometheus.HistogramVec
+	problems *prometheus.CounterVec
 }
 
 // NewMetrics registers the HTTP metrics on reg.
@@ -33,8 +34,14 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Help:    "HTTP request latency by route pattern.",
 			Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5},
 		}, []string{"route"}),
+		// Refusals by their stable problem type (a bounded set): a burst of
+		// wrong-code or registry-mismatch is how probing shows.
+		problems: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sanad_http_problems_total",
+			Help: "Problem documents answered, by route pattern and problem type.",
+		}, []string{"route", "type"}),
 	}
-	for _, c := range []prometheus.Collector{m.requests, m.duration} {
+	for _, c := range []prometheus.Collector{m.requests, m.duration, m.problems} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("register http metrics: %w", err)
 		}
@@ -65,6 +72,9 @@ func (m *Metrics) Wrap(mux *http.ServeMux, log *slog.Logger) http.Handler {
 				route = "unmatched"
 			}
 			m.requests.WithLabelValues(route, strconv.Itoa(sw.status)).Inc()
+			if sw.problem != "" {
+				m.problems.WithLabelValues(route, sw.problem).Inc()
+			}
 			m.duration.WithLabelValues(route).Observe(time.Since(start).Seconds())
 		}()
 		served.ServeHTTP(sw, r)
@@ -73,9 +83,12 @@ func (m *Metrics) Wrap(mux *http.ServeMux, log *slog.Logger) http.Handler {
 
 type statusWriter struct {
 	http.ResponseWriter
-	status int
-	wrote  bool
+	status  int
+	wrote   bool
+	problem string // the problem type written, if any
 }
+
+func (w *statusWriter) noteProblem(typ string) { w.problem = typ }
 
 func (w *statusWriter) WriteHeader(code int) {
 	if !w.wrote {
