@@ -716,6 +716,9 @@ func TestResendCode(t *testing.T) {
 	}
 	id, first := fx.enroll(t, citizen(), "citizen-sign")
 	answer{status: 429, problem: "rate-limited"}.check(t, "a new code at once", resend(id))
+	if code, header, _ := fx.send(t, http.MethodPost, "/api/v1/enrollments/"+id+"/code", nil, nil); code != 429 || header.Get("Retry-After") == "" {
+		t.Errorf("a new code at once: %d, Retry-After %q", code, header.Get("Retry-After"))
+	}
 	wrong := "000000"
 	if first == wrong {
 		wrong = "000001"

@@ -330,7 +330,10 @@ func (s *Service) fail(w http.ResponseWriter, r *http.Request, err error) {
 		}
 		p := api.NewProblem(e.Status, e.Type, e.Title, e.Detail)
 		p.Extensions = e.Extra
-		if e.Status == http.StatusServiceUnavailable {
+		switch secs, _ := e.Extra["retry_after_seconds"].(int); {
+		case secs > 0:
+			w.Header().Set("Retry-After", strconv.Itoa(secs))
+		case e.Status == http.StatusServiceUnavailable:
 			w.Header().Set("Retry-After", "30")
 		}
 		api.WriteProblem(w, p)
