@@ -125,16 +125,6 @@ func (p *publishing) run(t *testing.T) (stop func()) {
 	return stop
 }
 
-// waitFor polls cond until it holds; a minute without is a failure.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	for deadline := time.Now().Add(time.Minute); !cond(); time.Sleep(20 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-	}
-}
-
 func latestCRL(t *testing.T, db *store.DB) (store.CRL, *x509.RevocationList) {
 	t.Helper()
 	c, err := db.LatestCRL(t.Context(), "issuing")
@@ -224,7 +214,7 @@ func TestPublisherCoalescesRevocations(t *testing.T) {
 			serials = append(serials, p.issue(t).SerialNumber)
 		}
 		stop := p.run(t)
-		waitFor(t, "the CRL built at start", func() bool { c, _ := latestCRL(t, db); return c.Number > 0 })
+		testenv.WaitFor(t, "the CRL built at start", func() bool { c, _ := latestCRL(t, db); return c.Number > 0 })
 		first, rl := latestCRL(t, db)
 		if n := len(rl.RevokedCertificateEntries); n != 0 {
 			t.Fatalf("the first CRL lists %d serials", n)
@@ -237,7 +227,7 @@ func TestPublisherCoalescesRevocations(t *testing.T) {
 			}
 		}
 		burst := time.Since(start)
-		waitFor(t, "a CRL listing every revoked serial", func() bool {
+		testenv.WaitFor(t, "a CRL listing every revoked serial", func() bool {
 			_, rl := latestCRL(t, db)
 			return len(listed(rl)) == len(serials)
 		})
@@ -309,7 +299,7 @@ func TestPublisherRepublishes(t *testing.T) {
 			t.Fatal(err)
 		}
 		stop = p.run(t)
-		waitFor(t, "the CRL built at start", func() bool { c, _ := latestCRL(t, db); return c.Number > c2.Number })
+		testenv.WaitFor(t, "the CRL built at start", func() bool { c, _ := latestCRL(t, db); return c.Number > c2.Number })
 		started, rl := latestCRL(t, db)
 		if len(rl.RevokedCertificateEntries) != 1 || rl.RevokedCertificateEntries[0].SerialNumber.Cmp(victim.SerialNumber) != 0 {
 			t.Errorf("the CRL built at start lists %v", rl.RevokedCertificateEntries)
@@ -319,7 +309,7 @@ func TestPublisherRepublishes(t *testing.T) {
 			t.Errorf("CRL #%d published with the clock standing still (after #%d)", c.Number, started.Number)
 		}
 		clk.Set(t0.Add(48 * time.Hour))
-		waitFor(t, "a republished CRL", func() bool { c, _ := latestCRL(t, db); return c.Number > started.Number })
+		testenv.WaitFor(t, "a republished CRL", func() bool { c, _ := latestCRL(t, db); return c.Number > started.Number })
 		stop()
 		last, rl := latestCRL(t, db)
 		if last.Number <= started.Number || !rl.ThisUpdate.Equal(t0.Add(48*time.Hour)) {

@@ -14,6 +14,7 @@ import (
 	"github.com/sanadpki/sanad/internal/audit"
 	"github.com/sanadpki/sanad/internal/store"
 	"github.com/sanadpki/sanad/internal/store/storetest"
+	"github.com/sanadpki/sanad/internal/testenv"
 )
 
 // TestRunRecoversFailedIssuance: an issuance that fails in the process
@@ -66,17 +67,17 @@ func TestRunRecoversFailedIssuance(t *testing.T) {
 		// Run's first scan, recovery first, has been.
 		marker := p.putSigned(t, 1, t0, t0.AddDate(1, 0, 0), false)
 		p.run(t)
-		waitFor(t, "Run's first scan", func() bool { _, err := db.OCSPResponse(ctx, "issuing", marker.Serial); return err == nil })
+		testenv.WaitFor(t, "Run's first scan", func() bool { _, err := db.OCSPResponse(ctx, "issuing", marker.Serial); return err == nil })
 		if got := unresolved(); len(got) != 1 {
 			t.Fatalf("Run resolved an intent within the grace: %d left", len(got))
 		}
 
 		clk.Set(t0.Add(grace))
-		waitFor(t, "Run to resolve the intent", func() bool { return len(unresolved()) == 0 })
+		testenv.WaitFor(t, "Run to resolve the intent", func() bool { return len(unresolved()) == 0 })
 		if _, r := p.response(t, serial); r.Status != ocsp.Revoked || r.RevocationReason != ca.ReasonCessationOfOperation {
 			t.Errorf("the failed issuance's serial answers status %d reason %d; want revoked, cessationOfOperation", r.Status, r.RevocationReason)
 		}
-		waitFor(t, "a CRL listing the serial", func() bool {
+		testenv.WaitFor(t, "a CRL listing the serial", func() bool {
 			_, rl := latestCRL(t, db)
 			_, ok := listed(rl)[new(big.Int).SetBytes(serial).Text(16)]
 			return ok

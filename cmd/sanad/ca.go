@@ -57,7 +57,14 @@ func caIssuers(ctx context.Context, s *service) (store.Issuer, ocspsign.Responde
 	if err != nil {
 		return store.Issuer{}, ocspsign.Responder{}, fmt.Errorf("issuer %s: %w", issuing.ID, err)
 	}
-	signer, signerCert, err := pickResponder(issuingCert, byRole["ocsp-signer"], s.now())
+	revoked := func(serial []byte) (bool, error) {
+		c, err := s.db.Certificate(ctx, issuing.ID, serial)
+		if errors.Is(err, store.ErrNotFound) {
+			return false, nil // recorded before signers were among the CA's certificates
+		}
+		return err == nil && c.Status == store.StatusRevoked, err
+	}
+	signer, signerCert, err := pickResponder(issuingCert, byRole["ocsp-signer"], s.now(), revoked)
 	if err != nil {
 		return store.Issuer{}, ocspsign.Responder{}, err
 	}
@@ -69,10 +76,11 @@ func caIssuers(ctx context.Context, s *service) (store.Issuer, ocspsign.Responde
 }
 
 // pickResponder chooses among the recorded OCSP signers those the issuing
-// CA signed, and of them the one valid at now with the latest notAfter; if
-// none is valid now, the one with the latest notAfter (the CA then reports
-// itself not ready, ca.CA.Ready, rather than refusing to start).
-func pickResponder(issuing *x509.Certificate, signers []store.Issuer, now time.Time) (store.Issuer, *x509.Certificate, error) {
+// CA signed and did not revoke, and of them the one valid at now with the
+// latest notAfter; if none is valid now, the one with the latest notAfter
+// (the CA then reports itself not ready, ca.CA.Ready, rather than refusing
+// to start).
+func pickResponder(issuing *x509.Certificate, signers []store.Issuer, now time.Time, revoked func(serial []byte) (bool, error)) (store.Issuer, *x509.Certificate, error) {
 	var (
 		best     store.Issuer
 		bestCert *x509.Certificate
@@ -86,13 +94,18 @@ func pickResponder(issuing *x509.Certificate, signers []store.Issuer, now time.T
 		if c.CheckSignatureFrom(issuing) != nil {
 			continue
 		}
+		if r, err := revoked(c.SerialNumber.Bytes()); err != nil {
+			return store.Issuer{}, nil, fmt.Errorf("issuer %s: %w", is.ID, err)
+		} else if r {
+			continue
+		}
 		validNow := !now.Before(c.NotBefore) && !now.After(c.NotAfter)
 		if bestCert == nil || validNow && !bestNow || validNow == bestNow && c.NotAfter.After(bestCert.NotAfter) {
 			best, bestCert, bestNow = is, c, validNow
 		}
 	}
 	if bestCert == nil {
-		return store.Issuer{}, nil, fmt.Errorf("no OCSP signer in the store was certified by issuing CA %s", issuing.Subject.CommonName)
+		return store.Issuer{}, nil, fmt.Errorf("no OCSP signer in the store was certified, and not revoked, by issuing CA %s: certify one and add it (sanad issuer add)", issuing.Subject.CommonName)
 	}
 	return best, bestCert, nil
 }

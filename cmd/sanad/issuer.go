@@ -95,16 +95,12 @@ next start.`,
 			}
 		}
 		certSum := sha256.Sum256(cert.Raw)
-		err = s.db.InTx(ctx, func(tx *store.Tx) error {
-			if err := tx.PutIssuer(ctx, store.Issuer{ID: id, Name: cert.Subject.CommonName, Role: *role,
-				CertificateDER: cert.Raw, KeyLabel: *keyLabel, CreatedAt: s.now().UTC()}); err != nil {
-				return err
-			}
-			return s.audit.Append(tx, audit.Event{Actor: operator(), Action: "issuer.add", Object: id,
+		err = recordIssuer(ctx, s, store.Issuer{ID: id, Name: cert.Subject.CommonName, Role: *role,
+			CertificateDER: cert.Raw, KeyLabel: *keyLabel, CreatedAt: s.now().UTC()}, cert,
+			audit.Event{Actor: operator(), Action: "issuer.add", Object: id,
 				Details: map[string]any{"role": *role, "subject": cert.Subject.String(), "key_label": *keyLabel,
 					"certificate_sha256": hex.EncodeToString(certSum[:]), "not_after": cert.NotAfter,
 					"transcript": *transcriptPath, "transcript_sha256": trSum}})
-		})
 		if errors.Is(err, store.ErrConflict) {
 			return fmt.Errorf("the store already has an issuer %q", id)
 		}
@@ -140,6 +136,44 @@ next start.`,
 	}
 	cmd.AddCommand(add, list)
 	return cmd
+}
+
+// recordIssuer stores a ceremony's certificate as an issuer, with its
+// audit event, in one transaction. An OCSP signer's or audit key's
+// certificate, which the issuing CA certified, is also recorded among that
+// CA's certificates (profile = role), so that it gets OCSP answers and can
+// be revoked onto the issuing CA's CRL like any certificate it signed (and
+// a revoked OCSP signer is not chosen again: pickResponder). sanad dev
+// records its own hierarchy without this.
+func recordIssuer(ctx context.Context, s *service, is store.Issuer, cert *x509.Certificate, event audit.Event) error {
+	var parent string
+	if is.Role == "ocsp-signer" || is.Role == "audit" {
+		have, err := s.db.Issuers(ctx)
+		if err != nil {
+			return err
+		}
+		for _, h := range have {
+			if c, err := x509.ParseCertificate(h.CertificateDER); err == nil && h.Role == "issuing" && cert.CheckSignatureFrom(c) == nil {
+				parent = h.ID
+			}
+		}
+	}
+	return s.db.InTx(ctx, func(tx *store.Tx) error {
+		if err := tx.PutIssuer(ctx, is); err != nil {
+			return err
+		}
+		if parent != "" {
+			serial, now := cert.SerialNumber.Bytes(), s.now().UTC()
+			if err := tx.InsertCertificateIntent(ctx, store.Certificate{IssuerID: parent, Serial: serial, Profile: is.Role,
+				NotBefore: cert.NotBefore, NotAfter: cert.NotAfter, TBS: cert.RawTBSCertificate, Status: store.StatusGood, CreatedAt: now}); err != nil {
+				return err
+			}
+			if err := tx.SetCertificateDER(ctx, parent, serial, cert.Raw, now); err != nil {
+				return err
+			}
+		}
+		return s.audit.Append(tx, event)
+	})
 }
 
 // validIssuerID: issuer ids name URLs (/crl/ID.crl, /ca/ID.crt).

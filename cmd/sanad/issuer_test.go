@@ -8,11 +8,16 @@ import (
 	"io"
 	"net/http"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"golang.org/x/crypto/ocsp"
+
+	"github.com/sanadpki/sanad/internal/store"
+	"github.com/sanadpki/sanad/internal/testenv"
+	"github.com/sanadpki/sanad/ra/jwsauth"
 )
 
 // TestIssuerAdd: a second OCSP signer certified at a ceremony is recorded
@@ -65,18 +70,52 @@ func TestIssuerAdd(t *testing.T) {
 
 	// From the next start, a new certificate's answer is signed by the
 	// new signer.
+	issuing, first, second := readPEMCert(t, pki("issuing.pem")), readPEMCert(t, pki("ocsp.pem")), readPEMCert(t, pki("ocsp-2.pem"))
 	dev := startDevEnv(t, dir, env)
 	c := newRAClient(t, dev, dir, env)
+	if answer := newCertificateAnswer(t, c, issuing); answer.Certificate == nil || !answer.Certificate.Equal(second) {
+		t.Errorf("answer signed by %v; want the new signer %s", subjectOf(answer.Certificate), second.Subject)
+	}
+
+	// The new signer, recorded among the issuing CA's certificates, is
+	// revoked like any of them: the issuing CA's CRL lists it, and from the
+	// next start the CA answers with the first signer again.
+	if code, out := c.officer("Dana Officer", "revoke", jwsauth.SerialHex(second.SerialNumber), "--reason", "keyCompromise"); code != 0 {
+		t.Fatalf("officer revoke of the OCSP signer: exit %d\n%s", code, out)
+	}
+	db := openStoreOf(t, dir, store.DriverSQLite, "")
+	testenv.WaitFor(t, "the CRL listing the revoked OCSP signer", func() bool {
+		c, err := db.LatestCRL(t.Context(), "issuing")
+		if err != nil {
+			return false
+		}
+		list, err := x509.ParseRevocationList(c.DER)
+		return err == nil && slices.ContainsFunc(list.RevokedCertificateEntries, func(e x509.RevocationListEntry) bool {
+			return e.SerialNumber.Cmp(second.SerialNumber) == 0
+		})
+	})
+	dev.stop(t)
+	dev = startDevEnv(t, dir, env)
+	c = newRAClient(t, dev, dir, env)
+	if answer := newCertificateAnswer(t, c, issuing); answer.Certificate == nil || !answer.Certificate.Equal(first) {
+		t.Errorf("after revoking the new signer, answer signed by %v; want the first signer %s", subjectOf(answer.Certificate), first.Subject)
+	}
+}
+
+// newCertificateAnswer enrolls a citizen-auth certificate (issued at once)
+// and returns the OCSP answer the dev deployment gives for it.
+func newCertificateAnswer(t *testing.T, c *raClient, issuing *x509.Certificate) *ocsp.Response {
+	t.Helper()
 	code, e := c.enroll(newApplicant(t, "citizen-auth", person("KZ", "880312448217", "Aigerim", "Sadykova", "1988-03-12")))
 	if code != 200 || e["state"] != "issued" {
 		t.Fatalf("enrollment: %d %v", code, e)
 	}
-	leaf, issuing := pemCert(t, e["certificate"].(string)), readPEMCert(t, pki("issuing.pem"))
+	leaf := pemCert(t, e["certificate"].(string))
 	req, err := ocsp.CreateRequest(leaf, issuing, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	resp, err := http.Get(dev.url + "/ocsp/" + base64.StdEncoding.EncodeToString(req))
+	resp, err := http.Get(c.dev.url + "/ocsp/" + base64.StdEncoding.EncodeToString(req))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -86,13 +125,10 @@ func TestIssuerAdd(t *testing.T) {
 	if err != nil {
 		t.Fatalf("OCSP answer: %v", err)
 	}
-	want := readPEMCert(t, pki("ocsp-2.pem"))
-	if answer.Certificate == nil || !answer.Certificate.Equal(want) || answer.Status != ocsp.Good {
-		t.Errorf("answer signed by %v, status %d; want the new signer %s", subjectOf(answer.Certificate), answer.Status, want.Subject)
+	if answer.Status != ocsp.Good || time.Until(answer.NextUpdate) <= 0 {
+		t.Errorf("answer: status %d, nextUpdate %s", answer.Status, answer.NextUpdate)
 	}
-	if time.Until(answer.NextUpdate) <= 0 {
-		t.Errorf("nextUpdate %s", answer.NextUpdate)
-	}
+	return answer
 }
 
 // auditEvents is how many events the audit log of the dev deployment holds

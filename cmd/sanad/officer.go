@@ -78,7 +78,7 @@ the audit log with the operating-system account that made it.`,
 		}), "why, shown to the applicant"),
 		withReason(officerSub("revoke SERIAL", "Revoke a certificate (serial in hex, as openssl x509 -serial prints it)", cobra.ExactArgs(1), f, func(args []string, cmd *cobra.Command) (string, string, jwsauth.Action) {
 			reason, _ := cmd.Flags().GetString("reason")
-			serial := strings.ToUpper(strings.TrimPrefix(strings.TrimPrefix(args[0], "serial="), "0x"))
+			serial := officerSerial(args[0])
 			return http.MethodPost, ra.AudienceActions, jwsauth.Action{Action: "revoke", Serial: serial, Reason: reason, Audience: ra.AudienceActions}
 		}), "RFC 5280 reason: "+strings.Join(jwsauth.RevocationReasons(), ", ")),
 	)
@@ -241,4 +241,16 @@ func readDevManifest() (devManifest, error) {
 	}
 	var m devManifest
 	return m, json.Unmarshal(raw, &m)
+}
+
+// officerSerial is a serial as an officer may type it (openssl's
+// "serial=…", "0x…", lower case, or an odd number of digits as big.Int's
+// %X writes a serial whose first octet is below 0x10) in the form signed
+// requests carry: upper-case hex, two digits per octet.
+func officerSerial(arg string) string {
+	serial := strings.ToUpper(strings.TrimPrefix(strings.TrimPrefix(arg, "serial="), "0x"))
+	if len(serial)%2 == 1 {
+		serial = "0" + serial
+	}
+	return serial
 }

@@ -113,3 +113,15 @@ func TestOfficerAdmin(t *testing.T) {
 		t.Errorf("audit verify: %d %s", code, out)
 	}
 }
+
+func TestOfficerSerial(t *testing.T) {
+	for in, want := range map[string]string{
+		"serial=67C3183EE91CE639": "67C3183EE91CE639",
+		"0x67c3183ee91ce639":      "67C3183EE91CE639",
+		"7C3183EE91CE639":         "07C3183EE91CE639",
+	} {
+		if got := officerSerial(in); got != want {
+			t.Errorf("officerSerial(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"testing"
+	"time"
 )
 
 // InCI reports whether the tests run in CI, where every dependency must be
@@ -47,4 +48,16 @@ func PostgresDSN(t testing.TB) string {
 		Missing(t, "SANAD_TEST_PG is not set (.ci/run starts PostgreSQL and sets it)")
 	}
 	return dsn
+}
+
+// WaitFor polls cond until it holds; a minute without is a failure. For
+// what happens in the background (a CRL published, a responder synced),
+// never as a timing assertion.
+func WaitFor(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(time.Minute); !cond(); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+	}
 }
