@@ -166,8 +166,19 @@ func TestOfficerDecisions(t *testing.T) {
 			seal := fx.proved(t, business(), "business-seal")
 			answer{status: 200, state: store.StatePendingApproval}.check(t, "first approval", fx.act(t, signAction(t, fx.officer, approve(seal), clk.Now())))
 			answer{status: 409, problem: "already-decided"}.check(t, "the same officer with another certificate", fx.act(t, signAction(t, renewed, approve(seal), clk.Now())))
-			if item := fx.show(t, renewed, seal, clk.Now()); item.Approvals != 1 || len(item.Decisions) != 1 || item.Decisions[0]["officer"] != "IDCKZ-700422364275" {
+			// Had the second certificate's approval been stored, it would
+			// still be one person's: the queue counts people.
+			renewedFP := sha256.Sum256(renewed.cert.Raw)
+			if err := fx.db.InTx(t.Context(), func(tx *store.Tx) error {
+				return tx.InsertApproval(t.Context(), store.Approval{EnrollmentID: seal, OfficerFingerprint: renewedFP[:], Decision: "approve", JWS: "x", DecidedAt: clk.Now()})
+			}); err != nil {
+				t.Fatal(err)
+			}
+			if item := fx.show(t, dana, seal, clk.Now()); item.Approvals != 1 || len(item.Decisions) != 2 || item.Decisions[0]["officer"] != "Yerlan Officer" {
 				t.Errorf("the seal as an officer sees it: %d approvals, decisions %v", item.Approvals, item.Decisions)
+			}
+			if _, err := fx.raw.ExecContext(t.Context(), fx.q(`DELETE FROM approvals WHERE officer_fingerprint = $1`), renewedFP[:]); err != nil {
+				t.Fatal(err)
 			}
 			answer{status: 403, problem: "own-enrollment"}.check(t, "the representative as officer", fx.act(t, signAction(t, ayesha, approve(seal), clk.Now())))
 			answer{status: 403, problem: "own-enrollment"}.check(t, "another representative of the business as officer", fx.act(t, signAction(t, bilal, approve(seal), clk.Now())))
@@ -736,7 +747,7 @@ func TestResendCode(t *testing.T) {
 		answer{status: 200, state: store.StatePendingProof}.check(t, "another code", resend(id))
 	}
 	clk.Add(61 * time.Second)
-	answer{status: 429, problem: "rate-limited"}.check(t, "a fifth code", resend(id))
+	answer{status: 409, problem: "codes-exhausted"}.check(t, "a fifth code", resend(id))
 	e, err := fx.db.Enrollment(t.Context(), id)
 	if err != nil || !strings.Contains(string(e.Proofing), `"attempts":2`) || !strings.Contains(string(e.Proofing), `"codes":4`) {
 		t.Errorf("proofing after the codes: %s (%v)", e.Proofing, err)
@@ -764,4 +775,91 @@ func (fx *raFixture) show(t *testing.T, who identity, id string, at time.Time) r
 		t.Fatalf("show %s: %d %s", id, code, raw)
 	}
 	return item
+}
+
+// TestResendCodeLimits: of concurrent requests for a new code one is sent,
+// and it is the stored one; a locked or lapsed enrollment gets none; each
+// code spends one of the person's enrollments.
+func TestResendCodeLimits(t *testing.T) {
+	f := catest.New(t, time.Now().UTC().Truncate(time.Second))
+	clk := &clock{}
+	counted := &countingNotifier{}
+	fx := newRAFixture(t, f, "sqlite", func(d *ra.Deps) {
+		d.Now = clk.Now
+		counted.Notifier, d.Notifier = d.Notifier, counted
+	})
+	resend := func(fx *raFixture, id string) answer {
+		t.Helper()
+		return fx.answer(t, http.MethodPost, "/api/v1/enrollments/"+id+"/code", nil, nil)
+	}
+	id, _ := fx.enroll(t, citizen(), "citizen-sign")
+	locked, lockedCode := fx.enroll(t, citizen(), "citizen-sign")
+	lapsing, _ := fx.enroll(t, citizen(), "citizen-sign")
+	wrong := "000000"
+	if lockedCode == wrong {
+		wrong = "000001"
+	}
+	for range 5 {
+		fx.proof(t, locked, wrong)
+	}
+	clk.Add(61 * time.Second)
+
+	statuses := make([]int, 8)
+	var wg sync.WaitGroup
+	for i := range statuses {
+		wg.Go(func() { statuses[i], _ = fx.do(t, http.MethodPost, "/api/v1/enrollments/"+id+"/code", nil, nil) })
+	}
+	wg.Wait()
+	sent := 0
+	for _, code := range statuses {
+		switch code {
+		case http.StatusOK:
+			sent++
+		case http.StatusTooManyRequests:
+		default:
+			t.Errorf("a concurrent request for a new code: %d", code)
+		}
+	}
+	if n := counted.sent(id); sent != 1 || n != 2 {
+		t.Errorf("%d of 8 concurrent requests answered 200, %d codes went out for the enrollment; want 1 and 2 (the first code and one new)", sent, n)
+	}
+	answer{status: 200, state: store.StatePendingApproval}.check(t, "the code sent", fx.proof(t, id, fx.code(t, id)))
+	answer{status: 423, problem: "enrollment-locked"}.check(t, "a new code for a locked enrollment", resend(fx, locked))
+	clk.Add(73 * time.Hour)
+	answer{status: 410, problem: "enrollment-expired"}.check(t, "a new code for a lapsed enrollment", resend(fx, lapsing))
+
+	// Three of the person's enrollments an hour: the fixture's, this one,
+	// and its first new code; a second new code is refused.
+	limited := newRAFixture(t, f, "sqlite", func(d *ra.Deps) {
+		d.Now = clk.Now
+		d.IdentifierLimit = api.NewLimiter(3, time.Hour, 3, 100, clk.Now)
+	})
+	id, _ = limited.enroll(t, citizen(), "citizen-sign")
+	clk.Add(61 * time.Second)
+	answer{status: 200, state: store.StatePendingProof}.check(t, "a new code", resend(limited, id))
+	clk.Add(61 * time.Second)
+	answer{status: 429, problem: "rate-limited"}.check(t, "a new code past the person's limit", resend(limited, id))
+}
+
+// countingNotifier counts the messages sent per enrollment.
+type countingNotifier struct {
+	ra.Notifier
+	mu sync.Mutex
+	n  map[string]int
+}
+
+func (c *countingNotifier) Send(ctx context.Context, m ra.Message) error {
+	c.mu.Lock()
+	if c.n == nil {
+		c.n = map[string]int{}
+	}
+	c.n[m.EnrollmentID]++
+	c.mu.Unlock()
+	return c.Notifier.Send(ctx, m)
+}
+
+func (c *countingNotifier) sent(id string) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.n[id]
 }

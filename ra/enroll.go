@@ -665,6 +665,10 @@ func (s *Service) ExpireLapsed(ctx context.Context, limit int) (int, error) {
 // toward the lock. At most maxCodes codes per enrollment, one per
 // resendInterval, each spending one of the person's enrollments
 // (limitIdentifier), so that no one is bombarded with messages.
+//
+// The new code is committed before it is sent, in the transaction that
+// re-checks those limits: of concurrent requests one sends, and a code is
+// never sent that was not stored. A send that fails has spent its turn.
 func (s *Service) Resend(ctx context.Context, id string) (store.Enrollment, error) {
 	d := s.d
 	e, err := d.Store.Enrollment(ctx, id)
@@ -688,9 +692,12 @@ func (s *Service) Resend(ctx context.Context, id string) (store.Enrollment, erro
 		r.Extra = map[string]any{"retry_after_seconds": int(wait.Seconds()) + 1}
 		return store.Enrollment{}, r
 	}
-	rec, _, err := d.Registry.Person(ctx, country, pid)
+	rec, ev, err := d.Registry.Person(ctx, country, pid)
 	if err := registryErr(err, "person", country, pid); err != nil {
 		return store.Enrollment{}, err
+	}
+	if !rec.Alive {
+		return store.Enrollment{}, refuse("subject-deceased", "")
 	}
 	to, channel := rec.Phone, "sms"
 	if to == "" {
@@ -702,11 +709,6 @@ func (s *Service) Resend(ctx context.Context, id string) (store.Enrollment, erro
 	code, err := newCode()
 	if err != nil {
 		return store.Enrollment{}, err
-	}
-	if err := d.Notifier.Send(ctx, Message{EnrollmentID: id, To: to, Channel: channel, Code: code}); err != nil {
-		r := refuse("notification-failed", "")
-		r.Err = fmt.Errorf("enrollment %s: send a new one-time code by %s: %w", id, channel, err) // logged by fail
-		return store.Enrollment{}, r
 	}
 	var out store.Enrollment
 	err = s.group.InTx(ctx, func(tx *store.Tx) error {
@@ -727,11 +729,24 @@ func (s *Service) Resend(ctx context.Context, id string) (store.Enrollment, erro
 		if err := tx.UpdateEnrollment(ctx, cur.State, cur); err != nil {
 			return err
 		}
+		r := evidence("person", ev)
+		r.EnrollmentID = id
+		if err := tx.InsertRegistryEvidence(ctx, r); err != nil {
+			return err
+		}
 		out = cur
 		return d.Audit.Append(tx, audit.Event{Actor: "applicant", Action: "enrollment.code.resend", Object: "enrollment/" + id,
 			Details: map[string]any{"code_channel": channel, "code_to": pr.To, "codes": pr.Codes}})
 	})
-	return out, err
+	if err != nil {
+		return store.Enrollment{}, err
+	}
+	if err := d.Notifier.Send(ctx, Message{EnrollmentID: id, To: to, Channel: channel, Code: code}); err != nil {
+		r := refuse("notification-failed", "")
+		r.Err = fmt.Errorf("enrollment %s: send a new one-time code by %s: %w", id, channel, err) // logged by fail
+		return store.Enrollment{}, r
+	}
+	return out, nil
 }
 
 // resendable is e's proofing record if a new code may be sent for it now.
@@ -749,7 +764,7 @@ func (s *Service) resendable(e store.Enrollment, now time.Time) (proofing, error
 		return pr, fmt.Errorf("enrollment %s proofing: %w", e.ID, err)
 	}
 	if max(pr.Codes, 1) >= maxCodes {
-		return pr, refuse("rate-limited", "%d codes were sent for this enrollment, the most there are; enroll again", maxCodes)
+		return pr, refuse("codes-exhausted", "%d codes were sent for this enrollment; enroll again", maxCodes)
 	}
 	last := pr.SentAt
 	if last.IsZero() {

@@ -66,6 +66,7 @@ var problems = map[string]struct {
 	"certificate-revoked":    {http.StatusForbidden, "The signer's certificate is revoked"},
 	"already-decided":        {http.StatusConflict, "This officer already decided on this enrollment"},
 	"own-enrollment":         {http.StatusForbidden, "An officer may not decide on their own enrollment"},
+	"codes-exhausted":        {http.StatusConflict, "No more one-time codes are sent for this enrollment"},
 	"already-revoked":        {http.StatusConflict, "The certificate is already revoked"},
 	"certificate-not-found":  {http.StatusNotFound, "No such certificate"},
 }

@@ -193,7 +193,7 @@ func (s *Service) decide(ctx context.Context, o officer) (store.Enrollment, erro
 		}
 		approvers := map[string]bool{}
 		for _, ap := range approvals {
-			id, err := s.approverID(ctx, ap)
+			id, _, err := s.approver(ctx, ap)
 			if err != nil {
 				return err
 			}
@@ -254,17 +254,18 @@ func officerID(c *x509.Certificate) string {
 	return "sha256:" + hex.EncodeToString(fp[:])
 }
 
-// approverID is the officerID of an earlier decision's officer.
-func (s *Service) approverID(ctx context.Context, ap store.Approval) (string, error) {
+// approver is who made an earlier decision: their officerID, and the name
+// they are registered under.
+func (s *Service) approver(ctx context.Context, ap store.Approval) (id, name string, err error) {
 	o, err := s.d.Store.Officer(ctx, ap.OfficerFingerprint)
 	if err != nil {
-		return "", fmt.Errorf("officer of an approval of %s: %w", ap.EnrollmentID, err)
+		return "", "", fmt.Errorf("officer of an approval of %s: %w", ap.EnrollmentID, err)
 	}
 	c, err := x509.ParseCertificate(o.CertificateDER)
 	if err != nil {
-		return "", fmt.Errorf("officer %s certificate: %w", o.Name, err)
+		return "", "", fmt.Errorf("officer %s certificate: %w", o.Name, err)
 	}
-	return officerID(c), nil
+	return officerID(c), o.Name, nil
 }
 
 // notOwn refuses an officer deciding on an enrollment whose subject, or
@@ -525,14 +526,16 @@ func (s *Service) queueItem(ctx context.Context, e store.Enrollment) (QueueItem,
 	}
 	approvers := map[string]bool{} // people, as decide counts them
 	for _, a := range approvals {
-		id, err := s.approverID(ctx, a)
+		id, name, err := s.approver(ctx, a)
 		if err != nil {
 			return QueueItem{}, err
 		}
 		if a.Decision == "approve" {
 			approvers[id] = true
 		}
-		item.Decisions = append(item.Decisions, map[string]string{"decision": a.Decision, "officer": id,
+		// Named, not identified: officers need not read each other's
+		// national identifiers.
+		item.Decisions = append(item.Decisions, map[string]string{"decision": a.Decision, "officer": name,
 			"officer_fingerprint": hex.EncodeToString(a.OfficerFingerprint), "at": a.DecidedAt.Format(time.RFC3339)})
 	}
 	item.Approvals = len(approvers)

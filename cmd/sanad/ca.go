@@ -79,7 +79,9 @@ func caIssuers(ctx context.Context, s *service) (store.Issuer, ocspsign.Responde
 // CA signed and did not revoke, and of them the one valid at now with the
 // latest notAfter; if none is valid now, the one with the latest notAfter
 // (the CA then reports itself not ready, ca.CA.Ready, rather than refusing
-// to start).
+// to start). With none left unrevoked the CA does not start: a revoked key
+// must sign nothing, so its successor is added first. The choice is made
+// at start: a node keeps its signer until it restarts.
 func pickResponder(issuing *x509.Certificate, signers []store.Issuer, now time.Time, revoked func(serial []byte) (bool, error)) (store.Issuer, *x509.Certificate, error) {
 	var (
 		best     store.Issuer

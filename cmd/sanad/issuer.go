@@ -102,7 +102,7 @@ next start.`,
 					"certificate_sha256": hex.EncodeToString(certSum[:]), "not_after": cert.NotAfter,
 					"transcript": *transcriptPath, "transcript_sha256": trSum}})
 		if errors.Is(err, store.ErrConflict) {
-			return fmt.Errorf("the store already has an issuer %q", id)
+			return fmt.Errorf("the store already has an issuer %q, or this certificate: %w", id, err)
 		}
 		if err != nil {
 			return err
