@@ -235,12 +235,28 @@ func (s *Service) handleResend(w http.ResponseWriter, r *http.Request) {
 	if s.limitClient(w, r) {
 		return
 	}
-	id := r.PathValue("id")
-	if !enrollmentID.MatchString(id) {
-		s.fail(w, r, refuse("not-found", ""))
+	id, ok := s.enrollmentIn(w, r)
+	if !ok {
 		return
 	}
 	e, err := s.Resend(r.Context(), id)
+	s.answerEnrollment(w, r, e, err)
+}
+
+// enrollmentIn is the enrollment id of the request's path, or, when it
+// cannot be one (newID), false with a not-found answer sent.
+func (s *Service) enrollmentIn(w http.ResponseWriter, r *http.Request) (string, bool) {
+	id := r.PathValue("id")
+	if !enrollmentID.MatchString(id) {
+		s.fail(w, r, refuse("not-found", ""))
+		return "", false
+	}
+	return id, true
+}
+
+// answerEnrollment answers the enrollment an applicant's action left, as
+// its applicant sees it, or the action's error.
+func (s *Service) answerEnrollment(w http.ResponseWriter, r *http.Request, e store.Enrollment, err error) {
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -254,9 +270,8 @@ func (s *Service) handleResend(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Service) handleGet(w http.ResponseWriter, r *http.Request) {
-	id := r.PathValue("id")
-	if !enrollmentID.MatchString(id) {
-		s.fail(w, r, refuse("not-found", ""))
+	id, ok := s.enrollmentIn(w, r)
+	if !ok {
 		return
 	}
 	v, err := s.Get(r.Context(), id)
@@ -271,9 +286,8 @@ func (s *Service) handleProof(w http.ResponseWriter, r *http.Request) {
 	if s.limitClient(w, r) {
 		return
 	}
-	id := r.PathValue("id")
-	if !enrollmentID.MatchString(id) {
-		s.fail(w, r, refuse("not-found", ""))
+	id, ok := s.enrollmentIn(w, r)
+	if !ok {
 		return
 	}
 	body, err := readJSON(w, r)
@@ -289,16 +303,7 @@ func (s *Service) handleProof(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	e, err := s.Proof(r.Context(), id, req.Code)
-	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	v, err := s.view(r.Context(), e)
-	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	api.WriteJSON(w, http.StatusOK, v)
+	s.answerEnrollment(w, r, e, err)
 }
 
 // readJSON reads a JSON body of at most MaxRequestBytes.
