@@ -52,7 +52,7 @@ func TestBench(t *testing.T) {
 			}
 			if rep.Database != driver || rep.Certificates != n || rep.Parallel != 8 || rep.PerSecond <= 0 ||
 				rep.RawOneSession <= 0 || rep.RawParallel <= 0 || rep.P99ms < rep.P50ms || rep.P50ms <= 0 ||
-				rep.Ratio != rep.PerSecond/rep.RawParallel {
+				rep.Ratio != rep.PerSecond/rep.RawParallel || rep.RawCPUms <= 0 || rep.CPUms <= 2*rep.RawCPUms {
 				t.Errorf("report does not add up: %+v", rep)
 			}
 			if got := events(); got != before+2*n+2 {
