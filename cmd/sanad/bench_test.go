@@ -122,12 +122,19 @@ func TestBenchOCSP(t *testing.T) {
 		t.Fatalf("%v\n%s", err, out)
 	}
 	// Five rounds (the default) of Sanad and the bare handler in turn,
-	// merged into one run each.
-	if rep.Certificates != 300 || len(rep.Runs) != 3 || rep.Ratio <= 0 || rep.HeapMB <= 0 || len(rep.Peers) != 1 || rep.Peers[0].Ratio <= 0 ||
-		len(rep.RoundRatios) != 5 {
+	// merged into one run each. openssl ocsp, a third party, may stop
+	// answering under load (seen spinning in CI): then its run says so and
+	// has no ratio, and the benchmark still ends.
+	peerFailed := len(rep.Runs) == 3 && rep.Runs[2].Target == "openssl" && strings.HasPrefix(rep.Runs[2].Statuses, "failed under load")
+	if rep.Certificates != 300 || len(rep.Runs) != 3 || rep.Ratio <= 0 || rep.HeapMB <= 0 || len(rep.RoundRatios) != 5 ||
+		!peerFailed && (len(rep.Peers) != 1 || rep.Peers[0].Ratio <= 0) {
 		t.Fatalf("report %+v", rep)
 	}
-	for _, r := range rep.Runs {
+	for i, r := range rep.Runs {
+		if i == 2 && peerFailed {
+			t.Logf("openssl failed under load: %s", r.Statuses)
+			continue
+		}
 		if r.Requests == 0 || r.Errors != 0 || r.Statuses != fmt.Sprintf("%d×200", r.Requests) || r.BodyBytes < 300 {
 			t.Errorf("%s: %+v", r.Target, r)
 		}

@@ -776,6 +776,17 @@ func (g loadGen) run(ctx context.Context, name, addr, path string, reqs [][]byte
 		statuses  = map[int]int64{}
 		firstErr  error
 	)
+	// No connection outlives the run by more than ten seconds: a target
+	// that stops answering (openssl ocsp has been seen spinning under load)
+	// fails its run instead of hanging the benchmark.
+	deadline := time.Now().Add(g.warmup + g.duration + 10*time.Second)
+	dial := func() (net.Conn, *bufio.Reader, error) {
+		conn, br, err := dialLoad(addr)
+		if err == nil {
+			err = conn.SetDeadline(deadline)
+		}
+		return conn, br, err
+	}
 	var wg sync.WaitGroup
 	for c := range g.conns {
 		wg.Go(func() {
@@ -786,7 +797,7 @@ func (g loadGen) run(ctx context.Context, name, addr, path string, reqs [][]byte
 			}
 			var mine []time.Duration
 			myStatus := map[int]int64{}
-			conn, br, err := dialLoad(addr)
+			conn, br, err := dial()
 			for err == nil && !stop.Load() && ctx.Err() == nil {
 				i := rng.IntN(len(reqs))
 				if zipf != nil {
@@ -809,7 +820,7 @@ func (g loadGen) run(ctx context.Context, name, addr, path string, reqs [][]byte
 					// A server that answers one request per connection
 					// (openssl ocsp): its redial counts in the latency.
 					conn.Close()
-					if conn, br, err = dialLoad(addr); err != nil {
+					if conn, br, err = dial(); err != nil {
 						break
 					}
 				}
@@ -854,13 +865,16 @@ func (g loadGen) run(ctx context.Context, name, addr, path string, reqs [][]byte
 // checkAnswers asks for up to n of reqs over HTTP GET (path, then the
 // base64 request) and checks each
 // answer is a good response for the serial asked about.
+// checkClient gives up on a responder that does not answer.
+var checkClient = &http.Client{Timeout: 10 * time.Second}
+
 func checkAnswers(addr, path string, reqs [][]byte, n int) error {
 	for i, der := range reqs[:min(n, len(reqs))] {
 		req, err := ocsp.ParseRequest(der)
 		if err != nil {
 			return err
 		}
-		resp, err := http.Get("http://" + addr + strings.TrimSuffix(path, "/") + "/" + base64.StdEncoding.EncodeToString(der))
+		resp, err := checkClient.Get("http://" + addr + strings.TrimSuffix(path, "/") + "/" + base64.StdEncoding.EncodeToString(der))
 		if err != nil {
 			return err
 		}
