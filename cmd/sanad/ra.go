@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -12,7 +11,6 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -21,6 +19,7 @@ import (
 
 	"github.com/sanadpki/sanad/ca"
 	"github.com/sanadpki/sanad/ca/profile"
+	"github.com/sanadpki/sanad/hsm"
 	"github.com/sanadpki/sanad/internal/api"
 	"github.com/sanadpki/sanad/internal/audit"
 	"github.com/sanadpki/sanad/internal/config"
@@ -240,27 +239,13 @@ func limiter(n int, per time.Duration, burst int) *api.Limiter {
 	return api.NewLimiter(n, per, burst, 100_000, time.Now)
 }
 
-// readKeyFile reads a secret key file: a regular file no one but its owner
-// may read, of at least 32 bytes (a trailing newline aside). Errors name
-// the file, never its content.
+// readKeyFile reads a secret key file (hsm.ReadSecretFile: owner-only,
+// trailing newline aside) of at least 32 bytes.
 func readKeyFile(path string) ([]byte, error) {
-	f, err := os.Open(path)
+	b, err := hsm.ReadSecretFile("key file", path)
 	if err != nil {
 		return nil, err
 	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return nil, err
-	}
-	if !fi.Mode().IsRegular() || fi.Mode().Perm()&0o077 != 0 {
-		return nil, fmt.Errorf("%s must be a regular file only its owner can read (chmod 600 %s)", path, path)
-	}
-	b, err := io.ReadAll(io.LimitReader(f, 4096))
-	if err != nil {
-		return nil, err
-	}
-	b = bytes.TrimRight(b, "\r\n")
 	if len(b) < 32 {
 		return nil, fmt.Errorf("%s holds %d bytes; a key needs at least 32", path, len(b))
 	}

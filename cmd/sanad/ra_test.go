@@ -425,3 +425,29 @@ func openStoreOf(t *testing.T, dir, driver, dsn string) *store.DB {
 	t.Cleanup(func() { db.Close() })
 	return db
 }
+
+// TestReadKeyFile: ra.code_key_file is an owner-only file of at least 32
+// bytes (a trailing newline aside).
+func TestReadKeyFile(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, content string, mode os.FileMode) string {
+		path := filepath.Join(dir, name)
+		if err := os.WriteFile(path, []byte(content), mode); err != nil {
+			t.Fatal(err)
+		}
+		return path
+	}
+	key := strings.Repeat("ab", 16)
+	if b, err := readKeyFile(write("ok", key+"\n", 0o600)); err != nil || string(b) != key {
+		t.Errorf("a good key file: %q, %v", b, err)
+	}
+	for name, path := range map[string]string{
+		"readable by others": write("open", key, 0o644),
+		"too short":          write("short", key[:31]+"\n", 0o600),
+		"a directory":        dir,
+	} {
+		if _, err := readKeyFile(path); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+}
