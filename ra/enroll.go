@@ -234,12 +234,9 @@ func (s *Service) Enroll(ctx context.Context, body []byte, key string) (store.En
 	if err != nil {
 		return store.Enrollment{}, false, err
 	}
-	to, channel := m.contact.Phone, "sms"
-	if to == "" {
-		to, channel = m.contact.Email, "email"
-	}
-	if to == "" {
-		return store.Enrollment{}, false, refuse("registry-mismatch", "the registry holds no phone or e-mail to send the one-time code to")
+	to, channel, err := contactOf(m.contact)
+	if err != nil {
+		return store.Enrollment{}, false, err
 	}
 	pr := proofing{CodeHash: s.codeHash(id, code), CodeUntil: now.Add(d.Policy.CodeTTL), Channel: channel, To: maskContact(to), Person: m.personKey,
 		Codes: 1, SentAt: now}
@@ -273,7 +270,6 @@ func (s *Service) Enroll(ctx context.Context, body []byte, key string) (store.En
 			return err
 		}
 		for _, ev := range m.evidence {
-			ev.EnrollmentID = id
 			if err := tx.InsertRegistryEvidence(ctx, ev); err != nil {
 				return err
 			}
@@ -324,6 +320,10 @@ func limitKey(semanticsID string) string {
 	}
 	return country + ":" + digits(id)
 }
+
+// semanticsID is the ETSI EN 319 412-1 semantics identifier of a national
+// identifier: IDC (a person's) or NTR (a business's), the country, the id.
+func semanticsID(kind, country, id string) string { return kind + country + "-" + id }
 
 // parseSemanticsID splits an ETSI EN 319 412-1 semantics identifier as the
 // RA writes them: IDCKZ-880312448217 is ("IDC", "KZ", "880312448217"),
@@ -400,7 +400,7 @@ func (s *Service) match(ctx context.Context, a Applicant, enrollmentID string) (
 	if err := registryErr(err, "person", person.Country, pid); err != nil {
 		return m, err
 	}
-	m.evidence = append(m.evidence, evidence("person", ev))
+	m.evidence = append(m.evidence, evidence(enrollmentID, "person", ev))
 	switch {
 	case !sameName(rec.GivenName, person.GivenName) || !sameName(rec.FamilyName, person.FamilyName):
 		return m, refuse("registry-mismatch", "the name differs from the registry's")
@@ -410,7 +410,7 @@ func (s *Service) match(ctx context.Context, a Applicant, enrollmentID string) (
 		return m, refuse("subject-deceased", "")
 	}
 	m.contact = rec
-	personKey := "IDC" + person.Country + "-" + pid
+	personKey := semanticsID("IDC", person.Country, pid)
 	m.personKey = personKey
 	if a.Kind == "person" {
 		m.verified = profile.Verified{Country: person.Country, NationalID: pid, GivenName: rec.GivenName, FamilyName: rec.FamilyName}
@@ -430,7 +430,7 @@ func (s *Service) match(ctx context.Context, a Applicant, enrollmentID string) (
 	if err := registryErr(err, "business", a.Country, reg); err != nil {
 		return m, err
 	}
-	m.evidence = append(m.evidence, evidence("business", bev))
+	m.evidence = append(m.evidence, evidence(enrollmentID, "business", bev))
 	if !biz.Active {
 		return m, refuse("business-inactive", "")
 	}
@@ -444,7 +444,7 @@ func (s *Service) match(ctx context.Context, a Applicant, enrollmentID string) (
 		return m, refuse("not-a-representative", "the registry does not list the applicant with signing authority for %s", biz.Name)
 	}
 	m.verified = profile.Verified{Country: a.Country, OrganizationName: biz.Name, RegistrationNumber: reg}
-	m.subjectKey, m.representativeKey, m.registryRef = "NTR"+a.Country+"-"+reg, personKey, bev.Version
+	m.subjectKey, m.representativeKey, m.registryRef = semanticsID("NTR", a.Country, reg), personKey, bev.Version
 	return m, nil
 }
 
@@ -492,8 +492,32 @@ func registryErr(err error, record, country, id string) error {
 	return err
 }
 
-func evidence(record string, ev registry.Evidence) store.RegistryEvidence {
-	return store.RegistryEvidence{Source: ev.Source, Record: record, Version: ev.Version, Hash: ev.Hash, LookedUpAt: ev.LookedUpAt}
+func evidence(enrollmentID, record string, ev registry.Evidence) store.RegistryEvidence {
+	return store.RegistryEvidence{EnrollmentID: enrollmentID, Source: ev.Source, Record: record, Version: ev.Version, Hash: ev.Hash, LookedUpAt: ev.LookedUpAt}
+}
+
+// contactOf is where a person's one-time code goes: the registry's phone,
+// else its e-mail address.
+func contactOf(p registry.Person) (to, channel string, err error) {
+	switch {
+	case p.Phone != "":
+		return p.Phone, "sms", nil
+	case p.Email != "":
+		return p.Email, "email", nil
+	}
+	return "", "", refuse("registry-mismatch", "the registry holds no phone or e-mail to send the one-time code to")
+}
+
+// awaitingCode refuses an enrollment that no longer waits for its code:
+// locked by wrong codes, or in any other state.
+func awaitingCode(e store.Enrollment) error {
+	switch {
+	case e.State == store.StatePendingProof:
+		return nil
+	case e.State == store.StateRejected && strings.HasPrefix(e.StateReason, "locked"):
+		return refuse("enrollment-locked", "")
+	}
+	return refuse("wrong-state", "the enrollment is %s", e.State)
 }
 
 // sameName compares names as a registry clerk would: case, surrounding
@@ -533,12 +557,7 @@ func (s *Service) Proof(ctx context.Context, id, code string) (store.Enrollment,
 		if err != nil {
 			return err
 		}
-		if e.State != store.StatePendingProof {
-			if e.State == store.StateRejected && strings.HasPrefix(e.StateReason, "locked") {
-				refusal = refuse("enrollment-locked", "")
-			} else {
-				refusal = refuse("wrong-state", "the enrollment is %s", e.State)
-			}
+		if refusal = awaitingCode(e); refusal != nil {
 			return nil
 		}
 		var pr proofing
@@ -699,12 +718,9 @@ func (s *Service) Resend(ctx context.Context, id string) (store.Enrollment, erro
 	if !rec.Alive {
 		return store.Enrollment{}, refuse("subject-deceased", "")
 	}
-	to, channel := rec.Phone, "sms"
-	if to == "" {
-		to, channel = rec.Email, "email"
-	}
-	if to == "" {
-		return store.Enrollment{}, refuse("registry-mismatch", "the registry holds no phone or e-mail to send the one-time code to")
+	to, channel, err := contactOf(rec)
+	if err != nil {
+		return store.Enrollment{}, err
 	}
 	code, err := newCode()
 	if err != nil {
@@ -729,9 +745,7 @@ func (s *Service) Resend(ctx context.Context, id string) (store.Enrollment, erro
 		if err := tx.UpdateEnrollment(ctx, cur.State, cur); err != nil {
 			return err
 		}
-		r := evidence("person", ev)
-		r.EnrollmentID = id
-		if err := tx.InsertRegistryEvidence(ctx, r); err != nil {
+		if err := tx.InsertRegistryEvidence(ctx, evidence(id, "person", ev)); err != nil {
 			return err
 		}
 		out = cur
@@ -752,12 +766,10 @@ func (s *Service) Resend(ctx context.Context, id string) (store.Enrollment, erro
 // resendable is e's proofing record if a new code may be sent for it now.
 func (s *Service) resendable(e store.Enrollment, now time.Time) (proofing, error) {
 	var pr proofing
-	switch {
-	case e.State == store.StateRejected && strings.HasPrefix(e.StateReason, "locked"):
-		return pr, refuse("enrollment-locked", "")
-	case e.State != store.StatePendingProof:
-		return pr, refuse("wrong-state", "the enrollment is %s", e.State)
-	case !e.ExpiresAt.IsZero() && now.After(e.ExpiresAt):
+	if err := awaitingCode(e); err != nil {
+		return pr, err
+	}
+	if !e.ExpiresAt.IsZero() && now.After(e.ExpiresAt) {
 		return pr, refuse("enrollment-expired", "")
 	}
 	if err := json.Unmarshal(e.Proofing, &pr); err != nil {
@@ -984,11 +996,7 @@ func (s *Service) recheck(ctx context.Context, e store.Enrollment, subj store.Su
 		return nil, fmt.Errorf("enrollment %s proofing: %w", e.ID, err)
 	}
 	var out []store.RegistryEvidence
-	record := func(kind string, ev registry.Evidence) {
-		r := evidence(kind, ev)
-		r.EnrollmentID = e.ID
-		out = append(out, r)
-	}
+	record := func(kind string, ev registry.Evidence) { out = append(out, evidence(e.ID, kind, ev)) }
 	changed := func(format string, args ...any) error {
 		return fmt.Errorf("%w: %s", errRegistryChanged, fmt.Sprintf(format, args...))
 	}

@@ -308,7 +308,7 @@ func (s *Service) notOwn(ctx context.Context, enrollmentID, who string) error {
 		return err
 	}
 	for _, r := range biz.Representatives {
-		if who == "IDC"+r.Country+"-"+r.NationalID {
+		if who == semanticsID("IDC", r.Country, r.NationalID) {
 			return refuse("own-enrollment", "the officer represents %s", biz.Name)
 		}
 	}
