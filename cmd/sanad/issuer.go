@@ -94,9 +94,15 @@ next start.`,
 				return err
 			}
 		}
+		// An OCSP signer or audit key the issuing CA certified is recorded
+		// among that CA's certificates too (recordIssuer).
+		var parent string
+		if is, ok := certifiedBy(cert, have, "issuing"); ok && (*role == "ocsp-signer" || *role == "audit") {
+			parent = is.ID
+		}
 		certSum := sha256.Sum256(cert.Raw)
 		err = recordIssuer(ctx, s, store.Issuer{ID: id, Name: cert.Subject.CommonName, Role: *role,
-			CertificateDER: cert.Raw, KeyLabel: *keyLabel, CreatedAt: s.now().UTC()}, cert,
+			CertificateDER: cert.Raw, KeyLabel: *keyLabel, CreatedAt: s.now().UTC()}, cert, parent,
 			audit.Event{Actor: operator(), Action: "issuer.add", Object: id,
 				Details: map[string]any{"role": *role, "subject": cert.Subject.String(), "key_label": *keyLabel,
 					"certificate_sha256": hex.EncodeToString(certSum[:]), "not_after": cert.NotAfter,
@@ -139,25 +145,13 @@ next start.`,
 }
 
 // recordIssuer stores a ceremony's certificate as an issuer, with its
-// audit event, in one transaction. An OCSP signer's or audit key's
-// certificate, which the issuing CA certified, is also recorded among that
-// CA's certificates (profile = role), so that it gets OCSP answers and can
-// be revoked onto the issuing CA's CRL like any certificate it signed (and
-// a revoked OCSP signer is not chosen again: pickResponder). sanad dev
-// records its own hierarchy without this.
-func recordIssuer(ctx context.Context, s *service, is store.Issuer, cert *x509.Certificate, event audit.Event) error {
-	var parent string
-	if is.Role == "ocsp-signer" || is.Role == "audit" {
-		have, err := s.db.Issuers(ctx)
-		if err != nil {
-			return err
-		}
-		for _, h := range have {
-			if c, err := x509.ParseCertificate(h.CertificateDER); err == nil && h.Role == "issuing" && cert.CheckSignatureFrom(c) == nil {
-				parent = h.ID
-			}
-		}
-	}
+// audit event, in one transaction. Given the issuing CA (parent) that
+// certified it, an OCSP signer's or audit key's certificate is also
+// recorded among that CA's certificates (profile = role), so that it gets
+// OCSP answers and can be revoked onto the issuing CA's CRL like any
+// certificate it signed (and a revoked OCSP signer is not chosen again:
+// pickResponder). sanad dev records its own hierarchy without this.
+func recordIssuer(ctx context.Context, s *service, is store.Issuer, cert *x509.Certificate, parent string, event audit.Event) error {
 	return s.db.InTx(ctx, func(tx *store.Tx) error {
 		if err := tx.PutIssuer(ctx, is); err != nil {
 			return err
@@ -226,15 +220,10 @@ func checkIssuerPlace(role string, cert *x509.Certificate, have []store.Issuer, 
 		return fmt.Errorf("the certificate is valid from %s to %s", cert.NotBefore.Format(time.RFC3339), cert.NotAfter.Format(time.RFC3339))
 	}
 	signedByRole := func(roles ...string) error {
-		for _, is := range have {
-			if !slices.Contains(roles, is.Role) {
-				continue
-			}
-			if parent, err := x509.ParseCertificate(is.CertificateDER); err == nil && cert.CheckSignatureFrom(parent) == nil {
-				return nil
-			}
+		if _, ok := certifiedBy(cert, have, roles...); !ok {
+			return fmt.Errorf("no recorded %s certified it", strings.Join(roles, " or "))
 		}
-		return fmt.Errorf("no recorded %s certified it", strings.Join(roles, " or "))
+		return nil
 	}
 	switch role {
 	case "root":
@@ -261,6 +250,20 @@ func checkIssuerPlace(role string, cert *x509.Certificate, have []store.Issuer, 
 		return signedByRole("issuing", "root")
 	}
 	return fmt.Errorf("unknown role %q", role)
+}
+
+// certifiedBy is the recorded issuer, of one of roles, whose certificate
+// signed cert.
+func certifiedBy(cert *x509.Certificate, have []store.Issuer, roles ...string) (store.Issuer, bool) {
+	for _, is := range have {
+		if !slices.Contains(roles, is.Role) {
+			continue
+		}
+		if parent, err := x509.ParseCertificate(is.CertificateDER); err == nil && cert.CheckSignatureFrom(parent) == nil {
+			return is, true
+		}
+	}
+	return store.Issuer{}, false
 }
 
 // checkIssuerKey checks the token holds the key the certificate certifies.

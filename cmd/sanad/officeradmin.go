@@ -165,50 +165,47 @@ func checkOfficerCertificate(ctx context.Context, db *store.DB, cert *x509.Certi
 	if err != nil {
 		return err
 	}
-	for _, is := range issuers {
-		if is.Role != "issuing" {
-			continue
-		}
-		ca, err := x509.ParseCertificate(is.CertificateDER)
-		if err != nil || cert.CheckSignatureFrom(ca) != nil {
-			continue
-		}
-		row, err := db.Certificate(ctx, is.ID, cert.SerialNumber.Bytes())
-		switch {
-		case errors.Is(err, store.ErrNotFound) || err == nil && !bytes.Equal(row.DER, cert.Raw):
-			return fmt.Errorf("the certificate is not in the records of issuing CA %s", is.ID)
-		case err != nil:
-			return err
-		case row.Profile != "officer":
-			return fmt.Errorf("the certificate was issued with profile %s, not officer", row.Profile)
-		case row.Status != store.StatusGood:
-			return fmt.Errorf("the certificate is %s", row.Status)
-		case now.Before(cert.NotBefore) || now.After(cert.NotAfter):
-			return fmt.Errorf("the certificate is valid from %s to %s", cert.NotBefore.Format(time.RFC3339), cert.NotAfter.Format(time.RFC3339))
-		}
-		return nil
+	is, ok := certifiedBy(cert, issuers, "issuing")
+	if !ok {
+		return errors.New("no issuing CA in the store issued this certificate")
 	}
-	return errors.New("no issuing CA in the store issued this certificate")
+	row, err := db.Certificate(ctx, is.ID, cert.SerialNumber.Bytes())
+	switch {
+	case errors.Is(err, store.ErrNotFound) || err == nil && !bytes.Equal(row.DER, cert.Raw):
+		return fmt.Errorf("the certificate is not in the records of issuing CA %s", is.ID)
+	case err != nil:
+		return err
+	case row.Profile != "officer":
+		return fmt.Errorf("the certificate was issued with profile %s, not officer", row.Profile)
+	case row.Status != store.StatusGood:
+		return fmt.Errorf("the certificate is %s", row.Status)
+	case now.Before(cert.NotBefore) || now.After(cert.NotAfter):
+		return fmt.Errorf("the certificate is valid from %s to %s", cert.NotBefore.Format(time.RFC3339), cert.NotAfter.Format(time.RFC3339))
+	}
+	return nil
 }
 
-// readCertificateFile reads one PEM (or DER) certificate.
+// readCertificateFile reads one certificate, PEM (pemCertificates) or DER.
 func readCertificateFile(path string) (*x509.Certificate, error) {
-	raw, err := os.ReadFile(path)
+	raw, err := readBounded(path, maxChainFile)
 	if err != nil {
 		return nil, err
 	}
-	der := raw
-	if block, _ := pem.Decode(raw); block != nil {
-		if block.Type != "CERTIFICATE" {
-			return nil, fmt.Errorf("%s: a PEM %q, not a CERTIFICATE", path, block.Type)
+	if block, _ := pem.Decode(raw); block == nil {
+		cert, err := x509.ParseCertificate(raw)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", path, err)
 		}
-		der = block.Bytes
+		return cert, nil
 	}
-	cert, err := x509.ParseCertificate(der)
+	certs, err := pemCertificates(path, raw)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
+		return nil, err
 	}
-	return cert, nil
+	if len(certs) != 1 {
+		return nil, fmt.Errorf("%s holds %d certificates, not one", path, len(certs))
+	}
+	return certs[0], nil
 }
 
 // officerFingerprint is the SHA-256 of the certificate in the file arg, or

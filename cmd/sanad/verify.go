@@ -64,6 +64,11 @@ func readCertificates(path string) ([]*x509.Certificate, error) {
 	if err != nil {
 		return nil, err
 	}
+	return pemCertificates(path, raw)
+}
+
+// pemCertificates parses the PEM certificates of raw, read from path.
+func pemCertificates(path string, raw []byte) ([]*x509.Certificate, error) {
 	var certs []*x509.Certificate
 	for rest := raw; ; {
 		var block *pem.Block
