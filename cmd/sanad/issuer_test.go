@@ -8,7 +8,6 @@ import (
 	"io"
 	"net/http"
 	"path/filepath"
-	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -83,17 +82,7 @@ func TestIssuerAdd(t *testing.T) {
 	if code, out := c.officer("Dana Officer", "revoke", jwsauth.SerialHex(second.SerialNumber), "--reason", "keyCompromise"); code != 0 {
 		t.Fatalf("officer revoke of the OCSP signer: exit %d\n%s", code, out)
 	}
-	db := openStoreOf(t, dir, store.DriverSQLite, "")
-	testenv.WaitFor(t, "the CRL listing the revoked OCSP signer", func() bool {
-		c, err := db.LatestCRL(t.Context(), "issuing")
-		if err != nil {
-			return false
-		}
-		list, err := x509.ParseRevocationList(c.DER)
-		return err == nil && slices.ContainsFunc(list.RevokedCertificateEntries, func(e x509.RevocationListEntry) bool {
-			return e.SerialNumber.Cmp(second.SerialNumber) == 0
-		})
-	})
+	c.verifyWithCRL(openStoreOf(t, dir, store.DriverSQLite, ""), testenv.Tool(t, "openssl"), second, true)
 	dev.stop(t)
 	dev = startDevEnv(t, dir, env)
 	c = newRAClient(t, dev, dir, env)
