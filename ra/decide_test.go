@@ -506,6 +506,16 @@ type changingRegistry struct {
 	mu                        sync.Mutex
 	dead, closed, noAuthority map[string]bool // country:identifier
 	down                      bool
+	// downAs answers while down (a real client of a dead registry); nil
+	// answers a bare ErrUnavailable.
+	downAs registry.Registry
+}
+
+// isDown is what answers while the registry is down, if it is.
+func (r *changingRegistry) isDown() (registry.Registry, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.downAs, r.down
 }
 
 func (r *changingRegistry) set(f func()) {
@@ -515,23 +525,27 @@ func (r *changingRegistry) set(f func()) {
 }
 
 func (r *changingRegistry) Person(ctx context.Context, country, id string) (registry.Person, registry.Evidence, error) {
+	if as, down := r.isDown(); down && as != nil {
+		return as.Person(ctx, country, id)
+	} else if down {
+		return registry.Person{}, registry.Evidence{}, registry.ErrUnavailable
+	}
 	p, ev, err := r.Registry.Person(ctx, country, id)
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.down {
-		return registry.Person{}, registry.Evidence{}, registry.ErrUnavailable
-	}
 	p.Alive = p.Alive && !r.dead[country+":"+id]
 	return p, ev, err
 }
 
 func (r *changingRegistry) Business(ctx context.Context, country, reg string) (registry.Business, registry.Evidence, error) {
+	if as, down := r.isDown(); down && as != nil {
+		return as.Business(ctx, country, reg)
+	} else if down {
+		return registry.Business{}, registry.Evidence{}, registry.ErrUnavailable
+	}
 	b, ev, err := r.Registry.Business(ctx, country, reg)
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.down {
-		return registry.Business{}, registry.Evidence{}, registry.ErrUnavailable
-	}
 	b.Active = b.Active && !r.closed[country+":"+reg]
 	if r.noAuthority[country+":"+reg] {
 		reps := slices.Clone(b.Representatives)
@@ -669,13 +683,12 @@ func TestUnavailableLogged(t *testing.T) {
 		t.Fatal(err)
 	}
 	var logs bytes.Buffer
-	var real registry.Registry
+	changing := &changingRegistry{downAs: reg}
 	fx := newRAFixture(t, f, "sqlite", func(d *ra.Deps) {
-		real = d.Registry
-		d.Registry = &switchRegistry{real: real, down: reg}
+		changing.Registry, d.Registry = d.Registry, changing
 		d.Log = slog.New(slog.NewTextHandler(&logs, nil))
 	})
-	fx.deps.Registry.(*switchRegistry).useDown()
+	changing.set(func() { changing.down = true })
 	a := fx.answer(t, http.MethodPost, "/api/v1/enrollments", http.Header{"Content-Type": {"application/json"}},
 		enrollBody(t, citizen(), "citizen-sign", csrPEM(t, newKey(t))))
 	if a.status != 503 || a.problem != "registry-unavailable" {
@@ -685,32 +698,6 @@ func TestUnavailableLogged(t *testing.T) {
 		!strings.Contains(out, "person KZ ****") || strings.Contains(out, "880312448217") {
 		t.Errorf("log: %s", out)
 	}
-}
-
-// switchRegistry is the sample registry until useDown, then another.
-type switchRegistry struct {
-	real, down registry.Registry
-	mu         sync.Mutex
-	isDown     bool
-}
-
-func (r *switchRegistry) useDown() { r.mu.Lock(); r.isDown = true; r.mu.Unlock() }
-
-func (r *switchRegistry) current() registry.Registry {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.isDown {
-		return r.down
-	}
-	return r.real
-}
-
-func (r *switchRegistry) Person(ctx context.Context, country, id string) (registry.Person, registry.Evidence, error) {
-	return r.current().Person(ctx, country, id)
-}
-
-func (r *switchRegistry) Business(ctx context.Context, country, reg string) (registry.Business, registry.Evidence, error) {
-	return r.current().Business(ctx, country, reg)
 }
 
 // TestResendCode: a new code may be asked for a minute after the last; it
