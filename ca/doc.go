@@ -39,6 +39,25 @@
 // read and the stored response is older, so a refresh can never replace a
 // revocation's answer.
 //
+// # Status after expiry
+//
+// A signature made with a certificate is checked for years after the
+// certificate expires, and the question is then whether it was revoked
+// when the signature was made. So the status of every certificate this CA
+// signed stays answerable, forever: its OCSP response keeps being
+// re-signed after the certificate expires, and one signed after the expiry
+// carries archiveCutoff (RFC 6960 §4.4.4) set to the issuing CA
+// certificate's notBefore, as ETSI EN 319 411-2 (CSS-6.3.10-08) asks: the
+// responder says it holds the status of everything the CA ever issued. A
+// certificate revoked after it expired (a key compromise found later)
+// answers revoked with its time and reason. The CRL keeps to RFC 5280: an
+// entry leaves it one CRL after its certificate expired, so the CRL stays
+// the size of the live revocations and OCSP is the source for expired
+// certificates. The cost is one HSM signature per expired certificate per
+// refresh (RefreshAge), which grows with the CA's history; at national
+// scale that is a few hundred signatures a second after a decade, well
+// inside one HSM.
+//
 // The CA never talks to the public and never holds key material: it asks
 // the HSM to sign. A CSR contributes only its public key, after proof of
 // possession; a CSR asking for another subject, names or CA rights is

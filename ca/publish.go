@@ -136,7 +136,8 @@ func (cfg PublishConfig) validate(crlValidity time.Duration) error {
 //     CRL is Republish old (CRLs: RFC 5280 §5, CA/B Forum BR §4.9.7);
 //   - every OCSP response is re-signed when its refresh point is reached
 //     (ocspsign.RefreshAge: half-life, within CA/B Forum BR §4.9.10), and
-//     every unexpired certificate that needs a response gets one;
+//     every certificate that needs a response gets one, expired ones too
+//     (their status stays answerable, with archiveCutoff);
 //   - every issuance intent left without a certificate (a crash, or a
 //     failure after the intent was committed) is resolved once it is
 //     RecoverGrace old, so that its serial answers revoked and is listed.
@@ -201,7 +202,8 @@ func (p *Publisher) RepublishCRL(ctx context.Context) (store.CRL, bool, error) {
 
 // RefreshOCSP re-signs, page by page, every OCSP response of the issuer
 // that is due (its refresh point falls before the next OCSPScan) and signs
-// one for every unexpired certificate that needs a response and has none.
+// one for every certificate, expired or not, that needs a response and has
+// none.
 // It returns how many responses it stored. A response that cannot be
 // signed is skipped and reported in the error, after the rest of the walk.
 func (p *Publisher) RefreshOCSP(ctx context.Context) (int, error) {
@@ -391,11 +393,11 @@ func (p *Publisher) refreshOCSP(ctx context.Context, unanswered bool) (int, erro
 	now := d.Now().UTC()
 	thisUpdateBefore, nextUpdateBefore := d.OCSP.DueBefore(now, p.cfg.OCSPScan)
 	due := func(ctx context.Context, after []byte) ([]store.Certificate, error) {
-		return d.Store.DueOCSPResponses(ctx, store.OCSPDue{IssuerID: d.Issuer.ID, Now: now,
+		return d.Store.DueOCSPResponses(ctx, store.OCSPDue{IssuerID: d.Issuer.ID,
 			ThisUpdateBefore: thisUpdateBefore, NextUpdateBefore: nextUpdateBefore, After: after, Limit: p.cfg.PageSize})
 	}
 	missing := func(ctx context.Context, after []byte) ([]store.Certificate, error) {
-		return d.Store.UnansweredCertificates(ctx, d.Issuer.ID, now, after, p.cfg.PageSize)
+		return d.Store.UnansweredCertificates(ctx, d.Issuer.ID, after, p.cfg.PageSize)
 	}
 	var w refreshWalk
 	w.walk(ctx, p, due)

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/x509"
 	"database/sql"
+	"encoding/asn1"
 	"encoding/json"
 	"errors"
 	"log/slog"
@@ -402,6 +403,33 @@ func (p *publishing) response(t *testing.T, serial []byte) (store.OCSPResponse, 
 	return r, parsed
 }
 
+// mustStored is the stored response's DER for serial.
+func mustStored(t *testing.T, p *publishing, serial []byte) []byte {
+	t.Helper()
+	r, _ := p.response(t, serial)
+	return r.DER
+}
+
+// archiveCutoff is the archiveCutoff singleExtension (RFC 6960 §4.4.4) of
+// a response, nil when it has none.
+func archiveCutoff(t *testing.T, der []byte) *time.Time {
+	t.Helper()
+	r, err := ocsp.ParseResponse(der, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range r.Extensions {
+		if e.Id.Equal(asn1.ObjectIdentifier{1, 3, 6, 1, 5, 5, 7, 48, 1, 6}) {
+			var cutoff time.Time
+			if _, err := asn1.UnmarshalWithParams(e.Value, &cutoff, "generalized"); err != nil {
+				t.Fatalf("archiveCutoff: %v", err)
+			}
+			return &cutoff
+		}
+	}
+	return nil
+}
+
 // refreshEvents returns the "refreshed" counts of the ocsp.refresh audit
 // events, in order.
 func refreshEvents(t *testing.T, db *store.DB) []int {
@@ -427,9 +455,10 @@ func refreshEvents(t *testing.T, db *store.DB) []int {
 // TestRefreshOCSP moves the clock through four days and checks that each
 // pass re-signs exactly the responses whose refresh point came (half-life of
 // 4-day responses, less the one-minute scan lookahead), answers
-// certificates without a response (a recovered intent, a signed one), and
-// leaves alone fresh responses, expired certificates and issuances in
-// flight. OpenSSL judges a refreshed response.
+// certificates without a response (a recovered intent, a signed one),
+// keeps an expired certificate answerable (re-signed with archiveCutoff),
+// and leaves alone fresh responses and issuances in flight. OpenSSL judges
+// refreshed responses.
 func TestRefreshOCSP(t *testing.T) {
 	openssl := testenv.Tool(t, "openssl")
 	f := catest.New(t, time.Now().UTC().Truncate(time.Second))
@@ -498,10 +527,10 @@ func TestRefreshOCSP(t *testing.T) {
 		// nothing.
 		clk.Set(t0.Add(48*time.Hour - time.Minute - time.Second))
 		refresh(0)
-		// At it: A and the recovered intent; B is a day younger, and the
-		// expiring certificate has expired.
+		// At it: A, the recovered intent, and the certificate that
+		// expired a day ago; B is a day younger.
 		clk.Set(t0.Add(48*time.Hour - time.Minute))
-		refresh(2)
+		refresh(3)
 		refresh(0)
 		if stored, r := p.response(t, a); r.Status != ocsp.Good || !r.ThisUpdate.Equal(clk.Now()) ||
 			r.NextUpdate.Sub(r.ThisUpdate) != ocspsign.DefaultValidity || !stored.UpdatedAt.Equal(clk.Now()) {
@@ -516,8 +545,14 @@ func TestRefreshOCSP(t *testing.T) {
 		if stored, _ := p.response(t, b); !bytes.Equal(stored.DER, bBefore.DER) {
 			t.Error("B's fresh response was re-signed")
 		}
-		if stored, _ := p.response(t, expiring.Serial); !bytes.Equal(stored.DER, expiringBefore.DER) {
-			t.Error("an expired certificate's response was re-signed")
+		if _, r := p.response(t, expiring.Serial); archiveCutoff(t, expiringBefore.DER) != nil {
+			t.Error("a response signed before the expiry has archiveCutoff")
+		} else if cutoff := archiveCutoff(t, mustStored(t, p, expiring.Serial)); r.Status != ocsp.Good || !r.ThisUpdate.Equal(clk.Now()) ||
+			cutoff == nil || !cutoff.Equal(f.Issuer.Certificate.NotBefore) {
+			t.Errorf("expired certificate: status %d, thisUpdate %s, archiveCutoff %v (issuer from %s)",
+				r.Status, r.ThisUpdate, cutoff, f.Issuer.Certificate.NotBefore)
+		} else {
+			judge(t, openssl, f, mustStored(t, p, expiring.Serial))
 		}
 		if _, err := db.OCSPResponse(ctx, "issuing", inFlight); !errors.Is(err, store.ErrNotFound) {
 			t.Errorf("an issuance in flight got a response: %v", err)
@@ -530,8 +565,8 @@ func TestRefreshOCSP(t *testing.T) {
 		}
 
 		// One event per page that stored something (pages of one here).
-		if got := refreshEvents(t, db); len(got) != 4 || got[0]+got[1]+got[2]+got[3] != 4 {
-			t.Errorf("ocsp.refresh events %v, want four of one", got)
+		if got := refreshEvents(t, db); len(got) != 5 || got[0]+got[1]+got[2]+got[3]+got[4] != 5 {
+			t.Errorf("ocsp.refresh events %v, want five of one", got)
 		}
 		if r, err := audit.Verify(ctx, db, "test", nil); err != nil || !r.OK() {
 			t.Errorf("audit log: %+v, %v", r, err)

@@ -33,6 +33,10 @@ type Template struct {
 	// Nonce, when not nil, is echoed in responseExtensions (RFC 8954): an
 	// answer to one request, never to be cached or pre-signed.
 	Nonce []byte
+	// ArchiveCutoff, when not zero, is put in the singleExtensions (RFC
+	// 6960 §4.4.4): the responder keeps status information of every
+	// certificate that expired after it (see Signer.Sign).
+	ArchiveCutoff time.Time
 }
 
 // Encode makes the signed OCSPResponse of t: responderID by key hash (RFC
@@ -106,6 +110,18 @@ func Encode(r Responder, t Template) ([]byte, error) {
 				b.AddASN1(asn1.Tag(0).Constructed().ContextSpecific(), func(b *cryptobyte.Builder) {
 					b.AddASN1GeneralizedTime(t.NextUpdate.UTC())
 				})
+				if !t.ArchiveCutoff.IsZero() {
+					b.AddASN1(asn1.Tag(1).Constructed().ContextSpecific(), func(b *cryptobyte.Builder) { // singleExtensions
+						b.AddASN1(asn1.SEQUENCE, func(b *cryptobyte.Builder) {
+							b.AddASN1(asn1.SEQUENCE, func(b *cryptobyte.Builder) {
+								b.AddASN1ObjectIdentifier(oidArchiveCutoff)
+								b.AddASN1(asn1.OCTET_STRING, func(b *cryptobyte.Builder) {
+									b.AddASN1GeneralizedTime(t.ArchiveCutoff.UTC().Truncate(time.Second))
+								})
+							})
+						})
+					})
+				}
 			})
 		})
 		if t.Nonce != nil {
@@ -167,6 +183,7 @@ func Encode(r Responder, t Template) ([]byte, error) {
 var (
 	oidSHA1          = encasn1.ObjectIdentifier{1, 3, 14, 3, 2, 26}
 	oidNonce         = encasn1.ObjectIdentifier{1, 3, 6, 1, 5, 5, 7, 48, 1, 2}
+	oidArchiveCutoff = encasn1.ObjectIdentifier{1, 3, 6, 1, 5, 5, 7, 48, 1, 6} // id-pkix-ocsp-archive-cutoff, RFC 6960 §4.4.4
 	oidBasicResponse = encasn1.ObjectIdentifier{1, 3, 6, 1, 5, 5, 7, 48, 1, 1} // id-pkix-ocsp-basic, RFC 6960 §4.2.1
 )
 
@@ -223,6 +240,9 @@ func (s *Signer) WithNonce(r Responder, presigned, nonce []byte) ([]byte, error)
 	if p.Status == ocsp.Revoked {
 		t.Reason = p.RevocationReason
 	}
+	if t.ArchiveCutoff, err = archiveCutoffOf(p); err != nil {
+		return nil, fmt.Errorf("ocsp: the pre-signed response: %w", err)
+	}
 	if !now.Before(p.NextUpdate) {
 		return nil, errors.New("ocsp: the pre-signed response has expired")
 	}
@@ -235,4 +255,20 @@ func (s *Signer) WithNonce(r Responder, presigned, nonce []byte) ([]byte, error)
 		return nil, fmt.Errorf("ocsp: nonce response: %w", err)
 	}
 	return Encode(r, t)
+}
+
+// archiveCutoffOf is the archiveCutoff singleExtension of a parsed
+// response, or zero when it has none.
+func archiveCutoffOf(p *ocsp.Response) (time.Time, error) {
+	for _, e := range p.Extensions {
+		if !e.Id.Equal(oidArchiveCutoff) {
+			continue
+		}
+		var t time.Time
+		if rest, err := encasn1.UnmarshalWithParams(e.Value, &t, "generalized"); err != nil || len(rest) != 0 {
+			return time.Time{}, fmt.Errorf("archiveCutoff %x is not a GeneralizedTime", e.Value)
+		}
+		return t, nil
+	}
+	return time.Time{}, nil
 }

@@ -9,6 +9,11 @@
 //   - a response is signed only while the responder certificate is valid
 //     for all of it, thisUpdate to nextUpdate (ErrResponderValidity);
 //   - a revoked answer carries the revocation time and reason;
+//   - status stays answerable after a certificate expires: a response
+//     signed after the expiry carries archiveCutoff (RFC 6960 §4.4.4) set
+//     to the issuing CA certificate's notBefore (ETSI EN 319 411-2
+//     CSS-6.3.10-08), which says the responder keeps the status of every
+//     certificate the CA ever issued;
 //   - every response is stored with a fresh updated_at, the responders' sync
 //     cursor.
 //
@@ -158,6 +163,13 @@ func (s *Signer) SigningEnds(r Responder) time.Time {
 }
 
 // Sign makes the response for one certificate row in its current status.
+// For a certificate expired at the response's thisUpdate it adds
+// archiveCutoff, the issuing CA certificate's notBefore: a relying party
+// checking a signature made while the certificate was valid (RFC 6960
+// §4.4.4) learns that "good" still means it was never revoked. A
+// response signed before the expiry has none, and is re-signed at its
+// refresh point like any other, so within RefreshAge of the expiry every
+// response of an expired certificate carries it.
 func (s *Signer) Sign(r Responder, c store.Certificate) (store.OCSPResponse, error) {
 	if c.IssuerID != r.IssuerID {
 		return store.OCSPResponse{}, fmt.Errorf("certificate of %s given to the responder of %s", c.IssuerID, r.IssuerID)
@@ -174,6 +186,9 @@ func (s *Signer) Sign(r Responder, c store.Certificate) (store.OCSPResponse, err
 	}
 	t := Template{Serial: c.Serial, Status: ocsp.Good, Reason: -1,
 		ThisUpdate: thisUpdate, NextUpdate: nextUpdate, ProducedAt: now}
+	if thisUpdate.After(c.NotAfter) {
+		t.ArchiveCutoff = r.Issuer.NotBefore
+	}
 	if c.Status == store.StatusRevoked {
 		t.Status, t.RevokedAt = ocsp.Revoked, c.RevokedAt
 		// RFC 5280 §5.3.1: unspecified (0) is said by leaving the reason out.

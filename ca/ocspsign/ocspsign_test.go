@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	xocsp "golang.org/x/crypto/ocsp"
+
 	"github.com/sanadpki/sanad/ca/catest"
 	"github.com/sanadpki/sanad/ca/ocspsign"
 	"github.com/sanadpki/sanad/hsm/hsmtest"
@@ -104,5 +106,76 @@ func TestNewRefusesValidity(t *testing.T) {
 		if _, err := ocspsign.New(v, 0, time.Now); err == nil {
 			t.Errorf("validity %s accepted", v)
 		}
+	}
+}
+
+// TestSignAfterExpiry: a certificate's status stays answerable after it
+// expires. A response signed after the expiry carries archiveCutoff (RFC
+// 6960 §4.4.4) set to the issuing CA certificate's notBefore, which
+// OpenSSL prints and verifies, and a nonce response made from it keeps it;
+// one signed while the certificate is valid (up to its notAfter, inclusive)
+// has none.
+func TestSignAfterExpiry(t *testing.T) {
+	openssl := testenv.Tool(t, "openssl")
+	now := time.Now().UTC().Truncate(time.Second)
+	f := catest.New(t, now)
+	r := f.Responder
+	s, err := ocspsign.New(0, 0, func() time.Time { return now })
+	if err != nil {
+		t.Fatal(err)
+	}
+	cutoff := r.Issuer.NotBefore.UTC()
+	for _, tc := range []struct {
+		name     string
+		notAfter time.Time
+		revoked  bool
+		want     time.Time // archiveCutoff; zero: none
+	}{
+		{"valid", now.AddDate(1, 0, 0), false, time.Time{}},
+		{"expires at thisUpdate", now, false, time.Time{}},
+		{"expired a second ago", now.Add(-time.Second), false, cutoff},
+		{"expired years ago", now.AddDate(-5, 0, 0), false, cutoff},
+		{"revoked, expired", now.AddDate(0, -1, 0), true, cutoff},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := store.Certificate{IssuerID: "issuing", Serial: []byte{0x0a, 0xbc, 0xde}, Profile: "citizen-sign",
+				NotBefore: tc.notAfter.AddDate(-2, 0, 0), NotAfter: tc.notAfter, Status: store.StatusGood}
+			wantStatus := "0x0abcde: good"
+			if tc.revoked {
+				c.Status, c.RevokedAt, c.Reason = store.StatusRevoked, tc.notAfter.AddDate(0, 0, -3), 1
+				wantStatus = "0x0abcde: revoked"
+			}
+			resp, err := s.Sign(r, c)
+			if err != nil {
+				t.Fatal(err)
+			}
+			nonced, err := s.WithNonce(r, resp.DER, []byte("0123456789abcdef"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			for name, der := range map[string][]byte{"pre-signed": resp.DER, "nonce": nonced} {
+				parsed, err := xocsp.ParseResponseForCert(der, nil, r.Issuer)
+				if err != nil {
+					t.Fatalf("%s: %v", name, err)
+				}
+				got, err := ocspsign.ArchiveCutoffForTest(parsed)
+				if err != nil || !got.Equal(tc.want) {
+					t.Errorf("%s: archiveCutoff %s, %v; want %s", name, got, err, tc.want)
+				}
+				path := filepath.Join(t.TempDir(), "resp.der")
+				if err := os.WriteFile(path, der, 0o600); err != nil {
+					t.Fatal(err)
+				}
+				out, err := exec.Command(openssl, "ocsp", "-respin", path, "-issuer", f.CAPEM, "-CAfile", f.RootPEM,
+					"-verify_other", f.CAPEM, "-serial", "0x0abcde", "-no_nonce", "-resp_text").CombinedOutput()
+				if err != nil || !strings.Contains(string(out), "Response verify OK") || !strings.Contains(string(out), wantStatus) {
+					t.Fatalf("%s: openssl ocsp: %v\n%s", name, err, out)
+				}
+				printed := cutoff.Format("Jan _2 15:04:05 2006 GMT")
+				if has := strings.Contains(string(out), "OCSP Archive Cutoff") && strings.Contains(string(out), printed); has != !tc.want.IsZero() {
+					t.Errorf("%s: openssl shows archiveCutoff %s: %v\n%s", name, printed, has, out)
+				}
+			}
+		})
 	}
 }

@@ -21,11 +21,10 @@ import (
 
 // OCSPDue selects one page of certificates whose stored OCSP response is due
 // for re-signing. The caller computes the bounds from its validity policy.
+// Expired certificates are included: their status stays answerable (the
+// responses carry archiveCutoff, see ocspsign).
 type OCSPDue struct {
 	IssuerID string
-	// Now: a certificate with not_after <= Now has expired, and its
-	// response is left as it is.
-	Now time.Time
 	// A stored response is due when this_update <= ThisUpdateBefore or
 	// next_update <= NextUpdateBefore.
 	ThisUpdateBefore time.Time
@@ -53,7 +52,7 @@ func certificateColumnsOf(alias string) string {
 const answerable = `(c.der IS NOT NULL OR c.status = 'revoked')`
 
 // DueOCSPResponses returns the next page, in serial order, of the issuer's
-// unexpired certificates whose stored OCSP response is due (see OCSPDue).
+// certificates whose stored OCSP response is due (see OCSPDue).
 // The migration's indexes on ocsp_responses (issuer_id, this_update) and
 // (issuer_id, next_update) let the database find the due rows without
 // reading every response.
@@ -67,32 +66,31 @@ func (db *DB) DueOCSPResponses(ctx context.Context, q OCSPDue) ([]Certificate, e
 		JOIN certificates c ON c.issuer_id = r.issuer_id AND c.serial = r.serial
 		WHERE r.issuer_id = $1 AND r.serial > $2
 			AND (r.this_update <= $3 OR r.next_update <= $4)
-			AND c.not_after > $5 AND `+answerable+`
+			AND `+answerable+`
 		ORDER BY r.serial
-		LIMIT $6`,
-		q.IssuerID, nonNil(q.After), db.d.timeArg(q.ThisUpdateBefore), db.d.timeArg(q.NextUpdateBefore),
-		db.d.timeArg(q.Now), q.Limit)
+		LIMIT $5`,
+		q.IssuerID, nonNil(q.After), db.d.timeArg(q.ThisUpdateBefore), db.d.timeArg(q.NextUpdateBefore), q.Limit)
 }
 
 // UnansweredCertificates returns the next page, in serial order after
-// after, of the issuer's certificates unexpired at now that need an OCSP
+// after, of the issuer's certificates, expired or not, that need an OCSP
 // response and have none: signed ones, and intents that recovery revoked.
 // Issuance and revocation store a response in the transaction of the
 // change, so these are rare; finding them means walking the issuer's
 // certificates, which is why it is a query of its own, run less often than
 // DueOCSPResponses.
-func (db *DB) UnansweredCertificates(ctx context.Context, issuerID string, now time.Time, after []byte, limit int) ([]Certificate, error) {
+func (db *DB) UnansweredCertificates(ctx context.Context, issuerID string, after []byte, limit int) ([]Certificate, error) {
 	if limit <= 0 {
 		return nil, fmt.Errorf("unanswered certificates of %s: page size %d", issuerID, limit)
 	}
 	return db.certificatePage(ctx, `
 		SELECT `+certificateColumnsOf("c")+`
 		FROM certificates c
-		WHERE c.issuer_id = $1 AND c.serial > $2 AND c.not_after > $3 AND `+answerable+`
+		WHERE c.issuer_id = $1 AND c.serial > $2 AND `+answerable+`
 			AND NOT EXISTS (SELECT 1 FROM ocsp_responses r WHERE r.issuer_id = c.issuer_id AND r.serial = c.serial)
 		ORDER BY c.serial
-		LIMIT $4`,
-		issuerID, nonNil(after), db.d.timeArg(now), limit)
+		LIMIT $3`,
+		issuerID, nonNil(after), limit)
 }
 
 func (db *DB) certificatePage(ctx context.Context, query string, args ...any) ([]Certificate, error) {

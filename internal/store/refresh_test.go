@@ -117,9 +117,12 @@ func TestOCSPRefreshQueries(t *testing.T) {
 			// by its nextUpdate.
 			{serial: 0x13, signed: true, response: true, thisUpd: refreshT0.Add(-5 * time.Hour), nextUpd: refreshT0.Add(5 * time.Hour), wantDue: true},
 			{serial: 0x14, signed: true, revoked: true, response: true, thisUpd: old, nextUpd: oldNext, wantDue: true},
-			// Expired certificates are left alone, answered or not.
-			{serial: 0x15, signed: true, response: true, thisUpd: old, nextUpd: oldNext, notAfter: refreshT0},
-			{serial: 0x16, signed: true, notAfter: refreshT0.Add(-time.Hour)},
+			// Expired certificates stay answerable: due or unanswered
+			// like the others (a fresh one is not due).
+			{serial: 0x15, signed: true, response: true, thisUpd: old, nextUpd: oldNext, notAfter: refreshT0, wantDue: true},
+			{serial: 0x16, signed: true, notAfter: refreshT0.Add(-time.Hour), wantUnans: true},
+			{serial: 0x1c, signed: true, revoked: true, response: true, thisUpd: old, nextUpd: oldNext, notAfter: refreshT0.AddDate(0, -6, 0), wantDue: true},
+			{serial: 0x1d, signed: true, response: true, thisUpd: fresh, nextUpd: freshNext, notAfter: refreshT0.AddDate(0, 0, -1)},
 			// An intent recovery revoked is answered; one in flight is not.
 			{serial: 0x17, revoked: true, response: true, thisUpd: old, nextUpd: oldNext, wantDue: true},
 			{serial: 0x18, revoked: true, wantUnans: true},
@@ -154,21 +157,21 @@ func TestOCSPRefreshQueries(t *testing.T) {
 
 		for _, limit := range []int{1, 5, 500} {
 			due := collect(t, limit, func(after []byte) ([]store.Certificate, error) {
-				return db.DueOCSPResponses(ctx, store.OCSPDue{IssuerID: "issuing", Now: refreshT0,
+				return db.DueOCSPResponses(ctx, store.OCSPDue{IssuerID: "issuing",
 					ThisUpdateBefore: tuBefore, NextUpdateBefore: nuBefore, After: after, Limit: limit})
 			})
 			if !slices.Equal(due, wantDue) {
 				t.Errorf("limit %d: due =\n%v\nwant\n%v", limit, due, wantDue)
 			}
 			unans := collect(t, limit, func(after []byte) ([]store.Certificate, error) {
-				return db.UnansweredCertificates(ctx, "issuing", refreshT0, after, limit)
+				return db.UnansweredCertificates(ctx, "issuing", after, limit)
 			})
 			if !slices.Equal(unans, wantUnans) {
 				t.Errorf("limit %d: unanswered = %v, want %v", limit, unans, wantUnans)
 			}
 		}
 		// The rows come back whole, as Certificate reads them.
-		page, err := db.DueOCSPResponses(ctx, store.OCSPDue{IssuerID: "issuing", Now: refreshT0,
+		page, err := db.DueOCSPResponses(ctx, store.OCSPDue{IssuerID: "issuing",
 			ThisUpdateBefore: tuBefore, NextUpdateBefore: nuBefore, Limit: 5})
 		if err != nil || len(page) != 5 {
 			t.Fatalf("first page: %d rows, %v", len(page), err)
@@ -179,7 +182,7 @@ func TestOCSPRefreshQueries(t *testing.T) {
 				t.Errorf("row %x = %+v, want %+v (%v)", c.Serial, c, want, err)
 			}
 		}
-		if _, err := db.DueOCSPResponses(ctx, store.OCSPDue{IssuerID: "issuing", Now: refreshT0}); err == nil {
+		if _, err := db.DueOCSPResponses(ctx, store.OCSPDue{IssuerID: "issuing"}); err == nil {
 			t.Error("a page size of 0 was accepted")
 		}
 	})

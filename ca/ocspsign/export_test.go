@@ -1,0 +1,4 @@
+package ocspsign
+
+// ArchiveCutoffForTest is archiveCutoffOf.
+var ArchiveCutoffForTest = archiveCutoffOf
