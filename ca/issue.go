@@ -66,6 +66,10 @@ type Deps struct {
 	Issuer    Issuer
 	Responder ocspsign.Responder
 	Profiles  map[string]profile.Profile
+	// OtherKeys are the public keys of the CA's other issuers and
+	// signers (an earlier issuing CA, its OCSP signers): never certified,
+	// like the Issuer's and the Responder's own.
+	OtherKeys []crypto.PublicKey
 	Now       func() time.Time
 	// Fault, when set (tests only), is called at each Fault* point of an
 	// issuance; an error stops the issuance there, as a crash would.
@@ -196,7 +200,7 @@ func (ca *CA) Issue(ctx context.Context, req Request) (*x509.Certificate, error)
 	for i, kt := range p.KeyTypes {
 		keyTypes[i] = string(kt)
 	}
-	cr, checked, err := csr.ParseAndCheck(req.CSR, csr.Policy{KeyTypes: keyTypes, Forbidden: []crypto.PublicKey{d.Issuer.Certificate.PublicKey, d.Responder.Certificate.PublicKey}})
+	cr, checked, err := csr.ParseAndCheck(req.CSR, csr.Policy{KeyTypes: keyTypes, Forbidden: append([]crypto.PublicKey{d.Issuer.Certificate.PublicKey, d.Responder.Certificate.PublicKey}, d.OtherKeys...)})
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrRequest, err)
 	}

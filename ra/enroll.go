@@ -46,14 +46,15 @@ type Deps struct {
 	Audit   *audit.Log
 	CA      Issuer
 	Revoker Revoker
-	// IssuerID and IssuerCert are the issuing CA whose certificates sign
-	// officer and holder requests.
-	IssuerID   string
-	IssuerCert *x509.Certificate
-	Registry   registry.Registry
-	Notifier   Notifier
-	Profiles   map[string]profile.Profile
-	Policy     Policy
+	// Issuers are the issuing CAs, by issuer id, whose certificates sign
+	// officer and holder requests: every issuing CA recorded, so that a
+	// certificate an earlier issuing CA signed still works after a
+	// rollover.
+	Issuers  map[string]*x509.Certificate
+	Registry registry.Registry
+	Notifier Notifier
+	Profiles map[string]profile.Profile
+	Policy   Policy
 	// Forbidden keys are never certified (the CA's own).
 	Forbidden []crypto.PublicKey
 	// CodeKey is the key one-time codes are stored under (HMAC-SHA256,
@@ -86,8 +87,13 @@ func New(d Deps) (*Service, error) {
 	if d.Store == nil || d.Audit == nil || d.CA == nil || d.Revoker == nil || d.Registry == nil || d.Notifier == nil || d.Now == nil {
 		return nil, errors.New("ra: store, audit log, CA, revoker, registry, notifier and clock are required")
 	}
-	if d.IssuerID == "" || d.IssuerCert == nil {
-		return nil, errors.New("ra: the issuing CA's id and certificate are required")
+	if len(d.Issuers) == 0 {
+		return nil, errors.New("ra: the issuing CAs' ids and certificates are required")
+	}
+	for id, c := range d.Issuers {
+		if id == "" || c == nil {
+			return nil, fmt.Errorf("ra: issuing CA %q has no id or no certificate", id)
+		}
 	}
 	if d.Log == nil {
 		d.Log = slog.New(slog.DiscardHandler)

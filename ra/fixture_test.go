@@ -97,7 +97,7 @@ func newRAFixture(t *testing.T, f catest.Fixture, driver string, opts ...func(*r
 	fx := &raFixture{driver: driver, db: db, raw: raw, outbox: t.TempDir(), caKey: f.CAKey, ca: authority}
 	deps := ra.Deps{
 		Store: db, Audit: log, CA: authority, Revoker: authority,
-		IssuerID: f.Issuer.ID, IssuerCert: f.Issuer.Certificate,
+		Issuers:  map[string]*x509.Certificate{f.Issuer.ID: f.Issuer.Certificate},
 		Registry: reg, Notifier: ra.Outbox{Dir: fx.outbox}, Profiles: profiles, Policy: policy,
 		Forbidden: []crypto.PublicKey{f.Issuer.Certificate.PublicKey}, Now: time.Now,
 	}

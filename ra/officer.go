@@ -76,16 +76,17 @@ func (s *Service) authenticate(ctx context.Context, compact, audience string) (o
 	return officer{Officer: o, req: p}, nil
 }
 
-// checkOurs refuses a certificate this CA did not issue, or that is not
-// valid now, or is revoked.
+// checkOurs refuses a certificate none of this CA's issuing CAs issued, or
+// that is not valid now, or is revoked.
 func (s *Service) checkOurs(ctx context.Context, c *x509.Certificate, now time.Time) error {
-	if s.d.IssuerCert == nil || c.CheckSignatureFrom(s.d.IssuerCert) != nil {
+	issuerID := s.issuerOf(c)
+	if issuerID == "" {
 		return refuse("not-an-officer", "the certificate was not issued by this CA")
 	}
 	if now.Before(c.NotBefore) || now.After(c.NotAfter) {
 		return refuse("certificate-not-valid", "valid from %s to %s", c.NotBefore.Format(time.RFC3339), c.NotAfter.Format(time.RFC3339))
 	}
-	row, err := s.d.Store.Certificate(ctx, s.d.IssuerID, c.SerialNumber.Bytes())
+	row, err := s.d.Store.Certificate(ctx, issuerID, c.SerialNumber.Bytes())
 	if errors.Is(err, store.ErrNotFound) || (err == nil && !bytes.Equal(row.DER, c.Raw)) {
 		return refuse("not-an-officer", "the certificate is not in this CA's records")
 	}
@@ -96,6 +97,16 @@ func (s *Service) checkOurs(ctx context.Context, c *x509.Certificate, now time.T
 		return refuse("certificate-revoked", "revoked at %s", row.RevokedAt.Format(time.RFC3339))
 	}
 	return nil
+}
+
+// issuerOf is the id of the issuing CA that signed c, or "" when none did.
+func (s *Service) issuerOf(c *x509.Certificate) string {
+	for id, issuer := range s.d.Issuers {
+		if bytes.Equal(c.RawIssuer, issuer.RawSubject) && c.CheckSignatureFrom(issuer) == nil {
+			return id
+		}
+	}
+	return ""
 }
 
 func signedRequestErr(err error) error {

@@ -48,8 +48,8 @@ func TestResume(t *testing.T) {
 		}
 		outbox := t.TempDir()
 		clock := time.Now
-		svc, err := ra.New(ra.Deps{Store: db, Audit: log, CA: authority, Revoker: authority, IssuerID: f.Issuer.ID,
-			IssuerCert: f.Issuer.Certificate, Registry: reg, Notifier: ra.Outbox{Dir: outbox}, Profiles: profiles,
+		svc, err := ra.New(ra.Deps{Store: db, Audit: log, CA: authority, Revoker: authority, Issuers: map[string]*x509.Certificate{f.Issuer.ID: f.Issuer.Certificate},
+			Registry: reg, Notifier: ra.Outbox{Dir: outbox}, Profiles: profiles,
 			Policy: policy, Now: func() time.Time { return clock() }})
 		if err != nil {
 			t.Fatal(err)

@@ -17,62 +17,137 @@ import (
 	"github.com/sanadpki/sanad/policies"
 )
 
-// caRole is the CA as the service runs it: issuance, revocation, recovery,
-// and the publisher that keeps the issuing CA's CRL and OCSP responses
-// fresh.
+// caRole is the CA as the service runs it: every issuing CA recorded in
+// the store, each with its CA (revocation, recovery) and the publisher that
+// keeps its CRL and OCSP responses fresh; new certificates come from the
+// active one (its fields are the embedded issuerRole's). An issuing CA that
+// a newer one replaced keeps revoking and publishing for the certificates
+// it signed: their status stays answerable after a rollover.
 type caRole struct {
+	*issuerRole
+	// older are the other issuing CAs, which no longer issue.
+	older []*issuerRole
+	db    *store.DB
+	// keys are the CA's own public keys (every issuing CA and OCSP
+	// signer), which it never certifies for anyone.
+	keys []crypto.PublicKey
+}
+
+// issuerRole is one issuing CA of the CA role.
+type issuerRole struct {
 	ca        *ca.CA
 	crl       *crl.Builder
 	crlFrom   crl.Issuer
 	publisher *ca.Publisher
-	// keys are the CA's own public keys (issuing CA, OCSP signer), which
-	// it never certifies for anyone.
-	keys []crypto.PublicKey
 	// signingEnds is the last time the OCSP signer can sign a response
 	// (ocspsign.Signer.SigningEnds); responderNotAfter is its certificate's
 	// notAfter.
 	signingEnds, responderNotAfter time.Time
 }
 
-// caIssuers finds the issuing CA recorded in the store (exactly one) and
-// its OCSP signer, with the signer's key on the token. Several OCSP signers
-// may be recorded (a new one is certified before the current one runs
-// out, and added with sanad issuer add): the one the issuing CA signed
-// that is valid now with the latest notAfter answers (pickResponder).
-func caIssuers(ctx context.Context, s *service) (store.Issuer, ocspsign.Responder, error) {
+// all is the active issuing CA, then the older ones.
+func (r *caRole) all() []*issuerRole { return append([]*issuerRole{r.issuerRole}, r.older...) }
+
+// Issue issues from the active issuing CA (ra.Issuer).
+func (r *caRole) Issue(ctx context.Context, req ca.Request) (*x509.Certificate, error) {
+	return r.ca.Issue(ctx, req)
+}
+
+// Revoke revokes the certificate with this serial through the issuing CA
+// that signed it (ra.Revoker). A serial no issuing CA knows is revoked
+// through the active one, which says it was not issued.
+func (r *caRole) Revoke(ctx context.Context, serial []byte, reason int, actor string) error {
+	for _, is := range r.older {
+		switch _, err := r.db.Certificate(ctx, is.crlFrom.ID, serial); {
+		case err == nil:
+			return is.ca.Revoke(ctx, serial, reason, actor)
+		case !errors.Is(err, store.ErrNotFound):
+			return err
+		}
+	}
+	return r.ca.Revoke(ctx, serial, reason, actor)
+}
+
+// issuerCertificates are the issuing CAs' certificates by issuer id: the
+// CAs whose certificates may sign officer and holder requests.
+func (r *caRole) issuerCertificates() map[string]*x509.Certificate {
+	m := map[string]*x509.Certificate{}
+	for _, is := range r.all() {
+		m[is.crlFrom.ID] = is.crlFrom.Certificate
+	}
+	return m
+}
+
+// issuingCA is an issuing CA recorded in the store, with the OCSP signer
+// that answers for it.
+type issuingCA struct {
+	issuer    store.Issuer
+	responder ocspsign.Responder
+}
+
+// caIssuers finds the issuing CAs recorded in the store, each with its OCSP
+// signer and the signer's key on the token. The first is the active one,
+// which issues: of those valid now, the one with the latest notAfter (a
+// rollover records the next issuing CA, sanad issuer add, and nodes
+// started after that issue from it); if none is valid now, the one with
+// the latest notAfter, whose issuances then fail with the reason. Several
+// OCSP signers may be recorded for one issuing CA (a new one is certified
+// before the current one runs out): the one that CA signed that is valid
+// now with the latest notAfter answers (pickResponder).
+func caIssuers(ctx context.Context, s *service) ([]issuingCA, error) {
 	issuers, err := s.db.Issuers(ctx)
 	if err != nil {
-		return store.Issuer{}, ocspsign.Responder{}, err
+		return nil, err
 	}
 	byRole := map[string][]store.Issuer{}
 	for _, is := range issuers {
 		byRole[is.Role] = append(byRole[is.Role], is)
 	}
-	if len(byRole["issuing"]) != 1 || len(byRole["ocsp-signer"]) == 0 {
-		return store.Issuer{}, ocspsign.Responder{}, fmt.Errorf("the CA needs exactly one issuing CA and an OCSP signer in the store; found %d and %d",
+	if len(byRole["issuing"]) == 0 || len(byRole["ocsp-signer"]) == 0 {
+		return nil, fmt.Errorf("the CA needs an issuing CA and an OCSP signer in the store; found %d and %d",
 			len(byRole["issuing"]), len(byRole["ocsp-signer"]))
 	}
-	issuing := byRole["issuing"][0]
-	issuingCert, err := x509.ParseCertificate(issuing.CertificateDER)
-	if err != nil {
-		return store.Issuer{}, ocspsign.Responder{}, fmt.Errorf("issuer %s: %w", issuing.ID, err)
-	}
-	revoked := func(serial []byte) (bool, error) {
-		c, err := s.db.Certificate(ctx, issuing.ID, serial)
-		if errors.Is(err, store.ErrNotFound) {
-			return false, nil // recorded before signers were among the CA's certificates
+	now := s.now()
+	var out []issuingCA
+	for _, issuing := range byRole["issuing"] {
+		issuingCert, err := x509.ParseCertificate(issuing.CertificateDER)
+		if err != nil {
+			return nil, fmt.Errorf("issuer %s: %w", issuing.ID, err)
 		}
-		return err == nil && c.Status == store.StatusRevoked, err
+		revoked := func(serial []byte) (bool, error) {
+			c, err := s.db.Certificate(ctx, issuing.ID, serial)
+			if errors.Is(err, store.ErrNotFound) {
+				return false, nil // recorded before signers were among the CA's certificates
+			}
+			return err == nil && c.Status == store.StatusRevoked, err
+		}
+		signer, signerCert, err := pickResponder(issuingCert, byRole["ocsp-signer"], now, revoked)
+		if err != nil {
+			return nil, err
+		}
+		signerKey, err := s.token.FindKey(ctx, signer.KeyLabel)
+		if err != nil {
+			return nil, fmt.Errorf("issuer %s key %q: %w", signer.ID, signer.KeyLabel, err)
+		}
+		out = append(out, issuingCA{issuing, ocspsign.Responder{IssuerID: issuing.ID, Issuer: issuingCert, Certificate: signerCert, Signer: signerKey}})
 	}
-	signer, signerCert, err := pickResponder(issuingCert, byRole["ocsp-signer"], s.now(), revoked)
-	if err != nil {
-		return store.Issuer{}, ocspsign.Responder{}, err
+	// The active one first; the others in the store's order.
+	best := 0
+	for i, c := range out {
+		if betterCertificate(c.responder.Issuer, out[best].responder.Issuer, now) {
+			best = i
+		}
 	}
-	signerKey, err := s.token.FindKey(ctx, signer.KeyLabel)
-	if err != nil {
-		return store.Issuer{}, ocspsign.Responder{}, fmt.Errorf("issuer %s key %q: %w", signer.ID, signer.KeyLabel, err)
-	}
-	return issuing, ocspsign.Responder{IssuerID: issuing.ID, Issuer: issuingCert, Certificate: signerCert, Signer: signerKey}, nil
+	out[0], out[best] = out[best], out[0]
+	return out, nil
+}
+
+// betterCertificate reports whether c is preferred to best at now: valid
+// now when best is not, or as valid and with a later notAfter.
+func betterCertificate(c, best *x509.Certificate, now time.Time) bool {
+	validNow := func(c *x509.Certificate) bool { return !now.Before(c.NotBefore) && !now.After(c.NotAfter) }
+	cNow, bestNow := validNow(c), validNow(best)
+	return cNow && !bestNow || cNow == bestNow && c.NotAfter.After(best.NotAfter)
 }
 
 // pickResponder chooses among the recorded OCSP signers those the issuing
@@ -86,7 +161,6 @@ func pickResponder(issuing *x509.Certificate, signers []store.Issuer, now time.T
 	var (
 		best     store.Issuer
 		bestCert *x509.Certificate
-		bestNow  bool
 	)
 	for _, is := range signers {
 		c, err := x509.ParseCertificate(is.CertificateDER)
@@ -101,9 +175,8 @@ func pickResponder(issuing *x509.Certificate, signers []store.Issuer, now time.T
 		} else if r {
 			continue
 		}
-		validNow := !now.Before(c.NotBefore) && !now.After(c.NotAfter)
-		if bestCert == nil || validNow && !bestNow || validNow == bestNow && c.NotAfter.After(bestCert.NotAfter) {
-			best, bestCert, bestNow = is, c, validNow
+		if bestCert == nil || betterCertificate(c, bestCert, now) {
+			best, bestCert = is, c
 		}
 	}
 	if bestCert == nil {
@@ -112,18 +185,13 @@ func pickResponder(issuing *x509.Certificate, signers []store.Issuer, now time.T
 	return best, bestCert, nil
 }
 
-// openCA builds the CA from the issuers recorded in the store (one issuing
-// CA and its OCSP signer) and their keys on the token. baseURL is where
+// openCA builds the CA from the issuers recorded in the store (the issuing
+// CAs and their OCSP signers) and their keys on the token. baseURL is where
 // relying parties reach the status tier.
 func openCA(ctx context.Context, s *service, baseURL string) (*caRole, error) {
-	issuing, signer, err := caIssuers(ctx, s)
+	cas, err := caIssuers(ctx, s)
 	if err != nil {
 		return nil, err
-	}
-	issuingCert, signerCert := signer.Issuer, signer.Certificate
-	issuingKey, err := s.token.FindKey(ctx, issuing.KeyLabel)
-	if err != nil {
-		return nil, fmt.Errorf("issuer %s key %q: %w", issuing.ID, issuing.KeyLabel, err)
 	}
 	profiles, err := profile.LoadAll(policies.FS)
 	if err != nil {
@@ -137,27 +205,45 @@ func openCA(ctx context.Context, s *service, baseURL string) (*caRole, error) {
 	if err != nil {
 		return nil, err
 	}
-	authority, err := ca.New(ca.Deps{
-		Store: s.db, Audit: s.audit, Linter: linter, OCSP: ocspSigner,
-		Issuer: ca.Issuer{ID: issuing.ID, Certificate: issuingCert, Signer: issuingKey,
-			CRLURL: baseURL + "/crl/" + issuing.ID + ".crl", OCSPURL: baseURL + "/ocsp", CAIssuersURL: baseURL + "/ca/" + issuing.ID + ".crt"},
-		Responder: signer,
-		Profiles:  profiles, Now: time.Now,
-	})
-	if err != nil {
-		return nil, err
+	role := &caRole{db: s.db}
+	for _, c := range cas {
+		role.keys = append(role.keys, c.responder.Issuer.PublicKey, c.responder.Certificate.PublicKey)
 	}
-	builder, err := crl.New(s.db, s.audit, linter, crl.Config{}, time.Now)
-	if err != nil {
-		return nil, err
+	for i, c := range cas {
+		issuing, signer := c.issuer, c.responder
+		issuingCert, signerCert := signer.Issuer, signer.Certificate
+		issuingKey, err := s.token.FindKey(ctx, issuing.KeyLabel)
+		if err != nil {
+			return nil, fmt.Errorf("issuer %s key %q: %w", issuing.ID, issuing.KeyLabel, err)
+		}
+		authority, err := ca.New(ca.Deps{
+			Store: s.db, Audit: s.audit, Linter: linter, OCSP: ocspSigner,
+			Issuer: ca.Issuer{ID: issuing.ID, Certificate: issuingCert, Signer: issuingKey,
+				CRLURL: baseURL + "/crl/" + issuing.ID + ".crl", OCSPURL: baseURL + "/ocsp", CAIssuersURL: baseURL + "/ca/" + issuing.ID + ".crt"},
+			Responder: signer,
+			Profiles:  profiles, OtherKeys: role.keys, Now: time.Now,
+		})
+		if err != nil {
+			return nil, err
+		}
+		builder, err := crl.New(s.db, s.audit, linter, crl.Config{}, time.Now)
+		if err != nil {
+			return nil, err
+		}
+		publisher, err := ca.NewPublisher(authority, builder, ca.PublishConfig{Logger: s.log})
+		if err != nil {
+			return nil, err
+		}
+		is := &issuerRole{ca: authority, crl: builder, publisher: publisher,
+			crlFrom:     crl.Issuer{ID: issuing.ID, Certificate: issuingCert, Signer: issuingKey},
+			signingEnds: ocspSigner.SigningEnds(signer), responderNotAfter: signerCert.NotAfter}
+		if i == 0 {
+			role.issuerRole = is
+		} else {
+			role.older = append(role.older, is)
+		}
 	}
-	publisher, err := ca.NewPublisher(authority, builder, ca.PublishConfig{Logger: s.log})
-	if err != nil {
-		return nil, err
-	}
-	return &caRole{ca: authority, crl: builder, publisher: publisher, keys: []crypto.PublicKey{issuingCert.PublicKey, signerCert.PublicKey},
-		crlFrom:     crl.Issuer{ID: issuing.ID, Certificate: issuingCert, Signer: issuingKey},
-		signingEnds: ocspSigner.SigningEnds(signer), responderNotAfter: signerCert.NotAfter}, nil
+	return role, nil
 }
 
 // responderWarning is how long before its OCSP signer can no longer sign
@@ -165,31 +251,45 @@ func openCA(ctx context.Context, s *service, baseURL string) (*caRole, error) {
 // profile allows at most 90 days, so a new one is due every few weeks).
 const responderWarning = 14 * 24 * time.Hour
 
-// start resolves what a crash may have left (ca/doc.go) and makes sure the
-// issuing CA has a CRL, before anything is served; then it has the service
-// run the publisher beside the HTTP server, which goes on resolving what
-// failed issuances leave. The CA is ready only while its OCSP signer can
-// sign (ca.CA.Ready).
+// start resolves what a crash may have left (ca/doc.go) and makes sure
+// every issuing CA has a CRL, before anything is served; then it has the
+// service run each issuing CA's publisher beside the HTTP server, which
+// goes on resolving what failed issuances leave. The CA is ready only
+// while the active issuing CA's OCSP signer can sign (ca.CA.Ready); an
+// older issuing CA's signer that runs out is logged, at start and by its
+// publisher, without taking the node out of service.
 func (r *caRole) start(ctx context.Context, s *service) error {
-	s.loops = append(s.loops, func(ctx context.Context) {
-		if err := r.publisher.Run(ctx); err != nil {
-			s.log.Error("CA publisher stopped", "err", err)
-		}
-	})
 	if s.checks == nil {
 		s.checks = map[string]api.Check{}
 	}
 	s.checks["ocsp_responder"] = r.ca.Ready
+	if len(r.older) > 0 {
+		s.log.Info("issuing from the newest issuing CA; the older ones keep their status current", "active", r.crlFrom.ID, "older", len(r.older))
+	}
+	for _, is := range r.all() {
+		if err := is.start(ctx, s); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (r *issuerRole) start(ctx context.Context, s *service) error {
+	s.loops = append(s.loops, func(ctx context.Context) {
+		if err := r.publisher.Run(ctx); err != nil {
+			s.log.Error("CA publisher stopped", "issuer", r.crlFrom.ID, "err", err)
+		}
+	})
 	if s.now().Add(responderWarning).After(r.signingEnds) {
 		s.log.Warn("the OCSP signer's certificate runs out soon: after signing_ends no certificate can be issued or revoked; certify a new OCSP signer",
-			"signing_ends", r.signingEnds, "not_after", r.responderNotAfter, "warn_within", responderWarning)
+			"issuer", r.crlFrom.ID, "signing_ends", r.signingEnds, "not_after", r.responderNotAfter, "warn_within", responderWarning)
 	}
 	n, err := r.publisher.RecoverIntents(ctx)
 	if err != nil {
 		return err
 	}
 	if n > 0 {
-		s.log.Warn("revoked issuance intents left by a crash", "count", n)
+		s.log.Warn("revoked issuance intents left by a crash", "issuer", r.crlFrom.ID, "count", n)
 	}
 	switch _, err := s.db.LatestCRL(ctx, r.crlFrom.ID); {
 	case errors.Is(err, store.ErrNotFound):

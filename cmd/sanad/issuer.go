@@ -39,7 +39,13 @@ event naming the operating-system account that made it.
 
 A new OCSP signer is added beside the current one before that one runs out;
 the CA answers with the valid signer whose certificate lasts longest, from its
-next start.`,
+next start.
+
+An issuing CA is rolled over the same way: certify the next one (its own key)
+and its OCSP signer at ceremonies, add both, and from their next start CA nodes
+issue from the valid issuing CA that lasts longest, while every earlier one
+keeps revoking, publishing CRLs and answering OCSP for the certificates it
+signed.`,
 	}
 	loadConfig := configFlagIn(cmd.PersistentFlags())
 
@@ -211,8 +217,9 @@ func checkCeremonyTranscript(path string, cert *x509.Certificate) (string, error
 }
 
 // checkIssuerPlace checks the certificate fits its role in the hierarchy
-// the store holds: a root is a self-signed CA; the issuing CA (one only)
-// is a CA certified by a recorded root; an OCSP signer is certified by the
+// the store holds: a root is a self-signed CA; an issuing CA (the next one
+// at a rollover) is a CA certified by a recorded root, with a key no other
+// issuer has; an OCSP signer is certified by the
 // issuing CA for OCSP signing; the audit key's certificate by the issuing
 // CA or a root. Every one must be valid now.
 func checkIssuerPlace(role string, cert *x509.Certificate, have []store.Issuer, now time.Time) error {
@@ -232,9 +239,11 @@ func checkIssuerPlace(role string, cert *x509.Certificate, have []store.Issuer, 
 		}
 		return nil
 	case "issuing":
+		// A rollover adds the next issuing CA beside the current one: it
+		// has a key of its own, and the newest valid one issues.
 		for _, is := range have {
-			if is.Role == "issuing" {
-				return fmt.Errorf("the store already has issuing CA %s; the CA serves one (rollover to a new issuing CA is not supported yet)", is.ID)
+			if c, err := x509.ParseCertificate(is.CertificateDER); err == nil && bytes.Equal(c.RawSubjectPublicKeyInfo, cert.RawSubjectPublicKeyInfo) {
+				return fmt.Errorf("the certificate's key is already %s %s's; a new issuing CA needs a new key", is.Role, is.ID)
 			}
 		}
 		if !cert.IsCA {

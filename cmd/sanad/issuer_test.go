@@ -7,6 +7,8 @@ import (
 	"encoding/pem"
 	"io"
 	"net/http"
+	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -23,8 +25,9 @@ import (
 // with `sanad issuer add` after its transcript, its place and its key are
 // checked, and from the next start the CA signs new answers with it (the
 // valid signer that lasts longest). A transcript of another ceremony, a
-// key that is not the certificate's, a certificate in the wrong role, a
-// second issuing CA and a taken id are refused; every addition is audited.
+// key that is not the certificate's, a certificate in the wrong role, an
+// issuing CA's key again and a taken id are refused; every addition is
+// audited.
 func TestIssuerAdd(t *testing.T) {
 	requireSoftHSM(t)
 	dir := filepath.Join(t.TempDir(), "var")
@@ -50,7 +53,7 @@ func TestIssuerAdd(t *testing.T) {
 		"another ceremony's transcript": {append([]string{"ocsp-2", "--transcript", pki("3-ocsp-signer.transcript.jsonl")}, newSigner...), "not signed by the certificate's key"},
 		"another key":                   {[]string{"ocsp-2", "--role", "ocsp-signer", "--cert", pki("ocsp-2.pem"), "--key-label", "sanad-dev-ocsp", "--transcript", pki("6-ocsp-signer-2.transcript.jsonl")}, "not the certificate's key"},
 		"the audit key as OCSP signer":  {[]string{"audit-2", "--role", "ocsp-signer", "--cert", pki("audit.pem"), "--key-label", "sanad-audit", "--transcript", pki("4-audit-key.transcript.jsonl")}, "OCSPSigning"},
-		"a second issuing CA":           {[]string{"issuing-2", "--role", "issuing", "--cert", pki("issuing.pem"), "--key-label", "sanad-dev-issuing", "--transcript", pki("2-intermediate.transcript.jsonl")}, "already has issuing CA"},
+		"the issuing CA again":          {[]string{"issuing-2", "--role", "issuing", "--cert", pki("issuing.pem"), "--key-label", "sanad-dev-issuing", "--transcript", pki("2-intermediate.transcript.jsonl")}, "already issuing issuing's"},
 		"a taken id":                    {append([]string{"ocsp", "--transcript", pki("6-ocsp-signer-2.transcript.jsonl")}, newSigner...), `already has an issuer "ocsp"`},
 	} {
 		if code, out := add(tt.args...); code != 1 || !strings.Contains(out, tt.want) {
@@ -91,16 +94,141 @@ func TestIssuerAdd(t *testing.T) {
 	}
 }
 
-// newCertificateAnswer enrolls a citizen-auth certificate (issued at once)
-// and returns the OCSP answer the dev deployment gives for it.
-func newCertificateAnswer(t *testing.T, c *raClient, issuing *x509.Certificate) *ocsp.Response {
+// TestIssuingCARollover: the next issuing CA, certified by the root at a
+// ceremony with an OCSP signer of its own, is added with sanad issuer add;
+// from the next start new certificates come from it, answered by its
+// signer and listed on its CRL, while the certificates of the first
+// issuing CA keep working: an officer whose certificate the first one
+// issued still acts, and a certificate it issued is revoked onto its CRL
+// and answered revoked by its signer.
+func TestIssuingCARollover(t *testing.T) {
+	requireSoftHSM(t)
+	openssl := testenv.Tool(t, "openssl")
+	dir := filepath.Join(t.TempDir(), "var")
+	env := sanadEnv()
+	cfg := filepath.Join(dir, "sanad.yaml")
+	pki := func(name string) string { return filepath.Join(dir, "pki", name) }
+
+	dev := startDevEnv(t, dir, env)
+	c := newRAClient(t, dev, dir, env)
+	old := enrollCitizen(t, c)
+	dev.stop(t)
+
+	runDevCeremonyVariant(t, env, dir, "2-intermediate.yaml", "7-intermediate-2.yaml", "label: sanad-dev-issuing", "label: sanad-dev-issuing-2",
+		"issuing.pem", "issuing-2.pem", "2-intermediate.transcript", "7-intermediate-2.transcript",
+		"common_name: Sanad Dev Issuing CA", "common_name: Sanad Dev Issuing CA 2", "validity_days: 1825", "validity_days: 1900")
+	runDevCeremonyVariant(t, env, dir, "3-ocsp-signer.yaml", "8-ocsp-signer-2.yaml", "key_label: sanad-dev-issuing", "key_label: sanad-dev-issuing-2",
+		"issuing.pem", "issuing-2.pem", "label: sanad-dev-ocsp", "label: sanad-dev-ocsp-g2", "ocsp.pem", "ocsp-g2.pem",
+		"3-ocsp-signer.transcript", "8-ocsp-signer-2.transcript", "Issuing CA OCSP Responder", "Issuing CA 2 OCSP Responder")
+	add := func(args ...string) (int, string) {
+		t.Helper()
+		return runSanadEnv(t, env, append([]string{"issuer", "add", "--config", cfg}, args...)...)
+	}
+	if code, out := add("issuing-2", "--role", "issuing", "--cert", pki("issuing-2.pem"), "--key-label", "sanad-dev-issuing-2",
+		"--transcript", pki("7-intermediate-2.transcript.jsonl")); code != 0 {
+		t.Fatalf("issuer add issuing-2: exit %d\n%s", code, out)
+	}
+	if code, out := add("issuing-3", "--role", "issuing", "--cert", pki("issuing-2.pem"), "--key-label", "sanad-dev-issuing-2",
+		"--transcript", pki("7-intermediate-2.transcript.jsonl")); code != 1 || !strings.Contains(out, "already issuing issuing-2's") {
+		t.Errorf("the new issuing CA's key again: exit %d\n%s", code, out)
+	}
+	if code, out := add("ocsp-g2", "--role", "ocsp-signer", "--cert", pki("ocsp-g2.pem"), "--key-label", "sanad-dev-ocsp-g2",
+		"--transcript", pki("8-ocsp-signer-2.transcript.jsonl")); code != 0 {
+		t.Fatalf("issuer add ocsp-g2: exit %d\n%s", code, out)
+	}
+
+	issuing, issuing2 := readPEMCert(t, pki("issuing.pem")), readPEMCert(t, pki("issuing-2.pem"))
+	signer, signer2 := readPEMCert(t, pki("ocsp.pem")), readPEMCert(t, pki("ocsp-g2.pem"))
+	// Requests with a nonce get an answer signed now, by the signer of the
+	// certificate's issuing CA.
+	appendFile(t, cfg, "ocsp:\n  nonce: sign\n")
+	dev = startDevEnv(t, dir, env)
+	defer dev.stop(t)
+	c = newRAClient(t, dev, dir, env)
+	db := openStoreOf(t, dir, store.DriverSQLite, "")
+
+	// New certificates: the new issuing CA, its signer, its CRL.
+	leaf := enrollCitizen(t, c)
+	if err := leaf.CheckSignatureFrom(issuing2); err != nil {
+		t.Fatalf("a certificate issued after the rollover is not the new issuing CA's: %v (issuer %s)", err, leaf.Issuer)
+	}
+	if len(leaf.CRLDistributionPoints) != 1 || !strings.HasSuffix(leaf.CRLDistributionPoints[0], "/crl/issuing-2.crl") {
+		t.Errorf("CRL distribution points %v", leaf.CRLDistributionPoints)
+	}
+	if a := ocspAnswer(t, c, leaf, issuing2); a.Status != ocsp.Good || a.Certificate == nil || !a.Certificate.Equal(signer2) {
+		t.Errorf("new certificate: status %d, signed by %v; want good by %s", a.Status, subjectOf(a.Certificate), signer2.Subject)
+	}
+	pem2 := pki("issuing-2.pem")
+	c.verifyWithCRLOf(db, openssl, "issuing-2", pem2, leaf, false)
+	opensslOCSPWithNonce(t, openssl, c, pem2, leaf, "good")
+
+	// The first issuing CA's certificates: an officer it certified revokes
+	// one it issued, which its CRL lists and its signer answers revoked.
+	if code, out := c.officer("Dana Officer", "revoke", jwsauth.SerialHex(old.SerialNumber), "--reason", "keyCompromise"); code != 0 {
+		t.Fatalf("officer revoke of a certificate of the first issuing CA: exit %d\n%s", code, out)
+	}
+	c.verifyWithCRLOf(db, openssl, "issuing", c.pems["issuing"], old, true)
+	// The status tier follows the store by its sync loop.
+	a := ocspAnswer(t, c, old, issuing)
+	for deadline := time.Now().Add(30 * time.Second); a.Status == ocsp.Good && time.Now().Before(deadline); a = ocspAnswer(t, c, old, issuing) {
+		time.Sleep(100 * time.Millisecond)
+	}
+	if a.Status != ocsp.Revoked || a.RevocationReason != ocsp.KeyCompromise ||
+		a.Certificate == nil || !a.Certificate.Equal(signer) {
+		t.Errorf("old certificate: status %d reason %d, signed by %v; want revoked by %s", a.Status, a.RevocationReason, subjectOf(a.Certificate), signer.Subject)
+	}
+	opensslOCSPWithNonce(t, openssl, c, c.pems["issuing"], old, "revoked")
+	// The new certificate is on neither CRL.
+	c.verifyWithCRLOf(db, openssl, "issuing-2", pem2, leaf, false)
+}
+
+// opensslOCSPWithNonce asks the dev deployment for leaf's status with
+// openssl ocsp, which sends a nonce and checks the answer's nonce, its
+// signature and its responder's chain to the root through issuerPEM.
+func opensslOCSPWithNonce(t *testing.T, openssl string, c *raClient, issuerPEM string, leaf *x509.Certificate, want string) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "leaf.pem")
+	if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: leaf.Raw}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command(openssl, "ocsp", "-issuer", issuerPEM, "-cert", path, "-url", c.dev.url+"/ocsp",
+		"-CAfile", c.pems["root"], "-verify_other", issuerPEM, "-timeout", "10").CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "Response verify OK") || strings.Contains(strings.ToLower(string(out)), "nonce") ||
+		!strings.Contains(string(out), path+": "+want) {
+		t.Errorf("openssl ocsp with a nonce, want %s: %v\n%s", want, err, out)
+	}
+}
+
+// appendFile appends text to the file at path.
+func appendFile(t *testing.T, path, text string) {
+	t.Helper()
+	f, err := os.OpenFile(path, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteString(text); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// enrollCitizen enrolls a citizen-auth certificate, issued at once.
+func enrollCitizen(t *testing.T, c *raClient) *x509.Certificate {
 	t.Helper()
 	code, e := c.enroll(newApplicant(t, "citizen-auth", person("KZ", "880312448217", "Aigerim", "Sadykova", "1988-03-12")))
 	if code != 200 || e["state"] != "issued" {
 		t.Fatalf("enrollment: %d %v", code, e)
 	}
-	leaf := pemCert(t, e["certificate"].(string))
-	req, err := ocsp.CreateRequest(leaf, issuing, nil)
+	return pemCert(t, e["certificate"].(string))
+}
+
+// ocspAnswer is the dev deployment's OCSP answer (GET) for leaf, checked
+// as a relying party does against its issuer.
+func ocspAnswer(t *testing.T, c *raClient, leaf, issuer *x509.Certificate) *ocsp.Response {
+	t.Helper()
+	req, err := ocsp.CreateRequest(leaf, issuer, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -110,12 +238,23 @@ func newCertificateAnswer(t *testing.T, c *raClient, issuing *x509.Certificate) 
 	}
 	defer resp.Body.Close()
 	raw, _ := io.ReadAll(resp.Body)
-	answer, err := ocsp.ParseResponseForCert(raw, leaf, issuing)
+	answer, err := ocsp.ParseResponseForCert(raw, leaf, issuer)
 	if err != nil {
 		t.Fatalf("OCSP answer: %v", err)
 	}
-	if answer.Status != ocsp.Good || time.Until(answer.NextUpdate) <= 0 {
-		t.Errorf("answer: status %d, nextUpdate %s", answer.Status, answer.NextUpdate)
+	if time.Until(answer.NextUpdate) <= 0 {
+		t.Errorf("answer: nextUpdate %s", answer.NextUpdate)
+	}
+	return answer
+}
+
+// newCertificateAnswer enrolls a citizen-auth certificate (issued at once)
+// and returns the OCSP answer the dev deployment gives for it.
+func newCertificateAnswer(t *testing.T, c *raClient, issuing *x509.Certificate) *ocsp.Response {
+	t.Helper()
+	answer := ocspAnswer(t, c, enrollCitizen(t, c), issuing)
+	if answer.Status != ocsp.Good {
+		t.Errorf("answer: status %d", answer.Status)
 	}
 	return answer
 }

@@ -76,8 +76,8 @@ func openRA(s *service, authority *caRole, cfg config.RA) (*ra.Service, error) {
 		return nil, errors.New("the ra role needs ra.notify_webhook (or ra.outbox_dir in development)")
 	}
 	svc, err := ra.New(ra.Deps{
-		Store: s.db, Audit: s.audit, CA: authority.ca, Revoker: authority.ca,
-		IssuerID: authority.crlFrom.ID, IssuerCert: authority.crlFrom.Certificate,
+		Store: s.db, Audit: s.audit, CA: authority, Revoker: authority,
+		Issuers:  authority.issuerCertificates(),
 		Registry: reg, Notifier: notifier, Profiles: profiles, Policy: policy,
 		Forbidden: authority.keys, CodeKey: codeKey, Now: time.Now, Log: s.log,
 		ClientLimit:     limiter(cfg.ClientPerMinute, time.Minute, max(1, cfg.ClientPerMinute/4)),

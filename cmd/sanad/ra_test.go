@@ -356,12 +356,19 @@ func TestEnrollmentEndToEnd(t *testing.T) {
 // verifyWithCRL waits for the CA's current CRL to list (or not) the
 // certificate and judges the certificate with openssl verify -crl_check.
 func (c *raClient) verifyWithCRL(db *store.DB, openssl string, cert *x509.Certificate, revoked bool) {
+	c.t.Helper()
+	c.verifyWithCRLOf(db, openssl, "issuing", c.pems["issuing"], cert, revoked)
+}
+
+// verifyWithCRLOf is verifyWithCRL for a certificate of the issuing CA
+// issuerID, whose certificate is at issuerPEM.
+func (c *raClient) verifyWithCRLOf(db *store.DB, openssl, issuerID, issuerPEM string, cert *x509.Certificate, revoked bool) {
 	t := c.t
 	t.Helper()
 	var crlDER []byte
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		latest, err := db.LatestCRL(context.Background(), "issuing")
+		latest, err := db.LatestCRL(context.Background(), issuerID)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -386,7 +393,7 @@ func (c *raClient) verifyWithCRL(db *store.DB, openssl string, cert *x509.Certif
 	leaf, crlPath := filepath.Join(tmp, "leaf.pem"), filepath.Join(tmp, "crl.pem")
 	os.WriteFile(leaf, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cert.Raw}), 0o600)
 	os.WriteFile(crlPath, pem.EncodeToMemory(&pem.Block{Type: "X509 CRL", Bytes: crlDER}), 0o600)
-	out, err := exec.Command(openssl, "verify", "-x509_strict", "-crl_check", "-CAfile", c.pems["root"], "-untrusted", c.pems["issuing"],
+	out, err := exec.Command(openssl, "verify", "-x509_strict", "-crl_check", "-CAfile", c.pems["root"], "-untrusted", issuerPEM,
 		"-CRLfile", crlPath, leaf).CombinedOutput()
 	if revoked {
 		if err == nil || !strings.Contains(string(out), "certificate revoked") {

@@ -1,8 +1,12 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"errors"
 	"fmt"
+
+	"golang.org/x/crypto/ocsp"
 
 	"github.com/sanadpki/sanad/ca/ocspsign"
 	"github.com/sanadpki/sanad/internal/api"
@@ -17,7 +21,7 @@ func startStatus(ctx context.Context, s *service) error {
 	cfg := status.Config{CacheSize: c.CacheSize, SyncInterval: c.SyncInterval,
 		Overlap: c.Overlap, LogRequests: c.LogRequests, Preload: c.Preload}
 	if s.cfg.OCSP.Nonce == "sign" {
-		_, responder, err := caIssuers(ctx, s)
+		cas, err := caIssuers(ctx, s)
 		if err != nil {
 			return fmt.Errorf("ocsp.nonce sign: %w", err)
 		}
@@ -25,7 +29,13 @@ func startStatus(ctx context.Context, s *service) error {
 		if err != nil {
 			return err
 		}
-		cfg.NonceSigner = func(presigned, nonce []byte) ([]byte, error) { return signer.WithNonce(responder, presigned, nonce) }
+		cfg.NonceSigner = func(presigned, nonce []byte) ([]byte, error) {
+			responder, err := nonceResponder(cas, presigned)
+			if err != nil {
+				return nil, err
+			}
+			return signer.WithNonce(responder, presigned, nonce)
+		}
 	}
 	r, err := status.New(ctx, s.db, cfg, s.log, s.now)
 	if err != nil {
@@ -45,4 +55,25 @@ func startStatus(ctx context.Context, s *service) error {
 	s.collectors = append(s.collectors, r.Register)
 	s.loops = append(s.loops, r.Run)
 	return nil
+}
+
+// nonceResponder is the OCSP signer that answers for the issuing CA of a
+// pre-signed response: the one whose issuing CA certified the responder
+// certificate the response carries (ocspsign puts it in every response).
+func nonceResponder(cas []issuingCA, presigned []byte) (ocspsign.Responder, error) {
+	if len(cas) == 1 {
+		return cas[0].responder, nil
+	}
+	p, err := ocsp.ParseResponse(presigned, nil)
+	if err != nil {
+		return ocspsign.Responder{}, fmt.Errorf("ocsp: the pre-signed response: %w", err)
+	}
+	if p.Certificate != nil {
+		for _, c := range cas {
+			if bytes.Equal(p.Certificate.RawIssuer, c.responder.Issuer.RawSubject) && p.Certificate.CheckSignatureFrom(c.responder.Issuer) == nil {
+				return c.responder, nil
+			}
+		}
+	}
+	return ocspsign.Responder{}, errors.New("ocsp: no issuing CA of this node signed the pre-signed response's responder")
 }
