@@ -16,6 +16,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"maps"
 	"math/big"
 	"slices"
 	"time"
@@ -148,6 +149,30 @@ func New(d Deps) (*CA, error) {
 // could get its answer (ocspsign.ErrResponderValidity).
 func (ca *CA) Ready(context.Context) error {
 	return ca.d.OCSP.CheckResponder(ca.d.Responder)
+}
+
+// IssuanceEnds is the last time Issue accepts every end-entity profile:
+// after it, the issuer's remaining life is shorter than the returned
+// profile's validity and Issue refuses that profile (a certificate never
+// outlives its issuer); zero and "" when no end-entity profile is configured. The next
+// issuing CA must be in service by then (a rollover, sanad issuer add).
+func (ca *CA) IssuanceEnds() (time.Time, string) {
+	var (
+		ends    time.Time
+		profile string
+	)
+	for _, name := range slices.Sorted(maps.Keys(ca.d.Profiles)) {
+		p := ca.d.Profiles[name]
+		if p.SubjectKind == "" {
+			continue
+		}
+		// Issue refuses once now + ValidityDays - 1s is after notAfter.
+		t := ca.d.Issuer.Certificate.NotAfter.AddDate(0, 0, -p.ValidityDays).Add(time.Second)
+		if profile == "" || t.Before(ends) {
+			ends, profile = t, name
+		}
+	}
+	return ends, profile
 }
 
 // Changes receives a value after a certificate's status changed (revoked

@@ -641,3 +641,42 @@ func TestCompromisedKeyNotReissued(t *testing.T) {
 		}
 	})
 }
+
+// TestIssuanceEnds: IssuanceEnds names the profile that first outlives the
+// issuer and the last time Issue accepts it: then, the certificate ends
+// with its issuer; a second later, Issue refuses.
+func TestIssuanceEnds(t *testing.T) {
+	f := catest.New(t, time.Now().UTC().Truncate(time.Second))
+	db, _ := storetest.Open(t, store.DriverSQLite)
+	d := f.Deps(db, audit.New(time.Now))
+	d.Profiles = maps.Clone(d.Profiles)
+	longest := d.Profiles["citizen-sign"]
+	longest.ValidityDays = d.Profiles["citizen-auth"].ValidityDays + 30
+	d.Profiles["citizen-sign"] = longest
+	var clock time.Time
+	d.Now = func() time.Time { return clock }
+	f.PutIssuer(t, db)
+	authority, err := ca.New(d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ends, name := authority.IssuanceEnds()
+	if name != "citizen-sign" || !ends.Equal(f.Issuer.Certificate.NotAfter.AddDate(0, 0, -longest.ValidityDays).Add(time.Second)) {
+		t.Fatalf("IssuanceEnds = %s, %q; want citizen-sign %d days before the issuer's %s", ends, name, longest.ValidityDays, f.Issuer.Certificate.NotAfter)
+	}
+	issue := func() (*x509.Certificate, error) {
+		return authority.Issue(t.Context(), ca.Request{Profile: "citizen-sign", CSR: newCSR(t), Verified: person, Actor: "test"})
+	}
+	clock = ends
+	if c, err := issue(); err != nil || !c.NotAfter.Equal(f.Issuer.Certificate.NotAfter) {
+		t.Fatalf("at IssuanceEnds: %v, %v; want a certificate ending with its issuer", c, err)
+	}
+	clock = ends.Add(time.Second)
+	if _, err := issue(); err == nil || !strings.Contains(err.Error(), "before a") {
+		t.Fatalf("a second later: %v, want a refusal", err)
+	}
+	// The shorter profile still issues.
+	if _, err := authority.Issue(t.Context(), ca.Request{Profile: "citizen-auth", CSR: newCSR(t), Verified: person, Actor: "test"}); err != nil {
+		t.Errorf("citizen-auth at citizen-sign's end: %v", err)
+	}
+}

@@ -251,6 +251,11 @@ func openCA(ctx context.Context, s *service, baseURL string) (*caRole, error) {
 // profile allows at most 90 days, so a new one is due every few weeks).
 const responderWarning = 14 * 24 * time.Hour
 
+// issuanceWarning is how long before the active issuing CA stops issuing a
+// profile (ca.CA.IssuanceEnds) the CA says so at start-up: time to hold the
+// ceremonies for the next issuing CA.
+const issuanceWarning = 180 * 24 * time.Hour
+
 // start resolves what a crash may have left (ca/doc.go) and makes sure
 // every issuing CA has a CRL, before anything is served; then it has the
 // service run each issuing CA's publisher beside the HTTP server, which
@@ -263,6 +268,10 @@ func (r *caRole) start(ctx context.Context, s *service) error {
 		s.checks = map[string]api.Check{}
 	}
 	s.checks["ocsp_responder"] = r.ca.Ready
+	if ends, profile := r.ca.IssuanceEnds(); !ends.IsZero() && s.now().Add(issuanceWarning).After(ends) {
+		s.log.Warn("the issuing CA is near the end of its issuing life: after issuance_ends it cannot issue a full "+profile+" certificate; roll over to the next issuing CA (README: issuing CA rollover)",
+			"issuer", r.crlFrom.ID, "issuance_ends", ends, "profile", profile, "warn_within", issuanceWarning)
+	}
 	if len(r.older) > 0 {
 		s.log.Info("issuing from the newest issuing CA; the older ones keep their status current", "active", r.crlFrom.ID, "older", len(r.older))
 	}
