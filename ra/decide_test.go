@@ -26,7 +26,6 @@ import (
 
 	"github.com/sanadpki/sanad/ca/catest"
 	"github.com/sanadpki/sanad/ca/profile"
-	"github.com/sanadpki/sanad/internal/api"
 	"github.com/sanadpki/sanad/internal/store"
 	"github.com/sanadpki/sanad/internal/store/storetest"
 	"github.com/sanadpki/sanad/ra"
@@ -264,7 +263,7 @@ func TestIdentifierLimit(t *testing.T) {
 	// The fixture's own enrollment (for the same citizen) spends one.
 	fx := newRAFixture(t, f, "sqlite", func(d *ra.Deps) {
 		d.Now = clk.Now
-		d.IdentifierLimit = api.NewLimiter(4, time.Hour, 4, 100, clk.Now)
+		d.IdentifierLimit = &store.Bucket{Rate: 4 / time.Hour.Seconds(), Burst: 4}
 	})
 	jsonHeader := http.Header{"Content-Type": {"application/json"}}
 	for range 5 {
@@ -295,6 +294,30 @@ func TestIdentifierLimit(t *testing.T) {
 		jsonHeader, enrollBody(t, wrongName, "citizen-sign", csrPEM(t, newKey(t)))))
 	if again := fx.answer(t, http.MethodPost, "/api/v1/enrollments", keyed, body); again.status/100 != 2 || again.id != first.id {
 		t.Errorf("retry with the Idempotency-Key: %+v, want enrollment %s", again, first.id)
+	}
+
+	// The limit is the person's, not a node's: a second RA node over the
+	// same database refuses too, and the other citizen it still serves.
+	node2, err := ra.New(fx.deps)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mux := http.NewServeMux()
+	node2.Register(mux)
+	send := func(applicant map[string]any) *httptest.ResponseRecorder {
+		req := httptest.NewRequest(http.MethodPost, "/api/v1/enrollments", bytes.NewReader(enrollBody(t, applicant, "citizen-sign", csrPEM(t, newKey(t)))))
+		req.Header.Set("Content-Type", "application/json")
+		rec := httptest.NewRecorder()
+		mux.ServeHTTP(rec, req)
+		return rec
+	}
+	if rec := send(citizen()); rec.Code != http.StatusTooManyRequests || !strings.Contains(rec.Body.String(), "rate-limited") {
+		t.Errorf("the same citizen on a second node: %d %s", rec.Code, rec.Body)
+	}
+	// An hour later the person has their enrollments again, on any node.
+	clk.Add(time.Hour)
+	if rec := send(citizen()); rec.Code != http.StatusCreated {
+		t.Errorf("an hour later, on the second node: %d %s", rec.Code, rec.Body)
 	}
 }
 
@@ -390,7 +413,7 @@ func TestWrongCodesSpendTheIdentifier(t *testing.T) {
 	// The fixture's own enrollment spends one of the three.
 	fx := newRAFixture(t, f, "sqlite", func(d *ra.Deps) {
 		d.Now = clk.Now
-		d.IdentifierLimit = api.NewLimiter(3, time.Hour, 3, 100, clk.Now)
+		d.IdentifierLimit = &store.Bucket{Rate: 3 / time.Hour.Seconds(), Burst: 3}
 	})
 	id, code := fx.enroll(t, citizen(), "citizen-sign")
 	wrong := "000000"
@@ -819,7 +842,7 @@ func TestResendCodeLimits(t *testing.T) {
 	// and its first new code; a second new code is refused.
 	limited := newRAFixture(t, f, "sqlite", func(d *ra.Deps) {
 		d.Now = clk.Now
-		d.IdentifierLimit = api.NewLimiter(3, time.Hour, 3, 100, clk.Now)
+		d.IdentifierLimit = &store.Bucket{Rate: 3 / time.Hour.Seconds(), Burst: 3}
 	})
 	id, _ = limited.enroll(t, citizen(), "citizen-sign")
 	clk.Add(61 * time.Second)

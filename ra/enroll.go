@@ -64,14 +64,18 @@ type Deps struct {
 	CodeKey []byte
 	Now     func() time.Time
 	Log     *slog.Logger
-	// ClientLimit bounds requests per client address (enrollments, codes);
-	// IdentifierLimit bounds enrollments per national identifier. Nil is
+	// ClientLimit bounds requests per client address (enrollments, codes),
+	// in each node's memory: it bounds what one client makes a node do.
+	// IdentifierLimit bounds enrollments, wrong codes and codes sent again
+	// per national identifier, in the database (store.TakeToken), so that
+	// every RA node spends from the person's one bucket: it protects the
+	// person (their phone, their codes), whichever node is asked. Nil is
 	// no limit (benchmarks).
 	ClientLimit *api.Limiter
 	// TrustedProxies are the load balancers whose X-Forwarded-For names
 	// the client (api.ClientKey).
 	TrustedProxies  []netip.Prefix
-	IdentifierLimit *api.Limiter
+	IdentifierLimit *store.Bucket
 }
 
 // Service is the registration authority.
@@ -216,7 +220,7 @@ func (s *Service) Enroll(ctx context.Context, body []byte, key string) (store.En
 	// someone's identifier cannot use up that person's enrollments (the
 	// client limit bounds those), while asking the registry about one
 	// person over and over, name after name, is bounded.
-	if err := s.limitIdentifier(req.Applicant); err != nil {
+	if err := s.limitIdentifier(ctx, req.Applicant); err != nil {
 		return store.Enrollment{}, false, err
 	}
 	m, err := s.match(ctx, req.Applicant, id)
@@ -301,19 +305,42 @@ func (s *Service) Enroll(ctx context.Context, body []byte, key string) (store.En
 // limitIdentifier refuses a burst of enrollments for one person or
 // business (the representative's and the business's identifiers both
 // count), whoever sends them.
-func (s *Service) limitIdentifier(a Applicant) error {
+func (s *Service) limitIdentifier(ctx context.Context, a Applicant) error {
 	keys := []string{a.Country + ":" + digits(a.NationalID)}
 	if a.Kind == "business" && a.Representative != nil {
 		keys = []string{a.Country + ":" + digits(a.RegistrationNumber), a.Representative.Country + ":" + digits(a.Representative.NationalID)}
 	}
 	for _, k := range keys {
-		if ok, wait := s.d.IdentifierLimit.Allow(k); !ok {
+		if ok, wait, err := s.allowIdentifier(ctx, k); err != nil {
+			return err
+		} else if !ok {
 			e := refuse("rate-limited", "too many enrollments for this identifier")
 			e.Extra = map[string]any{"retry_after_seconds": int(wait.Seconds()) + 1}
 			return e
 		}
 	}
 	return nil
+}
+
+// allowIdentifier spends one request of the identifier key (limitKey's
+// form) from its bucket in the database. The bucket is named by a keyed
+// hash of the identifier (HMAC-SHA256 under CodeKey; SHA-256 without
+// one), so the table of buckets is not a list of who enrolled.
+func (s *Service) allowIdentifier(ctx context.Context, key string) (bool, time.Duration, error) {
+	if s.d.IdentifierLimit == nil || key == "" {
+		return true, 0, nil
+	}
+	msg := []byte("sanad identifier limit\x00" + key)
+	var bucket []byte
+	if s.d.CodeKey == nil {
+		sum := sha256.Sum256(msg)
+		bucket = sum[:]
+	} else {
+		m := hmac.New(sha256.New, s.d.CodeKey)
+		m.Write(msg)
+		bucket = m.Sum(nil)
+	}
+	return s.d.Store.TakeToken(ctx, bucket, *s.d.IdentifierLimit, s.d.Now())
 }
 
 // limitKey is limitIdentifier's key for an ETSI semantics identifier
@@ -629,7 +656,9 @@ func (s *Service) Proof(ctx context.Context, id, code string) (store.Enrollment,
 		// (limitIdentifier): guesses at one person's codes are bounded per
 		// hour across all their enrollments, not only per enrollment by
 		// the lock.
-		s.d.IdentifierLimit.Allow(key)
+		if _, _, err := s.allowIdentifier(ctx, key); err != nil {
+			s.d.Log.Error("charging a wrong code to the person's limit", "enrollment", id, "err", err)
+		}
 	}
 	if refusal != nil {
 		return out, refusal
@@ -712,7 +741,9 @@ func (s *Service) Resend(ctx context.Context, id string) (store.Enrollment, erro
 	if !ok {
 		return store.Enrollment{}, refuse("wrong-state", "the enrollment predates sending codes again; enroll again")
 	}
-	if ok, wait := d.IdentifierLimit.Allow(limitKey(pr.Person)); !ok {
+	if ok, wait, err := s.allowIdentifier(ctx, limitKey(pr.Person)); err != nil {
+		return store.Enrollment{}, err
+	} else if !ok {
 		r := refuse("rate-limited", "too many codes for this person")
 		r.Extra = map[string]any{"retry_after_seconds": int(wait.Seconds()) + 1}
 		return store.Enrollment{}, r

@@ -82,7 +82,7 @@ func openRA(s *service, authority *caRole, cfg config.RA) (*ra.Service, error) {
 		Forbidden: authority.keys, CodeKey: codeKey, Now: time.Now, Log: s.log,
 		ClientLimit:     limiter(cfg.ClientPerMinute, time.Minute, max(1, cfg.ClientPerMinute/4)),
 		TrustedProxies:  proxies,
-		IdentifierLimit: limiter(cfg.IdentifierPerHour, time.Hour, cfg.IdentifierPerHour),
+		IdentifierLimit: identifierLimit(cfg.IdentifierPerHour),
 	})
 	if err != nil {
 		return nil, err
@@ -95,8 +95,9 @@ func openRA(s *service, authority *caRole, cfg config.RA) (*ra.Service, error) {
 // a minute is far beyond an issuance in flight on another node), then
 // again every minute while it serves: an issuance that failed for a reason
 // of the CA's own (ra.Service.issue leaves the enrollment approved) is
-// retried without waiting for a restart, and enrollments nobody touched
-// past their expiry are expired (ra.Service.ExpireLapsed).
+// retried without waiting for a restart, enrollments nobody touched past
+// their expiry are expired (ra.Service.ExpireLapsed), and the identifier
+// limit's refilled buckets are pruned.
 func startRA(ctx context.Context, s *service, authority *caRole, cfg config.RA) error {
 	svc, err := openRA(s, authority, cfg)
 	if err != nil {
@@ -111,7 +112,9 @@ func startRA(ctx context.Context, s *service, authority *caRole, cfg config.RA) 
 		if n > 0 {
 			s.log.Info("expired lapsed enrollments", "count", n)
 		}
-		return errors.Join(resumeErr, expireErr)
+		// Buckets that have refilled say nothing a new one would not.
+		_, pruneErr := s.db.PruneRateLimits(ctx, time.Now())
+		return errors.Join(resumeErr, expireErr, pruneErr)
 	}
 	// An enrollment that cannot be finished now is retried every minute;
 	// it does not keep the RA from starting.
@@ -237,6 +240,16 @@ func limiter(n int, per time.Duration, burst int) *api.Limiter {
 		return nil
 	}
 	return api.NewLimiter(n, per, burst, 100_000, time.Now)
+}
+
+// identifierLimit is n enrollments an hour per national identifier, all at
+// once if need be, kept in the database for every RA node; n = 0 is no
+// limit.
+func identifierLimit(n int) *store.Bucket {
+	if n == 0 {
+		return nil
+	}
+	return &store.Bucket{Rate: float64(n) / time.Hour.Seconds(), Burst: float64(n)}
 }
 
 // readKeyFile reads a secret key file (hsm.ReadSecretFile: owner-only,

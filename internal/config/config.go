@@ -112,8 +112,9 @@ type RA struct {
 	// replica) in a second. Every RA node shares it.
 	CodeKeyFile string `yaml:"code_key_file"`
 	// ClientPerMinute bounds enrollment and code requests per client
-	// address; IdentifierPerHour bounds enrollments per national
-	// identifier. 0 disables a limit.
+	// address, on each node; IdentifierPerHour bounds enrollments (and
+	// wrong codes, and codes sent again) per national identifier, across
+	// every RA node (kept in the database). 0 disables a limit.
 	ClientPerMinute   int `yaml:"client_requests_per_minute"`
 	IdentifierPerHour int `yaml:"identifier_enrollments_per_hour"`
 }

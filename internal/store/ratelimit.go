@@ -1,0 +1,73 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"time"
+)
+
+// Bucket is a token bucket: Burst tokens at most, Rate tokens regained per
+// second.
+type Bucket struct {
+	Rate, Burst float64
+}
+
+// TakeToken spends one token of the bucket named key at now, or says how
+// long until one is available. Buckets are rows of rate_limits, so every
+// node over the database spends from the same one: N nodes allow what one
+// does. A bucket never seen starts full; a refusal writes nothing (the
+// bucket's state at now follows from the row as it is).
+//
+// The row is created first (if missing) and then read locked, so two
+// nodes taking the first tokens of a new key at once both count.
+func (db *DB) TakeToken(ctx context.Context, key []byte, b Bucket, now time.Time) (ok bool, wait time.Duration, err error) {
+	if len(key) == 0 || len(key) > 64 || b.Rate <= 0 || b.Burst < 1 {
+		return false, 0, fmt.Errorf("rate limit: key of %d bytes, rate %g, burst %g", len(key), b.Rate, b.Burst)
+	}
+	now = now.UTC().Truncate(time.Microsecond)
+	err = db.InTx(ctx, func(tx *Tx) error {
+		if _, err := tx.tx.ExecContext(ctx, tx.d.q(`INSERT INTO rate_limits (bucket, tokens, at, full_at) VALUES ($1, $2, $3, $3)
+			ON CONFLICT (bucket) DO NOTHING`), key, b.Burst, tx.d.timeArg(now)); err != nil {
+			return err
+		}
+		var (
+			tokens float64
+			at     time.Time
+		)
+		if err := tx.tx.QueryRowContext(ctx, tx.d.q(`SELECT tokens, at FROM rate_limits WHERE bucket = $1`+tx.d.lockSuffix), key).
+			Scan(&tokens, timeScan{&at}); err != nil {
+			return err
+		}
+		// A clock behind the row's (another node's) regains nothing.
+		tokens = math.Min(b.Burst, tokens+math.Max(0, now.Sub(at).Seconds())*b.Rate)
+		if tokens < 1 {
+			wait = time.Duration((1 - tokens) / b.Rate * float64(time.Second))
+			return nil
+		}
+		ok, tokens = true, tokens-1
+		fullAt := now.Add(time.Duration((b.Burst - tokens) / b.Rate * float64(time.Second)))
+		_, err := tx.tx.ExecContext(ctx, tx.d.q(`UPDATE rate_limits SET tokens = $2, at = $3, full_at = $4 WHERE bucket = $1`),
+			key, tokens, tx.d.timeArg(now), tx.d.timeArg(fullAt))
+		return err
+	})
+	if err != nil {
+		return false, 0, fmt.Errorf("rate limit: %w", err)
+	}
+	return ok, wait, nil
+}
+
+// PruneRateLimits deletes the buckets full at now (TakeToken would start
+// them afresh, full) and returns how many.
+func (db *DB) PruneRateLimits(ctx context.Context, now time.Time) (int64, error) {
+	res, err := db.sql.ExecContext(ctx, db.d.q(`DELETE FROM rate_limits WHERE full_at <= $1`), db.d.timeArg(now))
+	if err != nil {
+		return 0, fmt.Errorf("prune rate limits: %w", err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return 0, errors.Join(errors.New("prune rate limits"), err)
+	}
+	return n, nil
+}

@@ -1,0 +1,94 @@
+package store_test
+
+import (
+	"database/sql"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/sanadpki/sanad/internal/store"
+	"github.com/sanadpki/sanad/internal/store/storetest"
+)
+
+// TestTakeToken: a bucket starts full, refuses past its burst with the
+// wait until its next token, refills at its rate (never past its burst),
+// keeps keys apart, is shared by concurrent takers (as by several nodes:
+// exactly the burst succeeds), and is pruned once full again.
+func TestTakeToken(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB, raw *sql.DB) {
+		ctx := t.Context()
+		t0 := time.Date(2026, 11, 30, 12, 0, 0, 0, time.UTC)
+		b := store.Bucket{Rate: 3.0 / 3600, Burst: 3} // 3 an hour
+		take := func(key string, at time.Time) (bool, time.Duration) {
+			t.Helper()
+			ok, wait, err := db.TakeToken(ctx, []byte(key), b, at)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return ok, wait
+		}
+		for i := range 3 {
+			if ok, _ := take("a", t0); !ok {
+				t.Fatalf("token %d of a full bucket refused", i+1)
+			}
+		}
+		if ok, wait := take("a", t0); ok || wait != 20*time.Minute {
+			t.Fatalf("past the burst: %v, wait %s; want a refusal and 20m", ok, wait)
+		}
+		if ok, _ := take("b", t0); !ok {
+			t.Fatal("another key shares the first's bucket")
+		}
+		if ok, wait := take("a", t0.Add(15*time.Minute)); ok || wait != 5*time.Minute {
+			t.Fatalf("a quarter hour later: %v, wait %s", ok, wait)
+		}
+		if ok, _ := take("a", t0.Add(20*time.Minute)); !ok {
+			t.Fatal("one token regained after 20 minutes was refused")
+		}
+		// A day later the bucket holds its burst, not more.
+		day := t0.Add(24 * time.Hour)
+		for i := range 3 {
+			if ok, _ := take("a", day); !ok {
+				t.Fatalf("a day later, token %d refused", i+1)
+			}
+		}
+		if ok, _ := take("a", day); ok {
+			t.Fatal("a day later, a bucket gave more than its burst")
+		}
+
+		// Concurrent takers of a new key: exactly the burst succeeds.
+		var granted atomic.Int64
+		var wg sync.WaitGroup
+		for range 12 {
+			wg.Go(func() {
+				ok, _, err := db.TakeToken(ctx, []byte("c"), b, t0)
+				if err != nil {
+					t.Error(err)
+				}
+				if ok {
+					granted.Add(1)
+				}
+			})
+		}
+		wg.Wait()
+		if granted.Load() != 3 {
+			t.Errorf("12 concurrent takers of a burst of 3: %d granted", granted.Load())
+		}
+
+		// Pruning: b refilled an hour after t0 (one token spent at t0, one
+		// regained per 20 minutes); a and c have not at t0 + 30m.
+		if n, err := db.PruneRateLimits(ctx, t0.Add(30*time.Minute)); err != nil || n != 1 {
+			t.Fatalf("prune at t0+30m: %d, %v; want b alone", n, err)
+		}
+		var left int
+		if err := raw.QueryRowContext(ctx, `SELECT count(*) FROM rate_limits`).Scan(&left); err != nil || left != 2 {
+			t.Fatalf("%d buckets left, %v", left, err)
+		}
+		if n, err := db.PruneRateLimits(ctx, day.Add(time.Hour)); err != nil || n != 2 {
+			t.Fatalf("prune a day later: %d, %v", n, err)
+		}
+		if _, _, err := db.TakeToken(ctx, nil, b, t0); err == nil {
+			t.Error("an empty key was accepted")
+		}
+	})
+}
