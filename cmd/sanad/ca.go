@@ -94,6 +94,11 @@ type issuingCA struct {
 // OCSP signers may be recorded for one issuing CA (a new one is certified
 // before the current one runs out): the one that CA signed that is valid
 // now with the latest notAfter answers (pickResponder).
+//
+// The active CA must have its signer, or nothing starts. An older one
+// without (its signer's key destroyed when the CA was retired, or none
+// left unrevoked) is left out with a warning: the status of its
+// certificates is then no longer refreshed, which the warning says.
 func caIssuers(ctx context.Context, s *service) ([]issuingCA, error) {
 	issuers, err := s.db.Issuers(ctx)
 	if err != nil {
@@ -108,28 +113,18 @@ func caIssuers(ctx context.Context, s *service) ([]issuingCA, error) {
 			len(byRole["issuing"]), len(byRole["ocsp-signer"]))
 	}
 	now := s.now()
-	var out []issuingCA
+	var (
+		out  []issuingCA
+		errs []error // errs[i]: why out[i] has no responder
+	)
 	for _, issuing := range byRole["issuing"] {
 		issuingCert, err := x509.ParseCertificate(issuing.CertificateDER)
 		if err != nil {
 			return nil, fmt.Errorf("issuer %s: %w", issuing.ID, err)
 		}
-		revoked := func(serial []byte) (bool, error) {
-			c, err := s.db.Certificate(ctx, issuing.ID, serial)
-			if errors.Is(err, store.ErrNotFound) {
-				return false, nil // recorded before signers were among the CA's certificates
-			}
-			return err == nil && c.Status == store.StatusRevoked, err
-		}
-		signer, signerCert, err := pickResponder(issuingCert, byRole["ocsp-signer"], now, revoked)
-		if err != nil {
-			return nil, err
-		}
-		signerKey, err := s.token.FindKey(ctx, signer.KeyLabel)
-		if err != nil {
-			return nil, fmt.Errorf("issuer %s key %q: %w", signer.ID, signer.KeyLabel, err)
-		}
-		out = append(out, issuingCA{issuing, ocspsign.Responder{IssuerID: issuing.ID, Issuer: issuingCert, Certificate: signerCert, Signer: signerKey}})
+		c := issuingCA{issuer: issuing, responder: ocspsign.Responder{IssuerID: issuing.ID, Issuer: issuingCert}}
+		c.responder.Certificate, c.responder.Signer, err = issuingResponder(ctx, s, issuing.ID, issuingCert, byRole["ocsp-signer"], now)
+		out, errs = append(out, c), append(errs, err)
 	}
 	// The active one first; the others in the store's order.
 	best := 0
@@ -138,8 +133,41 @@ func caIssuers(ctx context.Context, s *service) ([]issuingCA, error) {
 			best = i
 		}
 	}
-	out[0], out[best] = out[best], out[0]
-	return out, nil
+	if errs[best] != nil {
+		return nil, errs[best]
+	}
+	active := []issuingCA{out[best]}
+	for i, c := range out {
+		switch {
+		case i == best:
+		case errs[i] != nil:
+			s.log.Warn("an older issuing CA is left out: the status of its certificates is no longer refreshed", "issuer", c.issuer.ID, "err", errs[i])
+		default:
+			active = append(active, c)
+		}
+	}
+	return active, nil
+}
+
+// issuingResponder is the OCSP signer that answers for the issuing CA id
+// (pickResponder), with its key on the token.
+func issuingResponder(ctx context.Context, s *service, id string, issuingCert *x509.Certificate, signers []store.Issuer, now time.Time) (*x509.Certificate, crypto.Signer, error) {
+	revoked := func(serial []byte) (bool, error) {
+		c, err := s.db.Certificate(ctx, id, serial)
+		if errors.Is(err, store.ErrNotFound) {
+			return false, nil // recorded before signers were among the CA's certificates
+		}
+		return err == nil && c.Status == store.StatusRevoked, err
+	}
+	signer, signerCert, err := pickResponder(issuingCert, signers, now, revoked)
+	if err != nil {
+		return nil, nil, err
+	}
+	signerKey, err := s.token.FindKey(ctx, signer.KeyLabel)
+	if err != nil {
+		return nil, nil, fmt.Errorf("issuer %s key %q: %w", signer.ID, signer.KeyLabel, err)
+	}
+	return signerCert, signerKey, nil
 }
 
 // betterCertificate reports whether c is preferred to best at now: valid
@@ -213,8 +241,14 @@ func openCA(ctx context.Context, s *service, baseURL string) (*caRole, error) {
 		issuing, signer := c.issuer, c.responder
 		issuingCert, signerCert := signer.Issuer, signer.Certificate
 		issuingKey, err := s.token.FindKey(ctx, issuing.KeyLabel)
-		if err != nil {
+		switch {
+		case err != nil && i == 0:
 			return nil, fmt.Errorf("issuer %s key %q: %w", issuing.ID, issuing.KeyLabel, err)
+		case err != nil:
+			// Retired, its key destroyed: as caIssuers does without a signer.
+			s.log.Warn("an older issuing CA is left out: the status of its certificates is no longer refreshed", "issuer", issuing.ID,
+				"err", fmt.Errorf("key %q: %w", issuing.KeyLabel, err))
+			continue
 		}
 		authority, err := ca.New(ca.Deps{
 			Store: s.db, Audit: s.audit, Linter: linter, OCSP: ocspSigner,

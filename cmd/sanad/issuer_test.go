@@ -16,6 +16,7 @@ import (
 
 	"golang.org/x/crypto/ocsp"
 
+	"github.com/sanadpki/sanad/hsm"
 	"github.com/sanadpki/sanad/internal/store"
 	"github.com/sanadpki/sanad/internal/testenv"
 	"github.com/sanadpki/sanad/ra/jwsauth"
@@ -143,7 +144,6 @@ func TestIssuingCARollover(t *testing.T) {
 	// certificate's issuing CA.
 	appendFile(t, cfg, "ocsp:\n  nonce: sign\n")
 	dev = startDevEnv(t, dir, env)
-	defer dev.stop(t)
 	c = newRAClient(t, dev, dir, env)
 	db := openStoreOf(t, dir, store.DriverSQLite, "")
 
@@ -180,6 +180,34 @@ func TestIssuingCARollover(t *testing.T) {
 	opensslOCSPWithNonce(t, openssl, c, c.pems["issuing"], old, "revoked")
 	// The new certificate is on neither CRL.
 	c.verifyWithCRLOf(db, openssl, "issuing-2", pem2, leaf, false)
+	dev.stop(t)
+
+	// The first issuing CA retired, its key destroyed: the CA still
+	// starts and issues from the new one, and says what it left out.
+	pkcs11Tool := testenv.Tool(t, "pkcs11-tool")
+	module, err := hsm.DefaultModulePath()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pin, err := os.ReadFile(filepath.Join(dir, "hsm-pin"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	destroy := exec.Command(pkcs11Tool, "--module", module, "--token-label", "sanad-dev", "--login", "--pin", "env:SANAD_TEST_PIN",
+		"--delete-object", "--type", "privkey", "--label", "sanad-dev-issuing")
+	destroy.Env = append(env[:len(env):len(env)], "SOFTHSM2_CONF="+filepath.Join(dir, "softhsm2.conf"), "SANAD_TEST_PIN="+strings.TrimSpace(string(pin)))
+	if out, err := destroy.CombinedOutput(); err != nil {
+		t.Fatalf("pkcs11-tool --delete-object: %v\n%s", err, out)
+	}
+	dev = startDevEnv(t, dir, env)
+	defer dev.stop(t)
+	if out := dev.output.String(); !strings.Contains(out, "an older issuing CA is left out") || !strings.Contains(out, "issuer=issuing ") {
+		t.Errorf("no warning that the retired issuing CA is left out:\n%s", out)
+	}
+	c = newRAClient(t, dev, dir, env)
+	if leaf := enrollCitizen(t, c); leaf.CheckSignatureFrom(issuing2) != nil {
+		t.Errorf("after the first issuing CA's key was destroyed: issued by %s", leaf.Issuer)
+	}
 }
 
 // opensslOCSPWithNonce asks the dev deployment for leaf's status with
