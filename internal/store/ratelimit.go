@@ -20,28 +20,30 @@ type Bucket struct {
 // does. A bucket never seen starts full; a refusal writes nothing (the
 // bucket's state at now follows from the row as it is).
 //
-// The row is created first (if missing) and then read locked, so two
-// nodes taking the first tokens of a new key at once both count.
+// The row is created or locked by one statement (an upsert that changes
+// nothing, RETURNING what is there), so two nodes taking the first tokens
+// of a new key at once both count, and a prune running meanwhile cannot
+// delete the row between its creation and its read.
 func (db *DB) TakeToken(ctx context.Context, key []byte, b Bucket, now time.Time) (ok bool, wait time.Duration, err error) {
 	if len(key) == 0 || len(key) > 64 || b.Rate <= 0 || b.Burst < 1 {
 		return false, 0, fmt.Errorf("rate limit: key of %d bytes, rate %g, burst %g", len(key), b.Rate, b.Burst)
 	}
 	now = now.UTC().Truncate(time.Microsecond)
 	err = db.InTx(ctx, func(tx *Tx) error {
-		if _, err := tx.tx.ExecContext(ctx, tx.d.q(`INSERT INTO rate_limits (bucket, tokens, at, full_at) VALUES ($1, $2, $3, $3)
-			ON CONFLICT (bucket) DO NOTHING`), key, b.Burst, tx.d.timeArg(now)); err != nil {
-			return err
-		}
 		var (
 			tokens float64
 			at     time.Time
 		)
-		if err := tx.tx.QueryRowContext(ctx, tx.d.q(`SELECT tokens, at FROM rate_limits WHERE bucket = $1`+tx.d.lockSuffix), key).
-			Scan(&tokens, timeScan{&at}); err != nil {
+		if err := tx.tx.QueryRowContext(ctx, tx.d.q(`INSERT INTO rate_limits (bucket, tokens, at, full_at) VALUES ($1, $2, $3, $3)
+			ON CONFLICT (bucket) DO UPDATE SET bucket = excluded.bucket
+			RETURNING tokens, at`), key, b.Burst, tx.d.timeArg(now)).Scan(&tokens, timeScan{&at}); err != nil {
 			return err
 		}
-		// A clock behind the row's (another node's) regains nothing.
-		tokens = math.Min(b.Burst, tokens+math.Max(0, now.Sub(at).Seconds())*b.Rate)
+		// A clock behind the row's (another node's) regains nothing, and
+		// does not move the row's time back, which would let a node ahead
+		// regain the difference.
+		now = maxTime(now, at)
+		tokens = math.Min(b.Burst, tokens+now.Sub(at).Seconds()*b.Rate)
 		if tokens < 1 {
 			wait = time.Duration((1 - tokens) / b.Rate * float64(time.Second))
 			return nil
@@ -70,4 +72,11 @@ func (db *DB) PruneRateLimits(ctx context.Context, now time.Time) (int64, error)
 		return 0, errors.Join(errors.New("prune rate limits"), err)
 	}
 	return n, nil
+}
+
+func maxTime(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
 }

@@ -90,5 +90,47 @@ func TestTakeToken(t *testing.T) {
 		if _, _, err := db.TakeToken(ctx, nil, b, t0); err == nil {
 			t.Error("an empty key was accepted")
 		}
+
+		// A node whose clock is behind neither regains tokens nor moves
+		// the bucket's time back for a node ahead to regain.
+		ahead := t0.Add(time.Hour)
+		for i, at := range []time.Time{ahead, t0, ahead} {
+			if ok, _ := take("skew", at); !ok {
+				t.Fatalf("skew: token %d refused", i+1)
+			}
+		}
+		if ok, _ := take("skew", t0); ok {
+			t.Error("a node an hour behind was given a token from an empty bucket")
+		}
+		if ok, wait := take("skew", ahead); ok || wait != 20*time.Minute {
+			t.Errorf("after a node behind took: %v, wait %s; want 20m", ok, wait)
+		}
+
+		// Pruning while nodes take: every take finds its bucket.
+		var wg2 sync.WaitGroup
+		stop := make(chan struct{})
+		wg2.Go(func() {
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				if _, err := db.PruneRateLimits(ctx, t0.AddDate(1, 0, 0)); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		})
+		for i := range 1000 {
+			// Existing buckets: the prune may delete one between any two
+			// statements of a take.
+			if _, _, err := db.TakeToken(ctx, []byte{'p', byte(i % 4)}, b, t0.Add(time.Duration(i)*time.Hour)); err != nil {
+				t.Errorf("take %d while pruning: %v", i, err)
+				break
+			}
+		}
+		close(stop)
+		wg2.Wait()
 	})
 }
