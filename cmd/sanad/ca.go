@@ -12,6 +12,7 @@ import (
 	"github.com/sanadpki/sanad/ca/crl"
 	"github.com/sanadpki/sanad/ca/ocspsign"
 	"github.com/sanadpki/sanad/ca/profile"
+	"github.com/sanadpki/sanad/hsm"
 	"github.com/sanadpki/sanad/internal/api"
 	"github.com/sanadpki/sanad/internal/store"
 	"github.com/sanadpki/sanad/policies"
@@ -27,7 +28,10 @@ type caRole struct {
 	*issuerRole
 	// older are the other issuing CAs, which no longer issue.
 	older []*issuerRole
-	db    *store.DB
+	// missing are the issuing CAs recorded in the store but left out
+	// (incomplete on this node): their certificates cannot be revoked here.
+	missing []string
+	db      *store.DB
 	// keys are the CA's own public keys (every issuing CA and OCSP
 	// signer), which it never certifies for anyone.
 	keys []crypto.PublicKey
@@ -55,7 +59,9 @@ func (r *caRole) Issue(ctx context.Context, req ca.Request) (*x509.Certificate, 
 
 // Revoke revokes the certificate with this serial through the issuing CA
 // that signed it (ra.Revoker). A serial no issuing CA knows is revoked
-// through the active one, which says it was not issued.
+// through the active one, which says it was not issued; one of an issuing
+// CA left out on this node (caIssuers) is refused with errIssuerMissing,
+// never reported as not issued.
 func (r *caRole) Revoke(ctx context.Context, serial []byte, reason int, actor string) error {
 	for _, is := range r.older {
 		switch _, err := r.db.Certificate(ctx, is.crlFrom.ID, serial); {
@@ -65,8 +71,20 @@ func (r *caRole) Revoke(ctx context.Context, serial []byte, reason int, actor st
 			return err
 		}
 	}
+	for _, id := range r.missing {
+		switch _, err := r.db.Certificate(ctx, id, serial); {
+		case err == nil:
+			return fmt.Errorf("%w: certificate %X of issuing CA %s", errIssuerMissing, serial, id)
+		case !errors.Is(err, store.ErrNotFound):
+			return err
+		}
+	}
 	return r.ca.Revoke(ctx, serial, reason, actor)
 }
+
+// errIssuerMissing: the certificate's issuing CA is recorded but left out
+// on this node (its key or OCSP signer is missing), so it cannot revoke.
+var errIssuerMissing = errors.New("the issuing CA of this certificate is not in service on this node")
 
 // issuerCertificates are the issuing CAs' certificates by issuer id: the
 // CAs whose certificates may sign officer and holder requests.
@@ -86,45 +104,60 @@ type issuingCA struct {
 }
 
 // caIssuers finds the issuing CAs recorded in the store, each with its OCSP
-// signer and the signer's key on the token. The first is the active one,
-// which issues: of those valid now, the one with the latest notAfter (a
-// rollover records the next issuing CA, sanad issuer add, and nodes
-// started after that issue from it); if none is valid now, the one with
-// the latest notAfter, whose issuances then fail with the reason. Several
-// OCSP signers may be recorded for one issuing CA (a new one is certified
-// before the current one runs out): the one that CA signed that is valid
-// now with the latest notAfter answers (pickResponder).
+// signer and the signer's key on the token. Several OCSP signers may be
+// recorded for one issuing CA (a new one is certified before the current
+// one runs out): the one that CA signed that is valid now with the latest
+// notAfter answers (pickResponder).
 //
-// The active CA must have its signer, or nothing starts. An older one
-// without (its signer's key destroyed when the CA was retired, or none
-// left unrevoked) is left out with a warning: the status of its
-// certificates is then no longer refreshed, which the warning says.
-func caIssuers(ctx context.Context, s *service) ([]issuingCA, error) {
+// An issuing CA is incomplete when no usable signer is recorded for it or
+// its signer's key is not on the token: the next one recorded before its
+// signer is (between the two issuer add steps of a rollover), or an old one
+// retired with its keys destroyed. Incomplete ones are left out with a
+// warning; the status of their certificates is then not refreshed by this
+// node. Any other failure (the store, the token) stops the start.
+//
+// The first returned is the active one, which issues: of the complete
+// ones valid now, the one with the latest notAfter (a rollover records the
+// next issuing CA, sanad issuer add, and nodes started after that issue
+// from it); if none is valid now, the one with the latest notAfter, whose
+// issuances then fail with the reason.
+func caIssuers(ctx context.Context, s *service) (cas []issuingCA, missing []string, err error) {
 	issuers, err := s.db.Issuers(ctx)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	byRole := map[string][]store.Issuer{}
 	for _, is := range issuers {
 		byRole[is.Role] = append(byRole[is.Role], is)
 	}
 	if len(byRole["issuing"]) == 0 || len(byRole["ocsp-signer"]) == 0 {
-		return nil, fmt.Errorf("the CA needs an issuing CA and an OCSP signer in the store; found %d and %d",
+		return nil, nil, fmt.Errorf("the CA needs an issuing CA and an OCSP signer in the store; found %d and %d",
 			len(byRole["issuing"]), len(byRole["ocsp-signer"]))
 	}
 	now := s.now()
-	var (
-		out  []issuingCA
-		errs []error // errs[i]: why out[i] has no responder
-	)
+	var out []issuingCA
+	var incomplete []error
 	for _, issuing := range byRole["issuing"] {
 		issuingCert, err := x509.ParseCertificate(issuing.CertificateDER)
 		if err != nil {
-			return nil, fmt.Errorf("issuer %s: %w", issuing.ID, err)
+			return nil, nil, fmt.Errorf("issuer %s: %w", issuing.ID, err)
 		}
 		c := issuingCA{issuer: issuing, responder: ocspsign.Responder{IssuerID: issuing.ID, Issuer: issuingCert}}
 		c.responder.Certificate, c.responder.Signer, err = issuingResponder(ctx, s, issuing.ID, issuingCert, byRole["ocsp-signer"], now)
-		out, errs = append(out, c), append(errs, err)
+		switch {
+		case errors.Is(err, errNoSigner) || errors.Is(err, hsm.ErrKeyNotFound):
+			s.log.Warn("an issuing CA is left out, incomplete: it does not issue, and the status of its certificates is not refreshed by this node",
+				"issuer", issuing.ID, "err", err)
+			incomplete = append(incomplete, fmt.Errorf("issuer %s: %w", issuing.ID, err))
+			missing = append(missing, issuing.ID)
+		case err != nil:
+			return nil, nil, fmt.Errorf("issuer %s: %w", issuing.ID, err)
+		default:
+			out = append(out, c)
+		}
+	}
+	if len(out) == 0 {
+		return nil, nil, fmt.Errorf("no issuing CA is complete: %w", errors.Join(incomplete...))
 	}
 	// The active one first; the others in the store's order.
 	best := 0
@@ -133,20 +166,7 @@ func caIssuers(ctx context.Context, s *service) ([]issuingCA, error) {
 			best = i
 		}
 	}
-	if errs[best] != nil {
-		return nil, errs[best]
-	}
-	active := []issuingCA{out[best]}
-	for i, c := range out {
-		switch {
-		case i == best:
-		case errs[i] != nil:
-			s.log.Warn("an older issuing CA is left out: the status of its certificates is no longer refreshed", "issuer", c.issuer.ID, "err", errs[i])
-		default:
-			active = append(active, c)
-		}
-	}
-	return active, nil
+	return append([]issuingCA{out[best]}, append(out[:best:best], out[best+1:]...)...), missing, nil
 }
 
 // issuingResponder is the OCSP signer that answers for the issuing CA id
@@ -178,6 +198,9 @@ func betterCertificate(c, best *x509.Certificate, now time.Time) bool {
 	return cNow && !bestNow || cNow == bestNow && c.NotAfter.After(best.NotAfter)
 }
 
+// errNoSigner: no OCSP signer recorded for an issuing CA is usable.
+var errNoSigner = errors.New("no OCSP signer in the store was certified")
+
 // pickResponder chooses among the recorded OCSP signers those the issuing
 // CA signed and did not revoke, and of them the one valid at now with the
 // latest notAfter; if none is valid now, the one with the latest notAfter
@@ -208,7 +231,7 @@ func pickResponder(issuing *x509.Certificate, signers []store.Issuer, now time.T
 		}
 	}
 	if bestCert == nil {
-		return store.Issuer{}, nil, fmt.Errorf("no OCSP signer in the store was certified, and not revoked, by issuing CA %s: certify one and add it (sanad issuer add)", issuing.Subject.CommonName)
+		return store.Issuer{}, nil, fmt.Errorf("%w, and not revoked, by issuing CA %s: certify one and add it (sanad issuer add)", errNoSigner, issuing.Subject.CommonName)
 	}
 	return best, bestCert, nil
 }
@@ -217,7 +240,7 @@ func pickResponder(issuing *x509.Certificate, signers []store.Issuer, now time.T
 // CAs and their OCSP signers) and their keys on the token. baseURL is where
 // relying parties reach the status tier.
 func openCA(ctx context.Context, s *service, baseURL string) (*caRole, error) {
-	cas, err := caIssuers(ctx, s)
+	cas, missing, err := caIssuers(ctx, s)
 	if err != nil {
 		return nil, err
 	}
@@ -233,7 +256,7 @@ func openCA(ctx context.Context, s *service, baseURL string) (*caRole, error) {
 	if err != nil {
 		return nil, err
 	}
-	role := &caRole{db: s.db}
+	role := &caRole{db: s.db, missing: missing}
 	for _, c := range cas {
 		role.keys = append(role.keys, c.responder.Issuer.PublicKey, c.responder.Certificate.PublicKey)
 	}
@@ -242,13 +265,14 @@ func openCA(ctx context.Context, s *service, baseURL string) (*caRole, error) {
 		issuingCert, signerCert := signer.Issuer, signer.Certificate
 		issuingKey, err := s.token.FindKey(ctx, issuing.KeyLabel)
 		switch {
-		case err != nil && i == 0:
-			return nil, fmt.Errorf("issuer %s key %q: %w", issuing.ID, issuing.KeyLabel, err)
-		case err != nil:
+		case errors.Is(err, hsm.ErrKeyNotFound) && i > 0:
 			// Retired, its key destroyed: as caIssuers does without a signer.
-			s.log.Warn("an older issuing CA is left out: the status of its certificates is no longer refreshed", "issuer", issuing.ID,
-				"err", fmt.Errorf("key %q: %w", issuing.KeyLabel, err))
+			s.log.Warn("an issuing CA is left out, incomplete: it does not issue, and the status of its certificates is not refreshed by this node",
+				"issuer", issuing.ID, "err", fmt.Errorf("key %q: %w", issuing.KeyLabel, err))
+			role.missing = append(role.missing, issuing.ID)
 			continue
+		case err != nil:
+			return nil, fmt.Errorf("issuer %s key %q: %w", issuing.ID, issuing.KeyLabel, err)
 		}
 		authority, err := ca.New(ca.Deps{
 			Store: s.db, Audit: s.audit, Linter: linter, OCSP: ocspSigner,

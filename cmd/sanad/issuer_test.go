@@ -96,12 +96,14 @@ func TestIssuerAdd(t *testing.T) {
 }
 
 // TestIssuingCARollover: the next issuing CA, certified by the root at a
-// ceremony with an OCSP signer of its own, is added with sanad issuer add;
-// from the next start new certificates come from it, answered by its
-// signer and listed on its CRL, while the certificates of the first
+// ceremony with an OCSP signer of its own, is added with sanad issuer add
+// (a node started between the two additions leaves it out and issues from
+// the first); from the next start new certificates come from it, answered
+// by its signer and listed on its CRL, while the certificates of the first
 // issuing CA keep working: an officer whose certificate the first one
 // issued still acts, and a certificate it issued is revoked onto its CRL
-// and answered revoked by its signer.
+// and answered revoked by its signer. Once the first is retired, its key
+// destroyed, the CA still starts and says it left it out.
 func TestIssuingCARollover(t *testing.T) {
 	requireSoftHSM(t)
 	openssl := testenv.Tool(t, "openssl")
@@ -133,12 +135,24 @@ func TestIssuingCARollover(t *testing.T) {
 		"--transcript", pki("7-intermediate-2.transcript.jsonl")); code != 1 || !strings.Contains(out, "already issuing issuing-2's") {
 		t.Errorf("the new issuing CA's key again: exit %d\n%s", code, out)
 	}
+	issuing, issuing2 := readPEMCert(t, pki("issuing.pem")), readPEMCert(t, pki("issuing-2.pem"))
+
+	// Between the two additions the new issuing CA has no signer yet: a
+	// node started then leaves it out, says so, and issues from the first.
+	dev = startDevEnv(t, dir, env)
+	if out := dev.output.String(); !strings.Contains(out, "an issuing CA is left out, incomplete") || !strings.Contains(out, "issuer=issuing-2 ") {
+		t.Errorf("no warning that issuing-2 is left out before its signer is added:\n%s", out)
+	}
+	c = newRAClient(t, dev, dir, env)
+	if between := enrollCitizen(t, c); between.CheckSignatureFrom(issuing) != nil {
+		t.Errorf("before the new signer was added, issued by %s", between.Issuer)
+	}
+	dev.stop(t)
+
 	if code, out := add("ocsp-g2", "--role", "ocsp-signer", "--cert", pki("ocsp-g2.pem"), "--key-label", "sanad-dev-ocsp-g2",
 		"--transcript", pki("8-ocsp-signer-2.transcript.jsonl")); code != 0 {
 		t.Fatalf("issuer add ocsp-g2: exit %d\n%s", code, out)
 	}
-
-	issuing, issuing2 := readPEMCert(t, pki("issuing.pem")), readPEMCert(t, pki("issuing-2.pem"))
 	signer, signer2 := readPEMCert(t, pki("ocsp.pem")), readPEMCert(t, pki("ocsp-g2.pem"))
 	// Requests with a nonce get an answer signed now, by the signer of the
 	// certificate's issuing CA.
@@ -201,7 +215,7 @@ func TestIssuingCARollover(t *testing.T) {
 	}
 	dev = startDevEnv(t, dir, env)
 	defer dev.stop(t)
-	if out := dev.output.String(); !strings.Contains(out, "an older issuing CA is left out") || !strings.Contains(out, "issuer=issuing ") {
+	if out := dev.output.String(); !strings.Contains(out, "an issuing CA is left out, incomplete") || !strings.Contains(out, "issuer=issuing ") {
 		t.Errorf("no warning that the retired issuing CA is left out:\n%s", out)
 	}
 	c = newRAClient(t, dev, dir, env)

@@ -21,7 +21,7 @@ func startStatus(ctx context.Context, s *service) error {
 	cfg := status.Config{CacheSize: c.CacheSize, SyncInterval: c.SyncInterval,
 		Overlap: c.Overlap, LogRequests: c.LogRequests, Preload: c.Preload}
 	if s.cfg.OCSP.Nonce == "sign" {
-		cas, err := caIssuers(ctx, s)
+		cas, _, err := caIssuers(ctx, s)
 		if err != nil {
 			return fmt.Errorf("ocsp.nonce sign: %w", err)
 		}
