@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/sanadpki/sanad/ca"
 	"github.com/sanadpki/sanad/ca/crl"
 	"github.com/sanadpki/sanad/ca/ocspsign"
@@ -326,15 +328,70 @@ func (r *caRole) start(ctx context.Context, s *service) error {
 		s.checks = map[string]api.Check{}
 	}
 	s.checks["ocsp_responder"] = r.ca.Ready
-	if ends, profile := r.ca.IssuanceEnds(); !ends.IsZero() && s.now().Add(issuanceWarning).After(ends) {
-		s.log.Warn("the issuing CA is near the end of its issuing life: after issuance_ends it cannot issue a full "+profile+" certificate; roll over to the next issuing CA (README: issuing CA rollover)",
-			"issuer", r.crlFrom.ID, "issuance_ends", ends, "profile", profile, "warn_within", issuanceWarning)
-	}
 	if len(r.older) > 0 {
 		s.log.Info("issuing from the newest issuing CA; the older ones keep their status current", "active", r.crlFrom.ID, "older", len(r.older))
 	}
 	for _, is := range r.all() {
 		if err := is.start(ctx, s); err != nil {
+			return err
+		}
+	}
+	// What runs out is said at start and every hour after, for a node
+	// that runs for months, and kept in gauges to alert on.
+	r.warn(s)
+	s.loops = append(s.loops, func(ctx context.Context) {
+		t := time.NewTicker(time.Hour)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				r.warn(s)
+			}
+		}
+	})
+	s.collectors = append(s.collectors, r.register)
+	return nil
+}
+
+// warn logs what will soon stop the CA: the active issuing CA's issuing
+// life (IssuanceEnds), and each issuing CA's OCSP signer, without which
+// its certificates can be neither issued nor revoked and their answers go
+// stale (an older issuing CA's signer too: it is not a readiness check,
+// which would take the node and its issuance out of service).
+func (r *caRole) warn(s *service) {
+	now := s.now()
+	if ends, profile := r.ca.IssuanceEnds(); !ends.IsZero() && now.Add(issuanceWarning).After(ends) {
+		s.log.Warn("the issuing CA is near the end of its issuing life: after issuance_ends it cannot issue a full "+profile+" certificate; roll over to the next issuing CA (README: issuing CA rollover)",
+			"issuer", r.crlFrom.ID, "issuance_ends", ends, "profile", profile, "warn_within", issuanceWarning)
+	}
+	for _, is := range r.all() {
+		if now.Add(responderWarning).After(is.signingEnds) {
+			s.log.Warn("the OCSP signer's certificate runs out soon: after signing_ends no certificate of this issuing CA can be issued or revoked, and its answers go stale; certify a new OCSP signer",
+				"issuer", is.crlFrom.ID, "signing_ends", is.signingEnds, "not_after", is.responderNotAfter, "warn_within", responderWarning)
+		}
+	}
+}
+
+// register exports, per issuing CA, when its OCSP signer stops signing and
+// (for the active one) when it stops issuing, and which one is active.
+func (r *caRole) register(reg prometheus.Registerer) error {
+	signing := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "sanad_ca_ocsp_signing_ends_timestamp_seconds",
+		Help: "When the issuing CA's OCSP signer can sign no more responses (Unix time): certify the next one before."}, []string{"issuer"})
+	issuance := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "sanad_ca_issuance_ends_timestamp_seconds",
+		Help: "When the active issuing CA can no longer issue every end-entity profile (Unix time): roll over before."}, []string{"issuer"})
+	active := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "sanad_ca_issuer_active",
+		Help: "1 for the issuing CA this node issues from, 0 for the older ones it keeps status for."}, []string{"issuer"})
+	for i, is := range r.all() {
+		signing.WithLabelValues(is.crlFrom.ID).Set(float64(is.signingEnds.Unix()))
+		active.WithLabelValues(is.crlFrom.ID).Set(float64(min(1, 1-i)))
+	}
+	if ends, _ := r.ca.IssuanceEnds(); !ends.IsZero() {
+		issuance.WithLabelValues(r.crlFrom.ID).Set(float64(ends.Unix()))
+	}
+	for _, c := range []prometheus.Collector{signing, issuance, active} {
+		if err := reg.Register(c); err != nil {
 			return err
 		}
 	}
@@ -347,10 +404,6 @@ func (r *issuerRole) start(ctx context.Context, s *service) error {
 			s.log.Error("CA publisher stopped", "issuer", r.crlFrom.ID, "err", err)
 		}
 	})
-	if s.now().Add(responderWarning).After(r.signingEnds) {
-		s.log.Warn("the OCSP signer's certificate runs out soon: after signing_ends no certificate can be issued or revoked; certify a new OCSP signer",
-			"issuer", r.crlFrom.ID, "signing_ends", r.signingEnds, "not_after", r.responderNotAfter, "warn_within", responderWarning)
-	}
 	n, err := r.publisher.RecoverIntents(ctx)
 	if err != nil {
 		return err

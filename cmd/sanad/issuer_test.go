@@ -174,6 +174,15 @@ func TestIssuingCARollover(t *testing.T) {
 	}
 	pem2 := pki("issuing-2.pem")
 	c.verifyWithCRLOf(db, openssl, "issuing-2", pem2, leaf, false)
+	// Operators alert on what runs out, per issuing CA.
+	_, metrics := httpGet(t, dev.url+"/metrics")
+	for _, want := range []string{`sanad_ca_issuer_active{issuer="issuing-2"} 1`, `sanad_ca_issuer_active{issuer="issuing"} 0`,
+		`sanad_ca_ocsp_signing_ends_timestamp_seconds{issuer="issuing"}`, `sanad_ca_ocsp_signing_ends_timestamp_seconds{issuer="issuing-2"}`,
+		`sanad_ca_issuance_ends_timestamp_seconds{issuer="issuing-2"}`} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
 	opensslOCSPWithNonce(t, openssl, c, pem2, leaf, "good")
 
 	// The first issuing CA's certificates: an officer it certified revokes
