@@ -272,7 +272,7 @@ func notModified(etag string, req *http.Request) bool {
 // serveCRL serves GET /crl/{issuer}.crl: the issuer's latest CRL.
 func (r *Responder) serveCRL(w http.ResponseWriter, req *http.Request) {
 	id, ok := strings.CutSuffix(req.PathValue("file"), ".crl")
-	is := r.byID[id]
+	is := r.issuers.Load().byID[id]
 	if !ok || is == nil {
 		notFound(w, "no CRL of that name")
 		return
@@ -294,7 +294,7 @@ func (r *Responder) serveCRL(w http.ResponseWriter, req *http.Request) {
 // (RFC 5280 §4.2.2.1: what AIA caIssuers points at).
 func (r *Responder) serveCACert(w http.ResponseWriter, req *http.Request) {
 	id, ok := strings.CutSuffix(req.PathValue("file"), ".crt")
-	is := r.byID[id]
+	is := r.issuers.Load().byID[id]
 	if !ok || is == nil {
 		notFound(w, "no CA certificate of that name")
 		return

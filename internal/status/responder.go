@@ -96,9 +96,10 @@ type Responder struct {
 	log   *slog.Logger
 	now   func() time.Time
 
-	// issuers by CertID key (hash, name hash, key hash), and by ID.
-	issuers map[string]*issuer
-	byID    map[string]*issuer
+	// issuers are the CAs answered for, read from the store at New and
+	// again at each sync when the store holds others (an issuing CA added
+	// at a rollover): swapped whole, read without a lock.
+	issuers atomic.Pointer[issuerSet]
 
 	cache *cache
 	// gets keeps GET requests parsed, by their encoded form: relying
@@ -119,6 +120,14 @@ type Responder struct {
 	metrics *metrics
 }
 
+// issuerSet is the issuers by CertID key (hash, name hash, key hash), and
+// by ID; ids names the store's rows it was made from.
+type issuerSet struct {
+	byCertID map[string]*issuer
+	byID     map[string]*issuer
+	ids      string
+}
+
 // issuer is an issuing CA the responder answers for.
 type issuer struct {
 	id string
@@ -133,24 +142,47 @@ func New(ctx context.Context, st Store, cfg Config, log *slog.Logger, now func()
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	r := &Responder{cfg: cfg, store: st, log: log, now: now, issuers: map[string]*issuer{}, byID: map[string]*issuer{},
+	r := &Responder{cfg: cfg, store: st, log: log, now: now,
 		cache: newCache(cfg.CacheSize), gets: newGetCache(min(cfg.CacheSize, maxGetCache)), metrics: newMetrics(),
 		crls: &crlCache{every: cfg.SyncInterval, now: now, m: map[string]*cachedCRL{}}}
-	all, err := st.Issuers(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("status: issuers: %w", err)
+	if _, err := r.loadIssuers(ctx); err != nil {
+		return nil, err
 	}
+	if len(r.issuers.Load().byCertID) == 0 {
+		return nil, errors.New("status: the store has no issuing CA")
+	}
+	return r, nil
+}
+
+// loadIssuers reads the store's roots and issuing CAs and, when they are
+// not those the responder has, makes them the ones it answers for. It
+// reports whether they changed.
+func (r *Responder) loadIssuers(ctx context.Context) (bool, error) {
+	all, err := r.store.Issuers(ctx)
+	if err != nil {
+		return false, fmt.Errorf("status: issuers: %w", err)
+	}
+	var ids strings.Builder
 	for _, is := range all {
-		cert, err := x509.ParseCertificate(is.CertificateDER)
-		if err != nil {
-			return nil, fmt.Errorf("status: issuer %s certificate: %w", is.ID, err)
+		if is.Role == "root" || is.Role == "issuing" {
+			fmt.Fprintf(&ids, "%s/%s/%x\n", is.Role, is.ID, sha256.Sum256(is.CertificateDER))
 		}
+	}
+	if cur := r.issuers.Load(); cur != nil && cur.ids == ids.String() {
+		return false, nil
+	}
+	set := &issuerSet{byCertID: map[string]*issuer{}, byID: map[string]*issuer{}, ids: ids.String()}
+	for _, is := range all {
 		if is.Role != "root" && is.Role != "issuing" {
 			continue
 		}
+		cert, err := x509.ParseCertificate(is.CertificateDER)
+		if err != nil {
+			return false, fmt.Errorf("status: issuer %s certificate: %w", is.ID, err)
+		}
 		i := &issuer{id: is.ID,
 			certEntry: staticEntry(is.CertificateDER, "application/pkix-cert", is.CreatedAt, time.Time{})}
-		r.byID[is.ID] = i
+		set.byID[is.ID] = i
 		// Only issuing CAs have pre-signed responses; a root's
 		// certificates (the issuing CAs) are covered by its CRL.
 		if is.Role != "issuing" {
@@ -158,16 +190,14 @@ func New(ctx context.Context, st Store, cfg Config, log *slog.Logger, now func()
 		}
 		keyHashInput, err := subjectPublicKeyBits(cert)
 		if err != nil {
-			return nil, fmt.Errorf("status: issuer %s: %w", is.ID, err)
+			return false, fmt.Errorf("status: issuer %s: %w", is.ID, err)
 		}
 		for _, h := range hashOIDs {
-			r.issuers[string(appendCertIDKey(nil, h, digest(h, cert.RawSubject), digest(h, keyHashInput)))] = i
+			set.byCertID[string(appendCertIDKey(nil, h, digest(h, cert.RawSubject), digest(h, keyHashInput)))] = i
 		}
 	}
-	if len(r.issuers) == 0 {
-		return nil, errors.New("status: the store has no issuing CA")
-	}
-	return r, nil
+	r.issuers.Store(set)
+	return true, nil
 }
 
 // Ready reports whether the first sync has completed (for /readyz).
@@ -203,7 +233,7 @@ func (r *Responder) answer(ctx context.Context, req Request, now time.Time) (*en
 	// Keys are built in stack buffers and looked up as string(bytes),
 	// which the compiler does without allocating.
 	var idBuf [1 + 2*64]byte
-	is := r.issuers[string(appendCertIDKey(idBuf[:0], req.HashAlgorithm, req.IssuerNameHash, req.IssuerKeyHash))]
+	is := r.issuers.Load().byCertID[string(appendCertIDKey(idBuf[:0], req.HashAlgorithm, req.IssuerNameHash, req.IssuerKeyHash))]
 	if is == nil {
 		return nil, outcomeUnauthorized
 	}
@@ -328,6 +358,11 @@ func (r *Responder) Sync(ctx context.Context) error {
 // before the newest row: the cache fills from misses, not from a scan of
 // the whole table. It returns the cursor for the next sync.
 func (r *Responder) sync(ctx context.Context, cursor store.OCSPCursor, first bool) (store.OCSPCursor, error) {
+	if changed, err := r.loadIssuers(ctx); err != nil {
+		return cursor, err
+	} else if changed && !first {
+		r.log.Info("the store's issuers changed: answering for them", "issuers", len(r.issuers.Load().byID))
+	}
 	if first {
 		latest, err := r.store.LatestOCSPUpdate(ctx)
 		if err != nil {

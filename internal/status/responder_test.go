@@ -87,6 +87,16 @@ func deploy(t *testing.T, f catest.Fixture, db *store.DB) *deployment {
 
 func (d *deployment) issue(t *testing.T) *x509.Certificate {
 	t.Helper()
+	cert, err := d.ca.Issue(context.Background(), ca.Request{Profile: "citizen-auth", CSR: newCSRPEM(t), Verified: person, Actor: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cert
+}
+
+// newCSRPEM is a CSR for a fresh P-256 key.
+func newCSRPEM(t *testing.T) []byte {
+	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		t.Fatal(err)
@@ -95,12 +105,7 @@ func (d *deployment) issue(t *testing.T) *x509.Certificate {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cert, err := d.ca.Issue(context.Background(), ca.Request{Profile: "citizen-auth",
-		CSR: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: der}), Verified: person, Actor: "test"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return cert
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: der})
 }
 
 // serve replaces the deployment's responder with one configured by cfg,
@@ -592,4 +597,67 @@ func TestRunGoesOnFromSync(t *testing.T) {
 	if n := st.latest.Load(); n != 1 {
 		t.Errorf("%d first syncs, want 1", n)
 	}
+}
+
+// TestIssuerAddedWhileServing: an issuing CA recorded after the responder
+// started (a rollover) is answered for from the next sync, without a
+// restart: before it, its certificates are unauthorized and its
+// certificate is not served; after it, both are, and the first CA still is.
+func TestIssuerAddedWhileServing(t *testing.T) {
+	now := time.Now().UTC().Truncate(time.Second)
+	f := catest.New(t, now)
+	storetest.Each(t, func(t *testing.T, db *store.DB, _ *sql.DB) {
+		ctx := context.Background()
+		d := deploy(t, f, db)
+		first := d.issue(t)
+
+		next := catest.New(t, now)
+		deps := next.Deps(db, audit.New(time.Now))
+		deps.Issuer.ID, deps.Responder.IssuerID = "issuing-2", "issuing-2"
+		if err := db.InTx(ctx, func(tx *store.Tx) error {
+			return tx.PutIssuer(ctx, store.Issuer{ID: "issuing-2", Name: "Test Issuing CA 2", Role: "issuing",
+				CertificateDER: next.Issuer.Certificate.Raw, KeyLabel: "issuing", CreatedAt: now})
+		}); err != nil {
+			t.Fatal(err)
+		}
+		authority2, err := ca.New(deps)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cert, err := authority2.Issue(ctx, ca.Request{Profile: "citizen-auth", CSR: newCSRPEM(t), Verified: person, Actor: "test"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ask := func() *ocsp.Response {
+			t.Helper()
+			reqDER, err := ocsp.CreateRequest(cert, next.Issuer.Certificate, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, body := d.get(t, "/ocsp/"+base64.StdEncoding.EncodeToString(reqDER))
+			r, err := ocsp.ParseResponseForCert(body, cert, next.Issuer.Certificate)
+			if err != nil {
+				return nil // unauthorized: no signed response
+			}
+			return r
+		}
+		if r := ask(); r != nil {
+			t.Fatalf("before a sync, the new issuing CA's certificate got status %d", r.Status)
+		}
+		if resp, _ := d.get(t, "/ca/issuing-2.crt"); resp.StatusCode != http.StatusNotFound {
+			t.Errorf("before a sync, /ca/issuing-2.crt: %d", resp.StatusCode)
+		}
+		if err := d.responder.Sync(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if r := ask(); r == nil || r.Status != ocsp.Good {
+			t.Errorf("after a sync, the new issuing CA's certificate: %+v", r)
+		}
+		if resp, body := d.get(t, "/ca/issuing-2.crt"); resp.StatusCode != http.StatusOK || !bytes.Equal(body, next.Issuer.Certificate.Raw) {
+			t.Errorf("after a sync, /ca/issuing-2.crt: %d", resp.StatusCode)
+		}
+		if s := d.statusOf(t, first); s != ocsp.Good {
+			t.Errorf("the first issuing CA's certificate: status %d", s)
+		}
+	})
 }
