@@ -43,20 +43,35 @@
 //
 // A signature made with a certificate is checked for years after the
 // certificate expires, and the question is then whether it was revoked
-// when the signature was made. So the status of every certificate this CA
-// signed stays answerable, forever: its OCSP response keeps being
-// re-signed after the certificate expires, and one signed after the expiry
-// carries archiveCutoff (RFC 6960 §4.4.4) set to the issuing CA
-// certificate's notBefore, as ETSI EN 319 411-2 (CSS-6.3.10-08) asks: the
-// responder says it holds the status of everything the CA ever issued. A
-// certificate revoked after it expired (a key compromise found later)
-// answers revoked with its time and reason. The CRL keeps to RFC 5280: an
-// entry leaves it one CRL after its certificate expired, so the CRL stays
-// the size of the live revocations and OCSP is the source for expired
-// certificates. The cost is one HSM signature per expired certificate per
-// refresh (RefreshAge), which grows with the CA's history; at national
-// scale that is a few hundred signatures a second after a decade, well
-// inside one HSM.
+// when the signature was made. So the status of a certificate stays
+// answerable after it expires: its OCSP response keeps being re-signed,
+// and one signed after the expiry carries archiveCutoff (RFC 6960 §4.4.4)
+// set to the issuing CA certificate's notBefore, as ETSI EN 319 411-2
+// (CSS-6.3.10-08) asks: the responder says it holds the status of
+// everything the CA issued. A certificate revoked after it expired (a key
+// compromise found later) answers revoked with its time and reason. The
+// CRL keeps to RFC 5280: an entry leaves it one CRL after its certificate
+// expired, so the CRL stays the size of the live revocations and OCSP is
+// the source for expired certificates.
+//
+// This lasts as long as the issuing CA can sign: an OCSP signer is
+// certified by its issuing CA, and a relying party refuses a responder
+// whose chain has expired, so the answers for an issuing CA's certificates
+// end with that CA's own certificate (an issuing CA outlives the
+// certificates it issued by their validity at least: IssuanceEnds). What
+// remains after is the CA's archive and its last CRL.
+//
+// The cost grows with the CA's history: one HSM signature per expired
+// certificate per refresh (RefreshAge, two days by default). At the
+// sizing DESIGN.md writes down (20 to 250 million subjects, two
+// certificates each, three-year validity), ten years of history is 0.2 to
+// 2 billion certificates, 1 000 to 12 000 signatures a second for the
+// expired alone: more than the live ones, and for the largest a rack of
+// HSMs. So each refresh pass re-signs the live certificates first and the
+// expired after (store.OCSPDue): a signer that falls behind delays the
+// expired ones, never the live. A deployment of that size would shorten
+// the history kept (a retention period, RFC 6960 §4.4.4) or sign the
+// expired less often; neither is built yet.
 //
 // The CA never talks to the public and never holds key material: it asks
 // the HSM to sign. A CSR contributes only its public key, after proof of

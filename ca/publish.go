@@ -392,15 +392,21 @@ func (p *Publisher) refreshOCSP(ctx context.Context, unanswered bool) (int, erro
 	}
 	now := d.Now().UTC()
 	thisUpdateBefore, nextUpdateBefore := d.OCSP.DueBefore(now, p.cfg.OCSPScan)
-	due := func(ctx context.Context, after []byte) ([]store.Certificate, error) {
-		return d.Store.DueOCSPResponses(ctx, store.OCSPDue{IssuerID: d.Issuer.ID,
-			ThisUpdateBefore: thisUpdateBefore, NextUpdateBefore: nextUpdateBefore, After: after, Limit: p.cfg.PageSize})
+	due := func(expired bool) func(context.Context, []byte) ([]store.Certificate, error) {
+		return func(ctx context.Context, after []byte) ([]store.Certificate, error) {
+			return d.Store.DueOCSPResponses(ctx, store.OCSPDue{IssuerID: d.Issuer.ID, Expired: expired, Now: now,
+				ThisUpdateBefore: thisUpdateBefore, NextUpdateBefore: nextUpdateBefore, After: after, Limit: p.cfg.PageSize})
+		}
 	}
 	missing := func(ctx context.Context, after []byte) ([]store.Certificate, error) {
 		return d.Store.UnansweredCertificates(ctx, d.Issuer.ID, after, p.cfg.PageSize)
 	}
+	// The live certificates first, then the expired ones (store.OCSPDue).
 	var w refreshWalk
-	w.walk(ctx, p, due)
+	w.walk(ctx, p, due(false))
+	if w.err == nil {
+		w.walk(ctx, p, due(true))
+	}
 	if unanswered && w.err == nil {
 		w.walk(ctx, p, missing)
 	}

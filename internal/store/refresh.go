@@ -21,14 +21,20 @@ import (
 
 // OCSPDue selects one page of certificates whose stored OCSP response is due
 // for re-signing. The caller computes the bounds from its validity policy.
-// Expired certificates are included: their status stays answerable (the
-// responses carry archiveCutoff, see ocspsign).
+// Expired certificates are due too, their status staying answerable (the
+// responses carry archiveCutoff, see ocspsign), but walked apart: a pass
+// re-signs the live ones first, so that a signer falling behind a CA's
+// growing history delays the expired ones, never the live.
 type OCSPDue struct {
 	IssuerID string
 	// A stored response is due when this_update <= ThisUpdateBefore or
 	// next_update <= NextUpdateBefore.
 	ThisUpdateBefore time.Time
 	NextUpdateBefore time.Time
+	// Expired selects the certificates expired at Now (not_after < Now),
+	// instead of those valid then.
+	Expired bool
+	Now     time.Time
 	// After is the last serial of the previous page; nil for the first.
 	After []byte
 	// Limit is the page size.
@@ -60,16 +66,20 @@ func (db *DB) DueOCSPResponses(ctx context.Context, q OCSPDue) ([]Certificate, e
 	if q.Limit <= 0 {
 		return nil, fmt.Errorf("due OCSP responses of %s: page size %d", q.IssuerID, q.Limit)
 	}
+	expiry := `c.not_after >= $6`
+	if q.Expired {
+		expiry = `c.not_after < $6`
+	}
 	return db.certificatePage(ctx, `
 		SELECT `+certificateColumnsOf("c")+`
 		FROM ocsp_responses r
 		JOIN certificates c ON c.issuer_id = r.issuer_id AND c.serial = r.serial
 		WHERE r.issuer_id = $1 AND r.serial > $2
 			AND (r.this_update <= $3 OR r.next_update <= $4)
-			AND `+answerable+`
+			AND `+expiry+` AND `+answerable+`
 		ORDER BY r.serial
 		LIMIT $5`,
-		q.IssuerID, nonNil(q.After), db.d.timeArg(q.ThisUpdateBefore), db.d.timeArg(q.NextUpdateBefore), q.Limit)
+		q.IssuerID, nonNil(q.After), db.d.timeArg(q.ThisUpdateBefore), db.d.timeArg(q.NextUpdateBefore), q.Limit, db.d.timeArg(q.Now))
 }
 
 // UnansweredCertificates returns the next page, in serial order after

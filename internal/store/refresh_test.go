@@ -139,13 +139,16 @@ func TestOCSPRefreshQueries(t *testing.T) {
 			rows = append(rows, row{serial: byte(0x40 + 2*i), signed: true, response: true, thisUpd: old, nextUpd: oldNext, wantDue: true},
 				row{serial: byte(0x41 + 2*i), signed: true, response: true, thisUpd: fresh, nextUpd: freshNext})
 		}
-		var wantDue, wantUnans []string
+		var wantDue, wantExpired, wantUnans []string
 		for _, r := range rows {
 			if r.issuer == "" {
 				r.issuer = "issuing"
 			}
 			putRow(t, db, r)
-			if r.wantDue {
+			switch {
+			case r.wantDue && !r.notAfter.IsZero() && r.notAfter.Before(refreshT0):
+				wantExpired = append(wantExpired, fmt.Sprintf("%s/%x", r.issuer, r.serial))
+			case r.wantDue:
 				wantDue = append(wantDue, fmt.Sprintf("%s/%x", r.issuer, r.serial))
 			}
 			if r.wantUnans {
@@ -153,15 +156,19 @@ func TestOCSPRefreshQueries(t *testing.T) {
 			}
 		}
 		slices.Sort(wantDue)
+		slices.Sort(wantExpired)
 		slices.Sort(wantUnans)
 
 		for _, limit := range []int{1, 5, 500} {
-			due := collect(t, limit, func(after []byte) ([]store.Certificate, error) {
-				return db.DueOCSPResponses(ctx, store.OCSPDue{IssuerID: "issuing",
-					ThisUpdateBefore: tuBefore, NextUpdateBefore: nuBefore, After: after, Limit: limit})
-			})
-			if !slices.Equal(due, wantDue) {
-				t.Errorf("limit %d: due =\n%v\nwant\n%v", limit, due, wantDue)
+			// The live and the expired are walked apart, live first.
+			for _, expired := range []bool{false, true} {
+				due := collect(t, limit, func(after []byte) ([]store.Certificate, error) {
+					return db.DueOCSPResponses(ctx, store.OCSPDue{IssuerID: "issuing", Expired: expired, Now: refreshT0,
+						ThisUpdateBefore: tuBefore, NextUpdateBefore: nuBefore, After: after, Limit: limit})
+				})
+				if want := map[bool][]string{false: wantDue, true: wantExpired}[expired]; !slices.Equal(due, want) {
+					t.Errorf("limit %d, expired %v: due =\n%v\nwant\n%v", limit, expired, due, want)
+				}
 			}
 			unans := collect(t, limit, func(after []byte) ([]store.Certificate, error) {
 				return db.UnansweredCertificates(ctx, "issuing", after, limit)
@@ -171,7 +178,7 @@ func TestOCSPRefreshQueries(t *testing.T) {
 			}
 		}
 		// The rows come back whole, as Certificate reads them.
-		page, err := db.DueOCSPResponses(ctx, store.OCSPDue{IssuerID: "issuing",
+		page, err := db.DueOCSPResponses(ctx, store.OCSPDue{IssuerID: "issuing", Now: refreshT0,
 			ThisUpdateBefore: tuBefore, NextUpdateBefore: nuBefore, Limit: 5})
 		if err != nil || len(page) != 5 {
 			t.Fatalf("first page: %d rows, %v", len(page), err)
