@@ -64,7 +64,7 @@ func openRA(s *service, authority *caRole, cfg config.RA) (*ra.Service, error) {
 			return nil, fmt.Errorf("ra.code_key_file: %w", err)
 		}
 	} else {
-		s.log.Warn("ra.code_key_file is not set: one-time codes are stored as plain SHA-256, which anyone reading the database can reverse")
+		s.log.Warn("ra.code_key_file is not set: one-time codes, and the national identifiers naming rate-limit buckets, are stored as plain SHA-256, which anyone reading the database can reverse")
 	}
 	var notifier ra.Notifier
 	switch {

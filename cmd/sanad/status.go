@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 
 	"golang.org/x/crypto/ocsp"
@@ -75,5 +74,5 @@ func nonceResponder(cas []issuingCA, presigned []byte) (ocspsign.Responder, erro
 			}
 		}
 	}
-	return ocspsign.Responder{}, errors.New("ocsp: no issuing CA of this node signed the pre-signed response's responder")
+	return ocspsign.Responder{}, fmt.Errorf("%w: no issuing CA in service on this node certified the pre-signed response's responder", status.ErrNoNonceSigner)
 }

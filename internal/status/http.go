@@ -164,7 +164,11 @@ func (r *Responder) serveParsed(w http.ResponseWriter, req *http.Request, start 
 		}
 		// Without the nonce the pre-signed answer is still right (RFC
 		// 5019 §4); the client decides whether it accepts it.
-		r.log.Error("sign an OCSP response with a nonce", "err", err)
+		if errors.Is(err, ErrNoNonceSigner) {
+			r.log.Debug("OCSP response without the nonce", "err", err)
+		} else {
+			r.log.Error("sign an OCSP response with a nonce", "err", err)
+		}
 	}
 	r.reply(w, req, start, e, o)
 }

@@ -20,6 +20,11 @@ import (
 	"github.com/sanadpki/sanad/internal/store"
 )
 
+// ErrNoNonceSigner is what a NonceSigner wraps when the node has no signer
+// for the response's issuer (an issuing CA left out, its keys retired):
+// the pre-signed answer is sent, without a warning per request.
+var ErrNoNonceSigner = errors.New("no nonce signer for this issuer")
+
 // errNotFound is the store's "no such row".
 var errNotFound = store.ErrNotFound
 
@@ -63,6 +68,8 @@ type Config struct {
 	// response signed now that echoes it (RFC 8954), saying what the
 	// pre-signed response says; nil ignores nonces (RFC 5019 §4). Only a
 	// node that holds the OCSP signer's key can set it.
+	// An error wrapping ErrNoNonceSigner (this node signs no nonces for
+	// that issuer) is expected and not logged as a failure.
 	NonceSigner func(presigned, nonce []byte) ([]byte, error)
 	// Preload fills the cache at the first sync with the stored responses,
 	// up to CacheSize, so that the first request for each is not a store
