@@ -134,3 +134,26 @@ func TestTakeToken(t *testing.T) {
 		wg2.Wait()
 	})
 }
+
+// BenchmarkTakeToken is what the per-identifier limit adds to an
+// enrollment: one transaction on the bucket, per database.
+//
+//	go test -run '^$' -bench BenchmarkTakeToken ./internal/store/
+func BenchmarkTakeToken(b *testing.B) {
+	for _, driver := range storetest.Drivers() {
+		b.Run(driver, func(b *testing.B) {
+			db, _ := storetest.Open(b, driver)
+			bucket := store.Bucket{Rate: 1e9, Burst: 1e9}
+			var i atomic.Int64
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					key := []byte{'k', byte(i.Add(1) % 64)}
+					if _, _, err := db.TakeToken(b.Context(), key, bucket, time.Now()); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+		})
+	}
+}
