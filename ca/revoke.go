@@ -16,6 +16,12 @@ import (
 // ErrNotIssued is returned for a serial this CA never assigned.
 var ErrNotIssued = errors.New("no certificate with this serial")
 
+// ErrIssuerUnavailable is wrapped by a refusal to revoke a certificate
+// whose issuing CA is recorded but not in service where the request was
+// made (its key or OCSP signer is not on that node's token): another node,
+// or the CA's officers, must act on it.
+var ErrIssuerUnavailable = errors.New("the certificate's issuing CA is not in service here")
+
 // ErrKeyCompromised is wrapped by the refusal of a key that a certificate
 // was revoked for keyCompromise with.
 var ErrKeyCompromised = errors.New("the key was revoked for keyCompromise")

@@ -13,6 +13,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"encoding/pem"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -24,6 +25,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sanadpki/sanad/ca"
 	"github.com/sanadpki/sanad/ca/catest"
 	"github.com/sanadpki/sanad/ca/profile"
 	"github.com/sanadpki/sanad/internal/store"
@@ -872,4 +874,28 @@ func (c *countingNotifier) sent(id string) int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.n[id]
+}
+
+// unavailableRevoker is a CA node on which the certificate's issuing CA is
+// left out (its keys are not on that node's token).
+type unavailableRevoker struct{}
+
+func (unavailableRevoker) Revoke(context.Context, []byte, int, string) error {
+	return fmt.Errorf("%w: certificate of issuing CA issuing-1, left out on this node", ca.ErrIssuerUnavailable)
+}
+
+// TestRevokeIssuerUnavailable: a revocation the CA cannot carry out here,
+// because the certificate's issuing CA is not in service on this node, is
+// a 503 issuer-unavailable that says so, never "no such certificate".
+func TestRevokeIssuerUnavailable(t *testing.T) {
+	f := catest.New(t, time.Now().UTC().Truncate(time.Second))
+	fx := newRAFixture(t, f, "sqlite", func(d *ra.Deps) { d.Revoker = unavailableRevoker{} })
+	serial := jwsauth.SerialHex(fx.officer.cert.SerialNumber)
+	jws, err := jwsauth.Sign(jwsauth.Action{Action: jwsauth.ActionRevoke, Serial: serial, Reason: "keyCompromise", Audience: ra.AudienceRevoke},
+		fx.officer.cert, fx.officer.key, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	answer{status: http.StatusServiceUnavailable, problem: "issuer-unavailable"}.check(t, "a holder's revocation",
+		fx.answer(t, http.MethodPost, "/api/v1/certificates/"+serial+"/revoke", http.Header{"Content-Type": {"application/jose"}}, []byte(jws)))
 }

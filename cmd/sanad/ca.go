@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"maps"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -31,8 +32,9 @@ type caRole struct {
 	// older are the other issuing CAs, which no longer issue.
 	older []*issuerRole
 	// missing are the issuing CAs recorded in the store but left out
-	// (incomplete on this node): their certificates cannot be revoked here.
-	missing []string
+	// (incomplete on this node), by id: their certificates still sign
+	// officer and holder requests, but cannot be revoked here.
+	missing map[string]*x509.Certificate
 	db      *store.DB
 	// keys are the CA's own public keys (every issuing CA and OCSP
 	// signer), which it never certifies for anyone.
@@ -62,8 +64,8 @@ func (r *caRole) Issue(ctx context.Context, req ca.Request) (*x509.Certificate, 
 // Revoke revokes the certificate with this serial through the issuing CA
 // that signed it (ra.Revoker). A serial no issuing CA knows is revoked
 // through the active one, which says it was not issued; one of an issuing
-// CA left out on this node (caIssuers) is refused with errIssuerMissing,
-// never reported as not issued.
+// CA left out on this node (caIssuers) is refused with
+// ca.ErrIssuerUnavailable, never reported as not issued.
 func (r *caRole) Revoke(ctx context.Context, serial []byte, reason int, actor string) error {
 	for _, is := range r.older {
 		switch _, err := r.db.Certificate(ctx, is.crlFrom.ID, serial); {
@@ -73,10 +75,10 @@ func (r *caRole) Revoke(ctx context.Context, serial []byte, reason int, actor st
 			return err
 		}
 	}
-	for _, id := range r.missing {
+	for id := range r.missing {
 		switch _, err := r.db.Certificate(ctx, id, serial); {
 		case err == nil:
-			return fmt.Errorf("%w: certificate %X of issuing CA %s", errIssuerMissing, serial, id)
+			return fmt.Errorf("%w: certificate %X of issuing CA %s, left out on this node", ca.ErrIssuerUnavailable, serial, id)
 		case !errors.Is(err, store.ErrNotFound):
 			return err
 		}
@@ -84,14 +86,12 @@ func (r *caRole) Revoke(ctx context.Context, serial []byte, reason int, actor st
 	return r.ca.Revoke(ctx, serial, reason, actor)
 }
 
-// errIssuerMissing: the certificate's issuing CA is recorded but left out
-// on this node (its key or OCSP signer is missing), so it cannot revoke.
-var errIssuerMissing = errors.New("the issuing CA of this certificate is not in service on this node")
-
 // issuerCertificates are the issuing CAs' certificates by issuer id: the
-// CAs whose certificates may sign officer and holder requests.
+// CAs whose certificates may sign officer and holder requests, those left
+// out on this node included (a certificate's status is in the store).
 func (r *caRole) issuerCertificates() map[string]*x509.Certificate {
 	m := map[string]*x509.Certificate{}
+	maps.Copy(m, r.missing)
 	for _, is := range r.all() {
 		m[is.crlFrom.ID] = is.crlFrom.Certificate
 	}
@@ -123,7 +123,7 @@ type issuingCA struct {
 // next issuing CA, sanad issuer add, and nodes started after that issue
 // from it); if none is valid now, the one with the latest notAfter, whose
 // issuances then fail with the reason.
-func caIssuers(ctx context.Context, s *service) (cas []issuingCA, missing []string, err error) {
+func caIssuers(ctx context.Context, s *service) (cas []issuingCA, missing map[string]*x509.Certificate, err error) {
 	issuers, err := s.db.Issuers(ctx)
 	if err != nil {
 		return nil, nil, err
@@ -151,7 +151,10 @@ func caIssuers(ctx context.Context, s *service) (cas []issuingCA, missing []stri
 			s.log.Warn("an issuing CA is left out, incomplete: it does not issue, and the status of its certificates is not refreshed by this node",
 				"issuer", issuing.ID, "err", err)
 			incomplete = append(incomplete, fmt.Errorf("issuer %s: %w", issuing.ID, err))
-			missing = append(missing, issuing.ID)
+			if missing == nil {
+				missing = map[string]*x509.Certificate{}
+			}
+			missing[issuing.ID] = issuingCert
 		case err != nil:
 			return nil, nil, fmt.Errorf("issuer %s: %w", issuing.ID, err)
 		default:
@@ -271,7 +274,10 @@ func openCA(ctx context.Context, s *service, baseURL string) (*caRole, error) {
 			// Retired, its key destroyed: as caIssuers does without a signer.
 			s.log.Warn("an issuing CA is left out, incomplete: it does not issue, and the status of its certificates is not refreshed by this node",
 				"issuer", issuing.ID, "err", fmt.Errorf("key %q: %w", issuing.KeyLabel, err))
-			role.missing = append(role.missing, issuing.ID)
+			if role.missing == nil {
+				role.missing = map[string]*x509.Certificate{}
+			}
+			role.missing[issuing.ID] = issuingCert
 			continue
 		case err != nil:
 			return nil, fmt.Errorf("issuer %s key %q: %w", issuing.ID, issuing.KeyLabel, err)

@@ -144,7 +144,8 @@ func TestIssuingCARollover(t *testing.T) {
 		t.Errorf("no warning that issuing-2 is left out before its signer is added:\n%s", out)
 	}
 	c = newRAClient(t, dev, dir, env)
-	if between := enrollCitizen(t, c); between.CheckSignatureFrom(issuing) != nil {
+	between := enrollCitizen(t, c)
+	if between.CheckSignatureFrom(issuing) != nil {
 		t.Errorf("before the new signer was added, issued by %s", between.Issuer)
 	}
 	dev.stop(t)
@@ -230,6 +231,13 @@ func TestIssuingCARollover(t *testing.T) {
 	c = newRAClient(t, dev, dir, env)
 	if leaf := enrollCitizen(t, c); leaf.CheckSignatureFrom(issuing2) != nil {
 		t.Errorf("after the first issuing CA's key was destroyed: issued by %s", leaf.Issuer)
+	}
+	// Its certificates still authenticate (an officer's), but this node
+	// cannot revoke one: it says so, and does not say there is no such
+	// certificate.
+	if code, out := c.officer("Dana Officer", "revoke", jwsauth.SerialHex(between.SerialNumber), "--reason", "keyCompromise"); code == 0 ||
+		!strings.Contains(out, "issuer-unavailable") {
+		t.Errorf("officer revoke of a certificate of the retired issuing CA: exit %d\n%s", code, out)
 	}
 }
 
