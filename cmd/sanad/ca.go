@@ -345,18 +345,7 @@ func (r *caRole) start(ctx context.Context, s *service) error {
 	// What runs out is said at start and every hour after, for a node
 	// that runs for months, and kept in gauges to alert on.
 	r.warn(s)
-	s.loops = append(s.loops, func(ctx context.Context) {
-		t := time.NewTicker(time.Hour)
-		defer t.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
-				r.warn(s)
-			}
-		}
-	})
+	s.every(time.Hour, func(context.Context) { r.warn(s) })
 	s.collectors = append(s.collectors, r.register)
 	return nil
 }

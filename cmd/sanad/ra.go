@@ -121,18 +121,9 @@ func startRA(ctx context.Context, s *service, authority *caRole, cfg config.RA) 
 	if err := resume(ctx); err != nil {
 		s.log.Error("finishing approved enrollments", "err", err)
 	}
-	s.loops = append(s.loops, func(ctx context.Context) {
-		t := time.NewTicker(time.Minute)
-		defer t.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
-				if err := resume(ctx); err != nil && ctx.Err() == nil {
-					s.log.Error("finishing approved enrollments", "err", err)
-				}
-			}
+	s.every(time.Minute, func(ctx context.Context) {
+		if err := resume(ctx); err != nil && ctx.Err() == nil {
+			s.log.Error("finishing approved enrollments", "err", err)
 		}
 	})
 	return nil
