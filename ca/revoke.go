@@ -16,11 +16,11 @@ import (
 // ErrNotIssued is returned for a serial this CA never assigned.
 var ErrNotIssued = errors.New("no certificate with this serial")
 
-// ErrIssuerUnavailable is wrapped by a refusal to revoke a certificate
-// whose issuing CA is recorded but not in service where the request was
-// made (its key or OCSP signer is not on that node's token): another node,
-// or the CA's officers, must act on it.
-var ErrIssuerUnavailable = errors.New("the certificate's issuing CA is not in service here")
+// ErrIssuerRetired is wrapped by a refusal to revoke a certificate whose
+// issuing CA is retired: recorded, but its keys gone and every certificate
+// it issued expired. It signs no CRL or OCSP answer any more, so nothing it
+// issued can be revoked; retrying does not help.
+var ErrIssuerRetired = errors.New("the certificate's issuing CA is retired")
 
 // ErrKeyCompromised is wrapped by the refusal of a key that a certificate
 // was revoked for keyCompromise with.

@@ -876,26 +876,26 @@ func (c *countingNotifier) sent(id string) int {
 	return c.n[id]
 }
 
-// unavailableRevoker is a CA node on which the certificate's issuing CA is
-// left out (its keys are not on that node's token).
-type unavailableRevoker struct{}
+// retiredRevoker is a CA whose issuing CA for the certificate is retired
+// (keys gone, everything it issued expired).
+type retiredRevoker struct{}
 
-func (unavailableRevoker) Revoke(context.Context, []byte, int, string) error {
-	return fmt.Errorf("%w: certificate of issuing CA issuing-1, left out on this node", ca.ErrIssuerUnavailable)
+func (retiredRevoker) Revoke(context.Context, []byte, int, string) error {
+	return fmt.Errorf("%w: certificate of issuing CA issuing-1", ca.ErrIssuerRetired)
 }
 
-// TestRevokeIssuerUnavailable: a revocation the CA cannot carry out here,
-// because the certificate's issuing CA is not in service on this node, is
-// a 503 issuer-unavailable that says so, never "no such certificate".
-func TestRevokeIssuerUnavailable(t *testing.T) {
+// TestRevokeIssuerRetired: a revocation no node can carry out any more,
+// the certificate's issuing CA being retired, is a 409 issuer-retired that
+// says so (a retry would not help), never "no such certificate".
+func TestRevokeIssuerRetired(t *testing.T) {
 	f := catest.New(t, time.Now().UTC().Truncate(time.Second))
-	fx := newRAFixture(t, f, "sqlite", func(d *ra.Deps) { d.Revoker = unavailableRevoker{} })
+	fx := newRAFixture(t, f, "sqlite", func(d *ra.Deps) { d.Revoker = retiredRevoker{} })
 	serial := jwsauth.SerialHex(fx.officer.cert.SerialNumber)
 	jws, err := jwsauth.Sign(jwsauth.Action{Action: jwsauth.ActionRevoke, Serial: serial, Reason: "keyCompromise", Audience: ra.AudienceRevoke},
 		fx.officer.cert, fx.officer.key, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
-	answer{status: http.StatusServiceUnavailable, problem: "issuer-unavailable"}.check(t, "a holder's revocation",
+	answer{status: http.StatusConflict, problem: "issuer-retired"}.check(t, "a holder's revocation",
 		fx.answer(t, http.MethodPost, "/api/v1/certificates/"+serial+"/revoke", http.Header{"Content-Type": {"application/jose"}}, []byte(jws)))
 }

@@ -69,7 +69,7 @@ var problems = map[string]struct {
 	"codes-exhausted":        {http.StatusConflict, "No more one-time codes are sent for this enrollment"},
 	"already-revoked":        {http.StatusConflict, "The certificate is already revoked"},
 	"certificate-not-found":  {http.StatusNotFound, "No such certificate"},
-	"issuer-unavailable":     {http.StatusServiceUnavailable, "The certificate's issuing CA is not in service here"},
+	"issuer-retired":         {http.StatusConflict, "The certificate's issuing CA is retired: it revokes nothing more"},
 }
 
 // refuse makes the *Error of a problem type; an unknown type is a bug.

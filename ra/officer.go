@@ -355,8 +355,8 @@ func (s *Service) revoke(ctx context.Context, p jwsauth.Parsed, actor string, ke
 		return Revocation{}, refuse("already-revoked", "%s", already.Error())
 	case errors.Is(err, ca.ErrNotIssued):
 		return Revocation{}, refuse("certificate-not-found", "no certificate %s", p.Action.Serial)
-	case errors.Is(err, ca.ErrIssuerUnavailable):
-		e := refuse("issuer-unavailable", "%v", err)
+	case errors.Is(err, ca.ErrIssuerRetired):
+		e := refuse("issuer-retired", "%v", err)
 		e.Err = err
 		return Revocation{}, e
 	case errors.Is(err, ca.ErrRequest):

@@ -32,8 +32,8 @@ type caRole struct {
 	// older are the other issuing CAs, which no longer issue.
 	older []*issuerRole
 	// missing are the issuing CAs recorded in the store but left out
-	// (incomplete on this node), by id: their certificates still sign
-	// officer and holder requests, but cannot be revoked here.
+	// (incomplete on this node, no unexpired certificate: caIssuers), by
+	// id: nothing they issued can be revoked here.
 	missing map[string]*x509.Certificate
 	db      *store.DB
 	// keys are the CA's own public keys (every issuing CA and OCSP
@@ -64,8 +64,9 @@ func (r *caRole) Issue(ctx context.Context, req ca.Request) (*x509.Certificate, 
 // Revoke revokes the certificate with this serial through the issuing CA
 // that signed it (ra.Revoker). A serial no issuing CA knows is revoked
 // through the active one, which says it was not issued; one of an issuing
-// CA left out on this node (caIssuers) is refused with
-// ca.ErrIssuerUnavailable, never reported as not issued.
+// CA left out on this node (caIssuers: incomplete, with no unexpired
+// certificate) is refused with ca.ErrIssuerRetired, never reported as not
+// issued.
 func (r *caRole) Revoke(ctx context.Context, serial []byte, reason int, actor string) error {
 	for _, is := range r.older {
 		switch _, err := r.db.Certificate(ctx, is.crlFrom.ID, serial); {
@@ -78,7 +79,7 @@ func (r *caRole) Revoke(ctx context.Context, serial []byte, reason int, actor st
 	for id := range r.missing {
 		switch _, err := r.db.Certificate(ctx, id, serial); {
 		case err == nil:
-			return fmt.Errorf("%w: certificate %X of issuing CA %s, left out on this node", ca.ErrIssuerUnavailable, serial, id)
+			return fmt.Errorf("%w: certificate %X of issuing CA %s", ca.ErrIssuerRetired, serial, id)
 		case !errors.Is(err, store.ErrNotFound):
 			return err
 		}
@@ -99,31 +100,34 @@ func (r *caRole) issuerCertificates() map[string]*x509.Certificate {
 }
 
 // issuingCA is an issuing CA recorded in the store, with the OCSP signer
-// that answers for it.
+// that answers for it and, when asked for, its own key.
 type issuingCA struct {
 	issuer    store.Issuer
 	responder ocspsign.Responder
+	key       crypto.Signer // nil unless caIssuers was asked for the issuing keys
 }
 
 // caIssuers finds the issuing CAs recorded in the store, each with its OCSP
-// signer and the signer's key on the token. Several OCSP signers may be
-// recorded for one issuing CA (a new one is certified before the current
-// one runs out): the one that CA signed that is valid now with the latest
-// notAfter answers (pickResponder).
+// signer and the signer's key on the token, and its own key when
+// issuingKeys is set (the CA role; the status role signs only nonces).
+// Several OCSP signers may be recorded for one issuing CA (a new one is
+// certified before the current one runs out): the one that CA signed that
+// is valid now with the latest notAfter answers (pickResponder).
 //
 // An issuing CA is incomplete when no usable signer is recorded for it or
-// its signer's key is not on the token: the next one recorded before its
-// signer is (between the two issuer add steps of a rollover), or an old one
-// retired with its keys destroyed. Incomplete ones are left out with a
-// warning; the status of their certificates is then not refreshed by this
-// node. Any other failure (the store, the token) stops the start.
+// a key it needs is not on the token. One that owes nobody anything, no
+// certificate of it unexpired, is left out with a warning (missing): the
+// next one between the two issuer add steps of a rollover, before its
+// first issuance, or an old one retired with its keys destroyed. One with
+// unexpired certificates stops the start, as any other failure does: its
+// certificates could be neither revoked nor kept fresh.
 //
 // The first returned is the active one, which issues: of the complete
 // ones valid now, the one with the latest notAfter (a rollover records the
 // next issuing CA, sanad issuer add, and nodes started after that issue
 // from it); if none is valid now, the one with the latest notAfter, whose
 // issuances then fail with the reason.
-func caIssuers(ctx context.Context, s *service) (cas []issuingCA, missing map[string]*x509.Certificate, err error) {
+func caIssuers(ctx context.Context, s *service, issuingKeys bool) (cas []issuingCA, missing map[string]*x509.Certificate, err error) {
 	issuers, err := s.db.Issuers(ctx)
 	if err != nil {
 		return nil, nil, err
@@ -138,7 +142,6 @@ func caIssuers(ctx context.Context, s *service) (cas []issuingCA, missing map[st
 	}
 	now := s.now()
 	var out []issuingCA
-	var incomplete []error
 	for _, issuing := range byRole["issuing"] {
 		issuingCert, err := x509.ParseCertificate(issuing.CertificateDER)
 		if err != nil {
@@ -146,23 +149,35 @@ func caIssuers(ctx context.Context, s *service) (cas []issuingCA, missing map[st
 		}
 		c := issuingCA{issuer: issuing, responder: ocspsign.Responder{IssuerID: issuing.ID, Issuer: issuingCert}}
 		c.responder.Certificate, c.responder.Signer, err = issuingResponder(ctx, s, issuing.ID, issuingCert, byRole["ocsp-signer"], now)
-		switch {
-		case errors.Is(err, errNoSigner) || errors.Is(err, hsm.ErrKeyNotFound):
-			s.log.Warn("an issuing CA is left out, incomplete: it does not issue, and the status of its certificates is not refreshed by this node",
-				"issuer", issuing.ID, "err", err)
-			incomplete = append(incomplete, fmt.Errorf("issuer %s: %w", issuing.ID, err))
-			if missing == nil {
-				missing = map[string]*x509.Certificate{}
+		if err == nil && issuingKeys {
+			if c.key, err = s.token.FindKey(ctx, issuing.KeyLabel); err != nil {
+				err = fmt.Errorf("key %q: %w", issuing.KeyLabel, err)
 			}
-			missing[issuing.ID] = issuingCert
-		case err != nil:
-			return nil, nil, fmt.Errorf("issuer %s: %w", issuing.ID, err)
-		default:
-			out = append(out, c)
 		}
+		if errors.Is(err, errNoSigner) || errors.Is(err, hsm.ErrKeyNotFound) {
+			owes, ownErr := s.db.HasUnexpiredCertificates(ctx, issuing.ID, now)
+			switch {
+			case ownErr != nil:
+				err = ownErr
+			case owes:
+				err = fmt.Errorf("%w; it has unexpired certificates, which could be neither revoked nor kept fresh", err)
+			default:
+				s.log.Warn("an issuing CA is left out: it is incomplete on this node and has no unexpired certificate",
+					"issuer", issuing.ID, "err", err)
+				if missing == nil {
+					missing = map[string]*x509.Certificate{}
+				}
+				missing[issuing.ID] = issuingCert
+				continue
+			}
+		}
+		if err != nil {
+			return nil, nil, fmt.Errorf("issuer %s: %w", issuing.ID, err)
+		}
+		out = append(out, c)
 	}
 	if len(out) == 0 {
-		return nil, nil, fmt.Errorf("no issuing CA is complete: %w", errors.Join(incomplete...))
+		return nil, nil, errors.New("no issuing CA is complete on this node: see the warnings")
 	}
 	// The active one first; the others in the store's order.
 	best := 0
@@ -245,7 +260,7 @@ func pickResponder(issuing *x509.Certificate, signers []store.Issuer, now time.T
 // CAs and their OCSP signers) and their keys on the token. baseURL is where
 // relying parties reach the status tier.
 func openCA(ctx context.Context, s *service, baseURL string) (*caRole, error) {
-	cas, missing, err := caIssuers(ctx, s)
+	cas, missing, err := caIssuers(ctx, s, true)
 	if err != nil {
 		return nil, err
 	}
@@ -268,20 +283,7 @@ func openCA(ctx context.Context, s *service, baseURL string) (*caRole, error) {
 	for i, c := range cas {
 		issuing, signer := c.issuer, c.responder
 		issuingCert, signerCert := signer.Issuer, signer.Certificate
-		issuingKey, err := s.token.FindKey(ctx, issuing.KeyLabel)
-		switch {
-		case errors.Is(err, hsm.ErrKeyNotFound) && i > 0:
-			// Retired, its key destroyed: as caIssuers does without a signer.
-			s.log.Warn("an issuing CA is left out, incomplete: it does not issue, and the status of its certificates is not refreshed by this node",
-				"issuer", issuing.ID, "err", fmt.Errorf("key %q: %w", issuing.KeyLabel, err))
-			if role.missing == nil {
-				role.missing = map[string]*x509.Certificate{}
-			}
-			role.missing[issuing.ID] = issuingCert
-			continue
-		case err != nil:
-			return nil, fmt.Errorf("issuer %s key %q: %w", issuing.ID, issuing.KeyLabel, err)
-		}
+		issuingKey := c.key
 		authority, err := ca.New(ca.Deps{
 			Store: s.db, Audit: s.audit, Linter: linter, OCSP: ocspSigner,
 			Issuer: ca.Issuer{ID: issuing.ID, Certificate: issuingCert, Signer: issuingKey,
@@ -380,12 +382,21 @@ func (r *caRole) register(reg prometheus.Registerer) error {
 		Help: "1 for the issuing CA this node issues from, 0 for the older ones it keeps status for."}, []string{"issuer"})
 	for i, is := range r.all() {
 		signing.WithLabelValues(is.crlFrom.ID).Set(float64(is.signingEnds.Unix()))
-		active.WithLabelValues(is.crlFrom.ID).Set(float64(min(1, 1-i)))
+		if i == 0 {
+			active.WithLabelValues(is.crlFrom.ID).Set(1)
+		} else {
+			active.WithLabelValues(is.crlFrom.ID).Set(0)
+		}
 	}
 	if ends, _ := r.ca.IssuanceEnds(); !ends.IsZero() {
 		issuance.WithLabelValues(r.crlFrom.ID).Set(float64(ends.Unix()))
 	}
-	for _, c := range []prometheus.Collector{signing, issuance, active} {
+	leftOut := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "sanad_ca_issuer_left_out",
+		Help: "1 for an issuing CA recorded in the store that this node leaves out (incomplete here, no unexpired certificate)."}, []string{"issuer"})
+	for id := range r.missing {
+		leftOut.WithLabelValues(id).Set(1)
+	}
+	for _, c := range []prometheus.Collector{signing, issuance, active, leftOut} {
 		if err := reg.Register(c); err != nil {
 			return err
 		}

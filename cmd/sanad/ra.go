@@ -112,8 +112,9 @@ func startRA(ctx context.Context, s *service, authority *caRole, cfg config.RA) 
 		if n > 0 {
 			s.log.Info("expired lapsed enrollments", "count", n)
 		}
-		// Buckets that have refilled say nothing a new one would not.
-		_, pruneErr := s.db.PruneRateLimits(ctx, time.Now())
+		// Buckets that have refilled say nothing a new one would not; an
+		// hour's margin covers nodes whose clocks differ.
+		_, pruneErr := s.db.PruneRateLimits(ctx, time.Now().Add(-time.Hour))
 		return errors.Join(resumeErr, expireErr, pruneErr)
 	}
 	// An enrollment that cannot be finished now is retried every minute;

@@ -199,7 +199,6 @@ func (s *service) record(ctx context.Context, e audit.Event) error {
 	})
 }
 
-// handler builds the HTTP handler of the service and its metrics registry.
 // every adds a loop that calls fn every d until the service stops.
 func (s *service) every(d time.Duration, fn func(ctx context.Context)) {
 	s.loops = append(s.loops, func(ctx context.Context) {
@@ -216,6 +215,7 @@ func (s *service) every(d time.Duration, fn func(ctx context.Context)) {
 	})
 }
 
+// handler builds the HTTP handler of the service and its metrics registry.
 func (s *service) handler() (http.Handler, error) {
 	reg := prometheus.NewRegistry()
 	if err := reg.Register(collectors.NewGoCollector()); err != nil {

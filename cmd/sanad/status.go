@@ -20,7 +20,7 @@ func startStatus(ctx context.Context, s *service) error {
 	cfg := status.Config{CacheSize: c.CacheSize, SyncInterval: c.SyncInterval,
 		Overlap: c.Overlap, LogRequests: c.LogRequests, Preload: c.Preload}
 	if s.cfg.OCSP.Nonce == "sign" {
-		cas, _, err := caIssuers(ctx, s)
+		cas, _, err := caIssuers(ctx, s, false)
 		if err != nil {
 			return fmt.Errorf("ocsp.nonce sign: %w", err)
 		}
@@ -60,9 +60,6 @@ func startStatus(ctx context.Context, s *service) error {
 // pre-signed response: the one whose issuing CA certified the responder
 // certificate the response carries (ocspsign puts it in every response).
 func nonceResponder(cas []issuingCA, presigned []byte) (ocspsign.Responder, error) {
-	if len(cas) == 1 {
-		return cas[0].responder, nil
-	}
 	p, err := ocsp.ParseResponse(presigned, nil)
 	if err != nil {
 		return ocspsign.Responder{}, fmt.Errorf("ocsp: the pre-signed response: %w", err)

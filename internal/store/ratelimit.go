@@ -17,8 +17,9 @@ type Bucket struct {
 // TakeToken spends one token of the bucket named key at now, or says how
 // long until one is available. Buckets are rows of rate_limits, so every
 // node over the database spends from the same one: N nodes allow what one
-// does. A bucket never seen starts full; a refusal writes nothing (the
-// bucket's state at now follows from the row as it is).
+// does. A bucket never seen starts full; a refusal changes nothing in it
+// (its state at now follows from the row as it is), though the upsert
+// that locks the row writes a new version of it.
 //
 // The row is created or locked by one statement (an upsert that changes
 // nothing, RETURNING what is there), so two nodes taking the first tokens
@@ -60,10 +61,12 @@ func (db *DB) TakeToken(ctx context.Context, key []byte, b Bucket, now time.Time
 	return ok, wait, nil
 }
 
-// PruneRateLimits deletes the buckets full at now (TakeToken would start
-// them afresh, full) and returns how many.
-func (db *DB) PruneRateLimits(ctx context.Context, now time.Time) (int64, error) {
-	res, err := db.sql.ExecContext(ctx, db.d.q(`DELETE FROM rate_limits WHERE full_at <= $1`), db.d.timeArg(now))
+// PruneRateLimits deletes the buckets full at before (TakeToken would
+// start them afresh, full) and returns how many. Callers give a time
+// behind their clock by more than the nodes' clocks may differ, so that a
+// node ahead does not delete a bucket another node still sees refilling.
+func (db *DB) PruneRateLimits(ctx context.Context, before time.Time) (int64, error) {
+	res, err := db.sql.ExecContext(ctx, db.d.q(`DELETE FROM rate_limits WHERE full_at <= $1`), db.d.timeArg(before))
 	if err != nil {
 		return 0, fmt.Errorf("prune rate limits: %w", err)
 	}

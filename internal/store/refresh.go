@@ -22,9 +22,9 @@ import (
 // OCSPDue selects one page of certificates whose stored OCSP response is due
 // for re-signing. The caller computes the bounds from its validity policy.
 // Expired certificates are due too, their status staying answerable (the
-// responses carry archiveCutoff, see ocspsign), but walked apart: a pass
-// re-signs the live ones first, so that a signer falling behind a CA's
-// growing history delays the expired ones, never the live.
+// responses carry archiveCutoff, see ocspsign), but walked apart, so that
+// the CA's publisher re-signs the live ones first and bounds the time a
+// pass gives the expired ones.
 type OCSPDue struct {
 	IssuerID string
 	// A stored response is due when this_update <= ThisUpdateBefore or
@@ -174,6 +174,19 @@ func (tx *Tx) PutRefreshedOCSPResponse(ctx context.Context, c Certificate, r OCS
 		return false, fmt.Errorf("refresh OCSP response %s/%x: %w", c.IssuerID, c.Serial, err)
 	}
 	return n == 1, nil
+}
+
+// HasUnexpiredCertificates reports whether the issuer signed, or may yet
+// sign, a certificate unexpired at now (an intent counts): whether the
+// issuer still owes anyone revocation and fresh status.
+func (db *DB) HasUnexpiredCertificates(ctx context.Context, issuerID string, now time.Time) (bool, error) {
+	var found bool
+	err := db.sql.QueryRowContext(ctx, db.d.q(`SELECT EXISTS (SELECT 1 FROM certificates WHERE issuer_id = $1 AND not_after >= $2)`),
+		issuerID, db.d.timeArg(now)).Scan(&found)
+	if err != nil {
+		return false, fmt.Errorf("unexpired certificates of %s: %w", issuerID, err)
+	}
+	return found, nil
 }
 
 // CRLCount is how many CRLs of the issuer are stored (bench crl counts
