@@ -67,11 +67,13 @@
 // certificates each, renewed every three years), ten years of history is
 // 0.13 to 1.7 billion certificates, of which 0.09 to 1.2 billion expired:
 // 540 to 6 800 signatures a second for the expired alone, against 230 to
-// 2 900 for the live ones. So each refresh pass re-signs the live certificates first and the
-// expired after (store.OCSPDue): a signer that falls behind delays the
-// expired ones, never the live. A deployment of that size would shorten
-// the history kept (a retention period, RFC 6960 §4.4.4) or sign the
-// expired less often; neither is built yet.
+// 2 900 for the live ones. So each refresh pass re-signs the live
+// certificates first, then answers those without a response, and gives
+// the expired ones at most half a scan interval, their walk going on at
+// the next pass where it stopped (Publisher.RefreshOCSP): a signer that
+// falls behind delays the expired ones, not the live. A deployment of that
+// size would shorten the history kept (a retention period, RFC 6960
+// §4.4.4) or sign the expired less often; neither is built yet.
 //
 // The CA never talks to the public and never holds key material: it asks
 // the HSM to sign. A CSR contributes only its public key, after proof of

@@ -153,6 +153,12 @@ type Publisher struct {
 	crls *crl.Builder
 	cfg  PublishConfig
 	log  *slog.Logger
+
+	// expiredMu guards expiredAfter, where the walk of the expired
+	// certificates' due responses resumes at the next pass (nil: from the
+	// start): each pass gives that walk a bounded time (refreshOCSP).
+	expiredMu    sync.Mutex
+	expiredAfter []byte
 }
 
 // NewPublisher returns a Publisher for authority's issuer, building CRLs
@@ -200,12 +206,14 @@ func (p *Publisher) RepublishCRL(ctx context.Context) (store.CRL, bool, error) {
 	return c, true, nil
 }
 
-// RefreshOCSP re-signs, page by page, every OCSP response of the issuer
-// that is due (its refresh point falls before the next OCSPScan) and signs
-// one for every certificate, expired or not, that needs a response and has
-// none.
-// It returns how many responses it stored. A response that cannot be
-// signed is skipped and reported in the error, after the rest of the walk.
+// RefreshOCSP re-signs, page by page, every OCSP response of the issuer's
+// unexpired certificates that is due (its refresh point falls before the
+// next OCSPScan), signs one for every certificate, expired or not, that
+// needs a response and has none, and then re-signs the due responses of
+// expired certificates for at most half an OCSPScan, resuming at the next
+// call where it stopped. It returns how many responses it stored. A
+// response that cannot be signed is skipped and reported in the error,
+// after the rest of the walk.
 func (p *Publisher) RefreshOCSP(ctx context.Context) (int, error) {
 	return p.refreshOCSP(ctx, true)
 }
@@ -401,14 +409,20 @@ func (p *Publisher) refreshOCSP(ctx context.Context, unanswered bool) (int, erro
 	missing := func(ctx context.Context, after []byte) ([]store.Certificate, error) {
 		return d.Store.UnansweredCertificates(ctx, d.Issuer.ID, after, p.cfg.PageSize)
 	}
-	// The live certificates first, then the expired ones (store.OCSPDue).
+	// The live certificates first, then those without a response, then
+	// the expired ones (store.OCSPDue) for at most half a scan interval,
+	// the walk going on where it stopped at the next pass: however long
+	// the history, a pass ends and the next one re-signs the live ones in
+	// time.
 	var w refreshWalk
-	w.walk(ctx, p, due(false))
-	if w.err == nil {
-		w.walk(ctx, p, due(true))
-	}
+	w.walk(ctx, p, due(false), nil, time.Time{})
 	if unanswered && w.err == nil {
-		w.walk(ctx, p, missing)
+		w.walk(ctx, p, missing, nil, time.Time{})
+	}
+	if w.err == nil {
+		p.expiredMu.Lock()
+		defer p.expiredMu.Unlock()
+		p.expiredAfter = w.walk(ctx, p, due(true), p.expiredAfter, time.Now().Add(p.cfg.OCSPScan/2))
 	}
 	return w.stored, w.error(d.Issuer.ID)
 }
@@ -434,29 +448,34 @@ func (w *refreshWalk) error(issuerID string) error {
 	return errors.Join(errs...)
 }
 
-// walk reads pages from next, each after the last serial of the one
-// before, signs and stores each, until a short page.
-func (w *refreshWalk) walk(ctx context.Context, p *Publisher, next func(context.Context, []byte) ([]store.Certificate, error)) {
-	var after []byte
+// walk reads pages from next, starting after the serial after (nil: the
+// first), signs and stores each, until a short page, or until stopAt when
+// it is not zero. It returns the serial to resume after when it stopped
+// at stopAt, nil when it reached the end (or failed: the next walk starts
+// over).
+func (w *refreshWalk) walk(ctx context.Context, p *Publisher, next func(context.Context, []byte) ([]store.Certificate, error), after []byte, stopAt time.Time) []byte {
 	for {
 		page, err := next(ctx, after)
 		if err != nil {
 			w.err = err
-			return
+			return nil
 		}
 		if len(page) == 0 {
-			return
+			return nil
 		}
 		n, err := p.refreshPage(ctx, page, w)
 		w.stored += n
 		if err != nil {
 			w.err = err
-			return
+			return nil
 		}
 		if len(page) < p.cfg.PageSize {
-			return
+			return nil
 		}
 		after = page[len(page)-1].Serial
+		if !stopAt.IsZero() && time.Now().After(stopAt) {
+			return after
+		}
 	}
 }
 

@@ -574,6 +574,43 @@ func TestRefreshOCSP(t *testing.T) {
 	})
 }
 
+// TestRefreshOCSPExpiredBudget: the expired certificates' due responses get
+// a bounded share of each pass (here none beyond one page), and their walk
+// goes on where it stopped at the next pass, while every pass re-signs all
+// the live ones first: a long history never delays a live answer.
+func TestRefreshOCSPExpiredBudget(t *testing.T) {
+	f := catest.New(t, time.Now().UTC().Truncate(time.Second))
+	db, _ := storetest.Open(t, store.DriverSQLite)
+	t0 := time.Now().UTC().Truncate(time.Second)
+	clk := newClock(t0)
+	p := newPublishing(t, f, db, clk, ca.PublishConfig{PageSize: 1, OCSPScan: time.Nanosecond, UnansweredScan: time.Nanosecond}, nil)
+	var live, expired [][]byte
+	for i := range 2 {
+		live = append(live, p.putSigned(t, byte(i), t0.AddDate(0, -1, 0), t0.AddDate(1, 0, 0), true).Serial)
+	}
+	for i := range 3 {
+		expired = append(expired, p.putSigned(t, byte(0x10+i), t0.AddDate(-2, 0, 0), t0.AddDate(0, 0, -1), true).Serial)
+	}
+	// Three days on every response is due.
+	for pass, want := range []int{3, 1, 1, 0} {
+		clk.Set(t0.Add(72*time.Hour + time.Duration(pass)*time.Second))
+		n, err := p.pub.RefreshOCSP(t.Context())
+		if err != nil || n != want {
+			t.Fatalf("pass %d: %d stored, %v; want %d", pass+1, n, err, want)
+		}
+		for _, serial := range live {
+			if _, r := p.response(t, serial); r.ThisUpdate.Before(t0.Add(72 * time.Hour)) {
+				t.Fatalf("pass %d: live certificate %x not re-signed first", pass+1, serial)
+			}
+		}
+	}
+	for _, serial := range expired {
+		if stored, r := p.response(t, serial); r.ThisUpdate.Before(t0.Add(72*time.Hour)) || archiveCutoff(t, stored.DER) == nil {
+			t.Errorf("expired certificate %x: thisUpdate %s, archiveCutoff %v", serial, r.ThisUpdate, archiveCutoff(t, stored.DER))
+		}
+	}
+}
+
 // judge has OpenSSL verify a response: signed by the delegated responder,
 // whose certificate chains through the issuing CA to the root.
 func judge(t *testing.T, openssl string, f catest.Fixture, der []byte) {
