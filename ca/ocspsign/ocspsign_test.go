@@ -114,9 +114,9 @@ func TestNewRefusesValidity(t *testing.T) {
 // 6960 §4.4.4) set to the issuing CA certificate's notBefore, which
 // OpenSSL prints and verifies, and a nonce response made from it keeps it;
 // one signed while the certificate is valid (up to its notAfter, inclusive)
-// has none.
+// has none. GnuTLS ocsptool verifies each too.
 func TestSignAfterExpiry(t *testing.T) {
-	openssl := testenv.Tool(t, "openssl")
+	openssl, ocsptool := testenv.Tool(t, "openssl"), testenv.Tool(t, "ocsptool")
 	now := time.Now().UTC().Truncate(time.Second)
 	f := catest.New(t, now)
 	r := f.Responder
@@ -170,6 +170,11 @@ func TestSignAfterExpiry(t *testing.T) {
 					"-verify_other", f.CAPEM, "-serial", "0x0abcde", "-no_nonce", "-resp_text").CombinedOutput()
 				if err != nil || !strings.Contains(string(out), "Response verify OK") || !strings.Contains(string(out), wantStatus) {
 					t.Fatalf("%s: openssl ocsp: %v\n%s", name, err, out)
+				}
+				// GnuTLS parses the extension and verifies the response too.
+				if out, err := exec.Command(ocsptool, "--verify-response", "--load-trust", f.CAPEM, "--infile", path).CombinedOutput(); err != nil ||
+					!strings.Contains(string(out), "Verifying OCSP Response: Success") || !strings.Contains(string(out), "Certificate Status: "+strings.Fields(wantStatus)[1]) {
+					t.Errorf("%s: ocsptool --verify-response: %v\n%s", name, err, out)
 				}
 				printed := cutoff.Format("Jan _2 15:04:05 2006 GMT")
 				if has := strings.Contains(string(out), "OCSP Archive Cutoff") && strings.Contains(string(out), printed); has != !tc.want.IsZero() {
