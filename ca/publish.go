@@ -399,8 +399,13 @@ func (p *Publisher) refreshOCSP(ctx context.Context, unanswered bool) (int, erro
 		return 0, fmt.Errorf("ocsp refresh %s: %w", d.Issuer.ID, err)
 	}
 	now := d.Now().UTC()
-	thisUpdateBefore, nextUpdateBefore := d.OCSP.DueBefore(now, p.cfg.OCSPScan)
 	due := func(expired bool) func(context.Context, []byte) ([]store.Certificate, error) {
+		// The expired certificates' responses are signed for longer
+		// (ocspsign.Signer.ExpiredValidity), so they are due later.
+		thisUpdateBefore, nextUpdateBefore := d.OCSP.DueBefore(now, p.cfg.OCSPScan)
+		if expired {
+			thisUpdateBefore, nextUpdateBefore = d.OCSP.DueBeforeExpired(d.Responder, now, p.cfg.OCSPScan)
+		}
 		return func(ctx context.Context, after []byte) ([]store.Certificate, error) {
 			return d.Store.DueOCSPResponses(ctx, store.OCSPDue{IssuerID: d.Issuer.ID, Expired: expired, Now: now,
 				ThisUpdateBefore: thisUpdateBefore, NextUpdateBefore: nextUpdateBefore, After: after, Limit: p.cfg.PageSize})

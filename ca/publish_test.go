@@ -517,20 +517,34 @@ func TestRefreshOCSP(t *testing.T) {
 		unanswered := p.putSigned(t, 2, t0, t0.AddDate(1, 0, 0), false)
 		inFlight := intent()
 
-		// Day 1: only the certificate without a response.
+		// Day 1: the certificate without a response, and the one that
+		// expired an hour ago: its response, signed before the expiry for
+		// 4 days, is re-signed at once for the 10 days an expired
+		// certificate's response lasts, with archiveCutoff.
 		clk.Set(t0.Add(25 * time.Hour))
-		refresh(1)
+		refresh(2)
 		if _, r := p.response(t, unanswered.Serial); r.Status != ocsp.Good || !r.ThisUpdate.Equal(clk.Now()) {
 			t.Errorf("unanswered certificate: status %d at %s", r.Status, r.ThisUpdate)
+		}
+		expiredAt := clk.Now()
+		if _, r := p.response(t, expiring.Serial); archiveCutoff(t, expiringBefore.DER) != nil {
+			t.Error("a response signed before the expiry has archiveCutoff")
+		} else if cutoff := archiveCutoff(t, mustStored(t, p, expiring.Serial)); r.Status != ocsp.Good || !r.ThisUpdate.Equal(expiredAt) ||
+			r.NextUpdate.Sub(r.ThisUpdate) != ocspsign.MaxValidity || cutoff == nil || !cutoff.Equal(f.Issuer.Certificate.NotBefore) {
+			t.Errorf("expired certificate: status %d, %s..%s, archiveCutoff %v (issuer from %s)",
+				r.Status, r.ThisUpdate, r.NextUpdate, cutoff, f.Issuer.Certificate.NotBefore)
+		} else {
+			judge(t, openssl, f, mustStored(t, p, expiring.Serial))
 		}
 		// A second before A's refresh point (2 days less the lookahead):
 		// nothing.
 		clk.Set(t0.Add(48*time.Hour - time.Minute - time.Second))
 		refresh(0)
-		// At it: A, the recovered intent, and the certificate that
-		// expired a day ago; B is a day younger.
+		// At it: A and the recovered intent; B is a day younger, and the
+		// expired certificate's response is due 4 days after it was
+		// signed.
 		clk.Set(t0.Add(48*time.Hour - time.Minute))
-		refresh(3)
+		refresh(2)
 		refresh(0)
 		if stored, r := p.response(t, a); r.Status != ocsp.Good || !r.ThisUpdate.Equal(clk.Now()) ||
 			r.NextUpdate.Sub(r.ThisUpdate) != ocspsign.DefaultValidity || !stored.UpdatedAt.Equal(clk.Now()) {
@@ -545,14 +559,8 @@ func TestRefreshOCSP(t *testing.T) {
 		if stored, _ := p.response(t, b); !bytes.Equal(stored.DER, bBefore.DER) {
 			t.Error("B's fresh response was re-signed")
 		}
-		if _, r := p.response(t, expiring.Serial); archiveCutoff(t, expiringBefore.DER) != nil {
-			t.Error("a response signed before the expiry has archiveCutoff")
-		} else if cutoff := archiveCutoff(t, mustStored(t, p, expiring.Serial)); r.Status != ocsp.Good || !r.ThisUpdate.Equal(clk.Now()) ||
-			cutoff == nil || !cutoff.Equal(f.Issuer.Certificate.NotBefore) {
-			t.Errorf("expired certificate: status %d, thisUpdate %s, archiveCutoff %v (issuer from %s)",
-				r.Status, r.ThisUpdate, cutoff, f.Issuer.Certificate.NotBefore)
-		} else {
-			judge(t, openssl, f, mustStored(t, p, expiring.Serial))
+		if _, r := p.response(t, expiring.Serial); !r.ThisUpdate.Equal(expiredAt) {
+			t.Errorf("the expired certificate's response was re-signed a day after its last: thisUpdate %s", r.ThisUpdate)
 		}
 		if _, err := db.OCSPResponse(ctx, "issuing", inFlight); !errors.Is(err, store.ErrNotFound) {
 			t.Errorf("an issuance in flight got a response: %v", err)
@@ -565,11 +573,25 @@ func TestRefreshOCSP(t *testing.T) {
 		}
 
 		// One event per page that stored something (pages of one here).
-		if got := refreshEvents(t, db); len(got) != 5 || got[0]+got[1]+got[2]+got[3]+got[4] != 5 {
+		if got := refreshEvents(t, db); len(got) != 5 || slices.Max(got) != 1 {
 			t.Errorf("ocsp.refresh events %v, want five of one", got)
 		}
 		if r, err := audit.Verify(ctx, db, "test", nil); err != nil || !r.OK() {
 			t.Errorf("audit log: %+v, %v", r, err)
+		}
+		// The expired certificate's response is re-signed 4 days after it
+		// was signed (less the lookahead), not before.
+		for _, tc := range []struct {
+			at     time.Duration
+			signed bool
+		}{{96*time.Hour - time.Minute - time.Second, false}, {96*time.Hour - time.Minute, true}} {
+			clk.Set(expiredAt.Add(tc.at))
+			if _, err := p.pub.RefreshOCSP(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if _, r := p.response(t, expiring.Serial); r.ThisUpdate.Equal(clk.Now()) != tc.signed {
+				t.Errorf("expired certificate at its signing + %s: thisUpdate %s, re-signed %v", tc.at, r.ThisUpdate, tc.signed)
+			}
 		}
 	})
 }
@@ -591,21 +613,23 @@ func TestRefreshOCSPExpiredBudget(t *testing.T) {
 	for i := range 3 {
 		expired = append(expired, p.putSigned(t, byte(0x10+i), t0.AddDate(-2, 0, 0), t0.AddDate(0, 0, -1), true).Serial)
 	}
-	// Three days on every response is due.
+	// Seven days on every response is due (the expired ones', signed for
+	// 10 days, since the sixth).
+	later := t0.Add(7 * 24 * time.Hour)
 	for pass, want := range []int{3, 1, 1, 0} {
-		clk.Set(t0.Add(72*time.Hour + time.Duration(pass)*time.Second))
+		clk.Set(later.Add(time.Duration(pass) * time.Second))
 		n, err := p.pub.RefreshOCSP(t.Context())
 		if err != nil || n != want {
 			t.Fatalf("pass %d: %d stored, %v; want %d", pass+1, n, err, want)
 		}
 		for _, serial := range live {
-			if _, r := p.response(t, serial); r.ThisUpdate.Before(t0.Add(72 * time.Hour)) {
+			if _, r := p.response(t, serial); r.ThisUpdate.Before(later) {
 				t.Fatalf("pass %d: live certificate %x not re-signed first", pass+1, serial)
 			}
 		}
 	}
 	for _, serial := range expired {
-		if stored, r := p.response(t, serial); r.ThisUpdate.Before(t0.Add(72*time.Hour)) || archiveCutoff(t, stored.DER) == nil {
+		if stored, r := p.response(t, serial); r.ThisUpdate.Before(later) || archiveCutoff(t, stored.DER) == nil {
 			t.Errorf("expired certificate %x: thisUpdate %s, archiveCutoff %v", serial, r.ThisUpdate, archiveCutoff(t, stored.DER))
 		}
 	}

@@ -13,7 +13,7 @@
 //     signed after the expiry carries archiveCutoff (RFC 6960 §4.4.4) set
 //     to the issuing CA certificate's notBefore (ETSI EN 319 411-2
 //     CSS-6.3.10-08), which says the responder keeps the status of every
-//     certificate the CA ever issued;
+//     certificate the CA ever issued, and lasts longer (ExpiredValidity);
 //   - every response is stored with a fresh updated_at, the responders' sync
 //     cursor.
 //
@@ -74,8 +74,32 @@ func RefreshAge(validity time.Duration) time.Duration {
 // nextUpdate - R = thisUpdate + V' - R <= thisUpdate + V'/2; otherwise R is
 // 4 days, the limit for every validity.
 func (s *Signer) DueBefore(now time.Time, lookahead time.Duration) (thisUpdateBefore, nextUpdateBefore time.Time) {
-	r := RefreshAge(s.validity)
+	return dueBefore(now, lookahead, s.validity)
+}
+
+// DueBeforeExpired is DueBefore for the responses of expired certificates,
+// which Sign makes with the longer validity ExpiredValidity gives: the
+// same reasoning, with that validity as V.
+func (s *Signer) DueBeforeExpired(r Responder, now time.Time, lookahead time.Duration) (thisUpdateBefore, nextUpdateBefore time.Time) {
+	thisUpdate, _ := s.window(now.UTC().Truncate(time.Second))
+	return dueBefore(now, lookahead, s.ExpiredValidity(r, thisUpdate))
+}
+
+func dueBefore(now time.Time, lookahead, validity time.Duration) (thisUpdateBefore, nextUpdateBefore time.Time) {
+	r := RefreshAge(validity)
 	return now.Add(lookahead - r), now.Add(lookahead + r)
+}
+
+// ExpiredValidity is the validity of a response signed at thisUpdate for a
+// certificate expired then: MaxValidity, or less when r's certificate ends
+// sooner, but never less than Validity (a responder that cannot cover that
+// signs nothing). The status of an expired certificate changes only by a
+// late revocation, which re-signs at once; the longer validity halves what
+// the CA's growing history of expired certificates costs in signatures
+// (re-signed every 4 days instead of 2 at the default validity), and
+// keeps within the 10 days the responses are allowed.
+func (s *Signer) ExpiredValidity(r Responder, thisUpdate time.Time) time.Duration {
+	return max(s.validity, min(MaxValidity, r.Certificate.NotAfter.Sub(thisUpdate)))
 }
 
 // Responder is the delegated OCSP signer of one issuing CA.
@@ -164,7 +188,8 @@ func (s *Signer) SigningEnds(r Responder) time.Time {
 
 // Sign makes the response for one certificate row in its current status.
 // For a certificate expired at the response's thisUpdate it adds
-// archiveCutoff, the issuing CA certificate's notBefore: a relying party
+// archiveCutoff, the issuing CA certificate's notBefore, and signs for
+// ExpiredValidity instead of Validity: a relying party
 // checking a signature made while the certificate was valid (RFC 6960
 // §4.4.4) learns that "good" still means it was never revoked. A
 // response signed before the expiry has none, and is re-signed at its
@@ -181,12 +206,16 @@ func (s *Signer) Sign(r Responder, c store.Certificate) (store.OCSPResponse, err
 	// second it was first signed (a quick revocation) is still newer.
 	now := signedAt.Truncate(time.Second)
 	thisUpdate, nextUpdate := s.window(now)
+	expired := thisUpdate.After(c.NotAfter)
+	if expired {
+		nextUpdate = thisUpdate.Add(s.ExpiredValidity(r, thisUpdate))
+	}
 	if err := r.covers(thisUpdate, nextUpdate); err != nil {
 		return store.OCSPResponse{}, fmt.Errorf("ocsp %s/%x: %w", c.IssuerID, c.Serial, err)
 	}
 	t := Template{Serial: c.Serial, Status: ocsp.Good, Reason: -1,
 		ThisUpdate: thisUpdate, NextUpdate: nextUpdate, ProducedAt: now}
-	if thisUpdate.After(c.NotAfter) {
+	if expired {
 		t.ArchiveCutoff = r.Issuer.NotBefore
 	}
 	if c.Status == store.StatusRevoked {

@@ -136,3 +136,57 @@ func responderMaker(t *testing.T, now time.Time) (*x509.Certificate, func(notBef
 		return Responder{IssuerID: "ca", Issuer: ca, Certificate: c, Signer: key}
 	}
 }
+
+// TestExpiredValidity: a response for an expired certificate lasts
+// MaxValidity, or until the responder certificate ends when that is
+// sooner, never less than Validity (then it is refused, as any response);
+// DueBeforeExpired makes it due by its own refresh point, and a shorter,
+// capped response is not due again at the next pass.
+func TestExpiredValidity(t *testing.T) {
+	now := time.Date(2026, 11, 30, 10, 0, 0, 0, time.UTC)
+	s, err := New(0, 0, func() time.Time { return now })
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, responder := responderMaker(t, now)
+	expired := store.Certificate{IssuerID: "ca", Serial: []byte{0x01, 0x02}, Status: store.StatusGood,
+		NotBefore: now.AddDate(-3, 0, 0), NotAfter: now.AddDate(0, 0, -1)}
+	const lookahead = time.Minute
+	for _, tc := range []struct {
+		name     string
+		ends     time.Time     // the responder certificate's notAfter
+		validity time.Duration // of the response; 0: refused
+	}{
+		{"responder valid long", now.AddDate(0, 0, 60), MaxValidity},
+		{"responder ends in 6 days", now.AddDate(0, 0, 6), 6 * 24 * time.Hour},
+		{"responder ends in exactly the validity", now.Add(DefaultValidity), DefaultValidity},
+		{"responder ends sooner", now.Add(DefaultValidity - time.Second), 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := responder(now.AddDate(0, 0, -1), tc.ends)
+			resp, err := s.Sign(r, expired)
+			if tc.validity == 0 {
+				if !errors.Is(err, ErrResponderValidity) {
+					t.Fatalf("Sign = %v, want ErrResponderValidity", err)
+				}
+				return
+			}
+			if err != nil || resp.NextUpdate.Sub(resp.ThisUpdate) != tc.validity {
+				t.Fatalf("Sign: %s..%s, %v; want a validity of %s", resp.ThisUpdate, resp.NextUpdate, err, tc.validity)
+			}
+			// Not due at the next pass, and due by its refresh point (the
+			// lookahead early) at the latest.
+			refresh := resp.ThisUpdate.Add(RefreshAge(tc.validity))
+			due := func(at time.Time) bool {
+				tu, nu := s.DueBeforeExpired(r, at, lookahead)
+				return !resp.ThisUpdate.After(tu) || !resp.NextUpdate.After(nu)
+			}
+			if due(now.Add(lookahead)) {
+				t.Error("due again at the next pass")
+			}
+			if !due(refresh.Add(-lookahead)) {
+				t.Errorf("not due at its refresh point %s", refresh)
+			}
+		})
+	}
+}
