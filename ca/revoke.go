@@ -22,6 +22,12 @@ var ErrNotIssued = errors.New("no certificate with this serial")
 // issued can be revoked; retrying does not help.
 var ErrIssuerRetired = errors.New("the certificate's issuing CA is retired")
 
+// ErrIssuerUnavailable is wrapped by a refusal to revoke an unexpired
+// certificate whose issuing CA is not in service where the request was
+// made (left out when that node started, before it was complete): another
+// node, or the same one later, can.
+var ErrIssuerUnavailable = errors.New("the certificate's issuing CA is not in service here")
+
 // ErrKeyCompromised is wrapped by the refusal of a key that a certificate
 // was revoked for keyCompromise with.
 var ErrKeyCompromised = errors.New("the key was revoked for keyCompromise")

@@ -22,6 +22,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -874,6 +875,45 @@ func (c *countingNotifier) sent(id string) int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.n[id]
+}
+
+// unavailableRevoker is the fixture's CA on a node where the certificate's
+// issuing CA is not in service until available is set.
+type unavailableRevoker struct {
+	ra.Revoker
+	available atomic.Bool
+}
+
+func (r *unavailableRevoker) CheckRevocable(context.Context, []byte) error {
+	if !r.available.Load() {
+		return fmt.Errorf("%w: certificate of issuing CA issuing-2, left out when this node started", ca.ErrIssuerUnavailable)
+	}
+	return nil
+}
+
+// TestRevokeIssuerUnavailable: a revocation this node cannot carry out now
+// (the certificate's issuing CA left out when it started, the certificate
+// unexpired) is a 503 issuer-unavailable with Retry-After, refused before
+// the signed request's nonce is spent: the same request, sent again once
+// the CA can, revokes.
+func TestRevokeIssuerUnavailable(t *testing.T) {
+	f := catest.New(t, time.Now().UTC().Truncate(time.Second))
+	revoker := &unavailableRevoker{}
+	fx := newRAFixture(t, f, "sqlite", func(d *ra.Deps) { revoker.Revoker = d.Revoker; d.Revoker = revoker })
+	serial := jwsauth.SerialHex(fx.officer.cert.SerialNumber)
+	jws, err := jwsauth.Sign(jwsauth.Action{Action: jwsauth.ActionRevoke, Serial: serial, Reason: "keyCompromise", Audience: ra.AudienceRevoke},
+		fx.officer.cert, fx.officer.key, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	send := func() answer {
+		return fx.answer(t, http.MethodPost, "/api/v1/certificates/"+serial+"/revoke", http.Header{"Content-Type": {"application/jose"}}, []byte(jws))
+	}
+	answer{status: http.StatusServiceUnavailable, problem: "issuer-unavailable"}.check(t, "while the issuing CA is not in service", send())
+	revoker.available.Store(true)
+	if a := send(); a.status != http.StatusOK {
+		t.Errorf("the same request once the CA can revoke: %+v", a)
+	}
 }
 
 // retiredRevoker is a CA whose issuing CA for the certificate is retired

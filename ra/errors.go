@@ -70,6 +70,7 @@ var problems = map[string]struct {
 	"already-revoked":        {http.StatusConflict, "The certificate is already revoked"},
 	"certificate-not-found":  {http.StatusNotFound, "No such certificate"},
 	"issuer-retired":         {http.StatusConflict, "The certificate's issuing CA is retired: it revokes nothing more"},
+	"issuer-unavailable":     {http.StatusServiceUnavailable, "The certificate's issuing CA is not in service here; try again later"},
 }
 
 // refuse makes the *Error of a problem type; an unknown type is a bug.

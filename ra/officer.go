@@ -344,28 +344,51 @@ func (s *Service) revoke(ctx context.Context, p jwsauth.Parsed, actor string, ke
 	if !ok {
 		return Revocation{}, refuse("invalid-request", "reason %q is not one of %s", p.Action.Reason, strings.Join(reasonNames(), ", "))
 	}
+	// A revocation this node cannot carry out is refused before the
+	// nonce is spent, so that the same signed request can be sent again.
+	if c, ok := s.d.Revoker.(RevocableChecker); ok {
+		if err := c.CheckRevocable(ctx, serial); err != nil {
+			return Revocation{}, revokeRefusal(err, p.Action.Serial)
+		}
+	}
 	now := s.d.Now().UTC()
 	if err := s.group.InTx(ctx, func(tx *store.Tx) error { return useNonce(ctx, tx, p, now) }); err != nil {
 		return Revocation{}, err
 	}
-	err = s.d.Revoker.Revoke(ctx, serial, reason, actor)
-	var already *store.AlreadyRevokedError
-	switch {
-	case errors.As(err, &already):
-		return Revocation{}, refuse("already-revoked", "%s", already.Error())
-	case errors.Is(err, ca.ErrNotIssued):
-		return Revocation{}, refuse("certificate-not-found", "no certificate %s", p.Action.Serial)
-	case errors.Is(err, ca.ErrIssuerRetired):
-		e := refuse("issuer-retired", "%v", err)
-		e.Err = err
-		return Revocation{}, e
-	case errors.Is(err, ca.ErrRequest):
-		return Revocation{}, refuse("invalid-request", "%v", err)
-	case err != nil:
-		return Revocation{}, err
+	if err := s.d.Revoker.Revoke(ctx, serial, reason, actor); err != nil {
+		return Revocation{}, revokeRefusal(err, p.Action.Serial)
 	}
 	s.d.Log.Info("certificate revoked", "serial", p.Action.Serial, "reason", p.Action.Reason, "by", actor)
 	return Revocation{Serial: strings.ToUpper(hex.EncodeToString(serial)), Status: "revoked", Reason: p.Action.Reason}, nil
+}
+
+// RevocableChecker is a Revoker that can tell, before anything is spent,
+// that it cannot revoke a serial (ca.ErrIssuerUnavailable,
+// ca.ErrIssuerRetired).
+type RevocableChecker interface {
+	CheckRevocable(ctx context.Context, serial []byte) error
+}
+
+// revokeRefusal is the problem a revocation's error gives the requester.
+func revokeRefusal(err error, serialHex string) error {
+	var already *store.AlreadyRevokedError
+	var e *Error
+	switch {
+	case errors.As(err, &already):
+		return refuse("already-revoked", "%s", already.Error())
+	case errors.Is(err, ca.ErrNotIssued):
+		return refuse("certificate-not-found", "no certificate %s", serialHex)
+	case errors.Is(err, ca.ErrIssuerRetired):
+		e = refuse("issuer-retired", "%v", err)
+	case errors.Is(err, ca.ErrIssuerUnavailable):
+		e = refuse("issuer-unavailable", "%v", err)
+	case errors.Is(err, ca.ErrRequest):
+		return refuse("invalid-request", "%v", err)
+	default:
+		return err
+	}
+	e.Err = err
+	return e
 }
 
 // RevokeOwn carries out a holder's request, signed with the certificate's

@@ -64,10 +64,12 @@ func (r *caRole) Issue(ctx context.Context, req ca.Request) (*x509.Certificate, 
 // Revoke revokes the certificate with this serial through the issuing CA
 // that signed it (ra.Revoker). A serial no issuing CA knows is revoked
 // through the active one, which says it was not issued; one of an issuing
-// CA left out on this node (caIssuers: incomplete, with no unexpired
-// certificate) is refused with ca.ErrIssuerRetired, never reported as not
-// issued.
+// CA left out on this node is refused as CheckRevocable says, never
+// reported as not issued.
 func (r *caRole) Revoke(ctx context.Context, serial []byte, reason int, actor string) error {
+	if err := r.CheckRevocable(ctx, serial); err != nil {
+		return err
+	}
 	for _, is := range r.older {
 		switch _, err := r.db.Certificate(ctx, is.crlFrom.ID, serial); {
 		case err == nil:
@@ -76,15 +78,32 @@ func (r *caRole) Revoke(ctx context.Context, serial []byte, reason int, actor st
 			return err
 		}
 	}
+	return r.ca.Revoke(ctx, serial, reason, actor)
+}
+
+// CheckRevocable refuses, before anything is spent on the request (the RA
+// checks it before it records the signed request's nonce), a serial this
+// node cannot revoke: one of an issuing CA it left out (caIssuers). While
+// the certificate is unexpired that is this node's state, decided at its
+// start (the CA may have been completed since, another node may be able
+// to): ca.ErrIssuerUnavailable, worth trying again. Once it has expired,
+// and its CA was left out for having no unexpired certificate, nothing
+// will revoke it: ca.ErrIssuerRetired.
+func (r *caRole) CheckRevocable(ctx context.Context, serial []byte) error {
 	for id := range r.missing {
-		switch _, err := r.db.Certificate(ctx, id, serial); {
-		case err == nil:
-			return fmt.Errorf("%w: certificate %X of issuing CA %s", ca.ErrIssuerRetired, serial, id)
-		case !errors.Is(err, store.ErrNotFound):
+		c, err := r.db.Certificate(ctx, id, serial)
+		switch {
+		case errors.Is(err, store.ErrNotFound):
+			continue
+		case err != nil:
 			return err
+		case c.NotAfter.Before(time.Now()):
+			return fmt.Errorf("%w: certificate %X of issuing CA %s", ca.ErrIssuerRetired, serial, id)
+		default:
+			return fmt.Errorf("%w: certificate %X of issuing CA %s, left out when this node started", ca.ErrIssuerUnavailable, serial, id)
 		}
 	}
-	return r.ca.Revoke(ctx, serial, reason, actor)
+	return nil
 }
 
 // issuerCertificates are the issuing CAs' certificates by issuer id: the
@@ -116,11 +135,14 @@ type issuingCA struct {
 //
 // An issuing CA is incomplete when no usable signer is recorded for it or
 // a key it needs is not on the token. One that owes nobody anything, no
-// certificate of it unexpired, is left out with a warning (missing): the
-// next one between the two issuer add steps of a rollover, before its
-// first issuance, or an old one retired with its keys destroyed. One with
-// unexpired certificates stops the start, as any other failure does: its
-// certificates could be neither revoked nor kept fresh.
+// certificate of it unexpired (store.HasUnexpiredCertificates), is left
+// out with a warning (missing): the next one between the two issuer add
+// steps of a rollover, before its first issuance, or an old one retired
+// with its keys destroyed. For the CA role, one with unexpired
+// certificates stops the start, as any other failure does: its
+// certificates could be neither revoked nor kept fresh. The status role
+// (issuingKeys unset) leaves any incomplete one out: it only signs nonces,
+// and answers without one when it cannot.
 //
 // The first returned is the active one, which issues: of the complete
 // ones valid now, the one with the latest notAfter (a rollover records the
@@ -155,7 +177,10 @@ func caIssuers(ctx context.Context, s *service, issuingKeys bool) (cas []issuing
 			}
 		}
 		if errors.Is(err, errNoSigner) || errors.Is(err, hsm.ErrKeyNotFound) {
-			owes, ownErr := s.db.HasUnexpiredCertificates(ctx, issuing.ID, now)
+			owes, ownErr := false, error(nil)
+			if issuingKeys { // the status role only signs nonces, and falls back without
+				owes, ownErr = s.db.HasUnexpiredCertificates(ctx, issuing.ID, now)
+			}
 			switch {
 			case ownErr != nil:
 				err = ownErr

@@ -177,11 +177,15 @@ func (tx *Tx) PutRefreshedOCSPResponse(ctx context.Context, c Certificate, r OCS
 }
 
 // HasUnexpiredCertificates reports whether the issuer signed, or may yet
-// sign, a certificate unexpired at now (an intent counts): whether the
-// issuer still owes anyone revocation and fresh status.
+// sign, a certificate unexpired at now (an intent counts) for anyone but
+// itself: whether it still owes anyone revocation and fresh status. The
+// certificates of its own OCSP signers and audit keys, which sanad issuer
+// add records among its certificates (profile = their role), do not count:
+// they serve the issuer, and go with it.
 func (db *DB) HasUnexpiredCertificates(ctx context.Context, issuerID string, now time.Time) (bool, error) {
 	var found bool
-	err := db.sql.QueryRowContext(ctx, db.d.q(`SELECT EXISTS (SELECT 1 FROM certificates WHERE issuer_id = $1 AND not_after >= $2)`),
+	err := db.sql.QueryRowContext(ctx, db.d.q(`SELECT EXISTS (SELECT 1 FROM certificates
+		WHERE issuer_id = $1 AND not_after >= $2 AND profile NOT IN ('ocsp-signer', 'audit'))`),
 		issuerID, db.d.timeArg(now)).Scan(&found)
 	if err != nil {
 		return false, fmt.Errorf("unexpired certificates of %s: %w", issuerID, err)

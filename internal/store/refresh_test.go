@@ -382,3 +382,44 @@ func TestLatestCRLSummary(t *testing.T) {
 		}
 	})
 }
+
+// TestHasUnexpiredCertificates: an issuer owes status while a certificate
+// it issued (or an intent) is unexpired, counting from its notAfter
+// inclusive; its own OCSP signers' and audit keys' certificates do not
+// count, nor do other issuers'.
+func TestHasUnexpiredCertificates(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB, _ *sql.DB) {
+		ctx := t.Context()
+		putIssuer(t, db, testIssuer("issuing", "issuing"))
+		putIssuer(t, db, testIssuer("other", "issuing"))
+		owes := func(id string, at time.Time) bool {
+			t.Helper()
+			got, err := db.HasUnexpiredCertificates(ctx, id, at)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return got
+		}
+		if owes("issuing", refreshT0) {
+			t.Error("an issuer with no certificate owes status")
+		}
+		put := func(serial byte, profile string, notAfter time.Time) {
+			t.Helper()
+			c := store.Certificate{IssuerID: "issuing", Serial: []byte{serial}, Profile: profile, NotBefore: refreshT0.AddDate(-1, 0, 0),
+				NotAfter: notAfter, TBS: []byte{0x30, serial}, CreatedAt: refreshT0.AddDate(-1, 0, 0)}
+			if err := db.InTx(ctx, func(tx *store.Tx) error { return tx.InsertCertificateIntent(ctx, c) }); err != nil {
+				t.Fatal(err)
+			}
+		}
+		put(1, "ocsp-signer", refreshT0.AddDate(0, 2, 0))
+		put(2, "audit", refreshT0.AddDate(3, 0, 0))
+		put(3, "citizen-auth", refreshT0.AddDate(0, 0, -1))
+		if owes("issuing", refreshT0) {
+			t.Error("its own signer and audit certificates, and an expired one, make it owe status")
+		}
+		put(4, "citizen-sign", refreshT0)
+		if !owes("issuing", refreshT0) || owes("issuing", refreshT0.Add(time.Second)) || owes("other", refreshT0) {
+			t.Error("a certificate valid through refreshT0: owed at it, not after, and by its issuer only")
+		}
+	})
+}
