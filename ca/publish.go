@@ -399,15 +399,16 @@ func (p *Publisher) refreshOCSP(ctx context.Context, unanswered bool) (int, erro
 		return 0, fmt.Errorf("ocsp refresh %s: %w", d.Issuer.ID, err)
 	}
 	now := d.Now().UTC()
-	due := func(expired bool) func(context.Context, []byte) ([]store.Certificate, error) {
-		// The expired certificates' responses are signed for longer
-		// (ocspsign.Signer.ExpiredValidity), so they are due later.
-		thisUpdateBefore, nextUpdateBefore := d.OCSP.DueBefore(now, p.cfg.OCSPScan)
-		if expired {
-			thisUpdateBefore, nextUpdateBefore = d.OCSP.DueBeforeExpired(d.Responder, now, p.cfg.OCSPScan)
-		}
+	// Whether a certificate has expired is decided at the thisUpdate its
+	// response would have, as Sign decides it.
+	expiredAt := d.OCSP.ThisUpdate(now)
+	liveTU, liveNU := d.OCSP.DueBefore(now, p.cfg.OCSPScan)
+	// The expired certificates' responses are signed for longer
+	// (ocspsign.Signer.ExpiredValidity), so they are due later.
+	expiredTU, expiredNU := d.OCSP.DueBeforeExpired(d.Responder, now, p.cfg.OCSPScan)
+	due := func(expired bool, thisUpdateBefore, nextUpdateBefore time.Time) func(context.Context, []byte) ([]store.Certificate, error) {
 		return func(ctx context.Context, after []byte) ([]store.Certificate, error) {
-			return d.Store.DueOCSPResponses(ctx, store.OCSPDue{IssuerID: d.Issuer.ID, Expired: expired, Now: now,
+			return d.Store.DueOCSPResponses(ctx, store.OCSPDue{IssuerID: d.Issuer.ID, Expired: expired, Now: expiredAt,
 				ThisUpdateBefore: thisUpdateBefore, NextUpdateBefore: nextUpdateBefore, After: after, Limit: p.cfg.PageSize})
 		}
 	}
@@ -415,19 +416,25 @@ func (p *Publisher) refreshOCSP(ctx context.Context, unanswered bool) (int, erro
 		return d.Store.UnansweredCertificates(ctx, d.Issuer.ID, after, p.cfg.PageSize)
 	}
 	// The live certificates first, then those without a response, then
-	// the expired ones (store.OCSPDue) for at most half a scan interval,
-	// the walk going on where it stopped at the next pass: however long
-	// the history, a pass ends and the next one re-signs the live ones in
-	// time.
+	// the expired ones whose response ends as soon as a live one's may
+	// when due (one signed before the expiry, or capped by a responder
+	// near its end), then the other expired ones for at most half a scan
+	// interval, that walk going on where it stopped at the next pass:
+	// however long the history, a pass ends, the live answers are
+	// re-signed in time, and no answer outlives its nextUpdate unless the
+	// HSM cannot keep up with the urgent ones.
 	var w refreshWalk
-	w.walk(ctx, p, due(false), nil, time.Time{})
+	w.walk(ctx, p, due(false, liveTU, liveNU), nil, time.Time{})
 	if unanswered && w.err == nil {
 		w.walk(ctx, p, missing, nil, time.Time{})
 	}
 	if w.err == nil {
+		w.walk(ctx, p, due(true, time.Unix(0, 0), liveNU), nil, time.Time{})
+	}
+	if w.err == nil {
 		p.expiredMu.Lock()
 		defer p.expiredMu.Unlock()
-		p.expiredAfter = w.walk(ctx, p, due(true), p.expiredAfter, time.Now().Add(p.cfg.OCSPScan/2))
+		p.expiredAfter = w.walk(ctx, p, due(true, expiredTU, expiredNU), p.expiredAfter, time.Now().Add(p.cfg.OCSPScan/2))
 	}
 	return w.stored, w.error(d.Issuer.ID)
 }

@@ -599,7 +599,9 @@ func TestRefreshOCSP(t *testing.T) {
 // TestRefreshOCSPExpiredBudget: the expired certificates' due responses get
 // a bounded share of each pass (here none beyond one page), and their walk
 // goes on where it stopped at the next pass, while every pass re-signs all
-// the live ones first: a long history never delays a live answer.
+// the live ones first: a long history never delays a live answer. Expired
+// ones whose responses are close to their end are re-signed whatever the
+// budget.
 func TestRefreshOCSPExpiredBudget(t *testing.T) {
 	f := catest.New(t, time.Now().UTC().Truncate(time.Second))
 	db, _ := storetest.Open(t, store.DriverSQLite)
@@ -631,6 +633,19 @@ func TestRefreshOCSPExpiredBudget(t *testing.T) {
 	for _, serial := range expired {
 		if stored, r := p.response(t, serial); r.ThisUpdate.Before(later) || archiveCutoff(t, stored.DER) == nil {
 			t.Errorf("expired certificate %x: thisUpdate %s, archiveCutoff %v", serial, r.ThisUpdate, archiveCutoff(t, stored.DER))
+		}
+	}
+	// Eight and a half days on, the expired ones' responses have no more
+	// left than a live one's when it is due: all are re-signed in the
+	// next pass, whatever the budget, beside the two live ones.
+	urgent := later.Add(8*24*time.Hour + 12*time.Hour)
+	clk.Set(urgent)
+	if n, err := p.pub.RefreshOCSP(t.Context()); err != nil || n != 5 {
+		t.Fatalf("a pass with every expired response close to its end: %d stored, %v; want 5", n, err)
+	}
+	for _, serial := range expired {
+		if _, r := p.response(t, serial); !r.ThisUpdate.Equal(urgent) {
+			t.Errorf("expired certificate %x close to its response's end not re-signed: thisUpdate %s", serial, r.ThisUpdate)
 		}
 	}
 }

@@ -81,8 +81,7 @@ func (s *Signer) DueBefore(now time.Time, lookahead time.Duration) (thisUpdateBe
 // which Sign makes with the longer validity ExpiredValidity gives: the
 // same reasoning, with that validity as V.
 func (s *Signer) DueBeforeExpired(r Responder, now time.Time, lookahead time.Duration) (thisUpdateBefore, nextUpdateBefore time.Time) {
-	thisUpdate, _ := s.window(now.UTC().Truncate(time.Second))
-	return dueBefore(now, lookahead, s.ExpiredValidity(r, thisUpdate))
+	return dueBefore(now, lookahead, s.ExpiredValidity(r, s.ThisUpdate(now)))
 }
 
 func dueBefore(now time.Time, lookahead, validity time.Duration) (thisUpdateBefore, nextUpdateBefore time.Time) {
@@ -163,6 +162,15 @@ func New(validity, backdate time.Duration, now func() time.Time) (*Signer, error
 
 // Validity is nextUpdate - thisUpdate of the responses s signs.
 func (s *Signer) Validity() time.Duration { return s.validity }
+
+// ThisUpdate is the thisUpdate of a response signed at now (now less the
+// backdate, in whole seconds): Sign treats a certificate as expired when
+// its notAfter is before it, and so must whoever picks the responses to
+// sign as expired ones.
+func (s *Signer) ThisUpdate(now time.Time) time.Time {
+	thisUpdate, _ := s.window(now.UTC().Truncate(time.Second))
+	return thisUpdate
+}
 
 // window is thisUpdate and nextUpdate of a response signed at now.
 func (s *Signer) window(now time.Time) (thisUpdate, nextUpdate time.Time) {
