@@ -75,10 +75,12 @@
 // billion certificates, of which 0.09 to 1.2 billion expired: 260 to
 // 3 500 signatures a second for the expired, against 230 to 2 900 for the
 // live ones. So each refresh pass re-signs the live certificates first,
-// then answers those without a response, and gives the expired ones at
-// most half a scan interval, their walk going on at the next pass where
-// it stopped (Publisher.RefreshOCSP): a signer that falls behind delays
-// the expired ones, not the live. A deployment of that size would also
+// then answers those without a response, then the expired ones whose
+// response is as close to its end as a due live one's (signed before the
+// expiry, or capped by a responder near its end), and gives the other
+// expired ones at most half a scan interval, their walk going on at the
+// next pass where it stopped (Publisher.RefreshOCSP): a signer that falls
+// behind delays the expired ones, not the live. A deployment of that size would also
 // shorten the history kept (a retention period, RFC 6960 §4.4.4); that is
 // not built yet.
 //
