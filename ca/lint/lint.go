@@ -29,6 +29,10 @@ var ErrLint = errors.New("lint failed")
 // Linter holds a filtered zlint registry.
 type Linter struct {
 	registry lint.Registry
+	// crlRegistry is registry without the lints emptySequences runs in
+	// their stead; crlOwn names those of them registry runs.
+	crlRegistry lint.Registry
+	crlOwn      map[string]bool
 	// certificateLints and config are the registry's, read once: see
 	// Certificate.
 	certificateLints []*lint.CertificateLint
@@ -54,7 +58,21 @@ func New(config string, exclude ...string) (*Linter, error) {
 		return nil, fmt.Errorf("zlint configuration: %w", err)
 	}
 	reg.SetConfiguration(cfg)
-	return &Linter{registry: reg, certificateLints: reg.CertificateLints().Lints(), config: reg.GetConfiguration()}, nil
+	l := &Linter{registry: reg, crlRegistry: reg, certificateLints: reg.CertificateLints().Lints(), config: reg.GetConfiguration(), crlOwn: map[string]bool{}}
+	var own []string
+	for _, name := range []string{lintEmptyRevoked, lintEmptyEntryExt} {
+		if reg.RevocationListLints().ByName(name) != nil {
+			l.crlOwn[name] = true
+			own = append(own, name)
+		}
+	}
+	if len(own) > 0 {
+		if l.crlRegistry, err = reg.Filter(lint.FilterOptions{ExcludeNames: own}); err != nil {
+			return nil, fmt.Errorf("zlint registry: %w", err)
+		}
+		l.crlRegistry.SetConfiguration(cfg)
+	}
+	return l, nil
 }
 
 // Certificate lints a DER certificate.
@@ -77,23 +95,28 @@ func (l *Linter) Certificate(der []byte) error {
 	return badResults(bad)
 }
 
-// RevocationList lints a DER CRL.
+// RevocationList lints a DER CRL: every CRL lint of the registry, two of
+// them as emptySequences.
 func (l *Linter) RevocationList(der []byte) error {
 	crl, err := zx509.ParseRevocationList(der)
 	if err != nil {
 		return fmt.Errorf("%w: zcrypto cannot parse the CRL: %v", ErrLint, err)
 	}
-	return findings(zlint.LintRevocationListEx(crl, l.registry))
+	return badResults(append(results(zlint.LintRevocationListEx(crl, l.crlRegistry)), emptySequences(der, l.crlOwn)...))
 }
 
-func findings(rs *zlint.ResultSet) error {
+func findings(rs *zlint.ResultSet) error { return badResults(results(rs)) }
+
+// results are the findings of a result set: its warnings, errors and
+// fatal results, named.
+func results(rs *zlint.ResultSet) []string {
 	var bad []string
 	for name, r := range rs.Results {
 		if r.Status >= lint.Warn {
 			bad = append(bad, finding(name, r))
 		}
 	}
-	return badResults(bad)
+	return bad
 }
 
 // finding names a lint and what it found.
