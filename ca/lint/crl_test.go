@@ -6,7 +6,6 @@ import (
 	"crypto/rand"
 	"crypto/x509"
 	"crypto/x509/pkix"
-	encasn1 "encoding/asn1"
 	"math/big"
 	"slices"
 	"strings"
@@ -52,14 +51,16 @@ func TestEmptySequencesAgree(t *testing.T) {
 	// handMade is a CertificateList whose revokedCertificates holds the
 	// given entry bodies (nil: absent), with a dummy signature: the lints
 	// parse, they do not verify.
-	handMade := func(entries [][]byte) []byte {
+	ecdsaSHA256 := []byte{0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x03, 0x02}
+	// The same OID with a padding octet that encoding/asn1 refuses and
+	// zcrypto reads.
+	paddedOID := []byte{0x06, 0x09, 0x2a, 0x80, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x03, 0x02}
+	handMadeWith := func(alg []byte, entries [][]byte) []byte {
 		var b cryptobyte.Builder
 		b.AddASN1(asn1.SEQUENCE, func(b *cryptobyte.Builder) {
 			b.AddASN1(asn1.SEQUENCE, func(b *cryptobyte.Builder) {
 				b.AddASN1Int64(1)
-				b.AddASN1(asn1.SEQUENCE, func(b *cryptobyte.Builder) {
-					b.AddASN1ObjectIdentifier(encasn1.ObjectIdentifier{1, 2, 840, 10045, 4, 3, 2})
-				})
+				b.AddASN1(asn1.SEQUENCE, func(b *cryptobyte.Builder) { b.AddBytes(alg) })
 				b.AddBytes(issuer.RawSubject)
 				b.AddASN1UTCTime(now)
 				b.AddASN1UTCTime(now.AddDate(0, 0, 7))
@@ -71,13 +72,12 @@ func TestEmptySequencesAgree(t *testing.T) {
 					})
 				}
 			})
-			b.AddASN1(asn1.SEQUENCE, func(b *cryptobyte.Builder) {
-				b.AddASN1ObjectIdentifier(encasn1.ObjectIdentifier{1, 2, 840, 10045, 4, 3, 2})
-			})
+			b.AddASN1(asn1.SEQUENCE, func(b *cryptobyte.Builder) { b.AddBytes(alg) })
 			b.AddASN1BitString([]byte{0x30, 0x00})
 		})
 		return b.BytesOrPanic()
 	}
+	handMade := func(entries [][]byte) []byte { return handMadeWith(ecdsaSHA256, entries) }
 	entry := func(serial int64, ext []byte) []byte {
 		var b cryptobyte.Builder
 		b.AddASN1Int64(serial)
@@ -97,6 +97,8 @@ func TestEmptySequencesAgree(t *testing.T) {
 		"an entry with a reason":          handMade([][]byte{entry(12, reason)}),
 		"an entry with empty extensions":  handMade([][]byte{entry(12, reason), entry(0x81234, []byte{0x30, 0x00})}),
 		"entries without extensions only": handMade([][]byte{entry(12, nil), entry(13, nil)}),
+		"a padded signature algorithm":    handMadeWith(paddedOID, [][]byte{entry(12, reason)}),
+		"an entry field of a high tag":    handMade([][]byte{entry(12, []byte{0x1f, 0x20, 0x00})}),
 	}
 	l, err := New("")
 	if err != nil {
@@ -116,7 +118,7 @@ func TestEmptySequencesAgree(t *testing.T) {
 					want = append(want, finding(lintName, r))
 				}
 			}
-			got := emptySequences(der, run)
+			got := emptySequences(der, crl.ThisUpdate, run)
 			slices.Sort(want)
 			slices.Sort(got)
 			if !slices.Equal(got, want) {

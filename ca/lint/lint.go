@@ -102,7 +102,7 @@ func (l *Linter) RevocationList(der []byte) error {
 	if err != nil {
 		return fmt.Errorf("%w: zcrypto cannot parse the CRL: %v", ErrLint, err)
 	}
-	return badResults(append(results(zlint.LintRevocationListEx(crl, l.crlRegistry)), emptySequences(der, l.crlOwn)...))
+	return badResults(append(results(zlint.LintRevocationListEx(crl, l.crlRegistry)), emptySequences(der, crl.ThisUpdate, l.crlOwn)...))
 }
 
 func findings(rs *zlint.ResultSet) error { return badResults(results(rs)) }
