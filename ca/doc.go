@@ -50,10 +50,10 @@
 // (CSS-6.3.10-08) asks: the responder says it holds the status of
 // everything the CA issued. A certificate revoked after it expired (a key
 // compromise found later) answers revoked with its time and reason, signed
-// at once; but a relying party or a CDN may keep a "good" it cached until
-// that response's nextUpdate (the status tier's max-age counts down to
-// it), up to 10 days for an expired certificate against 4 for a live one
-// at the default validity, unless the CDN is purged on revocation. The
+// at once; a relying party or a CDN may keep a "good" it cached for up to
+// 4 days after its thisUpdate, as for a live certificate (the status
+// tier's max-age stops there, before the 10-day response's nextUpdate),
+// unless the CDN is purged on revocation. The
 // CRL keeps to RFC 5280: an entry leaves it one CRL after its certificate
 // expired, so the CRL stays the size of the live revocations and OCSP is
 // the source for expired certificates.

@@ -235,17 +235,20 @@ func writeCaching(h http.Header, e *entry, now time.Time) string {
 }
 
 // cacheControl is the Cache-Control value at now, made once a minute per
-// entry: max-age counts down to nextUpdate in whole minutes, from the end
-// of the current minute, so that it never passes nextUpdate (RFC 5019
-// §6.2) while it is served.
+// entry: max-age counts down to nextUpdate (or the earlier cacheUntil) in
+// whole minutes, from the end of the current minute, so that it never
+// passes nextUpdate (RFC 5019 §6.2) while it is served.
 func (e *entry) cacheControl(now time.Time) []string {
 	minute := now.Unix() / 60
 	if cc := e.cc.Load(); cc != nil && cc.minute == minute {
 		return cc.value[:]
 	}
 	maxAge := int64(86400)
-	if !e.nextUpdate.IsZero() {
-		maxAge = max(0, (e.nextUpdate.Unix()-(minute+1)*60)/60*60)
+	if until := e.nextUpdate; !until.IsZero() {
+		if !e.cacheUntil.IsZero() {
+			until = e.cacheUntil
+		}
+		maxAge = max(0, (until.Unix()-(minute+1)*60)/60*60)
 	}
 	cc := &cacheControlValue{minute: minute, value: [1]string{"max-age=" + strconv.FormatInt(maxAge, 10) + ", public, no-transform, must-revalidate"}}
 	e.cc.Store(cc)

@@ -295,8 +295,20 @@ func responseEntry(resp store.OCSPResponse) (*entry, error) {
 	e := staticEntry(resp.DER, "application/ocsp-response", sr.thisUpdate, sr.nextUpdate)
 	e.updatedAt = resp.UpdatedAt
 	e.outcome = sr.outcome
+	if e.cacheUntil = sr.thisUpdate.Add(maxCacheAge); sr.nextUpdate.Before(e.cacheUntil) {
+		e.cacheUntil = sr.nextUpdate
+	}
 	return e, nil
 }
+
+// maxCacheAge bounds how long after its thisUpdate an OCSP response may be
+// kept by HTTP caches (a CDN, a relying party): the CA re-signs every
+// response by then (ocspsign.MaxRefreshAge, CA/B Forum BR §4.9.10). A
+// response valid longer (an expired certificate's lasts 10 days) is not
+// kept past its successor: a late revocation reaches a cache that held
+// "good" within the same 4 days as a live certificate's would (RFC 5019
+// §6.2 asks max-age to end before nextUpdate, not at it).
+const maxCacheAge = 4 * 24 * time.Hour
 
 // Run syncs every SyncInterval until ctx ends, and at once when the store
 // notifies that responses were stored (PostgreSQL LISTEN/NOTIFY).
@@ -503,7 +515,10 @@ type entry struct {
 	contentType string
 	outcome     outcome
 	nextUpdate  time.Time // zero: no expiry (a CA certificate)
-	updatedAt   time.Time
+	// cacheUntil, when set, is how long HTTP caches may keep it
+	// (max-age), before nextUpdate: see responseEntry.
+	cacheUntil time.Time
+	updatedAt  time.Time
 	// Headers computed once: the strong ETag is a hash of der; the
 	// Last-Modified and Expires values are shared (httpDate).
 	etag                                          string

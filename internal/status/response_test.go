@@ -7,11 +7,14 @@ import (
 	"crypto/rand"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"fmt"
 	"math/big"
 	"testing"
 	"time"
 
 	"golang.org/x/crypto/ocsp"
+
+	"github.com/sanadpki/sanad/internal/store"
 )
 
 // TestReadSingle: the light reader agrees with x/crypto/ocsp's full parse
@@ -94,5 +97,52 @@ func TestHTTPDate(t *testing.T) {
 	httpDates.Unlock()
 	if n > maxHTTPDates {
 		t.Errorf("%d interned dates, more than %d", n, maxHTTPDates)
+	}
+}
+
+// TestCacheAgeBounded: HTTP caches may keep a response until its nextUpdate
+// when that is within maxCacheAge of its thisUpdate (a live certificate's
+// 4-day response), and no longer than maxCacheAge when it is not (an
+// expired certificate's 10-day response, re-signed after 4 days).
+func TestCacheAgeBounded(t *testing.T) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now().UTC().Truncate(time.Minute)
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "CA"}, NotBefore: now.Add(-time.Hour),
+		NotAfter: now.AddDate(1, 0, 0), IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	issuer, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	serial := big.NewInt(0x1234)
+	for _, tc := range []struct {
+		validity, cached time.Duration
+	}{
+		{2 * 24 * time.Hour, 2 * 24 * time.Hour},
+		{4 * 24 * time.Hour, 4 * 24 * time.Hour},
+		{10 * 24 * time.Hour, maxCacheAge},
+	} {
+		resp, err := ocsp.CreateResponse(issuer, issuer, ocsp.Response{SerialNumber: serial, Status: ocsp.Good, ThisUpdate: now,
+			NextUpdate: now.Add(tc.validity)}, key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		e, err := responseEntry(store.OCSPResponse{IssuerID: "issuing", Serial: serial.Bytes(), DER: resp, ThisUpdate: now, NextUpdate: now.Add(tc.validity)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var maxAge int64
+		if _, err := fmt.Sscanf(e.cacheControl(now)[0], "max-age=%d,", &maxAge); err != nil {
+			t.Fatal(err)
+		}
+		if want := int64((tc.cached - time.Minute) / time.Second); maxAge != want {
+			t.Errorf("a response valid %s: max-age %d, want %d", tc.validity, maxAge, want)
+		}
 	}
 }
