@@ -22,21 +22,8 @@ import (
 // (which the response carries) and by the CA itself; it refuses what is
 // not a successful basic response with nextUpdate.
 func TestReadSingle(t *testing.T) {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
+	issuer, key := responderCA(t)
 	now := time.Now().UTC().Truncate(time.Second)
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "CA"}, NotBefore: now.Add(-time.Hour),
-		NotAfter: now.AddDate(1, 0, 0), IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	issuer, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
 	serial, _ := new(big.Int).SetString("80aa01020304050607080910111213", 16)
 	for _, tc := range []struct {
 		name      string
@@ -105,21 +92,8 @@ func TestHTTPDate(t *testing.T) {
 // 4-day response), and no longer than maxCacheAge when it is not (an
 // expired certificate's 10-day response, re-signed after 4 days).
 func TestCacheAgeBounded(t *testing.T) {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
+	issuer, key := responderCA(t)
 	now := time.Now().UTC().Truncate(time.Minute)
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "CA"}, NotBefore: now.Add(-time.Hour),
-		NotAfter: now.AddDate(1, 0, 0), IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	issuer, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
 	serial := big.NewInt(0x1234)
 	for _, tc := range []struct {
 		validity, cached time.Duration
@@ -145,4 +119,25 @@ func TestCacheAgeBounded(t *testing.T) {
 			t.Errorf("a response valid %s: max-age %d, want %d", tc.validity, maxAge, want)
 		}
 	}
+}
+
+// responderCA is a self-signed CA that signs its own OCSP responses.
+func responderCA(t *testing.T) (*x509.Certificate, *ecdsa.PrivateKey) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "CA"}, NotBefore: now.Add(-time.Hour),
+		NotAfter: now.AddDate(1, 0, 0), IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	issuer, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return issuer, key
 }
