@@ -87,6 +87,9 @@ type CA struct {
 	// both signatures use.
 	throwaway crypto.Signer
 	alg       signatureAlg
+	// forbidden are the keys never certified: the issuer's, the
+	// responder's and OtherKeys.
+	forbidden []crypto.PublicKey
 	// changed holds one pending signal that a status changed (a
 	// revocation or a recovery): the CRL publisher waits on it.
 	changed chan struct{}
@@ -140,7 +143,8 @@ func New(d Deps) (*CA, error) {
 	if err != nil {
 		return nil, fmt.Errorf("ca: %w", err)
 	}
-	return &CA{d: d, commits: newGroup(d.Store, d.Audit), throwaway: throwaway, alg: alg, changed: make(chan struct{}, 1)}, nil
+	forbidden := append([]crypto.PublicKey{d.Issuer.Certificate.PublicKey, d.Responder.Certificate.PublicKey}, d.OtherKeys...)
+	return &CA{d: d, commits: newGroup(d.Store, d.Audit), throwaway: throwaway, alg: alg, forbidden: forbidden, changed: make(chan struct{}, 1)}, nil
 }
 
 // Ready reports whether the CA can issue and revoke now, beyond the
@@ -225,7 +229,7 @@ func (ca *CA) Issue(ctx context.Context, req Request) (*x509.Certificate, error)
 	for i, kt := range p.KeyTypes {
 		keyTypes[i] = string(kt)
 	}
-	cr, checked, err := csr.ParseAndCheck(req.CSR, csr.Policy{KeyTypes: keyTypes, Forbidden: append([]crypto.PublicKey{d.Issuer.Certificate.PublicKey, d.Responder.Certificate.PublicKey}, d.OtherKeys...)})
+	cr, checked, err := csr.ParseAndCheck(req.CSR, csr.Policy{KeyTypes: keyTypes, Forbidden: ca.forbidden})
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrRequest, err)
 	}
