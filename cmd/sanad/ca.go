@@ -44,7 +44,6 @@ type caRole struct {
 // issuerRole is one issuing CA of the CA role.
 type issuerRole struct {
 	ca        *ca.CA
-	crl       *crl.Builder
 	crlFrom   crl.Issuer
 	publisher *ca.Publisher
 	// signingEnds is the last time the OCSP signer can sign a response
@@ -327,7 +326,7 @@ func openCA(ctx context.Context, s *service, baseURL string) (*caRole, error) {
 		if err != nil {
 			return nil, err
 		}
-		is := &issuerRole{ca: authority, crl: builder, publisher: publisher,
+		is := &issuerRole{ca: authority, publisher: publisher,
 			crlFrom:     crl.Issuer{ID: issuing.ID, Certificate: issuingCert, Signer: issuingKey},
 			signingEnds: ocspSigner.SigningEnds(signer), responderNotAfter: signerCert.NotAfter}
 		if i == 0 {
@@ -444,7 +443,7 @@ func (r *issuerRole) start(ctx context.Context, s *service) error {
 	}
 	switch _, err := s.db.LatestCRL(ctx, r.crlFrom.ID); {
 	case errors.Is(err, store.ErrNotFound):
-		c, err := r.crl.Build(ctx, r.crlFrom)
+		c, err := r.publisher.PublishCRL(ctx)
 		if err != nil {
 			return err
 		}
