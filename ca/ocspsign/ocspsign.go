@@ -200,9 +200,10 @@ func (s *Signer) SigningEnds(r Responder) time.Time {
 // ExpiredValidity instead of Validity: a relying party
 // checking a signature made while the certificate was valid (RFC 6960
 // §4.4.4) learns that "good" still means it was never revoked. A
-// response signed before the expiry has none, and is re-signed at its
-// refresh point like any other, so within RefreshAge of the expiry every
-// response of an expired certificate carries it.
+// response signed before the expiry has none; DueBeforeExpired makes it
+// due at once (by its own refresh point at the latest, when the responder
+// certificate is near its end), so the publisher re-signs it with
+// archiveCutoff at its next pass after the expiry.
 func (s *Signer) Sign(r Responder, c store.Certificate) (store.OCSPResponse, error) {
 	if c.IssuerID != r.IssuerID {
 		return store.OCSPResponse{}, fmt.Errorf("certificate of %s given to the responder of %s", c.IssuerID, r.IssuerID)
