@@ -330,16 +330,7 @@ func (s *Service) allowIdentifier(ctx context.Context, key string) (bool, time.D
 	if s.d.IdentifierLimit == nil || key == "" {
 		return true, 0, nil
 	}
-	msg := []byte("sanad identifier limit\x00" + key)
-	var bucket []byte
-	if s.d.CodeKey == nil {
-		sum := sha256.Sum256(msg)
-		bucket = sum[:]
-	} else {
-		m := hmac.New(sha256.New, s.d.CodeKey)
-		m.Write(msg)
-		bucket = m.Sum(nil)
-	}
+	bucket := s.keyedSum([]byte("sanad identifier limit\x00" + key))
 	return s.d.Store.TakeToken(ctx, bucket, *s.d.IdentifierLimit, s.d.Now())
 }
 
@@ -1174,12 +1165,24 @@ func newCode() (string, error) {
 // codeHash is how a new code is stored: HMAC-SHA256 under CodeKey,
 // prefixed with its scheme, or without a key the plain SHA-256 of before.
 func (s *Service) codeHash(enrollmentID, code string) string {
+	sum := hex.EncodeToString(s.keyedSum(codeMessage(enrollmentID, code)))
 	if s.d.CodeKey == nil {
-		return plainCodeHash(enrollmentID, code)
+		return sum
+	}
+	return codeSchemeHMAC + sum
+}
+
+// keyedSum is the HMAC-SHA256 of msg under CodeKey, or its plain SHA-256
+// without one: how the RA keeps what names a person (a code, a rate-limit
+// bucket) in the database.
+func (s *Service) keyedSum(msg []byte) []byte {
+	if s.d.CodeKey == nil {
+		sum := sha256.Sum256(msg)
+		return sum[:]
 	}
 	m := hmac.New(sha256.New, s.d.CodeKey)
-	m.Write(codeMessage(enrollmentID, code))
-	return codeSchemeHMAC + hex.EncodeToString(m.Sum(nil))
+	m.Write(msg)
+	return m.Sum(nil)
 }
 
 // codeSchemeHMAC prefixes a code stored under CodeKey.
