@@ -66,6 +66,11 @@ func (db *DB) TakeToken(ctx context.Context, key []byte, b Bucket, now time.Time
 // behind their clock by more than the nodes' clocks may differ, so that a
 // node ahead does not delete a bucket another node still sees refilling.
 func (db *DB) PruneRateLimits(ctx context.Context, before time.Time) (int64, error) {
+	unlock, err := db.lockWriter(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("prune rate limits: %w", err)
+	}
+	defer unlock()
 	res, err := db.sql.ExecContext(ctx, db.d.q(`DELETE FROM rate_limits WHERE full_at <= $1`), db.d.timeArg(before))
 	if err != nil {
 		return 0, fmt.Errorf("prune rate limits: %w", err)

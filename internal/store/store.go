@@ -53,6 +53,9 @@ type DB struct {
 	sql    *sql.DB
 	d      dialect
 	logger *slog.Logger
+	// writer, on SQLite, is held by the one write transaction of this
+	// process (see lockWriter); nil on PostgreSQL.
+	writer chan struct{}
 }
 
 // Tx is one database transaction, valid only inside the function given to
@@ -114,7 +117,32 @@ func Open(ctx context.Context, cfg Config) (*DB, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	return &DB{sql: sqlDB, d: d, logger: logger}, nil
+	db := &DB{sql: sqlDB, d: d, logger: logger}
+	if d.name == DriverSQLite {
+		db.writer = make(chan struct{}, 1)
+	}
+	return db, nil
+}
+
+// lockWriter waits for this process's turn to write and returns the
+// function that ends it. SQLite has one writer at a time; a transaction
+// that finds the database locked polls it from SQLite's busy handler,
+// asleep for 1, 2, 5, 10… ms between tries, so writers of one process
+// (the RA's and the CA's group commits) would leave the CPU idle while
+// the lock is free. Queued here instead, the next writer starts the moment
+// the last one ends, in arrival order. Other processes on the same file
+// (a CLI command) still meet the busy timeout. On PostgreSQL, which locks
+// rows, not the database, it does nothing.
+func (db *DB) lockWriter(ctx context.Context) (unlock func(), err error) {
+	if db.writer == nil {
+		return func() {}, nil
+	}
+	select {
+	case db.writer <- struct{}{}:
+		return func() { <-db.writer }, nil
+	case <-ctx.Done():
+		return nil, fmt.Errorf("begin %s transaction: waiting for the writer: %w", db.d.name, context.Cause(ctx))
+	}
 }
 
 // Driver returns DriverSQLite or DriverPostgres.
@@ -195,6 +223,11 @@ func (db *DB) migrationLockID(ctx context.Context) (int64, error) {
 // commit. On SQLite every transaction holds the write lock from its start,
 // so keep them short.
 func (db *DB) InTx(ctx context.Context, fn func(*Tx) error) error {
+	unlock, err := db.lockWriter(ctx)
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	sqlTx, err := db.sql.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("begin %s transaction: %w", db.d.name, db.d.mapErr(err))

@@ -749,3 +749,66 @@ func assertCheckpoint(t *testing.T, got, want store.AuditCheckpoint) {
 		t.Errorf("checkpoint = %+v, want %+v", got, want)
 	}
 }
+
+// TestSQLiteWritersQueue holds the process's writers to one queue: with
+// SQLite's busy handler off, concurrent transactions still all commit, as
+// none reaches BEGIN while another holds the lock; and one waiting for
+// its turn gives up when its context ends.
+func TestSQLiteWritersQueue(t *testing.T) {
+	ctx := t.Context()
+	db, err := store.Open(ctx, store.Config{Driver: store.DriverSQLite, DSN: t.TempDir() + "/sanad.db?_busy_timeout=0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	if err := db.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+
+	const writers = 8
+	var wg sync.WaitGroup
+	errs := make([]error, writers)
+	for i := range writers {
+		wg.Go(func() {
+			errs[i] = db.InTx(ctx, func(tx *store.Tx) error {
+				if err := tx.PutIssuer(ctx, testIssuer(fmt.Sprintf("w%d", i), "root")); err != nil {
+					return err
+				}
+				time.Sleep(5 * time.Millisecond) // hold the lock while the others arrive
+				return nil
+			})
+		})
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Errorf("writer %d: %v", i, err)
+		}
+	}
+	for i := range writers {
+		if _, err := db.Issuer(ctx, fmt.Sprintf("w%d", i)); err != nil {
+			t.Errorf("issuer of writer %d: %v", i, err)
+		}
+	}
+
+	holding, release := make(chan struct{}), make(chan struct{})
+	go db.InTx(ctx, func(*store.Tx) error {
+		close(holding)
+		<-release
+		return nil
+	})
+	<-holding
+	short, cancel := context.WithTimeout(ctx, 20*time.Millisecond)
+	defer cancel()
+	err = db.InTx(short, func(*store.Tx) error {
+		t.Error("ran while another transaction held the writer")
+		return nil
+	})
+	close(release)
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("InTx waiting past its deadline: err = %v, want DeadlineExceeded", err)
+	}
+	if err := db.InTx(ctx, func(tx *store.Tx) error { return tx.PutIssuer(ctx, testIssuer("after", "root")) }); err != nil {
+		t.Errorf("InTx after the holder ended: %v", err)
+	}
+}
