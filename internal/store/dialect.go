@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
@@ -133,8 +134,17 @@ func (s timeScan) Scan(src any) error {
 //     connection.
 //
 // and sets defaults the DSN may override: a 5 s busy timeout (how long BEGIN
-// waits for another writer) and synchronous=FULL (a committed audit event or
-// issuance record survives power loss, not only a crash of the process).
+// waits for another writer), synchronous=FULL (a committed audit event or
+// issuance record survives power loss, not only a crash of the process), and
+// a cache of prepared statements on each connection (see sqliteStmtCache).
+// sqliteStmtCache is how many prepared statements each SQLite connection
+// keeps (go-sqlite3's _stmt_cache_size). Without it every query is compiled
+// again (sqlite3_prepare_v2), which cost the enrollment flow about 0.17 ms
+// of CPU per enrollment, 6 % of it; the store's queries are a fixed set of
+// strings, plus the multi-row statements of group commits, one per batch
+// size, which take the least recently used places.
+const sqliteStmtCache = 128
+
 func sqliteDSN(dsn string) (string, error) {
 	path, query, _ := strings.Cut(dsn, "?")
 	if path == "" || path == "file:" {
@@ -160,6 +170,9 @@ func sqliteDSN(dsn string) (string, error) {
 	}
 	if !params.Has("_synchronous") && !params.Has("_sync") {
 		params.Set("_synchronous", "FULL")
+	}
+	if !params.Has("_stmt_cache_size") {
+		params.Set("_stmt_cache_size", strconv.Itoa(sqliteStmtCache))
 	}
 	return path + "?" + params.Encode(), nil
 }

@@ -20,14 +20,14 @@ func TestSQLiteDSN(t *testing.T) {
 			wantPath: "/var/lib/sanad/sanad.db",
 			want: map[string]string{
 				"_txlock": "immediate", "_journal_mode": "WAL", "_foreign_keys": "1",
-				"_busy_timeout": "5000", "_synchronous": "FULL",
+				"_busy_timeout": "5000", "_synchronous": "FULL", "_stmt_cache_size": "128",
 			},
 		},
 		{
 			name:     "file URI keeps its own parameters",
-			dsn:      "file:/tmp/x.db?cache=private&_busy_timeout=10000&_sync=NORMAL",
+			dsn:      "file:/tmp/x.db?cache=private&_busy_timeout=10000&_sync=NORMAL&_stmt_cache_size=0",
 			wantPath: "file:/tmp/x.db",
-			want:     map[string]string{"cache": "private", "_busy_timeout": "10000", "_sync": "NORMAL", "_txlock": "immediate"},
+			want:     map[string]string{"cache": "private", "_busy_timeout": "10000", "_sync": "NORMAL", "_txlock": "immediate", "_stmt_cache_size": "0"},
 			absent:   []string{"_synchronous"},
 		},
 		{
