@@ -17,7 +17,7 @@ import (
 
 // Action is the signed payload.
 type Action struct {
-	Action     string `json:"action"`               // approve | reject | revoke | queue | show
+	Action     string `json:"action"`               // approve | reject | revoke | renew | queue | show
 	Enrollment string `json:"enrollment,omitempty"` // for approve, reject, show
 	// Serial is the certificate to revoke, in hex as openssl x509 -serial
 	// prints it: upper case, no colons, two digits per octet, no leading
@@ -25,7 +25,11 @@ type Action struct {
 	Serial string `json:"serial,omitempty"`
 	// Reason is free text for reject (≤ 512 bytes, no control characters),
 	// an RFC 5280 §5.3.1 reason name for revoke (see RevocationReasons).
-	Reason   string `json:"reason,omitempty"`
+	Reason string `json:"reason,omitempty"`
+	// CSR is the new key's certificate request for renew: its DER in
+	// unpadded base64url, at most MaxCSRChars characters. The old key's
+	// signature over it is the holder's consent to the new key.
+	CSR      string `json:"csr,omitempty"`
 	Nonce    string `json:"nonce"` // base64url (no padding) of ≥ 16 random bytes: 22..64 characters
 	IssuedAt int64  `json:"iat"`   // Unix seconds
 	// Audience is the RA endpoint the request is for, e.g.
@@ -38,6 +42,7 @@ const (
 	ActionApprove = "approve"
 	ActionReject  = "reject"
 	ActionRevoke  = "revoke"
+	ActionRenew   = "renew"
 	ActionQueue   = "queue"
 	ActionShow    = "show"
 )
@@ -45,6 +50,9 @@ const (
 // Limits on the payload's fields.
 const (
 	MaxRejectReason = 512 // bytes
+	// MaxCSRChars bounds renew's csr: 6 KiB of base64url, 4.5 KiB of DER,
+	// room for an RSA-8192 request.
+	MaxCSRChars     = 6 << 10
 	MinNonceBytes   = 16
 	minNonceChars   = 22 // base64url of 16 bytes
 	maxNonceChars   = 64
@@ -55,12 +63,13 @@ const (
 
 // needs says, for each action kind, which optional fields it requires; a
 // field not required is forbidden.
-var needs = map[string]struct{ enrollment, serial, reason bool }{
+var needs = map[string]struct{ enrollment, serial, reason, csr bool }{
 	ActionApprove: {enrollment: true},
 	ActionReject:  {enrollment: true, reason: true},
 	ActionShow:    {enrollment: true},
 	ActionQueue:   {},
 	ActionRevoke:  {serial: true, reason: true},
+	ActionRenew:   {serial: true, csr: true},
 }
 
 // revocationReasons are the RFC 5280 §5.3.1 reasons a revoke action may
@@ -106,6 +115,14 @@ func (a Action) check() error {
 	if err := presence("reason", a.Reason, need.reason, a.Action); err != nil {
 		return err
 	}
+	if err := presence("csr", a.CSR, need.csr, a.Action); err != nil {
+		return err
+	}
+	if a.CSR != "" {
+		if _, err := a.RequestDER(); err != nil {
+			return err
+		}
+	}
 	if a.Enrollment != "" && !isEnrollmentID(a.Enrollment) {
 		return fmt.Errorf("enrollment id must be 1 to %d characters of A-Z a-z 0-9 - _", maxEnrollment)
 	}
@@ -135,6 +152,23 @@ func (a Action) check() error {
 		return fmt.Errorf("aud must be 1 to %d printable ASCII characters without spaces", maxAudience)
 	}
 	return nil
+}
+
+// RequestDER decodes CSR, refusing anything but canonical unpadded
+// base64url of at most MaxCSRChars characters (one request, one spelling).
+// Whether the DER is a good request is the caller's to check.
+func (a Action) RequestDER() ([]byte, error) {
+	if a.CSR == "" || len(a.CSR) > MaxCSRChars {
+		return nil, fmt.Errorf("csr must be 1 to %d base64url characters", MaxCSRChars)
+	}
+	if strings.ContainsFunc(a.CSR, func(r rune) bool { return !isBase64URL(r) }) {
+		return nil, errors.New("csr is not base64url (the DER of the request, unpadded)")
+	}
+	der, err := base64.RawURLEncoding.Strict().DecodeString(a.CSR)
+	if err != nil {
+		return nil, errors.New("csr is not canonical unpadded base64url")
+	}
+	return der, nil
 }
 
 func presence(field, value string, required bool, action string) error {
@@ -229,7 +263,7 @@ func decodeAction(b []byte) (Action, error) {
 	var a Action
 	str := map[string]*string{
 		"action": &a.Action, "enrollment": &a.Enrollment, "serial": &a.Serial,
-		"reason": &a.Reason, "nonce": &a.Nonce, "aud": &a.Audience,
+		"reason": &a.Reason, "csr": &a.CSR, "nonce": &a.Nonce, "aud": &a.Audience,
 	}
 	err := decodeObject(b, func(name string, dec *json.Decoder) error {
 		if p, ok := str[name]; ok {

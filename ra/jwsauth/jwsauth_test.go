@@ -32,6 +32,7 @@ func TestSignParseRoundTrip(t *testing.T) {
 		{Action: ActionShow, Enrollment: "abc"},
 		{Action: ActionQueue},
 		{Action: ActionRevoke, Serial: "0A1B2C", Reason: "keyCompromise"},
+		{Action: ActionRenew, Serial: "0A1B2C", CSR: "MIIBAA"},
 		{Action: ActionApprove, Enrollment: "x", Nonce: testNonce, IssuedAt: testNow.Unix() - 60},
 	}
 	for _, kind := range []struct{ id, alg string }{{"P-256", "ES256"}, {"P-384", "ES384"}, {"RSA-3072", "PS256"}} {
@@ -404,6 +405,16 @@ func TestParseRefusals(t *testing.T) {
 		{"approve without enrollment", withAction(func(a *Action) { a.Enrollment = "" }), "", CodePayload},
 		{"approve with a serial", withAction(func(a *Action) { a.Serial = "01" }), "", CodePayload},
 		{"approve with a reason", withAction(func(a *Action) { a.Reason = "fine" }), "", CodePayload},
+		{"approve with a csr", withAction(func(a *Action) { a.CSR = "MIIBAA" }), "", CodePayload},
+		{"renew without csr", withAction(func(a *Action) { a.Action, a.Enrollment, a.Serial = ActionRenew, "", "0A1B2C" }), "", CodePayload},
+		{"renew without serial", withAction(func(a *Action) { a.Action, a.Enrollment, a.CSR = ActionRenew, "", "MIIBAA" }), "", CodePayload},
+		{"renew with a reason", withAction(func(a *Action) { a.Action, a.Enrollment, a.Serial, a.CSR, a.Reason = ActionRenew, "", "0A1B2C", "MIIBAA", "superseded" }), "", CodePayload},
+		{"renew csr padded", withAction(func(a *Action) { a.Action, a.Enrollment, a.Serial, a.CSR = ActionRenew, "", "0A1B2C", "MIIBAA==" }), "", CodePayload},
+		{"renew csr in standard base64", withAction(func(a *Action) { a.Action, a.Enrollment, a.Serial, a.CSR = ActionRenew, "", "0A1B2C", "MII+/w" }), "", CodePayload},
+		{"renew csr with spare bits set", withAction(func(a *Action) { a.Action, a.Enrollment, a.Serial, a.CSR = ActionRenew, "", "0A1B2C", "MIIBAB" }), "", CodePayload},
+		{"renew csr too long", withAction(func(a *Action) {
+			a.Action, a.Enrollment, a.Serial, a.CSR = ActionRenew, "", "0A1B2C", strings.Repeat("A", MaxCSRChars+4)
+		}), "", CodePayload},
 		{"enrollment id with a slash", withAction(func(a *Action) { a.Enrollment = "../etc" }), "", CodePayload},
 		{"enrollment id too long", withAction(func(a *Action) { a.Enrollment = strings.Repeat("a", 65) }), "", CodePayload},
 		{"show without enrollment", withAction(func(a *Action) { a.Action, a.Enrollment = ActionShow, "" }), "", CodePayload},
