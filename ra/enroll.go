@@ -9,6 +9,7 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
@@ -153,6 +154,22 @@ type proofing struct {
 	// CodeTTL before CodeUntil).
 	Codes  int       `json:"codes,omitempty"`
 	SentAt time.Time `json:"sent_at,omitzero"`
+	// Renews is the certificate a renewal enrollment replaces (issuer id
+	// and serial, "issuing/0A1B…"); IdentityAt is when the identity it
+	// relies on was proven, by the enrollment the first certificate of the
+	// chain of renewals came from. Neither is set on an enrollment, whose
+	// identity was proven at ProvedAt.
+	Renews     string    `json:"renews,omitempty"`
+	IdentityAt time.Time `json:"identity_at,omitzero"`
+}
+
+// identityAt is when the identity the enrollment relies on was proven;
+// zero if it never was.
+func (pr proofing) identityAt() time.Time {
+	if !pr.IdentityAt.IsZero() {
+		return pr.IdentityAt
+	}
+	return pr.ProvedAt
 }
 
 // Limits on sending codes again (Resend): how many codes one enrollment
@@ -203,11 +220,7 @@ func (s *Service) Enroll(ctx context.Context, body []byte, key string) (store.En
 	if err != nil {
 		return store.Enrollment{}, false, err
 	}
-	if err := ca.CheckKeyNotBlocked(ctx, d.Store, checked.RawSubjectPublicKeyInfo); errors.Is(err, ca.ErrKeyCompromised) {
-		e := refuse("invalid-csr", "%v", err)
-		e.Extra, e.Err = map[string]any{"code": "key-compromised"}, err
-		return store.Enrollment{}, false, e
-	} else if err != nil {
+	if err := s.checkKeyNotBlocked(ctx, checked); err != nil {
 		return store.Enrollment{}, false, err
 	}
 	now := d.Now().UTC()
@@ -234,10 +247,8 @@ func (s *Service) Enroll(ctx context.Context, body []byte, key string) (store.En
 	if err != nil {
 		return store.Enrollment{}, false, fmt.Errorf("enrollment %s: the verified attributes do not fit profile %s: %w", id, p.Name, err)
 	}
-	if err := ca.RequestMatches(checked, subject); err != nil {
-		e := refuse("invalid-csr", "%v", err)
-		e.Extra, e.Err = map[string]any{"code": "request-mismatch"}, err
-		return store.Enrollment{}, false, e
+	if err := requestMatches(checked, subject); err != nil {
+		return store.Enrollment{}, false, err
 	}
 
 	code, err := newCode()
@@ -369,6 +380,29 @@ func digits(id string) string {
 		}
 		return -1
 	}, id)
+}
+
+// checkKeyNotBlocked refuses (invalid-csr, code key-compromised) a key
+// whose certificate was revoked for keyCompromise.
+func (s *Service) checkKeyNotBlocked(ctx context.Context, checked *x509.CertificateRequest) error {
+	err := ca.CheckKeyNotBlocked(ctx, s.d.Store, checked.RawSubjectPublicKeyInfo)
+	if errors.Is(err, ca.ErrKeyCompromised) {
+		e := refuse("invalid-csr", "%v", err)
+		e.Extra, e.Err = map[string]any{"code": "key-compromised"}, err
+		return e
+	}
+	return err
+}
+
+// requestMatches refuses (invalid-csr, code request-mismatch) a CSR that
+// asks for something other than subject (ca.RequestMatches).
+func requestMatches(checked *x509.CertificateRequest, subject pkix.Name) error {
+	if err := ca.RequestMatches(checked, subject); err != nil {
+		e := refuse("invalid-csr", "%v", err)
+		e.Extra, e.Err = map[string]any{"code": "request-mismatch"}, err
+		return e
+	}
+	return nil
 }
 
 // checkCSR parses the CSR (PEM), checks its signature (proof of
@@ -1012,6 +1046,13 @@ func (s *Service) issue(ctx context.Context, e store.Enrollment, actor string) (
 // no longer confirms.
 var errRegistryChanged = errors.New("the registry no longer confirms the enrollment")
 
+// registryChangedError is a re-check's refusal (errRegistryChanged), with
+// the problem type an applicant asking now would get for it.
+type registryChangedError struct{ problem, detail string }
+
+func (e *registryChangedError) Error() string     { return errRegistryChanged.Error() + ": " + e.detail }
+func (e *registryChangedError) Is(err error) bool { return err == errRegistryChanged }
+
 // recheck asks the registry again about an enrollment's subject and the
 // person who proved it, and refuses (errRegistryChanged) a person no longer
 // alive, a business no longer active, or a representative no longer listed
@@ -1025,8 +1066,8 @@ func (s *Service) recheck(ctx context.Context, e store.Enrollment, subj store.Su
 	}
 	var out []store.RegistryEvidence
 	record := func(kind string, ev registry.Evidence) { out = append(out, evidence(e.ID, kind, ev)) }
-	changed := func(format string, args ...any) error {
-		return fmt.Errorf("%w: %s", errRegistryChanged, fmt.Sprintf(format, args...))
+	changed := func(problem, format string, args ...any) error {
+		return &registryChangedError{problem: problem, detail: fmt.Sprintf(format, args...)}
 	}
 	person := pr.Person
 	if person == "" && subj.Kind == "person" {
@@ -1035,17 +1076,17 @@ func (s *Service) recheck(ctx context.Context, e store.Enrollment, subj store.Su
 	if _, country, pid, ok := parseSemanticsID(person); ok {
 		rec, ev, err := s.d.Registry.Person(ctx, country, pid)
 		if errors.Is(err, registry.ErrNotFound) {
-			return out, changed("the registry no longer has the person")
+			return out, changed("not-in-registry", "the registry no longer has the person")
 		}
 		if err != nil {
 			return nil, fmt.Errorf("registry re-check of %s: %w", e.ID, err)
 		}
 		record("person", ev)
 		if !rec.Alive {
-			return out, changed("the registry records the person as deceased")
+			return out, changed("subject-deceased", "the registry records the person as deceased")
 		}
 		if subj.Kind == "person" && (!sameName(rec.GivenName, v.GivenName) || !sameName(rec.FamilyName, v.FamilyName)) {
-			return out, changed("the registry's name for the person changed since the enrollment")
+			return out, changed("registry-mismatch", "the registry's name for the person changed since the enrollment")
 		}
 	}
 	if subj.Kind == "business" {
@@ -1055,14 +1096,14 @@ func (s *Service) recheck(ctx context.Context, e store.Enrollment, subj store.Su
 		}
 		biz, ev, err := s.d.Registry.Business(ctx, country, reg)
 		if errors.Is(err, registry.ErrNotFound) {
-			return out, changed("the registry no longer has the business")
+			return out, changed("not-in-registry", "the registry no longer has the business")
 		}
 		if err != nil {
 			return nil, fmt.Errorf("registry re-check of %s: %w", e.ID, err)
 		}
 		record("business", ev)
 		if !biz.Active {
-			return out, changed("the registry records the business as inactive")
+			return out, changed("business-inactive", "the registry records the business as inactive")
 		}
 		if _, pc, pid, ok := parseSemanticsID(pr.Person); ok {
 			signs := false
@@ -1070,7 +1111,7 @@ func (s *Service) recheck(ctx context.Context, e store.Enrollment, subj store.Su
 				signs = signs || r.Country == pc && r.NationalID == pid && r.CanSign
 			}
 			if !signs {
-				return out, changed("the registry no longer lists the representative with signing authority")
+				return out, changed("not-a-representative", "the registry no longer lists the representative with signing authority")
 			}
 		}
 	}
@@ -1083,16 +1124,19 @@ const issueRetryReason = "the certificate could not be issued yet (the CA or the
 
 // View is an enrollment as its applicant sees it.
 type View struct {
-	ID          string            `json:"id"`
-	State       string            `json:"state"`
-	Profile     string            `json:"profile"`
-	Reasons     []string          `json:"reasons,omitempty"`
-	Certificate string            `json:"certificate,omitempty"` // PEM, once issued
-	Serial      string            `json:"serial,omitempty"`      // hex, as openssl x509 -serial prints it
-	CreatedAt   time.Time         `json:"created_at"`
-	UpdatedAt   time.Time         `json:"updated_at"`
-	ExpiresAt   time.Time         `json:"expires_at,omitzero"`
-	Links       map[string]string `json:"links"`
+	ID          string   `json:"id"`
+	State       string   `json:"state"`
+	Profile     string   `json:"profile"`
+	Reasons     []string `json:"reasons,omitempty"`
+	Certificate string   `json:"certificate,omitempty"` // PEM, once issued
+	Serial      string   `json:"serial,omitempty"`      // hex, as openssl x509 -serial prints it
+	// Renews is the certificate a renewal replaces: its issuing CA's id and
+	// serial, "issuing/0A1B…" (Service.Renew).
+	Renews    string            `json:"renews,omitempty"`
+	CreatedAt time.Time         `json:"created_at"`
+	UpdatedAt time.Time         `json:"updated_at"`
+	ExpiresAt time.Time         `json:"expires_at,omitzero"`
+	Links     map[string]string `json:"links"`
 }
 
 // Get returns the applicant's view of an enrollment.
@@ -1113,13 +1157,15 @@ func (s *Service) view(ctx context.Context, e store.Enrollment) (View, error) {
 	if e.StateReason != "" {
 		v.Reasons = append(v.Reasons, e.StateReason)
 	}
+	var pr proofing
+	proofed := json.Unmarshal(e.Proofing, &pr) == nil
+	v.Renews = pr.Renews
 	switch e.State {
 	case store.StatePendingProof:
 		v.ExpiresAt = e.ExpiresAt
 		v.Links["proof"] = "/api/v1/enrollments/" + e.ID + "/proof"
 		v.Links["code"] = "/api/v1/enrollments/" + e.ID + "/code"
-		var pr proofing
-		if json.Unmarshal(e.Proofing, &pr) == nil {
+		if proofed {
 			v.Reasons = append(v.Reasons, fmt.Sprintf("waiting for the one-time code sent by %s to %s", pr.Channel, pr.To))
 		}
 	case store.StatePendingApproval:

@@ -71,6 +71,9 @@ var problems = map[string]struct {
 	"certificate-not-found":  {http.StatusNotFound, "No such certificate"},
 	"issuer-retired":         {http.StatusConflict, "The certificate's issuing CA is retired: it revokes nothing more"},
 	"issuer-unavailable":     {http.StatusServiceUnavailable, "The certificate's issuing CA is not in service here; try again later"},
+	"not-renewable":          {http.StatusConflict, "The certificate cannot be renewed; enroll instead"},
+	"identity-too-old":       {http.StatusConflict, "The identity behind the certificate was proven too long ago to renew; enroll instead"},
+	"already-renewed":        {http.StatusConflict, "The certificate was already renewed"},
 }
 
 // refuse makes the *Error of a problem type; an unknown type is a bug.

@@ -192,11 +192,17 @@ func newKey(t *testing.T) *ecdsa.PrivateKey {
 // csrPEM is a CSR of signer's key, as an applicant's software makes it.
 func csrPEM(t *testing.T, signer crypto.Signer) string {
 	t.Helper()
+	return string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: csrDER(t, signer)}))
+}
+
+// csrDER is an empty-subject CSR for signer's key, DER.
+func csrDER(t *testing.T, signer crypto.Signer) []byte {
+	t.Helper()
 	der, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{}, signer)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: der}))
+	return der
 }
 
 // citizen is Aigerim Sadykova of the sample registry.

@@ -491,6 +491,31 @@ func hostileRequests(t *testing.T, fx *raFixture) []hostileRequest {
 	revoke("Content-Type application/json", serial, jsonType, []byte(holderRevoke), 415, "unsupported-media-type")
 	revoke("body over 16 KiB", serial, joseType, pad([]byte(holderRevoke), ra.MaxJWSBytes+1), 413, "request-too-large")
 
+	// A holder's renewal: the same gate, and a certificate with no
+	// enrollment behind it (the officer's, made as sanad dev makes it) is
+	// not renewed; none of these stores an enrollment or spends a nonce.
+	renew := func(name, serialPath string, header http.Header, body []byte, status int, problem string) {
+		add("renew: "+name, http.MethodPost, "/api/v1/certificates/"+serialPath+"/renew", header, body, status, problem)
+	}
+	renewAction := func(csr string) jwsauth.Action {
+		return jwsauth.Action{Action: jwsauth.ActionRenew, Serial: serial, CSR: csr, Audience: ra.AudienceRenew}
+	}
+	newCSR := base64.RawURLEncoding.EncodeToString(csrDER(t, newKey(t)))
+	holderRenew := sign(fx.officer, renewAction(newCSR), now)
+	for _, c := range []struct{ name, jws string }{{"garbage", "garbage"}, {"alg none", algNone}, {"HS256 keyed with the certificate", hmacForged}} {
+		renew("JWS "+c.name, serial, joseType, []byte(c.jws), 401, "unauthorized")
+	}
+	renew("serial not hex", "ZZ", joseType, []byte(holderRenew), 400, "invalid-request")
+	renew("SQL as the serial", url.PathEscape(`' OR 1=1 --`), joseType, []byte(holderRenew), 400, "invalid-request")
+	renew("a revocation sent to the renewal endpoint", serial, joseType, []byte(holderRevoke), 401, "unauthorized")
+	renew("a renewal for the revoke endpoint", serial, joseType, []byte(sign(fx.officer, jwsauth.Action{Action: jwsauth.ActionRenew, Serial: serial, CSR: newCSR, Audience: ra.AudienceRevoke}, now)), 401, "unauthorized")
+	renew("signed an hour ago", serial, joseType, []byte(sign(fx.officer, renewAction(newCSR), now.Add(-time.Hour))), 401, "stale-request")
+	renew("a certificate this CA never issued", strangerSerial, joseType,
+		[]byte(sign(fx.stranger, jwsauth.Action{Action: jwsauth.ActionRenew, Serial: strangerSerial, CSR: newCSR, Audience: ra.AudienceRenew}, now)), 401, "unauthorized")
+	renew("a certificate with no enrollment", serial, joseType, []byte(holderRenew), 409, "not-renewable")
+	renew("Content-Type application/json", serial, jsonType, []byte(holderRenew), 415, "unsupported-media-type")
+	renew("body over 16 KiB", serial, joseType, pad([]byte(holderRenew), ra.MaxJWSBytes+1), 413, "request-too-large")
+
 	// A certificate by serial: anyone may ask, so the serial is all there
 	// is to attack.
 	for _, c := range []struct{ name, serial string }{

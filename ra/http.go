@@ -39,6 +39,7 @@ func (s *Service) Register(mux *http.ServeMux) {
 	mux.HandleFunc("GET /api/v1/officer/queue", s.handleQueue)
 	mux.HandleFunc("GET /api/v1/officer/enrollments/{id}", s.handleShow)
 	mux.HandleFunc("POST /api/v1/certificates/{serial}/revoke", s.handleRevokeOwn)
+	mux.HandleFunc("POST /api/v1/certificates/{serial}/renew", s.handleRenew)
 	mux.HandleFunc("GET /api/v1/certificates/{serial}", s.handleCertificate)
 	mux.HandleFunc("GET /api/v1/openapi.json", s.handleOpenAPI)
 }
@@ -162,6 +163,26 @@ func (s *Service) handleRevokeOwn(w http.ResponseWriter, r *http.Request) {
 	api.WriteJSON(w, http.StatusOK, out)
 }
 
+// handleRenew answers a holder's renewal as an enrollment is answered:
+// 201 with the new enrollment (issued at once for an auto profile), and the
+// same again, marked Idempotent-Replayed, for the same request sent again.
+func (s *Service) handleRenew(w http.ResponseWriter, r *http.Request) {
+	if s.limitClient(w, r) {
+		return
+	}
+	jws, err := readJWS(w, r)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	e, replayed, err := s.Renew(r.Context(), r.PathValue("serial"), jws)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	s.answerCreated(w, r, e, replayed)
+}
+
 // readJWS reads a compact JWS body (application/jose).
 func readJWS(w http.ResponseWriter, r *http.Request) (string, error) {
 	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
@@ -219,6 +240,12 @@ func (s *Service) handleEnroll(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
+	s.answerCreated(w, r, e, replayed)
+}
+
+// answerCreated answers 201 with the enrollment a request made, or made
+// before when replayed (Idempotent-Replayed).
+func (s *Service) answerCreated(w http.ResponseWriter, r *http.Request, e store.Enrollment, replayed bool) {
 	v, err := s.view(r.Context(), e)
 	if err != nil {
 		s.fail(w, r, err)

@@ -26,6 +26,10 @@ type Policy struct {
 	CodeTTL         time.Duration
 	MaxCodeAttempts int
 	EnrollmentTTL   time.Duration
+	// RenewalIdentityAge is how long an identity once proven (registry
+	// match and one-time code) lets its holder renew a certificate
+	// without enrolling again (Service.Renew); zero offers no renewal.
+	RenewalIdentityAge time.Duration
 	// Approval is the rule per end-entity profile name.
 	Approval map[string]string
 }
@@ -41,11 +45,16 @@ func (p Policy) Approvals(profileName string) int {
 	return 0
 }
 
+// maxRenewalDays bounds renewal_identity_days: ten years.
+const maxRenewalDays = 3650
+
 type policyFile struct {
 	CodeTTL         string `yaml:"code_ttl"`
 	MaxCodeAttempts int    `yaml:"max_code_attempts"`
 	EnrollmentTTL   string `yaml:"enrollment_ttl"`
-	Profiles        map[string]struct {
+	// RenewalIdentityDays is RenewalIdentityAge in days (0..maxRenewalDays).
+	RenewalIdentityDays int `yaml:"renewal_identity_days"`
+	Profiles            map[string]struct {
 		Approval string `yaml:"approval"`
 	} `yaml:"profiles"`
 }
@@ -81,6 +90,10 @@ func LoadPolicy(fsys fs.FS, profiles map[string]profile.Profile) (Policy, error)
 	if p.MaxCodeAttempts < 1 || p.MaxCodeAttempts > 10 {
 		bad("max_code_attempts", "%d is not in 1..10", p.MaxCodeAttempts)
 	}
+	if f.RenewalIdentityDays < 0 || f.RenewalIdentityDays > maxRenewalDays {
+		bad("renewal_identity_days", "%d is not in 0..%d", f.RenewalIdentityDays, maxRenewalDays)
+	}
+	p.RenewalIdentityAge = time.Duration(f.RenewalIdentityDays) * 24 * time.Hour
 	names := make([]string, 0, len(f.Profiles))
 	for name := range f.Profiles {
 		names = append(names, name)

@@ -408,7 +408,9 @@ func TestParseRefusals(t *testing.T) {
 		{"approve with a csr", withAction(func(a *Action) { a.CSR = "MIIBAA" }), "", CodePayload},
 		{"renew without csr", withAction(func(a *Action) { a.Action, a.Enrollment, a.Serial = ActionRenew, "", "0A1B2C" }), "", CodePayload},
 		{"renew without serial", withAction(func(a *Action) { a.Action, a.Enrollment, a.CSR = ActionRenew, "", "MIIBAA" }), "", CodePayload},
-		{"renew with a reason", withAction(func(a *Action) { a.Action, a.Enrollment, a.Serial, a.CSR, a.Reason = ActionRenew, "", "0A1B2C", "MIIBAA", "superseded" }), "", CodePayload},
+		{"renew with a reason", withAction(func(a *Action) {
+			a.Action, a.Enrollment, a.Serial, a.CSR, a.Reason = ActionRenew, "", "0A1B2C", "MIIBAA", "superseded"
+		}), "", CodePayload},
 		{"renew csr padded", withAction(func(a *Action) { a.Action, a.Enrollment, a.Serial, a.CSR = ActionRenew, "", "0A1B2C", "MIIBAA==" }), "", CodePayload},
 		{"renew csr in standard base64", withAction(func(a *Action) { a.Action, a.Enrollment, a.Serial, a.CSR = ActionRenew, "", "0A1B2C", "MII+/w" }), "", CodePayload},
 		{"renew csr with spare bits set", withAction(func(a *Action) { a.Action, a.Enrollment, a.Serial, a.CSR = ActionRenew, "", "0A1B2C", "MIIBAB" }), "", CodePayload},

@@ -1,0 +1,212 @@
+package ra
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/json"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/sanadpki/sanad/ca/profile"
+	"github.com/sanadpki/sanad/internal/audit"
+	"github.com/sanadpki/sanad/internal/store"
+	"github.com/sanadpki/sanad/ra/jwsauth"
+)
+
+// AudienceRenew binds a holder's renewal to its endpoint.
+const AudienceRenew = "/api/v1/certificates/renew"
+
+// Renew carries out a holder's request, signed with the key of a valid
+// certificate this CA issued them, for a certificate of the same profile
+// and subject on a new key (POST /api/v1/certificates/{serial}/renew).
+//
+// The signature stands in for the one-time code: it proves the requester
+// holds the old certificate's key, as the code proved they held the
+// registry's contact. The identity behind it must have been proven by an
+// enrollment less than Policy.RenewalIdentityAge ago (renewals pass that
+// time on; they never extend it), and the registry is asked again, as
+// before any issuance an officer approved: a person who died, a business
+// that closed or a representative who lost signing authority renews
+// nothing. The new key must be a new key; the profile's approval rule
+// applies as to an enrollment (auto: issued at once).
+//
+// A certificate is renewed once. The same signed request sent again
+// answers with the enrollment it made (the second result true), so a
+// holder whose answer was lost can ask again; any other request to renew
+// it is refused.
+func (s *Service) Renew(ctx context.Context, serialHex, compact string) (store.Enrollment, bool, error) {
+	d := s.d
+	serial, err := parseSerial(serialHex)
+	if err != nil {
+		return store.Enrollment{}, false, err
+	}
+	now := d.Now().UTC()
+	p, err := jwsauth.Parse(compact, AudienceRenew, now, MaxSkew)
+	if err != nil {
+		return store.Enrollment{}, false, signedRequestErr(err)
+	}
+	if p.Action.Action != jwsauth.ActionRenew || !strings.EqualFold(p.Action.Serial, serialHex) {
+		return store.Enrollment{}, false, refuse("invalid-request", "the signed request is not to renew %s", serialHex)
+	}
+	if jwsauth.SerialHex(p.Certificate.SerialNumber) != p.Action.Serial {
+		return store.Enrollment{}, false, refuse("unauthorized", "the request is not signed by certificate %s", serialHex)
+	}
+	if err := s.checkOurs(ctx, p.Certificate, now); err != nil {
+		if e, ok := ProblemOf(err); ok && e.Type == "not-an-officer" {
+			return store.Enrollment{}, false, refuse("unauthorized", "the request is not signed by a certificate of this CA")
+		}
+		return store.Enrollment{}, false, err
+	}
+	issuerID := s.issuerOf(p.Certificate)
+	renews := issuerID + "/" + p.Action.Serial
+
+	// The renewal's idempotency key is the old certificate's: one renewal
+	// each. A space never appears in a client's Idempotency-Key
+	// (checkIdempotencyKey), so no enrollment can take it first.
+	key := "renewal " + renews
+	requestHash := sha256.Sum256([]byte(compact))
+	if e, err := d.Store.EnrollmentByIdempotencyKey(ctx, key); err == nil {
+		if bytes.Equal(e.RequestHash, requestHash[:]) {
+			return e, true, nil
+		}
+		return store.Enrollment{}, false, refuse("already-renewed", "certificate %s was renewed by enrollment %s", p.Action.Serial, e.ID)
+	} else if !errors.Is(err, store.ErrNotFound) {
+		return store.Enrollment{}, false, err
+	}
+
+	old, err := d.Store.Certificate(ctx, issuerID, serial)
+	if err != nil {
+		return store.Enrollment{}, false, err
+	}
+	prof, ok := d.Profiles[old.Profile]
+	if _, offered := d.Policy.Approval[old.Profile]; !ok || !offered || old.EnrollmentID == "" {
+		return store.Enrollment{}, false, refuse("not-renewable", "certificate %s was not issued to an enrollment the RA offers; enroll", p.Action.Serial)
+	}
+	if d.Policy.RenewalIdentityAge == 0 {
+		return store.Enrollment{}, false, refuse("not-renewable", "this RA renews no certificate; enroll")
+	}
+	prev, err := d.Store.Enrollment(ctx, old.EnrollmentID)
+	if err != nil {
+		return store.Enrollment{}, false, err
+	}
+	var prevPr proofing
+	if err := json.Unmarshal(prev.Proofing, &prevPr); err != nil {
+		return store.Enrollment{}, false, fmt.Errorf("enrollment %s proofing: %w", prev.ID, err)
+	}
+	identityAt := prevPr.identityAt()
+	if identityAt.IsZero() || now.Sub(identityAt) > d.Policy.RenewalIdentityAge {
+		e := refuse("identity-too-old", "the identity behind certificate %s was proven on %s; renewal needs one proven within %d days: enroll",
+			p.Action.Serial, identityAt.Format(time.DateOnly), int(d.Policy.RenewalIdentityAge.Hours()/24))
+		e.Extra = map[string]any{"identity_proven_at": identityAt}
+		return store.Enrollment{}, false, e
+	}
+
+	der, err := p.Action.RequestDER()
+	if err != nil {
+		return store.Enrollment{}, false, refuse("invalid-request", "%v", err)
+	}
+	checked, err := s.checkCSR(string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: der})), prof)
+	if err != nil {
+		return store.Enrollment{}, false, err
+	}
+	if bytes.Equal(checked.RawSubjectPublicKeyInfo, p.Certificate.RawSubjectPublicKeyInfo) {
+		e := refuse("invalid-csr", "a renewal certifies a new key; the CSR's key is the old certificate's")
+		e.Extra = map[string]any{"code": "same-key"}
+		return store.Enrollment{}, false, e
+	}
+	if err := s.checkKeyNotBlocked(ctx, checked); err != nil {
+		return store.Enrollment{}, false, err
+	}
+	subj, err := d.Store.Subject(ctx, old.SubjectID)
+	if err != nil {
+		return store.Enrollment{}, false, err
+	}
+	var v profile.Verified
+	if err := json.Unmarshal(subj.Attributes, &v); err != nil {
+		return store.Enrollment{}, false, fmt.Errorf("subject %s attributes: %w", subj.ID, err)
+	}
+	subject, err := prof.Subject(v)
+	if err != nil {
+		return store.Enrollment{}, false, fmt.Errorf("subject %s no longer fits profile %s: %w", subj.ID, prof.Name, err)
+	}
+	if err := requestMatches(checked, subject); err != nil {
+		return store.Enrollment{}, false, err
+	}
+	// A renewal counts against the person's enrollments: a stolen key
+	// cannot be turned into certificates faster than enrollments could.
+	if ok, wait, err := s.allowIdentifier(ctx, limitKey(prevPr.Person)); err != nil {
+		return store.Enrollment{}, false, err
+	} else if !ok {
+		e := refuse("rate-limited", "too many enrollments for this identifier")
+		e.Extra = map[string]any{"retry_after_seconds": int(wait.Seconds()) + 1}
+		return store.Enrollment{}, false, e
+	}
+
+	id, err := newID()
+	if err != nil {
+		return store.Enrollment{}, false, err
+	}
+	pr := proofing{Channel: "renewal", Person: prevPr.Person, ProvedAt: now, Renews: renews, IdentityAt: identityAt}
+	prJSON, err := json.Marshal(pr)
+	if err != nil {
+		return store.Enrollment{}, false, err
+	}
+	e := store.Enrollment{ID: id, SubjectID: subj.ID, Profile: prof.Name, CSR: checked.Raw, State: store.StateApproved, Proofing: prJSON,
+		IdempotencyKey: key, RequestHash: requestHash[:], CreatedAt: now, UpdatedAt: now}
+	if d.Policy.Approvals(prof.Name) > 0 {
+		e.State, e.ExpiresAt = store.StatePendingApproval, now.Add(d.Policy.EnrollmentTTL)
+	}
+	evidence, err := s.recheck(ctx, e, subj, v)
+	var changed *registryChangedError
+	if errors.As(err, &changed) {
+		return store.Enrollment{}, false, refuse(changed.problem, "%s", changed.detail)
+	}
+	if err != nil {
+		r := refuse("registry-unavailable", "")
+		r.Err = err
+		return store.Enrollment{}, false, r
+	}
+
+	actor := "holder:" + p.Action.Serial
+	err = s.group.InTx(ctx, func(tx *store.Tx) error {
+		// The enrollment first: the same request sent twice at once meets
+		// its own idempotency key, and is answered below as the first.
+		if err := tx.InsertEnrollment(ctx, e); err != nil {
+			return err
+		}
+		if err := useNonce(ctx, tx, p, now); err != nil {
+			return err
+		}
+		for _, ev := range evidence {
+			if err := tx.InsertRegistryEvidence(ctx, ev); err != nil {
+				return err
+			}
+		}
+		return d.Audit.Append(tx, audit.Event{Actor: actor, Action: "enrollment.renew", Object: "enrollment/" + id,
+			Details: map[string]any{"profile": prof.Name, "renews": renews, "subject": subj.NationalID, "person": pr.Person,
+				"identity_proven_at": identityAt, "state": e.State}})
+	})
+	if errors.Is(err, store.ErrConflict) {
+		// Another request renewed it first; if it was this one, answer as
+		// it did.
+		if existing, err := d.Store.EnrollmentByIdempotencyKey(ctx, key); err == nil {
+			if bytes.Equal(existing.RequestHash, requestHash[:]) {
+				return existing, true, nil
+			}
+			return store.Enrollment{}, false, refuse("already-renewed", "certificate %s was renewed by enrollment %s", p.Action.Serial, existing.ID)
+		}
+	}
+	if err != nil {
+		return store.Enrollment{}, false, err
+	}
+	d.Log.Info("renewal requested", "enrollment", id, "renews", renews, "profile", prof.Name, "state", e.State)
+	if e.State == store.StateApproved {
+		out, err := s.issueDetached(ctx, e, actor)
+		return out, false, err
+	}
+	return e, false, nil
+}

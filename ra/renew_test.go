@@ -1,0 +1,249 @@
+package ra_test
+
+import (
+	"bytes"
+	"crypto/ecdsa"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/json"
+	"encoding/pem"
+	"net/http"
+	"strings"
+	"testing"
+	"testing/fstest"
+	"time"
+
+	"github.com/sanadpki/sanad/ca/catest"
+	"github.com/sanadpki/sanad/ca/profile"
+	"github.com/sanadpki/sanad/internal/store"
+	"github.com/sanadpki/sanad/internal/store/storetest"
+	"github.com/sanadpki/sanad/policies"
+	"github.com/sanadpki/sanad/ra"
+	"github.com/sanadpki/sanad/ra/jwsauth"
+)
+
+// TestRenew: a holder renews with a request signed by the old key and
+// gets a certificate of the same profile and subject on the new key, over
+// real HTTP on both databases. The same request again answers the same
+// enrollment; a second renewal of one certificate, the old key again, a
+// revoked certificate, an identity proven longer ago than the policy
+// allows (renewals pass its age on) and a person the registry now records
+// as deceased are each refused with their own problem, leaving no
+// enrollment and no spent nonce behind. A profile that needs an officer
+// needs one for its renewal too.
+func TestRenew(t *testing.T) {
+	for _, driver := range storetest.Drivers() {
+		t.Run(driver, func(t *testing.T) { testRenew(t, driver) })
+	}
+}
+
+func testRenew(t *testing.T, driver string) {
+	f := catest.New(t, time.Now().UTC().Truncate(time.Second))
+	clk := &clock{}
+	reg := &changingRegistry{dead: map[string]bool{}, closed: map[string]bool{}, noAuthority: map[string]bool{}}
+	fx := newRAFixture(t, f, driver, func(d *ra.Deps) {
+		d.Now = clk.Now
+		reg.Registry = d.Registry
+		d.Registry = reg
+		d.Policy.RenewalIdentityAge = 24 * time.Hour
+	})
+	key := newKey(t)
+	first := fx.certified(t, key, "citizen-auth")
+
+	newer := newKey(t)
+	req := renewJWS(t, identity{first, key}, newer, clk.Now())
+	a, v, hdr := fx.renew(t, first, req)
+	if a.status != http.StatusCreated || v.State != store.StateIssued {
+		t.Fatalf("renewal: %+v", a)
+	}
+	second := parseCertPEM(t, v.Certificate)
+	if second.Subject.String() != first.Subject.String() || !second.PublicKey.(*ecdsa.PublicKey).Equal(newer.Public()) ||
+		second.SerialNumber.Cmp(first.SerialNumber) == 0 || second.CheckSignatureFrom(f.Issuer.Certificate) != nil {
+		t.Errorf("renewed certificate: subject %q (was %q), serial %X (was %X), new key %v", second.Subject, first.Subject,
+			second.SerialNumber, first.SerialNumber, second.PublicKey.(*ecdsa.PublicKey).Equal(newer.Public()))
+	}
+	if v.Renews != "issuing/"+jwsauth.SerialHex(first.SerialNumber) {
+		t.Errorf("the renewal's view renews %q, want the first certificate", v.Renews)
+	}
+	if hdr.Get("Location") != "/api/v1/enrollments/"+v.ID || hdr.Get("Idempotent-Replayed") != "" {
+		t.Errorf("renewal headers: %v", hdr)
+	}
+	if c, err := fx.db.CertificateOfEnrollment(t.Context(), v.ID); err != nil || c.Profile != "citizen-auth" || !bytes.Equal(c.Serial, second.SerialNumber.Bytes()) {
+		t.Errorf("the renewed certificate's record: %+v, %v", c, err)
+	}
+	if n := fx.count(t, fx.q(`SELECT count(*) FROM registry_evidence WHERE enrollment_id = $1`), v.ID); n == 0 {
+		t.Error("the renewal kept no registry evidence")
+	}
+	if n := fx.count(t, fx.q(`SELECT count(*) FROM audit_events WHERE action = 'enrollment.renew' AND object = $1`), "enrollment/"+v.ID); n != 1 {
+		t.Errorf("%d enrollment.renew audit events, want 1", n)
+	}
+
+	again, av, ahdr := fx.renew(t, first, req)
+	if again.status != http.StatusCreated || av.ID != v.ID || ahdr.Get("Idempotent-Replayed") != "true" {
+		t.Errorf("the same request again: %+v %v, want the enrollment %s replayed", again, ahdr, v.ID)
+	}
+	refused := func(what string, want answer, c *x509.Certificate, jws string) {
+		t.Helper()
+		before := fx.count(t, `SELECT count(*) FROM enrollments`)
+		nonces := fx.count(t, `SELECT count(*) FROM signed_request_nonces`)
+		got, _, _ := fx.renew(t, c, jws)
+		want.check(t, what, got)
+		if n, m := fx.count(t, `SELECT count(*) FROM enrollments`), fx.count(t, `SELECT count(*) FROM signed_request_nonces`); n != before || m != nonces {
+			t.Errorf("%s: enrollments %d → %d, nonces %d → %d", what, before, n, nonces, m)
+		}
+	}
+	refused("a second renewal of one certificate", answer{status: 409, problem: "already-renewed"}, first, renewJWS(t, identity{first, key}, newKey(t), clk.Now()))
+	refused("the old key again", answer{status: 422, problem: "invalid-csr"}, second, renewJWS(t, identity{second, newer}, newer, clk.Now()))
+	refused("signed by another certificate's key", answer{status: 401, problem: "unauthorized"}, second,
+		renewJWSFor(t, jwsauth.SerialHex(second.SerialNumber), fx.officer, newKey(t), clk.Now()))
+
+	// Renewing the renewal: the identity is still the first enrollment's,
+	// 12 hours old, then 25 hours old, over the policy's 24.
+	clk.Add(12 * time.Hour)
+	third := newKey(t)
+	a, v, _ = fx.renew(t, second, renewJWS(t, identity{second, newer}, third, clk.Now()))
+	if a.status != http.StatusCreated || v.State != store.StateIssued {
+		t.Fatalf("renewal of the renewal: %+v", a)
+	}
+	thirdCert := parseCertPEM(t, v.Certificate)
+	clk.Add(13 * time.Hour)
+	refused("an identity proven 25 hours ago", answer{status: 409, problem: "identity-too-old"}, thirdCert, renewJWS(t, identity{thirdCert, third}, newKey(t), clk.Now()))
+
+	fresh := newKey(t)
+	freshCert := fx.certified(t, fresh, "citizen-auth")
+	reg.set(func() { reg.dead["KZ:880312448217"] = true })
+	deadReq := renewJWS(t, identity{freshCert, fresh}, newKey(t), clk.Now())
+	refused("a person since deceased", answer{status: 422, problem: "subject-deceased"}, freshCert, deadReq)
+	reg.set(func() { reg.dead = map[string]bool{} })
+	// Refused before its nonce was spent: the same request now renews.
+	if a, _, _ := fx.renew(t, freshCert, deadReq); a.status != http.StatusCreated {
+		t.Errorf("the refused request once the registry confirms the person: %+v", a)
+	}
+
+	revokedKey := newKey(t)
+	revoked := fx.certified(t, revokedKey, "citizen-auth")
+	revoke, err := jwsauth.Sign(jwsauth.Action{Action: jwsauth.ActionRevoke, Serial: jwsauth.SerialHex(revoked.SerialNumber), Reason: "superseded", Audience: ra.AudienceRevoke},
+		revoked, revokedKey, clk.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code, raw := fx.do(t, http.MethodPost, "/api/v1/certificates/"+jwsauth.SerialHex(revoked.SerialNumber)+"/revoke", joseHeader(), []byte(revoke)); code != http.StatusOK {
+		t.Fatalf("revoke: %d %s", code, raw)
+	}
+	refused("a revoked certificate", answer{status: 403, problem: "certificate-revoked"}, revoked, renewJWS(t, identity{revoked, revokedKey}, newKey(t), clk.Now()))
+
+	signKey := newKey(t)
+	signCert := fx.certified(t, signKey, "citizen-sign")
+	a, v, _ = fx.renew(t, signCert, renewJWS(t, identity{signCert, signKey}, newKey(t), clk.Now()))
+	if a.status != http.StatusCreated || v.State != store.StatePendingApproval {
+		t.Fatalf("renewal of a citizen-sign certificate: %+v, want pending_approval", a)
+	}
+	answer{status: 200, state: store.StateIssued}.check(t, "the officer's approval of the renewal", fx.act(t, signAction(t, fx.officer, approve(v.ID), clk.Now())))
+}
+
+// TestRenewalOff: renewal_identity_days 0 offers no renewal; the policy
+// refuses a number of days out of range.
+func TestRenewalOff(t *testing.T) {
+	f := catest.New(t, time.Now().UTC().Truncate(time.Second))
+	fx := newRAFixture(t, f, "sqlite", func(d *ra.Deps) { d.Policy.RenewalIdentityAge = 0 })
+	key := newKey(t)
+	c := fx.certified(t, key, "citizen-auth")
+	a, _, _ := fx.renew(t, c, renewJWS(t, identity{c, key}, newKey(t), time.Now()))
+	answer{status: 409, problem: "not-renewable"}.check(t, "renewal with renewal_identity_days 0", a)
+
+	profiles, err := profile.LoadAll(policies.FS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	shipped, err := ra.LoadPolicy(policies.FS, profiles)
+	if err != nil || shipped.RenewalIdentityAge != 1825*24*time.Hour {
+		t.Errorf("the shipped policy: renewal after %v (%v), want 1825 days", shipped.RenewalIdentityAge, err)
+	}
+	raw, err := policies.FS.ReadFile("ra.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, days := range []string{"-1", "3651"} {
+		bad := strings.Replace(string(raw), "renewal_identity_days: 1825", "renewal_identity_days: "+days, 1)
+		if _, err := ra.LoadPolicy(fstest.MapFS{"ra.yaml": {Data: []byte(bad)}}, profiles); err == nil || !strings.Contains(err.Error(), "renewal_identity_days") {
+			t.Errorf("renewal_identity_days %s: %v, want refused", days, err)
+		}
+	}
+}
+
+// certified has the holder of key enroll for profileName, prove, and (if
+// the profile needs an officer) be approved by the fixture's officer, and
+// returns the certificate.
+func (fx *raFixture) certified(t *testing.T, key *ecdsa.PrivateKey, profileName string) *x509.Certificate {
+	t.Helper()
+	a := fx.answer(t, http.MethodPost, "/api/v1/enrollments", http.Header{"Content-Type": {"application/json"}},
+		enrollBody(t, citizen(), profileName, csrPEM(t, key)))
+	if a.status != http.StatusCreated {
+		t.Fatalf("enroll for %s: %+v", profileName, a)
+	}
+	if p := fx.proof(t, a.id, fx.code(t, a.id)); p.state == store.StatePendingApproval {
+		fx.act(t, signAction(t, fx.officer, approve(a.id), fx.deps.Now()))
+	}
+	code, raw := fx.do(t, http.MethodGet, "/api/v1/enrollments/"+a.id, nil, nil)
+	var v ra.View
+	if code != http.StatusOK || json.Unmarshal(raw, &v) != nil || v.State != store.StateIssued {
+		t.Fatalf("enrollment %s: %d %s", a.id, code, raw)
+	}
+	return parseCertPEM(t, v.Certificate)
+}
+
+// renew posts a renewal request for c and returns the answer, its view and
+// headers.
+func (fx *raFixture) renew(t *testing.T, c *x509.Certificate, jws string) (answer, ra.View, http.Header) {
+	t.Helper()
+	path := "/api/v1/certificates/" + jwsauth.SerialHex(c.SerialNumber) + "/renew"
+	code, hdr, raw := fx.send(t, http.MethodPost, path, joseHeader(), []byte(jws))
+	var v ra.View
+	var doc struct{ Type string }
+	if err := json.Unmarshal(raw, &v); err != nil || json.Unmarshal(raw, &doc) != nil {
+		t.Fatalf("POST %s: %d %s", path, code, raw)
+	}
+	return answer{status: code, problem: strings.TrimPrefix(doc.Type, "urn:sanad:problem:"), state: v.State, id: v.ID}, v, hdr
+}
+
+// renewJWS is holder's request to renew its certificate on next's key.
+func renewJWS(t *testing.T, holder identity, next *ecdsa.PrivateKey, at time.Time) string {
+	t.Helper()
+	return renewJWSFor(t, jwsauth.SerialHex(holder.cert.SerialNumber), holder, next, at)
+}
+
+// renewJWSFor is signer's request to renew certificate serial on next's key.
+func renewJWSFor(t *testing.T, serial string, signer identity, next *ecdsa.PrivateKey, at time.Time) string {
+	t.Helper()
+	s, err := jwsauth.Sign(jwsauth.Action{Action: jwsauth.ActionRenew, Serial: serial,
+		CSR: base64.RawURLEncoding.EncodeToString(csrDER(t, next)), Audience: ra.AudienceRenew}, signer.cert, signer.key, at)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func joseHeader() http.Header { return http.Header{"Content-Type": {"application/jose"}} }
+
+func parseCertPEM(t *testing.T, s string) *x509.Certificate {
+	t.Helper()
+	b, _ := pem.Decode([]byte(s))
+	if b == nil {
+		t.Fatalf("no PEM certificate in %q", s)
+	}
+	c, err := x509.ParseCertificate(b.Bytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// count runs a count(*) query on the fixture's database.
+func (fx *raFixture) count(t *testing.T, query string, args ...any) int {
+	t.Helper()
+	var n int
+	if err := fx.raw.QueryRowContext(t.Context(), query, args...).Scan(&n); err != nil {
+		t.Fatalf("%s: %v", query, err)
+	}
+	return n
+}
