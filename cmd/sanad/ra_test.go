@@ -6,6 +6,7 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/x509"
+	"encoding/base64"
 	"encoding/json"
 	"encoding/pem"
 	"io"
@@ -314,6 +315,44 @@ func TestEnrollmentEndToEnd(t *testing.T) {
 					t.Errorf("officer request, sent %d times: %d %v", i+1, code, p)
 				}
 			}
+
+			// The holder renews on a new key with a request signed by the old
+			// one: no new code, an officer approves as for citizen-sign
+			// enrollments, and the new certificate, same subject, passes
+			// openssl verify with the CRL.
+			renewKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+			if err != nil {
+				t.Fatal(err)
+			}
+			renewCSR, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{}, renewKey)
+			if err != nil {
+				t.Fatal(err)
+			}
+			renew, err := jwsauth.Sign(jwsauth.Action{Action: "renew", Serial: serialHex, CSR: base64.RawURLEncoding.EncodeToString(renewCSR),
+				Audience: ra.AudienceRenew}, cert, citizen.key, time.Now())
+			if err != nil {
+				t.Fatal(err)
+			}
+			code, e = c.do(http.MethodPost, "/api/v1/certificates/"+serialHex+"/renew", "application/jose", []byte(renew), nil)
+			if code != 201 || e["state"] != "pending_approval" || e["renews"] != "issuing/"+serialHex {
+				t.Fatalf("renewal: %d %v", code, e)
+			}
+			if code, out := c.officer("Dana Officer", "approve", e["id"].(string)); code != 0 || !strings.Contains(out, `"state": "issued"`) {
+				t.Fatalf("officer approves the renewal: %d %s", code, out)
+			}
+			code, e = c.do(http.MethodGet, "/api/v1/enrollments/"+e["id"].(string), "", nil, nil)
+			if code != 200 || e["state"] != "issued" {
+				t.Fatalf("renewed enrollment: %d %v", code, e)
+			}
+			block, _ = pem.Decode([]byte(e["certificate"].(string)))
+			renewed, err := x509.ParseCertificate(block.Bytes)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if renewed.Subject.String() != cert.Subject.String() || !renewed.PublicKey.(*ecdsa.PublicKey).Equal(&renewKey.PublicKey) {
+				t.Errorf("renewed certificate: subject %s, key of the renewal %v", renewed.Subject, renewed.PublicKey.(*ecdsa.PublicKey).Equal(&renewKey.PublicKey))
+			}
+			c.verifyWithCRL(db, openssl, renewed, false)
 
 			// The holder revokes with its own key.
 			revoke, err := jwsauth.Sign(jwsauth.Action{Action: "revoke", Serial: jwsauth.SerialHex(cert.SerialNumber), Reason: "keyCompromise",
