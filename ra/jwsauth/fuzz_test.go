@@ -28,6 +28,7 @@ func fuzzSeeds(t testing.TB) map[string]string {
 			validAction(),
 			{Action: ActionReject, Enrollment: "q3J8yq0mTnOE2w_Zc1Vf-A", Reason: "لا يطابق السجل"},
 			{Action: ActionRevoke, Serial: "0A1B2C", Reason: "keyCompromise"},
+			{Action: ActionRenew, Serial: "0A1B2C", CSR: "MIIBAA"},
 			{Action: ActionQueue},
 			{Action: ActionShow, Enrollment: "abc"},
 		} {
@@ -57,7 +58,7 @@ func writeFuzzSeeds(t *testing.T) {
 		t.Fatal(err)
 	}
 	seeds := fuzzSeeds(t)
-	for _, name := range []string{"signed-p-256-approve", "signed-p-384-revoke", "signed-rsa-3072-reject", "signed-rs256", "hs256", "jwk", "payload-dup"} {
+	for _, name := range []string{"signed-p-256-approve", "signed-p-384-revoke", "signed-p-256-renew", "signed-rsa-3072-reject", "signed-rs256", "hs256", "jwk", "payload-dup"} {
 		s := seeds[name]
 		if err := os.WriteFile(filepath.Join(dir, "seed-"+name), fmt.Appendf(nil, "go test fuzz v1\nstring(%q)\n", s), 0o644); err != nil {
 			t.Fatal(err)
