@@ -531,7 +531,9 @@ type changingRegistry struct {
 	registry.Registry
 	mu                        sync.Mutex
 	dead, closed, noAuthority map[string]bool // country:identifier
-	down                      bool
+	// renamed gives businesses (country:registration) a new name.
+	renamed map[string]string
+	down    bool
 	// downAs answers while down (a real client of a dead registry); nil
 	// answers a bare ErrUnavailable.
 	downAs registry.Registry
@@ -573,6 +575,9 @@ func (r *changingRegistry) Business(ctx context.Context, country, reg string) (r
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	b.Active = b.Active && !r.closed[country+":"+reg]
+	if name, ok := r.renamed[country+":"+reg]; ok {
+		b.Name = name
+	}
 	if r.noAuthority[country+":"+reg] {
 		reps := slices.Clone(b.Representatives)
 		for i := range reps {

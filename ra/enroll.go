@@ -977,17 +977,37 @@ func (s *Service) issue(ctx context.Context, e store.Enrollment, actor string) (
 	if d.Policy.Approvals(e.Profile) > 0 {
 		recheck, issueErr = s.recheck(ctx, e, subj, v)
 	}
+	renews := renewsOf(e)
+	if issueErr == nil && renews.serial != nil {
+		issueErr = renews.check(ctx, d.Store.Certificate)
+	}
 	if issueErr == nil {
 		csrPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: e.CSR})
 		cert, issueErr = d.CA.Issue(ctx, ca.Request{Profile: e.Profile, CSR: csrPEM, Verified: v, SubjectID: subj.ID, EnrollmentID: e.ID, Actor: actor})
 	}
-	refused := errors.Is(issueErr, ca.ErrRequest) || errors.Is(issueErr, errRegistryChanged)
+	refused := errors.Is(issueErr, ca.ErrRequest) || errors.Is(issueErr, errRegistryChanged) || errors.Is(issueErr, errRenewsRevoked)
 	now := d.Now().UTC()
-	var out store.Enrollment
+	var (
+		out store.Enrollment
+		// withdraw: the certificate a renewal replaces was revoked while
+		// the CA signed the new one, which must follow it.
+		withdraw bool
+	)
 	err = s.group.InTx(ctx, func(tx *store.Tx) error {
+		withdraw = false
 		cur, err := tx.EnrollmentForUpdate(ctx, e.ID)
 		if err != nil {
 			return err
+		}
+		if renews.serial != nil && issueErr == nil {
+			// Read with the enrollment locked: a revocation that committed
+			// before is seen here, and one after finds the enrollment
+			// issued (withdrawRenewals); none slips between.
+			if err := renews.check(ctx, tx.Certificate); errors.Is(err, errRenewsRevoked) {
+				withdraw = true
+			} else if err != nil {
+				return err
+			}
 		}
 		for _, ev := range recheck {
 			if err := tx.InsertRegistryEvidence(ctx, ev); err != nil {
@@ -1029,6 +1049,11 @@ func (s *Service) issue(ctx context.Context, e store.Enrollment, actor string) (
 	})
 	if err != nil {
 		return e, err
+	}
+	if withdraw {
+		if err := s.withdraw(ctx, cert.SerialNumber.Bytes(), actor); err != nil {
+			d.Log.Error("revoking a renewal whose old certificate was revoked meanwhile", "enrollment", e.ID, "err", err)
+		}
 	}
 	switch {
 	case refused:
@@ -1104,6 +1129,9 @@ func (s *Service) recheck(ctx context.Context, e store.Enrollment, subj store.Su
 		record("business", ev)
 		if !biz.Active {
 			return out, changed("business-inactive", "the registry records the business as inactive")
+		}
+		if v.OrganizationName != "" && !sameName(biz.Name, v.OrganizationName) {
+			return out, changed("registry-mismatch", "the registry's name for the business changed since the enrollment")
 		}
 		if _, pc, pid, ok := parseSemanticsID(pr.Person); ok {
 			signs := false

@@ -359,6 +359,13 @@ func (s *Service) revoke(ctx context.Context, p jwsauth.Parsed, actor string, ke
 		return Revocation{}, revokeRefusal(err, p.Action.Serial)
 	}
 	s.d.Log.Info("certificate revoked", "serial", p.Action.Serial, "reason", p.Action.Reason, "by", actor)
+	if withdraws(reason) {
+		// The revocation stands whatever happens to the renewals; one not
+		// withdrawn now is logged for an officer to revoke.
+		if err := s.withdrawRenewals(ctx, serial, actor); err != nil {
+			s.d.Log.Error("withdrawing the renewals of a revoked certificate", "serial", p.Action.Serial, "err", err)
+		}
+	}
 	return Revocation{Serial: strings.ToUpper(hex.EncodeToString(serial)), Status: "revoked", Reason: p.Action.Reason}, nil
 }
 

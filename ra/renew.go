@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"encoding/pem"
 	"errors"
@@ -15,6 +16,7 @@ import (
 	"github.com/sanadpki/sanad/internal/audit"
 	"github.com/sanadpki/sanad/internal/store"
 	"github.com/sanadpki/sanad/ra/jwsauth"
+	"github.com/sanadpki/sanad/ra/registry"
 )
 
 // AudienceRenew binds a holder's renewal to its endpoint.
@@ -65,15 +67,19 @@ func (s *Service) Renew(ctx context.Context, serialHex, compact string) (store.E
 	renews := issuerID + "/" + p.Action.Serial
 
 	// The renewal's idempotency key is the old certificate's: one renewal
-	// each. A space never appears in a client's Idempotency-Key
-	// (checkIdempotencyKey), so no enrollment can take it first.
-	key := "renewal " + renews
+	// each, unless it ended without a certificate (rejected, lapsed,
+	// failed), which releases the key to the next.
+	key := renewalKey(renews)
 	requestHash := sha256.Sum256([]byte(compact))
+	var release string
 	if e, err := d.Store.EnrollmentByIdempotencyKey(ctx, key); err == nil {
 		if bytes.Equal(e.RequestHash, requestHash[:]) {
 			return e, true, nil
 		}
-		return store.Enrollment{}, false, refuse("already-renewed", "certificate %s was renewed by enrollment %s", p.Action.Serial, e.ID)
+		if !endedUncertified(e.State) {
+			return store.Enrollment{}, false, alreadyRenewed(p.Action.Serial, e)
+		}
+		release = e.ID
 	} else if !errors.Is(err, store.ErrNotFound) {
 		return store.Enrollment{}, false, err
 	}
@@ -131,19 +137,26 @@ func (s *Service) Renew(ctx context.Context, serialHex, compact string) (store.E
 	}
 	subject, err := prof.Subject(v)
 	if err != nil {
-		return store.Enrollment{}, false, fmt.Errorf("subject %s no longer fits profile %s: %w", subj.ID, prof.Name, err)
+		r := refuse("not-renewable", "the certificate's subject no longer fits profile %s; enroll", prof.Name)
+		r.Err = err
+		return store.Enrollment{}, false, r
 	}
 	if err := requestMatches(checked, subject); err != nil {
 		return store.Enrollment{}, false, err
 	}
 	// A renewal counts against the person's enrollments: a stolen key
 	// cannot be turned into certificates faster than enrollments could.
-	if ok, wait, err := s.allowIdentifier(ctx, limitKey(prevPr.Person)); err != nil {
-		return store.Enrollment{}, false, err
-	} else if !ok {
-		e := refuse("rate-limited", "too many enrollments for this identifier")
-		e.Extra = map[string]any{"retry_after_seconds": int(wait.Seconds()) + 1}
-		return store.Enrollment{}, false, e
+	for _, k := range []string{limitKey(subj.NationalID), limitKey(prevPr.Person)} {
+		if ok, wait, err := s.allowIdentifier(ctx, k); err != nil {
+			return store.Enrollment{}, false, err
+		} else if !ok {
+			e := refuse("rate-limited", "too many enrollments for this identifier")
+			e.Extra = map[string]any{"retry_after_seconds": int(wait.Seconds()) + 1}
+			return store.Enrollment{}, false, e
+		}
+		if subj.Kind == "person" {
+			break // the subject is the person
+		}
 	}
 
 	id, err := newID()
@@ -165,14 +178,22 @@ func (s *Service) Renew(ctx context.Context, serialHex, compact string) (store.E
 	if errors.As(err, &changed) {
 		return store.Enrollment{}, false, refuse(changed.problem, "%s", changed.detail)
 	}
-	if err != nil {
+	if errors.Is(err, registry.ErrUnavailable) {
 		r := refuse("registry-unavailable", "")
 		r.Err = err
 		return store.Enrollment{}, false, r
 	}
+	if err != nil {
+		return store.Enrollment{}, false, err
+	}
 
 	actor := "holder:" + p.Action.Serial
 	err = s.group.InTx(ctx, func(tx *store.Tx) error {
+		if release != "" {
+			if err := tx.ReleaseIdempotencyKey(ctx, release); err != nil {
+				return err
+			}
+		}
 		// The enrollment first: the same request sent twice at once meets
 		// its own idempotency key, and is answered below as the first.
 		if err := tx.InsertEnrollment(ctx, e); err != nil {
@@ -188,7 +209,7 @@ func (s *Service) Renew(ctx context.Context, serialHex, compact string) (store.E
 		}
 		return d.Audit.Append(tx, audit.Event{Actor: actor, Action: "enrollment.renew", Object: "enrollment/" + id,
 			Details: map[string]any{"profile": prof.Name, "renews": renews, "subject": subj.NationalID, "person": pr.Person,
-				"identity_proven_at": identityAt, "state": e.State}})
+				"identity_proven_at": identityAt, "state": e.State, "signed_request": compact}})
 	})
 	if errors.Is(err, store.ErrConflict) {
 		// Another request renewed it first; if it was this one, answer as
@@ -197,7 +218,7 @@ func (s *Service) Renew(ctx context.Context, serialHex, compact string) (store.E
 			if bytes.Equal(existing.RequestHash, requestHash[:]) {
 				return existing, true, nil
 			}
-			return store.Enrollment{}, false, refuse("already-renewed", "certificate %s was renewed by enrollment %s", p.Action.Serial, existing.ID)
+			return store.Enrollment{}, false, alreadyRenewed(p.Action.Serial, existing)
 		}
 	}
 	if err != nil {
@@ -210,3 +231,142 @@ func (s *Service) Renew(ctx context.Context, serialHex, compact string) (store.E
 	}
 	return e, false, nil
 }
+
+// renewalKey is the idempotency key of the renewal of renews (an issuing
+// CA's id and a serial, "issuing/0A1B…"). A space never appears in a
+// client's Idempotency-Key (checkIdempotencyKey), so no enrollment can take
+// it first.
+func renewalKey(renews string) string { return "renewal " + renews }
+
+// endedUncertified says whether an enrollment in state ended without a
+// certificate.
+func endedUncertified(state string) bool {
+	return state == store.StateRejected || state == store.StateExpired || state == store.StateFailed
+}
+
+func alreadyRenewed(serialHex string, by store.Enrollment) error {
+	if by.State == store.StateIssued {
+		return refuse("already-renewed", "certificate %s was renewed by enrollment %s", serialHex, by.ID)
+	}
+	return refuse("already-renewed", "certificate %s is being renewed by enrollment %s (%s)", serialHex, by.ID, by.State)
+}
+
+// errRenewsRevoked fails a renewal whose old certificate was revoked, for a
+// reason that withdraws it, before the new one was issued.
+var errRenewsRevoked = errors.New("the certificate this renewal replaces was revoked for keyCompromise or privilegeWithdrawn")
+
+// renewal is the certificate a renewal enrollment replaces; serial is nil
+// for an enrollment that renews nothing.
+type renewal struct {
+	issuerID string
+	serial   []byte
+}
+
+// renewsOf reads proofing.Renews.
+func renewsOf(e store.Enrollment) renewal {
+	var pr proofing
+	if json.Unmarshal(e.Proofing, &pr) != nil || pr.Renews == "" {
+		return renewal{}
+	}
+	issuerID, serialHex, _ := strings.Cut(pr.Renews, "/")
+	serial, err := hex.DecodeString(serialHex)
+	if err != nil || len(serial) == 0 {
+		return renewal{}
+	}
+	return renewal{issuerID: issuerID, serial: serial}
+}
+
+// check refuses (errRenewsRevoked) a renewal whose old certificate, read
+// with get, is no longer good.
+func (r renewal) check(ctx context.Context, get func(context.Context, string, []byte) (store.Certificate, error)) error {
+	c, err := get(ctx, r.issuerID, r.serial)
+	if err != nil {
+		return err
+	}
+	if c.Status != store.StatusGood && withdraws(c.Reason) {
+		return fmt.Errorf("%w (%s/%X, at %s)", errRenewsRevoked, r.issuerID, r.serial, c.RevokedAt.Format(time.RFC3339))
+	}
+	return nil
+}
+
+// withdraws says whether a revocation for reason withdraws the renewals
+// the certificate's key asked for: keyCompromise (the thief may have asked)
+// and privilegeWithdrawn (the subject is no longer entitled; also the
+// reason withdrawRenewals gives, so a chain follows). A holder's
+// superseded or cessationOfOperation does not.
+func withdraws(reason int) bool {
+	return reason == reasonKeyCompromise || reason == reasonPrivilegeWithdrawn
+}
+
+// RFC 5280 §5.3.1 reasons. A renewal revoked because the key that asked
+// for it was compromised is revoked for privilegeWithdrawn: its own key is
+// not known to be compromised.
+const (
+	reasonKeyCompromise      = 1
+	reasonPrivilegeWithdrawn = 9
+)
+
+// withdrawRenewals follows the renewals made with the key of a
+// certificate just revoked for a reason that withdraws them (withdraws):
+// for keyCompromise, the thief's may be among them. a renewal waiting for officers is rejected, an issued one is
+// revoked (privilegeWithdrawn), and so are the renewals made from that one,
+// down the chain. A renewal being issued right now sees the revocation in
+// its own last transaction and revokes itself (issue).
+func (s *Service) withdrawRenewals(ctx context.Context, serial []byte, actor string) error {
+	d := s.d
+	var errs []error
+	next := [][]byte{serial}
+	for n := 0; len(next) > 0 && n < maxRenewalChain; n++ {
+		serial, next = next[0], next[1:]
+		for issuerID := range d.Issuers {
+			e, err := d.Store.EnrollmentByIdempotencyKey(ctx, renewalKey(issuerID+"/"+fmt.Sprintf("%X", serial)))
+			if errors.Is(err, store.ErrNotFound) {
+				continue
+			}
+			if err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			switch e.State {
+			case store.StatePendingApproval:
+				errs = append(errs, s.group.InTx(ctx, func(tx *store.Tx) error {
+					cur, err := tx.EnrollmentForUpdate(ctx, e.ID)
+					if err != nil || cur.State != store.StatePendingApproval {
+						return err
+					}
+					if _, err := move(ctx, tx, cur, store.StateRejected, "the certificate it renews was revoked for keyCompromise or privilegeWithdrawn", d.Now().UTC()); err != nil {
+						return err
+					}
+					return d.Audit.Append(tx, audit.Event{Actor: actor, Action: "enrollment.withdraw", Object: "enrollment/" + e.ID,
+						Details: map[string]any{"renews": fmt.Sprintf("%s/%X", issuerID, serial), "why": "the certificate it renews was revoked"}})
+				}))
+			case store.StateIssued:
+				c, err := d.Store.CertificateOfEnrollment(ctx, e.ID)
+				if err != nil {
+					errs = append(errs, err)
+					continue
+				}
+				if err := d.Revoker.Revoke(ctx, c.Serial, reasonPrivilegeWithdrawn, actor); err != nil && !errors.As(err, new(*store.AlreadyRevokedError)) {
+					errs = append(errs, err)
+					continue
+				}
+				d.Log.Warn("renewal revoked: the key that asked for it was compromised", "enrollment", e.ID, "serial", fmt.Sprintf("%X", c.Serial))
+				next = append(next, c.Serial)
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// withdraw revokes a renewal's certificate whose old certificate was
+// revoked (withdraws) while it was being issued, and its renewals.
+func (s *Service) withdraw(ctx context.Context, serial []byte, actor string) error {
+	if err := s.d.Revoker.Revoke(ctx, serial, reasonPrivilegeWithdrawn, actor); err != nil && !errors.As(err, new(*store.AlreadyRevokedError)) {
+		return err
+	}
+	return s.withdrawRenewals(ctx, serial, actor)
+}
+
+// maxRenewalChain bounds withdrawRenewals' walk; a chain is one renewal
+// per certificate, each within the identity's age.
+const maxRenewalChain = 1000

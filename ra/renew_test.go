@@ -2,6 +2,7 @@ package ra_test
 
 import (
 	"bytes"
+	"context"
 	"crypto/ecdsa"
 	"crypto/x509"
 	"encoding/base64"
@@ -9,10 +10,12 @@ import (
 	"encoding/pem"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"testing/fstest"
 	"time"
 
+	"github.com/sanadpki/sanad/ca"
 	"github.com/sanadpki/sanad/ca/catest"
 	"github.com/sanadpki/sanad/ca/profile"
 	"github.com/sanadpki/sanad/internal/store"
@@ -94,6 +97,10 @@ func testRenew(t *testing.T, driver string) {
 	}
 	refused("a second renewal of one certificate", answer{status: 409, problem: "already-renewed"}, first, renewJWS(t, identity{first, key}, newKey(t), clk.Now()))
 	refused("the old key again", answer{status: 422, problem: "invalid-csr"}, second, renewJWS(t, identity{second, newer}, newer, clk.Now()))
+	if _, raw := fx.do(t, http.MethodPost, "/api/v1/certificates/"+jwsauth.SerialHex(second.SerialNumber)+"/renew", joseHeader(),
+		[]byte(renewJWS(t, identity{second, newer}, newer, clk.Now()))); !strings.Contains(string(raw), `"code":"same-key"`) {
+		t.Errorf("the old key again: %s, want code same-key", raw)
+	}
 	refused("signed by another certificate's key", answer{status: 401, problem: "unauthorized"}, second,
 		renewJWSFor(t, jwsauth.SerialHex(second.SerialNumber), fx.officer, newKey(t), clk.Now()))
 
@@ -131,6 +138,37 @@ func testRenew(t *testing.T, driver string) {
 		t.Fatalf("revoke: %d %s", code, raw)
 	}
 	refused("a revoked certificate", answer{status: 403, problem: "certificate-revoked"}, revoked, renewJWS(t, identity{revoked, revokedKey}, newKey(t), clk.Now()))
+
+	// The same request four times at once: one enrollment, four answers
+	// naming it.
+	raceKey := newKey(t)
+	raced := fx.certified(t, raceKey, "citizen-auth")
+	raceReq := renewJWS(t, identity{raced, raceKey}, newKey(t), clk.Now())
+	var wg sync.WaitGroup
+	ids, codes := make([]string, 4), make([]int, 4)
+	for i := range ids {
+		wg.Go(func() {
+			resp, err := http.Post(fx.url+"/api/v1/certificates/"+jwsauth.SerialHex(raced.SerialNumber)+"/renew", "application/jose", strings.NewReader(raceReq))
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			defer resp.Body.Close()
+			var v ra.View
+			codes[i] = resp.StatusCode
+			if err := json.NewDecoder(resp.Body).Decode(&v); err != nil {
+				t.Error(err)
+			}
+			ids[i] = v.ID
+		})
+	}
+	wg.Wait()
+	for i := range ids {
+		if codes[i] != http.StatusCreated || ids[i] == "" || ids[i] != ids[0] {
+			t.Errorf("the same renewal sent 4 times at once: %v %v, want 201 and one enrollment", codes, ids)
+			break
+		}
+	}
 
 	signKey := newKey(t)
 	signCert := fx.certified(t, signKey, "citizen-sign")
@@ -246,4 +284,188 @@ func (fx *raFixture) count(t *testing.T, query string, args ...any) int {
 		t.Fatalf("%s: %v", query, err)
 	}
 	return n
+}
+
+// TestRenewalWithdrawn: a renewal rests on the old key. When the old
+// certificate is revoked for keyCompromise (the thief may have renewed it),
+// its issued renewals are revoked for privilegeWithdrawn down the chain, and
+// a renewal waiting for officers is rejected, which leaves the certificate
+// renewable again by nobody (it is revoked) but frees the key for the
+// cases where it is not: a renewal the officers rejected does not block
+// the next. A holder's superseded withdraws nothing. A revocation that
+// reaches the CA without the RA (or races the issuance) is caught by the
+// issuance itself, before and after the CA signs.
+func TestRenewalWithdrawn(t *testing.T) {
+	f := catest.New(t, time.Now().UTC().Truncate(time.Second))
+	racer := &revokingIssuer{}
+	fx := newRAFixture(t, f, "sqlite", func(d *ra.Deps) { racer.Issuer = d.CA; d.CA = racer })
+	now := time.Now
+	status := func(c *x509.Certificate) (string, int) {
+		t.Helper()
+		row, err := fx.db.Certificate(t.Context(), "issuing", c.SerialNumber.Bytes())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return row.Status, row.Reason
+	}
+	holderRevoke := func(c *x509.Certificate, key *ecdsa.PrivateKey, reason string) {
+		t.Helper()
+		jws, err := jwsauth.Sign(jwsauth.Action{Action: jwsauth.ActionRevoke, Serial: jwsauth.SerialHex(c.SerialNumber), Reason: reason, Audience: ra.AudienceRevoke}, c, key, now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if code, raw := fx.do(t, http.MethodPost, "/api/v1/certificates/"+jwsauth.SerialHex(c.SerialNumber)+"/revoke", joseHeader(), []byte(jws)); code != http.StatusOK {
+			t.Fatalf("revoke %X: %d %s", c.SerialNumber, code, raw)
+		}
+	}
+	renewed := func(holder identity) (*x509.Certificate, *ecdsa.PrivateKey) {
+		t.Helper()
+		next := newKey(t)
+		a, v, _ := fx.renew(t, holder.cert, renewJWS(t, holder, next, now()))
+		if a.status != http.StatusCreated || v.State != store.StateIssued {
+			t.Fatalf("renewal of %X: %+v", holder.cert.SerialNumber, a)
+		}
+		return parseCertPEM(t, v.Certificate), next
+	}
+
+	// A chain A → B → C; A's key compromised.
+	aKey := newKey(t)
+	a := fx.certified(t, aKey, "citizen-auth")
+	b, bKey := renewed(identity{a, aKey})
+	c, _ := renewed(identity{b, bKey})
+	holderRevoke(a, aKey, "keyCompromise")
+	for name, cert := range map[string]*x509.Certificate{"the renewal": b, "the renewal's renewal": c} {
+		if st, reason := status(cert); st != store.StatusRevoked || reason != 9 {
+			t.Errorf("%s after keyCompromise of the first: %s, reason %d; want revoked, privilegeWithdrawn (9)", name, st, reason)
+		}
+	}
+
+	// superseded withdraws nothing.
+	dKey := newKey(t)
+	d := fx.certified(t, dKey, "citizen-auth")
+	e, _ := renewed(identity{d, dKey})
+	holderRevoke(d, dKey, "superseded")
+	if st, _ := status(e); st != store.StatusGood {
+		t.Errorf("a renewal after the holder's superseded: %s, want good", st)
+	}
+
+	// A renewal waiting for officers: rejected by the officers, the next
+	// renewal may go on; rejected by keyCompromise, it is withdrawn.
+	sKey := newKey(t)
+	s := fx.certified(t, sKey, "citizen-sign")
+	first, fv, _ := fx.renew(t, s, renewJWS(t, identity{s, sKey}, newKey(t), now()))
+	if first.status != http.StatusCreated || fv.State != store.StatePendingApproval {
+		t.Fatalf("citizen-sign renewal: %+v", first)
+	}
+	answer{status: 200, state: store.StateRejected}.check(t, "officers reject the renewal",
+		fx.act(t, signAction(t, fx.officer, jwsauth.Action{Action: jwsauth.ActionReject, Enrollment: fv.ID, Reason: "not now"}, now())))
+	second, sv, _ := fx.renew(t, s, renewJWS(t, identity{s, sKey}, newKey(t), now()))
+	if second.status != http.StatusCreated || sv.State != store.StatePendingApproval || sv.ID == fv.ID {
+		t.Fatalf("a renewal after a rejected one: %+v", second)
+	}
+	holderRevoke(s, sKey, "keyCompromise")
+	if got, err := fx.db.Enrollment(t.Context(), sv.ID); err != nil || got.State != store.StateRejected {
+		t.Errorf("the pending renewal after keyCompromise: %s (%v), want rejected", got.State, err)
+	}
+
+	// Revoked at the CA alone, the renewal waiting for officers is failed
+	// when approved, before the CA signs.
+	tKey := newKey(t)
+	tc := fx.certified(t, tKey, "citizen-sign")
+	_, tv, _ := fx.renew(t, tc, renewJWS(t, identity{tc, tKey}, newKey(t), now()))
+	if err := fx.ca.Revoke(t.Context(), tc.SerialNumber.Bytes(), 1, "test"); err != nil {
+		t.Fatal(err)
+	}
+	answer{status: 422, problem: "issuance-failed"}.check(t, "approving a renewal of a certificate revoked for keyCompromise",
+		fx.act(t, signAction(t, fx.officer, approve(tv.ID), now())))
+
+	// Revoked while the CA signs the renewal: the renewal, issued, is
+	// revoked at once.
+	uKey := newKey(t)
+	u := fx.certified(t, uKey, "citizen-auth")
+	racer.revoke(fx.ca, u, 1)
+	a2, uv, _ := fx.renew(t, u, renewJWS(t, identity{u, uKey}, newKey(t), now()))
+	if a2.status != http.StatusCreated || uv.State != store.StateIssued {
+		t.Fatalf("the raced renewal: %+v", a2)
+	}
+	if st, reason := status(parseCertPEM(t, uv.Certificate)); st != store.StatusRevoked || reason != 9 {
+		t.Errorf("a renewal whose old certificate was revoked while it was signed: %s, reason %d; want revoked, 9", st, reason)
+	}
+}
+
+// revokingIssuer is the CA, which, once armed, revokes a certificate
+// right after its next issuance: a revocation racing a renewal.
+type revokingIssuer struct {
+	ra.Issuer
+	mu sync.Mutex
+	ca interface {
+		Revoke(context.Context, []byte, int, string) error
+	}
+	serial []byte
+	reason int
+}
+
+func (r *revokingIssuer) revoke(ca interface {
+	Revoke(context.Context, []byte, int, string) error
+}, c *x509.Certificate, reason int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.ca, r.serial, r.reason = ca, c.SerialNumber.Bytes(), reason
+}
+
+func (r *revokingIssuer) Issue(ctx context.Context, req ca.Request) (*x509.Certificate, error) {
+	c, err := r.Issuer.Issue(ctx, req)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if err == nil && r.serial != nil {
+		if rerr := r.ca.Revoke(ctx, r.serial, r.reason, "test"); rerr != nil {
+			return nil, rerr
+		}
+		r.serial = nil
+	}
+	return c, err
+}
+
+// TestRenewBusiness: a seal renews on its representative's request through
+// two officers; a business renamed since, or a representative who lost
+// signing authority, renews nothing.
+func TestRenewBusiness(t *testing.T) {
+	f := catest.New(t, time.Now().UTC().Truncate(time.Second))
+	reg := &changingRegistry{dead: map[string]bool{}, closed: map[string]bool{}, noAuthority: map[string]bool{}, renamed: map[string]string{}}
+	fx := newRAFixture(t, f, "sqlite", func(d *ra.Deps) { reg.Registry = d.Registry; d.Registry = reg })
+	dana := registerOfficerAs(t, fx.ca, fx.db, "Dana Officer", profile.Verified{Country: "KZ", NationalID: "850714400178", GivenName: "Dana", FamilyName: "Serikova"})
+	key := newKey(t)
+	a := fx.answer(t, http.MethodPost, "/api/v1/enrollments", http.Header{"Content-Type": {"application/json"}}, enrollBody(t, business(), "business-seal", csrPEM(t, key)))
+	fx.proof(t, a.id, fx.code(t, a.id))
+	fx.act(t, signAction(t, fx.officer, approve(a.id), time.Now()))
+	answer{status: 200, state: store.StateIssued}.check(t, "the seal's second approval", fx.act(t, signAction(t, dana, approve(a.id), time.Now())))
+	_, raw := fx.do(t, http.MethodGet, "/api/v1/enrollments/"+a.id, nil, nil)
+	var v ra.View
+	if err := json.Unmarshal(raw, &v); err != nil {
+		t.Fatal(err)
+	}
+	seal := parseCertPEM(t, v.Certificate)
+
+	for _, tt := range []struct {
+		what   string
+		change func()
+		want   answer
+	}{
+		{"a business renamed", func() { reg.renamed["PK:32778761"] = "Another Name (Pvt) Ltd" }, answer{status: 422, problem: "registry-mismatch"}},
+		{"a representative without authority", func() { reg.noAuthority["PK:32778761"] = true }, answer{status: 403, problem: "not-a-representative"}},
+		{"a business closed", func() { reg.closed["PK:32778761"] = true }, answer{status: 422, problem: "business-inactive"}},
+	} {
+		reg.set(tt.change)
+		got, _, _ := fx.renew(t, seal, renewJWS(t, identity{seal, key}, newKey(t), time.Now()))
+		tt.want.check(t, tt.what, got)
+		reg.set(func() {
+			reg.renamed, reg.noAuthority, reg.closed = map[string]string{}, map[string]bool{}, map[string]bool{}
+		})
+	}
+	got, rv, _ := fx.renew(t, seal, renewJWS(t, identity{seal, key}, newKey(t), time.Now()))
+	if got.status != http.StatusCreated || rv.State != store.StatePendingApproval {
+		t.Fatalf("the seal's renewal: %+v", got)
+	}
+	fx.act(t, signAction(t, fx.officer, approve(rv.ID), time.Now()))
+	answer{status: 200, state: store.StateIssued}.check(t, "the renewal's second approval", fx.act(t, signAction(t, dana, approve(rv.ID), time.Now())))
 }

@@ -373,6 +373,9 @@ func TestEnrollmentEndToEnd(t *testing.T) {
 				t.Errorf("OCSP after holder revocation: %+v, %v", parsed, err)
 			}
 			c.verifyWithCRL(db, openssl, cert, true) // within the publisher's debounce
+			// The renewal the old key asked for is withdrawn with it
+			// (privilegeWithdrawn): the thief may have been the one asking.
+			c.verifyWithCRL(db, openssl, renewed, true)
 			if code, v := c.do(http.MethodGet, "/api/v1/certificates/"+serialHex, "", nil, nil); code != 200 || v["status"] != "revoked" || v["reason"] != "keyCompromise" {
 				t.Errorf("GET revoked certificate: %d %v", code, v)
 			}

@@ -114,6 +114,12 @@ func (tx *Tx) certificate(ctx context.Context, issuerID string, serial []byte) (
 	return getCertificate(ctx, tx.tx, tx.d, issuerID, serial)
 }
 
+// Certificate is DB.Certificate inside the transaction: it sees what the
+// transaction wrote, and what others committed before the read.
+func (tx *Tx) Certificate(ctx context.Context, issuerID string, serial []byte) (Certificate, error) {
+	return tx.certificate(ctx, issuerID, serial)
+}
+
 // Certificate returns one certificate row, or ErrNotFound.
 func (db *DB) Certificate(ctx context.Context, issuerID string, serial []byte) (Certificate, error) {
 	return getCertificate(ctx, db.sql, &db.d, issuerID, serial)

@@ -169,6 +169,16 @@ func (tx *Tx) UpdateEnrollment(ctx context.Context, from string, e Enrollment) e
 	return fmt.Errorf("enrollment %s is no longer %s: %w", e.ID, from, ErrConflict)
 }
 
+// ReleaseIdempotencyKey clears an enrollment's idempotency key, so that a
+// new enrollment may take it (a renewal that ended without a certificate
+// leaves the certificate renewable again).
+func (tx *Tx) ReleaseIdempotencyKey(ctx context.Context, id string) error {
+	if _, err := tx.tx.ExecContext(ctx, tx.d.q(`UPDATE enrollments SET idempotency_key = NULL WHERE id = $1`), id); err != nil {
+		return fmt.Errorf("release the idempotency key of enrollment %s: %w", id, tx.d.mapErr(err))
+	}
+	return nil
+}
+
 // EnrollmentsInState lists enrollments in a state, oldest first (the
 // officers' queue), at most limit.
 func (db *DB) EnrollmentsInState(ctx context.Context, state string, limit int) ([]Enrollment, error) {
