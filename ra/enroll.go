@@ -1085,11 +1085,23 @@ func (e *registryChangedError) Is(err error) bool { return err == errRegistryCha
 // for the enrollment; a registry that does not answer is not a refusal
 // (the enrollment stays approved and Resume retries).
 func (s *Service) recheck(ctx context.Context, e store.Enrollment, subj store.Subject, v profile.Verified) ([]store.RegistryEvidence, error) {
-	var pr proofing
+	evidence, _, err := s.recheckPerson(ctx, e, subj, v)
+	return evidence, err
+}
+
+// recheckPerson is recheck, which also returns the registry's record of the
+// person who proved the enrollment (the applicant, or the business's
+// representative), with its contact; zero for an enrollment that named no
+// person.
+func (s *Service) recheckPerson(ctx context.Context, e store.Enrollment, subj store.Subject, v profile.Verified) ([]store.RegistryEvidence, registry.Person, error) {
+	var (
+		pr      proofing
+		out     []store.RegistryEvidence
+		contact registry.Person
+	)
 	if err := json.Unmarshal(e.Proofing, &pr); err != nil {
-		return nil, fmt.Errorf("enrollment %s proofing: %w", e.ID, err)
+		return nil, contact, fmt.Errorf("enrollment %s proofing: %w", e.ID, err)
 	}
-	var out []store.RegistryEvidence
 	record := func(kind string, ev registry.Evidence) { out = append(out, evidence(e.ID, kind, ev)) }
 	changed := func(problem, format string, args ...any) error {
 		return &registryChangedError{problem: problem, detail: fmt.Sprintf(format, args...)}
@@ -1101,37 +1113,38 @@ func (s *Service) recheck(ctx context.Context, e store.Enrollment, subj store.Su
 	if _, country, pid, ok := parseSemanticsID(person); ok {
 		rec, ev, err := s.d.Registry.Person(ctx, country, pid)
 		if errors.Is(err, registry.ErrNotFound) {
-			return out, changed("not-in-registry", "the registry no longer has the person")
+			return out, contact, changed("not-in-registry", "the registry no longer has the person")
 		}
 		if err != nil {
-			return nil, fmt.Errorf("registry re-check of %s: %w", e.ID, err)
+			return nil, contact, fmt.Errorf("registry re-check of %s: %w", e.ID, err)
 		}
 		record("person", ev)
+		contact = rec
 		if !rec.Alive {
-			return out, changed("subject-deceased", "the registry records the person as deceased")
+			return out, contact, changed("subject-deceased", "the registry records the person as deceased")
 		}
 		if subj.Kind == "person" && (!sameName(rec.GivenName, v.GivenName) || !sameName(rec.FamilyName, v.FamilyName)) {
-			return out, changed("registry-mismatch", "the registry's name for the person changed since the enrollment")
+			return out, contact, changed("registry-mismatch", "the registry's name for the person changed since the enrollment")
 		}
 	}
 	if subj.Kind == "business" {
 		_, country, reg, ok := parseSemanticsID(subj.NationalID)
 		if !ok {
-			return nil, fmt.Errorf("subject %s: identifier %q", subj.ID, subj.NationalID)
+			return nil, contact, fmt.Errorf("subject %s: identifier %q", subj.ID, subj.NationalID)
 		}
 		biz, ev, err := s.d.Registry.Business(ctx, country, reg)
 		if errors.Is(err, registry.ErrNotFound) {
-			return out, changed("not-in-registry", "the registry no longer has the business")
+			return out, contact, changed("not-in-registry", "the registry no longer has the business")
 		}
 		if err != nil {
-			return nil, fmt.Errorf("registry re-check of %s: %w", e.ID, err)
+			return nil, contact, fmt.Errorf("registry re-check of %s: %w", e.ID, err)
 		}
 		record("business", ev)
 		if !biz.Active {
-			return out, changed("business-inactive", "the registry records the business as inactive")
+			return out, contact, changed("business-inactive", "the registry records the business as inactive")
 		}
 		if v.OrganizationName != "" && !sameName(biz.Name, v.OrganizationName) {
-			return out, changed("registry-mismatch", "the registry's name for the business changed since the enrollment")
+			return out, contact, changed("registry-mismatch", "the registry's name for the business changed since the enrollment")
 		}
 		if _, pc, pid, ok := parseSemanticsID(pr.Person); ok {
 			signs := false
@@ -1139,11 +1152,11 @@ func (s *Service) recheck(ctx context.Context, e store.Enrollment, subj store.Su
 				signs = signs || r.Country == pc && r.NationalID == pid && r.CanSign
 			}
 			if !signs {
-				return out, changed("not-a-representative", "the registry no longer lists the representative with signing authority")
+				return out, contact, changed("not-a-representative", "the registry no longer lists the representative with signing authority")
 			}
 		}
 	}
-	return out, nil
+	return out, contact, nil
 }
 
 // issueRetryReason is what an approved enrollment whose issuance failed on

@@ -14,15 +14,18 @@ import (
 	"time"
 )
 
-// Message is a one-time code on its way to the registry's contact.
+// Message is a one-time code on its way to the registry's contact, or,
+// with Code empty, a notice: the text to send (a renewal asked for with the
+// holder's key, which the holder should know of in case it was not them).
 type Message struct {
 	EnrollmentID string `json:"enrollment"`
 	To           string `json:"to"`      // E.164 phone number or e-mail address
 	Channel      string `json:"channel"` // sms | email
 	Code         string `json:"code"`
+	Notice       string `json:"notice,omitempty"`
 }
 
-// Notifier delivers one-time codes.
+// Notifier delivers one-time codes and notices.
 type Notifier interface {
 	Send(ctx context.Context, m Message) error
 }
@@ -59,7 +62,11 @@ func (o Outbox) Send(_ context.Context, m Message) error {
 		os.Remove(tmp.Name())
 		return err
 	}
-	if o.Log != nil {
+	switch {
+	case o.Log == nil:
+	case m.Code == "":
+		o.Log.Info("notice (dev outbox)", "enrollment", m.EnrollmentID, "channel", m.Channel, "notice", m.Notice, "file", path)
+	default:
 		o.Log.Info("one-time code (dev outbox)", "enrollment", m.EnrollmentID, "channel", m.Channel, "code", m.Code, "file", path)
 	}
 	return nil

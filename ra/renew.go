@@ -173,7 +173,7 @@ func (s *Service) Renew(ctx context.Context, serialHex, compact string) (store.E
 	if d.Policy.Approvals(prof.Name) > 0 {
 		e.State, e.ExpiresAt = store.StatePendingApproval, now.Add(d.Policy.EnrollmentTTL)
 	}
-	evidence, err := s.recheck(ctx, e, subj, v)
+	evidence, contact, err := s.recheckPerson(ctx, e, subj, v)
 	var changed *registryChangedError
 	if errors.As(err, &changed) {
 		return store.Enrollment{}, false, refuse(changed.problem, "%s", changed.detail)
@@ -185,6 +185,25 @@ func (s *Service) Renew(ctx context.Context, serialHex, compact string) (store.E
 	}
 	if err != nil {
 		return store.Enrollment{}, false, err
+	}
+
+	// The holder hears of the renewal at the registry's contact, as they
+	// heard their code: if the key was stolen, they learn it, and revoking
+	// for keyCompromise withdraws the thief's renewal (withdrawRenewals). A
+	// renewal they cannot be told of is not made.
+	to, channel, err := contactOf(contact)
+	if err != nil {
+		return store.Enrollment{}, false, err
+	}
+	pr.To = maskContact(to)
+	if e.Proofing, err = json.Marshal(pr); err != nil {
+		return store.Enrollment{}, false, err
+	}
+	notice := fmt.Sprintf("Sanad: renewal of your certificate %s was requested (enrollment %s). If not by you, revoke it for keyCompromise.", p.Action.Serial, id)
+	if err := d.Notifier.Send(ctx, Message{EnrollmentID: id, To: to, Channel: channel, Notice: notice}); err != nil {
+		r := refuse("notification-failed", "the renewal's notice could not be sent to the registry's contact")
+		r.Err = fmt.Errorf("renewal %s: send the notice by %s: %w", id, channel, err)
+		return store.Enrollment{}, false, r
 	}
 
 	actor := "holder:" + p.Action.Serial
@@ -209,7 +228,7 @@ func (s *Service) Renew(ctx context.Context, serialHex, compact string) (store.E
 		}
 		return d.Audit.Append(tx, audit.Event{Actor: actor, Action: "enrollment.renew", Object: "enrollment/" + id,
 			Details: map[string]any{"profile": prof.Name, "renews": renews, "subject": subj.NationalID, "person": pr.Person,
-				"identity_proven_at": identityAt, "state": e.State, "signed_request": compact}})
+				"identity_proven_at": identityAt, "state": e.State, "signed_request": compact, "notice_channel": channel, "notice_to": pr.To}})
 	})
 	if errors.Is(err, store.ErrConflict) {
 		// Another request renewed it first; if it was this one, answer as

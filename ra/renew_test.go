@@ -8,9 +8,13 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"encoding/pem"
+	"errors"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"testing/fstest"
 	"time"
@@ -44,11 +48,14 @@ func testRenew(t *testing.T, driver string) {
 	f := catest.New(t, time.Now().UTC().Truncate(time.Second))
 	clk := &clock{}
 	reg := &changingRegistry{dead: map[string]bool{}, closed: map[string]bool{}, noAuthority: map[string]bool{}}
+	notifier := &switchNotifier{}
 	fx := newRAFixture(t, f, driver, func(d *ra.Deps) {
 		d.Now = clk.Now
 		reg.Registry = d.Registry
 		d.Registry = reg
 		d.Policy.RenewalIdentityAge = 24 * time.Hour
+		notifier.Notifier = d.Notifier
+		d.Notifier = notifier
 	})
 	key := newKey(t)
 	first := fx.certified(t, key, "citizen-auth")
@@ -67,6 +74,11 @@ func testRenew(t *testing.T, driver string) {
 	}
 	if v.Renews != "issuing/"+jwsauth.SerialHex(first.SerialNumber) {
 		t.Errorf("the renewal's view renews %q, want the first certificate", v.Renews)
+	}
+	var notice ra.Message
+	if raw, err := os.ReadFile(filepath.Join(fx.outbox, v.ID+".json")); err != nil || json.Unmarshal(raw, &notice) != nil ||
+		notice.Code != "" || notice.To == "" || !strings.Contains(notice.Notice, jwsauth.SerialHex(first.SerialNumber)) {
+		t.Errorf("the renewal's notice to the registry's contact: %+v (%v)", notice, err)
 	}
 	if hdr.Get("Location") != "/api/v1/enrollments/"+v.ID || hdr.Get("Idempotent-Replayed") != "" {
 		t.Errorf("renewal headers: %v", hdr)
@@ -118,6 +130,10 @@ func testRenew(t *testing.T, driver string) {
 
 	fresh := newKey(t)
 	freshCert := fx.certified(t, fresh, "citizen-auth")
+	notifier.down.Store(true)
+	downReq := renewJWS(t, identity{freshCert, fresh}, newKey(t), clk.Now())
+	refused("the notice cannot be sent", answer{status: 503, problem: "notification-failed"}, freshCert, downReq)
+	notifier.down.Store(false)
 	reg.set(func() { reg.dead["KZ:880312448217"] = true })
 	deadReq := renewJWS(t, identity{freshCert, fresh}, newKey(t), clk.Now())
 	refused("a person since deceased", answer{status: 422, problem: "subject-deceased"}, freshCert, deadReq)
@@ -391,6 +407,19 @@ func TestRenewalWithdrawn(t *testing.T) {
 	if st, reason := status(parseCertPEM(t, uv.Certificate)); st != store.StatusRevoked || reason != 9 {
 		t.Errorf("a renewal whose old certificate was revoked while it was signed: %s, reason %d; want revoked, 9", st, reason)
 	}
+}
+
+// switchNotifier fails while down.
+type switchNotifier struct {
+	ra.Notifier
+	down atomic.Bool
+}
+
+func (n *switchNotifier) Send(ctx context.Context, m ra.Message) error {
+	if n.down.Load() {
+		return errors.New("gateway down")
+	}
+	return n.Notifier.Send(ctx, m)
 }
 
 // revokingIssuer is the CA, which, once armed, revokes a certificate
