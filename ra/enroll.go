@@ -1051,7 +1051,8 @@ func (s *Service) issue(ctx context.Context, e store.Enrollment, actor string) (
 		return e, err
 	}
 	if withdraw {
-		if err := s.withdraw(ctx, cert.SerialNumber.Bytes(), actor); err != nil {
+		// Should this fail or the node stop, SweepWithdrawn does it.
+		if err := s.withdraw(ctx, e, cert.SerialNumber.Bytes()); err != nil {
 			d.Log.Error("revoking a renewal whose old certificate was revoked meanwhile", "enrollment", e.ID, "err", err)
 		}
 	}

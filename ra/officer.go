@@ -355,17 +355,24 @@ func (s *Service) revoke(ctx context.Context, p jwsauth.Parsed, actor string, ke
 	if err := s.group.InTx(ctx, func(tx *store.Tx) error { return useNonce(ctx, tx, p, now) }); err != nil {
 		return Revocation{}, err
 	}
-	if err := s.d.Revoker.Revoke(ctx, serial, reason, actor); err != nil {
-		return Revocation{}, revokeRefusal(err, p.Action.Serial)
-	}
-	s.d.Log.Info("certificate revoked", "serial", p.Action.Serial, "reason", p.Action.Reason, "by", actor)
-	if withdraws(reason) {
-		// The revocation stands whatever happens to the renewals; one not
-		// withdrawn now is logged for an officer to revoke.
+	withdrawn := func(reason int) {
+		// The revocation stands whatever happens to the renewals; what is
+		// not withdrawn now, SweepWithdrawn withdraws within a minute.
+		if !withdraws(reason) {
+			return
+		}
 		if err := s.withdrawRenewals(ctx, serial, actor); err != nil {
 			s.d.Log.Error("withdrawing the renewals of a revoked certificate", "serial", p.Action.Serial, "err", err)
 		}
 	}
+	if err := s.d.Revoker.Revoke(ctx, serial, reason, actor); err != nil {
+		if already := (*store.AlreadyRevokedError)(nil); errors.As(err, &already) {
+			withdrawn(already.Reason) // again: a retry finishes what the first left
+		}
+		return Revocation{}, revokeRefusal(err, p.Action.Serial)
+	}
+	s.d.Log.Info("certificate revoked", "serial", p.Action.Serial, "reason", p.Action.Reason, "by", actor)
+	withdrawn(reason)
 	return Revocation{Serial: strings.ToUpper(hex.EncodeToString(serial)), Status: "revoked", Reason: p.Action.Reason}, nil
 }
 

@@ -326,19 +326,30 @@ const (
 )
 
 // withdrawRenewals follows the renewals made with the key of a
-// certificate just revoked for a reason that withdraws them (withdraws):
-// for keyCompromise, the thief's may be among them. a renewal waiting for officers is rejected, an issued one is
-// revoked (privilegeWithdrawn), and so are the renewals made from that one,
-// down the chain. A renewal being issued right now sees the revocation in
-// its own last transaction and revokes itself (issue).
+// certificate revoked for a reason that withdraws them (withdraws): for
+// keyCompromise, the thief's may be among them. A renewal waiting for
+// officers is rejected; every certificate a renewal got is revoked for
+// privilegeWithdrawn, with an audit event naming the enrollment; and so on
+// down the chain. The enrollment is read locked, so a renewal being issued
+// is either seen with its certificate or, finishing after, sees the
+// revocation in its own last transaction and withdraws itself (issue).
+//
+// It is idempotent, and the RA runs it again every minute for the
+// revocations of the last day (SweepWithdrawn): that finishes what a stop
+// or a failure left half done, and follows revocations made at the CA
+// without the RA.
 func (s *Service) withdrawRenewals(ctx context.Context, serial []byte, actor string) error {
 	d := s.d
 	var errs []error
 	next := [][]byte{serial}
-	for n := 0; len(next) > 0 && n < maxRenewalChain; n++ {
+	for n := 0; len(next) > 0; n++ {
+		if n == maxRenewalChain {
+			return errors.Join(append(errs, fmt.Errorf("the renewals of %X: a chain longer than %d", serial, maxRenewalChain))...)
+		}
 		serial, next = next[0], next[1:]
 		for issuerID := range d.Issuers {
-			e, err := d.Store.EnrollmentByIdempotencyKey(ctx, renewalKey(issuerID+"/"+fmt.Sprintf("%X", serial)))
+			renews := fmt.Sprintf("%s/%X", issuerID, serial)
+			e, err := d.Store.EnrollmentByIdempotencyKey(ctx, renewalKey(renews))
 			if errors.Is(err, store.ErrNotFound) {
 				continue
 			}
@@ -346,44 +357,96 @@ func (s *Service) withdrawRenewals(ctx context.Context, serial []byte, actor str
 				errs = append(errs, err)
 				continue
 			}
-			switch e.State {
-			case store.StatePendingApproval:
-				errs = append(errs, s.group.InTx(ctx, func(tx *store.Tx) error {
-					cur, err := tx.EnrollmentForUpdate(ctx, e.ID)
-					if err != nil || cur.State != store.StatePendingApproval {
-						return err
-					}
-					if _, err := move(ctx, tx, cur, store.StateRejected, "the certificate it renews was revoked for keyCompromise or privilegeWithdrawn", d.Now().UTC()); err != nil {
-						return err
-					}
-					return d.Audit.Append(tx, audit.Event{Actor: actor, Action: "enrollment.withdraw", Object: "enrollment/" + e.ID,
-						Details: map[string]any{"renews": fmt.Sprintf("%s/%X", issuerID, serial), "why": "the certificate it renews was revoked"}})
-				}))
-			case store.StateIssued:
-				c, err := d.Store.CertificateOfEnrollment(ctx, e.ID)
-				if err != nil {
-					errs = append(errs, err)
-					continue
+			err = s.group.InTx(ctx, func(tx *store.Tx) error {
+				cur, err := tx.EnrollmentForUpdate(ctx, e.ID)
+				if err != nil || cur.State != store.StatePendingApproval {
+					return err
 				}
-				if err := d.Revoker.Revoke(ctx, c.Serial, reasonPrivilegeWithdrawn, actor); err != nil && !errors.As(err, new(*store.AlreadyRevokedError)) {
-					errs = append(errs, err)
-					continue
+				if _, err := move(ctx, tx, cur, store.StateRejected, "the certificate it renews was revoked for keyCompromise or privilegeWithdrawn", d.Now().UTC()); err != nil {
+					return err
 				}
-				d.Log.Warn("renewal revoked: the key that asked for it was compromised", "enrollment", e.ID, "serial", fmt.Sprintf("%X", c.Serial))
-				next = append(next, c.Serial)
+				return d.Audit.Append(tx, withdrawEvent(actor, e.ID, renews, nil))
+			})
+			if err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			certs, err := d.Store.CertificatesOfEnrollment(ctx, e.ID)
+			if err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			for _, c := range certs {
+				next = append(next, c.Serial) // followed whatever happens to it here
+				if c.Status == store.StatusGood {
+					errs = append(errs, s.withdrawCertificate(ctx, e.ID, renews, c.Serial, actor))
+				}
 			}
 		}
 	}
 	return errors.Join(errs...)
 }
 
-// withdraw revokes a renewal's certificate whose old certificate was
-// revoked (withdraws) while it was being issued, and its renewals.
-func (s *Service) withdraw(ctx context.Context, serial []byte, actor string) error {
-	if err := s.d.Revoker.Revoke(ctx, serial, reasonPrivilegeWithdrawn, actor); err != nil && !errors.As(err, new(*store.AlreadyRevokedError)) {
-		return err
+// withdrawCertificate revokes the certificate serial of renewal enrollment
+// for privilegeWithdrawn (the CA audits the revocation) and records in the
+// RA's audit log which renewal it was and why.
+func (s *Service) withdrawCertificate(ctx context.Context, enrollment, renews string, serial []byte, actor string) error {
+	err := s.d.Revoker.Revoke(ctx, serial, reasonPrivilegeWithdrawn, actor)
+	if errors.As(err, new(*store.AlreadyRevokedError)) {
+		return nil
 	}
-	return s.withdrawRenewals(ctx, serial, actor)
+	if err != nil {
+		return fmt.Errorf("withdraw the renewal %s: %w", enrollment, err)
+	}
+	s.d.Log.Warn("renewal revoked: the certificate it renews was revoked for keyCompromise or privilegeWithdrawn", "enrollment", enrollment, "serial", fmt.Sprintf("%X", serial))
+	return s.group.InTx(ctx, func(tx *store.Tx) error {
+		return s.d.Audit.Append(tx, withdrawEvent(actor, enrollment, renews, serial))
+	})
+}
+
+// withdrawEvent is the audit event of a renewal withdrawn: rejected while
+// waiting (serial nil), or its certificate serial revoked.
+func withdrawEvent(actor, enrollment, renews string, serial []byte) audit.Event {
+	details := map[string]any{"renews": renews, "why": "the certificate it renews was revoked for keyCompromise or privilegeWithdrawn"}
+	if serial != nil {
+		details["revoked"] = fmt.Sprintf("%X", serial)
+	}
+	return audit.Event{Actor: actor, Action: "enrollment.withdraw", Object: "enrollment/" + enrollment, Details: details}
+}
+
+// withdraw withdraws a renewal whose old certificate was revoked while the
+// CA signed its new one (issue): that certificate, and whatever was
+// renewed from it.
+func (s *Service) withdraw(ctx context.Context, e store.Enrollment, serial []byte) error {
+	r := renewsOf(e)
+	renews := fmt.Sprintf("%s/%X", r.issuerID, r.serial)
+	return errors.Join(s.withdrawCertificate(ctx, e.ID, renews, serial, withdrawActor), s.withdrawRenewals(ctx, serial, withdrawActor))
+}
+
+// withdrawActor is who withdraws renewals on the RA's own initiative.
+const withdrawActor = "system:withdraw"
+
+// withdrawSweep is how far back SweepWithdrawn looks: a day of
+// revocations covers a node stopped for hours.
+const withdrawSweep = 24 * time.Hour
+
+// SweepWithdrawn withdraws again (withdrawRenewals) the renewals of every
+// certificate revoked for keyCompromise or privilegeWithdrawn in the last
+// day, and reports the first errors. Run it periodically.
+func (s *Service) SweepWithdrawn(ctx context.Context) error {
+	since := s.d.Now().Add(-withdrawSweep)
+	var errs []error
+	for issuerID := range s.d.Issuers {
+		revoked, err := s.d.Store.RevokedFor(ctx, issuerID, since, reasonKeyCompromise, reasonPrivilegeWithdrawn)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		for _, c := range revoked {
+			errs = append(errs, s.withdrawRenewals(ctx, c.Serial, withdrawActor))
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // maxRenewalChain bounds withdrawRenewals' walk; a chain is one renewal

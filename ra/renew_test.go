@@ -89,8 +89,11 @@ func testRenew(t *testing.T, driver string) {
 	if n := fx.count(t, fx.q(`SELECT count(*) FROM registry_evidence WHERE enrollment_id = $1`), v.ID); n == 0 {
 		t.Error("the renewal kept no registry evidence")
 	}
-	if n := fx.count(t, fx.q(`SELECT count(*) FROM audit_events WHERE action = 'enrollment.renew' AND object = $1`), "enrollment/"+v.ID); n != 1 {
-		t.Errorf("%d enrollment.renew audit events, want 1", n)
+	var details string
+	if err := fx.raw.QueryRowContext(t.Context(), fx.q(`SELECT details FROM audit_events WHERE action = 'enrollment.renew' AND object = $1`), "enrollment/"+v.ID).Scan(&details); err != nil {
+		t.Errorf("the enrollment.renew audit event: %v", err)
+	} else if !strings.Contains(details, req) {
+		t.Errorf("the enrollment.renew audit event keeps no signed request: %s", details)
 	}
 
 	again, av, ahdr := fx.renew(t, first, req)
@@ -312,9 +315,15 @@ func (fx *raFixture) count(t *testing.T, query string, args ...any) int {
 // reaches the CA without the RA (or races the issuance) is caught by the
 // issuance itself, before and after the CA signs.
 func TestRenewalWithdrawn(t *testing.T) {
+	for _, driver := range storetest.Drivers() {
+		t.Run(driver, func(t *testing.T) { testRenewalWithdrawn(t, driver) })
+	}
+}
+
+func testRenewalWithdrawn(t *testing.T, driver string) {
 	f := catest.New(t, time.Now().UTC().Truncate(time.Second))
 	racer := &revokingIssuer{}
-	fx := newRAFixture(t, f, "sqlite", func(d *ra.Deps) { racer.Issuer = d.CA; d.CA = racer })
+	fx := newRAFixture(t, f, driver, func(d *ra.Deps) { racer.Issuer = d.CA; d.CA = racer })
 	now := time.Now
 	status := func(c *x509.Certificate) (string, int) {
 		t.Helper()
@@ -406,6 +415,34 @@ func TestRenewalWithdrawn(t *testing.T) {
 	}
 	if st, reason := status(parseCertPEM(t, uv.Certificate)); st != store.StatusRevoked || reason != 9 {
 		t.Errorf("a renewal whose old certificate was revoked while it was signed: %s, reason %d; want revoked, 9", st, reason)
+	}
+
+	// Revoked at the CA alone once the renewal was issued: the RA's
+	// periodic sweep withdraws it, and says so in the audit log.
+	wKey := newKey(t)
+	w := fx.certified(t, wKey, "citizen-auth")
+	wr, _ := renewed(identity{w, wKey})
+	if err := fx.ca.Revoke(t.Context(), w.SerialNumber.Bytes(), 1, "test"); err != nil {
+		t.Fatal(err)
+	}
+	if st, _ := status(wr); st != store.StatusGood {
+		t.Fatalf("the renewal before the sweep: %s", st)
+	}
+	events := func() int {
+		return fx.count(t, `SELECT count(*) FROM audit_events WHERE action = 'enrollment.withdraw'`)
+	}
+	before := events()
+	if err := fx.svc.SweepWithdrawn(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if st, reason := status(wr); st != store.StatusRevoked || reason != 9 {
+		t.Errorf("a renewal whose old certificate the CA alone revoked, after the sweep: %s, reason %d; want revoked, 9", st, reason)
+	}
+	if after := events(); after != before+1 {
+		t.Errorf("enrollment.withdraw events: %d → %d, want one more", before, after)
+	}
+	if err := fx.svc.SweepWithdrawn(t.Context()); err != nil || events() != before+1 {
+		t.Errorf("a second sweep: %v, %d withdraw events; want nothing more", err, events())
 	}
 }
 

@@ -96,8 +96,9 @@ func openRA(s *service, authority *caRole, cfg config.RA) (*ra.Service, error) {
 // again every minute while it serves: an issuance that failed for a reason
 // of the CA's own (ra.Service.issue leaves the enrollment approved) is
 // retried without waiting for a restart, enrollments nobody touched past
-// their expiry are expired (ra.Service.ExpireLapsed), and the identifier
-// limit's refilled buckets are pruned.
+// their expiry are expired (ra.Service.ExpireLapsed), the identifier
+// limit's refilled buckets are pruned, and renewals whose old certificate
+// was revoked for keyCompromise are withdrawn (ra.Service.SweepWithdrawn).
 func startRA(ctx context.Context, s *service, authority *caRole, cfg config.RA) error {
 	svc, err := openRA(s, authority, cfg)
 	if err != nil {
@@ -115,7 +116,10 @@ func startRA(ctx context.Context, s *service, authority *caRole, cfg config.RA) 
 		// Buckets that have refilled say nothing a new one would not; an
 		// hour's margin covers nodes whose clocks differ.
 		_, pruneErr := s.db.PruneRateLimits(ctx, time.Now().Add(-time.Hour))
-		return errors.Join(resumeErr, expireErr, pruneErr)
+		// Renewals asked for with a key since revoked for keyCompromise are
+		// withdrawn, also those a stop or the CA alone left behind.
+		sweepErr := svc.SweepWithdrawn(ctx)
+		return errors.Join(resumeErr, expireErr, pruneErr, sweepErr)
 	}
 	// An enrollment that cannot be finished now is retried every minute;
 	// it does not keep the RA from starting.

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -186,6 +187,29 @@ func (db *DB) CRLEntries(ctx context.Context, issuerID string, notAfterFrom time
 // signed or not: what the OCSP refresher keeps answered.
 func (db *DB) GoodCertificates(ctx context.Context, issuerID string) ([]Certificate, error) {
 	return db.certificates(ctx, `WHERE issuer_id = $1 AND status = 'good' ORDER BY serial`, issuerID)
+}
+
+// RevokedFor returns the issuer's certificates revoked after since for
+// one of reasons (RFC 5280 CRLReason codes), oldest revocation first.
+func (db *DB) RevokedFor(ctx context.Context, issuerID string, since time.Time, reasons ...int) ([]Certificate, error) {
+	if len(reasons) == 0 {
+		return nil, nil
+	}
+	in := make([]string, len(reasons))
+	args := []any{issuerID, db.d.timeArg(since)}
+	for i, r := range reasons {
+		in[i] = fmt.Sprintf("$%d", i+3)
+		args = append(args, r)
+	}
+	return db.certificates(ctx, `WHERE issuer_id = $1 AND status = 'revoked' AND revoked_at > $2 AND reason IN (`+strings.Join(in, ", ")+`)
+		ORDER BY revoked_at, serial`, args...)
+}
+
+// CertificatesOfEnrollment returns every signed certificate of an
+// enrollment, newest first: normally one, more if the CA signed one whose
+// record the RA never finished and a retry signed another.
+func (db *DB) CertificatesOfEnrollment(ctx context.Context, enrollmentID string) ([]Certificate, error) {
+	return db.certificates(ctx, `WHERE enrollment_id = $1 AND der IS NOT NULL ORDER BY created_at DESC, serial`, enrollmentID)
 }
 
 func (db *DB) certificates(ctx context.Context, where string, args ...any) ([]Certificate, error) {
