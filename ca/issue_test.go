@@ -318,8 +318,33 @@ func TestRevoke(t *testing.T) {
 			t.Errorf("unknown serial: %v", err)
 		}
 
+		// superseded first; then the key is reported compromised: the
+		// reason is raised to keyCompromise, the revocation time kept.
+		if err := authority.Revoke(ctx, serial, 4, "holder:test"); err != nil {
+			t.Fatal(err)
+		}
+		first, err := db.Certificate(ctx, "issuing", serial)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := ca.CheckKeyNotBlocked(ctx, db, cert.RawSubjectPublicKeyInfo); err != nil {
+			t.Errorf("the key after superseded: %v, want not blocked", err)
+		}
 		if err := authority.Revoke(ctx, serial, 1, "officer:test"); err != nil {
 			t.Fatal(err)
+		}
+		if raised, err := db.Certificate(ctx, "issuing", serial); err != nil || raised.Reason != 1 || !raised.RevokedAt.Equal(first.RevokedAt) {
+			t.Errorf("after keyCompromise: reason %d at %s (%v); want 1 at %s", raised.Reason, raised.RevokedAt, err, first.RevokedAt)
+		}
+		if err := ca.CheckKeyNotBlocked(ctx, db, cert.RawSubjectPublicKeyInfo); !errors.Is(err, ca.ErrKeyCompromised) {
+			t.Errorf("the key after keyCompromise: %v, want blocked", err)
+		}
+		for _, again := range []int{1, 4} {
+			err = authority.Revoke(ctx, serial, again, "officer:test")
+			var already *store.AlreadyRevokedError
+			if !errors.As(err, &already) || already.Reason != 1 || !strings.Contains(err.Error(), "already revoked at") {
+				t.Errorf("revocation for %d after keyCompromise: %v", again, err)
+			}
 		}
 		err = authority.Revoke(ctx, serial, 4, "officer:test")
 		var already *store.AlreadyRevokedError
@@ -341,8 +366,8 @@ func TestRevoke(t *testing.T) {
 		if err != nil || !strings.Contains(string(out), "Response verify OK") || !strings.Contains(string(out), ": revoked") || !strings.Contains(string(out), "Reason: keyCompromise") {
 			t.Errorf("openssl ocsp: %v\n%s", err, out)
 		}
-		if r, err := audit.Verify(ctx, db, "test", nil); err != nil || !r.OK() || r.Events != 3 {
-			t.Errorf("audit log: %+v %v (want intent, issue, revoke)", r, err)
+		if r, err := audit.Verify(ctx, db, "test", nil); err != nil || !r.OK() || r.Events != 4 {
+			t.Errorf("audit log: %+v %v (want intent, issue, revoke, reason raised)", r, err)
 		}
 	})
 }

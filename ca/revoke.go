@@ -60,7 +60,11 @@ func keyBlocked(b store.BlockedKey) error {
 // allows. The status change, the re-signed OCSP response and the audit
 // event are one transaction, so relying parties see the revocation as soon
 // as responders sync. Revoking twice fails with *store.AlreadyRevokedError,
-// which says when and why.
+// which says when and why; but a certificate revoked for another reason
+// whose key is then reported compromised has its reason raised to
+// keyCompromise, its revocation time kept (as Mozilla's root store policy
+// §6.1.1 and the CA/Browser Forum's BR §4.9.1.1 have it): the key is
+// blocked, and the CRL and OCSP say keyCompromise from then on.
 func (ca *CA) Revoke(ctx context.Context, serial []byte, reason int, actor string) error {
 	d := ca.d
 	object := serialObject(d.Issuer.ID, serial)
@@ -78,10 +82,21 @@ func (ca *CA) Revoke(ctx context.Context, serial []byte, reason int, actor strin
 	if !slices.Contains(p.RevocationReasons, reason) {
 		return fmt.Errorf("revoke %s: %w: reason %d is not allowed for profile %s (allowed: %v)", object, ErrRequest, reason, p.Name, p.RevocationReasons)
 	}
-	if c.Status == store.StatusRevoked {
-		return fmt.Errorf("revoke %s: %w", object, &store.AlreadyRevokedError{At: c.RevokedAt, Reason: c.Reason})
-	}
 	now := d.Now().UTC().Truncate(time.Second)
+	blockedAt := now
+	change := func(tx *store.Tx) error { return tx.RevokeCertificate(ctx, d.Issuer.ID, serial, now, reason, now) }
+	event := audit.Event{Actor: actor, Action: "certificate.revoke", Object: object,
+		Details: map[string]any{"reason": reason, "revoked_at": now, "profile": p.Name}}
+	if c.Status == store.StatusRevoked {
+		if reason != reasonKeyCompromise || c.Reason == reasonKeyCompromise || len(c.DER) == 0 {
+			return fmt.Errorf("revoke %s: %w", object, &store.AlreadyRevokedError{At: c.RevokedAt, Reason: c.Reason})
+		}
+		from := c.Reason
+		change = func(tx *store.Tx) error { return tx.RaiseRevocationReason(ctx, d.Issuer.ID, serial, from, now) }
+		event.Action = "certificate.revoke.reason"
+		event.Details = map[string]any{"reason": reason, "was": from, "revoked_at": c.RevokedAt, "profile": p.Name}
+		now = c.RevokedAt // the answer keeps the revocation's time
+	}
 	// The revoked answer is signed before the transaction, so the HSM's
 	// time is not spent holding the audit head; if the transaction fails
 	// (revoked meanwhile by someone else), the answer is thrown away.
@@ -99,22 +114,20 @@ func (ca *CA) Revoke(ctx context.Context, serial []byte, reason int, actor strin
 		spki = cert.RawSubjectPublicKeyInfo
 	}
 	err = d.Store.InTx(ctx, func(tx *store.Tx) error {
-		if err := tx.RevokeCertificate(ctx, d.Issuer.ID, serial, now, reason, now); err != nil {
+		if err := change(tx); err != nil {
 			return err
 		}
 		if spki != nil {
 			// A compromised key is never certified again (CheckKeyNotBlocked).
 			sum := sha256.Sum256(spki)
-			if err := tx.BlockKey(ctx, sum[:], d.Issuer.ID, serial, now); err != nil {
+			if err := tx.BlockKey(ctx, sum[:], d.Issuer.ID, serial, blockedAt); err != nil {
 				return err
 			}
 		}
 		if err := tx.PutOCSPResponse(ctx, resp); err != nil {
 			return err
 		}
-		err := d.Audit.Append(tx, audit.Event{Actor: actor, Action: "certificate.revoke", Object: object,
-			Details: map[string]any{"reason": reason, "revoked_at": now, "profile": p.Name}})
-		return err
+		return d.Audit.Append(tx, event)
 	})
 	if err != nil {
 		return fmt.Errorf("revoke %s: %w", object, err)

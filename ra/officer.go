@@ -427,10 +427,16 @@ func (s *Service) RevokeOwn(ctx context.Context, serialHex, compact string) (Rev
 		return Revocation{}, refuse("unauthorized", "the request is not signed by certificate %s", serialHex)
 	}
 	if err := s.checkOurs(ctx, p.Certificate, now); err != nil {
-		if e, ok := ProblemOf(err); ok && e.Type == "not-an-officer" {
+		e, ok := ProblemOf(err)
+		switch {
+		case ok && e.Type == "not-an-officer":
 			return Revocation{}, refuse("unauthorized", "the request is not signed by a certificate of this CA")
+		case ok && e.Type == "certificate-revoked" && p.Action.Reason == "keyCompromise":
+			// Whoever holds the key may report it compromised, the
+			// certificate revoked or not: the CA raises the reason.
+		default:
+			return Revocation{}, err
 		}
-		return Revocation{}, err
 	}
 	return s.revoke(ctx, p, "holder:"+fmt.Sprintf("%X", p.Certificate.SerialNumber), p.Fingerprint[:])
 }

@@ -373,6 +373,15 @@ func testRenewalWithdrawn(t *testing.T, driver string) {
 	if st, _ := status(e); st != store.StatusGood {
 		t.Errorf("a renewal after the holder's superseded: %s, want good", st)
 	}
+	// The key then turns out compromised: the reason is raised, and the
+	// renewal the key asked for is withdrawn after all.
+	holderRevoke(d, dKey, "keyCompromise")
+	if st, reason := status(d); st != store.StatusRevoked || reason != 1 {
+		t.Errorf("the certificate revoked superseded, then keyCompromise: %s, reason %d; want revoked, 1", st, reason)
+	}
+	if st, reason := status(e); st != store.StatusRevoked || reason != 9 {
+		t.Errorf("its renewal once the reason is keyCompromise: %s, reason %d; want revoked, 9", st, reason)
+	}
 
 	// A renewal waiting for officers: rejected by the officers, the next
 	// renewal may go on; rejected by keyCompromise, it is withdrawn.

@@ -94,21 +94,39 @@ func (tx *Tx) SetCertificateDER(ctx context.Context, issuerID string, serial, de
 // RevokeCertificate marks a good certificate revoked. Revoking twice returns
 // an *AlreadyRevokedError saying when and why.
 func (tx *Tx) RevokeCertificate(ctx context.Context, issuerID string, serial []byte, at time.Time, reason int, now time.Time) error {
-	res, err := tx.tx.ExecContext(ctx, tx.d.q(`
+	return tx.revocation(ctx, "revoke", issuerID, serial, `
 		UPDATE certificates SET status = 'revoked', revoked_at = $1, reason = $2, updated_at = $3
-		WHERE issuer_id = $4 AND serial = $5 AND status = 'good'`),
+		WHERE issuer_id = $4 AND serial = $5 AND status = 'good'`,
 		tx.d.timeArg(at), reason, tx.d.timeArg(now), issuerID, nonNil(serial))
+}
+
+// RaiseRevocationReason changes the reason of a certificate revoked for
+// from to keyCompromise (1), keeping its revocation time. If it is not
+// revoked for from (any more), nothing is written and the error is an
+// *AlreadyRevokedError with what it is revoked for.
+func (tx *Tx) RaiseRevocationReason(ctx context.Context, issuerID string, serial []byte, from int, now time.Time) error {
+	return tx.revocation(ctx, "revocation reason of", issuerID, serial, `
+		UPDATE certificates SET reason = 1, updated_at = $1
+		WHERE issuer_id = $2 AND serial = $3 AND status = 'revoked' AND reason = $4`,
+		tx.d.timeArg(now), issuerID, nonNil(serial), from)
+}
+
+// revocation runs update, which changes the certificate's row only if it
+// is in the state the change starts from; if it changed no row, the error
+// is an *AlreadyRevokedError saying how the certificate is revoked.
+func (tx *Tx) revocation(ctx context.Context, what, issuerID string, serial []byte, update string, args ...any) error {
+	res, err := tx.tx.ExecContext(ctx, tx.d.q(update), args...)
 	if err != nil {
-		return fmt.Errorf("revoke %s/%x: %w", issuerID, serial, tx.d.mapErr(err))
+		return fmt.Errorf("%s %s/%x: %w", what, issuerID, serial, tx.d.mapErr(err))
 	}
 	if n, err := res.RowsAffected(); err != nil || n == 1 {
 		return err
 	}
 	c, err := tx.certificate(ctx, issuerID, serial)
 	if err != nil {
-		return fmt.Errorf("revoke %s/%x: %w", issuerID, serial, err)
+		return fmt.Errorf("%s %s/%x: %w", what, issuerID, serial, err)
 	}
-	return fmt.Errorf("revoke %s/%x: %w", issuerID, serial, &AlreadyRevokedError{At: c.RevokedAt, Reason: c.Reason})
+	return fmt.Errorf("%s %s/%x: %w", what, issuerID, serial, &AlreadyRevokedError{At: c.RevokedAt, Reason: c.Reason})
 }
 
 func (tx *Tx) certificate(ctx context.Context, issuerID string, serial []byte) (Certificate, error) {
