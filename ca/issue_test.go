@@ -336,6 +336,7 @@ func TestRevoke(t *testing.T) {
 		if raised, err := db.Certificate(ctx, "issuing", serial); err != nil || raised.Reason != 1 || !raised.RevokedAt.Equal(first.RevokedAt) {
 			t.Errorf("after keyCompromise: reason %d at %s (%v); want 1 at %s", raised.Reason, raised.RevokedAt, err, first.RevokedAt)
 		}
+
 		if err := ca.CheckKeyNotBlocked(ctx, db, cert.RawSubjectPublicKeyInfo); !errors.Is(err, ca.ErrKeyCompromised) {
 			t.Errorf("the key after keyCompromise: %v, want blocked", err)
 		}
@@ -577,6 +578,46 @@ func TestCRLAndOCSPAgree(t *testing.T) {
 // against an issuance that has signed but not yet stored: recovery with no
 // grace revokes the intent, the late issuance is refused, and the serial
 // answers revoked. With a grace, recovery leaves a young intent alone.
+// TestRaisedReasonMissingFromCRL: a CA that starts after a reason was
+// raised to keyCompromise, an hour after the revocation, knows its last
+// CRL may still say the old reason (store.RevokedSince), though the
+// revocation's time is older than that CRL.
+func TestRaisedReasonMissingFromCRL(t *testing.T) {
+	f := catest.New(t, time.Now().UTC().Truncate(time.Second))
+	storetest.Each(t, func(t *testing.T, db *store.DB, _ *sql.DB) {
+		ctx := t.Context()
+		f.PutIssuer(t, db)
+		var mu sync.Mutex
+		now := time.Now().UTC()
+		deps := f.Deps(db, audit.New(time.Now))
+		deps.Now = func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+		authority, err := ca.New(deps)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cert, err := authority.Issue(ctx, ca.Request{Profile: "citizen-sign", CSR: newCSR(t), Verified: person, Actor: "test"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := authority.Revoke(ctx, cert.SerialNumber.Bytes(), 4, "test"); err != nil {
+			t.Fatal(err)
+		}
+		crlAt := now.Add(30 * time.Minute) // a CRL built after the revocation
+		mu.Lock()
+		now = now.Add(time.Hour)
+		mu.Unlock()
+		if missing, err := db.RevokedSince(ctx, "issuing", crlAt); err != nil || missing {
+			t.Fatalf("before the raise: %v %v, want nothing missing", missing, err)
+		}
+		if err := authority.Revoke(ctx, cert.SerialNumber.Bytes(), 1, "test"); err != nil {
+			t.Fatal(err)
+		}
+		if missing, err := db.RevokedSince(ctx, "issuing", crlAt); err != nil || !missing {
+			t.Errorf("after the raise: %v %v, want the CRL of before it missing a change", missing, err)
+		}
+	})
+}
+
 func TestLateIssuanceStaysRevoked(t *testing.T) {
 	f := catest.New(t, time.Now().UTC().Truncate(time.Second))
 	db, _ := storetest.Open(t, "sqlite")

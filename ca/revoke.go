@@ -83,7 +83,7 @@ func (ca *CA) Revoke(ctx context.Context, serial []byte, reason int, actor strin
 		return fmt.Errorf("revoke %s: %w: reason %d is not allowed for profile %s (allowed: %v)", object, ErrRequest, reason, p.Name, p.RevocationReasons)
 	}
 	now := d.Now().UTC().Truncate(time.Second)
-	blockedAt := now
+	revokedAt := now
 	change := func(tx *store.Tx) error { return tx.RevokeCertificate(ctx, d.Issuer.ID, serial, now, reason, now) }
 	event := audit.Event{Actor: actor, Action: "certificate.revoke", Object: object,
 		Details: map[string]any{"reason": reason, "revoked_at": now, "profile": p.Name}}
@@ -95,12 +95,12 @@ func (ca *CA) Revoke(ctx context.Context, serial []byte, reason int, actor strin
 		change = func(tx *store.Tx) error { return tx.RaiseRevocationReason(ctx, d.Issuer.ID, serial, from, now) }
 		event.Action = "certificate.revoke.reason"
 		event.Details = map[string]any{"reason": reason, "was": from, "revoked_at": c.RevokedAt, "profile": p.Name}
-		now = c.RevokedAt // the answer keeps the revocation's time
+		revokedAt = c.RevokedAt // the answer keeps the revocation's time
 	}
 	// The revoked answer is signed before the transaction, so the HSM's
 	// time is not spent holding the audit head; if the transaction fails
 	// (revoked meanwhile by someone else), the answer is thrown away.
-	c.Status, c.RevokedAt, c.Reason = store.StatusRevoked, now, reason
+	c.Status, c.RevokedAt, c.Reason = store.StatusRevoked, revokedAt, reason
 	resp, err := d.OCSP.Sign(d.Responder, c)
 	if err != nil {
 		return fmt.Errorf("revoke %s: %w", object, err)
@@ -120,7 +120,7 @@ func (ca *CA) Revoke(ctx context.Context, serial []byte, reason int, actor strin
 		if spki != nil {
 			// A compromised key is never certified again (CheckKeyNotBlocked).
 			sum := sha256.Sum256(spki)
-			if err := tx.BlockKey(ctx, sum[:], d.Issuer.ID, serial, blockedAt); err != nil {
+			if err := tx.BlockKey(ctx, sum[:], d.Issuer.ID, serial, now); err != nil {
 				return err
 			}
 		}

@@ -222,16 +222,16 @@ func (db *DB) LatestCRLSummary(ctx context.Context, issuerID string) (CRL, error
 	return c, nil
 }
 
-// RevokedSince reports whether a certificate of the issuer was revoked at
-// or after since: at start-up, whether a revocation may be missing from
-// the latest CRL. Revocation times are the times of the revocation itself
-// (ca.Revoke and recovery set them), so the certificates_revoked index
-// answers this.
+// RevokedSince reports whether a certificate of the issuer was revoked, or
+// had its revocation's reason raised, at or after since: at start-up,
+// whether a change may be missing from the latest CRL. Both set the row's
+// updated_at (a raise keeps revoked_at), which the
+// certificates_revoked_updated index answers.
 func (db *DB) RevokedSince(ctx context.Context, issuerID string, since time.Time) (bool, error) {
 	var found bool
 	err := db.sql.QueryRowContext(ctx, db.d.q(`
 		SELECT EXISTS (SELECT 1 FROM certificates
-			WHERE issuer_id = $1 AND status = 'revoked' AND revoked_at >= $2)`),
+			WHERE issuer_id = $1 AND status = 'revoked' AND updated_at >= $2)`),
 		issuerID, db.d.timeArg(since)).Scan(&found)
 	if err != nil {
 		return false, fmt.Errorf("revocations of %s since %s: %w", issuerID, since.Format(time.RFC3339), err)
