@@ -602,6 +602,7 @@ func TestRaisedReasonMissingFromCRL(t *testing.T) {
 		if err := authority.Revoke(ctx, cert.SerialNumber.Bytes(), 4, "test"); err != nil {
 			t.Fatal(err)
 		}
+		revokedAt := now.Truncate(time.Second)
 		crlAt := now.Add(30 * time.Minute) // a CRL built after the revocation
 		mu.Lock()
 		now = now.Add(time.Hour)
@@ -614,6 +615,55 @@ func TestRaisedReasonMissingFromCRL(t *testing.T) {
 		}
 		if missing, err := db.RevokedSince(ctx, "issuing", crlAt); err != nil || !missing {
 			t.Errorf("after the raise: %v %v, want the CRL of before it missing a change", missing, err)
+		}
+		// The RA's sweep of keyCompromise revocations finds it too.
+		if found, err := db.RevokedFor(ctx, "issuing", crlAt, 1); err != nil || len(found) != 1 || found[0].Reason != 1 {
+			t.Errorf("RevokedFor keyCompromise after the raise: %d certificates (%v), want this one", len(found), err)
+		}
+		// The answer says keyCompromise, at the revocation's own time.
+		row, err := db.Certificate(ctx, "issuing", cert.SerialNumber.Bytes())
+		if err != nil {
+			t.Fatal(err)
+		}
+		stored, err := db.OCSPResponse(ctx, "issuing", cert.SerialNumber.Bytes())
+		if err != nil {
+			t.Fatal(err)
+		}
+		r, err := ocsp.ParseResponse(stored.DER, nil)
+		if err != nil || r.Status != ocsp.Revoked || r.RevocationReason != ocsp.KeyCompromise || !r.RevokedAt.Equal(row.RevokedAt) || !row.RevokedAt.Equal(revokedAt) {
+			t.Errorf("the answer after the raise: %+v (%v); want revoked for keyCompromise at %s", r, err, revokedAt)
+		}
+	})
+}
+
+// TestRevokeRaceRaises: a keyCompromise revocation racing another
+// reason's never answers "already revoked for that other reason": it
+// raises it, and the certificate ends revoked for keyCompromise.
+func TestRevokeRaceRaises(t *testing.T) {
+	f := catest.New(t, time.Now().UTC().Truncate(time.Second))
+	storetest.Each(t, func(t *testing.T, db *store.DB, _ *sql.DB) {
+		ctx := t.Context()
+		authority := f.CA(t, db, audit.New(time.Now))
+		for range 3 {
+			cert, err := authority.Issue(ctx, ca.Request{Profile: "citizen-sign", CSR: newCSR(t), Verified: person, Actor: "test"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var wg sync.WaitGroup
+			for i := range 16 {
+				reason := []int{4, 1}[i%2]
+				wg.Go(func() {
+					err := authority.Revoke(ctx, cert.SerialNumber.Bytes(), reason, "test")
+					var already *store.AlreadyRevokedError
+					if err != nil && (!errors.As(err, &already) || (reason == 1 && already.Reason != 1)) {
+						t.Errorf("keyCompromise racing superseded: %v", err)
+					}
+				})
+			}
+			wg.Wait()
+			if row, err := db.Certificate(ctx, "issuing", cert.SerialNumber.Bytes()); err != nil || row.Reason != 1 {
+				t.Errorf("after the race: reason %d (%v), want keyCompromise", row.Reason, err)
+			}
 		}
 	})
 }

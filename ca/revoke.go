@@ -66,6 +66,17 @@ func keyBlocked(b store.BlockedKey) error {
 // §6.1.1 and the CA/Browser Forum's BR §4.9.1.1 have it): the key is
 // blocked, and the CRL and OCSP say keyCompromise from then on.
 func (ca *CA) Revoke(ctx context.Context, serial []byte, reason int, actor string) error {
+	err := ca.revoke(ctx, serial, reason, actor)
+	var already *store.AlreadyRevokedError
+	if reason == reasonKeyCompromise && errors.As(err, &already) && already.Reason != reasonKeyCompromise {
+		// Revoked for another reason between the read and the write: the
+		// key's compromise raises that reason now.
+		err = ca.revoke(ctx, serial, reason, actor)
+	}
+	return err
+}
+
+func (ca *CA) revoke(ctx context.Context, serial []byte, reason int, actor string) error {
 	d := ca.d
 	object := serialObject(d.Issuer.ID, serial)
 	c, err := d.Store.Certificate(ctx, d.Issuer.ID, serial)

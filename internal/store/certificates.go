@@ -207,8 +207,9 @@ func (db *DB) GoodCertificates(ctx context.Context, issuerID string) ([]Certific
 	return db.certificates(ctx, `WHERE issuer_id = $1 AND status = 'good' ORDER BY serial`, issuerID)
 }
 
-// RevokedFor returns the issuer's certificates revoked after since for
-// one of reasons (RFC 5280 CRLReason codes), oldest revocation first.
+// RevokedFor returns the issuer's certificates revoked, or whose reason
+// was raised, after since (by updated_at) and now revoked for one of
+// reasons (RFC 5280 CRLReason codes), in that order.
 func (db *DB) RevokedFor(ctx context.Context, issuerID string, since time.Time, reasons ...int) ([]Certificate, error) {
 	if len(reasons) == 0 {
 		return nil, nil
@@ -219,8 +220,8 @@ func (db *DB) RevokedFor(ctx context.Context, issuerID string, since time.Time, 
 		in[i] = fmt.Sprintf("$%d", i+3)
 		args = append(args, r)
 	}
-	return db.certificates(ctx, `WHERE issuer_id = $1 AND status = 'revoked' AND revoked_at > $2 AND reason IN (`+strings.Join(in, ", ")+`)
-		ORDER BY revoked_at, serial`, args...)
+	return db.certificates(ctx, `WHERE issuer_id = $1 AND status = 'revoked' AND updated_at > $2 AND reason IN (`+strings.Join(in, ", ")+`)
+		ORDER BY updated_at, serial`, args...)
 }
 
 // CertificatesOfEnrollment returns every signed certificate of an
