@@ -142,7 +142,7 @@ func (tx *Tx) PutOCSPResponses(ctx context.Context, rs []OCSPResponse) error {
 			VALUES `+tx.d.placeholders(len(rs), 6, 1, nil)+`
 			ON CONFLICT (issuer_id, serial) DO UPDATE SET
 				der = excluded.der, this_update = excluded.this_update,
-				next_update = excluded.next_update, updated_at = excluded.updated_at`),
+				next_update = excluded.next_update, updated_at = `+tx.d.ocspUpdatedAt()),
 			args...)
 		if err != nil {
 			return fmt.Errorf("put %d OCSP responses: %w", len(rs), tx.d.mapErr(err))

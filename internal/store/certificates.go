@@ -280,7 +280,7 @@ func (tx *Tx) PutOCSPResponse(ctx context.Context, r OCSPResponse) error {
 		VALUES ($1, $2, $3, $4, $5, $6)
 		ON CONFLICT (issuer_id, serial) DO UPDATE SET
 			der = excluded.der, this_update = excluded.this_update,
-			next_update = excluded.next_update, updated_at = excluded.updated_at`),
+			next_update = excluded.next_update, updated_at = `+tx.d.ocspUpdatedAt()),
 		r.IssuerID, nonNil(r.Serial), nonNil(r.DER), tx.d.timeArg(r.ThisUpdate), tx.d.timeArg(r.NextUpdate), tx.d.timeArg(r.UpdatedAt))
 	if err != nil {
 		return fmt.Errorf("put OCSP response %s/%x: %w", r.IssuerID, r.Serial, tx.d.mapErr(err))

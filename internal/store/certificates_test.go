@@ -177,3 +177,69 @@ func TestBlockedKeys(t *testing.T) {
 		}
 	})
 }
+
+// TestOCSPUpdatedAtNeverGoesBack: a response written over a newer one (a
+// revocation's answer, signed before its transaction, written after a
+// refresh of the same certificate) still gets a later updated_at than the
+// row it replaces, by each of the three writes, so that responders, which
+// keep an answer only over an older one, take it.
+func TestOCSPUpdatedAtNeverGoesBack(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB, _ *sql.DB) {
+		ctx := t.Context()
+		putIssuer(t, db, testIssuer("issuing", "issuing"))
+		t0 := time.Date(2026, 11, 30, 10, 0, 0, 0, time.UTC)
+		c := store.Certificate{IssuerID: "issuing", Serial: []byte{0x5c}, Profile: "citizen-sign", NotBefore: t0, NotAfter: t0.AddDate(1, 0, 0),
+			TBS: []byte{0x30, 0x01}, CreatedAt: t0, Status: store.StatusGood}
+		resp := func(this, updated time.Time, der byte) store.OCSPResponse {
+			return store.OCSPResponse{IssuerID: "issuing", Serial: c.Serial, DER: []byte{0x30, der}, ThisUpdate: this, NextUpdate: this.Add(96 * time.Hour), UpdatedAt: updated}
+		}
+		stored := func() store.OCSPResponse {
+			t.Helper()
+			r, err := db.OCSPResponse(ctx, "issuing", c.Serial)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return r
+		}
+		if err := db.InTx(ctx, func(tx *store.Tx) error {
+			if err := tx.InsertCertificateIntent(ctx, c); err != nil {
+				return err
+			}
+			other := c
+			other.Serial = []byte{0x5d}
+			if err := tx.InsertCertificateIntent(ctx, other); err != nil {
+				return err
+			}
+			return tx.PutOCSPResponse(ctx, resp(t0, t0.Add(2*time.Second), 1))
+		}); err != nil {
+			t.Fatal(err)
+		}
+		for _, w := range []struct {
+			name  string
+			write func(tx *store.Tx, r store.OCSPResponse) error
+		}{
+			{"PutOCSPResponse", func(tx *store.Tx, r store.OCSPResponse) error { return tx.PutOCSPResponse(ctx, r) }},
+			{"PutOCSPResponses", func(tx *store.Tx, r store.OCSPResponse) error {
+				other := r
+				other.Serial = []byte{0x5d} // two rows: the multi-row statement
+				return tx.PutOCSPResponses(ctx, []store.OCSPResponse{r, other})
+			}},
+			{"PutRefreshedOCSPResponse", func(tx *store.Tx, r store.OCSPResponse) error {
+				ok, err := tx.PutRefreshedOCSPResponse(ctx, c, r)
+				if err == nil && !ok {
+					err = errors.New("not written")
+				}
+				return err
+			}},
+		} {
+			before := stored()
+			next := before.ThisUpdate.Add(time.Minute) // the refresh's guard wants a later thisUpdate
+			if err := db.InTx(ctx, func(tx *store.Tx) error { return w.write(tx, resp(next, t0, byte(len(w.name)))) }); err != nil {
+				t.Fatalf("%s: %v", w.name, err)
+			}
+			if after := stored(); !after.UpdatedAt.After(before.UpdatedAt) || after.DER[1] != byte(len(w.name)) {
+				t.Errorf("%s of a response signed earlier: updated_at %s after %s, want later", w.name, after.UpdatedAt, before.UpdatedAt)
+			}
+		}
+	})
+}

@@ -70,6 +70,19 @@ func (d *dialect) q(query string) string {
 // on SQLite as integer microseconds since the Unix epoch, on PostgreSQL as a
 // TIMESTAMPTZ. Truncating here rather than letting each database round makes
 // both backends keep exactly the same instant.
+// ocspUpdatedAt is the updated_at an upsert of ocsp_responses writes: the
+// new response's, or, if that is not later than the row's it replaces, the
+// row's plus a microsecond. A response signed before another but written
+// after it (a revocation's answer, signed before its transaction, behind a
+// refresh of the same certificate) must still look newer to the
+// responders, which keep an answer only over an older one.
+func (d *dialect) ocspUpdatedAt() string {
+	if d.sqlite {
+		return `max(excluded.updated_at, ocsp_responses.updated_at + 1)` // microseconds
+	}
+	return `GREATEST(excluded.updated_at, ocsp_responses.updated_at + interval '1 microsecond')`
+}
+
 func (d *dialect) timeArg(t time.Time) any {
 	t = t.UTC().Truncate(time.Microsecond)
 	if d.sqlite {

@@ -163,7 +163,7 @@ func (tx *Tx) PutRefreshedOCSPResponse(ctx context.Context, c Certificate, r OCS
 		VALUES ($1, $2, $3, $4, $5, $6)
 		ON CONFLICT (issuer_id, serial) DO UPDATE SET
 			der = excluded.der, this_update = excluded.this_update,
-			next_update = excluded.next_update, updated_at = excluded.updated_at
+			next_update = excluded.next_update, updated_at = `+tx.d.ocspUpdatedAt()+`
 		WHERE ocsp_responses.this_update < excluded.this_update`),
 		r.IssuerID, nonNil(r.Serial), nonNil(r.DER), tx.d.timeArg(r.ThisUpdate), tx.d.timeArg(r.NextUpdate), tx.d.timeArg(r.UpdatedAt))
 	if err != nil {
