@@ -321,6 +321,12 @@ func (s *Service) limitIdentifier(ctx context.Context, a Applicant) error {
 	if a.Kind == "business" && a.Representative != nil {
 		keys = []string{a.Country + ":" + digits(a.RegistrationNumber), a.Representative.Country + ":" + digits(a.Representative.NationalID)}
 	}
+	return s.limitKeys(ctx, keys...)
+}
+
+// limitKeys spends one request from the limit of each identifier key
+// (limitKey's form), refusing (rate-limited) at the first one spent.
+func (s *Service) limitKeys(ctx context.Context, keys ...string) error {
 	for _, k := range keys {
 		if ok, wait, err := s.allowIdentifier(ctx, k); err != nil {
 			return err
@@ -1052,7 +1058,7 @@ func (s *Service) issue(ctx context.Context, e store.Enrollment, actor string) (
 	}
 	if withdraw {
 		// Should this fail or the node stop, SweepWithdrawn does it.
-		if err := s.withdraw(ctx, e, cert.SerialNumber.Bytes()); err != nil {
+		if err := s.withdraw(ctx, e.ID, renews, cert.SerialNumber.Bytes()); err != nil {
 			d.Log.Error("revoking a renewal whose old certificate was revoked meanwhile", "enrollment", e.ID, "err", err)
 		}
 	}

@@ -412,33 +412,45 @@ func (s *Service) RevokeOwn(ctx context.Context, serialHex, compact string) (Rev
 	if _, err := parseSerial(serialHex); err != nil {
 		return Revocation{}, err
 	}
-	now := s.d.Now()
-	p, err := jwsauth.Parse(compact, AudienceRevoke, now, MaxSkew)
+	p, err := s.holderRequest(ctx, serialHex, compact, AudienceRevoke, jwsauth.ActionRevoke, holderReasons)
 	if err != nil {
-		return Revocation{}, signedRequestErr(err)
+		return Revocation{}, err
 	}
-	if p.Action.Action != "revoke" || !strings.EqualFold(p.Action.Serial, serialHex) {
-		return Revocation{}, refuse("invalid-request", "the signed request is not to revoke %s", serialHex)
+	return s.revoke(ctx, p, "holder:"+fmt.Sprintf("%X", p.Certificate.SerialNumber), p.Fingerprint[:])
+}
+
+// holderRequest verifies a holder's request to act on its own certificate
+// serialHex: the JWS for audience, the action, the serial, one of reasons
+// (when given), signed by that very certificate, which this CA issued and
+// which is valid now and not revoked. Whoever holds a revoked
+// certificate's key may still report it compromised (reason
+// keyCompromise): the CA then raises the reason.
+func (s *Service) holderRequest(ctx context.Context, serialHex, compact, audience, action string, reasons []string) (jwsauth.Parsed, error) {
+	now := s.d.Now()
+	p, err := jwsauth.Parse(compact, audience, now, MaxSkew)
+	if err != nil {
+		return p, signedRequestErr(err)
 	}
-	if !slices.Contains(holderReasons, p.Action.Reason) {
-		return Revocation{}, refuse("invalid-request", "a holder may give the reasons %s", strings.Join(holderReasons, ", "))
+	if p.Action.Action != action || !strings.EqualFold(p.Action.Serial, serialHex) {
+		return p, refuse("invalid-request", "the signed request is not to %s %s", action, serialHex)
+	}
+	if reasons != nil && !slices.Contains(reasons, p.Action.Reason) {
+		return p, refuse("invalid-request", "a holder may give the reasons %s", strings.Join(reasons, ", "))
 	}
 	if jwsauth.SerialHex(p.Certificate.SerialNumber) != p.Action.Serial {
-		return Revocation{}, refuse("unauthorized", "the request is not signed by certificate %s", serialHex)
+		return p, refuse("unauthorized", "the request is not signed by certificate %s", serialHex)
 	}
 	if err := s.checkOurs(ctx, p.Certificate, now); err != nil {
 		e, ok := ProblemOf(err)
 		switch {
 		case ok && e.Type == "not-an-officer":
-			return Revocation{}, refuse("unauthorized", "the request is not signed by a certificate of this CA")
+			return p, refuse("unauthorized", "the request is not signed by a certificate of this CA")
 		case ok && e.Type == "certificate-revoked" && p.Action.Reason == "keyCompromise":
-			// Whoever holds the key may report it compromised, the
-			// certificate revoked or not: the CA raises the reason.
 		default:
-			return Revocation{}, err
+			return p, err
 		}
 	}
-	return s.revoke(ctx, p, "holder:"+fmt.Sprintf("%X", p.Certificate.SerialNumber), p.Fingerprint[:])
+	return p, nil
 }
 
 // parseSerial reads a serial as openssl prints it: hex, upper or lower

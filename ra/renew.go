@@ -46,23 +46,11 @@ func (s *Service) Renew(ctx context.Context, serialHex, compact string) (store.E
 	if err != nil {
 		return store.Enrollment{}, false, err
 	}
-	now := d.Now().UTC()
-	p, err := jwsauth.Parse(compact, AudienceRenew, now, MaxSkew)
+	p, err := s.holderRequest(ctx, serialHex, compact, AudienceRenew, jwsauth.ActionRenew, nil)
 	if err != nil {
-		return store.Enrollment{}, false, signedRequestErr(err)
-	}
-	if p.Action.Action != jwsauth.ActionRenew || !strings.EqualFold(p.Action.Serial, serialHex) {
-		return store.Enrollment{}, false, refuse("invalid-request", "the signed request is not to renew %s", serialHex)
-	}
-	if jwsauth.SerialHex(p.Certificate.SerialNumber) != p.Action.Serial {
-		return store.Enrollment{}, false, refuse("unauthorized", "the request is not signed by certificate %s", serialHex)
-	}
-	if err := s.checkOurs(ctx, p.Certificate, now); err != nil {
-		if e, ok := ProblemOf(err); ok && e.Type == "not-an-officer" {
-			return store.Enrollment{}, false, refuse("unauthorized", "the request is not signed by a certificate of this CA")
-		}
 		return store.Enrollment{}, false, err
 	}
+	now := d.Now().UTC()
 	issuerID := s.issuerOf(p.Certificate)
 	renews := issuerID + "/" + p.Action.Serial
 
@@ -144,19 +132,15 @@ func (s *Service) Renew(ctx context.Context, serialHex, compact string) (store.E
 	if err := requestMatches(checked, subject); err != nil {
 		return store.Enrollment{}, false, err
 	}
-	// A renewal counts against the person's enrollments: a stolen key
-	// cannot be turned into certificates faster than enrollments could.
-	for _, k := range []string{limitKey(subj.NationalID), limitKey(prevPr.Person)} {
-		if ok, wait, err := s.allowIdentifier(ctx, k); err != nil {
-			return store.Enrollment{}, false, err
-		} else if !ok {
-			e := refuse("rate-limited", "too many enrollments for this identifier")
-			e.Extra = map[string]any{"retry_after_seconds": int(wait.Seconds()) + 1}
-			return store.Enrollment{}, false, e
-		}
-		if subj.Kind == "person" {
-			break // the subject is the person
-		}
+	// A renewal counts against the enrollments of the subject and of the
+	// business's representative: a stolen key cannot be turned into
+	// certificates faster than enrollments could.
+	keys := []string{limitKey(subj.NationalID)}
+	if subj.Kind == "business" {
+		keys = append(keys, limitKey(prevPr.Person))
+	}
+	if err := s.limitKeys(ctx, keys...); err != nil {
+		return store.Enrollment{}, false, err
 	}
 
 	id, err := newID()
@@ -277,6 +261,7 @@ var errRenewsRevoked = errors.New("the certificate this renewal replaces was rev
 // renewal is the certificate a renewal enrollment replaces; serial is nil
 // for an enrollment that renews nothing.
 type renewal struct {
+	name     string // proofing.Renews
 	issuerID string
 	serial   []byte
 }
@@ -292,7 +277,7 @@ func renewsOf(e store.Enrollment) renewal {
 	if err != nil || len(serial) == 0 {
 		return renewal{}
 	}
-	return renewal{issuerID: issuerID, serial: serial}
+	return renewal{name: pr.Renews, issuerID: issuerID, serial: serial}
 }
 
 // check refuses (errRenewsRevoked) a renewal whose old certificate, read
@@ -303,7 +288,7 @@ func (r renewal) check(ctx context.Context, get func(context.Context, string, []
 		return err
 	}
 	if c.Status != store.StatusGood && withdraws(c.Reason) {
-		return fmt.Errorf("%w (%s/%X, at %s)", errRenewsRevoked, r.issuerID, r.serial, c.RevokedAt.Format(time.RFC3339))
+		return fmt.Errorf("%w (%s, at %s)", errRenewsRevoked, r.name, c.RevokedAt.Format(time.RFC3339))
 	}
 	return nil
 }
@@ -417,10 +402,8 @@ func withdrawEvent(actor, enrollment, renews string, serial []byte) audit.Event 
 // withdraw withdraws a renewal whose old certificate was revoked while the
 // CA signed its new one (issue): that certificate, and whatever was
 // renewed from it.
-func (s *Service) withdraw(ctx context.Context, e store.Enrollment, serial []byte) error {
-	r := renewsOf(e)
-	renews := fmt.Sprintf("%s/%X", r.issuerID, r.serial)
-	return errors.Join(s.withdrawCertificate(ctx, e.ID, renews, serial, withdrawActor), s.withdrawRenewals(ctx, serial, withdrawActor))
+func (s *Service) withdraw(ctx context.Context, enrollment string, r renewal, serial []byte) error {
+	return errors.Join(s.withdrawCertificate(ctx, enrollment, r.name, serial, withdrawActor), s.withdrawRenewals(ctx, serial, withdrawActor))
 }
 
 // withdrawActor is who withdraws renewals on the RA's own initiative.
