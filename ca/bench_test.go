@@ -50,3 +50,19 @@ func BenchmarkIssue(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkCheck measures ca.Check, what Issue does before the HSM (CSR
+// checks and proof of possession, template, throw-away signature, zlint),
+// on one goroutine: with the HSM's two signatures, the least a certificate
+// costs (`sanad bench issue` reports the same as its floor).
+func BenchmarkCheck(b *testing.B) {
+	f := catest.New(b, time.Now().UTC().Truncate(time.Second))
+	db, _ := storetest.Open(b, storetest.Drivers()[0])
+	authority := f.CA(b, db, audit.New(time.Now))
+	req := ca.Request{Profile: "citizen-auth", CSR: newCSR(b), Verified: person}
+	for b.Loop() {
+		if err := authority.Check(req); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

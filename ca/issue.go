@@ -221,32 +221,11 @@ var ErrRequest = errors.New("request refused")
 // doc.go).
 func (ca *CA) Issue(ctx context.Context, req Request) (*x509.Certificate, error) {
 	d := ca.d
-	p, ok := d.Profiles[req.Profile]
-	if !ok || p.SubjectKind == "" {
-		return nil, fmt.Errorf("%w: %q is not an end-entity profile", ErrRequest, req.Profile)
-	}
-	keyTypes := make([]string, len(p.KeyTypes))
-	for i, kt := range p.KeyTypes {
-		keyTypes[i] = string(kt)
-	}
-	cr, checked, err := csr.ParseAndCheck(req.CSR, csr.Policy{KeyTypes: keyTypes, Forbidden: ca.forbidden})
-	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrRequest, err)
-	}
-	subject, err := RequestSubject(p, req.Verified, cr)
+	pr, err := ca.prepare(req)
 	if err != nil {
 		return nil, err
 	}
-
-	now := d.Now().UTC().Truncate(time.Second)
-	tmpl, err := ca.template(p, subject, checked.PublicKey, now)
-	if err != nil {
-		return nil, err
-	}
-	tbs, err := ca.lint(tmpl, checked.PublicKey)
-	if err != nil {
-		return nil, err
-	}
+	p, cr, tmpl, tbs, now := pr.profile, pr.csr, pr.tmpl, pr.tbs, pr.now
 	serial := tmpl.SerialNumber.Bytes()
 	object := serialObject(d.Issuer.ID, serial)
 	intent := store.Certificate{
@@ -307,6 +286,58 @@ func (ca *CA) Issue(ctx context.Context, req Request) (*x509.Certificate, error)
 		return nil, err
 	}
 	return cert, nil
+}
+
+// Check runs every check Issue makes of req before the HSM signs: the
+// profile, the CSR (key policy and proof of possession), the subject, the
+// template, and zlint over the certificate signed by the throw-away key. It
+// writes nothing and signs nothing in the HSM. Its refusals are Issue's
+// (ErrRequest, or a lint finding). `sanad bench issue` times it: its cost
+// and the HSM's two signatures are the least a certificate can cost.
+func (ca *CA) Check(req Request) error {
+	_, err := ca.prepare(req)
+	return err
+}
+
+// prepared is a request Issue has checked: its profile and CSR, the
+// template, and the linted TBS the HSM will sign.
+type prepared struct {
+	profile profile.Profile
+	csr     *x509.CertificateRequest
+	tmpl    *x509.Certificate
+	tbs     []byte
+	now     time.Time
+}
+
+// prepare is Issue up to the HSM: see Check.
+func (ca *CA) prepare(req Request) (prepared, error) {
+	d := ca.d
+	p, ok := d.Profiles[req.Profile]
+	if !ok || p.SubjectKind == "" {
+		return prepared{}, fmt.Errorf("%w: %q is not an end-entity profile", ErrRequest, req.Profile)
+	}
+	keyTypes := make([]string, len(p.KeyTypes))
+	for i, kt := range p.KeyTypes {
+		keyTypes[i] = string(kt)
+	}
+	cr, checked, err := csr.ParseAndCheck(req.CSR, csr.Policy{KeyTypes: keyTypes, Forbidden: ca.forbidden})
+	if err != nil {
+		return prepared{}, fmt.Errorf("%w: %w", ErrRequest, err)
+	}
+	subject, err := RequestSubject(p, req.Verified, cr)
+	if err != nil {
+		return prepared{}, err
+	}
+	now := d.Now().UTC().Truncate(time.Second)
+	tmpl, err := ca.template(p, subject, checked.PublicKey, now)
+	if err != nil {
+		return prepared{}, err
+	}
+	tbs, err := ca.lint(tmpl, checked.PublicKey)
+	if err != nil {
+		return prepared{}, err
+	}
+	return prepared{profile: p, csr: cr, tmpl: tmpl, tbs: tbs, now: now}, nil
 }
 
 // RequestSubject is the subject profile p builds from the verified

@@ -271,14 +271,22 @@ func TestIssueRefuses(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := authority.Issue(context.Background(), ca.Request{Profile: tt.profile, CSR: tt.csr, Verified: person, Actor: "test"})
+			req := ca.Request{Profile: tt.profile, CSR: tt.csr, Verified: person, Actor: "test"}
+			_, err := authority.Issue(context.Background(), req)
 			if !errors.Is(err, ca.ErrRequest) || !strings.Contains(err.Error(), tt.want) {
 				t.Errorf("Issue = %v, want ErrRequest mentioning %q", err, tt.want)
 			}
+			if err := authority.Check(req); !errors.Is(err, ca.ErrRequest) || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("Check = %v, want ErrRequest mentioning %q", err, tt.want)
+			}
 		})
 	}
+	// Check passes what Issue would sign, and writes nothing either.
+	if err := authority.Check(ca.Request{Profile: "citizen-auth", CSR: newCSR(t), Verified: person, Actor: "test"}); err != nil {
+		t.Errorf("Check of a good request = %v", err)
+	}
 	if head, err := db.AuditHead(context.Background()); err != nil || head.Seq != 0 {
-		t.Errorf("refused requests wrote audit events or intents: head %+v (%v)", head, err)
+		t.Errorf("refused or checked requests wrote audit events or intents: head %+v (%v)", head, err)
 	}
 }
 

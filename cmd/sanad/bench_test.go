@@ -52,7 +52,9 @@ func TestBench(t *testing.T) {
 			}
 			if rep.Database != driver || rep.Certificates != n || rep.Parallel != 8 || rep.PerSecond <= 0 ||
 				rep.RawOneSession <= 0 || rep.RawParallel <= 0 || rep.P99ms < rep.P50ms || rep.P50ms <= 0 ||
-				rep.Ratio != rep.PerSecond/rep.RawParallel || rep.RawCPUms <= 0 || rep.CPUms <= 2*rep.RawCPUms {
+				rep.Ratio != rep.PerSecond/rep.RawParallel || rep.RawCPUms <= 0 || rep.CPUms <= 2*rep.RawCPUms ||
+				rep.CheckCPUms <= 0 || rep.FloorCPUms != rep.CheckCPUms+2*rep.RawCPUms || rep.CPUs < 1 ||
+				rep.RatioBound != float64(rep.CPUs)*1000/rep.FloorCPUms/rep.RawParallel {
 				t.Errorf("report does not add up: %+v", rep)
 			}
 			if got := events(); got != before+2*n+2 {
