@@ -531,6 +531,8 @@ type changingRegistry struct {
 	registry.Registry
 	mu                        sync.Mutex
 	dead, closed, noAuthority map[string]bool // country:identifier
+	// gone are persons (country:identifier) the registry no longer has.
+	gone map[string]bool
 	// renamed gives businesses (country:registration) a new name.
 	renamed map[string]string
 	down    bool
@@ -561,6 +563,9 @@ func (r *changingRegistry) Person(ctx context.Context, country, id string) (regi
 	p, ev, err := r.Registry.Person(ctx, country, id)
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if r.gone[country+":"+id] {
+		return registry.Person{}, registry.Evidence{}, registry.ErrNotFound
+	}
 	p.Alive = p.Alive && !r.dead[country+":"+id]
 	return p, ev, err
 }

@@ -16,13 +16,27 @@ import (
 
 // Message is a one-time code on its way to the registry's contact, or,
 // with Code empty, a notice: the text to send (a renewal asked for with the
-// holder's key, which the holder should know of in case it was not them).
+// holder's key, which the holder should know of in case it was not them; a
+// certificate revoked, with Serial naming it).
 type Message struct {
 	EnrollmentID string `json:"enrollment"`
 	To           string `json:"to"`      // E.164 phone number or e-mail address
 	Channel      string `json:"channel"` // sms | email
 	Code         string `json:"code"`
 	Notice       string `json:"notice,omitempty"`
+	// Serial is the certificate a revocation notice is about, in hex as
+	// openssl prints it.
+	Serial string `json:"serial,omitempty"`
+}
+
+// outboxName is the file Outbox writes m to: <enrollment id>.json, or for
+// a notice about one of the enrollment's certificates <enrollment
+// id>.<serial>.json, beside the code it does not replace.
+func outboxName(m Message) string {
+	if m.Serial != "" {
+		return m.EnrollmentID + "." + m.Serial + ".json"
+	}
+	return m.EnrollmentID + ".json"
 }
 
 // Notifier delivers one-time codes and notices.
@@ -31,7 +45,8 @@ type Notifier interface {
 }
 
 // Outbox is the development notifier: each message is logged with its
-// enrollment id and written to Dir/<enrollment id>.json (to, channel, code),
+// enrollment id and written to Dir/<enrollment id>.json (to, channel, code;
+// a revocation notice to Dir/<enrollment id>.<serial>.json),
 // where a newcomer or a test picks the code up. Never for production: the
 // code is the proof that the applicant controls the contact.
 type Outbox struct {
@@ -48,7 +63,7 @@ func (o Outbox) Send(_ context.Context, m Message) error {
 	if err != nil {
 		return err
 	}
-	path := filepath.Join(o.Dir, m.EnrollmentID+".json")
+	path := filepath.Join(o.Dir, outboxName(m))
 	tmp, err := os.CreateTemp(o.Dir, ".msg-*")
 	if err != nil {
 		return err

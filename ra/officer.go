@@ -367,12 +367,15 @@ func (s *Service) revoke(ctx context.Context, p jwsauth.Parsed, actor string, ke
 	}
 	if err := s.d.Revoker.Revoke(ctx, serial, reason, actor); err != nil {
 		if already := (*store.AlreadyRevokedError)(nil); errors.As(err, &already) {
-			withdrawn(already.Reason) // again: a retry finishes what the first left
+			// Again: a retry finishes what the first left.
+			withdrawn(already.Reason)
+			s.noticeRevoked(ctx, serial)
 		}
 		return Revocation{}, revokeRefusal(err, p.Action.Serial)
 	}
 	s.d.Log.Info("certificate revoked", "serial", p.Action.Serial, "reason", p.Action.Reason, "by", actor)
 	withdrawn(reason)
+	s.noticeRevoked(ctx, serial)
 	return Revocation{Serial: strings.ToUpper(hex.EncodeToString(serial)), Status: "revoked", Reason: p.Action.Reason}, nil
 }
 

@@ -384,9 +384,11 @@ func (s *Service) withdrawCertificate(ctx context.Context, enrollment, renews st
 		return fmt.Errorf("withdraw the renewal %s: %w", enrollment, err)
 	}
 	s.d.Log.Warn("renewal revoked: the certificate it renews was revoked for keyCompromise or privilegeWithdrawn", "enrollment", enrollment, "serial", fmt.Sprintf("%X", serial))
-	return s.group.InTx(ctx, func(tx *store.Tx) error {
+	err = s.group.InTx(ctx, func(tx *store.Tx) error {
 		return s.d.Audit.Append(tx, withdrawEvent(actor, enrollment, renews, serial))
 	})
+	s.noticeRevoked(ctx, serial)
+	return err
 }
 
 // withdrawEvent is the audit event of a renewal withdrawn: rejected while

@@ -97,8 +97,9 @@ func openRA(s *service, authority *caRole, cfg config.RA) (*ra.Service, error) {
 // of the CA's own (ra.Service.issue leaves the enrollment approved) is
 // retried without waiting for a restart, enrollments nobody touched past
 // their expiry are expired (ra.Service.ExpireLapsed), the identifier
-// limit's refilled buckets are pruned, and renewals whose old certificate
-// was revoked for keyCompromise are withdrawn (ra.Service.SweepWithdrawn).
+// limit's refilled buckets are pruned, renewals whose old certificate was
+// revoked for keyCompromise are withdrawn (ra.Service.SweepWithdrawn), and
+// holders are told of revocations (ra.Service.NoticeRevoked).
 func startRA(ctx context.Context, s *service, authority *caRole, cfg config.RA) error {
 	svc, err := openRA(s, authority, cfg)
 	if err != nil {
@@ -119,7 +120,10 @@ func startRA(ctx context.Context, s *service, authority *caRole, cfg config.RA) 
 		// Renewals asked for with a key since revoked for keyCompromise are
 		// withdrawn, also those a stop or the CA alone left behind.
 		sweepErr := svc.SweepWithdrawn(ctx)
-		return errors.Join(resumeErr, expireErr, pruneErr, sweepErr)
+		// Holders are told of revocations the RA did not make, and of those
+		// whose notice could not be sent at once.
+		noticeErr := svc.NoticeRevoked(ctx)
+		return errors.Join(resumeErr, expireErr, pruneErr, sweepErr, noticeErr)
 	}
 	// An enrollment that cannot be finished now is retried every minute;
 	// it does not keep the RA from starting.

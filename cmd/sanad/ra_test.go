@@ -376,6 +376,20 @@ func TestEnrollmentEndToEnd(t *testing.T) {
 			// The renewal the old key asked for is withdrawn with it
 			// (privilegeWithdrawn): the thief may have been the one asking.
 			c.verifyWithCRL(db, openssl, renewed, true)
+			// The holder is told of both revocations in the outbox, beside
+			// the codes: the one they asked for, and the withdrawal.
+			for cert, reason := range map[*x509.Certificate]string{cert: "keyCompromise", renewed: "privilegeWithdrawn"} {
+				row, err := db.Certificate(context.Background(), "issuing", cert.SerialNumber.Bytes())
+				if err != nil {
+					t.Fatal(err)
+				}
+				raw, err := os.ReadFile(filepath.Join(c.dir, "outbox", row.EnrollmentID+"."+jwsauth.SerialHex(cert.SerialNumber)+".json"))
+				var m ra.Message
+				if err != nil || json.Unmarshal(raw, &m) != nil || m.Serial != jwsauth.SerialHex(cert.SerialNumber) || m.To == "" ||
+					!strings.Contains(m.Notice, "("+reason+")") {
+					t.Errorf("revocation notice of %X in the outbox: %v %s", cert.SerialNumber, err, raw)
+				}
+			}
 			if code, v := c.do(http.MethodGet, "/api/v1/certificates/"+serialHex, "", nil, nil); code != 200 || v["status"] != "revoked" || v["reason"] != "keyCompromise" {
 				t.Errorf("GET revoked certificate: %d %v", code, v)
 			}

@@ -1,0 +1,150 @@
+package store_test
+
+import (
+	"database/sql"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/sanadpki/sanad/internal/store"
+	"github.com/sanadpki/sanad/internal/store/storetest"
+)
+
+// TestRevocationNotices: which revocations are still to be told, and the
+// claim that keeps two RA nodes from both telling one.
+func TestRevocationNotices(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB, _ *sql.DB) {
+		ctx := t.Context()
+		putIssuer(t, db, testIssuer("issuing", "issuing"))
+		t0 := time.Date(2026, 11, 30, 10, 0, 0, 0, time.UTC)
+		cert := func(serial byte, enrollment string) store.Certificate {
+			return store.Certificate{IssuerID: "issuing", Serial: []byte{serial}, EnrollmentID: enrollment, Profile: "citizen-sign",
+				NotBefore: t0, NotAfter: t0.AddDate(1, 0, 0), TBS: []byte{0x30, serial}, CreatedAt: t0, Status: store.StatusGood}
+		}
+		told := cert(0x11, "e1")
+		certs := []store.Certificate{
+			told,
+			cert(0x12, "e1"), // an intent recovery revoked: never signed (below), never delivered
+			cert(0x13, ""),   // a ceremony or officer certificate: no enrollment
+			cert(0x14, "e1"), // revoked before the sweep's window
+		}
+		if err := db.InTx(ctx, func(tx *store.Tx) error {
+			if _, err := tx.PutSubject(ctx, store.Subject{ID: "s1", Kind: "person", NationalID: "IDCKZ-900101300123", Attributes: []byte(`{}`), CreatedAt: t0}); err != nil {
+				return err
+			}
+			if err := tx.InsertEnrollment(ctx, store.Enrollment{ID: "e1", SubjectID: "s1", Profile: "citizen-sign", CSR: []byte{0x30},
+				State: store.StateIssued, Proofing: []byte(`{}`), RequestHash: []byte{1}, CreatedAt: t0, UpdatedAt: t0}); err != nil {
+				return err
+			}
+			var signed []store.SignedCertificate
+			for _, c := range certs {
+				if c.EnrollmentID != "" {
+					c.SubjectID = "s1"
+				}
+				if err := tx.InsertCertificateIntent(ctx, c); err != nil {
+					return err
+				}
+				if c.Serial[0] != 0x12 {
+					signed = append(signed, store.SignedCertificate{IssuerID: "issuing", Serial: c.Serial, DER: []byte{0x30, 0x00}, At: t0})
+				}
+			}
+			return tx.SetCertificateDERs(ctx, signed)
+		}); err != nil {
+			t.Fatal(err)
+		}
+		revoke := func(serial byte, reason int, at time.Time) {
+			t.Helper()
+			if err := db.InTx(ctx, func(tx *store.Tx) error {
+				return tx.RevokeCertificate(ctx, "issuing", []byte{serial}, at, reason, at)
+			}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		revoke(0x14, 4, t0.Add(time.Minute))
+		since := t0.Add(time.Hour)
+		for _, s := range []byte{0x11, 0x12, 0x13} {
+			revoke(s, 4, since.Add(time.Minute))
+		}
+		now := since.Add(time.Hour)
+		stale := now.Add(-5 * time.Minute)
+		toNotice := func(stale time.Time) []byte {
+			t.Helper()
+			cs, err := db.RevocationsToNotice(ctx, "issuing", since, stale, 10)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var serials []byte
+			for _, c := range cs {
+				serials = append(serials, c.Serial...)
+			}
+			return serials
+		}
+		if got := toNotice(stale); string(got) != "\x11" {
+			t.Fatalf("to notice: %x, want 11 alone", got)
+		}
+
+		claim := func(now time.Time, reason int) bool {
+			t.Helper()
+			ok, err := db.ClaimRevocationNotice(ctx, "issuing", told.Serial, reason, now, now.Add(-5*time.Minute))
+			if err != nil {
+				t.Fatal(err)
+			}
+			return ok
+		}
+		if !claim(now, 4) {
+			t.Fatal("first claim refused")
+		}
+		if claim(now.Add(time.Minute), 4) {
+			t.Error("a second node claimed a notice claimed a minute before")
+		}
+		if got := toNotice(stale); len(got) != 0 {
+			t.Errorf("a freshly claimed notice is still to notice: %x", got)
+		}
+		if got, err := db.RevocationNotice(ctx, "issuing", told.Serial, 4); err != nil || got != "" {
+			t.Errorf("claimed notice: %q, %v; want \"\"", got, err)
+		}
+		// The node stopped: after five minutes the notice is to notice
+		// again, and another node takes it over; the first can no longer end it.
+		later := now.Add(6 * time.Minute)
+		if got := toNotice(later.Add(-5 * time.Minute)); string(got) != "\x11" {
+			t.Errorf("a stale claim: to notice %x, want 11", got)
+		}
+		if !claim(later, 4) {
+			t.Fatal("a stale claim was not taken over")
+		}
+		end := func(claimedAt time.Time, reason int) error {
+			return db.InTx(ctx, func(tx *store.Tx) error {
+				return tx.EndRevocationNotice(ctx, "issuing", told.Serial, reason, claimedAt, store.NoticeSent, later)
+			})
+		}
+		if err := end(now, 4); !errors.Is(err, store.ErrConflict) {
+			t.Errorf("ending a claim taken over: %v, want ErrConflict", err)
+		}
+		if err := end(later, 4); err != nil {
+			t.Fatal(err)
+		}
+		if got, err := db.RevocationNotice(ctx, "issuing", told.Serial, 4); err != nil || got != store.NoticeSent {
+			t.Errorf("ended notice: %q, %v; want sent", got, err)
+		}
+		if claim(later.Add(time.Hour), 4) {
+			t.Error("an ended notice was claimed again")
+		}
+		much := later.Add(time.Hour)
+		if got := toNotice(much.Add(-5 * time.Minute)); len(got) != 0 {
+			t.Errorf("a told revocation is still to notice: %x", got)
+		}
+
+		// A reason raised to keyCompromise is news: its own notice.
+		if err := db.InTx(ctx, func(tx *store.Tx) error {
+			return tx.RaiseRevocationReason(ctx, "issuing", told.Serial, 4, much)
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if got := toNotice(much.Add(-5 * time.Minute)); string(got) != "\x11" {
+			t.Errorf("after the raise: to notice %x, want 11", got)
+		}
+		if _, err := db.RevocationNotice(ctx, "issuing", told.Serial, 1); !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("the raised reason's notice before any claim: %v, want ErrNotFound", err)
+		}
+	})
+}

@@ -1,0 +1,182 @@
+package ra
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/sanadpki/sanad/internal/audit"
+	"github.com/sanadpki/sanad/internal/store"
+	"github.com/sanadpki/sanad/ra/registry"
+)
+
+// A holder is told when their certificate is revoked, whoever revoked it
+// (they, an officer, the RA withdrawing a renewal, or the CA alone), and
+// again when the reason is raised to keyCompromise: ETSI EN 319 411-1
+// (§6.2.4) has the subject informed of a change of its certificate's
+// status, and a holder who did not ask learns that somebody did. The notice
+// goes to the registry's contact, as the one-time code did. Only
+// certificates the holder received are told of: not an intent that
+// recovery revoked because it may have been signed but was never recorded.
+//
+// Each notice is claimed in the store before it is sent and ended with what
+// came of it, audited as certificate.revoke.notice, so that RA nodes side
+// by side do not each send it. A notice that cannot be sent now (registry or
+// gateway down) keeps its claim until noticeClaim has passed, and is tried
+// again by the next sweep after that; one whose holder the registry has no
+// phone or e-mail for is ended as no-contact and audited, never retried.
+// Delivery is at least once: a node that stops between sending and
+// recording sends again when its claim has gone stale.
+
+// noticeClaim is how long a claimed notice waits before another sweep,
+// on any node, may try it again.
+const noticeClaim = 5 * time.Minute
+
+// noticeSweep is how far back NoticeRevoked looks, as SweepWithdrawn: a day
+// of revocations covers a node stopped for hours, and a notice of a
+// revocation older than that is no longer news.
+const noticeSweep = 24 * time.Hour
+
+// noticeBatch bounds the notices one sweep sends per issuing CA.
+const noticeBatch = 500
+
+// noticeActor is who tells holders of revocations, in the audit log.
+const noticeActor = "system:notice"
+
+// NoticeRevoked tells the holders of certificates revoked in the last day
+// that have not been told (noticeRevocation). Run it periodically.
+func (s *Service) NoticeRevoked(ctx context.Context) error {
+	now := s.d.Now().UTC()
+	var errs []error
+	for issuerID := range s.d.Issuers {
+		revoked, err := s.d.Store.RevocationsToNotice(ctx, issuerID, now.Add(-noticeSweep), now.Add(-noticeClaim), noticeBatch)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		for _, c := range revoked {
+			errs = append(errs, s.noticeRevocation(ctx, c))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// noticeRevoked tells the holder of serial, which the RA has just had the
+// CA revoke, at once rather than at the next sweep. A failure is logged:
+// the revocation stands, and NoticeRevoked tries again.
+func (s *Service) noticeRevoked(ctx context.Context, serial []byte) {
+	for issuerID := range s.d.Issuers {
+		c, err := s.d.Store.Certificate(ctx, issuerID, serial)
+		if errors.Is(err, store.ErrNotFound) {
+			continue
+		}
+		if err == nil {
+			err = s.noticeRevocation(ctx, c)
+		}
+		if err != nil {
+			s.d.Log.Warn("telling the holder of a revocation; the sweep tries again", "serial", fmt.Sprintf("%X", serial), "err", err)
+		}
+	}
+}
+
+// noticeRevocation claims, sends and records the notice of c's revocation
+// for its present reason, unless it is not to be told (see above) or
+// another node has it.
+func (s *Service) noticeRevocation(ctx context.Context, c store.Certificate) error {
+	d := s.d
+	if c.Status != store.StatusRevoked || c.EnrollmentID == "" || c.DER == nil {
+		return nil
+	}
+	claimedAt := d.Now().UTC().Truncate(time.Microsecond)
+	ok, err := d.Store.ClaimRevocationNotice(ctx, c.IssuerID, c.Serial, c.Reason, claimedAt, claimedAt.Add(-noticeClaim))
+	if err != nil || !ok {
+		return err
+	}
+	serialHex := fmt.Sprintf("%X", c.Serial)
+	details := map[string]any{"enrollment": c.EnrollmentID, "reason": reasonName(c.Reason), "revoked_at": c.RevokedAt}
+	outcome := store.NoticeSent
+	contact, err := s.holderContact(ctx, c.EnrollmentID)
+	if errors.Is(err, registry.ErrNotFound) {
+		outcome, details["why"] = store.NoticeNoContact, "the registry no longer has the holder"
+	} else if err != nil {
+		return fmt.Errorf("notice of the revocation of %s: %w", serialHex, err)
+	}
+	if outcome == store.NoticeSent {
+		to, channel, cerr := contactOf(contact)
+		if cerr != nil {
+			outcome, details["why"] = store.NoticeNoContact, "the registry holds no phone or e-mail for the holder"
+		} else {
+			notice := fmt.Sprintf("Sanad: your certificate %s was revoked on %s (%s). Relying parties no longer accept it.",
+				serialHex, c.RevokedAt.UTC().Format(time.RFC3339), reasonName(c.Reason))
+			if err := d.Notifier.Send(ctx, Message{EnrollmentID: c.EnrollmentID, To: to, Channel: channel, Notice: notice, Serial: serialHex}); err != nil {
+				return fmt.Errorf("notice of the revocation of %s: send by %s: %w", serialHex, channel, err)
+			}
+			details["channel"], details["to"] = channel, maskContact(to)
+		}
+	}
+	details["outcome"] = outcome
+	err = s.group.InTx(ctx, func(tx *store.Tx) error {
+		if err := tx.EndRevocationNotice(ctx, c.IssuerID, c.Serial, c.Reason, claimedAt, outcome, d.Now().UTC()); err != nil {
+			return err
+		}
+		return d.Audit.Append(tx, audit.Event{Actor: noticeActor, Action: "certificate.revoke.notice",
+			Object: c.IssuerID + "/" + serialHex, Details: details})
+	})
+	if err != nil {
+		return fmt.Errorf("notice of the revocation of %s: %w", serialHex, err)
+	}
+	d.Log.Info("holder told of a revocation", "serial", serialHex, "outcome", outcome)
+	return nil
+}
+
+// holderContact is the registry's record of the person an enrollment's
+// certificate was issued to: the applicant, or the business's
+// representative who proved it. registry.ErrNotFound if the registry no
+// longer has them.
+func (s *Service) holderContact(ctx context.Context, enrollmentID string) (registry.Person, error) {
+	e, err := s.d.Store.Enrollment(ctx, enrollmentID)
+	if err != nil {
+		return registry.Person{}, err
+	}
+	var pr proofing
+	if err := json.Unmarshal(e.Proofing, &pr); err != nil {
+		return registry.Person{}, fmt.Errorf("enrollment %s proofing: %w", e.ID, err)
+	}
+	person := pr.Person
+	if person == "" {
+		subj, err := s.d.Store.Subject(ctx, e.SubjectID)
+		if err != nil {
+			return registry.Person{}, err
+		}
+		if subj.Kind != "person" {
+			return registry.Person{}, fmt.Errorf("enrollment %s names no person to tell: %w", e.ID, registry.ErrNotFound)
+		}
+		person = subj.NationalID // an enrollment from before proofing named the person
+	}
+	_, country, pid, ok := parseSemanticsID(person)
+	if !ok {
+		return registry.Person{}, fmt.Errorf("enrollment %s: person %q", e.ID, person)
+	}
+	rec, _, err := s.d.Registry.Person(ctx, country, pid)
+	return rec, err
+}
+
+// reasonName is the RFC 5280 name of a CRLReason code.
+func reasonName(code int) string {
+	for name, c := range reasonCodes {
+		if c == code {
+			return name
+		}
+	}
+	if name, ok := otherReasons[code]; ok {
+		return name
+	}
+	return fmt.Sprintf("reason %d", code)
+}
+
+// otherReasons are the RFC 5280 reasons no signed request may name, which
+// the CA may still record (recovery's cessationOfOperation is in
+// reasonCodes).
+var otherReasons = map[int]string{2: "cACompromise", 6: "certificateHold", 8: "removeFromCRL", 10: "aACompromise"}
