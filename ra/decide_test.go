@@ -531,8 +531,9 @@ type changingRegistry struct {
 	registry.Registry
 	mu                        sync.Mutex
 	dead, closed, noAuthority map[string]bool // country:identifier
-	// gone are persons (country:identifier) the registry no longer has.
-	gone map[string]bool
+	// gone are persons (country:identifier) the registry no longer has;
+	// mute, persons it has no phone or e-mail for.
+	gone, mute map[string]bool
 	// renamed gives businesses (country:registration) a new name.
 	renamed map[string]string
 	down    bool
@@ -567,6 +568,9 @@ func (r *changingRegistry) Person(ctx context.Context, country, id string) (regi
 		return registry.Person{}, registry.Evidence{}, registry.ErrNotFound
 	}
 	p.Alive = p.Alive && !r.dead[country+":"+id]
+	if r.mute[country+":"+id] {
+		p.Phone, p.Email = "", ""
+	}
 	return p, ev, err
 }
 

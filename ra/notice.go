@@ -23,12 +23,14 @@ import (
 //
 // Each notice is claimed in the store before it is sent and ended with what
 // came of it, audited as certificate.revoke.notice, so that RA nodes side
-// by side do not each send it. A notice that cannot be sent now (registry or
-// gateway down) keeps its claim until noticeClaim has passed, and is tried
-// again by the next sweep after that; one whose holder the registry has no
-// phone or e-mail for is ended as no-contact and audited, never retried.
-// Delivery is at least once: a node that stops between sending and
-// recording sends again when its claim has gone stale.
+// by side do not each send it (their clocks must agree within noticeClaim).
+// A notice that cannot be sent now (registry, gateway or database down)
+// keeps its claim until noticeClaim has passed, and is tried again by the
+// next sweep after that, however long that takes; one with nobody to tell
+// (the registry no longer has the person, or no phone or e-mail for them)
+// is ended as no-contact and audited, never retried. Delivery is at least
+// once: a node that stops between sending and recording sends again when
+// its claim has gone stale.
 
 // noticeClaim is how long a claimed notice waits before another sweep,
 // on any node, may try it again.
@@ -46,8 +48,12 @@ const noticeBatch = 500
 const noticeActor = "system:notice"
 
 // NoticeRevoked tells the holders of certificates revoked in the last day
-// that have not been told (noticeRevocation). Run it periodically.
-func (s *Service) NoticeRevoked(ctx context.Context) error {
+// who have not been told (noticeRevocation), and tries again the notices
+// that could not be sent. An issuing CA's notices stop at the first that
+// cannot be sent: with the gateway or the registry down, the next would
+// only wait out the same timeout; the claim moves the failed one out of
+// the next sweep's way. Run it periodically.
+func (s *Service) NoticeRevoked(ctx context.Context) (told int, err error) {
 	now := s.d.Now().UTC()
 	var errs []error
 	for issuerID := range s.d.Issuers {
@@ -57,23 +63,36 @@ func (s *Service) NoticeRevoked(ctx context.Context) error {
 			continue
 		}
 		for _, c := range revoked {
-			errs = append(errs, s.noticeRevocation(ctx, c))
+			ok, err := s.noticeRevocation(ctx, c)
+			if err != nil {
+				errs = append(errs, err)
+				break
+			}
+			if ok {
+				told++
+			}
 		}
 	}
-	return errors.Join(errs...)
+	return told, errors.Join(errs...)
 }
+
+// noticeTimeout bounds what telling the holder adds to a revocation the
+// RA makes; the request's own cancellation does not stop it.
+const noticeTimeout = 10 * time.Second
 
 // noticeRevoked tells the holder of serial, which the RA has just had the
 // CA revoke, at once rather than at the next sweep. A failure is logged:
 // the revocation stands, and NoticeRevoked tries again.
 func (s *Service) noticeRevoked(ctx context.Context, serial []byte) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), noticeTimeout)
+	defer cancel()
 	for issuerID := range s.d.Issuers {
 		c, err := s.d.Store.Certificate(ctx, issuerID, serial)
 		if errors.Is(err, store.ErrNotFound) {
 			continue
 		}
 		if err == nil {
-			err = s.noticeRevocation(ctx, c)
+			_, err = s.noticeRevocation(ctx, c)
 		}
 		if err != nil {
 			s.d.Log.Warn("telling the holder of a revocation; the sweep tries again", "serial", fmt.Sprintf("%X", serial), "err", err)
@@ -82,39 +101,41 @@ func (s *Service) noticeRevoked(ctx context.Context, serial []byte) {
 }
 
 // noticeRevocation claims, sends and records the notice of c's revocation
-// for its present reason, unless it is not to be told (see above) or
-// another node has it.
-func (s *Service) noticeRevocation(ctx context.Context, c store.Certificate) error {
+// for its present reason, and reports whether it did, unless c is not to
+// be told of (see above) or another node has the notice. An error leaves
+// the claim, for a sweep to take over once stale.
+func (s *Service) noticeRevocation(ctx context.Context, c store.Certificate) (bool, error) {
 	d := s.d
 	if c.Status != store.StatusRevoked || c.EnrollmentID == "" || c.DER == nil {
-		return nil
+		return false, nil
 	}
 	claimedAt := d.Now().UTC().Truncate(time.Microsecond)
 	ok, err := d.Store.ClaimRevocationNotice(ctx, c.IssuerID, c.Serial, c.Reason, claimedAt, claimedAt.Add(-noticeClaim))
 	if err != nil || !ok {
-		return err
+		return false, err
 	}
 	serialHex := fmt.Sprintf("%X", c.Serial)
-	details := map[string]any{"enrollment": c.EnrollmentID, "reason": reasonName(c.Reason), "revoked_at": c.RevokedAt}
+	reason := reasonName(c.Reason)
+	details := map[string]any{"enrollment": c.EnrollmentID, "reason": reason, "revoked_at": c.RevokedAt}
 	outcome := store.NoticeSent
-	contact, err := s.holderContact(ctx, c.EnrollmentID)
-	if errors.Is(err, registry.ErrNotFound) {
-		outcome, details["why"] = store.NoticeNoContact, "the registry no longer has the holder"
-	} else if err != nil {
-		return fmt.Errorf("notice of the revocation of %s: %w", serialHex, err)
+	contact, nobody, err := s.holderContact(ctx, c.EnrollmentID)
+	if err != nil {
+		return false, fmt.Errorf("notice of the revocation of %s: %w", serialHex, err)
 	}
-	if outcome == store.NoticeSent {
-		to, channel, cerr := contactOf(contact)
-		if cerr != nil {
-			outcome, details["why"] = store.NoticeNoContact, "the registry holds no phone or e-mail for the holder"
-		} else {
-			notice := fmt.Sprintf("Sanad: your certificate %s was revoked on %s (%s). Relying parties no longer accept it.",
-				serialHex, c.RevokedAt.UTC().Format(time.RFC3339), reasonName(c.Reason))
-			if err := d.Notifier.Send(ctx, Message{EnrollmentID: c.EnrollmentID, To: to, Channel: channel, Notice: notice, Serial: serialHex}); err != nil {
-				return fmt.Errorf("notice of the revocation of %s: send by %s: %w", serialHex, channel, err)
-			}
-			details["channel"], details["to"] = channel, maskContact(to)
+	to, channel, cerr := contactOf(contact)
+	switch {
+	case nobody != "":
+		outcome, details["why"] = store.NoticeNoContact, nobody
+	case cerr != nil:
+		outcome, details["why"] = store.NoticeNoContact, "the registry holds no phone or e-mail for the holder"
+	default:
+		notice := fmt.Sprintf("Sanad: your certificate %s was revoked on %s (%s). Relying parties no longer accept it.",
+			serialHex, c.RevokedAt.UTC().Format(time.RFC3339), reason)
+		m := Message{EnrollmentID: c.EnrollmentID, To: to, Channel: channel, Notice: notice, Serial: serialHex, Reason: reason}
+		if err := d.Notifier.Send(ctx, m); err != nil {
+			return false, fmt.Errorf("notice of the revocation of %s: send by %s: %w", serialHex, channel, err)
 		}
+		details["channel"], details["to"] = channel, maskContact(to)
 	}
 	details["outcome"] = outcome
 	err = s.group.InTx(ctx, func(tx *store.Tx) error {
@@ -125,42 +146,46 @@ func (s *Service) noticeRevocation(ctx context.Context, c store.Certificate) err
 			Object: c.IssuerID + "/" + serialHex, Details: details})
 	})
 	if err != nil {
-		return fmt.Errorf("notice of the revocation of %s: %w", serialHex, err)
+		return false, fmt.Errorf("notice of the revocation of %s: %w", serialHex, err)
 	}
-	d.Log.Info("holder told of a revocation", "serial", serialHex, "outcome", outcome)
-	return nil
+	d.Log.Info("holder told of a revocation", "serial", serialHex, "reason", reason, "outcome", outcome)
+	return true, nil
 }
 
 // holderContact is the registry's record of the person an enrollment's
 // certificate was issued to: the applicant, or the business's
-// representative who proved it. registry.ErrNotFound if the registry no
-// longer has them.
-func (s *Service) holderContact(ctx context.Context, enrollmentID string) (registry.Person, error) {
+// representative who proved it. When there is nobody to tell, nobody says
+// why; an error is one to try again after (the registry or the store
+// could not answer).
+func (s *Service) holderContact(ctx context.Context, enrollmentID string) (_ registry.Person, nobody string, _ error) {
 	e, err := s.d.Store.Enrollment(ctx, enrollmentID)
 	if err != nil {
-		return registry.Person{}, err
+		return registry.Person{}, "", err
 	}
 	var pr proofing
 	if err := json.Unmarshal(e.Proofing, &pr); err != nil {
-		return registry.Person{}, fmt.Errorf("enrollment %s proofing: %w", e.ID, err)
+		return registry.Person{}, "the enrollment's proofing record cannot be read", nil
 	}
 	person := pr.Person
 	if person == "" {
 		subj, err := s.d.Store.Subject(ctx, e.SubjectID)
 		if err != nil {
-			return registry.Person{}, err
+			return registry.Person{}, "", err
 		}
 		if subj.Kind != "person" {
-			return registry.Person{}, fmt.Errorf("enrollment %s names no person to tell: %w", e.ID, registry.ErrNotFound)
+			return registry.Person{}, "the enrollment names no person", nil
 		}
 		person = subj.NationalID // an enrollment from before proofing named the person
 	}
 	_, country, pid, ok := parseSemanticsID(person)
 	if !ok {
-		return registry.Person{}, fmt.Errorf("enrollment %s: person %q", e.ID, person)
+		return registry.Person{}, fmt.Sprintf("the enrollment names no person the registry knows (%s)", maskID(person)), nil
 	}
 	rec, _, err := s.d.Registry.Person(ctx, country, pid)
-	return rec, err
+	if errors.Is(err, registry.ErrNotFound) {
+		return registry.Person{}, "the registry no longer has the holder", nil
+	}
+	return rec, "", err
 }
 
 // reasonName is the RFC 5280 name of a CRLReason code.

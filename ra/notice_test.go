@@ -5,6 +5,7 @@ import (
 	"crypto/x509"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -41,13 +42,13 @@ func testRevocationNotice(t *testing.T, driver string) {
 		d.Now = clock.Now
 	})
 	ctx := t.Context()
-	message := func(c *x509.Certificate) (ra.Message, bool) {
+	message := func(c *x509.Certificate, reason string) (ra.Message, bool) {
 		t.Helper()
 		row, err := fx.db.Certificate(ctx, "issuing", c.SerialNumber.Bytes())
 		if err != nil {
 			t.Fatal(err)
 		}
-		raw, err := os.ReadFile(filepath.Join(fx.outbox, row.EnrollmentID+"."+jwsauth.SerialHex(c.SerialNumber)+".json"))
+		raw, err := os.ReadFile(filepath.Join(fx.outbox, row.EnrollmentID+"."+jwsauth.SerialHex(c.SerialNumber)+"."+reason+".json"))
 		if errors.Is(err, os.ErrNotExist) {
 			return ra.Message{}, false
 		}
@@ -59,32 +60,43 @@ func testRevocationNotice(t *testing.T, driver string) {
 	}
 	told := func(what string, c *x509.Certificate, reason string) {
 		t.Helper()
-		m, ok := message(c)
+		m, ok := message(c, reason)
 		serial := jwsauth.SerialHex(c.SerialNumber)
-		if !ok || m.To != "+77017431862" || m.Channel != "sms" || m.Code != "" || m.Serial != serial ||
+		if !ok || m.To != "+77017431862" || m.Channel != "sms" || m.Code != "" || m.Serial != serial || m.Reason != reason ||
 			!strings.Contains(m.Notice, serial) || !strings.Contains(m.Notice, "("+reason+")") {
 			t.Errorf("%s: notice %+v (written: %v), want one to the registry's phone naming %s and %s", what, m, ok, serial, reason)
 		}
 	}
-	outcome := func(c *x509.Certificate, reason int) string {
+	// notice is the latest notice of c's revocation: "<reason> <outcome>".
+	notice := func(c *x509.Certificate) string {
 		t.Helper()
-		got, err := fx.db.RevocationNotice(ctx, "issuing", c.SerialNumber.Bytes(), reason)
+		reason, outcome, err := fx.db.RevocationNotice(ctx, "issuing", c.SerialNumber.Bytes())
 		if errors.Is(err, store.ErrNotFound) {
 			return "none"
 		}
 		if err != nil {
 			t.Fatal(err)
 		}
-		return got
+		return fmt.Sprintf("%d %s", reason, outcome)
 	}
-	events := func(outcome string) int {
+	// events are the audited notices with outcome, their details.
+	events := func(outcome string) []string {
 		t.Helper()
-		var n int
-		if err := fx.raw.QueryRowContext(ctx, fx.q(`SELECT count(*) FROM audit_events WHERE action = 'certificate.revoke.notice' AND details LIKE $1`),
-			`%"outcome":"`+outcome+`"%`).Scan(&n); err != nil {
+		rows, err := fx.raw.QueryContext(ctx, fx.q(`SELECT details FROM audit_events WHERE action = 'certificate.revoke.notice' AND details LIKE $1 ORDER BY seq`),
+			`%"outcome":"`+outcome+`"%`)
+		if err != nil {
 			t.Fatal(err)
 		}
-		return n
+		defer rows.Close()
+		var out []string
+		for rows.Next() {
+			var d string
+			if err := rows.Scan(&d); err != nil {
+				t.Fatal(err)
+			}
+			out = append(out, d)
+		}
+		return out
 	}
 	holderRevoke := func(c *x509.Certificate, key *ecdsa.PrivateKey, reason string, want int) {
 		t.Helper()
@@ -96,11 +108,17 @@ func testRevocationNotice(t *testing.T, driver string) {
 			t.Fatalf("revoke %X for %s: %d %s, want %d", c.SerialNumber, reason, code, raw, want)
 		}
 	}
-	sweep := func() {
+	officerRevoke := func(c *x509.Certificate, reason string) answer {
 		t.Helper()
-		if err := fx.svc.NoticeRevoked(ctx); err != nil {
+		return fx.act(t, signAction(t, fx.officer, jwsauth.Action{Action: jwsauth.ActionRevoke, Serial: jwsauth.SerialHex(c.SerialNumber), Reason: reason}, clock.Now()))
+	}
+	sweep := func() int {
+		t.Helper()
+		n, err := fx.svc.NoticeRevoked(ctx)
+		if err != nil {
 			t.Fatal(err)
 		}
+		return n
 	}
 	revokeAtCA := func(c *x509.Certificate) {
 		t.Helper()
@@ -109,61 +127,67 @@ func testRevocationNotice(t *testing.T, driver string) {
 		}
 	}
 
-	// The holder revokes: told at once.
+	// The holder revokes: told at once; the audit event names the masked
+	// contact, never the national identifier.
 	aKey := newKey(t)
 	a := fx.certified(t, aKey, "citizen-auth")
 	holderRevoke(a, aKey, "superseded", http.StatusOK)
 	told("the holder's own revocation", a, "superseded")
-	if got := outcome(a, 4); got != store.NoticeSent {
-		t.Errorf("its notice: %s, want sent", got)
+	if got := notice(a); got != "4 sent" {
+		t.Errorf("its notice: %s, want 4 sent", got)
+	}
+	if ev := events(store.NoticeSent); len(ev) != 1 || !strings.Contains(ev[0], `"to":"+77*******62"`) || !strings.Contains(ev[0], `"channel":"sms"`) ||
+		strings.Contains(ev[0], "880312448217") || strings.Contains(ev[0], "7431862") {
+		t.Errorf("audited notices: %q, want one with the phone masked and no identifier", ev)
 	}
 	holderRevoke(a, aKey, "superseded", http.StatusForbidden) // certificate-revoked
-	sweep()
-	if n := events(store.NoticeSent); n != 1 {
-		t.Errorf("after a second request and a sweep: %d notices audited, want 1", n)
+	if n := sweep(); n != 0 || len(events(store.NoticeSent)) != 1 {
+		t.Errorf("after a second request and a sweep: %d told, %d audited; want 0, 1", n, len(events(store.NoticeSent)))
 	}
-	// The key turns out compromised: the raised reason is told too.
+	// The key turns out compromised: the raised reason is told too, beside
+	// the first notice.
 	holderRevoke(a, aKey, "keyCompromise", http.StatusOK)
 	told("the raise to keyCompromise", a, "keyCompromise")
-	if got := outcome(a, 1); got != store.NoticeSent || events(store.NoticeSent) != 2 {
-		t.Errorf("the raise's notice: %s, %d audited; want sent, 2", got, events(store.NoticeSent))
+	told("the first notice, after the raise", a, "superseded")
+	if got := notice(a); got != "1 sent" || len(events(store.NoticeSent)) != 2 {
+		t.Errorf("the raise's notice: %s, %d audited; want 1 sent, 2", got, len(events(store.NoticeSent)))
 	}
 
 	// An officer revokes: told at once.
 	b := fx.certified(t, newKey(t), "citizen-auth")
-	answer{status: http.StatusOK}.check(t, "an officer's revocation", fx.act(t, signAction(t, fx.officer,
-		jwsauth.Action{Action: jwsauth.ActionRevoke, Serial: jwsauth.SerialHex(b.SerialNumber), Reason: "privilegeWithdrawn"}, clock.Now())))
+	answer{status: http.StatusOK}.check(t, "an officer's revocation", officerRevoke(b, "privilegeWithdrawn"))
 	told("an officer's revocation", b, "privilegeWithdrawn")
 
 	// The CA alone revokes: told by the sweep, once.
 	c := fx.certified(t, newKey(t), "citizen-auth")
 	revokeAtCA(c)
-	if _, ok := message(c); ok {
+	if _, ok := message(c, "cessationOfOperation"); ok {
 		t.Fatal("told of a CA revocation before any sweep")
 	}
-	sweep()
+	if n := sweep(); n != 1 {
+		t.Errorf("the sweep told %d, want 1", n)
+	}
 	told("a revocation at the CA alone", c, "cessationOfOperation")
-	sweep()
-	if n := events(store.NoticeSent); n != 4 {
-		t.Errorf("after two sweeps: %d notices audited, want 4", n)
+	if n := sweep(); n != 0 || len(events(store.NoticeSent)) != 4 {
+		t.Errorf("a second sweep told %d, %d audited in all; want 0, 4", n, len(events(store.NoticeSent)))
 	}
 
 	// waitsOutClaim checks that the notice of c, which could not be sent,
 	// stays claimed, is not sent again until its claim is stale, and is
-	// then sent by the next sweep: the sent notices audited are then sent.
+	// then sent by the next sweep, the sent-th audited.
 	waitsOutClaim := func(what string, c *x509.Certificate, code int, reason string, sent int) {
 		t.Helper()
 		sweep()
-		if got := outcome(c, code); got != "" {
-			t.Errorf("%s: %q, want claimed (\"\")", what, got)
+		if got, want := notice(c), fmt.Sprintf("%d ", code); got != want {
+			t.Errorf("%s: %q, want claimed (%q)", what, got, want)
 		}
-		if _, ok := message(c); ok {
+		if _, ok := message(c, reason); ok {
 			t.Errorf("%s: sent again before its claim went stale", what)
 		}
 		clock.Add(6 * time.Minute)
 		sweep()
 		told(what+", after its claim", c, reason)
-		if n := events(store.NoticeSent); n != sent {
+		if n := len(events(store.NoticeSent)); n != sent {
 			t.Errorf("%s: %d notices audited, want %d", what, n, sent)
 		}
 	}
@@ -174,31 +198,59 @@ func testRevocationNotice(t *testing.T, driver string) {
 	holderRevoke(d, dKey, "superseded", http.StatusOK)
 	gateway.down.Store(false)
 	waitsOutClaim("a notice the gateway refused", d, 4, "superseded", 5)
-	// The registry is down: the sweep fails, the notice waits.
+	// The registry is down: the sweep stops at the first notice, which
+	// waits; the next is not even tried, and goes with the next sweep.
 	g := fx.certified(t, newKey(t), "citizen-auth")
+	g2 := fx.certified(t, newKey(t), "citizen-auth")
 	reg.set(func() { reg.down = true })
 	revokeAtCA(g)
-	if err := fx.svc.NoticeRevoked(ctx); !errors.Is(err, registry.ErrUnavailable) {
+	revokeAtCA(g2)
+	if _, err := fx.svc.NoticeRevoked(ctx); !errors.Is(err, registry.ErrUnavailable) {
 		t.Errorf("a sweep while the registry is down: %v, want ErrUnavailable", err)
 	}
+	if notice(g) == "none" { // the CA's clock stands still: the serial decides the order
+		g, g2 = g2, g
+	}
+	if got := notice(g) + ", " + notice(g2); got != "5 , none" {
+		t.Errorf("two notices while the registry is down: %s, want the first claimed and the second not tried (5 , none)", got)
+	}
 	reg.set(func() { reg.down = false })
-	waitsOutClaim("a notice the registry could not answer for", g, 5, "cessationOfOperation", 6)
+	waitsOutClaim("a notice the registry could not answer for", g, 5, "cessationOfOperation", 7)
+	told("the notice after it", g2, "cessationOfOperation")
+	// The gateway was down when the holder revoked; an officer's revocation
+	// of the same certificate, refused as already made, sends the notice
+	// once the claim is stale.
+	hKey := newKey(t)
+	h := fx.certified(t, hKey, "citizen-auth")
+	gateway.down.Store(true)
+	holderRevoke(h, hKey, "superseded", http.StatusOK)
+	gateway.down.Store(false)
+	clock.Add(6 * time.Minute)
+	answer{status: http.StatusConflict, problem: "already-revoked"}.check(t, "an officer's revocation of a revoked certificate", officerRevoke(h, "superseded"))
+	told("a notice sent by a repeated revocation", h, "superseded")
 
-	// The registry no longer has the holder: audited as no-contact, not
-	// tried again when it has.
+	// Nobody to tell: the registry no longer has the holder, or has no
+	// phone or e-mail for them. Audited as no-contact, never tried again.
 	e := fx.certified(t, newKey(t), "citizen-auth")
+	m := fx.certified(t, newKey(t), "citizen-auth")
 	reg.set(func() { reg.gone = map[string]bool{"KZ:880312448217": true} })
 	revokeAtCA(e)
 	sweep()
-	reg.set(func() { reg.gone = nil })
+	reg.set(func() { reg.gone, reg.mute = nil, map[string]bool{"KZ:880312448217": true} })
+	revokeAtCA(m)
 	sweep()
-	if got := outcome(e, 5); got != store.NoticeNoContact || events(store.NoticeNoContact) != 1 {
-		t.Errorf("a holder the registry forgot: %s, %d audited; want no-contact, 1", got, events(store.NoticeNoContact))
+	reg.set(func() { reg.mute = nil })
+	sweep()
+	if got, ev := notice(e)+", "+notice(m), events(store.NoticeNoContact); got != "5 no-contact, 5 no-contact" || len(ev) != 2 ||
+		!strings.Contains(ev[0], "the registry no longer has the holder") || !strings.Contains(ev[1], "no phone or e-mail") {
+		t.Errorf("holders nobody can tell: %s, audited %q; want no-contact twice, each saying why", got, ev)
 	}
-	if _, ok := message(e); ok {
-		t.Error("a holder the registry forgot was sent a notice")
+	for _, c := range []*x509.Certificate{e, m} {
+		if _, ok := message(c, "cessationOfOperation"); ok {
+			t.Errorf("%X: a holder nobody could tell was sent a notice", c.SerialNumber)
+		}
 	}
-	if n := events(store.NoticeSent); n != 6 {
-		t.Errorf("%d notices sent, want still 6", n)
+	if n := len(events(store.NoticeSent)); n != 8 {
+		t.Errorf("%d notices sent, want still 8", n)
 	}
 }

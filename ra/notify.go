@@ -25,16 +25,17 @@ type Message struct {
 	Code         string `json:"code"`
 	Notice       string `json:"notice,omitempty"`
 	// Serial is the certificate a revocation notice is about, in hex as
-	// openssl prints it.
+	// openssl prints it; Reason is the revocation's (RFC 5280 name).
 	Serial string `json:"serial,omitempty"`
+	Reason string `json:"reason,omitempty"`
 }
 
 // outboxName is the file Outbox writes m to: <enrollment id>.json, or for
-// a notice about one of the enrollment's certificates <enrollment
-// id>.<serial>.json, beside the code it does not replace.
+// a revocation notice <enrollment id>.<serial>.<reason>.json, beside the
+// code and an earlier reason's notice, which it does not replace.
 func outboxName(m Message) string {
 	if m.Serial != "" {
-		return m.EnrollmentID + "." + m.Serial + ".json"
+		return m.EnrollmentID + "." + m.Serial + "." + m.Reason + ".json"
 	}
 	return m.EnrollmentID + ".json"
 }
@@ -46,7 +47,7 @@ type Notifier interface {
 
 // Outbox is the development notifier: each message is logged with its
 // enrollment id and written to Dir/<enrollment id>.json (to, channel, code;
-// a revocation notice to Dir/<enrollment id>.<serial>.json),
+// a revocation notice to Dir/<enrollment id>.<serial>.<reason>.json),
 // where a newcomer or a test picks the code up. Never for production: the
 // code is the proof that the applicant controls the contact.
 type Outbox struct {

@@ -97,9 +97,10 @@ func openRA(s *service, authority *caRole, cfg config.RA) (*ra.Service, error) {
 // of the CA's own (ra.Service.issue leaves the enrollment approved) is
 // retried without waiting for a restart, enrollments nobody touched past
 // their expiry are expired (ra.Service.ExpireLapsed), the identifier
-// limit's refilled buckets are pruned, renewals whose old certificate was
-// revoked for keyCompromise are withdrawn (ra.Service.SweepWithdrawn), and
-// holders are told of revocations (ra.Service.NoticeRevoked).
+// limit's refilled buckets are pruned, and renewals whose old certificate
+// was revoked for keyCompromise are withdrawn (ra.Service.SweepWithdrawn).
+// Every minute too, holders are told of revocations
+// (ra.Service.NoticeRevoked).
 func startRA(ctx context.Context, s *service, authority *caRole, cfg config.RA) error {
 	svc, err := openRA(s, authority, cfg)
 	if err != nil {
@@ -120,10 +121,7 @@ func startRA(ctx context.Context, s *service, authority *caRole, cfg config.RA) 
 		// Renewals asked for with a key since revoked for keyCompromise are
 		// withdrawn, also those a stop or the CA alone left behind.
 		sweepErr := svc.SweepWithdrawn(ctx)
-		// Holders are told of revocations the RA did not make, and of those
-		// whose notice could not be sent at once.
-		noticeErr := svc.NoticeRevoked(ctx)
-		return errors.Join(resumeErr, expireErr, pruneErr, sweepErr, noticeErr)
+		return errors.Join(resumeErr, expireErr, pruneErr, sweepErr)
 	}
 	// An enrollment that cannot be finished now is retried every minute;
 	// it does not keep the RA from starting.
@@ -133,6 +131,18 @@ func startRA(ctx context.Context, s *service, authority *caRole, cfg config.RA) 
 	s.every(time.Minute, func(ctx context.Context) {
 		if err := resume(ctx); err != nil && ctx.Err() == nil {
 			s.log.Error("finishing approved enrollments", "err", err)
+		}
+	})
+	// Holders are told of the revocations the RA did not make, and of
+	// those whose notice could not be sent at once; on a loop of its own,
+	// since a gateway down makes it wait.
+	s.every(time.Minute, func(ctx context.Context) {
+		told, err := svc.NoticeRevoked(ctx)
+		if told > 0 {
+			s.log.Info("told holders of revocations", "count", told)
+		}
+		if err != nil && ctx.Err() == nil {
+			s.log.Warn("telling holders of revocations; the next sweep tries again", "err", err)
 		}
 	})
 	return nil

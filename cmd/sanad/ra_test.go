@@ -383,9 +383,9 @@ func TestEnrollmentEndToEnd(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				raw, err := os.ReadFile(filepath.Join(c.dir, "outbox", row.EnrollmentID+"."+jwsauth.SerialHex(cert.SerialNumber)+".json"))
+				raw, err := os.ReadFile(filepath.Join(c.dir, "outbox", row.EnrollmentID+"."+jwsauth.SerialHex(cert.SerialNumber)+"."+reason+".json"))
 				var m ra.Message
-				if err != nil || json.Unmarshal(raw, &m) != nil || m.Serial != jwsauth.SerialHex(cert.SerialNumber) || m.To == "" ||
+				if err != nil || json.Unmarshal(raw, &m) != nil || m.Serial != jwsauth.SerialHex(cert.SerialNumber) || m.Reason != reason || m.To == "" ||
 					!strings.Contains(m.Notice, "("+reason+")") {
 					t.Errorf("revocation notice of %X in the outbox: %v %s", cert.SerialNumber, err, raw)
 				}

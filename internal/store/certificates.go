@@ -232,7 +232,12 @@ func (db *DB) CertificatesOfEnrollment(ctx context.Context, enrollmentID string)
 }
 
 func (db *DB) certificates(ctx context.Context, where string, args ...any) ([]Certificate, error) {
-	rows, err := db.sql.QueryContext(ctx, db.d.q(`SELECT `+certificateColumns+` FROM certificates `+where), args...)
+	return db.queryCertificates(ctx, `SELECT `+certificateColumns+` FROM certificates `+where, args...)
+}
+
+// queryCertificates runs a query whose rows are certificateColumns.
+func (db *DB) queryCertificates(ctx context.Context, query string, args ...any) ([]Certificate, error) {
+	rows, err := db.sql.QueryContext(ctx, db.d.q(query), args...)
 	if err != nil {
 		return nil, fmt.Errorf("list certificates: %w", err)
 	}

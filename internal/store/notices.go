@@ -11,29 +11,38 @@ import (
 // What came of a revocation notice (revocation_notices.outcome).
 const (
 	NoticeSent      = "sent"       // the notifier took it
-	NoticeNoContact = "no-contact" // the registry has nobody, or no phone or e-mail, to send it to
+	NoticeNoContact = "no-contact" // nobody to tell: the registry has nobody, or no phone or e-mail
 )
 
 // RevocationsToNotice returns, oldest change first and at most limit, the
-// issuer's delivered certificates of an enrollment (the RA's: ceremony and
-// officer certificates have none) revoked, or whose reason was raised,
-// after since, whose holder has not been told of the revocation for its
-// present reason: no notice ended, nor claimed at or after stale.
+// issuer's certificates whose holder is to be told of their revocation:
+// delivered certificates of an enrollment (the RA's: not ceremony or
+// officer certificates, nor an intent recovery revoked) revoked, or whose
+// reason was raised, after since, with no notice ended for their present
+// reason nor claimed at or after stale; and, however old, those whose
+// notice was claimed before stale and never ended.
 func (db *DB) RevocationsToNotice(ctx context.Context, issuerID string, since, stale time.Time, limit int) ([]Certificate, error) {
-	return db.certificates(ctx, `c WHERE c.issuer_id = $1 AND c.status = 'revoked' AND c.updated_at > $2
+	return db.queryCertificates(ctx, `
+		SELECT `+certificateColumns+` FROM certificates c
+		WHERE c.issuer_id = $1 AND c.status = 'revoked' AND c.updated_at > $2
 			AND c.enrollment_id IS NOT NULL AND c.der IS NOT NULL
-			AND NOT EXISTS (SELECT 1 FROM revocation_notices n
-				WHERE n.issuer_id = c.issuer_id AND n.serial = c.serial AND n.reason = c.reason
-				AND (n.outcome <> '' OR n.claimed_at >= $3))
-		ORDER BY c.updated_at, c.serial LIMIT $4`,
+			AND NOT EXISTS (SELECT 1 FROM revocation_notices n WHERE n.issuer_id = c.issuer_id AND n.serial = c.serial
+				AND ((n.outcome <> '' AND n.reason = c.reason) OR (n.outcome = '' AND n.claimed_at >= $3)))
+		UNION
+		SELECT `+certificateColumnsOf("c")+` FROM revocation_notices n
+		JOIN certificates c ON c.issuer_id = n.issuer_id AND c.serial = n.serial
+		WHERE n.issuer_id = $1 AND n.outcome = '' AND n.claimed_at < $3
+		ORDER BY updated_at, serial LIMIT $4`,
 		issuerID, db.d.timeArg(since), db.d.timeArg(stale), limit)
 }
 
 // ClaimRevocationNotice takes the notice of the revocation of certificate
-// (issuerID, serial) for reason, for the caller to send: it reports true if
-// nobody had claimed it, or if the claim on it is older than stale and the
-// notice not ended (the node that claimed it stopped, or could not send
-// it). A claim is not audited: EndRevocationNotice is.
+// (issuerID, serial) for reason, for the caller to send, and reports
+// whether it did: it does if nobody had claimed a notice of the
+// certificate, if the notice ended was of another reason (a reason raised
+// since), or if a claim was made before stale and never ended (the node
+// that made it stopped, or could not send). A claim is not audited:
+// EndRevocationNotice is.
 func (db *DB) ClaimRevocationNotice(ctx context.Context, issuerID string, serial []byte, reason int, now, stale time.Time) (bool, error) {
 	unlock, err := db.lockWriter(ctx)
 	if err != nil {
@@ -42,8 +51,10 @@ func (db *DB) ClaimRevocationNotice(ctx context.Context, issuerID string, serial
 	defer unlock()
 	res, err := db.sql.ExecContext(ctx, db.d.q(`
 		INSERT INTO revocation_notices (issuer_id, serial, reason, claimed_at) VALUES ($1, $2, $3, $4)
-		ON CONFLICT (issuer_id, serial, reason) DO UPDATE SET claimed_at = excluded.claimed_at
-		WHERE revocation_notices.outcome = '' AND revocation_notices.claimed_at < $5`),
+		ON CONFLICT (issuer_id, serial) DO UPDATE
+		SET reason = excluded.reason, claimed_at = excluded.claimed_at, outcome = '', ended_at = NULL
+		WHERE (revocation_notices.outcome = '' AND revocation_notices.claimed_at < $5)
+			OR (revocation_notices.outcome <> '' AND revocation_notices.reason <> excluded.reason)`),
 		issuerID, serial, reason, db.d.timeArg(now), db.d.timeArg(stale))
 	if err != nil {
 		return false, fmt.Errorf("claim the revocation notice of %s/%X: %w", issuerID, serial, db.d.mapErr(err))
@@ -56,9 +67,9 @@ func (db *DB) ClaimRevocationNotice(ctx context.Context, issuerID string, serial
 }
 
 // EndRevocationNotice records, in the transaction that audits it, what came
-// of a notice claimed at claimedAt (ClaimRevocationNotice's now). It
-// returns an error wrapping ErrConflict if that claim is no longer there:
-// another node took the notice over, and it is that node's to end.
+// of the notice for reason claimed at claimedAt (ClaimRevocationNotice's
+// now). It returns an error wrapping ErrConflict if that claim is no longer
+// there: another node took the notice over, and it is that node's to end.
 func (tx *Tx) EndRevocationNotice(ctx context.Context, issuerID string, serial []byte, reason int, claimedAt time.Time, outcome string, at time.Time) error {
 	res, err := tx.tx.ExecContext(ctx, tx.d.q(`
 		UPDATE revocation_notices SET outcome = $1, ended_at = $2
@@ -78,19 +89,18 @@ func (tx *Tx) EndRevocationNotice(ctx context.Context, issuerID string, serial [
 	return nil
 }
 
-// RevocationNotice returns what came of the notice of the revocation of
-// certificate (issuerID, serial) for reason: "" while claimed, an outcome
-// once ended; ErrNotFound if nobody claimed it.
-func (db *DB) RevocationNotice(ctx context.Context, issuerID string, serial []byte, reason int) (string, error) {
-	var outcome string
-	err := db.sql.QueryRowContext(ctx, db.d.q(`
-		SELECT outcome FROM revocation_notices WHERE issuer_id = $1 AND serial = $2 AND reason = $3`),
-		issuerID, serial, reason).Scan(&outcome)
+// RevocationNotice returns the reason of the latest notice of certificate
+// (issuerID, serial)'s revocation, and what came of it: "" while claimed,
+// an outcome once ended; ErrNotFound if none was ever claimed.
+func (db *DB) RevocationNotice(ctx context.Context, issuerID string, serial []byte) (reason int, outcome string, err error) {
+	err = db.sql.QueryRowContext(ctx, db.d.q(`
+		SELECT reason, outcome FROM revocation_notices WHERE issuer_id = $1 AND serial = $2`),
+		issuerID, serial).Scan(&reason, &outcome)
 	if errors.Is(err, sql.ErrNoRows) {
-		return "", ErrNotFound
+		return 0, "", ErrNotFound
 	}
 	if err != nil {
-		return "", fmt.Errorf("revocation notice of %s/%X: %w", issuerID, serial, err)
+		return 0, "", fmt.Errorf("revocation notice of %s/%X: %w", issuerID, serial, err)
 	}
-	return outcome, nil
+	return reason, outcome, nil
 }

@@ -3,6 +3,8 @@ package store_test
 import (
 	"database/sql"
 	"errors"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -91,8 +93,29 @@ func TestRevocationNotices(t *testing.T) {
 			}
 			return ok
 		}
-		if !claim(now, 4) {
-			t.Fatal("first claim refused")
+		notice := func() (int, string) {
+			t.Helper()
+			reason, outcome, err := db.RevocationNotice(ctx, "issuing", told.Serial)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return reason, outcome
+		}
+		// Two nodes at once: one claim.
+		var wg sync.WaitGroup
+		var won atomic.Int32
+		for range 4 {
+			wg.Go(func() {
+				if ok, err := db.ClaimRevocationNotice(ctx, "issuing", told.Serial, 4, now, stale); err != nil {
+					t.Error(err)
+				} else if ok {
+					won.Add(1)
+				}
+			})
+		}
+		wg.Wait()
+		if won.Load() != 1 {
+			t.Fatalf("%d of 4 concurrent claims won, want 1", won.Load())
 		}
 		if claim(now.Add(time.Minute), 4) {
 			t.Error("a second node claimed a notice claimed a minute before")
@@ -100,8 +123,8 @@ func TestRevocationNotices(t *testing.T) {
 		if got := toNotice(stale); len(got) != 0 {
 			t.Errorf("a freshly claimed notice is still to notice: %x", got)
 		}
-		if got, err := db.RevocationNotice(ctx, "issuing", told.Serial, 4); err != nil || got != "" {
-			t.Errorf("claimed notice: %q, %v; want \"\"", got, err)
+		if reason, outcome := notice(); reason != 4 || outcome != "" {
+			t.Errorf("claimed notice: reason %d, %q; want 4, \"\"", reason, outcome)
 		}
 		// The node stopped: after five minutes the notice is to notice
 		// again, and another node takes it over; the first can no longer end it.
@@ -123,8 +146,8 @@ func TestRevocationNotices(t *testing.T) {
 		if err := end(later, 4); err != nil {
 			t.Fatal(err)
 		}
-		if got, err := db.RevocationNotice(ctx, "issuing", told.Serial, 4); err != nil || got != store.NoticeSent {
-			t.Errorf("ended notice: %q, %v; want sent", got, err)
+		if reason, outcome := notice(); reason != 4 || outcome != store.NoticeSent {
+			t.Errorf("ended notice: reason %d, %q; want 4, sent", reason, outcome)
 		}
 		if claim(later.Add(time.Hour), 4) {
 			t.Error("an ended notice was claimed again")
@@ -134,7 +157,7 @@ func TestRevocationNotices(t *testing.T) {
 			t.Errorf("a told revocation is still to notice: %x", got)
 		}
 
-		// A reason raised to keyCompromise is news: its own notice.
+		// A reason raised to keyCompromise is news: told again.
 		if err := db.InTx(ctx, func(tx *store.Tx) error {
 			return tx.RaiseRevocationReason(ctx, "issuing", told.Serial, 4, much)
 		}); err != nil {
@@ -143,8 +166,17 @@ func TestRevocationNotices(t *testing.T) {
 		if got := toNotice(much.Add(-5 * time.Minute)); string(got) != "\x11" {
 			t.Errorf("after the raise: to notice %x, want 11", got)
 		}
-		if _, err := db.RevocationNotice(ctx, "issuing", told.Serial, 1); !errors.Is(err, store.ErrNotFound) {
-			t.Errorf("the raised reason's notice before any claim: %v, want ErrNotFound", err)
+		if !claim(much, 1) {
+			t.Fatal("the raised reason's notice was not claimed")
+		}
+		if reason, outcome := notice(); reason != 1 || outcome != "" {
+			t.Errorf("the raised reason's claim: reason %d, %q; want 1, \"\"", reason, outcome)
+		}
+		// A claim that never ended is tried again however old, long after
+		// the revocation left the sweep's window.
+		days := much.Add(72 * time.Hour)
+		if got, err := db.RevocationsToNotice(ctx, "issuing", days.Add(-24*time.Hour), days.Add(-5*time.Minute), 10); err != nil || len(got) != 1 || got[0].Reason != 1 {
+			t.Errorf("a claim three days stale: to notice %+v, %v; want 11 (reason 1)", got, err)
 		}
 	})
 }

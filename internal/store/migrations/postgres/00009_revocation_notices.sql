@@ -1,10 +1,11 @@
--- The notices that tell a certificate's holder it was revoked (ra:
--- NoticeRevoked), one per certificate and reason, so that a raised reason
--- is told too. A row is claimed (outcome '') by the RA node that sends the
--- notice, and ended with what came of it in the transaction that audits it;
--- a claim older than a few minutes is a node that stopped, and another may
--- take it over. migrations/sqlite/00009_revocation_notices.sql is the same
--- table.
+-- The notice that tells a certificate's holder it was revoked (ra:
+-- NoticeRevoked): one row per certificate, for the reason last told or being
+-- told, so that a reason raised to keyCompromise is told again (each notice
+-- is in the audit log; this row is where the latest stands). A row is
+-- claimed (outcome '') by the RA node that sends the notice, and ended with
+-- what came of it in the transaction that audits it; a claim older than a
+-- few minutes is a node that stopped or could not send, and another may take
+-- it over. migrations/sqlite/00009_revocation_notices.sql is the same table.
 
 -- +goose Up
 
@@ -15,10 +16,13 @@ CREATE TABLE revocation_notices (
     claimed_at TIMESTAMPTZ NOT NULL,
     outcome    TEXT        NOT NULL DEFAULT '' CHECK (outcome IN ('', 'sent', 'no-contact')),
     ended_at   TIMESTAMPTZ,
-    PRIMARY KEY (issuer_id, serial, reason),
+    PRIMARY KEY (issuer_id, serial),
     FOREIGN KEY (issuer_id, serial) REFERENCES certificates (issuer_id, serial),
     CHECK ((outcome = '') = (ended_at IS NULL))
 );
+
+-- The sweep's second look: claims that went stale, however old.
+CREATE INDEX revocation_notices_claimed ON revocation_notices (issuer_id, claimed_at) WHERE outcome = '';
 
 -- +goose Down
 
