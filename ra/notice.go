@@ -48,11 +48,14 @@ const noticeBatch = 500
 const noticeActor = "system:notice"
 
 // NoticeRevoked tells the holders of certificates revoked in the last day
-// who have not been told (noticeRevocation), and tries again the notices
-// that could not be sent. An issuing CA's notices stop at the first that
-// cannot be sent: with the gateway or the registry down, the next would
-// only wait out the same timeout; the claim moves the failed one out of
-// the next sweep's way. Run it periodically.
+// who have not been told (noticeRevocation), then tries again the notices
+// that could not be sent, the longest waiting first. An issuing CA's
+// notices stop at the first that cannot be sent: with the gateway or the
+// registry down, the next would only wait out the same timeout. That one's
+// claim keeps it out of the following sweeps' way until it is stale, and
+// puts it last among the retries then, so a notice that fails every time
+// holds up neither new ones nor other retries for long. Run it
+// periodically.
 func (s *Service) NoticeRevoked(ctx context.Context) (told int, err error) {
 	now := s.d.Now().UTC()
 	var errs []error
@@ -62,41 +65,54 @@ func (s *Service) NoticeRevoked(ctx context.Context) (told int, err error) {
 			errs = append(errs, err)
 			continue
 		}
-		for _, c := range revoked {
-			ok, err := s.noticeRevocation(ctx, c)
-			if err != nil {
-				errs = append(errs, err)
-				break
-			}
-			if ok {
-				told++
-			}
-		}
+		n, err := s.noticeAll(ctx, revoked)
+		told += n
+		errs = append(errs, err)
 	}
 	return told, errors.Join(errs...)
 }
 
-// noticeTimeout bounds what telling the holder adds to a revocation the
+// noticeAll tells the holders of certs in order (noticeRevocation), and
+// stops at the first notice that cannot be sent.
+func (s *Service) noticeAll(ctx context.Context, certs []store.Certificate) (told int, _ error) {
+	for _, c := range certs {
+		ok, err := s.noticeRevocation(ctx, c)
+		if err != nil {
+			return told, err
+		}
+		if ok {
+			told++
+		}
+	}
+	return told, nil
+}
+
+// noticeTimeout bounds what telling the holders adds to a revocation the
 // RA makes; the request's own cancellation does not stop it.
 const noticeTimeout = 10 * time.Second
 
-// noticeRevoked tells the holder of serial, which the RA has just had the
+// noticeRevoked tells the holders of serials, which the RA has just had the
 // CA revoke, at once rather than at the next sweep. A failure is logged:
-// the revocation stands, and NoticeRevoked tries again.
-func (s *Service) noticeRevoked(ctx context.Context, serial []byte) {
+// the revocations stand, and NoticeRevoked tries again.
+func (s *Service) noticeRevoked(ctx context.Context, serials ...[]byte) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), noticeTimeout)
 	defer cancel()
-	for issuerID := range s.d.Issuers {
-		c, err := s.d.Store.Certificate(ctx, issuerID, serial)
-		if errors.Is(err, store.ErrNotFound) {
-			continue
+	var certs []store.Certificate
+	for _, serial := range serials {
+		for issuerID := range s.d.Issuers {
+			c, err := s.d.Store.Certificate(ctx, issuerID, serial)
+			if errors.Is(err, store.ErrNotFound) {
+				continue
+			}
+			if err != nil {
+				s.d.Log.Warn("telling the holder of a revocation; the sweep tries again", "serial", fmt.Sprintf("%X", serial), "err", err)
+				return
+			}
+			certs = append(certs, c)
 		}
-		if err == nil {
-			_, err = s.noticeRevocation(ctx, c)
-		}
-		if err != nil {
-			s.d.Log.Warn("telling the holder of a revocation; the sweep tries again", "serial", fmt.Sprintf("%X", serial), "err", err)
-		}
+	}
+	if _, err := s.noticeAll(ctx, certs); err != nil {
+		s.d.Log.Warn("telling the holder of a revocation; the sweep tries again", "err", err)
 	}
 }
 
@@ -138,6 +154,10 @@ func (s *Service) noticeRevocation(ctx context.Context, c store.Certificate) (bo
 		details["channel"], details["to"] = channel, maskContact(to)
 	}
 	details["outcome"] = outcome
+	// Sent, the notice is recorded even if the caller has given up: else
+	// it would be sent again.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), noticeTimeout)
+	defer cancel()
 	err = s.group.InTx(ctx, func(tx *store.Tx) error {
 		if err := tx.EndRevocationNotice(ctx, c.IssuerID, c.Serial, c.Reason, claimedAt, outcome, d.Now().UTC()); err != nil {
 			return err

@@ -229,6 +229,25 @@ func testRevocationNotice(t *testing.T, driver string) {
 	answer{status: http.StatusConflict, problem: "already-revoked"}.check(t, "an officer's revocation of a revoked certificate", officerRevoke(h, "superseded"))
 	told("a notice sent by a repeated revocation", h, "superseded")
 
+	// A notice the gateway refuses every time holds up no other: neither a
+	// new one, nor, when it is tried again, another retry.
+	pk := fx.certified(t, newKey(t), "citizen-auth")
+	q := fx.certified(t, newKey(t), "citizen-auth")
+	gateway.refused.Store(jwsauth.SerialHex(pk.SerialNumber), true)
+	revokeAtCA(pk)
+	if _, err := fx.svc.NoticeRevoked(ctx); err == nil {
+		t.Error("a sweep whose notice the gateway refused: no error")
+	}
+	clock.Add(6 * time.Minute)
+	revokeAtCA(q)
+	if n, err := fx.svc.NoticeRevoked(ctx); n != 1 || err == nil {
+		t.Errorf("a sweep with a new notice and a stale one the gateway refuses: %d told (%v), want 1 and an error", n, err)
+	}
+	told("a new notice behind one refused every time", q, "cessationOfOperation")
+	if got := notice(pk); got != "5 " {
+		t.Errorf("the notice refused every time: %q, want claimed", got)
+	}
+
 	// Nobody to tell: the registry no longer has the holder, or has no
 	// phone or e-mail for them. Audited as no-contact, never tried again.
 	e := fx.certified(t, newKey(t), "citizen-auth")
@@ -245,12 +264,34 @@ func testRevocationNotice(t *testing.T, driver string) {
 		!strings.Contains(ev[0], "the registry no longer has the holder") || !strings.Contains(ev[1], "no phone or e-mail") {
 		t.Errorf("holders nobody can tell: %s, audited %q; want no-contact twice, each saying why", got, ev)
 	}
-	for _, c := range []*x509.Certificate{e, m} {
+	// Records that name nobody the registry could know: no-contact, saying
+	// why, the identifier masked.
+	corrupt := func(proofing string) *x509.Certificate {
+		t.Helper()
+		c := fx.certified(t, newKey(t), "citizen-auth")
+		row, err := fx.db.Certificate(ctx, "issuing", c.SerialNumber.Bytes())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := fx.raw.ExecContext(ctx, fx.q(`UPDATE enrollments SET proofing = $1 WHERE id = $2`), proofing, row.EnrollmentID); err != nil {
+			t.Fatal(err)
+		}
+		revokeAtCA(c)
+		return c
+	}
+	unreadable, unknown := corrupt(`{"person": `), corrupt(`{"person": "IDCKZ880312448217"}`)
+	sweep()
+	if got, ev := notice(unreadable)+", "+notice(unknown), events(store.NoticeNoContact); got != "5 no-contact, 5 no-contact" || len(ev) != 4 ||
+		!strings.Contains(strings.Join(ev[2:], " "), "proofing record cannot be read") ||
+		!strings.Contains(strings.Join(ev[2:], " "), "no person the registry knows") || strings.Contains(strings.Join(ev[2:], " "), "880312448217") {
+		t.Errorf("records that name nobody: %s, audited %q; want no-contact twice, saying why, the identifier masked", got, ev)
+	}
+	for _, c := range []*x509.Certificate{e, m, unreadable, unknown} {
 		if _, ok := message(c, "cessationOfOperation"); ok {
 			t.Errorf("%X: a holder nobody could tell was sent a notice", c.SerialNumber)
 		}
 	}
-	if n := len(events(store.NoticeSent)); n != 8 {
-		t.Errorf("%d notices sent, want still 8", n)
+	if n := len(events(store.NoticeSent)); n != 9 {
+		t.Errorf("%d notices sent, want still 9", n)
 	}
 }

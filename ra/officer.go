@@ -355,27 +355,28 @@ func (s *Service) revoke(ctx context.Context, p jwsauth.Parsed, actor string, ke
 	if err := s.group.InTx(ctx, func(tx *store.Tx) error { return useNonce(ctx, tx, p, now) }); err != nil {
 		return Revocation{}, err
 	}
+	// withdrawn withdraws the renewals the revoked certificate's key asked
+	// for, and tells the holders of it and of them. The revocation stands
+	// whatever happens to the renewals; what is not withdrawn or told now,
+	// SweepWithdrawn and NoticeRevoked do within a minute.
 	withdrawn := func(reason int) {
-		// The revocation stands whatever happens to the renewals; what is
-		// not withdrawn now, SweepWithdrawn withdraws within a minute.
-		if !withdraws(reason) {
-			return
+		var revoked [][]byte
+		if withdraws(reason) {
+			var err error
+			if revoked, err = s.withdrawRenewals(ctx, serial, actor); err != nil {
+				s.d.Log.Error("withdrawing the renewals of a revoked certificate", "serial", p.Action.Serial, "err", err)
+			}
 		}
-		if err := s.withdrawRenewals(ctx, serial, actor); err != nil {
-			s.d.Log.Error("withdrawing the renewals of a revoked certificate", "serial", p.Action.Serial, "err", err)
-		}
+		s.noticeRevoked(ctx, append([][]byte{serial}, revoked...)...)
 	}
 	if err := s.d.Revoker.Revoke(ctx, serial, reason, actor); err != nil {
 		if already := (*store.AlreadyRevokedError)(nil); errors.As(err, &already) {
-			// Again: a retry finishes what the first left.
-			withdrawn(already.Reason)
-			s.noticeRevoked(ctx, serial)
+			withdrawn(already.Reason) // again: a retry finishes what the first left
 		}
 		return Revocation{}, revokeRefusal(err, p.Action.Serial)
 	}
 	s.d.Log.Info("certificate revoked", "serial", p.Action.Serial, "reason", p.Action.Reason, "by", actor)
 	withdrawn(reason)
-	s.noticeRevoked(ctx, serial)
 	return Revocation{Serial: strings.ToUpper(hex.EncodeToString(serial)), Status: "revoked", Reason: p.Action.Reason}, nil
 }
 

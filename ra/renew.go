@@ -322,14 +322,14 @@ const (
 // It is idempotent, and the RA runs it again every minute for the
 // revocations of the last day (SweepWithdrawn): that finishes what a stop
 // or a failure left half done, and follows revocations made at the CA
-// without the RA.
-func (s *Service) withdrawRenewals(ctx context.Context, serial []byte, actor string) error {
+// without the RA. It returns the serials it revoked.
+func (s *Service) withdrawRenewals(ctx context.Context, serial []byte, actor string) (revoked [][]byte, _ error) {
 	d := s.d
 	var errs []error
 	next := [][]byte{serial}
 	for n := 0; len(next) > 0; n++ {
 		if n == maxRenewalChain {
-			return errors.Join(append(errs, fmt.Errorf("the renewals of %X: a chain longer than %d", serial, maxRenewalChain))...)
+			return revoked, errors.Join(append(errs, fmt.Errorf("the renewals of %X: a chain longer than %d", serial, maxRenewalChain))...)
 		}
 		serial, next = next[0], next[1:]
 		for issuerID := range d.Issuers {
@@ -364,12 +364,16 @@ func (s *Service) withdrawRenewals(ctx context.Context, serial []byte, actor str
 			for _, c := range certs {
 				next = append(next, c.Serial) // followed whatever happens to it here
 				if c.Status == store.StatusGood {
-					errs = append(errs, s.withdrawCertificate(ctx, e.ID, renews, c.Serial, actor))
+					if err := s.withdrawCertificate(ctx, e.ID, renews, c.Serial, actor); err != nil {
+						errs = append(errs, err)
+					} else {
+						revoked = append(revoked, c.Serial)
+					}
 				}
 			}
 		}
 	}
-	return errors.Join(errs...)
+	return revoked, errors.Join(errs...)
 }
 
 // withdrawCertificate revokes the certificate serial of renewal enrollment
@@ -384,11 +388,9 @@ func (s *Service) withdrawCertificate(ctx context.Context, enrollment, renews st
 		return fmt.Errorf("withdraw the renewal %s: %w", enrollment, err)
 	}
 	s.d.Log.Warn("renewal revoked: the certificate it renews was revoked for keyCompromise or privilegeWithdrawn", "enrollment", enrollment, "serial", fmt.Sprintf("%X", serial))
-	err = s.group.InTx(ctx, func(tx *store.Tx) error {
+	return s.group.InTx(ctx, func(tx *store.Tx) error {
 		return s.d.Audit.Append(tx, withdrawEvent(actor, enrollment, renews, serial))
 	})
-	s.noticeRevoked(ctx, serial)
-	return err
 }
 
 // withdrawEvent is the audit event of a renewal withdrawn: rejected while
@@ -405,7 +407,8 @@ func withdrawEvent(actor, enrollment, renews string, serial []byte) audit.Event 
 // CA signed its new one (issue): that certificate, and whatever was
 // renewed from it.
 func (s *Service) withdraw(ctx context.Context, enrollment string, r renewal, serial []byte) error {
-	return errors.Join(s.withdrawCertificate(ctx, enrollment, r.name, serial, withdrawActor), s.withdrawRenewals(ctx, serial, withdrawActor))
+	_, err := s.withdrawRenewals(ctx, serial, withdrawActor)
+	return errors.Join(s.withdrawCertificate(ctx, enrollment, r.name, serial, withdrawActor), err)
 }
 
 // withdrawActor is who withdraws renewals on the RA's own initiative.
@@ -428,7 +431,8 @@ func (s *Service) SweepWithdrawn(ctx context.Context) error {
 			continue
 		}
 		for _, c := range revoked {
-			errs = append(errs, s.withdrawRenewals(ctx, c.Serial, withdrawActor))
+			_, err := s.withdrawRenewals(ctx, c.Serial, withdrawActor)
+			errs = append(errs, err)
 		}
 	}
 	return errors.Join(errs...)

@@ -455,15 +455,20 @@ func testRenewalWithdrawn(t *testing.T, driver string) {
 	}
 }
 
-// switchNotifier fails while down.
+// switchNotifier fails while down, and always for the revocation notices
+// of the serials in refused (a number the gateway will not serve).
 type switchNotifier struct {
 	ra.Notifier
-	down atomic.Bool
+	down    atomic.Bool
+	refused sync.Map
 }
 
 func (n *switchNotifier) Send(ctx context.Context, m ra.Message) error {
 	if n.down.Load() {
 		return errors.New("gateway down")
+	}
+	if _, ok := n.refused.Load(m.Serial); ok && m.Serial != "" {
+		return errors.New("gateway refuses the number")
 	}
 	return n.Notifier.Send(ctx, m)
 }

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -14,31 +15,44 @@ const (
 	NoticeNoContact = "no-contact" // nobody to tell: the registry has nobody, or no phone or e-mail
 )
 
-// RevocationsToNotice returns, oldest change first and at most limit, the
-// issuer's certificates whose holder is to be told of their revocation:
-// delivered certificates of an enrollment (the RA's: not ceremony or
+// RevocationsToNotice returns, at most limit, the issuer's certificates
+// whose holder is to be told of their revocation: first, oldest change
+// first, delivered certificates of an enrollment (the RA's: not ceremony or
 // officer certificates, nor an intent recovery revoked) revoked, or whose
-// reason was raised, after since, with no notice ended for their present
-// reason nor claimed at or after stale; and, however old, those whose
-// notice was claimed before stale and never ended.
+// reason was raised, after since, with no notice of their present reason
+// ended and none claimed; then, however old, those whose notice was
+// claimed before stale and never ended, the oldest claim first.
 func (db *DB) RevocationsToNotice(ctx context.Context, issuerID string, since, stale time.Time, limit int) ([]Certificate, error) {
 	return db.queryCertificates(ctx, `
-		SELECT `+certificateColumns+` FROM certificates c
-		WHERE c.issuer_id = $1 AND c.status = 'revoked' AND c.updated_at > $2
-			AND c.enrollment_id IS NOT NULL AND c.der IS NOT NULL
-			AND NOT EXISTS (SELECT 1 FROM revocation_notices n WHERE n.issuer_id = c.issuer_id AND n.serial = c.serial
-				AND ((n.outcome <> '' AND n.reason = c.reason) OR (n.outcome = '' AND n.claimed_at >= $3)))
-		UNION
-		SELECT `+certificateColumnsOf("c")+` FROM revocation_notices n
-		JOIN certificates c ON c.issuer_id = n.issuer_id AND c.serial = n.serial
-		WHERE n.issuer_id = $1 AND n.outcome = '' AND n.claimed_at < $3
-		ORDER BY updated_at, serial LIMIT $4`,
+		SELECT `+certificateColumns+` FROM (
+			SELECT `+certificateColumnsAs("c")+`, 0 AS retry, c.updated_at AS waiting_since FROM certificates c
+			WHERE c.issuer_id = $1 AND c.status = 'revoked' AND c.updated_at > $2
+				AND c.enrollment_id IS NOT NULL AND c.der IS NOT NULL
+				AND NOT EXISTS (SELECT 1 FROM revocation_notices n WHERE n.issuer_id = c.issuer_id AND n.serial = c.serial
+					AND (n.outcome = '' OR n.reason = c.reason))
+			UNION ALL
+			SELECT `+certificateColumnsAs("c")+`, 1, n.claimed_at FROM revocation_notices n
+			JOIN certificates c ON c.issuer_id = n.issuer_id AND c.serial = n.serial
+			WHERE n.issuer_id = $1 AND n.outcome = '' AND n.claimed_at < $3
+		) t ORDER BY retry, waiting_since, serial LIMIT $4`,
 		issuerID, db.d.timeArg(since), db.d.timeArg(stale), limit)
+}
+
+// certificateColumnsAs is certificateColumnsOf(alias), each named as in
+// certificateColumns, for a subquery read by name.
+func certificateColumnsAs(alias string) string {
+	cols := strings.Split(certificateColumns, ",")
+	for i, c := range cols {
+		c = strings.TrimSpace(c)
+		cols[i] = alias + "." + c + " AS " + c
+	}
+	return strings.Join(cols, ", ")
 }
 
 // ClaimRevocationNotice takes the notice of the revocation of certificate
 // (issuerID, serial) for reason, for the caller to send, and reports
-// whether it did: it does if nobody had claimed a notice of the
+// whether it did. It does not if reason is no longer the certificate's; it
+// does if nobody had claimed a notice of the
 // certificate, if the notice ended was of another reason (a reason raised
 // since), or if a claim was made before stale and never ended (the node
 // that made it stopped, or could not send). A claim is not audited:
@@ -49,8 +63,12 @@ func (db *DB) ClaimRevocationNotice(ctx context.Context, issuerID string, serial
 		return false, fmt.Errorf("claim the revocation notice of %s/%X: %w", issuerID, serial, err)
 	}
 	defer unlock()
+	// Only the certificate's present reason is claimed: a sweep that
+	// listed it before a raise must not take over the raise's notice.
 	res, err := db.sql.ExecContext(ctx, db.d.q(`
-		INSERT INTO revocation_notices (issuer_id, serial, reason, claimed_at) VALUES ($1, $2, $3, $4)
+		INSERT INTO revocation_notices (issuer_id, serial, reason, claimed_at)
+		SELECT issuer_id, serial, reason, $4 FROM certificates
+		WHERE issuer_id = $1 AND serial = $2 AND reason = $3 AND status = 'revoked'
 		ON CONFLICT (issuer_id, serial) DO UPDATE
 		SET reason = excluded.reason, claimed_at = excluded.claimed_at, outcome = '', ended_at = NULL
 		WHERE (revocation_notices.outcome = '' AND revocation_notices.claimed_at < $5)

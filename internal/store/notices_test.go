@@ -29,6 +29,7 @@ func TestRevocationNotices(t *testing.T) {
 			cert(0x12, "e1"), // an intent recovery revoked: never signed (below), never delivered
 			cert(0x13, ""),   // a ceremony or officer certificate: no enrollment
 			cert(0x14, "e1"), // revoked before the sweep's window
+			cert(0x15, "e1"),
 		}
 		if err := db.InTx(ctx, func(tx *store.Tx) error {
 			if _, err := tx.PutSubject(ctx, store.Subject{ID: "s1", Kind: "person", NationalID: "IDCKZ-900101300123", Attributes: []byte(`{}`), CreatedAt: t0}); err != nil {
@@ -166,6 +167,9 @@ func TestRevocationNotices(t *testing.T) {
 		if got := toNotice(much.Add(-5 * time.Minute)); string(got) != "\x11" {
 			t.Errorf("after the raise: to notice %x, want 11", got)
 		}
+		if claim(much, 4) {
+			t.Error("a notice of the reason before the raise was claimed")
+		}
 		if !claim(much, 1) {
 			t.Fatal("the raised reason's notice was not claimed")
 		}
@@ -173,10 +177,13 @@ func TestRevocationNotices(t *testing.T) {
 			t.Errorf("the raised reason's claim: reason %d, %q; want 1, \"\"", reason, outcome)
 		}
 		// A claim that never ended is tried again however old, long after
-		// the revocation left the sweep's window.
+		// the revocation left the sweep's window, but after the notices
+		// never tried: 0x15, revoked later, comes first.
 		days := much.Add(72 * time.Hour)
-		if got, err := db.RevocationsToNotice(ctx, "issuing", days.Add(-24*time.Hour), days.Add(-5*time.Minute), 10); err != nil || len(got) != 1 || got[0].Reason != 1 {
-			t.Errorf("a claim three days stale: to notice %+v, %v; want 11 (reason 1)", got, err)
+		revoke(0x15, 4, days.Add(-time.Hour))
+		if got, err := db.RevocationsToNotice(ctx, "issuing", days.Add(-24*time.Hour), days.Add(-5*time.Minute), 10); err != nil || len(got) != 2 ||
+			got[0].Serial[0] != 0x15 || got[1].Serial[0] != 0x11 || got[1].Reason != 1 {
+			t.Errorf("a new notice and a claim three days stale: to notice %+v, %v; want 15, then 11 (reason 1)", got, err)
 		}
 	})
 }
