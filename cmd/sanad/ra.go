@@ -17,6 +17,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/sanadpki/sanad/ca"
 	"github.com/sanadpki/sanad/ca/profile"
 	"github.com/sanadpki/sanad/hsm"
@@ -88,6 +90,20 @@ func openRA(s *service, authority *caRole, cfg config.RA) (*ra.Service, error) {
 		return nil, err
 	}
 	s.routes = append(s.routes, svc.Register)
+	s.collectors = append(s.collectors, func(reg prometheus.Registerer) error {
+		return reg.Register(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "sanad_ra_revocation_notices_unsent",
+			Help: "Revocation notices claimed and not sent (gateway, registry or database down); -1 if the store cannot say.",
+		}, func() float64 {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			defer cancel()
+			n, err := s.db.UnsentRevocationNotices(ctx)
+			if err != nil {
+				return -1
+			}
+			return float64(n)
+		}))
+	})
 	return svc, nil
 }
 

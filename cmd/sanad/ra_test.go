@@ -390,6 +390,9 @@ func TestEnrollmentEndToEnd(t *testing.T) {
 					t.Errorf("revocation notice of %X in the outbox: %v %s", cert.SerialNumber, err, raw)
 				}
 			}
+			if code, metrics := httpGet(t, c.dev.url+"/metrics"); code != 200 || !strings.Contains(metrics, "\nsanad_ra_revocation_notices_unsent 0\n") {
+				t.Errorf("metrics: %d, want sanad_ra_revocation_notices_unsent 0", code)
+			}
 			if code, v := c.do(http.MethodGet, "/api/v1/certificates/"+serialHex, "", nil, nil); code != 200 || v["status"] != "revoked" || v["reason"] != "keyCompromise" {
 				t.Errorf("GET revoked certificate: %d %v", code, v)
 			}

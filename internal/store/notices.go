@@ -122,3 +122,14 @@ func (db *DB) RevocationNotice(ctx context.Context, issuerID string, serial []by
 	}
 	return reason, outcome, nil
 }
+
+// UnsentRevocationNotices counts the notices claimed and never ended: each
+// is a holder not yet told, whose notice a sweep tries again once its
+// claim is stale.
+func (db *DB) UnsentRevocationNotices(ctx context.Context) (int64, error) {
+	var n int64
+	if err := db.sql.QueryRowContext(ctx, `SELECT count(*) FROM revocation_notices WHERE outcome = ''`).Scan(&n); err != nil {
+		return 0, fmt.Errorf("count unsent revocation notices: %w", err)
+	}
+	return n, nil
+}

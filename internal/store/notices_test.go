@@ -127,6 +127,17 @@ func TestRevocationNotices(t *testing.T) {
 		if reason, outcome := notice(); reason != 4 || outcome != "" {
 			t.Errorf("claimed notice: reason %d, %q; want 4, \"\"", reason, outcome)
 		}
+		unsent := func() int64 {
+			t.Helper()
+			n, err := db.UnsentRevocationNotices(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return n
+		}
+		if n := unsent(); n != 1 {
+			t.Errorf("unsent notices while claimed: %d, want 1", n)
+		}
 		// The node stopped: after five minutes the notice is to notice
 		// again, and another node takes it over; the first can no longer end it.
 		later := now.Add(6 * time.Minute)
@@ -147,8 +158,8 @@ func TestRevocationNotices(t *testing.T) {
 		if err := end(later, 4); err != nil {
 			t.Fatal(err)
 		}
-		if reason, outcome := notice(); reason != 4 || outcome != store.NoticeSent {
-			t.Errorf("ended notice: reason %d, %q; want 4, sent", reason, outcome)
+		if reason, outcome := notice(); reason != 4 || outcome != store.NoticeSent || unsent() != 0 {
+			t.Errorf("ended notice: reason %d, %q, %d unsent; want 4, sent, 0", reason, outcome, unsent())
 		}
 		if claim(later.Add(time.Hour), 4) {
 			t.Error("an ended notice was claimed again")
