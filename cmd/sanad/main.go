@@ -92,6 +92,7 @@ func newRootCmd(stdout, stderr io.Writer) *cobra.Command {
 		newCeremonyCmd(),
 		newBenchCmd(),
 		newOfficerCmd(),
+		newHolderCmd(),
 		newCRLCmd(),
 		newIssuerCmd(),
 		newSignCmd(),

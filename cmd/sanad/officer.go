@@ -108,7 +108,8 @@ func officerSub(use, short string, args cobra.PositionalArgs, f *officerFlags,
 		if err != nil {
 			return err
 		}
-		return sendSigned(cmd.Context(), cmd.OutOrStdout(), method, oc.url+path, jws)
+		_, err = sendSigned(cmd.Context(), cmd.OutOrStdout(), method, oc.url+path, jws)
+		return err
 	}
 	return cmd
 }
@@ -190,16 +191,16 @@ func loadSigner(ctx context.Context, key string, loadConfig func() (config.Confi
 	return k, closeKey, nil
 }
 
-// sendSigned sends a signed request and prints the answer; a problem
-// document is an error naming its type.
-func sendSigned(ctx context.Context, out io.Writer, method, url, jws string) error {
+// sendSigned sends a signed request, prints the answer and returns it; a
+// problem document is an error naming its type.
+func sendSigned(ctx context.Context, out io.Writer, method, url, jws string) ([]byte, error) {
 	var body io.Reader
 	if method == http.MethodPost {
 		body = strings.NewReader(jws)
 	}
 	req, err := http.NewRequestWithContext(ctx, method, url, body)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if method == http.MethodPost {
 		req.Header.Set("Content-Type", "application/jose")
@@ -209,17 +210,17 @@ func sendSigned(ctx context.Context, out io.Writer, method, url, jws string) err
 	client := &http.Client{Timeout: 30 * time.Second}
 	resp, err := client.Do(req)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer resp.Body.Close()
 	raw, err := io.ReadAll(io.LimitReader(resp.Body, 8<<20))
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if resp.StatusCode/100 != 2 {
 		var p struct{ Type, Title, Detail string }
 		_ = json.Unmarshal(raw, &p)
-		return fmt.Errorf("%s: %s (%s) %s", resp.Status, p.Title, p.Type, p.Detail)
+		return nil, fmt.Errorf("%s: %s (%s) %s", resp.Status, p.Title, p.Type, p.Detail)
 	}
 	var pretty bytes.Buffer
 	if json.Indent(&pretty, raw, "", "  ") != nil {
@@ -227,7 +228,7 @@ func sendSigned(ctx context.Context, out io.Writer, method, url, jws string) err
 		pretty.Write(raw)
 	}
 	_, err = fmt.Fprintln(out, pretty.String())
-	return err
+	return raw, err
 }
 
 // readDevManifest reads ./var/dev.json.

@@ -6,7 +6,6 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/x509"
-	"encoding/base64"
 	"encoding/json"
 	"encoding/pem"
 	"io"
@@ -14,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -148,9 +148,16 @@ func (c *raClient) enroll(a applicant) (int, map[string]any) {
 // parent, as a newcomer would after `make run`.
 func (c *raClient) officer(name string, args ...string) (int, string) {
 	c.t.Helper()
-	cmd := exec.Command(sanadBin, append(append([]string{"officer"}, args...), "--officer", name)...)
+	return c.sanad(nil, append(append([]string{"officer"}, args...), "--officer", name)...)
+}
+
+// sanad runs the binary with args, and env added to the client's, in the
+// dev directory's parent, as a newcomer would after `make run`.
+func (c *raClient) sanad(env []string, args ...string) (int, string) {
+	c.t.Helper()
+	cmd := exec.Command(sanadBin, args...)
 	cmd.Dir = filepath.Dir(c.dir)
-	cmd.Env = c.env
+	cmd.Env = append(slices.Clone(c.env), env...)
 	out, err := cmd.CombinedOutput()
 	if exit, ok := err.(*exec.ExitError); ok {
 		return exit.ExitCode(), string(out)
@@ -328,14 +335,26 @@ func TestEnrollmentEndToEnd(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			renew, err := jwsauth.Sign(jwsauth.Action{Action: "renew", Serial: serialHex, CSR: base64.RawURLEncoding.EncodeToString(renewCSR),
-				Audience: ra.AudienceRenew}, cert, citizen.key, time.Now())
-			if err != nil {
+			// The holder asks with sanad holder: the certificate, its key
+			// (0600) and the new key's CSR in files, the RA's URL from
+			// ./var/dev.json.
+			certFile, keyFile := c.holderFiles(cert, citizen.key)
+			csrFile := filepath.Join(t.TempDir(), "new.csr")
+			if err := os.WriteFile(csrFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: renewCSR}), 0o644); err != nil {
 				t.Fatal(err)
 			}
-			code, e = c.do(http.MethodPost, "/api/v1/certificates/"+serialHex+"/renew", "application/jose", []byte(renew), nil)
-			if code != 201 || e["state"] != "pending_approval" || e["renews"] != "issuing/"+serialHex {
-				t.Fatalf("renewal: %d %v", code, e)
+			holder := func(args ...string) map[string]any {
+				t.Helper()
+				code, out := c.holder(keyFile, certFile, args...)
+				var v map[string]any
+				if code != 0 || json.Unmarshal([]byte(out), &v) != nil {
+					t.Fatalf("sanad holder %s: exit %d\n%s", strings.Join(args, " "), code, out)
+				}
+				return v
+			}
+			e = holder("renew", "--csr", csrFile)
+			if e["state"] != "pending_approval" || e["renews"] != "issuing/"+serialHex {
+				t.Fatalf("renewal: %v", e)
 			}
 			if code, out := c.officer("Dana Officer", "approve", e["id"].(string)); code != 0 || !strings.Contains(out, `"state": "issued"`) {
 				t.Fatalf("officer approves the renewal: %d %s", code, out)
@@ -355,13 +374,8 @@ func TestEnrollmentEndToEnd(t *testing.T) {
 			c.verifyWithCRL(db, openssl, renewed, false)
 
 			// The holder revokes with its own key.
-			revoke, err := jwsauth.Sign(jwsauth.Action{Action: "revoke", Serial: jwsauth.SerialHex(cert.SerialNumber), Reason: "keyCompromise",
-				Audience: ra.AudienceRevoke}, cert, citizen.key, time.Now())
-			if err != nil {
-				t.Fatal(err)
-			}
-			if code, out := c.do(http.MethodPost, "/api/v1/certificates/"+jwsauth.SerialHex(cert.SerialNumber)+"/revoke", "application/jose", []byte(revoke), nil); code != 200 || out["status"] != "revoked" {
-				t.Fatalf("holder revocation: %d %v", code, out)
+			if out := holder("revoke", "--reason", "keyCompromise"); out["status"] != "revoked" || out["serial"] != jwsauth.SerialHex(cert.SerialNumber) {
+				t.Fatalf("holder revocation: %v", out)
 			}
 			resp, err := db.OCSPResponse(context.Background(), "issuing", cert.SerialNumber.Bytes())
 			if err != nil {
@@ -407,9 +421,67 @@ func TestEnrollmentEndToEnd(t *testing.T) {
 					t.Errorf("GET certificate as DER: %s, %d bytes", resp.Header.Get("Content-Type"), len(der))
 				}
 			}
+
+			// An auto-approved certificate renewed with sanad holder renew
+			// --out: the new certificate is written at once, same subject,
+			// new key. Revoking the old one twice: the second is refused
+			// with the RA's problem type, and no key is no request at all.
+			nurlan := newApplicant(t, "citizen-auth", person("KZ", "850721313761", "Nurlan", "Bekov", "1985-07-21"))
+			if code, e := c.enroll(nurlan); code != 200 || e["state"] != "issued" {
+				t.Fatalf("citizen-auth enrollment: %d %v", code, e)
+			} else {
+				block, _ := pem.Decode([]byte(e["certificate"].(string)))
+				old, err := x509.ParseCertificate(block.Bytes)
+				if err != nil {
+					t.Fatal(err)
+				}
+				certFile, keyFile := c.holderFiles(old, nurlan.key)
+				next := newApplicant(t, "citizen-auth", nil)
+				csrFile, newFile := filepath.Join(t.TempDir(), "next.csr"), filepath.Join(t.TempDir(), "next.pem")
+				if err := os.WriteFile(csrFile, []byte(next.body["csr"].(string)), 0o644); err != nil {
+					t.Fatal(err)
+				}
+				if code, out := c.holder(keyFile, certFile, "renew", "--csr", csrFile, "--out", newFile); code != 0 || !strings.Contains(out, `"state": "issued"`) {
+					t.Fatalf("sanad holder renew --out: exit %d\n%s", code, out)
+				}
+				renewed := readPEMCert(t, newFile)
+				if renewed.Subject.String() != old.Subject.String() || !renewed.PublicKey.(*ecdsa.PublicKey).Equal(&next.key.PublicKey) {
+					t.Errorf("renewed by sanad holder: subject %s, new key %v", renewed.Subject, renewed.PublicKey.(*ecdsa.PublicKey).Equal(&next.key.PublicKey))
+				}
+				if code, out := c.holder(keyFile, certFile, "revoke", "--reason", "superseded"); code != 0 || !strings.Contains(out, `"status": "revoked"`) {
+					t.Errorf("sanad holder revoke: exit %d\n%s", code, out)
+				}
+				if code, out := c.holder(keyFile, certFile, "revoke", "--reason", "superseded"); code != 1 || !strings.Contains(out, "urn:sanad:problem:certificate-revoked") {
+					t.Errorf("sanad holder revoke, again: exit %d, want 1 and certificate-revoked\n%s", code, out)
+				}
+				if code, out := c.holder("", certFile, "revoke", "--reason", "superseded"); code != 2 || !strings.Contains(out, "--key") {
+					t.Errorf("sanad holder revoke without a key: exit %d, want 2 naming --key\n%s", code, out)
+				}
+			}
 			c.dev.stop(t)
 		})
 	}
+}
+
+// holder runs `sanad holder ARGS --key KEY --cert CERT` in the dev
+// directory's parent, which finds the RA's URL in ./var/dev.json.
+func (c *raClient) holder(key, cert string, args ...string) (int, string) {
+	c.t.Helper()
+	return c.sanad([]string{"SANAD_HOLDER_KEY=", "SANAD_HOLDER_CERT="}, append(append([]string{"holder"}, args...), "--key", key, "--cert", cert)...)
+}
+
+// holderFiles writes a holder's certificate and key (0600) to files.
+func (c *raClient) holderFiles(cert *x509.Certificate, key *ecdsa.PrivateKey) (certFile, keyFile string) {
+	c.t.Helper()
+	dir := c.t.TempDir()
+	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cert.Raw}), 0o644); err != nil {
+		c.t.Fatal(err)
+	}
+	if err := os.WriteFile(keyFile, pem.EncodeToMemory(pkcs8Block(c.t, key)), 0o600); err != nil {
+		c.t.Fatal(err)
+	}
+	return certFile, keyFile
 }
 
 // verifyWithCRL waits for the CA's current CRL to list (or not) the
