@@ -227,7 +227,7 @@ func (ca *CA) Issue(ctx context.Context, req Request) (*x509.Certificate, error)
 	}
 	p, cr, tmpl, tbs, now := pr.profile, pr.csr, pr.tmpl, pr.tbs, pr.now
 	serial := tmpl.SerialNumber.Bytes()
-	object := serialObject(d.Issuer.ID, serial)
+	object := SerialObject(d.Issuer.ID, serial)
 	intent := store.Certificate{
 		IssuerID: d.Issuer.ID, Serial: serial, SubjectID: req.SubjectID, EnrollmentID: req.EnrollmentID, Profile: p.Name,
 		NotBefore: tmpl.NotBefore, NotAfter: tmpl.NotAfter, TBS: tbs, Status: store.StatusGood, CreatedAt: now,
@@ -517,7 +517,9 @@ func publicKeysEqual(a, b crypto.PublicKey) bool {
 	return ok && k.Equal(b)
 }
 
-func serialObject(issuerID string, serial []byte) string {
+// SerialObject names certificate serial of issuerID in the audit log:
+// "issuing/0a1b…", the serial in lower-case hex.
+func SerialObject(issuerID string, serial []byte) string {
 	return issuerID + "/" + hex.EncodeToString(serial)
 }
 

@@ -63,7 +63,7 @@ func (ca *CA) Recover(ctx context.Context, grace time.Duration) (int, error) {
 			continue
 		}
 		now := d.Now().UTC().Truncate(time.Second)
-		object := serialObject(c.IssuerID, c.Serial)
+		object := SerialObject(c.IssuerID, c.Serial)
 		err := d.Store.InTx(ctx, func(tx *store.Tx) error {
 			if err := tx.RevokeCertificate(ctx, c.IssuerID, c.Serial, now, ReasonCessationOfOperation, now); err != nil {
 				return err

@@ -53,7 +53,7 @@ func CheckKeyNotBlocked(ctx context.Context, db *store.DB, spki []byte) error {
 }
 
 func keyBlocked(b store.BlockedKey) error {
-	return fmt.Errorf("%w: %w: certificate %s, on %s", ErrRequest, ErrKeyCompromised, serialObject(b.IssuerID, b.Serial), b.BlockedAt.Format(time.RFC3339))
+	return fmt.Errorf("%w: %w: certificate %s, on %s", ErrRequest, ErrKeyCompromised, SerialObject(b.IssuerID, b.Serial), b.BlockedAt.Format(time.RFC3339))
 }
 
 // Revoke revokes a certificate with an RFC 5280 §5.3.1 reason its profile
@@ -78,7 +78,7 @@ func (ca *CA) Revoke(ctx context.Context, serial []byte, reason int, actor strin
 
 func (ca *CA) revoke(ctx context.Context, serial []byte, reason int, actor string) error {
 	d := ca.d
-	object := serialObject(d.Issuer.ID, serial)
+	object := SerialObject(d.Issuer.ID, serial)
 	c, err := d.Store.Certificate(ctx, d.Issuer.ID, serial)
 	if errors.Is(err, store.ErrNotFound) {
 		return fmt.Errorf("revoke %s: %w: %w", object, ErrRequest, ErrNotIssued)

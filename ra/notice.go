@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/sanadpki/sanad/ca"
 	"github.com/sanadpki/sanad/internal/audit"
 	"github.com/sanadpki/sanad/internal/store"
 	"github.com/sanadpki/sanad/ra/registry"
@@ -163,7 +164,7 @@ func (s *Service) noticeRevocation(ctx context.Context, c store.Certificate) (bo
 			return err
 		}
 		return d.Audit.Append(tx, audit.Event{Actor: noticeActor, Action: "certificate.revoke.notice",
-			Object: c.IssuerID + "/" + serialHex, Details: details})
+			Object: ca.SerialObject(c.IssuerID, c.Serial), Details: details})
 	})
 	if err != nil {
 		return false, fmt.Errorf("notice of the revocation of %s: %w", serialHex, err)

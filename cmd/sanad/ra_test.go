@@ -407,6 +407,27 @@ func TestEnrollmentEndToEnd(t *testing.T) {
 			if code, metrics := httpGet(t, c.dev.url+"/metrics"); code != 200 || !strings.Contains(metrics, "\nsanad_ra_revocation_notices_unsent 0\n") {
 				t.Errorf("metrics: %d, want sanad_ra_revocation_notices_unsent 0", code)
 			}
+			// An auditor asks what happened to the certificate, by its serial
+			// as openssl prints it: the CA's and the RA's events, each
+			// hash intact.
+			code, out := c.sanad(nil, "audit", "list", "--object", "issuing/"+jwsauth.SerialHex(cert.SerialNumber), "--json")
+			var actions []string
+			for line := range strings.Lines(out) {
+				var ev struct {
+					Action string `json:"action"`
+					HashOK bool   `json:"hash_ok"`
+				}
+				if err := json.Unmarshal([]byte(line), &ev); err != nil || !ev.HashOK {
+					t.Errorf("audit list line %q: %v", line, err)
+				}
+				actions = append(actions, ev.Action)
+			}
+			if want := []string{"certificate.intent", "certificate.issue", "certificate.revoke", "certificate.revoke.notice"}; code != 0 || !slices.Equal(actions, want) {
+				t.Errorf("sanad audit list --object: exit %d, actions %v, want %v\n%s", code, actions, want, out)
+			}
+			if code, out := c.sanad(nil, "audit", "list", "--since", "yesterday"); code != 2 || !strings.Contains(out, "RFC 3339") {
+				t.Errorf("sanad audit list --since yesterday: exit %d, want 2 naming RFC 3339\n%s", code, out)
+			}
 			if code, v := c.do(http.MethodGet, "/api/v1/certificates/"+serialHex, "", nil, nil); code != 200 || v["status"] != "revoked" || v["reason"] != "keyCompromise" {
 				t.Errorf("GET revoked certificate: %d %v", code, v)
 			}

@@ -6,6 +6,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 	"unicode/utf8"
 )
@@ -194,25 +195,74 @@ func (tx *Tx) headMismatch(ctx context.Context, e AuditEvent) error {
 // the log. It stops at, and returns unchanged, the first error fn returns.
 // fn runs while a query is open, which holds one pooled connection.
 func (db *DB) ScanAuditEvents(ctx context.Context, afterSeq int64, fn func(AuditEvent) error) error {
+	return db.scanAuditEvents(ctx, fmt.Sprintf("scan audit events after %d", afterSeq), `WHERE seq > $1 ORDER BY seq`, []any{afterSeq}, fn)
+}
+
+// AuditFilter chooses audit events (ListAuditEvents): every field set must
+// hold.
+type AuditFilter struct {
+	Object, Actor, Action string
+	Since, Until          time.Time // logged at or after Since, before Until
+	AfterSeq              int64
+	Limit                 int // at most this many; 1000 if not positive
+}
+
+// ListAuditEvents returns the events f chooses, in ascending seq. An object
+// is found by index (audit_events_object); the other fields are read from
+// every event after f.AfterSeq.
+func (db *DB) ListAuditEvents(ctx context.Context, f AuditFilter) ([]AuditEvent, error) {
+	where, args := []string{"seq > $1"}, []any{f.AfterSeq}
+	add := func(cond string, v any) {
+		args = append(args, v)
+		where = append(where, fmt.Sprintf(cond, len(args)))
+	}
+	for _, c := range []struct{ cond, v string }{{"object = $%d", f.Object}, {"actor = $%d", f.Actor}, {"action = $%d", f.Action}} {
+		if c.v != "" {
+			add(c.cond, c.v)
+		}
+	}
+	if !f.Since.IsZero() {
+		add("logged_at >= $%d", db.d.timeArg(f.Since))
+	}
+	if !f.Until.IsZero() {
+		add("logged_at < $%d", db.d.timeArg(f.Until))
+	}
+	limit := f.Limit
+	if limit <= 0 {
+		limit = 1000
+	}
+	args = append(args, limit)
+	rest := "WHERE " + strings.Join(where, " AND ") + fmt.Sprintf(" ORDER BY seq LIMIT $%d", len(args))
+	var out []AuditEvent
+	err := db.scanAuditEvents(ctx, "list audit events", rest, args, func(e AuditEvent) error {
+		out = append(out, e)
+		return nil
+	})
+	return out, err
+}
+
+// scanAuditEvents runs SELECT over audit_events with the rest of a query,
+// calling fn with each event as it is read; what names it in errors.
+func (db *DB) scanAuditEvents(ctx context.Context, what, rest string, args []any, fn func(AuditEvent) error) error {
 	rows, err := db.sql.QueryContext(ctx, db.d.q(`
 		SELECT seq, logged_at, actor, action, object, details, prev_hash, hash
-		FROM audit_events WHERE seq > $1 ORDER BY seq`), afterSeq)
+		FROM audit_events `+rest), args...)
 	if err != nil {
-		return fmt.Errorf("scan audit events after %d: %w", afterSeq, err)
+		return fmt.Errorf("%s: %w", what, err)
 	}
 	defer rows.Close()
 	for rows.Next() {
 		var e AuditEvent
 		if err := rows.Scan(&e.Seq, timeScan{&e.Time}, &e.Actor, &e.Action, &e.Object,
 			&e.Details, &e.PrevHash, &e.Hash); err != nil {
-			return fmt.Errorf("scan audit events after %d: %w", afterSeq, err)
+			return fmt.Errorf("%s: %w", what, err)
 		}
 		if err := fn(e); err != nil {
 			return err
 		}
 	}
 	if err := rows.Err(); err != nil {
-		return fmt.Errorf("scan audit events after %d: %w", afterSeq, err)
+		return fmt.Errorf("%s: %w", what, err)
 	}
 	return nil
 }

@@ -1,0 +1,71 @@
+package store_test
+
+import (
+	"database/sql"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/sanadpki/sanad/internal/store"
+	"github.com/sanadpki/sanad/internal/store/storetest"
+)
+
+// TestListAuditEvents: each filter of ListAuditEvents alone and together,
+// in seq order, within the limit.
+func TestListAuditEvents(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB, _ *sql.DB) {
+		ctx := t.Context()
+		kinds := []struct{ actor, action, object string }{
+			{"officer:alice", "enrollment.approve", "enrollment/a"},
+			{"holder:0A", "certificate.revoke", "issuing/0a"},
+			{"officer:alice", "enrollment.approve", "enrollment/b"},
+			{"system:notice", "certificate.revoke.notice", "issuing/0a"},
+			{"officer:bob", "enrollment.reject", "enrollment/a"},
+			{"officer:alice", "certificate.revoke", "issuing/0b"},
+		}
+		for _, k := range kinds {
+			if err := db.InTx(ctx, func(tx *store.Tx) error {
+				h, err := tx.AuditHead(ctx)
+				if err != nil {
+					return err
+				}
+				e := testEvent(h.Seq+1, h.Hash)
+				e.Actor, e.Action, e.Object = k.actor, k.action, k.object
+				return tx.AppendAuditEvent(ctx, e)
+			}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		at := func(seq int64) time.Time { return testEvent(seq, nil).Time }
+		for _, tt := range []struct {
+			name string
+			f    store.AuditFilter
+			want []int64
+		}{
+			{"everything", store.AuditFilter{}, []int64{1, 2, 3, 4, 5, 6}},
+			{"an object", store.AuditFilter{Object: "issuing/0a"}, []int64{2, 4}},
+			{"an actor", store.AuditFilter{Actor: "officer:alice"}, []int64{1, 3, 6}},
+			{"an action", store.AuditFilter{Action: "certificate.revoke"}, []int64{2, 6}},
+			{"an object and an actor", store.AuditFilter{Object: "enrollment/a", Actor: "officer:bob"}, []int64{5}},
+			{"a time range", store.AuditFilter{Since: at(3), Until: at(5)}, []int64{3, 4}},
+			{"after a seq", store.AuditFilter{AfterSeq: 4}, []int64{5, 6}},
+			{"a limit", store.AuditFilter{Actor: "officer:alice", Limit: 2}, []int64{1, 3}},
+			{"nothing", store.AuditFilter{Object: "enrollment/z"}, nil},
+		} {
+			events, err := db.ListAuditEvents(ctx, tt.f)
+			if err != nil {
+				t.Fatalf("%s: %v", tt.name, err)
+			}
+			var got []int64
+			for _, e := range events {
+				got = append(got, e.Seq)
+				if want := testEvent(e.Seq, e.PrevHash); string(e.Details) != string(want.Details) || !e.Time.Equal(want.Time) {
+					t.Errorf("%s: event %d read back as %+v", tt.name, e.Seq, e)
+				}
+			}
+			if !slices.Equal(got, tt.want) {
+				t.Errorf("%s: seqs %v, want %v", tt.name, got, tt.want)
+			}
+		}
+	})
+}
