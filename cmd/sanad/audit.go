@@ -86,11 +86,7 @@ event after --after-seq.`,
 		if f.Limit < 1 || f.AfterSeq < 0 {
 			return usagef("--limit must be at least 1, --after-seq not negative")
 		}
-		cfg, err := loadConfig()
-		if err != nil {
-			return err
-		}
-		db, err := openStore(cmd.Context(), cfg.Database)
+		_, db, err := openConfiguredStore(cmd.Context(), loadConfig)
 		if err != nil {
 			return err
 		}
@@ -135,12 +131,8 @@ needed) or else from the HSM token of the configuration.`,
 	pubPath := cmd.Flags().String("public-key", "", "PEM file with the trusted audit public key (default: read it from the HSM)")
 	asJSON := cmd.Flags().Bool("json", false, "print the report as JSON")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
-		cfg, err := loadConfig()
-		if err != nil {
-			return err
-		}
 		ctx := cmd.Context()
-		db, err := openStore(ctx, cfg.Database)
+		cfg, db, err := openConfiguredStore(ctx, loadConfig)
 		if err != nil {
 			return err
 		}

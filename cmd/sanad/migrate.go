@@ -14,11 +14,7 @@ func newMigrateCmd() *cobra.Command {
 	}
 	loadConfig := configFlag(cmd)
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
-		cfg, err := loadConfig()
-		if err != nil {
-			return err
-		}
-		db, err := openStore(cmd.Context(), cfg.Database)
+		cfg, db, err := openConfiguredStore(cmd.Context(), loadConfig)
 		if err != nil {
 			return err
 		}

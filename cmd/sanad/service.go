@@ -61,6 +61,17 @@ func newLogger(cfg config.Log, w io.Writer) *slog.Logger {
 
 // openStore opens the configured database and applies the embedded
 // migrations.
+// openConfiguredStore loads the configuration and opens its store
+// (openStore), for commands that work on the database alone.
+func openConfiguredStore(ctx context.Context, loadConfig func() (config.Config, error)) (config.Config, *store.DB, error) {
+	cfg, err := loadConfig()
+	if err != nil {
+		return cfg, nil, err
+	}
+	db, err := openStore(ctx, cfg.Database)
+	return cfg, db, err
+}
+
 func openStore(ctx context.Context, cfg config.Database) (*store.DB, error) {
 	dsn, err := cfg.ConnString()
 	if err != nil {
