@@ -11,8 +11,10 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strconv"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/spf13/cobra"
 
@@ -36,9 +38,48 @@ type auditLine struct {
 	Actor   string          `json:"actor"`
 	Action  string          `json:"action"`
 	Object  string          `json:"object"`
-	Details json.RawMessage `json:"details"`
-	Hash    string          `json:"hash"`
-	HashOK  bool            `json:"hash_ok"`
+	Details json.RawMessage `json:"details,omitempty"`
+	// DetailsRaw holds details that are not JSON (only an edited row's),
+	// as text.
+	DetailsRaw string `json:"details_raw,omitempty"`
+	Hash       string `json:"hash"`
+	HashOK     bool   `json:"hash_ok"`
+}
+
+// auditLineOf is ev as sanad audit list prints it.
+func auditLineOf(ev store.AuditEvent) auditLine {
+	l := auditLine{Seq: ev.Seq, Time: ev.Time.UTC(), Actor: ev.Actor, Action: ev.Action, Object: ev.Object,
+		Hash: hex.EncodeToString(ev.Hash), HashOK: bytes.Equal(audit.Hash(ev), ev.Hash)}
+	if json.Valid(ev.Details) {
+		l.Details = json.RawMessage(ev.Details)
+	} else {
+		l.DetailsRaw = string(ev.Details)
+	}
+	return l
+}
+
+// text is l on one line for a terminal: a field with a control character
+// (only an edited row's) is quoted, so that it cannot drive the terminal.
+func (l auditLine) text() string {
+	details := string(l.Details)
+	if l.Details == nil {
+		details = l.DetailsRaw
+	}
+	line := fmt.Sprintf("%d\t%s\t%s\t%s\t%s\t%s", l.Seq, l.Time.Format(time.RFC3339), printable(l.Actor), printable(l.Action), printable(l.Object), printable(details))
+	if !l.HashOK {
+		line += "\tHASH MISMATCH: edited since written"
+	}
+	return line
+}
+
+// printable is s, quoted if it holds a character that does not print.
+func printable(s string) string {
+	for _, r := range s {
+		if !unicode.IsPrint(r) {
+			return strconv.Quote(s)
+		}
+	}
+	return s
 }
 
 func newAuditListCmd() *cobra.Command {
@@ -97,21 +138,20 @@ event after --after-seq.`,
 		}
 		w := cmd.OutOrStdout()
 		for _, ev := range events {
-			line := auditLine{Seq: ev.Seq, Time: ev.Time.UTC(), Actor: ev.Actor, Action: ev.Action, Object: ev.Object,
-				Details: json.RawMessage(ev.Details), Hash: hex.EncodeToString(ev.Hash), HashOK: bytes.Equal(audit.Hash(ev), ev.Hash)}
-			if *asJSON {
-				out, err := json.Marshal(line)
-				if err != nil {
-					return err
-				}
-				fmt.Fprintln(w, string(out))
+			line := auditLineOf(ev)
+			if !*asJSON {
+				fmt.Fprintln(w, line.text())
 				continue
 			}
-			mark := ""
-			if !line.HashOK {
-				mark = "  HASH MISMATCH: edited since written"
+			out, err := json.Marshal(line)
+			if err != nil {
+				return err
 			}
-			fmt.Fprintf(w, "%d\t%s\t%s\t%s\t%s\t%s%s\n", line.Seq, line.Time.Format(time.RFC3339), line.Actor, line.Action, line.Object, line.Details, mark)
+			fmt.Fprintln(w, string(out))
+		}
+		if len(events) == f.Limit {
+			fmt.Fprintf(cmd.ErrOrStderr(), "sanad audit list: %d events, the --limit: there may be more after seq %d (--after-seq %d)\n",
+				len(events), events[len(events)-1].Seq, events[len(events)-1].Seq)
 		}
 		return nil
 	}
@@ -174,15 +214,19 @@ needed) or else from the HSM token of the configuration.`,
 	return cmd
 }
 
-// auditObject is an object as the audit log names it: the hex of a
-// certificate's serial or an officer's fingerprint in lower case (an
-// enrollment id is kept as given: it is base64url).
+// auditObject is an object as the audit log names it: a certificate's
+// serial or an officer's fingerprint as lower-case hex, two digits an octet,
+// however it was typed (as openssl x509 -serial prints it, "serial=…", or
+// "0x…"); an enrollment id is kept as given, since it is base64url.
 func auditObject(o string) string {
 	kind, id, ok := strings.Cut(o, "/")
-	if !ok || kind == "enrollment" || strings.Trim(id, "0123456789abcdefABCDEF") != "" {
+	if !ok || kind == "enrollment" {
 		return o
 	}
-	return kind + "/" + strings.ToLower(id)
+	if hexID := officerSerial(id); strings.Trim(hexID, "0123456789ABCDEF") == "" {
+		return kind + "/" + strings.ToLower(hexID)
+	}
+	return o
 }
 
 func printAuditReport(w io.Writer, r audit.Report, asJSON bool) {

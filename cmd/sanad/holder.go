@@ -1,10 +1,15 @@
 package main
 
 import (
+	"bytes"
+	"crypto"
+	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
 	"encoding/pem"
+	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"strings"
@@ -45,7 +50,8 @@ one in ./var/dev.json).`,
 	reason := revoke.Flags().String("reason", "", "keyCompromise, superseded or cessationOfOperation")
 	_ = revoke.MarkFlagRequired("reason")
 	revoke.RunE = func(cmd *cobra.Command, _ []string) error {
-		return f.send(cmd, loadConfig, "revoke", jwsauth.Action{Action: jwsauth.ActionRevoke, Reason: *reason, Audience: ra.AudienceRevoke}, "")
+		_, _, err := f.send(cmd, loadConfig, "revoke", jwsauth.Action{Action: jwsauth.ActionRevoke, Reason: *reason, Audience: ra.AudienceRevoke})
+		return err
 	}
 
 	renew := &cobra.Command{Use: "renew", Short: "Renew the certificate on the new key of a CSR (no new code; the profile's approval rule applies)", Args: cobra.NoArgs}
@@ -53,61 +59,89 @@ one in ./var/dev.json).`,
 	out := renew.Flags().String("out", "", "write the new certificate here (PEM) once issued")
 	_ = renew.MarkFlagRequired("csr")
 	renew.RunE = func(cmd *cobra.Command, _ []string) error {
-		der, err := readCSR(*csrPath)
+		csr, err := readCSR(*csrPath)
 		if err != nil {
 			return err
 		}
-		return f.send(cmd, loadConfig, "renew", jwsauth.Action{Action: jwsauth.ActionRenew, CSR: base64.RawURLEncoding.EncodeToString(der), Audience: ra.AudienceRenew}, *out)
+		a := jwsauth.Action{Action: jwsauth.ActionRenew, CSR: base64.RawURLEncoding.EncodeToString(csr.Raw), Audience: ra.AudienceRenew}
+		old, raw, err := f.send(cmd, loadConfig, "renew", a)
+		if err != nil || *out == "" {
+			return err
+		}
+		return writeRenewed(cmd.ErrOrStderr(), *out, raw, old, csr)
 	}
 	cmd.AddCommand(revoke, renew)
 	return cmd
 }
 
 // send signs a, about the certificate of --cert, with its key, posts it to
-// /api/v1/certificates/{serial}/<verb> and prints the answer; out, if set,
-// receives the certificate the answer carries.
-func (f *holderFlags) send(cmd *cobra.Command, loadConfig func() (config.Config, error), verb string, a jwsauth.Action, out string) error {
+// /api/v1/certificates/{serial}/<verb>, prints the answer and returns the
+// certificate and the answer.
+func (f *holderFlags) send(cmd *cobra.Command, loadConfig func() (config.Config, error), verb string, a jwsauth.Action) (*x509.Certificate, []byte, error) {
 	if f.key == "" || f.cert == "" {
-		return usagef("a holder command needs --key and --cert (or SANAD_HOLDER_KEY and SANAD_HOLDER_CERT)")
+		return nil, nil, usagef("a holder command needs --key and --cert (or SANAD_HOLDER_KEY and SANAD_HOLDER_CERT)")
 	}
 	url := f.url
 	if url == "" {
 		m, err := readDevManifest()
 		if err != nil {
-			return usagef("a holder command needs --url (or SANAD_URL): %v", err)
+			return nil, nil, usagef("a holder command needs --url (or SANAD_URL): %v", err)
 		}
 		url = m.BaseURL
+		fmt.Fprintf(cmd.ErrOrStderr(), "sanad holder: the RA of ./var/dev.json, %s\n", url)
 	}
 	cert, err := jwsauth.LoadCertificate(f.cert)
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
 	signer, closeKey, err := loadSigner(cmd.Context(), f.key, loadConfig)
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
 	defer closeKey()
 	a.Serial = jwsauth.SerialHex(cert.SerialNumber)
 	jws, err := jwsauth.Sign(a, cert, signer, time.Now())
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
 	raw, err := sendSigned(cmd.Context(), cmd.OutOrStdout(), http.MethodPost, strings.TrimRight(url, "/")+"/api/v1/certificates/"+a.Serial+"/"+verb, jws)
-	if err != nil || out == "" {
-		return err
-	}
-	var v struct{ State, Certificate string }
-	if err := json.Unmarshal(raw, &v); err != nil {
+	return cert, raw, err
+}
+
+// writeRenewed writes to path the certificate a renewal's answer carries,
+// once checked to be what was asked for: old's subject and issuer, csr's
+// key. A renewal that waits for officers has none yet: that is said, and is
+// no error (the RA took the request).
+func writeRenewed(stderr io.Writer, path string, answer []byte, old *x509.Certificate, csr *x509.CertificateRequest) error {
+	var v struct{ ID, State, Certificate string }
+	if err := json.Unmarshal(answer, &v); err != nil {
 		return fmt.Errorf("the RA's answer: %w", err)
 	}
 	if v.Certificate == "" {
-		return fmt.Errorf("the renewal is %s: no certificate to write to %s yet (GET /api/v1/enrollments/{id} once issued)", v.State, out)
+		fmt.Fprintf(stderr, "sanad holder: renewal %s is %s: nothing written to %s; GET /api/v1/enrollments/%s gives the certificate once issued\n", v.ID, v.State, path, v.ID)
+		return nil
 	}
-	return os.WriteFile(out, []byte(v.Certificate), 0o644)
+	block, rest := pem.Decode([]byte(v.Certificate))
+	if block == nil || block.Type != "CERTIFICATE" || len(bytes.TrimSpace(rest)) != 0 {
+		return errors.New("the RA's answer: certificate is not one PEM CERTIFICATE")
+	}
+	c, err := x509.ParseCertificate(block.Bytes)
+	if err != nil {
+		return fmt.Errorf("the RA's answer: %w", err)
+	}
+	key, ok := c.PublicKey.(interface{ Equal(crypto.PublicKey) bool })
+	switch {
+	case !ok || !key.Equal(csr.PublicKey):
+		return errors.New("the RA's answer: the certificate is not for the CSR's key; nothing written")
+	case !bytes.Equal(c.RawSubject, old.RawSubject) || !bytes.Equal(c.RawIssuer, old.RawIssuer):
+		return fmt.Errorf("the RA's answer: the certificate is for %q from %q, not %q from %q; nothing written", c.Subject, c.Issuer, old.Subject, old.Issuer)
+	}
+	return os.WriteFile(path, pem.EncodeToMemory(block), 0o644)
 }
 
-// readCSR reads a certificate request file, PEM or DER.
-func readCSR(path string) ([]byte, error) {
+// readCSR reads a certificate request file, PEM or DER, whose signature
+// verifies.
+func readCSR(path string) (*x509.CertificateRequest, error) {
 	raw, err := os.ReadFile(path)
 	if err != nil {
 		return nil, err
@@ -116,7 +150,14 @@ func readCSR(path string) ([]byte, error) {
 		if b.Type != "CERTIFICATE REQUEST" && b.Type != "NEW CERTIFICATE REQUEST" {
 			return nil, fmt.Errorf("%s: a PEM %s, not a CERTIFICATE REQUEST", path, b.Type)
 		}
-		return b.Bytes, nil
+		raw = b.Bytes
 	}
-	return raw, nil
+	csr, err := x509.ParseCertificateRequest(raw)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	if err := csr.CheckSignature(); err != nil {
+		return nil, fmt.Errorf("%s: the request's signature: %w", path, err)
+	}
+	return csr, nil
 }

@@ -346,15 +346,19 @@ func TestEnrollmentEndToEnd(t *testing.T) {
 			holder := func(args ...string) map[string]any {
 				t.Helper()
 				code, out := c.holder(keyFile, certFile, args...)
-				var v map[string]any
-				if code != 0 || json.Unmarshal([]byte(out), &v) != nil {
+				var v map[string]any // the answer, before what is said on stderr
+				if code != 0 || json.NewDecoder(strings.NewReader(out[strings.Index(out, "{"):])).Decode(&v) != nil {
 					t.Fatalf("sanad holder %s: exit %d\n%s", strings.Join(args, " "), code, out)
 				}
 				return v
 			}
-			e = holder("renew", "--csr", csrFile)
+			pendingOut := filepath.Join(t.TempDir(), "renewed.pem")
+			e = holder("renew", "--csr", csrFile, "--out", pendingOut)
 			if e["state"] != "pending_approval" || e["renews"] != "issuing/"+serialHex {
 				t.Fatalf("renewal: %v", e)
+			}
+			if _, err := os.Stat(pendingOut); !os.IsNotExist(err) {
+				t.Errorf("a renewal waiting for officers wrote %s: %v", pendingOut, err)
 			}
 			if code, out := c.officer("Dana Officer", "approve", e["id"].(string)); code != 0 || !strings.Contains(out, `"state": "issued"`) {
 				t.Fatalf("officer approves the renewal: %d %s", code, out)

@@ -59,8 +59,6 @@ func newLogger(cfg config.Log, w io.Writer) *slog.Logger {
 	return slog.New(slog.NewTextHandler(w, opts))
 }
 
-// openStore opens the configured database and applies the embedded
-// migrations.
 // openConfiguredStore loads the configuration and opens its store
 // (openStore), for commands that work on the database alone.
 func openConfiguredStore(ctx context.Context, loadConfig func() (config.Config, error)) (config.Config, *store.DB, error) {
@@ -72,6 +70,8 @@ func openConfiguredStore(ctx context.Context, loadConfig func() (config.Config, 
 	return cfg, db, err
 }
 
+// openStore opens the configured database and applies the embedded
+// migrations.
 func openStore(ctx context.Context, cfg config.Database) (*store.DB, error) {
 	dsn, err := cfg.ConnString()
 	if err != nil {

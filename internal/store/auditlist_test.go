@@ -50,6 +50,8 @@ func TestListAuditEvents(t *testing.T) {
 			{"a time range", store.AuditFilter{Since: at(3), Until: at(5)}, []int64{3, 4}},
 			{"after a seq", store.AuditFilter{AfterSeq: 4}, []int64{5, 6}},
 			{"a limit", store.AuditFilter{Actor: "officer:alice", Limit: 2}, []int64{1, 3}},
+			{"every filter at once", store.AuditFilter{Object: "issuing/0a", Actor: "system:notice", Action: "certificate.revoke.notice",
+				Since: at(1), Until: at(6), AfterSeq: 1, Limit: 5}, []int64{4}},
 			{"nothing", store.AuditFilter{Object: "enrollment/z"}, nil},
 		} {
 			events, err := db.ListAuditEvents(ctx, tt.f)
