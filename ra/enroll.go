@@ -716,9 +716,9 @@ func (s *Service) ExpireLapsed(ctx context.Context, limit int) (int, error) {
 			return n, err
 		}
 		for _, e := range lapsed {
-			moved := false
+			var moved *store.Enrollment
 			err := s.group.InTx(ctx, func(tx *store.Tx) error {
-				moved = false
+				moved = nil
 				cur, err := tx.EnrollmentForUpdate(ctx, e.ID)
 				if err != nil {
 					return err
@@ -726,18 +726,22 @@ func (s *Service) ExpireLapsed(ctx context.Context, limit int) (int, error) {
 				if cur.State != state {
 					return nil // moved on meanwhile
 				}
-				if _, err := move(ctx, tx, cur, store.StateExpired, "the enrollment lapsed while "+strings.ReplaceAll(state, "_", " "), now); err != nil {
+				out, err := move(ctx, tx, cur, store.StateExpired, "the enrollment lapsed while "+strings.ReplaceAll(state, "_", " "), now)
+				if err != nil {
 					return err
 				}
-				moved = true
+				moved = &out
 				return d.Audit.Append(tx, audit.Event{Actor: "system:expiry", Action: "enrollment.expire", Object: "enrollment/" + e.ID,
 					Details: map[string]any{"expired_at": e.ExpiresAt, "state": state}})
 			})
 			if err != nil {
 				return n, err
 			}
-			if moved {
+			if moved != nil {
 				n++
+				if state == store.StatePendingApproval {
+					s.noticeOutcome(ctx, *moved, nil)
+				}
 			}
 		}
 	}
@@ -1067,7 +1071,10 @@ func (s *Service) issue(ctx context.Context, e store.Enrollment, actor string) (
 		// The CA's reason names the verified subject, which is the
 		// applicant's to read and the audit record's to keep, not the log's.
 		d.Log.Warn("the CA refused an approved enrollment", "enrollment", e.ID)
+		s.noticeOutcome(ctx, out, nil)
 		return out, refuse("issuance-failed", "%s", out.StateReason)
+	case issueErr == nil:
+		s.noticeOutcome(ctx, out, cert.SerialNumber.Bytes())
 	case issueErr != nil:
 		d.Log.Error("issuance failed; it will be retried", "enrollment", e.ID, "err", issueErr)
 	}

@@ -148,7 +148,7 @@ func (s *Service) noticeRevocation(ctx context.Context, c store.Certificate) (bo
 	default:
 		notice := fmt.Sprintf("Sanad: your certificate %s was revoked on %s (%s). Relying parties no longer accept it.",
 			serialHex, c.RevokedAt.UTC().Format(time.RFC3339), reason)
-		m := Message{EnrollmentID: c.EnrollmentID, To: to, Channel: channel, Notice: notice, Serial: serialHex, Reason: reason}
+		m := Message{EnrollmentID: c.EnrollmentID, To: to, Channel: channel, Notice: notice, Event: EventRevoked, Serial: serialHex, Reason: reason}
 		if err := d.Notifier.Send(ctx, m); err != nil {
 			return false, fmt.Errorf("notice of the revocation of %s: send by %s: %w", serialHex, channel, err)
 		}
@@ -226,3 +226,68 @@ func reasonName(code int) string {
 // the CA may still record (recovery's cessationOfOperation is in
 // reasonCodes).
 var otherReasons = map[int]string{2: "cACompromise", 6: "certificateHold", 8: "removeFromCRL", 10: "aACompromise"}
+
+// The events a notice tells of (Message.Event).
+const (
+	EventRevoked = "revoked"
+	// How an enrollment that waited for officers ended.
+	EventIssued   = "issued"
+	EventRejected = "rejected"
+	EventFailed   = "failed"
+	EventExpired  = "expired"
+)
+
+// noticeOutcome tells the applicant of an enrollment that waited for
+// officers how it ended, at the registry's contact: issued (with the
+// certificate's serial), rejected (with the officers' reason), failed or
+// expired. Officers may decide days after the applicant proved their code;
+// without it, the applicant would have to keep asking. An enrollment
+// issued at once (auto) is answered in the request, and is not told. Best
+// effort: GET /api/v1/enrollments/{id} always says the same; a notice sent,
+// or with nobody to send it to, is audited (enrollment.notice), one that
+// could not be sent now is logged.
+func (s *Service) noticeOutcome(ctx context.Context, e store.Enrollment, serial []byte) {
+	d := s.d
+	if d.Policy.Approvals(e.Profile) == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), noticeTimeout)
+	defer cancel()
+	m := Message{EnrollmentID: e.ID, Event: e.State}
+	switch e.State {
+	case store.StateIssued:
+		m.Serial = fmt.Sprintf("%X", serial)
+		m.Notice = fmt.Sprintf("Sanad: your certificate request %s was approved. Certificate %s is issued: GET /api/v1/enrollments/%s.", e.ID, m.Serial, e.ID)
+	case store.StateRejected:
+		m.Notice = fmt.Sprintf("Sanad: your certificate request %s was rejected (%s).", e.ID, e.StateReason)
+	case store.StateFailed:
+		m.Notice = fmt.Sprintf("Sanad: your certificate request %s was approved but no certificate could be issued: GET /api/v1/enrollments/%s says why.", e.ID, e.ID)
+	case store.StateExpired:
+		m.Notice = fmt.Sprintf("Sanad: your certificate request %s lapsed before the officers decided. You may enroll again.", e.ID)
+	default:
+		return
+	}
+	details := map[string]any{"event": m.Event, "outcome": store.NoticeSent}
+	contact, nobody, err := s.holderContact(ctx, e.ID)
+	if err == nil && nobody == "" {
+		if m.To, m.Channel, err = contactOf(contact); err != nil {
+			nobody, err = "the registry holds no phone or e-mail for the applicant", nil
+		}
+	}
+	if err == nil && nobody == "" {
+		err = d.Notifier.Send(ctx, m)
+		details["channel"], details["to"] = m.Channel, maskContact(m.To)
+	}
+	if err != nil {
+		d.Log.Warn("telling the applicant how their enrollment ended", "enrollment", e.ID, "state", e.State, "err", err)
+		return
+	}
+	if nobody != "" {
+		details["outcome"], details["why"] = store.NoticeNoContact, nobody
+	}
+	if err := s.group.InTx(ctx, func(tx *store.Tx) error {
+		return d.Audit.Append(tx, audit.Event{Actor: noticeActor, Action: "enrollment.notice", Object: "enrollment/" + e.ID, Details: details})
+	}); err != nil {
+		d.Log.Warn("recording that the applicant was told how their enrollment ended", "enrollment", e.ID, "err", err)
+	}
+}

@@ -31,7 +31,10 @@ func TestRevocationNotice(t *testing.T) {
 	}
 }
 
-func testRevocationNotice(t *testing.T, driver string) {
+// newNoticeFixture is the RA fixture with a clock that tests move on, a
+// gateway they can take down, and a registry they can change.
+func newNoticeFixture(t *testing.T, driver string) (*raFixture, *clock, *switchNotifier, *changingRegistry) {
+	t.Helper()
 	f := catest.New(t, time.Now().UTC().Truncate(time.Second))
 	clock := &clock{}
 	gateway := &switchNotifier{}
@@ -41,6 +44,11 @@ func testRevocationNotice(t *testing.T, driver string) {
 		reg.Registry, d.Registry = d.Registry, reg
 		d.Now = clock.Now
 	})
+	return fx, clock, gateway, reg
+}
+
+func testRevocationNotice(t *testing.T, driver string) {
+	fx, clock, gateway, reg := newNoticeFixture(t, driver)
 	ctx := t.Context()
 	message := func(c *x509.Certificate, reason string) (ra.Message, bool) {
 		t.Helper()
@@ -62,7 +70,7 @@ func testRevocationNotice(t *testing.T, driver string) {
 		t.Helper()
 		m, ok := message(c, reason)
 		serial := jwsauth.SerialHex(c.SerialNumber)
-		if !ok || m.To != "+77017431862" || m.Channel != "sms" || m.Code != "" || m.Serial != serial || m.Reason != reason ||
+		if !ok || m.To != "+77017431862" || m.Channel != "sms" || m.Code != "" || m.Event != ra.EventRevoked || m.Serial != serial || m.Reason != reason ||
 			!strings.Contains(m.Notice, serial) || !strings.Contains(m.Notice, "("+reason+")") {
 			t.Errorf("%s: notice %+v (written: %v), want one to the registry's phone naming %s and %s", what, m, ok, serial, reason)
 		}
@@ -293,5 +301,106 @@ func testRevocationNotice(t *testing.T, driver string) {
 	}
 	if n := len(events(store.NoticeSent)); n != 9 {
 		t.Errorf("%d notices sent, want still 9", n)
+	}
+}
+
+// TestOutcomeNotice: the applicant of an enrollment that waited for
+// officers is told how it ended (issued with its serial, rejected with the
+// officers' reason, failed, lapsed), in the outbox beside the code, and each
+// notice is audited; an auto enrollment, answered in the request, is not
+// told; a gateway down loses the notice, not the decision.
+func TestOutcomeNotice(t *testing.T) {
+	for _, driver := range storetest.Drivers() {
+		t.Run(driver, func(t *testing.T) { testOutcomeNotice(t, driver) })
+	}
+}
+
+func testOutcomeNotice(t *testing.T, driver string) {
+	fx, clock, gateway, reg := newNoticeFixture(t, driver)
+	ctx := t.Context()
+	told := func(id, event string) (ra.Message, bool) {
+		t.Helper()
+		raw, err := os.ReadFile(filepath.Join(fx.outbox, id+"."+event+".json"))
+		if errors.Is(err, os.ErrNotExist) {
+			return ra.Message{}, false
+		}
+		var m ra.Message
+		if err != nil || json.Unmarshal(raw, &m) != nil || m.EnrollmentID != id || m.Event != event || m.To != "+77017431862" || m.Code != "" ||
+			!strings.Contains(m.Notice, id) {
+			t.Fatalf("%s notice of %s: %v %s", event, id, err, raw)
+		}
+		return m, true
+	}
+	audited := func() int {
+		t.Helper()
+		var n int
+		if err := fx.raw.QueryRowContext(ctx, fx.q(`SELECT count(*) FROM audit_events WHERE action = 'enrollment.notice'`)).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	decide := func(a jwsauth.Action) answer {
+		t.Helper()
+		return fx.act(t, signAction(t, fx.officer, a, clock.Now()))
+	}
+
+	// Approved: issued, told with the serial.
+	issued := fx.proved(t, citizen(), "citizen-sign")
+	answer{status: http.StatusOK, state: store.StateIssued}.check(t, "approval", decide(approve(issued)))
+	certs, err := fx.db.CertificatesOfEnrollment(ctx, issued)
+	if err != nil || len(certs) != 1 {
+		t.Fatalf("certificates of %s: %v %v", issued, certs, err)
+	}
+	if m, ok := told(issued, ra.EventIssued); !ok || m.Serial != fmt.Sprintf("%X", certs[0].Serial) || !strings.Contains(m.Notice, m.Serial) {
+		t.Errorf("issued notice: %+v (%v), want the serial %X", m, ok, certs[0].Serial)
+	}
+	// Rejected: told with the officers' reason.
+	rejected := fx.proved(t, citizen(), "citizen-sign")
+	answer{status: http.StatusOK, state: store.StateRejected}.check(t, "rejection",
+		decide(jwsauth.Action{Action: jwsauth.ActionReject, Enrollment: rejected, Reason: "the photo does not match"}))
+	if m, ok := told(rejected, ra.EventRejected); !ok || !strings.Contains(m.Notice, "the photo does not match") {
+		t.Errorf("rejected notice: %+v (%v), want the officers' reason", m, ok)
+	}
+	// Auto: answered in the request, not told.
+	auto, code := fx.enroll(t, citizen(), "citizen-auth")
+	if a := fx.proof(t, auto, code); a.state != store.StateIssued {
+		t.Fatalf("auto enrollment: %+v", a)
+	}
+	if _, ok := told(auto, ra.EventIssued); ok {
+		t.Error("an auto enrollment was told it was issued")
+	}
+	if n := audited(); n != 2 {
+		t.Errorf("%d notices audited, want 2", n)
+	}
+	// The gateway down: the approval stands, the notice is lost, nothing
+	// is audited.
+	quiet := fx.proved(t, citizen(), "citizen-sign")
+	gateway.down.Store(true)
+	answer{status: http.StatusOK, state: store.StateIssued}.check(t, "approval with the gateway down", decide(approve(quiet)))
+	gateway.down.Store(false)
+	if _, ok := told(quiet, ra.EventIssued); ok || audited() != 2 {
+		t.Errorf("with the gateway down: told %v, %d audited; want not, 2", ok, audited())
+	}
+	// Lapsed while the officers did not decide.
+	lapsed := fx.proved(t, citizen(), "citizen-sign")
+	clock.Add(fx.deps.Policy.EnrollmentTTL + time.Hour)
+	if n, err := fx.svc.ExpireLapsed(ctx, 100); err != nil || n != 2 {
+		t.Fatalf("ExpireLapsed: %d, %v; want 2 (and the fixture's, waiting for its code)", n, err)
+	}
+	if _, ok := told(lapsed, ra.EventExpired); !ok {
+		t.Error("a lapsed enrollment was not told")
+	}
+	if _, ok := told(fx.pending, ra.EventExpired); ok {
+		t.Error("an enrollment that lapsed waiting for its code was told")
+	}
+	// Approved, but the registry records the person as dead since: failed.
+	failed := fx.proved(t, citizen(), "citizen-sign")
+	reg.set(func() { reg.dead = map[string]bool{"KZ:880312448217": true} })
+	answer{status: 422, problem: "issuance-failed"}.check(t, "approval of a person since deceased", decide(approve(failed)))
+	if _, ok := told(failed, ra.EventFailed); !ok {
+		t.Error("a failed enrollment was not told")
+	}
+	if n := audited(); n != 4 {
+		t.Errorf("%d notices audited, want 4", n)
 	}
 }

@@ -24,18 +24,25 @@ type Message struct {
 	Channel      string `json:"channel"` // sms | email
 	Code         string `json:"code"`
 	Notice       string `json:"notice,omitempty"`
-	// Serial is the certificate a revocation notice is about, in hex as
-	// openssl prints it; Reason is the revocation's (RFC 5280 name).
+	// Event is what a notice tells of: "revoked" a certificate, or how an
+	// enrollment that waited for officers ended ("issued", "rejected",
+	// "failed", "expired"). Serial is the certificate revoked or issued, in
+	// hex as openssl prints it; Reason is a revocation's (RFC 5280 name).
+	Event  string `json:"event,omitempty"`
 	Serial string `json:"serial,omitempty"`
 	Reason string `json:"reason,omitempty"`
 }
 
-// outboxName is the file Outbox writes m to: <enrollment id>.json, or for
-// a revocation notice <enrollment id>.<serial>.<reason>.json, beside the
-// code and an earlier reason's notice, which it does not replace.
+// outboxName is the file Outbox writes m to: <enrollment id>.json for a
+// code (and a renewal's notice); beside it, <enrollment id>.<serial>.<reason>.json
+// for a revocation notice, and <enrollment id>.<event>.json for how the
+// enrollment ended, which replace neither the code nor each other.
 func outboxName(m Message) string {
-	if m.Serial != "" {
+	switch {
+	case m.Event == EventRevoked:
 		return m.EnrollmentID + "." + m.Serial + "." + m.Reason + ".json"
+	case m.Event != "":
+		return m.EnrollmentID + "." + m.Event + ".json"
 	}
 	return m.EnrollmentID + ".json"
 }

@@ -244,6 +244,9 @@ func (s *Service) decide(ctx context.Context, o officer) (store.Enrollment, erro
 	if err != nil {
 		return store.Enrollment{}, err
 	}
+	if out.State == store.StateRejected || out.State == store.StateExpired {
+		s.noticeOutcome(ctx, out, nil)
+	}
 	if refusal != nil {
 		return out, refusal
 	}

@@ -217,6 +217,10 @@ func TestEnrollmentEndToEnd(t *testing.T) {
 			if code, out := c.officer("Dana Officer", "approve", id); code != 0 || !strings.Contains(out, `"state": "issued"`) {
 				t.Fatalf("officer approve: %d %s", code, out)
 			}
+			// The applicant is told, beside the code in the outbox.
+			if raw, err := os.ReadFile(filepath.Join(c.dir, "outbox", id+".issued.json")); err != nil || !strings.Contains(string(raw), `"event": "issued"`) {
+				t.Errorf("the applicant's notice of the approval: %v %s", err, raw)
+			}
 			code, e = c.do(http.MethodGet, "/api/v1/enrollments/"+id, "", nil, nil)
 			if code != 200 || e["state"] != "issued" || e["certificate"] == nil || e["serial"] == nil {
 				t.Fatalf("issued enrollment: %d %v", code, e)
