@@ -20,6 +20,7 @@ import (
 	"math/big"
 	"net/netip"
 	"strings"
+	"sync/atomic"
 	"time"
 	"unicode"
 	"unicode/utf8"
@@ -85,6 +86,9 @@ type Service struct {
 	// group commits the RA's audited writes of concurrent requests
 	// together (store.Group).
 	group *store.Group
+	// outcomeQuietUntil is when, in Unix nanoseconds by Deps.Now, outcome
+	// notices are tried again after one could not be sent (noticeOutcome).
+	outcomeQuietUntil atomic.Int64
 }
 
 // New checks the dependencies fit together.
@@ -932,13 +936,17 @@ func (s *Service) resumeOne(ctx context.Context, e store.Enrollment, cutoff time
 		if err != nil {
 			return err
 		}
-		if _, err := move(ctx, tx, cur, store.StateIssued, "", now); err != nil {
+		if e, err = move(ctx, tx, cur, store.StateIssued, "", now); err != nil {
 			return err
 		}
 		return d.Audit.Append(tx, audit.Event{Actor: "system:resume", Action: "enrollment.issue", Object: "enrollment/" + e.ID,
 			Details: map[string]any{"serial": hex.EncodeToString(c.Serial), "profile": e.Profile, "resumed": true}})
 	})
-	return err == nil, err
+	if err != nil {
+		return false, err
+	}
+	s.noticeOutcome(ctx, e, c.Serial)
+	return true, nil
 }
 
 // claim marks an approved enrollment as being finished by this node (its
@@ -1073,7 +1081,7 @@ func (s *Service) issue(ctx context.Context, e store.Enrollment, actor string) (
 		d.Log.Warn("the CA refused an approved enrollment", "enrollment", e.ID)
 		s.noticeOutcome(ctx, out, nil)
 		return out, refuse("issuance-failed", "%s", out.StateReason)
-	case issueErr == nil:
+	case issueErr == nil && !withdraw: // a withdrawn renewal's holder is told of its revocation
 		s.noticeOutcome(ctx, out, cert.SerialNumber.Bytes())
 	case issueErr != nil:
 		d.Log.Error("issuance failed; it will be retried", "enrollment", e.ID, "err", issueErr)

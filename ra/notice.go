@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/sanadpki/sanad/ca"
@@ -227,6 +228,13 @@ func reasonName(code int) string {
 // reasonCodes).
 var otherReasons = map[int]string{2: "cACompromise", 6: "certificateHold", 8: "removeFromCRL", 10: "aACompromise"}
 
+// outcomeTimeout bounds an outcome notice (noticeOutcome); outcomeQuiet is
+// how long none is sent after one could not be.
+const (
+	outcomeTimeout = 3 * time.Second
+	outcomeQuiet   = time.Minute
+)
+
 // The events a notice tells of (Message.Event).
 const (
 	EventRevoked = "revoked"
@@ -245,13 +253,20 @@ const (
 // issued at once (auto) is answered in the request, and is not told. Best
 // effort: GET /api/v1/enrollments/{id} always says the same; a notice sent,
 // or with nobody to send it to, is audited (enrollment.notice), one that
-// could not be sent now is logged.
+// could not be sent is logged. It runs in the officer's request and in the
+// RA's minute loop, so it is short (outcomeTimeout), and after a notice
+// that could not be sent the next outcomeQuiet sends none, and waits on no
+// gateway or registry that is down.
 func (s *Service) noticeOutcome(ctx context.Context, e store.Enrollment, serial []byte) {
 	d := s.d
 	if d.Policy.Approvals(e.Profile) == 0 {
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), noticeTimeout)
+	if now := d.Now().UnixNano(); now < s.outcomeQuietUntil.Load() {
+		d.Log.Warn("not telling the applicant how their enrollment ended: a notice could not be sent just before", "enrollment", e.ID, "state", e.State)
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), outcomeTimeout)
 	defer cancel()
 	m := Message{EnrollmentID: e.ID, Event: e.State}
 	switch e.State {
@@ -259,7 +274,7 @@ func (s *Service) noticeOutcome(ctx context.Context, e store.Enrollment, serial 
 		m.Serial = fmt.Sprintf("%X", serial)
 		m.Notice = fmt.Sprintf("Sanad: your certificate request %s was approved. Certificate %s is issued: GET /api/v1/enrollments/%s.", e.ID, m.Serial, e.ID)
 	case store.StateRejected:
-		m.Notice = fmt.Sprintf("Sanad: your certificate request %s was rejected (%s).", e.ID, e.StateReason)
+		m.Notice = fmt.Sprintf("Sanad: your certificate request %s was rejected: %s", e.ID, strings.TrimPrefix(e.StateReason, rejectedByOfficer))
 	case store.StateFailed:
 		m.Notice = fmt.Sprintf("Sanad: your certificate request %s was approved but no certificate could be issued: GET /api/v1/enrollments/%s says why.", e.ID, e.ID)
 	case store.StateExpired:
@@ -279,6 +294,7 @@ func (s *Service) noticeOutcome(ctx context.Context, e store.Enrollment, serial 
 		details["channel"], details["to"] = m.Channel, maskContact(m.To)
 	}
 	if err != nil {
+		s.outcomeQuietUntil.Store(d.Now().Add(outcomeQuiet).UnixNano())
 		d.Log.Warn("telling the applicant how their enrollment ended", "enrollment", e.ID, "state", e.State, "err", err)
 		return
 	}

@@ -354,13 +354,30 @@ func testOutcomeNotice(t *testing.T, driver string) {
 	if m, ok := told(issued, ra.EventIssued); !ok || m.Serial != fmt.Sprintf("%X", certs[0].Serial) || !strings.Contains(m.Notice, m.Serial) {
 		t.Errorf("issued notice: %+v (%v), want the serial %X", m, ok, certs[0].Serial)
 	}
+	// A stop between the CA's commit and the RA's: Resume finds the
+	// certificate, and tells the applicant then.
+	if err := os.Remove(filepath.Join(fx.outbox, issued+".issued.json")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := fx.raw.ExecContext(ctx, fx.q(`UPDATE enrollments SET state = 'approved' WHERE id = $1`), issued); err != nil {
+		t.Fatal(err)
+	}
+	clock.Add(2 * time.Minute)
+	if n, err := fx.svc.Resume(ctx, time.Minute); err != nil || n != 1 {
+		t.Fatalf("Resume: %d, %v", n, err)
+	}
+	if m, ok := told(issued, ra.EventIssued); !ok || m.Serial != fmt.Sprintf("%X", certs[0].Serial) {
+		t.Errorf("issued notice after Resume: %+v (%v), want the serial %X", m, ok, certs[0].Serial)
+	}
 	// Rejected: told with the officers' reason.
 	rejected := fx.proved(t, citizen(), "citizen-sign")
 	answer{status: http.StatusOK, state: store.StateRejected}.check(t, "rejection",
 		decide(jwsauth.Action{Action: jwsauth.ActionReject, Enrollment: rejected, Reason: "the photo does not match"}))
-	if m, ok := told(rejected, ra.EventRejected); !ok || !strings.Contains(m.Notice, "the photo does not match") {
+	if m, ok := told(rejected, ra.EventRejected); !ok || !strings.HasSuffix(m.Notice, "was rejected: the photo does not match") {
 		t.Errorf("rejected notice: %+v (%v), want the officers' reason", m, ok)
 	}
+	answer{status: http.StatusConflict, problem: "wrong-state"}.check(t, "a second rejection",
+		decide(jwsauth.Action{Action: jwsauth.ActionReject, Enrollment: rejected, Reason: "again"}))
 	// Auto: answered in the request, not told.
 	auto, code := fx.enroll(t, citizen(), "citizen-auth")
 	if a := fx.proof(t, auto, code); a.state != store.StateIssued {
@@ -369,17 +386,29 @@ func testOutcomeNotice(t *testing.T, driver string) {
 	if _, ok := told(auto, ra.EventIssued); ok {
 		t.Error("an auto enrollment was told it was issued")
 	}
-	if n := audited(); n != 2 {
-		t.Errorf("%d notices audited, want 2", n)
+	if n := audited(); n != 3 {
+		t.Errorf("%d notices audited, want 3 (issued, again after Resume, rejected)", n)
 	}
 	// The gateway down: the approval stands, the notice is lost, nothing
-	// is audited.
-	quiet := fx.proved(t, citizen(), "citizen-sign")
+	// is audited; for a minute after, no notice is tried (not waiting on
+	// a gateway down), then they are again.
+	down := fx.proved(t, citizen(), "citizen-sign")
 	gateway.down.Store(true)
-	answer{status: http.StatusOK, state: store.StateIssued}.check(t, "approval with the gateway down", decide(approve(quiet)))
+	answer{status: http.StatusOK, state: store.StateIssued}.check(t, "approval with the gateway down", decide(approve(down)))
 	gateway.down.Store(false)
-	if _, ok := told(quiet, ra.EventIssued); ok || audited() != 2 {
-		t.Errorf("with the gateway down: told %v, %d audited; want not, 2", ok, audited())
+	quiet := fx.proved(t, citizen(), "citizen-sign")
+	answer{status: http.StatusOK, state: store.StateIssued}.check(t, "approval just after", decide(approve(quiet)))
+	if _, ok := told(down, ra.EventIssued); ok || audited() != 3 {
+		t.Errorf("with the gateway down: told %v, %d audited; want not, 3", ok, audited())
+	}
+	if _, ok := told(quiet, ra.EventIssued); ok {
+		t.Error("a notice was tried within a minute of one the gateway refused")
+	}
+	clock.Add(2 * time.Minute)
+	again := fx.proved(t, citizen(), "citizen-sign")
+	answer{status: http.StatusOK, state: store.StateIssued}.check(t, "approval two minutes later", decide(approve(again)))
+	if _, ok := told(again, ra.EventIssued); !ok || audited() != 4 {
+		t.Errorf("two minutes after: told %v, %d audited; want told, 4", ok, audited())
 	}
 	// Lapsed while the officers did not decide.
 	lapsed := fx.proved(t, citizen(), "citizen-sign")
@@ -400,7 +429,7 @@ func testOutcomeNotice(t *testing.T, driver string) {
 	if _, ok := told(failed, ra.EventFailed); !ok {
 		t.Error("a failed enrollment was not told")
 	}
-	if n := audited(); n != 4 {
-		t.Errorf("%d notices audited, want 4", n)
+	if n := audited(); n != 6 {
+		t.Errorf("%d notices audited, want 6", n)
 	}
 }

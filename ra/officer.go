@@ -226,7 +226,7 @@ func (s *Service) decide(ctx context.Context, o officer) (store.Enrollment, erro
 		out = e
 		if a.Action == "reject" {
 			details["reason"] = a.Reason
-			if out, err = move(ctx, tx, e, store.StateRejected, "rejected by an RA officer: "+a.Reason, now); err != nil {
+			if out, err = move(ctx, tx, e, store.StateRejected, rejectedByOfficer+a.Reason, now); err != nil {
 				return err
 			}
 			return d.Audit.Append(tx, audit.Event{Actor: "officer:" + o.Name, Action: "enrollment.reject", Object: "enrollment/" + e.ID, Details: details})
@@ -328,6 +328,10 @@ func (s *Service) notOwn(ctx context.Context, enrollmentID, who string) error {
 	}
 	return nil
 }
+
+// rejectedByOfficer begins the state reason of an enrollment officers
+// rejected; their reason follows.
+const rejectedByOfficer = "rejected by an RA officer: "
 
 // Revocation is the answer to a revocation request.
 type Revocation struct {
