@@ -135,43 +135,60 @@ func (s *Service) noticeRevocation(ctx context.Context, c store.Certificate) (bo
 	serialHex := fmt.Sprintf("%X", c.Serial)
 	reason := reasonName(c.Reason)
 	details := map[string]any{"enrollment": c.EnrollmentID, "reason": reason, "revoked_at": c.RevokedAt}
-	outcome := store.NoticeSent
-	contact, nobody, err := s.holderContact(ctx, c.EnrollmentID)
+	m := Message{EnrollmentID: c.EnrollmentID, Event: EventRevoked, Serial: serialHex, Reason: reason,
+		Notice: fmt.Sprintf("Sanad: your certificate %s was revoked on %s (%s). Relying parties no longer accept it.",
+			serialHex, c.RevokedAt.UTC().Format(time.RFC3339), reason)}
+	outcome, err := s.tell(ctx, m, details)
 	if err != nil {
 		return false, fmt.Errorf("notice of the revocation of %s: %w", serialHex, err)
 	}
-	to, channel, cerr := contactOf(contact)
-	switch {
-	case nobody != "":
-		outcome, details["why"] = store.NoticeNoContact, nobody
-	case cerr != nil:
-		outcome, details["why"] = store.NoticeNoContact, "the registry holds no phone or e-mail for the holder"
-	default:
-		notice := fmt.Sprintf("Sanad: your certificate %s was revoked on %s (%s). Relying parties no longer accept it.",
-			serialHex, c.RevokedAt.UTC().Format(time.RFC3339), reason)
-		m := Message{EnrollmentID: c.EnrollmentID, To: to, Channel: channel, Notice: notice, Event: EventRevoked, Serial: serialHex, Reason: reason}
-		if err := d.Notifier.Send(ctx, m); err != nil {
-			return false, fmt.Errorf("notice of the revocation of %s: send by %s: %w", serialHex, channel, err)
-		}
-		details["channel"], details["to"] = channel, maskContact(to)
-	}
-	details["outcome"] = outcome
-	// Sent, the notice is recorded even if the caller has given up: else
-	// it would be sent again.
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), noticeTimeout)
-	defer cancel()
-	err = s.group.InTx(ctx, func(tx *store.Tx) error {
-		if err := tx.EndRevocationNotice(ctx, c.IssuerID, c.Serial, c.Reason, claimedAt, outcome, d.Now().UTC()); err != nil {
-			return err
-		}
-		return d.Audit.Append(tx, audit.Event{Actor: noticeActor, Action: "certificate.revoke.notice",
-			Object: ca.SerialObject(c.IssuerID, c.Serial), Details: details})
-	})
+	err = s.recordNotice(ctx, func(ctx context.Context, tx *store.Tx, at time.Time) error {
+		return tx.EndRevocationNotice(ctx, c.IssuerID, c.Serial, c.Reason, claimedAt, outcome, at)
+	}, "certificate.revoke.notice", ca.SerialObject(c.IssuerID, c.Serial), details)
 	if err != nil {
 		return false, fmt.Errorf("notice of the revocation of %s: %w", serialHex, err)
 	}
 	d.Log.Info("holder told of a revocation", "serial", serialHex, "reason", reason, "outcome", outcome)
 	return true, nil
+}
+
+// tell sends m to the registry's contact of the person m's enrollment was
+// for (holderContact), and says what came of it: sent, with the channel and
+// the masked address in details, or no-contact, with why. An error is one
+// to try again after.
+func (s *Service) tell(ctx context.Context, m Message, details map[string]any) (outcome string, _ error) {
+	contact, nobody, err := s.holderContact(ctx, m.EnrollmentID)
+	if err != nil {
+		return "", err
+	}
+	if nobody == "" {
+		if m.To, m.Channel, err = contactOf(contact); err != nil {
+			nobody = "the registry holds no phone or e-mail for the holder"
+		}
+	}
+	if nobody != "" {
+		details["outcome"], details["why"] = store.NoticeNoContact, nobody
+		return store.NoticeNoContact, nil
+	}
+	if err := s.d.Notifier.Send(ctx, m); err != nil {
+		return "", fmt.Errorf("send by %s: %w", m.Channel, err)
+	}
+	details["outcome"], details["channel"], details["to"] = store.NoticeSent, m.Channel, maskContact(m.To)
+	return store.NoticeSent, nil
+}
+
+// recordNotice ends a claimed notice (end) and audits it as action on
+// object, in one transaction. A notice sent is recorded even if the caller
+// has given up: else it would be sent again.
+func (s *Service) recordNotice(ctx context.Context, end func(ctx context.Context, tx *store.Tx, at time.Time) error, action, object string, details map[string]any) error {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), noticeTimeout)
+	defer cancel()
+	return s.group.InTx(ctx, func(tx *store.Tx) error {
+		if err := end(ctx, tx, s.d.Now().UTC()); err != nil {
+			return err
+		}
+		return s.d.Audit.Append(tx, audit.Event{Actor: noticeActor, Action: action, Object: object, Details: details})
+	})
 }
 
 // holderContact is the registry's record of the person an enrollment's
@@ -243,7 +260,81 @@ const (
 	EventRejected = "rejected"
 	EventFailed   = "failed"
 	EventExpired  = "expired"
+	// A certificate that expires within Policy.ExpiryNotice.
+	EventExpiring = "expiring"
 )
+
+// NoticeExpiring reminds the holders of certificates that expire within
+// Policy.ExpiryNotice, once each, at the registry's contact, so that they
+// renew in time: a certificate lapsing unnoticed stops its holder signing
+// or logging in. A certificate already renewed (a renewal waiting for
+// officers or issued) is not reminded of; its reminder is ended as renewed.
+// Reminders are claimed, sent and recorded as revocation notices are (see
+// above; audited as certificate.expiry.notice), the soonest expiry first,
+// an issuing CA's stopping at the first that cannot be sent. Run it
+// periodically.
+func (s *Service) NoticeExpiring(ctx context.Context) (told int, err error) {
+	d := s.d
+	if d.Policy.ExpiryNotice <= 0 {
+		return 0, nil
+	}
+	now := d.Now().UTC()
+	var errs []error
+	for issuerID := range d.Issuers {
+		certs, err := d.Store.ExpiringToNotice(ctx, issuerID, now, now.Add(d.Policy.ExpiryNotice), now.Add(-noticeClaim), noticeBatch)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		for _, c := range certs {
+			ok, err := s.remindExpiry(ctx, c)
+			if err != nil {
+				errs = append(errs, err)
+				break
+			}
+			if ok {
+				told++
+			}
+		}
+	}
+	return told, errors.Join(errs...)
+}
+
+// remindExpiry claims, sends and records the reminder of c's expiry, and
+// reports whether it did, unless another node has it.
+func (s *Service) remindExpiry(ctx context.Context, c store.Certificate) (bool, error) {
+	d := s.d
+	claimedAt := d.Now().UTC().Truncate(time.Microsecond)
+	ok, err := d.Store.ClaimExpiryNotice(ctx, c.IssuerID, c.Serial, claimedAt, claimedAt.Add(-noticeClaim))
+	if err != nil || !ok {
+		return false, err
+	}
+	serialHex := fmt.Sprintf("%X", c.Serial)
+	details := map[string]any{"enrollment": c.EnrollmentID, "not_after": c.NotAfter}
+	outcome := store.NoticeRenewed
+	renewal, err := d.Store.EnrollmentByIdempotencyKey(ctx, renewalKey(c.IssuerID+"/"+serialHex))
+	switch {
+	case err == nil && !endedUncertified(renewal.State):
+		details["outcome"], details["renewal"] = outcome, renewal.ID
+	case err != nil && !errors.Is(err, store.ErrNotFound):
+		return false, fmt.Errorf("reminder of the expiry of %s: %w", serialHex, err)
+	default:
+		m := Message{EnrollmentID: c.EnrollmentID, Event: EventExpiring, Serial: serialHex,
+			Notice: fmt.Sprintf("Sanad: your certificate %s expires on %s. Renew it before then with a request signed by its key (POST /api/v1/certificates/%s/renew), or enroll again.",
+				serialHex, c.NotAfter.UTC().Format("2006-01-02"), serialHex)}
+		if outcome, err = s.tell(ctx, m, details); err != nil {
+			return false, fmt.Errorf("reminder of the expiry of %s: %w", serialHex, err)
+		}
+	}
+	err = s.recordNotice(ctx, func(ctx context.Context, tx *store.Tx, at time.Time) error {
+		return tx.EndExpiryNotice(ctx, c.IssuerID, c.Serial, claimedAt, outcome, at)
+	}, "certificate.expiry.notice", ca.SerialObject(c.IssuerID, c.Serial), details)
+	if err != nil {
+		return false, fmt.Errorf("reminder of the expiry of %s: %w", serialHex, err)
+	}
+	d.Log.Info("holder reminded of an expiry", "serial", serialHex, "not_after", c.NotAfter, "outcome", outcome)
+	return true, nil
+}
 
 // noticeOutcome tells the applicant of an enrollment that waited for
 // officers how it ended, at the registry's contact: issued (with the
@@ -282,28 +373,14 @@ func (s *Service) noticeOutcome(ctx context.Context, e store.Enrollment, serial 
 	default:
 		return
 	}
-	details := map[string]any{"event": m.Event, "outcome": store.NoticeSent}
-	contact, nobody, err := s.holderContact(ctx, e.ID)
-	if err == nil && nobody == "" {
-		if m.To, m.Channel, err = contactOf(contact); err != nil {
-			nobody, err = "the registry holds no phone or e-mail for the applicant", nil
-		}
-	}
-	if err == nil && nobody == "" {
-		err = d.Notifier.Send(ctx, m)
-		details["channel"], details["to"] = m.Channel, maskContact(m.To)
-	}
-	if err != nil {
+	details := map[string]any{"event": m.Event}
+	if _, err := s.tell(ctx, m, details); err != nil {
 		s.outcomeQuietUntil.Store(d.Now().Add(outcomeQuiet).UnixNano())
 		d.Log.Warn("telling the applicant how their enrollment ended", "enrollment", e.ID, "state", e.State, "err", err)
 		return
 	}
-	if nobody != "" {
-		details["outcome"], details["why"] = store.NoticeNoContact, nobody
-	}
-	if err := s.group.InTx(ctx, func(tx *store.Tx) error {
-		return d.Audit.Append(tx, audit.Event{Actor: noticeActor, Action: "enrollment.notice", Object: "enrollment/" + e.ID, Details: details})
-	}); err != nil {
+	noEnd := func(context.Context, *store.Tx, time.Time) error { return nil }
+	if err := s.recordNotice(ctx, noEnd, "enrollment.notice", "enrollment/"+e.ID, details); err != nil {
 		d.Log.Warn("recording that the applicant was told how their enrollment ended", "enrollment", e.ID, "err", err)
 	}
 }

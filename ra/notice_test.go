@@ -11,11 +11,14 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"testing/fstest"
 	"time"
 
 	"github.com/sanadpki/sanad/ca/catest"
+	"github.com/sanadpki/sanad/ca/profile"
 	"github.com/sanadpki/sanad/internal/store"
 	"github.com/sanadpki/sanad/internal/store/storetest"
+	"github.com/sanadpki/sanad/policies"
 	"github.com/sanadpki/sanad/ra"
 	"github.com/sanadpki/sanad/ra/jwsauth"
 	"github.com/sanadpki/sanad/ra/registry"
@@ -29,6 +32,30 @@ func TestRevocationNotice(t *testing.T) {
 	for _, driver := range storetest.Drivers() {
 		t.Run(driver, func(t *testing.T) { testRevocationNotice(t, driver) })
 	}
+}
+
+// outboxMessage reads the outbox's message <name>.json, if it was written.
+func (fx *raFixture) outboxMessage(t *testing.T, name string) (ra.Message, bool) {
+	t.Helper()
+	raw, err := os.ReadFile(filepath.Join(fx.outbox, name+".json"))
+	if errors.Is(err, os.ErrNotExist) {
+		return ra.Message{}, false
+	}
+	var m ra.Message
+	if err != nil || json.Unmarshal(raw, &m) != nil || !strings.HasPrefix(name, m.EnrollmentID+".") {
+		t.Fatalf("outbox %s: %v %s", name, err, raw)
+	}
+	return m, true
+}
+
+// enrollmentOf is the id of the enrollment certificate c was issued for.
+func (fx *raFixture) enrollmentOf(t *testing.T, c *x509.Certificate) string {
+	t.Helper()
+	row, err := fx.db.Certificate(t.Context(), "issuing", c.SerialNumber.Bytes())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return row.EnrollmentID
 }
 
 // newNoticeFixture is the RA fixture with a clock that tests move on, a
@@ -52,19 +79,7 @@ func testRevocationNotice(t *testing.T, driver string) {
 	ctx := t.Context()
 	message := func(c *x509.Certificate, reason string) (ra.Message, bool) {
 		t.Helper()
-		row, err := fx.db.Certificate(ctx, "issuing", c.SerialNumber.Bytes())
-		if err != nil {
-			t.Fatal(err)
-		}
-		raw, err := os.ReadFile(filepath.Join(fx.outbox, row.EnrollmentID+"."+jwsauth.SerialHex(c.SerialNumber)+"."+reason+".json"))
-		if errors.Is(err, os.ErrNotExist) {
-			return ra.Message{}, false
-		}
-		var m ra.Message
-		if err != nil || json.Unmarshal(raw, &m) != nil || m.EnrollmentID != row.EnrollmentID {
-			t.Fatalf("notice of %X: %v %s", c.SerialNumber, err, raw)
-		}
-		return m, true
+		return fx.outboxMessage(t, fx.enrollmentOf(t, c)+"."+jwsauth.SerialHex(c.SerialNumber)+"."+reason)
 	}
 	told := func(what string, c *x509.Certificate, reason string) {
 		t.Helper()
@@ -320,16 +335,11 @@ func testOutcomeNotice(t *testing.T, driver string) {
 	ctx := t.Context()
 	told := func(id, event string) (ra.Message, bool) {
 		t.Helper()
-		raw, err := os.ReadFile(filepath.Join(fx.outbox, id+"."+event+".json"))
-		if errors.Is(err, os.ErrNotExist) {
-			return ra.Message{}, false
+		m, ok := fx.outboxMessage(t, id+"."+event)
+		if ok && (m.Event != event || m.To != "+77017431862" || m.Code != "" || !strings.Contains(m.Notice, id)) {
+			t.Fatalf("%s notice of %s: %+v", event, id, m)
 		}
-		var m ra.Message
-		if err != nil || json.Unmarshal(raw, &m) != nil || m.EnrollmentID != id || m.Event != event || m.To != "+77017431862" || m.Code != "" ||
-			!strings.Contains(m.Notice, id) {
-			t.Fatalf("%s notice of %s: %v %s", event, id, err, raw)
-		}
-		return m, true
+		return m, ok
 	}
 	audited := func() int {
 		t.Helper()
@@ -431,5 +441,131 @@ func testOutcomeNotice(t *testing.T, driver string) {
 	}
 	if n := audited(); n != 6 {
 		t.Errorf("%d notices audited, want 6", n)
+	}
+}
+
+// TestExpiryReminder: a holder is reminded once, at the registry's
+// contact, when a certificate they received comes within
+// expiry_notice_days of its expiry; not before, not for one renewed or
+// revoked, and not at all with the policy at 0.
+func TestExpiryReminder(t *testing.T) {
+	for _, driver := range storetest.Drivers() {
+		t.Run(driver, func(t *testing.T) { testExpiryReminder(t, driver) })
+	}
+}
+
+func testExpiryReminder(t *testing.T, driver string) {
+	fx, clock, gateway, _ := newNoticeFixture(t, driver)
+	ctx := t.Context()
+	reminded := func(c *x509.Certificate) (ra.Message, bool) {
+		t.Helper()
+		return fx.outboxMessage(t, fx.enrollmentOf(t, c)+"."+ra.EventExpiring)
+	}
+	sweep := func() int {
+		t.Helper()
+		n, err := fx.svc.NoticeExpiring(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	outcome := func(c *x509.Certificate) string {
+		t.Helper()
+		got, err := fx.db.ExpiryNotice(ctx, "issuing", c.SerialNumber.Bytes())
+		if errors.Is(err, store.ErrNotFound) {
+			return "none"
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		return got
+	}
+
+	aKey, bKey := newKey(t), newKey(t)
+	a := fx.certified(t, aKey, "citizen-auth")
+	b := fx.certified(t, bKey, "citizen-auth")
+	renewed, rv, _ := fx.renew(t, b, renewJWS(t, identity{b, bKey}, newKey(t), clock.Now()))
+	if renewed.status != http.StatusCreated || rv.State != store.StateIssued {
+		t.Fatalf("renewal: %+v", renewed)
+	}
+	b2 := parseCertPEM(t, rv.Certificate) // expires with the others: the CA's clock stands still
+	revoked := fx.certified(t, newKey(t), "citizen-auth")
+	if err := fx.ca.Revoke(ctx, revoked.SerialNumber.Bytes(), 4, "test"); err != nil {
+		t.Fatal(err)
+	}
+	if n := sweep(); n != 0 {
+		t.Errorf("three years before expiry: %d reminded, want 0", n)
+	}
+	// Within the policy's 30 days of a's expiry (the CA's certificates all
+	// expire within the same second): a is reminded, the renewed b is
+	// ended as renewed without a message, the revoked one is left alone.
+	clock.Add(time.Until(a.NotAfter) - 20*24*time.Hour)
+	gateway.down.Store(true)
+	first, err := fx.svc.NoticeExpiring(ctx) // ends b's, if before the first it cannot send
+	if err == nil {
+		t.Error("a sweep with the gateway down: no error")
+	}
+	gateway.down.Store(false)
+	clock.Add(6 * time.Minute)
+	if n := first + sweep(); n != 3 {
+		t.Errorf("within 30 days: %d reminders ended, want 3 (a and b's renewal sent, b renewed)", n)
+	}
+	m, ok := reminded(a)
+	serial := jwsauth.SerialHex(a.SerialNumber)
+	if !ok || m.Event != ra.EventExpiring || m.Serial != serial || m.To != "+77017431862" || m.Code != "" ||
+		!strings.Contains(m.Notice, serial) || !strings.Contains(m.Notice, a.NotAfter.UTC().Format("2006-01-02")) {
+		t.Errorf("a's reminder: %+v (%v)", m, ok)
+	}
+	if _, ok := reminded(b); ok || outcome(b) != store.NoticeRenewed || outcome(a) != store.NoticeSent || outcome(b2) != store.NoticeSent || outcome(revoked) != "none" {
+		t.Errorf("b reminded %v; outcomes a %s, b %s, b's renewal %s, revoked %s; want a sent, b renewed, b's renewal sent, revoked none",
+			ok, outcome(a), outcome(b), outcome(b2), outcome(revoked))
+	}
+	if n := sweep(); n != 0 {
+		t.Errorf("a second sweep reminded %d, want 0", n)
+	}
+	var audited int
+	if err := fx.raw.QueryRowContext(ctx, fx.q(`SELECT count(*) FROM audit_events WHERE action = 'certificate.expiry.notice'`)).Scan(&audited); err != nil || audited != 3 {
+		t.Errorf("%d reminders audited (%v), want 3", audited, err)
+	}
+	// Expired: no reminder for what is past.
+	c := fx.certified(t, newKey(t), "citizen-auth")
+	clock.Add(40 * 24 * time.Hour)
+	if n := sweep(); n != 0 || outcome(c) != "none" {
+		t.Errorf("after expiry: %d reminded, %s", n, outcome(c))
+	}
+}
+
+// TestExpiryReminderOff: expiry_notice_days 0 sends no reminder; the
+// shipped policy reminds 30 days before, and days out of 0..365 are
+// refused.
+func TestExpiryReminderOff(t *testing.T) {
+	profiles, err := profile.LoadAll(policies.FS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if shipped, err := ra.LoadPolicy(policies.FS, profiles); err != nil || shipped.ExpiryNotice != 30*24*time.Hour {
+		t.Errorf("the shipped policy: reminders %v before (%v), want 30 days", shipped.ExpiryNotice, err)
+	}
+	raw, err := policies.FS.ReadFile("ra.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, days := range []string{"-1", "366"} {
+		bad := strings.Replace(string(raw), "expiry_notice_days: 30", "expiry_notice_days: "+days, 1)
+		if _, err := ra.LoadPolicy(fstest.MapFS{"ra.yaml": {Data: []byte(bad)}}, profiles); err == nil || !strings.Contains(err.Error(), "expiry_notice_days") {
+			t.Errorf("expiry_notice_days %s: %v, want refused", days, err)
+		}
+	}
+
+	f := catest.New(t, time.Now().UTC().Truncate(time.Second))
+	clock := &clock{}
+	fx := newRAFixture(t, f, storetest.Drivers()[0], func(d *ra.Deps) {
+		d.Policy.ExpiryNotice = 0
+		d.Now = clock.Now
+	})
+	a := fx.certified(t, newKey(t), "citizen-auth")
+	clock.Add(time.Until(a.NotAfter) - 24*time.Hour)
+	if n, err := fx.svc.NoticeExpiring(t.Context()); n != 0 || err != nil {
+		t.Errorf("with expiry_notice_days 0: %d reminded, %v", n, err)
 	}
 }

@@ -30,6 +30,9 @@ type Policy struct {
 	// match and one-time code) lets its holder renew a certificate
 	// without enrolling again (Service.Renew); zero offers no renewal.
 	RenewalIdentityAge time.Duration
+	// ExpiryNotice is how long before a certificate expires its holder is
+	// reminded (Service.NoticeExpiring); zero sends no reminder.
+	ExpiryNotice time.Duration
 	// Approval is the rule per end-entity profile name.
 	Approval map[string]string
 }
@@ -45,8 +48,12 @@ func (p Policy) Approvals(profileName string) int {
 	return 0
 }
 
-// maxRenewalDays bounds renewal_identity_days: ten years.
-const maxRenewalDays = 3650
+// maxRenewalDays bounds renewal_identity_days: ten years;
+// maxExpiryNoticeDays bounds expiry_notice_days: a year.
+const (
+	maxRenewalDays      = 3650
+	maxExpiryNoticeDays = 365
+)
 
 type policyFile struct {
 	CodeTTL         string `yaml:"code_ttl"`
@@ -54,7 +61,9 @@ type policyFile struct {
 	EnrollmentTTL   string `yaml:"enrollment_ttl"`
 	// RenewalIdentityDays is RenewalIdentityAge in days (0..maxRenewalDays).
 	RenewalIdentityDays int `yaml:"renewal_identity_days"`
-	Profiles            map[string]struct {
+	// ExpiryNoticeDays is ExpiryNotice in days (0..maxExpiryNoticeDays).
+	ExpiryNoticeDays int `yaml:"expiry_notice_days"`
+	Profiles         map[string]struct {
 		Approval string `yaml:"approval"`
 	} `yaml:"profiles"`
 }
@@ -94,6 +103,10 @@ func LoadPolicy(fsys fs.FS, profiles map[string]profile.Profile) (Policy, error)
 		bad("renewal_identity_days", "%d is not in 0..%d", f.RenewalIdentityDays, maxRenewalDays)
 	}
 	p.RenewalIdentityAge = time.Duration(f.RenewalIdentityDays) * 24 * time.Hour
+	if f.ExpiryNoticeDays < 0 || f.ExpiryNoticeDays > maxExpiryNoticeDays {
+		bad("expiry_notice_days", "%d is not in 0..%d", f.ExpiryNoticeDays, maxExpiryNoticeDays)
+	}
+	p.ExpiryNotice = time.Duration(f.ExpiryNoticeDays) * 24 * time.Hour
 	names := make([]string, 0, len(f.Profiles))
 	for name := range f.Profiles {
 		names = append(names, name)

@@ -9,10 +9,11 @@ import (
 	"time"
 )
 
-// What came of a revocation notice (revocation_notices.outcome).
+// What came of a notice (revocation_notices.outcome, expiry_notices.outcome).
 const (
 	NoticeSent      = "sent"       // the notifier took it
 	NoticeNoContact = "no-contact" // nobody to tell: the registry has nobody, or no phone or e-mail
+	NoticeRenewed   = "renewed"    // an expiry reminder not sent: the certificate was renewed
 )
 
 // RevocationsToNotice returns, at most limit, the issuer's certificates
@@ -58,28 +59,33 @@ func certificateColumnsAs(alias string) string {
 // that made it stopped, or could not send). A claim is not audited:
 // EndRevocationNotice is.
 func (db *DB) ClaimRevocationNotice(ctx context.Context, issuerID string, serial []byte, reason int, now, stale time.Time) (bool, error) {
-	unlock, err := db.lockWriter(ctx)
-	if err != nil {
-		return false, fmt.Errorf("claim the revocation notice of %s/%X: %w", issuerID, serial, err)
-	}
-	defer unlock()
 	// Only the certificate's present reason is claimed: a sweep that
 	// listed it before a raise must not take over the raise's notice.
-	res, err := db.sql.ExecContext(ctx, db.d.q(`
+	return db.claimNotice(ctx, fmt.Sprintf("the revocation notice of %s/%X", issuerID, serial), `
 		INSERT INTO revocation_notices (issuer_id, serial, reason, claimed_at)
 		SELECT issuer_id, serial, reason, $4 FROM certificates
 		WHERE issuer_id = $1 AND serial = $2 AND reason = $3 AND status = 'revoked'
 		ON CONFLICT (issuer_id, serial) DO UPDATE
 		SET reason = excluded.reason, claimed_at = excluded.claimed_at, outcome = '', ended_at = NULL
 		WHERE (revocation_notices.outcome = '' AND revocation_notices.claimed_at < $5)
-			OR (revocation_notices.outcome <> '' AND revocation_notices.reason <> excluded.reason)`),
+			OR (revocation_notices.outcome <> '' AND revocation_notices.reason <> excluded.reason)`,
 		issuerID, serial, reason, db.d.timeArg(now), db.d.timeArg(stale))
+}
+
+// claimNotice runs a claim's upsert, which writes one row if it claims.
+func (db *DB) claimNotice(ctx context.Context, what, query string, args ...any) (bool, error) {
+	unlock, err := db.lockWriter(ctx)
 	if err != nil {
-		return false, fmt.Errorf("claim the revocation notice of %s/%X: %w", issuerID, serial, db.d.mapErr(err))
+		return false, fmt.Errorf("claim %s: %w", what, err)
+	}
+	defer unlock()
+	res, err := db.sql.ExecContext(ctx, db.d.q(query), args...)
+	if err != nil {
+		return false, fmt.Errorf("claim %s: %w", what, db.d.mapErr(err))
 	}
 	n, err := res.RowsAffected()
 	if err != nil {
-		return false, errors.Join(fmt.Errorf("claim the revocation notice of %s/%X", issuerID, serial), err)
+		return false, errors.Join(fmt.Errorf("claim %s", what), err)
 	}
 	return n == 1, nil
 }
@@ -89,20 +95,30 @@ func (db *DB) ClaimRevocationNotice(ctx context.Context, issuerID string, serial
 // now). It returns an error wrapping ErrConflict if that claim is no longer
 // there: another node took the notice over, and it is that node's to end.
 func (tx *Tx) EndRevocationNotice(ctx context.Context, issuerID string, serial []byte, reason int, claimedAt time.Time, outcome string, at time.Time) error {
-	res, err := tx.tx.ExecContext(ctx, tx.d.q(`
-		UPDATE revocation_notices SET outcome = $1, ended_at = $2
-		WHERE issuer_id = $3 AND serial = $4 AND reason = $5 AND outcome = '' AND claimed_at = $6`),
-		outcome, tx.d.timeArg(at), issuerID, serial, reason, tx.d.timeArg(claimedAt))
+	return tx.endNotice(ctx, "revocation_notices", issuerID, serial, claimedAt, outcome, at, &reason)
+}
+
+// endNotice ends the claim of claimedAt on the notice of table for
+// certificate (issuerID, serial), and reason when given.
+func (tx *Tx) endNotice(ctx context.Context, table, issuerID string, serial []byte, claimedAt time.Time, outcome string, at time.Time, reason *int) error {
+	query := `UPDATE ` + table + ` SET outcome = $1, ended_at = $2
+		WHERE issuer_id = $3 AND serial = $4 AND outcome = '' AND claimed_at = $5`
+	args := []any{outcome, tx.d.timeArg(at), issuerID, serial, tx.d.timeArg(claimedAt)}
+	if reason != nil {
+		query += ` AND reason = $6`
+		args = append(args, *reason)
+	}
+	what := fmt.Sprintf("end the notice of %s/%X (%s)", issuerID, serial, table)
+	res, err := tx.tx.ExecContext(ctx, tx.d.q(query), args...)
 	if err != nil {
-		return fmt.Errorf("end the revocation notice of %s/%X: %w", issuerID, serial, tx.d.mapErr(err))
+		return fmt.Errorf("%s: %w", what, tx.d.mapErr(err))
 	}
 	n, err := res.RowsAffected()
 	if err != nil {
-		return errors.Join(fmt.Errorf("end the revocation notice of %s/%X", issuerID, serial), err)
+		return errors.Join(errors.New(what), err)
 	}
 	if n != 1 {
-		return fmt.Errorf("end the revocation notice of %s/%X: the claim of %s is gone: %w",
-			issuerID, serial, claimedAt.UTC().Format(time.RFC3339Nano), ErrConflict)
+		return fmt.Errorf("%s: the claim of %s is gone: %w", what, claimedAt.UTC().Format(time.RFC3339Nano), ErrConflict)
 	}
 	return nil
 }
@@ -132,4 +148,51 @@ func (db *DB) UnsentRevocationNotices(ctx context.Context) (int64, error) {
 		return 0, fmt.Errorf("count unsent revocation notices: %w", err)
 	}
 	return n, nil
+}
+
+// ExpiringToNotice returns, soonest expiry first and at most limit, the
+// issuer's good, delivered certificates of an enrollment that expire after
+// now and by horizon, whose holder has not been reminded: no reminder ended
+// nor claimed at or after stale (the certificates_expiring index).
+func (db *DB) ExpiringToNotice(ctx context.Context, issuerID string, now, horizon, stale time.Time, limit int) ([]Certificate, error) {
+	return db.certificates(ctx, `c WHERE c.issuer_id = $1 AND c.status = 'good' AND c.not_after > $2 AND c.not_after <= $3
+			AND c.enrollment_id IS NOT NULL AND c.der IS NOT NULL
+			AND NOT EXISTS (SELECT 1 FROM expiry_notices n WHERE n.issuer_id = c.issuer_id AND n.serial = c.serial
+				AND (n.outcome <> '' OR n.claimed_at >= $4))
+		ORDER BY c.not_after, c.serial LIMIT $5`,
+		issuerID, db.d.timeArg(now), db.d.timeArg(horizon), db.d.timeArg(stale), limit)
+}
+
+// ClaimExpiryNotice takes the reminder of certificate (issuerID, serial)'s
+// expiry for the caller to send, as ClaimRevocationNotice does: if the
+// certificate is good, and nobody claimed the reminder or the claim was
+// made before stale and never ended.
+func (db *DB) ClaimExpiryNotice(ctx context.Context, issuerID string, serial []byte, now, stale time.Time) (bool, error) {
+	return db.claimNotice(ctx, fmt.Sprintf("the expiry notice of %s/%X", issuerID, serial), `
+		INSERT INTO expiry_notices (issuer_id, serial, claimed_at)
+		SELECT issuer_id, serial, $3 FROM certificates WHERE issuer_id = $1 AND serial = $2 AND status = 'good'
+		ON CONFLICT (issuer_id, serial) DO UPDATE SET claimed_at = excluded.claimed_at
+		WHERE expiry_notices.outcome = '' AND expiry_notices.claimed_at < $4`,
+		issuerID, serial, db.d.timeArg(now), db.d.timeArg(stale))
+}
+
+// EndExpiryNotice is EndRevocationNotice for an expiry reminder.
+func (tx *Tx) EndExpiryNotice(ctx context.Context, issuerID string, serial []byte, claimedAt time.Time, outcome string, at time.Time) error {
+	return tx.endNotice(ctx, "expiry_notices", issuerID, serial, claimedAt, outcome, at, nil)
+}
+
+// ExpiryNotice returns what came of the expiry reminder of certificate
+// (issuerID, serial): "" while claimed, an outcome once ended; ErrNotFound
+// if none was claimed.
+func (db *DB) ExpiryNotice(ctx context.Context, issuerID string, serial []byte) (string, error) {
+	var outcome string
+	err := db.sql.QueryRowContext(ctx, db.d.q(`SELECT outcome FROM expiry_notices WHERE issuer_id = $1 AND serial = $2`),
+		issuerID, serial).Scan(&outcome)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", ErrNotFound
+	}
+	if err != nil {
+		return "", fmt.Errorf("expiry notice of %s/%X: %w", issuerID, serial, err)
+	}
+	return outcome, nil
 }

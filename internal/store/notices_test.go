@@ -3,6 +3,7 @@ package store_test
 import (
 	"database/sql"
 	"errors"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -195,6 +196,107 @@ func TestRevocationNotices(t *testing.T) {
 		if got, err := db.RevocationsToNotice(ctx, "issuing", days.Add(-24*time.Hour), days.Add(-5*time.Minute), 10); err != nil || len(got) != 2 ||
 			got[0].Serial[0] != 0x15 || got[1].Serial[0] != 0x11 || got[1].Reason != 1 {
 			t.Errorf("a new notice and a claim three days stale: to notice %+v, %v; want 15, then 11 (reason 1)", got, err)
+		}
+	})
+}
+
+// TestExpiryNotices: which certificates are to be reminded of their
+// expiry, soonest first, and the claim that keeps two RA nodes from both
+// reminding.
+func TestExpiryNotices(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB, _ *sql.DB) {
+		ctx := t.Context()
+		putIssuer(t, db, testIssuer("issuing", "issuing"))
+		now := time.Date(2026, 11, 30, 10, 0, 0, 0, time.UTC)
+		horizon, stale := now.AddDate(0, 0, 30), now.Add(-5*time.Minute)
+		certs := map[byte]time.Time{
+			0x21: now.AddDate(0, 0, 20), // due
+			0x22: now.AddDate(0, 0, 40), // not yet
+			0x23: now.Add(-time.Hour),   // expired
+			0x24: now.AddDate(0, 0, 10), // revoked below
+			0x25: now.AddDate(0, 0, 10), // never signed
+			0x26: now.AddDate(0, 0, 5),  // due, sooner
+		}
+		if err := db.InTx(ctx, func(tx *store.Tx) error {
+			if _, err := tx.PutSubject(ctx, store.Subject{ID: "s1", Kind: "person", NationalID: "IDCKZ-900101300123", Attributes: []byte(`{}`), CreatedAt: now}); err != nil {
+				return err
+			}
+			if err := tx.InsertEnrollment(ctx, store.Enrollment{ID: "e1", SubjectID: "s1", Profile: "citizen-sign", CSR: []byte{0x30},
+				State: store.StateIssued, Proofing: []byte(`{}`), RequestHash: []byte{1}, CreatedAt: now, UpdatedAt: now}); err != nil {
+				return err
+			}
+			var signed []store.SignedCertificate
+			for serial, notAfter := range certs {
+				if err := tx.InsertCertificateIntent(ctx, store.Certificate{IssuerID: "issuing", Serial: []byte{serial}, SubjectID: "s1", EnrollmentID: "e1",
+					Profile: "citizen-sign", NotBefore: now.AddDate(-1, 0, 0), NotAfter: notAfter, TBS: []byte{0x30, serial}, CreatedAt: now, Status: store.StatusGood}); err != nil {
+					return err
+				}
+				if serial != 0x25 {
+					signed = append(signed, store.SignedCertificate{IssuerID: "issuing", Serial: []byte{serial}, DER: []byte{0x30, 0x00}, At: now})
+				}
+			}
+			if err := tx.SetCertificateDERs(ctx, signed); err != nil {
+				return err
+			}
+			return tx.RevokeCertificate(ctx, "issuing", []byte{0x24}, now, 4, now)
+		}); err != nil {
+			t.Fatal(err)
+		}
+		due := func(stale time.Time) string {
+			t.Helper()
+			cs, err := db.ExpiringToNotice(ctx, "issuing", now, horizon, stale, 10)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var serials []byte
+			for _, c := range cs {
+				serials = append(serials, c.Serial...)
+			}
+			return fmt.Sprintf("%x", serials)
+		}
+		if got := due(stale); got != "2621" {
+			t.Fatalf("due: %s, want 26 then 21", got)
+		}
+		claim := func(serial byte, at time.Time) bool {
+			t.Helper()
+			ok, err := db.ClaimExpiryNotice(ctx, "issuing", []byte{serial}, at, at.Add(-5*time.Minute))
+			if err != nil {
+				t.Fatal(err)
+			}
+			return ok
+		}
+		if !claim(0x21, now) || claim(0x21, now.Add(time.Minute)) {
+			t.Error("a reminder was not claimed once, then refused to a second node")
+		}
+		if claim(0x24, now) {
+			t.Error("a revoked certificate's reminder was claimed")
+		}
+		if got := due(stale); got != "26" {
+			t.Errorf("due with 21 claimed: %s, want 26", got)
+		}
+		later := now.Add(6 * time.Minute)
+		if got := due(later.Add(-5 * time.Minute)); got != "2621" {
+			t.Errorf("due with 21's claim stale: %s, want 2621", got)
+		}
+		if !claim(0x21, later) {
+			t.Fatal("a stale claim was not taken over")
+		}
+		end := func(claimedAt time.Time) error {
+			return db.InTx(ctx, func(tx *store.Tx) error {
+				return tx.EndExpiryNotice(ctx, "issuing", []byte{0x21}, claimedAt, store.NoticeRenewed, later)
+			})
+		}
+		if err := end(now); !errors.Is(err, store.ErrConflict) {
+			t.Errorf("ending a claim taken over: %v, want ErrConflict", err)
+		}
+		if err := end(later); err != nil {
+			t.Fatal(err)
+		}
+		if got, err := db.ExpiryNotice(ctx, "issuing", []byte{0x21}); err != nil || got != store.NoticeRenewed {
+			t.Errorf("ended reminder: %q, %v; want renewed", got, err)
+		}
+		if got := due(later.Add(time.Hour)); got != "26" || claim(0x21, later.Add(time.Hour)) {
+			t.Errorf("after the reminder ended: due %s, or claimed again", got)
 		}
 	})
 }

@@ -1,0 +1,26 @@
+-- The reminder that tells a certificate's holder it expires soon (ra:
+-- NoticeExpiring), one per certificate: claimed (outcome '') by the RA node
+-- that sends it, ended with what came of it in the transaction that audits
+-- it; a claim older than a few minutes is a node that stopped or could not
+-- send, and another may take it over. The index finds the certificates that
+-- expire soon. migrations/sqlite/00011_expiry_notices.sql is the same.
+
+-- +goose Up
+
+CREATE TABLE expiry_notices (
+    issuer_id  TEXT        NOT NULL,
+    serial     BYTEA       NOT NULL,
+    claimed_at TIMESTAMPTZ NOT NULL,
+    outcome    TEXT        NOT NULL DEFAULT '' CHECK (outcome IN ('', 'sent', 'no-contact', 'renewed')),
+    ended_at   TIMESTAMPTZ,
+    PRIMARY KEY (issuer_id, serial),
+    FOREIGN KEY (issuer_id, serial) REFERENCES certificates (issuer_id, serial),
+    CHECK ((outcome = '') = (ended_at IS NULL))
+);
+
+CREATE INDEX certificates_expiring ON certificates (issuer_id, not_after) WHERE status = 'good';
+
+-- +goose Down
+
+DROP INDEX certificates_expiring;
+DROP TABLE expiry_notices;
