@@ -267,8 +267,9 @@ const (
 // NoticeExpiring reminds the holders of certificates that expire within
 // Policy.ExpiryNotice, once each, at the registry's contact, so that they
 // renew in time: a certificate lapsing unnoticed stops its holder signing
-// or logging in. A certificate already renewed (a renewal waiting for
-// officers or issued) is not reminded of; its reminder is ended as renewed.
+// or logging in. A certificate already renewed is not reminded of; its
+// reminder is ended as renewed. One whose renewal waits for officers is
+// looked at again every noticeClaim until the renewal ends.
 // Reminders are claimed, sent and recorded as revocation notices are (see
 // above; audited as certificate.expiry.notice), the soonest expiry first,
 // an issuing CA's stopping at the first that cannot be sent. Run it
@@ -314,14 +315,22 @@ func (s *Service) remindExpiry(ctx context.Context, c store.Certificate) (bool, 
 	outcome := store.NoticeRenewed
 	renewal, err := d.Store.EnrollmentByIdempotencyKey(ctx, renewalKey(c.IssuerID+"/"+serialHex))
 	switch {
-	case err == nil && !endedUncertified(renewal.State):
+	case err == nil && renewal.State == store.StateIssued:
 		details["outcome"], details["renewal"] = outcome, renewal.ID
+	case err == nil && !endedUncertified(renewal.State):
+		// A renewal still under way: its claim goes stale, and the
+		// reminder is looked at again then, until the renewal is issued
+		// (no reminder) or ends without a certificate (a reminder).
+		return false, nil
 	case err != nil && !errors.Is(err, store.ErrNotFound):
 		return false, fmt.Errorf("reminder of the expiry of %s: %w", serialHex, err)
 	default:
-		m := Message{EnrollmentID: c.EnrollmentID, Event: EventExpiring, Serial: serialHex,
-			Notice: fmt.Sprintf("Sanad: your certificate %s expires on %s. Renew it before then with a request signed by its key (POST /api/v1/certificates/%s/renew), or enroll again.",
-				serialHex, c.NotAfter.UTC().Format("2006-01-02"), serialHex)}
+		notice := fmt.Sprintf("Sanad: your certificate %s expires on %s UTC. Enroll again before then.", serialHex, c.NotAfter.UTC().Format("2006-01-02"))
+		if d.Policy.RenewalIdentityAge > 0 {
+			notice = fmt.Sprintf("Sanad: your certificate %s expires on %s UTC. Renew it before then with a request signed by its key (POST /api/v1/certificates/%s/renew), or enroll again.",
+				serialHex, c.NotAfter.UTC().Format("2006-01-02"), serialHex)
+		}
+		m := Message{EnrollmentID: c.EnrollmentID, Event: EventExpiring, Serial: serialHex, Notice: notice}
 		if outcome, err = s.tell(ctx, m, details); err != nil {
 			return false, fmt.Errorf("reminder of the expiry of %s: %w", serialHex, err)
 		}

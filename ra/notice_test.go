@@ -493,6 +493,13 @@ func testExpiryReminder(t *testing.T, driver string) {
 	if err := fx.ca.Revoke(ctx, revoked.SerialNumber.Bytes(), 4, "test"); err != nil {
 		t.Fatal(err)
 	}
+	// A citizen-sign certificate whose renewal waits for officers.
+	sKey := newKey(t)
+	sc := fx.certified(t, sKey, "citizen-sign")
+	pending, pv, _ := fx.renew(t, sc, renewJWS(t, identity{sc, sKey}, newKey(t), clock.Now()))
+	if pending.status != http.StatusCreated || pv.State != store.StatePendingApproval {
+		t.Fatalf("citizen-sign renewal: %+v", pending)
+	}
 	if n := sweep(); n != 0 {
 		t.Errorf("three years before expiry: %d reminded, want 0", n)
 	}
@@ -513,7 +520,8 @@ func testExpiryReminder(t *testing.T, driver string) {
 	m, ok := reminded(a)
 	serial := jwsauth.SerialHex(a.SerialNumber)
 	if !ok || m.Event != ra.EventExpiring || m.Serial != serial || m.To != "+77017431862" || m.Code != "" ||
-		!strings.Contains(m.Notice, serial) || !strings.Contains(m.Notice, a.NotAfter.UTC().Format("2006-01-02")) {
+		!strings.Contains(m.Notice, serial) || !strings.Contains(m.Notice, a.NotAfter.UTC().Format("2006-01-02")+" UTC") ||
+		!strings.Contains(m.Notice, "/api/v1/certificates/"+serial+"/renew") {
 		t.Errorf("a's reminder: %+v (%v)", m, ok)
 	}
 	if _, ok := reminded(b); ok || outcome(b) != store.NoticeRenewed || outcome(a) != store.NoticeSent || outcome(b2) != store.NoticeSent || outcome(revoked) != "none" {
@@ -523,9 +531,24 @@ func testExpiryReminder(t *testing.T, driver string) {
 	if n := sweep(); n != 0 {
 		t.Errorf("a second sweep reminded %d, want 0", n)
 	}
+	// The renewal waiting for officers held the reminder back; lapsed (as
+	// it has, years later), it lets the reminder go.
+	if _, ok := reminded(sc); ok || outcome(sc) != "" {
+		t.Errorf("a certificate whose renewal waits: reminded %v, %q; want not, claimed", ok, outcome(sc))
+	}
+	if _, err := fx.svc.ExpireLapsed(ctx, 100); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := fx.db.Enrollment(ctx, pv.ID); err != nil || got.State != store.StateExpired {
+		t.Fatalf("the renewal after ExpireLapsed: %s (%v), want expired", got.State, err)
+	}
+	clock.Add(6 * time.Minute)
+	if n := sweep(); n != 1 || outcome(sc) != store.NoticeSent {
+		t.Errorf("after the renewal was rejected: %d reminded, %q; want 1, sent", n, outcome(sc))
+	}
 	var audited int
-	if err := fx.raw.QueryRowContext(ctx, fx.q(`SELECT count(*) FROM audit_events WHERE action = 'certificate.expiry.notice'`)).Scan(&audited); err != nil || audited != 3 {
-		t.Errorf("%d reminders audited (%v), want 3", audited, err)
+	if err := fx.raw.QueryRowContext(ctx, fx.q(`SELECT count(*) FROM audit_events WHERE action = 'certificate.expiry.notice'`)).Scan(&audited); err != nil || audited != 4 {
+		t.Errorf("%d reminders audited (%v), want 4", audited, err)
 	}
 	// Expired: no reminder for what is past.
 	c := fx.certified(t, newKey(t), "citizen-auth")
@@ -564,8 +587,25 @@ func TestExpiryReminderOff(t *testing.T) {
 		d.Now = clock.Now
 	})
 	a := fx.certified(t, newKey(t), "citizen-auth")
-	clock.Add(time.Until(a.NotAfter) - 24*time.Hour)
+	ahead := time.Until(a.NotAfter) - 24*time.Hour
+	clock.Add(ahead)
 	if n, err := fx.svc.NoticeExpiring(t.Context()); n != 0 || err != nil {
 		t.Errorf("with expiry_notice_days 0: %d reminded, %v", n, err)
+	}
+
+	// With renewal off, the reminder says to enroll again.
+	noRenewal := newRAFixture(t, f, storetest.Drivers()[0], func(d *ra.Deps) {
+		d.Policy.RenewalIdentityAge = 0
+		d.Now = clock.Now
+	})
+	clock.Add(-ahead) // back to now
+	b := noRenewal.certified(t, newKey(t), "citizen-auth")
+	clock.Add(time.Until(b.NotAfter) - 24*time.Hour)
+	if n, err := noRenewal.svc.NoticeExpiring(t.Context()); n != 1 || err != nil {
+		t.Fatalf("with renewal off: %d reminded, %v", n, err)
+	}
+	if m, ok := noRenewal.outboxMessage(t, noRenewal.enrollmentOf(t, b)+"."+ra.EventExpiring); !ok ||
+		!strings.HasSuffix(m.Notice, "UTC. Enroll again before then.") || strings.Contains(m.Notice, "renew") {
+		t.Errorf("the reminder with renewal off: %+v (%v)", m, ok)
 	}
 }

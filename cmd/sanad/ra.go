@@ -116,7 +116,7 @@ func openRA(s *service, authority *caRole, cfg config.RA) (*ra.Service, error) {
 // limit's refilled buckets are pruned, and renewals whose old certificate
 // was revoked for keyCompromise are withdrawn (ra.Service.SweepWithdrawn).
 // Every minute too, holders are told of revocations
-// (ra.Service.NoticeRevoked) and reminded of expiries
+// (ra.Service.NoticeRevoked); every hour, reminded of expiries
 // (ra.Service.NoticeExpiring).
 func startRA(ctx context.Context, s *service, authority *caRole, cfg config.RA) error {
 	svc, err := openRA(s, authority, cfg)
@@ -151,8 +151,8 @@ func startRA(ctx context.Context, s *service, authority *caRole, cfg config.RA) 
 		}
 	})
 	// Holders are told of the revocations the RA did not make, and of
-	// those whose notice could not be sent at once, and reminded of
-	// expiries; on a loop of its own, since a gateway down makes it wait.
+	// those whose notice could not be sent at once; on a loop of its own,
+	// since a gateway down makes it wait.
 	s.every(time.Minute, func(ctx context.Context) {
 		told, err := svc.NoticeRevoked(ctx)
 		if told > 0 {
@@ -161,6 +161,10 @@ func startRA(ctx context.Context, s *service, authority *caRole, cfg config.RA) 
 		if err != nil && ctx.Err() == nil {
 			s.log.Warn("telling holders of revocations; the next sweep tries again", "err", err)
 		}
+	})
+	// Reminders of expiries are days ahead: an hourly sweep is soon enough,
+	// and reads the window of certificates that expire soon 60 times less.
+	s.every(time.Hour, func(ctx context.Context) {
 		reminded, err := svc.NoticeExpiring(ctx)
 		if reminded > 0 {
 			s.log.Info("reminded holders of expiries", "count", reminded)

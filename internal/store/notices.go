@@ -150,16 +150,25 @@ func (db *DB) UnsentRevocationNotices(ctx context.Context) (int64, error) {
 	return n, nil
 }
 
-// ExpiringToNotice returns, soonest expiry first and at most limit, the
-// issuer's good, delivered certificates of an enrollment that expire after
-// now and by horizon, whose holder has not been reminded: no reminder ended
-// nor claimed at or after stale (the certificates_expiring index).
+// ExpiringToNotice returns, at most limit, the issuer's good, delivered
+// certificates of an enrollment that expire after now and by horizon, whose
+// holder is to be reminded: first, soonest expiry first, those whose
+// reminder nobody claimed; then those whose claim was made before stale and
+// never ended, the oldest claim first, so that a reminder that fails every
+// time holds up no other (the certificates_expiring index).
 func (db *DB) ExpiringToNotice(ctx context.Context, issuerID string, now, horizon, stale time.Time, limit int) ([]Certificate, error) {
-	return db.certificates(ctx, `c WHERE c.issuer_id = $1 AND c.status = 'good' AND c.not_after > $2 AND c.not_after <= $3
-			AND c.enrollment_id IS NOT NULL AND c.der IS NOT NULL
-			AND NOT EXISTS (SELECT 1 FROM expiry_notices n WHERE n.issuer_id = c.issuer_id AND n.serial = c.serial
-				AND (n.outcome <> '' OR n.claimed_at >= $4))
-		ORDER BY c.not_after, c.serial LIMIT $5`,
+	return db.queryCertificates(ctx, `
+		SELECT `+certificateColumns+` FROM (
+			SELECT `+certificateColumnsAs("c")+`, 0 AS retry, c.not_after AS due FROM certificates c
+			WHERE c.issuer_id = $1 AND c.status = 'good' AND c.not_after > $2 AND c.not_after <= $3
+				AND c.enrollment_id IS NOT NULL AND c.der IS NOT NULL
+				AND NOT EXISTS (SELECT 1 FROM expiry_notices n WHERE n.issuer_id = c.issuer_id AND n.serial = c.serial)
+			UNION ALL
+			SELECT `+certificateColumnsAs("c")+`, 1, n.claimed_at FROM expiry_notices n
+			JOIN certificates c ON c.issuer_id = n.issuer_id AND c.serial = n.serial
+			WHERE n.issuer_id = $1 AND n.outcome = '' AND n.claimed_at < $4
+				AND c.status = 'good' AND c.not_after > $2
+		) t ORDER BY retry, due, serial LIMIT $5`,
 		issuerID, db.d.timeArg(now), db.d.timeArg(horizon), db.d.timeArg(stale), limit)
 }
 

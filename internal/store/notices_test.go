@@ -216,6 +216,7 @@ func TestExpiryNotices(t *testing.T) {
 			0x24: now.AddDate(0, 0, 10), // revoked below
 			0x25: now.AddDate(0, 0, 10), // never signed
 			0x26: now.AddDate(0, 0, 5),  // due, sooner
+			0x27: now.AddDate(0, 0, 25), // due, later
 		}
 		if err := db.InTx(ctx, func(tx *store.Tx) error {
 			if _, err := tx.PutSubject(ctx, store.Subject{ID: "s1", Kind: "person", NationalID: "IDCKZ-900101300123", Attributes: []byte(`{}`), CreatedAt: now}); err != nil {
@@ -254,8 +255,8 @@ func TestExpiryNotices(t *testing.T) {
 			}
 			return fmt.Sprintf("%x", serials)
 		}
-		if got := due(stale); got != "2621" {
-			t.Fatalf("due: %s, want 26 then 21", got)
+		if got := due(stale); got != "262127" {
+			t.Fatalf("due: %s, want 26, 21, 27: soonest first", got)
 		}
 		claim := func(serial byte, at time.Time) bool {
 			t.Helper()
@@ -271,12 +272,12 @@ func TestExpiryNotices(t *testing.T) {
 		if claim(0x24, now) {
 			t.Error("a revoked certificate's reminder was claimed")
 		}
-		if got := due(stale); got != "26" {
-			t.Errorf("due with 21 claimed: %s, want 26", got)
+		if got := due(stale); got != "2627" {
+			t.Errorf("due with 21 claimed: %s, want 2627", got)
 		}
 		later := now.Add(6 * time.Minute)
-		if got := due(later.Add(-5 * time.Minute)); got != "2621" {
-			t.Errorf("due with 21's claim stale: %s, want 2621", got)
+		if got := due(later.Add(-5 * time.Minute)); got != "262721" {
+			t.Errorf("due with 21's claim stale: %s, want 26, 27 (never tried), then 21", got)
 		}
 		if !claim(0x21, later) {
 			t.Fatal("a stale claim was not taken over")
@@ -295,7 +296,7 @@ func TestExpiryNotices(t *testing.T) {
 		if got, err := db.ExpiryNotice(ctx, "issuing", []byte{0x21}); err != nil || got != store.NoticeRenewed {
 			t.Errorf("ended reminder: %q, %v; want renewed", got, err)
 		}
-		if got := due(later.Add(time.Hour)); got != "26" || claim(0x21, later.Add(time.Hour)) {
+		if got := due(later.Add(time.Hour)); got != "2627" || claim(0x21, later.Add(time.Hour)) {
 			t.Errorf("after the reminder ended: due %s, or claimed again", got)
 		}
 	})

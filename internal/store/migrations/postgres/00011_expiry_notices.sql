@@ -2,8 +2,8 @@
 -- NoticeExpiring), one per certificate: claimed (outcome '') by the RA node
 -- that sends it, ended with what came of it in the transaction that audits
 -- it; a claim older than a few minutes is a node that stopped or could not
--- send, and another may take it over. The index finds the certificates that
--- expire soon. migrations/sqlite/00011_expiry_notices.sql is the same.
+-- send, and another may take it over. migrations/sqlite/00011_expiry_notices.sql
+-- is the same table.
 
 -- +goose Up
 
@@ -18,9 +18,6 @@ CREATE TABLE expiry_notices (
     CHECK ((outcome = '') = (ended_at IS NULL))
 );
 
-CREATE INDEX certificates_expiring ON certificates (issuer_id, not_after) WHERE status = 'good';
-
 -- +goose Down
 
-DROP INDEX certificates_expiring;
 DROP TABLE expiry_notices;
