@@ -86,9 +86,12 @@ type Service struct {
 	// group commits the RA's audited writes of concurrent requests
 	// together (store.Group).
 	group *store.Group
-	// outcomeQuietUntil is when, in Unix nanoseconds by Deps.Now, outcome
-	// notices are tried again after one could not be sent (noticeOutcome).
-	outcomeQuietUntil atomic.Int64
+	// quietUntil is when, in Unix nanoseconds by Deps.Now, notices sent
+	// while a request or a loop waits (outcome notices, and revocation
+	// notices sent at once) are tried again after one could not be sent:
+	// until then none waits on a gateway or registry that is down
+	// (noticeQuiet).
+	quietUntil atomic.Int64
 }
 
 // New checks the dependencies fit together.

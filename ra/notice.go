@@ -95,8 +95,13 @@ const noticeTimeout = 10 * time.Second
 
 // noticeRevoked tells the holders of serials, which the RA has just had the
 // CA revoke, at once rather than at the next sweep. A failure is logged:
-// the revocations stand, and NoticeRevoked tries again.
+// the revocations stand, and NoticeRevoked tries again; for quietFor
+// after one, the request does not wait on the gateway again (noticeQuiet)
+// and leaves its notices to the sweep.
 func (s *Service) noticeRevoked(ctx context.Context, serials ...[]byte) {
+	if s.noticeQuiet() {
+		return
+	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), noticeTimeout)
 	defer cancel()
 	var certs []store.Certificate
@@ -114,9 +119,18 @@ func (s *Service) noticeRevoked(ctx context.Context, serials ...[]byte) {
 		}
 	}
 	if _, err := s.noticeAll(ctx, certs); err != nil {
+		s.quietNotices()
 		s.d.Log.Warn("telling the holder of a revocation; the sweep tries again", "err", err)
 	}
 }
+
+// noticeQuiet says whether a notice could not be sent less than
+// quietFor ago: notices a request or a loop would wait for are not
+// tried until then.
+func (s *Service) noticeQuiet() bool { return s.d.Now().UnixNano() < s.quietUntil.Load() }
+
+// quietNotices starts an quietFor of no notices sent while waiting.
+func (s *Service) quietNotices() { s.quietUntil.Store(s.d.Now().Add(quietFor).UnixNano()) }
 
 // noticeRevocation claims, sends and records the notice of c's revocation
 // for its present reason, and reports whether it did, unless c is not to
@@ -245,11 +259,12 @@ func reasonName(code int) string {
 // reasonCodes).
 var otherReasons = map[int]string{2: "cACompromise", 6: "certificateHold", 8: "removeFromCRL", 10: "aACompromise"}
 
-// outcomeTimeout bounds an outcome notice (noticeOutcome); outcomeQuiet is
-// how long none is sent after one could not be.
+// outcomeTimeout bounds an outcome notice (noticeOutcome); quietFor is
+// how long no notice a request or a loop would wait for is sent after one
+// could not be (noticeQuiet).
 const (
 	outcomeTimeout = 3 * time.Second
-	outcomeQuiet   = time.Minute
+	quietFor       = time.Minute
 )
 
 // The events a notice tells of (Message.Event).
@@ -355,14 +370,14 @@ func (s *Service) remindExpiry(ctx context.Context, c store.Certificate) (bool, 
 // or with nobody to send it to, is audited (enrollment.notice), one that
 // could not be sent is logged. It runs in the officer's request and in the
 // RA's minute loop, so it is short (outcomeTimeout), and after a notice
-// that could not be sent the next outcomeQuiet sends none, and waits on no
+// that could not be sent the next quietFor sends none, and waits on no
 // gateway or registry that is down.
 func (s *Service) noticeOutcome(ctx context.Context, e store.Enrollment, serial []byte) {
 	d := s.d
 	if d.Policy.Approvals(e.Profile) == 0 {
 		return
 	}
-	if now := d.Now().UnixNano(); now < s.outcomeQuietUntil.Load() {
+	if s.noticeQuiet() {
 		d.Log.Warn("not telling the applicant how their enrollment ended: a notice could not be sent just before", "enrollment", e.ID, "state", e.State)
 		return
 	}
@@ -384,7 +399,7 @@ func (s *Service) noticeOutcome(ctx context.Context, e store.Enrollment, serial 
 	}
 	details := map[string]any{"event": m.Event}
 	if _, err := s.tell(ctx, m, details); err != nil {
-		s.outcomeQuietUntil.Store(d.Now().Add(outcomeQuiet).UnixNano())
+		s.quietNotices()
 		d.Log.Warn("telling the applicant how their enrollment ended", "enrollment", e.ID, "state", e.State, "err", err)
 		return
 	}

@@ -24,10 +24,11 @@ type Message struct {
 	Channel      string `json:"channel"` // sms | email
 	Code         string `json:"code"`
 	Notice       string `json:"notice,omitempty"`
-	// Event is what a notice tells of: "revoked" a certificate, or how an
-	// enrollment that waited for officers ended ("issued", "rejected",
-	// "failed", "expired"). Serial is the certificate revoked or issued, in
-	// hex as openssl prints it; Reason is a revocation's (RFC 5280 name).
+	// Event is what a notice tells of: "revoked" a certificate, "expiring"
+	// soon, or how an enrollment that waited for officers ended ("issued",
+	// "rejected", "failed", "expired"). Serial is the certificate revoked,
+	// expiring or issued, in hex as openssl prints it; Reason is a
+	// revocation's (RFC 5280 name).
 	Event  string `json:"event,omitempty"`
 	Serial string `json:"serial,omitempty"`
 	Reason string `json:"reason,omitempty"`
@@ -54,7 +55,7 @@ type Notifier interface {
 
 // Outbox is the development notifier: each message is logged with its
 // enrollment id and written to Dir/<enrollment id>.json (to, channel, code;
-// a revocation notice to Dir/<enrollment id>.<serial>.<reason>.json),
+// other notices beside it, see outboxName),
 // where a newcomer or a test picks the code up. Never for production: the
 // code is the proof that the applicant controls the contact.
 type Outbox struct {

@@ -407,8 +407,9 @@ func withdrawEvent(actor, enrollment, renews string, serial []byte) audit.Event 
 // CA signed its new one (issue): that certificate, and whatever was
 // renewed from it.
 func (s *Service) withdraw(ctx context.Context, enrollment string, r renewal, serial []byte) error {
-	_, err := s.withdrawRenewals(ctx, serial, withdrawActor)
-	return errors.Join(s.withdrawCertificate(ctx, enrollment, r.name, serial, withdrawActor), err)
+	err := s.withdrawCertificate(ctx, enrollment, r.name, serial, withdrawActor)
+	_, rerr := s.withdrawRenewals(ctx, serial, withdrawActor)
+	return errors.Join(err, rerr)
 }
 
 // withdrawActor is who withdraws renewals on the RA's own initiative.

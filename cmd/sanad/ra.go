@@ -163,8 +163,9 @@ func startRA(ctx context.Context, s *service, authority *caRole, cfg config.RA) 
 		}
 	})
 	// Reminders of expiries are days ahead: an hourly sweep is soon enough,
-	// and reads the window of certificates that expire soon 60 times less.
-	s.every(time.Hour, func(ctx context.Context) {
+	// and reads the window of certificates that expire soon 60 times less;
+	// it runs at start too, for nodes redeployed within the hour.
+	s.fromStart(time.Hour, func(ctx context.Context) {
 		reminded, err := svc.NoticeExpiring(ctx)
 		if reminded > 0 {
 			s.log.Info("reminded holders of expiries", "count", reminded)

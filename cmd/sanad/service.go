@@ -212,18 +212,31 @@ func (s *service) record(ctx context.Context, e audit.Event) error {
 
 // every adds a loop that calls fn every d until the service stops.
 func (s *service) every(d time.Duration, fn func(ctx context.Context)) {
+	s.loops = append(s.loops, func(ctx context.Context) { tick(ctx, d, fn) })
+}
+
+// fromStart is every, with fn run first as the service starts serving: for
+// work whose period is longer than a node may stay up between
+// deployments.
+func (s *service) fromStart(d time.Duration, fn func(ctx context.Context)) {
 	s.loops = append(s.loops, func(ctx context.Context) {
-		t := time.NewTicker(d)
-		defer t.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
-				fn(ctx)
-			}
-		}
+		fn(ctx)
+		tick(ctx, d, fn)
 	})
+}
+
+// tick runs fn every d until ctx ends.
+func tick(ctx context.Context, d time.Duration, fn func(ctx context.Context)) {
+	t := time.NewTicker(d)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			fn(ctx)
+		}
+	}
 }
 
 // handler builds the HTTP handler of the service and its metrics registry.
