@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"cmp"
 	"crypto"
 	"crypto/x509"
 	"encoding/hex"
@@ -12,7 +11,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -102,7 +100,7 @@ event after --after-seq.`,
 	}
 	loadConfig := configFlag(cmd)
 	var f store.AuditFilter
-	cmd.Flags().StringVar(&f.Object, "object", "", "the object, e.g. enrollment/ID or issuing/SERIAL")
+	object := cmd.Flags().String("object", "", "the object, e.g. enrollment/ID or issuing/SERIAL")
 	cmd.Flags().StringVar(&f.Actor, "actor", "", "who acted, e.g. officer:<name>, holder:<SERIAL> or system:notice")
 	cmd.Flags().StringVar(&f.Action, "action", "", "the action, e.g. certificate.revoke")
 	since := cmd.Flags().String("since", "", "logged at or after this time (RFC 3339)")
@@ -128,6 +126,15 @@ event after --after-seq.`,
 		if f.Limit < 1 || f.AfterSeq < 0 {
 			return usagef("--limit must be at least 1, --after-seq not negative")
 		}
+		// A serial or fingerprint typed otherwise than the log names it is
+		// found too; the object as typed is always asked (an HSM key
+		// object's label may look like hex).
+		if *object != "" {
+			f.Objects = []string{*object}
+			if o := auditObject(*object); o != *object {
+				f.Objects = append(f.Objects, o)
+			}
+		}
 		_, db, err := openConfiguredStore(cmd.Context(), loadConfig)
 		if err != nil {
 			return err
@@ -137,20 +144,7 @@ event after --after-seq.`,
 		if err != nil {
 			return err
 		}
-		// A serial or fingerprint typed otherwise than the log names it is
-		// found too; the object as typed is always asked (an HSM key
-		// object's label may look like hex).
-		if o := auditObject(f.Object); o != f.Object {
-			more := f
-			more.Object = o
-			found, err := db.ListAuditEvents(cmd.Context(), more)
-			if err != nil {
-				return err
-			}
-			events = append(events, found...)
-			slices.SortFunc(events, func(a, b store.AuditEvent) int { return cmp.Compare(a.Seq, b.Seq) })
-			events = events[:min(len(events), f.Limit)]
-		}
+
 		w := cmd.OutOrStdout()
 		for _, ev := range events {
 			line := auditLineOf(ev)

@@ -201,14 +201,15 @@ func (db *DB) ScanAuditEvents(ctx context.Context, afterSeq int64, fn func(Audit
 // AuditFilter chooses audit events (ListAuditEvents): every field set must
 // hold.
 type AuditFilter struct {
-	Object, Actor, Action string
-	Since, Until          time.Time // logged at or after Since, before Until
-	AfterSeq              int64
-	Limit                 int // at most this many; 1000 if not positive
+	Objects       []string // any of these
+	Actor, Action string
+	Since, Until  time.Time // logged at or after Since, before Until
+	AfterSeq      int64
+	Limit         int // at most this many; 1000 if not positive
 }
 
-// ListAuditEvents returns the events f chooses, in ascending seq. An object
-// is found by index (audit_events_object); the other fields are read from
+// ListAuditEvents returns the events f chooses, in ascending seq. Objects
+// are found by index (audit_events_object); the other fields are read from
 // every event after f.AfterSeq.
 func (db *DB) ListAuditEvents(ctx context.Context, f AuditFilter) ([]AuditEvent, error) {
 	where, args := []string{"seq > $1"}, []any{f.AfterSeq}
@@ -216,7 +217,15 @@ func (db *DB) ListAuditEvents(ctx context.Context, f AuditFilter) ([]AuditEvent,
 		args = append(args, v)
 		where = append(where, fmt.Sprintf(cond, len(args)))
 	}
-	for _, c := range []struct{ cond, v string }{{"object = $%d", f.Object}, {"actor = $%d", f.Actor}, {"action = $%d", f.Action}} {
+	if len(f.Objects) > 0 {
+		in := make([]string, len(f.Objects))
+		for i, o := range f.Objects {
+			args = append(args, o)
+			in[i] = fmt.Sprintf("$%d", len(args))
+		}
+		where = append(where, "object IN ("+strings.Join(in, ", ")+")")
+	}
+	for _, c := range []struct{ cond, v string }{{"actor = $%d", f.Actor}, {"action = $%d", f.Action}} {
 		if c.v != "" {
 			add(c.cond, c.v)
 		}

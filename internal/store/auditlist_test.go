@@ -43,16 +43,17 @@ func TestListAuditEvents(t *testing.T) {
 			want []int64
 		}{
 			{"everything", store.AuditFilter{}, []int64{1, 2, 3, 4, 5, 6}},
-			{"an object", store.AuditFilter{Object: "issuing/0a"}, []int64{2, 4}},
+			{"an object", store.AuditFilter{Objects: []string{"issuing/0a"}}, []int64{2, 4}},
 			{"an actor", store.AuditFilter{Actor: "officer:alice"}, []int64{1, 3, 6}},
 			{"an action", store.AuditFilter{Action: "certificate.revoke"}, []int64{2, 6}},
-			{"an object and an actor", store.AuditFilter{Object: "enrollment/a", Actor: "officer:bob"}, []int64{5}},
+			{"an object and an actor", store.AuditFilter{Objects: []string{"enrollment/a"}, Actor: "officer:bob"}, []int64{5}},
 			{"a time range", store.AuditFilter{Since: at(3), Until: at(5)}, []int64{3, 4}},
 			{"after a seq", store.AuditFilter{AfterSeq: 4}, []int64{5, 6}},
 			{"a limit", store.AuditFilter{Actor: "officer:alice", Limit: 2}, []int64{1, 3}},
-			{"every filter at once", store.AuditFilter{Object: "issuing/0a", Actor: "system:notice", Action: "certificate.revoke.notice",
+			{"every filter at once", store.AuditFilter{Objects: []string{"issuing/0a"}, Actor: "system:notice", Action: "certificate.revoke.notice",
 				Since: at(1), Until: at(6), AfterSeq: 1, Limit: 5}, []int64{4}},
-			{"nothing", store.AuditFilter{Object: "enrollment/z"}, nil},
+			{"either of two objects", store.AuditFilter{Objects: []string{"issuing/0b", "enrollment/b"}}, []int64{3, 6}},
+			{"nothing", store.AuditFilter{Objects: []string{"enrollment/z"}}, nil},
 		} {
 			events, err := db.ListAuditEvents(ctx, tt.f)
 			if err != nil {

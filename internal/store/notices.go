@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 )
 
@@ -26,28 +25,17 @@ const (
 func (db *DB) RevocationsToNotice(ctx context.Context, issuerID string, since, stale time.Time, limit int) ([]Certificate, error) {
 	return db.queryCertificates(ctx, `
 		SELECT `+certificateColumns+` FROM (
-			SELECT `+certificateColumnsAs("c")+`, 0 AS retry, c.updated_at AS waiting_since FROM certificates c
+			SELECT `+certificateColumnsOf("c")+`, 0 AS retry, c.updated_at AS waiting_since FROM certificates c
 			WHERE c.issuer_id = $1 AND c.status = 'revoked' AND c.updated_at > $2
 				AND c.enrollment_id IS NOT NULL AND c.der IS NOT NULL
 				AND NOT EXISTS (SELECT 1 FROM revocation_notices n WHERE n.issuer_id = c.issuer_id AND n.serial = c.serial
 					AND (n.outcome = '' OR n.reason = c.reason))
 			UNION ALL
-			SELECT `+certificateColumnsAs("c")+`, 1, n.claimed_at FROM revocation_notices n
+			SELECT `+certificateColumnsOf("c")+`, 1, n.claimed_at FROM revocation_notices n
 			JOIN certificates c ON c.issuer_id = n.issuer_id AND c.serial = n.serial
 			WHERE n.issuer_id = $1 AND n.outcome = '' AND n.claimed_at < $3
 		) t ORDER BY retry, waiting_since, serial LIMIT $4`,
 		issuerID, db.d.timeArg(since), db.d.timeArg(stale), limit)
-}
-
-// certificateColumnsAs is certificateColumnsOf(alias), each named as in
-// certificateColumns, for a subquery read by name.
-func certificateColumnsAs(alias string) string {
-	cols := strings.Split(certificateColumns, ",")
-	for i, c := range cols {
-		c = strings.TrimSpace(c)
-		cols[i] = alias + "." + c + " AS " + c
-	}
-	return strings.Join(cols, ", ")
 }
 
 // ClaimRevocationNotice takes the notice of the revocation of certificate
@@ -159,12 +147,12 @@ func (db *DB) UnsentRevocationNotices(ctx context.Context) (int64, error) {
 func (db *DB) ExpiringToNotice(ctx context.Context, issuerID string, now, horizon, stale time.Time, limit int) ([]Certificate, error) {
 	return db.queryCertificates(ctx, `
 		SELECT `+certificateColumns+` FROM (
-			SELECT `+certificateColumnsAs("c")+`, 0 AS retry, c.not_after AS due FROM certificates c
+			SELECT `+certificateColumnsOf("c")+`, 0 AS retry, c.not_after AS due FROM certificates c
 			WHERE c.issuer_id = $1 AND c.status = 'good' AND c.not_after > $2 AND c.not_after <= $3
 				AND c.enrollment_id IS NOT NULL AND c.der IS NOT NULL
 				AND NOT EXISTS (SELECT 1 FROM expiry_notices n WHERE n.issuer_id = c.issuer_id AND n.serial = c.serial)
 			UNION ALL
-			SELECT `+certificateColumnsAs("c")+`, 1, n.claimed_at FROM expiry_notices n
+			SELECT `+certificateColumnsOf("c")+`, 1, n.claimed_at FROM expiry_notices n
 			JOIN certificates c ON c.issuer_id = n.issuer_id AND c.serial = n.serial
 			WHERE n.issuer_id = $1 AND n.outcome = '' AND n.claimed_at < $4
 				AND c.status = 'good' AND c.not_after > $2

@@ -41,12 +41,14 @@ type OCSPDue struct {
 	Limit int
 }
 
-// certificateColumnsOf is certificateColumns qualified by a table alias, for
-// queries that join certificates with another table.
+// certificateColumnsOf is certificateColumns qualified by a table alias,
+// each named as in certificateColumns, for queries that join certificates
+// with another table, and subqueries read by name.
 func certificateColumnsOf(alias string) string {
 	cols := strings.Split(certificateColumns, ",")
 	for i, c := range cols {
-		cols[i] = alias + "." + strings.TrimSpace(c)
+		c = strings.TrimSpace(c)
+		cols[i] = alias + "." + c + " AS " + c
 	}
 	return strings.Join(cols, ", ")
 }
