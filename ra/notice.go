@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/sanadpki/sanad/ca"
+	"github.com/sanadpki/sanad/ca/profile"
 	"github.com/sanadpki/sanad/internal/audit"
 	"github.com/sanadpki/sanad/internal/store"
 	"github.com/sanadpki/sanad/ra/registry"
@@ -67,18 +68,19 @@ func (s *Service) NoticeRevoked(ctx context.Context) (told int, err error) {
 			errs = append(errs, err)
 			continue
 		}
-		n, err := s.noticeAll(ctx, revoked)
+		n, err := noticeAll(ctx, revoked, s.noticeRevocation)
 		told += n
 		errs = append(errs, err)
 	}
 	return told, errors.Join(errs...)
 }
 
-// noticeAll tells the holders of certs in order (noticeRevocation), and
-// stops at the first notice that cannot be sent.
-func (s *Service) noticeAll(ctx context.Context, certs []store.Certificate) (told int, _ error) {
+// noticeAll sends the notice of each of certs in order (notice: claim,
+// send, record; false when another node has it), and stops at the first
+// that cannot be sent.
+func noticeAll(ctx context.Context, certs []store.Certificate, notice func(context.Context, store.Certificate) (bool, error)) (told int, _ error) {
 	for _, c := range certs {
-		ok, err := s.noticeRevocation(ctx, c)
+		ok, err := notice(ctx, c)
 		if err != nil {
 			return told, err
 		}
@@ -118,7 +120,7 @@ func (s *Service) noticeRevoked(ctx context.Context, serials ...[]byte) {
 			certs = append(certs, c)
 		}
 	}
-	if _, err := s.noticeAll(ctx, certs); err != nil {
+	if _, err := noticeAll(ctx, certs, s.noticeRevocation); err != nil {
 		s.quietNotices()
 		s.d.Log.Warn("telling the holder of a revocation; the sweep tries again", "err", err)
 	}
@@ -129,7 +131,7 @@ func (s *Service) noticeRevoked(ctx context.Context, serials ...[]byte) {
 // tried until then.
 func (s *Service) noticeQuiet() bool { return s.d.Now().UnixNano() < s.quietUntil.Load() }
 
-// quietNotices starts an quietFor of no notices sent while waiting.
+// quietNotices starts a quietFor of no notices sent while waiting.
 func (s *Service) quietNotices() { s.quietUntil.Store(s.d.Now().Add(quietFor).UnixNano()) }
 
 // noticeRevocation claims, sends and records the notice of c's revocation
@@ -241,23 +243,17 @@ func (s *Service) holderContact(ctx context.Context, enrollmentID string) (_ reg
 	return rec, "", err
 }
 
-// reasonName is the RFC 5280 name of a CRLReason code.
+// reasonName is the RFC 5280 name of a CRLReason code the CA may record
+// (profile.ReasonCodes: all but certificateHold and removeFromCRL, which it
+// never offers).
 func reasonName(code int) string {
-	for name, c := range reasonCodes {
+	for name, c := range profile.ReasonCodes {
 		if c == code {
 			return name
 		}
 	}
-	if name, ok := otherReasons[code]; ok {
-		return name
-	}
 	return fmt.Sprintf("reason %d", code)
 }
-
-// otherReasons are the RFC 5280 reasons no signed request may name, which
-// the CA may still record (recovery's cessationOfOperation is in
-// reasonCodes).
-var otherReasons = map[int]string{2: "cACompromise", 6: "certificateHold", 8: "removeFromCRL", 10: "aACompromise"}
 
 // outcomeTimeout bounds an outcome notice (noticeOutcome); quietFor is
 // how long no notice a request or a loop would wait for is sent after one
@@ -302,16 +298,9 @@ func (s *Service) NoticeExpiring(ctx context.Context) (told int, err error) {
 			errs = append(errs, err)
 			continue
 		}
-		for _, c := range certs {
-			ok, err := s.remindExpiry(ctx, c)
-			if err != nil {
-				errs = append(errs, err)
-				break
-			}
-			if ok {
-				told++
-			}
-		}
+		n, err := noticeAll(ctx, certs, s.remindExpiry)
+		told += n
+		errs = append(errs, err)
 	}
 	return told, errors.Join(errs...)
 }
@@ -328,7 +317,7 @@ func (s *Service) remindExpiry(ctx context.Context, c store.Certificate) (bool, 
 	serialHex := fmt.Sprintf("%X", c.Serial)
 	details := map[string]any{"enrollment": c.EnrollmentID, "not_after": c.NotAfter}
 	outcome := store.NoticeRenewed
-	renewal, err := d.Store.EnrollmentByIdempotencyKey(ctx, renewalKey(c.IssuerID+"/"+serialHex))
+	renewal, err := d.Store.EnrollmentByIdempotencyKey(ctx, renewalKey(renewsName(c.IssuerID, c.Serial)))
 	switch {
 	case err == nil && renewal.State == store.StateIssued:
 		details["outcome"], details["renewal"] = outcome, renewal.ID

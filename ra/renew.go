@@ -241,6 +241,11 @@ func (s *Service) Renew(ctx context.Context, serialHex, compact string) (store.E
 // it first.
 func renewalKey(renews string) string { return "renewal " + renews }
 
+// renewsName names certificate serial of issuerID as a renewal names the
+// certificate it renews (proofing.Renews, renewalKey): "issuing/0A1B…",
+// the serial in hex as openssl prints it.
+func renewsName(issuerID string, serial []byte) string { return fmt.Sprintf("%s/%X", issuerID, serial) }
+
 // endedUncertified says whether an enrollment in state ended without a
 // certificate.
 func endedUncertified(state string) bool {
@@ -333,7 +338,7 @@ func (s *Service) withdrawRenewals(ctx context.Context, serial []byte, actor str
 		}
 		serial, next = next[0], next[1:]
 		for issuerID := range d.Issuers {
-			renews := fmt.Sprintf("%s/%X", issuerID, serial)
+			renews := renewsName(issuerID, serial)
 			e, err := d.Store.EnrollmentByIdempotencyKey(ctx, renewalKey(renews))
 			if errors.Is(err, store.ErrNotFound) {
 				continue
