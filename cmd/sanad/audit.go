@@ -11,13 +11,12 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"strconv"
 	"strings"
 	"time"
-	"unicode"
 
 	"github.com/spf13/cobra"
 
+	"github.com/sanadpki/sanad/ca/ceremony/transcript"
 	"github.com/sanadpki/sanad/internal/audit"
 	"github.com/sanadpki/sanad/internal/store"
 )
@@ -65,21 +64,11 @@ func (l auditLine) text() string {
 	if l.Details == nil {
 		details = l.DetailsRaw
 	}
-	line := fmt.Sprintf("%d\t%s\t%s\t%s\t%s\t%s", l.Seq, l.Time.Format(time.RFC3339), printable(l.Actor), printable(l.Action), printable(l.Object), printable(details))
+	line := fmt.Sprintf("%d\t%s\t%s\t%s\t%s\t%s", l.Seq, l.Time.Format(time.RFC3339), transcript.Printable(l.Actor), transcript.Printable(l.Action), transcript.Printable(l.Object), transcript.Printable(details))
 	if !l.HashOK {
 		line += "\tHASH MISMATCH: edited since written"
 	}
 	return line
-}
-
-// printable is s, quoted if it holds a character that does not print.
-func printable(s string) string {
-	for _, r := range s {
-		if !unicode.IsPrint(r) {
-			return strconv.Quote(s)
-		}
-	}
-	return s
 }
 
 func newAuditListCmd() *cobra.Command {

@@ -70,7 +70,7 @@ func flattenValue(path string, v any, out *[]string) {
 	switch x := v.(type) {
 	case map[string]any:
 		for _, k := range sortedKeys(x) {
-			flattenValue(joinPath(path, printable(k)), x[k], out)
+			flattenValue(joinPath(path, Printable(k)), x[k], out)
 		}
 	case []any:
 		scalars := make([]string, 0, len(x))
@@ -96,22 +96,23 @@ func scalar(v any) string {
 		if len(x) > maxFactLen {
 			return fmt.Sprintf("(%d bytes, see the transcript)", len(x))
 		}
-		return printable(x)
+		return Printable(x)
 	case json.Number:
-		return printable(x.String())
+		return Printable(x.String())
 	case bool:
 		return strconv.FormatBool(x)
 	case nil:
 		return "null"
 	default:
-		return printable(fmt.Sprint(x))
+		return Printable(fmt.Sprint(x))
 	}
 }
 
-// printable returns s unchanged if every rune is graphic (letters, marks,
+// Printable returns s unchanged if every rune is graphic (letters, marks,
 // numbers, punctuation, symbols, spaces), and Go-quoted otherwise, so that
-// newlines, terminal escapes and bidirectional overrides show as escapes.
-func printable(s string) string {
+// newlines, terminal escapes and bidirectional overrides show as escapes:
+// for a terminal showing text someone else wrote.
+func Printable(s string) string {
 	for _, r := range s {
 		if !unicode.IsGraphic(r) || r == unicode.ReplacementChar {
 			return strconv.QuoteToGraphic(s)
