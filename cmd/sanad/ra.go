@@ -150,30 +150,26 @@ func startRA(ctx context.Context, s *service, authority *caRole, cfg config.RA) 
 			s.log.Error("finishing approved enrollments", "err", err)
 		}
 	})
+	// sweep runs a notice sweep and logs what came of it.
+	sweep := func(what string, notices func(context.Context) (int, error)) func(context.Context) {
+		return func(ctx context.Context) {
+			n, err := notices(ctx)
+			if n > 0 {
+				s.log.Info(what, "count", n)
+			}
+			if err != nil && ctx.Err() == nil {
+				s.log.Warn(what+": the next sweep tries again", "err", err)
+			}
+		}
+	}
 	// Holders are told of the revocations the RA did not make, and of
 	// those whose notice could not be sent at once; on a loop of its own,
 	// since a gateway down makes it wait.
-	s.every(time.Minute, func(ctx context.Context) {
-		told, err := svc.NoticeRevoked(ctx)
-		if told > 0 {
-			s.log.Info("told holders of revocations", "count", told)
-		}
-		if err != nil && ctx.Err() == nil {
-			s.log.Warn("telling holders of revocations; the next sweep tries again", "err", err)
-		}
-	})
+	s.every(time.Minute, sweep("telling holders of revocations", svc.NoticeRevoked))
 	// Reminders of expiries are days ahead: an hourly sweep is soon enough,
 	// and reads the window of certificates that expire soon 60 times less;
 	// it runs at start too, for nodes redeployed within the hour.
-	s.fromStart(time.Hour, func(ctx context.Context) {
-		reminded, err := svc.NoticeExpiring(ctx)
-		if reminded > 0 {
-			s.log.Info("reminded holders of expiries", "count", reminded)
-		}
-		if err != nil && ctx.Err() == nil {
-			s.log.Warn("reminding holders of expiries; the next sweep tries again", "err", err)
-		}
-	})
+	s.fromStart(time.Hour, sweep("reminding holders of expiries", svc.NoticeExpiring))
 	return nil
 }
 
