@@ -953,3 +953,39 @@ func TestRevokeIssuerRetired(t *testing.T) {
 	answer{status: http.StatusConflict, problem: "issuer-retired"}.check(t, "a holder's revocation",
 		fx.answer(t, http.MethodPost, "/api/v1/certificates/"+serial+"/revoke", http.Header{"Content-Type": {"application/jose"}}, []byte(jws)))
 }
+
+// TestProofAnswersCertificate: the answer to an auto profile's proof
+// carries the certificate just issued (from the CA's hands, not read back),
+// the same one GET and the store show.
+func TestProofAnswersCertificate(t *testing.T) {
+	f := catest.New(t, time.Now().UTC().Truncate(time.Second))
+	fx := newRAFixture(t, f, "sqlite")
+	id, code := fx.enrollKey(t, newKey(t))
+	status, raw := fx.do(t, http.MethodPost, "/api/v1/enrollments/"+id+"/proof", http.Header{"Content-Type": {"application/json"}}, []byte(`{"code":"`+code+`"}`))
+	if status != http.StatusOK {
+		t.Fatalf("proof: %d %s", status, raw)
+	}
+	var proved ra.View
+	if err := json.Unmarshal(raw, &proved); err != nil {
+		t.Fatal(err)
+	}
+	got, err := fx.svc.Get(t.Context(), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := fx.db.CertificateOfEnrollment(t.Context(), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	block, _ := pem.Decode([]byte(proved.Certificate))
+	switch {
+	case proved.State != store.StateIssued:
+		t.Fatalf("proof answered %s", proved.State)
+	case block == nil || !bytes.Equal(block.Bytes, c.DER):
+		t.Errorf("the proof's answer carries another certificate than the stored one:\n%s", proved.Certificate)
+	case proved.Serial != strings.ToUpper(hex.EncodeToString(c.Serial)) || proved.Links["certificate"] != "/api/v1/certificates/"+proved.Serial:
+		t.Errorf("serial %q, link %q; stored %x", proved.Serial, proved.Links["certificate"], c.Serial)
+	case proved.Certificate != got.Certificate || proved.Serial != got.Serial:
+		t.Errorf("the proof's answer and GET differ: %q %q", proved.Serial, got.Serial)
+	}
+}

@@ -604,11 +604,18 @@ func sameName(a, b string) bool {
 // a wrong one counts, and the policy's last wrong one locks the enrollment.
 // Codes are single-use and expire.
 func (s *Service) Proof(ctx context.Context, id, code string) (store.Enrollment, error) {
+	e, _, err := s.proof(ctx, id, code)
+	return e, err
+}
+
+// proof is Proof, with the certificate it got when it issued one (its
+// answer shows it without reading it back).
+func (s *Service) proof(ctx context.Context, id, code string) (store.Enrollment, *x509.Certificate, error) {
 	d := s.d
 	// The RA sends six digits (newCode); anything else cannot be the code
 	// and is refused before it costs the applicant an attempt.
 	if len(code) != 6 || strings.Trim(code, "0123456789") != "" {
-		return store.Enrollment{}, refuse("invalid-request", "code must be the 6 digits sent to you")
+		return store.Enrollment{}, nil, refuse("invalid-request", "code must be the 6 digits sent to you")
 	}
 	now := d.Now().UTC()
 	var (
@@ -687,7 +694,7 @@ func (s *Service) Proof(ctx context.Context, id, code string) (store.Enrollment,
 		return event("enrollment.proof", map[string]any{"state": next, "channel": pr.Channel})
 	})
 	if err != nil {
-		return store.Enrollment{}, err
+		return store.Enrollment{}, nil, err
 	}
 	if key := limitKey(wrongFor); key != "" {
 		// A wrong code also spends one of the person's enrollments
@@ -699,12 +706,12 @@ func (s *Service) Proof(ctx context.Context, id, code string) (store.Enrollment,
 		}
 	}
 	if refusal != nil {
-		return out, refusal
+		return out, nil, refusal
 	}
 	if out.State == store.StateApproved {
 		return s.issueDetached(ctx, out, "system:auto-approval")
 	}
-	return out, nil
+	return out, nil, nil
 }
 
 // ExpireLapsed moves enrollments still waiting, for their code or for
@@ -877,7 +884,7 @@ const issueTimeout = 30 * time.Second
 // disconnects, or an officer's client that times out, must not leave the
 // enrollment approved with its outcome unrecorded, so the issuance keeps
 // going without the request's cancellation, bounded by issueTimeout.
-func (s *Service) issueDetached(ctx context.Context, e store.Enrollment, actor string) (store.Enrollment, error) {
+func (s *Service) issueDetached(ctx context.Context, e store.Enrollment, actor string) (store.Enrollment, *x509.Certificate, error) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), issueTimeout)
 	defer cancel()
 	return s.issue(ctx, e, actor)
@@ -925,7 +932,7 @@ func (s *Service) resumeOne(ctx context.Context, e store.Enrollment, cutoff time
 	c, err := d.Store.CertificateOfEnrollment(ctx, e.ID)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
-		out, err := s.issueDetached(ctx, e, "system:resume")
+		out, _, err := s.issueDetached(ctx, e, "system:resume")
 		if _, refused := ProblemOf(err); err != nil && !refused {
 			return false, err
 		}
@@ -976,16 +983,17 @@ func (s *Service) claim(ctx context.Context, id string, cutoff time.Time) (bool,
 	return claimed, err
 }
 
-// issue has the CA certify an approved enrollment and records the outcome.
-func (s *Service) issue(ctx context.Context, e store.Enrollment, actor string) (store.Enrollment, error) {
+// issue has the CA certify an approved enrollment and records the outcome:
+// the enrollment, and its certificate when it was issued.
+func (s *Service) issue(ctx context.Context, e store.Enrollment, actor string) (store.Enrollment, *x509.Certificate, error) {
 	d := s.d
 	subj, err := d.Store.Subject(ctx, e.SubjectID)
 	if err != nil {
-		return e, err
+		return e, nil, err
 	}
 	var v profile.Verified
 	if err := json.Unmarshal(subj.Attributes, &v); err != nil {
-		return e, fmt.Errorf("subject %s attributes: %w", subj.ID, err)
+		return e, nil, fmt.Errorf("subject %s attributes: %w", subj.ID, err)
 	}
 	var (
 		cert     *x509.Certificate
@@ -1069,7 +1077,7 @@ func (s *Service) issue(ctx context.Context, e store.Enrollment, actor string) (
 			Details: map[string]any{"serial": hex.EncodeToString(cert.SerialNumber.Bytes()), "profile": e.Profile}})
 	})
 	if err != nil {
-		return e, err
+		return e, nil, err
 	}
 	if withdraw {
 		// Should this fail or the node stop, SweepWithdrawn does it.
@@ -1083,13 +1091,14 @@ func (s *Service) issue(ctx context.Context, e store.Enrollment, actor string) (
 		// applicant's to read and the audit record's to keep, not the log's.
 		d.Log.Warn("the CA refused an approved enrollment", "enrollment", e.ID)
 		s.noticeOutcome(ctx, out, nil)
-		return out, refuse("issuance-failed", "%s", out.StateReason)
+		return out, nil, refuse("issuance-failed", "%s", out.StateReason)
 	case issueErr == nil && !withdraw: // a withdrawn renewal's holder is told of its revocation
 		s.noticeOutcome(ctx, out, cert.SerialNumber.Bytes())
 	case issueErr != nil:
 		d.Log.Error("issuance failed; it will be retried", "enrollment", e.ID, "err", issueErr)
+		return out, nil, nil
 	}
-	return out, nil
+	return out, cert, nil
 }
 
 // errRegistryChanged is wrapped by a re-check (recheck) that the registry
@@ -1218,6 +1227,12 @@ func (s *Service) Get(ctx context.Context, id string) (View, error) {
 }
 
 func (s *Service) view(ctx context.Context, e store.Enrollment) (View, error) {
+	return s.viewIssued(ctx, e, nil)
+}
+
+// viewIssued is view with the certificate of an issued enrollment when the
+// caller has it in hand, or nil to read it.
+func (s *Service) viewIssued(ctx context.Context, e store.Enrollment, cert *x509.Certificate) (View, error) {
 	v := View{ID: e.ID, State: e.State, Profile: e.Profile, CreatedAt: e.CreatedAt, UpdatedAt: e.UpdatedAt,
 		Links: map[string]string{"self": "/api/v1/enrollments/" + e.ID}}
 	if e.StateReason != "" {
@@ -1238,15 +1253,28 @@ func (s *Service) view(ctx context.Context, e store.Enrollment) (View, error) {
 		v.ExpiresAt = e.ExpiresAt
 		v.Reasons = append(v.Reasons, fmt.Sprintf("waiting for approval by %d RA officer(s)", s.d.Policy.Approvals(e.Profile)))
 	case store.StateIssued:
-		c, err := s.d.Store.CertificateOfEnrollment(ctx, e.ID)
+		der, serial, err := s.certificateOf(ctx, e.ID, cert)
 		if err != nil {
 			return View{}, err
 		}
-		v.Certificate = string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.DER}))
-		v.Serial = strings.ToUpper(hex.EncodeToString(c.Serial))
+		v.Certificate = string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}))
+		v.Serial = strings.ToUpper(hex.EncodeToString(serial))
 		v.Links["certificate"] = "/api/v1/certificates/" + v.Serial
 	}
 	return v, nil
+}
+
+// certificateOf is an issued enrollment's certificate (DER) and serial:
+// cert's, when the caller has it, or the store's.
+func (s *Service) certificateOf(ctx context.Context, id string, cert *x509.Certificate) (der, serial []byte, err error) {
+	if cert != nil {
+		return cert.Raw, cert.SerialNumber.Bytes(), nil
+	}
+	c, err := s.d.Store.CertificateOfEnrollment(ctx, id)
+	if err != nil {
+		return nil, nil, err
+	}
+	return c.DER, c.Serial, nil
 }
 
 // newID is 16 random bytes, URL-safe base64 (22 characters).

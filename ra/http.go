@@ -329,8 +329,17 @@ func (s *Service) handleProof(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	e, err := s.Proof(r.Context(), id, req.Code)
-	s.answerEnrollment(w, r, e, err)
+	e, cert, err := s.proof(r.Context(), id, req.Code)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	v, err := s.viewIssued(r.Context(), e, cert)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	api.WriteJSON(w, http.StatusOK, v)
 }
 
 // readJSON reads a JSON body of at most MaxRequestBytes.

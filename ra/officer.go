@@ -251,7 +251,8 @@ func (s *Service) decide(ctx context.Context, o officer) (store.Enrollment, erro
 		return out, refusal
 	}
 	if out.State == store.StateApproved {
-		return s.issueDetached(ctx, out, "officer:"+o.Name)
+		out, _, err := s.issueDetached(ctx, out, "officer:"+o.Name)
+		return out, err
 	}
 	return out, nil
 }
