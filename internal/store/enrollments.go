@@ -61,25 +61,25 @@ type RegistryEvidence struct {
 // one with the same kind and national identifier, and returns the stored
 // row (its ID is the existing one's when there was one).
 func (tx *Tx) PutSubject(ctx context.Context, s Subject) (Subject, error) {
-	_, err := tx.tx.ExecContext(ctx, tx.d.q(`
+	// One statement: the row as the upsert left it (RETURNING, on both
+	// databases), instead of a second query for it.
+	var out Subject
+	var ref sql.NullString
+	var attrs string
+	err := tx.tx.QueryRowContext(ctx, tx.d.q(`
 		INSERT INTO subjects (id, kind, national_id, attributes, registry_ref, created_at, updated_at)
 		VALUES ($1, $2, $3, $4, $5, $6, $6)
 		ON CONFLICT (kind, national_id) DO UPDATE SET
-			attributes = excluded.attributes, registry_ref = excluded.registry_ref, updated_at = excluded.updated_at`),
-		s.ID, s.Kind, s.NationalID, string(s.Attributes), nullString(s.RegistryRef), tx.d.timeArg(s.CreatedAt))
+			attributes = excluded.attributes, registry_ref = excluded.registry_ref, updated_at = excluded.updated_at
+		RETURNING id, kind, national_id, attributes, registry_ref, created_at, updated_at`),
+		s.ID, s.Kind, s.NationalID, string(s.Attributes), nullString(s.RegistryRef), tx.d.timeArg(s.CreatedAt)).
+		Scan(&out.ID, &out.Kind, &out.NationalID, &attrs, &ref, timeScan{&out.CreatedAt}, timeScan{&out.UpdatedAt})
 	if err != nil {
 		// Named by its id, not its national identifier: errors reach logs.
 		return Subject{}, fmt.Errorf("put subject %s (%s): %w", s.ID, s.Kind, tx.d.mapErr(err))
 	}
-	var out Subject
-	var ref sql.NullString
-	var attrs string
-	err = tx.tx.QueryRowContext(ctx, tx.d.q(`
-		SELECT id, kind, national_id, attributes, registry_ref, created_at, updated_at FROM subjects
-		WHERE kind = $1 AND national_id = $2`), s.Kind, s.NationalID).
-		Scan(&out.ID, &out.Kind, &out.NationalID, &attrs, &ref, timeScan{&out.CreatedAt}, timeScan{&out.UpdatedAt})
 	out.Attributes, out.RegistryRef = []byte(attrs), ref.String
-	return out, err
+	return out, nil
 }
 
 // Subject returns one subject, or ErrNotFound.

@@ -29,7 +29,7 @@ func TestEnrollmentsOfficersAndNonces(t *testing.T) {
 		if err := inTx(func(tx *store.Tx) (err error) {
 			subj, err = tx.PutSubject(ctx, store.Subject{ID: "s2", Kind: "person", NationalID: "IDCKZ-900101300123", Attributes: []byte(`{"a":2}`), CreatedAt: t0.Add(time.Hour)})
 			return err
-		}); err != nil || subj.ID != "s1" || string(subj.Attributes) != `{"a":2}` || !subj.UpdatedAt.Equal(t0.Add(time.Hour)) {
+		}); err != nil || subj.ID != "s1" || string(subj.Attributes) != `{"a":2}` || !subj.UpdatedAt.Equal(t0.Add(time.Hour)) || !subj.CreatedAt.Equal(t0) || subj.NationalID != "IDCKZ-900101300123" {
 			t.Fatalf("second put: %+v, %v", subj, err)
 		}
 
