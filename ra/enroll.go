@@ -745,6 +745,11 @@ func (s *Service) ExpireLapsed(ctx context.Context, limit int) (int, error) {
 					return err
 				}
 				moved = &out
+				if state == store.StatePendingApproval {
+					if err := s.outcomeEnded(ctx, tx, out, nil); err != nil {
+						return err
+					}
+				}
 				return d.Audit.Append(tx, audit.Event{Actor: "system:expiry", Action: "enrollment.expire", Object: "enrollment/" + e.ID,
 					Details: map[string]any{"expired_at": e.ExpiresAt, "state": state}})
 			})
@@ -949,6 +954,9 @@ func (s *Service) resumeOne(ctx context.Context, e store.Enrollment, cutoff time
 		if e, err = move(ctx, tx, cur, store.StateIssued, "", now); err != nil {
 			return err
 		}
+		if err := s.outcomeEnded(ctx, tx, e, c.Serial); err != nil {
+			return err
+		}
 		return d.Audit.Append(tx, audit.Event{Actor: "system:resume", Action: "enrollment.issue", Object: "enrollment/" + e.ID,
 			Details: map[string]any{"serial": hex.EncodeToString(c.Serial), "profile": e.Profile, "resumed": true}})
 	})
@@ -1052,6 +1060,9 @@ func (s *Service) issue(ctx context.Context, e store.Enrollment, actor string) (
 			if out, err = move(ctx, tx, cur, store.StateFailed, reason, now); err != nil {
 				return err
 			}
+			if err := s.outcomeEnded(ctx, tx, out, nil); err != nil {
+				return err
+			}
 			return d.Audit.Append(tx, audit.Event{Actor: actor, Action: "enrollment.fail", Object: "enrollment/" + e.ID,
 				Details: map[string]any{"error": issueErr.Error()}})
 		case issueErr != nil:
@@ -1072,6 +1083,11 @@ func (s *Service) issue(ctx context.Context, e store.Enrollment, actor string) (
 		}
 		if out, err = move(ctx, tx, cur, store.StateIssued, "", now); err != nil {
 			return err
+		}
+		if !withdraw { // a withdrawn renewal's holder is told of its revocation
+			if err := s.outcomeEnded(ctx, tx, out, cert.SerialNumber.Bytes()); err != nil {
+				return err
+			}
 		}
 		return d.Audit.Append(tx, audit.Event{Actor: actor, Action: "enrollment.issue", Object: "enrollment/" + e.ID,
 			Details: map[string]any{"serial": hex.EncodeToString(cert.SerialNumber.Bytes()), "profile": e.Profile}})

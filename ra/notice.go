@@ -75,11 +75,11 @@ func (s *Service) NoticeRevoked(ctx context.Context) (told int, err error) {
 	return told, errors.Join(errs...)
 }
 
-// noticeAll sends the notice of each of certs in order (notice: claim,
+// noticeAll sends the notice of each of items in order (notice: claim,
 // send, record; false when another node has it), and stops at the first
 // that cannot be sent.
-func noticeAll(ctx context.Context, certs []store.Certificate, notice func(context.Context, store.Certificate) (bool, error)) (told int, _ error) {
-	for _, c := range certs {
+func noticeAll[T any](ctx context.Context, items []T, notice func(context.Context, T) (bool, error)) (told int, _ error) {
+	for _, c := range items {
 		ok, err := notice(ctx, c)
 		if err != nil {
 			return told, err
@@ -349,51 +349,101 @@ func (s *Service) remindExpiry(ctx context.Context, c store.Certificate) (bool, 
 	return true, nil
 }
 
-// noticeOutcome tells the applicant of an enrollment that waited for
-// officers how it ended, at the registry's contact: issued (with the
-// certificate's serial), rejected (with the officers' reason), failed or
-// expired. Officers may decide days after the applicant proved their code;
-// without it, the applicant would have to keep asking. An enrollment
-// issued at once (auto) is answered in the request, and is not told. Best
-// effort: GET /api/v1/enrollments/{id} always says the same; a notice sent,
-// or with nobody to send it to, is audited (enrollment.notice), one that
-// could not be sent is logged. It runs in the officer's request and in the
-// RA's minute loop, so it is short (outcomeTimeout), and after a notice
-// that could not be sent the next quietFor sends none, and waits on no
-// gateway or registry that is down.
+// An applicant whose enrollment waited for officers is told how it ended,
+// at the registry's contact: issued (with the certificate's serial),
+// rejected (with the officers' reason), failed or expired. Officers may
+// decide days after the applicant proved their code; without it, the
+// applicant would have to keep asking. An enrollment issued at once (auto)
+// is answered in the request, and is not told.
+//
+// The notice is recorded (outcomeEnded) in the transaction that moves the
+// enrollment to its end, so none is lost with the gateway down or the node
+// stopped; it is tried at once after (noticeOutcome), and then by
+// NoticeOutcomes until it is sent. It is claimed, sent and recorded as a
+// revocation notice is (audited as enrollment.notice).
+
+// outcomeEnded records, in tx, the notice that tells the applicant of e,
+// just moved to its end, how it ended, if it waited for officers (the
+// profile's approval policy asks for any); serial is the certificate's
+// when it was issued.
+func (s *Service) outcomeEnded(ctx context.Context, tx *store.Tx, e store.Enrollment, serial []byte) error {
+	if s.d.Policy.Approvals(e.Profile) == 0 {
+		return nil
+	}
+	return tx.AddOutcomeNotice(ctx, store.OutcomeNotice{EnrollmentID: e.ID, Event: e.State, Serial: serial, CreatedAt: e.UpdatedAt})
+}
+
+// noticeOutcome tries at once the outcome notice outcomeEnded recorded
+// for e. It runs in the officer's request and in the RA's minute loop, so
+// it is short (outcomeTimeout), and for quietFor after a notice that could
+// not be sent none is tried: NoticeOutcomes sends it later.
 func (s *Service) noticeOutcome(ctx context.Context, e store.Enrollment, serial []byte) {
 	d := s.d
 	if d.Policy.Approvals(e.Profile) == 0 {
 		return
 	}
 	if s.noticeQuiet() {
-		d.Log.Warn("not telling the applicant how their enrollment ended: a notice could not be sent just before", "enrollment", e.ID, "state", e.State)
+		d.Log.Warn("not telling the applicant now how their enrollment ended: a notice could not be sent just before; the sweep tells them", "enrollment", e.ID, "state", e.State)
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), outcomeTimeout)
 	defer cancel()
-	m := Message{EnrollmentID: e.ID, Event: e.State}
-	switch e.State {
+	if _, err := s.tellOutcome(ctx, store.OutcomeNotice{EnrollmentID: e.ID, Event: e.State, Serial: serial}); err != nil {
+		s.quietNotices()
+		d.Log.Warn("telling the applicant how their enrollment ended; the sweep tries again", "enrollment", e.ID, "state", e.State, "err", err)
+	}
+}
+
+// NoticeOutcomes sends the outcome notices not sent yet: first those never
+// tried, the oldest first, then those whose claim went stale, the oldest
+// claim first; it stops at the first that cannot be sent. Run it
+// periodically.
+func (s *Service) NoticeOutcomes(ctx context.Context) (told int, err error) {
+	now := s.d.Now().UTC()
+	due, err := s.d.Store.OutcomeNoticesToSend(ctx, now.Add(-noticeClaim), noticeBatch)
+	if err != nil {
+		return 0, err
+	}
+	return noticeAll(ctx, due, s.tellOutcome)
+}
+
+// tellOutcome claims, sends and records the outcome notice n, and reports
+// whether it did, unless another node has it. An error leaves the claim,
+// for a sweep to take over once stale.
+func (s *Service) tellOutcome(ctx context.Context, n store.OutcomeNotice) (bool, error) {
+	d := s.d
+	claimedAt := d.Now().UTC().Truncate(time.Microsecond)
+	ok, err := d.Store.ClaimOutcomeNotice(ctx, n.EnrollmentID, claimedAt, claimedAt.Add(-noticeClaim))
+	if err != nil || !ok {
+		return false, err
+	}
+	e, err := d.Store.Enrollment(ctx, n.EnrollmentID)
+	if err != nil {
+		return false, fmt.Errorf("outcome notice of enrollment %s: %w", n.EnrollmentID, err)
+	}
+	m := Message{EnrollmentID: e.ID, Event: n.Event}
+	switch n.Event {
 	case store.StateIssued:
-		m.Serial = fmt.Sprintf("%X", serial)
+		m.Serial = fmt.Sprintf("%X", n.Serial)
 		m.Notice = fmt.Sprintf("Sanad: your certificate request %s was approved. Certificate %s is issued: GET /api/v1/enrollments/%s.", e.ID, m.Serial, e.ID)
 	case store.StateRejected:
 		m.Notice = fmt.Sprintf("Sanad: your certificate request %s was rejected: %s", e.ID, strings.TrimPrefix(e.StateReason, rejectedByOfficer))
 	case store.StateFailed:
 		m.Notice = fmt.Sprintf("Sanad: your certificate request %s was approved but no certificate could be issued: GET /api/v1/enrollments/%s says why.", e.ID, e.ID)
-	case store.StateExpired:
+	default: // store.StateExpired: the table allows no other
 		m.Notice = fmt.Sprintf("Sanad: your certificate request %s lapsed before the officers decided. You may enroll again.", e.ID)
-	default:
-		return
 	}
 	details := map[string]any{"event": m.Event}
-	if _, err := s.tell(ctx, m, details); err != nil {
-		s.quietNotices()
-		d.Log.Warn("telling the applicant how their enrollment ended", "enrollment", e.ID, "state", e.State, "err", err)
-		return
+	outcome, err := s.tell(ctx, m, details)
+	if err != nil {
+		return false, fmt.Errorf("outcome notice of enrollment %s: %w", e.ID, err)
 	}
-	noEnd := func(context.Context, *store.Tx, time.Time) error { return nil }
-	if err := s.recordNotice(ctx, noEnd, "enrollment.notice", "enrollment/"+e.ID, details); err != nil {
-		d.Log.Warn("recording that the applicant was told how their enrollment ended", "enrollment", e.ID, "err", err)
+	err = s.recordNotice(ctx, func(ctx context.Context, tx *store.Tx, at time.Time) error {
+		return tx.EndOutcomeNotice(ctx, e.ID, claimedAt, outcome, at)
+	}, "enrollment.notice", "enrollment/"+e.ID, details)
+	if err != nil {
+		return false, fmt.Errorf("outcome notice of enrollment %s: %w", e.ID, err)
 	}
+	d.Log.Info("applicant told how their enrollment ended", "enrollment", e.ID, "event", n.Event, "outcome", outcome)
+	return true, nil
 }

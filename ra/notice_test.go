@@ -373,13 +373,16 @@ func testOutcomeNotice(t *testing.T, driver string) {
 	if m, ok := told(issued, ra.EventIssued); !ok || m.Serial != fmt.Sprintf("%X", certs[0].Serial) || !strings.Contains(m.Notice, m.Serial) {
 		t.Errorf("issued notice: %+v (%v), want the serial %X", m, ok, certs[0].Serial)
 	}
-	// A stop between the CA's commit and the RA's: Resume finds the
-	// certificate, and tells the applicant then.
+	// A stop between the CA's commit and the RA's (which would have
+	// recorded the notice): Resume finds the certificate, and tells the
+	// applicant then.
 	if err := os.Remove(filepath.Join(fx.outbox, issued+".issued.json")); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := fx.raw.ExecContext(ctx, fx.q(`UPDATE enrollments SET state = 'approved' WHERE id = $1`), issued); err != nil {
-		t.Fatal(err)
+	for _, undo := range []string{`UPDATE enrollments SET state = 'approved' WHERE id = $1`, `DELETE FROM outcome_notices WHERE enrollment_id = $1`} {
+		if _, err := fx.raw.ExecContext(ctx, fx.q(undo), issued); err != nil {
+			t.Fatal(err)
+		}
 	}
 	clock.Add(2 * time.Minute)
 	if n, err := fx.svc.Resume(ctx, time.Minute); err != nil || n != 1 {
@@ -408,9 +411,25 @@ func testOutcomeNotice(t *testing.T, driver string) {
 	if n := audited(); n != 3 {
 		t.Errorf("%d notices audited, want 3 (issued, again after Resume, rejected)", n)
 	}
-	// The gateway down: the approval stands, the notice is lost, nothing
-	// is audited; for a minute after, no notice is tried (not waiting on
-	// a gateway down), then they are again.
+	// The gateway down: the approval stands, the notice keeps its claim,
+	// nothing is audited; for a minute after, no notice is tried at once
+	// (not waiting on a gateway down), then they are again. Neither is
+	// lost: the sweep sends the one never tried first, and the other once
+	// its claim is stale.
+	sweep := func(want int) {
+		t.Helper()
+		if n, err := fx.svc.NoticeOutcomes(ctx); err != nil || n != want {
+			t.Errorf("NoticeOutcomes: %d, %v; want %d", n, err, want)
+		}
+	}
+	notice := func(id string) store.OutcomeNotice {
+		t.Helper()
+		n, err := fx.db.OutcomeNoticeOf(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
 	down := fx.proved(t, citizen(), "citizen-sign")
 	gateway.down.Store(true)
 	answer{status: http.StatusOK, state: store.StateIssued}.check(t, "approval with the gateway down", decide(approve(down)))
@@ -420,14 +439,39 @@ func testOutcomeNotice(t *testing.T, driver string) {
 	if _, ok := told(down, ra.EventIssued); ok || audited() != 3 {
 		t.Errorf("with the gateway down: told %v, %d audited; want not, 3", ok, audited())
 	}
+	if n := notice(down); n.Event != store.StateIssued || !n.Claimed || n.Outcome != "" || len(n.Serial) == 0 {
+		t.Errorf("the notice the gateway refused: %+v, want issued, claimed, not ended, with its serial", n)
+	}
 	if _, ok := told(quiet, ra.EventIssued); ok {
 		t.Error("a notice was tried within a minute of one the gateway refused")
+	}
+	if n := notice(quiet); n.Claimed || n.Outcome != "" {
+		t.Errorf("the notice left to the sweep: %+v, want not tried", n)
+	}
+	if unsent, err := fx.db.UnsentOutcomeNotices(ctx); err != nil || unsent != 2 {
+		t.Errorf("unsent outcome notices: %d, %v; want 2", unsent, err)
 	}
 	clock.Add(2 * time.Minute)
 	again := fx.proved(t, citizen(), "citizen-sign")
 	answer{status: http.StatusOK, state: store.StateIssued}.check(t, "approval two minutes later", decide(approve(again)))
 	if _, ok := told(again, ra.EventIssued); !ok || audited() != 4 {
 		t.Errorf("two minutes after: told %v, %d audited; want told, 4", ok, audited())
+	}
+	sweep(1) // the one never tried; the refused one's claim is not stale yet
+	if _, ok := told(quiet, ra.EventIssued); !ok {
+		t.Error("the sweep did not send the notice left to it")
+	}
+	if _, ok := told(down, ra.EventIssued); ok {
+		t.Error("the sweep took over a claim that is not stale")
+	}
+	clock.Add(4 * time.Minute)
+	sweep(1)
+	if m, ok := told(down, ra.EventIssued); !ok || m.Serial != fmt.Sprintf("%X", notice(down).Serial) {
+		t.Errorf("the notice the gateway refused, after its claim went stale: %+v (%v)", m, ok)
+	}
+	sweep(0)
+	if n := notice(down); n.Outcome != store.NoticeSent || audited() != 6 {
+		t.Errorf("after the sweeps: %+v, %d audited; want sent, 6", n, audited())
 	}
 	// Lapsed while the officers did not decide.
 	lapsed := fx.proved(t, citizen(), "citizen-sign")
@@ -448,8 +492,11 @@ func testOutcomeNotice(t *testing.T, driver string) {
 	if _, ok := told(failed, ra.EventFailed); !ok {
 		t.Error("a failed enrollment was not told")
 	}
-	if n := audited(); n != 6 {
-		t.Errorf("%d notices audited, want 6", n)
+	if n := audited(); n != 8 {
+		t.Errorf("%d notices audited, want 8", n)
+	}
+	if unsent, err := fx.db.UnsentOutcomeNotices(ctx); err != nil || unsent != 0 {
+		t.Errorf("unsent outcome notices: %d, %v; want 0", unsent, err)
 	}
 }
 

@@ -194,6 +194,9 @@ func (s *Service) decide(ctx context.Context, o officer) (store.Enrollment, erro
 			if out, err = move(ctx, tx, e, store.StateExpired, "the enrollment lapsed before the officers decided", now); err != nil {
 				return err
 			}
+			if err := s.outcomeEnded(ctx, tx, out, nil); err != nil {
+				return err
+			}
 			refusal = refuse("enrollment-expired", "")
 			return d.Audit.Append(tx, audit.Event{Actor: "officer:" + o.Name, Action: "enrollment.expire", Object: "enrollment/" + e.ID,
 				Details: map[string]any{"expired_at": e.ExpiresAt}})
@@ -227,6 +230,9 @@ func (s *Service) decide(ctx context.Context, o officer) (store.Enrollment, erro
 		if a.Action == "reject" {
 			details["reason"] = a.Reason
 			if out, err = move(ctx, tx, e, store.StateRejected, rejectedByOfficer+a.Reason, now); err != nil {
+				return err
+			}
+			if err := s.outcomeEnded(ctx, tx, out, nil); err != nil {
 				return err
 			}
 			return d.Audit.Append(tx, audit.Event{Actor: "officer:" + o.Name, Action: "enrollment.reject", Object: "enrollment/" + e.ID, Details: details})

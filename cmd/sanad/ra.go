@@ -91,20 +91,29 @@ func openRA(s *service, authority *caRole, cfg config.RA) (*ra.Service, error) {
 	}
 	s.routes = append(s.routes, svc.Register)
 	s.collectors = append(s.collectors, func(reg prometheus.Registerer) error {
-		return reg.Register(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-			Name: "sanad_ra_revocation_notices_unsent",
-			Help: "Revocation notices claimed and not sent (gateway, registry or database down); -1 if the store cannot say.",
-		}, func() float64 {
-			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-			defer cancel()
-			n, err := s.db.UnsentRevocationNotices(ctx)
-			if err != nil {
-				return -1
-			}
-			return float64(n)
-		}))
+		return errors.Join(
+			reg.Register(unsentGauge("sanad_ra_revocation_notices_unsent",
+				"Revocation notices claimed and not sent (gateway, registry or database down); -1 if the store cannot say.",
+				s.db.UnsentRevocationNotices)),
+			reg.Register(unsentGauge("sanad_ra_outcome_notices_unsent",
+				"Notices of how an enrollment that waited for officers ended, not sent yet; -1 if the store cannot say.",
+				s.db.UnsentOutcomeNotices)))
 	})
 	return svc, nil
+}
+
+// unsentGauge is a gauge of notices not sent, as count says, or -1 when
+// the store cannot say.
+func unsentGauge(name, help string, count func(context.Context) (int64, error)) prometheus.GaugeFunc {
+	return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, func() float64 {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		n, err := count(ctx)
+		if err != nil {
+			return -1
+		}
+		return float64(n)
+	})
 }
 
 // startRA opens the RA and finishes what a stop left approved (ra.Resume;
@@ -116,8 +125,9 @@ func openRA(s *service, authority *caRole, cfg config.RA) (*ra.Service, error) {
 // limit's refilled buckets are pruned, and renewals whose old certificate
 // was revoked for keyCompromise are withdrawn (ra.Service.SweepWithdrawn).
 // Every minute too, holders are told of revocations
-// (ra.Service.NoticeRevoked); every hour, reminded of expiries
-// (ra.Service.NoticeExpiring).
+// (ra.Service.NoticeRevoked) and applicants of how enrollments that waited
+// for officers ended (ra.Service.NoticeOutcomes); every hour, holders are
+// reminded of expiries (ra.Service.NoticeExpiring).
 func startRA(ctx context.Context, s *service, authority *caRole, cfg config.RA) error {
 	svc, err := openRA(s, authority, cfg)
 	if err != nil {
@@ -166,6 +176,9 @@ func startRA(ctx context.Context, s *service, authority *caRole, cfg config.RA) 
 	// those whose notice could not be sent at once; on a loop of its own,
 	// since a gateway down makes it wait.
 	s.every(time.Minute, sweep("telling holders of revocations", svc.NoticeRevoked))
+	// Applicants are told how their enrollment ended when the notice could
+	// not be sent at once.
+	s.every(time.Minute, sweep("telling applicants how their enrollments ended", svc.NoticeOutcomes))
 	// Reminders of expiries are days ahead: an hourly sweep is soon enough,
 	// and reads the window of certificates that expire soon 60 times less;
 	// it runs at start too, for nodes redeployed within the hour.

@@ -8,7 +8,8 @@ import (
 	"time"
 )
 
-// What came of a notice (revocation_notices.outcome, expiry_notices.outcome).
+// What came of a notice (revocation_notices.outcome, expiry_notices.outcome,
+// outcome_notices.outcome).
 const (
 	NoticeSent      = "sent"       // the notifier took it
 	NoticeNoContact = "no-contact" // nobody to tell: the registry has nobody, or no phone or e-mail
@@ -96,7 +97,12 @@ func (tx *Tx) endNotice(ctx context.Context, table, issuerID string, serial []by
 		query += ` AND reason = $6`
 		args = append(args, *reason)
 	}
-	what := fmt.Sprintf("end the notice of %s/%X (%s)", issuerID, serial, table)
+	return tx.endClaim(ctx, fmt.Sprintf("end the notice of %s/%X (%s)", issuerID, serial, table), claimedAt, query, args...)
+}
+
+// endClaim runs the update that ends a notice's claim of claimedAt, which
+// writes one row unless another node has taken the notice over.
+func (tx *Tx) endClaim(ctx context.Context, what string, claimedAt time.Time, query string, args ...any) error {
 	res, err := tx.tx.ExecContext(ctx, tx.d.q(query), args...)
 	if err != nil {
 		return fmt.Errorf("%s: %w", what, tx.d.mapErr(err))
@@ -192,4 +198,110 @@ func (db *DB) ExpiryNotice(ctx context.Context, issuerID string, serial []byte) 
 		return "", fmt.Errorf("expiry notice of %s/%X: %w", issuerID, serial, err)
 	}
 	return outcome, nil
+}
+
+// OutcomeNotice is the notice that tells the applicant of an enrollment
+// that waited for officers how it ended (outcome_notices): Event is the
+// state it ended in (issued, rejected, failed or expired), Serial the
+// certificate's when issued.
+type OutcomeNotice struct {
+	EnrollmentID string
+	Event        string
+	Serial       []byte
+	CreatedAt    time.Time
+	// Outcome is "" until the notice is ended, then NoticeSent or
+	// NoticeNoContact; Claimed says whether a node ever tried it.
+	Outcome string
+	Claimed bool
+}
+
+// AddOutcomeNotice records, in the transaction that moves the enrollment to
+// its end, that its applicant is to be told. An enrollment ends once: a
+// second notice for it is ignored.
+func (tx *Tx) AddOutcomeNotice(ctx context.Context, n OutcomeNotice) error {
+	var serial any
+	if n.Serial != nil {
+		serial = n.Serial
+	}
+	_, err := tx.tx.ExecContext(ctx, tx.d.q(`
+		INSERT INTO outcome_notices (enrollment_id, event, serial, created_at) VALUES ($1, $2, $3, $4)
+		ON CONFLICT (enrollment_id) DO NOTHING`),
+		n.EnrollmentID, n.Event, serial, tx.d.timeArg(n.CreatedAt))
+	if err != nil {
+		return fmt.Errorf("outcome notice of enrollment %s: %w", n.EnrollmentID, tx.d.mapErr(err))
+	}
+	return nil
+}
+
+// OutcomeNoticesToSend returns, at most limit, the outcome notices not yet
+// sent: first those nobody tried, the oldest first; then those whose claim
+// was made before stale and never ended, the oldest claim first, so that a
+// notice that fails every time holds up no other.
+func (db *DB) OutcomeNoticesToSend(ctx context.Context, stale time.Time, limit int) ([]OutcomeNotice, error) {
+	rows, err := db.sql.QueryContext(ctx, db.d.q(`
+		SELECT enrollment_id, event, serial, created_at FROM outcome_notices
+		WHERE outcome = '' AND (claimed_at IS NULL OR claimed_at < $1)
+		ORDER BY claimed_at IS NOT NULL, COALESCE(claimed_at, created_at), enrollment_id LIMIT $2`),
+		db.d.timeArg(stale), limit)
+	if err != nil {
+		return nil, fmt.Errorf("outcome notices to send: %w", err)
+	}
+	defer rows.Close()
+	var out []OutcomeNotice
+	for rows.Next() {
+		var n OutcomeNotice
+		if err := rows.Scan(&n.EnrollmentID, &n.Event, &n.Serial, timeScan{&n.CreatedAt}); err != nil {
+			return nil, fmt.Errorf("outcome notices to send: %w", err)
+		}
+		out = append(out, n)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("outcome notices to send: %w", err)
+	}
+	return out, nil
+}
+
+// ClaimOutcomeNotice takes the outcome notice of an enrollment for the
+// caller to send, and reports whether it did: it does if the notice is not
+// ended and nobody claimed it, or the claim was made before stale (the node
+// that made it stopped, or could not send).
+func (db *DB) ClaimOutcomeNotice(ctx context.Context, enrollmentID string, now, stale time.Time) (bool, error) {
+	return db.claimNotice(ctx, "the outcome notice of enrollment "+enrollmentID, `
+		UPDATE outcome_notices SET claimed_at = $2
+		WHERE enrollment_id = $1 AND outcome = '' AND (claimed_at IS NULL OR claimed_at < $3)`,
+		enrollmentID, db.d.timeArg(now), db.d.timeArg(stale))
+}
+
+// EndOutcomeNotice is EndRevocationNotice for an outcome notice.
+func (tx *Tx) EndOutcomeNotice(ctx context.Context, enrollmentID string, claimedAt time.Time, outcome string, at time.Time) error {
+	return tx.endClaim(ctx, "end the outcome notice of enrollment "+enrollmentID, claimedAt, `
+		UPDATE outcome_notices SET outcome = $1, ended_at = $2
+		WHERE enrollment_id = $3 AND outcome = '' AND claimed_at = $4`,
+		outcome, tx.d.timeArg(at), enrollmentID, tx.d.timeArg(claimedAt))
+}
+
+// OutcomeNoticeOf returns the outcome notice of an enrollment, or
+// ErrNotFound if it has none.
+func (db *DB) OutcomeNoticeOf(ctx context.Context, enrollmentID string) (OutcomeNotice, error) {
+	n := OutcomeNotice{EnrollmentID: enrollmentID}
+	err := db.sql.QueryRowContext(ctx, db.d.q(`
+		SELECT event, serial, created_at, outcome, claimed_at IS NOT NULL FROM outcome_notices WHERE enrollment_id = $1`),
+		enrollmentID).Scan(&n.Event, &n.Serial, timeScan{&n.CreatedAt}, &n.Outcome, &n.Claimed)
+	if errors.Is(err, sql.ErrNoRows) {
+		return OutcomeNotice{}, ErrNotFound
+	}
+	if err != nil {
+		return OutcomeNotice{}, fmt.Errorf("outcome notice of enrollment %s: %w", enrollmentID, err)
+	}
+	return n, nil
+}
+
+// UnsentOutcomeNotices counts the outcome notices not sent yet: each is an
+// applicant not yet told how their enrollment ended.
+func (db *DB) UnsentOutcomeNotices(ctx context.Context) (int64, error) {
+	var n int64
+	if err := db.sql.QueryRowContext(ctx, `SELECT count(*) FROM outcome_notices WHERE outcome = ''`).Scan(&n); err != nil {
+		return 0, fmt.Errorf("count unsent outcome notices: %w", err)
+	}
+	return n, nil
 }

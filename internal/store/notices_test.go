@@ -301,3 +301,137 @@ func TestExpiryNotices(t *testing.T) {
 		}
 	})
 }
+
+// TestOutcomeNotices: an outcome notice is recorded with the enrollment's
+// end, listed until it is sent (never tried first, then stale claims, the
+// oldest claim first), claimed by one node at a time, and ended only by the
+// claim that holds it.
+func TestOutcomeNotices(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB, _ *sql.DB) {
+		ctx := t.Context()
+		t0 := time.Date(2026, 11, 30, 10, 0, 0, 0, time.UTC)
+		ids := []string{"e1", "e2", "e3"}
+		if err := db.InTx(ctx, func(tx *store.Tx) error {
+			if _, err := tx.PutSubject(ctx, store.Subject{ID: "s1", Kind: "person", NationalID: "IDCKZ-900101300123", Attributes: []byte(`{}`), CreatedAt: t0}); err != nil {
+				return err
+			}
+			for _, id := range ids {
+				if err := tx.InsertEnrollment(ctx, store.Enrollment{ID: id, SubjectID: "s1", Profile: "citizen-sign", CSR: []byte{0x30},
+					State: store.StatePendingApproval, Proofing: []byte(`{}`), RequestHash: []byte{1}, CreatedAt: t0, UpdatedAt: t0}); err != nil {
+					return err
+				}
+			}
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		add := func(n store.OutcomeNotice) error {
+			return db.InTx(ctx, func(tx *store.Tx) error { return tx.AddOutcomeNotice(ctx, n) })
+		}
+		// e2 ended first, then e1 (issued), then e3.
+		for _, n := range []store.OutcomeNotice{
+			{EnrollmentID: "e2", Event: store.StateRejected, CreatedAt: t0},
+			{EnrollmentID: "e1", Event: store.StateIssued, Serial: []byte{0x0a, 0x0b}, CreatedAt: t0.Add(time.Minute)},
+			{EnrollmentID: "e3", Event: store.StateExpired, CreatedAt: t0.Add(2 * time.Minute)},
+		} {
+			if err := add(n); err != nil {
+				t.Fatal(err)
+			}
+		}
+		// An enrollment ends once: a second notice is ignored.
+		if err := add(store.OutcomeNotice{EnrollmentID: "e2", Event: store.StateFailed, CreatedAt: t0.Add(time.Hour)}); err != nil {
+			t.Fatal(err)
+		}
+		if n, err := db.OutcomeNoticeOf(ctx, "e2"); err != nil || n.Event != store.StateRejected || n.Claimed || n.Outcome != "" || !n.CreatedAt.Equal(t0) {
+			t.Errorf("e2's notice after a second one: %+v, %v", n, err)
+		}
+		// The table's checks: an issued notice names its serial, no other
+		// does, and only the four ends are told.
+		for _, bad := range []store.OutcomeNotice{
+			{EnrollmentID: "e9", Event: store.StateIssued, CreatedAt: t0}, // no such enrollment either
+			{EnrollmentID: "e9", Event: store.StateApproved, CreatedAt: t0},
+		} {
+			if err := add(bad); err == nil {
+				t.Errorf("notice %+v was recorded", bad)
+			}
+		}
+		if _, err := db.OutcomeNoticeOf(ctx, "e9"); !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("notice of an enrollment that has none: %v", err)
+		}
+		due := func(at time.Time, want ...string) {
+			t.Helper()
+			got, err := db.OutcomeNoticesToSend(ctx, at.Add(-5*time.Minute), 10)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var names []string
+			for _, n := range got {
+				names = append(names, n.EnrollmentID)
+			}
+			if fmt.Sprint(names) != fmt.Sprint(want) {
+				t.Errorf("due at %s: %v, want %v", at.Format("15:04"), names, want)
+			}
+		}
+		due(t0, "e2", "e1", "e3")
+		got, err := db.OutcomeNoticesToSend(ctx, t0, 10)
+		if err != nil || len(got) != 3 || got[1].Event != store.StateIssued || string(got[1].Serial) != "\x0a\x0b" || got[0].Serial != nil {
+			t.Errorf("listed notices: %+v, %v", got, err)
+		}
+
+		claim := func(id string, at time.Time) bool {
+			t.Helper()
+			ok, err := db.ClaimOutcomeNotice(ctx, id, at, at.Add(-5*time.Minute))
+			if err != nil {
+				t.Fatal(err)
+			}
+			return ok
+		}
+		// Four nodes claim e2 at once: one wins.
+		var won atomic.Int32
+		var wg sync.WaitGroup
+		for range 4 {
+			wg.Go(func() {
+				if claim("e2", t0.Add(10*time.Minute)) {
+					won.Add(1)
+				}
+			})
+		}
+		wg.Wait()
+		if won.Load() != 1 {
+			t.Errorf("%d of 4 concurrent claims won, want 1", won.Load())
+		}
+		t1 := t0.Add(11 * time.Minute)
+		if !claim("e1", t1) {
+			t.Fatal("e1 not claimed")
+		}
+		if claim("e1", t1.Add(time.Minute)) {
+			t.Error("a claim a minute old was taken over")
+		}
+		due(t1.Add(time.Minute), "e3") // the claimed ones are not due until stale
+		// Stale: never tried first, then the oldest claim first.
+		due(t1.Add(10*time.Minute), "e3", "e2", "e1")
+		t2 := t1.Add(10 * time.Minute)
+		if !claim("e1", t2) {
+			t.Fatal("a stale claim was not taken over")
+		}
+		end := func(id string, claimedAt time.Time, outcome string) error {
+			return db.InTx(ctx, func(tx *store.Tx) error { return tx.EndOutcomeNotice(ctx, id, claimedAt, outcome, t2) })
+		}
+		if err := end("e1", t1, store.NoticeSent); !errors.Is(err, store.ErrConflict) {
+			t.Errorf("ending a claim taken over: %v, want ErrConflict", err)
+		}
+		if err := end("e1", t2, store.NoticeSent); err != nil {
+			t.Fatal(err)
+		}
+		if claim("e1", t2.Add(time.Hour)) {
+			t.Error("a notice sent was claimed again")
+		}
+		if n, err := db.OutcomeNoticeOf(ctx, "e1"); err != nil || n.Outcome != store.NoticeSent || !n.Claimed {
+			t.Errorf("e1's notice: %+v, %v", n, err)
+		}
+		if n, err := db.UnsentOutcomeNotices(ctx); err != nil || n != 2 {
+			t.Errorf("unsent: %d, %v; want 2", n, err)
+		}
+		due(t2.Add(time.Hour), "e3", "e2")
+	})
+}
