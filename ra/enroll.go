@@ -954,8 +954,12 @@ func (s *Service) resumeOne(ctx context.Context, e store.Enrollment, cutoff time
 		if e, err = move(ctx, tx, cur, store.StateIssued, "", now); err != nil {
 			return err
 		}
-		if err := s.outcomeEnded(ctx, tx, e, c.Serial); err != nil {
-			return err
+		// A certificate revoked meanwhile (a withdrawn renewal) is told of
+		// by its revocation notice, not as issued.
+		if c.Status != store.StatusRevoked {
+			if err := s.outcomeEnded(ctx, tx, e, c.Serial); err != nil {
+				return err
+			}
 		}
 		return d.Audit.Append(tx, audit.Event{Actor: "system:resume", Action: "enrollment.issue", Object: "enrollment/" + e.ID,
 			Details: map[string]any{"serial": hex.EncodeToString(c.Serial), "profile": e.Profile, "resumed": true}})

@@ -391,6 +391,29 @@ func testOutcomeNotice(t *testing.T, driver string) {
 	if m, ok := told(issued, ra.EventIssued); !ok || m.Serial != fmt.Sprintf("%X", certs[0].Serial) {
 		t.Errorf("issued notice after Resume: %+v (%v), want the serial %X", m, ok, certs[0].Serial)
 	}
+	// The same stop, and the certificate revoked before Resume (a renewal
+	// withdrawn): its revocation notice tells the holder, not "issued".
+	withdrawn := fx.proved(t, citizen(), "citizen-sign")
+	answer{status: http.StatusOK, state: store.StateIssued}.check(t, "approval", decide(approve(withdrawn)))
+	wcerts, err := fx.db.CertificatesOfEnrollment(ctx, withdrawn)
+	if err != nil || len(wcerts) != 1 {
+		t.Fatalf("certificates of %s: %v %v", withdrawn, wcerts, err)
+	}
+	for _, undo := range []string{`UPDATE enrollments SET state = 'approved' WHERE id = $1`, `DELETE FROM outcome_notices WHERE enrollment_id = $1`} {
+		if _, err := fx.raw.ExecContext(ctx, fx.q(undo), withdrawn); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := fx.ca.Revoke(ctx, wcerts[0].Serial, 9, "test"); err != nil { // privilegeWithdrawn
+		t.Fatal(err)
+	}
+	clock.Add(2 * time.Minute)
+	if n, err := fx.svc.Resume(ctx, time.Minute); err != nil || n != 1 {
+		t.Fatalf("Resume: %d, %v", n, err)
+	}
+	if n, err := fx.db.OutcomeNoticeOf(ctx, withdrawn); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("outcome notice of a certificate revoked before Resume: %+v, %v; want none", n, err)
+	}
 	// Rejected: told with the officers' reason.
 	rejected := fx.proved(t, citizen(), "citizen-sign")
 	answer{status: http.StatusOK, state: store.StateRejected}.check(t, "rejection",
@@ -408,8 +431,8 @@ func testOutcomeNotice(t *testing.T, driver string) {
 	if _, ok := told(auto, ra.EventIssued); ok {
 		t.Error("an auto enrollment was told it was issued")
 	}
-	if n := audited(); n != 3 {
-		t.Errorf("%d notices audited, want 3 (issued, again after Resume, rejected)", n)
+	if n := audited(); n != 4 {
+		t.Errorf("%d notices audited, want 4 (issued twice, again after Resume, rejected)", n)
 	}
 	// The gateway down: the approval stands, the notice keeps its claim,
 	// nothing is audited; for a minute after, no notice is tried at once
@@ -436,8 +459,8 @@ func testOutcomeNotice(t *testing.T, driver string) {
 	gateway.down.Store(false)
 	quiet := fx.proved(t, citizen(), "citizen-sign")
 	answer{status: http.StatusOK, state: store.StateIssued}.check(t, "approval just after", decide(approve(quiet)))
-	if _, ok := told(down, ra.EventIssued); ok || audited() != 3 {
-		t.Errorf("with the gateway down: told %v, %d audited; want not, 3", ok, audited())
+	if _, ok := told(down, ra.EventIssued); ok || audited() != 4 {
+		t.Errorf("with the gateway down: told %v, %d audited; want not, 4", ok, audited())
 	}
 	if n := notice(down); n.Event != store.StateIssued || !n.Claimed || n.Outcome != "" || len(n.Serial) == 0 {
 		t.Errorf("the notice the gateway refused: %+v, want issued, claimed, not ended, with its serial", n)
@@ -454,8 +477,8 @@ func testOutcomeNotice(t *testing.T, driver string) {
 	clock.Add(2 * time.Minute)
 	again := fx.proved(t, citizen(), "citizen-sign")
 	answer{status: http.StatusOK, state: store.StateIssued}.check(t, "approval two minutes later", decide(approve(again)))
-	if _, ok := told(again, ra.EventIssued); !ok || audited() != 4 {
-		t.Errorf("two minutes after: told %v, %d audited; want told, 4", ok, audited())
+	if _, ok := told(again, ra.EventIssued); !ok || audited() != 5 {
+		t.Errorf("two minutes after: told %v, %d audited; want told, 5", ok, audited())
 	}
 	sweep(1) // the one never tried; the refused one's claim is not stale yet
 	if _, ok := told(quiet, ra.EventIssued); !ok {
@@ -470,8 +493,8 @@ func testOutcomeNotice(t *testing.T, driver string) {
 		t.Errorf("the notice the gateway refused, after its claim went stale: %+v (%v)", m, ok)
 	}
 	sweep(0)
-	if n := notice(down); n.Outcome != store.NoticeSent || audited() != 6 {
-		t.Errorf("after the sweeps: %+v, %d audited; want sent, 6", n, audited())
+	if n := notice(down); n.Outcome != store.NoticeSent || audited() != 7 {
+		t.Errorf("after the sweeps: %+v, %d audited; want sent, 7", n, audited())
 	}
 	// Lapsed while the officers did not decide.
 	lapsed := fx.proved(t, citizen(), "citizen-sign")
@@ -492,8 +515,8 @@ func testOutcomeNotice(t *testing.T, driver string) {
 	if _, ok := told(failed, ra.EventFailed); !ok {
 		t.Error("a failed enrollment was not told")
 	}
-	if n := audited(); n != 8 {
-		t.Errorf("%d notices audited, want 8", n)
+	if n := audited(); n != 9 {
+		t.Errorf("%d notices audited, want 9", n)
 	}
 	if unsent, err := fx.db.UnsentOutcomeNotices(ctx); err != nil || unsent != 0 {
 		t.Errorf("unsent outcome notices: %d, %v; want 0", unsent, err)
