@@ -97,7 +97,8 @@ func openRA(s *service, authority *caRole, cfg config.RA) (*ra.Service, error) {
 				s.db.UnsentRevocationNotices)),
 			reg.Register(unsentGauge("sanad_ra_outcome_notices_unsent",
 				"Notices of how an enrollment that waited for officers ended, not sent yet; -1 if the store cannot say.",
-				s.db.UnsentOutcomeNotices)))
+				s.db.UnsentOutcomeNotices)),
+			reg.Register(newWaitingCollector(s.db)))
 	})
 	return svc, nil
 }
@@ -114,6 +115,47 @@ func unsentGauge(name, help string, count func(context.Context) (int64, error)) 
 		}
 		return float64(n)
 	})
+}
+
+// waitingCollector exports, at each scrape, the enrollments waiting for
+// their code, for officers, and approved for the CA
+// (store.EnrollmentsWaiting): the officers' backlog, and how long its
+// oldest has waited, for staffing and alerts; an approved enrollment that
+// waits for minutes is an issuance the CA keeps failing.
+type waitingCollector struct {
+	db            *store.DB
+	count, oldest *prometheus.Desc
+}
+
+func newWaitingCollector(db *store.DB) waitingCollector {
+	return waitingCollector{db: db,
+		count: prometheus.NewDesc("sanad_ra_enrollments_waiting",
+			"Enrollments waiting, by state (pending_proof, pending_approval, approved); -1 if the store cannot say.", []string{"state"}, nil),
+		oldest: prometheus.NewDesc("sanad_ra_enrollments_waiting_oldest_seconds",
+			"How long the oldest enrollment in the state has existed; 0 when none waits.", []string{"state"}, nil),
+	}
+}
+
+func (c waitingCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.count; ch <- c.oldest }
+
+func (c waitingCollector) Collect(ch chan<- prometheus.Metric) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	waiting, err := c.db.EnrollmentsWaiting(ctx)
+	if err != nil {
+		for _, state := range store.WaitingStates {
+			ch <- prometheus.MustNewConstMetric(c.count, prometheus.GaugeValue, -1, state)
+		}
+		return
+	}
+	for _, w := range waiting {
+		age := 0.0
+		if !w.Oldest.IsZero() {
+			age = max(0, time.Since(w.Oldest).Seconds())
+		}
+		ch <- prometheus.MustNewConstMetric(c.count, prometheus.GaugeValue, float64(w.Count), w.State)
+		ch <- prometheus.MustNewConstMetric(c.oldest, prometheus.GaugeValue, age, w.State)
+	}
 }
 
 // startRA opens the RA and finishes what a stop left approved (ra.Resume;

@@ -413,8 +413,8 @@ func TestEnrollmentEndToEnd(t *testing.T) {
 				}
 			}
 			if code, metrics := httpGet(t, c.dev.url+"/metrics"); code != 200 || !strings.Contains(metrics, "\nsanad_ra_revocation_notices_unsent 0\n") ||
-				!strings.Contains(metrics, "\nsanad_ra_outcome_notices_unsent 0\n") {
-				t.Errorf("metrics: %d, want sanad_ra_revocation_notices_unsent 0 and sanad_ra_outcome_notices_unsent 0", code)
+				!strings.Contains(metrics, "\nsanad_ra_outcome_notices_unsent 0\n") || !strings.Contains(metrics, "\nsanad_ra_enrollments_waiting{state=\"approved\"} 0\n") {
+				t.Errorf("metrics: %d, want sanad_ra_revocation_notices_unsent 0, sanad_ra_outcome_notices_unsent 0 and no enrollment approved and waiting", code)
 			}
 			// An auditor asks what happened to the certificate, by its serial
 			// as openssl prints it: the CA's and the RA's events, each

@@ -211,6 +211,40 @@ func (db *DB) LapsedEnrollments(ctx context.Context, state string, now time.Time
 		state, db.d.timeArg(now), limit)
 }
 
+// Waiting is how many enrollments wait in a state, and since when the
+// oldest has (its created_at; zero when none waits).
+type Waiting struct {
+	State  string
+	Count  int64
+	Oldest time.Time
+}
+
+// WaitingStates are the states an enrollment waits in: for its code, for
+// officers, and approved for the CA (issued at once, unless the CA failed).
+var WaitingStates = []string{StatePendingProof, StatePendingApproval, StateApproved}
+
+// EnrollmentsWaiting counts the enrollments in each of WaitingStates, with
+// the oldest's creation time, from the enrollments_state index: what the
+// officers' backlog is, and whether issuances are stuck.
+func (db *DB) EnrollmentsWaiting(ctx context.Context) ([]Waiting, error) {
+	out := make([]Waiting, 0, len(WaitingStates))
+	for _, state := range WaitingStates {
+		w := Waiting{State: state}
+		if err := db.sql.QueryRowContext(ctx, db.d.q(`SELECT count(*) FROM enrollments WHERE state = $1`), state).Scan(&w.Count); err != nil {
+			return nil, fmt.Errorf("enrollments %s: %w", state, err)
+		}
+		if w.Count > 0 {
+			err := db.sql.QueryRowContext(ctx, db.d.q(`SELECT created_at FROM enrollments WHERE state = $1 ORDER BY created_at LIMIT 1`), state).
+				Scan(timeScan{&w.Oldest})
+			if err != nil && !errors.Is(err, sql.ErrNoRows) { // none left since the count
+				return nil, fmt.Errorf("oldest enrollment %s: %w", state, err)
+			}
+		}
+		out = append(out, w)
+	}
+	return out, nil
+}
+
 // InsertRegistryEvidence records a registry lookup an enrollment relied on.
 func (tx *Tx) InsertRegistryEvidence(ctx context.Context, ev RegistryEvidence) error {
 	_, err := tx.tx.ExecContext(ctx, tx.d.q(`

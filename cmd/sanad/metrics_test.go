@@ -1,0 +1,86 @@
+package main
+
+import (
+	"database/sql"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/sanadpki/sanad/internal/store"
+	"github.com/sanadpki/sanad/internal/store/storetest"
+)
+
+// TestWaitingCollector: /metrics counts the enrollments waiting for their
+// code, for officers and for the CA, with the oldest one's age, on both
+// databases; finished enrollments are not counted.
+func TestWaitingCollector(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB, _ *sql.DB) {
+		ctx := t.Context()
+		now := time.Now().UTC()
+		add := func(id, state string, age time.Duration) {
+			t.Helper()
+			at := now.Add(-age)
+			if err := db.InTx(ctx, func(tx *store.Tx) error {
+				if _, err := tx.PutSubject(ctx, store.Subject{ID: "s_" + id, Kind: "person", NationalID: "IDCKZ-" + id, Attributes: []byte(`{}`), CreatedAt: at}); err != nil {
+					return err
+				}
+				return tx.InsertEnrollment(ctx, store.Enrollment{ID: id, SubjectID: "s_" + id, Profile: "citizen-sign", CSR: []byte{0x30},
+					State: state, Proofing: []byte(`{}`), RequestHash: []byte{1}, CreatedAt: at, UpdatedAt: at})
+			}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		add("a", store.StatePendingApproval, 3*time.Hour)
+		add("b", store.StatePendingApproval, time.Hour)
+		add("c", store.StatePendingProof, 10*time.Minute)
+		add("d", store.StateIssued, 100*time.Hour)
+		add("e", store.StateRejected, 100*time.Hour)
+
+		c := newWaitingCollector(db)
+		reg := prometheus.NewPedanticRegistry()
+		if err := reg.Register(c); err != nil {
+			t.Fatal(err)
+		}
+		counts, ages := gatherWaiting(t, reg)
+		if want := "map[approved:0 pending_approval:2 pending_proof:1]"; fmt.Sprint(counts) != want {
+			t.Errorf("waiting: %v, want %s", counts, want)
+		}
+		// The oldest waiting for officers is three hours old; a minute's
+		// slack for a slow test machine.
+		for state, want := range map[string]float64{store.StatePendingApproval: 3 * 3600, store.StatePendingProof: 600, store.StateApproved: 0} {
+			if g := ages[state]; g < want || g > want+60 {
+				t.Errorf("oldest %s: %.0f s, want %.0f", state, g, want)
+			}
+		}
+
+		// The store gone: -1, not a stale or zero count.
+		if err := db.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if counts, _ := gatherWaiting(t, reg); fmt.Sprint(counts) != "map[approved:-1 pending_approval:-1 pending_proof:-1]" {
+			t.Errorf("waiting with the store closed: %v, want -1 each", counts)
+		}
+	})
+}
+
+// gatherWaiting is what reg's waitingCollector says: the count and the
+// oldest's age in seconds, by state.
+func gatherWaiting(t *testing.T, reg *prometheus.Registry) (counts, ages map[string]float64) {
+	t.Helper()
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	counts, ages = map[string]float64{}, map[string]float64{}
+	for _, mf := range families {
+		into := map[string]map[string]float64{"sanad_ra_enrollments_waiting": counts, "sanad_ra_enrollments_waiting_oldest_seconds": ages}[mf.GetName()]
+		for _, m := range mf.GetMetric() {
+			if into != nil {
+				into[m.GetLabel()[0].GetValue()] = m.GetGauge().GetValue()
+			}
+		}
+	}
+	return counts, ages
+}
