@@ -731,8 +731,9 @@ func (s *Service) ExpireLapsed(ctx context.Context, limit int) (int, error) {
 		}
 		for _, e := range lapsed {
 			var moved *store.Enrollment
+			told := false // an outcome notice recorded
 			err := s.group.InTx(ctx, func(tx *store.Tx) error {
-				moved = nil
+				moved, told = nil, false
 				cur, err := tx.EnrollmentForUpdate(ctx, e.ID)
 				if err != nil {
 					return err
@@ -746,7 +747,7 @@ func (s *Service) ExpireLapsed(ctx context.Context, limit int) (int, error) {
 				}
 				moved = &out
 				if state == store.StatePendingApproval {
-					if err := s.outcomeEnded(ctx, tx, out, nil); err != nil {
+					if told, err = s.outcomeEnded(ctx, tx, out, nil); err != nil {
 						return err
 					}
 				}
@@ -758,9 +759,9 @@ func (s *Service) ExpireLapsed(ctx context.Context, limit int) (int, error) {
 			}
 			if moved != nil {
 				n++
-				if state == store.StatePendingApproval {
-					s.noticeOutcome(ctx, *moved, nil)
-				}
+			}
+			if told {
+				s.noticeOutcome(ctx, *moved, nil)
 			}
 		}
 	}
@@ -946,18 +947,29 @@ func (s *Service) resumeOne(ctx context.Context, e store.Enrollment, cutoff time
 		return false, err
 	}
 	now := d.Now().UTC()
+	renews := renewsOf(e)
+	var withdraw, told bool // as in issue
+	var out store.Enrollment
 	err = s.group.InTx(ctx, func(tx *store.Tx) error {
+		withdraw, told = false, false
 		cur, err := tx.EnrollmentForUpdate(ctx, e.ID)
 		if err != nil {
 			return err
 		}
-		if e, err = move(ctx, tx, cur, store.StateIssued, "", now); err != nil {
+		if withdraw, err = renews.withdrawnMeanwhile(ctx, tx); err != nil {
 			return err
 		}
-		// A certificate revoked meanwhile (a withdrawn renewal) is told of
+		// The certificate as it is now: one revoked meanwhile is told of
 		// by its revocation notice, not as issued.
-		if c.Status != store.StatusRevoked {
-			if err := s.outcomeEnded(ctx, tx, e, c.Serial); err != nil {
+		stored, err := tx.Certificate(ctx, c.IssuerID, c.Serial)
+		if err != nil {
+			return err
+		}
+		if out, err = move(ctx, tx, cur, store.StateIssued, "", now); err != nil {
+			return err
+		}
+		if !withdraw && stored.Status == store.StatusGood {
+			if told, err = s.outcomeEnded(ctx, tx, out, c.Serial); err != nil {
 				return err
 			}
 		}
@@ -967,7 +979,15 @@ func (s *Service) resumeOne(ctx context.Context, e store.Enrollment, cutoff time
 	if err != nil {
 		return false, err
 	}
-	s.noticeOutcome(ctx, e, c.Serial)
+	if withdraw {
+		// Should this fail or the node stop, SweepWithdrawn does it.
+		if err := s.withdraw(ctx, e.ID, renews, c.Serial); err != nil {
+			d.Log.Error("revoking a renewal whose old certificate was revoked meanwhile", "enrollment", e.ID, "err", err)
+		}
+	}
+	if told {
+		s.noticeOutcome(ctx, out, c.Serial)
+	}
 	return true, nil
 }
 
@@ -1033,20 +1053,17 @@ func (s *Service) issue(ctx context.Context, e store.Enrollment, actor string) (
 		// withdraw: the certificate a renewal replaces was revoked while
 		// the CA signed the new one, which must follow it.
 		withdraw bool
+		// told: an outcome notice was recorded, to try at once.
+		told bool
 	)
 	err = s.group.InTx(ctx, func(tx *store.Tx) error {
-		withdraw = false
+		withdraw, told = false, false
 		cur, err := tx.EnrollmentForUpdate(ctx, e.ID)
 		if err != nil {
 			return err
 		}
-		if renews.serial != nil && issueErr == nil {
-			// Read with the enrollment locked: a revocation that committed
-			// before is seen here, and one after finds the enrollment
-			// issued (withdrawRenewals); none slips between.
-			if err := renews.check(ctx, tx.Certificate); errors.Is(err, errRenewsRevoked) {
-				withdraw = true
-			} else if err != nil {
+		if issueErr == nil {
+			if withdraw, err = renews.withdrawnMeanwhile(ctx, tx); err != nil {
 				return err
 			}
 		}
@@ -1064,7 +1081,7 @@ func (s *Service) issue(ctx context.Context, e store.Enrollment, actor string) (
 			if out, err = move(ctx, tx, cur, store.StateFailed, reason, now); err != nil {
 				return err
 			}
-			if err := s.outcomeEnded(ctx, tx, out, nil); err != nil {
+			if told, err = s.outcomeEnded(ctx, tx, out, nil); err != nil {
 				return err
 			}
 			return d.Audit.Append(tx, audit.Event{Actor: actor, Action: "enrollment.fail", Object: "enrollment/" + e.ID,
@@ -1089,7 +1106,7 @@ func (s *Service) issue(ctx context.Context, e store.Enrollment, actor string) (
 			return err
 		}
 		if !withdraw { // a withdrawn renewal's holder is told of its revocation
-			if err := s.outcomeEnded(ctx, tx, out, cert.SerialNumber.Bytes()); err != nil {
+			if told, err = s.outcomeEnded(ctx, tx, out, cert.SerialNumber.Bytes()); err != nil {
 				return err
 			}
 		}
@@ -1110,9 +1127,11 @@ func (s *Service) issue(ctx context.Context, e store.Enrollment, actor string) (
 		// The CA's reason names the verified subject, which is the
 		// applicant's to read and the audit record's to keep, not the log's.
 		d.Log.Warn("the CA refused an approved enrollment", "enrollment", e.ID)
-		s.noticeOutcome(ctx, out, nil)
+		if told {
+			s.noticeOutcome(ctx, out, nil)
+		}
 		return out, nil, refuse("issuance-failed", "%s", out.StateReason)
-	case issueErr == nil && !withdraw: // a withdrawn renewal's holder is told of its revocation
+	case issueErr == nil && told:
 		s.noticeOutcome(ctx, out, cert.SerialNumber.Bytes())
 	case issueErr != nil:
 		d.Log.Error("issuance failed; it will be retried", "enrollment", e.ID, "err", issueErr)

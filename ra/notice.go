@@ -364,13 +364,14 @@ func (s *Service) remindExpiry(ctx context.Context, c store.Certificate) (bool, 
 
 // outcomeEnded records, in tx, the notice that tells the applicant of e,
 // just moved to its end, how it ended, if it waited for officers (the
-// profile's approval policy asks for any); serial is the certificate's
-// when it was issued.
-func (s *Service) outcomeEnded(ctx context.Context, tx *store.Tx, e store.Enrollment, serial []byte) error {
+// profile's approval policy asks for any), and reports whether it did, for
+// the caller to try it at once (noticeOutcome) once tx commits; serial is
+// the certificate's when it was issued.
+func (s *Service) outcomeEnded(ctx context.Context, tx *store.Tx, e store.Enrollment, serial []byte) (bool, error) {
 	if s.d.Policy.Approvals(e.Profile) == 0 {
-		return nil
+		return false, nil
 	}
-	return tx.AddOutcomeNotice(ctx, store.OutcomeNotice{EnrollmentID: e.ID, Event: e.State, Serial: serial, CreatedAt: e.UpdatedAt})
+	return true, tx.AddOutcomeNotice(ctx, store.OutcomeNotice{EnrollmentID: e.ID, Event: e.State, Serial: serial, CreatedAt: e.UpdatedAt})
 }
 
 // noticeOutcome tries at once the outcome notice outcomeEnded recorded
@@ -379,11 +380,8 @@ func (s *Service) outcomeEnded(ctx context.Context, tx *store.Tx, e store.Enroll
 // not be sent none is tried: NoticeOutcomes sends it later.
 func (s *Service) noticeOutcome(ctx context.Context, e store.Enrollment, serial []byte) {
 	d := s.d
-	if d.Policy.Approvals(e.Profile) == 0 {
-		return
-	}
 	if s.noticeQuiet() {
-		d.Log.Warn("not telling the applicant now how their enrollment ended: a notice could not be sent just before; the sweep tells them", "enrollment", e.ID, "state", e.State)
+		d.Log.Info("not telling the applicant now how their enrollment ended: a notice could not be sent just before; the sweep tells them", "enrollment", e.ID, "state", e.State)
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), outcomeTimeout)

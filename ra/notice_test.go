@@ -332,7 +332,7 @@ func testRevocationNotice(t *testing.T, driver string) {
 // officers is told how it ended (issued with its serial, rejected with the
 // officers' reason, failed, lapsed), in the outbox beside the code, and each
 // notice is audited; an auto enrollment, answered in the request, is not
-// told; a gateway down loses the notice, not the decision.
+// told; a notice the gateway refused is kept, and the sweep sends it.
 func TestOutcomeNotice(t *testing.T) {
 	for _, driver := range storetest.Drivers() {
 		t.Run(driver, func(t *testing.T) { testOutcomeNotice(t, driver) })
@@ -363,6 +363,17 @@ func testOutcomeNotice(t *testing.T, driver string) {
 		return fx.act(t, signAction(t, fx.officer, a, clock.Now()))
 	}
 
+	// stopBeforeRA undoes the RA's last transaction of an issued
+	// enrollment, as a stop between the CA's commit and the RA's leaves it.
+	stopBeforeRA := func(id string) {
+		t.Helper()
+		for _, undo := range []string{`UPDATE enrollments SET state = 'approved' WHERE id = $1`, `DELETE FROM outcome_notices WHERE enrollment_id = $1`} {
+			if _, err := fx.raw.ExecContext(ctx, fx.q(undo), id); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+
 	// Approved: issued, told with the serial.
 	issued := fx.proved(t, citizen(), "citizen-sign")
 	answer{status: http.StatusOK, state: store.StateIssued}.check(t, "approval", decide(approve(issued)))
@@ -379,11 +390,7 @@ func testOutcomeNotice(t *testing.T, driver string) {
 	if err := os.Remove(filepath.Join(fx.outbox, issued+".issued.json")); err != nil {
 		t.Fatal(err)
 	}
-	for _, undo := range []string{`UPDATE enrollments SET state = 'approved' WHERE id = $1`, `DELETE FROM outcome_notices WHERE enrollment_id = $1`} {
-		if _, err := fx.raw.ExecContext(ctx, fx.q(undo), issued); err != nil {
-			t.Fatal(err)
-		}
-	}
+	stopBeforeRA(issued)
 	clock.Add(2 * time.Minute)
 	if n, err := fx.svc.Resume(ctx, time.Minute); err != nil || n != 1 {
 		t.Fatalf("Resume: %d, %v", n, err)
@@ -399,11 +406,7 @@ func testOutcomeNotice(t *testing.T, driver string) {
 	if err != nil || len(wcerts) != 1 {
 		t.Fatalf("certificates of %s: %v %v", withdrawn, wcerts, err)
 	}
-	for _, undo := range []string{`UPDATE enrollments SET state = 'approved' WHERE id = $1`, `DELETE FROM outcome_notices WHERE enrollment_id = $1`} {
-		if _, err := fx.raw.ExecContext(ctx, fx.q(undo), withdrawn); err != nil {
-			t.Fatal(err)
-		}
-	}
+	stopBeforeRA(withdrawn)
 	if err := fx.ca.Revoke(ctx, wcerts[0].Serial, 9, "test"); err != nil { // privilegeWithdrawn
 		t.Fatal(err)
 	}
@@ -508,6 +511,13 @@ func testOutcomeNotice(t *testing.T, driver string) {
 	if _, ok := told(fx.pending, ra.EventExpired); ok {
 		t.Error("an enrollment that lapsed waiting for its code was told")
 	}
+	// A lapse an officer's decision finds: told as well.
+	late := fx.proved(t, citizen(), "citizen-sign")
+	clock.Add(fx.deps.Policy.EnrollmentTTL + time.Hour)
+	answer{status: http.StatusGone, problem: "enrollment-expired"}.check(t, "approval after the lapse", decide(approve(late)))
+	if _, ok := told(late, ra.EventExpired); !ok {
+		t.Error("a lapse found by an officer's decision was not told")
+	}
 	// Approved, but the registry records the person as dead since: failed.
 	failed := fx.proved(t, citizen(), "citizen-sign")
 	reg.set(func() { reg.dead = map[string]bool{"KZ:880312448217": true} })
@@ -515,8 +525,8 @@ func testOutcomeNotice(t *testing.T, driver string) {
 	if _, ok := told(failed, ra.EventFailed); !ok {
 		t.Error("a failed enrollment was not told")
 	}
-	if n := audited(); n != 9 {
-		t.Errorf("%d notices audited, want 9", n)
+	if n := audited(); n != 10 {
+		t.Errorf("%d notices audited, want 10", n)
 	}
 	if unsent, err := fx.db.UnsentOutcomeNotices(ctx); err != nil || unsent != 0 {
 		t.Errorf("unsent outcome notices: %d, %v; want 0", unsent, err)

@@ -175,9 +175,10 @@ func (s *Service) decide(ctx context.Context, o officer) (store.Enrollment, erro
 	var (
 		out     store.Enrollment
 		refusal error
+		told    bool // an outcome notice recorded
 	)
 	err := s.group.InTx(ctx, func(tx *store.Tx) error {
-		refusal = nil
+		refusal, told = nil, false
 		e, err := tx.EnrollmentForUpdate(ctx, a.Enrollment)
 		if errors.Is(err, store.ErrNotFound) {
 			return refuse("not-found", "")
@@ -194,7 +195,7 @@ func (s *Service) decide(ctx context.Context, o officer) (store.Enrollment, erro
 			if out, err = move(ctx, tx, e, store.StateExpired, "the enrollment lapsed before the officers decided", now); err != nil {
 				return err
 			}
-			if err := s.outcomeEnded(ctx, tx, out, nil); err != nil {
+			if told, err = s.outcomeEnded(ctx, tx, out, nil); err != nil {
 				return err
 			}
 			refusal = refuse("enrollment-expired", "")
@@ -232,7 +233,7 @@ func (s *Service) decide(ctx context.Context, o officer) (store.Enrollment, erro
 			if out, err = move(ctx, tx, e, store.StateRejected, rejectedByOfficer+a.Reason, now); err != nil {
 				return err
 			}
-			if err := s.outcomeEnded(ctx, tx, out, nil); err != nil {
+			if told, err = s.outcomeEnded(ctx, tx, out, nil); err != nil {
 				return err
 			}
 			return d.Audit.Append(tx, audit.Event{Actor: "officer:" + o.Name, Action: "enrollment.reject", Object: "enrollment/" + e.ID, Details: details})
@@ -250,7 +251,7 @@ func (s *Service) decide(ctx context.Context, o officer) (store.Enrollment, erro
 	if err != nil {
 		return store.Enrollment{}, err
 	}
-	if out.State == store.StateRejected || out.State == store.StateExpired {
+	if told {
 		s.noticeOutcome(ctx, out, nil)
 	}
 	if refusal != nil {

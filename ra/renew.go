@@ -298,6 +298,25 @@ func (r renewal) check(ctx context.Context, get func(context.Context, string, []
 	return nil
 }
 
+// withdrawnMeanwhile says, read in tx with the renewal's enrollment
+// locked, whether the certificate r renews was revoked in a way that
+// withdraws its renewals (check): the certificate this renewal got must
+// follow it (withdraw, once tx commits). A revocation that committed before
+// is seen here, and one after finds the enrollment issued
+// (withdrawRenewals); none slips between. Not a renewal: false.
+func (r renewal) withdrawnMeanwhile(ctx context.Context, tx *store.Tx) (bool, error) {
+	if r.serial == nil {
+		return false, nil
+	}
+	switch err := r.check(ctx, tx.Certificate); {
+	case errors.Is(err, errRenewsRevoked):
+		return true, nil
+	case err != nil:
+		return false, err
+	}
+	return false, nil
+}
+
 // withdraws says whether a revocation for reason withdraws the renewals
 // the certificate's key asked for: keyCompromise (the thief may have asked)
 // and privilegeWithdrawn (the subject is no longer entitled; also the
@@ -347,12 +366,20 @@ func (s *Service) withdrawRenewals(ctx context.Context, serial []byte, actor str
 				errs = append(errs, err)
 				continue
 			}
+			var (
+				rejected store.Enrollment
+				told     bool // its applicant is to be told (outcomeEnded)
+			)
 			err = s.group.InTx(ctx, func(tx *store.Tx) error {
+				told = false
 				cur, err := tx.EnrollmentForUpdate(ctx, e.ID)
 				if err != nil || cur.State != store.StatePendingApproval {
 					return err
 				}
-				if _, err := move(ctx, tx, cur, store.StateRejected, "the certificate it renews was revoked for keyCompromise or privilegeWithdrawn", d.Now().UTC()); err != nil {
+				if rejected, err = move(ctx, tx, cur, store.StateRejected, "the certificate it renews was revoked for keyCompromise or privilegeWithdrawn", d.Now().UTC()); err != nil {
+					return err
+				}
+				if told, err = s.outcomeEnded(ctx, tx, rejected, nil); err != nil {
 					return err
 				}
 				return d.Audit.Append(tx, withdrawEvent(actor, e.ID, renews, nil))
@@ -360,6 +387,9 @@ func (s *Service) withdrawRenewals(ctx context.Context, serial []byte, actor str
 			if err != nil {
 				errs = append(errs, err)
 				continue
+			}
+			if told {
+				s.noticeOutcome(ctx, rejected, nil)
 			}
 			certs, err := d.Store.CertificatesOfEnrollment(ctx, e.ID)
 			if err != nil {

@@ -401,6 +401,10 @@ func testRenewalWithdrawn(t *testing.T, driver string) {
 	if got, err := fx.db.Enrollment(t.Context(), sv.ID); err != nil || got.State != store.StateRejected {
 		t.Errorf("the pending renewal after keyCompromise: %s (%v), want rejected", got.State, err)
 	}
+	// It waited for officers: its applicant is told it was rejected.
+	if n, err := fx.db.OutcomeNoticeOf(t.Context(), sv.ID); err != nil || n.Event != store.StateRejected {
+		t.Errorf("outcome notice of the withdrawn pending renewal: %+v, %v; want rejected", n, err)
+	}
 
 	// Revoked at the CA alone, the renewal waiting for officers is failed
 	// when approved, before the CA signs.
@@ -424,6 +428,46 @@ func testRenewalWithdrawn(t *testing.T, driver string) {
 	}
 	if st, reason := status(parseCertPEM(t, uv.Certificate)); st != store.StatusRevoked || reason != 9 {
 		t.Errorf("a renewal whose old certificate was revoked while it was signed: %s, reason %d; want revoked, 9", st, reason)
+	}
+
+	// The same race for a renewal the officers approved: withdrawn, and
+	// its holder is told of its revocation, not that it was issued.
+	vKey := newKey(t)
+	v := fx.certified(t, vKey, "citizen-sign")
+	_, vv, _ := fx.renew(t, v, renewJWS(t, identity{v, vKey}, newKey(t), now()))
+	racer.revoke(fx.ca, v, 1)
+	answer{status: 200, state: store.StateIssued}.check(t, "approving a renewal raced by keyCompromise",
+		fx.act(t, signAction(t, fx.officer, approve(vv.ID), now())))
+	if certs, err := fx.db.CertificatesOfEnrollment(t.Context(), vv.ID); err != nil || len(certs) != 1 || certs[0].Status != store.StatusRevoked {
+		t.Errorf("the raced, approved renewal's certificate: %+v, %v; want one, revoked", certs, err)
+	}
+	if n, err := fx.db.OutcomeNoticeOf(t.Context(), vv.ID); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("outcome notice of a renewal withdrawn as it was issued: %+v, %v; want none", n, err)
+	}
+
+	// A stop between the CA's commit and the RA's for an approved
+	// renewal, and its old certificate revoked for keyCompromise before
+	// Resume finishes it: Resume withdraws it, and tells no "issued".
+	yKey := newKey(t)
+	y := fx.certified(t, yKey, "citizen-sign")
+	_, yv, _ := fx.renew(t, y, renewJWS(t, identity{y, yKey}, newKey(t), now()))
+	answer{status: 200, state: store.StateIssued}.check(t, "approving a renewal", fx.act(t, signAction(t, fx.officer, approve(yv.ID), now())))
+	for _, undo := range []string{`UPDATE enrollments SET state = 'approved' WHERE id = $1`, `DELETE FROM outcome_notices WHERE enrollment_id = $1`} {
+		if _, err := fx.raw.ExecContext(t.Context(), fx.q(undo), yv.ID); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := fx.ca.Revoke(t.Context(), y.SerialNumber.Bytes(), 1, "test"); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := fx.svc.Resume(t.Context(), 0); err != nil || n != 1 {
+		t.Fatalf("Resume: %d, %v", n, err)
+	}
+	if certs, err := fx.db.CertificatesOfEnrollment(t.Context(), yv.ID); err != nil || len(certs) != 1 || certs[0].Status != store.StatusRevoked || certs[0].Reason != 9 {
+		t.Errorf("the renewal Resume finished after its old certificate's keyCompromise: %+v, %v; want revoked, privilegeWithdrawn", certs, err)
+	}
+	if n, err := fx.db.OutcomeNoticeOf(t.Context(), yv.ID); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("outcome notice of a renewal Resume withdrew: %+v, %v; want none", n, err)
 	}
 
 	// Revoked at the CA alone once the renewal was issued: the RA's

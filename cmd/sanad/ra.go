@@ -98,7 +98,7 @@ func openRA(s *service, authority *caRole, cfg config.RA) (*ra.Service, error) {
 			reg.Register(unsentGauge("sanad_ra_outcome_notices_unsent",
 				"Notices of how an enrollment that waited for officers ended, not sent yet; -1 if the store cannot say.",
 				s.db.UnsentOutcomeNotices)),
-			reg.Register(newWaitingCollector(s.db)))
+			reg.Register(newWaitingCollector(s.db, s.now)))
 	})
 	return svc, nil
 }
@@ -120,19 +120,20 @@ func unsentGauge(name, help string, count func(context.Context) (int64, error)) 
 // waitingCollector exports, at each scrape, the enrollments waiting for
 // their code, for officers, and approved for the CA
 // (store.EnrollmentsWaiting): the officers' backlog, and how long its
-// oldest has waited, for staffing and alerts; an approved enrollment that
-// waits for minutes is an issuance the CA keeps failing.
+// oldest has waited, for staffing and alerts; an enrollment approved
+// minutes ago and still waiting is an issuance the CA keeps failing.
 type waitingCollector struct {
 	db            *store.DB
+	now           func() time.Time
 	count, oldest *prometheus.Desc
 }
 
-func newWaitingCollector(db *store.DB) waitingCollector {
-	return waitingCollector{db: db,
+func newWaitingCollector(db *store.DB, now func() time.Time) waitingCollector {
+	return waitingCollector{db: db, now: now,
 		count: prometheus.NewDesc("sanad_ra_enrollments_waiting",
 			"Enrollments waiting, by state (pending_proof, pending_approval, approved); -1 if the store cannot say.", []string{"state"}, nil),
 		oldest: prometheus.NewDesc("sanad_ra_enrollments_waiting_oldest_seconds",
-			"How long the oldest enrollment in the state has existed; 0 when none waits.", []string{"state"}, nil),
+			"How long the enrollment that has waited longest in the state has waited (since it was created; approved ones since their last change); 0 when none waits.", []string{"state"}, nil),
 	}
 }
 
@@ -151,7 +152,7 @@ func (c waitingCollector) Collect(ch chan<- prometheus.Metric) {
 	for _, w := range waiting {
 		age := 0.0
 		if !w.Oldest.IsZero() {
-			age = max(0, time.Since(w.Oldest).Seconds())
+			age = max(0, c.now().Sub(w.Oldest).Seconds())
 		}
 		ch <- prometheus.MustNewConstMetric(c.count, prometheus.GaugeValue, float64(w.Count), w.State)
 		ch <- prometheus.MustNewConstMetric(c.oldest, prometheus.GaugeValue, age, w.State)

@@ -211,8 +211,10 @@ func (db *DB) LapsedEnrollments(ctx context.Context, state string, now time.Time
 		state, db.d.timeArg(now), limit)
 }
 
-// Waiting is how many enrollments wait in a state, and since when the
-// oldest has (its created_at; zero when none waits).
+// Waiting is how many enrollments wait in a state, and since when the one
+// that has waited longest has (zero when none waits): since it was
+// created, waiting for its code or for officers; since its last change
+// (the approval, or Resume's claim), approved.
 type Waiting struct {
 	State  string
 	Count  int64
@@ -224,8 +226,9 @@ type Waiting struct {
 var WaitingStates = []string{StatePendingProof, StatePendingApproval, StateApproved}
 
 // EnrollmentsWaiting counts the enrollments in each of WaitingStates, with
-// the oldest's creation time, from the enrollments_state index: what the
-// officers' backlog is, and whether issuances are stuck.
+// the time the longest waiting started (Waiting), from the enrollments_state
+// index (approved enrollments are few: issued at once, unless the CA
+// failed): what the officers' backlog is, and whether issuances are stuck.
 func (db *DB) EnrollmentsWaiting(ctx context.Context) ([]Waiting, error) {
 	out := make([]Waiting, 0, len(WaitingStates))
 	for _, state := range WaitingStates {
@@ -233,8 +236,12 @@ func (db *DB) EnrollmentsWaiting(ctx context.Context) ([]Waiting, error) {
 		if err := db.sql.QueryRowContext(ctx, db.d.q(`SELECT count(*) FROM enrollments WHERE state = $1`), state).Scan(&w.Count); err != nil {
 			return nil, fmt.Errorf("enrollments %s: %w", state, err)
 		}
+		since := "created_at"
+		if state == StateApproved {
+			since = "updated_at"
+		}
 		if w.Count > 0 {
-			err := db.sql.QueryRowContext(ctx, db.d.q(`SELECT created_at FROM enrollments WHERE state = $1 ORDER BY created_at LIMIT 1`), state).
+			err := db.sql.QueryRowContext(ctx, db.d.q(`SELECT `+since+` FROM enrollments WHERE state = $1 ORDER BY `+since+` LIMIT 1`), state).
 				Scan(timeScan{&w.Oldest})
 			if err != nil && !errors.Is(err, sql.ErrNoRows) { // none left since the count
 				return nil, fmt.Errorf("oldest enrollment %s: %w", state, err)
