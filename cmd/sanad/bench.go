@@ -494,8 +494,14 @@ type enrollReport struct {
 	PerSecond   float64 `json:"enrollments_per_second"`
 	P50ms       float64 `json:"latency_p50_ms"`
 	P99ms       float64 `json:"latency_p99_ms"`
+	// CPUms is the process's CPU time (user and system, the client's
+	// included: it runs in the process) per enrollment, and CPUs how many
+	// the process may use: CPUs / CPUms bounds the rate on this machine.
+	CPUms float64 `json:"cpu_ms_per_enrollment"`
+	CPUs  int     `json:"cpus"`
 	// Issue is ca.Issue alone, in the same run, for comparison.
 	IssuePerSecond float64 `json:"issue_certificates_per_second"`
+	IssueCPUms     float64 `json:"issue_cpu_ms_per_certificate"`
 }
 
 // memoryNotifier keeps one-time codes for the benchmark's applicants.
@@ -572,15 +578,19 @@ func newBenchEnrollCmd() *cobra.Command {
 		if err != nil {
 			return err
 		}
+		cpu0 := processCPU()
 		lat, elapsed, err := runParallel(*n, *parallel, func(i int) error {
 			return benchEnrollOne(ctx, client, base, codes, csrs[i%len(csrs)])
 		})
 		if err := errors.Join(err, stopProfile()); err != nil {
 			return err
 		}
+		rep.CPUms = ms(processCPU()-cpu0) / float64(*n)
+		rep.CPUs = runtime.GOMAXPROCS(0)
 		rep.PerSecond = float64(*n) / elapsed.Seconds()
 		rep.P50ms, rep.P99ms = percentileMS(lat, 50), percentileMS(lat, 99)
 
+		cpu0 = processCPU()
 		_, elapsed, err = runParallel(*n, *parallel, func(i int) error {
 			_, err := authority.ca.Issue(ctx, ca.Request{Profile: "citizen-auth", CSR: csrs[i%len(csrs)], Verified: benchApplicant, Actor: "sanad bench enroll"})
 			return err
@@ -588,11 +598,13 @@ func newBenchEnrollCmd() *cobra.Command {
 		if err != nil {
 			return err
 		}
+		rep.IssueCPUms = ms(processCPU()-cpu0) / float64(*n)
 		rep.IssuePerSecond = float64(*n) / elapsed.Seconds()
 		return printReport(cmd.OutOrStdout(), *asJSON, rep, func(w io.Writer) {
 			fmt.Fprintf(w, "sanad bench enroll: %d %s enrollments through the REST API, %d in parallel, %s\n", rep.Enrollments, rep.Profile, rep.Parallel, rep.Database)
 			fmt.Fprintf(w, "  enrolled   %.0f complete enrollments/s (enroll, prove, issued; latency p50 %.1f ms, p99 %.1f ms)\n", rep.PerSecond, rep.P50ms, rep.P99ms)
-			fmt.Fprintf(w, "  ca.Issue   %.0f certificates/s alone, same run\n", rep.IssuePerSecond)
+			fmt.Fprintf(w, "  cpu        %.2f ms per enrollment, client included (%d CPUs: at most %.0f/s)\n", rep.CPUms, rep.CPUs, float64(rep.CPUs)*1000/rep.CPUms)
+			fmt.Fprintf(w, "  ca.Issue   %.0f certificates/s alone, same run (%.2f ms CPU each)\n", rep.IssuePerSecond, rep.IssueCPUms)
 		})
 	}
 	return cmd

@@ -98,7 +98,8 @@ func TestBench(t *testing.T) {
 			if err := json.Unmarshal([]byte(out[strings.Index(out, "{"):]), &enrollRep); err != nil {
 				t.Fatalf("%v\n%s", err, out)
 			}
-			if enrollRep.Enrollments != 20 || enrollRep.PerSecond <= 0 || enrollRep.IssuePerSecond <= 0 || enrollRep.P99ms < enrollRep.P50ms {
+			if enrollRep.Enrollments != 20 || enrollRep.PerSecond <= 0 || enrollRep.IssuePerSecond <= 0 || enrollRep.P99ms < enrollRep.P50ms ||
+				enrollRep.CPUms <= 0 || enrollRep.IssueCPUms <= 0 || enrollRep.CPUs < 1 {
 				t.Errorf("enroll report does not add up: %+v", enrollRep)
 			}
 			if got := events() - before; got != 7*20 {
