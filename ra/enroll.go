@@ -1162,6 +1162,21 @@ func (s *Service) recheck(ctx context.Context, e store.Enrollment, subj store.Su
 	return evidence, err
 }
 
+// provedPerson is the semantics identifier (IDCKZ-…) of the person an
+// enrollment proved: the one its code went to (proofing.Person), or, for
+// an enrollment from before proofing named them, its subject when that is
+// a person (subject reads it only then); "" when it names no person.
+func provedPerson(pr proofing, subject func() (store.Subject, error)) (string, error) {
+	if pr.Person != "" {
+		return pr.Person, nil
+	}
+	subj, err := subject()
+	if err != nil || subj.Kind != "person" {
+		return "", err
+	}
+	return subj.NationalID, nil
+}
+
 // recheckPerson is recheck, which also returns the registry's record of the
 // person who proved the enrollment (the applicant, or the business's
 // representative), with its contact; zero for an enrollment that named no
@@ -1179,10 +1194,7 @@ func (s *Service) recheckPerson(ctx context.Context, e store.Enrollment, subj st
 	changed := func(problem, format string, args ...any) error {
 		return &registryChangedError{problem: problem, detail: fmt.Sprintf(format, args...)}
 	}
-	person := pr.Person
-	if person == "" && subj.Kind == "person" {
-		person = subj.NationalID // an enrollment from before proofing named the person
-	}
+	person, _ := provedPerson(pr, func() (store.Subject, error) { return subj, nil })
 	if _, country, pid, ok := parseSemanticsID(person); ok {
 		rec, ev, err := s.d.Registry.Person(ctx, country, pid)
 		if errors.Is(err, registry.ErrNotFound) {

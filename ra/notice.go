@@ -221,16 +221,12 @@ func (s *Service) holderContact(ctx context.Context, enrollmentID string) (_ reg
 	if err := json.Unmarshal(e.Proofing, &pr); err != nil {
 		return registry.Person{}, "the enrollment's proofing record cannot be read", nil
 	}
-	person := pr.Person
+	person, err := provedPerson(pr, func() (store.Subject, error) { return s.d.Store.Subject(ctx, e.SubjectID) })
+	if err != nil {
+		return registry.Person{}, "", err
+	}
 	if person == "" {
-		subj, err := s.d.Store.Subject(ctx, e.SubjectID)
-		if err != nil {
-			return registry.Person{}, "", err
-		}
-		if subj.Kind != "person" {
-			return registry.Person{}, "the enrollment names no person", nil
-		}
-		person = subj.NationalID // an enrollment from before proofing named the person
+		return registry.Person{}, "the enrollment names no person", nil
 	}
 	_, country, pid, ok := parseSemanticsID(person)
 	if !ok {
