@@ -1105,7 +1105,11 @@ func (s *Service) issue(ctx context.Context, e store.Enrollment, actor string) (
 		if out, err = move(ctx, tx, cur, store.StateIssued, "", now); err != nil {
 			return err
 		}
-		if !withdraw { // a withdrawn renewal's holder is told of its revocation
+		// A withdrawn renewal's holder is told of its revocation, not that
+		// it was issued. (A revocation at the CA alone in the moments since
+		// the CA committed the certificate is told as issued, then by its
+		// own notice; resumeOne, which may run hours later, looks.)
+		if !withdraw {
 			if told, err = s.outcomeEnded(ctx, tx, out, cert.SerialNumber.Bytes()); err != nil {
 				return err
 			}

@@ -398,8 +398,8 @@ func testOutcomeNotice(t *testing.T, driver string) {
 	if m, ok := told(issued, ra.EventIssued); !ok || m.Serial != fmt.Sprintf("%X", certs[0].Serial) {
 		t.Errorf("issued notice after Resume: %+v (%v), want the serial %X", m, ok, certs[0].Serial)
 	}
-	// The same stop, and the certificate revoked before Resume (a renewal
-	// withdrawn): its revocation notice tells the holder, not "issued".
+	// The same stop, and the certificate revoked before Resume (at the CA
+	// alone, say): its revocation notice tells the holder, not "issued".
 	withdrawn := fx.proved(t, citizen(), "citizen-sign")
 	answer{status: http.StatusOK, state: store.StateIssued}.check(t, "approval", decide(approve(withdrawn)))
 	wcerts, err := fx.db.CertificatesOfEnrollment(ctx, withdrawn)

@@ -496,7 +496,9 @@ type enrollReport struct {
 	P99ms       float64 `json:"latency_p99_ms"`
 	// CPUms is the process's CPU time (user and system, the client's
 	// included: it runs in the process) per enrollment, and CPUs how many
-	// the process may use: CPUs / CPUms bounds the rate on this machine.
+	// the process may use: CPUs / CPUms bounds the rate on this machine
+	// when nothing else uses its CPUs (a PostgreSQL server on the same
+	// machine does, and is not counted).
 	CPUms float64 `json:"cpu_ms_per_enrollment"`
 	CPUs  int     `json:"cpus"`
 	// Issue is ca.Issue alone, in the same run, for comparison.
@@ -603,7 +605,9 @@ func newBenchEnrollCmd() *cobra.Command {
 		return printReport(cmd.OutOrStdout(), *asJSON, rep, func(w io.Writer) {
 			fmt.Fprintf(w, "sanad bench enroll: %d %s enrollments through the REST API, %d in parallel, %s\n", rep.Enrollments, rep.Profile, rep.Parallel, rep.Database)
 			fmt.Fprintf(w, "  enrolled   %.0f complete enrollments/s (enroll, prove, issued; latency p50 %.1f ms, p99 %.1f ms)\n", rep.PerSecond, rep.P50ms, rep.P99ms)
-			fmt.Fprintf(w, "  cpu        %.2f ms per enrollment, client included (%d CPUs: at most %.0f/s)\n", rep.CPUms, rep.CPUs, float64(rep.CPUs)*1000/rep.CPUms)
+			if rep.CPUms > 0 { // 0: the process's CPU time could not be read
+				fmt.Fprintf(w, "  cpu        %.2f ms per enrollment, client included (%d CPUs: at most %.0f/s with nothing else on them)\n", rep.CPUms, rep.CPUs, float64(rep.CPUs)*1000/rep.CPUms)
+			}
 			fmt.Fprintf(w, "  ca.Issue   %.0f certificates/s alone, same run (%.2f ms CPU each)\n", rep.IssuePerSecond, rep.IssueCPUms)
 		})
 	}

@@ -120,8 +120,8 @@ func unsentGauge(name, help string, count func(context.Context) (int64, error)) 
 // waitingCollector exports, at each scrape, the enrollments waiting for
 // their code, for officers, and approved for the CA
 // (store.EnrollmentsWaiting): the officers' backlog, and how long its
-// oldest has waited, for staffing and alerts; an enrollment approved
-// minutes ago and still waiting is an issuance the CA keeps failing.
+// oldest has waited, for staffing and alerts; an approved count that stays
+// above zero for minutes is an issuance the CA keeps failing.
 type waitingCollector struct {
 	db            *store.DB
 	now           func() time.Time
@@ -133,7 +133,7 @@ func newWaitingCollector(db *store.DB, now func() time.Time) waitingCollector {
 		count: prometheus.NewDesc("sanad_ra_enrollments_waiting",
 			"Enrollments waiting, by state (pending_proof, pending_approval, approved); -1 if the store cannot say.", []string{"state"}, nil),
 		oldest: prometheus.NewDesc("sanad_ra_enrollments_waiting_oldest_seconds",
-			"How long the enrollment that has waited longest in the state has waited (since it was created; approved ones since their last change); 0 when none waits.", []string{"state"}, nil),
+			"How long the enrollment that has waited longest in the state has waited (since it was created; approved ones since the approval or the last attempt, retried every minute); 0 when none waits.", []string{"state"}, nil),
 	}
 }
 

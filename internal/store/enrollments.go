@@ -213,8 +213,8 @@ func (db *DB) LapsedEnrollments(ctx context.Context, state string, now time.Time
 
 // Waiting is how many enrollments wait in a state, and since when the one
 // that has waited longest has (zero when none waits): since it was
-// created, waiting for its code or for officers; since its last change
-// (the approval, or Resume's claim), approved.
+// created, waiting for its code or for officers; approved, since its last
+// change (the approval, or the last attempt: Resume retries every minute).
 type Waiting struct {
 	State  string
 	Count  int64
@@ -233,19 +233,18 @@ func (db *DB) EnrollmentsWaiting(ctx context.Context) ([]Waiting, error) {
 	out := make([]Waiting, 0, len(WaitingStates))
 	for _, state := range WaitingStates {
 		w := Waiting{State: state}
-		if err := db.sql.QueryRowContext(ctx, db.d.q(`SELECT count(*) FROM enrollments WHERE state = $1`), state).Scan(&w.Count); err != nil {
-			return nil, fmt.Errorf("enrollments %s: %w", state, err)
-		}
 		since := "created_at"
 		if state == StateApproved {
 			since = "updated_at"
 		}
-		if w.Count > 0 {
-			err := db.sql.QueryRowContext(ctx, db.d.q(`SELECT `+since+` FROM enrollments WHERE state = $1 ORDER BY `+since+` LIMIT 1`), state).
-				Scan(timeScan{&w.Oldest})
-			if err != nil && !errors.Is(err, sql.ErrNoRows) { // none left since the count
-				return nil, fmt.Errorf("oldest enrollment %s: %w", state, err)
-			}
+		var oldest any // NULL when none waits
+		err := db.sql.QueryRowContext(ctx, db.d.q(`SELECT count(*), min(`+since+`) FROM enrollments WHERE state = $1`), state).
+			Scan(&w.Count, &oldest)
+		if err == nil && oldest != nil {
+			err = timeScan{&w.Oldest}.Scan(oldest)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("enrollments %s: %w", state, err)
 		}
 		out = append(out, w)
 	}

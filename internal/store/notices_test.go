@@ -310,7 +310,7 @@ func TestOutcomeNotices(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, db *store.DB, _ *sql.DB) {
 		ctx := t.Context()
 		t0 := time.Date(2026, 11, 30, 10, 0, 0, 0, time.UTC)
-		ids := []string{"e1", "e2", "e3"}
+		ids := []string{"e1", "e2", "e3", "e4"}
 		if err := db.InTx(ctx, func(tx *store.Tx) error {
 			if _, err := tx.PutSubject(ctx, store.Subject{ID: "s1", Kind: "person", NationalID: "IDCKZ-900101300123", Attributes: []byte(`{}`), CreatedAt: t0}); err != nil {
 				return err
@@ -348,14 +348,16 @@ func TestOutcomeNotices(t *testing.T) {
 		// The table's checks: an issued notice names its serial, no other
 		// does, and only the four ends are told.
 		for _, bad := range []store.OutcomeNotice{
-			{EnrollmentID: "e9", Event: store.StateIssued, CreatedAt: t0}, // no such enrollment either
-			{EnrollmentID: "e9", Event: store.StateApproved, CreatedAt: t0},
+			{EnrollmentID: "e4", Event: store.StateIssued, CreatedAt: t0},
+			{EnrollmentID: "e4", Event: store.StateRejected, Serial: []byte{1}, CreatedAt: t0},
+			{EnrollmentID: "e4", Event: store.StateApproved, CreatedAt: t0},
+			{EnrollmentID: "e9", Event: store.StateRejected, CreatedAt: t0}, // no such enrollment
 		} {
 			if err := add(bad); err == nil {
 				t.Errorf("notice %+v was recorded", bad)
 			}
 		}
-		if _, err := db.OutcomeNoticeOf(ctx, "e9"); !errors.Is(err, store.ErrNotFound) {
+		if _, err := db.OutcomeNoticeOf(ctx, "e4"); !errors.Is(err, store.ErrNotFound) {
 			t.Errorf("notice of an enrollment that has none: %v", err)
 		}
 		due := func(at time.Time, want ...string) {
