@@ -449,6 +449,20 @@ func hostileRequests(t *testing.T, fx *raFixture) []hostileRequest {
 	add("show: signed for another enrollment", http.MethodGet, "/api/v1/officer/enrollments/"+fx.pending, auth("JWS "+sign(fx.officer, show(unknownID), now)), nil, 400, "invalid-request")
 	add("show: signed by a key the RA does not know", http.MethodGet, "/api/v1/officer/enrollments/"+fx.pending, auth("JWS "+sign(fx.stranger, show(fx.pending), now)), nil, 403, "not-an-officer")
 
+	find := func(subject string) jwsauth.Action {
+		return jwsauth.Action{Action: jwsauth.ActionFind, Subject: subject, Audience: ra.AudienceFind}
+	}
+	const findPath = "/api/v1/officer/subjects/"
+	add("find: SQL as the subject", http.MethodGet, findPath+url.PathEscape(`IDCKZ-1' OR '1'='1`), auth("JWS "+sign(fx.officer, find("IDCKZ-880312448217"), now)), nil, 400, "invalid-request")
+	add("find: subject encoded ../", http.MethodGet, findPath+"..%2Fqueue", auth("JWS "+sign(fx.officer, find("IDCKZ-880312448217"), now)), nil, 400, "invalid-request")
+	add("find: subject of 10000 characters", http.MethodGet, findPath+"IDCKZ-"+strings.Repeat("9", 10000), nil, nil, 400, "invalid-request")
+	add("find: subject in lower case", http.MethodGet, findPath+"idckz-880312448217", nil, nil, 400, "invalid-request")
+	add("find: no Authorization", http.MethodGet, findPath+"IDCKZ-880312448217", nil, nil, 401, "unauthorized")
+	add("find: signed for another subject", http.MethodGet, findPath+"IDCKZ-880312448217", auth("JWS "+sign(fx.officer, find("NTRPK-32778761"), now)), nil, 400, "invalid-request")
+	add("find: a show request for the find endpoint", http.MethodGet, findPath+"IDCKZ-880312448217",
+		auth("JWS "+sign(fx.officer, jwsauth.Action{Action: jwsauth.ActionShow, Enrollment: fx.pending, Audience: ra.AudienceFind}, now)), nil, 400, "invalid-request")
+	add("find: signed by a key the RA does not know", http.MethodGet, findPath+"IDCKZ-880312448217", auth("JWS "+sign(fx.stranger, find("IDCKZ-880312448217"), now)), nil, 403, "not-an-officer")
+
 	actions := func(name string, header http.Header, body []byte, status int, problem string) {
 		add("actions: "+name, http.MethodPost, "/api/v1/officer/actions", header, body, status, problem)
 	}

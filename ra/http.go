@@ -14,6 +14,7 @@ import (
 
 	"github.com/sanadpki/sanad/internal/api"
 	"github.com/sanadpki/sanad/internal/store"
+	"github.com/sanadpki/sanad/ra/jwsauth"
 )
 
 // Register adds the applicant API to mux:
@@ -29,6 +30,7 @@ import (
 //	POST /api/v1/officer/actions             approve, reject, revoke
 //	GET  /api/v1/officer/queue               enrollments waiting for officers
 //	GET  /api/v1/officer/enrollments/{id}    one enrollment, for review
+//	GET  /api/v1/officer/subjects/{id}       a person's or business's enrollments and certificates
 //	POST /api/v1/certificates/{serial}/revoke a holder revokes their own
 func (s *Service) Register(mux *http.ServeMux) {
 	mux.HandleFunc("POST /api/v1/enrollments", s.handleEnroll)
@@ -38,6 +40,7 @@ func (s *Service) Register(mux *http.ServeMux) {
 	mux.HandleFunc("POST /api/v1/officer/actions", s.handleAct)
 	mux.HandleFunc("GET /api/v1/officer/queue", s.handleQueue)
 	mux.HandleFunc("GET /api/v1/officer/enrollments/{id}", s.handleShow)
+	mux.HandleFunc("GET /api/v1/officer/subjects/{id}", s.handleFind)
 	mux.HandleFunc("POST /api/v1/certificates/{serial}/revoke", s.handleRevokeOwn)
 	mux.HandleFunc("POST /api/v1/certificates/{serial}/renew", s.handleRenew)
 	mux.HandleFunc("GET /api/v1/certificates/{serial}", s.handleCertificate)
@@ -81,6 +84,11 @@ func (s *Service) handleCertificate(w http.ResponseWriter, r *http.Request) {
 		_, _ = w.Write(c.DER)
 		return
 	}
+	api.WriteJSON(w, http.StatusOK, certificateView(c))
+}
+
+// certificateView is a signed certificate as the API shows it.
+func certificateView(c store.Certificate) CertificateView {
 	v := CertificateView{Serial: strings.ToUpper(hex.EncodeToString(c.Serial)), Issuer: c.IssuerID, Profile: c.Profile,
 		Status: c.Status, NotBefore: c.NotBefore, NotAfter: c.NotAfter,
 		Certificate: string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.DER}))}
@@ -95,7 +103,7 @@ func (s *Service) handleCertificate(w http.ResponseWriter, r *http.Request) {
 			v.Reason = strconv.Itoa(c.Reason)
 		}
 	}
-	api.WriteJSON(w, http.StatusOK, v)
+	return v
 }
 
 // accepts reports whether the Accept header names mediaType.
@@ -147,6 +155,20 @@ func (s *Service) handleShow(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	api.WriteJSON(w, http.StatusOK, item)
+}
+
+func (s *Service) handleFind(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	if !jwsauth.IsSubjectID(id) {
+		s.fail(w, r, refuse("invalid-request", "a subject is named by its semantics identifier, e.g. IDCKZ-880312448217 or NTRPK-32778761"))
+		return
+	}
+	out, err := s.Find(r.Context(), id, authorizationJWS(r))
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	api.WriteJSON(w, http.StatusOK, out)
 }
 
 func (s *Service) handleRevokeOwn(w http.ResponseWriter, r *http.Request) {

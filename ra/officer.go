@@ -25,6 +25,7 @@ const (
 	AudienceActions = "/api/v1/officer/actions"
 	AudienceQueue   = "/api/v1/officer/queue"
 	AudienceShow    = "/api/v1/officer/enrollments"
+	AudienceFind    = "/api/v1/officer/subjects"
 	AudienceRevoke  = "/api/v1/certificates/revoke"
 	// MaxSkew is how far a signed request's time may be from ours.
 	MaxSkew = 5 * time.Minute
@@ -565,6 +566,82 @@ func (s *Service) Show(ctx context.Context, id, compact string) (QueueItem, erro
 		return QueueItem{}, err
 	}
 	return item, nil
+}
+
+// findLimit bounds the enrollments and the certificates Find returns, the
+// newest first.
+const findLimit = 200
+
+// SubjectView is what an officer finds of a person or business (Find): the
+// attributes the registry verified, their enrollments and the
+// certificates issued to them, the newest first (at most findLimit of
+// each; Truncated says there were more).
+type SubjectView struct {
+	Subject      map[string]any    `json:"subject"`
+	Enrollments  []View            `json:"enrollments"`
+	Certificates []CertificateView `json:"certificates"`
+	Truncated    bool              `json:"truncated,omitempty"`
+}
+
+// Find answers a helpdesk's question about a person or business, named by
+// its semantics identifier (GET /api/v1/officer/subjects/{id}, signed
+// action "find" naming it): their enrollments, how each stands, and the
+// certificates they hold or held. Only the subject's own enrollments are
+// listed (a representative's are the business's). Every search is audited
+// (subject.view), also one that finds nobody: who looked up whom is the
+// audit log's.
+func (s *Service) Find(ctx context.Context, subjectID, compact string) (SubjectView, error) {
+	o, err := s.authenticate(ctx, compact, AudienceFind)
+	if err != nil {
+		return SubjectView{}, err
+	}
+	if o.req.Action.Action != jwsauth.ActionFind || o.req.Action.Subject != subjectID {
+		return SubjectView{}, refuse("invalid-request", "the signed action is not to find %s", subjectID)
+	}
+	kind := "person"
+	if strings.HasPrefix(subjectID, "NTR") {
+		kind = "business"
+	}
+	subj, err := s.d.Store.SubjectByNationalID(ctx, kind, subjectID)
+	if errors.Is(err, store.ErrNotFound) {
+		if err := s.viewed(ctx, o, "subject.view", "subject/"+subjectID, map[string]any{"found": false}); err != nil {
+			return SubjectView{}, err
+		}
+		return SubjectView{}, refuse("not-found", "")
+	}
+	if err != nil {
+		return SubjectView{}, err
+	}
+	out := SubjectView{Enrollments: []View{}, Certificates: []CertificateView{}}
+	if err := json.Unmarshal(subj.Attributes, &out.Subject); err != nil {
+		return SubjectView{}, fmt.Errorf("subject %s: %w", subj.ID, err)
+	}
+	out.Subject["id"], out.Subject["kind"] = subj.NationalID, subj.Kind
+	enrollments, err := s.d.Store.EnrollmentsOfSubject(ctx, subj.ID, findLimit+1)
+	if err != nil {
+		return SubjectView{}, err
+	}
+	certs, err := s.d.Store.CertificatesOfSubject(ctx, subj.ID, findLimit+1)
+	if err != nil {
+		return SubjectView{}, err
+	}
+	out.Truncated = len(enrollments) > findLimit || len(certs) > findLimit
+	ids := []string{}
+	for _, e := range enrollments[:min(len(enrollments), findLimit)] {
+		v, err := s.view(ctx, e)
+		if err != nil {
+			return SubjectView{}, err
+		}
+		out.Enrollments = append(out.Enrollments, v)
+		ids = append(ids, e.ID)
+	}
+	for _, c := range certs[:min(len(certs), findLimit)] {
+		out.Certificates = append(out.Certificates, certificateView(c))
+	}
+	if err := s.viewed(ctx, o, "subject.view", "subject/"+subjectID, map[string]any{"found": true, "enrollments": ids}); err != nil {
+		return SubjectView{}, err
+	}
+	return out, nil
 }
 
 // QueueItem is what an officer sees of an enrollment: the verified

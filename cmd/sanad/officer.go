@@ -40,7 +40,7 @@ type officerContext struct {
 func newOfficerCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "officer",
-		Short: "RA officer actions, each a JWS signed with the officer's key: queue, show, approve, reject, revoke; and, on a CA node, register, deactivate, list",
+		Short: "RA officer actions, each a JWS signed with the officer's key: queue, show, find, approve, reject, revoke; and, on a CA node, register, deactivate, list",
 		Long: `Officer commands sign each request with the officer's key and send it to the RA.
 
 The key is a PEM private key file (0600) given by --key or SANAD_OFFICER_KEY,
@@ -68,6 +68,9 @@ the audit log with the operating-system account that made it.`,
 		}),
 		officerSub("show ID", "Show one enrollment for review", cobra.ExactArgs(1), f, func(args []string, _ *cobra.Command) (string, string, jwsauth.Action) {
 			return http.MethodGet, ra.AudienceShow + "/" + args[0], jwsauth.Action{Action: "show", Enrollment: args[0], Audience: ra.AudienceShow}
+		}),
+		officerSub("find SUBJECT", "A person's or business's enrollments and certificates, by semantics identifier as certificates carry it (IDCKZ-880312448217, NTRPK-32778761)", cobra.ExactArgs(1), f, func(args []string, _ *cobra.Command) (string, string, jwsauth.Action) {
+			return http.MethodGet, ra.AudienceFind + "/" + args[0], jwsauth.Action{Action: jwsauth.ActionFind, Subject: args[0], Audience: ra.AudienceFind}
 		}),
 		officerSub("approve ID", "Approve an enrollment", cobra.ExactArgs(1), f, func(args []string, _ *cobra.Command) (string, string, jwsauth.Action) {
 			return http.MethodPost, ra.AudienceActions, jwsauth.Action{Action: "approve", Enrollment: args[0], Audience: ra.AudienceActions}

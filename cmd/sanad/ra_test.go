@@ -274,6 +274,14 @@ func TestEnrollmentEndToEnd(t *testing.T) {
 			if code, out := c.officer("Yerlan Officer", "reject", pkID, "--reason", "the photo does not match"); code != 0 || !strings.Contains(out, `"state": "rejected"`) || !strings.Contains(out, "the photo does not match") {
 				t.Fatalf("officer reject: %d %s", code, out)
 			}
+			// The helpdesk: Ayesha Khan asks what became of her request.
+			if code, out := c.officer("Dana Officer", "find", "IDCPK-6110148392762"); code != 0 || !strings.Contains(out, pkID) ||
+				!strings.Contains(out, "the photo does not match") || strings.Contains(out, sealID) {
+				t.Fatalf("officer find: %d %s", code, out)
+			}
+			if code, out := c.officer("Dana Officer", "find", "6110148392762"); code == 0 || !strings.Contains(out, "semantics identifier") {
+				t.Errorf("officer find with a bare identifier: %d %s", code, out)
+			}
 			_, e = c.do(http.MethodGet, "/api/v1/enrollments/"+sealID, "", nil, nil)
 			sealSerial, _ := e["serial"].(string)
 			if code, out := c.officer("Yerlan Officer", "revoke", sealSerial, "--reason", "affiliationChanged"); code != 0 || !strings.Contains(out, `"status": "revoked"`) {

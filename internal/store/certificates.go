@@ -231,6 +231,12 @@ func (db *DB) CertificatesOfEnrollment(ctx context.Context, enrollmentID string)
 	return db.certificates(ctx, `WHERE enrollment_id = $1 AND der IS NOT NULL ORDER BY created_at DESC, serial`, enrollmentID)
 }
 
+// CertificatesOfSubject returns a subject's signed certificates, newest
+// first, at most limit (the certificates_subject index).
+func (db *DB) CertificatesOfSubject(ctx context.Context, subjectID string, limit int) ([]Certificate, error) {
+	return db.certificates(ctx, `WHERE subject_id = $1 AND der IS NOT NULL ORDER BY created_at DESC, serial LIMIT $2`, subjectID, limit)
+}
+
 func (db *DB) certificates(ctx context.Context, where string, args ...any) ([]Certificate, error) {
 	return db.queryCertificates(ctx, `SELECT `+certificateColumns+` FROM certificates `+where, args...)
 }

@@ -84,17 +84,38 @@ func (tx *Tx) PutSubject(ctx context.Context, s Subject) (Subject, error) {
 
 // Subject returns one subject, or ErrNotFound.
 func (db *DB) Subject(ctx context.Context, id string) (Subject, error) {
+	return db.subject(ctx, "subject "+id, `WHERE id = $1`, id)
+}
+
+// SubjectByNationalID returns the subject of this kind (person or
+// business) with this semantics identifier (IDCKZ-…, NTRPK-…), or
+// ErrNotFound.
+func (db *DB) SubjectByNationalID(ctx context.Context, kind, nationalID string) (Subject, error) {
+	// Named by kind only: errors reach logs, national identifiers do not.
+	return db.subject(ctx, "subject ("+kind+")", `WHERE kind = $1 AND national_id = $2`, kind, nationalID)
+}
+
+func (db *DB) subject(ctx context.Context, what, where string, args ...any) (Subject, error) {
 	var out Subject
 	var ref sql.NullString
 	var attrs string
 	err := db.sql.QueryRowContext(ctx, db.d.q(`
-		SELECT id, kind, national_id, attributes, registry_ref, created_at, updated_at FROM subjects WHERE id = $1`), id).
+		SELECT id, kind, national_id, attributes, registry_ref, created_at, updated_at FROM subjects `+where), args...).
 		Scan(&out.ID, &out.Kind, &out.NationalID, &attrs, &ref, timeScan{&out.CreatedAt}, timeScan{&out.UpdatedAt})
 	if errors.Is(err, sql.ErrNoRows) {
-		return Subject{}, fmt.Errorf("subject %s: %w", id, ErrNotFound)
+		return Subject{}, fmt.Errorf("%s: %w", what, ErrNotFound)
+	}
+	if err != nil {
+		return Subject{}, fmt.Errorf("%s: %w", what, err)
 	}
 	out.Attributes, out.RegistryRef = []byte(attrs), ref.String
-	return out, err
+	return out, nil
+}
+
+// EnrollmentsOfSubject returns a subject's enrollments, newest first, at
+// most limit (the enrollments_subject index).
+func (db *DB) EnrollmentsOfSubject(ctx context.Context, subjectID string, limit int) ([]Enrollment, error) {
+	return db.enrollments(ctx, "enrollments of subject "+subjectID, `WHERE subject_id = $1 ORDER BY created_at DESC, id LIMIT $2`, subjectID, limit)
 }
 
 const enrollmentColumns = `id, subject_id, profile, csr_der, state, state_reason, proofing, idempotency_key,

@@ -17,8 +17,11 @@ import (
 
 // Action is the signed payload.
 type Action struct {
-	Action     string `json:"action"`               // approve | reject | revoke | renew | queue | show
+	Action     string `json:"action"`               // approve | reject | revoke | renew | queue | show | find
 	Enrollment string `json:"enrollment,omitempty"` // for approve, reject, show
+	// Subject is the ETSI EN 319 412-1 semantics identifier of the person
+	// or business to find (IDCKZ-880312448217, NTRPK-32778761), for find.
+	Subject string `json:"subject,omitempty"`
 	// Serial is the certificate to revoke, in hex as openssl x509 -serial
 	// prints it: upper case, no colons, two digits per octet, no leading
 	// zero octet (SerialHex makes it).
@@ -45,6 +48,7 @@ const (
 	ActionRenew   = "renew"
 	ActionQueue   = "queue"
 	ActionShow    = "show"
+	ActionFind    = "find"
 )
 
 // Limits on the payload's fields.
@@ -59,17 +63,19 @@ const (
 	maxEnrollment   = 64
 	maxAudience     = 256
 	maxSerialOctets = 20 // RFC 5280 §4.1.2.2
+	maxSubjectID    = 32 // characters after the semantics identifier's "IDCKZ-"
 )
 
 // needs says, for each action kind, which optional fields it requires; a
 // field not required is forbidden.
-var needs = map[string]struct{ enrollment, serial, reason, csr bool }{
+var needs = map[string]struct{ enrollment, serial, reason, csr, subject bool }{
 	ActionApprove: {enrollment: true},
 	ActionReject:  {enrollment: true, reason: true},
 	ActionShow:    {enrollment: true},
 	ActionQueue:   {},
 	ActionRevoke:  {serial: true, reason: true},
 	ActionRenew:   {serial: true, csr: true},
+	ActionFind:    {subject: true},
 }
 
 // revocationReasons are the RFC 5280 §5.3.1 reasons a revoke action may
@@ -117,6 +123,12 @@ func (a Action) check() error {
 	}
 	if err := presence("csr", a.CSR, need.csr, a.Action); err != nil {
 		return err
+	}
+	if err := presence("subject", a.Subject, need.subject, a.Action); err != nil {
+		return err
+	}
+	if a.Subject != "" && !IsSubjectID(a.Subject) {
+		return fmt.Errorf("subject must be a semantics identifier: three and two capital letters, \"-\", then 1 to %d of 0-9 A-Z (IDCKZ-880312448217)", maxSubjectID)
 	}
 	if a.CSR != "" {
 		if _, err := a.RequestDER(); err != nil {
@@ -179,6 +191,16 @@ func presence(field, value string, required bool, action string) error {
 		return fmt.Errorf("action %q takes no %s", action, field)
 	}
 	return nil
+}
+
+// IsSubjectID says whether s is spelled as the RA spells a semantics
+// identifier: a three-letter type and a two-letter country, "-", and the
+// identifier in capitals and digits, as the registry's normal form has it
+// (IDCKZ-880312448217, NTRPK-32778761).
+func IsSubjectID(s string) bool {
+	prefix, id, found := strings.Cut(s, "-")
+	return found && len(prefix) == 5 && !strings.ContainsFunc(prefix, func(r rune) bool { return r < 'A' || r > 'Z' }) &&
+		id != "" && len(id) <= maxSubjectID && !strings.ContainsFunc(id, func(r rune) bool { return !('0' <= r && r <= '9' || 'A' <= r && r <= 'Z') })
 }
 
 func isEnrollmentID(s string) bool {
@@ -263,7 +285,7 @@ func decodeAction(b []byte) (Action, error) {
 	var a Action
 	str := map[string]*string{
 		"action": &a.Action, "enrollment": &a.Enrollment, "serial": &a.Serial,
-		"reason": &a.Reason, "csr": &a.CSR, "nonce": &a.Nonce, "aud": &a.Audience,
+		"reason": &a.Reason, "csr": &a.CSR, "subject": &a.Subject, "nonce": &a.Nonce, "aud": &a.Audience,
 	}
 	err := decodeObject(b, func(name string, dec *json.Decoder) error {
 		if p, ok := str[name]; ok {

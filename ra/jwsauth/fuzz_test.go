@@ -31,6 +31,7 @@ func fuzzSeeds(t testing.TB) map[string]string {
 			{Action: ActionRenew, Serial: "0A1B2C", CSR: "MIIBAA"},
 			{Action: ActionQueue},
 			{Action: ActionShow, Enrollment: "abc"},
+			{Action: ActionFind, Subject: "IDCKZ-880312448217"},
 		} {
 			a.Audience = testAudience
 			s, err := Sign(a, id.cert, id.key, testNow)
