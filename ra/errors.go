@@ -69,6 +69,7 @@ var problems = map[string]struct {
 	"codes-exhausted":        {http.StatusConflict, "No more one-time codes are sent for this enrollment"},
 	"already-revoked":        {http.StatusConflict, "The certificate is already revoked"},
 	"certificate-not-found":  {http.StatusNotFound, "No such certificate"},
+	"subject-not-found":      {http.StatusNotFound, "No such person or business"},
 	"issuer-retired":         {http.StatusConflict, "The certificate's issuing CA is retired: it revokes nothing more"},
 	"issuer-unavailable":     {http.StatusServiceUnavailable, "The certificate's issuing CA is not in service here; try again later"},
 	"not-renewable":          {http.StatusConflict, "The certificate cannot be renewed; enroll instead"},

@@ -14,7 +14,6 @@ import (
 
 	"github.com/sanadpki/sanad/internal/api"
 	"github.com/sanadpki/sanad/internal/store"
-	"github.com/sanadpki/sanad/ra/jwsauth"
 )
 
 // Register adds the applicant API to mux:
@@ -30,7 +29,7 @@ import (
 //	POST /api/v1/officer/actions             approve, reject, revoke
 //	GET  /api/v1/officer/queue               enrollments waiting for officers
 //	GET  /api/v1/officer/enrollments/{id}    one enrollment, for review
-//	GET  /api/v1/officer/subjects/{id}       a person's or business's enrollments and certificates
+//	GET  /api/v1/officer/subjects            a person's or business's enrollments and certificates
 //	POST /api/v1/certificates/{serial}/revoke a holder revokes their own
 func (s *Service) Register(mux *http.ServeMux) {
 	mux.HandleFunc("POST /api/v1/enrollments", s.handleEnroll)
@@ -40,7 +39,7 @@ func (s *Service) Register(mux *http.ServeMux) {
 	mux.HandleFunc("POST /api/v1/officer/actions", s.handleAct)
 	mux.HandleFunc("GET /api/v1/officer/queue", s.handleQueue)
 	mux.HandleFunc("GET /api/v1/officer/enrollments/{id}", s.handleShow)
-	mux.HandleFunc("GET /api/v1/officer/subjects/{id}", s.handleFind)
+	mux.HandleFunc("GET /api/v1/officer/subjects", s.handleFind)
 	mux.HandleFunc("POST /api/v1/certificates/{serial}/revoke", s.handleRevokeOwn)
 	mux.HandleFunc("POST /api/v1/certificates/{serial}/renew", s.handleRenew)
 	mux.HandleFunc("GET /api/v1/certificates/{serial}", s.handleCertificate)
@@ -158,12 +157,7 @@ func (s *Service) handleShow(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Service) handleFind(w http.ResponseWriter, r *http.Request) {
-	id := r.PathValue("id")
-	if !jwsauth.IsSubjectID(id) {
-		s.fail(w, r, refuse("invalid-request", "a subject is named by its semantics identifier, e.g. IDCKZ-880312448217 or NTRPK-32778761"))
-		return
-	}
-	out, err := s.Find(r.Context(), id, authorizationJWS(r))
+	out, err := s.Find(r.Context(), authorizationJWS(r))
 	if err != nil {
 		s.fail(w, r, err)
 		return

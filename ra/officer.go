@@ -583,31 +583,40 @@ type SubjectView struct {
 	Truncated    bool              `json:"truncated,omitempty"`
 }
 
-// Find answers a helpdesk's question about a person or business, named by
-// its semantics identifier (GET /api/v1/officer/subjects/{id}, signed
-// action "find" naming it): their enrollments, how each stands, and the
-// certificates they hold or held. Only the subject's own enrollments are
+// subjectKinds are the subjects' kinds by the semantics identifier's type
+// (ETSI EN 319 412-1 §5.1.3): the RA writes IDC for persons and NTR for
+// businesses, and nothing else.
+var subjectKinds = map[string]string{"IDC": "person", "NTR": "business"}
+
+// Find answers a helpdesk's question about a person or business
+// (GET /api/v1/officer/subjects, signed action "find" naming its semantics
+// identifier in subject: the identifier travels signed, never in a URL
+// that proxies log): their enrollments, how each stands, and the
+// certificates issued to them. Only the subject's own enrollments are
 // listed (a representative's are the business's). Every search is audited
-// (subject.view), also one that finds nobody: who looked up whom is the
-// audit log's.
-func (s *Service) Find(ctx context.Context, subjectID, compact string) (SubjectView, error) {
+// (subject.view) with what it showed, also one that finds nobody: who
+// looked up whom is the audit log's.
+func (s *Service) Find(ctx context.Context, compact string) (SubjectView, error) {
 	o, err := s.authenticate(ctx, compact, AudienceFind)
 	if err != nil {
 		return SubjectView{}, err
 	}
-	if o.req.Action.Action != jwsauth.ActionFind || o.req.Action.Subject != subjectID {
-		return SubjectView{}, refuse("invalid-request", "the signed action is not to find %s", subjectID)
+	if o.req.Action.Action != jwsauth.ActionFind {
+		return SubjectView{}, refuse("invalid-request", "the signed action is %q, not find", o.req.Action.Action)
 	}
-	kind := "person"
-	if strings.HasPrefix(subjectID, "NTR") {
-		kind = "business"
+	subjectID := o.req.Action.Subject
+	typ, _, _, _ := parseSemanticsID(subjectID)
+	kind, ok := subjectKinds[typ]
+	if !ok {
+		return SubjectView{}, refuse("invalid-request", "subjects are named by IDC (persons) or NTR (businesses) semantics identifiers")
 	}
+	object := "subject/" + subjectID
 	subj, err := s.d.Store.SubjectByNationalID(ctx, kind, subjectID)
 	if errors.Is(err, store.ErrNotFound) {
-		if err := s.viewed(ctx, o, "subject.view", "subject/"+subjectID, map[string]any{"found": false}); err != nil {
+		if err := s.viewed(ctx, o, "subject.view", object, map[string]any{"found": false}); err != nil {
 			return SubjectView{}, err
 		}
-		return SubjectView{}, refuse("not-found", "")
+		return SubjectView{}, refuse("subject-not-found", "")
 	}
 	if err != nil {
 		return SubjectView{}, err
@@ -626,7 +635,7 @@ func (s *Service) Find(ctx context.Context, subjectID, compact string) (SubjectV
 		return SubjectView{}, err
 	}
 	out.Truncated = len(enrollments) > findLimit || len(certs) > findLimit
-	ids := []string{}
+	ids, serials := []string{}, []string{}
 	for _, e := range enrollments[:min(len(enrollments), findLimit)] {
 		v, err := s.view(ctx, e)
 		if err != nil {
@@ -637,8 +646,9 @@ func (s *Service) Find(ctx context.Context, subjectID, compact string) (SubjectV
 	}
 	for _, c := range certs[:min(len(certs), findLimit)] {
 		out.Certificates = append(out.Certificates, certificateView(c))
+		serials = append(serials, ca.SerialObject(c.IssuerID, c.Serial))
 	}
-	if err := s.viewed(ctx, o, "subject.view", "subject/"+subjectID, map[string]any{"found": true, "enrollments": ids}); err != nil {
+	if err := s.viewed(ctx, o, "subject.view", object, map[string]any{"found": true, "enrollments": ids, "certificates": serials, "truncated": out.Truncated}); err != nil {
 		return SubjectView{}, err
 	}
 	return out, nil

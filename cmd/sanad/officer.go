@@ -70,7 +70,8 @@ the audit log with the operating-system account that made it.`,
 			return http.MethodGet, ra.AudienceShow + "/" + args[0], jwsauth.Action{Action: "show", Enrollment: args[0], Audience: ra.AudienceShow}
 		}),
 		officerSub("find SUBJECT", "A person's or business's enrollments and certificates, by semantics identifier as certificates carry it (IDCKZ-880312448217, NTRPK-32778761)", cobra.ExactArgs(1), f, func(args []string, _ *cobra.Command) (string, string, jwsauth.Action) {
-			return http.MethodGet, ra.AudienceFind + "/" + args[0], jwsauth.Action{Action: jwsauth.ActionFind, Subject: args[0], Audience: ra.AudienceFind}
+			// The identifier travels in the signed request, not in the URL.
+			return http.MethodGet, ra.AudienceFind, jwsauth.Action{Action: jwsauth.ActionFind, Subject: args[0], Audience: ra.AudienceFind}
 		}),
 		officerSub("approve ID", "Approve an enrollment", cobra.ExactArgs(1), f, func(args []string, _ *cobra.Command) (string, string, jwsauth.Action) {
 			return http.MethodPost, ra.AudienceActions, jwsauth.Action{Action: "approve", Enrollment: args[0], Audience: ra.AudienceActions}
