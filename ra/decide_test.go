@@ -985,7 +985,20 @@ func TestProofAnswersCertificate(t *testing.T) {
 		t.Errorf("the proof's answer carries another certificate than the stored one:\n%s", proved.Certificate)
 	case proved.Serial != strings.ToUpper(hex.EncodeToString(c.Serial)) || proved.Links["certificate"] != "/api/v1/certificates/"+proved.Serial:
 		t.Errorf("serial %q, link %q; stored %x", proved.Serial, proved.Links["certificate"], c.Serial)
-	case proved.Certificate != got.Certificate || proved.Serial != got.Serial:
+	case proved.Certificate != got.Certificate || proved.Serial != got.Serial || proved.Chain != got.Chain:
 		t.Errorf("the proof's answer and GET differ: %q %q", proved.Serial, got.Serial)
+	}
+	// The chain is the issuing CA that signed it.
+	issued, err := x509.ParseCertificate(c.DER)
+	if err != nil {
+		t.Fatal(err)
+	}
+	chain, _ := pem.Decode([]byte(proved.Chain))
+	if chain == nil {
+		t.Fatalf("no chain: %q", proved.Chain)
+	}
+	issuer, err := x509.ParseCertificate(chain.Bytes)
+	if err != nil || issued.CheckSignatureFrom(issuer) != nil || !issuer.IsCA {
+		t.Errorf("the chain does not hold the certificate's issuer: %v", err)
 	}
 }

@@ -1260,6 +1260,10 @@ type View struct {
 	Reasons     []string `json:"reasons,omitempty"`
 	Certificate string   `json:"certificate,omitempty"` // PEM, once issued
 	Serial      string   `json:"serial,omitempty"`      // hex, as openssl x509 -serial prints it
+	// Chain is the certificate of the issuing CA that signed Certificate
+	// (PEM), for the holder to send with it: signing software and TLS
+	// clients need it, and relying parties trust the root.
+	Chain string `json:"chain,omitempty"`
 	// Renews is the certificate a renewal replaces: its issuing CA's id and
 	// serial, "issuing/0A1B…" (Service.Renew).
 	Renews    string            `json:"renews,omitempty"`
@@ -1308,28 +1312,43 @@ func (s *Service) viewIssued(ctx context.Context, e store.Enrollment, cert *x509
 		v.ExpiresAt = e.ExpiresAt
 		v.Reasons = append(v.Reasons, fmt.Sprintf("waiting for approval by %d RA officer(s)", s.d.Policy.Approvals(e.Profile)))
 	case store.StateIssued:
-		der, serial, err := s.certificateOf(ctx, e.ID, cert)
+		der, serial, issuerID, err := s.certificateOf(ctx, e.ID, cert)
 		if err != nil {
 			return View{}, err
 		}
 		v.Certificate = string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}))
 		v.Serial = strings.ToUpper(hex.EncodeToString(serial))
+		if issuer, ok := s.d.Issuers[issuerID]; ok {
+			v.Chain = string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: issuer.Raw}))
+		}
 		v.Links["certificate"] = "/api/v1/certificates/" + v.Serial
 	}
 	return v, nil
 }
 
-// certificateOf is an issued enrollment's certificate (DER) and serial:
-// cert's, when the caller has it, or the store's.
-func (s *Service) certificateOf(ctx context.Context, id string, cert *x509.Certificate) (der, serial []byte, err error) {
+// certificateOf is an issued enrollment's certificate (DER), serial and
+// issuing CA's id: cert's, when the caller has it, or the store's.
+func (s *Service) certificateOf(ctx context.Context, id string, cert *x509.Certificate) (der, serial []byte, issuerID string, err error) {
 	if cert != nil {
-		return cert.Raw, cert.SerialNumber.Bytes(), nil
+		return cert.Raw, cert.SerialNumber.Bytes(), s.signedBy(cert), nil
 	}
 	c, err := s.d.Store.CertificateOfEnrollment(ctx, id)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, "", err
 	}
-	return c.DER, c.Serial, nil
+	return c.DER, c.Serial, c.IssuerID, nil
+}
+
+// signedBy is the id of the issuing CA that names itself as cert's issuer
+// (its subject and key identifier), for a certificate this CA just
+// returned: no signature is checked, as issuerOf does for one presented.
+func (s *Service) signedBy(cert *x509.Certificate) string {
+	for id, issuer := range s.d.Issuers {
+		if bytes.Equal(cert.RawIssuer, issuer.RawSubject) && bytes.Equal(cert.AuthorityKeyId, issuer.SubjectKeyId) {
+			return id
+		}
+	}
+	return ""
 }
 
 // newID is 16 random bytes, URL-safe base64 (22 characters).

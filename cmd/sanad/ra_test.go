@@ -238,6 +238,13 @@ func TestEnrollmentEndToEnd(t *testing.T) {
 			}
 			db := openStoreOf(t, dir, driver, dsn)
 			c.verifyWithCRL(db, openssl, cert, false)
+			// The chain the enrollment gives is what openssl needs beside
+			// the root.
+			chainPEM := filepath.Join(t.TempDir(), "chain.pem")
+			if chain, _ := e["chain"].(string); chain == "" || os.WriteFile(chainPEM, []byte(chain), 0o600) != nil {
+				t.Fatalf("issued enrollment without its chain: %v", e)
+			}
+			c.verifyWithCRLOf(db, openssl, "issuing", chainPEM, cert, false)
 			serialHex := jwsauth.SerialHex(cert.SerialNumber)
 			if code, v := c.do(http.MethodGet, "/api/v1/certificates/"+serialHex, "", nil, nil); code != 200 || v["status"] != "good" || v["issuer"] != "issuing" || v["serial"] != serialHex {
 				t.Errorf("GET certificate: %d %v", code, v)
