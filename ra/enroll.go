@@ -1339,16 +1339,25 @@ func (s *Service) certificateOf(ctx context.Context, id string, cert *x509.Certi
 	return c.DER, c.Serial, c.IssuerID, nil
 }
 
-// signedBy is the id of the issuing CA that names itself as cert's issuer
-// (its subject and key identifier), for a certificate this CA just
-// returned: no signature is checked, as issuerOf does for one presented.
+// signedBy is the id of the issuing CA that signed cert, a certificate
+// this CA just returned: the one whose subject and key identifier cert
+// names as its issuer's, or, should several (or none with a key
+// identifier) match, the one issuerOf finds by the signature; "" when none
+// of this RA's issuing CAs did.
 func (s *Service) signedBy(cert *x509.Certificate) string {
+	match := ""
 	for id, issuer := range s.d.Issuers {
-		if bytes.Equal(cert.RawIssuer, issuer.RawSubject) && bytes.Equal(cert.AuthorityKeyId, issuer.SubjectKeyId) {
-			return id
+		if bytes.Equal(cert.RawIssuer, issuer.RawSubject) && len(cert.AuthorityKeyId) > 0 && bytes.Equal(cert.AuthorityKeyId, issuer.SubjectKeyId) {
+			if match != "" {
+				return s.issuerOf(cert)
+			}
+			match = id
 		}
 	}
-	return ""
+	if match == "" {
+		return s.issuerOf(cert)
+	}
+	return match
 }
 
 // newID is 16 random bytes, URL-safe base64 (22 characters).

@@ -584,8 +584,9 @@ type SubjectView struct {
 }
 
 // subjectKinds are the subjects' kinds by the semantics identifier's type
-// (ETSI EN 319 412-1 §5.1.3): the RA writes IDC for persons and NTR for
-// businesses, and nothing else.
+// (ETSI EN 319 412-1 §5.1.3 for natural persons, §5.1.4 for legal
+// persons): the RA writes IDC for persons and NTR for businesses, and
+// nothing else.
 var subjectKinds = map[string]string{"IDC": "person", "NTR": "business"}
 
 // Find answers a helpdesk's question about a person or business

@@ -272,7 +272,18 @@ func enrollCitizen(t *testing.T, c *raClient) *x509.Certificate {
 	if code != 200 || e["state"] != "issued" {
 		t.Fatalf("enrollment: %d %v", code, e)
 	}
-	return pemCert(t, e["certificate"].(string))
+	cert := pemCert(t, e["certificate"].(string))
+	// Its chain is the issuing CA that signed it, in the proof's answer
+	// and in GET's, across rollovers.
+	_, got := c.do(http.MethodGet, "/api/v1/enrollments/"+e["id"].(string), "", nil, nil)
+	chain, _ := e["chain"].(string)
+	if chain == "" || got["chain"] != chain {
+		t.Fatalf("chain of %s: the proof's %q, GET's %v", e["id"], chain, got["chain"])
+	}
+	if err := cert.CheckSignatureFrom(pemCert(t, chain)); err != nil {
+		t.Errorf("the chain given with %X did not sign it: %v", cert.SerialNumber, err)
+	}
+	return cert
 }
 
 // ocspAnswer is the dev deployment's OCSP answer (GET) for leaf, checked
