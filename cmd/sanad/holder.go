@@ -57,8 +57,12 @@ one in ./var/dev.json).`,
 	renew := &cobra.Command{Use: "renew", Short: "Renew the certificate on the new key of a CSR (no new code; the profile's approval rule applies)", Args: cobra.NoArgs}
 	csrPath := renew.Flags().String("csr", "", "the new key's certificate request: PEM or DER file")
 	out := renew.Flags().String("out", "", "write the new certificate here (PEM) once issued")
+	chainOut := renew.Flags().String("chain", "", "with --out: write the issuing CA's certificate here (PEM), for sanad sign --chain and the like")
 	_ = renew.MarkFlagRequired("csr")
 	renew.RunE = func(cmd *cobra.Command, _ []string) error {
+		if *chainOut != "" && *out == "" {
+			return usagef("--chain needs --out")
+		}
 		csr, err := readCSR(*csrPath)
 		if err != nil {
 			return err
@@ -68,7 +72,7 @@ one in ./var/dev.json).`,
 		if err != nil || *out == "" {
 			return err
 		}
-		return writeRenewed(cmd.ErrOrStderr(), *out, raw, old, csr)
+		return writeRenewed(cmd.ErrOrStderr(), *out, *chainOut, raw, old, csr)
 	}
 	cmd.AddCommand(revoke, renew)
 	return cmd
@@ -110,10 +114,11 @@ func (f *holderFlags) send(cmd *cobra.Command, loadConfig func() (config.Config,
 
 // writeRenewed writes to path the certificate a renewal's answer carries,
 // once checked to be what was asked for: old's subject and issuer, csr's
-// key. A renewal that waits for officers has none yet: that is said, and is
-// no error (the RA took the request).
-func writeRenewed(stderr io.Writer, path string, answer []byte, old *x509.Certificate, csr *x509.CertificateRequest) error {
-	var v struct{ ID, State, Certificate string }
+// key; and to chainPath, when given, the answer's chain, once checked to
+// have signed it. A renewal that waits for officers has none yet: that is
+// said, and is no error (the RA took the request).
+func writeRenewed(stderr io.Writer, path, chainPath string, answer []byte, old *x509.Certificate, csr *x509.CertificateRequest) error {
+	var v struct{ ID, State, Certificate, Chain string }
 	if err := json.Unmarshal(answer, &v); err != nil {
 		return fmt.Errorf("the RA's answer: %w", err)
 	}
@@ -121,13 +126,9 @@ func writeRenewed(stderr io.Writer, path string, answer []byte, old *x509.Certif
 		fmt.Fprintf(stderr, "sanad holder: renewal %s is %s: nothing written to %s; GET /api/v1/enrollments/%s gives the certificate once issued\n", v.ID, v.State, path, v.ID)
 		return nil
 	}
-	block, rest := pem.Decode([]byte(v.Certificate))
-	if block == nil || block.Type != "CERTIFICATE" || len(bytes.TrimSpace(rest)) != 0 {
-		return errors.New("the RA's answer: certificate is not one PEM CERTIFICATE")
-	}
-	c, err := x509.ParseCertificate(block.Bytes)
+	c, block, err := onePEMCertificate(v.Certificate, "certificate")
 	if err != nil {
-		return fmt.Errorf("the RA's answer: %w", err)
+		return err
 	}
 	key, ok := c.PublicKey.(interface{ Equal(crypto.PublicKey) bool })
 	switch {
@@ -136,7 +137,38 @@ func writeRenewed(stderr io.Writer, path string, answer []byte, old *x509.Certif
 	case !bytes.Equal(c.RawSubject, old.RawSubject) || !bytes.Equal(c.RawIssuer, old.RawIssuer):
 		return fmt.Errorf("the RA's answer: the certificate is for %q from %q, not %q from %q; nothing written", c.Subject, c.Issuer, old.Subject, old.Issuer)
 	}
-	return os.WriteFile(path, pem.EncodeToMemory(block), 0o644)
+	var chain *pem.Block
+	if chainPath != "" {
+		issuer, b, err := onePEMCertificate(v.Chain, "chain")
+		if err != nil {
+			return err
+		}
+		if err := c.CheckSignatureFrom(issuer); err != nil {
+			return fmt.Errorf("the RA's answer: the chain did not sign the certificate (%v); nothing written", err)
+		}
+		chain = b
+	}
+	if err := os.WriteFile(path, pem.EncodeToMemory(block), 0o644); err != nil {
+		return err
+	}
+	if chain == nil {
+		return nil
+	}
+	return os.WriteFile(chainPath, pem.EncodeToMemory(chain), 0o644)
+}
+
+// onePEMCertificate parses s, the answer's field named what, which must be
+// exactly one PEM CERTIFICATE.
+func onePEMCertificate(s, what string) (*x509.Certificate, *pem.Block, error) {
+	block, rest := pem.Decode([]byte(s))
+	if block == nil || block.Type != "CERTIFICATE" || len(bytes.TrimSpace(rest)) != 0 {
+		return nil, nil, fmt.Errorf("the RA's answer: %s is not one PEM CERTIFICATE", what)
+	}
+	c, err := x509.ParseCertificate(block.Bytes)
+	if err != nil {
+		return nil, nil, fmt.Errorf("the RA's answer: %s: %w", what, err)
+	}
+	return c, block, nil
 }
 
 // readCSR reads a certificate request file, PEM or DER, whose signature

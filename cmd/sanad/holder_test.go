@@ -55,36 +55,54 @@ func TestWriteRenewed(t *testing.T) {
 		t.Fatal(err)
 	}
 	csr, _ := x509.ParseCertificateRequest(csrDER)
-	answer := func(state, cert string) []byte {
-		b, _ := json.Marshal(map[string]string{"id": "e1", "state": state, "certificate": cert})
+	answer := func(state, cert, chain string) []byte {
+		b, _ := json.Marshal(map[string]string{"id": "e1", "state": state, "certificate": cert, "chain": chain})
 		return b
 	}
+	caPEM := string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER}))
+	otherCADER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &otherKey.PublicKey, otherKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	otherCA := string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: otherCADER})) // the same name, another key
 	for _, tt := range []struct {
-		name, state, cert, want string // want: "" written, "-" nothing written and no error, else the error
+		name, state, cert, chain string
+		withChain                bool
+		want                     string // "" written, "-" nothing written and no error, else the error
 	}{
-		{"issued", "issued", good, ""},
-		{"waiting for officers", "pending_approval", "", "-"},
-		{"another key", "issued", otherKeyPEM, "not for the CSR's key"},
-		{"another subject", "issued", otherName, "Somebody Else"},
-		{"two certificates", "issued", good + good, "not one PEM CERTIFICATE"},
-		{"not PEM", "issued", "hello", "not one PEM CERTIFICATE"},
+		{"issued", "issued", good, caPEM, false, ""},
+		{"issued, with its chain", "issued", good, caPEM, true, ""},
+		{"waiting for officers", "pending_approval", "", "", true, "-"},
+		{"another key", "issued", otherKeyPEM, caPEM, false, "not for the CSR's key"},
+		{"another subject", "issued", otherName, caPEM, false, "Somebody Else"},
+		{"two certificates", "issued", good + good, caPEM, false, "certificate is not one PEM CERTIFICATE"},
+		{"not PEM", "issued", "hello", caPEM, false, "certificate is not one PEM CERTIFICATE"},
+		{"a chain that did not sign it", "issued", good, otherCA, true, "the chain did not sign the certificate"},
+		{"no chain", "issued", good, "", true, "chain is not one PEM CERTIFICATE"},
 	} {
-		path := filepath.Join(t.TempDir(), "new.pem")
+		path, chainPath := filepath.Join(t.TempDir(), "new.pem"), ""
+		if tt.withChain {
+			chainPath = filepath.Join(t.TempDir(), "chain.pem")
+		}
 		var stderr bytes.Buffer
-		err := writeRenewed(&stderr, path, answer(tt.state, tt.cert), old, csr)
+		err := writeRenewed(&stderr, path, chainPath, answer(tt.state, tt.cert, tt.chain), old, csr)
 		written, _ := os.ReadFile(path)
+		var chainWritten []byte
+		if chainPath != "" {
+			chainWritten, _ = os.ReadFile(chainPath)
+		}
 		switch tt.want {
 		case "":
-			if err != nil || string(written) != good {
-				t.Errorf("%s: %v, wrote %q", tt.name, err, written)
+			if err != nil || string(written) != good || (tt.withChain && string(chainWritten) != caPEM) {
+				t.Errorf("%s: %v, wrote %q and %q", tt.name, err, written, chainWritten)
 			}
 		case "-":
 			if err != nil || written != nil || !strings.Contains(stderr.String(), "renewal e1 is pending_approval") {
 				t.Errorf("%s: %v, wrote %q, said %q", tt.name, err, written, stderr.String())
 			}
 		default:
-			if err == nil || !strings.Contains(err.Error(), tt.want) || written != nil {
-				t.Errorf("%s: %v, wrote %q; want an error naming %q and nothing written", tt.name, err, written, tt.want)
+			if err == nil || !strings.Contains(err.Error(), tt.want) || written != nil || chainWritten != nil {
+				t.Errorf("%s: %v, wrote %q and %q; want an error naming %q and nothing written", tt.name, err, written, chainWritten, tt.want)
 			}
 		}
 	}

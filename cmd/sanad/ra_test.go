@@ -486,12 +486,19 @@ func TestEnrollmentEndToEnd(t *testing.T) {
 				if err := os.WriteFile(csrFile, []byte(next.body["csr"].(string)), 0o644); err != nil {
 					t.Fatal(err)
 				}
-				if code, out := c.holder(keyFile, certFile, "renew", "--csr", csrFile, "--out", newFile); code != 0 || !strings.Contains(out, `"state": "issued"`) {
-					t.Fatalf("sanad holder renew --out: exit %d\n%s", code, out)
+				chainFile := filepath.Join(t.TempDir(), "chain.pem")
+				if code, out := c.holder(keyFile, certFile, "renew", "--csr", csrFile, "--out", newFile, "--chain", chainFile); code != 0 || !strings.Contains(out, `"state": "issued"`) {
+					t.Fatalf("sanad holder renew --out --chain: exit %d\n%s", code, out)
 				}
 				renewed := readPEMCert(t, newFile)
 				if renewed.Subject.String() != old.Subject.String() || !renewed.PublicKey.(*ecdsa.PublicKey).Equal(&next.key.PublicKey) {
 					t.Errorf("renewed by sanad holder: subject %s, new key %v", renewed.Subject, renewed.PublicKey.(*ecdsa.PublicKey).Equal(&next.key.PublicKey))
+				}
+				if err := renewed.CheckSignatureFrom(readPEMCert(t, chainFile)); err != nil {
+					t.Errorf("the chain sanad holder wrote did not sign the renewed certificate: %v", err)
+				}
+				if code, out := c.holder(keyFile, certFile, "renew", "--csr", csrFile, "--chain", chainFile); code != 2 || !strings.Contains(out, "--chain needs --out") {
+					t.Errorf("sanad holder renew --chain without --out: exit %d, want 2\n%s", code, out)
 				}
 				if code, out := c.holder(keyFile, certFile, "revoke", "--reason", "superseded"); code != 0 || !strings.Contains(out, `"status": "revoked"`) {
 					t.Errorf("sanad holder revoke: exit %d\n%s", code, out)
