@@ -1291,7 +1291,7 @@ func (s *Service) view(ctx context.Context, e store.Enrollment) (View, error) {
 
 // viewIssued is view with the certificate of an issued enrollment when the
 // caller has it in hand, or nil to read it.
-func (s *Service) viewIssued(ctx context.Context, e store.Enrollment, cert *x509.Certificate) (View, error) {
+func (s *Service) viewIssued(ctx context.Context, e store.Enrollment, in *issuedCertificate) (View, error) {
 	v := View{ID: e.ID, State: e.State, Profile: e.Profile, CreatedAt: e.CreatedAt, UpdatedAt: e.UpdatedAt,
 		Links: map[string]string{"self": "/api/v1/enrollments/" + e.ID}}
 	if e.StateReason != "" {
@@ -1312,13 +1312,16 @@ func (s *Service) viewIssued(ctx context.Context, e store.Enrollment, cert *x509
 		v.ExpiresAt = e.ExpiresAt
 		v.Reasons = append(v.Reasons, fmt.Sprintf("waiting for approval by %d RA officer(s)", s.d.Policy.Approvals(e.Profile)))
 	case store.StateIssued:
-		der, serial, issuerID, err := s.certificateOf(ctx, e.ID, cert)
-		if err != nil {
-			return View{}, err
+		if in == nil {
+			c, err := s.d.Store.CertificateOfEnrollment(ctx, e.ID)
+			if err != nil {
+				return View{}, err
+			}
+			in = storedCertificate(c)
 		}
-		v.Certificate = string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}))
-		v.Serial = strings.ToUpper(hex.EncodeToString(serial))
-		if issuer, ok := s.d.Issuers[issuerID]; ok {
+		v.Certificate = string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: in.der}))
+		v.Serial = strings.ToUpper(hex.EncodeToString(in.serial))
+		if issuer, ok := s.d.Issuers[in.issuerID]; ok {
 			v.Chain = string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: issuer.Raw}))
 		}
 		v.Links["certificate"] = "/api/v1/certificates/" + v.Serial
@@ -1326,17 +1329,24 @@ func (s *Service) viewIssued(ctx context.Context, e store.Enrollment, cert *x509
 	return v, nil
 }
 
-// certificateOf is an issued enrollment's certificate (DER), serial and
-// issuing CA's id: cert's, when the caller has it, or the store's.
-func (s *Service) certificateOf(ctx context.Context, id string, cert *x509.Certificate) (der, serial []byte, issuerID string, err error) {
-	if cert != nil {
-		return cert.Raw, cert.SerialNumber.Bytes(), s.signedBy(cert), nil
+// issuedCertificate is what an issued enrollment's view shows of its
+// certificate: the DER, the serial and the issuing CA's id.
+type issuedCertificate struct {
+	der, serial []byte
+	issuerID    string
+}
+
+// storedCertificate is c, as the store holds it, for a view.
+func storedCertificate(c store.Certificate) *issuedCertificate {
+	return &issuedCertificate{der: c.DER, serial: c.Serial, issuerID: c.IssuerID}
+}
+
+// justIssued is cert, which the CA just returned, for a view; nil for none.
+func (s *Service) justIssued(cert *x509.Certificate) *issuedCertificate {
+	if cert == nil {
+		return nil
 	}
-	c, err := s.d.Store.CertificateOfEnrollment(ctx, id)
-	if err != nil {
-		return nil, nil, "", err
-	}
-	return c.DER, c.Serial, c.IssuerID, nil
+	return &issuedCertificate{der: cert.Raw, serial: cert.SerialNumber.Bytes(), issuerID: s.signedBy(cert)}
 }
 
 // signedBy is the id of the issuing CA that signed cert, a certificate

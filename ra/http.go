@@ -283,7 +283,7 @@ func (s *Service) handleResend(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	e, err := s.Resend(r.Context(), id)
-	s.answerEnrollment(w, r, e, err)
+	s.answerEnrollment(w, r, e, nil, err)
 }
 
 // enrollmentIn is the enrollment id of the request's path, or, when it
@@ -298,13 +298,14 @@ func (s *Service) enrollmentIn(w http.ResponseWriter, r *http.Request) (string, 
 }
 
 // answerEnrollment answers the enrollment an applicant's action left, as
-// its applicant sees it, or the action's error.
-func (s *Service) answerEnrollment(w http.ResponseWriter, r *http.Request, e store.Enrollment, err error) {
+// its applicant sees it (with the certificate the action got, when it got
+// one: not read back), or the action's error.
+func (s *Service) answerEnrollment(w http.ResponseWriter, r *http.Request, e store.Enrollment, in *issuedCertificate, err error) {
 	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
-	v, err := s.view(r.Context(), e)
+	v, err := s.viewIssued(r.Context(), e, in)
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -346,16 +347,7 @@ func (s *Service) handleProof(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	e, cert, err := s.proof(r.Context(), id, req.Code)
-	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	v, err := s.viewIssued(r.Context(), e, cert)
-	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	api.WriteJSON(w, http.StatusOK, v)
+	s.answerEnrollment(w, r, e, s.justIssued(cert), err)
 }
 
 // readJSON reads a JSON body of at most MaxRequestBytes.

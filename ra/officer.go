@@ -636,9 +636,17 @@ func (s *Service) Find(ctx context.Context, compact string) (SubjectView, error)
 		return SubjectView{}, err
 	}
 	out.Truncated = len(enrollments) > findLimit || len(certs) > findLimit
+	// An issued enrollment's view shows its newest certificate: the first
+	// of certs (newest first) that is the enrollment's, else the store's.
+	newest := map[string]*issuedCertificate{}
+	for _, c := range certs {
+		if _, seen := newest[c.EnrollmentID]; !seen {
+			newest[c.EnrollmentID] = storedCertificate(c)
+		}
+	}
 	ids, serials := []string{}, []string{}
 	for _, e := range enrollments[:min(len(enrollments), findLimit)] {
-		v, err := s.view(ctx, e)
+		v, err := s.viewIssued(ctx, e, newest[e.ID])
 		if err != nil {
 			return SubjectView{}, err
 		}
