@@ -308,13 +308,11 @@ func (r renewal) withdrawnMeanwhile(ctx context.Context, tx *store.Tx) (bool, er
 	if r.serial == nil {
 		return false, nil
 	}
-	switch err := r.check(ctx, tx.Certificate); {
-	case errors.Is(err, errRenewsRevoked):
+	err := r.check(ctx, tx.Certificate)
+	if errors.Is(err, errRenewsRevoked) {
 		return true, nil
-	case err != nil:
-		return false, err
 	}
-	return false, nil
+	return false, err
 }
 
 // withdraws says whether a revocation for reason withdraws the renewals

@@ -137,9 +137,14 @@ func (db *DB) RevocationNotice(ctx context.Context, issuerID string, serial []by
 // is a holder not yet told, whose notice a sweep tries again once its
 // claim is stale.
 func (db *DB) UnsentRevocationNotices(ctx context.Context) (int64, error) {
+	return db.unsent(ctx, "revocation_notices")
+}
+
+// unsent counts the notices of table not ended (outcome ”).
+func (db *DB) unsent(ctx context.Context, table string) (int64, error) {
 	var n int64
-	if err := db.sql.QueryRowContext(ctx, `SELECT count(*) FROM revocation_notices WHERE outcome = ''`).Scan(&n); err != nil {
-		return 0, fmt.Errorf("count unsent revocation notices: %w", err)
+	if err := db.sql.QueryRowContext(ctx, `SELECT count(*) FROM `+table+` WHERE outcome = ''`).Scan(&n); err != nil {
+		return 0, fmt.Errorf("count unsent %s: %w", table, err)
 	}
 	return n, nil
 }
@@ -219,14 +224,12 @@ type OutcomeNotice struct {
 // its end, that its applicant is to be told. An enrollment ends once: a
 // second notice for it is ignored.
 func (tx *Tx) AddOutcomeNotice(ctx context.Context, n OutcomeNotice) error {
-	var serial any
-	if n.Serial != nil {
-		serial = n.Serial
-	}
+	// A nil Serial is NULL to both drivers (nonNil), as the table wants
+	// for every event but issued.
 	_, err := tx.tx.ExecContext(ctx, tx.d.q(`
 		INSERT INTO outcome_notices (enrollment_id, event, serial, created_at) VALUES ($1, $2, $3, $4)
 		ON CONFLICT (enrollment_id) DO NOTHING`),
-		n.EnrollmentID, n.Event, serial, tx.d.timeArg(n.CreatedAt))
+		n.EnrollmentID, n.Event, n.Serial, tx.d.timeArg(n.CreatedAt))
 	if err != nil {
 		return fmt.Errorf("outcome notice of enrollment %s: %w", n.EnrollmentID, tx.d.mapErr(err))
 	}
@@ -299,9 +302,5 @@ func (db *DB) OutcomeNoticeOf(ctx context.Context, enrollmentID string) (Outcome
 // UnsentOutcomeNotices counts the outcome notices not sent yet: each is an
 // applicant not yet told how their enrollment ended.
 func (db *DB) UnsentOutcomeNotices(ctx context.Context) (int64, error) {
-	var n int64
-	if err := db.sql.QueryRowContext(ctx, `SELECT count(*) FROM outcome_notices WHERE outcome = ''`).Scan(&n); err != nil {
-		return 0, fmt.Errorf("count unsent outcome notices: %w", err)
-	}
-	return n, nil
+	return db.unsent(ctx, "outcome_notices")
 }
