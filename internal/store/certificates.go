@@ -66,15 +66,20 @@ func (tx *Tx) InsertCertificateIntent(ctx context.Context, c Certificate) error 
 	return nil
 }
 
+// setCertificateDERSQL completes one intent. Its row is found by key
+// (issuer_id, serial), in the primary key or in certificates_intents:
+// TestIntentLookupIsKeyed holds both databases' plans to that (see
+// migrations/postgres/00014_certificates_intents.sql).
+const setCertificateDERSQL = `
+	UPDATE certificates SET der = $1, updated_at = $2
+	WHERE issuer_id = $3 AND serial = $4 AND der IS NULL AND status = 'good'`
+
 // SetCertificateDER stores the signed certificate of an intent. A
 // certificate that already has its DER is never overwritten, and an intent
 // that recovery has already resolved (revoked) is not completed: both are
 // ErrConflict, so a late issuance can never turn a revoked serial good.
 func (tx *Tx) SetCertificateDER(ctx context.Context, issuerID string, serial, der []byte, now time.Time) error {
-	res, err := tx.tx.ExecContext(ctx, tx.d.q(`
-		UPDATE certificates SET der = $1, updated_at = $2
-		WHERE issuer_id = $3 AND serial = $4 AND der IS NULL AND status = 'good'`),
-		nonNil(der), tx.d.timeArg(now), issuerID, nonNil(serial))
+	res, err := tx.tx.ExecContext(ctx, tx.d.q(setCertificateDERSQL), nonNil(der), tx.d.timeArg(now), issuerID, nonNil(serial))
 	if err != nil {
 		return fmt.Errorf("store certificate %s/%x: %w", issuerID, serial, tx.d.mapErr(err))
 	}
