@@ -68,7 +68,7 @@ func (tx *Tx) InsertCertificateIntent(ctx context.Context, c Certificate) error 
 
 // setCertificateDERSQL completes one intent. Its row is found by key
 // (issuer_id, serial), in the primary key or in certificates_intents:
-// TestIntentLookupIsKeyed holds both databases' plans to that (see
+// TestKeyedWrites holds both databases' plans to that (see
 // migrations/postgres/00014_certificates_intents.sql).
 const setCertificateDERSQL = `
 	UPDATE certificates SET der = $1, updated_at = $2

@@ -3,9 +3,7 @@ package store_test
 import (
 	"bytes"
 	"database/sql"
-	"encoding/json"
 	"errors"
-	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -244,118 +242,4 @@ func TestOCSPUpdatedAtNeverGoesBack(t *testing.T) {
 			}
 		}
 	})
-}
-
-// TestIntentLookupIsKeyed explains the statement that completes an intent
-// (SetCertificateDER) once many certificates were issued and the
-// statistics say so, and requires each database to find the row by
-// (issuer_id, serial). Keyed by created_at, the partial index
-// of unresolved intents was PostgreSQL's choice and it read every entry of
-// that index (one dead entry per certificate issued since the last
-// VACUUM), or a BitmapAnd read every good certificate of the issuer: each
-// issuance cost more than the one before (migration 00014).
-func TestIntentLookupIsKeyed(t *testing.T) {
-	storetest.Each(t, func(t *testing.T, db *store.DB, raw *sql.DB) {
-		ctx := t.Context()
-		putIssuer(t, db, testIssuer("issuing", "issuing"))
-		t0 := time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)
-		const issued = 400
-		intents := make([]store.Certificate, issued)
-		signed := make([]store.SignedCertificate, issued)
-		for i := range intents {
-			serial := []byte{0x40, byte(i >> 8), byte(i)}
-			intents[i] = store.Certificate{IssuerID: "issuing", Serial: serial, Profile: "citizen-sign",
-				NotBefore: t0, NotAfter: t0.AddDate(1, 0, 0), TBS: []byte{0x30, 0x00}, CreatedAt: t0.Add(time.Duration(i) * time.Second)}
-			signed[i] = store.SignedCertificate{IssuerID: "issuing", Serial: serial, DER: []byte{0x30, 0x01, byte(i)}, At: t0}
-		}
-		if err := db.InTx(ctx, func(tx *store.Tx) error {
-			if err := tx.InsertCertificateIntents(ctx, intents); err != nil {
-				return err
-			}
-			return tx.SetCertificateDERs(ctx, signed)
-		}); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := raw.ExecContext(ctx, "ANALYZE"); err != nil {
-			t.Fatal(err)
-		}
-		args := []any{[]byte{1}, t0.Format(time.RFC3339), "issuing", []byte{0x41}}
-		for _, scan := range certificateScans(t, db.Driver(), raw, db.SetCertificateDERQuery(), args) {
-			if !scan.keyed {
-				t.Errorf("certificates read by %s, not by (issuer_id, serial)\nplan:\n%s", scan.how, scan.plan)
-			}
-		}
-	})
-}
-
-// certificateScan is how a plan reads the certificates table.
-type certificateScan struct {
-	keyed bool   // one index descent on issuer_id and serial
-	how   string // the plan's words for it
-	plan  string // the whole plan, for the failure message
-}
-
-// certificateScans explains query in raw's database and returns each way
-// its plan reads certificates; it fails t if the plan never does.
-func certificateScans(t *testing.T, driver string, raw *sql.DB, query string, args []any) []certificateScan {
-	t.Helper()
-	ctx := t.Context()
-	var scans []certificateScan
-	if driver == store.DriverPostgres {
-		var doc string
-		if err := raw.QueryRowContext(ctx, "EXPLAIN (FORMAT JSON) "+query, args...).Scan(&doc); err != nil {
-			t.Fatal(err)
-		}
-		var plans []struct{ Plan map[string]any }
-		if err := json.Unmarshal([]byte(doc), &plans); err != nil || len(plans) != 1 {
-			t.Fatalf("EXPLAIN: %v\n%s", err, doc)
-		}
-		var walk func(node map[string]any)
-		walk = func(node map[string]any) {
-			typ, _ := node["Node Type"].(string)
-			if rel, _ := node["Relation Name"].(string); rel == "certificates" && typ != "ModifyTable" {
-				cond, _ := node["Index Cond"].(string)
-				keyed := (typ == "Index Scan" || typ == "Index Only Scan") &&
-					strings.Contains(cond, "issuer_id =") && strings.Contains(cond, "serial =")
-				how := fmt.Sprintf("%s using %v, index condition %q", typ, node["Index Name"], cond)
-				scans = append(scans, certificateScan{keyed: keyed, how: how, plan: doc})
-			}
-			children, _ := node["Plans"].([]any)
-			for _, c := range children {
-				if m, ok := c.(map[string]any); ok {
-					walk(m)
-				}
-			}
-		}
-		walk(plans[0].Plan)
-	} else {
-		rows, err := raw.QueryContext(ctx, "EXPLAIN QUERY PLAN "+query, args...)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer rows.Close()
-		var lines []string
-		for rows.Next() {
-			var id, parent, unused int
-			var detail string
-			if err := rows.Scan(&id, &parent, &unused, &detail); err != nil {
-				t.Fatal(err)
-			}
-			lines = append(lines, detail)
-		}
-		if err := rows.Err(); err != nil {
-			t.Fatal(err)
-		}
-		plan := strings.Join(lines, "\n")
-		for _, d := range lines {
-			if strings.Contains(d, " certificates ") || strings.HasSuffix(d, " certificates") {
-				keyed := strings.HasPrefix(d, "SEARCH certificates ") && strings.Contains(d, "(issuer_id=? AND serial=?)")
-				scans = append(scans, certificateScan{keyed: keyed, how: d, plan: plan})
-			}
-		}
-	}
-	if len(scans) == 0 {
-		t.Fatalf("the plan of %s never reads certificates", query)
-	}
-	return scans
 }

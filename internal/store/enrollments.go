@@ -172,14 +172,26 @@ func scanEnrollment(s scanner) (Enrollment, error) {
 	return e, err
 }
 
+// updateEnrollmentSQL moves one enrollment on if it is still in state $6.
+// The row must be found by its primary key. With "state = $6", PostgreSQL
+// searched enrollments_state (state, created_at) instead, whenever its
+// statistics said few enrollments were in that state: true of
+// pending_proof and approved, which every enrollment passes through, and
+// that index range also holds one dead entry for each enrollment that
+// left the state since the last VACUUM. IS NOT DISTINCT FROM means "="
+// here (state is NOT NULL, and so is every from) but no index can serve
+// it, so the state is only checked on the row the key found.
+// TestKeyedWrites holds both databases' plans to the key.
+const updateEnrollmentSQL = `
+	UPDATE enrollments SET state = $1, state_reason = $2, proofing = $3, updated_at = $4
+	WHERE id = $5 AND state IS NOT DISTINCT FROM $6`
+
 // UpdateEnrollment moves an enrollment from state from to e.State with
 // e.StateReason and e.Proofing. If the enrollment is no longer in from
 // (another request moved it first), nothing is written and the error wraps
 // ErrConflict.
 func (tx *Tx) UpdateEnrollment(ctx context.Context, from string, e Enrollment) error {
-	res, err := tx.tx.ExecContext(ctx, tx.d.q(`
-		UPDATE enrollments SET state = $1, state_reason = $2, proofing = $3, updated_at = $4
-		WHERE id = $5 AND state = $6`),
+	res, err := tx.tx.ExecContext(ctx, tx.d.q(updateEnrollmentSQL),
 		e.State, nullString(e.StateReason), string(orEmptyJSON(e.Proofing)), tx.d.timeArg(e.UpdatedAt), e.ID, from)
 	if err != nil {
 		return fmt.Errorf("update enrollment %s: %w", e.ID, tx.d.mapErr(err))

@@ -1,5 +1,8 @@
 package store
 
-// SetCertificateDERQuery is the statement SetCertificateDER runs, in db's
-// dialect: TestIntentLookupIsKeyed explains it.
+// SetCertificateDERQuery and UpdateEnrollmentQuery are the statements
+// SetCertificateDER and UpdateEnrollment run, in db's dialect:
+// TestKeyedWrites explains them.
 func (db *DB) SetCertificateDERQuery() string { return db.d.q(setCertificateDERSQL) }
+
+func (db *DB) UpdateEnrollmentQuery() string { return db.d.q(updateEnrollmentSQL) }

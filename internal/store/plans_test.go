@@ -1,0 +1,173 @@
+package store_test
+
+import (
+	"database/sql"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sanadpki/sanad/internal/store"
+	"github.com/sanadpki/sanad/internal/store/storetest"
+)
+
+// TestKeyedWrites explains the writes that every issuance makes to one row
+// it names by key, once many rows went through and ANALYZE saw them, and
+// requires each database to find the row by that key. A plan that reads
+// by a partial or low-cardinality index instead reads every entry the
+// index holds for the state (in PostgreSQL also one dead entry per row
+// that left it since the last VACUUM), so each write would cost more than
+// the one before:
+//   - completing an intent, when certificates_unsigned (created_at) WHERE
+//     der IS NULL was PostgreSQL's choice, or a BitmapAnd over every good
+//     certificate of the issuer (migration 00014);
+//   - moving an enrollment on, when enrollments_state (state, created_at)
+//     was PostgreSQL's choice for a state that enrollments pass through.
+func TestKeyedWrites(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB, raw *sql.DB) {
+		ctx := t.Context()
+		putIssuer(t, db, testIssuer("issuing", "issuing"))
+		t0 := time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)
+		const issued = 400
+		intents := make([]store.Certificate, issued)
+		signed := make([]store.SignedCertificate, issued)
+		for i := range intents {
+			serial := []byte{0x40, byte(i >> 8), byte(i)}
+			intents[i] = store.Certificate{IssuerID: "issuing", Serial: serial, Profile: "citizen-sign",
+				NotBefore: t0, NotAfter: t0.AddDate(1, 0, 0), TBS: []byte{0x30, 0x00}, CreatedAt: t0.Add(time.Duration(i) * time.Second)}
+			signed[i] = store.SignedCertificate{IssuerID: "issuing", Serial: serial, DER: []byte{0x30, 0x01, byte(i)}, At: t0}
+		}
+		if err := db.InTx(ctx, func(tx *store.Tx) error {
+			if err := tx.InsertCertificateIntents(ctx, intents); err != nil {
+				return err
+			}
+			if err := tx.SetCertificateDERs(ctx, signed); err != nil {
+				return err
+			}
+			if _, err := tx.PutSubject(ctx, store.Subject{ID: "s1", Kind: "person", NationalID: "IDCKZ-900101300123", Attributes: []byte(`{}`), CreatedAt: t0}); err != nil {
+				return err
+			}
+			// Every enrollment went through pending_proof and approved to
+			// issued, as auto enrollments do.
+			for i := range issued {
+				e := store.Enrollment{ID: fmt.Sprintf("e%d", i), SubjectID: "s1", Profile: "citizen-auth", CSR: []byte{0x30},
+					State: store.StatePendingProof, CreatedAt: t0, UpdatedAt: t0, ExpiresAt: t0.Add(time.Hour)}
+				if err := tx.InsertEnrollment(ctx, e); err != nil {
+					return err
+				}
+				for _, step := range [][2]string{{store.StatePendingProof, store.StateApproved}, {store.StateApproved, store.StateIssued}} {
+					e.State = step[1]
+					if err := tx.UpdateEnrollment(ctx, step[0], e); err != nil {
+						return err
+					}
+				}
+			}
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := raw.ExecContext(ctx, "ANALYZE"); err != nil {
+			t.Fatal(err)
+		}
+		at := t0.Format(time.RFC3339)
+		for _, w := range []struct {
+			name, table string
+			key         []string
+			query       string
+			args        []any
+		}{
+			{"SetCertificateDER", "certificates", []string{"issuer_id", "serial"}, db.SetCertificateDERQuery(),
+				[]any{[]byte{1}, at, "issuing", []byte{0x41}}},
+			{"UpdateEnrollment from pending_proof", "enrollments", []string{"id"}, db.UpdateEnrollmentQuery(),
+				[]any{store.StateApproved, nil, "{}", at, "e1", store.StatePendingProof}},
+			{"UpdateEnrollment from approved", "enrollments", []string{"id"}, db.UpdateEnrollmentQuery(),
+				[]any{store.StateIssued, nil, "{}", at, "e1", store.StateApproved}},
+		} {
+			t.Run(w.name, func(t *testing.T) {
+				for _, r := range reads(t, db.Driver(), raw, w.table, w.key, w.query, w.args) {
+					if !r.keyed {
+						t.Errorf("%s read by %s, not by %s\nplan:\n%s", w.table, r.how, strings.Join(w.key, ", "), r.plan)
+					}
+				}
+			})
+		}
+	})
+}
+
+// read is how a plan reads a table.
+type read struct {
+	keyed bool   // one index descent on every column of the key
+	how   string // the plan's words for it
+	plan  string // the whole plan, for the failure message
+}
+
+// reads explains query in raw's database and returns each way its plan
+// reads table; it fails t if the plan never does.
+func reads(t *testing.T, driver string, raw *sql.DB, table string, key []string, query string, args []any) []read {
+	t.Helper()
+	ctx := t.Context()
+	var rs []read
+	if driver == store.DriverPostgres {
+		var doc string
+		if err := raw.QueryRowContext(ctx, "EXPLAIN (FORMAT JSON) "+query, args...).Scan(&doc); err != nil {
+			t.Fatal(err)
+		}
+		var plans []struct{ Plan map[string]any }
+		if err := json.Unmarshal([]byte(doc), &plans); err != nil || len(plans) != 1 {
+			t.Fatalf("EXPLAIN: %v\n%s", err, doc)
+		}
+		var walk func(node map[string]any)
+		walk = func(node map[string]any) {
+			typ, _ := node["Node Type"].(string)
+			if rel, _ := node["Relation Name"].(string); rel == table && typ != "ModifyTable" {
+				cond, _ := node["Index Cond"].(string)
+				keyed := typ == "Index Scan" || typ == "Index Only Scan"
+				for _, col := range key {
+					keyed = keyed && strings.Contains(cond, col+" =")
+				}
+				rs = append(rs, read{keyed: keyed, how: fmt.Sprintf("%s using %v, index condition %q", typ, node["Index Name"], cond), plan: doc})
+			}
+			children, _ := node["Plans"].([]any)
+			for _, c := range children {
+				if m, ok := c.(map[string]any); ok {
+					walk(m)
+				}
+			}
+		}
+		walk(plans[0].Plan)
+	} else {
+		rows, err := raw.QueryContext(ctx, "EXPLAIN QUERY PLAN "+query, args...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rows.Close()
+		var lines []string
+		for rows.Next() {
+			var id, parent, unused int
+			var detail string
+			if err := rows.Scan(&id, &parent, &unused, &detail); err != nil {
+				t.Fatal(err)
+			}
+			lines = append(lines, detail)
+		}
+		if err := rows.Err(); err != nil {
+			t.Fatal(err)
+		}
+		plan := strings.Join(lines, "\n")
+		for _, d := range lines {
+			if f := strings.Fields(d); len(f) >= 2 && f[1] == table {
+				// SEARCH t USING INDEX i (a=? AND b=?)
+				keyed := f[0] == "SEARCH"
+				for _, col := range key {
+					keyed = keyed && strings.Contains(d, col+"=?")
+				}
+				rs = append(rs, read{keyed: keyed, how: d, plan: plan})
+			}
+		}
+	}
+	if len(rs) == 0 {
+		t.Fatalf("the plan of %s never reads %s", query, table)
+	}
+	return rs
+}
