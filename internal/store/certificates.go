@@ -96,12 +96,16 @@ func (tx *Tx) SetCertificateDER(ctx context.Context, issuerID string, serial, de
 	return fmt.Errorf("store certificate %s/%x: already signed: %w", issuerID, serial, ErrConflict)
 }
 
+// revokeCertificateSQL revokes one good certificate, found by key
+// (TestKeyedWrites).
+const revokeCertificateSQL = `
+	UPDATE certificates SET status = 'revoked', revoked_at = $1, reason = $2, updated_at = $3
+	WHERE issuer_id = $4 AND serial = $5 AND status = 'good'`
+
 // RevokeCertificate marks a good certificate revoked. Revoking twice returns
 // an *AlreadyRevokedError saying when and why.
 func (tx *Tx) RevokeCertificate(ctx context.Context, issuerID string, serial []byte, at time.Time, reason int, now time.Time) error {
-	return tx.revocation(ctx, "revoke", issuerID, serial, `
-		UPDATE certificates SET status = 'revoked', revoked_at = $1, reason = $2, updated_at = $3
-		WHERE issuer_id = $4 AND serial = $5 AND status = 'good'`,
+	return tx.revocation(ctx, "revoke", issuerID, serial, revokeCertificateSQL,
 		tx.d.timeArg(at), reason, tx.d.timeArg(now), issuerID, nonNil(serial))
 }
 

@@ -50,16 +50,21 @@ func (db *DB) RevocationsToNotice(ctx context.Context, issuerID string, since, s
 func (db *DB) ClaimRevocationNotice(ctx context.Context, issuerID string, serial []byte, reason int, now, stale time.Time) (bool, error) {
 	// Only the certificate's present reason is claimed: a sweep that
 	// listed it before a raise must not take over the raise's notice.
-	return db.claimNotice(ctx, fmt.Sprintf("the revocation notice of %s/%X", issuerID, serial), `
-		INSERT INTO revocation_notices (issuer_id, serial, reason, claimed_at)
-		SELECT issuer_id, serial, reason, $4 FROM certificates
-		WHERE issuer_id = $1 AND serial = $2 AND reason = $3 AND status = 'revoked'
-		ON CONFLICT (issuer_id, serial) DO UPDATE
-		SET reason = excluded.reason, claimed_at = excluded.claimed_at, outcome = '', ended_at = NULL
-		WHERE (revocation_notices.outcome = '' AND revocation_notices.claimed_at < $5)
-			OR (revocation_notices.outcome <> '' AND revocation_notices.reason <> excluded.reason)`,
+	return db.claimNotice(ctx, fmt.Sprintf("the revocation notice of %s/%X", issuerID, serial), claimRevocationNoticeSQL,
 		issuerID, serial, reason, db.d.timeArg(now), db.d.timeArg(stale))
 }
+
+// claimRevocationNoticeSQL is ClaimRevocationNotice's upsert; the
+// certificate is found by key (TestKeyedWrites): a mass revocation must not
+// make each claim read every revoked certificate.
+const claimRevocationNoticeSQL = `
+	INSERT INTO revocation_notices (issuer_id, serial, reason, claimed_at)
+	SELECT issuer_id, serial, reason, $4 FROM certificates
+	WHERE issuer_id = $1 AND serial = $2 AND reason = $3 AND status = 'revoked'
+	ON CONFLICT (issuer_id, serial) DO UPDATE
+	SET reason = excluded.reason, claimed_at = excluded.claimed_at, outcome = '', ended_at = NULL
+	WHERE (revocation_notices.outcome = '' AND revocation_notices.claimed_at < $5)
+		OR (revocation_notices.outcome <> '' AND revocation_notices.reason <> excluded.reason)`
 
 // claimNotice runs a claim's upsert, which writes one row if it claims.
 func (db *DB) claimNotice(ctx context.Context, what, query string, args ...any) (bool, error) {
@@ -90,14 +95,26 @@ func (tx *Tx) EndRevocationNotice(ctx context.Context, issuerID string, serial [
 // endNotice ends the claim of claimedAt on the notice of table for
 // certificate (issuerID, serial), and reason when given.
 func (tx *Tx) endNotice(ctx context.Context, table, issuerID string, serial []byte, claimedAt time.Time, outcome string, at time.Time, reason *int) error {
-	query := `UPDATE ` + table + ` SET outcome = $1, ended_at = $2
-		WHERE issuer_id = $3 AND serial = $4 AND outcome = '' AND claimed_at = $5`
 	args := []any{outcome, tx.d.timeArg(at), issuerID, serial, tx.d.timeArg(claimedAt)}
 	if reason != nil {
-		query += ` AND reason = $6`
 		args = append(args, *reason)
 	}
-	return tx.endClaim(ctx, fmt.Sprintf("end the notice of %s/%X (%s)", issuerID, serial, table), claimedAt, query, args...)
+	return tx.endClaim(ctx, fmt.Sprintf("end the notice of %s/%X (%s)", issuerID, serial, table), claimedAt, endNoticeSQL(table, reason != nil), args...)
+}
+
+// endNoticeSQL ends one claimed notice of table, found by key
+// (TestKeyedWrites), of reason $6 if withReason. The outcome is compared
+// with IS NOT DISTINCT FROM, as updateEnrollmentSQL compares the state:
+// with an equality, PostgreSQL may search the partial index of unsent
+// notices (revocation_notices_claimed) instead of the key, and that index
+// holds every unsent notice: all of a mass revocation's.
+func endNoticeSQL(table string, withReason bool) string {
+	query := `UPDATE ` + table + ` SET outcome = $1, ended_at = $2
+		WHERE issuer_id = $3 AND serial = $4 AND outcome IS NOT DISTINCT FROM '' AND claimed_at = $5`
+	if withReason {
+		query += ` AND reason = $6`
+	}
+	return query
 }
 
 // endClaim runs the update that ends a notice's claim of claimedAt, which
@@ -264,22 +281,34 @@ func (db *DB) OutcomeNoticesToSend(ctx context.Context, stale time.Time, limit i
 	return out, nil
 }
 
+// claimOutcomeNoticeSQL and endOutcomeNoticeSQL claim and end one outcome
+// notice, found by key (TestKeyedWrites). With an equality on outcome,
+// PostgreSQL read the whole of outcome_notices_unsent (the partial index
+// of unsent notices, by created_at) instead whenever its statistics said
+// few notices were unsent: on every claim, a gateway outage's backlog and
+// one dead entry per notice sent since the last VACUUM. IS NOT DISTINCT
+// FROM: see endNoticeSQL.
+const (
+	claimOutcomeNoticeSQL = `
+		UPDATE outcome_notices SET claimed_at = $2
+		WHERE enrollment_id = $1 AND outcome IS NOT DISTINCT FROM '' AND (claimed_at IS NULL OR claimed_at < $3)`
+	endOutcomeNoticeSQL = `
+		UPDATE outcome_notices SET outcome = $1, ended_at = $2
+		WHERE enrollment_id = $3 AND outcome IS NOT DISTINCT FROM '' AND claimed_at = $4`
+)
+
 // ClaimOutcomeNotice takes the outcome notice of an enrollment for the
 // caller to send, and reports whether it did: it does if the notice is not
 // ended and nobody claimed it, or the claim was made before stale (the node
 // that made it stopped, or could not send).
 func (db *DB) ClaimOutcomeNotice(ctx context.Context, enrollmentID string, now, stale time.Time) (bool, error) {
-	return db.claimNotice(ctx, "the outcome notice of enrollment "+enrollmentID, `
-		UPDATE outcome_notices SET claimed_at = $2
-		WHERE enrollment_id = $1 AND outcome = '' AND (claimed_at IS NULL OR claimed_at < $3)`,
+	return db.claimNotice(ctx, "the outcome notice of enrollment "+enrollmentID, claimOutcomeNoticeSQL,
 		enrollmentID, db.d.timeArg(now), db.d.timeArg(stale))
 }
 
 // EndOutcomeNotice is EndRevocationNotice for an outcome notice.
 func (tx *Tx) EndOutcomeNotice(ctx context.Context, enrollmentID string, claimedAt time.Time, outcome string, at time.Time) error {
-	return tx.endClaim(ctx, "end the outcome notice of enrollment "+enrollmentID, claimedAt, `
-		UPDATE outcome_notices SET outcome = $1, ended_at = $2
-		WHERE enrollment_id = $3 AND outcome = '' AND claimed_at = $4`,
+	return tx.endClaim(ctx, "end the outcome notice of enrollment "+enrollmentID, claimedAt, endOutcomeNoticeSQL,
 		outcome, tx.d.timeArg(at), enrollmentID, tx.d.timeArg(claimedAt))
 }
 
