@@ -104,13 +104,7 @@ func (tx *Tx) SetCertificateDERs(ctx context.Context, cs []SignedCertificate) er
 		for _, c := range cs {
 			args = append(args, c.IssuerID, nonNil(c.Serial), nonNil(c.DER), tx.d.timeArg(c.At))
 		}
-		res, err := tx.tx.ExecContext(ctx, tx.d.q(`
-			WITH v (issuer_id, serial, der, updated_at) AS (VALUES `+
-			tx.d.placeholders(len(cs), 4, 1, []string{"text", "bytea", "bytea", "timestamptz"})+`)
-			UPDATE certificates SET der = v.der, updated_at = v.updated_at FROM v
-			WHERE certificates.issuer_id = v.issuer_id AND certificates.serial = v.serial
-				AND certificates.der IS NULL AND certificates.status = 'good'`),
-			args...)
+		res, err := tx.tx.ExecContext(ctx, tx.d.setCertificateDERsSQL(len(cs)), args...)
 		if err != nil {
 			return fmt.Errorf("store %d certificates: %w", len(cs), tx.d.mapErr(err))
 		}
@@ -123,6 +117,17 @@ func (tx *Tx) SetCertificateDERs(ctx context.Context, cs []SignedCertificate) er
 		}
 		return nil
 	})
+}
+
+// setCertificateDERsSQL is setCertificateDERSQL for n intents, in d's
+// dialect: each row is found by key (TestKeyedWrites), as there.
+func (d *dialect) setCertificateDERsSQL(n int) string {
+	return d.q(`
+		WITH v (issuer_id, serial, der, updated_at) AS (VALUES ` +
+		d.placeholders(n, 4, 1, []string{"text", "bytea", "bytea", "timestamptz"}) + `)
+		UPDATE certificates SET der = v.der, updated_at = v.updated_at FROM v
+		WHERE certificates.issuer_id = v.issuer_id AND certificates.serial = v.serial
+			AND certificates.der IS NULL AND certificates.status IS NOT DISTINCT FROM 'good'`)
 }
 
 // PutOCSPResponses is PutOCSPResponse for many responses, of distinct

@@ -67,12 +67,15 @@ func (tx *Tx) InsertCertificateIntent(ctx context.Context, c Certificate) error 
 }
 
 // setCertificateDERSQL completes one intent. Its row is found by key
-// (issuer_id, serial), in the primary key or in certificates_intents:
-// TestKeyedWrites holds both databases' plans to that (see
-// migrations/postgres/00014_certificates_intents.sql).
+// (issuer_id, serial): TestKeyedWrites holds both databases' plans to that
+// (see migrations/postgres/00014_certificates_intents.sql). The status is
+// compared with IS NOT DISTINCT FROM, as updateEnrollmentSQL compares the
+// state, so that certificates_intents, which recovery reads, cannot serve
+// the update: in SetCertificateDERs' join both databases otherwise read
+// all of it for every batch.
 const setCertificateDERSQL = `
 	UPDATE certificates SET der = $1, updated_at = $2
-	WHERE issuer_id = $3 AND serial = $4 AND der IS NULL AND status = 'good'`
+	WHERE issuer_id = $3 AND serial = $4 AND der IS NULL AND status IS NOT DISTINCT FROM 'good'`
 
 // SetCertificateDER stores the signed certificate of an intent. A
 // certificate that already has its DER is never overwritten, and an intent
@@ -109,14 +112,18 @@ func (tx *Tx) RevokeCertificate(ctx context.Context, issuerID string, serial []b
 		tx.d.timeArg(at), reason, tx.d.timeArg(now), issuerID, nonNil(serial))
 }
 
+// raiseRevocationReasonSQL raises one revoked certificate's reason, found
+// by key (TestKeyedWrites).
+const raiseRevocationReasonSQL = `
+	UPDATE certificates SET reason = 1, updated_at = $1
+	WHERE issuer_id = $2 AND serial = $3 AND status = 'revoked' AND reason = $4`
+
 // RaiseRevocationReason changes the reason of a certificate revoked for
 // from to keyCompromise (1), keeping its revocation time. If it is not
 // revoked for from (any more), nothing is written and the error is an
 // *AlreadyRevokedError with what it is revoked for.
 func (tx *Tx) RaiseRevocationReason(ctx context.Context, issuerID string, serial []byte, from int, now time.Time) error {
-	return tx.revocation(ctx, "revocation reason of", issuerID, serial, `
-		UPDATE certificates SET reason = 1, updated_at = $1
-		WHERE issuer_id = $2 AND serial = $3 AND status = 'revoked' AND reason = $4`,
+	return tx.revocation(ctx, "revocation reason of", issuerID, serial, raiseRevocationReasonSQL,
 		tx.d.timeArg(now), issuerID, nonNil(serial), from)
 }
 

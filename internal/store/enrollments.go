@@ -179,8 +179,9 @@ func scanEnrollment(s scanner) (Enrollment, error) {
 // pending_proof and approved, which every enrollment passes through, and
 // that index range also holds one dead entry for each enrollment that
 // left the state since the last VACUUM. IS NOT DISTINCT FROM means "="
-// here (state is NOT NULL, and so is every from) but no index can serve
-// it, so the state is only checked on the row the key found.
+// here (state is NOT NULL, and so is every from) but no PostgreSQL index
+// can serve it, nor can it imply a partial index's predicate in either
+// database, so the state is only checked on the row the key found.
 // TestKeyedWrites holds both databases' plans to the key.
 const updateEnrollmentSQL = `
 	UPDATE enrollments SET state = $1, state_reason = $2, proofing = $3, updated_at = $4

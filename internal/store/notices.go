@@ -188,16 +188,20 @@ func (db *DB) ExpiringToNotice(ctx context.Context, issuerID string, now, horizo
 		issuerID, db.d.timeArg(now), db.d.timeArg(horizon), db.d.timeArg(stale), limit)
 }
 
+// claimExpiryNoticeSQL is ClaimExpiryNotice's upsert; the certificate is
+// found by key (TestKeyedWrites).
+const claimExpiryNoticeSQL = `
+	INSERT INTO expiry_notices (issuer_id, serial, claimed_at)
+	SELECT issuer_id, serial, $3 FROM certificates WHERE issuer_id = $1 AND serial = $2 AND status = 'good'
+	ON CONFLICT (issuer_id, serial) DO UPDATE SET claimed_at = excluded.claimed_at
+	WHERE expiry_notices.outcome = '' AND expiry_notices.claimed_at < $4`
+
 // ClaimExpiryNotice takes the reminder of certificate (issuerID, serial)'s
 // expiry for the caller to send, as ClaimRevocationNotice does: if the
 // certificate is good, and nobody claimed the reminder or the claim was
 // made before stale and never ended.
 func (db *DB) ClaimExpiryNotice(ctx context.Context, issuerID string, serial []byte, now, stale time.Time) (bool, error) {
-	return db.claimNotice(ctx, fmt.Sprintf("the expiry notice of %s/%X", issuerID, serial), `
-		INSERT INTO expiry_notices (issuer_id, serial, claimed_at)
-		SELECT issuer_id, serial, $3 FROM certificates WHERE issuer_id = $1 AND serial = $2 AND status = 'good'
-		ON CONFLICT (issuer_id, serial) DO UPDATE SET claimed_at = excluded.claimed_at
-		WHERE expiry_notices.outcome = '' AND expiry_notices.claimed_at < $4`,
+	return db.claimNotice(ctx, fmt.Sprintf("the expiry notice of %s/%X", issuerID, serial), claimExpiryNoticeSQL,
 		issuerID, serial, db.d.timeArg(now), db.d.timeArg(stale))
 }
 

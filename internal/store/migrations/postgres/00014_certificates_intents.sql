@@ -5,11 +5,14 @@
 -- entry (the partial index holds one dead entry per certificate issued
 -- since the last VACUUM; certificates_expiring one live entry per good
 -- certificate), so each issuance cost more than the one before, up to
--- milliseconds a certificate in `sanad bench enroll`. Keyed by (issuer_id,
--- serial), either index the planner takes finds the row in one descent.
--- Recovery sorts the few intents it reads. Built CONCURRENTLY, as
--- 00012 is. migrations/sqlite/00014_certificates_intents.sql is the same
--- change.
+-- milliseconds a certificate in `sanad bench enroll`. Now keyed by (issuer_id,
+-- serial), and the writes compare status with IS NOT DISTINCT FROM so that
+-- no partial index can serve them (store: setCertificateDERSQL), the row is
+-- found by key. Recovery sorts the few intents it reads. Built
+-- CONCURRENTLY, as 00012 is: should the build be interrupted, PostgreSQL
+-- leaves an invalid index that IF NOT EXISTS keeps, so drop
+-- certificates_intents and migrate again.
+-- migrations/sqlite/00014_certificates_intents.sql is the same change.
 
 -- +goose NO TRANSACTION
 
