@@ -291,7 +291,7 @@ func (db *DB) OutcomeNoticesToSend(ctx context.Context, stale time.Time, limit i
 // of unsent notices, by created_at) instead whenever its statistics said
 // few notices were unsent: on every claim, a gateway outage's backlog and
 // one dead entry per notice sent since the last VACUUM. IS NOT DISTINCT
-// FROM: see endNoticeSQL.
+// FROM: see updateEnrollmentSQL.
 const (
 	claimOutcomeNoticeSQL = `
 		UPDATE outcome_notices SET claimed_at = $2

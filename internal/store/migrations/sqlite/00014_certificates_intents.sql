@@ -1,7 +1,8 @@
 -- The unresolved intents (no DER yet, not revoked), keyed by what
 -- SetCertificateDER looks them up by rather than by created_at.
 -- migrations/postgres/00014_certificates_intents.sql says why; SQLite's
--- planner took the primary key already, but the schemas stay the same.
+-- planner took the primary key for one intent already, and the schemas
+-- stay the same.
 
 -- +goose Up
 
