@@ -71,7 +71,11 @@ type Deps struct {
 	// signers (an earlier issuing CA, its OCSP signers): never certified,
 	// like the Issuer's and the Responder's own.
 	OtherKeys []crypto.PublicKey
-	Now       func() time.Time
+	// Proofs, if set, remembers the requests whose proof of possession
+	// verified: the RA's, when it runs in this process and shares it,
+	// and the CA's own. See csr.Proofs.
+	Proofs *csr.Proofs
+	Now    func() time.Time
 	// Fault, when set (tests only), is called at each Fault* point of an
 	// issuance; an error stops the issuance there, as a crash would.
 	Fault func(point string) error
@@ -320,7 +324,7 @@ func (ca *CA) prepare(req Request) (prepared, error) {
 	for i, kt := range p.KeyTypes {
 		keyTypes[i] = string(kt)
 	}
-	cr, checked, err := csr.ParseAndCheck(req.CSR, csr.Policy{KeyTypes: keyTypes, Forbidden: ca.forbidden})
+	cr, checked, err := csr.ParseAndCheck(req.CSR, csr.Policy{KeyTypes: keyTypes, Forbidden: ca.forbidden, Proofs: ca.d.Proofs})
 	if err != nil {
 		return prepared{}, fmt.Errorf("%w: %w", ErrRequest, err)
 	}

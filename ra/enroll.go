@@ -59,6 +59,10 @@ type Deps struct {
 	Policy   Policy
 	// Forbidden keys are never certified (the CA's own).
 	Forbidden []crypto.PublicKey
+	// Proofs, if set, remembers the requests whose proof of possession
+	// verified. Shared with a CA in the same process (ca.Deps.Proofs), it
+	// spares the CA verifying again the request the RA verified.
+	Proofs *csr.Proofs
 	// CodeKey is the key one-time codes are stored under (HMAC-SHA256,
 	// config ra.code_key_file). Without it they are stored as plain
 	// SHA-256, which anyone reading the database can reverse: six digits
@@ -425,7 +429,7 @@ func (s *Service) checkCSR(pemCSR string, p profile.Profile) (*x509.CertificateR
 	for i, kt := range p.KeyTypes {
 		keyTypes[i] = string(kt)
 	}
-	cr, _, err := csr.ParseAndCheck([]byte(pemCSR), csr.Policy{KeyTypes: keyTypes, Forbidden: s.d.Forbidden})
+	cr, _, err := csr.ParseAndCheck([]byte(pemCSR), csr.Policy{KeyTypes: keyTypes, Forbidden: s.d.Forbidden, Proofs: s.d.Proofs})
 	if err != nil {
 		return nil, invalidCSR(err)
 	}

@@ -25,6 +25,9 @@ type Policy struct {
 	// RSA key is refused if its modulus equals a forbidden RSA modulus,
 	// whatever the exponent: a shared modulus is a shared factorisation.
 	Forbidden []crypto.PublicKey
+	// Proofs, if set, remembers the requests whose signature verified,
+	// so that the same request is not verified twice (see Proofs).
+	Proofs *Proofs
 }
 
 // Request is what Check learned from a CSR. Only PublicKey and SPKI may go
@@ -84,8 +87,8 @@ func (p Policy) Validate() error {
 
 // Check decides whether the key of cr may be certified under p. It trusts
 // only cr.Raw: the request is parsed, its key inspected and its signature
-// verified again, so a CertificateRequest built or altered in memory cannot
-// slip past. Refusals are *KeyError; an invalid p yields ErrPolicy.
+// verified again (unless p.Proofs saw these very bytes verify), so a
+// CertificateRequest built or altered in memory cannot slip past. Refusals are *KeyError; an invalid p yields ErrPolicy.
 func Check(cr *x509.CertificateRequest, p Policy) (*Request, error) {
 	if err := p.Validate(); err != nil {
 		return nil, err
@@ -93,7 +96,7 @@ func Check(cr *x509.CertificateRequest, p Policy) (*Request, error) {
 	if cr == nil || len(cr.Raw) == 0 {
 		return nil, refuse(CodeMalformed, "no request")
 	}
-	parsed, key, err := parseDER(cr.Raw)
+	parsed, key, err := parseDER(cr.Raw, p.Proofs)
 	if err != nil {
 		return nil, err
 	}
@@ -111,7 +114,7 @@ func ParseAndCheck(pemOrDER []byte, p Policy) (*x509.CertificateRequest, *Reques
 	if err != nil {
 		return nil, nil, err
 	}
-	cr, key, err := parseDER(der)
+	cr, key, err := parseDER(der, p.Proofs)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -17,5 +17,7 @@
 // certificate except the public key. The requested subject, subject
 // alternative names and extensions are the profile's business; they are
 // reported in Request for information only and are otherwise ignored here.
-// This package never signs anything, never logs and holds no state.
+// This package never signs anything, never logs and holds no state of its
+// own: a caller may give Check a Proofs, which remembers the requests whose
+// signature verified.
 package csr

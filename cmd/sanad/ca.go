@@ -13,6 +13,7 @@ import (
 
 	"github.com/sanadpki/sanad/ca"
 	"github.com/sanadpki/sanad/ca/crl"
+	"github.com/sanadpki/sanad/ca/csr"
 	"github.com/sanadpki/sanad/ca/ocspsign"
 	"github.com/sanadpki/sanad/ca/profile"
 	"github.com/sanadpki/sanad/hsm"
@@ -39,6 +40,9 @@ type caRole struct {
 	// keys are the CA's own public keys (every issuing CA and OCSP
 	// signer), which it never certifies for anyone.
 	keys []crypto.PublicKey
+	// proofs remembers the requests whose signature verified, for every
+	// issuing CA here and for the RA in this process.
+	proofs *csr.Proofs
 }
 
 // issuerRole is one issuing CA of the CA role.
@@ -300,7 +304,9 @@ func openCA(ctx context.Context, s *service, baseURL string) (*caRole, error) {
 	if err != nil {
 		return nil, err
 	}
-	role := &caRole{db: s.db, missing: missing}
+	// An auto enrollment's request reaches the CA moments after the RA
+	// checked it; one an officer approves days later is verified again.
+	role := &caRole{db: s.db, missing: missing, proofs: csr.NewProofs(4096)}
 	for _, c := range cas {
 		role.keys = append(role.keys, c.responder.Issuer.PublicKey, c.responder.Certificate.PublicKey)
 	}
@@ -313,7 +319,7 @@ func openCA(ctx context.Context, s *service, baseURL string) (*caRole, error) {
 			Issuer: ca.Issuer{ID: issuing.ID, Certificate: issuingCert, Signer: issuingKey,
 				CRLURL: baseURL + "/crl/" + issuing.ID + ".crl", OCSPURL: baseURL + "/ocsp", CAIssuersURL: baseURL + "/ca/" + issuing.ID + ".crt"},
 			Responder: signer,
-			Profiles:  profiles, OtherKeys: role.keys, Now: time.Now,
+			Profiles:  profiles, OtherKeys: role.keys, Proofs: role.proofs, Now: time.Now,
 		})
 		if err != nil {
 			return nil, err

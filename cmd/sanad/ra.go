@@ -81,7 +81,7 @@ func openRA(s *service, authority *caRole, cfg config.RA) (*ra.Service, error) {
 		Store: s.db, Audit: s.audit, CA: authority, Revoker: authority,
 		Issuers:  authority.issuerCertificates(),
 		Registry: reg, Notifier: notifier, Profiles: profiles, Policy: policy,
-		Forbidden: authority.keys, CodeKey: codeKey, Now: time.Now, Log: s.log,
+		Forbidden: authority.keys, Proofs: authority.proofs, CodeKey: codeKey, Now: time.Now, Log: s.log,
 		ClientLimit:     limiter(cfg.ClientPerMinute, time.Minute, max(1, cfg.ClientPerMinute/4)),
 		TrustedProxies:  proxies,
 		IdentifierLimit: identifierLimit(cfg.IdentifierPerHour),
