@@ -63,6 +63,9 @@ type Deps struct {
 	// verified. Shared with a CA in the same process (ca.Deps.Proofs), it
 	// spares the CA verifying again the request the RA verified.
 	Proofs *csr.Proofs
+	// RegistryKeys are the keys a national registry signs its events
+	// with (POST /api/v1/registry/events); none: events are refused.
+	RegistryKeys []RegistryKey
 	// CodeKey is the key one-time codes are stored under (HMAC-SHA256,
 	// config ra.code_key_file). Without it they are stored as plain
 	// SHA-256, which anyone reading the database can reverse: six digits

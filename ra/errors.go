@@ -75,6 +75,9 @@ var problems = map[string]struct {
 	"not-renewable":          {http.StatusConflict, "The certificate cannot be renewed; enroll instead"},
 	"identity-too-old":       {http.StatusConflict, "The identity behind the certificate was proven too long ago to renew; enroll instead"},
 	"already-renewed":        {http.StatusConflict, "The certificate was already renewed"},
+	"invalid-event":          {http.StatusBadRequest, "The registry event is malformed"},
+	"event-conflict":         {http.StatusConflict, "An event with this id was received with another payload"},
+	"registry-events-off":    {http.StatusNotFound, "This RA accepts no registry events (no registry key is configured)"},
 }
 
 // refuse makes the *Error of a problem type; an unknown type is a bug.

@@ -61,6 +61,8 @@ type raFixture struct {
 	stranger identity
 	// caKey is the issuing CA's own key, which the RA must never certify.
 	caKey crypto.Signer
+	// registryKey signs the national registry's events.
+	registryKey *ecdsa.PrivateKey
 	// pending is an enrollment in pending_proof.
 	pending string
 	// ca is the issuing CA the RA uses; svc is the RA, made of deps.
@@ -94,12 +96,13 @@ func newRAFixture(t *testing.T, f catest.Fixture, driver string, opts ...func(*r
 	if err != nil {
 		t.Fatal(err)
 	}
-	fx := &raFixture{driver: driver, db: db, raw: raw, outbox: t.TempDir(), caKey: f.CAKey, ca: authority}
+	fx := &raFixture{driver: driver, db: db, raw: raw, outbox: t.TempDir(), caKey: f.CAKey, ca: authority, registryKey: newKey(t)}
 	deps := ra.Deps{
 		Store: db, Audit: log, CA: authority, Revoker: authority,
 		Issuers:  map[string]*x509.Certificate{f.Issuer.ID: f.Issuer.Certificate},
 		Registry: reg, Notifier: ra.Outbox{Dir: fx.outbox}, Profiles: profiles, Policy: policy,
 		Forbidden: []crypto.PublicKey{f.Issuer.Certificate.PublicKey}, Now: time.Now,
+		RegistryKeys: []ra.RegistryKey{{Name: "registry:test", Key: fx.registryKey.Public()}},
 	}
 	for _, o := range opts {
 		o(&deps)

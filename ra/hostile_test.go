@@ -24,6 +24,8 @@ import (
 	"time"
 	"unicode/utf16"
 
+	"github.com/go-jose/go-jose/v4"
+
 	"github.com/sanadpki/sanad/ca/catest"
 	"github.com/sanadpki/sanad/internal/store/storetest"
 	"github.com/sanadpki/sanad/ra"
@@ -543,8 +545,30 @@ func hostileRequests(t *testing.T, fx *raFixture) []hostileRequest {
 		add("certificate: serial "+c.name, http.MethodGet, "/api/v1/certificates/"+c.serial, nil, nil, 400, "invalid-request")
 	}
 	add("certificate: a serial no certificate has", http.MethodGet, "/api/v1/certificates/7E57"+strings.Repeat("00", 14), nil, nil, 404, "certificate-not-found")
+
+	// Registry events: only the registry's key may speak, and what it
+	// says is read as strictly as any other request.
+	event := func(name string, header http.Header, body []byte, status int, problem string) {
+		add("registry event: "+name, http.MethodPost, "/api/v1/registry/events", header, body, status, problem)
+	}
+	death := deathOf("kz-death-hostile")
+	// with changes the map it is given: each row gets its own event.
+	death2 := func() map[string]any { return deathOf("kz-death-hostile") }
+	event("application/json", jsonType, signEvent(t, fx.registryKey, jose.ES256, death), 415, "unsupported-media-type")
+	event("body over 16 KiB", joseType, pad(signEvent(t, fx.registryKey, jose.ES256, death), ra.MaxJWSBytes+1), 413, "request-too-large")
+	event("signed by a key that is not the registry's", joseType, signEvent(t, fx.stranger.key, jose.ES256, death), 401, "unauthorized")
+	event("alg none", joseType, []byte(b64(`{"alg":"none"}`)+"."+b64(string(mustJSON(t, death)))+"."), 400, "invalid-event")
+	event("HS256 keyed with nothing secret", joseType, []byte(b64(`{"alg":"HS256"}`)+"."+b64(string(mustJSON(t, death)))+".c2ln"), 400, "invalid-event")
+	event("JSON serialization", joseType, mustJSON(t, map[string]any{"payload": b64(string(mustJSON(t, death))), "signatures": []any{}}), 400, "invalid-event")
+	event("SQL in the event id", joseType, signEvent(t, fx.registryKey, jose.ES256, with(death2(), "event_id", `x'; DROP TABLE certificates; --`)), 400, "invalid-event")
+	event("a control character in the identifier", joseType, signEvent(t, fx.registryKey, jose.ES256, with(death2(), "national_id", "8803124482\u000017")), 422, "invalid-identifier")
+	event("an authority change without the representative", joseType, signEvent(t, fx.registryKey, jose.ES256,
+		map[string]any{"event_id": "pk-1", "kind": "authority_change", "country": "PK", "registration_number": "32778761", "occurred_at": death["occurred_at"]}), 400, "invalid-event")
 	return rows
 }
+
+// b64 is unpadded base64url, as JWS writes its parts.
+func b64(s string) string { return base64.RawURLEncoding.EncodeToString([]byte(s)) }
 
 // unsignedJWS is a compact JWS whose header names alg and carries the
 // identity's certificate, with the payload a: for "none" a placeholder

@@ -44,6 +44,23 @@ func (s *Service) Register(mux *http.ServeMux) {
 	mux.HandleFunc("POST /api/v1/certificates/{serial}/renew", s.handleRenew)
 	mux.HandleFunc("GET /api/v1/certificates/{serial}", s.handleCertificate)
 	mux.HandleFunc("GET /api/v1/openapi.json", s.handleOpenAPI)
+	mux.HandleFunc("POST /api/v1/registry/events", s.handleRegistryEvent)
+}
+
+// handleRegistryEvent answers POST /api/v1/registry/events: a signed
+// event of the national registry (application/jose), acted on.
+func (s *Service) handleRegistryEvent(w http.ResponseWriter, r *http.Request) {
+	jws, err := readJWS(w, r)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	out, err := s.ApplyRegistryEvent(r.Context(), jws)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	api.WriteJSON(w, http.StatusOK, out)
 }
 
 // CertificateView is a certificate and its status, for anyone.

@@ -539,20 +539,22 @@ func (doc openAPIDoc) properties(t *testing.T, s openAPISchema) map[string]schem
 func TestOpenAPISchemas(t *testing.T) {
 	doc := loadOpenAPI(t)
 	for name, typ := range map[string]reflect.Type{
-		"EnrollRequest":   reflect.TypeFor[EnrollRequest](),
-		"Applicant":       reflect.TypeFor[Applicant](),
-		"View":            reflect.TypeFor[View](),
-		"QueueItem":       reflect.TypeFor[QueueItem](),
-		"EvidenceView":    reflect.TypeFor[EvidenceView](),
-		"Revocation":      reflect.TypeFor[Revocation](),
-		"CertificateView": reflect.TypeFor[CertificateView](),
-		"SignedAction":    reflect.TypeFor[jwsauth.Action](),
-		"VerifyRequest":   reflect.TypeFor[endpoint.Request](),
-		"VerifyResult":    reflect.TypeFor[verify.Result](),
-		"VerifyReport":    reflect.TypeFor[verify.Report](),
-		"VerifyCheck":     reflect.TypeFor[verify.Check](),
-		"VerifySigner":    reflect.TypeFor[verify.Signer](),
-		"VerifyChainCert": reflect.TypeFor[verify.ChainCert](),
+		"EnrollRequest":       reflect.TypeFor[EnrollRequest](),
+		"Applicant":           reflect.TypeFor[Applicant](),
+		"View":                reflect.TypeFor[View](),
+		"QueueItem":           reflect.TypeFor[QueueItem](),
+		"EvidenceView":        reflect.TypeFor[EvidenceView](),
+		"Revocation":          reflect.TypeFor[Revocation](),
+		"CertificateView":     reflect.TypeFor[CertificateView](),
+		"RegistryEvent":       reflect.TypeFor[RegistryEvent](),
+		"RegistryEventResult": reflect.TypeFor[RegistryEventResult](),
+		"SignedAction":        reflect.TypeFor[jwsauth.Action](),
+		"VerifyRequest":       reflect.TypeFor[endpoint.Request](),
+		"VerifyResult":        reflect.TypeFor[verify.Result](),
+		"VerifyReport":        reflect.TypeFor[verify.Report](),
+		"VerifyCheck":         reflect.TypeFor[verify.Check](),
+		"VerifySigner":        reflect.TypeFor[verify.Signer](),
+		"VerifyChainCert":     reflect.TypeFor[verify.ChainCert](),
 	} {
 		schema, ok := doc.Components.Schemas[name]
 		if !ok {

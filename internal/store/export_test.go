@@ -15,5 +15,6 @@ func (db *DB) KeyedWrites() map[string]string {
 		"EndExpiryNotice":       db.d.q(endNoticeSQL("expiry_notices", false)),
 		"ClaimOutcomeNotice":    db.d.q(claimOutcomeNoticeSQL),
 		"EndOutcomeNotice":      db.d.q(endOutcomeNoticeSQL),
+		"EndRegistryEvent":      db.d.q(endRegistryEventSQL),
 	}
 }

@@ -118,6 +118,19 @@ func TestKeyedWrites(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
+		// As many registry events received and acted on.
+		for i := range issued {
+			id := fmt.Sprintf("ev%d", i)
+			if err := db.InTx(ctx, func(tx *store.Tx) error {
+				ev := store.RegistryEvent{EventID: id, Source: "registry:test", Kind: store.EventDeath, OccurredAt: t0, ReceivedAt: t1, Payload: "x.y.z"}
+				if err := tx.InsertRegistryEvent(ctx, ev); err != nil {
+					return err
+				}
+				return tx.EndRegistryEvent(ctx, id, store.OutcomeIgnored, "{}", t1)
+			}); err != nil {
+				t.Fatal(err)
+			}
+		}
 		if _, err := raw.ExecContext(ctx, "ANALYZE"); err != nil {
 			t.Fatal(err)
 		}
@@ -144,6 +157,7 @@ func TestKeyedWrites(t *testing.T) {
 			{"EndExpiryNotice", "expiry_notices", []string{"issuer_id", "serial"}, []any{store.NoticeSent, at, "issuing", []byte{0x40, 0, 0}, at}},
 			{"ClaimOutcomeNotice", "outcome_notices", []string{"enrollment_id"}, []any{"e1", at, at}},
 			{"EndOutcomeNotice", "outcome_notices", []string{"enrollment_id"}, []any{store.NoticeSent, at, "e1", at}},
+			{"EndRegistryEvent", "registry_events", []string{"event_id"}, []any{store.OutcomeApplied, "{}", at, "ev1"}},
 		} {
 			t.Run(w.name, func(t *testing.T) {
 				for _, r := range reads(t, db.Driver(), raw, w.table, w.key, q[w.name], w.args) {

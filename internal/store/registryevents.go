@@ -1,0 +1,130 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Registry event kinds (registry_events.kind).
+const (
+	EventDeath           = "death"
+	EventDissolution     = "dissolution"
+	EventAuthorityChange = "authority_change"
+)
+
+// Registry event outcomes (registry_events.outcome): pending until the RA
+// has acted on the event, then applied, ignored (nothing here concerned
+// it) or failed (it could not be acted on, and will not be retried).
+const (
+	OutcomePending = "pending"
+	OutcomeApplied = "applied"
+	OutcomeIgnored = "ignored"
+	OutcomeFailed  = "failed"
+)
+
+// RegistryEvent is a signed event a national registry sent the RA (a
+// death, a dissolution, a change of who may sign for a business), kept as
+// received with what the RA did about it.
+type RegistryEvent struct {
+	EventID    string // the registry's id: a second delivery is the same event
+	Source     string // the registry key that signed it
+	SubjectID  string // the subject it concerns; "" when no known subject does
+	Kind       string
+	OccurredAt time.Time
+	ReceivedAt time.Time
+	Payload    string // the signed event exactly as received
+	Outcome    string
+	// OutcomeDetail is package ra's account of what it did (JSON), once
+	// the outcome is decided.
+	OutcomeDetail string
+	OutcomeAt     time.Time
+}
+
+// InsertRegistryEvent records a new event, pending. An event whose id is
+// already recorded is ErrConflict: the caller reads the first one.
+func (tx *Tx) InsertRegistryEvent(ctx context.Context, ev RegistryEvent) error {
+	_, err := tx.tx.ExecContext(ctx, tx.d.q(`
+		INSERT INTO registry_events (event_id, source, subject_id, kind, occurred_at, received_at, payload)
+		VALUES ($1, $2, $3, $4, $5, $6, $7)`),
+		ev.EventID, ev.Source, nullString(ev.SubjectID), ev.Kind, tx.d.timeArg(ev.OccurredAt), tx.d.timeArg(ev.ReceivedAt), ev.Payload)
+	if err != nil {
+		return fmt.Errorf("registry event %s: %w", ev.EventID, tx.d.mapErr(err))
+	}
+	return nil
+}
+
+// endRegistryEventSQL finds the event by its key: with outcome = 'pending'
+// PostgreSQL could read registry_events_pending instead, every event
+// waiting and every dead entry since the last VACUUM (see
+// updateEnrollmentSQL).
+const endRegistryEventSQL = `
+	UPDATE registry_events SET outcome = $1, outcome_detail = $2, outcome_at = $3
+	WHERE event_id = $4 AND outcome IS NOT DISTINCT FROM 'pending'`
+
+// EndRegistryEvent records the outcome of a pending event. An event that
+// is not pending any more is ErrConflict: another RA node decided first.
+func (tx *Tx) EndRegistryEvent(ctx context.Context, eventID, outcome, detail string, at time.Time) error {
+	res, err := tx.tx.ExecContext(ctx, tx.d.q(endRegistryEventSQL),
+		outcome, nullString(detail), tx.d.timeArg(at), eventID)
+	if err != nil {
+		return fmt.Errorf("registry event %s: %w", eventID, err)
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return fmt.Errorf("registry event %s: %w", eventID, err)
+	} else if n != 1 {
+		return fmt.Errorf("registry event %s is not pending: %w", eventID, ErrConflict)
+	}
+	return nil
+}
+
+const registryEventColumns = `event_id, source, subject_id, kind, occurred_at, received_at, payload, outcome, outcome_detail, outcome_at`
+
+// RegistryEvent returns one event by its id, or ErrNotFound.
+func (db *DB) RegistryEvent(ctx context.Context, eventID string) (RegistryEvent, error) {
+	evs, err := db.registryEvents(ctx, `WHERE event_id = $1`, eventID)
+	if err != nil {
+		return RegistryEvent{}, err
+	}
+	if len(evs) == 0 {
+		return RegistryEvent{}, fmt.Errorf("registry event %s: %w", eventID, ErrNotFound)
+	}
+	return evs[0], nil
+}
+
+// RegistryEvents returns the events received since, oldest first, at most
+// limit; only the pending ones if pending is set (the
+// registry_events_pending index).
+func (db *DB) RegistryEvents(ctx context.Context, since time.Time, pending bool, limit int) ([]RegistryEvent, error) {
+	if pending {
+		return db.registryEvents(ctx, `WHERE outcome = 'pending' AND received_at >= $1 ORDER BY received_at, event_id LIMIT $2`, db.d.timeArg(since), limit)
+	}
+	return db.registryEvents(ctx, `WHERE received_at >= $1 ORDER BY received_at, event_id LIMIT $2`, db.d.timeArg(since), limit)
+}
+
+func (db *DB) registryEvents(ctx context.Context, rest string, args ...any) ([]RegistryEvent, error) {
+	rows, err := db.sql.QueryContext(ctx, db.d.q(`SELECT `+registryEventColumns+` FROM registry_events `+rest), args...)
+	if err != nil {
+		return nil, fmt.Errorf("registry events: %w", err)
+	}
+	defer rows.Close()
+	var out []RegistryEvent
+	for rows.Next() {
+		var (
+			ev              RegistryEvent
+			subject, detail sql.NullString
+		)
+		if err := rows.Scan(&ev.EventID, &ev.Source, &subject, &ev.Kind, timeScan{&ev.OccurredAt}, timeScan{&ev.ReceivedAt},
+			&ev.Payload, &ev.Outcome, &detail, nullTimeScan{&ev.OutcomeAt}); err != nil {
+			return nil, fmt.Errorf("registry events: %w", err)
+		}
+		ev.SubjectID, ev.OutcomeDetail = subject.String, detail.String
+		out = append(out, ev)
+	}
+	if err := rows.Err(); err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("registry events: %w", err)
+	}
+	return out, nil
+}

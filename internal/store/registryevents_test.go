@@ -1,0 +1,109 @@
+package store_test
+
+import (
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/sanadpki/sanad/internal/store"
+	"github.com/sanadpki/sanad/internal/store/storetest"
+)
+
+// TestRegistryEvents: an event is recorded once by its id, with or without
+// a known subject; its outcome is decided once; the listing reads them in
+// the order received, all or only those pending.
+func TestRegistryEvents(t *testing.T) {
+	for _, driver := range storetest.Drivers() {
+		t.Run(driver, func(t *testing.T) {
+			db, _ := storetest.Open(t, driver)
+			ctx := t.Context()
+			t0 := time.Date(2026, 11, 30, 9, 0, 0, 0, time.UTC)
+			subj := store.Subject{ID: "s1", Kind: "person", NationalID: "IDCKZ-880312448217", Attributes: []byte(`{}`), CreatedAt: t0, UpdatedAt: t0}
+			if err := db.InTx(ctx, func(tx *store.Tx) error { _, err := tx.PutSubject(ctx, subj); return err }); err != nil {
+				t.Fatal(err)
+			}
+			known := store.RegistryEvent{EventID: "kz-1", Source: "registry:a", SubjectID: "s1", Kind: store.EventDeath,
+				OccurredAt: t0, ReceivedAt: t0.Add(time.Minute), Payload: "a.b.c"}
+			unknown := store.RegistryEvent{EventID: "kz-2", Source: "registry:a", Kind: store.EventDissolution,
+				OccurredAt: t0, ReceivedAt: t0.Add(2 * time.Minute), Payload: "d.e.f"}
+			for _, ev := range []store.RegistryEvent{known, unknown} {
+				if err := db.InTx(ctx, func(tx *store.Tx) error { return tx.InsertRegistryEvent(ctx, ev) }); err != nil {
+					t.Fatalf("%s: %v", ev.EventID, err)
+				}
+			}
+			again := known
+			again.Payload = "g.h.i"
+			if err := db.InTx(ctx, func(tx *store.Tx) error { return tx.InsertRegistryEvent(ctx, again) }); !errors.Is(err, store.ErrConflict) {
+				t.Errorf("the same id again: %v, want ErrConflict", err)
+			}
+			got, err := db.RegistryEvent(ctx, "kz-2")
+			if err != nil || got.SubjectID != "" || got.Outcome != store.OutcomePending || !got.OutcomeAt.IsZero() || got.Payload != "d.e.f" || !got.ReceivedAt.Equal(unknown.ReceivedAt) {
+				t.Errorf("kz-2: %+v %v", got, err)
+			}
+			if _, err := db.RegistryEvent(ctx, "kz-3"); !errors.Is(err, store.ErrNotFound) {
+				t.Errorf("no such event: %v", err)
+			}
+
+			decided := t0.Add(time.Hour)
+			if err := db.InTx(ctx, func(tx *store.Tx) error {
+				return tx.EndRegistryEvent(ctx, "kz-1", store.OutcomeApplied, `{"revoked":[]}`, decided)
+			}); err != nil {
+				t.Fatal(err)
+			}
+			if err := db.InTx(ctx, func(tx *store.Tx) error {
+				return tx.EndRegistryEvent(ctx, "kz-1", store.OutcomeIgnored, "", decided)
+			}); !errors.Is(err, store.ErrConflict) {
+				t.Errorf("a second outcome: %v, want ErrConflict", err)
+			}
+			if err := db.InTx(ctx, func(tx *store.Tx) error {
+				return tx.EndRegistryEvent(ctx, "kz-9", store.OutcomeApplied, "", decided)
+			}); !errors.Is(err, store.ErrConflict) {
+				t.Errorf("the outcome of no event: %v, want ErrConflict", err)
+			}
+			got, err = db.RegistryEvent(ctx, "kz-1")
+			if err != nil || got.Outcome != store.OutcomeApplied || got.OutcomeDetail != `{"revoked":[]}` || !got.OutcomeAt.Equal(decided) || got.SubjectID != "s1" {
+				t.Errorf("kz-1: %+v %v", got, err)
+			}
+
+			ids := func(evs []store.RegistryEvent, err error) []string {
+				t.Helper()
+				if err != nil {
+					t.Fatal(err)
+				}
+				out := []string{}
+				for _, ev := range evs {
+					out = append(out, ev.EventID)
+				}
+				return out
+			}
+			for _, c := range []struct {
+				name    string
+				since   time.Time
+				pending bool
+				limit   int
+				want    []string
+			}{
+				{"all", t0, false, 10, []string{"kz-1", "kz-2"}},
+				{"the first", t0, false, 1, []string{"kz-1"}},
+				{"since the second", t0.Add(2 * time.Minute), false, 10, []string{"kz-2"}},
+				{"pending", t0, true, 10, []string{"kz-2"}},
+			} {
+				if got := ids(db.RegistryEvents(ctx, c.since, c.pending, c.limit)); !equal(got, c.want) {
+					t.Errorf("%s: %v, want %v", c.name, got, c.want)
+				}
+			}
+		})
+	}
+}
+
+func equal(a, b []string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,539 @@
+package ra
+
+import (
+	"bytes"
+	"context"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/rsa"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/hex"
+	"encoding/json"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"io"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/go-jose/go-jose/v4"
+
+	"github.com/sanadpki/sanad/internal/audit"
+	"github.com/sanadpki/sanad/internal/store"
+	"github.com/sanadpki/sanad/ra/idnum"
+)
+
+// A national registry tells the RA, as they happen, of what ends the
+// identities it vouched for (DESIGN §4, POST /api/v1/registry/events): a
+// person's death, a business's dissolution, a representative losing the
+// authority to sign for a business. Each event is a compact JWS (RFC 7515)
+// signed by one of the registry's keys (Deps.RegistryKeys, config
+// ra.registry_event_keys_file), whose payload is one JSON object:
+//
+//	{"event_id": "…", "kind": "death", "country": "KZ", "national_id": "…",
+//	 "occurred_at": "2026-11-30T09:00:00Z"}
+//	{"event_id": "…", "kind": "dissolution", "country": "PK", "registration_number": "…", …}
+//	{"event_id": "…", "kind": "authority_change", "country": "KZ", "registration_number": "…",
+//	 "representative": {"country": "KZ", "national_id": "…"}, …}
+//
+// What the RA does, in this order, each step audited with the event's id:
+//   - records the event as received (registry_events, the JWS as sent);
+//   - ends the subject's enrollments that are still open (pending_proof,
+//     pending_approval) as rejected: for a death or a dissolution all of
+//     them, for an authority change those the representative proved;
+//   - for a death or a dissolution, revokes every certificate issued to
+//     the subject that is still good, reason cessationOfOperation (RFC 5280
+//     §5.3.1: the subject no longer exists; nothing suggests a compromised
+//     key), and tells the registry's contact as every revocation is told;
+//   - records the outcome: applied, or ignored when no subject of this
+//     RA has the identifier.
+//
+// An authority change revokes nothing: business certificates name the
+// business, which still exists, and its remaining representatives decide
+// on them. An enrollment already approved is left to finish (the CA is
+// signing it); a certificate it brings is revoked by the next delivery of
+// the event, or by an officer.
+//
+// Events are idempotent by event_id: a second delivery of an event that
+// was applied answers what the first did; one whose first delivery did not
+// finish (the CA unreachable in the middle) carries on from where it
+// stopped, since every step skips what is done. The same id with another
+// payload is refused.
+
+// RegistryEvent is the payload of a signed registry event.
+type RegistryEvent struct {
+	EventID            string          `json:"event_id"`
+	Kind               string          `json:"kind"`
+	Country            string          `json:"country"`
+	NationalID         string          `json:"national_id,omitempty"`
+	RegistrationNumber string          `json:"registration_number,omitempty"`
+	Representative     *EventPerson    `json:"representative,omitempty"`
+	OccurredAt         time.Time       `json:"occurred_at"`
+	raw                json.RawMessage // the payload as signed
+}
+
+// EventPerson names a person in a registry event.
+type EventPerson struct {
+	Country    string `json:"country"`
+	NationalID string `json:"national_id"`
+}
+
+// RegistryEventResult is what the RA did about an event, the answer to
+// POST /api/v1/registry/events.
+type RegistryEventResult struct {
+	EventID string `json:"event_id"`
+	Kind    string `json:"kind"`
+	// Outcome is applied, or ignored when no subject here has the
+	// identifier.
+	Outcome string `json:"outcome"`
+	// Subject is the semantics identifier of the person or business the
+	// event concerns (IDCKZ-…, NTRPK-…).
+	Subject string `json:"subject"`
+	// Revoked are the serials (hex, as openssl prints them) this event
+	// revoked; Ended the enrollments it rejected.
+	Revoked    []string  `json:"revoked"`
+	Ended      []string  `json:"ended_enrollments"`
+	ReceivedAt time.Time `json:"received_at"`
+	DecidedAt  time.Time `json:"decided_at"`
+	// Repeated is set when the event had been received before: this is
+	// what the first delivery did.
+	Repeated bool `json:"repeated,omitempty"`
+}
+
+// RegistryKey is a public key registry events are signed with.
+type RegistryKey struct {
+	// Name is how events signed with this key name their source:
+	// "registry:" and the first 16 hex digits of the key's SPKI SHA-256,
+	// unless given.
+	Name string
+	Key  crypto.PublicKey
+}
+
+// eventIDPattern is what an event id may look like: what registries use
+// (UUIDs, sequence numbers, URNs), nothing that needs escaping anywhere.
+var eventIDPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$`)
+
+// eventSkew is how far in the future an event may say it occurred: the
+// registry's clock and ours disagree a little.
+const eventSkew = 5 * time.Minute
+
+// eventAlgorithms are the signature algorithms a registry event may use.
+var eventAlgorithms = []jose.SignatureAlgorithm{jose.ES256, jose.ES384, jose.ES512, jose.RS256, jose.PS256, jose.EdDSA}
+
+// ParseRegistryKeys reads the PEM public keys (PUBLIC KEY) and
+// certificates (CERTIFICATE, whose key is taken) of a registry's event
+// signers. Anything else in the file is an error, as is no key at all.
+func ParseRegistryKeys(pemData []byte) ([]RegistryKey, error) {
+	var keys []RegistryKey
+	rest := pemData
+	for {
+		var block *pem.Block
+		block, rest = pem.Decode(rest)
+		if block == nil {
+			break
+		}
+		var der []byte
+		switch block.Type {
+		case "PUBLIC KEY":
+			der = block.Bytes
+		case "CERTIFICATE":
+			c, err := x509.ParseCertificate(block.Bytes)
+			if err != nil {
+				return nil, fmt.Errorf("registry key %d: %w", len(keys)+1, err)
+			}
+			der = c.RawSubjectPublicKeyInfo
+		default:
+			return nil, fmt.Errorf("registry key %d: a %s block, not PUBLIC KEY or CERTIFICATE", len(keys)+1, block.Type)
+		}
+		k, err := x509.ParsePKIXPublicKey(der)
+		if err != nil {
+			return nil, fmt.Errorf("registry key %d: %w", len(keys)+1, err)
+		}
+		switch k := k.(type) {
+		case *ecdsa.PublicKey, ed25519.PublicKey:
+		case *rsa.PublicKey:
+			if k.N.BitLen() < 2048 {
+				return nil, fmt.Errorf("registry key %d: RSA key of %d bits, fewer than 2048", len(keys)+1, k.N.BitLen())
+			}
+		default:
+			return nil, fmt.Errorf("registry key %d: %T keys are not accepted", len(keys)+1, k)
+		}
+		sum := sha256.Sum256(der)
+		keys = append(keys, RegistryKey{Name: "registry:" + hex.EncodeToString(sum[:8]), Key: k})
+	}
+	if len(bytes.TrimSpace(rest)) != 0 {
+		return nil, errors.New("registry keys: text that is not a PEM block")
+	}
+	if len(keys) == 0 {
+		return nil, errors.New("registry keys: no PUBLIC KEY or CERTIFICATE block")
+	}
+	return keys, nil
+}
+
+// ParseRegistryEvent verifies a compact JWS with keys and reads its
+// payload as a RegistryEvent. It returns the key's name with the event.
+// Refusals are *Error: invalid-event for what the registry got wrong,
+// unauthorized for a signature none of keys made.
+func ParseRegistryEvent(compact string, keys []RegistryKey, now time.Time) (RegistryEvent, string, error) {
+	compact = strings.TrimSpace(compact)
+	if len(compact) > MaxJWSBytes {
+		return RegistryEvent{}, "", refuse("invalid-event", "the event is %d bytes; at most %d", len(compact), MaxJWSBytes)
+	}
+	obj, err := jose.ParseSignedCompact(compact, eventAlgorithms)
+	if err != nil {
+		return RegistryEvent{}, "", refuse("invalid-event", "not a compact JWS with an accepted algorithm: %v", err)
+	}
+	if len(obj.Signatures) != 1 {
+		return RegistryEvent{}, "", refuse("invalid-event", "exactly one signature is accepted")
+	}
+	var payload []byte
+	var source string
+	for _, k := range keys {
+		if p, err := obj.Verify(k.Key); err == nil {
+			payload, source = p, k.Name
+			break
+		}
+	}
+	if source == "" {
+		return RegistryEvent{}, "", refuse("unauthorized", "the event is not signed by a registry key this RA trusts")
+	}
+	ev, err := decodeRegistryEvent(payload, now)
+	if err != nil {
+		return RegistryEvent{}, "", err
+	}
+	return ev, source, nil
+}
+
+// decodeRegistryEvent reads and checks a verified payload.
+func decodeRegistryEvent(payload []byte, now time.Time) (RegistryEvent, error) {
+	bad := func(format string, args ...any) (RegistryEvent, error) {
+		return RegistryEvent{}, refuse("invalid-event", format, args...)
+	}
+	dec := json.NewDecoder(bytes.NewReader(payload))
+	dec.DisallowUnknownFields()
+	var ev RegistryEvent
+	if err := dec.Decode(&ev); err != nil {
+		return bad("the payload is not one event object: %v", err)
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return bad("the payload has data after the event object")
+	}
+	ev.raw = payload
+	if !eventIDPattern.MatchString(ev.EventID) {
+		return bad("event_id must be 1 to 128 letters, digits and . _ : - (starting with a letter or digit)")
+	}
+	if ev.OccurredAt.IsZero() {
+		return bad("occurred_at is required")
+	}
+	if ev.OccurredAt.After(now.Add(eventSkew)) {
+		return bad("occurred_at %s is in the future", ev.OccurredAt.Format(time.RFC3339))
+	}
+	want := map[string][3]bool{ // national_id, registration_number, representative
+		store.EventDeath:           {true, false, false},
+		store.EventDissolution:     {false, true, false},
+		store.EventAuthorityChange: {false, true, true},
+	}
+	w, ok := want[ev.Kind]
+	if !ok {
+		return bad("kind %q is not death, dissolution or authority_change", ev.Kind)
+	}
+	if got := [3]bool{ev.NationalID != "", ev.RegistrationNumber != "", ev.Representative != nil}; got != w {
+		names := []string{"national_id", "registration_number", "representative"}
+		var need []string
+		for i, b := range w {
+			if b {
+				need = append(need, names[i])
+			}
+		}
+		return bad("a %s event names exactly %s", ev.Kind, strings.Join(need, " and "))
+	}
+	return ev, nil
+}
+
+// subjectKeys are the semantics identifiers an event concerns: its
+// subject's, and for an authority change the representative's. The
+// identifiers are checked and put in canonical form as at enrollment.
+func (ev RegistryEvent) subjectKeys() (subject, representative string, err error) {
+	checker, err := idnum.For(ev.Country)
+	if err != nil {
+		return "", "", identifierErr(err)
+	}
+	if ev.Kind == store.EventDeath {
+		id, err := checker.Person(ev.NationalID, time.Time{})
+		if err != nil {
+			return "", "", identifierErr(err)
+		}
+		return semanticsID("IDC", ev.Country, id), "", nil
+	}
+	reg, err := checker.Business(ev.RegistrationNumber)
+	if err != nil {
+		return "", "", identifierErr(err)
+	}
+	subject = semanticsID("NTR", ev.Country, reg)
+	if r := ev.Representative; r != nil {
+		rc, err := idnum.For(r.Country)
+		if err != nil {
+			return "", "", identifierErr(err)
+		}
+		id, err := rc.Person(r.NationalID, time.Time{})
+		if err != nil {
+			return "", "", identifierErr(err)
+		}
+		representative = semanticsID("IDC", r.Country, id)
+	}
+	return subject, representative, nil
+}
+
+// reasonCessationOfOperation is RFC 5280's cessationOfOperation.
+const reasonCessationOfOperation = 5
+
+// ApplyRegistryEvent verifies a signed registry event and acts on it (see
+// the top of this file). A second delivery answers what the first did.
+func (s *Service) ApplyRegistryEvent(ctx context.Context, compact string) (RegistryEventResult, error) {
+	d := s.d
+	if len(d.RegistryKeys) == 0 {
+		return RegistryEventResult{}, refuse("registry-events-off", "")
+	}
+	now := d.Now().UTC()
+	ev, source, err := ParseRegistryEvent(compact, d.RegistryKeys, now)
+	if err != nil {
+		return RegistryEventResult{}, err
+	}
+	subjectKey, repKey, err := ev.subjectKeys()
+	if err != nil {
+		return RegistryEventResult{}, err
+	}
+	kind := "person"
+	if ev.Kind != store.EventDeath {
+		kind = "business"
+	}
+	var subjectID string
+	switch subj, err := d.Store.SubjectByNationalID(ctx, kind, subjectKey); {
+	case err == nil:
+		subjectID = subj.ID
+	case !errors.Is(err, store.ErrNotFound):
+		return RegistryEventResult{}, err
+	}
+	actor := source
+	res := RegistryEventResult{EventID: ev.EventID, Kind: ev.Kind, Subject: subjectKey, Revoked: []string{}, Ended: []string{}, ReceivedAt: now}
+	details := func(more map[string]any) map[string]any {
+		m := map[string]any{"event_id": ev.EventID, "kind": ev.Kind, "subject": subjectKey, "source": source}
+		if repKey != "" {
+			m["representative"] = repKey
+		}
+		for k, v := range more {
+			m[k] = v
+		}
+		return m
+	}
+
+	// Record the event, or find the first delivery's record.
+	err = s.group.InTx(ctx, func(tx *store.Tx) error {
+		err := tx.InsertRegistryEvent(ctx, store.RegistryEvent{EventID: ev.EventID, Source: source, SubjectID: subjectID,
+			Kind: ev.Kind, OccurredAt: ev.OccurredAt, ReceivedAt: now, Payload: strings.TrimSpace(compact), Outcome: store.OutcomePending})
+		if err != nil {
+			return err // ErrConflict: received before, read below
+		}
+		return d.Audit.Append(tx, audit.Event{Actor: actor, Action: "registry.event", Object: "registry-event/" + ev.EventID,
+			Details: details(map[string]any{"occurred_at": ev.OccurredAt, "known_subject": subjectID != ""})})
+	})
+	if err != nil && !errors.Is(err, store.ErrConflict) {
+		return RegistryEventResult{}, err
+	}
+	if err != nil {
+		first, err := d.Store.RegistryEvent(ctx, ev.EventID)
+		if err != nil {
+			return RegistryEventResult{}, err
+		}
+		if !samePayload(first.Payload, ev) {
+			return RegistryEventResult{}, refuse("event-conflict", "event %s was received before with another payload", ev.EventID)
+		}
+		if first.Outcome != store.OutcomePending {
+			var done RegistryEventResult
+			if err := json.Unmarshal([]byte(first.OutcomeDetail), &done); err != nil {
+				return RegistryEventResult{}, fmt.Errorf("registry event %s: outcome: %w", ev.EventID, err)
+			}
+			done.Repeated = true
+			return done, nil
+		}
+		res.ReceivedAt = first.ReceivedAt // a retry carries on
+	}
+
+	if subjectID != "" {
+		if res.Ended, err = s.endEnrollmentsFor(ctx, ev, subjectID, repKey, actor, res.ReceivedAt); err != nil {
+			return RegistryEventResult{}, err
+		}
+		if ev.Kind != store.EventAuthorityChange {
+			if res.Revoked, err = s.revokeAllOf(ctx, ev, subjectID, actor, res.ReceivedAt); err != nil {
+				return RegistryEventResult{}, err
+			}
+		}
+	}
+	res.Outcome = store.OutcomeApplied
+	if subjectID == "" {
+		res.Outcome = store.OutcomeIgnored
+	}
+	res.DecidedAt = d.Now().UTC()
+	body, err := json.Marshal(res)
+	if err != nil {
+		return RegistryEventResult{}, err
+	}
+	err = s.group.InTx(ctx, func(tx *store.Tx) error {
+		if err := tx.EndRegistryEvent(ctx, ev.EventID, res.Outcome, string(body), res.DecidedAt); err != nil {
+			return err
+		}
+		return d.Audit.Append(tx, audit.Event{Actor: actor, Action: "registry.event." + res.Outcome, Object: "registry-event/" + ev.EventID,
+			Details: details(map[string]any{"revoked": res.Revoked, "ended_enrollments": res.Ended})})
+	})
+	if errors.Is(err, store.ErrConflict) {
+		// Another RA node finished the same event first: its answer.
+		first, err := d.Store.RegistryEvent(ctx, ev.EventID)
+		if err != nil {
+			return RegistryEventResult{}, err
+		}
+		var done RegistryEventResult
+		if err := json.Unmarshal([]byte(first.OutcomeDetail), &done); err != nil {
+			return RegistryEventResult{}, fmt.Errorf("registry event %s: outcome: %w", ev.EventID, err)
+		}
+		done.Repeated = true
+		return done, nil
+	}
+	if err != nil {
+		return RegistryEventResult{}, err
+	}
+	d.Log.Info("registry event applied", "event", ev.EventID, "kind", ev.Kind, "outcome", res.Outcome,
+		"revoked", len(res.Revoked), "ended_enrollments", len(res.Ended))
+	return res, nil
+}
+
+// samePayload reports whether a recorded event (its JWS) carries the same
+// payload as ev: a registry may sign a redelivery again.
+func samePayload(recorded string, ev RegistryEvent) bool {
+	obj, err := jose.ParseSignedCompact(recorded, eventAlgorithms)
+	if err != nil {
+		return false
+	}
+	return bytes.Equal(obj.UnsafePayloadWithoutVerification(), ev.raw)
+}
+
+// eventEnds is the reason an enrollment ended by an event is given.
+var eventEnds = map[string]string{
+	store.EventDeath:           "the national registry reported the person's death",
+	store.EventDissolution:     "the national registry reported the business's dissolution",
+	store.EventAuthorityChange: "the national registry reported that the representative may no longer sign for the business",
+}
+
+// endEnrollmentsFor rejects the subject's open enrollments that ev ends
+// (for an authority change, those representative proved), each in its own
+// transaction, and returns their ids with those an earlier delivery of ev,
+// received at since, ended.
+func (s *Service) endEnrollmentsFor(ctx context.Context, ev RegistryEvent, subjectID, representative, actor string, since time.Time) ([]string, error) {
+	d := s.d
+	all, err := d.Store.EnrollmentsOfSubject(ctx, subjectID, maxEventEnrollments)
+	if err != nil {
+		return nil, err
+	}
+	ended := []string{}
+	for _, e := range all {
+		if representative != "" {
+			var pr proofing
+			if err := json.Unmarshal(e.Proofing, &pr); err != nil {
+				return nil, fmt.Errorf("enrollment %s proofing: %w", e.ID, err)
+			}
+			if pr.Person != representative {
+				continue
+			}
+		}
+		if e.State == store.StateRejected && e.StateReason == eventEnds[ev.Kind] && !e.UpdatedAt.Before(since) {
+			ended = append(ended, e.ID) // by an earlier delivery
+			continue
+		}
+		if e.State != store.StatePendingProof && e.State != store.StatePendingApproval {
+			continue
+		}
+		var (
+			out  store.Enrollment
+			told bool
+			done bool
+		)
+		err := s.group.InTx(ctx, func(tx *store.Tx) error {
+			done, told = false, false
+			cur, err := tx.EnrollmentForUpdate(ctx, e.ID)
+			if err != nil {
+				return err
+			}
+			if cur.State != store.StatePendingProof && cur.State != store.StatePendingApproval {
+				return nil // moved on meanwhile
+			}
+			if out, err = move(ctx, tx, cur, store.StateRejected, eventEnds[ev.Kind], d.Now().UTC()); err != nil {
+				return err
+			}
+			if cur.State == store.StatePendingApproval {
+				if told, err = s.outcomeEnded(ctx, tx, out, nil); err != nil {
+					return err
+				}
+			}
+			done = true
+			return d.Audit.Append(tx, audit.Event{Actor: actor, Action: "enrollment.reject", Object: "enrollment/" + e.ID,
+				Details: map[string]any{"reason": eventEnds[ev.Kind], "event_id": ev.EventID}})
+		})
+		if err != nil {
+			return nil, err
+		}
+		if done {
+			ended = append(ended, e.ID)
+		}
+		if told {
+			s.noticeOutcome(ctx, out, nil)
+		}
+	}
+	return ended, nil
+}
+
+// maxEventEnrollments and maxEventCertificates bound what one event
+// reads of a subject: far more than any person or business holds.
+const (
+	maxEventEnrollments  = 10000
+	maxEventCertificates = 10000
+)
+
+// revokeAllOf revokes the subject's certificates that are still good
+// (signed, not revoked, not expired), cessationOfOperation, and returns
+// their serials with those an earlier delivery of ev, received at since,
+// revoked; one revoked meanwhile for another reason is skipped.
+func (s *Service) revokeAllOf(ctx context.Context, ev RegistryEvent, subjectID, actor string, since time.Time) ([]string, error) {
+	d := s.d
+	certs, err := d.Store.CertificatesOfSubject(ctx, subjectID, maxEventCertificates)
+	if err != nil {
+		return nil, err
+	}
+	now := d.Now()
+	revoked := []string{}
+	var serials [][]byte
+	for _, c := range certs {
+		// The CA records revocation times in whole seconds.
+		if c.Status == store.StatusRevoked && c.Reason == reasonCessationOfOperation && !c.RevokedAt.Before(since.Truncate(time.Second)) {
+			revoked = append(revoked, fmt.Sprintf("%X", c.Serial)) // by an earlier delivery
+			continue
+		}
+		if c.Status != store.StatusGood || c.DER == nil || !now.Before(c.NotAfter) {
+			continue
+		}
+		err := d.Revoker.Revoke(ctx, c.Serial, reasonCessationOfOperation, actor+" event "+ev.EventID)
+		if already := (*store.AlreadyRevokedError)(nil); errors.As(err, &already) {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("registry event %s: revoke %X: %w", ev.EventID, c.Serial, err)
+		}
+		revoked = append(revoked, fmt.Sprintf("%X", c.Serial))
+		serials = append(serials, c.Serial)
+	}
+	if len(serials) > 0 {
+		s.noticeRevoked(ctx, serials...)
+	}
+	return revoked, nil
+}
