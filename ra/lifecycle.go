@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/go-jose/go-jose/v4"
+	"github.com/go-jose/go-jose/v4/cryptosigner"
 
 	"github.com/sanadpki/sanad/internal/audit"
 	"github.com/sanadpki/sanad/internal/store"
@@ -205,6 +206,46 @@ func ParseRegistryEvent(compact string, keys []RegistryKey, now time.Time) (Regi
 		return RegistryEvent{}, "", err
 	}
 	return ev, source, nil
+}
+
+// SignRegistryEvent signs ev as a national registry would, with the
+// algorithm signer's key calls for (ES256, ES384 or ES512 by curve, PS256
+// for RSA, EdDSA for Ed25519), and checks the result as the RA would at now.
+func SignRegistryEvent(ev RegistryEvent, signer crypto.Signer, now time.Time) (string, error) {
+	payload, err := json.Marshal(ev)
+	if err != nil {
+		return "", err
+	}
+	js, err := jose.NewSigner(jose.SigningKey{Algorithm: eventAlgorithm(signer.Public()), Key: cryptosigner.Opaque(signer)}, nil)
+	if err != nil {
+		return "", fmt.Errorf("sign registry event: %w", err)
+	}
+	obj, err := js.Sign(payload)
+	if err != nil {
+		return "", fmt.Errorf("sign registry event: %w", err)
+	}
+	compact, err := obj.CompactSerialize()
+	if err != nil {
+		return "", err
+	}
+	if _, _, err := ParseRegistryEvent(compact, []RegistryKey{{Name: "self", Key: signer.Public()}}, now); err != nil {
+		return "", fmt.Errorf("sign registry event: %w", err)
+	}
+	return compact, nil
+}
+
+// eventAlgorithm is the JWS algorithm for a key; "" for a key no event
+// may be signed with.
+func eventAlgorithm(pub crypto.PublicKey) jose.SignatureAlgorithm {
+	switch k := pub.(type) {
+	case *ecdsa.PublicKey:
+		return map[int]jose.SignatureAlgorithm{256: jose.ES256, 384: jose.ES384, 521: jose.ES512}[k.Curve.Params().BitSize]
+	case *rsa.PublicKey:
+		return jose.PS256
+	case ed25519.PublicKey:
+		return jose.EdDSA
+	}
+	return ""
 }
 
 // decodeRegistryEvent reads and checks a verified payload.

@@ -31,7 +31,11 @@ const (
 	devSOPINFile   = "hsm-so-pin"
 	devAuditPEM    = "audit-key.pem"
 	devLockFile    = ".lock"
-	devTokenLabel  = "sanad-dev"
+	// devRegistryEventKey signs the sample registry's events;
+	// devRegistryEventPub, its public key, is what the RA trusts.
+	devRegistryEventKey = "registry-events-key.pem"
+	devRegistryEventPub = "registry-events.pub.pem"
+	devTokenLabel       = "sanad-dev"
 )
 
 // devConfig is written once; paths in it are relative to the file, and it
@@ -55,6 +59,7 @@ ra:
   registry_file: registry.json   # the sample registry, written on the first start
   outbox_dir: outbox             # one-time codes land here (dev only)
   code_key_file: ra-code-key     # the key codes are stored under (0600), written on the first start
+  registry_event_keys_file: registry-events.pub.pem  # the sample registry's event key (its private half: registry-events-key.pem)
 `
 
 func newDevCmd() *cobra.Command {
@@ -169,6 +174,19 @@ func runDev(ctx context.Context, dir, addr string, cmd *cobra.Command) error {
 			return err
 		}
 	}
+	// The sample registry's events are signed with a key of its own,
+	// made on first start (also for a ./var from before registry events).
+	registryEventKey := filepath.Join(dir, devRegistryEventKey)
+	if cfg.RA.RegistryEventKeysFile == "" && cfg.RA.RegistryURL == "" {
+		cfg.RA.RegistryEventKeysFile = filepath.Join(dir, devRegistryEventPub)
+	}
+	if cfg.RA.RegistryEventKeysFile == filepath.Join(dir, devRegistryEventPub) {
+		if err := ensureDevRegistryKey(registryEventKey, cfg.RA.RegistryEventKeysFile); err != nil {
+			return err
+		}
+	} else {
+		registryEventKey = ""
+	}
 	officers, err := ensureDevOfficers(ctx, s, authority, dir)
 	if err != nil {
 		return err
@@ -184,7 +202,7 @@ func runDev(ctx context.Context, dir, addr string, cmd *cobra.Command) error {
 	}
 	return s.serve(ctx, func(a net.Addr) {
 		base := "http://" + a.String()
-		if err := writeDevManifest(dir, base, officers, cfg.RA.RegistryFile); err != nil {
+		if err := writeDevManifest(dir, base, officers, cfg.RA.RegistryFile, registryEventKey); err != nil {
 			log.Error("write dev.json", "err", err)
 		}
 		log.Info("sanad dev ready", "url", base, "dir", dir, "readyz", base+"/readyz", "manifest", filepath.Join(dir, "dev.json"))

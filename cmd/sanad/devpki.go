@@ -226,6 +226,9 @@ type devManifest struct {
 	Issuers  []devManifestIssuer `json:"issuers"`
 	Officers []devOfficer        `json:"officers"`
 	Registry string              `json:"registry,omitempty"`
+	// RegistryEventKey signs events as the sample registry would
+	// (sanad registry sign-event --key).
+	RegistryEventKey string `json:"registry_event_key,omitempty"`
 }
 
 type devManifestIssuer struct {
@@ -237,8 +240,8 @@ type devManifestIssuer struct {
 }
 
 // writeDevManifest rewrites dev.json for the address actually served.
-func writeDevManifest(dir, baseURL string, officers []devOfficer, registryFile string) error {
-	m := devManifest{BaseURL: baseURL, Officers: officers, Registry: registryFile}
+func writeDevManifest(dir, baseURL string, officers []devOfficer, registryFile, registryEventKey string) error {
+	m := devManifest{BaseURL: baseURL, Officers: officers, Registry: registryFile, RegistryEventKey: registryEventKey}
 	for _, is := range devIssuers {
 		e := devManifestIssuer{ID: is.id, Role: is.role, Certificate: filepath.Join(dir, "pki", is.id+".pem")}
 		if is.role == "issuing" {

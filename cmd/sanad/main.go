@@ -97,6 +97,7 @@ func newRootCmd(stdout, stderr io.Writer) *cobra.Command {
 		newIssuerCmd(),
 		newSignCmd(),
 		newVerifyCmd(),
+		newRegistryCmd(),
 	)
 	usageArgs(root)
 	return root

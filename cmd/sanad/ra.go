@@ -29,6 +29,7 @@ import (
 	"github.com/sanadpki/sanad/policies"
 	"github.com/sanadpki/sanad/ra"
 	"github.com/sanadpki/sanad/ra/idnum"
+	"github.com/sanadpki/sanad/ra/jwsauth"
 	"github.com/sanadpki/sanad/ra/registry"
 )
 
@@ -68,6 +69,16 @@ func openRA(s *service, authority *caRole, cfg config.RA) (*ra.Service, error) {
 	} else {
 		s.log.Warn("ra.code_key_file is not set: one-time codes, and the national identifiers naming rate-limit buckets, are stored as plain SHA-256, which anyone reading the database can reverse")
 	}
+	var registryKeys []ra.RegistryKey
+	if cfg.RegistryEventKeysFile != "" {
+		pemData, err := os.ReadFile(cfg.RegistryEventKeysFile)
+		if err != nil {
+			return nil, fmt.Errorf("ra.registry_event_keys_file: %w", err)
+		}
+		if registryKeys, err = ra.ParseRegistryKeys(pemData); err != nil {
+			return nil, fmt.Errorf("ra.registry_event_keys_file %s: %w", cfg.RegistryEventKeysFile, err)
+		}
+	}
 	var notifier ra.Notifier
 	switch {
 	case cfg.OutboxDir != "":
@@ -81,7 +92,7 @@ func openRA(s *service, authority *caRole, cfg config.RA) (*ra.Service, error) {
 		Store: s.db, Audit: s.audit, CA: authority, Revoker: authority,
 		Issuers:  authority.issuerCertificates(),
 		Registry: reg, Notifier: notifier, Profiles: profiles, Policy: policy,
-		Forbidden: authority.keys, Proofs: authority.proofs, CodeKey: codeKey, Now: time.Now, Log: s.log,
+		Forbidden: authority.keys, Proofs: authority.proofs, RegistryKeys: registryKeys, CodeKey: codeKey, Now: time.Now, Log: s.log,
 		ClientLimit:     limiter(cfg.ClientPerMinute, time.Minute, max(1, cfg.ClientPerMinute/4)),
 		TrustedProxies:  proxies,
 		IdentifierLimit: identifierLimit(cfg.IdentifierPerHour),
@@ -313,6 +324,43 @@ func ensureDevCodeKey(path string) error {
 		return nil
 	}
 	return err
+}
+
+// ensureDevRegistryKey makes, on first start, the key the dev registry's
+// events are signed with: the private key at keyPath (0600), for
+// `sanad registry sign-event`, and its public key at pubPath, which
+// ra.registry_event_keys_file names.
+func ensureDevRegistryKey(keyPath, pubPath string) error {
+	if _, err := os.Stat(keyPath); err == nil {
+		if _, err := os.Stat(pubPath); err == nil {
+			return nil
+		}
+	}
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return err
+	}
+	priv, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		return err
+	}
+	pub, err := x509.MarshalPKIXPublicKey(key.Public())
+	if err != nil {
+		return err
+	}
+	if err := writeFileExclusive(keyPath, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: priv}), 0o600); err != nil && !errors.Is(err, fs.ErrExist) {
+		return err
+	}
+	// The private key on disk decides: a public key left from another
+	// start is written again from it.
+	signer, err := jwsauth.LoadSigner(keyPath)
+	if err != nil {
+		return fmt.Errorf("%s: %w", keyPath, err)
+	}
+	if pub, err = x509.MarshalPKIXPublicKey(signer.Public()); err != nil {
+		return err
+	}
+	return os.WriteFile(pubPath, pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: pub}), 0o644)
 }
 
 // ensureDevRegistry writes the sample registry on first start.

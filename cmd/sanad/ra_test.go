@@ -510,6 +510,48 @@ func TestEnrollmentEndToEnd(t *testing.T) {
 					t.Errorf("sanad holder revoke without a key: exit %d, want 2 naming --key\n%s", code, out)
 				}
 			}
+
+			// The registry reports a death, signed with the sample
+			// registry's key that sanad dev made: the person's certificate
+			// is revoked, cessationOfOperation, and the CRL shows it.
+			if c.m.RegistryEventKey == "" {
+				t.Errorf("dev.json names no registry_event_key: %+v", c.m)
+			}
+			arman := newApplicant(t, "citizen-auth", person("KZ", "011126570360", "Arman", "Seitkali", "2001-11-26"))
+			code, e = c.enroll(arman)
+			if code != 200 || e["state"] != "issued" {
+				t.Fatalf("citizen-auth enrollment: %d %v", code, e)
+			}
+			block, _ = pem.Decode([]byte(e["certificate"].(string)))
+			armans, err := x509.ParseCertificate(block.Bytes)
+			if err != nil {
+				t.Fatal(err)
+			}
+			armanSerial := jwsauth.SerialHex(armans.SerialNumber)
+			code, out = c.sanad(nil, "registry", "sign-event", "--kind", "death", "--country", "KZ", "--national-id", "011126570360",
+				"--event-id", "kz-death-e2e", "--url", c.dev.url)
+			if code != 0 || !strings.Contains(out, `"outcome": "applied"`) || !strings.Contains(out, armanSerial) {
+				t.Fatalf("sanad registry sign-event --url: exit %d\n%s", code, out)
+			}
+			if code, v := c.do(http.MethodGet, "/api/v1/certificates/"+armanSerial, "", nil, nil); code != 200 || v["status"] != "revoked" || v["reason"] != "cessationOfOperation" {
+				t.Errorf("the dead person's certificate: %d %v", code, v)
+			}
+			c.verifyWithCRL(db, openssl, armans, true)
+			code, out = c.sanad(nil, "registry", "events", "--json")
+			var listed struct {
+				EventID string `json:"event_id"`
+				Outcome string `json:"outcome"`
+				Result  struct {
+					Revoked []string `json:"revoked"`
+				} `json:"result"`
+			}
+			if code != 0 || json.Unmarshal([]byte(strings.TrimSpace(out)), &listed) != nil || listed.EventID != "kz-death-e2e" ||
+				listed.Outcome != "applied" || !slices.Equal(listed.Result.Revoked, []string{armanSerial}) {
+				t.Errorf("sanad registry events --json: exit %d\n%s", code, out)
+			}
+			if code, out := c.sanad(nil, "registry", "sign-event", "--kind", "death", "--country", "KZ", "--national-id", "011126570361", "--url", c.dev.url); code != 1 || !strings.Contains(out, "invalid-identifier") {
+				t.Errorf("an event with a bad checksum: exit %d, want 1 naming invalid-identifier\n%s", code, out)
+			}
 			c.dev.stop(t)
 		})
 	}

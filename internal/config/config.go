@@ -111,6 +111,10 @@ type RA struct {
 	// stored hash is reversed by anyone reading the database (a backup, a
 	// replica) in a second. Every RA node shares it.
 	CodeKeyFile string `yaml:"code_key_file"`
+	// RegistryEventKeysFile holds the public keys (PEM PUBLIC KEY or
+	// CERTIFICATE blocks) the national registry signs its events with
+	// (POST /api/v1/registry/events); unset, the RA accepts no events.
+	RegistryEventKeysFile string `yaml:"registry_event_keys_file"`
 	// ClientPerMinute bounds enrollment and code requests per client
 	// address, on each node; IdentifierPerHour bounds enrollments (and
 	// wrong codes, and codes sent again) per national identifier, across
@@ -328,6 +332,7 @@ func (c *Config) resolvePaths(dir string) {
 	abs(&c.RA.RegistryTokenFile)
 	abs(&c.RA.OutboxDir)
 	abs(&c.RA.CodeKeyFile)
+	abs(&c.RA.RegistryEventKeysFile)
 	if c.Database.Driver == "sqlite" && !strings.HasPrefix(c.Database.DSN, "file:") {
 		abs(&c.Database.DSN)
 	}

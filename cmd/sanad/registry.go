@@ -1,0 +1,182 @@
+package main
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/sanadpki/sanad/ca/ceremony/transcript"
+	"github.com/sanadpki/sanad/ra"
+)
+
+func newRegistryCmd() *cobra.Command {
+	cmd := &cobra.Command{Use: "registry", Short: "The national registry's events: what was received, and signing one as a registry would"}
+	cmd.AddCommand(newRegistryEventsCmd(), newRegistrySignEventCmd())
+	return cmd
+}
+
+// registryEventLine is a received event as sanad registry events prints it.
+type registryEventLine struct {
+	EventID    string          `json:"event_id"`
+	Kind       string          `json:"kind"`
+	Source     string          `json:"source"`
+	Subject    string          `json:"subject_id,omitempty"`
+	OccurredAt time.Time       `json:"occurred_at"`
+	ReceivedAt time.Time       `json:"received_at"`
+	Outcome    string          `json:"outcome"`
+	OutcomeAt  time.Time       `json:"outcome_at,omitzero"`
+	Result     json.RawMessage `json:"result,omitempty"`
+}
+
+func newRegistryEventsCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "events",
+		Short: "List the registry events received, oldest first, with what the RA did about each",
+		Long: `Events prints the registry events the RA received (POST /api/v1/registry/events),
+oldest first, one per line: id, kind, when it occurred and was received, the
+key that signed it, and its outcome (pending, applied, ignored). With --json,
+each line carries what the RA did (result: the certificates revoked and the
+enrollments rejected). An event still pending long after it was received did
+not finish (the CA was unreachable): the registry's next delivery of the same
+event carries it on.`,
+		Args: cobra.NoArgs,
+	}
+	loadConfig := configFlag(cmd)
+	since := cmd.Flags().String("since", "", "received at or after this time (RFC 3339; default: 30 days ago)")
+	pending := cmd.Flags().Bool("pending", false, "only the events not acted on yet")
+	limit := cmd.Flags().Int("limit", 1000, "at most this many events")
+	asJSON := cmd.Flags().Bool("json", false, "print JSON lines")
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		from := time.Now().Add(-30 * 24 * time.Hour)
+		if *since != "" {
+			at, err := time.Parse(time.RFC3339, *since)
+			if err != nil {
+				return usagef("--since %q: not an RFC 3339 time, e.g. 2026-11-30T00:00:00Z", *since)
+			}
+			from = at
+		}
+		if *limit < 1 {
+			return usagef("--limit must be at least 1")
+		}
+		_, db, err := openConfiguredStore(cmd.Context(), loadConfig)
+		if err != nil {
+			return err
+		}
+		defer db.Close()
+		events, err := db.RegistryEvents(cmd.Context(), from, *pending, *limit)
+		if err != nil {
+			return err
+		}
+		w := cmd.OutOrStdout()
+		for _, ev := range events {
+			line := registryEventLine{EventID: ev.EventID, Kind: ev.Kind, Source: ev.Source, Subject: ev.SubjectID,
+				OccurredAt: ev.OccurredAt, ReceivedAt: ev.ReceivedAt, Outcome: ev.Outcome, OutcomeAt: ev.OutcomeAt}
+			if json.Valid([]byte(ev.OutcomeDetail)) {
+				line.Result = json.RawMessage(ev.OutcomeDetail)
+			}
+			if *asJSON {
+				out, err := json.Marshal(line)
+				if err != nil {
+					return err
+				}
+				fmt.Fprintln(w, string(out))
+				continue
+			}
+			// The id and the source come from the registry: printed so
+			// that they cannot drive the terminal.
+			fmt.Fprintf(w, "%s\t%s\toccurred %s\treceived %s\t%s\t%s\n", transcript.Printable(ev.EventID), ev.Kind,
+				ev.OccurredAt.Format(time.RFC3339), ev.ReceivedAt.Format(time.RFC3339), transcript.Printable(ev.Source), ev.Outcome)
+		}
+		if len(events) == *limit {
+			fmt.Fprintf(cmd.ErrOrStderr(), "sanad registry events: %d events, the --limit: there may be more\n", len(events))
+		}
+		return nil
+	}
+	return cmd
+}
+
+func newRegistrySignEventCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "sign-event",
+		Short: "Sign a registry event as the national registry would, print it, and with --url send it",
+		Long: `Sign-event makes the compact JWS a national registry sends the RA
+(POST /api/v1/registry/events): a death (--kind death --national-id), a
+dissolution (--kind dissolution --registration-number) or an authority change
+(--kind authority_change --registration-number --representative-id). It is
+for trying the RA (sanad dev writes the sample registry's key and names it in
+./var/dev.json as registry_event_key) and for a registry's integration tests.
+
+The key is a PEM private key file (0600) or pkcs11:LABEL, a key on the
+configured token; the RA trusts it if ra.registry_event_keys_file holds its
+public key.`,
+		Args: cobra.NoArgs,
+	}
+	loadConfig := configFlag(cmd)
+	key := cmd.Flags().String("key", "", "the registry's signing key: a PEM file, or pkcs11:LABEL (default after sanad dev: ./var/dev.json's registry_event_key)")
+	kind := cmd.Flags().String("kind", "", "death, dissolution or authority_change")
+	country := cmd.Flags().String("country", "", "the country of the identifier (KZ, PK)")
+	nationalID := cmd.Flags().String("national-id", "", "death: the person's identifier")
+	registration := cmd.Flags().String("registration-number", "", "dissolution, authority_change: the business's identifier")
+	repCountry := cmd.Flags().String("representative-country", "", "authority_change: the representative's country (default --country)")
+	repID := cmd.Flags().String("representative-id", "", "authority_change: the person who may no longer sign for the business")
+	eventID := cmd.Flags().String("event-id", "", "the event's id (default: a random one)")
+	occurred := cmd.Flags().String("occurred-at", "", "when it happened (RFC 3339; default: now)")
+	url := cmd.Flags().String("url", "", "send the event to this RA (its base URL) and print the answer")
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		ev := ra.RegistryEvent{EventID: *eventID, Kind: *kind, Country: *country, NationalID: *nationalID, RegistrationNumber: *registration, OccurredAt: time.Now().UTC().Truncate(time.Second)}
+		if ev.EventID == "" {
+			b := make([]byte, 16)
+			if _, err := rand.Read(b); err != nil {
+				return err
+			}
+			ev.EventID = hex.EncodeToString(b)
+		}
+		if *occurred != "" {
+			at, err := time.Parse(time.RFC3339, *occurred)
+			if err != nil {
+				return usagef("--occurred-at %q: not an RFC 3339 time", *occurred)
+			}
+			ev.OccurredAt = at
+		}
+		if *repID != "" {
+			c := *repCountry
+			if c == "" {
+				c = *country
+			}
+			ev.Representative = &ra.EventPerson{Country: c, NationalID: *repID}
+		}
+		if ev.Kind == "" || ev.Country == "" {
+			return usagef("sign-event needs --kind and --country")
+		}
+		keyPath := *key
+		if keyPath == "" {
+			m, err := readDevManifest()
+			if err != nil || m.RegistryEventKey == "" {
+				return usagef("sign-event needs --key (or ./var/dev.json from sanad dev)")
+			}
+			keyPath = m.RegistryEventKey
+		}
+		signer, closeKey, err := loadSigner(cmd.Context(), keyPath, loadConfig)
+		if err != nil {
+			return err
+		}
+		defer closeKey()
+		compact, err := ra.SignRegistryEvent(ev, signer, time.Now())
+		if err != nil {
+			return err
+		}
+		if *url == "" {
+			fmt.Fprintln(cmd.OutOrStdout(), compact)
+			return nil
+		}
+		_, err = sendSigned(cmd.Context(), cmd.OutOrStdout(), http.MethodPost, strings.TrimSuffix(*url, "/")+"/api/v1/registry/events", compact)
+		return err
+	}
+	return cmd
+}
