@@ -1045,6 +1045,11 @@ func (s *Service) issue(ctx context.Context, e store.Enrollment, actor string) (
 	if d.Policy.Approvals(e.Profile) > 0 {
 		recheck, issueErr = s.recheck(ctx, e, subj, v)
 	}
+	// The registry may have reported the subject's death or dissolution
+	// since the enrollment was approved.
+	if issueErr == nil {
+		issueErr = s.checkNotEnded(ctx, subj.ID)
+	}
 	renews := renewsOf(e)
 	if issueErr == nil && renews.serial != nil {
 		issueErr = renews.check(ctx, d.Store.Certificate)
@@ -1131,6 +1136,16 @@ func (s *Service) issue(ctx context.Context, e store.Enrollment, actor string) (
 		// Should this fail or the node stop, SweepWithdrawn does it.
 		if err := s.withdraw(ctx, e.ID, renews, cert.SerialNumber.Bytes()); err != nil {
 			d.Log.Error("revoking a renewal whose old certificate was revoked meanwhile", "enrollment", e.ID, "err", err)
+		}
+	}
+	if issueErr == nil && !withdraw {
+		// The registry reported the subject's death or dissolution while
+		// the CA signed: the event's own revocations may have missed a
+		// certificate not stored yet.
+		if ended, err := s.revokeIfEnded(ctx, subj.ID, cert.SerialNumber.Bytes()); err != nil {
+			d.Log.Error("revoking a certificate issued as the registry reported its subject's end", "enrollment", e.ID, "err", err)
+		} else if ended {
+			d.Log.Warn("certificate revoked at once: the registry reported its subject's end while the CA signed it", "enrollment", e.ID)
 		}
 	}
 	switch {

@@ -78,6 +78,7 @@ var problems = map[string]struct {
 	"invalid-event":          {http.StatusBadRequest, "The registry event is malformed"},
 	"event-conflict":         {http.StatusConflict, "An event with this id was received with another payload"},
 	"registry-events-off":    {http.StatusNotFound, "This RA accepts no registry events (no registry key is configured)"},
+	"event-incomplete":       {http.StatusServiceUnavailable, "The event is recorded, but not all it requires could be done yet; it is carried on"},
 }
 
 // refuse makes the *Error of a problem type; an unknown type is a bug.

@@ -14,8 +14,8 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
-	"io"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 
@@ -40,40 +40,52 @@ import (
 //	{"event_id": "…", "kind": "authority_change", "country": "KZ", "registration_number": "…",
 //	 "representative": {"country": "KZ", "national_id": "…"}, …}
 //
-// What the RA does, in this order, each step audited with the event's id:
-//   - records the event as received (registry_events, the JWS as sent);
-//   - ends the subject's enrollments that are still open (pending_proof,
-//     pending_approval) as rejected: for a death or a dissolution all of
-//     them, for an authority change those the representative proved;
-//   - for a death or a dissolution, revokes every certificate issued to
-//     the subject that is still good, reason cessationOfOperation (RFC 5280
+// A key may be limited to the countries whose registry holds it (a
+// Countries header in its PEM block); event ids are the registry's, so
+// they are scoped by country: KZ's event 1001 is not PK's.
+//
+// What the RA does, in this order, each step audited:
+//   - records the event as received (registry_events, the JWS as sent;
+//     audit registry.event);
+//   - rejects the open enrollments (pending_proof, pending_approval) the
+//     event ends: for a death, the person's own and the business
+//     enrollments the person proved as a representative; for a
+//     dissolution, the business's; for an authority change, the business's
+//     that the representative proved (audit enrollment.reject, with the
+//     event's id);
+//   - for a death or a dissolution, revokes every certificate issued to the
+//     subject that is still good, reason cessationOfOperation (RFC 5280
 //     §5.3.1: the subject no longer exists; nothing suggests a compromised
-//     key), and tells the registry's contact as every revocation is told;
-//   - records the outcome: applied, or ignored when no subject of this
-//     RA has the identifier.
+//     key), and tells the registry's contact as every revocation is told
+//     (audit certificate.revoke by the CA, its actor naming the event);
+//   - records the outcome (audit registry.event.applied): applied, or
+//     ignored when no subject of this RA has the identifier.
 //
 // An authority change revokes nothing: business certificates name the
 // business, which still exists, and its remaining representatives decide
-// on them. An enrollment already approved is left to finish (the CA is
-// signing it); a certificate it brings is revoked by the next delivery of
-// the event, or by an officer.
+// on them.
 //
-// Events are idempotent by event_id: a second delivery of an event that
-// was applied answers what the first did; one whose first delivery did not
-// finish (the CA unreachable in the middle) carries on from where it
-// stopped, since every step skips what is done. The same id with another
-// payload is refused.
+// An enrollment already approved when the event arrives is not issued:
+// issue asks, before the CA signs, whether a death or dissolution was
+// received for the subject (SubjectEndedBy) and fails it; and a certificate
+// the CA was signing at that very moment is revoked by issue once stored.
+//
+// Events are idempotent by country and event_id: a second delivery of an
+// event that was applied answers what the first did; one whose first
+// delivery did not finish (a revocation the CA could not make) carries on
+// from where it stopped, since every step skips what is done, as does
+// RetryRegistryEvents, every minute, for the events left pending. The same
+// id with another event is refused.
 
 // RegistryEvent is the payload of a signed registry event.
 type RegistryEvent struct {
-	EventID            string          `json:"event_id"`
-	Kind               string          `json:"kind"`
-	Country            string          `json:"country"`
-	NationalID         string          `json:"national_id,omitempty"`
-	RegistrationNumber string          `json:"registration_number,omitempty"`
-	Representative     *EventPerson    `json:"representative,omitempty"`
-	OccurredAt         time.Time       `json:"occurred_at"`
-	raw                json.RawMessage // the payload as signed
+	EventID            string       `json:"event_id"`
+	Kind               string       `json:"kind"`
+	Country            string       `json:"country"`
+	NationalID         string       `json:"national_id,omitempty"`
+	RegistrationNumber string       `json:"registration_number,omitempty"`
+	Representative     *EventPerson `json:"representative,omitempty"`
+	OccurredAt         time.Time    `json:"occurred_at"`
 }
 
 // EventPerson names a person in a registry event.
@@ -82,10 +94,27 @@ type EventPerson struct {
 	NationalID string `json:"national_id"`
 }
 
+// same reports whether two events say the same thing, however their JSON
+// was spelled.
+func (ev RegistryEvent) same(o RegistryEvent) bool {
+	a, b := ev, o
+	a.OccurredAt, b.OccurredAt = time.Time{}, time.Time{}
+	if (a.Representative == nil) != (b.Representative == nil) || (a.Representative != nil && *a.Representative != *b.Representative) {
+		return false
+	}
+	a.Representative, b.Representative = nil, nil
+	return a == b && ev.OccurredAt.Equal(o.OccurredAt)
+}
+
+// storedID is the event's key in registry_events: its id is the
+// registry's, so it is scoped by country.
+func (ev RegistryEvent) storedID() string { return ev.Country + "/" + ev.EventID }
+
 // RegistryEventResult is what the RA did about an event, the answer to
 // POST /api/v1/registry/events.
 type RegistryEventResult struct {
 	EventID string `json:"event_id"`
+	Country string `json:"country"`
 	Kind    string `json:"kind"`
 	// Outcome is applied, or ignored when no subject here has the
 	// identifier.
@@ -107,10 +136,11 @@ type RegistryEventResult struct {
 // RegistryKey is a public key registry events are signed with.
 type RegistryKey struct {
 	// Name is how events signed with this key name their source:
-	// "registry:" and the first 16 hex digits of the key's SPKI SHA-256,
-	// unless given.
+	// "registry:" and the first 16 hex digits of the key's SPKI SHA-256.
 	Name string
 	Key  crypto.PublicKey
+	// Countries are those whose events the key may sign; none: any.
+	Countries []string
 }
 
 // eventIDPattern is what an event id may look like: what registries use
@@ -125,9 +155,12 @@ const eventSkew = 5 * time.Minute
 var eventAlgorithms = []jose.SignatureAlgorithm{jose.ES256, jose.ES384, jose.ES512, jose.RS256, jose.PS256, jose.EdDSA}
 
 // ParseRegistryKeys reads the PEM public keys (PUBLIC KEY) and
-// certificates (CERTIFICATE, whose key is taken) of a registry's event
-// signers. Anything else in the file is an error, as is no key at all.
-func ParseRegistryKeys(pemData []byte) ([]RegistryKey, error) {
+// certificates (CERTIFICATE, whose key is taken; it must be valid at now)
+// of a registry's event signers. A block may carry a header
+// "Countries: KZ" (or "KZ, PK") limiting the key to those countries'
+// events. Anything else in the file is an error, as is no key at all, or
+// a key no accepted algorithm signs with.
+func ParseRegistryKeys(pemData []byte, now time.Time) ([]RegistryKey, error) {
 	var keys []RegistryKey
 	rest := pemData
 	for {
@@ -136,6 +169,7 @@ func ParseRegistryKeys(pemData []byte) ([]RegistryKey, error) {
 		if block == nil {
 			break
 		}
+		n := len(keys) + 1
 		var der []byte
 		switch block.Type {
 		case "PUBLIC KEY":
@@ -143,27 +177,40 @@ func ParseRegistryKeys(pemData []byte) ([]RegistryKey, error) {
 		case "CERTIFICATE":
 			c, err := x509.ParseCertificate(block.Bytes)
 			if err != nil {
-				return nil, fmt.Errorf("registry key %d: %w", len(keys)+1, err)
+				return nil, fmt.Errorf("registry key %d: %w", n, err)
+			}
+			if now.Before(c.NotBefore) || now.After(c.NotAfter) {
+				return nil, fmt.Errorf("registry key %d: the certificate is valid from %s to %s, not now", n, c.NotBefore.Format(time.RFC3339), c.NotAfter.Format(time.RFC3339))
 			}
 			der = c.RawSubjectPublicKeyInfo
 		default:
-			return nil, fmt.Errorf("registry key %d: a %s block, not PUBLIC KEY or CERTIFICATE", len(keys)+1, block.Type)
+			return nil, fmt.Errorf("registry key %d: a %s block, not PUBLIC KEY or CERTIFICATE", n, block.Type)
 		}
 		k, err := x509.ParsePKIXPublicKey(der)
 		if err != nil {
-			return nil, fmt.Errorf("registry key %d: %w", len(keys)+1, err)
+			return nil, fmt.Errorf("registry key %d: %w", n, err)
 		}
-		switch k := k.(type) {
-		case *ecdsa.PublicKey, ed25519.PublicKey:
-		case *rsa.PublicKey:
-			if k.N.BitLen() < 2048 {
-				return nil, fmt.Errorf("registry key %d: RSA key of %d bits, fewer than 2048", len(keys)+1, k.N.BitLen())
+		if rk, ok := k.(*rsa.PublicKey); ok && rk.N.BitLen() < 2048 {
+			return nil, fmt.Errorf("registry key %d: RSA key of %d bits, fewer than 2048", n, rk.N.BitLen())
+		}
+		if eventAlgorithm(k) == "" {
+			return nil, fmt.Errorf("registry key %d: no accepted algorithm signs with a %T key of this kind", n, k)
+		}
+		var countries []string
+		for h, v := range block.Headers {
+			if h != "Countries" {
+				return nil, fmt.Errorf("registry key %d: header %q (only Countries is read)", n, h)
 			}
-		default:
-			return nil, fmt.Errorf("registry key %d: %T keys are not accepted", len(keys)+1, k)
+			for c := range strings.SplitSeq(v, ",") {
+				c = strings.TrimSpace(c)
+				if !countryCode.MatchString(c) {
+					return nil, fmt.Errorf("registry key %d: Countries: %q is not an ISO 3166-1 alpha-2 code", n, c)
+				}
+				countries = append(countries, c)
+			}
 		}
 		sum := sha256.Sum256(der)
-		keys = append(keys, RegistryKey{Name: "registry:" + hex.EncodeToString(sum[:8]), Key: k})
+		keys = append(keys, RegistryKey{Name: "registry:" + hex.EncodeToString(sum[:8]), Key: k, Countries: countries})
 	}
 	if len(bytes.TrimSpace(rest)) != 0 {
 		return nil, errors.New("registry keys: text that is not a PEM block")
@@ -177,7 +224,8 @@ func ParseRegistryKeys(pemData []byte) ([]RegistryKey, error) {
 // ParseRegistryEvent verifies a compact JWS with keys and reads its
 // payload as a RegistryEvent. It returns the key's name with the event.
 // Refusals are *Error: invalid-event for what the registry got wrong,
-// unauthorized for a signature none of keys made.
+// unauthorized for a signature none of keys made, or a key that does not
+// speak for the event's country.
 func ParseRegistryEvent(compact string, keys []RegistryKey, now time.Time) (RegistryEvent, string, error) {
 	compact = strings.TrimSpace(compact)
 	if len(compact) > MaxJWSBytes {
@@ -190,22 +238,27 @@ func ParseRegistryEvent(compact string, keys []RegistryKey, now time.Time) (Regi
 	if len(obj.Signatures) != 1 {
 		return RegistryEvent{}, "", refuse("invalid-event", "exactly one signature is accepted")
 	}
-	var payload []byte
-	var source string
-	for _, k := range keys {
+	var (
+		payload []byte
+		signer  *RegistryKey
+	)
+	for i, k := range keys {
 		if p, err := obj.Verify(k.Key); err == nil {
-			payload, source = p, k.Name
+			payload, signer = p, &keys[i]
 			break
 		}
 	}
-	if source == "" {
+	if signer == nil {
 		return RegistryEvent{}, "", refuse("unauthorized", "the event is not signed by a registry key this RA trusts")
 	}
 	ev, err := decodeRegistryEvent(payload, now)
 	if err != nil {
 		return RegistryEvent{}, "", err
 	}
-	return ev, source, nil
+	if len(signer.Countries) > 0 && !slices.Contains(signer.Countries, ev.Country) {
+		return RegistryEvent{}, "", refuse("unauthorized", "the key that signed the event speaks for %s, not %s", strings.Join(signer.Countries, ", "), ev.Country)
+	}
+	return ev, signer.Name, nil
 }
 
 // SignRegistryEvent signs ev as a national registry would, with the
@@ -248,52 +301,6 @@ func eventAlgorithm(pub crypto.PublicKey) jose.SignatureAlgorithm {
 	return ""
 }
 
-// decodeRegistryEvent reads and checks a verified payload.
-func decodeRegistryEvent(payload []byte, now time.Time) (RegistryEvent, error) {
-	bad := func(format string, args ...any) (RegistryEvent, error) {
-		return RegistryEvent{}, refuse("invalid-event", format, args...)
-	}
-	dec := json.NewDecoder(bytes.NewReader(payload))
-	dec.DisallowUnknownFields()
-	var ev RegistryEvent
-	if err := dec.Decode(&ev); err != nil {
-		return bad("the payload is not one event object: %v", err)
-	}
-	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		return bad("the payload has data after the event object")
-	}
-	ev.raw = payload
-	if !eventIDPattern.MatchString(ev.EventID) {
-		return bad("event_id must be 1 to 128 letters, digits and . _ : - (starting with a letter or digit)")
-	}
-	if ev.OccurredAt.IsZero() {
-		return bad("occurred_at is required")
-	}
-	if ev.OccurredAt.After(now.Add(eventSkew)) {
-		return bad("occurred_at %s is in the future", ev.OccurredAt.Format(time.RFC3339))
-	}
-	want := map[string][3]bool{ // national_id, registration_number, representative
-		store.EventDeath:           {true, false, false},
-		store.EventDissolution:     {false, true, false},
-		store.EventAuthorityChange: {false, true, true},
-	}
-	w, ok := want[ev.Kind]
-	if !ok {
-		return bad("kind %q is not death, dissolution or authority_change", ev.Kind)
-	}
-	if got := [3]bool{ev.NationalID != "", ev.RegistrationNumber != "", ev.Representative != nil}; got != w {
-		names := []string{"national_id", "registration_number", "representative"}
-		var need []string
-		for i, b := range w {
-			if b {
-				need = append(need, names[i])
-			}
-		}
-		return bad("a %s event names exactly %s", ev.Kind, strings.Join(need, " and "))
-	}
-	return ev, nil
-}
-
 // subjectKeys are the semantics identifiers an event concerns: its
 // subject's, and for an authority change the representative's. The
 // identifiers are checked and put in canonical form as at enrollment.
@@ -331,6 +338,55 @@ func (ev RegistryEvent) subjectKeys() (subject, representative string, err error
 // reasonCessationOfOperation is RFC 5280's cessationOfOperation.
 const reasonCessationOfOperation = 5
 
+// decodeRegistryEvent reads and checks a verified payload, as strictly as
+// any request to the RA (decodeStrict: one object, UTF-8, no member twice
+// or in another case, no unknown member).
+func decodeRegistryEvent(payload []byte, now time.Time) (RegistryEvent, error) {
+	bad := func(format string, args ...any) (RegistryEvent, error) {
+		return RegistryEvent{}, refuse("invalid-event", format, args...)
+	}
+	var ev RegistryEvent
+	if err := decodeStrict(payload, &ev); err != nil {
+		if e, ok := ProblemOf(err); ok {
+			return bad("%s", e.Detail)
+		}
+		return RegistryEvent{}, err
+	}
+	if !eventIDPattern.MatchString(ev.EventID) {
+		return bad("event_id must be 1 to 128 letters, digits and . _ : - (starting with a letter or digit)")
+	}
+	if ev.OccurredAt.IsZero() {
+		return bad("occurred_at is required")
+	}
+	if ev.OccurredAt.After(now.Add(eventSkew)) {
+		return bad("occurred_at %s is in the future", ev.OccurredAt.Format(time.RFC3339))
+	}
+	want := map[string][3]bool{ // national_id, registration_number, representative
+		store.EventDeath:           {true, false, false},
+		store.EventDissolution:     {false, true, false},
+		store.EventAuthorityChange: {false, true, true},
+	}
+	w, ok := want[ev.Kind]
+	if !ok {
+		return bad("kind %q is not death, dissolution or authority_change", ev.Kind)
+	}
+	if got := [3]bool{ev.NationalID != "", ev.RegistrationNumber != "", ev.Representative != nil}; got != w {
+		names := []string{"national_id", "registration_number", "representative"}
+		var need []string
+		for i, b := range w {
+			if b {
+				need = append(need, names[i])
+			}
+		}
+		return bad("a %s event names exactly %s", ev.Kind, strings.Join(need, " and "))
+	}
+	return ev, nil
+}
+
+// eventTimeout bounds the work one event makes: once recorded, the event is
+// carried through even if the registry hangs up.
+const eventTimeout = 2 * time.Minute
+
 // ApplyRegistryEvent verifies a signed registry event and acts on it (see
 // the top of this file). A second delivery answers what the first did.
 func (s *Service) ApplyRegistryEvent(ctx context.Context, compact string) (RegistryEventResult, error) {
@@ -338,11 +394,63 @@ func (s *Service) ApplyRegistryEvent(ctx context.Context, compact string) (Regis
 	if len(d.RegistryKeys) == 0 {
 		return RegistryEventResult{}, refuse("registry-events-off", "")
 	}
-	now := d.Now().UTC()
-	ev, source, err := ParseRegistryEvent(compact, d.RegistryKeys, now)
+	ev, source, err := ParseRegistryEvent(compact, d.RegistryKeys, d.Now().UTC())
 	if err != nil {
 		return RegistryEventResult{}, err
 	}
+	if _, _, err := ev.subjectKeys(); err != nil {
+		return RegistryEventResult{}, err
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), eventTimeout)
+	defer cancel()
+	return s.applyEvent(ctx, ev, source, strings.TrimSpace(compact))
+}
+
+// RetryRegistryEvents carries on the events left pending for more than a
+// minute (a revocation the CA could not make, a node stopped midway), from
+// their recorded JWS, and returns how many it finished. An event whose JWS
+// no key verifies any more (the registry's key was withdrawn since) is
+// ended as failed, for an operator to look at.
+func (s *Service) RetryRegistryEvents(ctx context.Context) (int, error) {
+	d := s.d
+	now := d.Now().UTC()
+	pending, err := d.Store.RegistryEvents(ctx, time.Time{}, true, 100)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	var errs []error
+	for _, rec := range pending {
+		if rec.ReceivedAt.After(now.Add(-time.Minute)) {
+			continue // a delivery may still be at work on it
+		}
+		ev, source, parseErr := ParseRegistryEvent(rec.Payload, d.RegistryKeys, rec.ReceivedAt)
+		if parseErr != nil {
+			detail, _ := json.Marshal(map[string]string{"error": parseErr.Error()})
+			err := s.group.InTx(ctx, func(tx *store.Tx) error {
+				if err := tx.EndRegistryEvent(ctx, rec.EventID, store.OutcomeFailed, string(detail), now); err != nil {
+					return err
+				}
+				return d.Audit.Append(tx, audit.Event{Actor: "system:registry", Action: "registry.event.failed", Object: "registry-event/" + rec.EventID,
+					Details: map[string]any{"error": parseErr.Error()}})
+			})
+			errs = append(errs, fmt.Errorf("registry event %s no longer verifies, ended as failed: %w", rec.EventID, errors.Join(parseErr, err)))
+			continue
+		}
+		if _, err := s.applyEvent(ctx, ev, source, rec.Payload); err != nil {
+			errs = append(errs, fmt.Errorf("registry event %s: %w", rec.EventID, err))
+			continue
+		}
+		n++
+	}
+	return n, errors.Join(errs...)
+}
+
+// applyEvent records ev (signed by source, as payload) and does what it
+// says, or carries on an earlier delivery that did not finish.
+func (s *Service) applyEvent(ctx context.Context, ev RegistryEvent, source, payload string) (RegistryEventResult, error) {
+	d := s.d
+	now := d.Now().UTC()
 	subjectKey, repKey, err := ev.subjectKeys()
 	if err != nil {
 		return RegistryEventResult{}, err
@@ -358,10 +466,11 @@ func (s *Service) ApplyRegistryEvent(ctx context.Context, compact string) (Regis
 	case !errors.Is(err, store.ErrNotFound):
 		return RegistryEventResult{}, err
 	}
+	id := ev.storedID()
 	actor := source
-	res := RegistryEventResult{EventID: ev.EventID, Kind: ev.Kind, Subject: subjectKey, Revoked: []string{}, Ended: []string{}, ReceivedAt: now}
+	res := RegistryEventResult{EventID: ev.EventID, Country: ev.Country, Kind: ev.Kind, Subject: subjectKey, Revoked: []string{}, Ended: []string{}, ReceivedAt: now}
 	details := func(more map[string]any) map[string]any {
-		m := map[string]any{"event_id": ev.EventID, "kind": ev.Kind, "subject": subjectKey, "source": source}
+		m := map[string]any{"event_id": ev.EventID, "country": ev.Country, "kind": ev.Kind, "subject": subjectKey, "source": source}
 		if repKey != "" {
 			m["representative"] = repKey
 		}
@@ -373,45 +482,49 @@ func (s *Service) ApplyRegistryEvent(ctx context.Context, compact string) (Regis
 
 	// Record the event, or find the first delivery's record.
 	err = s.group.InTx(ctx, func(tx *store.Tx) error {
-		err := tx.InsertRegistryEvent(ctx, store.RegistryEvent{EventID: ev.EventID, Source: source, SubjectID: subjectID,
-			Kind: ev.Kind, OccurredAt: ev.OccurredAt, ReceivedAt: now, Payload: strings.TrimSpace(compact), Outcome: store.OutcomePending})
+		err := tx.InsertRegistryEvent(ctx, store.RegistryEvent{EventID: id, Source: source, SubjectID: subjectID,
+			Kind: ev.Kind, OccurredAt: ev.OccurredAt, ReceivedAt: now, Payload: payload, Outcome: store.OutcomePending})
 		if err != nil {
 			return err // ErrConflict: received before, read below
 		}
-		return d.Audit.Append(tx, audit.Event{Actor: actor, Action: "registry.event", Object: "registry-event/" + ev.EventID,
+		return d.Audit.Append(tx, audit.Event{Actor: actor, Action: "registry.event", Object: "registry-event/" + id,
 			Details: details(map[string]any{"occurred_at": ev.OccurredAt, "known_subject": subjectID != ""})})
 	})
 	if err != nil && !errors.Is(err, store.ErrConflict) {
 		return RegistryEventResult{}, err
 	}
 	if err != nil {
-		first, err := d.Store.RegistryEvent(ctx, ev.EventID)
+		first, err := d.Store.RegistryEvent(ctx, id)
 		if err != nil {
 			return RegistryEventResult{}, err
 		}
-		if !samePayload(first.Payload, ev) {
-			return RegistryEventResult{}, refuse("event-conflict", "event %s was received before with another payload", ev.EventID)
+		if !sameEvent(first.Payload, ev) {
+			return RegistryEventResult{}, refuse("event-conflict", "event %s of %s was received before with another content", ev.EventID, ev.Country)
 		}
 		if first.Outcome != store.OutcomePending {
-			var done RegistryEventResult
-			if err := json.Unmarshal([]byte(first.OutcomeDetail), &done); err != nil {
-				return RegistryEventResult{}, fmt.Errorf("registry event %s: outcome: %w", ev.EventID, err)
-			}
-			done.Repeated = true
-			return done, nil
+			return decided(first)
 		}
 		res.ReceivedAt = first.ReceivedAt // a retry carries on
+		if first.SubjectID != "" {
+			subjectID = first.SubjectID
+		}
 	}
 
+	var incomplete error
 	if subjectID != "" {
 		if res.Ended, err = s.endEnrollmentsFor(ctx, ev, subjectID, repKey, actor, res.ReceivedAt); err != nil {
 			return RegistryEventResult{}, err
 		}
 		if ev.Kind != store.EventAuthorityChange {
-			if res.Revoked, err = s.revokeAllOf(ctx, ev, subjectID, actor, res.ReceivedAt); err != nil {
-				return RegistryEventResult{}, err
-			}
+			res.Revoked, incomplete = s.revokeAllOf(ctx, ev, subjectID, actor, res.ReceivedAt)
 		}
+	}
+	if incomplete != nil {
+		// Recorded and partly done: the registry's next delivery, or
+		// RetryRegistryEvents, carries it on.
+		e := refuse("event-incomplete", "%v", incomplete)
+		e.Err = incomplete
+		return RegistryEventResult{}, e
 	}
 	res.Outcome = store.OutcomeApplied
 	if subjectID == "" {
@@ -423,41 +536,51 @@ func (s *Service) ApplyRegistryEvent(ctx context.Context, compact string) (Regis
 		return RegistryEventResult{}, err
 	}
 	err = s.group.InTx(ctx, func(tx *store.Tx) error {
-		if err := tx.EndRegistryEvent(ctx, ev.EventID, res.Outcome, string(body), res.DecidedAt); err != nil {
+		if err := tx.EndRegistryEvent(ctx, id, res.Outcome, string(body), res.DecidedAt); err != nil {
 			return err
 		}
-		return d.Audit.Append(tx, audit.Event{Actor: actor, Action: "registry.event." + res.Outcome, Object: "registry-event/" + ev.EventID,
+		return d.Audit.Append(tx, audit.Event{Actor: actor, Action: "registry.event." + res.Outcome, Object: "registry-event/" + id,
 			Details: details(map[string]any{"revoked": res.Revoked, "ended_enrollments": res.Ended})})
 	})
 	if errors.Is(err, store.ErrConflict) {
-		// Another RA node finished the same event first: its answer.
-		first, err := d.Store.RegistryEvent(ctx, ev.EventID)
+		// Another delivery (another RA node) finished it first: its answer.
+		first, err := d.Store.RegistryEvent(ctx, id)
 		if err != nil {
 			return RegistryEventResult{}, err
 		}
-		var done RegistryEventResult
-		if err := json.Unmarshal([]byte(first.OutcomeDetail), &done); err != nil {
-			return RegistryEventResult{}, fmt.Errorf("registry event %s: outcome: %w", ev.EventID, err)
-		}
-		done.Repeated = true
-		return done, nil
+		return decided(first)
 	}
 	if err != nil {
 		return RegistryEventResult{}, err
 	}
-	d.Log.Info("registry event applied", "event", ev.EventID, "kind", ev.Kind, "outcome", res.Outcome,
+	d.Log.Info("registry event applied", "event", id, "kind", ev.Kind, "outcome", res.Outcome,
 		"revoked", len(res.Revoked), "ended_enrollments", len(res.Ended))
 	return res, nil
 }
 
-// samePayload reports whether a recorded event (its JWS) carries the same
-// payload as ev: a registry may sign a redelivery again.
-func samePayload(recorded string, ev RegistryEvent) bool {
+// decided is the answer recorded for an event whose outcome is decided,
+// marked as a repetition.
+func decided(rec store.RegistryEvent) (RegistryEventResult, error) {
+	var done RegistryEventResult
+	if err := json.Unmarshal([]byte(rec.OutcomeDetail), &done); err != nil {
+		return RegistryEventResult{}, fmt.Errorf("registry event %s: outcome: %w", rec.EventID, err)
+	}
+	done.Repeated = true
+	return done, nil
+}
+
+// sameEvent reports whether a recorded event (its JWS) says what ev says: a
+// registry may sign and spell a redelivery anew.
+func sameEvent(recorded string, ev RegistryEvent) bool {
 	obj, err := jose.ParseSignedCompact(recorded, eventAlgorithms)
 	if err != nil {
 		return false
 	}
-	return bytes.Equal(obj.UnsafePayloadWithoutVerification(), ev.raw)
+	var first RegistryEvent
+	if err := json.Unmarshal(obj.UnsafePayloadWithoutVerification(), &first); err != nil {
+		return false
+	}
+	return first.same(ev)
 }
 
 // eventEnds is the reason an enrollment ended by an event is given.
@@ -467,18 +590,24 @@ var eventEnds = map[string]string{
 	store.EventAuthorityChange: "the national registry reported that the representative may no longer sign for the business",
 }
 
-// endEnrollmentsFor rejects the subject's open enrollments that ev ends
-// (for an authority change, those representative proved), each in its own
-// transaction, and returns their ids with those an earlier delivery of ev,
-// received at since, ended.
+// maxEventEnrollments and maxEventCertificates bound what one event reads:
+// far more than any person or business holds, or than enrollments wait.
+const (
+	maxEventEnrollments  = 10000
+	maxEventCertificates = 10000
+)
+
+// endEnrollmentsFor rejects the open enrollments ev ends (see the top of
+// this file), each in its own transaction, and returns their ids with those
+// an earlier delivery of ev, received at since, ended.
 func (s *Service) endEnrollmentsFor(ctx context.Context, ev RegistryEvent, subjectID, representative, actor string, since time.Time) ([]string, error) {
 	d := s.d
-	all, err := d.Store.EnrollmentsOfSubject(ctx, subjectID, maxEventEnrollments)
+	candidates, err := d.Store.EnrollmentsOfSubject(ctx, subjectID, maxEventEnrollments)
 	if err != nil {
 		return nil, err
 	}
 	ended := []string{}
-	for _, e := range all {
+	for _, e := range candidates {
 		if representative != "" {
 			var pr proofing
 			if err := json.Unmarshal(e.Proofing, &pr); err != nil {
@@ -488,7 +617,7 @@ func (s *Service) endEnrollmentsFor(ctx context.Context, ev RegistryEvent, subje
 				continue
 			}
 		}
-		if e.State == store.StateRejected && e.StateReason == eventEnds[ev.Kind] && !e.UpdatedAt.Before(since) {
+		if endedBy(e, ev, since) {
 			ended = append(ended, e.ID) // by an earlier delivery
 			continue
 		}
@@ -506,6 +635,10 @@ func (s *Service) endEnrollmentsFor(ctx context.Context, ev RegistryEvent, subje
 			if err != nil {
 				return err
 			}
+			if endedBy(cur, ev, since) {
+				done = true // by another delivery, meanwhile
+				return nil
+			}
 			if cur.State != store.StatePendingProof && cur.State != store.StatePendingApproval {
 				return nil // moved on meanwhile
 			}
@@ -519,7 +652,7 @@ func (s *Service) endEnrollmentsFor(ctx context.Context, ev RegistryEvent, subje
 			}
 			done = true
 			return d.Audit.Append(tx, audit.Event{Actor: actor, Action: "enrollment.reject", Object: "enrollment/" + e.ID,
-				Details: map[string]any{"reason": eventEnds[ev.Kind], "event_id": ev.EventID}})
+				Details: map[string]any{"reason": eventEnds[ev.Kind], "event_id": ev.EventID, "country": ev.Country}})
 		})
 		if err != nil {
 			return nil, err
@@ -534,17 +667,17 @@ func (s *Service) endEnrollmentsFor(ctx context.Context, ev RegistryEvent, subje
 	return ended, nil
 }
 
-// maxEventEnrollments and maxEventCertificates bound what one event
-// reads of a subject: far more than any person or business holds.
-const (
-	maxEventEnrollments  = 10000
-	maxEventCertificates = 10000
-)
+// endedBy reports whether a delivery of ev, received at since, rejected e.
+func endedBy(e store.Enrollment, ev RegistryEvent, since time.Time) bool {
+	return e.State == store.StateRejected && e.StateReason == eventEnds[ev.Kind] && !e.UpdatedAt.Before(since)
+}
 
 // revokeAllOf revokes the subject's certificates that are still good
 // (signed, not revoked, not expired), cessationOfOperation, and returns
-// their serials with those an earlier delivery of ev, received at since,
-// revoked; one revoked meanwhile for another reason is skipped.
+// their serials with those a delivery of ev, received at since, revoked
+// (this one, an earlier one, or another node's at the same time). A
+// certificate the CA cannot revoke now does not stop the others: the error
+// names every one, for the next delivery or RetryRegistryEvents.
 func (s *Service) revokeAllOf(ctx context.Context, ev RegistryEvent, subjectID, actor string, since time.Time) ([]string, error) {
 	d := s.d
 	certs, err := d.Store.CertificatesOfSubject(ctx, subjectID, maxEventCertificates)
@@ -552,23 +685,31 @@ func (s *Service) revokeAllOf(ctx context.Context, ev RegistryEvent, subjectID, 
 		return nil, err
 	}
 	now := d.Now()
+	// The CA records revocation times in whole seconds.
+	since = since.Truncate(time.Second)
 	revoked := []string{}
-	var serials [][]byte
+	var (
+		serials [][]byte
+		errs    []error
+	)
 	for _, c := range certs {
-		// The CA records revocation times in whole seconds.
-		if c.Status == store.StatusRevoked && c.Reason == reasonCessationOfOperation && !c.RevokedAt.Before(since.Truncate(time.Second)) {
-			revoked = append(revoked, fmt.Sprintf("%X", c.Serial)) // by an earlier delivery
+		if c.Status == store.StatusRevoked && c.Reason == reasonCessationOfOperation && !c.RevokedAt.Before(since) {
+			revoked = append(revoked, fmt.Sprintf("%X", c.Serial)) // by a delivery of this event
 			continue
 		}
 		if c.Status != store.StatusGood || c.DER == nil || !now.Before(c.NotAfter) {
 			continue
 		}
-		err := d.Revoker.Revoke(ctx, c.Serial, reasonCessationOfOperation, actor+" event "+ev.EventID)
+		err := d.Revoker.Revoke(ctx, c.Serial, reasonCessationOfOperation, actor+" event "+ev.storedID())
 		if already := (*store.AlreadyRevokedError)(nil); errors.As(err, &already) {
+			if already.Reason == reasonCessationOfOperation {
+				revoked = append(revoked, fmt.Sprintf("%X", c.Serial)) // another delivery, meanwhile
+			}
 			continue
 		}
 		if err != nil {
-			return nil, fmt.Errorf("registry event %s: revoke %X: %w", ev.EventID, c.Serial, err)
+			errs = append(errs, fmt.Errorf("revoke %X: %w", c.Serial, err))
+			continue
 		}
 		revoked = append(revoked, fmt.Sprintf("%X", c.Serial))
 		serials = append(serials, c.Serial)
@@ -576,5 +717,44 @@ func (s *Service) revokeAllOf(ctx context.Context, ev RegistryEvent, subjectID, 
 	if len(serials) > 0 {
 		s.noticeRevoked(ctx, serials...)
 	}
-	return revoked, nil
+	return revoked, errors.Join(errs...)
+}
+
+// checkNotEnded refuses, before the CA signs, an issuance for a subject
+// whose death or dissolution the registry reported.
+func (s *Service) checkNotEnded(ctx context.Context, subjectID string) error {
+	ev, err := s.d.Store.SubjectEndedBy(ctx, subjectID)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	problem := "subject-deceased"
+	if ev.Kind == store.EventDissolution {
+		problem = "business-inactive"
+	}
+	return &registryChangedError{problem: problem, detail: eventEnds[ev.Kind] + " (event " + ev.EventID + ")"}
+}
+
+// revokeIfEnded revokes a certificate just issued to a subject whose death
+// or dissolution the registry reported while the CA signed it, and reports
+// whether it did.
+func (s *Service) revokeIfEnded(ctx context.Context, subjectID string, serial []byte) (bool, error) {
+	ev, err := s.d.Store.SubjectEndedBy(ctx, subjectID)
+	if errors.Is(err, store.ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	err = s.d.Revoker.Revoke(ctx, serial, reasonCessationOfOperation, ev.Source+" event "+ev.EventID)
+	if already := (*store.AlreadyRevokedError)(nil); errors.As(err, &already) {
+		return true, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	s.noticeRevoked(ctx, serial)
+	return true, nil
 }

@@ -1,17 +1,27 @@
 package ra_test
 
 import (
+	"context"
 	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
 	"encoding/hex"
 	"encoding/json"
+	"encoding/pem"
+	"errors"
+	"math/big"
 	"net/http"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/go-jose/go-jose/v4"
 
+	"github.com/sanadpki/sanad/ca"
 	"github.com/sanadpki/sanad/ca/catest"
 	"github.com/sanadpki/sanad/internal/store"
 	"github.com/sanadpki/sanad/internal/store/storetest"
@@ -26,6 +36,24 @@ func signEvent(t *testing.T, key crypto.Signer, alg jose.SignatureAlgorithm, eve
 		t.Fatal(err)
 	}
 	obj, err := signer.Sign(mustJSON(t, event))
+	if err != nil {
+		t.Fatal(err)
+	}
+	compact, err := obj.CompactSerialize()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return []byte(compact)
+}
+
+// signRaw signs a payload as given, however it is spelled.
+func signRaw(t *testing.T, key crypto.Signer, payload string) []byte {
+	t.Helper()
+	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.ES256, Key: key}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	obj, err := signer.Sign([]byte(payload))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -71,12 +99,32 @@ func (fx *raFixture) issued(t *testing.T, applicant map[string]any) string {
 	if a := fx.proof(t, id, code); a.status != http.StatusOK || a.state != store.StateIssued {
 		t.Fatalf("proof of %s: %+v", id, a)
 	}
+	return fx.serialOf(t, id)
+}
+
+// serialOf is the serial (hex) of an issued enrollment's certificate.
+func (fx *raFixture) serialOf(t *testing.T, id string) string {
+	t.Helper()
 	_, body := fx.do(t, http.MethodGet, "/api/v1/enrollments/"+id, nil, nil)
 	var v ra.View
 	if err := json.Unmarshal(body, &v); err != nil || v.Serial == "" {
 		t.Fatalf("enrollment %s: %s", id, body)
 	}
 	return v.Serial
+}
+
+// certStatus is the stored status of the certificate with serial (hex).
+func (fx *raFixture) certStatus(t *testing.T, serial string) string {
+	t.Helper()
+	b, err := hex.DecodeString(serial)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := fx.db.SignedCertificateBySerial(t.Context(), b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c.Status
 }
 
 // auditActions counts the audit events by action.
@@ -124,6 +172,9 @@ func TestRegistryEvents(t *testing.T) {
 				t.Fatal(err)
 			}
 			waiting := fx.proved(t, citizen(), "citizen-sign")
+			// Nurlan's certificate is not Aigerim's: it stays good.
+			nurlans := fx.issued(t, map[string]any{"kind": "person", "country": "KZ", "national_id": "850721313761",
+				"given_name": "Nurlan", "family_name": "Bekov", "birth_date": "1985-07-21"})
 			before := fx.auditActions(t)
 
 			death := signEvent(t, key, jose.ES256, deathOf("kz-death-0001"))
@@ -151,9 +202,12 @@ func TestRegistryEvents(t *testing.T) {
 					t.Errorf("enrollment %s: %+v %v", id, e, err)
 				}
 			}
-			ev, err := fx.db.RegistryEvent(t.Context(), "kz-death-0001")
+			ev, err := fx.db.RegistryEvent(t.Context(), "KZ/kz-death-0001")
 			if err != nil || ev.Outcome != store.OutcomeApplied || ev.Source != "registry:test" || ev.SubjectID == "" || ev.Payload != string(death) {
 				t.Errorf("recorded: %+v %v", ev, err)
+			}
+			if status := fx.certStatus(t, nurlans); status != store.StatusGood {
+				t.Errorf("another person's certificate is %s", status)
 			}
 			after := fx.auditActions(t)
 			for action, n := range map[string]int{"registry.event": 1, "registry.event.applied": 1, "enrollment.reject": 2, "certificate.revoke": 1} {
@@ -186,8 +240,14 @@ func TestRegistryEvents(t *testing.T) {
 			}
 
 			// A business: Ayesha's enrollment for Indus Textiles ends when
-			// she loses her authority; another representative's does not,
-			// until the business is dissolved.
+			// she loses her authority, its certificate stays; another
+			// representative's enrollment does not end, until the business
+			// is dissolved, which revokes its certificate.
+			sealed := fx.proved(t, business(), "business-auth")
+			if a := fx.act(t, signAction(t, fx.officer, approve(sealed), time.Now())); a.status != http.StatusOK || a.state != store.StateIssued {
+				t.Fatalf("approve the business certificate: %+v", a)
+			}
+			bizSerial := fx.serialOf(t, sealed)
 			ayeshas := fx.proved(t, business(), "business-auth")
 			bilal := business()
 			bilal["representative"] = map[string]any{"kind": "person", "country": "PK", "national_id": "3520277164593",
@@ -199,11 +259,23 @@ func TestRegistryEvents(t *testing.T) {
 			if code != http.StatusOK || res.Outcome != store.OutcomeApplied || !slices.Equal(res.Ended, []string{ayeshas}) || len(res.Revoked) != 0 {
 				t.Errorf("authority change: %d %s %+v", code, problem, res)
 			}
+			if status := fx.certStatus(t, bizSerial); status != store.StatusGood {
+				t.Errorf("after the authority change, the business certificate is %s", status)
+			}
 			dissolution := map[string]any{"event_id": "pk-dissolution-9", "kind": "dissolution", "country": "PK", "registration_number": "32778761",
 				"occurred_at": time.Now().UTC().Format(time.RFC3339)}
 			code, res, problem = fx.postEvent(t, signEvent(t, key, jose.ES256, dissolution))
-			if code != http.StatusOK || res.Outcome != store.OutcomeApplied || !slices.Equal(res.Ended, []string{bilals}) {
+			if code != http.StatusOK || res.Outcome != store.OutcomeApplied || !slices.Equal(res.Ended, []string{bilals}) || !slices.Equal(res.Revoked, []string{bizSerial}) {
 				t.Errorf("dissolution: %d %s %+v", code, problem, res)
+			}
+			if status := fx.certStatus(t, bizSerial); status != store.StatusRevoked {
+				t.Errorf("after the dissolution, the business certificate is %s", status)
+			}
+			// Another registry's event 1001 is not this one's.
+			pk := deathOf("kz-death-0001")
+			pk["country"], pk["national_id"] = "PK", "6110148392762"
+			if code, res, problem := fx.postEvent(t, signEvent(t, key, jose.ES256, pk)); code != http.StatusOK || res.Repeated || res.Outcome != store.OutcomeIgnored {
+				t.Errorf("the same event id in another country: %d %s %+v", code, problem, res)
 			}
 		})
 	}
@@ -241,6 +313,8 @@ func TestRegistryEventsRefused(t *testing.T) {
 					c, _ := obj.CompactSerialize()
 					return []byte(c)
 				}(), 400, "invalid-event"},
+				{"a member twice", signRaw(t, key, `{"event_id":"kz-1","kind":"death","kind":"death","country":"KZ","national_id":"880312448217","occurred_at":"2026-11-30T09:00:00Z"}`), 400, "invalid-event"},
+				{"a member in capitals", signRaw(t, key, `{"event_id":"kz-1","kind":"death","country":"KZ","NATIONAL_ID":"880312448217","occurred_at":"2026-11-30T09:00:00Z"}`), 400, "invalid-event"},
 				{"bad checksum", signEvent(t, key, jose.ES256, with(valid(), "national_id", "880312448218")), 422, "invalid-identifier"},
 				{"unsupported country", signEvent(t, key, jose.ES256, with(valid(), "country", "ZZ")), 422, "unsupported-country"},
 			}
@@ -261,6 +335,227 @@ func TestRegistryEventsRefused(t *testing.T) {
 			off := newRAFixture(t, f, driver, func(d *ra.Deps) { d.RegistryKeys = nil })
 			if code, _, problem := off.postEvent(t, signEvent(t, key, jose.ES256, valid())); code != http.StatusNotFound || problem != "registry-events-off" {
 				t.Errorf("without registry keys: %d %s", code, problem)
+			}
+		})
+	}
+}
+
+// failingRevoker fails every revocation while failing is set.
+type failingRevoker struct {
+	ra.Revoker
+	failing atomic.Bool
+}
+
+func (r *failingRevoker) Revoke(ctx context.Context, serial []byte, reason int, actor string) error {
+	if r.failing.Load() {
+		return errors.New("the HSM does not answer")
+	}
+	return r.Revoker.Revoke(ctx, serial, reason, actor)
+}
+
+// failingCA fails every issuance while failing is set, as a CA whose HSM
+// does not answer.
+type failingCA struct {
+	ra.Issuer
+	failing atomic.Bool
+}
+
+func (c *failingCA) Issue(ctx context.Context, req ca.Request) (*x509.Certificate, error) {
+	if c.failing.Load() {
+		return nil, errors.New("the HSM does not answer")
+	}
+	return c.Issuer.Issue(ctx, req)
+}
+
+// TestRegistryEventCarriedOn: a death whose revocation the CA cannot make
+// now is recorded and answered 503 event-incomplete, pending, and carried
+// through by RetryRegistryEvents a minute later; an enrollment approved
+// before the event is not issued when the CA is back.
+func TestRegistryEventCarriedOn(t *testing.T) {
+	f := catest.New(t, time.Now().UTC().Truncate(time.Second))
+	for _, driver := range storetest.Drivers() {
+		t.Run(driver, func(t *testing.T) {
+			clk := &clock{}
+			revoker, issuer := &failingRevoker{}, &failingCA{}
+			fx := newRAFixture(t, f, driver, func(d *ra.Deps) {
+				d.Now = clk.Now
+				revoker.Revoker, d.Revoker = d.Revoker, revoker
+				issuer.Issuer, d.CA = d.CA, issuer
+			})
+			good := fx.issued(t, citizen())
+			// Approved while the CA is down: it waits to be issued.
+			issuer.failing.Store(true)
+			id, code := fx.enroll(t, citizen(), "citizen-auth")
+			if a := fx.proof(t, id, code); a.state != store.StateApproved {
+				t.Fatalf("proof while the CA is down: %+v", a)
+			}
+
+			revoker.failing.Store(true)
+			death := signEvent(t, fx.registryKey, jose.ES256, deathOf("kz-death-0200"))
+			if code, _, problem := fx.postEvent(t, death); code != http.StatusServiceUnavailable || problem != "event-incomplete" {
+				t.Fatalf("death while the CA cannot revoke: %d %s", code, problem)
+			}
+			ev, err := fx.db.RegistryEvent(t.Context(), "KZ/kz-death-0200")
+			if err != nil || ev.Outcome != store.OutcomePending {
+				t.Fatalf("recorded: %+v %v", ev, err)
+			}
+			if status := fx.certStatus(t, good); status != store.StatusGood {
+				t.Fatalf("the certificate is %s before the CA could revoke it", status)
+			}
+			// Not a minute old: a delivery may still be at work on it.
+			revoker.failing.Store(false)
+			if n, err := fx.svc.RetryRegistryEvents(t.Context()); n != 0 || err != nil {
+				t.Errorf("retry within the minute: %d %v", n, err)
+			}
+			clk.Add(2 * time.Minute)
+			if n, err := fx.svc.RetryRegistryEvents(t.Context()); n != 1 || err != nil {
+				t.Errorf("retry: %d %v", n, err)
+			}
+			if status := fx.certStatus(t, good); status != store.StatusRevoked {
+				t.Errorf("after the retry, the certificate is %s", status)
+			}
+			code2, res, _ := fx.postEvent(t, death)
+			if code2 != http.StatusOK || !res.Repeated || res.Outcome != store.OutcomeApplied || !slices.Equal(res.Revoked, []string{good}) || !slices.Equal(res.Ended, []string{fx.pending}) {
+				t.Errorf("the registry's next delivery: %d %+v", code2, res)
+			}
+
+			// The CA is back: the approved enrollment is not issued.
+			issuer.failing.Store(false)
+			clk.Add(2 * time.Minute)
+			if _, err := fx.svc.Resume(t.Context(), time.Minute); err != nil {
+				t.Fatal(err)
+			}
+			e, err := fx.db.Enrollment(t.Context(), id)
+			if err != nil || e.State != store.StateFailed || !strings.Contains(e.StateReason, "death") {
+				t.Errorf("the enrollment approved before the death: %+v %v", e, err)
+			}
+			if certs, err := fx.db.CertificatesOfEnrollment(t.Context(), id); err != nil || len(certs) != 0 {
+				t.Errorf("certificates of the enrollment approved before the death: %d %v", len(certs), err)
+			}
+		})
+	}
+}
+
+// TestParseRegistryKeys: keys and certificates, limited to countries or
+// not; what is not a usable key is refused, naming it.
+func TestParseRegistryKeys(t *testing.T) {
+	now := time.Now()
+	pubPEM := func(k crypto.PublicKey, headers map[string]string) string {
+		der, err := x509.MarshalPKIXPublicKey(k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Headers: headers, Bytes: der}))
+	}
+	p256 := newKey(t)
+	p224, err := ecdsa.GenerateKey(elliptic.P224(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	certPEM := func(notAfter time.Time) string {
+		tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), NotBefore: now.Add(-time.Hour), NotAfter: notAfter}
+		der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, p256.Public(), p256)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}))
+	}
+	keys, err := ra.ParseRegistryKeys([]byte(pubPEM(p256.Public(), nil)+pubPEM(p256.Public(), map[string]string{"Countries": "KZ, PK"})+certPEM(now.Add(time.Hour))), now)
+	if err != nil || len(keys) != 3 {
+		t.Fatalf("%d keys, %v", len(keys), err)
+	}
+	if len(keys[0].Countries) != 0 || !slices.Equal(keys[1].Countries, []string{"KZ", "PK"}) || !strings.HasPrefix(keys[0].Name, "registry:") {
+		t.Errorf("keys: %+v", keys)
+	}
+	for _, c := range []struct{ name, in, want string }{
+		{"nothing", "", "no PUBLIC KEY"},
+		{"junk after", pubPEM(p256.Public(), nil) + "junk", "not a PEM block"},
+		{"a private key", string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: []byte{1}})), "PRIVATE KEY block"},
+		{"P-224", pubPEM(p224.Public(), nil), "no accepted algorithm"},
+		{"an expired certificate", certPEM(now.Add(-time.Minute)), "not now"},
+		{"a bad country", pubPEM(p256.Public(), map[string]string{"Countries": "Kazakhstan"}), "ISO 3166-1"},
+		{"another header", pubPEM(p256.Public(), map[string]string{"Comment": "x"}), "only Countries"},
+	} {
+		if _, err := ra.ParseRegistryKeys([]byte(c.in), now); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: %v, want an error naming %q", c.name, err, c.want)
+		}
+	}
+
+	// A key that speaks for PK does not for KZ.
+	fx := newRAFixture(t, catest.New(t, now.UTC().Truncate(time.Second)), "sqlite", func(d *ra.Deps) {
+		d.RegistryKeys = []ra.RegistryKey{{Name: "registry:pk", Key: p256.Public(), Countries: []string{"PK"}}}
+	})
+	if code, _, problem := fx.postEvent(t, signEvent(t, p256, jose.ES256, deathOf("kz-1"))); code != http.StatusUnauthorized || problem != "unauthorized" {
+		t.Errorf("a KZ death signed with PK's key: %d %s", code, problem)
+	}
+}
+
+// racingCA runs before once, after the RA's own checks and before the CA
+// signs: what arrives while the CA signs.
+type racingCA struct {
+	ra.Issuer
+	before func()
+}
+
+func (c *racingCA) Issue(ctx context.Context, req ca.Request) (*x509.Certificate, error) {
+	if f := c.before; f != nil {
+		c.before = nil
+		f()
+	}
+	return c.Issuer.Issue(ctx, req)
+}
+
+// racingRevoker has another RA node revoke each certificate first, for
+// the same event: what this node then gets is already-revoked.
+type racingRevoker struct{ ra.Revoker }
+
+func (r racingRevoker) Revoke(ctx context.Context, serial []byte, reason int, actor string) error {
+	if err := r.Revoker.Revoke(ctx, serial, reason, actor+" (the other node)"); err != nil {
+		return err
+	}
+	return r.Revoker.Revoke(ctx, serial, reason, actor)
+}
+
+// TestRegistryEventRaces: a certificate the CA signs as the death arrives
+// is revoked once stored; a certificate another node revoked for the same
+// event meanwhile is in this node's answer.
+func TestRegistryEventRaces(t *testing.T) {
+	f := catest.New(t, time.Now().UTC().Truncate(time.Second))
+	for _, driver := range storetest.Drivers() {
+		t.Run(driver, func(t *testing.T) {
+			racing := &racingCA{}
+			fx := newRAFixture(t, f, driver, func(d *ra.Deps) {
+				racing.Issuer, d.CA = d.CA, racing
+				d.Revoker = racingRevoker{d.Revoker}
+			})
+			// The death arrives while the CA signs Aigerim's certificate:
+			// the event finds nothing to revoke, issue revokes it.
+			racing.before = func() {
+				code, res, problem := fx.postEvent(t, signEvent(t, fx.registryKey, jose.ES256, deathOf("kz-death-0300")))
+				if code != http.StatusOK || len(res.Revoked) != 0 {
+					t.Errorf("the death during the issuance: %d %s %+v", code, problem, res)
+				}
+			}
+			serial := fx.issued(t, citizen())
+			if status := fx.certStatus(t, serial); status != store.StatusRevoked {
+				t.Errorf("the certificate signed as the death arrived is %s", status)
+			}
+			if racing.before != nil {
+				t.Fatal("the event was not sent during the issuance")
+			}
+
+			// Another node revokes Ayesha's business certificate for the
+			// same dissolution at the same time.
+			id := fx.proved(t, business(), "business-auth")
+			if a := fx.act(t, signAction(t, fx.officer, approve(id), time.Now())); a.state != store.StateIssued {
+				t.Fatalf("approve: %+v", a)
+			}
+			biz := fx.serialOf(t, id)
+			dissolution := map[string]any{"event_id": "pk-dissolution-0301", "kind": "dissolution", "country": "PK", "registration_number": "32778761",
+				"occurred_at": time.Now().UTC().Format(time.RFC3339)}
+			code, res, problem := fx.postEvent(t, signEvent(t, fx.registryKey, jose.ES256, dissolution))
+			if code != http.StatusOK || !slices.Equal(res.Revoked, []string{biz}) {
+				t.Errorf("dissolution raced by another node: %d %s %+v", code, problem, res)
 			}
 		})
 	}

@@ -75,7 +75,7 @@ func openRA(s *service, authority *caRole, cfg config.RA) (*ra.Service, error) {
 		if err != nil {
 			return nil, fmt.Errorf("ra.registry_event_keys_file: %w", err)
 		}
-		if registryKeys, err = ra.ParseRegistryKeys(pemData); err != nil {
+		if registryKeys, err = ra.ParseRegistryKeys(pemData, time.Now()); err != nil {
 			return nil, fmt.Errorf("ra.registry_event_keys_file %s: %w", cfg.RegistryEventKeysFile, err)
 		}
 	}
@@ -109,6 +109,9 @@ func openRA(s *service, authority *caRole, cfg config.RA) (*ra.Service, error) {
 			reg.Register(unsentGauge("sanad_ra_outcome_notices_unsent",
 				"Notices of how an enrollment that waited for officers ended, not sent yet; -1 if the store cannot say.",
 				s.db.UnsentOutcomeNotices)),
+			reg.Register(unsentGauge("sanad_ra_registry_events_pending",
+				"Registry events received and not yet carried through (a revocation the CA could not make); -1 if the store cannot say.",
+				s.db.PendingRegistryEvents)),
 			reg.Register(newWaitingCollector(s.db, s.now)))
 	})
 	return svc, nil
@@ -233,6 +236,8 @@ func startRA(ctx context.Context, s *service, authority *caRole, cfg config.RA) 
 	// Applicants are told how their enrollment ended when the notice could
 	// not be sent at once.
 	s.every(time.Minute, sweep("telling applicants how their enrollments ended", svc.NoticeOutcomes))
+	// Registry events a delivery could not carry through are carried on.
+	s.every(time.Minute, sweep("carrying on registry events", svc.RetryRegistryEvents))
 	// Reminders of expiries are days ahead: an hourly sweep is soon enough,
 	// and reads the window of certificates that expire soon 60 times less;
 	// it runs at start too, for nodes redeployed within the hour.
@@ -331,20 +336,11 @@ func ensureDevCodeKey(path string) error {
 // `sanad registry sign-event`, and its public key at pubPath, which
 // ra.registry_event_keys_file names.
 func ensureDevRegistryKey(keyPath, pubPath string) error {
-	if _, err := os.Stat(keyPath); err == nil {
-		if _, err := os.Stat(pubPath); err == nil {
-			return nil
-		}
-	}
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return err
 	}
 	priv, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		return err
-	}
-	pub, err := x509.MarshalPKIXPublicKey(key.Public())
 	if err != nil {
 		return err
 	}
@@ -357,7 +353,8 @@ func ensureDevRegistryKey(keyPath, pubPath string) error {
 	if err != nil {
 		return fmt.Errorf("%s: %w", keyPath, err)
 	}
-	if pub, err = x509.MarshalPKIXPublicKey(signer.Public()); err != nil {
+	pub, err := x509.MarshalPKIXPublicKey(signer.Public())
+	if err != nil {
 		return err
 	}
 	return os.WriteFile(pubPath, pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: pub}), 0o644)

@@ -545,7 +545,7 @@ func TestEnrollmentEndToEnd(t *testing.T) {
 					Revoked []string `json:"revoked"`
 				} `json:"result"`
 			}
-			if code != 0 || json.Unmarshal([]byte(strings.TrimSpace(out)), &listed) != nil || listed.EventID != "kz-death-e2e" ||
+			if code != 0 || json.Unmarshal([]byte(strings.TrimSpace(out)), &listed) != nil || listed.EventID != "KZ/kz-death-e2e" ||
 				listed.Outcome != "applied" || !slices.Equal(listed.Result.Revoked, []string{armanSerial}) {
 				t.Errorf("sanad registry events --json: exit %d\n%s", code, out)
 			}

@@ -40,11 +40,13 @@ func newRegistryEventsCmd() *cobra.Command {
 		Short: "List the registry events received, oldest first, with what the RA did about each",
 		Long: `Events prints the registry events the RA received (POST /api/v1/registry/events),
 oldest first, one per line: id, kind, when it occurred and was received, the
-key that signed it, and its outcome (pending, applied, ignored). With --json,
-each line carries what the RA did (result: the certificates revoked and the
-enrollments rejected). An event still pending long after it was received did
-not finish (the CA was unreachable): the registry's next delivery of the same
-event carries it on.`,
+key that signed it, and its outcome (pending, applied, ignored, failed). Ids
+are the country and the registry's event id (KZ/1001). With --json, each line
+carries what the RA did (result: the certificates revoked and the enrollments
+rejected). An event pending did not finish yet (a revocation the CA could not
+make): the RA carries it on every minute, as does the registry's next
+delivery. A failed one no longer verifies with the registry's keys (one was
+withdrawn since it came): an operator looks.`,
 		Args: cobra.NoArgs,
 	}
 	loadConfig := configFlag(cmd)

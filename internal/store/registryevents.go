@@ -128,3 +128,55 @@ func (db *DB) registryEvents(ctx context.Context, rest string, args ...any) ([]R
 	}
 	return out, nil
 }
+
+// SubjectsWithGoodCertificates returns, in id order after the id after,
+// at most limit subjects holding a certificate that is signed, good and
+// unexpired at now: those a registry recheck asks about (the
+// certificates_subject index, read in order).
+func (db *DB) SubjectsWithGoodCertificates(ctx context.Context, after string, now time.Time, limit int) ([]Subject, error) {
+	rows, err := db.sql.QueryContext(ctx, db.d.q(`
+		SELECT id, kind, national_id FROM subjects WHERE id IN (
+			SELECT DISTINCT subject_id FROM certificates
+			WHERE subject_id > $1 AND status = 'good' AND der IS NOT NULL AND not_after > $2
+			ORDER BY subject_id LIMIT $3)
+		ORDER BY id`), after, db.d.timeArg(now), limit)
+	if err != nil {
+		return nil, fmt.Errorf("subjects with good certificates: %w", err)
+	}
+	defer rows.Close()
+	var out []Subject
+	for rows.Next() {
+		var s Subject
+		if err := rows.Scan(&s.ID, &s.Kind, &s.NationalID); err != nil {
+			return nil, fmt.Errorf("subjects with good certificates: %w", err)
+		}
+		out = append(out, s)
+	}
+	return out, rows.Err()
+}
+
+// SubjectEndedBy returns the first death or dissolution event received
+// for a subject that was not ignored (pending or applied), or ErrNotFound:
+// an issuance for that subject must not go on (the registry_events_subject
+// index).
+func (db *DB) SubjectEndedBy(ctx context.Context, subjectID string) (RegistryEvent, error) {
+	evs, err := db.registryEvents(ctx, `WHERE subject_id = $1 AND kind IN ('death', 'dissolution') AND outcome IN ('pending', 'applied')
+		ORDER BY received_at, event_id LIMIT 1`, subjectID)
+	if err != nil {
+		return RegistryEvent{}, err
+	}
+	if len(evs) == 0 {
+		return RegistryEvent{}, fmt.Errorf("registry events of subject %s: %w", subjectID, ErrNotFound)
+	}
+	return evs[0], nil
+}
+
+// PendingRegistryEvents counts the events not acted on yet (the
+// registry_events_pending index).
+func (db *DB) PendingRegistryEvents(ctx context.Context) (int64, error) {
+	var n int64
+	if err := db.sql.QueryRowContext(ctx, `SELECT count(*) FROM registry_events WHERE outcome = 'pending'`).Scan(&n); err != nil {
+		return 0, fmt.Errorf("pending registry events: %w", err)
+	}
+	return n, nil
+}

@@ -107,3 +107,87 @@ func equal(a, b []string) bool {
 	}
 	return true
 }
+
+// TestSubjectsWithGoodCertificates: a recheck asks about the subjects that
+// hold a signed, good, unexpired certificate, each once, in id order, page
+// by page.
+func TestSubjectsWithGoodCertificates(t *testing.T) {
+	for _, driver := range storetest.Drivers() {
+		t.Run(driver, func(t *testing.T) {
+			db, _ := storetest.Open(t, driver)
+			ctx := t.Context()
+			now := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
+			putIssuer(t, db, testIssuer("issuing", "issuing"))
+			type cert struct {
+				subject         string
+				signed, revoked bool
+				expired         bool
+			}
+			certs := []cert{
+				{"s1", true, false, false}, {"s2", true, true, false}, {"s3", true, false, true},
+				{"s4", false, false, false}, {"s5", true, false, false}, {"s5", true, false, false}, {"s6", true, false, false},
+			}
+			err := db.InTx(ctx, func(tx *store.Tx) error {
+				for _, id := range []string{"s1", "s2", "s3", "s4", "s5", "s6"} {
+					if _, err := tx.PutSubject(ctx, store.Subject{ID: id, Kind: "person", NationalID: "IDCKZ-" + id, Attributes: []byte(`{}`), CreatedAt: now, UpdatedAt: now}); err != nil {
+						return err
+					}
+				}
+				for i, c := range certs {
+					notAfter := now.AddDate(1, 0, 0)
+					if c.expired {
+						notAfter = now.Add(-time.Second)
+					}
+					row := store.Certificate{IssuerID: "issuing", Serial: []byte{0x40, byte(i)}, SubjectID: c.subject, Profile: "citizen-auth",
+						NotBefore: now.AddDate(-1, 0, 0), NotAfter: notAfter, TBS: []byte{0x30}, CreatedAt: now.AddDate(-1, 0, 0)}
+					if err := tx.InsertCertificateIntent(ctx, row); err != nil {
+						return err
+					}
+					if c.signed {
+						if err := tx.SetCertificateDER(ctx, "issuing", row.Serial, []byte{0x30, 0x82}, now); err != nil {
+							return err
+						}
+					}
+					if c.revoked {
+						if err := tx.RevokeCertificate(ctx, "issuing", row.Serial, now, 1, now); err != nil {
+							return err
+						}
+					}
+				}
+				return nil
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			page := func(after string, limit int) []string {
+				t.Helper()
+				subjects, err := db.SubjectsWithGoodCertificates(ctx, after, now, limit)
+				if err != nil {
+					t.Fatal(err)
+				}
+				out := []string{}
+				for _, s := range subjects {
+					if s.NationalID != "IDCKZ-"+s.ID || s.Kind != "person" {
+						t.Errorf("subject %+v", s)
+					}
+					out = append(out, s.ID)
+				}
+				return out
+			}
+			for _, c := range []struct {
+				after string
+				limit int
+				want  []string
+			}{
+				{"", 10, []string{"s1", "s5", "s6"}},
+				{"", 2, []string{"s1", "s5"}},
+				{"s5", 2, []string{"s6"}},
+				{"s6", 2, []string{}},
+			} {
+				if got := page(c.after, c.limit); !equal(got, c.want) {
+					t.Errorf("after %q, %d: %v, want %v", c.after, c.limit, got, c.want)
+				}
+			}
+		})
+	}
+}
