@@ -945,7 +945,7 @@ func (s *Service) resumeOne(ctx context.Context, e store.Enrollment, cutoff time
 	c, err := d.Store.CertificateOfEnrollment(ctx, e.ID)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
-		out, _, err := s.issueDetached(ctx, e, "system:resume")
+		out, _, err := s.issueDetached(ctx, e, resumeActor)
 		if _, refused := ProblemOf(err); err != nil && !refused {
 			return false, err
 		}
@@ -980,7 +980,7 @@ func (s *Service) resumeOne(ctx context.Context, e store.Enrollment, cutoff time
 				return err
 			}
 		}
-		return d.Audit.Append(tx, audit.Event{Actor: "system:resume", Action: "enrollment.issue", Object: "enrollment/" + e.ID,
+		return d.Audit.Append(tx, audit.Event{Actor: resumeActor, Action: "enrollment.issue", Object: "enrollment/" + e.ID,
 			Details: map[string]any{"serial": hex.EncodeToString(c.Serial), "profile": e.Profile, "resumed": true}})
 	})
 	if err != nil {
@@ -1045,9 +1045,12 @@ func (s *Service) issue(ctx context.Context, e store.Enrollment, actor string) (
 	if d.Policy.Approvals(e.Profile) > 0 {
 		recheck, issueErr = s.recheck(ctx, e, subj, v)
 	}
-	// The registry may have reported the subject's death or dissolution
-	// since the enrollment was approved.
-	if issueErr == nil {
+	// An enrollment Resume finishes was approved a while ago: the registry
+	// may have reported the subject's death or dissolution since. (One
+	// issued at its approval is checked once stored, below: a read here
+	// would cost every issuance a tenth of a millisecond on SQLite.)
+	var endedBy store.RegistryEvent
+	if issueErr == nil && actor == resumeActor {
 		issueErr = s.checkNotEnded(ctx, subj.ID)
 	}
 	renews := renewsOf(e)
@@ -1117,6 +1120,15 @@ func (s *Service) issue(ctx context.Context, e store.Enrollment, actor string) (
 		if out, err = move(ctx, tx, cur, store.StateIssued, "", now); err != nil {
 			return err
 		}
+		// The registry may have reported the subject's death or
+		// dissolution while the CA signed: the event's own revocations
+		// may have missed a certificate not stored yet.
+		switch endedBy, err = tx.SubjectEndedBy(ctx, subj.ID); {
+		case errors.Is(err, store.ErrNotFound):
+			endedBy = store.RegistryEvent{}
+		case err != nil:
+			return err
+		}
 		// A withdrawn renewal's holder is told of its revocation, not that
 		// it was issued. (A revocation at the CA alone in the moments since
 		// the CA committed the certificate is told as issued, then by its
@@ -1138,13 +1150,10 @@ func (s *Service) issue(ctx context.Context, e store.Enrollment, actor string) (
 			d.Log.Error("revoking a renewal whose old certificate was revoked meanwhile", "enrollment", e.ID, "err", err)
 		}
 	}
-	if issueErr == nil && !withdraw {
-		// The registry reported the subject's death or dissolution while
-		// the CA signed: the event's own revocations may have missed a
-		// certificate not stored yet.
-		if ended, err := s.revokeIfEnded(ctx, subj.ID, cert.SerialNumber.Bytes()); err != nil {
+	if issueErr == nil && !withdraw && endedBy.EventID != "" {
+		if err := s.revokeEnded(ctx, endedBy, cert.SerialNumber.Bytes()); err != nil {
 			d.Log.Error("revoking a certificate issued as the registry reported its subject's end", "enrollment", e.ID, "err", err)
-		} else if ended {
+		} else {
 			d.Log.Warn("certificate revoked at once: the registry reported its subject's end while the CA signed it", "enrollment", e.ID)
 		}
 	}

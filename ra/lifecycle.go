@@ -65,10 +65,11 @@ import (
 // business, which still exists, and its remaining representatives decide
 // on them.
 //
-// An enrollment already approved when the event arrives is not issued:
-// issue asks, before the CA signs, whether a death or dissolution was
-// received for the subject (SubjectEndedBy) and fails it; and a certificate
-// the CA was signing at that very moment is revoked by issue once stored.
+// An enrollment left approved when the event arrives (the CA was down) is
+// not issued: Resume's issue asks, before the CA signs, whether a death or
+// dissolution was received for the subject, and fails it. A certificate the
+// CA was signing as the event arrived is revoked by issue once stored (it
+// asks in the transaction that records the issuance).
 //
 // Events are idempotent by country and event_id: a second delivery of an
 // event that was applied answers what the first did; one whose first
@@ -720,6 +721,9 @@ func (s *Service) revokeAllOf(ctx context.Context, ev RegistryEvent, subjectID, 
 	return revoked, errors.Join(errs...)
 }
 
+// resumeActor is who finishes, with Resume, an enrollment left approved.
+const resumeActor = "system:resume"
+
 // checkNotEnded refuses, before the CA signs, an issuance for a subject
 // whose death or dissolution the registry reported.
 func (s *Service) checkNotEnded(ctx context.Context, subjectID string) error {
@@ -737,24 +741,16 @@ func (s *Service) checkNotEnded(ctx context.Context, subjectID string) error {
 	return &registryChangedError{problem: problem, detail: eventEnds[ev.Kind] + " (event " + ev.EventID + ")"}
 }
 
-// revokeIfEnded revokes a certificate just issued to a subject whose death
-// or dissolution the registry reported while the CA signed it, and reports
-// whether it did.
-func (s *Service) revokeIfEnded(ctx context.Context, subjectID string, serial []byte) (bool, error) {
-	ev, err := s.d.Store.SubjectEndedBy(ctx, subjectID)
-	if errors.Is(err, store.ErrNotFound) {
-		return false, nil
-	}
-	if err != nil {
-		return false, err
-	}
-	err = s.d.Revoker.Revoke(ctx, serial, reasonCessationOfOperation, ev.Source+" event "+ev.EventID)
+// revokeEnded revokes a certificate just issued to a subject whose death
+// or dissolution the registry reported (endedBy) while the CA signed it.
+func (s *Service) revokeEnded(ctx context.Context, endedBy store.RegistryEvent, serial []byte) error {
+	err := s.d.Revoker.Revoke(ctx, serial, reasonCessationOfOperation, endedBy.Source+" event "+endedBy.EventID)
 	if already := (*store.AlreadyRevokedError)(nil); errors.As(err, &already) {
-		return true, nil
+		return nil
 	}
 	if err != nil {
-		return false, err
+		return err
 	}
 	s.noticeRevoked(ctx, serial)
-	return true, nil
+	return nil
 }

@@ -105,7 +105,14 @@ func (db *DB) RegistryEvents(ctx context.Context, since time.Time, pending bool,
 }
 
 func (db *DB) registryEvents(ctx context.Context, rest string, args ...any) ([]RegistryEvent, error) {
-	rows, err := db.sql.QueryContext(ctx, db.d.q(`SELECT `+registryEventColumns+` FROM registry_events `+rest), args...)
+	return queryRegistryEvents(ctx, db.sql, &db.d, rest, args...)
+}
+
+// queryRegistryEvents reads events with q, the database or a transaction.
+func queryRegistryEvents(ctx context.Context, q interface {
+	QueryContext(context.Context, string, ...any) (*sql.Rows, error)
+}, d *dialect, rest string, args ...any) ([]RegistryEvent, error) {
+	rows, err := q.QueryContext(ctx, d.q(`SELECT `+registryEventColumns+` FROM registry_events `+rest), args...)
 	if err != nil {
 		return nil, fmt.Errorf("registry events: %w", err)
 	}
@@ -155,13 +162,32 @@ func (db *DB) SubjectsWithGoodCertificates(ctx context.Context, after string, no
 	return out, rows.Err()
 }
 
-// SubjectEndedBy returns the first death or dissolution event received
-// for a subject that was not ignored (pending or applied), or ErrNotFound:
-// an issuance for that subject must not go on (the registry_events_subject
-// index).
+// endedByWhere chooses a subject's death or dissolution events that were
+// not ignored (pending or applied), first received first (the
+// registry_events_subject index).
+const endedByWhere = `WHERE subject_id = $1 AND kind IN ('death', 'dissolution') AND outcome IN ('pending', 'applied')
+	ORDER BY received_at, event_id LIMIT 1`
+
+// SubjectEndedBy returns, in the transaction, the first death or
+// dissolution event received for a subject that was not ignored, or
+// ErrNotFound: a certificate just issued to that subject must be revoked.
+// Read in the writer's transaction, it costs a lookup in pages the writer
+// holds, where a read beside it would first reload what the last commit
+// changed.
+func (tx *Tx) SubjectEndedBy(ctx context.Context, subjectID string) (RegistryEvent, error) {
+	evs, err := queryRegistryEvents(ctx, tx.tx, tx.d, endedByWhere, subjectID)
+	if err != nil {
+		return RegistryEvent{}, err
+	}
+	if len(evs) == 0 {
+		return RegistryEvent{}, fmt.Errorf("registry events of subject %s: %w", subjectID, ErrNotFound)
+	}
+	return evs[0], nil
+}
+
+// SubjectEndedBy is Tx.SubjectEndedBy in a read of its own.
 func (db *DB) SubjectEndedBy(ctx context.Context, subjectID string) (RegistryEvent, error) {
-	evs, err := db.registryEvents(ctx, `WHERE subject_id = $1 AND kind IN ('death', 'dissolution') AND outcome IN ('pending', 'applied')
-		ORDER BY received_at, event_id LIMIT 1`, subjectID)
+	evs, err := db.registryEvents(ctx, endedByWhere, subjectID)
 	if err != nil {
 		return RegistryEvent{}, err
 	}

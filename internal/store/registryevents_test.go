@@ -65,6 +65,49 @@ func TestRegistryEvents(t *testing.T) {
 				t.Errorf("kz-1: %+v %v", got, err)
 			}
 
+			// kz-1 is s1's applied death: an issuance for s1 must not go
+			// on, in a read of its own or in a transaction.
+			ended, err := db.SubjectEndedBy(ctx, "s1")
+			if err != nil || ended.EventID != "kz-1" || ended.Kind != store.EventDeath || ended.Source != "registry:a" {
+				t.Errorf("SubjectEndedBy(s1): %+v %v", ended, err)
+			}
+			if err := db.InTx(ctx, func(tx *store.Tx) error {
+				ev, err := tx.SubjectEndedBy(ctx, "s1")
+				if err != nil || ev.EventID != "kz-1" {
+					t.Errorf("SubjectEndedBy(s1): %+v %v", ev, err)
+				}
+				_, err = tx.SubjectEndedBy(ctx, "s2")
+				if !errors.Is(err, store.ErrNotFound) {
+					t.Errorf("SubjectEndedBy(s2): %v", err)
+				}
+				return nil
+			}); err != nil {
+				t.Fatal(err)
+			}
+			// s2 has no event; s3's death was ignored.
+			for _, id := range []string{"s2", "s3"} {
+				if err := db.InTx(ctx, func(tx *store.Tx) error {
+					_, err := tx.PutSubject(ctx, store.Subject{ID: id, Kind: "person", NationalID: "IDCKZ-" + id, Attributes: []byte(`{}`), CreatedAt: t0, UpdatedAt: t0})
+					return err
+				}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := db.InTx(ctx, func(tx *store.Tx) error {
+				ev := store.RegistryEvent{EventID: "kz-4", Source: "registry:a", SubjectID: "s3", Kind: store.EventDeath, OccurredAt: t0, ReceivedAt: t0, Payload: "x"}
+				if err := tx.InsertRegistryEvent(ctx, ev); err != nil {
+					return err
+				}
+				return tx.EndRegistryEvent(ctx, "kz-4", store.OutcomeIgnored, "{}", t0)
+			}); err != nil {
+				t.Fatal(err)
+			}
+			for _, id := range []string{"s2", "s3", "s9"} {
+				if ev, err := db.SubjectEndedBy(ctx, id); !errors.Is(err, store.ErrNotFound) {
+					t.Errorf("SubjectEndedBy(%s): %+v %v, want ErrNotFound", id, ev, err)
+				}
+			}
+
 			ids := func(evs []store.RegistryEvent, err error) []string {
 				t.Helper()
 				if err != nil {
@@ -83,8 +126,8 @@ func TestRegistryEvents(t *testing.T) {
 				limit   int
 				want    []string
 			}{
-				{"all", t0, false, 10, []string{"kz-1", "kz-2"}},
-				{"the first", t0, false, 1, []string{"kz-1"}},
+				{"all", t0, false, 10, []string{"kz-4", "kz-1", "kz-2"}},
+				{"the first", t0, false, 1, []string{"kz-4"}},
 				{"since the second", t0.Add(2 * time.Minute), false, 10, []string{"kz-2"}},
 				{"pending", t0, true, 10, []string{"kz-2"}},
 			} {
