@@ -25,6 +25,7 @@ import (
 	"github.com/sanadpki/sanad/internal/audit"
 	"github.com/sanadpki/sanad/internal/store"
 	"github.com/sanadpki/sanad/ra/idnum"
+	"github.com/sanadpki/sanad/ra/registry"
 )
 
 // A national registry tells the RA, as they happen, of what ends the
@@ -425,7 +426,20 @@ func (s *Service) RetryRegistryEvents(ctx context.Context) (int, error) {
 		if rec.ReceivedAt.After(now.Add(-time.Minute)) {
 			continue // a delivery may still be at work on it
 		}
-		ev, source, parseErr := ParseRegistryEvent(rec.Payload, d.RegistryKeys, rec.ReceivedAt)
+		var (
+			ev       RegistryEvent
+			source   = rec.Source
+			parseErr error
+		)
+		if strings.HasPrefix(rec.Payload, "{") {
+			// A recheck's: the registry's answer, checked when it came.
+			var ok bool
+			if ev, ok = recordedEvent(rec.Payload); !ok {
+				parseErr = errors.New("the recheck's record does not read")
+			}
+		} else {
+			ev, source, parseErr = ParseRegistryEvent(rec.Payload, d.RegistryKeys, rec.ReceivedAt)
+		}
 		if parseErr != nil {
 			detail, _ := json.Marshal(map[string]string{"error": parseErr.Error()})
 			err := s.group.InTx(ctx, func(tx *store.Tx) error {
@@ -570,18 +584,12 @@ func decided(rec store.RegistryEvent) (RegistryEventResult, error) {
 	return done, nil
 }
 
-// sameEvent reports whether a recorded event (its JWS) says what ev says: a
-// registry may sign and spell a redelivery anew.
+// sameEvent reports whether a recorded event (its JWS, or a recheck's
+// record) says what ev says: a registry may sign and spell a redelivery
+// anew.
 func sameEvent(recorded string, ev RegistryEvent) bool {
-	obj, err := jose.ParseSignedCompact(recorded, eventAlgorithms)
-	if err != nil {
-		return false
-	}
-	var first RegistryEvent
-	if err := json.Unmarshal(obj.UnsafePayloadWithoutVerification(), &first); err != nil {
-		return false
-	}
-	return first.same(ev)
+	first, ok := recordedEvent(recorded)
+	return ok && first.same(ev)
 }
 
 // eventEnds is the reason an enrollment ended by an event is given.
@@ -753,4 +761,114 @@ func (s *Service) revokeEnded(ctx context.Context, endedBy store.RegistryEvent, 
 	}
 	s.noticeRevoked(ctx, serial)
 	return nil
+}
+
+// RecheckResult is what a recheck of one subject found and did.
+type RecheckResult struct {
+	// Subject is the semantics identifier asked about.
+	Subject string `json:"subject"`
+	// Registry is what the registry says now: alive or deceased for a
+	// person, active or inactive for a business, not-in-registry when it
+	// has no record (an officer looks: nothing is done).
+	Registry string `json:"registry"`
+	// Event is what was done, as for a registry event, when the registry
+	// records a death or a dissolution; nil otherwise.
+	Event *RegistryEventResult `json:"event,omitempty"`
+}
+
+// recheckRecord is the payload of an event a recheck made (in
+// registry_events): the registry's answer, instead of a signed event.
+type recheckRecord struct {
+	Recheck store.RegistryEvidence `json:"recheck"`
+	Event   RegistryEvent          `json:"event"`
+}
+
+// Recheck asks the registry about the person or business with this
+// semantics identifier (IDCKZ-…, NTRPK-…) and, when it records a death or
+// a dissolution, does what the registry's event would have done
+// (ApplyRegistryEvent): for an event that never came (a registry down, one
+// that sends no events). The event it records is named after the
+// registry's record (recheck.<its SHA-256>), so that rechecking again does
+// nothing more; its source is "recheck:" and the registry's.
+func (s *Service) Recheck(ctx context.Context, subjectKey string) (RecheckResult, error) {
+	d := s.d
+	out := RecheckResult{Subject: subjectKey}
+	typ, country, id, ok := parseSemanticsID(subjectKey)
+	kind, known := subjectKinds[typ]
+	if !ok || !known {
+		return out, refuse("invalid-request", "subjects are named by IDC (persons) or NTR (businesses) semantics identifiers")
+	}
+	if _, err := d.Store.SubjectByNationalID(ctx, kind, subjectKey); errors.Is(err, store.ErrNotFound) {
+		return out, refuse("subject-not-found", "")
+	} else if err != nil {
+		return out, err
+	}
+	ev := RegistryEvent{Country: country}
+	var (
+		ended bool
+		proof registry.Evidence
+		err   error
+	)
+	if kind == "person" {
+		var p registry.Person
+		p, proof, err = d.Registry.Person(ctx, country, id)
+		ended, out.Registry = err == nil && !p.Alive, map[bool]string{true: "alive", false: "deceased"}[p.Alive]
+		ev.Kind, ev.NationalID = store.EventDeath, id
+	} else {
+		var b registry.Business
+		b, proof, err = d.Registry.Business(ctx, country, id)
+		ended, out.Registry = err == nil && !b.Active, map[bool]string{true: "active", false: "inactive"}[b.Active]
+		ev.Kind, ev.RegistrationNumber = store.EventDissolution, id
+	}
+	switch {
+	case errors.Is(err, registry.ErrNotFound):
+		out.Registry = "not-in-registry"
+		return out, nil
+	case err != nil:
+		return RecheckResult{}, registryErr(err, kind, country, id)
+	case !ended:
+		return out, nil
+	}
+	ev.EventID = "recheck." + hex.EncodeToString(proof.Hash[:8])
+	ev.OccurredAt = proof.LookedUpAt.UTC()
+	payload, err := json.Marshal(recheckRecord{Recheck: evidence("", kind, proof), Event: ev})
+	if err != nil {
+		return RecheckResult{}, err
+	}
+	// Rechecked before, with the same record: that event, as recorded
+	// (when it was first looked up), is carried on or answered again.
+	if first, err := d.Store.RegistryEvent(ctx, ev.storedID()); err == nil {
+		if recorded, ok := recordedEvent(first.Payload); ok {
+			ev, payload = recorded, []byte(first.Payload)
+		}
+	} else if !errors.Is(err, store.ErrNotFound) {
+		return RecheckResult{}, err
+	}
+	res, err := s.applyEvent(ctx, ev, "recheck:"+proof.Source, string(payload))
+	if err != nil {
+		return RecheckResult{}, err
+	}
+	out.Event = &res
+	return out, nil
+}
+
+// recordedEvent reads the event a registry_events payload holds: a signed
+// event (its JWS, not verified here) or a recheck's record.
+func recordedEvent(payload string) (RegistryEvent, bool) {
+	var ev RegistryEvent
+	if strings.HasPrefix(payload, "{") {
+		var rec recheckRecord
+		if err := json.Unmarshal([]byte(payload), &rec); err != nil {
+			return ev, false
+		}
+		return rec.Event, true
+	}
+	obj, err := jose.ParseSignedCompact(payload, eventAlgorithms)
+	if err != nil {
+		return ev, false
+	}
+	if err := json.Unmarshal(obj.UnsafePayloadWithoutVerification(), &ev); err != nil {
+		return ev, false
+	}
+	return ev, true
 }

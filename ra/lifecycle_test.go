@@ -560,3 +560,63 @@ func TestRegistryEventRaces(t *testing.T) {
 		})
 	}
 }
+
+// TestRecheck: a recheck asks the registry, and does what its event would
+// have for a death it records, once; a person it records alive, or no
+// longer has, is left as is; the registry down is an error, not a death.
+func TestRecheck(t *testing.T) {
+	f := catest.New(t, time.Now().UTC().Truncate(time.Second))
+	for _, driver := range storetest.Drivers() {
+		t.Run(driver, func(t *testing.T) {
+			reg := &changingRegistry{dead: map[string]bool{}, gone: map[string]bool{}}
+			fx := newRAFixture(t, f, driver, func(d *ra.Deps) { reg.Registry, d.Registry = d.Registry, reg })
+			ctx := t.Context()
+			serial := fx.issued(t, citizen())
+			nurlan := map[string]any{"kind": "person", "country": "KZ", "national_id": "850721313761",
+				"given_name": "Nurlan", "family_name": "Bekov", "birth_date": "1985-07-21"}
+			nurlans := fx.issued(t, nurlan)
+
+			if res, err := fx.svc.Recheck(ctx, "IDCKZ-880312448217"); err != nil || res.Registry != "alive" || res.Event != nil {
+				t.Errorf("alive: %+v %v", res, err)
+			}
+			reg.set(func() { reg.dead["KZ:880312448217"], reg.gone["KZ:850721313761"] = true, true })
+			res, err := fx.svc.Recheck(ctx, "IDCKZ-880312448217")
+			if err != nil || res.Registry != "deceased" || res.Event == nil || res.Event.Outcome != store.OutcomeApplied ||
+				!slices.Equal(res.Event.Revoked, []string{serial}) || !slices.Equal(res.Event.Ended, []string{fx.pending}) {
+				t.Fatalf("deceased: %+v %v", res, err)
+			}
+			if !strings.HasPrefix(res.Event.EventID, "recheck.") {
+				t.Errorf("event id %q", res.Event.EventID)
+			}
+			ev, err := fx.db.RegistryEvent(ctx, "KZ/"+res.Event.EventID)
+			if err != nil || !strings.HasPrefix(ev.Source, "recheck:") || ev.Outcome != store.OutcomeApplied || ev.Kind != store.EventDeath {
+				t.Errorf("recorded: %+v %v", ev, err)
+			}
+			before := fx.state(t)
+			again, err := fx.svc.Recheck(ctx, "IDCKZ-880312448217")
+			if err != nil || again.Event == nil || !again.Event.Repeated || !slices.Equal(again.Event.Revoked, res.Event.Revoked) {
+				t.Errorf("rechecked again: %+v %v", again, err)
+			}
+			if d := before.diff(fx.state(t)); len(d) > 0 {
+				t.Errorf("a second recheck changed the database: %s", strings.Join(d, "; "))
+			}
+
+			if res, err := fx.svc.Recheck(ctx, "IDCKZ-850721313761"); err != nil || res.Registry != "not-in-registry" || res.Event != nil {
+				t.Errorf("no longer in the registry: %+v %v", res, err)
+			}
+			if status := fx.certStatus(t, nurlans); status != store.StatusGood {
+				t.Errorf("the certificate of a person the registry no longer has is %s: an officer decides", status)
+			}
+			reg.set(func() { reg.down = true })
+			if _, err := fx.svc.Recheck(ctx, "IDCKZ-850721313761"); err == nil {
+				t.Error("the registry down: no error")
+			}
+			for key, problem := range map[string]string{"IDCKZ-011126570360": "subject-not-found", "VATKZ-1": "invalid-request", "x": "invalid-request"} {
+				_, err := fx.svc.Recheck(ctx, key)
+				if e, ok := ra.ProblemOf(err); !ok || e.Type != problem {
+					t.Errorf("%s: %v, want %s", key, err, problem)
+				}
+			}
+		})
+	}
+}

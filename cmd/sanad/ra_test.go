@@ -509,6 +509,36 @@ func TestEnrollmentEndToEnd(t *testing.T) {
 				if code, out := c.holder("", certFile, "revoke", "--reason", "superseded"); code != 2 || !strings.Contains(out, "--key") {
 					t.Errorf("sanad holder revoke without a key: exit %d, want 2 naming --key\n%s", code, out)
 				}
+
+				// The registry now records Nurlan's death, and sent no event:
+				// sanad registry recheck finds it, revokes his renewed
+				// certificate and publishes the CRL; a second recheck does
+				// nothing more.
+				regPath := filepath.Join(dir, "registry.json")
+				raw, err := os.ReadFile(regPath)
+				if err != nil {
+					t.Fatal(err)
+				}
+				dead := strings.Replace(string(raw), `"national_id": "850721313761", "given_name": "Nurlan", "family_name": "Bekov", "birth_date": "1985-07-21", "alive": true`,
+					`"national_id": "850721313761", "given_name": "Nurlan", "family_name": "Bekov", "birth_date": "1985-07-21", "alive": false`, 1)
+				if dead == string(raw) || os.WriteFile(regPath, []byte(dead), 0o644) != nil {
+					t.Fatal("could not record Nurlan's death in the dev registry")
+				}
+				code, out := c.sanad(nil, "registry", "recheck", "IDCKZ-850721313761", "IDCKZ-880312448217")
+				if code != 0 || !strings.Contains(out, "IDCKZ-850721313761\tdeceased\trevoked 1,") || !strings.Contains(out, "IDCKZ-880312448217\talive") {
+					t.Errorf("sanad registry recheck: exit %d\n%s", code, out)
+				}
+				renewedSerial := jwsauth.SerialHex(renewed.SerialNumber)
+				if code, v := c.do(http.MethodGet, "/api/v1/certificates/"+renewedSerial, "", nil, nil); code != 200 || v["status"] != "revoked" || v["reason"] != "cessationOfOperation" {
+					t.Errorf("the certificate of a person the recheck found dead: %d %v", code, v)
+				}
+				c.verifyWithCRL(db, openssl, renewed, true)
+				if code, out := c.sanad(nil, "registry", "recheck", "IDCKZ-850721313761", "--json"); code != 0 || !strings.Contains(out, `"repeated":true`) {
+					t.Errorf("sanad registry recheck, again: exit %d\n%s", code, out)
+				}
+				if code, out := c.sanad(nil, "registry", "recheck"); code != 2 {
+					t.Errorf("sanad registry recheck without subjects: exit %d, want 2\n%s", code, out)
+				}
 			}
 
 			// The registry reports a death, signed with the sample
@@ -545,8 +575,10 @@ func TestEnrollmentEndToEnd(t *testing.T) {
 					Revoked []string `json:"revoked"`
 				} `json:"result"`
 			}
-			if code != 0 || json.Unmarshal([]byte(strings.TrimSpace(out)), &listed) != nil || listed.EventID != "KZ/kz-death-e2e" ||
-				listed.Outcome != "applied" || !slices.Equal(listed.Result.Revoked, []string{armanSerial}) {
+			// The recheck's event above, then this one, oldest first.
+			lines := strings.Split(strings.TrimSpace(out), "\n")
+			if code != 0 || len(lines) != 2 || json.Unmarshal([]byte(lines[1]), &listed) != nil || listed.EventID != "KZ/kz-death-e2e" ||
+				listed.Outcome != "applied" || !slices.Equal(listed.Result.Revoked, []string{armanSerial}) || !strings.Contains(lines[0], `"event_id":"KZ/recheck.`) {
 				t.Errorf("sanad registry events --json: exit %d\n%s", code, out)
 			}
 			if code, out := c.sanad(nil, "registry", "sign-event", "--kind", "death", "--country", "KZ", "--national-id", "011126570361", "--url", c.dev.url); code != 1 || !strings.Contains(out, "invalid-identifier") {

@@ -17,7 +17,7 @@ import (
 
 func newRegistryCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "registry", Short: "The national registry's events: what was received, and signing one as a registry would"}
-	cmd.AddCommand(newRegistryEventsCmd(), newRegistrySignEventCmd())
+	cmd.AddCommand(newRegistryEventsCmd(), newRegistrySignEventCmd(), newRegistryRecheckCmd())
 	return cmd
 }
 
@@ -179,6 +179,125 @@ public key.`,
 		}
 		_, err = sendSigned(cmd.Context(), cmd.OutOrStdout(), http.MethodPost, strings.TrimSuffix(*url, "/")+"/api/v1/registry/events", compact)
 		return err
+	}
+	return cmd
+}
+
+func newRegistryRecheckCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "recheck [SUBJECT...]",
+		Short: "Ask the registry again about subjects, and do what its death or dissolution event would have done",
+		Long: `Recheck asks the configured national registry (ra.registry_file or
+ra.registry_url) about each SUBJECT, a semantics identifier (IDCKZ-…, NTRPK-…),
+or with --all about every subject holding a good certificate, in id order. A
+person the registry records as deceased, or a business as inactive, is
+treated as its registry event would have been (POST /api/v1/registry/events):
+good certificates revoked, cessationOfOperation, open enrollments rejected,
+all audited, the event recorded as recheck.<record hash> with source
+recheck:<registry>. Rechecking again does nothing more. A subject the
+registry no longer has is reported, not acted on: an officer decides.
+
+It runs with the CA's keys (the configured HSM token) and publishes the CRL
+of each issuing CA after revoking. One line per subject; --json for JSON lines.`,
+	}
+	loadConfig := configFlag(cmd)
+	all := cmd.Flags().Bool("all", false, "every subject holding a good certificate")
+	limit := cmd.Flags().Int("limit", 10000, "with --all, at most this many subjects")
+	asJSON := cmd.Flags().Bool("json", false, "print JSON lines")
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		if *all == (len(args) > 0) {
+			return usagef("recheck needs SUBJECT arguments or --all, not both")
+		}
+		if *limit < 1 {
+			return usagef("--limit must be at least 1")
+		}
+		cfg, err := loadConfig()
+		if err != nil {
+			return err
+		}
+		if cfg.RA.RegistryFile == "" && cfg.RA.RegistryURL == "" {
+			return usagef("recheck needs ra.registry_file or ra.registry_url in the configuration")
+		}
+		ctx := cmd.Context()
+		s, err := openService(ctx, cfg, newLogger(cfg.Log, cmd.ErrOrStderr()))
+		if err != nil {
+			return err
+		}
+		defer s.close()
+		authority, err := openCA(ctx, s, cfg.PublicBaseURL())
+		if err != nil {
+			return err
+		}
+		raCfg := cfg.RA
+		if raCfg.OutboxDir == "" && raCfg.NotifyWebhook == "" {
+			return usagef("recheck needs ra.notify_webhook (or ra.outbox_dir): holders are told of revocations")
+		}
+		svc, err := openRA(s, authority, raCfg)
+		if err != nil {
+			return err
+		}
+		w := cmd.OutOrStdout()
+		revoked, failed := 0, 0
+		check := func(subject string) {
+			res, err := svc.Recheck(ctx, subject)
+			if err != nil {
+				failed++
+				fmt.Fprintf(cmd.ErrOrStderr(), "sanad registry recheck: %s: %v\n", transcript.Printable(subject), err)
+				return
+			}
+			if res.Event != nil && !res.Event.Repeated {
+				revoked += len(res.Event.Revoked)
+			}
+			if *asJSON {
+				out, err := json.Marshal(res)
+				if err == nil {
+					fmt.Fprintln(w, string(out))
+				}
+				return
+			}
+			line := fmt.Sprintf("%s\t%s", transcript.Printable(res.Subject), res.Registry)
+			if e := res.Event; e != nil {
+				line += fmt.Sprintf("\trevoked %d, rejected %d enrollments (event %s/%s", len(e.Revoked), len(e.Ended), e.Country, e.EventID)
+				if e.Repeated {
+					line += ", done before"
+				}
+				line += ")"
+			}
+			fmt.Fprintln(w, line)
+		}
+		if *all {
+			after, n := "", 0
+			for n < *limit {
+				page, err := s.db.SubjectsWithGoodCertificates(ctx, after, time.Now(), min(500, *limit-n))
+				if err != nil {
+					return err
+				}
+				if len(page) == 0 {
+					break
+				}
+				for _, subj := range page {
+					check(subj.NationalID)
+				}
+				after, n = page[len(page)-1].ID, n+len(page)
+			}
+		} else {
+			for _, subject := range args {
+				check(subject)
+			}
+		}
+		// The service's publishers build CRLs on their own changes; these
+		// revocations are this process's.
+		if revoked > 0 {
+			for _, is := range authority.all() {
+				if _, err := is.publisher.PublishCRL(ctx); err != nil {
+					return fmt.Errorf("publish the CRL after the revocations: %w", err)
+				}
+			}
+		}
+		if failed > 0 {
+			return fmt.Errorf("%d subjects could not be rechecked", failed)
+		}
+		return nil
 	}
 	return cmd
 }
