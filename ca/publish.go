@@ -329,7 +329,11 @@ func (p *Publisher) runCRL(ctx context.Context) {
 			waitC = nil
 			schedule()
 		case <-check.C:
-			if pending {
+			// A revocation another process made (sanad registry recheck)
+			// signals nobody here: a revocation newer than the latest CRL
+			// is one the CRL is missing.
+			if pending || p.missingFromCRL(ctx) {
+				pending = true
 				schedule()
 				continue
 			}

@@ -1051,7 +1051,7 @@ func (s *Service) issue(ctx context.Context, e store.Enrollment, actor string) (
 	// would cost every issuance a tenth of a millisecond on SQLite.)
 	var endedBy store.RegistryEvent
 	if issueErr == nil && actor == resumeActor {
-		issueErr = s.checkNotEnded(ctx, subj.ID)
+		issueErr = s.checkNotEnded(ctx, e, subj.ID)
 	}
 	renews := renewsOf(e)
 	if issueErr == nil && renews.serial != nil {
@@ -1123,11 +1123,22 @@ func (s *Service) issue(ctx context.Context, e store.Enrollment, actor string) (
 		// The registry may have reported the subject's death or
 		// dissolution while the CA signed: the event's own revocations
 		// may have missed a certificate not stored yet.
-		switch endedBy, err = tx.SubjectEndedBy(ctx, subj.ID); {
+		switch endedBy, err = tx.SubjectEndedBy(ctx, subj.ID, e.CreatedAt); {
 		case errors.Is(err, store.ErrNotFound):
 			endedBy = store.RegistryEvent{}
 		case err != nil:
 			return err
+		case endedBy.Outcome == store.OutcomeApplied:
+			// The event was carried through without this certificate:
+			// reopened, it is carried on (RetryRegistryEvents) should the
+			// revocation below fail or this node stop before it.
+			if err := tx.ReopenRegistryEvent(ctx, endedBy.EventID, "", ""); err != nil {
+				return err
+			}
+			if err := d.Audit.Append(tx, audit.Event{Actor: actor, Action: "registry.event.reopen", Object: "registry-event/" + endedBy.EventID,
+				Details: map[string]any{"why": "a certificate was issued as it came", "enrollment": e.ID, "serial": hex.EncodeToString(cert.SerialNumber.Bytes())}}); err != nil {
+				return err
+			}
 		}
 		// A withdrawn renewal's holder is told of its revocation, not that
 		// it was issued. (A revocation at the CA alone in the moments since

@@ -49,16 +49,17 @@ import (
 //   - records the event as received (registry_events, the JWS as sent;
 //     audit registry.event);
 //   - rejects the open enrollments (pending_proof, pending_approval) the
-//     event ends: for a death, the person's own and the business
-//     enrollments the person proved as a representative; for a
-//     dissolution, the business's; for an authority change, the business's
-//     that the representative proved (audit enrollment.reject, with the
-//     event's id);
+//     event ends: for a death, the person's own; for a dissolution, the
+//     business's; for an authority change, the business's that the
+//     representative proved (audit enrollment.reject, with the event's id).
+//     A business enrollment a person now dead proved is refused when the
+//     officers approve it, by the registry's answer then (issue's recheck);
 //   - for a death or a dissolution, revokes every certificate issued to the
-//     subject that is still good, reason cessationOfOperation (RFC 5280
-//     §5.3.1: the subject no longer exists; nothing suggests a compromised
-//     key), and tells the registry's contact as every revocation is told
-//     (audit certificate.revoke by the CA, its actor naming the event);
+//     subject that is still good and was asked for before the event came,
+//     reason cessationOfOperation (RFC 5280 §5.3.1: the subject no longer
+//     exists; nothing suggests a compromised key), and tells the registry's
+//     contact as every revocation is told (audit certificate.revoke by the
+//     CA, its actor naming the event);
 //   - records the outcome (audit registry.event.applied): applied, or
 //     ignored when no subject of this RA has the identifier.
 //
@@ -66,18 +67,27 @@ import (
 // business, which still exists, and its remaining representatives decide
 // on them.
 //
-// An enrollment left approved when the event arrives (the CA was down) is
-// not issued: Resume's issue asks, before the CA signs, whether a death or
-// dissolution was received for the subject, and fails it. A certificate the
-// CA was signing as the event arrived is revoked by issue once stored (it
-// asks in the transaction that records the issuance).
+// Issuance and events meet in two places. An enrollment left approved when
+// the event arrives (the CA was down) is not issued: Resume's issue asks,
+// before the CA signs, whether the subject's death or dissolution, or the
+// death of the person who proved it, was reported since the enrollment was
+// made, and fails it. Any other issuance asks in the transaction that
+// records it; a certificate the CA signed as the event came is then
+// revoked at once, and the event, if it was already applied, reopened, so
+// that RetryRegistryEvents revokes it should that fail.
+//
+// An event counts only against what was asked for before it came: an
+// enrollment made after it found the subject in the registry again, so the
+// report was a mistake the registry has corrected.
 //
 // Events are idempotent by country and event_id: a second delivery of an
-// event that was applied answers what the first did; one whose first
-// delivery did not finish (a revocation the CA could not make) carries on
-// from where it stopped, since every step skips what is done, as does
-// RetryRegistryEvents, every minute, for the events left pending. The same
-// id with another event is refused.
+// event that was applied answers what the first did, unless a certificate
+// it revokes is still good (it is then reopened and carried on); one whose
+// first delivery did not finish (a revocation the CA could not make)
+// carries on from where it stopped, since every step skips what is done, as
+// does RetryRegistryEvents, every minute, for the events left pending; one
+// that failed (no key verified it any more) is carried on by a delivery
+// that verifies. The same id with another event is refused.
 
 // RegistryEvent is the payload of a signed registry event.
 type RegistryEvent struct {
@@ -357,6 +367,9 @@ func decodeRegistryEvent(payload []byte, now time.Time) (RegistryEvent, error) {
 	if !eventIDPattern.MatchString(ev.EventID) {
 		return bad("event_id must be 1 to 128 letters, digits and . _ : - (starting with a letter or digit)")
 	}
+	if strings.HasPrefix(ev.EventID, recheckPrefix) {
+		return bad("event ids starting %q are the RA's own (sanad registry recheck)", recheckPrefix)
+	}
 	if ev.OccurredAt.IsZero() {
 		return bad("occurred_at is required")
 	}
@@ -516,13 +529,43 @@ func (s *Service) applyEvent(ctx context.Context, ev RegistryEvent, source, payl
 		if !sameEvent(first.Payload, ev) {
 			return RegistryEventResult{}, refuse("event-conflict", "event %s of %s was received before with another content", ev.EventID, ev.Country)
 		}
+		if first.SubjectID != "" {
+			subjectID = first.SubjectID
+		}
+		// An event that failed (no key verified it any more) is carried on
+		// now that a delivery verifies; one applied, if a certificate it
+		// should have revoked is still good (issued as it came, and not
+		// revoked then: see issue).
+		reopen := ""
+		switch {
+		case first.Outcome == store.OutcomeFailed:
+			reopen = "a delivery verifies again"
+		case first.Outcome == store.OutcomeApplied && ev.Kind != store.EventAuthorityChange && subjectID != "":
+			left, err := s.stillGood(ctx, subjectID, first.ReceivedAt)
+			if err != nil {
+				return RegistryEventResult{}, err
+			}
+			if left > 0 {
+				reopen = fmt.Sprintf("%d certificates it revokes are still good", left)
+			}
+		}
+		if reopen != "" {
+			err := s.group.InTx(ctx, func(tx *store.Tx) error {
+				if err := tx.ReopenRegistryEvent(ctx, id, payload, source); err != nil {
+					return err
+				}
+				return d.Audit.Append(tx, audit.Event{Actor: actor, Action: "registry.event.reopen", Object: "registry-event/" + id,
+					Details: details(map[string]any{"why": reopen, "was": first.Outcome})})
+			})
+			if err != nil && !errors.Is(err, store.ErrConflict) { // ErrConflict: reopened meanwhile
+				return RegistryEventResult{}, err
+			}
+			first.Outcome = store.OutcomePending
+		}
 		if first.Outcome != store.OutcomePending {
 			return decided(first)
 		}
 		res.ReceivedAt = first.ReceivedAt // a retry carries on
-		if first.SubjectID != "" {
-			subjectID = first.SubjectID
-		}
 	}
 
 	var incomplete error
@@ -576,6 +619,9 @@ func (s *Service) applyEvent(ctx context.Context, ev RegistryEvent, source, payl
 // decided is the answer recorded for an event whose outcome is decided,
 // marked as a repetition.
 func decided(rec store.RegistryEvent) (RegistryEventResult, error) {
+	if rec.Outcome != store.OutcomeApplied && rec.Outcome != store.OutcomeIgnored {
+		return RegistryEventResult{}, fmt.Errorf("registry event %s is %s, not decided", rec.EventID, rec.Outcome)
+	}
 	var done RegistryEventResult
 	if err := json.Unmarshal([]byte(rec.OutcomeDetail), &done); err != nil {
 		return RegistryEventResult{}, fmt.Errorf("registry event %s: outcome: %w", rec.EventID, err)
@@ -689,24 +735,24 @@ func endedBy(e store.Enrollment, ev RegistryEvent, since time.Time) bool {
 // names every one, for the next delivery or RetryRegistryEvents.
 func (s *Service) revokeAllOf(ctx context.Context, ev RegistryEvent, subjectID, actor string, since time.Time) ([]string, error) {
 	d := s.d
-	certs, err := d.Store.CertificatesOfSubject(ctx, subjectID, maxEventCertificates)
+	certs, enrolledAt, err := s.goodOf(ctx, subjectID)
 	if err != nil {
 		return nil, err
 	}
 	now := d.Now()
 	// The CA records revocation times in whole seconds.
-	since = since.Truncate(time.Second)
+	sinceSecond := since.Truncate(time.Second)
 	revoked := []string{}
 	var (
 		serials [][]byte
 		errs    []error
 	)
 	for _, c := range certs {
-		if c.Status == store.StatusRevoked && c.Reason == reasonCessationOfOperation && !c.RevokedAt.Before(since) {
+		if c.Status == store.StatusRevoked && c.Reason == reasonCessationOfOperation && !c.RevokedAt.Before(sinceSecond) {
 			revoked = append(revoked, fmt.Sprintf("%X", c.Serial)) // by a delivery of this event
 			continue
 		}
-		if c.Status != store.StatusGood || c.DER == nil || !now.Before(c.NotAfter) {
+		if !revocable(c, now, since, enrolledAt) {
 			continue
 		}
 		err := d.Revoker.Revoke(ctx, c.Serial, reasonCessationOfOperation, actor+" event "+ev.storedID())
@@ -732,12 +778,75 @@ func (s *Service) revokeAllOf(ctx context.Context, ev RegistryEvent, subjectID, 
 // resumeActor is who finishes, with Resume, an enrollment left approved.
 const resumeActor = "system:resume"
 
-// checkNotEnded refuses, before the CA signs, an issuance for a subject
-// whose death or dissolution the registry reported.
-func (s *Service) checkNotEnded(ctx context.Context, subjectID string) error {
-	ev, err := s.d.Store.SubjectEndedBy(ctx, subjectID)
+// revocable reports whether an event received at since revokes c: good,
+// signed, unexpired, and asked for before the event came. An enrollment
+// made after it found the subject in the registry again: the report was a
+// mistake, corrected. Enrollments are timed by the RA to the microsecond;
+// a certificate with none (the CA's own issuance) by the CA, to the second,
+// counts when made in the event's second.
+func revocable(c store.Certificate, now, since time.Time, enrolledAt map[string]time.Time) bool {
+	if c.Status != store.StatusGood || c.DER == nil || !now.Before(c.NotAfter) {
+		return false
+	}
+	if at, ok := enrolledAt[c.EnrollmentID]; ok {
+		return at.Before(since)
+	}
+	return !c.CreatedAt.After(since)
+}
+
+// goodOf returns the subject's signed certificates and when the
+// enrollment each came from was made.
+func (s *Service) goodOf(ctx context.Context, subjectID string) ([]store.Certificate, map[string]time.Time, error) {
+	certs, err := s.d.Store.CertificatesOfSubject(ctx, subjectID, maxEventCertificates)
+	if err != nil {
+		return nil, nil, err
+	}
+	enrollments, err := s.d.Store.EnrollmentsOfSubject(ctx, subjectID, maxEventEnrollments)
+	if err != nil {
+		return nil, nil, err
+	}
+	at := make(map[string]time.Time, len(enrollments))
+	for _, e := range enrollments {
+		at[e.ID] = e.CreatedAt
+	}
+	return certs, at, nil
+}
+
+// stillGood counts the subject's certificates an event received at since
+// revokes that are still good.
+func (s *Service) stillGood(ctx context.Context, subjectID string, since time.Time) (int, error) {
+	certs, at, err := s.goodOf(ctx, subjectID)
+	if err != nil {
+		return 0, err
+	}
+	n, now := 0, s.d.Now()
+	for _, c := range certs {
+		if revocable(c, now, since, at) {
+			n++
+		}
+	}
+	return n, nil
+}
+
+// checkNotEnded refuses, before the CA signs, an issuance for an
+// enrollment made before the registry reported the death or dissolution of
+// its subject, or the death of the person who proved it (a business's
+// representative).
+func (s *Service) checkNotEnded(ctx context.Context, e store.Enrollment, subjectID string) error {
+	d := s.d
+	ev, err := d.Store.SubjectEndedBy(ctx, subjectID, e.CreatedAt)
 	if errors.Is(err, store.ErrNotFound) {
-		return nil
+		var pr proofing
+		if err := json.Unmarshal(e.Proofing, &pr); err != nil {
+			return fmt.Errorf("enrollment %s proofing: %w", e.ID, err)
+		}
+		person, err := d.Store.SubjectByNationalID(ctx, "person", pr.Person)
+		if err != nil || person.ID == subjectID {
+			return nil // nobody else proved it, or nobody the RA knows
+		}
+		if ev, err = d.Store.SubjectEndedBy(ctx, person.ID, e.CreatedAt); errors.Is(err, store.ErrNotFound) {
+			return nil
+		}
 	}
 	if err != nil {
 		return err
@@ -762,6 +871,10 @@ func (s *Service) revokeEnded(ctx context.Context, endedBy store.RegistryEvent, 
 	s.noticeRevoked(ctx, serial)
 	return nil
 }
+
+// recheckPrefix starts the ids of the events rechecks record; a registry's
+// own event may not.
+const recheckPrefix = "recheck."
 
 // RecheckResult is what a recheck of one subject found and did.
 type RecheckResult struct {
@@ -789,8 +902,11 @@ type recheckRecord struct {
 // (ApplyRegistryEvent): for an event that never came (a registry down, one
 // that sends no events). The event it records is named after the
 // registry's record (recheck.<its SHA-256>), so that rechecking again does
-// nothing more; its source is "recheck:" and the registry's.
-func (s *Service) Recheck(ctx context.Context, subjectKey string) (RecheckResult, error) {
+// nothing more; its source is "recheck:" and the registry's. Unless act is
+// set, it only reports what the registry says (a dry run). The event's
+// occurred_at is when the recheck found it: the registry does not say when
+// the death or the dissolution happened.
+func (s *Service) Recheck(ctx context.Context, subjectKey string, act bool) (RecheckResult, error) {
 	d := s.d
 	out := RecheckResult{Subject: subjectKey}
 	typ, country, id, ok := parseSemanticsID(subjectKey)
@@ -829,7 +945,10 @@ func (s *Service) Recheck(ctx context.Context, subjectKey string) (RecheckResult
 	case !ended:
 		return out, nil
 	}
-	ev.EventID = "recheck." + hex.EncodeToString(proof.Hash[:8])
+	if !act {
+		return out, nil
+	}
+	ev.EventID = recheckPrefix + hex.EncodeToString(proof.Hash[:8])
 	ev.OccurredAt = proof.LookedUpAt.UTC()
 	payload, err := json.Marshal(recheckRecord{Recheck: evidence("", kind, proof), Event: ev})
 	if err != nil {

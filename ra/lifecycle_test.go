@@ -576,11 +576,11 @@ func TestRecheck(t *testing.T) {
 				"given_name": "Nurlan", "family_name": "Bekov", "birth_date": "1985-07-21"}
 			nurlans := fx.issued(t, nurlan)
 
-			if res, err := fx.svc.Recheck(ctx, "IDCKZ-880312448217"); err != nil || res.Registry != "alive" || res.Event != nil {
+			if res, err := fx.svc.Recheck(ctx, "IDCKZ-880312448217", true); err != nil || res.Registry != "alive" || res.Event != nil {
 				t.Errorf("alive: %+v %v", res, err)
 			}
 			reg.set(func() { reg.dead["KZ:880312448217"], reg.gone["KZ:850721313761"] = true, true })
-			res, err := fx.svc.Recheck(ctx, "IDCKZ-880312448217")
+			res, err := fx.svc.Recheck(ctx, "IDCKZ-880312448217", true)
 			if err != nil || res.Registry != "deceased" || res.Event == nil || res.Event.Outcome != store.OutcomeApplied ||
 				!slices.Equal(res.Event.Revoked, []string{serial}) || !slices.Equal(res.Event.Ended, []string{fx.pending}) {
 				t.Fatalf("deceased: %+v %v", res, err)
@@ -593,7 +593,7 @@ func TestRecheck(t *testing.T) {
 				t.Errorf("recorded: %+v %v", ev, err)
 			}
 			before := fx.state(t)
-			again, err := fx.svc.Recheck(ctx, "IDCKZ-880312448217")
+			again, err := fx.svc.Recheck(ctx, "IDCKZ-880312448217", true)
 			if err != nil || again.Event == nil || !again.Event.Repeated || !slices.Equal(again.Event.Revoked, res.Event.Revoked) {
 				t.Errorf("rechecked again: %+v %v", again, err)
 			}
@@ -601,21 +601,108 @@ func TestRecheck(t *testing.T) {
 				t.Errorf("a second recheck changed the database: %s", strings.Join(d, "; "))
 			}
 
-			if res, err := fx.svc.Recheck(ctx, "IDCKZ-850721313761"); err != nil || res.Registry != "not-in-registry" || res.Event != nil {
+			if res, err := fx.svc.Recheck(ctx, "IDCKZ-850721313761", true); err != nil || res.Registry != "not-in-registry" || res.Event != nil {
 				t.Errorf("no longer in the registry: %+v %v", res, err)
 			}
 			if status := fx.certStatus(t, nurlans); status != store.StatusGood {
 				t.Errorf("the certificate of a person the registry no longer has is %s: an officer decides", status)
 			}
 			reg.set(func() { reg.down = true })
-			if _, err := fx.svc.Recheck(ctx, "IDCKZ-850721313761"); err == nil {
+			if _, err := fx.svc.Recheck(ctx, "IDCKZ-850721313761", true); err == nil {
 				t.Error("the registry down: no error")
 			}
 			for key, problem := range map[string]string{"IDCKZ-011126570360": "subject-not-found", "VATKZ-1": "invalid-request", "x": "invalid-request"} {
-				_, err := fx.svc.Recheck(ctx, key)
+				_, err := fx.svc.Recheck(ctx, key, true)
 				if e, ok := ra.ProblemOf(err); !ok || e.Type != problem {
 					t.Errorf("%s: %v, want %s", key, err, problem)
 				}
+			}
+		})
+	}
+}
+
+// TestRegistryEventHealing: a certificate signed as the death came, whose
+// revocation then failed, is revoked by the event reopened and carried on;
+// an event that failed (no key verified it any more) is carried on when a
+// delivery verifies; a person reported dead by mistake, enrolling again
+// once the registry corrected it, keeps the new certificate, also through
+// another delivery of the old event.
+func TestRegistryEventHealing(t *testing.T) {
+	f := catest.New(t, time.Now().UTC().Truncate(time.Second))
+	for _, driver := range storetest.Drivers() {
+		t.Run(driver, func(t *testing.T) {
+			clk := &clock{}
+			racing, revoker := &racingCA{}, &failingRevoker{}
+			fx := newRAFixture(t, f, driver, func(d *ra.Deps) {
+				d.Now = clk.Now
+				racing.Issuer, d.CA = d.CA, racing
+				revoker.Revoker, d.Revoker = d.Revoker, revoker
+			})
+			ctx := t.Context()
+			death := signEvent(t, fx.registryKey, jose.ES256, deathOf("kz-death-0400"))
+			racing.before = func() {
+				if code, res, problem := fx.postEvent(t, death); code != http.StatusOK || res.Outcome != store.OutcomeApplied {
+					t.Errorf("the death during the issuance: %d %s %+v", code, problem, res)
+				}
+				revoker.failing.Store(true) // the revocation after the issuance fails
+			}
+			serial := fx.issued(t, citizen())
+			if status := fx.certStatus(t, serial); status != store.StatusGood {
+				t.Fatalf("the revocation failed, yet the certificate is %s", status)
+			}
+			if ev, err := fx.db.RegistryEvent(ctx, "KZ/kz-death-0400"); err != nil || ev.Outcome != store.OutcomePending {
+				t.Fatalf("the event, after a certificate escaped it: %+v %v", ev, err)
+			}
+			revoker.failing.Store(false)
+			clk.Add(2 * time.Minute)
+			if n, err := fx.svc.RetryRegistryEvents(ctx); n != 1 || err != nil {
+				t.Errorf("retry: %d %v", n, err)
+			}
+			if status := fx.certStatus(t, serial); status != store.StatusRevoked {
+				t.Errorf("after the reopened event was carried on, the certificate is %s", status)
+			}
+
+			// The registry corrects itself: Aigerim enrolls again, and
+			// keeps her certificate, also when the old event comes again.
+			again := fx.issued(t, citizen())
+			code, res, problem := fx.postEvent(t, death)
+			if code != http.StatusOK || !res.Repeated {
+				t.Errorf("the old event again: %d %s %+v", code, problem, res)
+			}
+			if status := fx.certStatus(t, again); status != store.StatusGood {
+				t.Errorf("the certificate of an enrollment made after the corrected report is %s", status)
+			}
+
+			// An event whose key was withdrawn while it was pending fails;
+			// the registry delivers it again, signed with its key now.
+			nurlans := fx.issued(t, map[string]any{"kind": "person", "country": "KZ", "national_id": "850721313761",
+				"given_name": "Nurlan", "family_name": "Bekov", "birth_date": "1985-07-21"})
+			old := deathOf("kz-death-0401")
+			old["national_id"] = "850721313761"
+			stale := signEvent(t, newKey(t), jose.ES256, old)
+			subj, err := fx.db.SubjectByNationalID(ctx, "person", "IDCKZ-850721313761")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := fx.db.InTx(ctx, func(tx *store.Tx) error {
+				return tx.InsertRegistryEvent(ctx, store.RegistryEvent{EventID: "KZ/kz-death-0401", Source: "registry:withdrawn", SubjectID: subj.ID,
+					Kind: store.EventDeath, OccurredAt: clk.Now().Add(-time.Hour), ReceivedAt: clk.Now(), Payload: string(stale)})
+			}); err != nil {
+				t.Fatal(err)
+			}
+			clk.Add(2 * time.Minute)
+			if n, err := fx.svc.RetryRegistryEvents(ctx); n != 0 || err == nil {
+				t.Errorf("retry of an event no key verifies: %d %v", n, err)
+			}
+			if ev, err := fx.db.RegistryEvent(ctx, "KZ/kz-death-0401"); err != nil || ev.Outcome != store.OutcomeFailed {
+				t.Fatalf("an event no key verifies: %+v %v", ev, err)
+			}
+			code, res, problem = fx.postEvent(t, signEvent(t, fx.registryKey, jose.ES256, old))
+			if code != http.StatusOK || res.Outcome != store.OutcomeApplied || res.Repeated || !slices.Equal(res.Revoked, []string{nurlans}) {
+				t.Errorf("the failed event delivered again, verifiably: %d %s %+v", code, problem, res)
+			}
+			if status := fx.certStatus(t, nurlans); status != store.StatusRevoked {
+				t.Errorf("the certificate of an enrollment made before the event is %s", status)
 			}
 		})
 	}

@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"strings"
@@ -12,11 +13,12 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/sanadpki/sanad/ca/ceremony/transcript"
+	"github.com/sanadpki/sanad/internal/store"
 	"github.com/sanadpki/sanad/ra"
 )
 
 func newRegistryCmd() *cobra.Command {
-	cmd := &cobra.Command{Use: "registry", Short: "The national registry's events: what was received, and signing one as a registry would"}
+	cmd := &cobra.Command{Use: "registry", Short: "The national registry's events: what was received, rechecking subjects, and signing one as a registry would"}
 	cmd.AddCommand(newRegistryEventsCmd(), newRegistrySignEventCmd(), newRegistryRecheckCmd())
 	return cmd
 }
@@ -194,8 +196,10 @@ person the registry records as deceased, or a business as inactive, is
 treated as its registry event would have been (POST /api/v1/registry/events):
 good certificates revoked, cessationOfOperation, open enrollments rejected,
 all audited, the event recorded as recheck.<record hash> with source
-recheck:<registry>. Rechecking again does nothing more. A subject the
-registry no longer has is reported, not acted on: an officer decides.
+recheck:<registry>. Rechecking against the same record does nothing more,
+unless a certificate the event revokes is still good. A subject the registry
+no longer has is reported, not acted on: an officer decides. --dry-run only
+reports what the registry says.
 
 It runs with the CA's keys (the configured HSM token) and publishes the CRL
 of each issuing CA after revoking. One line per subject; --json for JSON lines.`,
@@ -204,6 +208,7 @@ of each issuing CA after revoking. One line per subject; --json for JSON lines.`
 	all := cmd.Flags().Bool("all", false, "every subject holding a good certificate")
 	limit := cmd.Flags().Int("limit", 10000, "with --all, at most this many subjects")
 	asJSON := cmd.Flags().Bool("json", false, "print JSON lines")
+	dryRun := cmd.Flags().Bool("dry-run", false, "only report what the registry says; revoke and reject nothing")
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
 		if *all == (len(args) > 0) {
 			return usagef("recheck needs SUBJECT arguments or --all, not both")
@@ -237,16 +242,16 @@ of each issuing CA after revoking. One line per subject; --json for JSON lines.`
 			return err
 		}
 		w := cmd.OutOrStdout()
-		revoked, failed := 0, 0
+		events, failed := 0, 0
 		check := func(subject string) {
-			res, err := svc.Recheck(ctx, subject)
+			res, err := svc.Recheck(ctx, subject, !*dryRun)
 			if err != nil {
 				failed++
 				fmt.Fprintf(cmd.ErrOrStderr(), "sanad registry recheck: %s: %v\n", transcript.Printable(subject), err)
 				return
 			}
-			if res.Event != nil && !res.Event.Repeated {
-				revoked += len(res.Event.Revoked)
+			if res.Event != nil {
+				events++
 			}
 			if *asJSON {
 				out, err := json.Marshal(res)
@@ -267,6 +272,11 @@ of each issuing CA after revoking. One line per subject; --json for JSON lines.`
 		}
 		if *all {
 			after, n := "", 0
+			defer func() {
+				if n >= *limit {
+					fmt.Fprintf(cmd.ErrOrStderr(), "sanad registry recheck: stopped at the --limit of %d subjects, after %s\n", *limit, after)
+				}
+			}()
 			for n < *limit {
 				page, err := s.db.SubjectsWithGoodCertificates(ctx, after, time.Now(), min(500, *limit-n))
 				if err != nil {
@@ -285,11 +295,19 @@ of each issuing CA after revoking. One line per subject; --json for JSON lines.`
 				check(subject)
 			}
 		}
-		// The service's publishers build CRLs on their own changes; these
-		// revocations are this process's.
-		if revoked > 0 {
+		// The service's publishers build CRLs on their own changes, and
+		// find others' within a minute; these revocations are this
+		// process's, published now. A CRL number another node took first
+		// is taken again.
+		if events > 0 {
 			for _, is := range authority.all() {
-				if _, err := is.publisher.PublishCRL(ctx); err != nil {
+				var err error
+				for try := 0; try < 3; try++ {
+					if _, err = is.publisher.PublishCRL(ctx); !errors.Is(err, store.ErrConflict) {
+						break
+					}
+				}
+				if err != nil {
 					return fmt.Errorf("publish the CRL after the revocations: %w", err)
 				}
 			}

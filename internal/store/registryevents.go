@@ -29,13 +29,18 @@ const (
 // death, a dissolution, a change of who may sign for a business), kept as
 // received with what the RA did about it.
 type RegistryEvent struct {
-	EventID    string // the registry's id: a second delivery is the same event
-	Source     string // the registry key that signed it
+	// EventID is the event's key: the country and the registry's id
+	// (KZ/1001: a second delivery is the same event), or a recheck's
+	// (KZ/recheck.<record hash>).
+	EventID string
+	// Source is the registry key that signed it (registry:<SPKI hash>),
+	// or for a recheck the registry asked (recheck:<registry>).
+	Source     string
 	SubjectID  string // the subject it concerns; "" when no known subject does
 	Kind       string
 	OccurredAt time.Time
 	ReceivedAt time.Time
-	Payload    string // the signed event exactly as received
+	Payload    string // the signed event exactly as received, or a recheck's record (JSON)
 	Outcome    string
 	// OutcomeDetail is package ra's account of what it did (JSON), once
 	// the outcome is decided.
@@ -162,39 +167,60 @@ func (db *DB) SubjectsWithGoodCertificates(ctx context.Context, after string, no
 	return out, rows.Err()
 }
 
-// endedByWhere chooses a subject's death or dissolution events that were
-// not ignored (pending or applied), first received first (the
-// registry_events_subject index).
-const endedByWhere = `WHERE subject_id = $1 AND kind IN ('death', 'dissolution') AND outcome IN ('pending', 'applied')
+// endedByWhere chooses a subject's death or dissolution events received
+// since a time that were not ignored (pending or applied), first received
+// first (the registry_events_subject index).
+const endedByWhere = `WHERE subject_id = $1 AND received_at >= $2 AND kind IN ('death', 'dissolution') AND outcome IN ('pending', 'applied')
 	ORDER BY received_at, event_id LIMIT 1`
 
 // SubjectEndedBy returns, in the transaction, the first death or
-// dissolution event received for a subject that was not ignored, or
-// ErrNotFound: a certificate just issued to that subject must be revoked.
-// Read in the writer's transaction, it costs a lookup in pages the writer
-// holds, where a read beside it would first reload what the last commit
-// changed.
-func (tx *Tx) SubjectEndedBy(ctx context.Context, subjectID string) (RegistryEvent, error) {
-	evs, err := queryRegistryEvents(ctx, tx.tx, tx.d, endedByWhere, subjectID)
+// dissolution event received since for a subject that was not ignored, or
+// ErrNotFound: a certificate just issued on an enrollment made before that
+// event must be revoked. (An event received before the enrollment was made
+// does not count: the registry said then that the subject exists, which
+// corrects a mistaken report.) Read in the writer's transaction, it costs a
+// lookup in pages the writer holds, where a read beside it would first
+// reload what the last commit changed.
+func (tx *Tx) SubjectEndedBy(ctx context.Context, subjectID string, since time.Time) (RegistryEvent, error) {
+	return firstEndedBy(queryRegistryEvents(ctx, tx.tx, tx.d, endedByWhere, subjectID, tx.d.timeArg(since)))
+}
+
+// SubjectEndedBy is Tx.SubjectEndedBy in a read of its own.
+func (db *DB) SubjectEndedBy(ctx context.Context, subjectID string, since time.Time) (RegistryEvent, error) {
+	return firstEndedBy(db.registryEvents(ctx, endedByWhere, subjectID, db.d.timeArg(since)))
+}
+
+func firstEndedBy(evs []RegistryEvent, err error) (RegistryEvent, error) {
 	if err != nil {
 		return RegistryEvent{}, err
 	}
 	if len(evs) == 0 {
-		return RegistryEvent{}, fmt.Errorf("registry events of subject %s: %w", subjectID, ErrNotFound)
+		return RegistryEvent{}, fmt.Errorf("registry events of the subject: %w", ErrNotFound)
 	}
 	return evs[0], nil
 }
 
-// SubjectEndedBy is Tx.SubjectEndedBy in a read of its own.
-func (db *DB) SubjectEndedBy(ctx context.Context, subjectID string) (RegistryEvent, error) {
-	evs, err := db.registryEvents(ctx, endedByWhere, subjectID)
+// ReopenRegistryEvent puts an event whose outcome was decided (applied or
+// failed) back to pending, for RetryRegistryEvents to carry on: a
+// certificate was found still good after it was applied, or the registry
+// delivered again, verifiably, an event that had failed. A payload and
+// source given replace the recorded ones (the new delivery's). An event
+// already pending is ErrConflict.
+func (tx *Tx) ReopenRegistryEvent(ctx context.Context, eventID, payload, source string) error {
+	res, err := tx.tx.ExecContext(ctx, tx.d.q(`
+		UPDATE registry_events SET outcome = 'pending', outcome_detail = NULL, outcome_at = NULL,
+			payload = COALESCE($2, payload), source = COALESCE($3, source)
+		WHERE event_id = $1 AND outcome IN ('applied', 'failed')`),
+		eventID, nullString(payload), nullString(source))
 	if err != nil {
-		return RegistryEvent{}, err
+		return fmt.Errorf("registry event %s: %w", eventID, err)
 	}
-	if len(evs) == 0 {
-		return RegistryEvent{}, fmt.Errorf("registry events of subject %s: %w", subjectID, ErrNotFound)
+	if n, err := res.RowsAffected(); err != nil {
+		return fmt.Errorf("registry event %s: %w", eventID, err)
+	} else if n != 1 {
+		return fmt.Errorf("registry event %s is not applied or failed: %w", eventID, ErrConflict)
 	}
-	return evs[0], nil
+	return nil
 }
 
 // PendingRegistryEvents counts the events not acted on yet (the

@@ -67,16 +67,21 @@ func TestRegistryEvents(t *testing.T) {
 
 			// kz-1 is s1's applied death: an issuance for s1 must not go
 			// on, in a read of its own or in a transaction.
-			ended, err := db.SubjectEndedBy(ctx, "s1")
+			ended, err := db.SubjectEndedBy(ctx, "s1", t0)
 			if err != nil || ended.EventID != "kz-1" || ended.Kind != store.EventDeath || ended.Source != "registry:a" {
 				t.Errorf("SubjectEndedBy(s1): %+v %v", ended, err)
 			}
+			// Received before what asks (an enrollment made since): it
+			// does not count.
+			if ev, err := db.SubjectEndedBy(ctx, "s1", t0.Add(2*time.Minute)); !errors.Is(err, store.ErrNotFound) {
+				t.Errorf("SubjectEndedBy(s1) since after the event: %+v %v", ev, err)
+			}
 			if err := db.InTx(ctx, func(tx *store.Tx) error {
-				ev, err := tx.SubjectEndedBy(ctx, "s1")
+				ev, err := tx.SubjectEndedBy(ctx, "s1", t0)
 				if err != nil || ev.EventID != "kz-1" {
 					t.Errorf("SubjectEndedBy(s1): %+v %v", ev, err)
 				}
-				_, err = tx.SubjectEndedBy(ctx, "s2")
+				_, err = tx.SubjectEndedBy(ctx, "s2", t0)
 				if !errors.Is(err, store.ErrNotFound) {
 					t.Errorf("SubjectEndedBy(s2): %v", err)
 				}
@@ -103,9 +108,39 @@ func TestRegistryEvents(t *testing.T) {
 				t.Fatal(err)
 			}
 			for _, id := range []string{"s2", "s3", "s9"} {
-				if ev, err := db.SubjectEndedBy(ctx, id); !errors.Is(err, store.ErrNotFound) {
+				if ev, err := db.SubjectEndedBy(ctx, id, t0); !errors.Is(err, store.ErrNotFound) {
 					t.Errorf("SubjectEndedBy(%s): %+v %v, want ErrNotFound", id, ev, err)
 				}
+			}
+
+			// Reopened: an applied or failed event is pending again, with
+			// the new delivery's payload and source when given; a pending
+			// one cannot be reopened.
+			if err := db.InTx(ctx, func(tx *store.Tx) error { return tx.ReopenRegistryEvent(ctx, "kz-2", "", "") }); !errors.Is(err, store.ErrConflict) {
+				t.Errorf("reopen a pending event: %v, want ErrConflict", err)
+			}
+			if err := db.InTx(ctx, func(tx *store.Tx) error {
+				if err := tx.EndRegistryEvent(ctx, "kz-2", store.OutcomeFailed, `{"error":"x"}`, decided); err != nil {
+					return err
+				}
+				return tx.ReopenRegistryEvent(ctx, "kz-2", "j.k.l", "registry:b")
+			}); err != nil {
+				t.Fatal(err)
+			}
+			got, err = db.RegistryEvent(ctx, "kz-2")
+			if err != nil || got.Outcome != store.OutcomePending || got.Payload != "j.k.l" || got.Source != "registry:b" || got.OutcomeDetail != "" || !got.OutcomeAt.IsZero() {
+				t.Errorf("kz-2 reopened: %+v %v", got, err)
+			}
+			if err := db.InTx(ctx, func(tx *store.Tx) error { return tx.ReopenRegistryEvent(ctx, "kz-1", "", "") }); err != nil {
+				t.Fatal(err)
+			}
+			if got, err := db.RegistryEvent(ctx, "kz-1"); err != nil || got.Outcome != store.OutcomePending || got.Payload != "a.b.c" || got.Source != "registry:a" {
+				t.Errorf("kz-1 reopened: %+v %v", got, err)
+			}
+			if err := db.InTx(ctx, func(tx *store.Tx) error {
+				return tx.EndRegistryEvent(ctx, "kz-1", store.OutcomeApplied, "{}", decided)
+			}); err != nil {
+				t.Fatal(err)
 			}
 
 			ids := func(evs []store.RegistryEvent, err error) []string {
