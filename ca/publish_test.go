@@ -722,3 +722,29 @@ func TestRunNeedsItsIssuer(t *testing.T) {
 		t.Errorf("Run without the issuer in the store: %v", err)
 	}
 }
+
+// TestPublisherFindsOthersRevocations: a revocation another process made
+// (sanad registry recheck, a CA node whose publisher is not running)
+// signals no publisher; Run finds it at its next CRLCheck, newer than the
+// latest CRL, and publishes it.
+func TestPublisherFindsOthersRevocations(t *testing.T) {
+	f := catest.New(t, time.Now().UTC().Truncate(time.Second))
+	storetest.Each(t, func(t *testing.T, db *store.DB, _ *sql.DB) {
+		clk := newClock(time.Now().UTC().Truncate(time.Second))
+		p := newPublishing(t, f, db, clk, ca.PublishConfig{MinInterval: 50 * time.Millisecond, CRLCheck: 100 * time.Millisecond, OCSPScan: time.Hour}, nil)
+		other := addNode(t, f, db, clk, ca.PublishConfig{}, nil)
+		cert := p.issue(t)
+		stop := p.run(t)
+		defer stop()
+		testenv.WaitFor(t, "the CRL built at start", func() bool { c, _ := latestCRL(t, db); return c.Number > 0 })
+		clk.Set(clk.Now().Add(2 * time.Second)) // the revocation comes after that CRL
+		if err := other.authority.Revoke(t.Context(), cert.SerialNumber.Bytes(), 5, "recheck:test"); err != nil {
+			t.Fatal(err)
+		}
+		testenv.WaitFor(t, "a CRL listing the other process's revocation", func() bool {
+			_, rl := latestCRL(t, db)
+			_, ok := listed(rl)[cert.SerialNumber.Text(16)]
+			return ok
+		})
+	})
+}
