@@ -108,15 +108,11 @@ func newBenchIssueCmd() *cobra.Command {
 		}
 		log := newLogger(cfg.Log, cmd.ErrOrStderr())
 		ctx := cmd.Context()
-		s, err := openService(ctx, cfg, log)
+		s, authority, err := openServiceWithCA(ctx, cfg, log)
 		if err != nil {
 			return err
 		}
 		defer s.close()
-		authority, err := openCA(ctx, s, cfg.PublicBaseURL())
-		if err != nil {
-			return err
-		}
 		rep := issueReport{Database: cfg.Database.Driver, Profile: *profileName, Certificates: *n, Parallel: *parallel}
 		if rep.RawOneSession, rep.RawParallel, rep.RawCPUms, err = s.rawSignRates(ctx, *parallel, *rawFor); err != nil {
 			return err
@@ -412,15 +408,11 @@ func newBenchCRLCmd() *cobra.Command {
 		}
 		log := newLogger(cfg.Log, cmd.ErrOrStderr())
 		ctx := cmd.Context()
-		s, err := openService(ctx, cfg, log)
+		s, authority, err := openServiceWithCA(ctx, cfg, log)
 		if err != nil {
 			return err
 		}
 		defer s.close()
-		authority, err := openCA(ctx, s, cfg.PublicBaseURL())
-		if err != nil {
-			return err
-		}
 		rep := crlReport{Database: cfg.Database.Driver, Certificates: *n, Sample: min(*sample, *n)}
 
 		log.Info("seeding", "certificates", *n, "parallel", *parallel)
@@ -546,15 +538,11 @@ func newBenchEnrollCmd() *cobra.Command {
 		}
 		log := newLogger(cfg.Log, cmd.ErrOrStderr())
 		ctx := cmd.Context()
-		s, err := openService(ctx, cfg, log)
+		s, authority, err := openServiceWithCA(ctx, cfg, log)
 		if err != nil {
 			return err
 		}
 		defer s.close()
-		authority, err := openCA(ctx, s, cfg.PublicBaseURL())
-		if err != nil {
-			return err
-		}
 		// The RA as served, on a loopback port of its own: the sample
 		// registry, codes kept in memory, and no rate limits (one client,
 		// one applicant, thousands of times).

@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"log/slog"
 	"maps"
 	"time"
 
@@ -18,6 +19,7 @@ import (
 	"github.com/sanadpki/sanad/ca/profile"
 	"github.com/sanadpki/sanad/hsm"
 	"github.com/sanadpki/sanad/internal/api"
+	"github.com/sanadpki/sanad/internal/config"
 	"github.com/sanadpki/sanad/internal/store"
 	"github.com/sanadpki/sanad/policies"
 )
@@ -287,6 +289,21 @@ func pickResponder(issuing *x509.Certificate, signers []store.Issuer, now time.T
 // openCA builds the CA from the issuers recorded in the store (the issuing
 // CAs and their OCSP signers) and their keys on the token. baseURL is where
 // relying parties reach the status tier.
+// openServiceWithCA opens the service and its CA role, for the commands
+// that issue or revoke in their own process (benchmarks, registry recheck).
+func openServiceWithCA(ctx context.Context, cfg config.Config, log *slog.Logger) (*service, *caRole, error) {
+	s, err := openService(ctx, cfg, log)
+	if err != nil {
+		return nil, nil, err
+	}
+	authority, err := openCA(ctx, s, cfg.PublicBaseURL())
+	if err != nil {
+		s.close()
+		return nil, nil, err
+	}
+	return s, authority, nil
+}
+
 func openCA(ctx context.Context, s *service, baseURL string) (*caRole, error) {
 	cas, missing, err := caIssuers(ctx, s, true)
 	if err != nil {

@@ -224,15 +224,11 @@ of each issuing CA after revoking. One line per subject; --json for JSON lines.`
 			return usagef("recheck needs ra.registry_file or ra.registry_url in the configuration")
 		}
 		ctx := cmd.Context()
-		s, err := openService(ctx, cfg, newLogger(cfg.Log, cmd.ErrOrStderr()))
+		s, authority, err := openServiceWithCA(ctx, cfg, newLogger(cfg.Log, cmd.ErrOrStderr()))
 		if err != nil {
 			return err
 		}
 		defer s.close()
-		authority, err := openCA(ctx, s, cfg.PublicBaseURL())
-		if err != nil {
-			return err
-		}
 		raCfg := cfg.RA
 		if raCfg.OutboxDir == "" && raCfg.NotifyWebhook == "" {
 			return usagef("recheck needs ra.notify_webhook (or ra.outbox_dir): holders are told of revocations")
