@@ -450,6 +450,8 @@ func (s *Service) RetryRegistryEvents(ctx context.Context) (int, error) {
 			if ev, ok = recordedEvent(rec.Payload); !ok {
 				parseErr = errors.New("the recheck's record does not read")
 			}
+		} else if len(d.RegistryKeys) == 0 {
+			continue // a node that takes no events leaves them to one that does
 		} else {
 			ev, source, parseErr = ParseRegistryEvent(rec.Payload, d.RegistryKeys, rec.ReceivedAt)
 		}

@@ -336,6 +336,20 @@ func TestRegistryEventsRefused(t *testing.T) {
 			if code, _, problem := off.postEvent(t, signEvent(t, key, jose.ES256, valid())); code != http.StatusNotFound || problem != "registry-events-off" {
 				t.Errorf("without registry keys: %d %s", code, problem)
 			}
+			// A node that takes no events leaves another's pending ones be.
+			ctx := t.Context()
+			if err := off.db.InTx(ctx, func(tx *store.Tx) error {
+				return tx.InsertRegistryEvent(ctx, store.RegistryEvent{EventID: "KZ/kz-death-0100", Source: "registry:test", Kind: store.EventDeath,
+					OccurredAt: time.Now().Add(-time.Hour), ReceivedAt: time.Now().Add(-2 * time.Minute), Payload: string(signEvent(t, key, jose.ES256, valid()))})
+			}); err != nil {
+				t.Fatal(err)
+			}
+			if n, err := off.svc.RetryRegistryEvents(ctx); n != 0 || err != nil {
+				t.Errorf("retry on a node without registry keys: %d %v", n, err)
+			}
+			if ev, err := off.db.RegistryEvent(ctx, "KZ/kz-death-0100"); err != nil || ev.Outcome != store.OutcomePending {
+				t.Errorf("another node's pending event, after a node without keys retried: %+v %v", ev, err)
+			}
 		})
 	}
 }
