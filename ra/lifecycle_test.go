@@ -26,6 +26,7 @@ import (
 	"github.com/sanadpki/sanad/internal/store"
 	"github.com/sanadpki/sanad/internal/store/storetest"
 	"github.com/sanadpki/sanad/ra"
+	"github.com/sanadpki/sanad/ra/jwsauth"
 )
 
 // signEvent is a registry event signed as a national registry would.
@@ -213,6 +214,24 @@ func TestRegistryEvents(t *testing.T) {
 			for action, n := range map[string]int{"registry.event": 1, "registry.event.applied": 1, "enrollment.reject": 2, "certificate.revoke": 1} {
 				if got := after[action] - before[action]; got != n {
 					t.Errorf("audit %s: %d new events, want %d", action, got, n)
+				}
+			}
+
+			// The helpdesk sees why: the event, and the certificate it
+			// revoked.
+			jws, err := jwsauth.Sign(jwsauth.Action{Action: jwsauth.ActionFind, Subject: "IDCKZ-880312448217", Audience: ra.AudienceFind}, fx.officer.cert, fx.officer.key, time.Now())
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, raw := fx.do(t, http.MethodGet, "/api/v1/officer/subjects", http.Header{"Authorization": {"JWS " + jws}}, nil)
+			var view ra.SubjectView
+			if err := json.Unmarshal(raw, &view); err != nil || len(view.RegistryEvents) != 1 || view.RegistryEvents[0].ID != "KZ/kz-death-0001" ||
+				view.RegistryEvents[0].Kind != store.EventDeath || view.RegistryEvents[0].Outcome != store.OutcomeApplied || view.RegistryEvents[0].Source != "registry:test" {
+				t.Errorf("the subject as an officer finds it: %s", raw)
+			}
+			for _, c := range view.Certificates {
+				if c.Serial == good && (c.Status != store.StatusRevoked || c.Reason != "cessationOfOperation") {
+					t.Errorf("the certificate as an officer finds it: %+v", c)
 				}
 			}
 

@@ -580,7 +580,22 @@ type SubjectView struct {
 	Subject      map[string]any    `json:"subject"`
 	Enrollments  []View            `json:"enrollments"`
 	Certificates []CertificateView `json:"certificates"`
-	Truncated    bool              `json:"truncated,omitempty"`
+	// RegistryEvents are what the registry reported of the subject (a
+	// death, a dissolution, a change of authority) and what came of it,
+	// newest first, at most findLimit.
+	RegistryEvents []RegistryEventView `json:"registry_events"`
+	Truncated      bool                `json:"truncated,omitempty"`
+}
+
+// RegistryEventView is a registry event as an officer sees it.
+type RegistryEventView struct {
+	ID         string    `json:"id"` // country and the registry's event id: KZ/1001
+	Kind       string    `json:"kind"`
+	Source     string    `json:"source"`
+	OccurredAt time.Time `json:"occurred_at"`
+	ReceivedAt time.Time `json:"received_at"`
+	Outcome    string    `json:"outcome"`
+	OutcomeAt  time.Time `json:"outcome_at,omitzero"`
 }
 
 // subjectKinds are the subjects' kinds by the semantics identifier's type
@@ -622,7 +637,7 @@ func (s *Service) Find(ctx context.Context, compact string) (SubjectView, error)
 	if err != nil {
 		return SubjectView{}, err
 	}
-	out := SubjectView{Enrollments: []View{}, Certificates: []CertificateView{}}
+	out := SubjectView{Enrollments: []View{}, Certificates: []CertificateView{}, RegistryEvents: []RegistryEventView{}}
 	if err := json.Unmarshal(subj.Attributes, &out.Subject); err != nil {
 		return SubjectView{}, fmt.Errorf("subject %s: %w", subj.ID, err)
 	}
@@ -635,7 +650,11 @@ func (s *Service) Find(ctx context.Context, compact string) (SubjectView, error)
 	if err != nil {
 		return SubjectView{}, err
 	}
-	out.Truncated = len(enrollments) > findLimit || len(certs) > findLimit
+	events, err := s.d.Store.RegistryEventsOfSubject(ctx, subj.ID, findLimit+1)
+	if err != nil {
+		return SubjectView{}, err
+	}
+	out.Truncated = len(enrollments) > findLimit || len(certs) > findLimit || len(events) > findLimit
 	// An issued enrollment's view shows its newest certificate: the first
 	// of certs (newest first) that is the enrollment's, else the store's.
 	newest := map[string]*issuedCertificate{}
@@ -657,7 +676,14 @@ func (s *Service) Find(ctx context.Context, compact string) (SubjectView, error)
 		out.Certificates = append(out.Certificates, certificateView(c))
 		serials = append(serials, ca.SerialObject(c.IssuerID, c.Serial))
 	}
-	if err := s.viewed(ctx, o, "subject.view", object, map[string]any{"found": true, "enrollments": ids, "certificates": serials, "truncated": out.Truncated}); err != nil {
+	eventIDs := []string{}
+	for _, ev := range events[:min(len(events), findLimit)] {
+		out.RegistryEvents = append(out.RegistryEvents, RegistryEventView{ID: ev.EventID, Kind: ev.Kind, Source: ev.Source,
+			OccurredAt: ev.OccurredAt, ReceivedAt: ev.ReceivedAt, Outcome: ev.Outcome, OutcomeAt: ev.OutcomeAt})
+		eventIDs = append(eventIDs, ev.EventID)
+	}
+	if err := s.viewed(ctx, o, "subject.view", object, map[string]any{"found": true, "enrollments": ids, "certificates": serials,
+		"registry_events": eventIDs, "truncated": out.Truncated}); err != nil {
 		return SubjectView{}, err
 	}
 	return out, nil

@@ -548,6 +548,8 @@ func TestOpenAPISchemas(t *testing.T) {
 		"CertificateView":     reflect.TypeFor[CertificateView](),
 		"RegistryEvent":       reflect.TypeFor[RegistryEvent](),
 		"RegistryEventResult": reflect.TypeFor[RegistryEventResult](),
+		"RegistryEventView":   reflect.TypeFor[RegistryEventView](),
+		"SubjectView":         reflect.TypeFor[SubjectView](),
 		"SignedAction":        reflect.TypeFor[jwsauth.Action](),
 		"VerifyRequest":       reflect.TypeFor[endpoint.Request](),
 		"VerifyResult":        reflect.TypeFor[verify.Result](),

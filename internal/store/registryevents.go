@@ -232,3 +232,9 @@ func (db *DB) PendingRegistryEvents(ctx context.Context) (int64, error) {
 	}
 	return n, nil
 }
+
+// RegistryEventsOfSubject returns the events received about a subject,
+// newest first, at most limit (the registry_events_subject index).
+func (db *DB) RegistryEventsOfSubject(ctx context.Context, subjectID string, limit int) ([]RegistryEvent, error) {
+	return db.registryEvents(ctx, `WHERE subject_id = $1 ORDER BY received_at DESC, event_id LIMIT $2`, subjectID, limit)
+}
