@@ -31,8 +31,10 @@ type PublishConfig struct {
 	// (CRLs are republished at least weekly), and it must leave one
 	// CRLCheck before the latest CRL's nextUpdate.
 	Republish time.Duration
-	// CRLCheck is how often Run looks at the stored latest CRL's age, and
-	// retries a build that failed. Default 1 minute; at most Republish.
+	// CRLCheck is how often Run looks at the stored latest CRL's age,
+	// retries a build that failed, and looks for a revocation newer than
+	// that CRL (one another process made, which signals nobody here).
+	// Default 1 minute; at most Republish.
 	CRLCheck time.Duration
 	// OCSPScan is how often Run looks for OCSP responses due for
 	// re-signing; responses whose refresh point falls before the next scan

@@ -1190,8 +1190,10 @@ func (s *Service) issue(ctx context.Context, e store.Enrollment, actor string) (
 // no longer confirms.
 var errRegistryChanged = errors.New("the registry no longer confirms the enrollment")
 
-// registryChangedError is a re-check's refusal (errRegistryChanged), with
-// the problem type an applicant asking now would get for it.
+// registryChangedError is a refusal because the registry no longer
+// confirms the enrollment (errRegistryChanged): by a re-check's answer, or
+// by its event (checkNotEnded), with the problem type an applicant asking
+// now would get for it.
 type registryChangedError struct{ problem, detail string }
 
 func (e *registryChangedError) Error() string     { return errRegistryChanged.Error() + ": " + e.detail }

@@ -76,7 +76,7 @@ var problems = map[string]struct {
 	"identity-too-old":       {http.StatusConflict, "The identity behind the certificate was proven too long ago to renew; enroll instead"},
 	"already-renewed":        {http.StatusConflict, "The certificate was already renewed"},
 	"invalid-event":          {http.StatusBadRequest, "The registry event is malformed"},
-	"event-conflict":         {http.StatusConflict, "An event with this id was received with another payload"},
+	"event-conflict":         {http.StatusConflict, "An event with this id was received with another content"},
 	"registry-events-off":    {http.StatusNotFound, "This RA accepts no registry events (no registry key is configured)"},
 	"event-incomplete":       {http.StatusServiceUnavailable, "The event is recorded, but not all it requires could be done yet; it is carried on"},
 }

@@ -60,8 +60,8 @@ import (
 //     exists; nothing suggests a compromised key), and tells the registry's
 //     contact as every revocation is told (audit certificate.revoke by the
 //     CA, its actor naming the event);
-//   - records the outcome (audit registry.event.applied): applied, or
-//     ignored when no subject of this RA has the identifier.
+//   - records the outcome (audit registry.event.applied, or .ignored when
+//     no subject of this RA has the identifier).
 //
 // An authority change revokes nothing: business certificates name the
 // business, which still exists, and its remaining representatives decide
@@ -423,9 +423,11 @@ func (s *Service) ApplyRegistryEvent(ctx context.Context, compact string) (Regis
 
 // RetryRegistryEvents carries on the events left pending for more than a
 // minute (a revocation the CA could not make, a node stopped midway), from
-// their recorded JWS, and returns how many it finished. An event whose JWS
-// no key verifies any more (the registry's key was withdrawn since) is
-// ended as failed, for an operator to look at.
+// their recorded JWS (or a recheck's record), and returns how many it
+// finished. An event whose JWS no key verifies any more (the registry's key
+// was withdrawn since) is ended as failed, for an operator to look at, and
+// carried on by a delivery that verifies; a node with no registry keys
+// leaves the signed ones to a node that has some.
 func (s *Service) RetryRegistryEvents(ctx context.Context) (int, error) {
 	d := s.d
 	now := d.Now().UTC()
@@ -903,7 +905,8 @@ type recheckRecord struct {
 // a dissolution, does what the registry's event would have done
 // (ApplyRegistryEvent): for an event that never came (a registry down, one
 // that sends no events). The event it records is named after the
-// registry's record (recheck.<its SHA-256>), so that rechecking again does
+// registry's record (recheck. and the first 16 hex digits of its SHA-256),
+// so that rechecking again does
 // nothing more; its source is "recheck:" and the registry's. Unless act is
 // set, it only reports what the registry says (a dry run). The event's
 // occurred_at is when the recheck found it: the registry does not say when

@@ -568,14 +568,14 @@ func (s *Service) Show(ctx context.Context, id, compact string) (QueueItem, erro
 	return item, nil
 }
 
-// findLimit bounds the enrollments and the certificates Find returns, the
-// newest first.
+// findLimit bounds the enrollments, the certificates and the registry
+// events Find returns, the newest first.
 const findLimit = 200
 
 // SubjectView is what an officer finds of a person or business (Find): the
-// attributes the registry verified, their enrollments and the
-// certificates issued to them, the newest first (at most findLimit of
-// each; Truncated says there were more).
+// attributes the registry verified, their enrollments, the certificates
+// issued to them and the registry's events about them, the newest first
+// (at most findLimit of each; Truncated says there were more).
 type SubjectView struct {
 	Subject      map[string]any    `json:"subject"`
 	Enrollments  []View            `json:"enrollments"`
@@ -607,8 +607,9 @@ var subjectKinds = map[string]string{"IDC": "person", "NTR": "business"}
 // Find answers a helpdesk's question about a person or business
 // (GET /api/v1/officer/subjects, signed action "find" naming its semantics
 // identifier in subject: the identifier travels signed, never in a URL
-// that proxies log): their enrollments, how each stands, and the
-// certificates issued to them. Only the subject's own enrollments are
+// that proxies log): their enrollments, how each stands, the certificates
+// issued to them, and what the registry reported of them (a death, a
+// dissolution). Only the subject's own enrollments are
 // listed (a representative's are the business's). Every search is audited
 // (subject.view) with what it showed, also one that finds nobody: who
 // looked up whom is the audit log's.

@@ -88,7 +88,8 @@ func (p Policy) Validate() error {
 // Check decides whether the key of cr may be certified under p. It trusts
 // only cr.Raw: the request is parsed, its key inspected and its signature
 // verified again (unless p.Proofs saw these very bytes verify), so a
-// CertificateRequest built or altered in memory cannot slip past. Refusals are *KeyError; an invalid p yields ErrPolicy.
+// CertificateRequest built or altered in memory cannot slip past. Refusals
+// are *KeyError; an invalid p yields ErrPolicy.
 func Check(cr *x509.CertificateRequest, p Policy) (*Request, error) {
 	if err := p.Validate(); err != nil {
 		return nil, err

@@ -286,9 +286,6 @@ func pickResponder(issuing *x509.Certificate, signers []store.Issuer, now time.T
 	return best, bestCert, nil
 }
 
-// openCA builds the CA from the issuers recorded in the store (the issuing
-// CAs and their OCSP signers) and their keys on the token. baseURL is where
-// relying parties reach the status tier.
 // openServiceWithCA opens the service and its CA role, for the commands
 // that issue or revoke in their own process (benchmarks, registry recheck).
 func openServiceWithCA(ctx context.Context, cfg config.Config, log *slog.Logger) (*service, *caRole, error) {
@@ -304,6 +301,9 @@ func openServiceWithCA(ctx context.Context, cfg config.Config, log *slog.Logger)
 	return s, authority, nil
 }
 
+// openCA builds the CA from the issuers recorded in the store (the issuing
+// CAs and their OCSP signers) and their keys on the token. baseURL is where
+// relying parties reach the status tier.
 func openCA(ctx context.Context, s *service, baseURL string) (*caRole, error) {
 	cas, missing, err := caIssuers(ctx, s, true)
 	if err != nil {

@@ -69,7 +69,7 @@ the audit log with the operating-system account that made it.`,
 		officerSub("show ID", "Show one enrollment for review", cobra.ExactArgs(1), f, func(args []string, _ *cobra.Command) (string, string, jwsauth.Action) {
 			return http.MethodGet, ra.AudienceShow + "/" + args[0], jwsauth.Action{Action: "show", Enrollment: args[0], Audience: ra.AudienceShow}
 		}),
-		officerSub("find SUBJECT", "A person's or business's enrollments and certificates, by semantics identifier as certificates carry it (IDCKZ-880312448217, NTRPK-32778761)", cobra.ExactArgs(1), f, func(args []string, _ *cobra.Command) (string, string, jwsauth.Action) {
+		officerSub("find SUBJECT", "A person's or business's enrollments, certificates and registry events, by semantics identifier as certificates carry it (IDCKZ-880312448217, NTRPK-32778761)", cobra.ExactArgs(1), f, func(args []string, _ *cobra.Command) (string, string, jwsauth.Action) {
 			// The identifier travels in the signed request, not in the URL.
 			return http.MethodGet, ra.AudienceFind, jwsauth.Action{Action: jwsauth.ActionFind, Subject: args[0], Audience: ra.AudienceFind}
 		}),

@@ -108,7 +108,7 @@ withdrawn since it came): an operator looks.`,
 func newRegistrySignEventCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "sign-event",
-		Short: "Sign a registry event as the national registry would, print it, and with --url send it",
+		Short: "Sign a registry event as the national registry would and print it, or with --url send it and print the answer",
 		Long: `Sign-event makes the compact JWS a national registry sends the RA
 (POST /api/v1/registry/events): a death (--kind death --national-id), a
 dissolution (--kind dissolution --registration-number) or an authority change
@@ -201,8 +201,9 @@ unless a certificate the event revokes is still good. A subject the registry
 no longer has is reported, not acted on: an officer decides. --dry-run only
 reports what the registry says.
 
-It runs with the CA's keys (the configured HSM token) and publishes the CRL
-of each issuing CA after revoking. One line per subject; --json for JSON lines.`,
+It runs with the CA's keys (the configured HSM token), tells holders of the
+revocations through ra.notify_webhook (or ra.outbox_dir), which it needs,
+and publishes the CRL of each issuing CA after revoking. One line per subject; --json for JSON lines.`,
 	}
 	loadConfig := configFlag(cmd)
 	all := cmd.Flags().Bool("all", false, "every subject holding a good certificate")

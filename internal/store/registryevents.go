@@ -17,7 +17,8 @@ const (
 
 // Registry event outcomes (registry_events.outcome): pending until the RA
 // has acted on the event, then applied, ignored (nothing here concerned
-// it) or failed (it could not be acted on, and will not be retried).
+// it) or failed (no key verifies it any more; a delivery that verifies
+// reopens it). An applied or failed event may be reopened (pending again).
 const (
 	OutcomePending = "pending"
 	OutcomeApplied = "applied"
@@ -25,9 +26,10 @@ const (
 	OutcomeFailed  = "failed"
 )
 
-// RegistryEvent is a signed event a national registry sent the RA (a
-// death, a dissolution, a change of who may sign for a business), kept as
-// received with what the RA did about it.
+// RegistryEvent is an event of a national registry (a death, a
+// dissolution, a change of who may sign for a business): one it signed and
+// sent the RA, or one a recheck found in its records, kept as received with
+// what the RA did about it.
 type RegistryEvent struct {
 	// EventID is the event's key: the country and the registry's id
 	// (KZ/1001: a second delivery is the same event), or a recheck's
