@@ -242,7 +242,32 @@ func TestDevQuickStartRestartAndAudit(t *testing.T) {
 	first.stop(t)
 	outputs = append(outputs, first.output.String())
 
-	// Second start reuses everything: no new token or key events, same key.
+	// The ./var of a release before registry events: its config has no
+	// registry_event_keys_file, and there is no registry key.
+	conf, err := os.ReadFile(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var kept []string
+	for _, line := range strings.Split(string(conf), "\n") {
+		if !strings.Contains(line, "registry_event_keys_file") {
+			kept = append(kept, line)
+		}
+	}
+	if len(kept) == len(strings.Split(string(conf), "\n")) {
+		t.Fatal("the dev config names no registry_event_keys_file")
+	}
+	if err := os.WriteFile(cfg, []byte(strings.Join(kept, "\n")), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{"registry-events-key.pem", "registry-events.pub.pem"} {
+		if err := os.Remove(filepath.Join(dir, f)); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	// Second start reuses everything: no new token or key events, same key;
+	// the sample registry gets an event key again, which the RA trusts.
 	second := startDev(t, dir)
 	if code, body := httpGet(t, second.url+"/readyz"); code != 200 {
 		t.Fatalf("readyz after restart = %d %s", code, body)
@@ -252,6 +277,16 @@ func TestDevQuickStartRestartAndAudit(t *testing.T) {
 		t.Error("restart wrote new audit events: token, keys, hierarchy, root CRL or first CRL were recreated")
 	}
 	checkDevManifest(t, dir, second.url)
+	var manifest struct {
+		RegistryEventKey string `json:"registry_event_key"`
+	}
+	if raw, err := os.ReadFile(filepath.Join(dir, "dev.json")); err != nil || json.Unmarshal(raw, &manifest) != nil || manifest.RegistryEventKey == "" {
+		t.Fatalf("dev.json after the restart names no registry_event_key: %v", err)
+	}
+	if code, out := runSanad(t, "registry", "sign-event", "--key", manifest.RegistryEventKey, "--kind", "death", "--country", "KZ",
+		"--national-id", "880312448217", "--url", second.url); code != 0 || !strings.Contains(out, `"outcome": "ignored"`) {
+		t.Errorf("an event signed with the sample registry's new key: exit %d\n%s", code, out)
+	}
 	second.stop(t)
 	outputs = append(outputs, second.output.String())
 	pemAfter, err := os.ReadFile(filepath.Join(dir, "audit-key.pem"))
@@ -259,15 +294,17 @@ func TestDevQuickStartRestartAndAudit(t *testing.T) {
 		t.Fatalf("audit key changed across restarts (%v)", err)
 	}
 
-	// The log verifies, with the key from the HSM and from the PEM file.
+	// The log verifies, with the key from the HSM and from the PEM file:
+	// the first start's 13 events, and the registry event's two
+	// (registry.event, registry.event.ignored).
 	code, out := runSanad(t, "audit", "verify", "--config", cfg)
 	outputs = append(outputs, out)
-	if code != 0 || !strings.Contains(out, "audit log OK: 13 events") {
+	if code != 0 || !strings.Contains(out, "audit log OK: 15 events") {
 		t.Fatalf("audit verify: exit %d: %s", code, out)
 	}
 	code, out = runSanad(t, "audit", "verify", "--config", cfg, "--public-key", filepath.Join(dir, "audit-key.pem"), "--json")
 	outputs = append(outputs, out)
-	if code != 0 || !strings.Contains(out, `"attested_seq": 13`) {
+	if code != 0 || !strings.Contains(out, `"attested_seq": 15`) {
 		t.Fatalf("audit verify --public-key --json: exit %d: %s", code, out)
 	}
 
