@@ -1,6 +1,7 @@
 package ra
 
 import (
+	"context"
 	"encoding/hex"
 	"encoding/pem"
 	"errors"
@@ -50,12 +51,18 @@ func (s *Service) Register(mux *http.ServeMux) {
 // handleRegistryEvent answers POST /api/v1/registry/events: a signed
 // event of the national registry (application/jose), acted on.
 func (s *Service) handleRegistryEvent(w http.ResponseWriter, r *http.Request) {
+	answerSigned(s, w, r, s.ApplyRegistryEvent)
+}
+
+// answerSigned reads a signed request (readJWS) and answers what act makes
+// of it as 200 JSON, or its problem.
+func answerSigned[T any](s *Service, w http.ResponseWriter, r *http.Request, act func(context.Context, string) (T, error)) {
 	jws, err := readJWS(w, r)
 	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
-	out, err := s.ApplyRegistryEvent(r.Context(), jws)
+	out, err := act(r.Context(), jws)
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -137,17 +144,7 @@ func accepts(r *http.Request, mediaType string) bool {
 const MaxJWSBytes = 16 << 10
 
 func (s *Service) handleAct(w http.ResponseWriter, r *http.Request) {
-	jws, err := readJWS(w, r)
-	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	out, err := s.Act(r.Context(), jws)
-	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	api.WriteJSON(w, http.StatusOK, out)
+	answerSigned(s, w, r, s.Act)
 }
 
 func (s *Service) handleQueue(w http.ResponseWriter, r *http.Request) {
@@ -183,17 +180,9 @@ func (s *Service) handleFind(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Service) handleRevokeOwn(w http.ResponseWriter, r *http.Request) {
-	jws, err := readJWS(w, r)
-	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	out, err := s.RevokeOwn(r.Context(), r.PathValue("serial"), jws)
-	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	api.WriteJSON(w, http.StatusOK, out)
+	answerSigned(s, w, r, func(ctx context.Context, jws string) (Revocation, error) {
+		return s.RevokeOwn(ctx, r.PathValue("serial"), jws)
+	})
 }
 
 // handleRenew answers a holder's renewal as an enrollment is answered:
