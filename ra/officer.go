@@ -587,7 +587,8 @@ type SubjectView struct {
 	Truncated      bool                `json:"truncated,omitempty"`
 }
 
-// RegistryEventView is a registry event as an officer sees it.
+// RegistryEventView is a registry event as an officer (find) and an
+// operator (sanad registry events) see it.
 type RegistryEventView struct {
 	ID         string    `json:"id"` // country and the registry's event id: KZ/1001
 	Kind       string    `json:"kind"`
@@ -596,6 +597,12 @@ type RegistryEventView struct {
 	ReceivedAt time.Time `json:"received_at"`
 	Outcome    string    `json:"outcome"`
 	OutcomeAt  time.Time `json:"outcome_at,omitzero"`
+}
+
+// ViewRegistryEvent is ev as RegistryEventView shows it.
+func ViewRegistryEvent(ev store.RegistryEvent) RegistryEventView {
+	return RegistryEventView{ID: ev.EventID, Kind: ev.Kind, Source: ev.Source, OccurredAt: ev.OccurredAt,
+		ReceivedAt: ev.ReceivedAt, Outcome: ev.Outcome, OutcomeAt: ev.OutcomeAt}
 }
 
 // subjectKinds are the subjects' kinds by the semantics identifier's type
@@ -679,8 +686,7 @@ func (s *Service) Find(ctx context.Context, compact string) (SubjectView, error)
 	}
 	eventIDs := []string{}
 	for _, ev := range events[:min(len(events), findLimit)] {
-		out.RegistryEvents = append(out.RegistryEvents, RegistryEventView{ID: ev.EventID, Kind: ev.Kind, Source: ev.Source,
-			OccurredAt: ev.OccurredAt, ReceivedAt: ev.ReceivedAt, Outcome: ev.Outcome, OutcomeAt: ev.OutcomeAt})
+		out.RegistryEvents = append(out.RegistryEvents, ViewRegistryEvent(ev))
 		eventIDs = append(eventIDs, ev.EventID)
 	}
 	if err := s.viewed(ctx, o, "subject.view", object, map[string]any{"found": true, "enrollments": ids, "certificates": serials,

@@ -569,7 +569,7 @@ func TestEnrollmentEndToEnd(t *testing.T) {
 			c.verifyWithCRL(db, openssl, armans, true)
 			code, out = c.sanad(nil, "registry", "events", "--json")
 			var listed struct {
-				EventID string `json:"event_id"`
+				EventID string `json:"id"`
 				Outcome string `json:"outcome"`
 				Result  struct {
 					Revoked []string `json:"revoked"`
@@ -578,7 +578,7 @@ func TestEnrollmentEndToEnd(t *testing.T) {
 			// The recheck's event above, then this one, oldest first.
 			lines := strings.Split(strings.TrimSpace(out), "\n")
 			if code != 0 || len(lines) != 2 || json.Unmarshal([]byte(lines[1]), &listed) != nil || listed.EventID != "KZ/kz-death-e2e" ||
-				listed.Outcome != "applied" || !slices.Equal(listed.Result.Revoked, []string{armanSerial}) || !strings.Contains(lines[0], `"event_id":"KZ/recheck.`) {
+				listed.Outcome != "applied" || !slices.Equal(listed.Result.Revoked, []string{armanSerial}) || !strings.Contains(lines[0], `"id":"KZ/recheck.`) {
 				t.Errorf("sanad registry events --json: exit %d\n%s", code, out)
 			}
 			if code, out := c.sanad(nil, "registry", "sign-event", "--kind", "death", "--country", "KZ", "--national-id", "011126570361", "--url", c.dev.url); code != 1 || !strings.Contains(out, "invalid-identifier") {

@@ -23,17 +23,12 @@ func newRegistryCmd() *cobra.Command {
 	return cmd
 }
 
-// registryEventLine is a received event as sanad registry events prints it.
+// registryEventLine is a received event as sanad registry events prints
+// it: as an officer's find shows it, with its subject and what the RA did.
 type registryEventLine struct {
-	EventID    string          `json:"event_id"`
-	Kind       string          `json:"kind"`
-	Source     string          `json:"source"`
-	Subject    string          `json:"subject_id,omitempty"`
-	OccurredAt time.Time       `json:"occurred_at"`
-	ReceivedAt time.Time       `json:"received_at"`
-	Outcome    string          `json:"outcome"`
-	OutcomeAt  time.Time       `json:"outcome_at,omitzero"`
-	Result     json.RawMessage `json:"result,omitempty"`
+	ra.RegistryEventView
+	Subject string          `json:"subject_id,omitempty"`
+	Result  json.RawMessage `json:"result,omitempty"`
 }
 
 func newRegistryEventsCmd() *cobra.Command {
@@ -79,8 +74,7 @@ withdrawn since it came): an operator looks.`,
 		}
 		w := cmd.OutOrStdout()
 		for _, ev := range events {
-			line := registryEventLine{EventID: ev.EventID, Kind: ev.Kind, Source: ev.Source, Subject: ev.SubjectID,
-				OccurredAt: ev.OccurredAt, ReceivedAt: ev.ReceivedAt, Outcome: ev.Outcome, OutcomeAt: ev.OutcomeAt}
+			line := registryEventLine{RegistryEventView: ra.ViewRegistryEvent(ev), Subject: ev.SubjectID}
 			if json.Valid([]byte(ev.OutcomeDetail)) {
 				line.Result = json.RawMessage(ev.OutcomeDetail)
 			}

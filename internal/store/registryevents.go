@@ -76,13 +76,19 @@ const endRegistryEventSQL = `
 func (tx *Tx) EndRegistryEvent(ctx context.Context, eventID, outcome, detail string, at time.Time) error {
 	res, err := tx.tx.ExecContext(ctx, tx.d.q(endRegistryEventSQL),
 		outcome, nullString(detail), tx.d.timeArg(at), eventID)
+	return oneEvent(res, err, eventID, "is not pending")
+}
+
+// oneEvent is the error of a write that must change exactly the one event
+// it names: ErrConflict, saying why, when it changed none.
+func oneEvent(res sql.Result, err error, eventID, none string) error {
 	if err != nil {
 		return fmt.Errorf("registry event %s: %w", eventID, err)
 	}
 	if n, err := res.RowsAffected(); err != nil {
 		return fmt.Errorf("registry event %s: %w", eventID, err)
 	} else if n != 1 {
-		return fmt.Errorf("registry event %s is not pending: %w", eventID, ErrConflict)
+		return fmt.Errorf("registry event %s %s: %w", eventID, none, ErrConflict)
 	}
 	return nil
 }
@@ -214,15 +220,7 @@ func (tx *Tx) ReopenRegistryEvent(ctx context.Context, eventID, payload, source 
 			payload = COALESCE($2, payload), source = COALESCE($3, source)
 		WHERE event_id = $1 AND outcome IN ('applied', 'failed')`),
 		eventID, nullString(payload), nullString(source))
-	if err != nil {
-		return fmt.Errorf("registry event %s: %w", eventID, err)
-	}
-	if n, err := res.RowsAffected(); err != nil {
-		return fmt.Errorf("registry event %s: %w", eventID, err)
-	} else if n != 1 {
-		return fmt.Errorf("registry event %s is not applied or failed: %w", eventID, ErrConflict)
-	}
-	return nil
+	return oneEvent(res, err, eventID, "is not applied or failed")
 }
 
 // PendingRegistryEvents counts the events not acted on yet (the
