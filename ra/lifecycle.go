@@ -413,9 +413,6 @@ func (s *Service) ApplyRegistryEvent(ctx context.Context, compact string) (Regis
 	if err != nil {
 		return RegistryEventResult{}, err
 	}
-	if _, _, err := ev.subjectKeys(); err != nil {
-		return RegistryEventResult{}, err
-	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), eventTimeout)
 	defer cancel()
 	return s.applyEvent(ctx, ev, source, strings.TrimSpace(compact))
@@ -574,11 +571,15 @@ func (s *Service) applyEvent(ctx context.Context, ev RegistryEvent, source, payl
 
 	var incomplete error
 	if subjectID != "" {
-		if res.Ended, err = s.endEnrollmentsFor(ctx, ev, subjectID, repKey, actor, res.ReceivedAt); err != nil {
+		enrollments, err := d.Store.EnrollmentsOfSubject(ctx, subjectID, maxEventEnrollments)
+		if err != nil {
+			return RegistryEventResult{}, err
+		}
+		if res.Ended, err = s.endEnrollmentsFor(ctx, ev, enrollments, repKey, actor, res.ReceivedAt); err != nil {
 			return RegistryEventResult{}, err
 		}
 		if ev.Kind != store.EventAuthorityChange {
-			res.Revoked, incomplete = s.revokeAllOf(ctx, ev, subjectID, actor, res.ReceivedAt)
+			res.Revoked, incomplete = s.revokeAllOf(ctx, ev, subjectID, enrolledAt(enrollments), actor, res.ReceivedAt)
 		}
 	}
 	if incomplete != nil {
@@ -656,15 +657,12 @@ const (
 	maxEventCertificates = 10000
 )
 
-// endEnrollmentsFor rejects the open enrollments ev ends (see the top of
-// this file), each in its own transaction, and returns their ids with those
-// an earlier delivery of ev, received at since, ended.
-func (s *Service) endEnrollmentsFor(ctx context.Context, ev RegistryEvent, subjectID, representative, actor string, since time.Time) ([]string, error) {
+// endEnrollmentsFor rejects those of the subject's enrollments (candidates)
+// that ev ends (see the top of this file), each in its own transaction,
+// and returns their ids with those an earlier delivery of ev, received at
+// since, ended.
+func (s *Service) endEnrollmentsFor(ctx context.Context, ev RegistryEvent, candidates []store.Enrollment, representative, actor string, since time.Time) ([]string, error) {
 	d := s.d
-	candidates, err := d.Store.EnrollmentsOfSubject(ctx, subjectID, maxEventEnrollments)
-	if err != nil {
-		return nil, err
-	}
 	ended := []string{}
 	for _, e := range candidates {
 		if representative != "" {
@@ -737,9 +735,9 @@ func endedBy(e store.Enrollment, ev RegistryEvent, since time.Time) bool {
 // (this one, an earlier one, or another node's at the same time). A
 // certificate the CA cannot revoke now does not stop the others: the error
 // names every one, for the next delivery or RetryRegistryEvents.
-func (s *Service) revokeAllOf(ctx context.Context, ev RegistryEvent, subjectID, actor string, since time.Time) ([]string, error) {
+func (s *Service) revokeAllOf(ctx context.Context, ev RegistryEvent, subjectID string, enrolledAt map[string]time.Time, actor string, since time.Time) ([]string, error) {
 	d := s.d
-	certs, enrolledAt, err := s.goodOf(ctx, subjectID)
+	certs, err := d.Store.CertificatesOfSubject(ctx, subjectID, maxEventCertificates)
 	if err != nil {
 		return nil, err
 	}
@@ -798,31 +796,28 @@ func revocable(c store.Certificate, now, since time.Time, enrolledAt map[string]
 	return !c.CreatedAt.After(since)
 }
 
-// goodOf returns the subject's signed certificates and when the
-// enrollment each came from was made.
-func (s *Service) goodOf(ctx context.Context, subjectID string) ([]store.Certificate, map[string]time.Time, error) {
-	certs, err := s.d.Store.CertificatesOfSubject(ctx, subjectID, maxEventCertificates)
-	if err != nil {
-		return nil, nil, err
-	}
-	enrollments, err := s.d.Store.EnrollmentsOfSubject(ctx, subjectID, maxEventEnrollments)
-	if err != nil {
-		return nil, nil, err
-	}
+// enrolledAt is when each of enrollments was made, by id: what revocable
+// times a certificate's request by.
+func enrolledAt(enrollments []store.Enrollment) map[string]time.Time {
 	at := make(map[string]time.Time, len(enrollments))
 	for _, e := range enrollments {
 		at[e.ID] = e.CreatedAt
 	}
-	return certs, at, nil
+	return at
 }
 
 // stillGood counts the subject's certificates an event received at since
 // revokes that are still good.
 func (s *Service) stillGood(ctx context.Context, subjectID string, since time.Time) (int, error) {
-	certs, at, err := s.goodOf(ctx, subjectID)
+	certs, err := s.d.Store.CertificatesOfSubject(ctx, subjectID, maxEventCertificates)
 	if err != nil {
 		return 0, err
 	}
+	enrollments, err := s.d.Store.EnrollmentsOfSubject(ctx, subjectID, maxEventEnrollments)
+	if err != nil {
+		return 0, err
+	}
+	at := enrolledAt(enrollments)
 	n, now := 0, s.d.Now()
 	for _, c := range certs {
 		if revocable(c, now, since, at) {
