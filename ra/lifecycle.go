@@ -840,8 +840,11 @@ func (s *Service) checkNotEnded(ctx context.Context, e store.Enrollment, subject
 			return fmt.Errorf("enrollment %s proofing: %w", e.ID, err)
 		}
 		person, err := d.Store.SubjectByNationalID(ctx, "person", pr.Person)
-		if err != nil || person.ID == subjectID {
+		if errors.Is(err, store.ErrNotFound) || err == nil && person.ID == subjectID {
 			return nil // nobody else proved it, or nobody the RA knows
+		}
+		if err != nil {
+			return err // not known: Resume tries again
 		}
 		if ev, err = d.Store.SubjectEndedBy(ctx, person.ID, e.CreatedAt); errors.Is(err, store.ErrNotFound) {
 			return nil
