@@ -143,7 +143,7 @@ func (s *Service) Renew(ctx context.Context, serialHex, compact string) (store.E
 		return store.Enrollment{}, false, err
 	}
 
-	id, err := newID()
+	id, err := newID(now)
 	if err != nil {
 		return store.Enrollment{}, false, err
 	}
