@@ -1,10 +1,13 @@
 package store
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 )
 
@@ -176,10 +179,11 @@ func (db *DB) SubjectsWithGoodCertificates(ctx context.Context, after string, no
 }
 
 // endedByWhere chooses a subject's death or dissolution events received
-// since a time that were not ignored (pending or applied), first received
-// first (the registry_events_subject index).
-const endedByWhere = `WHERE subject_id = $1 AND received_at >= $2 AND kind IN ('death', 'dissolution') AND outcome IN ('pending', 'applied')
-	ORDER BY received_at, event_id LIMIT 1`
+// since a time that were not ignored (pending or applied), by the
+// registry_events_subject index. It has no ORDER BY: firstEndedBy picks the
+// first of the few (almost always none), and SQLite's sorter cost 18 µs
+// even for no rows, six times the lookup, in every issuing transaction.
+const endedByWhere = `WHERE subject_id = $1 AND received_at >= $2 AND kind IN ('death', 'dissolution') AND outcome IN ('pending', 'applied')`
 
 // SubjectEndedBy returns, in the transaction, the first death or
 // dissolution event received since for a subject that was not ignored, or
@@ -198,6 +202,7 @@ func (db *DB) SubjectEndedBy(ctx context.Context, subjectID string, since time.T
 	return firstEndedBy(db.registryEvents(ctx, endedByWhere, subjectID, db.d.timeArg(since)))
 }
 
+// firstEndedBy returns the event received first (then by id) of evs.
 func firstEndedBy(evs []RegistryEvent, err error) (RegistryEvent, error) {
 	if err != nil {
 		return RegistryEvent{}, err
@@ -205,7 +210,9 @@ func firstEndedBy(evs []RegistryEvent, err error) (RegistryEvent, error) {
 	if len(evs) == 0 {
 		return RegistryEvent{}, fmt.Errorf("registry events of the subject: %w", ErrNotFound)
 	}
-	return evs[0], nil
+	return slices.MinFunc(evs, func(a, b RegistryEvent) int {
+		return cmp.Or(a.ReceivedAt.Compare(b.ReceivedAt), strings.Compare(a.EventID, b.EventID))
+	}), nil
 }
 
 // ReopenRegistryEvent puts an event whose outcome was decided (applied or

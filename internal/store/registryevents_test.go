@@ -170,6 +170,27 @@ func TestRegistryEvents(t *testing.T) {
 					t.Errorf("%s: %v, want %v", c.name, got, c.want)
 				}
 			}
+
+			// Two deaths of s1 (a registry that reported twice), the one
+			// received first stored last: the first received ends s1,
+			// whatever order the rows come in; since after it, the other.
+			// Received at the same time, the smaller id.
+			for _, ev := range []store.RegistryEvent{
+				{EventID: "kz-00", Source: "registry:a", SubjectID: "s1", Kind: store.EventDeath, OccurredAt: t0, ReceivedAt: t0.Add(30 * time.Second), Payload: "n"},
+				{EventID: "kz-0", Source: "registry:a", SubjectID: "s1", Kind: store.EventDeath, OccurredAt: t0, ReceivedAt: t0.Add(30 * time.Second), Payload: "m"},
+			} {
+				if err := db.InTx(ctx, func(tx *store.Tx) error { return tx.InsertRegistryEvent(ctx, ev) }); err != nil {
+					t.Fatal(err)
+				}
+			}
+			for _, c := range []struct {
+				since time.Time
+				want  string
+			}{{t0, "kz-0"}, {t0.Add(45 * time.Second), "kz-1"}} {
+				if ev, err := db.SubjectEndedBy(ctx, "s1", c.since); err != nil || ev.EventID != c.want {
+					t.Errorf("SubjectEndedBy(s1) since %v: %q %v, want %s", c.since, ev.EventID, err, c.want)
+				}
+			}
 		})
 	}
 }
