@@ -13,6 +13,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/asn1"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -332,8 +333,9 @@ func (ca *CA) prepare(req Request) (prepared, error) {
 	if err != nil {
 		return prepared{}, err
 	}
-	now := d.Now().UTC().Truncate(time.Second)
-	tmpl, err := ca.template(p, subject, checked.PublicKey, now)
+	at := d.Now().UTC()
+	now := at.Truncate(time.Second)
+	tmpl, err := ca.template(p, subject, checked.PublicKey, at)
 	if err != nil {
 		return prepared{}, err
 	}
@@ -395,17 +397,20 @@ var (
 	oidNameConstraints  = asn1.ObjectIdentifier{2, 5, 29, 30}
 )
 
-func (ca *CA) template(p profile.Profile, subject pkix.Name, pub crypto.PublicKey, now time.Time) (*x509.Certificate, error) {
-	return newTemplate(ca.d.Issuer, p, subject, pub, now)
+func (ca *CA) template(p profile.Profile, subject pkix.Name, pub crypto.PublicKey, at time.Time) (*x509.Certificate, error) {
+	return newTemplate(ca.d.Issuer, p, subject, pub, at)
 }
 
 // newTemplate is the end-entity certificate of profile p for subject and
-// pub, issued by is at now with a fresh serial.
-func newTemplate(is Issuer, p profile.Profile, subject pkix.Name, pub crypto.PublicKey, now time.Time) (*x509.Certificate, error) {
-	serial, err := RandomSerial()
+// pub, issued by is at the clock's reading at, with a fresh serial: its
+// validity starts at at's second, its serial's time is at's (to 256 ms, so
+// that the serials of one group commit sort together; see NewSerial).
+func newTemplate(is Issuer, p profile.Profile, subject pkix.Name, pub crypto.PublicKey, at time.Time) (*x509.Certificate, error) {
+	serial, err := NewSerial(at)
 	if err != nil {
 		return nil, err
 	}
+	now := at.UTC().Truncate(time.Second)
 	ski, err := SubjectKeyID(pub)
 	if err != nil {
 		return nil, err
@@ -463,18 +468,30 @@ func (ca *CA) signTBS(tbs []byte, key crypto.Signer) ([]byte, error) {
 	return assemble(tbs, ca.alg, sig)
 }
 
-// RandomSerial is 128 bits from crypto/rand with the top bit cleared: a
-// positive INTEGER of at most 16 octets with 127 random bits (RFC 5280
-// §4.1.2.2; at least 64 random bits after forcing it positive). Every
-// certificate Sanad signs, in a ceremony or by issuance, gets one.
-func RandomSerial() (*big.Int, error) {
+// NewSerial is the serial of a certificate made at now (RFC 5280
+// §4.1.2.2): 20 octets, the first 5 the time in units of 256 ms since
+// 1970, the other 15 from crypto/rand. It is a positive INTEGER (the time's
+// top bit is 0 until the year 6429), of at most 20 octets, with 120 random
+// bits: well above the 64 the CA/B Forum asks for, beyond guessing even for
+// someone who knows when the certificate was made. Every certificate Sanad
+// signs, in a ceremony or by issuance, gets one.
+//
+// The time comes first so that certificates issued together get serials
+// that sort together: their rows in the indexes keyed by serial (the
+// certificates' and OCSP responses' keys, certificates_serial, and
+// audit_events_object for their events) go into the same few index pages,
+// where fully random serials put each in a page of its own. Those indexes
+// took about a third of the pages each SQLite commit wrote during
+// issuance; on PostgreSQL each page first touched after a checkpoint is a
+// full-page image in the WAL.
+func NewSerial(now time.Time) (*big.Int, error) {
+	var b [20]byte
+	binary.BigEndian.PutUint64(b[:8], uint64(max(now.UnixMilli(), 0))>>8<<24)
 	for {
-		b := make([]byte, 16)
-		if _, err := rand.Read(b); err != nil {
+		if _, err := rand.Read(b[5:]); err != nil {
 			return nil, err
 		}
-		b[0] &= 0x7f
-		if s := new(big.Int).SetBytes(b); s.Sign() > 0 {
+		if s := new(big.Int).SetBytes(b[:]); s.Sign() > 0 {
 			return s, nil
 		}
 	}

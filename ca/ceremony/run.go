@@ -321,7 +321,7 @@ func (s *Script) template(p profile.Profile, pub crypto.PublicKey, now time.Time
 	if c.NotBefore != "" {
 		notBefore, _ = time.Parse(time.RFC3339, c.NotBefore) // checked
 	}
-	serial, err := ca.RandomSerial()
+	serial, err := ca.NewSerial(now)
 	if err != nil {
 		return nil, err
 	}

@@ -607,7 +607,7 @@ func seedOCSP(ctx context.Context, db *store.DB, n, distinct int, keepResponses 
 	// those below distinct.
 	batchOf := func(start, end int) (certs []store.Certificate, resps []store.OCSPResponse, reqs [][]byte, err error) {
 		for i := start; i < end; i++ {
-			serial, err := ca.RandomSerial()
+			serial, err := ca.NewSerial(now)
 			if err != nil {
 				return nil, nil, nil, err
 			}
