@@ -3,11 +3,14 @@ package audit
 import (
 	"bytes"
 	"crypto/sha256"
+	"encoding"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"reflect"
 	"time"
+	"unicode/utf8"
 
 	"github.com/sanadpki/sanad/internal/store"
 )
@@ -107,14 +110,17 @@ const timeLayout = "2006-01-02T15:04:05.000000Z07:00"
 
 // canonicalJSON encodes v with object keys sorted at every depth and no
 // insignificant whitespace: encoding through map[string]any sorts keys, and
-// json.Number keeps numbers exactly as written.
+// json.Number keeps numbers exactly as written. A plain v (see plain), as
+// most details are, is already encoded so by json.Marshal, and skips the
+// decoding and second encoding: two thirds of the cost, paid in the
+// writer's transaction.
 func canonicalJSON(v any) ([]byte, error) {
 	if v == nil {
 		return []byte("{}"), nil
 	}
 	raw, err := json.Marshal(v)
-	if err != nil {
-		return nil, err
+	if err != nil || plain(reflect.ValueOf(v)) {
+		return raw, err
 	}
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.UseNumber()
@@ -123,4 +129,63 @@ func canonicalJSON(v any) ([]byte, error) {
 		return nil, err
 	}
 	return json.Marshal(generic)
+}
+
+var (
+	timeType          = reflect.TypeFor[time.Time]()
+	marshalerType     = reflect.TypeFor[json.Marshaler]()
+	textMarshalerType = reflect.TypeFor[encoding.TextMarshaler]()
+)
+
+// plain reports whether json.Marshal encodes v as canonicalJSON would: v
+// holds no struct (its fields keep their declared order) and nothing that
+// encodes itself (a Marshaler could write keys in any order), only maps
+// with string keys (encoding/json sorts them), slices, arrays, pointers,
+// booleans, numbers, times and strings of valid UTF-8 (an invalid byte
+// becomes the escape \ufffd, which the round trip turns into the
+// character itself).
+func plain(v reflect.Value) bool {
+	if !v.IsValid() {
+		return true
+	}
+	t := v.Type()
+	if k := t.Kind(); k == reflect.Interface || k == reflect.Pointer {
+		return v.IsNil() || plain(v.Elem())
+	}
+	if t == timeType {
+		return true
+	}
+	if t.Implements(marshalerType) || t.Implements(textMarshalerType) ||
+		reflect.PointerTo(t).Implements(marshalerType) || reflect.PointerTo(t).Implements(textMarshalerType) {
+		return false
+	}
+	switch t.Kind() {
+	case reflect.Bool, reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Uintptr,
+		reflect.Float32, reflect.Float64:
+		return true
+	case reflect.String:
+		return utf8.ValidString(v.String())
+	case reflect.Slice, reflect.Array:
+		if t.Elem().Kind() == reflect.Uint8 {
+			return true // base64
+		}
+		for i := range v.Len() {
+			if !plain(v.Index(i)) {
+				return false
+			}
+		}
+		return true
+	case reflect.Map:
+		if t.Key().Kind() != reflect.String {
+			return false
+		}
+		for it := v.MapRange(); it.Next(); {
+			if !plain(it.Key()) || !plain(it.Value()) {
+				return false
+			}
+		}
+		return true
+	}
+	return false
 }
