@@ -17,10 +17,12 @@ import (
 //
 // A group's writes are data, not closures, so that the transaction writes
 // them with a few multi-row statements (store's batch writes, one audit
-// head update) instead of a few round trips per certificate. A failed
-// group is retried one write per transaction, so a write that fails (a
-// serial recovery revoked, a constraint) fails alone and the others still
-// commit.
+// head update) instead of a few round trips per certificate. That
+// transaction is one caller of the database's own group commit
+// (store.DB.Group), whose transaction also carries the RA's writes of the
+// moment. A failed group is retried one write per transaction, so a write
+// that fails (a serial recovery revoked, a constraint) fails alone and the
+// others still commit.
 type group struct {
 	db      *store.DB
 	audit   *audit.Log
@@ -60,13 +62,13 @@ func (g *group) do(ctx context.Context, w *groupWrite) error { return g.batcher.
 func (g *group) commit(ctx context.Context, batch []*groupWrite) []error {
 	errs := make([]error, len(batch))
 	g.commits.Add(1)
-	err := g.db.InTx(ctx, func(tx *store.Tx) error { return g.write(ctx, tx, batch) })
+	err := g.db.Group().InTx(ctx, func(tx *store.Tx) error { return g.write(ctx, tx, batch) })
 	if err != nil && len(batch) > 1 {
 		// Some write failed and took the group with it: find out which,
 		// one transaction each.
 		for i, w := range batch {
 			g.commits.Add(1)
-			errs[i] = g.db.InTx(ctx, func(tx *store.Tx) error { return g.write(ctx, tx, []*groupWrite{w}) })
+			errs[i] = g.db.Group().InTx(ctx, func(tx *store.Tx) error { return g.write(ctx, tx, []*groupWrite{w}) })
 		}
 	} else {
 		for i := range errs {

@@ -17,7 +17,8 @@ import (
 // of timing: the first writer's transaction waits on the lock, and the
 // other 63 must then go in one transaction. One of them reuses a serial:
 // that group fails, is retried one write per transaction, and only the bad
-// write fails.
+// write fails. Every one of those transactions is a caller of the
+// database's group commit, which the RA's transactions share.
 func TestGroupCommitsTogetherAndFailsAlone(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, db *store.DB, raw *sql.DB) {
 		ctx := t.Context()
@@ -36,6 +37,7 @@ func TestGroupCommitsTogetherAndFailsAlone(t *testing.T) {
 			}
 		}
 		g := newGroup(db, log)
+		calls0 := db.Group().Calls.Load()
 
 		run := func(writes []*groupWrite) []error {
 			lock, err := raw.BeginTx(ctx, nil)
@@ -101,6 +103,10 @@ func TestGroupCommitsTogetherAndFailsAlone(t *testing.T) {
 		// 2 + (1 leader alone + 1 failed group + 31 retried one by one).
 		if c, w := g.commits.Load(), g.written.Load(); c != 2+1+1+31 || w != 64+31 {
 			t.Errorf("after the failing group: %d transactions, %d written", c, w)
+		}
+
+		if calls := db.Group().Calls.Load() - calls0; calls != g.commits.Load() {
+			t.Errorf("%d transactions, %d of them in the database's group commit", g.commits.Load(), calls)
 		}
 
 		unsigned, err := db.UnsignedCertificates(ctx)

@@ -123,7 +123,7 @@ func New(d Deps) (*Service, error) {
 			return nil, fmt.Errorf("ra: policy names profile %s, which is not loaded", name)
 		}
 	}
-	return &Service{d: d, group: d.Store.NewGroup(256)}, nil
+	return &Service{d: d, group: d.Store.Group()}, nil
 }
 
 // SetNotifier replaces the notifier (benchmarks keep codes in memory).

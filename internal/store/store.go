@@ -56,6 +56,8 @@ type DB struct {
 	// writer, on SQLite, is held by the one write transaction of this
 	// process (see lockWriter); nil on PostgreSQL.
 	writer chan struct{}
+	// group is the process's group commit (see Group).
+	group *Group
 }
 
 // Tx is one database transaction, valid only inside the function given to
@@ -118,6 +120,7 @@ func Open(ctx context.Context, cfg Config) (*DB, error) {
 		logger = slog.New(slog.DiscardHandler)
 	}
 	db := &DB{sql: sqlDB, d: d, logger: logger}
+	db.group = db.NewGroup(256)
 	if d.name == DriverSQLite {
 		db.writer = make(chan struct{}, 1)
 	}
@@ -144,6 +147,15 @@ func (db *DB) lockWriter(ctx context.Context) (unlock func(), err error) {
 		return nil, fmt.Errorf("begin %s transaction: waiting for the writer: %w", db.d.name, context.Cause(ctx))
 	}
 }
+
+// Group is the database's group commit, shared by every audited writer of
+// the process: the RA's transactions and the CA's issuance writes go into
+// the same transactions, so that one commit serves both. Every audited
+// write takes the audit head until it commits (and, on SQLite, the one
+// writer), so writers take turns anyway; with a group each, the RA's and
+// the CA's paid a commit (an fsync) of their own, about 20 % more commits
+// per enrollment.
+func (db *DB) Group() *Group { return db.group }
 
 // Driver returns DriverSQLite or DriverPostgres.
 func (db *DB) Driver() string { return db.d.name }
