@@ -18,13 +18,13 @@ import (
 // A group's writes are data, not closures, so that the transaction writes
 // them with a few multi-row statements (store's batch writes, one audit
 // head update) instead of a few round trips per certificate. That
-// transaction is one caller of the database's own group commit
-// (store.DB.Group), whose transaction also carries the RA's writes of the
-// moment. A failed group is retried one write per transaction, so a write
+// transaction is one caller of a store.Group (store.DB.Group), which on
+// SQLite is the RA's too: one commit carries both. A failed group is retried one write per transaction, so a write
 // that fails (a serial recovery revoked, a constraint) fails alone and the
 // others still commit.
 type group struct {
-	db      *store.DB
+	// txs runs the group's transactions (store.DB.Group).
+	txs     *store.Group
 	audit   *audit.Log
 	batcher *store.Batcher[*groupWrite]
 
@@ -48,7 +48,7 @@ type groupWrite struct {
 const maxGroup = 256
 
 func newGroup(db *store.DB, log *audit.Log) *group {
-	g := &group{db: db, audit: log}
+	g := &group{txs: db.Group(), audit: log}
 	g.batcher = store.NewBatcher(maxGroup, g.commit)
 	return g
 }
@@ -62,13 +62,13 @@ func (g *group) do(ctx context.Context, w *groupWrite) error { return g.batcher.
 func (g *group) commit(ctx context.Context, batch []*groupWrite) []error {
 	errs := make([]error, len(batch))
 	g.commits.Add(1)
-	err := g.db.Group().InTx(ctx, func(tx *store.Tx) error { return g.write(ctx, tx, batch) })
+	err := g.txs.InTx(ctx, func(tx *store.Tx) error { return g.write(ctx, tx, batch) })
 	if err != nil && len(batch) > 1 {
 		// Some write failed and took the group with it: find out which,
 		// one transaction each.
 		for i, w := range batch {
 			g.commits.Add(1)
-			errs[i] = g.db.Group().InTx(ctx, func(tx *store.Tx) error { return g.write(ctx, tx, []*groupWrite{w}) })
+			errs[i] = g.txs.InTx(ctx, func(tx *store.Tx) error { return g.write(ctx, tx, []*groupWrite{w}) })
 		}
 	} else {
 		for i := range errs {

@@ -56,7 +56,8 @@ type DB struct {
 	// writer, on SQLite, is held by the one write transaction of this
 	// process (see lockWriter); nil on PostgreSQL.
 	writer chan struct{}
-	// group is the process's group commit (see Group).
+	// group, on SQLite, is the process's group commit (see Group); nil on
+	// PostgreSQL.
 	group *Group
 }
 
@@ -120,9 +121,9 @@ func Open(ctx context.Context, cfg Config) (*DB, error) {
 		logger = slog.New(slog.DiscardHandler)
 	}
 	db := &DB{sql: sqlDB, d: d, logger: logger}
-	db.group = db.NewGroup(256)
 	if d.name == DriverSQLite {
 		db.writer = make(chan struct{}, 1)
+		db.group = db.NewGroup(256)
 	}
 	return db, nil
 }
@@ -148,14 +149,21 @@ func (db *DB) lockWriter(ctx context.Context) (unlock func(), err error) {
 	}
 }
 
-// Group is the database's group commit, shared by every audited writer of
-// the process: the RA's transactions and the CA's issuance writes go into
-// the same transactions, so that one commit serves both. Every audited
-// write takes the audit head until it commits (and, on SQLite, the one
-// writer), so writers take turns anyway; with a group each, the RA's and
-// the CA's paid a commit (an fsync) of their own, about 20 % more commits
-// per enrollment.
-func (db *DB) Group() *Group { return db.group }
+// Group returns the group commit for one audited writer of the process
+// (the RA's transactions, the CA's issuance writes). On SQLite it is
+// always the same Group: the database has one writer, which the RA's and
+// the CA's transactions took in turns, each paying a commit (an fsync) of
+// its own; in one group, one commit serves both (about 20 % fewer commits
+// per enrollment, 4-15 % more enrollments/s). On PostgreSQL each call
+// returns a new Group: there the RA's and the CA's transactions run side
+// by side up to the audit head, and one group for both made them wait in
+// one line (310/273/298 enrollments/s against 381/329/321 apart).
+func (db *DB) Group() *Group {
+	if db.group != nil {
+		return db.group
+	}
+	return db.NewGroup(256)
+}
 
 // Driver returns DriverSQLite or DriverPostgres.
 func (db *DB) Driver() string { return db.d.name }
