@@ -137,6 +137,13 @@ var (
 	textMarshalerType = reflect.TypeFor[encoding.TextMarshaler]()
 )
 
+// encodesItself reports whether json.Marshal hands a value of type t (or,
+// addressable, *t) to its own MarshalJSON or MarshalText.
+func encodesItself(t reflect.Type) bool {
+	return t.Implements(marshalerType) || t.Implements(textMarshalerType) ||
+		reflect.PointerTo(t).Implements(marshalerType) || reflect.PointerTo(t).Implements(textMarshalerType)
+}
+
 // plain reports whether json.Marshal encodes v as canonicalJSON would: v
 // holds no struct (its fields keep their declared order) and nothing that
 // encodes itself (a Marshaler could write keys in any order), only maps
@@ -155,8 +162,7 @@ func plain(v reflect.Value) bool {
 	if t == timeType {
 		return true
 	}
-	if t.Implements(marshalerType) || t.Implements(textMarshalerType) ||
-		reflect.PointerTo(t).Implements(marshalerType) || reflect.PointerTo(t).Implements(textMarshalerType) {
+	if encodesItself(t) {
 		return false
 	}
 	switch t.Kind() {
@@ -167,8 +173,8 @@ func plain(v reflect.Value) bool {
 	case reflect.String:
 		return utf8.ValidString(v.String())
 	case reflect.Slice, reflect.Array:
-		if t.Elem().Kind() == reflect.Uint8 {
-			return true // base64
+		if t.Kind() == reflect.Slice && t.Elem().Kind() == reflect.Uint8 && !encodesItself(t.Elem()) {
+			return true // base64, as long as the octets do not encode themselves
 		}
 		for i := range v.Len() {
 			if !plain(v.Index(i)) {

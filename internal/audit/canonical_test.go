@@ -41,6 +41,17 @@ type selfEncoded struct{}
 
 func (selfEncoded) MarshalJSON() ([]byte, error) { return []byte(`{"z":1,"a":2}`), nil }
 
+// octet is a byte that encodes itself: json.Marshal calls it for each
+// element of a []octet instead of writing base64.
+type octet byte
+
+func (octet) MarshalJSON() ([]byte, error) { return []byte(`{"z":1,"a":"\u00e9"}`), nil }
+
+// ptrOctet encodes itself through a pointer, which slice elements are.
+type ptrOctet byte
+
+func (*ptrOctet) MarshalText() ([]byte, error) { return []byte("a\xffb"), nil }
+
 type textKey string
 
 func (k textKey) MarshalText() ([]byte, error) { return []byte("k-" + k), nil }
@@ -72,6 +83,9 @@ func TestCanonicalJSON(t *testing.T) {
 		{"invalid UTF-8 key", map[string]any{"a\xffb": 1}, false},
 		{"a TextMarshaler key", map[textKey]int{"b": 1, "a": 2}, false},
 		{"an int key", map[int]string{10: "a", 9: "b"}, false},
+		{"octets that encode themselves", map[string]any{"x": []octet{1}}, false},
+		{"an array of them", map[string]any{"x": [1]octet{1}}, false},
+		{"octets that encode themselves through a pointer", map[string]any{"x": []ptrOctet{1, 2}}, false},
 	} {
 		if got := plain(reflect.ValueOf(c.v)); got != c.plain {
 			t.Errorf("%s: plain %v, want %v", c.name, got, c.plain)
