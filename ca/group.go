@@ -19,9 +19,14 @@ import (
 // them with a few multi-row statements (store's batch writes, one audit
 // head update) instead of a few round trips per certificate. That
 // transaction is one caller of a store.Group (store.DB.Group), which on
-// SQLite is the RA's too: one commit carries both. A failed group is retried one write per transaction, so a write
-// that fails (a serial recovery revoked, a constraint) fails alone and the
-// others still commit.
+// SQLite is the RA's too: one commit carries both, and their failures
+// touch each other. An RA caller that fails makes the store.Group run the
+// whole transaction again with a savepoint per caller, this batch's
+// writes included; a write of this batch that fails (a serial recovery
+// revoked, a blocked key, a constraint) makes the RA's callers of that
+// transaction run again the same way, and this batch is then retried one
+// write per transaction, so the bad write fails alone and the others
+// still commit.
 type group struct {
 	// txs runs the group's transactions (store.DB.Group).
 	txs     *store.Group

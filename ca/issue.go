@@ -469,12 +469,14 @@ func (ca *CA) signTBS(tbs []byte, key crypto.Signer) ([]byte, error) {
 }
 
 // NewSerial is the serial of a certificate made at now (RFC 5280
-// §4.1.2.2): 20 octets, the first 5 the time in units of 256 ms since
-// 1970, the other 15 from crypto/rand. It is a positive INTEGER (the time's
-// top bit is 0 until the year 6429), of at most 20 octets, with 120 random
-// bits: well above the 64 the CA/B Forum asks for, beyond guessing even for
-// someone who knows when the certificate was made. Every certificate Sanad
-// signs, in a ceremony or by issuance, gets one.
+// §4.1.2.2): 20 octets, the first 5 the time in units of 256 ms since 1970
+// (0 before it), the other 15 from crypto/rand. With the time's top bit 0
+// its DER INTEGER needs no leading zero octet, so it is at most 20 octets
+// (RFC 5280's limit), positive, with 120 random bits: well above the 64 the
+// CA/B Forum asks for, beyond guessing even for someone who knows when the
+// certificate was made. From the year 6429 the time's top bit would be 1
+// and the INTEGER 21 octets: NewSerial refuses such a time. Every
+// certificate Sanad signs, in a ceremony or by issuance, gets one.
 //
 // The time comes first so that certificates issued together get serials
 // that sort together: their rows in the indexes keyed by serial (the
@@ -485,8 +487,12 @@ func (ca *CA) signTBS(tbs []byte, key crypto.Signer) ([]byte, error) {
 // issuance; on PostgreSQL each page first touched after a checkpoint is a
 // full-page image in the WAL.
 func NewSerial(now time.Time) (*big.Int, error) {
+	units := uint64(max(now.UnixMilli(), 0)) >> 8
+	if units >= 1<<39 {
+		return nil, fmt.Errorf("serial: the time %v does not fit a 20-octet serial", now)
+	}
 	var b [20]byte
-	binary.BigEndian.PutUint64(b[:8], uint64(max(now.UnixMilli(), 0))>>8<<24)
+	binary.BigEndian.PutUint64(b[:8], units<<24)
 	for {
 		if _, err := rand.Read(b[5:]); err != nil {
 			return nil, err

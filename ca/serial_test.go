@@ -54,8 +54,8 @@ func TestSerials(t *testing.T) {
 	prefixes := map[uint64]bool{}
 	for _, s := range serials {
 		b := s.Bytes()
-		if s.Sign() <= 0 || len(b) > 20 {
-			t.Fatalf("serial %x: sign %d, %d octets", b, s.Sign(), len(b))
+		if s.Sign() <= 0 || len(b) != 20 || b[0] >= 0x80 {
+			t.Fatalf("serial %x: sign %d, %d octets: not a 20-octet DER INTEGER", b, s.Sign(), len(b))
 		}
 		got := new(big.Int).Rsh(s, 120).Uint64()
 		if got < first || got > last {
@@ -81,5 +81,39 @@ func TestSerials(t *testing.T) {
 	// (whole seconds): more distinct times than seconds went by.
 	if seconds := end.Unix() - start.Unix() + 1; int64(len(prefixes)) <= seconds {
 		t.Errorf("%d distinct serial times over %d seconds", len(prefixes), seconds)
+	}
+}
+
+// TestNewSerialTimes: before 1970 the time is 0 (a 15-octet serial of
+// random bits); today's is 20 octets whose DER INTEGER needs no leading
+// zero; the last 256 ms unit that fits is taken, and from the year 6429,
+// whose serial would need a 21st octet, NewSerial refuses.
+func TestNewSerialTimes(t *testing.T) {
+	last := time.UnixMilli((1<<39-1)<<8 + 255)
+	for _, c := range []struct {
+		at      time.Time
+		prefix  uint64
+		refused bool
+	}{
+		{time.Unix(-1, 0), 0, false},
+		{time.Time{}, 0, false},
+		{time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC), uint64(time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC).UnixMilli()) >> 8, false},
+		{last, 1<<39 - 1, false},
+		{last.Add(time.Millisecond), 0, true},
+		{time.Date(6430, 1, 1, 0, 0, 0, 0, time.UTC), 0, true},
+	} {
+		s, err := ca.NewSerial(c.at)
+		if c.refused {
+			if err == nil {
+				t.Errorf("%v: serial %x, want a refusal", c.at, s)
+			}
+			continue
+		}
+		if err != nil {
+			t.Fatalf("%v: %v", c.at, err)
+		}
+		if got := new(big.Int).Rsh(s, 120).Uint64(); got != c.prefix || s.Sign() <= 0 || s.BitLen() > 159 {
+			t.Errorf("%v: serial %x: time %x (want %x), %d bits", c.at, s, got, c.prefix, s.BitLen())
+		}
 	}
 }

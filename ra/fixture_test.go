@@ -111,6 +111,11 @@ func newRAFixture(t *testing.T, f catest.Fixture, driver string, opts ...func(*r
 	if err != nil {
 		t.Fatal(err)
 	}
+	// On SQLite the RA's transactions share the database's one group
+	// commit with the CA's issuance writes; on PostgreSQL the RA has its own.
+	if shared := ra.GroupOf(svc) == db.Group(); shared != (db.Driver() == store.DriverSQLite) {
+		t.Fatalf("%s: the RA's transactions in the database's group commit: %v", db.Driver(), shared)
+	}
 	fx.svc, fx.deps = svc, deps
 	mux := http.NewServeMux()
 	svc.Register(mux)

@@ -158,6 +158,10 @@ func (db *DB) lockWriter(ctx context.Context) (unlock func(), err error) {
 // returns a new Group: there the RA's and the CA's transactions run side
 // by side up to the audit head, and one group for both made them wait in
 // one line (310/273/298 enrollments/s against 381/329/321 apart).
+//
+// The callers of one group must record their audit events with the same
+// chain (one audit.Log): a transaction chains its events with the first
+// chain recorded in it (RecordAudit).
 func (db *DB) Group() *Group {
 	if db.group != nil {
 		return db.group
