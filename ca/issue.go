@@ -87,11 +87,11 @@ type CA struct {
 	d Deps
 	// commits groups the transactions of concurrent issuances.
 	commits *group
-	// throwaway signs the copy of each certificate that is linted before
-	// the HSM signs; alg is the issuer key's signature algorithm, which
-	// both signatures use.
-	throwaway crypto.Signer
-	alg       signatureAlg
+	// lintSignature is the signature of the copy of each certificate that
+	// is linted before the HSM signs (see lint); alg is the issuer key's
+	// signature algorithm, which both use.
+	lintSignature []byte
+	alg           signatureAlg
 	// forbidden are the keys never certified: the issuer's, the
 	// responder's and OtherKeys.
 	forbidden []crypto.PublicKey
@@ -137,19 +137,16 @@ func New(d Deps) (*CA, error) {
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
-	// One throw-away key for the CA's lifetime: its signatures only ever
-	// reach the linter, and an RSA key per certificate would cost more
-	// than the issuance.
-	throwaway, err := ThrowawayKey(d.Issuer.Signer.Public())
-	if err != nil {
-		return nil, fmt.Errorf("ca: %w", err)
-	}
 	alg, err := signatureAlgFor(d.Issuer.Signer.Public())
 	if err != nil {
 		return nil, fmt.Errorf("ca: %w", err)
 	}
+	lintSignature, err := newLintSignature(d.Issuer.Signer.Public(), alg)
+	if err != nil {
+		return nil, fmt.Errorf("ca: %w", err)
+	}
 	forbidden := append([]crypto.PublicKey{d.Issuer.Certificate.PublicKey, d.Responder.Certificate.PublicKey}, d.OtherKeys...)
-	return &CA{d: d, commits: newGroup(d.Store, d.Audit), throwaway: throwaway, alg: alg, forbidden: forbidden, changed: make(chan struct{}, 1)}, nil
+	return &CA{d: d, commits: newGroup(d.Store, d.Audit), lintSignature: lintSignature, alg: alg, forbidden: forbidden, changed: make(chan struct{}, 1)}, nil
 }
 
 // Ready reports whether the CA can issue and revoke now, beyond the
@@ -436,15 +433,14 @@ func newTemplate(is Issuer, p profile.Profile, subject pkix.Name, pub crypto.Pub
 	}, nil
 }
 
-// lint encodes the template's TBS, signs it with the throw-away key of the
-// issuer's type and lints the certificate that makes; the TBS is what the
-// HSM will sign.
+// lint encodes the template's TBS, makes a certificate of it with the CA's
+// lintSignature and lints that; the TBS is what the HSM will sign.
 func (ca *CA) lint(tmpl *x509.Certificate, pub crypto.PublicKey) ([]byte, error) {
 	tbs, err := encodeTBS(tmpl, ca.d.Issuer.Certificate, pub, ca.alg)
 	if err != nil {
 		return nil, fmt.Errorf("build certificate: %w", err)
 	}
-	pre, err := ca.signTBS(tbs, ca.throwaway)
+	pre, err := assemble(tbs, ca.alg, ca.lintSignature)
 	if err != nil {
 		return nil, fmt.Errorf("build certificate: %w", err)
 	}
@@ -537,6 +533,27 @@ func ThrowawayKey(pub crypto.PublicKey) (crypto.Signer, error) {
 		return rsa.GenerateKey(rand.Reader, k.N.BitLen())
 	}
 	return nil, fmt.Errorf("unsupported issuer key %T", pub)
+}
+
+// newLintSignature is a signature by a throw-away key of the type of the
+// issuer key pub, with alg, over bytes of its own: the signature of every
+// copy of a certificate that is linted before the HSM signs.
+//
+// zlint reads a certificate's signature algorithm, never its signature
+// value (it has no issuer to check it against; the one lint that tries
+// keys of its own, e_cert_issued_by_compromised_emudhra_ca, is excluded,
+// see lintExclusions). A throw-away signature over each TBS would only
+// cost an ECDSA signature per certificate, a fiftieth of an enrollment's
+// CPU; this one has the size and encoding of a real one. The certificate
+// the HSM signs is checked against the issuer's key (Issue).
+func newLintSignature(pub crypto.PublicKey, alg signatureAlg) ([]byte, error) {
+	key, err := ThrowawayKey(pub)
+	if err != nil {
+		return nil, err
+	}
+	digest := alg.hash.New()
+	digest.Write([]byte("sanad: the signature of linted copies"))
+	return key.Sign(rand.Reader, digest.Sum(nil), alg.hash)
 }
 
 func publicKeysEqual(a, b crypto.PublicKey) bool {

@@ -9,6 +9,7 @@ import (
 	"crypto/rsa"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/asn1"
 	"math/big"
 	"testing"
 	"time"
@@ -120,5 +121,62 @@ func TestEncodeTBSMatchesX509(t *testing.T) {
 	tmpl := &x509.Certificate{SerialNumber: big.NewInt(5), DNSNames: []string{"example.com"}}
 	if _, err := encodeTBS(tmpl, &x509.Certificate{}, keys["p256"].Public(), signatureAlg{}); err == nil {
 		t.Error("a template with DNS names was encoded")
+	}
+}
+
+// TestLintSignature: the signature linted copies carry is, for each issuer
+// key type, what a signature of that key's type and algorithm looks like:
+// an ECDSA (r, s) with both in [1, n-1] for the issuer's curve (DER, as
+// RFC 5480 says), or an RSA signature as long as the modulus; made by a
+// key other than the issuer's. And each CA makes its own: no signature is
+// built into the program.
+func TestLintSignature(t *testing.T) {
+	p256, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	p384, _ := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
+	rsaKey, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, key := range []crypto.Signer{p256, p384, rsaKey} {
+		alg, err := signatureAlgFor(key.Public())
+		if err != nil {
+			t.Fatal(err)
+		}
+		sig, err := newLintSignature(key.Public(), alg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		again, err := newLintSignature(key.Public(), alg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if bytes.Equal(sig, again) {
+			t.Errorf("%T: two lint signatures are the same", key)
+		}
+		digest := alg.hash.New()
+		digest.Write([]byte("sanad: the signature of linted copies"))
+		switch k := key.(type) {
+		case *ecdsa.PrivateKey:
+			var rs struct{ R, S *big.Int }
+			if rest, err := asn1.Unmarshal(sig, &rs); err != nil || len(rest) > 0 {
+				t.Fatalf("%s: not one DER (r, s): %v", k.Curve.Params().Name, err)
+			}
+			n := k.Curve.Params().N
+			for _, v := range []*big.Int{rs.R, rs.S} {
+				if v.Sign() <= 0 || v.Cmp(n) >= 0 {
+					t.Errorf("%s: %v is outside [1, n-1]", k.Curve.Params().Name, v)
+				}
+			}
+			if ecdsa.VerifyASN1(&k.PublicKey, digest.Sum(nil), sig) {
+				t.Errorf("%s: the issuer's own key verifies the lint signature", k.Curve.Params().Name)
+			}
+		case *rsa.PrivateKey:
+			if len(sig) != k.Size() {
+				t.Errorf("RSA: %d octets, want %d", len(sig), k.Size())
+			}
+			if rsa.VerifyPKCS1v15(&k.PublicKey, alg.hash, digest.Sum(nil), sig) == nil {
+				t.Error("RSA: the issuer's own key verifies the lint signature")
+			}
+		}
 	}
 }
