@@ -213,8 +213,8 @@ type Request struct {
 // failure of the CA itself).
 var ErrRequest = errors.New("request refused")
 
-// Issue certifies a request: profile → template → lint with a throw-away
-// key → intent row and audit event committed → HSM signature → signed TBS
+// Issue certifies a request: profile → template → lint of a copy with a
+// throw-away signature → intent row and audit event committed → HSM signature → signed TBS
 // checked byte for byte against the linted one → certificate stored with
 // its pre-signed OCSP response and audit event. If the intent cannot be
 // written, or no OCSP response could be signed for the certificate, nothing
@@ -292,7 +292,7 @@ func (ca *CA) Issue(ctx context.Context, req Request) (*x509.Certificate, error)
 
 // Check runs every check Issue makes of req before the HSM signs: the
 // profile, the CSR (key policy and proof of possession), the subject, the
-// template, and zlint over the certificate signed by the throw-away key. It
+// template, and zlint over a copy with the throw-away signature. It
 // writes nothing and signs nothing in the HSM. Its refusals are Issue's
 // (ErrRequest, or a lint finding). `sanad bench issue` times it: its cost
 // and the HSM's two signatures are the least a certificate can cost.

@@ -18,11 +18,11 @@ import (
 // encodeTBS encodes the TBSCertificate (RFC 5280 §4.1) of an end-entity
 // template made by CA.template, issued by issuer for pub, byte for byte as
 // x509.CreateCertificate encodes it (TestEncodeTBSMatchesX509 holds it to
-// that over every profile and key type). Issuance signs these bytes twice:
-// with the throw-away key for the linter, then in the HSM.
+// that over every profile and key type). Issuance lints these bytes, in a
+// copy with a throw-away signature (CA.lint), then has the HSM sign them.
 //
 // Why not x509.CreateCertificate: it checks every signature it makes with
-// the signer's public key, which for the throw-away key proves nothing and
+// the signer's public key, which for a throw-away key proves nothing and
 // cost an ECDSA verification per certificate (125 µs here, a sixth of an
 // issuance's CPU after the lint itself), and it encodes through reflection.
 //

@@ -7,8 +7,9 @@
 // lints that contradict Sanad's own policy are excluded by name in the
 // caller's Options, each with its reason.
 //
-// This package never signs: callers lint a certificate signed by a
-// throw-away key before the HSM signs, and the real one after.
+// This package never signs: callers lint a copy of a certificate with a
+// throw-away signature before the HSM signs, and ceremonies lint the real
+// one after.
 package lint
 
 import (
