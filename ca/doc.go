@@ -5,10 +5,11 @@
 // # Issuance order, and why
 //
 // Issue runs profile → template (subject only from RA-verified attributes,
-// serial: the time, then 120 random bits) → zlint on a copy with a throw-away signature →
-// intent row (serial, linted TBS) and audit event, committed → HSM
-// signature → the signed TBS compared byte for byte with the linted one →
-// certificate, pre-signed OCSP "good" response and audit event, committed.
+// serial: the time, then 120 random bits) → zlint on a copy with a
+// throw-away signature → intent row (serial, linted TBS) and audit event,
+// committed → HSM signature → the signed TBS compared byte for byte with the
+// linted one → certificate, pre-signed OCSP "good" response and audit event,
+// committed.
 //
 // The intent is committed before the HSM signs, so no certificate can exist
 // that the store does not know about: if the intent or its audit event

@@ -214,13 +214,13 @@ type Request struct {
 var ErrRequest = errors.New("request refused")
 
 // Issue certifies a request: profile → template → lint of a copy with a
-// throw-away signature → intent row and audit event committed → HSM signature → signed TBS
-// checked byte for byte against the linted one → certificate stored with
-// its pre-signed OCSP response and audit event. If the intent cannot be
-// written, or no OCSP response could be signed for the certificate, nothing
-// is signed; if anything after the intent fails, the intent stays and
-// recovery resolves it, at start-up or at the Publisher's next scan (see
-// doc.go).
+// throw-away signature → intent row and audit event committed → HSM
+// signature → signed TBS checked byte for byte against the linted one →
+// certificate stored with its pre-signed OCSP response and audit event. If
+// the intent cannot be written, or no OCSP response could be signed for the
+// certificate, nothing is signed; if anything after the intent fails, the
+// intent stays and recovery resolves it, at start-up or at the Publisher's
+// next scan (see doc.go).
 func (ca *CA) Issue(ctx context.Context, req Request) (*x509.Certificate, error) {
 	d := ca.d
 	pr, err := ca.prepare(req)
