@@ -52,7 +52,7 @@ func BenchmarkIssue(b *testing.B) {
 }
 
 // BenchmarkCheck measures ca.Check, what Issue does before the HSM (CSR
-// checks and proof of possession, template, throw-away signature, zlint),
+// checks and proof of possession, template, zlint),
 // on one goroutine: with the HSM's two signatures, the least a certificate
 // costs (`sanad bench issue` reports the same as its floor).
 func BenchmarkCheck(b *testing.B) {

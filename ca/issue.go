@@ -45,9 +45,9 @@ type Issuer struct {
 // each with its reason:
 //   - e_cert_issued_by_compromised_emudhra_ca tries the public keys of eight
 //     compromised eMudhra intermediates on every signature. Sanad's issuing
-//     keys are its own, and the pre-signing lint runs on a copy signed by a
-//     throw-away key, so it can never fire; it alone cost half of the CPU
-//     time of an issuance (BenchmarkIssue profile).
+//     keys are its own, and the pre-signing lint runs on a copy carrying a
+//     throw-away key's signature, so it can never fire; it alone cost half
+//     of the CPU time of an issuance (BenchmarkIssue profile).
 //   - e_ecdsa_small_private_key is a check of the applicant's key, and
 //     csr refuses the same keys before anything is built (CodeECSmallKey,
 //     held to the lint by csr.TestSmallKeyAgreesWithZlint) with a table
@@ -539,13 +539,16 @@ func ThrowawayKey(pub crypto.PublicKey) (crypto.Signer, error) {
 // issuer key pub, with alg, over bytes of its own: the signature of every
 // copy of a certificate that is linted before the HSM signs.
 //
-// zlint reads a certificate's signature algorithm, never its signature
-// value (it has no issuer to check it against; the one lint that tries
-// keys of its own, e_cert_issued_by_compromised_emudhra_ca, is excluded,
-// see lintExclusions). A throw-away signature over each TBS would only
-// cost an ECDSA signature per certificate, a fiftieth of an enrollment's
-// CPU; this one has the size and encoding of a real one. The certificate
-// the HSM signs is checked against the issuer's key (Issue).
+// zlint never checks a certificate's signature (it has no issuer key; the
+// one lint that tries keys of its own, e_cert_issued_by_compromised_emudhra_ca,
+// is excluded, see lintExclusions), but it reads its length:
+// e_mp_ecdsa_signature_encoding_correct takes an ECDSA signature of at
+// most 72 octets for a P-256 key's and one of 73 to 104 for a P-384 key's,
+// and checks the signature algorithm against that. So the signature must
+// be a real one by a key of the issuer's type, as this is; over each TBS
+// it would only cost an ECDSA signature per certificate, a fiftieth of an
+// enrollment's CPU, and lint the same. The certificate the HSM signs is
+// checked against the issuer's key (Issue).
 func newLintSignature(pub crypto.PublicKey, alg signatureAlg) ([]byte, error) {
 	key, err := ThrowawayKey(pub)
 	if err != nil {

@@ -127,9 +127,10 @@ func TestEncodeTBSMatchesX509(t *testing.T) {
 // TestLintSignature: the signature linted copies carry is, for each issuer
 // key type, what a signature of that key's type and algorithm looks like:
 // an ECDSA (r, s) with both in [1, n-1] for the issuer's curve (DER, as
-// RFC 5480 says), or an RSA signature as long as the modulus; made by a
-// key other than the issuer's. And each CA makes its own: no signature is
-// built into the program.
+// RFC 5480 says) and as long as zlint's e_mp_ecdsa_signature_encoding_correct
+// expects of that curve (it tells the curve by the length), or an RSA
+// signature as long as the modulus; made by a key other than the issuer's.
+// And each CA makes its own: no signature is built into the program.
 func TestLintSignature(t *testing.T) {
 	p256, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	p384, _ := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
@@ -160,6 +161,11 @@ func TestLintSignature(t *testing.T) {
 			var rs struct{ R, S *big.Int }
 			if rest, err := asn1.Unmarshal(sig, &rs); err != nil || len(rest) > 0 {
 				t.Fatalf("%s: not one DER (r, s): %v", k.Curve.Params().Name, err)
+			}
+			// The lint's bands: at most 72 octets for P-256, 73 to 104
+			// for P-384.
+			if size := k.Curve.Params().BitSize; size == 256 && len(sig) > 72 || size == 384 && (len(sig) <= 72 || len(sig) > 104) {
+				t.Errorf("%s: %d octets, outside the lint's band for the curve", k.Curve.Params().Name, len(sig))
 			}
 			n := k.Curve.Params().N
 			for _, v := range []*big.Int{rs.R, rs.S} {
