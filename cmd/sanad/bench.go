@@ -504,6 +504,12 @@ type enrollReport struct {
 	// machine does, and is not counted).
 	CPUms float64 `json:"cpu_ms_per_enrollment"`
 	CPUs  int     `json:"cpus"`
+	// The group commits of the enrollments (store.GroupStats): database
+	// transactions per enrollment, and the RA's and CA's writes that
+	// shared each. Each enrollment makes three RA writes and two CA
+	// writes (the CA's go in as one caller per batch of them).
+	CommitsPerEnrollment float64 `json:"commits_per_enrollment"`
+	CallersPerCommit     float64 `json:"callers_per_commit"`
 	// Issue is ca.Issue alone, in the same run, for comparison.
 	IssuePerSecond float64 `json:"issue_certificates_per_second"`
 	IssueCPUms     float64 `json:"issue_cpu_ms_per_certificate"`
@@ -586,15 +592,20 @@ func newBenchEnrollCmd() *cobra.Command {
 		if err != nil {
 			return err
 		}
-		cpu0 := processCPU()
+		cpu0, groups0 := processCPU(), s.db.GroupStats()
 		lat, elapsed, err := runParallel(*n, *parallel, func(i int) error {
 			return benchEnrollOne(ctx, client, base, codes, csrs[i])
 		})
+		groups := s.db.GroupStats()
 		if err := errors.Join(err, stopProfile()); err != nil {
 			return err
 		}
 		rep.CPUms = ms(processCPU()-cpu0) / float64(*n)
 		rep.CPUs = runtime.GOMAXPROCS(0)
+		if commits := groups.Commits - groups0.Commits; commits > 0 {
+			rep.CommitsPerEnrollment = float64(commits) / float64(*n)
+			rep.CallersPerCommit = float64(groups.Calls-groups0.Calls) / float64(commits)
+		}
 		rep.PerSecond = float64(*n) / elapsed.Seconds()
 		rep.P50ms, rep.P99ms = percentileMS(lat, 50), percentileMS(lat, 99)
 
@@ -614,6 +625,7 @@ func newBenchEnrollCmd() *cobra.Command {
 			if rep.CPUms > 0 { // 0: the process's CPU time could not be read
 				fmt.Fprintf(w, "  cpu        %.2f ms per enrollment, client included (%d CPUs: at most %.0f/s with nothing else on them)\n", rep.CPUms, rep.CPUs, float64(rep.CPUs)*1000/rep.CPUms)
 			}
+			fmt.Fprintf(w, "  commits    %.2f per enrollment, %.1f callers each (store group commits)\n", rep.CommitsPerEnrollment, rep.CallersPerCommit)
 			fmt.Fprintf(w, "  ca.Issue   %.0f certificates/s alone, same run (%.2f ms CPU each)\n", rep.IssuePerSecond, rep.IssueCPUms)
 		})
 	}

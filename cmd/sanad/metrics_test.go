@@ -3,6 +3,8 @@ package main
 import (
 	"database/sql"
 	"fmt"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -103,4 +105,21 @@ func gatherWaiting(t *testing.T, reg *prometheus.Registry) (counts, ages map[str
 		}
 	}
 	return counts, ages
+}
+
+// metricValue is the value of the unlabelled metric name in a /metrics
+// page; the test fails if the page lacks it.
+func metricValue(t *testing.T, page, name string) float64 {
+	t.Helper()
+	for line := range strings.Lines(page) {
+		if rest, ok := strings.CutPrefix(line, name+" "); ok {
+			v, err := strconv.ParseFloat(strings.TrimSpace(rest), 64)
+			if err != nil {
+				t.Fatalf("%s: %v", name, err)
+			}
+			return v
+		}
+	}
+	t.Fatalf("/metrics lacks %s", name)
+	return 0
 }

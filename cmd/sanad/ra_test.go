@@ -430,6 +430,13 @@ func TestEnrollmentEndToEnd(t *testing.T) {
 			if code, metrics := httpGet(t, c.dev.url+"/metrics"); code != 200 || !strings.Contains(metrics, "\nsanad_ra_revocation_notices_unsent 0\n") ||
 				!strings.Contains(metrics, "\nsanad_ra_outcome_notices_unsent 0\n") || !strings.Contains(metrics, "\nsanad_ra_enrollments_waiting{state=\"approved\"} 0\n") {
 				t.Errorf("metrics: %d, want sanad_ra_revocation_notices_unsent 0, sanad_ra_outcome_notices_unsent 0 and no enrollment approved and waiting", code)
+			} else {
+				// Every enrollment step and issuance went through a group
+				// commit, several to one at times, never fewer.
+				commits, calls := metricValue(t, metrics, "sanad_store_group_commits_total"), metricValue(t, metrics, "sanad_store_group_calls_total")
+				if commits < 1 || calls < commits || metricValue(t, metrics, "sanad_store_group_reruns_total") > commits {
+					t.Errorf("group commits: %v commits for %v callers", commits, calls)
+				}
 			}
 			// An auditor asks what happened to the certificate, by its serial
 			// as openssl prints it: the CA's and the RA's events, each

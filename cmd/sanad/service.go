@@ -266,7 +266,19 @@ func (s *service) handler() (http.Handler, error) {
 		}
 		return float64(head.Seq)
 	})
-	for _, c := range []prometheus.Collector{build, auditHead} {
+	groups := func(name, help string, v func(store.GroupStats) int64) prometheus.Collector {
+		return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help},
+			func() float64 { return float64(v(s.db.GroupStats())) })
+	}
+	collectors := []prometheus.Collector{build, auditHead,
+		groups("sanad_store_group_commits_total", "Transactions the group commits ran, each one commit: the callers per commit are sanad_store_group_calls_total over this.",
+			func(g store.GroupStats) int64 { return g.Commits }),
+		groups("sanad_store_group_calls_total", "Audited writes (enrollment steps, issuances) committed through a group commit.",
+			func(g store.GroupStats) int64 { return g.Calls }),
+		groups("sanad_store_group_reruns_total", "Group transactions run again with a savepoint per caller because one caller failed.",
+			func(g store.GroupStats) int64 { return g.Reruns }),
+	}
+	for _, c := range collectors {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

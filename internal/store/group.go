@@ -66,8 +66,8 @@ var errCallerFailed = errors.New("a caller in the group failed")
 
 func (g *Group) run(ctx context.Context, batch []groupCall) []error {
 	errs := make([]error, len(batch))
-	g.Calls.Add(int64(len(batch)))
-	g.Commits.Add(1)
+	g.count(&g.Calls, &g.db.groups.calls, int64(len(batch)))
+	g.count(&g.Commits, &g.db.groups.commits, 1)
 	if len(batch) == 1 {
 		// The transaction is the caller's own: nothing to protect.
 		errs[0] = g.db.InTx(ctx, func(tx *Tx) error { return runCall(batch[0], tx) })
@@ -87,8 +87,8 @@ func (g *Group) run(ctx context.Context, batch []groupCall) []error {
 		}
 		return errs
 	}
-	g.Reruns.Add(1)
-	g.Commits.Add(1)
+	g.count(&g.Reruns, &g.db.groups.reruns, 1)
+	g.count(&g.Commits, &g.db.groups.commits, 1)
 	err = g.db.InTx(ctx, func(tx *Tx) error {
 		for i, c := range batch {
 			if _, err := tx.tx.ExecContext(ctx, "SAVEPOINT group_call"); err != nil {
@@ -119,6 +119,12 @@ func (g *Group) run(ctx context.Context, batch []groupCall) []error {
 		}
 	}
 	return errs
+}
+
+// count adds n to one of the group's counters and to its DB's sum.
+func (g *Group) count(own, db *atomic.Int64, n int64) {
+	own.Add(n)
+	db.Add(n)
 }
 
 // runCall runs one caller's function, turning a panic into its error.

@@ -253,5 +253,16 @@ func TestGroupRerunsWithSavepoints(t *testing.T) {
 		if err := raw.QueryRow(`SELECT count(*) FROM certificates`).Scan(&rows); err != nil || rows != 11 {
 			t.Errorf("%d certificate rows, want 11 (%v)", rows, err)
 		}
+
+		// The DB sums what all its groups did: this one and another.
+		other := db.NewGroup(64)
+		if err := other.InTx(ctx, func(tx *store.Tx) error { return intent(tx, 0x80) }); err != nil {
+			t.Fatal(err)
+		}
+		want := store.GroupStats{Commits: g.Commits.Load() + other.Commits.Load(), Calls: g.Calls.Load() + other.Calls.Load(),
+			Reruns: g.Reruns.Load() + other.Reruns.Load()}
+		if got := db.GroupStats(); got != want || got.Commits != 6 || got.Calls != 13 || got.Reruns != 1 {
+			t.Errorf("the DB's group stats are %+v, want %+v (6 commits, 13 callers, 1 rerun)", got, want)
+		}
 	})
 }

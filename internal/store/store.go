@@ -9,6 +9,7 @@ import (
 	"hash/fnv"
 	"io/fs"
 	"log/slog"
+	"sync/atomic"
 
 	// The two database/sql drivers the store opens by name.
 	_ "github.com/jackc/pgx/v5/stdlib"
@@ -59,6 +60,23 @@ type DB struct {
 	// group, on SQLite, is the process's group commit (see Group); nil on
 	// PostgreSQL.
 	group *Group
+	// groups counts what every Group of this DB did (GroupStats).
+	groups struct{ commits, calls, reruns atomic.Int64 }
+}
+
+// GroupStats is what the group commits of one DB did since it was opened.
+type GroupStats struct {
+	// Commits counts the transactions the groups ran, each one commit
+	// (or one rollback); Calls the callers they served; Reruns the
+	// transactions run again with a savepoint per caller because one
+	// caller failed (each also counted in Commits).
+	Commits, Calls, Reruns int64
+}
+
+// GroupStats sums what every Group of db did: Calls / Commits is how many
+// callers share a commit, the whole point of grouping them.
+func (db *DB) GroupStats() GroupStats {
+	return GroupStats{Commits: db.groups.commits.Load(), Calls: db.groups.calls.Load(), Reruns: db.groups.reruns.Load()}
 }
 
 // Tx is one database transaction, valid only inside the function given to
