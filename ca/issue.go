@@ -251,7 +251,7 @@ func (ca *CA) Issue(ctx context.Context, req Request) (*x509.Certificate, error)
 		return nil, err
 	}
 
-	der, err := ca.signTBS(tbs, d.Issuer.Signer)
+	der, err := ca.signTBS(tbs)
 	if err != nil {
 		return nil, fmt.Errorf("issue %s: HSM signature: %w", object, err)
 	}
@@ -330,9 +330,7 @@ func (ca *CA) prepare(req Request) (prepared, error) {
 	if err != nil {
 		return prepared{}, err
 	}
-	at := d.Now().UTC()
-	now := at.Truncate(time.Second)
-	tmpl, err := ca.template(p, subject, checked.PublicKey, at)
+	tmpl, err := ca.template(p, subject, checked.PublicKey, d.Now())
 	if err != nil {
 		return prepared{}, err
 	}
@@ -340,7 +338,8 @@ func (ca *CA) prepare(req Request) (prepared, error) {
 	if err != nil {
 		return prepared{}, err
 	}
-	return prepared{profile: p, csr: cr, tmpl: tmpl, tbs: tbs, now: now}, nil
+	// The time of issue is the template's: its validity's start.
+	return prepared{profile: p, csr: cr, tmpl: tmpl, tbs: tbs, now: tmpl.NotBefore}, nil
 }
 
 // RequestSubject is the subject profile p builds from the verified
@@ -450,14 +449,11 @@ func (ca *CA) lint(tmpl *x509.Certificate, pub crypto.PublicKey) ([]byte, error)
 	return tbs, nil
 }
 
-// signTBS has key sign the TBS bytes themselves and returns the
-// certificate. The HSM signs exactly the bytes that were linted: the TBS
-// cannot change between lint and signature.
-func (ca *CA) signTBS(tbs []byte, key crypto.Signer) ([]byte, error) {
-	digest := ca.alg.hash.New()
-	digest.Write(tbs)
-	// A crypto.Hash as options: PKCS #1 v1.5 for RSA, what x509 would use.
-	sig, err := key.Sign(rand.Reader, digest.Sum(nil), ca.alg.hash)
+// signTBS has the issuer's key (the HSM) sign the TBS bytes themselves and
+// returns the certificate. The HSM signs exactly the bytes that were
+// linted: the TBS cannot change between lint and signature.
+func (ca *CA) signTBS(tbs []byte) ([]byte, error) {
+	sig, err := ca.alg.sign(ca.d.Issuer.Signer, tbs)
 	if err != nil {
 		return nil, err
 	}
@@ -554,9 +550,7 @@ func newLintSignature(pub crypto.PublicKey, alg signatureAlg) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	digest := alg.hash.New()
-	digest.Write([]byte("sanad: the signature of linted copies"))
-	return key.Sign(rand.Reader, digest.Sum(nil), alg.hash)
+	return alg.sign(key, []byte("sanad: the signature of linted copies"))
 }
 
 func publicKeysEqual(a, b crypto.PublicKey) bool {

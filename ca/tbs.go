@@ -4,6 +4,7 @@ import (
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
+	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
 	"encoding/asn1"
@@ -281,6 +282,14 @@ func (a signatureAlg) add(b *cryptobyte.Builder) {
 			b.AddASN1NULL()
 		}
 	})
+}
+
+// sign has key sign msg with a: msg hashed with a's hash, which is also
+// the options (PKCS #1 v1.5 for RSA, what x509 would use).
+func (a signatureAlg) sign(key crypto.Signer, msg []byte) ([]byte, error) {
+	digest := a.hash.New()
+	digest.Write(msg)
+	return key.Sign(rand.Reader, digest.Sum(nil), a.hash)
 }
 
 func signatureAlgFor(pub crypto.PublicKey) (signatureAlg, error) {
