@@ -166,7 +166,20 @@ func TestOfficerDecisions(t *testing.T) {
 			bilal := registerOfficerAs(t, fx.ca, fx.db, "Bilal Officer", profile.Verified{Country: "PK", NationalID: "3520277164593", GivenName: "Muhammad Bilal", FamilyName: "Ahmed"})
 
 			seal := fx.proved(t, business(), "business-seal")
-			answer{status: 200, state: store.StatePendingApproval}.check(t, "first approval", fx.act(t, signAction(t, fx.officer, approve(seal), clk.Now())))
+			if reasons := fx.reasons(t, seal); !slices.Contains(reasons, "waiting for approval by 2 RA officer(s)") {
+				t.Errorf("the seal before any approval: reasons %q", reasons)
+			}
+			// The first officer is answered as show answers: one of two.
+			status, raw := fx.do(t, http.MethodPost, "/api/v1/officer/actions", http.Header{"Content-Type": {"application/jose"}}, signAction(t, fx.officer, approve(seal), clk.Now()))
+			var first ra.QueueItem
+			if err := json.Unmarshal(raw, &first); err != nil || status != http.StatusOK || first.State != store.StatePendingApproval ||
+				first.Approvals != 1 || first.Needed != 2 || len(first.Decisions) != 1 || first.Decisions[0]["officer"] != "Yerlan Officer" {
+				t.Errorf("first approval: %d %s", status, raw)
+			}
+			// The applicant reads that one approved and one more is needed.
+			if reasons := fx.reasons(t, seal); !slices.Contains(reasons, "waiting for approval by 1 more RA officer(s): 1 of 2 approved") {
+				t.Errorf("the seal after one approval: reasons %q", reasons)
+			}
 			answer{status: 409, problem: "already-decided"}.check(t, "the same officer with another certificate", fx.act(t, signAction(t, renewed, approve(seal), clk.Now())))
 			// Had the second certificate's approval been stored, it would
 			// still be one person's: the queue counts people.
@@ -790,6 +803,17 @@ func TestResendCode(t *testing.T) {
 }
 
 // show is an enrollment as the officer who reviews it sees it.
+// reasons is what the applicant reads of an enrollment's state.
+func (fx *raFixture) reasons(t *testing.T, id string) []string {
+	t.Helper()
+	code, raw := fx.do(t, http.MethodGet, "/api/v1/enrollments/"+id, nil, nil)
+	var v ra.View
+	if code != http.StatusOK || json.Unmarshal(raw, &v) != nil {
+		t.Fatalf("GET %s: %d %s", id, code, raw)
+	}
+	return v.Reasons
+}
+
 func (fx *raFixture) show(t *testing.T, who identity, id string, at time.Time) ra.QueueItem {
 	t.Helper()
 	jws, err := jwsauth.Sign(jwsauth.Action{Action: jwsauth.ActionShow, Enrollment: id, Audience: ra.AudienceShow}, who.cert, who.key, at)

@@ -1355,7 +1355,25 @@ func (s *Service) viewIssued(ctx context.Context, e store.Enrollment, in *issued
 		}
 	case store.StatePendingApproval:
 		v.ExpiresAt = e.ExpiresAt
-		v.Reasons = append(v.Reasons, fmt.Sprintf("waiting for approval by %d RA officer(s)", s.d.Policy.Approvals(e.Profile)))
+		need := s.d.Policy.Approvals(e.Profile)
+		reason := fmt.Sprintf("waiting for approval by %d RA officer(s)", need)
+		if need > 1 {
+			// Once some have approved, how many more: a business seal's
+			// applicant (and its second officer) should not read that
+			// nothing happened yet.
+			approvals, err := s.d.Store.Approvals(ctx, e.ID)
+			if err != nil {
+				return View{}, err
+			}
+			n, err := s.approvedBy(ctx, approvals)
+			if err != nil {
+				return View{}, err
+			}
+			if n > 0 {
+				reason = fmt.Sprintf("waiting for approval by %d more RA officer(s): %d of %d approved", need-n, n, need)
+			}
+		}
+		v.Reasons = append(v.Reasons, reason)
 	case store.StateIssued:
 		if in == nil {
 			c, err := s.d.Store.CertificateOfEnrollment(ctx, e.ID)

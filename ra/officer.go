@@ -146,7 +146,9 @@ func (s *Service) Act(ctx context.Context, compact string) (any, error) {
 		if err != nil {
 			return nil, err
 		}
-		return s.view(ctx, e)
+		// The officer's view, as show gives it: how many approved and
+		// how many are needed, which the applicant's view only words.
+		return s.queueItem(ctx, e)
 	case "revoke":
 		return s.revoke(ctx, o.req, "officer:"+o.Name, o.req.Fingerprint[:])
 	default:
@@ -289,6 +291,23 @@ func (s *Service) approver(ctx context.Context, ap store.Approval) (id, name str
 		return "", "", fmt.Errorf("officer %s certificate: %w", o.Name, err)
 	}
 	return officerID(c), o.Name, nil
+}
+
+// approvedBy counts the people who approved among approvals, as decide
+// counts them: one officer with two certificates is one.
+func (s *Service) approvedBy(ctx context.Context, approvals []store.Approval) (int, error) {
+	approvers := map[string]bool{}
+	for _, ap := range approvals {
+		if ap.Decision != "approve" {
+			continue
+		}
+		id, _, err := s.approver(ctx, ap)
+		if err != nil {
+			return 0, err
+		}
+		approvers[id] = true
+	}
+	return len(approvers), nil
 }
 
 // notOwn refuses an officer deciding on an enrollment whose subject, or
@@ -742,20 +761,18 @@ func (s *Service) queueItem(ctx context.Context, e store.Enrollment) (QueueItem,
 	if err != nil {
 		return QueueItem{}, err
 	}
-	approvers := map[string]bool{} // people, as decide counts them
 	for _, a := range approvals {
-		id, name, err := s.approver(ctx, a)
+		o, err := s.d.Store.Officer(ctx, a.OfficerFingerprint)
 		if err != nil {
-			return QueueItem{}, err
-		}
-		if a.Decision == "approve" {
-			approvers[id] = true
+			return QueueItem{}, fmt.Errorf("officer of an approval of %s: %w", a.EnrollmentID, err)
 		}
 		// Named, not identified: officers need not read each other's
 		// national identifiers.
-		item.Decisions = append(item.Decisions, map[string]string{"decision": a.Decision, "officer": name,
+		item.Decisions = append(item.Decisions, map[string]string{"decision": a.Decision, "officer": o.Name,
 			"officer_fingerprint": hex.EncodeToString(a.OfficerFingerprint), "at": a.DecidedAt.Format(time.RFC3339)})
 	}
-	item.Approvals = len(approvers)
+	if item.Approvals, err = s.approvedBy(ctx, approvals); err != nil {
+		return QueueItem{}, err
+	}
 	return item, nil
 }
