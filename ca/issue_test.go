@@ -317,8 +317,8 @@ func TestRevoke(t *testing.T) {
 		serial := cert.SerialNumber.Bytes()
 
 		// Reasons the profile does not offer, and unknown serials, are refused.
-		for _, reason := range []int{6, 2} { // certificateHold, cACompromise
-			if err := authority.Revoke(ctx, serial, reason, "officer:test"); !errors.Is(err, ca.ErrRequest) {
+		for reason, name := range map[int]string{6: "reason 6", 2: "cACompromise"} { // certificateHold is not offered
+			if err := authority.Revoke(ctx, serial, reason, "officer:test"); !errors.Is(err, ca.ErrRequest) || !strings.Contains(err.Error(), name+" is not a reason") {
 				t.Errorf("reason %d: %v", reason, err)
 			}
 		}
@@ -347,6 +347,22 @@ func TestRevoke(t *testing.T) {
 
 		if err := ca.CheckKeyNotBlocked(ctx, db, cert.RawSubjectPublicKeyInfo); !errors.Is(err, ca.ErrKeyCompromised) {
 			t.Errorf("the key after keyCompromise: %v, want blocked", err)
+		}
+		// The audit log names the reasons beside their codes.
+		events, err := db.ListAuditEvents(ctx, store.AuditFilter{Objects: []string{ca.SerialObject("issuing", serial)}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var named []string
+		for _, ev := range events {
+			switch ev.Action {
+			case "certificate.revoke", "certificate.revoke.reason":
+				named = append(named, ev.Action+" "+string(ev.Details))
+			}
+		}
+		if len(named) != 2 || !strings.Contains(named[0], `"reason":4,"reason_name":"superseded"`) ||
+			!strings.Contains(named[1], `"reason":1,"reason_name":"keyCompromise"`) || !strings.Contains(named[1], `"was":4,"was_name":"superseded"`) {
+			t.Errorf("audited revocations: %q", named)
 		}
 		for _, again := range []int{1, 4} {
 			err = authority.Revoke(ctx, serial, again, "officer:test")

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/sanadpki/sanad/ca/profile"
 	"github.com/sanadpki/sanad/internal/audit"
 	"github.com/sanadpki/sanad/internal/store"
 )
@@ -73,7 +74,7 @@ func (ca *CA) Recover(ctx context.Context, grace time.Duration) (int, error) {
 				return err
 			}
 			err := d.Audit.Append(tx, audit.Event{Actor: "system", Action: "certificate.recover", Object: object,
-				Details: map[string]any{"reason": ReasonCessationOfOperation, "intent_created_at": c.CreatedAt,
+				Details: map[string]any{"reason": ReasonCessationOfOperation, "reason_name": profile.ReasonName(ReasonCessationOfOperation), "intent_created_at": c.CreatedAt,
 					"why": "issuance intent without a recorded certificate: the HSM may have signed it"}})
 			return err
 		})

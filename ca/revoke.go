@@ -7,8 +7,10 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
+	"github.com/sanadpki/sanad/ca/profile"
 	"github.com/sanadpki/sanad/internal/audit"
 	"github.com/sanadpki/sanad/internal/store"
 )
@@ -91,13 +93,17 @@ func (ca *CA) revoke(ctx context.Context, serial []byte, reason int, actor strin
 		return fmt.Errorf("revoke %s: profile %q is no longer loaded", object, c.Profile)
 	}
 	if !slices.Contains(p.RevocationReasons, reason) {
-		return fmt.Errorf("revoke %s: %w: reason %d is not allowed for profile %s (allowed: %v)", object, ErrRequest, reason, p.Name, p.RevocationReasons)
+		allowed := make([]string, len(p.RevocationReasons))
+		for i, r := range p.RevocationReasons {
+			allowed[i] = profile.ReasonName(r)
+		}
+		return fmt.Errorf("revoke %s: %w: %s is not a reason profile %s allows (allowed: %s)", object, ErrRequest, profile.ReasonName(reason), p.Name, strings.Join(allowed, ", "))
 	}
 	now := d.Now().UTC().Truncate(time.Second)
 	revokedAt := now
 	change := func(tx *store.Tx) error { return tx.RevokeCertificate(ctx, d.Issuer.ID, serial, now, reason, now) }
 	event := audit.Event{Actor: actor, Action: "certificate.revoke", Object: object,
-		Details: map[string]any{"reason": reason, "revoked_at": now, "profile": p.Name}}
+		Details: map[string]any{"reason": reason, "reason_name": profile.ReasonName(reason), "revoked_at": now, "profile": p.Name}}
 	if c.Status == store.StatusRevoked {
 		if reason != reasonKeyCompromise || c.Reason == reasonKeyCompromise || len(c.DER) == 0 {
 			return fmt.Errorf("revoke %s: %w", object, &store.AlreadyRevokedError{At: c.RevokedAt, Reason: c.Reason})
@@ -105,7 +111,8 @@ func (ca *CA) revoke(ctx context.Context, serial []byte, reason int, actor strin
 		from := c.Reason
 		change = func(tx *store.Tx) error { return tx.RaiseRevocationReason(ctx, d.Issuer.ID, serial, from, now) }
 		event.Action = "certificate.revoke.reason"
-		event.Details = map[string]any{"reason": reason, "was": from, "revoked_at": c.RevokedAt, "profile": p.Name}
+		event.Details = map[string]any{"reason": reason, "reason_name": profile.ReasonName(reason), "was": from, "was_name": profile.ReasonName(from),
+			"revoked_at": c.RevokedAt, "profile": p.Name}
 		revokedAt = c.RevokedAt // the answer keeps the revocation's time
 	}
 	// The revoked answer is signed before the transaction, so the HSM's

@@ -149,7 +149,7 @@ func (s *Service) noticeRevocation(ctx context.Context, c store.Certificate) (bo
 		return false, err
 	}
 	serialHex := fmt.Sprintf("%X", c.Serial)
-	reason := reasonName(c.Reason)
+	reason := profile.ReasonName(c.Reason)
 	details := map[string]any{"enrollment": c.EnrollmentID, "reason": reason, "revoked_at": c.RevokedAt}
 	m := Message{EnrollmentID: c.EnrollmentID, Event: EventRevoked, Serial: serialHex, Reason: reason,
 		Notice: fmt.Sprintf("Sanad: your certificate %s was revoked on %s (%s). Relying parties no longer accept it.",
@@ -237,18 +237,6 @@ func (s *Service) holderContact(ctx context.Context, enrollmentID string) (_ reg
 		return registry.Person{}, "the registry no longer has the holder", nil
 	}
 	return rec, "", err
-}
-
-// reasonName is the RFC 5280 name of a CRLReason code the CA may record
-// (profile.ReasonCodes: all but certificateHold and removeFromCRL, which it
-// never offers).
-func reasonName(code int) string {
-	for name, c := range profile.ReasonCodes {
-		if c == code {
-			return name
-		}
-	}
-	return fmt.Sprintf("reason %d", code)
 }
 
 // outcomeTimeout bounds an outcome notice (noticeOutcome); quietFor is

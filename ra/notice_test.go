@@ -156,6 +156,16 @@ func testRevocationNotice(t *testing.T, driver string) {
 	a := fx.certified(t, aKey, "citizen-auth")
 	holderRevoke(a, aKey, "superseded", http.StatusOK)
 	told("the holder's own revocation", a, "superseded")
+	// The holder is named by the serial as the API and openssl write it,
+	// leading zero included (big.Int's %X drops it).
+	var actor string
+	if err := fx.raw.QueryRowContext(ctx, fx.q(`SELECT actor FROM audit_events WHERE action = 'certificate.revoke' AND object LIKE $1`),
+		"%/"+strings.ToLower(jwsauth.SerialHex(a.SerialNumber))).Scan(&actor); err != nil {
+		t.Fatal(err)
+	}
+	if want := "holder:" + jwsauth.SerialHex(a.SerialNumber); actor != want || !strings.HasPrefix(want, "holder:0") {
+		t.Errorf("the holder's revocation is audited as done by %q, want %q", actor, want)
+	}
 	if got := notice(a); got != "4 sent" {
 		t.Errorf("its notice: %s, want 4 sent", got)
 	}
@@ -258,7 +268,12 @@ func testRevocationNotice(t *testing.T, driver string) {
 	holderRevoke(h, hKey, "superseded", http.StatusOK)
 	gateway.down.Store(false)
 	clock.Add(6 * time.Minute)
-	answer{status: http.StatusConflict, problem: "already-revoked"}.check(t, "an officer's revocation of a revoked certificate", officerRevoke(h, "superseded"))
+	// Refused with the reason named, as the API names reasons.
+	status, raw := fx.do(t, http.MethodPost, "/api/v1/officer/actions", joseHeader(),
+		signAction(t, fx.officer, jwsauth.Action{Action: jwsauth.ActionRevoke, Serial: jwsauth.SerialHex(h.SerialNumber), Reason: "superseded"}, clock.Now()))
+	if status != http.StatusConflict || !strings.Contains(string(raw), "already-revoked") || !strings.Contains(string(raw), "(superseded)") {
+		t.Errorf("an officer's revocation of a revoked certificate: %d %s, want 409 already-revoked naming superseded", status, raw)
+	}
 	told("a notice sent by a repeated revocation", h, "superseded")
 
 	// A notice the gateway refuses every time holds up no other: neither a

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/sanadpki/sanad/ca"
+	"github.com/sanadpki/sanad/ca/profile"
 	"github.com/sanadpki/sanad/internal/audit"
 	"github.com/sanadpki/sanad/internal/store"
 	"github.com/sanadpki/sanad/ra/jwsauth"
@@ -428,7 +429,7 @@ func revokeRefusal(err error, serialHex string) error {
 	var e *Error
 	switch {
 	case errors.As(err, &already):
-		return refuse("already-revoked", "%s", already.Error())
+		return refuse("already-revoked", "already revoked at %s (%s)", already.At.Format(time.RFC3339), profile.ReasonName(already.Reason))
 	case errors.Is(err, ca.ErrNotIssued):
 		return refuse("certificate-not-found", "no certificate %s", serialHex)
 	case errors.Is(err, ca.ErrIssuerRetired):
@@ -455,7 +456,7 @@ func (s *Service) RevokeOwn(ctx context.Context, serialHex, compact string) (Rev
 	if err != nil {
 		return Revocation{}, err
 	}
-	return s.revoke(ctx, p, "holder:"+fmt.Sprintf("%X", p.Certificate.SerialNumber), p.Fingerprint[:])
+	return s.revoke(ctx, p, "holder:"+jwsauth.SerialHex(p.Certificate.SerialNumber), p.Fingerprint[:])
 }
 
 // holderRequest verifies a holder's request to act on its own certificate

@@ -88,6 +88,17 @@ var ReasonCodes = map[string]int{
 	"aACompromise":         10,
 }
 
+// ReasonName is the RFC 5280 name of a CRLReason code the CA may record,
+// or "reason N" for a code ReasonCodes does not offer.
+func ReasonName(code int) string {
+	for name, c := range ReasonCodes {
+		if c == code {
+			return name
+		}
+	}
+	return fmt.Sprintf("reason %d", code)
+}
+
 var keyUsages = map[string]x509.KeyUsage{
 	"digitalSignature":  x509.KeyUsageDigitalSignature,
 	"contentCommitment": x509.KeyUsageContentCommitment,

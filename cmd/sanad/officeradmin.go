@@ -21,6 +21,7 @@ import (
 	"github.com/sanadpki/sanad/internal/audit"
 	"github.com/sanadpki/sanad/internal/config"
 	"github.com/sanadpki/sanad/internal/store"
+	"github.com/sanadpki/sanad/ra/jwsauth"
 )
 
 // officerRoles are the roles an officer may hold; the RA acts only for
@@ -66,7 +67,7 @@ func newOfficerAdminCmds(loadConfig func() (config.Config, error)) []*cobra.Comm
 				}
 				return s.audit.Append(tx, audit.Event{Actor: operator(), Action: "officer.register", Object: fmt.Sprintf("officer/%x", fp),
 					Details: map[string]any{"name": *name, "roles": *roles, "subject": cert.Subject.String(),
-						"serial": fmt.Sprintf("%X", cert.SerialNumber), "not_after": cert.NotAfter}})
+						"serial": jwsauth.SerialHex(cert.SerialNumber), "not_after": cert.NotAfter}})
 			})
 			if err != nil {
 				return err

@@ -305,7 +305,7 @@ func ensureDevOfficers(ctx context.Context, s *service, authority *caRole, dir s
 				return err
 			}
 			err := s.audit.Append(tx, audit.Event{Actor: "sanad dev", Action: "officer.register", Object: fmt.Sprintf("officer/%x", fp),
-				Details: map[string]any{"name": name, "roles": []string{"ra-officer"}, "serial": fmt.Sprintf("%X", cert.SerialNumber)}})
+				Details: map[string]any{"name": name, "roles": []string{"ra-officer"}, "serial": jwsauth.SerialHex(cert.SerialNumber)}})
 			return err
 		}); err != nil {
 			return nil, err

@@ -90,11 +90,11 @@ func Sign(a Action, cert *x509.Certificate, signer crypto.Signer, now time.Time)
 	}
 	algs, err := algorithmsFor(cert.PublicKey)
 	if err != nil {
-		return "", fmt.Errorf("jwsauth: sign: certificate %X: %w", cert.SerialNumber, err)
+		return "", fmt.Errorf("jwsauth: sign: certificate %s: %w", SerialHex(cert.SerialNumber), err)
 	}
 	pub, ok := signer.Public().(interface{ Equal(crypto.PublicKey) bool })
 	if !ok || !pub.Equal(cert.PublicKey) {
-		return "", fmt.Errorf("jwsauth: sign: the signing key is not the key of certificate %X", cert.SerialNumber)
+		return "", fmt.Errorf("jwsauth: sign: the signing key is not the key of certificate %s", SerialHex(cert.SerialNumber))
 	}
 	if a.Nonce == "" {
 		var b [nonceBytes]byte
