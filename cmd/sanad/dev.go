@@ -36,6 +36,8 @@ const (
 	devRegistryEventKey = "registry-events-key.pem"
 	devRegistryEventPub = "registry-events.pub.pem"
 	devTokenLabel       = "sanad-dev"
+	// devAddr is where sanad dev serves unless told otherwise.
+	devAddr = "127.0.0.1:8080"
 )
 
 // devConfig is written once; paths in it are relative to the file, and it
@@ -43,7 +45,7 @@ const (
 const devConfig = `# Written by "sanad dev" on its first start; edit freely.
 # Paths are relative to this file. No secrets here: the HSM PIN is in hsm-pin (0600).
 http:
-  addr: 127.0.0.1:8080
+  addr: %s
 database:
   driver: sqlite
   dsn: sanad.db
@@ -73,7 +75,7 @@ Starting it again reuses ./var: the same token, keys and database.`,
 		Args: cobra.NoArgs,
 	}
 	dir := cmd.Flags().String("dir", "var", "directory holding the dev token, database and config")
-	addr := cmd.Flags().String("addr", "", "listen address (default 127.0.0.1:8080, or http.addr of the config)")
+	addr := cmd.Flags().String("addr", "", "listen address (default "+devAddr+", or http.addr of the config); the dev CA's certificates name the first start's")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		if *addr != "" {
 			if _, _, err := net.SplitHostPort(*addr); err != nil {
@@ -107,13 +109,24 @@ func runDev(ctx context.Context, dir, addr string, cmd *cobra.Command) error {
 		return err
 	}
 	cfgPath := filepath.Join(dir, devConfigFile)
-	if err := writeFileExclusive(cfgPath, []byte(devConfig), 0o600); err != nil && !errors.Is(err, fs.ErrExist) {
+	// The first start's address goes into the configuration: the dev
+	// PKI's certificates carry it (see below).
+	firstAddr := addr
+	if firstAddr == "" {
+		firstAddr = devAddr
+	}
+	if err := writeFileExclusive(cfgPath, fmt.Appendf(nil, devConfig, firstAddr), 0o600); err != nil && !errors.Is(err, fs.ErrExist) {
 		return err
 	}
 	cfg, err := config.Load(cfgPath, os.Getenv)
 	if err != nil {
 		return err
 	}
+	// The dev CA's certificates name the base URL of the start that made
+	// them (CRLs and CA certificates in the issuing CA's; OCSP in every
+	// certificate issued since): served elsewhere, relying parties and
+	// sanad verify cannot reach them.
+	pkiBase := cfg.PublicBaseURL()
 	// SQLite creates the database (and its -wal and -shm files, which copy
 	// the database's mode) with the umask; it will hold personal data.
 	// (SANAD_DATABASE_DRIVER=postgres and SANAD_DATABASE_DSN put the dev
@@ -129,6 +142,11 @@ func runDev(ctx context.Context, dir, addr string, cmd *cobra.Command) error {
 		cfg.HTTP.Addr = addr
 	}
 	log := newLogger(cfg.Log, cmd.ErrOrStderr())
+	if base := cfg.PublicBaseURL(); base != pkiBase {
+		log.Warn("--addr differs from http.addr in "+devConfigFile+": the dev CA's certificates, and those issued so far, name "+pkiBase+
+			" for CRLs, OCSP and CA certificates, which will not answer here; serve there, or remove "+dir+" and start again with --addr to move the quick start",
+			"serving", base, "certificates_name", pkiBase)
+	}
 
 	tokenCreated, err := ensureDevToken(ctx, dir, cfg.HSM)
 	if err != nil {
@@ -163,6 +181,13 @@ func runDev(ctx context.Context, dir, addr string, cmd *cobra.Command) error {
 	}
 	if cfg.RA.OutboxDir == "" && cfg.RA.NotifyWebhook == "" {
 		cfg.RA.OutboxDir = filepath.Join(dir, "outbox")
+	}
+	if cfg.RA.OutboxDir != "" {
+		// There from the start, for whoever watches it; it will hold
+		// one-time codes.
+		if err := os.MkdirAll(cfg.RA.OutboxDir, 0o700); err != nil {
+			return fmt.Errorf("create the outbox: %w", err)
+		}
 	}
 	if cfg.RA.RegistryFile != "" {
 		if err := ensureDevRegistry(cfg.RA.RegistryFile); err != nil {

@@ -219,6 +219,17 @@ func TestDevQuickStartRestartAndAudit(t *testing.T) {
 		t.Fatalf("metrics = %d, want sanad_audit_head_seq 13 (token init, 4 ceremonies, the root CRL's import, first CRL, two officers: intent, issue, register each)", code)
 	}
 	checkDevManifest(t, dir, first.url)
+	// The first start's address is the configuration's (the dev CA's
+	// certificates name it), and the outbox is there before any message.
+	if conf, err := os.ReadFile(cfg); err != nil || !strings.Contains(string(conf), "\n  addr: 127.0.0.1:0\n") {
+		t.Errorf("sanad.yaml after a first start with --addr 127.0.0.1:0 (%v):\n%s", err, conf)
+	}
+	if info, err := os.Stat(filepath.Join(dir, "outbox")); err != nil || !info.IsDir() || info.Mode().Perm() != 0o700 {
+		t.Errorf("the outbox after the first start: %v (%v), want a 0700 directory", info, err)
+	}
+	if strings.Contains(first.output.String(), "--addr differs") {
+		t.Errorf("the first start warned of a moved address:\n%s", first.output)
+	}
 	for _, f := range []string{"hsm-pin", "hsm-so-pin", "sanad.yaml", "softhsm2.conf", "sanad.db", "sanad.db-wal"} {
 		info, err := os.Stat(filepath.Join(dir, f))
 		if err != nil {
@@ -268,9 +279,18 @@ func TestDevQuickStartRestartAndAudit(t *testing.T) {
 
 	// Second start reuses everything: no new token or key events, same key;
 	// the sample registry gets an event key again, which the RA trusts.
-	second := startDev(t, dir)
+	// (On another port: the certificates made at the first start name
+	// the first one, which the log says.)
+	port, err := freePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	second := startDevAt(t, dir, sanadEnv(), fmt.Sprintf("127.0.0.1:%d", port))
 	if code, body := httpGet(t, second.url+"/readyz"); code != 200 {
 		t.Fatalf("readyz after restart = %d %s", code, body)
+	}
+	if out := second.output.String(); !strings.Contains(out, "--addr differs from http.addr") || !strings.Contains(out, "certificates_name=http://127.0.0.1:0") {
+		t.Errorf("a restart on another address did not warn that the certificates name the first:\n%s", out)
 	}
 	_, metrics = httpGet(t, second.url+"/metrics")
 	if !strings.Contains(metrics, "sanad_audit_head_seq 13") {
