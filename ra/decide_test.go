@@ -173,7 +173,8 @@ func TestOfficerDecisions(t *testing.T) {
 			status, raw := fx.do(t, http.MethodPost, "/api/v1/officer/actions", http.Header{"Content-Type": {"application/jose"}}, signAction(t, fx.officer, approve(seal), clk.Now()))
 			var first ra.QueueItem
 			if err := json.Unmarshal(raw, &first); err != nil || status != http.StatusOK || first.State != store.StatePendingApproval ||
-				first.Approvals != 1 || first.Needed != 2 || len(first.Decisions) != 1 || first.Decisions[0]["officer"] != "Yerlan Officer" {
+				first.Approvals != 1 || first.Needed != 2 || len(first.Decisions) != 1 || first.Decisions[0]["officer"] != "Yerlan Officer" ||
+				first.Representative != "IDCPK-6110148392762" {
 				t.Errorf("first approval: %d %s", status, raw)
 			}
 			// The applicant reads that one approved and one more is needed.
@@ -200,6 +201,9 @@ func TestOfficerDecisions(t *testing.T) {
 			answer{status: 200, state: store.StateIssued}.check(t, "a second officer", fx.act(t, signAction(t, dana, approve(seal), clk.Now())))
 
 			own := fx.proved(t, citizen(), "citizen-sign")
+			if item := fx.show(t, dana, own, clk.Now()); item.Representative != "" {
+				t.Errorf("a citizen's enrollment names a representative: %q", item.Representative)
+			}
 			answer{status: 403, problem: "own-enrollment"}.check(t, "an officer's own enrollment", fx.act(t, signAction(t, aigerim, approve(own), clk.Now())))
 
 			// Signed while the code is still awaited: refused, and spent.

@@ -725,6 +725,10 @@ type QueueItem struct {
 	Approvals int                 `json:"approvals"`
 	Needed    int                 `json:"approvals_needed"`
 	Decisions []map[string]string `json:"decisions,omitempty"`
+	// Representative is, for a business, the semantics identifier
+	// (IDCPK-…) of the representative who applied and proved with the
+	// code: the person whose signing authority the officers approve.
+	Representative string `json:"representative,omitempty"`
 }
 
 // EvidenceView is one registry lookup.
@@ -750,6 +754,10 @@ func (s *Service) queueItem(ctx context.Context, e store.Enrollment) (QueueItem,
 		return QueueItem{}, fmt.Errorf("subject %s: %w", subj.ID, err)
 	}
 	item.Subject["id"] = subj.NationalID
+	var pr proofing
+	if subj.Kind == "business" && json.Unmarshal(e.Proofing, &pr) == nil {
+		item.Representative = pr.Person
+	}
 	evs, err := s.d.Store.RegistryEvidence(ctx, e.ID)
 	if err != nil {
 		return QueueItem{}, err
