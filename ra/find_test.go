@@ -125,8 +125,12 @@ func testFind(t *testing.T, driver string) {
 	}
 	// Nobody by that identifier: not found, and the search is audited.
 	nobody := "IDCKZ-990101300123"
-	if code, _, problem := find(signed(fx.officer, nobody)); code != http.StatusNotFound || problem != "subject-not-found" {
-		t.Errorf("find nobody: %d %s", code, problem)
+	// The detail says what "nobody" means here, pointing a
+	// representative's searcher at the business.
+	if code, raw := fx.do(t, http.MethodGet, "/api/v1/officer/subjects", http.Header{"Authorization": {"JWS " + signed(fx.officer, nobody)}}, nil); code != http.StatusNotFound ||
+		!strings.Contains(string(raw), "urn:sanad:problem:subject-not-found") || !strings.Contains(string(raw), "no enrollment has "+nobody+" as its subject") ||
+		!strings.Contains(string(raw), "NTR identifier") {
+		t.Errorf("find nobody: %d %s", code, raw)
 	}
 	if n, object, details := searches(); n != 3 || object != "subject/"+nobody || !strings.Contains(details, `"found":false`) {
 		t.Errorf("after a search that found nobody: %d searches audited, %s %s", n, object, details)

@@ -918,7 +918,7 @@ func (s *Service) Recheck(ctx context.Context, subjectKey string, act bool) (Rec
 		return out, refuse("invalid-request", "subjects are named by IDC (persons) or NTR (businesses) semantics identifiers")
 	}
 	if _, err := d.Store.SubjectByNationalID(ctx, kind, subjectKey); errors.Is(err, store.ErrNotFound) {
-		return out, refuse("subject-not-found", "")
+		return out, refuse("subject-not-found", "the RA has no enrollment of %s: recheck asks the registry again about those it has", subjectKey)
 	} else if err != nil {
 		return out, err
 	}

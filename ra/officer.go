@@ -660,7 +660,7 @@ func (s *Service) Find(ctx context.Context, compact string) (SubjectView, error)
 		if err := s.viewed(ctx, o, "subject.view", object, map[string]any{"found": false}); err != nil {
 			return SubjectView{}, err
 		}
-		return SubjectView{}, refuse("subject-not-found", "")
+		return SubjectView{}, refuse("subject-not-found", "no enrollment has %s as its subject (a representative's enrollments are their business's: find it by its NTR identifier)", subjectID)
 	}
 	if err != nil {
 		return SubjectView{}, err

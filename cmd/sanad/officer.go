@@ -124,7 +124,7 @@ func (f *officerFlags) load(ctx context.Context, loadConfig func() (config.Confi
 	if f.officer != "" {
 		m, err := readDevManifest()
 		if err != nil {
-			return officerContext{}, err
+			return officerContext{}, usagef("--officer names a dev officer: %v; elsewhere give --key, --cert and --url", err)
 		}
 		found := false
 		for _, o := range m.Officers {
@@ -239,7 +239,9 @@ func sendSigned(ctx context.Context, out io.Writer, method, url, jws string) ([]
 func readDevManifest() (devManifest, error) {
 	raw, err := os.ReadFile("var/dev.json")
 	if errors.Is(err, os.ErrNotExist) {
-		return devManifest{}, usagef("no ./var/dev.json: run sanad dev first, or give --key, --cert and --url")
+		// The commands that fall back on it say what to give instead.
+		wd, _ := os.Getwd()
+		return devManifest{}, usagef("no var/dev.json in %s (sanad dev writes it in the directory it runs from)", wd)
 	}
 	if err != nil {
 		return devManifest{}, err

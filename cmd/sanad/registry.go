@@ -123,7 +123,7 @@ public key.`,
 	registration := cmd.Flags().String("registration-number", "", "dissolution, authority_change: the business's identifier")
 	repCountry := cmd.Flags().String("representative-country", "", "authority_change: the representative's country (default --country)")
 	repID := cmd.Flags().String("representative-id", "", "authority_change: the person who may no longer sign for the business")
-	eventID := cmd.Flags().String("event-id", "", "the event's id (default: a random one)")
+	eventID := cmd.Flags().String("event-id", "", "the event's id (default: a random one); a redelivery repeats the id and --occurred-at of the first, which then answers as before, and the same id with anything else is event-conflict")
 	occurred := cmd.Flags().String("occurred-at", "", "when it happened (RFC 3339; default: now)")
 	url := cmd.Flags().String("url", "", "send the event to this RA (its base URL) and print the answer")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
@@ -155,8 +155,11 @@ public key.`,
 		keyPath := *key
 		if keyPath == "" {
 			m, err := readDevManifest()
-			if err != nil || m.RegistryEventKey == "" {
-				return usagef("sign-event needs --key (or ./var/dev.json from sanad dev)")
+			if err == nil && m.RegistryEventKey == "" {
+				err = errors.New("var/dev.json names no registry_event_key")
+			}
+			if err != nil {
+				return usagef("sign-event needs --key: %v", err)
 			}
 			keyPath = m.RegistryEventKey
 		}

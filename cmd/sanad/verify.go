@@ -132,7 +132,7 @@ signature passed.`,
 		if len(roots) == 0 {
 			m, err := readDevManifest()
 			if err != nil {
-				return usagef("no trust anchors: give --roots FILE (or SANAD_VERIFY_ROOTS), or run sanad dev first")
+				return usagef("no trust anchors: give --roots FILE (or SANAD_VERIFY_ROOTS); %v", err)
 			}
 			for _, is := range m.Issuers {
 				switch is.Role {
