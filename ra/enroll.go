@@ -1184,6 +1184,11 @@ func (s *Service) issue(ctx context.Context, e store.Enrollment, actor string) (
 		d.Log.Error("issuance failed; it will be retried", "enrollment", e.ID, "err", issueErr)
 		return out, nil, nil
 	}
+	if withdraw || endedBy.EventID != "" {
+		// Revoked (or being revoked) at once: the view reads the
+		// certificate's status from the store, not from what was signed.
+		return out, nil, nil
+	}
 	return out, cert, nil
 }
 
@@ -1311,11 +1316,18 @@ type View struct {
 	Chain string `json:"chain,omitempty"`
 	// Renews is the certificate a renewal replaces: its issuing CA's id and
 	// serial, "issuing/0A1B…" (Service.Renew).
-	Renews    string            `json:"renews,omitempty"`
-	CreatedAt time.Time         `json:"created_at"`
-	UpdatedAt time.Time         `json:"updated_at"`
-	ExpiresAt time.Time         `json:"expires_at,omitzero"`
-	Links     map[string]string `json:"links"`
+	Renews string `json:"renews,omitempty"`
+	// CertificateStatus is the issued certificate's status in the CA's
+	// records, good or revoked; a revoked one's RevokedAt and
+	// RevocationReason (RFC 5280's name) say when and why. The enrollment
+	// stays issued.
+	CertificateStatus string            `json:"certificate_status,omitempty"`
+	RevokedAt         time.Time         `json:"revoked_at,omitzero"`
+	RevocationReason  string            `json:"revocation_reason,omitempty"`
+	CreatedAt         time.Time         `json:"created_at"`
+	UpdatedAt         time.Time         `json:"updated_at"`
+	ExpiresAt         time.Time         `json:"expires_at,omitzero"`
+	Links             map[string]string `json:"links"`
 }
 
 // Get returns the applicant's view of an enrollment.
@@ -1388,20 +1400,28 @@ func (s *Service) viewIssued(ctx context.Context, e store.Enrollment, in *issued
 			v.Chain = string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: issuer.Raw}))
 		}
 		v.Links["certificate"] = "/api/v1/certificates/" + v.Serial
+		v.CertificateStatus = in.status
+		if in.status == store.StatusRevoked {
+			v.RevokedAt, v.RevocationReason = in.revokedAt, profile.ReasonName(in.reason)
+		}
 	}
 	return v, nil
 }
 
 // issuedCertificate is what an issued enrollment's view shows of its
-// certificate: the DER, the serial and the issuing CA's id.
+// certificate: the DER, the serial, the issuing CA's id, and its status
+// (store.StatusGood or StatusRevoked, with when and why).
 type issuedCertificate struct {
 	der, serial []byte
 	issuerID    string
+	status      string
+	revokedAt   time.Time
+	reason      int
 }
 
 // storedCertificate is c, as the store holds it, for a view.
 func storedCertificate(c store.Certificate) *issuedCertificate {
-	return &issuedCertificate{der: c.DER, serial: c.Serial, issuerID: c.IssuerID}
+	return &issuedCertificate{der: c.DER, serial: c.Serial, issuerID: c.IssuerID, status: c.Status, revokedAt: c.RevokedAt, reason: c.Reason}
 }
 
 // justIssued is cert, which the CA just returned, for a view; nil for none.
@@ -1409,7 +1429,7 @@ func (s *Service) justIssued(cert *x509.Certificate) *issuedCertificate {
 	if cert == nil {
 		return nil
 	}
-	return &issuedCertificate{der: cert.Raw, serial: cert.SerialNumber.Bytes(), issuerID: s.signedBy(cert)}
+	return &issuedCertificate{der: cert.Raw, serial: cert.SerialNumber.Bytes(), issuerID: s.signedBy(cert), status: store.StatusGood}
 }
 
 // signedBy is the id of the issuing CA that signed cert, a certificate

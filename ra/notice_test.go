@@ -166,6 +166,23 @@ func testRevocationNotice(t *testing.T, driver string) {
 	if want := "holder:" + jwsauth.SerialHex(a.SerialNumber); actor != want || !strings.HasPrefix(want, "holder:0") {
 		t.Errorf("the holder's revocation is audited as done by %q, want %q", actor, want)
 	}
+	// The enrollment stays issued; its view says the certificate is not.
+	enrollmentView := func(c *x509.Certificate) ra.View {
+		t.Helper()
+		var id string
+		if err := fx.raw.QueryRowContext(ctx, fx.q(`SELECT enrollment_id FROM certificates WHERE serial = $1`), c.SerialNumber.Bytes()).Scan(&id); err != nil {
+			t.Fatal(err)
+		}
+		code, raw := fx.do(t, http.MethodGet, "/api/v1/enrollments/"+id, nil, nil)
+		var v ra.View
+		if code != http.StatusOK || json.Unmarshal(raw, &v) != nil {
+			t.Fatalf("GET %s: %d %s", id, code, raw)
+		}
+		return v
+	}
+	if v := enrollmentView(a); v.State != store.StateIssued || v.CertificateStatus != store.StatusRevoked || v.RevocationReason != "superseded" || v.RevokedAt.IsZero() {
+		t.Errorf("the enrollment after the holder revoked: state %s, certificate %s at %s (%s)", v.State, v.CertificateStatus, v.RevokedAt, v.RevocationReason)
+	}
 	if got := notice(a); got != "4 sent" {
 		t.Errorf("its notice: %s, want 4 sent", got)
 	}
@@ -181,6 +198,9 @@ func testRevocationNotice(t *testing.T, driver string) {
 	// the first notice.
 	holderRevoke(a, aKey, "keyCompromise", http.StatusOK)
 	told("the raise to keyCompromise", a, "keyCompromise")
+	if v := enrollmentView(a); v.CertificateStatus != store.StatusRevoked || v.RevocationReason != "keyCompromise" {
+		t.Errorf("the enrollment after the raise: certificate %s (%s)", v.CertificateStatus, v.RevocationReason)
+	}
 	told("the first notice, after the raise", a, "superseded")
 	if got := notice(a); got != "1 sent" || len(events(store.NoticeSent)) != 2 {
 		t.Errorf("the raise's notice: %s, %d audited; want 1 sent, 2", got, len(events(store.NoticeSent)))

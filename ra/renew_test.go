@@ -243,7 +243,7 @@ func (fx *raFixture) certified(t *testing.T, key *ecdsa.PrivateKey, profileName 
 	}
 	code, raw := fx.do(t, http.MethodGet, "/api/v1/enrollments/"+a.id, nil, nil)
 	var v ra.View
-	if code != http.StatusOK || json.Unmarshal(raw, &v) != nil || v.State != store.StateIssued {
+	if code != http.StatusOK || json.Unmarshal(raw, &v) != nil || v.State != store.StateIssued || v.CertificateStatus != store.StatusGood {
 		t.Fatalf("enrollment %s: %d %s", a.id, code, raw)
 	}
 	return parseCertPEM(t, v.Certificate)
