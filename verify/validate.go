@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/x509"
 	encasn1 "encoding/asn1"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -63,23 +64,33 @@ func chainTime(leaf *x509.Certificate, signingTime, now time.Time) time.Time {
 	}
 }
 
+// SignerConstraints is why a signature by leaf's key is no signature of a
+// document to a verifier (checkConstraints, CHAIN_CONSTRAINTS_FAILURE): a
+// CA certificate, a key usage with neither digitalSignature nor
+// contentCommitment, or extended key usages none of which covers
+// documents; nil if none. Signers check it before they sign.
+func SignerConstraints(leaf *x509.Certificate) error {
+	if leaf.IsCA {
+		return errors.New("the signer's certificate is a CA certificate")
+	}
+	if leaf.KeyUsage != 0 && leaf.KeyUsage&(x509.KeyUsageDigitalSignature|x509.KeyUsageContentCommitment) == 0 {
+		return fmt.Errorf("key usage %s allows neither digitalSignature nor contentCommitment", keyUsageNames(leaf.KeyUsage))
+	}
+	if ekus := ekuNames(leaf); len(ekus) > 0 && !signingEKU(leaf) {
+		return fmt.Errorf("extended key usage %s does not allow signing documents", strings.Join(ekus, ", "))
+	}
+	return nil
+}
+
 // checkConstraints: the signer's certificate must allow signing (RFC 5280
 // §4.2.1.3 digitalSignature or contentCommitment; §4.2.1.12 an extended
 // key usage for documents, when it names any) and be an end entity.
 func checkConstraints(rep *Report, leaf *x509.Certificate, c *chain) {
-	if leaf.IsCA {
-		rep.fail("constraints", Indeterminate, ChainConstraintsFailure, "the signer's certificate is a CA certificate")
-		return
-	}
-	if leaf.KeyUsage != 0 && leaf.KeyUsage&(x509.KeyUsageDigitalSignature|x509.KeyUsageContentCommitment) == 0 {
-		rep.fail("constraints", Indeterminate, ChainConstraintsFailure, "key usage %s allows neither digitalSignature nor contentCommitment", keyUsageNames(leaf.KeyUsage))
+	if err := SignerConstraints(leaf); err != nil {
+		rep.fail("constraints", Indeterminate, ChainConstraintsFailure, "%v", err)
 		return
 	}
 	ekus := ekuNames(leaf)
-	if len(ekus) > 0 && !signingEKU(leaf) {
-		rep.fail("constraints", Indeterminate, ChainConstraintsFailure, "extended key usage %s does not allow signing documents", strings.Join(ekus, ", "))
-		return
-	}
 	// A CA whose certificate names extended key usages passes on no other
 	// (the chain was built with ExtKeyUsageAny, which lets x509 skip this).
 	if c != nil {

@@ -252,6 +252,10 @@ func TestDevQuickStartRestartAndAudit(t *testing.T) {
 	outputs = append(outputs, metrics)
 	first.stop(t)
 	outputs = append(outputs, first.output.String())
+	// SIGTERM is logged, and the end of the graceful stop.
+	if out := first.output.String(); !strings.Contains(out, "msg=\"stopping: finishing the requests in flight\"") || !strings.Contains(out, "msg=stopped") {
+		t.Errorf("sanad dev's log on SIGTERM:\n%s", out)
+	}
 
 	// The ./var of a release before registry events: its config has no
 	// registry_event_keys_file, and there is no registry key.

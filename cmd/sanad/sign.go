@@ -26,6 +26,7 @@ import (
 
 	"github.com/sanadpki/sanad/internal/config"
 	"github.com/sanadpki/sanad/ra/jwsauth"
+	"github.com/sanadpki/sanad/verify"
 )
 
 // maxChainFile bounds the --chain file: a few intermediates in PEM.
@@ -180,16 +181,18 @@ func (f *signFlags) run(ctx context.Context, stdout io.Writer, file string, load
 }
 
 // checkSigningCertificate refuses a certificate no verifier would accept a
-// signature from: one not valid now, or whose key usage (RFC 5280 §4.2.1.3)
-// allows neither digitalSignature nor contentCommitment.
+// signature from: one not valid now, or whose key usage or extended key
+// usage (RFC 5280 §4.2.1.3, §4.2.1.12) excludes documents, as sanad verify
+// judges it (verify.SignerConstraints): a citizen-auth certificate
+// (clientAuth) signs logins, not contracts.
 func checkSigningCertificate(cert *x509.Certificate, now time.Time) error {
 	if now.Before(cert.NotBefore) || now.After(cert.NotAfter) {
 		return fmt.Errorf("certificate serial %s is valid from %s to %s, not now", jwsauth.SerialHex(cert.SerialNumber),
 			cert.NotBefore.Format(time.RFC3339), cert.NotAfter.Format(time.RFC3339))
 	}
-	if cert.KeyUsage != 0 && cert.KeyUsage&(x509.KeyUsageDigitalSignature|x509.KeyUsageContentCommitment) == 0 {
-		return fmt.Errorf("certificate serial %s may not sign documents: its key usage has neither digitalSignature nor contentCommitment",
-			jwsauth.SerialHex(cert.SerialNumber))
+	if err := verify.SignerConstraints(cert); err != nil {
+		return fmt.Errorf("certificate serial %s may not sign documents: %w (a citizen-sign or business-seal certificate does)",
+			jwsauth.SerialHex(cert.SerialNumber), err)
 	}
 	return nil
 }

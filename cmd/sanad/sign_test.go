@@ -308,6 +308,7 @@ func TestSignRefusals(t *testing.T) {
 	otherKey, _ := writeSelfSigned(t, dir, "other", now.Add(-time.Hour), now.Add(time.Hour))
 	expiredKey, expiredCert := writeSelfSigned(t, dir, "expired", now.Add(-48*time.Hour), now.Add(-24*time.Hour))
 	_, unrelated := writeSelfSigned(t, dir, "unrelated", now.Add(-time.Hour), now.Add(time.Hour))
+	loginKey, loginCert := writeSelfSigned(t, dir, "login", now.Add(-time.Hour), now.Add(time.Hour), x509.ExtKeyUsageClientAuth)
 	openKey := filepath.Join(dir, "open.key")
 	if raw, err := os.ReadFile(key); err != nil || os.WriteFile(openKey, raw, 0o644) != nil {
 		t.Fatal(err)
@@ -333,6 +334,8 @@ func TestSignRefusals(t *testing.T) {
 		{"existing output", nil, []string{"sign", doc, "--key", key, "--cert", cert, "--out", existing}, exitUsage, "exists"},
 		{"key of another certificate", nil, []string{"sign", doc, "--key", otherKey, "--cert", cert}, exitFailure, "is not the key of certificate"},
 		{"expired certificate", nil, []string{"sign", doc, "--key", expiredKey, "--cert", expiredCert}, exitFailure, "not now"},
+		// What sanad verify would call CHAIN_CONSTRAINTS_FAILURE.
+		{"an authentication certificate", nil, []string{"sign", doc, "--key", loginKey, "--cert", loginCert}, exitFailure, "may not sign documents: extended key usage clientAuth does not allow signing documents"},
 		{"key readable by others", nil, []string{"sign", doc, "--key", openKey, "--cert", cert}, exitFailure, "group and others must have no access"},
 		{"chain off the path", nil, []string{"sign", doc, "--key", key, "--cert", cert, "--chain", unrelated}, exitFailure, "did not issue"},
 		{"missing file", nil, []string{"sign", filepath.Join(dir, "nothing.txt"), "--key", key, "--cert", cert}, exitFailure, "no such file"},
@@ -356,13 +359,13 @@ func TestSignRefusals(t *testing.T) {
 }
 
 // writeSelfSigned writes a P-256 key (0600) and a self-signed certificate
-// for document signing valid from notBefore to notAfter; it returns their
-// paths.
-func writeSelfSigned(t *testing.T, dir, name string, notBefore, notAfter time.Time) (keyPath, certPath string) {
+// for document signing valid from notBefore to notAfter, with the extended
+// key usages ekus if any; it returns their paths.
+func writeSelfSigned(t *testing.T, dir, name string, notBefore, notAfter time.Time, ekus ...x509.ExtKeyUsage) (keyPath, certPath string) {
 	t.Helper()
 	key := mustECDSA(t, elliptic.P256())
 	tmpl := &x509.Certificate{SerialNumber: big.NewInt(time.Now().UnixNano()), Subject: pkix.Name{CommonName: name},
-		NotBefore: notBefore, NotAfter: notAfter, KeyUsage: x509.KeyUsageDigitalSignature}
+		NotBefore: notBefore, NotAfter: notAfter, KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: ekus}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
 	if err != nil {
 		t.Fatal(err)

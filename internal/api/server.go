@@ -159,6 +159,8 @@ func Serve(ctx context.Context, addr string, h http.Handler, t Timeouts, log *sl
 		return fmt.Errorf("http server: %w", err)
 	case <-ctx.Done():
 	}
+	// Operators see a stop asked for, and that it ended, apart from a crash.
+	log.Info("stopping: finishing the requests in flight", "addr", ln.Addr().String(), "within", shutdownTimeout)
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownTimeout)
 	defer cancel()
 	if err := srv.Shutdown(sctx); err != nil {
@@ -167,5 +169,6 @@ func Serve(ctx context.Context, addr string, h http.Handler, t Timeouts, log *sl
 	if err := <-errc; !errors.Is(err, http.ErrServerClosed) {
 		return fmt.Errorf("http server: %w", err)
 	}
+	log.Info("stopped", "addr", ln.Addr().String())
 	return nil
 }
