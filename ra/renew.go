@@ -253,10 +253,14 @@ func endedUncertified(state string) bool {
 }
 
 func alreadyRenewed(serialHex string, by store.Enrollment) error {
+	e := refuse("already-renewed", "certificate %s is being renewed by enrollment %s (%s)", serialHex, by.ID, by.State)
 	if by.State == store.StateIssued {
-		return refuse("already-renewed", "certificate %s was renewed by enrollment %s", serialHex, by.ID)
+		e = refuse("already-renewed", "certificate %s was renewed by enrollment %s", serialHex, by.ID)
 	}
-	return refuse("already-renewed", "certificate %s is being renewed by enrollment %s (%s)", serialHex, by.ID, by.State)
+	// The renewal's id, for a client that asked again to fetch its
+	// outcome (sanad holder renew does).
+	e.Extra = map[string]any{"enrollment": by.ID}
+	return e
 }
 
 // errRenewsRevoked fails a renewal whose old certificate was revoked, for a

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	neturl "net/url"
 	"os"
 	"strings"
 	"time"
@@ -69,6 +70,14 @@ one in ./var/dev.json).`,
 		}
 		a := jwsauth.Action{Action: jwsauth.ActionRenew, CSR: base64.RawURLEncoding.EncodeToString(csr.Raw), Audience: ra.AudienceRenew}
 		old, raw, err := f.send(cmd, loadConfig, "renew", a)
+		if p := (*problemAnswer)(nil); errors.As(err, &p) && p.Type == "urn:sanad:problem:already-renewed" {
+			// Asked again, typically once officers approved: the answer
+			// is the renewal already made, which writeRenewed checks is
+			// for this CSR's key before writing anything.
+			if raw, err = fetchRenewal(cmd, f.url, p); err != nil {
+				return err
+			}
+		}
 		if err != nil || *out == "" {
 			return err
 		}
@@ -110,6 +119,46 @@ func (f *holderFlags) send(cmd *cobra.Command, loadConfig func() (config.Config,
 	}
 	raw, err := sendSigned(cmd.Context(), cmd.OutOrStdout(), http.MethodPost, strings.TrimRight(url, "/")+"/api/v1/certificates/"+a.Serial+"/"+verb, jws)
 	return cert, raw, err
+}
+
+// fetchRenewal gets and prints the enrollment an already-renewed answer
+// names (its extension member enrollment), from the RA of url or of
+// ./var/dev.json.
+func fetchRenewal(cmd *cobra.Command, url string, p *problemAnswer) ([]byte, error) {
+	var ext struct{ Enrollment string }
+	if json.Unmarshal(p.raw, &ext) != nil || ext.Enrollment == "" {
+		return nil, p
+	}
+	if url == "" {
+		m, err := readDevManifest()
+		if err != nil {
+			return nil, p
+		}
+		url = m.BaseURL
+	}
+	fmt.Fprintf(cmd.ErrOrStderr(), "sanad holder: %s; its enrollment %s:\n", p.Detail, ext.Enrollment)
+	req, err := http.NewRequestWithContext(cmd.Context(), http.MethodGet, strings.TrimRight(url, "/")+"/api/v1/enrollments/"+neturl.PathEscape(ext.Enrollment), nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := (&http.Client{Timeout: 30 * time.Second}).Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(io.LimitReader(resp.Body, 8<<20))
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("GET enrollment %s: %s", ext.Enrollment, resp.Status)
+	}
+	var pretty bytes.Buffer
+	if json.Indent(&pretty, raw, "", "  ") != nil {
+		return nil, fmt.Errorf("GET enrollment %s: not JSON", ext.Enrollment)
+	}
+	_, err = fmt.Fprintln(cmd.OutOrStdout(), pretty.String())
+	return raw, err
 }
 
 // writeRenewed writes to path the certificate a renewal's answer carries,

@@ -222,9 +222,9 @@ func sendSigned(ctx context.Context, out io.Writer, method, url, jws string) ([]
 		return nil, err
 	}
 	if resp.StatusCode/100 != 2 {
-		var p struct{ Type, Title, Detail string }
-		_ = json.Unmarshal(raw, &p)
-		return nil, fmt.Errorf("%s: %s (%s) %s", resp.Status, p.Title, p.Type, p.Detail)
+		p := &problemAnswer{status: resp.Status, raw: raw}
+		_ = json.Unmarshal(raw, p)
+		return nil, p
 	}
 	var pretty bytes.Buffer
 	if json.Indent(&pretty, raw, "", "  ") != nil {
@@ -233,6 +233,19 @@ func sendSigned(ctx context.Context, out io.Writer, method, url, jws string) ([]
 	}
 	_, err = fmt.Fprintln(out, pretty.String())
 	return raw, err
+}
+
+// problemAnswer is an error answer of the RA (RFC 9457), as sendSigned
+// returns it: its message names the type, and raw is the document, for a
+// caller that reads its extension members.
+type problemAnswer struct {
+	status              string
+	Type, Title, Detail string
+	raw                 []byte
+}
+
+func (p *problemAnswer) Error() string {
+	return fmt.Sprintf("%s: %s (%s) %s", p.status, p.Title, p.Type, p.Detail)
 }
 
 // readDevManifest reads ./var/dev.json.

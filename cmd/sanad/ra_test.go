@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -393,6 +394,14 @@ func TestEnrollmentEndToEnd(t *testing.T) {
 			}
 			if renewed.Subject.String() != cert.Subject.String() || !renewed.PublicKey.(*ecdsa.PublicKey).Equal(&renewKey.PublicKey) {
 				t.Errorf("renewed certificate: subject %s, key of the renewal %v", renewed.Subject, renewed.PublicKey.(*ecdsa.PublicKey).Equal(&renewKey.PublicKey))
+			}
+			// Asked again once approved: already-renewed, and sanad holder
+			// fetches the renewal and writes its certificate.
+			if again := holder("renew", "--csr", csrFile, "--out", pendingOut); again["id"] != e["id"] || again["state"] != "issued" {
+				t.Errorf("sanad holder renew again: %v", again)
+			}
+			if got := readPEMCert(t, pendingOut); !bytes.Equal(got.Raw, renewed.Raw) {
+				t.Errorf("sanad holder renew again wrote %s, not the renewed certificate", got.Subject)
 			}
 			c.verifyWithCRL(db, openssl, renewed, false)
 
