@@ -248,13 +248,26 @@ func TestProofRefusals(t *testing.T) {
 	fx := newRAFixture(t, f, "sqlite", func(d *ra.Deps) { d.Now = clk.Now })
 	policy := fx.deps.Policy
 
+	// A profile the RA does not enroll for is refused with those it does.
+	if _, raw := fx.do(t, http.MethodPost, "/api/v1/enrollments", http.Header{"Content-Type": {"application/json"}},
+		enrollBody(t, citizen(), "root", csrPEM(t, newKey(t)))); !strings.Contains(string(raw), `"detail":"\"root\" is not a profile the RA offers (offered: business-auth, business-seal, citizen-auth, citizen-sign, officer)"`) {
+		t.Errorf("the root profile: %s", raw)
+	}
+
 	id, code := fx.enroll(t, citizen(), "citizen-sign")
 	wrong := "000000"
 	if code == wrong {
 		wrong = "000001"
 	}
 	for i := 1; i < policy.MaxCodeAttempts; i++ {
-		answer{status: 422, problem: "wrong-code"}.check(t, "a wrong code", fx.proof(t, id, wrong))
+		_, raw := fx.do(t, http.MethodPost, "/api/v1/enrollments/"+id+"/proof", http.Header{"Content-Type": {"application/json"}}, []byte(`{"code":"`+wrong+`"}`))
+		want := fmt.Sprintf(`"detail":"%d tries left"`, policy.MaxCodeAttempts-i)
+		if i == policy.MaxCodeAttempts-1 {
+			want = `"detail":"1 try left"`
+		}
+		if !strings.Contains(string(raw), "urn:sanad:problem:wrong-code") || !strings.Contains(string(raw), want) {
+			t.Errorf("wrong code %d: %s, want %s", i, raw, want)
+		}
 	}
 	answer{status: 423, problem: "enrollment-locked"}.check(t, "the last wrong code", fx.proof(t, id, wrong))
 	answer{status: 423, problem: "enrollment-locked"}.check(t, "the right code after the lock", fx.proof(t, id, code))

@@ -20,6 +20,7 @@ import (
 	"log/slog"
 	"math/big"
 	"net/netip"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -222,11 +223,8 @@ func (s *Service) Enroll(ctx context.Context, body []byte, key string) (store.En
 		}
 	}
 	p, ok := d.Profiles[req.Profile]
-	if !ok || p.SubjectKind == "" {
-		return store.Enrollment{}, false, refuse("unknown-profile", "%q", req.Profile)
-	}
-	if _, ok := d.Policy.Approval[p.Name]; !ok {
-		return store.Enrollment{}, false, refuse("unknown-profile", "%q is not offered by the RA", req.Profile)
+	if _, offered := d.Policy.Approval[p.Name]; !ok || p.SubjectKind == "" || !offered {
+		return store.Enrollment{}, false, refuse("unknown-profile", "%q is not a profile the RA offers (offered: %s)", req.Profile, strings.Join(s.offered(), ", "))
 	}
 	if p.SubjectKind != req.Applicant.Kind {
 		return store.Enrollment{}, false, refuse("profile-mismatch", "profile %s is for a %s, the applicant is a %s", p.Name, p.SubjectKind, req.Applicant.Kind)
@@ -486,7 +484,7 @@ func (s *Service) match(ctx context.Context, a Applicant, enrollmentID string) (
 	case rec.BirthDate != birth:
 		return m, refuse("registry-mismatch", "the birth date differs from the registry's")
 	case !rec.Alive:
-		return m, refuse("subject-deceased", "")
+		return m, refuse("subject-deceased", "no certificate is issued for a person the registry records as deceased; a mistaken record is corrected at the registry first")
 	}
 	m.contact = rec
 	personKey := semanticsID("IDC", person.Country, pid)
@@ -511,7 +509,7 @@ func (s *Service) match(ctx context.Context, a Applicant, enrollmentID string) (
 	}
 	m.evidence = append(m.evidence, evidence(enrollmentID, "business", bev))
 	if !biz.Active {
-		return m, refuse("business-inactive", "")
+		return m, refuse("business-inactive", "a certificate is issued only for a business the registry records as active (not dissolved, suspended or in liquidation)")
 	}
 	signs := false
 	for _, r := range biz.Representatives {
@@ -685,7 +683,11 @@ func (s *Service) proof(ctx context.Context, id, code string) (store.Enrollment,
 				return err
 			}
 			out = e
-			r := refuse("wrong-code", "%d tries left", left)
+			tries := "tries"
+			if left == 1 {
+				tries = "try"
+			}
+			r := refuse("wrong-code", "%d %s left", left, tries)
 			r.Extra = map[string]any{"attempts_left": left}
 			refusal = r
 			return event("enrollment.proof.fail", map[string]any{"attempts": pr.Attempts})
@@ -1328,6 +1330,18 @@ type View struct {
 	UpdatedAt         time.Time         `json:"updated_at"`
 	ExpiresAt         time.Time         `json:"expires_at,omitzero"`
 	Links             map[string]string `json:"links"`
+}
+
+// offered are the end-entity profiles the RA's policy enrolls for, sorted.
+func (s *Service) offered() []string {
+	var names []string
+	for name := range s.d.Policy.Approval {
+		if p, ok := s.d.Profiles[name]; ok && p.SubjectKind != "" {
+			names = append(names, name)
+		}
+	}
+	slices.Sort(names)
+	return names
 }
 
 // Get returns the applicant's view of an enrollment.

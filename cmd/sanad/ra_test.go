@@ -314,6 +314,9 @@ func TestEnrollmentEndToEnd(t *testing.T) {
 			} {
 				if code, p := c.enroll(tc.a); code < 400 || problemType(p) != tc.want {
 					t.Errorf("%s: %d %v, want %s", tc.name, code, p, tc.want)
+				} else if d, _ := p["detail"].(string); d == "" {
+					// Each says why, not only what.
+					t.Errorf("%s: %s with no detail", tc.name, tc.want)
 				}
 			}
 
