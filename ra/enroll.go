@@ -83,6 +83,9 @@ type Deps struct {
 	// person (their phone, their codes), whichever node is asked. Nil is
 	// no limit (benchmarks).
 	ClientLimit *api.Limiter
+	// PublicURL is where applicants reach this API (config ra.public_url),
+	// for the links notices carry; empty: notices name the path only.
+	PublicURL string
 	// TrustedProxies are the load balancers whose X-Forwarded-For names
 	// the client (api.ClientKey).
 	TrustedProxies  []netip.Prefix

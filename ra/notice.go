@@ -239,6 +239,15 @@ func (s *Service) holderContact(ctx context.Context, enrollmentID string) (_ reg
 	return rec, "", err
 }
 
+// enrollmentLink is where an applicant reads enrollment id: the URL under
+// Deps.PublicURL, or the request's path when there is none.
+func (s *Service) enrollmentLink(id string) string {
+	if s.d.PublicURL == "" {
+		return "GET /api/v1/enrollments/" + id
+	}
+	return s.d.PublicURL + "/api/v1/enrollments/" + id
+}
+
 // outcomeTimeout bounds an outcome notice (noticeOutcome); quietFor is
 // how long no notice a request or a loop would wait for is sent after one
 // could not be (noticeQuiet).
@@ -407,11 +416,11 @@ func (s *Service) tellOutcome(ctx context.Context, n store.OutcomeNotice) (bool,
 	switch n.Event {
 	case store.StateIssued:
 		m.Serial = fmt.Sprintf("%X", n.Serial)
-		m.Notice = fmt.Sprintf("Sanad: your certificate request %s was approved. Certificate %s is issued: GET /api/v1/enrollments/%s.", e.ID, m.Serial, e.ID)
+		m.Notice = fmt.Sprintf("Sanad: your certificate request %s was approved. Certificate %s is issued: %s", e.ID, m.Serial, s.enrollmentLink(e.ID))
 	case store.StateRejected:
 		m.Notice = fmt.Sprintf("Sanad: your certificate request %s was rejected: %s", e.ID, strings.TrimPrefix(e.StateReason, rejectedByOfficer))
 	case store.StateFailed:
-		m.Notice = fmt.Sprintf("Sanad: your certificate request %s was approved but no certificate could be issued: GET /api/v1/enrollments/%s says why.", e.ID, e.ID)
+		m.Notice = fmt.Sprintf("Sanad: your certificate request %s was approved but no certificate could be issued: %s says why.", e.ID, s.enrollmentLink(e.ID))
 	default: // store.StateExpired: the table allows no other
 		m.Notice = fmt.Sprintf("Sanad: your certificate request %s lapsed before the officers decided. You may enroll again.", e.ID)
 	}

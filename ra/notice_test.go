@@ -70,6 +70,7 @@ func newNoticeFixture(t *testing.T, driver string) (*raFixture, *clock, *switchN
 		gateway.Notifier, d.Notifier = d.Notifier, gateway
 		reg.Registry, d.Registry = d.Registry, reg
 		d.Now = clock.Now
+		d.PublicURL = "https://ra.example.kz"
 	})
 	return fx, clock, gateway, reg
 }
@@ -416,7 +417,9 @@ func testOutcomeNotice(t *testing.T, driver string) {
 	if err != nil || len(certs) != 1 {
 		t.Fatalf("certificates of %s: %v %v", issued, certs, err)
 	}
-	if m, ok := told(issued, ra.EventIssued); !ok || m.Serial != fmt.Sprintf("%X", certs[0].Serial) || !strings.Contains(m.Notice, m.Serial) {
+	// The notice links the enrollment where the applicant reads it.
+	if m, ok := told(issued, ra.EventIssued); !ok || m.Serial != fmt.Sprintf("%X", certs[0].Serial) || !strings.Contains(m.Notice, m.Serial) ||
+		!strings.HasSuffix(m.Notice, " is issued: https://ra.example.kz/api/v1/enrollments/"+issued) {
 		t.Errorf("issued notice: %+v (%v), want the serial %X", m, ok, certs[0].Serial)
 	}
 	// A stop between the CA's commit and the RA's (which would have

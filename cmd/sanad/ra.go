@@ -96,6 +96,7 @@ func openRA(s *service, authority *caRole, cfg config.RA) (*ra.Service, error) {
 		ClientLimit:     limiter(cfg.ClientPerMinute, time.Minute, max(1, cfg.ClientPerMinute/4)),
 		TrustedProxies:  proxies,
 		IdentifierLimit: identifierLimit(cfg.IdentifierPerHour),
+		PublicURL:       s.cfg.RAPublicURL(),
 	})
 	if err != nil {
 		return nil, err

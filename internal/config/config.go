@@ -121,6 +121,19 @@ type RA struct {
 	// every RA node (kept in the database). 0 disables a limit.
 	ClientPerMinute   int `yaml:"client_requests_per_minute"`
 	IdentifierPerHour int `yaml:"identifier_enrollments_per_hour"`
+	// PublicURL is where applicants reach the RA's API, for the links the
+	// notices sent to them carry; empty means ca.base_url, or
+	// http://<http.addr> in development (RAPublicURL).
+	PublicURL string `yaml:"public_url"`
+}
+
+// RAPublicURL returns RA.PublicURL without a trailing slash, or
+// PublicBaseURL when it is unset.
+func (c Config) RAPublicURL() string {
+	if c.RA.PublicURL == "" {
+		return c.PublicBaseURL()
+	}
+	return strings.TrimRight(c.RA.PublicURL, "/")
 }
 
 // CA configures the certificate authority role.
@@ -388,10 +401,14 @@ func (c Config) Validate() error {
 	if c.Audit.Origin == "" || strings.ContainsAny(c.Audit.Origin, "\n") {
 		bad("audit.origin", "must be one non-empty line")
 	}
-	if c.CA.BaseURL != "" {
-		u, err := url.Parse(c.CA.BaseURL)
+	for _, f := range []struct{ name, v string }{{"ca.base_url", c.CA.BaseURL}, {"ra.public_url", c.RA.PublicURL}} {
+		name, v := f.name, f.v
+		if v == "" {
+			continue
+		}
+		u, err := url.Parse(v)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil || u.RawQuery != "" || u.Fragment != "" {
-			bad("ca.base_url", "%q is not an http(s) URL without credentials, query or fragment", c.CA.BaseURL)
+			bad(name, "%q is not an http(s) URL without credentials, query or fragment", v)
 		}
 	}
 	if c.RA.RegistryFile != "" && c.RA.RegistryURL != "" {

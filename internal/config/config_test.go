@@ -22,8 +22,11 @@ func TestParseDefaults(t *testing.T) {
 		t.Errorf("PublicBaseURL() = %q without ca.base_url", got)
 	}
 	cfg, err = Parse([]byte("hsm: {token_label: t}\nca: {base_url: 'https://pki.sanad.example/'}\n"), noEnv)
-	if err != nil || cfg.PublicBaseURL() != "https://pki.sanad.example" {
-		t.Errorf("PublicBaseURL() = %q, %v", cfg.PublicBaseURL(), err)
+	if err != nil || cfg.PublicBaseURL() != "https://pki.sanad.example" || cfg.RAPublicURL() != "https://pki.sanad.example" {
+		t.Errorf("PublicBaseURL() = %q, RAPublicURL() = %q, %v", cfg.PublicBaseURL(), cfg.RAPublicURL(), err)
+	}
+	if cfg, err := Parse([]byte("hsm: {token_label: t}\nra: {public_url: 'https://ra.sanad.example/'}\n"), noEnv); err != nil || cfg.RAPublicURL() != "https://ra.sanad.example" {
+		t.Errorf("RAPublicURL() = %q, %v", cfg.RAPublicURL(), err)
 	}
 	if cfg.HSM.PINEnv != DefaultPINEnv {
 		t.Errorf("PINEnv = %q, want %q when no PIN source is configured", cfg.HSM.PINEnv, DefaultPINEnv)
@@ -47,6 +50,7 @@ func TestParseRejects(t *testing.T) {
 		{"two PIN sources", "hsm: {token_label: t, pin_file: a, pin_env: B}\n", []string{"pin_file or pin_env"}},
 		{"base URL with credentials", "hsm: {token_label: t}\nca: {base_url: 'https://u:p@pki.example'}\n", []string{"ca.base_url"}},
 		{"base URL not http", "hsm: {token_label: t}\nca: {base_url: 'ldap://pki.example'}\n", []string{"ca.base_url"}},
+		{"RA URL with a query", "hsm: {token_label: t}\nra: {public_url: 'https://ra.example/?x=1'}\n", []string{"ra.public_url"}},
 		{"short checkpoint interval", "hsm: {token_label: t}\naudit: {checkpoint_interval: 10ms}\n", []string{"audit.checkpoint_interval"}},
 		{"status and OCSP", "hsm: {token_label: t}\nstatus: {cache_size: 0, sync_interval: 1ms, overlap: 1ms}\nocsp: {nonce: echo}\nhttp: {read_header_timeout: 0s}\n",
 			[]string{"status.cache_size", "status.sync_interval", "ocsp.nonce", "read_header_timeout"}},
