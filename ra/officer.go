@@ -367,6 +367,10 @@ type Revocation struct {
 	Serial string `json:"serial"`
 	Status string `json:"status"`
 	Reason string `json:"reason"`
+	// Withdrawn are the serials of the renewals revoked with it
+	// (privilegeWithdrawn): revoked for keyCompromise or
+	// privilegeWithdrawn, a certificate's key may have asked for them.
+	Withdrawn []string `json:"withdrawn,omitempty"`
 }
 
 // revoke has the CA revoke a certificate for a signed request whose nonce
@@ -395,8 +399,7 @@ func (s *Service) revoke(ctx context.Context, p jwsauth.Parsed, actor string, ke
 	// for, and tells the holders of it and of them. The revocation stands
 	// whatever happens to the renewals; what is not withdrawn or told now,
 	// SweepWithdrawn and NoticeRevoked do within a minute.
-	withdrawn := func(reason int) {
-		var revoked [][]byte
+	withdrawn := func(reason int) (revoked [][]byte) {
 		if withdraws(reason) {
 			var err error
 			if revoked, err = s.withdrawRenewals(ctx, serial, actor); err != nil {
@@ -404,6 +407,7 @@ func (s *Service) revoke(ctx context.Context, p jwsauth.Parsed, actor string, ke
 			}
 		}
 		s.noticeRevoked(ctx, append([][]byte{serial}, revoked...)...)
+		return revoked
 	}
 	if err := s.d.Revoker.Revoke(ctx, serial, reason, actor); err != nil {
 		if already := (*store.AlreadyRevokedError)(nil); errors.As(err, &already) {
@@ -412,8 +416,11 @@ func (s *Service) revoke(ctx context.Context, p jwsauth.Parsed, actor string, ke
 		return Revocation{}, revokeRefusal(err, p.Action.Serial)
 	}
 	s.d.Log.Info("certificate revoked", "serial", p.Action.Serial, "reason", p.Action.Reason, "by", actor)
-	withdrawn(reason)
-	return Revocation{Serial: strings.ToUpper(hex.EncodeToString(serial)), Status: "revoked", Reason: p.Action.Reason}, nil
+	out := Revocation{Serial: strings.ToUpper(hex.EncodeToString(serial)), Status: "revoked", Reason: p.Action.Reason}
+	for _, r := range withdrawn(reason) {
+		out.Withdrawn = append(out.Withdrawn, strings.ToUpper(hex.EncodeToString(r)))
+	}
+	return out, nil
 }
 
 // RevocableChecker is a Revoker that can tell, before anything is spent,

@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -333,15 +334,18 @@ func testRenewalWithdrawn(t *testing.T, driver string) {
 		}
 		return row.Status, row.Reason
 	}
-	holderRevoke := func(c *x509.Certificate, key *ecdsa.PrivateKey, reason string) {
+	holderRevoke := func(c *x509.Certificate, key *ecdsa.PrivateKey, reason string) ra.Revocation {
 		t.Helper()
 		jws, err := jwsauth.Sign(jwsauth.Action{Action: jwsauth.ActionRevoke, Serial: jwsauth.SerialHex(c.SerialNumber), Reason: reason, Audience: ra.AudienceRevoke}, c, key, now())
 		if err != nil {
 			t.Fatal(err)
 		}
-		if code, raw := fx.do(t, http.MethodPost, "/api/v1/certificates/"+jwsauth.SerialHex(c.SerialNumber)+"/revoke", joseHeader(), []byte(jws)); code != http.StatusOK {
+		code, raw := fx.do(t, http.MethodPost, "/api/v1/certificates/"+jwsauth.SerialHex(c.SerialNumber)+"/revoke", joseHeader(), []byte(jws))
+		var r ra.Revocation
+		if code != http.StatusOK || json.Unmarshal(raw, &r) != nil {
 			t.Fatalf("revoke %X: %d %s", c.SerialNumber, code, raw)
 		}
+		return r
 	}
 	renewed := func(holder identity) (*x509.Certificate, *ecdsa.PrivateKey) {
 		t.Helper()
@@ -358,7 +362,10 @@ func testRenewalWithdrawn(t *testing.T, driver string) {
 	a := fx.certified(t, aKey, "citizen-auth")
 	b, bKey := renewed(identity{a, aKey})
 	c, _ := renewed(identity{b, bKey})
-	holderRevoke(a, aKey, "keyCompromise")
+	// The holder is told which renewals went with it.
+	if r := holderRevoke(a, aKey, "keyCompromise"); !slices.Equal(r.Withdrawn, []string{jwsauth.SerialHex(b.SerialNumber), jwsauth.SerialHex(c.SerialNumber)}) {
+		t.Errorf("the revocation's answer names as withdrawn %q, want the renewal and its renewal", r.Withdrawn)
+	}
 	for name, cert := range map[string]*x509.Certificate{"the renewal": b, "the renewal's renewal": c} {
 		if st, reason := status(cert); st != store.StatusRevoked || reason != 9 {
 			t.Errorf("%s after keyCompromise of the first: %s, reason %d; want revoked, privilegeWithdrawn (9)", name, st, reason)
