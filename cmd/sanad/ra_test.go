@@ -590,6 +590,7 @@ func TestEnrollmentEndToEnd(t *testing.T) {
 			var listed struct {
 				EventID string `json:"id"`
 				Outcome string `json:"outcome"`
+				Subject string `json:"subject"`
 				Result  struct {
 					Revoked []string `json:"revoked"`
 				} `json:"result"`
@@ -597,8 +598,16 @@ func TestEnrollmentEndToEnd(t *testing.T) {
 			// The recheck's event above, then this one, oldest first.
 			lines := strings.Split(strings.TrimSpace(out), "\n")
 			if code != 0 || len(lines) != 2 || json.Unmarshal([]byte(lines[1]), &listed) != nil || listed.EventID != "KZ/kz-death-e2e" ||
-				listed.Outcome != "applied" || !slices.Equal(listed.Result.Revoked, []string{armanSerial}) || !strings.Contains(lines[0], `"id":"KZ/recheck.`) {
+				listed.Outcome != "applied" || !slices.Equal(listed.Result.Revoked, []string{armanSerial}) || !strings.Contains(lines[0], `"id":"KZ/recheck.`) ||
+				listed.Subject != "IDCKZ-011126570360" {
 				t.Errorf("sanad registry events --json: exit %d\n%s", code, out)
+			}
+			// In text, the subject by its identifier; none pending says so.
+			if code, out := c.sanad(nil, "registry", "events"); code != 0 || !strings.Contains(out, "KZ/kz-death-e2e\tdeath\tIDCKZ-011126570360\toccurred ") {
+				t.Errorf("sanad registry events: exit %d\n%s", code, out)
+			}
+			if code, out := c.sanad(nil, "registry", "events", "--pending"); code != 0 || !strings.Contains(out, "none waiting to be acted on") {
+				t.Errorf("sanad registry events --pending: exit %d\n%s", code, out)
 			}
 			if code, out := c.sanad(nil, "registry", "sign-event", "--kind", "death", "--country", "KZ", "--national-id", "011126570361", "--url", c.dev.url); code != 1 || !strings.Contains(out, "invalid-identifier") {
 				t.Errorf("an event with a bad checksum: exit %d, want 1 naming invalid-identifier\n%s", code, out)

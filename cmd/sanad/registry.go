@@ -27,7 +27,10 @@ func newRegistryCmd() *cobra.Command {
 // it: as an officer's find shows it, with its subject and what the RA did.
 type registryEventLine struct {
 	ra.RegistryEventView
-	Subject string          `json:"subject_id,omitempty"`
+	SubjectID string `json:"subject_id,omitempty"` // the store's id
+	// Subject is the subject's semantics identifier (IDCKZ-…, NTRPK-…),
+	// as certificates, find and recheck name it.
+	Subject string          `json:"subject,omitempty"`
 	Result  json.RawMessage `json:"result,omitempty"`
 }
 
@@ -36,8 +39,9 @@ func newRegistryEventsCmd() *cobra.Command {
 		Use:   "events",
 		Short: "List the registry events received, oldest first, with what the RA did about each",
 		Long: `Events prints the registry events the RA received (POST /api/v1/registry/events),
-oldest first, one per line: id, kind, when it occurred and was received, the
-key that signed it, and its outcome (pending, applied, ignored, failed). Ids
+oldest first, one per line: id, kind, the subject it concerns (its semantics
+identifier, "-" for none the RA knows), when it occurred and was received,
+the key that signed it, and its outcome (pending, applied, ignored, failed). Ids
 are the country and the registry's event id (KZ/1001). With --json, each line
 carries what the RA did (result: the certificates revoked and the enrollments
 rejected). An event pending did not finish yet (a revocation the CA could not
@@ -73,8 +77,26 @@ withdrawn since it came): an operator looks.`,
 			return err
 		}
 		w := cmd.OutOrStdout()
+		if len(events) == 0 && !*asJSON {
+			what := "none received"
+			if *pending {
+				what = "none waiting to be acted on, received"
+			}
+			fmt.Fprintf(cmd.ErrOrStderr(), "sanad registry events: %s since %s\n", what, from.UTC().Format(time.RFC3339))
+		}
+		subjects := map[string]string{} // store id → semantics identifier
 		for _, ev := range events {
-			line := registryEventLine{RegistryEventView: ra.ViewRegistryEvent(ev), Subject: ev.SubjectID}
+			line := registryEventLine{RegistryEventView: ra.ViewRegistryEvent(ev), SubjectID: ev.SubjectID}
+			if id := ev.SubjectID; id != "" {
+				if _, seen := subjects[id]; !seen {
+					subj, err := db.Subject(cmd.Context(), id)
+					if err != nil {
+						return err
+					}
+					subjects[id] = subj.NationalID
+				}
+				line.Subject = subjects[id]
+			}
 			if json.Valid([]byte(ev.OutcomeDetail)) {
 				line.Result = json.RawMessage(ev.OutcomeDetail)
 			}
@@ -88,7 +110,11 @@ withdrawn since it came): an operator looks.`,
 			}
 			// The id and the source come from the registry: printed so
 			// that they cannot drive the terminal.
-			fmt.Fprintf(w, "%s\t%s\toccurred %s\treceived %s\t%s\t%s\n", transcript.Printable(ev.EventID), ev.Kind,
+			subject := line.Subject
+			if subject == "" {
+				subject = "-" // no subject the RA knows
+			}
+			fmt.Fprintf(w, "%s\t%s\t%s\toccurred %s\treceived %s\t%s\t%s\n", transcript.Printable(ev.EventID), ev.Kind, subject,
 				ev.OccurredAt.Format(time.RFC3339), ev.ReceivedAt.Format(time.RFC3339), transcript.Printable(ev.Source), ev.Outcome)
 		}
 		if len(events) == *limit {
