@@ -174,7 +174,7 @@ func TestOfficerDecisions(t *testing.T) {
 			var first ra.QueueItem
 			if err := json.Unmarshal(raw, &first); err != nil || status != http.StatusOK || first.State != store.StatePendingApproval ||
 				first.Approvals != 1 || first.Needed != 2 || len(first.Decisions) != 1 || first.Decisions[0]["officer"] != "Yerlan Officer" ||
-				first.Representative != "IDCPK-6110148392762" {
+				first.Representative != "IDCPK-6110148392762" || !first.YouApproved {
 				t.Errorf("first approval: %d %s", status, raw)
 			}
 			// The applicant reads that one approved and one more is needed.
@@ -190,8 +190,12 @@ func TestOfficerDecisions(t *testing.T) {
 			}); err != nil {
 				t.Fatal(err)
 			}
-			if item := fx.show(t, dana, seal, clk.Now()); item.Approvals != 1 || len(item.Decisions) != 2 || item.Decisions[0]["officer"] != "Yerlan Officer" {
-				t.Errorf("the seal as an officer sees it: %d approvals, decisions %v", item.Approvals, item.Decisions)
+			if item := fx.show(t, dana, seal, clk.Now()); item.Approvals != 1 || len(item.Decisions) != 2 || item.Decisions[0]["officer"] != "Yerlan Officer" || item.YouApproved {
+				t.Errorf("the seal as an officer sees it: %d approvals, decisions %v, you approved %v", item.Approvals, item.Decisions, item.YouApproved)
+			}
+			// Yerlan, with his other certificate, sees that he approved.
+			if item := fx.show(t, renewed, seal, clk.Now()); !item.YouApproved {
+				t.Errorf("the seal as the officer who approved it sees it: you_approved false")
 			}
 			if _, err := fx.raw.ExecContext(t.Context(), fx.q(`DELETE FROM approvals WHERE officer_fingerprint = $1`), renewedFP[:]); err != nil {
 				t.Fatal(err)

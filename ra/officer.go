@@ -149,7 +149,7 @@ func (s *Service) Act(ctx context.Context, compact string) (any, error) {
 		}
 		// The officer's view, as show gives it: how many approved and
 		// how many are needed, which the applicant's view only words.
-		return s.queueItem(ctx, e)
+		return s.queueItem(ctx, e, officerID(o.req.Certificate))
 	case "revoke":
 		return s.revoke(ctx, o.req, "officer:"+o.Name, o.req.Fingerprint[:])
 	default:
@@ -542,7 +542,7 @@ func (s *Service) Queue(ctx context.Context, compact string) ([]QueueItem, error
 	out := make([]QueueItem, 0, len(pending))
 	ids := make([]string, 0, len(pending))
 	for _, e := range pending {
-		item, err := s.queueItem(ctx, e)
+		item, err := s.queueItem(ctx, e, officerID(o.req.Certificate))
 		if err != nil {
 			return nil, err
 		}
@@ -585,7 +585,7 @@ func (s *Service) Show(ctx context.Context, id, compact string) (QueueItem, erro
 	if err != nil {
 		return QueueItem{}, err
 	}
-	item, err := s.queueItem(ctx, e)
+	item, err := s.queueItem(ctx, e, officerID(o.req.Certificate))
 	if err != nil {
 		return QueueItem{}, err
 	}
@@ -732,6 +732,10 @@ type QueueItem struct {
 	Approvals int                 `json:"approvals"`
 	Needed    int                 `json:"approvals_needed"`
 	Decisions []map[string]string `json:"decisions,omitempty"`
+	// YouApproved says the officer who asked (whichever of their
+	// certificates they signed with) approved it already: it waits for
+	// the others.
+	YouApproved bool `json:"you_approved,omitempty"`
 	// Representative is, for a business, the semantics identifier
 	// (IDCPK-…) of the representative who applied and proved with the
 	// code: the person whose signing authority the officers approve.
@@ -747,7 +751,8 @@ type EvidenceView struct {
 	LookedUpAt time.Time `json:"looked_up_at"`
 }
 
-func (s *Service) queueItem(ctx context.Context, e store.Enrollment) (QueueItem, error) {
+// queueItem is e as officer who (officerID) sees it.
+func (s *Service) queueItem(ctx context.Context, e store.Enrollment, who string) (QueueItem, error) {
 	v, err := s.view(ctx, e)
 	if err != nil {
 		return QueueItem{}, err
@@ -778,13 +783,14 @@ func (s *Service) queueItem(ctx context.Context, e store.Enrollment) (QueueItem,
 		return QueueItem{}, err
 	}
 	for _, a := range approvals {
-		o, err := s.d.Store.Officer(ctx, a.OfficerFingerprint)
+		id, name, err := s.approver(ctx, a)
 		if err != nil {
-			return QueueItem{}, fmt.Errorf("officer of an approval of %s: %w", a.EnrollmentID, err)
+			return QueueItem{}, err
 		}
+		item.YouApproved = item.YouApproved || (id == who && a.Decision == "approve")
 		// Named, not identified: officers need not read each other's
 		// national identifiers.
-		item.Decisions = append(item.Decisions, map[string]string{"decision": a.Decision, "officer": o.Name,
+		item.Decisions = append(item.Decisions, map[string]string{"decision": a.Decision, "officer": name,
 			"officer_fingerprint": hex.EncodeToString(a.OfficerFingerprint), "at": a.DecidedAt.Format(time.RFC3339)})
 	}
 	if item.Approvals, err = s.approvedBy(ctx, approvals); err != nil {
