@@ -11,6 +11,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -248,13 +249,26 @@ func (p *problemAnswer) Error() string {
 	return fmt.Sprintf("%s: %s (%s) %s", p.status, p.Title, p.Type, p.Detail)
 }
 
-// readDevManifest reads ./var/dev.json.
+// readDevManifest reads var/dev.json in the current directory or the
+// nearest directory above it that has one: the quick start's commands work
+// from anywhere inside the checkout it runs in (its paths are absolute).
 func readDevManifest() (devManifest, error) {
-	raw, err := os.ReadFile("var/dev.json")
+	wd, err := os.Getwd()
+	if err != nil {
+		return devManifest{}, err
+	}
+	var raw []byte
+	for dir := wd; ; {
+		raw, err = os.ReadFile(filepath.Join(dir, "var", "dev.json"))
+		parent := filepath.Dir(dir)
+		if !errors.Is(err, os.ErrNotExist) || parent == dir {
+			break
+		}
+		dir = parent
+	}
 	if errors.Is(err, os.ErrNotExist) {
 		// The commands that fall back on it say what to give instead.
-		wd, _ := os.Getwd()
-		return devManifest{}, usagef("no var/dev.json in %s (sanad dev writes it in the directory it runs from)", wd)
+		return devManifest{}, usagef("no var/dev.json in %s or above it (sanad dev writes it in the directory it runs from)", wd)
 	}
 	if err != nil {
 		return devManifest{}, err

@@ -609,6 +609,17 @@ func TestEnrollmentEndToEnd(t *testing.T) {
 			if code, out := c.sanad(nil, "registry", "events", "--pending"); code != 0 || !strings.Contains(out, "none waiting to be acted on") {
 				t.Errorf("sanad registry events --pending: exit %d\n%s", code, out)
 			}
+			// From a directory below the quick start's, var/dev.json is
+			// found above.
+			below := filepath.Join(filepath.Dir(c.dir), "work", "deeper")
+			if err := os.MkdirAll(below, 0o700); err != nil {
+				t.Fatal(err)
+			}
+			fromBelow := exec.Command(sanadBin, "officer", "queue", "--officer", "Dana Officer")
+			fromBelow.Dir, fromBelow.Env = below, c.env
+			if out, err := fromBelow.CombinedOutput(); err != nil || !strings.Contains(string(out), `"enrollments"`) {
+				t.Errorf("sanad officer queue from %s: %v\n%s", below, err, out)
+			}
 			if code, out := c.sanad(nil, "registry", "sign-event", "--kind", "death", "--country", "KZ", "--national-id", "011126570361", "--url", c.dev.url); code != 1 || !strings.Contains(out, "invalid-identifier") {
 				t.Errorf("an event with a bad checksum: exit %d, want 1 naming invalid-identifier\n%s", code, out)
 			}
