@@ -1394,11 +1394,11 @@ func (s *Service) viewIssued(ctx context.Context, e store.Enrollment, in *issued
 			if err != nil {
 				return View{}, err
 			}
-			n, err := s.approvedBy(ctx, approvals)
+			approvers, err := s.approvedBy(ctx, approvals)
 			if err != nil {
 				return View{}, err
 			}
-			if n > 0 {
+			if n := len(approvers); n > 0 {
 				reason = fmt.Sprintf("waiting for approval by %d more RA officer(s): %d of %d approved", need-n, n, need)
 			}
 		}

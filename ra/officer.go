@@ -294,9 +294,9 @@ func (s *Service) approver(ctx context.Context, ap store.Approval) (id, name str
 	return officerID(c), o.Name, nil
 }
 
-// approvedBy counts the people who approved among approvals, as decide
-// counts them: one officer with two certificates is one.
-func (s *Service) approvedBy(ctx context.Context, approvals []store.Approval) (int, error) {
+// approvedBy are the people (officerID) who approved among approvals, as
+// decide counts them: one officer with two certificates is one.
+func (s *Service) approvedBy(ctx context.Context, approvals []store.Approval) (map[string]bool, error) {
 	approvers := map[string]bool{}
 	for _, ap := range approvals {
 		if ap.Decision != "approve" {
@@ -304,11 +304,11 @@ func (s *Service) approvedBy(ctx context.Context, approvals []store.Approval) (i
 		}
 		id, _, err := s.approver(ctx, ap)
 		if err != nil {
-			return 0, err
+			return nil, err
 		}
 		approvers[id] = true
 	}
-	return len(approvers), nil
+	return approvers, nil
 }
 
 // notOwn refuses an officer deciding on an enrollment whose subject, or
@@ -783,18 +783,19 @@ func (s *Service) queueItem(ctx context.Context, e store.Enrollment, who string)
 		return QueueItem{}, err
 	}
 	for _, a := range approvals {
-		id, name, err := s.approver(ctx, a)
+		o, err := s.d.Store.Officer(ctx, a.OfficerFingerprint)
 		if err != nil {
-			return QueueItem{}, err
+			return QueueItem{}, fmt.Errorf("officer of an approval of %s: %w", a.EnrollmentID, err)
 		}
-		item.YouApproved = item.YouApproved || (id == who && a.Decision == "approve")
 		// Named, not identified: officers need not read each other's
 		// national identifiers.
-		item.Decisions = append(item.Decisions, map[string]string{"decision": a.Decision, "officer": name,
+		item.Decisions = append(item.Decisions, map[string]string{"decision": a.Decision, "officer": o.Name,
 			"officer_fingerprint": hex.EncodeToString(a.OfficerFingerprint), "at": a.DecidedAt.Format(time.RFC3339)})
 	}
-	if item.Approvals, err = s.approvedBy(ctx, approvals); err != nil {
+	approvers, err := s.approvedBy(ctx, approvals)
+	if err != nil {
 		return QueueItem{}, err
 	}
+	item.Approvals, item.YouApproved = len(approvers), approvers[who]
 	return item, nil
 }
