@@ -235,6 +235,10 @@ func authorizationJWS(r *http.Request) string {
 // database lookup.
 var enrollmentID = regexp.MustCompile(`^[A-Za-z0-9_-]{22}$`)
 
+// IsEnrollmentID says whether s has the form of an enrollment id, for a
+// client about to put one from an answer into a URL.
+func IsEnrollmentID(s string) bool { return enrollmentID.MatchString(s) }
+
 // limitClient refuses a client (by address, api.ClientKey) over its
 // request rate.
 func (s *Service) limitClient(w http.ResponseWriter, r *http.Request) bool {

@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"syscall"
 
 	"github.com/spf13/cobra"
@@ -45,7 +46,7 @@ const (
 const devConfig = `# Written by "sanad dev" on its first start; edit freely.
 # Paths are relative to this file. No secrets here: the HSM PIN is in hsm-pin (0600).
 http:
-  addr: %s
+  addr: %q
 database:
   driver: sqlite
   dsn: sanad.db
@@ -122,11 +123,6 @@ func runDev(ctx context.Context, dir, addr string, cmd *cobra.Command) error {
 	if err != nil {
 		return err
 	}
-	// The dev CA's certificates name the base URL of the start that made
-	// them (CRLs and CA certificates in the issuing CA's; OCSP in every
-	// certificate issued since): served elsewhere, relying parties and
-	// sanad verify cannot reach them.
-	pkiBase := cfg.PublicBaseURL()
 	// SQLite creates the database (and its -wal and -shm files, which copy
 	// the database's mode) with the umask; it will hold personal data.
 	// (SANAD_DATABASE_DRIVER=postgres and SANAD_DATABASE_DSN put the dev
@@ -141,11 +137,18 @@ func runDev(ctx context.Context, dir, addr string, cmd *cobra.Command) error {
 	if addr != "" {
 		cfg.HTTP.Addr = addr
 	}
+	if cfg.RA.PublicURL == "" { // the links in notices: here
+		cfg.RA.PublicURL = cfg.PublicBaseURL()
+	}
 	log := newLogger(cfg.Log, cmd.ErrOrStderr())
-	if base := cfg.PublicBaseURL(); base != pkiBase {
-		log.Warn("--addr differs from http.addr in "+devConfigFile+": the dev CA's certificates, and those issued so far, name "+pkiBase+
-			" for CRLs, OCSP and CA certificates, which will not answer here; serve there, or remove "+dir+" and start again with --addr to move the quick start",
-			"serving", base, "certificates_name", pkiBase)
+	// The dev CA's certificates name the base URL of the start that made
+	// them (the issuing CA's CRL and CA certificate URLs; OCSP in every
+	// certificate issued since): served elsewhere, relying parties and
+	// sanad verify cannot reach them.
+	if pkiBase, ok := devPKIBase(filepath.Join(dir, "pki", "issuing.pem")); ok && pkiBase != cfg.PublicBaseURL() {
+		log.Warn("the dev CA's certificates, and those issued so far, name "+pkiBase+" for CRLs, OCSP and CA certificates, which will not answer here;"+
+			" serve there, or remove "+dir+" and start again with --addr to move the quick start",
+			"serving", cfg.PublicBaseURL(), "certificates_name", pkiBase)
 	}
 
 	tokenCreated, err := ensureDevToken(ctx, dir, cfg.HSM)
@@ -232,6 +235,26 @@ func runDev(ctx context.Context, dir, addr string, cmd *cobra.Command) error {
 		}
 		log.Info("sanad dev ready", "url", base, "dir", dir, "readyz", base+"/readyz", "manifest", filepath.Join(dir, "dev.json"))
 	})
+}
+
+// devPKIBase is the base URL the dev issuing CA's certificate at path was
+// made for (its CRL distribution point is <base>/crl/root.crl), and
+// whether there is such a certificate.
+func devPKIBase(path string) (string, bool) {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return "", false
+	}
+	block, _ := pem.Decode(raw)
+	if block == nil {
+		return "", false
+	}
+	c, err := x509.ParseCertificate(block.Bytes)
+	if err != nil || len(c.CRLDistributionPoints) == 0 {
+		return "", false
+	}
+	base, ok := strings.CutSuffix(c.CRLDistributionPoints[0], "/crl/root.crl")
+	return base, ok
 }
 
 // lockDir holds an exclusive lock on path so two `sanad dev` never share one

@@ -221,13 +221,13 @@ func TestDevQuickStartRestartAndAudit(t *testing.T) {
 	checkDevManifest(t, dir, first.url)
 	// The first start's address is the configuration's (the dev CA's
 	// certificates name it), and the outbox is there before any message.
-	if conf, err := os.ReadFile(cfg); err != nil || !strings.Contains(string(conf), "\n  addr: 127.0.0.1:0\n") {
+	if conf, err := os.ReadFile(cfg); err != nil || !strings.Contains(string(conf), "\n  addr: \"127.0.0.1:0\"\n") {
 		t.Errorf("sanad.yaml after a first start with --addr 127.0.0.1:0 (%v):\n%s", err, conf)
 	}
 	if info, err := os.Stat(filepath.Join(dir, "outbox")); err != nil || !info.IsDir() || info.Mode().Perm() != 0o700 {
 		t.Errorf("the outbox after the first start: %v (%v), want a 0700 directory", info, err)
 	}
-	if strings.Contains(first.output.String(), "--addr differs") {
+	if strings.Contains(first.output.String(), "will not answer here") {
 		t.Errorf("the first start warned of a moved address:\n%s", first.output)
 	}
 	for _, f := range []string{"hsm-pin", "hsm-so-pin", "sanad.yaml", "softhsm2.conf", "sanad.db", "sanad.db-wal"} {
@@ -293,7 +293,7 @@ func TestDevQuickStartRestartAndAudit(t *testing.T) {
 	if code, body := httpGet(t, second.url+"/readyz"); code != 200 {
 		t.Fatalf("readyz after restart = %d %s", code, body)
 	}
-	if out := second.output.String(); !strings.Contains(out, "--addr differs from http.addr") || !strings.Contains(out, "certificates_name=http://127.0.0.1:0") {
+	if out := second.output.String(); !strings.Contains(out, "which will not answer here") || !strings.Contains(out, "certificates_name=http://127.0.0.1:0") {
 		t.Errorf("a restart on another address did not warn that the certificates name the first:\n%s", out)
 	}
 	_, metrics = httpGet(t, second.url+"/metrics")

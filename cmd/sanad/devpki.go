@@ -229,6 +229,8 @@ type devManifest struct {
 	// RegistryEventKey signs events as the sample registry would
 	// (sanad registry sign-event --key).
 	RegistryEventKey string `json:"registry_event_key,omitempty"`
+
+	path string // where readDevManifest found it
 }
 
 type devManifestIssuer struct {
@@ -262,6 +264,11 @@ func writeDevManifest(dir, baseURL string, officers []devOfficer, registryFile, 
 	}
 	tmp := filepath.Join(dir, "dev.json.tmp")
 	if err := os.WriteFile(tmp, append(raw, '\n'), 0o644); err != nil {
+		return err
+	}
+	// 0644 whatever the umask: a group-writable dev.json is not trusted
+	// (readDevManifest).
+	if err := os.Chmod(tmp, 0o644); err != nil {
 		return err
 	}
 	return os.Rename(tmp, filepath.Join(dir, "dev.json"))

@@ -11,13 +11,13 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	neturl "net/url"
 	"os"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/sanadpki/sanad/ca/ceremony/transcript"
 	"github.com/sanadpki/sanad/internal/config"
 	"github.com/sanadpki/sanad/ra"
 	"github.com/sanadpki/sanad/ra/jwsauth"
@@ -71,12 +71,11 @@ one in ./var/dev.json).`,
 		a := jwsauth.Action{Action: jwsauth.ActionRenew, CSR: base64.RawURLEncoding.EncodeToString(csr.Raw), Audience: ra.AudienceRenew}
 		old, raw, err := f.send(cmd, loadConfig, "renew", a)
 		if p := (*problemAnswer)(nil); errors.As(err, &p) && p.Type == "urn:sanad:problem:already-renewed" {
-			// Asked again, typically once officers approved: the answer
-			// is the renewal already made, which writeRenewed checks is
-			// for this CSR's key before writing anything.
-			if raw, err = fetchRenewal(cmd, f.url, p); err != nil {
-				return err
-			}
+			// Asked again, typically once officers approved: the renewal
+			// already made is this one only if its certificate is for this
+			// CSR's key (writeRenewed checks); otherwise the refusal
+			// stands, with what the holder should know of the other.
+			return renewedBefore(cmd, f.url, p, *out, *chainOut, old, csr)
 		}
 		if err != nil || *out == "" {
 			return err
@@ -101,8 +100,9 @@ func (f *holderFlags) send(cmd *cobra.Command, loadConfig func() (config.Config,
 			return nil, nil, usagef("a holder command needs --url (or SANAD_URL): %v", err)
 		}
 		url = m.BaseURL
-		fmt.Fprintf(cmd.ErrOrStderr(), "sanad holder: the RA of ./var/dev.json, %s\n", url)
+		fmt.Fprintf(cmd.ErrOrStderr(), "sanad holder: the RA of %s, %s\n", m.path, url)
 	}
+	f.url = url
 	cert, err := jwsauth.LoadCertificate(f.cert)
 	if err != nil {
 		return nil, nil, err
@@ -121,44 +121,40 @@ func (f *holderFlags) send(cmd *cobra.Command, loadConfig func() (config.Config,
 	return cert, raw, err
 }
 
-// fetchRenewal gets and prints the enrollment an already-renewed answer
-// names (its extension member enrollment), from the RA of url or of
-// ./var/dev.json.
-func fetchRenewal(cmd *cobra.Command, url string, p *problemAnswer) ([]byte, error) {
+// renewedBefore answers an already-renewed refusal p of a renewal on
+// csr's key: it gets and prints the renewal p names (its extension member
+// enrollment) from the RA at url, and, given out, writes its certificate
+// if it is for csr's key. Otherwise the refusal stands (exit 1): a renewal
+// not yet issued, one not asked for, or, without out, none to write.
+func renewedBefore(cmd *cobra.Command, url string, p *problemAnswer, out, chainOut string, old *x509.Certificate, csr *x509.CertificateRequest) error {
 	var ext struct{ Enrollment string }
-	if json.Unmarshal(p.raw, &ext) != nil || ext.Enrollment == "" {
-		return nil, p
+	if json.Unmarshal(p.raw, &ext) != nil || !ra.IsEnrollmentID(ext.Enrollment) {
+		return p
 	}
-	if url == "" {
-		m, err := readDevManifest()
-		if err != nil {
-			return nil, p
+	stderr := cmd.ErrOrStderr()
+	fmt.Fprintf(stderr, "sanad holder: %s; the renewal:\n", transcript.Printable(p.Detail))
+	req, err := http.NewRequestWithContext(cmd.Context(), http.MethodGet, strings.TrimRight(url, "/")+"/api/v1/enrollments/"+ext.Enrollment, nil)
+	if err != nil {
+		return err
+	}
+	raw, err := send(req, cmd.OutOrStdout())
+	if err != nil {
+		return err
+	}
+	var v struct{ Certificate string }
+	if err := json.Unmarshal(raw, &v); err != nil {
+		return fmt.Errorf("the RA's answer: %w", err)
+	}
+	if out == "" || v.Certificate == "" {
+		if v.Certificate == "" {
+			fmt.Fprintf(stderr, "sanad holder: it has no certificate yet; if you did not ask for it, revoke this certificate for keyCompromise\n")
 		}
-		url = m.BaseURL
+		return p
 	}
-	fmt.Fprintf(cmd.ErrOrStderr(), "sanad holder: %s; its enrollment %s:\n", p.Detail, ext.Enrollment)
-	req, err := http.NewRequestWithContext(cmd.Context(), http.MethodGet, strings.TrimRight(url, "/")+"/api/v1/enrollments/"+neturl.PathEscape(ext.Enrollment), nil)
-	if err != nil {
-		return nil, err
+	if err := writeRenewed(stderr, out, chainOut, raw, old, csr); err != nil {
+		return fmt.Errorf("%w; if you did not ask for that renewal, revoke this certificate for keyCompromise", err)
 	}
-	resp, err := (&http.Client{Timeout: 30 * time.Second}).Do(req)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	raw, err := io.ReadAll(io.LimitReader(resp.Body, 8<<20))
-	if err != nil {
-		return nil, err
-	}
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("GET enrollment %s: %s", ext.Enrollment, resp.Status)
-	}
-	var pretty bytes.Buffer
-	if json.Indent(&pretty, raw, "", "  ") != nil {
-		return nil, fmt.Errorf("GET enrollment %s: not JSON", ext.Enrollment)
-	}
-	_, err = fmt.Fprintln(cmd.OutOrStdout(), pretty.String())
-	return raw, err
+	return nil
 }
 
 // writeRenewed writes to path the certificate a renewal's answer carries,

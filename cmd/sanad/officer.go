@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -212,7 +213,15 @@ func sendSigned(ctx context.Context, out io.Writer, method, url, jws string) ([]
 	} else {
 		req.Header.Set("Authorization", "JWS "+jws)
 	}
-	client := &http.Client{Timeout: 30 * time.Second}
+	return send(req, out)
+}
+
+// send sends req to the RA, prints the answer and returns it; a problem
+// document is a *problemAnswer. Redirects are not followed: a signed
+// request goes to the RA it was signed for, or nowhere.
+func send(req *http.Request, out io.Writer) ([]byte, error) {
+	client := &http.Client{Timeout: 30 * time.Second,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	resp, err := client.Do(req)
 	if err != nil {
 		return nil, err
@@ -249,32 +258,59 @@ func (p *problemAnswer) Error() string {
 	return fmt.Sprintf("%s: %s (%s) %s", p.status, p.Title, p.Type, p.Detail)
 }
 
-// readDevManifest reads var/dev.json in the current directory or the
-// nearest directory above it that has one: the quick start's commands work
-// from anywhere inside the checkout it runs in (its paths are absolute).
+// readDevManifest reads var/dev.json in the current directory, or in the
+// nearest directory above it that has one, up to the top of the checkout
+// (a directory holding go.mod or .git): the quick start's commands work
+// from anywhere inside the checkout it runs in. What it names is trusted
+// (verify's roots, officers' keys), so the file must be the user's own and
+// writable by no one else: a dev.json planted in a shared directory above
+// is refused.
 func readDevManifest() (devManifest, error) {
 	wd, err := os.Getwd()
 	if err != nil {
 		return devManifest{}, err
 	}
-	var raw []byte
-	for dir := wd; ; {
-		raw, err = os.ReadFile(filepath.Join(dir, "var", "dev.json"))
-		parent := filepath.Dir(dir)
-		if !errors.Is(err, os.ErrNotExist) || parent == dir {
+	for dir := wd; ; dir = filepath.Dir(dir) {
+		path := filepath.Join(dir, "var", "dev.json")
+		if info, err := os.Lstat(path); err == nil {
+			return loadDevManifest(path, info)
+		} else if !errors.Is(err, os.ErrNotExist) {
+			return devManifest{}, err
+		}
+		if checkoutTop(dir) || filepath.Dir(dir) == dir {
 			break
 		}
-		dir = parent
 	}
-	if errors.Is(err, os.ErrNotExist) {
-		// The commands that fall back on it say what to give instead.
-		return devManifest{}, usagef("no var/dev.json in %s or above it (sanad dev writes it in the directory it runs from)", wd)
+	// The commands that fall back on it say what to give instead.
+	return devManifest{}, usagef("no var/dev.json in %s or above it in its checkout (sanad dev writes it in the directory it runs from)", wd)
+}
+
+// checkoutTop says whether dir is the top of a checkout.
+func checkoutTop(dir string) bool {
+	for _, name := range []string{"go.mod", ".git"} {
+		if _, err := os.Stat(filepath.Join(dir, name)); err == nil {
+			return true
+		}
 	}
+	return false
+}
+
+// loadDevManifest reads the dev.json at path, whose Lstat is info, once it
+// is known to be a regular file of the user's, writable by no one else.
+func loadDevManifest(path string, info os.FileInfo) (devManifest, error) {
+	st, ok := info.Sys().(*syscall.Stat_t)
+	if !info.Mode().IsRegular() || info.Mode().Perm()&0o022 != 0 || !ok || int(st.Uid) != os.Getuid() {
+		return devManifest{}, fmt.Errorf("%s is not trusted: it must be a regular file of yours that no one else can write (mode %v)", path, info.Mode())
+	}
+	raw, err := os.ReadFile(path)
 	if err != nil {
 		return devManifest{}, err
 	}
-	var m devManifest
-	return m, json.Unmarshal(raw, &m)
+	m := devManifest{path: path}
+	if err := json.Unmarshal(raw, &m); err != nil {
+		return devManifest{}, fmt.Errorf("%s: %w", path, err)
+	}
+	return m, nil
 }
 
 // officerSerial is a serial as an officer may type it (openssl's

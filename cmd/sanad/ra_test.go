@@ -383,6 +383,12 @@ func TestEnrollmentEndToEnd(t *testing.T) {
 			if _, err := os.Stat(pendingOut); !os.IsNotExist(err) {
 				t.Errorf("a renewal waiting for officers wrote %s: %v", pendingOut, err)
 			}
+			// Asked again while it waits: still refused, with the renewal
+			// shown and what to do if it is not the holder's.
+			if code, out := c.holder(keyFile, certFile, "renew", "--csr", csrFile, "--out", pendingOut); code != 1 || !strings.Contains(out, "already-renewed") ||
+				!strings.Contains(out, `"state": "pending_approval"`) || !strings.Contains(out, "no certificate yet") {
+				t.Errorf("sanad holder renew while the renewal waits: exit %d\n%s", code, out)
+			}
 			if code, out := c.officer("Dana Officer", "approve", e["id"].(string)); code != 0 || !strings.Contains(out, `"state": "issued"`) {
 				t.Fatalf("officer approves the renewal: %d %s", code, out)
 			}
@@ -405,6 +411,19 @@ func TestEnrollmentEndToEnd(t *testing.T) {
 			}
 			if got := readPEMCert(t, pendingOut); !bytes.Equal(got.Raw, renewed.Raw) {
 				t.Errorf("sanad holder renew again wrote %s, not the renewed certificate", got.Subject)
+			}
+			// With another key's CSR, that renewal is not this one: the
+			// refusal stands and nothing is written.
+			otherCSR, otherOut := filepath.Join(t.TempDir(), "other.csr"), filepath.Join(t.TempDir(), "other.pem")
+			if err := os.WriteFile(otherCSR, []byte(newApplicant(t, "citizen-sign", nil).body["csr"].(string)), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			if code, out := c.holder(keyFile, certFile, "renew", "--csr", otherCSR, "--out", otherOut); code != 1 || !strings.Contains(out, "not for the CSR's key") ||
+				!strings.Contains(out, "keyCompromise") {
+				t.Errorf("sanad holder renew with another key: exit %d\n%s", code, out)
+			}
+			if _, err := os.Stat(otherOut); !os.IsNotExist(err) {
+				t.Errorf("a renewal for another key wrote %s: %v", otherOut, err)
 			}
 			c.verifyWithCRL(db, openssl, renewed, false)
 
@@ -603,7 +622,7 @@ func TestEnrollmentEndToEnd(t *testing.T) {
 				t.Errorf("sanad registry events --json: exit %d\n%s", code, out)
 			}
 			// In text, the subject by its identifier; none pending says so.
-			if code, out := c.sanad(nil, "registry", "events"); code != 0 || !strings.Contains(out, "KZ/kz-death-e2e\tdeath\tIDCKZ-011126570360\toccurred ") {
+			if code, out := c.sanad(nil, "registry", "events"); code != 0 || !strings.Contains(out, "KZ/kz-death-e2e\tdeath\toccurred ") || !strings.Contains(out, "\tapplied\tIDCKZ-011126570360\n") {
 				t.Errorf("sanad registry events: exit %d\n%s", code, out)
 			}
 			if code, out := c.sanad(nil, "registry", "events", "--pending"); code != 0 || !strings.Contains(out, "none waiting to be acted on") {
@@ -619,6 +638,18 @@ func TestEnrollmentEndToEnd(t *testing.T) {
 			fromBelow.Dir, fromBelow.Env = below, c.env
 			if out, err := fromBelow.CombinedOutput(); err != nil || !strings.Contains(string(out), `"enrollments"`) {
 				t.Errorf("sanad officer queue from %s: %v\n%s", below, err, out)
+			}
+			// A dev.json others may write is not trusted (it names keys
+			// and, for verify, roots).
+			manifest := filepath.Join(c.dir, "dev.json")
+			if err := os.Chmod(manifest, 0o666); err != nil {
+				t.Fatal(err)
+			}
+			if code, out := c.sanad(nil, "officer", "queue", "--officer", "Dana Officer"); code == 0 || !strings.Contains(out, "is not trusted") {
+				t.Errorf("sanad officer queue with a world-writable dev.json: exit %d\n%s", code, out)
+			}
+			if err := os.Chmod(manifest, 0o644); err != nil {
+				t.Fatal(err)
 			}
 			if code, out := c.sanad(nil, "registry", "sign-event", "--kind", "death", "--country", "KZ", "--national-id", "011126570361", "--url", c.dev.url); code != 1 || !strings.Contains(out, "invalid-identifier") {
 				t.Errorf("an event with a bad checksum: exit %d, want 1 naming invalid-identifier\n%s", code, out)

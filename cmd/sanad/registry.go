@@ -39,9 +39,9 @@ func newRegistryEventsCmd() *cobra.Command {
 		Use:   "events",
 		Short: "List the registry events received, oldest first, with what the RA did about each",
 		Long: `Events prints the registry events the RA received (POST /api/v1/registry/events),
-oldest first, one per line: id, kind, the subject it concerns (its semantics
-identifier, "-" for none the RA knows), when it occurred and was received,
-the key that signed it, and its outcome (pending, applied, ignored, failed). Ids
+oldest first, one per line: id, kind, when it occurred and was received, the
+key that signed it, its outcome (pending, applied, ignored, failed), and the
+subject it concerns (its semantics identifier, "-" for none the RA knows). Ids
 are the country and the registry's event id (KZ/1001). With --json, each line
 carries what the RA did (result: the certificates revoked and the enrollments
 rejected). An event pending did not finish yet (a revocation the CA could not
@@ -114,8 +114,8 @@ withdrawn since it came): an operator looks.`,
 			if subject == "" {
 				subject = "-" // no subject the RA knows
 			}
-			fmt.Fprintf(w, "%s\t%s\t%s\toccurred %s\treceived %s\t%s\t%s\n", transcript.Printable(ev.EventID), ev.Kind, subject,
-				ev.OccurredAt.Format(time.RFC3339), ev.ReceivedAt.Format(time.RFC3339), transcript.Printable(ev.Source), ev.Outcome)
+			fmt.Fprintf(w, "%s\t%s\toccurred %s\treceived %s\t%s\t%s\t%s\n", transcript.Printable(ev.EventID), ev.Kind,
+				ev.OccurredAt.Format(time.RFC3339), ev.ReceivedAt.Format(time.RFC3339), transcript.Printable(ev.Source), ev.Outcome, subject)
 		}
 		if len(events) == *limit {
 			fmt.Fprintf(cmd.ErrOrStderr(), "sanad registry events: %d events, the --limit: there may be more\n", len(events))

@@ -122,19 +122,14 @@ type RA struct {
 	ClientPerMinute   int `yaml:"client_requests_per_minute"`
 	IdentifierPerHour int `yaml:"identifier_enrollments_per_hour"`
 	// PublicURL is where applicants reach the RA's API, for the links the
-	// notices sent to them carry; empty means ca.base_url, or
-	// http://<http.addr> in development (RAPublicURL).
+	// notices sent to them carry; unset, notices name the path only (the
+	// RA may not serve where the CA's base_url points). sanad dev sets it
+	// to its own address.
 	PublicURL string `yaml:"public_url"`
 }
 
-// RAPublicURL returns RA.PublicURL without a trailing slash, or
-// PublicBaseURL when it is unset.
-func (c Config) RAPublicURL() string {
-	if c.RA.PublicURL == "" {
-		return c.PublicBaseURL()
-	}
-	return strings.TrimRight(c.RA.PublicURL, "/")
-}
+// RAPublicURL returns RA.PublicURL without a trailing slash ("" if unset).
+func (c Config) RAPublicURL() string { return strings.TrimRight(c.RA.PublicURL, "/") }
 
 // CA configures the certificate authority role.
 type CA struct {
