@@ -192,7 +192,8 @@ func TestExampleHierarchy(t *testing.T) {
 
 // TestShares runs the root ceremony with custodian shares of a 3-of-5
 // split: any three unlock the token; two, a repeated, a corrupted or a
-// share of another split are refused with a precise message, and so is a
+// share of another split, or shares of another token's PIN, are refused
+// with a precise message, and so is a
 // key label already on the token — all before any file is written.
 func TestShares(t *testing.T) {
 	tok := hsmtest.NewToken(t)
@@ -203,6 +204,10 @@ func TestShares(t *testing.T) {
 	corrupt := set[2]
 	corrupt.Value = corrupt.Value[:len(corrupt.Value)-4] + "AAAA"
 	other, err := pinshare.Split(tok.PIN, tok.Label, []string{"Aigerim", "Bilal", "Chen", "Dana", "Erlan"}, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	otherToken, err := pinshare.Split(tok.PIN, "another-token", []string{"Aigerim", "Bilal", "Chen"}, 3)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -218,6 +223,8 @@ func TestShares(t *testing.T) {
 		{"a share twice", []pinshare.Share{set[0], set[1], set[1]}, pinshare.ErrDuplicateShare, "Bilal"},
 		{"a corrupted share", []pinshare.Share{set[0], set[1], corrupt}, pinshare.ErrCorruptShare, "Chen"},
 		{"a share of another split", []pinshare.Share{set[0], set[1], other[2]}, pinshare.ErrMixedShares, ""},
+		// Before any login: on a real HSM, a wrong PIN counts towards its lock.
+		{"a whole set of another token's PIN", otherToken, pinshare.ErrMixedShares, `token "another-token"'s PIN, the script's token is`},
 		{"a key label already on the token", []pinshare.Share{set[0], set[1], set[2]}, hsm.ErrKeyExists, `key "root-0"`},
 	}
 	for i, tt := range tests {
