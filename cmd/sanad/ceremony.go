@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -188,12 +189,27 @@ func newSplitPINCmd() *cobra.Command {
 		if err != nil {
 			return err
 		}
-		for _, s := range set {
-			path := filepath.Join(*outDir, fmt.Sprintf("%s-share-%d-%s.json", *tokenLabel, s.Index, slug(s.Custodian)))
-			if err := pinshare.WriteShareFile(path, s); err != nil {
+		// Every file is new, or none is written: a set half written
+		// beside an older one's files would mix two splits.
+		if err := os.MkdirAll(*outDir, 0o700); err != nil {
+			return err
+		}
+		paths := make([]string, len(set))
+		for i, s := range set {
+			name := slug(s.Custodian)
+			if name == "" { // a name of symbols only
+				name = "custodian"
+			}
+			paths[i] = filepath.Join(*outDir, fmt.Sprintf("%s-share-%d-%s.json", *tokenLabel, s.Index, name))
+			if _, err := os.Lstat(paths[i]); !errors.Is(err, fs.ErrNotExist) {
+				return fmt.Errorf("%s exists (a share file is never overwritten); nothing was written", paths[i])
+			}
+		}
+		for i, s := range set {
+			if err := pinshare.WriteShareFile(paths[i], s); err != nil {
 				return err
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "share %d of %d for %s: %s\n", s.Index, s.Total, s.Custodian, path)
+			fmt.Fprintf(cmd.OutOrStdout(), "share %d of %d for %s: %s\n", s.Index, s.Total, s.Custodian, paths[i])
 		}
 		fmt.Fprintf(cmd.OutOrStdout(), "any %d of these %d shares unlock token %s; hand each file to its custodian only\n", *threshold, *shares, *tokenLabel)
 		return nil
@@ -227,7 +243,7 @@ func readPINForSplit(cmd *cobra.Command, pinFile string) (hsm.PIN, error) {
 	return hsm.NewPIN(first)
 }
 
-var nonSlug = regexp.MustCompile(`[^a-z0-9]+`)
+var nonSlug = regexp.MustCompile(`[^\p{L}\p{N}]+`)
 
 func slug(name string) string {
 	return strings.Trim(nonSlug.ReplaceAllString(strings.ToLower(name), "-"), "-")

@@ -5,6 +5,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -23,18 +24,24 @@ func TestCeremonyCommands(t *testing.T) {
 	if err := os.WriteFile(pinFile, tok.PIN.Bytes(), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	sharesDir := filepath.Join(dir, "shares")
-	if err := os.Mkdir(sharesDir, 0o700); err != nil {
-		t.Fatal(err)
-	}
+	sharesDir := filepath.Join(dir, "shares") // made by split-pin
 	code, out := runSanadEnv(t, env, "ceremony", "split-pin", "--token-label", tok.Label, "--shares", "5", "--threshold", "3",
-		"--custodians", "Aigerim,Bilal,Chen,Dana,Erlan", "--pin-file", pinFile, "--out", sharesDir)
+		"--custodians", "Aigerim,Bilal,Chen,Дана,Erlan", "--pin-file", pinFile, "--out", sharesDir)
 	if code != 0 || !strings.Contains(out, "any 3 of these 5 shares") {
 		t.Fatalf("split-pin: exit %d: %s", code, out)
 	}
 	shares, err := filepath.Glob(filepath.Join(sharesDir, "*.json"))
-	if err != nil || len(shares) != 5 {
+	if err != nil || len(shares) != 5 || !slices.Contains(shares, filepath.Join(sharesDir, tok.Label+"-share-4-дана.json")) {
 		t.Fatalf("share files: %v %v", shares, err)
+	}
+	// Splitting again into the same directory writes nothing: a second
+	// set half written beside the first would mix two splits.
+	if code, out := runSanadEnv(t, env, "ceremony", "split-pin", "--token-label", tok.Label, "--shares", "5", "--threshold", "3",
+		"--custodians", "Zara,Bilal,Chen,Dana,Erlan", "--pin-file", pinFile, "--out", sharesDir); code == 0 || !strings.Contains(out, "nothing was written") {
+		t.Errorf("split-pin over an earlier set: exit %d: %s", code, out)
+	}
+	if again, _ := filepath.Glob(filepath.Join(sharesDir, "*.json")); len(again) != 5 {
+		t.Errorf("split-pin over an earlier set left %d share files, want the first 5", len(again))
 	}
 	for _, s := range shares {
 		if info, err := os.Stat(s); err != nil || info.Mode().Perm() != 0o600 {
