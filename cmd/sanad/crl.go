@@ -1,11 +1,22 @@
 package main
 
 import (
+	"bytes"
+	"context"
+	"crypto/x509"
+	"encoding/json"
 	"encoding/pem"
+	"errors"
 	"fmt"
 	"os"
+	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
+
+	"github.com/sanadpki/sanad/ca/ceremony/transcript"
+	"github.com/sanadpki/sanad/internal/audit"
+	"github.com/sanadpki/sanad/internal/store"
 )
 
 func newCRLCmd() *cobra.Command {
@@ -18,14 +29,16 @@ func newCRLCmd() *cobra.Command {
 		Short: "Store a CRL an offline ceremony made, for the status role to serve at /crl/<issuer>.crl",
 		Long: `Stores the CRL in FILE (DER or PEM), made by a crl ceremony for an issuer
 recorded in the store (such as the offline root), after checking that the
-issuer's certificate signed it and that its number is above every stored
-one of the issuer. The import is an audit event. The status role serves the
+issuer's certificate signed it, that its number is above every stored one of
+the issuer, that the ceremony's transcript (--transcript) records it, and
+that it keeps every entry of the previous CRL whose certificate has not
+expired (RFC 5280 §3.3). The import is an audit event. The status role serves the
 latest stored CRL of each issuer.`,
 		Args: cobra.ExactArgs(1),
 	}
 	loadConfig := configFlag(imp)
 	issuer := imp.Flags().String("issuer", "", "the issuer's id in the store (as in dev.json: root)")
-	transcript := imp.Flags().String("transcript", "", "the ceremony's signed transcript, named in the audit event")
+	transcriptPath := imp.Flags().String("transcript", "", "the ceremony's signed transcript: checked to be signed by the issuer's key and to record this CRL, and named in the audit event")
 	imp.RunE = func(cmd *cobra.Command, args []string) error {
 		if *issuer == "" {
 			return usagef("--issuer is required")
@@ -51,7 +64,7 @@ latest stored CRL of each issuer.`,
 			return err
 		}
 		defer s.close()
-		number, err := importCRL(ctx, s, *issuer, der, *transcript)
+		number, err := importCRL(ctx, s, *issuer, der, *transcriptPath, operator())
 		if err != nil {
 			return err
 		}
@@ -60,4 +73,148 @@ latest stored CRL of each issuer.`,
 	}
 	cmd.AddCommand(imp)
 	return cmd
+}
+
+// importCRL stores a CRL an offline ceremony signed for issuerID, as actor
+// did: its signature by the issuer's certificate is checked, its number
+// must be above every stored one's, the ceremony's transcript (when named)
+// must be signed by the issuer's key and record this very CRL, and no
+// entry of the previous CRL may be left out while the certificate it
+// revokes is unexpired (RFC 5280 §3.3: an entry stays until then) or of
+// unknown expiry.
+func importCRL(ctx context.Context, s *service, issuerID string, der []byte, transcriptPath, actor string) (int64, error) {
+	is, err := s.db.Issuer(ctx, issuerID)
+	if errors.Is(err, store.ErrNotFound) {
+		return 0, fmt.Errorf("issuer %q is not recorded: record its certificate first (sanad issuer add)", issuerID)
+	}
+	if err != nil {
+		return 0, err
+	}
+	cert, err := x509.ParseCertificate(is.CertificateDER)
+	if err != nil {
+		return 0, fmt.Errorf("issuer %s: %w", issuerID, err)
+	}
+	rl, err := x509.ParseRevocationList(der)
+	if err != nil {
+		return 0, fmt.Errorf("CRL of %s: %w", issuerID, err)
+	}
+	if err := rl.CheckSignatureFrom(cert); err != nil {
+		return 0, fmt.Errorf("CRL of %s: not signed by its certificate: %w", issuerID, err)
+	}
+	if rl.Number == nil || !rl.Number.IsInt64() {
+		return 0, fmt.Errorf("CRL of %s: no usable CRL number", issuerID)
+	}
+	trSum := ""
+	if transcriptPath != "" {
+		if trSum, err = checkCRLTranscript(transcriptPath, cert, der); err != nil {
+			return 0, err
+		}
+	}
+	if err := keepsEntries(ctx, s.db, issuerID, rl); err != nil {
+		return 0, err
+	}
+	return rl.Number.Int64(), s.db.InTx(ctx, func(tx *store.Tx) error {
+		if err := tx.PutCRL(ctx, store.CRL{IssuerID: issuerID, Number: rl.Number.Int64(), DER: der,
+			ThisUpdate: rl.ThisUpdate, NextUpdate: rl.NextUpdate, CreatedAt: s.now()}); err != nil {
+			return err
+		}
+		return s.audit.Append(tx, audit.Event{Actor: actor, Action: "crl.import", Object: issuerID,
+			Details: map[string]any{"crl_number": rl.Number.Int64(), "crl_sha256": hexSHA256(der), "next_update": rl.NextUpdate,
+				"transcript": transcriptPath, "transcript_sha256": trSum}})
+	})
+}
+
+// checkCRLTranscript verifies a CRL ceremony's transcript: its hash chain,
+// its signature by the issuer's key, and that it records issuing der. It
+// returns the transcript's SHA-256.
+func checkCRLTranscript(path string, issuer *x509.Certificate, der []byte) (string, error) {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return "", err
+	}
+	res, err := transcript.Verify(bytes.NewReader(raw))
+	if err != nil {
+		return "", fmt.Errorf("%s: %w", path, err)
+	}
+	if err := res.SignedBy(issuer.PublicKey); err != nil {
+		return "", fmt.Errorf("%s: not signed by the issuer's key: %w", path, err)
+	}
+	for _, l := range res.Lines {
+		var d struct {
+			SHA256 string `json:"crl_sha256"`
+		}
+		if l.Step == "crl-issue" && json.Unmarshal(l.Data, &d) == nil && d.SHA256 == hexSHA256(der) {
+			return hexSHA256(raw), nil
+		}
+	}
+	return "", fmt.Errorf("%s: the ceremony did not issue this CRL", path)
+}
+
+// keepsEntries refuses a CRL of issuerID that leaves out an entry of the
+// latest stored one while the certificate it revoked has not expired by
+// the new CRL's thisUpdate; expiry is known for the certificates the store
+// records (an issuer's, or one the issuer certified), and an entry of
+// unknown expiry is kept.
+func keepsEntries(ctx context.Context, db *store.DB, issuerID string, rl *x509.RevocationList) error {
+	prev, err := db.LatestCRL(ctx, issuerID)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	old, err := x509.ParseRevocationList(prev.DER)
+	if err != nil {
+		return fmt.Errorf("the stored CRL number %d of %s: %w", prev.Number, issuerID, err)
+	}
+	kept := map[string]bool{}
+	for _, e := range rl.RevokedCertificateEntries {
+		kept[string(e.SerialNumber.Bytes())] = true
+	}
+	notAfter, err := knownExpiries(ctx, db, issuerID)
+	if err != nil {
+		return err
+	}
+	var dropped []string
+	for _, e := range old.RevokedCertificateEntries {
+		serial := e.SerialNumber.Bytes()
+		if kept[string(serial)] {
+			continue
+		}
+		if na, ok := notAfter[string(serial)]; ok && na.Before(rl.ThisUpdate) {
+			continue // expired: it may go
+		}
+		dropped = append(dropped, fmt.Sprintf("%X", serial))
+	}
+	if len(dropped) > 0 {
+		return fmt.Errorf("CRL number %d of %s leaves out %s, listed by number %d, whose certificates have not expired (or whose expiry the store does not know): an entry stays until its certificate expires (RFC 5280 §3.3)",
+			rl.Number, issuerID, strings.Join(dropped, ", "), prev.Number)
+	}
+	return nil
+}
+
+// knownExpiries are the notAfter of the certificates of issuerID the store
+// records, by serial: the issuers it certified, and the certificates
+// recorded under it.
+func knownExpiries(ctx context.Context, db *store.DB, issuerID string) (map[string]time.Time, error) {
+	is, err := db.Issuer(ctx, issuerID)
+	if err != nil {
+		return nil, err
+	}
+	parent, err := x509.ParseCertificate(is.CertificateDER)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]time.Time{}
+	all, err := db.Issuers(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for _, other := range all {
+		c, err := x509.ParseCertificate(other.CertificateDER)
+		if err == nil && other.ID != issuerID && c.CheckSignatureFrom(parent) == nil {
+			out[string(c.SerialNumber.Bytes())] = c.NotAfter
+		}
+	}
+	return out, nil
 }

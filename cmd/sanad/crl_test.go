@@ -11,8 +11,10 @@ import (
 
 // TestCRLImport: after sanad dev (which stored the root's CRL number 1),
 // an offline ceremony signs root CRL number 2 with the dev token's root key
-// and `sanad crl import` stores it, audited; the same CRL again, a CRL for
-// another issuer, an unknown issuer and a file that is no CRL are refused.
+// and `sanad crl import` stores it, checked against its transcript and
+// audited as the operator's; the same CRL again, a CRL for another issuer,
+// an unknown issuer, a file that is no CRL, another ceremony's transcript
+// and a CRL 3 that drops an entry of CRL 2 are refused.
 func TestCRLImport(t *testing.T) {
 	requireSoftHSM(t)
 	dir := filepath.Join(t.TempDir(), "var")
@@ -20,16 +22,27 @@ func TestCRLImport(t *testing.T) {
 	startDevEnv(t, dir, env).stop(t)
 	cfg := filepath.Join(dir, "sanad.yaml")
 
-	// The ceremony for CRL 2.
+	// The ceremony for CRL 2, which revokes a certificate the store does
+	// not know (so its expiry is unknown), and for CRL 3, which leaves it
+	// out.
+	revokes := "revoked:\n        - serial: 0A0B0C\n          reason: superseded"
 	runDevCeremonyVariant(t, env, dir, "5-root-crl.yaml", "6-root-crl.yaml", "number: 1", "number: 2", "root-1.crl", "root-2.crl",
-		"5-root-crl.transcript", "6-root-crl.transcript", "CRL number 1", "CRL number 2")
-	crl2 := filepath.Join(dir, "pki", "root-2.crl")
+		"5-root-crl.transcript", "6-root-crl.transcript", "CRL number 1", "CRL number 2", "revoked: []", revokes)
+	runDevCeremonyVariant(t, env, dir, "5-root-crl.yaml", "7-root-crl.yaml", "number: 1", "number: 3", "root-1.crl", "root-3.crl",
+		"5-root-crl.transcript", "7-root-crl.transcript", "CRL number 1", "CRL number 3")
+	crl2, crl3 := filepath.Join(dir, "pki", "root-2.crl"), filepath.Join(dir, "pki", "root-3.crl")
+	tr2, tr3 := filepath.Join(dir, "pki", "6-root-crl.transcript.jsonl"), filepath.Join(dir, "pki", "7-root-crl.transcript.jsonl")
 
-	refused := map[string][]string{
-		"the stored CRL again": {"--issuer", "root", filepath.Join(dir, "pki", "root-1.crl")},
-		"another issuer's":     {"--issuer", "issuing", crl2},
-		"an unknown issuer":    {"--issuer", "nope", crl2},
-		"not a CRL":            {"--issuer", "root", filepath.Join(dir, "pki", "root.pem")},
+	refused := map[string]struct {
+		args []string
+		want string
+	}{
+		"the stored CRL again":         {[]string{"--issuer", "root", filepath.Join(dir, "pki", "root-1.crl")}, ""},
+		"another issuer's":             {[]string{"--issuer", "issuing", crl2}, "not signed by its certificate"},
+		"an unknown issuer":            {[]string{"--issuer", "nope", crl2}, `issuer "nope" is not recorded: record its certificate first (sanad issuer add)`},
+		"not a CRL":                    {[]string{"--issuer", "root", filepath.Join(dir, "pki", "root.pem")}, ""},
+		"another ceremony's record":    {[]string{"--issuer", "root", crl2, "--transcript", tr3}, "the ceremony did not issue this CRL"},
+		"a transcript that is no file": {[]string{"--issuer", "root", crl2, "--transcript", filepath.Join(dir, "nothing.jsonl")}, "no such file"},
 	}
 	events := func() int64 {
 		t.Helper()
@@ -43,16 +56,28 @@ func TestCRLImport(t *testing.T) {
 		return r.Events
 	}
 	before := events()
-	for name, args := range refused {
-		if code, out := runSanadEnv(t, env, append([]string{"crl", "import", "--config", cfg}, args...)...); code != 1 {
-			t.Errorf("%s: exit %d\n%s", name, code, out)
+	for name, tt := range refused {
+		if code, out := runSanadEnv(t, env, append([]string{"crl", "import", "--config", cfg}, tt.args...)...); code != 1 || !strings.Contains(out, tt.want) {
+			t.Errorf("%s: exit %d, want 1 with %q\n%s", name, code, tt.want, out)
 		}
 	}
-	if code, out := runSanadEnv(t, env, "crl", "import", "--config", cfg, "--issuer", "root", crl2); code != 0 || !strings.Contains(out, "stored CRL number 2 of root") {
+	if code, out := runSanadEnv(t, env, "crl", "import", "--config", cfg, "--issuer", "root", crl2, "--transcript", tr2); code != 0 || !strings.Contains(out, "stored CRL number 2 of root") {
 		t.Fatalf("import CRL 2: exit %d\n%s", code, out)
+	}
+	// CRL 3 drops the entry of a certificate whose expiry is unknown: an
+	// entry stays until its certificate expires.
+	if code, out := runSanadEnv(t, env, "crl", "import", "--config", cfg, "--issuer", "root", crl3, "--transcript", tr3); code != 1 ||
+		!strings.Contains(out, "leaves out 0A0B0C, listed by number 2") {
+		t.Errorf("import of CRL 3, which drops an entry: exit %d\n%s", code, out)
 	}
 	if got := events() - before; got != 1 {
 		t.Errorf("%d audit events for the refused imports and the import, want 1 (crl.import)", got)
+	}
+	// The import is the operator's, with the transcript it was checked
+	// against.
+	if code, out := runSanadEnv(t, env, "audit", "list", "--config", cfg, "--action", "crl.import", "--json"); code != 0 ||
+		!strings.Contains(out, `"actor":"operator:`) || !strings.Contains(out, `"transcript_sha256":"`+hexSHA256(mustRead(t, tr2))+`"`) {
+		t.Errorf("the import's audit event: exit %d\n%s", code, out)
 	}
 	// Served by the status role, and the audit log holds the import.
 	p := startDevEnv(t, dir, env)
@@ -91,4 +116,13 @@ func runDevCeremonyVariant(t *testing.T, env []string, dir, from, to string, rep
 	if code, out := runSanadEnv(t, ceremonyEnv, "ceremony", "run", scriptPath, "--share", shareFiles[0]); code != 0 {
 		t.Fatalf("ceremony run %s: exit %d\n%s", to, code, out)
 	}
+}
+
+func mustRead(t *testing.T, path string) []byte {
+	t.Helper()
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return raw
 }

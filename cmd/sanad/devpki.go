@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"crypto/sha256"
-	"crypto/x509"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -152,7 +151,7 @@ func ensureDevPKI(ctx context.Context, s *service, dir, baseURL string) error {
 	if err != nil {
 		return err
 	}
-	if _, err := importCRL(ctx, s, "root", der, res.TranscriptPath); err != nil {
+	if _, err := importCRL(ctx, s, "root", der, res.TranscriptPath, "system"); err != nil {
 		return err
 	}
 	s.log.Info("dev ceremony complete", "issuer", "root", "crl", res.CRLPath)
@@ -180,39 +179,6 @@ func runDevCeremony(ctx context.Context, dir, name string, script ceremony.Scrip
 
 // devRootCRLScript is the dev root's CRL ceremony.
 const devRootCRLScript = "5-root-crl.yaml"
-
-// importCRL stores a CRL an offline ceremony made for issuerID, after
-// checking it is that issuer's (signature, number), with an audit event:
-// the status role serves the latest stored CRL of each issuer.
-func importCRL(ctx context.Context, s *service, issuerID string, der []byte, transcript string) (int64, error) {
-	is, err := s.db.Issuer(ctx, issuerID)
-	if err != nil {
-		return 0, err
-	}
-	cert, err := x509.ParseCertificate(is.CertificateDER)
-	if err != nil {
-		return 0, fmt.Errorf("issuer %s: %w", issuerID, err)
-	}
-	rl, err := x509.ParseRevocationList(der)
-	if err != nil {
-		return 0, fmt.Errorf("CRL of %s: %w", issuerID, err)
-	}
-	if err := rl.CheckSignatureFrom(cert); err != nil {
-		return 0, fmt.Errorf("CRL of %s: not signed by its certificate: %w", issuerID, err)
-	}
-	if rl.Number == nil || !rl.Number.IsInt64() {
-		return 0, fmt.Errorf("CRL of %s: no usable CRL number", issuerID)
-	}
-	return rl.Number.Int64(), s.db.InTx(ctx, func(tx *store.Tx) error {
-		if err := tx.PutCRL(ctx, store.CRL{IssuerID: issuerID, Number: rl.Number.Int64(), DER: der,
-			ThisUpdate: rl.ThisUpdate, NextUpdate: rl.NextUpdate, CreatedAt: s.now()}); err != nil {
-			return err
-		}
-		return s.audit.Append(tx, audit.Event{Actor: "system", Action: "crl.import", Object: issuerID,
-			Details: map[string]any{"crl_number": rl.Number.Int64(), "crl_sha256": hexSHA256(der), "next_update": rl.NextUpdate,
-				"transcript": transcript}})
-	})
-}
 
 func hexSHA256(b []byte) string {
 	sum := sha256.Sum256(b)

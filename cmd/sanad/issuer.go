@@ -57,7 +57,7 @@ signed.`,
 	role := add.Flags().String("role", "", "role: "+strings.Join(issuerRoles, ", "))
 	certPath := add.Flags().String("cert", "", "the certificate the ceremony wrote (PEM)")
 	transcriptPath := add.Flags().String("transcript", "", "the ceremony's signed transcript")
-	keyLabel := add.Flags().String("key-label", "", "the key's label on the token (not for an offline root)")
+	keyLabel := add.Flags().String("key-label", "", "the key's label on the token (for a root: default the ceremony's, which may be on an offline HSM)")
 	add.RunE = func(cmd *cobra.Command, args []string) error {
 		id := args[0]
 		switch {
@@ -74,7 +74,7 @@ signed.`,
 		if err != nil {
 			return err
 		}
-		trSum, err := checkCeremonyTranscript(*transcriptPath, cert)
+		trSum, trLabel, err := checkCeremonyTranscript(*transcriptPath, cert)
 		if err != nil {
 			return err
 		}
@@ -95,7 +95,23 @@ signed.`,
 		if err := checkIssuerPlace(*role, cert, have, s.now()); err != nil {
 			return err
 		}
-		if *keyLabel != "" {
+		// A root's key is normally on an offline HSM, not on this
+		// configuration's token: it is recorded under the label its
+		// ceremony gave it, and checked against the token only if it is
+		// there (the quick start keeps its root online).
+		offline := false
+		if *role == "root" {
+			switch {
+			case *keyLabel == "":
+				*keyLabel = trLabel
+			case *keyLabel != trLabel:
+				return fmt.Errorf("--key-label %q: the ceremony's transcript names the key %q", *keyLabel, trLabel)
+			}
+			if _, err := s.token.FindKey(ctx, *keyLabel); errors.Is(err, hsm.ErrKeyNotFound) {
+				offline = true
+			}
+		}
+		if !offline {
 			if err := checkIssuerKey(ctx, s.token, *keyLabel, cert); err != nil {
 				return err
 			}
@@ -110,11 +126,11 @@ signed.`,
 		err = recordIssuer(ctx, s, store.Issuer{ID: id, Name: cert.Subject.CommonName, Role: *role,
 			CertificateDER: cert.Raw, KeyLabel: *keyLabel, CreatedAt: s.now().UTC()}, cert, parent,
 			audit.Event{Actor: operator(), Action: "issuer.add", Object: id,
-				Details: map[string]any{"role": *role, "subject": cert.Subject.String(), "key_label": *keyLabel,
+				Details: map[string]any{"role": *role, "subject": cert.Subject.String(), "key_label": *keyLabel, "key_offline": offline,
 					"certificate_sha256": hex.EncodeToString(certSum[:]), "not_after": cert.NotAfter,
 					"transcript": *transcriptPath, "transcript_sha256": trSum}})
 		if errors.Is(err, store.ErrConflict) {
-			return fmt.Errorf("the store already has an issuer %q, or this certificate: %w", id, err)
+			return fmt.Errorf("the store already has an issuer %q, or this certificate (sanad issuer list shows them)", id)
 		}
 		if err != nil {
 			return err
@@ -187,33 +203,46 @@ func validIssuerID(id string) bool {
 // checkCeremonyTranscript verifies the transcript's hash chain and
 // signature, that the certificate's key signed it (a key ceremony's
 // transcript is signed by the key it made), and that it records issuing
-// this very certificate. It returns the transcript's SHA-256.
-func checkCeremonyTranscript(path string, cert *x509.Certificate) (string, error) {
+// this very certificate. It returns the transcript's SHA-256 and the label
+// the ceremony gave the certificate's key ("" if it names none).
+func checkCeremonyTranscript(path string, cert *x509.Certificate) (sum, keyLabel string, err error) {
 	raw, err := os.ReadFile(path)
 	if err != nil {
-		return "", err
+		return "", "", err
 	}
 	res, err := transcript.Verify(bytes.NewReader(raw))
 	if err != nil {
-		return "", fmt.Errorf("%s: %w", path, err)
+		return "", "", fmt.Errorf("%s: %w", path, err)
 	}
 	if err := res.SignedBy(cert.PublicKey); err != nil {
-		return "", fmt.Errorf("%s: not signed by the certificate's key: %w", path, err)
+		return "", "", fmt.Errorf("%s: not signed by the certificate's key: %w", path, err)
 	}
 	want := sha256.Sum256(cert.Raw)
+	spki := sha256.Sum256(cert.RawSubjectPublicKeyInfo)
+	issued := false
 	for _, l := range res.Lines {
-		if l.Step != "certificate-issue" {
+		var d struct {
+			SHA256    string `json:"certificate_sha256"`
+			Label     string `json:"label"`
+			PublicKey string `json:"public_key_sha256"`
+		}
+		if json.Unmarshal(l.Data, &d) != nil {
 			continue
 		}
-		var d struct {
-			SHA256 string `json:"certificate_sha256"`
-		}
-		if json.Unmarshal(l.Data, &d) == nil && d.SHA256 == hex.EncodeToString(want[:]) {
-			sum := sha256.Sum256(raw)
-			return hex.EncodeToString(sum[:]), nil
+		switch l.Step {
+		case "certificate-issue":
+			issued = issued || d.SHA256 == hex.EncodeToString(want[:])
+		case "key-generate", "key-use":
+			if d.PublicKey == hex.EncodeToString(spki[:]) {
+				keyLabel = d.Label
+			}
 		}
 	}
-	return "", fmt.Errorf("%s: the ceremony did not issue this certificate", path)
+	if !issued {
+		return "", "", fmt.Errorf("%s: the ceremony did not issue this certificate", path)
+	}
+	s := sha256.Sum256(raw)
+	return hex.EncodeToString(s[:]), keyLabel, nil
 }
 
 // checkIssuerPlace checks the certificate fits its role in the hierarchy

@@ -71,6 +71,39 @@ func TestIssuerAdd(t *testing.T) {
 		t.Errorf("the refusals and the addition wrote %d audit events, want 1", n)
 	}
 
+	// A root made on an offline HSM (here another token, whose PIN the
+	// configuration does not have) is recorded under the label its
+	// ceremony gave its key, without the key.
+	hsmEnv := append(env[:len(env):len(env)], "SOFTHSM2_CONF="+filepath.Join(dir, "softhsm2.conf"), "OFFLINE_PIN=40961024")
+	initToken := exec.Command("softhsm2-util", "--init-token", "--free", "--label", "offline-root", "--pin", "40961024", "--so-pin", "40961025")
+	initToken.Env = hsmEnv
+	if out, err := initToken.CombinedOutput(); err != nil {
+		t.Fatalf("softhsm2-util --init-token: %v\n%s", err, out)
+	}
+	script, err := os.ReadFile(filepath.Join(dir, "ceremonies", "1-root.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	offlineScript := filepath.Join(dir, "ceremonies", "7-offline-root.yaml")
+	if err := os.WriteFile(offlineScript, []byte(strings.NewReplacer("token_label: sanad-dev", "token_label: offline-root", "env: \"\"", "env: OFFLINE_PIN",
+		"shares: 1", "shares: 0", "label: sanad-dev-root", "label: offline-root-g2", "Sanad Dev Root CA", "Sanad Dev Offline Root CA",
+		"root.pem", "root-2.pem", "1-root.transcript", "7-offline-root.transcript").Replace(string(script))), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if code, out := runSanadEnv(t, hsmEnv, "ceremony", "run", offlineScript); code != 0 {
+		t.Fatalf("the offline root's ceremony: exit %d\n%s", code, out)
+	}
+	offlineRoot := []string{"--role", "root", "--cert", pki("root-2.pem"), "--transcript", pki("7-offline-root.transcript.jsonl")}
+	if code, out := add(append([]string{"root-2", "--key-label", "sanad-dev-root"}, offlineRoot...)...); code != 1 || !strings.Contains(out, `the ceremony's transcript names the key "offline-root-g2"`) {
+		t.Errorf("an offline root under another label: exit %d\n%s", code, out)
+	}
+	if code, out := add(append([]string{"root-2"}, offlineRoot...)...); code != 0 {
+		t.Fatalf("issuer add of an offline root: exit %d\n%s", code, out)
+	}
+	if code, out := runSanadEnv(t, env, "issuer", "list", "--config", cfg); code != 0 || !strings.Contains(out, "offline-root-g2") {
+		t.Errorf("issuer list after the offline root: exit %d\n%s", code, out)
+	}
+
 	// From the next start, a new certificate's answer is signed by the
 	// new signer.
 	issuing, first, second := readPEMCert(t, pki("issuing.pem")), readPEMCert(t, pki("ocsp.pem")), readPEMCert(t, pki("ocsp-2.pem"))
