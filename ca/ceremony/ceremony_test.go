@@ -372,3 +372,56 @@ transcript: t.jsonl
 		t.Errorf("unknown field: %v", err)
 	}
 }
+
+// TestLintBeforeKey: a root whose certificate the lints refuse (a common
+// name over 64 characters) is refused by check's draft and by run before
+// any key is generated or transcript begun, so the corrected script runs
+// with the same key label.
+func TestLintBeforeKey(t *testing.T) {
+	tok := hsmtest.NewToken(t)
+	set, err := pinshare.Split(tok.PIN, tok.Label, []string{"Aigerim", "Bilal", "Chen"}, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := fs.ReadFile(policies.FS, "ceremonies/1-root.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw = bytes.ReplaceAll(raw, []byte("token_label: sanad-root"), []byte("token_label: "+tok.Label))
+	dir := t.TempDir()
+	path := filepath.Join(dir, "root.yaml")
+	long := bytes.ReplaceAll(raw, []byte("common_name: Sanad National Root CA G1"), []byte("common_name: "+strings.Repeat("Sanad National Root ", 4)))
+	if bytes.Equal(long, raw) {
+		t.Fatal("the example root's common name moved; the test no longer lengthens it")
+	}
+	if err := os.WriteFile(path, long, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s, err := ceremony.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts := options(t, set)
+	if linted, err := s.CheckDraft(time.Now(), opts); !linted || err == nil || !strings.Contains(err.Error(), "e_subject_common_name_max_length") {
+		t.Errorf("CheckDraft = %v, %v; want the common name's lint", linted, err)
+	}
+	if _, err := ceremony.Run(context.Background(), s, opts); err == nil || !strings.Contains(err.Error(), "e_subject_common_name_max_length") {
+		t.Fatalf("Run = %v, want the common name's lint", err)
+	}
+	if _, err := tok.Token.FindKey(context.Background(), "sanad-root-g1"); !errors.Is(err, hsm.ErrKeyNotFound) {
+		t.Errorf("the refused ceremony left a key: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "out")); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("the refused ceremony left files behind (%v)", err)
+	}
+	// Corrected, it runs.
+	if err := os.WriteFile(path, raw, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if s, err = ceremony.Load(path); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ceremony.Run(context.Background(), s, opts); err != nil {
+		t.Fatalf("the corrected ceremony: %v", err)
+	}
+}

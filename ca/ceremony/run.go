@@ -3,7 +3,10 @@ package ceremony
 import (
 	"context"
 	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/rsa"
 	"crypto/sha256"
 	"crypto/x509"
 	"crypto/x509/pkix"
@@ -12,6 +15,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"io/fs"
 	"math/big"
 	"os"
 	"path/filepath"
@@ -104,6 +108,12 @@ func Run(ctx context.Context, s *Script, opts Options) (Result, error) {
 		case !errors.Is(err, hsm.ErrKeyNotFound):
 			return Result{}, err
 		}
+	}
+	// A certificate the lints would refuse once the key is made is
+	// refused now: a generated key and a begun transcript would block the
+	// retry.
+	if err := s.LintDraft(issuerCert, now, opts); err != nil {
+		return Result{}, fmt.Errorf("%s: %w", s.Path, err)
 	}
 
 	res := Result{TranscriptPath: s.Resolve(s.Transcript)}
@@ -277,29 +287,7 @@ func (s *Script) makeCertificate(pub crypto.PublicKey, signer crypto.Signer, par
 	}
 	// Lint first with a throw-away key of the issuer's type, so a bad
 	// certificate is never signed by a real CA key.
-	throwaway, err := ca.ThrowawayKey(signer.Public())
-	if err != nil {
-		return nil, "", err
-	}
-	var pre []byte
-	if parent == tmpl {
-		// A root must be self-signed for the lints to treat it as one, so
-		// the throw-away key stands in as its subject key too.
-		fake := *tmpl
-		if fake.SubjectKeyId, err = ca.SubjectKeyID(throwaway.Public()); err != nil {
-			return nil, "", err
-		}
-		fake.AuthorityKeyId = fake.SubjectKeyId
-		pre, err = x509.CreateCertificate(rand.Reader, &fake, &fake, throwaway.Public(), throwaway)
-	} else {
-		fakeParent := *parent
-		fakeParent.PublicKey = throwaway.Public()
-		pre, err = x509.CreateCertificate(rand.Reader, tmpl, &fakeParent, pub, throwaway)
-	}
-	if err != nil {
-		return nil, "", fmt.Errorf("build certificate: %w", err)
-	}
-	if err := opts.Linter.Certificate(pre); err != nil {
+	if err := lintUnsigned(tmpl, parent, pub, signer.Public(), opts.Linter); err != nil {
 		return nil, "", fmt.Errorf("certificate for %s, before signing: %w", c.Subject.CommonName, err)
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, parent, pub, signer)
@@ -322,6 +310,110 @@ func (s *Script) makeCertificate(pub crypto.PublicKey, signer crypto.Signer, par
 	}
 	path := s.Resolve(c.Output)
 	return cert, path, writeNew(path, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644)
+}
+
+// lintUnsigned lints tmpl for subject key pub, signed by a throw-away key
+// of the type of signerPub instead of parent's key (tmpl itself for a
+// root): what the lints see is what the HSM would sign, but no CA key has
+// signed anything.
+func lintUnsigned(tmpl, parent *x509.Certificate, pub, signerPub crypto.PublicKey, linter *lint.Linter) error {
+	throwaway, err := ca.ThrowawayKey(signerPub)
+	if err != nil {
+		return err
+	}
+	var pre []byte
+	if parent == tmpl {
+		// A root must be self-signed for the lints to treat it as one, so
+		// the throw-away key stands in as its subject key too.
+		fake := *tmpl
+		if fake.SubjectKeyId, err = ca.SubjectKeyID(throwaway.Public()); err != nil {
+			return err
+		}
+		fake.AuthorityKeyId = fake.SubjectKeyId
+		pre, err = x509.CreateCertificate(rand.Reader, &fake, &fake, throwaway.Public(), throwaway)
+	} else {
+		fakeParent := *parent
+		fakeParent.PublicKey = throwaway.Public()
+		pre, err = x509.CreateCertificate(rand.Reader, tmpl, &fakeParent, pub, throwaway)
+	}
+	if err != nil {
+		return fmt.Errorf("build certificate: %w", err)
+	}
+	return linter.Certificate(pre)
+}
+
+// LintDraft lints the certificate the script would make (the ceremony's
+// lints before signing) with a software key of the script's type in place
+// of the key the HSM will generate: a certificate the lints refuse is
+// refused before any key is made or transcript begun. issuer is the
+// issuing certificate (nil for a root). A script without a certificate
+// passes.
+func (s *Script) LintDraft(issuer *x509.Certificate, now time.Time, opts Options) error {
+	if s.Certificate == nil || s.Key == nil {
+		return nil
+	}
+	kt, err := hsm.ParseKeyType(s.Key.Type)
+	if err != nil {
+		return err
+	}
+	draft, err := softwareKey(kt)
+	if err != nil {
+		return err
+	}
+	tmpl, err := s.template(opts.Profiles[s.Certificate.Profile], draft.Public(), now)
+	if err != nil {
+		return err
+	}
+	parent, signerPub := issuer, crypto.PublicKey(nil)
+	if issuer == nil {
+		tmpl.AuthorityKeyId = tmpl.SubjectKeyId
+		parent, signerPub = tmpl, draft.Public()
+	} else {
+		signerPub = issuer.PublicKey
+	}
+	if err := lintUnsigned(tmpl, parent, draft.Public(), signerPub, opts.Linter); err != nil {
+		return fmt.Errorf("certificate for %s: %w", s.Certificate.Subject.CommonName, err)
+	}
+	return nil
+}
+
+// CheckDraft is LintDraft with the issuer's certificate the script names,
+// for sanad ceremony check, which opens no HSM. It reports whether it
+// linted: there may be no certificate to make, or its issuer's may not be
+// made yet (a script checked before the ceremony it follows).
+func (s *Script) CheckDraft(now time.Time, opts Options) (bool, error) {
+	if s.Certificate == nil || s.Key == nil {
+		return false, nil
+	}
+	var issuer *x509.Certificate
+	if s.Issuer != nil {
+		c, err := readCertificate(s.Resolve(s.Issuer.Certificate))
+		if errors.Is(err, fs.ErrNotExist) {
+			return false, nil
+		}
+		if err != nil {
+			return false, err
+		}
+		issuer = c
+	}
+	return true, s.LintDraft(issuer, now, opts)
+}
+
+// softwareKey is a key of type kt made in memory, for drafts only.
+func softwareKey(kt hsm.KeyType) (crypto.Signer, error) {
+	switch kt {
+	case hsm.ECDSAP256:
+		return ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	case hsm.ECDSAP384:
+		return ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
+	case hsm.RSA2048:
+		return rsa.GenerateKey(rand.Reader, 2048)
+	case hsm.RSA3072:
+		return rsa.GenerateKey(rand.Reader, 3072)
+	case hsm.RSA4096:
+		return rsa.GenerateKey(rand.Reader, 4096)
+	}
+	return nil, fmt.Errorf("key type %s", kt)
 }
 
 func (s *Script) template(p profile.Profile, pub crypto.PublicKey, now time.Time) (*x509.Certificate, error) {
