@@ -341,6 +341,7 @@ certificate:
   policy_oids: [not.an.oid]
   crl_url: https://example/crl
   output: out.pem
+  not_before: "2020-01-01T00:00:00Z"
 transcript: t.jsonl
 `
 	dir := t.TempDir()
@@ -363,6 +364,7 @@ transcript: t.jsonl
 		`line 14: certificate.subject.country: "Kazakhstan" is not an ISO 3166 two-letter code`,
 		`line 16: certificate.policy_oids[0]: "not.an.oid" is not a dotted OID`,
 		`line 17: certificate.crl_url: "https://example/crl" is not an absolute http:// URL`,
+		`line 19: certificate.not_before: 2020-01-01T00:00:00Z is more than 48 hours before the ceremony: certificates are not backdated`,
 	} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("problems lack %q:\n%v", want, err)

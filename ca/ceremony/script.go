@@ -363,6 +363,10 @@ func (s *Script) Check(profiles map[string]profile.Profile, now time.Time) error
 	return ps
 }
 
+// maxBackdate is how far before the ceremony a certificate's notBefore may
+// be set.
+const maxBackdate = 48 * time.Hour
+
 func (s *Script) checkCertificate(bad func(string, string, ...any), output func(string, string), profiles map[string]profile.Profile, wantProfile string, now time.Time) {
 	c := s.Certificate
 	p, ok := profiles[c.Profile]
@@ -382,8 +386,14 @@ func (s *Script) checkCertificate(bad func(string, string, ...any), output func(
 		bad("certificate.subject.country", "%q is not an ISO 3166 two-letter code", c.Subject.Country)
 	}
 	if c.NotBefore != "" {
-		if _, err := time.Parse(time.RFC3339, c.NotBefore); err != nil {
+		switch nb, err := time.Parse(time.RFC3339, c.NotBefore); {
+		case err != nil:
 			bad("certificate.not_before", "not RFC 3339: %v", err)
+		case nb.Before(now.Add(-maxBackdate)):
+			// A certificate that claims to have existed before it was made
+			// misleads whoever relies on its dates; 48 hours is the skew
+			// the CA/Browser Forum's requirements tolerate.
+			bad("certificate.not_before", "%s is more than 48 hours before the ceremony: certificates are not backdated", c.NotBefore)
 		}
 	}
 	if ok {
