@@ -250,6 +250,9 @@ func (e *entry) cacheControl(now time.Time) []string {
 		}
 		maxAge = max(0, (until.Unix()-(minute+1)*60)/60*60)
 	}
+	if e.maxAge > 0 {
+		maxAge = min(maxAge, int64(e.maxAge/time.Second))
+	}
 	cc := &cacheControlValue{minute: minute, value: [1]string{"max-age=" + strconv.FormatInt(maxAge, 10) + ", public, no-transform, must-revalidate"}}
 	e.cc.Store(cc)
 	return cc.value[:]
@@ -344,6 +347,14 @@ type cachedCRL struct {
 	e         *entry
 }
 
+// crlMaxAge caps how long HTTP caches keep a CRL. Its nextUpdate is far
+// (an offline root's, a year; an issuing CA's, days), but a newer CRL can
+// come any time: the CA's after a revocation, a root's emergency one
+// imported from a ceremony. Capped, it reaches caches within the hour;
+// the responder serves a CRL from memory, so being asked hourly costs
+// nothing.
+const crlMaxAge = time.Hour
+
 func (c *crlCache) get(ctx context.Context, st Store, issuerID string) (*entry, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -364,8 +375,9 @@ func (c *crlCache) get(ctx context.Context, st Store, issuerID string) (*entry, 
 		if err != nil {
 			return nil, err
 		}
-		cur = &cachedCRL{number: latest.Number,
-			e: staticEntry(latest.DER, "application/pkix-crl", latest.ThisUpdate, latest.NextUpdate)}
+		e := staticEntry(latest.DER, "application/pkix-crl", latest.ThisUpdate, latest.NextUpdate)
+		e.maxAge = crlMaxAge
+		cur = &cachedCRL{number: latest.Number, e: e}
 		c.m[issuerID] = cur
 	}
 	cur.checkedAt = now

@@ -516,8 +516,10 @@ type entry struct {
 	outcome     outcome
 	nextUpdate  time.Time // zero: no expiry (a CA certificate)
 	// cacheUntil, when set, is how long HTTP caches may keep it
-	// (max-age), before nextUpdate: see responseEntry.
+	// (max-age), before nextUpdate: see responseEntry. maxAge, when set,
+	// caps max-age whatever the dates (a CRL's: see crlMaxAge).
 	cacheUntil time.Time
+	maxAge     time.Duration
 	updatedAt  time.Time
 	// Headers computed once: the strong ETag is a hash of der; the
 	// Last-Modified and Expires values are shared (httpDate).

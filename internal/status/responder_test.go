@@ -12,6 +12,7 @@ import (
 	"encoding/base64"
 	"encoding/pem"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -374,6 +375,12 @@ func TestCaching(t *testing.T) {
 		if ct == "application/pkix-crl" {
 			if _, err := x509.ParseRevocationList(body); err != nil {
 				t.Errorf("the CRL: %v", err)
+			}
+			// A newer CRL reaches caches within the hour, whatever the
+			// nextUpdate.
+			var maxAge int
+			if _, err := fmt.Sscanf(resp.Header.Get("Cache-Control"), "max-age=%d", &maxAge); err != nil || maxAge > 3600 {
+				t.Errorf("the CRL's Cache-Control: %q, want max-age at most 3600", resp.Header.Get("Cache-Control"))
 			}
 		} else if _, err := x509.ParseCertificate(body); err != nil {
 			t.Errorf("the certificate: %v", err)
