@@ -182,6 +182,7 @@ func newSplitPINCmd() *cobra.Command {
 	tokenLabel := cmd.Flags().String("token-label", "", "label of the token whose PIN this is")
 	pinFile := cmd.Flags().String("pin-file", "", "0600 file holding the PIN (default: no-echo prompt)")
 	outDir := cmd.Flags().String("out", ".", "directory for the share files")
+	module := cmd.Flags().String("module", "", "PKCS#11 module of the token (default: SoftHSM2's), to check the PIN opens it before splitting")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		if *shares < 1 || *threshold < 1 || *threshold > *shares {
 			return usagef("need 1 <= --threshold <= --shares")
@@ -195,6 +196,12 @@ func newSplitPINCmd() *cobra.Command {
 		pin, err := readPINForSplit(cmd, *pinFile)
 		if err != nil {
 			return err
+		}
+		// A PIN that does not open the token would be found out only on
+		// ceremony day, with every custodian in the room: it is tried
+		// once now (one login).
+		if err := checkTokenPIN(cmd.Context(), *module, *tokenLabel, pin); err != nil {
+			return fmt.Errorf("nothing was split: %w", err)
 		}
 		set, err := pinshare.Split(pin, *tokenLabel, *custodians, *threshold)
 		if err != nil {
@@ -226,6 +233,20 @@ func newSplitPINCmd() *cobra.Command {
 		return nil
 	}
 	return cmd
+}
+
+// checkTokenPIN logs in to the token labelled label with pin, and out.
+func checkTokenPIN(ctx context.Context, modulePath, label string, pin hsm.PIN) error {
+	mod, err := hsm.LoadModule(modulePath)
+	if err != nil {
+		return err
+	}
+	defer mod.Close()
+	tok, err := mod.OpenToken(ctx, hsm.TokenConfig{Label: label, PIN: pin, MaxSessions: 1})
+	if err != nil {
+		return fmt.Errorf("token %q with this PIN: %w", label, err)
+	}
+	return tok.Close()
 }
 
 func readPINForSplit(cmd *cobra.Command, pinFile string) (hsm.PIN, error) {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"errors"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -33,6 +34,23 @@ func TestCeremonyCommands(t *testing.T) {
 	shares, err := filepath.Glob(filepath.Join(sharesDir, "*.json"))
 	if err != nil || len(shares) != 5 || !slices.Contains(shares, filepath.Join(sharesDir, tok.Label+"-share-4-дана.json")) {
 		t.Fatalf("share files: %v %v", shares, err)
+	}
+	// A PIN that does not open the token is not split.
+	wrongPIN := filepath.Join(dir, "wrong-pin")
+	if err := os.WriteFile(wrongPIN, []byte("00000000"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for name, args := range map[string][]string{
+		"a wrong PIN":     {"--token-label", tok.Label, "--pin-file", wrongPIN},
+		"a missing token": {"--token-label", "no-such-token", "--pin-file", pinFile},
+	} {
+		if code, out := runSanadEnv(t, env, append([]string{"ceremony", "split-pin", "--shares", "2", "--threshold", "2", "--custodians", "A,B",
+			"--out", filepath.Join(dir, "not-split")}, args...)...); code == 0 || !strings.Contains(out, "nothing was split") {
+			t.Errorf("split-pin with %s: exit %d: %s", name, code, out)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(dir, "not-split")); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("a refused split-pin made its directory (%v)", err)
 	}
 	// Splitting again into the same directory writes nothing: a second
 	// set half written beside the first would mix two splits.

@@ -96,7 +96,8 @@ func TestCRLImport(t *testing.T) {
 func runDevCeremonyVariant(t *testing.T, env []string, dir, from, to string, replacements ...string) {
 	t.Helper()
 	shares := t.TempDir()
-	if code, out := runSanadEnv(t, env, "ceremony", "split-pin", "--token-label", "sanad-dev", "--shares", "1", "--threshold", "1",
+	ceremonyEnv := append(env[:len(env):len(env)], "SOFTHSM2_CONF="+filepath.Join(dir, "softhsm2.conf"))
+	if code, out := runSanadEnv(t, ceremonyEnv, "ceremony", "split-pin", "--token-label", "sanad-dev", "--shares", "1", "--threshold", "1",
 		"--custodians", "Dev", "--pin-file", filepath.Join(dir, "hsm-pin"), "--out", shares); code != 0 {
 		t.Fatalf("split-pin: exit %d\n%s", code, out)
 	}
@@ -112,7 +113,6 @@ func runDevCeremonyVariant(t *testing.T, env []string, dir, from, to string, rep
 	if err := os.WriteFile(scriptPath, []byte(strings.NewReplacer(replacements...).Replace(string(script))), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	ceremonyEnv := append(env[:len(env):len(env)], "SOFTHSM2_CONF="+filepath.Join(dir, "softhsm2.conf"))
 	if code, out := runSanadEnv(t, ceremonyEnv, "ceremony", "run", scriptPath, "--share", shareFiles[0]); code != 0 {
 		t.Fatalf("ceremony run %s: exit %d\n%s", to, code, out)
 	}
