@@ -166,7 +166,7 @@ needed) or else from the HSM token of the configuration.`,
 		Args: cobra.NoArgs,
 	}
 	loadConfig := configFlag(cmd)
-	pubPath := cmd.Flags().String("public-key", "", "PEM file with the trusted audit public key (default: read it from the HSM)")
+	pubPath := cmd.Flags().String("public-key", "", "PEM file with the trusted audit public key, or the audit key's certificate (default: read it from the HSM)")
 	asJSON := cmd.Flags().Bool("json", false, "print the report as JSON")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		ctx := cmd.Context()
@@ -244,16 +244,28 @@ func printAuditReport(w io.Writer, r audit.Report, asJSON bool) {
 	}
 }
 
+// readPublicKeyPEM reads the public key of a PEM PUBLIC KEY block, or of a
+// CERTIFICATE block (the audit-key ceremony's certificate, as it wrote it).
 func readPublicKeyPEM(path string) (crypto.PublicKey, error) {
 	raw, err := os.ReadFile(path)
 	if err != nil {
 		return nil, err
 	}
 	block, _ := pem.Decode(raw)
-	if block == nil || block.Type != "PUBLIC KEY" {
-		return nil, errors.New(path + ": no PEM PUBLIC KEY block")
+	var pub crypto.PublicKey
+	switch {
+	case block == nil:
+		return nil, errors.New(path + ": no PEM PUBLIC KEY or CERTIFICATE block")
+	case block.Type == "PUBLIC KEY":
+		pub, err = x509.ParsePKIXPublicKey(block.Bytes)
+	case block.Type == "CERTIFICATE":
+		var c *x509.Certificate
+		if c, err = x509.ParseCertificate(block.Bytes); err == nil {
+			pub = c.PublicKey
+		}
+	default:
+		return nil, fmt.Errorf("%s: a PEM %s, not a PUBLIC KEY or CERTIFICATE", path, block.Type)
 	}
-	pub, err := x509.ParsePKIXPublicKey(block.Bytes)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}

@@ -85,14 +85,20 @@ func TestCeremonyCommands(t *testing.T) {
 		t.Fatalf("run with two shares: exit %d: %s", code, out)
 	}
 	code, out = runSanadEnv(t, env, "ceremony", "run", script, "--share", shares[0], "--share", shares[2], "--share", shares[4])
-	if code != 0 || !strings.Contains(out, "root ceremony complete") {
-		t.Fatalf("run: exit %d: %s", code, out)
-	}
 	root := filepath.Join(dir, "out", "root.pem")
 	transcript := filepath.Join(dir, "out", "1-root.transcript.jsonl")
+	if code != 0 || !strings.Contains(out, "root ceremony complete") || !strings.Contains(out, "verify-transcript "+transcript+" --cert "+root) {
+		t.Fatalf("run: exit %d: %s", code, out)
+	}
 	code, out = runSanadEnv(t, env, "ceremony", "verify-transcript", transcript, "--cert", root)
 	if code != 0 || !strings.Contains(out, "transcript OK") || !strings.Contains(out, "Aigerim") {
 		t.Fatalf("verify-transcript: exit %d: %s", code, out)
+	}
+	// Without --cert, it does not call the transcript OK: any key can sign
+	// one and name itself.
+	if code, out := runSanadEnv(t, env, "ceremony", "verify-transcript", transcript); code != 0 || strings.Contains(out, "transcript OK") ||
+		!strings.Contains(out, "give --cert") {
+		t.Errorf("verify-transcript without --cert: exit %d: %s", code, out)
 	}
 	// The same script again is refused, with the line of each output.
 	if code, out := runSanadEnv(t, env, "ceremony", "check", script); code != 1 || !strings.Contains(out, "exists: a ceremony never overwrites") {

@@ -331,6 +331,10 @@ func TestDevQuickStartRestartAndAudit(t *testing.T) {
 	if code != 0 || !strings.Contains(out, `"attested_seq": 15`) {
 		t.Fatalf("audit verify --public-key --json: exit %d: %s", code, out)
 	}
+	// Or with the audit key's certificate, as its ceremony wrote it.
+	if code, out := runSanad(t, "audit", "verify", "--config", cfg, "--public-key", filepath.Join(dir, "pki", "audit.pem")); code != 0 || !strings.Contains(out, "audit log OK: 15 events") {
+		t.Errorf("audit verify --public-key with the certificate: exit %d: %s", code, out)
+	}
 
 	// Tamper with the first event as a database administrator could.
 	db, err := sql.Open("sqlite3", filepath.Join(dir, "sanad.db"))
