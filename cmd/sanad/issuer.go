@@ -18,6 +18,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/sanadpki/sanad/ca/ceremony/transcript"
+	"github.com/sanadpki/sanad/ca/profile"
 	"github.com/sanadpki/sanad/hsm"
 	"github.com/sanadpki/sanad/internal/audit"
 	"github.com/sanadpki/sanad/internal/store"
@@ -95,6 +96,27 @@ signed.`,
 		if err := checkIssuerPlace(*role, cert, have, s.now()); err != nil {
 			return err
 		}
+		// Nor a certificate its issuer's latest CRL lists, nor one under
+		// an issuing CA the root's CRL lists.
+		why, err := issuerRevocation(ctx, s.db, have, cert)
+		if err != nil {
+			return err
+		}
+		if why != "" {
+			return fmt.Errorf("the certificate is %s", why)
+		}
+		if p, ok := certifiedBy(cert, have, "issuing"); ok {
+			pc, err := x509.ParseCertificate(p.CertificateDER)
+			if err != nil {
+				return err
+			}
+			if why, err = issuerRevocation(ctx, s.db, have, pc); err != nil {
+				return err
+			}
+			if why != "" {
+				return fmt.Errorf("its issuer %s is %s", p.ID, why)
+			}
+		}
 		// A root's key is normally on an offline HSM, not on this
 		// configuration's token: it is recorded under the label its
 		// ceremony gave it, and checked against the token only if it is
@@ -151,13 +173,22 @@ signed.`,
 				return err
 			}
 			w := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
-			fmt.Fprintln(w, "ID\tROLE\tSUBJECT\tNOT AFTER\tKEY LABEL")
+			fmt.Fprintln(w, "ID\tROLE\tSUBJECT\tNOT AFTER\tKEY LABEL\tSTATUS")
 			for _, is := range issuers {
-				notAfter := "?"
+				notAfter, status := "?", "?"
 				if c, err := x509.ParseCertificate(is.CertificateDER); err == nil {
 					notAfter = c.NotAfter.UTC().Format(time.DateOnly)
+					why, err := issuerRevocation(ctx, s.db, issuers, c)
+					switch {
+					case err != nil:
+						return err
+					case why != "":
+						status = why
+					default:
+						status = "good"
+					}
 				}
-				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\n", is.ID, is.Role, is.Name, notAfter, is.KeyLabel)
+				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\n", is.ID, is.Role, is.Name, notAfter, is.KeyLabel, status)
 			}
 			return w.Flush()
 		})
@@ -302,6 +333,36 @@ func certifiedBy(cert *x509.Certificate, have []store.Issuer, roles ...string) (
 		}
 	}
 	return store.Issuer{}, false
+}
+
+// issuerRevocation says how cert is revoked ("revoked by root's CRL
+// number 2, superseded, at …"), or "" if the latest stored CRL of no
+// recorded issuer that certified it lists it.
+func issuerRevocation(ctx context.Context, db *store.DB, have []store.Issuer, cert *x509.Certificate) (string, error) {
+	for _, is := range have {
+		parent, err := x509.ParseCertificate(is.CertificateDER)
+		if err != nil || bytes.Equal(parent.Raw, cert.Raw) || cert.CheckSignatureFrom(parent) != nil {
+			continue
+		}
+		latest, err := db.LatestCRL(ctx, is.ID)
+		if errors.Is(err, store.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return "", err
+		}
+		rl, err := x509.ParseRevocationList(latest.DER)
+		if err != nil {
+			return "", fmt.Errorf("the stored CRL number %d of %s: %w", latest.Number, is.ID, err)
+		}
+		for _, e := range rl.RevokedCertificateEntries {
+			if e.SerialNumber.Cmp(cert.SerialNumber) == 0 {
+				return fmt.Sprintf("revoked by %s's CRL number %d, %s, at %s", is.ID, latest.Number, profile.ReasonName(e.ReasonCode),
+					e.RevocationTime.UTC().Format(time.RFC3339)), nil
+			}
+		}
+	}
+	return "", nil
 }
 
 // checkIssuerKey checks the token holds the key the certificate certifies.

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -120,6 +121,14 @@ func TestIssuerAdd(t *testing.T) {
 		t.Fatalf("officer revoke of the OCSP signer: exit %d\n%s", code, out)
 	}
 	c.verifyWithCRL(openStoreOf(t, dir, store.DriverSQLite, ""), testenv.Tool(t, "openssl"), second, true)
+	// issuer list shows it revoked, and it is not added again.
+	if code, out := runSanadEnv(t, env, "issuer", "list", "--config", cfg); code != 0 || !regexp.MustCompile(`(?m)^ocsp-2 .*revoked by issuing's CRL number \d+, keyCompromise, at `).MatchString(out) ||
+		!regexp.MustCompile(`(?m)^ocsp .* good$`).MatchString(out) {
+		t.Errorf("issuer list after revoking ocsp-2: exit %d\n%s", code, out)
+	}
+	if code, out := add(append([]string{"ocsp-3", "--transcript", pki("6-ocsp-signer-2.transcript.jsonl")}, newSigner...)...); code != 1 || !strings.Contains(out, "the certificate is revoked by issuing's CRL") {
+		t.Errorf("issuer add of a revoked signer: exit %d\n%s", code, out)
+	}
 	dev.stop(t)
 	dev = startDevEnv(t, dir, env)
 	c = newRAClient(t, dev, dir, env)
