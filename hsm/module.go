@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -263,14 +264,24 @@ func (l *library) findToken(label string) (uint, error) {
 		return 0, err
 	}
 	var found []uint
+	var others []string
 	for _, ti := range infos {
-		if ti.Initialized && ti.Label == label {
+		switch {
+		case ti.Initialized && ti.Label == label:
 			found = append(found, ti.SlotID)
+		case ti.Initialized:
+			others = append(others, strconv.Quote(ti.Label))
 		}
 	}
 	switch len(found) {
 	case 0:
-		return 0, fmt.Errorf("%w: %q", ErrTokenNotFound, label)
+		// Which module was asked, and what it has: a wrong module or
+		// configuration (SOFTHSM2_CONF) shows at once.
+		has := "no initialized token"
+		if len(others) > 0 {
+			has = "only " + strings.Join(others, ", ")
+		}
+		return 0, fmt.Errorf("%w: %q (module %s has %s)", ErrTokenNotFound, label, l.key, has)
 	case 1:
 		return found[0], nil
 	default:

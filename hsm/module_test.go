@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"os"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -104,6 +105,10 @@ func TestTokenErrors(t *testing.T) {
 		_, err := tok.Module.OpenToken(ctx, hsm.TokenConfig{Label: "no-such-token", PIN: other})
 		if !errors.Is(err, hsm.ErrTokenNotFound) {
 			t.Fatalf("err = %v, want ErrTokenNotFound", err)
+		}
+		// It names the module asked and the tokens it has.
+		if !strings.Contains(err.Error(), "(module /") || !strings.Contains(err.Error(), " has only ") || !strings.Contains(err.Error(), strconv.Quote(tok.Label)) {
+			t.Errorf("err = %v, want the module's path and the test token's label", err)
 		}
 	})
 	t.Run("open without PIN", func(t *testing.T) {
