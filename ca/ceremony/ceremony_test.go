@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -106,6 +107,12 @@ func TestExampleHierarchy(t *testing.T) {
 	}
 	if got := openssl(t, "verify", "-CAfile", root, "-untrusted", issuing, filepath.Join(out, "audit.pem")); !strings.Contains(got, "OK") {
 		t.Errorf("openssl verify audit: %s", got)
+	}
+	// The audit key is revocable on the issuing CA's CRL: its certificate
+	// says where that is.
+	if a := readPEM(t, filepath.Join(out, "audit.pem")); !slices.Equal(a.CRLDistributionPoints, []string{"http://pki.sanad.example/crl/issuing.crl"}) ||
+		!slices.Equal(a.IssuingCertificateURL, []string{"http://pki.sanad.example/ca/issuing.crt"}) {
+		t.Errorf("the audit certificate's CRL and CA issuers URLs: %v, %v", a.CRLDistributionPoints, a.IssuingCertificateURL)
 	}
 	if got := openssl(t, "crl", "-in", filepath.Join(out, "root-1.crl"), "-inform", "DER", "-CAfile", root, "-noout", "-verify"); !strings.Contains(got, "verify OK") {
 		t.Errorf("openssl crl -verify: %s", got)

@@ -77,7 +77,7 @@ func devScripts(tokenLabel, auditLabel, baseURL string) map[string]ceremony.Scri
 			Issuer: &ceremony.Issuer{Certificate: "../pki/issuing.pem", KeyLabel: "sanad-dev-issuing"},
 			Key:    &ceremony.Key{Label: auditLabel, Type: string(hsm.ECDSAP256)},
 			Certificate: &ceremony.Certificate{Profile: "audit", Subject: subject("Sanad Dev Audit Log Checkpoints"),
-				ValidityDays: 1825, Output: "../pki/audit.pem"},
+				ValidityDays: 1825, CRLURL: baseURL + "/crl/issuing.crl", CAIssuersURL: baseURL + "/ca/issuing.crt", Output: "../pki/audit.pem"},
 			Transcript: "../pki/4-audit-key.transcript.jsonl",
 		},
 	}
