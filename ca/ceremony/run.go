@@ -225,18 +225,19 @@ func (s *Script) pin(ctx context.Context, opts Options) (hsm.PIN, map[string]any
 	if len(shares) < src.Shares {
 		return hsm.PIN{}, nil, fmt.Errorf("%w: the script needs %d custodian shares, %d given", pinshare.ErrTooFewShares, src.Shares, len(shares))
 	}
-	// Shares of another token's PIN would combine into a PIN this token
+	pin, err := pinshare.Combine(shares)
+	if err != nil {
+		return hsm.PIN{}, nil, err
+	}
+	// Shares of another token's PIN combine into a PIN this token
 	// refuses, and every refused login brings a real HSM nearer to
-	// locking its user PIN: they are refused before any login.
+	// locking its user PIN: they are refused before any login (after
+	// Combine, which tells a corrupted share from a foreign one).
 	for _, sh := range shares {
 		if sh.TokenLabel != s.HSM.TokenLabel {
 			return hsm.PIN{}, nil, fmt.Errorf("%w: share %d (%s) is of token %q's PIN, the script's token is %q; no login was tried",
 				pinshare.ErrMixedShares, sh.Index, sh.Custodian, sh.TokenLabel, s.HSM.TokenLabel)
 		}
-	}
-	pin, err := pinshare.Combine(shares)
-	if err != nil {
-		return hsm.PIN{}, nil, err
 	}
 	custodians := make([]string, len(shares))
 	for i, sh := range shares {

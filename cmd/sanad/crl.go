@@ -30,9 +30,10 @@ func newCRLCmd() *cobra.Command {
 		Long: `Stores the CRL in FILE (DER or PEM), made by a crl ceremony for an issuer
 recorded in the store (such as the offline root), after checking that the
 issuer's certificate signed it, that its number is above every stored one of
-the issuer, that the ceremony's transcript (--transcript) records it, and
-that it keeps every entry of the previous CRL whose certificate has not
-expired (RFC 5280 §3.3). The import is an audit event. The status role serves the
+the issuer and its date after the latest one's and not in the future, that
+the ceremony's transcript (--transcript) records it, and that it keeps every
+entry of the previous CRL until one issued after the certificate expired has
+listed it (RFC 5280 §3.3). The import is an audit event. The status role serves the
 latest stored CRL of each issuer.`,
 		Args: cobra.ExactArgs(1),
 	}
@@ -40,8 +41,8 @@ latest stored CRL of each issuer.`,
 	issuer := imp.Flags().String("issuer", "", "the issuer's id in the store (as in dev.json: root)")
 	transcriptPath := imp.Flags().String("transcript", "", "the ceremony's signed transcript: checked to be signed by the issuer's key and to record this CRL, and named in the audit event")
 	imp.RunE = func(cmd *cobra.Command, args []string) error {
-		if *issuer == "" {
-			return usagef("--issuer is required")
+		if *issuer == "" || *transcriptPath == "" {
+			return usagef("--issuer and --transcript are required")
 		}
 		raw, err := os.ReadFile(args[0])
 		if err != nil {
@@ -77,11 +78,9 @@ latest stored CRL of each issuer.`,
 
 // importCRL stores a CRL an offline ceremony signed for issuerID, as actor
 // did: its signature by the issuer's certificate is checked, its number
-// must be above every stored one's, the ceremony's transcript (when named)
-// must be signed by the issuer's key and record this very CRL, and no
-// entry of the previous CRL may be left out while the certificate it
-// revokes is unexpired (RFC 5280 §3.3: an entry stays until then) or of
-// unknown expiry.
+// must be above every stored one's, the ceremony's transcript must be
+// signed by the issuer's key and record this very CRL, and it must keep
+// the previous CRL's entries (keepsEntries).
 func importCRL(ctx context.Context, s *service, issuerID string, der []byte, transcriptPath, actor string) (int64, error) {
 	is, err := s.db.Issuer(ctx, issuerID)
 	if errors.Is(err, store.ErrNotFound) {
@@ -104,13 +103,11 @@ func importCRL(ctx context.Context, s *service, issuerID string, der []byte, tra
 	if rl.Number == nil || !rl.Number.IsInt64() {
 		return 0, fmt.Errorf("CRL of %s: no usable CRL number", issuerID)
 	}
-	trSum := ""
-	if transcriptPath != "" {
-		if trSum, err = checkCRLTranscript(transcriptPath, cert, der); err != nil {
-			return 0, err
-		}
+	trSum, err := checkCRLTranscript(transcriptPath, cert, der)
+	if err != nil {
+		return 0, err
 	}
-	if err := keepsEntries(ctx, s.db, issuerID, rl); err != nil {
+	if err := keepsEntries(ctx, s.db, issuerID, rl, s.now()); err != nil {
 		return 0, err
 	}
 	return rl.Number.Int64(), s.db.InTx(ctx, func(tx *store.Tx) error {
@@ -150,12 +147,12 @@ func checkCRLTranscript(path string, issuer *x509.Certificate, der []byte) (stri
 	return "", fmt.Errorf("%s: the ceremony did not issue this CRL", path)
 }
 
-// keepsEntries refuses a CRL of issuerID that leaves out an entry of the
-// latest stored one while the certificate it revoked has not expired by
-// the new CRL's thisUpdate; expiry is known for the certificates the store
-// records (an issuer's, or one the issuer certified), and an entry of
-// unknown expiry is kept.
-func keepsEntries(ctx context.Context, db *store.DB, issuerID string, rl *x509.RevocationList) error {
+// keepsEntries refuses a CRL of issuerID dated before the latest stored
+// one or in the future, or that leaves out an entry of the latest stored
+// one before that entry has been on a CRL issued after its certificate
+// expired (RFC 5280 §3.3). Expiry is known for the issuers it certified
+// (what an offline root's CRL lists); an entry of unknown expiry stays.
+func keepsEntries(ctx context.Context, db *store.DB, issuerID string, rl *x509.RevocationList, now time.Time) error {
 	prev, err := db.LatestCRL(ctx, issuerID)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil
@@ -167,9 +164,15 @@ func keepsEntries(ctx context.Context, db *store.DB, issuerID string, rl *x509.R
 	if err != nil {
 		return fmt.Errorf("the stored CRL number %d of %s: %w", prev.Number, issuerID, err)
 	}
+	// A CRL's dates are the script's to set: one dated after its
+	// predecessor, and not in the future, is the order of issue.
+	if rl.ThisUpdate.Before(old.ThisUpdate) || rl.ThisUpdate.After(now.Add(crlClockSkew)) {
+		return fmt.Errorf("CRL number %d of %s: thisUpdate %s is before number %d's (%s) or in the future", rl.Number, issuerID,
+			rl.ThisUpdate.UTC().Format(time.RFC3339), prev.Number, old.ThisUpdate.UTC().Format(time.RFC3339))
+	}
 	kept := map[string]bool{}
 	for _, e := range rl.RevokedCertificateEntries {
-		kept[string(e.SerialNumber.Bytes())] = true
+		kept[e.SerialNumber.String()] = true
 	}
 	notAfter, err := knownExpiries(ctx, db, issuerID)
 	if err != nil {
@@ -177,25 +180,30 @@ func keepsEntries(ctx context.Context, db *store.DB, issuerID string, rl *x509.R
 	}
 	var dropped []string
 	for _, e := range old.RevokedCertificateEntries {
-		serial := e.SerialNumber.Bytes()
-		if kept[string(serial)] {
+		serial := e.SerialNumber.String()
+		if kept[serial] {
 			continue
 		}
-		if na, ok := notAfter[string(serial)]; ok && na.Before(rl.ThisUpdate) {
-			continue // expired: it may go
+		// The entry was on a CRL issued after its certificate expired
+		// (the previous one): it may go now, not before.
+		if na, ok := notAfter[serial]; ok && na.Before(old.ThisUpdate) {
+			continue
 		}
-		dropped = append(dropped, fmt.Sprintf("%X", serial))
+		dropped = append(dropped, fmt.Sprintf("%X", e.SerialNumber.Bytes()))
 	}
 	if len(dropped) > 0 {
-		return fmt.Errorf("CRL number %d of %s leaves out %s, listed by number %d, whose certificates have not expired (or whose expiry the store does not know): an entry stays until its certificate expires (RFC 5280 §3.3)",
+		return fmt.Errorf("CRL number %d of %s leaves out %s, listed by number %d: an entry stays until it has been on a CRL issued after its certificate expired (RFC 5280 §3.3), which the store does not show of these",
 			rl.Number, issuerID, strings.Join(dropped, ", "), prev.Number)
 	}
 	return nil
 }
 
-// knownExpiries are the notAfter of the certificates of issuerID the store
-// records, by serial: the issuers it certified, and the certificates
-// recorded under it.
+// crlClockSkew is how far in the future an imported CRL's thisUpdate may
+// be: the ceremony machine's clock against this one's.
+const crlClockSkew = time.Hour
+
+// knownExpiries are the notAfter of the recorded issuers that issuerID
+// certified, by serial (big.Int's decimal form).
 func knownExpiries(ctx context.Context, db *store.DB, issuerID string) (map[string]time.Time, error) {
 	is, err := db.Issuer(ctx, issuerID)
 	if err != nil {
@@ -213,7 +221,7 @@ func knownExpiries(ctx context.Context, db *store.DB, issuerID string) (map[stri
 	for _, other := range all {
 		c, err := x509.ParseCertificate(other.CertificateDER)
 		if err == nil && other.ID != issuerID && c.CheckSignatureFrom(parent) == nil {
-			out[string(c.SerialNumber.Bytes())] = c.NotAfter
+			out[c.SerialNumber.String()] = c.NotAfter
 		}
 	}
 	return out, nil

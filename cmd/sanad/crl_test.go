@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 )
@@ -13,8 +14,9 @@ import (
 // an offline ceremony signs root CRL number 2 with the dev token's root key
 // and `sanad crl import` stores it, checked against its transcript and
 // audited as the operator's; the same CRL again, a CRL for another issuer,
-// an unknown issuer, a file that is no CRL, another ceremony's transcript
-// and a CRL 3 that drops an entry of CRL 2 are refused.
+// an unknown issuer, a file that is no CRL, another ceremony's transcript,
+// none, a CRL dated in the future and a CRL 3 that drops an entry of CRL 2
+// are refused.
 func TestCRLImport(t *testing.T) {
 	requireSoftHSM(t)
 	dir := filepath.Join(t.TempDir(), "var")
@@ -25,22 +27,27 @@ func TestCRLImport(t *testing.T) {
 	// The ceremony for CRL 2, which revokes a certificate the store does
 	// not know (so its expiry is unknown), and for CRL 3, which leaves it
 	// out.
-	revokes := "revoked:\n        - serial: 0A0B0C\n          reason: superseded"
+	revokes := "revoked:\n        - serial: 0A0B0C\n          reason: superseded\n        - certificate: ../pki/issuing.pem\n          reason: cessationOfOperation"
 	runDevCeremonyVariant(t, env, dir, "5-root-crl.yaml", "6-root-crl.yaml", "number: 1", "number: 2", "root-1.crl", "root-2.crl",
 		"5-root-crl.transcript", "6-root-crl.transcript", "CRL number 1", "CRL number 2", "revoked: []", revokes)
 	runDevCeremonyVariant(t, env, dir, "5-root-crl.yaml", "7-root-crl.yaml", "number: 1", "number: 3", "root-1.crl", "root-3.crl",
 		"5-root-crl.transcript", "7-root-crl.transcript", "CRL number 1", "CRL number 3")
-	crl2, crl3 := filepath.Join(dir, "pki", "root-2.crl"), filepath.Join(dir, "pki", "root-3.crl")
-	tr2, tr3 := filepath.Join(dir, "pki", "6-root-crl.transcript.jsonl"), filepath.Join(dir, "pki", "7-root-crl.transcript.jsonl")
+	// CRL 4, dated far ahead, would let any entry go as expired.
+	runDevCeremonyVariant(t, env, dir, "5-root-crl.yaml", "8-root-crl.yaml", "number: 1", "number: 4", "root-1.crl", "root-4.crl",
+		"5-root-crl.transcript", "8-root-crl.transcript", "CRL number 1", "CRL number 4", `this_update: ""`, `this_update: "2100-01-01T00:00:00Z"`)
+	crl2, crl3, crl4 := filepath.Join(dir, "pki", "root-2.crl"), filepath.Join(dir, "pki", "root-3.crl"), filepath.Join(dir, "pki", "root-4.crl")
+	tr1 := filepath.Join(dir, "pki", "5-root-crl.transcript.jsonl")
+	tr2, tr3, tr4 := filepath.Join(dir, "pki", "6-root-crl.transcript.jsonl"), filepath.Join(dir, "pki", "7-root-crl.transcript.jsonl"), filepath.Join(dir, "pki", "8-root-crl.transcript.jsonl")
 
 	refused := map[string]struct {
 		args []string
 		want string
 	}{
-		"the stored CRL again":         {[]string{"--issuer", "root", filepath.Join(dir, "pki", "root-1.crl")}, ""},
-		"another issuer's":             {[]string{"--issuer", "issuing", crl2}, "not signed by its certificate"},
-		"an unknown issuer":            {[]string{"--issuer", "nope", crl2}, `issuer "nope" is not recorded: record its certificate first (sanad issuer add)`},
-		"not a CRL":                    {[]string{"--issuer", "root", filepath.Join(dir, "pki", "root.pem")}, ""},
+		"the stored CRL again":         {[]string{"--issuer", "root", filepath.Join(dir, "pki", "root-1.crl"), "--transcript", tr1}, ""},
+		"another issuer's":             {[]string{"--issuer", "issuing", crl2, "--transcript", tr2}, "not signed by its certificate"},
+		"an unknown issuer":            {[]string{"--issuer", "nope", crl2, "--transcript", tr2}, `issuer "nope" is not recorded: record its certificate first (sanad issuer add)`},
+		"not a CRL":                    {[]string{"--issuer", "root", filepath.Join(dir, "pki", "root.pem"), "--transcript", tr2}, ""},
+		"a CRL dated in the future":    {[]string{"--issuer", "root", crl4, "--transcript", tr4}, "or in the future"},
 		"another ceremony's record":    {[]string{"--issuer", "root", crl2, "--transcript", tr3}, "the ceremony did not issue this CRL"},
 		"a transcript that is no file": {[]string{"--issuer", "root", crl2, "--transcript", filepath.Join(dir, "nothing.jsonl")}, "no such file"},
 	}
@@ -56,6 +63,9 @@ func TestCRLImport(t *testing.T) {
 		return r.Events
 	}
 	before := events()
+	if code, out := runSanadEnv(t, env, "crl", "import", "--config", cfg, "--issuer", "root", crl2); code != 2 || !strings.Contains(out, "--transcript are required") {
+		t.Errorf("crl import without its transcript: exit %d, want 2\n%s", code, out)
+	}
 	for name, tt := range refused {
 		if code, out := runSanadEnv(t, env, append([]string{"crl", "import", "--config", cfg}, tt.args...)...); code != 1 || !strings.Contains(out, tt.want) {
 			t.Errorf("%s: exit %d, want 1 with %q\n%s", name, code, tt.want, out)
@@ -64,10 +74,18 @@ func TestCRLImport(t *testing.T) {
 	if code, out := runSanadEnv(t, env, "crl", "import", "--config", cfg, "--issuer", "root", crl2, "--transcript", tr2); code != 0 || !strings.Contains(out, "stored CRL number 2 of root") {
 		t.Fatalf("import CRL 2: exit %d\n%s", code, out)
 	}
-	// CRL 3 drops the entry of a certificate whose expiry is unknown: an
-	// entry stays until its certificate expires.
+	// The issuing CA that CRL 2 revokes shows so, and so do the
+	// certificates it certified; nothing is added under it.
+	if code, out := runSanadEnv(t, env, "issuer", "list", "--config", cfg); code != 0 ||
+		!regexp.MustCompile(`(?m)^issuing .*revoked by root's CRL number 2, cessationOfOperation, at \S+$`).MatchString(out) ||
+		!regexp.MustCompile(`(?m)^ocsp .*under issuing CA issuing, which is revoked by root's CRL number 2`).MatchString(out) {
+		t.Errorf("issuer list after CRL 2: exit %d\n%s", code, out)
+	}
+	// CRL 3 drops the entries of a certificate whose expiry is unknown and
+	// of an unexpired one: an entry stays until it has been on a CRL
+	// issued after its certificate expired.
 	if code, out := runSanadEnv(t, env, "crl", "import", "--config", cfg, "--issuer", "root", crl3, "--transcript", tr3); code != 1 ||
-		!strings.Contains(out, "leaves out 0A0B0C, listed by number 2") {
+		!strings.Contains(out, "leaves out 0A0B0C, ") || !strings.Contains(out, ", listed by number 2") {
 		t.Errorf("import of CRL 3, which drops an entry: exit %d\n%s", code, out)
 	}
 	if got := events() - before; got != 1 {

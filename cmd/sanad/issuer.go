@@ -96,26 +96,13 @@ signed.`,
 		if err := checkIssuerPlace(*role, cert, have, s.now()); err != nil {
 			return err
 		}
-		// Nor a certificate its issuer's latest CRL lists, nor one under
-		// an issuing CA the root's CRL lists.
-		why, err := issuerRevocation(ctx, s.db, have, cert)
+		// Nor a revoked certificate, nor one under a revoked issuing CA.
+		why, err := issuerStatus(ctx, s.db, have, cert)
 		if err != nil {
 			return err
 		}
 		if why != "" {
 			return fmt.Errorf("the certificate is %s", why)
-		}
-		if p, ok := certifiedBy(cert, have, "issuing"); ok {
-			pc, err := x509.ParseCertificate(p.CertificateDER)
-			if err != nil {
-				return err
-			}
-			if why, err = issuerRevocation(ctx, s.db, have, pc); err != nil {
-				return err
-			}
-			if why != "" {
-				return fmt.Errorf("its issuer %s is %s", p.ID, why)
-			}
 		}
 		// A root's key is normally on an offline HSM, not on this
 		// configuration's token: it is recorded under the label its
@@ -124,6 +111,8 @@ signed.`,
 		offline := false
 		if *role == "root" {
 			switch {
+			case *keyLabel == "" && trLabel == "":
+				return usagef("the ceremony's transcript names no key for this root: give --key-label")
 			case *keyLabel == "":
 				*keyLabel = trLabel
 			case *keyLabel != trLabel:
@@ -152,7 +141,7 @@ signed.`,
 					"certificate_sha256": hex.EncodeToString(certSum[:]), "not_after": cert.NotAfter,
 					"transcript": *transcriptPath, "transcript_sha256": trSum}})
 		if errors.Is(err, store.ErrConflict) {
-			return fmt.Errorf("the store already has an issuer %q, or this certificate (sanad issuer list shows them)", id)
+			return fmt.Errorf("the store already has an issuer %q, or this certificate (sanad issuer list shows them): %w", id, err)
 		}
 		if err != nil {
 			return err
@@ -178,7 +167,7 @@ signed.`,
 				notAfter, status := "?", "?"
 				if c, err := x509.ParseCertificate(is.CertificateDER); err == nil {
 					notAfter = c.NotAfter.UTC().Format(time.DateOnly)
-					why, err := issuerRevocation(ctx, s.db, issuers, c)
+					why, err := issuerStatus(ctx, s.db, issuers, c)
 					switch {
 					case err != nil:
 						return err
@@ -335,14 +324,43 @@ func certifiedBy(cert *x509.Certificate, have []store.Issuer, roles ...string) (
 	return store.Issuer{}, false
 }
 
-// issuerRevocation says how cert is revoked ("revoked by root's CRL
-// number 2, superseded, at …"), or "" if the latest stored CRL of no
-// recorded issuer that certified it lists it.
+// issuerStatus says how cert, or the issuing CA that certified it, is
+// revoked (issuerRevocation), or "" if neither is.
+func issuerStatus(ctx context.Context, db *store.DB, have []store.Issuer, cert *x509.Certificate) (string, error) {
+	why, err := issuerRevocation(ctx, db, have, cert)
+	if err != nil || why != "" {
+		return why, err
+	}
+	p, ok := certifiedBy(cert, have, "issuing")
+	if !ok {
+		return "", nil
+	}
+	pc, err := x509.ParseCertificate(p.CertificateDER)
+	if err != nil {
+		return "", err
+	}
+	if why, err = issuerRevocation(ctx, db, have, pc); err != nil || why == "" {
+		return "", err
+	}
+	return "under issuing CA " + p.ID + ", which is " + why, nil
+}
+
+// issuerRevocation says how cert is revoked by a recorded issuer that
+// certified it: in the store's records of that issuer's certificates
+// ("revoked by issuing at …, keyCompromise", as soon as an officer
+// revokes it), or on that issuer's latest stored CRL ("revoked by root's
+// CRL number 2, superseded, at …"); "" if by neither.
 func issuerRevocation(ctx context.Context, db *store.DB, have []store.Issuer, cert *x509.Certificate) (string, error) {
 	for _, is := range have {
 		parent, err := x509.ParseCertificate(is.CertificateDER)
 		if err != nil || bytes.Equal(parent.Raw, cert.Raw) || cert.CheckSignatureFrom(parent) != nil {
 			continue
+		}
+		switch c, err := db.Certificate(ctx, is.ID, cert.SerialNumber.Bytes()); {
+		case err == nil && c.Status == store.StatusRevoked:
+			return fmt.Sprintf("revoked by %s at %s, %s", is.ID, c.RevokedAt.UTC().Format(time.RFC3339), profile.ReasonName(c.Reason)), nil
+		case err != nil && !errors.Is(err, store.ErrNotFound):
+			return "", err
 		}
 		latest, err := db.LatestCRL(ctx, is.ID)
 		if errors.Is(err, store.ErrNotFound) {

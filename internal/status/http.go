@@ -237,7 +237,8 @@ func writeCaching(h http.Header, e *entry, now time.Time) string {
 // cacheControl is the Cache-Control value at now, made once a minute per
 // entry: max-age counts down to nextUpdate (or the earlier cacheUntil) in
 // whole minutes, from the end of the current minute, so that it never
-// passes nextUpdate (RFC 5019 §6.2) while it is served.
+// passes nextUpdate (RFC 5019 §6.2) while it is served, and is at most the
+// entry's maxAge when it has one (a CRL's).
 func (e *entry) cacheControl(now time.Time) []string {
 	minute := now.Unix() / 60
 	if cc := e.cc.Load(); cc != nil && cc.minute == minute {
@@ -376,7 +377,9 @@ func (c *crlCache) get(ctx context.Context, st Store, issuerID string) (*entry, 
 			return nil, err
 		}
 		e := staticEntry(latest.DER, "application/pkix-crl", latest.ThisUpdate, latest.NextUpdate)
-		e.maxAge = crlMaxAge
+		// Nor an Expires at nextUpdate, which a cache without max-age
+		// would keep to.
+		e.maxAge, e.expiresHeader = crlMaxAge, nil
 		cur = &cachedCRL{number: latest.Number, e: e}
 		c.m[issuerID] = cur
 	}
