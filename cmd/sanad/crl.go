@@ -125,26 +125,37 @@ func importCRL(ctx context.Context, s *service, issuerID string, der []byte, tra
 // its signature by the issuer's key, and that it records issuing der. It
 // returns the transcript's SHA-256.
 func checkCRLTranscript(path string, issuer *x509.Certificate, der []byte) (string, error) {
-	raw, err := os.ReadFile(path)
+	res, sum, err := readSignedTranscript(path, issuer, "the issuer's key")
 	if err != nil {
 		return "", err
-	}
-	res, err := transcript.Verify(bytes.NewReader(raw))
-	if err != nil {
-		return "", fmt.Errorf("%s: %w", path, err)
-	}
-	if err := res.SignedBy(issuer.PublicKey); err != nil {
-		return "", fmt.Errorf("%s: not signed by the issuer's key: %w", path, err)
 	}
 	for _, l := range res.Lines {
 		var d struct {
 			SHA256 string `json:"crl_sha256"`
 		}
 		if l.Step == "crl-issue" && json.Unmarshal(l.Data, &d) == nil && d.SHA256 == hexSHA256(der) {
-			return hexSHA256(raw), nil
+			return sum, nil
 		}
 	}
 	return "", fmt.Errorf("%s: the ceremony did not issue this CRL", path)
+}
+
+// readSignedTranscript verifies the ceremony transcript at path (its hash
+// chain and signature) and that the key of cert (named whose for errors)
+// signed it; it returns the transcript and its SHA-256.
+func readSignedTranscript(path string, cert *x509.Certificate, whose string) (transcript.Result, string, error) {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return transcript.Result{}, "", err
+	}
+	res, err := transcript.Verify(bytes.NewReader(raw))
+	if err != nil {
+		return transcript.Result{}, "", fmt.Errorf("%s: %w", path, err)
+	}
+	if err := res.SignedBy(cert.PublicKey); err != nil {
+		return transcript.Result{}, "", fmt.Errorf("%s: not signed by %s: %w", path, whose, err)
+	}
+	return res, hexSHA256(raw), nil
 }
 
 // keepsEntries refuses a CRL of issuerID dated before the latest stored

@@ -9,7 +9,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
 	"slices"
 	"strings"
 	"text/tabwriter"
@@ -17,7 +16,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/sanadpki/sanad/ca/ceremony/transcript"
 	"github.com/sanadpki/sanad/ca/profile"
 	"github.com/sanadpki/sanad/hsm"
 	"github.com/sanadpki/sanad/internal/audit"
@@ -226,16 +224,9 @@ func validIssuerID(id string) bool {
 // this very certificate. It returns the transcript's SHA-256 and the label
 // the ceremony gave the certificate's key ("" if it names none).
 func checkCeremonyTranscript(path string, cert *x509.Certificate) (sum, keyLabel string, err error) {
-	raw, err := os.ReadFile(path)
+	res, sum, err := readSignedTranscript(path, cert, "the certificate's key")
 	if err != nil {
 		return "", "", err
-	}
-	res, err := transcript.Verify(bytes.NewReader(raw))
-	if err != nil {
-		return "", "", fmt.Errorf("%s: %w", path, err)
-	}
-	if err := res.SignedBy(cert.PublicKey); err != nil {
-		return "", "", fmt.Errorf("%s: not signed by the certificate's key: %w", path, err)
 	}
 	want := sha256.Sum256(cert.Raw)
 	spki := sha256.Sum256(cert.RawSubjectPublicKeyInfo)
@@ -261,8 +252,7 @@ func checkCeremonyTranscript(path string, cert *x509.Certificate) (sum, keyLabel
 	if !issued {
 		return "", "", fmt.Errorf("%s: the ceremony did not issue this certificate", path)
 	}
-	s := sha256.Sum256(raw)
-	return hex.EncodeToString(s[:]), keyLabel, nil
+	return sum, keyLabel, nil
 }
 
 // checkIssuerPlace checks the certificate fits its role in the hierarchy
