@@ -78,6 +78,22 @@ func (kt KeyType) params() (keyParams, bool) {
 	return keyParams{}, false
 }
 
+// StandIn makes a key of type kt in memory, never in the HSM: for a draft
+// that stands in for an HSM key not made yet (a ceremony lints the
+// certificate it will make before it generates the key), and never to
+// sign anything kept.
+func (kt KeyType) StandIn() (crypto.Signer, error) {
+	kp, ok := kt.params()
+	switch {
+	case !ok:
+		return nil, fmt.Errorf("hsm: key type %q", kt)
+	case kp.curve != nil:
+		return ecdsa.GenerateKey(kp.curve, rand.Reader)
+	default:
+		return rsa.GenerateKey(rand.Reader, kp.bits)
+	}
+}
+
 // KeySpec describes a key pair to generate.
 type KeySpec struct {
 	Label string

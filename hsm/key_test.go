@@ -13,6 +13,7 @@ import (
 	"errors"
 	"math/big"
 	"os/exec"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -385,5 +386,28 @@ func TestDestroy(t *testing.T) {
 	// Neither the private nor the public object is left: the ID is free.
 	if _, err := tok.Token.GenerateKey(ctx, hsm.KeySpec{Label: "bench", ID: gone.ID(), Type: hsm.ECDSAP256}); err != nil {
 		t.Errorf("label and ID after Destroy: %v", err)
+	}
+}
+
+// TestStandIn: a stand-in key has the type, curve or size of its KeyType.
+func TestStandIn(t *testing.T) {
+	for _, kt := range hsm.KeyTypes() {
+		k, err := kt.StandIn()
+		if err != nil {
+			t.Fatalf("%s: %v", kt, err)
+		}
+		var got string
+		switch pub := k.Public().(type) {
+		case *ecdsa.PublicKey:
+			got = "ecdsa-p" + strconv.Itoa(pub.Curve.Params().BitSize)
+		case *rsa.PublicKey:
+			got = "rsa-" + strconv.Itoa(pub.N.BitLen())
+		}
+		if got != string(kt) {
+			t.Errorf("%s: a stand-in %s", kt, got)
+		}
+	}
+	if _, err := hsm.KeyType("dsa-1024").StandIn(); err == nil {
+		t.Error("a stand-in of an unknown key type")
 	}
 }

@@ -3,10 +3,7 @@ package ceremony
 import (
 	"context"
 	"crypto"
-	"crypto/ecdsa"
-	"crypto/elliptic"
 	"crypto/rand"
-	"crypto/rsa"
 	"crypto/sha256"
 	"crypto/x509"
 	"crypto/x509/pkix"
@@ -288,7 +285,11 @@ func (s *Script) makeCertificate(pub crypto.PublicKey, signer crypto.Signer, par
 	}
 	// Lint first with a throw-away key of the issuer's type, so a bad
 	// certificate is never signed by a real CA key.
-	if err := lintUnsigned(tmpl, parent, pub, signer.Public(), opts.Linter); err != nil {
+	throwaway, err := ca.ThrowawayKey(signer.Public())
+	if err != nil {
+		return nil, "", err
+	}
+	if err := lintUnsigned(tmpl, parent, pub, throwaway, opts.Linter); err != nil {
 		return nil, "", fmt.Errorf("certificate for %s, before signing: %w", c.Subject.CommonName, err)
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, parent, pub, signer)
@@ -313,16 +314,15 @@ func (s *Script) makeCertificate(pub crypto.PublicKey, signer crypto.Signer, par
 	return cert, path, writeNew(path, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644)
 }
 
-// lintUnsigned lints tmpl for subject key pub, signed by a throw-away key
-// of the type of signerPub instead of parent's key (tmpl itself for a
-// root): what the lints see is what the HSM would sign, but no CA key has
-// signed anything.
-func lintUnsigned(tmpl, parent *x509.Certificate, pub, signerPub crypto.PublicKey, linter *lint.Linter) error {
-	throwaway, err := ca.ThrowawayKey(signerPub)
-	if err != nil {
-		return err
-	}
-	var pre []byte
+// lintUnsigned lints tmpl for subject key pub, signed by throwaway (a key
+// of the issuer's type) instead of parent's key (tmpl itself for a root):
+// what the lints see is what the HSM would sign, but no CA key has signed
+// anything.
+func lintUnsigned(tmpl, parent *x509.Certificate, pub crypto.PublicKey, throwaway crypto.Signer, linter *lint.Linter) error {
+	var (
+		pre []byte
+		err error
+	)
 	if parent == tmpl {
 		// A root must be self-signed for the lints to treat it as one, so
 		// the throw-away key stands in as its subject key too.
@@ -357,7 +357,7 @@ func (s *Script) LintDraft(issuer *x509.Certificate, now time.Time, opts Options
 	if err != nil {
 		return err
 	}
-	draft, err := softwareKey(kt)
+	draft, err := kt.StandIn()
 	if err != nil {
 		return err
 	}
@@ -365,14 +365,15 @@ func (s *Script) LintDraft(issuer *x509.Certificate, now time.Time, opts Options
 	if err != nil {
 		return err
 	}
-	parent, signerPub := issuer, crypto.PublicKey(nil)
+	// A root signs itself: the draft key is its throw-away signer too.
+	parent, throwaway := issuer, draft
 	if issuer == nil {
 		tmpl.AuthorityKeyId = tmpl.SubjectKeyId
-		parent, signerPub = tmpl, draft.Public()
-	} else {
-		signerPub = issuer.PublicKey
+		parent = tmpl
+	} else if throwaway, err = ca.ThrowawayKey(issuer.PublicKey); err != nil {
+		return err
 	}
-	if err := lintUnsigned(tmpl, parent, draft.Public(), signerPub, opts.Linter); err != nil {
+	if err := lintUnsigned(tmpl, parent, draft.Public(), throwaway, opts.Linter); err != nil {
 		return fmt.Errorf("certificate for %s: %w", s.Certificate.Subject.CommonName, err)
 	}
 	return nil
@@ -398,23 +399,6 @@ func (s *Script) CheckDraft(now time.Time, opts Options) (bool, error) {
 		issuer = c
 	}
 	return true, s.LintDraft(issuer, now, opts)
-}
-
-// softwareKey is a key of type kt made in memory, for drafts only.
-func softwareKey(kt hsm.KeyType) (crypto.Signer, error) {
-	switch kt {
-	case hsm.ECDSAP256:
-		return ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	case hsm.ECDSAP384:
-		return ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
-	case hsm.RSA2048:
-		return rsa.GenerateKey(rand.Reader, 2048)
-	case hsm.RSA3072:
-		return rsa.GenerateKey(rand.Reader, 3072)
-	case hsm.RSA4096:
-		return rsa.GenerateKey(rand.Reader, 4096)
-	}
-	return nil, fmt.Errorf("key type %s", kt)
 }
 
 func (s *Script) template(p profile.Profile, pub crypto.PublicKey, now time.Time) (*x509.Certificate, error) {
