@@ -107,7 +107,7 @@ func importCRL(ctx context.Context, s *service, issuerID string, der []byte, tra
 	if err != nil {
 		return 0, err
 	}
-	if err := keepsEntries(ctx, s.db, issuerID, rl, s.now()); err != nil {
+	if err := keepsEntries(ctx, s.db, issuerID, cert, rl, s.now()); err != nil {
 		return 0, err
 	}
 	return rl.Number.Int64(), s.db.InTx(ctx, func(tx *store.Tx) error {
@@ -163,7 +163,7 @@ func readSignedTranscript(path string, cert *x509.Certificate, whose string) (tr
 // one before that entry has been on a CRL issued after its certificate
 // expired (RFC 5280 §3.3). Expiry is known for the issuers it certified
 // (what an offline root's CRL lists); an entry of unknown expiry stays.
-func keepsEntries(ctx context.Context, db *store.DB, issuerID string, rl *x509.RevocationList, now time.Time) error {
+func keepsEntries(ctx context.Context, db *store.DB, issuerID string, issuer *x509.Certificate, rl *x509.RevocationList, now time.Time) error {
 	prev, err := db.LatestCRL(ctx, issuerID)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil
@@ -185,7 +185,7 @@ func keepsEntries(ctx context.Context, db *store.DB, issuerID string, rl *x509.R
 	for _, e := range rl.RevokedCertificateEntries {
 		kept[e.SerialNumber.String()] = true
 	}
-	notAfter, err := knownExpiries(ctx, db, issuerID)
+	notAfter, err := knownExpiries(ctx, db, issuerID, issuer)
 	if err != nil {
 		return err
 	}
@@ -214,16 +214,9 @@ func keepsEntries(ctx context.Context, db *store.DB, issuerID string, rl *x509.R
 const crlClockSkew = time.Hour
 
 // knownExpiries are the notAfter of the recorded issuers that issuerID
-// certified, by serial (big.Int's decimal form).
-func knownExpiries(ctx context.Context, db *store.DB, issuerID string) (map[string]time.Time, error) {
-	is, err := db.Issuer(ctx, issuerID)
-	if err != nil {
-		return nil, err
-	}
-	parent, err := x509.ParseCertificate(is.CertificateDER)
-	if err != nil {
-		return nil, err
-	}
+// (whose certificate is parent) certified, by serial (big.Int's decimal
+// form).
+func knownExpiries(ctx context.Context, db *store.DB, issuerID string, parent *x509.Certificate) (map[string]time.Time, error) {
 	out := map[string]time.Time{}
 	all, err := db.Issuers(ctx)
 	if err != nil {
