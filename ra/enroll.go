@@ -1394,11 +1394,11 @@ func (s *Service) viewIssued(ctx context.Context, e store.Enrollment, in *issued
 			if err != nil {
 				return View{}, err
 			}
-			approvers, err := s.approvedBy(ctx, approvals)
+			ids, _, err := s.approvers(ctx, approvals)
 			if err != nil {
 				return View{}, err
 			}
-			if n := len(approvers); n > 0 {
+			if n := len(approvedBy(approvals, ids)); n > 0 {
 				reason = fmt.Sprintf("waiting for approval by %d more RA officer(s): %d of %d approved", need-n, n, need)
 			}
 		}

@@ -210,19 +210,14 @@ func (s *Service) decide(ctx context.Context, o officer) (store.Enrollment, erro
 		if err != nil {
 			return err
 		}
-		approvers := map[string]bool{}
-		for _, ap := range approvals {
-			id, _, err := s.approver(ctx, ap)
-			if err != nil {
-				return err
-			}
-			if id == who {
-				return refuse("already-decided", "officer %s already decided on this enrollment", o.Name)
-			}
-			if ap.Decision == "approve" {
-				approvers[id] = true
-			}
+		ids, _, err := s.approvers(ctx, approvals)
+		if err != nil {
+			return err
 		}
+		if slices.Contains(ids, who) {
+			return refuse("already-decided", "officer %s already decided on this enrollment", o.Name)
+		}
+		approvers := approvedBy(approvals, ids)
 		err = tx.InsertApproval(ctx, store.Approval{EnrollmentID: e.ID, OfficerFingerprint: o.Fingerprint, Decision: a.Action, JWS: o.req.Raw, DecidedAt: now})
 		if errors.Is(err, store.ErrConflict) {
 			return refuse("already-decided", "officer %s already decided on this enrollment", o.Name)
@@ -294,21 +289,28 @@ func (s *Service) approver(ctx context.Context, ap store.Approval) (id, name str
 	return officerID(c), o.Name, nil
 }
 
-// approvedBy are the people (officerID) who approved among approvals, as
-// decide counts them: one officer with two certificates is one.
-func (s *Service) approvedBy(ctx context.Context, approvals []store.Approval) (map[string]bool, error) {
-	approvers := map[string]bool{}
-	for _, ap := range approvals {
-		if ap.Decision != "approve" {
-			continue
+// approvers are who made each of approvals (approver): their officerIDs
+// and the names they are registered under, in order.
+func (s *Service) approvers(ctx context.Context, approvals []store.Approval) (ids, names []string, err error) {
+	ids, names = make([]string, len(approvals)), make([]string, len(approvals))
+	for i, ap := range approvals {
+		if ids[i], names[i], err = s.approver(ctx, ap); err != nil {
+			return nil, nil, err
 		}
-		id, _, err := s.approver(ctx, ap)
-		if err != nil {
-			return nil, err
-		}
-		approvers[id] = true
 	}
-	return approvers, nil
+	return ids, names, nil
+}
+
+// approvedBy are the people among ids (approvers of approvals) whose
+// decision was approve: one officer with two certificates is one.
+func approvedBy(approvals []store.Approval, ids []string) map[string]bool {
+	people := map[string]bool{}
+	for i, ap := range approvals {
+		if ap.Decision == "approve" {
+			people[ids[i]] = true
+		}
+	}
+	return people
 }
 
 // notOwn refuses an officer deciding on an enrollment whose subject, or
@@ -782,20 +784,17 @@ func (s *Service) queueItem(ctx context.Context, e store.Enrollment, who string)
 	if err != nil {
 		return QueueItem{}, err
 	}
-	for _, a := range approvals {
-		o, err := s.d.Store.Officer(ctx, a.OfficerFingerprint)
-		if err != nil {
-			return QueueItem{}, fmt.Errorf("officer of an approval of %s: %w", a.EnrollmentID, err)
-		}
-		// Named, not identified: officers need not read each other's
-		// national identifiers.
-		item.Decisions = append(item.Decisions, map[string]string{"decision": a.Decision, "officer": o.Name,
-			"officer_fingerprint": hex.EncodeToString(a.OfficerFingerprint), "at": a.DecidedAt.Format(time.RFC3339)})
-	}
-	approvers, err := s.approvedBy(ctx, approvals)
+	ids, names, err := s.approvers(ctx, approvals)
 	if err != nil {
 		return QueueItem{}, err
 	}
+	for i, a := range approvals {
+		// Named, not identified: officers need not read each other's
+		// national identifiers.
+		item.Decisions = append(item.Decisions, map[string]string{"decision": a.Decision, "officer": names[i],
+			"officer_fingerprint": hex.EncodeToString(a.OfficerFingerprint), "at": a.DecidedAt.Format(time.RFC3339)})
+	}
+	approvers := approvedBy(approvals, ids)
 	item.Approvals, item.YouApproved = len(approvers), approvers[who]
 	return item, nil
 }
