@@ -22,6 +22,7 @@ import (
 	zx509 "github.com/zmap/zcrypto/x509"
 	"github.com/zmap/zlint/v3"
 	"github.com/zmap/zlint/v3/lint"
+	"github.com/zmap/zlint/v3/util"
 )
 
 // ErrLint is wrapped by every finding.
@@ -87,13 +88,47 @@ func (l *Linter) Certificate(der []byte) error {
 	// Fatal), without what it adds per certificate for reports we do not
 	// make: the registry's names, sorted, and a map of every result. That
 	// was a sixth of linting's cost, and issuance lints every certificate.
+	//
+	// zlint's framework filter (a CA/B Forum lint applies only to a
+	// certificate of its kind: TLS server, S/MIME, code signing) is decided
+	// once per certificate here, where zlint decides it again in each of
+	// the filtered lints; most lints are the Forum's, and none of their
+	// kinds is ours, so that was a fifth of linting's cost.
 	var bad []string
+	f := frameworkOf(c)
 	for _, cl := range l.certificateLints {
+		if f.skips(cl) {
+			continue
+		}
 		if r := cl.Execute(c, l.config); r.Status >= lint.Warn {
 			bad = append(bad, finding(cl.Name, r))
 		}
 	}
 	return badResults(bad)
+}
+
+// framework is what zlint's framework filter (lint.CertificateLint's
+// execute) asks of a certificate: which CA/B Forum kind it is.
+type framework struct{ serverAuth, emailProtection, codeSigning bool }
+
+func frameworkOf(c *zx509.Certificate) framework {
+	return framework{util.IsServerAuthCert(c), util.IsEmailProtectionCert(c), util.IsCodeSigning(c.PolicyIdentifiers)}
+}
+
+// skips is whether zlint would answer NA for cl without running it.
+func (f framework) skips(cl *lint.CertificateLint) bool {
+	if cl.OverrideFrameworkFilter {
+		return false
+	}
+	switch cl.Source {
+	case lint.CABFBaselineRequirements:
+		return !f.serverAuth
+	case lint.CABFSMIMEBaselineRequirements:
+		return !f.emailProtection
+	case lint.CABFCSBaselineRequirements:
+		return !f.codeSigning
+	}
+	return false
 }
 
 // RevocationList lints a DER CRL: every CRL lint of the registry, two of

@@ -14,6 +14,7 @@ import (
 
 	zx509 "github.com/zmap/zcrypto/x509"
 	"github.com/zmap/zlint/v3"
+	"github.com/zmap/zlint/v3/lint"
 )
 
 // badCA is a CA certificate without keyCertSign: zlint's
@@ -78,34 +79,73 @@ func TestCertificateAgreesWithZlint(t *testing.T) {
 		}
 		return der
 	}
-	certs := map[string][]byte{
-		"CA without keyCertSign": badCA(t),
-		"TLS server without SAN": selfSigned(&x509.Certificate{Subject: pkix.Name{CommonName: "not a name"},
-			ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}, KeyUsage: x509.KeyUsageDigitalSignature}),
-		"S/MIME without e-mail": selfSigned(&x509.Certificate{Subject: pkix.Name{CommonName: "Someone"},
-			ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageEmailProtection}, KeyUsage: x509.KeyUsageDigitalSignature}),
-		"client auth": selfSigned(&x509.Certificate{Subject: pkix.Name{CommonName: "Aigerim Sadykova", Country: []string{"KZ"}},
+	// issued is tmpl issued by another name than its own: zlint's
+	// subscriber certificates are not self-signed.
+	issued := func(tmpl *x509.Certificate) []byte {
+		tmpl.SerialNumber = big.NewInt(0x1234567891)
+		tmpl.NotBefore, tmpl.NotAfter = now, now.AddDate(3, 0, 0)
+		parent := &x509.Certificate{Subject: pkix.Name{CommonName: "Test CA", Country: []string{"KZ"}}, SubjectKeyId: []byte{1, 2, 3, 4}}
+		der, err := x509.CreateCertificate(rand.Reader, tmpl, parent, key.Public(), key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return der
+	}
+	// Each certificate trips a lint of source: the framework filter that
+	// Certificate decides once must let that source's lints run.
+	certs := map[string]struct {
+		der    []byte
+		source lint.LintSource
+	}{
+		"CA without keyCertSign, no EKU": {badCA(t), lint.CABFBaselineRequirements},
+		"TLS server without SAN": {selfSigned(&x509.Certificate{Subject: pkix.Name{CommonName: "not a name"},
+			ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}, KeyUsage: x509.KeyUsageDigitalSignature}), lint.CABFBaselineRequirements},
+		"S/MIME without e-mail": {selfSigned(&x509.Certificate{Subject: pkix.Name{CommonName: "Someone"},
+			Policies:    []x509.OID{mustOID(t, "2.23.140.1.5.1.1")},
+			ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageEmailProtection}, KeyUsage: x509.KeyUsageDigitalSignature}), lint.CABFSMIMEBaselineRequirements},
+		"code signing for three years": {issued(&x509.Certificate{Subject: pkix.Name{CommonName: "Some Company", Country: []string{"PK"}},
+			Policies:    []x509.OID{mustOID(t, "2.23.140.1.4.1")},
+			ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageCodeSigning}, KeyUsage: x509.KeyUsageDigitalSignature}), lint.CABFCSBaselineRequirements},
+		// CA/B Forum lints that run whatever the certificate's kind.
+		"OCSP responder with a policy": {issued(&x509.Certificate{Subject: pkix.Name{CommonName: "OCSP", Country: []string{"KZ"}},
+			Policies:    []x509.OID{mustOID(t, "1.2.398.3.3.2")},
+			ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageOCSPSigning}, KeyUsage: x509.KeyUsageDigitalSignature}), lint.CABFBaselineRequirements},
+		"client auth": {selfSigned(&x509.Certificate{Subject: pkix.Name{CommonName: "Aigerim Sadykova", Country: []string{"KZ"}},
 			ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}, KeyUsage: x509.KeyUsageDigitalSignature,
-			BasicConstraintsValid: true}),
+			BasicConstraintsValid: true}), lint.RFC5280},
 	}
 	l, err := New("", "e_ca_key_cert_sign_not_set")
 	if err != nil {
 		t.Fatal(err)
 	}
-	for name, der := range certs {
+	for name, c := range certs {
 		t.Run(name, func(t *testing.T) {
-			zc, err := zx509.ParseCertificate(der)
+			zc, err := zx509.ParseCertificate(c.der)
 			if err != nil {
 				t.Fatal(err)
 			}
-			want := findings(zlint.LintCertificateEx(zc, l.registry))
-			got := l.Certificate(der)
-			if want == nil {
-				t.Fatalf("zlint finds nothing: the case tests nothing")
+			rs := zlint.LintCertificateEx(zc, l.registry)
+			want := findings(rs)
+			got := l.Certificate(c.der)
+			ofSource := false
+			for name, r := range rs.Results {
+				ofSource = ofSource || r.Status >= lint.Warn && l.registry.CertificateLints().ByName(name).Source == c.source
+			}
+			if !ofSource {
+				t.Fatalf("zlint finds nothing of source %s: the case tests nothing (%v)", c.source, want)
 			}
 			if got == nil || got.Error() != want.Error() {
 				t.Errorf("Certificate: %v\nzlint:       %v", got, want)
 			}
 		})
 	}
+}
+
+func mustOID(t *testing.T, dotted string) x509.OID {
+	t.Helper()
+	oid, err := x509.ParseOID(dotted)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return oid
 }
