@@ -298,8 +298,19 @@ func responseEntry(resp store.OCSPResponse) (*entry, error) {
 	if e.cacheUntil = sr.thisUpdate.Add(maxCacheAge); sr.nextUpdate.Before(e.cacheUntil) {
 		e.cacheUntil = sr.nextUpdate
 	}
+	e.maxAge = ocspMaxAge
 	return e, nil
 }
+
+// ocspMaxAge caps max-age whatever the response's dates, as crlMaxAge
+// does a CRL's. A revocation re-signs the certificate's response at once,
+// but a cache (a CDN in front of the responders, a relying party's) that
+// holds the "good" one serves it until its max-age runs out: a max-age
+// up to nextUpdate would let a revoked certificate pass as good for up
+// to 4 days, where ETSI EN 319 411-1 allows a relying party to be told
+// within 24 hours. Capped, every cache learns within the hour; an hour of
+// a CDN's caching still spares the responders nearly all requests.
+const ocspMaxAge = time.Hour
 
 // maxCacheAge bounds how long after its thisUpdate an OCSP response may be
 // kept by HTTP caches (a CDN, a relying party): the CA re-signs every

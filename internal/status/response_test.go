@@ -87,36 +87,41 @@ func TestHTTPDate(t *testing.T) {
 	}
 }
 
-// TestCacheAgeBounded: HTTP caches may keep a response until its nextUpdate
-// when that is within maxCacheAge of its thisUpdate (a live certificate's
-// 4-day response), and no longer than maxCacheAge when it is not (an
-// expired certificate's 10-day response, re-signed after 4 days).
+// TestCacheAgeBounded: HTTP caches may keep a response an hour at most
+// (ocspMaxAge: a revocation reaches every cache within it), never past its
+// nextUpdate, and never past maxCacheAge after its thisUpdate (an expired
+// certificate's 10-day response, re-signed after 4 days).
 func TestCacheAgeBounded(t *testing.T) {
 	issuer, key := responderCA(t)
-	now := time.Now().UTC().Truncate(time.Minute)
+	signed := time.Now().UTC().Truncate(time.Minute)
 	serial := big.NewInt(0x1234)
 	for _, tc := range []struct {
-		validity, cached time.Duration
+		validity time.Duration
+		at       time.Duration // after thisUpdate
+		maxAge   int64
 	}{
-		{2 * 24 * time.Hour, 2 * 24 * time.Hour},
-		{4 * 24 * time.Hour, 4 * 24 * time.Hour},
-		{10 * 24 * time.Hour, maxCacheAge},
+		{4 * 24 * time.Hour, 0, 3600},
+		{4 * 24 * time.Hour, 2 * 24 * time.Hour, 3600},
+		{4 * 24 * time.Hour, 4*24*time.Hour - 30*time.Minute, 29 * 60},
+		{2 * 24 * time.Hour, 2*24*time.Hour - 10*time.Minute, 9 * 60},
+		{10 * 24 * time.Hour, 4*24*time.Hour - 10*time.Minute, 9 * 60},
+		{10 * 24 * time.Hour, 5 * 24 * time.Hour, 0},
 	} {
-		resp, err := ocsp.CreateResponse(issuer, issuer, ocsp.Response{SerialNumber: serial, Status: ocsp.Good, ThisUpdate: now,
-			NextUpdate: now.Add(tc.validity)}, key)
+		resp, err := ocsp.CreateResponse(issuer, issuer, ocsp.Response{SerialNumber: serial, Status: ocsp.Good, ThisUpdate: signed,
+			NextUpdate: signed.Add(tc.validity)}, key)
 		if err != nil {
 			t.Fatal(err)
 		}
-		e, err := responseEntry(store.OCSPResponse{IssuerID: "issuing", Serial: serial.Bytes(), DER: resp, ThisUpdate: now, NextUpdate: now.Add(tc.validity)})
+		e, err := responseEntry(store.OCSPResponse{IssuerID: "issuing", Serial: serial.Bytes(), DER: resp, ThisUpdate: signed, NextUpdate: signed.Add(tc.validity)})
 		if err != nil {
 			t.Fatal(err)
 		}
 		var maxAge int64
-		if _, err := fmt.Sscanf(e.cacheControl(now)[0], "max-age=%d,", &maxAge); err != nil {
+		if _, err := fmt.Sscanf(e.cacheControl(signed.Add(tc.at))[0], "max-age=%d,", &maxAge); err != nil {
 			t.Fatal(err)
 		}
-		if want := int64((tc.cached - time.Minute) / time.Second); maxAge != want {
-			t.Errorf("a response valid %s: max-age %d, want %d", tc.validity, maxAge, want)
+		if maxAge != tc.maxAge {
+			t.Errorf("a response valid %s, served %s after its thisUpdate: max-age %d, want %d", tc.validity, tc.at, maxAge, tc.maxAge)
 		}
 	}
 }
