@@ -316,9 +316,8 @@ const ocspMaxAge = time.Hour
 // kept by HTTP caches (a CDN, a relying party): the CA re-signs every
 // response by then (ocspsign.MaxRefreshAge, CA/B Forum BR §4.9.10). A
 // response valid longer (an expired certificate's lasts 10 days) is not
-// kept past its successor: a late revocation reaches a cache that held
-// "good" within the same 4 days as a live certificate's would (RFC 5019
-// §6.2 asks max-age to end before nextUpdate, not at it).
+// kept past the time its successor is due (RFC 5019 §6.2 asks max-age to
+// end before nextUpdate, not at it); ocspMaxAge bounds it further.
 const maxCacheAge = 4 * 24 * time.Hour
 
 // Run syncs every SyncInterval until ctx ends, and at once when the store
