@@ -36,9 +36,11 @@ type Request struct {
 // responder answers malformedRequest (RFC 6960 §4.2.1).
 var ErrMalformed = errors.New("malformed OCSP request")
 
-// hashOIDs are the CertID hash algorithms Sanad accepts: SHA-1 (RFC 5019
+// hashOIDs are the CertID hash algorithms Sanad parses: SHA-1 (RFC 5019
 // §2.1.1 requires it) and the SHA-2 family (RFC 6960 §4.3 lets clients
-// use others).
+// use others). A request by a SHA-2 CertID is well formed, and answered
+// unauthorized: the responses are pre-signed for SHA-1 CertIDs (see
+// Responder.loadIssuers).
 var hashOIDs = map[string]crypto.Hash{
 	"1.3.14.3.2.26":          crypto.SHA1,
 	"2.16.840.1.101.3.4.2.1": crypto.SHA256,

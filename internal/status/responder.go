@@ -199,9 +199,13 @@ func (r *Responder) loadIssuers(ctx context.Context) (bool, error) {
 		if err != nil {
 			return false, fmt.Errorf("status: issuer %s: %w", is.ID, err)
 		}
-		for _, h := range hashOIDs {
-			set.byCertID[string(appendCertIDKey(nil, h, digest(h, cert.RawSubject), digest(h, keyHashInput)))] = i
-		}
+		// By SHA-1 CertIDs only, the ones the pre-signed responses carry
+		// (ocspsign, RFC 5019 §2.1.1): a request by another hash is
+		// answered unauthorized, since the answer must name the
+		// certificate as the request did (RFC 6960 §4.1.1), and a client
+		// cannot match a SHA-1 CertID to its SHA-256 one.
+		h := crypto.SHA1
+		set.byCertID[string(appendCertIDKey(nil, h, digest(h, cert.RawSubject), digest(h, keyHashInput)))] = i
 	}
 	r.issuers.Store(set)
 	return true, nil

@@ -235,6 +235,15 @@ func TestOpenSSLJudges(t *testing.T) {
 		if out := d.openSSL(t, "0x7f0102030405", "-no_nonce"); !strings.Contains(out, "unauthorized") {
 			t.Errorf("never issued: %s", out)
 		}
+		// The pre-signed answers name certificates by SHA-1 CertIDs: one
+		// asked by SHA-256 is told so, not sent an answer it cannot match.
+		for _, nonce := range []string{"-no_nonce", "-nonce"} {
+			out, _ := exec.Command(testenv.Tool(t, "openssl"), "ocsp", "-sha256", "-issuer", d.f.CAPEM, "-CAfile", d.f.RootPEM,
+				"-serial", serial, "-url", d.url+"/ocsp", "-timeout", "10", nonce).CombinedOutput()
+			if !strings.Contains(string(out), "Responder Error: unauthorized") {
+				t.Errorf("openssl ocsp -sha256 %s, good certificate:\n%s", nonce, out)
+			}
+		}
 
 		if err := d.ca.Revoke(context.Background(), cert.SerialNumber.Bytes(), 1, "test"); err != nil {
 			t.Fatal(err)
