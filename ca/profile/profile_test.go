@@ -59,3 +59,36 @@ func TestParseRejects(t *testing.T) {
 		})
 	}
 }
+
+// TestNoProfileClaimsNCPPlus: ETSI EN 319 411-1 NCP+ promises the subject's
+// key is on a secure cryptographic device. The CA takes keys from CSRs with
+// no evidence of where they were made, so no shipped profile may assert it;
+// every end-entity profile asserts NCP.
+func TestNoProfileClaimsNCPPlus(t *testing.T) {
+	all, err := LoadAll(policies.FS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ncp, ncpPlus := mustOID(t, "0.4.0.2042.1.1"), mustOID(t, "0.4.0.2042.1.2")
+	for name, p := range all {
+		hasNCP := false
+		for _, oid := range p.PolicyOIDs {
+			if oid.Equal(ncpPlus) {
+				t.Errorf("profile %s asserts NCP+ without evidence of the key's device", name)
+			}
+			hasNCP = hasNCP || oid.Equal(ncp)
+		}
+		if p.SubjectKind != "" && !hasNCP {
+			t.Errorf("end-entity profile %s does not assert NCP: %v", name, p.PolicyOIDs)
+		}
+	}
+}
+
+func mustOID(t *testing.T, dotted string) x509.OID {
+	t.Helper()
+	oid, err := x509.ParseOID(dotted)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return oid
+}
