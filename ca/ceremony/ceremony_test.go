@@ -135,6 +135,14 @@ func TestExampleHierarchy(t *testing.T) {
 	if issuingCert := readPEM(t, issuing); !issuingCert.MaxPathLenZero || issuingCert.CRLDistributionPoints[0] != "http://pki.sanad.example/crl/root.crl" {
 		t.Errorf("issuing CA: pathlen zero %v, CRL DP %v", issuingCert.MaxPathLenZero, issuingCert.CRLDistributionPoints)
 	}
+	// The operator is named as ETSI EN 319 412 names a legal person, in
+	// every CA's name, so in every issuer name below it.
+	for _, name := range []string{"root.pem", "issuing.pem"} {
+		got := openssl(t, "x509", "-in", filepath.Join(out, name), "-noout", "-subject", "-nameopt", "oid,sep_multiline")
+		if !strings.Contains(got, "2.5.4.97=NTRKZ-240140010009") {
+			t.Errorf("%s subject lacks the organizationIdentifier:\n%s", name, got)
+		}
+	}
 
 	// Every transcript verifies and is signed by the ceremony's key.
 	for _, name := range hierarchy {
@@ -343,7 +351,7 @@ key:
   type: ecdsa-p192
 certificate:
   profile: root
-  subject: {common_name: X, organization: O, country: Kazakhstan}
+  subject: {common_name: X, organization: O, country: Kazakhstan, organization_identifier: "240140010009"}
   validity_days: 99999
   policy_oids: [not.an.oid]
   crl_url: https://example/crl
@@ -369,6 +377,7 @@ transcript: t.jsonl
 		"line 11: key.type:",
 		`line 13: certificate.profile: a intermediate ceremony uses profile "intermediate", not "root"`,
 		`line 14: certificate.subject.country: "Kazakhstan" is not an ISO 3166 two-letter code`,
+		`line 14: certificate.subject.organization_identifier: "240140010009" is not an ETSI EN 319 412-1 identifier`,
 		`line 16: certificate.policy_oids[0]: "not.an.oid" is not a dotted OID`,
 		`line 17: certificate.crl_url: "https://example/crl" is not an absolute http:// URL`,
 		`line 19: certificate.not_before: 2020-01-01T00:00:00Z is more than 48 hours before the ceremony: certificates are not backdated`,

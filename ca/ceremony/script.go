@@ -110,6 +110,10 @@ type Subject struct {
 	Organization       string `yaml:"organization"`
 	OrganizationalUnit string `yaml:"organizational_unit"`
 	Country            string `yaml:"country"`
+	// OrganizationIdentifier names the operator as ETSI EN 319 412-1
+	// §5.1.4 does a legal person (NTRKZ-<BIN>, VATxx-…, LEIXG-…), as EN
+	// 319 412-2 asks of a certificate issuer's name. Optional.
+	OrganizationIdentifier string `yaml:"organization_identifier"`
 }
 
 // NameConstraints limit what an issuing CA may certify (RFC 5280 §4.2.1.10).
@@ -241,6 +245,10 @@ func (ps Problems) Error() string {
 var (
 	labelRE   = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
 	countryRE = regexp.MustCompile(`^[A-Z]{2}$`)
+	// organizationIdentifierRE is ETSI EN 319 412-1 §5.1.4's syntax: three
+	// letters of type, two of country, a hyphen, then the identifier (in
+	// PrintableString's characters, at most 64 in all: ub-name).
+	organizationIdentifierRE = regexp.MustCompile(`^[A-Z]{3}[A-Z]{2}-[A-Za-z0-9.:/-]{1,58}$`)
 )
 
 // Check validates the script without touching the HSM: every problem at
@@ -384,6 +392,9 @@ func (s *Script) checkCertificate(bad func(string, string, ...any), output func(
 	}
 	if !countryRE.MatchString(c.Subject.Country) {
 		bad("certificate.subject.country", "%q is not an ISO 3166 two-letter code", c.Subject.Country)
+	}
+	if id := c.Subject.OrganizationIdentifier; id != "" && !organizationIdentifierRE.MatchString(id) {
+		bad("certificate.subject.organization_identifier", "%q is not an ETSI EN 319 412-1 identifier: a type (NTR, VAT, PSD, LEI), a country code, a hyphen, then the identifier, as in NTRKZ-240140010009", id)
 	}
 	if c.NotBefore != "" {
 		switch nb, err := time.Parse(time.RFC3339, c.NotBefore); {
