@@ -27,6 +27,34 @@ func unsupported(format string, args ...any) error {
 // (ETSI TS 119 312: 1900+ bits; the CA issues 2048 and up).
 const minRSABits = 2048
 
+// maxRSABits is the largest: the CA certifies no RSA key above 8192 bits
+// (ca/csr.MaxRSABits), and checking a signature costs the cube of the
+// modulus's size, so a made-up key of 262144 bits in a signature anyone
+// may send costs seconds of CPU per signer. Such keys are refused before
+// any arithmetic, and certificates carrying them never join a path.
+const maxRSABits = 8192
+
+// rsaSizeProblem says why pub is refused for its size, or "" when it is
+// not an RSA key or its size is within bounds.
+func rsaSizeProblem(pub crypto.PublicKey) string {
+	k, ok := pub.(*rsa.PublicKey)
+	switch {
+	case !ok:
+		return ""
+	case k.N.BitLen() < minRSABits:
+		return fmt.Sprintf("RSA key of %d bits, below %d", k.N.BitLen(), minRSABits)
+	case k.N.BitLen() > maxRSABits:
+		return fmt.Sprintf("RSA key of %d bits, above %d", k.N.BitLen(), maxRSABits)
+	}
+	return ""
+}
+
+// rsaTooLarge says whether pub is an RSA key above maxRSABits.
+func rsaTooLarge(pub crypto.PublicKey) bool {
+	k, ok := pub.(*rsa.PublicKey)
+	return ok && k.N.BitLen() > maxRSABits
+}
+
 var digests = map[string]struct {
 	h    crypto.Hash
 	name string
@@ -102,8 +130,8 @@ func checkSignature(pub crypto.PublicKey, sigAlg encasn1.ObjectIdentifier, param
 			return "RSA", fmt.Errorf("RSA signature but a %T key", pub)
 		}
 		name := fmt.Sprintf("RSA-%d PKCS#1 v1.5 with %v", k.N.BitLen(), h)
-		if k.N.BitLen() < minRSABits {
-			return name, unsupported("RSA key of %d bits, below %d", k.N.BitLen(), minRSABits)
+		if why := rsaSizeProblem(k); why != "" {
+			return name, unsupported("%s", why)
 		}
 		return name, rsa.VerifyPKCS1v15(k, h, digest(), sig)
 	case oidRSAPSS:
@@ -116,8 +144,8 @@ func checkSignature(pub crypto.PublicKey, sigAlg encasn1.ObjectIdentifier, param
 		if err != nil {
 			return name, err
 		}
-		if k.N.BitLen() < minRSABits {
-			return name, unsupported("RSA key of %d bits, below %d", k.N.BitLen(), minRSABits)
+		if why := rsaSizeProblem(k); why != "" {
+			return name, unsupported("%s", why)
 		}
 		return name, rsa.VerifyPSS(k, h, digest(), sig, &rsa.PSSOptions{SaltLength: salt, Hash: h})
 	case oidEd25519:

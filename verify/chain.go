@@ -43,6 +43,9 @@ func (v *Verifier) buildChain(ctx context.Context, call *call, rep *Report, leaf
 		source[string(c.Raw)] = sourceConfigured
 	}
 	for _, c := range carried {
+		if rsaTooLarge(c.PublicKey) {
+			continue // see maxRSABits: no path goes through it
+		}
 		pool.AddCert(c)
 		if _, ok := source[string(c.Raw)]; !ok {
 			source[string(c.Raw)] = sourceSignature
@@ -116,6 +119,9 @@ func (v *Verifier) buildChain(ctx context.Context, call *call, rep *Report, leaf
 					continue
 				}
 				for _, c := range certs {
+					if rsaTooLarge(c.PublicKey) {
+						continue
+					}
 					pool.AddCert(c)
 					if _, ok := source[string(c.Raw)]; !ok {
 						source[string(c.Raw)], fetchedFrom[string(c.Raw)] = sourceAIA, url

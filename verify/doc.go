@@ -59,7 +59,9 @@
 // # Hostile input
 //
 // Everything read from outside is bounded: the signature (MaxSignatureSize),
-// signer infos and JWS signatures (Config.MaxSigners), certificates (256),
+// signer infos and JWS signatures (Config.MaxSigners), RSA keys (8192 bits:
+// a larger one is refused before any arithmetic, and a certificate carrying
+// one joins no path), certificates (256),
 // signed attributes (64 of them, 64 KiB), and whatever the network answers
 // (4 MiB, http and https only, with the client's timeout). A certificate
 // that is not yet trusted makes at most two caIssuers requests, a

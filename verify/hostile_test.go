@@ -3,10 +3,15 @@ package verify
 import (
 	"bytes"
 	"context"
+	"crypto"
+	"crypto/rand"
+	"crypto/rsa"
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/pem"
 	"errors"
+	"io"
+	"math/big"
 	"net/http"
 	"runtime"
 	"strings"
@@ -284,5 +289,63 @@ func TestAIABounded(t *testing.T) {
 	}
 	if n := p.ocspRequests.Load() - before; n != 1 {
 		t.Errorf("%d OCSP requests for one certificate in one verification", n)
+	}
+}
+
+// madeUpRSA is a "key" of any size whose private half nobody has: a random
+// odd modulus, as an attacker writes into a certificate to make checking
+// its signatures expensive. Its signatures are random bytes.
+type madeUpRSA struct{ pub *rsa.PublicKey }
+
+func newMadeUpRSA(t testing.TB, bits int) madeUpRSA {
+	n, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), uint(bits)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.SetBit(n, bits-1, 1)
+	n.SetBit(n, 0, 1)
+	return madeUpRSA{&rsa.PublicKey{N: n, E: 1<<31 - 1}}
+}
+
+func (k madeUpRSA) Public() crypto.PublicKey { return k.pub }
+
+func (k madeUpRSA) Sign(_ io.Reader, _ []byte, _ crypto.SignerOpts) ([]byte, error) {
+	sig := make([]byte, (k.pub.N.BitLen()+7)/8)
+	_, err := rand.Read(sig[1:])
+	return sig, err
+}
+
+// TestOversizedRSA: a signer certificate (from the trusted CA, so nothing
+// else stops it) whose RSA key is above maxRSABits is refused as
+// CRYPTO_CONSTRAINTS_FAILURE, in CMS and in JWS, before its signature is
+// computed; one within bounds gets as far as the arithmetic, which fails.
+func TestOversizedRSA(t *testing.T) {
+	p := newTestPKI(t)
+	v := offlineVerifier(t, p.root)
+	for _, tc := range []struct {
+		bits int
+		want SubIndication
+	}{
+		{4096, SigCryptoFailure},
+		{maxRSABits + 1, CryptoConstraintsFailure},
+		{65536, CryptoConstraintsFailure},
+	} {
+		key := newMadeUpRSA(t, tc.bits)
+		leaf := p.leaf(t, key, citizenSign())
+		cms := buildCMS(t, document, false, []*x509.Certificate{leaf, p.ca}, cmsSigner{cert: leaf, key: key, signingTime: time.Now()})
+		header := base64.RawURLEncoding.EncodeToString([]byte(`{"alg":"RS256","x5c":["` +
+			base64.StdEncoding.EncodeToString(leaf.Raw) + `","` + base64.StdEncoding.EncodeToString(p.ca.Raw) + `"]}`))
+		payload := base64.RawURLEncoding.EncodeToString(document)
+		sig, _ := key.Sign(nil, nil, nil)
+		jws := header + "." + payload + "." + base64.RawURLEncoding.EncodeToString(sig)
+		for name, in := range map[string][]byte{"CMS": cms, "JWS": []byte(jws)} {
+			res, err := v.Verify(context.Background(), in, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := res.Reports[0].SubIndication; got != tc.want {
+				t.Errorf("%s, RSA-%d signer: %s (%s), want %s", name, tc.bits, got, res.Reports[0].Reason, tc.want)
+			}
+		}
 	}
 }

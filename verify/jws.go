@@ -3,7 +3,6 @@ package verify
 import (
 	"bytes"
 	"context"
-	"crypto/rsa"
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/base64"
@@ -259,8 +258,8 @@ func (v *Verifier) checkJWSSignature(rep *Report, in *jwsInput, i int, payload [
 		rep.fail("format", TotalFailed, FormatFailure, "%v", err)
 		return nil, nil
 	}
-	if k, ok := leaf.PublicKey.(*rsa.PublicKey); ok && k.N.BitLen() < minRSABits {
-		rep.fail("crypto", Indeterminate, CryptoConstraintsFailure, "RSA key of %d bits, below %d", k.N.BitLen(), minRSABits)
+	if why := rsaSizeProblem(leaf.PublicKey); why != "" {
+		rep.fail("crypto", Indeterminate, CryptoConstraintsFailure, "%s", why)
 		return nil, nil
 	}
 	if in.detached && payload == nil {
