@@ -112,7 +112,7 @@ func routeSources() []routeSource {
 	return []routeSource{
 		{".", "Service", (&Service{}).Register},
 		// Register only takes the method value; the Verifier is not used.
-		{"../verify/endpoint", "Handler", endpoint.New(nil, 1, slog.New(slog.DiscardHandler)).Register},
+		{"../verify/endpoint", "Handler", endpoint.New(nil, 1, 1, slog.New(slog.DiscardHandler)).Register},
 	}
 }
 

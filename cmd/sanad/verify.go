@@ -53,7 +53,7 @@ func startVerify(ctx context.Context, s *service) error {
 	if err != nil {
 		return fmt.Errorf("verify role: %w (the store has no root; set verify.roots_file)", err)
 	}
-	s.routes = append(s.routes, endpoint.New(v, c.MaxContentBytes, s.log).Register)
+	s.routes = append(s.routes, endpoint.New(v, c.MaxContentBytes, c.MaxConcurrent, s.log).Register)
 	return nil
 }
 

@@ -55,6 +55,10 @@ type Verify struct {
 	// MaxContentBytes bounds the detached content a request may carry; the
 	// signature itself is bounded by verify.MaxSignatureSize (16 MiB).
 	MaxContentBytes int64 `yaml:"max_content_bytes"`
+	// MaxConcurrent bounds the requests read and verified at once (each
+	// may hold its body and a few signers' arithmetic); more wait up to 5 s
+	// for their turn, then are answered 503.
+	MaxConcurrent int `yaml:"max_concurrent"`
 	// FetchTimeout bounds each AIA, OCSP or CRL request.
 	FetchTimeout time.Duration `yaml:"fetch_timeout"`
 	// RevocationCacheTTL bounds how long an OCSP answer or a CRL is reused
@@ -257,7 +261,7 @@ func Default() Config {
 		RA:       RA{ClientPerMinute: 120, IdentifierPerHour: 10},
 		Status:   Status{CacheSize: 1_000_000, SyncInterval: time.Second, Overlap: 10 * time.Second, Preload: true},
 		OCSP:     OCSP{Nonce: "ignore"},
-		Verify:   Verify{MaxContentBytes: 32 << 20, FetchTimeout: 5 * time.Second, RevocationCacheTTL: time.Minute},
+		Verify:   Verify{MaxContentBytes: 32 << 20, MaxConcurrent: 4, FetchTimeout: 5 * time.Second, RevocationCacheTTL: time.Minute},
 		Log:      Log{Level: "info", Format: "text"},
 	}
 }
@@ -434,6 +438,9 @@ func (c Config) Validate() error {
 	}
 	if c.Verify.RevocationCacheTTL < 0 || c.Verify.RevocationCacheTTL > 24*time.Hour {
 		bad("verify.revocation_cache_ttl", "%s is outside 0..24h", c.Verify.RevocationCacheTTL)
+	}
+	if c.Verify.MaxConcurrent < 1 || c.Verify.MaxConcurrent > 1024 {
+		bad("verify.max_concurrent", "%d is outside 1..1024", c.Verify.MaxConcurrent)
 	}
 	if c.Verify.FetchTimeout < 100*time.Millisecond || c.Verify.FetchTimeout > time.Minute {
 		bad("verify.fetch_timeout", "%s is outside 100ms..1m", c.Verify.FetchTimeout)

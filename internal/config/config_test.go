@@ -54,8 +54,8 @@ func TestParseRejects(t *testing.T) {
 		{"short checkpoint interval", "hsm: {token_label: t}\naudit: {checkpoint_interval: 10ms}\n", []string{"audit.checkpoint_interval"}},
 		{"status and OCSP", "hsm: {token_label: t}\nstatus: {cache_size: 0, sync_interval: 1ms, overlap: 1ms}\nocsp: {nonce: echo}\nhttp: {read_header_timeout: 0s}\n",
 			[]string{"status.cache_size", "status.sync_interval", "ocsp.nonce", "read_header_timeout"}},
-		{"verify", "hsm: {token_label: t}\nverify: {aia_prefixes: ['http://pki.example.kz', 'file:///etc/'], ocsp_responder: 'ldap://x', max_content_bytes: 0, fetch_timeout: 1ms, revocation_cache_ttl: -1s}\n",
-			[]string{"verify.aia_prefixes: \"http://pki.example.kz\"", "verify.aia_prefixes: \"file:///etc/\"", "verify.ocsp_responder", "verify.max_content_bytes", "verify.fetch_timeout", "verify.revocation_cache_ttl"}},
+		{"verify", "hsm: {token_label: t}\nverify: {aia_prefixes: ['http://pki.example.kz', 'file:///etc/'], ocsp_responder: 'ldap://x', max_content_bytes: 0, max_concurrent: 0, fetch_timeout: 1ms, revocation_cache_ttl: -1s}\n",
+			[]string{"verify.aia_prefixes: \"http://pki.example.kz\"", "verify.aia_prefixes: \"file:///etc/\"", "verify.ocsp_responder", "verify.max_content_bytes", "verify.max_concurrent", "verify.fetch_timeout", "verify.revocation_cache_ttl"}},
 		{"overlap shorter than the sync", "hsm: {token_label: t}\nstatus: {sync_interval: 5s, overlap: 1s}\n", []string{"status.overlap"}},
 		{"trusted proxy", "hsm: {token_label: t}\nhttp: {trusted_proxies: [10.0.0.0/8, lb.example]}\n", []string{"http.trusted_proxies: \"lb.example\""}},
 	}

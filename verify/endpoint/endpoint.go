@@ -18,7 +18,9 @@ import (
 	"log/slog"
 	"mime"
 	"net/http"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/sanadpki/sanad/internal/api"
 	"github.com/sanadpki/sanad/verify"
@@ -39,12 +41,41 @@ type Handler struct {
 	v          *verify.Verifier
 	maxContent int64
 	log        *slog.Logger
+	// slots holds one token per request being read or verified: anyone
+	// may send a request, and each may hold its body (up to maxBody) and
+	// the verification's CPU, so only so many run at once.
+	slots chan struct{}
+	// busyWait is how long a request waits for a slot before it is
+	// answered 503 (5 s): a burst is served in turn, a flood is told to
+	// come back.
+	busyWait time.Duration
 }
 
 // New returns a Handler; maxContent bounds the detached content of a
-// request (the signature is bounded by verify.MaxSignatureSize).
-func New(v *verify.Verifier, maxContent int64, log *slog.Logger) *Handler {
-	return &Handler{v: v, maxContent: maxContent, log: log}
+// request (the signature is bounded by verify.MaxSignatureSize), and
+// maxConcurrent the requests read and verified at once (at least 1).
+func New(v *verify.Verifier, maxContent int64, maxConcurrent int, log *slog.Logger) *Handler {
+	return &Handler{v: v, maxContent: maxContent, log: log, slots: make(chan struct{}, max(1, maxConcurrent)), busyWait: 5 * time.Second}
+}
+
+// acquire takes a slot, waiting at most h.busyWait; false when none came
+// (or the client left).
+func (h *Handler) acquire(r *http.Request) bool {
+	select {
+	case h.slots <- struct{}{}:
+		return true
+	default:
+	}
+	t := time.NewTimer(h.busyWait)
+	defer t.Stop()
+	select {
+	case h.slots <- struct{}{}:
+		return true
+	case <-t.C:
+		return false
+	case <-r.Context().Done():
+		return false
+	}
 }
 
 // Register adds the route to mux.
@@ -86,6 +117,13 @@ func tooLarge(format string, args ...any) error {
 }
 
 func (h *Handler) handleVerify(w http.ResponseWriter, r *http.Request) {
+	if !h.acquire(r) {
+		w.Header().Set("Retry-After", strconv.Itoa(max(1, int(h.busyWait/time.Second))))
+		api.WriteProblem(w, api.NewProblem(http.StatusServiceUnavailable, "busy", "Too many verifications at once",
+			fmt.Sprintf("this node verifies at most %d requests at once, and all are taken; try again shortly", cap(h.slots))))
+		return
+	}
+	defer func() { <-h.slots }()
 	r.Body = http.MaxBytesReader(w, r.Body, h.maxBody())
 	sig, content, err := h.read(r)
 	if err == nil {

@@ -30,11 +30,15 @@ import (
 // end in cmd/sanad against a real deployment.
 type fixture struct {
 	srv     *httptest.Server
+	h       *Handler
 	sig     []byte
 	content []byte
 }
 
-func newFixture(t *testing.T, maxContent int64) *fixture {
+func newFixture(t *testing.T, maxContent int64) *fixture { return newFixtureN(t, maxContent, 4) }
+
+// newFixtureN is a fixture verifying at most maxConcurrent requests at once.
+func newFixtureN(t *testing.T, maxContent int64, maxConcurrent int) *fixture {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -73,10 +77,11 @@ func newFixture(t *testing.T, maxContent int64) *fixture {
 		t.Fatal(err)
 	}
 	mux := http.NewServeMux()
-	New(v, maxContent, slog.New(slog.NewTextHandler(io.Discard, nil))).Register(mux)
+	h := New(v, maxContent, maxConcurrent, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	h.Register(mux)
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
-	return &fixture{srv: srv, sig: sig, content: content}
+	return &fixture{srv: srv, h: h, sig: sig, content: content}
 }
 
 func (f *fixture) post(t *testing.T, contentType string, body []byte) (int, map[string]any, string) {
@@ -184,4 +189,58 @@ func TestVerifyEndpoint(t *testing.T) {
 	if signer, _ := rep["signer"].(map[string]any); signer["national_id"] != "IDCKZ-880312448217" || !strings.Contains(rep["reason"].(string), "no OCSP responder and no CRL") {
 		t.Errorf("report %v", rep)
 	}
+}
+
+// TestBusy: with every slot taken (here the one slot, by a request whose
+// body is still arriving), a request waits its turn for busyWait, then is
+// answered 503 "busy" with a Retry-After; once the slot is free the next
+// request is verified.
+func TestBusy(t *testing.T) {
+	f := newFixtureN(t, 1024, 1)
+	f.h.busyWait = 200 * time.Millisecond
+	body := jsonBody(t, Request{Signature: base64.StdEncoding.EncodeToString(f.sig), Content: base64.StdEncoding.EncodeToString(f.content)})
+
+	slow, slowBody := io.Pipe()
+	done := make(chan int)
+	go func() {
+		resp, err := http.Post(f.srv.URL+"/api/v1/verify", "application/json", slow)
+		if err != nil {
+			done <- 0
+			return
+		}
+		resp.Body.Close()
+		done <- resp.StatusCode
+	}()
+	if _, err := slowBody.Write(body[:10]); err != nil { // the handler is reading: it holds the slot
+		t.Fatal(err)
+	}
+	resp, err := http.Post(f.srv.URL+"/api/v1/verify", "application/json", bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable || problemType(t, raw) != "urn:sanad:problem:busy" || resp.Header.Get("Retry-After") != "1" {
+		t.Errorf("with the slot taken: %d, Retry-After %q, %s", resp.StatusCode, resp.Header.Get("Retry-After"), raw)
+	}
+
+	if _, err := slowBody.Write(body[10:]); err != nil {
+		t.Fatal(err)
+	}
+	slowBody.Close()
+	if status := <-done; status != http.StatusOK {
+		t.Fatalf("the slow request: %d", status)
+	}
+	if status, out, _ := f.post(t, "application/json", body); status != http.StatusOK || out["indication"] == nil {
+		t.Errorf("after the slot came free: %d %v", status, out)
+	}
+}
+
+func problemType(t *testing.T, raw []byte) string {
+	t.Helper()
+	var p struct{ Type string }
+	if err := json.Unmarshal(raw, &p); err != nil {
+		t.Fatalf("%q is not a problem document", raw)
+	}
+	return p.Type
 }
