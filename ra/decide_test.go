@@ -290,10 +290,10 @@ func TestProofRefusals(t *testing.T) {
 	}
 }
 
-// TestIdentifierLimit: the per-identifier limit is spent by requests that
-// are well formed and ask the registry, so malformed requests naming
-// someone cannot lock that person out while the registry cannot be asked
-// about one person over and over; past it, a retry with the
+// TestIdentifierLimit: the per-identifier limit is spent only when a code
+// goes out to the person, so neither malformed requests naming someone nor
+// requests that do not match the registry (a stranger who knows only the
+// identifier) can lock that person out; past it, a retry with the
 // Idempotency-Key of an enrollment made still gets it back.
 func TestIdentifierLimit(t *testing.T) {
 	f := catest.New(t, time.Now().UTC().Truncate(time.Second))
@@ -319,8 +319,14 @@ func TestIdentifierLimit(t *testing.T) {
 	}
 	wrongName := citizen()
 	wrongName["family_name"] = "Somebody"
-	answer{status: 422, problem: "registry-mismatch"}.check(t, "a name the registry does not have", fx.answer(t, http.MethodPost, "/api/v1/enrollments",
-		jsonHeader, enrollBody(t, wrongName, "citizen-sign", csrPEM(t, newKey(t)))))
+	for range 10 {
+		// One answer for a wrong name or birth date: which one differs
+		// is not said.
+		code, raw := fx.do(t, http.MethodPost, "/api/v1/enrollments", jsonHeader, enrollBody(t, wrongName, "citizen-sign", csrPEM(t, newKey(t))))
+		if code != 422 || !strings.Contains(string(raw), "registry-mismatch") || !strings.Contains(string(raw), "the name or the birth date differs") {
+			t.Fatalf("a name the registry does not have: %d %s", code, raw)
+		}
+	}
 	fx.enroll(t, citizen(), "citizen-sign")
 	body := enrollBody(t, citizen(), "citizen-sign", csrPEM(t, newKey(t)))
 	keyed := http.Header{"Content-Type": {"application/json"}, "Idempotency-Key": {"retry-1"}}
@@ -328,8 +334,9 @@ func TestIdentifierLimit(t *testing.T) {
 	if first.status != http.StatusCreated {
 		t.Fatalf("third enrollment: %+v", first)
 	}
-	answer{status: 429, problem: "rate-limited"}.check(t, "a fifth request for the registry", fx.answer(t, http.MethodPost, "/api/v1/enrollments",
-		jsonHeader, enrollBody(t, wrongName, "citizen-sign", csrPEM(t, newKey(t)))))
+	fx.enroll(t, citizen(), "citizen-sign")
+	answer{status: 429, problem: "rate-limited"}.check(t, "a fifth enrollment", fx.answer(t, http.MethodPost, "/api/v1/enrollments",
+		jsonHeader, enrollBody(t, citizen(), "citizen-sign", csrPEM(t, newKey(t)))))
 	if again := fx.answer(t, http.MethodPost, "/api/v1/enrollments", keyed, body); again.status/100 != 2 || again.id != first.id {
 		t.Errorf("retry with the Idempotency-Key: %+v, want enrollment %s", again, first.id)
 	}
@@ -442,26 +449,46 @@ func TestRequestMismatchRefusedAtEnrollment(t *testing.T) {
 	}
 }
 
-// TestWrongCodesSpendTheIdentifier: a wrong code spends one of the
-// person's enrollments, so guesses at one person's codes are bounded per
-// hour across enrollments, not only by each enrollment's lock.
-func TestWrongCodesSpendTheIdentifier(t *testing.T) {
+// TestWrongCodesBoundedPerPerson: wrong codes are bounded per person
+// across all their enrollments, not only by each enrollment's lock: once
+// the person's wrong codes reach the identifier limit, no code of theirs
+// is checked (not even the right one, which would otherwise tell a
+// guesser it was right) until the bucket refills, and the refused attempt
+// counts against no enrollment. Wrong codes do not spend the person's
+// enrollments.
+func TestWrongCodesBoundedPerPerson(t *testing.T) {
 	f := catest.New(t, time.Now().UTC().Truncate(time.Second))
 	clk := &clock{}
-	// The fixture's own enrollment spends one of the three.
+	// The fixture's own enrollment spends one of the three enrollments.
 	fx := newRAFixture(t, f, "sqlite", func(d *ra.Deps) {
 		d.Now = clk.Now
-		d.IdentifierLimit = &store.Bucket{Rate: 3 / time.Hour.Seconds(), Burst: 3}
+		d.IdentifierLimit = &store.Bucket{Rate: 3 / time.Minute.Seconds(), Burst: 3} // a minute refills it, within a code's life
 	})
-	id, code := fx.enroll(t, citizen(), "citizen-sign")
-	wrong := "000000"
-	if code == wrong {
-		wrong = "000001"
+	first, firstCode := fx.enroll(t, citizen(), "citizen-sign")
+	wrong := func(code string) string {
+		if code == "000000" {
+			return "000001"
+		}
+		return "000000"
 	}
-	answer{status: 422, problem: "wrong-code"}.check(t, "a wrong code", fx.proof(t, id, wrong))
-	answer{status: 429, problem: "rate-limited"}.check(t, "an enrollment after it", fx.answer(t, http.MethodPost, "/api/v1/enrollments",
-		http.Header{"Content-Type": {"application/json"}}, enrollBody(t, citizen(), "citizen-sign", csrPEM(t, newKey(t)))))
-	answer{status: 200, state: store.StatePendingApproval}.check(t, "the right code", fx.proof(t, id, code))
+	for i := range 3 {
+		answer{status: 422, problem: "wrong-code"}.check(t, fmt.Sprintf("wrong code %d", i+1), fx.proof(t, first, wrong(firstCode)))
+	}
+	second, secondCode := fx.enroll(t, citizen(), "citizen-sign") // the wrong codes spent no enrollment
+	answer{status: 429, problem: "rate-limited"}.check(t, "the right code of another enrollment, past the limit", fx.proof(t, second, secondCode))
+	answer{status: 429, problem: "rate-limited"}.check(t, "a wrong code past the limit", fx.proof(t, second, wrong(secondCode)))
+
+	clk.Add(time.Minute)
+	answer{status: 200, state: store.StatePendingApproval}.check(t, "the right code, once the bucket refilled", fx.proof(t, second, secondCode))
+	// The first enrollment saw three wrong codes, not more: two more are
+	// needed to lock it.
+	for i := range 2 {
+		want := answer{status: 422, problem: "wrong-code"}
+		if i == 1 {
+			want = answer{status: 423, problem: "enrollment-locked"}
+		}
+		want.check(t, fmt.Sprintf("wrong code %d of the first", i+4), fx.proof(t, first, wrong(firstCode)))
+	}
 }
 
 // TestExpireLapsed: enrollments left waiting for their code or for

@@ -244,14 +244,6 @@ func (s *Service) Enroll(ctx context.Context, body []byte, key string) (store.En
 	if err != nil {
 		return store.Enrollment{}, false, err
 	}
-	// The identifier's limit is charged only now, when the request is
-	// well formed and about to ask the registry: malformed requests naming
-	// someone's identifier cannot use up that person's enrollments (the
-	// client limit bounds those), while asking the registry about one
-	// person over and over, name after name, is bounded.
-	if err := s.limitIdentifier(ctx, req.Applicant); err != nil {
-		return store.Enrollment{}, false, err
-	}
 	m, err := s.match(ctx, req.Applicant, id)
 	if err != nil {
 		return store.Enrollment{}, false, err
@@ -264,6 +256,14 @@ func (s *Service) Enroll(ctx context.Context, body []byte, key string) (store.En
 		return store.Enrollment{}, false, fmt.Errorf("enrollment %s: the verified attributes do not fit profile %s: %w", id, p.Name, err)
 	}
 	if err := requestMatches(checked, subject); err != nil {
+		return store.Enrollment{}, false, err
+	}
+	// The identifier's limit is charged only now, when a code is about to
+	// go to the person's contact: requests that do not match the registry
+	// (a stranger who knows only the identifier) cannot use up the
+	// person's enrollments, code re-sends and renewals. The client limit
+	// bounds those, and a mismatch does not say which detail was wrong.
+	if err := s.limitIdentifier(ctx, req.Applicant); err != nil {
 		return store.Enrollment{}, false, err
 	}
 
@@ -365,6 +365,17 @@ func (s *Service) allowIdentifier(ctx context.Context, key string) (bool, time.D
 	}
 	bucket := s.keyedSum([]byte("sanad identifier limit\x00" + key))
 	return s.d.Store.TakeToken(ctx, bucket, *s.d.IdentifierLimit, s.d.Now())
+}
+
+// wrongCodeBucket names the bucket of wrong codes of person (a semantics
+// identifier), keyed as allowIdentifier's are; nil without an identifier
+// limit or a person.
+func (s *Service) wrongCodeBucket(person string) []byte {
+	key := limitKey(person)
+	if s.d.IdentifierLimit == nil || key == "" {
+		return nil
+	}
+	return s.keyedSum([]byte("sanad wrong code limit\x00" + key))
 }
 
 // limitKey is limitIdentifier's key for an ETSI semantics identifier
@@ -482,10 +493,10 @@ func (s *Service) match(ctx context.Context, a Applicant, enrollmentID string) (
 	}
 	m.evidence = append(m.evidence, evidence(enrollmentID, "person", ev))
 	switch {
-	case !sameName(rec.GivenName, person.GivenName) || !sameName(rec.FamilyName, person.FamilyName):
-		return m, refuse("registry-mismatch", "the name differs from the registry's")
-	case rec.BirthDate != birth:
-		return m, refuse("registry-mismatch", "the birth date differs from the registry's")
+	case !sameName(rec.GivenName, person.GivenName) || !sameName(rec.FamilyName, person.FamilyName) || rec.BirthDate != birth:
+		// One answer for either: which one differs would tell a stranger
+		// who knows the identifier that the other is right.
+		return m, refuse("registry-mismatch", "the name or the birth date differs from the registry's record of this identifier")
 	case !rec.Alive:
 		return m, refuse("subject-deceased", "no certificate is issued for a person the registry records as deceased; a mistaken record is corrected at the registry first")
 	}
@@ -630,12 +641,9 @@ func (s *Service) proof(ctx context.Context, id, code string) (store.Enrollment,
 	var (
 		out     store.Enrollment
 		refusal error
-		// wrongFor is the person whose code was wrong: charged once the
-		// transaction commits (a group may run this function twice).
-		wrongFor string
 	)
 	err := s.group.InTx(ctx, func(tx *store.Tx) error {
-		refusal, wrongFor = nil, ""
+		refusal = nil
 		e, err := tx.EnrollmentForUpdate(ctx, id)
 		if errors.Is(err, store.ErrNotFound) {
 			refusal = refuse("not-found", "")
@@ -665,12 +673,34 @@ func (s *Service) proof(ctx context.Context, id, code string) (store.Enrollment,
 			refusal = refuse("code-expired", "the code was valid until %s", pr.CodeUntil.Format(time.RFC3339))
 			return event("enrollment.proof.fail", map[string]any{"why": "code expired"})
 		}
+		// Wrong codes are bounded per person as well as per enrollment
+		// (the lock): across all of one person's enrollments, a code is
+		// checked only while the person's bucket of wrong codes has one
+		// left, so guesses at one person's codes stay at the identifier
+		// limit an hour however many enrollments are made for them.
+		guesses := s.wrongCodeBucket(pr.Person)
+		if guesses != nil {
+			wait, err := tx.TokenWait(ctx, guesses, *d.IdentifierLimit, now)
+			if err != nil {
+				return err
+			}
+			if wait > 0 {
+				r := refuse("rate-limited", "too many wrong codes for this person lately; the code was not checked")
+				r.Extra = map[string]any{"retry_after_seconds": int(wait.Seconds()) + 1}
+				refusal = r
+				return nil
+			}
+		}
 		given, err := s.codeHashAs(pr.CodeHash, id, code)
 		if err != nil {
 			return err // this node cannot check the code: not the applicant's attempt
 		}
 		if subtle.ConstantTimeCompare([]byte(given), []byte(pr.CodeHash)) != 1 {
-			wrongFor = pr.Person
+			if guesses != nil {
+				if _, _, err := tx.TakeToken(ctx, guesses, *d.IdentifierLimit, now); err != nil {
+					return err
+				}
+			}
 			pr.Attempts++
 			e.Proofing, _ = json.Marshal(pr)
 			left := d.Policy.MaxCodeAttempts - pr.Attempts
@@ -708,15 +738,6 @@ func (s *Service) proof(ctx context.Context, id, code string) (store.Enrollment,
 	})
 	if err != nil {
 		return store.Enrollment{}, nil, err
-	}
-	if key := limitKey(wrongFor); key != "" {
-		// A wrong code also spends one of the person's enrollments
-		// (limitIdentifier): guesses at one person's codes are bounded per
-		// hour across all their enrollments, not only per enrollment by
-		// the lock.
-		if _, _, err := s.allowIdentifier(ctx, key); err != nil {
-			s.d.Log.Error("charging a wrong code to the person's limit", "enrollment", id, "err", err)
-		}
 	}
 	if refusal != nil {
 		return out, nil, refusal

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"math"
@@ -26,39 +27,81 @@ type Bucket struct {
 // of a new key at once both count, and a prune running meanwhile cannot
 // delete the row between its creation and its read.
 func (db *DB) TakeToken(ctx context.Context, key []byte, b Bucket, now time.Time) (ok bool, wait time.Duration, err error) {
-	if len(key) == 0 || len(key) > 64 || b.Rate <= 0 || b.Burst < 1 {
-		return false, 0, fmt.Errorf("rate limit: key of %d bytes, rate %g, burst %g", len(key), b.Rate, b.Burst)
+	if err := checkBucket(key, b); err != nil {
+		return false, 0, err
 	}
-	now = now.UTC().Truncate(time.Microsecond)
 	err = db.InTx(ctx, func(tx *Tx) error {
-		var (
-			tokens float64
-			at     time.Time
-		)
-		if err := tx.tx.QueryRowContext(ctx, tx.d.q(`INSERT INTO rate_limits (bucket, tokens, at, full_at) VALUES ($1, $2, $3, $3)
-			ON CONFLICT (bucket) DO UPDATE SET bucket = excluded.bucket
-			RETURNING tokens, at`), key, b.Burst, tx.d.timeArg(now)).Scan(&tokens, timeScan{&at}); err != nil {
-			return err
-		}
-		// A clock behind the row's (another node's) regains nothing, and
-		// does not move the row's time back, which would let a node ahead
-		// regain the difference.
-		now = maxTime(now, at)
-		tokens = math.Min(b.Burst, tokens+now.Sub(at).Seconds()*b.Rate)
-		if tokens < 1 {
-			wait = time.Duration((1 - tokens) / b.Rate * float64(time.Second))
-			return nil
-		}
-		ok, tokens = true, tokens-1
-		fullAt := now.Add(time.Duration((b.Burst - tokens) / b.Rate * float64(time.Second)))
-		_, err := tx.tx.ExecContext(ctx, tx.d.q(`UPDATE rate_limits SET tokens = $2, at = $3, full_at = $4 WHERE bucket = $1`),
-			key, tokens, tx.d.timeArg(now), tx.d.timeArg(fullAt))
+		ok, wait, err = tx.TakeToken(ctx, key, b, now)
 		return err
 	})
 	if err != nil {
 		return false, 0, fmt.Errorf("rate limit: %w", err)
 	}
 	return ok, wait, nil
+}
+
+func checkBucket(key []byte, b Bucket) error {
+	if len(key) == 0 || len(key) > 64 || b.Rate <= 0 || b.Burst < 1 {
+		return fmt.Errorf("rate limit: key of %d bytes, rate %g, burst %g", len(key), b.Rate, b.Burst)
+	}
+	return nil
+}
+
+// TakeToken is DB.TakeToken inside tx: the token is spent if tx commits.
+func (tx *Tx) TakeToken(ctx context.Context, key []byte, b Bucket, now time.Time) (ok bool, wait time.Duration, err error) {
+	if err := checkBucket(key, b); err != nil {
+		return false, 0, err
+	}
+	now = now.UTC().Truncate(time.Microsecond)
+	var (
+		tokens float64
+		at     time.Time
+	)
+	if err := tx.tx.QueryRowContext(ctx, tx.d.q(`INSERT INTO rate_limits (bucket, tokens, at, full_at) VALUES ($1, $2, $3, $3)
+		ON CONFLICT (bucket) DO UPDATE SET bucket = excluded.bucket
+		RETURNING tokens, at`), key, b.Burst, tx.d.timeArg(now)).Scan(&tokens, timeScan{&at}); err != nil {
+		return false, 0, err
+	}
+	// A clock behind the row's (another node's) regains nothing, and
+	// does not move the row's time back, which would let a node ahead
+	// regain the difference.
+	now = maxTime(now, at)
+	tokens = math.Min(b.Burst, tokens+now.Sub(at).Seconds()*b.Rate)
+	if tokens < 1 {
+		return false, time.Duration((1 - tokens) / b.Rate * float64(time.Second)), nil
+	}
+	tokens--
+	fullAt := now.Add(time.Duration((b.Burst - tokens) / b.Rate * float64(time.Second)))
+	_, err = tx.tx.ExecContext(ctx, tx.d.q(`UPDATE rate_limits SET tokens = $2, at = $3, full_at = $4 WHERE bucket = $1`),
+		key, tokens, tx.d.timeArg(now), tx.d.timeArg(fullAt))
+	return err == nil, 0, err
+}
+
+// TokenWait says how long until the bucket named key has a token at now
+// (0: it has one), spending nothing and writing nothing: for a caller that
+// must refuse before doing what it would charge, and charges (TakeToken)
+// only once it knows it should.
+func (tx *Tx) TokenWait(ctx context.Context, key []byte, b Bucket, now time.Time) (time.Duration, error) {
+	if err := checkBucket(key, b); err != nil {
+		return 0, err
+	}
+	now = now.UTC().Truncate(time.Microsecond)
+	var (
+		tokens float64
+		at     time.Time
+	)
+	err := tx.tx.QueryRowContext(ctx, tx.d.q(`SELECT tokens, at FROM rate_limits WHERE bucket = $1`), key).Scan(&tokens, timeScan{&at})
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, nil // never seen: full
+	}
+	if err != nil {
+		return 0, fmt.Errorf("rate limit: %w", err)
+	}
+	tokens = math.Min(b.Burst, tokens+maxTime(now, at).Sub(at).Seconds()*b.Rate)
+	if tokens >= 1 {
+		return 0, nil
+	}
+	return time.Duration((1 - tokens) / b.Rate * float64(time.Second)), nil
 }
 
 // PruneRateLimits deletes the buckets full at before (TakeToken would

@@ -36,6 +36,26 @@ func TestTakeToken(t *testing.T) {
 		if ok, wait := take("a", t0); ok || wait != 20*time.Minute {
 			t.Fatalf("past the burst: %v, wait %s; want a refusal and 20m", ok, wait)
 		}
+		// TokenWait reads the same bucket and spends nothing.
+		peek := func(key string, at time.Time) time.Duration {
+			t.Helper()
+			var wait time.Duration
+			if err := db.InTx(ctx, func(tx *store.Tx) (err error) { wait, err = tx.TokenWait(ctx, []byte(key), b, at); return err }); err != nil {
+				t.Fatal(err)
+			}
+			return wait
+		}
+		if w := peek("a", t0.Add(5*time.Minute)); (w - 15*time.Minute).Abs() > time.Millisecond {
+			t.Fatalf("TokenWait of the empty bucket: %s, want 15m", w)
+		}
+		if w := peek("never seen", t0); w != 0 {
+			t.Fatalf("TokenWait of a new bucket: %s, want 0", w)
+		}
+		for range 5 {
+			if w := peek("a", t0.Add(20*time.Minute)); w != 0 {
+				t.Fatalf("TokenWait 20 minutes later: %s, want 0", w)
+			}
+		}
 		if ok, _ := take("b", t0); !ok {
 			t.Fatal("another key shares the first's bucket")
 		}
