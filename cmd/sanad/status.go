@@ -18,7 +18,7 @@ import (
 func startStatus(ctx context.Context, s *service) error {
 	c := s.cfg.Status
 	cfg := status.Config{CacheSize: c.CacheSize, SyncInterval: c.SyncInterval,
-		Overlap: c.Overlap, LogRequests: c.LogRequests, Preload: c.Preload}
+		Overlap: c.Overlap, LogRequests: c.LogRequests, Preload: c.Preload, NoncePerSecond: float64(s.cfg.OCSP.NoncePerSecond)}
 	if s.cfg.OCSP.Nonce == "sign" {
 		cas, _, err := caIssuers(ctx, s, false)
 		if err != nil {

@@ -75,6 +75,10 @@ type OCSP struct {
 	// gets a response signed at once that echoes it, which needs the OCSP
 	// signer's key, so the node opens the HSM.
 	Nonce string `yaml:"nonce"`
+	// NoncePerSecond bounds the responses signed for nonces, across all
+	// clients (default 100 a second): each is an HSM signature anyone may
+	// ask for. Past it, the pre-signed response answers, without the nonce.
+	NoncePerSecond int `yaml:"nonce_per_second"`
 }
 
 // Status configures the OCSP, CRL and CA-certificate responder role.
@@ -262,7 +266,7 @@ func Default() Config {
 		Audit:    Audit{KeyLabel: "sanad-audit", CheckpointInterval: time.Minute, Origin: "sanad audit log"},
 		RA:       RA{ClientPerMinute: 120, IdentifierPerHour: 10},
 		Status:   Status{CacheSize: 1_000_000, SyncInterval: time.Second, Overlap: 10 * time.Second, Preload: true},
-		OCSP:     OCSP{Nonce: "ignore"},
+		OCSP:     OCSP{Nonce: "ignore", NoncePerSecond: 100},
 		Verify:   Verify{MaxContentBytes: 32 << 20, MaxConcurrent: 4, FetchTimeout: 5 * time.Second, RevocationCacheTTL: time.Minute},
 		Log:      Log{Level: "info", Format: "text"},
 	}
@@ -456,6 +460,9 @@ func (c Config) Validate() error {
 		if u, err := url.Parse(c.Verify.OCSPResponder); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
 			bad("verify.ocsp_responder", "%q is not an http(s) URL", c.Verify.OCSPResponder)
 		}
+	}
+	if c.OCSP.NoncePerSecond < 1 || c.OCSP.NoncePerSecond > 1_000_000 {
+		bad("ocsp.nonce_per_second", "%d is outside 1..1000000", c.OCSP.NoncePerSecond)
 	}
 	if c.OCSP.Nonce != "ignore" && c.OCSP.Nonce != "sign" {
 		bad("ocsp.nonce", "%q is not ignore or sign", c.OCSP.Nonce)

@@ -151,8 +151,12 @@ func (r *Responder) serveParsed(w http.ResponseWriter, req *http.Request, start 
 		r.log.Debug("OCSP request", "serial", fmt.Sprintf("%x", parsed.Serial), "outcome", o, "client", req.RemoteAddr)
 	}
 	if e != nil && parsed.Nonce != nil && r.cfg.NonceSigner != nil {
-		der, err := r.cfg.NonceSigner(e.der, parsed.Nonce)
-		if err == nil {
+		// Without the nonce the pre-signed answer is still right (RFC
+		// 5019 §4); the client decides whether it accepts it. It answers
+		// past the budget of signatures, and when no signer can.
+		if !r.nonces.take(start, r.cfg.NoncePerSecond, max(1, r.cfg.NoncePerSecond)) {
+			r.metrics.nonceThrottled.Inc()
+		} else if der, err := r.cfg.NonceSigner(e.der, parsed.Nonce); err == nil {
 			// An answer to this request alone: nobody may cache it.
 			h := w.Header()
 			h["Content-Type"] = hdrOCSPResponse
@@ -161,10 +165,7 @@ func (r *Responder) serveParsed(w http.ResponseWriter, req *http.Request, start 
 			r.metrics.nonceSigned.Inc()
 			r.done(start, o)
 			return
-		}
-		// Without the nonce the pre-signed answer is still right (RFC
-		// 5019 §4); the client decides whether it accepts it.
-		if errors.Is(err, ErrNoNonceSigner) {
+		} else if errors.Is(err, ErrNoNonceSigner) {
 			r.log.Debug("OCSP response without the nonce", "err", err)
 		} else {
 			r.log.Error("sign an OCSP response with a nonce", "err", err)

@@ -16,6 +16,7 @@ type metrics struct {
 	outcomeCounters           map[outcome]prometheus.Counter
 	getRequests, postRequests prometheus.Counter
 	nonceSigned               prometheus.Counter
+	nonceThrottled            prometheus.Counter
 	collectors                []prometheus.Collector
 }
 
@@ -37,13 +38,15 @@ func newMetrics() *metrics {
 		outcomeCounters: map[outcome]prometheus.Counter{},
 		nonceSigned: prometheus.NewCounter(prometheus.CounterOpts{Name: "sanad_ocsp_nonce_signed_total",
 			Help: "OCSP answers signed on request to echo a nonce (ocsp.nonce: sign)."}),
+		nonceThrottled: prometheus.NewCounter(prometheus.CounterOpts{Name: "sanad_ocsp_nonce_throttled_total",
+			Help: "OCSP requests with a nonce answered with the pre-signed response, past ocsp.nonce_per_second."}),
 	}
 	method := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sanad_ocsp_requests_total", Help: "OCSP requests by HTTP method."}, []string{"method"})
 	m.getRequests, m.postRequests = method.WithLabelValues("GET"), method.WithLabelValues("POST")
 	for _, o := range []outcome{outcomeGood, outcomeRevoked, outcomeUnknown, outcomeUnauthorized, outcomeMalformed, outcomeTryLater} {
 		m.outcomeCounters[o] = m.requests.WithLabelValues(string(o))
 	}
-	m.collectors = []prometheus.Collector{m.requests, method, m.nonceSigned, m.cacheHits, m.cacheMisses, m.syncs, m.syncErrors, m.requestSeconds}
+	m.collectors = []prometheus.Collector{m.requests, method, m.nonceSigned, m.nonceThrottled, m.cacheHits, m.cacheMisses, m.syncs, m.syncErrors, m.requestSeconds}
 	return m
 }
 

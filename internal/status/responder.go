@@ -71,6 +71,13 @@ type Config struct {
 	// An error wrapping ErrNoNonceSigner (this node signs no nonces for
 	// that issuer) is expected and not logged as a failure.
 	NonceSigner func(presigned, nonce []byte) ([]byte, error)
+	// NoncePerSecond bounds the responses NonceSigner signs, across every
+	// client (default 100 a second, and as many at once; at least one at
+	// once): anyone may send
+	// nonces, and each is a signature on the HSM that issuance and
+	// revocation also sign with. Past it, the pre-signed response answers,
+	// without the nonce.
+	NoncePerSecond float64
 	// Preload fills the cache at the first sync with the stored responses,
 	// up to CacheSize, so that the first request for each is not a store
 	// read; the first sync (and readiness) waits for it.
@@ -93,6 +100,9 @@ func (c Config) withDefaults() Config {
 	if c.PageSize <= 0 {
 		c.PageSize = 5000
 	}
+	if c.NoncePerSecond <= 0 {
+		c.NoncePerSecond = 100
+	}
 	return c
 }
 
@@ -102,6 +112,9 @@ type Responder struct {
 	store Store
 	log   *slog.Logger
 	now   func() time.Time
+
+	// nonces is the budget of Config.NoncePerSecond.
+	nonces tokenBucket
 
 	// issuers are the CAs answered for, read from the store at New and
 	// again at each sync when the store holds others (an issuing CA added
@@ -712,4 +725,30 @@ func newGetCache(size int) *getCache { return &getCache{newShardedMap[Request](s
 
 func (c *getCache) put(raw string, req Request) {
 	c.shardedMap.put(strings.Clone(raw), req, nil)
+}
+
+// tokenBucket is an in-memory token bucket: burst tokens at most, rate a
+// second regained.
+type tokenBucket struct {
+	mu     sync.Mutex
+	tokens float64
+	at     time.Time
+}
+
+// take spends a token at now, or says there is none.
+func (b *tokenBucket) take(now time.Time, rate, burst float64) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.at.IsZero() {
+		b.tokens, b.at = burst, now
+	}
+	if now.After(b.at) {
+		b.tokens = min(burst, b.tokens+now.Sub(b.at).Seconds()*rate)
+		b.at = now
+	}
+	if b.tokens < 1 {
+		return false
+	}
+	b.tokens--
+	return true
 }

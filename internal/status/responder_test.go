@@ -588,6 +588,33 @@ func TestNonceSigned(t *testing.T) {
 	}
 }
 
+// TestNonceBudget: past Config.NoncePerSecond, a request with a nonce is
+// answered with the pre-signed response, without signing: the first is
+// signed (openssl finds its nonce), the next within the budget's second
+// is not (openssl warns that the response has none, and still verifies).
+func TestNonceBudget(t *testing.T) {
+	f := catest.New(t, time.Now().UTC().Truncate(time.Second))
+	db, _ := storetest.Open(t, store.DriverSQLite)
+	d := deploy(t, f, db)
+	var signed atomic.Int64
+	d.serve(t, status.Config{NoncePerSecond: 0.001, NonceSigner: func(presigned, nonce []byte) ([]byte, error) {
+		signed.Add(1)
+		return f.OCSP.WithNonce(f.Responder, presigned, nonce)
+	}})
+	cert := d.issue(t)
+	serial := "0x" + cert.SerialNumber.Text(16)
+	if out := d.openSSL(t, serial); !strings.Contains(out, serial+": good") || strings.Contains(strings.ToLower(out), "nonce") {
+		t.Errorf("the first request with a nonce:\n%s", out)
+	}
+	out := d.openSSL(t, serial)
+	if !strings.Contains(out, "Response verify OK") || !strings.Contains(out, serial+": good") || !strings.Contains(out, "WARNING: no nonce in response") {
+		t.Errorf("past the budget:\n%s", out)
+	}
+	if n := signed.Load(); n != 1 {
+		t.Errorf("%d responses signed for a nonce, want 1", n)
+	}
+}
+
 // countingStore counts the first-sync reads of a store.
 type countingStore struct {
 	*store.DB
