@@ -1075,3 +1075,49 @@ func TestProofAnswersCertificate(t *testing.T) {
 		t.Errorf("the chain does not hold the certificate's issuer: %v", err)
 	}
 }
+
+// TestIdentifierLimitUnderRace: the identifier's bucket is read before the
+// code goes out and spent in the enrollment's own transaction, so
+// enrollments racing for its last token all pass the read, and exactly
+// one is made; the others are refused rate-limited.
+func TestIdentifierLimitUnderRace(t *testing.T) {
+	for _, driver := range storetest.Drivers() {
+		t.Run(driver, func(t *testing.T) {
+			f := catest.New(t, time.Now().UTC().Truncate(time.Second))
+			// The fixture's own enrollment spends one of the two.
+			fx := newRAFixture(t, f, driver, func(d *ra.Deps) {
+				d.IdentifierLimit = &store.Bucket{Rate: 2 / time.Hour.Seconds(), Burst: 2}
+			})
+			const racers = 16
+			bodies := make([][]byte, racers)
+			for i := range bodies {
+				bodies[i] = enrollBody(t, citizen(), "citizen-sign", csrPEM(t, newKey(t)))
+			}
+			statuses := make([]int, racers)
+			var wg sync.WaitGroup
+			for i := range racers {
+				wg.Go(func() {
+					resp, err := http.Post(fx.url+"/api/v1/enrollments", "application/json", bytes.NewReader(bodies[i]))
+					if err != nil {
+						return
+					}
+					resp.Body.Close()
+					statuses[i] = resp.StatusCode
+				})
+			}
+			wg.Wait()
+			made, refused := 0, 0
+			for _, s := range statuses {
+				switch s {
+				case http.StatusCreated:
+					made++
+				case http.StatusTooManyRequests:
+					refused++
+				}
+			}
+			if made != 1 || refused != racers-1 {
+				t.Errorf("%d racing enrollments for the last token: %v; want one made, the rest 429", racers, statuses)
+			}
+		})
+	}
+}

@@ -263,7 +263,12 @@ func (s *Service) Enroll(ctx context.Context, body []byte, key string) (store.En
 	// (a stranger who knows only the identifier) cannot use up the
 	// person's enrollments, code re-sends and renewals. The client limit
 	// bounds those, and a mismatch does not say which detail was wrong.
-	if err := s.limitIdentifier(ctx, req.Applicant); err != nil {
+	// It is read here, before the code goes out, and spent in the
+	// enrollment's own transaction, which commits with others (its own
+	// transaction, a commit per enrollment, cost a third of the RA's
+	// throughput on SQLite).
+	limits := s.identifierBuckets(req.Applicant)
+	if err := s.checkBuckets(ctx, limits); err != nil {
 		return store.Enrollment{}, false, err
 	}
 
@@ -296,7 +301,11 @@ func (s *Service) Enroll(ctx context.Context, body []byte, key string) (store.En
 		e.Err = fmt.Errorf("enrollment %s: send the one-time code by %s: %w", id, channel, err) // logged by fail
 		return store.Enrollment{}, false, e
 	}
+	var spent error // a bucket emptied since checkBuckets read it
 	err = s.group.InTx(ctx, func(tx *store.Tx) error {
+		if spent = s.spendBuckets(ctx, tx, limits); spent != nil {
+			return spent // rolls this enrollment back; the code sent proves nothing
+		}
 		subj, err := tx.PutSubject(ctx, store.Subject{ID: "subj_" + id, Kind: p.SubjectKind, NationalID: m.subjectKey,
 			Attributes: attrs, RegistryRef: m.registryRef, CreatedAt: now})
 		if err != nil {
@@ -315,6 +324,9 @@ func (s *Service) Enroll(ctx context.Context, body []byte, key string) (store.En
 			Details: map[string]any{"profile": p.Name, "subject": m.subjectKey, "representative": m.representativeKey,
 				"state": e.State, "code_channel": channel, "code_to": pr.To}})
 	})
+	if spent != nil && errors.Is(err, spent) {
+		return store.Enrollment{}, false, spent
+	}
 	if errors.Is(err, store.ErrConflict) && key != "" {
 		// The same key raced us; answer as the winner did.
 		if existing, err := d.Store.EnrollmentByIdempotencyKey(ctx, key); err == nil && bytes.Equal(existing.RequestHash, requestHash[:]) {
@@ -329,15 +341,54 @@ func (s *Service) Enroll(ctx context.Context, body []byte, key string) (store.En
 	return e, false, nil
 }
 
-// limitIdentifier refuses a burst of enrollments for one person or
-// business (the representative's and the business's identifiers both
-// count), whoever sends them.
-func (s *Service) limitIdentifier(ctx context.Context, a Applicant) error {
+// identifierBuckets are the buckets that bound a burst of enrollments for
+// one person or business (the representative's and the business's
+// identifiers both count), whoever sends them; none without a limit.
+func (s *Service) identifierBuckets(a Applicant) [][]byte {
+	if s.d.IdentifierLimit == nil {
+		return nil
+	}
 	keys := []string{a.Country + ":" + digits(a.NationalID)}
 	if a.Kind == "business" && a.Representative != nil {
 		keys = []string{a.Country + ":" + digits(a.RegistrationNumber), a.Representative.Country + ":" + digits(a.Representative.NationalID)}
 	}
-	return s.limitKeys(ctx, keys...)
+	buckets := make([][]byte, len(keys))
+	for i, k := range keys {
+		buckets[i] = s.identifierBucket(k)
+	}
+	return buckets
+}
+
+// checkBuckets refuses (rate-limited) when a bucket has no enrollment
+// left, spending nothing.
+func (s *Service) checkBuckets(ctx context.Context, buckets [][]byte) error {
+	for _, b := range buckets {
+		if wait, err := s.d.Store.TokenWait(ctx, b, *s.d.IdentifierLimit, s.d.Now()); err != nil {
+			return err
+		} else if wait > 0 {
+			return tooManyEnrollments(wait)
+		}
+	}
+	return nil
+}
+
+// spendBuckets spends one enrollment of each bucket in tx, refusing
+// (rate-limited) when one has none left.
+func (s *Service) spendBuckets(ctx context.Context, tx *store.Tx, buckets [][]byte) error {
+	for _, b := range buckets {
+		if ok, wait, err := tx.TakeToken(ctx, b, *s.d.IdentifierLimit, s.d.Now()); err != nil {
+			return err
+		} else if !ok {
+			return tooManyEnrollments(wait)
+		}
+	}
+	return nil
+}
+
+func tooManyEnrollments(wait time.Duration) error {
+	e := refuse("rate-limited", "too many enrollments for this identifier")
+	e.Extra = map[string]any{"retry_after_seconds": int(wait.Seconds()) + 1}
+	return e
 }
 
 // limitKeys spends one request from the limit of each identifier key
@@ -347,24 +398,27 @@ func (s *Service) limitKeys(ctx context.Context, keys ...string) error {
 		if ok, wait, err := s.allowIdentifier(ctx, k); err != nil {
 			return err
 		} else if !ok {
-			e := refuse("rate-limited", "too many enrollments for this identifier")
-			e.Extra = map[string]any{"retry_after_seconds": int(wait.Seconds()) + 1}
-			return e
+			return tooManyEnrollments(wait)
 		}
 	}
 	return nil
 }
 
 // allowIdentifier spends one request of the identifier key (limitKey's
-// form) from its bucket in the database. The bucket is named by a keyed
-// hash of the identifier (HMAC-SHA256 under CodeKey; SHA-256 without
-// one), so the table of buckets is not a list of who enrolled.
+// form) from its bucket (identifierBucket) in the database, in a
+// transaction of its own.
 func (s *Service) allowIdentifier(ctx context.Context, key string) (bool, time.Duration, error) {
 	if s.d.IdentifierLimit == nil || key == "" {
 		return true, 0, nil
 	}
-	bucket := s.keyedSum([]byte("sanad identifier limit\x00" + key))
-	return s.d.Store.TakeToken(ctx, bucket, *s.d.IdentifierLimit, s.d.Now())
+	return s.d.Store.TakeToken(ctx, s.identifierBucket(key), *s.d.IdentifierLimit, s.d.Now())
+}
+
+// identifierBucket names the bucket of the identifier key (limitKey's
+// form) by a keyed hash (HMAC-SHA256 under CodeKey; SHA-256 without one),
+// so the table of buckets is not a list of who enrolled.
+func (s *Service) identifierBucket(key string) []byte {
+	return s.keyedSum([]byte("sanad identifier limit\x00" + key))
 }
 
 // wrongCodeBucket names the bucket of wrong codes of person (a semantics

@@ -550,10 +550,12 @@ func newBenchEnrollCmd() *cobra.Command {
 		}
 		defer s.close()
 		// The RA as served, on a loopback port of its own: the sample
-		// registry, codes kept in memory, and no rate limits (one client,
-		// one applicant, thousands of times).
+		// registry and codes kept in memory. One client enrolls one
+		// applicant thousands of times, so the rate limits are set too
+		// high to refuse anything, but are kept and spent as they are in
+		// service (the identifier's bucket is a row of the database).
 		codes := &memoryNotifier{}
-		raCfg := config.RA{OutboxDir: "unused"}
+		raCfg := config.RA{OutboxDir: "unused", ClientPerMinute: 1 << 30, IdentifierPerHour: 1 << 30}
 		raCfg.RegistryFile, raCfg.RegistryURL = cfg.RA.RegistryFile, cfg.RA.RegistryURL
 		if raCfg.RegistryFile == "" && raCfg.RegistryURL == "" {
 			return errors.New("bench enroll needs ra.registry_file or ra.registry_url (sanad dev writes the sample)")

@@ -82,6 +82,17 @@ func (tx *Tx) TakeToken(ctx context.Context, key []byte, b Bucket, now time.Time
 // must refuse before doing what it would charge, and charges (TakeToken)
 // only once it knows it should.
 func (tx *Tx) TokenWait(ctx context.Context, key []byte, b Bucket, now time.Time) (time.Duration, error) {
+	return tokenWait(ctx, tx.tx, tx.d, key, b, now)
+}
+
+// TokenWait is Tx.TokenWait outside a transaction: a read, which a
+// TakeToken may follow in a transaction of the caller's (and find the
+// token gone, spent meanwhile by another).
+func (db *DB) TokenWait(ctx context.Context, key []byte, b Bucket, now time.Time) (time.Duration, error) {
+	return tokenWait(ctx, db.sql, &db.d, key, b, now)
+}
+
+func tokenWait(ctx context.Context, q querier, d *dialect, key []byte, b Bucket, now time.Time) (time.Duration, error) {
 	if err := checkBucket(key, b); err != nil {
 		return 0, err
 	}
@@ -90,7 +101,7 @@ func (tx *Tx) TokenWait(ctx context.Context, key []byte, b Bucket, now time.Time
 		tokens float64
 		at     time.Time
 	)
-	err := tx.tx.QueryRowContext(ctx, tx.d.q(`SELECT tokens, at FROM rate_limits WHERE bucket = $1`), key).Scan(&tokens, timeScan{&at})
+	err := q.QueryRowContext(ctx, d.q(`SELECT tokens, at FROM rate_limits WHERE bucket = $1`), key).Scan(&tokens, timeScan{&at})
 	if errors.Is(err, sql.ErrNoRows) {
 		return 0, nil // never seen: full
 	}
