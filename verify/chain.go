@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/url"
 	"path"
+	"slices"
 	"strings"
 	"time"
 )
@@ -35,6 +36,10 @@ type chain struct {
 // and, when one is missing, the caIssuers URLs of the path (RFC 5280
 // §4.2.2.1). It records the chain check in rep; nil means it failed.
 func (v *Verifier) buildChain(ctx context.Context, call *call, rep *Report, leaf *x509.Certificate, carried []*x509.Certificate, at time.Time) *chain {
+	// A certificate with an RSA key above maxRSABits joins no path and is
+	// asked nothing: checking a signature with its key would cost what
+	// the sender chose.
+	carried = slices.DeleteFunc(slices.Clone(carried), func(c *x509.Certificate) bool { return rsaTooLarge(c.PublicKey) })
 	source := map[string]string{}
 	fetchedFrom := map[string]string{}
 	pool := x509.NewCertPool()
@@ -43,9 +48,6 @@ func (v *Verifier) buildChain(ctx context.Context, call *call, rep *Report, leaf
 		source[string(c.Raw)] = sourceConfigured
 	}
 	for _, c := range carried {
-		if rsaTooLarge(c.PublicKey) {
-			continue // see maxRSABits: no path goes through it
-		}
 		pool.AddCert(c)
 		if _, ok := source[string(c.Raw)]; !ok {
 			source[string(c.Raw)] = sourceSignature
@@ -114,14 +116,17 @@ func (v *Verifier) buildChain(ctx context.Context, call *call, rep *Report, leaf
 				}
 				call.aiaFetches++
 				certs, ferr := v.fetchIssuer(ctx, url)
+				if ferr == nil {
+					certs = slices.DeleteFunc(slices.Clone(certs), func(c *x509.Certificate) bool { return rsaTooLarge(c.PublicKey) }) // a copy: certs may be the cache's
+					if len(certs) == 0 {
+						ferr = fmt.Errorf("no certificate with an RSA key of at most %d bits", maxRSABits)
+					}
+				}
 				if ferr != nil {
 					fetchNotes = append(fetchNotes, fmt.Sprintf("caIssuers %s: %v", url, ferr))
 					continue
 				}
 				for _, c := range certs {
-					if rsaTooLarge(c.PublicKey) {
-						continue
-					}
 					pool.AddCert(c)
 					if _, ok := source[string(c.Raw)]; !ok {
 						source[string(c.Raw)], fetchedFrom[string(c.Raw)] = sourceAIA, url

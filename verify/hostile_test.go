@@ -7,6 +7,7 @@ import (
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/base64"
 	"encoding/pem"
 	"errors"
@@ -347,5 +348,31 @@ func TestOversizedRSA(t *testing.T) {
 				t.Errorf("%s, RSA-%d signer: %s (%s), want %s", name, tc.bits, got, res.Reports[0].Reason, tc.want)
 			}
 		}
+	}
+
+	// An oversized key sent as the issuer of the signer's certificate is
+	// asked nothing either: not to build a path, not to say the signer's
+	// certificate was signed with an insecure algorithm (here SHA-1, which
+	// x509 refuses before any arithmetic, so that asking shows in the
+	// report; with SHA-256 it would cost the key's modular exponentiation).
+	issuerKey, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	evil := pkix.Name{CommonName: "Evil CA", Country: []string{"KZ"}}
+	key := newKey(t)
+	leaf := mustCert(t, &x509.Certificate{SerialNumber: big.NewInt(4242), Subject: pkix.Name{CommonName: "Signer", SerialNumber: "IDCKZ-880312448217"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), KeyUsage: x509.KeyUsageContentCommitment,
+		SignatureAlgorithm: x509.SHA1WithRSA}, &x509.Certificate{Subject: evil}, key.Public(), issuerKey)
+	bigIssuer := mustCert(t, &x509.Certificate{SerialNumber: big.NewInt(4243), Subject: evil, NotBefore: time.Now().Add(-time.Hour),
+		NotAfter: time.Now().Add(time.Hour), IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign},
+		&x509.Certificate{Subject: evil}, newMadeUpRSA(t, 65536).pub, newKey(t))
+	res, err := v.Verify(context.Background(), buildCMS(t, document, false, []*x509.Certificate{leaf, bigIssuer},
+		cmsSigner{cert: leaf, key: key, signingTime: time.Now()}), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := res.Reports[0].SubIndication; got != NoCertificateChainFound {
+		t.Errorf("a carried issuer with an RSA-65536 key: %s (%s), want %s", got, res.Reports[0].Reason, NoCertificateChainFound)
 	}
 }
