@@ -81,18 +81,28 @@ func (tx *Tx) TakeToken(ctx context.Context, key []byte, b Bucket, now time.Time
 // (0: it has one), spending nothing and writing nothing: for a caller that
 // must refuse before doing what it would charge, and charges (TakeToken)
 // only once it knows it should.
+//
+// On PostgreSQL the row is locked until tx ends, so that another node's
+// transaction reading the same bucket waits for this one's TakeToken:
+// two checks cannot both take the last token. (SQLite's write
+// transactions run one at a time.)
 func (tx *Tx) TokenWait(ctx context.Context, key []byte, b Bucket, now time.Time) (time.Duration, error) {
-	return tokenWait(ctx, tx.tx, tx.d, key, b, now)
+	return tokenWait(ctx, tx.tx, tx.d, " FOR UPDATE", key, b, now)
 }
 
 // TokenWait is Tx.TokenWait outside a transaction: a read, which a
 // TakeToken may follow in a transaction of the caller's (and find the
 // token gone, spent meanwhile by another).
 func (db *DB) TokenWait(ctx context.Context, key []byte, b Bucket, now time.Time) (time.Duration, error) {
-	return tokenWait(ctx, db.sql, &db.d, key, b, now)
+	return tokenWait(ctx, db.sql, &db.d, "", key, b, now)
 }
 
-func tokenWait(ctx context.Context, q querier, d *dialect, key []byte, b Bucket, now time.Time) (time.Duration, error) {
+// tokenWait reads the bucket, with lock (" FOR UPDATE") appended to the
+// query on PostgreSQL.
+func tokenWait(ctx context.Context, q querier, d *dialect, lock string, key []byte, b Bucket, now time.Time) (time.Duration, error) {
+	if d.sqlite {
+		lock = ""
+	}
 	if err := checkBucket(key, b); err != nil {
 		return 0, err
 	}
@@ -101,7 +111,7 @@ func tokenWait(ctx context.Context, q querier, d *dialect, key []byte, b Bucket,
 		tokens float64
 		at     time.Time
 	)
-	err := q.QueryRowContext(ctx, d.q(`SELECT tokens, at FROM rate_limits WHERE bucket = $1`), key).Scan(&tokens, timeScan{&at})
+	err := q.QueryRowContext(ctx, d.q(`SELECT tokens, at FROM rate_limits WHERE bucket = $1`+lock), key).Scan(&tokens, timeScan{&at})
 	if errors.Is(err, sql.ErrNoRows) {
 		return 0, nil // never seen: full
 	}

@@ -2,6 +2,7 @@ package store_test
 
 import (
 	"database/sql"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -176,4 +177,47 @@ func BenchmarkTakeToken(b *testing.B) {
 			})
 		})
 	}
+}
+
+// TestTokenWaitLocks: a transaction that read a bucket's last token with
+// Tx.TokenWait holds it until it ends, so another transaction checking the
+// same bucket meanwhile waits, then finds it spent: two checks (two RA
+// nodes' proofs, on PostgreSQL) cannot both use the last token.
+func TestTokenWaitLocks(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB, raw *sql.DB) {
+		ctx := t.Context()
+		t0 := time.Date(2026, 11, 30, 12, 0, 0, 0, time.UTC)
+		b := store.Bucket{Rate: 1.0 / 3600, Burst: 2}
+		key := []byte("the last token")
+		if ok, _, err := db.TakeToken(ctx, key, b, t0); err != nil || !ok {
+			t.Fatalf("first token: %v %v", ok, err)
+		}
+		checked := make(chan struct{})
+		first := make(chan error, 1)
+		go func() {
+			first <- db.InTx(ctx, func(tx *store.Tx) error {
+				wait, err := tx.TokenWait(ctx, key, b, t0)
+				if err != nil || wait != 0 {
+					return fmt.Errorf("the first check: wait %s, %v", wait, err)
+				}
+				close(checked)
+				time.Sleep(300 * time.Millisecond) // the second check comes meanwhile
+				if ok, _, err := tx.TakeToken(ctx, key, b, t0); err != nil || !ok {
+					return fmt.Errorf("the first take: %v %v", ok, err)
+				}
+				return nil
+			})
+		}()
+		<-checked
+		var wait time.Duration
+		if err := db.InTx(ctx, func(tx *store.Tx) (err error) { wait, err = tx.TokenWait(ctx, key, b, t0); return err }); err != nil {
+			t.Fatal(err)
+		}
+		if err := <-first; err != nil {
+			t.Fatal(err)
+		}
+		if wait == 0 {
+			t.Error("a check while another transaction held the last token found it free")
+		}
+	})
 }
