@@ -1076,10 +1076,10 @@ func TestProofAnswersCertificate(t *testing.T) {
 	}
 }
 
-// TestIdentifierLimitUnderRace: the identifier's bucket is read before the
-// code goes out and spent in the enrollment's own transaction, so
-// enrollments racing for its last token all pass the read, and exactly
-// one is made; the others are refused rate-limited.
+// TestIdentifierLimitUnderRace: the identifier's bucket is spent before
+// the code goes out, so of enrollments racing for its last token exactly
+// one sends a code and is made; the others are refused rate-limited, and
+// no code goes to the person for them.
 func TestIdentifierLimitUnderRace(t *testing.T) {
 	for _, driver := range storetest.Drivers() {
 		t.Run(driver, func(t *testing.T) {
@@ -1117,6 +1117,9 @@ func TestIdentifierLimitUnderRace(t *testing.T) {
 			}
 			if made != 1 || refused != racers-1 {
 				t.Errorf("%d racing enrollments for the last token: %v; want one made, the rest 429", racers, statuses)
+			}
+			if sent := fx.outboxFiles(t); len(sent) != 1 {
+				t.Errorf("%d racing enrollments for the last token sent %d codes, want 1", racers, len(sent))
 			}
 		})
 	}

@@ -263,13 +263,14 @@ func (s *Service) Enroll(ctx context.Context, body []byte, key string) (store.En
 	// (a stranger who knows only the identifier) cannot use up the
 	// person's enrollments, code re-sends and renewals. The client limit
 	// bounds those, and a mismatch does not say which detail was wrong.
-	// It is read here, before the code goes out, and spent in the
-	// enrollment's own transaction, which commits with others (its own
-	// transaction, a commit per enrollment, cost a third of the RA's
-	// throughput on SQLite).
-	limits := s.identifierBuckets(req.Applicant)
-	if err := s.checkBuckets(ctx, limits); err != nil {
-		return store.Enrollment{}, false, err
+	// It is spent before the code goes out, so that racing requests
+	// cannot send more codes than it allows, in a transaction grouped with
+	// others' (one of its own, a commit per enrollment, cost a third of
+	// the RA's throughput on SQLite).
+	if buckets := s.identifierBuckets(req.Applicant); len(buckets) > 0 {
+		if err := s.group.InTx(ctx, func(tx *store.Tx) error { return s.spendBuckets(ctx, tx, buckets) }); err != nil {
+			return store.Enrollment{}, false, err
+		}
 	}
 
 	code, err := newCode()
@@ -301,11 +302,7 @@ func (s *Service) Enroll(ctx context.Context, body []byte, key string) (store.En
 		e.Err = fmt.Errorf("enrollment %s: send the one-time code by %s: %w", id, channel, err) // logged by fail
 		return store.Enrollment{}, false, e
 	}
-	var spent error // a bucket emptied since checkBuckets read it
 	err = s.group.InTx(ctx, func(tx *store.Tx) error {
-		if spent = s.spendBuckets(ctx, tx, limits); spent != nil {
-			return spent // rolls this enrollment back; the code sent proves nothing
-		}
 		subj, err := tx.PutSubject(ctx, store.Subject{ID: "subj_" + id, Kind: p.SubjectKind, NationalID: m.subjectKey,
 			Attributes: attrs, RegistryRef: m.registryRef, CreatedAt: now})
 		if err != nil {
@@ -324,9 +321,6 @@ func (s *Service) Enroll(ctx context.Context, body []byte, key string) (store.En
 			Details: map[string]any{"profile": p.Name, "subject": m.subjectKey, "representative": m.representativeKey,
 				"state": e.State, "code_channel": channel, "code_to": pr.To}})
 	})
-	if spent != nil && errors.Is(err, spent) {
-		return store.Enrollment{}, false, spent
-	}
 	if errors.Is(err, store.ErrConflict) && key != "" {
 		// The same key raced us; answer as the winner did.
 		if existing, err := d.Store.EnrollmentByIdempotencyKey(ctx, key); err == nil && bytes.Equal(existing.RequestHash, requestHash[:]) {
@@ -357,19 +351,6 @@ func (s *Service) identifierBuckets(a Applicant) [][]byte {
 		buckets[i] = s.identifierBucket(k)
 	}
 	return buckets
-}
-
-// checkBuckets refuses (rate-limited) when a bucket has no enrollment
-// left, spending nothing.
-func (s *Service) checkBuckets(ctx context.Context, buckets [][]byte) error {
-	for _, b := range buckets {
-		if wait, err := s.d.Store.TokenWait(ctx, b, *s.d.IdentifierLimit, s.d.Now()); err != nil {
-			return err
-		} else if wait > 0 {
-			return tooManyEnrollments(wait)
-		}
-	}
-	return nil
 }
 
 // spendBuckets spends one enrollment of each bucket in tx, refusing

@@ -66,9 +66,8 @@ func (tx *Tx) TakeToken(ctx context.Context, key []byte, b Bucket, now time.Time
 	// does not move the row's time back, which would let a node ahead
 	// regain the difference.
 	now = maxTime(now, at)
-	tokens = math.Min(b.Burst, tokens+now.Sub(at).Seconds()*b.Rate)
-	if tokens < 1 {
-		return false, time.Duration((1 - tokens) / b.Rate * float64(time.Second)), nil
+	if tokens = refilled(tokens, at, now, b); tokens < 1 {
+		return false, untilOne(tokens, b), nil
 	}
 	tokens--
 	fullAt := now.Add(time.Duration((b.Burst - tokens) / b.Rate * float64(time.Second)))
@@ -87,20 +86,8 @@ func (tx *Tx) TakeToken(ctx context.Context, key []byte, b Bucket, now time.Time
 // two checks cannot both take the last token. (SQLite's write
 // transactions run one at a time.)
 func (tx *Tx) TokenWait(ctx context.Context, key []byte, b Bucket, now time.Time) (time.Duration, error) {
-	return tokenWait(ctx, tx.tx, tx.d, " FOR UPDATE", key, b, now)
-}
-
-// TokenWait is Tx.TokenWait outside a transaction: a read, which a
-// TakeToken may follow in a transaction of the caller's (and find the
-// token gone, spent meanwhile by another).
-func (db *DB) TokenWait(ctx context.Context, key []byte, b Bucket, now time.Time) (time.Duration, error) {
-	return tokenWait(ctx, db.sql, &db.d, "", key, b, now)
-}
-
-// tokenWait reads the bucket, with lock (" FOR UPDATE") appended to the
-// query on PostgreSQL.
-func tokenWait(ctx context.Context, q querier, d *dialect, lock string, key []byte, b Bucket, now time.Time) (time.Duration, error) {
-	if d.sqlite {
+	lock := " FOR UPDATE"
+	if tx.d.sqlite {
 		lock = ""
 	}
 	if err := checkBucket(key, b); err != nil {
@@ -111,18 +98,29 @@ func tokenWait(ctx context.Context, q querier, d *dialect, lock string, key []by
 		tokens float64
 		at     time.Time
 	)
-	err := q.QueryRowContext(ctx, d.q(`SELECT tokens, at FROM rate_limits WHERE bucket = $1`+lock), key).Scan(&tokens, timeScan{&at})
+	err := tx.tx.QueryRowContext(ctx, tx.d.q(`SELECT tokens, at FROM rate_limits WHERE bucket = $1`+lock), key).Scan(&tokens, timeScan{&at})
 	if errors.Is(err, sql.ErrNoRows) {
 		return 0, nil // never seen: full
 	}
 	if err != nil {
 		return 0, fmt.Errorf("rate limit: %w", err)
 	}
-	tokens = math.Min(b.Burst, tokens+maxTime(now, at).Sub(at).Seconds()*b.Rate)
-	if tokens >= 1 {
+	if tokens = refilled(tokens, at, now, b); tokens >= 1 {
 		return 0, nil
 	}
-	return time.Duration((1 - tokens) / b.Rate * float64(time.Second)), nil
+	return untilOne(tokens, b), nil
+}
+
+// refilled is what a bucket whose row held tokens at at holds at now: a
+// clock behind the row's regains nothing.
+func refilled(tokens float64, at, now time.Time, b Bucket) float64 {
+	return math.Min(b.Burst, tokens+maxTime(now, at).Sub(at).Seconds()*b.Rate)
+}
+
+// untilOne is how long a bucket holding tokens (fewer than one) takes to
+// hold one.
+func untilOne(tokens float64, b Bucket) time.Duration {
+	return time.Duration((1 - tokens) / b.Rate * float64(time.Second))
 }
 
 // PruneRateLimits deletes the buckets full at before (TakeToken would
