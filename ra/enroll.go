@@ -413,7 +413,7 @@ func (s *Service) wrongCodeBucket(person string) []byte {
 	return s.keyedSum([]byte("sanad wrong code limit\x00" + key))
 }
 
-// limitKey is limitIdentifier's key for an ETSI semantics identifier
+// limitKey is identifierBucket's key for an ETSI semantics identifier
 // (IDCKZ-880312448217 → KZ:880312448217). An enrollment from before
 // proofing recorded the person has none, and charges no one.
 func limitKey(semanticsID string) string {
@@ -842,7 +842,7 @@ func (s *Service) ExpireLapsed(ctx context.Context, limit int) (int, error) {
 // now: the code before it no longer proves. Wrong attempts still count
 // toward the lock. At most maxCodes codes per enrollment, one per
 // resendInterval, each spending one of the person's enrollments
-// (limitIdentifier), so that no one is bombarded with messages.
+// (identifierBucket), so that no one is bombarded with messages.
 //
 // The new code is committed before it is sent, in the transaction that
 // re-checks those limits: of concurrent requests one sends, and a code is

@@ -321,12 +321,14 @@ func responseEntry(resp store.OCSPResponse) (*entry, error) {
 
 // ocspMaxAge caps max-age whatever the response's dates, as crlMaxAge
 // does a CRL's. A revocation re-signs the certificate's response at once,
-// but a cache (a CDN in front of the responders, a relying party's) that
-// holds the "good" one serves it until its max-age runs out: a max-age
-// up to nextUpdate would let a revoked certificate pass as good for up
-// to 4 days, where ETSI EN 319 411-1 allows a relying party to be told
-// within 24 hours. Capped, every cache learns within the hour; an hour of
-// a CDN's caching still spares the responders nearly all requests.
+// but an HTTP cache (a CDN in front of the responders, a proxy) that holds
+// the "good" one serves it until its max-age runs out: a max-age up to
+// nextUpdate would have the responders' own front say "good" for up to 4
+// days after a revocation, where ETSI EN 319 411-1 has the status
+// published within 24 hours. Capped, HTTP caches learn within the hour
+// (a client that keeps answers itself may still keep one to nextUpdate);
+// an hour of a CDN's caching still spares the responders nearly all
+// requests.
 const ocspMaxAge = time.Hour
 
 // maxCacheAge bounds how long after its thisUpdate an OCSP response may be
