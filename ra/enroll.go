@@ -367,7 +367,12 @@ func (s *Service) spendBuckets(ctx context.Context, tx *store.Tx, buckets [][]by
 }
 
 func tooManyEnrollments(wait time.Duration) error {
-	e := refuse("rate-limited", "too many enrollments for this identifier")
+	return rateLimited(wait, "too many enrollments for this identifier")
+}
+
+// rateLimited is a rate-limited refusal saying when to try again.
+func rateLimited(wait time.Duration, detail string) *Error {
+	e := refuse("rate-limited", "%s", detail)
 	e.Extra = map[string]any{"retry_after_seconds": int(wait.Seconds()) + 1}
 	return e
 }
@@ -720,9 +725,7 @@ func (s *Service) proof(ctx context.Context, id, code string) (store.Enrollment,
 				return err
 			}
 			if wait > 0 {
-				r := refuse("rate-limited", "too many wrong codes for this person lately; the code was not checked")
-				r.Extra = map[string]any{"retry_after_seconds": int(wait.Seconds()) + 1}
-				refusal = r
+				refusal = rateLimited(wait, "too many wrong codes for this person lately; the code was not checked")
 				return nil
 			}
 		}
@@ -868,9 +871,7 @@ func (s *Service) Resend(ctx context.Context, id string) (store.Enrollment, erro
 	if ok, wait, err := s.allowIdentifier(ctx, limitKey(pr.Person)); err != nil {
 		return store.Enrollment{}, err
 	} else if !ok {
-		r := refuse("rate-limited", "too many codes for this person")
-		r.Extra = map[string]any{"retry_after_seconds": int(wait.Seconds()) + 1}
-		return store.Enrollment{}, r
+		return store.Enrollment{}, rateLimited(wait, "too many codes for this person")
 	}
 	rec, ev, err := d.Registry.Person(ctx, country, pid)
 	if err := registryErr(err, "person", country, pid); err != nil {
@@ -944,9 +945,7 @@ func (s *Service) resendable(e store.Enrollment, now time.Time) (proofing, error
 		last = pr.CodeUntil.Add(-s.d.Policy.CodeTTL)
 	}
 	if wait := last.Add(resendInterval).Sub(now); wait > 0 {
-		r := refuse("rate-limited", "a new code may be asked for a minute after the last")
-		r.Extra = map[string]any{"retry_after_seconds": int(wait.Seconds()) + 1}
-		return pr, r
+		return pr, rateLimited(wait, "a new code may be asked for a minute after the last")
 	}
 	return pr, nil
 }

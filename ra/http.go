@@ -244,8 +244,7 @@ func IsEnrollmentID(s string) bool { return enrollmentID.MatchString(s) }
 func (s *Service) limitClient(w http.ResponseWriter, r *http.Request) bool {
 	ok, wait := s.d.ClientLimit.Allow(api.ClientKey(r, s.d.TrustedProxies))
 	if !ok {
-		e := refuse("rate-limited", "")
-		e.Extra = map[string]any{"retry_after_seconds": int(wait.Seconds()) + 1}
+		e := rateLimited(wait, "")
 		w.Header().Set("Retry-After", strconv.Itoa(int(wait.Seconds())+1))
 		s.fail(w, r, e)
 	}

@@ -420,7 +420,7 @@ func (s *Script) template(p profile.Profile, pub crypto.PublicKey, now time.Time
 		subject.OrganizationalUnit = []string{c.Subject.OrganizationalUnit}
 	}
 	if c.Subject.OrganizationIdentifier != "" {
-		subject.ExtraNames = []pkix.AttributeTypeAndValue{{Type: oidOrganizationIdentifier, Value: c.Subject.OrganizationIdentifier}}
+		subject.ExtraNames = []pkix.AttributeTypeAndValue{{Type: profile.OIDOrganizationIdentifier, Value: c.Subject.OrganizationIdentifier}}
 	}
 	t := &x509.Certificate{
 		SerialNumber:          serial,
@@ -470,9 +470,6 @@ func (s *Script) template(p profile.Profile, pub crypto.PublicKey, now time.Time
 }
 
 var oidOCSPNoCheck = asn1.ObjectIdentifier{1, 3, 6, 1, 5, 5, 7, 48, 1, 5}
-
-// oidOrganizationIdentifier is X.520's organizationIdentifier (2.5.4.97).
-var oidOrganizationIdentifier = asn1.ObjectIdentifier{2, 5, 4, 97}
 
 func (s *Script) makeCRL(signer crypto.Signer, issuer *x509.Certificate, now time.Time, opts Options) (*x509.RevocationList, string, error) {
 	c := s.CRL

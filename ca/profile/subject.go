@@ -28,9 +28,12 @@ type Verified struct {
 
 // X.520 attribute types Go's pkix.Name has no field for.
 var (
-	oidGivenName              = asn1.ObjectIdentifier{2, 5, 4, 42}
-	oidSurname                = asn1.ObjectIdentifier{2, 5, 4, 4}
-	oidOrganizationIdentifier = asn1.ObjectIdentifier{2, 5, 4, 97}
+	oidGivenName = asn1.ObjectIdentifier{2, 5, 4, 42}
+	oidSurname   = asn1.ObjectIdentifier{2, 5, 4, 4}
+	// OIDOrganizationIdentifier is organizationIdentifier, which names a
+	// legal person (ETSI EN 319 412-1 §5.1.4): a business's subject, and a
+	// CA's (package ceremony).
+	OIDOrganizationIdentifier = asn1.ObjectIdentifier{2, 5, 4, 97}
 )
 
 var (
@@ -104,7 +107,7 @@ func (p Profile) Subject(v Verified) (pkix.Name, error) {
 			Organization: []string{org},
 			CommonName:   org,
 			ExtraNames: []pkix.AttributeTypeAndValue{
-				{Type: oidOrganizationIdentifier, Value: "NTR" + v.Country + "-" + v.RegistrationNumber},
+				{Type: OIDOrganizationIdentifier, Value: "NTR" + v.Country + "-" + v.RegistrationNumber},
 			},
 		}
 	default:

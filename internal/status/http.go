@@ -154,7 +154,7 @@ func (r *Responder) serveParsed(w http.ResponseWriter, req *http.Request, start 
 		// Without the nonce the pre-signed answer is still right (RFC
 		// 5019 §4); the client decides whether it accepts it. It answers
 		// past the budget of signatures, and when no signer can.
-		if !r.nonces.take(start, r.cfg.NoncePerSecond, max(1, r.cfg.NoncePerSecond)) {
+		if ok, _ := r.nonces.Allow(""); !ok {
 			r.metrics.nonceThrottled.Inc()
 		} else if der, err := r.cfg.NonceSigner(e.der, parsed.Nonce); err == nil {
 			// An answer to this request alone: nobody may cache it.

@@ -9,6 +9,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"github.com/sanadpki/sanad/internal/api"
 	"hash/maphash"
 	"log/slog"
 	"net/http"
@@ -113,8 +114,8 @@ type Responder struct {
 	log   *slog.Logger
 	now   func() time.Time
 
-	// nonces is the budget of Config.NoncePerSecond.
-	nonces tokenBucket
+	// nonces is the budget of Config.NoncePerSecond, one bucket for all.
+	nonces *api.Limiter
 
 	// issuers are the CAs answered for, read from the store at New and
 	// again at each sync when the store holds others (an issuing CA added
@@ -162,8 +163,10 @@ func New(ctx context.Context, st Store, cfg Config, log *slog.Logger, now func()
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	perNonce := time.Duration(float64(time.Second) / cfg.NoncePerSecond)
 	r := &Responder{cfg: cfg, store: st, log: log, now: now,
-		cache: newCache(cfg.CacheSize), gets: newGetCache(min(cfg.CacheSize, maxGetCache)), metrics: newMetrics(),
+		nonces: api.NewLimiter(1, perNonce, max(1, int(cfg.NoncePerSecond)), 1, now),
+		cache:  newCache(cfg.CacheSize), gets: newGetCache(min(cfg.CacheSize, maxGetCache)), metrics: newMetrics(),
 		crls: &crlCache{every: cfg.SyncInterval, now: now, m: map[string]*cachedCRL{}}}
 	if _, err := r.loadIssuers(ctx); err != nil {
 		return nil, err
@@ -727,30 +730,4 @@ func newGetCache(size int) *getCache { return &getCache{newShardedMap[Request](s
 
 func (c *getCache) put(raw string, req Request) {
 	c.shardedMap.put(strings.Clone(raw), req, nil)
-}
-
-// tokenBucket is an in-memory token bucket: burst tokens at most, rate a
-// second regained.
-type tokenBucket struct {
-	mu     sync.Mutex
-	tokens float64
-	at     time.Time
-}
-
-// take spends a token at now, or says there is none.
-func (b *tokenBucket) take(now time.Time, rate, burst float64) bool {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.at.IsZero() {
-		b.tokens, b.at = burst, now
-	}
-	if now.After(b.at) {
-		b.tokens = min(burst, b.tokens+now.Sub(b.at).Seconds()*rate)
-		b.at = now
-	}
-	if b.tokens < 1 {
-		return false
-	}
-	b.tokens--
-	return true
 }
