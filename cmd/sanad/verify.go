@@ -53,7 +53,11 @@ func startVerify(ctx context.Context, s *service) error {
 	if err != nil {
 		return fmt.Errorf("verify role: %w (the store has no root; set verify.roots_file)", err)
 	}
-	s.routes = append(s.routes, endpoint.New(v, c.MaxContentBytes, c.MaxConcurrent, s.log).Register)
+	proxies, err := s.cfg.HTTP.Proxies()
+	if err != nil {
+		return fmt.Errorf("http.trusted_proxies: %w", err)
+	}
+	s.routes = append(s.routes, endpoint.New(v, c.MaxContentBytes, c.MaxConcurrent, s.log).TrustProxies(proxies).Register)
 	return nil
 }
 

@@ -18,8 +18,10 @@ import (
 	"log/slog"
 	"mime"
 	"net/http"
+	"net/netip"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/sanadpki/sanad/internal/api"
@@ -49,13 +51,50 @@ type Handler struct {
 	// answered 503 (5 s): a burst is served in turn, a flood is told to
 	// come back.
 	busyWait time.Duration
+
+	// One client (api.ClientKey, behind trusted proxies) holds at most
+	// half the slots, so that one trickling its bodies cannot hold them
+	// all until the server's read timeout.
+	trusted  []netip.Prefix
+	mu       sync.Mutex
+	inFlight map[string]int
+}
+
+// TrustProxies names the proxies whose X-Forwarded-For says who the client
+// is (config http.trusted_proxies); without them a client is its address.
+func (h *Handler) TrustProxies(p []netip.Prefix) *Handler {
+	h.trusted = p
+	return h
+}
+
+// perClient is how many requests one client may have in flight.
+func (h *Handler) perClient() int { return max(1, cap(h.slots)/2) }
+
+// enter counts a request of client in, unless it has perClient already.
+func (h *Handler) enter(client string) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.inFlight[client] >= h.perClient() {
+		return false
+	}
+	h.inFlight[client]++
+	return true
+}
+
+func (h *Handler) leave(client string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.inFlight[client]--; h.inFlight[client] <= 0 {
+		delete(h.inFlight, client)
+	}
 }
 
 // New returns a Handler; maxContent bounds the detached content of a
 // request (the signature is bounded by verify.MaxSignatureSize), and
 // maxConcurrent the requests read and verified at once (at least 1).
 func New(v *verify.Verifier, maxContent int64, maxConcurrent int, log *slog.Logger) *Handler {
-	return &Handler{v: v, maxContent: maxContent, log: log, slots: make(chan struct{}, max(1, maxConcurrent)), busyWait: 5 * time.Second}
+	return &Handler{v: v, maxContent: maxContent, log: log, slots: make(chan struct{}, max(1, maxConcurrent)), busyWait: 5 * time.Second,
+		inFlight: map[string]int{}}
 }
 
 // acquire takes a slot, waiting at most h.busyWait; false when none came
@@ -117,6 +156,14 @@ func tooLarge(format string, args ...any) error {
 }
 
 func (h *Handler) handleVerify(w http.ResponseWriter, r *http.Request) {
+	client := api.ClientKey(r, h.trusted)
+	if !h.enter(client) {
+		w.Header().Set("Retry-After", "1")
+		api.WriteProblem(w, api.NewProblem(http.StatusTooManyRequests, "rate-limited", "Too many requests; slow down",
+			fmt.Sprintf("this client has %d verifications in flight, the most one client may", h.perClient())))
+		return
+	}
+	defer h.leave(client)
 	if !h.acquire(r) {
 		w.Header().Set("Retry-After", strconv.Itoa(max(1, int(h.busyWait/time.Second))))
 		api.WriteProblem(w, api.NewProblem(http.StatusServiceUnavailable, "busy", "Too many verifications at once",

@@ -15,6 +15,7 @@ import (
 	"mime/multipart"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"strings"
 	"testing"
 	"time"
@@ -191,48 +192,80 @@ func TestVerifyEndpoint(t *testing.T) {
 	}
 }
 
-// TestBusy: with every slot taken (here the one slot, by a request whose
-// body is still arriving), a request waits its turn for busyWait, then is
-// answered 503 "busy" with a Retry-After; once the slot is free the next
-// request is verified.
+// TestBusy: with every slot taken (two, by two clients whose bodies are
+// still arriving), a third client waits its turn for busyWait, then is
+// answered 503 "busy" with a Retry-After; a client already holding its
+// share of the slots (half) is answered 429 at once; once the slots are
+// free the next request is verified. Clients are told apart behind a
+// trusted proxy by X-Forwarded-For.
 func TestBusy(t *testing.T) {
-	f := newFixtureN(t, 1024, 1)
+	f := newFixtureN(t, 1024, 2)
+	f.h.TrustProxies([]netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")})
 	f.h.busyWait = 200 * time.Millisecond
 	body := jsonBody(t, Request{Signature: base64.StdEncoding.EncodeToString(f.sig), Content: base64.StdEncoding.EncodeToString(f.content)})
-
-	slow, slowBody := io.Pipe()
-	done := make(chan int)
-	go func() {
-		resp, err := http.Post(f.srv.URL+"/api/v1/verify", "application/json", slow)
+	post := func(client string, r io.Reader) (*http.Response, []byte, error) {
+		req, err := http.NewRequest(http.MethodPost, f.srv.URL+"/api/v1/verify", r)
 		if err != nil {
-			done <- 0
-			return
+			return nil, nil, err
 		}
-		resp.Body.Close()
-		done <- resp.StatusCode
-	}()
-	if _, err := slowBody.Write(body[:10]); err != nil { // the handler is reading: it holds the slot
-		t.Fatal(err)
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("X-Forwarded-For", client)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return nil, nil, err
+		}
+		defer resp.Body.Close()
+		raw, err := io.ReadAll(resp.Body)
+		return resp, raw, err
 	}
-	resp, err := http.Post(f.srv.URL+"/api/v1/verify", "application/json", bytes.NewReader(body))
+
+	type slow struct {
+		body *io.PipeWriter
+		done chan int
+	}
+	var slows []slow
+	for _, client := range []string{"10.0.0.1", "10.0.0.2"} {
+		pr, pw := io.Pipe()
+		s := slow{pw, make(chan int, 1)}
+		go func() {
+			resp, _, err := post(client, pr)
+			if err != nil {
+				s.done <- 0
+				return
+			}
+			s.done <- resp.StatusCode
+		}()
+		if _, err := pw.Write(body[:10]); err != nil { // the handler is reading: it holds a slot
+			t.Fatal(err)
+		}
+		slows = append(slows, s)
+	}
+	resp, raw, err := post("10.0.0.3", bytes.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
 	}
-	raw, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
 	if resp.StatusCode != http.StatusServiceUnavailable || problemType(t, raw) != "urn:sanad:problem:busy" || resp.Header.Get("Retry-After") != "1" {
-		t.Errorf("with the slot taken: %d, Retry-After %q, %s", resp.StatusCode, resp.Header.Get("Retry-After"), raw)
+		t.Errorf("with the slots taken: %d, Retry-After %q, %s", resp.StatusCode, resp.Header.Get("Retry-After"), raw)
 	}
-
-	if _, err := slowBody.Write(body[10:]); err != nil {
+	resp, raw, err = post("10.0.0.1", bytes.NewReader(body))
+	if err != nil {
 		t.Fatal(err)
 	}
-	slowBody.Close()
-	if status := <-done; status != http.StatusOK {
-		t.Fatalf("the slow request: %d", status)
+	if resp.StatusCode != http.StatusTooManyRequests || problemType(t, raw) != "urn:sanad:problem:rate-limited" {
+		t.Errorf("a client holding its share of the slots: %d, %s", resp.StatusCode, raw)
 	}
-	if status, out, _ := f.post(t, "application/json", body); status != http.StatusOK || out["indication"] == nil {
-		t.Errorf("after the slot came free: %d %v", status, out)
+
+	for _, s := range slows {
+		if _, err := s.body.Write(body[10:]); err != nil {
+			t.Fatal(err)
+		}
+		s.body.Close()
+		if status := <-s.done; status != http.StatusOK {
+			t.Fatalf("a slow request: %d", status)
+		}
+	}
+	if resp, raw, err := post("10.0.0.3", bytes.NewReader(body)); err != nil || resp.StatusCode != http.StatusOK {
+		t.Errorf("after the slots came free: %v %s", err, raw)
 	}
 }
 
