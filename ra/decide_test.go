@@ -290,11 +290,12 @@ func TestProofRefusals(t *testing.T) {
 	}
 }
 
-// TestIdentifierLimit: the per-identifier limit is spent only when a code
-// goes out to the person, so neither malformed requests naming someone nor
-// requests that do not match the registry (a stranger who knows only the
-// identifier) can lock that person out; past it, a retry with the
-// Idempotency-Key of an enrollment made still gets it back.
+// TestIdentifierLimit: the per-identifier limit of enrollments is spent
+// only when a code goes out to the person, so neither malformed requests
+// naming someone nor requests that do not match the registry (a stranger
+// who knows only the identifier) can lock that person out; past it, a
+// retry with the Idempotency-Key of an enrollment made still gets it back.
+// Registry lookups are bounded apart, three for each enrollment.
 func TestIdentifierLimit(t *testing.T) {
 	f := catest.New(t, time.Now().UTC().Truncate(time.Second))
 	clk := &clock{}
@@ -319,13 +320,18 @@ func TestIdentifierLimit(t *testing.T) {
 	}
 	wrongName := citizen()
 	wrongName["family_name"] = "Somebody"
-	for range 10 {
+	mismatch := func() {
+		t.Helper()
 		// One answer for a wrong name or birth date: which one differs
 		// is not said.
 		code, raw := fx.do(t, http.MethodPost, "/api/v1/enrollments", jsonHeader, enrollBody(t, wrongName, "citizen-sign", csrPEM(t, newKey(t))))
 		if code != 422 || !strings.Contains(string(raw), "registry-mismatch") || !strings.Contains(string(raw), "the name or the birth date differs") {
 			t.Fatalf("a name the registry does not have: %d %s", code, raw)
 		}
+	}
+	// Lookups: 3 an enrollment, 12 here; the fixture's spent one.
+	for range 6 {
+		mismatch()
 	}
 	fx.enroll(t, citizen(), "citizen-sign")
 	body := enrollBody(t, citizen(), "citizen-sign", csrPEM(t, newKey(t)))
@@ -363,6 +369,16 @@ func TestIdentifierLimit(t *testing.T) {
 	clk.Add(time.Hour)
 	if rec := send(citizen()); rec.Code != http.StatusCreated {
 		t.Errorf("an hour later, on the second node: %d %s", rec.Code, rec.Body)
+	}
+	// That spent one of the 12 lookups the hour gave back; after 11
+	// mismatches (which gave their enrollments back) the registry is not
+	// asked about this person again.
+	for range 11 {
+		mismatch()
+	}
+	if code, raw := fx.do(t, http.MethodPost, "/api/v1/enrollments", jsonHeader, enrollBody(t, wrongName, "citizen-sign", csrPEM(t, newKey(t)))); code != 429 ||
+		!strings.Contains(string(raw), "too many registry lookups") {
+		t.Errorf("a thirteenth lookup: %d %s", code, raw)
 	}
 }
 

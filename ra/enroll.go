@@ -244,6 +244,26 @@ func (s *Service) Enroll(ctx context.Context, body []byte, key string) (store.En
 	if err != nil {
 		return store.Enrollment{}, false, err
 	}
+	// Per identifier, before the registry is asked: a lookup and an
+	// enrollment are spent, in a transaction grouped with others' (one of
+	// its own, a commit per enrollment, cost a third of the RA's
+	// throughput on SQLite). The enrollment is given back unless a code
+	// goes out, so that requests that do not match the registry (a
+	// stranger who knows only the identifier) cannot use up the person's
+	// enrollments, code re-sends and renewals; lookups, three times as
+	// many, bound asking the registry about one person over and over (and
+	// a mismatch does not say which detail was wrong). Spent before the
+	// code goes out, racing requests cannot send more codes than allowed.
+	limits := s.identifierBuckets(req.Applicant)
+	if err := s.spendLimits(ctx, limits); err != nil {
+		return store.Enrollment{}, false, err
+	}
+	sent := false
+	defer func() {
+		if !sent {
+			s.returnEnrollments(ctx, limits)
+		}
+	}()
 	m, err := s.match(ctx, req.Applicant, id)
 	if err != nil {
 		return store.Enrollment{}, false, err
@@ -258,21 +278,6 @@ func (s *Service) Enroll(ctx context.Context, body []byte, key string) (store.En
 	if err := requestMatches(checked, subject); err != nil {
 		return store.Enrollment{}, false, err
 	}
-	// The identifier's limit is charged only now, when a code is about to
-	// go to the person's contact: requests that do not match the registry
-	// (a stranger who knows only the identifier) cannot use up the
-	// person's enrollments, code re-sends and renewals. The client limit
-	// bounds those, and a mismatch does not say which detail was wrong.
-	// It is spent before the code goes out, so that racing requests
-	// cannot send more codes than it allows, in a transaction grouped with
-	// others' (one of its own, a commit per enrollment, cost a third of
-	// the RA's throughput on SQLite).
-	if buckets := s.identifierBuckets(req.Applicant); len(buckets) > 0 {
-		if err := s.group.InTx(ctx, func(tx *store.Tx) error { return s.spendBuckets(ctx, tx, buckets) }); err != nil {
-			return store.Enrollment{}, false, err
-		}
-	}
-
 	code, err := newCode()
 	if err != nil {
 		return store.Enrollment{}, false, err
@@ -302,6 +307,7 @@ func (s *Service) Enroll(ctx context.Context, body []byte, key string) (store.En
 		e.Err = fmt.Errorf("enrollment %s: send the one-time code by %s: %w", id, channel, err) // logged by fail
 		return store.Enrollment{}, false, e
 	}
+	sent = true
 	err = s.group.InTx(ctx, func(tx *store.Tx) error {
 		subj, err := tx.PutSubject(ctx, store.Subject{ID: "subj_" + id, Kind: p.SubjectKind, NationalID: m.subjectKey,
 			Attributes: attrs, RegistryRef: m.registryRef, CreatedAt: now})
@@ -335,35 +341,83 @@ func (s *Service) Enroll(ctx context.Context, body []byte, key string) (store.En
 	return e, false, nil
 }
 
-// identifierBuckets are the buckets that bound a burst of enrollments for
-// one person or business (the representative's and the business's
-// identifiers both count), whoever sends them; none without a limit.
-func (s *Service) identifierBuckets(a Applicant) [][]byte {
+// identifierLimits are the buckets of the identifiers an enrollment names
+// (a person's; a business's and its representative's): lookups bound the
+// registry lookups, enrollments the codes sent.
+type identifierLimits struct{ lookups, enrollments [][]byte }
+
+// lookupsPerEnrollment is how many registry lookups an identifier may have
+// for each enrollment it may have: room for the applicant's typing mistakes.
+const lookupsPerEnrollment = 3
+
+// identifierBuckets are the limits of a's identifiers; none without a
+// limit.
+func (s *Service) identifierBuckets(a Applicant) identifierLimits {
 	if s.d.IdentifierLimit == nil {
-		return nil
+		return identifierLimits{}
 	}
 	keys := []string{a.Country + ":" + digits(a.NationalID)}
 	if a.Kind == "business" && a.Representative != nil {
 		keys = []string{a.Country + ":" + digits(a.RegistrationNumber), a.Representative.Country + ":" + digits(a.Representative.NationalID)}
 	}
-	buckets := make([][]byte, len(keys))
-	for i, k := range keys {
-		buckets[i] = s.identifierBucket(k)
+	var l identifierLimits
+	for _, k := range keys {
+		l.lookups = append(l.lookups, s.keyedSum([]byte("sanad registry lookup limit\x00"+k)))
+		l.enrollments = append(l.enrollments, s.identifierBucket(k))
 	}
-	return buckets
+	return l
 }
 
-// spendBuckets spends one enrollment of each bucket in tx, refusing
-// (rate-limited) when one has none left.
-func (s *Service) spendBuckets(ctx context.Context, tx *store.Tx, buckets [][]byte) error {
-	for _, b := range buckets {
-		if ok, wait, err := tx.TakeToken(ctx, b, *s.d.IdentifierLimit, s.d.Now()); err != nil {
-			return err
-		} else if !ok {
-			return tooManyEnrollments(wait)
-		}
+func (s *Service) lookupLimit() store.Bucket {
+	b := *s.d.IdentifierLimit
+	return store.Bucket{Rate: b.Rate * lookupsPerEnrollment, Burst: b.Burst * lookupsPerEnrollment}
+}
+
+// spendLimits spends a lookup and an enrollment of each identifier in one
+// grouped transaction, refusing (rate-limited, nothing spent) when one has
+// none left.
+func (s *Service) spendLimits(ctx context.Context, l identifierLimits) error {
+	if len(l.enrollments) == 0 {
+		return nil
 	}
-	return nil
+	return s.group.InTx(ctx, func(tx *store.Tx) error {
+		now := s.d.Now()
+		for _, b := range l.lookups {
+			if ok, wait, err := tx.TakeToken(ctx, b, s.lookupLimit(), now); err != nil {
+				return err
+			} else if !ok {
+				return rateLimited(wait, "too many registry lookups for this identifier")
+			}
+		}
+		for _, b := range l.enrollments {
+			if ok, wait, err := tx.TakeToken(ctx, b, *s.d.IdentifierLimit, now); err != nil {
+				return err
+			} else if !ok {
+				return tooManyEnrollments(wait)
+			}
+		}
+		return nil
+	})
+}
+
+// returnEnrollments gives back the enrollments spendLimits spent, for a
+// request that sent no code. A failure costs the person one enrollment: it
+// is logged, and the request's own answer stands.
+func (s *Service) returnEnrollments(ctx context.Context, l identifierLimits) {
+	if len(l.enrollments) == 0 {
+		return
+	}
+	err := s.group.InTx(context.WithoutCancel(ctx), func(tx *store.Tx) error {
+		for _, b := range l.enrollments {
+			if err := tx.ReturnToken(ctx, b, *s.d.IdentifierLimit, s.d.Now()); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		s.d.Log.Error("giving back an enrollment of a request that sent no code", "err", err)
+	}
 }
 
 func tooManyEnrollments(wait time.Duration) error {

@@ -126,9 +126,10 @@ type RA struct {
 	// ClientPerMinute bounds enrollment and code requests per client
 	// address, on each node; IdentifierPerHour bounds, per national
 	// identifier and across every RA node (kept in the database), the
-	// codes sent (enrollments, codes sent again), and apart from them the
-	// wrong codes given: past it, no code of that person is checked until
-	// the hour's share comes back. 0 disables a limit.
+	// codes sent (enrollments, codes sent again), three times as many
+	// registry lookups, and apart from them the wrong codes given: past
+	// it, no code of that person is checked until the hour's share comes
+	// back. 0 disables a limit.
 	ClientPerMinute   int `yaml:"client_requests_per_minute"`
 	IdentifierPerHour int `yaml:"identifier_enrollments_per_hour"`
 	// PublicURL is where applicants reach the RA's API, for the links the

@@ -69,10 +69,7 @@ func (tx *Tx) TakeToken(ctx context.Context, key []byte, b Bucket, now time.Time
 	if tokens = refilled(tokens, at, now, b); tokens < 1 {
 		return false, untilOne(tokens, b), nil
 	}
-	tokens--
-	fullAt := now.Add(time.Duration((b.Burst - tokens) / b.Rate * float64(time.Second)))
-	_, err = tx.tx.ExecContext(ctx, tx.d.q(`UPDATE rate_limits SET tokens = $2, at = $3, full_at = $4 WHERE bucket = $1`),
-		key, tokens, tx.d.timeArg(now), tx.d.timeArg(fullAt))
+	err = tx.setBucket(ctx, key, b, tokens-1, now)
 	return err == nil, 0, err
 }
 
@@ -86,29 +83,59 @@ func (tx *Tx) TakeToken(ctx context.Context, key []byte, b Bucket, now time.Time
 // two checks cannot both take the last token. (SQLite's write
 // transactions run one at a time.)
 func (tx *Tx) TokenWait(ctx context.Context, key []byte, b Bucket, now time.Time) (time.Duration, error) {
-	lock := " FOR UPDATE"
-	if tx.d.sqlite {
-		lock = ""
-	}
 	if err := checkBucket(key, b); err != nil {
 		return 0, err
 	}
 	now = now.UTC().Truncate(time.Microsecond)
-	var (
-		tokens float64
-		at     time.Time
-	)
-	err := tx.tx.QueryRowContext(ctx, tx.d.q(`SELECT tokens, at FROM rate_limits WHERE bucket = $1`+lock), key).Scan(&tokens, timeScan{&at})
-	if errors.Is(err, sql.ErrNoRows) {
-		return 0, nil // never seen: full
-	}
-	if err != nil {
-		return 0, fmt.Errorf("rate limit: %w", err)
+	tokens, at, found, err := tx.lockBucket(ctx, key)
+	if err != nil || !found {
+		return 0, err // never seen: full
 	}
 	if tokens = refilled(tokens, at, now, b); tokens >= 1 {
 		return 0, nil
 	}
 	return untilOne(tokens, b), nil
+}
+
+// lockBucket reads the bucket's row, locking it until tx ends on
+// PostgreSQL (SQLite's write transactions run one at a time).
+func (tx *Tx) lockBucket(ctx context.Context, key []byte) (tokens float64, at time.Time, found bool, err error) {
+	lock := " FOR UPDATE"
+	if tx.d.sqlite {
+		lock = ""
+	}
+	err = tx.tx.QueryRowContext(ctx, tx.d.q(`SELECT tokens, at FROM rate_limits WHERE bucket = $1`+lock), key).Scan(&tokens, timeScan{&at})
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, time.Time{}, false, nil
+	}
+	if err != nil {
+		return 0, time.Time{}, false, fmt.Errorf("rate limit: %w", err)
+	}
+	return tokens, at, true, nil
+}
+
+// ReturnToken gives back a token TakeToken spent in an earlier
+// transaction, for something that then did not happen (never past the
+// bucket's burst); a bucket that is gone (pruned: full) is left so.
+func (tx *Tx) ReturnToken(ctx context.Context, key []byte, b Bucket, now time.Time) error {
+	if err := checkBucket(key, b); err != nil {
+		return err
+	}
+	now = now.UTC().Truncate(time.Microsecond)
+	tokens, at, found, err := tx.lockBucket(ctx, key)
+	if err != nil || !found {
+		return err
+	}
+	now = maxTime(now, at)
+	return tx.setBucket(ctx, key, b, math.Min(b.Burst, refilled(tokens, at, now, b)+1), now)
+}
+
+// setBucket writes the bucket's tokens at now, and when it will be full.
+func (tx *Tx) setBucket(ctx context.Context, key []byte, b Bucket, tokens float64, now time.Time) error {
+	fullAt := now.Add(time.Duration((b.Burst - tokens) / b.Rate * float64(time.Second)))
+	_, err := tx.tx.ExecContext(ctx, tx.d.q(`UPDATE rate_limits SET tokens = $2, at = $3, full_at = $4 WHERE bucket = $1`),
+		key, tokens, tx.d.timeArg(now), tx.d.timeArg(fullAt))
+	return err
 }
 
 // refilled is what a bucket whose row held tokens at at holds at now: a
