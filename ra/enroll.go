@@ -407,7 +407,8 @@ func (s *Service) returnEnrollments(ctx context.Context, l identifierLimits) {
 	if len(l.enrollments) == 0 {
 		return
 	}
-	err := s.group.InTx(context.WithoutCancel(ctx), func(tx *store.Tx) error {
+	ctx = context.WithoutCancel(ctx) // a client gone does not keep the enrollment spent
+	err := s.group.InTx(ctx, func(tx *store.Tx) error {
 		for _, b := range l.enrollments {
 			if err := tx.ReturnToken(ctx, b, *s.d.IdentifierLimit, s.d.Now()); err != nil {
 				return err
