@@ -2,6 +2,7 @@ package ca
 
 import (
 	"context"
+	"errors"
 	"sync/atomic"
 
 	"github.com/sanadpki/sanad/internal/audit"
@@ -46,7 +47,14 @@ type groupWrite struct {
 	signed     *store.SignedCertificate
 	ocsp       *store.OCSPResponse
 	event      audit.Event
+	// then runs after the batch's writes (Request.Then).
+	then func(*store.Tx) error
 }
+
+// thenError is a write stored without its then, which failed with err.
+type thenError struct{ err error }
+
+func (e *thenError) Error() string { return e.err.Error() }
 
 // maxGroup bounds a group: big enough to amortize a commit, small enough
 // that one transaction stays short.
@@ -68,24 +76,49 @@ func (g *group) commit(ctx context.Context, batch []*groupWrite) []error {
 	errs := make([]error, len(batch))
 	g.commits.Add(1)
 	err := g.txs.InTx(ctx, func(tx *store.Tx) error { return g.write(ctx, tx, batch) })
-	if err != nil && len(batch) > 1 {
+	switch {
+	case err == nil:
+	case len(batch) > 1:
 		// Some write failed and took the group with it: find out which,
 		// one transaction each.
 		for i, w := range batch {
-			g.commits.Add(1)
-			errs[i] = g.txs.InTx(ctx, func(tx *store.Tx) error { return g.write(ctx, tx, []*groupWrite{w}) })
+			errs[i] = g.alone(ctx, w)
 		}
-	} else {
-		for i := range errs {
-			errs[i] = err
-		}
+	default:
+		errs[0] = g.withoutThen(ctx, batch[0], err)
 	}
 	for _, err := range errs {
-		if err == nil {
+		var stored *thenError
+		if err == nil || errors.As(err, &stored) {
 			g.written.Add(1)
 		}
 	}
 	return errs
+}
+
+// alone makes w in a transaction of its own.
+func (g *group) alone(ctx context.Context, w *groupWrite) error {
+	g.commits.Add(1)
+	if err := g.txs.InTx(ctx, func(tx *store.Tx) error { return g.write(ctx, tx, []*groupWrite{w}) }); err != nil {
+		return g.withoutThen(ctx, w, err)
+	}
+	return nil
+}
+
+// withoutThen answers w's failure err: a write with a then is made again
+// without it, so that a signed certificate is stored whatever its caller's
+// own records do (a *thenError says so); any other fails with err.
+func (g *group) withoutThen(ctx context.Context, w *groupWrite, err error) error {
+	if w.then == nil {
+		return err
+	}
+	bare := *w
+	bare.then = nil
+	g.commits.Add(1)
+	if err := g.txs.InTx(ctx, func(tx *store.Tx) error { return g.write(ctx, tx, []*groupWrite{&bare}) }); err != nil {
+		return err
+	}
+	return &thenError{err}
 }
 
 // write makes the writes of batch in tx, a few statements for all.
@@ -132,5 +165,15 @@ func (g *group) write(ctx context.Context, tx *store.Tx, batch []*groupWrite) er
 	if err := tx.PutOCSPResponses(ctx, ocsp); err != nil {
 		return err
 	}
-	return g.audit.AppendAll(tx, events)
+	if err := g.audit.AppendAll(tx, events); err != nil {
+		return err
+	}
+	for _, w := range batch {
+		if w.then != nil {
+			if err := w.then(tx); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }

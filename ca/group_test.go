@@ -3,6 +3,7 @@ package ca
 import (
 	"database/sql"
 	"errors"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -113,12 +114,40 @@ func TestGroupCommitsTogetherAndFailsAlone(t *testing.T) {
 			t.Errorf("%d transactions, %d of them in the group commit", g.commits.Load(), calls)
 		}
 
+		// A write's then runs in its group's transaction, after the
+		// writes; one that fails takes the group with it, and its write is
+		// then stored without it (a *thenError), the others with theirs.
+		writes = make([]*groupWrite, 8)
+		for i := range writes {
+			writes[i] = intent(200 + i)
+			writes[i].then = func(tx *store.Tx) error {
+				if i == 3 {
+					return errors.New("the caller's own record failed")
+				}
+				// It sees its write, and records beside it.
+				if _, err := tx.Certificate(ctx, "issuing", writes[i].intent.Serial); err != nil {
+					return err
+				}
+				return log.Append(tx, audit.Event{Actor: "test", Action: "then", Object: fmt.Sprint(i)})
+			}
+		}
+		errs = run(writes)
+		for i, err := range errs {
+			var stored *thenError
+			switch {
+			case i == 3 && !errors.As(err, &stored):
+				t.Errorf("the write whose then failed: %v, want a *thenError", err)
+			case i != 3 && err != nil:
+				t.Errorf("write %d with a then: %v", i, err)
+			}
+		}
 		unsigned, err := db.UnsignedCertificates(ctx)
-		if err != nil || len(unsigned) != 64+31 {
-			t.Fatalf("%d intents stored, %v; want %d", len(unsigned), err, 64+31)
+		if err != nil || len(unsigned) != 64+31+8 {
+			t.Fatalf("%d intents stored, %v; want %d", len(unsigned), err, 64+31+8)
 		}
 		rep, err := audit.Verify(ctx, db, "test", nil)
-		if err != nil || rep.Events != 64+31 || rep.FirstBad != 0 {
+		// 8 intents' events, and the 7 thens that held.
+		if err != nil || rep.Events != 64+31+8+7 || rep.FirstBad != 0 {
 			t.Fatalf("audit log: %+v, %v", rep, err)
 		}
 	})

@@ -207,7 +207,18 @@ type Request struct {
 	EnrollmentID string
 	// Actor is who caused the issuance, for the audit log.
 	Actor string
+	// Then, when set, runs in the transaction that stores the signed
+	// certificate, after it: the RA records its enrollment as issued in
+	// the same commit. It may run more than once (a group may run again):
+	// it must derive what it reports from its last run. If it fails, the
+	// certificate is stored without it, and Issue returns the certificate
+	// with an error wrapping ErrThen and Then's.
+	Then func(ctx context.Context, tx *store.Tx, cert *x509.Certificate) error
 }
+
+// ErrThen is wrapped by Issue's error when the certificate was issued and
+// stored but Request.Then failed: the certificate is returned with it.
+var ErrThen = errors.New("the certificate was stored without what was to be recorded with it")
 
 // ErrRequest is wrapped by every refusal of a request (as opposed to a
 // failure of the CA itself).
@@ -275,12 +286,20 @@ func (ca *CA) Issue(ctx context.Context, req Request) (*x509.Certificate, error)
 	if err := ca.fault(FaultAfterSign); err != nil {
 		return nil, err
 	}
-	err = ca.commits.do(ctx, &groupWrite{
+	w := &groupWrite{
 		signed: &store.SignedCertificate{IssuerID: d.Issuer.ID, Serial: serial, DER: der, At: now},
 		ocsp:   &resp,
 		event: audit.Event{Actor: req.Actor, Action: "certificate.issue", Object: object,
 			Details: map[string]any{"profile": p.Name, "enrollment": req.EnrollmentID, "subject": cert.Subject.String(),
-				"certificate_sha256": hexSHA256(der), "not_after": cert.NotAfter}}})
+				"certificate_sha256": hexSHA256(der), "not_after": cert.NotAfter}}}
+	if req.Then != nil {
+		w.then = func(tx *store.Tx) error { return req.Then(ctx, tx, cert) }
+	}
+	err = ca.commits.do(ctx, w)
+	var then *thenError
+	if errors.As(err, &then) {
+		return cert, fmt.Errorf("issue %s: %w: %w", object, ErrThen, then.err)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("issue %s: store: %w", object, err)
 	}

@@ -1173,21 +1173,21 @@ func (s *Service) issue(ctx context.Context, e store.Enrollment, actor string) (
 	if issueErr == nil && renews.serial != nil {
 		issueErr = renews.check(ctx, d.Store.Certificate)
 	}
-	if issueErr == nil {
-		csrPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: e.CSR})
-		cert, issueErr = d.CA.Issue(ctx, ca.Request{Profile: e.Profile, CSR: csrPEM, Verified: v, SubjectID: subj.ID, EnrollmentID: e.ID, Actor: actor})
-	}
-	refused := errors.Is(issueErr, ca.ErrRequest) || errors.Is(issueErr, errRegistryChanged) || errors.Is(issueErr, errRenewsRevoked)
-	now := d.Now().UTC()
 	var (
 		out store.Enrollment
 		// withdraw: the certificate a renewal replaces was revoked while
 		// the CA signed the new one, which must follow it.
 		withdraw bool
 		// told: an outcome notice was recorded, to try at once.
-		told bool
+		told    bool
+		refused bool
+		now     time.Time
 	)
-	err = s.group.InTx(ctx, func(tx *store.Tx) error {
+	// record records the outcome in tx: for a certificate issued, in the
+	// CA's own transaction that stores it (ca.Request.Then), so that the
+	// enrollment is issued in the same commit; otherwise, and should that
+	// fail, in one of the RA's. It may run more than once.
+	record := func(tx *store.Tx) error {
 		withdraw, told = false, false
 		cur, err := tx.EnrollmentForUpdate(ctx, e.ID)
 		if err != nil {
@@ -1267,9 +1267,28 @@ func (s *Service) issue(ctx context.Context, e store.Enrollment, actor string) (
 		}
 		return d.Audit.Append(tx, audit.Event{Actor: actor, Action: "enrollment.issue", Object: "enrollment/" + e.ID,
 			Details: map[string]any{"serial": hex.EncodeToString(cert.SerialNumber.Bytes()), "profile": e.Profile}})
-	})
-	if err != nil {
-		return e, nil, err
+	}
+	recorded := false
+	if issueErr == nil {
+		csrPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: e.CSR})
+		now = d.Now().UTC()
+		cert, issueErr = d.CA.Issue(ctx, ca.Request{Profile: e.Profile, CSR: csrPEM, Verified: v, SubjectID: subj.ID, EnrollmentID: e.ID, Actor: actor,
+			Then: func(_ context.Context, tx *store.Tx, issued *x509.Certificate) error {
+				cert = issued
+				return record(tx)
+			}})
+		recorded = issueErr == nil
+		if errors.Is(issueErr, ca.ErrThen) {
+			d.Log.Error("recording an issued certificate with it failed; recording it apart", "enrollment", e.ID, "err", issueErr)
+			issueErr = nil
+		}
+	}
+	refused = errors.Is(issueErr, ca.ErrRequest) || errors.Is(issueErr, errRegistryChanged) || errors.Is(issueErr, errRenewsRevoked)
+	if !recorded {
+		now = d.Now().UTC()
+		if err := s.group.InTx(ctx, record); err != nil {
+			return e, nil, err
+		}
 	}
 	if withdraw {
 		// Should this fail or the node stop, SweepWithdrawn does it.

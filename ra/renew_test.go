@@ -524,8 +524,10 @@ func (n *switchNotifier) Send(ctx context.Context, m ra.Message) error {
 	return n.Notifier.Send(ctx, m)
 }
 
-// revokingIssuer is the CA, which, once armed, revokes a certificate
-// right after its next issuance: a revocation racing a renewal.
+// revokingIssuer is the CA, which, once armed, revokes a certificate as
+// its next issuance begins, after the RA checked the certificate a renewal
+// replaces and before the new one is stored (with the enrollment's record,
+// ca.Request.Then): a revocation racing a renewal.
 type revokingIssuer struct {
 	ra.Issuer
 	mu sync.Mutex
@@ -545,16 +547,16 @@ func (r *revokingIssuer) revoke(ca interface {
 }
 
 func (r *revokingIssuer) Issue(ctx context.Context, req ca.Request) (*x509.Certificate, error) {
-	c, err := r.Issuer.Issue(ctx, req)
 	r.mu.Lock()
-	defer r.mu.Unlock()
-	if err == nil && r.serial != nil {
-		if rerr := r.ca.Revoke(ctx, r.serial, r.reason, "test"); rerr != nil {
-			return nil, rerr
+	if r.serial != nil {
+		if err := r.ca.Revoke(ctx, r.serial, r.reason, "test"); err != nil {
+			r.mu.Unlock()
+			return nil, err
 		}
 		r.serial = nil
 	}
-	return c, err
+	r.mu.Unlock()
+	return r.Issuer.Issue(ctx, req)
 }
 
 // TestRenewBusiness: a seal renews on its representative's request through
