@@ -47,8 +47,10 @@ type groupWrite struct {
 	signed     *store.SignedCertificate
 	ocsp       *store.OCSPResponse
 	event      audit.Event
-	// then runs after the batch's writes (Request.Then).
-	then func(*store.Tx) error
+	// then runs after the batch's writes (Request.Then), in a savepoint
+	// of its own; thenFailed is its error in the write's last run.
+	then       func(*store.Tx) error
+	thenFailed error
 }
 
 // thenError is a write stored without its then, which failed with err.
@@ -78,6 +80,9 @@ func (g *group) commit(ctx context.Context, batch []*groupWrite) []error {
 	err := g.txs.InTx(ctx, func(tx *store.Tx) error { return g.write(ctx, tx, batch) })
 	switch {
 	case err == nil:
+		for i, w := range batch {
+			errs[i] = thenOutcome(w)
+		}
 	case len(batch) > 1:
 		// Some write failed and took the group with it: find out which,
 		// one transaction each.
@@ -101,6 +106,15 @@ func (g *group) alone(ctx context.Context, w *groupWrite) error {
 	g.commits.Add(1)
 	if err := g.txs.InTx(ctx, func(tx *store.Tx) error { return g.write(ctx, tx, []*groupWrite{w}) }); err != nil {
 		return g.withoutThen(ctx, w, err)
+	}
+	return thenOutcome(w)
+}
+
+// thenOutcome is the outcome of a committed write: nil, or a *thenError
+// when its then failed and was rolled back alone.
+func thenOutcome(w *groupWrite) error {
+	if w.thenFailed != nil {
+		return &thenError{w.thenFailed}
 	}
 	return nil
 }
@@ -168,12 +182,18 @@ func (g *group) write(ctx context.Context, tx *store.Tx, batch []*groupWrite) er
 	if err := g.audit.AppendAll(tx, events); err != nil {
 		return err
 	}
+	// Each then in a savepoint: one that fails (a caller's own record)
+	// is rolled back alone, and its write stays in the batch.
 	for _, w := range batch {
-		if w.then != nil {
-			if err := w.then(tx); err != nil {
-				return err
-			}
+		w.thenFailed = nil
+		if w.then == nil {
+			continue
 		}
+		failed, err := tx.Try(ctx, func() error { return w.then(tx) })
+		if err != nil {
+			return err
+		}
+		w.thenFailed = failed
 	}
 	return nil
 }

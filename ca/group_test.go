@@ -115,13 +115,18 @@ func TestGroupCommitsTogetherAndFailsAlone(t *testing.T) {
 		}
 
 		// A write's then runs in its group's transaction, after the
-		// writes; one that fails takes the group with it, and its write is
-		// then stored without it (a *thenError), the others with theirs.
+		// writes, in a savepoint: one that fails is rolled back alone (its
+		// write is stored without it, a *thenError), in the same one
+		// transaction as the others, stored with theirs.
 		writes = make([]*groupWrite, 8)
 		for i := range writes {
 			writes[i] = intent(200 + i)
 			writes[i].then = func(tx *store.Tx) error {
 				if i == 3 {
+					// What it recorded before failing goes with it.
+					if err := log.Append(tx, audit.Event{Actor: "test", Action: "then", Object: "rolled back"}); err != nil {
+						return err
+					}
 					return errors.New("the caller's own record failed")
 				}
 				// It sees its write, and records beside it.
@@ -131,7 +136,11 @@ func TestGroupCommitsTogetherAndFailsAlone(t *testing.T) {
 				return log.Append(tx, audit.Event{Actor: "test", Action: "then", Object: fmt.Sprint(i)})
 			}
 		}
+		commits0 := g.commits.Load()
 		errs = run(writes)
+		if c := g.commits.Load() - commits0; c != 2 { // the leader's own, then the 7 others'
+			t.Errorf("8 writes, one of whose then fails, took %d transactions; want 2", c)
+		}
 		for i, err := range errs {
 			var stored *thenError
 			switch {

@@ -208,11 +208,13 @@ type Request struct {
 	// Actor is who caused the issuance, for the audit log.
 	Actor string
 	// Then, when set, runs in the transaction that stores the signed
-	// certificate, after it: the RA records its enrollment as issued in
+	// certificate, after it, in a savepoint of its own and with a context
+	// that is not cancelled: the RA records its enrollment as issued in
 	// the same commit. It may run more than once (a group may run again):
-	// it must derive what it reports from its last run. If it fails, the
-	// certificate is stored without it, and Issue returns the certificate
-	// with an error wrapping ErrThen and Then's.
+	// it must derive what it reports from its last run. If it fails, it
+	// alone is rolled back, the certificate is stored without it, and
+	// Issue returns the certificate with an error wrapping ErrThen and
+	// Then's.
 	Then func(ctx context.Context, tx *store.Tx, cert *x509.Certificate) error
 }
 
@@ -293,7 +295,10 @@ func (ca *CA) Issue(ctx context.Context, req Request) (*x509.Certificate, error)
 			Details: map[string]any{"profile": p.Name, "enrollment": req.EnrollmentID, "subject": cert.Subject.String(),
 				"certificate_sha256": hexSHA256(der), "not_after": cert.NotAfter}}}
 	if req.Then != nil {
-		w.then = func(tx *store.Tx) error { return req.Then(ctx, tx, cert) }
+		// The batch's other writes are not the caller's to cancel: Then
+		// runs to its end whatever the caller's context says.
+		thenCtx := context.WithoutCancel(ctx)
+		w.then = func(tx *store.Tx) error { return req.Then(thenCtx, tx, cert) }
 	}
 	err = ca.commits.do(ctx, w)
 	var then *thenError

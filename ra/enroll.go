@@ -301,13 +301,15 @@ func (s *Service) Enroll(ctx context.Context, body []byte, key string) (store.En
 
 	// The code goes out before the enrollment is committed: a code for an
 	// enrollment that then failed to commit is harmless, while a committed
-	// enrollment whose code never left would strand the applicant.
+	// enrollment whose code never left would strand the applicant. A send
+	// that fails may still have reached the person (a gateway that answers
+	// late), so it keeps its enrollment spent.
+	sent = true
 	if err := d.Notifier.Send(ctx, Message{EnrollmentID: id, To: to, Channel: channel, Code: code}); err != nil {
 		e := refuse("notification-failed", "")
 		e.Err = fmt.Errorf("enrollment %s: send the one-time code by %s: %w", id, channel, err) // logged by fail
 		return store.Enrollment{}, false, e
 	}
-	sent = true
 	err = s.group.InTx(ctx, func(tx *store.Tx) error {
 		subj, err := tx.PutSubject(ctx, store.Subject{ID: "subj_" + id, Kind: p.SubjectKind, NationalID: m.subjectKey,
 			Attributes: attrs, RegistryRef: m.registryRef, CreatedAt: now})
@@ -1187,8 +1189,8 @@ func (s *Service) issue(ctx context.Context, e store.Enrollment, actor string) (
 	// CA's own transaction that stores it (ca.Request.Then), so that the
 	// enrollment is issued in the same commit; otherwise, and should that
 	// fail, in one of the RA's. It may run more than once.
-	record := func(tx *store.Tx) error {
-		withdraw, told = false, false
+	record := func(ctx context.Context, tx *store.Tx) error {
+		withdraw, told, endedBy = false, false, store.RegistryEvent{}
 		cur, err := tx.EnrollmentForUpdate(ctx, e.ID)
 		if err != nil {
 			return err
@@ -1272,12 +1274,15 @@ func (s *Service) issue(ctx context.Context, e store.Enrollment, actor string) (
 	if issueErr == nil {
 		csrPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: e.CSR})
 		now = d.Now().UTC()
+		ran := false // record's last run, in the CA's transaction, succeeded
 		cert, issueErr = d.CA.Issue(ctx, ca.Request{Profile: e.Profile, CSR: csrPEM, Verified: v, SubjectID: subj.ID, EnrollmentID: e.ID, Actor: actor,
-			Then: func(_ context.Context, tx *store.Tx, issued *x509.Certificate) error {
+			Then: func(ctx context.Context, tx *store.Tx, issued *x509.Certificate) error {
 				cert = issued
-				return record(tx)
+				err := record(ctx, tx)
+				ran = err == nil
+				return err
 			}})
-		recorded = issueErr == nil
+		recorded = issueErr == nil && ran
 		if errors.Is(issueErr, ca.ErrThen) {
 			d.Log.Error("recording an issued certificate with it failed; recording it apart", "enrollment", e.ID, "err", issueErr)
 			issueErr = nil
@@ -1286,7 +1291,7 @@ func (s *Service) issue(ctx context.Context, e store.Enrollment, actor string) (
 	refused = errors.Is(issueErr, ca.ErrRequest) || errors.Is(issueErr, errRegistryChanged) || errors.Is(issueErr, errRenewsRevoked)
 	if !recorded {
 		now = d.Now().UTC()
-		if err := s.group.InTx(ctx, record); err != nil {
+		if err := s.group.InTx(ctx, func(tx *store.Tx) error { return record(ctx, tx) }); err != nil {
 			return e, nil, err
 		}
 	}

@@ -139,3 +139,24 @@ func runCall(c groupCall, tx *Tx) (err error) {
 	}
 	return c.fn(tx)
 }
+
+// Try runs fn inside a savepoint of tx. If fn fails, what it wrote (and
+// the audit events it recorded) is rolled back, tx goes on without it, and
+// failed is fn's error. err is the savepoint's own failure, after which tx
+// is no longer usable.
+func (tx *Tx) Try(ctx context.Context, fn func() error) (failed, err error) {
+	if _, err := tx.tx.ExecContext(ctx, "SAVEPOINT try_call"); err != nil {
+		return nil, fmt.Errorf("savepoint: %w", err)
+	}
+	recorded := len(tx.records)
+	if failed = fn(); failed != nil {
+		tx.records = tx.records[:recorded]
+		if _, err := tx.tx.ExecContext(ctx, "ROLLBACK TO SAVEPOINT try_call"); err != nil {
+			return failed, fmt.Errorf("rollback to savepoint: %w", err)
+		}
+	}
+	if _, err := tx.tx.ExecContext(ctx, "RELEASE SAVEPOINT try_call"); err != nil {
+		return failed, fmt.Errorf("release savepoint: %w", err)
+	}
+	return failed, nil
+}
