@@ -91,19 +91,9 @@ func (g *Group) run(ctx context.Context, batch []groupCall) []error {
 	g.count(&g.Commits, &g.db.groups.commits, 1)
 	err = g.db.InTx(ctx, func(tx *Tx) error {
 		for i, c := range batch {
-			if _, err := tx.tx.ExecContext(ctx, "SAVEPOINT group_call"); err != nil {
-				return fmt.Errorf("savepoint: %w", err)
-			}
-			recorded := len(tx.records)
-			errs[i] = runCall(c, tx)
-			if errs[i] != nil {
-				tx.records = tx.records[:recorded]
-				if _, err := tx.tx.ExecContext(ctx, "ROLLBACK TO SAVEPOINT group_call"); err != nil {
-					return fmt.Errorf("rollback to savepoint: %w", err)
-				}
-			}
-			if _, err := tx.tx.ExecContext(ctx, "RELEASE SAVEPOINT group_call"); err != nil {
-				return fmt.Errorf("release savepoint: %w", err)
+			var err error
+			if errs[i], err = tx.Try(ctx, func() error { return runCall(c, tx) }); err != nil {
+				return err
 			}
 		}
 		return nil
@@ -145,6 +135,9 @@ func runCall(c groupCall, tx *Tx) (err error) {
 // failed is fn's error. err is the savepoint's own failure, after which tx
 // is no longer usable.
 func (tx *Tx) Try(ctx context.Context, fn func() error) (failed, err error) {
+	// Savepoints of one name nest: the most recent is the one rolled back
+	// to and released (SQLite and PostgreSQL alike), so a Try inside a
+	// grouped caller's own is its own.
 	if _, err := tx.tx.ExecContext(ctx, "SAVEPOINT try_call"); err != nil {
 		return nil, fmt.Errorf("savepoint: %w", err)
 	}
