@@ -364,7 +364,7 @@ func (s *Service) identifierBuckets(a Applicant) identifierLimits {
 	}
 	var l identifierLimits
 	for _, k := range keys {
-		l.lookups = append(l.lookups, s.keyedSum([]byte("sanad registry lookup limit\x00"+k)))
+		l.lookups = append(l.lookups, s.limitBucket("registry lookup", k))
 		l.enrollments = append(l.enrollments, s.identifierBucket(k))
 	}
 	return l
@@ -460,8 +460,13 @@ func (s *Service) allowIdentifier(ctx context.Context, key string) (bool, time.D
 // identifierBucket names the bucket of the identifier key (limitKey's
 // form) by a keyed hash (HMAC-SHA256 under CodeKey; SHA-256 without one),
 // so the table of buckets is not a list of who enrolled.
-func (s *Service) identifierBucket(key string) []byte {
-	return s.keyedSum([]byte("sanad identifier limit\x00" + key))
+func (s *Service) identifierBucket(key string) []byte { return s.limitBucket("identifier", key) }
+
+// limitBucket names the bucket of a limit ("identifier", "registry
+// lookup", "wrong code") for key (limitKey's form), as identifierBucket
+// says.
+func (s *Service) limitBucket(limit, key string) []byte {
+	return s.keyedSum([]byte("sanad " + limit + " limit\x00" + key))
 }
 
 // wrongCodeBucket names the bucket of wrong codes of person (a semantics
@@ -472,7 +477,7 @@ func (s *Service) wrongCodeBucket(person string) []byte {
 	if s.d.IdentifierLimit == nil || key == "" {
 		return nil
 	}
-	return s.keyedSum([]byte("sanad wrong code limit\x00" + key))
+	return s.limitBucket("wrong code", key)
 }
 
 // limitKey is identifierBucket's key for an ETSI semantics identifier
