@@ -5,9 +5,11 @@ import (
 	"crypto/ecdsa"
 	"crypto/ed25519"
 	"crypto/rsa"
+	"crypto/x509"
 	encasn1 "encoding/asn1"
 	"errors"
 	"fmt"
+	"slices"
 
 	"golang.org/x/crypto/cryptobyte"
 	"golang.org/x/crypto/cryptobyte/asn1"
@@ -49,10 +51,13 @@ func rsaSizeProblem(pub crypto.PublicKey) string {
 	return ""
 }
 
-// rsaTooLarge says whether pub is an RSA key above maxRSABits.
-func rsaTooLarge(pub crypto.PublicKey) bool {
-	k, ok := pub.(*rsa.PublicKey)
-	return ok && k.N.BitLen() > maxRSABits
+// withoutOversizedRSA is a copy of certs (which may be shared, as the
+// caIssuers cache's are) without those whose RSA key is above maxRSABits.
+func withoutOversizedRSA(certs []*x509.Certificate) []*x509.Certificate {
+	return slices.DeleteFunc(slices.Clone(certs), func(c *x509.Certificate) bool {
+		k, ok := c.PublicKey.(*rsa.PublicKey)
+		return ok && k.N.BitLen() > maxRSABits
+	})
 }
 
 var digests = map[string]struct {

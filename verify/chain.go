@@ -11,7 +11,6 @@ import (
 	"net/http"
 	"net/url"
 	"path"
-	"slices"
 	"strings"
 	"time"
 )
@@ -39,7 +38,7 @@ func (v *Verifier) buildChain(ctx context.Context, call *call, rep *Report, leaf
 	// A certificate with an RSA key above maxRSABits joins no path and is
 	// asked nothing: checking a signature with its key would cost what
 	// the sender chose.
-	carried = slices.DeleteFunc(slices.Clone(carried), func(c *x509.Certificate) bool { return rsaTooLarge(c.PublicKey) })
+	carried = withoutOversizedRSA(carried)
 	source := map[string]string{}
 	fetchedFrom := map[string]string{}
 	pool := x509.NewCertPool()
@@ -117,7 +116,7 @@ func (v *Verifier) buildChain(ctx context.Context, call *call, rep *Report, leaf
 				call.aiaFetches++
 				certs, ferr := v.fetchIssuer(ctx, url)
 				if ferr == nil {
-					certs = slices.DeleteFunc(slices.Clone(certs), func(c *x509.Certificate) bool { return rsaTooLarge(c.PublicKey) }) // a copy: certs may be the cache's
+					certs = withoutOversizedRSA(certs)
 					if len(certs) == 0 {
 						ferr = fmt.Errorf("no certificate with an RSA key of at most %d bits", maxRSABits)
 					}

@@ -74,10 +74,9 @@ type Config struct {
 	NonceSigner func(presigned, nonce []byte) ([]byte, error)
 	// NoncePerSecond bounds the responses NonceSigner signs, across every
 	// client (default 100 a second, and as many at once; at least one at
-	// once): anyone may send
-	// nonces, and each is a signature on the HSM that issuance and
-	// revocation also sign with. Past it, the pre-signed response answers,
-	// without the nonce.
+	// once): anyone may send nonces, and each is a signature on the HSM
+	// that issuance and revocation also sign with. Past it, the pre-signed
+	// response answers, without the nonce.
 	NoncePerSecond float64
 	// Preload fills the cache at the first sync with the stored responses,
 	// up to CacheSize, so that the first request for each is not a store
