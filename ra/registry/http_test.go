@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -16,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sanadpki/sanad/internal/testenv"
 	"github.com/sanadpki/sanad/ra/registry"
 )
 
@@ -64,7 +66,9 @@ func jsonAnswer(w http.ResponseWriter, status int, body string) {
 	_, _ = w.Write([]byte(body))
 }
 
-// newStub starts a server and a client with quick retries.
+// newStub starts a server and a client with quick retries. An attempt
+// has 10 s, so that one that succeeds never times out on a loaded machine
+// and adds an attempt to the count; the cases about timeouts set their own.
 func newStub(t *testing.T, handle func(w http.ResponseWriter, r *http.Request, attempt int), tweak ...func(*registry.HTTPConfig)) (*stub, *registry.HTTP) {
 	t.Helper()
 	s := &stub{handle: handle}
@@ -73,7 +77,7 @@ func newStub(t *testing.T, handle func(w http.ResponseWriter, r *http.Request, a
 	s.host = strings.TrimPrefix(srv.URL, "http://")
 	cfg := registry.HTTPConfig{
 		BaseURL:    srv.URL + "/api/",
-		Timeout:    300 * time.Millisecond,
+		Timeout:    10 * time.Second,
 		Backoff:    time.Millisecond,
 		MaxBackoff: 5 * time.Millisecond,
 		Now:        clock,
@@ -143,6 +147,9 @@ func TestHTTPAnswers(t *testing.T) {
 		want     []error // err must match each
 		notWant  error
 		attempts int
+		// lateAttempts: the client may give up on the last attempt before
+		// the server has seen it, so the count is awaited.
+		lateAttempts bool
 	}{
 		{
 			name:     "404 JSON is not found",
@@ -277,9 +284,12 @@ func TestHTTPAnswers(t *testing.T) {
 			handle: func(w http.ResponseWriter, r *http.Request, _ int) {
 				<-r.Context().Done()
 			},
-			tweak:    func(c *registry.HTTPConfig) { c.Timeout = 50 * time.Millisecond },
-			want:     []error{registry.ErrUnavailable},
-			attempts: 3,
+			// A second, so that each request reaches the server before
+			// its attempt gives up, even on a loaded machine.
+			tweak:        func(c *registry.HTTPConfig) { c.Timeout = time.Second },
+			want:         []error{registry.ErrUnavailable},
+			attempts:     3,
+			lateAttempts: true,
 		},
 		{
 			name: "a slow body times out too",
@@ -294,7 +304,9 @@ func TestHTTPAnswers(t *testing.T) {
 				}
 				jsonAnswer(w, 200, ayeshaJSON)
 			},
-			tweak:    func(c *registry.HTTPConfig) { c.Timeout = 50 * time.Millisecond },
+			// A second long enough for the second attempt on a loaded
+			// machine: one that timed out too would make a third.
+			tweak:    func(c *registry.HTTPConfig) { c.Timeout = time.Second },
 			attempts: 2,
 		},
 	} {
@@ -321,6 +333,9 @@ func TestHTTPAnswers(t *testing.T) {
 			}
 			if err != nil && strings.Contains(err.Error(), ayeshaID) {
 				t.Errorf("error shows the full identifier: %v", err)
+			}
+			if tc.lateAttempts {
+				testenv.WaitFor(t, fmt.Sprintf("%d attempts at the server", tc.attempts), func() bool { return s.count() >= tc.attempts })
 			}
 			if got := s.count(); got != tc.attempts {
 				t.Errorf("%d attempts, want %d", got, tc.attempts)
@@ -368,15 +383,23 @@ func TestHTTPContext(t *testing.T) {
 	})
 
 	t.Run("cancelled while waiting to retry", func(t *testing.T) {
-		s, h := newStub(t, func(w http.ResponseWriter, _ *http.Request, _ int) {
-			w.Header().Set("Retry-After", "4")
-			w.WriteHeader(503)
-		})
+		// The cancel is set off by the request itself, so that the server
+		// has counted it however slow the machine; it comes while the
+		// client waits out the Retry-After, which only the cancel can cut
+		// short (a retry after it would fail with the same error).
 		ctx, cancel := context.WithCancel(context.Background())
-		time.AfterFunc(50*time.Millisecond, cancel)
+		s, h := newStub(t, func(w http.ResponseWriter, _ *http.Request, _ int) {
+			time.AfterFunc(50*time.Millisecond, cancel)
+			w.Header().Set("Retry-After", "30")
+			w.WriteHeader(503)
+		}, func(c *registry.HTTPConfig) { c.MaxRetryAfter = time.Minute })
+		start := time.Now()
 		_, _, err := h.Person(ctx, "PK", ayeshaID)
 		if !errors.Is(err, context.Canceled) || s.count() != 1 {
 			t.Errorf("err = %v after %d attempts", err, s.count())
+		}
+		if d := time.Since(start); d >= 30*time.Second {
+			t.Errorf("returned after %v: the cancel did not end the wait", d)
 		}
 	})
 
@@ -391,11 +414,13 @@ func TestHTTPContext(t *testing.T) {
 	})
 
 	t.Run("no time left to wait for a retry", func(t *testing.T) {
+		// The deadline is far enough for a slow first attempt, and still
+		// short of the Retry-After.
 		s, h := newStub(t, func(w http.ResponseWriter, _ *http.Request, _ int) {
-			w.Header().Set("Retry-After", "3")
+			w.Header().Set("Retry-After", "45")
 			w.WriteHeader(503)
-		})
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		}, func(c *registry.HTTPConfig) { c.MaxRetryAfter = time.Minute })
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
 		_, _, err := h.Person(ctx, "PK", ayeshaID)
 		if !errors.Is(err, registry.ErrUnavailable) || s.count() != 1 {
