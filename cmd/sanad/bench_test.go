@@ -121,7 +121,7 @@ func TestBench(t *testing.T) {
 // their ratios; every measured request got a 200.
 func TestBenchOCSP(t *testing.T) {
 	testenv.Tool(t, "openssl") // the peer: fails in CI when missing
-	code, out := runSanad(t, "bench", "ocsp", "-n", "300", "--serials", "100", "-c", "4", "-d", "300ms", "--warmup", "100ms", "--post", "0.3",
+	code, out := runSanad(t, "bench", "ocsp", "-n", "300", "--serials", "100", "-c", "4", "-d", "1s", "--warmup", "100ms", "--post", "0.3",
 		"--peers", "openssl", "--json")
 	if code != 0 {
 		t.Fatalf("exit %d\n%s", code, out)

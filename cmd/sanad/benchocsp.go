@@ -310,6 +310,12 @@ sends --post of the requests as POST, the rest as GET.`,
 			if err != nil {
 				return err
 			}
+			if b.Requests == 0 {
+				// The round's ratio would be infinite, which JSON cannot
+				// carry: a round this short on a machine this busy
+				// measured nothing.
+				return fmt.Errorf("bare net/http: no request completed in round %d of %d (%s); give a longer --duration", r+1, n, round.duration)
+			}
 			b.BodyBytes = seed.bodySize
 			bareRounds = append(bareRounds, b)
 			rep.RoundRatios = append(rep.RoundRatios, res.PerSecond/b.PerSecond)
@@ -345,6 +351,11 @@ sends --post of the requests as POST, the rest as GET.`,
 			log.Info("loading a peer", "peer", peer, "addr", addr)
 			p, err := load(peer, addr, "/", seed.requests)
 			stopPeer()
+			if err == nil && p.Requests == 0 {
+				// No ratio to give (it would be infinite): a peer that
+				// answered nothing in the run stopped answering.
+				err = errors.New("no request completed")
+			}
 			if err != nil {
 				// A peer that stops answering under load (openssl ocsp does
 				// under wrk) is a finding, not the end of the run.
