@@ -299,6 +299,10 @@ func TestPublisherRepublishes(t *testing.T) {
 		if err := restarted.authority.Revoke(ctx, victim.SerialNumber.Bytes(), 1, "officer:test"); err != nil {
 			t.Fatal(err)
 		}
+		// A second on, so that the CRL built at start is dated after the
+		// revocation: one of the same second may miss it (times are kept
+		// to the second), and Run would build again MinInterval later.
+		clk.Set(t0.Add(24*time.Hour + time.Second))
 		stop = p.run(t)
 		testenv.WaitFor(t, "the CRL built at start", func() bool { c, _ := latestCRL(t, db); return c.Number > c2.Number })
 		started, rl := latestCRL(t, db)
@@ -309,12 +313,14 @@ func TestPublisherRepublishes(t *testing.T) {
 		if c, _ := latestCRL(t, db); c.Number != started.Number {
 			t.Errorf("CRL #%d published with the clock standing still (after #%d)", c.Number, started.Number)
 		}
-		clk.Set(t0.Add(48 * time.Hour))
+		// A day after the CRL built at start.
+		republishAt := t0.Add(48*time.Hour + time.Second)
+		clk.Set(republishAt)
 		testenv.WaitFor(t, "a republished CRL", func() bool { c, _ := latestCRL(t, db); return c.Number > started.Number })
 		stop()
 		last, rl := latestCRL(t, db)
-		if last.Number <= started.Number || !rl.ThisUpdate.Equal(t0.Add(48*time.Hour)) {
-			t.Errorf("republished CRL #%d at %s, want a number above #%d at %s", last.Number, rl.ThisUpdate, started.Number, t0.Add(48*time.Hour))
+		if last.Number <= started.Number || !rl.ThisUpdate.Equal(republishAt) {
+			t.Errorf("republished CRL #%d at %s, want a number above #%d at %s", last.Number, rl.ThisUpdate, started.Number, republishAt)
 		}
 		if d := rl.NextUpdate.Sub(rl.ThisUpdate); d > crl.MaxValidity {
 			t.Errorf("nextUpdate %s after thisUpdate", d)
