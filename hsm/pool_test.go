@@ -145,9 +145,25 @@ func TestSessionWait(t *testing.T) {
 		}
 	})
 	t.Run("context cancelled while waiting", func(t *testing.T) {
+		// A pool of its own that waits a minute, so that only the cancel
+		// can end the wait, however late it comes on a loaded machine.
+		long, err := tok.Module.OpenToken(ctx, hsm.TokenConfig{Label: tok.Label, PIN: tok.PIN, MaxSessions: 1, SessionWait: time.Minute})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer long.Close()
+		lk, err := long.FindKey(ctx, "k")
+		if err != nil {
+			t.Fatal(err)
+		}
+		releaseLong, err := long.HoldSessionForTest()
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer releaseLong()
 		cctx, cancel := context.WithCancel(ctx)
-		go cancel()
-		if err := signAndVerify(cctx, k, "x"); !errors.Is(err, context.Canceled) {
+		time.AfterFunc(20*time.Millisecond, cancel)
+		if err := signAndVerify(cctx, lk, "x"); !errors.Is(err, context.Canceled) {
 			t.Fatalf("err = %v, want context.Canceled", err)
 		}
 	})
