@@ -50,7 +50,7 @@ func Open(t testing.TB, driver string) (*store.DB, *sql.DB) {
 	t.Helper()
 	switch driver {
 	case store.DriverSQLite:
-		return openSQLite(t)
+		return OpenSQLite(t, "")
 	case store.DriverPostgres:
 		return openPostgres(t)
 	default:
@@ -59,13 +59,20 @@ func Open(t testing.TB, driver string) (*store.DB, *sql.DB) {
 	}
 }
 
-func openSQLite(t testing.TB) (*store.DB, *sql.DB) {
+// OpenSQLite is Open on SQLite, with go-sqlite3 parameters (query form,
+// e.g. "_busy_timeout=60000"; "" for none) added to the store's DSN, for a
+// test that needs another setting than the store's default.
+func OpenSQLite(t testing.TB, params string) (*store.DB, *sql.DB) {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "sanad.db")
 	if strings.ContainsRune(path, '?') {
 		t.Fatalf("storetest: temp path %q contains '?', which a sqlite DSN cannot", path)
 	}
-	db := openStore(t, store.Config{Driver: store.DriverSQLite, DSN: path})
+	dsn := path
+	if params != "" {
+		dsn += "?" + params
+	}
+	db := openStore(t, store.Config{Driver: store.DriverSQLite, DSN: dsn})
 	raw, err := sql.Open("sqlite3", path+"?_busy_timeout=5000&_foreign_keys=1")
 	if err != nil {
 		t.Fatalf("storetest: open raw sqlite: %v", err)
