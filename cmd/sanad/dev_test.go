@@ -113,6 +113,40 @@ func startDevEnv(t *testing.T, dir string, env []string) *devProcess {
 // them needs a real port, not ":0": freePort finds one.
 func startDevAt(t *testing.T, dir string, env []string, addr string) *devProcess {
 	t.Helper()
+	p, err := tryStartDevAt(t, dir, env, addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// startDevOnFreePort is startDevAt on a port freePort found, in the
+// directory dir returns. Another process may take the port between
+// freePort letting it go and sanad dev binding it (CI runs the packages'
+// tests side by side): then sanad dev starts again on another port, in
+// the directory dir returns then, three times at most.
+func startDevOnFreePort(t *testing.T, env []string, dir func() string) *devProcess {
+	t.Helper()
+	for try := 1; ; try++ {
+		port, err := freePort()
+		if err != nil {
+			t.Fatal(err)
+		}
+		p, err := tryStartDevAt(t, dir(), env, fmt.Sprintf("127.0.0.1:%d", port))
+		if err == nil {
+			return p
+		}
+		if try == 3 || !strings.Contains(p.output.String(), "address already in use") {
+			t.Fatal(err)
+		}
+		t.Logf("port %d was taken before sanad dev bound it; trying another", port)
+	}
+}
+
+// tryStartDevAt is startDevAt, returning the process with an error when
+// it exits before it is ready.
+func tryStartDevAt(t *testing.T, dir string, env []string, addr string) (*devProcess, error) {
+	t.Helper()
 	p := &devProcess{output: &syncBuffer{}, done: make(chan error, 1)}
 	p.cmd = exec.Command(sanadBin, "dev", "--dir", dir, "--addr", addr)
 	p.cmd.Env = env
@@ -131,11 +165,11 @@ func startDevAt(t *testing.T, dir string, env []string, addr string) *devProcess
 	for {
 		if m := readyLine.FindStringSubmatch(p.output.String()); m != nil {
 			p.url = m[1]
-			return p
+			return p, nil
 		}
 		select {
 		case err := <-p.done:
-			t.Fatalf("sanad dev exited before ready (%v):\n%s", err, p.output)
+			return p, fmt.Errorf("sanad dev exited before ready (%v):\n%s", err, p.output)
 		case <-deadline:
 			t.Fatalf("sanad dev not ready within 30s:\n%s", p.output)
 		case <-time.After(50 * time.Millisecond):
@@ -285,11 +319,7 @@ func TestDevQuickStartRestartAndAudit(t *testing.T) {
 	// the sample registry gets an event key again, which the RA trusts.
 	// (On another port: the certificates made at the first start name
 	// the first one, which the log says.)
-	port, err := freePort()
-	if err != nil {
-		t.Fatal(err)
-	}
-	second := startDevAt(t, dir, sanadEnv(), fmt.Sprintf("127.0.0.1:%d", port))
+	second := startDevOnFreePort(t, sanadEnv(), func() string { return dir })
 	if code, body := httpGet(t, second.url+"/readyz"); code != 200 {
 		t.Fatalf("readyz after restart = %d %s", code, body)
 	}

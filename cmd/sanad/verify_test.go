@@ -8,7 +8,6 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"encoding/pem"
-	"fmt"
 	"mime/multipart"
 	"net/http"
 	"os"
@@ -49,12 +48,11 @@ func TestVerifyAgainstDev(t *testing.T) {
 	requireSoftHSM(t)
 	openssl := testenv.Tool(t, "openssl")
 	env := sanadEnv()
-	dir := filepath.Join(t.TempDir(), "var")
-	port, err := freePort()
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := newRAClient(t, startDevAt(t, dir, env, fmt.Sprintf("127.0.0.1:%d", port)), dir, env)
+	// A fresh directory for each start: the dev CA's certificates name
+	// the port of the start that made them.
+	var dir string
+	dev := startDevOnFreePort(t, env, func() string { dir = filepath.Join(t.TempDir(), "var"); return dir })
+	c := newRAClient(t, dev, dir, env)
 	root, issuing := c.pems["root"], c.pems["issuing"]
 	work := t.TempDir()
 	key := mustECDSA(t, elliptic.P256())
