@@ -332,6 +332,10 @@ sends --post of the requests as POST, the rest as GET.`,
 		}
 		for _, peer := range *peers {
 			addr, stopPeer, err := startPeer(serveCtx, peer, seed, dir)
+			for try := 1; errors.Is(err, errPeerExited) && try < 3; try++ {
+				log.Warn("peer exited before it listened; trying another port", "peer", peer, "err", err)
+				addr, stopPeer, err = startPeer(serveCtx, peer, seed, dir)
+			}
 			if err != nil {
 				return fmt.Errorf("peer %s: %w", peer, err)
 			}
@@ -393,8 +397,12 @@ func startPeer(ctx context.Context, peer string, seed ocspSeed, dir string) (str
 		return path, os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600)
 	}
 	var cmd *exec.Cmd
+	// bound says, from the peer's output, that it holds the port: a dial
+	// alone may reach another process that took the port first.
+	bound := func(string) bool { return true }
 	switch peer {
 	case "openssl":
+		bound = func(out string) bool { return strings.Contains(out, "ACCEPT ") }
 		caPath, err := writePEM("ca.pem", "CERTIFICATE", seed.ca.Raw)
 		if err != nil {
 			return "", nil, err
@@ -455,9 +463,21 @@ func startPeer(ctx context.Context, peer string, seed ocspSeed, dir string) (str
 	if err := cmd.Start(); err != nil {
 		return "", nil, err
 	}
-	stop := func() { _ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL); _ = cmd.Wait() }
+	exited := make(chan struct{})
+	var waitErr error
+	go func() { waitErr = cmd.Wait(); close(exited) }()
+	stop := func() { _ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL); <-exited }
 	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-		if c, err := net.Dial("tcp", addr); err == nil {
+		select {
+		case <-exited:
+			// Another process may have taken the port between freePort
+			// and the peer binding it: the caller tries another.
+			return "", nil, fmt.Errorf("%w (%v): %s", errPeerExited, waitErr, out.String())
+		default:
+		}
+		if !bound(out.String()) {
+			// not yet
+		} else if c, err := net.Dial("tcp", addr); err == nil {
 			c.Close()
 			return addr, stop, nil
 		}
@@ -467,6 +487,9 @@ func startPeer(ctx context.Context, peer string, seed ocspSeed, dir string) (str
 		}
 	}
 }
+
+// errPeerExited is a peer that stopped before it listened.
+var errPeerExited = errors.New("exited before it listened")
 
 // syncBuf collects a child's output for an error message.
 type syncBuf struct {

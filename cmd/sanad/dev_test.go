@@ -161,7 +161,10 @@ func tryStartDevAt(t *testing.T, dir string, env []string, addr string) (*devPro
 			<-p.done
 		}
 	})
-	deadline := time.After(30 * time.Second)
+	// A liveness bound, not a speed check: the first start runs the
+	// development ceremonies, which a loaded CI machine may take a while
+	// over.
+	deadline := time.After(2 * time.Minute)
 	for {
 		if m := readyLine.FindStringSubmatch(p.output.String()); m != nil {
 			p.url = m[1]
@@ -171,7 +174,7 @@ func tryStartDevAt(t *testing.T, dir string, env []string, addr string) (*devPro
 		case err := <-p.done:
 			return p, fmt.Errorf("sanad dev exited before ready (%v):\n%s", err, p.output)
 		case <-deadline:
-			t.Fatalf("sanad dev not ready within 30s:\n%s", p.output)
+			t.Fatalf("sanad dev not ready within 2 minutes:\n%s", p.output)
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
