@@ -331,11 +331,7 @@ sends --post of the requests as POST, the rest as GET.`,
 			}
 		}
 		for _, peer := range *peers {
-			addr, stopPeer, err := startPeer(serveCtx, peer, seed, dir)
-			for try := 1; errors.Is(err, errPeerExited) && try < 3; try++ {
-				log.Warn("peer exited before it listened; trying another port", "peer", peer, "err", err)
-				addr, stopPeer, err = startPeer(serveCtx, peer, seed, dir)
-			}
+			addr, stopPeer, err := startPeer(serveCtx, log, peer, seed, dir)
 			if err != nil {
 				return fmt.Errorf("peer %s: %w", peer, err)
 			}
@@ -386,7 +382,21 @@ type peerRatio struct {
 // a free loopback port: openssl ocsp -index (signs every answer with the
 // throw-away signer key) or cfssl ocspserve (serves the same pre-signed
 // responses). It returns the address and a stop function.
-func startPeer(ctx context.Context, peer string, seed ocspSeed, dir string) (string, func(), error) {
+//
+// Another process may take the port between freePort finding it and the
+// peer binding it: a peer that exits before it listens is started again on
+// another port, up to three tries.
+func startPeer(ctx context.Context, log *slog.Logger, peer string, seed ocspSeed, dir string) (string, func(), error) {
+	addr, stop, err := startPeerOnce(ctx, peer, seed, dir)
+	for try := 1; errors.Is(err, errPeerExited) && try < 3; try++ {
+		log.Warn("peer exited before it listened; starting it on another port", "peer", peer, "err", err)
+		addr, stop, err = startPeerOnce(ctx, peer, seed, dir)
+	}
+	return addr, stop, err
+}
+
+// startPeerOnce is one try of startPeer.
+func startPeerOnce(ctx context.Context, peer string, seed ocspSeed, dir string) (string, func(), error) {
 	port, err := freePort()
 	if err != nil {
 		return "", nil, err
@@ -399,10 +409,13 @@ func startPeer(ctx context.Context, peer string, seed ocspSeed, dir string) (str
 	var cmd *exec.Cmd
 	// bound says, from the peer's output, that it holds the port: a dial
 	// alone may reach another process that took the port first.
+	// OpenSSL 3 prints its ACCEPT line once bound; 1.1 prints nothing, and
+	// one that could not bind has exited within a few seconds.
+	started := time.Now()
 	bound := func(string) bool { return true }
 	switch peer {
 	case "openssl":
-		bound = func(out string) bool { return strings.Contains(out, "ACCEPT ") }
+		bound = func(out string) bool { return strings.Contains(out, "ACCEPT ") || time.Since(started) > 3*time.Second }
 		caPath, err := writePEM("ca.pem", "CERTIFICATE", seed.ca.Raw)
 		if err != nil {
 			return "", nil, err

@@ -96,7 +96,7 @@ type devProcess struct {
 var readyLine = regexp.MustCompile(`sanad dev ready"? url=(http://\S+)`)
 
 // startDev starts `sanad dev` on a free port in dir and waits for its ready
-// line. The wait is bounded by the acceptance criterion (30 s to serve).
+// line, for at most two minutes (a liveness bound, not a speed check).
 func startDev(t *testing.T, dir string) *devProcess {
 	t.Helper()
 	return startDevEnv(t, dir, sanadEnv())

@@ -284,9 +284,9 @@ func TestHTTPAnswers(t *testing.T) {
 			handle: func(w http.ResponseWriter, r *http.Request, _ int) {
 				<-r.Context().Done()
 			},
-			// A second, so that each request reaches the server before
+			// Two seconds, so that each request reaches the server before
 			// its attempt gives up, even on a loaded machine.
-			tweak:        func(c *registry.HTTPConfig) { c.Timeout = time.Second },
+			tweak:        func(c *registry.HTTPConfig) { c.Timeout = 2 * time.Second },
 			want:         []error{registry.ErrUnavailable},
 			attempts:     3,
 			lateAttempts: true,
@@ -304,9 +304,9 @@ func TestHTTPAnswers(t *testing.T) {
 				}
 				jsonAnswer(w, 200, ayeshaJSON)
 			},
-			// A second long enough for the second attempt on a loaded
-			// machine: one that timed out too would make a third.
-			tweak:    func(c *registry.HTTPConfig) { c.Timeout = time.Second },
+			// Long enough for the second attempt on a loaded machine: one
+			// that timed out too would make a third.
+			tweak:    func(c *registry.HTTPConfig) { c.Timeout = 3 * time.Second },
 			attempts: 2,
 		},
 	} {
