@@ -125,19 +125,26 @@ func TestSessionWait(t *testing.T) {
 	if _, err := tok.Token.GenerateKey(ctx, hsm.KeySpec{Label: "k", Type: hsm.ECDSAP256}); err != nil {
 		t.Fatal(err)
 	}
-	one, err := tok.Module.OpenToken(ctx, hsm.TokenConfig{Label: tok.Label, PIN: tok.PIN, MaxSessions: 1, SessionWait: 50 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
+	// held opens the token with one session, waiting at most wait for it,
+	// and holds that session: the pool, key "k" of it, and the release.
+	held := func(t *testing.T, wait time.Duration) (*hsm.Token, *hsm.Key, func()) {
+		t.Helper()
+		pool, err := tok.Module.OpenToken(ctx, hsm.TokenConfig{Label: tok.Label, PIN: tok.PIN, MaxSessions: 1, SessionWait: wait})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { pool.Close() })
+		k, err := pool.FindKey(ctx, "k")
+		if err != nil {
+			t.Fatal(err)
+		}
+		release, err := pool.HoldSessionForTest()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return pool, k, release
 	}
-	defer one.Close()
-	k, err := one.FindKey(ctx, "k")
-	if err != nil {
-		t.Fatal(err)
-	}
-	release, err := one.HoldSessionForTest()
-	if err != nil {
-		t.Fatal(err)
-	}
+	one, k, release := held(t, 50*time.Millisecond)
 
 	t.Run("pool exhausted", func(t *testing.T) {
 		if err := signAndVerify(ctx, k, "x"); !errors.Is(err, hsm.ErrNoSession) {
@@ -147,19 +154,7 @@ func TestSessionWait(t *testing.T) {
 	t.Run("context cancelled while waiting", func(t *testing.T) {
 		// A pool of its own that waits a minute, so that only the cancel
 		// can end the wait, however late it comes on a loaded machine.
-		long, err := tok.Module.OpenToken(ctx, hsm.TokenConfig{Label: tok.Label, PIN: tok.PIN, MaxSessions: 1, SessionWait: time.Minute})
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer long.Close()
-		lk, err := long.FindKey(ctx, "k")
-		if err != nil {
-			t.Fatal(err)
-		}
-		releaseLong, err := long.HoldSessionForTest()
-		if err != nil {
-			t.Fatal(err)
-		}
+		_, lk, releaseLong := held(t, time.Minute)
 		defer releaseLong()
 		cctx, cancel := context.WithCancel(ctx)
 		time.AfterFunc(20*time.Millisecond, cancel)
