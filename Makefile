@@ -3,7 +3,7 @@ GO  ?= go
 BIN ?= bin/sanad
 export CGO_ENABLED := 1
 
-.PHONY: run test bench build clean
+.PHONY: run test bench bench-stepca build clean
 
 build:
 	$(GO) build -o $(BIN) ./cmd/sanad
@@ -28,6 +28,13 @@ bench:
 	$(GO) test -run '^$$' -bench 'BenchmarkVerify' -benchtime 2s ./verify/
 	$(GO) build -o $(BIN) ./cmd/sanad
 	./$(BIN) bench ocsp --certificates 100000 --duration 10s
+
+## bench-stepca: issue 6's throughput target on this machine: step-ca's
+## REST sign at 16 and 64 workers beside `sanad bench enroll` at 16 and 64
+## applicants, alternating rounds (ROUNDS, N; see scripts/bench-stepca)
+bench-stepca:
+	@scripts/deps run
+	scripts/bench-stepca
 
 clean:
 	rm -rf bin
