@@ -39,6 +39,22 @@ func serial() *big.Int {
 	return s
 }
 
+// caTemplate is a CA certificate named cn, valid ten years from now, with
+// at most maxPathLen CAs below it.
+func caTemplate(cn string, now time.Time, maxPathLen int) *x509.Certificate {
+	return &x509.Certificate{
+		SerialNumber:          serial(),
+		Subject:               pkix.Name{CommonName: cn},
+		NotBefore:             now,
+		NotAfter:              now.Add(10 * 365 * 24 * time.Hour),
+		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
+		BasicConstraintsValid: true,
+		IsCA:                  true,
+		MaxPathLen:            maxPathLen,
+		MaxPathLenZero:        maxPathLen == 0,
+	}
+}
+
 func main() {
 	dir := flag.String("dir", "ca", "output directory")
 	addr := flag.String("address", "127.0.0.1:9443", "listen address")
@@ -60,16 +76,7 @@ func main() {
 	// Root.
 	rootKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	must(err)
-	rootTpl := &x509.Certificate{
-		SerialNumber:          serial(),
-		Subject:               pkix.Name{CommonName: "Bench Root CA"},
-		NotBefore:             now,
-		NotAfter:              now.Add(10 * 365 * 24 * time.Hour),
-		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
-		BasicConstraintsValid: true,
-		IsCA:                  true,
-		MaxPathLen:            1,
-	}
+	rootTpl := caTemplate("Bench Root CA", now, 1)
 	rootDER, err := x509.CreateCertificate(rand.Reader, rootTpl, rootTpl, &rootKey.PublicKey, rootKey)
 	must(err)
 	rootCert, err := x509.ParseCertificate(rootDER)
@@ -78,17 +85,7 @@ func main() {
 	// Intermediate.
 	intKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	must(err)
-	intTpl := &x509.Certificate{
-		SerialNumber:          serial(),
-		Subject:               pkix.Name{CommonName: "Bench Intermediate CA"},
-		NotBefore:             now,
-		NotAfter:              now.Add(10 * 365 * 24 * time.Hour),
-		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
-		BasicConstraintsValid: true,
-		IsCA:                  true,
-		MaxPathLen:            0,
-		MaxPathLenZero:        true,
-	}
+	intTpl := caTemplate("Bench Intermediate CA", now, 0)
 	intDER, err := x509.CreateCertificate(rand.Reader, intTpl, rootCert, &intKey.PublicKey, rootKey)
 	must(err)
 
