@@ -100,11 +100,7 @@ func (tx *Tx) TokenWait(ctx context.Context, key []byte, b Bucket, now time.Time
 // lockBucket reads the bucket's row, locking it until tx ends on
 // PostgreSQL (SQLite's write transactions run one at a time).
 func (tx *Tx) lockBucket(ctx context.Context, key []byte) (tokens float64, at time.Time, found bool, err error) {
-	lock := " FOR UPDATE"
-	if tx.d.sqlite {
-		lock = ""
-	}
-	err = tx.tx.QueryRowContext(ctx, tx.d.q(`SELECT tokens, at FROM rate_limits WHERE bucket = $1`+lock), key).Scan(&tokens, timeScan{&at})
+	err = tx.tx.QueryRowContext(ctx, tx.d.q(`SELECT tokens, at FROM rate_limits WHERE bucket = $1`+tx.d.lockSuffix), key).Scan(&tokens, timeScan{&at})
 	if errors.Is(err, sql.ErrNoRows) {
 		return 0, time.Time{}, false, nil
 	}
