@@ -76,8 +76,7 @@ func (g *group) do(ctx context.Context, w *groupWrite) error { return g.batcher.
 // in its own.
 func (g *group) commit(ctx context.Context, batch []*groupWrite) []error {
 	errs := make([]error, len(batch))
-	g.commits.Add(1)
-	err := g.txs.InTx(ctx, func(tx *store.Tx) error { return g.write(ctx, tx, batch) })
+	err := g.writeInTx(ctx, batch)
 	switch {
 	case err == nil:
 		for i, w := range batch {
@@ -103,8 +102,7 @@ func (g *group) commit(ctx context.Context, batch []*groupWrite) []error {
 
 // alone makes w in a transaction of its own.
 func (g *group) alone(ctx context.Context, w *groupWrite) error {
-	g.commits.Add(1)
-	if err := g.txs.InTx(ctx, func(tx *store.Tx) error { return g.write(ctx, tx, []*groupWrite{w}) }); err != nil {
+	if err := g.writeInTx(ctx, []*groupWrite{w}); err != nil {
 		return g.withoutThen(ctx, w, err)
 	}
 	return thenOutcome(w)
@@ -128,11 +126,17 @@ func (g *group) withoutThen(ctx context.Context, w *groupWrite, err error) error
 	}
 	bare := *w
 	bare.then = nil
-	g.commits.Add(1)
-	if err := g.txs.InTx(ctx, func(tx *store.Tx) error { return g.write(ctx, tx, []*groupWrite{&bare}) }); err != nil {
+	if err := g.writeInTx(ctx, []*groupWrite{&bare}); err != nil {
 		return err
 	}
 	return &thenError{err}
+}
+
+// writeInTx makes the writes of batch in a transaction of the group's
+// store.Group, counted in commits.
+func (g *group) writeInTx(ctx context.Context, batch []*groupWrite) error {
+	g.commits.Add(1)
+	return g.txs.InTx(ctx, func(tx *store.Tx) error { return g.write(ctx, tx, batch) })
 }
 
 // write makes the writes of batch in tx, a few statements for all.
