@@ -488,11 +488,11 @@ func startPeerOnce(ctx context.Context, peer string, seed ocspSeed, dir string) 
 			return "", nil, fmt.Errorf("%w (%v): %s", errPeerExited, waitErr, out.String())
 		default:
 		}
-		if !bound(out.String()) {
-			// not yet
-		} else if c, err := net.Dial("tcp", addr); err == nil {
-			c.Close()
-			return addr, stop, nil
+		if bound(out.String()) {
+			if c, err := net.Dial("tcp", addr); err == nil {
+				c.Close()
+				return addr, stop, nil
+			}
 		}
 		if time.Now().After(deadline) {
 			stop()

@@ -9,7 +9,6 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
-	"github.com/sanadpki/sanad/internal/api"
 	"hash/maphash"
 	"log/slog"
 	"net/http"
@@ -18,6 +17,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/sanadpki/sanad/internal/api"
 	"github.com/sanadpki/sanad/internal/store"
 )
 

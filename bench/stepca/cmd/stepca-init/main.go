@@ -39,10 +39,13 @@ func serial() *big.Int {
 	return s
 }
 
-// caTemplate is a CA certificate named cn, valid ten years from now, with
-// at most maxPathLen CAs below it.
-func caTemplate(cn string, now time.Time, maxPathLen int) *x509.Certificate {
-	return &x509.Certificate{
+// newCA makes a P-256 key and a CA certificate named cn for it, valid ten
+// years from now, with at most maxPathLen CAs below it, signed by parent's
+// key (self-signed when parent is nil).
+func newCA(cn string, now time.Time, maxPathLen int, parent *x509.Certificate, parentKey *ecdsa.PrivateKey) (*ecdsa.PrivateKey, *x509.Certificate) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	must(err)
+	tpl := &x509.Certificate{
 		SerialNumber:          serial(),
 		Subject:               pkix.Name{CommonName: cn},
 		NotBefore:             now,
@@ -53,6 +56,14 @@ func caTemplate(cn string, now time.Time, maxPathLen int) *x509.Certificate {
 		MaxPathLen:            maxPathLen,
 		MaxPathLenZero:        maxPathLen == 0,
 	}
+	if parent == nil {
+		parent, parentKey = tpl, key
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tpl, parent, &key.PublicKey, parentKey)
+	must(err)
+	cert, err := x509.ParseCertificate(der)
+	must(err)
+	return key, cert
 }
 
 func main() {
@@ -73,21 +84,9 @@ func main() {
 	}
 	now := time.Now().Add(-time.Minute).Truncate(time.Second)
 
-	// Root.
-	rootKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	must(err)
-	rootTpl := caTemplate("Bench Root CA", now, 1)
-	rootDER, err := x509.CreateCertificate(rand.Reader, rootTpl, rootTpl, &rootKey.PublicKey, rootKey)
-	must(err)
-	rootCert, err := x509.ParseCertificate(rootDER)
-	must(err)
-
-	// Intermediate.
-	intKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	must(err)
-	intTpl := caTemplate("Bench Intermediate CA", now, 0)
-	intDER, err := x509.CreateCertificate(rand.Reader, intTpl, rootCert, &intKey.PublicKey, rootKey)
-	must(err)
+	rootKey, rootCert := newCA("Bench Root CA", now, 1, nil, nil)
+	intKey, intCert := newCA("Bench Intermediate CA", now, 0, rootCert, rootKey)
+	rootDER, intDER := rootCert.Raw, intCert.Raw
 
 	rootKeyDER, err := x509.MarshalECPrivateKey(rootKey)
 	must(err)
