@@ -26,6 +26,12 @@
 // final commit loses only the reply: the certificate is recorded, good,
 // and its OCSP answer exists.
 //
+// The intent may commit in a transaction of the caller's (Prepare, then
+// Intent.Record, then Issue with Request.Recorded): the RA records it with
+// the proof that approves an enrollment of a profile without officers,
+// which saves the enrollment a commit to wait for. The order and the
+// recovery are the same: the intent commits before the HSM signs.
+//
 // No certificate is signed unless its OCSP answer can be: the delegated
 // responder's certificate must be valid for the whole of a response signed
 // now (ocspsign.ErrResponderValidity), which CA.Ready reports.

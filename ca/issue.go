@@ -216,6 +216,11 @@ type Request struct {
 	// Issue returns the certificate with an error wrapping ErrThen and
 	// Then's.
 	Then func(ctx context.Context, tx *store.Tx, cert *x509.Certificate) error
+	// Recorded, when set, is this request's intent, which the caller
+	// prepared (Prepare) and recorded (Intent.Record) in a transaction
+	// that committed: Issue signs it, and stores the certificate as it
+	// would have.
+	Recorded *Intent
 }
 
 // ErrThen is wrapped by Issue's error when the certificate was issued and
@@ -233,36 +238,27 @@ var ErrRequest = errors.New("request refused")
 // the intent cannot be written, or no OCSP response could be signed for the
 // certificate, nothing is signed; if anything after the intent fails, the
 // intent stays and recovery resolves it, at start-up or at the Publisher's
-// next scan (see doc.go).
+// next scan (see doc.go). A request whose intent the caller recorded
+// itself (Request.Recorded) starts at the HSM signature.
 func (ca *CA) Issue(ctx context.Context, req Request) (*x509.Certificate, error) {
 	d := ca.d
-	pr, err := ca.prepare(req)
-	if err != nil {
-		return nil, err
-	}
-	p, cr, tmpl, tbs, now := pr.profile, pr.csr, pr.tmpl, pr.tbs, pr.now
-	serial := tmpl.SerialNumber.Bytes()
-	object := SerialObject(d.Issuer.ID, serial)
-	intent := store.Certificate{
-		IssuerID: d.Issuer.ID, Serial: serial, SubjectID: req.SubjectID, EnrollmentID: req.EnrollmentID, Profile: p.Name,
-		NotBefore: tmpl.NotBefore, NotAfter: tmpl.NotAfter, TBS: tbs, Status: store.StatusGood, CreatedAt: now,
-	}
-	// A certificate whose OCSP answer cannot be signed must not be
-	// signed: its intent would stay unresolved, since recovery needs the
-	// responder too.
-	if err := ca.Ready(ctx); err != nil {
-		return nil, fmt.Errorf("issue %s: %w", object, err)
-	}
-	spki := sha256.Sum256(cr.RawSubjectPublicKeyInfo)
-	err = ca.commits.do(ctx, &groupWrite{intent: &intent, spkiSHA256: spki[:],
-		event: audit.Event{Actor: req.Actor, Action: "certificate.intent", Object: object,
-			Details: map[string]any{"profile": p.Name, "enrollment": req.EnrollmentID, "tbs_sha256": hexSHA256(tbs)}}})
-	if err != nil {
-		return nil, fmt.Errorf("issue %s: record intent: %w", object, err)
+	in := req.Recorded
+	if in == nil {
+		var err error
+		if in, err = ca.Prepare(ctx, req); err != nil {
+			return nil, err
+		}
+		if err := ca.commits.do(ctx, &in.write); err != nil {
+			return nil, fmt.Errorf("issue %s: record intent: %w", in.object, err)
+		}
+	} else if in.ca != ca || in.req.EnrollmentID != req.EnrollmentID || in.req.Profile != req.Profile {
+		return nil, fmt.Errorf("issue %s: the intent recorded is not this CA's for enrollment %s", in.object, req.EnrollmentID)
 	}
 	if err := ca.fault(FaultAfterIntent); err != nil {
 		return nil, err
 	}
+	p, tbs, now, object, intent := in.pr.profile, in.pr.tbs, in.pr.now, in.object, *in.write.intent
+	serial := intent.Serial
 
 	der, err := ca.signTBS(tbs)
 	if err != nil {
@@ -312,6 +308,56 @@ func (ca *CA) Issue(ctx context.Context, req Request) (*x509.Certificate, error)
 		return nil, err
 	}
 	return cert, nil
+}
+
+// Intent is an issuance checked and built, not yet signed (Prepare): the
+// certificate's TBS, its intent row and the intent's audit event. A caller
+// whose own transaction commits just before the issuance (the RA, recording
+// an applicant's proof for a profile without officers) records the intent
+// in it (Record) and saves the issuance the intent's commit of its own;
+// Issue then signs it (Request.Recorded). Should the caller stop between,
+// recovery resolves the intent as any other.
+type Intent struct {
+	ca     *CA
+	req    Request
+	pr     prepared
+	object string
+	// write is the intent row and its audit event.
+	write groupWrite
+}
+
+// Prepare makes every check Issue makes before the intent (Check's, and
+// that the OCSP responder can answer for the certificate) and builds the
+// intent, writing nothing. Its refusals are Issue's.
+func (ca *CA) Prepare(ctx context.Context, req Request) (*Intent, error) {
+	d := ca.d
+	pr, err := ca.prepare(req)
+	if err != nil {
+		return nil, err
+	}
+	serial := pr.tmpl.SerialNumber.Bytes()
+	object := SerialObject(d.Issuer.ID, serial)
+	// A certificate whose OCSP answer cannot be signed must not be
+	// signed: its intent would stay unresolved, since recovery needs the
+	// responder too.
+	if err := ca.Ready(ctx); err != nil {
+		return nil, fmt.Errorf("issue %s: %w", object, err)
+	}
+	spki := sha256.Sum256(pr.csr.RawSubjectPublicKeyInfo)
+	intent := &store.Certificate{
+		IssuerID: d.Issuer.ID, Serial: serial, SubjectID: req.SubjectID, EnrollmentID: req.EnrollmentID, Profile: pr.profile.Name,
+		NotBefore: pr.tmpl.NotBefore, NotAfter: pr.tmpl.NotAfter, TBS: pr.tbs, Status: store.StatusGood, CreatedAt: pr.now,
+	}
+	return &Intent{ca: ca, req: req, pr: pr, object: object, write: groupWrite{intent: intent, spkiSHA256: spki[:],
+		event: audit.Event{Actor: req.Actor, Action: "certificate.intent", Object: object,
+			Details: map[string]any{"profile": pr.profile.Name, "enrollment": req.EnrollmentID, "tbs_sha256": hexSHA256(pr.tbs)}}}}, nil
+}
+
+// Record writes the intent row and its audit event in tx, a transaction of
+// the caller's, refusing as Issue does a key revoked for keyCompromise
+// (ErrKeyCompromised). Once tx has committed, Issue signs it.
+func (in *Intent) Record(ctx context.Context, tx *store.Tx) error {
+	return in.ca.commits.write(ctx, tx, []*groupWrite{&in.write})
 }
 
 // Check runs every check Issue makes of req before the HSM signs: the

@@ -1,6 +1,7 @@
 package ca_test
 
 import (
+	"bytes"
 	"context"
 	"crypto"
 	"crypto/ecdsa"
@@ -778,6 +779,127 @@ func TestCompromisedKeyNotReissued(t *testing.T) {
 					t.Errorf("another key issued beside it: %v", err)
 				}
 			}
+		}
+	})
+}
+
+// TestIssueRecordedIntent: an intent the caller prepares writes nothing
+// until the caller records it in its own transaction; rolled back with
+// that transaction, it leaves nothing; committed, Issue signs exactly the
+// TBS it holds and stores the certificate as it would have. An intent is
+// signed only for its own request, and one for a key revoked for
+// keyCompromise since it was prepared is refused when recorded.
+func TestIssueRecordedIntent(t *testing.T) {
+	f := catest.New(t, time.Now().UTC().Truncate(time.Second))
+	storetest.Each(t, func(t *testing.T, db *store.DB, raw *sql.DB) {
+		log := audit.New(time.Now)
+		authority := f.CA(t, db, log)
+		ctx := t.Context()
+		rows := func() (certs, events int) {
+			t.Helper()
+			if err := raw.QueryRowContext(ctx, `SELECT (SELECT count(*) FROM certificates), (SELECT count(*) FROM audit_events)`).Scan(&certs, &events); err != nil {
+				t.Fatal(err)
+			}
+			return certs, events
+		}
+		req := ca.Request{Profile: "citizen-auth", CSR: newCSR(t), Verified: person, Actor: "test"}
+		certs0, events0 := rows()
+		in, err := authority.Prepare(ctx, req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c, e := rows(); c != certs0 || e != events0 {
+			t.Fatalf("Prepare wrote %d certificates and %d events", c-certs0, e-events0)
+		}
+		errRollback := errors.New("the caller's own write failed")
+		if err := db.InTx(ctx, func(tx *store.Tx) error {
+			if err := in.Record(ctx, tx); err != nil {
+				return err
+			}
+			return errRollback
+		}); !errors.Is(err, errRollback) {
+			t.Fatalf("a transaction that failed after recording: %v", err)
+		}
+		if c, e := rows(); c != certs0 || e != events0 {
+			t.Fatalf("an intent rolled back with its transaction left %d certificates and %d events", c-certs0, e-events0)
+		}
+		if err := db.InTx(ctx, func(tx *store.Tx) error { return in.Record(ctx, tx) }); err != nil {
+			t.Fatal(err)
+		}
+		unsigned, err := db.UnsignedCertificates(ctx)
+		if err != nil || len(unsigned) != 1 || unsigned[0].Profile != "citizen-auth" {
+			t.Fatalf("intents after recording: %+v (%v)", unsigned, err)
+		}
+		intent := unsigned[0]
+
+		other := req
+		other.Profile, other.Recorded = "citizen-sign", in
+		if _, err := authority.Issue(ctx, other); err == nil {
+			t.Fatal("the intent of a citizen-auth request was signed for a citizen-sign one")
+		}
+		certs1, _ := rows()
+		recorded := req
+		recorded.Recorded = in
+		cert, err := authority.Issue(ctx, recorded)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(cert.SerialNumber.Bytes(), intent.Serial) || !bytes.Equal(cert.RawTBSCertificate, intent.TBS) {
+			t.Errorf("signed serial %x, TBS %x…; the intent's %x, %x…", cert.SerialNumber.Bytes(), cert.RawTBSCertificate[:8], intent.Serial, intent.TBS[:8])
+		}
+		if c, _ := rows(); c != certs1 {
+			t.Errorf("Issue of a recorded intent made %d more certificate rows", c-certs1)
+		}
+		stored, err := db.Certificate(ctx, "issuing", intent.Serial)
+		if err != nil || !bytes.Equal(stored.DER, cert.Raw) {
+			t.Errorf("stored: %x… (%v)", stored.DER, err)
+		}
+		if _, err := db.OCSPResponse(ctx, "issuing", intent.Serial); err != nil {
+			t.Errorf("no OCSP response stored: %v", err)
+		}
+		if left, err := db.UnsignedCertificates(ctx); err != nil || len(left) != 0 {
+			t.Errorf("intents left: %d (%v)", len(left), err)
+		}
+		var actions []string
+		q := `SELECT action FROM audit_events WHERE object = $1 ORDER BY seq`
+		if db.Driver() == store.DriverSQLite {
+			q = strings.ReplaceAll(q, "$1", "?")
+		}
+		r, err := raw.QueryContext(ctx, q, ca.SerialObject("issuing", intent.Serial))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for r.Next() {
+			var a string
+			r.Scan(&a)
+			actions = append(actions, a)
+		}
+		r.Close()
+		if !slices.Equal(actions, []string{"certificate.intent", "certificate.issue"}) {
+			t.Errorf("audit events of the certificate: %v", actions)
+		}
+
+		// A key revoked for keyCompromise between Prepare and Record.
+		key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		if err != nil {
+			t.Fatal(err)
+		}
+		first, err := authority.Issue(ctx, ca.Request{Profile: "citizen-auth", CSR: csrFor(t, key, nil), Verified: person, Actor: "test"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		late, err := authority.Prepare(ctx, ca.Request{Profile: "citizen-sign", CSR: csrFor(t, key, nil), Verified: person, Actor: "test"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := authority.Revoke(ctx, first.SerialNumber.Bytes(), 1, "test"); err != nil {
+			t.Fatal(err)
+		}
+		if err := db.InTx(ctx, func(tx *store.Tx) error { return late.Record(ctx, tx) }); !errors.Is(err, ca.ErrKeyCompromised) || !errors.Is(err, ca.ErrRequest) {
+			t.Errorf("recording the intent of a compromised key: %v", err)
+		}
+		if rep, err := audit.Verify(ctx, db, "test", nil); err != nil || !rep.OK() {
+			t.Errorf("audit log: %+v, %v", rep, err)
 		}
 	})
 }

@@ -44,6 +44,14 @@ type Issuer interface {
 	Issue(ctx context.Context, req ca.Request) (*x509.Certificate, error)
 }
 
+// preparer is an Issuer whose intents the RA can record in its own
+// transactions (ca.CA.Prepare, ca.Intent.Record): an enrollment approved by
+// its proof has its certificate's intent recorded with the proof (see
+// proof).
+type preparer interface {
+	Prepare(ctx context.Context, req ca.Request) (*ca.Intent, error)
+}
+
 // Deps are what the RA is built from; cmd/sanad wires them.
 type Deps struct {
 	Store   *store.DB
@@ -739,13 +747,16 @@ func (s *Service) proof(ctx context.Context, id, code string) (store.Enrollment,
 	if len(code) != 6 || strings.Trim(code, "0123456789") != "" {
 		return store.Enrollment{}, nil, refuse("invalid-request", "code must be the 6 digits sent to you")
 	}
+	pre := s.prepareAuto(ctx, id, code)
 	now := d.Now().UTC()
 	var (
 		out     store.Enrollment
 		refusal error
+		// recorded: pre's intent was recorded with the proof.
+		recorded bool
 	)
 	err := s.group.InTx(ctx, func(tx *store.Tx) error {
-		refusal = nil
+		refusal, recorded = nil, false
 		e, err := tx.EnrollmentForUpdate(ctx, id)
 		if errors.Is(err, store.ErrNotFound) {
 			refusal = refuse("not-found", "")
@@ -834,7 +845,20 @@ func (s *Service) proof(ctx context.Context, id, code string) (store.Enrollment,
 		if out, err = move(ctx, tx, e, next, "", now); err != nil {
 			return err
 		}
-		return event("enrollment.proof", map[string]any{"state": next, "channel": pr.Channel})
+		if err := event("enrollment.proof", map[string]any{"state": next, "channel": pr.Channel}); err != nil {
+			return err
+		}
+		if next == store.StateApproved && pre.isFor(e) {
+			// An intent the CA refuses now (a key blocked since) is
+			// rolled back alone: issue then asks the CA again, which
+			// refuses again, and records why.
+			failed, err := tx.Try(ctx, func() error { return pre.intent.Record(ctx, tx) })
+			if err != nil {
+				return err
+			}
+			recorded = failed == nil
+		}
+		return nil
 	})
 	if err != nil {
 		return store.Enrollment{}, nil, err
@@ -843,9 +867,89 @@ func (s *Service) proof(ctx context.Context, id, code string) (store.Enrollment,
 		return out, nil, refusal
 	}
 	if out.State == store.StateApproved {
-		return s.issueDetached(ctx, out, "system:auto-approval")
+		if !recorded {
+			pre = nil
+		}
+		return s.issueDetached(ctx, out, autoApproval, pre)
 	}
 	return out, nil, nil
+}
+
+// autoApproval is the actor of an issuance no officer approved.
+const autoApproval = "system:auto-approval"
+
+// prepared is an auto-approved enrollment's issuance, prepared by the CA
+// before the proof's transaction (prepareAuto): its subject, read once, and
+// its certificate's intent, to be recorded in that transaction.
+type prepared struct {
+	enrollment store.Enrollment
+	subject    store.Subject
+	verified   profile.Verified
+	intent     *ca.Intent
+}
+
+// isFor says whether p was prepared for e, as e is in the proof's
+// transaction: the same enrollment, profile, subject and request.
+func (p *prepared) isFor(e store.Enrollment) bool {
+	return p != nil && p.enrollment.ID == e.ID && p.enrollment.Profile == e.Profile &&
+		p.enrollment.SubjectID == e.SubjectID && bytes.Equal(p.enrollment.CSR, e.CSR)
+}
+
+// prepareAuto has the CA prepare the certificate of an enrollment that code
+// will approve (a profile without officers, the right code, in time), so
+// that its intent commits with the proof: an enrollment then waits for one
+// commit fewer (the CA's intent, its own transaction otherwise). Its
+// checks are a forecast, not a decision: the proof's transaction makes
+// them all again, and the intent is recorded only if it approves the
+// enrollment. So it answers nil on anything else, the CA's refusals
+// included: issue then takes the usual way, which asks the CA again and
+// records its answer. The CA's work is spent only on a right code: wrong
+// guesses cost it nothing.
+func (s *Service) prepareAuto(ctx context.Context, id, code string) *prepared {
+	d := s.d
+	issuer, ok := d.CA.(preparer)
+	if !ok {
+		return nil
+	}
+	e, err := d.Store.Enrollment(ctx, id)
+	if err != nil || awaitingCode(e) != nil || d.Policy.Approvals(e.Profile) != 0 || renewsOf(e).serial != nil {
+		return nil
+	}
+	var pr proofing
+	if json.Unmarshal(e.Proofing, &pr) != nil || d.Now().After(pr.CodeUntil) {
+		return nil
+	}
+	if given, err := s.codeHashAs(pr.CodeHash, id, code); err != nil || subtle.ConstantTimeCompare([]byte(given), []byte(pr.CodeHash)) != 1 {
+		return nil
+	}
+	subj, v, err := s.verifiedSubject(ctx, e)
+	if err != nil {
+		return nil
+	}
+	in, err := issuer.Prepare(ctx, caRequest(e, subj, v, autoApproval))
+	if err != nil {
+		return nil
+	}
+	return &prepared{enrollment: e, subject: subj, verified: v, intent: in}
+}
+
+// verifiedSubject reads e's subject and the attributes the RA verified.
+func (s *Service) verifiedSubject(ctx context.Context, e store.Enrollment) (store.Subject, profile.Verified, error) {
+	subj, err := s.d.Store.Subject(ctx, e.SubjectID)
+	if err != nil {
+		return store.Subject{}, profile.Verified{}, err
+	}
+	var v profile.Verified
+	if err := json.Unmarshal(subj.Attributes, &v); err != nil {
+		return store.Subject{}, profile.Verified{}, fmt.Errorf("subject %s attributes: %w", subj.ID, err)
+	}
+	return subj, v, nil
+}
+
+// caRequest is the CA's request for enrollment e of subj.
+func caRequest(e store.Enrollment, subj store.Subject, v profile.Verified, actor string) ca.Request {
+	csrPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: e.CSR})
+	return ca.Request{Profile: e.Profile, CSR: csrPEM, Verified: v, SubjectID: subj.ID, EnrollmentID: e.ID, Actor: actor}
 }
 
 // ExpireLapsed moves enrollments still waiting, for their code or for
@@ -1020,10 +1124,10 @@ const issueTimeout = 30 * time.Second
 // disconnects, or an officer's client that times out, must not leave the
 // enrollment approved with its outcome unrecorded, so the issuance keeps
 // going without the request's cancellation, bounded by issueTimeout.
-func (s *Service) issueDetached(ctx context.Context, e store.Enrollment, actor string) (store.Enrollment, *x509.Certificate, error) {
+func (s *Service) issueDetached(ctx context.Context, e store.Enrollment, actor string, pre *prepared) (store.Enrollment, *x509.Certificate, error) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), issueTimeout)
 	defer cancel()
-	return s.issue(ctx, e, actor)
+	return s.issue(ctx, e, actor, pre)
 }
 
 // Resume finishes enrollments left approved for longer than grace:
@@ -1068,7 +1172,7 @@ func (s *Service) resumeOne(ctx context.Context, e store.Enrollment, cutoff time
 	c, err := d.Store.CertificateOfEnrollment(ctx, e.ID)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
-		out, _, err := s.issueDetached(ctx, e, resumeActor)
+		out, _, err := s.issueDetached(ctx, e, resumeActor, nil)
 		if _, refused := ProblemOf(err); err != nil && !refused {
 			return false, err
 		}
@@ -1146,16 +1250,20 @@ func (s *Service) claim(ctx context.Context, id string, cutoff time.Time) (bool,
 }
 
 // issue has the CA certify an approved enrollment and records the outcome:
-// the enrollment, and its certificate when it was issued.
-func (s *Service) issue(ctx context.Context, e store.Enrollment, actor string) (store.Enrollment, *x509.Certificate, error) {
+// the enrollment, and its certificate when it was issued. pre, when not
+// nil, is the enrollment's issuance whose intent was recorded with its
+// approval (proof).
+func (s *Service) issue(ctx context.Context, e store.Enrollment, actor string, pre *prepared) (store.Enrollment, *x509.Certificate, error) {
 	d := s.d
-	subj, err := d.Store.Subject(ctx, e.SubjectID)
-	if err != nil {
+	var (
+		subj store.Subject
+		v    profile.Verified
+		err  error
+	)
+	if pre != nil {
+		subj, v = pre.subject, pre.verified
+	} else if subj, v, err = s.verifiedSubject(ctx, e); err != nil {
 		return e, nil, err
-	}
-	var v profile.Verified
-	if err := json.Unmarshal(subj.Attributes, &v); err != nil {
-		return e, nil, fmt.Errorf("subject %s attributes: %w", subj.ID, err)
 	}
 	var (
 		cert     *x509.Certificate
@@ -1277,16 +1385,19 @@ func (s *Service) issue(ctx context.Context, e store.Enrollment, actor string) (
 	}
 	recorded := false
 	if issueErr == nil {
-		csrPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: e.CSR})
 		now = d.Now().UTC()
 		ran := false // record's last run, in the CA's transaction, succeeded
-		cert, issueErr = d.CA.Issue(ctx, ca.Request{Profile: e.Profile, CSR: csrPEM, Verified: v, SubjectID: subj.ID, EnrollmentID: e.ID, Actor: actor,
-			Then: func(ctx context.Context, tx *store.Tx, issued *x509.Certificate) error {
-				cert = issued
-				err := record(ctx, tx)
-				ran = err == nil
-				return err
-			}})
+		req := caRequest(e, subj, v, actor)
+		if pre != nil {
+			req.Recorded = pre.intent
+		}
+		req.Then = func(ctx context.Context, tx *store.Tx, issued *x509.Certificate) error {
+			cert = issued
+			err := record(ctx, tx)
+			ran = err == nil
+			return err
+		}
+		cert, issueErr = d.CA.Issue(ctx, req)
 		recorded = issueErr == nil && ran
 		if errors.Is(issueErr, ca.ErrThen) {
 			d.Log.Error("recording an issued certificate with it failed; recording it apart", "enrollment", e.ID, "err", issueErr)

@@ -257,7 +257,7 @@ func (s *Service) decide(ctx context.Context, o officer) (store.Enrollment, erro
 		return out, refusal
 	}
 	if out.State == store.StateApproved {
-		out, _, err := s.issueDetached(ctx, out, "officer:"+o.Name)
+		out, _, err := s.issueDetached(ctx, out, "officer:"+o.Name, nil)
 		return out, err
 	}
 	return out, nil

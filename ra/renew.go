@@ -229,7 +229,7 @@ func (s *Service) Renew(ctx context.Context, serialHex, compact string) (store.E
 	}
 	d.Log.Info("renewal requested", "enrollment", id, "renews", renews, "profile", prof.Name, "state", e.State)
 	if e.State == store.StateApproved {
-		out, _, err := s.issueDetached(ctx, e, actor)
+		out, _, err := s.issueDetached(ctx, e, actor, nil)
 		return out, false, err
 	}
 	return e, false, nil

@@ -66,6 +66,12 @@ func (r *caRole) Issue(ctx context.Context, req ca.Request) (*x509.Certificate, 
 	return r.ca.Issue(ctx, req)
 }
 
+// Prepare prepares an issuance by the active issuing CA, whose intent the
+// RA records in its own transaction; Issue then signs it.
+func (r *caRole) Prepare(ctx context.Context, req ca.Request) (*ca.Intent, error) {
+	return r.ca.Prepare(ctx, req)
+}
+
 // Revoke revokes the certificate with this serial through the issuing CA
 // that signed it (ra.Revoker). A serial no issuing CA knows is revoked
 // through the active one, which says it was not issued; one of an issuing

@@ -1,0 +1,234 @@
+package ra_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/x509"
+	"errors"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/sanadpki/sanad/ca"
+	"github.com/sanadpki/sanad/ca/catest"
+	"github.com/sanadpki/sanad/internal/audit"
+	"github.com/sanadpki/sanad/internal/store"
+	"github.com/sanadpki/sanad/internal/store/storetest"
+	"github.com/sanadpki/sanad/ra"
+)
+
+// watchingCA is the CA, Prepare included, which looks at the store as each
+// issuance begins: whether its intent came recorded, and what had
+// committed by then. afterPrepare, once set, runs after the next Prepare.
+type watchingCA struct {
+	*ca.CA
+	fx *raFixture
+
+	mu           sync.Mutex
+	prepared     int
+	issuances    []watchedIssuance
+	afterPrepare func()
+}
+
+// watchedIssuance is what watchingCA saw as an issuance began.
+type watchedIssuance struct {
+	enrollment string
+	// recorded: the request came with its intent (ca.Request.Recorded).
+	recorded bool
+	// state is the enrollment's committed state; intents its committed
+	// unsigned certificate rows.
+	state   string
+	intents int
+}
+
+func (c *watchingCA) Prepare(ctx context.Context, req ca.Request) (*ca.Intent, error) {
+	in, err := c.CA.Prepare(ctx, req)
+	c.mu.Lock()
+	c.prepared++
+	f := c.afterPrepare
+	c.afterPrepare = nil
+	c.mu.Unlock()
+	if f != nil {
+		f()
+	}
+	return in, err
+}
+
+func (c *watchingCA) Issue(ctx context.Context, req ca.Request) (*x509.Certificate, error) {
+	e, err := c.fx.db.Enrollment(ctx, req.EnrollmentID)
+	if err != nil {
+		return nil, err
+	}
+	var intents int
+	if err := c.fx.raw.QueryRowContext(ctx, c.fx.q(`SELECT count(*) FROM certificates WHERE enrollment_id = $1 AND der IS NULL`), req.EnrollmentID).Scan(&intents); err != nil {
+		return nil, err
+	}
+	c.mu.Lock()
+	c.issuances = append(c.issuances, watchedIssuance{enrollment: req.EnrollmentID, recorded: req.Recorded != nil, state: e.State, intents: intents})
+	c.mu.Unlock()
+	return c.CA.Issue(ctx, req)
+}
+
+// last is the last issuance watched, and how many Prepare calls there were.
+func (c *watchingCA) last(t *testing.T) (watchedIssuance, int) {
+	t.Helper()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.issuances) == 0 {
+		t.Fatal("no issuance")
+	}
+	return c.issuances[len(c.issuances)-1], c.prepared
+}
+
+// TestIntentRecordedWithProof: the code that approves an enrollment of a
+// profile without officers commits the certificate's intent with the proof,
+// so the CA is asked to sign an intent already committed, beside the
+// approved enrollment. A wrong code costs the CA nothing; a profile with
+// officers gets no intent at its proof. A key revoked for keyCompromise
+// between the CA's preparation and the proof's transaction leaves the
+// proof recorded without the intent, and the usual issuance refuses it.
+func TestIntentRecordedWithProof(t *testing.T) {
+	f := catest.New(t, time.Now().UTC().Truncate(time.Second))
+	for _, driver := range storetest.Drivers() {
+		t.Run(driver, func(t *testing.T) {
+			watcher := &watchingCA{}
+			fx := newRAFixture(t, f, driver, func(d *ra.Deps) { d.CA = watcher })
+			watcher.CA, watcher.fx = fx.ca, fx
+			count := func(query, id string) int { return fx.count(t, fx.q(query), id) }
+
+			id, code := fx.enroll(t, citizen(), "citizen-auth")
+			wrong := "000000"
+			if code == wrong {
+				wrong = "000001"
+			}
+			if a := fx.proof(t, id, wrong); a.problem != "wrong-code" {
+				t.Fatalf("a wrong code: %+v", a)
+			}
+			watcher.mu.Lock()
+			prepared := watcher.prepared
+			watcher.mu.Unlock()
+			if prepared != 0 {
+				t.Errorf("a wrong code had the CA prepare %d certificates", prepared)
+			}
+			if a := fx.proof(t, id, code); a.status != http.StatusOK || a.state != store.StateIssued {
+				t.Fatalf("proof: %+v", a)
+			}
+			seen, prepared := watcher.last(t)
+			if want := (watchedIssuance{enrollment: id, recorded: true, state: store.StateApproved, intents: 1}); seen != want || prepared != 1 {
+				t.Errorf("the CA was asked to sign %+v after %d preparations, want %+v after 1", seen, prepared, want)
+			}
+			if n := count(`SELECT count(*) FROM certificates WHERE enrollment_id = $1 AND der IS NOT NULL`, id); n != 1 {
+				t.Errorf("%d certificates for the enrollment, want 1", n)
+			}
+
+			officers := fx.proved(t, citizen(), "citizen-sign")
+			if n := count(`SELECT count(*) FROM certificates WHERE enrollment_id = $1`, officers); n != 0 {
+				t.Errorf("a proof awaiting officers recorded %d certificates", n)
+			}
+			if _, prepared := watcher.last(t); prepared != 1 {
+				t.Errorf("the CA prepared %d certificates, want still 1", prepared)
+			}
+
+			key := newKey(t)
+			first, code := fx.enrollKey(t, key)
+			if a := fx.proof(t, first, code); a.state != store.StateIssued {
+				t.Fatalf("first certificate of the key: %+v", a)
+			}
+			c, err := fx.db.CertificateOfEnrollment(t.Context(), first)
+			if err != nil {
+				t.Fatal(err)
+			}
+			second, code := fx.enrollKey(t, key)
+			watcher.mu.Lock()
+			watcher.afterPrepare = func() {
+				if err := fx.ca.Revoke(context.Background(), c.Serial, 1, "test"); err != nil {
+					t.Error(err)
+				}
+			}
+			watcher.mu.Unlock()
+			if a := fx.proof(t, second, code); a.status != http.StatusUnprocessableEntity || a.problem != "issuance-failed" {
+				t.Errorf("proof as the key was reported compromised: %+v", a)
+			}
+			seen, _ = watcher.last(t)
+			if want := (watchedIssuance{enrollment: second, recorded: false, state: store.StateApproved}); seen != want {
+				t.Errorf("the CA was asked %+v, want %+v", seen, want)
+			}
+			e, err := fx.db.Enrollment(t.Context(), second)
+			if err != nil || e.State != store.StateFailed || !strings.Contains(e.StateReason, "keyCompromise") {
+				t.Errorf("the enrollment of a compromised key: %s %q (%v)", e.State, e.StateReason, err)
+			}
+			if n := count(`SELECT count(*) FROM certificates WHERE enrollment_id = $1`, second); n != 0 {
+				t.Errorf("%d certificate rows for the compromised key's enrollment", n)
+			}
+		})
+	}
+}
+
+// TestProofStopBeforeSignature: a stop after the proof's commit, which
+// carried the intent, and before the HSM signed leaves the enrollment
+// approved beside its intent. At the next start the CA's recovery revokes
+// the intent's serial (nothing was signed for it) and Resume has the
+// enrollment certified anew: issued, with one good certificate.
+func TestProofStopBeforeSignature(t *testing.T) {
+	f := catest.New(t, time.Now().UTC().Truncate(time.Second))
+	errStop := errors.New("simulated stop")
+	for _, driver := range storetest.Drivers() {
+		t.Run(driver, func(t *testing.T) {
+			clk := &clock{}
+			var stopped atomic.Bool
+			fx := newRAFixture(t, f, driver, func(d *ra.Deps) {
+				deps := f.Deps(d.Store, d.Audit)
+				deps.Fault = func(point string) error {
+					if point == ca.FaultAfterIntent && stopped.CompareAndSwap(false, true) {
+						return errStop
+					}
+					return nil
+				}
+				stopping, err := ca.New(deps)
+				if err != nil {
+					t.Fatal(err)
+				}
+				d.CA, d.Now = stopping, clk.Now
+			})
+			ctx := t.Context()
+			id, code := fx.enroll(t, citizen(), "citizen-auth")
+			if a := fx.proof(t, id, code); a.status != http.StatusOK || a.state != store.StateApproved {
+				t.Fatalf("proof as the CA stops: %+v", a)
+			}
+			if !stopped.Load() {
+				t.Fatal("the CA did not stop")
+			}
+			unsigned, err := fx.db.UnsignedCertificates(ctx)
+			if err != nil || len(unsigned) != 1 || unsigned[0].EnrollmentID != id {
+				t.Fatalf("intents after the stop: %+v (%v)", unsigned, err)
+			}
+
+			// The next start.
+			if n, err := fx.ca.Recover(ctx, 0); err != nil || n != 1 {
+				t.Fatalf("recovery: %d, %v", n, err)
+			}
+			clk.Add(2 * time.Minute)
+			if n, err := fx.svc.Resume(ctx, time.Minute); err != nil || n != 1 {
+				t.Fatalf("resume: %d, %v", n, err)
+			}
+			e, err := fx.db.Enrollment(ctx, id)
+			if err != nil || e.State != store.StateIssued {
+				t.Fatalf("after resume: %s (%v)", e.State, err)
+			}
+			c, err := fx.db.CertificateOfEnrollment(ctx, id)
+			if err != nil || c.Status != store.StatusGood || bytes.Equal(c.Serial, unsigned[0].Serial) {
+				t.Fatalf("the enrollment's certificate: %x %s (%v); the stopped intent was %x", c.Serial, c.Status, err, unsigned[0].Serial)
+			}
+			stale, err := fx.db.Certificate(ctx, unsigned[0].IssuerID, unsigned[0].Serial)
+			if err != nil || stale.Status != store.StatusRevoked || stale.DER != nil {
+				t.Errorf("the stopped intent: %s, %d bytes (%v), want revoked and unsigned", stale.Status, len(stale.DER), err)
+			}
+			if rep, err := audit.Verify(ctx, fx.db, "test", nil); err != nil || !rep.OK() {
+				t.Errorf("audit log: %+v, %v", rep, err)
+			}
+		})
+	}
+}
