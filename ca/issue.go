@@ -20,6 +20,7 @@ import (
 	"maps"
 	"math/big"
 	"slices"
+	"sync/atomic"
 	"time"
 
 	"github.com/sanadpki/sanad/ca/csr"
@@ -251,8 +252,8 @@ func (ca *CA) Issue(ctx context.Context, req Request) (*x509.Certificate, error)
 		if err := ca.commits.do(ctx, &in.write); err != nil {
 			return nil, fmt.Errorf("issue %s: record intent: %w", in.object, err)
 		}
-	} else if in.ca != ca || in.req.EnrollmentID != req.EnrollmentID || in.req.Profile != req.Profile {
-		return nil, fmt.Errorf("issue %s: the intent recorded is not this CA's for enrollment %s", in.object, req.EnrollmentID)
+	} else if err := ca.checkRecorded(ctx, in, req); err != nil {
+		return nil, fmt.Errorf("issue %s: %w", in.object, err)
 	}
 	if err := ca.fault(FaultAfterIntent); err != nil {
 		return nil, err
@@ -311,7 +312,8 @@ func (ca *CA) Issue(ctx context.Context, req Request) (*x509.Certificate, error)
 }
 
 // Intent is an issuance checked and built, not yet signed (Prepare): the
-// certificate's TBS, its intent row and the intent's audit event. A caller
+// certificate's TBS, its intent row and the intent's audit event. Issue
+// signs it once at most. A caller
 // whose own transaction commits just before the issuance (the RA, recording
 // an applicant's proof for a profile without officers) records the intent
 // in it (Record) and saves the issuance the intent's commit of its own;
@@ -324,6 +326,8 @@ type Intent struct {
 	object string
 	// write is the intent row and its audit event.
 	write groupWrite
+	// signing is set when Issue takes the intent to sign.
+	signing atomic.Bool
 }
 
 // Prepare makes every check Issue makes before the intent (Check's, and
@@ -354,10 +358,33 @@ func (ca *CA) Prepare(ctx context.Context, req Request) (*Intent, error) {
 }
 
 // Record writes the intent row and its audit event in tx, a transaction of
-// the caller's, refusing as Issue does a key revoked for keyCompromise
-// (ErrKeyCompromised). Once tx has committed, Issue signs it.
+// the caller's. It refuses as Issue does a key revoked for keyCompromise
+// (ErrKeyCompromised), before it writes anything: tx can go on without the
+// intent. Once tx has committed, Issue signs it.
 func (in *Intent) Record(ctx context.Context, tx *store.Tx) error {
 	return in.ca.commits.write(ctx, tx, []*groupWrite{&in.write})
+}
+
+// checkRecorded refuses to sign in for req unless in is this CA's intent
+// for req, not taken to sign before, and committed in the store as it was
+// prepared: the certificate the HSM signs is never one the store does not
+// know about, whatever the caller did with the intent.
+func (ca *CA) checkRecorded(ctx context.Context, in *Intent, req Request) error {
+	r := in.req
+	if in.ca != ca || r.EnrollmentID != req.EnrollmentID || r.SubjectID != req.SubjectID || r.Profile != req.Profile || !bytes.Equal(r.CSR, req.CSR) {
+		return fmt.Errorf("the intent recorded is not this CA's for this request (enrollment %s)", req.EnrollmentID)
+	}
+	if !in.signing.CompareAndSwap(false, true) {
+		return errors.New("the intent was taken to sign before")
+	}
+	stored, err := ca.d.Store.Certificate(ctx, ca.d.Issuer.ID, in.write.intent.Serial)
+	if err != nil {
+		return fmt.Errorf("the intent is not recorded: %w", err)
+	}
+	if stored.DER != nil || stored.Status != store.StatusGood || !bytes.Equal(stored.TBS, in.pr.tbs) {
+		return errors.New("the intent is not recorded as it was prepared, or was completed or revoked since")
+	}
+	return nil
 }
 
 // Check runs every check Issue makes of req before the HSM signs: the

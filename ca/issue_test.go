@@ -787,8 +787,9 @@ func TestCompromisedKeyNotReissued(t *testing.T) {
 // until the caller records it in its own transaction; rolled back with
 // that transaction, it leaves nothing; committed, Issue signs exactly the
 // TBS it holds and stores the certificate as it would have. An intent is
-// signed only for its own request, and one for a key revoked for
-// keyCompromise since it was prepared is refused when recorded.
+// signed only for its own request, only once, and only once committed;
+// one for a key revoked for keyCompromise since it was prepared is refused
+// when recorded.
 func TestIssueRecordedIntent(t *testing.T) {
 	f := catest.New(t, time.Now().UTC().Truncate(time.Second))
 	storetest.Each(t, func(t *testing.T, db *store.DB, raw *sql.DB) {
@@ -837,12 +838,26 @@ func TestIssueRecordedIntent(t *testing.T) {
 		if _, err := authority.Issue(ctx, other); err == nil {
 			t.Fatal("the intent of a citizen-auth request was signed for a citizen-sign one")
 		}
+		// An intent prepared and never recorded is not signed: the
+		// certificate would be one the store does not know about.
+		unrecorded, err := authority.Prepare(ctx, req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		never := req
+		never.Recorded = unrecorded
+		if _, err := authority.Issue(ctx, never); err == nil || !strings.Contains(err.Error(), "not recorded") {
+			t.Errorf("an intent never recorded: %v", err)
+		}
 		certs1, _ := rows()
 		recorded := req
 		recorded.Recorded = in
 		cert, err := authority.Issue(ctx, recorded)
 		if err != nil {
 			t.Fatal(err)
+		}
+		if _, err := authority.Issue(ctx, recorded); err == nil || !strings.Contains(err.Error(), "taken to sign before") {
+			t.Errorf("an intent signed twice: %v", err)
 		}
 		if !bytes.Equal(cert.SerialNumber.Bytes(), intent.Serial) || !bytes.Equal(cert.RawTBSCertificate, intent.TBS) {
 			t.Errorf("signed serial %x, TBS %x…; the intent's %x, %x…", cert.SerialNumber.Bytes(), cert.RawTBSCertificate[:8], intent.Serial, intent.TBS[:8])

@@ -747,7 +747,7 @@ func (s *Service) proof(ctx context.Context, id, code string) (store.Enrollment,
 	if len(code) != 6 || strings.Trim(code, "0123456789") != "" {
 		return store.Enrollment{}, nil, refuse("invalid-request", "code must be the 6 digits sent to you")
 	}
-	pre := s.prepareAuto(ctx, id, code)
+	pre := s.prepareAuto(ctx, id)
 	now := d.Now().UTC()
 	var (
 		out     store.Enrollment
@@ -850,13 +850,15 @@ func (s *Service) proof(ctx context.Context, id, code string) (store.Enrollment,
 		}
 		if next == store.StateApproved && pre.isFor(e) {
 			// An intent the CA refuses now (a key blocked since) is
-			// rolled back alone: issue then asks the CA again, which
-			// refuses again, and records why.
-			failed, err := tx.Try(ctx, func() error { return pre.intent.Record(ctx, tx) })
-			if err != nil {
+			// left out, with nothing written: issue then asks the CA
+			// again, which refuses again, and records why.
+			switch err := pre.intent.Record(ctx, tx); {
+			case errors.Is(err, ca.ErrKeyCompromised):
+			case err != nil:
 				return err
+			default:
+				recorded = true
 			}
-			recorded = failed == nil
 		}
 		return nil
 	})
@@ -895,17 +897,22 @@ func (p *prepared) isFor(e store.Enrollment) bool {
 		p.enrollment.SubjectID == e.SubjectID && bytes.Equal(p.enrollment.CSR, e.CSR)
 }
 
-// prepareAuto has the CA prepare the certificate of an enrollment that code
-// will approve (a profile without officers, the right code, in time), so
+// prepareAuto has the CA prepare the certificate of an enrollment the
+// proof may approve (a profile without officers, its code still valid), so
 // that its intent commits with the proof: an enrollment then waits for one
 // commit fewer (the CA's intent, its own transaction otherwise). Its
 // checks are a forecast, not a decision: the proof's transaction makes
-// them all again, and the intent is recorded only if it approves the
+// them all again, and records the intent only if it approves the
 // enrollment. So it answers nil on anything else, the CA's refusals
 // included: issue then takes the usual way, which asks the CA again and
-// records its answer. The CA's work is spent only on a right code: wrong
-// guesses cost it nothing.
-func (s *Service) prepareAuto(ctx context.Context, id, code string) *prepared {
+// records its answer.
+//
+// The CA's work does not depend on the code given: a guesser whose code is
+// not checked (the person's wrong-code bucket is empty) must not learn from
+// the time of the answer that it was right. It is spent only while the
+// bucket has a token, so a wrong code costs it once per attempt the bucket
+// and the lock allow, and nothing while the guesser is refused.
+func (s *Service) prepareAuto(ctx context.Context, id string) *prepared {
 	d := s.d
 	issuer, ok := d.CA.(preparer)
 	if !ok {
@@ -916,11 +923,14 @@ func (s *Service) prepareAuto(ctx context.Context, id, code string) *prepared {
 		return nil
 	}
 	var pr proofing
-	if json.Unmarshal(e.Proofing, &pr) != nil || d.Now().After(pr.CodeUntil) {
+	now := d.Now()
+	if json.Unmarshal(e.Proofing, &pr) != nil || now.After(pr.CodeUntil) || (!e.ExpiresAt.IsZero() && now.After(e.ExpiresAt)) {
 		return nil
 	}
-	if given, err := s.codeHashAs(pr.CodeHash, id, code); err != nil || subtle.ConstantTimeCompare([]byte(given), []byte(pr.CodeHash)) != 1 {
-		return nil
+	if guesses := s.wrongCodeBucket(pr.Person); guesses != nil {
+		if wait, err := d.Store.TokenWait(ctx, guesses, *d.IdentifierLimit, now); err != nil || wait > 0 {
+			return nil
+		}
 	}
 	subj, v, err := s.verifiedSubject(ctx, e)
 	if err != nil {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/x509"
 	"errors"
+	"fmt"
 	"net/http"
 	"strings"
 	"sync"
@@ -86,7 +87,7 @@ func (c *watchingCA) last(t *testing.T) (watchedIssuance, int) {
 // TestIntentRecordedWithProof: the code that approves an enrollment of a
 // profile without officers commits the certificate's intent with the proof,
 // so the CA is asked to sign an intent already committed, beside the
-// approved enrollment. A wrong code costs the CA nothing; a profile with
+// approved enrollment. A wrong code records nothing; a profile with
 // officers gets no intent at its proof. A key revoked for keyCompromise
 // between the CA's preparation and the proof's transaction leaves the
 // proof recorded without the intent, and the usual issuance refuses it.
@@ -107,18 +108,16 @@ func TestIntentRecordedWithProof(t *testing.T) {
 			if a := fx.proof(t, id, wrong); a.problem != "wrong-code" {
 				t.Fatalf("a wrong code: %+v", a)
 			}
-			watcher.mu.Lock()
-			prepared := watcher.prepared
-			watcher.mu.Unlock()
-			if prepared != 0 {
-				t.Errorf("a wrong code had the CA prepare %d certificates", prepared)
+			if n := count(`SELECT count(*) FROM certificates WHERE enrollment_id = $1`, id); n != 0 {
+				t.Errorf("a wrong code recorded %d certificates", n)
 			}
 			if a := fx.proof(t, id, code); a.status != http.StatusOK || a.state != store.StateIssued {
 				t.Fatalf("proof: %+v", a)
 			}
 			seen, prepared := watcher.last(t)
-			if want := (watchedIssuance{enrollment: id, recorded: true, state: store.StateApproved, intents: 1}); seen != want || prepared != 1 {
-				t.Errorf("the CA was asked to sign %+v after %d preparations, want %+v after 1", seen, prepared, want)
+			// The wrong code's preparation, and the right one's.
+			if want := (watchedIssuance{enrollment: id, recorded: true, state: store.StateApproved, intents: 1}); seen != want || prepared != 2 {
+				t.Errorf("the CA was asked to sign %+v after %d preparations, want %+v after 2", seen, prepared, want)
 			}
 			if n := count(`SELECT count(*) FROM certificates WHERE enrollment_id = $1 AND der IS NOT NULL`, id); n != 1 {
 				t.Errorf("%d certificates for the enrollment, want 1", n)
@@ -128,8 +127,8 @@ func TestIntentRecordedWithProof(t *testing.T) {
 			if n := count(`SELECT count(*) FROM certificates WHERE enrollment_id = $1`, officers); n != 0 {
 				t.Errorf("a proof awaiting officers recorded %d certificates", n)
 			}
-			if _, prepared := watcher.last(t); prepared != 1 {
-				t.Errorf("the CA prepared %d certificates, want still 1", prepared)
+			if _, prepared := watcher.last(t); prepared != 2 {
+				t.Errorf("the CA prepared %d certificates, want still 2", prepared)
 			}
 
 			key := newKey(t)
@@ -179,6 +178,7 @@ func TestProofStopBeforeSignature(t *testing.T) {
 		t.Run(driver, func(t *testing.T) {
 			clk := &clock{}
 			var stopped atomic.Bool
+			watcher := &watchingCA{}
 			fx := newRAFixture(t, f, driver, func(d *ra.Deps) {
 				deps := f.Deps(d.Store, d.Audit)
 				deps.Fault = func(point string) error {
@@ -191,8 +191,10 @@ func TestProofStopBeforeSignature(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				d.CA, d.Now = stopping, clk.Now
+				watcher.CA = stopping
+				d.CA, d.Now = watcher, clk.Now
 			})
+			watcher.fx = fx
 			ctx := t.Context()
 			id, code := fx.enroll(t, citizen(), "citizen-auth")
 			if a := fx.proof(t, id, code); a.status != http.StatusOK || a.state != store.StateApproved {
@@ -200,6 +202,9 @@ func TestProofStopBeforeSignature(t *testing.T) {
 			}
 			if !stopped.Load() {
 				t.Fatal("the CA did not stop")
+			}
+			if seen, _ := watcher.last(t); !seen.recorded {
+				t.Fatalf("the CA was asked %+v: the intent did not come with the proof", seen)
 			}
 			unsigned, err := fx.db.UnsignedCertificates(ctx)
 			if err != nil || len(unsigned) != 1 || unsigned[0].EnrollmentID != id {
@@ -230,5 +235,50 @@ func TestProofStopBeforeSignature(t *testing.T) {
 				t.Errorf("audit log: %+v, %v", rep, err)
 			}
 		})
+	}
+}
+
+// TestRateLimitedProofPreparesNothing: the CA prepares an auto-approved
+// certificate whatever the code given, so the time of an answer does not
+// tell a right code from a wrong one; and nothing while the person's
+// wrong codes are rate-limited, when no code is checked: a guesser then
+// learns nothing either way.
+func TestRateLimitedProofPreparesNothing(t *testing.T) {
+	f := catest.New(t, time.Now().UTC().Truncate(time.Second))
+	clk := &clock{base: time.Now().UTC()} // the bucket refills only when told
+	watcher := &watchingCA{}
+	fx := newRAFixture(t, f, "sqlite", func(d *ra.Deps) {
+		d.Now, d.CA = clk.Now, watcher
+		d.IdentifierLimit = &store.Bucket{Rate: 3 / time.Minute.Seconds(), Burst: 3}
+	})
+	watcher.CA, watcher.fx = fx.ca, fx
+	prepared := func() int {
+		watcher.mu.Lock()
+		defer watcher.mu.Unlock()
+		return watcher.prepared
+	}
+	wrong := func(code string) string {
+		if code == "000000" {
+			return "000001"
+		}
+		return "000000"
+	}
+	first, firstCode := fx.enroll(t, citizen(), "citizen-auth")
+	for i := range 3 {
+		answer{status: 422, problem: "wrong-code"}.check(t, fmt.Sprintf("wrong code %d", i+1), fx.proof(t, first, wrong(firstCode)))
+	}
+	if n := prepared(); n != 3 {
+		t.Errorf("three wrong codes had the CA prepare %d certificates, want 3, as a right code would", n)
+	}
+	second, secondCode := fx.enroll(t, citizen(), "citizen-auth")
+	answer{status: 429, problem: "rate-limited"}.check(t, "the right code past the limit", fx.proof(t, second, secondCode))
+	answer{status: 429, problem: "rate-limited"}.check(t, "a wrong code past the limit", fx.proof(t, second, wrong(secondCode)))
+	if n := prepared(); n != 3 {
+		t.Errorf("codes refused unchecked had the CA prepare %d more certificates", n-3)
+	}
+	clk.Add(time.Minute)
+	answer{status: 200, state: store.StateIssued}.check(t, "the right code, once the bucket refilled", fx.proof(t, second, secondCode))
+	if seen, n := watcher.last(t); !seen.recorded || n != 4 {
+		t.Errorf("the issuance: %+v after %d preparations, want its intent recorded after 4", seen, n)
 	}
 }

@@ -83,11 +83,22 @@ func (tx *Tx) TakeToken(ctx context.Context, key []byte, b Bucket, now time.Time
 // two checks cannot both take the last token. (SQLite's write
 // transactions run one at a time.)
 func (tx *Tx) TokenWait(ctx context.Context, key []byte, b Bucket, now time.Time) (time.Duration, error) {
+	return tokenWait(ctx, tx.tx, tx.d, tx.d.lockSuffix, key, b, now)
+}
+
+// TokenWait is Tx.TokenWait outside a transaction, locking nothing: a
+// forecast that may be out of date by the time the caller acts on it,
+// which a transaction's own TokenWait or TakeToken then decides.
+func (db *DB) TokenWait(ctx context.Context, key []byte, b Bucket, now time.Time) (time.Duration, error) {
+	return tokenWait(ctx, db.sql, &db.d, "", key, b, now)
+}
+
+func tokenWait(ctx context.Context, q querier, d *dialect, lockSuffix string, key []byte, b Bucket, now time.Time) (time.Duration, error) {
 	if err := checkBucket(key, b); err != nil {
 		return 0, err
 	}
 	now = now.UTC().Truncate(time.Microsecond)
-	tokens, at, found, err := tx.lockBucket(ctx, key)
+	tokens, at, found, err := readBucket(ctx, q, d, lockSuffix, key)
 	if err != nil || !found {
 		return 0, err // never seen: full
 	}
@@ -100,7 +111,13 @@ func (tx *Tx) TokenWait(ctx context.Context, key []byte, b Bucket, now time.Time
 // lockBucket reads the bucket's row, locking it until tx ends on
 // PostgreSQL (SQLite's write transactions run one at a time).
 func (tx *Tx) lockBucket(ctx context.Context, key []byte) (tokens float64, at time.Time, found bool, err error) {
-	err = tx.tx.QueryRowContext(ctx, tx.d.q(`SELECT tokens, at FROM rate_limits WHERE bucket = $1`+tx.d.lockSuffix), key).Scan(&tokens, timeScan{&at})
+	return readBucket(ctx, tx.tx, tx.d, tx.d.lockSuffix, key)
+}
+
+// readBucket reads the bucket's row through q, with lockSuffix after the
+// SELECT.
+func readBucket(ctx context.Context, q querier, d *dialect, lockSuffix string, key []byte) (tokens float64, at time.Time, found bool, err error) {
+	err = q.QueryRowContext(ctx, d.q(`SELECT tokens, at FROM rate_limits WHERE bucket = $1`+lockSuffix), key).Scan(&tokens, timeScan{&at})
 	if errors.Is(err, sql.ErrNoRows) {
 		return 0, time.Time{}, false, nil
 	}
