@@ -245,9 +245,15 @@ func TestProofStopBeforeSignature(t *testing.T) {
 // learns nothing either way.
 func TestRateLimitedProofPreparesNothing(t *testing.T) {
 	f := catest.New(t, time.Now().UTC().Truncate(time.Second))
+	for _, driver := range storetest.Drivers() {
+		t.Run(driver, func(t *testing.T) { rateLimitedProofPreparesNothing(t, f, driver) })
+	}
+}
+
+func rateLimitedProofPreparesNothing(t *testing.T, f catest.Fixture, driver string) {
 	clk := &clock{base: time.Now().UTC()} // the bucket refills only when told
 	watcher := &watchingCA{}
-	fx := newRAFixture(t, f, "sqlite", func(d *ra.Deps) {
+	fx := newRAFixture(t, f, driver, func(d *ra.Deps) {
 		d.Now, d.CA = clk.Now, watcher
 		d.IdentifierLimit = &store.Bucket{Rate: 3 / time.Minute.Seconds(), Burst: 3}
 	})

@@ -37,12 +37,16 @@ func TestTakeToken(t *testing.T) {
 		if ok, wait := take("a", t0); ok || wait != 20*time.Minute {
 			t.Fatalf("past the burst: %v, wait %s; want a refusal and 20m", ok, wait)
 		}
-		// TokenWait reads the same bucket and spends nothing.
+		// TokenWait reads the same bucket and spends nothing; outside a
+		// transaction it says the same.
 		peek := func(key string, at time.Time) time.Duration {
 			t.Helper()
 			var wait time.Duration
 			if err := db.InTx(ctx, func(tx *store.Tx) (err error) { wait, err = tx.TokenWait(ctx, []byte(key), b, at); return err }); err != nil {
 				t.Fatal(err)
+			}
+			if outside, err := db.TokenWait(ctx, []byte(key), b, at); err != nil || outside != wait {
+				t.Fatalf("TokenWait of %q outside a transaction: %s (%v), in one: %s", key, outside, err, wait)
 			}
 			return wait
 		}
