@@ -98,6 +98,16 @@ type Deps struct {
 	// the client (api.ClientKey).
 	TrustedProxies  []netip.Prefix
 	IdentifierLimit *store.Bucket
+	// IntentWithProof records the certificate's intent in the proof's
+	// transaction when the proof approves an enrollment (a profile without
+	// officers; see prepareAuto), so that the enrollment waits for one
+	// commit fewer. It pays where the RA's and the CA's writes queue for
+	// one writer, as on SQLite (p16 +5-13 %, 3 alternating rounds). On
+	// PostgreSQL, whose transactions run side by side and where every
+	// statement is a round trip, it cost 1-22 % (the enrollment's reads
+	// before the transaction, the intent's single-row statements in place
+	// of the CA's multi-row batch): cmd/sanad sets it on SQLite only.
+	IntentWithProof bool
 }
 
 // Service is the registration authority.
@@ -915,7 +925,7 @@ func (p *prepared) isFor(e store.Enrollment) bool {
 func (s *Service) prepareAuto(ctx context.Context, id string) *prepared {
 	d := s.d
 	issuer, ok := d.CA.(preparer)
-	if !ok {
+	if !ok || !d.IntentWithProof {
 		return nil
 	}
 	e, err := d.Store.Enrollment(ctx, id)

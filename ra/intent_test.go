@@ -96,7 +96,7 @@ func TestIntentRecordedWithProof(t *testing.T) {
 	for _, driver := range storetest.Drivers() {
 		t.Run(driver, func(t *testing.T) {
 			watcher := &watchingCA{}
-			fx := newRAFixture(t, f, driver, func(d *ra.Deps) { d.CA = watcher })
+			fx := newRAFixture(t, f, driver, func(d *ra.Deps) { d.CA, d.IntentWithProof = watcher, true })
 			watcher.CA, watcher.fx = fx.ca, fx
 			count := func(query, id string) int { return fx.count(t, fx.q(query), id) }
 
@@ -192,7 +192,7 @@ func TestProofStopBeforeSignature(t *testing.T) {
 					t.Fatal(err)
 				}
 				watcher.CA = stopping
-				d.CA, d.Now = watcher, clk.Now
+				d.CA, d.Now, d.IntentWithProof = watcher, clk.Now, true
 			})
 			watcher.fx = fx
 			ctx := t.Context()
@@ -254,7 +254,7 @@ func rateLimitedProofPreparesNothing(t *testing.T, f catest.Fixture, driver stri
 	clk := &clock{base: time.Now().UTC()} // the bucket refills only when told
 	watcher := &watchingCA{}
 	fx := newRAFixture(t, f, driver, func(d *ra.Deps) {
-		d.Now, d.CA = clk.Now, watcher
+		d.Now, d.CA, d.IntentWithProof = clk.Now, watcher, true
 		d.IdentifierLimit = &store.Bucket{Rate: 3 / time.Minute.Seconds(), Burst: 3}
 	})
 	watcher.CA, watcher.fx = fx.ca, fx
@@ -286,5 +286,22 @@ func rateLimitedProofPreparesNothing(t *testing.T, f catest.Fixture, driver stri
 	answer{status: 200, state: store.StateIssued}.check(t, "the right code, once the bucket refilled", fx.proof(t, second, secondCode))
 	if seen, n := watcher.last(t); !seen.recorded || n != 4 {
 		t.Errorf("the issuance: %+v after %d preparations, want its intent recorded after 4", seen, n)
+	}
+}
+
+// TestIntentWithProofOff: without Deps.IntentWithProof (PostgreSQL's
+// setting) the proof prepares nothing, and the CA records the intent
+// itself.
+func TestIntentWithProofOff(t *testing.T) {
+	f := catest.New(t, time.Now().UTC().Truncate(time.Second))
+	watcher := &watchingCA{}
+	fx := newRAFixture(t, f, "sqlite", func(d *ra.Deps) { d.CA = watcher })
+	watcher.CA, watcher.fx = fx.ca, fx
+	id, code := fx.enroll(t, citizen(), "citizen-auth")
+	if a := fx.proof(t, id, code); a.status != http.StatusOK || a.state != store.StateIssued {
+		t.Fatalf("proof: %+v", a)
+	}
+	if seen, prepared := watcher.last(t); seen.recorded || seen.intents != 0 || prepared != 0 {
+		t.Errorf("the CA was asked %+v after %d preparations, want no intent before it and none prepared", seen, prepared)
 	}
 }

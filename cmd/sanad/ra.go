@@ -97,6 +97,7 @@ func openRA(s *service, authority *caRole, cfg config.RA) (*ra.Service, error) {
 		TrustedProxies:  proxies,
 		IdentifierLimit: identifierLimit(cfg.IdentifierPerHour),
 		PublicURL:       s.cfg.RAPublicURL(),
+		IntentWithProof: s.db.Driver() == store.DriverSQLite,
 	})
 	if err != nil {
 		return nil, err
