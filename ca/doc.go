@@ -28,9 +28,10 @@
 //
 // The intent may commit in a transaction of the caller's (Prepare, then
 // Intent.Record, then Issue with Request.Recorded): the RA records it with
-// the proof that approves an enrollment of a profile without officers,
-// which saves the enrollment a commit to wait for. The order and the
-// recovery are the same: the intent commits before the HSM signs.
+// the proof that approves an enrollment of a profile without officers, on
+// SQLite (ra.Deps.IntentWithProof), which saves the enrollment a commit to
+// wait for. The order and the recovery are the same: Issue reads the
+// intent back, committed, before the HSM signs.
 //
 // No certificate is signed unless its OCSP answer can be: the delegated
 // responder's certificate must be valid for the whole of a response signed

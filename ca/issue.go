@@ -219,8 +219,9 @@ type Request struct {
 	Then func(ctx context.Context, tx *store.Tx, cert *x509.Certificate) error
 	// Recorded, when set, is this request's intent, which the caller
 	// prepared (Prepare) and recorded (Intent.Record) in a transaction
-	// that committed: Issue signs it, and stores the certificate as it
-	// would have.
+	// that committed: Issue reads it back, signs it if it is committed as
+	// prepared and was not taken to sign before, and stores the
+	// certificate as it would have.
 	Recorded *Intent
 }
 
@@ -240,7 +241,8 @@ var ErrRequest = errors.New("request refused")
 // certificate, nothing is signed; if anything after the intent fails, the
 // intent stays and recovery resolves it, at start-up or at the Publisher's
 // next scan (see doc.go). A request whose intent the caller recorded
-// itself (Request.Recorded) starts at the HSM signature.
+// itself (Request.Recorded) starts at reading that intent back, then the
+// HSM signature.
 func (ca *CA) Issue(ctx context.Context, req Request) (*x509.Certificate, error) {
 	d := ca.d
 	in := req.Recorded
@@ -312,13 +314,12 @@ func (ca *CA) Issue(ctx context.Context, req Request) (*x509.Certificate, error)
 }
 
 // Intent is an issuance checked and built, not yet signed (Prepare): the
-// certificate's TBS, its intent row and the intent's audit event. Issue
-// signs it once at most. A caller
+// certificate's TBS, its intent row and the intent's audit event. A caller
 // whose own transaction commits just before the issuance (the RA, recording
 // an applicant's proof for a profile without officers) records the intent
 // in it (Record) and saves the issuance the intent's commit of its own;
-// Issue then signs it (Request.Recorded). Should the caller stop between,
-// recovery resolves the intent as any other.
+// Issue then signs it (Request.Recorded), once at most. Should the caller
+// stop between, recovery resolves the intent as any other.
 type Intent struct {
 	ca     *CA
 	req    Request

@@ -838,6 +838,11 @@ func TestIssueRecordedIntent(t *testing.T) {
 		if _, err := authority.Issue(ctx, other); err == nil {
 			t.Fatal("the intent of a citizen-auth request was signed for a citizen-sign one")
 		}
+		other = req
+		other.CSR, other.Recorded = newCSR(t), in
+		if _, err := authority.Issue(ctx, other); err == nil {
+			t.Fatal("the intent of one request was signed for another key's")
+		}
 		// An intent prepared and never recorded is not signed: the
 		// certificate would be one the store does not know about.
 		unrecorded, err := authority.Prepare(ctx, req)
@@ -912,6 +917,24 @@ func TestIssueRecordedIntent(t *testing.T) {
 		}
 		if err := db.InTx(ctx, func(tx *store.Tx) error { return late.Record(ctx, tx) }); !errors.Is(err, ca.ErrKeyCompromised) || !errors.Is(err, ca.ErrRequest) {
 			t.Errorf("recording the intent of a compromised key: %v", err)
+		}
+
+		// An intent recovery revoked (its caller took too long) is not
+		// signed.
+		slow, err := authority.Prepare(ctx, req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := db.InTx(ctx, func(tx *store.Tx) error { return slow.Record(ctx, tx) }); err != nil {
+			t.Fatal(err)
+		}
+		if n, err := authority.Recover(ctx, 0); err != nil || n != 1 {
+			t.Fatalf("recovery: %d, %v", n, err)
+		}
+		revoked := req
+		revoked.Recorded = slow
+		if _, err := authority.Issue(ctx, revoked); err == nil || !strings.Contains(err.Error(), "revoked since") {
+			t.Errorf("an intent recovery revoked: %v", err)
 		}
 		if rep, err := audit.Verify(ctx, db, "test", nil); err != nil || !rep.OK() {
 			t.Errorf("audit log: %+v, %v", rep, err)

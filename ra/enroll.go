@@ -22,6 +22,7 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 	"unicode"
@@ -122,6 +123,9 @@ type Service struct {
 	// until then none waits on a gateway or registry that is down
 	// (noticeQuiet).
 	quietUntil atomic.Int64
+	// preparing holds the ids of the enrollments whose certificate
+	// prepareAuto is preparing now.
+	preparing sync.Map
 }
 
 // New checks the dependencies fit together.
@@ -920,14 +924,20 @@ func (p *prepared) isFor(e store.Enrollment) bool {
 // The CA's work does not depend on the code given: a guesser whose code is
 // not checked (the person's wrong-code bucket is empty) must not learn from
 // the time of the answer that it was right. It is spent only while the
-// bucket has a token, so a wrong code costs it once per attempt the bucket
-// and the lock allow, and nothing while the guesser is refused.
+// bucket has a token, as read before the transaction, and for one proof of
+// an enrollment at a time (a later one while it runs prepares nothing): a
+// flood of codes for one enrollment costs the CA about one preparation for
+// each that the bucket and the lock let through, none once it is refused.
 func (s *Service) prepareAuto(ctx context.Context, id string) *prepared {
 	d := s.d
 	issuer, ok := d.CA.(preparer)
 	if !ok || !d.IntentWithProof {
 		return nil
 	}
+	if _, busy := s.preparing.LoadOrStore(id, struct{}{}); busy {
+		return nil
+	}
+	defer s.preparing.Delete(id)
 	e, err := d.Store.Enrollment(ctx, id)
 	if err != nil || awaitingCode(e) != nil || d.Policy.Approvals(e.Profile) != 0 || renewsOf(e).serial != nil {
 		return nil

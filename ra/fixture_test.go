@@ -103,6 +103,8 @@ func newRAFixture(t *testing.T, f catest.Fixture, driver string, opts ...func(*r
 		Registry: reg, Notifier: ra.Outbox{Dir: fx.outbox}, Profiles: profiles, Policy: policy,
 		Forbidden: []crypto.PublicKey{f.Issuer.Certificate.PublicKey}, Now: time.Now,
 		RegistryKeys: []ra.RegistryKey{{Name: "registry:test", Key: fx.registryKey.Public()}},
+		// As cmd/sanad sets it.
+		IntentWithProof: driver == store.DriverSQLite,
 	}
 	for _, o := range opts {
 		o(&deps)

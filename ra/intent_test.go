@@ -287,6 +287,46 @@ func rateLimitedProofPreparesNothing(t *testing.T, f catest.Fixture, driver stri
 	if seen, n := watcher.last(t); !seen.recorded || n != 4 {
 		t.Errorf("the issuance: %+v after %d preparations, want its intent recorded after 4", seen, n)
 	}
+
+	// A code past its time is not checked either: nothing to prepare.
+	third, thirdCode := fx.enroll(t, citizen(), "citizen-auth")
+	clk.Add(11 * time.Minute) // code_ttl is 10m
+	answer{status: 410, problem: "code-expired"}.check(t, "the right code, expired", fx.proof(t, third, thirdCode))
+	if n := prepared(); n != 4 {
+		t.Errorf("an expired code had the CA prepare %d certificates", n-4)
+	}
+}
+
+// TestOnePreparationAtATime: while the CA prepares the certificate of one
+// proof of an enrollment, another proof of it prepares nothing, so a flood
+// of codes for one enrollment costs the CA one preparation at a time.
+func TestOnePreparationAtATime(t *testing.T) {
+	f := catest.New(t, time.Now().UTC().Truncate(time.Second))
+	watcher := &watchingCA{}
+	fx := newRAFixture(t, f, "sqlite", func(d *ra.Deps) { d.CA, d.IntentWithProof = watcher, true })
+	watcher.CA, watcher.fx = fx.ca, fx
+	id, code := fx.enroll(t, citizen(), "citizen-auth")
+	wrong := "000000"
+	if code == wrong {
+		wrong = "000001"
+	}
+	started, release := make(chan struct{}), make(chan struct{})
+	watcher.mu.Lock()
+	watcher.afterPrepare = func() { close(started); <-release }
+	watcher.mu.Unlock()
+	first := make(chan answer, 1)
+	go func() { first <- fx.proof(t, id, wrong) }()
+	<-started
+	answer{status: 422, problem: "wrong-code"}.check(t, "a code while another's certificate is being prepared", fx.proof(t, id, wrong))
+	watcher.mu.Lock()
+	prepared := watcher.prepared
+	watcher.mu.Unlock()
+	close(release)
+	answer{status: 422, problem: "wrong-code"}.check(t, "the code whose certificate was prepared", <-first)
+	if prepared != 1 {
+		t.Errorf("two proofs at once prepared %d certificates, want 1", prepared)
+	}
+	answer{status: 200, state: store.StateIssued}.check(t, "the right code after", fx.proof(t, id, code))
 }
 
 // TestIntentWithProofOff: without Deps.IntentWithProof (PostgreSQL's
@@ -295,7 +335,7 @@ func rateLimitedProofPreparesNothing(t *testing.T, f catest.Fixture, driver stri
 func TestIntentWithProofOff(t *testing.T) {
 	f := catest.New(t, time.Now().UTC().Truncate(time.Second))
 	watcher := &watchingCA{}
-	fx := newRAFixture(t, f, "sqlite", func(d *ra.Deps) { d.CA = watcher })
+	fx := newRAFixture(t, f, "sqlite", func(d *ra.Deps) { d.CA, d.IntentWithProof = watcher, false })
 	watcher.CA, watcher.fx = fx.ca, fx
 	id, code := fx.enroll(t, citizen(), "citizen-auth")
 	if a := fx.proof(t, id, code); a.status != http.StatusOK || a.state != store.StateIssued {
