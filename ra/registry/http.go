@@ -80,6 +80,9 @@ type HTTP struct {
 	maxBody       int64
 	tokenFile     string
 	now           func() time.Time
+	// waiting, when set (tests only), is called as a lookup starts to
+	// wait before its next attempt.
+	waiting func()
 }
 
 // NewHTTP validates cfg, reporting every problem at once, and returns the
@@ -355,6 +358,9 @@ func (h *HTTP) get(ctx context.Context, kind, country, id string) ([]byte, error
 		}
 		if deadline, ok := ctx.Deadline(); ok && time.Until(deadline) < wait {
 			return nil, fmt.Errorf("%w: no time left for attempt %d: %w", ErrUnavailable, attempt+2, err)
+		}
+		if h.waiting != nil {
+			h.waiting()
 		}
 		t := time.NewTimer(wait)
 		select {

@@ -383,20 +383,20 @@ func TestHTTPContext(t *testing.T) {
 	})
 
 	t.Run("cancelled while waiting to retry", func(t *testing.T) {
-		// The cancel is set off by the request itself, so that the server
-		// has counted it however slow the machine; it comes while the
-		// client waits out the Retry-After, which only the cancel can cut
-		// short (a retry after it would fail with the same error).
+		// The cancel comes as the client starts to wait out the
+		// Retry-After, which only the cancel can cut short (a retry after
+		// it would fail with the same error).
 		ctx, cancel := context.WithCancel(context.Background())
 		s, h := newStub(t, func(w http.ResponseWriter, _ *http.Request, _ int) {
-			time.AfterFunc(50*time.Millisecond, cancel)
 			w.Header().Set("Retry-After", "30")
 			w.WriteHeader(503)
 		}, func(c *registry.HTTPConfig) { c.MaxRetryAfter = time.Minute })
+		waited := 0
+		registry.SetWaiting(h, func() { waited++; cancel() })
 		start := time.Now()
 		_, _, err := h.Person(ctx, "PK", ayeshaID)
-		if !errors.Is(err, context.Canceled) || s.count() != 1 {
-			t.Errorf("err = %v after %d attempts", err, s.count())
+		if !errors.Is(err, context.Canceled) || s.count() != 1 || waited != 1 {
+			t.Errorf("err = %v after %d attempts and %d waits", err, s.count(), waited)
 		}
 		if d := time.Since(start); d >= 30*time.Second {
 			t.Errorf("returned after %v: the cancel did not end the wait", d)
