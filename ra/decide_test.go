@@ -83,6 +83,14 @@ func (fx *raFixture) answer(t *testing.T, method, path string, header http.Heade
 	return answer{status: code, problem: strings.TrimPrefix(doc.Type, "urn:sanad:problem:"), state: doc.State, id: doc.ID}
 }
 
+// wrongCode is a well-formed code that is not code.
+func wrongCode(code string) string {
+	if code == "000000" {
+		return "000001"
+	}
+	return "000000"
+}
+
 // enroll files an application and returns its id and the one-time code
 // the outbox received.
 func (fx *raFixture) enroll(t *testing.T, applicant map[string]any, profileName string) (string, string) {
@@ -264,10 +272,7 @@ func TestProofRefusals(t *testing.T) {
 	}
 
 	id, code := fx.enroll(t, citizen(), "citizen-sign")
-	wrong := "000000"
-	if code == wrong {
-		wrong = "000001"
-	}
+	wrong := wrongCode(code)
 	for i := 1; i < policy.MaxCodeAttempts; i++ {
 		_, raw := fx.do(t, http.MethodPost, "/api/v1/enrollments/"+id+"/proof", http.Header{"Content-Type": {"application/json"}}, []byte(`{"code":"`+wrong+`"}`))
 		want := fmt.Sprintf(`"detail":"%d tries left"`, policy.MaxCodeAttempts-i)
@@ -488,18 +493,12 @@ func TestWrongCodesBoundedPerPerson(t *testing.T) {
 		d.IdentifierLimit = &store.Bucket{Rate: 3 / time.Minute.Seconds(), Burst: 3} // a minute refills it, within a code's life
 	})
 	first, firstCode := fx.enroll(t, citizen(), "citizen-sign")
-	wrong := func(code string) string {
-		if code == "000000" {
-			return "000001"
-		}
-		return "000000"
-	}
 	for i := range 3 {
-		answer{status: 422, problem: "wrong-code"}.check(t, fmt.Sprintf("wrong code %d", i+1), fx.proof(t, first, wrong(firstCode)))
+		answer{status: 422, problem: "wrong-code"}.check(t, fmt.Sprintf("wrong code %d", i+1), fx.proof(t, first, wrongCode(firstCode)))
 	}
 	second, secondCode := fx.enroll(t, citizen(), "citizen-sign") // the wrong codes spent no enrollment
 	answer{status: 429, problem: "rate-limited"}.check(t, "the right code of another enrollment, past the limit", fx.proof(t, second, secondCode))
-	answer{status: 429, problem: "rate-limited"}.check(t, "a wrong code past the limit", fx.proof(t, second, wrong(secondCode)))
+	answer{status: 429, problem: "rate-limited"}.check(t, "a wrong code past the limit", fx.proof(t, second, wrongCode(secondCode)))
 
 	clk.Add(time.Minute)
 	answer{status: 200, state: store.StatePendingApproval}.check(t, "the right code, once the bucket refilled", fx.proof(t, second, secondCode))
@@ -510,7 +509,7 @@ func TestWrongCodesBoundedPerPerson(t *testing.T) {
 		if i == 1 {
 			want = answer{status: 423, problem: "enrollment-locked"}
 		}
-		want.check(t, fmt.Sprintf("wrong code %d of the first", i+4), fx.proof(t, first, wrong(firstCode)))
+		want.check(t, fmt.Sprintf("wrong code %d of the first", i+4), fx.proof(t, first, wrongCode(firstCode)))
 	}
 }
 

@@ -73,6 +73,34 @@ func (c *watchingCA) Issue(ctx context.Context, req ca.Request) (*x509.Certifica
 	return c.CA.Issue(ctx, req)
 }
 
+// watchedFixture is the RA fixture over a watchingCA wrapping the CA opts
+// leave in Deps.CA (the fixture's own unless they change it), with
+// Deps.IntentWithProof as given.
+func watchedFixture(t *testing.T, f catest.Fixture, driver string, intentWithProof bool, opts ...func(*ra.Deps)) (*raFixture, *watchingCA) {
+	t.Helper()
+	watcher := &watchingCA{}
+	fx := newRAFixture(t, f, driver, append(opts, func(d *ra.Deps) {
+		watcher.CA = d.CA.(*ca.CA)
+		d.CA, d.IntentWithProof = watcher, intentWithProof
+	})...)
+	watcher.fx = fx
+	return fx, watcher
+}
+
+// afterNextPrepare has f run after the next Prepare.
+func (c *watchingCA) afterNextPrepare(f func()) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.afterPrepare = f
+}
+
+// preparations is how many Prepare calls there were.
+func (c *watchingCA) preparations() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.prepared
+}
+
 // last is the last issuance watched, and how many Prepare calls there were.
 func (c *watchingCA) last(t *testing.T) (watchedIssuance, int) {
 	t.Helper()
@@ -95,17 +123,11 @@ func TestIntentRecordedWithProof(t *testing.T) {
 	f := catest.New(t, time.Now().UTC().Truncate(time.Second))
 	for _, driver := range storetest.Drivers() {
 		t.Run(driver, func(t *testing.T) {
-			watcher := &watchingCA{}
-			fx := newRAFixture(t, f, driver, func(d *ra.Deps) { d.CA, d.IntentWithProof = watcher, true })
-			watcher.CA, watcher.fx = fx.ca, fx
+			fx, watcher := watchedFixture(t, f, driver, true)
 			count := func(query, id string) int { return fx.count(t, fx.q(query), id) }
 
 			id, code := fx.enroll(t, citizen(), "citizen-auth")
-			wrong := "000000"
-			if code == wrong {
-				wrong = "000001"
-			}
-			if a := fx.proof(t, id, wrong); a.problem != "wrong-code" {
+			if a := fx.proof(t, id, wrongCode(code)); a.problem != "wrong-code" {
 				t.Fatalf("a wrong code: %+v", a)
 			}
 			if n := count(`SELECT count(*) FROM certificates WHERE enrollment_id = $1`, id); n != 0 {
@@ -141,13 +163,11 @@ func TestIntentRecordedWithProof(t *testing.T) {
 				t.Fatal(err)
 			}
 			second, code := fx.enrollKey(t, key)
-			watcher.mu.Lock()
-			watcher.afterPrepare = func() {
+			watcher.afterNextPrepare(func() {
 				if err := fx.ca.Revoke(context.Background(), c.Serial, 1, "test"); err != nil {
 					t.Error(err)
 				}
-			}
-			watcher.mu.Unlock()
+			})
 			if a := fx.proof(t, second, code); a.status != http.StatusUnprocessableEntity || a.problem != "issuance-failed" {
 				t.Errorf("proof as the key was reported compromised: %+v", a)
 			}
@@ -178,8 +198,7 @@ func TestProofStopBeforeSignature(t *testing.T) {
 		t.Run(driver, func(t *testing.T) {
 			clk := &clock{}
 			var stopped atomic.Bool
-			watcher := &watchingCA{}
-			fx := newRAFixture(t, f, driver, func(d *ra.Deps) {
+			fx, watcher := watchedFixture(t, f, driver, true, func(d *ra.Deps) {
 				deps := f.Deps(d.Store, d.Audit)
 				deps.Fault = func(point string) error {
 					if point == ca.FaultAfterIntent && stopped.CompareAndSwap(false, true) {
@@ -191,10 +210,8 @@ func TestProofStopBeforeSignature(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				watcher.CA = stopping
-				d.CA, d.Now, d.IntentWithProof = watcher, clk.Now, true
+				d.CA, d.Now = stopping, clk.Now
 			})
-			watcher.fx = fx
 			ctx := t.Context()
 			id, code := fx.enroll(t, citizen(), "citizen-auth")
 			if a := fx.proof(t, id, code); a.status != http.StatusOK || a.state != store.StateApproved {
@@ -252,34 +269,21 @@ func TestRateLimitedProofPreparesNothing(t *testing.T) {
 
 func rateLimitedProofPreparesNothing(t *testing.T, f catest.Fixture, driver string) {
 	clk := &clock{base: time.Now().UTC()} // the bucket refills only when told
-	watcher := &watchingCA{}
-	fx := newRAFixture(t, f, driver, func(d *ra.Deps) {
-		d.Now, d.CA, d.IntentWithProof = clk.Now, watcher, true
+	fx, watcher := watchedFixture(t, f, driver, true, func(d *ra.Deps) {
+		d.Now = clk.Now
 		d.IdentifierLimit = &store.Bucket{Rate: 3 / time.Minute.Seconds(), Burst: 3}
 	})
-	watcher.CA, watcher.fx = fx.ca, fx
-	prepared := func() int {
-		watcher.mu.Lock()
-		defer watcher.mu.Unlock()
-		return watcher.prepared
-	}
-	wrong := func(code string) string {
-		if code == "000000" {
-			return "000001"
-		}
-		return "000000"
-	}
 	first, firstCode := fx.enroll(t, citizen(), "citizen-auth")
 	for i := range 3 {
-		answer{status: 422, problem: "wrong-code"}.check(t, fmt.Sprintf("wrong code %d", i+1), fx.proof(t, first, wrong(firstCode)))
+		answer{status: 422, problem: "wrong-code"}.check(t, fmt.Sprintf("wrong code %d", i+1), fx.proof(t, first, wrongCode(firstCode)))
 	}
-	if n := prepared(); n != 3 {
+	if n := watcher.preparations(); n != 3 {
 		t.Errorf("three wrong codes had the CA prepare %d certificates, want 3, as a right code would", n)
 	}
 	second, secondCode := fx.enroll(t, citizen(), "citizen-auth")
 	answer{status: 429, problem: "rate-limited"}.check(t, "the right code past the limit", fx.proof(t, second, secondCode))
-	answer{status: 429, problem: "rate-limited"}.check(t, "a wrong code past the limit", fx.proof(t, second, wrong(secondCode)))
-	if n := prepared(); n != 3 {
+	answer{status: 429, problem: "rate-limited"}.check(t, "a wrong code past the limit", fx.proof(t, second, wrongCode(secondCode)))
+	if n := watcher.preparations(); n != 3 {
 		t.Errorf("codes refused unchecked had the CA prepare %d more certificates", n-3)
 	}
 	clk.Add(time.Minute)
@@ -292,7 +296,7 @@ func rateLimitedProofPreparesNothing(t *testing.T, f catest.Fixture, driver stri
 	third, thirdCode := fx.enroll(t, citizen(), "citizen-auth")
 	clk.Add(11 * time.Minute) // code_ttl is 10m
 	answer{status: 410, problem: "code-expired"}.check(t, "the right code, expired", fx.proof(t, third, thirdCode))
-	if n := prepared(); n != 4 {
+	if n := watcher.preparations(); n != 4 {
 		t.Errorf("an expired code had the CA prepare %d certificates", n-4)
 	}
 }
@@ -302,25 +306,16 @@ func rateLimitedProofPreparesNothing(t *testing.T, f catest.Fixture, driver stri
 // of codes for one enrollment costs the CA one preparation at a time.
 func TestOnePreparationAtATime(t *testing.T) {
 	f := catest.New(t, time.Now().UTC().Truncate(time.Second))
-	watcher := &watchingCA{}
-	fx := newRAFixture(t, f, "sqlite", func(d *ra.Deps) { d.CA, d.IntentWithProof = watcher, true })
-	watcher.CA, watcher.fx = fx.ca, fx
+	fx, watcher := watchedFixture(t, f, "sqlite", true)
 	id, code := fx.enroll(t, citizen(), "citizen-auth")
-	wrong := "000000"
-	if code == wrong {
-		wrong = "000001"
-	}
+	wrong := wrongCode(code)
 	started, release := make(chan struct{}), make(chan struct{})
-	watcher.mu.Lock()
-	watcher.afterPrepare = func() { close(started); <-release }
-	watcher.mu.Unlock()
+	watcher.afterNextPrepare(func() { close(started); <-release })
 	first := make(chan answer, 1)
 	go func() { first <- fx.proof(t, id, wrong) }()
 	<-started
 	answer{status: 422, problem: "wrong-code"}.check(t, "a code while another's certificate is being prepared", fx.proof(t, id, wrong))
-	watcher.mu.Lock()
-	prepared := watcher.prepared
-	watcher.mu.Unlock()
+	prepared := watcher.preparations()
 	close(release)
 	answer{status: 422, problem: "wrong-code"}.check(t, "the code whose certificate was prepared", <-first)
 	if prepared != 1 {
@@ -334,9 +329,7 @@ func TestOnePreparationAtATime(t *testing.T) {
 // itself.
 func TestIntentWithProofOff(t *testing.T) {
 	f := catest.New(t, time.Now().UTC().Truncate(time.Second))
-	watcher := &watchingCA{}
-	fx := newRAFixture(t, f, "sqlite", func(d *ra.Deps) { d.CA, d.IntentWithProof = watcher, false })
-	watcher.CA, watcher.fx = fx.ca, fx
+	fx, watcher := watchedFixture(t, f, "sqlite", false)
 	id, code := fx.enroll(t, citizen(), "citizen-auth")
 	if a := fx.proof(t, id, code); a.status != http.StatusOK || a.state != store.StateIssued {
 		t.Fatalf("proof: %+v", a)
