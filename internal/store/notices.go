@@ -73,7 +73,7 @@ func (db *DB) claimNotice(ctx context.Context, what, query string, args ...any) 
 		return false, fmt.Errorf("claim %s: %w", what, err)
 	}
 	defer unlock()
-	res, err := db.sql.ExecContext(ctx, db.d.q(query), args...)
+	res, err := db.write.ExecContext(ctx, db.d.q(query), args...)
 	if err != nil {
 		return false, fmt.Errorf("claim %s: %w", what, db.d.mapErr(err))
 	}

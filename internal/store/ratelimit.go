@@ -173,7 +173,7 @@ func (db *DB) PruneRateLimits(ctx context.Context, before time.Time) (int64, err
 		return 0, fmt.Errorf("prune rate limits: %w", err)
 	}
 	defer unlock()
-	res, err := db.sql.ExecContext(ctx, db.d.q(`DELETE FROM rate_limits WHERE full_at <= $1`), db.d.timeArg(before))
+	res, err := db.write.ExecContext(ctx, db.d.q(`DELETE FROM rate_limits WHERE full_at <= $1`), db.d.timeArg(before))
 	if err != nil {
 		return 0, fmt.Errorf("prune rate limits: %w", err)
 	}

@@ -57,6 +57,13 @@ type DB struct {
 	// writer, on SQLite, is held by the one write transaction of this
 	// process (see lockWriter); nil on PostgreSQL.
 	writer chan struct{}
+	// write is where writes run: on SQLite a pool of one connection,
+	// used only by whoever holds writer, so that its page cache lasts
+	// from one transaction to the next (SQLite empties a connection's
+	// cache when another connection has written since its last
+	// transaction: with writes spread over the pool, each read the
+	// pages again); on PostgreSQL, sql.
+	write *sql.DB
 	// group, on SQLite, is the process's group commit (see Group); nil on
 	// PostgreSQL.
 	group *Group
@@ -138,12 +145,33 @@ func Open(ctx context.Context, cfg Config) (*DB, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	db := &DB{sql: sqlDB, d: d, logger: logger}
+	db := &DB{sql: sqlDB, write: sqlDB, d: d, logger: logger}
 	if d.name == DriverSQLite {
+		if db.write, err = openSQLiteWriter(ctx, d.sqlDriver, dsn); err != nil {
+			return nil, errors.Join(fmt.Errorf("open sqlite store: writer: %w", err), sqlDB.Close())
+		}
 		db.writer = make(chan struct{}, 1)
 		db.group = db.NewGroup(256)
 	}
 	return db, nil
+}
+
+// openSQLiteWriter opens DB.write on SQLite: one connection, kept open.
+// Writes take turns anyway (lockWriter), so one connection costs no
+// concurrency. Measured with `sanad bench enroll -p 16`: statement time
+// in write transactions fell by a quarter, 0.37-0.51 ms to 0.28-0.33 ms
+// per enrollment.
+func openSQLiteWriter(ctx context.Context, driver, dsn string) (*sql.DB, error) {
+	w, err := sql.Open(driver, dsn)
+	if err != nil {
+		return nil, err
+	}
+	w.SetMaxOpenConns(1)
+	w.SetMaxIdleConns(1)
+	if err := w.PingContext(ctx); err != nil {
+		return nil, errors.Join(err, w.Close())
+	}
+	return w, nil
 }
 
 // lockWriter waits for this process's turn to write and returns the
@@ -200,7 +228,11 @@ func (db *DB) Ping(ctx context.Context) error {
 
 // Close closes the connection pool.
 func (db *DB) Close() error {
-	if err := db.sql.Close(); err != nil {
+	err := db.sql.Close()
+	if db.write != db.sql {
+		err = errors.Join(err, db.write.Close())
+	}
+	if err != nil {
 		return fmt.Errorf("close %s store: %w", db.d.name, err)
 	}
 	return nil
@@ -270,7 +302,7 @@ func (db *DB) InTx(ctx context.Context, fn func(*Tx) error) error {
 		return err
 	}
 	defer unlock()
-	sqlTx, err := db.sql.BeginTx(ctx, nil)
+	sqlTx, err := db.write.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("begin %s transaction: %w", db.d.name, db.d.mapErr(err))
 	}
