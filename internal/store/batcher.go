@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"runtime"
 	"sync"
 )
 
@@ -69,6 +70,13 @@ func (b *Batcher[T]) Queued() (n int, leading bool) {
 }
 
 func (b *Batcher[T]) runNext(ctx context.Context) {
+	// Goroutines ready to run go first: one about to submit joins this
+	// batch instead of waiting for the next. With nothing else ready the
+	// leader goes on at once. Measured with `sanad bench enroll` on
+	// SQLite, alternating 6 rounds at 16 applicants: commits per
+	// enrollment 0.66 to 0.56, enrollments/s higher in every round
+	// (median 606 to 647), CPU per enrollment 2.30 to 2.15 ms.
+	runtime.Gosched()
 	b.mu.Lock()
 	n := min(len(b.queue), b.max)
 	batch := b.queue[:n:n]

@@ -3,6 +3,7 @@ package store_test
 import (
 	"context"
 	"fmt"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -71,4 +72,29 @@ func TestBatcher(t *testing.T) {
 		t.Errorf("after the run: %d queued, leading %v", n, leading)
 	}
 	t.Logf("%d items in %d batches, at most %d at once", items, batches.Load(), most.Load())
+}
+
+// TestBatcherLetsReadyCallersJoin: a leader lets goroutines ready to run go
+// first, so that one about to submit joins its batch. On one P, a goroutine
+// started just before the leader's Do runs only when the leader yields.
+func TestBatcherLetsReadyCallersJoin(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
+	var sizes []int
+	b := store.NewBatcher(16, func(_ context.Context, batch []int) []error {
+		sizes = append(sizes, len(batch)) // one batch at a time
+		return make([]error, len(batch))
+	})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		if err := b.Do(t.Context(), 2); err != nil {
+			t.Error(err)
+		}
+	})
+	if err := b.Do(t.Context(), 1); err != nil {
+		t.Fatal(err)
+	}
+	wg.Wait()
+	if len(sizes) != 1 || sizes[0] != 2 {
+		t.Fatalf("batches of %v, want one of 2: the ready caller did not join the leader's batch", sizes)
+	}
 }
