@@ -65,6 +65,7 @@ const maxGroup = 256
 func newGroup(db *store.DB, log *audit.Log) *group {
 	g := &group{txs: db.Group(), audit: log}
 	g.batcher = store.NewBatcher(maxGroup, g.commit)
+	g.batcher.Yield = db.Driver() == store.DriverSQLite
 	return g
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"runtime"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -74,27 +75,35 @@ func TestBatcher(t *testing.T) {
 	t.Logf("%d items in %d batches, at most %d at once", items, batches.Load(), most.Load())
 }
 
-// TestBatcherLetsReadyCallersJoin: a leader lets goroutines ready to run go
-// first, so that one about to submit joins its batch. On one P, a goroutine
-// started just before the leader's Do runs only when the leader yields.
-func TestBatcherLetsReadyCallersJoin(t *testing.T) {
+// TestBatcherYield: with Yield, a leader lets goroutines ready to run go
+// first, so that one about to submit joins its batch; without, it does
+// not wait for them. On one P, a goroutine started just before the
+// leader's Do runs only when the leader yields.
+func TestBatcherYield(t *testing.T) {
 	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
-	var sizes []int
-	b := store.NewBatcher(16, func(_ context.Context, batch []int) []error {
-		sizes = append(sizes, len(batch)) // one batch at a time
-		return make([]error, len(batch))
-	})
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		if err := b.Do(t.Context(), 2); err != nil {
-			t.Error(err)
+	for _, yield := range []bool{true, false} {
+		var sizes []int
+		b := store.NewBatcher(16, func(_ context.Context, batch []int) []error {
+			sizes = append(sizes, len(batch)) // one batch at a time
+			return make([]error, len(batch))
+		})
+		b.Yield = yield
+		var wg sync.WaitGroup
+		wg.Go(func() {
+			if err := b.Do(t.Context(), 2); err != nil {
+				t.Error(err)
+			}
+		})
+		if err := b.Do(t.Context(), 1); err != nil {
+			t.Fatal(err)
 		}
-	})
-	if err := b.Do(t.Context(), 1); err != nil {
-		t.Fatal(err)
-	}
-	wg.Wait()
-	if len(sizes) != 1 || sizes[0] != 2 {
-		t.Fatalf("batches of %v, want one of 2: the ready caller did not join the leader's batch", sizes)
+		wg.Wait()
+		want := []int{1, 1}
+		if yield {
+			want = []int{2}
+		}
+		if !slices.Equal(sizes, want) {
+			t.Errorf("Yield %v: batches of %v, want %v", yield, sizes, want)
+		}
 	}
 }

@@ -44,6 +44,7 @@ type groupCall struct {
 func (db *DB) NewGroup(max int) *Group {
 	g := &Group{db: db}
 	g.batcher = NewBatcher(max, g.run)
+	g.batcher.Yield = db.d.sqlite
 	return g
 }
 
