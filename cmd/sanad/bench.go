@@ -512,10 +512,20 @@ type enrollReport struct {
 	CPUs  int     `json:"cpus"`
 	// The group commits of the enrollments (store.GroupStats): database
 	// transactions per enrollment, and the RA's and CA's writes that
-	// shared each. Each enrollment makes three RA writes and two CA
-	// writes (the CA's go in as one caller per batch of them).
+	// shared each. Each enrollment makes three RA writes (the rate limits,
+	// the enrollment, the proof) and one or two CA writes (the signed
+	// certificate; its intent too where the proof does not carry it); the
+	// CA's go in as one caller per batch of them.
 	CommitsPerEnrollment float64 `json:"commits_per_enrollment"`
 	CallersPerCommit     float64 `json:"callers_per_commit"`
+	// GroupBusyShare is the share of the run the group transactions ran
+	// (on SQLite, the one writer's occupancy; on PostgreSQL a sum over
+	// the RA's and the CA's groups, which may pass 1), and GroupWaitMS
+	// how long an enrollment's writes spent in group commits, queued and
+	// running, one after the other: of its latency, the part spent
+	// waiting for commits.
+	GroupBusyShare float64 `json:"group_busy_share"`
+	GroupWaitMS    float64 `json:"group_wait_ms_per_enrollment"`
 	// Issue is ca.Issue alone, in the same run, for comparison.
 	IssuePerSecond float64 `json:"issue_certificates_per_second"`
 	IssueCPUms     float64 `json:"issue_cpu_ms_per_certificate"`
@@ -614,6 +624,8 @@ func newBenchEnrollCmd() *cobra.Command {
 			rep.CommitsPerEnrollment = float64(commits) / float64(*n)
 			rep.CallersPerCommit = float64(groups.Calls-groups0.Calls) / float64(commits)
 		}
+		rep.GroupBusyShare = (groups.Busy - groups0.Busy).Seconds() / elapsed.Seconds()
+		rep.GroupWaitMS = ms(groups.Wait-groups0.Wait) / float64(*n)
 		rep.PerSecond = float64(*n) / elapsed.Seconds()
 		rep.P50ms, rep.P99ms = percentileMS(lat, 50), percentileMS(lat, 99)
 
@@ -634,6 +646,7 @@ func newBenchEnrollCmd() *cobra.Command {
 				fmt.Fprintf(w, "  cpu        %.2f ms per enrollment, client included (%d CPUs: at most %.0f/s with nothing else on them)\n", rep.CPUms, rep.CPUs, float64(rep.CPUs)*1000/rep.CPUms)
 			}
 			fmt.Fprintf(w, "  commits    %.2f per enrollment, %.1f callers each (store group commits)\n", rep.CommitsPerEnrollment, rep.CallersPerCommit)
+			fmt.Fprintf(w, "             their transactions ran %.0f %% of the time; an enrollment's writes spent %.1f ms in them, queued and committing\n", 100*rep.GroupBusyShare, rep.GroupWaitMS)
 			fmt.Fprintf(w, "  ca.Issue   %.0f certificates/s alone, same run (%.2f ms CPU each)\n", rep.IssuePerSecond, rep.IssueCPUms)
 		})
 	}

@@ -270,6 +270,10 @@ func (s *service) handler() (http.Handler, error) {
 		return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help},
 			func() float64 { return float64(v(s.db.GroupStats())) })
 	}
+	groupSeconds := func(name, help string, v func(store.GroupStats) time.Duration) prometheus.Collector {
+		return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help},
+			func() float64 { return v(s.db.GroupStats()).Seconds() })
+	}
 	collectors := []prometheus.Collector{build, auditHead,
 		groups("sanad_store_group_commits_total", "Transactions the group commits ran, each one commit: the callers per commit are sanad_store_group_calls_total over this.",
 			func(g store.GroupStats) int64 { return g.Commits }),
@@ -277,6 +281,10 @@ func (s *service) handler() (http.Handler, error) {
 			func(g store.GroupStats) int64 { return g.Calls }),
 		groups("sanad_store_group_reruns_total", "Group transactions run again with a savepoint per caller because one caller failed.",
 			func(g store.GroupStats) int64 { return g.Reruns }),
+		groupSeconds("sanad_store_group_busy_seconds_total", "Time the group commits' transactions ran, commit included; on SQLite its rate is the share of time the one writer was busy with them.",
+			func(g store.GroupStats) time.Duration { return g.Busy }),
+		groupSeconds("sanad_store_group_wait_seconds_total", "Time audited writes spent in group commits, queued and running, summed over writes: over sanad_store_group_calls_total, what a write waits for its commit.",
+			func(g store.GroupStats) time.Duration { return g.Wait }),
 	}
 	for _, c := range collectors {
 		if err := reg.Register(c); err != nil {

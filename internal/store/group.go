@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync/atomic"
+	"time"
 )
 
 // Group runs the transactions of concurrent callers inside one database
@@ -53,7 +54,10 @@ func (db *DB) NewGroup(max int) *Group {
 // and are rolled back when fn returns an error (or panics: the panic is
 // returned as an error).
 func (g *Group) InTx(ctx context.Context, fn func(*Tx) error) error {
-	return g.batcher.Do(ctx, groupCall{ctx: ctx, fn: fn})
+	start := time.Now()
+	err := g.batcher.Do(ctx, groupCall{ctx: ctx, fn: fn})
+	g.db.groups.wait.Add(int64(time.Since(start)))
+	return err
 }
 
 // Queued is how many callers wait for the next transaction.
@@ -71,10 +75,10 @@ func (g *Group) run(ctx context.Context, batch []groupCall) []error {
 	g.count(&g.Commits, &g.db.groups.commits, 1)
 	if len(batch) == 1 {
 		// The transaction is the caller's own: nothing to protect.
-		errs[0] = g.db.InTx(ctx, func(tx *Tx) error { return runCall(batch[0], tx) })
+		errs[0] = g.inTx(ctx, func(tx *Tx) error { return runCall(batch[0], tx) })
 		return errs
 	}
-	err := g.db.InTx(ctx, func(tx *Tx) error {
+	err := g.inTx(ctx, func(tx *Tx) error {
 		for _, c := range batch {
 			if runCall(c, tx) != nil {
 				return errCallerFailed
@@ -90,7 +94,7 @@ func (g *Group) run(ctx context.Context, batch []groupCall) []error {
 	}
 	g.count(&g.Reruns, &g.db.groups.reruns, 1)
 	g.count(&g.Commits, &g.db.groups.commits, 1)
-	err = g.db.InTx(ctx, func(tx *Tx) error {
+	err = g.inTx(ctx, func(tx *Tx) error {
 		for i, c := range batch {
 			var err error
 			if errs[i], err = tx.Try(ctx, func() error { return runCall(c, tx) }); err != nil {
@@ -110,6 +114,14 @@ func (g *Group) run(ctx context.Context, batch []groupCall) []error {
 		}
 	}
 	return errs
+}
+
+// inTx is DB.InTx, its time counted in GroupStats.Busy.
+func (g *Group) inTx(ctx context.Context, fn func(*Tx) error) error {
+	start := time.Now()
+	err := g.db.InTx(ctx, fn)
+	g.db.groups.busy.Add(int64(time.Since(start)))
+	return err
 }
 
 // count adds n to one of the group's counters and to its DB's sum.

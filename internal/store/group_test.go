@@ -261,8 +261,41 @@ func TestGroupRerunsWithSavepoints(t *testing.T) {
 		}
 		want := store.GroupStats{Commits: g.Commits.Load() + other.Commits.Load(), Calls: g.Calls.Load() + other.Calls.Load(),
 			Reruns: g.Reruns.Load() + other.Reruns.Load()}
-		if got := db.GroupStats(); got != want || got.Commits != 6 || got.Calls != 13 || got.Reruns != 1 {
+		got := db.GroupStats()
+		if counts := (store.GroupStats{Commits: got.Commits, Calls: got.Calls, Reruns: got.Reruns}); counts != want || got.Commits != 6 || got.Calls != 13 || got.Reruns != 1 {
 			t.Errorf("the DB's group stats are %+v, want %+v (6 commits, 13 callers, 1 rerun)", got, want)
+		}
+
+		// Busy counts the transactions' time, Wait each caller's: a caller
+		// that holds its transaction 20 ms adds at least that to both, and
+		// a second caller queued meanwhile waits as long.
+		before := db.GroupStats()
+		const hold = 20 * time.Millisecond
+		started := make(chan struct{})
+		var second error
+		var wg sync.WaitGroup
+		wg.Go(func() {
+			<-started
+			second = other.InTx(ctx, func(tx *store.Tx) error { return intent(tx, 0x90) })
+		})
+		if err := other.InTx(ctx, func(tx *store.Tx) error {
+			close(started)
+			for other.Queued() == 0 {
+				time.Sleep(time.Millisecond)
+			}
+			time.Sleep(hold)
+			return intent(tx, 0x81)
+		}); err != nil {
+			t.Fatal(err)
+		}
+		wg.Wait()
+		if second != nil {
+			t.Fatal(second)
+		}
+		after := db.GroupStats()
+		if busy, wait := after.Busy-before.Busy, after.Wait-before.Wait; busy < hold || wait < 2*hold || wait < busy {
+			t.Errorf("a transaction held %s, a caller queued behind it: Busy grew %s, Wait %s; want Busy at least %s and Wait at least %s",
+				hold, busy, wait, hold, 2*hold)
 		}
 	})
 }

@@ -10,6 +10,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"sync/atomic"
+	"time"
 
 	// The two database/sql drivers the store opens by name.
 	_ "github.com/jackc/pgx/v5/stdlib"
@@ -67,8 +68,9 @@ type DB struct {
 	// group, on SQLite, is the process's group commit (see Group); nil on
 	// PostgreSQL.
 	group *Group
-	// groups counts what every Group of this DB did (GroupStats).
-	groups struct{ commits, calls, reruns atomic.Int64 }
+	// groups counts what every Group of this DB did (GroupStats); busy
+	// and wait are nanoseconds.
+	groups struct{ commits, calls, reruns, busy, wait atomic.Int64 }
 }
 
 // GroupStats is what the group commits of one DB did since it was opened.
@@ -78,12 +80,20 @@ type GroupStats struct {
 	// transactions run again with a savepoint per caller because one
 	// caller failed (each also counted in Commits).
 	Commits, Calls, Reruns int64
+	// Busy is how long the groups' transactions ran, from their wait for
+	// SQLite's writer to the end of their commit: on SQLite, over a span
+	// of time, the share of it the one writer spent on them. Wait is how
+	// long callers spent in the groups, queued and running, summed over
+	// callers: Wait / Calls is what a write waits for its commit.
+	Busy, Wait time.Duration
 }
 
 // GroupStats sums what every Group of db did: Calls / Commits is how many
 // callers share a commit, the whole point of grouping them.
 func (db *DB) GroupStats() GroupStats {
-	return GroupStats{Commits: db.groups.commits.Load(), Calls: db.groups.calls.Load(), Reruns: db.groups.reruns.Load()}
+	g := &db.groups
+	return GroupStats{Commits: g.commits.Load(), Calls: g.calls.Load(), Reruns: g.reruns.Load(),
+		Busy: time.Duration(g.busy.Load()), Wait: time.Duration(g.wait.Load())}
 }
 
 // Tx is one database transaction, valid only inside the function given to
