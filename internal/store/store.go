@@ -44,7 +44,8 @@ type Config struct {
 	DSN string
 	// MaxOpenConns caps the connection pool; 0 means the default: 8 on
 	// SQLite (readers run beside the one writer under WAL), 16 on
-	// PostgreSQL.
+	// PostgreSQL. On SQLite the pool serves reads, and writes have one
+	// connection more of their own (see DB.write).
 	MaxOpenConns int
 	// Logger receives one line per migration applied; nil discards them.
 	Logger *slog.Logger
@@ -81,10 +82,14 @@ type GroupStats struct {
 	// caller failed (each also counted in Commits).
 	Commits, Calls, Reruns int64
 	// Busy is how long the groups' transactions ran, from their wait for
-	// SQLite's writer to the end of their commit: on SQLite, over a span
-	// of time, the share of it the one writer spent on them. Wait is how
-	// long callers spent in the groups, queued and running, summed over
-	// callers: Wait / Calls is what a write waits for its commit.
+	// SQLite's writer (which a write outside any group may hold: the
+	// publisher's, a revocation, a claim) to the end of their commit: on
+	// SQLite, over a span of time, about the share of it the one writer
+	// spent on them. Wait is how long callers spent in the groups, queued
+	// and running, summed over callers: Wait / Calls is what a write waits
+	// for its commit. (A caller that batches writes of its own, as the
+	// CA's issuance does, is one caller for the batch, and the time its
+	// writes queued before is not counted.)
 	Busy, Wait time.Duration
 }
 
@@ -236,7 +241,7 @@ func (db *DB) Ping(ctx context.Context) error {
 	return nil
 }
 
-// Close closes the connection pool.
+// Close closes the connection pools (on SQLite, the readers' and the writer's).
 func (db *DB) Close() error {
 	err := db.sql.Close()
 	if db.write != db.sql {

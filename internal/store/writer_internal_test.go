@@ -37,9 +37,24 @@ func TestSQLiteWritesOnOneConnection(t *testing.T) {
 		}
 		return v
 	}
+	t0 := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
+	// An enrollment with an outcome notice to claim, written on the writer.
+	if err := db.InTx(ctx, func(tx *Tx) error {
+		for _, q := range []string{
+			`INSERT INTO subjects (id, kind, national_id, created_at, updated_at) VALUES ('s', 'person', 'KZ-1', 0, 0)`,
+			`INSERT INTO enrollments (id, subject_id, profile, csr_der, state, created_at, updated_at) VALUES ('e', 's', 'p', X'30', 'rejected', 0, 0)`,
+			`INSERT INTO outcome_notices (enrollment_id, event, created_at) VALUES ('e', 'rejected', 0)`,
+		} {
+			if _, err := tx.tx.ExecContext(ctx, q); err != nil {
+				return err
+			}
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
 	before := dataVersion()
 
-	t0 := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
 	b := Bucket{Rate: 1, Burst: 2}
 	if ok, _, err := db.TakeToken(ctx, []byte("transaction"), b, t0); err != nil || !ok {
 		t.Fatalf("TakeToken: %v, %v", ok, err)
@@ -52,6 +67,9 @@ func TestSQLiteWritesOnOneConnection(t *testing.T) {
 	}
 	if n, err := db.PruneRateLimits(ctx, t0.Add(time.Hour)); err != nil || n != 2 {
 		t.Fatalf("PruneRateLimits: %d, %v; want 2 buckets deleted", n, err)
+	}
+	if ok, err := db.ClaimOutcomeNotice(ctx, "e", t0, t0.Add(-time.Hour)); err != nil || !ok {
+		t.Fatalf("ClaimOutcomeNotice: %v, %v; want it claimed", ok, err)
 	}
 	if after := dataVersion(); after != before {
 		t.Fatalf("data_version on the writer went from %d to %d: a write ran on another connection", before, after)
