@@ -380,7 +380,7 @@ func TestIdentifierLimit(t *testing.T) {
 		t.Errorf("an hour later, on the second node: %d %s", rec.Code, rec.Body)
 	}
 	// That spent one of the 12 lookups the hour gave back; after 11
-	// mismatches (which gave their enrollments back) the registry is not
+	// mismatches (which spend no enrollment) the registry is not
 	// asked about this person again.
 	for range 11 {
 		mismatch()
@@ -1145,4 +1145,171 @@ func TestIdentifierLimitUnderRace(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestLookupLimitUnderRace: requests the registry refuses spend a lookup
+// each. Of racing requests with a name the registry does not have, as many
+// as the person has lookups left hear "registry-mismatch"; the rest are
+// rate-limited, whether they were refused before asking the registry or
+// after, and learn nothing of its record.
+func TestLookupLimitUnderRace(t *testing.T) {
+	for _, driver := range storetest.Drivers() {
+		t.Run(driver, func(t *testing.T) {
+			f := catest.New(t, time.Now().UTC().Truncate(time.Second))
+			// Two enrollments an hour, so six lookups; the fixture's own
+			// enrollment spends one.
+			reg := &countingRegistry{}
+			fx := newRAFixture(t, f, driver, func(d *ra.Deps) {
+				d.IdentifierLimit = &store.Bucket{Rate: 2 / time.Hour.Seconds(), Burst: 2}
+				reg.Registry, d.Registry = d.Registry, reg
+			})
+			wrongName := citizen()
+			wrongName["given_name"] = "Somebody"
+			const racers = 16
+			bodies := make([][]byte, racers)
+			for i := range bodies {
+				bodies[i] = enrollBody(t, wrongName, "citizen-sign", csrPEM(t, newKey(t)))
+			}
+			answers := make([]string, racers)
+			var wg sync.WaitGroup
+			for i := range racers {
+				wg.Go(func() {
+					code, raw := fx.do(t, http.MethodPost, "/api/v1/enrollments", http.Header{"Content-Type": {"application/json"}}, bodies[i])
+					switch {
+					case code == 422 && strings.Contains(string(raw), "registry-mismatch"):
+						answers[i] = "mismatch"
+					case code == 429 && strings.Contains(string(raw), "too many registry lookups"):
+						answers[i] = "limited"
+					default:
+						answers[i] = fmt.Sprintf("%d %s", code, raw)
+					}
+				})
+			}
+			wg.Wait()
+			counts := map[string]int{}
+			for _, a := range answers {
+				counts[a]++
+			}
+			if counts["mismatch"] != 5 || counts["limited"] != racers-5 {
+				t.Errorf("%d racing requests with a wrong name, 5 lookups left: %v; want 5 mismatches, the rest rate-limited", racers, counts)
+			}
+			// The lookups are used up: the registry is not asked again, for
+			// the right name either.
+			asked := reg.n.Load()
+			answer{status: 429, problem: "rate-limited"}.check(t, "the right name once the lookups are used up",
+				fx.answer(t, http.MethodPost, "/api/v1/enrollments", http.Header{"Content-Type": {"application/json"}},
+					enrollBody(t, citizen(), "citizen-sign", csrPEM(t, newKey(t)))))
+			if n := reg.n.Load() - asked; n != 0 {
+				t.Errorf("the registry was asked %d times once the lookups were used up", n)
+			}
+			if n := fx.count(t, `SELECT count(*) FROM enrollments`); n != 1 {
+				t.Errorf("%d enrollments recorded, want the fixture's one", n)
+			}
+		})
+	}
+}
+
+// TestCodeNotSent: the code goes out only once its enrollment is
+// committed. When it cannot be sent, the applicant hears
+// notification-failed, and the enrollment ends failed (audited), its
+// Idempotency-Key free for the retry, which makes a new enrollment; the
+// failed one stays counted against the person's enrollments (the code may
+// have reached them late).
+func TestCodeNotSent(t *testing.T) {
+	for _, driver := range storetest.Drivers() {
+		t.Run(driver, func(t *testing.T) {
+			f := catest.New(t, time.Now().UTC().Truncate(time.Second))
+			gateway := &committedNotifier{}
+			fx := newRAFixture(t, f, driver, func(d *ra.Deps) {
+				// Three enrollments an hour; the fixture's spends one.
+				d.IdentifierLimit = &store.Bucket{Rate: 3 / time.Hour.Seconds(), Burst: 3}
+				gateway.Notifier, d.Notifier = d.Notifier, gateway
+			})
+			gateway.db.Store(fx.db)
+			keyed := http.Header{"Content-Type": {"application/json"}, "Idempotency-Key": {"retry-after-gateway"}}
+			body := enrollBody(t, citizen(), "citizen-sign", csrPEM(t, newKey(t)))
+
+			gateway.down.Store(true)
+			answer{status: 503, problem: "notification-failed"}.check(t, "an enrollment whose code cannot be sent",
+				fx.answer(t, http.MethodPost, "/api/v1/enrollments", keyed, body))
+			failedID := gateway.last()
+			e, err := fx.db.Enrollment(t.Context(), failedID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if e.State != store.StateFailed || !strings.Contains(e.StateReason, "could not be sent") || e.IdempotencyKey != "" {
+				t.Errorf("the enrollment whose code was not sent: %s (%q), key %q; want failed, its key freed", e.State, e.StateReason, e.IdempotencyKey)
+			}
+			if n := fx.count(t, fx.q(`SELECT count(*) FROM audit_events WHERE action = 'enrollment.fail' AND object = $1`), "enrollment/"+failedID); n != 1 {
+				t.Errorf("%d enrollment.fail events for it, want 1", n)
+			}
+			answer{status: 200, state: store.StateFailed}.check(t, "the applicant asks after it",
+				fx.answer(t, http.MethodGet, "/api/v1/enrollments/"+failedID, nil, nil))
+
+			gateway.down.Store(false)
+			retry := fx.answer(t, http.MethodPost, "/api/v1/enrollments", keyed, body)
+			if retry.status != http.StatusCreated || retry.id == failedID || retry.state != store.StatePendingProof {
+				t.Fatalf("the retry with the same Idempotency-Key: %+v; want a new enrollment (the failed one is %s)", retry, failedID)
+			}
+			if fx.code(t, retry.id) == "" {
+				t.Error("the retry's code did not reach the outbox")
+			}
+			// The fixture's, the failed one and the retry: the hour's three.
+			answer{status: 429, problem: "rate-limited"}.check(t, "a fourth enrollment", fx.answer(t, http.MethodPost, "/api/v1/enrollments",
+				http.Header{"Content-Type": {"application/json"}}, enrollBody(t, citizen(), "citizen-sign", csrPEM(t, newKey(t)))))
+			if bad := gateway.uncommitted(); len(bad) > 0 {
+				t.Errorf("codes sent for enrollments not committed (or not pending their proof): %v", bad)
+			}
+		})
+	}
+}
+
+// countingRegistry counts the registry's person lookups.
+type countingRegistry struct {
+	registry.Registry
+	n atomic.Int64
+}
+
+func (r *countingRegistry) Person(ctx context.Context, country, nationalID string) (registry.Person, registry.Evidence, error) {
+	r.n.Add(1)
+	return r.Registry.Person(ctx, country, nationalID)
+}
+
+// committedNotifier is a gateway that fails while down, and notes, for
+// each code it is given, whether its enrollment was committed by then,
+// pending its proof.
+type committedNotifier struct {
+	switchNotifier
+	db  atomic.Pointer[store.DB]
+	mu  sync.Mutex
+	ids []string
+	bad []string
+}
+
+func (n *committedNotifier) Send(ctx context.Context, m ra.Message) error {
+	if db := n.db.Load(); db != nil && m.Code != "" {
+		e, err := db.Enrollment(ctx, m.EnrollmentID)
+		n.mu.Lock()
+		n.ids = append(n.ids, m.EnrollmentID)
+		if err != nil || e.State != store.StatePendingProof {
+			n.bad = append(n.bad, fmt.Sprintf("%s: %s %v", m.EnrollmentID, e.State, err))
+		}
+		n.mu.Unlock()
+	}
+	return n.switchNotifier.Send(ctx, m)
+}
+
+func (n *committedNotifier) last() string {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if len(n.ids) == 0 {
+		return ""
+	}
+	return n.ids[len(n.ids)-1]
+}
+
+func (n *committedNotifier) uncommitted() []string {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return slices.Clone(n.bad)
 }

@@ -158,7 +158,7 @@ func (s *Service) SetNotifier(n Notifier) { s.d.Notifier = n }
 // transitions are the only state changes an enrollment may make (DESIGN
 // §3); move refuses any other.
 var transitions = map[string][]string{
-	store.StatePendingProof:    {store.StatePendingApproval, store.StateApproved, store.StateRejected, store.StateExpired},
+	store.StatePendingProof:    {store.StatePendingApproval, store.StateApproved, store.StateRejected, store.StateExpired, store.StateFailed},
 	store.StatePendingApproval: {store.StateApproved, store.StateRejected, store.StateExpired},
 	store.StateApproved:        {store.StateIssued, store.StateFailed},
 }
@@ -266,75 +266,31 @@ func (s *Service) Enroll(ctx context.Context, body []byte, key string) (store.En
 	if err != nil {
 		return store.Enrollment{}, false, err
 	}
-	// Per identifier, before the registry is asked: a lookup and an
-	// enrollment are spent, in a transaction grouped with others' (one of
-	// its own, a commit per enrollment, cost a third of the RA's
-	// throughput on SQLite). The enrollment is given back unless a code
-	// goes out, so that requests that do not match the registry (a
-	// stranger who knows only the identifier) cannot use up the person's
-	// enrollments, code re-sends and renewals; lookups, three times as
-	// many, bound asking the registry about one person over and over (and
-	// a mismatch does not say which detail was wrong). Spent before the
-	// code goes out, racing requests cannot send more codes than allowed.
+	// Per identifier: the registry is not asked when its lookups, or the
+	// enrollments, are used up. This is a forecast; the enrollment's own
+	// transaction spends both, strictly (racing requests pass the
+	// forecast, and all but those the limits allow are refused there,
+	// before any code goes out). A request the registry's answer refuses
+	// spends a lookup (lookupsSpent). A transaction of its own for the
+	// limits, before the registry is asked, made one more commit to wait
+	// for in every enrollment: about a tenth of the throughput on SQLite.
 	limits := s.identifierBuckets(req.Applicant)
-	if err := s.spendLimits(ctx, limits); err != nil {
+	if err := s.limitsLeft(ctx, limits); err != nil {
 		return store.Enrollment{}, false, err
 	}
-	sent := false
-	defer func() {
-		if !sent {
-			s.returnEnrollments(ctx, limits)
-		}
-	}()
-	m, err := s.match(ctx, req.Applicant, id)
+	a, err := s.application(ctx, req, p, checked, id, now)
 	if err != nil {
-		return store.Enrollment{}, false, err
+		return store.Enrollment{}, false, s.lookupsSpent(ctx, limits, err)
 	}
-	// The CA would refuse a CSR asking for another subject or for names
-	// the profile decides; the applicant hears it now, not after the
-	// officers approved.
-	subject, err := p.Subject(m.verified)
-	if err != nil {
-		return store.Enrollment{}, false, fmt.Errorf("enrollment %s: the verified attributes do not fit profile %s: %w", id, p.Name, err)
-	}
-	if err := requestMatches(checked, subject); err != nil {
-		return store.Enrollment{}, false, err
-	}
-	code, err := newCode()
-	if err != nil {
-		return store.Enrollment{}, false, err
-	}
-	to, channel, err := contactOf(m.contact)
-	if err != nil {
-		return store.Enrollment{}, false, err
-	}
-	pr := proofing{CodeHash: s.codeHash(id, code), CodeUntil: now.Add(d.Policy.CodeTTL), Channel: channel, To: maskContact(to), Person: m.personKey,
-		Codes: 1, SentAt: now}
-	prJSON, err := json.Marshal(pr)
-	if err != nil {
-		return store.Enrollment{}, false, err
-	}
-	attrs, err := json.Marshal(m.verified)
-	if err != nil {
-		return store.Enrollment{}, false, err
-	}
-	e := store.Enrollment{ID: id, Profile: p.Name, CSR: checked.Raw, State: store.StatePendingProof, Proofing: prJSON,
+	e := store.Enrollment{ID: id, Profile: p.Name, CSR: checked.Raw, State: store.StatePendingProof, Proofing: a.proofing,
 		IdempotencyKey: key, RequestHash: requestHash[:], CreatedAt: now, UpdatedAt: now, ExpiresAt: now.Add(d.Policy.EnrollmentTTL)}
-
-	// The code goes out before the enrollment is committed: a code for an
-	// enrollment that then failed to commit is harmless, while a committed
-	// enrollment whose code never left would strand the applicant. A send
-	// that fails may still have reached the person (a gateway that answers
-	// late), so it keeps its enrollment spent.
-	sent = true
-	if err := d.Notifier.Send(ctx, Message{EnrollmentID: id, To: to, Channel: channel, Code: code}); err != nil {
-		e := refuse("notification-failed", "")
-		e.Err = fmt.Errorf("enrollment %s: send the one-time code by %s: %w", id, channel, err) // logged by fail
-		return store.Enrollment{}, false, e
-	}
+	m := a.matched
 	err = s.group.InTx(ctx, func(tx *store.Tx) error {
+		if err := s.spendLimits(ctx, tx, limits); err != nil {
+			return err
+		}
 		subj, err := tx.PutSubject(ctx, store.Subject{ID: "subj_" + id, Kind: p.SubjectKind, NationalID: m.subjectKey,
-			Attributes: attrs, RegistryRef: m.registryRef, CreatedAt: now})
+			Attributes: a.attributes, RegistryRef: m.registryRef, CreatedAt: now})
 		if err != nil {
 			return err
 		}
@@ -349,10 +305,11 @@ func (s *Service) Enroll(ctx context.Context, body []byte, key string) (store.En
 		}
 		return d.Audit.Append(tx, audit.Event{Actor: "applicant", Action: "enrollment.create", Object: "enrollment/" + id,
 			Details: map[string]any{"profile": p.Name, "subject": m.subjectKey, "representative": m.representativeKey,
-				"state": e.State, "code_channel": channel, "code_to": pr.To}})
+				"state": e.State, "code_channel": a.channel, "code_to": maskContact(a.to)}})
 	})
 	if errors.Is(err, store.ErrConflict) && key != "" {
-		// The same key raced us; answer as the winner did.
+		// The same key raced us; answer as the winner did (which spent the
+		// limits: this transaction's spending was rolled back with it).
 		if existing, err := d.Store.EnrollmentByIdempotencyKey(ctx, key); err == nil && bytes.Equal(existing.RequestHash, requestHash[:]) {
 			return existing, true, nil
 		}
@@ -361,8 +318,105 @@ func (s *Service) Enroll(ctx context.Context, body []byte, key string) (store.En
 	if err != nil {
 		return store.Enrollment{}, false, err
 	}
+
+	// The code goes out once the enrollment is committed, so that no code
+	// is sent past the limits, nor for an enrollment that then failed to
+	// commit. Should this node stop before sending it, the applicant's
+	// retry with its Idempotency-Key finds the enrollment, and asks for a
+	// code again (Resend).
+	if err := d.Notifier.Send(ctx, Message{EnrollmentID: id, To: a.to, Channel: a.channel, Code: a.code}); err != nil {
+		err = fmt.Errorf("enrollment %s: send the one-time code by %s: %w", id, a.channel, err)
+		out, err := s.codeNotSent(ctx, e, err)
+		return out, false, err
+	}
 	d.Log.Info("enrollment created", "enrollment", id, "profile", p.Name, "subject", maskID(m.subjectKey))
 	return e, false, nil
+}
+
+// application is what an enrollment records, from the registry's answer:
+// who matched, the proofing record with the code's hash, and the code to
+// send and where.
+type application struct {
+	matched
+	attributes, proofing []byte // JSON
+	code, to, channel    string
+}
+
+// application checks the applicant against the registry and the request
+// against the profile's subject, and makes the one-time code.
+func (s *Service) application(ctx context.Context, req EnrollRequest, p profile.Profile, checked *x509.CertificateRequest, id string, now time.Time) (application, error) {
+	m, err := s.match(ctx, req.Applicant, id)
+	if err != nil {
+		return application{}, err
+	}
+	// The CA would refuse a CSR asking for another subject or for names
+	// the profile decides; the applicant hears it now, not after the
+	// officers approved.
+	subject, err := p.Subject(m.verified)
+	if err != nil {
+		return application{}, fmt.Errorf("enrollment %s: the verified attributes do not fit profile %s: %w", id, p.Name, err)
+	}
+	if err := requestMatches(checked, subject); err != nil {
+		return application{}, err
+	}
+	a := application{matched: m}
+	if a.code, err = newCode(); err != nil {
+		return application{}, err
+	}
+	if a.to, a.channel, err = contactOf(m.contact); err != nil {
+		return application{}, err
+	}
+	pr := proofing{CodeHash: s.codeHash(id, a.code), CodeUntil: now.Add(s.d.Policy.CodeTTL), Channel: a.channel, To: maskContact(a.to),
+		Person: m.personKey, Codes: 1, SentAt: now}
+	if a.proofing, err = json.Marshal(pr); err != nil {
+		return application{}, err
+	}
+	if a.attributes, err = json.Marshal(m.verified); err != nil {
+		return application{}, err
+	}
+	return a, nil
+}
+
+// codeNotSent ends enrollment e, committed but its code not sent (err
+// says why), as failed, and frees its idempotency key for the
+// applicant's retry. The send may yet have reached the person (a gateway
+// that answers late), so its enrollment stays spent; should they have
+// proven it meanwhile, it stands and is answered.
+func (s *Service) codeNotSent(ctx context.Context, e store.Enrollment, sendErr error) (store.Enrollment, error) {
+	ctx = context.WithoutCancel(ctx) // a client gone does not leave it waiting for a code
+	d := s.d
+	var out store.Enrollment
+	err := s.group.InTx(ctx, func(tx *store.Tx) error {
+		cur, err := tx.EnrollmentForUpdate(ctx, e.ID)
+		if err != nil {
+			return err
+		}
+		if out = cur; cur.State != store.StatePendingProof {
+			return nil
+		}
+		if out, err = move(ctx, tx, cur, store.StateFailed, "the one-time code could not be sent", d.Now().UTC()); err != nil {
+			return err
+		}
+		if cur.IdempotencyKey != "" {
+			if err := tx.ReleaseIdempotencyKey(ctx, cur.ID); err != nil {
+				return err
+			}
+		}
+		return d.Audit.Append(tx, audit.Event{Actor: "system:notifier", Action: "enrollment.fail", Object: "enrollment/" + e.ID,
+			Details: map[string]any{"error": sendErr.Error()}})
+	})
+	switch {
+	case err != nil:
+		// Left pending its proof: a retry with the key finds it, and may
+		// ask for a code again.
+		d.Log.Error("an enrollment whose code was not sent could not be ended", "enrollment", e.ID, "err", err)
+	case out.State != store.StateFailed:
+		d.Log.Warn("the code was reported unsent, but the enrollment was proven", "enrollment", e.ID, "state", out.State, "err", sendErr)
+		return out, nil
+	}
+	r := refuse("notification-failed", "")
+	r.Err = sendErr // logged by fail
+	return store.Enrollment{}, r
 }
 
 // identifierLimits are the buckets of the identifiers an enrollment names
@@ -397,52 +451,80 @@ func (s *Service) lookupLimit() store.Bucket {
 	return store.Bucket{Rate: b.Rate * lookupsPerEnrollment, Burst: b.Burst * lookupsPerEnrollment}
 }
 
-// spendLimits spends a lookup and an enrollment of each identifier in one
-// grouped transaction, refusing (rate-limited, nothing spent) when one has
-// none left.
-func (s *Service) spendLimits(ctx context.Context, l identifierLimits) error {
-	if len(l.enrollments) == 0 {
-		return nil
+// limitsLeft refuses (rate-limited) when an identifier has no lookup or
+// no enrollment left, spending nothing: a forecast, read outside any
+// transaction, that spendLimits then decides.
+func (s *Service) limitsLeft(ctx context.Context, l identifierLimits) error {
+	now := s.d.Now()
+	for _, b := range l.lookups {
+		if wait, err := s.d.Store.TokenWait(ctx, b, s.lookupLimit(), now); err != nil {
+			return err
+		} else if wait > 0 {
+			return tooManyLookups(wait)
+		}
 	}
-	return s.group.InTx(ctx, func(tx *store.Tx) error {
-		now := s.d.Now()
-		for _, b := range l.lookups {
-			if ok, wait, err := tx.TakeToken(ctx, b, s.lookupLimit(), now); err != nil {
-				return err
-			} else if !ok {
-				return rateLimited(wait, "too many registry lookups for this identifier")
-			}
+	for _, b := range l.enrollments {
+		if wait, err := s.d.Store.TokenWait(ctx, b, *s.d.IdentifierLimit, now); err != nil {
+			return err
+		} else if wait > 0 {
+			return tooManyEnrollments(wait)
 		}
-		for _, b := range l.enrollments {
-			if ok, wait, err := tx.TakeToken(ctx, b, *s.d.IdentifierLimit, now); err != nil {
-				return err
-			} else if !ok {
-				return tooManyEnrollments(wait)
-			}
-		}
-		return nil
-	})
+	}
+	return nil
 }
 
-// returnEnrollments gives back the enrollments spendLimits spent, for a
-// request that sent no code. A failure costs the person one enrollment: it
-// is logged, and the request's own answer stands.
-func (s *Service) returnEnrollments(ctx context.Context, l identifierLimits) {
-	if len(l.enrollments) == 0 {
-		return
+// spendLimits spends, in tx, a lookup and an enrollment of each
+// identifier, refusing (rate-limited) when one has none left.
+func (s *Service) spendLimits(ctx context.Context, tx *store.Tx, l identifierLimits) error {
+	if err := s.spendLookups(ctx, tx, l); err != nil {
+		return err
 	}
-	ctx = context.WithoutCancel(ctx) // a client gone does not keep the enrollment spent
-	err := s.group.InTx(ctx, func(tx *store.Tx) error {
-		for _, b := range l.enrollments {
-			if err := tx.ReturnToken(ctx, b, *s.d.IdentifierLimit, s.d.Now()); err != nil {
-				return err
-			}
+	now := s.d.Now()
+	for _, b := range l.enrollments {
+		if ok, wait, err := tx.TakeToken(ctx, b, *s.d.IdentifierLimit, now); err != nil {
+			return err
+		} else if !ok {
+			return tooManyEnrollments(wait)
 		}
-		return nil
-	})
-	if err != nil {
-		s.d.Log.Error("giving back an enrollment of a request that sent no code", "err", err)
 	}
+	return nil
+}
+
+func (s *Service) spendLookups(ctx context.Context, tx *store.Tx, l identifierLimits) error {
+	now := s.d.Now()
+	for _, b := range l.lookups {
+		if ok, wait, err := tx.TakeToken(ctx, b, s.lookupLimit(), now); err != nil {
+			return err
+		} else if !ok {
+			return tooManyLookups(wait)
+		}
+	}
+	return nil
+}
+
+// lookupsSpent spends a lookup of each identifier for a request that the
+// registry's answer refused (or that failed once it was asked), and
+// returns refusal; rate-limited instead if racing requests used the
+// lookups up first, so that no request past the limit hears what the
+// registry said. Should the spending fail, so does the request.
+func (s *Service) lookupsSpent(ctx context.Context, l identifierLimits, refusal error) error {
+	if len(l.lookups) == 0 {
+		return refusal
+	}
+	ctx = context.WithoutCancel(ctx) // a client gone still spent its lookup
+	err := s.group.InTx(ctx, func(tx *store.Tx) error { return s.spendLookups(ctx, tx, l) })
+	var limited *Error
+	switch {
+	case errors.As(err, &limited):
+		return err
+	case err != nil:
+		return fmt.Errorf("spend the registry lookups of a refused enrollment (%v): %w", refusal, err)
+	}
+	return refusal
+}
+
+func tooManyLookups(wait time.Duration) error {
+	return rateLimited(wait, "too many registry lookups for this identifier")
 }
 
 func tooManyEnrollments(wait time.Duration) error {

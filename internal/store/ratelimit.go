@@ -127,22 +127,6 @@ func readBucket(ctx context.Context, q querier, d *dialect, lockSuffix string, k
 	return tokens, at, true, nil
 }
 
-// ReturnToken gives back a token TakeToken spent in an earlier
-// transaction, for something that then did not happen (never past the
-// bucket's burst); a bucket that is gone (pruned: full) is left so.
-func (tx *Tx) ReturnToken(ctx context.Context, key []byte, b Bucket, now time.Time) error {
-	if err := checkBucket(key, b); err != nil {
-		return err
-	}
-	now = now.UTC().Truncate(time.Microsecond)
-	tokens, at, found, err := tx.lockBucket(ctx, key)
-	if err != nil || !found {
-		return err
-	}
-	now = maxTime(now, at)
-	return tx.setBucket(ctx, key, b, math.Min(b.Burst, refilled(tokens, at, now, b)+1), now)
-}
-
 // setBucket writes the bucket's tokens at now, and when it will be full.
 func (tx *Tx) setBucket(ctx context.Context, key []byte, b Bucket, tokens float64, now time.Time) error {
 	fullAt := now.Add(time.Duration((b.Burst - tokens) / b.Rate * float64(time.Second)))

@@ -61,29 +61,6 @@ func TestTakeToken(t *testing.T) {
 				t.Fatalf("TokenWait 20 minutes later: %s, want 0", w)
 			}
 		}
-		// ReturnToken gives a spent token back, never past the burst.
-		give := func(key string, at time.Time) {
-			t.Helper()
-			if err := db.InTx(ctx, func(tx *store.Tx) error { return tx.ReturnToken(ctx, []byte(key), b, at) }); err != nil {
-				t.Fatal(err)
-			}
-		}
-		give("a", t0)
-		if w := peek("a", t0); w != 0 {
-			t.Fatalf("TokenWait after a token was returned: %s, want 0", w)
-		}
-		give("a", t0)
-		give("a", t0)
-		give("a", t0)
-		for i := range 3 {
-			if ok, _ := take("a", t0); !ok {
-				t.Fatalf("after tokens returned, token %d refused", i+1)
-			}
-		}
-		if ok, _ := take("a", t0); ok {
-			t.Fatal("returned tokens filled the bucket past its burst")
-		}
-		give("never seen", t0) // nothing to give back to
 		if ok, _ := take("b", t0); !ok {
 			t.Fatal("another key shares the first's bucket")
 		}
