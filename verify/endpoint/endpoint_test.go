@@ -240,6 +240,13 @@ func TestBusy(t *testing.T) {
 		}
 		slows = append(slows, s)
 	}
+	// The bytes written reached the client's transport, not yet the
+	// handlers: wait until both hold their slots.
+	for deadline := time.Now().Add(time.Minute); len(f.h.slots) < 2; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the two slow requests hold %d slots after a minute", len(f.h.slots))
+		}
+	}
 	resp, raw, err := post("10.0.0.3", bytes.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
