@@ -1171,6 +1171,7 @@ func TestLookupLimitUnderRace(t *testing.T) {
 				bodies[i] = enrollBody(t, wrongName, "citizen-sign", csrPEM(t, newKey(t)))
 			}
 			answers := make([]string, racers)
+			before := reg.n.Load()
 			var wg sync.WaitGroup
 			for i := range racers {
 				wg.Go(func() {
@@ -1192,6 +1193,9 @@ func TestLookupLimitUnderRace(t *testing.T) {
 			}
 			if counts["mismatch"] != 5 || counts["limited"] != racers-5 {
 				t.Errorf("%d racing requests with a wrong name, 5 lookups left: %v; want 5 mismatches, the rest rate-limited", racers, counts)
+			}
+			if n := reg.n.Load() - before; n != 5 {
+				t.Errorf("%d racing requests with 5 lookups left asked the registry %d times", racers, n)
 			}
 			// The lookups are used up: the registry is not asked again, for
 			// the right name either.
@@ -1257,6 +1261,41 @@ func TestCodeNotSent(t *testing.T) {
 			// The fixture's, the failed one and the retry: the hour's three.
 			answer{status: 429, problem: "rate-limited"}.check(t, "a fourth enrollment", fx.answer(t, http.MethodPost, "/api/v1/enrollments",
 				http.Header{"Content-Type": {"application/json"}}, enrollBody(t, citizen(), "citizen-sign", csrPEM(t, newKey(t)))))
+
+			if bad := gateway.uncommitted(); len(bad) > 0 {
+				t.Errorf("codes sent for enrollments not committed (or not pending their proof): %v", bad)
+			}
+
+			// The gateway reports a failure, but the code reached the
+			// person, who proved it at once: the enrollment stands.
+			gateway = &committedNotifier{}
+			fresh := newRAFixture(t, f, driver, func(d *ra.Deps) { gateway.Notifier, d.Notifier = d.Notifier, gateway })
+			gateway.db.Store(fresh.db)
+			gateway.down.Store(true)
+			gateway.during(func(m ra.Message) {
+				if a := fresh.proof(t, m.EnrollmentID, m.Code); a.state != store.StatePendingApproval {
+					t.Errorf("proving while the gateway answers: %+v", a)
+				}
+			})
+			answer{status: 201, state: store.StatePendingApproval}.check(t, "an enrollment proven before its gateway answered",
+				fresh.answer(t, http.MethodPost, "/api/v1/enrollments", http.Header{"Content-Type": {"application/json"}}, enrollBody(t, citizen(), "citizen-sign", csrPEM(t, newKey(t)))))
+			// Rejected meanwhile (the registry reported a death, say): not
+			// proven, so the applicant hears the code was not sent.
+			gateway.during(func(m ra.Message) {
+				err := fresh.db.InTx(t.Context(), func(tx *store.Tx) error {
+					e, err := tx.EnrollmentForUpdate(t.Context(), m.EnrollmentID)
+					if err != nil {
+						return err
+					}
+					e.State, e.StateReason = store.StateRejected, "deceased"
+					return tx.UpdateEnrollment(t.Context(), store.StatePendingProof, e)
+				})
+				if err != nil {
+					t.Error(err)
+				}
+			})
+			answer{status: 503, problem: "notification-failed"}.check(t, "an enrollment rejected before its gateway answered",
+				fresh.answer(t, http.MethodPost, "/api/v1/enrollments", http.Header{"Content-Type": {"application/json"}}, enrollBody(t, citizen(), "citizen-sign", csrPEM(t, newKey(t)))))
 			if bad := gateway.uncommitted(); len(bad) > 0 {
 				t.Errorf("codes sent for enrollments not committed (or not pending their proof): %v", bad)
 			}
@@ -1280,11 +1319,16 @@ func (r *countingRegistry) Person(ctx context.Context, country, nationalID strin
 // pending its proof.
 type committedNotifier struct {
 	switchNotifier
-	db  atomic.Pointer[store.DB]
-	mu  sync.Mutex
-	ids []string
-	bad []string
+	db       atomic.Pointer[store.DB]
+	whileBad atomic.Pointer[func(ra.Message)]
+	mu       sync.Mutex
+	ids      []string
+	bad      []string
 }
+
+// during sets what happens while a gateway that is down takes its time
+// to answer.
+func (n *committedNotifier) during(f func(ra.Message)) { n.whileBad.Store(&f) }
 
 func (n *committedNotifier) Send(ctx context.Context, m ra.Message) error {
 	if db := n.db.Load(); db != nil && m.Code != "" {
@@ -1295,6 +1339,9 @@ func (n *committedNotifier) Send(ctx context.Context, m ra.Message) error {
 			n.bad = append(n.bad, fmt.Sprintf("%s: %s %v", m.EnrollmentID, e.State, err))
 		}
 		n.mu.Unlock()
+	}
+	if f := n.whileBad.Load(); f != nil && n.down.Load() {
+		(*f)(m)
 	}
 	return n.switchNotifier.Send(ctx, m)
 }
@@ -1312,4 +1359,67 @@ func (n *committedNotifier) uncommitted() []string {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	return slices.Clone(n.bad)
+}
+
+// TestIdempotentRetriesAtTheLimit: copies of one request (one
+// Idempotency-Key) racing for the person's last enrollment, on two RA
+// nodes, all get the one enrollment they made, not a refusal for the
+// token the first one took; one code goes out.
+func TestIdempotentRetriesAtTheLimit(t *testing.T) {
+	for _, driver := range storetest.Drivers() {
+		t.Run(driver, func(t *testing.T) {
+			f := catest.New(t, time.Now().UTC().Truncate(time.Second))
+			// The fixture's own enrollment spends one of the two.
+			fx := newRAFixture(t, f, driver, func(d *ra.Deps) {
+				d.IdentifierLimit = &store.Bucket{Rate: 2 / time.Hour.Seconds(), Burst: 2}
+			})
+			// Half the copies reach a second RA node over the same database.
+			node2, err := ra.New(fx.deps)
+			if err != nil {
+				t.Fatal(err)
+			}
+			mux := http.NewServeMux()
+			node2.Register(mux)
+			srv2 := httptest.NewServer(mux)
+			t.Cleanup(srv2.Close)
+			body := enrollBody(t, citizen(), "citizen-sign", csrPEM(t, newKey(t)))
+			// More copies on each node than the person has lookups left.
+			answers := make([]answer, 16)
+			var wg sync.WaitGroup
+			for i := range answers {
+				wg.Go(func() {
+					url := fx.url
+					if i%2 == 1 {
+						url = srv2.URL
+					}
+					req, err := http.NewRequest(http.MethodPost, url+"/api/v1/enrollments", bytes.NewReader(body))
+					if err != nil {
+						t.Error(err)
+						return
+					}
+					req.Header = http.Header{"Content-Type": {"application/json"}, "Idempotency-Key": {"one-request"}}
+					resp, err := http.DefaultClient.Do(req)
+					if err != nil {
+						t.Error(err)
+						return
+					}
+					defer resp.Body.Close()
+					var doc struct{ ID, Type string }
+					if err := json.NewDecoder(resp.Body).Decode(&doc); err != nil {
+						t.Error(err)
+					}
+					answers[i] = answer{status: resp.StatusCode, id: doc.ID, problem: strings.TrimPrefix(doc.Type, "urn:sanad:problem:")}
+				})
+			}
+			wg.Wait()
+			for i, a := range answers {
+				if a.status/100 != 2 || a.id == "" || a.id != answers[0].id {
+					t.Errorf("copy %d of one request: %+v; want the enrollment %s every copy made", i+1, a, answers[0].id)
+				}
+			}
+			if sent := fx.outboxFiles(t); len(sent) != 1 {
+				t.Errorf("%d codes sent for one request, want 1", len(sent))
+			}
+		})
+	}
 }

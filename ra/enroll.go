@@ -28,6 +28,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"golang.org/x/sync/singleflight"
 	"golang.org/x/text/unicode/norm"
 
 	"github.com/sanadpki/sanad/ca"
@@ -117,6 +118,12 @@ type Service struct {
 	// group commits the RA's audited writes of concurrent requests
 	// together (store.Group).
 	group *store.Group
+	// copies runs one of concurrent copies of an enrollment request (one
+	// Idempotency-Key, one body) at a time (Enroll).
+	copies singleflight.Group
+	// inflight counts the requests between their forecast of the lookup
+	// limits and their spending (limitsLeft).
+	inflight inflight
 	// quietUntil is when, in Unix nanoseconds by Deps.Now, notices sent
 	// while a request or a loop waits (outcome notices, and revocation
 	// notices sent at once) are tried again after one could not be sent:
@@ -156,7 +163,9 @@ func New(d Deps) (*Service, error) {
 func (s *Service) SetNotifier(n Notifier) { s.d.Notifier = n }
 
 // transitions are the only state changes an enrollment may make (DESIGN
-// §3); move refuses any other.
+// §3); move refuses any other. An enrollment pending its proof fails when
+// its code could not be sent (codeNotSent); an approved one when the CA
+// refuses it.
 var transitions = map[string][]string{
 	store.StatePendingProof:    {store.StatePendingApproval, store.StateApproved, store.StateRejected, store.StateExpired, store.StateFailed},
 	store.StatePendingApproval: {store.StateApproved, store.StateRejected, store.StateExpired},
@@ -246,7 +255,31 @@ func (s *Service) Enroll(ctx context.Context, body []byte, key string) (store.En
 		} else if !errors.Is(err, store.ErrNotFound) {
 			return store.Enrollment{}, false, err
 		}
+		// Copies of one request racing on this node wait for the first's
+		// answer: one registry lookup, one code, one enrollment, and none
+		// refused for the limits the first one spent. (On other nodes,
+		// the key's unique index and replayed answer them.)
+		leader := false
+		v, err, _ := s.copies.Do(key+"\x00"+string(requestHash[:]), func() (any, error) {
+			leader = true
+			e, replay, err := s.enroll(context.WithoutCancel(ctx), req, key, requestHash[:])
+			return enrolled{e, replay}, err
+		})
+		r, _ := v.(enrolled)
+		return r.e, r.replay || !leader, err
 	}
+	return s.enroll(ctx, req, key, requestHash[:])
+}
+
+// enrolled is an answer of enroll.
+type enrolled struct {
+	e      store.Enrollment
+	replay bool
+}
+
+// enroll is Enroll past its Idempotency-Key's lookup.
+func (s *Service) enroll(ctx context.Context, req EnrollRequest, key string, requestHash []byte) (store.Enrollment, bool, error) {
+	d := s.d
 	p, ok := d.Profiles[req.Profile]
 	if _, offered := d.Policy.Approval[p.Name]; !ok || p.SubjectKind == "" || !offered {
 		return store.Enrollment{}, false, refuse("unknown-profile", "%q is not a profile the RA offers (offered: %s)", req.Profile, strings.Join(s.offered(), ", "))
@@ -275,27 +308,34 @@ func (s *Service) Enroll(ctx context.Context, body []byte, key string) (store.En
 	// limits, before the registry is asked, made one more commit to wait
 	// for in every enrollment: about a tenth of the throughput on SQLite.
 	limits := s.identifierBuckets(req.Applicant)
-	if err := s.limitsLeft(ctx, limits); err != nil {
-		return store.Enrollment{}, false, err
+	release, err := s.limitsLeft(ctx, limits)
+	if err != nil {
+		return s.replayed(ctx, key, requestHash, err)
 	}
+	defer release()
 	a, err := s.application(ctx, req, p, checked, id, now)
 	if err != nil {
-		return store.Enrollment{}, false, s.lookupsSpent(ctx, limits, err)
+		err = s.lookupsSpent(ctx, limits, err)
+		release()
+		return store.Enrollment{}, false, err
 	}
 	e := store.Enrollment{ID: id, Profile: p.Name, CSR: checked.Raw, State: store.StatePendingProof, Proofing: a.proofing,
-		IdempotencyKey: key, RequestHash: requestHash[:], CreatedAt: now, UpdatedAt: now, ExpiresAt: now.Add(d.Policy.EnrollmentTTL)}
+		IdempotencyKey: key, RequestHash: requestHash, CreatedAt: now, UpdatedAt: now, ExpiresAt: now.Add(d.Policy.EnrollmentTTL)}
 	m := a.matched
 	err = s.group.InTx(ctx, func(tx *store.Tx) error {
-		if err := s.spendLimits(ctx, tx, limits); err != nil {
-			return err
-		}
 		subj, err := tx.PutSubject(ctx, store.Subject{ID: "subj_" + id, Kind: p.SubjectKind, NationalID: m.subjectKey,
 			Attributes: a.attributes, RegistryRef: m.registryRef, CreatedAt: now})
 		if err != nil {
 			return err
 		}
 		e.SubjectID = subj.ID
+		// The enrollment before the limits: the same request sent twice
+		// at once meets its own idempotency key, and is answered as the
+		// first, rather than refused for the token the first one took.
 		if err := tx.InsertEnrollment(ctx, e); err != nil {
+			return err
+		}
+		if err := s.spendLimits(ctx, tx, limits); err != nil {
 			return err
 		}
 		for _, ev := range m.evidence {
@@ -310,21 +350,26 @@ func (s *Service) Enroll(ctx context.Context, body []byte, key string) (store.En
 	if errors.Is(err, store.ErrConflict) && key != "" {
 		// The same key raced us; answer as the winner did (which spent the
 		// limits: this transaction's spending was rolled back with it).
-		if existing, err := d.Store.EnrollmentByIdempotencyKey(ctx, key); err == nil && bytes.Equal(existing.RequestHash, requestHash[:]) {
+		if existing, err := d.Store.EnrollmentByIdempotencyKey(ctx, key); err == nil && bytes.Equal(existing.RequestHash, requestHash) {
 			return existing, true, nil
 		}
 		return store.Enrollment{}, false, refuse("idempotency-conflict", "key %q is taken", key)
 	}
 	if err != nil {
-		return store.Enrollment{}, false, err
+		// Refused at the limits (racing requests took them), or failed:
+		// the registry was asked all the same.
+		return s.replayed(ctx, key, requestHash, s.lookupsSpent(ctx, limits, err))
 	}
+	release()
 
 	// The code goes out once the enrollment is committed, so that no code
 	// is sent past the limits, nor for an enrollment that then failed to
 	// commit. Should this node stop before sending it, the applicant's
 	// retry with its Idempotency-Key finds the enrollment, and asks for a
 	// code again (Resend).
-	if err := d.Notifier.Send(ctx, Message{EnrollmentID: id, To: a.to, Channel: a.channel, Code: a.code}); err != nil {
+	// An applicant gone by now does not stop it: the enrollment is
+	// recorded, and a retry with the key finds it.
+	if err := d.Notifier.Send(context.WithoutCancel(ctx), Message{EnrollmentID: id, To: a.to, Channel: a.channel, Code: a.code}); err != nil {
 		err = fmt.Errorf("enrollment %s: send the one-time code by %s: %w", id, a.channel, err)
 		out, err := s.codeNotSent(ctx, e, err)
 		return out, false, err
@@ -377,11 +422,12 @@ func (s *Service) application(ctx context.Context, req EnrollRequest, p profile.
 	return a, nil
 }
 
-// codeNotSent ends enrollment e, committed but its code not sent (err
-// says why), as failed, and frees its idempotency key for the
-// applicant's retry. The send may yet have reached the person (a gateway
-// that answers late), so its enrollment stays spent; should they have
-// proven it meanwhile, it stands and is answered.
+// codeNotSent ends enrollment e, committed but its code not sent (sendErr
+// says why), as failed, and frees its idempotency key for the applicant's
+// retry. The send may yet have reached the person (a gateway that answers
+// late), so its enrollment stays spent; should they have proven it
+// meanwhile, it stands and is answered. Should it not be ended, the
+// request fails (not notification-failed, which says the key is free).
 func (s *Service) codeNotSent(ctx context.Context, e store.Enrollment, sendErr error) (store.Enrollment, error) {
 	ctx = context.WithoutCancel(ctx) // a client gone does not leave it waiting for a code
 	d := s.d
@@ -408,9 +454,9 @@ func (s *Service) codeNotSent(ctx context.Context, e store.Enrollment, sendErr e
 	switch {
 	case err != nil:
 		// Left pending its proof: a retry with the key finds it, and may
-		// ask for a code again.
-		d.Log.Error("an enrollment whose code was not sent could not be ended", "enrollment", e.ID, "err", err)
-	case out.State != store.StateFailed:
+		// ask for a code again (Resend).
+		return store.Enrollment{}, fmt.Errorf("%w; ending the enrollment failed too: %w", sendErr, err)
+	case out.State == store.StatePendingApproval || out.State == store.StateApproved || out.State == store.StateIssued:
 		d.Log.Warn("the code was reported unsent, but the enrollment was proven", "enrollment", e.ID, "state", out.State, "err", sendErr)
 		return out, nil
 	}
@@ -453,24 +499,89 @@ func (s *Service) lookupLimit() store.Bucket {
 
 // limitsLeft refuses (rate-limited) when an identifier has no lookup or
 // no enrollment left, spending nothing: a forecast, read outside any
-// transaction, that spendLimits then decides.
-func (s *Service) limitsLeft(ctx context.Context, l identifierLimits) error {
+// transaction, that spendLimits then decides. Every request it lets
+// through spends a lookup (spendLimits or lookupsSpent), so it counts
+// this node's requests between their forecast and that spending (release
+// ends this one's, and may be called again): with n of them at once for
+// an identifier, the last asks its bucket for n lookups, and racing
+// requests do not ask the registry more often than the limit allows.
+// (Requests on other nodes are not counted: with several nodes the
+// registry may be asked that many times more; what it answered is still
+// heard only within the limit.)
+func (s *Service) limitsLeft(ctx context.Context, l identifierLimits) (release func(), err error) {
+	if len(l.lookups) == 0 {
+		return func() {}, nil
+	}
+	counts := s.inflight.add(l.lookups)
+	release = sync.OnceFunc(func() { s.inflight.done(l.lookups) })
 	now := s.d.Now()
-	for _, b := range l.lookups {
-		if wait, err := s.d.Store.TokenWait(ctx, b, s.lookupLimit(), now); err != nil {
-			return err
-		} else if wait > 0 {
-			return tooManyLookups(wait)
+	for i, b := range l.lookups {
+		wait, err := s.d.Store.TokensWait(ctx, b, s.lookupLimit(), now, counts[i])
+		if err == nil && wait > 0 {
+			err = tooManyLookups(wait)
+		}
+		if err != nil {
+			release()
+			return nil, err
 		}
 	}
 	for _, b := range l.enrollments {
-		if wait, err := s.d.Store.TokenWait(ctx, b, *s.d.IdentifierLimit, now); err != nil {
-			return err
-		} else if wait > 0 {
-			return tooManyEnrollments(wait)
+		wait, err := s.d.Store.TokenWait(ctx, b, *s.d.IdentifierLimit, now)
+		if err == nil && wait > 0 {
+			err = tooManyEnrollments(wait)
+		}
+		if err != nil {
+			release()
+			return nil, err
 		}
 	}
-	return nil
+	return release, nil
+}
+
+// inflight counts, per lookup bucket, this node's requests between their
+// forecast and their spending (limitsLeft).
+type inflight struct {
+	mu sync.Mutex
+	n  map[string]int
+}
+
+// add counts a request for each of keys, and returns each one's count,
+// this one included.
+func (f *inflight) add(keys [][]byte) []int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.n == nil {
+		f.n = map[string]int{}
+	}
+	counts := make([]int, len(keys))
+	for i, k := range keys {
+		f.n[string(k)]++
+		counts[i] = f.n[string(k)]
+	}
+	return counts
+}
+
+func (f *inflight) done(keys [][]byte) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, k := range keys {
+		if f.n[string(k)]--; f.n[string(k)] <= 0 {
+			delete(f.n, string(k))
+		}
+	}
+}
+
+// replayed answers a request refused (err) past the rate limits with the
+// enrollment its Idempotency-Key made meanwhile, if the same request made
+// it: a retry racing the first attempt, which took the last token.
+func (s *Service) replayed(ctx context.Context, key string, requestHash []byte, err error) (store.Enrollment, bool, error) {
+	var refusal *Error
+	if key != "" && errors.As(err, &refusal) && refusal.Type == "rate-limited" {
+		if e, findErr := s.d.Store.EnrollmentByIdempotencyKey(ctx, key); findErr == nil && bytes.Equal(e.RequestHash, requestHash) {
+			return e, true, nil
+		}
+	}
+	return store.Enrollment{}, false, err
 }
 
 // spendLimits spends, in tx, a lookup and an enrollment of each

@@ -83,29 +83,46 @@ func (tx *Tx) TakeToken(ctx context.Context, key []byte, b Bucket, now time.Time
 // two checks cannot both take the last token. (SQLite's write
 // transactions run one at a time.)
 func (tx *Tx) TokenWait(ctx context.Context, key []byte, b Bucket, now time.Time) (time.Duration, error) {
-	return tokenWait(ctx, tx.tx, tx.d, tx.d.lockSuffix, key, b, now)
+	return tokenWait(ctx, tx.tx, tx.d, tx.d.lockSuffix, key, b, now, 1)
 }
 
 // TokenWait is Tx.TokenWait outside a transaction, locking nothing: a
 // forecast that may be out of date by the time the caller acts on it,
 // which a transaction's own TokenWait or TakeToken then decides.
 func (db *DB) TokenWait(ctx context.Context, key []byte, b Bucket, now time.Time) (time.Duration, error) {
-	return tokenWait(ctx, db.sql, &db.d, "", key, b, now)
+	return db.TokensWait(ctx, key, b, now, 1)
 }
 
-func tokenWait(ctx context.Context, q querier, d *dialect, lockSuffix string, key []byte, b Bucket, now time.Time) (time.Duration, error) {
+// TokensWait is TokenWait for n tokens: how long until the bucket holds n
+// (never, for n past its burst: then the time one token takes), spending
+// nothing, locking nothing. A node
+// counts its own requests between their forecast and their TakeToken:
+// the last of n of them at once asks for n.
+func (db *DB) TokensWait(ctx context.Context, key []byte, b Bucket, now time.Time, n int) (time.Duration, error) {
+	return tokenWait(ctx, db.sql, &db.d, "", key, b, now, n)
+}
+
+func tokenWait(ctx context.Context, q querier, d *dialect, lockSuffix string, key []byte, b Bucket, now time.Time, n int) (time.Duration, error) {
 	if err := checkBucket(key, b); err != nil {
 		return 0, err
 	}
 	now = now.UTC().Truncate(time.Microsecond)
 	tokens, at, found, err := readBucket(ctx, q, d, lockSuffix, key)
-	if err != nil || !found {
-		return 0, err // never seen: full
+	if err != nil {
+		return 0, err
 	}
-	if tokens = refilled(tokens, at, now, b); tokens >= 1 {
+	if !found {
+		tokens, at = b.Burst, now // never seen: full
+	}
+	n = max(n, 1)
+	if tokens = refilled(tokens, at, now, b); tokens >= float64(n) {
 		return 0, nil
 	}
-	return untilOne(tokens, b), nil
+	wait := (math.Min(float64(n), b.Burst) - tokens) / b.Rate
+	if wait <= 0 { // more than the burst: never; one token's time
+		wait = 1 / b.Rate
+	}
+	return time.Duration(wait * float64(time.Second)), nil
 }
 
 // lockBucket reads the bucket's row, locking it until tx ends on

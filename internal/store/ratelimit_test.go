@@ -116,6 +116,29 @@ func TestTakeToken(t *testing.T) {
 			t.Error("an empty key was accepted")
 		}
 
+		// TokensWait asks for n tokens: a new bucket holds its burst, never
+		// more (the wait is then one token's time).
+		tokensWait := func(key string, at time.Time, n int) time.Duration {
+			t.Helper()
+			w, err := db.TokensWait(ctx, []byte(key), b, at, n)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return w
+		}
+		for n, want := range map[int]time.Duration{0: 0, 1: 0, 3: 0, 4: 20 * time.Minute} {
+			if w := tokensWait("w", t0, n); w != want {
+				t.Errorf("TokensWait of a new bucket for %d: %s, want %s", n, w, want)
+			}
+		}
+		take("w", t0)
+		take("w", t0)
+		for n, want := range map[int]time.Duration{1: 0, 2: 20 * time.Minute, 3: 40 * time.Minute, 9: 40 * time.Minute} {
+			if w := tokensWait("w", t0, n); w != want {
+				t.Errorf("TokensWait of a bucket holding one for %d: %s, want %s", n, w, want)
+			}
+		}
+
 		// A node whose clock is behind neither regains tokens nor moves
 		// the bucket's time back for a node ahead to regain.
 		ahead := t0.Add(time.Hour)
