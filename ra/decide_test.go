@@ -300,7 +300,8 @@ func TestProofRefusals(t *testing.T) {
 }
 
 // TestIdentifierLimit: the per-identifier limit of enrollments is spent
-// only when a code goes out to the person, so neither malformed requests
+// only by an enrollment recorded (whose code then goes out), so neither
+// malformed requests
 // naming someone nor requests that do not match the registry (a stranger
 // who knows only the identifier) can lock that person out; past it, a
 // retry with the Idempotency-Key of an enrollment made still gets it back.
@@ -1421,5 +1422,40 @@ func TestIdempotentRetriesAtTheLimit(t *testing.T) {
 				t.Errorf("%d codes sent for one request, want 1", len(sent))
 			}
 		})
+	}
+}
+
+// TestBusinessLimits: a business's enrollment spends an enrollment of the
+// business and one of its representative, whose own enrollments as a
+// person then count it; once either is used up, the registry is not asked.
+func TestBusinessLimits(t *testing.T) {
+	f := catest.New(t, time.Now().UTC().Truncate(time.Second))
+	reg := &countingRegistry{}
+	// Two enrollments an hour; the fixture's own is Aigerim's, not theirs.
+	fx := newRAFixture(t, f, "sqlite", func(d *ra.Deps) {
+		d.IdentifierLimit = &store.Bucket{Rate: 2 / time.Hour.Seconds(), Burst: 2}
+		reg.Registry, d.Registry = d.Registry, reg
+	})
+	jsonHeader := http.Header{"Content-Type": {"application/json"}}
+	post := func(applicant map[string]any, profileName string) answer {
+		t.Helper()
+		return fx.answer(t, http.MethodPost, "/api/v1/enrollments", jsonHeader, enrollBody(t, applicant, profileName, csrPEM(t, newKey(t))))
+	}
+	ayesha := business()["representative"].(map[string]any)
+	if a := post(business(), "business-seal"); a.status != http.StatusCreated {
+		t.Fatalf("the business's first enrollment: %+v", a)
+	}
+	if a := post(ayesha, "citizen-sign"); a.status != http.StatusCreated {
+		t.Fatalf("its representative's own: %+v", a)
+	}
+	asked := reg.n.Load()
+	answer{status: 429, problem: "rate-limited"}.check(t, "the representative's third enrollment, the business's counted", post(ayesha, "citizen-sign"))
+	answer{status: 429, problem: "rate-limited"}.check(t, "the business again, its representative's used up", post(business(), "business-seal"))
+	if n := reg.n.Load() - asked; n != 0 {
+		t.Errorf("the registry was asked %d times for requests past the limits", n)
+	}
+	// Aigerim's own limit is hers alone.
+	if a := post(citizen(), "citizen-sign"); a.status != http.StatusCreated {
+		t.Errorf("another person: %+v", a)
 	}
 }
