@@ -129,7 +129,9 @@ type RA struct {
 	// codes sent (enrollments, codes sent again), three times as many
 	// registry lookups, and apart from them the wrong codes given: past
 	// it, no code of that person is checked until the hour's share comes
-	// back. 0 disables a limit.
+	// back. (Requests racing on several nodes may ask the registry a few
+	// times more than its lookups; none hears its answer past them.) 0
+	// disables a limit.
 	ClientPerMinute   int `yaml:"client_requests_per_minute"`
 	IdentifierPerHour int `yaml:"identifier_enrollments_per_hour"`
 	// PublicURL is where applicants reach the RA's API, for the links the
