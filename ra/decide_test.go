@@ -1149,10 +1149,10 @@ func TestIdentifierLimitUnderRace(t *testing.T) {
 }
 
 // TestLookupLimitUnderRace: requests the registry refuses spend a lookup
-// each. Of racing requests with a name the registry does not have, as many
-// as the person has lookups left hear "registry-mismatch"; the rest are
-// rate-limited, whether they were refused before asking the registry or
-// after, and learn nothing of its record.
+// each. Of racing requests with a name the registry does not have, no
+// more than the person has lookups left ask the registry and hear
+// "registry-mismatch"; the rest are rate-limited and learn nothing of its
+// record. Once all the lookups are spent, the registry is not asked.
 func TestLookupLimitUnderRace(t *testing.T) {
 	for _, driver := range storetest.Drivers() {
 		t.Run(driver, func(t *testing.T) {
@@ -1192,11 +1192,31 @@ func TestLookupLimitUnderRace(t *testing.T) {
 			for _, a := range answers {
 				counts[a]++
 			}
-			if counts["mismatch"] != 5 || counts["limited"] != racers-5 {
-				t.Errorf("%d racing requests with a wrong name, 5 lookups left: %v; want 5 mismatches, the rest rate-limited", racers, counts)
+			// Each that passed the forecast asked the registry and spent a
+			// lookup; counted on this node, no more passed than there were
+			// lookups. (A forecast may count a racer twice, that left as it
+			// read: it then refuses one that could have passed.)
+			mismatches := counts["mismatch"]
+			if mismatches < 1 || mismatches > 5 || counts["limited"] != racers-mismatches {
+				t.Errorf("%d racing requests with a wrong name, 5 lookups left: %v; want at most 5 mismatches, the rest rate-limited", racers, counts)
 			}
-			if n := reg.n.Load() - before; n != 5 {
-				t.Errorf("%d racing requests with 5 lookups left asked the registry %d times", racers, n)
+			if n := reg.n.Load() - before; n != int64(mismatches) {
+				t.Errorf("%d racing requests with 5 lookups left asked the registry %d times, %d heard its answer", racers, n, mismatches)
+			}
+			// One at a time, the rest of the five are heard; then none.
+			for range 6 {
+				code, raw := fx.do(t, http.MethodPost, "/api/v1/enrollments", http.Header{"Content-Type": {"application/json"}},
+					enrollBody(t, wrongName, "citizen-sign", csrPEM(t, newKey(t))))
+				if code != 422 {
+					if code != 429 || !strings.Contains(string(raw), "too many registry lookups") {
+						t.Errorf("a wrong name after the race: %d %s", code, raw)
+					}
+					break
+				}
+				mismatches++
+			}
+			if mismatches != 5 || reg.n.Load()-before != 5 {
+				t.Errorf("5 lookups left: %d mismatches heard, the registry asked %d times; want 5 and 5", mismatches, reg.n.Load()-before)
 			}
 			// The lookups are used up: the registry is not asked again, for
 			// the right name either.
@@ -1280,8 +1300,9 @@ func TestCodeNotSent(t *testing.T) {
 			})
 			answer{status: 201, state: store.StatePendingApproval}.check(t, "an enrollment proven before its gateway answered",
 				fresh.answer(t, http.MethodPost, "/api/v1/enrollments", http.Header{"Content-Type": {"application/json"}}, enrollBody(t, citizen(), "citizen-sign", csrPEM(t, newKey(t)))))
-			// Rejected meanwhile (the registry reported a death, say): not
-			// proven, so the applicant hears the code was not sent.
+			// Rejected meanwhile (the registry reported a death, say): the
+			// applicant hears where it stands, and a retry with its key
+			// finds it.
 			gateway.during(func(m ra.Message) {
 				err := fresh.db.InTx(t.Context(), func(tx *store.Tx) error {
 					e, err := tx.EnrollmentForUpdate(t.Context(), m.EnrollmentID)
@@ -1295,8 +1316,14 @@ func TestCodeNotSent(t *testing.T) {
 					t.Error(err)
 				}
 			})
-			answer{status: 503, problem: "notification-failed"}.check(t, "an enrollment rejected before its gateway answered",
-				fresh.answer(t, http.MethodPost, "/api/v1/enrollments", http.Header{"Content-Type": {"application/json"}}, enrollBody(t, citizen(), "citizen-sign", csrPEM(t, newKey(t)))))
+			rejectedKey := http.Header{"Content-Type": {"application/json"}, "Idempotency-Key": {"rejected-meanwhile"}}
+			rejectedBody := enrollBody(t, citizen(), "citizen-sign", csrPEM(t, newKey(t)))
+			rejected := fresh.answer(t, http.MethodPost, "/api/v1/enrollments", rejectedKey, rejectedBody)
+			answer{status: 201, state: store.StateRejected}.check(t, "an enrollment rejected before its gateway answered", rejected)
+			gateway.down.Store(false)
+			if again := fresh.answer(t, http.MethodPost, "/api/v1/enrollments", rejectedKey, rejectedBody); again.id != rejected.id || again.state != store.StateRejected {
+				t.Errorf("a retry with its key: %+v, want the rejected enrollment %s", again, rejected.id)
+			}
 			if bad := gateway.uncommitted(); len(bad) > 0 {
 				t.Errorf("codes sent for enrollments not committed (or not pending their proof): %v", bad)
 			}
@@ -1457,5 +1484,107 @@ func TestBusinessLimits(t *testing.T) {
 	// Aigerim's own limit is hers alone.
 	if a := post(citizen(), "citizen-sign"); a.status != http.StatusCreated {
 		t.Errorf("another person: %+v", a)
+	}
+}
+
+// TestKeyConflictSpendsLookup: a request that asked the registry and then
+// lost its Idempotency-Key to another request (another body, on another
+// node) is refused idempotency-conflict, and spends its lookup all the
+// same: the conflict tells it the registry matched, so it is heard only
+// within the limit.
+func TestKeyConflictSpendsLookup(t *testing.T) {
+	for _, driver := range storetest.Drivers() {
+		t.Run(driver, func(t *testing.T) {
+			f := catest.New(t, time.Now().UTC().Truncate(time.Second))
+			reg := &gatedRegistry{entered: make(chan struct{}), gate: make(chan struct{})}
+			// Two enrollments an hour, six lookups; the fixture's own
+			// enrollment (Aigerim's) spends one of each.
+			fx := newRAFixture(t, f, driver, func(d *ra.Deps) {
+				d.IdentifierLimit = &store.Bucket{Rate: 2 / time.Hour.Seconds(), Burst: 2}
+				reg.Registry, d.Registry = d.Registry, reg
+			})
+			reg.armed.Store(true)
+			keyed := http.Header{"Content-Type": {"application/json"}, "Idempotency-Key": {"taken-meanwhile"}}
+			lost := make(chan answer, 1)
+			go func() {
+				lost <- fx.answer(t, http.MethodPost, "/api/v1/enrollments", keyed, enrollBody(t, citizen(), "citizen-sign", csrPEM(t, newKey(t))))
+			}()
+			<-reg.entered // Aigerim's request is asking the registry
+			if a := fx.answer(t, http.MethodPost, "/api/v1/enrollments", keyed, enrollBody(t, business(), "business-seal", csrPEM(t, newKey(t)))); a.status != http.StatusCreated {
+				t.Fatalf("the business's request with the key: %+v", a)
+			}
+			close(reg.gate)
+			answer{status: 409, problem: "idempotency-conflict"}.check(t, "the request whose key was taken meanwhile", <-lost)
+
+			// Of Aigerim's five lookups, that request spent one.
+			wrongName := citizen()
+			wrongName["given_name"] = "Somebody"
+			heard := 0
+			for range 6 {
+				code, _ := fx.do(t, http.MethodPost, "/api/v1/enrollments", http.Header{"Content-Type": {"application/json"}},
+					enrollBody(t, wrongName, "citizen-sign", csrPEM(t, newKey(t))))
+				if code != 422 {
+					break
+				}
+				heard++
+			}
+			if heard != 4 {
+				t.Errorf("%d mismatches heard after the conflict, want 4 of the 5 lookups", heard)
+			}
+		})
+	}
+}
+
+// gatedRegistry holds, once armed, the first lookup of Aigerim
+// (citizen) until gate closes, saying so on entered.
+type gatedRegistry struct {
+	registry.Registry
+	armed   atomic.Bool
+	once    sync.Once
+	entered chan struct{}
+	gate    chan struct{}
+}
+
+func (r *gatedRegistry) Person(ctx context.Context, country, nationalID string) (registry.Person, registry.Evidence, error) {
+	if r.armed.Load() && nationalID == citizen()["national_id"] {
+		r.once.Do(func() {
+			close(r.entered)
+			<-r.gate
+		})
+	}
+	return r.Registry.Person(ctx, country, nationalID)
+}
+
+// TestReplayedPastTheLimit: a request refused at the rate limits whose
+// Idempotency-Key made an enrollment meanwhile, for the same body (a copy
+// on another node that took the last token), is answered with it; another
+// body, another refusal or no key keep the refusal.
+func TestReplayedPastTheLimit(t *testing.T) {
+	f := catest.New(t, time.Now().UTC().Truncate(time.Second))
+	fx := newRAFixture(t, f, "sqlite")
+	body := enrollBody(t, citizen(), "citizen-sign", csrPEM(t, newKey(t)))
+	made := fx.answer(t, http.MethodPost, "/api/v1/enrollments", http.Header{"Content-Type": {"application/json"}, "Idempotency-Key": {"made"}}, body)
+	if made.status != http.StatusCreated {
+		t.Fatalf("enroll: %+v", made)
+	}
+	hash := sha256.Sum256(body)
+	other := sha256.Sum256([]byte("another body"))
+	for _, tt := range []struct {
+		name    string
+		key     string
+		hash    []byte
+		limited bool
+		want    bool
+	}{
+		{"the same request, rate-limited", "made", hash[:], true, true},
+		{"another body", "made", other[:], true, false},
+		{"another refusal", "made", hash[:], false, false},
+		{"no key", "", hash[:], true, false},
+		{"a key never used", "never", hash[:], true, false},
+	} {
+		e, replay, err := ra.Replayed(fx.svc, t.Context(), tt.key, tt.hash, tt.limited)
+		if got := err == nil && replay && e.ID == made.id; got != tt.want || (!tt.want && err == nil) {
+			t.Errorf("%s: %s, %v, %v; want answered with %s: %v", tt.name, e.ID, replay, err, made.id, tt.want)
+		}
 	}
 }

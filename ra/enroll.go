@@ -260,13 +260,19 @@ func (s *Service) Enroll(ctx context.Context, body []byte, key string) (store.En
 		// refused for the limits the first one spent. (On other nodes,
 		// the key's unique index and replayed answer them.)
 		leader := false
-		v, err, _ := s.copies.Do(key+"\x00"+string(requestHash[:]), func() (any, error) {
+		ch := s.copies.DoChan(key+"\x00"+string(requestHash[:]), func() (any, error) {
 			leader = true
 			e, replay, err := s.enroll(context.WithoutCancel(ctx), req, key, requestHash[:])
 			return enrolled{e, replay}, err
 		})
-		r, _ := v.(enrolled)
-		return r.e, r.replay || !leader, err
+		select {
+		case res := <-ch:
+			r, _ := res.Val.(enrolled)
+			return r.e, r.replay || !leader, res.Err
+		case <-ctx.Done():
+			// The copy running goes on; this one's client is gone.
+			return store.Enrollment{}, false, context.Cause(ctx)
+		}
 	}
 	return s.enroll(ctx, req, key, requestHash[:])
 }
@@ -348,17 +354,24 @@ func (s *Service) enroll(ctx context.Context, req EnrollRequest, key string, req
 				"state": e.State, "code_channel": a.channel, "code_to": maskContact(a.to)}})
 	})
 	if errors.Is(err, store.ErrConflict) && key != "" {
-		// The same key raced us; answer as the winner did (which spent the
-		// limits: this transaction's spending was rolled back with it).
+		// The same key raced us (on another node: copies on this one wait
+		// for the first). Its enrollment spent the limits and this
+		// transaction's spending was rolled back, but the registry was
+		// asked all the same. Answer as the winner did if it was this
+		// request; otherwise the conflict, within the lookups.
+		spent := s.lookupsSpent(ctx, limits, nil)
 		if existing, err := d.Store.EnrollmentByIdempotencyKey(ctx, key); err == nil && bytes.Equal(existing.RequestHash, requestHash) {
 			return existing, true, nil
+		}
+		if spent != nil {
+			return store.Enrollment{}, false, spent
 		}
 		return store.Enrollment{}, false, refuse("idempotency-conflict", "key %q is taken", key)
 	}
 	if err != nil {
 		// Refused at the limits (racing requests took them), or failed:
 		// the registry was asked all the same.
-		return s.replayed(ctx, key, requestHash, s.lookupsSpent(ctx, limits, err))
+		return store.Enrollment{}, false, s.lookupsSpent(ctx, limits, err)
 	}
 	release()
 
@@ -425,9 +438,10 @@ func (s *Service) application(ctx context.Context, req EnrollRequest, p profile.
 // codeNotSent ends enrollment e, committed but its code not sent (sendErr
 // says why), as failed, and frees its idempotency key for the applicant's
 // retry. The send may yet have reached the person (a gateway that answers
-// late), so its enrollment stays spent; should they have proven it
-// meanwhile, it stands and is answered. Should it not be ended, the
-// request fails (not notification-failed, which says the key is free).
+// late), so its enrollment stays spent; should it have moved on meanwhile
+// (proven, or rejected), it stands and is answered. Should it not be
+// ended, the request fails (not notification-failed, which says the key
+// is free).
 func (s *Service) codeNotSent(ctx context.Context, e store.Enrollment, sendErr error) (store.Enrollment, error) {
 	ctx = context.WithoutCancel(ctx) // a client gone does not leave it waiting for a code
 	d := s.d
@@ -456,8 +470,11 @@ func (s *Service) codeNotSent(ctx context.Context, e store.Enrollment, sendErr e
 		// Left pending its proof: a retry with the key finds it, and may
 		// ask for a code again (Resend).
 		return store.Enrollment{}, fmt.Errorf("%w; ending the enrollment failed too: %w", sendErr, err)
-	case out.State == store.StatePendingApproval || out.State == store.StateApproved || out.State == store.StateIssued:
-		d.Log.Warn("the code was reported unsent, but the enrollment was proven", "enrollment", e.ID, "state", out.State, "err", sendErr)
+	case out.State != store.StateFailed:
+		// Proven (the code did arrive), or ended otherwise (rejected on a
+		// registry event, say): the applicant hears where it stands, and
+		// its key still names it.
+		d.Log.Warn("the code was reported unsent, but the enrollment had moved on", "enrollment", e.ID, "state", out.State, "err", sendErr)
 		return out, nil
 	}
 	r := refuse("notification-failed", "")
@@ -502,9 +519,10 @@ func (s *Service) lookupLimit() store.Bucket {
 // transaction, that spendLimits then decides. Every request it lets
 // through spends a lookup (spendLimits or lookupsSpent), so it counts
 // this node's requests between their forecast and that spending (release
-// ends this one's, and may be called again): with n of them at once for
-// an identifier, the last asks its bucket for n lookups, and racing
-// requests do not ask the registry more often than the limit allows.
+// ends this one's, and may be called again): each asks its bucket for a
+// lookup more for every one before it still in flight (inflight.ahead),
+// and racing requests do not ask the registry more often than the limit
+// allows.
 // (Requests on other nodes are not counted: with several nodes the
 // registry may be asked that many times more; what it answered is still
 // heard only within the limit.)
@@ -512,11 +530,11 @@ func (s *Service) limitsLeft(ctx context.Context, l identifierLimits) (release f
 	if len(l.lookups) == 0 {
 		return func() {}, nil
 	}
-	counts := s.inflight.add(l.lookups)
-	release = sync.OnceFunc(func() { s.inflight.done(l.lookups) })
+	ticket := s.inflight.add(l.lookups)
+	release = sync.OnceFunc(func() { s.inflight.done(l.lookups, ticket) })
 	now := s.d.Now()
-	for i, b := range l.lookups {
-		wait, err := s.d.Store.TokensWait(ctx, b, s.lookupLimit(), now, counts[i])
+	for _, b := range l.lookups {
+		wait, err := s.d.Store.TokensWait(ctx, b, s.lookupLimit(), now, s.inflight.ahead(b, ticket))
 		if err == nil && wait > 0 {
 			err = tooManyLookups(wait)
 		}
@@ -541,32 +559,53 @@ func (s *Service) limitsLeft(ctx context.Context, l identifierLimits) (release f
 // inflight counts, per lookup bucket, this node's requests between their
 // forecast and their spending (limitsLeft).
 type inflight struct {
-	mu sync.Mutex
-	n  map[string]int
+	mu   sync.Mutex
+	last uint64
+	// tickets are, per bucket, those of the requests in flight, in the
+	// order they came.
+	tickets map[string][]uint64
 }
 
-// add counts a request for each of keys, and returns each one's count,
-// this one included.
-func (f *inflight) add(keys [][]byte) []int {
+// add counts a request for each of keys, and returns its ticket.
+func (f *inflight) add(keys [][]byte) uint64 {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if f.n == nil {
-		f.n = map[string]int{}
+	if f.tickets == nil {
+		f.tickets = map[string][]uint64{}
 	}
-	counts := make([]int, len(keys))
-	for i, k := range keys {
-		f.n[string(k)]++
-		counts[i] = f.n[string(k)]
+	f.last++
+	for _, k := range keys {
+		f.tickets[string(k)] = append(f.tickets[string(k)], f.last)
 	}
-	return counts
+	return f.last
 }
 
-func (f *inflight) done(keys [][]byte) {
+// ahead is how many tokens the request with ticket must find in bucket
+// key: one, and one for each request that came before it and is still in
+// flight. One that has left spent its token first, which a read after
+// this sees. (One that leaves between this and the read is counted
+// twice: a refusal that could have been spared, never one too few.)
+func (f *inflight) ahead(key []byte, ticket uint64) int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	n := 1
+	for _, t := range f.tickets[string(key)] {
+		if t < ticket {
+			n++
+		}
+	}
+	return n
+}
+
+func (f *inflight) done(keys [][]byte, ticket uint64) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	for _, k := range keys {
-		if f.n[string(k)]--; f.n[string(k)] <= 0 {
-			delete(f.n, string(k))
+		ts := slices.DeleteFunc(f.tickets[string(k)], func(t uint64) bool { return t == ticket })
+		if len(ts) == 0 {
+			delete(f.tickets, string(k))
+		} else {
+			f.tickets[string(k)] = ts
 		}
 	}
 }
@@ -614,10 +653,11 @@ func (s *Service) spendLookups(ctx context.Context, tx *store.Tx, l identifierLi
 }
 
 // lookupsSpent spends a lookup of each identifier for a request that the
-// registry's answer refused (or that failed once it was asked), and
-// returns refusal; rate-limited instead if racing requests used the
-// lookups up first, so that no request past the limit hears what the
-// registry said. Should the spending fail, so does the request.
+// registry's answer refused (or that failed once it was asked, or lost
+// its Idempotency-Key to another request), and returns refusal (nil for
+// the last); rate-limited instead if racing requests used the lookups up
+// first, so that no request past the limit hears what the registry said.
+// Should the spending fail, so does the request.
 func (s *Service) lookupsSpent(ctx context.Context, l identifierLimits, refusal error) error {
 	if len(l.lookups) == 0 {
 		return refusal
@@ -628,8 +668,10 @@ func (s *Service) lookupsSpent(ctx context.Context, l identifierLimits, refusal 
 	switch {
 	case errors.As(err, &limited):
 		return err
-	case err != nil:
+	case err != nil && refusal != nil:
 		return fmt.Errorf("spend the registry lookups of a refused enrollment (%v): %w", refusal, err)
+	case err != nil:
+		return fmt.Errorf("spend the registry lookups of an enrollment request: %w", err)
 	}
 	return refusal
 }
