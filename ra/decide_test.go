@@ -1108,9 +1108,7 @@ func TestIdentifierLimitUnderRace(t *testing.T) {
 		t.Run(driver, func(t *testing.T) {
 			f := catest.New(t, time.Now().UTC().Truncate(time.Second))
 			// The fixture's own enrollment spends one of the two.
-			fx := newRAFixture(t, f, driver, func(d *ra.Deps) {
-				d.IdentifierLimit = &store.Bucket{Rate: 2 / time.Hour.Seconds(), Burst: 2}
-			})
+			fx := newRAFixture(t, f, driver, perHour(2))
 			const racers = 16
 			bodies := make([][]byte, racers)
 			for i := range bodies {
@@ -1160,8 +1158,7 @@ func TestLookupLimitUnderRace(t *testing.T) {
 			// Two enrollments an hour, so six lookups; the fixture's own
 			// enrollment spends one.
 			reg := &countingRegistry{}
-			fx := newRAFixture(t, f, driver, func(d *ra.Deps) {
-				d.IdentifierLimit = &store.Bucket{Rate: 2 / time.Hour.Seconds(), Burst: 2}
+			fx := newRAFixture(t, f, driver, perHour(2), func(d *ra.Deps) {
 				reg.Registry, d.Registry = d.Registry, reg
 			})
 			wrongName := citizen()
@@ -1245,11 +1242,8 @@ func TestCodeNotSent(t *testing.T) {
 		t.Run(driver, func(t *testing.T) {
 			f := catest.New(t, time.Now().UTC().Truncate(time.Second))
 			gateway := &committedNotifier{}
-			fx := newRAFixture(t, f, driver, func(d *ra.Deps) {
-				// Three enrollments an hour; the fixture's spends one.
-				d.IdentifierLimit = &store.Bucket{Rate: 3 / time.Hour.Seconds(), Burst: 3}
-				gateway.Notifier, d.Notifier = d.Notifier, gateway
-			})
+			// Three enrollments an hour; the fixture's spends one.
+			fx := newRAFixture(t, f, driver, perHour(3), func(d *ra.Deps) { gateway.Notifier, d.Notifier = d.Notifier, gateway })
 			gateway.db.Store(fx.db)
 			keyed := http.Header{"Content-Type": {"application/json"}, "Idempotency-Key": {"retry-after-gateway"}}
 			body := enrollBody(t, citizen(), "citizen-sign", csrPEM(t, newKey(t)))
@@ -1398,9 +1392,7 @@ func TestIdempotentRetriesAtTheLimit(t *testing.T) {
 		t.Run(driver, func(t *testing.T) {
 			f := catest.New(t, time.Now().UTC().Truncate(time.Second))
 			// The fixture's own enrollment spends one of the two.
-			fx := newRAFixture(t, f, driver, func(d *ra.Deps) {
-				d.IdentifierLimit = &store.Bucket{Rate: 2 / time.Hour.Seconds(), Burst: 2}
-			})
+			fx := newRAFixture(t, f, driver, perHour(2))
 			// Half the copies reach a second RA node over the same database.
 			node2, err := ra.New(fx.deps)
 			if err != nil {
@@ -1459,8 +1451,7 @@ func TestBusinessLimits(t *testing.T) {
 	f := catest.New(t, time.Now().UTC().Truncate(time.Second))
 	reg := &countingRegistry{}
 	// Two enrollments an hour; the fixture's own is Aigerim's, not theirs.
-	fx := newRAFixture(t, f, "sqlite", func(d *ra.Deps) {
-		d.IdentifierLimit = &store.Bucket{Rate: 2 / time.Hour.Seconds(), Burst: 2}
+	fx := newRAFixture(t, f, "sqlite", perHour(2), func(d *ra.Deps) {
 		reg.Registry, d.Registry = d.Registry, reg
 	})
 	jsonHeader := http.Header{"Content-Type": {"application/json"}}
@@ -1499,8 +1490,7 @@ func TestKeyConflictSpendsLookup(t *testing.T) {
 			reg := &gatedRegistry{entered: make(chan struct{}), gate: make(chan struct{})}
 			// Two enrollments an hour, six lookups; the fixture's own
 			// enrollment (Aigerim's) spends one of each.
-			fx := newRAFixture(t, f, driver, func(d *ra.Deps) {
-				d.IdentifierLimit = &store.Bucket{Rate: 2 / time.Hour.Seconds(), Burst: 2}
+			fx := newRAFixture(t, f, driver, perHour(2), func(d *ra.Deps) {
 				reg.Registry, d.Registry = d.Registry, reg
 			})
 			reg.armed.Store(true)
@@ -1587,4 +1577,10 @@ func TestReplayedPastTheLimit(t *testing.T) {
 			t.Errorf("%s: %s, %v, %v; want answered with %s: %v", tt.name, e.ID, replay, err, made.id, tt.want)
 		}
 	}
+}
+
+// perHour limits each identifier to n enrollments an hour (and three
+// times as many registry lookups).
+func perHour(n float64) func(*ra.Deps) {
+	return func(d *ra.Deps) { d.IdentifierLimit = &store.Bucket{Rate: n / time.Hour.Seconds(), Burst: n} }
 }
