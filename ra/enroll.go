@@ -377,11 +377,10 @@ func (s *Service) enroll(ctx context.Context, req EnrollRequest, key string, req
 
 	// The code goes out once the enrollment is committed, so that no code
 	// is sent past the limits, nor for an enrollment that then failed to
-	// commit. Should this node stop before sending it, the applicant's
-	// retry with its Idempotency-Key finds the enrollment, and asks for a
-	// code again (Resend).
-	// An applicant gone by now does not stop it: the enrollment is
-	// recorded, and a retry with the key finds it.
+	// commit; an applicant gone by now does not stop it. Should this node
+	// stop before sending it, the applicant's retry with its
+	// Idempotency-Key finds the enrollment, and asks for a code again
+	// (Resend).
 	if err := d.Notifier.Send(context.WithoutCancel(ctx), Message{EnrollmentID: id, To: a.to, Channel: a.channel, Code: a.code}); err != nil {
 		err = fmt.Errorf("enrollment %s: send the one-time code by %s: %w", id, a.channel, err)
 		out, err := s.codeNotSent(ctx, e, err)
@@ -533,22 +532,21 @@ func (s *Service) limitsLeft(ctx context.Context, l identifierLimits) (release f
 	ticket := s.inflight.add(l.lookups)
 	release = sync.OnceFunc(func() { s.inflight.done(l.lookups, ticket) })
 	now := s.d.Now()
-	for _, b := range l.lookups {
-		wait, err := s.d.Store.TokensWait(ctx, b, s.lookupLimit(), now, s.inflight.ahead(b, ticket))
+	left := func(b []byte, limit store.Bucket, n int, refusal func(time.Duration) error) error {
+		wait, err := s.d.Store.TokensWait(ctx, b, limit, now, n)
 		if err == nil && wait > 0 {
-			err = tooManyLookups(wait)
+			err = refusal(wait)
 		}
-		if err != nil {
+		return err
+	}
+	for _, b := range l.lookups {
+		if err := left(b, s.lookupLimit(), s.inflight.ahead(b, ticket), tooManyLookups); err != nil {
 			release()
 			return nil, err
 		}
 	}
 	for _, b := range l.enrollments {
-		wait, err := s.d.Store.TokenWait(ctx, b, *s.d.IdentifierLimit, now)
-		if err == nil && wait > 0 {
-			err = tooManyEnrollments(wait)
-		}
-		if err != nil {
+		if err := left(b, *s.d.IdentifierLimit, 1, tooManyEnrollments); err != nil {
 			release()
 			return nil, err
 		}
@@ -626,27 +624,31 @@ func (s *Service) replayed(ctx context.Context, key string, requestHash []byte, 
 // spendLimits spends, in tx, a lookup and an enrollment of each
 // identifier, refusing (rate-limited) when one has none left.
 func (s *Service) spendLimits(ctx context.Context, tx *store.Tx, l identifierLimits) error {
+	if len(l.enrollments) == 0 { // no limit
+		return nil
+	}
 	if err := s.spendLookups(ctx, tx, l); err != nil {
 		return err
 	}
-	now := s.d.Now()
-	for _, b := range l.enrollments {
-		if ok, wait, err := tx.TakeToken(ctx, b, *s.d.IdentifierLimit, now); err != nil {
-			return err
-		} else if !ok {
-			return tooManyEnrollments(wait)
-		}
-	}
-	return nil
+	return s.spend(ctx, tx, l.enrollments, *s.d.IdentifierLimit, tooManyEnrollments)
 }
 
 func (s *Service) spendLookups(ctx context.Context, tx *store.Tx, l identifierLimits) error {
+	if len(l.lookups) == 0 { // no limit
+		return nil
+	}
+	return s.spend(ctx, tx, l.lookups, s.lookupLimit(), tooManyLookups)
+}
+
+// spend takes a token of each of buckets in tx, refusing at the first
+// empty one.
+func (s *Service) spend(ctx context.Context, tx *store.Tx, buckets [][]byte, limit store.Bucket, refusal func(time.Duration) error) error {
 	now := s.d.Now()
-	for _, b := range l.lookups {
-		if ok, wait, err := tx.TakeToken(ctx, b, s.lookupLimit(), now); err != nil {
+	for _, b := range buckets {
+		if ok, wait, err := tx.TakeToken(ctx, b, limit, now); err != nil {
 			return err
 		} else if !ok {
-			return tooManyLookups(wait)
+			return refusal(wait)
 		}
 	}
 	return nil

@@ -512,8 +512,8 @@ type enrollReport struct {
 	CPUs  int     `json:"cpus"`
 	// The group commits of the enrollments (store.GroupStats): database
 	// transactions per enrollment, and the RA's and CA's writes that
-	// shared each. Each enrollment makes three RA writes (the rate limits,
-	// the enrollment, the proof) and one or two CA writes (the signed
+	// shared each. Each enrollment makes two RA writes (the enrollment
+	// with its rate limits, the proof) and one or two CA writes (the signed
 	// certificate; its intent too where the proof does not carry it); the
 	// CA's go in as one caller per batch of them.
 	CommitsPerEnrollment float64 `json:"commits_per_enrollment"`

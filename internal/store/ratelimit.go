@@ -67,7 +67,7 @@ func (tx *Tx) TakeToken(ctx context.Context, key []byte, b Bucket, now time.Time
 	// regain the difference.
 	now = maxTime(now, at)
 	if tokens = refilled(tokens, at, now, b); tokens < 1 {
-		return false, untilOne(tokens, b), nil
+		return false, until(1, tokens, b), nil
 	}
 	err = tx.setBucket(ctx, key, b, tokens-1, now)
 	return err == nil, 0, err
@@ -95,9 +95,9 @@ func (db *DB) TokenWait(ctx context.Context, key []byte, b Bucket, now time.Time
 
 // TokensWait is TokenWait for n tokens: how long until the bucket holds n
 // (never, for n past its burst: then the time one token takes), spending
-// nothing, locking nothing. A node
-// counts its own requests between their forecast and their TakeToken:
-// the last of n of them at once asks for n.
+// nothing, locking nothing. A node that counts its own requests between
+// their forecast and their TakeToken asks, for each, one token more for
+// every one before it.
 func (db *DB) TokensWait(ctx context.Context, key []byte, b Bucket, now time.Time, n int) (time.Duration, error) {
 	return tokenWait(ctx, db.sql, &db.d, "", key, b, now, n)
 }
@@ -118,11 +118,10 @@ func tokenWait(ctx context.Context, q querier, d *dialect, lockSuffix string, ke
 	if tokens = refilled(tokens, at, now, b); tokens >= float64(n) {
 		return 0, nil
 	}
-	wait := (math.Min(float64(n), b.Burst) - tokens) / b.Rate
-	if wait <= 0 { // more than the burst: never; one token's time
-		wait = 1 / b.Rate
+	if float64(n) > b.Burst && tokens >= b.Burst { // never: one token's time
+		return until(1, 0, b), nil
 	}
-	return time.Duration(wait * float64(time.Second)), nil
+	return until(math.Min(float64(n), b.Burst), tokens, b), nil
 }
 
 // lockBucket reads the bucket's row, locking it until tx ends on
@@ -158,10 +157,10 @@ func refilled(tokens float64, at, now time.Time, b Bucket) float64 {
 	return math.Min(b.Burst, tokens+maxTime(now, at).Sub(at).Seconds()*b.Rate)
 }
 
-// untilOne is how long a bucket holding tokens (fewer than one) takes to
-// hold one.
-func untilOne(tokens float64, b Bucket) time.Duration {
-	return time.Duration((1 - tokens) / b.Rate * float64(time.Second))
+// until is how long a bucket holding tokens (fewer than want, at most its
+// burst) takes to hold want.
+func until(want, tokens float64, b Bucket) time.Duration {
+	return time.Duration((want - tokens) / b.Rate * float64(time.Second))
 }
 
 // PruneRateLimits deletes the buckets full at before (TakeToken would
