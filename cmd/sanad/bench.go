@@ -496,13 +496,15 @@ func newBenchCRLCmd() *cobra.Command {
 
 // enrollReport is what `sanad bench enroll` measured.
 type enrollReport struct {
-	Database    string  `json:"database"`
-	Profile     string  `json:"profile"`
-	Enrollments int     `json:"enrollments"`
-	Parallel    int     `json:"parallel"`
-	PerSecond   float64 `json:"enrollments_per_second"`
-	P50ms       float64 `json:"latency_p50_ms"`
-	P99ms       float64 `json:"latency_p99_ms"`
+	Database    string `json:"database"`
+	Profile     string `json:"profile"`
+	Enrollments int    `json:"enrollments"`
+	Parallel    int    `json:"parallel"`
+	// Warmup enrollments were made first, untimed and not counted.
+	Warmup    int     `json:"warmup"`
+	PerSecond float64 `json:"enrollments_per_second"`
+	P50ms     float64 `json:"latency_p50_ms"`
+	P99ms     float64 `json:"latency_p99_ms"`
 	// CPUms is the process's CPU time (user and system, the client's
 	// included: it runs in the process) per enrollment, and CPUs how many
 	// the process may use: CPUs / CPUms bounds the rate on this machine
@@ -550,11 +552,12 @@ func newBenchEnrollCmd() *cobra.Command {
 	loadConfig := configFlag(cmd)
 	n := cmd.Flags().IntP("count", "n", 5000, "enrollments to complete")
 	parallel := cmd.Flags().IntP("parallel", "p", 64, "applicants at once")
+	warmup := cmd.Flags().Int("warmup", 200, "enrollments made before the timed ones, untimed (as scripts/bench-stepca's step-ca load does)")
 	asJSON := cmd.Flags().Bool("json", false, "print the report as JSON")
 	cpuProfile := cmd.Flags().String("cpuprofile", "", "write a CPU profile of the enrollments to this file")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
-		if *n < 1 || *parallel < 1 {
-			return usagef("--count and --parallel must be at least 1")
+		if *n < 1 || *parallel < 1 || *warmup < 0 {
+			return usagef("--count and --parallel must be at least 1, --warmup at least 0")
 		}
 		cfg, err := loadConfig()
 		if err != nil {
@@ -598,7 +601,7 @@ func newBenchEnrollCmd() *cobra.Command {
 		// A fresh request each, for the enrollments and for ca.Issue
 		// alone: the CA does not verify again a request it saw verify
 		// (csr.Proofs), and the RA shares what it saw with the CA.
-		csrs, err := benchCSRs(*n)
+		csrs, err := benchCSRs(*warmup + *n)
 		if err != nil {
 			return err
 		}
@@ -606,7 +609,19 @@ func newBenchEnrollCmd() *cobra.Command {
 		if err != nil {
 			return err
 		}
-		rep := enrollReport{Database: cfg.Database.Driver, Profile: "citizen-auth", Enrollments: *n, Parallel: *parallel}
+		rep := enrollReport{Database: cfg.Database.Driver, Profile: "citizen-auth", Enrollments: *n, Parallel: *parallel, Warmup: *warmup}
+		// The warm-up fills the caches the timed run would otherwise fill
+		// in its first seconds (SQLite's pages, the HTTP connections, the
+		// HSM's sessions), as step-ca gets its own before it is timed.
+		if *warmup > 0 {
+			log.Info("warming up", "enrollments", *warmup, "parallel", *parallel)
+			if _, _, err := runParallel(*warmup, *parallel, func(i int) error {
+				return benchEnrollOne(ctx, client, base, codes, csrs[i])
+			}); err != nil {
+				return fmt.Errorf("warm-up: %w", err)
+			}
+			csrs = csrs[*warmup:]
+		}
 		log.Info("enrolling", "enrollments", *n, "parallel", *parallel, "url", base)
 		stopProfile, err := startCPUProfile(*cpuProfile)
 		if err != nil {
@@ -642,7 +657,7 @@ func newBenchEnrollCmd() *cobra.Command {
 		rep.IssueCPUms = ms(processCPU()-cpu0) / float64(*n)
 		rep.IssuePerSecond = float64(*n) / elapsed.Seconds()
 		return printReport(cmd.OutOrStdout(), *asJSON, rep, func(w io.Writer) {
-			fmt.Fprintf(w, "sanad bench enroll: %d %s enrollments through the REST API, %d in parallel, %s\n", rep.Enrollments, rep.Profile, rep.Parallel, rep.Database)
+			fmt.Fprintf(w, "sanad bench enroll: %d %s enrollments through the REST API, %d in parallel, %s (after %d untimed)\n", rep.Enrollments, rep.Profile, rep.Parallel, rep.Database, rep.Warmup)
 			fmt.Fprintf(w, "  enrolled   %.0f complete enrollments/s (enroll, prove, issued; latency p50 %.1f ms, p99 %.1f ms)\n", rep.PerSecond, rep.P50ms, rep.P99ms)
 			if rep.CPUms > 0 { // 0: the process's CPU time could not be read
 				fmt.Fprintf(w, "  cpu        %.2f ms per enrollment, client included (%d CPUs: at most %.0f/s with nothing else on them)\n", rep.CPUms, rep.CPUs, float64(rep.CPUs)*1000/rep.CPUms)
