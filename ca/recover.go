@@ -46,8 +46,10 @@ func (ca *CA) fault(point string) error {
 // Only intents older than grace are resolved: a younger intent may belong
 // to an issuance still running, in this process or on another node.
 // Should that issuance finish after all, the store refuses to complete a
-// revoked intent, so the serial stays revoked. An intent that another node
-// resolves first is left to it and not counted.
+// revoked intent, so the serial stays revoked; should it finish between
+// the read and the revocation, the intent is left alone (the revocation
+// applies only to an intent still without its certificate). An intent that
+// another node resolves first is left to it and not counted.
 func (ca *CA) Recover(ctx context.Context, grace time.Duration) (int, error) {
 	d := ca.d
 	unsigned, err := d.Store.UnsignedCertificates(ctx)
@@ -66,7 +68,7 @@ func (ca *CA) Recover(ctx context.Context, grace time.Duration) (int, error) {
 		now := d.Now().UTC().Truncate(time.Second)
 		object := SerialObject(c.IssuerID, c.Serial)
 		err := d.Store.InTx(ctx, func(tx *store.Tx) error {
-			if err := tx.RevokeCertificate(ctx, c.IssuerID, c.Serial, now, ReasonCessationOfOperation, now); err != nil {
+			if err := tx.RevokeIntent(ctx, c.IssuerID, c.Serial, now, ReasonCessationOfOperation, now); err != nil {
 				return err
 			}
 			c.Status, c.RevokedAt, c.Reason = store.StatusRevoked, now, ReasonCessationOfOperation
@@ -82,6 +84,8 @@ func (ca *CA) Recover(ctx context.Context, grace time.Duration) (int, error) {
 		switch {
 		case errors.As(err, &resolved):
 			continue // by another node's recovery, or an officer, since the read
+		case errors.Is(err, store.ErrIntentCompleted):
+			continue // its issuance, slower than grace, recorded the certificate since the read
 		case err != nil:
 			return n, fmt.Errorf("recover %s: %w", object, err)
 		}

@@ -1,9 +1,11 @@
 package ca_test
 
 import (
+	"crypto/x509"
 	"database/sql"
 	"errors"
 	"math/big"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -138,6 +140,72 @@ func TestRecoverRace(t *testing.T) {
 		}
 		if _, r := p.response(t, serials[0].Serial); r.Status != ocsp.Revoked {
 			t.Errorf("the intent's serial answers status %d", r.Status)
+		}
+	})
+}
+
+// TestRecoverLeavesCompletedIssuance: an issuance slower than the grace
+// records its certificate after recovery read the unresolved intents and
+// before it revoked this one. The certificate was issued and handed out,
+// so recovery leaves it: good, its OCSP answer good, no certificate.recover
+// event, not counted.
+func TestRecoverLeavesCompletedIssuance(t *testing.T) {
+	f := catest.New(t, time.Now().UTC().Truncate(time.Second))
+	storetest.Each(t, func(t *testing.T, db *store.DB, _ *sql.DB) {
+		ctx := t.Context()
+		t0 := time.Now().UTC().Truncate(time.Second)
+		clk := newClock(t0)
+		signed, release := make(chan struct{}), make(chan struct{})
+		type issued struct {
+			cert *x509.Certificate
+			err  error
+		}
+		done := make(chan issued, 1)
+		var recovering atomic.Bool
+		p := newPublishing(t, f, db, clk, ca.PublishConfig{}, func(point string) error {
+			switch {
+			case point == ca.FaultAfterSign:
+				// The HSM has signed; the certificate is stored once
+				// recovery has read the intent as unresolved.
+				close(signed)
+				<-release
+			case point == ca.FaultRecoverRead && recovering.Load():
+				close(release)
+				r := <-done
+				done <- r
+			}
+			return nil
+		})
+		go func() {
+			c, err := p.authority.Issue(ctx, ca.Request{Profile: "citizen-auth", CSR: newCSR(t), Verified: person, Actor: "test"})
+			done <- issued{c, err}
+		}()
+		<-signed
+		clk.Set(t0.Add(2 * time.Minute)) // the issuance outlived the one-minute grace
+		recovering.Store(true)
+		n, err := p.pub.RecoverIntents(ctx)
+		r := <-done
+		if r.err != nil || r.cert == nil {
+			t.Fatalf("Issue = %v, %v; want the certificate", r.cert, r.err)
+		}
+		if err != nil || n != 0 {
+			t.Fatalf("RecoverIntents = %d, %v; want 0, nil", n, err)
+		}
+		serials := assignedSerials(t, db)
+		if len(serials) != 1 || serials[0].Status != store.StatusGood || serials[0].DER == nil {
+			t.Fatalf("serials = %+v; want the one certificate, good and recorded", serials)
+		}
+		if _, resp := p.response(t, serials[0].Serial); resp.Status != ocsp.Good {
+			t.Errorf("the issued certificate answers OCSP status %d, want good", resp.Status)
+		}
+		err = db.ScanAuditEvents(ctx, 0, func(e store.AuditEvent) error {
+			if e.Action == "certificate.recover" {
+				t.Errorf("audit event %d: %s %s", e.Seq, e.Action, e.Details)
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
 		}
 	})
 }

@@ -112,6 +112,42 @@ func (tx *Tx) RevokeCertificate(ctx context.Context, issuerID string, serial []b
 		tx.d.timeArg(at), reason, tx.d.timeArg(now), issuerID, nonNil(serial))
 }
 
+// revokeIntentSQL revokes one unresolved intent, found by key
+// (TestKeyedWrites): good and with no certificate recorded.
+const revokeIntentSQL = `
+	UPDATE certificates SET status = 'revoked', revoked_at = $1, reason = $2, updated_at = $3
+	WHERE issuer_id = $4 AND serial = $5 AND status = 'good' AND der IS NULL`
+
+// ErrIntentCompleted is RevokeIntent's error when the certificate of the
+// intent was recorded since the intent was read: its issuance finished,
+// and it is not the intent's to revoke. It wraps ErrConflict.
+var ErrIntentCompleted = fmt.Errorf("the intent's certificate is recorded: %w", ErrConflict)
+
+// RevokeIntent marks revoked an intent that has no certificate recorded,
+// as crash recovery does. The check and the change are one statement, so
+// an issuance that records its certificate meanwhile is never revoked as an
+// unresolved intent: that is ErrIntentCompleted. An intent already revoked
+// is an *AlreadyRevokedError, as for RevokeCertificate.
+func (tx *Tx) RevokeIntent(ctx context.Context, issuerID string, serial []byte, at time.Time, reason int, now time.Time) error {
+	res, err := tx.tx.ExecContext(ctx, tx.d.q(revokeIntentSQL),
+		tx.d.timeArg(at), reason, tx.d.timeArg(now), issuerID, nonNil(serial))
+	if err != nil {
+		return fmt.Errorf("revoke intent %s/%x: %w", issuerID, serial, tx.d.mapErr(err))
+	}
+	if n, err := res.RowsAffected(); err != nil || n == 1 {
+		return err
+	}
+	c, err := tx.certificate(ctx, issuerID, serial)
+	switch {
+	case err != nil:
+		return fmt.Errorf("revoke intent %s/%x: %w", issuerID, serial, err)
+	case c.Status == StatusRevoked:
+		return fmt.Errorf("revoke intent %s/%x: %w", issuerID, serial, &AlreadyRevokedError{At: c.RevokedAt, Reason: c.Reason})
+	default:
+		return fmt.Errorf("revoke intent %s/%x: %w", issuerID, serial, ErrIntentCompleted)
+	}
+}
+
 // raiseRevocationReasonSQL raises one revoked certificate's reason, found
 // by key (TestKeyedWrites).
 const raiseRevocationReasonSQL = `

@@ -50,17 +50,30 @@ func TestCertificateLifecycle(t *testing.T) {
 			t.Errorf("still unsigned: %+v", unsigned)
 		}
 
+		// Recovery revokes only an intent still without its certificate: one
+		// recorded since recovery read it is left good.
+		if err := inTx(func(tx *store.Tx) error { return tx.RevokeIntent(ctx, "issuing", intent.Serial, t0, 5, t0) }); !errors.Is(err, store.ErrIntentCompleted) || !errors.Is(err, store.ErrConflict) {
+			t.Errorf("revoking a completed intent as unresolved: %v", err)
+		}
+		if c, err := db.Certificate(ctx, "issuing", intent.Serial); err != nil || c.Status != store.StatusGood {
+			t.Fatalf("the completed intent after RevokeIntent: %+v, %v", c, err)
+		}
+
 		// An intent resolved by recovery (revoked before its DER arrived) is
-		// never completed.
+		// never completed, nor resolved twice.
 		orphan := intent
 		orphan.Serial = []byte{0x4b}
 		if err := inTx(func(tx *store.Tx) error {
 			if err := tx.InsertCertificateIntent(ctx, orphan); err != nil {
 				return err
 			}
-			return tx.RevokeCertificate(ctx, "issuing", orphan.Serial, t0, 5, t0)
+			return tx.RevokeIntent(ctx, "issuing", orphan.Serial, t0, 5, t0)
 		}); err != nil {
 			t.Fatal(err)
+		}
+		var twice *store.AlreadyRevokedError
+		if err := inTx(func(tx *store.Tx) error { return tx.RevokeIntent(ctx, "issuing", orphan.Serial, t0, 5, t0) }); !errors.As(err, &twice) || twice.Reason != 5 {
+			t.Errorf("resolving an intent twice: %v", err)
 		}
 		err = inTx(func(tx *store.Tx) error { return tx.SetCertificateDER(ctx, "issuing", orphan.Serial, der, t0) })
 		if !errors.Is(err, store.ErrConflict) || !strings.Contains(err.Error(), "intent was revoked") {

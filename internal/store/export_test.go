@@ -8,6 +8,7 @@ func (db *DB) KeyedWrites() map[string]string {
 		"SetCertificateDERs":    db.d.setCertificateDERsSQL(2),
 		"UpdateEnrollment":      db.d.q(updateEnrollmentSQL),
 		"RevokeCertificate":     db.d.q(revokeCertificateSQL),
+		"RevokeIntent":          db.d.q(revokeIntentSQL),
 		"RaiseRevocationReason": db.d.q(raiseRevocationReasonSQL),
 		"ClaimRevocationNotice": db.d.q(claimRevocationNoticeSQL),
 		"EndRevocationNotice":   db.d.q(endNoticeSQL("revocation_notices", true)),
