@@ -155,14 +155,35 @@ func (tx *Tx) Try(ctx context.Context, fn func() error) (failed, err error) {
 		return nil, fmt.Errorf("savepoint: %w", err)
 	}
 	recorded := len(tx.records)
-	if failed = fn(); failed != nil {
+	undo := func() error {
 		tx.records = tx.records[:recorded]
 		if _, err := tx.tx.ExecContext(ctx, "ROLLBACK TO SAVEPOINT try_call"); err != nil {
-			return failed, fmt.Errorf("rollback to savepoint: %w", err)
+			return fmt.Errorf("rollback to savepoint: %w", err)
+		}
+		return nil
+	}
+	release := func() error {
+		if _, err := tx.tx.ExecContext(ctx, "RELEASE SAVEPOINT try_call"); err != nil {
+			return fmt.Errorf("release savepoint: %w", err)
+		}
+		return nil
+	}
+	// A panic in fn is undone here and goes on up: left open, this
+	// savepoint would be the one an enclosing Try of the same name rolls
+	// back to, and the enclosing caller's writes before it would commit
+	// without its audit records.
+	defer func() {
+		if p := recover(); p != nil {
+			if undo() == nil {
+				_ = release() // failing, tx is unusable and the panic fails it
+			}
+			panic(p)
+		}
+	}()
+	if failed = fn(); failed != nil {
+		if err := undo(); err != nil {
+			return failed, err
 		}
 	}
-	if _, err := tx.tx.ExecContext(ctx, "RELEASE SAVEPOINT try_call"); err != nil {
-		return failed, fmt.Errorf("release savepoint: %w", err)
-	}
-	return failed, nil
+	return failed, release()
 }

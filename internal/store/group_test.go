@@ -299,3 +299,73 @@ func TestGroupRerunsWithSavepoints(t *testing.T) {
 		}
 	})
 }
+
+// TestTryPanicInsideGroup: a grouped caller whose own Try panics (as a CA
+// write's Then may) fails alone, with everything it wrote and recorded
+// rolled back, when the group reruns its callers in savepoints of the same
+// name; the caller beside it commits with its audit record.
+func TestTryPanicInsideGroup(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB, raw *sql.DB) {
+		ctx := t.Context()
+		g := db.NewGroup(64)
+		release, started := make(chan struct{}), make(chan struct{})
+		first := make(chan error, 1)
+		go func() {
+			first <- g.InTx(ctx, func(*store.Tx) error { close(started); <-release; return nil })
+		}()
+		<-started
+		errA, errB := make(chan error, 1), make(chan error, 1)
+		go func() {
+			errA <- g.InTx(ctx, func(tx *store.Tx) error {
+				if err := tx.PutIssuer(ctx, testIssuer("written-by-a", "issuing")); err != nil {
+					return err
+				}
+				tx.RecordAudit(store.AuditRecord{Actor: "a", Action: "issuer.add", Details: []byte("{}")}, testChain)
+				_, err := tx.Try(ctx, func() error { panic("then panicked") })
+				return err
+			})
+		}()
+		for g.Queued() != 1 {
+			time.Sleep(time.Millisecond)
+		}
+		go func() {
+			errB <- g.InTx(ctx, func(tx *store.Tx) error {
+				tx.RecordAudit(store.AuditRecord{Actor: "b", Action: "b.ok", Details: []byte("{}")}, testChain)
+				return nil
+			})
+		}()
+		for g.Queued() != 2 {
+			time.Sleep(time.Millisecond)
+		}
+		close(release)
+		if err := <-first; err != nil {
+			t.Fatal(err)
+		}
+		if err := <-errA; err == nil || !strings.Contains(err.Error(), "then panicked") {
+			t.Errorf("caller A = %v, want its panic as its error", err)
+		}
+		if err := <-errB; err != nil {
+			t.Errorf("caller B = %v", err)
+		}
+		if g.Reruns.Load() != 1 {
+			t.Errorf("%d reruns, want 1", g.Reruns.Load())
+		}
+		count := func(query string) int {
+			t.Helper()
+			var n int
+			if err := raw.QueryRow(query).Scan(&n); err != nil {
+				t.Fatal(err)
+			}
+			return n
+		}
+		if n := count(`SELECT count(*) FROM issuers WHERE id = 'written-by-a'`); n != 0 {
+			t.Errorf("caller A's row committed (%d) though it failed", n)
+		}
+		if n := count(`SELECT count(*) FROM audit_events WHERE actor = 'a'`); n != 0 {
+			t.Errorf("caller A's audit event committed (%d)", n)
+		}
+		if n := count(`SELECT count(*) FROM audit_events WHERE actor = 'b'`); n != 1 {
+			t.Errorf("caller B's audit events: %d, want 1", n)
+		}
+	})
+}
