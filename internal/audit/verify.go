@@ -55,14 +55,25 @@ func Verify(ctx context.Context, db *store.DB, origin string, keys []crypto.Publ
 		}
 		trusted[string(id)] = k
 	}
-	checkpoints, err := db.AuditCheckpoints(ctx)
+	// One snapshot for the checkpoints, the head and the events: read one
+	// after the other, an event committed meanwhile would look like a row
+	// appended outside the log.
+	err := db.InAuditSnapshot(ctx, func(s *store.AuditSnapshot) error {
+		return r.walk(ctx, s, origin, trusted)
+	})
+	return r, err
+}
+
+// walk is Verify over one snapshot of the log.
+func (r *Report) walk(ctx context.Context, s *store.AuditSnapshot, origin string, trusted map[string]crypto.PublicKey) error {
+	checkpoints, err := s.Checkpoints(ctx)
 	if err != nil {
-		return r, fmt.Errorf("read checkpoints: %w", err)
+		return fmt.Errorf("read checkpoints: %w", err)
 	}
 	r.Checkpoints = len(checkpoints)
-	head, err := db.AuditHead(ctx)
+	head, err := s.Head(ctx)
 	if err != nil {
-		return r, fmt.Errorf("read head: %w", err)
+		return fmt.Errorf("read head: %w", err)
 	}
 	r.HeadSeq = head.Seq
 
@@ -82,7 +93,7 @@ func Verify(ctx context.Context, db *store.DB, origin string, keys []crypto.Publ
 	report := func(seq int64, format string, args ...any) {
 		r.Problems = append(r.Problems, Problem{Seq: seq, Reason: fmt.Sprintf(format, args...)})
 	}
-	err = db.ScanAuditEvents(ctx, 0, func(ev store.AuditEvent) error {
+	err = s.ScanEvents(ctx, 0, func(ev store.AuditEvent) error {
 		r.Events++
 		if !broken {
 			switch {
@@ -108,7 +119,7 @@ func Verify(ctx context.Context, db *store.DB, origin string, keys []crypto.Publ
 		return nil
 	})
 	if err != nil {
-		return r, fmt.Errorf("read events: %w", err)
+		return fmt.Errorf("read events: %w", err)
 	}
 	last := expected - 1
 	var chainBad int64
@@ -163,7 +174,7 @@ func Verify(ctx context.Context, db *store.DB, origin string, keys []crypto.Publ
 	if len(r.Problems) > 0 {
 		r.FirstBad = r.Problems[0].Seq
 	}
-	return r, nil
+	return nil
 }
 
 func short(b []byte) string {

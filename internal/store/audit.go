@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"errors"
 	"fmt"
 	"strings"
@@ -253,7 +254,11 @@ func (db *DB) ListAuditEvents(ctx context.Context, f AuditFilter) ([]AuditEvent,
 // scanAuditEvents runs SELECT over audit_events with the rest of a query,
 // calling fn with each event as it is read; what names it in errors.
 func (db *DB) scanAuditEvents(ctx context.Context, what, rest string, args []any, fn func(AuditEvent) error) error {
-	rows, err := db.sql.QueryContext(ctx, db.d.q(`
+	return scanAuditEvents(ctx, db.sql, &db.d, what, rest, args, fn)
+}
+
+func scanAuditEvents(ctx context.Context, q querier, d *dialect, what, rest string, args []any, fn func(AuditEvent) error) error {
+	rows, err := q.QueryContext(ctx, d.q(`
 		SELECT seq, logged_at, actor, action, object, details, prev_hash, hash
 		FROM audit_events `+rest), args...)
 	if err != nil {
@@ -293,7 +298,11 @@ const checkpointColumns = `seq, hash, created_at, key_id, signature`
 
 // AuditCheckpoints returns all checkpoints in ascending seq.
 func (db *DB) AuditCheckpoints(ctx context.Context) ([]AuditCheckpoint, error) {
-	rows, err := db.sql.QueryContext(ctx, `SELECT `+checkpointColumns+` FROM audit_checkpoints ORDER BY seq`)
+	return auditCheckpoints(ctx, db.sql)
+}
+
+func auditCheckpoints(ctx context.Context, q querier) ([]AuditCheckpoint, error) {
+	rows, err := q.QueryContext(ctx, `SELECT `+checkpointColumns+` FROM audit_checkpoints ORDER BY seq`)
 	if err != nil {
 		return nil, fmt.Errorf("list audit checkpoints: %w", err)
 	}
@@ -331,4 +340,64 @@ func scanCheckpoint(s scanner) (AuditCheckpoint, error) {
 	var c AuditCheckpoint
 	err := s.Scan(&c.Seq, &c.Hash, timeScan{&c.Time}, &c.KeyID, &c.Signature)
 	return c, err
+}
+
+// AuditSnapshot reads the audit log as one committed state: its head, its
+// checkpoints and its events as they stood together, whatever commits
+// meanwhile (InAuditSnapshot).
+type AuditSnapshot struct {
+	conn *sql.Conn
+	d    *dialect
+}
+
+// InAuditSnapshot runs fn with reads of the audit log that all see one
+// committed state: on SQLite one deferred read transaction (its snapshot
+// taken at its first read), on PostgreSQL a REPEATABLE READ, READ ONLY one.
+// Read separately, an event committed between the head and the events
+// looks like a row appended outside the log. The snapshot holds SQLite's
+// WAL from being checkpointed past it until fn returns; it writes nothing.
+func (db *DB) InAuditSnapshot(ctx context.Context, fn func(*AuditSnapshot) error) (err error) {
+	conn, err := db.sql.Conn(ctx)
+	if err != nil {
+		return fmt.Errorf("audit snapshot: %w", err)
+	}
+	defer conn.Close()
+	begin := "BEGIN" // deferred: a read transaction, never the write lock
+	if !db.d.sqlite {
+		begin = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"
+	}
+	if _, err := conn.ExecContext(ctx, begin); err != nil {
+		return fmt.Errorf("audit snapshot: begin: %w", err)
+	}
+	defer func() {
+		// It only read: ending it either way gives the same. A connection
+		// whose transaction could not be ended is discarded, never handed
+		// to the pool's next user still inside it.
+		if _, rbErr := conn.ExecContext(context.WithoutCancel(ctx), "ROLLBACK"); rbErr != nil {
+			_ = conn.Raw(func(any) error { return driver.ErrBadConn })
+			if err == nil {
+				err = fmt.Errorf("audit snapshot: end: %w", rbErr)
+			}
+		}
+	}()
+	return fn(&AuditSnapshot{conn: conn, d: &db.d})
+}
+
+// Head is DB.AuditHead, in the snapshot.
+func (s *AuditSnapshot) Head(ctx context.Context) (AuditHead, error) {
+	h, err := auditHead(ctx, s.conn, s.d, "")
+	if err != nil {
+		return AuditHead{}, fmt.Errorf("read audit head: %w", err)
+	}
+	return h, nil
+}
+
+// Checkpoints is DB.AuditCheckpoints, in the snapshot.
+func (s *AuditSnapshot) Checkpoints(ctx context.Context) ([]AuditCheckpoint, error) {
+	return auditCheckpoints(ctx, s.conn)
+}
+
+// ScanEvents is DB.ScanAuditEvents, in the snapshot.
+func (s *AuditSnapshot) ScanEvents(ctx context.Context, afterSeq int64, fn func(AuditEvent) error) error {
+	return scanAuditEvents(ctx, s.conn, s.d, fmt.Sprintf("scan audit events after %d", afterSeq), `WHERE seq > $1 ORDER BY seq`, []any{afterSeq}, fn)
 }

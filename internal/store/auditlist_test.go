@@ -2,6 +2,8 @@ package store_test
 
 import (
 	"database/sql"
+	"errors"
+	"fmt"
 	"slices"
 	"testing"
 	"time"
@@ -68,6 +70,68 @@ func TestListAuditEvents(t *testing.T) {
 			}
 			if !slices.Equal(got, tt.want) {
 				t.Errorf("%s: seqs %v, want %v", tt.name, got, tt.want)
+			}
+		}
+	})
+}
+
+// TestAuditSnapshot: reads in one InAuditSnapshot see the log as it stood
+// at the first of them, while events and a checkpoint commit meanwhile;
+// afterwards the connection is back in the pool outside any transaction.
+func TestAuditSnapshot(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB, _ *sql.DB) {
+		ctx := t.Context()
+		appendEvents := func(n int) {
+			t.Helper()
+			if err := db.InTx(ctx, func(tx *store.Tx) error {
+				for i := range n {
+					tx.RecordAudit(store.AuditRecord{Actor: "test", Action: "snapshot", Object: fmt.Sprint(i), Details: []byte("{}")}, testChain)
+				}
+				return nil
+			}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		appendEvents(3)
+		err := db.InAuditSnapshot(ctx, func(s *store.AuditSnapshot) error {
+			head, err := s.Head(ctx)
+			if err != nil || head.Seq != 3 {
+				t.Fatalf("head = %+v, %v; want seq 3", head, err)
+			}
+			appendEvents(2)
+			if err := db.InTx(ctx, func(tx *store.Tx) error { return tx.PutAuditCheckpoint(ctx, testCheckpoint(5)) }); err != nil {
+				t.Fatal(err)
+			}
+			var seen []int64
+			if err := s.ScanEvents(ctx, 0, func(e store.AuditEvent) error { seen = append(seen, e.Seq); return nil }); err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Equal(seen, []int64{1, 2, 3}) {
+				t.Errorf("events in the snapshot: %v, want 1..3", seen)
+			}
+			if cps, err := s.Checkpoints(ctx); err != nil || len(cps) != 0 {
+				t.Errorf("checkpoints in the snapshot: %+v, %v; want none", cps, err)
+			}
+			if head, err := s.Head(ctx); err != nil || head.Seq != 3 {
+				t.Errorf("head read again = %+v, %v; want seq 3", head, err)
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if head, err := db.AuditHead(ctx); err != nil || head.Seq != 5 {
+			t.Errorf("head after the snapshot = %+v, %v; want seq 5", head, err)
+		}
+		// The snapshot's error is its caller's; every pooled connection
+		// sees the latest state after it (none was left inside the read).
+		errStop := errors.New("stop")
+		if err := db.InAuditSnapshot(ctx, func(*store.AuditSnapshot) error { return errStop }); !errors.Is(err, errStop) {
+			t.Errorf("InAuditSnapshot = %v, want fn's error", err)
+		}
+		for range 8 {
+			if cps, err := db.AuditCheckpoints(ctx); err != nil || len(cps) != 1 {
+				t.Fatalf("checkpoints after the snapshot: %d, %v; want 1", len(cps), err)
 			}
 		}
 	})
