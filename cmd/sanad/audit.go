@@ -23,7 +23,7 @@ import (
 
 func newAuditCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "audit", Short: "Work with the tamper-evident audit log"}
-	cmd.AddCommand(newAuditVerifyCmd(), newAuditListCmd())
+	cmd.AddCommand(newAuditVerifyCmd(), newAuditListCmd(), newAuditCheckpointCmd())
 	return cmd
 }
 
@@ -167,6 +167,7 @@ needed) or else from the HSM token of the configuration.`,
 	}
 	loadConfig := configFlag(cmd)
 	pubPath := cmd.Flags().String("public-key", "", "PEM file with the trusted audit public key, or the audit key's certificate (default: read it from the HSM)")
+	heldPaths := cmd.Flags().StringArray("checkpoint", nil, "a checkpoint kept outside the database, as `sanad audit checkpoint` printed it: the log must still hold what it covers (repeatable)")
 	asJSON := cmd.Flags().Bool("json", false, "print the report as JSON")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		ctx := cmd.Context()
@@ -175,6 +176,21 @@ needed) or else from the HSM token of the configuration.`,
 			return err
 		}
 		defer db.Close()
+		var held []store.AuditCheckpoint
+		for _, path := range *heldPaths {
+			raw, err := os.ReadFile(path)
+			if err != nil {
+				return err
+			}
+			origin, cp, err := audit.ParseSignedNote(raw)
+			if err != nil {
+				return fmt.Errorf("%s: %w", path, err)
+			}
+			if origin != cfg.Audit.Origin {
+				return fmt.Errorf("%s: a checkpoint of the log %q, not of this one (%q)", path, origin, cfg.Audit.Origin)
+			}
+			held = append(held, cp)
+		}
 
 		var pub crypto.PublicKey
 		if *pubPath != "" {
@@ -199,7 +215,7 @@ needed) or else from the HSM token of the configuration.`,
 			pub = key.Public()
 		}
 
-		r, err := audit.Verify(ctx, db, cfg.Audit.Origin, []crypto.PublicKey{pub})
+		r, err := audit.Verify(ctx, db, cfg.Audit.Origin, []crypto.PublicKey{pub}, held...)
 		if err != nil {
 			return err
 		}
@@ -208,6 +224,39 @@ needed) or else from the HSM token of the configuration.`,
 			return fmt.Errorf("audit log verification failed at seq %d", r.FirstBad)
 		}
 		return nil
+	}
+	return cmd
+}
+
+func newAuditCheckpointCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "checkpoint",
+		Short: "Print the latest signed checkpoint of the audit log, to keep outside the database",
+		Long: `Checkpoint prints the latest checkpoint the HSM audit key signed, as a signed
+note: the log's origin, the sequence number and hash it covers, its time, and a
+signature line. Keep these outside the CA's database (an auditor's archive, a
+witness on another host): sanad audit verify --checkpoint FILE then checks that
+the log still holds what each covers, which the database's own checkpoints
+cannot show once someone able to write the database removed them too.`,
+		Args: cobra.NoArgs,
+	}
+	loadConfig := configFlag(cmd)
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		ctx := cmd.Context()
+		cfg, db, err := openConfiguredStore(ctx, loadConfig)
+		if err != nil {
+			return err
+		}
+		defer db.Close()
+		cp, err := db.LatestAuditCheckpoint(ctx)
+		if errors.Is(err, store.ErrNotFound) {
+			return errors.New("the audit log has no signed checkpoint yet")
+		}
+		if err != nil {
+			return err
+		}
+		_, err = cmd.OutOrStdout().Write(audit.SignedNote(cfg.Audit.Origin, cp))
+		return err
 	}
 	return cmd
 }

@@ -378,11 +378,45 @@ func TestDevQuickStartRestartAndAudit(t *testing.T) {
 		t.Errorf("audit verify --public-key with the certificate: exit %d: %s", code, out)
 	}
 
-	// Tamper with the first event as a database administrator could.
+	// The latest checkpoint, kept outside the database, as an auditor
+	// would: the log holds what it covers.
+	code, out = runSanad(t, "audit", "checkpoint", "--config", cfg)
+	if code != 0 || !strings.HasPrefix(out, "sanad dev audit log\n15\n") {
+		t.Fatalf("audit checkpoint: exit %d: %s", code, out)
+	}
+	held := filepath.Join(t.TempDir(), "checkpoint-15.txt")
+	if err := os.WriteFile(held, []byte(out), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if code, out := runSanad(t, "audit", "verify", "--config", cfg, "--checkpoint", held); code != 0 || !strings.Contains(out, "audit log OK: 15 events") {
+		t.Fatalf("audit verify --checkpoint: exit %d: %s", code, out)
+	}
+
+	// A database administrator removes the last event, the checkpoints
+	// with it, and rewinds the head: only the held checkpoint shows it.
 	db, err := sql.Open("sqlite3", filepath.Join(dir, "sanad.db"))
 	if err != nil {
 		t.Fatal(err)
 	}
+	for _, q := range []string{
+		"DELETE FROM audit_events WHERE seq = 15",
+		"DELETE FROM audit_checkpoints",
+		"UPDATE audit_head SET seq = 14, hash = (SELECT hash FROM audit_events WHERE seq = 14)",
+	} {
+		if _, err := db.Exec(q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	if code, out := runSanad(t, "audit", "verify", "--config", cfg); code != 0 {
+		t.Fatalf("the cut log, checked against the database alone: exit %d: %s", code, out)
+	}
+	code, out = runSanad(t, "audit", "verify", "--config", cfg, "--checkpoint", held)
+	outputs = append(outputs, out)
+	if code != 1 || !strings.Contains(out, "held checkpoint covers seq 15 but the log ends at seq 14") {
+		t.Fatalf("the cut log with the held checkpoint: exit %d: %s", code, out)
+	}
+
+	// Tamper with the first event as a database administrator could.
 	if _, err := db.Exec("UPDATE audit_events SET actor = 'mallory' WHERE seq = 1"); err != nil {
 		t.Fatal(err)
 	}

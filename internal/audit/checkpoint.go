@@ -1,6 +1,7 @@
 package audit
 
 import (
+	"bytes"
 	"context"
 	"crypto"
 	"crypto/ecdsa"
@@ -12,8 +13,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/sanadpki/sanad/internal/store"
@@ -26,6 +29,11 @@ type Checkpointer struct {
 	keyID  []byte
 	origin string
 	now    func() time.Time
+
+	mu sync.Mutex
+	// signed is the last checkpoint this Checkpointer signed, which the
+	// database must still hold (see Checkpoint).
+	signed store.AuditCheckpoint
 }
 
 // NewCheckpointer returns a Checkpointer that signs with signer (the HSM audit
@@ -53,21 +61,52 @@ func KeyID(pub crypto.PublicKey) ([]byte, error) {
 
 // Checkpoint signs the current head unless the latest checkpoint already
 // covers it. It returns the checkpoint and whether a new one was written.
+//
+// It signs only a log that extends what was signed before: the events
+// after the latest checkpoint must chain from the event that checkpoint
+// covers, that event must still have the hash it signed, and the last
+// checkpoint this Checkpointer signed must still be in the database. A
+// log rewritten or cut short by someone with access to the database is
+// refused with ErrNotExtended, and nothing is signed: the HSM never
+// attests to it. (Events after the latest checkpoint can still be
+// rewritten with their chain recomputed before they are signed: only a
+// checkpoint fixes them. One held outside the database, see Verify, shows a
+// rewrite of the checkpoints too.)
 func (c *Checkpointer) Checkpoint(ctx context.Context) (store.AuditCheckpoint, bool, error) {
-	head, err := c.db.AuditHead(ctx)
-	if err != nil {
-		return store.AuditCheckpoint{}, false, fmt.Errorf("checkpoint: read head: %w", err)
-	}
-	last, err := c.db.LatestAuditCheckpoint(ctx)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var (
+		head store.AuditHead
+		last store.AuditCheckpoint
+	)
+	err := c.db.InAuditSnapshot(ctx, func(s *store.AuditSnapshot) error {
+		checkpoints, err := s.Checkpoints(ctx)
+		if err != nil {
+			return fmt.Errorf("read checkpoints: %w", err)
+		}
+		if head, err = s.Head(ctx); err != nil {
+			return fmt.Errorf("read head: %w", err)
+		}
+		if n := len(checkpoints); n > 0 {
+			last = checkpoints[n-1]
+		}
+		if c.signed.Seq > 0 && !slices.ContainsFunc(checkpoints, func(cp store.AuditCheckpoint) bool {
+			return cp.Seq == c.signed.Seq && bytes.Equal(cp.Hash, c.signed.Hash) && bytes.Equal(cp.Signature, c.signed.Signature)
+		}) {
+			return fmt.Errorf("%w: the checkpoint signed at seq %d is no longer in the database", ErrNotExtended, c.signed.Seq)
+		}
+		if last.Seq >= head.Seq {
+			return nil
+		}
+		return extends(ctx, s, last, head)
+	})
 	switch {
-	case errors.Is(err, store.ErrNotFound):
 	case err != nil:
-		return store.AuditCheckpoint{}, false, fmt.Errorf("checkpoint: read latest: %w", err)
+		return store.AuditCheckpoint{}, false, fmt.Errorf("checkpoint: %w", err)
+	case head.Seq == 0:
+		return store.AuditCheckpoint{}, false, nil
 	case last.Seq >= head.Seq:
 		return last, false, nil
-	}
-	if head.Seq == 0 {
-		return store.AuditCheckpoint{}, false, nil
 	}
 	cp := store.AuditCheckpoint{
 		Seq:   head.Seq,
@@ -84,7 +123,44 @@ func (c *Checkpointer) Checkpoint(ctx context.Context) (store.AuditCheckpoint, b
 	if err := c.db.InTx(ctx, func(tx *store.Tx) error { return tx.PutAuditCheckpoint(ctx, cp) }); err != nil {
 		return store.AuditCheckpoint{}, false, fmt.Errorf("checkpoint seq %d: store: %w", cp.Seq, err)
 	}
+	c.signed = cp
 	return cp, true, nil
+}
+
+// ErrNotExtended is Checkpoint's refusal of a log that does not extend
+// what was signed before.
+var ErrNotExtended = errors.New("the audit log does not extend its signed checkpoints")
+
+// extends checks that the events after checkpoint last (none: the whole
+// log) chain, each to the one before and the first to the event last
+// covers, whose hash is still the one last signed, up to head.
+func extends(ctx context.Context, s *store.AuditSnapshot, last store.AuditCheckpoint, head store.AuditHead) error {
+	expected, prev := int64(1), zeroHash
+	if last.Seq > 0 {
+		expected, prev = last.Seq, last.Hash
+	}
+	err := s.ScanEvents(ctx, max(last.Seq-1, 0), func(ev store.AuditEvent) error {
+		if ev.Seq != expected {
+			return fmt.Errorf("%w: expected seq %d, found %d", ErrNotExtended, expected, ev.Seq)
+		}
+		switch {
+		case !bytes.Equal(Hash(ev), ev.Hash):
+			return fmt.Errorf("%w: seq %d does not match its hash", ErrNotExtended, ev.Seq)
+		case ev.Seq == last.Seq && !bytes.Equal(ev.Hash, last.Hash):
+			return fmt.Errorf("%w: seq %d no longer has the hash its checkpoint signed", ErrNotExtended, ev.Seq)
+		case ev.Seq > last.Seq && !bytes.Equal(ev.PrevHash, prev):
+			return fmt.Errorf("%w: seq %d does not chain to seq %d", ErrNotExtended, ev.Seq, ev.Seq-1)
+		}
+		prev, expected = ev.Hash, ev.Seq+1
+		return nil
+	})
+	switch {
+	case err != nil:
+		return err
+	case expected-1 != head.Seq || !bytes.Equal(prev, head.Hash):
+		return fmt.Errorf("%w: the head (seq %d) is not the last event (seq %d)", ErrNotExtended, head.Seq, expected-1)
+	}
+	return nil
 }
 
 // Run signs a checkpoint at once, then every interval while the log grows,
@@ -122,6 +198,62 @@ func Note(origin string, cp store.AuditCheckpoint) []byte {
 		strconv.FormatInt(cp.Seq, 10) + "\n" +
 		base64.StdEncoding.EncodeToString(cp.Hash) + "\n" +
 		cp.Time.UTC().Format(timeLayout) + "\n")
+}
+
+// signaturePrefix starts a SignedNote's signature line.
+const signaturePrefix = "\u2014 sanad-audit "
+
+// SignedNote is a checkpoint as it is kept outside the database (by an
+// auditor, a witness, a file on another host): its Note, a blank line, and
+// one signature line,
+//
+//	— sanad-audit <base64 key id> <base64 signature>
+//
+// Verify takes it back (ParseSignedNote) to check that the log still holds
+// what it covers.
+func SignedNote(origin string, cp store.AuditCheckpoint) []byte {
+	return []byte(string(Note(origin, cp)) + "\n" + signaturePrefix +
+		base64.StdEncoding.EncodeToString(cp.KeyID) + " " + base64.StdEncoding.EncodeToString(cp.Signature) + "\n")
+}
+
+// ParseSignedNote reads a SignedNote. It checks the form, not the
+// signature: Verify checks that with the trusted keys.
+func ParseSignedNote(b []byte) (origin string, cp store.AuditCheckpoint, err error) {
+	bad := func(format string, args ...any) (string, store.AuditCheckpoint, error) {
+		return "", store.AuditCheckpoint{}, fmt.Errorf("signed checkpoint note: "+format, args...)
+	}
+	text, sigLine, ok := strings.Cut(string(b), "\n\n")
+	if !ok {
+		return bad("no blank line before the signature")
+	}
+	lines := strings.Split(text, "\n")
+	if len(lines) != 4 {
+		return bad("%d lines before the signature, want 4 (origin, seq, hash, time)", len(lines))
+	}
+	origin = lines[0]
+	if cp.Seq, err = strconv.ParseInt(lines[1], 10, 64); err != nil || cp.Seq < 1 || strconv.FormatInt(cp.Seq, 10) != lines[1] {
+		return bad("seq %q is not a positive decimal number", lines[1])
+	}
+	if cp.Hash, err = base64.StdEncoding.Strict().DecodeString(lines[2]); err != nil || len(cp.Hash) != sha256.Size {
+		return bad("hash %q is not 32 bytes of base64", lines[2])
+	}
+	if cp.Time, err = time.Parse(timeLayout, lines[3]); err != nil || cp.Time.UTC().Format(timeLayout) != lines[3] {
+		return bad("time %q is not RFC 3339 UTC with six fractional digits", lines[3])
+	}
+	rest, ok := strings.CutPrefix(sigLine, signaturePrefix)
+	rest, end := strings.CutSuffix(rest, "\n")
+	fields := strings.Split(rest, " ")
+	if !ok || !end || len(fields) != 2 {
+		return bad("the signature line is not %q followed by a key id and a signature", strings.TrimSpace(signaturePrefix))
+	}
+	if cp.KeyID, err = base64.StdEncoding.Strict().DecodeString(fields[0]); err != nil || len(cp.KeyID) != sha256.Size {
+		return bad("key id is not 32 bytes of base64")
+	}
+	if cp.Signature, err = base64.StdEncoding.Strict().DecodeString(fields[1]); err != nil || len(cp.Signature) == 0 {
+		return bad("signature is not base64")
+	}
+	cp.Time = cp.Time.UTC()
+	return origin, cp, nil
 }
 
 // verifyNote checks a checkpoint's signature with pub.

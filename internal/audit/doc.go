@@ -36,7 +36,16 @@
 // The signature (ECDSA as ASN.1 DER, or RSA PKCS#1 v1.5, over SHA-256 of the
 // note) and the SHA-256 of the key's SubjectPublicKeyInfo are stored beside
 // it. A database administrator can rewrite rows and recompute every hash, but
-// cannot sign a checkpoint: whatever a checkpoint covers is fixed.
+// cannot sign a checkpoint: whatever a checkpoint covers is fixed, as long as
+// the checkpoint itself is kept. The database's own checkpoints can be
+// deleted with the rows they cover, so:
+//
+//   - the Checkpointer signs only a log that extends the latest checkpoint
+//     in the database and the last one it signed itself (ErrNotExtended):
+//     the HSM never attests to a rewritten history;
+//   - checkpoints are meant to be kept outside the database too, as signed
+//     notes (SignedNote, `sanad audit checkpoint`), and Verify checks that
+//     the log still holds what each of those covers.
 //
 // # Verification
 //

@@ -6,6 +6,7 @@ import (
 	"crypto"
 	"encoding/hex"
 	"fmt"
+	"slices"
 	"sort"
 
 	"github.com/sanadpki/sanad/internal/store"
@@ -45,7 +46,13 @@ func (r Report) OK() bool { return len(r.Problems) == 0 }
 // auditor's own copy — never from the database being checked), and the note
 // origin must be the configured one. An error means the log could not be
 // read; tampering is reported in the Report.
-func Verify(ctx context.Context, db *store.DB, origin string, keys []crypto.PublicKey) (Report, error) {
+//
+// held are checkpoints kept outside the database (SignedNote, as `sanad
+// audit checkpoint` prints them): the log must still hold what each
+// covers. The database's own checkpoints cannot show a rewrite by someone
+// who also deleted them, or cut the log short before them; a held one
+// can.
+func Verify(ctx context.Context, db *store.DB, origin string, keys []crypto.PublicKey, held ...store.AuditCheckpoint) (Report, error) {
 	var r Report
 	trusted := make(map[string]crypto.PublicKey, len(keys))
 	for _, k := range keys {
@@ -59,13 +66,13 @@ func Verify(ctx context.Context, db *store.DB, origin string, keys []crypto.Publ
 	// after the other, an event committed meanwhile would look like a row
 	// appended outside the log.
 	err := db.InAuditSnapshot(ctx, func(s *store.AuditSnapshot) error {
-		return r.walk(ctx, s, origin, trusted)
+		return r.walk(ctx, s, origin, trusted, held)
 	})
 	return r, err
 }
 
 // walk is Verify over one snapshot of the log.
-func (r *Report) walk(ctx context.Context, s *store.AuditSnapshot, origin string, trusted map[string]crypto.PublicKey) error {
+func (r *Report) walk(ctx context.Context, s *store.AuditSnapshot, origin string, trusted map[string]crypto.PublicKey, held []store.AuditCheckpoint) error {
 	checkpoints, err := s.Checkpoints(ctx)
 	if err != nil {
 		return fmt.Errorf("read checkpoints: %w", err)
@@ -77,8 +84,8 @@ func (r *Report) walk(ctx context.Context, s *store.AuditSnapshot, origin string
 	}
 	r.HeadSeq = head.Seq
 
-	wanted := make(map[int64]bool, len(checkpoints))
-	for _, cp := range checkpoints {
+	wanted := make(map[int64]bool, len(checkpoints)+len(held))
+	for _, cp := range slices.Concat(checkpoints, held) {
 		wanted[cp.Seq] = true
 	}
 	hashAt := make(map[int64][]byte, len(checkpoints))
@@ -165,6 +172,27 @@ func (r *Report) walk(ctx context.Context, s *store.AuditSnapshot, origin string
 			report(first, "seq %d no longer matches its signed checkpoint: events %d..%d were rewritten", cp.Seq, first, cp.Seq)
 		default:
 			attested = cp.Seq
+		}
+	}
+	// A held checkpoint is checked as the database's are, but attests
+	// nothing beyond them: it is the auditor's, and it only tells whether
+	// the log still holds what it covers.
+	for _, cp := range held {
+		pub, ok := trusted[string(cp.KeyID)]
+		if !ok {
+			report(cp.Seq, "held checkpoint at seq %d is signed by key %s, which is not a trusted audit key", cp.Seq, short(cp.KeyID))
+			continue
+		}
+		if err := verifyNote(pub, origin, cp); err != nil {
+			report(cp.Seq, "held checkpoint at seq %d: signature invalid: %v", cp.Seq, err)
+			continue
+		}
+		got, present := hashAt[cp.Seq]
+		switch {
+		case !present:
+			report(min(cp.Seq, last+1), "held checkpoint covers seq %d but the log ends at seq %d: rows were deleted", cp.Seq, last)
+		case !bytes.Equal(got, cp.Hash):
+			report(cp.Seq, "seq %d no longer matches the checkpoint held outside the database: events up to it were rewritten", cp.Seq)
 		}
 	}
 	r.AttestedSeq = attested

@@ -1,0 +1,156 @@
+package audit_test
+
+import (
+	"bytes"
+	"context"
+	"crypto"
+	"database/sql"
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/sanadpki/sanad/internal/audit"
+	"github.com/sanadpki/sanad/internal/store"
+	"github.com/sanadpki/sanad/internal/store/storetest"
+)
+
+// TestCheckpointerSignsOnlyAnExtension: a Checkpointer refuses to sign a
+// log that someone with the database rewrote: history under a checkpoint
+// the database still holds, or after deleting the checkpoints it signed.
+// Nothing is signed then.
+func TestCheckpointerSignsOnlyAnExtension(t *testing.T) {
+	key := auditKey(t)
+	ctx := context.Background()
+	storetest.Each(t, func(t *testing.T, db *store.DB, raw *sql.DB) {
+		buildLog(t, db, key) // events 1..10, checkpoints at 2 and 6
+		cp, err := audit.NewCheckpointer(db, key, origin, fixedClock())
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Events 7..10 extend checkpoint 6: signed.
+		if got, wrote, err := cp.Checkpoint(ctx); err != nil || !wrote || got.Seq != 10 {
+			t.Fatalf("Checkpoint = %d, %v, %v; want a new one at 10", got.Seq, wrote, err)
+		}
+		latest := func() int64 {
+			t.Helper()
+			c, err := db.LatestAuditCheckpoint(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return c.Seq
+		}
+
+		// The checkpoint this Checkpointer signed deleted, the history
+		// under it rewritten with every hash recomputed, one event added.
+		exec(t, raw, "DELETE FROM audit_checkpoints WHERE seq = 10")
+		rewrite(t, db, raw, 8, 10)
+		appendN(t, db, audit.New(fixedClock()), 11, 11)
+		if _, wrote, err := cp.Checkpoint(ctx); !errors.Is(err, audit.ErrNotExtended) || wrote || !strings.Contains(err.Error(), "seq 10 is no longer in the database") {
+			t.Errorf("after its checkpoint was deleted: wrote=%v err=%v; want ErrNotExtended", wrote, err)
+		}
+
+		// Another Checkpointer (a restart) does not know checkpoint 10,
+		// but the database still holds 6: a rewrite of 2..11 no longer
+		// extends it.
+		rewrite(t, db, raw, 2, 11)
+		other, err := audit.NewCheckpointer(db, key, origin, fixedClock())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, wrote, err := other.Checkpoint(ctx); !errors.Is(err, audit.ErrNotExtended) || wrote || !strings.Contains(err.Error(), "seq 6 no longer has the hash") {
+			t.Errorf("history under checkpoint 6 rewritten: wrote=%v err=%v; want ErrNotExtended", wrote, err)
+		}
+		if got := latest(); got != 6 {
+			t.Errorf("latest checkpoint %d after the refusals, want 6", got)
+		}
+	})
+}
+
+// TestHeldCheckpoint: a checkpoint kept outside the database (SignedNote)
+// shows what the database's own cannot once they are deleted too: the log
+// cut short, or rewritten, under it.
+func TestHeldCheckpoint(t *testing.T) {
+	key := auditKey(t)
+	ctx := context.Background()
+	verifyHeld := func(t *testing.T, db *store.DB, held ...store.AuditCheckpoint) audit.Report {
+		t.Helper()
+		r, err := audit.Verify(ctx, db, origin, []crypto.PublicKey{key.Public()}, held...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	storetest.Each(t, func(t *testing.T, db *store.DB, raw *sql.DB) {
+		buildLog(t, db, key)
+		stored, err := db.LatestAuditCheckpoint(ctx)
+		if err != nil || stored.Seq != 6 {
+			t.Fatalf("latest checkpoint = %+v, %v", stored, err)
+		}
+		note := audit.SignedNote(origin, stored)
+		gotOrigin, held, err := audit.ParseSignedNote(note)
+		if err != nil || gotOrigin != origin || held.Seq != 6 || !bytes.Equal(held.Hash, stored.Hash) || !held.Time.Equal(stored.Time) ||
+			!bytes.Equal(held.KeyID, stored.KeyID) || !bytes.Equal(held.Signature, stored.Signature) {
+			t.Fatalf("ParseSignedNote(SignedNote) = %q, %+v, %v; want %+v", gotOrigin, held, err, stored)
+		}
+		if r := verifyHeld(t, db, held); !r.OK() {
+			t.Fatalf("untampered log with its held checkpoint: %+v", r.Problems)
+		}
+
+		// Events 5..10 deleted with checkpoint 6 and the head rewound:
+		// the database's checkpoint 2 still verifies; the held one does
+		// not.
+		h := readEvent(t, db, 4).Hash
+		exec(t, raw, "DELETE FROM audit_events WHERE seq >= 5")
+		exec(t, raw, "DELETE FROM audit_checkpoints WHERE seq >= 5")
+		exec(t, raw, "UPDATE audit_head SET seq = 4, hash = $1", h)
+		if r := verifyHeld(t, db); !r.OK() {
+			t.Fatalf("the cut log without the held checkpoint: %+v (the database alone cannot show the cut)", r.Problems)
+		}
+		r := verifyHeld(t, db, held)
+		if r.OK() || r.FirstBad != 5 || !strings.Contains(r.Problems[0].Reason, "held checkpoint covers seq 6 but the log ends at seq 4") {
+			t.Errorf("the cut log with the held checkpoint: %+v", r)
+		}
+
+		// Rewritten under it, every database checkpoint deleted.
+		appendN(t, db, audit.New(fixedClock()), 5, 8)
+		exec(t, raw, "DELETE FROM audit_checkpoints")
+		rewrite(t, db, raw, 2, 8)
+		r = verifyHeld(t, db, held)
+		if r.OK() || r.FirstBad != 6 || !strings.Contains(r.Problems[0].Reason, "no longer matches the checkpoint held outside the database") {
+			t.Errorf("the rewritten log with the held checkpoint: %+v", r)
+		}
+
+		// A held checkpoint must itself be signed by a trusted key.
+		forged := held
+		forged.Hash = readEvent(t, db, 6).Hash
+		if r := verifyHeld(t, db, forged); r.OK() || !strings.Contains(r.Problems[0].Reason, "held checkpoint at seq 6: signature invalid") {
+			t.Errorf("a held checkpoint with a forged hash: %+v", r)
+		}
+	})
+}
+
+// TestParseSignedNote: a note is read back only in the form SignedNote
+// writes.
+func TestParseSignedNote(t *testing.T) {
+	good := "sanad test\n6\n" + strings.Repeat("A", 43) + "=\n2026-11-24T10:00:01.123456Z\n\n\u2014 sanad-audit " + strings.Repeat("A", 43) + "= MEUCIQ==\n"
+	if _, cp, err := audit.ParseSignedNote([]byte(good)); err != nil || cp.Seq != 6 {
+		t.Fatalf("ParseSignedNote(good) = %+v, %v", cp, err)
+	}
+	for name, note := range map[string]string{
+		"no blank line":    strings.Replace(good, "\n\n", "\n", 1),
+		"extra line":       strings.Replace(good, "\n6\n", "\n6\n7\n", 1),
+		"seq zero":         strings.Replace(good, "\n6\n", "\n0\n", 1),
+		"seq with sign":    strings.Replace(good, "\n6\n", "\n+6\n", 1),
+		"short hash":       strings.Replace(good, strings.Repeat("A", 43)+"=", "AAAA", 1),
+		"time not UTC":     strings.Replace(good, "123456Z", "123456+01:00", 1),
+		"time in seconds":  strings.Replace(good, ".123456Z", "Z", 1),
+		"no signature tag": strings.Replace(good, "\u2014 sanad-audit ", "", 1),
+		"third field":      strings.Replace(good, "MEUCIQ==\n", "MEUCIQ== x\n", 1),
+		"no final newline": strings.TrimSuffix(good, "\n"),
+		"empty signature":  strings.Replace(good, " MEUCIQ==", " ", 1),
+	} {
+		if _, _, err := audit.ParseSignedNote([]byte(note)); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+}
