@@ -154,3 +154,19 @@ func TestParseSignedNote(t *testing.T) {
 		}
 	}
 }
+
+// FuzzParseSignedNote: what ParseSignedNote accepts is exactly what
+// SignedNote writes for it, so a held checkpoint has one spelling.
+func FuzzParseSignedNote(f *testing.F) {
+	f.Add([]byte("sanad test\n6\n" + strings.Repeat("A", 43) + "=\n2026-11-24T10:00:01.123456Z\n\n\u2014 sanad-audit " + strings.Repeat("A", 43) + "= MEUCIQ==\n"))
+	f.Add([]byte("o\n1\n\n\n\n"))
+	f.Fuzz(func(t *testing.T, note []byte) {
+		origin, cp, err := audit.ParseSignedNote(note)
+		if err != nil {
+			return
+		}
+		if again := audit.SignedNote(origin, cp); !bytes.Equal(again, note) {
+			t.Errorf("accepted %q, which SignedNote writes as %q", note, again)
+		}
+	})
+}
