@@ -146,15 +146,22 @@ func (r *Report) walk(ctx context.Context, s *store.AuditSnapshot, origin string
 	// Checkpoints fix what they cover: a rewrite that recomputed every hash
 	// after it still cannot match a signed checkpoint. The first bad event
 	// then lies after the previous good checkpoint.
-	var attested int64
-	for _, cp := range checkpoints {
+	// signed reports a checkpoint that no trusted key signed.
+	signed := func(what string, cp store.AuditCheckpoint) bool {
 		pub, ok := trusted[string(cp.KeyID)]
 		if !ok {
-			report(cp.Seq, "checkpoint at seq %d is signed by key %s, which is not a trusted audit key", cp.Seq, short(cp.KeyID))
-			continue
+			report(cp.Seq, "%s at seq %d is signed by key %s, which is not a trusted audit key", what, cp.Seq, short(cp.KeyID))
+			return false
 		}
 		if err := verifyNote(pub, origin, cp); err != nil {
-			report(cp.Seq, "checkpoint at seq %d: signature invalid: %v", cp.Seq, err)
+			report(cp.Seq, "%s at seq %d: signature invalid: %v", what, cp.Seq, err)
+			return false
+		}
+		return true
+	}
+	var attested int64
+	for _, cp := range checkpoints {
+		if !signed("checkpoint", cp) {
 			continue
 		}
 		got, present := hashAt[cp.Seq]
@@ -178,13 +185,7 @@ func (r *Report) walk(ctx context.Context, s *store.AuditSnapshot, origin string
 	// nothing beyond them: it is the auditor's, and it only tells whether
 	// the log still holds what it covers.
 	for _, cp := range held {
-		pub, ok := trusted[string(cp.KeyID)]
-		if !ok {
-			report(cp.Seq, "held checkpoint at seq %d is signed by key %s, which is not a trusted audit key", cp.Seq, short(cp.KeyID))
-			continue
-		}
-		if err := verifyNote(pub, origin, cp); err != nil {
-			report(cp.Seq, "held checkpoint at seq %d: signature invalid: %v", cp.Seq, err)
+		if !signed("held checkpoint", cp) {
 			continue
 		}
 		got, present := hashAt[cp.Seq]
