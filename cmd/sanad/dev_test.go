@@ -342,6 +342,10 @@ func TestDevQuickStartRestartAndAudit(t *testing.T) {
 	if !strings.Contains(metrics, "sanad_audit_head_seq 13") {
 		t.Error("restart wrote new audit events: token, keys, hierarchy, root CRL or first CRL were recreated")
 	}
+	// The first start's last checkpoint, signed as it stopped, covers them.
+	if !strings.Contains(metrics, "\nsanad_audit_checkpoint_seq 13\n") {
+		t.Error("metrics after the restart: want sanad_audit_checkpoint_seq 13")
+	}
 	checkDevManifest(t, dir, second.url)
 	var manifest struct {
 		RegistryEventKey string `json:"registry_event_key"`

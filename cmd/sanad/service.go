@@ -266,6 +266,21 @@ func (s *service) handler() (http.Handler, error) {
 		}
 		return float64(head.Seq)
 	})
+	auditCheckpoint := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "sanad_audit_checkpoint_seq",
+		Help: "Sequence number the latest signed audit checkpoint covers (0: none yet). sanad_audit_head_seq minus this is how many events no checkpoint fixes: it grows when checkpoints fail (the HSM, or a log that no longer extends its checkpoints, which the log names).",
+	}, func() float64 {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		cp, err := s.db.LatestAuditCheckpoint(ctx)
+		switch {
+		case errors.Is(err, store.ErrNotFound):
+			return 0
+		case err != nil:
+			return -1
+		}
+		return float64(cp.Seq)
+	})
 	groups := func(name, help string, v func(store.GroupStats) int64) prometheus.Collector {
 		return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help},
 			func() float64 { return float64(v(s.db.GroupStats())) })
@@ -274,7 +289,7 @@ func (s *service) handler() (http.Handler, error) {
 		return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help},
 			func() float64 { return v(s.db.GroupStats()).Seconds() })
 	}
-	collectors := []prometheus.Collector{build, auditHead,
+	collectors := []prometheus.Collector{build, auditHead, auditCheckpoint,
 		groups("sanad_store_group_commits_total", "Transactions the group commits ran, each one commit: the callers per commit are sanad_store_group_calls_total over this.",
 			func(g store.GroupStats) int64 { return g.Commits }),
 		groups("sanad_store_group_calls_total", "Audited writes (enrollment steps, issuances) committed through a group commit.",
