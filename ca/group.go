@@ -42,8 +42,9 @@ type group struct {
 // event, or a signed certificate with its OCSP response and audit event.
 type groupWrite struct {
 	intent *store.Certificate
-	// spkiSHA256 is the intent's key, refused if blocked (keyCompromise).
-	spkiSHA256 []byte
+	// keyIDs are the intent's key (KeyIDs), refused if blocked
+	// (keyCompromise).
+	keyIDs [][]byte
 	signed     *store.SignedCertificate
 	ocsp       *store.OCSPResponse
 	event      audit.Event
@@ -152,7 +153,7 @@ func (g *group) write(ctx context.Context, tx *store.Tx, batch []*groupWrite) er
 	for _, w := range batch {
 		if w.intent != nil {
 			intents = append(intents, *w.intent)
-			keys = append(keys, w.spkiSHA256)
+			keys = append(keys, w.keyIDs...)
 		}
 		if w.signed != nil {
 			signed = append(signed, *w.signed)

@@ -348,12 +348,15 @@ func (ca *CA) Prepare(ctx context.Context, req Request) (*Intent, error) {
 	if err := ca.Ready(ctx); err != nil {
 		return nil, fmt.Errorf("issue %s: %w", object, err)
 	}
-	spki := sha256.Sum256(pr.csr.RawSubjectPublicKeyInfo)
+	keyIDs, err := KeyIDs(pr.csr.PublicKey)
+	if err != nil {
+		return nil, fmt.Errorf("issue %s: %w", object, err)
+	}
 	intent := &store.Certificate{
 		IssuerID: d.Issuer.ID, Serial: serial, SubjectID: req.SubjectID, EnrollmentID: req.EnrollmentID, Profile: pr.profile.Name,
 		NotBefore: pr.tmpl.NotBefore, NotAfter: pr.tmpl.NotAfter, TBS: pr.tbs, Status: store.StatusGood, CreatedAt: pr.now,
 	}
-	return &Intent{ca: ca, req: req, pr: pr, object: object, write: groupWrite{intent: intent, spkiSHA256: spki[:],
+	return &Intent{ca: ca, req: req, pr: pr, object: object, write: groupWrite{intent: intent, keyIDs: keyIDs,
 		event: audit.Event{Actor: req.Actor, Action: "certificate.intent", Object: object,
 			Details: map[string]any{"profile": pr.profile.Name, "enrollment": req.EnrollmentID, "tbs_sha256": hexSHA256(pr.tbs)}}}}, nil
 }

@@ -336,7 +336,7 @@ func TestRevoke(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := ca.CheckKeyNotBlocked(ctx, db, cert.RawSubjectPublicKeyInfo); err != nil {
+		if err := ca.CheckKeyNotBlocked(ctx, db, cert.PublicKey); err != nil {
 			t.Errorf("the key after superseded: %v, want not blocked", err)
 		}
 		if err := authority.Revoke(ctx, serial, 1, "officer:test"); err != nil {
@@ -346,7 +346,7 @@ func TestRevoke(t *testing.T) {
 			t.Errorf("after keyCompromise: reason %d at %s (%v); want 1 at %s", raised.Reason, raised.RevokedAt, err, first.RevokedAt)
 		}
 
-		if err := ca.CheckKeyNotBlocked(ctx, db, cert.RawSubjectPublicKeyInfo); !errors.Is(err, ca.ErrKeyCompromised) {
+		if err := ca.CheckKeyNotBlocked(ctx, db, cert.PublicKey); !errors.Is(err, ca.ErrKeyCompromised) {
 			t.Errorf("the key after keyCompromise: %v, want blocked", err)
 		}
 		// The audit log names the reasons beside their codes.

@@ -1,7 +1,10 @@
 package ca
 
 import (
+	"bytes"
 	"context"
+	"crypto"
+	"crypto/rsa"
 	"crypto/sha256"
 	"crypto/x509"
 	"errors"
@@ -37,21 +40,55 @@ var ErrKeyCompromised = errors.New("the key was revoked for keyCompromise")
 // reasonKeyCompromise is RFC 5280 §5.3.1's keyCompromise.
 const reasonKeyCompromise = 1
 
-// CheckKeyNotBlocked refuses a public key (its DER SubjectPublicKeyInfo)
-// that any certificate in db was revoked for keyCompromise with: whoever
-// asks, the CA never certifies it again (as CA/Browser Forum BR 6.1.1.3
-// asks of TLS CAs). The RA asks at enrollment; the CA asks again in each
-// issuance's intent transaction (group.write), for a group at once.
-func CheckKeyNotBlocked(ctx context.Context, db *store.DB, spki []byte) error {
-	sum := sha256.Sum256(spki)
-	b, err := db.KeyBlocked(ctx, sum[:])
-	switch {
-	case errors.Is(err, store.ErrNotFound):
-		return nil
-	case err != nil:
+// CheckKeyNotBlocked refuses a public key that any certificate in db was
+// revoked for keyCompromise with: whoever asks, the CA never certifies it
+// again (as CA/Browser Forum BR 6.1.1.3 asks of TLS CAs), however its
+// request encodes it (KeyIDs). The RA asks at enrollment; the CA asks again
+// in each issuance's intent transaction (group.write), for a group at once.
+func CheckKeyNotBlocked(ctx context.Context, db *store.DB, pub crypto.PublicKey) error {
+	ids, err := KeyIDs(pub)
+	if err != nil {
 		return err
 	}
-	return keyBlocked(b)
+	for _, id := range ids {
+		b, err := db.KeyBlocked(ctx, id)
+		switch {
+		case errors.Is(err, store.ErrNotFound):
+			continue
+		case err != nil:
+			return err
+		}
+		return keyBlocked(b)
+	}
+	return nil
+}
+
+// KeyIDs are the SHA-256 hashes a public key is blocked under, the same
+// whatever bytes a request spelled it in (a CSR's SubjectPublicKeyInfo may
+// carry what DER parsers skip, such as a trailing element). The first is
+// the one BlockKey records: the canonical SubjectPublicKeyInfo
+// (x509.MarshalPKIXPublicKey) of the key, an RSA key's with the exponent
+// 65537, since a shared modulus is a shared factorisation and any exponent
+// on it is as compromised. For an RSA key of another exponent the second is
+// its canonical SubjectPublicKeyInfo as it is, the form keys were blocked
+// under before: a key blocked then is still found.
+func KeyIDs(pub crypto.PublicKey) ([][]byte, error) {
+	canonical := pub
+	if k, ok := pub.(*rsa.PublicKey); ok && k.E != 65537 {
+		canonical = &rsa.PublicKey{N: k.N, E: 65537}
+	}
+	var ids [][]byte
+	for _, k := range []crypto.PublicKey{canonical, pub} {
+		spki, err := x509.MarshalPKIXPublicKey(k)
+		if err != nil {
+			return nil, fmt.Errorf("key id: %w", err)
+		}
+		sum := sha256.Sum256(spki)
+		if len(ids) == 0 || !bytes.Equal(ids[0], sum[:]) {
+			ids = append(ids, sum[:])
+		}
+	}
+	return ids, nil
 }
 
 func keyBlocked(b store.BlockedKey) error {
@@ -123,22 +160,25 @@ func (ca *CA) revoke(ctx context.Context, serial []byte, reason int, actor strin
 	if err != nil {
 		return fmt.Errorf("revoke %s: %w", object, err)
 	}
-	var spki []byte
+	var keyID []byte
 	if reason == reasonKeyCompromise && len(c.DER) > 0 {
 		cert, err := x509.ParseCertificate(c.DER)
 		if err != nil {
 			return fmt.Errorf("revoke %s: stored certificate: %w", object, err)
 		}
-		spki = cert.RawSubjectPublicKeyInfo
+		ids, err := KeyIDs(cert.PublicKey)
+		if err != nil {
+			return fmt.Errorf("revoke %s: %w", object, err)
+		}
+		keyID = ids[0]
 	}
 	err = d.Store.InTx(ctx, func(tx *store.Tx) error {
 		if err := change(tx); err != nil {
 			return err
 		}
-		if spki != nil {
+		if keyID != nil {
 			// A compromised key is never certified again (CheckKeyNotBlocked).
-			sum := sha256.Sum256(spki)
-			if err := tx.BlockKey(ctx, sum[:], d.Issuer.ID, serial, now); err != nil {
+			if err := tx.BlockKey(ctx, keyID, d.Issuer.ID, serial, now); err != nil {
 				return err
 			}
 		}

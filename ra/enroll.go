@@ -779,7 +779,7 @@ func digits(id string) string {
 // checkKeyNotBlocked refuses (invalid-csr, code key-compromised) a key
 // whose certificate was revoked for keyCompromise.
 func (s *Service) checkKeyNotBlocked(ctx context.Context, checked *x509.CertificateRequest) error {
-	err := ca.CheckKeyNotBlocked(ctx, s.d.Store, checked.RawSubjectPublicKeyInfo)
+	err := ca.CheckKeyNotBlocked(ctx, s.d.Store, checked.PublicKey)
 	if errors.Is(err, ca.ErrKeyCompromised) {
 		e := refuse("invalid-csr", "%v", err)
 		e.Extra, e.Err = map[string]any{"code": "key-compromised"}, err

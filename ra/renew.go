@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/sanadpki/sanad/ca"
 	"github.com/sanadpki/sanad/ca/profile"
 	"github.com/sanadpki/sanad/internal/audit"
 	"github.com/sanadpki/sanad/internal/store"
@@ -107,7 +108,17 @@ func (s *Service) Renew(ctx context.Context, serialHex, compact string) (store.E
 	if err != nil {
 		return store.Enrollment{}, false, err
 	}
-	if bytes.Equal(checked.RawSubjectPublicKeyInfo, p.Certificate.RawSubjectPublicKeyInfo) {
+	// The same key in other bytes (a trailing element the parser skips, an
+	// RSA modulus with another exponent) is the same key.
+	newKey, err := ca.KeyIDs(checked.PublicKey)
+	if err != nil {
+		return store.Enrollment{}, false, err
+	}
+	oldKey, err := ca.KeyIDs(p.Certificate.PublicKey)
+	if err != nil {
+		return store.Enrollment{}, false, err
+	}
+	if bytes.Equal(newKey[0], oldKey[0]) {
 		e := refuse("invalid-csr", "a renewal certifies a new key; the CSR's key is the old certificate's")
 		e.Extra = map[string]any{"code": "same-key"}
 		return store.Enrollment{}, false, e
