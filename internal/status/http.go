@@ -372,10 +372,16 @@ func (c *crlCache) get(ctx context.Context, st Store, issuerID string) (*entry, 
 	if err != nil {
 		return nil, err
 	}
-	if cur == nil || cur.number != summary.Number {
+	// Only a newer CRL replaces the one served: behind replicas that lag
+	// by different amounts, a read may find an older one.
+	if cur == nil || summary.Number > cur.number {
 		latest, err := st.LatestCRL(ctx, issuerID)
 		if err != nil {
 			return nil, err
+		}
+		if cur != nil && latest.Number <= cur.number {
+			cur.checkedAt = now
+			return cur.e, nil
 		}
 		e := staticEntry(latest.DER, "application/pkix-crl", latest.ThisUpdate, latest.NextUpdate)
 		// Nor an Expires at nextUpdate, which a cache without max-age
