@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"sync/atomic"
+	"time"
 
 	"github.com/sanadpki/sanad/internal/audit"
 	"github.com/sanadpki/sanad/internal/store"
@@ -33,6 +34,8 @@ type group struct {
 	txs     *store.Group
 	audit   *audit.Log
 	batcher *store.Batcher[*groupWrite]
+	// now stamps the OCSP responses as they are written.
+	now func() time.Time
 
 	// commits counts transactions tried, written counts writes committed.
 	commits, written atomic.Int64
@@ -45,9 +48,9 @@ type groupWrite struct {
 	// keyIDs are the intent's key (KeyIDs), refused if blocked
 	// (keyCompromise).
 	keyIDs [][]byte
-	signed     *store.SignedCertificate
-	ocsp       *store.OCSPResponse
-	event      audit.Event
+	signed *store.SignedCertificate
+	ocsp   *store.OCSPResponse
+	event  audit.Event
 	// then runs after the batch's writes (Request.Then), in a savepoint
 	// of its own; thenFailed is its error in the write's last run.
 	then       func(*store.Tx) error
@@ -63,8 +66,8 @@ func (e *thenError) Error() string { return e.err.Error() }
 // that one transaction stays short.
 const maxGroup = 256
 
-func newGroup(db *store.DB, log *audit.Log) *group {
-	g := &group{txs: db.Group(), audit: log}
+func newGroup(db *store.DB, log *audit.Log, now func() time.Time) *group {
+	g := &group{txs: db.Group(), audit: log, now: now}
 	g.batcher = store.NewBatcher(maxGroup, g.commit)
 	g.batcher.Yield = db.Driver() == store.DriverSQLite
 	return g
@@ -181,6 +184,14 @@ func (g *group) write(ctx context.Context, tx *store.Tx, batch []*groupWrite) er
 	}
 	if err := tx.SetCertificateDERs(ctx, signed); err != nil {
 		return err
+	}
+	// The responses were signed before the batch waited for its
+	// transaction: stamped as they are written, so that responders, which
+	// sync on updated_at with an overlap of seconds, read them however long
+	// the wait was (see revoke).
+	now := g.now().UTC().Truncate(time.Microsecond)
+	for i := range ocsp {
+		ocsp[i].UpdatedAt = now
 	}
 	if err := tx.PutOCSPResponses(ctx, ocsp); err != nil {
 		return err

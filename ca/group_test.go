@@ -37,7 +37,7 @@ func TestGroupCommitsTogetherAndFailsAlone(t *testing.T) {
 				event: audit.Event{Actor: "test", Action: "certificate.intent", Object: "issuing/" + string(rune('a'+serial%26))},
 			}
 		}
-		g := newGroup(db, log)
+		g := newGroup(db, log, time.Now)
 		calls0 := g.txs.Calls.Load()
 		// On SQLite, the RA's group; on PostgreSQL, one of the CA's own.
 		if shared := g.txs == db.Group(); shared != (db.Driver() == store.DriverSQLite) {

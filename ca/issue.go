@@ -147,7 +147,7 @@ func New(d Deps) (*CA, error) {
 		return nil, fmt.Errorf("ca: %w", err)
 	}
 	forbidden := append([]crypto.PublicKey{d.Issuer.Certificate.PublicKey, d.Responder.Certificate.PublicKey}, d.OtherKeys...)
-	return &CA{d: d, commits: newGroup(d.Store, d.Audit), lintSignature: lintSignature, alg: alg, forbidden: forbidden, changed: make(chan struct{}, 1)}, nil
+	return &CA{d: d, commits: newGroup(d.Store, d.Audit, d.Now), lintSignature: lintSignature, alg: alg, forbidden: forbidden, changed: make(chan struct{}, 1)}, nil
 }
 
 // Ready reports whether the CA can issue and revoke now, beyond the

@@ -182,6 +182,12 @@ func (ca *CA) revoke(ctx context.Context, serial []byte, reason int, actor strin
 				return err
 			}
 		}
+		// Stamped now, not when the signature began: responders sync on
+		// updated_at with an overlap of seconds, and the HSM and the wait
+		// for this transaction may take longer; stamped then, a
+		// revocation could commit behind what a responder has read, and
+		// it would go on answering good.
+		resp.UpdatedAt = d.Now().UTC().Truncate(time.Microsecond)
 		if err := tx.PutOCSPResponse(ctx, resp); err != nil {
 			return err
 		}
