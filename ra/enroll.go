@@ -1911,7 +1911,7 @@ func (s *Service) viewIssued(ctx context.Context, e store.Enrollment, in *issued
 			if err != nil {
 				return View{}, err
 			}
-			ids, _, err := s.approvers(ctx, approvals)
+			ids, _, _, err := s.approvers(ctx, approvals)
 			if err != nil {
 				return View{}, err
 			}

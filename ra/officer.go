@@ -210,7 +210,7 @@ func (s *Service) decide(ctx context.Context, o officer) (store.Enrollment, erro
 		if err != nil {
 			return err
 		}
-		ids, _, err := s.approvers(ctx, approvals)
+		ids, _, _, err := s.approvers(ctx, approvals)
 		if err != nil {
 			return err
 		}
@@ -276,37 +276,55 @@ func officerID(c *x509.Certificate) string {
 }
 
 // approver is who made an earlier decision: their officerID, and the name
-// they are registered under.
-func (s *Service) approver(ctx context.Context, ap store.Approval) (id, name string, err error) {
+// they are registered under. A decision stands only while its officer
+// does: id is "" and withdrawn says why once the officer is no longer an
+// active RA officer or their certificate was revoked (a stolen officer key
+// must not leave approvals behind that count once it is revoked).
+func (s *Service) approver(ctx context.Context, ap store.Approval) (id, name, withdrawn string, err error) {
 	o, err := s.d.Store.Officer(ctx, ap.OfficerFingerprint)
 	if err != nil {
-		return "", "", fmt.Errorf("officer of an approval of %s: %w", ap.EnrollmentID, err)
+		return "", "", "", fmt.Errorf("officer of an approval of %s: %w", ap.EnrollmentID, err)
 	}
 	c, err := x509.ParseCertificate(o.CertificateDER)
 	if err != nil {
-		return "", "", fmt.Errorf("officer %s certificate: %w", o.Name, err)
+		return "", "", "", fmt.Errorf("officer %s certificate: %w", o.Name, err)
 	}
-	return officerID(c), o.Name, nil
+	if !o.Active || !slices.Contains(o.Roles, "ra-officer") {
+		return "", o.Name, "the officer is no longer an active RA officer", nil
+	}
+	issuerID := s.issuerOf(c)
+	if issuerID == "" {
+		return "", o.Name, "the officer's certificate is not one this CA issued", nil
+	}
+	row, err := s.d.Store.Certificate(ctx, issuerID, c.SerialNumber.Bytes())
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return "", o.Name, "the officer's certificate is not in this CA's records", nil
+	case err != nil:
+		return "", "", "", err
+	case row.Status != store.StatusGood:
+		return "", o.Name, "the officer's certificate was revoked", nil
+	}
+	return officerID(c), o.Name, "", nil
 }
 
 // approvers are who made each of approvals (approver): their officerIDs
-// and the names they are registered under, in order.
-func (s *Service) approvers(ctx context.Context, approvals []store.Approval) (ids, names []string, err error) {
-	ids, names = make([]string, len(approvals)), make([]string, len(approvals))
+// ("" for a decision withdrawn, and why), and the names they are
+// registered under, in order.
+func (s *Service) approvers(ctx context.Context, approvals []store.Approval) (ids, names, withdrawn []string, err error) {
+	ids, names, withdrawn = make([]string, len(approvals)), make([]string, len(approvals)), make([]string, len(approvals))
 	for i, ap := range approvals {
-		if ids[i], names[i], err = s.approver(ctx, ap); err != nil {
-			return nil, nil, err
+		if ids[i], names[i], withdrawn[i], err = s.approver(ctx, ap); err != nil {
+			return nil, nil, nil, err
 		}
 	}
-	return ids, names, nil
+	return ids, names, withdrawn, nil
 }
 
-// approvedBy are the people among ids (approvers of approvals) whose
-// decision was approve: one officer with two certificates is one.
 func approvedBy(approvals []store.Approval, ids []string) map[string]bool {
 	people := map[string]bool{}
 	for i, ap := range approvals {
-		if ap.Decision == "approve" {
+		if ap.Decision == "approve" && ids[i] != "" {
 			people[ids[i]] = true
 		}
 	}
@@ -784,15 +802,19 @@ func (s *Service) queueItem(ctx context.Context, e store.Enrollment, who string)
 	if err != nil {
 		return QueueItem{}, err
 	}
-	ids, names, err := s.approvers(ctx, approvals)
+	ids, names, withdrawn, err := s.approvers(ctx, approvals)
 	if err != nil {
 		return QueueItem{}, err
 	}
 	for i, a := range approvals {
 		// Named, not identified: officers need not read each other's
 		// national identifiers.
-		item.Decisions = append(item.Decisions, map[string]string{"decision": a.Decision, "officer": names[i],
-			"officer_fingerprint": hex.EncodeToString(a.OfficerFingerprint), "at": a.DecidedAt.Format(time.RFC3339)})
+		decision := map[string]string{"decision": a.Decision, "officer": names[i],
+			"officer_fingerprint": hex.EncodeToString(a.OfficerFingerprint), "at": a.DecidedAt.Format(time.RFC3339)}
+		if withdrawn[i] != "" {
+			decision["withdrawn"] = withdrawn[i]
+		}
+		item.Decisions = append(item.Decisions, decision)
 	}
 	approvers := approvedBy(approvals, ids)
 	item.Approvals, item.YouApproved = len(approvers), approvers[who]
