@@ -2,10 +2,12 @@ package ca
 
 import (
 	"context"
+	"crypto/x509"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/big"
 	"sync"
 	"time"
 
@@ -248,16 +250,49 @@ func (p *Publisher) Run(ctx context.Context) error {
 	return nil
 }
 
+// crlRace is how long before the latest CRL a revocation is still checked
+// against it (missingFromCRL): a revocation is dated before its HSM
+// signature and its transaction, so one dated before a CRL was built may
+// commit after the build read the revocations. It covers the HSM's wait
+// for a session and a slow transaction many times over.
+const crlRace = 10 * time.Minute
+
 // missingFromCRL reports whether the issuer has no CRL yet, or a
-// revocation at or after the latest CRL was made (same second included:
-// times are kept to the second). When the store cannot tell, it says yes.
+// revocation (or a raised reason) that the latest CRL does not list as it
+// now stands: one made after the CRL, or just before it but committed after
+// the build read the revocations (crlRace). When the store cannot tell, it
+// says yes.
 func (p *Publisher) missingFromCRL(ctx context.Context) bool {
-	latest, err := p.ca.d.Store.LatestCRLSummary(ctx, p.ca.d.Issuer.ID)
+	d := p.ca.d
+	latest, err := d.Store.LatestCRLSummary(ctx, d.Issuer.ID)
 	if err != nil {
 		return true
 	}
-	revoked, err := p.ca.d.Store.RevokedSince(ctx, p.ca.d.Issuer.ID, latest.CreatedAt.Truncate(time.Second))
-	return err != nil || revoked
+	changes, err := d.Store.RevocationsSince(ctx, d.Issuer.ID, latest.CreatedAt.Truncate(time.Second).Add(-crlRace), latest.ThisUpdate)
+	switch {
+	case err != nil:
+		return true
+	case len(changes) == 0:
+		return false
+	}
+	full, err := d.Store.LatestCRL(ctx, d.Issuer.ID)
+	if err != nil || full.Number != latest.Number {
+		return true
+	}
+	rl, err := x509.ParseRevocationList(full.DER)
+	if err != nil {
+		return true
+	}
+	listed := make(map[string]int, len(rl.RevokedCertificateEntries))
+	for _, e := range rl.RevokedCertificateEntries {
+		listed[string(e.SerialNumber.Bytes())] = e.ReasonCode
+	}
+	for _, c := range changes {
+		if reason, ok := listed[string(new(big.Int).SetBytes(c.Serial).Bytes())]; !ok || reason != c.Reason {
+			return true
+		}
+	}
+	return false
 }
 
 // runCRL rebuilds on status changes, throttled to one build per
