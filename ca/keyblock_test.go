@@ -83,13 +83,7 @@ func TestBlockedKeyInOtherBytes(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		cert, err := authority.Issue(ctx, ca.Request{Profile: "citizen-sign", CSR: csrFor(t, key, nil), Verified: person, Actor: "test"})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := authority.Revoke(ctx, cert.SerialNumber.Bytes(), 1, "officer:test"); err != nil {
-			t.Fatal(err)
-		}
+		cert := compromised(t, authority, key, "citizen-sign")
 		tweaked := tweakedCSR(t, key)
 		block, _ := pem.Decode(tweaked)
 		cr, err := x509.ParseCertificateRequest(block.Bytes)
@@ -120,13 +114,7 @@ func TestBlockedRSAModulusAnyExponent(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		cert, err := authority.Issue(ctx, ca.Request{Profile: "citizen-auth", CSR: csrFor(t, key, nil), Verified: person, Actor: "test"})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := authority.Revoke(ctx, cert.SerialNumber.Bytes(), 1, "officer:test"); err != nil {
-			t.Fatal(err)
-		}
+		compromised(t, authority, key, "citizen-auth")
 		// The same primes, the next exponent the CSR policy allows that
 		// has an inverse.
 		p, q := key.Primes[0], key.Primes[1]
@@ -146,4 +134,18 @@ func TestBlockedRSAModulusAnyExponent(t *testing.T) {
 			t.Errorf("Issue(the modulus with e=%d): certificate returned %v, err %v; want ErrKeyCompromised", other.E, again != nil, err)
 		}
 	})
+}
+
+// compromised issues a certificate of profile for key and revokes it for
+// keyCompromise.
+func compromised(t *testing.T, authority *ca.CA, key crypto.Signer, profile string) *x509.Certificate {
+	t.Helper()
+	cert, err := authority.Issue(t.Context(), ca.Request{Profile: profile, CSR: csrFor(t, key, nil), Verified: person, Actor: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := authority.Revoke(t.Context(), cert.SerialNumber.Bytes(), 1, "officer:test"); err != nil {
+		t.Fatal(err)
+	}
+	return cert
 }
