@@ -567,8 +567,13 @@ func (p *Publisher) refreshPage(ctx context.Context, page []store.Certificate, w
 	stored := 0
 	err := d.Store.InTx(ctx, func(tx *store.Tx) error {
 		stored = 0
+		// Stamped as they are written, not as they were signed, a page
+		// at a time, before this transaction: see revoke.
+		now := d.Now().UTC().Truncate(time.Microsecond)
 		for i, c := range certs {
-			ok, err := tx.PutRefreshedOCSPResponse(ctx, c, resps[i])
+			r := resps[i]
+			r.UpdatedAt = now
+			ok, err := tx.PutRefreshedOCSPResponse(ctx, c, r)
 			if err != nil {
 				return err
 			}

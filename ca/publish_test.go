@@ -754,3 +754,36 @@ func TestPublisherFindsOthersRevocations(t *testing.T) {
 		})
 	})
 }
+
+// TestRefreshStampedAsStored: a refreshed response is stamped (updated_at,
+// the responders' sync cursor) when its page is stored, not when it was
+// signed: a page stored long after its signatures (a slow HSM, a wait for
+// the transaction) is still read by responders that synced meanwhile.
+func TestRefreshStampedAsStored(t *testing.T) {
+	f := catest.New(t, time.Now().UTC().Truncate(time.Second))
+	storetest.Each(t, func(t *testing.T, db *store.DB, _ *sql.DB) {
+		ctx := t.Context()
+		t0 := time.Now().UTC().Truncate(time.Second)
+		clk := newClock(t0)
+		const late = time.Minute
+		p := newPublishing(t, f, db, clk, ca.PublishConfig{}, func(point string) error {
+			if point == ca.FaultRefreshSigned {
+				clk.Set(clk.Now().Add(late))
+			}
+			return nil
+		})
+		serial := p.issue(t).SerialNumber.Bytes()
+		signedAt := t0.Add(3 * 24 * time.Hour)
+		clk.Set(signedAt)
+		if n, err := p.pub.RefreshOCSP(ctx); err != nil || n != 1 {
+			t.Fatalf("refreshed %d, %v; want 1", n, err)
+		}
+		stored, err := db.OCSPResponse(ctx, "issuing", serial)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, r := p.response(t, serial); !r.ThisUpdate.Equal(signedAt) || !stored.UpdatedAt.Equal(signedAt.Add(late)) {
+			t.Errorf("refreshed response: thisUpdate %s, updated_at %s; want %s and %s", r.ThisUpdate, stored.UpdatedAt, signedAt, signedAt.Add(late))
+		}
+	})
+}
