@@ -6,6 +6,7 @@ import (
 	encasn1 "encoding/asn1"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 )
@@ -30,7 +31,16 @@ var (
 // signer was identified (setSigner) by the format's own checks.
 func (v *Verifier) validateSigner(ctx context.Context, call *call, rep *Report, leaf *x509.Certificate, carried []*x509.Certificate) {
 	now := rep.ValidationTime
-	c := v.buildChain(ctx, call, rep, leaf, carried, chainTime(leaf, rep.SigningTime, now))
+	at := chainTime(leaf, rep.SigningTime, now)
+	if !at.Equal(now) && v.pathAt(leaf, carried, now) {
+		// A path valid now is the one the time checks accept: built as of
+		// the signing time, the path would take the certificates valid
+		// then, and an issuing CA since re-certified (the old certificate
+		// carried, expired; the new one configured) would fail a
+		// signature that is valid, and only because it claimed a time.
+		at = now
+	}
+	c := v.buildChain(ctx, call, rep, leaf, carried, at)
 	if c != nil {
 		for i, cert := range c.certs {
 			rep.Chain = append(rep.Chain, ChainCert{Subject: rep.subject(cert), Serial: serialHex(cert.SerialNumber),
@@ -44,6 +54,19 @@ func (v *Verifier) validateSigner(ctx context.Context, call *call, rep *Report, 
 		rep.check("revocation", NotApplicable, "no chain, so no issuer to ask")
 	}
 	v.checkTimes(rep, leaf, c)
+}
+
+// pathAt reports whether leaf has a path to a configured root as of at with
+// the configured intermediates and the certificates the signature carried,
+// fetching nothing and recording nothing.
+func (v *Verifier) pathAt(leaf *x509.Certificate, carried []*x509.Certificate, at time.Time) bool {
+	pool := x509.NewCertPool()
+	for _, c := range slices.Concat(v.cfg.Intermediates, withoutOversizedRSA(carried)) {
+		pool.AddCert(c)
+	}
+	_, err := leaf.Verify(x509.VerifyOptions{Roots: v.roots, Intermediates: pool, CurrentTime: at,
+		KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}})
+	return err == nil
 }
 
 // chainTime is the time the path is built at: the claimed signing time

@@ -1,0 +1,53 @@
+package verify
+
+import (
+	"context"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"math/big"
+	"testing"
+	"time"
+)
+
+// TestRenewedIssuingCA: the issuing CA's certificate was renewed (same
+// name, same key) and the old one has expired; a signature made before
+// carries the old one, and the new one is configured. The signature passes,
+// through the new certificate, whether or not it claims a signing time
+// (when it did, the path was built as of that time, took the old
+// certificate, and failed on its expiry).
+func TestRenewedIssuingCA(t *testing.T) {
+	p := newTestPKI(t)
+	now := time.Now()
+	rootTmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "Test National Root", Country: []string{"KZ"}},
+		NotBefore: now.AddDate(-5, 0, 0), NotAfter: now.AddDate(20, 0, 0),
+		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
+	}
+	p.root = mustCert(t, rootTmpl, rootTmpl, p.rootKey.Public(), p.rootKey)
+	oldCA := mustCert(t, &x509.Certificate{
+		SerialNumber: big.NewInt(20), Subject: p.ca.Subject,
+		NotBefore: now.AddDate(-3, 0, 0), NotAfter: now.Add(-time.Hour),
+		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageCRLSign | x509.KeyUsageDigitalSignature,
+		CRLDistributionPoints: p.ca.CRLDistributionPoints, IssuingCertificateURL: p.ca.IssuingCertificateURL,
+	}, p.root, p.caKey.Public(), p.rootKey)
+	key := newKey(t)
+	o := citizenSign()
+	o.notBefore = now.AddDate(0, 0, -60)
+	leaf := p.leaf(t, key, o)
+	for _, signingTime := range []time.Time{{}, now.AddDate(0, 0, -30)} {
+		sig := buildCMS(t, document, true, []*x509.Certificate{leaf, oldCA}, cmsSigner{cert: leaf, key: key, ess: leaf, signingTime: signingTime})
+		cfg := p.config()
+		cfg.Intermediates = []*x509.Certificate{p.ca}
+		v, err := New(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res, err := v.Verify(context.Background(), sig, document)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.Indication != TotalPassed || len(res.Reports) != 1 || len(res.Reports[0].Chain) != 3 || res.Reports[0].Chain[1].Serial != serialHex(p.ca.SerialNumber) {
+			t.Errorf("signing time %v: %s/%s, chain %+v", signingTime, res.Indication, res.SubIndication, res.Reports)
+		}
+	}
+}
