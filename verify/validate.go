@@ -274,7 +274,8 @@ func (r *Report) setSigner(c *x509.Certificate) {
 // matches by its extended key usage and subject kind: a natural person
 // has a serialNumber (the semantics identifier, ETSI EN 319 412-2), a
 // legal person an organizationIdentifier (319 412-3); a certificate with
-// neither (the CA's own audit key, for one) matches none.
+// neither matches none, nor does a documentSigning one without
+// contentCommitment (the CA's own audit key).
 func profileOf(c *x509.Certificate, s *Signer) string {
 	business := s.OrganizationIdentifier != ""
 	if !business && s.NationalID == "" {
@@ -284,6 +285,10 @@ func profileOf(c *x509.Certificate, s *Signer) string {
 	for _, u := range c.UnknownExtKeyUsage {
 		docSigning = docSigning || signingEKUs[u.String()] == "documentSigning"
 	}
+	// Sanad's signing profiles commit to content (citizen-sign,
+	// business-seal); the audit key's certificate, documentSigning with
+	// digitalSignature alone, signs checkpoints, and is neither.
+	docSigning = docSigning && c.KeyUsage&x509.KeyUsageContentCommitment != 0
 	switch {
 	case docSigning && business:
 		return "business-seal"

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/asn1"
 	"math/big"
 	"testing"
 	"time"
@@ -48,6 +49,36 @@ func TestRenewedIssuingCA(t *testing.T) {
 		}
 		if res.Indication != TotalPassed || len(res.Reports) != 1 || len(res.Reports[0].Chain) != 3 || res.Reports[0].Chain[1].Serial != serialHex(p.ca.SerialNumber) {
 			t.Errorf("signing time %v: %s/%s, chain %+v", signingTime, res.Indication, res.SubIndication, res.Reports)
+		}
+	}
+}
+
+// TestAuditKeyIsNoSealProfile: a certificate shaped as the audit key's
+// (documentSigning with digitalSignature alone, an organizationIdentifier)
+// verifies a signature it made, but is named no Sanad profile: business
+// seals, and citizens' signing certificates, commit to content.
+func TestAuditKeyIsNoSealProfile(t *testing.T) {
+	p := newTestPKI(t)
+	for _, c := range []struct {
+		ku   x509.KeyUsage
+		want string
+	}{
+		{x509.KeyUsageDigitalSignature, ""},
+		{x509.KeyUsageDigitalSignature | x509.KeyUsageContentCommitment, "business-seal"},
+	} {
+		key := newKey(t)
+		leaf := p.leaf(t, key, leafOptions{keyUsage: c.ku, unknownEKUs: []asn1.ObjectIdentifier{oidDocumentSigning}, business: true})
+		sig := buildCMS(t, document, true, []*x509.Certificate{leaf, p.ca}, cmsSigner{cert: leaf, key: key, ess: leaf, signingTime: time.Now()})
+		v, err := New(p.config())
+		if err != nil {
+			t.Fatal(err)
+		}
+		res, err := v.Verify(context.Background(), sig, document)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(res.Reports) != 1 || res.Reports[0].Signer == nil || res.Reports[0].Signer.Profile != c.want {
+			t.Errorf("key usage %v: reports %+v, want profile %q", c.ku, res.Reports, c.want)
 		}
 	}
 }
