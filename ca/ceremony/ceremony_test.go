@@ -2,6 +2,7 @@ package ceremony_test
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/x509"
 	"encoding/pem"
@@ -441,5 +442,60 @@ func TestLintBeforeKey(t *testing.T) {
 	}
 	if _, err := ceremony.Run(context.Background(), s, opts); err != nil {
 		t.Fatalf("the corrected ceremony: %v", err)
+	}
+}
+
+// TestCheckCRLDates: an offline CRL is dated when it is signed: neither
+// ahead of the ceremony (a future-dated CRL signed today could later hide
+// the revocations made in between) nor more than 48 hours before it, and
+// no revocation it lists is dated after it.
+func TestCheckCRLDates(t *testing.T) {
+	now := time.Now().UTC().Truncate(time.Second)
+	dir := t.TempDir()
+	for _, c := range []struct {
+		thisUpdate, revokedAt, want string
+	}{
+		{now.Add(24 * time.Hour).Format(time.RFC3339), "", "is after the ceremony: a CRL is dated when it is signed"},
+		{"2001-01-01T00:00:00Z", "", "is more than 48 hours before the ceremony: CRLs are not backdated"},
+		{now.Add(-time.Hour).Format(time.RFC3339), now.Add(-time.Minute).Format(time.RFC3339), "crl.revoked[0].revoked_at: after the CRL's this_update"},
+		{now.Add(-time.Hour).Format(time.RFC3339), now.Add(-2 * time.Hour).Format(time.RFC3339), ""},
+	} {
+		raw := fmt.Sprintf(`ceremony: crl
+witnesses: ["A. Officer"]
+hsm:
+  token_label: t
+  pin: {shares: 2}
+issuer:
+  certificate: root.pem
+  key_label: root
+crl:
+  number: 2
+  this_update: %q
+  next_update_days: 365
+  revoked:
+    - serial: "1A2B"
+      reason: keyCompromise
+      revoked_at: %q
+  output: root-2.crl
+transcript: t.jsonl
+`, c.thisUpdate, cmp.Or(c.revokedAt, now.Add(-3*time.Hour).Format(time.RFC3339)))
+		s, err := ceremony.Parse(filepath.Join(dir, "crl.yaml"), []byte(raw))
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = s.Check(options(t, nil).Profiles, now)
+		var crlProblem bool
+		var ps ceremony.Problems
+		if errors.As(err, &ps) {
+			for _, p := range ps {
+				crlProblem = crlProblem || strings.HasPrefix(p.Field, "crl.")
+			}
+		}
+		switch {
+		case c.want == "" && crlProblem:
+			t.Errorf("this_update %s, revoked_at %s: %v", c.thisUpdate, c.revokedAt, err)
+		case c.want != "" && (err == nil || !strings.Contains(err.Error(), c.want)):
+			t.Errorf("this_update %s: %v, want %q", c.thisUpdate, err, c.want)
+		}
 	}
 }

@@ -457,9 +457,19 @@ func (s *Script) checkCRL(bad func(string, string, ...any), output func(string, 
 	if c.Number < 1 {
 		bad("crl.number", "must be at least 1")
 	}
+	thisUpdate := now
 	if c.ThisUpdate != "" {
-		if _, err := time.Parse(time.RFC3339, c.ThisUpdate); err != nil {
+		switch t, err := time.Parse(time.RFC3339, c.ThisUpdate); {
+		case err != nil:
 			bad("crl.this_update", "not RFC 3339: %v", err)
+		case t.After(now):
+			// A CRL dated ahead, signed today, could be published later in
+			// place of the CRLs made meanwhile, hiding their revocations.
+			bad("crl.this_update", "%s is after the ceremony: a CRL is dated when it is signed", c.ThisUpdate)
+		case t.Before(now.Add(-maxBackdate)):
+			bad("crl.this_update", "%s is more than 48 hours before the ceremony: CRLs are not backdated", c.ThisUpdate)
+		default:
+			thisUpdate = t
 		}
 	}
 	// An offline root CRL is re-signed at least yearly.
@@ -486,8 +496,8 @@ func (s *Script) checkCRL(bad func(string, string, ...any), output func(string, 
 		if r.RevokedAt != "" {
 			if t, err := time.Parse(time.RFC3339, r.RevokedAt); err != nil {
 				bad(f+".revoked_at", "not RFC 3339: %v", err)
-			} else if t.After(now) {
-				bad(f+".revoked_at", "in the future")
+			} else if t.After(thisUpdate) {
+				bad(f+".revoked_at", "after the CRL's this_update")
 			}
 		}
 	}
