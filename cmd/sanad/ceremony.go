@@ -161,19 +161,27 @@ func promptShares(in io.Reader, out io.Writer, need int) ([]pinshare.Share, erro
 		if err != nil {
 			return nil, err
 		}
-		answer := strings.TrimSpace(string(line))
-		var s pinshare.Share
-		if strings.HasPrefix(answer, "{") {
-			s, err = pinshare.ParseShare([]byte(answer))
-		} else {
-			s, err = pinshare.ReadShareFile(answer)
-		}
+		s, err := shareAnswer(strings.TrimSpace(string(line)))
 		if err != nil {
 			return nil, fmt.Errorf("custodian %d: %w", i, err)
 		}
 		shares = append(shares, s)
 	}
 	return shares, nil
+}
+
+// shareAnswer reads a custodian's typed answer: one-line share JSON, or a
+// share file's path. The answer was typed unseen and may be a share's
+// value pasted alone (for a one-of-one split, the PIN itself): an answer
+// that names no file is never echoed in the error.
+func shareAnswer(answer string) (pinshare.Share, error) {
+	if strings.HasPrefix(answer, "{") {
+		return pinshare.ParseShare([]byte(answer))
+	}
+	if _, err := os.Stat(answer); err != nil {
+		return pinshare.Share{}, errors.New("the answer is neither share JSON (starting with {) nor the path of a file (it is not shown: it may be a share)")
+	}
+	return pinshare.ReadShareFile(answer)
 }
 
 func newSplitPINCmd() *cobra.Command {

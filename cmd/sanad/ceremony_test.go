@@ -122,3 +122,19 @@ func TestCeremonyCommands(t *testing.T) {
 		t.Error("the PIN appears in sanad's output")
 	}
 }
+
+// TestShareAnswerNotEchoed: a typed answer that is neither share JSON nor
+// a file's path (a share's value pasted alone) is refused without being
+// repeated; a share file's path and share JSON are read.
+func TestShareAnswerNotEchoed(t *testing.T) {
+	const pasted = "c2VjcmV0LXNoYXJlLXZhbHVlLW5vdC10by1iZS1lY2hvZWQ"
+	if _, err := shareAnswer(pasted); err == nil || strings.Contains(err.Error(), pasted) || strings.Contains(err.Error(), pasted[:12]) {
+		t.Errorf("shareAnswer(a pasted value) = %v", err)
+	}
+	if _, err := shareAnswer(filepath.Join(t.TempDir(), "no-such-share.json")); err == nil || strings.Contains(err.Error(), "no-such-share") {
+		t.Errorf("shareAnswer(a missing path) = %v", err)
+	}
+	if _, err := shareAnswer(`{"not":"a share"}`); err == nil {
+		t.Error("shareAnswer(JSON that is no share): no error")
+	}
+}
