@@ -283,6 +283,11 @@ func (s *Script) makeCertificate(pub crypto.PublicKey, signer crypto.Signer, par
 		tmpl.AuthorityKeyId = tmpl.SubjectKeyId
 		parent = tmpl
 	}
+	if parent != tmpl {
+		if err := canIssue(parent, tmpl); err != nil {
+			return nil, "", fmt.Errorf("certificate for %s, before signing: %w", c.Subject.CommonName, err)
+		}
+	}
 	// Lint first with a throw-away key of the issuer's type, so a bad
 	// certificate is never signed by a real CA key.
 	throwaway, err := ca.ThrowawayKey(signer.Public())
@@ -312,6 +317,26 @@ func (s *Script) makeCertificate(pub crypto.PublicKey, signer crypto.Signer, par
 	}
 	path := s.Resolve(c.Output)
 	return cert, path, writeNew(path, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644)
+}
+
+// canIssue refuses a certificate its issuer may not sign, before the
+// issuer's key signs anything: an issuer that is no CA or lacks
+// keyCertSign, a CA certificate under an issuer whose path length is 0,
+// or a certificate that would outlive its issuer. (Signed, each would only
+// fail its relying parties' path validation.)
+func canIssue(issuer, tmpl *x509.Certificate) error {
+	name := issuer.Subject.CommonName
+	switch {
+	case !issuer.BasicConstraintsValid || !issuer.IsCA:
+		return fmt.Errorf("the issuer %q is not a CA", name)
+	case issuer.KeyUsage&x509.KeyUsageCertSign == 0:
+		return fmt.Errorf("the issuer %q may not sign certificates (no keyCertSign)", name)
+	case tmpl.IsCA && issuer.MaxPathLen == 0 && issuer.MaxPathLenZero:
+		return fmt.Errorf("the issuer %q has path length 0: it may not certify another CA", name)
+	case tmpl.NotAfter.After(issuer.NotAfter):
+		return fmt.Errorf("it would be valid until %s, after its issuer %q (%s)", tmpl.NotAfter.Format(time.RFC3339), name, issuer.NotAfter.Format(time.RFC3339))
+	}
+	return nil
 }
 
 // lintUnsigned lints tmpl for subject key pub, signed by throwaway (a key
