@@ -140,16 +140,17 @@ func extends(ctx context.Context, s *store.AuditSnapshot, last store.AuditCheckp
 		expected, prev = last.Seq, last.Hash
 	}
 	err := s.ScanEvents(ctx, max(last.Seq-1, 0), func(ev store.AuditEvent) error {
-		if ev.Seq != expected {
-			return fmt.Errorf("%w: expected seq %d, found %d", ErrNotExtended, expected, ev.Seq)
+		// The event last covers is read for its hash, not its link: its
+		// predecessor is not read.
+		link := prev
+		if ev.Seq == last.Seq {
+			link = nil
 		}
-		switch {
-		case !bytes.Equal(Hash(ev), ev.Hash):
-			return fmt.Errorf("%w: seq %d does not match its hash", ErrNotExtended, ev.Seq)
+		switch seq, why := brokenLink(ev, expected, link); {
+		case why != "":
+			return fmt.Errorf("%w: seq %d: %s", ErrNotExtended, seq, why)
 		case ev.Seq == last.Seq && !bytes.Equal(ev.Hash, last.Hash):
 			return fmt.Errorf("%w: seq %d no longer has the hash its checkpoint signed", ErrNotExtended, ev.Seq)
-		case ev.Seq > last.Seq && !bytes.Equal(ev.PrevHash, prev):
-			return fmt.Errorf("%w: seq %d does not chain to seq %d", ErrNotExtended, ev.Seq, ev.Seq-1)
 		}
 		prev, expected = ev.Hash, ev.Seq+1
 		return nil

@@ -103,18 +103,8 @@ func (r *Report) walk(ctx context.Context, s *store.AuditSnapshot, origin string
 	err = s.ScanEvents(ctx, 0, func(ev store.AuditEvent) error {
 		r.Events++
 		if !broken {
-			switch {
-			case ev.Seq != expected:
-				report(expected, "expected seq %d, found %d: a row was deleted, inserted or renumbered", expected, ev.Seq)
-				broken = true
-			case !bytes.Equal(Hash(ev), ev.Hash):
-				report(ev.Seq, "content does not match its hash: the row was edited, inserted or moved")
-				broken = true
-			case !bytes.Equal(ev.PrevHash, prev):
-				// The row itself is intact, but its predecessor is not the one
-				// it committed to: the predecessor was rewritten (or this
-				// row's prev_hash was, with its hash recomputed).
-				report(max(ev.Seq-1, 1), "seq %d committed to a different predecessor: seq %d was rewritten", ev.Seq, ev.Seq-1)
+			if seq, why := brokenLink(ev, expected, prev); why != "" {
+				report(seq, "%s", why)
 				broken = true
 			}
 		}
@@ -204,6 +194,24 @@ func (r *Report) walk(ctx context.Context, s *store.AuditSnapshot, origin string
 		r.FirstBad = r.Problems[0].Seq
 	}
 	return nil
+}
+
+// brokenLink is where and why ev does not follow, as the chain requires,
+// the event before it: expected is the seq it must have, prev the hash it
+// must commit to (nil: not known, not checked). why is "" when it does.
+func brokenLink(ev store.AuditEvent, expected int64, prev []byte) (seq int64, why string) {
+	switch {
+	case ev.Seq != expected:
+		return expected, fmt.Sprintf("expected seq %d, found %d: a row was deleted, inserted or renumbered", expected, ev.Seq)
+	case !bytes.Equal(Hash(ev), ev.Hash):
+		return ev.Seq, "content does not match its hash: the row was edited, inserted or moved"
+	case prev != nil && !bytes.Equal(ev.PrevHash, prev):
+		// The row itself is intact, but its predecessor is not the one it
+		// committed to: the predecessor was rewritten (or this row's
+		// prev_hash was, with its hash recomputed).
+		return max(ev.Seq-1, 1), fmt.Sprintf("seq %d committed to a different predecessor: seq %d was rewritten", ev.Seq, ev.Seq-1)
+	}
+	return 0, ""
 }
 
 func short(b []byte) string {
