@@ -231,24 +231,29 @@ type CRLEntry struct {
 // columns a CRL lists: a national CRL has hundreds of thousands of entries,
 // and the full rows carry each certificate twice (TBS and DER).
 func (db *DB) CRLEntries(ctx context.Context, issuerID string, notAfterFrom time.Time) ([]CRLEntry, error) {
+	return db.crlEntries(ctx, "CRL entries of "+issuerID, `not_after >= $2 ORDER BY serial`, issuerID, db.d.timeArg(notAfterFrom))
+}
+
+// crlEntries reads the CRL columns of the revoked certificates of issuer
+// $1 that where (the rest of the WHERE clause, with its order) chooses.
+func (db *DB) crlEntries(ctx context.Context, what, where string, args ...any) ([]CRLEntry, error) {
 	rows, err := db.sql.QueryContext(ctx, db.d.q(`
 		SELECT serial, revoked_at, reason FROM certificates
-		WHERE issuer_id = $1 AND status = 'revoked' AND not_after >= $2 ORDER BY serial`),
-		issuerID, db.d.timeArg(notAfterFrom))
+		WHERE issuer_id = $1 AND status = 'revoked' AND `+where), args...)
 	if err != nil {
-		return nil, fmt.Errorf("CRL entries of %s: %w", issuerID, err)
+		return nil, fmt.Errorf("%s: %w", what, err)
 	}
 	defer rows.Close()
 	var out []CRLEntry
 	for rows.Next() {
 		var e CRLEntry
 		if err := rows.Scan(&e.Serial, timeScan{&e.RevokedAt}, &e.Reason); err != nil {
-			return nil, fmt.Errorf("CRL entries of %s: %w", issuerID, err)
+			return nil, fmt.Errorf("%s: %w", what, err)
 		}
 		out = append(out, e)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("CRL entries of %s: %w", issuerID, err)
+		return nil, fmt.Errorf("%s: %w", what, err)
 	}
 	return out, nil
 }

@@ -246,24 +246,6 @@ func (db *DB) RevokedSince(ctx context.Context, issuerID string, since time.Time
 // RevokedSince) and not expired before notAfterFrom, with their serials and
 // reasons: what a CRL of that time must list as they are.
 func (db *DB) RevocationsSince(ctx context.Context, issuerID string, since, notAfterFrom time.Time) ([]CRLEntry, error) {
-	rows, err := db.sql.QueryContext(ctx, db.d.q(`
-		SELECT serial, revoked_at, reason FROM certificates
-		WHERE issuer_id = $1 AND status = 'revoked' AND updated_at >= $2 AND not_after >= $3`),
-		issuerID, db.d.timeArg(since), db.d.timeArg(notAfterFrom))
-	if err != nil {
-		return nil, fmt.Errorf("revocations of %s since %s: %w", issuerID, since.Format(time.RFC3339), err)
-	}
-	defer rows.Close()
-	var out []CRLEntry
-	for rows.Next() {
-		var e CRLEntry
-		if err := rows.Scan(&e.Serial, timeScan{&e.RevokedAt}, &e.Reason); err != nil {
-			return nil, fmt.Errorf("revocations of %s: %w", issuerID, err)
-		}
-		out = append(out, e)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("revocations of %s: %w", issuerID, err)
-	}
-	return out, nil
+	return db.crlEntries(ctx, fmt.Sprintf("revocations of %s since %s", issuerID, since.Format(time.RFC3339)),
+		`updated_at >= $2 AND not_after >= $3`, issuerID, db.d.timeArg(since), db.d.timeArg(notAfterFrom))
 }
