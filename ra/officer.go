@@ -88,6 +88,12 @@ func (s *Service) checkOurs(ctx context.Context, c *x509.Certificate, now time.T
 	if now.Before(c.NotBefore) || now.After(c.NotAfter) {
 		return refuse("certificate-not-valid", "valid from %s to %s", c.NotBefore.Format(time.RFC3339), c.NotAfter.Format(time.RFC3339))
 	}
+	return s.checkRecorded(ctx, issuerID, c)
+}
+
+// checkRecorded refuses a certificate of issuerID that this CA's records
+// do not hold as it is, or hold revoked.
+func (s *Service) checkRecorded(ctx context.Context, issuerID string, c *x509.Certificate) error {
 	row, err := s.d.Store.Certificate(ctx, issuerID, c.SerialNumber.Bytes())
 	if errors.Is(err, store.ErrNotFound) || (err == nil && !bytes.Equal(row.DER, c.Raw)) {
 		return refuse("not-an-officer", "the certificate is not in this CA's records")
@@ -296,14 +302,15 @@ func (s *Service) approver(ctx context.Context, ap store.Approval) (id, name, wi
 	if issuerID == "" {
 		return "", o.Name, "the officer's certificate is not one this CA issued", nil
 	}
-	row, err := s.d.Store.Certificate(ctx, issuerID, c.SerialNumber.Bytes())
+	err = s.checkRecorded(ctx, issuerID, c)
+	p, refused := ProblemOf(err)
 	switch {
-	case errors.Is(err, store.ErrNotFound):
+	case refused && p.Type == "certificate-revoked":
+		return "", o.Name, "the officer's certificate was revoked", nil
+	case refused:
 		return "", o.Name, "the officer's certificate is not in this CA's records", nil
 	case err != nil:
 		return "", "", "", err
-	case row.Status != store.StatusGood:
-		return "", o.Name, "the officer's certificate was revoked", nil
 	}
 	return officerID(c), o.Name, "", nil
 }
