@@ -30,11 +30,13 @@ type chain struct {
 	urls    []string
 }
 
-// buildChain builds a path from leaf to a configured root as of at, with
+// buildChain builds a path from leaf to a configured root as of the first
+// of times that has one (the last is the one a failure is reported at), with
 // the certificates the signature carried, the configured intermediates
 // and, when one is missing, the caIssuers URLs of the path (RFC 5280
 // §4.2.2.1). It records the chain check in rep; nil means it failed.
-func (v *Verifier) buildChain(ctx context.Context, call *call, rep *Report, leaf *x509.Certificate, carried []*x509.Certificate, at time.Time) *chain {
+func (v *Verifier) buildChain(ctx context.Context, call *call, rep *Report, leaf *x509.Certificate, carried []*x509.Certificate, times ...time.Time) *chain {
+	at := times[len(times)-1]
 	// A certificate with an RSA key above maxRSABits joins no path and is
 	// asked nothing: checking a signature with its key would cost what
 	// the sender chose.
@@ -54,12 +56,21 @@ func (v *Verifier) buildChain(ctx context.Context, call *call, rep *Report, leaf
 	}
 	var fetchNotes []string
 	for fetched := 0; ; fetched++ {
-		chains, err := leaf.Verify(x509.VerifyOptions{
-			Roots: v.roots, Intermediates: pool, CurrentTime: at,
-			// The signer's extended key usage is checked against the
-			// signing purpose in checkConstraints, with its own report.
-			KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny},
-		})
+		var (
+			chains [][]*x509.Certificate
+			err    error
+		)
+		for _, t := range times {
+			chains, err = leaf.Verify(x509.VerifyOptions{
+				Roots: v.roots, Intermediates: pool, CurrentTime: t,
+				// The signer's extended key usage is checked against the
+				// signing purpose in checkConstraints, with its own report.
+				KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny},
+			})
+			if err == nil {
+				break
+			}
+		}
 		if err == nil {
 			c := &chain{certs: chains[0]}
 			for i, cert := range c.certs {

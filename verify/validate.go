@@ -6,7 +6,6 @@ import (
 	encasn1 "encoding/asn1"
 	"errors"
 	"fmt"
-	"slices"
 	"strings"
 	"time"
 )
@@ -31,16 +30,17 @@ var (
 // signer was identified (setSigner) by the format's own checks.
 func (v *Verifier) validateSigner(ctx context.Context, call *call, rep *Report, leaf *x509.Certificate, carried []*x509.Certificate) {
 	now := rep.ValidationTime
-	at := chainTime(leaf, rep.SigningTime, now)
-	if !at.Equal(now) && v.pathAt(leaf, carried, now) {
-		// A path valid now is the one the time checks accept: built as of
-		// the signing time, the path would take the certificates valid
-		// then, and an issuing CA since re-certified (the old certificate
-		// carried, expired; the new one configured) would fail a
-		// signature that is valid, and only because it claimed a time.
-		at = now
+	times := []time.Time{chainTime(leaf, rep.SigningTime, now)}
+	if !times[0].Equal(now) && !now.Before(leaf.NotBefore) && !now.After(leaf.NotAfter) {
+		// A path valid now is the one the time checks accept, so it is
+		// tried first: built as of the signing time, the path would take
+		// the certificates valid then, and an issuing CA since
+		// re-certified (the old certificate carried, expired; the new one
+		// configured) would fail a signature that is valid, and only
+		// because it claimed a time.
+		times = []time.Time{now, times[0]}
 	}
-	c := v.buildChain(ctx, call, rep, leaf, carried, at)
+	c := v.buildChain(ctx, call, rep, leaf, carried, times...)
 	if c != nil {
 		for i, cert := range c.certs {
 			rep.Chain = append(rep.Chain, ChainCert{Subject: rep.subject(cert), Serial: serialHex(cert.SerialNumber),
@@ -54,19 +54,6 @@ func (v *Verifier) validateSigner(ctx context.Context, call *call, rep *Report, 
 		rep.check("revocation", NotApplicable, "no chain, so no issuer to ask")
 	}
 	v.checkTimes(rep, leaf, c)
-}
-
-// pathAt reports whether leaf has a path to a configured root as of at with
-// the configured intermediates and the certificates the signature carried,
-// fetching nothing and recording nothing.
-func (v *Verifier) pathAt(leaf *x509.Certificate, carried []*x509.Certificate, at time.Time) bool {
-	pool := x509.NewCertPool()
-	for _, c := range slices.Concat(v.cfg.Intermediates, withoutOversizedRSA(carried)) {
-		pool.AddCert(c)
-	}
-	_, err := leaf.Verify(x509.VerifyOptions{Roots: v.roots, Intermediates: pool, CurrentTime: at,
-		KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}})
-	return err == nil
 }
 
 // chainTime is the time the path is built at: the claimed signing time
