@@ -254,33 +254,33 @@ func (s *service) handler() (http.Handler, error) {
 		ConstLabels: prometheus.Labels{"version": buildVersion()},
 	})
 	build.Set(1)
-	auditHead := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-		Name: "sanad_audit_head_seq",
-		Help: "Sequence number of the newest audit event.",
-	}, func() float64 {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		defer cancel()
-		head, err := s.db.AuditHead(ctx)
-		if err != nil {
-			return -1
-		}
-		return float64(head.Seq)
-	})
-	auditCheckpoint := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-		Name: "sanad_audit_checkpoint_seq",
-		Help: "Sequence number the latest signed audit checkpoint covers (0: none yet). sanad_audit_head_seq minus this is how many events no checkpoint fixes: it grows when checkpoints fail (the HSM, or a log that no longer extends its checkpoints, which the log names).",
-	}, func() float64 {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		defer cancel()
-		cp, err := s.db.LatestAuditCheckpoint(ctx)
-		switch {
-		case errors.Is(err, store.ErrNotFound):
-			return 0
-		case err != nil:
-			return -1
-		}
-		return float64(cp.Seq)
-	})
+	// seqGauge reads a sequence number of the audit log at each scrape,
+	// -1 when the store does not answer within a second.
+	seqGauge := func(name, help string, read func(context.Context) (int64, error)) prometheus.Collector {
+		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, func() float64 {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			defer cancel()
+			seq, err := read(ctx)
+			if err != nil {
+				return -1
+			}
+			return float64(seq)
+		})
+	}
+	auditHead := seqGauge("sanad_audit_head_seq", "Sequence number of the newest audit event.",
+		func(ctx context.Context) (int64, error) {
+			head, err := s.db.AuditHead(ctx)
+			return head.Seq, err
+		})
+	auditCheckpoint := seqGauge("sanad_audit_checkpoint_seq",
+		"Sequence number the latest signed audit checkpoint covers (0: none yet). sanad_audit_head_seq minus this is how many events no checkpoint fixes: it grows when checkpoints fail (the HSM, or a log that no longer extends its checkpoints, which the log names).",
+		func(ctx context.Context) (int64, error) {
+			cp, err := s.db.LatestAuditCheckpoint(ctx)
+			if errors.Is(err, store.ErrNotFound) {
+				return 0, nil
+			}
+			return cp.Seq, err
+		})
 	groups := func(name, help string, v func(store.GroupStats) int64) prometheus.Collector {
 		return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help},
 			func() float64 { return float64(v(s.db.GroupStats())) })
