@@ -14,7 +14,8 @@
 //   - Let a private key leave the HSM. Keys are generated inside the token as
 //     sensitive, never extractable, non-copyable, sign-only objects; there is
 //     no code path that wraps, exports or copies a private key, and none may
-//     be added.
+//     be added. A CA key found on a token (FindProtectedKey) must say the
+//     same of itself, or it is not used.
 //   - Log, print or serialize a PIN. A PIN lives in the PIN type, whose every
 //     textual form (fmt, encoding/json, encoding.TextMarshaler, log/slog) is
 //     "[redacted]". A PIN is never put on a command line: tokens are

@@ -3,6 +3,8 @@ package hsm
 import (
 	"context"
 	"crypto"
+	"crypto/ecdsa"
+	"encoding/asn1"
 	"errors"
 
 	"github.com/miekg/pkcs11"
@@ -34,9 +36,16 @@ func IsPKCS11Error(err error, rv uint) bool {
 	return errors.Is(err, pkcs11.Error(rv))
 }
 
-// CKR codes the external tests check for.
+// CKR codes the external tests check for, and CKA attributes they set.
 const (
 	CKRPINIncorrect = pkcs11.CKR_PIN_INCORRECT
+
+	CKAPrivate     = pkcs11.CKA_PRIVATE
+	CKASensitive   = pkcs11.CKA_SENSITIVE
+	CKAExtractable = pkcs11.CKA_EXTRACTABLE
+	CKADerive      = pkcs11.CKA_DERIVE
+	CKADecrypt     = pkcs11.CKA_DECRYPT
+	CKAUnwrap      = pkcs11.CKA_UNWRAP
 )
 
 // BareSigner signs with a key directly through C_SignInit/C_Sign on a
@@ -116,4 +125,100 @@ func (t *Token) LoggedInForTest() (bool, error) {
 // logout and a stale key handle.
 func (t *Token) RecoveriesForTest() (session, login, handle uint64) {
 	return t.recovered[0].Load(), t.recovered[1].Load(), t.recovered[2].Load()
+}
+
+// GenerateKeyOverridingForTest generates a key pair as GenerateKey does,
+// with the private key template's boolean attributes in override (CKA_* to
+// value) replaced or added: a key made the way another tool might make it.
+func (t *Token) GenerateKeyOverridingForTest(ctx context.Context, label string, kt KeyType, override map[uint]bool) (*Key, error) {
+	kp, _ := kt.params()
+	id := []byte(label)
+	pub, priv, mech := keyTemplates(kp, label, id)
+	for typ, v := range override {
+		a := pkcs11.NewAttribute(typ, v)
+		replaced := false
+		for i := range priv {
+			if priv[i].Type == typ {
+				priv[i], replaced = a, true
+			}
+		}
+		if !replaced {
+			priv = append(priv, a)
+		}
+	}
+	var pubH, privH pkcs11.ObjectHandle
+	err := t.do(ctx, 0, nil, func(sh pkcs11.SessionHandle) error {
+		var err error
+		pubH, privH, err = t.p11.GenerateKeyPair(sh, mech, pub, priv)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return t.loadKey(ctx, label, id, privH, pubH)
+}
+
+// ImportECKeyForTest creates a P-256 key pair from key with C_CreateObject,
+// sensitive, not extractable and sign-only: an imported key, never local.
+func (t *Token) ImportECKeyForTest(ctx context.Context, label string, key *ecdsa.PrivateKey) error {
+	kp, _ := ECDSAP256.params()
+	id := []byte(label)
+	pub, priv, _ := keyTemplates(kp, label, id)
+	point, err := ecPointForTest(&key.PublicKey)
+	if err != nil {
+		return err
+	}
+	d, err := key.Bytes()
+	if err != nil {
+		return err
+	}
+	pub = append(pub, pkcs11.NewAttribute(pkcs11.CKA_EC_POINT, point))
+	priv = append(priv, pkcs11.NewAttribute(pkcs11.CKA_EC_PARAMS, []byte(kp.curveOID)), pkcs11.NewAttribute(pkcs11.CKA_VALUE, d))
+	return t.do(ctx, 0, nil, func(sh pkcs11.SessionHandle) error {
+		if _, err := t.p11.CreateObject(sh, pub); err != nil {
+			return err
+		}
+		_, err := t.p11.CreateObject(sh, priv)
+		return err
+	})
+}
+
+// ReplacePublicKeyForTest destroys k's public key object and creates one
+// with k's label and CKA_ID holding other's key instead: a public key
+// object that is not the private key's pair.
+func (k *Key) ReplacePublicKeyForTest(ctx context.Context, other *ecdsa.PublicKey) error {
+	t := k.token
+	kp, _ := ECDSAP256.params()
+	pub, _, _ := keyTemplates(kp, k.label, k.id)
+	point, err := ecPointForTest(other)
+	if err != nil {
+		return err
+	}
+	pub = append(pub, pkcs11.NewAttribute(pkcs11.CKA_EC_POINT, point))
+	return t.do(ctx, 0, nil, func(sh pkcs11.SessionHandle) error {
+		found, err := t.findObjects(sh, []*pkcs11.Attribute{
+			pkcs11.NewAttribute(pkcs11.CKA_CLASS, pkcs11.CKO_PUBLIC_KEY),
+			pkcs11.NewAttribute(pkcs11.CKA_ID, k.id),
+		}, 2)
+		if err != nil {
+			return err
+		}
+		for _, h := range found {
+			if err := t.p11.DestroyObject(sh, h); err != nil {
+				return err
+			}
+		}
+		_, err = t.p11.CreateObject(sh, pub)
+		return err
+	})
+}
+
+// ecPointForTest is pub as a CKA_EC_POINT: a DER OCTET STRING holding the
+// uncompressed point.
+func ecPointForTest(pub *ecdsa.PublicKey) ([]byte, error) {
+	raw, err := pub.Bytes()
+	if err != nil {
+		return nil, err
+	}
+	return asn1.Marshal(raw)
 }

@@ -5,6 +5,7 @@ import (
 	"cmp"
 	"context"
 	"crypto/x509"
+	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -396,7 +397,10 @@ transcript: t.jsonl
 // name over 64 characters) is refused by check's draft and by run before
 // any key is generated or transcript begun, so the corrected script runs
 // with the same key label.
-func TestLintBeforeKey(t *testing.T) {
+// rootOnNewToken returns a new test token, the shipped root ceremony
+// script pointed at it, and three custodians' shares of its PIN.
+func rootOnNewToken(t *testing.T) (*hsmtest.Token, []byte, []pinshare.Share) {
+	t.Helper()
 	tok := hsmtest.NewToken(t)
 	set, err := pinshare.Split(tok.PIN, tok.Label, []string{"Aigerim", "Bilal", "Chen"}, 3)
 	if err != nil {
@@ -406,7 +410,11 @@ func TestLintBeforeKey(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	raw = bytes.ReplaceAll(raw, []byte("token_label: sanad-root"), []byte("token_label: "+tok.Label))
+	return tok, bytes.ReplaceAll(raw, []byte("token_label: sanad-root"), []byte("token_label: "+tok.Label)), set
+}
+
+func TestLintBeforeKey(t *testing.T) {
+	tok, raw, set := rootOnNewToken(t)
 	dir := t.TempDir()
 	path := filepath.Join(dir, "root.yaml")
 	long := bytes.ReplaceAll(raw, []byte("common_name: Sanad National Root CA G1"), []byte("common_name: "+strings.Repeat("Sanad National Root ", 4)))
@@ -497,5 +505,95 @@ transcript: t.jsonl
 		case c.want != "" && (err == nil || !strings.Contains(err.Error(), c.want)):
 			t.Errorf("this_update %s: %v, want %q", c.thisUpdate, err, c.want)
 		}
+	}
+}
+
+// TestExistingKey: a ceremony certifies a key already on the token only if
+// the token says it never left it and may not do ECDH (hsm.FindProtectedKey),
+// and records what the token says. The keys are made by pkcs11-tool, as an
+// operator might: one generated on the token for signing, one with
+// pkcs11-tool's default usages (derive among them), one imported from a
+// file. The refusals come before the transcript, so nothing blocks a retry.
+func TestExistingKey(t *testing.T) {
+	tok, raw, set := rootOnNewToken(t)
+	pkcs11Tool := func(args ...string) {
+		t.Helper()
+		cmd := exec.Command(testenv.Tool(t, "pkcs11-tool"), append([]string{"--module", tok.ModulePath, "--token-label", tok.Label,
+			"--login", "--pin", "env:SANAD_TEST_PIN"}, args...)...)
+		cmd.Env = append(tok.Env(), "SANAD_TEST_PIN="+string(tok.PIN.Bytes()))
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("pkcs11-tool %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+	}
+	pkcs11Tool("--keypairgen", "--key-type", "EC:secp384r1", "--usage-sign", "--label", "signing", "--id", "01")
+	pkcs11Tool("--keypairgen", "--key-type", "EC:secp384r1", "--label", "defaults", "--id", "02")
+	dir := t.TempDir()
+	keyFile := filepath.Join(dir, "imported.der")
+	openssl(t, "genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-384", "-outform", "DER", "-out", keyFile)
+	pkcs11Tool("--write-object", keyFile, "--type", "privkey", "--usage-sign", "--label", "imported", "--id", "03")
+	openssl(t, "pkey", "-in", keyFile, "-inform", "DER", "-pubout", "-outform", "DER", "-out", keyFile+".pub")
+	pkcs11Tool("--write-object", keyFile+".pub", "--type", "pubkey", "--label", "imported", "--id", "03")
+
+	run := func(label string) (string, error) {
+		t.Helper()
+		d := filepath.Join(dir, label)
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		script := bytes.ReplaceAll(raw, []byte("label: sanad-root-g1\n  type: ecdsa-p384\n"), []byte("label: "+label+"\n  type: ecdsa-p384\n  existing: true\n"))
+		if bytes.Equal(script, raw) {
+			t.Fatal("the example root's key moved; the test no longer names an existing key")
+		}
+		path := filepath.Join(d, "root.yaml")
+		if err := os.WriteFile(path, script, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		s, err := ceremony.Load(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = ceremony.Run(context.Background(), s, options(t, set))
+		return d, err
+	}
+
+	for label, why := range map[string]string{"defaults": "CKA_DERIVE true", "imported": "CKA_ALWAYS_SENSITIVE false"} {
+		d, err := run(label)
+		if !errors.Is(err, hsm.ErrKeyExposed) || !strings.Contains(err.Error(), why) {
+			t.Errorf("the %s key: %v, want ErrKeyExposed for %s", label, err, why)
+		}
+		if _, err := os.Stat(filepath.Join(d, "out")); !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("the refused ceremony of the %s key left files behind (%v)", label, err)
+		}
+	}
+
+	d, err := run("signing")
+	if err != nil {
+		t.Fatalf("the signing key: %v", err)
+	}
+	f, err := os.Open(filepath.Join(d, "out", "1-root.transcript.jsonl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	res, err := transcript.Verify(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var recorded struct {
+		Label      string
+		Protection hsm.Protection
+	}
+	for _, ln := range res.Lines {
+		if ln.Step == "key-use" {
+			if err := json.Unmarshal(ln.Data, &recorded); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	// pkcs11-tool's key may "decrypt" and "unwrap" (SoftHSM2's defaults),
+	// which no EC mechanism does: recorded, as the rest.
+	want := hsm.Protection{Private: true, Sensitive: true, AlwaysSensitive: true, NeverExtractable: true, Local: true, Decrypt: true, Unwrap: true}
+	if recorded.Label != "signing" || recorded.Protection != want {
+		t.Errorf("the transcript's key-use: %+v, want the signing key with %+v", recorded, want)
 	}
 }

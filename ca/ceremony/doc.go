@@ -4,7 +4,10 @@
 //
 // A script is checked completely before anything is touched (Check: every
 // problem at once, with its line); Run refuses an existing key label, output
-// file or transcript. Certificate contents come from policies/profiles; the
+// file or transcript. An existing key a script names (key.existing) and the
+// issuer's key are used only if the token says they never left it and may
+// only sign (hsm.FindProtectedKey), checked before the transcript begins;
+// the transcript records what the token says of every key used. Certificate contents come from policies/profiles; the
 // script gives subject, validity, key type and the per-CA extensions (path
 // length, name constraints, policy OIDs, CRL DP, AIA). Each certificate is
 // linted (zlint) signed by a throw-away key before the HSM signs it, and

@@ -86,21 +86,34 @@ func Run(ctx context.Context, s *Script, opts Options) (Result, error) {
 	}
 	defer tok.Close()
 	var issuerCert *x509.Certificate
+	// The keys the ceremony uses are found before the transcript begins,
+	// and only if the token says they never left it and may only sign
+	// (hsm.FindProtectedKey): a refusal then blocks no retry.
 	var issuerKey *hsm.Key
+	var issuerProtection hsm.Protection
 	if s.Issuer != nil {
 		if issuerCert, err = readCertificate(s.Resolve(s.Issuer.Certificate)); err != nil {
 			return Result{}, err
 		}
-		if issuerKey, err = tok.FindKey(ctx, s.Issuer.KeyLabel); err != nil {
+		if issuerKey, issuerProtection, err = tok.FindProtectedKey(ctx, s.Issuer.KeyLabel); err != nil {
 			return Result{}, fmt.Errorf("issuer key %q: %w", s.Issuer.KeyLabel, err)
 		}
 		if !issuerKey.Public().(interface{ Equal(crypto.PublicKey) bool }).Equal(issuerCert.PublicKey) {
 			return Result{}, fmt.Errorf("issuer key %q does not match %s", s.Issuer.KeyLabel, s.Issuer.Certificate)
 		}
 	}
-	if s.Key != nil && !s.Key.Existing {
-		switch _, err := tok.FindKey(ctx, s.Key.Label); {
-		case err == nil:
+	var existing *hsm.Key
+	if s.Key != nil {
+		key, _, err := tok.FindProtectedKey(ctx, s.Key.Label)
+		switch {
+		case s.Key.Existing && err != nil:
+			return Result{}, fmt.Errorf("key %q: %w", s.Key.Label, err)
+		case s.Key.Existing:
+			if kt, _ := hsm.ParseKeyType(s.Key.Type); key.Type() != kt { // Check parsed it
+				return Result{}, fmt.Errorf("key %q is %s, the script says %s", s.Key.Label, key.Type(), s.Key.Type)
+			}
+			existing = key
+		case err == nil || errors.Is(err, hsm.ErrKeyExposed):
 			return Result{}, fmt.Errorf("key %q: %w: a ceremony never replaces a key", s.Key.Label, hsm.ErrKeyExists)
 		case !errors.Is(err, hsm.ErrKeyNotFound):
 			return Result{}, err
@@ -140,6 +153,7 @@ func Run(ctx context.Context, s *Script, opts Options) (Result, error) {
 		if err := tr.Append("issuer-use", map[string]any{
 			"key_label": s.Issuer.KeyLabel, "public_key_sha256": spkiSHA256(issuerCert.PublicKey),
 			"certificate_sha256": derSHA256(issuerCert.Raw), "subject": issuerCert.Subject.String(),
+			"protection": issuerProtection,
 		}); err != nil {
 			return Result{}, err
 		}
@@ -149,7 +163,7 @@ func Run(ctx context.Context, s *Script, opts Options) (Result, error) {
 	// CRL by the issuer that signed it.
 	ceremonyKey := issuerKey
 	if s.Key != nil {
-		key, err := s.makeKey(ctx, tok, tr)
+		key, err := s.makeKey(ctx, tok, existing, tr)
 		if err != nil {
 			return Result{}, err
 		}
@@ -243,27 +257,30 @@ func (s *Script) pin(ctx context.Context, opts Options) (hsm.PIN, map[string]any
 	return pin, map[string]any{"method": "shares", "threshold": shares[0].Threshold, "custodians": custodians}, nil
 }
 
-func (s *Script) makeKey(ctx context.Context, tok *hsm.Token, tr *transcript.Writer) (*hsm.Key, error) {
+// makeKey generates the ceremony's key, or takes the existing one Run
+// found, and records it with what the token says of its protection.
+func (s *Script) makeKey(ctx context.Context, tok *hsm.Token, existing *hsm.Key, tr *transcript.Writer) (*hsm.Key, error) {
 	kt, err := hsm.ParseKeyType(s.Key.Type)
 	if err != nil {
 		return nil, err
 	}
-	step := "key-generate"
-	var key *hsm.Key
-	if s.Key.Existing {
-		step = "key-use"
-		if key, err = tok.FindKey(ctx, s.Key.Label); err != nil {
-			return nil, fmt.Errorf("key %q: %w", s.Key.Label, err)
+	step, key := "key-use", existing
+	if key == nil {
+		step = "key-generate"
+		if key, err = tok.GenerateKey(ctx, hsm.KeySpec{Label: s.Key.Label, Type: kt}); err != nil {
+			return nil, fmt.Errorf("generate key %q: %w", s.Key.Label, err)
 		}
-		if key.Type() != kt {
-			return nil, fmt.Errorf("key %q is %s, the script says %s", s.Key.Label, key.Type(), kt)
-		}
-	} else if key, err = tok.GenerateKey(ctx, hsm.KeySpec{Label: s.Key.Label, Type: kt}); err != nil {
-		return nil, fmt.Errorf("generate key %q: %w", s.Key.Label, err)
+	}
+	p, err := key.Protection(ctx)
+	if err == nil {
+		err = p.Check(key.Type()) // generated here, this fails only with a faulty token
+	}
+	if err != nil {
+		return nil, fmt.Errorf("key %q: %w", key.Label(), err)
 	}
 	return key, tr.Append(step, map[string]any{
 		"label": key.Label(), "type": string(key.Type()), "id": hex.EncodeToString(key.ID()),
-		"public_key_sha256": spkiSHA256(key.Public()),
+		"public_key_sha256": spkiSHA256(key.Public()), "protection": p,
 	})
 }
 

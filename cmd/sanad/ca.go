@@ -183,7 +183,7 @@ func caIssuers(ctx context.Context, s *service, issuingKeys bool) (cas []issuing
 		c := issuingCA{issuer: issuing, responder: ocspsign.Responder{IssuerID: issuing.ID, Issuer: issuingCert}}
 		c.responder.Certificate, c.responder.Signer, err = issuingResponder(ctx, s, issuing.ID, issuingCert, byRole["ocsp-signer"], now)
 		if err == nil && issuingKeys {
-			if c.key, err = s.token.FindKey(ctx, issuing.KeyLabel); err != nil {
+			if c.key, _, err = s.token.FindProtectedKey(ctx, issuing.KeyLabel); err != nil {
 				err = fmt.Errorf("key %q: %w", issuing.KeyLabel, err)
 			}
 		}
@@ -239,7 +239,7 @@ func issuingResponder(ctx context.Context, s *service, id string, issuingCert *x
 	if err != nil {
 		return nil, nil, err
 	}
-	signerKey, err := s.token.FindKey(ctx, signer.KeyLabel)
+	signerKey, _, err := s.token.FindProtectedKey(ctx, signer.KeyLabel)
 	if err != nil {
 		return nil, nil, fmt.Errorf("issuer %s key %q: %w", signer.ID, signer.KeyLabel, err)
 	}

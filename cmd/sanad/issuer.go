@@ -373,9 +373,10 @@ func issuerRevocation(ctx context.Context, db *store.DB, have []store.Issuer, ce
 	return "", nil
 }
 
-// checkIssuerKey checks the token holds the key the certificate certifies.
+// checkIssuerKey checks the token holds the key the certificate certifies,
+// protected as a CA key must be (hsm.FindProtectedKey).
 func checkIssuerKey(ctx context.Context, tok *hsm.Token, label string, cert *x509.Certificate) error {
-	key, err := tok.FindKey(ctx, label)
+	key, _, err := tok.FindProtectedKey(ctx, label)
 	if err != nil {
 		return fmt.Errorf("key %q: %w", label, err)
 	}

@@ -47,6 +47,9 @@ func TestIssuerAdd(t *testing.T) {
 		return runSanadEnv(t, env, append([]string{"issuer", "add", "--config", cfg}, args...)...)
 	}
 	newSigner := []string{"--role", "ocsp-signer", "--cert", pki("ocsp-2.pem"), "--key-label", "sanad-dev-ocsp-2"}
+	// A key made by pkcs11-tool with its default usages, ECDH among them:
+	// not a CA key (hsm.FindProtectedKey).
+	devPKCS11Tool(t, env, dir, "--keypairgen", "--key-type", "EC:prime256v1", "--label", "ecdh-capable", "--id", "e0")
 
 	for name, tt := range map[string]struct {
 		args []string
@@ -57,6 +60,7 @@ func TestIssuerAdd(t *testing.T) {
 		"the audit key as OCSP signer":  {[]string{"audit-2", "--role", "ocsp-signer", "--cert", pki("audit.pem"), "--key-label", "sanad-audit", "--transcript", pki("4-audit-key.transcript.jsonl")}, "OCSPSigning"},
 		"the issuing CA again":          {[]string{"issuing-2", "--role", "issuing", "--cert", pki("issuing.pem"), "--key-label", "sanad-dev-issuing", "--transcript", pki("2-intermediate.transcript.jsonl")}, "already issuing issuing's"},
 		"a taken id":                    {append([]string{"ocsp", "--transcript", pki("6-ocsp-signer-2.transcript.jsonl")}, newSigner...), `already has an issuer "ocsp"`},
+		"a key that may derive":         {[]string{"ocsp-2", "--role", "ocsp-signer", "--cert", pki("ocsp-2.pem"), "--key-label", "ecdh-capable", "--transcript", pki("6-ocsp-signer-2.transcript.jsonl")}, "CKA_DERIVE true"},
 	} {
 		if code, out := add(tt.args...); code != 1 || !strings.Contains(out, tt.want) {
 			t.Errorf("%s: exit %d, want 1 with %q\n%s", name, code, tt.want, out)
@@ -252,21 +256,7 @@ func TestIssuingCARollover(t *testing.T) {
 	// unexpired: they could be neither revoked nor kept fresh, so the CA
 	// does not start, and says why. (Once they have all expired, it is
 	// left out like the new one above.)
-	pkcs11Tool := testenv.Tool(t, "pkcs11-tool")
-	module, err := hsm.DefaultModulePath()
-	if err != nil {
-		t.Fatal(err)
-	}
-	pin, err := os.ReadFile(filepath.Join(dir, "hsm-pin"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	destroy := exec.Command(pkcs11Tool, "--module", module, "--token-label", "sanad-dev", "--login", "--pin", "env:SANAD_TEST_PIN",
-		"--delete-object", "--type", "privkey", "--label", "sanad-dev-issuing")
-	destroy.Env = append(env[:len(env):len(env)], "SOFTHSM2_CONF="+filepath.Join(dir, "softhsm2.conf"), "SANAD_TEST_PIN="+strings.TrimSpace(string(pin)))
-	if out, err := destroy.CombinedOutput(); err != nil {
-		t.Fatalf("pkcs11-tool --delete-object: %v\n%s", err, out)
-	}
+	devPKCS11Tool(t, env, dir, "--delete-object", "--type", "privkey", "--label", "sanad-dev-issuing")
 	refused := exec.Command(sanadBin, "dev", "--dir", dir, "--addr", "127.0.0.1:0")
 	refused.Env = env
 	out, err := refused.CombinedOutput()
@@ -395,4 +385,23 @@ func subjectOf(c *x509.Certificate) string {
 		return "no certificate"
 	}
 	return c.Subject.String()
+}
+
+// devPKCS11Tool runs pkcs11-tool, logged in, on the token of the sanad dev
+// environment in dir.
+func devPKCS11Tool(t *testing.T, env []string, dir string, args ...string) {
+	t.Helper()
+	module, err := hsm.DefaultModulePath()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pin, err := os.ReadFile(filepath.Join(dir, "hsm-pin"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(testenv.Tool(t, "pkcs11-tool"), append([]string{"--module", module, "--token-label", "sanad-dev", "--login", "--pin", "env:SANAD_TEST_PIN"}, args...)...)
+	cmd.Env = append(env[:len(env):len(env)], "SOFTHSM2_CONF="+filepath.Join(dir, "softhsm2.conf"), "SANAD_TEST_PIN="+strings.TrimSpace(string(pin)))
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("pkcs11-tool %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
 }

@@ -191,7 +191,7 @@ func openKeylessService(ctx context.Context, cfg config.Config, log *slog.Logger
 // findAuditKey finds the checkpoint key; production keys come from the
 // audit-key ceremony, never from here.
 func (s *service) findAuditKey(ctx context.Context) error {
-	key, err := s.token.FindKey(ctx, s.cfg.Audit.KeyLabel)
+	key, _, err := s.token.FindProtectedKey(ctx, s.cfg.Audit.KeyLabel)
 	if errors.Is(err, hsm.ErrKeyNotFound) {
 		return fmt.Errorf("audit key %q on token %q: %w (create it with the audit-key ceremony)", s.cfg.Audit.KeyLabel, s.cfg.HSM.TokenLabel, err)
 	}
