@@ -1,7 +1,11 @@
 package main
 
 import (
+	"database/sql"
 	"encoding/json"
+	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -49,5 +53,62 @@ func TestAuditLine(t *testing.T) {
 	}
 	if text := l.text(); !strings.Contains(text, "HASH MISMATCH") || strings.Contains(text, "\x1b") || !strings.Contains(text, `"officer:\x1b[2Jab"`) {
 		t.Errorf("an edited event as text: %q", text)
+	}
+}
+
+// TestTamperedLogNotReady: a running node whose audit log loses a
+// checkpoint it signed (a database administrator covering an edit) stops
+// being ready, naming the audit log, at its checkpointer's next interval.
+func TestTamperedLogNotReady(t *testing.T) {
+	requireSoftHSM(t)
+	dir := filepath.Join(t.TempDir(), "var")
+	startDev(t, dir).stop(t)
+	cfgPath := filepath.Join(dir, "sanad.yaml")
+	raw, err := os.ReadFile(cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fast := strings.Replace(string(raw), "checkpoint_interval: 1m", "checkpoint_interval: 1s", 1)
+	if fast == string(raw) {
+		t.Fatal("the dev configuration's checkpoint interval moved; the test no longer shortens it")
+	}
+	if err := os.WriteFile(cfgPath, []byte(fast), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	dev := startDev(t, dir)
+	defer dev.stop(t)
+	if code, body := httpGet(t, dev.url+"/readyz"); code != 200 || !strings.Contains(body, `"audit_log":"ok"`) {
+		t.Fatalf("readyz = %d %s", code, body)
+	}
+	db, err := sql.Open("sqlite3", filepath.Join(dir, "sanad.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	// An application, audited; then a checkpoint of this run covers it.
+	c := newRAClient(t, dev, dir, sanadEnv())
+	application, _ := json.Marshal(newApplicant(t, "citizen-auth", person("KZ", "880312448217", "Aigerim", "Sadykova", "1988-03-12")).body)
+	if code, out := c.do(http.MethodPost, "/api/v1/enrollments", "application/json", application, nil); code != http.StatusCreated {
+		t.Fatalf("enroll: %d %v", code, out)
+	}
+	covered := func() bool {
+		var head, cp int64
+		if err := db.QueryRow("SELECT (SELECT seq FROM audit_head), (SELECT COALESCE(MAX(seq), 0) FROM audit_checkpoints)").Scan(&head, &cp); err != nil {
+			t.Fatal(err)
+		}
+		return cp == head
+	}
+	for deadline := time.Now().Add(30 * time.Second); !covered() && time.Now().Before(deadline); {
+		time.Sleep(200 * time.Millisecond)
+	}
+	if _, err := db.Exec("DELETE FROM audit_checkpoints"); err != nil {
+		t.Fatal(err)
+	}
+	code, body := httpGet(t, dev.url+"/readyz")
+	for deadline := time.Now().Add(30 * time.Second); code == 200 && time.Now().Before(deadline); code, body = httpGet(t, dev.url+"/readyz") {
+		time.Sleep(200 * time.Millisecond)
+	}
+	if code != 503 || !strings.Contains(body, "audit_log") || !strings.Contains(body, "no longer in the database") {
+		t.Errorf("readyz after the checkpoints were deleted = %d %s, want 503 naming the audit log", code, body)
 	}
 }

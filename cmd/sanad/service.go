@@ -335,10 +335,23 @@ func (s *service) handler() (http.Handler, error) {
 }
 
 // serve runs the HTTP endpoints and the audit checkpointer until ctx ends.
-// listening, if not nil, is told the bound address.
+// listening, if not nil, is told the bound address. A node with the audit
+// key is not ready while its checkpointer finds the audit log cut short or
+// rewritten under its signed checkpoints (audit.Checkpointer.Extends).
 func (s *service) serve(ctx context.Context, listening func(net.Addr)) error {
 	if s.auditKey == nil && s.token != nil {
 		return errors.New("service has no audit key")
+	}
+	var cp *audit.Checkpointer
+	if s.auditKey != nil { // a keyless node (status) signs no checkpoints
+		var err error
+		if cp, err = audit.NewCheckpointer(s.db, s.auditKey, s.cfg.Audit.Origin, s.now); err != nil {
+			return err
+		}
+		if s.checks == nil {
+			s.checks = map[string]api.Check{}
+		}
+		s.checks["audit_log"] = cp.Extends
 	}
 	h, err := s.handler()
 	if err != nil {
@@ -346,12 +359,7 @@ func (s *service) serve(ctx context.Context, listening func(net.Addr)) error {
 	}
 	loopCtx, stopLoops := context.WithCancel(ctx)
 	var wg sync.WaitGroup
-	if s.auditKey != nil { // a keyless node (status) signs no checkpoints
-		cp, err := audit.NewCheckpointer(s.db, s.auditKey, s.cfg.Audit.Origin, s.now)
-		if err != nil {
-			stopLoops()
-			return err
-		}
+	if cp != nil {
 		wg.Go(func() { cp.Run(loopCtx, s.cfg.Audit.CheckpointInterval, s.log) })
 	}
 	for _, loop := range s.loops {

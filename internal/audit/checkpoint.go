@@ -34,6 +34,9 @@ type Checkpointer struct {
 	// signed is the last checkpoint this Checkpointer signed, which the
 	// database must still hold (see Checkpoint).
 	signed store.AuditCheckpoint
+	// refused is the ErrNotExtended of the last Checkpoint, nil once one
+	// finds the log extending its checkpoints again (see Extends).
+	refused error
 }
 
 // NewCheckpointer returns a Checkpointer that signs with signer (the HSM audit
@@ -101,8 +104,14 @@ func (c *Checkpointer) Checkpoint(ctx context.Context) (store.AuditCheckpoint, b
 		return extends(ctx, s, last, head)
 	})
 	switch {
-	case err != nil:
+	case errors.Is(err, ErrNotExtended):
+		c.refused = fmt.Errorf("checkpoint: %w", err)
+		return store.AuditCheckpoint{}, false, c.refused
+	case err != nil: // the database's or the HSM's trouble, not the log's
 		return store.AuditCheckpoint{}, false, fmt.Errorf("checkpoint: %w", err)
+	}
+	c.refused = nil
+	switch {
 	case head.Seq == 0:
 		return store.AuditCheckpoint{}, false, nil
 	case last.Seq >= head.Seq:
@@ -125,6 +134,18 @@ func (c *Checkpointer) Checkpoint(ctx context.Context) (store.AuditCheckpoint, b
 	}
 	c.signed = cp
 	return cp, true, nil
+}
+
+// Extends is an api.Check for /readyz: the ErrNotExtended with which the
+// last Checkpoint refused the log, or nil. A node whose audit log was cut
+// short or rewritten under its checkpoints stops being ready (it would
+// chain new events, issuances among them, onto a forged history) until a
+// Checkpoint finds the log extending them again: an operator restored it.
+// It does not read the log; Run's interval paces the reading.
+func (c *Checkpointer) Extends(context.Context) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.refused
 }
 
 // ErrNotExtended is Checkpoint's refusal of a log that does not extend

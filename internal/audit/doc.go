@@ -42,7 +42,9 @@
 //
 //   - the Checkpointer signs only a log that extends the latest checkpoint
 //     in the database and the last one it signed itself (ErrNotExtended):
-//     the HSM never attests to a rewritten history;
+//     the HSM never attests to a rewritten history, and the node is not
+//     ready (Checkpointer.Extends, a /readyz check) until it extends them
+//     again;
 //   - checkpoints are meant to be kept outside the database too, as signed
 //     notes (SignedNote, `sanad audit checkpoint`), and Verify checks that
 //     the log still holds what each of those covers.

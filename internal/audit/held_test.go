@@ -23,6 +23,11 @@ func TestCheckpointerSignsOnlyAnExtension(t *testing.T) {
 	ctx := context.Background()
 	storetest.Each(t, func(t *testing.T, db *store.DB, raw *sql.DB) {
 		buildLog(t, db, key) // events 1..10, checkpoints at 2 and 6
+		// Events 1..6 as they are, for the restore below.
+		var backup []store.AuditEvent
+		for seq := int64(1); seq <= 6; seq++ {
+			backup = append(backup, readEvent(t, db, seq))
+		}
 		cp, err := audit.NewCheckpointer(db, key, origin, fixedClock())
 		if err != nil {
 			t.Fatal(err)
@@ -30,6 +35,9 @@ func TestCheckpointerSignsOnlyAnExtension(t *testing.T) {
 		// Events 7..10 extend checkpoint 6: signed.
 		if got, wrote, err := cp.Checkpoint(ctx); err != nil || !wrote || got.Seq != 10 {
 			t.Fatalf("Checkpoint = %d, %v, %v; want a new one at 10", got.Seq, wrote, err)
+		}
+		if err := cp.Extends(ctx); err != nil {
+			t.Errorf("Extends after a checkpoint: %v", err)
 		}
 		latest := func() int64 {
 			t.Helper()
@@ -48,6 +56,9 @@ func TestCheckpointerSignsOnlyAnExtension(t *testing.T) {
 		if _, wrote, err := cp.Checkpoint(ctx); !errors.Is(err, audit.ErrNotExtended) || wrote || !strings.Contains(err.Error(), "seq 10 is no longer in the database") {
 			t.Errorf("after its checkpoint was deleted: wrote=%v err=%v; want ErrNotExtended", wrote, err)
 		}
+		if err := cp.Extends(ctx); !errors.Is(err, audit.ErrNotExtended) {
+			t.Errorf("Extends after the refusal: %v, want ErrNotExtended", err)
+		}
 
 		// Another Checkpointer (a restart) does not know checkpoint 10,
 		// but the database still holds 6: a rewrite of 2..11 no longer
@@ -62,6 +73,34 @@ func TestCheckpointerSignsOnlyAnExtension(t *testing.T) {
 		}
 		if got := latest(); got != 6 {
 			t.Errorf("latest checkpoint %d after the refusals, want 6", got)
+		}
+		if err := other.Extends(ctx); !errors.Is(err, audit.ErrNotExtended) {
+			t.Errorf("Extends after the restarted refusal: %v, want ErrNotExtended", err)
+		}
+
+		// The database's trouble is not the log's: a refusal stands
+		// through it. An operator's restore (here, the rewritten events
+		// and the checkpoints after 6 removed, as a restore from before
+		// them would leave it) makes the node ready again.
+		canceled, cancel := context.WithCancel(ctx)
+		cancel()
+		if _, _, err := other.Checkpoint(canceled); err == nil || errors.Is(err, audit.ErrNotExtended) {
+			t.Errorf("Checkpoint with a canceled context: %v, want the context's error", err)
+		}
+		if err := other.Extends(ctx); !errors.Is(err, audit.ErrNotExtended) {
+			t.Errorf("Extends after a failed read: %v, want the refusal still", err)
+		}
+		exec(t, raw, "DELETE FROM audit_events WHERE seq > 6")
+		exec(t, raw, "DELETE FROM audit_checkpoints WHERE seq > 6")
+		for _, ev := range backup {
+			exec(t, raw, "UPDATE audit_events SET actor = $1, prev_hash = $2, hash = $3 WHERE seq = $4", ev.Actor, ev.PrevHash, ev.Hash, ev.Seq)
+		}
+		exec(t, raw, "UPDATE audit_head SET seq = 6, hash = $1", backup[5].Hash)
+		if _, wrote, err := other.Checkpoint(ctx); err != nil || wrote {
+			t.Errorf("Checkpoint after the restore: wrote=%v, %v; want checkpoint 6 to cover the head", wrote, err)
+		}
+		if err := other.Extends(ctx); err != nil {
+			t.Errorf("Extends after the restore: %v", err)
 		}
 	})
 }
