@@ -458,16 +458,27 @@ func TestLintBeforeKey(t *testing.T) {
 // the revocations made in between) nor more than 48 hours before it, and
 // no revocation it lists is dated after it.
 func TestCheckCRLDates(t *testing.T) {
-	now := time.Now().UTC().Truncate(time.Second)
+	realNow := time.Now().UTC().Truncate(time.Second)
+	noLeapDay := time.Date(2026, 12, 2, 12, 0, 0, 0, time.UTC) // the next 12 months have 365 days
+	leapDay := time.Date(2027, 6, 1, 12, 0, 0, 0, time.UTC)    // they have 366
 	dir := t.TempDir()
 	for _, c := range []struct {
+		now                         time.Time
 		thisUpdate, revokedAt, want string
+		nextUpdateDays              int
 	}{
-		{now.Add(24 * time.Hour).Format(time.RFC3339), "", "is after the ceremony: a CRL is dated when it is signed"},
-		{"2001-01-01T00:00:00Z", "", "is more than 48 hours before the ceremony: CRLs are not backdated"},
-		{now.Add(-time.Hour).Format(time.RFC3339), now.Add(-time.Minute).Format(time.RFC3339), "crl.revoked[0].revoked_at: after the CRL's this_update"},
-		{now.Add(-time.Hour).Format(time.RFC3339), now.Add(-2 * time.Hour).Format(time.RFC3339), ""},
+		{realNow, realNow.Add(24 * time.Hour).Format(time.RFC3339), "", "is after the ceremony: a CRL is dated when it is signed", 365},
+		{realNow, "2001-01-01T00:00:00Z", "", "is more than 48 hours before the ceremony: CRLs are not backdated", 365},
+		{realNow, realNow.Add(-time.Hour).Format(time.RFC3339), realNow.Add(-time.Minute).Format(time.RFC3339), "crl.revoked[0].revoked_at: after the CRL's this_update", 365},
+		{realNow, realNow.Add(-time.Hour).Format(time.RFC3339), realNow.Add(-2 * time.Hour).Format(time.RFC3339), "", 365},
+		// Within 12 months: zlint's e_crl_next_update_invalid would refuse
+		// the CRL only once signed.
+		{noLeapDay, noLeapDay.Add(-time.Hour).Format(time.RFC3339), "", "crl.next_update_days: 366 is outside 1..365", 366},
+		{leapDay, leapDay.Add(-time.Hour).Format(time.RFC3339), "", "", 366},
+		{leapDay, leapDay.Add(-time.Hour).Format(time.RFC3339), "", "crl.next_update_days: 367 is outside 1..366", 367},
+		{realNow, realNow.Add(-time.Hour).Format(time.RFC3339), "", "crl.next_update_days: 0 is outside", 0},
 	} {
+		now := c.now
 		raw := fmt.Sprintf(`ceremony: crl
 witnesses: ["A. Officer"]
 hsm:
@@ -479,14 +490,14 @@ issuer:
 crl:
   number: 2
   this_update: %q
-  next_update_days: 365
+  next_update_days: %d
   revoked:
     - serial: "1A2B"
       reason: keyCompromise
       revoked_at: %q
   output: root-2.crl
 transcript: t.jsonl
-`, c.thisUpdate, cmp.Or(c.revokedAt, now.Add(-3*time.Hour).Format(time.RFC3339)))
+`, c.thisUpdate, c.nextUpdateDays, cmp.Or(c.revokedAt, now.Add(-3*time.Hour).Format(time.RFC3339)))
 		s, err := ceremony.Parse(filepath.Join(dir, "crl.yaml"), []byte(raw))
 		if err != nil {
 			t.Fatal(err)
@@ -595,5 +606,80 @@ func TestExistingKey(t *testing.T) {
 	want := hsm.Protection{Private: true, Sensitive: true, AlwaysSensitive: true, NeverExtractable: true, Local: true, Decrypt: true, Unwrap: true}
 	if recorded.Label != "signing" || recorded.Protection != want {
 		t.Errorf("the transcript's key-use: %+v, want the signing key with %+v", recorded, want)
+	}
+}
+
+// TestLintCRLBeforeSigning: a CRL the lints refuse (here one serial listed
+// twice, which the script's check does not look for) is refused signed by
+// a throw-away key, before the issuer's key signs it or a transcript
+// begins; `sanad ceremony check` (CheckDraft) says so too.
+func TestLintCRLBeforeSigning(t *testing.T) {
+	tok, raw, set := rootOnNewToken(t)
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "root.yaml"), raw, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	opts := options(t, set)
+	s, err := ceremony.Load(filepath.Join(dir, "root.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ceremony.Run(t.Context(), s, opts); err != nil {
+		t.Fatal(err)
+	}
+	// entries are serial:reason.
+	crlScript := func(name string, entries ...string) *ceremony.Script {
+		t.Helper()
+		script := fmt.Sprintf(`ceremony: crl
+witnesses: ["A. Officer"]
+hsm:
+  token_label: %s
+  pin: {shares: 3}
+issuer:
+  certificate: out/root.pem
+  key_label: sanad-root-g1
+crl:
+  number: 1
+  next_update_days: 365
+  revoked:
+`, tok.Label)
+		for _, e := range entries {
+			serial, reason, _ := strings.Cut(e, ":")
+			script += fmt.Sprintf("    - {serial: %q, reason: %s}\n", serial, reason)
+		}
+		script += fmt.Sprintf("  output: out/%s.crl\ntranscript: out/%s.transcript.jsonl\n", name, name)
+		path := filepath.Join(dir, name+".yaml")
+		if err := os.WriteFile(path, []byte(script), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		s, err := ceremony.Load(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+
+	twice := crlScript("twice", "1A2B:keyCompromise", "1A2B:keyCompromise")
+	if linted, err := twice.CheckDraft(time.Now(), opts); !linted || err == nil || !strings.Contains(err.Error(), "e_crl_unique_revoked_certificate") {
+		t.Errorf("CheckDraft = %v, %v; want the duplicate serial's lint", linted, err)
+	}
+	if _, err := ceremony.Run(t.Context(), twice, opts); err == nil || !strings.Contains(err.Error(), "e_crl_unique_revoked_certificate") {
+		t.Fatalf("Run = %v, want the duplicate serial's lint", err)
+	}
+	for _, name := range []string{"twice.crl", "twice.transcript.jsonl"} {
+		if _, err := os.Stat(filepath.Join(dir, "out", name)); !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("the refused CRL ceremony left %s behind (%v)", name, err)
+		}
+	}
+	// cACompromise, which the lints refuse too, is refused by the check.
+	if _, err := ceremony.Run(t.Context(), crlScript("ca", "1A2B:cACompromise"), opts); err == nil || !strings.Contains(err.Error(), "revoked for keyCompromise") {
+		t.Errorf("Run with cACompromise = %v, want the check's refusal", err)
+	}
+	// Listed once, it is signed; unspecified is said by no reason code.
+	if _, err := ceremony.Run(t.Context(), crlScript("once", "1A2B:keyCompromise", "3C4D:unspecified"), opts); err != nil {
+		t.Fatalf("the corrected CRL ceremony: %v", err)
+	}
+	if got := openssl(t, "crl", "-in", filepath.Join(dir, "out", "once.crl"), "-inform", "DER", "-CAfile", filepath.Join(dir, "out", "root.pem"), "-noout", "-verify"); !strings.Contains(got, "verify OK") {
+		t.Errorf("openssl crl -verify: %s", got)
 	}
 }

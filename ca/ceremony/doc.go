@@ -9,9 +9,9 @@
 // only sign (hsm.FindProtectedKey), checked before the transcript begins;
 // the transcript records what the token says of every key used. Certificate contents come from policies/profiles; the
 // script gives subject, validity, key type and the per-CA extensions (path
-// length, name constraints, policy OIDs, CRL DP, AIA). Each certificate is
-// linted (zlint) signed by a throw-away key before the HSM signs it, and
-// again after.
+// length, name constraints, policy OIDs, CRL DP, AIA). Each certificate and
+// CRL is linted (zlint) signed by a throw-away key before the HSM signs it,
+// and again after.
 //
 // Every step is appended to a hash-chained transcript (package transcript)
 // whose last line is signed by the ceremony's key: the key it created, or

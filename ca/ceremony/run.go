@@ -388,9 +388,12 @@ func lintUnsigned(tmpl, parent *x509.Certificate, pub crypto.PublicKey, throwawa
 // lints before signing) with a software key of the script's type in place
 // of the key the HSM will generate: a certificate the lints refuse is
 // refused before any key is made or transcript begun. issuer is the
-// issuing certificate (nil for a root). A script without a certificate
-// passes.
+// issuing certificate (nil for a root). A CRL is linted signed by a
+// throw-away key of the issuer's type. A script with neither passes.
 func (s *Script) LintDraft(issuer *x509.Certificate, now time.Time, opts Options) error {
+	if s.CRL != nil && issuer != nil {
+		return s.lintDraftCRL(issuer, now, opts)
+	}
 	if s.Certificate == nil || s.Key == nil {
 		return nil
 	}
@@ -425,7 +428,7 @@ func (s *Script) LintDraft(issuer *x509.Certificate, now time.Time, opts Options
 // linted: there may be no certificate to make, or its issuer's may not be
 // made yet (a script checked before the ceremony it follows).
 func (s *Script) CheckDraft(now time.Time, opts Options) (bool, error) {
-	if s.Certificate == nil || s.Key == nil {
+	if (s.Certificate == nil || s.Key == nil) && s.CRL == nil {
 		return false, nil
 	}
 	var issuer *x509.Certificate
@@ -512,7 +515,9 @@ func (s *Script) template(p profile.Profile, pub crypto.PublicKey, now time.Time
 
 var oidOCSPNoCheck = asn1.ObjectIdentifier{1, 3, 6, 1, 5, 5, 7, 48, 1, 5}
 
-func (s *Script) makeCRL(signer crypto.Signer, issuer *x509.Certificate, now time.Time, opts Options) (*x509.RevocationList, string, error) {
+// crlTemplate is the CRL the script describes, issued by issuer: each
+// revoked certificate named by its file must be issuer's.
+func (s *Script) crlTemplate(issuer *x509.Certificate, now time.Time) (*x509.RevocationList, error) {
 	c := s.CRL
 	thisUpdate := now
 	if c.ThisUpdate != "" {
@@ -528,10 +533,10 @@ func (s *Script) makeCRL(signer crypto.Signer, issuer *x509.Certificate, now tim
 		if r.Certificate != "" {
 			cert, err := readCertificate(s.Resolve(r.Certificate))
 			if err != nil {
-				return nil, "", err
+				return nil, err
 			}
 			if err := cert.CheckSignatureFrom(issuer); err != nil {
-				return nil, "", fmt.Errorf("revoked certificate %s was not issued by this CA: %w", r.Certificate, err)
+				return nil, fmt.Errorf("revoked certificate %s was not issued by this CA: %w", r.Certificate, err)
 			}
 			serial = cert.SerialNumber
 		} else {
@@ -544,6 +549,39 @@ func (s *Script) makeCRL(signer crypto.Signer, issuer *x509.Certificate, now tim
 		tmpl.RevokedCertificateEntries = append(tmpl.RevokedCertificateEntries, x509.RevocationListEntry{
 			SerialNumber: serial, RevocationTime: at, ReasonCode: reasonCodes[r.Reason],
 		})
+	}
+	return tmpl, nil
+}
+
+// lintDraftCRL lints the CRL the script describes signed by a throw-away
+// key of the issuer's type, as lintUnsigned does a certificate: a CRL the
+// lints refuse is refused before the issuer's key signs it.
+func (s *Script) lintDraftCRL(issuer *x509.Certificate, now time.Time, opts Options) error {
+	tmpl, err := s.crlTemplate(issuer, now)
+	if err != nil {
+		return err
+	}
+	throwaway, err := ca.ThrowawayKey(issuer.PublicKey)
+	if err != nil {
+		return err
+	}
+	fakeIssuer := *issuer
+	fakeIssuer.PublicKey = throwaway.Public()
+	der, err := x509.CreateRevocationList(rand.Reader, tmpl, &fakeIssuer, throwaway)
+	if err != nil {
+		return fmt.Errorf("build CRL %d: %w", s.CRL.Number, err)
+	}
+	if err := opts.Linter.RevocationList(der); err != nil {
+		return fmt.Errorf("CRL %d: %w", s.CRL.Number, err)
+	}
+	return nil
+}
+
+func (s *Script) makeCRL(signer crypto.Signer, issuer *x509.Certificate, now time.Time, opts Options) (*x509.RevocationList, string, error) {
+	c := s.CRL
+	tmpl, err := s.crlTemplate(issuer, now)
+	if err != nil {
+		return nil, "", err
 	}
 	der, err := x509.CreateRevocationList(rand.Reader, tmpl, issuer, signer)
 	if err != nil {

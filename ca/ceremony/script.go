@@ -141,12 +141,15 @@ type Revoked struct {
 	Reason      string `yaml:"reason"`
 }
 
-// RFC 5280 §5.3.1 reason codes a CA officer may choose. certificateHold (6)
-// is not offered: a national CA does not suspend.
+// RFC 5280 §5.3.1 reason codes a CA officer may choose: those the CRL
+// lints accept (CA/B Forum BR 7.2.2, e_cab_crl_has_valid_reason_code), and
+// unspecified, which the CRL says by leaving the reason out.
+// certificateHold (6) is not offered: a national CA does not suspend. Nor
+// is cACompromise (2): a CA whose own key is compromised is revoked for
+// keyCompromise, as any other holder of a compromised key.
 var reasonCodes = map[string]int{
 	"unspecified":          0,
 	"keyCompromise":        1,
-	"cACompromise":         2,
 	"affiliationChanged":   3,
 	"superseded":           4,
 	"cessationOfOperation": 5,
@@ -472,9 +475,11 @@ func (s *Script) checkCRL(bad func(string, string, ...any), output func(string, 
 			thisUpdate = t
 		}
 	}
-	// An offline root CRL is re-signed at least yearly.
-	if c.NextUpdateDays < 1 || c.NextUpdateDays > 366 {
-		bad("crl.next_update_days", "%d is outside 1..366", c.NextUpdateDays)
+	// An offline root CRL is re-signed within 12 months (RFC 5280 leaves
+	// it to policy; the CA/B Forum's, which zlint checks, says 12 months):
+	// 365 days, or 366 over a 29 February.
+	if most := int(thisUpdate.AddDate(1, 0, 0).Sub(thisUpdate).Hours() / 24); c.NextUpdateDays < 1 || c.NextUpdateDays > most {
+		bad("crl.next_update_days", "%d is outside 1..%d: next_update is at most 12 months after this_update (%s)", c.NextUpdateDays, most, thisUpdate.UTC().Format(time.RFC3339))
 	}
 	for i, r := range c.Revoked {
 		f := fmt.Sprintf("crl.revoked[%d]", i)
@@ -491,7 +496,11 @@ func (s *Script) checkCRL(bad func(string, string, ...any), output func(string, 
 			}
 		}
 		if _, ok := reasonCodes[r.Reason]; !ok {
-			bad(f+".reason", "%q is not an RFC 5280 reason offered here (%s)", r.Reason, knownReasons())
+			hint := ""
+			if r.Reason == "cACompromise" {
+				hint = "; a CA whose key is compromised is revoked for keyCompromise (BR 7.2.2)"
+			}
+			bad(f+".reason", "%q is not an RFC 5280 reason offered here (%s)%s", r.Reason, knownReasons(), hint)
 		}
 		if r.RevokedAt != "" {
 			if t, err := time.Parse(time.RFC3339, r.RevokedAt); err != nil {
