@@ -1,13 +1,23 @@
 package main
 
 import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"crypto/x509"
+	"crypto/x509/pkix"
+	"database/sql"
 	"encoding/json"
+	"math/big"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/sanadpki/sanad/internal/store"
+	"github.com/sanadpki/sanad/internal/store/storetest"
 )
 
 // TestCRLImport: after sanad dev (which stored the root's CRL number 1),
@@ -153,4 +163,65 @@ func mustRead(t *testing.T, path string) []byte {
 		t.Fatal(err)
 	}
 	return raw
+}
+
+// TestKeepsEntriesDates: sanad crl import takes a root's CRLs in the order
+// of issue: one dated before the latest stored, or more than the clock
+// skew ahead of now (a CRL a ceremony would not sign, made elsewhere), is
+// refused; one dated between is not. Both databases.
+func TestKeepsEntriesDates(t *testing.T) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC)
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "Test Root"}, NotBefore: start.AddDate(0, -1, 0), NotAfter: start.AddDate(10, 0, 0),
+		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageCRLSign}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	root, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	crl := func(number int64, thisUpdate time.Time) *x509.RevocationList {
+		t.Helper()
+		der, err := x509.CreateRevocationList(rand.Reader, &x509.RevocationList{Number: big.NewInt(number), ThisUpdate: thisUpdate, NextUpdate: thisUpdate.AddDate(0, 6, 0)}, root, key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rl, err := x509.ParseRevocationList(der)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return rl
+	}
+	storetest.Each(t, func(t *testing.T, db *store.DB, _ *sql.DB) {
+		ctx := t.Context()
+		stored := crl(1, start)
+		if err := db.InTx(ctx, func(tx *store.Tx) error {
+			if err := tx.PutIssuer(ctx, store.Issuer{ID: "root", Name: "Test Root", Role: "root", CertificateDER: root.Raw, KeyLabel: "root", CreatedAt: start}); err != nil {
+				return err
+			}
+			return tx.PutCRL(ctx, store.CRL{IssuerID: "root", Number: 1, DER: stored.Raw, ThisUpdate: stored.ThisUpdate, NextUpdate: stored.NextUpdate, CreatedAt: start})
+		}); err != nil {
+			t.Fatal(err)
+		}
+		now := start.Add(24 * time.Hour)
+		for _, c := range []struct {
+			thisUpdate time.Time
+			want       string
+		}{
+			{start.Add(-time.Minute), "before number 1's"},
+			{now.Add(crlClockSkew + time.Minute), "or in the future"},
+			{now.Add(crlClockSkew - time.Minute), ""},
+			{start.Add(time.Hour), ""},
+		} {
+			err := keepsEntries(ctx, db, "root", root, crl(2, c.thisUpdate), now)
+			if (c.want == "") != (err == nil) || (err != nil && !strings.Contains(err.Error(), c.want)) {
+				t.Errorf("CRL 2 dated %s: %v, want %q", c.thisUpdate.Format(time.RFC3339), err, c.want)
+			}
+		}
+	})
 }
