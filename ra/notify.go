@@ -9,9 +9,12 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/sanadpki/sanad/ra/registry"
 )
 
 // Message is a one-time code on its way to the registry's contact, or,
@@ -97,11 +100,16 @@ func (o Outbox) Send(_ context.Context, m Message) error {
 }
 
 // Webhook posts each message as JSON to an SMS or e-mail gateway; any
-// answer but 2xx within Timeout is a failure.
+// answer but 2xx within Timeout is a failure. It follows no redirect: one
+// would carry the code, and the applicant's contact, to a host nobody
+// configured. The gateway's credential is a bearer token read from
+// TokenFile at every message (rotated in place), never part of URL. Errors
+// name the gateway's host only: they reach the logs and the audit log.
 type Webhook struct {
-	URL     string
-	Client  *http.Client
-	Timeout time.Duration
+	URL       string
+	TokenFile string
+	Client    *http.Client
+	Timeout   time.Duration
 }
 
 // Send posts m.
@@ -118,21 +126,35 @@ func (w Webhook) Send(ctx context.Context, m Message) error {
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, w.URL, bytes.NewReader(body))
 	if err != nil {
-		return err
+		return errors.New("notification gateway: the configured URL does not parse")
 	}
+	gateway := "notification gateway " + req.URL.Host
 	req.Header.Set("Content-Type", "application/json")
-	client := w.Client
-	if client == nil {
-		client = http.DefaultClient
+	if w.TokenFile != "" {
+		token, err := registry.ReadBearerToken(w.TokenFile)
+		if err != nil {
+			return fmt.Errorf("%s: token: %w", gateway, err)
+		}
+		req.Header.Set("Authorization", "Bearer "+token)
 	}
+	client := http.Client{}
+	if w.Client != nil {
+		client = *w.Client
+	}
+	client.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 	resp, err := client.Do(req)
 	if err != nil {
-		return fmt.Errorf("notification gateway: %w", err)
+		// *url.Error quotes the URL, and a query there may hold a secret.
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
+		return fmt.Errorf("%s: %w", gateway, err)
 	}
 	defer resp.Body.Close()
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 	if resp.StatusCode/100 != 2 {
-		return fmt.Errorf("notification gateway answered %s", resp.Status)
+		return fmt.Errorf("%s answered %s", gateway, resp.Status)
 	}
 	return nil
 }

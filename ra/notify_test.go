@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -46,5 +47,47 @@ func TestWebhook(t *testing.T) {
 	status = http.StatusBadGateway
 	if err := (Webhook{URL: srv.URL}).Send(t.Context(), m); err == nil {
 		t.Fatal("a 502 from the gateway was taken as sent")
+	}
+}
+
+// TestWebhookRefusesWhatWouldLeak: the gateway's token goes in a header
+// from its file; a redirect is not followed (it would carry the code to a
+// host nobody configured); an error names the gateway's host, never the
+// URL's path and query, nor the token.
+func TestWebhookRefusesWhatWouldLeak(t *testing.T) {
+	var elsewhere int
+	other := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { elsewhere++ }))
+	defer other.Close()
+	var auth string
+	gw := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		auth = r.Header.Get("Authorization")
+		if r.URL.Path == "/moved" {
+			http.Redirect(w, r, other.URL+"/steal", http.StatusTemporaryRedirect)
+		}
+	}))
+	defer gw.Close()
+	tokenFile := filepath.Join(t.TempDir(), "gateway-token")
+	if err := os.WriteFile(tokenFile, []byte("gw-token-1\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	m := Message{EnrollmentID: "abc", To: "+77017431862", Channel: "sms", Code: "123456"}
+	if err := (Webhook{URL: gw.URL + "/send", TokenFile: tokenFile}).Send(t.Context(), m); err != nil || auth != "Bearer gw-token-1" {
+		t.Fatalf("send with a token file: %v, Authorization %q", err, auth)
+	}
+	err := (Webhook{URL: gw.URL + "/moved", TokenFile: tokenFile}).Send(t.Context(), m)
+	if err == nil || !strings.Contains(err.Error(), "307") || elsewhere != 0 {
+		t.Errorf("a redirect: %v, the other host got %d requests; want refused, none", err, elsewhere)
+	}
+	// A gateway that does not answer: the error names its host only.
+	dead := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
+	host := dead.Listener.Addr().String()
+	dead.Close()
+	err = (Webhook{URL: "http://" + host + "/v1/send?api_key=url-secret", TokenFile: tokenFile}).Send(t.Context(), m)
+	if err == nil || !strings.Contains(err.Error(), "notification gateway "+host) || strings.Contains(err.Error(), "url-secret") ||
+		strings.Contains(err.Error(), "/v1/send") || strings.Contains(err.Error(), "gw-token-1") {
+		t.Errorf("an unreachable gateway: %v; want its host, no path, query or token", err)
+	}
+	if err := (Webhook{URL: gw.URL, TokenFile: filepath.Join(t.TempDir(), "none")}).Send(t.Context(), m); err == nil {
+		t.Error("a missing token file was not an error")
 	}
 }

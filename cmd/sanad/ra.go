@@ -51,7 +51,7 @@ func openRA(s *service, authority *caRole, cfg config.RA) (*ra.Service, error) {
 			return nil, err
 		}
 	case cfg.RegistryURL != "":
-		if reg, err = registry.NewHTTP(registry.HTTPConfig{BaseURL: cfg.RegistryURL, TokenFile: cfg.RegistryTokenFile}); err != nil {
+		if reg, err = registry.NewHTTP(registry.HTTPConfig{BaseURL: cfg.RegistryURL, TokenFile: cfg.RegistryTokenFile, Now: time.Now}); err != nil {
 			return nil, err
 		}
 	default:
@@ -84,7 +84,7 @@ func openRA(s *service, authority *caRole, cfg config.RA) (*ra.Service, error) {
 	case cfg.OutboxDir != "":
 		notifier = ra.Outbox{Dir: cfg.OutboxDir, Log: s.log}
 	case cfg.NotifyWebhook != "":
-		notifier = ra.Webhook{URL: cfg.NotifyWebhook}
+		notifier = ra.Webhook{URL: cfg.NotifyWebhook, TokenFile: cfg.NotifyWebhookTokenFile}
 	default:
 		return nil, errors.New("the ra role needs ra.notify_webhook (or ra.outbox_dir in development)")
 	}

@@ -9,13 +9,17 @@ import (
 	"crypto/x509"
 	"encoding/json"
 	"encoding/pem"
+	"errors"
 	"io"
+	"io/fs"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -788,5 +792,99 @@ func TestReadKeyFile(t *testing.T) {
 		if _, err := readKeyFile(path); err == nil {
 			t.Errorf("%s: accepted", name)
 		}
+	}
+}
+
+// TestRAWithHTTPRegistryAndWebhook: the production wiring of the RA, a
+// national registry over HTTP and an SMS gateway webhook, each with a
+// bearer token from a file, serves a whole enrollment: the registry is
+// asked with its token, the code goes to the gateway with its token, and
+// the applicant proves with it and is issued.
+func TestRAWithHTTPRegistryAndWebhook(t *testing.T) {
+	requireSoftHSM(t)
+	dir := filepath.Join(t.TempDir(), "var")
+	startDev(t, dir).stop(t)
+
+	var mu sync.Mutex
+	var lookups []string
+	reg := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		lookups = append(lookups, r.Method+" "+r.URL.Path+" "+r.Header.Get("Authorization"))
+		mu.Unlock()
+		if r.Header.Get("Authorization") != "Bearer registry-token" || r.URL.Path != "/v1/persons/KZ/880312448217" {
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusNotFound)
+			io.WriteString(w, `{}`)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		io.WriteString(w, `{"country":"KZ","national_id":"880312448217","given_name":"Aigerim","family_name":"Sadykova",`+
+			`"birth_date":"1988-03-12","alive":true,"phone":"+77017431862","version":"v7"}`)
+	}))
+	defer reg.Close()
+	var sent []map[string]string
+	gw := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var m map[string]string
+		if r.Header.Get("Authorization") != "Bearer gateway-token" || json.NewDecoder(r.Body).Decode(&m) != nil {
+			w.WriteHeader(http.StatusUnauthorized)
+			return
+		}
+		mu.Lock()
+		sent = append(sent, m)
+		mu.Unlock()
+		w.WriteHeader(http.StatusAccepted)
+	}))
+	defer gw.Close()
+	for name, token := range map[string]string{"registry-token": "registry-token", "gateway-token": "gateway-token"} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(token+"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cfgPath := filepath.Join(dir, "sanad.yaml")
+	raw, err := os.ReadFile(cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	prod := strings.NewReplacer(
+		"registry_file: registry.json", "registry_url: "+reg.URL+"\n  registry_token_file: registry-token",
+		"outbox_dir: outbox", "notify_webhook: "+gw.URL+"/send\n  notify_webhook_token_file: gateway-token",
+	).Replace(string(raw))
+	if !strings.Contains(prod, "registry_url") || !strings.Contains(prod, "notify_webhook") {
+		t.Fatal("the dev configuration's RA lines moved; the test no longer replaces them")
+	}
+	if err := os.WriteFile(cfgPath, []byte(prod), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	dev := startDev(t, dir)
+	defer dev.stop(t)
+	c := newRAClient(t, dev, dir, sanadEnv())
+	body, _ := json.Marshal(newApplicant(t, "citizen-auth", person("KZ", "880312448217", "Aigerim", "Sadykova", "1988-03-12")).body)
+	code, out := c.do(http.MethodPost, "/api/v1/enrollments", "application/json", body, nil)
+	if code != http.StatusCreated {
+		t.Fatalf("enroll: %d %v", code, out)
+	}
+	id := out["id"].(string)
+	mu.Lock()
+	var msg map[string]string
+	for _, m := range sent {
+		if m["enrollment"] == id {
+			msg = m
+		}
+	}
+	mu.Unlock()
+	if msg["code"] == "" || msg["to"] != "+77017431862" || msg["channel"] != "sms" {
+		t.Fatalf("the gateway got %v for enrollment %s", sent, id)
+	}
+	code, out = c.do(http.MethodPost, "/api/v1/enrollments/"+id+"/proof", "application/json", []byte(`{"code":"`+msg["code"]+`"}`), nil)
+	if code != http.StatusOK || out["state"] != "issued" {
+		t.Fatalf("proof: %d %v", code, out)
+	}
+	mu.Lock()
+	if len(lookups) == 0 || lookups[0] != "GET /v1/persons/KZ/880312448217 Bearer registry-token" {
+		t.Errorf("the registry was asked %v", lookups)
+	}
+	mu.Unlock()
+	if _, err := os.Stat(filepath.Join(dir, "outbox", id+".json")); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("the code was written to the dev outbox too (%v)", err)
 	}
 }

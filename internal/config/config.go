@@ -111,9 +111,12 @@ type RA struct {
 	RegistryURL       string `yaml:"registry_url"`
 	RegistryTokenFile string `yaml:"registry_token_file"`
 	// OutboxDir, for development only, receives one-time codes as files
-	// instead of sending them; NotifyWebhook is the SMS/e-mail gateway.
-	OutboxDir     string `yaml:"outbox_dir"`
-	NotifyWebhook string `yaml:"notify_webhook"`
+	// instead of sending them; NotifyWebhook is the SMS/e-mail gateway
+	// (https, or http on a loopback host; no credentials or query in it),
+	// and NotifyWebhookTokenFile holds the bearer token it is sent with.
+	OutboxDir              string `yaml:"outbox_dir"`
+	NotifyWebhook          string `yaml:"notify_webhook"`
+	NotifyWebhookTokenFile string `yaml:"notify_webhook_token_file"`
 	// CodeKeyFile holds the key (at least 32 bytes, mode 0600) one-time
 	// codes are stored under, HMAC-SHA256: without it a six-digit code's
 	// stored hash is reversed by anyone reading the database (a backup, a
@@ -351,6 +354,7 @@ func (c *Config) resolvePaths(dir string) {
 	abs(&c.RA.RegistryFile)
 	abs(&c.Verify.RootsFile)
 	abs(&c.RA.RegistryTokenFile)
+	abs(&c.RA.NotifyWebhookTokenFile)
 	abs(&c.RA.OutboxDir)
 	abs(&c.RA.CodeKeyFile)
 	abs(&c.RA.RegistryEventKeysFile)
@@ -416,6 +420,9 @@ func (c Config) Validate() error {
 		}
 		u, err := url.Parse(v)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil || u.RawQuery != "" || u.Fragment != "" {
+			if err == nil {
+				v = u.Redacted() // a password is not repeated in the error
+			}
 			bad(name, "%q is not an http(s) URL without credentials, query or fragment", v)
 		}
 	}
@@ -428,10 +435,22 @@ func (c Config) Validate() error {
 	if c.RA.ClientPerMinute < 0 || c.RA.IdentifierPerHour < 0 {
 		bad("ra", "rate limits must not be negative (0 disables one)")
 	}
+	// The webhook carries one-time codes: a secret in its URL would reach
+	// the logs and the audit log with any error that quotes it, so none of
+	// these messages quotes the URL.
 	if c.RA.NotifyWebhook != "" {
-		if u, err := url.Parse(c.RA.NotifyWebhook); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
-			bad("ra.notify_webhook", "%q is not an http(s) URL", c.RA.NotifyWebhook)
+		u, err := url.Parse(c.RA.NotifyWebhook)
+		switch {
+		case err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "":
+			bad("ra.notify_webhook", "is not an http(s) URL")
+		case u.User != nil || u.RawQuery != "" || u.ForceQuery || u.Fragment != "":
+			bad("ra.notify_webhook", "carries credentials, a query or a fragment, which would reach the logs: put the gateway's bearer token in ra.notify_webhook_token_file")
+		case u.Scheme == "http" && !isLoopback(u.Hostname()):
+			bad("ra.notify_webhook", "http://%s: one-time codes go to the gateway over https (http only on a loopback host)", u.Host)
 		}
+	}
+	if c.RA.NotifyWebhookTokenFile != "" && c.RA.NotifyWebhook == "" {
+		bad("ra.notify_webhook_token_file", "set without ra.notify_webhook")
 	}
 	if c.Status.CacheSize < 1 {
 		bad("status.cache_size", "must be at least 1")
@@ -516,4 +535,13 @@ func hasPassword(dsn string) bool {
 		}
 	}
 	return false
+}
+
+// isLoopback is whether host is localhost or a loopback address.
+func isLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }

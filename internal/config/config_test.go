@@ -48,7 +48,7 @@ func TestParseRejects(t *testing.T) {
 		{"keyword postgres password", "database: {driver: postgres, dsn: 'host=db password=secret'}\nhsm: {token_label: t}\n",
 			[]string{"database.dsn: holds a password"}},
 		{"two PIN sources", "hsm: {token_label: t, pin_file: a, pin_env: B}\n", []string{"pin_file or pin_env"}},
-		{"base URL with credentials", "hsm: {token_label: t}\nca: {base_url: 'https://u:p@pki.example'}\n", []string{"ca.base_url"}},
+		{"base URL with credentials", "hsm: {token_label: t}\nca: {base_url: 'https://u:s3cret@pki.example'}\n", []string{"ca.base_url"}},
 		{"base URL not http", "hsm: {token_label: t}\nca: {base_url: 'ldap://pki.example'}\n", []string{"ca.base_url"}},
 		{"RA URL with a query", "hsm: {token_label: t}\nra: {public_url: 'https://ra.example/?x=1'}\n", []string{"ra.public_url"}},
 		{"short checkpoint interval", "hsm: {token_label: t}\naudit: {checkpoint_interval: 10ms}\n", []string{"audit.checkpoint_interval"}},
@@ -58,12 +58,20 @@ func TestParseRejects(t *testing.T) {
 			[]string{"verify.aia_prefixes: \"http://pki.example.kz\"", "verify.aia_prefixes: \"file:///etc/\"", "verify.ocsp_responder", "verify.max_content_bytes", "verify.max_concurrent", "verify.fetch_timeout", "verify.revocation_cache_ttl"}},
 		{"overlap shorter than the sync", "hsm: {token_label: t}\nstatus: {sync_interval: 5s, overlap: 1s}\n", []string{"status.overlap"}},
 		{"trusted proxy", "hsm: {token_label: t}\nhttp: {trusted_proxies: [10.0.0.0/8, lb.example]}\n", []string{"http.trusted_proxies: \"lb.example\""}},
+		{"webhook with a token in its query", "hsm: {token_label: t}\nra: {notify_webhook: 'https://sms.example/send?api_key=s3cret'}\n", []string{"ra.notify_webhook: carries credentials", "notify_webhook_token_file"}},
+		{"webhook with a password", "hsm: {token_label: t}\nra: {notify_webhook: 'https://u:s3cret@sms.example/send'}\n", []string{"ra.notify_webhook: carries credentials"}},
+		{"webhook over http", "hsm: {token_label: t}\nra: {notify_webhook: 'http://sms.example/send'}\n", []string{"ra.notify_webhook: http://sms.example: one-time codes go to the gateway over https"}},
+		{"webhook not http", "hsm: {token_label: t}\nra: {notify_webhook: 'ftp://sms.example/send'}\n", []string{"ra.notify_webhook: is not an http(s) URL"}},
+		{"webhook token without a webhook", "hsm: {token_label: t}\nra: {notify_webhook_token_file: /run/secrets/gw}\n", []string{"ra.notify_webhook_token_file"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			_, err := Parse([]byte(tt.yaml), noEnv)
 			if err == nil {
 				t.Fatal("accepted")
+			}
+			if strings.Contains(err.Error(), "s3cret") {
+				t.Errorf("error %q quotes the secret", err)
 			}
 			for _, w := range tt.want {
 				if !strings.Contains(err.Error(), w) {

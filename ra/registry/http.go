@@ -182,16 +182,24 @@ func (h *HTTP) token() (string, error) {
 	if h.tokenFile == "" {
 		return "", nil
 	}
-	b, err := os.ReadFile(h.tokenFile)
+	return ReadBearerToken(h.tokenFile)
+}
+
+// ReadBearerToken reads the one token a token file holds (surrounding
+// white space trimmed), for an "Authorization: Bearer" header: the
+// registry's, the notification gateway's. Errors name the file, never its
+// content.
+func ReadBearerToken(path string) (string, error) {
+	b, err := os.ReadFile(path)
 	if err != nil {
 		return "", err
 	}
 	t := strings.TrimSpace(string(b))
 	switch {
 	case t == "":
-		return "", fmt.Errorf("%s is empty", h.tokenFile)
+		return "", fmt.Errorf("%s is empty", path)
 	case strings.ContainsAny(t, "\r\n\t "):
-		return "", fmt.Errorf("%s holds more than one token", h.tokenFile)
+		return "", fmt.Errorf("%s holds more than one token", path)
 	}
 	return t, nil
 }
