@@ -10,6 +10,8 @@ import (
 	"strings"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/sanadpki/sanad/internal/strictjson"
 )
 
 // MaxRequestBytes bounds every JSON body the RA reads; a CSR of the largest
@@ -160,59 +162,22 @@ func decodeStrict(body []byte, v any) error {
 	return nil
 }
 
-// checkMembers refuses what encoding/json would silently resolve: a member
-// given twice in one object (it keeps the last; a proxy or log reader may
-// keep the first) and a member name in another case (it matches names
-// case-insensitively). Every member name of the RA's JSON is lower-case
+// checkMembers refuses what encoding/json would silently resolve
+// (strictjson): a member given twice in one object, and a member name in
+// another case. Every member name of the RA's JSON is lower-case
 // snake_case, so any other spelling is refused here and unknown lower-case
 // names by DisallowUnknownFields.
 func checkMembers(body []byte) error {
-	dec := json.NewDecoder(bytes.NewReader(body))
-	type frame struct {
-		object bool
-		seen   map[string]bool
-		key    bool // the next token of an object is a member name
+	err := strictjson.Members(body, func(name string) error {
+		if !memberName.MatchString(name) {
+			return refuse("invalid-request", "member name %q is not a field of this request", name)
+		}
+		return nil
+	})
+	if dup := (*strictjson.DuplicateError)(nil); errors.As(err, &dup) {
+		return refuse("invalid-request", "member %q appears twice", dup.Name)
 	}
-	var stack []*frame
-	for {
-		tok, err := dec.Token()
-		if errors.Is(err, io.EOF) {
-			return nil
-		}
-		if err != nil {
-			return nil // the decoder reports malformed JSON precisely
-		}
-		top := (*frame)(nil)
-		if len(stack) > 0 {
-			top = stack[len(stack)-1]
-		}
-		if top != nil && top.object && top.key && tok != json.Delim('}') {
-			name, _ := tok.(string)
-			if top.seen[name] {
-				return refuse("invalid-request", "member %q appears twice", name)
-			}
-			if !memberName.MatchString(name) {
-				return refuse("invalid-request", "member name %q is not a field of this request", name)
-			}
-			top.seen[name] = true
-			top.key = false
-			continue
-		}
-		if top != nil && top.object {
-			top.key = true // after this value, a name comes next
-		}
-		switch tok {
-		case json.Delim('{'):
-			stack = append(stack, &frame{object: true, seen: map[string]bool{}, key: true})
-		case json.Delim('['):
-			stack = append(stack, &frame{})
-		case json.Delim('}'), json.Delim(']'):
-			stack = stack[:len(stack)-1]
-			if len(stack) > 0 && stack[len(stack)-1].object {
-				stack[len(stack)-1].key = true
-			}
-		}
-	}
+	return err
 }
 
 var memberName = regexp.MustCompile(`^[a-z][a-z0-9_]{0,63}$`)

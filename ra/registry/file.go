@@ -89,6 +89,9 @@ func FromBytes(name string, data []byte, now func() time.Time) (*File, error) {
 		return nil, err
 	}
 	l := &loader{name: name, now: now()}
+	if err := strictJSON(data); err != nil {
+		return nil, &LoadError{Name: name, Problems: []string{"document: " + err.Error()}}
+	}
 	var doc document
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()

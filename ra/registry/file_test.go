@@ -226,6 +226,12 @@ func TestFromBytesLoadErrors(t *testing.T) {
 		{"not an object", []byte(`[]`), []string{"document: a JSON array"}},
 		{"trailing data", append(doc(t, validDoc()), []byte(` {}`)...), []string{"document: data after the JSON document"}},
 		{"unknown top-level field", doc(t, with(validDoc(), "comment", "hi")), []string{`document: unknown field "comment"`}},
+		// What encoding/json would resolve silently: the second list kept,
+		// "ALIVE" read as alive.
+		{"two person lists", []byte(`{"persons": [], "persons": []}`), []string{`document: member "persons" appears twice`}},
+		{"a field in another case", []byte(strings.Replace(string(doc(t, with(validDoc(), "persons", []any{with(aigerim(), "alive", false), nurlan()}))), `"alive":false`, `"alive":false,"ALIVE":true`, 1)),
+			[]string{`document: member "ALIVE" is not "alive"`}},
+		{"not UTF-8", []byte("{\"source\": \"\xff\"}"), []string{"document: not UTF-8"}},
 		{"no persons", doc(t, with(validDoc(), "persons", []any{}, "businesses", del{})), []string{"document: no persons"}},
 		{"unknown person field", doc(t, with(validDoc(), "persons", []any{with(aigerim(), "nickname", "Aika"), nurlan()})),
 			[]string{`persons[0]: unknown field "nickname"`}},

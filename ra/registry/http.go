@@ -268,6 +268,9 @@ func (h *HTTP) evidence(record, version string, body []byte) Evidence {
 // decodeJSON decodes exactly one JSON value from body into v, ignoring
 // unknown fields.
 func decodeJSON(body []byte, v any) error {
+	if err := strictJSON(body); err != nil {
+		return err
+	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	if err := dec.Decode(v); err != nil {
 		return errors.New(jsonProblem(err))

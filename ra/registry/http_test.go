@@ -272,6 +272,41 @@ func TestHTTPAnswers(t *testing.T) {
 			want:     []error{registry.ErrBadResponse},
 			attempts: 1,
 		},
+		// What encoding/json would read as alive, where another reader of
+		// the same bytes (the evidence's hash covers them) reads dead.
+		{
+			name: "a member given twice",
+			handle: func(w http.ResponseWriter, _ *http.Request, _ int) {
+				jsonAnswer(w, 200, strings.Replace(ayeshaJSON, `"alive": true`, `"alive": false, "alive": true`, 1))
+			},
+			want:     []error{registry.ErrUnavailable, registry.ErrBadResponse},
+			attempts: 1,
+		},
+		{
+			name: "a member in another case",
+			handle: func(w http.ResponseWriter, _ *http.Request, _ int) {
+				jsonAnswer(w, 200, strings.Replace(ayeshaJSON, `"alive": true`, `"alive": false, "ALIVE": true`, 1))
+			},
+			want:     []error{registry.ErrUnavailable, registry.ErrBadResponse},
+			attempts: 1,
+		},
+		{
+			// ſ (U+017F) folds to s: encoding/json reads "verſion" as version.
+			name: "a member spelled with a letter that folds to another",
+			handle: func(w http.ResponseWriter, _ *http.Request, _ int) {
+				jsonAnswer(w, 200, strings.Replace(ayeshaJSON, `"version": "v41"`, `"version": "v41", "ver\u017fion": "v99"`, 1))
+			},
+			want:     []error{registry.ErrUnavailable, registry.ErrBadResponse},
+			attempts: 1,
+		},
+		{
+			name: "invalid UTF-8",
+			handle: func(w http.ResponseWriter, _ *http.Request, _ int) {
+				jsonAnswer(w, 200, strings.Replace(ayeshaJSON, `"Khan"`, "\"Kh\xffan\"", 1))
+			},
+			want:     []error{registry.ErrUnavailable, registry.ErrBadResponse},
+			attempts: 1,
+		},
 		{
 			name: "unknown fields are ignored",
 			handle: func(w http.ResponseWriter, _ *http.Request, _ int) {

@@ -12,6 +12,8 @@ import (
 	"time"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/sanadpki/sanad/internal/strictjson"
 )
 
 // Person is a natural person as the registry records them.
@@ -392,4 +394,24 @@ func jsonKind(goType string) string {
 		return "a list"
 	}
 	return "an object"
+}
+
+// memberNames are the member names of the registry's JSON, file and HTTP,
+// at every level.
+var memberNames = []string{
+	"source", "version", "persons", "businesses",
+	"country", "national_id", "given_name", "family_name", "birth_date", "alive", "phone", "email",
+	"registration_number", "name", "active", "representatives", "role", "can_sign",
+}
+
+// strictJSON refuses what encoding/json would read otherwise than another
+// reader of the same bytes, the evidence an auditor checks later: invalid
+// UTF-8 (replaced by U+FFFD), a member given twice in one object (the last
+// kept: "alive": false, "alive": true), and a known member in another
+// spelling ("ALIVE", matched regardless of case).
+func strictJSON(body []byte) error {
+	if !utf8.Valid(body) {
+		return errors.New("not UTF-8")
+	}
+	return strictjson.Members(body, strictjson.ExactNames(memberNames...))
 }
