@@ -619,9 +619,12 @@ type changingRegistry struct {
 	// gone are persons (country:identifier) the registry no longer has;
 	// mute, persons it has no phone or e-mail for.
 	gone, mute map[string]bool
-	// renamed gives businesses (country:registration) a new name.
-	renamed map[string]string
-	down    bool
+	// renamed gives businesses (country:registration) a new name;
+	// renamedPersons, persons (country:identifier) a new given and family
+	// name.
+	renamed        map[string]string
+	renamedPersons map[string][2]string
+	down           bool
 	// downAs answers while down (a real client of a dead registry); nil
 	// answers a bare ErrUnavailable.
 	downAs registry.Registry
@@ -653,6 +656,9 @@ func (r *changingRegistry) Person(ctx context.Context, country, id string) (regi
 		return registry.Person{}, registry.Evidence{}, registry.ErrNotFound
 	}
 	p.Alive = p.Alive && !r.dead[country+":"+id]
+	if name, ok := r.renamedPersons[country+":"+id]; ok {
+		p.GivenName, p.FamilyName = name[0], name[1]
+	}
 	if r.mute[country+":"+id] {
 		p.Phone, p.Email = "", ""
 	}

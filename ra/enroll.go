@@ -211,6 +211,14 @@ type proofing struct {
 	// identity was proven at ProvedAt.
 	Renews     string    `json:"renews,omitempty"`
 	IdentityAt time.Time `json:"identity_at,omitzero"`
+	// Verified is what the registry answered for this enrollment, as the
+	// profile reads it (profile.Verified): what its certificate carries.
+	// The subject's row holds the latest of its enrollments', which a later
+	// enrollment may have refreshed (a name changed since); this one's
+	// evidence covers only its own. A renewal's is the subject's as its
+	// re-check confirmed it. Empty on an enrollment from before it, which
+	// takes the subject's row.
+	Verified json.RawMessage `json:"verified,omitempty"`
 }
 
 // identityAt is when the identity the enrollment relies on was proven;
@@ -344,14 +352,13 @@ func (s *Service) enroll(ctx context.Context, req EnrollRequest, key string, req
 		if err := s.spendLimits(ctx, tx, limits); err != nil {
 			return err
 		}
-		for _, ev := range m.evidence {
-			if err := tx.InsertRegistryEvidence(ctx, ev); err != nil {
-				return err
-			}
+		evidence, err := putEvidence(ctx, tx, m.evidence)
+		if err != nil {
+			return err
 		}
 		return d.Audit.Append(tx, audit.Event{Actor: "applicant", Action: "enrollment.create", Object: "enrollment/" + id,
 			Details: map[string]any{"profile": p.Name, "subject": m.subjectKey, "representative": m.representativeKey,
-				"state": e.State, "code_channel": a.channel, "code_to": maskContact(a.to)}})
+				"state": e.State, "code_channel": a.channel, "code_to": maskContact(a.to), "evidence": evidence}})
 	})
 	if errors.Is(err, store.ErrConflict) && key != "" {
 		// The same key raced us (on another node: copies on this one wait
@@ -423,12 +430,12 @@ func (s *Service) application(ctx context.Context, req EnrollRequest, p profile.
 	if a.to, a.channel, err = contactOf(m.contact); err != nil {
 		return application{}, err
 	}
-	pr := proofing{CodeHash: s.codeHash(id, a.code), CodeUntil: now.Add(s.d.Policy.CodeTTL), Channel: a.channel, To: maskContact(a.to),
-		Person: m.personKey, Codes: 1, SentAt: now}
-	if a.proofing, err = json.Marshal(pr); err != nil {
+	if a.attributes, err = json.Marshal(m.verified); err != nil {
 		return application{}, err
 	}
-	if a.attributes, err = json.Marshal(m.verified); err != nil {
+	pr := proofing{CodeHash: s.codeHash(id, a.code), CodeUntil: now.Add(s.d.Policy.CodeTTL), Channel: a.channel, To: maskContact(a.to),
+		Person: m.personKey, Codes: 1, SentAt: now, Verified: a.attributes}
+	if a.proofing, err = json.Marshal(pr); err != nil {
 		return application{}, err
 	}
 	return a, nil
@@ -948,6 +955,25 @@ func evidence(enrollmentID, record string, ev registry.Evidence) store.RegistryE
 	return store.RegistryEvidence{EnrollmentID: enrollmentID, Source: ev.Source, Record: record, Version: ev.Version, Hash: ev.Hash, LookedUpAt: ev.LookedUpAt}
 }
 
+// putEvidence stores an enrollment's registry evidence and returns it for
+// the details of the audit event the caller appends in the same
+// transaction: the hash-chained log then fixes what the registry answered,
+// which the registry_evidence rows alone would not.
+func putEvidence(ctx context.Context, tx *store.Tx, evs []store.RegistryEvidence) ([]map[string]any, error) {
+	out := make([]map[string]any, 0, len(evs))
+	for _, ev := range evs {
+		if err := tx.InsertRegistryEvidence(ctx, ev); err != nil {
+			return nil, err
+		}
+		d := map[string]any{"record": ev.Record, "source": ev.Source, "sha256": hex.EncodeToString(ev.Hash), "looked_up_at": ev.LookedUpAt}
+		if ev.Version != "" {
+			d["version"] = ev.Version
+		}
+		out = append(out, d)
+	}
+	return out, nil
+}
+
 // contactOf is where a person's one-time code goes: the registry's phone,
 // else its e-mail address.
 func contactOf(p registry.Person) (to, channel string, err error) {
@@ -1200,15 +1226,25 @@ func (s *Service) prepareAuto(ctx context.Context, id string) *prepared {
 	return &prepared{enrollment: e, subject: subj, verified: v, intent: in}
 }
 
-// verifiedSubject reads e's subject and the attributes the RA verified.
+// verifiedSubject reads e's subject and the attributes the RA verified for
+// e (proofing.Verified), or for an enrollment that kept none, the
+// subject's.
 func (s *Service) verifiedSubject(ctx context.Context, e store.Enrollment) (store.Subject, profile.Verified, error) {
 	subj, err := s.d.Store.Subject(ctx, e.SubjectID)
 	if err != nil {
 		return store.Subject{}, profile.Verified{}, err
 	}
+	var pr proofing
+	if err := json.Unmarshal(e.Proofing, &pr); err != nil {
+		return store.Subject{}, profile.Verified{}, fmt.Errorf("enrollment %s proofing: %w", e.ID, err)
+	}
+	attributes, whose := pr.Verified, "enrollment "+e.ID
+	if len(attributes) == 0 {
+		attributes, whose = subj.Attributes, "subject "+subj.ID
+	}
 	var v profile.Verified
-	if err := json.Unmarshal(subj.Attributes, &v); err != nil {
-		return store.Subject{}, profile.Verified{}, fmt.Errorf("subject %s attributes: %w", subj.ID, err)
+	if err := json.Unmarshal(attributes, &v); err != nil {
+		return store.Subject{}, profile.Verified{}, fmt.Errorf("%s attributes: %w", whose, err)
 	}
 	return subj, v, nil
 }
@@ -1340,12 +1376,13 @@ func (s *Service) Resend(ctx context.Context, id string) (store.Enrollment, erro
 		if err := tx.UpdateEnrollment(ctx, cur.State, cur); err != nil {
 			return err
 		}
-		if err := tx.InsertRegistryEvidence(ctx, evidence(id, "person", ev)); err != nil {
+		recorded, err := putEvidence(ctx, tx, []store.RegistryEvidence{evidence(id, "person", ev)})
+		if err != nil {
 			return err
 		}
 		out = cur
 		return d.Audit.Append(tx, audit.Event{Actor: "applicant", Action: "enrollment.code.resend", Object: "enrollment/" + id,
-			Details: map[string]any{"code_channel": channel, "code_to": pr.To, "codes": pr.Codes}})
+			Details: map[string]any{"code_channel": channel, "code_to": pr.To, "codes": pr.Codes, "evidence": recorded}})
 	})
 	if err != nil {
 		return store.Enrollment{}, err
@@ -1580,10 +1617,15 @@ func (s *Service) issue(ctx context.Context, e store.Enrollment, actor string, p
 				return err
 			}
 		}
-		for _, ev := range recheck {
-			if err := tx.InsertRegistryEvidence(ctx, ev); err != nil {
-				return err
+		rechecked, err := putEvidence(ctx, tx, recheck)
+		if err != nil {
+			return err
+		}
+		withEvidence := func(details map[string]any) map[string]any {
+			if len(rechecked) > 0 {
+				details["evidence"] = rechecked
 			}
+			return details
 		}
 		switch {
 		case refused:
@@ -1598,7 +1640,7 @@ func (s *Service) issue(ctx context.Context, e store.Enrollment, actor string, p
 				return err
 			}
 			return d.Audit.Append(tx, audit.Event{Actor: actor, Action: "enrollment.fail", Object: "enrollment/" + e.ID,
-				Details: map[string]any{"error": issueErr.Error()}})
+				Details: withEvidence(map[string]any{"error": issueErr.Error()})})
 		case issueErr != nil:
 			// A failure of the CA's own (HSM, database, timeout) is not the
 			// applicant's: the enrollment stays approved and Resume tries
@@ -1613,7 +1655,7 @@ func (s *Service) issue(ctx context.Context, e store.Enrollment, actor string, p
 			}
 			out = cur
 			return d.Audit.Append(tx, audit.Event{Actor: actor, Action: "enrollment.issue.retry", Object: "enrollment/" + e.ID,
-				Details: map[string]any{"error": issueErr.Error()}})
+				Details: withEvidence(map[string]any{"error": issueErr.Error()})})
 		}
 		if out, err = move(ctx, tx, cur, store.StateIssued, "", now); err != nil {
 			return err
@@ -1648,7 +1690,7 @@ func (s *Service) issue(ctx context.Context, e store.Enrollment, actor string, p
 			}
 		}
 		return d.Audit.Append(tx, audit.Event{Actor: actor, Action: "enrollment.issue", Object: "enrollment/" + e.ID,
-			Details: map[string]any{"serial": hex.EncodeToString(cert.SerialNumber.Bytes()), "profile": e.Profile}})
+			Details: withEvidence(map[string]any{"serial": hex.EncodeToString(cert.SerialNumber.Bytes()), "profile": e.Profile})})
 	}
 	recorded := false
 	if issueErr == nil {

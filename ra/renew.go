@@ -158,7 +158,10 @@ func (s *Service) Renew(ctx context.Context, serialHex, compact string) (store.E
 	if err != nil {
 		return store.Enrollment{}, false, err
 	}
-	pr := proofing{Channel: "renewal", Person: prevPr.Person, ProvedAt: now, Renews: renews, IdentityAt: identityAt}
+	// The renewal certifies the subject as its registry re-check below
+	// confirms it now: those attributes are the renewal's, whatever a
+	// later enrollment of the subject finds.
+	pr := proofing{Channel: "renewal", Person: prevPr.Person, ProvedAt: now, Renews: renews, IdentityAt: identityAt, Verified: subj.Attributes}
 	prJSON, err := json.Marshal(pr)
 	if err != nil {
 		return store.Enrollment{}, false, err
@@ -216,14 +219,14 @@ func (s *Service) Renew(ctx context.Context, serialHex, compact string) (store.E
 		if err := useNonce(ctx, tx, p, now); err != nil {
 			return err
 		}
-		for _, ev := range evidence {
-			if err := tx.InsertRegistryEvidence(ctx, ev); err != nil {
-				return err
-			}
+		recorded, err := putEvidence(ctx, tx, evidence)
+		if err != nil {
+			return err
 		}
 		return d.Audit.Append(tx, audit.Event{Actor: actor, Action: "enrollment.renew", Object: "enrollment/" + id,
 			Details: map[string]any{"profile": prof.Name, "renews": renews, "subject": subj.NationalID, "person": pr.Person,
-				"identity_proven_at": identityAt, "state": e.State, "signed_request": compact, "notice_channel": channel, "notice_to": pr.To}})
+				"identity_proven_at": identityAt, "state": e.State, "signed_request": compact, "notice_channel": channel, "notice_to": pr.To,
+				"evidence": recorded}})
 	})
 	if errors.Is(err, store.ErrConflict) {
 		// Another request renewed it first; if it was this one, answer as
