@@ -9,6 +9,8 @@ import (
 	"io"
 	"log/slog"
 	"os"
+
+	"github.com/sanadpki/sanad/internal/secretfile"
 )
 
 const redacted = "[redacted]"
@@ -55,7 +57,7 @@ func GeneratePIN() (PIN, error) {
 // PINFromFile reads a PIN from path, trimming trailing CR and LF. It refuses a
 // file that group or others may access (mode & 0o077 != 0) and an empty PIN.
 func PINFromFile(path string) (PIN, error) {
-	b, err := ReadSecretFile("PIN file", path)
+	b, err := secretfile.Read("hsm: PIN file", path)
 	if err != nil {
 		return PIN{}, err
 	}
@@ -65,35 +67,6 @@ func PINFromFile(path string) (PIN, error) {
 		return PIN{}, fmt.Errorf("hsm: PIN file %s: %w", path, err)
 	}
 	return p, nil
-}
-
-// ReadSecretFile reads a secret a *_file setting names (what says which,
-// for errors): a regular file that group and others may not access, of at
-// most 4096 bytes, trailing CR and LF trimmed. Errors name the file, never
-// its content. The caller clears the bytes when done.
-func ReadSecretFile(what, path string) ([]byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, fmt.Errorf("hsm: %s: %w", what, err)
-	}
-	defer f.Close()
-	// Stat the open file, not the path, so the mode checked is that of the
-	// bytes read.
-	fi, err := f.Stat()
-	if err != nil {
-		return nil, fmt.Errorf("hsm: %s: %w", what, err)
-	}
-	if !fi.Mode().IsRegular() {
-		return nil, fmt.Errorf("hsm: %s %s is not a regular file", what, path)
-	}
-	if perm := fi.Mode().Perm(); perm&0o077 != 0 {
-		return nil, fmt.Errorf("hsm: %s %s has mode %04o: group and others must have no access (chmod 600 %s)", what, path, perm, path)
-	}
-	b, err := io.ReadAll(io.LimitReader(f, 4096))
-	if err != nil {
-		return nil, fmt.Errorf("hsm: read %s %s: %w", what, path, err)
-	}
-	return bytes.TrimRight(b, "\r\n"), nil
 }
 
 // PINFromEnv reads a PIN from the environment variable name. It rejects an

@@ -123,17 +123,6 @@ func runDev(ctx context.Context, dir, addr string, cmd *cobra.Command) error {
 	if err != nil {
 		return err
 	}
-	// SQLite creates the database (and its -wal and -shm files, which copy
-	// the database's mode) with the umask; it will hold personal data.
-	// (SANAD_DATABASE_DRIVER=postgres and SANAD_DATABASE_DSN put the dev
-	// deployment on PostgreSQL instead.)
-	if cfg.Database.Driver == "sqlite" {
-		db, err := os.OpenFile(cfg.Database.DSN, os.O_RDONLY|os.O_CREATE, 0o600)
-		if err != nil {
-			return fmt.Errorf("create dev database: %w", err)
-		}
-		db.Close()
-	}
 	if addr != "" {
 		cfg.HTTP.Addr = addr
 	}

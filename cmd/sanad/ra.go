@@ -21,10 +21,10 @@ import (
 
 	"github.com/sanadpki/sanad/ca"
 	"github.com/sanadpki/sanad/ca/profile"
-	"github.com/sanadpki/sanad/hsm"
 	"github.com/sanadpki/sanad/internal/api"
 	"github.com/sanadpki/sanad/internal/audit"
 	"github.com/sanadpki/sanad/internal/config"
+	"github.com/sanadpki/sanad/internal/secretfile"
 	"github.com/sanadpki/sanad/internal/store"
 	"github.com/sanadpki/sanad/policies"
 	"github.com/sanadpki/sanad/ra"
@@ -390,10 +390,10 @@ func identifierLimit(n int) *store.Bucket {
 	return &store.Bucket{Rate: float64(n) / time.Hour.Seconds(), Burst: float64(n)}
 }
 
-// readKeyFile reads a secret key file (hsm.ReadSecretFile: owner-only,
+// readKeyFile reads a secret key file (secretfile.Read: owner-only,
 // trailing newline aside) of at least 32 bytes.
 func readKeyFile(path string) ([]byte, error) {
-	b, err := hsm.ReadSecretFile("key file", path)
+	b, err := secretfile.Read("key file", path)
 	if err != nil {
 		return nil, err
 	}

@@ -100,8 +100,11 @@ func loadModule(cfg config.HSM) (*hsm.Module, error) {
 }
 
 // readPIN reads the token PIN from its file or environment variable. A PIN
-// read from the environment is removed from it, so it does not linger in
-// /proc/<pid>/environ for the life of the process.
+// read from the environment is removed from the process's environment, so
+// that no child inherits it and nothing reading os.Environ later sees it.
+// The kernel's copy of the environment the process started with
+// (/proc/<pid>/environ, readable by the same user and root) keeps it: only
+// hsm.pin_file avoids that, which is why production configurations use it.
 func readPIN(cfg config.HSM) (hsm.PIN, error) {
 	if cfg.PINFile != "" {
 		return hsm.PINFromFile(cfg.PINFile)

@@ -105,9 +105,11 @@ func TestSignVerifiedByOpenSSL(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The PIN in pkcs11-tool's environment, not its argv (ps shows argv).
 	tok := &p11Tool{tool: pkcs11Tool, dir: t.TempDir(), id: "5a01",
-		env:   append(append([]string{}, env...), "SOFTHSM2_CONF="+filepath.Join(dir, "softhsm2.conf")),
-		login: []string{"--module", module, "--token-label", "sanad-dev", "--login", "--pin", readSecret(t, filepath.Join(dir, "hsm-pin"))}}
+		env: append(append([]string{}, env...), "SOFTHSM2_CONF="+filepath.Join(dir, "softhsm2.conf"),
+			"SANAD_TEST_PIN="+readSecret(t, filepath.Join(dir, "hsm-pin"))),
+		login: []string{"--module", module, "--token-label", "sanad-dev", "--login", "--pin", "env:SANAD_TEST_PIN"}}
 	if _, err := tok.run("--keypairgen", "--key-type", "EC:prime256v1", "--label", "citizen-token"); err != nil {
 		t.Fatal(err)
 	}

@@ -18,10 +18,13 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/sanadpki/sanad/internal/secretfile"
 )
 
 // Config is the whole configuration of one sanad process.
@@ -507,11 +510,12 @@ func (d Database) ConnString() (string, error) {
 	if d.DSNFile == "" {
 		return d.DSN, nil
 	}
-	raw, err := os.ReadFile(d.DSNFile)
+	raw, err := secretfile.Read("database.dsn_file", d.DSNFile)
 	if err != nil {
-		return "", fmt.Errorf("database.dsn_file: %w", err)
+		return "", err
 	}
 	dsn := strings.TrimSpace(string(raw))
+	clear(raw)
 	if dsn == "" {
 		return "", fmt.Errorf("database.dsn_file %s is empty", d.DSNFile)
 	}
@@ -519,23 +523,27 @@ func (d Database) ConnString() (string, error) {
 }
 
 // hasPassword reports whether a PostgreSQL connection string (URL or
-// keyword/value form) carries a password.
+// keyword/value form) carries a password, or a client key's (sslpassword),
+// however pgx would find it: in the URL's user information or query
+// (password=, sslpassword=, in any case, percent-encoded or not), or as a
+// keyword with or without spaces around its "=".
 func hasPassword(dsn string) bool {
-	if u, err := url.Parse(dsn); err == nil && u.User != nil {
-		if _, ok := u.User.Password(); ok {
-			return true
+	if u, err := url.Parse(dsn); err == nil && u.Scheme != "" {
+		if u.User != nil {
+			if _, ok := u.User.Password(); ok {
+				return true
+			}
 		}
-		if u.Query().Has("password") {
-			return true
+		for k := range u.Query() {
+			if strings.EqualFold(k, "password") || strings.EqualFold(k, "sslpassword") {
+				return true
+			}
 		}
 	}
-	for _, field := range strings.Fields(dsn) {
-		if strings.HasPrefix(strings.ToLower(field), "password=") {
-			return true
-		}
-	}
-	return false
+	return passwordKeyword.MatchString(dsn)
 }
+
+var passwordKeyword = regexp.MustCompile(`(?i)(^|[\s?&])(ssl)?password\s*=`)
 
 // isLoopback is whether host is localhost or a loopback address.
 func isLoopback(host string) bool {

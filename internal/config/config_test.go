@@ -47,6 +47,15 @@ func TestParseRejects(t *testing.T) {
 			[]string{"database.dsn: holds a password"}},
 		{"keyword postgres password", "database: {driver: postgres, dsn: 'host=db password=secret'}\nhsm: {token_label: t}\n",
 			[]string{"database.dsn: holds a password"}},
+		// Each of these pgx reads as a password too.
+		{"password in a URL's query", "database: {driver: postgres, dsn: 'postgres://db.example/sanad?password=secret'}\nhsm: {token_label: t}\n",
+			[]string{"database.dsn: holds a password"}},
+		{"password after another parameter", "database: {driver: postgres, dsn: 'postgresql://db/sanad?sslmode=require&PassWord=secret'}\nhsm: {token_label: t}\n",
+			[]string{"database.dsn: holds a password"}},
+		{"password keyword with spaces", "database: {driver: postgres, dsn: 'host=db password = secret'}\nhsm: {token_label: t}\n",
+			[]string{"database.dsn: holds a password"}},
+		{"client key password", "database: {driver: postgres, dsn: 'host=db sslpassword=secret'}\nhsm: {token_label: t}\n",
+			[]string{"database.dsn: holds a password"}},
 		{"two PIN sources", "hsm: {token_label: t, pin_file: a, pin_env: B}\n", []string{"pin_file or pin_env"}},
 		{"base URL with credentials", "hsm: {token_label: t}\nca: {base_url: 'https://u:s3cret@pki.example'}\n", []string{"ca.base_url"}},
 		{"base URL not http", "hsm: {token_label: t}\nca: {base_url: 'ldap://pki.example'}\n", []string{"ca.base_url"}},
@@ -151,5 +160,15 @@ func TestConnStringFromFile(t *testing.T) {
 	}
 	if _, err := (Database{DSNFile: p}).ConnString(); err == nil {
 		t.Error("empty dsn_file accepted")
+	}
+	// A password others may read is refused, not used (as a PIN file is).
+	if err := os.WriteFile(p, []byte("postgres://u:pw@db/sanad\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(p, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := (Database{DSNFile: p}).ConnString(); err == nil || !strings.Contains(err.Error(), "has mode 0644") || strings.Contains(err.Error(), "pw@") {
+		t.Errorf("a dsn_file of mode 0644: %v", err)
 	}
 }

@@ -190,6 +190,12 @@ func sqliteDSN(dsn string) (string, error) {
 	return path + "?" + params.Encode(), nil
 }
 
+// sqliteFile is the file a SQLite DSN (a path, or a file: URI) names.
+func sqliteFile(dsn string) string {
+	path, _, _ := strings.Cut(dsn, "?")
+	return strings.TrimPrefix(path, "file:")
+}
+
 // nonNil returns b, or an empty slice when b is nil: the drivers send a nil
 // slice as NULL, which NOT NULL byte columns must not receive.
 func nonNil(b []byte) []byte {

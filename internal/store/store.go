@@ -9,9 +9,12 @@ import (
 	"hash/fnv"
 	"io/fs"
 	"log/slog"
+	"os"
+	"strings"
 	"sync/atomic"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgconn"
 	// The two database/sql drivers the store opens by name.
 	_ "github.com/jackc/pgx/v5/stdlib"
 	_ "github.com/mattn/go-sqlite3"
@@ -139,10 +142,24 @@ func Open(ctx context.Context, cfg Config) (*DB, error) {
 		if dsn, err = sqliteDSN(dsn); err != nil {
 			return nil, fmt.Errorf("open sqlite store: %w", err)
 		}
+		// SQLite would create a new database (and its -wal and -shm
+		// files, which copy its mode) with the umask's mode, often
+		// readable by every local user; it holds personal data and the
+		// audit log, so it is created the owner's alone. An existing
+		// file keeps its mode; an error is SQLite's to report.
+		if f, err := os.OpenFile(sqliteFile(dsn), os.O_RDONLY|os.O_CREATE, 0o600); err == nil {
+			f.Close()
+		}
 		if maxConns == 0 {
 			maxConns = 8
 		}
 	case DriverPostgres:
+		// Parsed here first, so that a DSN pgx cannot parse is refused
+		// without its text: pgx quotes the DSN in that error, redacting
+		// only a password written password=… without spaces.
+		if _, err := pgconn.ParseConfig(dsn); err != nil {
+			return nil, fmt.Errorf("open postgres store: %w", dsnError(err))
+		}
 		if maxConns == 0 {
 			maxConns = 16
 		}
@@ -344,4 +361,20 @@ func (db *DB) InTx(ctx context.Context, fn func(*Tx) error) error {
 		return fmt.Errorf("commit %s transaction: %w", db.d.name, db.d.mapErr(err))
 	}
 	return nil
+}
+
+// dsnError is pgx's error for a DSN it cannot parse, without the DSN: what
+// follows the quoted DSN in its message ("cannot parse `…`: failed to
+// configure TLS (sslmode is invalid)"), or nothing of it.
+func dsnError(err error) error {
+	msg := "it does not parse"
+	var pe *pgconn.ParseConfigError
+	if errors.As(err, &pe) {
+		if text := pe.Error(); strings.HasPrefix(text, "cannot parse `") {
+			if i := strings.LastIndex(text, "`: "); i >= 0 && !strings.Contains(text[i+3:], "`") {
+				msg = "it does not parse: " + text[i+3:]
+			}
+		}
+	}
+	return errors.New("the DSN (not shown: it may hold a password): " + msg)
 }

@@ -8,9 +8,12 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -810,5 +813,65 @@ func TestSQLiteWritersQueue(t *testing.T) {
 	}
 	if err := db.InTx(ctx, func(tx *store.Tx) error { return tx.PutIssuer(ctx, testIssuer("after", "root")) }); err != nil {
 		t.Errorf("InTx after the holder ended: %v", err)
+	}
+}
+
+// TestOpenHidesTheDSN: a PostgreSQL DSN pgx cannot parse is refused
+// without its text, which pgx quotes with the password in plain text when
+// it is not written password=… without spaces.
+func TestOpenHidesTheDSN(t *testing.T) {
+	for _, dsn := range []string{
+		"host=127.0.0.1 port=1 user=sanad password = s3cretpw sslmode=requre",
+		"host=127.0.0.1 user=sanad password='s3cret pw sslmode=disable",
+		"postgres://sanad:s3cretpw@127.0.0.1:1/sanad?sslmode=requre",
+	} {
+		db, err := store.Open(t.Context(), store.Config{Driver: store.DriverPostgres, DSN: dsn})
+		if err == nil {
+			db.Close()
+			t.Fatalf("Open(%q) succeeded", dsn)
+		}
+		if strings.Contains(err.Error(), "s3cret") || strings.Contains(err.Error(), "127.0.0.1") || !strings.Contains(err.Error(), "the DSN (not shown") {
+			t.Errorf("Open: %v", err)
+		}
+	}
+}
+
+// TestSQLiteFileMode: a new SQLite database, and so its -wal and -shm
+// files, is the owner's alone whatever the umask: it holds personal data,
+// one-time code hashes and the audit log. An existing file keeps its mode.
+func TestSQLiteFileMode(t *testing.T) {
+	old := syscall.Umask(0o022) // a common umask, under which SQLite makes 0644 files
+	defer syscall.Umask(old)
+	dir := t.TempDir()
+	kept := filepath.Join(dir, "kept.db")
+	if err := os.WriteFile(kept, nil, 0o640); err != nil {
+		t.Fatal(err)
+	}
+	for _, dsn := range []string{filepath.Join(dir, "plain.db"), "file:" + filepath.Join(dir, "uri.db") + "?cache=private", kept} {
+		db, err := store.Open(t.Context(), store.Config{Driver: store.DriverSQLite, DSN: dsn})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer db.Close() // the -wal and -shm files stay while it is open
+		if err := db.Migrate(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	files, _ := filepath.Glob(filepath.Join(dir, "*"))
+	for _, f := range files {
+		fi, err := os.Stat(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := os.FileMode(0o600)
+		if strings.HasPrefix(filepath.Base(f), "kept.db") {
+			want = 0o640
+		}
+		if fi.Mode().Perm() != want {
+			t.Errorf("%s has mode %04o, want %04o", filepath.Base(f), fi.Mode().Perm(), want)
+		}
+	}
+	if len(files) != 9 {
+		t.Errorf("files %v: want three databases with their -wal and -shm", files)
 	}
 }

@@ -13,10 +13,11 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"os"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/sanadpki/sanad/internal/secretfile"
 )
 
 // Defaults of HTTPConfig, in one place.
@@ -187,10 +188,10 @@ func (h *HTTP) token() (string, error) {
 
 // ReadBearerToken reads the one token a token file holds (surrounding
 // white space trimmed), for an "Authorization: Bearer" header: the
-// registry's, the notification gateway's. Errors name the file, never its
-// content.
+// registry's, the notification gateway's. The file must be the owner's
+// alone (secretfile.Read). Errors name the file, never its content.
 func ReadBearerToken(path string) (string, error) {
-	b, err := os.ReadFile(path)
+	b, err := secretfile.Read("token file", path)
 	if err != nil {
 		return "", err
 	}

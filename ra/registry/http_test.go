@@ -500,6 +500,18 @@ func TestHTTPToken(t *testing.T) {
 		t.Errorf("Authorization headers = %q", s.auth)
 	}
 
+	// A token file others may read is refused, and the token not sent.
+	refuse.Store(false)
+	if err := os.Chmod(tokenFile, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := h.Person(context.Background(), "PK", ayeshaID); !errors.Is(err, registry.ErrUnavailable) || !strings.Contains(err.Error(), "has mode 0644") {
+		t.Errorf("token file of mode 0644: err = %v", err)
+	}
+	if len(s.auth) != 2 {
+		t.Errorf("the token of a 0644 file was sent: %q", s.auth)
+	}
+
 	// A token file that disappears makes the registry unavailable, not empty-handed.
 	if err := os.Remove(tokenFile); err != nil {
 		t.Fatal(err)

@@ -1,0 +1,48 @@
+// Package secretfile reads the secrets *_file settings name (an HSM PIN,
+// a database DSN with its password, a bearer token, a key), each the same
+// way: a regular file that group and others may not access, so a secret
+// left readable by others is refused where it is noticed, not used.
+package secretfile
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"os"
+)
+
+// MaxSize is the largest secret file read.
+const MaxSize = 4096
+
+// Read reads the secret file at path (what says which, for errors): a
+// regular file that group and others may not access, of at most MaxSize
+// bytes, trailing CR and LF trimmed. Errors name the file, never its
+// content. The caller clears the bytes when done.
+func Read(what, path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", what, err)
+	}
+	defer f.Close()
+	// Stat the open file, not the path, so the mode checked is that of the
+	// bytes read.
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", what, err)
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s %s is not a regular file", what, path)
+	}
+	if perm := fi.Mode().Perm(); perm&0o077 != 0 {
+		return nil, fmt.Errorf("%s %s has mode %04o: group and others must have no access (chmod 600 %s)", what, path, perm, path)
+	}
+	b, err := io.ReadAll(io.LimitReader(f, MaxSize+1))
+	if err != nil {
+		return nil, fmt.Errorf("read %s %s: %w", what, path, err)
+	}
+	if len(b) > MaxSize {
+		clear(b)
+		return nil, fmt.Errorf("%s %s is larger than %d bytes", what, path, MaxSize)
+	}
+	return bytes.TrimRight(b, "\r\n"), nil
+}
