@@ -96,7 +96,7 @@ func newRAFixture(t *testing.T, f catest.Fixture, driver string, opts ...func(*r
 	if err != nil {
 		t.Fatal(err)
 	}
-	fx := &raFixture{driver: driver, db: db, raw: raw, outbox: t.TempDir(), caKey: f.CAKey, ca: authority, registryKey: newKey(t)}
+	fx := &raFixture{driver: driver, db: db, raw: raw, outbox: ownerOnlyDir(t), caKey: f.CAKey, ca: authority, registryKey: newKey(t)}
 	deps := ra.Deps{
 		Store: db, Audit: log, CA: authority, Revoker: authority,
 		Issuers:  map[string]*x509.Certificate{f.Issuer.ID: f.Issuer.Certificate},
@@ -409,4 +409,15 @@ func (fx *raFixture) q(query string) string {
 		return strings.ReplaceAll(query, "$", "?")
 	}
 	return query
+}
+
+// ownerOnlyDir is a new directory of mode 0700, as an outbox must be
+// (t.TempDir's own are 0755 under umask 022).
+func ownerOnlyDir(t *testing.T) string {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), "outbox")
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	return dir
 }

@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/sanadpki/sanad/ra/registry"
@@ -66,16 +67,27 @@ type Outbox struct {
 	Log *slog.Logger
 }
 
-// Send writes the message file (0600, replaced whole) and logs it.
+// Send writes the message file (0600, replaced whole) and logs it. The
+// directory must be the owner's alone: MkdirAll leaves an existing one as
+// it is, and the codes in it are proofs of identity.
 func (o Outbox) Send(_ context.Context, m Message) error {
 	if err := os.MkdirAll(o.Dir, 0o700); err != nil {
 		return err
+	}
+	if fi, err := os.Stat(o.Dir); err != nil {
+		return err
+	} else if perm := fi.Mode().Perm(); perm&0o077 != 0 {
+		return fmt.Errorf("outbox %s has mode %04o: group and others must have no access (chmod 700 %s)", o.Dir, perm, o.Dir)
+	}
+	name := outboxName(m)
+	if filepath.Base(name) != name || strings.HasPrefix(name, ".") {
+		return fmt.Errorf("outbox: %q is not a file name", name)
 	}
 	body, err := json.MarshalIndent(m, "", "  ")
 	if err != nil {
 		return err
 	}
-	path := filepath.Join(o.Dir, outboxName(m))
+	path := filepath.Join(o.Dir, name)
 	tmp, err := os.CreateTemp(o.Dir, ".msg-*")
 	if err != nil {
 		return err

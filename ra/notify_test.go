@@ -91,3 +91,29 @@ func TestWebhookRefusesWhatWouldLeak(t *testing.T) {
 		t.Error("a missing token file was not an error")
 	}
 }
+
+// TestOutboxRefusesALooseDirectory: codes are proofs of identity, so the
+// outbox is the owner's alone; nor does a message write outside it.
+func TestOutboxRefusesALooseDirectory(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "outbox")
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(dir, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	m := Message{EnrollmentID: "abc", To: "+77017431862", Channel: "sms", Code: "123456"}
+	if err := (Outbox{Dir: dir}).Send(t.Context(), m); err == nil || !strings.Contains(err.Error(), "has mode 0777") {
+		t.Errorf("a 0777 outbox: %v", err)
+	}
+	if err := os.Chmod(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	m.EnrollmentID = "../escape"
+	if err := (Outbox{Dir: dir}).Send(t.Context(), m); err == nil {
+		t.Error("a message named ../escape was written")
+	}
+	if _, err := os.Stat(filepath.Join(filepath.Dir(dir), "escape.json")); err == nil {
+		t.Error("escape.json was written outside the outbox")
+	}
+}

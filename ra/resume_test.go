@@ -46,7 +46,7 @@ func TestResume(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		outbox := t.TempDir()
+		outbox := ownerOnlyDir(t)
 		clock := time.Now
 		svc, err := ra.New(ra.Deps{Store: db, Audit: log, CA: authority, Revoker: authority, Issuers: map[string]*x509.Certificate{f.Issuer.ID: f.Issuer.Certificate},
 			Registry: reg, Notifier: ra.Outbox{Dir: outbox}, Profiles: profiles,

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
+	"unicode"
 	"unicode/utf8"
 )
 
@@ -67,8 +68,12 @@ func (p Profile) Subject(v Verified) (pkix.Name, error) {
 		switch {
 		case s == "":
 			bad("%s is missing", field)
-		case !utf8.ValidString(s) || strings.ContainsFunc(s, func(r rune) bool { return r < 0x20 || r == 0x7f }):
+		case !utf8.ValidString(s) || strings.ContainsFunc(s, unicode.IsControl):
 			bad("%s has control characters", field)
+		case strings.ContainsFunc(s, func(r rune) bool { return unicode.Is(unicode.Cf, r) }):
+			// A right-to-left override or a zero-width space makes a name
+			// read otherwise than its bytes say.
+			bad("%s has format characters (bidirectional or zero-width)", field)
 		case utf8.RuneCountInString(s) > 64:
 			bad("%s is longer than 64 characters", field)
 		}

@@ -89,10 +89,13 @@
 //
 // Path segments are percent-escaped (RFC 3986 §3.3). Answers:
 //
-//   - 200, a JSON object: the Person or Business as in the file layout
-//     above, with the same required fields, plus "version" (a string, the
-//     record's version; recommended, kept as Evidence.Version). Unknown
-//     fields are ignored, since a national registry adds fields over time.
+//   - 200 with Content-Type application/json, a JSON object: the Person
+//     or Business as in the file layout above, with the same required
+//     fields, plus "version" (a string, the record's version; recommended,
+//     kept as Evidence.Version). Unknown fields are ignored, since a
+//     national registry adds fields over time; a member given twice, a
+//     known member spelled otherwise ("ALIVE"), and invalid UTF-8 are not,
+//     since another reader of the same bytes would read them otherwise.
 //     The record must be the one asked for (same country and identifier).
 //     Evidence.Hash is the SHA-256 of the body bytes exactly as received.
 //   - 404 with Content-Type application/json or application/problem+json:

@@ -232,6 +232,8 @@ func TestFromBytesLoadErrors(t *testing.T) {
 		{"a field in another case", []byte(strings.Replace(string(doc(t, with(validDoc(), "persons", []any{with(aigerim(), "alive", false), nurlan()}))), `"alive":false`, `"alive":false,"ALIVE":true`, 1)),
 			[]string{`document: member "ALIVE" is not "alive"`}},
 		{"not UTF-8", []byte("{\"source\": \"\xff\"}"), []string{"document: not UTF-8"}},
+		{"a business name with a bidirectional override", doc(t, with(validDoc(), "businesses", []any{with(dala(), "name", "Dala \u202eLogistics")})),
+			[]string{"businesses[0]: name: contains a format character"}},
 		{"no persons", doc(t, with(validDoc(), "persons", []any{}, "businesses", del{})), []string{"document: no persons"}},
 		{"unknown person field", doc(t, with(validDoc(), "persons", []any{with(aigerim(), "nickname", "Aika"), nurlan()})),
 			[]string{`persons[0]: unknown field "nickname"`}},

@@ -243,7 +243,9 @@ func (h *HTTP) Business(ctx context.Context, country, registrationNumber string)
 	if err := checkKey(country, registrationNumber); err != nil {
 		return Business{}, Evidence{}, fmt.Errorf("registry business lookup: %w", err)
 	}
-	what := fmt.Sprintf("business %s %s", country, registrationNumber)
+	// Masked as a national identifier is: a Kazakh sole trader's BIN is
+	// their IIN.
+	what := fmt.Sprintf("business %s %s", country, mask(registrationNumber))
 	body, err := h.get(ctx, "businesses", country, registrationNumber)
 	if err != nil {
 		return Business{}, Evidence{}, fmt.Errorf("registry %s: %s: %w", h.source, what, err)
@@ -431,6 +433,10 @@ func (h *HTTP) attempt(ctx context.Context, u, token string) ([]byte, error) {
 	switch {
 	case resp.StatusCode == http.StatusOK && oversized:
 		return nil, fmt.Errorf("%w: body larger than %d bytes", ErrBadResponse, h.maxBody)
+	case resp.StatusCode == http.StatusOK && !isJSON(resp.Header.Get("Content-Type")):
+		// A 200 HTML page (a captive portal, a proxy's error) is not the
+		// registry's answer, however it parses.
+		return nil, fmt.Errorf("%w: a 200 answer of type %q, not JSON", ErrBadResponse, resp.Header.Get("Content-Type"))
 	case resp.StatusCode == http.StatusOK:
 		return body, nil
 	case resp.StatusCode == http.StatusNotFound && isJSON(resp.Header.Get("Content-Type")):

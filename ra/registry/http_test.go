@@ -300,6 +300,15 @@ func TestHTTPAnswers(t *testing.T) {
 			attempts: 1,
 		},
 		{
+			name: "a 200 that is not JSON by its type",
+			handle: func(w http.ResponseWriter, _ *http.Request, _ int) {
+				w.Header().Set("Content-Type", "text/html")
+				_, _ = w.Write([]byte(ayeshaJSON))
+			},
+			want:     []error{registry.ErrUnavailable, registry.ErrBadResponse},
+			attempts: 1,
+		},
+		{
 			name: "invalid UTF-8",
 			handle: func(w http.ResponseWriter, _ *http.Request, _ int) {
 				jsonAnswer(w, 200, strings.Replace(ayeshaJSON, `"Khan"`, "\"Kh\xffan\"", 1))
@@ -445,6 +454,11 @@ func TestHTTPContext(t *testing.T) {
 		_, _, err := h.Business(ctx, "PK", "32778761")
 		if !errors.Is(err, context.DeadlineExceeded) || !errors.Is(err, registry.ErrUnavailable) {
 			t.Errorf("err = %v", err)
+		}
+		// A registration number is masked as a national identifier is (a
+		// sole trader's BIN is their IIN).
+		if strings.Contains(err.Error(), "32778761") {
+			t.Errorf("err shows the registration number: %v", err)
 		}
 	})
 

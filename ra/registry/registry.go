@@ -220,7 +220,10 @@ func (c *fieldChecker) id(field string, v *string) string {
 }
 
 // text checks a required human-readable field: present, valid UTF-8, no
-// control characters, no surrounding white space, at most 256 bytes.
+// control or format characters (bidirectional overrides, zero-width
+// characters: a business's name goes into its certificate as the registry
+// spells it, and must read as it is), no surrounding white space, at most
+// 256 bytes.
 func (c *fieldChecker) text(field string, v *string) string {
 	switch {
 	case v == nil || strings.TrimSpace(*v) == "":
@@ -233,6 +236,8 @@ func (c *fieldChecker) text(field string, v *string) string {
 		c.addf("%s: longer than 256 bytes", field)
 	case strings.IndexFunc(*v, unicode.IsControl) >= 0:
 		c.addf("%s: contains a control character", field)
+	case strings.IndexFunc(*v, func(r rune) bool { return unicode.Is(unicode.Cf, r) }) >= 0:
+		c.addf("%s: contains a format character (such as a bidirectional override or a zero-width space)", field)
 	default:
 		return *v
 	}
