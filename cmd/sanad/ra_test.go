@@ -272,6 +272,31 @@ func TestEnrollmentEndToEnd(t *testing.T) {
 			if code, out := c.officer("Yerlan Officer", "approve", sealID); code != 0 || !strings.Contains(out, `"state": "issued"`) {
 				t.Fatalf("second officer: %d %s", code, out)
 			}
+			// The company seals a document (sanad sign); a relying party's
+			// OpenSSL verifies it with its default purpose (S/MIME signing),
+			// as it does a citizen's signature.
+			_, e = c.do(http.MethodGet, "/api/v1/enrollments/"+sealID, "", nil, nil)
+			sealPEM, _ := e["certificate"].(string)
+			sealBlock, _ := pem.Decode([]byte(sealPEM))
+			if sealBlock == nil {
+				t.Fatalf("the seal enrollment holds no certificate: %v", e)
+			}
+			sealCert, err := x509.ParseCertificate(sealBlock.Bytes)
+			if err != nil {
+				t.Fatal(err)
+			}
+			sealCertFile, sealKeyFile := c.holderFiles(sealCert, seal.key)
+			invoice := filepath.Join(t.TempDir(), "invoice.txt")
+			if err := os.WriteFile(invoice, []byte("Invoice 2026-118, PKR 1,250,000\n"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			if code, out := runSanadEnv(t, c.env, "sign", invoice, "--key", sealKeyFile, "--cert", sealCertFile, "--chain", c.pems["issuing"]); code != 0 {
+				t.Fatalf("sanad sign with the seal: exit %d\n%s", code, out)
+			}
+			if out, err := exec.Command(openssl, "cms", "-verify", "-binary", "-inform", "PEM", "-in", invoice+".p7s", "-content", invoice,
+				"-CAfile", c.pems["root"], "-out", os.DevNull).CombinedOutput(); err != nil {
+				t.Errorf("openssl cms -verify of the seal's signature, default purpose: %v\n%s", err, out)
+			}
 
 			// An officer reviews and rejects; another revokes the seal.
 			pkCitizen := newApplicant(t, "citizen-sign", person("PK", "61101-4839276-2", "Ayesha", "Khan", "1987-06-14"))
