@@ -429,6 +429,14 @@ func (c Config) Validate() error {
 			bad(name, "%q is not an http(s) URL without credentials, query or fragment", v)
 		}
 	}
+	// The URLs certificates carry for OCSP, CRLs and CA certificates are
+	// http (RFC 5280 §4.2.2.1 and §4.2.1.13, RFC 5019 §5): their contents
+	// are signed, and a relying party checking a TLS server's status over
+	// TLS would need that status first. (zlint refuses an https caIssuers
+	// URL, so every issuance would fail.)
+	if u, err := url.Parse(c.CA.BaseURL); c.CA.BaseURL != "" && err == nil && u.Scheme == "https" {
+		bad("ca.base_url", "https://%s: certificates name http URLs for OCSP, CRLs and CA certificates (RFC 5280, RFC 5019); serve them over http", u.Host)
+	}
 	if c.RA.RegistryFile != "" && c.RA.RegistryURL != "" {
 		bad("ra", "set registry_file or registry_url, not both")
 	}

@@ -21,8 +21,8 @@ func TestParseDefaults(t *testing.T) {
 	if got := cfg.PublicBaseURL(); got != "http://127.0.0.1:8080" {
 		t.Errorf("PublicBaseURL() = %q without ca.base_url", got)
 	}
-	cfg, err = Parse([]byte("hsm: {token_label: t}\nca: {base_url: 'https://pki.sanad.example/'}\n"), noEnv)
-	if err != nil || cfg.PublicBaseURL() != "https://pki.sanad.example" || cfg.RAPublicURL() != "" {
+	cfg, err = Parse([]byte("hsm: {token_label: t}\nca: {base_url: 'http://pki.sanad.example/'}\n"), noEnv)
+	if err != nil || cfg.PublicBaseURL() != "http://pki.sanad.example" || cfg.RAPublicURL() != "" {
 		t.Errorf("PublicBaseURL() = %q, RAPublicURL() = %q, %v", cfg.PublicBaseURL(), cfg.RAPublicURL(), err)
 	}
 	if cfg, err := Parse([]byte("hsm: {token_label: t}\nra: {public_url: 'https://ra.sanad.example/'}\n"), noEnv); err != nil || cfg.RAPublicURL() != "https://ra.sanad.example" {
@@ -59,6 +59,7 @@ func TestParseRejects(t *testing.T) {
 		{"two PIN sources", "hsm: {token_label: t, pin_file: a, pin_env: B}\n", []string{"pin_file or pin_env"}},
 		{"base URL with credentials", "hsm: {token_label: t}\nca: {base_url: 'https://u:s3cret@pki.example'}\n", []string{"ca.base_url"}},
 		{"base URL not http", "hsm: {token_label: t}\nca: {base_url: 'ldap://pki.example'}\n", []string{"ca.base_url"}},
+		{"base URL https", "hsm: {token_label: t}\nca: {base_url: 'https://pki.example'}\n", []string{"ca.base_url: https://pki.example: certificates name http URLs"}},
 		{"RA URL with a query", "hsm: {token_label: t}\nra: {public_url: 'https://ra.example/?x=1'}\n", []string{"ra.public_url"}},
 		{"short checkpoint interval", "hsm: {token_label: t}\naudit: {checkpoint_interval: 10ms}\n", []string{"audit.checkpoint_interval"}},
 		{"status and OCSP", "hsm: {token_label: t}\nstatus: {cache_size: 0, sync_interval: 1ms, overlap: 1ms}\nocsp: {nonce: echo, nonce_per_second: 0}\nhttp: {read_header_timeout: 0s}\n",
