@@ -9,6 +9,8 @@ import (
 	"strings"
 	"unicode"
 	"unicode/utf8"
+
+	"golang.org/x/text/unicode/norm"
 )
 
 // Verified holds the identity attributes the RA verified against the
@@ -63,7 +65,9 @@ func (p Profile) Subject(v Verified) (pkix.Name, error) {
 		errs = append(errs, fmt.Errorf("%w: %s", ErrSubject, fmt.Sprintf(format, args...)))
 	}
 	text := func(field, s string) string {
-		s = strings.TrimSpace(s)
+		// NFC: one name, one encoding, whichever form the registry
+		// answered in (Ә + й and Ә + й read alike and must compare alike).
+		s = norm.NFC.String(strings.TrimSpace(s))
 		// X.520 upper bound ub-name and RFC 5280's ub-common-name are 64.
 		switch {
 		case s == "":

@@ -61,6 +61,23 @@ func TestSubjectFollowsETSI(t *testing.T) {
 	}
 }
 
+// TestSubjectNFC: a name is certified in one encoding (NFC), whichever
+// form the registry answered in: "Әйгерім" with й decomposed (и and a
+// combining breve) reads the same and must compare the same.
+func TestSubjectNFC(t *testing.T) {
+	all := loadProfiles(t)
+	v := aigerim
+	v.GivenName = "\u04d8\u0438\u0306\u0433\u0435\u0440\u0456\u043c" // NFD
+	s, err := all["citizen-sign"].Subject(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const nfc = "\u04d8\u0439\u0433\u0435\u0440\u0456\u043c"
+	if attr(s, "2.5.4.42") != nfc || s.CommonName != nfc+" Nurlanovna" {
+		t.Errorf("given name %+q, common name %+q; want NFC %+q", attr(s, "2.5.4.42"), s.CommonName, nfc)
+	}
+}
+
 func TestSubjectRefuses(t *testing.T) {
 	all := loadProfiles(t)
 	tests := []struct {
