@@ -108,7 +108,10 @@ func TestTamperedLogNotReady(t *testing.T) {
 	for deadline := time.Now().Add(30 * time.Second); code == 200 && time.Now().Before(deadline); code, body = httpGet(t, dev.url+"/readyz") {
 		time.Sleep(200 * time.Millisecond)
 	}
-	if code != 503 || !strings.Contains(body, "audit_log") || !strings.Contains(body, "no longer in the database") {
-		t.Errorf("readyz after the checkpoints were deleted = %d %s, want 503 naming the audit log", code, body)
+	if code != 503 || !strings.Contains(body, `"audit_log":"failing"`) || strings.Contains(body, "no longer in the database") {
+		t.Errorf("readyz after the checkpoints were deleted = %d %s, want 503 naming the audit log, and no more", code, body)
+	}
+	if !strings.Contains(dev.output.String(), "no longer in the database") {
+		t.Errorf("the log does not say why the audit log check fails:\n%s", dev.output.String())
 	}
 }

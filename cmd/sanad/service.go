@@ -329,7 +329,7 @@ func (s *service) handler() (http.Handler, error) {
 	for name, check := range s.checks {
 		checks[name] = check
 	}
-	api.Ops{Checks: checks, Gatherer: reg}.Register(mux)
+	api.Ops{Checks: checks, Gatherer: reg, Log: s.log}.Register(mux)
 	h := metrics.Wrap(mux, s.log)
 	for _, front := range s.fronts {
 		h = front(h)

@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"log/slog"
 	"net/http"
 	"sort"
 	"strings"
@@ -23,6 +24,8 @@ type Ops struct {
 	CheckTimeout time.Duration
 	// Gatherer serves /metrics.
 	Gatherer prometheus.Gatherer
+	// Log receives why a check failed; nil discards it.
+	Log *slog.Logger
 }
 
 // Register adds GET /healthz, /readyz and /metrics to mux.
@@ -35,7 +38,10 @@ func (o Ops) Register(mux *http.ServeMux) {
 }
 
 // ready answers 200 only when every check passes; otherwise a 503 problem
-// naming each failing check.
+// naming each failing check, "failing", and the log says why: the
+// endpoint is anonymous, and why a check failed (a database's user, name
+// and host, a resolver's address, a token's label) is for operators, not
+// for whoever asks during an outage.
 func (o Ops) ready(w http.ResponseWriter, r *http.Request) {
 	timeout := o.CheckTimeout
 	if timeout <= 0 {
@@ -54,7 +60,10 @@ func (o Ops) ready(w http.ResponseWriter, r *http.Request) {
 		wg.Go(func() {
 			status := "ok"
 			if err := check(ctx); err != nil {
-				status = err.Error()
+				status = "failing"
+				if o.Log != nil {
+					o.Log.Warn("readiness check failing", "check", name, "err", err)
+				}
 			}
 			mu.Lock()
 			defer mu.Unlock()

@@ -58,7 +58,9 @@ func WriteProblem(w http.ResponseWriter, p Problem) {
 	_, _ = w.Write(append(body, '\n'))
 }
 
-// WriteJSON sends v as application/json with the given status.
+// WriteJSON sends v as application/json with the given status, not to be
+// stored by any cache nor sniffed as another type: an enrollment's answer
+// carries a person's name and national identifier once issued.
 func WriteJSON(w http.ResponseWriter, status int, v any) {
 	body, err := json.Marshal(v)
 	if err != nil {
@@ -66,6 +68,8 @@ func WriteJSON(w http.ResponseWriter, status int, v any) {
 		return
 	}
 	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
 	w.WriteHeader(status)
 	_, _ = w.Write(append(body, '\n'))
 }
