@@ -43,10 +43,16 @@ type Handler struct {
 	v          *verify.Verifier
 	maxContent int64
 	log        *slog.Logger
-	// slots holds one token per request being read or verified: anyone
-	// may send a request, and each may hold its body (up to maxBody) and
-	// the verification's CPU, so only so many run at once.
-	slots chan struct{}
+	// slots holds one token per request being verified: each holds its
+	// body (up to maxBody) and the verification's CPU, so only so many run
+	// at once. reads holds one per request whose body is arriving (four
+	// times as many), each for at most readTimeout: a client trickling
+	// its body holds no verification slot, so a few of them cannot stop
+	// everyone's verifications (as they could when a slot was taken
+	// before the body came), only wait their turn to be read.
+	slots       chan struct{}
+	reads       chan struct{}
+	readTimeout time.Duration
 	// busyWait is how long a request waits for a slot before it is
 	// answered 503 (5 s): a burst is served in turn, a flood is told to
 	// come back.
@@ -69,6 +75,9 @@ func (h *Handler) TrustProxies(p []netip.Prefix) *Handler {
 
 // perClient is how many requests one client may have in flight.
 func (h *Handler) perClient() int { return max(1, cap(h.slots)/2) }
+
+// readTimeout is how long a request's body may take to arrive.
+const readTimeout = 10 * time.Second
 
 // enter counts a request of client in, unless it has perClient already.
 func (h *Handler) enter(client string) bool {
@@ -93,22 +102,23 @@ func (h *Handler) leave(client string) {
 // request (the signature is bounded by verify.MaxSignatureSize), and
 // maxConcurrent the requests read and verified at once (at least 1).
 func New(v *verify.Verifier, maxContent int64, maxConcurrent int, log *slog.Logger) *Handler {
-	return &Handler{v: v, maxContent: maxContent, log: log, slots: make(chan struct{}, max(1, maxConcurrent)), busyWait: 5 * time.Second,
-		inFlight: map[string]int{}}
+	n := max(1, maxConcurrent)
+	return &Handler{v: v, maxContent: maxContent, log: log, slots: make(chan struct{}, n), reads: make(chan struct{}, 4*n),
+		readTimeout: readTimeout, busyWait: 5 * time.Second, inFlight: map[string]int{}}
 }
 
-// acquire takes a slot, waiting at most h.busyWait; false when none came
-// (or the client left).
-func (h *Handler) acquire(r *http.Request) bool {
+// acquire takes a token of slots, waiting at most h.busyWait; false when
+// none came (or the client left).
+func (h *Handler) acquire(r *http.Request, slots chan struct{}) bool {
 	select {
-	case h.slots <- struct{}{}:
+	case slots <- struct{}{}:
 		return true
 	default:
 	}
 	t := time.NewTimer(h.busyWait)
 	defer t.Stop()
 	select {
-	case h.slots <- struct{}{}:
+	case slots <- struct{}{}:
 		return true
 	case <-t.C:
 		return false
@@ -164,15 +174,28 @@ func (h *Handler) handleVerify(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer h.leave(client)
-	if !h.acquire(r) {
+	busy := func(what string, n int) {
 		w.Header().Set("Retry-After", strconv.Itoa(max(1, int(h.busyWait/time.Second))))
 		api.WriteProblem(w, api.NewProblem(http.StatusServiceUnavailable, "busy", "Too many verifications at once",
-			fmt.Sprintf("this node verifies at most %d requests at once, and all are taken; try again shortly", cap(h.slots))))
+			fmt.Sprintf("this node %s at most %d requests at once, and all are taken; try again shortly", what, n)))
+	}
+	if !h.acquire(r, h.reads) {
+		busy("reads", cap(h.reads))
 		return
 	}
-	defer func() { <-h.slots }()
 	r.Body = http.MaxBytesReader(w, r.Body, h.maxBody())
+	rc := http.NewResponseController(w)
+	_ = rc.SetReadDeadline(time.Now().Add(h.readTimeout)) // a server that cannot set one keeps its own ReadTimeout
 	sig, content, err := h.read(r)
+	_ = rc.SetReadDeadline(time.Time{})
+	<-h.reads
+	if err == nil && !h.acquire(r, h.slots) {
+		busy("verifies", cap(h.slots))
+		return
+	}
+	if err == nil {
+		defer func() { <-h.slots }()
+	}
 	if err == nil {
 		var res *verify.Result
 		res, err = h.v.Verify(r.Context(), sig, content)

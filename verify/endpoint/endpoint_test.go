@@ -192,12 +192,15 @@ func TestVerifyEndpoint(t *testing.T) {
 	}
 }
 
-// TestBusy: with every slot taken (two, by two clients whose bodies are
-// still arriving), a third client waits its turn for busyWait, then is
-// answered 503 "busy" with a Retry-After; a client already holding its
-// share of the slots (half) is answered 429 at once; once the slots are
-// free the next request is verified. Clients are told apart behind a
-// trusted proxy by X-Forwarded-For.
+// TestBusy: clients whose bodies are still arriving hold read slots, not
+// verification slots: two such clients (a review took the whole verify API
+// down with two) do not stop a third client's verification. A client
+// holding its share (half the verification slots) is answered 429 at
+// once; with every read slot taken (four times the verification slots),
+// another client waits busyWait, then is answered 503 "busy" with a
+// Retry-After; a body that takes longer than readTimeout is cut off and
+// frees its slot. Clients are told apart behind a trusted proxy by
+// X-Forwarded-For.
 func TestBusy(t *testing.T) {
 	f := newFixtureN(t, 1024, 2)
 	f.h.TrustProxies([]netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")})
@@ -218,62 +221,90 @@ func TestBusy(t *testing.T) {
 		raw, err := io.ReadAll(resp.Body)
 		return resp, raw, err
 	}
-
 	type slow struct {
 		body *io.PipeWriter
 		done chan int
 	}
-	var slows []slow
-	for _, client := range []string{"10.0.0.1", "10.0.0.2"} {
-		pr, pw := io.Pipe()
-		s := slow{pw, make(chan int, 1)}
-		go func() {
-			resp, _, err := post(client, pr)
-			if err != nil {
-				s.done <- 0
-				return
+	// trickle starts a request from each client that sends ten bytes of
+	// its body and waits, and returns once all hold read slots.
+	trickle := func(clients ...string) []slow {
+		t.Helper()
+		var slows []slow
+		held := len(f.h.reads)
+		for _, client := range clients {
+			pr, pw := io.Pipe()
+			s := slow{pw, make(chan int, 1)}
+			go func() {
+				resp, _, err := post(client, pr)
+				if err != nil {
+					s.done <- 0
+					return
+				}
+				s.done <- resp.StatusCode
+			}()
+			if _, err := pw.Write(body[:10]); err != nil {
+				t.Fatal(err)
 			}
-			s.done <- resp.StatusCode
-		}()
-		if _, err := pw.Write(body[:10]); err != nil { // the handler is reading: it holds a slot
-			t.Fatal(err)
+			slows = append(slows, s)
 		}
-		slows = append(slows, s)
+		// The bytes written reached the client's transport, not yet the
+		// handlers: wait until they hold their slots.
+		for deadline := time.Now().Add(time.Minute); len(f.h.reads) < held+len(clients); time.Sleep(time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("the slow requests hold %d read slots after a minute", len(f.h.reads))
+			}
+		}
+		return slows
 	}
-	// The bytes written reached the client's transport, not yet the
-	// handlers: wait until both hold their slots.
-	for deadline := time.Now().Add(time.Minute); len(f.h.slots) < 2; time.Sleep(time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("the two slow requests hold %d slots after a minute", len(f.h.slots))
+	finish := func(slows []slow) {
+		t.Helper()
+		for _, s := range slows {
+			if _, err := s.body.Write(body[10:]); err != nil {
+				t.Fatal(err)
+			}
+			s.body.Close()
+			if status := <-s.done; status != http.StatusOK {
+				t.Fatalf("a slow request: %d", status)
+			}
 		}
 	}
-	resp, raw, err := post("10.0.0.3", bytes.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
+
+	slows := trickle("10.0.0.1", "10.0.0.2")
+	if resp, raw, err := post("10.0.0.3", bytes.NewReader(body)); err != nil || resp.StatusCode != http.StatusOK {
+		t.Errorf("beside two slow bodies: %v %s", err, raw)
 	}
-	if resp.StatusCode != http.StatusServiceUnavailable || problemType(t, raw) != "urn:sanad:problem:busy" || resp.Header.Get("Retry-After") != "1" {
-		t.Errorf("with the slots taken: %d, Retry-After %q, %s", resp.StatusCode, resp.Header.Get("Retry-After"), raw)
-	}
-	resp, raw, err = post("10.0.0.1", bytes.NewReader(body))
+	resp, raw, err := post("10.0.0.1", bytes.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if resp.StatusCode != http.StatusTooManyRequests || problemType(t, raw) != "urn:sanad:problem:rate-limited" {
 		t.Errorf("a client holding its share of the slots: %d, %s", resp.StatusCode, raw)
 	}
-
-	for _, s := range slows {
-		if _, err := s.body.Write(body[10:]); err != nil {
-			t.Fatal(err)
-		}
-		s.body.Close()
-		if status := <-s.done; status != http.StatusOK {
-			t.Fatalf("a slow request: %d", status)
-		}
+	slows = append(slows, trickle("10.0.0.4", "10.0.0.5", "10.0.0.6", "10.0.0.7", "10.0.0.8", "10.0.0.9")...)
+	resp, raw, err = post("10.0.0.10", bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
 	}
-	if resp, raw, err := post("10.0.0.3", bytes.NewReader(body)); err != nil || resp.StatusCode != http.StatusOK {
+	if resp.StatusCode != http.StatusServiceUnavailable || problemType(t, raw) != "urn:sanad:problem:busy" || resp.Header.Get("Retry-After") != "1" {
+		t.Errorf("with every read slot taken: %d, Retry-After %q, %s", resp.StatusCode, resp.Header.Get("Retry-After"), raw)
+	}
+	finish(slows)
+	if resp, raw, err := post("10.0.0.10", bytes.NewReader(body)); err != nil || resp.StatusCode != http.StatusOK {
 		t.Errorf("after the slots came free: %v %s", err, raw)
 	}
+
+	// A body slower than readTimeout is cut off, and its slot freed.
+	f.h.readTimeout = 200 * time.Millisecond
+	cut := trickle("10.0.0.11")
+	if status := <-cut[0].done; status == http.StatusOK {
+		t.Errorf("a body that never finished was verified")
+	}
+	for deadline := time.Now().Add(time.Minute); len(f.h.reads) > 0; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d read slots still held after the read timeout", len(f.h.reads))
+		}
+	}
+	cut[0].body.Close()
 }
 
 func problemType(t *testing.T, raw []byte) string {
