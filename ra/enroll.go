@@ -93,6 +93,10 @@ type Deps struct {
 	// person (their phone, their codes), whichever node is asked. Nil is
 	// no limit (benchmarks).
 	ClientLimit *api.Limiter
+	// SiteLimit bounds the requests of an IPv6 client's whole /48
+	// (api.SiteKey) beside its /64's ClientLimit, so that a site's 65 536
+	// /64s are not that many clients' allowances. Nil is no limit.
+	SiteLimit *api.Limiter
 	// PublicURL is where applicants reach this API (config ra.public_url),
 	// for the links notices carry; empty: notices name the path only.
 	PublicURL string

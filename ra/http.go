@@ -240,9 +240,12 @@ var enrollmentID = regexp.MustCompile(`^[A-Za-z0-9_-]{22}$`)
 func IsEnrollmentID(s string) bool { return enrollmentID.MatchString(s) }
 
 // limitClient refuses a client (by address, api.ClientKey) over its
-// request rate.
+// request rate, or one of an IPv6 site (api.SiteKey) over the site's.
 func (s *Service) limitClient(w http.ResponseWriter, r *http.Request) bool {
 	ok, wait := s.d.ClientLimit.Allow(api.ClientKey(r, s.d.TrustedProxies))
+	if site, isSite := api.SiteKey(r, s.d.TrustedProxies); ok && isSite {
+		ok, wait = s.d.SiteLimit.Allow(site)
+	}
 	if !ok {
 		e := rateLimited(wait, "")
 		w.Header().Set("Retry-After", strconv.Itoa(int(wait.Seconds())+1))

@@ -2,6 +2,7 @@ package ra
 
 import (
 	"bytes"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
@@ -71,5 +72,41 @@ func TestRateLimits(t *testing.T) {
 		if got := send(tt.remote, tt.xff); got != tt.want {
 			t.Errorf("request %d (%s, X-Forwarded-For %s): %d, want %d", i+1, tt.remote, tt.xff, got, tt.want)
 		}
+	}
+}
+
+// TestSiteLimit: an IPv6 client is one /64, but a site commonly has a
+// whole /48 of them: beside each /64's limit, the /48's bounds them all
+// (a review got 2000 clients' allowances from one /48). Another site, and
+// an IPv4 client, are not limited by it.
+func TestSiteLimit(t *testing.T) {
+	body := []byte(`{"profile":"citizen-sign","applicant":{"kind":"person","country":"KZ","national_id":"880312448217",` +
+		`"given_name":"Aigerim","family_name":"Sadykova","birth_date":"1988-03-12"},"csr":"x"}`)
+	now := func() time.Time { return time.Date(2026, 11, 24, 10, 0, 0, 0, time.UTC) }
+	s := &Service{d: Deps{ClientLimit: api.NewLimiter(1, time.Minute, 1, 100_000, now), SiteLimit: api.NewLimiter(4, time.Minute, 4, 100_000, now), Now: now}}
+	mux := http.NewServeMux()
+	s.Register(mux)
+	send := func(remote string) int {
+		req := httptest.NewRequest(http.MethodPost, "/api/v1/enrollments", bytes.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		req.RemoteAddr = remote
+		rec := httptest.NewRecorder()
+		mux.ServeHTTP(rec, req)
+		return rec.Code
+	}
+	allowed := 0
+	for i := range 50 { // fifty /64s of 2001:db8:7::/48
+		if send(fmt.Sprintf("[2001:db8:7:%x::1]:40000", i)) != http.StatusTooManyRequests {
+			allowed++
+		}
+	}
+	if allowed != 4 {
+		t.Errorf("one /48's fifty /64s made %d requests, want the site's 4", allowed)
+	}
+	if got := send("[2001:db8:8::1]:40000"); got == http.StatusTooManyRequests {
+		t.Error("another /48 was limited by the first")
+	}
+	if got := send("192.0.2.7:40000"); got == http.StatusTooManyRequests {
+		t.Error("an IPv4 client was limited by an IPv6 site")
 	}
 }

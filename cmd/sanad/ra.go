@@ -93,7 +93,10 @@ func openRA(s *service, authority *caRole, cfg config.RA) (*ra.Service, error) {
 		Issuers:  authority.issuerCertificates(),
 		Registry: reg, Notifier: notifier, Profiles: profiles, Policy: policy,
 		Forbidden: authority.keys, Proofs: authority.proofs, RegistryKeys: registryKeys, CodeKey: codeKey, Now: time.Now, Log: s.log,
-		ClientLimit:     limiter(cfg.ClientPerMinute, time.Minute, max(1, cfg.ClientPerMinute/4)),
+		ClientLimit: limiter(cfg.ClientPerMinute, time.Minute, max(1, cfg.ClientPerMinute/4)),
+		// An IPv6 site (/48) may make eight clients' requests: an office
+		// or a campus, as behind an IPv4 NAT, and not 65 536 clients.
+		SiteLimit:       limiter(8*cfg.ClientPerMinute, time.Minute, 8*max(1, cfg.ClientPerMinute/4)),
 		TrustedProxies:  proxies,
 		IdentifierLimit: identifierLimit(cfg.IdentifierPerHour),
 		PublicURL:       s.cfg.RAPublicURL(),

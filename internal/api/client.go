@@ -15,9 +15,35 @@ import (
 // IPv6 client is keyed by its /64, which one subscriber is usually given
 // whole: keyed by the address, it could take a fresh one for each request.
 func ClientKey(r *http.Request, trusted []netip.Prefix) string {
-	client, ok := hostAddr(r.RemoteAddr)
+	client, ok := clientAddr(r, trusted)
 	if !ok {
 		return r.RemoteAddr
+	}
+	if client.Is6() {
+		p, _ := client.Prefix(64)
+		return p.String()
+	}
+	return client.String()
+}
+
+// SiteKey names the site of an IPv6 client of r, its /48, for a limit
+// beside ClientKey's: a site is commonly given a /48, 65 536 /64s, each of
+// which ClientKey counts as a client of its own. False for an IPv4
+// client, whose address ClientKey already names.
+func SiteKey(r *http.Request, trusted []netip.Prefix) (string, bool) {
+	client, ok := clientAddr(r, trusted)
+	if !ok || !client.Is6() {
+		return "", false
+	}
+	p, _ := client.Prefix(48)
+	return p.String(), true
+}
+
+// clientAddr is the address of r's client (see ClientKey).
+func clientAddr(r *http.Request, trusted []netip.Prefix) (netip.Addr, bool) {
+	client, ok := hostAddr(r.RemoteAddr)
+	if !ok {
+		return netip.Addr{}, false
 	}
 	if isTrusted(client, trusted) {
 		hops := r.Header.Values("X-Forwarded-For")
@@ -36,11 +62,7 @@ func ClientKey(r *http.Request, trusted []netip.Prefix) string {
 			}
 		}
 	}
-	if client.Is6() {
-		p, _ := client.Prefix(64)
-		return p.String()
-	}
-	return client.String()
+	return client, true
 }
 
 // hostAddr is the address of host, host:port, [v6] or [v6]:port.
