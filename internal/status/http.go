@@ -50,6 +50,13 @@ func (r *Responder) RegisterRoutes(mux *http.ServeMux) {
 // every octet percent-encoded, and the prefix.
 const maxGETPath = len("/ocsp/") + 3*(MaxRequestSize*4/3+4)
 
+// maxCachedGET bounds the encoded requests the GET cache keeps. A plain
+// request (a CertID of SHA-256 hashes and a 20-byte serial) encodes to
+// about 140 characters; a longer one (padded with extensions, every
+// character percent-encoded) is parsed each time, not kept: 65 536 kept
+// paths of 4 KB would be 256 MB an anonymous client could fill.
+const maxCachedGET = 256
+
 // originForm is the path and query of a request target: as sent, or, for
 // the absolute form a client sends to a proxy (RFC 9112 §3.2.2), what
 // follows the authority.
@@ -90,7 +97,7 @@ func (r *Responder) serveGET(w http.ResponseWriter, req *http.Request, raw strin
 		r.reply(w, req, start, nil, outcomeMalformed)
 		return
 	}
-	if parsed.Nonce == nil {
+	if parsed.Nonce == nil && len(raw) <= maxCachedGET {
 		// A request with a nonce is asked once; keeping it is waste.
 		r.gets.put(raw, parsed)
 	}

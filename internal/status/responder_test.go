@@ -359,6 +359,19 @@ func TestCaching(t *testing.T) {
 		}
 		etag = resp.Header.Get("ETag")
 	}
+	// A short encoding is kept parsed; one longer than a plain request's
+	// (every character percent-encoded) is answered, not kept.
+	kept := d.responder.GetCacheEntries()
+	var long strings.Builder
+	for _, c := range []byte(std) {
+		fmt.Fprintf(&long, "%%%02X", c)
+	}
+	if resp, _ := d.get(t, "/ocsp/"+long.String()); resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET of a request percent-encoded whole: %s", resp.Status)
+	}
+	if got := d.responder.GetCacheEntries(); kept == 0 || got != kept {
+		t.Errorf("the GET cache holds %d, then %d after a long encoding; want at least one, and no more after", kept, got)
+	}
 	if resp, body := d.get(t, paths[0], "If-None-Match", etag); resp.StatusCode != http.StatusNotModified || len(body) != 0 {
 		t.Errorf("If-None-Match: %s, %d bytes", resp.Status, len(body))
 	}
