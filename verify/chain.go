@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"path"
@@ -305,7 +306,7 @@ func (v *Verifier) fetch(ctx context.Context, method, url, contentType string, b
 	}
 	resp, err := client.Do(req)
 	if err != nil {
-		return nil, err
+		return nil, networkError(err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
@@ -313,10 +314,36 @@ func (v *Verifier) fetch(ctx context.Context, method, url, contentType string, b
 	}
 	b, err := io.ReadAll(io.LimitReader(resp.Body, maxFetchSize+1))
 	if err != nil {
-		return nil, err
+		return nil, networkError(err)
 	}
 	if len(b) > maxFetchSize {
 		return nil, fmt.Errorf("answer larger than %d bytes", maxFetchSize)
 	}
 	return b, nil
+}
+
+// networkError is what a report says of a fetch that failed on the way:
+// the kind of failure, without the addresses and resolvers the error
+// names (a report goes to whoever asked the verify API, and a configured
+// responder may be an internal host). Refusals of Sanad's own, such as a
+// redirect refused, are kept as they are.
+func networkError(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		err = ue.Err
+	}
+	var dns *net.DNSError
+	var op *net.OpError
+	var ne net.Error
+	switch {
+	case errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout()):
+		return errors.New("no answer in time")
+	case errors.Is(err, context.Canceled):
+		return err
+	case errors.As(err, &dns):
+		return errors.New("the host name did not resolve")
+	case errors.As(err, &op):
+		return fmt.Errorf("could not be reached (%s failed)", op.Op)
+	}
+	return err
 }
