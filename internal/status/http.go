@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"mime"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -127,7 +128,9 @@ func decodeGET(raw string) ([]byte, error) {
 func (r *Responder) servePOST(w http.ResponseWriter, req *http.Request) {
 	start := r.now()
 	r.metrics.postRequests.Inc()
-	if ct := req.Header.Get("Content-Type"); ct != "application/ocsp-request" {
+	// The media type, whatever parameters a client adds (a charset, which
+	// binary DER has none of, but some clients send).
+	if mt, _, err := mime.ParseMediaType(req.Header.Get("Content-Type")); err != nil || mt != "application/ocsp-request" {
 		api.WriteProblem(w, api.NewProblem(http.StatusUnsupportedMediaType, "unsupported-media-type",
 			"Unsupported media type", "an OCSP request is sent as application/ocsp-request (RFC 6960 Appendix A.1)"))
 		return

@@ -492,6 +492,10 @@ func TestMalformedOverHTTP(t *testing.T) {
 	if resp, _ := post(t, "text/plain", goodReq); resp.StatusCode != http.StatusUnsupportedMediaType {
 		t.Errorf("POST as text/plain: %s", resp.Status)
 	}
+	// A parameter after the media type is no reason to refuse it.
+	if resp, body := post(t, "application/ocsp-request; charset=binary", goodReq); resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Type") != "application/ocsp-response" || len(body) < 100 {
+		t.Errorf("POST as application/ocsp-request with a parameter: %s %q, %d bytes", resp.Status, resp.Header.Get("Content-Type"), len(body))
+	}
 	// A body too large is refused without reading it all.
 	resp, body := post(t, "application/ocsp-request", make([]byte, 1<<20))
 	isMalformed(t, "1 MB body", resp, body)
