@@ -660,11 +660,17 @@ const (
 // endEnrollmentsFor rejects those of the subject's enrollments (candidates)
 // that ev ends (see the top of this file), each in its own transaction,
 // and returns their ids with those an earlier delivery of ev, received at
-// since, ended.
+// since, ended. An enrollment made since is not ended, as a certificate of
+// one is not revoked (revocable): the registry answered for the subject
+// after it reported the event, so it corrected the report. (A delivery
+// carried on later, by RetryRegistryEvents or a reopening, rejected them.)
 func (s *Service) endEnrollmentsFor(ctx context.Context, ev RegistryEvent, candidates []store.Enrollment, representative, actor string, since time.Time) ([]string, error) {
 	d := s.d
 	ended := []string{}
 	for _, e := range candidates {
+		if !e.CreatedAt.Before(since) {
+			continue
+		}
 		if representative != "" {
 			var pr proofing
 			if err := json.Unmarshal(e.Proofing, &pr); err != nil {

@@ -750,3 +750,35 @@ func TestRegistryEventHealing(t *testing.T) {
 		})
 	}
 }
+
+// TestRetryKeepsLaterEnrollments: an enrollment made after a registry
+// event was received is the registry's correction of it (the registry
+// answered for the person then), as for certificates (revocable): the
+// event carried on later, by RetryRegistryEvents, does not reject it.
+func TestRetryKeepsLaterEnrollments(t *testing.T) {
+	f := catest.New(t, time.Now().UTC().Truncate(time.Second))
+	clk := &clock{}
+	revoker := &failingRevoker{}
+	fx := newRAFixture(t, f, "sqlite", func(d *ra.Deps) {
+		d.Now = clk.Now
+		revoker.Revoker, d.Revoker = d.Revoker, revoker
+	})
+	good := fx.issued(t, citizen())
+	revoker.failing.Store(true)
+	if code, _, problem := fx.postEvent(t, signEvent(t, fx.registryKey, jose.ES256, deathOf("kz-death-later"))); code != http.StatusServiceUnavailable || problem != "event-incomplete" {
+		t.Fatalf("death while the CA cannot revoke: %d %s", code, problem)
+	}
+	clk.Add(time.Hour)
+	later := fx.proved(t, citizen(), "citizen-sign")
+	revoker.failing.Store(false)
+	clk.Add(2 * time.Minute)
+	if n, err := fx.svc.RetryRegistryEvents(t.Context()); n != 1 || err != nil {
+		t.Fatalf("retry: %d %v", n, err)
+	}
+	if status := fx.certStatus(t, good); status != store.StatusRevoked {
+		t.Errorf("the certificate from before the event is %s", status)
+	}
+	if e, err := fx.db.Enrollment(t.Context(), later); err != nil || e.State != store.StatePendingApproval {
+		t.Errorf("the enrollment made an hour after the event: %s (%s), %v; want it pending approval", e.State, e.StateReason, err)
+	}
+}
