@@ -1669,7 +1669,12 @@ func (s *Service) issue(ctx context.Context, e store.Enrollment, actor string, p
 		// may have missed a certificate not stored yet.
 		switch endedBy, err = tx.SubjectEndedBy(ctx, subj.ID, e.CreatedAt); {
 		case errors.Is(err, store.ErrNotFound):
-			endedBy = store.RegistryEvent{}
+			// Or it came while this enrollment asked the registry, before
+			// the subject had a row: it matched no subject then, and is
+			// adopted now (pending, for RetryRegistryEvents to carry out).
+			if endedBy, err = s.adoptUnmatched(ctx, tx, subj, e, actor); err != nil {
+				return err
+			}
 		case err != nil:
 			return err
 		case endedBy.Outcome == store.OutcomeApplied:

@@ -880,6 +880,44 @@ func (s *Service) revokeEnded(ctx context.Context, endedBy store.RegistryEvent, 
 	return nil
 }
 
+// adoptUnmatched finds, in tx, the first death or dissolution event of
+// subj received since enrollment e began (e.CreatedAt, before it asked
+// the registry) that matched no subject when it came, since subj had no
+// row yet: a first enrollment whose registry lookup the event overtook.
+// It gives the event subj and puts it back to pending, audited, and
+// returns it; the zero event when there is none.
+func (s *Service) adoptUnmatched(ctx context.Context, tx *store.Tx, subj store.Subject, e store.Enrollment, actor string) (store.RegistryEvent, error) {
+	unmatched, err := tx.UnmatchedRegistryEvents(ctx, e.CreatedAt, maxUnmatchedEvents)
+	if err != nil {
+		return store.RegistryEvent{}, err
+	}
+	for _, rec := range unmatched {
+		ev, ok := recordedEvent(rec.Payload)
+		if !ok {
+			continue
+		}
+		key, _, err := ev.subjectKeys()
+		kind := "person"
+		if ev.Kind != store.EventDeath {
+			kind = "business"
+		}
+		if err != nil || key != subj.NationalID || kind != subj.Kind {
+			continue
+		}
+		if err := tx.AdoptRegistryEvent(ctx, rec.EventID, subj.ID); err != nil {
+			return store.RegistryEvent{}, err
+		}
+		rec.SubjectID, rec.Outcome = subj.ID, store.OutcomePending
+		return rec, s.d.Audit.Append(tx, audit.Event{Actor: actor, Action: "registry.event.reopen", Object: "registry-event/" + rec.EventID,
+			Details: map[string]any{"why": "it came while its subject's first enrollment asked the registry", "enrollment": e.ID, "subject": subj.NationalID}})
+	}
+	return store.RegistryEvent{}, nil
+}
+
+// maxUnmatchedEvents bounds the events adoptUnmatched reads: those that
+// came in the moments an enrollment asked the registry.
+const maxUnmatchedEvents = 100
+
 // recheckPrefix starts the ids of the events rechecks record; a registry's
 // own event may not.
 const recheckPrefix = "recheck."

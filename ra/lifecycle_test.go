@@ -15,6 +15,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -27,6 +28,7 @@ import (
 	"github.com/sanadpki/sanad/internal/store/storetest"
 	"github.com/sanadpki/sanad/ra"
 	"github.com/sanadpki/sanad/ra/jwsauth"
+	"github.com/sanadpki/sanad/ra/registry"
 )
 
 // signEvent is a registry event signed as a national registry would.
@@ -780,5 +782,73 @@ func TestRetryKeepsLaterEnrollments(t *testing.T) {
 	}
 	if e, err := fx.db.Enrollment(t.Context(), later); err != nil || e.State != store.StatePendingApproval {
 		t.Errorf("the enrollment made an hour after the event: %s (%s), %v; want it pending approval", e.State, e.StateReason, err)
+	}
+}
+
+// overtakingRegistry is the registry with an event delivered while it
+// answers a lookup: the registry reports a death while an enrollment is
+// asking it about the person.
+type overtakingRegistry struct {
+	registry.Registry
+	mu     sync.Mutex
+	during func()
+}
+
+func (r *overtakingRegistry) Person(ctx context.Context, country, id string) (registry.Person, registry.Evidence, error) {
+	r.mu.Lock()
+	during := r.during
+	r.during = nil
+	r.mu.Unlock()
+	if during != nil {
+		during()
+	}
+	return r.Registry.Person(ctx, country, id)
+}
+
+// TestFirstEnrollmentOvertakenByEvent: a death reported while the
+// person's first enrollment asks the registry finds no subject and is
+// ignored; the enrollment's issuance then adopts it: the certificate is
+// revoked at once and the event carried out (a review got a dead person's
+// certificate issued and kept good). Both databases.
+func TestFirstEnrollmentOvertakenByEvent(t *testing.T) {
+	f := catest.New(t, time.Now().UTC().Truncate(time.Second))
+	for _, driver := range storetest.Drivers() {
+		t.Run(driver, func(t *testing.T) {
+			clk := &clock{}
+			reg := &overtakingRegistry{}
+			fx := newRAFixture(t, f, driver, func(d *ra.Deps) {
+				d.Now = clk.Now
+				reg.Registry, d.Registry = d.Registry, reg
+			})
+			// Aliya Zhaksylykova of the sample registry, who has never
+			// enrolled (the fixture's pending enrollment is Aigerim's).
+			aliya := map[string]any{"kind": "person", "country": "KZ", "national_id": "920930477121",
+				"given_name": "Aliya", "family_name": "Zhaksylykova", "birth_date": "1992-09-30"}
+			death := map[string]any{"event_id": "kz-death-overtaking", "kind": "death", "country": "KZ", "national_id": "920930477121",
+				"occurred_at": deathTime.Format(time.RFC3339)}
+			var res ra.RegistryEventResult
+			var evErr error
+			reg.during = func() {
+				res, evErr = fx.svc.ApplyRegistryEvent(t.Context(), string(signEvent(t, fx.registryKey, jose.ES256, death)))
+			}
+			serial := fx.issued(t, aliya)
+			if evErr != nil || res.Outcome != store.OutcomeIgnored {
+				t.Fatalf("the event during the lookup: %+v %v; want ignored, no subject yet", res, evErr)
+			}
+			if status := fx.certStatus(t, serial); status != store.StatusRevoked {
+				t.Errorf("the certificate issued on the overtaken enrollment is %s", status)
+			}
+			ev, err := fx.db.RegistryEvent(t.Context(), "KZ/kz-death-overtaking")
+			if err != nil || ev.SubjectID == "" || ev.Outcome != store.OutcomePending {
+				t.Fatalf("the event after the issuance: %+v %v; want adopted, pending", ev, err)
+			}
+			clk.Add(2 * time.Minute)
+			if n, err := fx.svc.RetryRegistryEvents(t.Context()); n != 1 || err != nil {
+				t.Errorf("retry: %d %v", n, err)
+			}
+			if ev, err := fx.db.RegistryEvent(t.Context(), "KZ/kz-death-overtaking"); err != nil || ev.Outcome != store.OutcomeApplied {
+				t.Errorf("the event after the retry: %+v %v; want applied", ev, err)
+			}
+		})
 	}
 }

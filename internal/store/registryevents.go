@@ -215,6 +215,27 @@ func firstEndedBy(evs []RegistryEvent, err error) (RegistryEvent, error) {
 	}), nil
 }
 
+// UnmatchedRegistryEvents returns, in the transaction, the death and
+// dissolution events received at or after since that matched no known
+// subject when they came (subject_id NULL, ignored): a subject enrolling
+// for the first time while one came has no row yet for it to find, and
+// adopts it (AdoptRegistryEvent). At most limit, the first received first.
+func (tx *Tx) UnmatchedRegistryEvents(ctx context.Context, since time.Time, limit int) ([]RegistryEvent, error) {
+	return queryRegistryEvents(ctx, tx.tx, tx.d, `WHERE subject_id IS NULL AND received_at >= $1 AND kind IN ('death', 'dissolution')
+		ORDER BY received_at, event_id LIMIT $2`, tx.d.timeArg(since), limit)
+}
+
+// AdoptRegistryEvent gives an event that matched no subject when it came
+// the subject it names, and puts it back to pending, for RetryRegistryEvents
+// to carry out: the subject enrolled while it came. An event that has a
+// subject is ErrConflict.
+func (tx *Tx) AdoptRegistryEvent(ctx context.Context, eventID, subjectID string) error {
+	res, err := tx.tx.ExecContext(ctx, tx.d.q(`
+		UPDATE registry_events SET subject_id = $2, outcome = 'pending', outcome_detail = NULL, outcome_at = NULL
+		WHERE event_id = $1 AND subject_id IS NULL`), eventID, subjectID)
+	return oneEvent(res, err, eventID, "has a subject")
+}
+
 // ReopenRegistryEvent puts an event whose outcome was decided (applied or
 // failed) back to pending, for RetryRegistryEvents to carry on: a
 // certificate was found still good after it was applied, or the registry
