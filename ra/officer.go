@@ -520,6 +520,17 @@ func (s *Service) holderRequest(ctx context.Context, serialHex, compact, audienc
 		case ok && e.Type == "not-an-officer":
 			return p, refuse("unauthorized", "the request is not signed by a certificate of this CA")
 		case ok && e.Type == "certificate-revoked" && p.Action.Reason == "keyCompromise":
+		case ok && e.Type == "certificate-not-valid" && p.Action.Reason == "keyCompromise" && now.After(p.Certificate.NotAfter):
+			// Expired, its key may still have renewed it before, and a
+			// thief's renewal renews itself: the holder's keyCompromise
+			// withdraws the chain (withdrawRenewals), as the renewal's
+			// notice tells them to. The certificate must be this CA's
+			// record of it, revoked or not.
+			if err := s.checkRecorded(ctx, s.issuerOf(p.Certificate), p.Certificate); err != nil {
+				if e, ok := ProblemOf(err); !ok || e.Type != "certificate-revoked" {
+					return p, err
+				}
+			}
 		default:
 			return p, err
 		}

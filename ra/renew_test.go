@@ -602,3 +602,45 @@ func TestRenewBusiness(t *testing.T) {
 	fx.act(t, signAction(t, fx.officer, approve(rv.ID), time.Now()))
 	answer{status: 200, state: store.StateIssued}.check(t, "the renewal's second approval", fx.act(t, signAction(t, dana, approve(rv.ID), time.Now())))
 }
+
+// TestExpiredCertificateWithdrawsItsRenewals: the holder of a certificate
+// whose key a thief used to renew it can still revoke it for
+// keyCompromise once it has expired, as the renewal's notice tells them
+// to, and so withdraw the thief's renewal, which would otherwise renew
+// itself for years. Any other reason for an expired certificate is
+// refused, as before.
+func TestExpiredCertificateWithdrawsItsRenewals(t *testing.T) {
+	f := catest.New(t, time.Now().UTC().Truncate(time.Second))
+	clk := &clock{}
+	fx := newRAFixture(t, f, "sqlite", func(d *ra.Deps) { d.Now = clk.Now })
+	aKey := newKey(t)
+	a := fx.certified(t, aKey, "citizen-auth")
+	time.Sleep(1100 * time.Millisecond) // the renewal ends a second after a, at least
+	thief := newKey(t)
+	r, v, _ := fx.renew(t, a, renewJWS(t, identity{a, aKey}, thief, clk.Now()))
+	if r.status != http.StatusCreated || v.State != store.StateIssued {
+		t.Fatalf("the thief's renewal: %+v", r)
+	}
+	b := parseCertPEM(t, v.Certificate)
+	clk.mu.Lock()
+	clk.base = a.NotAfter.Add(500 * time.Millisecond) // a expired, b still good
+	clk.mu.Unlock()
+	revoke := func(reason string) (int, []byte) {
+		jws, err := jwsauth.Sign(jwsauth.Action{Action: jwsauth.ActionRevoke, Serial: jwsauth.SerialHex(a.SerialNumber), Reason: reason, Audience: ra.AudienceRevoke}, a, aKey, clk.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return fx.do(t, http.MethodPost, "/api/v1/certificates/"+jwsauth.SerialHex(a.SerialNumber)+"/revoke", joseHeader(), []byte(jws))
+	}
+	if code, raw := revoke("superseded"); code != http.StatusForbidden || !strings.Contains(string(raw), "certificate-not-valid") {
+		t.Errorf("superseded of an expired certificate: %d %s", code, raw)
+	}
+	code, raw := revoke("keyCompromise")
+	var rev ra.Revocation
+	if code != http.StatusOK || json.Unmarshal(raw, &rev) != nil || !slices.Equal(rev.Withdrawn, []string{jwsauth.SerialHex(b.SerialNumber)}) {
+		t.Fatalf("keyCompromise of the expired certificate: %d %s; want the thief's renewal withdrawn", code, raw)
+	}
+	if row, err := fx.db.Certificate(t.Context(), "issuing", b.SerialNumber.Bytes()); err != nil || row.Status != store.StatusRevoked {
+		t.Errorf("the thief's renewal: %+v %v; want revoked", row.Status, err)
+	}
+}
