@@ -153,6 +153,11 @@ type RegistryKey struct {
 	Key  crypto.PublicKey
 	// Countries are those whose events the key may sign; none: any.
 	Countries []string
+	// NotBefore and NotAfter bound, for a key given as a certificate, the
+	// events it may sign: those received within its validity (checked at
+	// every event, not only when the keys are read at start). Zero for a
+	// bare public key.
+	NotBefore, NotAfter time.Time
 }
 
 // eventIDPattern is what an event id may look like: what registries use
@@ -183,6 +188,7 @@ func ParseRegistryKeys(pemData []byte, now time.Time) ([]RegistryKey, error) {
 		}
 		n := len(keys) + 1
 		var der []byte
+		var notBefore, notAfter time.Time
 		switch block.Type {
 		case "PUBLIC KEY":
 			der = block.Bytes
@@ -194,7 +200,7 @@ func ParseRegistryKeys(pemData []byte, now time.Time) ([]RegistryKey, error) {
 			if now.Before(c.NotBefore) || now.After(c.NotAfter) {
 				return nil, fmt.Errorf("registry key %d: the certificate is valid from %s to %s, not now", n, c.NotBefore.Format(time.RFC3339), c.NotAfter.Format(time.RFC3339))
 			}
-			der = c.RawSubjectPublicKeyInfo
+			der, notBefore, notAfter = c.RawSubjectPublicKeyInfo, c.NotBefore, c.NotAfter
 		default:
 			return nil, fmt.Errorf("registry key %d: a %s block, not PUBLIC KEY or CERTIFICATE", n, block.Type)
 		}
@@ -222,7 +228,7 @@ func ParseRegistryKeys(pemData []byte, now time.Time) ([]RegistryKey, error) {
 			}
 		}
 		sum := sha256.Sum256(der)
-		keys = append(keys, RegistryKey{Name: "registry:" + hex.EncodeToString(sum[:8]), Key: k, Countries: countries})
+		keys = append(keys, RegistryKey{Name: "registry:" + hex.EncodeToString(sum[:8]), Key: k, Countries: countries, NotBefore: notBefore, NotAfter: notAfter})
 	}
 	if len(bytes.TrimSpace(rest)) != 0 {
 		return nil, errors.New("registry keys: text that is not a PEM block")
@@ -254,11 +260,19 @@ func ParseRegistryEvent(compact string, keys []RegistryKey, now time.Time) (Regi
 		payload []byte
 		signer  *RegistryKey
 	)
+	expired := false
 	for i, k := range keys {
 		if p, err := obj.Verify(k.Key); err == nil {
+			if (!k.NotBefore.IsZero() && now.Before(k.NotBefore)) || (!k.NotAfter.IsZero() && now.After(k.NotAfter)) {
+				expired = true // a key's certificate out of its validity signs nothing now
+				continue
+			}
 			payload, signer = p, &keys[i]
 			break
 		}
+	}
+	if signer == nil && expired {
+		return RegistryEvent{}, "", refuse("unauthorized", "the event is signed by a registry key whose certificate is not valid at %s", now.Format(time.RFC3339))
 	}
 	if signer == nil {
 		return RegistryEvent{}, "", refuse("unauthorized", "the event is not signed by a registry key this RA trusts")

@@ -530,6 +530,20 @@ func TestParseRegistryKeys(t *testing.T) {
 	if code, _, problem := fx.postEvent(t, signEvent(t, p256, jose.ES256, deathOf("kz-1"))); code != http.StatusUnauthorized || problem != "unauthorized" {
 		t.Errorf("a KZ death signed with PK's key: %d %s", code, problem)
 	}
+
+	// A key given as a certificate signs what is received within the
+	// certificate's validity, not only what came before the keys were
+	// read: the RA may run for longer than the certificate.
+	if keys[2].NotAfter.IsZero() || !keys[0].NotAfter.IsZero() {
+		t.Fatalf("keys' validity: %v, %v", keys[0].NotAfter, keys[2].NotAfter)
+	}
+	jws := string(signEvent(t, p256, jose.ES256, deathOf("kz-2")))
+	if _, _, err := ra.ParseRegistryEvent(jws, keys[2:], now); err != nil {
+		t.Errorf("an event received while the key's certificate is valid: %v", err)
+	}
+	if _, _, err := ra.ParseRegistryEvent(jws, keys[2:], keys[2].NotAfter.Add(time.Second)); err == nil || !strings.Contains(err.Error(), "not valid at") {
+		t.Errorf("an event received after the key's certificate expired: %v", err)
+	}
 }
 
 // racingCA runs before once, after the RA's own checks and before the CA
