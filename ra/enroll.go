@@ -137,6 +137,11 @@ type Service struct {
 	// preparing holds the ids of the enrollments whose certificate
 	// prepareAuto is preparing now.
 	preparing sync.Map
+	// retryFrom is where RetryRegistryEvents takes up the pending events,
+	// by receipt: each call takes the next page, so that events failing
+	// for ever do not keep those behind them from being carried out.
+	retryMu   sync.Mutex
+	retryFrom time.Time
 }
 
 // New checks the dependencies fit together.

@@ -442,9 +442,17 @@ func (s *Service) ApplyRegistryEvent(ctx context.Context, compact string) (Regis
 func (s *Service) RetryRegistryEvents(ctx context.Context) (int, error) {
 	d := s.d
 	now := d.Now().UTC()
-	pending, err := d.Store.RegistryEvents(ctx, time.Time{}, true, 100)
+	s.retryMu.Lock()
+	defer s.retryMu.Unlock()
+	pending, err := d.Store.RegistryEvents(ctx, s.retryFrom, true, retryPage)
 	if err != nil {
 		return 0, err
+	}
+	// The next call takes the page after this one (from its last receipt,
+	// which it may carry on once more), or starts again from the oldest.
+	s.retryFrom = time.Time{}
+	if len(pending) == retryPage && pending[len(pending)-1].ReceivedAt.After(pending[0].ReceivedAt) {
+		s.retryFrom = pending[len(pending)-1].ReceivedAt
 	}
 	n := 0
 	var errs []error
@@ -488,6 +496,9 @@ func (s *Service) RetryRegistryEvents(ctx context.Context) (int, error) {
 	}
 	return n, errors.Join(errs...)
 }
+
+// retryPage is how many pending events one RetryRegistryEvents call takes.
+const retryPage = 100
 
 // applyEvent records ev (signed by source, as payload) and does what it
 // says, or carries on an earlier delivery that did not finish.

@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"errors"
+	"fmt"
 	"math/big"
 	"net/http"
 	"slices"
@@ -864,5 +865,49 @@ func TestFirstEnrollmentOvertakenByEvent(t *testing.T) {
 				t.Errorf("the event after the retry: %+v %v; want applied", ev, err)
 			}
 		})
+	}
+}
+
+// TestRetryReachesEveryPendingEvent: RetryRegistryEvents takes the pending
+// events a page at a time, each call the next page: a full page of events
+// that fail for ever (a revocation the CA cannot make) does not keep a
+// newer event from being carried out.
+func TestRetryReachesEveryPendingEvent(t *testing.T) {
+	f := catest.New(t, time.Now().UTC().Truncate(time.Second))
+	clk := &clock{}
+	revoker := &failingRevoker{}
+	fx := newRAFixture(t, f, "sqlite", func(d *ra.Deps) {
+		d.Now = clk.Now
+		revoker.Revoker, d.Revoker = d.Revoker, revoker
+	})
+	fx.issued(t, citizen())
+	revoker.failing.Store(true)
+	clk.Add(2 * time.Hour) // the events come an hour after the certificate
+	received := clk.Now().Add(-time.Hour)
+	record := func(event map[string]any) {
+		t.Helper()
+		if err := fx.db.InTx(t.Context(), func(tx *store.Tx) error {
+			return tx.InsertRegistryEvent(t.Context(), store.RegistryEvent{EventID: "KZ/" + event["event_id"].(string), Source: "registry:test",
+				Kind: store.EventDeath, OccurredAt: deathTime.Truncate(time.Second), ReceivedAt: received, Payload: string(signEvent(t, fx.registryKey, jose.ES256, event)),
+				Outcome: store.OutcomePending})
+		}); err != nil {
+			t.Fatal(err)
+		}
+		received = received.Add(time.Millisecond)
+	}
+	for i := range 101 { // Aigerim's death, 101 times: her certificate cannot be revoked
+		record(deathOf(fmt.Sprintf("kz-stuck-%03d", i)))
+	}
+	// Then a death the RA can carry out: a person it has never seen.
+	record(map[string]any{"event_id": "kz-newer", "kind": "death", "country": "KZ", "national_id": "920930477121",
+		"occurred_at": deathTime.Format(time.RFC3339)})
+	for range 2 {
+		_, _ = fx.svc.RetryRegistryEvents(t.Context()) // the stuck ones fail each time
+	}
+	if ev, err := fx.db.RegistryEvent(t.Context(), "KZ/kz-stuck-100"); err != nil || ev.Outcome != store.OutcomePending {
+		t.Fatalf("a stuck event after two retries: %s, %v; want it still pending", ev.Outcome, err)
+	}
+	if ev, err := fx.db.RegistryEvent(t.Context(), "KZ/kz-newer"); err != nil || ev.Outcome == store.OutcomePending {
+		t.Errorf("the newer event after two retries: %s, %v; want it carried out", ev.Outcome, err)
 	}
 }
