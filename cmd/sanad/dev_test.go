@@ -593,12 +593,14 @@ func TestServeFromConfig(t *testing.T) {
 	if code, out := runSanadEnv(t, env, "serve", "--config", cfgPath, "--roles", "ca"); code != 1 || !strings.Contains(out, "ca.base_url") {
 		t.Fatalf("serve --roles ca without ca.base_url: exit %d\n%s", code, out)
 	}
-	if err := os.WriteFile(cfgPath, []byte(cfg+"ca: {base_url: 'http://pki.sanad.example'}\n"), 0o600); err != nil {
+	// The RA too, on the dev outbox: served, with a warning that codes
+	// stay on the host.
+	if err := os.WriteFile(cfgPath, []byte(cfg+"ca: {base_url: 'http://pki.sanad.example'}\nra: {registry_file: registry.json, outbox_dir: outbox, code_key_file: ra-code-key}\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, sanadBin, "serve", "--config", cfgPath, "--roles", "status,ca")
+	cmd := exec.CommandContext(ctx, sanadBin, "serve", "--config", cfgPath, "--roles", "status,ca,ra")
 	cmd.Env = env
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
@@ -610,7 +612,9 @@ func TestServeFromConfig(t *testing.T) {
 	defer func() { cmd.Process.Kill(); cmd.Wait() }()
 	lines := bufio.NewScanner(stderr)
 	var url string
+	warned := false
 	for lines.Scan() {
+		warned = warned || strings.Contains(lines.Text(), "ra.outbox_dir is for development")
 		if m := regexp.MustCompile(`sanad serving"? addr=(\S+)`).FindStringSubmatch(lines.Text()); m != nil {
 			url = "http://" + m[1]
 			break
@@ -618,6 +622,9 @@ func TestServeFromConfig(t *testing.T) {
 	}
 	if url == "" {
 		t.Fatal("sanad serve did not report its address")
+	}
+	if !warned {
+		t.Error("sanad serve with ra.outbox_dir did not warn that codes stay on the host")
 	}
 	go io.Copy(io.Discard, stderr)
 	if code, body := httpGet(t, url+"/readyz"); code != 200 {

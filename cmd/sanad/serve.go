@@ -72,6 +72,12 @@ func newServeCmd() *cobra.Command {
 				return err
 			}
 			if slices.Contains(*roles, "ra") {
+				if cfg.RA.OutboxDir != "" {
+					// The dev outbox is not a way to send codes: they stay on
+					// this host, in files and in this log.
+					s.log.Warn("ra.outbox_dir is for development: one-time codes are written to files there and to this log, not sent; production sets ra.notify_webhook",
+						"outbox_dir", cfg.RA.OutboxDir)
+				}
 				if err := startRA(ctx, s, authority, cfg.RA); err != nil {
 					return err
 				}
