@@ -578,7 +578,7 @@ func TestServeFromConfig(t *testing.T) {
 	pin := readSecret(t, filepath.Join(dir, "hsm-pin"))
 
 	cfgPath := filepath.Join(dir, "serve.yaml")
-	cfg := "http: {addr: 127.0.0.1:0}\ndatabase: {driver: sqlite, dsn: sanad.db}\n" +
+	cfg := "http: {addr: 127.0.0.1:0, ops_addr: 127.0.0.1:0}\ndatabase: {driver: sqlite, dsn: sanad.db}\n" +
 		"hsm: {softhsm2_conf: softhsm2.conf, token_label: sanad-dev, pin_env: TEST_SANAD_PIN}\n" +
 		"audit: {key_label: sanad-audit, origin: sanad dev audit log}\n"
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
@@ -611,24 +611,35 @@ func TestServeFromConfig(t *testing.T) {
 	}
 	defer func() { cmd.Process.Kill(); cmd.Wait() }()
 	lines := bufio.NewScanner(stderr)
-	var url string
+	var url, opsURL string
 	warned := false
-	for lines.Scan() {
+	for (url == "" || opsURL == "") && lines.Scan() {
 		warned = warned || strings.Contains(lines.Text(), "ra.outbox_dir is for development")
 		if m := regexp.MustCompile(`sanad serving"? addr=(\S+)`).FindStringSubmatch(lines.Text()); m != nil {
 			url = "http://" + m[1]
-			break
+		}
+		if m := regexp.MustCompile(`operator endpoints[^"]*"? addr=(\S+)`).FindStringSubmatch(lines.Text()); m != nil {
+			opsURL = "http://" + m[1]
 		}
 	}
-	if url == "" {
-		t.Fatal("sanad serve did not report its address")
+	if url == "" || opsURL == "" {
+		t.Fatalf("sanad serve did not report its addresses: %q, operator endpoints %q", url, opsURL)
 	}
 	if !warned {
 		t.Error("sanad serve with ra.outbox_dir did not warn that codes stay on the host")
 	}
 	go io.Copy(io.Discard, stderr)
-	if code, body := httpGet(t, url+"/readyz"); code != 200 {
-		t.Fatalf("readyz = %d %s", code, body)
+	// http.ops_addr: the operator endpoints there, and only there.
+	if code, body := httpGet(t, opsURL+"/readyz"); code != 200 {
+		t.Fatalf("readyz on the operator address = %d %s", code, body)
+	}
+	if code, body := httpGet(t, opsURL+"/metrics"); code != 200 || !strings.Contains(body, "sanad_") {
+		t.Errorf("metrics on the operator address = %d", code)
+	}
+	for _, path := range []string{"/readyz", "/metrics", "/healthz"} {
+		if code, _ := httpGet(t, url+path); code != http.StatusNotFound {
+			t.Errorf("GET %s on the public address = %d, want 404", path, code)
+		}
 	}
 	// The status role serves the CA certificates and CRLs, the root's
 	// offline one (from the dev root-CRL ceremony) too.

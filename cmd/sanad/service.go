@@ -242,14 +242,16 @@ func tick(ctx context.Context, d time.Duration, fn func(ctx context.Context)) {
 	}
 }
 
-// handler builds the HTTP handler of the service and its metrics registry.
-func (s *service) handler() (http.Handler, error) {
+// handler builds the HTTP handler of the service and its metrics
+// registry, and, when http.ops_addr is set, the operator endpoints' own
+// handler (nil otherwise: they are on the service's).
+func (s *service) handler() (http.Handler, http.Handler, error) {
 	reg := prometheus.NewRegistry()
 	if err := reg.Register(collectors.NewGoCollector()); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if err := reg.Register(collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	build := prometheus.NewGauge(prometheus.GaugeOpts{
 		Name:        "sanad_build_info",
@@ -306,17 +308,17 @@ func (s *service) handler() (http.Handler, error) {
 	}
 	for _, c := range collectors {
 		if err := reg.Register(c); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 	}
 	for _, register := range s.collectors {
 		if err := register(reg); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 	}
 	metrics, err := api.NewMetrics(reg)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	mux := http.NewServeMux()
 	for _, add := range s.routes {
@@ -329,12 +331,20 @@ func (s *service) handler() (http.Handler, error) {
 	for name, check := range s.checks {
 		checks[name] = check
 	}
-	api.Ops{Checks: checks, Gatherer: reg, Log: s.log}.Register(mux)
+	ops := api.Ops{Checks: checks, Gatherer: reg, Log: s.log}
+	var opsHandler http.Handler
+	if s.cfg.HTTP.OpsAddr == "" {
+		ops.Register(mux)
+	} else {
+		opsMux := http.NewServeMux()
+		ops.Register(opsMux)
+		opsHandler = metrics.Wrap(opsMux, s.log)
+	}
 	h := metrics.Wrap(mux, s.log)
 	for _, front := range s.fronts {
 		h = front(h)
 	}
-	return h, nil
+	return h, opsHandler, nil
 }
 
 // serve runs the HTTP endpoints and the audit checkpointer until ctx ends.
@@ -356,23 +366,38 @@ func (s *service) serve(ctx context.Context, listening func(net.Addr)) error {
 		}
 		s.checks["audit_log"] = cp.Extends
 	}
-	h, err := s.handler()
+	h, opsHandler, err := s.handler()
 	if err != nil {
 		return err
 	}
+	timeouts := api.Timeouts{ReadHeader: s.cfg.HTTP.ReadHeaderTimeout, Idle: s.cfg.HTTP.IdleTimeout, Shutdown: s.cfg.HTTP.ShutdownTimeout}
+	serveCtx, stopServing := context.WithCancel(ctx)
+	defer stopServing()
 	loopCtx, stopLoops := context.WithCancel(ctx)
 	var wg sync.WaitGroup
+	var opsErr error
+	if opsHandler != nil {
+		// The operator endpoints on their own address: a failure there
+		// (the address taken) stops the node, as one of the main one would.
+		wg.Go(func() {
+			if opsErr = api.Serve(serveCtx, s.cfg.HTTP.OpsAddr, opsHandler, timeouts, s.log, func(a net.Addr) {
+				s.log.Info("sanad serving the operator endpoints (/healthz, /readyz, /metrics)", "addr", a.String())
+			}); opsErr != nil {
+				stopServing()
+			}
+		})
+	}
 	if cp != nil {
 		wg.Go(func() { cp.Run(loopCtx, s.cfg.Audit.CheckpointInterval, s.log) })
 	}
 	for _, loop := range s.loops {
 		wg.Go(func() { loop(loopCtx) })
 	}
-	err = api.Serve(ctx, s.cfg.HTTP.Addr, h, api.Timeouts{ReadHeader: s.cfg.HTTP.ReadHeaderTimeout, Idle: s.cfg.HTTP.IdleTimeout,
-		Shutdown: s.cfg.HTTP.ShutdownTimeout}, s.log, listening)
+	err = api.Serve(serveCtx, s.cfg.HTTP.Addr, h, timeouts, s.log, listening)
+	stopServing()
 	stopLoops()
 	wg.Wait()
-	return err
+	return errors.Join(err, opsErr)
 }
 
 // writeFileExclusive writes data to a new file with mode perm and fails if

@@ -174,6 +174,12 @@ func (c Config) PublicBaseURL() string {
 type HTTP struct {
 	// Addr is host:port to listen on.
 	Addr string `yaml:"addr"`
+	// OpsAddr, if set, is host:port where /healthz, /readyz and /metrics
+	// are served instead of on Addr: an address only operators and their
+	// load balancers reach. What those answer (which dependency fails,
+	// the officers' backlog, when issuing CAs end) is not for anonymous
+	// clients. Unset, they are served on Addr.
+	OpsAddr string `yaml:"ops_addr"`
 	// ShutdownTimeout bounds the graceful stop.
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
 	// ReadHeaderTimeout cuts off a client that has not sent its headers
@@ -372,6 +378,11 @@ func (c Config) Validate() error {
 	var errs []error
 	bad := func(field, format string, args ...any) {
 		errs = append(errs, fmt.Errorf("%s: %s", field, fmt.Sprintf(format, args...)))
+	}
+	if _, port, err := net.SplitHostPort(c.HTTP.OpsAddr); c.HTTP.OpsAddr != "" && err != nil {
+		bad("http.ops_addr", "%q is not host:port", c.HTTP.OpsAddr)
+	} else if c.HTTP.OpsAddr != "" && c.HTTP.OpsAddr == c.HTTP.Addr && port != "0" {
+		bad("http.ops_addr", "is http.addr; leave it unset to serve the operator endpoints there")
 	}
 	if _, _, err := net.SplitHostPort(c.HTTP.Addr); err != nil {
 		bad("http.addr", "%q is not host:port", c.HTTP.Addr)

@@ -68,6 +68,8 @@ func TestParseRejects(t *testing.T) {
 			[]string{"verify.aia_prefixes: \"http://pki.example.kz\"", "verify.aia_prefixes: \"file:///etc/\"", "verify.ocsp_responder", "verify.max_content_bytes", "verify.max_concurrent", "verify.fetch_timeout", "verify.revocation_cache_ttl"}},
 		{"overlap shorter than the sync", "hsm: {token_label: t}\nstatus: {sync_interval: 5s, overlap: 1s}\n", []string{"status.overlap"}},
 		{"trusted proxy", "hsm: {token_label: t}\nhttp: {trusted_proxies: [10.0.0.0/8, lb.example]}\n", []string{"http.trusted_proxies: \"lb.example\""}},
+		{"operator address", "hsm: {token_label: t}\nhttp: {ops_addr: nowhere}\n", []string{"http.ops_addr: \"nowhere\" is not host:port"}},
+		{"operator address is the public one", "hsm: {token_label: t}\nhttp: {addr: '0.0.0.0:8080', ops_addr: '0.0.0.0:8080'}\n", []string{"http.ops_addr: is http.addr"}},
 		{"webhook with a token in its query", "hsm: {token_label: t}\nra: {notify_webhook: 'https://sms.example/send?api_key=s3cret'}\n", []string{"ra.notify_webhook: carries credentials", "notify_webhook_token_file"}},
 		{"webhook with a password", "hsm: {token_label: t}\nra: {notify_webhook: 'https://u:s3cret@sms.example/send'}\n", []string{"ra.notify_webhook: carries credentials"}},
 		{"webhook over http", "hsm: {token_label: t}\nra: {notify_webhook: 'http://sms.example/send'}\n", []string{"ra.notify_webhook: http://sms.example: one-time codes go to the gateway over https"}},
