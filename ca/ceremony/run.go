@@ -103,17 +103,18 @@ func Run(ctx context.Context, s *Script, opts Options) (Result, error) {
 		}
 	}
 	var existing *hsm.Key
-	if s.Key != nil {
-		key, _, err := tok.FindProtectedKey(ctx, s.Key.Label)
-		switch {
-		case s.Key.Existing && err != nil:
+	var existingProtection hsm.Protection
+	switch {
+	case s.Key != nil && s.Key.Existing:
+		if existing, existingProtection, err = tok.FindProtectedKey(ctx, s.Key.Label); err != nil {
 			return Result{}, fmt.Errorf("key %q: %w", s.Key.Label, err)
-		case s.Key.Existing:
-			if kt, _ := hsm.ParseKeyType(s.Key.Type); key.Type() != kt { // Check parsed it
-				return Result{}, fmt.Errorf("key %q is %s, the script says %s", s.Key.Label, key.Type(), s.Key.Type)
-			}
-			existing = key
-		case err == nil || errors.Is(err, hsm.ErrKeyExposed):
+		}
+		if kt, _ := hsm.ParseKeyType(s.Key.Type); existing.Type() != kt { // Check parsed it
+			return Result{}, fmt.Errorf("key %q is %s, the script says %s", s.Key.Label, existing.Type(), s.Key.Type)
+		}
+	case s.Key != nil:
+		switch _, err := tok.FindKey(ctx, s.Key.Label); {
+		case err == nil:
 			return Result{}, fmt.Errorf("key %q: %w: a ceremony never replaces a key", s.Key.Label, hsm.ErrKeyExists)
 		case !errors.Is(err, hsm.ErrKeyNotFound):
 			return Result{}, err
@@ -163,7 +164,7 @@ func Run(ctx context.Context, s *Script, opts Options) (Result, error) {
 	// CRL by the issuer that signed it.
 	ceremonyKey := issuerKey
 	if s.Key != nil {
-		key, err := s.makeKey(ctx, tok, existing, tr)
+		key, err := s.makeKey(ctx, tok, existing, existingProtection, tr)
 		if err != nil {
 			return Result{}, err
 		}
@@ -258,25 +259,25 @@ func (s *Script) pin(ctx context.Context, opts Options) (hsm.PIN, map[string]any
 }
 
 // makeKey generates the ceremony's key, or takes the existing one Run
-// found, and records it with what the token says of its protection.
-func (s *Script) makeKey(ctx context.Context, tok *hsm.Token, existing *hsm.Key, tr *transcript.Writer) (*hsm.Key, error) {
-	kt, err := hsm.ParseKeyType(s.Key.Type)
-	if err != nil {
-		return nil, err
-	}
+// found with its protection, and records it with what the token says of
+// its protection.
+func (s *Script) makeKey(ctx context.Context, tok *hsm.Token, existing *hsm.Key, p hsm.Protection, tr *transcript.Writer) (*hsm.Key, error) {
 	step, key := "key-use", existing
 	if key == nil {
+		kt, err := hsm.ParseKeyType(s.Key.Type)
+		if err != nil {
+			return nil, err
+		}
 		step = "key-generate"
 		if key, err = tok.GenerateKey(ctx, hsm.KeySpec{Label: s.Key.Label, Type: kt}); err != nil {
 			return nil, fmt.Errorf("generate key %q: %w", s.Key.Label, err)
 		}
-	}
-	p, err := key.Protection(ctx)
-	if err == nil {
-		err = p.Check(key.Type()) // generated here, this fails only with a faulty token
-	}
-	if err != nil {
-		return nil, fmt.Errorf("key %q: %w", key.Label(), err)
+		if p, err = key.Protection(ctx); err == nil {
+			err = p.Check(key.Type()) // generated here, this fails only with a faulty token
+		}
+		if err != nil {
+			return nil, fmt.Errorf("key %q: %w", key.Label(), err)
+		}
 	}
 	return key, tr.Append(step, map[string]any{
 		"label": key.Label(), "type": string(key.Type()), "id": hex.EncodeToString(key.ID()),
