@@ -189,19 +189,16 @@ func (h *Handler) handleVerify(w http.ResponseWriter, r *http.Request) {
 	sig, content, err := h.read(r)
 	_ = rc.SetReadDeadline(time.Time{})
 	<-h.reads
-	if err == nil && !h.acquire(r, h.slots) {
-		busy("verifies", cap(h.slots))
-		return
-	}
 	if err == nil {
+		if !h.acquire(r, h.slots) {
+			busy("verifies", cap(h.slots))
+			return
+		}
 		defer func() { <-h.slots }()
-	}
-	if err == nil {
 		var res *verify.Result
 		res, err = h.v.Verify(r.Context(), sig, content)
 		if err == nil {
-			w.Header().Set("Cache-Control", "no-store")
-			api.WriteJSON(w, http.StatusOK, res)
+			api.WriteJSON(w, http.StatusOK, res) // no-store, as every JSON answer
 			return
 		}
 		if errors.Is(err, verify.ErrTooLarge) {
