@@ -327,6 +327,15 @@ func eventAlgorithm(pub crypto.PublicKey) jose.SignatureAlgorithm {
 	return ""
 }
 
+// subjectKind is the kind of subject (store.Subject.Kind) an event is
+// about: a death a person's, the others a business's.
+func (ev RegistryEvent) subjectKind() string {
+	if ev.Kind == store.EventDeath {
+		return "person"
+	}
+	return "business"
+}
+
 // subjectKeys are the semantics identifiers an event concerns: its
 // subject's, and for an authority change the representative's. The
 // identifiers are checked and put in canonical form as at enrollment.
@@ -509,12 +518,8 @@ func (s *Service) applyEvent(ctx context.Context, ev RegistryEvent, source, payl
 	if err != nil {
 		return RegistryEventResult{}, err
 	}
-	kind := "person"
-	if ev.Kind != store.EventDeath {
-		kind = "business"
-	}
 	var subjectID string
-	switch subj, err := d.Store.SubjectByNationalID(ctx, kind, subjectKey); {
+	switch subj, err := d.Store.SubjectByNationalID(ctx, ev.subjectKind(), subjectKey); {
 	case err == nil:
 		subjectID = subj.ID
 	case !errors.Is(err, store.ErrNotFound):
@@ -922,11 +927,7 @@ func (s *Service) adoptUnmatched(ctx context.Context, tx *store.Tx, subj store.S
 			continue
 		}
 		key, _, err := ev.subjectKeys()
-		kind := "person"
-		if ev.Kind != store.EventDeath {
-			kind = "business"
-		}
-		if err != nil || key != subj.NationalID || kind != subj.Kind {
+		if err != nil || key != subj.NationalID || ev.subjectKind() != subj.Kind {
 			continue
 		}
 		if err := tx.AdoptRegistryEvent(ctx, rec.EventID, subj.ID); err != nil {
