@@ -18,7 +18,6 @@ import (
 	"github.com/sanadpki/sanad/ca/ocspsign"
 	"github.com/sanadpki/sanad/ca/profile"
 	"github.com/sanadpki/sanad/hsm"
-	"github.com/sanadpki/sanad/internal/api"
 	"github.com/sanadpki/sanad/internal/config"
 	"github.com/sanadpki/sanad/internal/store"
 	"github.com/sanadpki/sanad/policies"
@@ -385,10 +384,7 @@ const issuanceWarning = 180 * 24 * time.Hour
 // older issuing CA's signer that runs out is logged, at start and by its
 // publisher, without taking the node out of service.
 func (r *caRole) start(ctx context.Context, s *service) error {
-	if s.checks == nil {
-		s.checks = map[string]api.Check{}
-	}
-	s.checks["ocsp_responder"] = r.ca.Ready
+	s.addCheck("ocsp_responder", r.ca.Ready)
 	if len(r.older) > 0 {
 		s.log.Info("issuing from the newest issuing CA; the older ones keep their status current", "active", r.crlFrom.ID, "older", len(r.older))
 	}

@@ -149,6 +149,14 @@ type service struct {
 	collectors []func(prometheus.Registerer) error
 }
 
+// addCheck adds a readiness check of a role (see checks).
+func (s *service) addCheck(name string, check api.Check) {
+	if s.checks == nil {
+		s.checks = map[string]api.Check{}
+	}
+	s.checks[name] = check
+}
+
 // close releases what the service holds, in reverse order of opening.
 func (s *service) close() {
 	if s.token != nil {
@@ -361,10 +369,7 @@ func (s *service) serve(ctx context.Context, listening func(net.Addr)) error {
 		if cp, err = audit.NewCheckpointer(s.db, s.auditKey, s.cfg.Audit.Origin, s.now); err != nil {
 			return err
 		}
-		if s.checks == nil {
-			s.checks = map[string]api.Check{}
-		}
-		s.checks["audit_log"] = cp.Extends
+		s.addCheck("audit_log", cp.Extends)
 	}
 	h, opsHandler, err := s.handler()
 	if err != nil {

@@ -8,7 +8,6 @@ import (
 	"golang.org/x/crypto/ocsp"
 
 	"github.com/sanadpki/sanad/ca/ocspsign"
-	"github.com/sanadpki/sanad/internal/api"
 	"github.com/sanadpki/sanad/internal/status"
 )
 
@@ -45,10 +44,7 @@ func startStatus(ctx context.Context, s *service) error {
 	if err := r.Sync(ctx); err != nil {
 		return fmt.Errorf("status: first sync: %w", err)
 	}
-	if s.checks == nil {
-		s.checks = map[string]api.Check{}
-	}
-	s.checks["ocsp_sync"] = r.Ready
+	s.addCheck("ocsp_sync", r.Ready)
 	s.routes = append(s.routes, r.RegisterRoutes)
 	s.fronts = append(s.fronts, r.Handler)
 	s.collectors = append(s.collectors, r.Register)
