@@ -94,7 +94,7 @@ type Deps struct {
 	// no limit (benchmarks).
 	ClientLimit *api.Limiter
 	// SiteLimit bounds the requests of an IPv6 client's whole /48
-	// (api.SiteKey) beside its /64's ClientLimit, so that a site's 65 536
+	// (api.ClientKeys) beside its /64's ClientLimit, so that a site's 65 536
 	// /64s are not that many clients' allowances. Nil is no limit.
 	SiteLimit *api.Limiter
 	// PublicURL is where applicants reach this API (config ra.public_url),

@@ -239,11 +239,12 @@ var enrollmentID = regexp.MustCompile(`^[A-Za-z0-9_-]{22}$`)
 // client about to put one from an answer into a URL.
 func IsEnrollmentID(s string) bool { return enrollmentID.MatchString(s) }
 
-// limitClient refuses a client (by address, api.ClientKey) over its
-// request rate, or one of an IPv6 site (api.SiteKey) over the site's.
+// limitClient refuses a client (by address, api.ClientKeys) over its
+// request rate, or one of an IPv6 site over the site's.
 func (s *Service) limitClient(w http.ResponseWriter, r *http.Request) bool {
-	ok, wait := s.d.ClientLimit.Allow(api.ClientKey(r, s.d.TrustedProxies))
-	if site, isSite := api.SiteKey(r, s.d.TrustedProxies); ok && isSite {
+	client, site := api.ClientKeys(r, s.d.TrustedProxies)
+	ok, wait := s.d.ClientLimit.Allow(client)
+	if ok && site != "" {
 		ok, wait = s.d.SiteLimit.Allow(site)
 	}
 	if !ok {

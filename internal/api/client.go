@@ -15,28 +15,25 @@ import (
 // IPv6 client is keyed by its /64, which one subscriber is usually given
 // whole: keyed by the address, it could take a fresh one for each request.
 func ClientKey(r *http.Request, trusted []netip.Prefix) string {
-	client, ok := clientAddr(r, trusted)
-	if !ok {
-		return r.RemoteAddr
-	}
-	if client.Is6() {
-		p, _ := client.Prefix(64)
-		return p.String()
-	}
-	return client.String()
+	client, _ := ClientKeys(r, trusted)
+	return client
 }
 
-// SiteKey names the site of an IPv6 client of r, its /48, for a limit
-// beside ClientKey's: a site is commonly given a /48, 65 536 /64s, each of
-// which ClientKey counts as a client of its own. False for an IPv4
-// client, whose address ClientKey already names.
-func SiteKey(r *http.Request, trusted []netip.Prefix) (string, bool) {
-	client, ok := clientAddr(r, trusted)
-	if !ok || !client.Is6() {
-		return "", false
+// ClientKeys is ClientKey, with, for an IPv6 client, its site: its /48,
+// for a limit beside the client's, since a site is commonly given a /48,
+// 65 536 /64s, each of which ClientKey counts as a client of its own.
+// The site is "" for an IPv4 client, whose address ClientKey names.
+func ClientKeys(r *http.Request, trusted []netip.Prefix) (client, site string) {
+	a, ok := clientAddr(r, trusted)
+	switch {
+	case !ok:
+		return r.RemoteAddr, ""
+	case a.Is6():
+		p64, _ := a.Prefix(64)
+		p48, _ := a.Prefix(48)
+		return p64.String(), p48.String()
 	}
-	p, _ := client.Prefix(48)
-	return p.String(), true
+	return a.String(), ""
 }
 
 // clientAddr is the address of r's client (see ClientKey).
