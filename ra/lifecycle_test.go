@@ -768,18 +768,26 @@ func TestRegistryEventHealing(t *testing.T) {
 	}
 }
 
+// revokerFailingFixture is an RA on SQLite on a clock of its own, whose
+// revocations fail while the revoker's failing is set (a CA that cannot
+// revoke now): what keeps a registry event pending.
+func revokerFailingFixture(t *testing.T) (*raFixture, *clock, *failingRevoker) {
+	t.Helper()
+	clk := &clock{}
+	revoker := &failingRevoker{}
+	fx := newRAFixture(t, catest.New(t, time.Now().UTC().Truncate(time.Second)), "sqlite", func(d *ra.Deps) {
+		d.Now = clk.Now
+		revoker.Revoker, d.Revoker = d.Revoker, revoker
+	})
+	return fx, clk, revoker
+}
+
 // TestRetryKeepsLaterEnrollments: an enrollment made after a registry
 // event was received is the registry's correction of it (the registry
 // answered for the person then), as for certificates (revocable): the
 // event carried on later, by RetryRegistryEvents, does not reject it.
 func TestRetryKeepsLaterEnrollments(t *testing.T) {
-	f := catest.New(t, time.Now().UTC().Truncate(time.Second))
-	clk := &clock{}
-	revoker := &failingRevoker{}
-	fx := newRAFixture(t, f, "sqlite", func(d *ra.Deps) {
-		d.Now = clk.Now
-		revoker.Revoker, d.Revoker = d.Revoker, revoker
-	})
+	fx, clk, revoker := revokerFailingFixture(t)
 	good := fx.issued(t, citizen())
 	revoker.failing.Store(true)
 	if code, _, problem := fx.postEvent(t, signEvent(t, fx.registryKey, jose.ES256, deathOf("kz-death-later"))); code != http.StatusServiceUnavailable || problem != "event-incomplete" {
@@ -873,13 +881,7 @@ func TestFirstEnrollmentOvertakenByEvent(t *testing.T) {
 // that fail for ever (a revocation the CA cannot make) does not keep a
 // newer event from being carried out.
 func TestRetryReachesEveryPendingEvent(t *testing.T) {
-	f := catest.New(t, time.Now().UTC().Truncate(time.Second))
-	clk := &clock{}
-	revoker := &failingRevoker{}
-	fx := newRAFixture(t, f, "sqlite", func(d *ra.Deps) {
-		d.Now = clk.Now
-		revoker.Revoker, d.Revoker = d.Revoker, revoker
-	})
+	fx, clk, revoker := revokerFailingFixture(t)
 	fx.issued(t, citizen())
 	revoker.failing.Store(true)
 	clk.Add(2 * time.Hour) // the events come an hour after the certificate
