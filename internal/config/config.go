@@ -24,6 +24,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/sanadpki/sanad/internal/outbound"
 	"github.com/sanadpki/sanad/internal/secretfile"
 )
 
@@ -458,18 +459,17 @@ func (c Config) Validate() error {
 	if c.RA.ClientPerMinute < 0 || c.RA.IdentifierPerHour < 0 {
 		bad("ra", "rate limits must not be negative (0 disables one)")
 	}
-	// The webhook carries one-time codes: a secret in its URL would reach
-	// the logs and the audit log with any error that quotes it, so none of
-	// these messages quotes the URL.
-	if c.RA.NotifyWebhook != "" {
-		u, err := url.Parse(c.RA.NotifyWebhook)
-		switch {
-		case err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "":
-			bad("ra.notify_webhook", "is not an http(s) URL")
-		case u.User != nil || u.RawQuery != "" || u.ForceQuery || u.Fragment != "":
-			bad("ra.notify_webhook", "carries credentials, a query or a fragment, which would reach the logs: put the gateway's bearer token in ra.notify_webhook_token_file")
-		case u.Scheme == "http" && !isLoopback(u.Hostname()):
-			bad("ra.notify_webhook", "http://%s: one-time codes go to the gateway over https (http only on a loopback host)", u.Host)
+	// The webhook carries one-time codes and the registry's path carries
+	// national identifiers: outbound's errors never quote the URL, which
+	// could hold a secret.
+	for _, o := range []struct{ key, url, tokenFile string }{
+		{"ra.notify_webhook", c.RA.NotifyWebhook, "ra.notify_webhook_token_file"},
+		{"ra.registry_url", c.RA.RegistryURL, "ra.registry_token_file"},
+	} {
+		if _, err := outbound.Parse(o.url); o.url != "" && errors.Is(err, outbound.ErrSecretInURL) {
+			bad(o.key, "%v: put the bearer token in %s", err, o.tokenFile)
+		} else if o.url != "" && err != nil {
+			bad(o.key, "%v", err)
 		}
 	}
 	if c.RA.NotifyWebhookTokenFile != "" && c.RA.NotifyWebhook == "" {
@@ -564,12 +564,3 @@ func hasPassword(dsn string) bool {
 }
 
 var passwordKeyword = regexp.MustCompile(`(?i)(^|[\s?&])(ssl)?password\s*=`)
-
-// isLoopback is whether host is localhost or a loopback address.
-func isLoopback(host string) bool {
-	if host == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
-}

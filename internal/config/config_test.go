@@ -72,7 +72,9 @@ func TestParseRejects(t *testing.T) {
 		{"operator address is the public one", "hsm: {token_label: t}\nhttp: {addr: '0.0.0.0:8080', ops_addr: '0.0.0.0:8080'}\n", []string{"http.ops_addr: is http.addr"}},
 		{"webhook with a token in its query", "hsm: {token_label: t}\nra: {notify_webhook: 'https://sms.example/send?api_key=s3cret'}\n", []string{"ra.notify_webhook: carries credentials", "notify_webhook_token_file"}},
 		{"webhook with a password", "hsm: {token_label: t}\nra: {notify_webhook: 'https://u:s3cret@sms.example/send'}\n", []string{"ra.notify_webhook: carries credentials"}},
-		{"webhook over http", "hsm: {token_label: t}\nra: {notify_webhook: 'http://sms.example/send'}\n", []string{"ra.notify_webhook: http://sms.example: one-time codes go to the gateway over https"}},
+		{"webhook over http", "hsm: {token_label: t}\nra: {notify_webhook: 'http://sms.example/send'}\n", []string{"ra.notify_webhook: http://sms.example: plain http is allowed only on a loopback host"}},
+		{"registry over http", "hsm: {token_label: t}\nra: {registry_url: 'http://registry.gov.kz/api'}\n", []string{"ra.registry_url: http://registry.gov.kz: plain http"}},
+		{"registry with a token in its query", "hsm: {token_label: t}\nra: {registry_url: 'https://registry.gov.kz/api?token=s3cret'}\n", []string{"ra.registry_url: carries credentials", "ra.registry_token_file"}},
 		{"webhook not http", "hsm: {token_label: t}\nra: {notify_webhook: 'ftp://sms.example/send'}\n", []string{"ra.notify_webhook: is not an http(s) URL"}},
 		{"webhook token without a webhook", "hsm: {token_label: t}\nra: {notify_webhook_token_file: /run/secrets/gw}\n", []string{"ra.notify_webhook_token_file"}},
 	}

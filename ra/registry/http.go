@@ -10,13 +10,13 @@ import (
 	"io"
 	"math/rand/v2"
 	"mime"
-	"net"
 	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/sanadpki/sanad/internal/outbound"
 	"github.com/sanadpki/sanad/internal/secretfile"
 )
 
@@ -124,26 +124,11 @@ func NewHTTP(cfg HTTPConfig) (*HTTP, error) {
 	if cfg.Now == nil {
 		add("now: no clock")
 	}
-	u, err := url.Parse(cfg.BaseURL)
-	switch {
-	case cfg.BaseURL == "":
-		add("base URL: missing")
-	case err != nil:
+	// National identifiers travel in the path: over https, or http on
+	// a loopback host (see outbound).
+	if u, err := outbound.Parse(cfg.BaseURL); err != nil {
 		add("base URL: %v", err)
-	case u.Host == "" || u.Opaque != "":
-		add("base URL %q: want scheme://host[/path]", cfg.BaseURL)
-	case u.User != nil:
-		add("base URL: carries credentials (use token_file)")
-	case u.RawQuery != "" || u.Fragment != "" || u.ForceQuery:
-		add("base URL %q: has a query or fragment", cfg.BaseURL)
-	case u.Scheme == "https":
-	case u.Scheme == "http" && isLoopback(u.Hostname()):
-	case u.Scheme == "http":
-		add("base URL %q: plain http is allowed only on a loopback host; national identifiers travel in the path", cfg.BaseURL)
-	default:
-		add("base URL %q: scheme must be https", cfg.BaseURL)
-	}
-	if err == nil && u.Host != "" {
+	} else {
 		h.base = strings.TrimRight(u.String(), "/")
 		h.source = u.Host
 	}
@@ -168,14 +153,6 @@ func orDefault[T time.Duration | int64](v, def T) T {
 		return def
 	}
 	return v
-}
-
-func isLoopback(host string) bool {
-	if host == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
 }
 
 // token reads the bearer token; errors name the file, never its content.

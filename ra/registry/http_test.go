@@ -564,9 +564,9 @@ func TestNewHTTPConfig(t *testing.T) {
 			[]string{"plain http is allowed only on a loopback host", "timeout: -1ns is negative", "retries: 11", "now: no clock", "token file: ", "is empty"}},
 		{"no base URL", registry.HTTPConfig{Now: clock}, []string{"base URL: missing"}},
 		{"credentials in the URL", registry.HTTPConfig{BaseURL: "https://ra:pw@registry.gov.kz", Now: clock}, []string{"carries credentials"}},
-		{"query", registry.HTTPConfig{BaseURL: "https://registry.gov.kz/?key=1", Now: clock}, []string{"has a query"}},
-		{"scheme", registry.HTTPConfig{BaseURL: "ftp://registry.gov.kz", Now: clock}, []string{"scheme must be https"}},
-		{"no host", registry.HTTPConfig{BaseURL: "registry.gov.kz/api", Now: clock}, []string{"want scheme://host"}},
+		{"query", registry.HTTPConfig{BaseURL: "https://registry.gov.kz/?key=1", Now: clock}, []string{"base URL: carries credentials, a query"}},
+		{"scheme", registry.HTTPConfig{BaseURL: "ftp://registry.gov.kz", Now: clock}, []string{"base URL: is not an http(s) URL"}},
+		{"no host", registry.HTTPConfig{BaseURL: "registry.gov.kz/api", Now: clock}, []string{"base URL: is not an http(s) URL of the form scheme://host"}},
 		{"missing token file", registry.HTTPConfig{BaseURL: "https://registry.gov.kz", Now: clock, TokenFile: "/nonexistent/token"}, []string{"token file: "}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
