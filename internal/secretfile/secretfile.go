@@ -19,6 +19,18 @@ const MaxSize = 4096
 // bytes, trailing CR and LF trimmed. Errors name the file, never its
 // content. The caller clears the bytes when done.
 func Read(what, path string) ([]byte, error) {
+	b, err := ReadFile(what, path, MaxSize, true)
+	if err != nil {
+		return nil, err
+	}
+	return bytes.TrimRight(b, "\r\n"), nil
+}
+
+// ReadFile reads the regular file at path, of at most max bytes, as it
+// is. A secret file (a key) must be the owner's alone, as for Read; a
+// file that is not (a certificate) may be anyone's. Errors name the file,
+// never its content.
+func ReadFile(what, path string, max int, secret bool) ([]byte, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", what, err)
@@ -33,16 +45,17 @@ func Read(what, path string) ([]byte, error) {
 	if !fi.Mode().IsRegular() {
 		return nil, fmt.Errorf("%s %s is not a regular file", what, path)
 	}
-	if perm := fi.Mode().Perm(); perm&0o077 != 0 {
+	if perm := fi.Mode().Perm(); secret && perm&0o077 != 0 {
 		return nil, fmt.Errorf("%s %s has mode %04o: group and others must have no access (chmod 600 %s)", what, path, perm, path)
 	}
-	b, err := io.ReadAll(io.LimitReader(f, MaxSize+1))
+	b, err := io.ReadAll(io.LimitReader(f, int64(max)+1))
 	if err != nil {
+		clear(b)
 		return nil, fmt.Errorf("read %s %s: %w", what, path, err)
 	}
-	if len(b) > MaxSize {
+	if len(b) > max {
 		clear(b)
-		return nil, fmt.Errorf("%s %s is larger than %d bytes", what, path, MaxSize)
+		return nil, fmt.Errorf("%s %s is larger than %d bytes", what, path, max)
 	}
-	return bytes.TrimRight(b, "\r\n"), nil
+	return b, nil
 }

@@ -8,8 +8,8 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
-	"io"
-	"os"
+
+	"github.com/sanadpki/sanad/internal/secretfile"
 )
 
 // maxPEMFile bounds the key and certificate files read: an RSA-4096 key in
@@ -24,9 +24,9 @@ const maxPEMFile = 64 << 10
 // skipped; anything else, and a second key, is refused. Encrypted keys are
 // refused: keep the key in a PKCS#11 token instead.
 //
-// Like hsm.PINFromFile, it refuses a file that group or others may access
-// (mode & 0o077 != 0): a key others can read is a key others may have.
-// Errors name the file, never its contents.
+// Like every secret file (internal/secretfile), it refuses a file that
+// group or others may access (mode & 0o077 != 0): a key others can read is
+// a key others may have. Errors name the file, never its contents.
 func LoadSigner(keyPath string) (crypto.Signer, error) {
 	b, err := readPEMFile(keyPath, true)
 	if err != nil {
@@ -137,35 +137,9 @@ func LoadCertificate(path string) (*x509.Certificate, error) {
 // readPEMFile reads a regular file of at most maxPEMFile bytes; private
 // says it must not be accessible to group or others.
 func readPEMFile(path string, private bool) ([]byte, error) {
-	what := "certificate file"
+	what := "jwsauth: certificate file"
 	if private {
-		what = "key file"
+		what = "jwsauth: key file"
 	}
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, fmt.Errorf("jwsauth: %s: %w", what, err)
-	}
-	defer f.Close()
-	// Stat the open file, not the path, so the mode checked is that of the
-	// bytes read.
-	fi, err := f.Stat()
-	if err != nil {
-		return nil, fmt.Errorf("jwsauth: %s: %w", what, err)
-	}
-	if !fi.Mode().IsRegular() {
-		return nil, fmt.Errorf("jwsauth: %s %s is not a regular file", what, path)
-	}
-	if perm := fi.Mode().Perm(); private && perm&0o077 != 0 {
-		return nil, fmt.Errorf("jwsauth: key file %s has mode %04o: group and others must have no access (chmod 600 %s)", path, perm, path)
-	}
-	b, err := io.ReadAll(io.LimitReader(f, maxPEMFile+1))
-	if err != nil {
-		clear(b)
-		return nil, fmt.Errorf("jwsauth: read %s %s: %w", what, path, err)
-	}
-	if len(b) > maxPEMFile {
-		clear(b)
-		return nil, fmt.Errorf("jwsauth: %s %s is larger than %d bytes", what, path, maxPEMFile)
-	}
-	return b, nil
+	return secretfile.ReadFile(what, path, maxPEMFile, private)
 }
