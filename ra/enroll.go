@@ -1671,7 +1671,13 @@ func (s *Service) issue(ctx context.Context, e store.Enrollment, actor string, p
 		}
 		// The registry may have reported the subject's death or
 		// dissolution while the CA signed: the event's own revocations
-		// may have missed a certificate not stored yet.
+		// may have missed a certificate not stored yet. Under the
+		// subject's lock, which the event's record takes too (see
+		// store.Tx.LockSubject): either this sees the event, or the event
+		// sees this certificate.
+		if err := tx.LockSubject(ctx, subj.Kind, subj.NationalID); err != nil {
+			return err
+		}
 		switch endedBy, err = tx.SubjectEndedBy(ctx, subj.ID, e.CreatedAt); {
 		case errors.Is(err, store.ErrNotFound):
 			// Or it came while this enrollment asked the registry, before

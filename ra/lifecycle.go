@@ -519,12 +519,6 @@ func (s *Service) applyEvent(ctx context.Context, ev RegistryEvent, source, payl
 		return RegistryEventResult{}, err
 	}
 	var subjectID string
-	switch subj, err := d.Store.SubjectByNationalID(ctx, ev.subjectKind(), subjectKey); {
-	case err == nil:
-		subjectID = subj.ID
-	case !errors.Is(err, store.ErrNotFound):
-		return RegistryEventResult{}, err
-	}
 	id := ev.storedID()
 	actor := source
 	res := RegistryEventResult{EventID: ev.EventID, Country: ev.Country, Kind: ev.Kind, Subject: subjectKey, Revoked: []string{}, Ended: []string{}, ReceivedAt: now}
@@ -539,8 +533,23 @@ func (s *Service) applyEvent(ctx context.Context, ev RegistryEvent, source, payl
 		return m
 	}
 
-	// Record the event, or find the first delivery's record.
+	// Record the event, or find the first delivery's record. Whether the
+	// subject exists is read under the subject's lock (see
+	// store.Tx.LockSubject), which a certificate's issuance takes too:
+	// either it sees this event, or this event sees its subject and its
+	// certificate.
 	err = s.group.InTx(ctx, func(tx *store.Tx) error {
+		if err := tx.LockSubject(ctx, ev.subjectKind(), subjectKey); err != nil {
+			return err
+		}
+		switch subj, err := tx.SubjectByNationalID(ctx, ev.subjectKind(), subjectKey); {
+		case err == nil:
+			subjectID = subj.ID
+		case errors.Is(err, store.ErrNotFound):
+			subjectID = ""
+		default:
+			return err
+		}
 		err := tx.InsertRegistryEvent(ctx, store.RegistryEvent{EventID: id, Source: source, SubjectID: subjectID,
 			Kind: ev.Kind, OccurredAt: ev.OccurredAt, ReceivedAt: now, Payload: payload, Outcome: store.OutcomePending})
 		if err != nil {

@@ -876,6 +876,124 @@ func TestFirstEnrollmentOvertakenByEvent(t *testing.T) {
 	}
 }
 
+// TestEventAndIssuanceTakeTurns: the record of a death event and the
+// store of a certificate take turns under the subject's lock
+// (store.Tx.LockSubject), so neither reads before the other commits and
+// misses it, as each could under PostgreSQL's READ COMMITTED. On
+// PostgreSQL each test holds the lock in a transaction of its own and sees
+// the other party wait for it; on SQLite the database's write lock orders
+// them anyway.
+func TestEventAndIssuanceTakeTurns(t *testing.T) {
+	f := catest.New(t, time.Now().UTC().Truncate(time.Second))
+	const aliyaKey = "IDCKZ-920930477121"
+	aliya := map[string]any{"kind": "person", "country": "KZ", "national_id": "920930477121",
+		"given_name": "Aliya", "family_name": "Zhaksylykova", "birth_date": "1992-09-30"}
+	death := func(id string) map[string]any {
+		return map[string]any{"event_id": id, "kind": "death", "country": "KZ", "national_id": "920930477121",
+			"occurred_at": deathTime.Format(time.RFC3339)}
+	}
+	for _, driver := range storetest.Drivers() {
+		// The event waits for a transaction that stores Aliya's subject
+		// row under her lock, then finds her: applied, not ignored.
+		// Before, it read whether she existed before taking a turn.
+		t.Run(driver+"/event waits", func(t *testing.T) {
+			fx := newRAFixture(t, f, driver)
+			locked, release, held := make(chan struct{}), make(chan struct{}), make(chan error, 1)
+			go func() {
+				held <- fx.db.InTx(t.Context(), func(tx *store.Tx) error {
+					if err := tx.LockSubject(t.Context(), "person", aliyaKey); err != nil {
+						return err
+					}
+					close(locked)
+					<-release
+					now := time.Now().UTC()
+					_, err := tx.PutSubject(t.Context(), store.Subject{ID: "subject-aliya", Kind: "person", NationalID: aliyaKey,
+						Attributes: []byte(`{}`), CreatedAt: now, UpdatedAt: now})
+					return err
+				})
+			}()
+			<-locked
+			var res ra.RegistryEventResult
+			applied := make(chan error, 1)
+			go func() {
+				var err error
+				res, err = fx.svc.ApplyRegistryEvent(t.Context(), string(signEvent(t, fx.registryKey, jose.ES256, death("kz-death-waits"))))
+				applied <- err
+			}()
+			if err := storetest.AwaitSubjectLockWaiter(fx.raw, driver, "person", aliyaKey, applied); err != nil {
+				t.Fatal(err)
+			}
+			close(release)
+			if err := <-held; err != nil {
+				t.Fatal(err)
+			}
+			if err := <-applied; err != nil || res.Outcome != store.OutcomeApplied {
+				t.Fatalf("the event: %+v %v; want applied to the subject stored first", res, err)
+			}
+			if ev, err := fx.db.RegistryEvent(t.Context(), "KZ/kz-death-waits"); err != nil || ev.SubjectID != "subject-aliya" {
+				t.Errorf("the event's record: %+v %v; want Aliya's subject", ev, err)
+			}
+		})
+		// Aliya's first issuance waits for a transaction that records her
+		// death under her lock, matched to no subject yet (as an event
+		// that overtook her enrollment's registry lookup), then sees it and
+		// adopts it: the certificate is revoked at once. Before, it read
+		// the events before taking a turn and kept the certificate good.
+		t.Run(driver+"/issuance waits", func(t *testing.T) {
+			clk := &clock{}
+			reg := &overtakingRegistry{}
+			fx := newRAFixture(t, f, driver, func(d *ra.Deps) {
+				d.Now = clk.Now
+				reg.Registry, d.Registry = d.Registry, reg
+			})
+			release, held := make(chan struct{}), make(chan error, 1)
+			var once sync.Once
+			releaseOnce := func() { once.Do(func() { close(release) }) }
+			defer releaseOnce()
+			reg.during = func() {
+				locked := make(chan struct{})
+				go func() {
+					held <- fx.db.InTx(t.Context(), func(tx *store.Tx) error {
+						if err := tx.LockSubject(t.Context(), "person", aliyaKey); err != nil {
+							return err
+						}
+						err := tx.InsertRegistryEvent(t.Context(), store.RegistryEvent{EventID: "KZ/kz-death-overtakes", Source: "registry:test",
+							Kind: store.EventDeath, OccurredAt: deathTime.Truncate(time.Second), ReceivedAt: clk.Now().UTC(),
+							Payload: string(signEvent(t, fx.registryKey, jose.ES256, death("kz-death-overtakes"))), Outcome: store.OutcomePending})
+						close(locked)
+						<-release
+						return err
+					})
+				}()
+				<-locked
+				if driver == store.DriverSQLite {
+					releaseOnce() // the enrollment's writes wait for the database's write lock
+				}
+			}
+			issued, waited := make(chan error, 1), make(chan error, 1)
+			go func() {
+				waited <- storetest.AwaitSubjectLockWaiter(fx.raw, driver, "person", aliyaKey, issued)
+				releaseOnce()
+			}()
+			serial := fx.issued(t, aliya)
+			issued <- nil
+			if err := <-waited; err != nil {
+				t.Error(err)
+			}
+			releaseOnce()
+			if err := <-held; err != nil {
+				t.Fatal(err)
+			}
+			if status := fx.certStatus(t, serial); status != store.StatusRevoked {
+				t.Errorf("the certificate issued as the death was recorded is %s", status)
+			}
+			if ev, err := fx.db.RegistryEvent(t.Context(), "KZ/kz-death-overtakes"); err != nil || ev.SubjectID == "" {
+				t.Errorf("the event after the issuance: %+v %v; want adopted", ev, err)
+			}
+		})
+	}
+}
+
 // TestRetryReachesEveryPendingEvent: RetryRegistryEvents takes the pending
 // events a page at a time, each call the next page: a full page of events
 // that fail for ever (a revocation the CA cannot make) does not keep a

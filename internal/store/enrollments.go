@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"time"
 )
 
@@ -92,14 +93,56 @@ func (db *DB) Subject(ctx context.Context, id string) (Subject, error) {
 // ErrNotFound.
 func (db *DB) SubjectByNationalID(ctx context.Context, kind, nationalID string) (Subject, error) {
 	// Named by kind only: errors reach logs, national identifiers do not.
-	return db.subject(ctx, "subject ("+kind+")", `WHERE kind = $1 AND national_id = $2`, kind, nationalID)
+	return subjectWhere(ctx, db.sql, &db.d, "subject ("+kind+")", `WHERE kind = $1 AND national_id = $2`, kind, nationalID)
+}
+
+// SubjectByNationalID reads, in the transaction, what the DB method of the
+// name reads.
+func (tx *Tx) SubjectByNationalID(ctx context.Context, kind, nationalID string) (Subject, error) {
+	return subjectWhere(ctx, tx.tx, tx.d, "subject ("+kind+")", `WHERE kind = $1 AND national_id = $2`, kind, nationalID)
+}
+
+// LockSubject serializes, until the transaction ends, the transactions
+// that decide whether a death or dissolution reaches a subject's
+// certificates: the one recording the registry's event, which reads
+// whether the subject exists, and the one storing a certificate issued to
+// it, which reads the events received since its enrollment began. Each
+// takes the lock before it reads what the other writes, so the later one
+// sees the earlier one's writes. The subject need not have a row yet: a
+// first enrollment's registry lookup can be overtaken by the event.
+//
+// On PostgreSQL it is a transaction advisory lock on a hash of kind and
+// national id: under READ COMMITTED each transaction could otherwise read
+// before the other commits, and both miss. On SQLite every transaction
+// already holds the database's write lock (BEGIN IMMEDIATE).
+func (tx *Tx) LockSubject(ctx context.Context, kind, nationalID string) error {
+	if tx.d.sqlite {
+		return nil
+	}
+	if _, err := tx.tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock($1)`, SubjectLockKey(kind, nationalID)); err != nil {
+		return fmt.Errorf("lock subject (%s): %w", kind, err)
+	}
+	return nil
+}
+
+// SubjectLockKey is the key of LockSubject's advisory lock on PostgreSQL,
+// where pg_locks shows it as classid (the high 32 bits) and objid (the low
+// 32 bits), objsubid 1.
+func SubjectLockKey(kind, nationalID string) int64 {
+	h := fnv.New64a()
+	h.Write([]byte("sanad subject\x00" + kind + "\x00" + nationalID))
+	return int64(h.Sum64())
 }
 
 func (db *DB) subject(ctx context.Context, what, where string, args ...any) (Subject, error) {
+	return subjectWhere(ctx, db.sql, &db.d, what, where, args...)
+}
+
+func subjectWhere(ctx context.Context, q querier, d *dialect, what, where string, args ...any) (Subject, error) {
 	var out Subject
 	var ref sql.NullString
 	var attrs string
-	err := db.sql.QueryRowContext(ctx, db.d.q(`
+	err := q.QueryRowContext(ctx, d.q(`
 		SELECT id, kind, national_id, attributes, registry_ref, created_at, updated_at FROM subjects `+where), args...).
 		Scan(&out.ID, &out.Kind, &out.NationalID, &attrs, &ref, timeScan{&out.CreatedAt}, timeScan{&out.UpdatedAt})
 	if errors.Is(err, sql.ErrNoRows) {

@@ -1,7 +1,9 @@
 package store_test
 
 import (
+	"database/sql"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -289,4 +291,61 @@ func TestSubjectsWithGoodCertificates(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestLockSubject: a transaction that takes a subject's lock waits for
+// another that holds it, and then reads what that one wrote (the subject
+// row an enrollment stored while a death event waited). On PostgreSQL the
+// second is seen waiting on the advisory lock before the first goes on,
+// and another subject's lock does not wait; on SQLite the write lock
+// serializes them anyway.
+func TestLockSubject(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB, raw *sql.DB) {
+		ctx := t.Context()
+		const kind, id = "person", "IDCKZ-000000000001" // no other test's
+		t0 := time.Date(2026, 12, 2, 9, 0, 0, 0, time.UTC)
+		locked, release, aDone := make(chan struct{}), make(chan struct{}), make(chan error, 1)
+		go func() {
+			aDone <- db.InTx(ctx, func(tx *store.Tx) error {
+				if err := tx.LockSubject(ctx, kind, id); err != nil {
+					return err
+				}
+				if _, err := tx.SubjectByNationalID(ctx, kind, id); !errors.Is(err, store.ErrNotFound) {
+					return fmt.Errorf("before: %v, want ErrNotFound", err)
+				}
+				close(locked)
+				<-release
+				_, err := tx.PutSubject(ctx, store.Subject{ID: "s-locked", Kind: kind, NationalID: id, Attributes: []byte(`{}`), CreatedAt: t0, UpdatedAt: t0})
+				return err
+			})
+		}()
+		<-locked
+		var seen store.Subject
+		bDone := make(chan error, 1)
+		go func() {
+			bDone <- db.InTx(ctx, func(tx *store.Tx) error {
+				if err := tx.LockSubject(ctx, kind, id); err != nil {
+					return err
+				}
+				var err error
+				seen, err = tx.SubjectByNationalID(ctx, kind, id)
+				return err
+			})
+		}()
+		if err := storetest.AwaitSubjectLockWaiter(raw, db.Driver(), kind, id, bDone); err != nil {
+			t.Fatal(err)
+		}
+		if db.Driver() == store.DriverPostgres {
+			if err := db.InTx(ctx, func(tx *store.Tx) error { return tx.LockSubject(ctx, kind, "IDCKZ-880312448217") }); err != nil {
+				t.Errorf("another subject's lock: %v", err)
+			}
+		}
+		close(release)
+		if err := <-aDone; err != nil {
+			t.Fatal(err)
+		}
+		if err := <-bDone; err != nil || seen.ID != "s-locked" {
+			t.Errorf("the second transaction read %+v, %v; want the subject the first stored", seen, err)
+		}
+	})
 }

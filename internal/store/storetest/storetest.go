@@ -168,3 +168,30 @@ func randomHex(t testing.TB, n int) string {
 	}
 	return hex.EncodeToString(b)
 }
+
+// AwaitSubjectLockWaiter returns nil once a transaction waits for
+// store.Tx.LockSubject's lock on the subject in raw's PostgreSQL database,
+// and an error if done (the waiting party's end) comes first: it did not
+// wait. On SQLite, where the lock is the database's write lock, which no
+// view shows waiting, it returns nil at once. It may run outside the
+// test's goroutine.
+func AwaitSubjectLockWaiter(raw *sql.DB, driver, kind, nationalID string, done <-chan error) error {
+	if driver != store.DriverPostgres {
+		return nil
+	}
+	key := uint64(store.SubjectLockKey(kind, nationalID))
+	for waiting := 0; waiting == 0; {
+		select {
+		case err := <-done:
+			return fmt.Errorf("storetest: nothing waited for the subject's lock: it ended first (%v)", err)
+		default:
+		}
+		if err := raw.QueryRowContext(context.Background(), `SELECT count(*) FROM pg_locks
+			WHERE locktype = 'advisory' AND NOT granted AND objsubid = 1 AND classid::bigint = $1 AND objid::bigint = $2
+			AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`,
+			uint32(key>>32), uint32(key)).Scan(&waiting); err != nil {
+			return fmt.Errorf("storetest: read pg_locks: %w", err)
+		}
+	}
+	return nil
+}
