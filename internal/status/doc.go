@@ -7,8 +7,10 @@
 // responses, fills it from the store on a miss, and follows the store's
 // ocsp_responses table by its updated_at cursor so that a re-signed
 // response (a revocation) replaces the cached one within the sync
-// interval. Any number of responders can share one database or its
-// replicas.
+// interval. "Not in the store" answers are kept apart from the responses,
+// so that requests for serials never issued, which anyone can send by the
+// million, never push a certificate's response out of the cache. Any
+// number of responders can share one database or its replicas.
 //
 // What it must never do: sign (it holds no key), answer "good" for a
 // serial the store does not hold (that is "unauthorized"), answer from a

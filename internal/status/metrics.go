@@ -57,6 +57,9 @@ func (r *Responder) Register(reg prometheus.Registerer) error {
 	cs = append(cs,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "sanad_ocsp_cache_entries", Help: "Entries in the OCSP response cache."},
 			func() float64 { return float64(r.cache.len()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "sanad_ocsp_cache_unknown_entries",
+			Help: "Serials the OCSP responder remembers are not in the store (kept apart from the responses)."},
+			func() float64 { return float64(r.unknown.len()) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "sanad_ocsp_sync_lag_seconds",
 			Help: "Age of the newest OCSP response the last sync read, when it read it."},
 			func() float64 { return time.Duration(r.lag.Load()).Seconds() }))

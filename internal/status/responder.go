@@ -46,7 +46,10 @@ type Store interface {
 type Config struct {
 	// CacheSize bounds the cached responses (default 1 000 000: about 1.5
 	// GB of 1.5 KB responses), to within one entry a shard (64). Past it,
-	// a random entry makes room.
+	// a random entry makes room. "Not in the store" answers are kept apart,
+	// up to an eighth as many: requests for serials never issued, which
+	// anyone can send by the million, make room among themselves only,
+	// never among the responses.
 	CacheSize int
 	// SyncInterval is how often the store is read for new and re-signed
 	// responses (default 1 s): with Overlap, the bound on how late a
@@ -122,6 +125,8 @@ type Responder struct {
 	issuers atomic.Pointer[issuerSet]
 
 	cache *cache
+	// unknown keeps the "not in the store" answers (Config.CacheSize).
+	unknown *cache
 	// gets keeps GET requests parsed, by their encoded form: relying
 	// parties ask about the same certificates again and again.
 	gets *getCache
@@ -165,7 +170,7 @@ func New(ctx context.Context, st Store, cfg Config, log *slog.Logger, now func()
 	perNonce := time.Duration(float64(time.Second) / cfg.NoncePerSecond)
 	r := &Responder{cfg: cfg, store: st, log: log, now: now,
 		nonces: api.NewLimiter(1, perNonce, max(1, int(cfg.NoncePerSecond)), 1, now),
-		cache:  newCache(cfg.CacheSize), gets: newGetCache(min(cfg.CacheSize, maxGetCache)), metrics: newMetrics(),
+		cache:  newCache(cfg.CacheSize), unknown: newCache(max(1, cfg.CacheSize/8)), gets: newGetCache(min(cfg.CacheSize, maxGetCache)), metrics: newMetrics(),
 		crls: &crlCache{every: cfg.SyncInterval, now: now, m: map[string]*cachedCRL{}}}
 	if _, err := r.loadIssuers(ctx); err != nil {
 		return nil, err
@@ -266,6 +271,9 @@ func (r *Responder) answer(ctx context.Context, req Request, now time.Time) (*en
 	var keyBuf [64 + 1 + 20]byte
 	keyBytes := appendCacheKey(keyBuf[:0], is.id, req.Serial)
 	e, hit := r.cache.get(keyBytes)
+	if !hit {
+		e, hit = r.unknown.get(keyBytes)
+	}
 	if hit && e.fresh(now) {
 		r.metrics.cacheHits.Inc()
 	} else {
@@ -275,7 +283,7 @@ func (r *Responder) answer(ctx context.Context, req Request, now time.Time) (*en
 			r.log.Error("OCSP response from the store", "issuer", is.id, "err", err)
 			return nil, outcomeTryLater
 		}
-		r.cache.put(string(keyBytes), e)
+		r.keep(string(keyBytes), e)
 	}
 	if e.der == nil {
 		return nil, outcomeUnauthorized
@@ -485,6 +493,9 @@ func (r *Responder) preload(ctx context.Context) error {
 func (r *Responder) replace(resp store.OCSPResponse) {
 	key := cacheKey(resp.IssuerID, resp.Serial)
 	old, ok := r.cache.get([]byte(key))
+	if !ok {
+		old, ok = r.unknown.get([]byte(key))
+	}
 	if !ok || (old.der != nil && !resp.UpdatedAt.After(old.updatedAt)) {
 		return
 	}
@@ -493,7 +504,19 @@ func (r *Responder) replace(resp store.OCSPResponse) {
 		r.log.Error("OCSP sync", "err", err)
 		return
 	}
+	r.keep(key, e)
+}
+
+// keep caches an entry read from the store: a response among the
+// responses, in place of any "not in the store" for its serial; "not in
+// the store" apart (see Config.CacheSize).
+func (r *Responder) keep(key string, e *entry) {
+	if e.der == nil {
+		r.unknown.put(key, e)
+		return
+	}
 	r.cache.put(key, e)
+	r.unknown.delete(key)
 }
 
 // appendCertIDKey appends what identifies an issuer in a CertID: the hash
@@ -695,6 +718,17 @@ func (c *shardedMap[V]) put(key string, v V, keep func(old V) bool) {
 		}
 	}
 	s.m[h] = slot[V]{key: key, v: v}
+}
+
+// delete removes key's value, if it holds one.
+func (c *shardedMap[V]) delete(key string) {
+	h := maphash.String(c.seed, key)
+	s := &c.shards[h%cacheShards]
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if old, ok := s.m[h]; ok && old.key == key {
+		delete(s.m, h)
+	}
 }
 
 func (c *shardedMap[V]) len() int {

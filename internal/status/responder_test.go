@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/big"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -635,10 +636,16 @@ func TestNonceBudget(t *testing.T) {
 	}
 }
 
-// countingStore counts the first-sync reads of a store.
+// countingStore counts the first-sync reads of a store, and the reads of
+// one response each.
 type countingStore struct {
 	*store.DB
-	latest atomic.Int32
+	latest, responses atomic.Int32
+}
+
+func (s *countingStore) OCSPResponse(ctx context.Context, issuerID string, serial []byte) (store.OCSPResponse, error) {
+	s.responses.Add(1)
+	return s.DB.OCSPResponse(ctx, issuerID, serial)
 }
 
 func (s *countingStore) LatestOCSPUpdate(ctx context.Context) (time.Time, error) {
@@ -659,6 +666,82 @@ func TestRunGoesOnFromSync(t *testing.T) {
 	d.revokeAndWait(t, d.issue(t)) // a revocation Run's later syncs must read
 	if n := st.latest.Load(); n != 1 {
 		t.Errorf("%d first syncs, want 1", n)
+	}
+}
+
+// TestUnknownSerialsKeptApart: requests for serials never issued, many
+// more than the cache holds, do not push a certificate's response out of
+// it: they make room among themselves. And a serial first answered "not
+// in the store" is answered with its response once the sync reads one.
+func TestUnknownSerialsKeptApart(t *testing.T) {
+	f := catest.New(t, time.Now().UTC().Truncate(time.Second))
+	db, raw := storetest.Open(t, store.DriverSQLite)
+	d := deploy(t, f, db)
+	cert := d.issue(t)
+	st := &countingStore{DB: db}
+	// One response a shard: without the split, each unknown serial
+	// pushed out whatever its shard held.
+	d.serveStore(t, st, status.Config{CacheSize: 64, NegativeTTL: time.Hour})
+	if got := d.statusOf(t, cert); got != ocsp.Good {
+		t.Fatalf("status %d", got)
+	}
+	read := st.responses.Load()
+	for range 1000 {
+		serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 128))
+		if err != nil {
+			t.Fatal(err)
+		}
+		reqDER, err := ocsp.CreateRequest(&x509.Certificate{SerialNumber: serial}, f.Issuer.Certificate, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if resp, body := d.get(t, "/ocsp/"+base64.StdEncoding.EncodeToString(reqDER)); resp.StatusCode != http.StatusOK || !bytes.Equal(body, []byte{0x30, 0x03, 0x0a, 0x01, 0x06}) {
+			t.Fatalf("an unknown serial: %s % x; want unauthorized", resp.Status, body)
+		}
+	}
+	if n := st.responses.Load() - read; n != 1000 {
+		t.Fatalf("%d store reads for 1000 unknown serials", n)
+	}
+	read = st.responses.Load()
+	if got := d.statusOf(t, cert); got != ocsp.Good || st.responses.Load() != read {
+		t.Errorf("the certificate after the unknown serials: status %d, %d store reads; want good from the cache", got, st.responses.Load()-read)
+	}
+
+	// A serial asked before its response is stored is "not in the store",
+	// then good as soon as a sync reads the response, within NegativeTTL
+	// (an hour here): its response is stored aside, asked for, and put
+	// back newer.
+	later := d.issue(t)
+	var row struct {
+		issuer           string
+		der              []byte
+		thisUpd, nextUpd int64
+	}
+	serial := later.SerialNumber.Bytes()
+	if err := raw.QueryRow(`SELECT issuer_id, der, this_update, next_update FROM ocsp_responses WHERE serial = ?`, serial).
+		Scan(&row.issuer, &row.der, &row.thisUpd, &row.nextUpd); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := raw.Exec(`DELETE FROM ocsp_responses WHERE serial = ?`, serial); err != nil {
+		t.Fatal(err)
+	}
+	reqDER, err := ocsp.CreateRequest(later, f.Issuer.Certificate, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp, body := d.get(t, "/ocsp/"+base64.StdEncoding.EncodeToString(reqDER)); resp.StatusCode != http.StatusOK || !bytes.Equal(body, []byte{0x30, 0x03, 0x0a, 0x01, 0x06}) {
+		t.Fatalf("a serial not stored yet: %s % x; want unauthorized", resp.Status, body)
+	}
+	if _, err := raw.Exec(`INSERT INTO ocsp_responses (issuer_id, serial, der, this_update, next_update, updated_at) VALUES (?, ?, ?, ?, ?, ?)`,
+		row.issuer, serial, row.der, row.thisUpd, row.nextUpd, time.Now().UnixMicro()); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.responder.Sync(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	read = st.responses.Load()
+	if got := d.statusOf(t, later); got != ocsp.Good || st.responses.Load() != read {
+		t.Errorf("after the sync read its response: status %d, %d store reads; want good from the cache", got, st.responses.Load()-read)
 	}
 }
 
