@@ -594,7 +594,7 @@ func serveLoopback(ctx context.Context, h http.Handler, log *slog.Logger) (strin
 	addrc := make(chan string, 1)
 	errc := make(chan error, 1)
 	go func() {
-		errc <- api.Serve(ctx, "127.0.0.1:0", h, api.Timeouts{Shutdown: time.Second}, log, func(a net.Addr) { addrc <- a.String() })
+		errc <- api.Serve(ctx, "127.0.0.1:0", h, api.Limits{Shutdown: time.Second}, log, func(a net.Addr) { addrc <- a.String() })
 	}()
 	select {
 	case a := <-addrc:

@@ -375,7 +375,8 @@ func (s *service) serve(ctx context.Context, listening func(net.Addr)) error {
 	if err != nil {
 		return err
 	}
-	timeouts := api.Timeouts{ReadHeader: s.cfg.HTTP.ReadHeaderTimeout, Idle: s.cfg.HTTP.IdleTimeout, Shutdown: s.cfg.HTTP.ShutdownTimeout}
+	limits := api.Limits{ReadHeader: s.cfg.HTTP.ReadHeaderTimeout, Idle: s.cfg.HTTP.IdleTimeout, Shutdown: s.cfg.HTTP.ShutdownTimeout,
+		MaxConns: s.cfg.HTTP.MaxConnections}
 	serveCtx, stopServing := context.WithCancel(ctx)
 	defer stopServing()
 	loopCtx, stopLoops := context.WithCancel(ctx)
@@ -385,7 +386,7 @@ func (s *service) serve(ctx context.Context, listening func(net.Addr)) error {
 		// The operator endpoints on their own address: a failure there
 		// (the address taken) stops the node, as one of the main one would.
 		wg.Go(func() {
-			if opsErr = api.Serve(serveCtx, s.cfg.HTTP.OpsAddr, opsHandler, timeouts, s.log, func(a net.Addr) {
+			if opsErr = api.Serve(serveCtx, s.cfg.HTTP.OpsAddr, opsHandler, limits, s.log, func(a net.Addr) {
 				s.log.Info("sanad serving the operator endpoints (/healthz, /readyz, /metrics)", "addr", a.String())
 			}); opsErr != nil {
 				stopServing()
@@ -398,7 +399,7 @@ func (s *service) serve(ctx context.Context, listening func(net.Addr)) error {
 	for _, loop := range s.loops {
 		wg.Go(func() { loop(loopCtx) })
 	}
-	err = api.Serve(serveCtx, s.cfg.HTTP.Addr, h, timeouts, s.log, listening)
+	err = api.Serve(serveCtx, s.cfg.HTTP.Addr, h, limits, s.log, listening)
 	stopServing()
 	stopLoops()
 	wg.Wait()

@@ -104,16 +104,18 @@ func (w *statusWriter) Write(b []byte) (int, error) {
 
 func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
-// Timeouts bound the phases of a connection; zero values take the defaults.
-type Timeouts struct {
+// Limits bound a listener's connections and the phases of each; zero
+// values take the defaults.
+type Limits struct {
 	ReadHeader time.Duration // default 10 s
 	Read       time.Duration // the whole request; default 30 s
 	Write      time.Duration // default 60 s
 	Idle       time.Duration // between keep-alive requests; default 120 s
 	Shutdown   time.Duration // the graceful stop; default 10 s
+	MaxConns   int           // open at once; default MaxConnsFor(0)
 }
 
-func (t Timeouts) withDefaults() Timeouts {
+func (t Limits) withDefaults() Limits {
 	def := func(d *time.Duration, v time.Duration) {
 		if *d <= 0 {
 			*d = v
@@ -124,18 +126,22 @@ func (t Timeouts) withDefaults() Timeouts {
 	def(&t.Write, 60*time.Second)
 	def(&t.Idle, 120*time.Second)
 	def(&t.Shutdown, 10*time.Second)
+	t.MaxConns = MaxConnsFor(t.MaxConns)
 	return t
 }
 
 // Serve listens on addr and serves h until ctx is done, then shuts down
 // gracefully within shutdownTimeout. ready, if not nil, receives the bound
 // address once the listener is open (useful with port 0).
-func Serve(ctx context.Context, addr string, h http.Handler, t Timeouts, log *slog.Logger, ready func(net.Addr)) error {
-	ln, err := net.Listen("tcp", addr)
+func Serve(ctx context.Context, addr string, h http.Handler, t Limits, log *slog.Logger, ready func(net.Addr)) error {
+	raw, err := net.Listen("tcp", addr)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", addr, err)
 	}
 	t = t.withDefaults()
+	ln := newCapListener(raw, t.MaxConns, everyMinute(func() {
+		log.Warn("at the cap on open connections: closing idle ones, new clients wait", "addr", raw.Addr().String(), "max_connections", t.MaxConns)
+	}))
 	// Every phase of a connection is bounded, so that clients that trickle
 	// their headers, stall mid-body or idle forever are cut off and hold
 	// nothing but their own goroutine meanwhile.
@@ -146,6 +152,7 @@ func Serve(ctx context.Context, addr string, h http.Handler, t Timeouts, log *sl
 		WriteTimeout:      t.Write,
 		IdleTimeout:       t.Idle,
 		MaxHeaderBytes:    64 << 10,
+		ConnState:         ln.connState,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
 	shutdownTimeout := t.Shutdown

@@ -2,12 +2,15 @@ package api
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -23,7 +26,7 @@ func TestSlowAndBrokenClients(t *testing.T) {
 	addrc := make(chan string, 1)
 	done := make(chan error, 1)
 	go func() {
-		done <- Serve(ctx, "127.0.0.1:0", h, Timeouts{ReadHeader: 300 * time.Millisecond, Idle: 300 * time.Millisecond, Shutdown: time.Second},
+		done <- Serve(ctx, "127.0.0.1:0", h, Limits{ReadHeader: 300 * time.Millisecond, Idle: 300 * time.Millisecond, Shutdown: time.Second},
 			slog.New(slog.DiscardHandler), func(a net.Addr) { addrc <- a.String() })
 	}()
 	addr := <-addrc
@@ -90,5 +93,116 @@ func TestSlowAndBrokenClients(t *testing.T) {
 	cancel()
 	if err := <-done; err != nil {
 		t.Errorf("Serve: %v", err)
+	}
+}
+
+// TestConnectionCap: a listener holds at most MaxConns connections. At
+// the cap, a new client is served by closing a kept-alive idle
+// connection; with every connection busy, it waits until one ends, and
+// the handler never runs more than MaxConns requests at once.
+func TestConnectionCap(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var inside, most atomic.Int32
+	entered, release := make(chan struct{}, 8), make(chan struct{})
+	var served atomic.Int32
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n := inside.Add(1)
+		defer inside.Add(-1)
+		for m := most.Load(); n > m && !most.CompareAndSwap(m, n); m = most.Load() {
+		}
+		if r.URL.Path == "/block" {
+			entered <- struct{}{}
+			<-release
+		}
+		served.Add(1)
+		_, _ = io.WriteString(w, "ok")
+	})
+	addrc := make(chan string, 1)
+	done := make(chan error, 1)
+	go func() {
+		done <- Serve(ctx, "127.0.0.1:0", h, Limits{MaxConns: 2, Idle: time.Hour, Shutdown: 5 * time.Second},
+			slog.New(slog.DiscardHandler), func(a net.Addr) { addrc <- a.String() })
+	}()
+	addr := <-addrc
+	// Each client its own transport, so each holds its own connection.
+	get := func(path string) error {
+		tr := &http.Transport{}
+		defer tr.CloseIdleConnections()
+		c := &http.Client{Transport: tr, Timeout: 20 * time.Second}
+		resp, err := c.Get("http://" + addr + path)
+		if err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		if b, _ := io.ReadAll(resp.Body); string(b) != "ok" {
+			return fmt.Errorf("GET %s: %s %q", path, resp.Status, b)
+		}
+		return nil
+	}
+
+	// Two clients that keep their connections open, idle.
+	var idle []*http.Transport
+	for range 2 {
+		tr := &http.Transport{}
+		idle = append(idle, tr)
+		resp, err := (&http.Client{Transport: tr}).Get("http://" + addr + "/")
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+	}
+	if err := get("/"); err != nil {
+		t.Fatalf("a third client with two idle connections open: %v", err)
+	}
+	for _, tr := range idle {
+		tr.CloseIdleConnections()
+	}
+
+	// Two busy connections: a third client waits for one of them.
+	busy := make(chan error, 2)
+	for range 2 {
+		go func() { busy <- get("/block") }()
+	}
+	<-entered
+	<-entered
+	before := served.Load()
+	third := make(chan error, 1)
+	go func() { third <- get("/") }()
+	time.Sleep(300 * time.Millisecond) // time for a server without the cap to answer
+	if served.Load() != before {
+		t.Errorf("the third client was served while two connections were busy")
+	}
+	close(release)
+	for range 2 {
+		if err := <-busy; err != nil {
+			t.Error(err)
+		}
+	}
+	if err := <-third; err != nil {
+		t.Errorf("the third client once a connection ended: %v", err)
+	}
+	if m := most.Load(); m > 2 {
+		t.Errorf("%d requests in the handler at once, over the cap of 2", m)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("Serve: %v", err)
+	}
+}
+
+// TestMaxConnsFor: a configured cap is kept; the default is at most half
+// the files the process may open.
+func TestMaxConnsFor(t *testing.T) {
+	if got := MaxConnsFor(7); got != 7 {
+		t.Errorf("MaxConnsFor(7) = %d", got)
+	}
+	var lim syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+		t.Fatal(err)
+	}
+	if got := MaxConnsFor(0); got < 1 || got > DefaultMaxConns || uint64(got) > max(1, lim.Cur/2) {
+		t.Errorf("MaxConnsFor(0) = %d with %d files allowed", got, lim.Cur)
 	}
 }

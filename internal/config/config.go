@@ -188,6 +188,12 @@ type HTTP struct {
 	// connection with no next request.
 	ReadHeaderTimeout time.Duration `yaml:"read_header_timeout"`
 	IdleTimeout       time.Duration `yaml:"idle_timeout"`
+	// MaxConnections caps the connections each listener holds open; at the
+	// cap, kept-alive idle ones are closed to make room, else new clients
+	// wait. 0: 10 000, or half the files the process may open if that is
+	// less, so that a flood of connections cannot take the files the HSM
+	// module and the database need.
+	MaxConnections int `yaml:"max_connections"`
 	// TrustedProxies are the load balancers and proxies (addresses or
 	// CIDR prefixes) whose X-Forwarded-For names the client, for
 	// per-client limits; from anyone else the header is ignored.
@@ -396,6 +402,9 @@ func (c Config) Validate() error {
 	}
 	if c.HTTP.ShutdownTimeout <= 0 {
 		bad("http.shutdown_timeout", "must be positive")
+	}
+	if c.HTTP.MaxConnections < 0 {
+		bad("http.max_connections", "must not be negative (0 takes the default)")
 	}
 	switch c.Database.Driver {
 	case "sqlite", "postgres":

@@ -73,6 +73,7 @@ func TestParseRejects(t *testing.T) {
 		{"webhook with a token in its query", "hsm: {token_label: t}\nra: {notify_webhook: 'https://sms.example/send?api_key=s3cret'}\n", []string{"ra.notify_webhook: carries credentials", "notify_webhook_token_file"}},
 		{"webhook with a password", "hsm: {token_label: t}\nra: {notify_webhook: 'https://u:s3cret@sms.example/send'}\n", []string{"ra.notify_webhook: carries credentials"}},
 		{"webhook over http", "hsm: {token_label: t}\nra: {notify_webhook: 'http://sms.example/send'}\n", []string{"ra.notify_webhook: http://sms.example: plain http is allowed only on a loopback host"}},
+		{"negative connection cap", "hsm: {token_label: t}\nhttp: {max_connections: -1}\n", []string{"http.max_connections: must not be negative"}},
 		{"registry over http", "hsm: {token_label: t}\nra: {registry_url: 'http://registry.gov.kz/api'}\n", []string{"ra.registry_url: http://registry.gov.kz: plain http"}},
 		{"registry with a token in its query", "hsm: {token_label: t}\nra: {registry_url: 'https://registry.gov.kz/api?token=s3cret'}\n", []string{"ra.registry_url: carries credentials", "ra.registry_token_file"}},
 		{"webhook not http", "hsm: {token_label: t}\nra: {notify_webhook: 'ftp://sms.example/send'}\n", []string{"ra.notify_webhook: is not an http(s) URL"}},
