@@ -9,7 +9,10 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -79,6 +82,52 @@ func TestReadyz(t *testing.T) {
 				t.Errorf("body %s tells why the check failed", body)
 			}
 		})
+	}
+}
+
+// TestReadyzRunsChecksOncePerFresh: requests for /readyz, at once or one
+// after another, run the checks (an HSM session, a database query) once a
+// Fresh, and share that run's answer; a check that starts failing shows
+// from the next run.
+func TestReadyzRunsChecksOncePerFresh(t *testing.T) {
+	var runs atomic.Int32
+	var down atomic.Bool
+	hsm := func(context.Context) error {
+		runs.Add(1)
+		if down.Load() {
+			return errors.New("session closed")
+		}
+		return nil
+	}
+	var mu sync.Mutex
+	now := time.Date(2026, 12, 2, 9, 0, 0, 0, time.UTC)
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	mux := http.NewServeMux()
+	Ops{Checks: map[string]Check{"hsm": hsm}, Gatherer: prometheus.NewRegistry(), Now: clock}.Register(mux)
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+
+	var wg sync.WaitGroup
+	for range 20 {
+		wg.Go(func() {
+			if resp, body := get(t, srv.URL+"/readyz"); resp.StatusCode != 200 {
+				t.Errorf("readyz: %d %s", resp.StatusCode, body)
+			}
+		})
+	}
+	wg.Wait()
+	if n := runs.Load(); n != 1 {
+		t.Errorf("20 requests at once ran the checks %d times, want 1", n)
+	}
+	down.Store(true)
+	if resp, _ := get(t, srv.URL+"/readyz"); resp.StatusCode != 200 || runs.Load() != 1 {
+		t.Errorf("within the second: %d after %d runs; want the kept answer", resp.StatusCode, runs.Load())
+	}
+	mu.Lock()
+	now = now.Add(time.Second)
+	mu.Unlock()
+	if resp, body := get(t, srv.URL+"/readyz"); resp.StatusCode != 503 || !strings.Contains(body, `"hsm":"failing"`) || runs.Load() != 2 {
+		t.Errorf("a second later: %d %s after %d runs; want a new run, failing", resp.StatusCode, body, runs.Load())
 	}
 }
 
