@@ -50,7 +50,7 @@ var problems = map[string]struct {
 	"registry-unavailable":   {http.StatusServiceUnavailable, "The national registry cannot be reached; try again later"},
 	"notification-failed":    {http.StatusServiceUnavailable, "The one-time code could not be sent; try again later"},
 	"idempotency-conflict":   {http.StatusConflict, "The Idempotency-Key was used for a different request"},
-	"not-found":              {http.StatusNotFound, "No such enrollment"},
+	"not-found":              {http.StatusNotFound, "No such resource"}, // as api.WithProblems answers an unknown path
 	"wrong-state":            {http.StatusConflict, "The enrollment is not in a state that allows this"},
 	"wrong-code":             {http.StatusUnprocessableEntity, "The one-time code is wrong"},
 	"code-expired":           {http.StatusGone, "The one-time code has expired"},

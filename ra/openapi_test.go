@@ -433,6 +433,27 @@ func TestOpenAPIProblemTypes(t *testing.T) {
 		}
 	}
 
+	// What the catch-all answers on every role: an unknown path, a method
+	// the path does not take.
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /api/v1/openapi.json", func(http.ResponseWriter, *http.Request) {})
+	for _, req := range []*http.Request{httptest.NewRequest(http.MethodGet, "/api/v1/nope", nil), httptest.NewRequest(http.MethodDelete, "/api/v1/openapi.json", nil)} {
+		rec := httptest.NewRecorder()
+		api.WithProblems(mux).ServeHTTP(rec, req)
+		var p struct {
+			Type, Title string
+			Status      int
+		}
+		if err := json.Unmarshal(rec.Body.Bytes(), &p); err != nil {
+			t.Fatalf("%s %s: %v", req.Method, req.URL, err)
+		}
+		name, _ := strings.CutPrefix(p.Type, api.ProblemTypeBase)
+		if have, ok := want[name]; ok && have != (writtenProblem{p.Status, p.Title}) {
+			t.Errorf("problem type %s: %d %q for %s %s, %d %q in the RA; one type has one status and title", name, p.Status, p.Title, req.Method, req.URL, have.status, have.title)
+		}
+		want[name] = writtenProblem{p.Status, p.Title}
+	}
+
 	enum := map[string]bool{}
 	for _, u := range typ.Enum {
 		name, ok := strings.CutPrefix(u, api.ProblemTypeBase)
