@@ -98,9 +98,11 @@ func (c *Checkpointer) Checkpoint(ctx context.Context) (store.AuditCheckpoint, b
 		}) {
 			return fmt.Errorf("%w: the checkpoint signed at seq %d is no longer in the database", ErrNotExtended, c.signed.Seq)
 		}
-		if last.Seq >= head.Seq {
-			return nil
+		if last.Seq > head.Seq {
+			return fmt.Errorf("%w: the head (seq %d) is behind the latest checkpoint (seq %d): the log was cut short", ErrNotExtended, head.Seq, last.Seq)
 		}
+		// Also when the latest checkpoint covers the head: the event it
+		// covers must still be there, with its hash, and be the last.
 		return extends(ctx, s, last, head)
 	})
 	switch {

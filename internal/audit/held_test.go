@@ -105,6 +105,40 @@ func TestCheckpointerSignsOnlyAnExtension(t *testing.T) {
 	})
 }
 
+// TestCheckpointerSeesTheLogCutShort: a log cut short below its latest
+// checkpoint, or whose last covered event is gone while the head still
+// names it, is refused at once, not only once the log grows past the
+// checkpoint again (new events would meanwhile chain onto the cut log).
+func TestCheckpointerSeesTheLogCutShort(t *testing.T) {
+	key := auditKey(t)
+	ctx := context.Background()
+	storetest.Each(t, func(t *testing.T, db *store.DB, raw *sql.DB) {
+		buildLog(t, db, key) // events 1..10, checkpoints at 2 and 6
+		cp, err := audit.NewCheckpointer(db, key, origin, fixedClock())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, wrote, err := cp.Checkpoint(ctx); err != nil || !wrote || got.Seq != 10 {
+			t.Fatalf("Checkpoint = %d, %v, %v; want a new one at 10", got.Seq, wrote, err)
+		}
+		// Event 10 deleted, the head left naming it.
+		exec(t, raw, "DELETE FROM audit_events WHERE seq = 10")
+		if _, wrote, err := cp.Checkpoint(ctx); !errors.Is(err, audit.ErrNotExtended) || wrote {
+			t.Errorf("the covered event deleted: wrote=%v err=%v; want ErrNotExtended", wrote, err)
+		}
+		// Events 8..10 deleted and the head moved back to 7.
+		seven := readEvent(t, db, 7)
+		exec(t, raw, "DELETE FROM audit_events WHERE seq > 7")
+		exec(t, raw, "UPDATE audit_head SET seq = 7, hash = $1", seven.Hash)
+		if _, wrote, err := cp.Checkpoint(ctx); !errors.Is(err, audit.ErrNotExtended) || wrote || !strings.Contains(err.Error(), "behind the latest checkpoint (seq 10)") {
+			t.Errorf("the log cut short below checkpoint 10: wrote=%v err=%v; want ErrNotExtended", wrote, err)
+		}
+		if err := cp.Extends(ctx); !errors.Is(err, audit.ErrNotExtended) {
+			t.Errorf("Extends of the cut log: %v, want ErrNotExtended", err)
+		}
+	})
+}
+
 // TestHeldCheckpoint: a checkpoint kept outside the database (SignedNote)
 // shows what the database's own cannot once they are deleted too: the log
 // cut short, or rewritten, under it.
