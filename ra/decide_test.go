@@ -256,6 +256,22 @@ func TestOfficerDecisions(t *testing.T) {
 	}
 }
 
+// TestOneKeyIsOnePairOfEyes: a key certified to two officers (lent, or
+// certified twice) approves once: a business seal's second approval must
+// come from another key as well as another person.
+func TestOneKeyIsOnePairOfEyes(t *testing.T) {
+	f := catest.New(t, time.Now().UTC().Truncate(time.Second))
+	fx := newRAFixture(t, f, store.DriverSQLite)
+	key := newKey(t)
+	dana := registerOfficerKey(t, fx.ca, fx.db, "Dana Officer", profile.Verified{Country: "KZ", NationalID: "850714400178", GivenName: "Dana", FamilyName: "Serikova"}, key)
+	aigerim := registerOfficerKey(t, fx.ca, fx.db, "Aigerim Officer", profile.Verified{Country: "KZ", NationalID: "880312448217", GivenName: "Aigerim", FamilyName: "Sadykova"}, key)
+	seal := fx.proved(t, business(), "business-seal")
+	now := time.Now()
+	answer{status: 200, state: store.StatePendingApproval}.check(t, "the first approval", fx.act(t, signAction(t, dana, approve(seal), now)))
+	answer{status: 409, problem: "already-decided"}.check(t, "another officer with the same key", fx.act(t, signAction(t, aigerim, approve(seal), now)))
+	answer{status: 200, state: store.StateIssued}.check(t, "an officer with a key of their own", fx.act(t, signAction(t, fx.officer, approve(seal), now)))
+}
+
 // TestProofRefusals: wrong codes count down and the policy's last one locks
 // the enrollment (the right code then too); a code past its TTL and an
 // enrollment past its own are refused with their own problem types.

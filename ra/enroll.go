@@ -1973,11 +1973,11 @@ func (s *Service) viewIssued(ctx context.Context, e store.Enrollment, in *issued
 			if err != nil {
 				return View{}, err
 			}
-			ids, _, _, err := s.approvers(ctx, approvals)
+			deciders, err := s.deciders(ctx, approvals)
 			if err != nil {
 				return View{}, err
 			}
-			if n := len(approvedBy(approvals, ids)); n > 0 {
+			if n := len(approvedBy(approvals, deciders)); n > 0 {
 				reason = fmt.Sprintf("waiting for approval by %d more RA officer(s): %d of %d approved", need-n, n, need)
 			}
 		}

@@ -157,8 +157,13 @@ var yerlan = profile.Verified{Country: "KZ", NationalID: "700422364275", GivenNa
 // called twice with one person, it is one officer with two certificates.
 func registerOfficerAs(t *testing.T, authority *ca.CA, db *store.DB, name string, v profile.Verified) identity {
 	t.Helper()
+	return registerOfficerKey(t, authority, db, name, v, newKey(t))
+}
+
+// registerOfficerKey is registerOfficerAs with the officer's key given.
+func registerOfficerKey(t *testing.T, authority *ca.CA, db *store.DB, name string, v profile.Verified, key *ecdsa.PrivateKey) identity {
+	t.Helper()
 	ctx := t.Context()
-	key := newKey(t)
 	cert, err := authority.Issue(ctx, ca.Request{Profile: "officer", CSR: []byte(csrPEM(t, key)), Verified: v, Actor: "ra fixture"})
 	if err != nil {
 		t.Fatal(err)

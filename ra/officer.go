@@ -216,14 +216,19 @@ func (s *Service) decide(ctx context.Context, o officer) (store.Enrollment, erro
 		if err != nil {
 			return err
 		}
-		ids, _, _, err := s.approvers(ctx, approvals)
+		deciders, err := s.deciders(ctx, approvals)
 		if err != nil {
 			return err
 		}
-		if slices.Contains(ids, who) {
-			return refuse("already-decided", "officer %s already decided on this enrollment", o.Name)
+		// One person, or one key: a key certified to two officers (one
+		// lent to another, or certified twice) is one pair of eyes.
+		key := keyID(o.req.Certificate)
+		for _, dc := range deciders {
+			if dc.id == who || dc.key == key {
+				return refuse("already-decided", "officer %s already decided on this enrollment, or with this key", o.Name)
+			}
 		}
-		approvers := approvedBy(approvals, ids)
+		approvers := approvedBy(approvals, deciders)
 		err = tx.InsertApproval(ctx, store.Approval{EnrollmentID: e.ID, OfficerFingerprint: o.Fingerprint, Decision: a.Action, JWS: o.req.Raw, DecidedAt: now})
 		if errors.Is(err, store.ErrConflict) {
 			return refuse("already-decided", "officer %s already decided on this enrollment", o.Name)
@@ -281,58 +286,76 @@ func officerID(c *x509.Certificate) string {
 	return "sha256:" + hex.EncodeToString(fp[:])
 }
 
-// approver is who made an earlier decision: their officerID, and the name
-// they are registered under. A decision stands only while its officer
-// does: id is "" and withdrawn says why once the officer is no longer an
-// active RA officer or their certificate was revoked (a stolen officer key
-// must not leave approvals behind that count once it is revoked).
-func (s *Service) approver(ctx context.Context, ap store.Approval) (id, name, withdrawn string, err error) {
+// decider is who made an earlier decision: their officerID, the name
+// they are registered under, and their certificate's key (keyID). A
+// decision stands only while its officer does: id is "" and withdrawn
+// says why once the officer is no longer an active RA officer or their
+// certificate was revoked (a stolen officer key must not leave approvals
+// behind that count once it is revoked).
+type decider struct {
+	id, name, withdrawn, key string
+}
+
+func (s *Service) decider(ctx context.Context, ap store.Approval) (decider, error) {
 	o, err := s.d.Store.Officer(ctx, ap.OfficerFingerprint)
 	if err != nil {
-		return "", "", "", fmt.Errorf("officer of an approval of %s: %w", ap.EnrollmentID, err)
+		return decider{}, fmt.Errorf("officer of an approval of %s: %w", ap.EnrollmentID, err)
 	}
 	c, err := x509.ParseCertificate(o.CertificateDER)
 	if err != nil {
-		return "", "", "", fmt.Errorf("officer %s certificate: %w", o.Name, err)
+		return decider{}, fmt.Errorf("officer %s certificate: %w", o.Name, err)
 	}
+	dc := decider{name: o.Name, key: keyID(c)}
 	if !o.Active || !slices.Contains(o.Roles, "ra-officer") {
-		return "", o.Name, "the officer is no longer an active RA officer", nil
+		dc.withdrawn = "the officer is no longer an active RA officer"
+		return dc, nil
 	}
 	issuerID := s.issuerOf(c)
 	if issuerID == "" {
-		return "", o.Name, "the officer's certificate is not one this CA issued", nil
+		dc.withdrawn = "the officer's certificate is not one this CA issued"
+		return dc, nil
 	}
 	err = s.checkRecorded(ctx, issuerID, c)
 	p, refused := ProblemOf(err)
 	switch {
 	case refused && p.Type == "certificate-revoked":
-		return "", o.Name, "the officer's certificate was revoked", nil
+		dc.withdrawn = "the officer's certificate was revoked"
+		return dc, nil
 	case refused:
-		return "", o.Name, "the officer's certificate is not in this CA's records", nil
+		dc.withdrawn = "the officer's certificate is not in this CA's records"
+		return dc, nil
 	case err != nil:
-		return "", "", "", err
+		return decider{}, err
 	}
-	return officerID(c), o.Name, "", nil
+	dc.id = officerID(c)
+	return dc, nil
 }
 
-// approvers are who made each of approvals (approver): their officerIDs
-// ("" for a decision withdrawn, and why), and the names they are
-// registered under, in order.
-func (s *Service) approvers(ctx context.Context, approvals []store.Approval) (ids, names, withdrawn []string, err error) {
-	ids, names, withdrawn = make([]string, len(approvals)), make([]string, len(approvals)), make([]string, len(approvals))
+// deciders are who made each of approvals (decider), in order.
+func (s *Service) deciders(ctx context.Context, approvals []store.Approval) ([]decider, error) {
+	out := make([]decider, len(approvals))
 	for i, ap := range approvals {
-		if ids[i], names[i], withdrawn[i], err = s.approver(ctx, ap); err != nil {
-			return nil, nil, nil, err
+		var err error
+		if out[i], err = s.decider(ctx, ap); err != nil {
+			return nil, err
 		}
 	}
-	return ids, names, withdrawn, nil
+	return out, nil
 }
 
-func approvedBy(approvals []store.Approval, ids []string) map[string]bool {
+// keyID names a certificate's key: the SHA-256 of its
+// SubjectPublicKeyInfo.
+func keyID(c *x509.Certificate) string {
+	sum := sha256.Sum256(c.RawSubjectPublicKeyInfo)
+	return hex.EncodeToString(sum[:])
+}
+
+// approvedBy is the people (officerIDs) whose approvals stand.
+func approvedBy(approvals []store.Approval, deciders []decider) map[string]bool {
 	people := map[string]bool{}
 	for i, ap := range approvals {
-		if ap.Decision == "approve" && ids[i] != "" {
-			people[ids[i]] = true
+		if ap.Decision == "approve" && deciders[i].id != "" {
+			people[deciders[i].id] = true
 		}
 	}
 	return people
@@ -820,21 +843,21 @@ func (s *Service) queueItem(ctx context.Context, e store.Enrollment, who string)
 	if err != nil {
 		return QueueItem{}, err
 	}
-	ids, names, withdrawn, err := s.approvers(ctx, approvals)
+	deciders, err := s.deciders(ctx, approvals)
 	if err != nil {
 		return QueueItem{}, err
 	}
 	for i, a := range approvals {
 		// Named, not identified: officers need not read each other's
 		// national identifiers.
-		decision := map[string]string{"decision": a.Decision, "officer": names[i],
+		decision := map[string]string{"decision": a.Decision, "officer": deciders[i].name,
 			"officer_fingerprint": hex.EncodeToString(a.OfficerFingerprint), "at": a.DecidedAt.Format(time.RFC3339)}
-		if withdrawn[i] != "" {
-			decision["withdrawn"] = withdrawn[i]
+		if deciders[i].withdrawn != "" {
+			decision["withdrawn"] = deciders[i].withdrawn
 		}
 		item.Decisions = append(item.Decisions, decision)
 	}
-	approvers := approvedBy(approvals, ids)
+	approvers := approvedBy(approvals, deciders)
 	item.Approvals, item.YouApproved = len(approvers), approvers[who]
 	return item, nil
 }
