@@ -104,6 +104,13 @@ func (s *Service) checkRecorded(ctx context.Context, issuerID string, c *x509.Ce
 	if row.Status != store.StatusGood {
 		return refuse("certificate-revoked", "revoked at %s", row.RevokedAt.Format(time.RFC3339))
 	}
+	// Good, but its key reported compromised in another certificate: a
+	// thief holding the key signs as well as its owner.
+	if err := ca.CheckKeyNotBlocked(ctx, s.d.Store, c.PublicKey); errors.Is(err, ca.ErrKeyCompromised) {
+		return refuse("certificate-revoked", "its key was reported compromised")
+	} else if err != nil {
+		return err
+	}
 	return nil
 }
 
@@ -421,6 +428,9 @@ type Revocation struct {
 	// (privilegeWithdrawn): revoked for keyCompromise or
 	// privilegeWithdrawn, a certificate's key may have asked for them.
 	Withdrawn []string `json:"withdrawn,omitempty"`
+	// SameKey are the serials of the holder's other certificates of the
+	// same key, revoked with it for keyCompromise.
+	SameKey []string `json:"same_key,omitempty"`
 }
 
 // revoke has the CA revoke a certificate for a signed request whose nonce
@@ -449,15 +459,26 @@ func (s *Service) revoke(ctx context.Context, p jwsauth.Parsed, actor string, ke
 	// for, and tells the holders of it and of them. The revocation stands
 	// whatever happens to the renewals; what is not withdrawn or told now,
 	// SweepWithdrawn and NoticeRevoked do within a minute.
-	withdrawn := func(reason int) (revoked [][]byte) {
+	// For keyCompromise, it revokes too the holder's other certificates of
+	// the key (revokeSameKey).
+	withdrawn := func(reason int) (revoked, sameKey [][]byte) {
 		if withdraws(reason) {
 			var err error
 			if revoked, err = s.withdrawRenewals(ctx, serial, actor); err != nil {
 				s.d.Log.Error("withdrawing the renewals of a revoked certificate", "serial", p.Action.Serial, "err", err)
 			}
 		}
-		s.noticeRevoked(ctx, append([][]byte{serial}, revoked...)...)
-		return revoked
+		if reason == reasonKeyCompromise {
+			c, err := s.d.Store.SignedCertificateBySerial(ctx, serial)
+			if err == nil {
+				sameKey, err = s.revokeSameKey(ctx, c, actor)
+			}
+			if err != nil {
+				s.d.Log.Error("revoking the certificates of a compromised key", "serial", p.Action.Serial, "err", err)
+			}
+		}
+		s.noticeRevoked(ctx, slices.Concat([][]byte{serial}, revoked, sameKey)...)
+		return revoked, sameKey
 	}
 	if err := s.d.Revoker.Revoke(ctx, serial, reason, actor); err != nil {
 		if already := (*store.AlreadyRevokedError)(nil); errors.As(err, &already) {
@@ -467,8 +488,12 @@ func (s *Service) revoke(ctx context.Context, p jwsauth.Parsed, actor string, ke
 	}
 	s.d.Log.Info("certificate revoked", "serial", p.Action.Serial, "reason", p.Action.Reason, "by", actor)
 	out := Revocation{Serial: strings.ToUpper(hex.EncodeToString(serial)), Status: "revoked", Reason: p.Action.Reason}
-	for _, r := range withdrawn(reason) {
+	revoked, sameKey := withdrawn(reason)
+	for _, r := range revoked {
 		out.Withdrawn = append(out.Withdrawn, strings.ToUpper(hex.EncodeToString(r)))
+	}
+	for _, r := range sameKey {
+		out.SameKey = append(out.SameKey, strings.ToUpper(hex.EncodeToString(r)))
 	}
 	return out, nil
 }

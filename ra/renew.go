@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"crypto/x509"
 	"encoding/hex"
 	"encoding/json"
 	"encoding/pem"
@@ -427,6 +428,64 @@ func (s *Service) withdrawRenewals(ctx context.Context, serial []byte, actor str
 	return revoked, errors.Join(errs...)
 }
 
+// revokeSameKey revokes for keyCompromise the subject's other good
+// certificates that certify the key of c, revoked for keyCompromise: a key
+// reported compromised is compromised in each of them (one key may be
+// certified for signing and for authentication). Idempotent; SweepWithdrawn
+// runs it again for the revocations of the last day. It returns the
+// serials it revoked.
+func (s *Service) revokeSameKey(ctx context.Context, c store.Certificate, actor string) (revoked [][]byte, _ error) {
+	if c.SubjectID == "" || len(c.DER) == 0 {
+		return nil, nil
+	}
+	key, err := keyOf(c)
+	if err != nil {
+		return nil, err
+	}
+	siblings, err := s.d.Store.CertificatesOfSubject(ctx, c.SubjectID, maxEventCertificates)
+	if err != nil {
+		return nil, err
+	}
+	var errs []error
+	for _, sib := range siblings {
+		if sib.Status != store.StatusGood || bytes.Equal(sib.Serial, c.Serial) {
+			continue
+		}
+		other, err := keyOf(sib)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if !bytes.Equal(other, key) {
+			continue
+		}
+		err = s.d.Revoker.Revoke(ctx, sib.Serial, reasonKeyCompromise, actor)
+		switch {
+		case errors.As(err, new(*store.AlreadyRevokedError)):
+		case err != nil:
+			errs = append(errs, fmt.Errorf("revoke %X, of the same key as %X: %w", sib.Serial, c.Serial, err))
+		default:
+			s.d.Log.Warn("certificate revoked: its key was reported compromised in another certificate", "serial", fmt.Sprintf("%X", sib.Serial), "compromised", fmt.Sprintf("%X", c.Serial))
+			revoked = append(revoked, sib.Serial)
+		}
+	}
+	return revoked, errors.Join(errs...)
+}
+
+// keyOf is the id a stored certificate's key is blocked under
+// (ca.KeyIDs), whatever bytes the certificate spells it in.
+func keyOf(c store.Certificate) ([]byte, error) {
+	cert, err := x509.ParseCertificate(c.DER)
+	if err != nil {
+		return nil, fmt.Errorf("certificate %X: %w", c.Serial, err)
+	}
+	ids, err := ca.KeyIDs(cert.PublicKey)
+	if err != nil {
+		return nil, fmt.Errorf("certificate %X: %w", c.Serial, err)
+	}
+	return ids[0], nil
+}
+
 // withdrawCertificate revokes the certificate serial of renewal enrollment
 // for privilegeWithdrawn (the CA audits the revocation) and records in the
 // RA's audit log which renewal it was and why.
@@ -472,7 +531,8 @@ const withdrawSweep = 24 * time.Hour
 
 // SweepWithdrawn withdraws again (withdrawRenewals) the renewals of every
 // certificate revoked for keyCompromise or privilegeWithdrawn in the last
-// day, and reports the first errors. Run it periodically.
+// day, revokes again the certificates of a key compromised
+// (revokeSameKey), and reports the first errors. Run it periodically.
 func (s *Service) SweepWithdrawn(ctx context.Context) error {
 	since := s.d.Now().Add(-withdrawSweep)
 	var errs []error
@@ -485,6 +545,10 @@ func (s *Service) SweepWithdrawn(ctx context.Context) error {
 		for _, c := range revoked {
 			_, err := s.withdrawRenewals(ctx, c.Serial, withdrawActor)
 			errs = append(errs, err)
+			if c.Reason == reasonKeyCompromise {
+				_, err := s.revokeSameKey(ctx, c, withdrawActor)
+				errs = append(errs, err)
+			}
 		}
 	}
 	return errors.Join(errs...)

@@ -644,3 +644,56 @@ func TestExpiredCertificateWithdrawsItsRenewals(t *testing.T) {
 		t.Errorf("the thief's renewal: %+v %v; want revoked", row.Status, err)
 	}
 }
+
+// TestCompromisedKeyEverywhere: a key reported compromised through one
+// certificate is compromised in the holder's others: they are revoked for
+// keyCompromise with it (same_key), and a request signed with one of them
+// that revocation missed (here: made good again behind the RA's back) is
+// refused, so a thief holding the key cannot renew onto a key of theirs.
+func TestCompromisedKeyEverywhere(t *testing.T) {
+	f := catest.New(t, time.Now().UTC().Truncate(time.Second))
+	fx := newRAFixture(t, f, store.DriverSQLite)
+	key := newKey(t)
+	auth := fx.certified(t, key, "citizen-auth")
+	sign := fx.certified(t, key, "citizen-sign")
+	other := fx.certified(t, newKey(t), "citizen-auth") // the holder's, another key
+	serial := jwsauth.SerialHex(sign.SerialNumber)
+	jws, err := jwsauth.Sign(jwsauth.Action{Action: jwsauth.ActionRevoke, Serial: serial, Reason: "keyCompromise", Audience: ra.AudienceRevoke}, sign, key, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	code, raw := fx.do(t, http.MethodPost, "/api/v1/certificates/"+serial+"/revoke", joseHeader(), []byte(jws))
+	var rev ra.Revocation
+	if err := json.Unmarshal(raw, &rev); err != nil || code != http.StatusOK || !slices.Equal(rev.SameKey, []string{jwsauth.SerialHex(auth.SerialNumber)}) {
+		t.Fatalf("the holder's keyCompromise: %d %s; want the other certificate of the key revoked with it", code, raw)
+	}
+	for c, want := range map[*x509.Certificate]string{auth: store.StatusRevoked, other: store.StatusGood} {
+		if got := fx.certStatus(t, jwsauth.SerialHex(c.SerialNumber)); got != want {
+			t.Errorf("certificate %s after the keyCompromise: %s, want %s", jwsauth.SerialHex(c.SerialNumber), got, want)
+		}
+	}
+	if c, err := fx.db.SignedCertificateBySerial(t.Context(), auth.SerialNumber.Bytes()); err != nil || c.Reason != 1 {
+		t.Errorf("the other certificate's reason: %d %v, want keyCompromise", c.Reason, err)
+	}
+	// Good again (a revocation missed, a restore): the blocked key still
+	// signs nothing.
+	if _, err := fx.raw.ExecContext(t.Context(), fx.q(`UPDATE certificates SET status = 'good', revoked_at = NULL, reason = NULL WHERE serial = $1`), auth.SerialNumber.Bytes()); err != nil {
+		t.Fatal(err)
+	}
+	a, _, _ := fx.renew(t, auth, renewJWS(t, identity{auth, key}, newKey(t), time.Now()))
+	answer{status: 403, problem: "certificate-revoked"}.check(t, "a renewal signed with the compromised key", a)
+
+	// A keyCompromise made at the CA, without the RA: the sweep revokes
+	// the key's other certificates.
+	key2 := newKey(t)
+	auth2, sign2 := fx.certified(t, key2, "citizen-auth"), fx.certified(t, key2, "citizen-sign")
+	if err := fx.ca.Revoke(t.Context(), sign2.SerialNumber.Bytes(), 1, "test"); err != nil {
+		t.Fatal(err)
+	}
+	if err := fx.svc.SweepWithdrawn(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if got := fx.certStatus(t, jwsauth.SerialHex(auth2.SerialNumber)); got != store.StatusRevoked {
+		t.Errorf("the other certificate of a key revoked at the CA, after the sweep: %s", got)
+	}
+}
