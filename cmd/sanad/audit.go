@@ -23,7 +23,7 @@ import (
 
 func newAuditCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "audit", Short: "Work with the tamper-evident audit log"}
-	cmd.AddCommand(newAuditVerifyCmd(), newAuditListCmd(), newAuditCheckpointCmd())
+	cmd.AddCommand(newAuditVerifyCmd(), newAuditListCmd(), newAuditCheckpointCmd(), newAuditRestoredCmd())
 	return cmd
 }
 
@@ -223,6 +223,54 @@ needed) or else from the HSM token of the configuration.`,
 		if !r.OK() {
 			return fmt.Errorf("audit log verification failed at seq %d", r.FirstBad)
 		}
+		return nil
+	}
+	return cmd
+}
+
+func newAuditRestoredCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "restored",
+		Short: "Record that the database was restored from before the last checkpoint the HSM signed, so checkpoints resume",
+		Long: `The CA nodes keep the last checkpoint of the audit log they signed on the HSM
+token, beside the audit key, where those who can write the database cannot
+change it. A node signs only a log that still holds it: after the database was
+restored from a backup older than that checkpoint, the nodes refuse to sign and
+/readyz reports the audit log failing, as it would for a log rewritten by
+someone with access to the database.
+
+restored, run by a CA operator (it logs in to the token with the configured PIN),
+says that it was a restore. It appends an audit.restored event naming the
+checkpoint lost (its signed note, to check any copy of the log kept elsewhere
+against) and the restored log's latest checkpoint, from which the log resumes;
+then the token keeps that one, and the nodes sign again within their checkpoint
+interval. It refuses when the log still holds the last checkpoint signed.`,
+		Args: cobra.NoArgs,
+	}
+	loadConfig := configFlag(cmd)
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		ctx := cmd.Context()
+		cfg, err := loadConfig()
+		if err != nil {
+			return err
+		}
+		s, err := openService(ctx, cfg, newLogger(cfg.Log, cmd.ErrOrStderr()))
+		if err != nil {
+			return err
+		}
+		defer s.close()
+		if err := s.findAuditKey(ctx); err != nil {
+			return err
+		}
+		cp, err := s.checkpointer()
+		if err != nil {
+			return err
+		}
+		lost, resumed, err := cp.Restored(ctx, s.audit, "operator:sanad audit restored")
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(cmd.OutOrStdout(), "recorded: the checkpoint at seq %d is lost; the audit log resumes from seq %d (audit.restored)\n", lost.Seq, resumed.Seq)
 		return nil
 	}
 	return cmd

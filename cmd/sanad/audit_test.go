@@ -76,7 +76,7 @@ func TestTamperedLogNotReady(t *testing.T) {
 		t.Fatal(err)
 	}
 	dev := startDev(t, dir)
-	defer dev.stop(t)
+	defer func() { dev.stop(t) }()
 	if code, body := httpGet(t, dev.url+"/readyz"); code != 200 || !strings.Contains(body, `"audit_log":"ok"`) {
 		t.Fatalf("readyz = %d %s", code, body)
 	}
@@ -113,5 +113,36 @@ func TestTamperedLogNotReady(t *testing.T) {
 	}
 	if !strings.Contains(dev.output.String(), "no longer in the database") {
 		t.Errorf("the log does not say why the audit log check fails:\n%s", dev.output.String())
+	}
+
+	// Restarted, it still refuses: the token keeps the last checkpoint
+	// signed, which the database no longer holds.
+	dev.stop(t)
+	dev = startDev(t, dir)
+	readyz := func(want int) (int, string) {
+		t.Helper()
+		code, body := httpGet(t, dev.url+"/readyz")
+		for deadline := time.Now().Add(30 * time.Second); code != want && time.Now().Before(deadline); code, body = httpGet(t, dev.url+"/readyz") {
+			time.Sleep(200 * time.Millisecond)
+		}
+		return code, body
+	}
+	if code, body := readyz(503); code != 503 || !strings.Contains(body, `"audit_log":"failing"`) {
+		t.Errorf("readyz after a restart = %d %s, want 503 naming the audit log", code, body)
+	}
+	// An operator says the database was restored: recorded, and the node
+	// signs again.
+	if code, out := runSanadEnv(t, sanadEnv(), "audit", "restored", "--config", cfgPath); code != 0 || !strings.Contains(out, "recorded: the checkpoint at seq") {
+		t.Fatalf("sanad audit restored: exit %d: %s", code, out)
+	}
+	if code, body := readyz(200); code != 200 {
+		t.Errorf("readyz after sanad audit restored = %d %s", code, body)
+	}
+	var restored int
+	if err := db.QueryRow("SELECT count(*) FROM audit_events WHERE action = 'audit.restored'").Scan(&restored); err != nil || restored != 1 {
+		t.Errorf("%d audit.restored events, %v", restored, err)
+	}
+	if code, out := runSanadEnv(t, sanadEnv(), "audit", "restored", "--config", cfgPath); code == 0 || !strings.Contains(out, "was not restored") {
+		t.Errorf("sanad audit restored again: exit %d: %s", code, out)
 	}
 }

@@ -213,6 +213,18 @@ func (s *service) findAuditKey(ctx context.Context) error {
 	return nil
 }
 
+// checkpointer is the audit key's Checkpointer, which keeps the last
+// checkpoint it signed on the token (a data object labelled after the
+// key), where the database's writers cannot reach it.
+func (s *service) checkpointer() (*audit.Checkpointer, error) {
+	cp, err := audit.NewCheckpointer(s.db, s.auditKey, s.cfg.Audit.Origin, s.now)
+	if err != nil {
+		return nil, err
+	}
+	cp.Remember(hsm.Data{Token: s.token, Label: s.cfg.Audit.KeyLabel + "-checkpoint"})
+	return cp, nil
+}
+
 // record writes one audit event in a transaction of its own, for changes
 // that happen outside the database (such as a key generated in the HSM).
 func (s *service) record(ctx context.Context, e audit.Event) error {
@@ -366,7 +378,7 @@ func (s *service) serve(ctx context.Context, listening func(net.Addr)) error {
 	var cp *audit.Checkpointer
 	if s.auditKey != nil { // a keyless node (status) signs no checkpoints
 		var err error
-		if cp, err = audit.NewCheckpointer(s.db, s.auditKey, s.cfg.Audit.Origin, s.now); err != nil {
+		if cp, err = s.checkpointer(); err != nil {
 			return err
 		}
 		s.addCheck("audit_log", cp.Extends)

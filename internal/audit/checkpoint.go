@@ -30,9 +30,15 @@ type Checkpointer struct {
 	origin string
 	now    func() time.Time
 
+	// memory keeps the last checkpoint signed outside the database, for
+	// a restart and for the other nodes signing with the key (Remember);
+	// nil: in this process only.
+	memory Memory
+
 	mu sync.Mutex
-	// signed is the last checkpoint this Checkpointer signed, which the
-	// database must still hold (see Checkpoint).
+	// signed is the last checkpoint signed, by this Checkpointer or, as
+	// memory recalls, another with the key, which the database must still
+	// hold (see Checkpoint).
 	signed store.AuditCheckpoint
 	// refused is the ErrNotExtended of the last Checkpoint, nil once one
 	// finds the log extending its checkpoints again (see Extends).
@@ -52,6 +58,116 @@ func NewCheckpointer(db *store.DB, signer crypto.Signer, origin string, now func
 	return &Checkpointer{db: db, signer: signer, keyID: id, origin: origin, now: now}, nil
 }
 
+// Memory keeps values where those who can write the database cannot
+// change them: an HSM's private data objects (hsm.Token.ReadData and
+// WriteData, with a label), which only someone logged in to the token
+// reads or writes.
+type Memory interface {
+	// Recall returns what Keep kept: none, one value, or (a Keep stopped
+	// half way) two.
+	Recall(ctx context.Context) ([][]byte, error)
+	Keep(ctx context.Context, value []byte) error
+}
+
+// Remember has the Checkpointer keep each checkpoint it signs in m (as a
+// SignedNote), and recall, before each Checkpoint, the last one any
+// Checkpointer with the key kept there. The database must then hold it
+// whatever happened since: a restart, or another node carrying on, does not
+// forget what the HSM signed, and never signs a history rewritten under it.
+func (c *Checkpointer) Remember(m Memory) { c.memory = m }
+
+// recall returns the newest checkpoint the memory kept that the key
+// signed, or the zero checkpoint.
+func (c *Checkpointer) recall(ctx context.Context) (store.AuditCheckpoint, error) {
+	var newest store.AuditCheckpoint
+	if c.memory == nil {
+		return newest, nil
+	}
+	values, err := c.memory.Recall(ctx)
+	if err != nil {
+		return newest, fmt.Errorf("recall the last checkpoint signed: %w", err)
+	}
+	for _, v := range values {
+		if len(v) == 0 { // Restored to a log without checkpoints
+			continue
+		}
+		origin, cp, err := ParseSignedNote(v)
+		if err == nil && (origin != c.origin || !bytes.Equal(cp.KeyID, c.keyID)) {
+			err = errors.New("another log's, or another key's")
+		}
+		if err == nil {
+			err = verifyNote(c.signer.Public(), origin, cp)
+		}
+		if err != nil {
+			return store.AuditCheckpoint{}, fmt.Errorf("the last checkpoint signed, as kept: %w", err)
+		}
+		if cp.Seq > newest.Seq {
+			newest = cp
+		}
+	}
+	return newest, nil
+}
+
+// ErrNotRestored is Restored's refusal when the database holds the last
+// checkpoint signed: nothing was lost.
+var ErrNotRestored = errors.New("the audit log holds the last checkpoint signed: it was not restored from before it")
+
+// Restored records, once the database was restored from a backup older
+// than the last checkpoint signed (which the memory kept and the database
+// no longer holds), that the history after the restored log's latest
+// checkpoint was lost: an audit event by actor names the checkpoint lost
+// (its signed note, which an auditor checks against any copy of the log
+// kept elsewhere) and the one the log resumes from. Then the memory keeps
+// that one, and Checkpoint signs again. It needs the memory, so the HSM:
+// someone who can only write the database cannot call a rewrite a
+// restore.
+func (c *Checkpointer) Restored(ctx context.Context, log *Log, actor string) (lost, resumed store.AuditCheckpoint, err error) {
+	if c.memory == nil {
+		return lost, resumed, errors.New("restored: the checkpointer keeps no memory of what it signed")
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if lost, err = c.recall(ctx); err != nil {
+		return lost, resumed, fmt.Errorf("restored: %w", err)
+	}
+	switch resumed, err = c.db.LatestAuditCheckpoint(ctx); {
+	case errors.Is(err, store.ErrNotFound):
+	case err != nil:
+		return lost, resumed, fmt.Errorf("restored: %w", err)
+	}
+	held := false
+	if lost.Seq > 0 {
+		err := c.db.InAuditSnapshot(ctx, func(s *store.AuditSnapshot) error {
+			checkpoints, err := s.Checkpoints(ctx)
+			held = slices.ContainsFunc(checkpoints, func(cp store.AuditCheckpoint) bool {
+				return cp.Seq == lost.Seq && bytes.Equal(cp.Hash, lost.Hash) && bytes.Equal(cp.Signature, lost.Signature)
+			})
+			return err
+		})
+		if err != nil {
+			return lost, resumed, fmt.Errorf("restored: read checkpoints: %w", err)
+		}
+	}
+	if lost.Seq == 0 || held {
+		return lost, resumed, ErrNotRestored
+	}
+	details := map[string]any{"lost_checkpoint_seq": lost.Seq, "lost_checkpoint": string(SignedNote(c.origin, lost)), "resumes_from_seq": resumed.Seq}
+	if err := c.db.InTx(ctx, func(tx *store.Tx) error {
+		return log.Append(tx, Event{Actor: actor, Action: "audit.restored", Object: "audit-checkpoint/" + strconv.FormatInt(lost.Seq, 10), Details: details})
+	}); err != nil {
+		return lost, resumed, fmt.Errorf("restored: %w", err)
+	}
+	var keep []byte
+	if resumed.Seq > 0 {
+		keep = SignedNote(c.origin, resumed)
+	}
+	if err := c.memory.Keep(ctx, keep); err != nil {
+		return lost, resumed, fmt.Errorf("restored: recorded, but the memory did not keep the checkpoint resumed from (run it again): %w", err)
+	}
+	c.signed, c.refused = resumed, nil
+	return lost, resumed, nil
+}
+
 // KeyID is the SHA-256 of the key's DER SubjectPublicKeyInfo.
 func KeyID(pub crypto.PublicKey) ([]byte, error) {
 	spki, err := x509.MarshalPKIXPublicKey(pub)
@@ -68,7 +184,8 @@ func KeyID(pub crypto.PublicKey) ([]byte, error) {
 // It signs only a log that extends what was signed before: the events
 // after the latest checkpoint must chain from the event that checkpoint
 // covers, that event must still have the hash it signed, and the last
-// checkpoint this Checkpointer signed must still be in the database. A
+// checkpoint signed (this Checkpointer's, or the memory's: Remember) must
+// still be in the database. A
 // log rewritten or cut short by someone with access to the database is
 // refused with ErrNotExtended, and nothing is signed: the HSM never
 // attests to it. (Events after the latest checkpoint can still be
@@ -78,6 +195,16 @@ func KeyID(pub crypto.PublicKey) ([]byte, error) {
 func (c *Checkpointer) Checkpoint(ctx context.Context) (store.AuditCheckpoint, bool, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.memory != nil {
+		// What the memory keeps, even older than this Checkpointer's own
+		// last (another node's, or one Restored kept): the memory is
+		// the record of what was signed.
+		kept, err := c.recall(ctx)
+		if err != nil {
+			return store.AuditCheckpoint{}, false, fmt.Errorf("checkpoint: %w", err)
+		}
+		c.signed = kept
+	}
 	var (
 		head store.AuditHead
 		last store.AuditCheckpoint
@@ -96,7 +223,7 @@ func (c *Checkpointer) Checkpoint(ctx context.Context) (store.AuditCheckpoint, b
 		if c.signed.Seq > 0 && !slices.ContainsFunc(checkpoints, func(cp store.AuditCheckpoint) bool {
 			return cp.Seq == c.signed.Seq && bytes.Equal(cp.Hash, c.signed.Hash) && bytes.Equal(cp.Signature, c.signed.Signature)
 		}) {
-			return fmt.Errorf("%w: the checkpoint signed at seq %d is no longer in the database", ErrNotExtended, c.signed.Seq)
+			return fmt.Errorf("%w: the checkpoint signed at seq %d is no longer in the database (if the database was restored from a backup, see sanad audit restored)", ErrNotExtended, c.signed.Seq)
 		}
 		if last.Seq > head.Seq {
 			return fmt.Errorf("%w: the head (seq %d) is behind the latest checkpoint (seq %d): the log was cut short", ErrNotExtended, head.Seq, last.Seq)
@@ -135,6 +262,18 @@ func (c *Checkpointer) Checkpoint(ctx context.Context) (store.AuditCheckpoint, b
 		return store.AuditCheckpoint{}, false, fmt.Errorf("checkpoint seq %d: store: %w", cp.Seq, err)
 	}
 	c.signed = cp
+	// Kept once stored: a checkpoint the memory holds and the database
+	// never did would refuse every later one. Not over a newer one another
+	// node kept meanwhile.
+	if c.memory != nil {
+		kept, err := c.recall(ctx)
+		if err == nil && kept.Seq < cp.Seq {
+			err = c.memory.Keep(ctx, SignedNote(c.origin, cp))
+		}
+		if err != nil {
+			return cp, true, fmt.Errorf("checkpoint seq %d signed and stored, but not kept: %w", cp.Seq, err)
+		}
+	}
 	return cp, true, nil
 }
 

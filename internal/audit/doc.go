@@ -41,10 +41,14 @@
 // deleted with the rows they cover, so:
 //
 //   - the Checkpointer signs only a log that extends the latest checkpoint
-//     in the database and the last one it signed itself (ErrNotExtended):
-//     the HSM never attests to a rewritten history, and the node is not
-//     ready (Checkpointer.Extends, a /readyz check) until it extends them
-//     again;
+//     in the database and the last one signed with the key, which it keeps
+//     on the HSM token beside the key (Remember: a private data object,
+//     out of the database writers' reach), so a restart or another node
+//     knows it too (ErrNotExtended): the HSM never attests to a rewritten
+//     history, and the node is not ready (Checkpointer.Extends, a /readyz
+//     check) until the log extends them again. After a restore from a
+//     backup older than that checkpoint, an operator records the loss in
+//     the log (Restored, `sanad audit restored`) and signing resumes;
 //   - checkpoints are meant to be kept outside the database too, as signed
 //     notes (SignedNote, `sanad audit checkpoint`), and Verify checks that
 //     the log still holds what each of those covers.

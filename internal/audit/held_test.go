@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/sanadpki/sanad/hsm"
+	"github.com/sanadpki/sanad/hsm/hsmtest"
 	"github.com/sanadpki/sanad/internal/audit"
 	"github.com/sanadpki/sanad/internal/store"
 	"github.com/sanadpki/sanad/internal/store/storetest"
@@ -240,6 +242,74 @@ func FuzzParseSignedNote(f *testing.F) {
 		}
 		if again := audit.SignedNote(origin, cp); !bytes.Equal(again, note) {
 			t.Errorf("accepted %q, which SignedNote writes as %q", note, again)
+		}
+	})
+}
+
+// TestCheckpointerRemembers: with its last checkpoint kept in the HSM
+// (Remember), a restarted Checkpointer, or another node's, refuses a log
+// rewritten under that checkpoint with the checkpoint deleted, where one
+// that remembers nothing signs it. Restored then records the loss in the
+// log, the HSM keeps the checkpoint the log resumes from, and signing
+// goes on; a second Restored finds nothing lost.
+func TestCheckpointerRemembers(t *testing.T) {
+	ctx := context.Background()
+	storetest.Each(t, func(t *testing.T, db *store.DB, raw *sql.DB) {
+		tok := hsmtest.NewToken(t)
+		key, err := tok.Token.GenerateKey(ctx, hsm.KeySpec{Label: "audit", Type: hsm.ECDSAP256})
+		if err != nil {
+			t.Fatal(err)
+		}
+		memory := hsm.Data{Token: tok.Token, Label: "audit-checkpoint"}
+		newCheckpointer := func(remember bool) *audit.Checkpointer {
+			t.Helper()
+			cp, err := audit.NewCheckpointer(db, key, origin, fixedClock())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if remember {
+				cp.Remember(memory)
+			}
+			return cp
+		}
+		buildLog(t, db, key) // events 1..10, checkpoints at 2 and 6
+		if got, wrote, err := newCheckpointer(true).Checkpoint(ctx); err != nil || !wrote || got.Seq != 10 {
+			t.Fatalf("Checkpoint = %d, %v, %v; want a new one at 10", got.Seq, wrote, err)
+		}
+		if kept, err := memory.Recall(ctx); err != nil || len(kept) != 1 || !strings.Contains(string(kept[0]), "\n10\n") {
+			t.Fatalf("the HSM keeps %q, %v; want checkpoint 10", kept, err)
+		}
+
+		// Checkpoint 10 deleted, the history under it rewritten, then a
+		// restart.
+		exec(t, raw, "DELETE FROM audit_checkpoints WHERE seq = 10")
+		rewrite(t, db, raw, 8, 10)
+		restarted := newCheckpointer(true)
+		if _, wrote, err := restarted.Checkpoint(ctx); !errors.Is(err, audit.ErrNotExtended) || wrote || !strings.Contains(err.Error(), "seq 10 is no longer in the database") {
+			t.Errorf("restarted, remembering: wrote=%v err=%v; want ErrNotExtended", wrote, err)
+		}
+		if err := restarted.Extends(ctx); !errors.Is(err, audit.ErrNotExtended) {
+			t.Errorf("Extends: %v, want ErrNotExtended", err)
+		}
+
+		// The operator says the database was restored: the loss is in the
+		// log, and signing goes on from checkpoint 6.
+		lost, resumed, err := restarted.Restored(ctx, audit.New(fixedClock()), "operator:test")
+		if err != nil || lost.Seq != 10 || resumed.Seq != 6 {
+			t.Fatalf("Restored = %d, %d, %v; want 10 lost, resumed from 6", lost.Seq, resumed.Seq, err)
+		}
+		head, err := db.AuditHead(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ev := readEvent(t, db, head.Seq); ev.Action != "audit.restored" || !strings.Contains(string(ev.Details), "lost_checkpoint") {
+			t.Errorf("the last event: %s %s; want audit.restored naming the checkpoint lost", ev.Action, ev.Details)
+		}
+		if got, wrote, err := restarted.Checkpoint(ctx); err != nil || !wrote || got.Seq != head.Seq {
+			t.Errorf("Checkpoint after Restored = %d, %v, %v; want one at %d", got.Seq, wrote, err, head.Seq)
+		}
+		if _, _, err := restarted.Restored(ctx, audit.New(fixedClock()), "operator:test"); !errors.Is(err, audit.ErrNotRestored) {
+			t.Errorf("Restored again: %v, want ErrNotRestored", err)
 		}
 	})
 }
