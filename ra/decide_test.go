@@ -1606,3 +1606,24 @@ func TestReplayedPastTheLimit(t *testing.T) {
 func perHour(n float64) func(*ra.Deps) {
 	return func(d *ra.Deps) { d.IdentifierLimit = &store.Bucket{Rate: n / time.Hour.Seconds(), Burst: n} }
 }
+
+// TestNoncesPurged: a used nonce is kept while a replay of its request
+// could pass the time check, and purged after: the replay is then refused
+// for its time.
+func TestNoncesPurged(t *testing.T) {
+	f := catest.New(t, time.Now().UTC().Truncate(time.Second))
+	clk := &clock{}
+	fx := newRAFixture(t, f, store.DriverSQLite, func(d *ra.Deps) { d.Now = clk.Now })
+	id := fx.proved(t, citizen(), "citizen-sign")
+	approved := signAction(t, fx.officer, approve(id), clk.Now())
+	answer{status: 200, state: store.StateIssued}.check(t, "an approval", fx.act(t, approved))
+	if n, err := fx.svc.PurgeNonces(t.Context()); n != 0 || err != nil {
+		t.Errorf("PurgeNonces at once: %d, %v; want none purged", n, err)
+	}
+	answer{status: 409, problem: "replayed-request"}.check(t, "the approval replayed", fx.act(t, approved))
+	clk.Add(2 * time.Hour)
+	if n, err := fx.svc.PurgeNonces(t.Context()); n != 1 || err != nil {
+		t.Errorf("PurgeNonces two hours later: %d, %v; want the approval's purged", n, err)
+	}
+	answer{status: 401, problem: "stale-request"}.check(t, "the approval replayed after the purge", fx.act(t, approved))
+}

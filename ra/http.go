@@ -180,6 +180,12 @@ func (s *Service) handleFind(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Service) handleRevokeOwn(w http.ResponseWriter, r *http.Request) {
+	// Anyone holding a certificate's key may ask, again and again (a
+	// certificate revoked for keyCompromise is reported again): each
+	// request is a signature check and a nonce stored.
+	if s.limitClient(w, r) {
+		return
+	}
 	answerSigned(s, w, r, func(ctx context.Context, jws string) (Revocation, error) {
 		return s.RevokeOwn(ctx, r.PathValue("serial"), jws)
 	})

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
+	"strings"
 	"testing"
 	"time"
 
@@ -33,6 +34,16 @@ func TestRateLimits(t *testing.T) {
 		if rec.Code != want || (want == 429 && rec.Header().Get("Retry-After") == "") {
 			t.Fatalf("request %d from one client: %d %s", i+1, rec.Code, rec.Body)
 		}
+	}
+	// The client's share is spent on holder revocations too: anyone holding
+	// a key may send them, and each stores a nonce.
+	rec0 := httptest.NewRecorder()
+	req0 := httptest.NewRequest(http.MethodPost, "/api/v1/certificates/01A2/revoke", strings.NewReader("x.y.z"))
+	req0.Header.Set("Content-Type", "application/jose")
+	req0.RemoteAddr = "192.0.2.7:40001"
+	mux.ServeHTTP(rec0, req0)
+	if rec0.Code != 429 {
+		t.Errorf("a holder revocation from the client past its share: %d %s", rec0.Code, rec0.Body)
 	}
 	// Another client is not limited by the first.
 	req := httptest.NewRequest(http.MethodPost, "/api/v1/enrollments", bytes.NewReader(body))

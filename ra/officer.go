@@ -139,6 +139,19 @@ func signedRequestErr(err error) error {
 }
 
 // useNonce records the request's nonce in tx; a replay is refused.
+// nonceKeep is how long a used nonce is kept. A request is taken within
+// MaxSkew of its time, which was within MaxSkew of its first use: past
+// twice that, a replay is refused for its time, and an hour more covers a
+// clock set back.
+const nonceKeep = 2*MaxSkew + time.Hour
+
+// PurgeNonces deletes the nonces no replay could use any more (nonceKeep)
+// and returns how many: every signed request leaves one, and the table
+// would only grow.
+func (s *Service) PurgeNonces(ctx context.Context) (int64, error) {
+	return s.d.Store.PurgeNonces(ctx, s.d.Now().Add(-nonceKeep))
+}
+
 func useNonce(ctx context.Context, tx *store.Tx, p jwsauth.Parsed, now time.Time) error {
 	err := tx.UseNonce(ctx, p.Fingerprint[:], p.Action.Nonce, now)
 	if errors.Is(err, store.ErrConflict) {

@@ -184,8 +184,10 @@ func (c waitingCollector) Collect(ch chan<- prometheus.Metric) {
 // of the CA's own (ra.Service.issue leaves the enrollment approved) is
 // retried without waiting for a restart, enrollments nobody touched past
 // their expiry are expired (ra.Service.ExpireLapsed), the identifier
-// limit's refilled buckets are pruned, and renewals whose old certificate
-// was revoked for keyCompromise are withdrawn (ra.Service.SweepWithdrawn).
+// limit's refilled buckets are pruned, renewals whose old certificate
+// was revoked for keyCompromise are withdrawn (ra.Service.SweepWithdrawn),
+// and the nonces of signed requests no replay could use are deleted
+// (ra.Service.PurgeNonces).
 // Every minute too, holders are told of revocations
 // (ra.Service.NoticeRevoked) and applicants of how enrollments that waited
 // for officers ended (ra.Service.NoticeOutcomes); every hour, holders are
@@ -210,7 +212,9 @@ func startRA(ctx context.Context, s *service, authority *caRole, cfg config.RA) 
 		// Renewals asked for with a key since revoked for keyCompromise are
 		// withdrawn, also those a stop or the CA alone left behind.
 		sweepErr := svc.SweepWithdrawn(ctx)
-		return errors.Join(resumeErr, expireErr, pruneErr, sweepErr)
+		// Nonces no replay could use any more.
+		_, nonceErr := svc.PurgeNonces(ctx)
+		return errors.Join(resumeErr, expireErr, pruneErr, sweepErr, nonceErr)
 	}
 	// An enrollment that cannot be finished now is retried every minute;
 	// it does not keep the RA from starting.

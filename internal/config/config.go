@@ -130,9 +130,10 @@ type RA struct {
 	// CERTIFICATE blocks) the national registry signs its events with
 	// (POST /api/v1/registry/events); unset, the RA accepts no events.
 	RegistryEventKeysFile string `yaml:"registry_event_keys_file"`
-	// ClientPerMinute bounds enrollment and code requests per client
-	// address (an IPv6 client's /64; its /48 may make eight times as
-	// many), on each node; IdentifierPerHour bounds, per national
+	// ClientPerMinute bounds enrollment, code, renewal and holder
+	// revocation requests per client address (an IPv6 client's /64; its
+	// /48 may make eight times as many), on each node; IdentifierPerHour
+	// bounds, per national
 	// identifier and across every RA node (kept in the database), the
 	// codes sent (enrollments, codes sent again), three times as many
 	// registry lookups, and apart from them the wrong codes given: past

@@ -113,5 +113,18 @@ func TestEnrollmentsOfficersAndNonces(t *testing.T) {
 		if err := inTx(func(tx *store.Tx) error { return tx.UseNonce(ctx, fp2, "n1", t0) }); err != nil {
 			t.Errorf("another key's nonce: %v", err)
 		}
+		// Purged by when they were used: the older one only.
+		if err := inTx(func(tx *store.Tx) error { return tx.UseNonce(ctx, fp1, "n2", t0.Add(time.Hour)) }); err != nil {
+			t.Fatal(err)
+		}
+		if n, err := db.PurgeNonces(ctx, t0.Add(time.Minute)); n != 2 || err != nil {
+			t.Errorf("PurgeNonces = %d, %v; want the two used at t0", n, err)
+		}
+		if err := inTx(func(tx *store.Tx) error { return tx.UseNonce(ctx, fp1, "n2", t0) }); !errors.Is(err, store.ErrConflict) {
+			t.Errorf("the nonce used after the purge's time, used again: %v", err)
+		}
+		if err := inTx(func(tx *store.Tx) error { return tx.UseNonce(ctx, fp1, "n1", t0) }); err != nil {
+			t.Errorf("a purged nonce, used again: %v", err)
+		}
 	})
 }

@@ -133,6 +133,18 @@ func (tx *Tx) UseNonce(ctx context.Context, keyID []byte, nonce string, at time.
 	return nil
 }
 
+// PurgeNonces deletes the nonces used before before, and returns how many
+// it deleted: once no replay of their requests could pass the requests'
+// time check, a replay is refused for its time, and the rows would only
+// grow.
+func (db *DB) PurgeNonces(ctx context.Context, before time.Time) (int64, error) {
+	res, err := db.write.ExecContext(ctx, db.d.q(`DELETE FROM signed_request_nonces WHERE used_at < $1`), db.d.timeArg(before))
+	if err != nil {
+		return 0, fmt.Errorf("purge nonces: %w", err)
+	}
+	return res.RowsAffected()
+}
+
 // Officers returns every officer recorded, active or not, by name, with
 // their roles.
 func (db *DB) Officers(ctx context.Context) ([]Officer, error) {
