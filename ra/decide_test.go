@@ -1627,3 +1627,31 @@ func TestNoncesPurged(t *testing.T) {
 	}
 	answer{status: 401, problem: "stale-request"}.check(t, "the approval replayed after the purge", fx.act(t, approved))
 }
+
+// TestRevocationRequestAudited: an officer's revocation keeps, in the
+// audit log and the nonce's transaction, the signed request itself and
+// who signed it (the certificate's fingerprint, not only the officer's
+// name, which another officer may share).
+func TestRevocationRequestAudited(t *testing.T) {
+	f := catest.New(t, time.Now().UTC().Truncate(time.Second))
+	fx := newRAFixture(t, f, store.DriverSQLite)
+	serial := fx.issued(t, citizen())
+	jws := signAction(t, fx.officer, jwsauth.Action{Action: jwsauth.ActionRevoke, Serial: serial, Reason: "keyCompromise"}, time.Now())
+	if a := fx.act(t, jws); a.status != http.StatusOK {
+		t.Fatalf("revoke: %+v", a)
+	}
+	var actor, object string
+	var details []byte
+	if err := fx.raw.QueryRowContext(t.Context(), `SELECT actor, object, details FROM audit_events WHERE action = 'certificate.revoke.request'`).Scan(&actor, &object, &details); err != nil {
+		t.Fatal(err)
+	}
+	var d map[string]string
+	if err := json.Unmarshal(details, &d); err != nil {
+		t.Fatal(err)
+	}
+	fp := sha256.Sum256(fx.officer.cert.Raw)
+	if actor != "officer:Yerlan Officer" || object != "certificate/"+strings.ToLower(serial) || d["jws"] != string(jws) ||
+		d["signer_fingerprint"] != hex.EncodeToString(fp[:]) || d["reason"] != "keyCompromise" || d["nonce"] == "" {
+		t.Errorf("the request's audit event: %s %s %s", actor, object, details)
+	}
+}

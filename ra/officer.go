@@ -464,8 +464,17 @@ func (s *Service) revoke(ctx context.Context, p jwsauth.Parsed, actor string, ke
 			return Revocation{}, revokeRefusal(err, p.Action.Serial)
 		}
 	}
+	// The signed request is kept in the log with its nonce: the CA's
+	// revocation event names the actor, this one who signed and what.
 	now := s.d.Now().UTC()
-	if err := s.group.InTx(ctx, func(tx *store.Tx) error { return useNonce(ctx, tx, p, now) }); err != nil {
+	if err := s.group.InTx(ctx, func(tx *store.Tx) error {
+		if err := useNonce(ctx, tx, p, now); err != nil {
+			return err
+		}
+		return s.d.Audit.Append(tx, audit.Event{Actor: actor, Action: "certificate.revoke.request", Object: "certificate/" + strings.ToLower(hex.EncodeToString(serial)),
+			Details: map[string]any{"reason": p.Action.Reason, "signer_fingerprint": hex.EncodeToString(p.Fingerprint[:]),
+				"signer_serial": jwsauth.SerialHex(p.Certificate.SerialNumber), "nonce": p.Action.Nonce, "jws": p.Raw}})
+	}); err != nil {
 		return Revocation{}, err
 	}
 	// withdrawn withdraws the renewals the revoked certificate's key asked
