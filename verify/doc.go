@@ -9,8 +9,10 @@
 //
 // It is the public package that government applications import, so it must
 // never import Sanad's server code (store, hsm, audit, api): its imports
-// are the standard library, golang.org/x/crypto (cryptobyte, ocsp) and
-// go-jose. The HTTP endpoint lives apart, in verify/endpoint.
+// are the standard library, golang.org/x/crypto (cryptobyte, ocsp),
+// go-jose and one small helper of Sanad's own, internal/strictjson (the
+// standard library alone). The HTTP endpoint lives apart, in
+// verify/endpoint.
 //
 // # Validation
 //
@@ -69,7 +71,10 @@
 // is the sender's choice. OCSP and CRL URLs are followed only for a
 // verified path. The CMS reader is cryptobyte over DER: it never recurses
 // on the input's nesting and refuses BER lengths and trailing data; a JWS
-// is parsed once, its signatures counted first.
+// is parsed once, its signatures counted first. JWS JSON and headers that
+// two readers could read differently are a FORMAT_FAILURE (a member given
+// twice, a member this package reads in another case, invalid UTF-8), and
+// go-jose verifies the object as this package read it.
 //
 // # Why not a CMS library
 //

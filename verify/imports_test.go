@@ -7,7 +7,8 @@ import (
 )
 
 // TestImportsNoServerCode holds the package to its promise (doc.go): an
-// application that imports verify pulls in no Sanad package but this one,
+// application that imports verify pulls in no Sanad package but this one
+// and the small helper internal/strictjson (the standard library alone),
 // and nothing beyond the standard library, x/crypto and go-jose.
 func TestImportsNoServerCode(t *testing.T) {
 	out, err := exec.Command("go", "list", "-deps", "-f", "{{if not .Standard}}{{.ImportPath}}{{end}}", ".").Output()
@@ -17,6 +18,7 @@ func TestImportsNoServerCode(t *testing.T) {
 	for _, p := range strings.Fields(string(out)) {
 		switch {
 		case p == "github.com/sanadpki/sanad/verify",
+			p == "github.com/sanadpki/sanad/internal/strictjson",
 			strings.HasPrefix(p, "golang.org/x/crypto/"),
 			strings.HasPrefix(p, "github.com/go-jose/go-jose/v4"):
 		default:

@@ -11,8 +11,10 @@ import (
 	"fmt"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/go-jose/go-jose/v4"
+	"github.com/sanadpki/sanad/internal/strictjson"
 )
 
 // jwsAlgorithms are the JWS algorithms accepted (RFC 7518 §3.1); "none"
@@ -111,9 +113,19 @@ func parseJWS(b, payload []byte, maxSigners int) (*jwsInput, error) {
 		}
 		return in, nil
 	}
+	// RFC 7515 §7.2: one reading of the JSON decides both what go-jose
+	// verifies and what this package reports. encoding/json matches member
+	// names regardless of case and keeps the last of two, where go-jose
+	// reads "protected" exactly: {"protected": real, "Protected": forged}
+	// had the real header's signature verified and the forged header's
+	// sigT reported. Such a document is refused, and go-jose is given the
+	// object as read here, not the bytes received.
+	if err := strictJSON(b); err != nil {
+		return nil, fmt.Errorf("JWS JSON: %w", err)
+	}
 	type rawSignature struct {
 		Protected string          `json:"protected"`
-		Header    json.RawMessage `json:"header"`
+		Header    json.RawMessage `json:"header,omitempty"`
 		Signature string          `json:"signature"`
 	}
 	var general struct {
@@ -130,7 +142,7 @@ func parseJWS(b, payload []byte, maxSigners int) (*jwsInput, error) {
 	}
 	raws := general.Signatures
 	switch {
-	case raws != nil && (general.Signature != "" || general.Protected != ""):
+	case raws != nil && (general.Signature != "" || general.Protected != "" || len(general.Header) > 0):
 		return nil, errors.New("JWS JSON mixes the general and the flattened syntax")
 	case raws == nil:
 		raws = []rawSignature{general.rawSignature}
@@ -155,23 +167,19 @@ func parseJWS(b, payload []byte, maxSigners int) (*jwsInput, error) {
 		}
 		in.sigs = append(in.sigs, s)
 	}
+	// Detached (RFC 7515 Appendix F): go-jose wants the member; the
+	// content is given to DetachedVerify.
+	read := struct {
+		Payload    string         `json:"payload"`
+		Signatures []rawSignature `json:"signatures"`
+	}{Signatures: raws}
 	if general.Payload == nil {
-		// Detached (RFC 7515 Appendix F): go-jose wants the member; the
-		// content is given to DetachedVerify. Without a payload the
-		// object is small, so rebuilding it costs nothing.
 		in.detached = true
-		rebuilt := map[string]any{"payload": ""}
-		if general.Signatures != nil {
-			rebuilt["signatures"] = general.Signatures
-		} else {
-			rebuilt["protected"], rebuilt["signature"] = general.Protected, general.Signature
-			if len(general.Header) > 0 {
-				rebuilt["header"] = general.Header
-			}
-		}
-		if b, err = json.Marshal(rebuilt); err != nil {
-			return nil, err
-		}
+	} else {
+		read.Payload = *general.Payload
+	}
+	if b, err = json.Marshal(read); err != nil {
+		return nil, err
 	}
 	if in.obj, err = jose.ParseSignedJSON(string(b), jwsAlgorithms); err != nil {
 		return nil, fmt.Errorf("JWS: %w", err)
@@ -180,6 +188,25 @@ func parseJWS(b, payload []byte, maxSigners int) (*jwsInput, error) {
 		return nil, fmt.Errorf("JWS: %d signatures parsed of %d", len(in.obj.Signatures), len(in.sigs))
 	}
 	return in, nil
+}
+
+// jwsMemberNames are the member names of a JWS JSON serialization (RFC
+// 7515 §7.2.1) and of its headers that this package reads itself.
+var jwsMemberNames = []string{
+	"payload", "protected", "header", "signature", "signatures",
+	"alg", "x5c", "x5t#S256", "sigT", "iat",
+}
+
+// strictJSON refuses a JWS JSON document, or a header, that encoding/json
+// would read otherwise than go-jose or another reader of the same bytes
+// (internal/strictjson): invalid UTF-8 (replaced), a member given twice
+// in one object (the last kept), and a member of jwsMemberNames in
+// another spelling ("Protected", "SIGT": matched regardless of case).
+func strictJSON(b []byte) error {
+	if !utf8.Valid(b) {
+		return errors.New("not UTF-8")
+	}
+	return strictjson.Members(b, strictjson.ExactNames(jwsMemberNames...))
 }
 
 func refuseNone(h jwsHeader) error {
@@ -193,6 +220,9 @@ func decodeHeader(b64 string, h *jwsHeader) error {
 	raw, err := base64.RawURLEncoding.DecodeString(b64)
 	if err != nil {
 		return fmt.Errorf("JWS protected header is not base64url: %w", err)
+	}
+	if err := strictJSON(raw); err != nil {
+		return fmt.Errorf("JWS protected header: %w", err)
 	}
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.UseNumber()

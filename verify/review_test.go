@@ -1,10 +1,15 @@
 package verify
 
 import (
+	"bytes"
 	"context"
+	"crypto/ecdsa"
+	"crypto/rand"
+	"crypto/sha256"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/asn1"
+	"encoding/base64"
 	"math/big"
 	"testing"
 	"time"
@@ -79,6 +84,68 @@ func TestAuditKeyIsNoSealProfile(t *testing.T) {
 		}
 		if len(res.Reports) != 1 || res.Reports[0].Signer == nil || res.Reports[0].Signer.Profile != c.want {
 			t.Errorf("key usage %v: reports %+v, want profile %q", c.ku, res.Reports, c.want)
+		}
+	}
+}
+
+// TestJWSHeaderSubstitution: a JWS JSON document or a protected header
+// that another reader would read otherwise is refused. encoding/json
+// matched "Protected" and "Signatures" to the members go-jose reads as
+// "protected" and "signatures", and kept the last of two: the signature
+// of the real header verified while an unsigned header's sigT was
+// reported as the signing time.
+func TestJWSHeaderSubstitution(t *testing.T) {
+	p := newTestPKI(t)
+	key := newKey(t)
+	leaf := p.leaf(t, key, citizenSign())
+	now := time.Now().UTC().Truncate(time.Second)
+	real, forged := now.Format(time.RFC3339), now.Add(-30*time.Minute).Format(time.RFC3339)
+	x5c := `"x5c":["` + base64.StdEncoding.EncodeToString(leaf.Raw) + `","` + base64.StdEncoding.EncodeToString(p.ca.Raw) + `"]`
+	payload := base64.RawURLEncoding.EncodeToString(document)
+	// es256 returns the protected header as sent and its signature.
+	es256 := func(header string) (string, string) {
+		h := base64.RawURLEncoding.EncodeToString([]byte(header))
+		sum := sha256.Sum256([]byte(h + "." + payload))
+		r, s, err := ecdsa.Sign(rand.Reader, key, sum[:])
+		if err != nil {
+			t.Fatal(err)
+		}
+		sig := make([]byte, 64)
+		r.FillBytes(sig[:32])
+		s.FillBytes(sig[32:])
+		return h, base64.RawURLEncoding.EncodeToString(sig)
+	}
+	h, sig := es256(`{"alg":"ES256",` + x5c + `,"sigT":"` + real + `"}`)
+	fake := base64.RawURLEncoding.EncodeToString([]byte(`{"alg":"ES256",` + x5c + `,"sigT":"` + forged + `"}`))
+	twice, twiceSig := es256(`{"alg":"ES256",` + x5c + `,"sigT":"` + real + `","sigT":"` + forged + `"}`)
+	flat := func(members string) []byte {
+		return []byte(`{"payload":"` + payload + `","protected":"` + h + `","signature":"` + sig + `"` + members + `}`)
+	}
+
+	v, err := New(p.config())
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := v.Verify(context.Background(), flat(""), nil)
+	if err != nil || res.Indication != TotalPassed || !res.Reports[0].SigningTime.Equal(now) {
+		t.Fatalf("the JWS itself: %+v %v", res, err)
+	}
+	for name, in := range map[string][]byte{
+		"flattened, Protected after protected": flat(`,"Protected":"` + fake + `"`),
+		"general, Signatures after signatures": []byte(`{"payload":"` + payload + `","signatures":[{"protected":"` + h + `","signature":"` + sig +
+			`"}],"Signatures":[{"protected":"` + fake + `","signature":"` + sig + `"}]}`),
+		"flattened, protected twice":    []byte(`{"payload":"` + payload + `","protected":"` + fake + `","signature":"` + sig + `","protected":"` + h + `"}`),
+		"signed header with sigT twice": []byte(`{"payload":"` + payload + `","protected":"` + twice + `","signature":"` + twiceSig + `"}`),
+		"not UTF-8":                     flat(",\"note\xff\":1"),
+	} {
+		res, err := v.Verify(context.Background(), in, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.Indication != TotalFailed || res.SubIndication != FormatFailure || len(res.Reports) != 1 || !res.Reports[0].SigningTime.IsZero() {
+			var text bytes.Buffer
+			_ = res.WriteText(&text)
+			t.Errorf("%s: got %s/%s, want %s/%s\n%s", name, res.Indication, res.SubIndication, TotalFailed, FormatFailure, text.String())
 		}
 	}
 }
