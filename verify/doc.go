@@ -45,6 +45,10 @@
 //     URL or Config.OCSPResponder), else the CRL: revoked before the claimed
 //     signing time is TOTAL_FAILED/REVOKED; after it, INDETERMINATE/
 //     REVOKED_NO_POE (REVOKED_CA_NO_POE for a CA); no answer, TRY_LATER;
+//     a responder that does not know the certificate (a signed "unknown",
+//     or "unauthorized") INDETERMINATE/CERTIFICATE_CHAIN_GENERAL_FAILURE,
+//     without asking the CRL: a certificate its CA never recorded is on no
+//     CRL, which lists only revocations;
 //  7. time: a claimed signing time in the future is SIG_CONSTRAINTS_FAILURE,
 //     before notBefore TOTAL_FAILED/NOT_YET_VALID, after notAfter
 //     TOTAL_FAILED/EXPIRED; a certificate of the path expired now is

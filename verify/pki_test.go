@@ -43,8 +43,11 @@ type testPKI struct {
 
 	ocspDown, crlDown, aiaDown atomic.Bool
 	// ocspOld answers with a thisUpdate three years old and no
-	// nextUpdate; crlExt adds an extension to the issuing CA's CRL.
-	ocspOld                    atomic.Bool
+	// nextUpdate; ocspUnknown with a signed "unknown"; ocspError, when
+	// set, is the unsigned answer (unauthorized, tryLater, …) given
+	// instead; crlExt adds an extension to the issuing CA's CRL.
+	ocspOld, ocspUnknown       atomic.Bool
+	ocspError                  atomic.Pointer[[]byte]
 	crlExt                     atomic.Pointer[pkix.Extension]
 	ocspRequests, deadRequests atomic.Int64
 }
@@ -206,6 +209,10 @@ func (p *testPKI) serve(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		w.Header().Set("Content-Type", "application/ocsp-response")
+		if answer := p.ocspError.Load(); answer != nil {
+			_, _ = w.Write(*answer)
+			return
+		}
 		_, _ = w.Write(p.ocspResponse(req))
 	case r.URL.Path == "/crl/issuing.crl", r.URL.Path == "/crl/root.crl":
 		if p.crlDown.Load() {
@@ -241,6 +248,9 @@ func (p *testPKI) ocspResponse(der []byte) []byte {
 		NextUpdate: now.Add(4 * 24 * time.Hour), Certificate: p.ocspCert}
 	if p.ocspOld.Load() {
 		tmpl.ThisUpdate, tmpl.NextUpdate = now.AddDate(-3, 0, 0), time.Time{}
+	}
+	if p.ocspUnknown.Load() {
+		tmpl.Status = ocsp.Unknown
 	}
 	p.mu.Lock()
 	if rv, ok := p.revoked[req.SerialNumber.String()]; ok {

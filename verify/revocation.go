@@ -30,6 +30,9 @@ type status struct {
 	crlNumber  string
 	thisUpdate time.Time
 	nextUpdate time.Time
+	// unauthorized: the responder answered "unauthorized" (unsigned, RFC
+	// 6960 §2.3) where another signs "unknown"; the state is unknown.
+	unauthorized bool
 }
 
 // anyURL allows every redirect of an OCSP or CRL request: those URLs come
@@ -51,8 +54,14 @@ func reasonName(code int) string {
 }
 
 // statusOf asks OCSP (the configured responder, else the certificate's AIA
-// URL) and, when that gives no usable answer, the certificate's CRL
-// distribution points. The notes say what each source answered; a nil
+// URL) and, when that gives no usable answer (none, tryLater,
+// internalError, malformed, stale), the certificate's CRL distribution
+// points. A responder that does not know the certificate, a signed
+// "unknown" or "unauthorized", ends the search with state unknown: the CA
+// keeps no record of it (Sanad's responder answers unauthorized for a
+// serial its store does not hold, the safeguard against a certificate
+// signed but never recorded), and a CRL, which lists only revocations,
+// would call it good. The notes say what each source answered; a nil
 // status means none answered.
 func (v *Verifier) statusOf(ctx context.Context, cert, issuer *x509.Certificate) (*status, []string) {
 	var notes []string
@@ -66,10 +75,7 @@ func (v *Verifier) statusOf(ctx context.Context, cert, issuer *x509.Certificate)
 			notes = append(notes, fmt.Sprintf("OCSP %s: %v", u, err))
 			continue
 		}
-		if st.state != "unknown" {
-			return st, notes
-		}
-		notes = append(notes, fmt.Sprintf("OCSP %s: unknown", u))
+		return st, notes
 	}
 	if v.cfg.NoCRL {
 		return nil, notes
@@ -116,6 +122,9 @@ func (v *Verifier) askOCSP(ctx context.Context, responder string, cert, issuer *
 	resp, err := ocsp.ParseResponseForCert(der, cert, issuer)
 	if err != nil {
 		var re ocsp.ResponseError
+		if errors.As(err, &re) && re.Status == ocsp.Unauthorized {
+			return &status{state: "unknown", source: "ocsp", url: responder, unauthorized: true}, nil
+		}
 		if errors.As(err, &re) {
 			return nil, fmt.Errorf("responder answered %v", re.Status)
 		}

@@ -189,7 +189,11 @@ func (v *Verifier) checkRevocation(ctx context.Context, call *call, rep *Report,
 				rep.fail("revocation", Indeterminate, RevokedCANoPOE, "CA %q was revoked at %s (%s), by %s", rep.subject(cert), at, st.reason, from)
 			}
 		default:
-			rep.fail("revocation", Indeterminate, TryLater, "status of %q is unknown to %s", rep.subject(cert), from)
+			said := `a signed "unknown"`
+			if st.unauthorized {
+				said = `"unauthorized"`
+			}
+			rep.fail("revocation", Indeterminate, CertificateChainGeneralFail, "%q is unknown to %s, which answered %s: its CA keeps no record of it (a CRL, which lists only revocations, is not asked)", rep.subject(cert), from, said)
 		}
 	}
 }

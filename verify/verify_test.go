@@ -232,6 +232,39 @@ func TestValidationCases(t *testing.T) {
 				t.Errorf("leaf status %+v", c)
 			}
 		}},
+		{"OCSP answers unknown, CRL does not list it", func(t *testing.T) input {
+			return input{sig: buildCMS(t, document, true, chain, signer), content: document,
+				before: func() { p.ocspUnknown.Store(true) }}
+		}, Indeterminate, CertificateChainGeneralFail, func(t *testing.T, r *Result) {
+			if c := r.Reports[0].Chain[0]; c.Status != "unknown" || c.StatusSource != "ocsp" || len(c.OCSPResponse) == 0 || !strings.Contains(r.Reports[0].Reason, `a signed "unknown"`) {
+				t.Errorf("leaf status %+v, reason %q", c, r.Reports[0].Reason)
+			}
+		}},
+		{"OCSP answers unauthorized, CRL does not list it", func(t *testing.T) input {
+			return input{sig: buildCMS(t, document, true, chain, signer), content: document,
+				before: func() { p.ocspError.Store(&ocsp.UnauthorizedErrorResponse) }}
+		}, Indeterminate, CertificateChainGeneralFail, func(t *testing.T, r *Result) {
+			if c := r.Reports[0].Chain[0]; c.Status != "unknown" || c.StatusSource != "ocsp" || !strings.Contains(r.Reports[0].Reason, `"unauthorized"`) {
+				t.Errorf("leaf status %+v, reason %q", c, r.Reports[0].Reason)
+			}
+		}},
+		{"configured responder answers unauthorized", func(t *testing.T) input {
+			return input{sig: buildCMS(t, document, true, chain, signer), content: document,
+				cfg:    func(cfg *Config) { cfg.OCSPResponder = p.srv.URL + "/ocsp" },
+				before: func() { p.ocspError.Store(&ocsp.UnauthorizedErrorResponse) }}
+		}, Indeterminate, CertificateChainGeneralFail, nil},
+		{"OCSP answers tryLater, CRL answers", func(t *testing.T) input {
+			return input{sig: buildCMS(t, document, true, chain, signer), content: document,
+				before: func() { p.ocspError.Store(&ocsp.TryLaterErrorResponse) }}
+		}, TotalPassed, "", func(t *testing.T, r *Result) {
+			if c := r.Reports[0].Chain[0]; c.StatusSource != "crl" {
+				t.Errorf("leaf status %+v", c)
+			}
+		}},
+		{"OCSP answers internalError, CRL answers", func(t *testing.T) input {
+			return input{sig: buildCMS(t, document, true, chain, signer), content: document,
+				before: func() { p.ocspError.Store(&ocsp.InternalErrorErrorResponse) }}
+		}, TotalPassed, "", nil},
 		{"old OCSP answer without nextUpdate", func(t *testing.T) input {
 			return input{sig: buildCMS(t, document, true, chain, signer), content: document,
 				before: func() { p.ocspOld.Store(true); p.crlDown.Store(true) }}
@@ -370,6 +403,8 @@ func TestValidationCases(t *testing.T) {
 			p.crlDown.Store(false)
 			p.aiaDown.Store(false)
 			p.ocspOld.Store(false)
+			p.ocspUnknown.Store(false)
+			p.ocspError.Store(nil)
 			p.crlExt.Store(nil)
 			in := tc.in(t)
 			cfg := p.config()
