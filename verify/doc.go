@@ -59,8 +59,11 @@
 // make a signature fail (the signer says it signed after the revocation),
 // never pass one that would otherwise not. Without a time-stamp, a
 // signature whose certificate was revoked or has expired since can only be
-// INDETERMINATE. The first failing step decides the report; the later
-// steps still run where they can, so that the report says all it found.
+// INDETERMINATE. The worst failing step decides the report (TOTAL_FAILED
+// over INDETERMINATE; of the equally bad, the first), and the worst report
+// the result; the later steps still run where they can, so that the report
+// says all it found and what could not be determined (a responder down)
+// hides no failure found after it (a signing time before notBefore).
 //
 // # Hostile input
 //

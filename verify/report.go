@@ -139,7 +139,8 @@ type Report struct {
 type Result struct {
 	Format string `json:"format"`
 	// Indication is TOTAL_PASSED only when every report passed; otherwise
-	// the first report's that did not.
+	// the worst report's (TOTAL_FAILED before INDETERMINATE), the first of
+	// the equally bad.
 	Indication    Indication    `json:"indication"`
 	SubIndication SubIndication `json:"sub_indication,omitempty"`
 	Reports       []*Report     `json:"reports"`
@@ -148,11 +149,29 @@ type Result struct {
 func (r *Result) summarize() {
 	r.Indication, r.SubIndication = TotalPassed, ""
 	for _, rep := range r.Reports {
-		if rep.Indication != TotalPassed {
+		if rep.Indication.worse(r.Indication) {
 			r.Indication, r.SubIndication = rep.Indication, rep.SubIndication
-			return
 		}
 	}
+}
+
+// worse says whether i is a worse answer than j: TOTAL_FAILED, then
+// INDETERMINATE, then TOTAL_PASSED (or none yet). What could not be
+// determined never hides what failed: a signature whose signing time is
+// before its certificate's notBefore has failed whether or not the
+// status of that certificate can be read, and one signer revoked fails
+// a document that another signer's unreachable CA leaves undetermined.
+func (i Indication) worse(j Indication) bool {
+	rank := func(i Indication) int {
+		switch i {
+		case TotalFailed:
+			return 2
+		case Indeterminate:
+			return 1
+		}
+		return 0
+	}
+	return rank(i) > rank(j)
 }
 
 func (r *Report) check(name, result, format string, args ...any) {
@@ -161,15 +180,15 @@ func (r *Report) check(name, result, format string, args ...any) {
 
 func (r *Report) pass(name, format string, args ...any) { r.check(name, Passed, format, args...) }
 
-// fail records a failed check and sets the indication; the first failure
-// decides the report, as the validation stops there.
+// fail records a failed check and sets the indication: the worst failure
+// decides the report, the first of the equally bad.
 func (r *Report) fail(name string, ind Indication, sub SubIndication, format string, args ...any) {
 	result := Failed
 	if ind == Indeterminate {
 		result = Inconclusive
 	}
 	r.check(name, result, format, args...)
-	if r.Indication == "" || r.Indication == TotalPassed {
+	if ind.worse(r.Indication) {
 		r.Indication, r.SubIndication, r.Reason = ind, sub, fmt.Sprintf(format, args...)
 	}
 }

@@ -25,8 +25,10 @@ var (
 // validateSigner runs what follows the cryptographic check, in the order of
 // ETSI EN 319 102-1 §5.3: chain to a trust anchor, the signing
 // certificate's constraints, revocation at the claimed signing time, and
-// the time checks. The first failure decides the report; later steps
-// still run where they can, so that the report says all it found. The
+// the time checks. The worst failure decides the report (TOTAL_FAILED
+// over INDETERMINATE), the first of the equally bad; later steps still
+// run where they can, so that the report says all it found and a failure
+// found after an indeterminate step is not hidden by it. The
 // signer was identified (setSigner) by the format's own checks.
 func (v *Verifier) validateSigner(ctx context.Context, call *call, rep *Report, leaf *x509.Certificate, carried []*x509.Certificate) {
 	now := rep.ValidationTime

@@ -176,6 +176,14 @@ func TestValidationCases(t *testing.T) {
 			c := p.leaf(t, k, leafOptions{notBefore: now.Add(24 * time.Hour), keyUsage: citizenSign().keyUsage})
 			return input{sig: buildCMS(t, document, true, []*x509.Certificate{c, p.ca}, cmsSigner{cert: c, key: k, signingTime: now}), content: document}
 		}, TotalFailed, NotYetValid, nil},
+		{"signing time before notBefore, status unreachable", func(t *testing.T) input {
+			return input{sig: buildCMS(t, document, true, chain, cmsSigner{cert: good, key: key, signingTime: now.Add(-2 * time.Hour)}), content: document,
+				before: func() { p.ocspDown.Store(true); p.crlDown.Store(true) }}
+		}, TotalFailed, NotYetValid, func(t *testing.T, r *Result) {
+			if !strings.Contains(r.Reports[0].Reason, "before the certificate's notBefore") {
+				t.Errorf("reason %q", r.Reports[0].Reason)
+			}
+		}},
 		{"signing time in the future", func(t *testing.T) input {
 			return input{sig: buildCMS(t, document, true, chain, cmsSigner{cert: good, key: key, signingTime: now.Add(3 * time.Hour)}), content: document}
 		}, Indeterminate, SigConstraintsFailure, nil},
@@ -475,6 +483,42 @@ func TestMultipleSigners(t *testing.T) {
 	var text strings.Builder
 	if err := res.WriteText(&text); err != nil || !strings.Contains(text.String(), "signature 2: TOTAL_FAILED / REVOKED") {
 		t.Errorf("text report:\n%s", text.String())
+	}
+}
+
+// TestWorstReportDecides: a document with a failed signer is
+// TOTAL_FAILED whichever signer comes first, though another signer's
+// validation is INDETERMINATE (the first report that did not pass decided,
+// so an undetermined signer hid a revoked one).
+func TestWorstReportDecides(t *testing.T) {
+	p := newTestPKI(t)
+	now := time.Now()
+	authKey, revokedKey := newKey(t), newKey(t)
+	auth := p.leaf(t, authKey, leafOptions{keyUsage: x509.KeyUsageDigitalSignature, ekus: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}})
+	revoked := p.leaf(t, revokedKey, citizenSign())
+	p.revoke(revoked.SerialNumber, now.Add(-time.Hour), 1)
+	undetermined := cmsSigner{cert: auth, key: authKey, signingTime: now}
+	failed := cmsSigner{cert: revoked, key: revokedKey, signingTime: now}
+	v, err := New(p.config())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, signers := range map[string][]cmsSigner{
+		"undetermined first": {undetermined, failed},
+		"failed first":       {failed, undetermined},
+	} {
+		sig := buildCMS(t, document, true, []*x509.Certificate{auth, revoked, p.ca}, signers...)
+		res, err := v.Verify(context.Background(), sig, document)
+		if err != nil {
+			t.Fatal(err)
+		}
+		subs := map[SubIndication]bool{}
+		for _, rep := range res.Reports {
+			subs[rep.SubIndication] = true
+		}
+		if len(res.Reports) != 2 || !subs[ChainConstraintsFailure] || !subs[Revoked] || res.Indication != TotalFailed || res.SubIndication != Revoked {
+			t.Errorf("%s: %s/%s, reports %+v", name, res.Indication, res.SubIndication, res.Reports)
+		}
 	}
 }
 
