@@ -3,6 +3,7 @@ package verify
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"crypto/x509"
 	"encoding/pem"
 	"errors"
@@ -323,10 +324,10 @@ func (v *Verifier) fetch(ctx context.Context, method, url, contentType string, b
 }
 
 // networkError is what a report says of a fetch that failed on the way:
-// the kind of failure, without the addresses and resolvers the error
-// names (a report goes to whoever asked the verify API, and a configured
-// responder may be an internal host). Refusals of Sanad's own, such as a
-// redirect refused, are kept as they are.
+// the kind of failure, without the addresses, resolvers and host names the
+// error names (a report goes to whoever asked the verify API, and a
+// configured responder may be an internal host). Refusals of Sanad's own,
+// such as a redirect refused, are kept as they are.
 func networkError(err error) error {
 	var ue *url.Error
 	if errors.As(err, &ue) {
@@ -340,10 +341,27 @@ func networkError(err error) error {
 		return errors.New("no answer in time")
 	case errors.Is(err, context.Canceled):
 		return err
+	case tlsFailure(err):
+		return errors.New("TLS handshake failed")
 	case errors.As(err, &dns):
 		return errors.New("the host name did not resolve")
 	case errors.As(err, &op):
 		return fmt.Errorf("could not be reached (%s failed)", op.Op)
 	}
 	return err
+}
+
+// tlsFailure says whether err is a failed TLS handshake, whose text names
+// the server's certificate names ("x509: certificate is valid for
+// ocsp.internal, not …"): the certificate refused, a record that is not
+// TLS, an alert either side sent (crypto/tls reports those as a "remote
+// error" or "local error" net.OpError), or another of crypto/tls's
+// handshake errors, which are plain "tls: …" errors.
+func tlsFailure(err error) bool {
+	var verification *tls.CertificateVerificationError
+	var record tls.RecordHeaderError
+	var op *net.OpError
+	return errors.As(err, &verification) || errors.As(err, &record) ||
+		errors.As(err, &op) && (op.Op == "remote error" || op.Op == "local error") ||
+		strings.HasPrefix(err.Error(), "tls: ")
 }

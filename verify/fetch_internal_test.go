@@ -1,8 +1,15 @@
 package verify
 
 import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"io"
+	"log"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -28,5 +35,75 @@ func TestFetchErrorsNameNoAddress(t *testing.T) {
 	_, err = v.fetch(t.Context(), http.MethodGet, "http://responder.sanad-test.invalid/ocsp/MFQw", "", nil, anyURL)
 	if err == nil || strings.Contains(err.Error(), "sanad-test.invalid") || strings.Contains(err.Error(), ":53") {
 		t.Errorf("a name that does not resolve: %v", err)
+	}
+}
+
+// TestReportNamesNoConfiguredResponder: a report names the configured
+// OCSP responder as such, not by its URL (it may be an internal host),
+// whether it answered or not, and says of a failed TLS handshake only
+// that it failed: its text names the server certificate's host names.
+func TestReportNamesNoConfiguredResponder(t *testing.T) {
+	p := newTestPKI(t)
+	key := newKey(t)
+	leaf := p.leaf(t, key, citizenSign())
+	sig := buildCMS(t, document, true, []*x509.Certificate{leaf, p.ca}, cmsSigner{cert: leaf, key: key, signingTime: time.Now()})
+	// ocsp.sanad-internal.test is the status service over http and a TLS
+	// server with a certificate for example.com over https.
+	tlsSrv := httptest.NewUnstartedServer(http.NotFoundHandler())
+	tlsSrv.Config.ErrorLog = log.New(io.Discard, "", 0) // the handshakes refused
+	tlsSrv.StartTLS()
+	t.Cleanup(tlsSrv.Close)
+	trusted := x509.NewCertPool()
+	trusted.AddCert(tlsSrv.Certificate())
+	var dialer net.Dialer
+	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
+		TLSClientConfig: &tls.Config{RootCAs: trusted},
+		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			switch addr {
+			case "ocsp.sanad-internal.test:80":
+				addr = p.srv.Listener.Addr().String()
+			case "ocsp.sanad-internal.test:443":
+				addr = tlsSrv.Listener.Addr().String()
+			}
+			return dialer.DialContext(ctx, network, addr)
+		},
+	}}
+	for _, c := range []struct {
+		name, responder string
+		crlDown         bool
+		ind             Indication
+		source          string
+	}{
+		{"answers", "http://ocsp.sanad-internal.test/ocsp", false, TotalPassed, "ocsp"},
+		{"TLS handshake fails, CRL answers", "https://ocsp.sanad-internal.test/ocsp", false, TotalPassed, "crl"},
+		{"TLS handshake fails, CRL down", "https://ocsp.sanad-internal.test/ocsp", true, Indeterminate, ""},
+	} {
+		p.crlDown.Store(c.crlDown)
+		cfg := p.config()
+		cfg.OCSPResponder, cfg.HTTPClient = c.responder, client
+		v, err := New(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res, err := v.Verify(t.Context(), sig, document)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out, err := json.Marshal(res)
+		if err != nil {
+			t.Fatal(err)
+		}
+		text := string(out)
+		if res.Indication != c.ind || res.Reports[0].Chain[0].StatusSource != c.source || !strings.Contains(text, "the configured OCSP responder") {
+			t.Errorf("%s: %s", c.name, text)
+		}
+		for _, secret := range []string{"sanad-internal", "example.com", "certificate is valid for", "tls:", tlsSrv.Listener.Addr().String()} {
+			if strings.Contains(text, secret) {
+				t.Errorf("%s: the report says %q: %s", c.name, secret, text)
+			}
+		}
+		if strings.Contains(c.responder, "https") && !strings.Contains(text, "TLS handshake failed") {
+			t.Errorf("%s: no TLS failure in %s", c.name, text)
+		}
 	}
 }

@@ -93,7 +93,9 @@ type ChainCert struct {
 	URL    string `json:"url,omitempty"`
 	// Status is good, revoked, unknown or trust-anchor.
 	Status string `json:"status"`
-	// StatusSource is ocsp, crl or trust-anchor; StatusURL where it was read.
+	// StatusSource is ocsp, crl or trust-anchor; StatusURL where it was
+	// read, when the certificate named it: none for the configured OCSP
+	// responder (Config.OCSPResponder), which may be an internal host.
 	StatusSource string    `json:"status_source,omitempty"`
 	StatusURL    string    `json:"status_url,omitempty"`
 	RevokedAt    time.Time `json:"revoked_at,omitzero"`

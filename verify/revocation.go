@@ -23,7 +23,7 @@ import (
 type status struct {
 	state      string // good, revoked, unknown
 	source     string // ocsp or crl
-	url        string
+	url        string // "" for the configured OCSP responder (where)
 	revokedAt  time.Time
 	reason     string
 	ocspDER    []byte
@@ -34,6 +34,18 @@ type status struct {
 	// 6960 §2.3) where another signs "unknown"; the state is unknown.
 	unauthorized bool
 }
+
+// where names the source of st in a report: its URL when a certificate
+// gave it (the CA published it), else the configured OCSP responder,
+// whose URL may be an internal host's.
+func (st *status) where() string {
+	if st.url == "" {
+		return configuredOCSP
+	}
+	return st.source + " " + st.url
+}
+
+const configuredOCSP = "the configured OCSP responder"
 
 // anyURL allows every redirect of an OCSP or CRL request: those URLs come
 // from certificates whose chain was verified, so the CA chose them.
@@ -65,14 +77,18 @@ func reasonName(code int) string {
 // status means none answered.
 func (v *Verifier) statusOf(ctx context.Context, cert, issuer *x509.Certificate) (*status, []string) {
 	var notes []string
-	urls := cert.OCSPServer
-	if v.cfg.OCSPResponder != "" {
+	urls, configured := cert.OCSPServer, v.cfg.OCSPResponder != ""
+	if configured {
 		urls = []string{v.cfg.OCSPResponder}
 	}
 	for _, u := range urls {
-		st, err := v.askOCSP(ctx, u, cert, issuer)
+		st, err := v.askOCSP(ctx, u, configured, cert, issuer)
 		if err != nil {
-			notes = append(notes, fmt.Sprintf("OCSP %s: %v", u, err))
+			name := "OCSP " + u
+			if configured {
+				name = configuredOCSP
+			}
+			notes = append(notes, fmt.Sprintf("%s: %v", name, err))
 			continue
 		}
 		return st, notes
@@ -97,8 +113,13 @@ func (v *Verifier) statusOf(ctx context.Context, cert, issuer *x509.Certificate)
 // askOCSP gets and checks one OCSP answer (RFC 6960): signed by the issuer
 // or by a responder certificate the issuer gave id-kp-OCSPSigning and that
 // is valid now, about this serial, current (thisUpdate not in the future,
-// nextUpdate not past).
-func (v *Verifier) askOCSP(ctx context.Context, responder string, cert, issuer *x509.Certificate) (*status, error) {
+// nextUpdate not past). The status names the responder's URL unless it is
+// the configured one.
+func (v *Verifier) askOCSP(ctx context.Context, responder string, configured bool, cert, issuer *x509.Certificate) (*status, error) {
+	shown := responder
+	if configured {
+		shown = ""
+	}
 	key := "ocsp\x00" + responder + "\x00" + string(issuer.RawSubjectPublicKeyInfo) + "\x00" + string(cert.SerialNumber.Bytes())
 	if st, ok := v.ocspCache.get(key); ok {
 		return st, nil
@@ -123,7 +144,7 @@ func (v *Verifier) askOCSP(ctx context.Context, responder string, cert, issuer *
 	if err != nil {
 		var re ocsp.ResponseError
 		if errors.As(err, &re) && re.Status == ocsp.Unauthorized {
-			return &status{state: "unknown", source: "ocsp", url: responder, unauthorized: true}, nil
+			return &status{state: "unknown", source: "ocsp", url: shown, unauthorized: true}, nil
 		}
 		if errors.As(err, &re) {
 			return nil, fmt.Errorf("responder answered %v", re.Status)
@@ -156,7 +177,7 @@ func (v *Verifier) askOCSP(ctx context.Context, responder string, cert, issuer *
 		// always available; an old answer may be a replay.
 		return nil, fmt.Errorf("no nextUpdate and thisUpdate %s is older than %s", resp.ThisUpdate.UTC().Format(time.RFC3339), maxAgeWithoutNextUpdate)
 	}
-	st := &status{source: "ocsp", url: responder, ocspDER: der, thisUpdate: resp.ThisUpdate, nextUpdate: resp.NextUpdate}
+	st := &status{source: "ocsp", url: shown, ocspDER: der, thisUpdate: resp.ThisUpdate, nextUpdate: resp.NextUpdate}
 	switch resp.Status {
 	case ocsp.Good:
 		st.state = "good"
