@@ -33,8 +33,17 @@ const minRSABits = 2048
 // (ca/csr.MaxRSABits), and checking a signature costs the cube of the
 // modulus's size, so a made-up key of 262144 bits in a signature anyone
 // may send costs seconds of CPU per signer. Such keys are refused before
-// any arithmetic, and certificates carrying them never join a path.
+// any arithmetic.
 const maxRSABits = 8192
+
+// maxCARSABits is the largest RSA key of a CA certificate that a signature
+// carries, or a caIssuers URL gives, for it to join a path: building one
+// path checks a signature with every candidate issuer, up to 100 times
+// (x509's bound), and a made-up 8192-bit key with a large exponent costs
+// three times what a 4096-bit one does. Sanad's CA keys are at most 4096
+// bits (hsm.KeyTypes); a CA with a larger key joins paths when configured
+// (Config.Intermediates, Config.Roots).
+const maxCARSABits = 4096
 
 // rsaSizeProblem says why pub is refused for its size, or "" when it is
 // not an RSA key or its size is within bounds.
@@ -52,11 +61,12 @@ func rsaSizeProblem(pub crypto.PublicKey) string {
 }
 
 // withoutOversizedRSA is a copy of certs (which may be shared, as the
-// caIssuers cache's are) without those whose RSA key is above maxRSABits.
+// caIssuers cache's are) without those whose RSA key is above
+// maxCARSABits.
 func withoutOversizedRSA(certs []*x509.Certificate) []*x509.Certificate {
 	return slices.DeleteFunc(slices.Clone(certs), func(c *x509.Certificate) bool {
 		k, ok := c.PublicKey.(*rsa.PublicKey)
-		return ok && k.N.BitLen() > maxRSABits
+		return ok && k.N.BitLen() > maxCARSABits
 	})
 }
 

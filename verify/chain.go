@@ -3,8 +3,10 @@ package verify
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/binary"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -13,6 +15,7 @@ import (
 	"net/http"
 	"net/url"
 	"path"
+	"slices"
 	"strings"
 	"time"
 )
@@ -32,17 +35,63 @@ type chain struct {
 	urls    []string
 }
 
+// chainOutcome is what buildChain found: a path, or why there is none,
+// as the report's chain check says it.
+type chainOutcome struct {
+	c      *chain
+	ind    Indication // when c is nil
+	sub    SubIndication
+	detail string
+}
+
+func noChain(ind Indication, sub SubIndication, format string, args ...any) chainOutcome {
+	return chainOutcome{ind: ind, sub: sub, detail: fmt.Sprintf(format, args...)}
+}
+
+// chainFor records in rep the chain check of leaf with the certificates
+// carried, as of times (buildChain), and returns the path, nil if none.
+// A verification builds it once: signers that share their certificate,
+// what they carry and the times share the outcome, and the path search,
+// the costly part of a verification, is not the sender's to repeat.
+func (v *Verifier) chainFor(ctx context.Context, call *call, rep *Report, leaf *x509.Certificate, carried []*x509.Certificate, times ...time.Time) *chain {
+	h := sha256.New()
+	for _, c := range append([]*x509.Certificate{leaf}, carried...) {
+		h.Write(c.Raw) // DER: each certificate says where it ends
+	}
+	for _, t := range times {
+		h.Write(binary.BigEndian.AppendUint64(nil, uint64(t.UnixNano())))
+	}
+	key := [sha256.Size]byte(h.Sum(nil))
+	o, built := call.chains[key]
+	if !built {
+		o = v.buildChain(ctx, call, rep, leaf, carried, times...)
+		call.chains[key] = o
+	}
+	if o.c == nil {
+		rep.fail("chain", o.ind, o.sub, "%s", o.detail)
+	} else {
+		rep.pass("chain", "%s", o.detail)
+	}
+	return o.c
+}
+
 // buildChain builds a path from leaf to a configured root as of the first
 // of times that has one (the last is the one a failure is reported at), with
 // the certificates the signature carried, the configured intermediates
 // and, when one is missing, the caIssuers URLs of the path (RFC 5280
-// §4.2.2.1). It records the chain check in rep; nil means it failed.
-func (v *Verifier) buildChain(ctx context.Context, call *call, rep *Report, leaf *x509.Certificate, carried []*x509.Certificate, times ...time.Time) *chain {
+// §4.2.2.1). rep only names the certificates.
+//
+// Each x509.Verify checks up to 100 signatures (x509's own bound), each
+// with a key the sender may have chosen: a verification makes at most
+// maxChainBuilds of them, and the certificates it tries as issuers are
+// few (maxCertificates), one per subject and key (distinctIssuers), and
+// not RSA above maxCARSABits.
+func (v *Verifier) buildChain(ctx context.Context, call *call, rep *Report, leaf *x509.Certificate, carried []*x509.Certificate, times ...time.Time) chainOutcome {
 	at := times[len(times)-1]
-	// A certificate with an RSA key above maxRSABits joins no path and is
-	// asked nothing: checking a signature with its key would cost what
-	// the sender chose.
-	carried = withoutOversizedRSA(carried)
+	// A CA certificate with an RSA key above maxCARSABits joins no path
+	// and is asked nothing: checking a signature with its key would cost
+	// what the sender chose.
+	carried = distinctIssuers(withoutOversizedRSA(carried), times)
 	source := map[string]string{}
 	fetchedFrom := map[string]string{}
 	pool := x509.NewCertPool()
@@ -63,6 +112,10 @@ func (v *Verifier) buildChain(ctx context.Context, call *call, rep *Report, leaf
 			err    error
 		)
 		for _, t := range times {
+			if call.chainBuilds == maxChainBuilds {
+				return noChain(Indeterminate, CertificateChainGeneralFail, "path not searched: this verification has searched %d paths, as many as one may (each up to 100 signature checks)", maxChainBuilds)
+			}
+			call.chainBuilds++
 			chains, err = leaf.Verify(x509.VerifyOptions{
 				Roots: v.roots, Intermediates: pool, CurrentTime: t,
 				// The signer's extended key usage is checked against the
@@ -89,8 +142,7 @@ func (v *Verifier) buildChain(ctx context.Context, call *call, rep *Report, leaf
 			if len(fetchNotes) > 0 {
 				detail += "; " + strings.Join(fetchNotes, "; ")
 			}
-			rep.pass("chain", "%s", detail)
-			return c
+			return chainOutcome{c: c, detail: detail}
 		}
 		var unknown x509.UnknownAuthorityError
 		var invalid x509.CertificateInvalidError
@@ -100,13 +152,11 @@ func (v *Verifier) buildChain(ctx context.Context, call *call, rep *Report, leaf
 				if insecure := v.insecureIssuer(unknown.Cert, carried); insecure != nil {
 					// The issuer is at hand but signed with an algorithm
 					// x509 no longer accepts (SHA-1): not a missing chain.
-					rep.fail("chain", Indeterminate, CryptoConstraintsFailure, "%q: %v", rep.subject(unknown.Cert), insecure)
-					return nil
+					return noChain(Indeterminate, CryptoConstraintsFailure, "%q: %v", rep.subject(unknown.Cert), insecure)
 				}
 			}
 			if fetched >= maxAIADepth || unknown.Cert == nil {
-				rep.fail("chain", Indeterminate, NoCertificateChainFound, "no path to a trust anchor: %v%s", err, notes(fetchNotes))
-				return nil
+				return noChain(Indeterminate, NoCertificateChainFound, "no path to a trust anchor: %v%s", err, notes(fetchNotes))
 			}
 			// The certificate whose issuer is missing says where to get it:
 			// its first two caIssuers URLs, within the verification's budget. It is
@@ -131,7 +181,7 @@ func (v *Verifier) buildChain(ctx context.Context, call *call, rep *Report, leaf
 				if ferr == nil {
 					certs = withoutOversizedRSA(certs)
 					if len(certs) == 0 {
-						ferr = fmt.Errorf("no certificate with an RSA key of at most %d bits", maxRSABits)
+						ferr = fmt.Errorf("no certificate with an RSA key of at most %d bits", maxCARSABits)
 					}
 				}
 				if ferr != nil {
@@ -152,23 +202,25 @@ func (v *Verifier) buildChain(ctx context.Context, call *call, rep *Report, leaf
 				if len(missing.IssuingCertificateURL) == 0 {
 					fetchNotes = append(fetchNotes, fmt.Sprintf("%q names no caIssuers URL", rep.subject(missing)))
 				}
-				rep.fail("chain", Indeterminate, NoCertificateChainFound, "no path to a trust anchor: issuer of %q unavailable%s", rep.subject(missing), notes(fetchNotes))
-				return nil
+				return noChain(Indeterminate, NoCertificateChainFound, "no path to a trust anchor: issuer of %q unavailable%s", rep.subject(missing), notes(fetchNotes))
 			}
 		case errors.As(err, &invalid) && (invalid.Reason == x509.Expired):
-			rep.fail("chain", Indeterminate, OutOfBoundsNoPOE, "a certificate of the path is not valid at %s: %v", at.UTC().Format(time.RFC3339), err)
-			return nil
+			return noChain(Indeterminate, OutOfBoundsNoPOE, "a certificate of the path is not valid at %s: %v", at.UTC().Format(time.RFC3339), err)
 		default:
-			rep.fail("chain", Indeterminate, ChainConstraintsFailure, "path to a trust anchor refused: %v", err)
-			return nil
+			return noChain(Indeterminate, ChainConstraintsFailure, "path to a trust anchor refused: %v", err)
 		}
 	}
 }
 
 // insecureIssuer returns the error of a known issuer of c (configured,
 // trusted or carried) whose signature on c uses an algorithm x509 refuses
-// as insecure, or nil.
+// as insecure, or nil. x509 refuses those before any arithmetic; for any
+// other algorithm nothing is checked, as checking would cost a signature
+// check per issuer of c's name.
 func (v *Verifier) insecureIssuer(c *x509.Certificate, carried []*x509.Certificate) error {
+	if !slices.Contains(insecureAlgorithms, c.SignatureAlgorithm) {
+		return nil
+	}
 	for _, set := range [][]*x509.Certificate{v.cfg.Roots, v.cfg.Intermediates, carried} {
 		for _, issuer := range set {
 			if !bytes.Equal(issuer.RawSubject, c.RawIssuer) {
@@ -181,6 +233,34 @@ func (v *Verifier) insecureIssuer(c *x509.Certificate, carried []*x509.Certifica
 		}
 	}
 	return nil
+}
+
+// insecureAlgorithms are the signature algorithms x509 refuses with an
+// InsecureAlgorithmError.
+var insecureAlgorithms = []x509.SignatureAlgorithm{x509.MD2WithRSA, x509.MD5WithRSA, x509.SHA1WithRSA, x509.DSAWithSHA1, x509.ECDSAWithSHA1}
+
+// distinctIssuers keeps one of the certificates with the same subject and
+// key: x509 checks a signature with each, and the same key gives the same
+// answer. Kept is the first valid at the first of times, else at a later
+// one, else the first: a CA certificate renewed with its key may come with
+// the one it replaced. The order of certs is kept; certs is not modified.
+func distinctIssuers(certs []*x509.Certificate, times []time.Time) []*x509.Certificate {
+	rank := func(c *x509.Certificate) int {
+		for i, t := range times {
+			if !t.Before(c.NotBefore) && !t.After(c.NotAfter) {
+				return len(times) - i
+			}
+		}
+		return 0
+	}
+	id := func(c *x509.Certificate) string { return string(c.RawSubject) + string(c.RawSubjectPublicKeyInfo) }
+	kept := map[string]*x509.Certificate{}
+	for _, c := range certs {
+		if k, ok := kept[id(c)]; !ok || rank(c) > rank(k) {
+			kept[id(c)] = c
+		}
+	}
+	return slices.DeleteFunc(slices.Clone(certs), func(c *x509.Certificate) bool { return kept[id(c)] != c })
 }
 
 func notes(n []string) string {

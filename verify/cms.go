@@ -24,7 +24,7 @@ var (
 	oidSigningTime   = encasn1.ObjectIdentifier{1, 2, 840, 113549, 1, 9, 5}
 	oidSigningCertV1 = encasn1.ObjectIdentifier{1, 2, 840, 113549, 1, 9, 16, 2, 12}
 	oidSigningCertV2 = encasn1.ObjectIdentifier{1, 2, 840, 113549, 1, 9, 16, 2, 47}
-	maxCertificates  = 256
+	maxCertificates  = 32 // of a CMS or an x5c: a national path is three, each one a candidate issuer
 	maxAttributes    = 64
 	maxSignedAttrs   = 64 << 10
 	// maxSignerInfos bounds the work of parsing; Config.MaxSigners (at
@@ -119,7 +119,7 @@ func parseSignedData(der []byte, parseCert func([]byte) (*x509.Certificate, erro
 			continue // attribute certificates and other formats: not used here
 		}
 		if len(out.certs) == maxCertificates {
-			return nil, fmt.Errorf("more than %d certificates", maxCertificates)
+			return nil, fmt.Errorf("more than %d certificates, the most accepted (a certification path needs a few)", maxCertificates)
 		}
 		c, err := parseCert(raw)
 		if err != nil {
@@ -291,12 +291,12 @@ func (v *Verifier) VerifyCMS(ctx context.Context, sig, content []byte) (*Result,
 	if sd.hasContent {
 		content = sd.content
 	}
-	res, call := &Result{Format: FormatCMS}, newCall()
+	res, call := &Result{Format: FormatCMS}, v.newCall()
 	for i := range sd.signers {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		rep := v.newReport(FormatCMS, i)
+		rep := v.newReport(FormatCMS, i, call.now)
 		rep.pass("format", "CMS SignedData (RFC 5652), %d signer(s), %d certificate(s)", len(sd.signers), len(sd.certs))
 		if leaf := v.checkCMSSigner(call, rep, sd, &sd.signers[i], content, differs); leaf != nil {
 			v.validateSigner(ctx, call, rep, leaf, sd.certs)

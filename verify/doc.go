@@ -69,14 +69,20 @@
 //
 // Everything read from outside is bounded: the signature (MaxSignatureSize),
 // signer infos and JWS signatures (Config.MaxSigners), RSA keys (8192 bits:
-// a larger one is refused before any arithmetic, and a certificate carrying
-// one joins no path), certificates (256),
-// signed attributes (64 of them, 64 KiB), and whatever the network answers
-// (4 MiB, http and https only, with the client's timeout). A certificate
-// that is not yet trusted makes at most two caIssuers requests, a
-// verification at most eight, and only when fetching is enabled: the URL
-// is the sender's choice. OCSP and CRL URLs are followed only for a
-// verified path. The CMS reader is cryptobyte over DER: it never recurses
+// a larger one is refused before any arithmetic), certificates (32 in a
+// CMS or an x5c), signed attributes (64 of them, 64 KiB), and whatever the
+// network answers (4 MiB, http and https only, with the client's timeout).
+// Building a path checks a signature with each candidate issuer, up to 100
+// times (x509's own bound): a verification searches the path of a
+// signer's certificate once for all the signers that share it and their
+// claimed time, and 16 paths at most (a signer past that is
+// INDETERMINATE/CERTIFICATE_CHAIN_GENERAL_FAILURE); of the CA certificates
+// sent, one per subject and key is a candidate, and none sent or fetched
+// with an RSA key above 4096 bits (a CA with a larger one must be
+// configured). A certificate that is not yet trusted makes at most two
+// caIssuers requests, a verification at most eight, and only when fetching
+// is enabled: the URL is the sender's choice. OCSP and CRL URLs are
+// followed only for a verified path. The CMS reader is cryptobyte over DER: it never recurses
 // on the input's nesting and refuses BER lengths and trailing data; a JWS
 // is parsed once, its signatures counted first. JWS JSON and headers that
 // two readers could read differently are a FORMAT_FAILURE (a member given

@@ -11,10 +11,12 @@ import (
 	"encoding/base64"
 	"encoding/pem"
 	"errors"
+	"fmt"
 	"io"
 	"math/big"
 	"net/http"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -350,11 +352,12 @@ func TestOversizedRSA(t *testing.T) {
 		}
 	}
 
-	// An oversized key sent as the issuer of the signer's certificate is
-	// asked nothing either: not to build a path, not to say the signer's
-	// certificate was signed with an insecure algorithm (here SHA-1, which
-	// x509 refuses before any arithmetic, so that asking shows in the
-	// report; with SHA-256 it would cost the key's modular exponentiation).
+	// An issuer sent with the signer's certificate whose RSA key is above
+	// maxCARSABits is asked nothing either: not to build a path, not to
+	// say the signer's certificate was signed with an insecure algorithm
+	// (here SHA-1, which x509 refuses before any arithmetic, so that
+	// asking shows in the report; with SHA-256 it would cost the key's
+	// modular exponentiation). One of 4096 bits is asked.
 	issuerKey, err := rsa.GenerateKey(rand.Reader, 2048)
 	if err != nil {
 		t.Fatal(err)
@@ -364,15 +367,137 @@ func TestOversizedRSA(t *testing.T) {
 	leaf := mustCert(t, &x509.Certificate{SerialNumber: big.NewInt(4242), Subject: pkix.Name{CommonName: "Signer", SerialNumber: "IDCKZ-880312448217"},
 		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), KeyUsage: x509.KeyUsageContentCommitment,
 		SignatureAlgorithm: x509.SHA1WithRSA}, &x509.Certificate{Subject: evil}, key.Public(), issuerKey)
-	bigIssuer := mustCert(t, &x509.Certificate{SerialNumber: big.NewInt(4243), Subject: evil, NotBefore: time.Now().Add(-time.Hour),
-		NotAfter: time.Now().Add(time.Hour), IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign},
-		&x509.Certificate{Subject: evil}, newMadeUpRSA(t, 65536).pub, newKey(t))
-	res, err := v.Verify(context.Background(), buildCMS(t, document, false, []*x509.Certificate{leaf, bigIssuer},
-		cmsSigner{cert: leaf, key: key, signingTime: time.Now()}), nil)
+	for _, tc := range []struct {
+		bits int
+		want SubIndication
+	}{
+		{maxCARSABits, CryptoConstraintsFailure},
+		{maxCARSABits + 1, NoCertificateChainFound},
+		{maxRSABits, NoCertificateChainFound},
+		{65536, NoCertificateChainFound},
+	} {
+		bigIssuer := mustCert(t, &x509.Certificate{SerialNumber: big.NewInt(4243), Subject: evil, NotBefore: time.Now().Add(-time.Hour),
+			NotAfter: time.Now().Add(time.Hour), IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign},
+			&x509.Certificate{Subject: evil}, newMadeUpRSA(t, tc.bits).pub, newKey(t))
+		res, err := v.Verify(context.Background(), buildCMS(t, document, false, []*x509.Certificate{leaf, bigIssuer},
+			cmsSigner{cert: leaf, key: key, signingTime: time.Now()}), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := res.Reports[0].SubIndication; got != tc.want {
+			t.Errorf("a carried issuer with an RSA-%d key: %s (%s), want %s", tc.bits, got, res.Reports[0].Reason, tc.want)
+		}
+	}
+}
+
+// TestChainBuildingBounded: what a signature may make the path search do
+// is bounded by counts: the certificates it carries (32), the path
+// searches of one verification (maxChainBuilds x509.Verify calls, each of
+// at most 100 signature checks), one search for signers that share their
+// certificate, and one candidate issuer per subject and key.
+func TestChainBuildingBounded(t *testing.T) {
+	p := newTestPKI(t)
+	now := time.Now()
+	cfg := p.config()
+	cfg.AnyAIA, cfg.MaxSigners = false, 64
+	v, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := res.Reports[0].SubIndication; got != NoCertificateChainFound {
-		t.Errorf("a carried issuer with an RSA-65536 key: %s (%s), want %s", got, res.Reports[0].Reason, NoCertificateChainFound)
+	key := newKey(t)
+	leaf := p.leaf(t, key, citizenSign())
+
+	// More certificates than a path needs are refused, in CMS and in x5c.
+	for _, n := range []int{32, 33} {
+		certs := []*x509.Certificate{leaf}
+		var x5c []string
+		for len(certs) < n {
+			certs = append(certs, p.ca)
+		}
+		for _, c := range certs {
+			x5c = append(x5c, `"`+base64.StdEncoding.EncodeToString(c.Raw)+`"`)
+		}
+		cms := buildCMS(t, document, true, certs, cmsSigner{cert: leaf, key: key})
+		h, sig := signES256(t, key, `{"alg":"ES256","x5c":[`+strings.Join(x5c, ",")+`]}`, document)
+		for name, in := range map[string][]byte{"CMS": cms, "JWS": []byte(h + ".." + sig)} {
+			res, err := v.Verify(context.Background(), in, document)
+			if err != nil {
+				t.Fatal(err)
+			}
+			refused := res.SubIndication == FormatFailure && strings.Contains(res.Reports[0].Reason, "more than 32 certificates") ||
+				strings.Contains(res.Reports[0].Reason, fmt.Sprintf("x5c holds %d certificates, more than the 32 accepted", n))
+			if refused != (n > 32) || res.Indication == TotalPassed != (n <= 32) {
+				t.Errorf("%s with %d certificates: %s/%s %s", name, n, res.Indication, res.SubIndication, res.Reports[0].Reason)
+			}
+		}
+	}
+
+	// Signers sharing their certificate, the certificates carried and the
+	// claimed signing time cost one path search, past the budget.
+	signer := cmsSigner{cert: leaf, key: key, signingTime: now.Add(-time.Minute)}
+	many := make([]cmsSigner, maxChainBuilds+4)
+	for i := range many {
+		many[i] = signer
+	}
+	res, err := v.Verify(context.Background(), buildCMS(t, document, true, []*x509.Certificate{leaf, p.ca}, many...), document)
+	if err != nil || res.Indication != TotalPassed || len(res.Reports) != len(many) {
+		t.Fatalf("%d signer infos of one certificate: %+v %v", len(many), res, err)
+	}
+	call := v.newCall()
+	for range 3 {
+		rep := v.newReport(FormatCMS, 0, call.now)
+		rep.SigningTime = signer.signingTime
+		v.validateSigner(context.Background(), call, rep, leaf, []*x509.Certificate{leaf, p.ca})
+		if rep.Indication != "" {
+			t.Fatalf("signer: %s %s", rep.Indication, rep.Reason)
+		}
+	}
+	if call.chainBuilds != 1 {
+		t.Errorf("three signers of one certificate: %d path searches", call.chainBuilds)
+	}
+
+	// Signers from a CA nobody trusts, each with a certificate of its
+	// own: the first maxChainBuilds are searched, the others are not.
+	other := newTestPKI(t)
+	var signers []cmsSigner
+	certs := []*x509.Certificate{other.ca}
+	for range maxChainBuilds + 4 {
+		k := newKey(t)
+		c := other.leaf(t, k, citizenSign())
+		signers, certs = append(signers, cmsSigner{cert: c, key: k}), append(certs, c)
+	}
+	res, err = v.Verify(context.Background(), buildCMS(t, document, true, certs, signers...), document)
+	if err != nil {
+		t.Fatal(err)
+	}
+	subs := map[SubIndication]int{}
+	for _, r := range res.Reports {
+		subs[r.SubIndication]++
+	}
+	if subs[NoCertificateChainFound] != maxChainBuilds || subs[CertificateChainGeneralFail] != 4 || res.SubIndication != NoCertificateChainFound {
+		t.Errorf("%d signers from an unknown CA: %v", len(signers), subs)
+	}
+}
+
+// TestDistinctIssuers: of the certificates with the same subject and key,
+// one is a candidate issuer, the one valid at the first time tried.
+func TestDistinctIssuers(t *testing.T) {
+	p := newTestPKI(t)
+	now := time.Now()
+	renewed := func(serial int64, notAfter time.Time) *x509.Certificate {
+		return mustCert(t, &x509.Certificate{SerialNumber: big.NewInt(serial), Subject: p.ca.Subject,
+			NotBefore: now.AddDate(-3, 0, 0), NotAfter: notAfter, IsCA: true, BasicConstraintsValid: true,
+			KeyUsage: x509.KeyUsageCertSign}, p.root, p.caKey.Public(), p.rootKey)
+	}
+	expired, current, again := renewed(30, now.Add(-time.Hour)), renewed(31, now.AddDate(1, 0, 0)), renewed(32, now.AddDate(2, 0, 0))
+	otherKey := mustCert(t, &x509.Certificate{SerialNumber: big.NewInt(33), Subject: p.ca.Subject,
+		NotBefore: now.Add(-time.Hour), NotAfter: now.AddDate(1, 0, 0), IsCA: true, BasicConstraintsValid: true,
+		KeyUsage: x509.KeyUsageCertSign}, p.root, newKey(t).Public(), p.rootKey)
+	got := distinctIssuers([]*x509.Certificate{expired, p.root, current, otherKey, again}, []time.Time{now})
+	if want := []*x509.Certificate{p.root, current, otherKey}; !slices.Equal(got, want) {
+		t.Errorf("kept %d certificates: %v", len(got), got)
+	}
+	if got := distinctIssuers([]*x509.Certificate{expired}, []time.Time{now}); len(got) != 1 {
+		t.Errorf("the only certificate of its key was dropped")
 	}
 }

@@ -63,12 +63,12 @@ func (v *Verifier) VerifyJWS(ctx context.Context, sig, payload []byte) (*Result,
 	if err != nil {
 		return v.formatFailure(FormatJWS, err.Error()), nil
 	}
-	res, call := &Result{Format: FormatJWS}, newCall()
+	res, call := &Result{Format: FormatJWS}, v.newCall()
 	for i := range in.sigs {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		rep := v.newReport(FormatJWS, i)
+		rep := v.newReport(FormatJWS, i, call.now)
 		if leaf, carried := v.checkJWSSignature(rep, in, i, payload); leaf != nil {
 			v.validateSigner(ctx, call, rep, leaf, carried)
 		}
@@ -248,7 +248,7 @@ func (v *Verifier) checkJWSSignature(rep *Report, in *jwsInput, i int, payload [
 		return nil, nil
 	}
 	if len(x5c) > maxCertificates {
-		rep.fail("format", TotalFailed, FormatFailure, "x5c holds %d certificates", len(x5c))
+		rep.fail("format", TotalFailed, FormatFailure, "x5c holds %d certificates, more than the %d accepted (a certification path needs a few)", len(x5c), maxCertificates)
 		return nil, nil
 	}
 	certs := make([]*x509.Certificate, 0, len(x5c))

@@ -26,8 +26,9 @@ type SubIndication string
 // Sub-indications this package gives. FORMAT_FAILURE is a TOTAL_FAILED
 // answer here: a signature that cannot be parsed is not a signature a
 // government application may act on. CERTIFICATE_CHAIN_GENERAL_FAILURE is
-// a certificate of the path that its CA's OCSP responder does not know:
-// unlike TRY_LATER, asking again will not help.
+// a certificate of the path that its CA's OCSP responder does not know, or
+// a path not searched as the verification searched as many as it may
+// (maxChainBuilds): unlike TRY_LATER, asking again will not help.
 const (
 	FormatFailure               SubIndication = "FORMAT_FAILURE"
 	HashFailure                 SubIndication = "HASH_FAILURE"

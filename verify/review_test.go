@@ -3,9 +3,6 @@ package verify
 import (
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/rand"
-	"crypto/sha256"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/asn1"
@@ -102,22 +99,9 @@ func TestJWSHeaderSubstitution(t *testing.T) {
 	real, forged := now.Format(time.RFC3339), now.Add(-30*time.Minute).Format(time.RFC3339)
 	x5c := `"x5c":["` + base64.StdEncoding.EncodeToString(leaf.Raw) + `","` + base64.StdEncoding.EncodeToString(p.ca.Raw) + `"]`
 	payload := base64.RawURLEncoding.EncodeToString(document)
-	// es256 returns the protected header as sent and its signature.
-	es256 := func(header string) (string, string) {
-		h := base64.RawURLEncoding.EncodeToString([]byte(header))
-		sum := sha256.Sum256([]byte(h + "." + payload))
-		r, s, err := ecdsa.Sign(rand.Reader, key, sum[:])
-		if err != nil {
-			t.Fatal(err)
-		}
-		sig := make([]byte, 64)
-		r.FillBytes(sig[:32])
-		s.FillBytes(sig[32:])
-		return h, base64.RawURLEncoding.EncodeToString(sig)
-	}
-	h, sig := es256(`{"alg":"ES256",` + x5c + `,"sigT":"` + real + `"}`)
+	h, sig := signES256(t, key, `{"alg":"ES256",`+x5c+`,"sigT":"`+real+`"}`, document)
 	fake := base64.RawURLEncoding.EncodeToString([]byte(`{"alg":"ES256",` + x5c + `,"sigT":"` + forged + `"}`))
-	twice, twiceSig := es256(`{"alg":"ES256",` + x5c + `,"sigT":"` + real + `","sigT":"` + forged + `"}`)
+	twice, twiceSig := signES256(t, key, `{"alg":"ES256",`+x5c+`,"sigT":"`+real+`","sigT":"`+forged+`"}`, document)
 	flat := func(members string) []byte {
 		return []byte(`{"payload":"` + payload + `","protected":"` + h + `","signature":"` + sig + `"` + members + `}`)
 	}

@@ -42,7 +42,7 @@ func (v *Verifier) validateSigner(ctx context.Context, call *call, rep *Report, 
 		// because it claimed a time.
 		times = []time.Time{now, times[0]}
 	}
-	c := v.buildChain(ctx, call, rep, leaf, carried, times...)
+	c := v.chainFor(ctx, call, rep, leaf, carried, times...)
 	if c != nil {
 		for i, cert := range c.certs {
 			rep.Chain = append(rep.Chain, ChainCert{Subject: rep.subject(cert), Serial: serialHex(cert.SerialNumber),

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto"
+	"crypto/sha256"
 	"crypto/x509"
 	"errors"
 	"net/http"
@@ -55,6 +56,7 @@ const (
 	maxAIADepth      = 4       // intermediates fetched for one path
 	maxAIAURLs       = 2       // caIssuers URLs tried for one certificate
 	maxAIAFetches    = 8       // caIssuers requests for one verification
+	maxChainBuilds   = 16      // path searches (x509.Verify) for one verification
 )
 
 // ErrTooLarge is returned for a signature larger than MaxSignatureSize.
@@ -138,14 +140,18 @@ func (v *Verifier) parseCert(der []byte) (*x509.Certificate, error) {
 	return c, err
 }
 
-// call is what one verification shares between its signers: a budget of
-// caIssuers requests, the revocation answers already read, so that many
-// signer infos naming one certificate cost one status request, and the
-// content's digests, computed once per algorithm.
+// call is what one verification shares between its signers: the
+// validation time, budgets of caIssuers requests and path searches, the
+// paths already built and the revocation answers already read, so that
+// many signer infos naming one certificate cost one path search and one
+// status request, and the content's digests, computed once per algorithm.
 type call struct {
-	aiaFetches int
-	statuses   map[string]statusAnswer
-	digests    map[crypto.Hash][]byte
+	now         time.Time
+	aiaFetches  int
+	chainBuilds int
+	chains      map[[sha256.Size]byte]chainOutcome
+	statuses    map[string]statusAnswer
+	digests     map[crypto.Hash][]byte
 }
 
 // digest is content's digest by h, once per verification.
@@ -165,13 +171,14 @@ type statusAnswer struct {
 	notes []string
 }
 
-func newCall() *call {
-	return &call{statuses: map[string]statusAnswer{}, digests: map[crypto.Hash][]byte{}}
+// newCall starts a verification, validated as of now.
+func (v *Verifier) newCall() *call {
+	return &call{now: v.cfg.Now(), chains: map[[sha256.Size]byte]chainOutcome{}, statuses: map[string]statusAnswer{}, digests: map[crypto.Hash][]byte{}}
 }
 
-// newReport starts the report of signature index.
-func (v *Verifier) newReport(format string, index int) *Report {
-	return &Report{Format: format, Index: index, ValidationTime: v.cfg.Now(), SigningTimeSource: "none", names: v.dnCache}
+// newReport starts the report of signature index, validated as of now.
+func (v *Verifier) newReport(format string, index int, now time.Time) *Report {
+	return &Report{Format: format, Index: index, ValidationTime: now, SigningTimeSource: "none", names: v.dnCache}
 }
 
 // Format names.
@@ -217,7 +224,7 @@ func looksLikeJWS(b []byte) bool {
 
 // formatFailure is the result for input that is not a signature at all.
 func (v *Verifier) formatFailure(format, detail string) *Result {
-	rep := v.newReport(format, 0)
+	rep := v.newReport(format, 0, v.cfg.Now())
 	rep.fail("format", TotalFailed, FormatFailure, "%s", detail)
 	res := &Result{Format: format, Reports: []*Report{rep}}
 	res.summarize()

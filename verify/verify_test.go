@@ -3,6 +3,7 @@ package verify
 import (
 	"bytes"
 	"context"
+	"crypto/ecdsa"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/sha256"
@@ -53,6 +54,22 @@ func signJWS(t testing.TB, signer *cmsSigner, certs []*x509.Certificate, payload
 		t.Fatal(err)
 	}
 	return out
+}
+
+// signES256 signs payload under header, a protected header written by
+// hand, and returns both parts of the JWS, base64url.
+func signES256(t testing.TB, key *ecdsa.PrivateKey, header string, payload []byte) (string, string) {
+	t.Helper()
+	h := base64.RawURLEncoding.EncodeToString([]byte(header))
+	sum := sha256.Sum256([]byte(h + "." + base64.RawURLEncoding.EncodeToString(payload)))
+	r, s, err := ecdsa.Sign(rand.Reader, key, sum[:])
+	if err != nil {
+		t.Fatal(err)
+	}
+	sig := make([]byte, 64)
+	r.FillBytes(sig[:32])
+	s.FillBytes(sig[32:])
+	return h, base64.RawURLEncoding.EncodeToString(sig)
 }
 
 // input is one case of TestValidationCases: the signature and content,
