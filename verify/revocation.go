@@ -23,7 +23,7 @@ import (
 type status struct {
 	state      string // good, revoked, unknown
 	source     string // ocsp or crl
-	url        string // "" for the configured OCSP responder (where)
+	url        string // "" for the configured OCSP responder (sourceName)
 	revokedAt  time.Time
 	reason     string
 	ocspDER    []byte
@@ -35,17 +35,15 @@ type status struct {
 	unauthorized bool
 }
 
-// where names the source of st in a report: its URL when a certificate
-// gave it (the CA published it), else the configured OCSP responder,
-// whose URL may be an internal host's.
-func (st *status) where() string {
-	if st.url == "" {
-		return configuredOCSP
+// sourceName names a status source in a report: by its URL when a
+// certificate gave it (the CA published it), else as the configured OCSP
+// responder (url ""), whose URL may be an internal host's.
+func sourceName(source, url string) string {
+	if url == "" {
+		return "the configured OCSP responder"
 	}
-	return st.source + " " + st.url
+	return source + " " + url
 }
-
-const configuredOCSP = "the configured OCSP responder"
 
 // anyURL allows every redirect of an OCSP or CRL request: those URLs come
 // from certificates whose chain was verified, so the CA chose them.
@@ -82,13 +80,13 @@ func (v *Verifier) statusOf(ctx context.Context, cert, issuer *x509.Certificate)
 		urls = []string{v.cfg.OCSPResponder}
 	}
 	for _, u := range urls {
-		st, err := v.askOCSP(ctx, u, configured, cert, issuer)
+		shown := u
+		if configured {
+			shown = ""
+		}
+		st, err := v.askOCSP(ctx, u, shown, cert, issuer)
 		if err != nil {
-			name := "OCSP " + u
-			if configured {
-				name = configuredOCSP
-			}
-			notes = append(notes, fmt.Sprintf("%s: %v", name, err))
+			notes = append(notes, fmt.Sprintf("%s: %v", sourceName("OCSP", shown), err))
 			continue
 		}
 		return st, notes
@@ -113,13 +111,9 @@ func (v *Verifier) statusOf(ctx context.Context, cert, issuer *x509.Certificate)
 // askOCSP gets and checks one OCSP answer (RFC 6960): signed by the issuer
 // or by a responder certificate the issuer gave id-kp-OCSPSigning and that
 // is valid now, about this serial, current (thisUpdate not in the future,
-// nextUpdate not past). The status names the responder's URL unless it is
-// the configured one.
-func (v *Verifier) askOCSP(ctx context.Context, responder string, configured bool, cert, issuer *x509.Certificate) (*status, error) {
-	shown := responder
-	if configured {
-		shown = ""
-	}
+// nextUpdate not past). The status names the responder by shown, its URL
+// or "" (sourceName).
+func (v *Verifier) askOCSP(ctx context.Context, responder, shown string, cert, issuer *x509.Certificate) (*status, error) {
 	key := "ocsp\x00" + responder + "\x00" + string(issuer.RawSubjectPublicKeyInfo) + "\x00" + string(cert.SerialNumber.Bytes())
 	if st, ok := v.ocspCache.get(key); ok {
 		return st, nil

@@ -173,7 +173,7 @@ func (v *Verifier) checkRevocation(ctx context.Context, call *call, rep *Report,
 		entry.Status, entry.StatusSource, entry.StatusURL = st.state, st.source, st.url
 		entry.RevokedAt, entry.Reason, entry.OCSPResponse, entry.CRLNumber = st.revokedAt, st.reason, st.ocspDER, st.crlNumber
 		entry.ThisUpdate, entry.NextUpdate = st.thisUpdate, st.nextUpdate
-		from := st.where()
+		from := sourceName(st.source, st.url)
 		if len(notes) > 0 {
 			from += " (after " + strings.Join(notes, "; ") + ")"
 		}
