@@ -28,7 +28,8 @@ type SubIndication string
 // government application may act on. CERTIFICATE_CHAIN_GENERAL_FAILURE is
 // a certificate of the path that its CA's OCSP responder does not know, or
 // a path not searched as the verification searched as many as it may
-// (maxChainBuilds): unlike TRY_LATER, asking again will not help.
+// (maxChainBuilds): unlike TRY_LATER, not an outage that passes (though a
+// responder may not know yet a certificate issued a moment ago).
 const (
 	FormatFailure               SubIndication = "FORMAT_FAILURE"
 	HashFailure                 SubIndication = "HASH_FAILURE"
