@@ -86,25 +86,39 @@ func New(db *store.DB, log *audit.Log, linter *lint.Linter, cfg Config, now func
 func (b *Builder) Validity() time.Duration { return b.cfg.Validity }
 
 // Build signs the issuer's next CRL and stores it with its audit event.
+//
+// The clock is read for thisUpdate and the CRL number after the entries
+// are: a revocation committed while they were read, dated after a time
+// taken before, would be listed after thisUpdate (RFC 5280 §5.1.2.6; the
+// lint refuses the CRL, and every build under a stream of revocations
+// failed), and a node that numbered its CRL before reading could store a
+// higher number over older entries than another node's CRL. thisUpdate is
+// also never before the newest revocation listed, whose date another
+// node's clock, a little ahead, or Config.Backdate may have put after it.
 func (b *Builder) Build(ctx context.Context, is Issuer) (store.CRL, error) {
-	clock := b.now().UTC()
-	now := clock.Truncate(time.Second)
-	thisUpdate := now.Add(-b.cfg.Backdate)
-	number := clock.UnixNano()
 	// Entries of certificates that expired before the previous CRL was
 	// published have been listed once after expiry: they leave now.
-	keepFrom := now
-	prev, err := b.db.LatestCRL(ctx, is.ID)
+	keepFrom := b.now().UTC().Truncate(time.Second)
+	var prevNumber int64
+	prev, err := b.db.LatestCRLSummary(ctx, is.ID)
 	switch {
 	case err == nil:
-		number = max(number, prev.Number+1)
-		keepFrom = prev.ThisUpdate
+		prevNumber, keepFrom = prev.Number, prev.ThisUpdate
 	case !errors.Is(err, store.ErrNotFound):
 		return store.CRL{}, fmt.Errorf("crl %s: %w", is.ID, err)
 	}
 	revoked, err := b.db.CRLEntries(ctx, is.ID, keepFrom)
 	if err != nil {
 		return store.CRL{}, fmt.Errorf("crl %s: %w", is.ID, err)
+	}
+	clock := b.now().UTC()
+	now := clock.Truncate(time.Second)
+	number := max(clock.UnixNano(), prevNumber+1)
+	thisUpdate := now.Add(-b.cfg.Backdate)
+	for _, e := range revoked {
+		if at := e.RevokedAt.Truncate(time.Second); at.After(thisUpdate) {
+			thisUpdate = at
+		}
 	}
 	nextUpdate := thisUpdate.Add(b.cfg.Validity)
 	sa, err := signatureAlgorithmFor(is.Certificate.PublicKey)

@@ -190,3 +190,60 @@ func TestNewRefusesLongValidity(t *testing.T) {
 		t.Error("11-day CRL validity accepted")
 	}
 }
+
+// TestBuildDatesAfterItsEntries: a CRL's thisUpdate and number are taken
+// after its entries are read, and thisUpdate is never before an entry's
+// revocation date: a revocation committed while a build read (dated after
+// a clock read before), or a Backdate, gave a CRL with an entry after its
+// thisUpdate, which the lint refused, so no CRL was published.
+func TestBuildDatesAfterItsEntries(t *testing.T) {
+	start := time.Date(2026, 12, 2, 10, 0, 0, 0, time.UTC)
+	is := issuingCA(t, start)
+	linter, err := lint.New("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	storetest.Each(t, func(t *testing.T, db *store.DB, _ *sql.DB) {
+		ctx := context.Background()
+		if err := db.InTx(ctx, func(tx *store.Tx) error {
+			if err := tx.PutIssuer(ctx, store.Issuer{ID: "issuing", Name: "Test Issuing CA", Role: "issuing", CertificateDER: is.Certificate.Raw, KeyLabel: "issuing", CreatedAt: start}); err != nil {
+				return err
+			}
+			if err := tx.InsertCertificateIntent(ctx, store.Certificate{IssuerID: "issuing", Serial: []byte{0x55, 0x66}, Profile: "citizen-auth",
+				NotBefore: start.AddDate(0, -1, 0), NotAfter: start.AddDate(1, 0, 0), TBS: []byte{0x30}, CreatedAt: start}); err != nil {
+				return err
+			}
+			// Revoked a second after the build's first look at the clock.
+			return tx.RevokeCertificate(ctx, "issuing", []byte{0x55, 0x66}, start.Add(time.Second), 1, start.Add(time.Second))
+		}); err != nil {
+			t.Fatal(err)
+		}
+		// The clock moves while the build reads: each reading two seconds on.
+		at := start
+		moving := func() time.Time { now := at; at = at.Add(2 * time.Second); return now }
+		b, err := crl.New(db, audit.New(time.Now), linter, crl.Config{}, moving)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := b.Build(ctx, is)
+		if err != nil {
+			t.Fatalf("a CRL built while the clock moved past its entry: %v", err)
+		}
+		if c.ThisUpdate.Before(start.Add(time.Second)) || c.Number < start.Add(2*time.Second).UnixNano() {
+			t.Errorf("thisUpdate %s, number %d: want both from after the entries were read", c.ThisUpdate, c.Number)
+		}
+		// Backdated an hour, thisUpdate stays at the newest entry.
+		at = start.Add(time.Hour)
+		back, err := crl.New(db, audit.New(time.Now), linter, crl.Config{Backdate: time.Hour}, moving)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c, err := back.Build(ctx, is); err != nil || !c.ThisUpdate.Equal(start.Add(2*time.Second)) {
+			t.Errorf("a backdated CRL: thisUpdate %s, %v; want an hour before the clock's second reading", c.ThisUpdate, err)
+		}
+		at = start.Add(10 * time.Minute)
+		if c, err := back.Build(ctx, is); err != nil || !c.ThisUpdate.Equal(start.Add(time.Second)) {
+			t.Errorf("a CRL backdated before its entry: thisUpdate %s, %v; want the entry's date", c.ThisUpdate, err)
+		}
+	})
+}
