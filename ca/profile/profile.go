@@ -74,9 +74,11 @@ type file struct {
 	RevocationReasons []string `yaml:"revocation_reasons"`
 }
 
-// ReasonCodes are the RFC 5280 §5.3.1 reasons a profile may allow.
+// ReasonCodes are the RFC 5280 §5.3.1 reasons the CA names.
 // certificateHold (6) and removeFromCRL (8) are not offered: a national CA
-// does not suspend certificates.
+// does not suspend certificates. cACompromise and aACompromise are named
+// (ReasonName) but no profile may allow them: they are not reasons for a
+// subscriber's certificate.
 var ReasonCodes = map[string]int{
 	"unspecified":          0,
 	"keyCompromise":        1,
@@ -214,6 +216,12 @@ func Parse(name string, raw []byte) (Profile, error) {
 		code, ok := ReasonCodes[r]
 		if !ok {
 			bad("revocation_reasons", "%q is not a reason offered here (known: %s)", r, known(ReasonCodes))
+			continue
+		}
+		if code == ReasonCodes["cACompromise"] || code == ReasonCodes["aACompromise"] {
+			// zlint's e_cab_crl_has_valid_reason_code refuses them on a
+			// CRL: one such revocation would stop every CRL of the issuer.
+			bad("revocation_reasons", "%q is not a reason for a subscriber's certificate (CA/Browser Forum BR 7.2.2; the CRL lints refuse it)", r)
 			continue
 		}
 		p.RevocationReasons = append(p.RevocationReasons, code)

@@ -43,6 +43,8 @@ func TestParseRejects(t *testing.T) {
 			[]string{`subject_kind: "robot" is neither person nor business`, "revocation_reasons: required", `policy_oids: "x.y" is not a dotted OID`}},
 		{"validity above maximum", base + "subject_kind: person\nvalidity_days: 20\nrevocation_reasons: [certificateHold]\n",
 			[]string{"validity_days: 20 is outside 1..max_validity_days (10)", `revocation_reasons: "certificateHold" is not a reason offered here`}},
+		{"a CA's reason", base + "subject_kind: person\nvalidity_days: 5\nrevocation_reasons: [keyCompromise, cACompromise, aACompromise]\n",
+			[]string{`revocation_reasons: "cACompromise" is not a reason for a subscriber's certificate`, `"aACompromise" is not a reason`}},
 		{"validity without a subject", base + "validity_days: 5\n", []string{"validity_days: only for an end-entity profile"}},
 	}
 	for _, tt := range tests {
