@@ -35,7 +35,9 @@
 //
 // No certificate is signed unless its OCSP answer can be: the delegated
 // responder's certificate must be valid for the whole of a response signed
-// now (ocspsign.ErrResponderValidity), which CA.Ready reports.
+// now (ocspsign.ErrResponderValidity), which CA.Ready reports. A
+// revocation, or a recovery, is never refused for it: the issuing CA then
+// signs the revoked answer itself (ocspsign.IssuerAsResponder).
 //
 // # Keeping status fresh
 //

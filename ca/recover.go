@@ -72,13 +72,16 @@ func (ca *CA) Recover(ctx context.Context, grace time.Duration) (int, error) {
 				return err
 			}
 			c.Status, c.RevokedAt, c.Reason = store.StatusRevoked, now, ReasonCessationOfOperation
-			if _, err := d.OCSP.SignAndStore(ctx, tx, d.Responder, c); err != nil {
+			details := map[string]any{"reason": ReasonCessationOfOperation, "reason_name": profile.ReasonName(ReasonCessationOfOperation), "intent_created_at": c.CreatedAt,
+				"why": "issuance intent without a recorded certificate: the HSM may have signed it"}
+			resp, err := ca.signRevoked(c, details)
+			if err != nil {
 				return err
 			}
-			err := d.Audit.Append(tx, audit.Event{Actor: "system", Action: "certificate.recover", Object: object,
-				Details: map[string]any{"reason": ReasonCessationOfOperation, "reason_name": profile.ReasonName(ReasonCessationOfOperation), "intent_created_at": c.CreatedAt,
-					"why": "issuance intent without a recorded certificate: the HSM may have signed it"}})
-			return err
+			if err := tx.PutOCSPResponse(ctx, resp); err != nil {
+				return err
+			}
+			return d.Audit.Append(tx, audit.Event{Actor: "system", Action: "certificate.recover", Object: object, Details: details})
 		})
 		var resolved *store.AlreadyRevokedError
 		switch {

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/sanadpki/sanad/ca/ocspsign"
 	"github.com/sanadpki/sanad/ca/profile"
 	"github.com/sanadpki/sanad/internal/audit"
 	"github.com/sanadpki/sanad/internal/store"
@@ -36,6 +37,22 @@ var ErrIssuerUnavailable = errors.New("the certificate's issuing CA is not in se
 // ErrKeyCompromised is wrapped by the refusal of a key that a certificate
 // was revoked for keyCompromise with.
 var ErrKeyCompromised = errors.New("the key was revoked for keyCompromise")
+
+// signRevoked signs the answer for c, just revoked. A revocation is never
+// refused for the delegated OCSP signer's certificate, ending or ended
+// (ocspsign.ErrResponderValidity: nothing else is signed then, and the CA
+// is not ready): the issuing CA signs the answer itself, as it signs its
+// CRL (RFC 6960 §4.2.2.2), and details, the revocation's audit event's,
+// say so.
+func (ca *CA) signRevoked(c store.Certificate, details map[string]any) (store.OCSPResponse, error) {
+	d := ca.d
+	resp, err := d.OCSP.Sign(d.Responder, c)
+	if errors.Is(err, ocspsign.ErrResponderValidity) {
+		resp, err = d.OCSP.Sign(ocspsign.IssuerAsResponder(d.Issuer.ID, d.Issuer.Certificate, d.Issuer.Signer), c)
+		details["ocsp_signed_by"] = "the issuing CA: the OCSP signer's certificate does not cover a response signed now"
+	}
+	return resp, err
+}
 
 // reasonKeyCompromise is RFC 5280 §5.3.1's keyCompromise.
 const reasonKeyCompromise = 1
@@ -156,7 +173,7 @@ func (ca *CA) revoke(ctx context.Context, serial []byte, reason int, actor strin
 	// time is not spent holding the audit head; if the transaction fails
 	// (revoked meanwhile by someone else), the answer is thrown away.
 	c.Status, c.RevokedAt, c.Reason = store.StatusRevoked, revokedAt, reason
-	resp, err := d.OCSP.Sign(d.Responder, c)
+	resp, err := ca.signRevoked(c, event.Details.(map[string]any))
 	if err != nil {
 		return fmt.Errorf("revoke %s: %w", object, err)
 	}

@@ -159,9 +159,14 @@ func Encode(r Responder, t Template) ([]byte, error) {
 			}
 		})
 		b.AddASN1BitString(sig)
-		b.AddASN1(asn1.Tag(0).Constructed().ContextSpecific(), func(b *cryptobyte.Builder) {
-			b.AddASN1(asn1.SEQUENCE, func(b *cryptobyte.Builder) { b.AddBytes(r.Certificate.Raw) })
-		})
+		// A delegated responder's certificate goes with its responses; the
+		// issuer's own (IssuerAsResponder) does not: clients verify a
+		// certificate given here as the issuer's delegate.
+		if !r.isIssuer() {
+			b.AddASN1(asn1.Tag(0).Constructed().ContextSpecific(), func(b *cryptobyte.Builder) {
+				b.AddASN1(asn1.SEQUENCE, func(b *cryptobyte.Builder) { b.AddBytes(r.Certificate.Raw) })
+			})
+		}
 	})
 	basicDER, err := basic.Bytes()
 	if err != nil {

@@ -23,6 +23,7 @@
 package ocspsign
 
 import (
+	"bytes"
 	"context"
 	"crypto"
 	"crypto/x509"
@@ -108,6 +109,18 @@ type Responder struct {
 	Certificate *x509.Certificate // EKU OCSPSigning, id-pkix-ocsp-nocheck
 	Signer      crypto.Signer     // its key in the HSM
 }
+
+// IssuerAsResponder is the responder that is the issuing CA itself
+// (RFC 6960 §4.2.2.2: the CA that issued the certificate may sign its
+// status), for what must be answered when the delegated signer cannot
+// sign: a revocation. Its responses carry no certificate, the relying
+// party holding the issuer's already.
+func IssuerAsResponder(issuerID string, issuer *x509.Certificate, signer crypto.Signer) Responder {
+	return Responder{IssuerID: issuerID, Issuer: issuer, Certificate: issuer, Signer: signer}
+}
+
+// isIssuer reports whether r is the issuing CA itself.
+func (r Responder) isIssuer() bool { return bytes.Equal(r.Certificate.Raw, r.Issuer.Raw) }
 
 // ErrResponderValidity is wrapped by every refusal to sign because the
 // responder certificate is not valid for the whole response: not yet valid
