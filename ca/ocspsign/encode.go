@@ -230,9 +230,11 @@ func subjectPublicKeyBits(c *x509.Certificate) ([]byte, error) {
 // WithNonce signs, now, a response that says what presigned says (a
 // response of r's issuer) and echoes nonce: the answer to a request that
 // asked for a nonce on a node configured to sign them (ocsp.nonce: sign).
-// Its validity ends with the pre-signed response's, or with r's certificate
-// if that ends first (the pre-signed response may come from another
-// responder, or from before Sign checked); it is refused, wrapping
+// It is produced now, but its thisUpdate is the pre-signed response's: the
+// status is known as of then, not fresher for the nonce (RFC 6960
+// §4.2.2.1). Its validity ends with the pre-signed response's, or with r's
+// certificate if that ends first (the pre-signed response may come from
+// another responder, or from before Sign checked); it is refused, wrapping
 // ErrResponderValidity, when r's certificate is not valid now.
 func (s *Signer) WithNonce(r Responder, presigned, nonce []byte) ([]byte, error) {
 	p, err := ocsp.ParseResponse(presigned, nil)
@@ -241,8 +243,10 @@ func (s *Signer) WithNonce(r Responder, presigned, nonce []byte) ([]byte, error)
 	}
 	now := s.now().UTC().Truncate(time.Second)
 	t := Template{Serial: p.SerialNumber.Bytes(), Status: p.Status, RevokedAt: p.RevokedAt, Reason: -1,
-		ThisUpdate: now, NextUpdate: p.NextUpdate, ProducedAt: now, Nonce: nonce}
-	if p.Status == ocsp.Revoked {
+		ThisUpdate: p.ThisUpdate, NextUpdate: p.NextUpdate, ProducedAt: now, Nonce: nonce}
+	// x/crypto reads an absent reason as unspecified (0), which Sign
+	// always leaves out (RFC 5280 §5.3.1): left out here too.
+	if p.Status == ocsp.Revoked && p.RevocationReason != ocsp.Unspecified {
 		t.Reason = p.RevocationReason
 	}
 	if t.ArchiveCutoff, err = archiveCutoffOf(p); err != nil {
@@ -256,7 +260,8 @@ func (s *Signer) WithNonce(r Responder, presigned, nonce []byte) ([]byte, error)
 	if t.NextUpdate.After(r.Certificate.NotAfter) {
 		t.NextUpdate = r.Certificate.NotAfter
 	}
-	if err := r.covers(t.ThisUpdate, t.NextUpdate); err != nil {
+	// r signs now, for the rest of the pre-signed response's life.
+	if err := r.covers(now, t.NextUpdate); err != nil {
 		return nil, fmt.Errorf("ocsp: nonce response: %w", err)
 	}
 	return Encode(r, t)

@@ -1,6 +1,7 @@
 package ocspsign
 
 import (
+	"bytes"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -106,8 +107,20 @@ func TestWithNonceResponderValidity(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !p.NextUpdate.Equal(ending) || !p.ThisUpdate.Equal(now) {
-		t.Errorf("nonce response %s..%s; want it to end with the responder at %s", p.ThisUpdate, p.NextUpdate, ending)
+	if !p.NextUpdate.Equal(ending) || !p.ThisUpdate.Equal(now.Add(-time.Hour)) || !p.ProducedAt.Equal(now) {
+		t.Errorf("nonce response %s..%s, produced %s; want the pre-signed one's thisUpdate (an hour ago), produced now, ending with the responder at %s",
+			p.ThisUpdate, p.NextUpdate, p.ProducedAt, ending)
+	}
+
+	// A revocation for an unspecified reason says none, in the pre-signed
+	// response and in the nonce response.
+	revoked, err := Encode(responder(now.AddDate(0, 0, 30)), Template{Serial: serial, Status: ocsp.Revoked, RevokedAt: now.Add(-2 * time.Hour), Reason: -1,
+		ThisUpdate: now.Add(-time.Hour), NextUpdate: now.Add(DefaultValidity - time.Hour), ProducedAt: now.Add(-time.Hour)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if der, err := s.WithNonce(responder(now.AddDate(0, 0, 30)), revoked, nonce); err != nil || bytes.Contains(der, []byte{0xa0, 0x03, 0x0a, 0x01, 0x00}) {
+		t.Errorf("a nonce response to a revocation without a reason: %v; want no reasonCode 0 in it", err)
 	}
 
 	if _, err := s.WithNonce(responder(now.Add(-time.Second)), presigned, nonce); !errors.Is(err, ErrResponderValidity) ||
