@@ -56,6 +56,12 @@ type Config struct {
 	// Backdate moves thisUpdate into the past to tolerate relying parties'
 	// clock skew; at most an hour.
 	Backdate time.Duration
+	// KeepExpired keeps the entry of a certificate expired less than this
+	// long ago, even once a CRL published after its expiry listed it (RFC
+	// 5280 §3.3 wants it on a regularly scheduled CRL after the expiry,
+	// and a CRL built after a revocation may be replaced seconds later):
+	// the publisher's republish interval. 0 means 24 hours.
+	KeepExpired time.Duration
 }
 
 // Builder makes the CRLs of issuers.
@@ -74,6 +80,12 @@ func New(db *store.DB, log *audit.Log, linter *lint.Linter, cfg Config, now func
 	}
 	if cfg.Validity < time.Hour || cfg.Validity > MaxValidity {
 		return nil, fmt.Errorf("crl validity %s is outside 1h..%s", cfg.Validity, MaxValidity)
+	}
+	if cfg.KeepExpired == 0 {
+		cfg.KeepExpired = 24 * time.Hour
+	}
+	if cfg.KeepExpired < 0 {
+		return nil, fmt.Errorf("crl keep-expired %s is negative", cfg.KeepExpired)
 	}
 	if cfg.Backdate < 0 || cfg.Backdate > time.Hour {
 		return nil, fmt.Errorf("crl backdate %s is outside 0..1h", cfg.Backdate)
@@ -97,13 +109,17 @@ func (b *Builder) Validity() time.Duration { return b.cfg.Validity }
 // node's clock, a little ahead, or Config.Backdate may have put after it.
 func (b *Builder) Build(ctx context.Context, is Issuer) (store.CRL, error) {
 	// Entries of certificates that expired before the previous CRL was
-	// published have been listed once after expiry: they leave now.
+	// published, and more than KeepExpired ago, have been listed after
+	// their expiry on a scheduled CRL: they leave now.
 	keepFrom := b.now().UTC().Truncate(time.Second)
 	var prevNumber int64
 	prev, err := b.db.LatestCRLSummary(ctx, is.ID)
 	switch {
 	case err == nil:
-		prevNumber, keepFrom = prev.Number, prev.ThisUpdate
+		prevNumber = prev.Number
+		if keepFrom = keepFrom.Add(-b.cfg.KeepExpired); prev.ThisUpdate.Before(keepFrom) {
+			keepFrom = prev.ThisUpdate
+		}
 	case !errors.Is(err, store.ErrNotFound):
 		return store.CRL{}, fmt.Errorf("crl %s: %w", is.ID, err)
 	}
