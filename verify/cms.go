@@ -340,6 +340,17 @@ func (v *Verifier) checkCMSSigner(call *call, rep *Report, sd *signedData, s *si
 		binding = "not bound by an ESS signing-certificate attribute: the signature binds its key only"
 	}
 	rep.pass("identification", "signer certificate %q serial %s, %s", rep.subject(leaf), serialHex(leaf.SerialNumber), binding)
+	if s.signedAttrs == nil {
+		// ETSI EN 319 122-1 §5.1 (CAdES): content-type and message-digest
+		// are signed attributes of every signature; RFC 5652 §5.3 lets
+		// plain CMS leave them out for id-data. Without them the signature
+		// is over the content's bytes alone and says nothing of what they
+		// are: any signature a key made over any bytes, for any purpose,
+		// would read as a signed document (the CA's audit key signs its
+		// checkpoint notes so). openssl cms -sign and sanad sign add them.
+		rep.fail("format", TotalFailed, FormatFailure, "the signer info has no signed attributes: CAdES (ETSI EN 319 122-1) requires content-type and message-digest, which say that a document was signed")
+		return nil
+	}
 
 	h, name, err := digestFor(s.digestAlg)
 	rep.DigestAlgorithm = name
@@ -355,18 +366,10 @@ func (v *Verifier) checkCMSSigner(call *call, rep *Report, sd *signedData, s *si
 		rep.fail("crypto", TotalFailed, HashFailure, "the content given is not the content the signature carries")
 		return nil
 	}
-	signed := content
-	if s.signedAttrs != nil {
-		if err := v.checkSignedAttrs(call, rep, sd, s, h, content); err != nil {
-			return nil
-		}
-		signed = s.signedAttrs
-	} else if !sd.eContentType.Equal(oidData) {
-		// RFC 5652 §5.3: without signed attributes only id-data is signed.
-		rep.fail("format", TotalFailed, FormatFailure, "content type %s without signed attributes", sd.eContentType)
+	if err := v.checkSignedAttrs(call, rep, sd, s, h, content); err != nil {
 		return nil
 	}
-	algName, err := checkSignature(leaf.PublicKey, s.sigAlg, s.sigAlgParams, h, signed, s.signature)
+	algName, err := checkSignature(leaf.PublicKey, s.sigAlg, s.sigAlgParams, h, s.signedAttrs, s.signature)
 	rep.SignatureAlg = algName
 	if err != nil {
 		var unsupported unsupportedError

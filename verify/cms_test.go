@@ -26,6 +26,10 @@ type cmsSigner struct {
 	ski         bool      // identify by subjectKeyIdentifier
 	ess         *x509.Certificate
 	extraAttr   func(b *cryptobyte.Builder)
+	// bare, when set, is a signature made elsewhere over the content
+	// itself, sent with no signed attributes (RFC 5652 §5.4 allows it for
+	// id-data): the rest of the signer's fields but cert are unused.
+	bare []byte
 }
 
 func addOID(b *cryptobyte.Builder, oid asn1.ObjectIdentifier) { b.AddASN1ObjectIdentifier(oid) }
@@ -111,16 +115,24 @@ func addSignerInfo(t testing.TB, b *cryptobyte.Builder, s cmsSigner, digest []by
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := sha256.Sum256(signedAttrs)
-	sig, err := s.key.Sign(rand.Reader, h[:], crypto.SHA256)
-	if err != nil {
-		t.Fatal(err)
+	var sig []byte
+	if s.bare != nil {
+		signedAttrs, sig = nil, s.bare
+	} else {
+		h := sha256.Sum256(signedAttrs)
+		if sig, err = s.key.Sign(rand.Reader, h[:], crypto.SHA256); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pub := s.cert.PublicKey
+	if s.key != nil {
+		pub = s.key.Public()
 	}
 	sigAlg := oidECDSASHA256
-	if _, ok := s.key.Public().(*rsa.PublicKey); ok {
+	if _, ok := pub.(*rsa.PublicKey); ok {
 		sigAlg = oidRSASHA256
-	} else if _, ok := s.key.Public().(*ecdsa.PublicKey); !ok {
-		t.Fatalf("key %T", s.key.Public())
+	} else if _, ok := pub.(*ecdsa.PublicKey); !ok {
+		t.Fatalf("key %T", pub)
 	}
 	b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
 		if s.ski {
@@ -134,8 +146,10 @@ func addSignerInfo(t testing.TB, b *cryptobyte.Builder, s cmsSigner, digest []by
 			})
 		}
 		addAlg(b, oidSHA256)
-		signedAttrs[0] = 0xa0 // [0] IMPLICIT
-		b.AddBytes(signedAttrs)
+		if signedAttrs != nil {
+			signedAttrs[0] = 0xa0 // [0] IMPLICIT
+			b.AddBytes(signedAttrs)
+		}
 		addAlg(b, sigAlg)
 		b.AddASN1OctetString(sig)
 	})

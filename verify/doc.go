@@ -26,11 +26,16 @@
 //     x5t#S256), else INDETERMINATE/NO_SIGNING_CERTIFICATE_FOUND; the
 //     check says whether the certificate itself is bound (ESS, a protected
 //     x5c or x5t#S256) or only its key (plain CMS, an unprotected x5c);
-//  3. crypto: the content given must be the content the signature
-//     carries, if it carries any, and match the message-digest attribute
-//     (HASH_FAILURE; a missing or wrong content-type attribute is a
-//     FORMAT_FAILURE); the signature (SIG_CRYPTO_FAILURE); SHA-1, MD5 and
-//     RSA below 2048 bits are CRYPTO_CONSTRAINTS_FAILURE;
+//  3. crypto: a CMS signer info must have signed attributes, with
+//     content-type and message-digest (CAdES, ETSI EN 319 122-1 §5.1;
+//     without them a FORMAT_FAILURE: a signature over the content's bytes
+//     alone says nothing of what they are, and any signature a key made
+//     for another purpose, such as the CA's audit key's checkpoint notes,
+//     would read as a signed document); the content given must be the
+//     content the signature carries, if it carries any, and match the
+//     message-digest attribute (HASH_FAILURE; a wrong content-type
+//     attribute is a FORMAT_FAILURE); the signature (SIG_CRYPTO_FAILURE);
+//     SHA-1, MD5 and RSA below 2048 bits are CRYPTO_CONSTRAINTS_FAILURE;
 //  4. chain: a path to Config.Roots with the certificates the signature
 //     carries, Config.Intermediates and, when one is missing and fetching
 //     is enabled (Config.AnyAIA, or Config.AIAPrefixes), the caIssuers URL

@@ -31,7 +31,8 @@ func writePEM(t testing.TB, path, typ string, der []byte) string {
 // TestOpenSSLSignatures: CMS and S/MIME signatures made by openssl, the
 // independent writer, with each key type and padding, attached and
 // detached, DER, PEM and S/MIME, all verify TOTAL_PASSED; the same bytes
-// with the content changed fail with HASH_FAILURE.
+// with the content changed fail with HASH_FAILURE. One made with -noattr
+// (no signed attributes) is a FORMAT_FAILURE.
 func TestOpenSSLSignatures(t *testing.T) {
 	openssl := testenv.Tool(t, "openssl")
 	p := newTestPKI(t)
@@ -136,5 +137,19 @@ func TestOpenSSLSignatures(t *testing.T) {
 				}
 			}
 		})
+	}
+	// openssl signs without signed attributes only when told -noattr:
+	// CAdES requires them, and such a signature is a FORMAT_FAILURE.
+	out := filepath.Join(dir, "noattr.p7s")
+	args := []string{"cms", "-sign", "-binary", "-noattr", "-outform", "DER", "-signer", paths["p256"][1], "-inkey", paths["p256"][0], "-in", docPath, "-certfile", caPath, "-out", out}
+	if b, err := exec.Command(openssl, args...).CombinedOutput(); err != nil {
+		t.Fatalf("openssl %v: %v\n%s", args, err, b)
+	}
+	sig, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res, err := v.Verify(context.Background(), sig, document); err != nil || res.Indication != TotalFailed || res.SubIndication != FormatFailure {
+		t.Errorf("openssl cms -sign -noattr: %+v %v", res, err)
 	}
 }

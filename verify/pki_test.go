@@ -118,14 +118,24 @@ type leafOptions struct {
 	ekus                []x509.ExtKeyUsage
 	unknownEKUs         []asn1.ObjectIdentifier
 	business            bool
-	caIssuers           string // path on the PKI's server; default /ca/issuing.crt
-	deadCAIssuers       int    // caIssuers URLs that answer 404, listed first
+	subject             *pkix.Name // instead of the citizen's or the business's
+	caIssuers           string     // path on the PKI's server; default /ca/issuing.crt
+	deadCAIssuers       int        // caIssuers URLs that answer 404, listed first
 }
 
 // citizenSign is the citizen-sign profile's shape.
 func citizenSign() leafOptions {
 	return leafOptions{keyUsage: x509.KeyUsageContentCommitment,
 		ekus: []x509.ExtKeyUsage{x509.ExtKeyUsageEmailProtection}, unknownEKUs: []asn1.ObjectIdentifier{oidDocumentSigning}}
+}
+
+// auditKey is the audit profile's shape (policies/profiles/audit.yaml):
+// documentSigning with digitalSignature alone, in the name of the
+// national PKI itself.
+func auditKey() leafOptions {
+	return leafOptions{keyUsage: x509.KeyUsageDigitalSignature, unknownEKUs: []asn1.ObjectIdentifier{oidDocumentSigning},
+		subject: &pkix.Name{CommonName: "Sanad Audit Log Checkpoints", Organization: []string{"Sanad National PKI"}, Country: []string{"KZ"},
+			ExtraNames: []pkix.AttributeTypeAndValue{{Type: oidOrganizationIdentifier, Value: "NTRKZ-000000000001"}}}}
 }
 
 func (p *testPKI) leaf(t testing.TB, key crypto.Signer, o leafOptions) *x509.Certificate {
@@ -141,6 +151,9 @@ func (p *testPKI) leaf(t testing.TB, key crypto.Signer, o leafOptions) *x509.Cer
 	if o.business {
 		subject = pkix.Name{CommonName: "Qazaq Grain LLP", Country: []string{"KZ"}, Organization: []string{"Qazaq Grain LLP"},
 			ExtraNames: []pkix.AttributeTypeAndValue{{Type: oidOrganizationIdentifier, Value: "NTRKZ-990140001234"}}}
+	}
+	if o.subject != nil {
+		subject = *o.subject
 	}
 	return mustCert(t, &x509.Certificate{
 		SerialNumber: big.NewInt(1000 + serialCounter.Add(1)), Subject: subject,

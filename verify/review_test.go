@@ -3,13 +3,20 @@ package verify
 import (
 	"bytes"
 	"context"
+	"crypto"
+	"crypto/rand"
+	"crypto/sha256"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/asn1"
 	"encoding/base64"
 	"math/big"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/sanadpki/sanad/internal/audit"
+	"github.com/sanadpki/sanad/internal/store"
 )
 
 // TestRenewedIssuingCA: the issuing CA's certificate was renewed (same
@@ -82,6 +89,63 @@ func TestAuditKeyIsNoSealProfile(t *testing.T) {
 		if len(res.Reports) != 1 || res.Reports[0].Signer == nil || res.Reports[0].Signer.Profile != c.want {
 			t.Errorf("key usage %v: reports %+v, want profile %q", c.ku, res.Reports, c.want)
 		}
+	}
+}
+
+// TestCheckpointNoteReplay: the CA's audit key signs each checkpoint
+// note as ECDSA over its SHA-256 (audit.Checkpointer), and the notes are
+// published with their signatures (audit.SignedNote). One wrapped as a
+// CMS SignedData, the note as content, the checkpoint's signature and no
+// signed attributes, with the audit certificate (documentSigning, in the
+// national PKI's name), is no signature of a document: TOTAL_FAILED/
+// FORMAT_FAILURE, as any signer info without signed attributes is
+// (CAdES requires content-type and message-digest), whoever signed. It
+// passed TOTAL_PASSED as an e-seal of the national PKI.
+func TestCheckpointNoteReplay(t *testing.T) {
+	p := newTestPKI(t)
+	auditPriv := newKey(t)
+	auditCert := p.leaf(t, auditPriv, auditKey())
+	head := sha256.Sum256([]byte("the log's head"))
+	note := audit.Note("sanad audit log KZ", store.AuditCheckpoint{Seq: 4471, Hash: head[:], Time: time.Now().Add(-time.Minute)})
+	digest := sha256.Sum256(note)
+	checkpointSig, err := auditPriv.Sign(rand.Reader, digest[:], crypto.SHA256)
+	if err != nil {
+		t.Fatal(err)
+	}
+	citizenPriv := newKey(t)
+	citizen := p.leaf(t, citizenPriv, citizenSign())
+	sum := sha256.Sum256(document)
+	citizenSig, err := citizenPriv.Sign(rand.Reader, sum[:], crypto.SHA256)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := New(p.config())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		name    string
+		sig     []byte
+		content []byte
+	}{
+		{"a checkpoint note, attached", buildCMS(t, note, false, []*x509.Certificate{auditCert, p.ca}, cmsSigner{cert: auditCert, bare: checkpointSig}), nil},
+		{"a checkpoint note, detached", buildCMS(t, note, true, []*x509.Certificate{auditCert, p.ca}, cmsSigner{cert: auditCert, bare: checkpointSig}), note},
+		{"a citizen's signature without signed attributes", buildCMS(t, document, true, []*x509.Certificate{citizen, p.ca}, cmsSigner{cert: citizen, bare: citizenSig}), document},
+	} {
+		res, err := v.Verify(context.Background(), c.sig, c.content)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.Indication != TotalFailed || res.SubIndication != FormatFailure || len(res.Reports) != 1 || !strings.Contains(res.Reports[0].Reason, "no signed attributes") {
+			var text bytes.Buffer
+			_ = res.WriteText(&text)
+			t.Errorf("%s: got %s/%s, want %s/%s\n%s", c.name, res.Indication, res.SubIndication, TotalFailed, FormatFailure, text.String())
+		}
+	}
+	// The same citizen's signature with its signed attributes passes.
+	res, err := v.Verify(context.Background(), buildCMS(t, document, true, []*x509.Certificate{citizen, p.ca}, cmsSigner{cert: citizen, key: citizenPriv, ess: citizen}), document)
+	if err != nil || res.Indication != TotalPassed {
+		t.Errorf("with signed attributes: %+v %v", res, err)
 	}
 }
 
