@@ -42,7 +42,7 @@ const maxRSABits = 8192
 // (x509's bound), and a made-up 8192-bit key with a large exponent costs
 // three times what a 4096-bit one does. Sanad's CA keys are at most 4096
 // bits (hsm.KeyTypes); a CA with a larger key joins paths when configured
-// (Config.Intermediates, Config.Roots).
+// (Config.Intermediates, Config.Roots, Config.ForeignRoots).
 const maxCARSABits = 4096
 
 // rsaSizeProblem says why pub is refused for its size, or "" when it is

@@ -221,7 +221,7 @@ func (v *Verifier) insecureIssuer(c *x509.Certificate, carried []*x509.Certifica
 	if !slices.Contains(insecureAlgorithms, c.SignatureAlgorithm) {
 		return nil
 	}
-	for _, set := range [][]*x509.Certificate{v.cfg.Roots, v.cfg.Intermediates, carried} {
+	for _, set := range [][]*x509.Certificate{v.cfg.Roots, v.cfg.ForeignRoots, v.cfg.Intermediates, carried} {
 		for _, issuer := range set {
 			if !bytes.Equal(issuer.RawSubject, c.RawIssuer) {
 				continue

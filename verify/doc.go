@@ -41,11 +41,13 @@
 //     is enabled (Config.AnyAIA, or Config.AIAPrefixes), the caIssuers URL
 //     (NO_CERTIFICATE_CHAIN_FOUND when there is none); a CA whose
 //     certificate names extended key usages must allow document signing;
-//  5. constraints: the signer's certificate is an end entity whose key
-//     usage allows digitalSignature or contentCommitment and whose extended
-//     key usage, if any, allows documents (documentSigning, emailProtection,
-//     or the Microsoft and Adobe equivalents), else CHAIN_CONSTRAINTS_FAILURE;
-//     an authentication certificate does not sign documents;
+//  5. constraints: the signer's certificate is an end entity whose
+//     extended key usage, if any, allows documents (documentSigning,
+//     emailProtection, or the Microsoft and Adobe equivalents) and whose key
+//     usage has contentCommitment, for a signer of the national PKI, or
+//     digitalSignature or contentCommitment, for another PKI's (see below),
+//     else CHAIN_CONSTRAINTS_FAILURE; an authentication certificate does not
+//     sign documents, nor does the CA's audit key;
 //  6. revocation of every certificate but the anchor, from OCSP (the AIA
 //     URL or Config.OCSPResponder), else the CRL: revoked before the claimed
 //     signing time is TOTAL_FAILED/REVOKED; after it, INDETERMINATE/
@@ -69,6 +71,26 @@
 // the result; the later steps still run where they can, so that the report
 // says all it found and what could not be determined (a responder down)
 // hides no failure found after it (a signing time before notBefore).
+//
+// # Signers of the national PKI and of others
+//
+// Config.Roots are the national PKI's roots, Config.ForeignRoots other
+// PKIs' (verify.roots_file of the verify role, --foreign-roots of sanad
+// verify). Sanad's signing profiles, citizen-sign (contentCommitment) and
+// business-seal (digitalSignature and contentCommitment), commit to
+// content, as ETSI EN 319 412-2 §4.3.2 asks of a certificate for signing
+// documents, so a signer whose path ends at a national root must have
+// contentCommitment. The national PKI's other certificates sign other
+// things: the audit key's (policies/profiles/audit.yaml: documentSigning,
+// digitalSignature alone, in the national PKI's name) signs the CA's log
+// checkpoints, and what that key signs is no seal of the national PKI on
+// a document. The key usage decides, not a profile's name: the
+// certificate is all a verifier sees. Other PKIs' profiles are not known
+// here, so their signers need digitalSignature or contentCommitment (RFC
+// 5280 §4.2.1.3), as an S/MIME certificate with digitalSignature alone or
+// an eIDAS seal's with nonRepudiation alone has; so does a signer with no
+// path, whose report has not passed anyway. SignerConstraints is the
+// national rule, for signers to check before they sign (sanad sign).
 //
 // # Hostile input
 //

@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-jose/go-jose/v4"
+
 	"github.com/sanadpki/sanad/internal/audit"
 	"github.com/sanadpki/sanad/internal/store"
 )
@@ -62,32 +64,84 @@ func TestRenewedIssuingCA(t *testing.T) {
 	}
 }
 
-// TestAuditKeyIsNoSealProfile: a certificate shaped as the audit key's
-// (documentSigning with digitalSignature alone, an organizationIdentifier)
-// verifies a signature it made, but is named no Sanad profile: business
-// seals, and citizens' signing certificates, commit to content.
-func TestAuditKeyIsNoSealProfile(t *testing.T) {
-	p := newTestPKI(t)
+// TestAuditKeySignsNoDocument: the national PKI's signers commit to
+// content, as its signing profiles do (citizen-sign, business-seal:
+// contentCommitment); a certificate of it shaped as the audit key's
+// (documentSigning with digitalSignature alone, in the national PKI's
+// name) signs no document, CMS with signed attributes or JWS alike:
+// INDETERMINATE/CHAIN_CONSTRAINTS_FAILURE, and SignerConstraints, which
+// sanad sign checks, refuses it. It passed TOTAL_PASSED. A foreign
+// signer (a path to Config.ForeignRoots) needs digitalSignature or
+// contentCommitment, as before: an S/MIME certificate with
+// digitalSignature alone passes there, and only there. A root given as
+// both is national.
+func TestAuditKeySignsNoDocument(t *testing.T) {
+	p, foreign := newTestPKI(t), newTestPKI(t)
+	now := time.Now()
+	national, err := New(p.config())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := p.config()
+	cfg.ForeignRoots = []*x509.Certificate{foreign.root}
+	both, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg = foreign.config()
+	cfg.ForeignRoots = cfg.Roots
+	nationalTwice, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	smime := leafOptions{keyUsage: x509.KeyUsageDigitalSignature, ekus: []x509.ExtKeyUsage{x509.ExtKeyUsageEmailProtection}}
 	for _, c := range []struct {
-		ku   x509.KeyUsage
-		want string
+		name    string
+		pki     *testPKI
+		o       leafOptions
+		v       *Verifier
+		jws     bool
+		ind     Indication
+		sub     SubIndication
+		profile string
+		detail  string // in the reason, or the constraints check passed
 	}{
-		{x509.KeyUsageDigitalSignature, ""},
-		{x509.KeyUsageDigitalSignature | x509.KeyUsageContentCommitment, "business-seal"},
+		{"audit key, CMS", p, auditKey(), national, false, Indeterminate, ChainConstraintsFailure, "", "lacks contentCommitment"},
+		{"audit key, JWS", p, auditKey(), national, true, Indeterminate, ChainConstraintsFailure, "", "lacks contentCommitment"},
+		{"audit key beside a foreign root", p, auditKey(), both, false, Indeterminate, ChainConstraintsFailure, "", "lacks contentCommitment"},
+		{"business seal", p, leafOptions{keyUsage: x509.KeyUsageDigitalSignature | x509.KeyUsageContentCommitment, unknownEKUs: []asn1.ObjectIdentifier{oidDocumentSigning}, business: true},
+			national, false, TotalPassed, "", "business-seal", "profile business-seal allow signing"},
+		{"national S/MIME, digitalSignature alone", p, smime, national, false, Indeterminate, ChainConstraintsFailure, "", "lacks contentCommitment"},
+		{"foreign S/MIME, digitalSignature alone", foreign, smime, both, false, TotalPassed, "", "", "a signer of another PKI"},
+		{"foreign, contentCommitment alone", foreign, leafOptions{keyUsage: x509.KeyUsageContentCommitment}, both, true, TotalPassed, "", "", "a signer of another PKI"},
+		{"foreign, keyEncipherment", foreign, leafOptions{keyUsage: x509.KeyUsageKeyEncipherment}, both, false, Indeterminate, ChainConstraintsFailure, "", "neither digitalSignature nor contentCommitment"},
+		{"a root national and foreign", foreign, smime, nationalTwice, false, Indeterminate, ChainConstraintsFailure, "", "lacks contentCommitment"},
 	} {
 		key := newKey(t)
-		leaf := p.leaf(t, key, leafOptions{keyUsage: c.ku, unknownEKUs: []asn1.ObjectIdentifier{oidDocumentSigning}, business: true})
-		sig := buildCMS(t, document, true, []*x509.Certificate{leaf, p.ca}, cmsSigner{cert: leaf, key: key, ess: leaf, signingTime: time.Now()})
-		v, err := New(p.config())
+		leaf := c.pki.leaf(t, key, c.o)
+		var sig []byte
+		if c.jws {
+			sig = []byte(signJWS(t, &cmsSigner{key: key}, []*x509.Certificate{leaf, c.pki.ca}, document, false, map[jose.HeaderKey]any{"sigT": now.UTC().Format(time.RFC3339)}))
+		} else {
+			sig = buildCMS(t, document, false, []*x509.Certificate{leaf, c.pki.ca}, cmsSigner{cert: leaf, key: key, ess: leaf, signingTime: now})
+		}
+		res, err := c.v.Verify(context.Background(), sig, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
-		res, err := v.Verify(context.Background(), sig, document)
-		if err != nil {
-			t.Fatal(err)
+		var constraints string
+		for _, check := range res.Reports[0].Checks {
+			if check.Name == "constraints" {
+				constraints = check.Detail
+			}
 		}
-		if len(res.Reports) != 1 || res.Reports[0].Signer == nil || res.Reports[0].Signer.Profile != c.want {
-			t.Errorf("key usage %v: reports %+v, want profile %q", c.ku, res.Reports, c.want)
+		if res.Indication != c.ind || res.SubIndication != c.sub || res.Reports[0].Signer.Profile != c.profile || !strings.Contains(constraints, c.detail) {
+			var text bytes.Buffer
+			_ = res.WriteText(&text)
+			t.Errorf("%s: got %s/%s, want %s/%s, profile %q, constraints mentioning %q\n%s", c.name, res.Indication, res.SubIndication, c.ind, c.sub, c.profile, c.detail, text.String())
+		}
+		if err := SignerConstraints(leaf); (err == nil) != (c.o.keyUsage&x509.KeyUsageContentCommitment != 0) {
+			t.Errorf("%s: SignerConstraints: %v", c.name, err)
 		}
 	}
 }

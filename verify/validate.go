@@ -49,7 +49,7 @@ func (v *Verifier) validateSigner(ctx context.Context, call *call, rep *Report, 
 				NotBefore: cert.NotBefore, NotAfter: cert.NotAfter, Source: c.sources[i], URL: c.urls[i]})
 		}
 	}
-	checkConstraints(rep, leaf, c)
+	v.checkConstraints(rep, leaf, c)
 	if c != nil {
 		v.checkRevocation(ctx, call, rep, c)
 	} else {
@@ -76,12 +76,29 @@ func chainTime(leaf *x509.Certificate, signingTime, now time.Time) time.Time {
 	}
 }
 
-// SignerConstraints is why a signature by leaf's key is no signature of a
-// document to a verifier (checkConstraints, CHAIN_CONSTRAINTS_FAILURE): a
-// CA certificate, a key usage with neither digitalSignature nor
+// SignerConstraints is why a signature by leaf's key, a certificate of
+// the national PKI (one whose path ends at Config.Roots), is no signature
+// of a document to a verifier (checkConstraints,
+// CHAIN_CONSTRAINTS_FAILURE): a CA certificate, a key usage without
 // contentCommitment, or extended key usages none of which covers
-// documents; nil if none. Signers check it before they sign.
-func SignerConstraints(leaf *x509.Certificate) error {
+// documents; nil if none. Signers check it before they sign (sanad sign).
+func SignerConstraints(leaf *x509.Certificate) error { return signerConstraints(leaf, true) }
+
+// signerConstraints is SignerConstraints of a national signer, or of a
+// foreign one (a path to Config.ForeignRoots), whose certificate needs
+// digitalSignature or contentCommitment (RFC 5280 §4.2.1.3): another PKI's
+// profiles are not known here, and an S/MIME signer's certificate may have
+// digitalSignature alone, an eIDAS seal's nonRepudiation alone.
+//
+// Sanad's signing profiles (policies/profiles: citizen-sign,
+// contentCommitment; business-seal, digitalSignature and
+// contentCommitment) commit to content, as ETSI EN 319 412-2 §4.3.2 asks
+// of a certificate for signing documents. The national PKI's other
+// certificates with a documentSigning extended key usage do not: the
+// audit key's (digitalSignature alone) signs the CA's log checkpoints,
+// and a checkpoint or anything else it signs is not a seal of the
+// national PKI on a document.
+func signerConstraints(leaf *x509.Certificate, national bool) error {
 	if leaf.IsCA {
 		return errors.New("the signer's certificate is a CA certificate")
 	}
@@ -91,14 +108,20 @@ func SignerConstraints(leaf *x509.Certificate) error {
 	if ekus := ekuNames(leaf); len(ekus) > 0 && !signingEKU(leaf) {
 		return fmt.Errorf("extended key usage %s does not allow signing documents", strings.Join(ekus, ", "))
 	}
+	if national && leaf.KeyUsage&x509.KeyUsageContentCommitment == 0 {
+		return fmt.Errorf("key usage %s lacks contentCommitment, which the national PKI's signing certificates (citizen-sign, business-seal) have: its other certificates, such as the audit key's that signs the CA's log checkpoints, sign no documents", keyUsageNames(leaf.KeyUsage))
+	}
 	return nil
 }
 
 // checkConstraints: the signer's certificate must allow signing (RFC 5280
-// §4.2.1.3 digitalSignature or contentCommitment; §4.2.1.12 an extended
-// key usage for documents, when it names any) and be an end entity.
-func checkConstraints(rep *Report, leaf *x509.Certificate, c *chain) {
-	if err := SignerConstraints(leaf); err != nil {
+// §4.2.1.3 digitalSignature or contentCommitment, and contentCommitment
+// for a signer of the national PKI; §4.2.1.12 an extended key usage for
+// documents, when it names any) and be an end entity. Without a path, it
+// is held to what any PKI's signer is.
+func (v *Verifier) checkConstraints(rep *Report, leaf *x509.Certificate, c *chain) {
+	national := c != nil && v.national[string(c.certs[len(c.certs)-1].Raw)]
+	if err := signerConstraints(leaf, national); err != nil {
 		rep.fail("constraints", Indeterminate, ChainConstraintsFailure, "%v", err)
 		return
 	}
@@ -120,7 +143,11 @@ func checkConstraints(rep *Report, leaf *x509.Certificate, c *chain) {
 	if rep.Signer != nil && rep.Signer.Profile != "" {
 		detail += "; profile " + rep.Signer.Profile
 	}
-	rep.pass("constraints", "%s allow signing", detail)
+	detail += " allow signing"
+	if c != nil && !national {
+		detail += " (a signer of another PKI: digitalSignature or contentCommitment suffices)"
+	}
+	rep.pass("constraints", "%s", detail)
 }
 
 // signingEKU says whether a certificate's extended key usage allows

@@ -13,8 +13,18 @@ import (
 
 // Config is what a Verifier trusts and how it reaches the network.
 type Config struct {
-	// Roots are the trust anchors: the national roots.
+	// Roots are the trust anchors of the national PKI, Sanad's roots. A
+	// signer whose path ends at one is held to Sanad's signing profiles:
+	// its certificate commits to content (contentCommitment), as
+	// citizen-sign's and business-seal's do, and the CA's other
+	// certificates (the audit key's) do not.
 	Roots []*x509.Certificate
+	// ForeignRoots are trust anchors of other PKIs (another country's
+	// national root), whose profiles are not Sanad's: a signer whose path
+	// ends at one needs digitalSignature or contentCommitment (RFC 5280
+	// §4.2.1.3), as an S/MIME signer's or an eIDAS seal's certificate
+	// has. A root in both is national.
+	ForeignRoots []*x509.Certificate
 	// Intermediates are CA certificates to build chains with besides those
 	// a signature carries and those fetched by AIA.
 	Intermediates []*x509.Certificate
@@ -67,7 +77,8 @@ var ErrTooLarge = errors.New("verify: signature larger than the limit")
 // certificates.
 type Verifier struct {
 	cfg         Config
-	roots       *x509.CertPool
+	roots       *x509.CertPool  // Roots and ForeignRoots
+	national    map[string]bool // the DER of each of Roots
 	ocspCache   *ttlCache[*status]
 	crlCache    *ttlCache[*crlEntries]
 	aiaCache    *ttlCache[[]*x509.Certificate]
@@ -88,7 +99,7 @@ const (
 
 // New returns a Verifier for cfg.
 func New(cfg Config) (*Verifier, error) {
-	if len(cfg.Roots) == 0 {
+	if len(cfg.Roots)+len(cfg.ForeignRoots) == 0 {
 		return nil, errors.New("verify: no trust anchors configured")
 	}
 	if cfg.HTTPClient == nil {
@@ -107,7 +118,7 @@ func New(cfg Config) (*Verifier, error) {
 	if cfg.ClockSkew == 0 {
 		cfg.ClockSkew = 5 * time.Minute
 	}
-	v := &Verifier{cfg: cfg, roots: x509.NewCertPool(),
+	v := &Verifier{cfg: cfg, roots: x509.NewCertPool(), national: map[string]bool{},
 		ocspCache:   newTTLCache[*status](cfg.RevocationCacheTTL, ocspCacheEntries),
 		crlCache:    newTTLCache[*crlEntries](cfg.RevocationCacheTTL, crlCacheEntries),
 		aiaCache:    newTTLCache[[]*x509.Certificate](aiaCacheTTL, aiaCacheEntries),
@@ -115,6 +126,10 @@ func New(cfg Config) (*Verifier, error) {
 		certCache:   newTTLCache[*x509.Certificate](time.Hour, certCacheEntries),
 		dnCache:     newTTLCache[string](time.Hour, certCacheEntries)}
 	for _, r := range cfg.Roots {
+		v.roots.AddCert(r)
+		v.national[string(r.Raw)] = true
+	}
+	for _, r := range cfg.ForeignRoots {
 		v.roots.AddCert(r)
 	}
 	return v, nil

@@ -183,8 +183,10 @@ func (f *signFlags) run(ctx context.Context, stdout io.Writer, file string, load
 // checkSigningCertificate refuses a certificate no verifier would accept a
 // signature from: one not valid now, or whose key usage or extended key
 // usage (RFC 5280 §4.2.1.3, §4.2.1.12) excludes documents, as sanad verify
-// judges it (verify.SignerConstraints): a citizen-auth certificate
-// (clientAuth) signs logins, not contracts.
+// judges a certificate of the national PKI (verify.SignerConstraints): a
+// citizen-auth certificate (clientAuth) signs logins, not contracts, and
+// the audit key's (digitalSignature without contentCommitment) the CA's
+// log checkpoints.
 func checkSigningCertificate(cert *x509.Certificate, now time.Time) error {
 	if now.Before(cert.NotBefore) || now.After(cert.NotAfter) {
 		return fmt.Errorf("certificate serial %s is valid from %s to %s, not now", jwsauth.SerialHex(cert.SerialNumber),

@@ -9,6 +9,7 @@ import (
 	"crypto/rsa"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/asn1"
 	"encoding/base64"
 	"encoding/json"
 	"encoding/pem"
@@ -27,8 +28,11 @@ import (
 
 	"github.com/go-jose/go-jose/v4"
 
+	"github.com/sanadpki/sanad/ca/profile"
 	"github.com/sanadpki/sanad/hsm"
 	"github.com/sanadpki/sanad/internal/testenv"
+	"github.com/sanadpki/sanad/policies"
+	"github.com/sanadpki/sanad/verify"
 )
 
 // signDocument is what the signing tests sign: CRLF and every byte value,
@@ -311,6 +315,9 @@ func TestSignRefusals(t *testing.T) {
 	expiredKey, expiredCert := writeSelfSigned(t, dir, "expired", now.Add(-48*time.Hour), now.Add(-24*time.Hour))
 	_, unrelated := writeSelfSigned(t, dir, "unrelated", now.Add(-time.Hour), now.Add(time.Hour))
 	loginKey, loginCert := writeSelfSigned(t, dir, "login", now.Add(-time.Hour), now.Add(time.Hour), x509.ExtKeyUsageClientAuth)
+	auditKey, auditCert := writeCertificate(t, dir, "audit", &x509.Certificate{Subject: pkix.Name{CommonName: "Sanad Audit Log Checkpoints", Organization: []string{"Sanad National PKI"}},
+		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(time.Hour), KeyUsage: x509.KeyUsageDigitalSignature,
+		UnknownExtKeyUsage: []asn1.ObjectIdentifier{{1, 3, 6, 1, 5, 5, 7, 3, 36}}}) // the audit profile's documentSigning
 	openKey := filepath.Join(dir, "open.key")
 	if raw, err := os.ReadFile(key); err != nil || os.WriteFile(openKey, raw, 0o644) != nil {
 		t.Fatal(err)
@@ -338,6 +345,7 @@ func TestSignRefusals(t *testing.T) {
 		{"expired certificate", nil, []string{"sign", doc, "--key", expiredKey, "--cert", expiredCert}, exitFailure, "not now"},
 		// What sanad verify would call CHAIN_CONSTRAINTS_FAILURE.
 		{"an authentication certificate", nil, []string{"sign", doc, "--key", loginKey, "--cert", loginCert}, exitFailure, "may not sign documents: extended key usage clientAuth does not allow signing documents"},
+		{"the audit key's certificate", nil, []string{"sign", doc, "--key", auditKey, "--cert", auditCert}, exitFailure, "may not sign documents: key usage digitalSignature lacks contentCommitment"},
 		{"key readable by others", nil, []string{"sign", doc, "--key", openKey, "--cert", cert}, exitFailure, "group and others must have no access"},
 		{"chain off the path", nil, []string{"sign", doc, "--key", key, "--cert", cert, "--chain", unrelated}, exitFailure, "did not issue"},
 		{"missing file", nil, []string{"sign", filepath.Join(dir, "nothing.txt"), "--key", key, "--cert", cert}, exitFailure, "no such file"},
@@ -360,14 +368,49 @@ func TestSignRefusals(t *testing.T) {
 	}
 }
 
+// TestSigningProfiles: of Sanad's end-entity profiles (policies/profiles),
+// verify.SignerConstraints, which sanad sign checks and sanad verify holds
+// a signer of the national PKI to, accepts the key and extended key
+// usages of the signing profiles, citizen-sign and business-seal, and of
+// no other: not the authentication profiles', the OCSP signer's, nor the
+// audit key's (documentSigning, but digitalSignature alone). The rule is
+// code, as package verify reads no policy file; this keeps it the
+// profiles'.
+func TestSigningProfiles(t *testing.T) {
+	profiles, err := profile.LoadAll(policies.FS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, p := range profiles {
+		if p.CA {
+			continue
+		}
+		err := verify.SignerConstraints(&x509.Certificate{KeyUsage: p.KeyUsage, ExtKeyUsage: p.ExtKeyUsage, UnknownExtKeyUsage: p.OtherExtKeyUsage})
+		if signs := name == "citizen-sign" || name == "business-seal"; signs != (err == nil) {
+			t.Errorf("profile %s: SignerConstraints says %v", name, err)
+		}
+	}
+	if _, ok := profiles["audit"]; !ok {
+		t.Error("no audit profile")
+	}
+}
+
 // writeSelfSigned writes a P-256 key (0600) and a self-signed certificate
-// for document signing valid from notBefore to notAfter, with the extended
-// key usages ekus if any; it returns their paths.
+// for document signing (contentCommitment, as citizen-sign's) valid from
+// notBefore to notAfter, with the extended key usages ekus if any; it
+// returns their paths.
 func writeSelfSigned(t *testing.T, dir, name string, notBefore, notAfter time.Time, ekus ...x509.ExtKeyUsage) (keyPath, certPath string) {
 	t.Helper()
+	return writeCertificate(t, dir, name, &x509.Certificate{Subject: pkix.Name{CommonName: name},
+		NotBefore: notBefore, NotAfter: notAfter, KeyUsage: x509.KeyUsageContentCommitment, ExtKeyUsage: ekus})
+}
+
+// writeCertificate writes a P-256 key (0600) and a self-signed certificate
+// of tmpl, and returns their paths.
+func writeCertificate(t *testing.T, dir, name string, tmpl *x509.Certificate) (keyPath, certPath string) {
+	t.Helper()
 	key := mustECDSA(t, elliptic.P256())
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(time.Now().UnixNano()), Subject: pkix.Name{CommonName: name},
-		NotBefore: notBefore, NotAfter: notAfter, KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: ekus}
+	tmpl.SerialNumber = big.NewInt(time.Now().UnixNano())
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
 	if err != nil {
 		t.Fatal(err)

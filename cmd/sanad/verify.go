@@ -17,7 +17,8 @@ import (
 )
 
 // startVerify adds the verify role: POST /api/v1/verify, trusting the
-// roots of this deployment's store (and verify.roots_file), with the
+// roots of this deployment's store, the national roots, and those of
+// verify.roots_file, other PKIs' (verify.Config.ForeignRoots), with the
 // store's issuing CAs as known intermediates.
 func startVerify(ctx context.Context, s *service) error {
 	c := s.cfg.Verify
@@ -47,7 +48,7 @@ func startVerify(ctx context.Context, s *service) error {
 		if err != nil {
 			return fmt.Errorf("verify.roots_file: %w", err)
 		}
-		cfg.Roots = append(cfg.Roots, roots...)
+		cfg.ForeignRoots = roots
 	}
 	v, err := verify.New(cfg)
 	if err != nil {
@@ -101,7 +102,7 @@ var errNotPassed = errors.New("the signature did not pass")
 
 func newVerifyCmd() *cobra.Command {
 	var content, ocspURL string
-	var roots, intermediates []string
+	var roots, foreignRoots, intermediates []string
 	var noAIA, noCRL, asJSON bool
 	cmd := &cobra.Command{
 		Use:   "verify FILE",
@@ -113,12 +114,15 @@ signing time (OCSP, else CRL) and time; it prints an ETSI EN 319 102-1 report:
 TOTAL_PASSED, TOTAL_FAILED or INDETERMINATE with a sub-indication.
 
 Trust anchors are --roots (PEM files), else SANAD_VERIFY_ROOTS, else after
-"sanad dev" the dev root of ./var/dev.json. Exit code 0 only when every
-signature passed.`,
+"sanad dev" the dev root of ./var/dev.json: the national roots, whose signers
+commit to content (contentCommitment, as citizen-sign and business-seal do).
+--foreign-roots adds other PKIs' roots, whose signers need digitalSignature or
+contentCommitment. Exit code 0 only when every signature passed.`,
 		Args: cobra.ExactArgs(1),
 	}
 	cmd.Flags().StringVar(&content, "content", "", "the signed content, for a detached signature")
-	cmd.Flags().StringSliceVar(&roots, "roots", nil, "PEM file(s) of trust anchors")
+	cmd.Flags().StringSliceVar(&roots, "roots", nil, "PEM file(s) of trust anchors: the national roots")
+	cmd.Flags().StringSliceVar(&foreignRoots, "foreign-roots", nil, "PEM file(s) of other PKIs' trust anchors")
 	cmd.Flags().StringSliceVar(&intermediates, "intermediates", nil, "PEM file(s) of CA certificates to build chains with")
 	cmd.Flags().StringVar(&ocspURL, "ocsp", "", "ask this OCSP responder instead of each certificate's AIA URL")
 	cmd.Flags().BoolVar(&noAIA, "no-aia", false, "do not fetch missing intermediates from caIssuers URLs")
@@ -135,7 +139,7 @@ signature passed.`,
 		}
 		if len(roots) == 0 {
 			m, err := readDevManifest()
-			if err != nil {
+			if err != nil && len(foreignRoots) == 0 {
 				return usagef("no trust anchors: give --roots FILE (or SANAD_VERIFY_ROOTS); %v", err)
 			}
 			for _, is := range m.Issuers {
@@ -153,6 +157,13 @@ signature passed.`,
 				return usagef("--roots: %v", err)
 			}
 			cfg.Roots = append(cfg.Roots, certs...)
+		}
+		for _, r := range foreignRoots {
+			certs, err := readCertificates(r)
+			if err != nil {
+				return usagef("--foreign-roots: %v", err)
+			}
+			cfg.ForeignRoots = append(cfg.ForeignRoots, certs...)
 		}
 		for _, r := range intermediates {
 			certs, err := readCertificates(r)

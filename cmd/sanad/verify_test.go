@@ -133,6 +133,11 @@ func TestVerifyAgainstDev(t *testing.T) {
 	if code, out := verifyRun(t, work, env, cmsDER); code != exitUsage {
 		t.Errorf("no trust anchor outside a dev directory: exit %d\n%s", code, out)
 	}
+	// The dev root given as another PKI's: the citizen's signature passes,
+	// held to what any PKI's signer is held to.
+	if code, out := verifyRun(t, work, env, filepath.Join(work, "sanad.p7s"), "--content", doc, "--foreign-roots", root); code != 0 || !strings.Contains(out, "a signer of another PKI") {
+		t.Errorf("--foreign-roots: exit %d\n%s", code, out)
+	}
 
 	// POST /api/v1/verify, multipart and JSON.
 	var body bytes.Buffer

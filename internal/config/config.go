@@ -45,7 +45,11 @@ type Config struct {
 // Verify configures the signature verification role (POST /api/v1/verify).
 type Verify struct {
 	// RootsFile is a PEM file of further trust anchors, besides the roots
-	// of this deployment's store (another country's national root, for one).
+	// of this deployment's store: other PKIs' (another country's national
+	// root, for one), whose signers need digitalSignature or
+	// contentCommitment, where the store's roots' signers need
+	// contentCommitment, as Sanad's signing profiles have
+	// (verify.Config.ForeignRoots).
 	RootsFile string `yaml:"roots_file"`
 	// OCSPResponder, when set, is asked instead of each certificate's AIA
 	// OCSP URL.
