@@ -58,7 +58,7 @@ func startVerify(ctx context.Context, s *service) error {
 	if err != nil {
 		return fmt.Errorf("http.trusted_proxies: %w", err)
 	}
-	s.routes = append(s.routes, endpoint.New(v, c.MaxContentBytes, c.MaxConcurrent, s.log).TrustProxies(proxies).Register)
+	s.routes = append(s.routes, endpoint.New(v, c.MaxContentBytes, c.MaxConcurrent, s.log).MaxHeld(c.MaxHeldBytes).TrustProxies(proxies).Register)
 	return nil
 }
 

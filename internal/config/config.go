@@ -63,10 +63,20 @@ type Verify struct {
 	// MaxContentBytes bounds the detached content a request may carry; the
 	// signature itself is bounded by verify.MaxSignatureSize (16 MiB).
 	MaxContentBytes int64 `yaml:"max_content_bytes"`
-	// MaxConcurrent bounds the requests read and verified at once (each
-	// may hold its body and a few signers' arithmetic); more wait up to 5 s
-	// for their turn, then are answered 503.
+	// MaxConcurrent bounds the requests verified at once (each a few
+	// signers' arithmetic), and four times as many the bodies arriving at
+	// once; more wait up to 5 s for their turn, then are answered 503.
 	MaxConcurrent int `yaml:"max_concurrent"`
+	// MaxHeldBytes bounds the bytes of request bodies read and held at
+	// once, all requests together: a request holds its body's size from
+	// the start of its read to the end of its verification, waiting for
+	// its turn included, so that the memory requests take is bounded by
+	// their bytes, not their count. A request whose bytes are not free
+	// within 5 s is answered 503, a body larger than this 413. 0, the
+	// default: twice the largest body (both parts of it base64-encoded in
+	// JSON: with max_content_bytes at its default, 134 348 800 bytes,
+	// about 128 MiB).
+	MaxHeldBytes int64 `yaml:"max_held_bytes"`
 	// FetchTimeout bounds each AIA, OCSP or CRL request.
 	FetchTimeout time.Duration `yaml:"fetch_timeout"`
 	// RevocationCacheTTL bounds how long an OCSP answer or a CRL is reused
@@ -506,6 +516,9 @@ func (c Config) Validate() error {
 	}
 	if c.Verify.MaxConcurrent < 1 || c.Verify.MaxConcurrent > 1024 {
 		bad("verify.max_concurrent", "%d is outside 1..1024", c.Verify.MaxConcurrent)
+	}
+	if c.Verify.MaxHeldBytes != 0 && (c.Verify.MaxHeldBytes < 1<<20 || c.Verify.MaxHeldBytes > 1<<40) {
+		bad("verify.max_held_bytes", "%d is outside 1048576..1099511627776 (0 takes the default)", c.Verify.MaxHeldBytes)
 	}
 	if c.Verify.FetchTimeout < 100*time.Millisecond || c.Verify.FetchTimeout > time.Minute {
 		bad("verify.fetch_timeout", "%s is outside 100ms..1m", c.Verify.FetchTimeout)

@@ -43,19 +43,24 @@ type Handler struct {
 	v          *verify.Verifier
 	maxContent int64
 	log        *slog.Logger
-	// slots holds one token per request being verified: each holds its
-	// body (up to maxBody) and the verification's CPU, so only so many run
-	// at once. reads holds one per request whose body is arriving (four
-	// times as many), each for at most readTimeout: a client trickling
-	// its body holds no verification slot, so a few of them cannot stop
-	// everyone's verifications (as they could when a slot was taken
-	// before the body came), only wait their turn to be read.
+	// slots holds one token per request being verified, each using the
+	// verification's CPU, so only so many run at once. reads holds one
+	// per request whose body is arriving (four times as many), each for
+	// at most readTimeout: a client trickling its body holds no
+	// verification slot, so a few of them cannot stop everyone's
+	// verifications (as they could when a slot was taken before the body
+	// came), only wait their turn to be read.
 	slots       chan struct{}
 	reads       chan struct{}
 	readTimeout time.Duration
-	// busyWait is how long a request waits for a slot before it is
-	// answered 503 (5 s): a burst is served in turn, a flood is told to
-	// come back.
+	// bytes is the budget of bytes the bodies read and held at once may
+	// have (MaxHeld): a request holds its body's share from the start of
+	// its read to the end of its verification, so that the memory
+	// requests take is bounded by their bytes, not their count.
+	bytes *budget
+	// busyWait is how long a request waits for a slot, or for its share
+	// of bytes, before it is answered 503 (5 s): a burst is served in
+	// turn, a flood is told to come back.
 	busyWait time.Duration
 
 	// One client (api.ClientKey, behind trusted proxies) holds at most
@@ -100,11 +105,28 @@ func (h *Handler) leave(client string) {
 
 // New returns a Handler; maxContent bounds the detached content of a
 // request (the signature is bounded by verify.MaxSignatureSize), and
-// maxConcurrent the requests read and verified at once (at least 1).
+// maxConcurrent the requests verified at once (at least 1; four times as
+// many bodies are read at once). The bodies read and held at once are at
+// most twice the largest body in bytes (MaxHeld changes it).
 func New(v *verify.Verifier, maxContent int64, maxConcurrent int, log *slog.Logger) *Handler {
 	n := max(1, maxConcurrent)
-	return &Handler{v: v, maxContent: maxContent, log: log, slots: make(chan struct{}, n), reads: make(chan struct{}, 4*n),
+	h := &Handler{v: v, maxContent: maxContent, log: log, slots: make(chan struct{}, n), reads: make(chan struct{}, 4*n),
 		readTimeout: readTimeout, busyWait: 5 * time.Second, inFlight: map[string]int{}}
+	h.bytes = newBudget(2 * h.maxBody())
+	return h
+}
+
+// MaxHeld bounds the bytes of request bodies read and held at once, all
+// requests together (config verify.max_held_bytes), from the start of a
+// request's read to the end of its verification; n ≤ 0 keeps the
+// default, twice the largest body. A body larger than n is refused
+// (413), and one whose bytes are not free within the wait answered busy
+// (503). It is set before the Handler serves.
+func (h *Handler) MaxHeld(n int64) *Handler {
+	if n > 0 {
+		h.bytes = newBudget(n)
+	}
+	return h
 }
 
 // acquire takes a token of slots, waiting at most h.busyWait; false when
@@ -138,6 +160,10 @@ func (h *Handler) maxBody() int64 {
 	return (verify.MaxSignatureSize+h.maxContent)/3*4 + 64<<10
 }
 
+// bodyLimit is the largest body this node reads: maxBody, or less when
+// the byte budget is smaller.
+func (h *Handler) bodyLimit() int64 { return min(h.maxBody(), h.bytes.size) }
+
 // problem is a refusal of the request itself, as a problem document.
 type problem struct {
 	status      int
@@ -154,7 +180,8 @@ func badRequest(format string, args ...any) error {
 }
 
 // unreadable is a body that could not be read: a bad request, unless the
-// cause is the body limit, which handleVerify answers as such.
+// cause is the body limit or the byte budget, which handleVerify answers
+// as such.
 func unreadable(cause error, format string, args ...any) error {
 	p := badRequest(format, args...).(*problem)
 	p.cause = cause
@@ -174,16 +201,32 @@ func (h *Handler) handleVerify(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer h.leave(client)
-	busy := func(what string, n int) {
+	busy := func(detail string) {
 		w.Header().Set("Retry-After", strconv.Itoa(max(1, int(h.busyWait/time.Second))))
-		api.WriteProblem(w, api.NewProblem(http.StatusServiceUnavailable, "busy", "Too many verifications at once",
-			fmt.Sprintf("this node %s at most %d requests at once, and all are taken; try again shortly", what, n)))
+		api.WriteProblem(w, api.NewProblem(http.StatusServiceUnavailable, "busy", "Too many verifications at once", detail))
 	}
-	if !h.acquire(r, h.reads) {
-		busy("reads", cap(h.reads))
+	busyBytes := func() {
+		busy(fmt.Sprintf("this node reads and holds at most %d bytes of requests at once, and they are taken; try again shortly", h.bytes.size))
+	}
+	limit := h.bodyLimit()
+	if r.ContentLength > limit {
+		api.WriteProblem(w, api.NewProblem(http.StatusRequestEntityTooLarge, "request-too-large", "The request body is too large",
+			fmt.Sprintf("the limit is %d bytes", limit)))
 		return
 	}
-	r.Body = http.MaxBytesReader(w, r.Body, h.maxBody())
+	if !h.acquire(r, h.reads) {
+		busy(fmt.Sprintf("this node reads at most %d requests at once, and all are taken; try again shortly", cap(h.reads)))
+		return
+	}
+	// The request holds its bytes from now until its verification ends.
+	body := h.bytes.share(r.Context(), h.busyWait, http.MaxBytesReader(w, r.Body, limit), r.ContentLength)
+	defer body.release()
+	if !body.reserve() {
+		<-h.reads
+		busyBytes()
+		return
+	}
+	r.Body = io.NopCloser(body)
 	rc := http.NewResponseController(w)
 	_ = rc.SetReadDeadline(time.Now().Add(h.readTimeout)) // a server that cannot set one keeps its own ReadTimeout
 	sig, content, err := h.read(r)
@@ -191,7 +234,7 @@ func (h *Handler) handleVerify(w http.ResponseWriter, r *http.Request) {
 	<-h.reads
 	if err == nil {
 		if !h.acquire(r, h.slots) {
-			busy("verifies", cap(h.slots))
+			busy(fmt.Sprintf("this node verifies at most %d requests at once, and all are taken; try again shortly", cap(h.slots)))
 			return
 		}
 		defer func() { <-h.slots }()
@@ -208,6 +251,8 @@ func (h *Handler) handleVerify(w http.ResponseWriter, r *http.Request) {
 	var p *problem
 	var tooBig *http.MaxBytesError
 	switch {
+	case errors.Is(err, errNoBudget):
+		busyBytes()
 	case errors.As(err, &tooBig):
 		api.WriteProblem(w, api.NewProblem(http.StatusRequestEntityTooLarge, "request-too-large", "The request body is too large",
 			fmt.Sprintf("the limit is %d bytes", tooBig.Limit)))

@@ -41,6 +41,13 @@ func newFixture(t *testing.T, maxContent int64) *fixture { return newFixtureN(t,
 // newFixtureN is a fixture verifying at most maxConcurrent requests at once.
 func newFixtureN(t *testing.T, maxContent int64, maxConcurrent int) *fixture {
 	t.Helper()
+	return newFixtureOCSP(t, maxContent, maxConcurrent, "")
+}
+
+// newFixtureOCSP is a fixture whose signer's certificate names ocspURL
+// as its OCSP responder, if any.
+func newFixtureOCSP(t *testing.T, maxContent int64, maxConcurrent int, ocspURL string) *fixture {
+	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		t.Fatal(err)
@@ -54,7 +61,7 @@ func newFixtureN(t *testing.T, maxContent int64, maxConcurrent int) *fixture {
 	}
 	root, _ := x509.ParseCertificate(rootDER)
 	leafDER, err := x509.CreateCertificate(rand.Reader, &x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "Signer", SerialNumber: "IDCKZ-880312448217"},
-		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(time.Hour), KeyUsage: x509.KeyUsageContentCommitment}, root, key.Public(), key)
+		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(time.Hour), KeyUsage: x509.KeyUsageContentCommitment, OCSPServer: ocspServers(ocspURL)}, root, key.Public(), key)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -83,6 +90,13 @@ func newFixtureN(t *testing.T, maxContent int64, maxConcurrent int) *fixture {
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
 	return &fixture{srv: srv, h: h, sig: sig, content: content}
+}
+
+func ocspServers(url string) []string {
+	if url == "" {
+		return nil
+	}
+	return []string{url}
 }
 
 func (f *fixture) post(t *testing.T, contentType string, body []byte) (int, map[string]any, string) {
