@@ -71,7 +71,9 @@ type Verify struct {
 	// once, all requests together: a request holds its body's size from
 	// the start of its read to the end of its verification, waiting for
 	// its turn included, so that the memory requests take is bounded by
-	// their bytes, not their count. A request whose bytes are not free
+	// their bytes, not their count (what a request holds is about its
+	// body's size: a JSON body decodes to three quarters of it, a
+	// multipart one to its parts). A request whose bytes are not free
 	// within 5 s is answered 503, a body larger than this 413. 0, the
 	// default: twice the largest body (both parts of it base64-encoded in
 	// JSON: with max_content_bytes at its default, 134 348 800 bytes,

@@ -106,6 +106,14 @@ func (s *share) Read(p []byte) (int, error) {
 	return n, err
 }
 
+// left is how many bytes of the body are still to come, -1 when unknown.
+func (s *share) left() int64 {
+	if s.size < 0 {
+		return -1
+	}
+	return max(0, s.size-s.read)
+}
+
 // release gives back the request's share.
 func (s *share) release() {
 	s.b.give(s.taken)

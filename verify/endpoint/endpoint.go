@@ -9,9 +9,6 @@
 package endpoint
 
 import (
-	"bytes"
-	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -28,9 +25,9 @@ import (
 	"github.com/sanadpki/sanad/verify"
 )
 
-// Request is the JSON form of a verification request. The signature is
-// given once: as base64 of its bytes (DER, PEM, S/MIME or JWS alike), or
-// as text (PEM, S/MIME or a JWS).
+// Request is the JSON form of a verification request (decodeRequest reads
+// it as it arrives). The signature is given once: as base64 of its bytes
+// (DER, PEM, S/MIME or JWS alike), or as text (PEM, S/MIME or a JWS).
 type Request struct {
 	Signature     string `json:"signature,omitempty"`
 	SignatureText string `json:"signature_text,omitempty"`
@@ -121,7 +118,9 @@ func New(v *verify.Verifier, maxContent int64, maxConcurrent int, log *slog.Logg
 // request's read to the end of its verification; n ≤ 0 keeps the
 // default, twice the largest body. A body larger than n is refused
 // (413), and one whose bytes are not free within the wait answered busy
-// (503). It is set before the Handler serves.
+// (503). It is set before the Handler serves. A request holds about as
+// many bytes as its body has: what the body decodes to, and a little
+// while it is read.
 func (h *Handler) MaxHeld(n int64) *Handler {
 	if n > 0 {
 		h.bytes = newBudget(n)
@@ -229,7 +228,7 @@ func (h *Handler) handleVerify(w http.ResponseWriter, r *http.Request) {
 	r.Body = io.NopCloser(body)
 	rc := http.NewResponseController(w)
 	_ = rc.SetReadDeadline(time.Now().Add(h.readTimeout)) // a server that cannot set one keeps its own ReadTimeout
-	sig, content, err := h.read(r)
+	sig, content, err := h.read(r, body.left)
 	_ = rc.SetReadDeadline(time.Time{})
 	<-h.reads
 	if err == nil {
@@ -267,59 +266,24 @@ func (h *Handler) handleVerify(w http.ResponseWriter, r *http.Request) {
 }
 
 // read takes the signature and the content from a JSON or a
-// multipart/form-data body (parts "signature" and "content").
-func (h *Handler) read(r *http.Request) (sig, content []byte, err error) {
+// multipart/form-data body (parts "signature" and "content"); left says
+// how much of the body is still to come (-1: unknown).
+func (h *Handler) read(r *http.Request, left func() int64) (sig, content []byte, err error) {
 	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	if err != nil {
 		mt = ""
 	}
 	switch mt {
 	case "application/json":
-		return h.readJSON(r)
+		return decodeRequest(r.Body, left, h.maxContent)
 	case "multipart/form-data":
-		return h.readMultipart(r)
+		return h.readMultipart(r, left)
 	}
 	return nil, nil, &problem{status: http.StatusUnsupportedMediaType, name: "unsupported-media-type", title: "The request body has the wrong media type",
 		detail: fmt.Sprintf("send application/json or multipart/form-data, not %q", r.Header.Get("Content-Type"))}
 }
 
-func (h *Handler) readJSON(r *http.Request) (sig, content []byte, err error) {
-	var req Request
-	dec := json.NewDecoder(r.Body)
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&req); err != nil {
-		return nil, nil, unreadable(err, "the body is not a verification request: %v", err)
-	}
-	if rest, err := io.ReadAll(io.MultiReader(dec.Buffered(), r.Body)); err != nil || len(bytes.TrimSpace(rest)) > 0 {
-		return nil, nil, unreadable(err, "data after the JSON object")
-	}
-	switch {
-	case req.Signature != "" && req.SignatureText != "":
-		return nil, nil, badRequest("give signature or signature_text, not both")
-	case req.Signature != "":
-		if sig, err = base64.StdEncoding.DecodeString(req.Signature); err != nil {
-			return nil, nil, badRequest("signature is not base64: %v", err)
-		}
-	case req.SignatureText != "":
-		sig = []byte(req.SignatureText)
-	default:
-		return nil, nil, badRequest("no signature: give signature (base64) or signature_text")
-	}
-	if len(sig) > verify.MaxSignatureSize {
-		return nil, nil, tooLarge("the signature is larger than %d bytes", verify.MaxSignatureSize)
-	}
-	if req.Content != "" {
-		if content, err = base64.StdEncoding.DecodeString(req.Content); err != nil {
-			return nil, nil, badRequest("content is not base64: %v", err)
-		}
-		if int64(len(content)) > h.maxContent {
-			return nil, nil, tooLarge("the content is larger than %d bytes", h.maxContent)
-		}
-	}
-	return sig, content, nil
-}
-
-func (h *Handler) readMultipart(r *http.Request) (sig, content []byte, err error) {
+func (h *Handler) readMultipart(r *http.Request, left func() int64) (sig, content []byte, err error) {
 	mr, err := r.MultipartReader()
 	if err != nil {
 		return nil, nil, badRequest("multipart body: %v", err)
@@ -347,16 +311,13 @@ func (h *Handler) readMultipart(r *http.Request) (sig, content []byte, err error
 			return nil, nil, badRequest("part %q twice", name)
 		}
 		seen[name] = true
-		b, err := io.ReadAll(io.LimitReader(part, limit+1))
-		if err != nil {
-			return nil, nil, unreadable(err, "part %q: %v", name, err)
-		}
-		if int64(len(b)) > limit {
-			return nil, nil, tooLarge("part %q is larger than %d bytes", name, limit)
-		}
 		if strings.EqualFold(part.Header.Get("Content-Transfer-Encoding"), "base64") {
 			// RFC 7578 §4.7 deprecates it, but some clients still send it.
 			return nil, nil, badRequest("part %q: Content-Transfer-Encoding is not supported; send the bytes", name)
+		}
+		b, err := readPart(part, name, limit, left)
+		if err != nil {
+			return nil, nil, err
 		}
 		if name == "signature" {
 			sig = b
