@@ -15,6 +15,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"maps"
+	"math/big"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -487,6 +488,20 @@ func TestCrashRecovery(t *testing.T) {
 				}
 				if after.Number <= before.Number {
 					t.Errorf("CRL number went from %d to %d", before.Number, after.Number)
+				}
+				// The CRL agrees: an unrecorded serial is on it, for
+				// cessationOfOperation; a recorded one is not.
+				rl, err := x509.ParseRevocationList(after.DER)
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, c := range assigned {
+					listed := slices.ContainsFunc(rl.RevokedCertificateEntries, func(e x509.RevocationListEntry) bool {
+						return e.SerialNumber.Cmp(new(big.Int).SetBytes(c.Serial)) == 0 && e.ReasonCode == ca.ReasonCessationOfOperation
+					})
+					if listed != (c.DER == nil) {
+						t.Errorf("serial %x (recorded: %v) on the CRL after recovery: %v", c.Serial, c.DER != nil, listed)
+					}
 				}
 				if r, err := audit.Verify(ctx, db, "test", nil); err != nil || !r.OK() {
 					t.Errorf("audit log after recovery: %+v %v", r, err)
