@@ -242,7 +242,10 @@ func (s *Service) decide(ctx context.Context, o officer) (store.Enrollment, erro
 		}
 		// One person, or one key: a key certified to two officers (one
 		// lent to another, or certified twice) is one pair of eyes.
-		key := keyID(o.req.Certificate)
+		key, err := keyID(o.req.Certificate)
+		if err != nil {
+			return err
+		}
 		for _, dc := range deciders {
 			if dc.id == who || dc.key == key {
 				return refuse("already-decided", "officer %s already decided on this enrollment, or with this key", o.Name)
@@ -325,7 +328,11 @@ func (s *Service) decider(ctx context.Context, ap store.Approval) (decider, erro
 	if err != nil {
 		return decider{}, fmt.Errorf("officer %s certificate: %w", o.Name, err)
 	}
-	dc := decider{name: o.Name, key: keyID(c)}
+	key, err := keyID(c)
+	if err != nil {
+		return decider{}, fmt.Errorf("officer %s certificate: %w", o.Name, err)
+	}
+	dc := decider{name: o.Name, key: key}
 	if !o.Active || !slices.Contains(o.Roles, "ra-officer") {
 		dc.withdrawn = "the officer is no longer an active RA officer"
 		return dc, nil
@@ -363,11 +370,14 @@ func (s *Service) deciders(ctx context.Context, approvals []store.Approval) ([]d
 	return out, nil
 }
 
-// keyID names a certificate's key: the SHA-256 of its
-// SubjectPublicKeyInfo.
-func keyID(c *x509.Certificate) string {
-	sum := sha256.Sum256(c.RawSubjectPublicKeyInfo)
-	return hex.EncodeToString(sum[:])
+// keyID names a certificate's key as the CA blocks it (ca.KeyIDs),
+// whatever bytes the certificate spells it in.
+func keyID(c *x509.Certificate) (string, error) {
+	ids, err := ca.KeyIDs(c.PublicKey)
+	if err != nil {
+		return "", err
+	}
+	return string(ids[0]), nil
 }
 
 // approvedBy is the people (officerIDs) whose approvals stand.

@@ -456,7 +456,7 @@ func (s *Service) revokeSameKey(ctx context.Context, c store.Certificate, actor 
 			errs = append(errs, err)
 			continue
 		}
-		if !bytes.Equal(other, key) {
+		if other != key {
 			continue
 		}
 		err = s.d.Revoker.Revoke(ctx, sib.Serial, reasonKeyCompromise, actor)
@@ -472,18 +472,17 @@ func (s *Service) revokeSameKey(ctx context.Context, c store.Certificate, actor 
 	return revoked, errors.Join(errs...)
 }
 
-// keyOf is the id a stored certificate's key is blocked under
-// (ca.KeyIDs), whatever bytes the certificate spells it in.
-func keyOf(c store.Certificate) ([]byte, error) {
+// keyOf is keyID of a stored certificate.
+func keyOf(c store.Certificate) (string, error) {
 	cert, err := x509.ParseCertificate(c.DER)
 	if err != nil {
-		return nil, fmt.Errorf("certificate %X: %w", c.Serial, err)
+		return "", fmt.Errorf("certificate %X: %w", c.Serial, err)
 	}
-	ids, err := ca.KeyIDs(cert.PublicKey)
+	key, err := keyID(cert)
 	if err != nil {
-		return nil, fmt.Errorf("certificate %X: %w", c.Serial, err)
+		return "", fmt.Errorf("certificate %X: %w", c.Serial, err)
 	}
-	return ids[0], nil
+	return key, nil
 }
 
 // withdrawCertificate revokes the certificate serial of renewal enrollment
