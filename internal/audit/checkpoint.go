@@ -139,9 +139,7 @@ func (c *Checkpointer) Restored(ctx context.Context, log *Log, actor string) (lo
 	if lost.Seq > 0 {
 		err := c.db.InAuditSnapshot(ctx, func(s *store.AuditSnapshot) error {
 			checkpoints, err := s.Checkpoints(ctx)
-			held = slices.ContainsFunc(checkpoints, func(cp store.AuditCheckpoint) bool {
-				return cp.Seq == lost.Seq && bytes.Equal(cp.Hash, lost.Hash) && bytes.Equal(cp.Signature, lost.Signature)
-			})
+			held = holds(checkpoints, lost)
 			return err
 		})
 		if err != nil {
@@ -166,6 +164,13 @@ func (c *Checkpointer) Restored(ctx context.Context, log *Log, actor string) (lo
 	}
 	c.signed, c.refused = resumed, nil
 	return lost, resumed, nil
+}
+
+// holds reports whether checkpoints include signed, signature and all.
+func holds(checkpoints []store.AuditCheckpoint, signed store.AuditCheckpoint) bool {
+	return slices.ContainsFunc(checkpoints, func(cp store.AuditCheckpoint) bool {
+		return cp.Seq == signed.Seq && bytes.Equal(cp.Hash, signed.Hash) && bytes.Equal(cp.Signature, signed.Signature)
+	})
 }
 
 // KeyID is the SHA-256 of the key's DER SubjectPublicKeyInfo.
@@ -220,9 +225,7 @@ func (c *Checkpointer) Checkpoint(ctx context.Context) (store.AuditCheckpoint, b
 		if n := len(checkpoints); n > 0 {
 			last = checkpoints[n-1]
 		}
-		if c.signed.Seq > 0 && !slices.ContainsFunc(checkpoints, func(cp store.AuditCheckpoint) bool {
-			return cp.Seq == c.signed.Seq && bytes.Equal(cp.Hash, c.signed.Hash) && bytes.Equal(cp.Signature, c.signed.Signature)
-		}) {
+		if c.signed.Seq > 0 && !holds(checkpoints, c.signed) {
 			return fmt.Errorf("%w: the checkpoint signed at seq %d is no longer in the database (if the database was restored from a backup, see sanad audit restored)", ErrNotExtended, c.signed.Seq)
 		}
 		if last.Seq > head.Seq {
