@@ -156,8 +156,8 @@ func (ca *CA) revoke(ctx context.Context, serial []byte, reason int, actor strin
 	now := d.Now().UTC().Truncate(time.Second)
 	revokedAt := now
 	change := func(tx *store.Tx) error { return tx.RevokeCertificate(ctx, d.Issuer.ID, serial, now, reason, now) }
-	event := audit.Event{Actor: actor, Action: "certificate.revoke", Object: object,
-		Details: map[string]any{"reason": reason, "reason_name": profile.ReasonName(reason), "revoked_at": now, "profile": p.Name}}
+	details := map[string]any{"reason": reason, "reason_name": profile.ReasonName(reason), "revoked_at": now, "profile": p.Name}
+	event := audit.Event{Actor: actor, Action: "certificate.revoke", Object: object, Details: details}
 	if c.Status == store.StatusRevoked {
 		if reason != reasonKeyCompromise || c.Reason == reasonKeyCompromise || len(c.DER) == 0 {
 			return fmt.Errorf("revoke %s: %w", object, &store.AlreadyRevokedError{At: c.RevokedAt, Reason: c.Reason})
@@ -165,15 +165,14 @@ func (ca *CA) revoke(ctx context.Context, serial []byte, reason int, actor strin
 		from := c.Reason
 		change = func(tx *store.Tx) error { return tx.RaiseRevocationReason(ctx, d.Issuer.ID, serial, from, now) }
 		event.Action = "certificate.revoke.reason"
-		event.Details = map[string]any{"reason": reason, "reason_name": profile.ReasonName(reason), "was": from, "was_name": profile.ReasonName(from),
-			"revoked_at": c.RevokedAt, "profile": p.Name}
+		details["was"], details["was_name"], details["revoked_at"] = from, profile.ReasonName(from), c.RevokedAt
 		revokedAt = c.RevokedAt // the answer keeps the revocation's time
 	}
 	// The revoked answer is signed before the transaction, so the HSM's
 	// time is not spent holding the audit head; if the transaction fails
 	// (revoked meanwhile by someone else), the answer is thrown away.
 	c.Status, c.RevokedAt, c.Reason = store.StatusRevoked, revokedAt, reason
-	resp, err := ca.signRevoked(c, event.Details.(map[string]any))
+	resp, err := ca.signRevoked(c, details)
 	if err != nil {
 		return fmt.Errorf("revoke %s: %w", object, err)
 	}
