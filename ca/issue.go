@@ -20,6 +20,7 @@ import (
 	"maps"
 	"math/big"
 	"slices"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -93,9 +94,13 @@ type CA struct {
 	// signature algorithm, which both use.
 	lintSignature []byte
 	alg           signatureAlg
-	// forbidden are the keys never certified: the issuer's, the
-	// responder's and OtherKeys.
-	forbidden []crypto.PublicKey
+	// forbidden are the keys never certified: the issuer's, every
+	// responder's it signed with and OtherKeys; responding is the OCSP
+	// signer it signs with now (d.Responder at first). swap orders their
+	// changes (UseResponder).
+	forbidden  atomic.Pointer[[]crypto.PublicKey]
+	responding atomic.Pointer[responding]
+	swap       sync.Mutex
 	// changed holds one pending signal that a status changed (a
 	// revocation or a recovery): the CRL publisher waits on it.
 	changed chan struct{}
@@ -112,26 +117,7 @@ func New(d Deps) (*CA, error) {
 	} else if !publicKeysEqual(d.Issuer.Signer.Public(), d.Issuer.Certificate.PublicKey) {
 		errs = append(errs, fmt.Errorf("ca: issuer %s: the key does not match the certificate", d.Issuer.ID))
 	}
-	if d.Responder.IssuerID != d.Issuer.ID {
-		errs = append(errs, fmt.Errorf("ca: OCSP responder is for %q, not %q", d.Responder.IssuerID, d.Issuer.ID))
-	}
-	// The responder's issuer, EKU and key are checked here once, so that
-	// each response signed later needs only its own signature checked
-	// (ocspsign.Sign). Its validity is not: it depends on the time, so
-	// ocspsign checks it at each signature and Ready reports it.
-	if r := d.Responder; r.Certificate == nil || r.Signer == nil || d.Issuer.Certificate == nil {
-		errs = append(errs, errors.New("ca: OCSP responder needs a certificate and a signer"))
-	} else {
-		if err := r.Certificate.CheckSignatureFrom(d.Issuer.Certificate); err != nil {
-			errs = append(errs, fmt.Errorf("ca: the OCSP responder certificate is not the issuer's: %w", err))
-		}
-		if !slices.Contains(r.Certificate.ExtKeyUsage, x509.ExtKeyUsageOCSPSigning) {
-			errs = append(errs, errors.New("ca: the OCSP responder certificate lacks the OCSPSigning EKU"))
-		}
-		if !publicKeysEqual(r.Signer.Public(), r.Certificate.PublicKey) {
-			errs = append(errs, errors.New("ca: the OCSP responder key does not match its certificate"))
-		}
-	}
+	errs = append(errs, checkResponder(d.Issuer, d.Responder)...)
 	if d.Issuer.CRLURL == "" || d.Issuer.OCSPURL == "" || d.Issuer.CAIssuersURL == "" {
 		errs = append(errs, errors.New("ca: issuer needs CRL, OCSP and caIssuers URLs"))
 	}
@@ -147,7 +133,10 @@ func New(d Deps) (*CA, error) {
 		return nil, fmt.Errorf("ca: %w", err)
 	}
 	forbidden := append([]crypto.PublicKey{d.Issuer.Certificate.PublicKey, d.Responder.Certificate.PublicKey}, d.OtherKeys...)
-	return &CA{d: d, commits: newGroup(d.Store, d.Audit, d.Now), lintSignature: lintSignature, alg: alg, forbidden: forbidden, changed: make(chan struct{}, 1)}, nil
+	ca := &CA{d: d, commits: newGroup(d.Store, d.Audit, d.Now), lintSignature: lintSignature, alg: alg, changed: make(chan struct{}, 1)}
+	ca.forbidden.Store(&forbidden)
+	ca.responding.Store(&responding{r: d.Responder})
+	return ca, nil
 }
 
 // Ready reports whether the CA can issue and revoke now, beyond the
@@ -155,7 +144,11 @@ func New(d Deps) (*CA, error) {
 // must be valid for the whole of a response signed now, or no certificate
 // could get its answer (ocspsign.ErrResponderValidity).
 func (ca *CA) Ready(context.Context) error {
-	return ca.d.OCSP.CheckResponder(ca.d.Responder)
+	r, err := ca.responder()
+	if err != nil {
+		return err
+	}
+	return ca.d.OCSP.CheckResponder(r)
 }
 
 // IssuanceEnds is the last time Issue accepts every end-entity profile:
@@ -280,7 +273,11 @@ func (ca *CA) Issue(ctx context.Context, req Request) (*x509.Certificate, error)
 	}
 	// The OCSP response is signed before the transaction, so the HSM's
 	// time is not spent holding the audit head.
-	resp, err := d.OCSP.Sign(d.Responder, intent)
+	responder, err := ca.responder()
+	if err != nil {
+		return nil, fmt.Errorf("issue %s: %w", object, err)
+	}
+	resp, err := d.OCSP.Sign(responder, intent)
 	if err != nil {
 		return nil, fmt.Errorf("issue %s: %w", object, err)
 	}
@@ -423,7 +420,7 @@ func (ca *CA) prepare(req Request) (prepared, error) {
 	for i, kt := range p.KeyTypes {
 		keyTypes[i] = string(kt)
 	}
-	cr, checked, err := csr.ParseAndCheck(req.CSR, csr.Policy{KeyTypes: keyTypes, Forbidden: ca.forbidden, Proofs: ca.d.Proofs})
+	cr, checked, err := csr.ParseAndCheck(req.CSR, csr.Policy{KeyTypes: keyTypes, Forbidden: *ca.forbidden.Load(), Proofs: ca.d.Proofs})
 	if err != nil {
 		return prepared{}, fmt.Errorf("%w: %w", ErrRequest, err)
 	}

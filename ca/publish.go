@@ -435,8 +435,13 @@ func (p *Publisher) runOCSP(ctx context.Context) {
 func (p *Publisher) refreshOCSP(ctx context.Context, unanswered bool) (int, error) {
 	d := p.ca.d
 	// A responder that cannot sign fails every response alike: say so
-	// once, without reading the due responses.
-	if err := d.OCSP.CheckResponder(d.Responder); err != nil {
+	// once, without reading the due responses. The pass signs with the
+	// responder it starts with (UseResponder may change it meanwhile).
+	responder, err := p.ca.responder()
+	if err == nil {
+		err = d.OCSP.CheckResponder(responder)
+	}
+	if err != nil {
 		return 0, fmt.Errorf("ocsp refresh %s: %w", d.Issuer.ID, err)
 	}
 	now := d.Now().UTC()
@@ -446,7 +451,7 @@ func (p *Publisher) refreshOCSP(ctx context.Context, unanswered bool) (int, erro
 	liveTU, liveNU := d.OCSP.DueBefore(now, p.cfg.OCSPScan)
 	// The expired certificates' responses are signed for longer
 	// (ocspsign.Signer.ExpiredValidity), so they are due later.
-	expiredTU, expiredNU := d.OCSP.DueBeforeExpired(d.Responder, now, p.cfg.OCSPScan)
+	expiredTU, expiredNU := d.OCSP.DueBeforeExpired(responder, now, p.cfg.OCSPScan)
 	due := func(expired bool, thisUpdateBefore, nextUpdateBefore time.Time) func(context.Context, []byte) ([]store.Certificate, error) {
 		return func(ctx context.Context, after []byte) ([]store.Certificate, error) {
 			return d.Store.DueOCSPResponses(ctx, store.OCSPDue{IssuerID: d.Issuer.ID, Expired: expired, Now: expiredAt,
@@ -540,13 +545,19 @@ func (w *refreshWalk) walk(ctx context.Context, p *Publisher, next func(context.
 // is, so a pass stopped half-way leaves no write unaudited.
 func (p *Publisher) refreshPage(ctx context.Context, page []store.Certificate, w *refreshWalk) (int, error) {
 	d := p.ca.d
+	// Each page is signed by the responder in service when it starts: one
+	// retired during a pass signs no further page.
+	responder, err := p.ca.responder()
+	if err != nil {
+		return 0, err
+	}
 	certs := make([]store.Certificate, 0, len(page))
 	resps := make([]store.OCSPResponse, 0, len(page))
 	for _, c := range page {
 		if err := ctx.Err(); err != nil {
 			return 0, err
 		}
-		r, err := d.OCSP.Sign(d.Responder, c)
+		r, err := d.OCSP.Sign(responder, c)
 		if err != nil {
 			// One certificate that cannot be signed must not stop the
 			// others: skip it, report it at the end of the pass.
@@ -565,7 +576,7 @@ func (p *Publisher) refreshPage(ctx context.Context, page []store.Certificate, w
 		return 0, err
 	}
 	stored := 0
-	err := d.Store.InTx(ctx, func(tx *store.Tx) error {
+	err = d.Store.InTx(ctx, func(tx *store.Tx) error {
 		stored = 0
 		// Stamped as they are written, not as they were signed, a page
 		// at a time, before this transaction: see revoke.

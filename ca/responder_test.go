@@ -1,7 +1,16 @@
 package ca_test
 
 import (
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/asn1"
 	"errors"
+	"fmt"
+	"math/big"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -85,5 +94,128 @@ func TestResponderRunsOut(t *testing.T) {
 	events, err := db.ListAuditEvents(ctx, store.AuditFilter{Action: "certificate.revoke"})
 	if err != nil || len(events) != 1 || !strings.Contains(string(events[0].Details), "ocsp_signed_by") {
 		t.Errorf("the revocation's audit event: %v, %v; want it to say the issuing CA signed", events, err)
+	}
+}
+
+// newResponder certifies an OCSP signer for f's issuing CA with a key made
+// here (not an HSM's: the CA takes any crypto.Signer), valid from notBefore
+// for days, with mutate applied to its template first.
+func newResponder(t *testing.T, f catest.Fixture, serial int64, notBefore time.Time, days int, mutate func(*x509.Certificate)) (ocspsign.Responder, *ecdsa.PrivateKey) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(serial), Subject: pkix.Name{CommonName: fmt.Sprintf("Test OCSP Responder %d", serial), Country: []string{"KZ"}, Organization: []string{"Sanad"}},
+		NotBefore: notBefore, NotAfter: notBefore.AddDate(0, 0, days), BasicConstraintsValid: true,
+		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageOCSPSigning},
+		ExtraExtensions: []pkix.Extension{{Id: asn1.ObjectIdentifier{1, 3, 6, 1, 5, 5, 7, 48, 1, 5}, Value: asn1.NullBytes}},
+	}
+	if mutate != nil {
+		mutate(tmpl)
+	}
+	cert := catest.Certify(t, tmpl, f.Issuer.Certificate, key.Public(), f.CAKey)
+	return ocspsign.Responder{IssuerID: f.Issuer.ID, Issuer: f.Issuer.Certificate, Certificate: cert, Signer: key}, key
+}
+
+// TestUseResponder: a running CA takes an OCSP signer certified after it
+// started (UseResponder) and signs the next answers with it, without a
+// restart; the new signer's key joins the keys it never certifies, the
+// old one's staying there. A signer that is not this issuing CA's, lacks
+// the OCSPSigning EKU or whose key is not its certificate's is refused,
+// the current one staying. Retired (RetireResponder: its certificate was
+// revoked, and none replaces it), the signer signs nothing: the CA is not
+// ready, issues nothing and leaves no intent, the refresh pass stops, and
+// a revocation still goes through with the issuing CA's own answer, its
+// audit event saying why. Given a signer again, the CA issues again.
+func TestUseResponder(t *testing.T) {
+	ctx := t.Context()
+	f := catest.New(t, time.Now().UTC().Truncate(time.Second))
+	db, _ := storetest.Open(t, store.DriverSQLite)
+	p := newPublishing(t, f, db, newClock(time.Now().UTC().Truncate(time.Second)), ca.PublishConfig{}, nil)
+	signedBy := func(cert *x509.Certificate) *x509.Certificate {
+		t.Helper()
+		_, r := p.response(t, cert.SerialNumber.Bytes())
+		return r.Certificate
+	}
+	first := p.issue(t)
+	if got := signedBy(first); !got.Equal(f.Responder.Certificate) {
+		t.Fatalf("first answer signed by %v, want the fixture's signer", got.Subject)
+	}
+
+	next, nextKey := newResponder(t, f, 40, f.Now.AddDate(0, 0, -1), 80, nil)
+	foreign := next
+	foreign.IssuerID = "other"
+	rootSigned := next
+	rootSigned.Certificate = catest.Certify(t, &x509.Certificate{SerialNumber: big.NewInt(41), Subject: pkix.Name{CommonName: "Root-signed responder"},
+		NotBefore: f.Now.AddDate(0, 0, -1), NotAfter: f.Now.AddDate(0, 0, 80), KeyUsage: x509.KeyUsageDigitalSignature,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageOCSPSigning}}, f.Root, nextKey.Public(), f.RootKey)
+	noEKU, _ := newResponder(t, f, 42, f.Now.AddDate(0, 0, -1), 80, func(c *x509.Certificate) { c.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth} })
+	otherKey := next
+	otherKey.Signer = f.Responder.Signer
+	for name, r := range map[string]ocspsign.Responder{"another issuer's id": foreign, "signed by the root": rootSigned, "no OCSPSigning EKU": noEKU, "another key": otherKey} {
+		if err := p.authority.UseResponder(r); err == nil {
+			t.Errorf("UseResponder with %s: accepted", name)
+		}
+	}
+	if got := signedBy(p.issue(t)); !got.Equal(f.Responder.Certificate) {
+		t.Errorf("after the refused signers, the answer is signed by %v; want the fixture's signer", got.Subject)
+	}
+
+	if err := p.authority.UseResponder(next); err != nil {
+		t.Fatal(err)
+	}
+	if r, ok := p.authority.Responder(); !ok || !r.Certificate.Equal(next.Certificate) {
+		t.Errorf("Responder: %v, %v; want the new signer in service", r.Certificate.Subject, ok)
+	}
+	second := p.issue(t)
+	if got := signedBy(second); !got.Equal(next.Certificate) {
+		t.Errorf("answer after UseResponder signed by %v, want the new signer", got.Subject)
+	}
+	for name, key := range map[string]crypto.Signer{"the new signer's key": nextKey, "the first signer's key": f.Responder.Signer} {
+		_, err := p.authority.Issue(ctx, ca.Request{Profile: "citizen-auth", CSR: csrFor(t, key, nil), Verified: person, Actor: "test"})
+		if !errors.Is(err, ca.ErrRequest) {
+			t.Errorf("a request for %s: %v; want it refused (ErrRequest)", name, err)
+		}
+	}
+
+	p.authority.RetireResponder(errors.New("its certificate was revoked"))
+	if _, ok := p.authority.Responder(); ok {
+		t.Error("Responder: still in service after RetireResponder")
+	}
+	retired := func(what string, err error) {
+		t.Helper()
+		if !errors.Is(err, ca.ErrResponderRetired) {
+			t.Errorf("retired: %s: %v; want ErrResponderRetired", what, err)
+		}
+	}
+	retired("Ready", p.authority.Ready(ctx))
+	_, err := p.authority.Issue(ctx, ca.Request{Profile: "citizen-auth", CSR: newCSR(t), Verified: person, Actor: "test"})
+	retired("Issue", err)
+	_, err = p.pub.RefreshOCSP(ctx)
+	retired("RefreshOCSP", err)
+	if unsigned, err := db.UnsignedCertificates(ctx); err != nil || len(unsigned) != 0 {
+		t.Errorf("issuance refused while retired left %d intents (%v)", len(unsigned), err)
+	}
+	if err := p.authority.Revoke(ctx, second.SerialNumber.Bytes(), 1, "officer:test"); err != nil {
+		t.Fatalf("a revocation while the signer is retired: %v", err)
+	}
+	if _, r := p.response(t, second.SerialNumber.Bytes()); r.Status != ocsp.Revoked || r.Certificate != nil {
+		t.Errorf("the revoked answer: status %d, certificate %v; want revoked, signed by the issuing CA (no certificate)", r.Status, r.Certificate != nil)
+	}
+	events, err := db.ListAuditEvents(ctx, store.AuditFilter{Action: "certificate.revoke"})
+	if err != nil || len(events) != 1 || !strings.Contains(string(events[0].Details), "retired") {
+		t.Errorf("the revocation's audit event: %v, %v; want it to say the signer was retired", events, err)
+	}
+
+	if err := p.authority.UseResponder(next); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.authority.Ready(ctx); err != nil {
+		t.Errorf("Ready with a signer in service again: %v", err)
+	}
+	if got := signedBy(p.issue(t)); !got.Equal(next.Certificate) {
+		t.Errorf("answer after a signer was given again signed by %v", got.Subject)
 	}
 }

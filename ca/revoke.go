@@ -40,18 +40,27 @@ var ErrKeyCompromised = errors.New("the key was revoked for keyCompromise")
 
 // signRevoked signs the answer for c, just revoked. A revocation is never
 // refused for the delegated OCSP signer's certificate, ending or ended
-// (ocspsign.ErrResponderValidity: nothing else is signed then, and the CA
-// is not ready): the issuing CA signs the answer itself, as it signs its
+// (ocspsign.ErrResponderValidity), nor for the signer having been retired
+// (ErrResponderRetired): nothing else is signed then, and the CA is not
+// ready, but the issuing CA signs the answer itself, as it signs its
 // CRL (RFC 6960 §4.2.2.2), and details, the revocation's audit event's,
 // say so.
 func (ca *CA) signRevoked(c store.Certificate, details map[string]any) (store.OCSPResponse, error) {
 	d := ca.d
-	resp, err := d.OCSP.Sign(d.Responder, c)
-	if errors.Is(err, ocspsign.ErrResponderValidity) {
-		resp, err = d.OCSP.Sign(ocspsign.IssuerAsResponder(d.Issuer.ID, d.Issuer.Certificate, d.Issuer.Signer), c)
-		details["ocsp_signed_by"] = "the issuing CA: the OCSP signer's certificate does not cover a response signed now"
+	responder, err := ca.responder()
+	var resp store.OCSPResponse
+	if err == nil {
+		resp, err = d.OCSP.Sign(responder, c)
 	}
-	return resp, err
+	switch {
+	case errors.Is(err, ocspsign.ErrResponderValidity):
+		details["ocsp_signed_by"] = "the issuing CA: the OCSP signer's certificate does not cover a response signed now"
+	case errors.Is(err, ErrResponderRetired):
+		details["ocsp_signed_by"] = "the issuing CA: the OCSP signer was retired and no other is in service"
+	default:
+		return resp, err
+	}
+	return d.OCSP.Sign(ocspsign.IssuerAsResponder(d.Issuer.ID, d.Issuer.Certificate, d.Issuer.Signer), c)
 }
 
 // reasonKeyCompromise is RFC 5280 §5.3.1's keyCompromise.

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"crypto"
 	"crypto/x509"
@@ -8,6 +9,8 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"slices"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -44,6 +47,11 @@ type caRole struct {
 	// proofs remembers the requests whose signature verified, for every
 	// issuing CA here and for the RA in this process.
 	proofs *csr.Proofs
+	// svc is the service the role runs in: checkSigners asks its store
+	// and its token.
+	svc *service
+	// checking orders checkSigners' runs (the loop's, and a revocation's).
+	checking sync.Mutex
 }
 
 // issuerRole is one issuing CA of the CA role.
@@ -51,10 +59,16 @@ type issuerRole struct {
 	ca        *ca.CA
 	crlFrom   crl.Issuer
 	publisher *ca.Publisher
-	// signingEnds is the last time the OCSP signer can sign a response
-	// (ocspsign.Signer.SigningEnds); responderNotAfter is its certificate's
-	// notAfter.
-	signingEnds, responderNotAfter time.Time
+	// ocsp signs the CA's answers; signing says until when.
+	ocsp *ocspsign.Signer
+}
+
+// signing is the last time the OCSP signer in service can sign a response
+// (ocspsign.Signer.SigningEnds), its certificate's notAfter, and whether it
+// may sign at all (false once retired, checkSigners).
+func (is *issuerRole) signing() (ends, notAfter time.Time, inService bool) {
+	r, ok := is.ca.Responder()
+	return is.ocsp.SigningEnds(r), r.Certificate.NotAfter, ok
 }
 
 // all is the active issuing CA, then the older ones.
@@ -80,15 +94,27 @@ func (r *caRole) Revoke(ctx context.Context, serial []byte, reason int, actor st
 	if err := r.CheckRevocable(ctx, serial); err != nil {
 		return err
 	}
+	by := r.ca
 	for _, is := range r.older {
 		switch _, err := r.db.Certificate(ctx, is.crlFrom.ID, serial); {
 		case err == nil:
-			return is.ca.Revoke(ctx, serial, reason, actor)
+			by = is.ca
 		case !errors.Is(err, store.ErrNotFound):
 			return err
 		}
 	}
-	return r.ca.Revoke(ctx, serial, reason, actor)
+	if err := by.Revoke(ctx, serial, reason, actor); err != nil {
+		return err
+	}
+	// An OCSP signer in service revoked here signs nothing more from now:
+	// the other nodes stop within ca.signer_check_interval.
+	for _, is := range r.all() {
+		if cur, _ := is.ca.Responder(); bytes.Equal(cur.Certificate.SerialNumber.Bytes(), serial) {
+			r.checkSigners(context.WithoutCancel(ctx))
+			break
+		}
+	}
+	return nil
 }
 
 // CheckRevocable refuses, before anything is spent on the request (the RA
@@ -134,6 +160,9 @@ type issuingCA struct {
 	issuer    store.Issuer
 	responder ocspsign.Responder
 	key       crypto.Signer // nil unless caIssuers was asked for the issuing keys
+	// retired: the responder was revoked since and none replaces it
+	// (checkNonceSigners).
+	retired bool
 }
 
 // caIssuers finds the issuing CAs recorded in the store, each with its OCSP
@@ -227,14 +256,7 @@ func caIssuers(ctx context.Context, s *service, issuingKeys bool) (cas []issuing
 // issuingResponder is the OCSP signer that answers for the issuing CA id
 // (pickResponder), with its key on the token.
 func issuingResponder(ctx context.Context, s *service, id string, issuingCert *x509.Certificate, signers []store.Issuer, now time.Time) (*x509.Certificate, crypto.Signer, error) {
-	revoked := func(serial []byte) (bool, error) {
-		c, err := s.db.Certificate(ctx, id, serial)
-		if errors.Is(err, store.ErrNotFound) {
-			return false, nil // recorded before signers were among the CA's certificates
-		}
-		return err == nil && c.Status == store.StatusRevoked, err
-	}
-	signer, signerCert, err := pickResponder(issuingCert, signers, now, revoked)
+	signer, signerCert, err := pickResponder(issuingCert, signers, now, revokedBy(ctx, s.db, id))
 	if err != nil {
 		return nil, nil, err
 	}
@@ -243,6 +265,18 @@ func issuingResponder(ctx context.Context, s *service, id string, issuingCert *x
 		return nil, nil, fmt.Errorf("issuer %s key %q: %w", signer.ID, signer.KeyLabel, err)
 	}
 	return signerCert, signerKey, nil
+}
+
+// revokedBy reports whether the issuing CA id revoked the certificate with
+// this serial.
+func revokedBy(ctx context.Context, db *store.DB, id string) func(serial []byte) (bool, error) {
+	return func(serial []byte) (bool, error) {
+		c, err := db.Certificate(ctx, id, serial)
+		if errors.Is(err, store.ErrNotFound) {
+			return false, nil // recorded before signers were among the CA's certificates
+		}
+		return err == nil && c.Status == store.StatusRevoked, err
+	}
 }
 
 // betterCertificate reports whether c is preferred to best at now: valid
@@ -262,33 +296,54 @@ var errNoSigner = errors.New("no OCSP signer in the store was certified")
 // (the CA then reports itself not ready, ca.CA.Ready, rather than refusing
 // to start). With none left unrevoked the CA does not start: a revoked key
 // must sign nothing, so its successor is added first. The choice is made
-// at start: a node keeps its signer until it restarts.
+// at start and again every ca.signer_check_interval (nextSigner).
 func pickResponder(issuing *x509.Certificate, signers []store.Issuer, now time.Time, revoked func(serial []byte) (bool, error)) (store.Issuer, *x509.Certificate, error) {
-	var (
-		best     store.Issuer
-		bestCert *x509.Certificate
-	)
+	ranked, err := rankResponders(issuing, signers, now, revoked)
+	if err != nil {
+		return store.Issuer{}, nil, err
+	}
+	return ranked[0].Issuer, ranked[0].cert, nil
+}
+
+// rankedSigner is an OCSP signer pickResponder could choose.
+type rankedSigner struct {
+	store.Issuer
+	cert *x509.Certificate
+}
+
+// rankResponders is every signer pickResponder could choose, its choice
+// first and the others in the order it would prefer them.
+func rankResponders(issuing *x509.Certificate, signers []store.Issuer, now time.Time, revoked func(serial []byte) (bool, error)) ([]rankedSigner, error) {
+	var out []rankedSigner
 	for _, is := range signers {
 		c, err := x509.ParseCertificate(is.CertificateDER)
 		if err != nil {
-			return store.Issuer{}, nil, fmt.Errorf("issuer %s: %w", is.ID, err)
+			return nil, fmt.Errorf("issuer %s: %w", is.ID, err)
 		}
 		if c.CheckSignatureFrom(issuing) != nil {
 			continue
 		}
 		if r, err := revoked(c.SerialNumber.Bytes()); err != nil {
-			return store.Issuer{}, nil, fmt.Errorf("issuer %s: %w", is.ID, err)
+			return nil, fmt.Errorf("issuer %s: %w", is.ID, err)
 		} else if r {
 			continue
 		}
-		if bestCert == nil || betterCertificate(c, bestCert, now) {
-			best, bestCert = is, c
+		out = append(out, rankedSigner{is, c})
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("%w, and not revoked, by issuing CA %s: certify one and add it (sanad issuer add)", errNoSigner, issuing.Subject.CommonName)
+	}
+	// Stable: of two alike, the one recorded first, as before.
+	slices.SortStableFunc(out, func(a, b rankedSigner) int {
+		switch {
+		case betterCertificate(a.cert, b.cert, now):
+			return -1
+		case betterCertificate(b.cert, a.cert, now):
+			return 1
 		}
-	}
-	if bestCert == nil {
-		return store.Issuer{}, nil, fmt.Errorf("%w, and not revoked, by issuing CA %s: certify one and add it (sanad issuer add)", errNoSigner, issuing.Subject.CommonName)
-	}
-	return best, bestCert, nil
+		return 0
+	})
+	return out, nil
 }
 
 // openServiceWithCA opens the service and its CA role, for the commands
@@ -328,13 +383,13 @@ func openCA(ctx context.Context, s *service, baseURL string) (*caRole, error) {
 	}
 	// An auto enrollment's request reaches the CA moments after the RA
 	// checked it; one an officer approves days later is verified again.
-	role := &caRole{db: s.db, missing: missing, proofs: csr.NewProofs(4096)}
+	role := &caRole{db: s.db, missing: missing, proofs: csr.NewProofs(4096), svc: s}
 	for _, c := range cas {
 		role.keys = append(role.keys, c.responder.Issuer.PublicKey, c.responder.Certificate.PublicKey)
 	}
 	for i, c := range cas {
 		issuing, signer := c.issuer, c.responder
-		issuingCert, signerCert := signer.Issuer, signer.Certificate
+		issuingCert := signer.Issuer
 		issuingKey := c.key
 		authority, err := ca.New(ca.Deps{
 			Store: s.db, Audit: s.audit, Linter: linter, OCSP: ocspSigner,
@@ -354,9 +409,8 @@ func openCA(ctx context.Context, s *service, baseURL string) (*caRole, error) {
 		if err != nil {
 			return nil, err
 		}
-		is := &issuerRole{ca: authority, publisher: publisher,
-			crlFrom:     crl.Issuer{ID: issuing.ID, Certificate: issuingCert, Signer: issuingKey},
-			signingEnds: ocspSigner.SigningEnds(signer), responderNotAfter: signerCert.NotAfter}
+		is := &issuerRole{ca: authority, publisher: publisher, ocsp: ocspSigner,
+			crlFrom: crl.Issuer{ID: issuing.ID, Certificate: issuingCert, Signer: issuingKey}}
 		if i == 0 {
 			role.issuerRole = is
 		} else {
@@ -397,6 +451,7 @@ func (r *caRole) start(ctx context.Context, s *service) error {
 	// that runs for months, and kept in gauges to alert on.
 	r.warn(s)
 	s.every(time.Hour, func(context.Context) { r.warn(s) })
+	s.every(s.cfg.CA.SignerCheckInterval, r.checkSigners)
 	s.collectors = append(s.collectors, r.register)
 	return nil
 }
@@ -413,9 +468,13 @@ func (r *caRole) warn(s *service) {
 			"issuer", r.crlFrom.ID, "issuance_ends", ends, "profile", profile, "warn_within", issuanceWarning)
 	}
 	for _, is := range r.all() {
-		if now.Add(responderWarning).After(is.signingEnds) {
-			s.log.Warn("the OCSP signer's certificate runs out soon: after signing_ends no certificate of this issuing CA can be issued or revoked, and its answers go stale; certify a new OCSP signer",
-				"issuer", is.crlFrom.ID, "signing_ends", is.signingEnds, "not_after", is.responderNotAfter, "warn_within", responderWarning)
+		switch ends, notAfter, ok := is.signing(); {
+		case !ok:
+			s.log.Error("the OCSP signer was revoked and no other is usable: no certificate of this issuing CA can be issued, and its answers go stale; certify a new OCSP signer and add it (sanad issuer add)",
+				"issuer", is.crlFrom.ID)
+		case now.Add(responderWarning).After(ends):
+			s.log.Warn("the OCSP signer's certificate runs out soon: after signing_ends no certificate of this issuing CA can be issued, and its answers go stale; certify a new OCSP signer and add it (sanad issuer add)",
+				"issuer", is.crlFrom.ID, "signing_ends", ends, "not_after", notAfter, "warn_within", responderWarning)
 		}
 	}
 }
@@ -423,14 +482,22 @@ func (r *caRole) warn(s *service) {
 // register exports, per issuing CA, when its OCSP signer stops signing and
 // (for the active one) when it stops issuing, and which one is active.
 func (r *caRole) register(reg prometheus.Registerer) error {
-	signing := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "sanad_ca_ocsp_signing_ends_timestamp_seconds",
-		Help: "When the issuing CA's OCSP signer can sign no more responses (Unix time): certify the next one before."}, []string{"issuer"})
 	issuance := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "sanad_ca_issuance_ends_timestamp_seconds",
 		Help: "When the active issuing CA can no longer issue every end-entity profile (Unix time): roll over before."}, []string{"issuer"})
 	active := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "sanad_ca_issuer_active",
 		Help: "1 for the issuing CA this node issues from, 0 for the older ones it keeps status for."}, []string{"issuer"})
+	var collectors []prometheus.Collector
 	for i, is := range r.all() {
-		signing.WithLabelValues(is.crlFrom.ID).Set(float64(is.signingEnds.Unix()))
+		// Read at each scrape: the signer in service may change
+		// (checkSigners); one retired without a successor reads 0.
+		collectors = append(collectors, prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "sanad_ca_ocsp_signing_ends_timestamp_seconds",
+			Help:        "When the issuing CA's OCSP signer can sign no more responses (Unix time; 0: retired, none in service): certify the next one before.",
+			ConstLabels: prometheus.Labels{"issuer": is.crlFrom.ID}}, func() float64 {
+			if ends, _, ok := is.signing(); ok {
+				return float64(ends.Unix())
+			}
+			return 0
+		}))
 		if i == 0 {
 			active.WithLabelValues(is.crlFrom.ID).Set(1)
 		} else {
@@ -445,7 +512,7 @@ func (r *caRole) register(reg prometheus.Registerer) error {
 	for id := range r.missing {
 		leftOut.WithLabelValues(id).Set(1)
 	}
-	for _, c := range []prometheus.Collector{signing, issuance, active, leftOut} {
+	for _, c := range append(collectors, issuance, active, leftOut) {
 		if err := reg.Register(c); err != nil {
 			return err
 		}

@@ -3,7 +3,10 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
+	"slices"
+	"sync/atomic"
 
 	"golang.org/x/crypto/ocsp"
 
@@ -19,7 +22,7 @@ func startStatus(ctx context.Context, s *service) error {
 	cfg := status.Config{CacheSize: c.CacheSize, SyncInterval: c.SyncInterval,
 		Overlap: c.Overlap, LogRequests: c.LogRequests, Preload: c.Preload, NoncePerSecond: float64(s.cfg.OCSP.NoncePerSecond)}
 	if s.cfg.OCSP.Nonce == "sign" {
-		cas, _, err := caIssuers(ctx, s, false)
+		found, _, err := caIssuers(ctx, s, false)
 		if err != nil {
 			return fmt.Errorf("ocsp.nonce sign: %w", err)
 		}
@@ -27,13 +30,20 @@ func startStatus(ctx context.Context, s *service) error {
 		if err != nil {
 			return err
 		}
+		var cas atomic.Pointer[[]issuingCA]
+		cas.Store(&found)
 		cfg.NonceSigner = func(presigned, nonce []byte) ([]byte, error) {
-			responder, err := nonceResponder(cas, presigned)
+			responder, err := nonceResponder(*cas.Load(), presigned)
 			if err != nil {
 				return nil, err
 			}
 			return signer.WithNonce(responder, presigned, nonce)
 		}
+		s.every(s.cfg.CA.SignerCheckInterval, func(ctx context.Context) {
+			if next, changed := checkNonceSigners(ctx, s, *cas.Load()); changed {
+				cas.Store(&next)
+			}
+		})
 	}
 	r, err := status.New(ctx, s.db, cfg, s.log, s.now)
 	if err != nil {
@@ -62,10 +72,43 @@ func nonceResponder(cas []issuingCA, presigned []byte) (ocspsign.Responder, erro
 	}
 	if p.Certificate != nil {
 		for _, c := range cas {
+			if c.retired {
+				continue
+			}
 			if bytes.Equal(p.Certificate.RawIssuer, c.responder.Issuer.RawSubject) && p.Certificate.CheckSignatureFrom(c.responder.Issuer) == nil {
 				return c.responder, nil
 			}
 		}
 	}
 	return ocspsign.Responder{}, fmt.Errorf("%w: no issuing CA in service on this node certified the pre-signed response's responder", status.ErrNoNonceSigner)
+}
+
+// checkNonceSigners is checkSigners for the status role, which signs only
+// nonces: the OCSP signer each issuing CA's nonce responses are signed
+// with, as the store says now (nextSigner). One revoked with none to
+// replace it is retired: those responses go without a nonce, as when no
+// signer is found. It returns the new list and whether it differs.
+func checkNonceSigners(ctx context.Context, s *service, cas []issuingCA) ([]issuingCA, bool) {
+	signers, err := ocspSigners(ctx, s.db)
+	if err != nil {
+		s.log.Warn("could not read the OCSP signers to check which signs nonces", "err", err)
+		return cas, false
+	}
+	next, changed := slices.Clone(cas), false
+	for i, c := range next {
+		r, err := nextSigner(ctx, s, c.issuer.ID, c.responder.Issuer, signers, c.responder.Certificate)
+		switch {
+		case errors.Is(err, errSignerRevoked):
+			if !c.retired {
+				next[i].retired, changed = true, true
+				s.log.Error("the OCSP signer was revoked and none can replace it: nonce responses for its issuing CA go without a nonce", "issuer", c.issuer.ID, "err", err)
+			}
+		case err != nil:
+			s.log.Warn("could not check which OCSP signer signs nonces; the current one stays", "issuer", c.issuer.ID, "err", err)
+		case r.Certificate != nil:
+			next[i].responder, next[i].retired, changed = r, false, true
+			s.log.Info("the OCSP signer that signs nonces changed", "issuer", c.issuer.ID, "to", r.Certificate.Subject.String(), "not_after", r.Certificate.NotAfter)
+		}
+	}
+	return next, changed
 }

@@ -177,6 +177,12 @@ type CA struct {
 	// http://<http.addr> (development only; `sanad serve --roles ca`
 	// requires it).
 	BaseURL string `yaml:"base_url"`
+	// SignerCheckInterval is how often a CA or status node asks the store
+	// which OCSP signer answers for each issuing CA (the valid one, not
+	// revoked, that lasts longest): a signer added with sanad issuer add
+	// is taken, and a revoked one dropped, within it, without a restart.
+	// A revocation made through the node itself is acted on at once.
+	SignerCheckInterval time.Duration `yaml:"signer_check_interval"`
 }
 
 // PublicBaseURL returns BaseURL without a trailing slash, or the listener's
@@ -304,6 +310,7 @@ func Default() Config {
 		Database: Database{Driver: "sqlite", DSN: "sanad.db"},
 		HSM:      HSM{MaxSessions: 8},
 		Audit:    Audit{KeyLabel: "sanad-audit", CheckpointInterval: time.Minute, Origin: "sanad audit log"},
+		CA:       CA{SignerCheckInterval: time.Minute},
 		RA:       RA{ClientPerMinute: 120, IdentifierPerHour: 10},
 		Status:   Status{CacheSize: 1_000_000, SyncInterval: time.Second, Overlap: 10 * time.Second, Preload: true},
 		OCSP:     OCSP{Nonce: "ignore", NoncePerSecond: 100},
@@ -500,6 +507,9 @@ func (c Config) Validate() error {
 	}
 	if c.RA.NotifyWebhookTokenFile != "" && c.RA.NotifyWebhook == "" {
 		bad("ra.notify_webhook_token_file", "set without ra.notify_webhook")
+	}
+	if c.CA.SignerCheckInterval < time.Second || c.CA.SignerCheckInterval > time.Hour {
+		bad("ca.signer_check_interval", "%s is outside 1s..1h", c.CA.SignerCheckInterval)
 	}
 	if c.Status.CacheSize < 1 {
 		bad("status.cache_size", "must be at least 1")
