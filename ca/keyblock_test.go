@@ -16,6 +16,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"math/big"
+	"slices"
 	"testing"
 	"time"
 
@@ -148,4 +149,77 @@ func compromised(t *testing.T, authority *ca.CA, key crypto.Signer, profile stri
 		t.Fatal(err)
 	}
 	return cert
+}
+
+// TestIntentKeyBlocked: a certificate whose issuance stopped between its
+// intent and the store (the HSM may have signed it: a crash) has no DER,
+// only the TBS it was to sign. Reported compromised, its key is blocked
+// all the same, read from the TBS: while the intent is open, and once
+// recovery revoked it (cessationOfOperation), its reason being raised to
+// keyCompromise. Before, neither blocked the key.
+func TestIntentKeyBlocked(t *testing.T) {
+	f := catest.New(t, time.Now().UTC().Truncate(time.Second))
+	db, _ := storetest.Open(t, store.DriverSQLite)
+	ctx := t.Context()
+	deps := f.Deps(db, audit.New(time.Now))
+	deps.Fault = func(point string) error {
+		if point == ca.FaultAfterIntent {
+			return errors.New("crash after the intent")
+		}
+		return nil
+	}
+	f.PutIssuer(t, db)
+	authority, err := ca.New(deps)
+	if err != nil {
+		t.Fatal(err)
+	}
+	intent := func() (crypto.PublicKey, []byte) {
+		t.Helper()
+		key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		if err != nil {
+			t.Fatal(err)
+		}
+		before, err := db.UnsignedCertificates(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := authority.Issue(ctx, ca.Request{Profile: "citizen-sign", CSR: csrFor(t, key, nil), Verified: person, Actor: "test"}); err == nil {
+			t.Fatal("the issuance did not stop after its intent")
+		}
+		after, err := db.UnsignedCertificates(ctx)
+		if err != nil || len(after) != len(before)+1 {
+			t.Fatalf("intents before %d, after %d (%v)", len(before), len(after), err)
+		}
+		for _, c := range after {
+			if !slices.ContainsFunc(before, func(b store.Certificate) bool { return bytes.Equal(b.Serial, c.Serial) }) {
+				return key.Public(), c.Serial
+			}
+		}
+		t.Fatal("no new intent")
+		return nil, nil
+	}
+
+	// Open: its status good, no DER.
+	open, openSerial := intent()
+	if err := authority.Revoke(ctx, openSerial, 1, "officer:test"); err != nil {
+		t.Fatalf("keyCompromise on an open intent: %v", err)
+	}
+	if err := ca.CheckKeyNotBlocked(ctx, db, open); !errors.Is(err, ca.ErrKeyCompromised) {
+		t.Errorf("the open intent's key: CheckKeyNotBlocked = %v, want ErrKeyCompromised", err)
+	}
+	// Recovered: revoked, cessationOfOperation; reported compromised, its
+	// reason is raised.
+	recovered, recoveredSerial := intent()
+	if n, err := authority.Recover(ctx, 0); err != nil || n != 1 {
+		t.Fatalf("Recover: %d, %v; want the second intent revoked", n, err)
+	}
+	if err := authority.Revoke(ctx, recoveredSerial, 1, "officer:test"); err != nil {
+		t.Fatalf("keyCompromise on a recovered intent: %v", err)
+	}
+	if c, err := db.Certificate(ctx, "issuing", recoveredSerial); err != nil || c.Reason != 1 {
+		t.Errorf("the recovered intent's reason: %v (%v); want keyCompromise", c.Reason, err)
+	}
+	if err := ca.CheckKeyNotBlocked(ctx, db, recovered); !errors.Is(err, ca.ErrKeyCompromised) {
+		t.Errorf("the recovered intent's key: CheckKeyNotBlocked = %v, want ErrKeyCompromised", err)
+	}
 }

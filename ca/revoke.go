@@ -63,6 +63,26 @@ func (ca *CA) signRevoked(c store.Certificate, details map[string]any) (store.OC
 	return d.OCSP.Sign(ocspsign.IssuerAsResponder(d.Issuer.ID, d.Issuer.Certificate, d.Issuer.Signer), c)
 }
 
+// certifiedKey is the public key c certifies: from its DER or, for an
+// intent never completed (a crash between the HSM's signature and the
+// store, recovered by revoking it), from the TBS it was to sign, which
+// the HSM may have signed: a key reported compromised there is blocked
+// like any other.
+func (ca *CA) certifiedKey(c store.Certificate) (crypto.PublicKey, error) {
+	der := c.DER
+	if len(der) == 0 {
+		var err error
+		if der, err = assemble(c.TBS, ca.alg, ca.lintSignature); err != nil {
+			return nil, err
+		}
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		return nil, err
+	}
+	return cert.PublicKey, nil
+}
+
 // reasonKeyCompromise is RFC 5280 §5.3.1's keyCompromise.
 const reasonKeyCompromise = 1
 
@@ -168,7 +188,7 @@ func (ca *CA) revoke(ctx context.Context, serial []byte, reason int, actor strin
 	details := map[string]any{"reason": reason, "reason_name": profile.ReasonName(reason), "revoked_at": now, "profile": p.Name}
 	event := audit.Event{Actor: actor, Action: "certificate.revoke", Object: object, Details: details}
 	if c.Status == store.StatusRevoked {
-		if reason != reasonKeyCompromise || c.Reason == reasonKeyCompromise || len(c.DER) == 0 {
+		if reason != reasonKeyCompromise || c.Reason == reasonKeyCompromise || len(c.DER) == 0 && len(c.TBS) == 0 {
 			return fmt.Errorf("revoke %s: %w", object, &store.AlreadyRevokedError{At: c.RevokedAt, Reason: c.Reason})
 		}
 		from := c.Reason
@@ -186,12 +206,12 @@ func (ca *CA) revoke(ctx context.Context, serial []byte, reason int, actor strin
 		return fmt.Errorf("revoke %s: %w", object, err)
 	}
 	var keyID []byte
-	if reason == reasonKeyCompromise && len(c.DER) > 0 {
-		cert, err := x509.ParseCertificate(c.DER)
+	if reason == reasonKeyCompromise && (len(c.DER) > 0 || len(c.TBS) > 0) {
+		pub, err := ca.certifiedKey(c)
 		if err != nil {
 			return fmt.Errorf("revoke %s: stored certificate: %w", object, err)
 		}
-		ids, err := KeyIDs(cert.PublicKey)
+		ids, err := KeyIDs(pub)
 		if err != nil {
 			return fmt.Errorf("revoke %s: %w", object, err)
 		}
