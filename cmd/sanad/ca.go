@@ -96,10 +96,12 @@ func (r *caRole) Revoke(ctx context.Context, serial []byte, reason int, actor st
 	}
 	by := r.ca
 	for _, is := range r.older {
-		switch _, err := r.db.Certificate(ctx, is.crlFrom.ID, serial); {
-		case err == nil:
+		_, err := r.db.Certificate(ctx, is.crlFrom.ID, serial)
+		if err == nil {
 			by = is.ca
-		case !errors.Is(err, store.ErrNotFound):
+			break
+		}
+		if !errors.Is(err, store.ErrNotFound) {
 			return err
 		}
 	}
