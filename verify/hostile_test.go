@@ -501,3 +501,34 @@ func TestDistinctIssuers(t *testing.T) {
 		t.Errorf("the only certificate of its key was dropped")
 	}
 }
+
+// TestJWSSignerBound: a JWS JSON document carries at most 32 signatures,
+// go-jose's own bound, whatever Config.MaxSigners allows: 32 copies of one
+// good signature verify, each reported; 33 are refused as a format failure
+// in this package's words, where go-jose's own error was quoted.
+func TestJWSSignerBound(t *testing.T) {
+	p := newTestPKI(t)
+	cfg := p.config()
+	cfg.MaxSigners = 64
+	v, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := newKey(t)
+	leaf := p.leaf(t, key, citizenSign())
+	parts := strings.Split(signJWS(t, &cmsSigner{cert: leaf, key: key}, []*x509.Certificate{leaf, p.ca}, document, false, nil), ".")
+	one := `{"protected":"` + parts[0] + `","signature":"` + parts[2] + `"}`
+	for _, n := range []int{32, 33} {
+		doc := `{"payload":"` + parts[1] + `","signatures":[` + strings.Repeat(one+",", n-1) + one + `]}`
+		res, err := v.Verify(context.Background(), []byte(doc), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		switch {
+		case n <= 32 && (res.Indication != TotalPassed || len(res.Reports) != n):
+			t.Errorf("%d signatures: %s/%s, %d reports; want TOTAL_PASSED, each reported", n, res.Indication, res.SubIndication, len(res.Reports))
+		case n > 32 && (res.SubIndication != FormatFailure || !strings.Contains(res.Reports[0].Reason, "33 signatures, more than the 32 accepted")):
+			t.Errorf("%d signatures: %s/%s %q; want a format failure saying 32 are accepted", n, res.Indication, res.SubIndication, res.Reports[0].Reason)
+		}
+	}
+}

@@ -149,8 +149,10 @@ func parseJWS(b, payload []byte, maxSigners int) (*jwsInput, error) {
 	case len(raws) == 0:
 		return nil, errors.New("JWS JSON without signatures")
 	}
-	if len(raws) > maxSigners {
-		return nil, fmt.Errorf("%d signatures, more than the %d accepted", len(raws), maxSigners)
+	// go-jose parses at most jose.MaxSignatures (32): more is refused here,
+	// in this package's words, whatever Config.MaxSigners allows.
+	if limit := min(maxSigners, jose.MaxSignatures); len(raws) > limit {
+		return nil, fmt.Errorf("%d signatures, more than the %d accepted", len(raws), limit)
 	}
 	for _, r := range raws {
 		var s jwsSignature

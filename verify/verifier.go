@@ -51,7 +51,8 @@ type Config struct {
 	// (never past its nextUpdate). Default 1 minute; negative: no cache.
 	RevocationCacheTTL time.Duration
 	// MaxSigners bounds the signer infos of one CMS and the signatures of
-	// one JWS (default 64, at most 1024); more is a FORMAT_FAILURE.
+	// one JWS (default 64, at most 1024; a JWS has at most 32, go-jose's
+	// jose.MaxSignatures, whatever this says); more is a FORMAT_FAILURE.
 	MaxSigners int
 	// ClockSkew is how far in the future a signing time or a status
 	// answer's thisUpdate may be (default 5 minutes).
