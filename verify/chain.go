@@ -379,9 +379,9 @@ func (v *Verifier) fetch(ctx context.Context, method, url, contentType string, b
 	client.CheckRedirect = func(r *http.Request, via []*http.Request) error {
 		switch {
 		case len(via) > 3:
-			return errors.New("more than 3 redirects")
+			return errTooManyRedirects
 		case r.URL.Scheme != "http" && r.URL.Scheme != "https", !allowed(r.URL.String()):
-			return fmt.Errorf("redirect to %s refused", r.URL.Redacted())
+			return errRedirectRefused
 		}
 		return nil
 	}
@@ -403,11 +403,18 @@ func (v *Verifier) fetch(ctx context.Context, method, url, contentType string, b
 	return b, nil
 }
 
+// Refusals of a redirect (fetch). Neither names the URL redirected to,
+// which a configured, internal responder may have chosen.
+var (
+	errTooManyRedirects = errors.New("more than 3 redirects")
+	errRedirectRefused  = errors.New("redirect to a URL the verifier may not fetch refused")
+)
+
 // networkError is what a report says of a fetch that failed on the way:
-// the kind of failure, without the addresses, resolvers and host names the
-// error names (a report goes to whoever asked the verify API, and a
-// configured responder may be an internal host). Refusals of Sanad's own,
-// such as a redirect refused, are kept as they are.
+// the kind of failure, without the addresses, resolvers, host names and
+// answer bytes the error names (a report goes to whoever asked the verify
+// API, and a configured responder may be an internal host). Of a failure
+// of no kind known here, it says only that no HTTP answer was read.
 func networkError(err error) error {
 	var ue *url.Error
 	if errors.As(err, &ue) {
@@ -427,8 +434,13 @@ func networkError(err error) error {
 		return errors.New("the host name did not resolve")
 	case errors.As(err, &op):
 		return fmt.Errorf("could not be reached (%s failed)", op.Op)
+	case errors.Is(err, errTooManyRedirects), errors.Is(err, errRedirectRefused):
+		return err
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+		return errors.New("the connection closed before a whole answer")
 	}
-	return err
+	// A malformed answer, for one: net/http quotes its bytes.
+	return errors.New("no well-formed HTTP answer")
 }
 
 // tlsFailure says whether err is a failed TLS handshake, whose text names

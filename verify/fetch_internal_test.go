@@ -107,3 +107,42 @@ func TestReportNamesNoConfiguredResponder(t *testing.T) {
 		}
 	}
 }
+
+// TestFetchErrorsQuoteNothing: a redirect refused does not name where it
+// led, and an answer that is not HTTP is not quoted: both may come from an
+// internal host (a configured responder), and their text reached the
+// report as it was.
+func TestFetchErrorsQuoteNothing(t *testing.T) {
+	v := &Verifier{cfg: Config{HTTPClient: &http.Client{Timeout: 10 * time.Second}}}
+	redirect := httptest.NewServer(http.RedirectHandler("http://secret.sanad-internal.test/admin", http.StatusFound))
+	t.Cleanup(redirect.Close)
+	onlyHere := func(u string) bool { return strings.HasPrefix(u, redirect.URL) }
+	_, err := v.fetch(t.Context(), http.MethodGet, redirect.URL+"/ocsp", "", nil, onlyHere)
+	if err == nil || !strings.Contains(err.Error(), "redirect to") || strings.Contains(err.Error(), "sanad-internal") {
+		t.Errorf("a redirect refused: %v", err)
+	}
+
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				buf := make([]byte, 4096)
+				_, _ = c.Read(buf)
+				_, _ = io.WriteString(c, "SSH-2.0-internal-banner secret.sanad-internal.test\r\n\r\n")
+			}()
+		}
+	}()
+	_, err = v.fetch(t.Context(), http.MethodGet, "http://"+ln.Addr().String()+"/ocsp", "", nil, anyURL)
+	if err == nil || strings.Contains(err.Error(), "banner") || strings.Contains(err.Error(), "sanad-internal") {
+		t.Errorf("an answer that is not HTTP: %v", err)
+	}
+}
