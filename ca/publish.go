@@ -58,6 +58,12 @@ type PublishConfig struct {
 	// differ a little). Default 1 minute; between 10 seconds and 1 hour,
 	// the longest a serial the HSM may have signed stays without an answer.
 	RecoverGrace time.Duration
+	// KeepReplaced is how long past its nextUpdate a CRL that a newer one
+	// replaced stays in the store (PruneCRLs, at start and hourly).
+	// Default 0: it is deleted once its nextUpdate has passed, when no
+	// relying party may take it as current any more. Each crl.publish
+	// audit event keeps the CRL's number, dates, entry count and SHA-256.
+	KeepReplaced time.Duration
 	// Logger receives one line per publication, refresh pass and failure;
 	// nil discards them.
 	Logger *slog.Logger
@@ -106,6 +112,9 @@ func (cfg PublishConfig) withDefaults() PublishConfig {
 // crlValidity is the CRL builder's nextUpdate - thisUpdate.
 func (cfg PublishConfig) validate(crlValidity time.Duration) error {
 	var errs []error
+	if cfg.KeepReplaced < 0 {
+		errs = append(errs, fmt.Errorf("keep-replaced CRLs %s is negative", cfg.KeepReplaced))
+	}
 	if cfg.MinInterval < 0 || cfg.MinInterval > maxMinInterval {
 		errs = append(errs, fmt.Errorf("CRL min interval %s is outside 0..%s", cfg.MinInterval, maxMinInterval))
 	}
@@ -189,6 +198,42 @@ func (ca *CA) crlIssuer() crl.Issuer {
 func (p *Publisher) PublishCRL(ctx context.Context) (store.CRL, error) {
 	return p.crls.Build(ctx, p.ca.crlIssuer())
 }
+
+// pruneCRLPage is how many CRLs PruneCRLs deletes per transaction: a
+// national CA's CRL may be megabytes.
+const pruneCRLPage = 64
+
+// PruneCRLs deletes the issuer's stored CRLs that a newer one replaced and
+// whose nextUpdate passed KeepReplaced ago or more, oldest first, a page at
+// a time, each page with its crl.prune audit event in its transaction, and
+// returns how many. Under a stream of revocations a CRL is built every
+// MinInterval; kept, they grew the store by a whole CRL each time. The
+// latest CRL is never deleted.
+func (p *Publisher) PruneCRLs(ctx context.Context) (int64, error) {
+	d := p.ca.d
+	before := d.Now().UTC().Add(-p.cfg.KeepReplaced)
+	var total int64
+	for {
+		var pruned store.PrunedCRLs
+		err := d.Store.InTx(ctx, func(tx *store.Tx) (err error) {
+			if pruned, err = tx.PruneCRLs(ctx, d.Issuer.ID, before, pruneCRLPage); err != nil || pruned.Count == 0 {
+				return err
+			}
+			return d.Audit.Append(tx, audit.Event{Actor: "system", Action: "crl.prune", Object: d.Issuer.ID,
+				Details: map[string]any{"count": pruned.Count, "first_number": pruned.First, "last_number": pruned.Last, "next_update_before": before}})
+		})
+		if err != nil {
+			return total, fmt.Errorf("prune CRLs of %s: %w", d.Issuer.ID, err)
+		}
+		total += pruned.Count
+		if pruned.Count < pruneCRLPage {
+			return total, nil
+		}
+	}
+}
+
+// pruneInterval is how often Run prunes the stored CRLs (PruneCRLs).
+const pruneInterval = time.Hour
 
 // RepublishCRL publishes the next CRL when the issuer has none yet or the
 // latest stored one's thisUpdate is Republish old, and reports whether it
@@ -304,6 +349,17 @@ func (p *Publisher) missingFromCRL(ctx context.Context) bool {
 func (p *Publisher) runCRL(ctx context.Context) {
 	check := time.NewTicker(p.cfg.CRLCheck)
 	defer check.Stop()
+	prune := time.NewTicker(pruneInterval)
+	defer prune.Stop()
+	pruneCRLs := func() {
+		switch n, err := p.PruneCRLs(ctx); {
+		case ctx.Err() != nil:
+		case err != nil:
+			p.log.Error("stored CRLs not all pruned; retrying in an hour", "pruned", n, "err", err)
+		case n > 0:
+			p.log.Info("replaced CRLs pruned from the store", "pruned", n, "keep_replaced", p.cfg.KeepReplaced)
+		}
+	}
 	var (
 		pending   = p.missingFromCRL(ctx) // changes not yet in a stored CRL
 		lastBuild time.Time
@@ -355,10 +411,13 @@ func (p *Publisher) runCRL(ctx context.Context) {
 		}
 	}
 	schedule()
+	pruneCRLs()
 	for {
 		select {
 		case <-ctx.Done():
 			return
+		case <-prune.C:
+			pruneCRLs()
 		case <-p.ca.Changes():
 			pending = true
 			schedule()

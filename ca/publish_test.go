@@ -3,9 +3,11 @@ package ca_test
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"crypto/x509"
 	"database/sql"
 	"encoding/asn1"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"log/slog"
@@ -786,4 +788,90 @@ func TestRefreshStampedAsStored(t *testing.T) {
 			t.Errorf("refreshed response: thisUpdate %s, updated_at %s; want %s and %s", r.ThisUpdate, stored.UpdatedAt, signedAt, signedAt.Add(late))
 		}
 	})
+}
+
+// TestPruneCRLs: a CRL a newer one replaced is deleted from the store once
+// its nextUpdate has passed (PublishConfig.KeepReplaced later, when set),
+// with a crl.prune audit event naming its number; the latest is kept. Each
+// crl.publish event keeps the SHA-256 of the CRL it published, so a pruned
+// CRL shown later can still be matched to its publication.
+func TestPruneCRLs(t *testing.T) {
+	f := catest.New(t, time.Now().UTC().Truncate(time.Second))
+	db, _ := storetest.Open(t, store.DriverSQLite)
+	ctx := t.Context()
+	t0 := time.Now().UTC().Truncate(time.Second)
+	clk := newClock(t0)
+	p := newPublishing(t, f, db, clk, ca.PublishConfig{}, nil)
+	keeping := addNode(t, f, db, clk, ca.PublishConfig{KeepReplaced: 30 * 24 * time.Hour}, nil)
+	first, err := p.pub.PublishCRL(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	clk.Set(t0.Add(time.Hour))
+	second, err := p.pub.PublishCRL(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	prune := func(pub *ca.Publisher, want int64) {
+		t.Helper()
+		if n, err := pub.PruneCRLs(ctx); err != nil || n != want {
+			t.Errorf("at %s: PruneCRLs = %d, %v; want %d", clk.Now().Sub(t0), n, err, want)
+		}
+	}
+	prune(p.pub, 0) // the first is replaced, not expired
+	clk.Set(first.NextUpdate.Add(time.Second))
+	prune(keeping.pub, 0) // kept 30 days past its nextUpdate
+	prune(p.pub, 1)
+	prune(p.pub, 0)
+	if n, err := db.CRLCount(ctx, "issuing"); err != nil || n != 1 {
+		t.Errorf("CRLs stored after pruning: %d, %v; want 1", n, err)
+	}
+	if latest, err := db.LatestCRL(ctx, "issuing"); err != nil || latest.Number != second.Number {
+		t.Errorf("latest CRL after pruning: #%d, %v; want #%d", latest.Number, err, second.Number)
+	}
+	clk.Set(second.NextUpdate.Add(time.Hour))
+	prune(p.pub, 0) // expired, but the latest
+
+	// Run prunes as it starts (and hourly after).
+	clk.Set(t0.Add(2 * time.Hour))
+	third, err := p.pub.PublishCRL(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	clk.Set(third.NextUpdate.Add(time.Second))
+	if _, err := p.pub.PublishCRL(ctx); err != nil {
+		t.Fatal(err)
+	}
+	stop := p.run(t)
+	n, err := db.CRLCount(ctx, "issuing")
+	for deadline := time.Now().Add(30 * time.Second); err == nil && n > 1 && time.Now().Before(deadline); n, err = db.CRLCount(ctx, "issuing") {
+		time.Sleep(10 * time.Millisecond)
+	}
+	stop()
+	if err != nil || n != 1 {
+		t.Errorf("CRLs stored once Run started: %d, %v; want the latest alone", n, err)
+	}
+
+	events, err := db.ListAuditEvents(ctx, store.AuditFilter{Action: "crl.prune"})
+	if err != nil || len(events) != 2 {
+		t.Fatalf("crl.prune events: %d, %v; want two (the first CRL, then the two Run found)", len(events), err)
+	}
+	var pruned struct {
+		Count int64 `json:"count"`
+		First int64 `json:"first_number"`
+		Last  int64 `json:"last_number"`
+	}
+	if err := json.Unmarshal(events[0].Details, &pruned); err != nil || pruned.Count != 1 || pruned.First != first.Number || pruned.Last != first.Number {
+		t.Errorf("crl.prune event: %s (%v); want count 1 and #%d", events[0].Details, err, first.Number)
+	}
+	published, err := db.ListAuditEvents(ctx, store.AuditFilter{Action: "crl.publish"})
+	if err != nil || len(published) < 2 {
+		t.Fatalf("crl.publish events: %v, %v; want the first two and more", published, err)
+	}
+	for i, c := range []store.CRL{first, second} {
+		sum := sha256.Sum256(c.DER)
+		if !strings.Contains(string(published[i].Details), `"crl_sha256":"`+hex.EncodeToString(sum[:])+`"`) {
+			t.Errorf("crl.publish event of #%d: %s; want its SHA-256", c.Number, published[i].Details)
+		}
+	}
 }

@@ -28,7 +28,9 @@ package crl
 import (
 	"context"
 	"crypto"
+	"crypto/sha256"
 	"crypto/x509"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"math/big"
@@ -153,12 +155,16 @@ func (b *Builder) Build(ctx context.Context, is Issuer) (store.CRL, error) {
 		return store.CRL{}, fmt.Errorf("crl %s #%d: %w", is.ID, number, err)
 	}
 	out := store.CRL{IssuerID: is.ID, Number: number, DER: der, ThisUpdate: thisUpdate, NextUpdate: nextUpdate, CreatedAt: now}
+	// The event keeps the CRL's hash: a CRL deleted from the store since
+	// (ca.Publisher.PruneCRLs) and shown later is still matched to it.
+	sum := sha256.Sum256(der)
 	err = b.db.InTx(ctx, func(tx *store.Tx) error {
 		if err := tx.PutCRL(ctx, out); err != nil {
 			return err
 		}
 		err := b.log.Append(tx, audit.Event{Actor: "system", Action: "crl.publish", Object: is.ID,
-			Details: map[string]any{"crl_number": number, "entries": len(revoked), "this_update": thisUpdate, "next_update": nextUpdate}})
+			Details: map[string]any{"crl_number": number, "entries": len(revoked), "this_update": thisUpdate, "next_update": nextUpdate,
+				"crl_sha256": hex.EncodeToString(sum[:])}})
 		return err
 	})
 	if err != nil {

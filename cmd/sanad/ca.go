@@ -407,7 +407,7 @@ func openCA(ctx context.Context, s *service, baseURL string) (*caRole, error) {
 		if err != nil {
 			return nil, err
 		}
-		publisher, err := ca.NewPublisher(authority, builder, ca.PublishConfig{Logger: s.log})
+		publisher, err := ca.NewPublisher(authority, builder, ca.PublishConfig{Logger: s.log, KeepReplaced: s.cfg.CA.KeepReplacedCRLs})
 		if err != nil {
 			return nil, err
 		}

@@ -183,6 +183,12 @@ type CA struct {
 	// is taken, and a revoked one dropped, within it, without a restart.
 	// A revocation made through the node itself is acted on at once.
 	SignerCheckInterval time.Duration `yaml:"signer_check_interval"`
+	// KeepReplacedCRLs is how long past its nextUpdate a CRL that a newer
+	// one replaced stays in the store. 0, the default: it is deleted once
+	// its nextUpdate has passed (each crl.publish audit event keeps the
+	// CRL's number, dates, entries and SHA-256); a policy that archives
+	// every CRL sets the archive period.
+	KeepReplacedCRLs time.Duration `yaml:"keep_replaced_crls"`
 }
 
 // PublicBaseURL returns BaseURL without a trailing slash, or the listener's
@@ -510,6 +516,9 @@ func (c Config) Validate() error {
 	}
 	if c.CA.SignerCheckInterval < time.Second || c.CA.SignerCheckInterval > time.Hour {
 		bad("ca.signer_check_interval", "%s is outside 1s..1h", c.CA.SignerCheckInterval)
+	}
+	if c.CA.KeepReplacedCRLs < 0 {
+		bad("ca.keep_replaced_crls", "must not be negative")
 	}
 	if c.Status.CacheSize < 1 {
 		bad("status.cache_size", "must be at least 1")

@@ -74,6 +74,8 @@ func TestParseRejects(t *testing.T) {
 		{"webhook with a password", "hsm: {token_label: t}\nra: {notify_webhook: 'https://u:s3cret@sms.example/send'}\n", []string{"ra.notify_webhook: carries credentials"}},
 		{"webhook over http", "hsm: {token_label: t}\nra: {notify_webhook: 'http://sms.example/send'}\n", []string{"ra.notify_webhook: http://sms.example: plain http is allowed only on a loopback host"}},
 		{"negative connection cap", "hsm: {token_label: t}\nhttp: {max_connections: -1}\n", []string{"http.max_connections: must not be negative"}},
+		{"OCSP signer checks and CRL retention", "hsm: {token_label: t}\nca: {signer_check_interval: 100ms, keep_replaced_crls: -1h}\n",
+			[]string{"ca.signer_check_interval: 100ms is outside 1s..1h", "ca.keep_replaced_crls: must not be negative"}},
 		{"registry over http", "hsm: {token_label: t}\nra: {registry_url: 'http://registry.gov.kz/api'}\n", []string{"ra.registry_url: http://registry.gov.kz: plain http"}},
 		{"registry with a token in its query", "hsm: {token_label: t}\nra: {registry_url: 'https://registry.gov.kz/api?token=s3cret'}\n", []string{"ra.registry_url: carries credentials", "ra.registry_token_file"}},
 		{"webhook not http", "hsm: {token_label: t}\nra: {notify_webhook: 'ftp://sms.example/send'}\n", []string{"ra.notify_webhook: is not an http(s) URL"}},

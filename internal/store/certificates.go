@@ -409,6 +409,44 @@ func (tx *Tx) PutCRL(ctx context.Context, c CRL) error {
 	return nil
 }
 
+// PrunedCRLs is what PruneCRLs deleted: how many CRLs, and the lowest
+// and highest of their numbers.
+type PrunedCRLs struct {
+	Count       int64
+	First, Last int64
+}
+
+// PruneCRLs deletes, oldest first, at most limit of the issuer's CRLs that
+// a newer one replaced and whose nextUpdate is before expiredBefore. The
+// issuer's latest CRL is never deleted, whatever its nextUpdate: it is the
+// one served, and the one PutCRL's numbers must pass.
+func (tx *Tx) PruneCRLs(ctx context.Context, issuerID string, expiredBefore time.Time, limit int) (PrunedCRLs, error) {
+	var p PrunedCRLs
+	const replaced = `issuer_id = $1 AND next_update < $2 AND crl_number < (SELECT MAX(crl_number) FROM crls WHERE issuer_id = $1)`
+	var first, last sql.NullInt64
+	if err := tx.tx.QueryRowContext(ctx, tx.d.q(`
+		SELECT MIN(crl_number), MAX(crl_number) FROM (
+			SELECT crl_number FROM crls WHERE `+replaced+` ORDER BY crl_number LIMIT $3) AS oldest`),
+		issuerID, tx.d.timeArg(expiredBefore), limit).Scan(&first, &last); err != nil {
+		return p, fmt.Errorf("prune CRLs of %s: %w", issuerID, err)
+	}
+	if !first.Valid {
+		return p, nil
+	}
+	// The rows between the two numbers that qualify are the ones just
+	// read: they are the oldest that do.
+	res, err := tx.tx.ExecContext(ctx, tx.d.q(`DELETE FROM crls WHERE `+replaced+` AND crl_number BETWEEN $3 AND $4`),
+		issuerID, tx.d.timeArg(expiredBefore), first.Int64, last.Int64)
+	if err != nil {
+		return p, fmt.Errorf("prune CRLs of %s: %w", issuerID, err)
+	}
+	if p.Count, err = res.RowsAffected(); err != nil {
+		return p, fmt.Errorf("prune CRLs of %s: %w", issuerID, err)
+	}
+	p.First, p.Last = first.Int64, last.Int64
+	return p, nil
+}
+
 // LatestCRL returns the issuer's CRL with the highest number, or
 // ErrNotFound.
 func (db *DB) LatestCRL(ctx context.Context, issuerID string) (CRL, error) {

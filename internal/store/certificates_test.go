@@ -256,3 +256,76 @@ func TestOCSPUpdatedAtNeverGoesBack(t *testing.T) {
 		}
 	})
 }
+
+// TestPruneCRLs: the CRLs a newer one replaced whose nextUpdate has passed
+// are deleted, oldest first, at most limit at a time; the latest stays,
+// expired or not, and numbers must still pass it; another issuer's are
+// not touched.
+func TestPruneCRLs(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB, _ *sql.DB) {
+		ctx := t.Context()
+		putIssuer(t, db, testIssuer("issuing", "issuing"))
+		putIssuer(t, db, testIssuer("other", "issuing"))
+		t0 := time.Date(2026, 11, 24, 10, 0, 0, 0, time.UTC)
+		put := func(issuer string, n int64, nextUpdate time.Time) {
+			t.Helper()
+			c := store.CRL{IssuerID: issuer, Number: n, DER: []byte{byte(n)}, ThisUpdate: nextUpdate.AddDate(0, 0, -7), NextUpdate: nextUpdate, CreatedAt: t0}
+			if err := db.InTx(ctx, func(tx *store.Tx) error { return tx.PutCRL(ctx, c) }); err != nil {
+				t.Fatal(err)
+			}
+		}
+		// #10..#14 expire a day apart; #15, the latest, expires first.
+		for n := int64(10); n < 15; n++ {
+			put("issuing", n, t0.AddDate(0, 0, int(n-10)))
+		}
+		put("issuing", 15, t0.Add(-time.Hour))
+		put("other", 1, t0.Add(-time.Hour))
+		put("other", 2, t0.Add(-time.Hour))
+		prune := func(before time.Time, limit int) store.PrunedCRLs {
+			t.Helper()
+			var p store.PrunedCRLs
+			if err := db.InTx(ctx, func(tx *store.Tx) (err error) {
+				p, err = tx.PruneCRLs(ctx, "issuing", before, limit)
+				return err
+			}); err != nil {
+				t.Fatal(err)
+			}
+			return p
+		}
+		count := func(issuer string) int64 {
+			t.Helper()
+			n, err := db.CRLCount(ctx, issuer)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return n
+		}
+
+		// Before t0+2.5d: #10, #11 and #12 have expired.
+		if p := prune(t0.Add(60*time.Hour), 2); p != (store.PrunedCRLs{Count: 2, First: 10, Last: 11}) {
+			t.Errorf("first prune, limit 2: %+v; want #10..#11", p)
+		}
+		if p := prune(t0.Add(60*time.Hour), 2); p != (store.PrunedCRLs{Count: 1, First: 12, Last: 12}) {
+			t.Errorf("second prune: %+v; want #12", p)
+		}
+		if p := prune(t0.Add(60*time.Hour), 2); p != (store.PrunedCRLs{}) {
+			t.Errorf("nothing more expired: %+v", p)
+		}
+		// Everything expired: all but the latest go.
+		if p := prune(t0.AddDate(1, 0, 0), 100); p != (store.PrunedCRLs{Count: 2, First: 13, Last: 14}) {
+			t.Errorf("all expired: %+v; want #13..#14", p)
+		}
+		if latest, err := db.LatestCRL(ctx, "issuing"); err != nil || latest.Number != 15 || count("issuing") != 1 {
+			t.Errorf("after pruning: latest %+v (%v), %d stored; want #15 alone", latest, err, count("issuing"))
+		}
+		put("issuing", 16, t0.AddDate(0, 0, 7))
+		if err := db.InTx(ctx, func(tx *store.Tx) error {
+			return tx.PutCRL(ctx, store.CRL{IssuerID: "issuing", Number: 12, DER: []byte{1}, ThisUpdate: t0, NextUpdate: t0.AddDate(0, 0, 7), CreatedAt: t0})
+		}); !errors.Is(err, store.ErrConflict) {
+			t.Errorf("a pruned number again: %v", err)
+		}
+		if n := count("other"); n != 2 {
+			t.Errorf("another issuer's CRLs: %d left, want 2", n)
+		}
+	})
+}
