@@ -256,6 +256,12 @@ func (ca *CA) Issue(ctx context.Context, req Request) (*x509.Certificate, error)
 	p, tbs, now, object, intent := in.pr.profile, in.pr.tbs, in.pr.now, in.object, *in.write.intent
 	serial := intent.Serial
 
+	// Retired since the intent was prepared: no answer could be signed,
+	// so the HSM does not sign the certificate (recovery resolves the
+	// intent).
+	if _, err := ca.responder(); err != nil {
+		return nil, fmt.Errorf("issue %s: %w", object, err)
+	}
 	der, err := ca.signTBS(tbs)
 	if err != nil {
 		return nil, fmt.Errorf("issue %s: HSM signature: %w", object, err)

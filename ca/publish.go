@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"math/big"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/sanadpki/sanad/ca/crl"
@@ -172,6 +173,35 @@ type Publisher struct {
 	// start): each pass gives that walk a bounded time (refreshOCSP).
 	expiredMu    sync.Mutex
 	expiredAfter []byte
+	// resignBefore (Unix nanoseconds; 0: none) is when the OCSP signer
+	// whose answers must be signed again stopped signing (ResignBefore);
+	// resign wakes runOCSP for it.
+	resignBefore atomic.Int64
+	resign       chan struct{}
+}
+
+// resignSettle is how long after ResignBefore's time answers its signer
+// had begun may still be committing: a pass that began before it does not
+// end the re-signing.
+const resignSettle = time.Minute
+
+// ResignBefore has the refresh passes re-sign the answer of every live
+// certificate signed at or before t, the first at once, until a pass that
+// began resignSettle after t completes: the OCSP signer that signed them
+// was revoked and another took its place (cmd/sanad's checkSigners).
+// Kept in memory only: a node restarted before that leaves those answers
+// to their ordinary refresh, within two days.
+func (p *Publisher) ResignBefore(t time.Time) {
+	for {
+		old := p.resignBefore.Load()
+		if t.UnixNano() <= old || p.resignBefore.CompareAndSwap(old, t.UnixNano()) {
+			break
+		}
+	}
+	select {
+	case p.resign <- struct{}{}:
+	default:
+	}
 }
 
 // NewPublisher returns a Publisher for authority's issuer, building CRLs
@@ -184,7 +214,7 @@ func NewPublisher(authority *CA, crls *crl.Builder, cfg PublishConfig) (*Publish
 	if err := cfg.validate(crls.Validity()); err != nil {
 		return nil, fmt.Errorf("publisher for %s: %w", authority.d.Issuer.ID, err)
 	}
-	return &Publisher{ca: authority, crls: crls, cfg: cfg, log: cfg.Logger.With("issuer", authority.d.Issuer.ID)}, nil
+	return &Publisher{ca: authority, crls: crls, cfg: cfg, log: cfg.Logger.With("issuer", authority.d.Issuer.ID), resign: make(chan struct{}, 1)}, nil
 }
 
 // crlIssuer is the CA's issuer as the CRL builder needs it.
@@ -483,6 +513,8 @@ func (p *Publisher) runOCSP(ctx context.Context) {
 			return
 		case <-scan.C:
 			pass(false)
+		case <-p.resign:
+			pass(false)
 		case <-sweep.C:
 			pass(true)
 		}
@@ -508,6 +540,12 @@ func (p *Publisher) refreshOCSP(ctx context.Context, unanswered bool) (int, erro
 	// response would have, as Sign decides it.
 	expiredAt := d.OCSP.ThisUpdate(now)
 	liveTU, liveNU := d.OCSP.DueBefore(now, p.cfg.OCSPScan)
+	resign := p.resignBefore.Load()
+	if resign != 0 {
+		if tu := d.OCSP.ThisUpdate(time.Unix(0, resign)); tu.After(liveTU) {
+			liveTU = tu
+		}
+	}
 	// The expired certificates' responses are signed for longer
 	// (ocspsign.Signer.ExpiredValidity), so they are due later.
 	expiredTU, expiredNU := d.OCSP.DueBeforeExpired(responder, now, p.cfg.OCSPScan)
@@ -530,6 +568,9 @@ func (p *Publisher) refreshOCSP(ctx context.Context, unanswered bool) (int, erro
 	// HSM cannot keep up with the urgent ones.
 	var w refreshWalk
 	w.walk(ctx, p, due(false, liveTU, liveNU), nil, time.Time{})
+	if resign != 0 && w.err == nil && w.signErr == nil && now.After(time.Unix(0, resign).Add(resignSettle)) {
+		p.resignBefore.CompareAndSwap(resign, 0)
+	}
 	if unanswered && w.err == nil {
 		w.walk(ctx, p, missing, nil, time.Time{})
 	}

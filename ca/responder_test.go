@@ -218,4 +218,108 @@ func TestUseResponder(t *testing.T) {
 	if got := signedBy(p.issue(t)); !got.Equal(next.Certificate) {
 		t.Errorf("answer after a signer was given again signed by %v", got.Subject)
 	}
+
+	// The signer in service revoked here: its own revoked answer is signed
+	// by the issuing CA, and it signs nothing more.
+	recordCertificate(t, db, "issuing", "ocsp-signer", next.Certificate)
+	if err := p.authority.Revoke(ctx, next.Certificate.SerialNumber.Bytes(), 1, "officer:test"); err != nil {
+		t.Fatalf("revoking the signer in service: %v", err)
+	}
+	if _, r := p.response(t, next.Certificate.SerialNumber.Bytes()); r.Status != ocsp.Revoked || r.Certificate != nil {
+		t.Errorf("the signer's own revoked answer: status %d, certificate %v; want revoked, signed by the issuing CA", r.Status, r.Certificate != nil)
+	}
+	if _, ok := p.authority.Responder(); ok {
+		t.Error("the signer whose certificate was revoked is still in service")
+	}
+	retired("Ready after the signer's own revocation", p.authority.Ready(ctx))
+}
+
+// recordCertificate records cert among the certificates of issuer, with
+// profile (as sanad issuer add records an OCSP signer's).
+func recordCertificate(t *testing.T, db *store.DB, issuer, profile string, cert *x509.Certificate) {
+	t.Helper()
+	ctx := t.Context()
+	now := time.Now().UTC()
+	if err := db.InTx(ctx, func(tx *store.Tx) error {
+		if err := tx.InsertCertificateIntent(ctx, store.Certificate{IssuerID: issuer, Serial: cert.SerialNumber.Bytes(), Profile: profile,
+			NotBefore: cert.NotBefore, NotAfter: cert.NotAfter, TBS: cert.RawTBSCertificate, Status: store.StatusGood, CreatedAt: now}); err != nil {
+			return err
+		}
+		return tx.SetCertificateDER(ctx, issuer, cert.SerialNumber.Bytes(), cert.Raw, now)
+	}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestResignBefore: once a revoked OCSP signer is replaced
+// (Publisher.ResignBefore, from cmd/sanad's signer check), the refresh
+// passes sign again every live answer signed before, not only those due;
+// a pass that began resignSettle (a minute) after that time ends it, and
+// later passes re-sign only what is due.
+func TestResignBefore(t *testing.T) {
+	ctx := t.Context()
+	f := catest.New(t, time.Now().UTC().Truncate(time.Second))
+	db, _ := storetest.Open(t, store.DriverSQLite)
+	t0 := time.Now().UTC().Truncate(time.Second)
+	clk := newClock(t0)
+	p := newPublishing(t, f, db, clk, ca.PublishConfig{}, nil)
+	signedBy := func(cert *x509.Certificate) *x509.Certificate {
+		t.Helper()
+		_, r := p.response(t, cert.SerialNumber.Bytes())
+		return r.Certificate
+	}
+	refresh := func() {
+		t.Helper()
+		if _, err := p.pub.RefreshOCSP(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	old := p.issue(t)
+	second, _ := newResponder(t, f, 50, t0.AddDate(0, 0, -1), 80, nil)
+	if err := p.authority.UseResponder(second); err != nil {
+		t.Fatal(err)
+	}
+	refresh()
+	if got := signedBy(old); !got.Equal(f.Responder.Certificate) {
+		t.Fatalf("an answer not due was signed again by %v without ResignBefore", got.Subject)
+	}
+	p.pub.ResignBefore(t0)
+	clk.Set(t0.Add(10 * time.Second))
+	refresh()
+	if got := signedBy(old); !got.Equal(second.Certificate) {
+		t.Errorf("after ResignBefore, the answer is signed by %v; want the new signer", got.Subject)
+	}
+	// A pass within the minute after that time does not end it: an
+	// answer signed before it, stored since (as one in flight would be),
+	// is signed again.
+	late := func() *x509.Certificate {
+		t.Helper()
+		at := clk.Now()
+		defer clk.Set(at)
+		clk.Set(t0.Add(-time.Second))
+		return p.issue(t)
+	}
+	third, _ := newResponder(t, f, 51, t0.AddDate(0, 0, -1), 85, nil)
+	inFlight := late() // signed by second, before t0
+	if err := p.authority.UseResponder(third); err != nil {
+		t.Fatal(err)
+	}
+	clk.Set(t0.Add(30 * time.Second))
+	refresh()
+	if got := signedBy(inFlight); !got.Equal(third.Certificate) {
+		t.Errorf("an answer signed before the time, stored after a pass: signed by %v; want it signed again", got.Subject)
+	}
+	// A pass a minute on ends it: later, such an answer stays as it is.
+	clk.Set(t0.Add(2 * time.Minute))
+	refresh()
+	after := late() // signed by third, before t0
+	fourth, _ := newResponder(t, f, 52, t0.AddDate(0, 0, -1), 86, nil)
+	if err := p.authority.UseResponder(fourth); err != nil {
+		t.Fatal(err)
+	}
+	clk.Set(t0.Add(3 * time.Minute))
+	refresh()
+	if got := signedBy(after); !got.Equal(third.Certificate) {
+		t.Errorf("once the re-signing ended, an answer not due was signed again by %v", got.Subject)
+	}
 }

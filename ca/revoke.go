@@ -49,7 +49,11 @@ func (ca *CA) signRevoked(c store.Certificate, details map[string]any) (store.OC
 	d := ca.d
 	responder, err := ca.responder()
 	var resp store.OCSPResponse
-	if err == nil {
+	switch {
+	case err == nil && bytes.Equal(responder.Certificate.SerialNumber.Bytes(), c.Serial):
+		details["ocsp_signed_by"] = "the issuing CA: the certificate revoked is the OCSP signer's own"
+		return d.OCSP.Sign(ocspsign.IssuerAsResponder(d.Issuer.ID, d.Issuer.Certificate, d.Issuer.Signer), c)
+	case err == nil:
 		resp, err = d.OCSP.Sign(responder, c)
 	}
 	switch {
@@ -240,6 +244,11 @@ func (ca *CA) revoke(ctx context.Context, serial []byte, reason int, actor strin
 	})
 	if err != nil {
 		return fmt.Errorf("revoke %s: %w", object, err)
+	}
+	// The OCSP signer's own certificate revoked: it signs nothing more
+	// here from now, until it is replaced (UseResponder).
+	if r, _ := ca.responder(); bytes.Equal(r.Certificate.SerialNumber.Bytes(), serial) {
+		ca.RetireResponder(fmt.Errorf("its certificate %s was revoked", object))
 	}
 	ca.statusChanged()
 	return nil

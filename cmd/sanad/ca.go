@@ -50,8 +50,10 @@ type caRole struct {
 	// svc is the service the role runs in: checkSigners asks its store
 	// and its token.
 	svc *service
-	// checking orders checkSigners' runs (the loop's, and a revocation's).
+	// checking orders checkSigners' runs (the loop's, and a revocation's);
+	// problems are what they last said was wrong, by issuing CA.
 	checking sync.Mutex
+	problems problemLog
 }
 
 // issuerRole is one issuing CA of the CA role.
@@ -257,16 +259,27 @@ func caIssuers(ctx context.Context, s *service, issuingKeys bool) (cas []issuing
 
 // issuingResponder is the OCSP signer that answers for the issuing CA id
 // (pickResponder), with its key on the token.
+// A signer preferred to the one chosen whose key is not on this node's
+// token is passed over, as a running node passes it over (nextSigner), and
+// the node says so; with none of them on the token the first one's error
+// is returned (hsm.ErrKeyNotFound).
 func issuingResponder(ctx context.Context, s *service, id string, issuingCert *x509.Certificate, signers []store.Issuer, now time.Time) (*x509.Certificate, crypto.Signer, error) {
-	signer, signerCert, err := pickResponder(issuingCert, signers, now, revokedBy(ctx, s.db, id))
+	ranked, err := rankResponders(issuingCert, signers, now, revokedBy(ctx, s.db, id))
 	if err != nil {
 		return nil, nil, err
 	}
-	signerKey, _, err := s.token.FindProtectedKey(ctx, signer.KeyLabel)
-	if err != nil {
-		return nil, nil, fmt.Errorf("issuer %s key %q: %w", signer.ID, signer.KeyLabel, err)
+	var passed []error
+	for _, c := range ranked {
+		key, _, err := s.token.FindProtectedKey(ctx, c.KeyLabel)
+		if err == nil {
+			if len(passed) > 0 {
+				s.log.Warn("an OCSP signer preferred to the one in service has no usable key on this node's token", "issuer", id, "in_service", c.ID, "err", errors.Join(passed...))
+			}
+			return c.cert, key, nil
+		}
+		passed = append(passed, fmt.Errorf("issuer %s key %q: %w", c.ID, c.KeyLabel, err))
 	}
-	return signerCert, signerKey, nil
+	return nil, nil, errors.Join(passed...)
 }
 
 // revokedBy reports whether the issuing CA id revoked the certificate with
@@ -298,13 +311,42 @@ var errNoSigner = errors.New("no OCSP signer in the store was certified")
 // (the CA then reports itself not ready, ca.CA.Ready, rather than refusing
 // to start). With none left unrevoked the CA does not start: a revoked key
 // must sign nothing, so its successor is added first. The choice is made
-// at start and again every ca.signer_check_interval (nextSigner).
+// at start and again every ca.signer_check_interval (nextSigner); at
+// start a signer whose record cannot be read stops the node.
 func pickResponder(issuing *x509.Certificate, signers []store.Issuer, now time.Time, revoked func(serial []byte) (bool, error)) (store.Issuer, *x509.Certificate, error) {
 	ranked, err := rankResponders(issuing, signers, now, revoked)
 	if err != nil {
 		return store.Issuer{}, nil, err
 	}
 	return ranked[0].Issuer, ranked[0].cert, nil
+}
+
+// rankedSigners is rankResponders for a running node: a signer whose record
+// cannot be read (its certificate, its status) is passed over, and why is
+// returned beside the others, errNoSigner left out.
+func rankedSigners(issuing *x509.Certificate, signers []store.Issuer, now time.Time, revoked func(serial []byte) (bool, error)) ([]rankedSigner, error) {
+	var readable []store.Issuer
+	var problems []error
+	for _, is := range signers {
+		if _, err := x509.ParseCertificate(is.CertificateDER); err != nil {
+			problems = append(problems, fmt.Errorf("issuer %s: %w", is.ID, err))
+			continue
+		}
+		readable = append(readable, is)
+	}
+	checked := func(serial []byte) (bool, error) {
+		gone, err := revoked(serial)
+		if err != nil {
+			problems = append(problems, fmt.Errorf("OCSP signer %X: %w", serial, err))
+			return true, nil // not chosen while its status is unknown
+		}
+		return gone, nil
+	}
+	ranked, err := rankResponders(issuing, readable, now, checked)
+	if err != nil && !errors.Is(err, errNoSigner) {
+		problems = append(problems, err)
+	}
+	return ranked, errors.Join(problems...)
 }
 
 // rankedSigner is an OCSP signer pickResponder could choose.

@@ -165,6 +165,41 @@ func TestIssuerAdd(t *testing.T) {
 		t.Errorf("after revoking the new signer and a restart, answer signed by %v; want the first signer %s", subjectOf(answer.Certificate), first.Subject)
 	}
 
+	// The first signer revoked too (sanad dev does not record its own
+	// among the issuing CA's certificates, as sanad issuer add does: the
+	// test does), with no other left: the node retires it at once, is not
+	// ready, and says so once; the status role stops signing nonces with it.
+	now := time.Now().UTC()
+	if err := db.InTx(t.Context(), func(tx *store.Tx) error {
+		if err := tx.InsertCertificateIntent(t.Context(), store.Certificate{IssuerID: "issuing", Serial: first.SerialNumber.Bytes(), Profile: "ocsp-signer",
+			NotBefore: first.NotBefore, NotAfter: first.NotAfter, TBS: first.RawTBSCertificate, Status: store.StatusGood, CreatedAt: now}); err != nil {
+			return err
+		}
+		return tx.SetCertificateDER(t.Context(), "issuing", first.SerialNumber.Bytes(), first.Raw, now)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if code, out := c.officer("Dana Officer", "revoke", jwsauth.SerialHex(first.SerialNumber), "--reason", "keyCompromise"); code != 0 {
+		t.Fatalf("officer revoke of the last OCSP signer: exit %d\n%s", code, out)
+	}
+	// (readyz runs its checks at most once a second.)
+	code, body := httpGet(t, dev.url+"/readyz")
+	for deadline := time.Now().Add(30 * time.Second); code == http.StatusOK && time.Now().Before(deadline); code, body = httpGet(t, dev.url+"/readyz") {
+		time.Sleep(100 * time.Millisecond)
+	}
+	if code != http.StatusServiceUnavailable || !strings.Contains(body, `"ocsp_responder":"failing"`) {
+		t.Errorf("readyz with every OCSP signer revoked = %d %s; want 503 naming the OCSP responder", code, body)
+	}
+	const nonces = "nonce responses for its issuing CA go without a nonce"
+	for deadline := time.Now().Add(time.Minute); !strings.Contains(dev.output.String(), nonces) && time.Now().Before(deadline); {
+		time.Sleep(100 * time.Millisecond)
+	}
+	time.Sleep(3 * time.Second) // three more checks, which must say nothing new
+	out := dev.output.String()
+	if n := strings.Count(out, "the OCSP signer in service was revoked and none can replace it"); n != 1 || !strings.Contains(out, nonces) {
+		t.Errorf("the log says %d times that the signer was retired (want once), nonces retired: %v\n%s", n, strings.Contains(out, nonces), out)
+	}
+
 }
 
 // TestIssuingCARollover: the next issuing CA, certified by the root at a

@@ -5,6 +5,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"log/slog"
 
 	"github.com/sanadpki/sanad/ca/ocspsign"
 	"github.com/sanadpki/sanad/internal/store"
@@ -29,77 +30,125 @@ func ocspSigners(ctx context.Context, db *store.DB) ([]store.Issuer, error) {
 	return out, nil
 }
 
-// nextSigner is the OCSP signer that should answer for the issuing CA id
-// now, when current is the one in service: of the signers pickResponder
-// would choose among, the first it prefers whose key is on this node's
-// token. It returns the zero Responder and nil when current stays. When
-// current is no longer among them (revoked) and none has its key here, it
-// returns an error wrapping errSignerRevoked; when a signer preferred to
-// current lacks its key here, or nothing could be decided (the store
-// unreachable), another error, current staying.
-func nextSigner(ctx context.Context, s *service, id string, issuingCert *x509.Certificate, signers []store.Issuer, current *x509.Certificate) (ocspsign.Responder, error) {
-	ranked, err := rankResponders(issuingCert, signers, s.now(), revokedBy(ctx, s.db, id))
-	if err != nil && !errors.Is(err, errNoSigner) {
-		return ocspsign.Responder{}, err
+// signerCheck is what nextSigner found for an issuing CA.
+type signerCheck struct {
+	// taken is the signer take accepted, nil when none was.
+	taken *ocspsign.Responder
+	// revoked: the signer in service was revoked (its successor, taken,
+	// re-signs what it signed; with none taken, it is retired).
+	revoked bool
+	// problems are why signers were passed over, or why nothing could be
+	// decided (the current signer then stays), for the caller to report.
+	problems error
+}
+
+// nextSigner decides which OCSP signer answers for the issuing CA id, when
+// current is the one in service. It walks the signers pickResponder would
+// choose among, in its order, and offers take each one preferred to
+// current whose key is on this node's token, until take accepts one (a
+// signer take refuses is passed over like one whose key is missing here).
+// Reaching current, still good, it stops: current stays. A revoked current
+// is never kept: with nothing taken, the caller retires it. Whether
+// current is revoked is asked of the store directly, so that no failure to
+// read another signer keeps it in service.
+func nextSigner(ctx context.Context, s *service, id string, issuingCert *x509.Certificate, signers []store.Issuer, current *x509.Certificate, take func(ocspsign.Responder) error) signerCheck {
+	revoked := revokedBy(ctx, s.db, id)
+	gone, err := revoked(current.SerialNumber.Bytes())
+	if err != nil {
+		return signerCheck{problems: fmt.Errorf("the OCSP signer in service: %w", err)}
 	}
-	var keyless []error
+	ranked, rankErr := rankedSigners(issuingCert, signers, s.now(), revoked)
+	passed := []error{rankErr}
 	for _, c := range ranked {
 		if c.cert.Equal(current) {
-			return ocspsign.Responder{}, errors.Join(keyless...)
+			if gone {
+				continue // revoked since the ranking read it
+			}
+			return signerCheck{problems: errors.Join(passed...)}
 		}
 		key, _, err := s.token.FindProtectedKey(ctx, c.KeyLabel)
-		if err == nil {
-			return ocspsign.Responder{IssuerID: id, Issuer: issuingCert, Certificate: c.cert, Signer: key}, nil
+		if err != nil {
+			passed = append(passed, fmt.Errorf("OCSP signer %s, key %q: %w", c.ID, c.KeyLabel, err))
+			continue
 		}
-		keyless = append(keyless, fmt.Errorf("OCSP signer %s, key %q: %w", c.ID, c.KeyLabel, err))
+		r := ocspsign.Responder{IssuerID: id, Issuer: issuingCert, Certificate: c.cert, Signer: key}
+		if err := take(r); err != nil {
+			passed = append(passed, fmt.Errorf("OCSP signer %s: %w", c.ID, err))
+			continue
+		}
+		return signerCheck{taken: &r, revoked: gone, problems: errors.Join(passed...)}
 	}
-	if err != nil {
-		keyless = append(keyless, err)
+	return signerCheck{revoked: gone, problems: errors.Join(passed...)}
+}
+
+// problemLog says a check's problems when they differ from the last ones
+// said for the same issuing CA, and that they are gone when they are: a
+// check runs every ca.signer_check_interval, on every node.
+type problemLog map[string]string
+
+func (l problemLog) say(log *slog.Logger, level slog.Level, key, msg string, problems error) {
+	was := l[key]
+	switch {
+	case problems == nil && was != "":
+		delete(l, key)
+		log.Info("the OCSP signer check no longer finds what it said", "about", key, "said", was)
+	case problems != nil && problems.Error() != was:
+		l[key] = problems.Error()
+		log.Log(context.Background(), level, msg, "about", key, "err", problems)
 	}
-	return ocspsign.Responder{}, fmt.Errorf("%w or is no longer recorded, and none can replace it: %w", errSignerRevoked, errors.Join(keyless...))
 }
 
 // checkSigners has each issuing CA sign with the OCSP signer the store now
 // says should answer for it (nextSigner): one added with sanad issuer add
 // since the node started, or that has become valid, is taken; a revoked
-// one is replaced or, with none to replace it, retired (ca.RetireResponder:
-// issuance stops, a revocation's answer is signed by the issuing CA, the
-// node is not ready), until a new one is added. A check that cannot decide
-// (the store unreachable, a key missing on this node's token while the
-// current signer is good) keeps the current signer and says why.
+// one is replaced, its successor re-signing every live answer signed
+// before (Publisher.ResignBefore), or, with none to replace it, retired
+// (ca.RetireResponder: issuance stops, a revocation's answer is signed by
+// the issuing CA, the node is not ready) until a new one is added. A check
+// that cannot decide (the store unreachable, a key missing on this node's
+// token while the current signer is good) keeps the current signer and
+// says why, once.
 func (r *caRole) checkSigners(ctx context.Context) {
 	r.checking.Lock()
 	defer r.checking.Unlock()
 	s := r.svc
+	if r.problems == nil {
+		r.problems = problemLog{}
+	}
 	signers, err := ocspSigners(ctx, r.db)
 	if err != nil {
-		s.log.Warn("could not read the OCSP signers to check which is in service", "err", err)
+		r.problems.say(s.log, slog.LevelWarn, "", "could not read the OCSP signers to check which is in service", err)
 		return
 	}
+	r.problems.say(s.log, slog.LevelWarn, "", "", nil)
 	for _, is := range r.all() {
+		id := is.crlFrom.ID
 		cur, inService := is.ca.Responder()
-		next, err := nextSigner(ctx, s, is.crlFrom.ID, is.crlFrom.Certificate, signers, cur.Certificate)
+		c := nextSigner(ctx, s, id, is.crlFrom.Certificate, signers, cur.Certificate, is.ca.UseResponder)
+		r.problems.say(s.log, slog.LevelWarn, id, "an OCSP signer was passed over, or the check could not decide; the signer in service stays unless it was revoked", c.problems)
+		var retired error
+		if c.revoked && c.taken == nil {
+			retired = errSignerRevoked
+		}
+		// Said once, whether this check retired it or a revocation here
+		// did (ca.CA.Revoke retires the signer whose certificate it revokes).
+		r.problems.say(s.log, slog.LevelError, id+" retired", "the OCSP signer in service was revoked and none can replace it: it signs nothing more, issuance stops and the node is not ready until a new signer is added (sanad issuer add)", retired)
 		switch {
-		case errors.Is(err, errSignerRevoked):
-			if inService {
-				is.ca.RetireResponder(err)
-				s.log.Error("the OCSP signer in service was revoked and none can replace it: it signs nothing more, issuance stops and the node is not ready until a new signer is added (sanad issuer add)",
-					"issuer", is.crlFrom.ID, "signer", cur.Certificate.Subject.String(), "err", err)
-			}
-		case err != nil:
-			s.log.Warn("could not check which OCSP signer should be in service; the current one stays", "issuer", is.crlFrom.ID, "err", err)
-		case next.Certificate != nil:
-			if err := is.ca.UseResponder(next); err != nil {
-				s.log.Error("the OCSP signer the store names cannot be used; the current one stays", "issuer", is.crlFrom.ID, "err", err)
-				continue
-			}
+		case c.taken != nil:
 			for _, other := range r.all() {
 				if other != is {
-					other.ca.Forbid(next.Certificate.PublicKey)
+					other.ca.Forbid(c.taken.Certificate.PublicKey)
 				}
 			}
-			s.log.Info("the OCSP signer in service changed", "issuer", is.crlFrom.ID, "from", cur.Certificate.Subject.String(),
-				"to", next.Certificate.Subject.String(), "not_after", next.Certificate.NotAfter, "previous_in_service", inService)
+			s.log.Info("the OCSP signer in service changed", "issuer", id, "from", cur.Certificate.Subject.String(),
+				"to", c.taken.Certificate.Subject.String(), "not_after", c.taken.Certificate.NotAfter, "previous_revoked", c.revoked)
+			if c.revoked {
+				// What the revoked signer signed, live, is signed again
+				// (and what it may have signed as it was being replaced).
+				is.publisher.ResignBefore(s.now())
+			}
+		case c.revoked && inService:
+			is.ca.RetireResponder(errSignerRevoked)
 		}
 	}
 }

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/sanadpki/sanad/ca/catest"
+	"github.com/sanadpki/sanad/ca/ocspsign"
 	"github.com/sanadpki/sanad/hsm"
 	"github.com/sanadpki/sanad/hsm/hsmtest"
 	"github.com/sanadpki/sanad/internal/store"
@@ -25,10 +26,11 @@ import (
 // TestNextSigner: which OCSP signer a running node takes for an issuing CA
 // (checkSigners, ca.signer_check_interval). A signer added that lasts
 // longer is taken; with current the best, nothing changes. A better one
-// whose key is not on this node's token is passed over, with an error
-// naming it while current stays; revoked, current is replaced by the next
-// preferred signer whose key is here, and with none left it is reported
-// revoked (errSignerRevoked: the CA retires it).
+// whose key is not on this node's token, or that take refuses, is passed
+// over and named while current stays, as is one not valid yet; revoked,
+// current is replaced by the next preferred signer whose key is here and
+// that take accepts, and with none left it is reported revoked (the CA
+// retires it), a signer record that cannot be read notwithstanding.
 func TestNextSigner(t *testing.T) {
 	requireSoftHSM(t)
 	ctx := t.Context()
@@ -95,45 +97,70 @@ func TestNextSigner(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	next := func(current *x509.Certificate) (*x509.Certificate, error) {
+	// refuse names the signers take refuses (as ca.CA.UseResponder refuses
+	// one that does not fit the issuing CA).
+	refuse := map[string]bool{}
+	next := func(current *x509.Certificate) signerCheck {
 		t.Helper()
-		r, err := nextSigner(ctx, s, "issuing", issuing, signers, current)
-		if r.Certificate != nil && (r.Signer == nil || r.IssuerID != "issuing" || !r.Issuer.Equal(issuing)) {
+		c := nextSigner(ctx, s, "issuing", issuing, signers, current, func(r ocspsign.Responder) error {
+			if refuse[r.Certificate.Subject.CommonName] {
+				return errors.New("refused by take")
+			}
+			return nil
+		})
+		if r := c.taken; r != nil && (r.Signer == nil || r.IssuerID != "issuing" || !r.Issuer.Equal(issuing)) {
 			t.Errorf("nextSigner gave %s without its key or issuer", r.Certificate.Subject)
 		}
-		return r.Certificate, err
+		return c
 	}
-	name := func(c *x509.Certificate) string {
-		if c == nil {
+	took := func(c signerCheck) string {
+		if c.taken == nil {
 			return "none"
 		}
-		return c.Subject.CommonName
+		return c.taken.Certificate.Subject.CommonName
+	}
+	stays := func(what string, c signerCheck, problems ...string) {
+		t.Helper()
+		if c.taken != nil || c.revoked || (c.problems != nil) != (len(problems) > 0) {
+			t.Errorf("%s: took %s, revoked %v, problems %v; want the signer in service to stay", what, took(c), c.revoked, c.problems)
+		}
+		for _, p := range problems {
+			if c.problems == nil || !strings.Contains(c.problems.Error(), p) {
+				t.Errorf("%s: problems %v; want them to name %s", what, c.problems, p)
+			}
+		}
 	}
 
 	a := signer(10, "ocsp-a", 30, true)
-	if got, err := next(a); got != nil || err != nil {
-		t.Errorf("the only signer in service: nextSigner = %s, %v; want it to stay", name(got), err)
-	}
+	stays("the only signer in service", next(a))
 	b := signer(11, "ocsp-b", 60, true)
-	if got, err := next(a); got == nil || !got.Equal(b) || err != nil {
-		t.Errorf("a signer lasting longer added: nextSigner = %s, %v; want ocsp-b", name(got), err)
+	if c := next(a); took(c) != "ocsp-b" || c.revoked || c.problems != nil {
+		t.Errorf("a signer lasting longer added: took %s, revoked %v, %v; want ocsp-b", took(c), c.revoked, c.problems)
 	}
-	if got, err := next(b); got != nil || err != nil {
-		t.Errorf("the best signer in service: nextSigner = %s, %v; want it to stay", name(got), err)
-	}
+	stays("the best signer in service", next(b))
 	signer(12, "ocsp-c", 90, false)
-	if got, err := next(b); got != nil || err == nil || errors.Is(err, errSignerRevoked) {
-		t.Errorf("a better signer without its key here: nextSigner = %s, %v; want ocsp-b to stay, with an error naming ocsp-c", name(got), err)
-	}
+	stays("a better signer without its key here", next(b), `key "ocsp-c"`)
+	signer(13, "ocsp-d", 120, true)
+	refuse["ocsp-d"] = true
+	stays("a better signer that take refuses", next(b), `key "ocsp-c"`, "ocsp-d: refused by take")
+	// Not valid yet, however long it lasts: after every valid one.
+	func() {
+		saved := now
+		defer func() { now = saved }()
+		now = now.Add(48 * time.Hour)
+		signer(14, "ocsp-later", 365, true)
+	}()
+	stays("a signer not valid yet", next(b), `key "ocsp-c"`, "ocsp-d")
+
 	revoke(b)
-	if got, err := next(b); got == nil || !got.Equal(a) || err != nil {
-		t.Errorf("ocsp-b revoked: nextSigner = %s, %v; want ocsp-a (ocsp-c's key is not here)", name(got), err)
+	if c := next(b); took(c) != "ocsp-a" || !c.revoked {
+		t.Errorf("ocsp-b revoked: took %s, revoked %v (%v); want ocsp-a, the next one whose key is here and take accepts", took(c), c.revoked, c.problems)
 	}
+	// A signer record that cannot be read does not keep a revoked one.
+	signers = append(signers, store.Issuer{ID: "garbled", Role: "ocsp-signer", CertificateDER: []byte{0x30, 0x03, 0x02, 0x01, 0x01}, KeyLabel: "garbled"})
 	revoke(a)
-	if got, err := next(a); got != nil || !errors.Is(err, errSignerRevoked) {
-		t.Errorf("every signer with its key here revoked: nextSigner = %s, %v; want errSignerRevoked", name(got), err)
-	}
-	if _, err := next(a); err == nil || !strings.Contains(err.Error(), `key "ocsp-c"`) {
-		t.Errorf("the refusal does not name the signer whose key is missing: %v", err)
+	refuse["ocsp-later"] = true
+	if c := next(a); c.taken != nil || !c.revoked || c.problems == nil || !strings.Contains(c.problems.Error(), "issuer garbled") {
+		t.Errorf("every signer usable here revoked: took %s, revoked %v, problems %v; want none taken, revoked, naming the garbled record", took(c), c.revoked, c.problems)
 	}
 }

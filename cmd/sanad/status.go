@@ -3,8 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
+	"log/slog"
 	"slices"
 	"sync/atomic"
 
@@ -39,8 +39,9 @@ func startStatus(ctx context.Context, s *service) error {
 			}
 			return signer.WithNonce(responder, presigned, nonce)
 		}
+		problems := problemLog{}
 		s.every(s.cfg.CA.SignerCheckInterval, func(ctx context.Context) {
-			if next, changed := checkNonceSigners(ctx, s, *cas.Load()); changed {
+			if next, changed := checkNonceSigners(ctx, s, *cas.Load(), problems); changed {
 				cas.Store(&next)
 			}
 		})
@@ -88,26 +89,25 @@ func nonceResponder(cas []issuingCA, presigned []byte) (ocspsign.Responder, erro
 // with, as the store says now (nextSigner). One revoked with none to
 // replace it is retired: those responses go without a nonce, as when no
 // signer is found. It returns the new list and whether it differs.
-func checkNonceSigners(ctx context.Context, s *service, cas []issuingCA) ([]issuingCA, bool) {
+func checkNonceSigners(ctx context.Context, s *service, cas []issuingCA, problems problemLog) ([]issuingCA, bool) {
 	signers, err := ocspSigners(ctx, s.db)
 	if err != nil {
-		s.log.Warn("could not read the OCSP signers to check which signs nonces", "err", err)
+		problems.say(s.log, slog.LevelWarn, "", "could not read the OCSP signers to check which signs nonces", err)
 		return cas, false
 	}
+	problems.say(s.log, slog.LevelWarn, "", "", nil)
 	next, changed := slices.Clone(cas), false
 	for i, c := range next {
-		r, err := nextSigner(ctx, s, c.issuer.ID, c.responder.Issuer, signers, c.responder.Certificate)
+		id := c.issuer.ID
+		check := nextSigner(ctx, s, id, c.responder.Issuer, signers, c.responder.Certificate, func(ocspsign.Responder) error { return nil })
+		problems.say(s.log, slog.LevelWarn, id, "an OCSP signer was passed over for nonces, or the check could not decide; the signer in service stays unless it was revoked", check.problems)
 		switch {
-		case errors.Is(err, errSignerRevoked):
-			if !c.retired {
-				next[i].retired, changed = true, true
-				s.log.Error("the OCSP signer was revoked and none can replace it: nonce responses for its issuing CA go without a nonce", "issuer", c.issuer.ID, "err", err)
-			}
-		case err != nil:
-			s.log.Warn("could not check which OCSP signer signs nonces; the current one stays", "issuer", c.issuer.ID, "err", err)
-		case r.Certificate != nil:
-			next[i].responder, next[i].retired, changed = r, false, true
-			s.log.Info("the OCSP signer that signs nonces changed", "issuer", c.issuer.ID, "to", r.Certificate.Subject.String(), "not_after", r.Certificate.NotAfter)
+		case check.taken != nil:
+			next[i].responder, next[i].retired, changed = *check.taken, false, true
+			s.log.Info("the OCSP signer that signs nonces changed", "issuer", id, "to", check.taken.Certificate.Subject.String(), "not_after", check.taken.Certificate.NotAfter)
+		case check.revoked && !c.retired:
+			next[i].retired, changed = true, true
+			s.log.Error("the OCSP signer was revoked and none can replace it: nonce responses for its issuing CA go without a nonce", "issuer", id)
 		}
 	}
 	return next, changed
