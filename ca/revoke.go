@@ -13,6 +13,9 @@ import (
 	"strings"
 	"time"
 
+	"golang.org/x/crypto/cryptobyte"
+	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
+
 	"github.com/sanadpki/sanad/ca/ocspsign"
 	"github.com/sanadpki/sanad/ca/profile"
 	"github.com/sanadpki/sanad/internal/audit"
@@ -67,24 +70,30 @@ func (ca *CA) signRevoked(c store.Certificate, details map[string]any) (store.OC
 	return d.OCSP.Sign(ocspsign.IssuerAsResponder(d.Issuer.ID, d.Issuer.Certificate, d.Issuer.Signer), c)
 }
 
-// certifiedKey is the public key c certifies: from its DER or, for an
+// CertifiedKey is the public key c certifies: from its DER or, for an
 // intent never completed (a crash between the HSM's signature and the
-// store, recovered by revoking it), from the TBS it was to sign, which
-// the HSM may have signed: a key reported compromised there is blocked
-// like any other.
-func (ca *CA) certifiedKey(c store.Certificate) (crypto.PublicKey, error) {
-	der := c.DER
-	if len(der) == 0 {
-		var err error
-		if der, err = assemble(c.TBS, ca.alg, ca.lintSignature); err != nil {
+// store, recovered by revoking it), from the TBS it was to sign, which the
+// HSM may have signed: a key reported compromised there is blocked, and
+// its other certificates revoked, like any other.
+func CertifiedKey(c store.Certificate) (crypto.PublicKey, error) {
+	if len(c.DER) > 0 {
+		cert, err := x509.ParseCertificate(c.DER)
+		if err != nil {
 			return nil, err
 		}
+		return cert.PublicKey, nil
 	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		return nil, err
+	// TBSCertificate (RFC 5280 §4.1): [0] version, serialNumber,
+	// signature, issuer, validity, subject, subjectPublicKeyInfo, ...
+	in := cryptobyte.String(c.TBS)
+	var tbs, spki cryptobyte.String
+	if !in.ReadASN1(&tbs, cbasn1.SEQUENCE) || !in.Empty() ||
+		!tbs.SkipOptionalASN1(cbasn1.Tag(0).Constructed().ContextSpecific()) ||
+		!tbs.SkipASN1(cbasn1.INTEGER) || !tbs.SkipASN1(cbasn1.SEQUENCE) || !tbs.SkipASN1(cbasn1.SEQUENCE) ||
+		!tbs.SkipASN1(cbasn1.SEQUENCE) || !tbs.SkipASN1(cbasn1.SEQUENCE) || !tbs.ReadASN1Element(&spki, cbasn1.SEQUENCE) {
+		return nil, fmt.Errorf("certificate %X: no certificate, and its TBS is malformed", c.Serial)
 	}
-	return cert.PublicKey, nil
+	return x509.ParsePKIXPublicKey(spki)
 }
 
 // reasonKeyCompromise is RFC 5280 §5.3.1's keyCompromise.
@@ -211,7 +220,7 @@ func (ca *CA) revoke(ctx context.Context, serial []byte, reason int, actor strin
 	}
 	var keyID []byte
 	if reason == reasonKeyCompromise && (len(c.DER) > 0 || len(c.TBS) > 0) {
-		pub, err := ca.certifiedKey(c)
+		pub, err := CertifiedKey(c)
 		if err != nil {
 			return fmt.Errorf("revoke %s: stored certificate: %w", object, err)
 		}

@@ -501,7 +501,8 @@ func (s *Service) revoke(ctx context.Context, p jwsauth.Parsed, actor string, ke
 			}
 		}
 		if reason == reasonKeyCompromise {
-			c, err := s.d.Store.SignedCertificateBySerial(ctx, serial)
+			// Signed or not: an intent's key is read from its TBS.
+			c, err := s.d.Store.CertificateBySerial(ctx, serial)
 			if err == nil {
 				sameKey, err = s.revokeSameKey(ctx, c, actor)
 			}

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
-	"crypto/x509"
 	"encoding/hex"
 	"encoding/json"
 	"encoding/pem"
@@ -435,7 +434,7 @@ func (s *Service) withdrawRenewals(ctx context.Context, serial []byte, actor str
 // runs it again for the revocations of the last day. It returns the
 // serials it revoked.
 func (s *Service) revokeSameKey(ctx context.Context, c store.Certificate, actor string) (revoked [][]byte, _ error) {
-	if c.SubjectID == "" || len(c.DER) == 0 {
+	if c.SubjectID == "" {
 		return nil, nil
 	}
 	key, err := keyOf(c)
@@ -474,15 +473,15 @@ func (s *Service) revokeSameKey(ctx context.Context, c store.Certificate, actor 
 
 // keyOf is keyID of a stored certificate.
 func keyOf(c store.Certificate) (string, error) {
-	cert, err := x509.ParseCertificate(c.DER)
+	pub, err := ca.CertifiedKey(c)
 	if err != nil {
 		return "", fmt.Errorf("certificate %X: %w", c.Serial, err)
 	}
-	key, err := keyID(cert)
+	ids, err := ca.KeyIDs(pub)
 	if err != nil {
 		return "", fmt.Errorf("certificate %X: %w", c.Serial, err)
 	}
-	return key, nil
+	return string(ids[0]), nil
 }
 
 // withdrawCertificate revokes the certificate serial of renewal enrollment

@@ -696,4 +696,22 @@ func TestCompromisedKeyEverywhere(t *testing.T) {
 	if got := fx.certStatus(t, jwsauth.SerialHex(auth2.SerialNumber)); got != store.StatusRevoked {
 		t.Errorf("the other certificate of a key revoked at the CA, after the sweep: %s", got)
 	}
+
+	// A certificate the store holds only as its intent (the HSM may have
+	// signed it, a crash kept it from the store): its key, read from the
+	// TBS, is compromised in the holder's other certificates too.
+	key3 := newKey(t)
+	auth3, sign3 := fx.certified(t, key3, "citizen-auth"), fx.certified(t, key3, "citizen-sign")
+	if _, err := fx.raw.ExecContext(t.Context(), fx.q(`UPDATE certificates SET der = NULL WHERE serial = $1`), sign3.SerialNumber.Bytes()); err != nil {
+		t.Fatal(err)
+	}
+	if err := fx.ca.Revoke(t.Context(), sign3.SerialNumber.Bytes(), 1, "test"); err != nil {
+		t.Fatal(err)
+	}
+	if err := fx.svc.SweepWithdrawn(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if got := fx.certStatus(t, jwsauth.SerialHex(auth3.SerialNumber)); got != store.StatusRevoked {
+		t.Errorf("the other certificate of a key compromised in an intent, after the sweep: %s", got)
+	}
 }

@@ -402,3 +402,15 @@ func (db *DB) SignedCertificateBySerial(ctx context.Context, serial []byte) (Cer
 	}
 	return c, err
 }
+
+// CertificateBySerial is SignedCertificateBySerial, intents without their
+// certificate included.
+func (db *DB) CertificateBySerial(ctx context.Context, serial []byte) (Certificate, error) {
+	row := db.sql.QueryRowContext(ctx, db.d.q(`SELECT `+certificateColumns+` FROM certificates
+		WHERE serial = $1 ORDER BY created_at DESC LIMIT 1`), nonNil(serial))
+	c, err := scanCertificate(row)
+	if errors.Is(err, sql.ErrNoRows) {
+		return Certificate{}, fmt.Errorf("certificate %x: %w", serial, ErrNotFound)
+	}
+	return c, err
+}
