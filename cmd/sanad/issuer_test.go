@@ -199,6 +199,17 @@ func TestIssuerAdd(t *testing.T) {
 	if n := strings.Count(out, "the OCSP signer in service was revoked and none can replace it"); n != 1 || !strings.Contains(out, nonces) {
 		t.Errorf("the log says %d times that the signer was retired (want once), nonces retired: %v\n%s", n, strings.Contains(out, nonces), out)
 	}
+	// The pre-signed answers are still served, without the nonce asked
+	// for: nothing signs one now.
+	leafPath := filepath.Join(t.TempDir(), "leaf.pem")
+	if err := os.WriteFile(leafPath, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: leaf.Raw}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	nonceOut, err := exec.Command(testenv.Tool(t, "openssl"), "ocsp", "-issuer", c.pems["issuing"], "-cert", leafPath, "-url", dev.url+"/ocsp",
+		"-CAfile", c.pems["root"], "-verify_other", c.pems["issuing"], "-timeout", "10").CombinedOutput()
+	if err != nil || !strings.Contains(string(nonceOut), "no nonce in response") || !strings.Contains(string(nonceOut), leafPath+": good") {
+		t.Errorf("openssl ocsp with a nonce once every signer is retired: %v\n%s; want the pre-signed good answer, without a nonce", err, nonceOut)
+	}
 
 }
 
