@@ -174,24 +174,25 @@ type Publisher struct {
 	expiredMu    sync.Mutex
 	expiredAfter []byte
 	// resignBefore (Unix nanoseconds; 0: none) is when the OCSP signer
-	// whose answers must be signed again stopped signing (ResignBefore);
+	// whose answers must be signed again stopped signing (ResignNow);
 	// resign wakes runOCSP for it.
 	resignBefore atomic.Int64
 	resign       chan struct{}
 }
 
-// resignSettle is how long after ResignBefore's time answers its signer
+// resignSettle is how long after ResignNow's time answers its signer
 // had begun may still be committing: a pass that began before it does not
 // end the re-signing.
 const resignSettle = time.Minute
 
-// ResignBefore has the refresh passes re-sign the answer of every live
-// certificate signed at or before t, the first at once, until a pass that
-// began resignSettle after t completes: the OCSP signer that signed them
-// was revoked and another took its place (cmd/sanad's checkSigners).
-// Kept in memory only: a node restarted before that leaves those answers
-// to their ordinary refresh, within two days.
-func (p *Publisher) ResignBefore(t time.Time) {
+// ResignNow has the refresh passes re-sign the answer of every live
+// certificate signed until now (the CA's clock, which dates the answers),
+// the first at once, until a pass that began resignSettle later completes:
+// the OCSP signer that signed them was revoked and another took its place
+// (cmd/sanad's checkSigners). Kept in memory only: a node restarted before
+// that leaves those answers to their ordinary refresh, within two days.
+func (p *Publisher) ResignNow() {
+	t := p.ca.d.Now()
 	for {
 		old := p.resignBefore.Load()
 		if t.UnixNano() <= old || p.resignBefore.CompareAndSwap(old, t.UnixNano()) {
@@ -230,8 +231,9 @@ func (p *Publisher) PublishCRL(ctx context.Context) (store.CRL, error) {
 }
 
 // pruneCRLPage is how many CRLs PruneCRLs deletes per transaction: a
-// national CA's CRL may be megabytes.
-const pruneCRLPage = 64
+// national CA's CRL may be megabytes, and on SQLite the transaction holds
+// the write lock (64 of 4 MiB held it half a second).
+const pruneCRLPage = 16
 
 // PruneCRLs deletes the issuer's stored CRLs that a newer one replaced and
 // whose nextUpdate passed KeepReplaced ago or more, oldest first, a page at
@@ -264,6 +266,29 @@ func (p *Publisher) PruneCRLs(ctx context.Context) (int64, error) {
 
 // pruneInterval is how often Run prunes the stored CRLs (PruneCRLs).
 const pruneInterval = time.Hour
+
+// runPrune prunes the stored CRLs as Run starts and every pruneInterval,
+// apart from the CRL loop: a backlog (the first prune after an upgrade)
+// delays no CRL build.
+func (p *Publisher) runPrune(ctx context.Context) {
+	t := time.NewTicker(pruneInterval)
+	defer t.Stop()
+	for {
+		switch n, err := p.PruneCRLs(ctx); {
+		case ctx.Err() != nil:
+			return
+		case err != nil:
+			p.log.Error("stored CRLs not all pruned; retrying in an hour", "pruned", n, "err", err)
+		case n > 0:
+			p.log.Info("replaced CRLs pruned from the store", "pruned", n, "keep_replaced", p.cfg.KeepReplaced)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
 
 // RepublishCRL publishes the next CRL when the issuer has none yet or the
 // latest stored one's thisUpdate is Republish old, and reports whether it
@@ -320,6 +345,7 @@ func (p *Publisher) Run(ctx context.Context) error {
 	// delays the CRL of a revocation.
 	var wg sync.WaitGroup
 	wg.Go(func() { p.runCRL(ctx) })
+	wg.Go(func() { p.runPrune(ctx) })
 	wg.Go(func() { p.runOCSP(ctx) })
 	wg.Wait()
 	return nil
@@ -379,17 +405,6 @@ func (p *Publisher) missingFromCRL(ctx context.Context) bool {
 func (p *Publisher) runCRL(ctx context.Context) {
 	check := time.NewTicker(p.cfg.CRLCheck)
 	defer check.Stop()
-	prune := time.NewTicker(pruneInterval)
-	defer prune.Stop()
-	pruneCRLs := func() {
-		switch n, err := p.PruneCRLs(ctx); {
-		case ctx.Err() != nil:
-		case err != nil:
-			p.log.Error("stored CRLs not all pruned; retrying in an hour", "pruned", n, "err", err)
-		case n > 0:
-			p.log.Info("replaced CRLs pruned from the store", "pruned", n, "keep_replaced", p.cfg.KeepReplaced)
-		}
-	}
 	var (
 		pending   = p.missingFromCRL(ctx) // changes not yet in a stored CRL
 		lastBuild time.Time
@@ -441,13 +456,10 @@ func (p *Publisher) runCRL(ctx context.Context) {
 		}
 	}
 	schedule()
-	pruneCRLs()
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case <-prune.C:
-			pruneCRLs()
 		case <-p.ca.Changes():
 			pending = true
 			schedule()

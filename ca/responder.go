@@ -1,6 +1,7 @@
 package ca
 
 import (
+	"bytes"
 	"crypto"
 	"crypto/x509"
 	"errors"
@@ -59,9 +60,20 @@ func (ca *CA) UseResponder(r ocspsign.Responder) error {
 // and OCSP refreshes fail with ErrResponderRetired, Ready reports it, and
 // a revocation's answer is signed by the issuing CA itself.
 func (ca *CA) RetireResponder(why error) {
+	ca.retireIf(nil, why)
+}
+
+// retireIf is RetireResponder when the signer in service is still the one
+// whose certificate has serial (any when serial is nil): a revocation that
+// retires the signer it revoked must not retire the one a concurrent check
+// put in its place.
+func (ca *CA) retireIf(serial []byte, why error) {
 	ca.swap.Lock()
 	defer ca.swap.Unlock()
 	cur := ca.responding.Load()
+	if serial != nil && !bytes.Equal(cur.r.Certificate.SerialNumber.Bytes(), serial) {
+		return
+	}
 	ca.responding.Store(&responding{r: cur.r, retired: fmt.Errorf("%w: %w", ErrResponderRetired, why)})
 }
 

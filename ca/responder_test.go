@@ -252,7 +252,7 @@ func recordCertificate(t *testing.T, db *store.DB, issuer, profile string, cert 
 }
 
 // TestResignBefore: once a revoked OCSP signer is replaced
-// (Publisher.ResignBefore, from cmd/sanad's signer check), the refresh
+// (Publisher.ResignNow, from cmd/sanad's signer check), the refresh
 // passes sign again every live answer signed before, not only those due;
 // a pass that began resignSettle (a minute) after that time ends it, and
 // later passes re-sign only what is due.
@@ -281,13 +281,13 @@ func TestResignBefore(t *testing.T) {
 	}
 	refresh()
 	if got := signedBy(old); !got.Equal(f.Responder.Certificate) {
-		t.Fatalf("an answer not due was signed again by %v without ResignBefore", got.Subject)
+		t.Fatalf("an answer not due was signed again by %v without ResignNow", got.Subject)
 	}
-	p.pub.ResignBefore(t0)
+	p.pub.ResignNow() // at t0
 	clk.Set(t0.Add(10 * time.Second))
 	refresh()
 	if got := signedBy(old); !got.Equal(second.Certificate) {
-		t.Errorf("after ResignBefore, the answer is signed by %v; want the new signer", got.Subject)
+		t.Errorf("after ResignNow, the answer is signed by %v; want the new signer", got.Subject)
 	}
 	// A pass within the minute after that time does not end it: an
 	// answer signed before it, stored since (as one in flight would be),

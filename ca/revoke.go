@@ -256,9 +256,7 @@ func (ca *CA) revoke(ctx context.Context, serial []byte, reason int, actor strin
 	}
 	// The OCSP signer's own certificate revoked: it signs nothing more
 	// here from now, until it is replaced (UseResponder).
-	if r, _ := ca.responder(); bytes.Equal(r.Certificate.SerialNumber.Bytes(), serial) {
-		ca.RetireResponder(fmt.Errorf("its certificate %s was revoked", object))
-	}
+	ca.retireIf(serial, fmt.Errorf("its certificate %s was revoked", object))
 	ca.statusChanged()
 	return nil
 }

@@ -143,11 +143,25 @@ func TestIssuerAdd(t *testing.T) {
 	// revoked like any of them: the issuing CA's CRL lists it, and the
 	// node it was revoked through answers with the first signer again at
 	// once, as it does after a restart.
+	// (An answer is replaced only by one with a later thisUpdate, in whole
+	// seconds: one signed in the second the signer is replaced is signed
+	// again at the next pass, a minute on. The test leaves a second.)
+	time.Sleep(time.Second)
 	if code, out := c.officer("Dana Officer", "revoke", jwsauth.SerialHex(second.SerialNumber), "--reason", "keyCompromise"); code != 0 {
 		t.Fatalf("officer revoke of the OCSP signer: exit %d\n%s", code, out)
 	}
 	if answer := newCertificateAnswer(t, c, issuing); answer.Certificate == nil || !answer.Certificate.Equal(first) {
 		t.Errorf("once the new signer was revoked, answer signed by %v; want the first signer %s", subjectOf(answer.Certificate), first.Subject)
+	}
+	// What the revoked signer signed, not due for days, is signed again
+	// by the first (Publisher.ResignNow), and served within the status
+	// tier's sync.
+	resigned := ocspAnswer(t, c, leaf, issuing)
+	for deadline := time.Now().Add(time.Minute); (resigned.Certificate == nil || !resigned.Certificate.Equal(first)) && time.Now().Before(deadline); resigned = ocspAnswer(t, c, leaf, issuing) {
+		time.Sleep(100 * time.Millisecond)
+	}
+	if resigned.Certificate == nil || !resigned.Certificate.Equal(first) || resigned.Status != ocsp.Good {
+		t.Errorf("the answer the revoked signer signed: status %d, signed by %v; want good, signed again by the first signer", resigned.Status, subjectOf(resigned.Certificate))
 	}
 	c.verifyWithCRL(db, testenv.Tool(t, "openssl"), second, true)
 	// issuer list shows it revoked, and it is not added again.

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"crypto/x509"
 	"errors"
@@ -40,6 +41,9 @@ type signerCheck struct {
 	// problems are why signers were passed over, or why nothing could be
 	// decided (the current signer then stays), for the caller to report.
 	problems error
+	// undecided: whether the signer in service is revoked could not be
+	// read; nothing else is said.
+	undecided bool
 }
 
 // nextSigner decides which OCSP signer answers for the issuing CA id, when
@@ -55,9 +59,17 @@ func nextSigner(ctx context.Context, s *service, id string, issuingCert *x509.Ce
 	revoked := revokedBy(ctx, s.db, id)
 	gone, err := revoked(current.SerialNumber.Bytes())
 	if err != nil {
-		return signerCheck{problems: fmt.Errorf("the OCSP signer in service: %w", err)}
+		return signerCheck{problems: fmt.Errorf("the OCSP signer in service: %w", err), undecided: true}
 	}
-	ranked, rankErr := rankedSigners(issuingCert, signers, s.now(), revoked)
+	// Its status as just read: a second read failing must not drop it from
+	// the ranking, and have a signer it is preferred to taken.
+	status := func(serial []byte) (bool, error) {
+		if bytes.Equal(serial, current.SerialNumber.Bytes()) {
+			return gone, nil
+		}
+		return revoked(serial)
+	}
+	ranked, rankErr := rankedSigners(issuingCert, signers, s.now(), status)
 	passed := []error{rankErr}
 	for _, c := range ranked {
 		if c.cert.Equal(current) {
@@ -102,7 +114,7 @@ func (l problemLog) say(log *slog.Logger, level slog.Level, key, msg string, pro
 // says should answer for it (nextSigner): one added with sanad issuer add
 // since the node started, or that has become valid, is taken; a revoked
 // one is replaced, its successor re-signing every live answer signed
-// before (Publisher.ResignBefore), or, with none to replace it, retired
+// before (Publisher.ResignNow), or, with none to replace it, retired
 // (ca.RetireResponder: issuance stops, a revocation's answer is signed by
 // the issuing CA, the node is not ready) until a new one is added. A check
 // that cannot decide (the store unreachable, a key missing on this node's
@@ -126,13 +138,16 @@ func (r *caRole) checkSigners(ctx context.Context) {
 		cur, inService := is.ca.Responder()
 		c := nextSigner(ctx, s, id, is.crlFrom.Certificate, signers, cur.Certificate, is.ca.UseResponder)
 		r.problems.say(s.log, slog.LevelWarn, id, "an OCSP signer was passed over, or the check could not decide; the signer in service stays unless it was revoked", c.problems)
-		var retired error
-		if c.revoked && c.taken == nil {
-			retired = errSignerRevoked
+		if !c.undecided {
+			var retired error
+			if c.revoked && c.taken == nil {
+				retired = errSignerRevoked
+			}
+			// Said once, whether this check retired it or a revocation
+			// here did (ca.CA.Revoke retires the signer whose certificate
+			// it revokes).
+			r.problems.say(s.log, slog.LevelError, id+" retired", "the OCSP signer in service was revoked and none can replace it: it signs nothing more, issuance stops and the node is not ready until a new signer is added (sanad issuer add)", retired)
 		}
-		// Said once, whether this check retired it or a revocation here
-		// did (ca.CA.Revoke retires the signer whose certificate it revokes).
-		r.problems.say(s.log, slog.LevelError, id+" retired", "the OCSP signer in service was revoked and none can replace it: it signs nothing more, issuance stops and the node is not ready until a new signer is added (sanad issuer add)", retired)
 		switch {
 		case c.taken != nil:
 			for _, other := range r.all() {
@@ -145,10 +160,16 @@ func (r *caRole) checkSigners(ctx context.Context) {
 			if c.revoked {
 				// What the revoked signer signed, live, is signed again
 				// (and what it may have signed as it was being replaced).
-				is.publisher.ResignBefore(s.now())
+				is.publisher.ResignNow()
 			}
 		case c.revoked && inService:
 			is.ca.RetireResponder(errSignerRevoked)
+		case !c.revoked && !c.undecided && !inService:
+			// Retired though not revoked (nothing does that on purpose):
+			// back in service.
+			if err := is.ca.UseResponder(cur); err != nil {
+				r.problems.say(s.log, slog.LevelError, id+" retired", "the OCSP signer retired though not revoked cannot be put back in service", err)
+			}
 		}
 	}
 }

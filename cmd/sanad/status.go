@@ -105,7 +105,7 @@ func checkNonceSigners(ctx context.Context, s *service, cas []issuingCA, problem
 		case check.taken != nil:
 			next[i].responder, next[i].retired, changed = *check.taken, false, true
 			s.log.Info("the OCSP signer that signs nonces changed", "issuer", id, "to", check.taken.Certificate.Subject.String(), "not_after", check.taken.Certificate.NotAfter)
-		case check.revoked && !c.retired:
+		case check.revoked && !c.retired && !check.undecided:
 			next[i].retired, changed = true, true
 			s.log.Error("the OCSP signer was revoked and none can replace it: nonce responses for its issuing CA go without a nonce", "issuer", id)
 		}
