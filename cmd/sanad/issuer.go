@@ -197,17 +197,23 @@ func recordIssuer(ctx context.Context, s *service, is store.Issuer, cert *x509.C
 			return err
 		}
 		if parent != "" {
-			serial, now := cert.SerialNumber.Bytes(), s.now().UTC()
-			if err := tx.InsertCertificateIntent(ctx, store.Certificate{IssuerID: parent, Serial: serial, Profile: is.Role,
-				NotBefore: cert.NotBefore, NotAfter: cert.NotAfter, TBS: cert.RawTBSCertificate, Status: store.StatusGood, CreatedAt: now}); err != nil {
-				return err
-			}
-			if err := tx.SetCertificateDER(ctx, parent, serial, cert.Raw, now); err != nil {
+			if err := putCertified(ctx, tx, parent, is.Role, cert, s.now().UTC()); err != nil {
 				return err
 			}
 		}
 		return s.audit.Append(tx, event)
 	})
+}
+
+// putCertified records cert, which the issuing CA parent signed outside
+// issuance (at a ceremony), among that CA's certificates, with profile.
+func putCertified(ctx context.Context, tx *store.Tx, parent, profile string, cert *x509.Certificate, now time.Time) error {
+	serial := cert.SerialNumber.Bytes()
+	if err := tx.InsertCertificateIntent(ctx, store.Certificate{IssuerID: parent, Serial: serial, Profile: profile,
+		NotBefore: cert.NotBefore, NotAfter: cert.NotAfter, TBS: cert.RawTBSCertificate, Status: store.StatusGood, CreatedAt: now}); err != nil {
+		return err
+	}
+	return tx.SetCertificateDER(ctx, parent, serial, cert.Raw, now)
 }
 
 // validIssuerID: issuer ids name URLs (/crl/ID.crl, /ca/ID.crt).

@@ -183,13 +183,8 @@ func TestIssuerAdd(t *testing.T) {
 	// among the issuing CA's certificates, as sanad issuer add does: the
 	// test does), with no other left: the node retires it at once, is not
 	// ready, and says so once; the status role stops signing nonces with it.
-	now := time.Now().UTC()
 	if err := db.InTx(t.Context(), func(tx *store.Tx) error {
-		if err := tx.InsertCertificateIntent(t.Context(), store.Certificate{IssuerID: "issuing", Serial: first.SerialNumber.Bytes(), Profile: "ocsp-signer",
-			NotBefore: first.NotBefore, NotAfter: first.NotAfter, TBS: first.RawTBSCertificate, Status: store.StatusGood, CreatedAt: now}); err != nil {
-			return err
-		}
-		return tx.SetCertificateDER(t.Context(), "issuing", first.SerialNumber.Bytes(), first.Raw, now)
+		return putCertified(t.Context(), tx, "issuing", "ocsp-signer", first, time.Now().UTC())
 	}); err != nil {
 		t.Fatal(err)
 	}

@@ -78,11 +78,7 @@ func TestNextSigner(t *testing.T) {
 			if err := tx.PutIssuer(ctx, is); err != nil {
 				return err
 			}
-			if err := tx.InsertCertificateIntent(ctx, store.Certificate{IssuerID: "issuing", Serial: c.SerialNumber.Bytes(), Profile: "ocsp-signer",
-				NotBefore: c.NotBefore, NotAfter: c.NotAfter, TBS: c.RawTBSCertificate, Status: store.StatusGood, CreatedAt: now}); err != nil {
-				return err
-			}
-			return tx.SetCertificateDER(ctx, "issuing", c.SerialNumber.Bytes(), c.Raw, now)
+			return putCertified(ctx, tx, "issuing", "ocsp-signer", c, now)
 		}); err != nil {
 			t.Fatal(err)
 		}
