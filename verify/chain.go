@@ -311,7 +311,11 @@ func (v *Verifier) fetchIssuer(ctx context.Context, url string) ([]*x509.Certifi
 	body, err := v.fetch(ctx, http.MethodGet, url, "", nil, v.aiaAllowed)
 	var certs []*x509.Certificate
 	if err == nil {
-		certs, err = parseCertificates(body)
+		// Not quoted: crypto/x509's errors quote what they cannot parse
+		// (a name, a URI), which the far side chose.
+		if certs, err = parseCertificates(body); err != nil {
+			err = errors.New("the answer is neither a certificate, a PEM of certificates nor a certs-only CMS that can be parsed")
+		}
 	}
 	if err != nil {
 		if ctx.Err() == nil {

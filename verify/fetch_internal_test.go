@@ -2,11 +2,16 @@ package verify
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/asn1"
 	"encoding/json"
+	"encoding/pem"
 	"io"
 	"log"
+	"math/big"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -145,4 +150,44 @@ func TestFetchErrorsQuoteNothing(t *testing.T) {
 	if err == nil || strings.Contains(err.Error(), "banner") || strings.Contains(err.Error(), "sanad-internal") {
 		t.Errorf("an answer that is not HTTP: %v", err)
 	}
+}
+
+// TestFetchedIssuerErrorQuotesNothing: a caIssuers answer that does not
+// parse is not quoted: crypto/x509 quotes the name it cannot parse, here
+// a URI that names an internal host.
+func TestFetchedIssuerErrorQuotesNothing(t *testing.T) {
+	p := newTestPKI(t)
+	v, err := New(p.config())
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := newKey(t)
+	der, err := x509.CreateCertificate(rand.Reader, &x509.Certificate{SerialNumber: big.NewInt(7), Subject: pkix.Name{CommonName: "bad URI"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		ExtraExtensions: []pkix.Extension{{Id: asn1.ObjectIdentifier{2, 5, 29, 17}, Value: sanURI(t, "http://secret.sanad-internal.test/%zz")}}},
+		&x509.Certificate{Subject: pkix.Name{CommonName: "bad URI"}}, key.Public(), key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := x509.ParseCertificate(der); err == nil || !strings.Contains(err.Error(), "sanad-internal") {
+		t.Fatalf("the test certificate: crypto/x509 says %v; want it to quote the URI", err)
+	}
+	// As PEM: crypto/x509's error is then the one returned.
+	body := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write(body) }))
+	t.Cleanup(srv.Close)
+	_, err = v.fetchIssuer(t.Context(), srv.URL+"/issuing.crt")
+	if err == nil || strings.Contains(err.Error(), "sanad-internal") {
+		t.Errorf("an issuer that does not parse: %v", err)
+	}
+}
+
+// sanURI is a subjectAltName extension value of one URI, as given.
+func sanURI(t *testing.T, uri string) []byte {
+	t.Helper()
+	v, err := asn1.Marshal([]asn1.RawValue{{Class: asn1.ClassContextSpecific, Tag: 6, Bytes: []byte(uri)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
 }
