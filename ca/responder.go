@@ -77,6 +77,11 @@ func (ca *CA) retireIf(serial []byte, why error) {
 	ca.responding.Store(&responding{r: cur.r, retired: fmt.Errorf("%w: %w", ErrResponderRetired, why)})
 }
 
+// ForbiddenKeys are the keys the CA never certifies now: its issuer's, the
+// OtherKeys it was given, and every OCSP signer's it signed with or was
+// told of (Forbid).
+func (ca *CA) ForbiddenKeys() []crypto.PublicKey { return *ca.forbidden.Load() }
+
 // Forbid adds keys to those the CA never certifies: the keys of another
 // issuing CA's OCSP signer certified after the CA started.
 func (ca *CA) Forbid(keys ...crypto.PublicKey) {

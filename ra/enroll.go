@@ -69,8 +69,10 @@ type Deps struct {
 	Notifier Notifier
 	Profiles map[string]profile.Profile
 	Policy   Policy
-	// Forbidden keys are never certified (the CA's own).
-	Forbidden []crypto.PublicKey
+	// Forbidden are the keys never certified (the CA's own), as the CA
+	// has them now: an OCSP signer it took since it started is among them
+	// (ca.CA.ForbiddenKeys). Nil: none here (the CA refuses its own).
+	Forbidden func() []crypto.PublicKey
 	// Proofs, if set, remembers the requests whose proof of possession
 	// verified. Shared with a CA in the same process (ca.Deps.Proofs), it
 	// spares the CA verifying again the request the RA verified.
@@ -822,7 +824,11 @@ func (s *Service) checkCSR(pemCSR string, p profile.Profile) (*x509.CertificateR
 	for i, kt := range p.KeyTypes {
 		keyTypes[i] = string(kt)
 	}
-	cr, _, err := csr.ParseAndCheck([]byte(pemCSR), csr.Policy{KeyTypes: keyTypes, Forbidden: s.d.Forbidden, Proofs: s.d.Proofs})
+	var forbidden []crypto.PublicKey
+	if s.d.Forbidden != nil {
+		forbidden = s.d.Forbidden()
+	}
+	cr, _, err := csr.ParseAndCheck([]byte(pemCSR), csr.Policy{KeyTypes: keyTypes, Forbidden: forbidden, Proofs: s.d.Proofs})
 	if err != nil {
 		return nil, invalidCSR(err)
 	}

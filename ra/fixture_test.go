@@ -101,7 +101,7 @@ func newRAFixture(t *testing.T, f catest.Fixture, driver string, opts ...func(*r
 		Store: db, Audit: log, CA: authority, Revoker: authority,
 		Issuers:  map[string]*x509.Certificate{f.Issuer.ID: f.Issuer.Certificate},
 		Registry: reg, Notifier: ra.Outbox{Dir: fx.outbox}, Profiles: profiles, Policy: policy,
-		Forbidden: []crypto.PublicKey{f.Issuer.Certificate.PublicKey}, Now: time.Now,
+		Forbidden: authority.ForbiddenKeys, Now: time.Now,
 		RegistryKeys: []ra.RegistryKey{{Name: "registry:test", Key: fx.registryKey.Public()}},
 		// As cmd/sanad sets it.
 		IntentWithProof: driver == store.DriverSQLite,

@@ -5,10 +5,12 @@ import (
 	"context"
 	"crypto/ecdsa"
 	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/base64"
 	"encoding/json"
 	"encoding/pem"
 	"errors"
+	"math/big"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -22,6 +24,7 @@ import (
 
 	"github.com/sanadpki/sanad/ca"
 	"github.com/sanadpki/sanad/ca/catest"
+	"github.com/sanadpki/sanad/ca/ocspsign"
 	"github.com/sanadpki/sanad/ca/profile"
 	"github.com/sanadpki/sanad/internal/store"
 	"github.com/sanadpki/sanad/internal/store/storetest"
@@ -713,5 +716,32 @@ func TestCompromisedKeyEverywhere(t *testing.T) {
 	}
 	if got := fx.certStatus(t, jwsauth.SerialHex(auth3.SerialNumber)); got != store.StatusRevoked {
 		t.Errorf("the other certificate of a key compromised in an intent, after the sweep: %s", got)
+	}
+}
+
+// TestForbiddenKeysFollowTheCA: the RA refuses at enrollment a request for
+// a key the CA took as its OCSP signer after it started
+// (ca.CA.UseResponder), as it refuses the issuing CA's own: the RA asks
+// the CA for its keys each time, where it had a list made at start.
+func TestForbiddenKeysFollowTheCA(t *testing.T) {
+	f := catest.New(t, time.Now().UTC().Truncate(time.Second))
+	fx := newRAFixture(t, f, store.DriverSQLite)
+	key := newKey(t)
+	enroll := func() answer {
+		t.Helper()
+		return fx.answer(t, http.MethodPost, "/api/v1/enrollments", http.Header{"Content-Type": {"application/json"}},
+			enrollBody(t, citizen(), "citizen-auth", csrPEM(t, key)))
+	}
+	if a := enroll(); a.status != http.StatusCreated {
+		t.Fatalf("before the CA took the key: %+v", a)
+	}
+	signer := catest.Certify(t, &x509.Certificate{SerialNumber: big.NewInt(90), Subject: pkix.Name{CommonName: "Later OCSP Responder"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().AddDate(0, 0, 60), KeyUsage: x509.KeyUsageDigitalSignature,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageOCSPSigning}}, f.Issuer.Certificate, key.Public(), f.CAKey)
+	if err := fx.ca.UseResponder(ocspsign.Responder{IssuerID: f.Issuer.ID, Issuer: f.Issuer.Certificate, Certificate: signer, Signer: key}); err != nil {
+		t.Fatal(err)
+	}
+	if a := enroll(); a.status != http.StatusUnprocessableEntity || a.problem != "invalid-csr" {
+		t.Errorf("a request for the key the CA now signs with: %+v; want 422 invalid-csr", a)
 	}
 }

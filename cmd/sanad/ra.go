@@ -92,7 +92,7 @@ func openRA(s *service, authority *caRole, cfg config.RA) (*ra.Service, error) {
 		Store: s.db, Audit: s.audit, CA: authority, Revoker: authority,
 		Issuers:  authority.issuerCertificates(),
 		Registry: reg, Notifier: notifier, Profiles: profiles, Policy: policy,
-		Forbidden: authority.keys, Proofs: authority.proofs, RegistryKeys: registryKeys, CodeKey: codeKey, Now: time.Now, Log: s.log,
+		Forbidden: authority.ca.ForbiddenKeys, Proofs: authority.proofs, RegistryKeys: registryKeys, CodeKey: codeKey, Now: time.Now, Log: s.log,
 		ClientLimit: limiter(cfg.ClientPerMinute, time.Minute, max(1, cfg.ClientPerMinute/4)),
 		// An IPv6 site (/48) may make eight clients' requests: an office
 		// or a campus, as behind an IPv4 NAT, and not 65 536 clients.
