@@ -174,7 +174,7 @@ type issuingCA struct {
 // issuingKeys is set (the CA role; the status role signs only nonces).
 // Several OCSP signers may be recorded for one issuing CA (a new one is
 // certified before the current one runs out): the one that CA signed that
-// is valid now with the latest notAfter answers (pickResponder).
+// is valid now with the latest notAfter answers (rankResponders).
 //
 // An issuing CA is incomplete when no usable signer is recorded for it or
 // a key it needs is not on the token. One that owes nobody anything, no
@@ -258,15 +258,20 @@ func caIssuers(ctx context.Context, s *service, issuingKeys bool) (cas []issuing
 }
 
 // issuingResponder is the OCSP signer that answers for the issuing CA id
-// (pickResponder), with its key on the token.
-// A signer preferred to the one chosen whose key is not on this node's
-// token is passed over, as a running node passes it over (nextSigner), and
-// the node says so; with none of them on the token the first one's error
-// is returned (hsm.ErrKeyNotFound).
+// (rankResponders' choice), with its key on the token. A signer record
+// that cannot be read stops the start; with none left unrevoked the CA
+// does not start (errNoSigner): a revoked key must sign nothing, so its
+// successor is added first. A signer preferred to the one chosen whose key
+// is not on this node's token is passed over, as a running node passes it
+// over (nextSigner), and the node says so; with none of them on the token
+// the first one's error is returned (hsm.ErrKeyNotFound).
 func issuingResponder(ctx context.Context, s *service, id string, issuingCert *x509.Certificate, signers []store.Issuer, now time.Time) (*x509.Certificate, crypto.Signer, error) {
-	ranked, err := rankResponders(issuingCert, signers, now, revokedBy(ctx, s.db, id))
-	if err != nil {
-		return nil, nil, err
+	ranked, problems := rankResponders(issuingCert, signers, now, revokedBy(ctx, s.db, id))
+	if problems != nil {
+		return nil, nil, problems
+	}
+	if len(ranked) == 0 {
+		return nil, nil, fmt.Errorf("%w, and not revoked, by issuing CA %s: certify one and add it (sanad issuer add)", errNoSigner, issuingCert.Subject.CommonName)
 	}
 	var passed []error
 	for _, c := range ranked {
@@ -305,80 +310,41 @@ func betterCertificate(c, best *x509.Certificate, now time.Time) bool {
 // errNoSigner: no OCSP signer recorded for an issuing CA is usable.
 var errNoSigner = errors.New("no OCSP signer in the store was certified")
 
-// pickResponder chooses among the recorded OCSP signers those the issuing
-// CA signed and did not revoke, and of them the one valid at now with the
-// latest notAfter; if none is valid now, the one with the latest notAfter
-// (the CA then reports itself not ready, ca.CA.Ready, rather than refusing
-// to start). With none left unrevoked the CA does not start: a revoked key
-// must sign nothing, so its successor is added first. The choice is made
-// at start and again every ca.signer_check_interval (nextSigner); at
-// start a signer whose record cannot be read stops the node.
-func pickResponder(issuing *x509.Certificate, signers []store.Issuer, now time.Time, revoked func(serial []byte) (bool, error)) (store.Issuer, *x509.Certificate, error) {
-	ranked, err := rankResponders(issuing, signers, now, revoked)
-	if err != nil {
-		return store.Issuer{}, nil, err
-	}
-	return ranked[0].Issuer, ranked[0].cert, nil
-}
-
-// rankedSigners is rankResponders for a running node: a signer whose record
-// cannot be read (its certificate, its status) is passed over, and why is
-// returned beside the others, errNoSigner left out.
-func rankedSigners(issuing *x509.Certificate, signers []store.Issuer, now time.Time, revoked func(serial []byte) (bool, error)) ([]rankedSigner, error) {
-	var readable []store.Issuer
-	var problems []error
-	for _, is := range signers {
-		if _, err := x509.ParseCertificate(is.CertificateDER); err != nil {
-			problems = append(problems, fmt.Errorf("issuer %s: %w", is.ID, err))
-			continue
-		}
-		readable = append(readable, is)
-	}
-	checked := func(serial []byte) (bool, error) {
-		gone, err := revoked(serial)
-		if err != nil {
-			problems = append(problems, fmt.Errorf("OCSP signer %X: %w", serial, err))
-			return true, nil // not chosen while its status is unknown
-		}
-		return gone, nil
-	}
-	ranked, err := rankResponders(issuing, readable, now, checked)
-	if err != nil && !errors.Is(err, errNoSigner) {
-		problems = append(problems, err)
-	}
-	return ranked, errors.Join(problems...)
-}
-
-// rankedSigner is an OCSP signer pickResponder could choose.
+// rankedSigner is an OCSP signer rankResponders ranks.
 type rankedSigner struct {
 	store.Issuer
 	cert *x509.Certificate
 }
 
-// rankResponders is every signer pickResponder could choose, its choice
-// first and the others in the order it would prefer them.
-func rankResponders(issuing *x509.Certificate, signers []store.Issuer, now time.Time, revoked func(serial []byte) (bool, error)) ([]rankedSigner, error) {
-	var out []rankedSigner
+// rankResponders ranks the recorded OCSP signers that the issuing CA
+// signed and did not revoke: first those valid at now, then the others,
+// each by latest notAfter (of two alike, the one recorded first). The
+// first is the one to answer; if none is valid now, the CA reports itself
+// not ready (ca.CA.Ready) rather than refusing to start. The ranking is
+// made at start (issuingResponder) and again every
+// ca.signer_check_interval (nextSigner). A record it cannot read (its
+// certificate, or its status in the store) is passed over and problems
+// says why: the start stops on it, a running node reports it.
+func rankResponders(issuing *x509.Certificate, signers []store.Issuer, now time.Time, revoked func(serial []byte) (bool, error)) (ranked []rankedSigner, problems error) {
+	var errs []error
 	for _, is := range signers {
 		c, err := x509.ParseCertificate(is.CertificateDER)
 		if err != nil {
-			return nil, fmt.Errorf("issuer %s: %w", is.ID, err)
+			errs = append(errs, fmt.Errorf("issuer %s: %w", is.ID, err))
+			continue
 		}
 		if c.CheckSignatureFrom(issuing) != nil {
 			continue
 		}
 		if r, err := revoked(c.SerialNumber.Bytes()); err != nil {
-			return nil, fmt.Errorf("issuer %s: %w", is.ID, err)
+			errs = append(errs, fmt.Errorf("issuer %s: %w", is.ID, err))
+			continue
 		} else if r {
 			continue
 		}
-		out = append(out, rankedSigner{is, c})
+		ranked = append(ranked, rankedSigner{is, c})
 	}
-	if len(out) == 0 {
-		return nil, fmt.Errorf("%w, and not revoked, by issuing CA %s: certify one and add it (sanad issuer add)", errNoSigner, issuing.Subject.CommonName)
-	}
-	// Stable: of two alike, the one recorded first, as before.
-	slices.SortStableFunc(out, func(a, b rankedSigner) int {
+	slices.SortStableFunc(ranked, func(a, b rankedSigner) int {
 		switch {
 		case betterCertificate(a.cert, b.cert, now):
 			return -1
@@ -387,7 +353,7 @@ func rankResponders(issuing *x509.Certificate, signers []store.Issuer, now time.
 		}
 		return 0
 	})
-	return out, nil
+	return ranked, errors.Join(errs...)
 }
 
 // openServiceWithCA opens the service and its CA role, for the commands

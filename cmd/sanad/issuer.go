@@ -190,7 +190,7 @@ signed.`,
 // recorded among that CA's certificates (profile = role), so that it gets
 // OCSP answers and can be revoked onto the issuing CA's CRL like any
 // certificate it signed (and a revoked OCSP signer is not chosen again:
-// pickResponder). sanad dev records its own hierarchy without this.
+// rankResponders). sanad dev records its own hierarchy without this.
 func recordIssuer(ctx context.Context, s *service, is store.Issuer, cert *x509.Certificate, parent string, event audit.Event) error {
 	return s.db.InTx(ctx, func(tx *store.Tx) error {
 		if err := tx.PutIssuer(ctx, is); err != nil {

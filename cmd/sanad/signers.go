@@ -47,8 +47,8 @@ type signerCheck struct {
 }
 
 // nextSigner decides which OCSP signer answers for the issuing CA id, when
-// current is the one in service. It walks the signers pickResponder would
-// choose among, in its order, and offers take each one preferred to
+// current is the one in service. It walks the signers rankResponders
+// ranks, in its order, and offers take each one preferred to
 // current whose key is on this node's token, until take accepts one (a
 // signer take refuses is passed over like one whose key is missing here).
 // Reaching current, still good, it stops: current stays. A revoked current
@@ -69,7 +69,7 @@ func nextSigner(ctx context.Context, s *service, id string, issuingCert *x509.Ce
 		}
 		return revoked(serial)
 	}
-	ranked, rankErr := rankedSigners(issuingCert, signers, s.now(), status)
+	ranked, rankErr := rankResponders(issuingCert, signers, s.now(), status)
 	passed := []error{rankErr}
 	for _, c := range ranked {
 		if c.cert.Equal(current) {
