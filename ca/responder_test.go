@@ -2,14 +2,9 @@ package ca_test
 
 import (
 	"crypto"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/x509"
 	"crypto/x509/pkix"
-	"encoding/asn1"
 	"errors"
-	"fmt"
 	"math/big"
 	"os"
 	"os/exec"
@@ -97,28 +92,6 @@ func TestResponderRunsOut(t *testing.T) {
 	}
 }
 
-// newResponder certifies an OCSP signer for f's issuing CA with a key made
-// here (not an HSM's: the CA takes any crypto.Signer), valid from notBefore
-// for days, with mutate applied to its template first.
-func newResponder(t *testing.T, f catest.Fixture, serial int64, notBefore time.Time, days int, mutate func(*x509.Certificate)) (ocspsign.Responder, *ecdsa.PrivateKey) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(serial), Subject: pkix.Name{CommonName: fmt.Sprintf("Test OCSP Responder %d", serial), Country: []string{"KZ"}, Organization: []string{"Sanad"}},
-		NotBefore: notBefore, NotAfter: notBefore.AddDate(0, 0, days), BasicConstraintsValid: true,
-		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageOCSPSigning},
-		ExtraExtensions: []pkix.Extension{{Id: asn1.ObjectIdentifier{1, 3, 6, 1, 5, 5, 7, 48, 1, 5}, Value: asn1.NullBytes}},
-	}
-	if mutate != nil {
-		mutate(tmpl)
-	}
-	cert := catest.Certify(t, tmpl, f.Issuer.Certificate, key.Public(), f.CAKey)
-	return ocspsign.Responder{IssuerID: f.Issuer.ID, Issuer: f.Issuer.Certificate, Certificate: cert, Signer: key}, key
-}
-
 // TestUseResponder: a running CA takes an OCSP signer certified after it
 // started (UseResponder) and signs the next answers with it, without a
 // restart; the new signer's key joins the keys it never certifies, the
@@ -144,14 +117,14 @@ func TestUseResponder(t *testing.T) {
 		t.Fatalf("first answer signed by %v, want the fixture's signer", got.Subject)
 	}
 
-	next, nextKey := newResponder(t, f, 40, f.Now.AddDate(0, 0, -1), 80, nil)
+	next, nextKey := f.NewResponder(t, 40, f.Now.AddDate(0, 0, -1), 80, nil)
 	foreign := next
 	foreign.IssuerID = "other"
 	rootSigned := next
 	rootSigned.Certificate = catest.Certify(t, &x509.Certificate{SerialNumber: big.NewInt(41), Subject: pkix.Name{CommonName: "Root-signed responder"},
 		NotBefore: f.Now.AddDate(0, 0, -1), NotAfter: f.Now.AddDate(0, 0, 80), KeyUsage: x509.KeyUsageDigitalSignature,
 		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageOCSPSigning}}, f.Root, nextKey.Public(), f.RootKey)
-	noEKU, _ := newResponder(t, f, 42, f.Now.AddDate(0, 0, -1), 80, func(c *x509.Certificate) { c.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth} })
+	noEKU, _ := f.NewResponder(t, 42, f.Now.AddDate(0, 0, -1), 80, func(c *x509.Certificate) { c.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth} })
 	otherKey := next
 	otherKey.Signer = f.Responder.Signer
 	for name, r := range map[string]ocspsign.Responder{"another issuer's id": foreign, "signed by the root": rootSigned, "no OCSPSigning EKU": noEKU, "another key": otherKey} {
@@ -275,7 +248,7 @@ func TestResignBefore(t *testing.T) {
 		}
 	}
 	old := p.issue(t)
-	second, _ := newResponder(t, f, 50, t0.AddDate(0, 0, -1), 80, nil)
+	second, _ := f.NewResponder(t, 50, t0.AddDate(0, 0, -1), 80, nil)
 	if err := p.authority.UseResponder(second); err != nil {
 		t.Fatal(err)
 	}
@@ -299,7 +272,7 @@ func TestResignBefore(t *testing.T) {
 		clk.Set(t0.Add(-time.Second))
 		return p.issue(t)
 	}
-	third, _ := newResponder(t, f, 51, t0.AddDate(0, 0, -1), 85, nil)
+	third, _ := f.NewResponder(t, 51, t0.AddDate(0, 0, -1), 85, nil)
 	inFlight := late() // signed by second, before t0
 	if err := p.authority.UseResponder(third); err != nil {
 		t.Fatal(err)
@@ -313,7 +286,7 @@ func TestResignBefore(t *testing.T) {
 	clk.Set(t0.Add(2 * time.Minute))
 	refresh()
 	after := late() // signed by third, before t0
-	fourth, _ := newResponder(t, f, 52, t0.AddDate(0, 0, -1), 86, nil)
+	fourth, _ := f.NewResponder(t, 52, t0.AddDate(0, 0, -1), 86, nil)
 	if err := p.authority.UseResponder(fourth); err != nil {
 		t.Fatal(err)
 	}

@@ -5,12 +5,10 @@ import (
 	"context"
 	"crypto/ecdsa"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/base64"
 	"encoding/json"
 	"encoding/pem"
 	"errors"
-	"math/big"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -24,7 +22,6 @@ import (
 
 	"github.com/sanadpki/sanad/ca"
 	"github.com/sanadpki/sanad/ca/catest"
-	"github.com/sanadpki/sanad/ca/ocspsign"
 	"github.com/sanadpki/sanad/ca/profile"
 	"github.com/sanadpki/sanad/internal/store"
 	"github.com/sanadpki/sanad/internal/store/storetest"
@@ -726,7 +723,7 @@ func TestCompromisedKeyEverywhere(t *testing.T) {
 func TestForbiddenKeysFollowTheCA(t *testing.T) {
 	f := catest.New(t, time.Now().UTC().Truncate(time.Second))
 	fx := newRAFixture(t, f, store.DriverSQLite)
-	key := newKey(t)
+	signer, key := f.NewResponder(t, 90, time.Now().Add(-time.Hour), 60, nil)
 	enroll := func() answer {
 		t.Helper()
 		return fx.answer(t, http.MethodPost, "/api/v1/enrollments", http.Header{"Content-Type": {"application/json"}},
@@ -735,10 +732,7 @@ func TestForbiddenKeysFollowTheCA(t *testing.T) {
 	if a := enroll(); a.status != http.StatusCreated {
 		t.Fatalf("before the CA took the key: %+v", a)
 	}
-	signer := catest.Certify(t, &x509.Certificate{SerialNumber: big.NewInt(90), Subject: pkix.Name{CommonName: "Later OCSP Responder"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().AddDate(0, 0, 60), KeyUsage: x509.KeyUsageDigitalSignature,
-		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageOCSPSigning}}, f.Issuer.Certificate, key.Public(), f.CAKey)
-	if err := fx.ca.UseResponder(ocspsign.Responder{IssuerID: f.Issuer.ID, Issuer: f.Issuer.Certificate, Certificate: signer, Signer: key}); err != nil {
+	if err := fx.ca.UseResponder(signer); err != nil {
 		t.Fatal(err)
 	}
 	if a := enroll(); a.status != http.StatusUnprocessableEntity || a.problem != "invalid-csr" {

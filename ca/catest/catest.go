@@ -12,10 +12,14 @@ package catest
 import (
 	"context"
 	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/asn1"
 	"encoding/pem"
+	"fmt"
 	"math/big"
 	"os"
 	"path/filepath"
@@ -123,12 +127,7 @@ func NewWith(t testing.TB, now time.Time, opts Options) Fixture {
 		CRLDistributionPoints: []string{rootCRLURL}, IssuingCertificateURL: []string{rootCertURL},
 		Policies: []x509.OID{mustOID(t, "2.5.29.32.0")},
 	}, root, caKey.Public(), rootKey)
-	ocspCert := Certify(t, &x509.Certificate{
-		SerialNumber: big.NewInt(3), Subject: pkix.Name{CommonName: "Test OCSP Responder", Country: []string{"KZ"}, Organization: []string{"Sanad"}},
-		NotBefore: now.AddDate(0, 0, -1), NotAfter: now.AddDate(0, 0, 60), BasicConstraintsValid: true,
-		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageOCSPSigning},
-		ExtraExtensions: []pkix.Extension{{Id: asn1.ObjectIdentifier{1, 3, 6, 1, 5, 5, 7, 48, 1, 5}, Value: asn1.NullBytes}},
-	}, caCert, ocspKey.Public(), caKey)
+	ocspCert := Certify(t, responderTemplate(3, "Test OCSP Responder", now.AddDate(0, 0, -1), 60), caCert, ocspKey.Public(), caKey)
 	// The fixture's own certificates pass zlint, as a ceremony's must.
 	for _, c := range []*x509.Certificate{root, caCert, ocspCert} {
 		if err := linter.Certificate(c.Raw); err != nil {
@@ -155,6 +154,36 @@ func NewWith(t testing.TB, now time.Time, opts Options) Fixture {
 		CAKey:     caKey, CAPEM: caPEM, Root: root, RootPEM: rootPEM, RootKey: rootKey,
 		Profiles: profiles, Linter: linter, OCSP: ocspSigner, Now: now,
 	}
+}
+
+// responderTemplate is an OCSP signer's certificate as the ocsp-signer
+// profile has it (OCSPSigning, id-pkix-ocsp-nocheck), valid from notBefore
+// for days.
+func responderTemplate(serial int64, cn string, notBefore time.Time, days int) *x509.Certificate {
+	return &x509.Certificate{
+		SerialNumber: big.NewInt(serial), Subject: pkix.Name{CommonName: cn, Country: []string{"KZ"}, Organization: []string{"Sanad"}},
+		NotBefore: notBefore, NotAfter: notBefore.AddDate(0, 0, days), BasicConstraintsValid: true,
+		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageOCSPSigning},
+		ExtraExtensions: []pkix.Extension{{Id: asn1.ObjectIdentifier{1, 3, 6, 1, 5, 5, 7, 48, 1, 5}, Value: asn1.NullBytes}},
+	}
+}
+
+// NewResponder certifies another OCSP signer for f's issuing CA ("Test
+// OCSP Responder <serial>"), valid from notBefore for days, with mutate
+// (if any) applied to its template first, and a key made in memory (the
+// CA takes any crypto.Signer): one taken after the CA started.
+func (f Fixture) NewResponder(t testing.TB, serial int64, notBefore time.Time, days int, mutate func(*x509.Certificate)) (ocspsign.Responder, *ecdsa.PrivateKey) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := responderTemplate(serial, fmt.Sprintf("Test OCSP Responder %d", serial), notBefore, days)
+	if mutate != nil {
+		mutate(tmpl)
+	}
+	cert := Certify(t, tmpl, f.Issuer.Certificate, key.Public(), f.CAKey)
+	return ocspsign.Responder{IssuerID: f.Issuer.ID, Issuer: f.Issuer.Certificate, Certificate: cert, Signer: key}, key
 }
 
 // Certify signs tmpl (self-signed when parent is nil), with an SKI (RFC
