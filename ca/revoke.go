@@ -51,21 +51,19 @@ var ErrKeyCompromised = errors.New("the key was revoked for keyCompromise")
 func (ca *CA) signRevoked(c store.Certificate, details map[string]any) (store.OCSPResponse, error) {
 	d := ca.d
 	responder, err := ca.responder()
-	var resp store.OCSPResponse
 	switch {
 	case err == nil && bytes.Equal(responder.Certificate.SerialNumber.Bytes(), c.Serial):
 		details["ocsp_signed_by"] = "the issuing CA: the certificate revoked is the OCSP signer's own"
-		return d.OCSP.Sign(ocspsign.IssuerAsResponder(d.Issuer.ID, d.Issuer.Certificate, d.Issuer.Signer), c)
 	case err == nil:
-		resp, err = d.OCSP.Sign(responder, c)
-	}
-	switch {
-	case errors.Is(err, ocspsign.ErrResponderValidity):
+		resp, err := d.OCSP.Sign(responder, c)
+		if !errors.Is(err, ocspsign.ErrResponderValidity) {
+			return resp, err
+		}
 		details["ocsp_signed_by"] = "the issuing CA: the OCSP signer's certificate does not cover a response signed now"
 	case errors.Is(err, ErrResponderRetired):
 		details["ocsp_signed_by"] = "the issuing CA: the OCSP signer was retired and no other is in service"
 	default:
-		return resp, err
+		return store.OCSPResponse{}, err
 	}
 	return d.OCSP.Sign(ocspsign.IssuerAsResponder(d.Issuer.ID, d.Issuer.Certificate, d.Issuer.Signer), c)
 }

@@ -394,20 +394,18 @@ func nullTimeArg(d *dialect, t time.Time) any {
 // serial, of whichever issuer (serials are random, so one at most in
 // practice; the newest if not), or ErrNotFound.
 func (db *DB) SignedCertificateBySerial(ctx context.Context, serial []byte) (Certificate, error) {
-	row := db.sql.QueryRowContext(ctx, db.d.q(`SELECT `+certificateColumns+` FROM certificates
-		WHERE serial = $1 AND der IS NOT NULL ORDER BY created_at DESC LIMIT 1`), nonNil(serial))
-	c, err := scanCertificate(row)
-	if errors.Is(err, sql.ErrNoRows) {
-		return Certificate{}, fmt.Errorf("certificate %x: %w", serial, ErrNotFound)
-	}
-	return c, err
+	return db.certificateBySerial(ctx, serial, `AND der IS NOT NULL`)
 }
 
 // CertificateBySerial is SignedCertificateBySerial, intents without their
 // certificate included.
 func (db *DB) CertificateBySerial(ctx context.Context, serial []byte) (Certificate, error) {
+	return db.certificateBySerial(ctx, serial, ``)
+}
+
+func (db *DB) certificateBySerial(ctx context.Context, serial []byte, and string) (Certificate, error) {
 	row := db.sql.QueryRowContext(ctx, db.d.q(`SELECT `+certificateColumns+` FROM certificates
-		WHERE serial = $1 ORDER BY created_at DESC LIMIT 1`), nonNil(serial))
+		WHERE serial = $1 `+and+` ORDER BY created_at DESC LIMIT 1`), nonNil(serial))
 	c, err := scanCertificate(row)
 	if errors.Is(err, sql.ErrNoRows) {
 		return Certificate{}, fmt.Errorf("certificate %x: %w", serial, ErrNotFound)
