@@ -121,6 +121,66 @@ func approvals(ctx context.Context, q querier, d *dialect, enrollmentID string) 
 	return out, rows.Err()
 }
 
+// RevocationRequest is a CA officer's signed request to revoke a CA
+// certificate (one a ceremony made), which two officers must make.
+type RevocationRequest struct {
+	IssuerID           string
+	Serial             []byte
+	OfficerFingerprint []byte
+	Nonce              string // the signed request's, spent in the same transaction
+	Reason             int    // RFC 5280 §5.3.1
+	JWS                string // the officer's signed action, verbatim
+	RequestedAt        time.Time
+}
+
+// InsertRevocationRequest records r. It locks the certificate's row first
+// (FOR UPDATE on PostgreSQL; on SQLite the transaction holds the write lock
+// from BEGIN), so that of two officers asking at once, the second's
+// RevocationRequests, read after it in the same transaction, sees the
+// first's: neither is left waiting for the other. A certificate not
+// recorded is ErrNotFound; the same officer's nonce twice is ErrConflict.
+func (tx *Tx) InsertRevocationRequest(ctx context.Context, r RevocationRequest) error {
+	var one int
+	err := tx.tx.QueryRowContext(ctx, tx.d.q(`SELECT 1 FROM certificates WHERE issuer_id = $1 AND serial = $2`+tx.d.lockSuffix),
+		r.IssuerID, nonNil(r.Serial)).Scan(&one)
+	if errors.Is(err, sql.ErrNoRows) {
+		err = ErrNotFound
+	}
+	if err != nil {
+		return fmt.Errorf("revocation request for %s/%x: %w", r.IssuerID, r.Serial, err)
+	}
+	_, err = tx.tx.ExecContext(ctx, tx.d.q(`
+		INSERT INTO revocation_requests (issuer_id, serial, officer_fingerprint, nonce, reason, jws, requested_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7)`),
+		r.IssuerID, nonNil(r.Serial), nonNil(r.OfficerFingerprint), r.Nonce, r.Reason, r.JWS, tx.d.timeArg(r.RequestedAt))
+	if err != nil {
+		return fmt.Errorf("revocation request for %s/%x: %w", r.IssuerID, r.Serial, tx.d.mapErr(err))
+	}
+	return nil
+}
+
+// RevocationRequests returns the requests to revoke a certificate made at
+// or after since, oldest first.
+func (tx *Tx) RevocationRequests(ctx context.Context, issuerID string, serial []byte, since time.Time) ([]RevocationRequest, error) {
+	rows, err := tx.tx.QueryContext(ctx, tx.d.q(`
+		SELECT officer_fingerprint, nonce, reason, jws, requested_at FROM revocation_requests
+		WHERE issuer_id = $1 AND serial = $2 AND requested_at >= $3
+		ORDER BY requested_at, officer_fingerprint, nonce`), issuerID, nonNil(serial), tx.d.timeArg(since))
+	if err != nil {
+		return nil, fmt.Errorf("revocation requests for %s/%x: %w", issuerID, serial, err)
+	}
+	defer rows.Close()
+	var out []RevocationRequest
+	for rows.Next() {
+		r := RevocationRequest{IssuerID: issuerID, Serial: serial}
+		if err := rows.Scan(&r.OfficerFingerprint, &r.Nonce, &r.Reason, &r.JWS, timeScan{&r.RequestedAt}); err != nil {
+			return nil, err
+		}
+		out = append(out, r)
+	}
+	return out, rows.Err()
+}
+
 // UseNonce records that a signed request's nonce was used; a nonce the key
 // used before is ErrConflict (a replay).
 func (tx *Tx) UseNonce(ctx context.Context, keyID []byte, nonce string, at time.Time) error {

@@ -513,7 +513,7 @@ func TestSchemaParity(t *testing.T) {
 	wantTables := []string{
 		"approvals", "audit_checkpoints", "audit_events", "audit_head", "blocked_keys", "certificates", "crls",
 		"enrollments", "expiry_notices", "issuers", "ocsp_responses", "officer_roles", "officers", "outcome_notices", "rate_limits",
-		"registry_events", "registry_evidence", "revocation_notices", "signed_request_nonces", "subjects", "tsa_tokens",
+		"registry_events", "registry_evidence", "revocation_notices", "revocation_requests", "signed_request_nonces", "subjects", "tsa_tokens",
 	}
 	for name, cols := range map[string][]string{"sqlite": sqliteCols, "postgres": pgCols} {
 		var tables []string
