@@ -194,7 +194,7 @@ func TestUseResponder(t *testing.T) {
 
 	// The signer in service revoked here: its own revoked answer is signed
 	// by the issuing CA, and it signs nothing more.
-	recordCertificate(t, db, "issuing", "ocsp-signer", next.Certificate)
+	catest.Record(t, db, "issuing", "ocsp-signer", next.Certificate)
 	if err := p.authority.Revoke(ctx, next.Certificate.SerialNumber.Bytes(), 1, "officer:test"); err != nil {
 		t.Fatalf("revoking the signer in service: %v", err)
 	}
@@ -205,23 +205,6 @@ func TestUseResponder(t *testing.T) {
 		t.Error("the signer whose certificate was revoked is still in service")
 	}
 	retired("Ready after the signer's own revocation", p.authority.Ready(ctx))
-}
-
-// recordCertificate records cert among the certificates of issuer, with
-// profile (as sanad issuer add records an OCSP signer's).
-func recordCertificate(t *testing.T, db *store.DB, issuer, profile string, cert *x509.Certificate) {
-	t.Helper()
-	ctx := t.Context()
-	now := time.Now().UTC()
-	if err := db.InTx(ctx, func(tx *store.Tx) error {
-		if err := tx.InsertCertificateIntent(ctx, store.Certificate{IssuerID: issuer, Serial: cert.SerialNumber.Bytes(), Profile: profile,
-			NotBefore: cert.NotBefore, NotAfter: cert.NotAfter, TBS: cert.RawTBSCertificate, Status: store.StatusGood, CreatedAt: now}); err != nil {
-			return err
-		}
-		return tx.SetCertificateDER(ctx, issuer, cert.SerialNumber.Bytes(), cert.Raw, now)
-	}); err != nil {
-		t.Fatal(err)
-	}
 }
 
 // TestResignBefore: once a revoked OCSP signer is replaced

@@ -172,8 +172,8 @@ func TestOfficerDecisions(t *testing.T) {
 			clk := &clock{}
 			fx := newRAFixture(t, f, driver, func(d *ra.Deps) { d.Now = clk.Now })
 			renewed := registerOfficerAs(t, fx.ca, fx.db, "Yerlan Officer (renewed certificate)", yerlan)
-			dana := registerOfficerAs(t, fx.ca, fx.db, "Dana Officer", profile.Verified{Country: "KZ", NationalID: "850714400178", GivenName: "Dana", FamilyName: "Serikova"})
-			aigerim := registerOfficerAs(t, fx.ca, fx.db, "Aigerim Officer", profile.Verified{Country: "KZ", NationalID: "880312448217", GivenName: "Aigerim", FamilyName: "Sadykova"})
+			dana := registerOfficerAs(t, fx.ca, fx.db, "Dana Officer", danaPerson)
+			aigerim := registerOfficerAs(t, fx.ca, fx.db, "Aigerim Officer", aigerimPerson)
 			ayesha := registerOfficerAs(t, fx.ca, fx.db, "Ayesha Officer", profile.Verified{Country: "PK", NationalID: "6110148392762", GivenName: "Ayesha", FamilyName: "Khan"})
 			bilal := registerOfficerAs(t, fx.ca, fx.db, "Bilal Officer", profile.Verified{Country: "PK", NationalID: "3520277164593", GivenName: "Muhammad Bilal", FamilyName: "Ahmed"})
 
@@ -263,8 +263,8 @@ func TestOneKeyIsOnePairOfEyes(t *testing.T) {
 	f := catest.New(t, time.Now().UTC().Truncate(time.Second))
 	fx := newRAFixture(t, f, store.DriverSQLite)
 	key := newKey(t)
-	dana := registerOfficerKey(t, fx.ca, fx.db, "Dana Officer", profile.Verified{Country: "KZ", NationalID: "850714400178", GivenName: "Dana", FamilyName: "Serikova"}, key)
-	aigerim := registerOfficerKey(t, fx.ca, fx.db, "Aigerim Officer", profile.Verified{Country: "KZ", NationalID: "880312448217", GivenName: "Aigerim", FamilyName: "Sadykova"}, key)
+	dana := registerOfficerKey(t, fx.ca, fx.db, "Dana Officer", danaPerson, key)
+	aigerim := registerOfficerKey(t, fx.ca, fx.db, "Aigerim Officer", aigerimPerson, key)
 	seal := fx.proved(t, business(), "business-seal")
 	now := time.Now()
 	answer{status: 200, state: store.StatePendingApproval}.check(t, "the first approval", fx.act(t, signAction(t, dana, approve(seal), now)))
@@ -718,7 +718,7 @@ func TestRecheckBeforeIssuance(t *testing.T) {
 		reg.Registry = d.Registry
 		d.Registry = reg
 	})
-	dana := registerOfficerAs(t, fx.ca, fx.db, "Dana Officer", profile.Verified{Country: "KZ", NationalID: "850714400178", GivenName: "Dana", FamilyName: "Serikova"})
+	dana := registerOfficerAs(t, fx.ca, fx.db, "Dana Officer", danaPerson)
 	evidenceOf := func(id string) int {
 		t.Helper()
 		var n int

@@ -62,6 +62,7 @@ var problems = map[string]struct {
 	"stale-request":          {http.StatusUnauthorized, "The signed request is too old or from the future"},
 	"replayed-request":       {http.StatusConflict, "This signed request was already used"},
 	"not-an-officer":         {http.StatusForbidden, "The signer is not an active RA officer of this CA"},
+	"ca-officer-required":    {http.StatusForbidden, "A CA certificate is revoked by two CA officers; the signer is not a CA officer"},
 	"certificate-not-valid":  {http.StatusForbidden, "The signer's certificate is not valid now"},
 	"certificate-revoked":    {http.StatusForbidden, "The signer's certificate is revoked"},
 	"already-decided":        {http.StatusConflict, "This officer already decided on this enrollment"},

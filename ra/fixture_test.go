@@ -153,6 +153,13 @@ func registerOfficer(t *testing.T, authority *ca.CA, db *store.DB) identity {
 // yerlan is the fixture's RA officer, a person outside the sample registry.
 var yerlan = profile.Verified{Country: "KZ", NationalID: "700422364275", GivenName: "Yerlan", FamilyName: "Tulegenov"}
 
+// danaPerson and aigerimPerson are the persons tests register as further
+// officers (Aigerim Sadykova is also a citizen of the sample registry).
+var (
+	danaPerson    = profile.Verified{Country: "KZ", NationalID: "850714400178", GivenName: "Dana", FamilyName: "Serikova"}
+	aigerimPerson = profile.Verified{Country: "KZ", NationalID: "880312448217", GivenName: "Aigerim", FamilyName: "Sadykova"}
+)
+
 // registerOfficerAs registers an RA officer certificate for the person v:
 // called twice with one person, it is one officer with two certificates.
 func registerOfficerAs(t *testing.T, authority *ca.CA, db *store.DB, name string, v profile.Verified) identity {

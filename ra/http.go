@@ -55,7 +55,8 @@ func (s *Service) handleRegistryEvent(w http.ResponseWriter, r *http.Request) {
 }
 
 // answerSigned reads a signed request (readJWS) and answers what act makes
-// of it as 200 JSON, or its problem.
+// of it as 200 JSON (202 for one taken but not yet carried out, such as
+// a pending revocation), or its problem.
 func answerSigned[T any](s *Service, w http.ResponseWriter, r *http.Request, act func(context.Context, string) (T, error)) {
 	jws, err := readJWS(w, r)
 	if err != nil {
@@ -67,7 +68,11 @@ func answerSigned[T any](s *Service, w http.ResponseWriter, r *http.Request, act
 		s.fail(w, r, err)
 		return
 	}
-	api.WriteJSON(w, http.StatusOK, out)
+	code := http.StatusOK
+	if a, ok := any(out).(interface{ accepted() bool }); ok && a.accepted() {
+		code = http.StatusAccepted
+	}
+	api.WriteJSON(w, code, out)
 }
 
 // CertificateView is a certificate and its status, for anyone.

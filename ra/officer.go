@@ -53,10 +53,31 @@ type officer struct {
 	req jwsauth.Parsed
 }
 
+// Officer roles (store.Officer.Roles) the RA acts for: an RA officer
+// decides on enrollments and revokes subscribers' certificates; a CA
+// officer revokes, with a second one, the CA certificates a ceremony made
+// (Service.revokeCA).
+const (
+	roleRA = "ra-officer"
+	roleCA = "ca-officer"
+)
+
+// roleNames words officer roles in a refusal.
+var roleNames = map[string]string{roleRA: "RA officer", roleCA: "CA officer"}
+
+// has reports whether the officer holds role.
+func (o officer) has(role string) bool { return slices.Contains(o.Roles, role) }
+
+// notOfficer refuses an officer who does not hold role.
+func notOfficer(o officer, role string) error {
+	return refuse("not-an-officer", "officer %s is not an active %s", o.Name, roleNames[role])
+}
+
 // authenticate verifies a signed officer request: the JWS itself
-// (jwsauth.Parse), then that its certificate is a registered, active RA
-// officer's, issued by this CA, valid now and not revoked.
-func (s *Service) authenticate(ctx context.Context, compact, audience string) (officer, error) {
+// (jwsauth.Parse), then that its certificate is a registered, active
+// officer's holding one of roles, issued by this CA, valid now and not
+// revoked.
+func (s *Service) authenticate(ctx context.Context, compact, audience string, roles ...string) (officer, error) {
 	now := s.d.Now()
 	p, err := jwsauth.Parse(compact, audience, now, MaxSkew)
 	if err != nil {
@@ -69,13 +90,14 @@ func (s *Service) authenticate(ctx context.Context, compact, audience string) (o
 	if err != nil {
 		return officer{}, err
 	}
-	if !o.Active || !slices.Contains(o.Roles, "ra-officer") {
-		return officer{}, refuse("not-an-officer", "officer %s is not an active RA officer", o.Name)
+	out := officer{Officer: o, req: p}
+	if !o.Active || !slices.ContainsFunc(roles, out.has) {
+		return officer{}, notOfficer(out, roles[0])
 	}
 	if err := s.checkOurs(ctx, p.Certificate, now); err != nil {
 		return officer{}, err
 	}
-	return officer{Officer: o, req: p}, nil
+	return out, nil
 }
 
 // checkOurs refuses a certificate none of this CA's issuing CAs issued, or
@@ -163,12 +185,15 @@ func useNonce(ctx context.Context, tx *store.Tx, p jwsauth.Parsed, now time.Time
 // Act carries out a signed officer action (POST /api/v1/officer/actions):
 // approve or reject an enrollment, or revoke a certificate.
 func (s *Service) Act(ctx context.Context, compact string) (any, error) {
-	o, err := s.authenticate(ctx, compact, AudienceActions)
+	o, err := s.authenticate(ctx, compact, AudienceActions, roleRA, roleCA)
 	if err != nil {
 		return nil, err
 	}
 	switch a := o.req.Action; a.Action {
 	case "approve", "reject":
+		if !o.has(roleRA) {
+			return nil, notOfficer(o, roleRA)
+		}
 		e, err := s.decide(ctx, o)
 		if err != nil {
 			return nil, err
@@ -177,7 +202,7 @@ func (s *Service) Act(ctx context.Context, compact string) (any, error) {
 		// how many are needed, which the applicant's view only words.
 		return s.queueItem(ctx, e, officerID(o.req.Certificate))
 	case "revoke":
-		return s.revoke(ctx, o.req, "officer:"+o.Name, o.req.Fingerprint[:])
+		return s.revokeAsOfficer(ctx, o)
 	default:
 		return nil, refuse("invalid-request", "action %q is not posted to %s", a.Action, AudienceActions)
 	}
@@ -319,10 +344,10 @@ type decider struct {
 	id, name, withdrawn, key string
 }
 
-func (s *Service) decider(ctx context.Context, ap store.Approval) (decider, error) {
-	o, err := s.d.Store.Officer(ctx, ap.OfficerFingerprint)
+func (s *Service) decider(ctx context.Context, fingerprint []byte, role string) (decider, error) {
+	o, err := s.d.Store.Officer(ctx, fingerprint)
 	if err != nil {
-		return decider{}, fmt.Errorf("officer of an approval of %s: %w", ap.EnrollmentID, err)
+		return decider{}, fmt.Errorf("officer %x: %w", fingerprint, err)
 	}
 	c, err := x509.ParseCertificate(o.CertificateDER)
 	if err != nil {
@@ -333,8 +358,8 @@ func (s *Service) decider(ctx context.Context, ap store.Approval) (decider, erro
 		return decider{}, fmt.Errorf("officer %s certificate: %w", o.Name, err)
 	}
 	dc := decider{name: o.Name, key: key}
-	if !o.Active || !slices.Contains(o.Roles, "ra-officer") {
-		dc.withdrawn = "the officer is no longer an active RA officer"
+	if !o.Active || !slices.Contains(o.Roles, role) {
+		dc.withdrawn = "the officer is no longer an active " + roleNames[role]
 		return dc, nil
 	}
 	issuerID := s.issuerOf(c)
@@ -363,8 +388,8 @@ func (s *Service) deciders(ctx context.Context, approvals []store.Approval) ([]d
 	out := make([]decider, len(approvals))
 	for i, ap := range approvals {
 		var err error
-		if out[i], err = s.decider(ctx, ap); err != nil {
-			return nil, err
+		if out[i], err = s.decider(ctx, ap.OfficerFingerprint, roleRA); err != nil {
+			return nil, fmt.Errorf("approval of %s: %w", ap.EnrollmentID, err)
 		}
 	}
 	return out, nil
@@ -445,8 +470,14 @@ const rejectedByOfficer = "rejected by an RA officer: "
 // Revocation is the answer to a revocation request.
 type Revocation struct {
 	Serial string `json:"serial"`
+	// Status is "revoked", or "pending" for a CA certificate that one CA
+	// officer asked to revoke and a second has not yet (revokeCA).
 	Status string `json:"status"`
 	Reason string `json:"reason"`
+	// Requests and Needed, for a CA certificate: how many CA officers'
+	// requests stand, and how many it takes.
+	Requests int `json:"requests,omitempty"`
+	Needed   int `json:"needed,omitempty"`
 	// Withdrawn are the serials of the renewals revoked with it
 	// (privilegeWithdrawn): revoked for keyCompromise or
 	// privilegeWithdrawn, a certificate's key may have asked for them.
@@ -456,23 +487,170 @@ type Revocation struct {
 	SameKey []string `json:"same_key,omitempty"`
 }
 
-// revoke has the CA revoke a certificate for a signed request whose nonce
-// is recorded first, so the request cannot be replayed.
-func (s *Service) revoke(ctx context.Context, p jwsauth.Parsed, actor string, keyID []byte) (Revocation, error) {
-	serial, err := parseSerial(p.Action.Serial)
-	if err != nil {
-		return Revocation{}, err
+// accepted reports whether the request was taken but not yet carried out
+// (HTTP 202).
+func (r Revocation) accepted() bool { return r.Status == statusPending }
+
+// statusPending is a Revocation waiting for a second CA officer.
+const statusPending = "pending"
+
+// revocation is what a signed revocation request asks for.
+func revocation(p jwsauth.Parsed) (serial []byte, reason int, err error) {
+	if serial, err = parseSerial(p.Action.Serial); err != nil {
+		return nil, 0, err
 	}
 	reason, ok := reasonCodes[p.Action.Reason]
 	if !ok {
-		return Revocation{}, refuse("invalid-request", "reason %q is not one of %s", p.Action.Reason, strings.Join(reasonNames(), ", "))
+		return nil, 0, refuse("invalid-request", "reason %q is not one of %s", p.Action.Reason, strings.Join(reasonNames(), ", "))
 	}
-	// A revocation this node cannot carry out is refused before the
-	// nonce is spent, so that the same signed request can be sent again.
+	return serial, reason, nil
+}
+
+// checkRevocable refuses a revocation this node cannot carry out before
+// the request's nonce is spent, so that the same signed request can be
+// sent again.
+func (s *Service) checkRevocable(ctx context.Context, serial []byte, serialHex string) error {
 	if c, ok := s.d.Revoker.(RevocableChecker); ok {
 		if err := c.CheckRevocable(ctx, serial); err != nil {
-			return Revocation{}, revokeRefusal(err, p.Action.Serial)
+			return revokeRefusal(err, serialHex)
 		}
+	}
+	return nil
+}
+
+// revokeAsOfficer carries out an officer's signed revocation. A
+// subscriber's certificate (of a profile the RA enrolls for, officers'
+// own included) one RA officer revokes at once; a CA certificate only
+// two CA officers do (revokeCA).
+func (s *Service) revokeAsOfficer(ctx context.Context, o officer) (Revocation, error) {
+	serial, _, err := revocation(o.req)
+	if err != nil {
+		return Revocation{}, err
+	}
+	c, err := s.d.Store.CertificateBySerial(ctx, serial)
+	switch {
+	case err == nil && s.caCertificate(c):
+		return s.revokeCA(ctx, o, c)
+	case err != nil && !errors.Is(err, store.ErrNotFound):
+		return Revocation{}, err
+	case !o.has(roleRA):
+		return Revocation{}, notOfficer(o, roleRA)
+	}
+	return s.revoke(ctx, o.req, "officer:"+o.Name)
+}
+
+// caCertificate reports whether c is one of the CA's own certificates, a
+// ceremony's, recorded with sanad issuer add under its role (an OCSP
+// signer's, the audit key's, an issuing CA's), rather than a subscriber's:
+// its profile is not an end-entity profile.
+func (s *Service) caCertificate(c store.Certificate) bool {
+	p, ok := s.d.Profiles[c.Profile]
+	return !ok || p.SubjectKind == ""
+}
+
+// CA certificates take two CA officers to revoke: one alone could stop
+// issuance (revoking the last OCSP signer) or silence the audit log's
+// checkpoints. A request waits caRevocationTTL for the second.
+const (
+	caRevocationOfficers = 2
+	caRevocationTTL      = 24 * time.Hour
+)
+
+// revokeCA records a CA officer's request to revoke the CA certificate c,
+// and has the CA revoke it once caRevocationOfficers distinct CA officers,
+// with distinct keys, asked for it with the same reason within
+// caRevocationTTL (requesters). The request is recorded in the
+// transaction that spends its nonce, and audited there; until enough
+// stand, the answer is pending.
+func (s *Service) revokeCA(ctx context.Context, o officer, c store.Certificate) (Revocation, error) {
+	p := o.req
+	serial, reason, err := revocation(p)
+	if err != nil {
+		return Revocation{}, err
+	}
+	if !o.has(roleCA) {
+		return Revocation{}, refuse("ca-officer-required", "certificate %s is a CA certificate (%s): two CA officers revoke it", p.Action.Serial, c.Profile)
+	}
+	if c.Status == store.StatusRevoked && (reason != reasonKeyCompromise || c.Reason == reasonKeyCompromise) {
+		return Revocation{}, revokeRefusal(&store.AlreadyRevokedError{At: c.RevokedAt, Reason: c.Reason}, p.Action.Serial)
+	}
+	if err := s.checkRevocable(ctx, serial, p.Action.Serial); err != nil {
+		return Revocation{}, err
+	}
+	if pr, ok := s.d.Profiles[c.Profile]; !ok || !slices.Contains(pr.RevocationReasons, reason) {
+		return Revocation{}, refuse("invalid-request", "profile %s does not allow revoking for %s", c.Profile, p.Action.Reason)
+	}
+	now := s.d.Now().UTC()
+	var names []string
+	if err := s.group.InTx(ctx, func(tx *store.Tx) error {
+		if err := useNonce(ctx, tx, p, now); err != nil {
+			return err
+		}
+		if err := tx.InsertRevocationRequest(ctx, store.RevocationRequest{IssuerID: c.IssuerID, Serial: c.Serial,
+			OfficerFingerprint: o.Fingerprint, Nonce: p.Action.Nonce, Reason: reason, JWS: p.Raw, RequestedAt: now}); err != nil {
+			return err
+		}
+		reqs, err := tx.RevocationRequests(ctx, c.IssuerID, c.Serial, now.Add(-caRevocationTTL))
+		if err != nil {
+			return err
+		}
+		if names, err = s.requesters(ctx, reqs, reason); err != nil {
+			return err
+		}
+		return s.d.Audit.Append(tx, audit.Event{Actor: "officer:" + o.Name, Action: "certificate.revoke.request", Object: "certificate/" + strings.ToLower(hex.EncodeToString(serial)),
+			Details: map[string]any{"reason": p.Action.Reason, "signer_fingerprint": hex.EncodeToString(p.Fingerprint[:]),
+				"signer_serial": jwsauth.SerialHex(p.Certificate.SerialNumber), "nonce": p.Action.Nonce, "jws": p.Raw,
+				"ca_certificate": c.Profile, "officers": names, "needed": caRevocationOfficers}})
+	}); err != nil {
+		return Revocation{}, err
+	}
+	if len(names) < caRevocationOfficers {
+		s.d.Log.Info("CA certificate revocation requested", "serial", p.Action.Serial, "profile", c.Profile, "reason", p.Action.Reason,
+			"by", o.Name, "requests", len(names), "needed", caRevocationOfficers)
+		return Revocation{Serial: strings.ToUpper(hex.EncodeToString(serial)), Status: statusPending, Reason: p.Action.Reason,
+			Requests: len(names), Needed: caRevocationOfficers}, nil
+	}
+	out, err := s.carryOut(ctx, serial, p.Action.Serial, reason, p.Action.Reason, "officers:"+strings.Join(names, ", "))
+	if err != nil {
+		return Revocation{}, err
+	}
+	out.Requests, out.Needed = len(names), caRevocationOfficers
+	return out, nil
+}
+
+// requesters are the names of the CA officers whose requests among reqs
+// for reason stand, one per person and one per key, as approvals count
+// (decider): an officer no longer an active CA officer, or whose
+// certificate was revoked, counts no more.
+func (s *Service) requesters(ctx context.Context, reqs []store.RevocationRequest, reason int) ([]string, error) {
+	people, keys := map[string]bool{}, map[string]bool{}
+	var names []string
+	for _, r := range reqs {
+		if r.Reason != reason {
+			continue
+		}
+		dc, err := s.decider(ctx, r.OfficerFingerprint, roleCA)
+		if err != nil {
+			return nil, err
+		}
+		if dc.id == "" || people[dc.id] || keys[dc.key] {
+			continue
+		}
+		people[dc.id], keys[dc.key] = true, true
+		names = append(names, dc.name)
+	}
+	return names, nil
+}
+
+// revoke has the CA revoke a certificate for a signed request whose nonce
+// is recorded first, so the request cannot be replayed.
+func (s *Service) revoke(ctx context.Context, p jwsauth.Parsed, actor string) (Revocation, error) {
+	serial, reason, err := revocation(p)
+	if err != nil {
+		return Revocation{}, err
+	}
+	if err := s.checkRevocable(ctx, serial, p.Action.Serial); err != nil {
+		return Revocation{}, err
 	}
 	// The signed request is kept in the log with its nonce: the CA's
 	// revocation event names the actor, this one who signed and what.
@@ -487,6 +665,12 @@ func (s *Service) revoke(ctx context.Context, p jwsauth.Parsed, actor string, ke
 	}); err != nil {
 		return Revocation{}, err
 	}
+	return s.carryOut(ctx, serial, p.Action.Serial, reason, p.Action.Reason, actor)
+}
+
+// carryOut has the CA revoke serial (serialHex as the request gave it)
+// for reason (reasonName), a request whose nonce is spent.
+func (s *Service) carryOut(ctx context.Context, serial []byte, serialHex string, reason int, reasonName, actor string) (Revocation, error) {
 	// withdrawn withdraws the renewals the revoked certificate's key asked
 	// for, and tells the holders of it and of them. The revocation stands
 	// whatever happens to the renewals; what is not withdrawn or told now,
@@ -497,7 +681,7 @@ func (s *Service) revoke(ctx context.Context, p jwsauth.Parsed, actor string, ke
 		if withdraws(reason) {
 			var err error
 			if revoked, err = s.withdrawRenewals(ctx, serial, actor); err != nil {
-				s.d.Log.Error("withdrawing the renewals of a revoked certificate", "serial", p.Action.Serial, "err", err)
+				s.d.Log.Error("withdrawing the renewals of a revoked certificate", "serial", serialHex, "err", err)
 			}
 		}
 		if reason == reasonKeyCompromise {
@@ -507,7 +691,7 @@ func (s *Service) revoke(ctx context.Context, p jwsauth.Parsed, actor string, ke
 				sameKey, err = s.revokeSameKey(ctx, c, actor)
 			}
 			if err != nil {
-				s.d.Log.Error("revoking the certificates of a compromised key", "serial", p.Action.Serial, "err", err)
+				s.d.Log.Error("revoking the certificates of a compromised key", "serial", serialHex, "err", err)
 			}
 		}
 		s.noticeRevoked(ctx, slices.Concat([][]byte{serial}, revoked, sameKey)...)
@@ -517,10 +701,10 @@ func (s *Service) revoke(ctx context.Context, p jwsauth.Parsed, actor string, ke
 		if already := (*store.AlreadyRevokedError)(nil); errors.As(err, &already) {
 			withdrawn(already.Reason) // again: a retry finishes what the first left
 		}
-		return Revocation{}, revokeRefusal(err, p.Action.Serial)
+		return Revocation{}, revokeRefusal(err, serialHex)
 	}
-	s.d.Log.Info("certificate revoked", "serial", p.Action.Serial, "reason", p.Action.Reason, "by", actor)
-	out := Revocation{Serial: strings.ToUpper(hex.EncodeToString(serial)), Status: "revoked", Reason: p.Action.Reason}
+	s.d.Log.Info("certificate revoked", "serial", serialHex, "reason", reasonName, "by", actor)
+	out := Revocation{Serial: strings.ToUpper(hex.EncodeToString(serial)), Status: "revoked", Reason: reasonName}
 	revoked, sameKey := withdrawn(reason)
 	for _, r := range revoked {
 		out.Withdrawn = append(out.Withdrawn, strings.ToUpper(hex.EncodeToString(r)))
@@ -571,7 +755,7 @@ func (s *Service) RevokeOwn(ctx context.Context, serialHex, compact string) (Rev
 	if err != nil {
 		return Revocation{}, err
 	}
-	return s.revoke(ctx, p, "holder:"+jwsauth.SerialHex(p.Certificate.SerialNumber), p.Fingerprint[:])
+	return s.revoke(ctx, p, "holder:"+jwsauth.SerialHex(p.Certificate.SerialNumber))
 }
 
 // holderRequest verifies a holder's request to act on its own certificate
@@ -647,7 +831,7 @@ func reasonNames() []string {
 // Queue lists the enrollments waiting for officers (GET
 // /api/v1/officer/queue, signed action "queue").
 func (s *Service) Queue(ctx context.Context, compact string) ([]QueueItem, error) {
-	o, err := s.authenticate(ctx, compact, AudienceQueue)
+	o, err := s.authenticate(ctx, compact, AudienceQueue, roleRA)
 	if err != nil {
 		return nil, err
 	}
@@ -690,7 +874,7 @@ func (s *Service) viewed(ctx context.Context, o officer, action, object string, 
 // Show is one enrollment as an officer reviews it (GET
 // /api/v1/officer/enrollments/{id}, signed action "show").
 func (s *Service) Show(ctx context.Context, id, compact string) (QueueItem, error) {
-	o, err := s.authenticate(ctx, compact, AudienceShow)
+	o, err := s.authenticate(ctx, compact, AudienceShow, roleRA)
 	if err != nil {
 		return QueueItem{}, err
 	}
@@ -767,7 +951,7 @@ var subjectKinds = map[string]string{"IDC": "person", "NTR": "business"}
 // (subject.view) with what it showed, also one that finds nobody: who
 // looked up whom is the audit log's.
 func (s *Service) Find(ctx context.Context, compact string) (SubjectView, error) {
-	o, err := s.authenticate(ctx, compact, AudienceFind)
+	o, err := s.authenticate(ctx, compact, AudienceFind, roleRA)
 	if err != nil {
 		return SubjectView{}, err
 	}

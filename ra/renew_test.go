@@ -566,7 +566,7 @@ func TestRenewBusiness(t *testing.T) {
 	f := catest.New(t, time.Now().UTC().Truncate(time.Second))
 	reg := &changingRegistry{dead: map[string]bool{}, closed: map[string]bool{}, noAuthority: map[string]bool{}, renamed: map[string]string{}}
 	fx := newRAFixture(t, f, "sqlite", func(d *ra.Deps) { reg.Registry = d.Registry; d.Registry = reg })
-	dana := registerOfficerAs(t, fx.ca, fx.db, "Dana Officer", profile.Verified{Country: "KZ", NationalID: "850714400178", GivenName: "Dana", FamilyName: "Serikova"})
+	dana := registerOfficerAs(t, fx.ca, fx.db, "Dana Officer", danaPerson)
 	key := newKey(t)
 	a := fx.answer(t, http.MethodPost, "/api/v1/enrollments", http.Header{"Content-Type": {"application/json"}}, enrollBody(t, business(), "business-seal", csrPEM(t, key)))
 	fx.proof(t, a.id, fx.code(t, a.id))

@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/sanadpki/sanad/ca/catest"
-	"github.com/sanadpki/sanad/ca/profile"
 	"github.com/sanadpki/sanad/internal/store"
 	"github.com/sanadpki/sanad/internal/store/storetest"
 	"github.com/sanadpki/sanad/ra"
@@ -22,8 +21,8 @@ func TestWithdrawnApprovals(t *testing.T) {
 		t.Run(driver, func(t *testing.T) {
 			clk := &clock{}
 			fx := newRAFixture(t, f, driver, func(d *ra.Deps) { d.Now = clk.Now })
-			dana := registerOfficerAs(t, fx.ca, fx.db, "Dana Officer", profile.Verified{Country: "KZ", NationalID: "850714400178", GivenName: "Dana", FamilyName: "Serikova"})
-			aigerim := registerOfficerAs(t, fx.ca, fx.db, "Aigerim Officer", profile.Verified{Country: "KZ", NationalID: "880312448217", GivenName: "Aigerim", FamilyName: "Sadykova"})
+			dana := registerOfficerAs(t, fx.ca, fx.db, "Dana Officer", danaPerson)
+			aigerim := registerOfficerAs(t, fx.ca, fx.db, "Aigerim Officer", aigerimPerson)
 
 			// The first approver's certificate revoked for keyCompromise.
 			seal := fx.proved(t, business(), "business-seal")

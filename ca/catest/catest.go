@@ -186,6 +186,23 @@ func (f Fixture) NewResponder(t testing.TB, serial int64, notBefore time.Time, d
 	return ocspsign.Responder{IssuerID: f.Issuer.ID, Issuer: f.Issuer.Certificate, Certificate: cert, Signer: key}, key
 }
 
+// Record records cert among the certificates of issuer, with profile, as
+// sanad issuer add records an OCSP signer's certified at a ceremony.
+func Record(t testing.TB, db *store.DB, issuer, profile string, cert *x509.Certificate) {
+	t.Helper()
+	ctx := t.Context()
+	now := time.Now().UTC()
+	if err := db.InTx(ctx, func(tx *store.Tx) error {
+		if err := tx.InsertCertificateIntent(ctx, store.Certificate{IssuerID: issuer, Serial: cert.SerialNumber.Bytes(), Profile: profile,
+			NotBefore: cert.NotBefore, NotAfter: cert.NotAfter, TBS: cert.RawTBSCertificate, Status: store.StatusGood, CreatedAt: now}); err != nil {
+			return err
+		}
+		return tx.SetCertificateDER(ctx, issuer, cert.SerialNumber.Bytes(), cert.Raw, now)
+	}); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // Certify signs tmpl (self-signed when parent is nil), with an SKI (RFC
 // 5280 §4.2.1.2 method 1); x509.CreateCertificate adds the AKI from the
 // parent's SKI when parent is another certificate.

@@ -37,8 +37,10 @@ for an online key, the key on the token of --config. Each addition is an audit
 event naming the operating-system account that made it.
 
 A new OCSP signer is added beside the current one before that one runs out;
-the CA answers with the valid signer whose certificate lasts longest, from its
-next start.
+CA and status nodes take the valid signer whose certificate lasts longest
+within ca.signer_check_interval (a minute), without a restart. Revoking a
+signer (sanad officer revoke, by two CA officers) puts it out of service the
+same way.
 
 An issuing CA is rolled over the same way: certify the next one (its own key)
 and its OCSP signer at ceremonies, add both, and from their next start CA nodes

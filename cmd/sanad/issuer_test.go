@@ -147,9 +147,7 @@ func TestIssuerAdd(t *testing.T) {
 	// seconds: one signed in the second the signer is replaced is signed
 	// again at the next pass, a minute on. The test leaves a second.)
 	time.Sleep(time.Second)
-	if code, out := c.officer("Dana Officer", "revoke", jwsauth.SerialHex(second.SerialNumber), "--reason", "keyCompromise"); code != 0 {
-		t.Fatalf("officer revoke of the OCSP signer: exit %d\n%s", code, out)
-	}
+	c.revokeByTwo(t, jwsauth.SerialHex(second.SerialNumber), "the new OCSP signer")
 	if answer := newCertificateAnswer(t, c, issuing); answer.Certificate == nil || !answer.Certificate.Equal(first) {
 		t.Errorf("once the new signer was revoked, answer signed by %v; want the first signer %s", subjectOf(answer.Certificate), first.Subject)
 	}
@@ -188,9 +186,7 @@ func TestIssuerAdd(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	if code, out := c.officer("Dana Officer", "revoke", jwsauth.SerialHex(first.SerialNumber), "--reason", "keyCompromise"); code != 0 {
-		t.Fatalf("officer revoke of the last OCSP signer: exit %d\n%s", code, out)
-	}
+	c.revokeByTwo(t, jwsauth.SerialHex(first.SerialNumber), "the last OCSP signer")
 	// (readyz runs its checks at most once a second.)
 	code, body := httpGet(t, dev.url+"/readyz")
 	for deadline := time.Now().Add(30 * time.Second); code == http.StatusOK && time.Now().Before(deadline); code, body = httpGet(t, dev.url+"/readyz") {
@@ -487,5 +483,18 @@ func devPKCS11Tool(t *testing.T, env []string, dir string, args ...string) {
 	cmd.Env = append(env[:len(env):len(env)], "SOFTHSM2_CONF="+filepath.Join(dir, "softhsm2.conf"), "SANAD_TEST_PIN="+strings.TrimSpace(string(pin)))
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("pkcs11-tool %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+}
+
+// revokeByTwo has the dev officers, CA officers both, revoke the CA
+// certificate serial (what) for keyCompromise: one officer's request is
+// pending, and the second's has the CA revoke it.
+func (c *raClient) revokeByTwo(t *testing.T, serial, what string) {
+	t.Helper()
+	if code, out := c.officer("Dana Officer", "revoke", serial, "--reason", "keyCompromise"); code != 0 || !strings.Contains(out, `"status": "pending"`) {
+		t.Fatalf("the first CA officer's revoke of %s: exit %d; want pending\n%s", what, code, out)
+	}
+	if code, out := c.officer("Yerlan Officer", "revoke", serial, "--reason", "keyCompromise"); code != 0 || !strings.Contains(out, `"status": "revoked"`) {
+		t.Fatalf("the second CA officer's revoke of %s: exit %d; want revoked\n%s", what, code, out)
 	}
 }

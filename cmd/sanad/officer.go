@@ -82,7 +82,7 @@ the audit log with the operating-system account that made it.`,
 			reason, _ := cmd.Flags().GetString("reason")
 			return http.MethodPost, ra.AudienceActions, jwsauth.Action{Action: "reject", Enrollment: args[0], Reason: reason, Audience: ra.AudienceActions}
 		}), "why, shown to the applicant"),
-		withReason(officerSub("revoke SERIAL", "Revoke a certificate (serial in hex, as openssl x509 -serial prints it)", cobra.ExactArgs(1), f, func(args []string, cmd *cobra.Command) (string, string, jwsauth.Action) {
+		withReason(officerSub("revoke SERIAL", "Revoke a certificate (serial in hex, as openssl x509 -serial prints it); a CA certificate (OCSP signer, audit key) once two CA officers asked", cobra.ExactArgs(1), f, func(args []string, cmd *cobra.Command) (string, string, jwsauth.Action) {
 			reason, _ := cmd.Flags().GetString("reason")
 			serial := officerSerial(args[0])
 			return http.MethodPost, ra.AudienceActions, jwsauth.Action{Action: "revoke", Serial: serial, Reason: reason, Audience: ra.AudienceActions}

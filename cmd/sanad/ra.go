@@ -265,9 +265,14 @@ type devOfficer struct {
 // devOfficerNames are the dev officers; two, for two-officer approvals.
 var devOfficerNames = []string{"Dana Officer", "Yerlan Officer"}
 
+// devOfficerRoles are the dev officers' roles: RA officers both, for
+// two-officer approvals, and CA officers both, so that a CA certificate,
+// which takes two CA officers to revoke, can be revoked locally too.
+var devOfficerRoles = []string{"ra-officer", "ca-officer"}
+
 // ensureDevOfficers makes the dev officers on first start: a P-256 key in
 // a 0600 file, an officer certificate issued by the dev CA, and the officer
-// recorded (role ra-officer) with an audit event.
+// recorded (devOfficerRoles) with an audit event.
 func ensureDevOfficers(ctx context.Context, s *service, authority *caRole, dir string) ([]devOfficer, error) {
 	var out []devOfficer
 	for i, name := range devOfficerNames {
@@ -310,11 +315,11 @@ func ensureDevOfficers(ctx context.Context, s *service, authority *caRole, dir s
 		now := time.Now().UTC()
 		if err := s.db.InTx(ctx, func(tx *store.Tx) error {
 			if err := tx.PutOfficer(ctx, store.Officer{Fingerprint: fp[:], CertificateDER: cert.Raw, Name: name,
-				Roles: []string{"ra-officer"}, Active: true, CreatedAt: now}); err != nil {
+				Roles: devOfficerRoles, Active: true, CreatedAt: now}); err != nil {
 				return err
 			}
 			err := s.audit.Append(tx, audit.Event{Actor: "sanad dev", Action: "officer.register", Object: fmt.Sprintf("officer/%x", fp),
-				Details: map[string]any{"name": name, "roles": []string{"ra-officer"}, "serial": jwsauth.SerialHex(cert.SerialNumber)}})
+				Details: map[string]any{"name": name, "roles": devOfficerRoles, "serial": jwsauth.SerialHex(cert.SerialNumber)}})
 			return err
 		}); err != nil {
 			return nil, err

@@ -1,0 +1,144 @@
+package ra_test
+
+import (
+	"crypto/ecdsa"
+	"crypto/sha256"
+	"encoding/json"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/sanadpki/sanad/ca/catest"
+	"github.com/sanadpki/sanad/ca/profile"
+	"github.com/sanadpki/sanad/internal/store"
+	"github.com/sanadpki/sanad/internal/store/storetest"
+	"github.com/sanadpki/sanad/ra"
+	"github.com/sanadpki/sanad/ra/idnum"
+	"github.com/sanadpki/sanad/ra/jwsauth"
+)
+
+// TestCARevocationTakesTwoCAOfficers: a CA certificate (an OCSP signer's,
+// recorded as sanad issuer add records it) is not revoked by one officer.
+// An RA officer is refused; a CA officer's request is recorded and
+// answered 202 pending; the same person again, another person with the
+// same key, or another reason, or a request older than a day, makes no
+// second officer; a second CA officer with the same reason has it revoked,
+// and the CA's event names both. A CA officer alone decides on no
+// enrollment.
+func TestCARevocationTakesTwoCAOfficers(t *testing.T) {
+	f := catest.New(t, time.Now().UTC().Truncate(time.Second))
+	for _, driver := range storetest.Drivers() {
+		t.Run(driver, func(t *testing.T) {
+			clk := &clock{}
+			fx := newRAFixture(t, f, driver, func(d *ra.Deps) { d.Now = clk.Now })
+			responder, _ := f.NewResponder(t, 0x0c5e, time.Now().Add(-time.Hour), 60, nil)
+			catest.Record(t, fx.db, f.Issuer.ID, "ocsp-signer", responder.Certificate)
+			serial := jwsauth.SerialHex(responder.Certificate.SerialNumber)
+
+			dana := registerOfficerAs(t, fx.ca, fx.db, "Dana Officer", danaPerson)
+			fx.setRoles(t, dana, "Dana Officer", "ca-officer")
+			aigerim := registerOfficerAs(t, fx.ca, fx.db, "Aigerim Officer", aigerimPerson)
+			fx.setRoles(t, aigerim, "Aigerim Officer", "ra-officer", "ca-officer")
+			// Another person certified on Dana's key: one pair of eyes.
+			twinID, err := idnum.KZIIN(time.Date(1991, 2, 3, 0, 0, 0, 0, time.UTC), true, 4242)
+			if err != nil {
+				t.Fatal(err)
+			}
+			twin := registerOfficerKey(t, fx.ca, fx.db, "Twin Officer", profile.Verified{Country: "KZ", NationalID: twinID, GivenName: "Asel", FamilyName: "Serikova"}, dana.key.(*ecdsa.PrivateKey))
+			fx.setRoles(t, twin, "Twin Officer", "ca-officer")
+
+			revoke := func(who identity, reason string) (int, ra.Revocation, string) {
+				t.Helper()
+				code, raw := fx.do(t, http.MethodPost, "/api/v1/officer/actions", http.Header{"Content-Type": {"application/jose"}},
+					signAction(t, who, jwsauth.Action{Action: jwsauth.ActionRevoke, Serial: serial, Reason: reason}, clk.Now()))
+				var out ra.Revocation
+				var problem struct {
+					Type string `json:"type"`
+				}
+				if code/100 != 2 {
+					out.Status = "refused"
+					if err := json.Unmarshal(raw, &problem); err != nil {
+						t.Fatalf("answer %d %s: %v", code, raw, err)
+					}
+				} else if err := json.Unmarshal(raw, &out); err != nil {
+					t.Fatalf("answer %d %s: %v", code, raw, err)
+				}
+				return code, out, problem.Type
+			}
+			status := func() string {
+				t.Helper()
+				c, err := fx.db.Certificate(t.Context(), f.Issuer.ID, responder.Certificate.SerialNumber.Bytes())
+				if err != nil {
+					t.Fatal(err)
+				}
+				return c.Status
+			}
+			requests := func() int {
+				return fx.count(t, `SELECT count(*) FROM revocation_requests`)
+			}
+			pending := func(what string, who identity, reason string, wantRequests int) {
+				t.Helper()
+				code, r, typ := revoke(who, reason)
+				if code != http.StatusAccepted || r.Status != "pending" || r.Requests != wantRequests || r.Needed != 2 || r.Reason != reason || typ != "" {
+					t.Errorf("%s: %d %+v %s; want 202 pending with %d of 2 requests", what, code, r, typ, wantRequests)
+				}
+				if s := status(); s != store.StatusGood {
+					t.Errorf("%s: the signer's certificate is %s; want good", what, s)
+				}
+			}
+
+			// An RA officer alone: refused, nothing kept.
+			if code, _, typ := revoke(fx.officer, "keyCompromise"); code != http.StatusForbidden || typ != "urn:sanad:problem:ca-officer-required" {
+				t.Errorf("an RA officer revoking the OCSP signer: %d %s; want 403 ca-officer-required", code, typ)
+			}
+			if n := requests(); n != 0 {
+				t.Errorf("revocation requests after an RA officer's: %d; want 0", n)
+			}
+			// A CA officer alone is no RA officer.
+			seal := fx.proved(t, business(), "business-seal")
+			answer{status: 403, problem: "not-an-officer"}.check(t, "a CA officer approving", fx.act(t, signAction(t, dana, approve(seal), clk.Now())))
+
+			pending("the first CA officer", dana, "keyCompromise", 1)
+			pending("the same officer again", dana, "keyCompromise", 1)
+			pending("another person on the same key", twin, "keyCompromise", 1)
+			pending("a second officer with another reason", aigerim, "superseded", 1)
+			if n := requests(); n != 4 {
+				t.Errorf("revocation requests kept: %d; want 4, one per request", n)
+			}
+			clk.Add(25 * time.Hour)
+			pending("a second officer a day later", aigerim, "keyCompromise", 1)
+
+			code, r, typ := revoke(dana, "keyCompromise")
+			if code != http.StatusOK || r.Status != "revoked" || r.Requests != 2 || r.Needed != 2 || typ != "" {
+				t.Fatalf("the second CA officer within a day: %d %+v %s; want 200 revoked by 2 of 2", code, r, typ)
+			}
+			c, err := fx.db.Certificate(t.Context(), f.Issuer.ID, responder.Certificate.SerialNumber.Bytes())
+			if err != nil || c.Status != store.StatusRevoked || c.Reason != 1 {
+				t.Errorf("the signer's certificate after two CA officers: %+v, %v; want revoked for keyCompromise", c, err)
+			}
+			var actor string
+			if err := fx.raw.QueryRowContext(t.Context(), `SELECT actor FROM audit_events WHERE action = 'certificate.revoke' ORDER BY seq DESC LIMIT 1`).Scan(&actor); err != nil ||
+				actor != "officers:Aigerim Officer, Dana Officer" {
+				t.Errorf("the CA's revocation event's actor: %q, %v; want both officers", actor, err)
+			}
+			if n := fx.auditActions(t)["certificate.revoke.request"]; n != 6 {
+				t.Errorf("certificate.revoke.request events: %d; want 6, one per request recorded", n)
+			}
+			if code, _, typ := revoke(aigerim, "keyCompromise"); code != http.StatusConflict || typ != "urn:sanad:problem:already-revoked" {
+				t.Errorf("a third request once revoked: %d %s; want 409 already-revoked", code, typ)
+			}
+		})
+	}
+}
+
+// setRoles gives the officer of who (registered as name) roles alone.
+func (fx *raFixture) setRoles(t *testing.T, who identity, name string, roles ...string) {
+	t.Helper()
+	ctx := t.Context()
+	fp := sha256.Sum256(who.cert.Raw)
+	if err := fx.db.InTx(ctx, func(tx *store.Tx) error {
+		return tx.PutOfficer(ctx, store.Officer{Fingerprint: fp[:], CertificateDER: who.cert.Raw, Name: name, Roles: roles, Active: true, CreatedAt: time.Now().UTC()})
+	}); err != nil {
+		t.Fatal(err)
+	}
+}
