@@ -22,35 +22,37 @@ import (
 // An RA officer is refused; a CA officer's request is recorded and
 // answered 202 pending; the same person again, another person with the
 // same key, or another reason, or a request older than a day, makes no
-// second officer; a second CA officer with the same reason has it revoked,
-// and the CA's event names both. A CA officer alone decides on no
-// enrollment.
+// second officer, nor does the request of an officer since deactivated; a
+// second CA officer with the same reason has it revoked, and the CA's
+// event names both. The signer's own key (the holder route) cannot revoke
+// it either, and a CA officer alone decides on no enrollment and revokes
+// no subscriber's certificate.
 func TestCARevocationTakesTwoCAOfficers(t *testing.T) {
 	f := catest.New(t, time.Now().UTC().Truncate(time.Second))
 	for _, driver := range storetest.Drivers() {
 		t.Run(driver, func(t *testing.T) {
 			clk := &clock{}
 			fx := newRAFixture(t, f, driver, func(d *ra.Deps) { d.Now = clk.Now })
-			responder, _ := f.NewResponder(t, 0x0c5e, time.Now().Add(-time.Hour), 60, nil)
+			responder, responderKey := f.NewResponder(t, 0x0c5e, time.Now().Add(-time.Hour), 60, nil)
 			catest.Record(t, fx.db, f.Issuer.ID, "ocsp-signer", responder.Certificate)
 			serial := jwsauth.SerialHex(responder.Certificate.SerialNumber)
 
 			dana := registerOfficerAs(t, fx.ca, fx.db, "Dana Officer", danaPerson)
-			fx.setRoles(t, dana, "Dana Officer", "ca-officer")
+			fx.putOfficer(t, dana, "Dana Officer", true, "ca-officer")
 			aigerim := registerOfficerAs(t, fx.ca, fx.db, "Aigerim Officer", aigerimPerson)
-			fx.setRoles(t, aigerim, "Aigerim Officer", "ra-officer", "ca-officer")
+			fx.putOfficer(t, aigerim, "Aigerim Officer", true, "ra-officer", "ca-officer")
 			// Another person certified on Dana's key: one pair of eyes.
 			twinID, err := idnum.KZIIN(time.Date(1991, 2, 3, 0, 0, 0, 0, time.UTC), true, 4242)
 			if err != nil {
 				t.Fatal(err)
 			}
 			twin := registerOfficerKey(t, fx.ca, fx.db, "Twin Officer", profile.Verified{Country: "KZ", NationalID: twinID, GivenName: "Asel", FamilyName: "Serikova"}, dana.key.(*ecdsa.PrivateKey))
-			fx.setRoles(t, twin, "Twin Officer", "ca-officer")
+			fx.putOfficer(t, twin, "Twin Officer", true, "ca-officer")
 
-			revoke := func(who identity, reason string) (int, ra.Revocation, string) {
+			var last []byte // the last request revoke sent
+			post := func(path string, jws []byte) (int, ra.Revocation, string) {
 				t.Helper()
-				code, raw := fx.do(t, http.MethodPost, "/api/v1/officer/actions", http.Header{"Content-Type": {"application/jose"}},
-					signAction(t, who, jwsauth.Action{Action: jwsauth.ActionRevoke, Serial: serial, Reason: reason}, clk.Now()))
+				code, raw := fx.do(t, http.MethodPost, path, joseHeader(), jws)
 				var out ra.Revocation
 				var problem struct {
 					Type string `json:"type"`
@@ -64,6 +66,11 @@ func TestCARevocationTakesTwoCAOfficers(t *testing.T) {
 					t.Fatalf("answer %d %s: %v", code, raw, err)
 				}
 				return code, out, problem.Type
+			}
+			revoke := func(who identity, reason string) (int, ra.Revocation, string) {
+				t.Helper()
+				last = signAction(t, who, jwsauth.Action{Action: jwsauth.ActionRevoke, Serial: serial, Reason: reason}, clk.Now())
+				return post("/api/v1/officer/actions", last)
 			}
 			status := func() string {
 				t.Helper()
@@ -94,11 +101,28 @@ func TestCARevocationTakesTwoCAOfficers(t *testing.T) {
 			if n := requests(); n != 0 {
 				t.Errorf("revocation requests after an RA officer's: %d; want 0", n)
 			}
-			// A CA officer alone is no RA officer.
+			// Nor the signer's own key, which whoever may use the CA's
+			// token holds.
+			own, err := jwsauth.Sign(jwsauth.Action{Action: jwsauth.ActionRevoke, Serial: serial, Reason: "keyCompromise", Audience: ra.AudienceRevoke},
+				responder.Certificate, responderKey, clk.Now())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if code, _, typ := post("/api/v1/certificates/"+serial+"/revoke", []byte(own)); code != http.StatusForbidden || typ != "urn:sanad:problem:ca-officer-required" {
+				t.Errorf("the OCSP signer's key revoking its own certificate: %d %s; want 403 ca-officer-required", code, typ)
+			}
+			// A CA officer alone is no RA officer: it decides on no
+			// enrollment and revokes no subscriber's certificate.
 			seal := fx.proved(t, business(), "business-seal")
 			answer{status: 403, problem: "not-an-officer"}.check(t, "a CA officer approving", fx.act(t, signAction(t, dana, approve(seal), clk.Now())))
+			subscriber := fx.certified(t, newKey(t), "citizen-auth")
+			answer{status: 403, problem: "not-an-officer"}.check(t, "a CA officer revoking a subscriber's certificate",
+				fx.act(t, signAction(t, dana, jwsauth.Action{Action: jwsauth.ActionRevoke, Serial: jwsauth.SerialHex(subscriber.SerialNumber), Reason: "keyCompromise"}, clk.Now())))
 
 			pending("the first CA officer", dana, "keyCompromise", 1)
+			if code, _, typ := post("/api/v1/officer/actions", last); code != http.StatusConflict || typ != "urn:sanad:problem:replayed-request" {
+				t.Errorf("the first CA officer's request again: %d %s; want 409 replayed-request", code, typ)
+			}
 			pending("the same officer again", dana, "keyCompromise", 1)
 			pending("another person on the same key", twin, "keyCompromise", 1)
 			pending("a second officer with another reason", aigerim, "superseded", 1)
@@ -107,6 +131,10 @@ func TestCARevocationTakesTwoCAOfficers(t *testing.T) {
 			}
 			clk.Add(25 * time.Hour)
 			pending("a second officer a day later", aigerim, "keyCompromise", 1)
+			// A request stands only while its officer does.
+			fx.putOfficer(t, aigerim, "Aigerim Officer", false, "ra-officer", "ca-officer")
+			pending("the second officer with the first deactivated", dana, "keyCompromise", 1)
+			fx.putOfficer(t, aigerim, "Aigerim Officer", true, "ra-officer", "ca-officer")
 
 			code, r, typ := revoke(dana, "keyCompromise")
 			if code != http.StatusOK || r.Status != "revoked" || r.Requests != 2 || r.Needed != 2 || typ != "" {
@@ -121,8 +149,8 @@ func TestCARevocationTakesTwoCAOfficers(t *testing.T) {
 				actor != "officers:Aigerim Officer, Dana Officer" {
 				t.Errorf("the CA's revocation event's actor: %q, %v; want both officers", actor, err)
 			}
-			if n := fx.auditActions(t)["certificate.revoke.request"]; n != 6 {
-				t.Errorf("certificate.revoke.request events: %d; want 6, one per request recorded", n)
+			if n := fx.auditActions(t)["certificate.revoke.request"]; n != 7 {
+				t.Errorf("certificate.revoke.request events: %d; want 7, one per request recorded", n)
 			}
 			if code, _, typ := revoke(aigerim, "keyCompromise"); code != http.StatusConflict || typ != "urn:sanad:problem:already-revoked" {
 				t.Errorf("a third request once revoked: %d %s; want 409 already-revoked", code, typ)
@@ -131,13 +159,14 @@ func TestCARevocationTakesTwoCAOfficers(t *testing.T) {
 	}
 }
 
-// setRoles gives the officer of who (registered as name) roles alone.
-func (fx *raFixture) setRoles(t *testing.T, who identity, name string, roles ...string) {
+// putOfficer records the officer of who (registered as name), active or
+// not, with roles alone.
+func (fx *raFixture) putOfficer(t *testing.T, who identity, name string, active bool, roles ...string) {
 	t.Helper()
 	ctx := t.Context()
 	fp := sha256.Sum256(who.cert.Raw)
 	if err := fx.db.InTx(ctx, func(tx *store.Tx) error {
-		return tx.PutOfficer(ctx, store.Officer{Fingerprint: fp[:], CertificateDER: who.cert.Raw, Name: name, Roles: roles, Active: true, CreatedAt: time.Now().UTC()})
+		return tx.PutOfficer(ctx, store.Officer{Fingerprint: fp[:], CertificateDER: who.cert.Raw, Name: name, Roles: roles, Active: active, CreatedAt: time.Now().UTC()})
 	}); err != nil {
 		t.Fatal(err)
 	}

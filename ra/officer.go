@@ -68,7 +68,7 @@ var roleNames = map[string]string{roleRA: "RA officer", roleCA: "CA officer"}
 // has reports whether the officer holds role.
 func (o officer) has(role string) bool { return slices.Contains(o.Roles, role) }
 
-// notOfficer refuses an officer who does not hold role.
+// notOfficer refuses an officer who does not hold role for the action.
 func notOfficer(o officer, role string) error {
 	return refuse("not-an-officer", "officer %s is not an active %s", o.Name, roleNames[role])
 }
@@ -92,7 +92,11 @@ func (s *Service) authenticate(ctx context.Context, compact, audience string, ro
 	}
 	out := officer{Officer: o, req: p}
 	if !o.Active || !slices.ContainsFunc(roles, out.has) {
-		return officer{}, notOfficer(out, roles[0])
+		words := make([]string, len(roles))
+		for i, r := range roles {
+			words[i] = roleNames[r]
+		}
+		return officer{}, refuse("not-an-officer", "officer %s is not an active %s", o.Name, strings.Join(words, " or "))
 	}
 	if err := s.checkOurs(ctx, p.Certificate, now); err != nil {
 		return officer{}, err
@@ -523,16 +527,18 @@ func (s *Service) checkRevocable(ctx context.Context, serial []byte, serialHex s
 // own included) one RA officer revokes at once; a CA certificate only
 // two CA officers do (revokeCA).
 func (s *Service) revokeAsOfficer(ctx context.Context, o officer) (Revocation, error) {
-	serial, _, err := revocation(o.req)
+	serial, reason, err := revocation(o.req)
 	if err != nil {
 		return Revocation{}, err
 	}
 	c, err := s.d.Store.CertificateBySerial(ctx, serial)
 	switch {
-	case err == nil && s.caCertificate(c):
-		return s.revokeCA(ctx, o, c)
-	case err != nil && !errors.Is(err, store.ErrNotFound):
+	case errors.Is(err, store.ErrNotFound):
+		return Revocation{}, refuse("certificate-not-found", "no certificate %s", o.req.Action.Serial)
+	case err != nil:
 		return Revocation{}, err
+	case s.caCertificate(c):
+		return s.revokeCA(ctx, o, c, reason)
 	case !o.has(roleRA):
 		return Revocation{}, notOfficer(o, roleRA)
 	}
@@ -546,6 +552,12 @@ func (s *Service) revokeAsOfficer(ctx context.Context, o officer) (Revocation, e
 func (s *Service) caCertificate(c store.Certificate) bool {
 	p, ok := s.d.Profiles[c.Profile]
 	return !ok || p.SubjectKind == ""
+}
+
+// caOfficersRevoke refuses to revoke the CA certificate c (serialHex) for
+// anyone but a CA officer, one of two.
+func caOfficersRevoke(serialHex string, c store.Certificate) error {
+	return refuse("ca-officer-required", "certificate %s is a CA certificate (%s): two CA officers revoke it", serialHex, c.Profile)
 }
 
 // CA certificates take two CA officers to revoke: one alone could stop
@@ -562,14 +574,11 @@ const (
 // caRevocationTTL (requesters). The request is recorded in the
 // transaction that spends its nonce, and audited there; until enough
 // stand, the answer is pending.
-func (s *Service) revokeCA(ctx context.Context, o officer, c store.Certificate) (Revocation, error) {
+func (s *Service) revokeCA(ctx context.Context, o officer, c store.Certificate, reason int) (Revocation, error) {
 	p := o.req
-	serial, reason, err := revocation(p)
-	if err != nil {
-		return Revocation{}, err
-	}
+	serial := c.Serial
 	if !o.has(roleCA) {
-		return Revocation{}, refuse("ca-officer-required", "certificate %s is a CA certificate (%s): two CA officers revoke it", p.Action.Serial, c.Profile)
+		return Revocation{}, caOfficersRevoke(p.Action.Serial, c)
 	}
 	if c.Status == store.StatusRevoked && (reason != reasonKeyCompromise || c.Reason == reasonKeyCompromise) {
 		return Revocation{}, revokeRefusal(&store.AlreadyRevokedError{At: c.RevokedAt, Reason: c.Reason}, p.Action.Serial)
@@ -577,7 +586,11 @@ func (s *Service) revokeCA(ctx context.Context, o officer, c store.Certificate) 
 	if err := s.checkRevocable(ctx, serial, p.Action.Serial); err != nil {
 		return Revocation{}, err
 	}
-	if pr, ok := s.d.Profiles[c.Profile]; !ok || !slices.Contains(pr.RevocationReasons, reason) {
+	pr, ok := s.d.Profiles[c.Profile]
+	if !ok {
+		return Revocation{}, refuse("invalid-request", "certificate %s: its profile %s is not loaded here, which revokes it", p.Action.Serial, c.Profile)
+	}
+	if !slices.Contains(pr.RevocationReasons, reason) {
 		return Revocation{}, refuse("invalid-request", "profile %s does not allow revoking for %s", c.Profile, p.Action.Reason)
 	}
 	now := s.d.Now().UTC()
@@ -754,6 +767,15 @@ func (s *Service) RevokeOwn(ctx context.Context, serialHex, compact string) (Rev
 	p, err := s.holderRequest(ctx, serialHex, compact, AudienceRevoke, jwsauth.ActionRevoke, holderReasons)
 	if err != nil {
 		return Revocation{}, err
+	}
+	// A CA certificate's key is on the CA's token: whoever may use the
+	// token would revoke it alone, which two CA officers do (revokeCA).
+	c, err := s.d.Store.Certificate(ctx, s.issuerOf(p.Certificate), p.Certificate.SerialNumber.Bytes())
+	if err != nil {
+		return Revocation{}, err
+	}
+	if s.caCertificate(c) {
+		return Revocation{}, caOfficersRevoke(p.Action.Serial, c)
 	}
 	return s.revoke(ctx, p, "holder:"+jwsauth.SerialHex(p.Certificate.SerialNumber))
 }

@@ -714,6 +714,22 @@ func TestCompromisedKeyEverywhere(t *testing.T) {
 	if got := fx.certStatus(t, jwsauth.SerialHex(auth3.SerialNumber)); got != store.StatusRevoked {
 		t.Errorf("the other certificate of a key compromised in an intent, after the sweep: %s", got)
 	}
+	// The same reported by an officer: the answer names the key's other
+	// certificate, revoked with it, without waiting for the sweep.
+	key4 := newKey(t)
+	auth4, sign4 := fx.certified(t, key4, "citizen-auth"), fx.certified(t, key4, "citizen-sign")
+	if _, err := fx.raw.ExecContext(t.Context(), fx.q(`UPDATE certificates SET der = NULL WHERE serial = $1`), sign4.SerialNumber.Bytes()); err != nil {
+		t.Fatal(err)
+	}
+	code, raw = fx.do(t, http.MethodPost, "/api/v1/officer/actions", joseHeader(),
+		signAction(t, fx.officer, jwsauth.Action{Action: jwsauth.ActionRevoke, Serial: jwsauth.SerialHex(sign4.SerialNumber), Reason: "keyCompromise"}, time.Now()))
+	rev = ra.Revocation{}
+	if err := json.Unmarshal(raw, &rev); err != nil || code != http.StatusOK || !slices.Equal(rev.SameKey, []string{jwsauth.SerialHex(auth4.SerialNumber)}) {
+		t.Errorf("an officer's keyCompromise of a certificate held as its intent: %d %s; want the key's other certificate revoked with it", code, raw)
+	}
+	if got := fx.certStatus(t, jwsauth.SerialHex(auth4.SerialNumber)); got != store.StatusRevoked {
+		t.Errorf("the other certificate of a key an officer reported compromised in an intent: %s", got)
+	}
 }
 
 // TestForbiddenKeysFollowTheCA: the RA refuses at enrollment a request for
