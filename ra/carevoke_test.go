@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/json"
 	"net/http"
+	"slices"
 	"testing"
 	"time"
 
@@ -67,6 +68,19 @@ func TestCARevocationTakesTwoCAOfficers(t *testing.T) {
 				}
 				return code, out, problem.Type
 			}
+			queue := func(who identity) ra.OfficerQueue {
+				t.Helper()
+				jws, err := jwsauth.Sign(jwsauth.Action{Action: jwsauth.ActionQueue, Audience: ra.AudienceQueue}, who.cert, who.key, clk.Now())
+				if err != nil {
+					t.Fatal(err)
+				}
+				code, raw := fx.do(t, http.MethodGet, "/api/v1/officer/queue", http.Header{"Authorization": {"JWS " + jws}}, nil)
+				var q ra.OfficerQueue
+				if err := json.Unmarshal(raw, &q); err != nil || code != http.StatusOK || q.Enrollments == nil || q.Revocations == nil {
+					t.Fatalf("queue: %d %s (%v); want both lists", code, raw, err)
+				}
+				return q
+			}
 			revoke := func(who identity, reason string) (int, ra.Revocation, string) {
 				t.Helper()
 				last = signAction(t, who, jwsauth.Action{Action: jwsauth.ActionRevoke, Serial: serial, Reason: reason}, clk.Now())
@@ -124,6 +138,23 @@ func TestCARevocationTakesTwoCAOfficers(t *testing.T) {
 				t.Errorf("the first CA officer's request again: %d %s; want 409 replayed-request", code, typ)
 			}
 			pending("the same officer again", dana, "keyCompromise", 1)
+			// What waits is in the CA officers' queue, and only theirs.
+			q := queue(aigerim)
+			if len(q.Revocations) != 1 || len(q.Enrollments) != 1 {
+				t.Fatalf("an RA and CA officer's queue: %+v; want the seal and the revocation", q)
+			}
+			pr := q.Revocations[0]
+			if pr.Serial != serial || pr.Issuer != f.Issuer.ID || pr.Profile != "ocsp-signer" || pr.Subject != responder.Certificate.Subject.String() ||
+				pr.Reason != "keyCompromise" || !slices.Equal(pr.Officers, []string{"Dana Officer"}) || pr.Requests != 1 || pr.Needed != 2 ||
+				!pr.ExpiresAt.Equal(pr.RequestedAt.Add(24*time.Hour)) || pr.YouRequested {
+				t.Errorf("the pending revocation in the queue: %+v", pr)
+			}
+			if q := queue(dana); len(q.Revocations) != 1 || !q.Revocations[0].YouRequested || len(q.Enrollments) != 0 {
+				t.Errorf("a CA officer's own queue: %+v; want the revocation they asked for, no enrollment", q)
+			}
+			if q := queue(fx.officer); len(q.Revocations) != 0 || len(q.Enrollments) != 1 {
+				t.Errorf("an RA officer's queue: %+v; want the seal alone", q)
+			}
 			pending("another person on the same key", twin, "keyCompromise", 1)
 			pending("a second officer with another reason", aigerim, "superseded", 1)
 			if n := requests(); n != 4 {
@@ -151,6 +182,9 @@ func TestCARevocationTakesTwoCAOfficers(t *testing.T) {
 			}
 			if n := fx.auditActions(t)["certificate.revoke.request"]; n != 7 {
 				t.Errorf("certificate.revoke.request events: %d; want 7, one per request recorded", n)
+			}
+			if q := queue(aigerim); len(q.Revocations) != 0 {
+				t.Errorf("the queue once revoked: %+v; want no revocation", q.Revocations)
 			}
 			if code, _, typ := revoke(aigerim, "keyCompromise"); code != http.StatusConflict || typ != "urn:sanad:problem:already-revoked" {
 				t.Errorf("a third request once revoked: %d %s; want 409 already-revoked", code, typ)

@@ -158,7 +158,7 @@ func (s *Service) handleQueue(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	api.WriteJSON(w, http.StatusOK, map[string]any{"enrollments": q})
+	api.WriteJSON(w, http.StatusOK, q)
 }
 
 func (s *Service) handleShow(w http.ResponseWriter, r *http.Request) {

@@ -594,7 +594,7 @@ func (s *Service) revokeCA(ctx context.Context, o officer, c store.Certificate, 
 		return Revocation{}, refuse("invalid-request", "profile %s does not allow revoking for %s", c.Profile, p.Action.Reason)
 	}
 	now := s.d.Now().UTC()
-	var names []string
+	var standing []requester
 	if err := s.group.InTx(ctx, func(tx *store.Tx) error {
 		if err := useNonce(ctx, tx, p, now); err != nil {
 			return err
@@ -607,37 +607,37 @@ func (s *Service) revokeCA(ctx context.Context, o officer, c store.Certificate, 
 		if err != nil {
 			return err
 		}
-		if names, err = s.requesters(ctx, reqs, reason); err != nil {
+		if standing, err = s.requesters(ctx, reqs, reason); err != nil {
 			return err
 		}
 		return s.d.Audit.Append(tx, audit.Event{Actor: "officer:" + o.Name, Action: "certificate.revoke.request", Object: "certificate/" + strings.ToLower(hex.EncodeToString(serial)),
 			Details: map[string]any{"reason": p.Action.Reason, "signer_fingerprint": hex.EncodeToString(p.Fingerprint[:]),
 				"signer_serial": jwsauth.SerialHex(p.Certificate.SerialNumber), "nonce": p.Action.Nonce, "jws": p.Raw,
-				"ca_certificate": c.Profile, "officers": names, "needed": caRevocationOfficers}})
+				"ca_certificate": c.Profile, "officers": requesterNames(standing), "needed": caRevocationOfficers}})
 	}); err != nil {
 		return Revocation{}, err
 	}
-	if len(names) < caRevocationOfficers {
+	if len(standing) < caRevocationOfficers {
 		s.d.Log.Info("CA certificate revocation requested", "serial", p.Action.Serial, "profile", c.Profile, "reason", p.Action.Reason,
-			"by", o.Name, "requests", len(names), "needed", caRevocationOfficers)
+			"by", o.Name, "requests", len(standing), "needed", caRevocationOfficers)
 		return Revocation{Serial: strings.ToUpper(hex.EncodeToString(serial)), Status: statusPending, Reason: p.Action.Reason,
-			Requests: len(names), Needed: caRevocationOfficers}, nil
+			Requests: len(standing), Needed: caRevocationOfficers}, nil
 	}
-	out, err := s.carryOut(ctx, serial, p.Action.Serial, reason, p.Action.Reason, "officers:"+strings.Join(names, ", "))
+	out, err := s.carryOut(ctx, serial, p.Action.Serial, reason, p.Action.Reason, "officers:"+strings.Join(requesterNames(standing), ", "))
 	if err != nil {
 		return Revocation{}, err
 	}
-	out.Requests, out.Needed = len(names), caRevocationOfficers
+	out.Requests, out.Needed = len(standing), caRevocationOfficers
 	return out, nil
 }
 
-// requesters are the names of the CA officers whose requests among reqs
+// requesters are the CA officers whose requests among reqs (oldest first)
 // for reason stand, one per person and one per key, as approvals count
 // (decider): an officer no longer an active CA officer, or whose
 // certificate was revoked, counts no more.
-func (s *Service) requesters(ctx context.Context, reqs []store.RevocationRequest, reason int) ([]string, error) {
+func (s *Service) requesters(ctx context.Context, reqs []store.RevocationRequest, reason int) ([]requester, error) {
 	people, keys := map[string]bool{}, map[string]bool{}
-	var names []string
+	var out []requester
 	for _, r := range reqs {
 		if r.Reason != reason {
 			continue
@@ -650,9 +650,25 @@ func (s *Service) requesters(ctx context.Context, reqs []store.RevocationRequest
 			continue
 		}
 		people[dc.id], keys[dc.key] = true, true
-		names = append(names, dc.name)
+		out = append(out, requester{name: dc.name, id: dc.id, at: r.RequestedAt})
 	}
-	return names, nil
+	return out, nil
+}
+
+// requester is a CA officer whose request stands: their name, officerID,
+// and when they asked.
+type requester struct {
+	name, id string
+	at       time.Time
+}
+
+// requesterNames are the requesters' names.
+func requesterNames(rs []requester) []string {
+	out := make([]string, len(rs))
+	for i, r := range rs {
+		out[i] = r.name
+	}
+	return out
 }
 
 // revoke has the CA revoke a certificate for a signed request whose nonce
@@ -850,33 +866,130 @@ func reasonNames() []string {
 	return names
 }
 
-// Queue lists the enrollments waiting for officers (GET
-// /api/v1/officer/queue, signed action "queue").
-func (s *Service) Queue(ctx context.Context, compact string) ([]QueueItem, error) {
-	o, err := s.authenticate(ctx, compact, AudienceQueue, roleRA)
+// OfficerQueue is what waits for the officer who asks: enrollments
+// waiting for RA officers' approval, for an RA officer; CA certificates
+// one CA officer asked to revoke, for a CA officer.
+type OfficerQueue struct {
+	Enrollments []QueueItem         `json:"enrollments"`
+	Revocations []PendingRevocation `json:"revocations"`
+}
+
+// PendingRevocation is a CA certificate whose revocation CA officers
+// asked for, not yet enough of them (revokeCA).
+type PendingRevocation struct {
+	Serial  string `json:"serial"`
+	Issuer  string `json:"issuer"`
+	Profile string `json:"profile"`
+	Subject string `json:"subject"`
+	Reason  string `json:"reason"`
+	// Officers are the names of the CA officers whose requests stand,
+	// Requests how many, Needed how many it takes.
+	Officers []string `json:"officers"`
+	Requests int      `json:"requests"`
+	Needed   int      `json:"needed"`
+	// RequestedAt is the first standing request's time; after ExpiresAt
+	// it counts no more.
+	RequestedAt time.Time `json:"requested_at"`
+	ExpiresAt   time.Time `json:"expires_at"`
+	// YouRequested says the officer who asked is among Officers.
+	YouRequested bool `json:"you_requested,omitempty"`
+}
+
+// maxQueue bounds each list of the queue.
+const maxQueue = 500
+
+// Queue lists what waits for the officer (GET /api/v1/officer/queue,
+// signed action "queue"): OfficerQueue.
+func (s *Service) Queue(ctx context.Context, compact string) (OfficerQueue, error) {
+	o, err := s.authenticate(ctx, compact, AudienceQueue, roleRA, roleCA)
 	if err != nil {
-		return nil, err
+		return OfficerQueue{}, err
 	}
 	if o.req.Action.Action != "queue" {
-		return nil, refuse("invalid-request", "the signed action is %q, not queue", o.req.Action.Action)
+		return OfficerQueue{}, refuse("invalid-request", "the signed action is %q, not queue", o.req.Action.Action)
 	}
-	pending, err := s.d.Store.EnrollmentsInState(ctx, store.StatePendingApproval, 500)
+	out := OfficerQueue{Enrollments: []QueueItem{}, Revocations: []PendingRevocation{}}
+	ids, serials := []string{}, []string{}
+	if o.has(roleRA) {
+		pending, err := s.d.Store.EnrollmentsInState(ctx, store.StatePendingApproval, maxQueue)
+		if err != nil {
+			return OfficerQueue{}, err
+		}
+		for _, e := range pending {
+			item, err := s.queueItem(ctx, e, officerID(o.req.Certificate))
+			if err != nil {
+				return OfficerQueue{}, err
+			}
+			out.Enrollments = append(out.Enrollments, item)
+			ids = append(ids, e.ID)
+		}
+	}
+	if o.has(roleCA) {
+		if out.Revocations, err = s.pendingRevocations(ctx, o); err != nil {
+			return OfficerQueue{}, err
+		}
+		for _, r := range out.Revocations {
+			serials = append(serials, r.Serial)
+		}
+	}
+	// Who saw whose personal data is the audit log's too.
+	if err := s.viewed(ctx, o, "enrollment.queue.view", "officer/"+hex.EncodeToString(o.Fingerprint),
+		map[string]any{"enrollments": ids, "revocations": serials}); err != nil {
+		return OfficerQueue{}, err
+	}
+	return out, nil
+}
+
+// pendingRevocations are the CA certificates whose revocation CA officers
+// asked for within caRevocationTTL, one per certificate and reason, whose
+// standing requests (requesters) are not yet enough: or are, and the CA's
+// revocation failed, for a CA officer to ask again.
+func (s *Service) pendingRevocations(ctx context.Context, o officer) ([]PendingRevocation, error) {
+	now := s.d.Now().UTC()
+	reqs, err := s.d.Store.PendingRevocationRequests(ctx, now.Add(-caRevocationTTL), maxQueue*caRevocationOfficers)
 	if err != nil {
 		return nil, err
 	}
-	out := make([]QueueItem, 0, len(pending))
-	ids := make([]string, 0, len(pending))
-	for _, e := range pending {
-		item, err := s.queueItem(ctx, e, officerID(o.req.Certificate))
+	type key struct {
+		issuer, serial string
+		reason         int
+	}
+	var order []key
+	groups := map[key][]store.RevocationRequest{}
+	for _, r := range reqs {
+		k := key{r.IssuerID, string(r.Serial), r.Reason}
+		if _, ok := groups[k]; !ok {
+			order = append(order, k)
+		}
+		groups[k] = append(groups[k], r)
+	}
+	me := officerID(o.req.Certificate)
+	out := []PendingRevocation{}
+	for _, k := range order {
+		group := groups[k]
+		rs, err := s.requesters(ctx, group, k.reason)
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, item)
-		ids = append(ids, e.ID)
-	}
-	// Who saw whose personal data is the audit log's too.
-	if err := s.viewed(ctx, o, "enrollment.queue.view", "officer/"+hex.EncodeToString(o.Fingerprint), map[string]any{"enrollments": ids}); err != nil {
-		return nil, err
+		if len(rs) == 0 {
+			continue // every request withdrawn
+		}
+		c, err := s.d.Store.Certificate(ctx, k.issuer, []byte(k.serial))
+		if err != nil {
+			return nil, err
+		}
+		subject := ""
+		if cert, err := x509.ParseCertificate(c.DER); err == nil {
+			subject = cert.Subject.String()
+		}
+		first := rs[0].at
+		out = append(out, PendingRevocation{Serial: strings.ToUpper(hex.EncodeToString(c.Serial)), Issuer: c.IssuerID, Profile: c.Profile,
+			Subject: subject, Reason: profile.ReasonName(k.reason), Officers: requesterNames(rs), Requests: len(rs), Needed: caRevocationOfficers,
+			RequestedAt: first, ExpiresAt: first.Add(caRevocationTTL),
+			YouRequested: slices.ContainsFunc(rs, func(r requester) bool { return r.id == me })})
+		if len(out) == maxQueue {
+			break
+		}
 	}
 	return out, nil
 }

@@ -566,6 +566,8 @@ func TestOpenAPISchemas(t *testing.T) {
 		"QueueItem":           reflect.TypeFor[QueueItem](),
 		"EvidenceView":        reflect.TypeFor[EvidenceView](),
 		"Revocation":          reflect.TypeFor[Revocation](),
+		"PendingRevocation":   reflect.TypeFor[PendingRevocation](),
+		"Queue":               reflect.TypeFor[OfficerQueue](),
 		"CertificateView":     reflect.TypeFor[CertificateView](),
 		"RegistryEvent":       reflect.TypeFor[RegistryEvent](),
 		"RegistryEventResult": reflect.TypeFor[RegistryEventResult](),

@@ -65,7 +65,7 @@ the audit log with the operating-system account that made it.`,
 	f.config = func() (officerContext, error) { return f.load(context.Background(), loadConfig) }
 
 	cmd.AddCommand(
-		officerSub("queue", "List the enrollments waiting for officers", cobra.NoArgs, f, func(args []string, _ *cobra.Command) (string, string, jwsauth.Action) {
+		officerSub("queue", "List what waits for officers: enrollments to approve (RA officers), CA certificates another CA officer asked to revoke (CA officers)", cobra.NoArgs, f, func(args []string, _ *cobra.Command) (string, string, jwsauth.Action) {
 			return http.MethodGet, ra.AudienceQueue, jwsauth.Action{Action: "queue", Audience: ra.AudienceQueue}
 		}),
 		officerSub("show ID", "Show one enrollment for review", cobra.ExactArgs(1), f, func(args []string, _ *cobra.Command) (string, string, jwsauth.Action) {

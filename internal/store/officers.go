@@ -181,6 +181,33 @@ func (tx *Tx) RevocationRequests(ctx context.Context, issuerID string, serial []
 	return out, rows.Err()
 }
 
+// PendingRevocationRequests returns, oldest first and at most limit, the
+// requests made at or after since to revoke a certificate that is still
+// good, or for keyCompromise one revoked for another reason (which
+// keyCompromise would raise): those a second CA officer may still join.
+func (db *DB) PendingRevocationRequests(ctx context.Context, since time.Time, limit int) ([]RevocationRequest, error) {
+	rows, err := db.sql.QueryContext(ctx, db.d.q(`
+		SELECT r.issuer_id, r.serial, r.officer_fingerprint, r.nonce, r.reason, r.jws, r.requested_at
+		FROM revocation_requests AS r
+		JOIN certificates AS c ON c.issuer_id = r.issuer_id AND c.serial = r.serial
+		WHERE r.requested_at >= $1 AND (c.status = 'good' OR (r.reason = 1 AND c.reason <> 1))
+		ORDER BY r.requested_at, r.officer_fingerprint, r.nonce
+		LIMIT $2`), db.d.timeArg(since), limit)
+	if err != nil {
+		return nil, fmt.Errorf("pending revocation requests: %w", err)
+	}
+	defer rows.Close()
+	var out []RevocationRequest
+	for rows.Next() {
+		var r RevocationRequest
+		if err := rows.Scan(&r.IssuerID, &r.Serial, &r.OfficerFingerprint, &r.Nonce, &r.Reason, &r.JWS, timeScan{&r.RequestedAt}); err != nil {
+			return nil, err
+		}
+		out = append(out, r)
+	}
+	return out, rows.Err()
+}
+
 // UseNonce records that a signed request's nonce was used; a nonce the key
 // used before is ErrConflict (a replay).
 func (tx *Tx) UseNonce(ctx context.Context, keyID []byte, nonce string, at time.Time) error {

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"database/sql"
 	"errors"
+	"fmt"
+	"slices"
 	"testing"
 	"time"
 
@@ -91,6 +93,44 @@ func TestRevocationRequests(t *testing.T) {
 		}
 		if got := read(other, t0); len(got) != 1 || got[0].Nonce != "n3" {
 			t.Errorf("requests for the other certificate = %+v; want n3 alone", got)
+		}
+
+		// Pending: the requests since a time whose certificate a second
+		// officer may still revoke: good, or revoked for another reason
+		// than the keyCompromise asked.
+		pending := func(since time.Time) []string {
+			t.Helper()
+			got, err := db.PendingRevocationRequests(ctx, since, 10)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var out []string
+			for _, r := range got {
+				out = append(out, fmt.Sprintf("%x/%s/%d", r.Serial, r.Nonce, r.Reason))
+			}
+			return out
+		}
+		if got, want := pending(t0), []string{"51/n1/1", "51/n2/4", "52/n3/1", "51/n1/1"}; !slices.Equal(got, want) {
+			t.Errorf("pending since t0 = %v; want %v", got, want)
+		}
+		if got, want := pending(t0.Add(90*time.Minute)), []string{"51/n1/1"}; !slices.Equal(got, want) {
+			t.Errorf("pending since t0+90m = %v; want %v", got, want)
+		}
+		if err := db.InTx(ctx, func(tx *store.Tx) error {
+			return tx.RevokeCertificate(ctx, "issuing", signer.Serial, t0, 4, t0)
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if got, want := pending(t0), []string{"51/n1/1", "52/n3/1", "51/n1/1"}; !slices.Equal(got, want) {
+			t.Errorf("pending once the signer was revoked as superseded = %v; want its keyCompromise requests and the other's", got)
+		}
+		if err := db.InTx(ctx, func(tx *store.Tx) error {
+			return tx.RevokeCertificate(ctx, "issuing", other.Serial, t0, 1, t0)
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if got, want := pending(t0), []string{"51/n1/1", "51/n1/1"}; !slices.Equal(got, want) {
+			t.Errorf("pending once the other was revoked for keyCompromise = %v; want %v", got, want)
 		}
 	})
 }
