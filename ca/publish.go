@@ -7,9 +7,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"math/big"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/sanadpki/sanad/ca/crl"
@@ -173,36 +173,44 @@ type Publisher struct {
 	// start): each pass gives that walk a bounded time (refreshOCSP).
 	expiredMu    sync.Mutex
 	expiredAfter []byte
-	// resignBefore (Unix nanoseconds; 0: none) is when the OCSP signer
-	// whose answers must be signed again stopped signing (ResignNow);
-	// resign wakes runOCSP for it.
-	resignBefore atomic.Int64
-	resign       chan struct{}
+	// resign wakes runOCSP for ResignNow.
+	resign chan struct{}
 }
 
-// resignSettle is how long after ResignNow's time answers its signer
-// had begun may still be committing: a pass that began before it does not
-// end the re-signing.
-const resignSettle = time.Minute
-
-// ResignNow has the refresh passes re-sign the answer of every live
-// certificate signed until now (the CA's clock, which dates the answers),
-// the first at once, until a pass that began resignSettle later completes:
-// the OCSP signer that signed them was revoked and another took its place
-// (cmd/sanad's checkSigners). Kept in memory only: a node restarted before
-// that leaves those answers to their ordinary refresh, within two days.
-func (p *Publisher) ResignNow() {
-	t := p.ca.d.Now()
-	for {
-		old := p.resignBefore.Load()
-		if t.UnixNano() <= old || p.resignBefore.CompareAndSwap(old, t.UnixNano()) {
-			break
+// ResignNow has every OCSP answer of the issuer's certificates signed
+// until now (the CA's clock, which dates the answers) signed again: the
+// OCSP signer that signed them was revoked and another took its place
+// (cmd/sanad's checkSigners). The time is recorded in the store, the
+// latest any node recorded (store.Tx.RaiseOCSPResignBefore), with an
+// ocsp.resign audit event whose details say why; then the refresh loop
+// is woken. The refresh passes of every node, a restarted one's too, sign
+// again the live answers older than that time, the first at once, then
+// the expired certificates' in their bounded walk. Nothing needs to end
+// it: the answers signed since are not older. An answer signed before it
+// but stored after a pass (one in flight) is found by a later pass.
+func (p *Publisher) ResignNow(ctx context.Context, details map[string]any) error {
+	d := p.ca.d
+	t := d.Now().UTC()
+	err := d.Store.InTx(ctx, func(tx *store.Tx) error {
+		changed, err := tx.RaiseOCSPResignBefore(ctx, d.Issuer.ID, t)
+		if err != nil || !changed {
+			return err
 		}
+		ev := maps.Clone(details)
+		if ev == nil {
+			ev = map[string]any{}
+		}
+		ev["signed_before"] = t
+		return d.Audit.Append(tx, audit.Event{Actor: "system", Action: "ocsp.resign", Object: d.Issuer.ID, Details: ev})
+	})
+	if err != nil {
+		return fmt.Errorf("re-sign the OCSP answers of %s: %w", d.Issuer.ID, err)
 	}
 	select {
 	case p.resign <- struct{}{}:
 	default:
 	}
+	return nil
 }
 
 // NewPublisher returns a Publisher for authority's issuer, building CRLs
@@ -552,15 +560,18 @@ func (p *Publisher) refreshOCSP(ctx context.Context, unanswered bool) (int, erro
 	// response would have, as Sign decides it.
 	expiredAt := d.OCSP.ThisUpdate(now)
 	liveTU, liveNU := d.OCSP.DueBefore(now, p.cfg.OCSPScan)
-	resign := p.resignBefore.Load()
-	if resign != 0 {
-		if tu := d.OCSP.ThisUpdate(time.Unix(0, resign)); tu.After(liveTU) {
-			liveTU = tu
-		}
-	}
 	// The expired certificates' responses are signed for longer
 	// (ocspsign.Signer.ExpiredValidity), so they are due later.
 	expiredTU, expiredNU := d.OCSP.DueBeforeExpired(responder, now, p.cfg.OCSPScan)
+	// What a revoked OCSP signer signed is due too (ResignNow).
+	resign, err := d.Store.OCSPResignBefore(ctx, d.Issuer.ID)
+	if err != nil {
+		return 0, fmt.Errorf("ocsp refresh %s: %w", d.Issuer.ID, err)
+	}
+	if !resign.IsZero() {
+		tu := d.OCSP.ThisUpdate(resign)
+		liveTU, expiredTU = latest(liveTU, tu), latest(expiredTU, tu)
+	}
 	due := func(expired bool, thisUpdateBefore, nextUpdateBefore time.Time) func(context.Context, []byte) ([]store.Certificate, error) {
 		return func(ctx context.Context, after []byte) ([]store.Certificate, error) {
 			return d.Store.DueOCSPResponses(ctx, store.OCSPDue{IssuerID: d.Issuer.ID, Expired: expired, Now: expiredAt,
@@ -580,9 +591,6 @@ func (p *Publisher) refreshOCSP(ctx context.Context, unanswered bool) (int, erro
 	// HSM cannot keep up with the urgent ones.
 	var w refreshWalk
 	w.walk(ctx, p, due(false, liveTU, liveNU), nil, time.Time{})
-	if resign != 0 && w.err == nil && w.signErr == nil && now.After(time.Unix(0, resign).Add(resignSettle)) {
-		p.resignBefore.CompareAndSwap(resign, 0)
-	}
 	if unanswered && w.err == nil {
 		w.walk(ctx, p, missing, nil, time.Time{})
 	}
@@ -595,6 +603,14 @@ func (p *Publisher) refreshOCSP(ctx context.Context, unanswered bool) (int, erro
 		p.expiredAfter = w.walk(ctx, p, due(true, expiredTU, expiredNU), p.expiredAfter, time.Now().Add(p.cfg.OCSPScan/2))
 	}
 	return w.stored, w.error(d.Issuer.ID)
+}
+
+// latest is the later of a and b.
+func latest(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
 }
 
 // refreshWalk is the outcome of a refresh pass: responses stored, the

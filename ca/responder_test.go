@@ -207,75 +207,87 @@ func TestUseResponder(t *testing.T) {
 	retired("Ready after the signer's own revocation", p.authority.Ready(ctx))
 }
 
-// TestResignBefore: once a revoked OCSP signer is replaced
-// (Publisher.ResignNow, from cmd/sanad's signer check), the refresh
-// passes sign again every live answer signed before, not only those due;
-// a pass that began resignSettle (a minute) after that time ends it, and
-// later passes re-sign only what is due.
-func TestResignBefore(t *testing.T) {
+// TestResignNow: once a revoked OCSP signer is replaced
+// (Publisher.ResignNow, from cmd/sanad's signer check), the refresh passes
+// sign again every answer signed before, live and expired, not only those
+// due. The time is in the store, with an ocsp.resign audit event: another
+// node over the store, or this one restarted, does the same, an answer
+// signed before and stored after a pass (in flight) included. An answer
+// signed since is not signed again, and an earlier time changes nothing.
+func TestResignNow(t *testing.T) {
 	ctx := t.Context()
 	f := catest.New(t, time.Now().UTC().Truncate(time.Second))
-	db, _ := storetest.Open(t, store.DriverSQLite)
+	db, raw := storetest.Open(t, store.DriverSQLite)
 	t0 := time.Now().UTC().Truncate(time.Second)
 	clk := newClock(t0)
 	p := newPublishing(t, f, db, clk, ca.PublishConfig{}, nil)
-	signedBy := func(cert *x509.Certificate) *x509.Certificate {
+	signedBy := func(serial []byte) *x509.Certificate {
 		t.Helper()
-		_, r := p.response(t, cert.SerialNumber.Bytes())
+		_, r := p.response(t, serial)
 		return r.Certificate
 	}
-	refresh := func() {
+	refresh := func(p *publishing) {
 		t.Helper()
 		if _, err := p.pub.RefreshOCSP(ctx); err != nil {
 			t.Fatal(err)
 		}
 	}
-	old := p.issue(t)
+	resignEvents := func() int {
+		t.Helper()
+		var n int
+		if err := raw.QueryRowContext(ctx, `SELECT count(*) FROM audit_events WHERE action = 'ocsp.resign'`).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	live := p.issue(t).SerialNumber.Bytes()
+	expired := p.putSigned(t, 0x42, t0.AddDate(-2, 0, 0), t0.AddDate(0, 0, -1), true).Serial
 	second, _ := f.NewResponder(t, 50, t0.AddDate(0, 0, -1), 80, nil)
 	if err := p.authority.UseResponder(second); err != nil {
 		t.Fatal(err)
 	}
-	refresh()
-	if got := signedBy(old); !got.Equal(f.Responder.Certificate) {
+	clk.Set(t0.Add(5 * time.Second))
+	refresh(p)
+	if got := signedBy(live); !got.Equal(f.Responder.Certificate) {
 		t.Fatalf("an answer not due was signed again by %v without ResignNow", got.Subject)
 	}
-	p.pub.ResignNow() // at t0
-	clk.Set(t0.Add(10 * time.Second))
-	refresh()
-	if got := signedBy(old); !got.Equal(second.Certificate) {
-		t.Errorf("after ResignNow, the answer is signed by %v; want the new signer", got.Subject)
-	}
-	// A pass within the minute after that time does not end it: an
-	// answer signed before it, stored since (as one in flight would be),
-	// is signed again.
-	late := func() *x509.Certificate {
-		t.Helper()
-		at := clk.Now()
-		defer clk.Set(at)
-		clk.Set(t0.Add(-time.Second))
-		return p.issue(t)
-	}
-	third, _ := f.NewResponder(t, 51, t0.AddDate(0, 0, -1), 85, nil)
-	inFlight := late() // signed by second, before t0
-	if err := p.authority.UseResponder(third); err != nil {
+	if err := p.pub.ResignNow(ctx, map[string]any{"revoked_signer": "01"}); err != nil {
 		t.Fatal(err)
 	}
-	clk.Set(t0.Add(30 * time.Second))
-	refresh()
-	if got := signedBy(inFlight); !got.Equal(third.Certificate) {
-		t.Errorf("an answer signed before the time, stored after a pass: signed by %v; want it signed again", got.Subject)
+	if n := resignEvents(); n != 1 {
+		t.Errorf("ocsp.resign events: %d; want 1", n)
 	}
-	// A pass a minute on ends it: later, such an answer stays as it is.
-	clk.Set(t0.Add(2 * time.Minute))
-	refresh()
-	after := late() // signed by third, before t0
-	fourth, _ := f.NewResponder(t, 52, t0.AddDate(0, 0, -1), 86, nil)
-	if err := p.authority.UseResponder(fourth); err != nil {
+	clk.Set(t0.Add(10 * time.Second))
+	refresh(p)
+	for what, serial := range map[string][]byte{"live": live, "expired": expired} {
+		if got := signedBy(serial); !got.Equal(second.Certificate) {
+			t.Errorf("after ResignNow, the %s certificate's answer is signed by %v; want the new signer", what, got.Subject)
+		}
+	}
+
+	// Another node over the store (or this one restarted), with a signer
+	// of its own: what the time covers, it signs again too.
+	q := addNode(t, f, db, clk, ca.PublishConfig{}, nil)
+	clk.Set(t0.Add(2 * time.Second))
+	inFlight := p.issue(t).SerialNumber.Bytes() // signed by second, before the time
+	third, _ := f.NewResponder(t, 51, t0.AddDate(0, 0, -1), 85, nil)
+	if err := q.authority.UseResponder(third); err != nil {
 		t.Fatal(err)
 	}
 	clk.Set(t0.Add(3 * time.Minute))
-	refresh()
-	if got := signedBy(after); !got.Equal(third.Certificate) {
-		t.Errorf("once the re-signing ended, an answer not due was signed again by %v", got.Subject)
+	refresh(q)
+	if got := signedBy(inFlight); !got.Equal(third.Certificate) {
+		t.Errorf("an answer signed before the time, stored after: signed by %v on another node; want it signed again", got.Subject)
+	}
+	if got := signedBy(live); !got.Equal(second.Certificate) {
+		t.Errorf("an answer signed again since the time was signed again by %v", got.Subject)
+	}
+	// An earlier time recorded changes nothing, and says nothing.
+	clk.Set(t0.Add(-time.Hour))
+	if err := q.pub.ResignNow(ctx, nil); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := db.OCSPResignBefore(ctx, f.Issuer.ID); err != nil || !got.Equal(t0.Add(5*time.Second)) || resignEvents() != 1 {
+		t.Errorf("after an earlier ResignNow: %s, %v, %d events; want the first time kept, one event", got, err, resignEvents())
 	}
 }

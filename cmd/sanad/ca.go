@@ -63,6 +63,10 @@ type issuerRole struct {
 	publisher *ca.Publisher
 	// ocsp signs the CA's answers; signing says until when.
 	ocsp *ocspsign.Signer
+	// resign, when set, is why the answers signed so far are to be
+	// signed again (an OCSP signer revoked and replaced): checkSigners
+	// records it with Publisher.ResignNow, and clears it once recorded.
+	resign map[string]any
 }
 
 // signing is the last time the OCSP signer in service can sign a response

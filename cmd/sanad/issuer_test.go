@@ -161,6 +161,11 @@ func TestIssuerAdd(t *testing.T) {
 	if resigned.Certificate == nil || !resigned.Certificate.Equal(first) || resigned.Status != ocsp.Good {
 		t.Errorf("the answer the revoked signer signed: status %d, signed by %v; want good, signed again by the first signer", resigned.Status, subjectOf(resigned.Certificate))
 	}
+	// Every node re-signs from the time the store keeps, with its event.
+	if code, out := runSanadEnv(t, env, "audit", "list", "--config", cfg, "--action", "ocsp.resign", "--json"); code != 0 ||
+		!strings.Contains(out, `"revoked_signer":"`+jwsauth.SerialHex(second.SerialNumber)+`"`) || !strings.Contains(out, `"signer":"`+jwsauth.SerialHex(first.SerialNumber)+`"`) {
+		t.Errorf("the re-signing's audit event: exit %d\n%s", code, out)
+	}
 	c.verifyWithCRL(db, testenv.Tool(t, "openssl"), second, true)
 	// issuer list shows it revoked, and it is not added again.
 	if code, out := runSanadEnv(t, env, "issuer", "list", "--config", cfg); code != 0 || !regexp.MustCompile(`(?m)^ocsp-2 .*revoked by issuing at \S+, keyCompromise$`).MatchString(out) ||

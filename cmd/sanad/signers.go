@@ -10,6 +10,7 @@ import (
 
 	"github.com/sanadpki/sanad/ca/ocspsign"
 	"github.com/sanadpki/sanad/internal/store"
+	"github.com/sanadpki/sanad/ra/jwsauth"
 )
 
 // errSignerRevoked: the OCSP signer in service was revoked and no other
@@ -113,8 +114,8 @@ func (l problemLog) say(log *slog.Logger, level slog.Level, key, msg string, pro
 // checkSigners has each issuing CA sign with the OCSP signer the store now
 // says should answer for it (nextSigner): one added with sanad issuer add
 // since the node started, or that has become valid, is taken; a revoked
-// one is replaced, its successor re-signing every live answer signed
-// before (Publisher.ResignNow), or, with none to replace it, retired
+// one is replaced, its successor re-signing every answer signed before
+// (Publisher.ResignNow, recorded in the store for every node), or, with none to replace it, retired
 // (ca.RetireResponder: issuance stops, a revocation's answer is signed by
 // the issuing CA, the node is not ready) until a new one is added. A check
 // that cannot decide (the store unreachable, a key missing on this node's
@@ -158,9 +159,10 @@ func (r *caRole) checkSigners(ctx context.Context) {
 			s.log.Info("the OCSP signer in service changed", "issuer", id, "from", cur.Certificate.Subject.String(),
 				"to", c.taken.Certificate.Subject.String(), "not_after", c.taken.Certificate.NotAfter, "previous_revoked", c.revoked)
 			if c.revoked {
-				// What the revoked signer signed, live, is signed again
-				// (and what it may have signed as it was being replaced).
-				is.publisher.ResignNow()
+				// What the revoked signer signed is signed again (and what
+				// it may have signed as it was being replaced).
+				is.resign = map[string]any{"revoked_signer": jwsauth.SerialHex(cur.Certificate.SerialNumber),
+					"signer": jwsauth.SerialHex(c.taken.Certificate.SerialNumber)}
 			}
 		case c.revoked && inService:
 			is.ca.RetireResponder(errSignerRevoked)
@@ -169,6 +171,15 @@ func (r *caRole) checkSigners(ctx context.Context) {
 			// back in service.
 			if err := is.ca.UseResponder(cur); err != nil {
 				r.problems.say(s.log, slog.LevelError, id+" retired", "the OCSP signer retired though not revoked cannot be put back in service", err)
+			}
+		}
+		if is.resign != nil {
+			// Kept until recorded: a store that failed now is asked again
+			// at the next check (a later time re-signs more, never less).
+			err := is.publisher.ResignNow(ctx, is.resign)
+			r.problems.say(s.log, slog.LevelError, id+" resign", "the answers the revoked OCSP signer signed could not be marked to be signed again; retrying at the next check", err)
+			if err == nil {
+				is.resign = nil
 			}
 		}
 	}

@@ -35,7 +35,11 @@ func (tx *Tx) PutIssuer(ctx context.Context, is Issuer) error {
 
 // Issuer returns the issuer with the ID, or ErrNotFound.
 func (db *DB) Issuer(ctx context.Context, id string) (Issuer, error) {
-	row := db.sql.QueryRowContext(ctx, db.d.q(`SELECT `+issuerColumns+` FROM issuers WHERE id = $1`), id)
+	return issuer(ctx, db.sql, &db.d, id)
+}
+
+func issuer(ctx context.Context, q querier, d *dialect, id string) (Issuer, error) {
+	row := q.QueryRowContext(ctx, d.q(`SELECT `+issuerColumns+` FROM issuers WHERE id = $1`), id)
 	is, err := scanIssuer(row)
 	if errors.Is(err, sql.ErrNoRows) {
 		return Issuer{}, fmt.Errorf("issuer %q: %w", id, ErrNotFound)
@@ -65,6 +69,43 @@ func (db *DB) Issuers(ctx context.Context) ([]Issuer, error) {
 		return nil, fmt.Errorf("list issuers: %w", err)
 	}
 	return out, nil
+}
+
+// RaiseOCSPResignBefore records t as the time before which every OCSP
+// answer of issuerID's certificates is signed again (an OCSP signer that
+// signed them was revoked and replaced), unless a later time is recorded.
+// It reports whether the record changed.
+func (tx *Tx) RaiseOCSPResignBefore(ctx context.Context, issuerID string, t time.Time) (bool, error) {
+	res, err := tx.tx.ExecContext(ctx, tx.d.q(`
+		UPDATE issuers SET ocsp_resign_before = $2
+		WHERE id = $1 AND (ocsp_resign_before IS NULL OR ocsp_resign_before < $2)`), issuerID, tx.d.timeArg(t))
+	if err != nil {
+		return false, fmt.Errorf("issuer %q: OCSP re-sign time: %w", issuerID, err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return false, err
+	}
+	if n == 0 {
+		if _, err := issuer(ctx, tx.tx, tx.d, issuerID); err != nil {
+			return false, err
+		}
+	}
+	return n > 0, nil
+}
+
+// OCSPResignBefore is the time RaiseOCSPResignBefore recorded for
+// issuerID; zero when none.
+func (db *DB) OCSPResignBefore(ctx context.Context, issuerID string) (time.Time, error) {
+	var t time.Time
+	err := db.sql.QueryRowContext(ctx, db.d.q(`SELECT ocsp_resign_before FROM issuers WHERE id = $1`), issuerID).Scan(nullTimeScan{&t})
+	if errors.Is(err, sql.ErrNoRows) {
+		err = ErrNotFound
+	}
+	if err != nil {
+		return time.Time{}, fmt.Errorf("issuer %q: OCSP re-sign time: %w", issuerID, err)
+	}
+	return t, nil
 }
 
 // scanner is a *sql.Row or *sql.Rows.
