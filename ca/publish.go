@@ -10,6 +10,7 @@ import (
 	"maps"
 	"math/big"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/sanadpki/sanad/ca/crl"
@@ -173,24 +174,31 @@ type Publisher struct {
 	// start): each pass gives that walk a bounded time (refreshOCSP).
 	expiredMu    sync.Mutex
 	expiredAfter []byte
-	// resign wakes runOCSP for ResignNow.
+	// resign wakes runOCSP for ResignBefore.
 	resign chan struct{}
+	// aheadSaid is the re-sign time (Unix nanoseconds) last said to be
+	// ahead of this node's clock.
+	aheadSaid atomic.Int64
 }
 
-// ResignNow has every OCSP answer of the issuer's certificates signed
-// until now (the CA's clock, which dates the answers) signed again: the
-// OCSP signer that signed them was revoked and another took its place
-// (cmd/sanad's checkSigners). The time is recorded in the store, the
-// latest any node recorded (store.Tx.RaiseOCSPResignBefore), with an
-// ocsp.resign audit event whose details say why; then the refresh loop
-// is woken. The refresh passes of every node, a restarted one's too, sign
-// again the live answers older than that time, the first at once, then
-// the expired certificates' in their bounded walk. Nothing needs to end
-// it: the answers signed since are not older. An answer signed before it
-// but stored after a pass (one in flight) is found by a later pass.
-func (p *Publisher) ResignNow(ctx context.Context, details map[string]any) error {
+// ResignBefore has every OCSP answer of the issuer's certificates signed
+// until t (the CA's clock, which dates the answers) signed again: the OCSP
+// signer that signed them was revoked and another took its place
+// (cmd/sanad's checkSigners, with the time it switched). The time is
+// recorded in the store, the latest any node recorded
+// (store.Tx.RaiseOCSPResignBefore), with an ocsp.resign audit event whose
+// details say why; then the refresh loop is woken. The refresh passes of
+// every node, a restarted one's too, sign again the live answers dated
+// until then, the first at once, then the expired certificates' in their
+// bounded walk. Nothing needs to end it: the answers signed since are
+// dated later. What the replaced signer was still signing is covered:
+// a refresh page signed by a responder no longer in service when it is
+// stored is thrown away (refreshPage), and a single answer signed before
+// the switch is dated before t. Revoking the signer in service raises the
+// time in the revocation's own transaction (CA.Revoke).
+func (p *Publisher) ResignBefore(ctx context.Context, t time.Time, details map[string]any) error {
 	d := p.ca.d
-	t := d.Now().UTC()
+	t = t.UTC()
 	err := d.Store.InTx(ctx, func(tx *store.Tx) error {
 		changed, err := tx.RaiseOCSPResignBefore(ctx, d.Issuer.ID, t)
 		if err != nil || !changed {
@@ -563,12 +571,21 @@ func (p *Publisher) refreshOCSP(ctx context.Context, unanswered bool) (int, erro
 	// The expired certificates' responses are signed for longer
 	// (ocspsign.Signer.ExpiredValidity), so they are due later.
 	expiredTU, expiredNU := d.OCSP.DueBeforeExpired(responder, now, p.cfg.OCSPScan)
-	// What a revoked OCSP signer signed is due too (ResignNow).
+	// What a revoked OCSP signer signed is due too (ResignBefore).
 	resign, err := d.Store.OCSPResignBefore(ctx, d.Issuer.ID)
 	if err != nil {
 		return 0, fmt.Errorf("ocsp refresh %s: %w", d.Issuer.ID, err)
 	}
-	if !resign.IsZero() {
+	switch {
+	case resign.After(now):
+		// Recorded by a node whose clock is ahead of this one's: taken
+		// once this clock gets there. Before, every pass here would sign
+		// again what it signed the pass before, dated before that time.
+		if p.aheadSaid.Swap(resign.UnixNano()) != resign.UnixNano() {
+			p.log.Warn("the time before which OCSP answers are to be signed again is ahead of this node's clock; check the clocks of the CA nodes",
+				"resign_before", resign, "now", now)
+		}
+	case !resign.IsZero():
 		tu := d.OCSP.ThisUpdate(resign)
 		liveTU, expiredTU = latest(liveTU, tu), latest(expiredTU, tu)
 	}
@@ -702,6 +719,14 @@ func (p *Publisher) refreshPage(ctx context.Context, page []store.Certificate, w
 	}
 	if err := p.ca.fault(FaultRefreshSigned); err != nil {
 		return 0, err
+	}
+	// Signed by a responder replaced or retired meanwhile: not stored. The
+	// page's answers stay due, for the next pass; and what it signed
+	// before this check is dated before the time the replacement records
+	// (ResignBefore), which is taken after the switch.
+	if cur, err := p.ca.responder(); err != nil || !cur.Certificate.Equal(responder.Certificate) {
+		p.log.Info("an OCSP refresh page signed by a signer no longer in service is thrown away", "first_serial", hex.EncodeToString(certs[0].Serial))
+		return 0, nil
 	}
 	stored := 0
 	err = d.Store.InTx(ctx, func(tx *store.Tx) error {

@@ -181,6 +181,9 @@ func TestUseResponder(t *testing.T) {
 	if err != nil || len(events) != 1 || !strings.Contains(string(events[0].Details), "retired") {
 		t.Errorf("the revocation's audit event: %v, %v; want it to say the signer was retired", events, err)
 	}
+	if at, err := db.OCSPResignBefore(ctx, "issuing"); err != nil || !at.IsZero() {
+		t.Errorf("after revoking a subscriber's certificate, the answers are to be signed again before %s (%v); want never", at, err)
+	}
 
 	if err := p.authority.UseResponder(next); err != nil {
 		t.Fatal(err)
@@ -205,16 +208,26 @@ func TestUseResponder(t *testing.T) {
 		t.Error("the signer whose certificate was revoked is still in service")
 	}
 	retired("Ready after the signer's own revocation", p.authority.Ready(ctx))
+	// What it signed is to be signed again by its successor, from the
+	// time recorded with the revocation.
+	revoked, err := db.Certificate(ctx, "issuing", next.Certificate.SerialNumber.Bytes())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if at, err := db.OCSPResignBefore(ctx, "issuing"); err != nil || !at.Equal(revoked.RevokedAt) {
+		t.Errorf("after revoking the signer in service, the answers are to be signed again before %s (%v); want its revocation time %s", at, err, revoked.RevokedAt)
+	}
 }
 
-// TestResignNow: once a revoked OCSP signer is replaced
-// (Publisher.ResignNow, from cmd/sanad's signer check), the refresh passes
+// TestResignBefore: once a revoked OCSP signer is replaced
+// (Publisher.ResignBefore, from cmd/sanad's signer check), the refresh passes
 // sign again every answer signed before, live and expired, not only those
 // due. The time is in the store, with an ocsp.resign audit event: another
 // node over the store, or this one restarted, does the same, an answer
 // signed before and stored after a pass (in flight) included. An answer
-// signed since is not signed again, and an earlier time changes nothing.
-func TestResignNow(t *testing.T) {
+// signed since is not signed again, and an earlier time changes nothing. A
+// time ahead of a node's clock is taken once the clock gets there.
+func TestResignBefore(t *testing.T) {
 	ctx := t.Context()
 	f := catest.New(t, time.Now().UTC().Truncate(time.Second))
 	db, raw := storetest.Open(t, store.DriverSQLite)
@@ -249,9 +262,9 @@ func TestResignNow(t *testing.T) {
 	clk.Set(t0.Add(5 * time.Second))
 	refresh(p)
 	if got := signedBy(live); !got.Equal(f.Responder.Certificate) {
-		t.Fatalf("an answer not due was signed again by %v without ResignNow", got.Subject)
+		t.Fatalf("an answer not due was signed again by %v without ResignBefore", got.Subject)
 	}
-	if err := p.pub.ResignNow(ctx, map[string]any{"revoked_signer": "01"}); err != nil {
+	if err := p.pub.ResignBefore(ctx, clk.Now(), map[string]any{"revoked_signer": "01"}); err != nil {
 		t.Fatal(err)
 	}
 	if n := resignEvents(); n != 1 {
@@ -261,7 +274,7 @@ func TestResignNow(t *testing.T) {
 	refresh(p)
 	for what, serial := range map[string][]byte{"live": live, "expired": expired} {
 		if got := signedBy(serial); !got.Equal(second.Certificate) {
-			t.Errorf("after ResignNow, the %s certificate's answer is signed by %v; want the new signer", what, got.Subject)
+			t.Errorf("after ResignBefore, the %s certificate's answer is signed by %v; want the new signer", what, got.Subject)
 		}
 	}
 
@@ -283,11 +296,68 @@ func TestResignNow(t *testing.T) {
 		t.Errorf("an answer signed again since the time was signed again by %v", got.Subject)
 	}
 	// An earlier time recorded changes nothing, and says nothing.
-	clk.Set(t0.Add(-time.Hour))
-	if err := q.pub.ResignNow(ctx, nil); err != nil {
+	if err := q.pub.ResignBefore(ctx, t0.Add(-time.Hour), nil); err != nil {
 		t.Fatal(err)
 	}
 	if got, err := db.OCSPResignBefore(ctx, f.Issuer.ID); err != nil || !got.Equal(t0.Add(5*time.Second)) || resignEvents() != 1 {
-		t.Errorf("after an earlier ResignNow: %s, %v, %d events; want the first time kept, one event", got, err, resignEvents())
+		t.Errorf("after an earlier ResignBefore: %s, %v, %d events; want the first time kept, one event", got, err, resignEvents())
+	}
+	// A time ahead of this node's clock (recorded by a node whose clock
+	// is ahead): passes before it sign nothing more, passes after it sign
+	// again what is dated before it.
+	ahead := clk.Now().Add(time.Hour)
+	if err := q.pub.ResignBefore(ctx, ahead, nil); err != nil {
+		t.Fatal(err)
+	}
+	for pass := range 2 {
+		clk.Set(t0.Add(4*time.Minute + time.Duration(pass)*time.Second))
+		if n, err := q.pub.RefreshOCSP(ctx); n != 0 || err != nil {
+			t.Errorf("pass %d before a time ahead of the clock: %d signed again, %v; want none", pass+1, n, err)
+		}
+	}
+	clk.Set(ahead.Add(time.Second))
+	if n, err := q.pub.RefreshOCSP(ctx); n < 3 || err != nil {
+		t.Errorf("the pass once the clock is past that time: %d signed again, %v; want the live and expired answers", n, err)
+	}
+}
+
+// TestRefreshPageOfReplacedSigner: a refresh page signed by an OCSP signer
+// replaced before the page is stored is thrown away: the answers stay as
+// they were, due, and the next pass signs them with the new signer. (What
+// the page signed before the check is dated before the time a replacement
+// records, ResignBefore.)
+func TestRefreshPageOfReplacedSigner(t *testing.T) {
+	ctx := t.Context()
+	f := catest.New(t, time.Now().UTC().Truncate(time.Second))
+	db, _ := storetest.Open(t, store.DriverSQLite)
+	t0 := time.Now().UTC().Truncate(time.Second)
+	clk := newClock(t0)
+	var (
+		p        *publishing
+		switchTo *ocspsign.Responder
+	)
+	p = newPublishing(t, f, db, clk, ca.PublishConfig{}, func(point string) error {
+		if point == ca.FaultRefreshSigned && switchTo != nil {
+			next := *switchTo
+			switchTo = nil
+			return p.authority.UseResponder(next)
+		}
+		return nil
+	})
+	serial := p.issue(t).SerialNumber.Bytes()
+	second, _ := f.NewResponder(t, 60, t0.AddDate(0, 0, -1), 80, nil)
+	switchTo = &second
+	clk.Set(t0.Add(3 * 24 * time.Hour)) // the answer is due
+	if n, err := p.pub.RefreshOCSP(ctx); n != 0 || err != nil {
+		t.Errorf("the pass whose signer was replaced before storing: %d stored, %v; want none", n, err)
+	}
+	if _, r := p.response(t, serial); !r.Certificate.Equal(f.Responder.Certificate) || !r.ThisUpdate.Before(t0.Add(time.Hour)) {
+		t.Errorf("after the page was thrown away: signed by %v at %s; want the first answer kept", r.Certificate.Subject, r.ThisUpdate)
+	}
+	if n, err := p.pub.RefreshOCSP(ctx); n != 1 || err != nil {
+		t.Errorf("the next pass: %d stored, %v; want the answer signed again", n, err)
+	}
+	if _, r := p.response(t, serial); !r.Certificate.Equal(second.Certificate) {
+		t.Errorf("after the next pass: signed by %v; want the new signer", r.Certificate.Subject)
 	}
 }

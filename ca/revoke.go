@@ -228,9 +228,22 @@ func (ca *CA) revoke(ctx context.Context, serial []byte, reason int, actor strin
 		}
 		keyID = ids[0]
 	}
+	// The OCSP signer in service revoked: what it signed is signed again
+	// (Publisher.ResignBefore), from the time recorded with the revocation
+	// itself, whatever becomes of this node.
+	inService, err := ca.responder()
+	ownSigner := err == nil && bytes.Equal(inService.Certificate.SerialNumber.Bytes(), serial)
+	if ownSigner {
+		details["ocsp_resign_before"] = now
+	}
 	err = d.Store.InTx(ctx, func(tx *store.Tx) error {
 		if err := change(tx); err != nil {
 			return err
+		}
+		if ownSigner {
+			if _, err := tx.RaiseOCSPResignBefore(ctx, d.Issuer.ID, now); err != nil {
+				return err
+			}
 		}
 		if keyID != nil {
 			// A compromised key is never certified again (CheckKeyNotBlocked).

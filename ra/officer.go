@@ -929,7 +929,7 @@ func (s *Service) Queue(ctx context.Context, compact string) (OfficerQueue, erro
 			return OfficerQueue{}, err
 		}
 		for _, r := range out.Revocations {
-			serials = append(serials, r.Serial)
+			serials = append(serials, r.Issuer+"/"+r.Serial)
 		}
 	}
 	// Who saw whose personal data is the audit log's too.

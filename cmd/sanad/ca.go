@@ -63,10 +63,18 @@ type issuerRole struct {
 	publisher *ca.Publisher
 	// ocsp signs the CA's answers; signing says until when.
 	ocsp *ocspsign.Signer
-	// resign, when set, is why the answers signed so far are to be
-	// signed again (an OCSP signer revoked and replaced): checkSigners
-	// records it with Publisher.ResignNow, and clears it once recorded.
-	resign map[string]any
+	// resign, when set, is when and why the answers signed until then are
+	// to be signed again (an OCSP signer revoked and replaced):
+	// checkSigners records it with Publisher.ResignBefore, and clears it
+	// once recorded.
+	resign *resignSince
+}
+
+// resignSince is a switch away from a revoked OCSP signer: when, and the
+// signers (details of the ocsp.resign audit event).
+type resignSince struct {
+	at      time.Time
+	details map[string]any
 }
 
 // signing is the last time the OCSP signer in service can sign a response

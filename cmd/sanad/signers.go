@@ -23,13 +23,18 @@ func ocspSigners(ctx context.Context, db *store.DB) ([]store.Issuer, error) {
 	if err != nil {
 		return nil, err
 	}
+	return withRole(issuers, "ocsp-signer"), nil
+}
+
+// withRole are the issuers of role.
+func withRole(issuers []store.Issuer, role string) []store.Issuer {
 	var out []store.Issuer
 	for _, is := range issuers {
-		if is.Role == "ocsp-signer" {
+		if is.Role == role {
 			out = append(out, is)
 		}
 	}
-	return out, nil
+	return out
 }
 
 // signerCheck is what nextSigner found for an issuing CA.
@@ -115,7 +120,7 @@ func (l problemLog) say(log *slog.Logger, level slog.Level, key, msg string, pro
 // says should answer for it (nextSigner): one added with sanad issuer add
 // since the node started, or that has become valid, is taken; a revoked
 // one is replaced, its successor re-signing every answer signed before
-// (Publisher.ResignNow, recorded in the store for every node), or, with none to replace it, retired
+// (Publisher.ResignBefore, recorded in the store for every node), or, with none to replace it, retired
 // (ca.RetireResponder: issuance stops, a revocation's answer is signed by
 // the issuing CA, the node is not ready) until a new one is added. A check
 // that cannot decide (the store unreachable, a key missing on this node's
@@ -161,8 +166,8 @@ func (r *caRole) checkSigners(ctx context.Context) {
 			if c.revoked {
 				// What the revoked signer signed is signed again (and what
 				// it may have signed as it was being replaced).
-				is.resign = map[string]any{"revoked_signer": jwsauth.SerialHex(cur.Certificate.SerialNumber),
-					"signer": jwsauth.SerialHex(c.taken.Certificate.SerialNumber)}
+				is.resign = &resignSince{at: s.now(), details: map[string]any{"revoked_signer": jwsauth.SerialHex(cur.Certificate.SerialNumber),
+					"signer": jwsauth.SerialHex(c.taken.Certificate.SerialNumber)}}
 			}
 		case c.revoked && inService:
 			is.ca.RetireResponder(errSignerRevoked)
@@ -175,8 +180,8 @@ func (r *caRole) checkSigners(ctx context.Context) {
 		}
 		if is.resign != nil {
 			// Kept until recorded: a store that failed now is asked again
-			// at the next check (a later time re-signs more, never less).
-			err := is.publisher.ResignNow(ctx, is.resign)
+			// at the next check, with the time of the switch.
+			err := is.publisher.ResignBefore(ctx, is.resign.at, is.resign.details)
 			r.problems.say(s.log, slog.LevelError, id+" resign", "the answers the revoked OCSP signer signed could not be marked to be signed again; retrying at the next check", err)
 			if err == nil {
 				is.resign = nil

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 )
 
@@ -181,17 +182,18 @@ func (tx *Tx) RevocationRequests(ctx context.Context, issuerID string, serial []
 	return out, rows.Err()
 }
 
-// PendingRevocationRequests returns, oldest first and at most limit, the
-// requests made at or after since to revoke a certificate that is still
-// good, or for keyCompromise one revoked for another reason (which
-// keyCompromise would raise): those a second CA officer may still join.
+// PendingRevocationRequests returns the requests made at or after since to
+// revoke a certificate that is still good, or for keyCompromise one
+// revoked for another reason (which keyCompromise would raise): those a
+// second CA officer may still join. At most limit, the latest, are
+// returned, oldest first.
 func (db *DB) PendingRevocationRequests(ctx context.Context, since time.Time, limit int) ([]RevocationRequest, error) {
 	rows, err := db.sql.QueryContext(ctx, db.d.q(`
 		SELECT r.issuer_id, r.serial, r.officer_fingerprint, r.nonce, r.reason, r.jws, r.requested_at
 		FROM revocation_requests AS r
 		JOIN certificates AS c ON c.issuer_id = r.issuer_id AND c.serial = r.serial
 		WHERE r.requested_at >= $1 AND (c.status = 'good' OR (r.reason = 1 AND c.reason <> 1))
-		ORDER BY r.requested_at, r.officer_fingerprint, r.nonce
+		ORDER BY r.requested_at DESC, r.officer_fingerprint DESC, r.nonce DESC
 		LIMIT $2`), db.d.timeArg(since), limit)
 	if err != nil {
 		return nil, fmt.Errorf("pending revocation requests: %w", err)
@@ -205,6 +207,7 @@ func (db *DB) PendingRevocationRequests(ctx context.Context, since time.Time, li
 		}
 		out = append(out, r)
 	}
+	slices.Reverse(out)
 	return out, rows.Err()
 }
 
