@@ -5,12 +5,14 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"encoding/pem"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -265,6 +267,9 @@ func TestIssuingCARollover(t *testing.T) {
 	}
 	issuing, issuing2 := readPEMCert(t, pki("issuing.pem")), readPEMCert(t, pki("issuing-2.pem"))
 
+	// Requests with a nonce get an answer signed now, by the signer of the
+	// certificate's issuing CA; nodes look at the signers every second.
+	appendFile(t, cfg, "ca:\n  signer_check_interval: 1s\nocsp:\n  nonce: sign\n")
 	// Between the two additions the new issuing CA has no signer yet: a
 	// node started then leaves it out, says so, and issues from the first.
 	dev = startDevEnv(t, dir, env)
@@ -277,15 +282,15 @@ func TestIssuingCARollover(t *testing.T) {
 		t.Errorf("before the new signer was added, issued by %s", between.Issuer)
 	}
 	dev.stop(t)
+	// A status node started then, and left running, signs the new issuing
+	// CA's nonces once its signer is added.
+	statusURL := startNode(t, append(slices.Clone(env), "SANAD_HTTP_ADDR=127.0.0.1:0"), cfg, "status")
 
 	if code, out := add("ocsp-g2", "--role", "ocsp-signer", "--cert", pki("ocsp-g2.pem"), "--key-label", "sanad-dev-ocsp-g2",
 		"--transcript", pki("8-ocsp-signer-2.transcript.jsonl")); code != 0 {
 		t.Fatalf("issuer add ocsp-g2: exit %d\n%s", code, out)
 	}
 	signer, signer2 := readPEMCert(t, pki("ocsp.pem")), readPEMCert(t, pki("ocsp-g2.pem"))
-	// Requests with a nonce get an answer signed now, by the signer of the
-	// certificate's issuing CA.
-	appendFile(t, cfg, "ocsp:\n  nonce: sign\n")
 	dev = startDevEnv(t, dir, env)
 	c = newRAClient(t, dev, dir, env)
 	db := openStoreOf(t, dir, store.DriverSQLite, "")
@@ -313,6 +318,13 @@ func TestIssuingCARollover(t *testing.T) {
 		}
 	}
 	opensslOCSPWithNonce(t, openssl, c, pem2, leaf, "good")
+	nonceOut, nonceErr := opensslOCSPNonce(openssl, c.pems["root"], statusURL, pem2, leaf, "good")
+	for deadline := time.Now().Add(30 * time.Second); nonceErr != nil && time.Now().Before(deadline); nonceOut, nonceErr = opensslOCSPNonce(openssl, c.pems["root"], statusURL, pem2, leaf, "good") {
+		time.Sleep(200 * time.Millisecond)
+	}
+	if nonceErr != nil {
+		t.Errorf("the status node started before the new issuing CA's signer was added, with a nonce: %v\n%s", nonceErr, nonceOut)
+	}
 
 	// The first issuing CA's certificates: an officer it certified revokes
 	// one it issued, which its CRL lists and its signer answers revoked.
@@ -352,19 +364,37 @@ func TestIssuingCARollover(t *testing.T) {
 // signature and its responder's chain to the root through issuerPEM.
 func opensslOCSPWithNonce(t *testing.T, openssl string, c *raClient, issuerPEM string, leaf *x509.Certificate, want string) string {
 	t.Helper()
-	path := filepath.Join(t.TempDir(), "leaf.pem")
-	if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: leaf.Raw}), 0o600); err != nil {
-		t.Fatal(err)
+	out, err := opensslOCSPNonce(openssl, c.pems["root"], c.dev.url, issuerPEM, leaf, want)
+	if err != nil {
+		t.Errorf("%v\n%s", err, out)
 	}
-	out, err := exec.Command(openssl, "ocsp", "-issuer", issuerPEM, "-cert", path, "-url", c.dev.url+"/ocsp",
-		"-CAfile", c.pems["root"], "-verify_other", issuerPEM, "-timeout", "10", "-resp_text").CombinedOutput()
+	return out
+}
+
+// opensslOCSPNonce asks the responder at url with openssl ocsp, with a
+// nonce, about leaf of the issuing CA in issuerPEM (under the root in
+// rootPEM), and reports what is wrong if the answer does not verify, has
+// no nonce or does not say want.
+func opensslOCSPNonce(openssl, rootPEM, url, issuerPEM string, leaf *x509.Certificate, want string) (string, error) {
+	dir, err := os.MkdirTemp("", "sanad-ocsp-")
+	if err != nil {
+		return "", err
+	}
+	defer os.RemoveAll(dir)
+	path := filepath.Join(dir, "leaf.pem")
+	if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: leaf.Raw}), 0o600); err != nil {
+		return "", err
+	}
+	raw, err := exec.Command(openssl, "ocsp", "-issuer", issuerPEM, "-cert", path, "-url", url+"/ocsp",
+		"-CAfile", rootPEM, "-verify_other", issuerPEM, "-timeout", "10", "-resp_text").CombinedOutput()
+	out := string(raw)
 	// (-resp_text prints the nonce extension itself: a warning about the
 	// nonce is what must not appear.)
-	if err != nil || !strings.Contains(string(out), "Response verify OK") || strings.Contains(strings.ToLower(string(out)), "nonce verify error") ||
-		strings.Contains(strings.ToLower(string(out)), "no nonce") || !strings.Contains(string(out), path+": "+want) {
-		t.Errorf("openssl ocsp with a nonce, want %s: %v\n%s", want, err, out)
+	if err != nil || !strings.Contains(out, "Response verify OK") || strings.Contains(strings.ToLower(out), "nonce verify error") ||
+		strings.Contains(strings.ToLower(out), "no nonce") || !strings.Contains(out, path+": "+want) {
+		return out, fmt.Errorf("openssl ocsp with a nonce, want %s: %v", want, err)
 	}
-	return string(out)
+	return out, nil
 }
 
 // appendFile appends text to the file at path.

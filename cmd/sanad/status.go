@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/x509"
 	"fmt"
 	"log/slog"
 	"slices"
@@ -41,7 +42,9 @@ func startStatus(ctx context.Context, s *service) error {
 		}
 		problems := problemLog{}
 		s.every(s.cfg.CA.SignerCheckInterval, func(ctx context.Context) {
-			if next, changed := checkNonceSigners(ctx, s, *cas.Load(), problems); changed {
+			next, grew := addNonceIssuers(ctx, s, *cas.Load(), problems)
+			next, changed := checkNonceSigners(ctx, s, next, problems)
+			if grew || changed {
 				cas.Store(&next)
 			}
 		})
@@ -82,6 +85,39 @@ func nonceResponder(cas []issuingCA, presigned []byte) (ocspsign.Responder, erro
 		}
 	}
 	return ocspsign.Responder{}, fmt.Errorf("%w: no issuing CA in service on this node certified the pre-signed response's responder", status.ErrNoNonceSigner)
+}
+
+// addNonceIssuers adds to cas the issuing CAs of the store it does not
+// hold, once this node can sign their nonces (an unrevoked OCSP signer of
+// theirs with its key on the token, issuingResponder): one recorded since
+// the node started (a rollover's), or left out at the start, incomplete
+// then. What keeps one out is said once. It returns the list and whether
+// it grew.
+func addNonceIssuers(ctx context.Context, s *service, cas []issuingCA, problems problemLog) ([]issuingCA, bool) {
+	issuers, err := s.db.Issuers(ctx)
+	problems.say(s.log, slog.LevelWarn, "issuers", "could not read the issuing CAs to find new ones to sign nonces for", err)
+	if err != nil {
+		return cas, false
+	}
+	signers := withRole(issuers, "ocsp-signer")
+	out, grew := cas, false
+	for _, is := range withRole(issuers, "issuing") {
+		if slices.ContainsFunc(cas, func(c issuingCA) bool { return c.issuer.ID == is.ID }) {
+			continue
+		}
+		c := issuingCA{issuer: is, responder: ocspsign.Responder{IssuerID: is.ID}}
+		c.responder.Issuer, err = x509.ParseCertificate(is.CertificateDER)
+		if err == nil {
+			c.responder.Certificate, c.responder.Signer, err = issuingResponder(ctx, s, is.ID, c.responder.Issuer, signers, s.now())
+		}
+		problems.say(s.log, slog.LevelWarn, is.ID+" absent", "an issuing CA has no OCSP signer this node can sign its nonces with: its nonce requests are answered without a nonce", err)
+		if err != nil {
+			continue
+		}
+		out, grew = append(slices.Clip(out), c), true
+		s.log.Info("an issuing CA's nonce requests are signed from now on", "issuer", is.ID, "signer", c.responder.Certificate.Subject.String())
+	}
+	return out, grew
 }
 
 // checkNonceSigners is checkSigners for the status role, which signs only
