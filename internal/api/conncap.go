@@ -32,13 +32,16 @@ func MaxConnsFor(configured int) int {
 // makes room by closing a kept-alive connection that waits for its next
 // request (the server reports those through connState), as a web server
 // short of connections does; with none idle, Accept waits for one to
-// close, and new clients wait in the kernel's backlog.
+// close or to become idle, and new clients wait in the kernel's backlog.
 type capListener struct {
 	net.Listener
 	slots chan struct{}
 	done  chan struct{}
 	close sync.Once
 	warn  func()
+	// idled is signalled when a connection becomes idle: Accept, waiting
+	// at the cap, closes it then.
+	idled chan struct{}
 
 	mu   sync.Mutex
 	idle map[net.Conn]struct{}
@@ -46,7 +49,7 @@ type capListener struct {
 
 func newCapListener(ln net.Listener, max int, warn func()) *capListener {
 	return &capListener{Listener: ln, slots: make(chan struct{}, max), done: make(chan struct{}),
-		idle: make(map[net.Conn]struct{}), warn: warn}
+		idled: make(chan struct{}, 1), idle: make(map[net.Conn]struct{}), warn: warn}
 }
 
 func (l *capListener) Accept() (net.Conn, error) {
@@ -54,11 +57,20 @@ func (l *capListener) Accept() (net.Conn, error) {
 	case l.slots <- struct{}{}:
 	default:
 		l.warn()
-		l.closeIdle()
-		select {
-		case l.slots <- struct{}{}:
-		case <-l.done:
-			return nil, net.ErrClosed
+	wait:
+		for {
+			// A connection that goes idle while Accept waits is closed
+			// too: one still finishing its response when the cap was
+			// reached would otherwise be kept, and the new client wait
+			// until some connection's idle timeout.
+			l.closeIdle()
+			select {
+			case l.slots <- struct{}{}:
+				break wait
+			case <-l.idled:
+			case <-l.done:
+				return nil, net.ErrClosed
+			}
 		}
 	}
 	c, err := l.Listener.Accept()
@@ -96,6 +108,10 @@ func (l *capListener) connState(c net.Conn, s http.ConnState) {
 	defer l.mu.Unlock()
 	if s == http.StateIdle {
 		l.idle[c] = struct{}{}
+		select {
+		case l.idled <- struct{}{}:
+		default:
+		}
 	} else {
 		delete(l.idle, c)
 	}

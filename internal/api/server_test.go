@@ -192,6 +192,66 @@ func TestConnectionCap(t *testing.T) {
 	}
 }
 
+// TestConnectionCapIdleLater: at the cap, a connection that was busy when
+// a new client came and is kept open, idle, once its request ends, is
+// closed for the new client. Before, only the connections idle when the
+// cap was reached were: the new client waited for the kept one's idle
+// timeout (an hour here).
+func TestConnectionCapIdleLater(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	entered, release := make(chan struct{}, 1), make(chan struct{})
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/block" {
+			entered <- struct{}{}
+			<-release
+		}
+		_, _ = io.WriteString(w, "ok")
+	})
+	addrc := make(chan string, 1)
+	done := make(chan error, 1)
+	go func() {
+		done <- Serve(ctx, "127.0.0.1:0", h, Limits{MaxConns: 1, Idle: time.Hour, Shutdown: 5 * time.Second},
+			slog.New(slog.DiscardHandler), func(a net.Addr) { addrc <- a.String() })
+	}()
+	addr := <-addrc
+	get := func(c *http.Client, path string) error {
+		resp, err := c.Get("http://" + addr + path)
+		if err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		if b, _ := io.ReadAll(resp.Body); string(b) != "ok" {
+			return fmt.Errorf("GET %s: %s %q", path, resp.Status, b)
+		}
+		return nil
+	}
+	// The first client keeps its connection open after its request.
+	kept := &http.Transport{}
+	defer kept.CloseIdleConnections()
+	first := make(chan error, 1)
+	go func() { first <- get(&http.Client{Transport: kept}, "/block") }()
+	<-entered
+	second := make(chan error, 1)
+	go func() {
+		tr := &http.Transport{}
+		defer tr.CloseIdleConnections()
+		second <- get(&http.Client{Transport: tr, Timeout: 20 * time.Second}, "/")
+	}()
+	time.Sleep(300 * time.Millisecond) // the second client waits at the cap
+	close(release)
+	if err := <-first; err != nil {
+		t.Fatal(err)
+	}
+	if err := <-second; err != nil {
+		t.Errorf("the second client once the first connection went idle: %v", err)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("Serve: %v", err)
+	}
+}
+
 // TestMaxConnsFor: a configured cap is kept; the default is at most half
 // the files the process may open.
 func TestMaxConnsFor(t *testing.T) {
