@@ -108,7 +108,12 @@ func (b *Builder) Validity() time.Duration { return b.cfg.Validity }
 // failed), and a node that numbered its CRL before reading could store a
 // higher number over older entries than another node's CRL. thisUpdate is
 // also never before the newest revocation listed, whose date another
-// node's clock, a little ahead, or Config.Backdate may have put after it.
+// node's clock, a little ahead, or Config.Backdate may have put after it,
+// nor before the previous CRL's thisUpdate: a relying party holding two
+// CRLs of the issuer takes the one with the later thisUpdate (OpenSSL's
+// CRL selection does), so a higher-numbered CRL dated earlier, built on a
+// node whose clock is behind, would lose to the one it replaces, and its
+// new entries with it.
 func (b *Builder) Build(ctx context.Context, is Issuer) (store.CRL, error) {
 	// Entries of certificates that expired before the previous CRL was
 	// published, and more than KeepExpired ago, have been listed after
@@ -137,6 +142,9 @@ func (b *Builder) Build(ctx context.Context, is Issuer) (store.CRL, error) {
 		if at := e.RevokedAt.Truncate(time.Second); at.After(thisUpdate) {
 			thisUpdate = at
 		}
+	}
+	if prevNumber != 0 && prev.ThisUpdate.After(thisUpdate) {
+		thisUpdate = prev.ThisUpdate
 	}
 	nextUpdate := thisUpdate.Add(b.cfg.Validity)
 	sa, err := signatureAlgorithmFor(is.Certificate.PublicKey)

@@ -201,7 +201,8 @@ func TestNewRefusesLongValidity(t *testing.T) {
 // after its entries are read, and thisUpdate is never before an entry's
 // revocation date: a revocation committed while a build read (dated after
 // a clock read before), or a Backdate, gave a CRL with an entry after its
-// thisUpdate, which the lint refused, so no CRL was published.
+// thisUpdate, which the lint refused, so no CRL was published. Nor is it
+// before the previous CRL's thisUpdate (a node whose clock is behind).
 func TestBuildDatesAfterItsEntries(t *testing.T) {
 	start := time.Date(2026, 12, 2, 10, 0, 0, 0, time.UTC)
 	is := issuingCA(t, start)
@@ -247,9 +248,17 @@ func TestBuildDatesAfterItsEntries(t *testing.T) {
 		if c, err := back.Build(ctx, is); err != nil || !c.ThisUpdate.Equal(start.Add(2*time.Second)) {
 			t.Errorf("a backdated CRL: thisUpdate %s, %v; want an hour before the clock's second reading", c.ThisUpdate, err)
 		}
+		// A node whose clock is behind (here 50 minutes, backdated an
+		// hour: before the entry): thisUpdate is not before the previous
+		// CRL's, which a relying party would otherwise keep as the newer.
 		at = start.Add(10 * time.Minute)
-		if c, err := back.Build(ctx, is); err != nil || !c.ThisUpdate.Equal(start.Add(time.Second)) {
-			t.Errorf("a CRL backdated before its entry: thisUpdate %s, %v; want the entry's date", c.ThisUpdate, err)
+		if c, err := back.Build(ctx, is); err != nil || !c.ThisUpdate.Equal(start.Add(2*time.Second)) {
+			t.Errorf("a CRL built on a clock behind the previous CRL's: thisUpdate %s, %v; want the previous CRL's", c.ThisUpdate, err)
+		}
+		// A clock further behind, past the entry's date too.
+		at = start.Add(-time.Hour)
+		if c, err := b.Build(ctx, is); err != nil || !c.ThisUpdate.Equal(start.Add(2*time.Second)) {
+			t.Errorf("a CRL built on a clock an hour behind: thisUpdate %s, %v; want the previous CRL's", c.ThisUpdate, err)
 		}
 	})
 }
