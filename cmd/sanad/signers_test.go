@@ -7,6 +7,7 @@ import (
 	"crypto/rand"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"database/sql"
 	"errors"
 	"io"
 	"log/slog"
@@ -19,6 +20,7 @@ import (
 	"github.com/sanadpki/sanad/ca/ocspsign"
 	"github.com/sanadpki/sanad/hsm"
 	"github.com/sanadpki/sanad/hsm/hsmtest"
+	"github.com/sanadpki/sanad/internal/audit"
 	"github.com/sanadpki/sanad/internal/store"
 	"github.com/sanadpki/sanad/internal/store/storetest"
 )
@@ -32,29 +34,10 @@ import (
 // that take accepts, and with none left it is reported revoked (the CA
 // retires it), a signer record that cannot be read notwithstanding.
 func TestNextSigner(t *testing.T) {
-	requireSoftHSM(t)
 	ctx := t.Context()
-	tok := hsmtest.NewToken(t).Token
-	now := time.Now().UTC().Truncate(time.Second)
-	key := func(label string) *hsm.Key {
-		t.Helper()
-		k, err := tok.GenerateKey(ctx, hsm.KeySpec{Label: label, Type: hsm.ECDSAP256})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return k
-	}
-	issuingKey := key("issuing")
-	issuing := catest.Certify(t, &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "Issuing"},
-		NotBefore: now.AddDate(-1, 0, 0), NotAfter: now.AddDate(5, 0, 0), IsCA: true, BasicConstraintsValid: true,
-		KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageCRLSign}, nil, issuingKey.Public(), issuingKey)
-	db, _ := storetest.Open(t, store.DriverSQLite)
+	f := newSignerFixture(t)
+	tok, db, now, issuing, issuingKey, key := f.tok, f.db, f.now, f.issuing, f.issuingKey, f.key
 	s := &service{db: db, token: tok, now: time.Now, log: slog.New(slog.NewTextHandler(io.Discard, nil))}
-	if err := db.InTx(ctx, func(tx *store.Tx) error {
-		return tx.PutIssuer(ctx, store.Issuer{ID: "issuing", Name: "Issuing", Role: "issuing", CertificateDER: issuing.Raw, KeyLabel: "issuing", CreatedAt: now})
-	}); err != nil {
-		t.Fatal(err)
-	}
 	var signers []store.Issuer
 	// signer records an OCSP signer lasting days, among the issuing CA's
 	// certificates, its key labelled label (on the token if onToken).
@@ -159,4 +142,134 @@ func TestNextSigner(t *testing.T) {
 	if c := next(a); c.taken != nil || !c.revoked || c.problems == nil || !strings.Contains(c.problems.Error(), "issuer garbled") {
 		t.Errorf("every signer usable here revoked: took %s, revoked %v, problems %v; want none taken, revoked, naming the garbled record", took(c), c.revoked, c.problems)
 	}
+}
+
+// TestCheckSignersRecordsTheSwitch: a node that replaces a revoked OCSP
+// signer records the time it switched, for every node to sign again what
+// the revoked one signed (Publisher.ResignBefore). When the store refuses
+// the write, the next check records it, with the switch's time, not its
+// own; then nothing more.
+func TestCheckSignersRecordsTheSwitch(t *testing.T) {
+	ctx := t.Context()
+	f := newSignerFixture(t)
+	tok, db, raw, now, issuing, issuingKey := f.tok, f.db, f.raw, f.now, f.issuing, f.issuingKey
+	signer := func(serial int64, label string, days int) *x509.Certificate {
+		t.Helper()
+		c := catest.Certify(t, &x509.Certificate{SerialNumber: big.NewInt(serial), Subject: pkix.Name{CommonName: label},
+			NotBefore: now.Add(-time.Hour), NotAfter: now.AddDate(0, 0, days), KeyUsage: x509.KeyUsageDigitalSignature,
+			ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageOCSPSigning}}, issuing, f.key(label).Public(), issuingKey)
+		if err := db.InTx(ctx, func(tx *store.Tx) error {
+			if err := tx.PutIssuer(ctx, store.Issuer{ID: label, Name: label, Role: "ocsp-signer", CertificateDER: c.Raw, KeyLabel: label, CreatedAt: now}); err != nil {
+				return err
+			}
+			return putCertified(ctx, tx, "issuing", "ocsp-signer", c, now)
+		}); err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	first, second := signer(2, "ocsp-first", 80), signer(3, "ocsp-second", 60)
+
+	clock := now
+	s := &service{db: db, token: tok, now: func() time.Time { return clock }, audit: audit.New(time.Now),
+		log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	role, err := openCA(ctx, s, "http://pki.test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	inService := func() *x509.Certificate {
+		r, _ := role.ca.Responder()
+		return r.Certificate
+	}
+	if !inService().Equal(first) {
+		t.Fatalf("in service at start: %s; want the longest-lasting signer", inService().Subject)
+	}
+	recorded := func() time.Time {
+		t.Helper()
+		at, err := db.OCSPResignBefore(ctx, "issuing")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return at
+	}
+	events := func() int {
+		t.Helper()
+		var n int
+		if err := raw.QueryRowContext(ctx, `SELECT count(*) FROM audit_events WHERE action = 'ocsp.resign'`).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+
+	// Revoked through another node; this one's store refuses the write.
+	if err := db.InTx(ctx, func(tx *store.Tx) error {
+		return tx.RevokeCertificate(ctx, "issuing", first.SerialNumber.Bytes(), now, 1, now)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := raw.ExecContext(ctx, `CREATE TRIGGER refuse_resign BEFORE UPDATE OF ocsp_resign_before ON issuers
+		BEGIN SELECT RAISE(ABORT, 'refused by the test'); END`); err != nil {
+		t.Fatal(err)
+	}
+	switched := now.Add(time.Minute)
+	clock = switched
+	role.checkSigners(ctx)
+	if !inService().Equal(second) {
+		t.Fatalf("after the revocation: %s in service; want the other signer", inService().Subject)
+	}
+	if at := recorded(); !at.IsZero() || events() != 0 {
+		t.Fatalf("with the write refused: recorded %s, %d events; want nothing", at, events())
+	}
+	// The store takes it again: the next check records the switch.
+	if _, err := raw.ExecContext(ctx, `DROP TRIGGER refuse_resign`); err != nil {
+		t.Fatal(err)
+	}
+	clock = switched.Add(time.Minute)
+	role.checkSigners(ctx)
+	if at := recorded(); !at.Equal(switched) || events() != 1 {
+		t.Errorf("the next check: recorded %s, %d events; want the switch's time %s, one event", at, events(), switched)
+	}
+	clock = switched.Add(2 * time.Minute)
+	role.checkSigners(ctx)
+	if at := recorded(); !at.Equal(switched) || events() != 1 {
+		t.Errorf("a check after that: recorded %s, %d events; want it unchanged", at, events())
+	}
+}
+
+// signerFixture is an issuing CA ("issuing") whose key is on a SoftHSM
+// token, recorded in a fresh SQLite store, for the OCSP signer checks.
+type signerFixture struct {
+	tok        *hsm.Token
+	db         *store.DB
+	raw        *sql.DB
+	now        time.Time
+	issuing    *x509.Certificate
+	issuingKey *hsm.Key
+	key        func(label string) *hsm.Key // a new P-256 key on the token
+}
+
+func newSignerFixture(t *testing.T) signerFixture {
+	t.Helper()
+	requireSoftHSM(t)
+	ctx := t.Context()
+	f := signerFixture{tok: hsmtest.NewToken(t).Token, now: time.Now().UTC().Truncate(time.Second)}
+	f.key = func(label string) *hsm.Key {
+		t.Helper()
+		k, err := f.tok.GenerateKey(ctx, hsm.KeySpec{Label: label, Type: hsm.ECDSAP256})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return k
+	}
+	f.issuingKey = f.key("issuing")
+	f.issuing = catest.Certify(t, &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "Issuing"},
+		NotBefore: f.now.AddDate(-1, 0, 0), NotAfter: f.now.AddDate(5, 0, 0), IsCA: true, BasicConstraintsValid: true,
+		KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageCRLSign}, nil, f.issuingKey.Public(), f.issuingKey)
+	f.db, f.raw = storetest.Open(t, store.DriverSQLite)
+	if err := f.db.InTx(ctx, func(tx *store.Tx) error {
+		return tx.PutIssuer(ctx, store.Issuer{ID: "issuing", Name: "Issuing", Role: "issuing", CertificateDER: f.issuing.Raw, KeyLabel: "issuing", CreatedAt: f.now})
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return f
 }
