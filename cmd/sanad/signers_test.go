@@ -12,6 +12,7 @@ import (
 	"io"
 	"log/slog"
 	"math/big"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -272,4 +273,67 @@ func newSignerFixture(t *testing.T) signerFixture {
 		t.Fatal(err)
 	}
 	return f
+}
+
+// TestCheckSignersForbidsAcrossIssuers: an OCSP signer one issuing CA
+// takes while the node runs is a key every other issuing CA of the node
+// refuses to certify from then on, as it refuses the signers it knew at
+// start.
+func TestCheckSignersForbidsAcrossIssuers(t *testing.T) {
+	ctx := t.Context()
+	f := newSignerFixture(t)
+	now := f.now
+	// The active issuing CA, lasting longer than the fixture's.
+	activeKey := f.key("issuing-2")
+	active := catest.Certify(t, &x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "Issuing 2"},
+		NotBefore: now.AddDate(0, 0, -1), NotAfter: now.AddDate(6, 0, 0), IsCA: true, BasicConstraintsValid: true,
+		KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageCRLSign}, nil, activeKey.Public(), activeKey)
+	if err := f.db.InTx(ctx, func(tx *store.Tx) error {
+		return tx.PutIssuer(ctx, store.Issuer{ID: "issuing-2", Name: "Issuing 2", Role: "issuing", CertificateDER: active.Raw, KeyLabel: "issuing-2", CreatedAt: now})
+	}); err != nil {
+		t.Fatal(err)
+	}
+	signer := func(parentID string, parent *x509.Certificate, parentKey *hsm.Key, serial int64, label string, days int) *x509.Certificate {
+		t.Helper()
+		c := catest.Certify(t, &x509.Certificate{SerialNumber: big.NewInt(serial), Subject: pkix.Name{CommonName: label},
+			NotBefore: now.Add(-time.Hour), NotAfter: now.AddDate(0, 0, days), KeyUsage: x509.KeyUsageDigitalSignature,
+			ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageOCSPSigning}}, parent, f.key(label).Public(), parentKey)
+		if err := f.db.InTx(ctx, func(tx *store.Tx) error {
+			if err := tx.PutIssuer(ctx, store.Issuer{ID: label, Name: label, Role: "ocsp-signer", CertificateDER: c.Raw, KeyLabel: label, CreatedAt: now}); err != nil {
+				return err
+			}
+			return putCertified(ctx, tx, parentID, "ocsp-signer", c, now)
+		}); err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	signer("issuing", f.issuing, f.issuingKey, 10, "ocsp-older", 60)
+	signer("issuing-2", active, activeKey, 20, "ocsp-active", 60)
+	s := &service{db: f.db, token: f.tok, now: time.Now, audit: audit.New(time.Now), log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	role, err := openCA(ctx, s, "http://pki.test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if role.crlFrom.ID != "issuing-2" || len(role.older) != 1 {
+		t.Fatalf("active %s with %d older; want issuing-2 active, issuing older", role.crlFrom.ID, len(role.older))
+	}
+	forbidden := func(c *x509.Certificate) bool {
+		return slices.ContainsFunc(role.ca.ForbiddenKeys(), func(k crypto.PublicKey) bool {
+			return k.(interface{ Equal(crypto.PublicKey) bool }).Equal(c.PublicKey)
+		})
+	}
+	// A signer added for the older issuing CA, lasting longer: taken at
+	// the next check, and refused by the active one from then on.
+	added := signer("issuing", f.issuing, f.issuingKey, 11, "ocsp-older-next", 80)
+	if forbidden(added) {
+		t.Fatal("the new signer's key is forbidden before any check")
+	}
+	role.checkSigners(ctx)
+	if r, _ := role.older[0].ca.Responder(); !r.Certificate.Equal(added) {
+		t.Fatalf("the older issuing CA's signer after the check: %s; want the new one", r.Certificate.Subject)
+	}
+	if !forbidden(added) {
+		t.Error("the active issuing CA would certify the key another issuing CA's new OCSP signer signs with")
+	}
 }
