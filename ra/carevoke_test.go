@@ -27,7 +27,8 @@ import (
 // second CA officer with the same reason has it revoked, and the CA's
 // event names both. The signer's own key (the holder route) cannot revoke
 // it either, and a CA officer alone decides on no enrollment and revokes
-// no subscriber's certificate.
+// no subscriber's certificate. An issuing CA's certificate, which the
+// offline root revokes at a ceremony, is refused with that said.
 func TestCARevocationTakesTwoCAOfficers(t *testing.T) {
 	f := catest.New(t, time.Now().UTC().Truncate(time.Second))
 	for _, driver := range storetest.Drivers() {
@@ -188,6 +189,21 @@ func TestCARevocationTakesTwoCAOfficers(t *testing.T) {
 			}
 			if code, _, typ := revoke(aigerim, "keyCompromise"); code != http.StatusConflict || typ != "urn:sanad:problem:already-revoked" {
 				t.Errorf("a third request once revoked: %d %s; want 409 already-revoked", code, typ)
+			}
+
+			// The issuing CA's own certificate is the offline root's to
+			// revoke, at a CRL ceremony: said so, before anything is kept.
+			if err := fx.db.InTx(t.Context(), func(tx *store.Tx) error {
+				return tx.PutIssuer(t.Context(), store.Issuer{ID: "root", Name: "Test Root", Role: "root", CertificateDER: f.Root.Raw, KeyLabel: "root", CreatedAt: time.Now().UTC()})
+			}); err != nil {
+				t.Fatal(err)
+			}
+			catest.Record(t, fx.db, "root", "issuing", f.Issuer.Certificate)
+			before := requests()
+			code, _, typ = post("/api/v1/officer/actions", signAction(t, dana,
+				jwsauth.Action{Action: jwsauth.ActionRevoke, Serial: jwsauth.SerialHex(f.Issuer.Certificate.SerialNumber), Reason: "keyCompromise"}, clk.Now()))
+			if code != http.StatusUnprocessableEntity || typ != "urn:sanad:problem:offline-issuer" || requests() != before {
+				t.Errorf("a CA officer revoking the issuing CA's certificate: %d %s, %d requests kept; want 422 offline-issuer, none", code, typ, requests()-before)
 			}
 		})
 	}

@@ -63,6 +63,7 @@ var problems = map[string]struct {
 	"replayed-request":       {http.StatusConflict, "This signed request was already used"},
 	"not-an-officer":         {http.StatusForbidden, "The signer is not an active RA officer of this CA"},
 	"ca-officer-required":    {http.StatusForbidden, "A CA certificate is revoked by two CA officers; the signer is not a CA officer"},
+	"offline-issuer":         {http.StatusUnprocessableEntity, "The certificate's issuer is an offline CA: it is revoked on that CA's CRL, at a ceremony"},
 	"certificate-not-valid":  {http.StatusForbidden, "The signer's certificate is not valid now"},
 	"certificate-revoked":    {http.StatusForbidden, "The signer's certificate is revoked"},
 	"already-decided":        {http.StatusConflict, "This officer already decided on this enrollment"},

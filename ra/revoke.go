@@ -141,6 +141,12 @@ func (s *Service) revokeCA(ctx context.Context, o officer, c store.Certificate, 
 	if !o.has(roleCA) {
 		return Revocation{}, caOfficersRevoke(p.Action.Serial, c)
 	}
+	if _, ours := s.d.Issuers[c.IssuerID]; !ours {
+		// An issuing CA's own certificate: its issuer, the root, is
+		// offline, and lists it on its CRL at a ceremony.
+		return Revocation{}, refuse("offline-issuer", "certificate %s (%s) was signed by %s, which is not an issuing CA: it is revoked on that CA's CRL, at a CRL ceremony (sanad ceremony run, then sanad crl import)",
+			p.Action.Serial, c.Profile, c.IssuerID)
+	}
 	if c.Status == store.StatusRevoked && (reason != reasonKeyCompromise || c.Reason == reasonKeyCompromise) {
 		return Revocation{}, revokeRefusal(&store.AlreadyRevokedError{At: c.RevokedAt, Reason: c.Reason}, p.Action.Serial)
 	}
