@@ -471,13 +471,15 @@ func (r *Responder) preload(ctx context.Context) error {
 			return fmt.Errorf("preload: %w", err)
 		}
 		for _, resp := range page {
+			// Past it, readable or not: a page of rows that cannot be
+			// read would otherwise be read again for ever.
+			from = resp.After()
 			e, err := responseEntry(resp)
 			if err != nil {
 				r.log.Error("OCSP preload", "err", err)
 				continue
 			}
 			r.cache.put(cacheKey(resp.IssuerID, resp.Serial), e)
-			from = resp.After()
 			n++
 		}
 		if len(page) < r.cfg.PageSize {

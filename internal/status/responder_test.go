@@ -517,15 +517,17 @@ func TestRevocationReachesTheResponder(t *testing.T) {
 }
 
 // TestPreload: with Preload the first sync fills the cache with the stored
-// responses, up to CacheSize; without it the cache fills from requests.
+// responses, up to CacheSize; without it the cache fills from requests. A
+// page of rows that cannot be read is passed over, not read again for ever.
 func TestPreload(t *testing.T) {
 	f := catest.New(t, time.Now().UTC().Truncate(time.Second))
-	db, _ := storetest.Open(t, store.DriverSQLite)
+	db, raw := storetest.Open(t, store.DriverSQLite)
 	d := deploy(t, f, db)
 	for range 5 {
 		d.issue(t)
 	}
-	ctx := context.Background()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
 	for _, tc := range []struct {
 		cfg  status.Config
 		want int
@@ -546,6 +548,22 @@ func TestPreload(t *testing.T) {
 		if got := r.CacheEntries(); got != tc.want && !(tc.cfg.CacheSize == 3 && got > 0 && got <= 3) {
 			t.Errorf("%+v: %d entries, want %d", tc.cfg, got, tc.want)
 		}
+	}
+	// The two oldest rows garbled: the first page of two holds nothing
+	// readable.
+	if _, err := raw.ExecContext(ctx, `UPDATE ocsp_responses SET der = X'3000' WHERE rowid IN
+		(SELECT rowid FROM ocsp_responses ORDER BY updated_at, serial LIMIT 2)`); err != nil {
+		t.Fatal(err)
+	}
+	r, err := status.New(ctx, db, status.Config{Preload: true, PageSize: 2}, nil, time.Now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Sync(ctx); err != nil {
+		t.Fatalf("the first sync, a page of garbled rows first: %v", err)
+	}
+	if got := r.CacheEntries(); got != 3 {
+		t.Errorf("preloaded past two garbled rows: %d entries, want the 3 readable ones", got)
 	}
 }
 
