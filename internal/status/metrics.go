@@ -51,7 +51,7 @@ func newMetrics() *metrics {
 }
 
 // Register adds the responder's metrics to reg, with gauges of its cache
-// size and sync lag.
+// size, its sync lag and its last successful sync.
 func (r *Responder) Register(reg prometheus.Registerer) error {
 	cs := append([]prometheus.Collector{}, r.metrics.collectors...)
 	cs = append(cs,
@@ -62,7 +62,10 @@ func (r *Responder) Register(reg prometheus.Registerer) error {
 			func() float64 { return float64(r.unknown.len()) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "sanad_ocsp_sync_lag_seconds",
 			Help: "Age of the newest OCSP response the last sync read, when it read it."},
-			func() float64 { return time.Duration(r.lag.Load()).Seconds() }))
+			func() float64 { return time.Duration(r.lag.Load()).Seconds() }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "sanad_ocsp_last_sync_timestamp_seconds",
+			Help: "When the last OCSP sync that succeeded ended (Unix time): alert on its age, as revocations reach this node only through syncs."},
+			func() float64 { return float64(r.lastSync.Load()) / 1e9 }))
 	for _, c := range cs {
 		if err := reg.Register(c); err != nil {
 			return err

@@ -141,6 +141,9 @@ type Responder struct {
 	// lag is the age of the newest response seen by the last sync, in
 	// nanoseconds (a metric).
 	lag atomic.Int64
+	// lastSync is when the last sync that succeeded ended, in Unix
+	// nanoseconds (a metric): lag stays as it was while syncs fail.
+	lastSync atomic.Int64
 
 	metrics *metrics
 }
@@ -231,7 +234,11 @@ func (r *Responder) loadIssuers(ctx context.Context) (bool, error) {
 	return true, nil
 }
 
-// Ready reports whether the first sync has completed (for /readyz).
+// Ready reports whether the first sync has completed (for /readyz). A
+// sync that fails later does not make the node unready: the answers it
+// serves are signed and valid until their nextUpdate, and every node of
+// the tier would go at once with the store, leaving relying parties none.
+// sanad_ocsp_last_sync_timestamp_seconds says how long syncs have failed.
 func (r *Responder) Ready(context.Context) error {
 	if !r.ready.Load() {
 		return errors.New("the first sync of OCSP responses has not completed")
@@ -457,6 +464,7 @@ func (r *Responder) sync(ctx context.Context, cursor store.OCSPCursor, first boo
 		r.lag.Store(int64(r.now().Sub(newest.UpdatedAt)))
 	}
 	r.metrics.syncs.Inc()
+	r.lastSync.Store(r.now().UnixNano())
 	r.ready.Store(true)
 	return newest, nil
 }

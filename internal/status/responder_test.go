@@ -26,6 +26,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/crypto/ocsp"
 
 	"github.com/sanadpki/sanad/ca"
@@ -824,4 +825,78 @@ func TestIssuerAddedWhileServing(t *testing.T) {
 			t.Errorf("the first issuing CA's certificate: status %d", s)
 		}
 	})
+}
+
+// failingStore fails the sync's reads while fail is set.
+type failingStore struct {
+	*store.DB
+	fail atomic.Bool
+}
+
+func (s *failingStore) OCSPResponsesAfter(ctx context.Context, from store.OCSPCursor, limit int) ([]store.OCSPResponse, error) {
+	if s.fail.Load() {
+		return nil, errors.New("the store is unreachable (test)")
+	}
+	return s.DB.OCSPResponsesAfter(ctx, from, limit)
+}
+
+// TestLastSyncMetric: sanad_ocsp_last_sync_timestamp_seconds is when the
+// last sync that succeeded ended, and stays there while syncs fail; the
+// node stays ready on what it holds.
+func TestLastSyncMetric(t *testing.T) {
+	f := catest.New(t, time.Now().UTC().Truncate(time.Second))
+	db, _ := storetest.Open(t, store.DriverSQLite)
+	d := deploy(t, f, db)
+	d.issue(t)
+	ctx := t.Context()
+	now := time.Now().UTC().Truncate(time.Second)
+	clock := func() time.Time { return now }
+	st := &failingStore{DB: db}
+	r, err := status.New(ctx, st, status.Config{}, nil, clock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg := prometheus.NewRegistry()
+	if err := r.Register(reg); err != nil {
+		t.Fatal(err)
+	}
+	lastSync := func() float64 {
+		t.Helper()
+		families, err := reg.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, mf := range families {
+			if mf.GetName() == "sanad_ocsp_last_sync_timestamp_seconds" {
+				return mf.GetMetric()[0].GetGauge().GetValue()
+			}
+		}
+		t.Fatal("no sanad_ocsp_last_sync_timestamp_seconds")
+		return 0
+	}
+	if err := r.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	first := now
+	if got := lastSync(); got != float64(first.Unix()) {
+		t.Errorf("after a sync: %v; want %d", got, first.Unix())
+	}
+	now = now.Add(time.Hour)
+	st.fail.Store(true)
+	if err := r.Sync(ctx); err == nil {
+		t.Fatal("a sync with the store failing succeeded")
+	}
+	if got := lastSync(); got != float64(first.Unix()) {
+		t.Errorf("after a failed sync: %v; want the last good one's %d", got, first.Unix())
+	}
+	if err := r.Ready(ctx); err != nil {
+		t.Errorf("Ready after a failed sync: %v; want ready on what it holds", err)
+	}
+	st.fail.Store(false)
+	if err := r.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := lastSync(); got != float64(now.Unix()) {
+		t.Errorf("after syncing again: %v; want %d", got, now.Unix())
+	}
 }
