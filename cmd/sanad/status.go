@@ -20,8 +20,9 @@ import (
 // check (the first sync) and its metrics.
 func startStatus(ctx context.Context, s *service) error {
 	c := s.cfg.Status
-	cfg := status.Config{CacheSize: c.CacheSize, SyncInterval: c.SyncInterval,
-		Overlap: c.Overlap, LogRequests: c.LogRequests, Preload: c.Preload, NoncePerSecond: float64(s.cfg.OCSP.NoncePerSecond)}
+	cfg := status.Config{CacheSize: c.CacheSize, SyncInterval: c.SyncInterval, Overlap: c.Overlap,
+		ResyncInterval: c.ResyncInterval, ResyncWindow: c.ResyncWindow,
+		LogRequests: c.LogRequests, Preload: c.Preload, NoncePerSecond: float64(s.cfg.OCSP.NoncePerSecond)}
 	if s.cfg.OCSP.Nonce == "sign" {
 		found, _, err := caIssuers(ctx, s, false)
 		if err != nil {

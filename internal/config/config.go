@@ -112,6 +112,13 @@ type Status struct {
 	// answers a revocation.
 	SyncInterval time.Duration `yaml:"sync_interval"`
 	Overlap      time.Duration `yaml:"overlap"`
+	// ResyncInterval is how often a sync reads again every response
+	// stamped within ResyncWindow of the node's clock: responses are
+	// stamped by the clocks of the CA nodes that wrote them, and this
+	// bounds how late a revocation stamped by a node whose clock is
+	// behind another's is answered (see status.Config).
+	ResyncInterval time.Duration `yaml:"resync_interval"`
+	ResyncWindow   time.Duration `yaml:"resync_window"`
 	// LogRequests logs each OCSP request's serial, outcome and client, for
 	// debugging only: who checks whose certificate is private.
 	LogRequests bool `yaml:"log_requests"`
@@ -318,7 +325,7 @@ func Default() Config {
 		Audit:    Audit{KeyLabel: "sanad-audit", CheckpointInterval: time.Minute, Origin: "sanad audit log"},
 		CA:       CA{SignerCheckInterval: time.Minute},
 		RA:       RA{ClientPerMinute: 120, IdentifierPerHour: 10},
-		Status:   Status{CacheSize: 1_000_000, SyncInterval: time.Second, Overlap: 10 * time.Second, Preload: true},
+		Status:   Status{CacheSize: 1_000_000, SyncInterval: time.Second, Overlap: 10 * time.Second, ResyncInterval: 5 * time.Minute, ResyncWindow: time.Hour, Preload: true},
 		OCSP:     OCSP{Nonce: "ignore", NoncePerSecond: 100},
 		Verify:   Verify{MaxContentBytes: 32 << 20, MaxConcurrent: 4, FetchTimeout: 5 * time.Second, RevocationCacheTTL: time.Minute},
 		Log:      Log{Level: "info", Format: "text"},
@@ -528,6 +535,12 @@ func (c Config) Validate() error {
 	}
 	if c.Status.Overlap < c.Status.SyncInterval || c.Status.Overlap > 24*time.Hour {
 		bad("status.overlap", "%s must be at least status.sync_interval and at most 24h", c.Status.Overlap)
+	}
+	if c.Status.ResyncInterval < c.Status.SyncInterval || c.Status.ResyncInterval > 24*time.Hour {
+		bad("status.resync_interval", "%s must be at least status.sync_interval and at most 24h", c.Status.ResyncInterval)
+	}
+	if c.Status.ResyncWindow < c.Status.Overlap || c.Status.ResyncWindow > 7*24*time.Hour {
+		bad("status.resync_window", "%s must be at least status.overlap and at most 168h", c.Status.ResyncWindow)
 	}
 	if c.Verify.MaxContentBytes < 1 || c.Verify.MaxContentBytes > 1<<30 {
 		bad("verify.max_content_bytes", "%d is outside 1..1073741824", c.Verify.MaxContentBytes)

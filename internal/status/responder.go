@@ -59,6 +59,17 @@ type Config struct {
 	// (default 10 s), so that a transaction that commits later than rows
 	// stamped after it is still seen. Longer than any write transaction.
 	Overlap time.Duration
+	// ResyncWindow and ResyncInterval: every ResyncInterval (default 5
+	// min) a sync reads again every row stamped within ResyncWindow
+	// (default 1 h) of this node's clock, whatever its cursor says. Rows
+	// are stamped by the clock of the CA node that wrote them: one whose
+	// clock ran ahead moves every cursor ahead with its rows, and a
+	// revocation stamped by an accurate node just after would fall behind
+	// Overlap, never read, its certificate answered good until the cached
+	// answer's nextUpdate. This bounds that to ResyncInterval, for clocks
+	// within ResyncWindow of each other.
+	ResyncWindow   time.Duration
+	ResyncInterval time.Duration
 	// NegativeTTL is how long "this serial is not in the store" is
 	// remembered before the store is asked again (default 5 s). A
 	// certificate issued meanwhile is seen by the sync at once.
@@ -96,6 +107,12 @@ func (c Config) withDefaults() Config {
 	}
 	if c.Overlap <= 0 {
 		c.Overlap = 10 * time.Second
+	}
+	if c.ResyncWindow <= 0 {
+		c.ResyncWindow = time.Hour
+	}
+	if c.ResyncInterval <= 0 {
+		c.ResyncInterval = 5 * time.Minute
 	}
 	if c.NegativeTTL <= 0 {
 		c.NegativeTTL = 5 * time.Second
@@ -141,6 +158,9 @@ type Responder struct {
 	// lag is the age of the newest response seen by the last sync, in
 	// nanoseconds (a metric).
 	lag atomic.Int64
+	// resynced is when the last sync that read ResyncWindow again began,
+	// in Unix nanoseconds.
+	resynced atomic.Int64
 	// lastSync is when the last sync that succeeded ended, in Unix
 	// nanoseconds (a metric): lag stays as it was while syncs fail.
 	lastSync atomic.Int64
@@ -422,7 +442,7 @@ func (r *Responder) Sync(ctx context.Context) error {
 // the cached ones they are newer than. The first sync starts Overlap
 // before the newest row: the cache fills from misses, not from a scan of
 // the whole table. It returns the cursor for the next sync.
-func (r *Responder) sync(ctx context.Context, cursor store.OCSPCursor, first bool) (store.OCSPCursor, error) {
+func (r *Responder) sync(ctx context.Context, cursor store.OCSPCursor, first bool) (_ store.OCSPCursor, err error) {
 	if changed, err := r.loadIssuers(ctx); err != nil {
 		return cursor, err
 	} else if changed && !first {
@@ -439,10 +459,23 @@ func (r *Responder) sync(ctx context.Context, cursor store.OCSPCursor, first boo
 			}
 		}
 		cursor = store.OCSPCursor{UpdatedAt: latest}
+		r.resynced.Store(r.now().UnixNano()) // nothing cached is older than the cache
 	}
 	// Read again from Overlap before the cursor: rows a slow transaction
-	// committed after newer ones were read.
+	// committed after newer ones were read; and, every ResyncInterval,
+	// from ResyncWindow before this node's clock: rows stamped by a CA
+	// node whose clock is behind the one that moved the cursor.
 	from := store.OCSPCursor{UpdatedAt: cursor.UpdatedAt.Add(-r.cfg.Overlap)}
+	if now := r.now(); !first && now.Sub(time.Unix(0, r.resynced.Load())) >= r.cfg.ResyncInterval {
+		if wide := now.Add(-r.cfg.ResyncWindow); wide.Before(from.UpdatedAt) {
+			from = store.OCSPCursor{UpdatedAt: wide}
+		}
+		defer func() {
+			if err == nil {
+				r.resynced.Store(now.UnixNano())
+			}
+		}()
+	}
 	newest := cursor
 	for {
 		page, err := r.store.OCSPResponsesAfter(ctx, from, r.cfg.PageSize)

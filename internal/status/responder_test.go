@@ -121,7 +121,13 @@ func (d *deployment) serve(t *testing.T, cfg status.Config) *status.Responder {
 // serveStore is serve over another view of the store.
 func (d *deployment) serveStore(t *testing.T, st status.Store, cfg status.Config) *status.Responder {
 	t.Helper()
-	r, err := status.New(context.Background(), st, cfg, nil, time.Now)
+	return d.serveAt(t, st, cfg, time.Now)
+}
+
+// serveAt is serveStore with the responder's clock.
+func (d *deployment) serveAt(t *testing.T, st status.Store, cfg status.Config, now func() time.Time) *status.Responder {
+	t.Helper()
+	r, err := status.New(context.Background(), st, cfg, nil, now)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -898,5 +904,49 @@ func TestLastSyncMetric(t *testing.T) {
 	}
 	if got := lastSync(); got != float64(now.Unix()) {
 		t.Errorf("after syncing again: %v; want %d", got, now.Unix())
+	}
+}
+
+// TestResyncAfterAClockAhead: a CA node whose clock runs ahead stamps its
+// rows ahead and moves the responder's cursor with them; a revocation an
+// accurate node stamps just after falls behind Overlap, and the syncs that
+// follow do not read it. The resync does: every ResyncInterval it reads
+// ResyncWindow back from the responder's own clock.
+func TestResyncAfterAClockAhead(t *testing.T) {
+	f := catest.New(t, time.Now().UTC().Truncate(time.Second))
+	db, raw := storetest.Open(t, store.DriverSQLite)
+	d := deploy(t, f, db)
+	ahead, victim := d.issue(t), d.issue(t)
+	ctx := t.Context()
+	now := time.Now().UTC()
+	r := d.serveAt(t, db, status.Config{Overlap: 10 * time.Second, ResyncInterval: 5 * time.Minute, ResyncWindow: time.Hour},
+		func() time.Time { return now })
+	if s := d.statusOf(t, victim); s != ocsp.Good {
+		t.Fatalf("status %d before the revocation", s)
+	}
+	// The fast node's row, stamped half an hour ahead, read by a sync.
+	if _, err := raw.ExecContext(ctx, `UPDATE ocsp_responses SET updated_at = ? WHERE serial = ?`,
+		now.Add(30*time.Minute).UnixMicro(), ahead.SerialNumber.Bytes()); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.ca.Revoke(ctx, victim.SerialNumber.Bytes(), 1, "officer:test"); err != nil {
+		t.Fatal(err)
+	}
+	now = now.Add(time.Second)
+	if err := r.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if s := d.statusOf(t, victim); s != ocsp.Good {
+		t.Fatalf("status %d a sync after the revocation; the test wants the cursor past it (good, from the cache)", s)
+	}
+	now = now.Add(5 * time.Minute)
+	if err := r.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if s := d.statusOf(t, victim); s != ocsp.Revoked {
+		t.Errorf("status %d after the resync; want revoked", s)
 	}
 }
