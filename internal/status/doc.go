@@ -20,9 +20,11 @@
 // metrics are kept, unless Config.LogRequests is switched on to debug).
 //
 // Requests carry one certificate each (RFC 5019 §2.1.1); a request list of
-// several is answered malformedRequest. CertIDs hashed with SHA-1 or
-// SHA-2 are matched to the issuer; the stored response carries the CA's
-// CertID (SHA-1, as RFC 5019 §2.2.1 expects clients to send). Nonces
+// several is answered malformedRequest. CertIDs hashed with SHA-1 are
+// matched to the issuer, as the stored responses carry them (RFC 5019
+// §2.1.1); one hashed with SHA-2 is answered unauthorized, since an answer
+// names the certificate as the request did (RFC 6960 §4.1.1) and a client
+// cannot match a SHA-1 CertID to its SHA-256 one. Nonces
 // (RFC 8954) are checked for form and otherwise ignored, as RFC 5019 §4
 // allows for pre-signed responses.
 package status
