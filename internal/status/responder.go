@@ -333,7 +333,15 @@ func (r *Responder) load(ctx context.Context, issuerID string, serial []byte, no
 	if err != nil {
 		return nil, err
 	}
-	return responseEntry(resp)
+	e, err := responseEntry(resp)
+	if err != nil {
+		return nil, err
+	}
+	// Past its nextUpdate, it is asked for again only after NegativeTTL
+	// (fresh): a publisher that stopped re-signing must not turn every
+	// request for a hot serial into a store read.
+	e.checkedAt, e.negativeTTL = now, r.cfg.NegativeTTL
+	return e, nil
 }
 
 // responseEntry prepares a stored response for serving: its status, and
@@ -625,7 +633,9 @@ type entry struct {
 	// cc is the Cache-Control value of the current second.
 	cc atomic.Pointer[cacheControlValue]
 
-	// For a negative entry: when the store was asked.
+	// When the store was asked, by a request (zero for an entry a sync
+	// read): a negative entry, or one past its nextUpdate, is fresh for
+	// negativeTTL after.
 	checkedAt   time.Time
 	negativeTTL time.Duration
 }
@@ -674,10 +684,10 @@ func httpDate(t time.Time) []string {
 // fresh reports whether a cached entry may be used without the store: a
 // response until its nextUpdate, a negative entry for its TTL.
 func (e *entry) fresh(now time.Time) bool {
-	if e.der == nil {
-		return now.Sub(e.checkedAt) < e.negativeTTL
+	if e.der != nil && (e.nextUpdate.IsZero() || now.Before(e.nextUpdate)) {
+		return true
 	}
-	return e.nextUpdate.IsZero() || now.Before(e.nextUpdate)
+	return !e.checkedAt.IsZero() && now.Sub(e.checkedAt) < e.negativeTTL
 }
 
 // shardedMap is a bounded map from string keys, in shards so that lookups
@@ -792,7 +802,11 @@ func newCache(size int) *cache { return &cache{newShardedMap[*entry](size)} }
 // put stores e under key, unless the cached entry is a response at least
 // as new as e (a sync and a miss may race to store the same serial).
 func (c *cache) put(key string, e *entry) {
-	c.shardedMap.put(key, e, func(old *entry) bool { return old.der != nil && !e.updatedAt.After(old.updatedAt) })
+	// An older response never replaces a newer one; the same one, asked
+	// for again (load), replaces itself, to say when.
+	c.shardedMap.put(key, e, func(old *entry) bool {
+		return old.der != nil && (e.updatedAt.Before(old.updatedAt) || e.updatedAt.Equal(old.updatedAt) && !e.checkedAt.After(old.checkedAt))
+	})
 }
 
 // getCache keeps parsed GET requests by their encoded path segment. The

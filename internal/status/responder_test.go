@@ -950,3 +950,43 @@ func TestResyncAfterAClockAhead(t *testing.T) {
 		t.Errorf("status %d after the resync; want revoked", s)
 	}
 }
+
+// TestStaleAnswerAskedOnce: an answer past its nextUpdate (the CA's
+// publisher stopped re-signing) is answered tryLater, and the store is
+// asked for a newer one once a NegativeTTL, not at every request.
+func TestStaleAnswerAskedOnce(t *testing.T) {
+	f := catest.New(t, time.Now().UTC().Truncate(time.Second))
+	db, _ := storetest.Open(t, store.DriverSQLite)
+	d := deploy(t, f, db)
+	cert := d.issue(t)
+	st := &countingStore{DB: db}
+	now := time.Now().UTC()
+	d.serveAt(t, st, status.Config{NegativeTTL: 5 * time.Second}, func() time.Time { return now })
+	reqDER, err := ocsp.CreateRequest(cert, f.Issuer.Certificate, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ask := func() []byte {
+		t.Helper()
+		_, body := d.get(t, "/ocsp/"+base64.StdEncoding.EncodeToString(reqDER))
+		return body
+	}
+	if _, err := ocsp.ParseResponseForCert(ask(), cert, f.Issuer.Certificate); err != nil {
+		t.Fatalf("the answer while fresh: %v", err)
+	}
+	now = now.AddDate(0, 0, 5) // past the answer's nextUpdate (4 days)
+	before := st.responses.Load()
+	for i := range 3 {
+		if body := ask(); !bytes.Equal(body, []byte{0x30, 0x03, 0x0a, 0x01, 0x03}) {
+			t.Fatalf("request %d past nextUpdate: %x; want tryLater", i+1, body)
+		}
+	}
+	if n := st.responses.Load() - before; n != 1 {
+		t.Errorf("store reads for three requests past nextUpdate within NegativeTTL: %d; want 1", n)
+	}
+	now = now.Add(6 * time.Second)
+	ask()
+	if n := st.responses.Load() - before; n != 2 {
+		t.Errorf("store reads once NegativeTTL passed: %d; want 2", n)
+	}
+}
