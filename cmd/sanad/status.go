@@ -21,7 +21,7 @@ import (
 func startStatus(ctx context.Context, s *service) error {
 	c := s.cfg.Status
 	cfg := status.Config{CacheSize: c.CacheSize, SyncInterval: c.SyncInterval, Overlap: c.Overlap,
-		ResyncInterval: c.ResyncInterval, ResyncWindow: c.ResyncWindow,
+		ResyncInterval: c.ResyncInterval, ResyncWindow: c.ResyncWindow, MaxStoreReads: c.MaxStoreReads,
 		LogRequests: c.LogRequests, Preload: c.Preload, NoncePerSecond: float64(s.cfg.OCSP.NoncePerSecond)}
 	if s.cfg.OCSP.Nonce == "sign" {
 		found, _, err := caIssuers(ctx, s, false)

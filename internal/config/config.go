@@ -119,6 +119,11 @@ type Status struct {
 	// behind another's is answered (see status.Config).
 	ResyncInterval time.Duration `yaml:"resync_interval"`
 	ResyncWindow   time.Duration `yaml:"resync_window"`
+	// MaxStoreReads bounds the OCSP requests reading the store at once on
+	// a cache miss; one more is answered tryLater after 50 ms, so that
+	// requests for random serials leave the sync its connections (keep it
+	// below database.max_open_conns).
+	MaxStoreReads int `yaml:"max_store_reads"`
 	// LogRequests logs each OCSP request's serial, outcome and client, for
 	// debugging only: who checks whose certificate is private.
 	LogRequests bool `yaml:"log_requests"`
@@ -325,7 +330,7 @@ func Default() Config {
 		Audit:    Audit{KeyLabel: "sanad-audit", CheckpointInterval: time.Minute, Origin: "sanad audit log"},
 		CA:       CA{SignerCheckInterval: time.Minute},
 		RA:       RA{ClientPerMinute: 120, IdentifierPerHour: 10},
-		Status:   Status{CacheSize: 1_000_000, SyncInterval: time.Second, Overlap: 10 * time.Second, ResyncInterval: 5 * time.Minute, ResyncWindow: time.Hour, Preload: true},
+		Status:   Status{CacheSize: 1_000_000, SyncInterval: time.Second, Overlap: 10 * time.Second, ResyncInterval: 5 * time.Minute, ResyncWindow: time.Hour, MaxStoreReads: 4, Preload: true},
 		OCSP:     OCSP{Nonce: "ignore", NoncePerSecond: 100},
 		Verify:   Verify{MaxContentBytes: 32 << 20, MaxConcurrent: 4, FetchTimeout: 5 * time.Second, RevocationCacheTTL: time.Minute},
 		Log:      Log{Level: "info", Format: "text"},
@@ -538,6 +543,9 @@ func (c Config) Validate() error {
 	}
 	if c.Status.ResyncInterval < c.Status.SyncInterval || c.Status.ResyncInterval > 24*time.Hour {
 		bad("status.resync_interval", "%s must be at least status.sync_interval and at most 24h", c.Status.ResyncInterval)
+	}
+	if c.Status.MaxStoreReads < 1 || c.Status.MaxStoreReads > 1024 {
+		bad("status.max_store_reads", "%d is outside 1..1024", c.Status.MaxStoreReads)
 	}
 	if c.Status.ResyncWindow < c.Status.Overlap || c.Status.ResyncWindow > 7*24*time.Hour {
 		bad("status.resync_window", "%s must be at least status.overlap and at most 168h", c.Status.ResyncWindow)

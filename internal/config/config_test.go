@@ -67,7 +67,7 @@ func TestParseRejects(t *testing.T) {
 		{"verify", "hsm: {token_label: t}\nverify: {aia_prefixes: ['http://pki.example.kz', 'file:///etc/'], ocsp_responder: 'ldap://x', max_content_bytes: 0, max_concurrent: 0, max_held_bytes: 1000, fetch_timeout: 1ms, revocation_cache_ttl: -1s}\n",
 			[]string{"verify.aia_prefixes: \"http://pki.example.kz\"", "verify.aia_prefixes: \"file:///etc/\"", "verify.ocsp_responder", "verify.max_content_bytes", "verify.max_concurrent", "verify.max_held_bytes", "verify.fetch_timeout", "verify.revocation_cache_ttl"}},
 		{"overlap shorter than the sync", "hsm: {token_label: t}\nstatus: {sync_interval: 5s, overlap: 1s}\n", []string{"status.overlap"}},
-		{"resync shorter than the sync, window shorter than the overlap", "hsm: {token_label: t}\nstatus: {sync_interval: 5s, overlap: 10s, resync_interval: 1s, resync_window: 5s}\n", []string{"status.resync_interval", "status.resync_window"}},
+		{"resync shorter than the sync, window shorter than the overlap, no store reads", "hsm: {token_label: t}\nstatus: {sync_interval: 5s, overlap: 10s, resync_interval: 1s, resync_window: 5s, max_store_reads: 0}\n", []string{"status.resync_interval", "status.resync_window", "status.max_store_reads"}},
 		{"trusted proxy", "hsm: {token_label: t}\nhttp: {trusted_proxies: [10.0.0.0/8, lb.example]}\n", []string{"http.trusted_proxies: \"lb.example\""}},
 		{"operator address", "hsm: {token_label: t}\nhttp: {ops_addr: nowhere}\n", []string{"http.ops_addr: \"nowhere\" is not host:port"}},
 		{"operator address is the public one", "hsm: {token_label: t}\nhttp: {addr: '0.0.0.0:8080', ops_addr: '0.0.0.0:8080'}\n", []string{"http.ops_addr: is http.addr"}},

@@ -11,6 +11,7 @@ import (
 type metrics struct {
 	requests                  *prometheus.CounterVec
 	cacheHits, cacheMisses    prometheus.Counter
+	missesRefused             prometheus.Counter
 	syncs, syncErrors         prometheus.Counter
 	requestSeconds            prometheus.Histogram
 	outcomeCounters           map[outcome]prometheus.Counter
@@ -28,8 +29,10 @@ func newMetrics() *metrics {
 		}, []string{"outcome"}),
 		cacheHits:   prometheus.NewCounter(prometheus.CounterOpts{Name: "sanad_ocsp_cache_hits_total", Help: "OCSP lookups answered from the cache."}),
 		cacheMisses: prometheus.NewCounter(prometheus.CounterOpts{Name: "sanad_ocsp_cache_misses_total", Help: "OCSP lookups that read the store."}),
-		syncs:       prometheus.NewCounter(prometheus.CounterOpts{Name: "sanad_ocsp_syncs_total", Help: "Completed syncs of OCSP responses from the store."}),
-		syncErrors:  prometheus.NewCounter(prometheus.CounterOpts{Name: "sanad_ocsp_sync_errors_total", Help: "Syncs of OCSP responses that failed."}),
+		missesRefused: prometheus.NewCounter(prometheus.CounterOpts{Name: "sanad_ocsp_store_reads_refused_total",
+			Help: "OCSP cache misses answered tryLater: status.max_store_reads were reading the store already."}),
+		syncs:      prometheus.NewCounter(prometheus.CounterOpts{Name: "sanad_ocsp_syncs_total", Help: "Completed syncs of OCSP responses from the store."}),
+		syncErrors: prometheus.NewCounter(prometheus.CounterOpts{Name: "sanad_ocsp_sync_errors_total", Help: "Syncs of OCSP responses that failed."}),
 		requestSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "sanad_ocsp_request_seconds",
 			Help:    "Time to answer an OCSP request, from parse to the last byte written.",
@@ -46,7 +49,7 @@ func newMetrics() *metrics {
 	for _, o := range []outcome{outcomeGood, outcomeRevoked, outcomeUnknown, outcomeUnauthorized, outcomeMalformed, outcomeTryLater} {
 		m.outcomeCounters[o] = m.requests.WithLabelValues(string(o))
 	}
-	m.collectors = []prometheus.Collector{m.requests, method, m.nonceSigned, m.nonceThrottled, m.cacheHits, m.cacheMisses, m.syncs, m.syncErrors, m.requestSeconds}
+	m.collectors = []prometheus.Collector{m.requests, method, m.nonceSigned, m.nonceThrottled, m.cacheHits, m.cacheMisses, m.missesRefused, m.syncs, m.syncErrors, m.requestSeconds}
 	return m
 }
 

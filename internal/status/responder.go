@@ -70,6 +70,13 @@ type Config struct {
 	// within ResyncWindow of each other.
 	ResyncWindow   time.Duration
 	ResyncInterval time.Duration
+	// MaxStoreReads bounds the requests reading the store at once on a
+	// cache miss (default 4), and MissWait how long one waits for its
+	// turn (default 50 ms) before it is answered tryLater: requests for
+	// random serials, which no cache keeps, must not take every database
+	// connection from the sync that brings revocations in.
+	MaxStoreReads int
+	MissWait      time.Duration
 	// NegativeTTL is how long "this serial is not in the store" is
 	// remembered before the store is asked again (default 5 s). A
 	// certificate issued meanwhile is seen by the sync at once.
@@ -116,6 +123,12 @@ func (c Config) withDefaults() Config {
 	}
 	if c.NegativeTTL <= 0 {
 		c.NegativeTTL = 5 * time.Second
+	}
+	if c.MaxStoreReads <= 0 {
+		c.MaxStoreReads = 4
+	}
+	if c.MissWait <= 0 {
+		c.MissWait = 50 * time.Millisecond
 	}
 	if c.PageSize <= 0 {
 		c.PageSize = 5000
@@ -166,6 +179,9 @@ type Responder struct {
 	lastSync atomic.Int64
 
 	metrics *metrics
+	// reads holds a place for each request reading the store on a miss
+	// (Config.MaxStoreReads).
+	reads chan struct{}
 }
 
 // issuerSet is the issuers by CertID key (hash, name hash, key hash), and
@@ -194,7 +210,8 @@ func New(ctx context.Context, st Store, cfg Config, log *slog.Logger, now func()
 	r := &Responder{cfg: cfg, store: st, log: log, now: now,
 		nonces: api.NewLimiter(1, perNonce, max(1, int(cfg.NoncePerSecond)), 1, now),
 		cache:  newCache(cfg.CacheSize), unknown: newCache(max(1, cfg.CacheSize/8)), gets: newGetCache(min(cfg.CacheSize, maxGetCache)), metrics: newMetrics(),
-		crls: &crlCache{every: cfg.SyncInterval, now: now, m: map[string]*cachedCRL{}}}
+		crls:  &crlCache{every: cfg.SyncInterval, now: now, m: map[string]*cachedCRL{}},
+		reads: make(chan struct{}, cfg.MaxStoreReads)}
 	if _, err := r.loadIssuers(ctx); err != nil {
 		return nil, err
 	}
@@ -305,8 +322,14 @@ func (r *Responder) answer(ctx context.Context, req Request, now time.Time) (*en
 		r.metrics.cacheHits.Inc()
 	} else {
 		r.metrics.cacheMisses.Inc()
+		if !r.takeRead(ctx) {
+			r.metrics.missesRefused.Inc()
+			return nil, outcomeTryLater
+		}
 		var err error
-		if e, err = r.load(ctx, is.id, req.Serial, now); err != nil {
+		e, err = r.load(ctx, is.id, req.Serial, now)
+		<-r.reads
+		if err != nil {
 			r.log.Error("OCSP response from the store", "issuer", is.id, "err", err)
 			return nil, outcomeTryLater
 		}
@@ -321,6 +344,26 @@ func (r *Responder) answer(ctx context.Context, req Request, now time.Time) (*en
 		return nil, outcomeTryLater
 	}
 	return e, e.outcome
+}
+
+// takeRead takes a place to read the store (Config.MaxStoreReads),
+// waiting at most MissWait for one.
+func (r *Responder) takeRead(ctx context.Context) bool {
+	select {
+	case r.reads <- struct{}{}:
+		return true
+	default:
+	}
+	t := time.NewTimer(r.cfg.MissWait)
+	defer t.Stop()
+	select {
+	case r.reads <- struct{}{}:
+		return true
+	case <-t.C:
+		return false
+	case <-ctx.Done():
+		return false
+	}
 }
 
 // load reads one response from the store: an entry for it, or a negative

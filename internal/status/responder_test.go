@@ -990,3 +990,55 @@ func TestStaleAnswerAskedOnce(t *testing.T) {
 		t.Errorf("store reads once NegativeTTL passed: %d; want 2", n)
 	}
 }
+
+// blockingStore holds every read of one response until release closes
+// (or ten seconds pass, so that a test that fails does not hang).
+type blockingStore struct {
+	*store.DB
+	entered chan struct{}
+	release chan struct{}
+}
+
+func (s *blockingStore) OCSPResponse(ctx context.Context, issuerID string, serial []byte) (store.OCSPResponse, error) {
+	s.entered <- struct{}{}
+	select {
+	case <-s.release:
+	case <-time.After(10 * time.Second):
+	}
+	return s.DB.OCSPResponse(ctx, issuerID, serial)
+}
+
+// TestStoreReadsBounded: at most MaxStoreReads requests read the store
+// at once on a miss; one more waits MissWait, then is answered tryLater,
+// so that requests for random serials cannot take every database
+// connection from the sync. Once a place is free, misses read again.
+func TestStoreReadsBounded(t *testing.T) {
+	f := catest.New(t, time.Now().UTC().Truncate(time.Second))
+	db, _ := storetest.Open(t, store.DriverSQLite)
+	d := deploy(t, f, db)
+	st := &blockingStore{DB: db, entered: make(chan struct{}, 4), release: make(chan struct{})}
+	d.serveStore(t, st, status.Config{MaxStoreReads: 1, MissWait: 50 * time.Millisecond})
+	ask := func(serial int64) []byte {
+		t.Helper()
+		reqDER, err := ocsp.CreateRequest(&x509.Certificate{SerialNumber: big.NewInt(serial)}, f.Issuer.Certificate, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, body := d.get(t, "/ocsp/"+base64.StdEncoding.EncodeToString(reqDER))
+		return body
+	}
+	unauthorized, tryLater := []byte{0x30, 0x03, 0x0a, 0x01, 0x06}, []byte{0x30, 0x03, 0x0a, 0x01, 0x03}
+	first := make(chan []byte, 1)
+	go func() { first <- ask(0x7001) }()
+	<-st.entered // the first miss holds the only place
+	if body := ask(0x7002); !bytes.Equal(body, tryLater) {
+		t.Errorf("a second miss while the first reads the store: %x; want tryLater", body)
+	}
+	close(st.release)
+	if body := <-first; !bytes.Equal(body, unauthorized) {
+		t.Errorf("the first miss: %x; want unauthorized (not in the store)", body)
+	}
+	if body := ask(0x7003); !bytes.Equal(body, unauthorized) {
+		t.Errorf("a miss once the place is free: %x; want unauthorized", body)
+	}
+}
