@@ -187,10 +187,12 @@ func KeyID(pub crypto.PublicKey) ([]byte, error) {
 // covers it. It returns the checkpoint and whether a new one was written.
 //
 // It signs only a log that extends what was signed before: the events
-// after the latest checkpoint must chain from the event that checkpoint
-// covers, that event must still have the hash it signed, and the last
-// checkpoint signed (this Checkpointer's, or the memory's: Remember) must
-// still be in the database. A
+// after the last checkpoint signed (this Checkpointer's, or the memory's:
+// Remember; without one, the database's latest if its signature is this
+// key's) must chain from the event it covers, that event must still have
+// the hash it signed, and that checkpoint must still be in the database.
+// A checkpoint row's word is never taken for it: anyone who can write the
+// database can write one. A
 // log rewritten or cut short by someone with access to the database is
 // refused with ErrNotExtended, and nothing is signed: the HSM never
 // attests to it. (Events after the latest checkpoint can still be
@@ -231,9 +233,24 @@ func (c *Checkpointer) Checkpoint(ctx context.Context) (store.AuditCheckpoint, b
 		if last.Seq > head.Seq {
 			return fmt.Errorf("%w: the head (seq %d) is behind the latest checkpoint (seq %d): the log was cut short", ErrNotExtended, head.Seq, last.Seq)
 		}
-		// Also when the latest checkpoint covers the head: the event it
+		// The log must run on from what this key signed, not from what
+		// the database says was signed: a checkpoint row anyone may write
+		// (with any hash and a signature no one checks) would otherwise
+		// be the point a rewritten history is chained on from. From the
+		// checkpoint signed last (the memory's, or this Checkpointer's);
+		// without one, from the database's latest if this key signed it
+		// (one of this key's that does not verify is a forgery), else
+		// from the first event (an earlier audit key's, which this one
+		// cannot check). Also when that covers the head: the event it
 		// covers must still be there, with its hash, and be the last.
-		return extends(ctx, s, last, head)
+		base := c.signed
+		if base.Seq == 0 && last.Seq > 0 && bytes.Equal(last.KeyID, c.keyID) {
+			if err := verifyNote(c.signer.Public(), c.origin, last); err != nil {
+				return fmt.Errorf("%w: the latest checkpoint (seq %d) names this audit key but its signature does not verify: %v", ErrNotExtended, last.Seq, err)
+			}
+			base = last
+		}
+		return extends(ctx, s, base, head)
 	})
 	switch {
 	case errors.Is(err, ErrNotExtended):

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/sanadpki/sanad/hsm"
 	"github.com/sanadpki/sanad/hsm/hsmtest"
@@ -310,6 +311,57 @@ func TestCheckpointerRemembers(t *testing.T) {
 		}
 		if _, _, err := restarted.Restored(ctx, audit.New(fixedClock()), "operator:test"); !errors.Is(err, audit.ErrNotRestored) {
 			t.Errorf("Restored again: %v, want ErrNotRestored", err)
+		}
+	})
+}
+
+// TestCheckpointerTrustsNoForgedRow: a checkpoint row is not the point a
+// log must extend unless the audit key signed it. A rewrite of the history
+// under the checkpoint this Checkpointer signed, with a row forged at its
+// new end (the rewritten hash, a signature no key made) and the signed
+// checkpoint left in place, is refused, where the forged row once had the
+// next checkpoint signed over the rewrite. Without a checkpoint of its
+// own, a Checkpointer refuses a latest row that names its key and does
+// not verify.
+func TestCheckpointerTrustsNoForgedRow(t *testing.T) {
+	key := auditKey(t)
+	ctx := context.Background()
+	storetest.Each(t, func(t *testing.T, db *store.DB, raw *sql.DB) {
+		buildLog(t, db, key) // events 1..10, checkpoints at 2 and 6
+		cp, err := audit.NewCheckpointer(db, key, origin, fixedClock())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, wrote, err := cp.Checkpoint(ctx); err != nil || !wrote || got.Seq != 10 {
+			t.Fatalf("Checkpoint = %d, %v, %v; want a new one at 10", got.Seq, wrote, err)
+		}
+		appendN(t, db, audit.New(fixedClock()), 11, 12)
+		keyID, err := audit.KeyID(key.Public())
+		if err != nil {
+			t.Fatal(err)
+		}
+		forge := func(seq int64) {
+			t.Helper()
+			ev := readEvent(t, db, seq)
+			if err := db.InTx(ctx, func(tx *store.Tx) error {
+				return tx.PutAuditCheckpoint(ctx, store.AuditCheckpoint{Seq: seq, Hash: ev.Hash, Time: time.Now().UTC().Truncate(time.Microsecond),
+					KeyID: keyID, Signature: []byte{0x30, 0x06, 0x02, 0x01, 0x01, 0x02, 0x01, 0x01}})
+			}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		rewrite(t, db, raw, 2, 12)
+		forge(11)
+		if got, wrote, err := cp.Checkpoint(ctx); !errors.Is(err, audit.ErrNotExtended) || wrote || !strings.Contains(err.Error(), "seq 10 no longer has the hash") {
+			t.Errorf("a rewrite under the signed checkpoint, a row forged at its end: signed %d (wrote=%v), %v; want ErrNotExtended at seq 10", got.Seq, wrote, err)
+		}
+		// A Checkpointer that signed nothing yet (a restart, no memory).
+		other, err := audit.NewCheckpointer(db, key, origin, fixedClock())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, wrote, err := other.Checkpoint(ctx); !errors.Is(err, audit.ErrNotExtended) || wrote || !strings.Contains(err.Error(), "does not verify") {
+			t.Errorf("the latest row forged in this key's name: wrote=%v, %v; want ErrNotExtended naming the signature", wrote, err)
 		}
 	})
 }
