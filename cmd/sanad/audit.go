@@ -162,7 +162,9 @@ func newAuditVerifyCmd() *cobra.Command {
 		Short: "Verify the audit log's hash chain and signed checkpoints; exit 1 with the first bad sequence number",
 		Long: `Verify walks every audit event and checkpoint. Checkpoint signatures are checked
 against the audit public key: from --public-key (an auditor's own copy, no HSM
-needed) or else from the HSM token of the configuration.`,
+needed) or else from the HSM token of the configuration, which also gives the
+last checkpoint the key signed: the log must still hold it, as it must hold any
+--checkpoint given.`,
 		Args: cobra.NoArgs,
 	}
 	loadConfig := configFlag(cmd)
@@ -213,6 +215,23 @@ needed) or else from the HSM token of the configuration.`,
 				return fmt.Errorf("audit key %q: %w", cfg.Audit.KeyLabel, err)
 			}
 			pub = key.Public()
+			// The last checkpoint the key signed, as the token keeps it:
+			// held outside the database, as the CA nodes hold it, so that
+			// a log cut short or rewritten with its checkpoints is caught
+			// here too, and not only by the nodes refusing to sign.
+			kept, err := checkpointMemory(tok, cfg.Audit).Recall(ctx)
+			if err != nil {
+				return fmt.Errorf("the checkpoint the token keeps: %w", err)
+			}
+			for _, v := range kept {
+				origin, cp, err := audit.ParseSignedNote(v)
+				if err != nil {
+					return fmt.Errorf("the checkpoint the token keeps: %w", err)
+				}
+				if origin == cfg.Audit.Origin {
+					held = append(held, cp)
+				}
+			}
 		}
 
 		r, err := audit.Verify(ctx, db, cfg.Audit.Origin, []crypto.PublicKey{pub}, held...)

@@ -411,8 +411,15 @@ func TestDevQuickStartRestartAndAudit(t *testing.T) {
 			t.Fatalf("%s: %v", q, err)
 		}
 	}
-	if code, out := runSanad(t, "audit", "verify", "--config", cfg); code != 0 {
+	if code, out := runSanad(t, "audit", "verify", "--config", cfg, "--public-key", filepath.Join(dir, "audit-key.pem")); code != 0 {
 		t.Fatalf("the cut log, checked against the database alone: exit %d: %s", code, out)
+	}
+	// The token keeps the last checkpoint its key signed: verify with the
+	// key from the HSM holds the log to it.
+	code, out = runSanad(t, "audit", "verify", "--config", cfg)
+	outputs = append(outputs, out)
+	if code != 1 || !strings.Contains(out, "held checkpoint covers seq 15 but the log ends at seq 14") {
+		t.Fatalf("the cut log, with the key and the checkpoint from the HSM: exit %d: %s", code, out)
 	}
 	code, out = runSanad(t, "audit", "verify", "--config", cfg, "--checkpoint", held)
 	outputs = append(outputs, out)

@@ -221,8 +221,14 @@ func (s *service) checkpointer() (*audit.Checkpointer, error) {
 	if err != nil {
 		return nil, err
 	}
-	cp.Remember(hsm.Data{Token: s.token, Label: s.cfg.Audit.KeyLabel + "-checkpoint"})
+	cp.Remember(checkpointMemory(s.token, s.cfg.Audit))
 	return cp, nil
+}
+
+// checkpointMemory is where the token keeps the last checkpoint of the
+// audit log its audit key signed, beside the key.
+func checkpointMemory(tok *hsm.Token, a config.Audit) hsm.Data {
+	return hsm.Data{Token: tok, Label: a.KeyLabel + "-checkpoint"}
 }
 
 // record writes one audit event in a transaction of its own, for changes
