@@ -357,7 +357,7 @@ certificate:
   validity_days: 99999
   policy_oids: [not.an.oid]
   crl_url: https://example/crl
-  output: out.pem
+  output: ./t.jsonl
   not_before: "2020-01-01T00:00:00Z"
 transcript: t.jsonl
 `
@@ -383,6 +383,7 @@ transcript: t.jsonl
 		`line 16: certificate.policy_oids[0]: "not.an.oid" is not a dotted OID`,
 		`line 17: certificate.crl_url: "https://example/crl" is not an absolute http:// URL`,
 		`line 19: certificate.not_before: 2020-01-01T00:00:00Z is more than 48 hours before the ceremony: certificates are not backdated`,
+		`line 18: certificate.output: ./t.jsonl is also transcript: each output is a file of its own`,
 	} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("problems lack %q:\n%v", want, err)

@@ -271,13 +271,21 @@ func (s *Script) Check(profiles map[string]profile.Profile, now time.Time) error
 		}
 		ps = append(ps, Problem{Line: line, Field: field, Msg: fmt.Sprintf(format, args...)})
 	}
-	// outputs must not exist: a ceremony never overwrites anything.
+	// outputs must not exist: a ceremony never overwrites anything. Nor
+	// may two be one file: the second would find it taken after the HSM
+	// signed, and what it signed would be lost.
+	outputs := map[string]string{}
 	output := func(field, p string) {
 		if p == "" {
 			bad(field, "required")
 			return
 		}
-		if _, err := os.Stat(s.Resolve(p)); err == nil {
+		resolved := filepath.Clean(s.Resolve(p))
+		if other, ok := outputs[resolved]; ok {
+			bad(field, "%s is also %s: each output is a file of its own", p, other)
+		}
+		outputs[resolved] = field
+		if _, err := os.Stat(resolved); err == nil {
 			bad(field, "%s exists: a ceremony never overwrites an output", p)
 		}
 	}
