@@ -1,11 +1,20 @@
 package ceremony
 
 import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"math/big"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/sanadpki/sanad/ca/lint"
+	"github.com/sanadpki/sanad/ca/profile"
+	"github.com/sanadpki/sanad/policies"
 )
 
 // TestCanIssue: before an issuer's key signs, the certificate must be one
@@ -33,6 +42,57 @@ func TestCanIssue(t *testing.T) {
 		err := canIssue(c.issuer, c.tmpl)
 		if (c.want == "") != (err == nil) || (err != nil && !strings.Contains(err.Error(), c.want)) {
 			t.Errorf("%s: %v, want %q", c.name, err, c.want)
+		}
+	}
+}
+
+// TestLintDraftChecksTheIssuer: what check and run lint before any key is
+// made refuses an issuer that may not sign the certificate, or that is not
+// valid now, as makeCertificate would once the key was made.
+func TestLintDraftChecksTheIssuer(t *testing.T) {
+	s, err := Load(filepath.Join("..", "..", "policies", "ceremonies", "2-intermediate.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	profiles, err := profile.LoadAll(policies.FS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	linter, err := lint.New("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts := Options{Profiles: profiles, Linter: linter}
+	now := time.Now()
+	issuer := func(pathLenZero bool, notAfter time.Time) *x509.Certificate {
+		t.Helper()
+		key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "Root", Organization: []string{"Sanad"}, Country: []string{"KZ"}},
+			NotBefore: now.AddDate(-1, 0, 0), NotAfter: notAfter, BasicConstraintsValid: true, IsCA: true,
+			MaxPathLenZero: pathLenZero, MaxPathLen: map[bool]int{true: 0, false: -1}[pathLenZero], KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageCRLSign}
+		der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := x509.ParseCertificate(der)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	for _, c := range []struct {
+		name   string
+		issuer *x509.Certificate
+		want   string
+	}{
+		{"a CA under path length 0", issuer(true, now.AddDate(20, 0, 0)), "path length 0"},
+		{"an issuer expired", issuer(false, now.AddDate(0, 0, -1)), "not now"},
+	} {
+		if err := s.LintDraft(c.issuer, now, opts); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: %v; want %q", c.name, err, c.want)
 		}
 	}
 }

@@ -415,8 +415,20 @@ func (s *Script) LintDraft(issuer *x509.Certificate, now time.Time, opts Options
 	if issuer == nil {
 		tmpl.AuthorityKeyId = tmpl.SubjectKeyId
 		parent = tmpl
-	} else if throwaway, err = ca.ThrowawayKey(issuer.PublicKey); err != nil {
-		return err
+	} else {
+		// An issuer that may not sign this certificate, or not today, is
+		// refused here too, not only once the new key is made
+		// (makeCertificate): a key on the token would block the retry.
+		if err := canIssue(issuer, tmpl); err != nil {
+			return err
+		}
+		if now.Before(issuer.NotBefore) || now.After(issuer.NotAfter) {
+			return fmt.Errorf("the issuer %q is valid from %s to %s, not now", issuer.Subject.CommonName,
+				issuer.NotBefore.UTC().Format(time.RFC3339), issuer.NotAfter.UTC().Format(time.RFC3339))
+		}
+		if throwaway, err = ca.ThrowawayKey(issuer.PublicKey); err != nil {
+			return err
+		}
 	}
 	if err := lintUnsigned(tmpl, parent, draft.Public(), throwaway, opts.Linter); err != nil {
 		return fmt.Errorf("certificate for %s: %w", s.Certificate.Subject.CommonName, err)
