@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sanadpki/sanad/ca/catest"
 	"github.com/sanadpki/sanad/ca/lint"
 	"github.com/sanadpki/sanad/ca/profile"
 	"github.com/sanadpki/sanad/policies"
@@ -73,15 +74,7 @@ func TestLintDraftChecksTheIssuer(t *testing.T) {
 		tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "Root", Organization: []string{"Sanad"}, Country: []string{"KZ"}},
 			NotBefore: now.AddDate(-1, 0, 0), NotAfter: notAfter, BasicConstraintsValid: true, IsCA: true,
 			MaxPathLenZero: pathLenZero, MaxPathLen: map[bool]int{true: 0, false: -1}[pathLenZero], KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageCRLSign}
-		der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
-		if err != nil {
-			t.Fatal(err)
-		}
-		c, err := x509.ParseCertificate(der)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return c
+		return catest.Certify(t, tmpl, nil, key.Public(), key)
 	}
 	for _, c := range []struct {
 		name   string
