@@ -115,7 +115,7 @@ var ErrNotRestored = errors.New("the audit log holds the last checkpoint signed:
 // Restored records, once the database was restored from a backup older
 // than the last checkpoint signed (which the memory kept and the database
 // no longer holds), that the history after the restored log's latest
-// checkpoint was lost: an audit event by actor names the checkpoint lost
+// checkpoint this key signed (its signature checked) was lost: an audit event by actor names the checkpoint lost
 // (its signed note, which an auditor checks against any copy of the log
 // kept elsewhere) and the one the log resumes from. Then the memory keeps
 // that one, and Checkpoint signs again. It needs the memory, so the HSM:
@@ -130,21 +130,28 @@ func (c *Checkpointer) Restored(ctx context.Context, log *Log, actor string) (lo
 	if lost, err = c.recall(ctx); err != nil {
 		return lost, resumed, fmt.Errorf("restored: %w", err)
 	}
-	switch resumed, err = c.db.LatestAuditCheckpoint(ctx); {
-	case errors.Is(err, store.ErrNotFound):
-	case err != nil:
-		return lost, resumed, fmt.Errorf("restored: %w", err)
-	}
+	// The log resumes from the latest checkpoint this key signed, as its
+	// signature says, not from the latest row: one forged at the end of a
+	// rewritten history would otherwise be what the memory keeps, and the
+	// next checkpoint would be signed over the rewrite.
 	held := false
-	if lost.Seq > 0 {
-		err := c.db.InAuditSnapshot(ctx, func(s *store.AuditSnapshot) error {
-			checkpoints, err := s.Checkpoints(ctx)
-			held = holds(checkpoints, lost)
-			return err
-		})
+	err = c.db.InAuditSnapshot(ctx, func(s *store.AuditSnapshot) error {
+		checkpoints, err := s.Checkpoints(ctx)
 		if err != nil {
-			return lost, resumed, fmt.Errorf("restored: read checkpoints: %w", err)
+			return err
 		}
+		held = lost.Seq > 0 && holds(checkpoints, lost)
+		for i := len(checkpoints) - 1; i >= 0; i-- {
+			cp := checkpoints[i]
+			if bytes.Equal(cp.KeyID, c.keyID) && verifyNote(c.signer.Public(), c.origin, cp) == nil {
+				resumed = cp
+				break
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return lost, resumed, fmt.Errorf("restored: read checkpoints: %w", err)
 	}
 	if lost.Seq == 0 || held {
 		return lost, resumed, ErrNotRestored

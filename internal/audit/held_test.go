@@ -294,7 +294,9 @@ func TestCheckpointerRemembers(t *testing.T) {
 		}
 
 		// The operator says the database was restored: the loss is in the
-		// log, and signing goes on from checkpoint 6.
+		// log, and signing goes on from checkpoint 6, the latest the key
+		// signed, not from a row forged at 9 since.
+		forgeCheckpoint(t, db, key, 9)
 		lost, resumed, err := restarted.Restored(ctx, audit.New(fixedClock()), "operator:test")
 		if err != nil || lost.Seq != 10 || resumed.Seq != 6 {
 			t.Fatalf("Restored = %d, %d, %v; want 10 lost, resumed from 6", lost.Seq, resumed.Seq, err)
@@ -336,22 +338,8 @@ func TestCheckpointerTrustsNoForgedRow(t *testing.T) {
 			t.Fatalf("Checkpoint = %d, %v, %v; want a new one at 10", got.Seq, wrote, err)
 		}
 		appendN(t, db, audit.New(fixedClock()), 11, 12)
-		keyID, err := audit.KeyID(key.Public())
-		if err != nil {
-			t.Fatal(err)
-		}
-		forge := func(seq int64) {
-			t.Helper()
-			ev := readEvent(t, db, seq)
-			if err := db.InTx(ctx, func(tx *store.Tx) error {
-				return tx.PutAuditCheckpoint(ctx, store.AuditCheckpoint{Seq: seq, Hash: ev.Hash, Time: time.Now().UTC().Truncate(time.Microsecond),
-					KeyID: keyID, Signature: []byte{0x30, 0x06, 0x02, 0x01, 0x01, 0x02, 0x01, 0x01}})
-			}); err != nil {
-				t.Fatal(err)
-			}
-		}
 		rewrite(t, db, raw, 2, 12)
-		forge(11)
+		forgeCheckpoint(t, db, key, 11)
 		if got, wrote, err := cp.Checkpoint(ctx); !errors.Is(err, audit.ErrNotExtended) || wrote || !strings.Contains(err.Error(), "seq 10 no longer has the hash") {
 			t.Errorf("a rewrite under the signed checkpoint, a row forged at its end: signed %d (wrote=%v), %v; want ErrNotExtended at seq 10", got.Seq, wrote, err)
 		}
@@ -364,4 +352,22 @@ func TestCheckpointerTrustsNoForgedRow(t *testing.T) {
 			t.Errorf("the latest row forged in this key's name: wrote=%v, %v; want ErrNotExtended naming the signature", wrote, err)
 		}
 	})
+}
+
+// forgeCheckpoint writes a checkpoint row at seq, as someone able to write
+// the database could: the event's hash, key's id, a signature no key made.
+func forgeCheckpoint(t *testing.T, db *store.DB, key crypto.Signer, seq int64) {
+	t.Helper()
+	ctx := context.Background()
+	keyID, err := audit.KeyID(key.Public())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev := readEvent(t, db, seq)
+	if err := db.InTx(ctx, func(tx *store.Tx) error {
+		return tx.PutAuditCheckpoint(ctx, store.AuditCheckpoint{Seq: seq, Hash: ev.Hash, Time: time.Now().UTC().Truncate(time.Microsecond),
+			KeyID: keyID, Signature: []byte{0x30, 0x06, 0x02, 0x01, 0x01, 0x02, 0x01, 0x01}})
+	}); err != nil {
+		t.Fatal(err)
+	}
 }
