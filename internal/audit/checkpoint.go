@@ -140,7 +140,7 @@ func (c *Checkpointer) Restored(ctx context.Context, log *Log, actor string) (lo
 		if err != nil {
 			return err
 		}
-		held = lost.Seq > 0 && holds(checkpoints, lost)
+		held = lost.Seq > 0 && c.holds(checkpoints, lost)
 		for i := len(checkpoints) - 1; i >= 0; i-- {
 			cp := checkpoints[i]
 			if bytes.Equal(cp.KeyID, c.keyID) && verifyNote(c.signer.Public(), c.origin, cp) == nil {
@@ -173,10 +173,15 @@ func (c *Checkpointer) Restored(ctx context.Context, log *Log, actor string) (lo
 	return lost, resumed, nil
 }
 
-// holds reports whether checkpoints include signed, signature and all.
-func holds(checkpoints []store.AuditCheckpoint, signed store.AuditCheckpoint) bool {
+// holds reports whether checkpoints include signed: the same event and
+// hash, signed by this key (the same bytes, or another encoding of an
+// ECDSA signature, as (r, n−s) is: a database writer who re-encodes the
+// signature has changed nothing signed, and must not stop the
+// checkpoints; one who replaces it with anything else has).
+func (c *Checkpointer) holds(checkpoints []store.AuditCheckpoint, signed store.AuditCheckpoint) bool {
 	return slices.ContainsFunc(checkpoints, func(cp store.AuditCheckpoint) bool {
-		return cp.Seq == signed.Seq && bytes.Equal(cp.Hash, signed.Hash) && bytes.Equal(cp.Signature, signed.Signature)
+		return cp.Seq == signed.Seq && bytes.Equal(cp.Hash, signed.Hash) &&
+			(bytes.Equal(cp.Signature, signed.Signature) || verifyNote(c.signer.Public(), c.origin, cp) == nil)
 	})
 }
 
@@ -234,7 +239,7 @@ func (c *Checkpointer) Checkpoint(ctx context.Context) (store.AuditCheckpoint, b
 		if n := len(checkpoints); n > 0 {
 			last = checkpoints[n-1]
 		}
-		if c.signed.Seq > 0 && !holds(checkpoints, c.signed) {
+		if c.signed.Seq > 0 && !c.holds(checkpoints, c.signed) {
 			return fmt.Errorf("%w: the checkpoint signed at seq %d is no longer in the database (if the database was restored from a backup, see sanad audit restored)", ErrNotExtended, c.signed.Seq)
 		}
 		if last.Seq > head.Seq {

@@ -4,8 +4,11 @@ import (
 	"bytes"
 	"context"
 	"crypto"
+	"crypto/ecdsa"
 	"database/sql"
+	"encoding/asn1"
 	"errors"
+	"math/big"
 	"strings"
 	"testing"
 	"time"
@@ -116,14 +119,7 @@ func TestCheckpointerSeesTheLogCutShort(t *testing.T) {
 	key := auditKey(t)
 	ctx := context.Background()
 	storetest.Each(t, func(t *testing.T, db *store.DB, raw *sql.DB) {
-		buildLog(t, db, key) // events 1..10, checkpoints at 2 and 6
-		cp, err := audit.NewCheckpointer(db, key, origin, fixedClock())
-		if err != nil {
-			t.Fatal(err)
-		}
-		if got, wrote, err := cp.Checkpoint(ctx); err != nil || !wrote || got.Seq != 10 {
-			t.Fatalf("Checkpoint = %d, %v, %v; want a new one at 10", got.Seq, wrote, err)
-		}
+		cp, _ := signedTo10(t, db, key)
 		// Event 10 deleted, the head left naming it.
 		exec(t, raw, "DELETE FROM audit_events WHERE seq = 10")
 		if _, wrote, err := cp.Checkpoint(ctx); !errors.Is(err, audit.ErrNotExtended) || wrote {
@@ -329,14 +325,7 @@ func TestCheckpointerTrustsNoForgedRow(t *testing.T) {
 	key := auditKey(t)
 	ctx := context.Background()
 	storetest.Each(t, func(t *testing.T, db *store.DB, raw *sql.DB) {
-		buildLog(t, db, key) // events 1..10, checkpoints at 2 and 6
-		cp, err := audit.NewCheckpointer(db, key, origin, fixedClock())
-		if err != nil {
-			t.Fatal(err)
-		}
-		if got, wrote, err := cp.Checkpoint(ctx); err != nil || !wrote || got.Seq != 10 {
-			t.Fatalf("Checkpoint = %d, %v, %v; want a new one at 10", got.Seq, wrote, err)
-		}
+		cp, _ := signedTo10(t, db, key)
 		appendN(t, db, audit.New(fixedClock()), 11, 12)
 		rewrite(t, db, raw, 2, 12)
 		forgeCheckpoint(t, db, key, 11)
@@ -370,4 +359,51 @@ func forgeCheckpoint(t *testing.T, db *store.DB, key crypto.Signer, seq int64) {
 	}); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// TestCheckpointSignatureReencoded: the checkpoint a Checkpointer signed,
+// its ECDSA signature re-encoded in the database as (r, n−s), which
+// verifies as well, is still the checkpoint it signed: the checkpoints go
+// on. Replaced with a signature that does not verify, it is not.
+func TestCheckpointSignatureReencoded(t *testing.T) {
+	key := auditKey(t)
+	ctx := context.Background()
+	storetest.Each(t, func(t *testing.T, db *store.DB, raw *sql.DB) {
+		cp, signed := signedTo10(t, db, key)
+		var sig struct{ R, S *big.Int }
+		if _, err := asn1.Unmarshal(signed.Signature, &sig); err != nil {
+			t.Fatal(err)
+		}
+		sig.S.Sub(key.Public().(*ecdsa.PublicKey).Curve.Params().N, sig.S)
+		other, err := asn1.Marshal(sig)
+		if err != nil {
+			t.Fatal(err)
+		}
+		exec(t, raw, "UPDATE audit_checkpoints SET signature = $1 WHERE seq = 10", other)
+		appendN(t, db, audit.New(fixedClock()), 11, 11)
+		if got, wrote, err := cp.Checkpoint(ctx); err != nil || !wrote || got.Seq != 11 {
+			t.Errorf("with checkpoint 10's signature re-encoded: %d, %v, %v; want a new one at 11", got.Seq, wrote, err)
+		}
+		exec(t, raw, "UPDATE audit_checkpoints SET signature = $1 WHERE seq = 11", []byte{0x30, 0x06, 0x02, 0x01, 0x01, 0x02, 0x01, 0x01})
+		appendN(t, db, audit.New(fixedClock()), 12, 12)
+		if _, wrote, err := cp.Checkpoint(ctx); !errors.Is(err, audit.ErrNotExtended) || wrote {
+			t.Errorf("with checkpoint 11's signature replaced: wrote=%v, %v; want ErrNotExtended", wrote, err)
+		}
+	})
+}
+
+// signedTo10 writes buildLog's events 1..10 (checkpoints at 2 and 6) and
+// has a new Checkpointer sign the head, seq 10.
+func signedTo10(t *testing.T, db *store.DB, key crypto.Signer) (*audit.Checkpointer, store.AuditCheckpoint) {
+	t.Helper()
+	buildLog(t, db, key)
+	cp, err := audit.NewCheckpointer(db, key, origin, fixedClock())
+	if err != nil {
+		t.Fatal(err)
+	}
+	signed, wrote, err := cp.Checkpoint(context.Background())
+	if err != nil || !wrote || signed.Seq != 10 {
+		t.Fatalf("Checkpoint = %d, %v, %v; want a new one at 10", signed.Seq, wrote, err)
+	}
+	return cp, signed
 }
