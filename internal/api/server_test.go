@@ -118,27 +118,12 @@ func TestConnectionCap(t *testing.T) {
 		served.Add(1)
 		_, _ = io.WriteString(w, "ok")
 	})
-	addrc := make(chan string, 1)
-	done := make(chan error, 1)
-	go func() {
-		done <- Serve(ctx, "127.0.0.1:0", h, Limits{MaxConns: 2, Idle: time.Hour, Shutdown: 5 * time.Second},
-			slog.New(slog.DiscardHandler), func(a net.Addr) { addrc <- a.String() })
-	}()
-	addr := <-addrc
+	addr, done := serveCapped(ctx, h, 2)
 	// Each client its own transport, so each holds its own connection.
 	get := func(path string) error {
 		tr := &http.Transport{}
 		defer tr.CloseIdleConnections()
-		c := &http.Client{Transport: tr, Timeout: 20 * time.Second}
-		resp, err := c.Get("http://" + addr + path)
-		if err != nil {
-			return err
-		}
-		defer resp.Body.Close()
-		if b, _ := io.ReadAll(resp.Body); string(b) != "ok" {
-			return fmt.Errorf("GET %s: %s %q", path, resp.Status, b)
-		}
-		return nil
+		return getOK(&http.Client{Transport: tr, Timeout: 20 * time.Second}, addr, path)
 	}
 
 	// Two clients that keep their connections open, idle.
@@ -208,24 +193,8 @@ func TestConnectionCapIdleLater(t *testing.T) {
 		}
 		_, _ = io.WriteString(w, "ok")
 	})
-	addrc := make(chan string, 1)
-	done := make(chan error, 1)
-	go func() {
-		done <- Serve(ctx, "127.0.0.1:0", h, Limits{MaxConns: 1, Idle: time.Hour, Shutdown: 5 * time.Second},
-			slog.New(slog.DiscardHandler), func(a net.Addr) { addrc <- a.String() })
-	}()
-	addr := <-addrc
-	get := func(c *http.Client, path string) error {
-		resp, err := c.Get("http://" + addr + path)
-		if err != nil {
-			return err
-		}
-		defer resp.Body.Close()
-		if b, _ := io.ReadAll(resp.Body); string(b) != "ok" {
-			return fmt.Errorf("GET %s: %s %q", path, resp.Status, b)
-		}
-		return nil
-	}
+	addr, done := serveCapped(ctx, h, 1)
+	get := func(c *http.Client, path string) error { return getOK(c, addr, path) }
 	// The first client keeps its connection open after its request.
 	kept := &http.Transport{}
 	defer kept.CloseIdleConnections()
@@ -250,6 +219,32 @@ func TestConnectionCapIdleLater(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Errorf("Serve: %v", err)
 	}
+}
+
+// serveCapped serves h on a free port, with at most maxConns connections
+// and kept-alive ones idle for up to an hour, until ctx ends; it returns
+// the address, and the channel Serve's result comes on.
+func serveCapped(ctx context.Context, h http.Handler, maxConns int) (string, <-chan error) {
+	addrc := make(chan string, 1)
+	done := make(chan error, 1)
+	go func() {
+		done <- Serve(ctx, "127.0.0.1:0", h, Limits{MaxConns: maxConns, Idle: time.Hour, Shutdown: 5 * time.Second},
+			slog.New(slog.DiscardHandler), func(a net.Addr) { addrc <- a.String() })
+	}()
+	return <-addrc, done
+}
+
+// getOK GETs path from addr with c and wants the handler's "ok".
+func getOK(c *http.Client, addr, path string) error {
+	resp, err := c.Get("http://" + addr + path)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if b, _ := io.ReadAll(resp.Body); string(b) != "ok" {
+		return fmt.Errorf("GET %s: %s %q", path, resp.Status, b)
+	}
+	return nil
 }
 
 // TestMaxConnsFor: a configured cap is kept; the default is at most half
