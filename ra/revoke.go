@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"encoding/hex"
 	"errors"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -177,10 +178,8 @@ func (s *Service) revokeCA(ctx context.Context, o officer, c store.Certificate, 
 		if standing, err = s.requesters(ctx, reqs, reason); err != nil {
 			return err
 		}
-		return s.d.Audit.Append(tx, audit.Event{Actor: "officer:" + o.Name, Action: "certificate.revoke.request", Object: "certificate/" + strings.ToLower(hex.EncodeToString(serial)),
-			Details: map[string]any{"reason": p.Action.Reason, "signer_fingerprint": hex.EncodeToString(p.Fingerprint[:]),
-				"signer_serial": jwsauth.SerialHex(p.Certificate.SerialNumber), "nonce": p.Action.Nonce, "jws": p.Raw,
-				"ca_certificate": c.Profile, "officers": requesterNames(standing), "needed": caRevocationOfficers}})
+		return s.d.Audit.Append(tx, revokeRequestEvent(p, "officer:"+o.Name, serial,
+			map[string]any{"ca_certificate": c.Profile, "officers": requesterNames(standing), "needed": caRevocationOfficers}))
 	}); err != nil {
 		return Revocation{}, err
 	}
@@ -255,13 +254,22 @@ func (s *Service) revoke(ctx context.Context, p jwsauth.Parsed, actor string) (R
 		if err := useNonce(ctx, tx, p, now); err != nil {
 			return err
 		}
-		return s.d.Audit.Append(tx, audit.Event{Actor: actor, Action: "certificate.revoke.request", Object: "certificate/" + strings.ToLower(hex.EncodeToString(serial)),
-			Details: map[string]any{"reason": p.Action.Reason, "signer_fingerprint": hex.EncodeToString(p.Fingerprint[:]),
-				"signer_serial": jwsauth.SerialHex(p.Certificate.SerialNumber), "nonce": p.Action.Nonce, "jws": p.Raw}})
+		return s.d.Audit.Append(tx, revokeRequestEvent(p, actor, serial, nil))
 	}); err != nil {
 		return Revocation{}, err
 	}
 	return s.carryOut(ctx, serial, p.Action.Serial, reason, p.Action.Reason, actor)
+}
+
+// revokeRequestEvent is the certificate.revoke.request event of signed
+// request p, by actor, for serial: the request itself, with its nonce and
+// who signed it, which the CA's revocation event does not keep; and more
+// details, if any.
+func revokeRequestEvent(p jwsauth.Parsed, actor string, serial []byte, more map[string]any) audit.Event {
+	details := map[string]any{"reason": p.Action.Reason, "signer_fingerprint": hex.EncodeToString(p.Fingerprint[:]),
+		"signer_serial": jwsauth.SerialHex(p.Certificate.SerialNumber), "nonce": p.Action.Nonce, "jws": p.Raw}
+	maps.Copy(details, more)
+	return audit.Event{Actor: actor, Action: "certificate.revoke.request", Object: "certificate/" + strings.ToLower(hex.EncodeToString(serial)), Details: details}
 }
 
 // carryOut has the CA revoke serial (serialHex as the request gave it)
