@@ -54,18 +54,7 @@ func TestNextSigner(t *testing.T) {
 			}
 			pub = k.Public()
 		}
-		c := catest.Certify(t, &x509.Certificate{SerialNumber: big.NewInt(serial), Subject: pkix.Name{CommonName: label},
-			NotBefore: now.Add(-time.Hour), NotAfter: now.AddDate(0, 0, days), KeyUsage: x509.KeyUsageDigitalSignature,
-			ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageOCSPSigning}}, issuing, pub, issuingKey)
-		is := store.Issuer{ID: label, Name: label, Role: "ocsp-signer", CertificateDER: c.Raw, KeyLabel: label, CreatedAt: now}
-		if err := db.InTx(ctx, func(tx *store.Tx) error {
-			if err := tx.PutIssuer(ctx, is); err != nil {
-				return err
-			}
-			return putCertified(ctx, tx, "issuing", "ocsp-signer", c, now)
-		}); err != nil {
-			t.Fatal(err)
-		}
+		c, is := f.certifySigner(t, "issuing", issuing, issuingKey, serial, label, now, days, pub)
 		signers = append(signers, is)
 		return c
 	}
@@ -156,17 +145,7 @@ func TestCheckSignersRecordsTheSwitch(t *testing.T) {
 	tok, db, raw, now, issuing, issuingKey := f.tok, f.db, f.raw, f.now, f.issuing, f.issuingKey
 	signer := func(serial int64, label string, days int) *x509.Certificate {
 		t.Helper()
-		c := catest.Certify(t, &x509.Certificate{SerialNumber: big.NewInt(serial), Subject: pkix.Name{CommonName: label},
-			NotBefore: now.Add(-time.Hour), NotAfter: now.AddDate(0, 0, days), KeyUsage: x509.KeyUsageDigitalSignature,
-			ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageOCSPSigning}}, issuing, f.key(label).Public(), issuingKey)
-		if err := db.InTx(ctx, func(tx *store.Tx) error {
-			if err := tx.PutIssuer(ctx, store.Issuer{ID: label, Name: label, Role: "ocsp-signer", CertificateDER: c.Raw, KeyLabel: label, CreatedAt: now}); err != nil {
-				return err
-			}
-			return putCertified(ctx, tx, "issuing", "ocsp-signer", c, now)
-		}); err != nil {
-			t.Fatal(err)
-		}
+		c, _ := f.certifySigner(t, "issuing", issuing, issuingKey, serial, label, now, days, f.key(label).Public())
 		return c
 	}
 	first, second := signer(2, "ocsp-first", 80), signer(3, "ocsp-second", 60)
@@ -295,17 +274,7 @@ func TestCheckSignersForbidsAcrossIssuers(t *testing.T) {
 	}
 	signer := func(parentID string, parent *x509.Certificate, parentKey *hsm.Key, serial int64, label string, days int) *x509.Certificate {
 		t.Helper()
-		c := catest.Certify(t, &x509.Certificate{SerialNumber: big.NewInt(serial), Subject: pkix.Name{CommonName: label},
-			NotBefore: now.Add(-time.Hour), NotAfter: now.AddDate(0, 0, days), KeyUsage: x509.KeyUsageDigitalSignature,
-			ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageOCSPSigning}}, parent, f.key(label).Public(), parentKey)
-		if err := f.db.InTx(ctx, func(tx *store.Tx) error {
-			if err := tx.PutIssuer(ctx, store.Issuer{ID: label, Name: label, Role: "ocsp-signer", CertificateDER: c.Raw, KeyLabel: label, CreatedAt: now}); err != nil {
-				return err
-			}
-			return putCertified(ctx, tx, parentID, "ocsp-signer", c, now)
-		}); err != nil {
-			t.Fatal(err)
-		}
+		c, _ := f.certifySigner(t, parentID, parent, parentKey, serial, label, now, days, f.key(label).Public())
 		return c
 	}
 	signer("issuing", f.issuing, f.issuingKey, 10, "ocsp-older", 60)
@@ -336,4 +305,27 @@ func TestCheckSignersForbidsAcrossIssuers(t *testing.T) {
 	if !forbidden(added) {
 		t.Error("the active issuing CA would certify the key another issuing CA's new OCSP signer signs with")
 	}
+}
+
+// certifySigner has the issuing CA parentID (its certificate parent, its
+// key parentKey) certify pub as an OCSP signer, valid from an hour before
+// at for days, and records it at at as sanad issuer add does: issuer
+// label, whose key is labelled label, among parentID's certificates.
+func (f signerFixture) certifySigner(t *testing.T, parentID string, parent *x509.Certificate, parentKey crypto.Signer,
+	serial int64, label string, at time.Time, days int, pub crypto.PublicKey) (*x509.Certificate, store.Issuer) {
+	t.Helper()
+	ctx := t.Context()
+	c := catest.Certify(t, &x509.Certificate{SerialNumber: big.NewInt(serial), Subject: pkix.Name{CommonName: label},
+		NotBefore: at.Add(-time.Hour), NotAfter: at.AddDate(0, 0, days), KeyUsage: x509.KeyUsageDigitalSignature,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageOCSPSigning}}, parent, pub, parentKey)
+	is := store.Issuer{ID: label, Name: label, Role: "ocsp-signer", CertificateDER: c.Raw, KeyLabel: label, CreatedAt: at}
+	if err := f.db.InTx(ctx, func(tx *store.Tx) error {
+		if err := tx.PutIssuer(ctx, is); err != nil {
+			return err
+		}
+		return putCertified(ctx, tx, parentID, "ocsp-signer", c, at)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return c, is
 }
