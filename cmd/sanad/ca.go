@@ -220,12 +220,7 @@ func caIssuers(ctx context.Context, s *service, issuingKeys bool) (cas []issuing
 	now := s.now()
 	var out []issuingCA
 	for _, issuing := range byRole["issuing"] {
-		issuingCert, err := x509.ParseCertificate(issuing.CertificateDER)
-		if err != nil {
-			return nil, nil, fmt.Errorf("issuer %s: %w", issuing.ID, err)
-		}
-		c := issuingCA{issuer: issuing, responder: ocspsign.Responder{IssuerID: issuing.ID, Issuer: issuingCert}}
-		c.responder.Certificate, c.responder.Signer, err = issuingResponder(ctx, s, issuing.ID, issuingCert, byRole["ocsp-signer"], now)
+		c, err := withSigner(ctx, s, issuing, byRole["ocsp-signer"], now)
 		if err == nil && issuingKeys {
 			if c.key, _, err = s.token.FindProtectedKey(ctx, issuing.KeyLabel); err != nil {
 				err = fmt.Errorf("key %q: %w", issuing.KeyLabel, err)
@@ -247,7 +242,7 @@ func caIssuers(ctx context.Context, s *service, issuingKeys bool) (cas []issuing
 				if missing == nil {
 					missing = map[string]*x509.Certificate{}
 				}
-				missing[issuing.ID] = issuingCert
+				missing[issuing.ID] = c.responder.Issuer
 				continue
 			}
 		}
@@ -267,6 +262,19 @@ func caIssuers(ctx context.Context, s *service, issuingKeys bool) (cas []issuing
 		}
 	}
 	return append([]issuingCA{out[best]}, append(out[:best:best], out[best+1:]...)...), missing, nil
+}
+
+// withSigner is the issuing CA is with the OCSP signer that answers for
+// it on this node (issuingResponder, among signers, at now); a certificate
+// that does not parse is an error, its own.
+func withSigner(ctx context.Context, s *service, is store.Issuer, signers []store.Issuer, now time.Time) (issuingCA, error) {
+	cert, err := x509.ParseCertificate(is.CertificateDER)
+	if err != nil {
+		return issuingCA{}, err
+	}
+	c := issuingCA{issuer: is, responder: ocspsign.Responder{IssuerID: is.ID, Issuer: cert}}
+	c.responder.Certificate, c.responder.Signer, err = issuingResponder(ctx, s, is.ID, cert, signers, now)
+	return c, err
 }
 
 // issuingResponder is the OCSP signer that answers for the issuing CA id

@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto/x509"
 	"fmt"
 	"log/slog"
 	"slices"
@@ -106,11 +105,7 @@ func addNonceIssuers(ctx context.Context, s *service, cas []issuingCA, problems 
 		if slices.ContainsFunc(cas, func(c issuingCA) bool { return c.issuer.ID == is.ID }) {
 			continue
 		}
-		c := issuingCA{issuer: is, responder: ocspsign.Responder{IssuerID: is.ID}}
-		c.responder.Issuer, err = x509.ParseCertificate(is.CertificateDER)
-		if err == nil {
-			c.responder.Certificate, c.responder.Signer, err = issuingResponder(ctx, s, is.ID, c.responder.Issuer, signers, s.now())
-		}
+		c, err := withSigner(ctx, s, is, signers, s.now())
 		problems.say(s.log, slog.LevelWarn, is.ID+" absent", "an issuing CA has no OCSP signer this node can sign its nonces with: its nonce requests are answered without a nonce", err)
 		if err != nil {
 			continue
