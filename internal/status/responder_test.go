@@ -153,16 +153,23 @@ func (d *deployment) run(t *testing.T) {
 // statusOf asks the responder about cert by GET.
 func (d *deployment) statusOf(t *testing.T, cert *x509.Certificate) int {
 	t.Helper()
+	r, err := ocsp.ParseResponseForCert(d.ask(t, cert), cert, d.f.Issuer.Certificate)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r.Status
+}
+
+// ask asks the responder about cert (of the fixture's issuing CA; only
+// its serial counts) by GET, and returns the answer's body.
+func (d *deployment) ask(t *testing.T, cert *x509.Certificate) []byte {
+	t.Helper()
 	reqDER, err := ocsp.CreateRequest(cert, d.f.Issuer.Certificate, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	_, body := d.get(t, "/ocsp/"+base64.StdEncoding.EncodeToString(reqDER))
-	r, err := ocsp.ParseResponseForCert(body, cert, d.f.Issuer.Certificate)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return r.Status
+	return body
 }
 
 // revokeAndWait has the responder answer good for cert (which it then
@@ -962,15 +969,7 @@ func TestStaleAnswerAskedOnce(t *testing.T) {
 	st := &countingStore{DB: db}
 	now := time.Now().UTC()
 	d.serveAt(t, st, status.Config{NegativeTTL: 5 * time.Second}, func() time.Time { return now })
-	reqDER, err := ocsp.CreateRequest(cert, f.Issuer.Certificate, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ask := func() []byte {
-		t.Helper()
-		_, body := d.get(t, "/ocsp/"+base64.StdEncoding.EncodeToString(reqDER))
-		return body
-	}
+	ask := func() []byte { return d.ask(t, cert) }
 	if _, err := ocsp.ParseResponseForCert(ask(), cert, f.Issuer.Certificate); err != nil {
 		t.Fatalf("the answer while fresh: %v", err)
 	}
@@ -1018,15 +1017,7 @@ func TestStoreReadsBounded(t *testing.T) {
 	d := deploy(t, f, db)
 	st := &blockingStore{DB: db, entered: make(chan struct{}, 4), release: make(chan struct{})}
 	d.serveStore(t, st, status.Config{MaxStoreReads: 1, MissWait: 50 * time.Millisecond})
-	ask := func(serial int64) []byte {
-		t.Helper()
-		reqDER, err := ocsp.CreateRequest(&x509.Certificate{SerialNumber: big.NewInt(serial)}, f.Issuer.Certificate, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		_, body := d.get(t, "/ocsp/"+base64.StdEncoding.EncodeToString(reqDER))
-		return body
-	}
+	ask := func(serial int64) []byte { return d.ask(t, &x509.Certificate{SerialNumber: big.NewInt(serial)}) }
 	unauthorized, tryLater := []byte{0x30, 0x03, 0x0a, 0x01, 0x06}, []byte{0x30, 0x03, 0x0a, 0x01, 0x03}
 	first := make(chan []byte, 1)
 	go func() { first <- ask(0x7001) }()
