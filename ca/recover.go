@@ -74,7 +74,7 @@ func (ca *CA) Recover(ctx context.Context, grace time.Duration) (int, error) {
 			c.Status, c.RevokedAt, c.Reason = store.StatusRevoked, now, ReasonCessationOfOperation
 			details := map[string]any{"reason": ReasonCessationOfOperation, "reason_name": profile.ReasonName(ReasonCessationOfOperation), "intent_created_at": c.CreatedAt,
 				"why": "issuance intent without a recorded certificate: the HSM may have signed it"}
-			resp, err := ca.signRevoked(c, details)
+			resp, _, err := ca.signRevoked(c, details)
 			if err != nil {
 				return err
 			}

@@ -47,25 +47,27 @@ var ErrKeyCompromised = errors.New("the key was revoked for keyCompromise")
 // (ErrResponderRetired): nothing else is signed then, and the CA is not
 // ready, but the issuing CA signs the answer itself, as it signs its
 // CRL (RFC 6960 §4.2.2.2), and details, the revocation's audit event's,
-// say so.
-func (ca *CA) signRevoked(c store.Certificate, details map[string]any) (store.OCSPResponse, error) {
+// say so. own reports that c is the certificate of the signer in service.
+func (ca *CA) signRevoked(c store.Certificate, details map[string]any) (resp store.OCSPResponse, own bool, err error) {
 	d := ca.d
 	responder, err := ca.responder()
 	switch {
 	case err == nil && bytes.Equal(responder.Certificate.SerialNumber.Bytes(), c.Serial):
+		own = true
 		details["ocsp_signed_by"] = "the issuing CA: the certificate revoked is the OCSP signer's own"
 	case err == nil:
 		resp, err := d.OCSP.Sign(responder, c)
 		if !errors.Is(err, ocspsign.ErrResponderValidity) {
-			return resp, err
+			return resp, false, err
 		}
 		details["ocsp_signed_by"] = "the issuing CA: the OCSP signer's certificate does not cover a response signed now"
 	case errors.Is(err, ErrResponderRetired):
 		details["ocsp_signed_by"] = "the issuing CA: the OCSP signer was retired and no other is in service"
 	default:
-		return store.OCSPResponse{}, err
+		return store.OCSPResponse{}, false, err
 	}
-	return d.OCSP.Sign(ocspsign.IssuerAsResponder(d.Issuer.ID, d.Issuer.Certificate, d.Issuer.Signer), c)
+	resp, err = d.OCSP.Sign(ocspsign.IssuerAsResponder(d.Issuer.ID, d.Issuer.Certificate, d.Issuer.Signer), c)
+	return resp, own, err
 }
 
 // CertifiedKey is the public key c certifies: from its DER or, for an
@@ -212,7 +214,7 @@ func (ca *CA) revoke(ctx context.Context, serial []byte, reason int, actor strin
 	// time is not spent holding the audit head; if the transaction fails
 	// (revoked meanwhile by someone else), the answer is thrown away.
 	c.Status, c.RevokedAt, c.Reason = store.StatusRevoked, revokedAt, reason
-	resp, err := ca.signRevoked(c, details)
+	resp, ownSigner, err := ca.signRevoked(c, details)
 	if err != nil {
 		return fmt.Errorf("revoke %s: %w", object, err)
 	}
@@ -231,8 +233,6 @@ func (ca *CA) revoke(ctx context.Context, serial []byte, reason int, actor strin
 	// The OCSP signer in service revoked: what it signed is signed again
 	// (Publisher.ResignBefore), from the time recorded with the revocation
 	// itself, whatever becomes of this node.
-	inService, err := ca.responder()
-	ownSigner := err == nil && bytes.Equal(inService.Certificate.SerialNumber.Bytes(), serial)
 	if ownSigner {
 		details["ocsp_resign_before"] = now
 	}
