@@ -78,6 +78,25 @@ func (kt KeyType) params() (keyParams, bool) {
 	return keyParams{}, false
 }
 
+// KeyTypeOf is the key type of a public key (*ecdsa.PublicKey or
+// *rsa.PublicKey): a key made elsewhere, certified from its request.
+func KeyTypeOf(pub crypto.PublicKey) (KeyType, error) {
+	for _, kt := range KeyTypes() {
+		kp, _ := kt.params()
+		switch k := pub.(type) {
+		case *ecdsa.PublicKey:
+			if kp.curve == k.Curve {
+				return kt, nil
+			}
+		case *rsa.PublicKey:
+			if kp.keyType == pkcs11.CKK_RSA && k.N.BitLen() == kp.bits {
+				return kt, nil
+			}
+		}
+	}
+	return "", fmt.Errorf("hsm: a %T is not of a key type Sanad signs with", pub)
+}
+
 // StandIn makes a key of type kt in memory, never in the HSM: for a draft
 // that stands in for an HSM key not made yet (a ceremony lints the
 // certificate it will make before it generates the key), and never to

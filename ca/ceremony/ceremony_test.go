@@ -30,7 +30,7 @@ import (
 
 func TestMain(m *testing.M) { hsmtest.Main(m) }
 
-var hierarchy = []string{"1-root.yaml", "2-intermediate.yaml", "3-ocsp-signer.yaml", "4-root-crl.yaml", "5-audit-key.yaml"}
+var hierarchy = []string{"1-root.yaml", "2-issuing-key.yaml", "3-intermediate.yaml", "4-ocsp-signer.yaml", "5-root-crl.yaml", "6-audit-key.yaml"}
 
 func options(t *testing.T, shares []pinshare.Share) ceremony.Options {
 	t.Helper()
@@ -49,15 +49,17 @@ func options(t *testing.T, shares []pinshare.Share) ceremony.Options {
 }
 
 // copyScripts writes the shipped example scripts into dir, pointed at the
-// test token.
-func copyScripts(t *testing.T, dir, tokenLabel string) {
+// test tokens: root's for the offline root HSM (sanad-root), online's for
+// the online CA's (sanad-online).
+func copyScripts(t *testing.T, dir, root, online string) {
 	t.Helper()
 	for _, name := range hierarchy {
 		raw, err := fs.ReadFile(policies.FS, "ceremonies/"+name)
 		if err != nil {
 			t.Fatal(err)
 		}
-		raw = bytes.ReplaceAll(raw, []byte("token_label: sanad-root"), []byte("token_label: "+tokenLabel))
+		raw = bytes.ReplaceAll(raw, []byte("token_label: sanad-root"), []byte("token_label: "+root))
+		raw = bytes.ReplaceAll(raw, []byte("token_label: sanad-online"), []byte("token_label: "+online))
 		if err := os.WriteFile(filepath.Join(dir, name), raw, 0o600); err != nil {
 			t.Fatal(err)
 		}
@@ -73,16 +75,25 @@ func openssl(t *testing.T, args ...string) string {
 	return string(out)
 }
 
+// TestExampleHierarchy runs the shipped hierarchy as a country would: the
+// root's ceremonies on the offline root HSM, the issuing CA's key, its OCSP
+// signer and the audit key on the online CA's, each token unlocked by its
+// own custodians' shares.
 func TestExampleHierarchy(t *testing.T) {
-	tok := hsmtest.NewToken(t)
+	tok, onlineTok := hsmtest.NewToken(t), hsmtest.NewToken(t)
 	custodians := []string{"Aigerim", "Bilal", "Chen", "Dana", "Erlan"}
 	shares, err := pinshare.Split(tok.PIN, tok.Label, custodians, 3)
 	if err != nil {
 		t.Fatal(err)
 	}
+	onlineCustodians := []string{"Farida", "Gulnara", "Hamid"}
+	onlineShares, err := pinshare.Split(onlineTok.PIN, onlineTok.Label, onlineCustodians, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
 	dir := t.TempDir()
-	copyScripts(t, dir, tok.Label)
-	opts := options(t, shares[1:4])
+	copyScripts(t, dir, tok.Label, onlineTok.Label)
+	opts, onlineOpts := options(t, shares[1:4]), options(t, onlineShares[1:3])
 	ctx := context.Background()
 
 	results := map[string]ceremony.Result{}
@@ -91,7 +102,11 @@ func TestExampleHierarchy(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		res, err := ceremony.Run(ctx, s, opts)
+		o := opts
+		if s.HSM.TokenLabel == onlineTok.Label {
+			o = onlineOpts
+		}
+		res, err := ceremony.Run(ctx, s, o)
 		if err != nil {
 			t.Fatalf("%s: %v", name, err)
 		}
@@ -146,7 +161,19 @@ func TestExampleHierarchy(t *testing.T) {
 		}
 	}
 
-	// Every transcript verifies and is signed by the ceremony's key.
+	// The issuing CA's key is the one ceremony 2 made on the online token,
+	// which signed its request (OpenSSL checks that signature).
+	if got := openssl(t, "req", "-in", filepath.Join(out, "issuing.csr"), "-noout", "-verify"); !strings.Contains(got, "verif") || !strings.Contains(got, "OK") {
+		t.Errorf("openssl req -verify: %s", got)
+	}
+	if k := results["2-issuing-key.yaml"]; k.KeySHA256 == "" || results["3-intermediate.yaml"].KeySHA256 != k.KeySHA256 || k.KeyLabel != "sanad-issuing-g1" || k.RequestPath == "" {
+		t.Errorf("key ceremony %+v, certified %+v", k, results["3-intermediate.yaml"])
+	}
+
+	// Every transcript verifies and is signed by the ceremony's key: the
+	// one it made, or the root's where the root signed (the issuing CA's
+	// certificate, the CRL).
+	rootKey := results["1-root.yaml"].KeySHA256
 	for _, name := range hierarchy {
 		res := results[name]
 		f, err := os.Open(res.TranscriptPath)
@@ -159,28 +186,46 @@ func TestExampleHierarchy(t *testing.T) {
 			t.Errorf("%s transcript: %v", name, err)
 			continue
 		}
-		want := res.KeySHA256
-		if want == "" { // the CRL: signed by the root
-			want = results["1-root.yaml"].KeySHA256
+		want, present := res.KeySHA256, custodians[1:4]
+		switch name {
+		case "3-intermediate.yaml", "5-root-crl.yaml":
+			want = rootKey
+		case "2-issuing-key.yaml", "4-ocsp-signer.yaml", "6-audit-key.yaml":
+			present = onlineCustodians[1:3]
 		}
 		if tr.SignerKeySHA256 != want {
 			t.Errorf("%s transcript signed by %s, want %s", name, tr.SignerKeySHA256, want)
 		}
 		var summary strings.Builder
 		tr.Summary(&summary)
-		for _, c := range custodians[1:4] {
+		for _, c := range present {
 			if !strings.Contains(summary.String(), c) {
 				t.Errorf("%s transcript summary does not name custodian %s", name, c)
 			}
 		}
 	}
 
-	// Private keys: sensitive and never extractable, as pkcs11-tool sees them.
-	objects := listObjects(t, tok)
-	for _, label := range []string{"sanad-root-g1", "sanad-issuing-g1", "sanad-ocsp-g1-1", "sanad-audit"} {
-		block := privateKeyBlock(objects, label)
-		if !strings.Contains(block, "Access:     sensitive, always sensitive, never extractable, local") {
-			t.Errorf("pkcs11-tool shows %s as:\n%s", label, block)
+	// Private keys: sensitive and never extractable, as pkcs11-tool sees
+	// them, each on its own token: the root's alone on the offline one.
+	for _, on := range []struct {
+		tok     *hsmtest.Token
+		keys    []string
+		without []string
+	}{
+		{tok, []string{"sanad-root-g1"}, []string{"sanad-issuing-g1", "sanad-ocsp-g1-1", "sanad-audit"}},
+		{onlineTok, []string{"sanad-issuing-g1", "sanad-ocsp-g1-1", "sanad-audit"}, []string{"sanad-root-g1"}},
+	} {
+		objects := listObjects(t, on.tok)
+		for _, label := range on.keys {
+			block := privateKeyBlock(objects, label)
+			if !strings.Contains(block, "Access:     sensitive, always sensitive, never extractable, local") {
+				t.Errorf("pkcs11-tool shows %s on %s as:\n%s", label, on.tok.Label, block)
+			}
+		}
+		for _, label := range on.without {
+			if strings.Contains(objects, "label:      "+label+"\n") {
+				t.Errorf("%s holds %s", on.tok.Label, label)
+			}
 		}
 	}
 
@@ -394,10 +439,6 @@ transcript: t.jsonl
 	}
 }
 
-// TestLintBeforeKey: a root whose certificate the lints refuse (a common
-// name over 64 characters) is refused by check's draft and by run before
-// any key is generated or transcript begun, so the corrected script runs
-// with the same key label.
 // rootOnNewToken returns a new test token, the shipped root ceremony
 // script pointed at it, and three custodians' shares of its PIN.
 func rootOnNewToken(t *testing.T) (*hsmtest.Token, []byte, []pinshare.Share) {
@@ -414,6 +455,10 @@ func rootOnNewToken(t *testing.T) (*hsmtest.Token, []byte, []pinshare.Share) {
 	return tok, bytes.ReplaceAll(raw, []byte("token_label: sanad-root"), []byte("token_label: "+tok.Label)), set
 }
 
+// TestLintBeforeKey: a root whose certificate the lints refuse (a common
+// name over 64 characters) is refused by check's draft and by run before
+// any key is generated or transcript begun, so the corrected script runs
+// with the same key label.
 func TestLintBeforeKey(t *testing.T) {
 	tok, raw, set := rootOnNewToken(t)
 	dir := t.TempDir()

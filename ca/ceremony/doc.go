@@ -2,6 +2,14 @@
 // root, issuing CAs, delegated OCSP responders, offline root CRLs and the
 // audit checkpoint key, on any PKCS#11 HSM.
 //
+// A key whose certifying CA is on another HSM (the issuing CA's, made on
+// the online CA's token while the root's stays offline) is made at a key
+// ceremony, which writes a certificate request signed by it; the
+// certifying ceremony certifies the request's key only with the key
+// ceremony's transcript, signed by that key, recording that it made the
+// key, issued the request, and what the token said of the key
+// (readRequest).
+//
 // A script is checked completely before anything is touched (Check: every
 // problem at once, with its line); Run refuses an existing key label, output
 // file or transcript. An existing key a script names (key.existing) and the
@@ -14,8 +22,9 @@
 // and again after.
 //
 // Every step is appended to a hash-chained transcript (package transcript)
-// whose last line is signed by the ceremony's key: the key it created, or
-// for a CRL the issuer that signed it. The token PIN can be split M-of-N
+// whose last line is signed by the ceremony's key: the key it created or
+// used on its token, or else (a CRL, a key certified from its request) the
+// issuer that signed. The token PIN can be split M-of-N
 // among custodians (package pinshare); Run combines the shares in memory
 // and records who was present, never the PIN.
 //

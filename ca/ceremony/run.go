@@ -57,6 +57,7 @@ type Result struct {
 	Certificate     *x509.Certificate
 	CertificatePath string
 	CRLPath         string
+	RequestPath     string // a key ceremony's certificate request
 	TranscriptPath  string
 }
 
@@ -104,7 +105,18 @@ func Run(ctx context.Context, s *Script, opts Options) (Result, error) {
 	}
 	var existing *hsm.Key
 	var existingProtection hsm.Protection
+	var requested *requestedKey
 	switch {
+	case s.Key != nil && s.Key.Request != "":
+		// Check read it; read again, it is what gets certified.
+		r, err := s.readRequest()
+		if err != nil {
+			return Result{}, err
+		}
+		if issuerKey != nil && spkiSHA256(r.public()) == spkiSHA256(issuerKey.Public()) {
+			return Result{}, fmt.Errorf("the request's key is the issuer's own key %q", issuerKey.Label())
+		}
+		requested = &r
 	case s.Key != nil && s.Key.Existing:
 		if existing, existingProtection, err = tok.FindProtectedKey(ctx, s.Key.Label); err != nil {
 			return Result{}, fmt.Errorf("key %q: %w", s.Key.Label, err)
@@ -160,23 +172,37 @@ func Run(ctx context.Context, s *Script, opts Options) (Result, error) {
 		}
 	}
 
-	// The transcript is signed by the key this ceremony created, or for a
-	// CRL by the issuer that signed it.
+	// The transcript is signed by the key this ceremony created or used
+	// on its token, or else (a CRL, a key certified from its request) by
+	// the issuer that signed.
 	ceremonyKey := issuerKey
-	if s.Key != nil {
+	var subjectKey crypto.PublicKey
+	switch {
+	case requested != nil:
+		if err := tr.Append(stepKeyRequest, requested.facts(s)); err != nil {
+			return Result{}, err
+		}
+		subjectKey = requested.public()
+		res.KeyLabel, res.KeySHA256 = requested.label, spkiSHA256(subjectKey)
+	case s.Key != nil:
 		key, err := s.makeKey(ctx, tok, existing, existingProtection, tr)
 		if err != nil {
 			return Result{}, err
 		}
-		ceremonyKey = key
-		res.KeyLabel, res.KeySHA256 = key.Label(), spkiSHA256(key.Public())
+		ceremonyKey, subjectKey = key, key.Public()
+		res.KeyLabel, res.KeySHA256 = key.Label(), spkiSHA256(subjectKey)
+	}
+	if s.Request != nil {
+		if res.RequestPath, err = s.makeRequest(ceremonyKey, tr); err != nil {
+			return Result{}, err
+		}
 	}
 	if s.Certificate != nil {
 		signer, parent := crypto.Signer(ceremonyKey), issuerCert
 		if s.Ceremony != KindRoot {
 			signer = issuerKey
 		}
-		cert, path, err := s.makeCertificate(ceremonyKey.Public(), signer, parent, now, opts)
+		cert, path, err := s.makeCertificate(subjectKey, signer, parent, now, opts)
 		if err != nil {
 			return Result{}, err
 		}
@@ -387,7 +413,8 @@ func lintUnsigned(tmpl, parent *x509.Certificate, pub crypto.PublicKey, throwawa
 
 // LintDraft lints the certificate the script would make (the ceremony's
 // lints before signing) with a software key of the script's type in place
-// of the key the HSM will generate: a certificate the lints refuse is
+// of the key the HSM will generate (or the key of the key ceremony's
+// request the script certifies): a certificate the lints refuse is
 // refused before any key is made or transcript begun. issuer is the
 // issuing certificate (nil for a root). A CRL is linted signed by a
 // throw-away key of the issuer's type. A script with neither passes.
@@ -398,20 +425,16 @@ func (s *Script) LintDraft(issuer *x509.Certificate, now time.Time, opts Options
 	if s.Certificate == nil || s.Key == nil {
 		return nil
 	}
-	kt, err := hsm.ParseKeyType(s.Key.Type)
+	pub, standIn, err := s.draftKey()
 	if err != nil {
 		return err
 	}
-	draft, err := kt.StandIn()
+	tmpl, err := s.template(opts.Profiles[s.Certificate.Profile], pub, now)
 	if err != nil {
 		return err
 	}
-	tmpl, err := s.template(opts.Profiles[s.Certificate.Profile], draft.Public(), now)
-	if err != nil {
-		return err
-	}
-	// A root signs itself: the draft key is its throw-away signer too.
-	parent, throwaway := issuer, draft
+	// A root signs itself: the stand-in key is its throw-away signer too.
+	parent, throwaway := issuer, standIn
 	if issuer == nil {
 		tmpl.AuthorityKeyId = tmpl.SubjectKeyId
 		parent = tmpl
@@ -430,10 +453,32 @@ func (s *Script) LintDraft(issuer *x509.Certificate, now time.Time, opts Options
 			return err
 		}
 	}
-	if err := lintUnsigned(tmpl, parent, draft.Public(), throwaway, opts.Linter); err != nil {
+	if err := lintUnsigned(tmpl, parent, pub, throwaway, opts.Linter); err != nil {
 		return fmt.Errorf("certificate for %s: %w", s.Certificate.Subject.CommonName, err)
 	}
 	return nil
+}
+
+// draftKey is the key LintDraft puts in the certificate: the requested key
+// itself when the script certifies a key ceremony's request, else a
+// stand-in of the script's key type (standIn, which also signs a root's
+// draft in place of the root's key).
+func (s *Script) draftKey() (pub crypto.PublicKey, standIn crypto.Signer, err error) {
+	if s.Key.Request != "" {
+		r, err := s.readRequest()
+		if err != nil {
+			return nil, nil, err
+		}
+		return r.public(), nil, nil
+	}
+	kt, err := hsm.ParseKeyType(s.Key.Type)
+	if err != nil {
+		return nil, nil, err
+	}
+	if standIn, err = kt.StandIn(); err != nil {
+		return nil, nil, err
+	}
+	return standIn.Public(), standIn, nil
 }
 
 // CheckDraft is LintDraft with the issuer's certificate the script names,
@@ -472,16 +517,9 @@ func (s *Script) template(p profile.Profile, pub crypto.PublicKey, now time.Time
 	if err != nil {
 		return nil, err
 	}
-	subject := pkix.Name{CommonName: c.Subject.CommonName, Organization: []string{c.Subject.Organization}, Country: []string{c.Subject.Country}}
-	if c.Subject.OrganizationalUnit != "" {
-		subject.OrganizationalUnit = []string{c.Subject.OrganizationalUnit}
-	}
-	if c.Subject.OrganizationIdentifier != "" {
-		subject.ExtraNames = []pkix.AttributeTypeAndValue{{Type: profile.OIDOrganizationIdentifier, Value: c.Subject.OrganizationIdentifier}}
-	}
 	t := &x509.Certificate{
 		SerialNumber:          serial,
-		Subject:               subject,
+		Subject:               c.Subject.name(),
 		NotBefore:             notBefore,
 		NotAfter:              notBefore.AddDate(0, 0, c.ValidityDays).Add(-time.Second),
 		KeyUsage:              p.KeyUsage,
@@ -524,6 +562,18 @@ func (s *Script) template(p profile.Profile, pub crypto.PublicKey, now time.Time
 		t.ExtraExtensions = append(t.ExtraExtensions, pkix.Extension{Id: oidOCSPNoCheck, Value: asn1.NullBytes})
 	}
 	return t, nil
+}
+
+// name is the distinguished name the subject describes.
+func (sub Subject) name() pkix.Name {
+	n := pkix.Name{CommonName: sub.CommonName, Organization: []string{sub.Organization}, Country: []string{sub.Country}}
+	if sub.OrganizationalUnit != "" {
+		n.OrganizationalUnit = []string{sub.OrganizationalUnit}
+	}
+	if sub.OrganizationIdentifier != "" {
+		n.ExtraNames = []pkix.AttributeTypeAndValue{{Type: profile.OIDOrganizationIdentifier, Value: sub.OrganizationIdentifier}}
+	}
+	return n
 }
 
 var oidOCSPNoCheck = asn1.ObjectIdentifier{1, 3, 6, 1, 5, 5, 7, 48, 1, 5}

@@ -28,6 +28,11 @@ const (
 	KindOCSPSigner   = "ocsp-signer"
 	KindCRL          = "crl"
 	KindAuditKey     = "audit-key"
+	// KindKey makes a key and a certificate request signed by it, and no
+	// certificate: for a key whose certifying CA is on another token (an
+	// issuing CA's key on the online HSM, certified at the offline root's
+	// ceremony from this request and this ceremony's transcript).
+	KindKey = "key"
 )
 
 // profileOf is the certificate profile each kind must use.
@@ -48,6 +53,7 @@ type Script struct {
 	Key         *Key         `yaml:"key"`
 	Certificate *Certificate `yaml:"certificate"`
 	CRL         *CRL         `yaml:"crl"`
+	Request     *Request     `yaml:"request"`
 	Transcript  string       `yaml:"transcript"`
 
 	// Path is the script file; relative paths in it are resolved against
@@ -81,11 +87,16 @@ type Issuer struct {
 	KeyLabel    string `yaml:"key_label"`
 }
 
-// Key is the key the ceremony creates, or an existing one it certifies.
+// Key is the key the ceremony creates, or an existing one it certifies, or
+// a key on another token that a key ceremony made: the certificate request
+// it wrote (Request) and its signed transcript (Transcript). Such a key's
+// label and type come from that transcript; given here, they must agree.
 type Key struct {
-	Label    string `yaml:"label"`
-	Type     string `yaml:"type"`
-	Existing bool   `yaml:"existing"`
+	Label      string `yaml:"label"`
+	Type       string `yaml:"type"`
+	Existing   bool   `yaml:"existing"`
+	Request    string `yaml:"request"`
+	Transcript string `yaml:"transcript"`
 }
 
 // Certificate describes the certificate to make; what it may contain comes
@@ -293,9 +304,9 @@ func (s *Script) Check(profiles map[string]profile.Profile, now time.Time) error
 	kind := s.Ceremony
 	wantProfile, makesCert := profileOf[kind]
 	switch kind {
-	case KindRoot, KindIntermediate, KindOCSPSigner, KindCRL, KindAuditKey:
+	case KindRoot, KindIntermediate, KindOCSPSigner, KindCRL, KindAuditKey, KindKey:
 	default:
-		bad("ceremony", "%q is not one of root, intermediate, ocsp-signer, crl, audit-key", kind)
+		bad("ceremony", "%q is not one of root, intermediate, ocsp-signer, crl, audit-key, key", kind)
 	}
 	if len(s.Witnesses) == 0 {
 		bad("witnesses", "name at least one person present")
@@ -322,10 +333,12 @@ func (s *Script) Check(profiles map[string]profile.Profile, now time.Time) error
 	}
 	output("transcript", s.Transcript)
 
-	needsIssuer := kind != KindRoot
+	needsIssuer := kind != KindRoot && kind != KindKey
 	switch {
 	case needsIssuer && s.Issuer == nil:
 		bad("issuer", "required for a %s ceremony", kind)
+	case !needsIssuer && s.Issuer != nil && kind == KindKey:
+		bad("issuer", "a key ceremony certifies nothing: remove issuer (the certifying ceremony names this one's request)")
 	case !needsIssuer && s.Issuer != nil:
 		bad("issuer", "a root is self-signed: remove issuer")
 	case s.Issuer != nil:
@@ -340,11 +353,14 @@ func (s *Script) Check(profiles map[string]profile.Profile, now time.Time) error
 	}
 
 	needsKey := kind != KindCRL
+	var requested *requestedKey
 	switch {
 	case needsKey && s.Key == nil:
 		bad("key", "required for a %s ceremony", kind)
 	case !needsKey && s.Key != nil:
 		bad("key", "a crl ceremony creates no key: remove key")
+	case s.Key != nil && (s.Key.Request != "" || s.Key.Transcript != ""):
+		requested = s.checkRequestedKey(bad)
 	case s.Key != nil:
 		if !labelRE.MatchString(s.Key.Label) {
 			bad("key.label", "%q is not a valid key label (letters, digits, . _ -, at most 64)", s.Key.Label)
@@ -363,7 +379,17 @@ func (s *Script) Check(profiles map[string]profile.Profile, now time.Time) error
 	case !makesCert && s.Certificate != nil:
 		bad("certificate", "a %s ceremony makes no certificate", kind)
 	case s.Certificate != nil:
-		s.checkCertificate(bad, output, profiles, wantProfile, now)
+		s.checkCertificate(bad, output, profiles, wantProfile, requested, now)
+	}
+
+	switch {
+	case kind == KindKey && s.Request == nil:
+		bad("request", "required for a key ceremony: the certificate request its certifying ceremony reads")
+	case kind != KindKey && s.Request != nil:
+		bad("request", "only for a key ceremony")
+	case s.Request != nil:
+		checkSubject(bad, "request.subject", s.Request.Subject)
+		output("request.output", s.Request.Output)
 	}
 
 	switch {
@@ -386,7 +412,56 @@ func (s *Script) Check(profiles map[string]profile.Profile, now time.Time) error
 // be set.
 const maxBackdate = 48 * time.Hour
 
-func (s *Script) checkCertificate(bad func(string, string, ...any), output func(string, string), profiles map[string]profile.Profile, wantProfile string, now time.Time) {
+// checkRequestedKey checks a key the script certifies from a key
+// ceremony's request and transcript (readRequest), and returns it, or nil
+// with the problems reported.
+func (s *Script) checkRequestedKey(bad func(string, string, ...any)) *requestedKey {
+	k := s.Key
+	switch {
+	case s.Ceremony == KindRoot || s.Ceremony == KindKey:
+		bad("key.request", "a %s ceremony makes or uses a key on its own token: remove key.request and key.transcript", s.Ceremony)
+		return nil
+	case k.Existing:
+		bad("key.existing", "a requested key is on another token: remove existing")
+		return nil
+	case k.Request == "":
+		bad("key.request", "required with key.transcript: the key ceremony's certificate request")
+		return nil
+	case k.Transcript == "":
+		bad("key.transcript", "required with key.request: the key ceremony's signed transcript")
+		return nil
+	}
+	r, err := s.readRequest()
+	if err != nil {
+		bad("key.request", "%v", err)
+		return nil
+	}
+	if k.Label != "" && k.Label != r.label {
+		bad("key.label", "%q, but the key ceremony labelled the key %q", k.Label, r.label)
+	}
+	if k.Type != "" && k.Type != string(r.typ) {
+		bad("key.type", "%q, but the request's key is %s", k.Type, r.typ)
+	}
+	return &r
+}
+
+// checkSubject checks a CA or service certificate's subject.
+func checkSubject(bad func(string, string, ...any), field string, sub Subject) {
+	if sub.CommonName == "" {
+		bad(field+".common_name", "required")
+	}
+	if sub.Organization == "" {
+		bad(field+".organization", "required")
+	}
+	if !countryRE.MatchString(sub.Country) {
+		bad(field+".country", "%q is not an ISO 3166 two-letter code", sub.Country)
+	}
+	if id := sub.OrganizationIdentifier; id != "" && !organizationIdentifierRE.MatchString(id) {
+		bad(field+".organization_identifier", "%q is not an ETSI EN 319 412-1 identifier: a type (NTR, VAT, PSD, LEI), a country code, a hyphen, then the identifier, as in NTRKZ-240140010009", id)
+	}
+}
+
+func (s *Script) checkCertificate(bad func(string, string, ...any), output func(string, string), profiles map[string]profile.Profile, wantProfile string, requested *requestedKey, now time.Time) {
 	c := s.Certificate
 	p, ok := profiles[c.Profile]
 	switch {
@@ -395,17 +470,11 @@ func (s *Script) checkCertificate(bad func(string, string, ...any), output func(
 	case c.Profile != wantProfile:
 		bad("certificate.profile", "a %s ceremony uses profile %q, not %q", s.Ceremony, wantProfile, c.Profile)
 	}
-	if c.Subject.CommonName == "" {
-		bad("certificate.subject.common_name", "required")
-	}
-	if c.Subject.Organization == "" {
-		bad("certificate.subject.organization", "required")
-	}
-	if !countryRE.MatchString(c.Subject.Country) {
-		bad("certificate.subject.country", "%q is not an ISO 3166 two-letter code", c.Subject.Country)
-	}
-	if id := c.Subject.OrganizationIdentifier; id != "" && !organizationIdentifierRE.MatchString(id) {
-		bad("certificate.subject.organization_identifier", "%q is not an ETSI EN 319 412-1 identifier: a type (NTR, VAT, PSD, LEI), a country code, a hyphen, then the identifier, as in NTRKZ-240140010009", id)
+	checkSubject(bad, "certificate.subject", c.Subject)
+	// The key ceremony asked for a name: a certificate under another is
+	// the wrong request brought to this one, or the wrong script.
+	if requested != nil && !requested.asksFor(c.Subject) {
+		bad("certificate.subject", "the request %s asks for %q, not this subject", s.Key.Request, requested.csr.Subject.String())
 	}
 	if c.NotBefore != "" {
 		switch nb, err := time.Parse(time.RFC3339, c.NotBefore); {
@@ -422,7 +491,10 @@ func (s *Script) checkCertificate(bad func(string, string, ...any), output func(
 		if c.ValidityDays < 1 || c.ValidityDays > p.MaxValidityDays {
 			bad("certificate.validity_days", "%d is outside 1..%d (profile %s)", c.ValidityDays, p.MaxValidityDays, p.Name)
 		}
-		if s.Key != nil {
+		switch {
+		case requested != nil && !p.AllowsKeyType(requested.typ):
+			bad("key.request", "profile %s does not allow the request's key, %s", p.Name, requested.typ)
+		case requested == nil && s.Key != nil:
 			if kt, err := hsm.ParseKeyType(s.Key.Type); err == nil && !p.AllowsKeyType(kt) {
 				bad("key.type", "profile %s does not allow %s", p.Name, kt)
 			}

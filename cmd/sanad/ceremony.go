@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto"
 	"crypto/x509"
 	"encoding/pem"
 	"errors"
@@ -28,7 +29,7 @@ import (
 func newCeremonyCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "ceremony",
-		Short: "Run CA key ceremonies from YAML scripts (root, intermediate, ocsp-signer, crl, audit-key)",
+		Short: "Run CA key ceremonies from YAML scripts (root, intermediate, ocsp-signer, crl, audit-key, key)",
 	}
 	cmd.AddCommand(newCeremonyCheckCmd(), newCeremonyRunCmd(), newSplitPINCmd(), newVerifyTranscriptCmd())
 	return cmd
@@ -122,13 +123,21 @@ in memory only.`,
 		if res.CRLPath != "" {
 			fmt.Fprintf(w, "  CRL          %s\n", res.CRLPath)
 		}
-		// The transcript is signed by the key the ceremony made, or for a
-		// CRL by its issuer: the certificate of that key binds the check.
-		signer := res.CertificatePath
-		if signer == "" && s.Issuer != nil {
-			signer = s.Resolve(s.Issuer.Certificate)
+		if res.RequestPath != "" {
+			fmt.Fprintf(w, "  request      %s (for the ceremony that certifies the key, with this transcript)\n", res.RequestPath)
 		}
-		fmt.Fprintf(w, "  transcript   %s (check it: sanad ceremony verify-transcript %s --cert %s)\n", res.TranscriptPath, res.TranscriptPath, signer)
+		// The transcript is signed by the key the ceremony made, or else
+		// (a CRL, a key certified from its request) by its issuer: the
+		// certificate of that key, or a key ceremony's request, binds the
+		// check.
+		check := "--cert " + res.CertificatePath
+		switch {
+		case res.RequestPath != "":
+			check = "--request " + res.RequestPath
+		case s.Issuer != nil && (s.Key == nil || s.Key.Request != ""):
+			check = "--cert " + s.Resolve(s.Issuer.Certificate)
+		}
+		fmt.Fprintf(w, "  transcript   %s (check it: sanad ceremony verify-transcript %s %s)\n", res.TranscriptPath, res.TranscriptPath, check)
 		return nil
 	}
 	return cmd
@@ -302,7 +311,11 @@ func newVerifyTranscriptCmd() *cobra.Command {
 		Args:  cobra.ExactArgs(1),
 	}
 	certPath := cmd.Flags().String("cert", "", "certificate (PEM) whose key must have signed the transcript")
+	requestPath := cmd.Flags().String("request", "", "for a key ceremony: the certificate request (PEM) it wrote, whose key must have signed the transcript")
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		if *certPath != "" && *requestPath != "" {
+			return usagef("give --cert or --request, not both")
+		}
 		f, err := os.Open(args[0])
 		if err != nil {
 			return err
@@ -312,33 +325,57 @@ func newVerifyTranscriptCmd() *cobra.Command {
 		if err != nil {
 			return fmt.Errorf("%s: %w", args[0], err)
 		}
-		if *certPath != "" {
-			raw, err := os.ReadFile(*certPath)
+		signer := *certPath
+		if *requestPath != "" {
+			signer = *requestPath
+		}
+		if signer != "" {
+			pub, err := signerKey(signer)
 			if err != nil {
 				return err
 			}
-			block, _ := pem.Decode(raw)
-			if block == nil {
-				return fmt.Errorf("%s: no PEM block", *certPath)
-			}
-			cert, err := x509.ParseCertificate(block.Bytes)
-			if err != nil {
-				return err
-			}
-			if err := res.SignedBy(cert.PublicKey); err != nil {
+			if err := res.SignedBy(pub); err != nil {
 				return fmt.Errorf("%s: %w", args[0], err)
 			}
 		}
 		res.Summary(cmd.OutOrStdout())
-		if *certPath == "" {
+		if signer == "" {
 			// Anyone can sign a transcript with a key of their own and
 			// embed it: only --cert binds the signature to the ceremony's
 			// certificate.
 			fmt.Fprintf(cmd.OutOrStdout(), "transcript consistent: %d lines, hash chain intact, signed by the key it names (SHA-256 of its public key above); give --cert to check that key is the certificate's\n", len(res.Lines))
 			return nil
 		}
-		fmt.Fprintf(cmd.OutOrStdout(), "transcript OK: %d lines, hash chain intact, signature valid by the key of %s\n", len(res.Lines), *certPath)
+		fmt.Fprintf(cmd.OutOrStdout(), "transcript OK: %d lines, hash chain intact, signature valid by the key of %s\n", len(res.Lines), signer)
 		return nil
 	}
 	return cmd
+}
+
+// signerKey is the public key of a PEM certificate, or of a PEM
+// certificate request whose own signature verifies.
+func signerKey(path string) (crypto.PublicKey, error) {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	block, _ := pem.Decode(raw)
+	switch {
+	case block == nil:
+		return nil, fmt.Errorf("%s: no PEM block", path)
+	case block.Type == "CERTIFICATE REQUEST":
+		csr, err := x509.ParseCertificateRequest(block.Bytes)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", path, err)
+		}
+		if err := csr.CheckSignature(); err != nil {
+			return nil, fmt.Errorf("%s: its signature does not verify: %w", path, err)
+		}
+		return csr.PublicKey, nil
+	}
+	cert, err := x509.ParseCertificate(block.Bytes)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return cert.PublicKey, nil
 }

@@ -16,6 +16,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/sanadpki/sanad/ca/ceremony/transcript"
 	"github.com/sanadpki/sanad/ca/profile"
 	"github.com/sanadpki/sanad/hsm"
 	"github.com/sanadpki/sanad/internal/audit"
@@ -32,8 +33,10 @@ func newIssuerCmd() *cobra.Command {
 		Short: "Record what a ceremony made in the store (add), or list it",
 		Long: `A ceremony writes certificates and a signed transcript; the roles read the
 CA hierarchy from the store. "issuer add" records one certificate there, after
-checking it against its ceremony's transcript, its place in the hierarchy and,
-for an online key, the key on the token of --config. Each addition is an audit
+checking it against its ceremony's transcript (signed by the certificate's key,
+or by its recorded issuer's when the key was certified from a key ceremony's
+request), its place in the hierarchy and, for an online key, the key on the
+token of --config. Each addition is an audit
 event naming the operating-system account that made it.
 
 A new OCSP signer is added beside the current one before that one runs out;
@@ -75,10 +78,6 @@ signed.`,
 		if err != nil {
 			return err
 		}
-		trSum, trLabel, err := checkCeremonyTranscript(*transcriptPath, cert)
-		if err != nil {
-			return err
-		}
 		cfg, err := loadConfig()
 		if err != nil {
 			return err
@@ -90,6 +89,10 @@ signed.`,
 		}
 		defer s.close()
 		have, err := s.db.Issuers(ctx)
+		if err != nil {
+			return err
+		}
+		trSum, trLabel, err := checkCeremonyTranscript(*transcriptPath, cert, have)
 		if err != nil {
 			return err
 		}
@@ -227,12 +230,23 @@ func validIssuerID(id string) bool {
 }
 
 // checkCeremonyTranscript verifies the transcript's hash chain and
-// signature, that the certificate's key signed it (a key ceremony's
-// transcript is signed by the key it made), and that it records issuing
+// signature, that the certificate's key signed it (a ceremony that makes a
+// key signs its transcript with it) or else the key of the recorded issuer
+// that certified it (a ceremony that certified a key made on another
+// token, from its key ceremony's request), and that it records issuing
 // this very certificate. It returns the transcript's SHA-256 and the label
 // the ceremony gave the certificate's key ("" if it names none).
-func checkCeremonyTranscript(path string, cert *x509.Certificate) (sum, keyLabel string, err error) {
+func checkCeremonyTranscript(path string, cert *x509.Certificate, have []store.Issuer) (sum, keyLabel string, err error) {
 	res, sum, err := readSignedTranscript(path, cert, "the certificate's key")
+	if errors.Is(err, transcript.ErrWrongSigner) {
+		if is, ok := certifiedBy(cert, have, issuerRoles...); ok {
+			parent, perr := x509.ParseCertificate(is.CertificateDER) // certifiedBy parsed it
+			if perr != nil {
+				return "", "", perr
+			}
+			res, sum, err = readSignedTranscript(path, parent, "the certificate's key, nor by its issuer "+is.ID+"'s")
+		}
+	}
 	if err != nil {
 		return "", "", err
 	}
@@ -251,7 +265,7 @@ func checkCeremonyTranscript(path string, cert *x509.Certificate) (sum, keyLabel
 		switch l.Step {
 		case "certificate-issue":
 			issued = issued || d.SHA256 == hex.EncodeToString(want[:])
-		case "key-generate", "key-use":
+		case "key-generate", "key-use", "key-request":
 			if d.PublicKey == hex.EncodeToString(spki[:]) {
 				keyLabel = d.Label
 			}

@@ -247,15 +247,59 @@ func TestIssuingCARollover(t *testing.T) {
 	old := enrollCitizen(t, c)
 	dev.stop(t)
 
-	runDevCeremonyVariant(t, env, dir, "2-intermediate.yaml", "7-intermediate-2.yaml", "label: sanad-dev-issuing", "label: sanad-dev-issuing-2",
+	// The next issuing CA's key is made at a key ceremony, and the root
+	// certifies it from that ceremony's request, as when the root's key is
+	// on an offline HSM (here both are on the dev token).
+	keyScript := `ceremony: key
+description: dev issuing CA 2's key
+witnesses: ["sanad test"]
+hsm: {token_label: sanad-dev, pin: {shares: 1}}
+key: {label: sanad-dev-issuing-2, type: ecdsa-p256}
+request:
+  subject: {common_name: Sanad Dev Issuing CA 2, organization: Sanad Dev PKI (not for production), country: KZ}
+  output: ../pki/issuing-2.csr
+transcript: ../pki/6-issuing-key-2.transcript.jsonl
+`
+	if err := os.WriteFile(filepath.Join(dir, "ceremonies", "6-issuing-key-2.yaml"), []byte(keyScript), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	runDevCeremonyVariant(t, env, dir, "6-issuing-key-2.yaml", "6-issuing-key-2.yaml")
+	runDevCeremonyVariant(t, env, dir, "2-intermediate.yaml", "7-intermediate-2.yaml",
+		"label: sanad-dev-issuing\n", "label: sanad-dev-issuing-2\n",
+		`request: ""`, "request: ../pki/issuing-2.csr", `transcript: ""`, "transcript: ../pki/6-issuing-key-2.transcript.jsonl",
 		"issuing.pem", "issuing-2.pem", "2-intermediate.transcript", "7-intermediate-2.transcript",
 		"common_name: Sanad Dev Issuing CA", "common_name: Sanad Dev Issuing CA 2", "validity_days: 1825", "validity_days: 1900")
+	// Each transcript is checked against the key that signed it: the key
+	// ceremony's by its request's key, the root's by the root's.
+	for _, check := range [][]string{
+		{pki("6-issuing-key-2.transcript.jsonl"), "--request", pki("issuing-2.csr")},
+		{pki("7-intermediate-2.transcript.jsonl"), "--cert", pki("root.pem")},
+	} {
+		if code, out := runSanadEnv(t, env, append([]string{"ceremony", "verify-transcript"}, check...)...); code != 0 || !strings.Contains(out, "transcript OK") {
+			t.Errorf("verify-transcript %s: exit %d\n%s", strings.Join(check, " "), code, out)
+		}
+	}
+	if code, out := runSanadEnv(t, env, "ceremony", "verify-transcript", pki("7-intermediate-2.transcript.jsonl"), "--request", pki("issuing-2.csr")); code != 1 || !strings.Contains(out, "signed by another key") {
+		t.Errorf("verify-transcript of the root's transcript by the request's key: exit %d\n%s", code, out)
+	}
 	runDevCeremonyVariant(t, env, dir, "3-ocsp-signer.yaml", "8-ocsp-signer-2.yaml", "key_label: sanad-dev-issuing", "key_label: sanad-dev-issuing-2",
 		"issuing.pem", "issuing-2.pem", "label: sanad-dev-ocsp", "label: sanad-dev-ocsp-g2", "ocsp.pem", "ocsp-g2.pem",
 		"3-ocsp-signer.transcript", "8-ocsp-signer-2.transcript", "Issuing CA OCSP Responder", "Issuing CA 2 OCSP Responder")
 	add := func(args ...string) (int, string) {
 		t.Helper()
 		return runSanadEnv(t, env, append([]string{"issuer", "add", "--config", cfg}, args...)...)
+	}
+	// The key ceremony's transcript issued no certificate; the OCSP
+	// signer's ceremony's is signed by neither the certificate's key nor
+	// the root's.
+	for _, c := range []struct{ transcript, want string }{
+		{"6-issuing-key-2.transcript.jsonl", "the ceremony did not issue this certificate"},
+		{"3-ocsp-signer.transcript.jsonl", "not signed by the certificate's key, nor by its issuer root's"},
+	} {
+		if code, out := add("issuing-2", "--role", "issuing", "--cert", pki("issuing-2.pem"), "--key-label", "sanad-dev-issuing-2",
+			"--transcript", pki(c.transcript)); code != 1 || !strings.Contains(out, c.want) {
+			t.Errorf("issuer add with %s: exit %d\n%s", c.transcript, code, out)
+		}
 	}
 	if code, out := add("issuing-2", "--role", "issuing", "--cert", pki("issuing-2.pem"), "--key-label", "sanad-dev-issuing-2",
 		"--transcript", pki("7-intermediate-2.transcript.jsonl")); code != 0 {
