@@ -4,10 +4,11 @@
 //
 // A key whose certifying CA is on another HSM (the issuing CA's, made on
 // the online CA's token while the root's stays offline) is made at a key
-// ceremony, which writes a certificate request signed by it; the
-// certifying ceremony certifies the request's key only with the key
-// ceremony's transcript, signed by that key, recording that it made the
-// key, issued the request, and what the token said of the key
+// ceremony, which writes a certificate request signed by it and prints its
+// SHA-256 for the witnesses; the certifying ceremony certifies the
+// request's key only if its script names that SHA-256, and with the key
+// ceremony's transcript, signed by that key, recording that it generated
+// the key, issued the request, and what the token said of the key
 // (readRequest).
 //
 // A script is checked completely before anything is touched (Check: every

@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 
 	"github.com/sanadpki/sanad/ca/ceremony/transcript"
 	"github.com/sanadpki/sanad/hsm"
@@ -25,25 +26,26 @@ type Request struct {
 
 // makeRequest has key sign a PKCS#10 request for the script's subject,
 // checks the signature, writes the request as PEM to a new file and
-// records it.
-func (s *Script) makeRequest(key *hsm.Key, tr *transcript.Writer) (string, error) {
+// records it. It returns the file and the request's SHA-256, which the
+// witnesses record for the certifying ceremony (key.request_sha256).
+func (s *Script) makeRequest(key *hsm.Key, tr *transcript.Writer) (path, sum string, err error) {
 	der, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{Subject: s.Request.Subject.name()}, key)
 	if err != nil {
-		return "", fmt.Errorf("sign the certificate request in the HSM: %w", err)
+		return "", "", fmt.Errorf("sign the certificate request in the HSM: %w", err)
 	}
 	csr, err := x509.ParseCertificateRequest(der)
 	if err != nil {
-		return "", err
+		return "", "", err
 	}
 	if err := csr.CheckSignature(); err != nil {
-		return "", fmt.Errorf("signed certificate request does not verify: %w", err)
+		return "", "", fmt.Errorf("signed certificate request does not verify: %w", err)
 	}
-	path := s.Resolve(s.Request.Output)
+	path, sum = s.Resolve(s.Request.Output), derSHA256(der)
 	if err := writeNew(path, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: der}), 0o644); err != nil {
-		return "", err
+		return "", "", err
 	}
-	return path, tr.Append(stepRequest, map[string]any{
-		"subject": csr.Subject.String(), "request_sha256": derSHA256(der),
+	return path, sum, tr.Append(stepRequest, map[string]any{
+		"subject": csr.Subject.String(), "request_sha256": sum,
 		"public_key_sha256": spkiSHA256(key.Public()), "output": s.Request.Output,
 	})
 }
@@ -68,53 +70,127 @@ type requestedKey struct {
 	transcriptSHA256 string
 }
 
+// KeyCeremony is what a key ceremony's request and signed transcript say
+// of the key it made (VerifyKeyCeremony).
+type KeyCeremony struct {
+	Label, TokenLabel string
+	Type              hsm.KeyType
+	Protection        hsm.Protection
+	// PublicKeySHA256 is the SHA-256 of the key's SubjectPublicKeyInfo;
+	// RequestSHA256 of the request (DER), as a certifying script's
+	// key.request_sha256 gives it.
+	PublicKeySHA256, RequestSHA256 string
+	Subject                        string
+}
+
+// VerifyKeyCeremony checks a key ceremony's request and transcript as a
+// certifying ceremony does before it certifies the key (readKeyCeremony),
+// for sanad ceremony verify-transcript --request.
+func VerifyKeyCeremony(requestPath, transcriptPath string) (KeyCeremony, error) {
+	r, err := readKeyCeremony(requestPath, transcriptPath, func(p string) string { return p })
+	if err != nil {
+		return KeyCeremony{}, err
+	}
+	return KeyCeremony{Label: r.label, TokenLabel: r.tokenLabel, Type: r.typ, Protection: r.protection,
+		PublicKeySHA256: spkiSHA256(r.public()), RequestSHA256: derSHA256(r.csr.Raw), Subject: r.csr.Subject.String()}, nil
+}
+
+// fileProblem is an error about one of the key ceremony's two files: its
+// request ("key.request") or its transcript ("key.transcript"), the field
+// of the certifying script that names it.
+type fileProblem struct {
+	field string
+	err   error
+}
+
+func (p fileProblem) Error() string { return p.err.Error() }
+func (p fileProblem) Unwrap() error { return p.err }
+
 // readRequest reads the key ceremony's request and transcript the script
-// names (key.request, key.transcript) and accepts the key only if:
-//   - the request's signature verifies (its key's holder signed it);
-//   - the transcript is intact and signed by that key;
-//   - the transcript is of a key ceremony that generated or used that key
-//     and issued this very request;
-//   - the token said the key is protected as a CA key must be.
-//
-// Any other request could carry a key whose private half was never in an
-// HSM, or someone else's.
+// names, and accepts them only if the request is the one the script's
+// key.request_sha256 names: the witnesses of the key ceremony saw the key
+// made in the HSM and the request's SHA-256 printed, and the officers of
+// this one copied it into the script, which this ceremony's transcript
+// hashes. Without it, whoever holds any key could bring a request and a
+// transcript signed by it that say what a key ceremony would say.
 func (s *Script) readRequest() (requestedKey, error) {
-	reqPath, trPath := s.Resolve(s.Key.Request), s.Resolve(s.Key.Transcript)
-	raw, err := os.ReadFile(reqPath)
+	r, err := readKeyCeremony(s.Key.Request, s.Key.Transcript, s.Resolve)
 	if err != nil {
 		return requestedKey{}, err
+	}
+	if got := derSHA256(r.csr.Raw); got != strings.ToLower(s.Key.RequestSHA256) {
+		return requestedKey{}, fileProblem{"key.request", fmt.Errorf("%s: its SHA-256 is not key.request_sha256: it is not the request the key ceremony's witnesses recorded", s.Key.Request)}
+	}
+	return r, nil
+}
+
+// readKeyCeremony reads a key ceremony's request and transcript and
+// accepts the key only if:
+//   - the request's signature verifies (its key's holder signed it);
+//   - the transcript is intact and signed by that key;
+//   - the transcript is one key ceremony's, from its first line: one token
+//     opened, then one key generated there (a key ceremony never certifies
+//     a key made before it, which may already serve another purpose),
+//     then this very request issued;
+//   - the token said the key is protected as a CA key must be.
+//
+// All of that is the key's holder's word: readRequest binds it to what the
+// key ceremony's witnesses saw. Errors name the files as given; resolve
+// says where they are.
+func readKeyCeremony(reqPath, trPath string, resolve func(string) string) (requestedKey, error) {
+	reqBad := func(format string, args ...any) error {
+		return fileProblem{"key.request", fmt.Errorf("%s: "+format, append([]any{reqPath}, args...)...)}
+	}
+	trBad := func(format string, args ...any) error {
+		return fileProblem{"key.transcript", fmt.Errorf("%s: "+format, append([]any{trPath}, args...)...)}
+	}
+	raw, err := os.ReadFile(resolve(reqPath))
+	if err != nil {
+		return requestedKey{}, fileProblem{"key.request", err}
 	}
 	block, rest := pem.Decode(raw)
 	if block == nil || block.Type != "CERTIFICATE REQUEST" || len(bytes.TrimSpace(rest)) > 0 {
-		return requestedKey{}, fmt.Errorf("%s: not one PEM CERTIFICATE REQUEST block", s.Key.Request)
+		return requestedKey{}, reqBad("not one PEM CERTIFICATE REQUEST block")
 	}
 	csr, err := x509.ParseCertificateRequest(block.Bytes)
 	if err != nil {
-		return requestedKey{}, fmt.Errorf("%s: %w", s.Key.Request, err)
+		return requestedKey{}, reqBad("%w", err)
 	}
 	if err := csr.CheckSignature(); err != nil {
-		return requestedKey{}, fmt.Errorf("%s: its signature does not verify: %w", s.Key.Request, err)
+		return requestedKey{}, reqBad("its signature does not verify: %w", err)
 	}
 	kt, err := hsm.KeyTypeOf(csr.PublicKey)
 	if err != nil {
-		return requestedKey{}, fmt.Errorf("%s: %w", s.Key.Request, err)
+		return requestedKey{}, reqBad("%w", err)
 	}
-	trRaw, err := os.ReadFile(trPath)
+	trRaw, err := os.ReadFile(resolve(trPath))
 	if err != nil {
-		return requestedKey{}, err
+		return requestedKey{}, fileProblem{"key.transcript", err}
 	}
 	res, err := transcript.Verify(bytes.NewReader(trRaw))
 	if err != nil {
-		return requestedKey{}, fmt.Errorf("%s: %w", s.Key.Transcript, err)
+		return requestedKey{}, trBad("%w", err)
 	}
 	if err := res.SignedBy(csr.PublicKey); err != nil {
-		return requestedKey{}, fmt.Errorf("%s: not signed by the key of %s: %w", s.Key.Transcript, s.Key.Request, err)
+		return requestedKey{}, trBad("not signed by the key of %s: %w", reqPath, err)
 	}
 	r := requestedKey{csr: csr, typ: kt, transcriptSHA256: derSHA256(trRaw)}
 	spki, reqSum := spkiSHA256(csr.PublicKey), derSHA256(csr.Raw)
-	var kind, keyType string
-	var made, issued bool
-	for _, l := range res.Lines {
+	// The steps that say what the ceremony did, each exactly once and in
+	// this order; others (the PIN's unlocking, the end) may come between.
+	order := []string{"ceremony-start", "hsm-open", "key-generate", stepRequest}
+	next := 0
+	var keyType string
+	for i, l := range res.Lines {
+		switch l.Step {
+		case "ceremony-start", "hsm-open", "key-generate", "key-use", stepRequest, stepKeyRequest, "certificate-issue", "crl-issue", "issuer-use":
+		default:
+			continue
+		}
+		if next == len(order) || l.Step != order[next] {
+			return requestedKey{}, trBad("line %d: step %s where a key ceremony has %s", l.Seq, l.Step, strings.Join(order[min(next, len(order)-1):], ", then "))
+		}
+		next++
 		var d struct {
 			Ceremony   string          `json:"ceremony"`
 			TokenLabel string          `json:"token_label"`
@@ -124,41 +200,43 @@ func (s *Script) readRequest() (requestedKey, error) {
 			Request    string          `json:"request_sha256"`
 			Protection json.RawMessage `json:"protection"`
 		}
-		if json.Unmarshal(l.Data, &d) != nil {
-			continue
+		if err := json.Unmarshal(l.Data, &d); err != nil {
+			return requestedKey{}, trBad("line %d: %w", l.Seq, err)
 		}
 		switch l.Step {
 		case "ceremony-start":
-			kind = d.Ceremony
+			if i != 0 {
+				return requestedKey{}, trBad("line %d: the ceremony starts after its first line", l.Seq)
+			}
+			if d.Ceremony != KindKey {
+				return requestedKey{}, trBad("a %q ceremony's transcript, not a key ceremony's", d.Ceremony)
+			}
 		case "hsm-open":
 			r.tokenLabel = d.TokenLabel
-		case "key-generate", "key-use":
+		case "key-generate":
 			if d.PublicKey != spki {
-				continue
+				return requestedKey{}, trBad("the key ceremony generated another key than the key of %s", reqPath)
 			}
-			var p hsm.Protection
-			if err := strictJSON(d.Protection, &p); err != nil {
-				return requestedKey{}, fmt.Errorf("%s: the key's protection: %w", s.Key.Transcript, err)
+			if err := strictJSON(d.Protection, &r.protection); err != nil {
+				return requestedKey{}, trBad("the key's protection: %w", err)
 			}
-			made, r.label, keyType, r.protection = true, d.Label, d.Type, p
+			r.label, keyType = d.Label, d.Type
 		case stepRequest:
-			issued = issued || (d.Request == reqSum && d.PublicKey == spki)
+			if d.Request != reqSum || d.PublicKey != spki {
+				return requestedKey{}, trBad("the key ceremony did not issue %s", reqPath)
+			}
 		}
 	}
 	switch {
-	case kind != KindKey:
-		return requestedKey{}, fmt.Errorf("%s: a %q ceremony's transcript, not a key ceremony's", s.Key.Transcript, kind)
-	case !made:
-		return requestedKey{}, fmt.Errorf("%s: the key ceremony did not make or use the key of %s", s.Key.Transcript, s.Key.Request)
-	case !issued:
-		return requestedKey{}, fmt.Errorf("%s: the key ceremony did not issue %s", s.Key.Transcript, s.Key.Request)
+	case next < len(order):
+		return requestedKey{}, trBad("no %s step: not a complete key ceremony's transcript", order[next])
 	case keyType != string(kt):
-		return requestedKey{}, fmt.Errorf("%s: the key ceremony says the key is %q, the request's is %s", s.Key.Transcript, keyType, kt)
+		return requestedKey{}, trBad("the key ceremony says the key is %q, the request's is %s", keyType, kt)
 	case !labelRE.MatchString(r.label):
-		return requestedKey{}, fmt.Errorf("%s: the key ceremony's label %q is not a valid key label", s.Key.Transcript, r.label)
+		return requestedKey{}, trBad("the key ceremony's label %q is not a valid key label", r.label)
 	}
 	if err := r.protection.Check(kt); err != nil {
-		return requestedKey{}, fmt.Errorf("%s: the token said of key %q: %w", s.Key.Transcript, r.label, err)
+		return requestedKey{}, trBad("the token said of key %q: %w", r.label, err)
 	}
 	return r, nil
 }

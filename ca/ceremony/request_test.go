@@ -3,6 +3,7 @@ package ceremony_test
 import (
 	"bytes"
 	"context"
+	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -34,24 +35,42 @@ var issuingName = pkix.Name{CommonName: "Sanad Issuing CA G1", Organization: []s
 // protected is what a token says of a key GenerateKey made.
 var protected = hsm.Protection{Private: true, Sensitive: true, AlwaysSensitive: true, NeverExtractable: true, Local: true}
 
-// forgedKeyCeremony writes, with a key in memory, a request for name and a
-// transcript of a ceremony of kind that made the key with protection p and
-// (if issued) issued that request: what someone without the online HSM
-// could bring to the root ceremony.
-func forgedKeyCeremony(t *testing.T, csrPath, trPath, kind string, name pkix.Name, p hsm.Protection, issued bool) {
+// forged is a key ceremony's request and transcript made outside any
+// ceremony, by key (nil: a key in memory): what someone could bring to the
+// root ceremony without the online HSM's witnesses.
+type forged struct {
+	key crypto.Signer
+	// kind of ceremony, and its key step (key-generate, key-use), as the
+	// transcript says them.
+	kind, keyStep string
+	protection    hsm.Protection
+	// notIssued leaves out the step that issues the request; late puts
+	// another step before the ceremony's start.
+	notIssued, late bool
+}
+
+// write writes the request to csrPath and the transcript to trPath (the
+// one there replaced), and returns the request's SHA-256.
+func (f forged) write(t *testing.T, csrPath, trPath string) string {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	key := f.key
+	if key == nil {
+		k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		if err != nil {
+			t.Fatal(err)
+		}
+		key = k
+	}
+	der, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{Subject: issuingName}, key)
 	if err != nil {
 		t.Fatal(err)
 	}
-	der, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{Subject: name}, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(csrPath, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: der}), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	writeFile(t, csrPath, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: der}))
 	spki, err := x509.MarshalPKIXPublicKey(key.Public())
+	if err != nil {
+		t.Fatal(err)
+	}
+	kt, err := hsm.KeyTypeOf(key.Public())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -68,15 +87,19 @@ func forgedKeyCeremony(t *testing.T, csrPath, trPath, kind string, name pkix.Nam
 		step string
 		data map[string]any
 	}{
-		{"ceremony-start", map[string]any{"ceremony": kind}},
+		{"ceremony-start", map[string]any{"ceremony": f.kind}},
 		{"hsm-open", map[string]any{"token_label": "sanad-online"}},
-		{"key-generate", map[string]any{"label": "sanad-issuing-g1", "type": "ecdsa-p256", "public_key_sha256": hexSum(spki), "protection": p}},
+		{f.keyStep, map[string]any{"label": "sanad-issuing-g1", "type": string(kt), "public_key_sha256": hexSum(spki), "protection": f.protection}},
+		{"request-issue", map[string]any{"request_sha256": hexSum(der), "public_key_sha256": hexSum(spki)}},
 	}
-	if issued {
-		steps = append(steps, struct {
+	if f.notIssued {
+		steps = steps[:3]
+	}
+	if f.late {
+		steps = append([]struct {
 			step string
 			data map[string]any
-		}{"request-issue", map[string]any{"request_sha256": hexSum(der), "public_key_sha256": hexSum(spki)}})
+		}{{"note", map[string]any{"text": "begun earlier"}}}, steps...)
 	}
 	for _, s := range steps {
 		if err := tr.Append(s.step, s.data); err != nil {
@@ -86,13 +109,15 @@ func forgedKeyCeremony(t *testing.T, csrPath, trPath, kind string, name pkix.Nam
 	if err := tr.Sign(key); err != nil {
 		t.Fatal(err)
 	}
+	return hexSum(der)
 }
 
 // TestCertifyFromRequest: the root ceremony certifies a key made at a key
-// ceremony on another token only with that ceremony's own request and
-// signed transcript, of a key the token said is a CA key's, for the name
-// the script gives; and never the root's own key. Each refusal comes
-// before any file is written.
+// ceremony on another token only with the request that ceremony's
+// witnesses recorded (key.request_sha256), its own signed transcript, of a
+// key generated there that the token said is a CA key's, for the name the
+// script gives; and never the root's own key. Each refusal comes before
+// any file is written.
 func TestCertifyFromRequest(t *testing.T) {
 	rootTok, onlineTok := hsmtest.NewToken(t), hsmtest.NewToken(t)
 	rootShares, err := pinshare.Split(rootTok.PIN, rootTok.Label, []string{"Aigerim", "Bilal", "Chen"}, 3)
@@ -114,13 +139,15 @@ func TestCertifyFromRequest(t *testing.T) {
 		}
 		return ceremony.Run(ctx, s, options(t, shares))
 	}
-	for _, name := range []string{"1-root.yaml", "2-issuing-key.yaml"} {
-		if _, err := run(base, name, map[bool][]pinshare.Share{true: rootShares, false: onlineShares}[name == "1-root.yaml"]); err != nil {
-			t.Fatalf("%s: %v", name, err)
-		}
+	if _, err := run(base, "1-root.yaml", rootShares); err != nil {
+		t.Fatal(err)
 	}
-	out := filepath.Join(base, "out")
-	goodCSR, err := os.ReadFile(filepath.Join(out, "issuing.csr"))
+	keyRes, err := run(base, "2-issuing-key.yaml", onlineShares)
+	if err != nil {
+		t.Fatal(err)
+	}
+	recordRequestSum(t, filepath.Join(base, "3-intermediate.yaml"), keyRes.RequestSHA256)
+	goodCSR, err := os.ReadFile(filepath.Join(base, "out", "issuing.csr"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -128,6 +155,23 @@ func TestCertifyFromRequest(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	rootKey, err := rootTok.Token.FindKey(ctx, "sanad-root-g1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	good := forged{kind: ceremony.KindKey, keyStep: "key-generate", protection: protected}
+	// bring puts f's files in the place of ceremony 2's in dir; witnessed
+	// also puts its request's SHA-256 in the script, as if the witnesses
+	// had been shown it, so that what the files say is what is checked.
+	bring := func(t *testing.T, dir string, script []byte, f forged, witnessed bool) []byte {
+		t.Helper()
+		sum := f.write(t, filepath.Join(dir, "out", "issuing.csr"), filepath.Join(dir, "out", "2-issuing-key.transcript.jsonl"))
+		if !witnessed {
+			return script
+		}
+		return replaceOnce(t, script, keyRes.RequestSHA256, sum)
+	}
+	with := func(change func(*forged)) forged { f := good; change(&f); return f }
 
 	for _, c := range []struct {
 		name string
@@ -135,10 +179,13 @@ func TestCertifyFromRequest(t *testing.T) {
 		change func(t *testing.T, dir string, script []byte) []byte
 		want   string
 	}{
+		{"a key ceremony forged in full", func(t *testing.T, dir string, script []byte) []byte {
+			return bring(t, dir, script, good, false)
+		}, "key.request: out/issuing.csr: its SHA-256 is not key.request_sha256: it is not the request the key ceremony's witnesses recorded"},
 		{"a request of another key", func(t *testing.T, dir string, script []byte) []byte {
-			forgedKeyCeremony(t, filepath.Join(dir, "out", "issuing.csr"), filepath.Join(dir, "out", "other.jsonl"), ceremony.KindKey, issuingName, protected, true)
-			return script // the request now goes with another transcript than its own
-		}, "not signed by the key of out/issuing.csr"},
+			sum := good.write(t, filepath.Join(dir, "out", "issuing.csr"), filepath.Join(dir, "out", "other.jsonl"))
+			return replaceOnce(t, script, keyRes.RequestSHA256, sum) // with ceremony 2's transcript
+		}, "key.transcript: out/2-issuing-key.transcript.jsonl: not signed by the key of out/issuing.csr"},
 		{"a request edited", func(t *testing.T, dir string, script []byte) []byte {
 			block, _ := pem.Decode(goodCSR)
 			der := bytes.Replace(block.Bytes, []byte("Sanad Issuing CA G1"), []byte("Sanad Issuing CA G2"), 1)
@@ -147,21 +194,26 @@ func TestCertifyFromRequest(t *testing.T) {
 			}
 			writeFile(t, filepath.Join(dir, "out", "issuing.csr"), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: der}))
 			return script
-		}, "its signature does not verify"},
+		}, "key.request: out/issuing.csr: its signature does not verify"},
 		{"a root ceremony's transcript", func(t *testing.T, dir string, script []byte) []byte {
-			forgedKeyCeremony(t, filepath.Join(dir, "out", "issuing.csr"), filepath.Join(dir, "out", "2-issuing-key.transcript.jsonl"), ceremony.KindRoot, issuingName, protected, true)
-			return script
-		}, `a "root" ceremony's transcript, not a key ceremony's`},
+			return bring(t, dir, script, with(func(f *forged) { f.kind = ceremony.KindRoot }), true)
+		}, `key.transcript: out/2-issuing-key.transcript.jsonl: a "root" ceremony's transcript, not a key ceremony's`},
+		{"a ceremony begun before its start", func(t *testing.T, dir string, script []byte) []byte {
+			return bring(t, dir, script, with(func(f *forged) { f.late = true }), true)
+		}, "line 2: the ceremony starts after its first line"},
+		{"a key used, not generated", func(t *testing.T, dir string, script []byte) []byte {
+			return bring(t, dir, script, with(func(f *forged) { f.keyStep = "key-use" }), true)
+		}, "step key-use where a key ceremony has key-generate"},
 		{"a key the token said may be extracted", func(t *testing.T, dir string, script []byte) []byte {
-			p := protected
-			p.Extractable, p.NeverExtractable = true, false
-			forgedKeyCeremony(t, filepath.Join(dir, "out", "issuing.csr"), filepath.Join(dir, "out", "2-issuing-key.transcript.jsonl"), ceremony.KindKey, issuingName, p, true)
-			return script
+			return bring(t, dir, script, with(func(f *forged) { f.protection.Extractable, f.protection.NeverExtractable = true, false }), true)
 		}, "CKA_EXTRACTABLE true"},
 		{"a key ceremony that did not issue the request", func(t *testing.T, dir string, script []byte) []byte {
-			forgedKeyCeremony(t, filepath.Join(dir, "out", "issuing.csr"), filepath.Join(dir, "out", "2-issuing-key.transcript.jsonl"), ceremony.KindKey, issuingName, protected, false)
-			return script
-		}, "the key ceremony did not issue out/issuing.csr"},
+			return bring(t, dir, script, with(func(f *forged) { f.notIssued = true }), true)
+		}, "no request-issue step: not a complete key ceremony's transcript"},
+		{"the issuer's own key", func(t *testing.T, dir string, script []byte) []byte {
+			script = bring(t, dir, script, with(func(f *forged) { f.key = rootKey }), true)
+			return replaceOnce(t, script, "  label: sanad-issuing-g1\n  type: ecdsa-p256\n", "")
+		}, "key.request: the request's key is the issuer's own"},
 		{"another label", func(t *testing.T, dir string, script []byte) []byte {
 			return replaceOnce(t, script, "label: sanad-issuing-g1", "label: sanad-issuing-g2")
 		}, `key.label: "sanad-issuing-g2", but the key ceremony labelled the key "sanad-issuing-g1"`},
@@ -176,7 +228,10 @@ func TestCertifyFromRequest(t *testing.T) {
 		}, "key.existing: a requested key is on another token"},
 		{"no transcript", func(t *testing.T, dir string, script []byte) []byte {
 			return replaceOnce(t, script, "  transcript: out/2-issuing-key.transcript.jsonl\n", "")
-		}, "key.transcript: required with key.request"},
+		}, "key.transcript: required to certify a key ceremony's key"},
+		{"no request SHA-256", func(t *testing.T, dir string, script []byte) []byte {
+			return replaceOnce(t, script, "  request_sha256: "+keyRes.RequestSHA256+"\n", "")
+		}, "key.request_sha256: required to certify a key ceremony's key"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			dir := t.TempDir()
@@ -195,35 +250,32 @@ func TestCertifyFromRequest(t *testing.T) {
 		})
 	}
 
-	// The root's own key, brought as a request: a key ceremony may use an
-	// existing key, and the root's is one. Refused before the transcript.
-	t.Run("the issuer's own key", func(t *testing.T) {
+	// A key ceremony generates its key: one made before may serve another
+	// purpose already (an OCSP signer's would become a CA's).
+	t.Run("a key ceremony of an existing key", func(t *testing.T) {
 		dir := t.TempDir()
 		copyTree(t, base, dir)
-		keyScript, err := os.ReadFile(filepath.Join(dir, "2-issuing-key.yaml"))
+		script, err := os.ReadFile(filepath.Join(dir, "2-issuing-key.yaml"))
 		if err != nil {
 			t.Fatal(err)
 		}
-		keyScript = replaceOnce(t, keyScript, "token_label: "+onlineTok.Label, "token_label: "+rootTok.Label)
-		keyScript = replaceOnce(t, keyScript, "pin: {shares: 2}", "pin: {shares: 3}")
-		keyScript = replaceOnce(t, keyScript, "  label: sanad-issuing-g1\n  type: ecdsa-p256\n", "  label: sanad-root-g1\n  type: ecdsa-p384\n  existing: true\n")
-		keyScript = replaceOnce(t, keyScript, "output: out/issuing.csr", "output: out/root.csr")
-		keyScript = replaceOnce(t, keyScript, "transcript: out/2-issuing-key.transcript.jsonl", "transcript: out/root-key.transcript.jsonl")
-		writeFile(t, filepath.Join(dir, "root-key.yaml"), keyScript)
-		if _, err := run(dir, "root-key.yaml", rootShares); err != nil {
-			t.Fatal(err)
-		}
-		script := replaceOnce(t, bytes.Clone(goodScript), "request: out/issuing.csr", "request: out/root.csr")
-		script = replaceOnce(t, script, "transcript: out/2-issuing-key.transcript.jsonl", "transcript: out/root-key.transcript.jsonl")
-		script = replaceOnce(t, script, "  label: sanad-issuing-g1\n  type: ecdsa-p256\n", "")
-		writeFile(t, filepath.Join(dir, "3-intermediate.yaml"), script)
-		if _, err := run(dir, "3-intermediate.yaml", rootShares); err == nil || !strings.Contains(err.Error(), `the request's key is the issuer's own key "sanad-root-g1"`) {
+		writeFile(t, filepath.Join(dir, "2-issuing-key.yaml"), replaceOnce(t, script, "  type: ecdsa-p256\n", "  type: ecdsa-p256\n  existing: true\n"))
+		if _, err := run(dir, "2-issuing-key.yaml", onlineShares); err == nil || !strings.Contains(err.Error(), "key.existing: a key ceremony generates its key") {
 			t.Fatalf("run = %v", err)
 		}
-		if _, err := os.Stat(filepath.Join(dir, "out", "3-intermediate.transcript.jsonl")); !errors.Is(err, os.ErrNotExist) {
-			t.Errorf("transcript begun: %v", err)
-		}
 	})
+
+	// What verify-transcript --request checks: the same as the root
+	// ceremony, less what the witnesses recorded.
+	if kc, err := ceremony.VerifyKeyCeremony(filepath.Join(base, "out", "issuing.csr"), keyRes.TranscriptPath); err != nil ||
+		kc.RequestSHA256 != keyRes.RequestSHA256 || kc.Label != "sanad-issuing-g1" || kc.TokenLabel != onlineTok.Label || kc.PublicKeySHA256 != keyRes.KeySHA256 {
+		t.Errorf("VerifyKeyCeremony = %+v, %v", kc, err)
+	}
+	other := filepath.Join(t.TempDir(), "other.csr")
+	good.write(t, other, filepath.Join(t.TempDir(), "other.jsonl"))
+	if _, err := ceremony.VerifyKeyCeremony(other, keyRes.TranscriptPath); err == nil || !strings.Contains(err.Error(), "not signed by the key of") {
+		t.Errorf("VerifyKeyCeremony of another request: %v", err)
+	}
 }
 
 func replaceOnce(t *testing.T, b []byte, old, new string) []byte {

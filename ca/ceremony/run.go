@@ -58,6 +58,7 @@ type Result struct {
 	CertificatePath string
 	CRLPath         string
 	RequestPath     string // a key ceremony's certificate request
+	RequestSHA256   string // its SHA-256 (DER): key.request_sha256 of the ceremony that certifies the key
 	TranscriptPath  string
 }
 
@@ -108,13 +109,11 @@ func Run(ctx context.Context, s *Script, opts Options) (Result, error) {
 	var requested *requestedKey
 	switch {
 	case s.Key != nil && s.Key.Request != "":
-		// Check read it; read again, it is what gets certified.
+		// Check read it, and refused the issuer's own key; read again,
+		// it is the same request (key.request_sha256).
 		r, err := s.readRequest()
 		if err != nil {
 			return Result{}, err
-		}
-		if issuerKey != nil && spkiSHA256(r.public()) == spkiSHA256(issuerKey.Public()) {
-			return Result{}, fmt.Errorf("the request's key is the issuer's own key %q", issuerKey.Label())
 		}
 		requested = &r
 	case s.Key != nil && s.Key.Existing:
@@ -193,7 +192,7 @@ func Run(ctx context.Context, s *Script, opts Options) (Result, error) {
 		res.KeyLabel, res.KeySHA256 = key.Label(), spkiSHA256(subjectKey)
 	}
 	if s.Request != nil {
-		if res.RequestPath, err = s.makeRequest(ceremonyKey, tr); err != nil {
+		if res.RequestPath, res.RequestSHA256, err = s.makeRequest(ceremonyKey, tr); err != nil {
 			return Result{}, err
 		}
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/asn1"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net/url"
@@ -89,14 +90,17 @@ type Issuer struct {
 
 // Key is the key the ceremony creates, or an existing one it certifies, or
 // a key on another token that a key ceremony made: the certificate request
-// it wrote (Request) and its signed transcript (Transcript). Such a key's
-// label and type come from that transcript; given here, they must agree.
+// it wrote (Request), whose SHA-256 the key ceremony printed and its
+// witnesses recorded (RequestSHA256), and its signed transcript
+// (Transcript). Such a key's label and type come from that transcript;
+// given here, they must agree.
 type Key struct {
-	Label      string `yaml:"label"`
-	Type       string `yaml:"type"`
-	Existing   bool   `yaml:"existing"`
-	Request    string `yaml:"request"`
-	Transcript string `yaml:"transcript"`
+	Label         string `yaml:"label"`
+	Type          string `yaml:"type"`
+	Existing      bool   `yaml:"existing"`
+	Request       string `yaml:"request"`
+	RequestSHA256 string `yaml:"request_sha256"`
+	Transcript    string `yaml:"transcript"`
 }
 
 // Certificate describes the certificate to make; what it may contain comes
@@ -359,9 +363,14 @@ func (s *Script) Check(profiles map[string]profile.Profile, now time.Time) error
 		bad("key", "required for a %s ceremony", kind)
 	case !needsKey && s.Key != nil:
 		bad("key", "a crl ceremony creates no key: remove key")
-	case s.Key != nil && (s.Key.Request != "" || s.Key.Transcript != ""):
+	case s.Key != nil && (s.Key.Request != "" || s.Key.Transcript != "" || s.Key.RequestSHA256 != ""):
 		requested = s.checkRequestedKey(bad)
 	case s.Key != nil:
+		if kind == KindKey && s.Key.Existing {
+			// A key made before may already serve another purpose (an
+			// OCSP signer's key would become a CA's).
+			bad("key.existing", "a key ceremony generates its key: remove existing")
+		}
 		if !labelRE.MatchString(s.Key.Label) {
 			bad("key.label", "%q is not a valid key label (letters, digits, . _ -, at most 64)", s.Key.Label)
 		}
@@ -417,24 +426,47 @@ const maxBackdate = 48 * time.Hour
 // with the problems reported.
 func (s *Script) checkRequestedKey(bad func(string, string, ...any)) *requestedKey {
 	k := s.Key
+	missing := false
+	for _, f := range []struct{ field, value, what string }{
+		{"key.request", k.Request, "the key ceremony's certificate request"},
+		{"key.request_sha256", k.RequestSHA256, "the request's SHA-256, as the key ceremony printed it and its witnesses recorded it"},
+		{"key.transcript", k.Transcript, "the key ceremony's signed transcript"},
+	} {
+		switch {
+		case s.Ceremony == KindRoot || s.Ceremony == KindKey:
+			if f.value != "" {
+				bad(f.field, "a %s ceremony makes its key on its own token: remove %s", s.Ceremony, f.field)
+			}
+			missing = true
+		case f.value == "":
+			bad(f.field, "required to certify a key ceremony's key: %s", f.what)
+			missing = true
+		}
+	}
 	switch {
-	case s.Ceremony == KindRoot || s.Ceremony == KindKey:
-		bad("key.request", "a %s ceremony makes or uses a key on its own token: remove key.request and key.transcript", s.Ceremony)
+	case missing:
 		return nil
 	case k.Existing:
 		bad("key.existing", "a requested key is on another token: remove existing")
 		return nil
-	case k.Request == "":
-		bad("key.request", "required with key.transcript: the key ceremony's certificate request")
-		return nil
-	case k.Transcript == "":
-		bad("key.transcript", "required with key.request: the key ceremony's signed transcript")
+	case !validHex256(k.RequestSHA256):
+		bad("key.request_sha256", "%q is not a SHA-256 in hex: copy the one the key ceremony printed for its request", k.RequestSHA256)
 		return nil
 	}
 	r, err := s.readRequest()
 	if err != nil {
-		bad("key.request", "%v", err)
+		field := "key.request"
+		if fp := (fileProblem{}); errors.As(err, &fp) {
+			field = fp.field
+		}
+		bad(field, "%v", err)
 		return nil
+	}
+	// Nor the issuer's own key (a key ceremony may run on the root's token).
+	if s.Issuer != nil {
+		if issuer, err := readCertificate(s.Resolve(s.Issuer.Certificate)); err == nil && spkiSHA256(issuer.PublicKey) == spkiSHA256(r.public()) {
+			bad("key.request", "the request's key is the issuer's own (%s)", s.Issuer.Certificate)
+		}
 	}
 	if k.Label != "" && k.Label != r.label {
 		bad("key.label", "%q, but the key ceremony labelled the key %q", k.Label, r.label)
@@ -616,6 +648,12 @@ func parseOID(s string) (asn1.ObjectIdentifier, error) {
 		oid[i] = n
 	}
 	return oid, nil
+}
+
+// validHex256 reports whether s is a SHA-256 in hex.
+func validHex256(s string) bool {
+	b, err := hex.DecodeString(s)
+	return err == nil && len(b) == sha256.Size
 }
 
 var errSerial = errors.New("serial must be 1 to 20 octets of hex, not starting with 00")

@@ -2,9 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto"
-	"crypto/x509"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
@@ -125,6 +122,8 @@ in memory only.`,
 		}
 		if res.RequestPath != "" {
 			fmt.Fprintf(w, "  request      %s (for the ceremony that certifies the key, with this transcript)\n", res.RequestPath)
+			fmt.Fprintf(w, "  request SHA-256 %s\n", res.RequestSHA256)
+			fmt.Fprintf(w, "               (the witnesses write it down: the certifying script's key.request_sha256)\n")
 		}
 		// The transcript is signed by the key the ceremony made, or else
 		// (a CRL, a key certified from its request) by its issuer: the
@@ -311,7 +310,7 @@ func newVerifyTranscriptCmd() *cobra.Command {
 		Args:  cobra.ExactArgs(1),
 	}
 	certPath := cmd.Flags().String("cert", "", "certificate (PEM) whose key must have signed the transcript")
-	requestPath := cmd.Flags().String("request", "", "for a key ceremony: the certificate request (PEM) it wrote, whose key must have signed the transcript")
+	requestPath := cmd.Flags().String("request", "", "for a key ceremony: the certificate request (PEM) it wrote, whose key must have signed the transcript, and which it must have generated, protected and issued as the certifying ceremony checks")
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
 		if *certPath != "" && *requestPath != "" {
 			return usagef("give --cert or --request, not both")
@@ -325,57 +324,36 @@ func newVerifyTranscriptCmd() *cobra.Command {
 		if err != nil {
 			return fmt.Errorf("%s: %w", args[0], err)
 		}
-		signer := *certPath
 		if *requestPath != "" {
-			signer = *requestPath
-		}
-		if signer != "" {
-			pub, err := signerKey(signer)
+			// A key ceremony's: checked as the certifying ceremony will.
+			kc, err := ceremony.VerifyKeyCeremony(*requestPath, args[0])
 			if err != nil {
 				return err
 			}
-			if err := res.SignedBy(pub); err != nil {
+			res.Summary(cmd.OutOrStdout())
+			fmt.Fprintf(cmd.OutOrStdout(), "transcript OK: %d lines, hash chain intact, signed by the key of %s, which this key ceremony generated on token %s as %s (%s) and protected as a CA key; request SHA-256 %s (the certifying script's key.request_sha256)\n",
+				len(res.Lines), *requestPath, kc.TokenLabel, kc.Label, kc.Type, kc.RequestSHA256)
+			return nil
+		}
+		if *certPath != "" {
+			cert, err := readCertificateFile(*certPath)
+			if err != nil {
+				return err
+			}
+			if err := res.SignedBy(cert.PublicKey); err != nil {
 				return fmt.Errorf("%s: %w", args[0], err)
 			}
 		}
 		res.Summary(cmd.OutOrStdout())
-		if signer == "" {
+		if *certPath == "" {
 			// Anyone can sign a transcript with a key of their own and
-			// embed it: only --cert binds the signature to the ceremony's
-			// certificate.
-			fmt.Fprintf(cmd.OutOrStdout(), "transcript consistent: %d lines, hash chain intact, signed by the key it names (SHA-256 of its public key above); give --cert to check that key is the certificate's\n", len(res.Lines))
+			// embed it: only --cert (or --request) binds the signature to
+			// the ceremony's certificate (or request).
+			fmt.Fprintf(cmd.OutOrStdout(), "transcript consistent: %d lines, hash chain intact, signed by the key it names (SHA-256 of its public key above); give --cert (or --request for a key ceremony) to check that key is the certificate's\n", len(res.Lines))
 			return nil
 		}
-		fmt.Fprintf(cmd.OutOrStdout(), "transcript OK: %d lines, hash chain intact, signature valid by the key of %s\n", len(res.Lines), signer)
+		fmt.Fprintf(cmd.OutOrStdout(), "transcript OK: %d lines, hash chain intact, signature valid by the key of %s\n", len(res.Lines), *certPath)
 		return nil
 	}
 	return cmd
-}
-
-// signerKey is the public key of a PEM certificate, or of a PEM
-// certificate request whose own signature verifies.
-func signerKey(path string) (crypto.PublicKey, error) {
-	raw, err := os.ReadFile(path)
-	if err != nil {
-		return nil, err
-	}
-	block, _ := pem.Decode(raw)
-	switch {
-	case block == nil:
-		return nil, fmt.Errorf("%s: no PEM block", path)
-	case block.Type == "CERTIFICATE REQUEST":
-		csr, err := x509.ParseCertificateRequest(block.Bytes)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", path, err)
-		}
-		if err := csr.CheckSignature(); err != nil {
-			return nil, fmt.Errorf("%s: its signature does not verify: %w", path, err)
-		}
-		return csr.PublicKey, nil
-	}
-	cert, err := x509.ParseCertificate(block.Bytes)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
-	return cert.PublicKey, nil
 }

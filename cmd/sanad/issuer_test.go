@@ -1,8 +1,10 @@
 package main
 
 import (
+	"crypto/sha256"
 	"crypto/x509"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"encoding/pem"
 	"fmt"
@@ -264,19 +266,31 @@ transcript: ../pki/6-issuing-key-2.transcript.jsonl
 		t.Fatal(err)
 	}
 	runDevCeremonyVariant(t, env, dir, "6-issuing-key-2.yaml", "6-issuing-key-2.yaml")
+	// The witnesses write down the request's SHA-256 the key ceremony
+	// printed (here, of the file it wrote).
+	csrPEM, err := os.ReadFile(pki("issuing-2.csr"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	csr, _ := pem.Decode(csrPEM)
+	if csr == nil {
+		t.Fatal("the key ceremony's request is not PEM")
+	}
+	csrSum := sha256.Sum256(csr.Bytes)
 	runDevCeremonyVariant(t, env, dir, "2-intermediate.yaml", "7-intermediate-2.yaml",
 		"label: sanad-dev-issuing\n", "label: sanad-dev-issuing-2\n",
 		`request: ""`, "request: ../pki/issuing-2.csr", `transcript: ""`, "transcript: ../pki/6-issuing-key-2.transcript.jsonl",
+		`request_sha256: ""`, "request_sha256: "+hex.EncodeToString(csrSum[:]),
 		"issuing.pem", "issuing-2.pem", "2-intermediate.transcript", "7-intermediate-2.transcript",
 		"common_name: Sanad Dev Issuing CA", "common_name: Sanad Dev Issuing CA 2", "validity_days: 1825", "validity_days: 1900")
 	// Each transcript is checked against the key that signed it: the key
 	// ceremony's by its request's key, the root's by the root's.
-	for _, check := range [][]string{
-		{pki("6-issuing-key-2.transcript.jsonl"), "--request", pki("issuing-2.csr")},
-		{pki("7-intermediate-2.transcript.jsonl"), "--cert", pki("root.pem")},
+	for _, check := range [][4]string{
+		{pki("6-issuing-key-2.transcript.jsonl"), "--request", pki("issuing-2.csr"), "request SHA-256 " + hex.EncodeToString(csrSum[:])},
+		{pki("7-intermediate-2.transcript.jsonl"), "--cert", pki("root.pem"), "signature valid by the key of"},
 	} {
-		if code, out := runSanadEnv(t, env, append([]string{"ceremony", "verify-transcript"}, check...)...); code != 0 || !strings.Contains(out, "transcript OK") {
-			t.Errorf("verify-transcript %s: exit %d\n%s", strings.Join(check, " "), code, out)
+		if code, out := runSanadEnv(t, env, "ceremony", "verify-transcript", check[0], check[1], check[2]); code != 0 || !strings.Contains(out, "transcript OK") || !strings.Contains(out, check[3]) {
+			t.Errorf("verify-transcript %s: exit %d\n%s", strings.Join(check[:3], " "), code, out)
 		}
 	}
 	if code, out := runSanadEnv(t, env, "ceremony", "verify-transcript", pki("7-intermediate-2.transcript.jsonl"), "--request", pki("issuing-2.csr")); code != 1 || !strings.Contains(out, "signed by another key") {
