@@ -554,7 +554,7 @@ issuer:
   certificate: root.pem
   key_label: root
 crl:
-  number: 2
+  number: 1
   this_update: %q
   next_update_days: %d
   revoked:

@@ -215,19 +215,7 @@ func Run(ctx context.Context, s *Script, opts Options) (Result, error) {
 		}
 	}
 	if s.CRL != nil {
-		crl, path, err := s.makeCRL(issuerKey, issuerCert, now, opts)
-		if err != nil {
-			return Result{}, err
-		}
-		res.CRLPath = path
-		serials := make([]string, len(crl.RevokedCertificateEntries))
-		for i, e := range crl.RevokedCertificateEntries {
-			serials[i] = hex.EncodeToString(e.SerialNumber.Bytes())
-		}
-		if err := tr.Append("crl-issue", map[string]any{
-			"crl_number": crl.Number.String(), "this_update": crl.ThisUpdate, "next_update": crl.NextUpdate,
-			"revoked_serials": serials, "crl_sha256": derSHA256(crl.Raw), "output": s.CRL.Output,
-		}); err != nil {
+		if res.CRLPath, err = s.makeCRL(issuerKey, issuerCert, now, opts, tr); err != nil {
 			return Result{}, err
 		}
 	}
@@ -577,28 +565,32 @@ func (sub Subject) name() pkix.Name {
 
 var oidOCSPNoCheck = asn1.ObjectIdentifier{1, 3, 6, 1, 5, 5, 7, 48, 1, 5}
 
-// crlTemplate is the CRL the script describes, issued by issuer: each
-// revoked certificate named by its file must be issuer's.
-func (s *Script) crlTemplate(issuer *x509.Certificate, now time.Time) (*x509.RevocationList, error) {
+// crlTemplate is the CRL the script describes, issued by issuer: the
+// entries it carries from the previous CRL (carried), then its own, each
+// revoked certificate named by its file issuer's. It returns the previous
+// CRL too (nil for the first).
+func (s *Script) crlTemplate(issuer *x509.Certificate, now time.Time) (*x509.RevocationList, *x509.RevocationList, error) {
 	c := s.CRL
-	thisUpdate := now
-	if c.ThisUpdate != "" {
-		thisUpdate, _ = time.Parse(time.RFC3339, c.ThisUpdate) // checked
+	thisUpdate := s.crlThisUpdate(now)
+	prev, keep, ps := s.carried(issuer, thisUpdate)
+	if len(ps) > 0 {
+		return nil, nil, Problems(ps)
 	}
 	tmpl := &x509.RevocationList{
-		Number:     big.NewInt(c.Number),
-		ThisUpdate: thisUpdate,
-		NextUpdate: thisUpdate.AddDate(0, 0, c.NextUpdateDays),
+		Number:                    big.NewInt(c.Number),
+		ThisUpdate:                thisUpdate,
+		NextUpdate:                thisUpdate.AddDate(0, 0, c.NextUpdateDays),
+		RevokedCertificateEntries: keep,
 	}
 	for _, r := range c.Revoked {
 		var serial *big.Int
 		if r.Certificate != "" {
 			cert, err := readCertificate(s.Resolve(r.Certificate))
 			if err != nil {
-				return nil, err
+				return nil, nil, err
 			}
 			if err := cert.CheckSignatureFrom(issuer); err != nil {
-				return nil, fmt.Errorf("revoked certificate %s was not issued by this CA: %w", r.Certificate, err)
+				return nil, nil, fmt.Errorf("revoked certificate %s was not issued by this CA: %w", r.Certificate, err)
 			}
 			serial = cert.SerialNumber
 		} else {
@@ -612,14 +604,14 @@ func (s *Script) crlTemplate(issuer *x509.Certificate, now time.Time) (*x509.Rev
 			SerialNumber: serial, RevocationTime: at, ReasonCode: reasonCodes[r.Reason],
 		})
 	}
-	return tmpl, nil
+	return tmpl, prev, nil
 }
 
 // lintDraftCRL lints the CRL the script describes signed by a throw-away
 // key of the issuer's type, as lintUnsigned does a certificate: a CRL the
 // lints refuse is refused before the issuer's key signs it.
 func (s *Script) lintDraftCRL(issuer *x509.Certificate, now time.Time, opts Options) error {
-	tmpl, err := s.crlTemplate(issuer, now)
+	tmpl, _, err := s.crlTemplate(issuer, now)
 	if err != nil {
 		return err
 	}
@@ -639,28 +631,58 @@ func (s *Script) lintDraftCRL(issuer *x509.Certificate, now time.Time, opts Opti
 	return nil
 }
 
-func (s *Script) makeCRL(signer crypto.Signer, issuer *x509.Certificate, now time.Time, opts Options) (*x509.RevocationList, string, error) {
+// makeCRL signs the CRL in the HSM, checks and lints it, writes it to a
+// new file and records it, with the previous CRL it carries entries of.
+func (s *Script) makeCRL(signer crypto.Signer, issuer *x509.Certificate, now time.Time, opts Options, tr *transcript.Writer) (string, error) {
 	c := s.CRL
-	tmpl, err := s.crlTemplate(issuer, now)
+	tmpl, prev, err := s.crlTemplate(issuer, now)
 	if err != nil {
-		return nil, "", err
+		return "", err
 	}
 	der, err := x509.CreateRevocationList(rand.Reader, tmpl, issuer, signer)
 	if err != nil {
-		return nil, "", fmt.Errorf("sign CRL in the HSM: %w", err)
+		return "", fmt.Errorf("sign CRL in the HSM: %w", err)
 	}
 	crl, err := x509.ParseRevocationList(der)
 	if err != nil {
-		return nil, "", err
+		return "", err
 	}
 	if err := crl.CheckSignatureFrom(issuer); err != nil {
-		return nil, "", fmt.Errorf("signed CRL does not verify: %w", err)
+		return "", fmt.Errorf("signed CRL does not verify: %w", err)
 	}
 	if err := opts.Linter.RevocationList(der); err != nil {
-		return nil, "", fmt.Errorf("CRL %d: %w", c.Number, err)
+		return "", fmt.Errorf("CRL %d: %w", c.Number, err)
 	}
 	path := s.Resolve(c.Output)
-	return crl, path, writeNew(path, der, 0o644)
+	if err := writeNew(path, der, 0o644); err != nil {
+		return "", err
+	}
+	facts := map[string]any{
+		"crl_number": crl.Number.String(), "this_update": crl.ThisUpdate, "next_update": crl.NextUpdate,
+		"revoked_serials": entrySerials(crl), "crl_sha256": derSHA256(crl.Raw), "output": c.Output,
+	}
+	if prev != nil {
+		kept := map[string]bool{}
+		for _, e := range crl.RevokedCertificateEntries {
+			kept[e.SerialNumber.String()] = true
+		}
+		dropped := []string{}
+		for _, e := range prev.RevokedCertificateEntries {
+			if !kept[e.SerialNumber.String()] {
+				dropped = append(dropped, hexSerial(e.SerialNumber))
+			}
+		}
+		facts["previous_crl_number"], facts["previous_crl_sha256"], facts["dropped_serials"] = prev.Number.String(), derSHA256(prev.Raw), dropped
+	}
+	return path, tr.Append("crl-issue", facts)
+}
+
+func entrySerials(crl *x509.RevocationList) []string {
+	serials := make([]string, len(crl.RevokedCertificateEntries))
+	for i, e := range crl.RevokedCertificateEntries {
+		serials[i] = hexSerial(e.SerialNumber)
+	}
+	return serials
 }
 
 func parseSerial(s string) (*big.Int, error) {

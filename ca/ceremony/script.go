@@ -139,12 +139,16 @@ type NameConstraints struct {
 	ExcludedEmail  []string `yaml:"excluded_email"`
 }
 
-// CRL describes an offline CRL signed by the issuer.
+// CRL describes an offline CRL signed by the issuer. After the first, it
+// carries every entry of the issuer's previous CRL (Previous), but those of
+// expired certificates it drops (Drop: their files), and adds Revoked.
 type CRL struct {
 	Number         int64     `yaml:"number"`
+	Previous       string    `yaml:"previous"`
 	ThisUpdate     string    `yaml:"this_update"`
 	NextUpdateDays int       `yaml:"next_update_days"`
 	Revoked        []Revoked `yaml:"revoked"`
+	Drop           []string  `yaml:"drop"`
 	Output         string    `yaml:"output"`
 }
 
@@ -408,6 +412,14 @@ func (s *Script) Check(profiles map[string]profile.Profile, now time.Time) error
 		bad("crl", "only for a crl ceremony")
 	case s.CRL != nil:
 		s.checkCRL(bad, output, now)
+		if s.Issuer != nil {
+			if issuer, err := readCertificate(s.Resolve(s.Issuer.Certificate)); err == nil {
+				_, _, carriedProblems := s.carried(issuer, s.crlThisUpdate(now))
+				for _, p := range carriedProblems {
+					bad(p.Field, "%s", p.Msg)
+				}
+			}
+		}
 	}
 
 	if len(ps) == 0 {
@@ -572,6 +584,15 @@ func (s *Script) checkCRL(bad func(string, string, ...any), output func(string, 
 	if c.Number < 1 {
 		bad("crl.number", "must be at least 1")
 	}
+	switch {
+	case c.Number > 1 && c.Previous == "":
+		// Without it the ceremony cannot know what it would leave out: a
+		// revoked CA left off a CRL the root signed is good again to
+		// whoever reads that CRL.
+		bad("crl.previous", "required after CRL number 1: the issuer's latest CRL, whose entries this one carries")
+	case c.Previous == "" && len(c.Drop) > 0:
+		bad("crl.drop", "only with crl.previous, the CRL whose entries it drops")
+	}
 	thisUpdate := now
 	if c.ThisUpdate != "" {
 		switch t, err := time.Parse(time.RFC3339, c.ThisUpdate); {
@@ -623,6 +644,15 @@ func (s *Script) checkCRL(bad func(string, string, ...any), output func(string, 
 		}
 	}
 	output("crl.output", c.Output)
+}
+
+// crlThisUpdate is the CRL's thisUpdate: the script's, or the ceremony's
+// time (now).
+func (s *Script) crlThisUpdate(now time.Time) time.Time {
+	if t, err := time.Parse(time.RFC3339, s.CRL.ThisUpdate); err == nil {
+		return t
+	}
+	return now
 }
 
 func knownReasons() string {

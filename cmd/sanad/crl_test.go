@@ -38,15 +38,18 @@ func TestCRLImport(t *testing.T) {
 	// not know (so its expiry is unknown), and for CRL 3, which leaves it
 	// out.
 	revokes := "revoked:\n        - serial: 0A0B0C\n          reason: superseded\n        - certificate: ../pki/issuing.pem\n          reason: cessationOfOperation"
-	runDevCeremonyVariant(t, env, dir, "5-root-crl.yaml", "6-root-crl.yaml", "number: 1", "number: 2", "root-1.crl", "root-2.crl",
-		"5-root-crl.transcript", "6-root-crl.transcript", "CRL number 1", "CRL number 2", "revoked: []", revokes)
-	runDevCeremonyVariant(t, env, dir, "5-root-crl.yaml", "7-root-crl.yaml", "number: 1", "number: 3", "root-1.crl", "root-3.crl",
-		"5-root-crl.transcript", "7-root-crl.transcript", "CRL number 1", "CRL number 3")
+	// (A ceremony carries the entries of the CRL it names as previous: CRL
+	// 3 names CRL 1, as an operator who brought the wrong file would.)
+	previous := `previous: ../pki/root-1.crl`
+	runDevCeremonyVariant(t, env, dir, "5-root-crl.yaml", "6-root-crl.yaml", "number: 1", "number: 2", "output: ../pki/root-1.crl", "output: ../pki/root-2.crl",
+		`previous: ""`, previous, "5-root-crl.transcript", "6-root-crl.transcript", "CRL number 1", "CRL number 2", "revoked: []", revokes)
+	runDevCeremonyVariant(t, env, dir, "5-root-crl.yaml", "7-root-crl.yaml", "number: 1", "number: 3", "output: ../pki/root-1.crl", "output: ../pki/root-3.crl",
+		`previous: ""`, previous, "5-root-crl.transcript", "7-root-crl.transcript", "CRL number 1", "CRL number 3")
 	// CRL 4, dated far ahead, would let any entry go as expired, and could
 	// be published later in place of the CRLs made meanwhile: the
 	// ceremony refuses to sign it (import refuses one made elsewhere).
-	if code, out := devCeremonyVariant(t, env, dir, "5-root-crl.yaml", "8-root-crl.yaml", "number: 1", "number: 4", "root-1.crl", "root-4.crl",
-		"5-root-crl.transcript", "8-root-crl.transcript", "CRL number 1", "CRL number 4", `this_update: ""`, `this_update: "2100-01-01T00:00:00Z"`); code == 0 ||
+	if code, out := devCeremonyVariant(t, env, dir, "5-root-crl.yaml", "8-root-crl.yaml", "number: 1", "number: 4", "output: ../pki/root-1.crl", "output: ../pki/root-4.crl",
+		`previous: ""`, previous, "5-root-crl.transcript", "8-root-crl.transcript", "CRL number 1", "CRL number 4", `this_update: ""`, `this_update: "2100-01-01T00:00:00Z"`); code == 0 ||
 		!strings.Contains(out, "crl.this_update: 2100-01-01T00:00:00Z is after the ceremony") {
 		t.Errorf("a ceremony for a CRL dated in 2100: exit %d\n%s", code, out)
 	}
