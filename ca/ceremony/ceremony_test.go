@@ -82,6 +82,21 @@ func recordRequestSum(t *testing.T, path, sum string) {
 	}
 }
 
+// verifiedTranscript reads the transcript at path, which must verify.
+func verifiedTranscript(t *testing.T, path string) transcript.Result {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	res, err := transcript.Verify(f)
+	if err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+	return res
+}
+
 func openssl(t *testing.T, args ...string) string {
 	t.Helper()
 	out, err := exec.Command(testenv.Tool(t, "openssl"), args...).CombinedOutput()
@@ -647,15 +662,7 @@ func TestExistingKey(t *testing.T) {
 	if err != nil {
 		t.Fatalf("the signing key: %v", err)
 	}
-	f, err := os.Open(filepath.Join(d, "out", "1-root.transcript.jsonl"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	res, err := transcript.Verify(f)
-	if err != nil {
-		t.Fatal(err)
-	}
+	res := verifiedTranscript(t, filepath.Join(d, "out", "1-root.transcript.jsonl"))
 	var recorded struct {
 		Label      string
 		Protection hsm.Protection

@@ -19,7 +19,6 @@ import (
 	"time"
 
 	"github.com/sanadpki/sanad/ca/ceremony"
-	"github.com/sanadpki/sanad/ca/ceremony/transcript"
 )
 
 // TestCRLCarriesEntries: after the first, a CRL ceremony names the
@@ -158,15 +157,7 @@ func TestCRLCarriesEntries(t *testing.T) {
 	if three := entries(read("root-3")); len(three) != 2 || three["E"].SerialNumber != nil || three["1A2B"].SerialNumber == nil || three["F"].SerialNumber == nil {
 		t.Errorf("CRL 3's entries: %+v", three)
 	}
-	f, err := os.Open(filepath.Join(dir, "out", "root-3.transcript.jsonl"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	tr, err := transcript.Verify(f)
-	if err != nil {
-		t.Fatal(err)
-	}
+	tr := verifiedTranscript(t, filepath.Join(dir, "out", "root-3.transcript.jsonl"))
 	var issued struct {
 		Previous string   `json:"previous_crl_number"`
 		Dropped  []string `json:"dropped_serials"`
