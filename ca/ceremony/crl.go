@@ -2,6 +2,8 @@ package ceremony
 
 import (
 	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/asn1"
 	"encoding/hex"
 	"encoding/pem"
 	"fmt"
@@ -10,18 +12,19 @@ import (
 	"time"
 )
 
-// carried reads the issuer's previous CRL (crl.previous) and returns it
-// with the entries this CRL carries over from it: all of them but those
-// crl.drop names. A CRL is cumulative: an entry stays until it has been on
-// a CRL issued after its certificate expired (RFC 5280 §3.3), so a drop
-// names the certificate, which must have expired before the previous
-// CRL's thisUpdate; and a certificate already revoked is not revoked again
-// (its time and reason stay the first CRL's). Everything wrong is a
-// problem of its field; with no crl.previous, carried returns nothing.
-func (s *Script) carried(issuer *x509.Certificate, thisUpdate time.Time) (*x509.RevocationList, []x509.RevocationListEntry, []Problem) {
+// carried reads the issuer's previous CRL (crl.previous), the one numbered
+// just before this one, and returns it with the entries this CRL carries
+// over from it: all of them, with their dates, reasons and other entry
+// extensions, but those crl.drop names and those crl.revoked restates
+// (MayRestate). A CRL is cumulative: an entry stays until it has been on a
+// CRL issued after its certificate expired (RFC 5280 §3.3), so a drop
+// names the certificate, which must have expired before the previous CRL's
+// thisUpdate. Everything wrong is a problem of its field; with no
+// crl.previous, carried returns nothing.
+func (s *Script) carried(issuer *x509.Certificate, thisUpdate time.Time) (carriedEntries, []Problem) {
 	c := s.CRL
 	if c.Previous == "" {
-		return nil, nil, nil
+		return carriedEntries{}, nil
 	}
 	prev, err := readCRL(s.Resolve(c.Previous))
 	if err == nil {
@@ -29,16 +32,26 @@ func (s *Script) carried(issuer *x509.Certificate, thisUpdate time.Time) (*x509.
 	}
 	switch {
 	case err != nil:
-		return nil, nil, []Problem{{Field: "crl.previous", Msg: fmt.Sprintf("%s: %v", c.Previous, err)}}
-	case prev.Number == nil || prev.Number.Cmp(big.NewInt(c.Number)) >= 0:
-		return nil, nil, []Problem{{Field: "crl.previous", Msg: fmt.Sprintf("%s is CRL number %v: this one's number must be greater", c.Previous, prev.Number)}}
+		return carriedEntries{}, []Problem{{Field: "crl.previous", Msg: fmt.Sprintf("%s: %v", c.Previous, err)}}
+	case prev.Number == nil || prev.Number.Cmp(big.NewInt(c.Number-1)) != 0:
+		// An earlier one would leave out what the CRLs since revoked.
+		return carriedEntries{}, []Problem{{Field: "crl.previous", Msg: fmt.Sprintf("%s is CRL number %v, not number %d: a CRL carries the entries of the one just before it", c.Previous, prev.Number, c.Number-1)}}
 	case thisUpdate.Before(prev.ThisUpdate):
-		return nil, nil, []Problem{{Field: "crl.previous", Msg: fmt.Sprintf("%s is dated %s, after this CRL's this_update", c.Previous, prev.ThisUpdate.UTC().Format(time.RFC3339))}}
+		return carriedEntries{}, []Problem{{Field: "crl.previous", Msg: fmt.Sprintf("%s is dated %s, after this CRL's this_update", c.Previous, prev.ThisUpdate.UTC().Format(time.RFC3339))}}
 	}
 	var ps []Problem
+	// A serial listed twice (by a CRL signed elsewhere) is carried once,
+	// at its earliest date.
 	on := map[string]x509.RevocationListEntry{}
+	var order []string
 	for _, e := range prev.RevokedCertificateEntries {
-		on[e.SerialNumber.String()] = e
+		k := e.SerialNumber.String()
+		if first, ok := on[k]; !ok {
+			order = append(order, k)
+		} else if !e.RevocationTime.Before(first.RevocationTime) {
+			continue
+		}
+		on[k] = e
 	}
 	dropped := map[string]bool{}
 	for i, d := range c.Drop {
@@ -58,23 +71,81 @@ func (s *Script) carried(issuer *x509.Certificate, thisUpdate time.Time) (*x509.
 			dropped[cert.SerialNumber.String()] = true
 		}
 	}
+	restated := map[string]bool{}
 	for i, r := range c.Revoked {
 		serial, err := s.revokedSerial(r)
 		if err != nil {
 			continue // Check reports it; crlTemplate fails on it
 		}
-		if e, ok := on[serial.String()]; ok {
-			ps = append(ps, Problem{Field: fmt.Sprintf("crl.revoked[%d]", i), Msg: fmt.Sprintf("serial %s is on CRL %v already (revoked %s), and stays: remove it here",
+		e, ok := on[serial.String()]
+		if !ok {
+			continue
+		}
+		f := fmt.Sprintf("crl.revoked[%d]", i)
+		switch at, err := time.Parse(time.RFC3339, r.RevokedAt); {
+		case !MayRestate(e.ReasonCode, reasonCodes[r.Reason]):
+			ps = append(ps, Problem{Field: f, Msg: fmt.Sprintf("serial %s is on CRL %v already (revoked %s, reason %d), and stays: remove it here, or restate it only as keyCompromise",
+				hexSerial(serial), prev.Number, e.RevocationTime.UTC().Format(time.RFC3339), e.ReasonCode)})
+		case r.RevokedAt != "" && err == nil && at.After(e.RevocationTime):
+			ps = append(ps, Problem{Field: f + ".revoked_at", Msg: fmt.Sprintf("after serial %s's revocation on CRL %v (%s): a revocation is never moved later",
 				hexSerial(serial), prev.Number, e.RevocationTime.UTC().Format(time.RFC3339))})
+		default:
+			restated[serial.String()] = true
 		}
 	}
-	var keep []x509.RevocationListEntry
-	for _, e := range prev.RevokedCertificateEntries {
-		if !dropped[e.SerialNumber.String()] {
-			keep = append(keep, x509.RevocationListEntry{SerialNumber: e.SerialNumber, RevocationTime: e.RevocationTime, ReasonCode: e.ReasonCode})
+	ce := carriedEntries{prev: prev, revokedAt: map[string]time.Time{}}
+	for _, k := range order {
+		e := on[k]
+		ce.revokedAt[k] = e.RevocationTime
+		if dropped[k] || restated[k] {
+			continue
+		}
+		ce.keep = append(ce.keep, x509.RevocationListEntry{SerialNumber: e.SerialNumber, RevocationTime: e.RevocationTime, ReasonCode: e.ReasonCode,
+			ExtraExtensions: entryExtensions(e)})
+	}
+	return ce, ps
+}
+
+// carriedEntries is what a CRL takes from its predecessor (prev): the
+// entries it keeps, and when each serial on it was revoked (the date a
+// restated entry keeps).
+type carriedEntries struct {
+	prev      *x509.RevocationList
+	keep      []x509.RevocationListEntry
+	revokedAt map[string]time.Time
+}
+
+// oidReasonCode is the CRL entry extension reasonCode (RFC 5280 §5.3.1),
+// which x509.RevocationListEntry.ReasonCode encodes.
+var oidReasonCode = asn1.ObjectIdentifier{2, 5, 29, 21}
+
+// entryExtensions are e's extensions but its reason code: an invalidity
+// date, a certificate issuer, or any other, carried as they were.
+func entryExtensions(e x509.RevocationListEntry) []pkix.Extension {
+	var out []pkix.Extension
+	for _, x := range e.Extensions {
+		if !x.Id.Equal(oidReasonCode) {
+			out = append(out, x)
 		}
 	}
-	return prev, keep, ps
+	return out
+}
+
+// MayRestate reports whether a CRL may restate an entry of its predecessor
+// that has reason code old with reason code new: only to say the key was
+// compromised (CA/B Forum BR §4.9.1, once it is known), or to replace a
+// reason no longer offered (one a CRL signed elsewhere carried, which the
+// lints refuse). Its date is kept, or moved earlier, never later.
+func MayRestate(old, new int) bool {
+	if new == reasonCodes["keyCompromise"] && old != new {
+		return true
+	}
+	for _, code := range reasonCodes {
+		if code == old {
+			return false
+		}
+	}
+	return true
 }
 
 func hasEntry(on map[string]x509.RevocationListEntry, serial *big.Int) bool {

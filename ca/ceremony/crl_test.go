@@ -1,11 +1,13 @@
 package ceremony_test
 
 import (
+	"bytes"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/asn1"
 	"encoding/json"
 	"encoding/pem"
 	"errors"
@@ -97,7 +99,8 @@ func TestCRLCarriesEntries(t *testing.T) {
 	if _, err := crl("root-1", fmt.Sprintf("  number: 1\n  revoked:\n    - {serial: \"1A2B\", reason: keyCompromise, revoked_at: %q}\n    - {certificate: out/expired.pem, reason: superseded}\n", revokedAt.Format(time.RFC3339))); err != nil {
 		t.Fatalf("CRL 1: %v", err)
 	}
-	if _, err := crl("root-2", "  number: 2\n  previous: out/root-1.crl\n  revoked:\n    - {certificate: out/valid.pem, reason: cessationOfOperation}\n"); err != nil {
+	if _, err := crl("root-2", fmt.Sprintf("  number: 2\n  previous: out/root-1.crl\n  revoked:\n    - {certificate: out/valid.pem, reason: cessationOfOperation, revoked_at: %q}\n",
+		now.Add(-2*time.Hour).UTC().Format(time.RFC3339))); err != nil {
 		t.Fatalf("CRL 2: %v", err)
 	}
 	two := entries(read("root-2"))
@@ -112,10 +115,13 @@ func TestCRLCarriesEntries(t *testing.T) {
 		{"without its predecessor", "  number: 3\n", "crl.previous: required after CRL number 1"},
 		{"a drop without its predecessor", "  number: 1\n  drop: [out/expired.pem]\n", "crl.drop: only with crl.previous"},
 		{"revoked again", "  number: 3\n  previous: out/root-2.crl\n  revoked:\n    - {serial: \"1a2b\", reason: superseded}\n",
-			"crl.revoked[0]: serial 1a2b is on CRL 2 already (revoked " + revokedAt.Format(time.RFC3339) + "), and stays"},
+			"crl.revoked[0]: serial 1a2b is on CRL 2 already (revoked " + revokedAt.Format(time.RFC3339) + ", reason 1), and stays"},
+		{"restated later", fmt.Sprintf("  number: 3\n  previous: out/root-2.crl\n  revoked:\n    - {certificate: out/valid.pem, reason: keyCompromise, revoked_at: %q}\n", now.Add(-time.Hour).UTC().Format(time.RFC3339)),
+			"crl.revoked[0].revoked_at: after serial 0f's revocation on CRL 2"},
+		{"an older predecessor", "  number: 3\n  previous: out/root-1.crl\n", "crl.previous: out/root-1.crl is CRL number 1, not number 2"},
 		{"a drop too soon", "  number: 3\n  previous: out/root-2.crl\n  drop: [out/valid.pem]\n", "crl.drop[0]: out/valid.pem expires "},
 		{"a drop of what is not there", "  number: 2\n  previous: out/root-1.crl\n  drop: [out/valid.pem]\n", "crl.drop[0]: out/valid.pem (serial 0f) is not on CRL 1"},
-		{"a predecessor numbered as high", "  number: 2\n  previous: out/root-2.crl\n", "crl.previous: out/root-2.crl is CRL number 2: this one's number must be greater"},
+		{"a predecessor numbered as high", "  number: 2\n  previous: out/root-2.crl\n", "crl.previous: out/root-2.crl is CRL number 2, not number 1"},
 		{"another CA's CRL", "  number: 3\n  previous: out/foreign.crl\n", "crl.previous: out/foreign.crl: x509: ECDSA verification failure"},
 		{"dated before its predecessor", fmt.Sprintf("  number: 3\n  previous: out/root-2.crl\n  this_update: %q\n", now.Add(-2*time.Hour).UTC().Format(time.RFC3339)),
 			"after this CRL's this_update"},
@@ -150,11 +156,13 @@ func TestCRLCarriesEntries(t *testing.T) {
 	}
 
 	// CRL 3 drops the entry of the certificate that expired before CRL 2
-	// was issued, and its transcript says so.
-	if _, err := crl("root-3", "  number: 3\n  previous: out/root-2.crl\n  drop: [out/expired.pem]\n"); err != nil {
+	// was issued, and its transcript says so; it restates the valid one's
+	// as keyCompromise, which keeps its date.
+	if _, err := crl("root-3", "  number: 3\n  previous: out/root-2.crl\n  drop: [out/expired.pem]\n  revoked:\n    - {certificate: out/valid.pem, reason: keyCompromise}\n"); err != nil {
 		t.Fatalf("CRL 3: %v", err)
 	}
-	if three := entries(read("root-3")); len(three) != 2 || three["E"].SerialNumber != nil || three["1A2B"].SerialNumber == nil || three["F"].SerialNumber == nil {
+	if three := entries(read("root-3")); len(three) != 2 || three["E"].SerialNumber != nil || three["1A2B"].SerialNumber == nil ||
+		three["F"].ReasonCode != 1 || !three["F"].RevocationTime.Equal(two["F"].RevocationTime) {
 		t.Errorf("CRL 3's entries: %+v", three)
 	}
 	tr := verifiedTranscript(t, filepath.Join(dir, "out", "root-3.transcript.jsonl"))
@@ -172,5 +180,48 @@ func TestCRLCarriesEntries(t *testing.T) {
 	}
 	if issued.Previous != "2" || !slices.Equal(issued.Dropped, []string{"0e"}) || len(issued.Serials) != 2 {
 		t.Errorf("CRL 3's transcript: %+v", issued)
+	}
+
+	// A CRL the root signed before Sanad (number 10): an entry on hold,
+	// which Sanad does not offer and the lints refuse; one with an
+	// invalidity date; one listed twice. The next carries the invalidity
+	// date and the earlier of the two, and cannot be signed until it
+	// restates the held entry, whose date it keeps.
+	held, twiceAt := now.Add(-48*time.Hour).UTC().Truncate(time.Second), now.Add(-72*time.Hour).UTC().Truncate(time.Second)
+	invalidity, err := asn1.MarshalWithParams(now.Add(-96*time.Hour).UTC().Truncate(time.Second), "generalized")
+	if err != nil {
+		t.Fatal(err)
+	}
+	oidInvalidityDate := asn1.ObjectIdentifier{2, 5, 29, 24}
+	legacy, err := x509.CreateRevocationList(rand.Reader, &x509.RevocationList{Number: big.NewInt(10), ThisUpdate: now.Add(-time.Hour), NextUpdate: now.AddDate(0, 6, 0),
+		RevokedCertificateEntries: []x509.RevocationListEntry{
+			{SerialNumber: big.NewInt(0xAA), RevocationTime: held, ReasonCode: 6},
+			{SerialNumber: big.NewInt(0xBB), RevocationTime: held, ReasonCode: 1, ExtraExtensions: []pkix.Extension{{Id: oidInvalidityDate, Value: invalidity}}},
+			{SerialNumber: big.NewInt(0xCC), RevocationTime: twiceAt, ReasonCode: 4},
+			{SerialNumber: big.NewInt(0xCC), RevocationTime: held, ReasonCode: 4},
+		}}, rootRes.Certificate, rootKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, filepath.Join(dir, "out", "legacy-10.crl"), legacy)
+	if _, err := crl("refused-held", "  number: 11\n  previous: out/legacy-10.crl\n"); err == nil || !strings.Contains(err.Error(), "e_cab_crl_has_valid_reason_code") {
+		t.Errorf("a CRL carrying an entry on hold: %v", err)
+	}
+	if _, err := crl("root-11", "  number: 11\n  previous: out/legacy-10.crl\n  revoked:\n    - {serial: \"AA\", reason: cessationOfOperation}\n"); err != nil {
+		t.Fatalf("CRL 11: %v", err)
+	}
+	eleven := read("root-11")
+	byOID := func(e x509.RevocationListEntry, oid asn1.ObjectIdentifier) []byte {
+		for _, x := range e.Extensions {
+			if x.Id.Equal(oid) {
+				return x.Value
+			}
+		}
+		return nil
+	}
+	got := entries(eleven)
+	if len(eleven.RevokedCertificateEntries) != 3 || got["AA"].ReasonCode != 5 || !got["AA"].RevocationTime.Equal(held) ||
+		!bytes.Equal(byOID(got["BB"], oidInvalidityDate), invalidity) || got["BB"].ReasonCode != 1 || !got["CC"].RevocationTime.Equal(twiceAt) {
+		t.Errorf("CRL 11's entries: %+v", eleven.RevokedCertificateEntries)
 	}
 }

@@ -133,8 +133,15 @@ func Run(ctx context.Context, s *Script, opts Options) (Result, error) {
 	}
 	// A certificate the lints would refuse once the key is made is
 	// refused now: a generated key and a begun transcript would block the
-	// retry.
-	if err := s.LintDraft(issuerCert, now, opts); err != nil {
+	// retry. A CRL is built (from the files it names) once, here, and
+	// linted as it will be signed.
+	var crl crlDraft
+	if s.CRL != nil {
+		crl, err = s.draftCRL(issuerCert, now, opts)
+	} else {
+		err = s.LintDraft(issuerCert, now, opts)
+	}
+	if err != nil {
 		return Result{}, fmt.Errorf("%s: %w", s.Path, err)
 	}
 
@@ -215,7 +222,7 @@ func Run(ctx context.Context, s *Script, opts Options) (Result, error) {
 		}
 	}
 	if s.CRL != nil {
-		if res.CRLPath, err = s.makeCRL(issuerKey, issuerCert, now, opts, tr); err != nil {
+		if res.CRLPath, err = s.makeCRL(crl, issuerKey, issuerCert, opts, tr); err != nil {
 			return Result{}, err
 		}
 	}
@@ -407,7 +414,8 @@ func lintUnsigned(tmpl, parent *x509.Certificate, pub crypto.PublicKey, throwawa
 // throw-away key of the issuer's type. A script with neither passes.
 func (s *Script) LintDraft(issuer *x509.Certificate, now time.Time, opts Options) error {
 	if s.CRL != nil && issuer != nil {
-		return s.lintDraftCRL(issuer, now, opts)
+		_, err := s.draftCRL(issuer, now, opts)
+		return err
 	}
 	if s.Certificate == nil || s.Key == nil {
 		return nil
@@ -572,7 +580,7 @@ var oidOCSPNoCheck = asn1.ObjectIdentifier{1, 3, 6, 1, 5, 5, 7, 48, 1, 5}
 func (s *Script) crlTemplate(issuer *x509.Certificate, now time.Time) (*x509.RevocationList, *x509.RevocationList, error) {
 	c := s.CRL
 	thisUpdate := s.crlThisUpdate(now)
-	prev, keep, ps := s.carried(issuer, thisUpdate)
+	carried, ps := s.carried(issuer, thisUpdate)
 	if len(ps) > 0 {
 		return nil, nil, Problems(ps)
 	}
@@ -580,7 +588,7 @@ func (s *Script) crlTemplate(issuer *x509.Certificate, now time.Time) (*x509.Rev
 		Number:                    big.NewInt(c.Number),
 		ThisUpdate:                thisUpdate,
 		NextUpdate:                thisUpdate.AddDate(0, 0, c.NextUpdateDays),
-		RevokedCertificateEntries: keep,
+		RevokedCertificateEntries: carried.keep,
 	}
 	for _, r := range c.Revoked {
 		var serial *big.Int
@@ -596,7 +604,12 @@ func (s *Script) crlTemplate(issuer *x509.Certificate, now time.Time) (*x509.Rev
 		} else {
 			serial, _ = parseSerial(r.Serial) // checked
 		}
-		at := thisUpdate
+		// A restated entry keeps its date, unless the script moves it
+		// earlier (carried).
+		at, restated := carried.revokedAt[serial.String()]
+		if !restated {
+			at = thisUpdate
+		}
 		if r.RevokedAt != "" {
 			at, _ = time.Parse(time.RFC3339, r.RevokedAt) // checked
 		}
@@ -604,42 +617,44 @@ func (s *Script) crlTemplate(issuer *x509.Certificate, now time.Time) (*x509.Rev
 			SerialNumber: serial, RevocationTime: at, ReasonCode: reasonCodes[r.Reason],
 		})
 	}
-	return tmpl, prev, nil
+	return tmpl, carried.prev, nil
 }
 
-// lintDraftCRL lints the CRL the script describes signed by a throw-away
-// key of the issuer's type, as lintUnsigned does a certificate: a CRL the
-// lints refuse is refused before the issuer's key signs it.
-func (s *Script) lintDraftCRL(issuer *x509.Certificate, now time.Time, opts Options) error {
-	tmpl, _, err := s.crlTemplate(issuer, now)
+// crlDraft is the CRL a ceremony will sign (tmpl), and the previous CRL
+// whose entries it carries (nil for the first).
+type crlDraft struct{ tmpl, prev *x509.RevocationList }
+
+// draftCRL builds the CRL the script describes and lints it signed by a
+// throw-away key of the issuer's type, as lintUnsigned does a
+// certificate: a CRL the lints refuse is refused before the issuer's key
+// signs it.
+func (s *Script) draftCRL(issuer *x509.Certificate, now time.Time, opts Options) (crlDraft, error) {
+	tmpl, prev, err := s.crlTemplate(issuer, now)
 	if err != nil {
-		return err
+		return crlDraft{}, err
 	}
 	throwaway, err := ca.ThrowawayKey(issuer.PublicKey)
 	if err != nil {
-		return err
+		return crlDraft{}, err
 	}
 	fakeIssuer := *issuer
 	fakeIssuer.PublicKey = throwaway.Public()
 	der, err := x509.CreateRevocationList(rand.Reader, tmpl, &fakeIssuer, throwaway)
 	if err != nil {
-		return fmt.Errorf("build CRL %d: %w", s.CRL.Number, err)
+		return crlDraft{}, fmt.Errorf("build CRL %d: %w", s.CRL.Number, err)
 	}
 	if err := opts.Linter.RevocationList(der); err != nil {
-		return fmt.Errorf("CRL %d: %w", s.CRL.Number, err)
+		return crlDraft{}, fmt.Errorf("CRL %d: %w", s.CRL.Number, err)
 	}
-	return nil
+	return crlDraft{tmpl, prev}, nil
 }
 
-// makeCRL signs the CRL in the HSM, checks and lints it, writes it to a
-// new file and records it, with the previous CRL it carries entries of.
-func (s *Script) makeCRL(signer crypto.Signer, issuer *x509.Certificate, now time.Time, opts Options, tr *transcript.Writer) (string, error) {
-	c := s.CRL
-	tmpl, prev, err := s.crlTemplate(issuer, now)
-	if err != nil {
-		return "", err
-	}
-	der, err := x509.CreateRevocationList(rand.Reader, tmpl, issuer, signer)
+// makeCRL signs the drafted CRL in the HSM, checks and lints it, writes it
+// to a new file and records it, with the previous CRL it carries entries
+// of.
+func (s *Script) makeCRL(draft crlDraft, signer crypto.Signer, issuer *x509.Certificate, opts Options, tr *transcript.Writer) (string, error) {
+	c, prev := s.CRL, draft.prev
+	der, err := x509.CreateRevocationList(rand.Reader, draft.tmpl, issuer, signer)
 	if err != nil {
 		return "", fmt.Errorf("sign CRL in the HSM: %w", err)
 	}

@@ -414,7 +414,7 @@ func (s *Script) Check(profiles map[string]profile.Profile, now time.Time) error
 		s.checkCRL(bad, output, now)
 		if s.Issuer != nil {
 			if issuer, err := readCertificate(s.Resolve(s.Issuer.Certificate)); err == nil {
-				_, _, carriedProblems := s.carried(issuer, s.crlThisUpdate(now))
+				_, carriedProblems := s.carried(issuer, s.crlThisUpdate(now))
 				for _, p := range carriedProblems {
 					bad(p.Field, "%s", p.Msg)
 				}

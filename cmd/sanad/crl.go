@@ -14,6 +14,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/sanadpki/sanad/ca/ceremony"
 	"github.com/sanadpki/sanad/ca/ceremony/transcript"
 	"github.com/sanadpki/sanad/internal/audit"
 	"github.com/sanadpki/sanad/internal/store"
@@ -103,9 +104,23 @@ func importCRL(ctx context.Context, s *service, issuerID string, der []byte, tra
 	if rl.Number == nil || !rl.Number.IsInt64() {
 		return 0, fmt.Errorf("CRL of %s: no usable CRL number", issuerID)
 	}
-	trSum, err := checkCRLTranscript(transcriptPath, cert, der)
+	trSum, carried, err := checkCRLTranscript(transcriptPath, cert, der)
 	if err != nil {
 		return 0, err
+	}
+	// The CRL whose entries the ceremony carried (crl.previous) is the
+	// latest stored: one named by mistake would have left out what the
+	// CRLs since revoked.
+	if carried != "" {
+		latest, err := s.db.LatestCRL(ctx, issuerID)
+		switch {
+		case errors.Is(err, store.ErrNotFound):
+			return 0, fmt.Errorf("CRL number %d of %s carries the entries of a CRL the store does not have (SHA-256 %s): import that one first", rl.Number, issuerID, carried)
+		case err != nil:
+			return 0, err
+		case hexSHA256(latest.DER) != carried:
+			return 0, fmt.Errorf("CRL number %d of %s carries the entries of another CRL than number %d, the latest stored (its ceremony's previous CRL has SHA-256 %s)", rl.Number, issuerID, latest.Number, carried)
+		}
 	}
 	if err := keepsEntries(ctx, s.db, issuerID, cert, rl, s.now()); err != nil {
 		return 0, err
@@ -123,21 +138,24 @@ func importCRL(ctx context.Context, s *service, issuerID string, der []byte, tra
 
 // checkCRLTranscript verifies a CRL ceremony's transcript: its hash chain,
 // its signature by the issuer's key, and that it records issuing der. It
-// returns the transcript's SHA-256.
-func checkCRLTranscript(path string, issuer *x509.Certificate, der []byte) (string, error) {
+// returns the transcript's SHA-256, and that of the previous CRL whose
+// entries the CRL carries ("" for a first CRL, or one a ceremony made
+// before the ceremonies recorded it).
+func checkCRLTranscript(path string, issuer *x509.Certificate, der []byte) (sum, previous string, err error) {
 	res, sum, err := readSignedTranscript(path, issuer, "the issuer's key")
 	if err != nil {
-		return "", err
+		return "", "", err
 	}
 	for _, l := range res.Lines {
 		var d struct {
-			SHA256 string `json:"crl_sha256"`
+			SHA256   string `json:"crl_sha256"`
+			Previous string `json:"previous_crl_sha256"`
 		}
 		if l.Step == "crl-issue" && json.Unmarshal(l.Data, &d) == nil && d.SHA256 == hexSHA256(der) {
-			return sum, nil
+			return sum, d.Previous, nil
 		}
 	}
-	return "", fmt.Errorf("%s: the ceremony did not issue this CRL", path)
+	return "", "", fmt.Errorf("%s: the ceremony did not issue this CRL", path)
 }
 
 // readSignedTranscript verifies the ceremony transcript at path (its hash
@@ -181,18 +199,23 @@ func keepsEntries(ctx context.Context, db *store.DB, issuerID string, issuer *x5
 		return fmt.Errorf("CRL number %d of %s: thisUpdate %s is before number %d's (%s) or in the future", rl.Number, issuerID,
 			rl.ThisUpdate.UTC().Format(time.RFC3339), prev.Number, old.ThisUpdate.UTC().Format(time.RFC3339))
 	}
-	kept := map[string]bool{}
+	kept := map[string]x509.RevocationListEntry{}
 	for _, e := range rl.RevokedCertificateEntries {
-		kept[e.SerialNumber.String()] = true
+		kept[e.SerialNumber.String()] = e
 	}
 	notAfter, err := knownExpiries(ctx, db, issuerID, issuer)
 	if err != nil {
 		return err
 	}
-	var dropped []string
+	var dropped, changed []string
 	for _, e := range old.RevokedCertificateEntries {
 		serial := e.SerialNumber.String()
-		if kept[serial] {
+		if k, ok := kept[serial]; ok {
+			// Kept as it was, or restated as a ceremony may
+			// (ceremony.MayRestate): never dated later.
+			if k.RevocationTime.After(e.RevocationTime) || (k.ReasonCode != e.ReasonCode && !ceremony.MayRestate(e.ReasonCode, k.ReasonCode)) {
+				changed = append(changed, fmt.Sprintf("%X", e.SerialNumber.Bytes()))
+			}
 			continue
 		}
 		// The entry was on a CRL issued after its certificate expired
@@ -205,6 +228,10 @@ func keepsEntries(ctx context.Context, db *store.DB, issuerID string, issuer *x5
 	if len(dropped) > 0 {
 		return fmt.Errorf("CRL number %d of %s leaves out %s, listed by number %d: an entry stays until it has been on a CRL issued after its certificate expired (RFC 5280 §3.3), which the store does not show of these",
 			rl.Number, issuerID, strings.Join(dropped, ", "), prev.Number)
+	}
+	if len(changed) > 0 {
+		return fmt.Errorf("CRL number %d of %s changes the entries of %s on number %d: an entry keeps its date (or moves earlier) and its reason, unless restated as keyCompromise",
+			rl.Number, issuerID, strings.Join(changed, ", "), prev.Number)
 	}
 	return nil
 }
@@ -224,7 +251,9 @@ func knownExpiries(ctx context.Context, db *store.DB, issuerID string, parent *x
 	}
 	for _, other := range all {
 		c, err := x509.ParseCertificate(other.CertificateDER)
-		if err == nil && other.ID != issuerID && c.CheckSignatureFrom(parent) == nil {
+		// Of two certificates with one serial (one entry revokes both),
+		// the one that expires last.
+		if err == nil && other.ID != issuerID && c.CheckSignatureFrom(parent) == nil && c.NotAfter.After(out[c.SerialNumber.String()]) {
 			out[c.SerialNumber.String()] = c.NotAfter
 		}
 	}

@@ -8,10 +8,12 @@ import (
 	"crypto/x509/pkix"
 	"database/sql"
 	"encoding/json"
+	"fmt"
 	"math/big"
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -25,8 +27,9 @@ import (
 // and `sanad crl import` stores it, checked against its transcript and
 // audited as the operator's; the same CRL again, a CRL for another issuer,
 // an unknown issuer, a file that is no CRL, another ceremony's transcript,
-// none, and a CRL 3 that drops an entry of CRL 2 are refused; a ceremony
-// refuses to sign a CRL dated in the future.
+// none, and a CRL 3 whose ceremony carried the entries of another CRL 2
+// than the stored one are refused; a ceremony refuses to sign a CRL dated
+// in the future.
 func TestCRLImport(t *testing.T) {
 	requireSoftHSM(t)
 	dir := filepath.Join(t.TempDir(), "var")
@@ -39,17 +42,20 @@ func TestCRLImport(t *testing.T) {
 	// out.
 	revokes := "revoked:\n        - serial: 0A0B0C\n          reason: superseded\n        - certificate: ../pki/issuing.pem\n          reason: cessationOfOperation"
 	// (A ceremony carries the entries of the CRL it names as previous: CRL
-	// 3 names CRL 1, as an operator who brought the wrong file would.)
+	// 3 names another CRL 2, made beside the first without its
+	// revocations, as an operator who brought the wrong file would.)
 	previous := `previous: ../pki/root-1.crl`
 	runDevCeremonyVariant(t, env, dir, "5-root-crl.yaml", "6-root-crl.yaml", "number: 1", "number: 2", "output: ../pki/root-1.crl", "output: ../pki/root-2.crl",
 		`previous: ""`, previous, "5-root-crl.transcript", "6-root-crl.transcript", "CRL number 1", "CRL number 2", "revoked: []", revokes)
+	runDevCeremonyVariant(t, env, dir, "5-root-crl.yaml", "6b-root-crl.yaml", "number: 1", "number: 2", "output: ../pki/root-1.crl", "output: ../pki/root-2b.crl",
+		`previous: ""`, previous, "5-root-crl.transcript", "6b-root-crl.transcript", "CRL number 1", "CRL number 2")
 	runDevCeremonyVariant(t, env, dir, "5-root-crl.yaml", "7-root-crl.yaml", "number: 1", "number: 3", "output: ../pki/root-1.crl", "output: ../pki/root-3.crl",
-		`previous: ""`, previous, "5-root-crl.transcript", "7-root-crl.transcript", "CRL number 1", "CRL number 3")
+		`previous: ""`, `previous: ../pki/root-2b.crl`, "5-root-crl.transcript", "7-root-crl.transcript", "CRL number 1", "CRL number 3")
 	// CRL 4, dated far ahead, would let any entry go as expired, and could
 	// be published later in place of the CRLs made meanwhile: the
 	// ceremony refuses to sign it (import refuses one made elsewhere).
 	if code, out := devCeremonyVariant(t, env, dir, "5-root-crl.yaml", "8-root-crl.yaml", "number: 1", "number: 4", "output: ../pki/root-1.crl", "output: ../pki/root-4.crl",
-		`previous: ""`, previous, "5-root-crl.transcript", "8-root-crl.transcript", "CRL number 1", "CRL number 4", `this_update: ""`, `this_update: "2100-01-01T00:00:00Z"`); code == 0 ||
+		`previous: ""`, `previous: ../pki/root-3.crl`, "5-root-crl.transcript", "8-root-crl.transcript", "CRL number 1", "CRL number 4", `this_update: ""`, `this_update: "2100-01-01T00:00:00Z"`); code == 0 ||
 		!strings.Contains(out, "crl.this_update: 2100-01-01T00:00:00Z is after the ceremony") {
 		t.Errorf("a ceremony for a CRL dated in 2100: exit %d\n%s", code, out)
 	}
@@ -98,12 +104,12 @@ func TestCRLImport(t *testing.T) {
 		!regexp.MustCompile(`(?m)^ocsp .*under issuing CA issuing, which is revoked by root's CRL number 2`).MatchString(out) {
 		t.Errorf("issuer list after CRL 2: exit %d\n%s", code, out)
 	}
-	// CRL 3 drops the entries of a certificate whose expiry is unknown and
-	// of an unexpired one: an entry stays until it has been on a CRL
-	// issued after its certificate expired.
+	// CRL 3 carries the entries of a CRL 2 that is not the stored one, and
+	// so leaves out what the stored one revoked (TestKeepsEntries has the
+	// entries of a CRL made elsewhere).
 	if code, out := runSanadEnv(t, env, "crl", "import", "--config", cfg, "--issuer", "root", crl3, "--transcript", tr3); code != 1 ||
-		!strings.Contains(out, "leaves out 0A0B0C, ") || !strings.Contains(out, ", listed by number 2") {
-		t.Errorf("import of CRL 3, which drops an entry: exit %d\n%s", code, out)
+		!strings.Contains(out, "carries the entries of another CRL than number 2, the latest stored") {
+		t.Errorf("import of CRL 3, made from another CRL 2: exit %d\n%s", code, out)
 	}
 	if got := events() - before; got != 1 {
 		t.Errorf("%d audit events for the refused imports and the import, want 1 (crl.import)", got)
@@ -168,29 +174,50 @@ func mustRead(t *testing.T, path string) []byte {
 	return raw
 }
 
-// TestKeepsEntriesDates: sanad crl import takes a root's CRLs in the order
-// of issue: one dated before the latest stored, or more than the clock
-// skew ahead of now (a CRL a ceremony would not sign, made elsewhere), is
-// refused; one dated between is not. Both databases.
-func TestKeepsEntriesDates(t *testing.T) {
+// TestKeepsEntries: sanad crl import takes a root's CRLs in the order of
+// issue: one dated before the latest stored, or more than the clock skew
+// ahead of now (a CRL a ceremony would not sign, made elsewhere), is
+// refused; one dated between is not. It keeps every entry of the latest
+// as it was: not dated later, its reason changed only to keyCompromise,
+// and not left out while any certificate with its serial is unexpired.
+// Both databases.
+func TestKeepsEntries(t *testing.T) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		t.Fatal(err)
 	}
 	start := time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC)
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "Test Root"}, NotBefore: start.AddDate(0, -1, 0), NotAfter: start.AddDate(10, 0, 0),
-		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageCRLSign}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	root, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	crl := func(number int64, thisUpdate time.Time) *x509.RevocationList {
+	certify := func(serial int64, notAfter time.Time, parent *x509.Certificate) *x509.Certificate {
 		t.Helper()
-		der, err := x509.CreateRevocationList(rand.Reader, &x509.RevocationList{Number: big.NewInt(number), ThisUpdate: thisUpdate, NextUpdate: thisUpdate.AddDate(0, 6, 0)}, root, key)
+		tmpl := &x509.Certificate{SerialNumber: big.NewInt(serial), Subject: pkix.Name{CommonName: fmt.Sprintf("CA %d until %s", serial, notAfter.Format(time.DateOnly))},
+			NotBefore: start.AddDate(-1, 0, 0), NotAfter: notAfter, IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageCRLSign}
+		if parent == nil {
+			parent = tmpl
+		}
+		der, err := x509.CreateCertificate(rand.Reader, tmpl, parent, key.Public(), key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := x509.ParseCertificate(der)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	root := certify(1, start.AddDate(10, 0, 0), nil)
+	// Two CA certificates the root signed with one serial, 7: one expired
+	// before CRL 1, one valid. CRL 1's entry for 7 revokes both.
+	expired7, valid7 := certify(7, start.Add(-48*time.Hour), root), certify(7, start.AddDate(1, 0, 0), root)
+	revokedAt := start.Add(-time.Hour)
+	entries := []x509.RevocationListEntry{
+		{SerialNumber: big.NewInt(5), RevocationTime: revokedAt, ReasonCode: 1},
+		{SerialNumber: big.NewInt(6), RevocationTime: revokedAt, ReasonCode: 4},
+		{SerialNumber: big.NewInt(7), RevocationTime: revokedAt, ReasonCode: 5},
+	}
+	crl := func(number int64, thisUpdate time.Time, entries []x509.RevocationListEntry) *x509.RevocationList {
+		t.Helper()
+		der, err := x509.CreateRevocationList(rand.Reader, &x509.RevocationList{Number: big.NewInt(number), ThisUpdate: thisUpdate, NextUpdate: thisUpdate.AddDate(0, 6, 0),
+			RevokedCertificateEntries: entries}, root, key)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -200,12 +227,21 @@ func TestKeepsEntriesDates(t *testing.T) {
 		}
 		return rl
 	}
+	// with is entries with entry i changed.
+	with := func(i int, change func(*x509.RevocationListEntry)) []x509.RevocationListEntry {
+		out := slices.Clone(entries)
+		change(&out[i])
+		return out
+	}
 	storetest.Each(t, func(t *testing.T, db *store.DB, _ *sql.DB) {
 		ctx := t.Context()
-		stored := crl(1, start)
+		stored := crl(1, start, entries)
 		if err := db.InTx(ctx, func(tx *store.Tx) error {
-			if err := tx.PutIssuer(ctx, store.Issuer{ID: "root", Name: "Test Root", Role: "root", CertificateDER: root.Raw, KeyLabel: "root", CreatedAt: start}); err != nil {
-				return err
+			for id, c := range map[string]*x509.Certificate{"root": root, "old-7": expired7, "new-7": valid7} {
+				if err := tx.PutIssuer(ctx, store.Issuer{ID: id, Name: c.Subject.CommonName, Role: map[bool]string{true: "root", false: "issuing"}[id == "root"],
+					CertificateDER: c.Raw, KeyLabel: id, CreatedAt: start}); err != nil {
+					return err
+				}
 			}
 			return tx.PutCRL(ctx, store.CRL{IssuerID: "root", Number: 1, DER: stored.Raw, ThisUpdate: stored.ThisUpdate, NextUpdate: stored.NextUpdate, CreatedAt: start})
 		}); err != nil {
@@ -213,17 +249,24 @@ func TestKeepsEntriesDates(t *testing.T) {
 		}
 		now := start.Add(24 * time.Hour)
 		for _, c := range []struct {
+			name       string
 			thisUpdate time.Time
+			entries    []x509.RevocationListEntry
 			want       string
 		}{
-			{start.Add(-time.Minute), "before number 1's"},
-			{now.Add(crlClockSkew + time.Minute), "or in the future"},
-			{now.Add(crlClockSkew - time.Minute), ""},
-			{start.Add(time.Hour), ""},
+			{"dated before number 1", start.Add(-time.Minute), entries, "before number 1's"},
+			{"dated ahead", now.Add(crlClockSkew + time.Minute), entries, "or in the future"},
+			{"dated within the skew", now.Add(crlClockSkew - time.Minute), entries, ""},
+			{"dated after number 1", start.Add(time.Hour), entries, ""},
+			{"an entry dated later", start.Add(time.Hour), with(0, func(e *x509.RevocationListEntry) { e.RevocationTime = start }), "changes the entries of 05 on number 1"},
+			{"an entry dated earlier", start.Add(time.Hour), with(0, func(e *x509.RevocationListEntry) { e.RevocationTime = revokedAt.Add(-time.Hour) }), ""},
+			{"a reason raised to keyCompromise", start.Add(time.Hour), with(1, func(e *x509.RevocationListEntry) { e.ReasonCode = 1 }), ""},
+			{"keyCompromise lowered", start.Add(time.Hour), with(0, func(e *x509.RevocationListEntry) { e.ReasonCode = 4 }), "changes the entries of 05"},
+			{"the serial of a valid certificate left out", start.Add(time.Hour), entries[:2], "leaves out 07"},
 		} {
-			err := keepsEntries(ctx, db, "root", root, crl(2, c.thisUpdate), now)
+			err := keepsEntries(ctx, db, "root", root, crl(2, c.thisUpdate, c.entries), now)
 			if (c.want == "") != (err == nil) || (err != nil && !strings.Contains(err.Error(), c.want)) {
-				t.Errorf("CRL 2 dated %s: %v, want %q", c.thisUpdate.Format(time.RFC3339), err, c.want)
+				t.Errorf("%s: %v, want %q", c.name, err, c.want)
 			}
 		}
 	})
