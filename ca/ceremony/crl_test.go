@@ -20,6 +20,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sanadpki/sanad/ca/catest"
 	"github.com/sanadpki/sanad/ca/ceremony"
 )
 
@@ -54,11 +55,8 @@ func TestCRLCarriesEntries(t *testing.T) {
 		t.Helper()
 		tmpl := &x509.Certificate{SerialNumber: big.NewInt(serial), Subject: pkix.Name{CommonName: name}, NotBefore: now.AddDate(-1, 0, 0), NotAfter: notAfter,
 			BasicConstraintsValid: true, IsCA: true, KeyUsage: x509.KeyUsageCertSign}
-		der, err := x509.CreateCertificate(rand.Reader, tmpl, rootRes.Certificate, rootKey.Public(), rootKey)
-		if err != nil {
-			t.Fatal(err)
-		}
-		writeFile(t, filepath.Join(dir, "out", name+".pem"), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}))
+		c := catest.Certify(t, tmpl, rootRes.Certificate, rootKey.Public(), rootKey)
+		writeFile(t, filepath.Join(dir, "out", name+".pem"), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Raw}))
 	}
 	certify("expired", 0x0E, now.AddDate(0, 0, -7))
 	certify("valid", 0x0F, now.AddDate(1, 0, 0))

@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sanadpki/sanad/ca/catest"
 	"github.com/sanadpki/sanad/internal/store"
 	"github.com/sanadpki/sanad/internal/store/storetest"
 )
@@ -191,18 +192,7 @@ func TestKeepsEntries(t *testing.T) {
 		t.Helper()
 		tmpl := &x509.Certificate{SerialNumber: big.NewInt(serial), Subject: pkix.Name{CommonName: fmt.Sprintf("CA %d until %s", serial, notAfter.Format(time.DateOnly))},
 			NotBefore: start.AddDate(-1, 0, 0), NotAfter: notAfter, IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageCRLSign}
-		if parent == nil {
-			parent = tmpl
-		}
-		der, err := x509.CreateCertificate(rand.Reader, tmpl, parent, key.Public(), key)
-		if err != nil {
-			t.Fatal(err)
-		}
-		c, err := x509.ParseCertificate(der)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return c
+		return catest.Certify(t, tmpl, parent, key.Public(), key)
 	}
 	root := certify(1, start.AddDate(10, 0, 0), nil)
 	// Two CA certificates the root signed with one serial, 7: one expired
