@@ -246,6 +246,8 @@ func TestOfficerDecisions(t *testing.T) {
 			if e, err := fx.db.Enrollment(t.Context(), lapsing); err != nil || e.State != store.StateExpired {
 				t.Errorf("lapsed enrollment: %+v (%v), want expired", e.State, err)
 			}
+			// Recorded as lapsed, it is still answered as lapsed.
+			answer{status: 410, problem: "enrollment-expired"}.check(t, "approve it again", fx.act(t, signAction(t, fx.officer, approve(lapsing), clk.Now())))
 			clk.Add(-73 * time.Hour)
 
 			if err := fx.ca.Revoke(t.Context(), dana.cert.SerialNumber.Bytes(), 1, "test"); err != nil {
@@ -313,6 +315,10 @@ func TestProofRefusals(t *testing.T) {
 	if e, err := fx.db.Enrollment(t.Context(), id); err != nil || e.State != store.StateExpired {
 		t.Errorf("lapsed enrollment: %s (%v), want expired", e.State, err)
 	}
+	// Recorded as lapsed (by the proof above, or the sweep), it is still
+	// answered as lapsed, whoever noticed first.
+	answer{status: 410, problem: "enrollment-expired"}.check(t, "a lapsed enrollment again", fx.proof(t, id, code))
+	answer{status: 410, problem: "enrollment-expired"}.check(t, "a new code for it", fx.answer(t, http.MethodPost, "/api/v1/enrollments/"+id+"/code", nil, nil))
 }
 
 // TestIdentifierLimit: the per-identifier limit of enrollments is spent
@@ -984,6 +990,27 @@ func TestResendCodeLimits(t *testing.T) {
 	answer{status: 200, state: store.StatePendingProof}.check(t, "a new code", resend(limited, id))
 	clk.Add(61 * time.Second)
 	answer{status: 429, problem: "rate-limited"}.check(t, "a new code past the person's limit", resend(limited, id))
+
+	// Concurrent requests for a new code spend one of the person's
+	// enrollments, the one that sends: four an hour are the fixture's,
+	// this one, its new code, and the next enrollment.
+	four := newRAFixture(t, f, "sqlite", func(d *ra.Deps) {
+		d.Now = clk.Now
+		d.IdentifierLimit = &store.Bucket{Rate: 4 / time.Hour.Seconds(), Burst: 4}
+	})
+	id, _ = four.enroll(t, citizen(), "citizen-sign")
+	clk.Add(61 * time.Second)
+	for i := range statuses {
+		wg.Go(func() { statuses[i], _ = four.do(t, http.MethodPost, "/api/v1/enrollments/"+id+"/code", nil, nil) })
+	}
+	wg.Wait()
+	if sent := slices.Index(statuses, http.StatusOK); sent < 0 || slices.Index(statuses[sent+1:], http.StatusOK) >= 0 {
+		t.Errorf("concurrent requests for a new code: %v; want one 200", statuses)
+	}
+	if a := four.answer(t, http.MethodPost, "/api/v1/enrollments", http.Header{"Content-Type": {"application/json"}},
+		enrollBody(t, citizen(), "citizen-sign", csrPEM(t, newKey(t)))); a.status != http.StatusCreated {
+		t.Errorf("the person's next enrollment after one new code: %+v; want 201 (the refused requests spent nothing)", a)
+	}
 }
 
 // countingNotifier counts the messages sent per enrollment.

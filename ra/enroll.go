@@ -1002,13 +1002,23 @@ func contactOf(p registry.Person) (to, channel string, err error) {
 }
 
 // awaitingCode refuses an enrollment that no longer waits for its code:
-// locked by wrong codes, or in any other state.
+// locked by wrong codes, lapsed, or in any other state.
 func awaitingCode(e store.Enrollment) error {
 	switch {
 	case e.State == store.StatePendingProof:
 		return nil
 	case e.State == store.StateRejected && strings.HasPrefix(e.StateReason, "locked"):
 		return refuse("enrollment-locked", "")
+	}
+	return notPending(e)
+}
+
+// notPending refuses an action on e, which is past the state that allows
+// it: lapsed (the applicant enrolls again, whoever noticed the lapse
+// first), or any other state.
+func notPending(e store.Enrollment) error {
+	if e.State == store.StateExpired {
+		return refuse("enrollment-expired", "")
 	}
 	return refuse("wrong-state", "the enrollment is %s", e.State)
 }
@@ -1332,8 +1342,9 @@ func (s *Service) ExpireLapsed(ctx context.Context, limit int) (int, error) {
 // (identifierBucket), so that no one is bombarded with messages.
 //
 // The new code is committed before it is sent, in the transaction that
-// re-checks those limits: of concurrent requests one sends, and a code is
-// never sent that was not stored. A send that fails has spent its turn.
+// re-checks those limits and spends the person's token: of concurrent
+// requests one sends and spends, and a code is never sent that was not
+// stored. A send that fails has spent its turn.
 func (s *Service) Resend(ctx context.Context, id string) (store.Enrollment, error) {
 	d := s.d
 	e, err := d.Store.Enrollment(ctx, id)
@@ -1352,10 +1363,17 @@ func (s *Service) Resend(ctx context.Context, id string) (store.Enrollment, erro
 	if !ok {
 		return store.Enrollment{}, refuse("wrong-state", "the enrollment predates sending codes again; enroll again")
 	}
-	if ok, wait, err := s.allowIdentifier(ctx, limitKey(pr.Person)); err != nil {
-		return store.Enrollment{}, err
-	} else if !ok {
-		return store.Enrollment{}, rateLimited(wait, "too many codes for this person")
+	// The person's limit, forecast here (so that no one asks the registry
+	// past it) and spent with the new code (so that a refused request
+	// spends nothing).
+	var bucket []byte
+	if key := limitKey(pr.Person); d.IdentifierLimit != nil && key != "" {
+		bucket = s.identifierBucket(key)
+		if wait, err := d.Store.TokensWait(ctx, bucket, *d.IdentifierLimit, now, 1); err != nil {
+			return store.Enrollment{}, err
+		} else if wait > 0 {
+			return store.Enrollment{}, rateLimited(wait, "too many codes for this person")
+		}
 	}
 	rec, ev, err := d.Registry.Person(ctx, country, pid)
 	if err := registryErr(err, "person", country, pid); err != nil {
@@ -1382,6 +1400,13 @@ func (s *Service) Resend(ctx context.Context, id string) (store.Enrollment, erro
 		if err != nil {
 			return err
 		}
+		if bucket != nil {
+			if ok, wait, err := tx.TakeToken(ctx, bucket, *d.IdentifierLimit, now); err != nil {
+				return err
+			} else if !ok {
+				return rateLimited(wait, "too many codes for this person")
+			}
+		}
 		pr.CodeHash, pr.CodeUntil, pr.Codes, pr.SentAt = s.codeHash(id, code), now.Add(d.Policy.CodeTTL), max(pr.Codes, 1)+1, now
 		pr.Channel, pr.To = channel, maskContact(to)
 		if cur.Proofing, err = json.Marshal(pr); err != nil {
@@ -1402,7 +1427,8 @@ func (s *Service) Resend(ctx context.Context, id string) (store.Enrollment, erro
 	if err != nil {
 		return store.Enrollment{}, err
 	}
-	if err := d.Notifier.Send(ctx, Message{EnrollmentID: id, To: to, Channel: channel, Code: code}); err != nil {
+	// The code is committed: a client that goes away does not stop it.
+	if err := d.Notifier.Send(context.WithoutCancel(ctx), Message{EnrollmentID: id, To: to, Channel: channel, Code: code}); err != nil {
 		r := refuse("notification-failed", "")
 		r.Err = fmt.Errorf("enrollment %s: send a new one-time code by %s: %w", id, channel, err) // logged by fail
 		return store.Enrollment{}, r
@@ -1491,6 +1517,17 @@ func (s *Service) resumeOne(ctx context.Context, e store.Enrollment, cutoff time
 	c, err := d.Store.CertificateOfEnrollment(ctx, e.ID)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
+		// An intent still unsigned is an issuance that may yet finish (an
+		// HSM slower than the grace, on another node perhaps): issuing
+		// again would make a second certificate. The CA's recovery
+		// revokes it once it is RecoverGrace old, and the store then
+		// refuses to complete it; a later round issues.
+		switch inFlight, err := d.Store.IssuanceInFlight(ctx, e.ID); {
+		case err != nil:
+			return false, err
+		case inFlight:
+			return false, nil
+		}
 		out, _, err := s.issueDetached(ctx, e, resumeActor, nil)
 		if _, refused := ProblemOf(err); err != nil && !refused {
 			return false, err

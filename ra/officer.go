@@ -230,7 +230,7 @@ func (s *Service) decide(ctx context.Context, o officer) (store.Enrollment, erro
 			return err
 		}
 		if e.State != store.StatePendingApproval {
-			return refuse("wrong-state", "the enrollment is %s", e.State)
+			return notPending(e)
 		}
 		if !e.ExpiresAt.IsZero() && now.After(e.ExpiresAt) {
 			// Too old to decide on: what the registry said may no longer

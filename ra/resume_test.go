@@ -255,3 +255,68 @@ func TestResumeClaims(t *testing.T) {
 		})
 	}
 }
+
+// TestResumeLeavesIssuanceInFlight: an officer's approval on one node whose
+// HSM is slower than Resume's grace has its intent committed and nothing
+// signed yet; another node's Resume leaves that enrollment alone (the
+// intent is an issuance still running, or one the CA's recovery revokes),
+// so the enrollment gets the one certificate the first node finishes.
+func TestResumeLeavesIssuanceInFlight(t *testing.T) {
+	f := catest.New(t, time.Now().UTC().Truncate(time.Second))
+	for _, driver := range storetest.Drivers() {
+		t.Run(driver, func(t *testing.T) {
+			clk := &clock{}
+			fx := newRAFixture(t, f, driver, func(d *ra.Deps) { d.Now = clk.Now })
+			id := fx.proved(t, citizen(), "citizen-sign")
+
+			// Node A: a CA whose HSM stalls once the intent is committed.
+			stalled, release := make(chan struct{}), make(chan struct{})
+			var once sync.Once
+			deps := f.Deps(fx.db, fx.deps.Audit)
+			deps.Fault = func(point string) error {
+				if point == ca.FaultAfterIntent {
+					once.Do(func() { close(stalled); <-release })
+				}
+				return nil
+			}
+			slow, err := ca.New(deps)
+			if err != nil {
+				t.Fatal(err)
+			}
+			da := fx.deps
+			da.CA, da.Revoker = slow, slow
+			nodeA, err := ra.New(da)
+			if err != nil {
+				t.Fatal(err)
+			}
+			approved := make(chan error, 1)
+			go func() {
+				_, err := nodeA.Act(context.Background(), string(signAction(t, fx.officer, approve(id), clk.Now())))
+				approved <- err
+			}()
+			<-stalled
+			clk.Add(2 * time.Minute)
+			// Node B's periodic Resume, twice: the enrollment stays A's.
+			for range 2 {
+				if n, err := fx.svc.Resume(t.Context(), time.Minute); err != nil || n != 0 {
+					t.Errorf("Resume during A's issuance: finished %d, %v; want 0", n, err)
+				}
+			}
+			close(release)
+			if err := <-approved; err != nil {
+				t.Fatalf("node A's approval: %v", err)
+			}
+			var good, all int
+			if err := fx.raw.QueryRowContext(t.Context(), fx.q(`SELECT count(*), count(CASE WHEN status = 'good' AND der IS NOT NULL THEN 1 END) FROM certificates WHERE enrollment_id = $1`), id).Scan(&all, &good); err != nil {
+				t.Fatal(err)
+			}
+			e, err := fx.db.Enrollment(t.Context(), id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if all != 1 || good != 1 || e.State != store.StateIssued {
+				t.Errorf("%d certificates, %d good and signed, enrollment %s; want 1, 1, issued", all, good, e.State)
+			}
+		})
+	}
+}

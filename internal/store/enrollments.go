@@ -375,6 +375,17 @@ func (db *DB) CertificateOfEnrollment(ctx context.Context, enrollmentID string) 
 	return c, err
 }
 
+// IssuanceInFlight reports whether the enrollment has an issuance intent
+// the CA has neither completed nor resolved: a certificate row without its
+// certificate, still good. Its issuance may still be running (a slow HSM),
+// on this node or another; else the CA's recovery revokes it.
+func (db *DB) IssuanceInFlight(ctx context.Context, enrollmentID string) (bool, error) {
+	var n int
+	err := db.sql.QueryRowContext(ctx, db.d.q(`SELECT count(*) FROM certificates
+		WHERE enrollment_id = $1 AND der IS NULL AND status = 'good'`), enrollmentID).Scan(&n)
+	return n > 0, err
+}
+
 func orEmptyJSON(b []byte) []byte {
 	if len(b) == 0 {
 		return []byte("{}")
