@@ -127,7 +127,14 @@ func (v *Verifier) buildChain(ctx context.Context, call *call, rep *Report, leaf
 			}
 		}
 		if err == nil {
-			c := &chain{certs: chains[0]}
+			c := &chain{certs: v.preferNational(chains)}
+			// Every key of the path as the signer's: a CA or root with a
+			// short RSA key makes the path no stronger than it.
+			for _, cert := range c.certs[1:] {
+				if p := rsaSizeProblem(cert.PublicKey); p != "" {
+					return noChain(Indeterminate, CryptoConstraintsFailure, "%q of the path: %s", rep.subject(cert), p)
+				}
+			}
 			for i, cert := range c.certs {
 				src, url := source[string(cert.Raw)], fetchedFrom[string(cert.Raw)]
 				switch {
@@ -210,6 +217,19 @@ func (v *Verifier) buildChain(ctx context.Context, call *call, rep *Report, leaf
 			return noChain(Indeterminate, ChainConstraintsFailure, "path to a trust anchor refused: %v", err)
 		}
 	}
+}
+
+// preferNational is the first of chains that ends at a national root, or
+// the first of them: a national signer is held to the national rules
+// (signerConstraints) whatever copy of its issuing CA it carries, such as
+// one a foreign root cross-certified.
+func (v *Verifier) preferNational(chains [][]*x509.Certificate) []*x509.Certificate {
+	for _, c := range chains {
+		if v.national[string(c[len(c)-1].Raw)] {
+			return c
+		}
+	}
+	return chains[0]
 }
 
 // insecureIssuer returns the error of a known issuer of c (configured,

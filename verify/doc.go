@@ -49,7 +49,11 @@
 //     else CHAIN_CONSTRAINTS_FAILURE; an authentication certificate does not
 //     sign documents, nor does the CA's audit key;
 //  6. revocation of every certificate but the anchor, from OCSP (the AIA
-//     URL or Config.OCSPResponder), else the CRL: revoked before the claimed
+//     URL, or Config.OCSPResponder in its place), else the CRL, each signed
+//     with an algorithm and key the signer would be held to (no SHA-1, no
+//     RSA below 2048 bits, for every key of the path too); an authentic
+//     revocation counts however old its answer or CRL (a revocation is
+//     never undone; a hold is), a stale "good" is no answer: revoked before the claimed
 //     signing time is TOTAL_FAILED/REVOKED; after it, INDETERMINATE/
 //     REVOKED_NO_POE (REVOKED_CA_NO_POE for a CA); no answer, TRY_LATER;
 //     a responder that does not know the certificate (a signed "unknown",

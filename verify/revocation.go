@@ -12,6 +12,7 @@ import (
 	"math/big"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -63,10 +64,10 @@ func reasonName(code int) string {
 	return fmt.Sprintf("reason %d", code)
 }
 
-// statusOf asks OCSP (the configured responder, else the certificate's AIA
-// URL) and, when that gives no usable answer (none, tryLater,
-// internalError, malformed, stale), the certificate's CRL distribution
-// points. A responder that does not know the certificate, a signed
+// statusOf asks OCSP (the certificate's AIA URL, or the configured
+// responder in its place when it names one) and, when that gives no usable
+// answer (none, tryLater, internalError, malformed, stale but for a
+// revocation), the certificate's CRL distribution points. A responder that does not know the certificate, a signed
 // "unknown" or "unauthorized", ends the search with state unknown: the CA
 // keeps no record of it (Sanad's responder answers unauthorized for a
 // serial its store does not hold, the safeguard against a certificate
@@ -75,7 +76,11 @@ func reasonName(code int) string {
 // status means none answered.
 func (v *Verifier) statusOf(ctx context.Context, cert, issuer *x509.Certificate) (*status, []string) {
 	var notes []string
-	urls, configured := cert.OCSPServer, v.cfg.OCSPResponder != ""
+	// The configured responder stands in for the one the certificate
+	// names, and is not asked of a certificate that names none: a CA's
+	// certificate, which its issuer's CRL covers, and which Sanad's
+	// responder answers unauthorized (it answers for the issuing CAs).
+	urls, configured := cert.OCSPServer, v.cfg.OCSPResponder != "" && len(cert.OCSPServer) > 0
 	if configured {
 		urls = []string{v.cfg.OCSPResponder}
 	}
@@ -110,9 +115,12 @@ func (v *Verifier) statusOf(ctx context.Context, cert, issuer *x509.Certificate)
 
 // askOCSP gets and checks one OCSP answer (RFC 6960): signed by the issuer
 // or by a responder certificate the issuer gave id-kp-OCSPSigning and that
-// is valid now, about this serial, current (thisUpdate not in the future,
-// nextUpdate not past). The status names the responder by shown, its URL
-// or "" (sourceName).
+// is valid now, with an algorithm and key the verification accepts, about
+// this serial, current (thisUpdate not in the future, nextUpdate not
+// past). An authentic "revoked" counts however old: a revocation is never
+// undone (but a hold, which is not kept here), so a stale copy of one (an
+// HTTP cache's) is no reason to ask a CRL that may predate it. The status
+// names the responder by shown, its URL or "" (sourceName).
 func (v *Verifier) askOCSP(ctx context.Context, responder, shown string, cert, issuer *x509.Certificate) (*status, error) {
 	key := "ocsp\x00" + responder + "\x00" + string(issuer.RawSubjectPublicKeyInfo) + "\x00" + string(cert.SerialNumber.Bytes())
 	if st, ok := v.ocspCache.get(key); ok {
@@ -149,27 +157,36 @@ func (v *Verifier) askOCSP(ctx context.Context, responder, shown string, cert, i
 		return nil, errors.New("response is about another serial")
 	}
 	now := v.cfg.Now()
+	if slices.Contains(insecureAlgorithms, resp.SignatureAlgorithm) {
+		return nil, fmt.Errorf("response signed with %v, an algorithm no longer accepted", resp.SignatureAlgorithm)
+	}
 	if rc := resp.Certificate; rc != nil && !bytes.Equal(rc.Raw, issuer.Raw) {
 		// x/crypto/ocsp checked the issuer signed it; RFC 6960 §4.2.2.2
 		// also wants the OCSP signing purpose, and a relying party wants
-		// it valid.
+		// it valid, with a key the verification accepts.
 		if !hasEKU(rc, x509.ExtKeyUsageOCSPSigning) {
 			return nil, errors.New("responder certificate lacks id-kp-OCSPSigning")
 		}
 		if now.Before(rc.NotBefore) || now.After(rc.NotAfter) {
 			return nil, fmt.Errorf("responder certificate not valid at %s", now.UTC().Format(time.RFC3339))
 		}
+		if p := rsaSizeProblem(rc.PublicKey); p != "" {
+			return nil, fmt.Errorf("responder certificate: %s", p)
+		}
 	}
-	if resp.ThisUpdate.After(now.Add(v.cfg.ClockSkew)) {
-		return nil, fmt.Errorf("thisUpdate %s is in the future", resp.ThisUpdate.UTC().Format(time.RFC3339))
-	}
-	if !resp.NextUpdate.IsZero() && now.After(resp.NextUpdate) {
-		return nil, fmt.Errorf("stale: nextUpdate %s has passed", resp.NextUpdate.UTC().Format(time.RFC3339))
-	}
-	if resp.NextUpdate.IsZero() && now.Sub(resp.ThisUpdate) > maxAgeWithoutNextUpdate {
+	var stale error
+	switch {
+	case resp.ThisUpdate.After(now.Add(v.cfg.ClockSkew)):
+		stale = fmt.Errorf("thisUpdate %s is in the future", resp.ThisUpdate.UTC().Format(time.RFC3339))
+	case !resp.NextUpdate.IsZero() && now.After(resp.NextUpdate):
+		stale = fmt.Errorf("stale: nextUpdate %s has passed", resp.NextUpdate.UTC().Format(time.RFC3339))
+	case resp.NextUpdate.IsZero() && now.Sub(resp.ThisUpdate) > maxAgeWithoutNextUpdate:
 		// RFC 6960 §4.2.2.1: without nextUpdate, newer information is
 		// always available; an old answer may be a replay.
-		return nil, fmt.Errorf("no nextUpdate and thisUpdate %s is older than %s", resp.ThisUpdate.UTC().Format(time.RFC3339), maxAgeWithoutNextUpdate)
+		stale = fmt.Errorf("no nextUpdate and thisUpdate %s is older than %s", resp.ThisUpdate.UTC().Format(time.RFC3339), maxAgeWithoutNextUpdate)
+	}
+	if stale != nil && (resp.Status != ocsp.Revoked || resp.RevocationReason == ocsp.CertificateHold) {
+		return nil, stale
 	}
 	st := &status{source: "ocsp", url: shown, ocspDER: der, thisUpdate: resp.ThisUpdate, nextUpdate: resp.NextUpdate}
 	switch resp.Status {
@@ -180,7 +197,9 @@ func (v *Verifier) askOCSP(ctx context.Context, responder, shown string, cert, i
 	default:
 		st.state = "unknown"
 	}
-	v.ocspCache.put(key, st, resp.NextUpdate)
+	if stale == nil {
+		v.ocspCache.put(key, st, resp.NextUpdate)
+	}
 	return st, nil
 }
 
@@ -220,6 +239,9 @@ func (v *Verifier) fromCRL(ctx context.Context, u string, cert, issuer *x509.Cer
 		if !bytes.Equal(rl.RawIssuer, issuer.RawSubject) {
 			return nil, errors.New("CRL of another issuer")
 		}
+		if slices.Contains(insecureAlgorithms, rl.SignatureAlgorithm) {
+			return nil, fmt.Errorf("CRL signed with %v, an algorithm no longer accepted", rl.SignatureAlgorithm)
+		}
 		if err := rl.CheckSignatureFrom(issuer); err != nil {
 			return nil, fmt.Errorf("CRL signature: %w", err)
 		}
@@ -235,6 +257,16 @@ func (v *Verifier) fromCRL(ctx context.Context, u string, cert, issuer *x509.Cer
 		}
 		v.crlCache.put(key, list, list.nextUpdate)
 	}
+	st := &status{state: "good", source: "crl", url: u, crlNumber: list.number, thisUpdate: list.thisUpdate, nextUpdate: list.nextUpdate}
+	e, listed := list.revoked[string(cert.SerialNumber.Bytes())]
+	if listed {
+		st.state, st.revokedAt, st.reason = "revoked", e.RevocationTime, reasonName(e.ReasonCode)
+		if e.ReasonCode != ocsp.CertificateHold {
+			// Authentic, and a revocation is never undone: however old
+			// the CRL, as for OCSP (askOCSP).
+			return st, nil
+		}
+	}
 	now := v.cfg.Now()
 	if list.thisUpdate.After(now.Add(v.cfg.ClockSkew)) {
 		return nil, fmt.Errorf("thisUpdate %s is in the future", list.thisUpdate.UTC().Format(time.RFC3339))
@@ -245,10 +277,6 @@ func (v *Verifier) fromCRL(ctx context.Context, u string, cert, issuer *x509.Cer
 	}
 	if now.After(list.nextUpdate) {
 		return nil, fmt.Errorf("stale: nextUpdate %s has passed", list.nextUpdate.UTC().Format(time.RFC3339))
-	}
-	st := &status{state: "good", source: "crl", url: u, crlNumber: list.number, thisUpdate: list.thisUpdate, nextUpdate: list.nextUpdate}
-	if e, ok := list.revoked[string(cert.SerialNumber.Bytes())]; ok {
-		st.state, st.revokedAt, st.reason = "revoked", e.RevocationTime, reasonName(e.ReasonCode)
 	}
 	return st, nil
 }

@@ -29,7 +29,9 @@ type Config struct {
 	// a signature carries and those fetched by AIA.
 	Intermediates []*x509.Certificate
 	// OCSPResponder, when set, is asked instead of the AIA OCSP URL of each
-	// certificate (a responder the application runs or trusts).
+	// certificate that names one (a responder the application runs or
+	// trusts); a certificate that names none (a CA's) is looked up on its
+	// CRL.
 	OCSPResponder string
 	// AIAPrefixes are the URL prefixes under which a missing intermediate
 	// is fetched from the caIssuers URL of the certificate below it; none

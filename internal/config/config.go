@@ -52,7 +52,7 @@ type Verify struct {
 	// (verify.Config.ForeignRoots).
 	RootsFile string `yaml:"roots_file"`
 	// OCSPResponder, when set, is asked instead of each certificate's AIA
-	// OCSP URL.
+	// OCSP URL, of a certificate that names one.
 	OCSPResponder string `yaml:"ocsp_responder"`
 	// AIAPrefixes are the URL prefixes from which missing intermediates may
 	// be fetched (the caIssuers URL of a certificate whose issuer is not
