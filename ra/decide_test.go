@@ -1682,3 +1682,53 @@ func TestRevocationRequestAudited(t *testing.T) {
 		t.Errorf("the request's audit event: %s %s %s", actor, object, details)
 	}
 }
+
+// TestOfficerRevokesOnTheCertificateRoute: POST
+// /api/v1/certificates/{serial}/revoke takes an officer's signed request
+// too (DESIGN §4), for that route's audience, as the officers' route
+// takes it: an RA officer revokes a subscriber's certificate; the request
+// again is a replay; one signed for the officers' route, or by someone
+// who is neither the holder nor an officer, revokes nothing.
+func TestOfficerRevokesOnTheCertificateRoute(t *testing.T) {
+	f := catest.New(t, time.Now().UTC().Truncate(time.Second))
+	fx := newRAFixture(t, f, "sqlite")
+	post := func(serial string, who identity, audience string) answer {
+		t.Helper()
+		jws, err := jwsauth.Sign(jwsauth.Action{Action: jwsauth.ActionRevoke, Serial: serial, Reason: "keyCompromise", Audience: audience}, who.cert, who.key, time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return fx.answer(t, http.MethodPost, "/api/v1/certificates/"+serial+"/revoke", http.Header{"Content-Type": {"application/jose"}}, []byte(jws))
+	}
+	status := func(c *x509.Certificate) string {
+		t.Helper()
+		row, err := fx.db.Certificate(t.Context(), "issuing", c.SerialNumber.Bytes())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return row.Status
+	}
+	held := fx.certified(t, newKey(t), "citizen-auth")
+	otherKey := newKey(t)
+	other := identity{fx.certified(t, otherKey, "citizen-auth"), otherKey}
+	serial := jwsauth.SerialHex(held.SerialNumber)
+
+	answer{status: 401, problem: "unauthorized"}.check(t, "signed by another subscriber", post(serial, other, ra.AudienceRevoke))
+	if a := post(serial, fx.officer, ra.AudienceActions); a.status != 401 {
+		t.Errorf("an officer's request for the officers' route: %+v, want 401", a)
+	}
+	if s := status(held); s != store.StatusGood {
+		t.Fatalf("after the refused requests: %s", s)
+	}
+	jws, err := jwsauth.Sign(jwsauth.Action{Action: jwsauth.ActionRevoke, Serial: serial, Reason: "keyCompromise", Audience: ra.AudienceRevoke}, fx.officer.cert, fx.officer.key, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	send := func() answer {
+		return fx.answer(t, http.MethodPost, "/api/v1/certificates/"+serial+"/revoke", http.Header{"Content-Type": {"application/jose"}}, []byte(jws))
+	}
+	if a := send(); a.status != 200 || status(held) != store.StatusRevoked {
+		t.Errorf("an RA officer's request: %+v, the certificate %s; want 200, revoked", a, status(held))
+	}
+	answer{status: 409, problem: "replayed-request"}.check(t, "the officer's request again", send())
+}

@@ -1640,6 +1640,12 @@ func (s *Service) issue(ctx context.Context, e store.Enrollment, actor string, p
 	if issueErr == nil && actor == resumeActor {
 		issueErr = s.checkNotEnded(ctx, e, subj.ID)
 	}
+	// And an officer who approved it may have been deactivated, or their
+	// certificate revoked (a stolen key), since: their approval no longer
+	// counts, and without enough that do, the enrollment is not issued.
+	if issueErr == nil && actor == resumeActor && d.Policy.Approvals(e.Profile) > 0 {
+		issueErr = s.approvalsStand(ctx, e)
+	}
 	renews := renewsOf(e)
 	if issueErr == nil && renews.serial != nil {
 		issueErr = renews.check(ctx, d.Store.Certificate)
@@ -1682,7 +1688,7 @@ func (s *Service) issue(ctx context.Context, e store.Enrollment, actor string, p
 		switch {
 		case refused:
 			reason := "the CA refused the request: " + issueErr.Error()
-			if errors.Is(issueErr, errRegistryChanged) {
+			if errors.Is(issueErr, errRegistryChanged) || errors.Is(issueErr, errApprovalsWithdrawn) {
 				reason = issueErr.Error()
 			}
 			if out, err = move(ctx, tx, cur, store.StateFailed, reason, now); err != nil {
@@ -1776,7 +1782,7 @@ func (s *Service) issue(ctx context.Context, e store.Enrollment, actor string, p
 			issueErr = nil
 		}
 	}
-	refused = errors.Is(issueErr, ca.ErrRequest) || errors.Is(issueErr, errRegistryChanged) || errors.Is(issueErr, errRenewsRevoked)
+	refused = errors.Is(issueErr, ca.ErrRequest) || errors.Is(issueErr, errRegistryChanged) || errors.Is(issueErr, errRenewsRevoked) || errors.Is(issueErr, errApprovalsWithdrawn)
 	if !recorded {
 		now = d.Now().UTC()
 		if err := s.group.InTx(ctx, func(tx *store.Tx) error { return record(ctx, tx) }); err != nil {
@@ -1822,6 +1828,33 @@ func (s *Service) issue(ctx context.Context, e store.Enrollment, actor string, p
 // errRegistryChanged is wrapped by a re-check (recheck) that the registry
 // no longer confirms.
 var errRegistryChanged = errors.New("the registry no longer confirms the enrollment")
+
+// errApprovalsWithdrawn refuses an enrollment whose approvals no longer
+// count as many as its profile needs (approvalsStand).
+var errApprovalsWithdrawn = errors.New("approvals withdrawn")
+
+// approvalsStand refuses (errApprovalsWithdrawn) an approved enrollment
+// whose standing approvals (approvedBy) are fewer than its profile needs.
+func (s *Service) approvalsStand(ctx context.Context, e store.Enrollment) error {
+	approvals, err := s.d.Store.Approvals(ctx, e.ID)
+	if err != nil {
+		return err
+	}
+	deciders, err := s.deciders(ctx, approvals)
+	if err != nil {
+		return err
+	}
+	if n, need := len(approvedBy(approvals, deciders)), s.d.Policy.Approvals(e.Profile); n < need {
+		var why []string
+		for _, dc := range deciders {
+			if dc.withdrawn != "" {
+				why = append(why, dc.name+": "+dc.withdrawn)
+			}
+		}
+		return fmt.Errorf("%w: %d of the %d approvals needed stand (%s); enroll again", errApprovalsWithdrawn, n, need, strings.Join(why, "; "))
+	}
+	return nil
+}
 
 // registryChangedError is a refusal because the registry no longer
 // confirms the enrollment (errRegistryChanged): by a re-check's answer, or

@@ -88,6 +88,20 @@ func (s *Service) authenticate(ctx context.Context, compact, audience string, ro
 	return out, nil
 }
 
+// stillOfficer checks again, as a decision is recorded, what authenticate
+// checked of o as the request came: that o is an active officer holding
+// role, with a certificate of this CA valid now and not revoked.
+func (s *Service) stillOfficer(ctx context.Context, o officer, role string, now time.Time) error {
+	cur, err := s.d.Store.Officer(ctx, o.Fingerprint)
+	if err != nil {
+		return err
+	}
+	if !cur.Active || !slices.Contains(cur.Roles, role) {
+		return notOfficer(o, role)
+	}
+	return s.checkOurs(ctx, o.req.Certificate, now)
+}
+
 // checkOurs refuses a certificate none of this CA's issuing CAs issued, or
 // that is not valid now, or is revoked.
 func (s *Service) checkOurs(ctx context.Context, c *x509.Certificate, now time.Time) error {
@@ -263,6 +277,12 @@ func (s *Service) decide(ctx context.Context, o officer) (store.Enrollment, erro
 			if dc.id == who || dc.key == key {
 				return refuse("already-decided", "officer %s already decided on this enrollment, or with this key", o.Name)
 			}
+		}
+		// The signer as they are now: deactivated, or their certificate
+		// revoked, since authenticate (notOwn may have waited on the
+		// registry), their decision does not count.
+		if err := s.stillOfficer(ctx, o, roleRA, now); err != nil {
+			return err
 		}
 		approvers := approvedBy(approvals, deciders)
 		err = tx.InsertApproval(ctx, store.Approval{EnrollmentID: e.ID, OfficerFingerprint: o.Fingerprint, Decision: a.Action, JWS: o.req.Raw, DecidedAt: now})

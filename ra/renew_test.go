@@ -5,10 +5,12 @@ import (
 	"context"
 	"crypto/ecdsa"
 	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/base64"
 	"encoding/json"
 	"encoding/pem"
 	"errors"
+	"math/big"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -642,6 +644,19 @@ func TestExpiredCertificateWithdrawsItsRenewals(t *testing.T) {
 	}
 	if row, err := fx.db.Certificate(t.Context(), "issuing", b.SerialNumber.Bytes()); err != nil || row.Status != store.StatusRevoked {
 		t.Errorf("the thief's renewal: %+v %v; want revoked", row.Status, err)
+	}
+
+	// An expired certificate this CA signed but does not record is no
+	// holder's, as a valid one is not: 401, not the officers' 403.
+	ghostKey := newKey(t)
+	ghost := catest.Certify(t, &x509.Certificate{SerialNumber: big.NewInt(0x7e57ab1e), Subject: pkix.Name{CommonName: "ghost"},
+		NotBefore: a.NotBefore, NotAfter: a.NotAfter.Add(-time.Second), KeyUsage: x509.KeyUsageDigitalSignature}, f.Issuer.Certificate, ghostKey.Public(), f.CAKey)
+	jws, err := jwsauth.Sign(jwsauth.Action{Action: jwsauth.ActionRevoke, Serial: jwsauth.SerialHex(ghost.SerialNumber), Reason: "keyCompromise", Audience: ra.AudienceRevoke}, ghost, ghostKey, clk.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code, raw := fx.do(t, http.MethodPost, "/api/v1/certificates/"+jwsauth.SerialHex(ghost.SerialNumber)+"/revoke", joseHeader(), []byte(jws)); code != http.StatusUnauthorized || !strings.Contains(string(raw), "unauthorized") {
+		t.Errorf("keyCompromise by an expired certificate not in the CA's records: %d %s; want 401 unauthorized", code, raw)
 	}
 }
 

@@ -2,6 +2,7 @@ package ra_test
 
 import (
 	"context"
+	"crypto/sha256"
 	"crypto/x509"
 	"database/sql"
 	"encoding/json"
@@ -95,8 +96,16 @@ func TestResume(t *testing.T) {
 			t.Fatal(err)
 		}
 		setState(certified.ID, store.StateApproved)
-		// Approved by officers, but the stop came before the CA was asked.
+		// Approved by an officer, but the stop came before the CA was
+		// asked.
 		waiting := enroll("citizen-sign")
+		dana := registerOfficerAs(t, authority, db, "Dana Officer", danaPerson)
+		danaFP := sha256.Sum256(dana.cert.Raw)
+		if err := db.InTx(ctx, func(tx *store.Tx) error {
+			return tx.InsertApproval(ctx, store.Approval{EnrollmentID: waiting.ID, OfficerFingerprint: danaFP[:], Decision: "approve", JWS: "(test)", DecidedAt: time.Now().UTC()})
+		}); err != nil {
+			t.Fatal(err)
+		}
 		setState(waiting.ID, store.StateApproved)
 
 		if n, err := svc.Resume(ctx, time.Hour); err != nil || n != 0 {

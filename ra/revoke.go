@@ -348,12 +348,26 @@ func revokeRefusal(err error, serialHex string) error {
 	return e
 }
 
-// RevokeOwn carries out a holder's request, signed with the certificate's
-// own key, to revoke that certificate (POST
-// /api/v1/certificates/{serial}/revoke).
+// RevokeOwn carries out a request to revoke a certificate (POST
+// /api/v1/certificates/{serial}/revoke): its holder's, signed with the
+// certificate's own key, or an officer's, signed with a registered
+// officer's certificate for this route's audience, as on the officers'
+// route (revokeAsOfficer).
 func (s *Service) RevokeOwn(ctx context.Context, serialHex, compact string) (Revocation, error) {
 	if _, err := parseSerial(serialHex); err != nil {
 		return Revocation{}, err
+	}
+	if p, err := jwsauth.Parse(compact, AudienceRevoke, s.d.Now(), MaxSkew); err == nil && !strings.EqualFold(jwsauth.SerialHex(p.Certificate.SerialNumber), serialHex) {
+		if _, err := s.d.Store.Officer(ctx, p.Fingerprint[:]); err == nil {
+			o, err := s.authenticate(ctx, compact, AudienceRevoke, roleRA, roleCA)
+			if err != nil {
+				return Revocation{}, err
+			}
+			if o.req.Action.Action != jwsauth.ActionRevoke || !strings.EqualFold(o.req.Action.Serial, serialHex) {
+				return Revocation{}, refuse("invalid-request", "the signed request is not to revoke %s", serialHex)
+			}
+			return s.revokeAsOfficer(ctx, o)
+		}
 	}
 	p, err := s.holderRequest(ctx, serialHex, compact, AudienceRevoke, jwsauth.ActionRevoke, holderReasons)
 	if err != nil {
@@ -392,11 +406,16 @@ func (s *Service) holderRequest(ctx context.Context, serialHex, compact, audienc
 	if jwsauth.SerialHex(p.Certificate.SerialNumber) != p.Action.Serial {
 		return p, refuse("unauthorized", "the request is not signed by certificate %s", serialHex)
 	}
+	// notOurs words checkOurs' "not-an-officer" for a holder.
+	notOurs := func(err error) error {
+		if e, ok := ProblemOf(err); ok && e.Type == "not-an-officer" {
+			return refuse("unauthorized", "the request is not signed by a certificate of this CA")
+		}
+		return err
+	}
 	if err := s.checkOurs(ctx, p.Certificate, now); err != nil {
 		e, ok := ProblemOf(err)
 		switch {
-		case ok && e.Type == "not-an-officer":
-			return p, refuse("unauthorized", "the request is not signed by a certificate of this CA")
 		case ok && e.Type == "certificate-revoked" && p.Action.Reason == "keyCompromise":
 		case ok && e.Type == "certificate-not-valid" && p.Action.Reason == "keyCompromise" && now.After(p.Certificate.NotAfter):
 			// Expired, its key may still have renewed it before, and a
@@ -406,11 +425,11 @@ func (s *Service) holderRequest(ctx context.Context, serialHex, compact, audienc
 			// record of it, revoked or not.
 			if err := s.checkRecorded(ctx, s.issuerOf(p.Certificate), p.Certificate); err != nil {
 				if e, ok := ProblemOf(err); !ok || e.Type != "certificate-revoked" {
-					return p, err
+					return p, notOurs(err)
 				}
 			}
 		default:
-			return p, err
+			return p, notOurs(err)
 		}
 	}
 	return p, nil
