@@ -30,6 +30,14 @@ func (t *Token) LogoutForTest() error {
 	return t.p11.Logout(sh)
 }
 
+// SetPINForTest changes the token's user PIN from old to new (C_SetPIN in
+// a logged-in session), as an operator would on the HSM.
+func (t *Token) SetPINForTest(old, new string) error {
+	return t.do(context.Background(), 0, nil, func(sh pkcs11.SessionHandle) error {
+		return t.p11.SetPIN(sh, old, new)
+	})
+}
+
 // IsPKCS11Error reports whether err wraps the PKCS#11 return value rv
 // (a CKR_* constant).
 func IsPKCS11Error(err error, rv uint) bool {

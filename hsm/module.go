@@ -379,6 +379,12 @@ type TokenConfig struct {
 	// SessionWait is how long Sign waits for a free session before failing
 	// with ErrNoSession; 0 means 10s.
 	SessionWait time.Duration
+	// PINRefused, when set, is told (once, in a goroutine of its own) that
+	// the token refused the PIN on logging in again after it was opened:
+	// its PIN changed, or it is another token. From then on the Token
+	// tries no login until it is opened again, since an HSM locks its PIN
+	// after a few refusals, and with it every node sharing the token.
+	PINRefused func(error)
 }
 
 // Defaults of TokenConfig.

@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/sanadpki/sanad/hsm"
 	"github.com/sanadpki/sanad/hsm/hsmtest"
@@ -175,4 +176,44 @@ func TestPing(t *testing.T) {
 			t.Fatalf("err = %v, want context.Canceled", err)
 		}
 	})
+}
+
+// TestPINRefusedOnce: a token that refuses the PIN on logging in again (its
+// PIN was changed on the HSM, then the process logged out) is told of
+// once, and no login is tried after it: an HSM locks a PIN after a few
+// refusals, and every node sharing the token with it.
+func TestPINRefusedOnce(t *testing.T) {
+	tok := hsmtest.NewToken(t)
+	refused := make(chan error, 10)
+	watched, err := tok.Module.OpenToken(t.Context(), hsm.TokenConfig{Label: tok.Label, PIN: tok.PIN, MaxSessions: 2,
+		PINRefused: func(err error) { refused <- err }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer watched.Close()
+	if err := watched.SetPINForTest(string(tok.PIN.Bytes()), "changed-on-the-hsm"); err != nil {
+		t.Fatal(err)
+	}
+	if err := watched.LogoutForTest(); err != nil {
+		t.Fatal(err)
+	}
+	if err := watched.Ping(t.Context()); !errors.Is(err, hsm.ErrPINIncorrect) {
+		t.Fatalf("the first login again: %v, want ErrPINIncorrect", err)
+	}
+	select {
+	case err := <-refused:
+		if !errors.Is(err, hsm.ErrPINIncorrect) {
+			t.Errorf("PINRefused told %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("PINRefused was not told")
+	}
+	for range 5 {
+		if err := watched.Ping(t.Context()); err == nil || !strings.Contains(err.Error(), "not tried again") {
+			t.Fatalf("a later ping: %v, want no login tried", err)
+		}
+	}
+	if len(refused) != 0 {
+		t.Errorf("PINRefused told %d times more", len(refused))
+	}
 }

@@ -36,6 +36,11 @@ type Token struct {
 	// recovered counts recoveries by kind (index: bit number of recovery),
 	// for tests and, later, metrics.
 	recovered [3]atomic.Uint64
+
+	// refused is the token's refusal of the PIN on logging in again, once
+	// it happened: no login is tried after it (TokenConfig.PINRefused).
+	refused    atomic.Pointer[error]
+	pinRefused func(error)
 }
 
 func newToken(lib *library, slot uint, cfg TokenConfig) *Token {
@@ -49,6 +54,8 @@ func newToken(lib *library, slot uint, cfg TokenConfig) *Token {
 		sem:   make(chan struct{}, cfg.MaxSessions),
 		done:  make(chan struct{}),
 		idle:  make([]pkcs11.SessionHandle, 0, cfg.MaxSessions),
+
+		pinRefused: cfg.PINRefused,
 	}
 }
 
@@ -172,8 +179,17 @@ func (t *Token) ensureLogin(sh pkcs11.SessionHandle) error {
 	if si.State == pkcs11.CKS_RO_USER_FUNCTIONS || si.State == pkcs11.CKS_RW_USER_FUNCTIONS {
 		return nil
 	}
+	if refused := t.refused.Load(); refused != nil {
+		return fmt.Errorf("hsm: login to token %q: not tried again, the token refused the PIN (%w); open it again with the right PIN", t.label, *refused)
+	}
 	if err := t.lib.login(sh, t.pin); err != nil {
-		return fmt.Errorf("hsm: login to token %q: %w", t.label, err)
+		err = fmt.Errorf("hsm: login to token %q: %w", t.label, err)
+		if errors.Is(err, ErrPINIncorrect) || errors.Is(err, pkcs11.Error(pkcs11.CKR_PIN_LOCKED)) {
+			if t.refused.CompareAndSwap(nil, &err) && t.pinRefused != nil {
+				go t.pinRefused(err)
+			}
+		}
+		return err
 	}
 	return nil
 }

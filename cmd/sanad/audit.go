@@ -205,7 +205,7 @@ last checkpoint the key signed: the log must still hold it, as it must hold any
 				return err
 			}
 			defer m.Close()
-			tok, err := openToken(ctx, m, cfg.HSM)
+			tok, err := openToken(ctx, m, cfg.HSM, nil)
 			if err != nil {
 				return err
 			}

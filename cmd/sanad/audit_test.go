@@ -1,11 +1,13 @@
 package main
 
 import (
+	"bytes"
 	"database/sql"
 	"encoding/json"
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -144,5 +146,34 @@ func TestTamperedLogNotReady(t *testing.T) {
 	}
 	if code, out := runSanadEnv(t, sanadEnv(), "audit", "restored", "--config", cfgPath); code == 0 || !strings.Contains(out, "was not restored") {
 		t.Errorf("sanad audit restored again: exit %d: %s", code, out)
+	}
+}
+
+// TestWrongPINAudited: a CA node started with a PIN the token refuses
+// stops, and the refusal is in the audit log (a login failure is a state
+// change auditors follow; an HSM locks its PIN after a few).
+func TestWrongPINAudited(t *testing.T) {
+	requireSoftHSM(t)
+	dir := filepath.Join(t.TempDir(), "var")
+	env := sanadEnv()
+	startDevEnv(t, dir, env).stop(t)
+	cfg := filepath.Join(dir, "sanad.yaml")
+	pinFile := filepath.Join(dir, "hsm-pin")
+	pin, err := os.ReadFile(pinFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(pinFile, []byte("not-the-pin\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, out := runSanadEnv(t, append(slices.Clone(env), "SANAD_HTTP_ADDR=127.0.0.1:0"), "serve", "--config", cfg, "--roles", "ca")
+	if code == 0 || !strings.Contains(out, "PIN incorrect") || strings.Contains(out, string(bytes.TrimSpace(pin))) {
+		t.Errorf("serve with a wrong PIN: exit %d\n%s", code, out)
+	}
+	if err := os.WriteFile(pinFile, pin, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if code, out := runSanadEnv(t, env, "audit", "list", "--config", cfg, "--action", "hsm.login.refused", "--json"); code != 0 || !strings.Contains(out, `"object":"token/sanad-dev"`) {
+		t.Errorf("the refusal's audit event: exit %d\n%s", code, out)
 	}
 }

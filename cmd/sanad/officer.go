@@ -180,7 +180,7 @@ func loadSigner(ctx context.Context, key string, loadConfig func() (config.Confi
 	if err != nil {
 		return nil, nil, fmt.Errorf("key %s: %w", key, err)
 	}
-	token, err := openToken(ctx, module, cfg.HSM)
+	token, err := openToken(ctx, module, cfg.HSM, nil)
 	if err != nil {
 		module.Close()
 		return nil, nil, fmt.Errorf("key %s: %w", key, err)

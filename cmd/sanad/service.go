@@ -116,12 +116,14 @@ func readPIN(cfg config.HSM) (hsm.PIN, error) {
 	return pin, os.Unsetenv(cfg.PINEnv)
 }
 
-func openToken(ctx context.Context, m *hsm.Module, cfg config.HSM) (*hsm.Token, error) {
+// openToken opens the configured token; refused, when set, is told when it
+// refuses the PIN on logging in again (hsm.TokenConfig.PINRefused).
+func openToken(ctx context.Context, m *hsm.Module, cfg config.HSM, refused func(error)) (*hsm.Token, error) {
 	pin, err := readPIN(cfg)
 	if err != nil {
 		return nil, err
 	}
-	return m.OpenToken(ctx, hsm.TokenConfig{Label: cfg.TokenLabel, PIN: pin, MaxSessions: cfg.MaxSessions})
+	return m.OpenToken(ctx, hsm.TokenConfig{Label: cfg.TokenLabel, PIN: pin, MaxSessions: cfg.MaxSessions, PINRefused: refused})
 }
 
 // service is one running sanad process: its store, HSM token, audit log and
@@ -181,11 +183,31 @@ func openService(ctx context.Context, cfg config.Config, log *slog.Logger) (*ser
 		s.close()
 		return nil, err
 	}
-	if s.token, err = openToken(ctx, s.module, cfg.HSM); err != nil {
+	if s.token, err = openToken(ctx, s.module, cfg.HSM, s.pinRefused); err != nil {
+		if errors.Is(err, hsm.ErrPINIncorrect) {
+			s.pinRefused(err)
+		}
 		s.close()
 		return nil, err
 	}
 	return s, nil
+}
+
+// pinRefused records that the token refused the configured PIN, at start
+// or on logging in again (after which the token tries no login until the
+// process restarts): a login failure is audited, and an HSM locks a PIN
+// after a few, so it is logged as an error for the operators.
+func (s *service) pinRefused(err error) {
+	s.log.Error("the HSM token refused the PIN; no login is tried again until sanad restarts with the right one (an HSM locks a PIN after a few refusals)",
+		"token", s.cfg.HSM.TokenLabel, "err", err)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if aerr := s.db.InTx(ctx, func(tx *store.Tx) error {
+		return s.audit.Append(tx, audit.Event{Actor: "system", Action: "hsm.login.refused", Object: "token/" + s.cfg.HSM.TokenLabel,
+			Details: map[string]any{"error": err.Error()}})
+	}); aerr != nil {
+		s.log.Error("auditing the HSM's refusal of the PIN", "err", aerr)
+	}
 }
 
 // openKeylessService opens the store of cfg only: for the roles that hold
