@@ -66,6 +66,11 @@ func openRA(s *service, authority *caRole, cfg config.RA) (*ra.Service, error) {
 		if codeKey, err = readKeyFile(cfg.CodeKeyFile); err != nil {
 			return nil, fmt.Errorf("ra.code_key_file: %w", err)
 		}
+	} else if cfg.OutboxDir == "" {
+		// Codes going out for real (ra.notify_webhook) are never stored
+		// as plain SHA-256, which anyone reading a backup reverses (six
+		// digits; identifiers that birth dates give away).
+		return nil, errors.New("ra.code_key_file is required with ra.notify_webhook: one-time codes, and the national identifiers naming rate-limit buckets, are stored under it (sanad dev writes one; make one with head -c 32 /dev/urandom, mode 0600)")
 	} else {
 		s.log.Warn("ra.code_key_file is not set: one-time codes, and the national identifiers naming rate-limit buckets, are stored as plain SHA-256, which anyone reading the database can reverse")
 	}

@@ -17,6 +17,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -879,6 +880,19 @@ func TestRAWithHTTPRegistryAndWebhook(t *testing.T) {
 	}
 	if err := os.WriteFile(cfgPath, []byte(prod), 0o600); err != nil {
 		t.Fatal(err)
+	}
+	// Without its key, codes that go out for real would be stored as plain
+	// SHA-256: the RA does not start.
+	keyless := regexp.MustCompile(`(?m)^\s*code_key_file:.*\n`).ReplaceAllString(prod, "") + "ca: {base_url: 'http://pki.sanad.example'}\n"
+	if !strings.Contains(prod, "code_key_file:") || strings.Contains(keyless, "code_key_file:") {
+		t.Fatal("the dev configuration's code_key_file line moved; the test no longer removes it")
+	}
+	keylessPath := filepath.Join(dir, "keyless.yaml")
+	if err := os.WriteFile(keylessPath, []byte(keyless), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if code, out := runSanadEnv(t, append(sanadEnv(), "SANAD_HTTP_ADDR=127.0.0.1:0"), "serve", "--config", keylessPath, "--roles", "ca,ra"); code == 0 || !strings.Contains(out, "ra.code_key_file is required with ra.notify_webhook") {
+		t.Errorf("the RA with a webhook and no code key: exit %d\n%s", code, out)
 	}
 	dev := startDev(t, dir)
 	defer dev.stop(t)

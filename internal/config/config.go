@@ -19,6 +19,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"time"
 
@@ -367,6 +368,12 @@ func Parse(raw []byte, getenv func(string) string) (Config, error) {
 	if err := dec.Decode(&cfg); err != nil && !errors.Is(err, io.EOF) {
 		return Config{}, fmt.Errorf("parse: %w", err)
 	}
+	// One document: what a second one ("---") holds would be read by no
+	// one, unknown keys and all, and seem to be in force.
+	var more yaml.Node
+	if err := dec.Decode(&more); !errors.Is(err, io.EOF) {
+		return Config{}, errors.New("parse: more than one YAML document: the file holds one configuration")
+	}
 	// A password is refused only where it would sit in a file; the
 	// environment is an allowed place for it.
 	var inFile error
@@ -487,8 +494,11 @@ func (c Config) Validate() error {
 		}
 		u, err := url.Parse(v)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil || u.RawQuery != "" || u.Fragment != "" {
+			// A password is not repeated in the error, nor a value that
+			// does not parse, where one would be.
+			v = "(a value that is not a URL)"
 			if err == nil {
-				v = u.Redacted() // a password is not repeated in the error
+				v = u.Redacted()
 			}
 			bad(name, "%q is not an http(s) URL without credentials, query or fragment", v)
 		}
@@ -565,14 +575,23 @@ func (c Config) Validate() error {
 	if c.Verify.FetchTimeout < 100*time.Millisecond || c.Verify.FetchTimeout > time.Minute {
 		bad("verify.fetch_timeout", "%s is outside 100ms..1m", c.Verify.FetchTimeout)
 	}
+	// shown is a URL as an error may repeat it: without its password, and
+	// not at all when it does not parse (where a password would be).
+	shown := func(v string) string {
+		u, err := url.Parse(v)
+		if err != nil {
+			return "(a value that is not a URL)"
+		}
+		return strconv.Quote(u.Redacted())
+	}
 	for _, p := range c.Verify.AIAPrefixes {
-		if u, err := url.Parse(p); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || !strings.HasSuffix(p, "/") {
-			bad("verify.aia_prefixes", "%q is not an http(s) URL ending in /", p)
+		if u, err := url.Parse(p); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.User != nil || !strings.HasSuffix(p, "/") {
+			bad("verify.aia_prefixes", "%s is not an http(s) URL without credentials ending in /", shown(p))
 		}
 	}
 	if c.Verify.OCSPResponder != "" {
-		if u, err := url.Parse(c.Verify.OCSPResponder); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
-			bad("verify.ocsp_responder", "%q is not an http(s) URL", c.Verify.OCSPResponder)
+		if u, err := url.Parse(c.Verify.OCSPResponder); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.User != nil {
+			bad("verify.ocsp_responder", "%s is not an http(s) URL without credentials", shown(c.Verify.OCSPResponder))
 		}
 	}
 	if c.OCSP.NoncePerSecond < 1 || c.OCSP.NoncePerSecond > 1_000_000 {

@@ -81,6 +81,10 @@ func TestParseRejects(t *testing.T) {
 		{"registry with a token in its query", "hsm: {token_label: t}\nra: {registry_url: 'https://registry.gov.kz/api?token=s3cret'}\n", []string{"ra.registry_url: carries credentials", "ra.registry_token_file"}},
 		{"webhook not http", "hsm: {token_label: t}\nra: {notify_webhook: 'ftp://sms.example/send'}\n", []string{"ra.notify_webhook: is not an http(s) URL"}},
 		{"webhook token without a webhook", "hsm: {token_label: t}\nra: {notify_webhook_token_file: /run/secrets/gw}\n", []string{"ra.notify_webhook_token_file"}},
+		{"a second document", "hsm: {token_label: t}\n---\ndatabase: {driver: postgres}\nbogus_key: 1\n", []string{"more than one YAML document"}},
+		{"base URL with a password that does not parse", "hsm: {token_label: t}\nca: {base_url: 'http://admin:s3cret@pki.example/%zz'}\n", []string{"ca.base_url"}},
+		{"verify URLs with credentials", "hsm: {token_label: t}\nverify: {ocsp_responder: 'https://u:s3cret@ocsp.example', aia_prefixes: ['http://u:s3cret@pki.example/', 'http://u:s3cret@pki.example/%zz/']}\n",
+			[]string{"verify.ocsp_responder", "verify.aia_prefixes: \"http://u:xxxxx@pki.example/\"", "verify.aia_prefixes: (a value that is not a URL)"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

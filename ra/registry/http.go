@@ -287,7 +287,7 @@ func decodeBusiness(body []byte, country, number string) (Business, string, erro
 	version, vp := responseVersion(w.Version)
 	problems = append(problems, vp...)
 	if len(problems) == 0 && (b.Country != country || b.RegistrationNumber != number) {
-		problems = append(problems, fmt.Sprintf("answered for business %s %s", b.Country, b.RegistrationNumber))
+		problems = append(problems, fmt.Sprintf("answered for business %s %s", b.Country, mask(b.RegistrationNumber)))
 	}
 	if len(problems) > 0 {
 		return Business{}, "", errors.New(strings.Join(problems, "; "))

@@ -136,6 +136,15 @@ func TestHTTPBusiness(t *testing.T) {
 	if s.paths[0] != "/api/v1/businesses/PK/32778761" {
 		t.Errorf("path = %q", s.paths[0])
 	}
+
+	// An answer about another business is refused, naming the number it
+	// was about masked, as for a person: it reaches the log.
+	_, h = newStub(t, func(w http.ResponseWriter, r *http.Request, _ int) {
+		jsonAnswer(w, http.StatusOK, indusJSON)
+	})
+	if _, _, err := h.Business(context.Background(), "PK", "32778762"); err == nil || !strings.Contains(err.Error(), "answered for business PK") || strings.Contains(err.Error(), "32778761") {
+		t.Errorf("an answer about another business: %v", err)
+	}
 }
 
 func TestHTTPAnswers(t *testing.T) {
