@@ -14,6 +14,7 @@ import (
 	"encoding/asn1"
 	"encoding/pem"
 	"errors"
+	"io/fs"
 	"maps"
 	"math/big"
 	"os"
@@ -39,6 +40,7 @@ import (
 	"github.com/sanadpki/sanad/internal/store"
 	"github.com/sanadpki/sanad/internal/store/storetest"
 	"github.com/sanadpki/sanad/internal/testenv"
+	"github.com/sanadpki/sanad/policies"
 )
 
 func TestMain(m *testing.M) { hsmtest.Main(m) }
@@ -438,8 +440,10 @@ func TestCrashRecovery(t *testing.T) {
 					t.Fatalf("Issue = %v, want the crash", err)
 				}
 
-				// Fresh start.
-				second, err := ca.New(deps)
+				// Fresh start, two hours on.
+				late := deps
+				late.Now = func() time.Time { return time.Now().Add(2 * time.Hour) }
+				second, err := ca.New(late)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -477,6 +481,10 @@ func TestCrashRecovery(t *testing.T) {
 						t.Errorf("unrecorded serial %x answers %d, want revoked", c.Serial, parsed.Status)
 					case c.DER == nil && parsed.RevocationReason != ca.ReasonCessationOfOperation:
 						t.Errorf("unrecorded serial %x revoked with reason %d", c.Serial, parsed.RevocationReason)
+					case c.DER == nil && !parsed.RevokedAt.Equal(c.NotBefore.Truncate(time.Second)):
+						// Never valid for a moment: not from the recovery,
+						// two hours later.
+						t.Errorf("unrecorded serial %x revoked at %s, want its notBefore %s", c.Serial, parsed.RevokedAt, c.NotBefore)
 					case c.DER != nil && parsed.Status != ocsp.Good:
 						t.Errorf("recorded serial %x answers %d, want good", c.Serial, parsed.Status)
 					}
@@ -679,6 +687,49 @@ func TestRaisedReasonMissingFromCRL(t *testing.T) {
 // TestRevokeRaceRaises: a keyCompromise revocation racing another
 // reason's never answers "already revoked for that other reason": it
 // raises it, and the certificate ends revoked for keyCompromise.
+// TestRevokeProfileRetired: a certificate whose profile a later release no
+// longer loads is still revoked, for keyCompromise or any reason a profile
+// may allow; a profile cannot leave keyCompromise out.
+func TestRevokeProfileRetired(t *testing.T) {
+	f := catest.New(t, time.Now().UTC().Truncate(time.Second))
+	storetest.Each(t, func(t *testing.T, db *store.DB, _ *sql.DB) {
+		ctx := context.Background()
+		log := audit.New(time.Now)
+		authority := f.CA(t, db, log)
+		cert, err := authority.Issue(ctx, ca.Request{Profile: "citizen-sign", CSR: newCSR(t), Verified: person, Actor: "test"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		deps := f.Deps(db, log)
+		deps.Profiles = maps.Clone(f.Profiles)
+		delete(deps.Profiles, "citizen-sign")
+		later, err := ca.New(deps)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := later.Revoke(ctx, cert.SerialNumber.Bytes(), 6, "officer:test"); !errors.Is(err, ca.ErrRequest) {
+			t.Errorf("certificateHold for a retired profile's certificate: %v, want refused", err)
+		}
+		if err := later.Revoke(ctx, cert.SerialNumber.Bytes(), 1, "officer:test"); err != nil {
+			t.Fatalf("keyCompromise of a retired profile's certificate: %v", err)
+		}
+		if c, err := db.Certificate(ctx, "issuing", cert.SerialNumber.Bytes()); err != nil || c.Status != store.StatusRevoked || c.Reason != 1 {
+			t.Errorf("the certificate: %s reason %d (%v), want revoked for keyCompromise", c.Status, c.Reason, err)
+		}
+	})
+	raw, err := fs.ReadFile(policies.FS, "profiles/citizen-sign.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	edited := strings.Replace(string(raw), "keyCompromise, ", "", 1)
+	if edited == string(raw) {
+		t.Fatal("citizen-sign's reasons moved; the test no longer drops keyCompromise")
+	}
+	if _, err := profile.Parse("citizen-sign.yaml", []byte(edited)); err == nil || !strings.Contains(err.Error(), "must include keyCompromise") {
+		t.Errorf("a profile without keyCompromise: %v", err)
+	}
+}
+
 func TestRevokeRaceRaises(t *testing.T) {
 	f := catest.New(t, time.Now().UTC().Truncate(time.Second))
 	storetest.Each(t, func(t *testing.T, db *store.DB, _ *sql.DB) {

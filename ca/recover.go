@@ -66,13 +66,21 @@ func (ca *CA) Recover(ctx context.Context, grace time.Duration) (int, error) {
 			continue
 		}
 		now := d.Now().UTC().Truncate(time.Second)
+		// Revoked from its notBefore: a certificate the HSM may have
+		// signed was never valid for a moment, so a signature made with it
+		// before this recovery (time-stamped, say) does not count as made
+		// before its revocation.
+		at := c.NotBefore.UTC().Truncate(time.Second)
+		if at.IsZero() || at.After(now) {
+			at = now
+		}
 		object := SerialObject(c.IssuerID, c.Serial)
 		err := d.Store.InTx(ctx, func(tx *store.Tx) error {
-			if err := tx.RevokeIntent(ctx, c.IssuerID, c.Serial, now, ReasonCessationOfOperation, now); err != nil {
+			if err := tx.RevokeIntent(ctx, c.IssuerID, c.Serial, at, ReasonCessationOfOperation, now); err != nil {
 				return err
 			}
-			c.Status, c.RevokedAt, c.Reason = store.StatusRevoked, now, ReasonCessationOfOperation
-			details := map[string]any{"reason": ReasonCessationOfOperation, "reason_name": profile.ReasonName(ReasonCessationOfOperation), "intent_created_at": c.CreatedAt,
+			c.Status, c.RevokedAt, c.Reason = store.StatusRevoked, at, ReasonCessationOfOperation
+			details := map[string]any{"reason": ReasonCessationOfOperation, "reason_name": profile.ReasonName(ReasonCessationOfOperation), "revoked_at": at, "intent_created_at": c.CreatedAt,
 				"why": "issuance intent without a recorded certificate: the HSM may have signed it"}
 			resp, _, err := ca.signRevoked(c, details)
 			if err != nil {

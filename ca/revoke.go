@@ -184,21 +184,24 @@ func (ca *CA) revoke(ctx context.Context, serial []byte, reason int, actor strin
 	if err != nil {
 		return fmt.Errorf("revoke %s: %w", object, err)
 	}
-	p, ok := d.Profiles[c.Profile]
-	if !ok {
-		return fmt.Errorf("revoke %s: profile %q is no longer loaded", object, c.Profile)
+	// A certificate whose profile a release no longer loads is still
+	// revocable, for any reason a profile may allow: a revocation must
+	// always be possible.
+	reasons := profile.AnyProfileReasons()
+	if p, ok := d.Profiles[c.Profile]; ok {
+		reasons = p.RevocationReasons
 	}
-	if !slices.Contains(p.RevocationReasons, reason) {
-		allowed := make([]string, len(p.RevocationReasons))
-		for i, r := range p.RevocationReasons {
+	if !slices.Contains(reasons, reason) {
+		allowed := make([]string, len(reasons))
+		for i, r := range reasons {
 			allowed[i] = profile.ReasonName(r)
 		}
-		return fmt.Errorf("revoke %s: %w: %s is not a reason profile %s allows (allowed: %s)", object, ErrRequest, profile.ReasonName(reason), p.Name, strings.Join(allowed, ", "))
+		return fmt.Errorf("revoke %s: %w: %s is not a reason profile %s allows (allowed: %s)", object, ErrRequest, profile.ReasonName(reason), c.Profile, strings.Join(allowed, ", "))
 	}
 	now := d.Now().UTC().Truncate(time.Second)
 	revokedAt := now
 	change := func(tx *store.Tx) error { return tx.RevokeCertificate(ctx, d.Issuer.ID, serial, now, reason, now) }
-	details := map[string]any{"reason": reason, "reason_name": profile.ReasonName(reason), "revoked_at": now, "profile": p.Name}
+	details := map[string]any{"reason": reason, "reason_name": profile.ReasonName(reason), "revoked_at": now, "profile": c.Profile}
 	event := audit.Event{Actor: actor, Action: "certificate.revoke", Object: object, Details: details}
 	if c.Status == store.StatusRevoked {
 		if reason != reasonKeyCompromise || c.Reason == reasonKeyCompromise || len(c.DER) == 0 && len(c.TBS) == 0 {

@@ -90,6 +90,21 @@ var ReasonCodes = map[string]int{
 	"aACompromise":         10,
 }
 
+// AnyProfileReasons are the reasons a profile may allow (ReasonCodes but
+// cACompromise and aACompromise), in code order: what a certificate whose
+// profile is no longer loaded may be revoked for, since a revocation must
+// always be possible (CA/Browser Forum BR 4.9.1).
+func AnyProfileReasons() []int {
+	var out []int
+	for _, c := range ReasonCodes {
+		if c != ReasonCodes["cACompromise"] && c != ReasonCodes["aACompromise"] {
+			out = append(out, c)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
 // ReasonName is the RFC 5280 name of a CRLReason code the CA may record,
 // or "reason N" for a code ReasonCodes does not offer.
 func ReasonName(code int) string {
@@ -203,6 +218,11 @@ func Parse(name string, raw []byte) (Profile, error) {
 	}
 	if f.SubjectKind != "" && len(f.RevocationReasons) == 0 {
 		bad("revocation_reasons", "required for an end-entity profile")
+	}
+	if len(f.RevocationReasons) > 0 && !slices.Contains(f.RevocationReasons, "keyCompromise") {
+		// A compromised key is always revocable (BR 4.9.1): an edit that
+		// drops it would leave such certificates good.
+		bad("revocation_reasons", "must include keyCompromise")
 	}
 	for _, o := range f.PolicyOIDs {
 		oid, err := x509.ParseOID(o)
