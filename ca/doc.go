@@ -37,7 +37,9 @@
 // responder's certificate must be valid for the whole of a response signed
 // now (ocspsign.ErrResponderValidity), which CA.Ready reports. A
 // revocation, or a recovery, is never refused for it: the issuing CA then
-// signs the revoked answer itself (ocspsign.IssuerAsResponder).
+// signs the revoked answer itself (ocspsign.IssuerAsResponder), and the
+// Publisher's refresh keeps the revoked answers fresh that way until a
+// signer can sign again.
 //
 // # Keeping status fresh
 //

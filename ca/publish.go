@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/sanadpki/sanad/ca/crl"
+	"github.com/sanadpki/sanad/ca/ocspsign"
 	"github.com/sanadpki/sanad/internal/audit"
 	"github.com/sanadpki/sanad/internal/store"
 )
@@ -556,12 +557,21 @@ func (p *Publisher) refreshOCSP(ctx context.Context, unanswered bool) (int, erro
 	// A responder that cannot sign fails every response alike: say so
 	// once, without reading the due responses. The pass signs with the
 	// responder it starts with (UseResponder may change it meanwhile).
+	var w refreshWalk
 	responder, err := p.ca.responder()
 	if err == nil {
 		err = d.OCSP.CheckResponder(responder)
 	}
 	if err != nil {
-		return 0, fmt.Errorf("ocsp refresh %s: %w", d.Issuer.ID, err)
+		// The revoked answers are still kept fresh, signed by the issuing
+		// CA itself, as a revocation's answer is then (signRevoked):
+		// otherwise they would run out and a soft-failing client would
+		// take the certificate for good. The good ones wait for a signer.
+		issuer := ocspsign.IssuerAsResponder(d.Issuer.ID, d.Issuer.Certificate, d.Issuer.Signer)
+		if d.OCSP.CheckResponder(issuer) != nil {
+			return 0, fmt.Errorf("ocsp refresh %s: %w", d.Issuer.ID, err)
+		}
+		responder, w.revokedOnly, w.noSigner = issuer, &issuer, fmt.Errorf("ocsp refresh %s: only the revoked answers, signed by the issuing CA: %w", d.Issuer.ID, err)
 	}
 	now := d.Now().UTC()
 	// Whether a certificate has expired is decided at the thisUpdate its
@@ -606,7 +616,6 @@ func (p *Publisher) refreshOCSP(ctx context.Context, unanswered bool) (int, erro
 	// however long the history, a pass ends, the live answers are
 	// re-signed in time, and no answer outlives its nextUpdate unless the
 	// HSM cannot keep up with the urgent ones.
-	var w refreshWalk
 	w.walk(ctx, p, due(false, liveTU, liveNU), nil, time.Time{})
 	if unanswered && w.err == nil {
 		w.walk(ctx, p, missing, nil, time.Time{})
@@ -638,10 +647,15 @@ type refreshWalk struct {
 	unsigned int
 	signErr  error
 	err      error
+	// revokedOnly, when the responder in service cannot sign, is the
+	// issuing CA as responder: the walk signs the revoked answers with it
+	// and leaves the others; noSigner says why.
+	revokedOnly *ocspsign.Responder
+	noSigner    error
 }
 
 func (w *refreshWalk) error(issuerID string) error {
-	var errs []error
+	errs := []error{w.noSigner}
 	if w.signErr != nil {
 		errs = append(errs, fmt.Errorf("ocsp refresh %s: %d responses not signed, the first: %w", issuerID, w.unsigned, w.signErr))
 	}
@@ -691,8 +705,12 @@ func (w *refreshWalk) walk(ctx context.Context, p *Publisher, next func(context.
 func (p *Publisher) refreshPage(ctx context.Context, page []store.Certificate, w *refreshWalk) (int, error) {
 	d := p.ca.d
 	// Each page is signed by the responder in service when it starts: one
-	// retired during a pass signs no further page.
+	// retired during a pass signs no further page. (Or by the issuing CA,
+	// its revoked answers alone, when none could sign: revokedOnly.)
 	responder, err := p.ca.responder()
+	if w.revokedOnly != nil {
+		responder, err = *w.revokedOnly, nil
+	}
 	if err != nil {
 		return 0, err
 	}
@@ -701,6 +719,9 @@ func (p *Publisher) refreshPage(ctx context.Context, page []store.Certificate, w
 	for _, c := range page {
 		if err := ctx.Err(); err != nil {
 			return 0, err
+		}
+		if w.revokedOnly != nil && c.Status != store.StatusRevoked {
+			continue
 		}
 		r, err := d.OCSP.Sign(responder, c)
 		if err != nil {
@@ -724,7 +745,9 @@ func (p *Publisher) refreshPage(ctx context.Context, page []store.Certificate, w
 	// page's answers stay due, for the next pass; and what it signed
 	// before this check is dated before the time the replacement records
 	// (ResignBefore), which is taken after the switch.
-	if cur, err := p.ca.responder(); err != nil || !cur.Certificate.Equal(responder.Certificate) {
+	// (The issuing CA's own revoked answers are good whoever is in
+	// service.)
+	if cur, err := p.ca.responder(); w.revokedOnly == nil && (err != nil || !cur.Certificate.Equal(responder.Certificate)) {
 		p.log.Info("an OCSP refresh page signed by a signer no longer in service is thrown away", "first_serial", hex.EncodeToString(certs[0].Serial))
 		return 0, nil
 	}

@@ -1,15 +1,18 @@
 package ca_test
 
 import (
+	"context"
 	"crypto"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"database/sql"
 	"errors"
 	"math/big"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -17,7 +20,9 @@ import (
 
 	"github.com/sanadpki/sanad/ca"
 	"github.com/sanadpki/sanad/ca/catest"
+	"github.com/sanadpki/sanad/ca/crl"
 	"github.com/sanadpki/sanad/ca/ocspsign"
+	"github.com/sanadpki/sanad/internal/audit"
 	"github.com/sanadpki/sanad/internal/store"
 	"github.com/sanadpki/sanad/internal/store/storetest"
 	"github.com/sanadpki/sanad/internal/testenv"
@@ -360,4 +365,79 @@ func TestRefreshPageOfReplacedSigner(t *testing.T) {
 	if _, r := p.response(t, serial); !r.Certificate.Equal(second.Certificate) {
 		t.Errorf("after the next pass: signed by %v; want the new signer", r.Certificate.Subject)
 	}
+}
+
+// TestRevokedAnswersKeptWithoutSigner: while no OCSP signer can sign (the
+// one in service ends within a response's validity), the refresh pass
+// still re-signs the revoked answers, with the issuing CA itself, so that
+// none runs out; it says why it signed nothing else.
+func TestRevokedAnswersKeptWithoutSigner(t *testing.T) {
+	f := catest.New(t, time.Now().UTC().Truncate(time.Second))
+	storetest.Each(t, func(t *testing.T, db *store.DB, _ *sql.DB) {
+		ctx := context.Background()
+		var mu sync.Mutex
+		now := time.Now().UTC()
+		clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+		log := audit.New(clock)
+		f.PutIssuer(t, db)
+		deps := f.Deps(db, log)
+		deps.Now = clock
+		signer, err := ocspsign.New(0, 0, clock)
+		if err != nil {
+			t.Fatal(err)
+		}
+		deps.OCSP = signer
+		authority, err := ca.New(deps)
+		if err != nil {
+			t.Fatal(err)
+		}
+		revoked, err := authority.Issue(ctx, ca.Request{Profile: "citizen-sign", CSR: newCSR(t), Verified: person, Actor: "test"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		good, err := authority.Issue(ctx, ca.Request{Profile: "citizen-sign", CSR: newCSR(t), Verified: person, Actor: "test"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		// A signer that ends in 3 days, less than a response's 4.
+		short, _ := f.NewResponder(t, 77, now.Add(-time.Hour), 3, nil)
+		if err := authority.UseResponder(short); err != nil {
+			t.Fatal(err)
+		}
+		if err := authority.Revoke(ctx, revoked.SerialNumber.Bytes(), 1, "officer:test"); err != nil {
+			t.Fatal(err)
+		}
+		answer := func(c *x509.Certificate) store.OCSPResponse {
+			t.Helper()
+			r, err := db.OCSPResponse(ctx, "issuing", c.SerialNumber.Bytes())
+			if err != nil {
+				t.Fatal(err)
+			}
+			return r
+		}
+		revokedBefore, goodBefore := answer(revoked), answer(good)
+		builder, err := crl.New(db, log, f.Linter, crl.Config{}, clock)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pub, err := ca.NewPublisher(authority, builder, ca.PublishConfig{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		mu.Lock()
+		now = now.Add(3*24*time.Hour + time.Hour)
+		mu.Unlock()
+		n, err := pub.RefreshOCSP(ctx)
+		if n != 1 || err == nil || !strings.Contains(err.Error(), "only the revoked answers, signed by the issuing CA") {
+			t.Errorf("refresh without a signer: %d stored, %v; want 1 and why", n, err)
+		}
+		after := answer(revoked)
+		parsed, perr := ocsp.ParseResponse(after.DER, f.Issuer.Certificate)
+		if !after.ThisUpdate.After(revokedBefore.ThisUpdate) || perr != nil || parsed.Status != ocsp.Revoked || parsed.Certificate != nil {
+			t.Errorf("the revoked answer: thisUpdate %s (was %s), %v; want re-signed by the issuing CA itself", after.ThisUpdate, revokedBefore.ThisUpdate, perr)
+		}
+		if g := answer(good); !g.ThisUpdate.Equal(goodBefore.ThisUpdate) {
+			t.Errorf("the good answer was re-signed without a signer: %s", g.ThisUpdate)
+		}
+	})
 }
