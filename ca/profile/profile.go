@@ -182,6 +182,15 @@ func Parse(name string, raw []byte) (Profile, error) {
 	if certSign := p.KeyUsage&x509.KeyUsageCertSign != 0; certSign != f.CA {
 		bad("key_usage", "keyCertSign must be present exactly when ca is true")
 	}
+	// A subscriber's certificate with ocspSigning would be a delegated
+	// responder for the whole issuing CA (RFC 6960 §4.2.2.2), one with
+	// cRLSign an issuer of its CRLs.
+	if f.SubjectKind != "" && slices.Contains(p.ExtKeyUsage, x509.ExtKeyUsageOCSPSigning) {
+		bad("ext_key_usage", "ocspSigning is for the CA's OCSP signer, not an end-entity profile: its holder would answer for the whole issuing CA")
+	}
+	if f.SubjectKind != "" && p.KeyUsage&x509.KeyUsageCRLSign != 0 {
+		bad("key_usage", "cRLSign is for the CA, not an end-entity profile")
+	}
 	if f.OCSPNoCheck && !slices.Contains(p.ExtKeyUsage, x509.ExtKeyUsageOCSPSigning) {
 		bad("ocsp_no_check", "only for an ocspSigning profile (RFC 6960 §4.2.2.2.1)")
 	}

@@ -46,6 +46,9 @@ func TestParseRejects(t *testing.T) {
 		{"a CA's reason", base + "subject_kind: person\nvalidity_days: 5\nrevocation_reasons: [keyCompromise, cACompromise, aACompromise]\n",
 			[]string{`revocation_reasons: "cACompromise" is not a reason for a subscriber's certificate`, `"aACompromise" is not a reason`}},
 		{"validity without a subject", base + "validity_days: 5\n", []string{"validity_days: only for an end-entity profile"}},
+		{"a subscriber's OCSP signing or CRL signing", "name: x\nkey_usage: [digitalSignature, cRLSign]\next_key_usage: [ocspSigning]\nkey_types: [ecdsa-p256]\nmax_validity_days: 10\nsubject_kind: person\nvalidity_days: 5\nrevocation_reasons: [keyCompromise]\n",
+			[]string{"ext_key_usage: ocspSigning is for the CA's OCSP signer", "key_usage: cRLSign is for the CA"}},
+		{"no keyCompromise", base + "subject_kind: person\nvalidity_days: 5\nrevocation_reasons: [superseded]\n", []string{"revocation_reasons: must include keyCompromise"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
