@@ -256,6 +256,13 @@ func (h HTTP) Proxies() ([]netip.Prefix, error) {
 		}
 		out = append(out, netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen()))
 	}
+	// A prefix as wide as the Internet trusts every client's
+	// X-Forwarded-For, and no per-client limit holds.
+	for i, p := range out {
+		if widest := map[bool]int{true: 8, false: 32}[p.Addr().Is4()]; p.Bits() < widest {
+			return nil, fmt.Errorf("%q is wider than /%d: it would trust any client to name its own address", h.TrustedProxies[i], widest)
+		}
+	}
 	return out, nil
 }
 
@@ -446,11 +453,16 @@ func (c Config) Validate() error {
 	if _, err := c.HTTP.Proxies(); err != nil {
 		bad("http.trusted_proxies", "%v", err)
 	}
-	if c.HTTP.ReadHeaderTimeout <= 0 || c.HTTP.IdleTimeout <= 0 {
-		bad("http", "read_header_timeout and idle_timeout must be positive")
+	// Bounded above too: a header timeout of hours is no protection
+	// against clients trickling headers.
+	if c.HTTP.ReadHeaderTimeout <= 0 || c.HTTP.ReadHeaderTimeout > time.Minute {
+		bad("http.read_header_timeout", "%s is outside (0, 1m]", c.HTTP.ReadHeaderTimeout)
 	}
-	if c.HTTP.ShutdownTimeout <= 0 {
-		bad("http.shutdown_timeout", "must be positive")
+	if c.HTTP.IdleTimeout <= 0 || c.HTTP.IdleTimeout > time.Hour {
+		bad("http.idle_timeout", "%s is outside (0, 1h]", c.HTTP.IdleTimeout)
+	}
+	if c.HTTP.ShutdownTimeout <= 0 || c.HTTP.ShutdownTimeout > 10*time.Minute {
+		bad("http.shutdown_timeout", "%s is outside (0, 10m]", c.HTTP.ShutdownTimeout)
 	}
 	if c.HTTP.MaxConnections < 0 {
 		bad("http.max_connections", "must not be negative (0 takes the default)")
@@ -481,8 +493,10 @@ func (c Config) Validate() error {
 	if c.Audit.KeyLabel == "" {
 		bad("audit.key_label", "required")
 	}
-	if c.Audit.CheckpointInterval < time.Second {
-		bad("audit.checkpoint_interval", "must be at least 1s")
+	// At most an hour: the checkpoints are what makes the log's history
+	// signed, and a longer interval leaves that much of it unsigned.
+	if c.Audit.CheckpointInterval < time.Second || c.Audit.CheckpointInterval > time.Hour {
+		bad("audit.checkpoint_interval", "%s is outside 1s..1h", c.Audit.CheckpointInterval)
 	}
 	if c.Audit.Origin == "" || strings.ContainsAny(c.Audit.Origin, "\n") {
 		bad("audit.origin", "must be one non-empty line")
@@ -539,8 +553,8 @@ func (c Config) Validate() error {
 	if c.CA.SignerCheckInterval < time.Second || c.CA.SignerCheckInterval > time.Hour {
 		bad("ca.signer_check_interval", "%s is outside 1s..1h", c.CA.SignerCheckInterval)
 	}
-	if c.CA.KeepReplacedCRLs < 0 {
-		bad("ca.keep_replaced_crls", "must not be negative")
+	if c.CA.KeepReplacedCRLs < 0 || c.CA.KeepReplacedCRLs > 366*24*time.Hour {
+		bad("ca.keep_replaced_crls", "%s is outside 0..8784h (a year)", c.CA.KeepReplacedCRLs)
 	}
 	if c.Status.CacheSize < 1 {
 		bad("status.cache_size", "must be at least 1")
