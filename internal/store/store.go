@@ -9,6 +9,7 @@ import (
 	"hash/fnv"
 	"io/fs"
 	"log/slog"
+	"net/netip"
 	"os"
 	"strings"
 	"sync/atomic"
@@ -157,8 +158,12 @@ func Open(ctx context.Context, cfg Config) (*DB, error) {
 		// Parsed here first, so that a DSN pgx cannot parse is refused
 		// without its text: pgx quotes the DSN in that error, redacting
 		// only a password written password=… without spaces.
-		if _, err := pgconn.ParseConfig(dsn); err != nil {
+		pc, err := pgconn.ParseConfig(dsn)
+		if err != nil {
 			return nil, fmt.Errorf("open postgres store: %w", dsnError(err))
+		}
+		if err := verifiedTLS(pc); err != nil {
+			return nil, fmt.Errorf("open postgres store: %w", err)
 		}
 		if maxConns == 0 {
 			maxConns = 16
@@ -366,6 +371,36 @@ func (db *DB) InTx(ctx context.Context, fn func(*Tx) error) error {
 // dsnError is pgx's error for a DSN it cannot parse, without the DSN: what
 // follows the quoted DSN in its message ("cannot parse `…`: failed to
 // configure TLS (sslmode is invalid)"), or nothing of it.
+// verifiedTLS refuses a connection to a database on another host that
+// could go unencrypted, or encrypted to a server whose certificate is not
+// checked (sslmode disable, allow, prefer, require; pgx's default is
+// prefer): personal data and the audit log would cross the network open
+// to whoever sits on it. sslmode=verify-full (or verify-ca) is needed; a
+// Unix socket or a loopback address is this host.
+func verifiedTLS(pc *pgconn.Config) error {
+	configs := []*pgconn.FallbackConfig{{Host: pc.Host, Port: pc.Port, TLSConfig: pc.TLSConfig}}
+	configs = append(configs, pc.Fallbacks...)
+	for _, c := range configs {
+		if localHost(c.Host) {
+			continue
+		}
+		if t := c.TLSConfig; t == nil || (t.InsecureSkipVerify && t.VerifyPeerCertificate == nil) {
+			return fmt.Errorf("the DSN lets the connection to %s go unencrypted or unverified: set sslmode=verify-full (with sslrootcert), or verify-ca", c.Host)
+		}
+	}
+	return nil
+}
+
+// localHost reports whether host is this host: a Unix socket's directory,
+// localhost, or a loopback address.
+func localHost(host string) bool {
+	if strings.HasPrefix(host, "/") || host == "localhost" {
+		return true
+	}
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.IsLoopback()
+}
+
 func dsnError(err error) error {
 	msg := "it does not parse"
 	var pe *pgconn.ParseConfigError
