@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 )
 
 // MaxSize is the largest secret file read.
@@ -24,6 +25,30 @@ func Read(what, path string) ([]byte, error) {
 		return nil, err
 	}
 	return bytes.TrimRight(b, "\r\n"), nil
+}
+
+// keptSafe refuses a secret file someone else could rewrite: one owned by
+// another user than this process's (root's aside, which only root
+// changes), or in a directory (the one it resolves to, through symlinks)
+// that group or others may write without the sticky bit, where it could
+// be replaced.
+func keptSafe(fi os.FileInfo, path string) error {
+	if owner, ok := fileOwner(fi); ok && owner != os.Geteuid() && owner != 0 {
+		return fmt.Errorf("is owned by uid %d, not this process's (%d): its owner could change it (chown it)", owner, os.Geteuid())
+	}
+	resolved, err := filepath.EvalSymlinks(path)
+	if err != nil {
+		return err
+	}
+	dir := filepath.Dir(resolved)
+	di, err := os.Stat(dir)
+	if err != nil {
+		return err
+	}
+	if di.Mode().Perm()&0o022 != 0 && di.Mode()&os.ModeSticky == 0 {
+		return fmt.Errorf("is in %s, which group or others may write (mode %04o): the file could be replaced there", dir, di.Mode().Perm())
+	}
+	return nil
 }
 
 // ReadFile reads the regular file at path, of at most max bytes, as it
@@ -47,6 +72,11 @@ func ReadFile(what, path string, max int, secret bool) ([]byte, error) {
 	}
 	if perm := fi.Mode().Perm(); secret && perm&0o077 != 0 {
 		return nil, fmt.Errorf("%s %s has mode %04o: group and others must have no access (chmod 600 %s)", what, path, perm, path)
+	}
+	if secret {
+		if err := keptSafe(fi, path); err != nil {
+			return nil, fmt.Errorf("%s %s: %w", what, path, err)
+		}
 	}
 	b, err := io.ReadAll(io.LimitReader(f, int64(max)+1))
 	if err != nil {

@@ -1,0 +1,8 @@
+//go:build !unix
+
+package secretfile
+
+import "os"
+
+// fileOwner is not known here: the mode check alone applies.
+func fileOwner(os.FileInfo) (int, bool) { return 0, false }
