@@ -637,7 +637,27 @@ func (s *Service) applyEvent(ctx context.Context, ev RegistryEvent, source, payl
 	if err != nil {
 		return RegistryEventResult{}, err
 	}
+	var left int
 	err = s.group.InTx(ctx, func(tx *store.Tx) error {
+		left = 0
+		// Under the subject's lock, which an issuance's record takes too:
+		// a certificate stored after the revocation pass read the
+		// subject's certificates, whose own revocation (issue's
+		// revokeEnded) has not gone through, is seen here, and the event
+		// stays pending for RetryRegistryEvents; one stored after this
+		// finds the event applied and reopens it.
+		if res.Outcome == store.OutcomeApplied && ev.Kind != store.EventAuthorityChange {
+			if err := tx.LockSubject(ctx, ev.subjectKind(), subjectKey); err != nil {
+				return err
+			}
+			n, err := s.stillGood(ctx, subjectID, res.ReceivedAt)
+			if err != nil {
+				return err
+			}
+			if left = n; left > 0 {
+				return nil
+			}
+		}
 		if err := tx.EndRegistryEvent(ctx, id, res.Outcome, string(body), res.DecidedAt); err != nil {
 			return err
 		}
@@ -654,6 +674,11 @@ func (s *Service) applyEvent(ctx context.Context, ev RegistryEvent, source, payl
 	}
 	if err != nil {
 		return RegistryEventResult{}, err
+	}
+	if left > 0 {
+		e := refuse("event-incomplete", "%d certificates it revokes were issued as it came and are still good; it is carried on", left)
+		e.Err = fmt.Errorf("registry event %s: %d certificates issued meanwhile still good", id, left)
+		return RegistryEventResult{}, e
 	}
 	d.Log.Info("registry event applied", "event", id, "kind", ev.Kind, "outcome", res.Outcome,
 		"revoked", len(res.Revoked), "ended_enrollments", len(res.Ended))

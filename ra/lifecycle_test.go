@@ -1,6 +1,7 @@
 package ra_test
 
 import (
+	"bytes"
 	"context"
 	"crypto"
 	"crypto/ecdsa"
@@ -1029,5 +1030,89 @@ func TestRetryReachesEveryPendingEvent(t *testing.T) {
 	}
 	if ev, err := fx.db.RegistryEvent(t.Context(), "KZ/kz-newer"); err != nil || ev.Outcome == store.OutcomePending {
 		t.Errorf("the newer event after two retries: %s, %v; want it carried out", ev.Outcome, err)
+	}
+}
+
+// gatedCA holds the first issuance it is asked for, once armed, until
+// opened: entered is closed as it starts waiting.
+type gatedCA struct {
+	ra.Issuer
+	armed          atomic.Bool
+	entered, opens chan struct{}
+}
+
+func (g *gatedCA) Issue(ctx context.Context, req ca.Request) (*x509.Certificate, error) {
+	if g.armed.CompareAndSwap(true, false) {
+		close(g.entered)
+		<-g.opens
+	}
+	return g.Issuer.Issue(ctx, req)
+}
+
+// hookedRevoker runs during once, as the event revokes serial; and refuses
+// once the first revocation of any other serial, as a CA that does not
+// answer.
+type hookedRevoker struct {
+	ra.Revoker
+	serial  []byte
+	during  func()
+	refused atomic.Bool
+}
+
+func (r *hookedRevoker) Revoke(ctx context.Context, serial []byte, reason int, actor string) error {
+	if bytes.Equal(serial, r.serial) && r.during != nil {
+		during := r.during
+		r.during = nil
+		during()
+	} else if !bytes.Equal(serial, r.serial) && r.refused.CompareAndSwap(false, true) {
+		return errors.New("the HSM does not answer")
+	}
+	return r.Revoker.Revoke(ctx, serial, reason, actor)
+}
+
+// TestEventSeesCertificateIssuedMeanwhile: a certificate stored while a
+// death event's revocation pass runs, after the pass read the subject's
+// certificates, whose own revocation by the issuance then fails once,
+// keeps the event pending, and RetryRegistryEvents revokes it. Before,
+// the event ended applied and the certificate stayed good.
+func TestEventSeesCertificateIssuedMeanwhile(t *testing.T) {
+	clk := &clock{}
+	gate := &gatedCA{entered: make(chan struct{}), opens: make(chan struct{})}
+	rev := &hookedRevoker{}
+	fx := newRAFixture(t, catest.New(t, time.Now().UTC().Truncate(time.Second)), store.DriverSQLite, func(d *ra.Deps) {
+		d.Now = clk.Now
+		gate.Issuer, d.CA = d.CA, gate
+		rev.Revoker, d.Revoker = d.Revoker, rev
+	})
+	old, err := hex.DecodeString(fx.issued(t, citizen()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, code := fx.enroll(t, citizen(), "citizen-auth")
+	gate.armed.Store(true)
+	proved := make(chan answer, 1)
+	go func() { proved <- fx.proof(t, id, code) }()
+	<-gate.entered // the proof's issuance waits at the CA
+	rev.serial = old
+	rev.during = func() { // the event's pass read the certificates, the old one first
+		close(gate.opens)
+		if a := <-proved; a.status != http.StatusOK {
+			t.Errorf("the proof: %+v", a)
+		}
+	}
+	_, err = fx.svc.ApplyRegistryEvent(t.Context(), string(signEvent(t, fx.registryKey, jose.ES256, deathOf("kz-meanwhile"))))
+	if p, ok := ra.ProblemOf(err); !ok || p.Type != "event-incomplete" {
+		t.Errorf("the event: %v; want event-incomplete, a certificate issued meanwhile still good", err)
+	}
+	issued := fx.serialOf(t, id)
+	clk.Add(5 * time.Minute)
+	if _, err := fx.svc.RetryRegistryEvents(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if st := fx.certStatus(t, issued); st != store.StatusRevoked {
+		t.Errorf("the certificate issued as the death was carried out: %s after the retry, want revoked", st)
+	}
+	if ev, err := fx.db.RegistryEvent(t.Context(), "KZ/kz-meanwhile"); err != nil || ev.Outcome != store.OutcomeApplied {
+		t.Errorf("the event after the retry: %+v %v; want applied", ev.Outcome, err)
 	}
 }

@@ -303,14 +303,16 @@ func renewsOf(e store.Enrollment) renewal {
 	return renewal{name: pr.Renews, issuerID: issuerID, serial: serial}
 }
 
-// check refuses (errRenewsRevoked) a renewal whose old certificate, read
-// with get, is no longer good.
+// check refuses (errRenewsRevoked) a renewal, not issued yet or being
+// issued, whose old certificate, read with get, is no longer good: its
+// only proof of who asked was that certificate. Revoked by its holder as
+// superseded or given up (cessationOfOperation) is not held against it.
 func (r renewal) check(ctx context.Context, get func(context.Context, string, []byte) (store.Certificate, error)) error {
 	c, err := get(ctx, r.issuerID, r.serial)
 	if err != nil {
 		return err
 	}
-	if c.Status != store.StatusGood && withdraws(c.Reason) {
+	if c.Status != store.StatusGood && c.Reason != reasonSuperseded && c.Reason != reasonCessationOfOperation {
 		return fmt.Errorf("%w (%s, at %s)", errRenewsRevoked, r.name, c.RevokedAt.Format(time.RFC3339))
 	}
 	return nil
@@ -347,6 +349,7 @@ func withdraws(reason int) bool {
 // not known to be compromised.
 const (
 	reasonKeyCompromise      = 1
+	reasonSuperseded         = 4
 	reasonPrivilegeWithdrawn = 9
 )
 

@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"errors"
+	"fmt"
 	"math/big"
 	"net/http"
 	"os"
@@ -425,6 +426,19 @@ func testRenewalWithdrawn(t *testing.T, driver string) {
 	}
 	answer{status: 422, problem: "issuance-failed"}.check(t, "approving a renewal of a certificate revoked for keyCompromise",
 		fx.act(t, signAction(t, fx.officer, approve(tv.ID), now())))
+	// So for any reason but the holder's own superseded or
+	// cessationOfOperation: the renewal's only proof of who asked was the
+	// certificate, which an officer revoked meanwhile.
+	for _, reason := range []int{0, 3} {
+		k := newKey(t)
+		old := fx.certified(t, k, "citizen-sign")
+		_, pending, _ := fx.renew(t, old, renewJWS(t, identity{old, k}, newKey(t), now()))
+		if err := fx.ca.Revoke(t.Context(), old.SerialNumber.Bytes(), reason, "officer:test"); err != nil {
+			t.Fatal(err)
+		}
+		answer{status: 422, problem: "issuance-failed"}.check(t, fmt.Sprintf("approving a renewal of a certificate an officer revoked for reason %d", reason),
+			fx.act(t, signAction(t, fx.officer, approve(pending.ID), now())))
+	}
 
 	// Revoked while the CA signs the renewal: the renewal, issued, is
 	// revoked at once.
