@@ -185,20 +185,49 @@ func TestPing(t *testing.T) {
 func TestPINRefusedOnce(t *testing.T) {
 	tok := hsmtest.NewToken(t)
 	refused := make(chan error, 10)
-	watched, err := tok.Module.OpenToken(t.Context(), hsm.TokenConfig{Label: tok.Label, PIN: tok.PIN, MaxSessions: 2,
+	const sessions = 8
+	watched, err := tok.Module.OpenToken(t.Context(), hsm.TokenConfig{Label: tok.Label, PIN: tok.PIN, MaxSessions: sessions,
 		PINRefused: func(err error) { refused <- err }})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer watched.Close()
+	// Every session of the pool open, so that each finds itself logged
+	// out at once.
+	var releases []func()
+	for range sessions {
+		release, err := watched.HoldSessionForTest()
+		if err != nil {
+			t.Fatal(err)
+		}
+		releases = append(releases, release)
+	}
+	for _, release := range releases {
+		release()
+	}
 	if err := watched.SetPINForTest(string(tok.PIN.Bytes()), "changed-on-the-hsm"); err != nil {
 		t.Fatal(err)
 	}
 	if err := watched.LogoutForTest(); err != nil {
 		t.Fatal(err)
 	}
-	if err := watched.Ping(t.Context()); !errors.Is(err, hsm.ErrPINIncorrect) {
-		t.Fatalf("the first login again: %v, want ErrPINIncorrect", err)
+	// Sessions logged out together try the PIN once between them.
+	errs := make(chan error, sessions)
+	for range sessions {
+		go func() { errs <- watched.Ping(t.Context()) }()
+	}
+	tried := 0
+	for range sessions {
+		err := <-errs
+		if !errors.Is(err, hsm.ErrPINIncorrect) {
+			t.Fatalf("a ping after the PIN changed: %v, want ErrPINIncorrect", err)
+		}
+		if !strings.Contains(err.Error(), "not tried again") {
+			tried++
+		}
+	}
+	if tried != 1 {
+		t.Errorf("%d logins tried with the refused PIN by %d sessions at once, want 1", tried, sessions)
 	}
 	select {
 	case err := <-refused:

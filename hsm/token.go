@@ -39,6 +39,9 @@ type Token struct {
 
 	// refused is the token's refusal of the PIN on logging in again, once
 	// it happened: no login is tried after it (TokenConfig.PINRefused).
+	// loginMu makes checking it and logging in one step, so that sessions
+	// logged out together try the PIN once between them.
+	loginMu    sync.Mutex
 	refused    atomic.Pointer[error]
 	pinRefused func(error)
 }
@@ -179,13 +182,18 @@ func (t *Token) ensureLogin(sh pkcs11.SessionHandle) error {
 	if si.State == pkcs11.CKS_RO_USER_FUNCTIONS || si.State == pkcs11.CKS_RW_USER_FUNCTIONS {
 		return nil
 	}
+	t.loginMu.Lock()
+	defer t.loginMu.Unlock()
 	if refused := t.refused.Load(); refused != nil {
 		return fmt.Errorf("hsm: login to token %q: not tried again, the token refused the PIN (%w); open it again with the right PIN", t.label, *refused)
 	}
 	if err := t.lib.login(sh, t.pin); err != nil {
 		err = fmt.Errorf("hsm: login to token %q: %w", t.label, err)
-		if errors.Is(err, ErrPINIncorrect) || errors.Is(err, pkcs11.Error(pkcs11.CKR_PIN_LOCKED)) {
-			if t.refused.CompareAndSwap(nil, &err) && t.pinRefused != nil {
+		// A wrong PIN only: a locked one spends no tries, and an
+		// operator's unlock lets the next login through.
+		if errors.Is(err, ErrPINIncorrect) {
+			t.refused.Store(&err)
+			if t.pinRefused != nil {
 				go t.pinRefused(err)
 			}
 		}

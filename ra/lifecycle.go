@@ -581,7 +581,7 @@ func (s *Service) applyEvent(ctx context.Context, ev RegistryEvent, source, payl
 		case first.Outcome == store.OutcomeFailed:
 			reopen = "a delivery verifies again"
 		case first.Outcome == store.OutcomeApplied && ev.Kind != store.EventAuthorityChange && subjectID != "":
-			left, err := s.stillGood(ctx, subjectID, first.ReceivedAt)
+			left, err := s.stillGood(ctx, subjectID, first.ReceivedAt, d.Store)
 			if err != nil {
 				return RegistryEventResult{}, err
 			}
@@ -650,7 +650,9 @@ func (s *Service) applyEvent(ctx context.Context, ev RegistryEvent, source, payl
 			if err := tx.LockSubject(ctx, ev.subjectKind(), subjectKey); err != nil {
 				return err
 			}
-			n, err := s.stillGood(ctx, subjectID, res.ReceivedAt)
+			// Read in tx: an issuance's record may share this group
+			// commit, and what it wrote is not committed yet.
+			n, err := s.stillGood(ctx, subjectID, res.ReceivedAt, tx)
 			if err != nil {
 				return err
 			}
@@ -877,13 +879,14 @@ func enrolledAt(enrollments []store.Enrollment) map[string]time.Time {
 }
 
 // stillGood counts the subject's certificates an event received at since
-// revokes that are still good.
-func (s *Service) stillGood(ctx context.Context, subjectID string, since time.Time) (int, error) {
-	certs, err := s.d.Store.CertificatesOfSubject(ctx, subjectID, maxEventCertificates)
+// revokes that are still good, read with certs and enrollments (the
+// store's, or a transaction's).
+func (s *Service) stillGood(ctx context.Context, subjectID string, since time.Time, src subjectReader) (int, error) {
+	certs, err := src.CertificatesOfSubject(ctx, subjectID, maxEventCertificates)
 	if err != nil {
 		return 0, err
 	}
-	enrollments, err := s.d.Store.EnrollmentsOfSubject(ctx, subjectID, maxEventEnrollments)
+	enrollments, err := src.EnrollmentsOfSubject(ctx, subjectID, maxEventEnrollments)
 	if err != nil {
 		return 0, err
 	}
@@ -895,6 +898,13 @@ func (s *Service) stillGood(ctx context.Context, subjectID string, since time.Ti
 		}
 	}
 	return n, nil
+}
+
+// subjectReader reads a subject's certificates and enrollments: the store,
+// or a transaction.
+type subjectReader interface {
+	CertificatesOfSubject(ctx context.Context, subjectID string, limit int) ([]store.Certificate, error)
+	EnrollmentsOfSubject(ctx context.Context, subjectID string, limit int) ([]store.Enrollment, error)
 }
 
 // checkNotEnded refuses, before the CA signs, an issuance for an

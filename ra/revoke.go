@@ -358,7 +358,11 @@ func (s *Service) RevokeOwn(ctx context.Context, serialHex, compact string) (Rev
 		return Revocation{}, err
 	}
 	if p, err := jwsauth.Parse(compact, AudienceRevoke, s.d.Now(), MaxSkew); err == nil && !strings.EqualFold(jwsauth.SerialHex(p.Certificate.SerialNumber), serialHex) {
-		if _, err := s.d.Store.Officer(ctx, p.Fingerprint[:]); err == nil {
+		_, err := s.d.Store.Officer(ctx, p.Fingerprint[:])
+		if err != nil && !errors.Is(err, store.ErrNotFound) {
+			return Revocation{}, err
+		}
+		if err == nil {
 			o, err := s.authenticate(ctx, compact, AudienceRevoke, roleRA, roleCA)
 			if err != nil {
 				return Revocation{}, err

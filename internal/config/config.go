@@ -365,6 +365,18 @@ func Load(path string, getenv func(string) string) (Config, error) {
 	return cfg, nil
 }
 
+// emptyDocument reports whether n, a decoded document, holds nothing: no
+// content, or a null.
+func emptyDocument(n *yaml.Node) bool {
+	if n.Kind == 0 {
+		return true
+	}
+	if n.Kind != yaml.DocumentNode || len(n.Content) > 1 {
+		return false
+	}
+	return len(n.Content) == 0 || (n.Content[0].Kind == yaml.ScalarNode && n.Content[0].Tag == "!!null")
+}
+
 // Parse decodes YAML over Default, applies environment overrides and
 // validates. Unknown fields are errors.
 func Parse(raw []byte, getenv func(string) string) (Config, error) {
@@ -377,8 +389,9 @@ func Parse(raw []byte, getenv func(string) string) (Config, error) {
 	}
 	// One document: what a second one ("---") holds would be read by no
 	// one, unknown keys and all, and seem to be in force.
+	// (An empty one after a closing "---", as templates leave, is none.)
 	var more yaml.Node
-	if err := dec.Decode(&more); !errors.Is(err, io.EOF) {
+	if err := dec.Decode(&more); !errors.Is(err, io.EOF) && !emptyDocument(&more) {
 		return Config{}, errors.New("parse: more than one YAML document: the file holds one configuration")
 	}
 	// A password is refused only where it would sit in a file; the

@@ -33,6 +33,16 @@ func TestParseDefaults(t *testing.T) {
 	}
 }
 
+// TestEmptySecondDocument: a file ending in "---", as templates leave it,
+// with nothing or a comment after, holds one document.
+func TestEmptySecondDocument(t *testing.T) {
+	for _, raw := range []string{"hsm: {token_label: t}\n---\n", "hsm: {token_label: t}\n---\n# nothing more\n", "hsm: {token_label: t}\n---\n~\n"} {
+		if _, err := Parse([]byte(raw), noEnv); err != nil {
+			t.Errorf("%q: %v", raw, err)
+		}
+	}
+}
+
 func TestParseRejects(t *testing.T) {
 	tests := []struct {
 		name string

@@ -291,8 +291,16 @@ func (db *DB) CertificatesOfEnrollment(ctx context.Context, enrollmentID string)
 // CertificatesOfSubject returns a subject's signed certificates, newest
 // first, at most limit (the certificates_subject index).
 func (db *DB) CertificatesOfSubject(ctx context.Context, subjectID string, limit int) ([]Certificate, error) {
-	return db.certificates(ctx, `WHERE subject_id = $1 AND der IS NOT NULL ORDER BY created_at DESC, serial LIMIT $2`, subjectID, limit)
+	return db.certificates(ctx, certificatesOfSubject, subjectID, limit)
 }
+
+// CertificatesOfSubject is DB.CertificatesOfSubject in tx: with what tx
+// (and a group commit's other writes in it) wrote.
+func (tx *Tx) CertificatesOfSubject(ctx context.Context, subjectID string, limit int) ([]Certificate, error) {
+	return queryCertificates(ctx, tx.tx, tx.d, `SELECT `+certificateColumns+` FROM certificates `+certificatesOfSubject, subjectID, limit)
+}
+
+const certificatesOfSubject = `WHERE subject_id = $1 AND der IS NOT NULL ORDER BY created_at DESC, serial LIMIT $2`
 
 func (db *DB) certificates(ctx context.Context, where string, args ...any) ([]Certificate, error) {
 	return db.queryCertificates(ctx, `SELECT `+certificateColumns+` FROM certificates `+where, args...)
@@ -300,7 +308,11 @@ func (db *DB) certificates(ctx context.Context, where string, args ...any) ([]Ce
 
 // queryCertificates runs a query whose rows are certificateColumns.
 func (db *DB) queryCertificates(ctx context.Context, query string, args ...any) ([]Certificate, error) {
-	rows, err := db.sql.QueryContext(ctx, db.d.q(query), args...)
+	return queryCertificates(ctx, db.sql, &db.d, query, args...)
+}
+
+func queryCertificates(ctx context.Context, q querier, d *dialect, query string, args ...any) ([]Certificate, error) {
+	rows, err := q.QueryContext(ctx, d.q(query), args...)
 	if err != nil {
 		return nil, fmt.Errorf("list certificates: %w", err)
 	}

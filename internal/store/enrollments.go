@@ -158,8 +158,15 @@ func subjectWhere(ctx context.Context, q querier, d *dialect, what, where string
 // EnrollmentsOfSubject returns a subject's enrollments, newest first, at
 // most limit (the enrollments_subject index).
 func (db *DB) EnrollmentsOfSubject(ctx context.Context, subjectID string, limit int) ([]Enrollment, error) {
-	return db.enrollments(ctx, "enrollments of subject "+subjectID, `WHERE subject_id = $1 ORDER BY created_at DESC, id LIMIT $2`, subjectID, limit)
+	return db.enrollments(ctx, "enrollments of subject "+subjectID, enrollmentsOfSubject, subjectID, limit)
 }
+
+// EnrollmentsOfSubject is DB.EnrollmentsOfSubject in tx.
+func (tx *Tx) EnrollmentsOfSubject(ctx context.Context, subjectID string, limit int) ([]Enrollment, error) {
+	return queryEnrollments(ctx, tx.tx, tx.d, "enrollments of subject "+subjectID, enrollmentsOfSubject, subjectID, limit)
+}
+
+const enrollmentsOfSubject = `WHERE subject_id = $1 ORDER BY created_at DESC, id LIMIT $2`
 
 const enrollmentColumns = `id, subject_id, profile, csr_der, state, state_reason, proofing, idempotency_key,
 	request_hash, created_at, updated_at, expires_at`
@@ -265,7 +272,11 @@ func (db *DB) EnrollmentsInState(ctx context.Context, state string, limit int) (
 // enrollments runs SELECT enrollmentColumns FROM enrollments with the rest
 // of a query; what names it in errors.
 func (db *DB) enrollments(ctx context.Context, what, rest string, args ...any) ([]Enrollment, error) {
-	rows, err := db.sql.QueryContext(ctx, db.d.q(`SELECT `+enrollmentColumns+` FROM enrollments `+rest), args...)
+	return queryEnrollments(ctx, db.sql, &db.d, what, rest, args...)
+}
+
+func queryEnrollments(ctx context.Context, q querier, d *dialect, what, rest string, args ...any) ([]Enrollment, error) {
+	rows, err := q.QueryContext(ctx, d.q(`SELECT `+enrollmentColumns+` FROM enrollments `+rest), args...)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", what, err)
 	}

@@ -368,9 +368,6 @@ func (db *DB) InTx(ctx context.Context, fn func(*Tx) error) error {
 	return nil
 }
 
-// dsnError is pgx's error for a DSN it cannot parse, without the DSN: what
-// follows the quoted DSN in its message ("cannot parse `…`: failed to
-// configure TLS (sslmode is invalid)"), or nothing of it.
 // verifiedTLS refuses a connection to a database on another host that
 // could go unencrypted, or encrypted to a server whose certificate is not
 // checked (sslmode disable, allow, prefer, require; pgx's default is
@@ -401,6 +398,9 @@ func localHost(host string) bool {
 	return err == nil && ip.IsLoopback()
 }
 
+// dsnError is pgx's error for a DSN it cannot parse, without the DSN: what
+// follows the quoted DSN in its message ("cannot parse `…`: failed to
+// configure TLS (sslmode is invalid)"), or nothing of it.
 func dsnError(err error) error {
 	msg := "it does not parse"
 	var pe *pgconn.ParseConfigError
