@@ -305,8 +305,9 @@ func renewsOf(e store.Enrollment) renewal {
 
 // check refuses (errRenewsRevoked) a renewal, not issued yet or being
 // issued, whose old certificate, read with get, is no longer good: its
-// only proof of who asked was that certificate. Revoked by its holder as
-// superseded or given up (cessationOfOperation) is not held against it.
+// only proof of who asked was that certificate. Revoked as superseded or
+// given up (cessationOfOperation), as its holder does once renewed, is not
+// held against it, whoever revoked it.
 func (r renewal) check(ctx context.Context, get func(context.Context, string, []byte) (store.Certificate, error)) error {
 	c, err := get(ctx, r.issuerID, r.serial)
 	if err != nil {

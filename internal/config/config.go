@@ -247,6 +247,10 @@ func (h HTTP) Proxies() ([]netip.Prefix, error) {
 	out := make([]netip.Prefix, 0, len(h.TrustedProxies))
 	for _, v := range h.TrustedProxies {
 		if p, err := netip.ParsePrefix(v); err == nil {
+			if p.Addr().Is4In6() && p.Bits() >= 96 {
+				// ::ffff:a.b.c.d/n is the IPv4 prefix a.b.c.d/(n-96).
+				p = netip.PrefixFrom(p.Addr().Unmap(), p.Bits()-96)
+			}
 			out = append(out, p.Masked())
 			continue
 		}
@@ -259,7 +263,7 @@ func (h HTTP) Proxies() ([]netip.Prefix, error) {
 	// A prefix as wide as the Internet trusts every client's
 	// X-Forwarded-For, and no per-client limit holds.
 	for i, p := range out {
-		if widest := map[bool]int{true: 8, false: 32}[p.Addr().Is4()]; p.Bits() < widest {
+		if widest := map[bool]int{true: 8, false: 7}[p.Addr().Is4()]; p.Bits() < widest {
 			return nil, fmt.Errorf("%q is wider than /%d: it would trust any client to name its own address", h.TrustedProxies[i], widest)
 		}
 	}

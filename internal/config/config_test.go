@@ -94,7 +94,8 @@ func TestParseRejects(t *testing.T) {
 		{"bounds above", "hsm: {token_label: t}\naudit: {checkpoint_interval: 87600h}\nhttp: {read_header_timeout: 8760h, idle_timeout: 8760h, shutdown_timeout: 8760h}\nca: {keep_replaced_crls: 87600h}\n",
 			[]string{"audit.checkpoint_interval: 87600h0m0s is outside 1s..1h", "http.read_header_timeout", "http.idle_timeout", "http.shutdown_timeout", "ca.keep_replaced_crls"}},
 		{"a proxy prefix as wide as the Internet", "hsm: {token_label: t}\nhttp: {trusted_proxies: [0.0.0.0/0]}\n", []string{`http.trusted_proxies: "0.0.0.0/0" is wider than /8`}},
-		{"an IPv6 proxy prefix too wide", "hsm: {token_label: t}\nhttp: {trusted_proxies: ['::/0']}\n", []string{`http.trusted_proxies: "::/0" is wider than /32`}},
+		{"an IPv6 proxy prefix too wide", "hsm: {token_label: t}\nhttp: {trusted_proxies: ['2000::/3']}\n", []string{`http.trusted_proxies: "2000::/3" is wider than /7`}},
+		{"every IPv4 address, mapped", "hsm: {token_label: t}\nhttp: {trusted_proxies: ['::ffff:0.0.0.0/96']}\n", []string{`http.trusted_proxies: "::ffff:0.0.0.0/96" is wider than /8`}},
 		{"a second document", "hsm: {token_label: t}\n---\ndatabase: {driver: postgres}\nbogus_key: 1\n", []string{"more than one YAML document"}},
 		{"base URL with a password that does not parse", "hsm: {token_label: t}\nca: {base_url: 'http://admin:s3cret@pki.example/%zz'}\n", []string{"ca.base_url"}},
 		{"verify URLs with credentials", "hsm: {token_label: t}\nverify: {ocsp_responder: 'https://u:s3cret@ocsp.example', aia_prefixes: ['http://u:s3cret@pki.example/', 'http://u:s3cret@pki.example/%zz/']}\n",
@@ -120,8 +121,8 @@ func TestParseRejects(t *testing.T) {
 
 // TestProxies: addresses and prefixes, IPv4-mapped addresses unmapped.
 func TestProxies(t *testing.T) {
-	got, err := HTTP{TrustedProxies: []string{"10.1.2.3", "10.0.0.0/8", "2001:db8::/32", "::ffff:192.0.2.1"}}.Proxies()
-	want := []string{"10.1.2.3/32", "10.0.0.0/8", "2001:db8::/32", "192.0.2.1/32"}
+	got, err := HTTP{TrustedProxies: []string{"10.1.2.3", "10.0.0.0/8", "2001:db8::/32", "::ffff:192.0.2.1", "fc00::/7", "::ffff:10.0.0.0/104"}}.Proxies()
+	want := []string{"10.1.2.3/32", "10.0.0.0/8", "2001:db8::/32", "192.0.2.1/32", "fc00::/7", "10.0.0.0/8"}
 	if err != nil || len(got) != len(want) {
 		t.Fatalf("Proxies = %v, %v", got, err)
 	}

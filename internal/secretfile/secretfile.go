@@ -30,8 +30,8 @@ func Read(what, path string) ([]byte, error) {
 // keptSafe refuses a secret file someone else could rewrite: one owned by
 // another user than this process's (root's aside, which only root
 // changes), or in a directory (the one it resolves to, through symlinks)
-// that group or others may write without the sticky bit, where it could
-// be replaced.
+// owned by another such user, or that group or others may write without
+// the sticky bit, where it could be replaced.
 func keptSafe(fi os.FileInfo, path string) error {
 	if owner, ok := fileOwner(fi); ok && owner != os.Geteuid() && owner != 0 {
 		return fmt.Errorf("is owned by uid %d, not this process's (%d): its owner could change it (chown it)", owner, os.Geteuid())
@@ -47,6 +47,9 @@ func keptSafe(fi os.FileInfo, path string) error {
 	}
 	if di.Mode().Perm()&0o022 != 0 && di.Mode()&os.ModeSticky == 0 {
 		return fmt.Errorf("is in %s, which group or others may write (mode %04o): the file could be replaced there", dir, di.Mode().Perm())
+	}
+	if owner, ok := fileOwner(di); ok && owner != os.Geteuid() && owner != 0 {
+		return fmt.Errorf("is in %s, owned by uid %d, who could replace it there", dir, owner)
 	}
 	return nil
 }

@@ -100,5 +100,13 @@ func TestKeptSafe(t *testing.T) {
 		if _, err := Read("the PIN", others); err == nil || !strings.Contains(err.Error(), "is owned by uid 65534") {
 			t.Errorf("a file another user owns: %v", err)
 		}
+		theirs := dir("theirs", 0o755)
+		inTheirs := secret(theirs)
+		if err := os.Chown(theirs, 65534, 65534); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := Read("the PIN", inTheirs); err == nil || !strings.Contains(err.Error(), "owned by uid 65534, who could replace it") {
+			t.Errorf("a file in a directory another user owns: %v", err)
+		}
 	}
 }
