@@ -429,7 +429,7 @@ func ParseSignedNote(b []byte) (origin string, cp store.AuditCheckpoint, err err
 	if cp.Seq, err = strconv.ParseInt(lines[1], 10, 64); err != nil || cp.Seq < 1 || strconv.FormatInt(cp.Seq, 10) != lines[1] {
 		return bad("seq %q is not a positive decimal number", lines[1])
 	}
-	if cp.Hash, err = base64.StdEncoding.Strict().DecodeString(lines[2]); err != nil || len(cp.Hash) != sha256.Size {
+	if cp.Hash, err = canonicalBase64(lines[2]); err != nil || len(cp.Hash) != sha256.Size {
 		return bad("hash %q is not 32 bytes of base64", lines[2])
 	}
 	if cp.Time, err = time.Parse(timeLayout, lines[3]); err != nil || cp.Time.UTC().Format(timeLayout) != lines[3] {
@@ -441,14 +441,26 @@ func ParseSignedNote(b []byte) (origin string, cp store.AuditCheckpoint, err err
 	if !ok || !end || len(fields) != 2 {
 		return bad("the signature line is not %q followed by a key id and a signature", strings.TrimSpace(signaturePrefix))
 	}
-	if cp.KeyID, err = base64.StdEncoding.Strict().DecodeString(fields[0]); err != nil || len(cp.KeyID) != sha256.Size {
+	if cp.KeyID, err = canonicalBase64(fields[0]); err != nil || len(cp.KeyID) != sha256.Size {
 		return bad("key id is not 32 bytes of base64")
 	}
-	if cp.Signature, err = base64.StdEncoding.Strict().DecodeString(fields[1]); err != nil || len(cp.Signature) == 0 {
+	if cp.Signature, err = canonicalBase64(fields[1]); err != nil || len(cp.Signature) == 0 {
 		return bad("signature is not base64")
 	}
 	cp.Time = cp.Time.UTC()
 	return origin, cp, nil
+}
+
+// canonicalBase64 decodes s, standard base64 as SignedNote writes it and
+// nothing else: Go's decoder skips CR and LF even when strict, so a note
+// with a line broken inside a value would otherwise read as the note that
+// SignedNote writes differently.
+func canonicalBase64(s string) ([]byte, error) {
+	b, err := base64.StdEncoding.Strict().DecodeString(s)
+	if err == nil && base64.StdEncoding.EncodeToString(b) != s {
+		err = errors.New("not canonical base64")
+	}
+	return b, err
 }
 
 // verifyNote checks a checkpoint's signature with pub.
