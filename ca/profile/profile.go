@@ -97,12 +97,19 @@ var ReasonCodes = map[string]int{
 func AnyProfileReasons() []int {
 	var out []int
 	for _, c := range ReasonCodes {
-		if c != ReasonCodes["cACompromise"] && c != ReasonCodes["aACompromise"] {
+		if !caOnlyReason(c) {
 			out = append(out, c)
 		}
 	}
 	slices.Sort(out)
 	return out
+}
+
+// caOnlyReason reports whether code is a reason for a CA's certificate
+// alone (cACompromise, aACompromise), which no profile may allow: zlint's
+// e_cab_crl_has_valid_reason_code refuses it on a CRL.
+func caOnlyReason(code int) bool {
+	return code == ReasonCodes["cACompromise"] || code == ReasonCodes["aACompromise"]
 }
 
 // ReasonName is the RFC 5280 name of a CRLReason code the CA may record,
@@ -247,7 +254,7 @@ func Parse(name string, raw []byte) (Profile, error) {
 			bad("revocation_reasons", "%q is not a reason offered here (known: %s)", r, known(ReasonCodes))
 			continue
 		}
-		if code == ReasonCodes["cACompromise"] || code == ReasonCodes["aACompromise"] {
+		if caOnlyReason(code) {
 			// zlint's e_cab_crl_has_valid_reason_code refuses them on a
 			// CRL: one such revocation would stop every CRL of the issuer.
 			bad("revocation_reasons", "%q is not a reason for a subscriber's certificate (CA/Browser Forum BR 7.2.2; the CRL lints refuse it)", r)

@@ -369,6 +369,17 @@ func Load(path string, getenv func(string) string) (Config, error) {
 	return cfg, nil
 }
 
+// shownURL is a URL as an error may repeat it, quoted: without its
+// password, and not at all when it does not parse (where a password would
+// be).
+func shownURL(v string) string {
+	u, err := url.Parse(v)
+	if err != nil {
+		return "(a value that is not a URL)"
+	}
+	return strconv.Quote(u.Redacted())
+}
+
 // emptyDocument reports whether n, a decoded document, holds nothing: no
 // content, or a null.
 func emptyDocument(n *yaml.Node) bool {
@@ -525,13 +536,7 @@ func (c Config) Validate() error {
 		}
 		u, err := url.Parse(v)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil || u.RawQuery != "" || u.Fragment != "" {
-			// A password is not repeated in the error, nor a value that
-			// does not parse, where one would be.
-			v = "(a value that is not a URL)"
-			if err == nil {
-				v = u.Redacted()
-			}
-			bad(name, "%q is not an http(s) URL without credentials, query or fragment", v)
+			bad(name, "%s is not an http(s) URL without credentials, query or fragment", shownURL(v))
 		}
 	}
 	// The URLs certificates carry for OCSP, CRLs and CA certificates are
@@ -606,23 +611,14 @@ func (c Config) Validate() error {
 	if c.Verify.FetchTimeout < 100*time.Millisecond || c.Verify.FetchTimeout > time.Minute {
 		bad("verify.fetch_timeout", "%s is outside 100ms..1m", c.Verify.FetchTimeout)
 	}
-	// shown is a URL as an error may repeat it: without its password, and
-	// not at all when it does not parse (where a password would be).
-	shown := func(v string) string {
-		u, err := url.Parse(v)
-		if err != nil {
-			return "(a value that is not a URL)"
-		}
-		return strconv.Quote(u.Redacted())
-	}
 	for _, p := range c.Verify.AIAPrefixes {
 		if u, err := url.Parse(p); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.User != nil || !strings.HasSuffix(p, "/") {
-			bad("verify.aia_prefixes", "%s is not an http(s) URL without credentials ending in /", shown(p))
+			bad("verify.aia_prefixes", "%s is not an http(s) URL without credentials ending in /", shownURL(p))
 		}
 	}
 	if c.Verify.OCSPResponder != "" {
 		if u, err := url.Parse(c.Verify.OCSPResponder); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.User != nil {
-			bad("verify.ocsp_responder", "%s is not an http(s) URL without credentials", shown(c.Verify.OCSPResponder))
+			bad("verify.ocsp_responder", "%s is not an http(s) URL without credentials", shownURL(c.Verify.OCSPResponder))
 		}
 	}
 	if c.OCSP.NoncePerSecond < 1 || c.OCSP.NoncePerSecond > 1_000_000 {
