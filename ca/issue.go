@@ -358,6 +358,7 @@ func (ca *CA) Prepare(ctx context.Context, req Request) (*Intent, error) {
 	intent := &store.Certificate{
 		IssuerID: d.Issuer.ID, Serial: serial, SubjectID: req.SubjectID, EnrollmentID: req.EnrollmentID, Profile: pr.profile.Name,
 		NotBefore: pr.tmpl.NotBefore, NotAfter: pr.tmpl.NotAfter, TBS: pr.tbs, Status: store.StatusGood, CreatedAt: pr.now,
+		SPKISHA256: keyIDs[0],
 	}
 	return &Intent{ca: ca, req: req, pr: pr, object: object, write: groupWrite{intent: intent, keyIDs: keyIDs,
 		event: audit.Event{Actor: req.Actor, Action: "certificate.intent", Object: object,

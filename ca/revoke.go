@@ -223,15 +223,9 @@ func (ca *CA) revoke(ctx context.Context, serial []byte, reason int, actor strin
 	}
 	var keyID []byte
 	if reason == reasonKeyCompromise && (len(c.DER) > 0 || len(c.TBS) > 0) {
-		pub, err := CertifiedKey(c)
-		if err != nil {
+		if keyID, err = StoredKeyID(c); err != nil {
 			return fmt.Errorf("revoke %s: stored certificate: %w", object, err)
 		}
-		ids, err := KeyIDs(pub)
-		if err != nil {
-			return fmt.Errorf("revoke %s: %w", object, err)
-		}
-		keyID = ids[0]
 	}
 	// The OCSP signer in service revoked: what it signed is signed again
 	// (Publisher.ResignBefore), from the time recorded with the revocation

@@ -431,35 +431,27 @@ func (s *Service) withdrawRenewals(ctx context.Context, serial []byte, actor str
 	return revoked, errors.Join(errs...)
 }
 
-// revokeSameKey revokes for keyCompromise the subject's other good
-// certificates that certify the key of c, revoked for keyCompromise: a key
-// reported compromised is compromised in each of them (one key may be
-// certified for signing and for authentication). Idempotent; SweepWithdrawn
-// runs it again for the revocations of the last day. It returns the
-// serials it revoked.
+// revokeSameKey revokes for keyCompromise every other certificate that
+// certifies the key of c, revoked for keyCompromise: a key reported
+// compromised is compromised in each of them, whoever's they are (one key
+// may be certified for signing and for authentication, for a person and
+// for the business they represent). A certificate of the key already
+// revoked for another reason has its reason raised (ca.CA.Revoke); an
+// expired one is left. Idempotent; SweepWithdrawn runs it again for the
+// revocations of the last day. It returns the serials it revoked or
+// raised.
 func (s *Service) revokeSameKey(ctx context.Context, c store.Certificate, actor string) (revoked [][]byte, _ error) {
-	if c.SubjectID == "" {
-		return nil, nil
-	}
-	key, err := keyOf(c)
+	key, err := ca.StoredKeyID(c)
 	if err != nil {
 		return nil, err
 	}
-	siblings, err := s.d.Store.CertificatesOfSubject(ctx, c.SubjectID, maxEventCertificates)
-	if err != nil {
-		return nil, err
-	}
-	var errs []error
-	for _, sib := range siblings {
-		if sib.Status != store.StatusGood || bytes.Equal(sib.Serial, c.Serial) {
-			continue
-		}
-		other, err := keyOf(sib)
-		if err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		if other != key {
+	// What cannot be read is reported, and the rest revoked.
+	same, err := s.sameKey(ctx, c, key)
+	errs := []error{err}
+	now := s.d.Now()
+	for _, sib := range same {
+		if sib.IssuerID == c.IssuerID && bytes.Equal(sib.Serial, c.Serial) || !now.Before(sib.NotAfter) ||
+			sib.Status == store.StatusRevoked && sib.Reason == reasonKeyCompromise {
 			continue
 		}
 		err = s.d.Revoker.Revoke(ctx, sib.Serial, reasonKeyCompromise, actor)
@@ -475,17 +467,35 @@ func (s *Service) revokeSameKey(ctx context.Context, c store.Certificate, actor 
 	return revoked, errors.Join(errs...)
 }
 
-// keyOf is keyID of a stored certificate.
-func keyOf(c store.Certificate) (string, error) {
-	pub, err := ca.CertifiedKey(c)
-	if err != nil {
-		return "", fmt.Errorf("certificate %X: %w", c.Serial, err)
+// sameKey returns the signed certificates of subjects that certify key
+// (ca.KeyID), c's: those that record it (store.DB.CertificatesOfKey), and
+// those of c's subject whose key is read to be it, since a certificate
+// stored before certificates recorded their key has none until
+// ca.FillKeyIDs has filled it.
+func (s *Service) sameKey(ctx context.Context, c store.Certificate, key []byte) ([]store.Certificate, error) {
+	same, err := s.d.Store.CertificatesOfKey(ctx, key, maxEventCertificates)
+	if err != nil || c.SubjectID == "" {
+		return same, err
 	}
-	ids, err := ca.KeyIDs(pub)
+	siblings, err := s.d.Store.CertificatesOfSubject(ctx, c.SubjectID, maxEventCertificates)
 	if err != nil {
-		return "", fmt.Errorf("certificate %X: %w", c.Serial, err)
+		return nil, err
 	}
-	return string(ids[0]), nil
+	var errs []error
+	for _, sib := range siblings {
+		if sib.SPKISHA256 != nil {
+			continue // recorded: CertificatesOfKey found it if it is key's
+		}
+		other, err := ca.StoredKeyID(sib)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if bytes.Equal(other, key) {
+			same = append(same, sib)
+		}
+	}
+	return same, errors.Join(errs...)
 }
 
 // withdrawCertificate revokes the certificate serial of renewal enrollment

@@ -237,8 +237,14 @@ func TestRenewalOff(t *testing.T) {
 // returns the certificate.
 func (fx *raFixture) certified(t *testing.T, key *ecdsa.PrivateKey, profileName string) *x509.Certificate {
 	t.Helper()
+	return fx.certifiedFor(t, citizen(), key, profileName)
+}
+
+// certifiedFor is certified for applicant.
+func (fx *raFixture) certifiedFor(t *testing.T, applicant map[string]any, key *ecdsa.PrivateKey, profileName string) *x509.Certificate {
+	t.Helper()
 	a := fx.answer(t, http.MethodPost, "/api/v1/enrollments", http.Header{"Content-Type": {"application/json"}},
-		enrollBody(t, citizen(), profileName, csrPEM(t, key)))
+		enrollBody(t, applicant, profileName, csrPEM(t, key)))
 	if a.status != http.StatusCreated {
 		t.Fatalf("enroll for %s: %+v", profileName, a)
 	}
@@ -758,6 +764,96 @@ func TestCompromisedKeyEverywhere(t *testing.T) {
 	}
 	if got := fx.certStatus(t, jwsauth.SerialHex(auth4.SerialNumber)); got != store.StatusRevoked {
 		t.Errorf("the other certificate of a key an officer reported compromised in an intent: %s", got)
+	}
+}
+
+// TestCompromisedKeyAcrossSubjects: a key reported compromised is
+// compromised in every certificate of it, whoever's: a person's key also
+// certified for another person (or for the business they represent) is
+// revoked there too, at once; one revoked before for another reason has its
+// reason raised; and a certificate stored before certificates recorded
+// their key is found among the holder's own at once, under another
+// subject once ca.FillKeyIDs has read its key (the sweep then revokes it).
+func TestCompromisedKeyAcrossSubjects(t *testing.T) {
+	for _, driver := range storetest.Drivers() {
+		t.Run(driver, func(t *testing.T) {
+			f := catest.New(t, time.Now().UTC().Truncate(time.Second))
+			fx := newRAFixture(t, f, driver)
+			nurlan := map[string]any{"kind": "person", "country": "KZ", "national_id": "850721313761",
+				"given_name": "Nurlan", "family_name": "Bekov", "birth_date": "1985-07-21"}
+			madina := map[string]any{"kind": "person", "country": "KZ", "national_id": "901105450936",
+				"given_name": "Madina", "family_name": "Omarova", "birth_date": "1990-11-05"}
+			key := newKey(t)
+			sign := fx.certifiedFor(t, citizen(), key, "citizen-sign")
+			theirs := fx.certifiedFor(t, nurlan, key, "citizen-auth")
+			superseded := fx.certifiedFor(t, nurlan, key, "citizen-sign")
+			legacyOwn := fx.certifiedFor(t, citizen(), key, "citizen-auth")
+			legacyTheirs := fx.certifiedFor(t, madina, key, "citizen-auth")
+			unrelated := fx.certifiedFor(t, madina, newKey(t), "citizen-sign")
+			if err := fx.ca.Revoke(t.Context(), superseded.SerialNumber.Bytes(), 4, "test"); err != nil {
+				t.Fatal(err)
+			}
+			// Stored before certificates recorded their key.
+			for _, c := range []*x509.Certificate{legacyOwn, legacyTheirs} {
+				if _, err := fx.raw.ExecContext(t.Context(), fx.q(`UPDATE certificates SET spki_sha256 = NULL WHERE serial = $1`), c.SerialNumber.Bytes()); err != nil {
+					t.Fatal(err)
+				}
+			}
+
+			serial := jwsauth.SerialHex(sign.SerialNumber)
+			jws, err := jwsauth.Sign(jwsauth.Action{Action: jwsauth.ActionRevoke, Serial: serial, Reason: "keyCompromise", Audience: ra.AudienceRevoke}, sign, key, time.Now())
+			if err != nil {
+				t.Fatal(err)
+			}
+			code, raw := fx.do(t, http.MethodPost, "/api/v1/certificates/"+serial+"/revoke", joseHeader(), []byte(jws))
+			var rev ra.Revocation
+			if err := json.Unmarshal(raw, &rev); err != nil || code != http.StatusOK {
+				t.Fatalf("the holder's keyCompromise: %d %s", code, raw)
+			}
+			want := []string{jwsauth.SerialHex(theirs.SerialNumber), jwsauth.SerialHex(superseded.SerialNumber), jwsauth.SerialHex(legacyOwn.SerialNumber)}
+			slices.Sort(want)
+			slices.Sort(rev.SameKey)
+			if !slices.Equal(rev.SameKey, want) {
+				t.Errorf("same_key: %v, want %v (another person's certificate of the key, one revoked before, the holder's own stored without its key)", rev.SameKey, want)
+			}
+			reasonOf := func(c *x509.Certificate) (string, int) {
+				t.Helper()
+				row, err := fx.db.SignedCertificateBySerial(t.Context(), c.SerialNumber.Bytes())
+				if err != nil {
+					t.Fatal(err)
+				}
+				return row.Status, row.Reason
+			}
+			for _, c := range []*x509.Certificate{theirs, superseded, legacyOwn} {
+				if status, reason := reasonOf(c); status != store.StatusRevoked || reason != 1 {
+					t.Errorf("certificate %s: %s, reason %d; want revoked for keyCompromise", jwsauth.SerialHex(c.SerialNumber), status, reason)
+				}
+			}
+			for _, c := range []*x509.Certificate{legacyTheirs, unrelated} {
+				if status, _ := reasonOf(c); status != store.StatusGood {
+					t.Errorf("certificate %s before its key was read: %s, want good", jwsauth.SerialHex(c.SerialNumber), status)
+				}
+			}
+
+			// The keys of certificates stored before are read; the sweep
+			// then finds the other person's certificate of the key.
+			filled, unreadable, err := ca.FillKeyIDs(t.Context(), fx.db)
+			if err != nil || filled != 2 || unreadable != 0 {
+				t.Fatalf("FillKeyIDs: %d filled, %d unreadable, %v; want the 2 without a key", filled, unreadable, err)
+			}
+			if filled, _, err := ca.FillKeyIDs(t.Context(), fx.db); err != nil || filled != 0 {
+				t.Errorf("FillKeyIDs again: %d filled, %v; want nothing left", filled, err)
+			}
+			if err := fx.svc.SweepWithdrawn(t.Context()); err != nil {
+				t.Fatal(err)
+			}
+			if status, reason := reasonOf(legacyTheirs); status != store.StatusRevoked || reason != 1 {
+				t.Errorf("another person's certificate of the key stored without it, after its key was read and the sweep: %s, reason %d", status, reason)
+			}
+			if status, _ := reasonOf(unrelated); status != store.StatusGood {
+				t.Errorf("a certificate of another key: %s, want good", status)
+			}
+		})
 	}
 }
 

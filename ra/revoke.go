@@ -48,8 +48,8 @@ type Revocation struct {
 	// (privilegeWithdrawn): revoked for keyCompromise or
 	// privilegeWithdrawn, a certificate's key may have asked for them.
 	Withdrawn []string `json:"withdrawn,omitempty"`
-	// SameKey are the serials of the holder's other certificates of the
-	// same key, revoked with it for keyCompromise.
+	// SameKey are the serials of the other certificates of the same key,
+	// whoever's, revoked with it for keyCompromise (revokeSameKey).
 	SameKey []string `json:"same_key,omitempty"`
 }
 
@@ -279,8 +279,8 @@ func (s *Service) carryOut(ctx context.Context, serial []byte, serialHex string,
 	// for, and tells the holders of it and of them. The revocation stands
 	// whatever happens to the renewals; what is not withdrawn or told now,
 	// SweepWithdrawn and NoticeRevoked do within a minute.
-	// For keyCompromise, it revokes too the holder's other certificates of
-	// the key (revokeSameKey).
+	// For keyCompromise, it revokes too the other certificates of the key,
+	// whoever's (revokeSameKey).
 	withdrawn := func(reason int) (revoked, sameKey [][]byte) {
 		if withdraws(reason) {
 			var err error

@@ -193,11 +193,7 @@ func Record(t testing.TB, db *store.DB, issuer, profile string, cert *x509.Certi
 	ctx := t.Context()
 	now := time.Now().UTC()
 	if err := db.InTx(ctx, func(tx *store.Tx) error {
-		if err := tx.InsertCertificateIntent(ctx, store.Certificate{IssuerID: issuer, Serial: cert.SerialNumber.Bytes(), Profile: profile,
-			NotBefore: cert.NotBefore, NotAfter: cert.NotAfter, TBS: cert.RawTBSCertificate, Status: store.StatusGood, CreatedAt: now}); err != nil {
-			return err
-		}
-		return tx.SetCertificateDER(ctx, issuer, cert.SerialNumber.Bytes(), cert.Raw, now)
+		return ca.RecordCertified(ctx, tx, issuer, profile, cert, now)
 	}); err != nil {
 		t.Fatal(err)
 	}

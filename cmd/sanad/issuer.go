@@ -16,6 +16,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/sanadpki/sanad/ca"
 	"github.com/sanadpki/sanad/ca/ceremony/transcript"
 	"github.com/sanadpki/sanad/ca/profile"
 	"github.com/sanadpki/sanad/hsm"
@@ -202,23 +203,12 @@ func recordIssuer(ctx context.Context, s *service, is store.Issuer, cert *x509.C
 			return err
 		}
 		if parent != "" {
-			if err := putCertified(ctx, tx, parent, is.Role, cert, s.now().UTC()); err != nil {
+			if err := ca.RecordCertified(ctx, tx, parent, is.Role, cert, s.now().UTC()); err != nil {
 				return err
 			}
 		}
 		return s.audit.Append(tx, event)
 	})
-}
-
-// putCertified records cert, which the issuing CA parent signed outside
-// issuance (at a ceremony), among that CA's certificates, with profile.
-func putCertified(ctx context.Context, tx *store.Tx, parent, profile string, cert *x509.Certificate, now time.Time) error {
-	serial := cert.SerialNumber.Bytes()
-	if err := tx.InsertCertificateIntent(ctx, store.Certificate{IssuerID: parent, Serial: serial, Profile: profile,
-		NotBefore: cert.NotBefore, NotAfter: cert.NotAfter, TBS: cert.RawTBSCertificate, Status: store.StatusGood, CreatedAt: now}); err != nil {
-		return err
-	}
-	return tx.SetCertificateDER(ctx, parent, serial, cert.Raw, now)
 }
 
 // validIssuerID: issuer ids name URLs (/crl/ID.crl, /ca/ID.crt).

@@ -21,6 +21,7 @@ import (
 
 	"golang.org/x/crypto/ocsp"
 
+	"github.com/sanadpki/sanad/ca"
 	"github.com/sanadpki/sanad/hsm"
 	"github.com/sanadpki/sanad/internal/store"
 	"github.com/sanadpki/sanad/internal/testenv"
@@ -191,7 +192,7 @@ func TestIssuerAdd(t *testing.T) {
 	// test does), with no other left: the node retires it at once, is not
 	// ready, and says so once; the status role stops signing nonces with it.
 	if err := db.InTx(t.Context(), func(tx *store.Tx) error {
-		return putCertified(t.Context(), tx, "issuing", "ocsp-signer", first, time.Now().UTC())
+		return ca.RecordCertified(t.Context(), tx, "issuing", "ocsp-signer", first, time.Now().UTC())
 	}); err != nil {
 		t.Fatal(err)
 	}

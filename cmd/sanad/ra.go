@@ -231,6 +231,19 @@ func startRA(ctx context.Context, s *service, authority *caRole, cfg config.RA) 
 			s.log.Error("finishing approved enrollments", "err", err)
 		}
 	})
+	// Certificates stored before certificates recorded their key get it,
+	// so that a key reported compromised revokes them too (revokeSameKey:
+	// SweepWithdrawn goes over the last day's compromises again); then
+	// hourly, for what a node of an older release stored meanwhile.
+	s.fromStart(time.Hour, func(ctx context.Context) {
+		n, unreadable, err := ca.FillKeyIDs(ctx, s.db)
+		if n > 0 {
+			s.log.Info("recorded the keys of stored certificates", "count", n)
+		}
+		if err != nil && ctx.Err() == nil {
+			s.log.Error("recording the keys of stored certificates", "unreadable", unreadable, "err", err)
+		}
+	})
 	// sweep runs a notice sweep and logs what came of it.
 	sweep := func(what string, notices func(context.Context) (int, error)) func(context.Context) {
 		return func(ctx context.Context) {

@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sanadpki/sanad/ca"
 	"github.com/sanadpki/sanad/ca/catest"
 	"github.com/sanadpki/sanad/ca/ocspsign"
 	"github.com/sanadpki/sanad/hsm"
@@ -323,7 +324,7 @@ func (f signerFixture) certifySigner(t *testing.T, parentID string, parent *x509
 		if err := tx.PutIssuer(ctx, is); err != nil {
 			return err
 		}
-		return putCertified(ctx, tx, parentID, "ocsp-signer", c, at)
+		return ca.RecordCertified(ctx, tx, parentID, "ocsp-signer", c, at)
 	}); err != nil {
 		t.Fatal(err)
 	}

@@ -74,16 +74,16 @@ func (tx *Tx) InsertCertificateIntents(ctx context.Context, cs []Certificate) er
 		return tx.InsertCertificateIntent(ctx, cs[0])
 	}
 	return chunks(cs, func(cs []Certificate) error {
-		args := make([]any, 0, len(cs)*11)
+		args := make([]any, 0, len(cs)*12)
 		for _, c := range cs {
 			args = append(args, c.IssuerID, nonNil(c.Serial), nullString(c.SubjectID), nullString(c.EnrollmentID), c.Profile,
 				tx.d.timeArg(c.NotBefore), tx.d.timeArg(c.NotAfter), nonNil(c.TBS), StatusGood,
-				tx.d.timeArg(c.CreatedAt), tx.d.timeArg(c.CreatedAt))
+				tx.d.timeArg(c.CreatedAt), tx.d.timeArg(c.CreatedAt), nullBytes(c.SPKISHA256))
 		}
 		_, err := tx.tx.ExecContext(ctx, tx.d.q(`
 			INSERT INTO certificates (issuer_id, serial, subject_id, enrollment_id, profile, not_before, not_after,
-				tbs_der, status, created_at, updated_at)
-			VALUES `+tx.d.placeholders(len(cs), 11, 1, nil)),
+				tbs_der, status, created_at, updated_at, spki_sha256)
+			VALUES `+tx.d.placeholders(len(cs), 12, 1, nil)),
 			args...)
 		if err != nil {
 			return fmt.Errorf("%d certificate intents: %w", len(cs), tx.d.mapErr(err))

@@ -33,6 +33,11 @@ type Certificate struct {
 	Reason       int       // RFC 5280 CRLReason; meaningful only when revoked
 	CreatedAt    time.Time
 	UpdatedAt    time.Time
+	// SPKISHA256 is the SHA-256 of the certified key's DER
+	// SubjectPublicKeyInfo, as blocked_keys keys it (ca.KeyIDs, its
+	// first); nil for a row written before the column until ca.FillKeyIDs
+	// fills it.
+	SPKISHA256 []byte
 }
 
 // AlreadyRevokedError says when and why a certificate was revoked; it wraps
@@ -49,17 +54,17 @@ func (e *AlreadyRevokedError) Error() string {
 func (e *AlreadyRevokedError) Unwrap() error { return ErrConflict }
 
 const certificateColumns = `issuer_id, serial, subject_id, enrollment_id, profile, not_before, not_after,
-	tbs_der, der, status, revoked_at, reason, created_at, updated_at`
+	tbs_der, der, status, revoked_at, reason, created_at, updated_at, spki_sha256`
 
 // InsertCertificateIntent records a certificate about to be signed. A serial
 // is never reused: a second intent for one (issuer, serial) is ErrConflict.
 func (tx *Tx) InsertCertificateIntent(ctx context.Context, c Certificate) error {
 	_, err := tx.tx.ExecContext(ctx, tx.d.q(`
 		INSERT INTO certificates (issuer_id, serial, subject_id, enrollment_id, profile, not_before, not_after,
-			tbs_der, status, created_at, updated_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'good', $9, $9)`),
+			tbs_der, status, created_at, updated_at, spki_sha256)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'good', $9, $9, $10)`),
 		c.IssuerID, nonNil(c.Serial), nullString(c.SubjectID), nullString(c.EnrollmentID), c.Profile,
-		tx.d.timeArg(c.NotBefore), tx.d.timeArg(c.NotAfter), nonNil(c.TBS), tx.d.timeArg(c.CreatedAt))
+		tx.d.timeArg(c.NotBefore), tx.d.timeArg(c.NotAfter), nonNil(c.TBS), tx.d.timeArg(c.CreatedAt), nullBytes(c.SPKISHA256))
 	if err != nil {
 		return fmt.Errorf("certificate intent %s/%x: %w", c.IssuerID, c.Serial, tx.d.mapErr(err))
 	}
@@ -302,6 +307,36 @@ func (tx *Tx) CertificatesOfSubject(ctx context.Context, subjectID string, limit
 
 const certificatesOfSubject = `WHERE subject_id = $1 AND der IS NOT NULL ORDER BY created_at DESC, serial LIMIT $2`
 
+// CertificatesOfKey returns the signed certificates of subjects (not the
+// ceremonies' CA and OCSP signer certificates) that certify the key whose
+// SubjectPublicKeyInfo hashes to spkiSHA256 (Certificate.SPKISHA256),
+// newest first, at most limit (the certificates_spki index).
+func (db *DB) CertificatesOfKey(ctx context.Context, spkiSHA256 []byte, limit int) ([]Certificate, error) {
+	return db.certificates(ctx, `WHERE spki_sha256 = $1 AND subject_id IS NOT NULL AND der IS NOT NULL
+		ORDER BY created_at DESC, serial LIMIT $2`, nonNil(spkiSHA256), limit)
+}
+
+// UnkeyedCertificates returns up to limit certificates whose SPKISHA256 is
+// not recorded (rows written before the column), in (issuer, serial)
+// order after the certificate (afterIssuer, afterSerial); "" and nil start
+// at the first. ca.FillKeyIDs pages through them.
+func (db *DB) UnkeyedCertificates(ctx context.Context, afterIssuer string, afterSerial []byte, limit int) ([]Certificate, error) {
+	return db.certificates(ctx, `WHERE spki_sha256 IS NULL AND (issuer_id > $1 OR issuer_id = $1 AND serial > $2)
+		ORDER BY issuer_id, serial LIMIT $3`, afterIssuer, nonNil(afterSerial), limit)
+}
+
+// SetCertificateKey records the SPKISHA256 of a certificate that has none;
+// one that has one keeps it.
+func (tx *Tx) SetCertificateKey(ctx context.Context, issuerID string, serial, spkiSHA256 []byte) error {
+	_, err := tx.tx.ExecContext(ctx, tx.d.q(`
+		UPDATE certificates SET spki_sha256 = $1 WHERE issuer_id = $2 AND serial = $3 AND spki_sha256 IS NULL`),
+		nonNil(spkiSHA256), issuerID, nonNil(serial))
+	if err != nil {
+		return fmt.Errorf("certificate %s/%x key: %w", issuerID, serial, tx.d.mapErr(err))
+	}
+	return nil
+}
+
 func (db *DB) certificates(ctx context.Context, where string, args ...any) ([]Certificate, error) {
 	return db.queryCertificates(ctx, `SELECT `+certificateColumns+` FROM certificates `+where, args...)
 }
@@ -337,7 +372,7 @@ func scanCertificate(s scanner) (Certificate, error) {
 		notBefore, notAft time.Time
 	)
 	err := s.Scan(&c.IssuerID, &c.Serial, &subject, &enroll, &c.Profile, timeScan{&notBefore}, timeScan{&notAft},
-		&c.TBS, &c.DER, &c.Status, nullTimeScan{&revokedAt}, &reason, timeScan{&c.CreatedAt}, timeScan{&c.UpdatedAt})
+		&c.TBS, &c.DER, &c.Status, nullTimeScan{&revokedAt}, &reason, timeScan{&c.CreatedAt}, timeScan{&c.UpdatedAt}, &c.SPKISHA256)
 	c.SubjectID, c.EnrollmentID, c.NotBefore, c.NotAfter, c.RevokedAt = subject.String, enroll.String, notBefore, notAft, revokedAt
 	c.Reason = int(reason.Int64)
 	return c, err

@@ -2,8 +2,11 @@ package store_test
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"database/sql"
 	"errors"
+	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -326,6 +329,97 @@ func TestPruneCRLs(t *testing.T) {
 		}
 		if n := count("other"); n != 2 {
 			t.Errorf("another issuer's CRLs: %d left, want 2", n)
+		}
+	})
+}
+
+// TestCertificateKeys: both intent writes record the certified key's hash
+// (SPKISHA256); CertificatesOfKey finds a key's signed certificates of
+// subjects, newest first, and no ceremony certificate, unsigned intent or
+// other key's; UnkeyedCertificates pages through the rows without one, in
+// (issuer, serial) order across issuers, and SetCertificateKey fills one
+// without overwriting another.
+func TestCertificateKeys(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB, _ *sql.DB) {
+		ctx := t.Context()
+		putIssuer(t, db, testIssuer("issuing", "issuing"))
+		putIssuer(t, db, testIssuer("issuing2", "issuing"))
+		t0 := time.Date(2026, 12, 2, 10, 0, 0, 0, time.UTC)
+		if err := db.InTx(ctx, func(tx *store.Tx) error {
+			_, err := tx.PutSubject(ctx, store.Subject{ID: "s1", Kind: "person", NationalID: "IDCKZ-900101300123", Attributes: []byte(`{}`), CreatedAt: t0})
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		k1, k2 := sha256.Sum256([]byte("key 1")), sha256.Sum256([]byte("key 2"))
+		cert := func(issuer string, serial byte, subject string, key []byte, at int) store.Certificate {
+			return store.Certificate{IssuerID: issuer, Serial: []byte{0x40, serial}, SubjectID: subject, Profile: "citizen-auth",
+				NotBefore: t0, NotAfter: t0.AddDate(1, 0, 0), TBS: []byte{0x30, serial}, CreatedAt: t0.Add(time.Duration(at) * time.Second), SPKISHA256: key}
+		}
+		batch := []store.Certificate{
+			cert("issuing", 1, "s1", k1[:], 1),
+			cert("issuing", 2, "s1", k1[:], 3),
+			cert("issuing", 3, "", k1[:], 2), // a ceremony's
+			cert("issuing", 4, "s1", k2[:], 4),
+			cert("issuing2", 1, "s1", nil, 5),
+			cert("issuing", 5, "s1", k1[:], 6), // left unsigned
+		}
+		one := cert("issuing", 6, "s1", nil, 7)
+		if err := db.InTx(ctx, func(tx *store.Tx) error {
+			if err := tx.InsertCertificateIntents(ctx, batch); err != nil {
+				return err
+			}
+			if err := tx.InsertCertificateIntent(ctx, one); err != nil {
+				return err
+			}
+			for _, c := range append(batch[:5:5], one) {
+				if err := tx.SetCertificateDER(ctx, c.IssuerID, c.Serial, []byte{0x30, 0x01, c.Serial[1]}, t0); err != nil {
+					return err
+				}
+			}
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if c, err := db.Certificate(ctx, "issuing", []byte{0x40, 4}); err != nil || !bytes.Equal(c.SPKISHA256, k2[:]) {
+			t.Errorf("a batch intent's key: %x, %v", c.SPKISHA256, err)
+		}
+		serials := func(cs []store.Certificate, err error) []string {
+			t.Helper()
+			if err != nil {
+				t.Fatal(err)
+			}
+			var out []string
+			for _, c := range cs {
+				out = append(out, fmt.Sprintf("%s/%x", c.IssuerID, c.Serial))
+			}
+			return out
+		}
+		if got, want := serials(db.CertificatesOfKey(ctx, k1[:], 10)), []string{"issuing/4002", "issuing/4001"}; !slices.Equal(got, want) {
+			t.Errorf("CertificatesOfKey: %v, want %v", got, want)
+		}
+		if got, want := serials(db.CertificatesOfKey(ctx, k1[:], 1)), []string{"issuing/4002"}; !slices.Equal(got, want) {
+			t.Errorf("CertificatesOfKey, limit 1: %v, want %v", got, want)
+		}
+		if got, want := serials(db.UnkeyedCertificates(ctx, "", nil, 10)), []string{"issuing/4006", "issuing2/4001"}; !slices.Equal(got, want) {
+			t.Errorf("UnkeyedCertificates: %v, want %v", got, want)
+		}
+		if got, want := serials(db.UnkeyedCertificates(ctx, "issuing", []byte{0x40, 6}, 10)), []string{"issuing2/4001"}; !slices.Equal(got, want) {
+			t.Errorf("UnkeyedCertificates after issuing/4006: %v, want %v", got, want)
+		}
+		if err := db.InTx(ctx, func(tx *store.Tx) error {
+			if err := tx.SetCertificateKey(ctx, "issuing2", []byte{0x40, 1}, k1[:]); err != nil {
+				return err
+			}
+			return tx.SetCertificateKey(ctx, "issuing", []byte{0x40, 4}, k1[:]) // has k2: kept
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if got, want := serials(db.CertificatesOfKey(ctx, k1[:], 10)), []string{"issuing2/4001", "issuing/4002", "issuing/4001"}; !slices.Equal(got, want) {
+			t.Errorf("CertificatesOfKey after SetCertificateKey: %v, want %v", got, want)
+		}
+		if got := serials(db.UnkeyedCertificates(ctx, "", nil, 10)); !slices.Equal(got, []string{"issuing/4006"}) {
+			t.Errorf("UnkeyedCertificates after SetCertificateKey: %v", got)
 		}
 	})
 }

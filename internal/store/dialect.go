@@ -198,6 +198,14 @@ func sqliteFile(dsn string) string {
 
 // nonNil returns b, or an empty slice when b is nil: the drivers send a nil
 // slice as NULL, which NOT NULL byte columns must not receive.
+// nullBytes is b, or NULL when b is empty.
+func nullBytes(b []byte) any {
+	if len(b) == 0 {
+		return nil
+	}
+	return b
+}
+
 func nonNil(b []byte) []byte {
 	if b == nil {
 		return []byte{}
