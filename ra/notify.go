@@ -3,6 +3,8 @@ package ra
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -111,12 +113,23 @@ func (o Outbox) Send(_ context.Context, m Message) error {
 	return nil
 }
 
+// idempotencyKey is the Idempotency-Key of a message whose JSON is body:
+// the same for the same message however often it is sent (a retry after a
+// timeout, another node's sweep), so that a gateway keeping the keys it
+// has seen delivers it once; another message (a new code, another event,
+// serial or reason) has another.
+func idempotencyKey(body []byte) string {
+	sum := sha256.Sum256(body)
+	return hex.EncodeToString(sum[:16])
+}
+
 // Webhook posts each message as JSON to an SMS or e-mail gateway; any
 // answer but 2xx within Timeout is a failure. It follows no redirect: one
 // would carry the code, and the applicant's contact, to a host nobody
 // configured. The gateway's credential is a bearer token read from
 // TokenFile at every message (rotated in place), never part of URL. Errors
 // name the gateway's host only: they reach the logs and the audit log.
+// Each message carries an Idempotency-Key (idempotencyKey).
 type Webhook struct {
 	URL       string
 	TokenFile string
@@ -142,6 +155,7 @@ func (w Webhook) Send(ctx context.Context, m Message) error {
 	}
 	gateway := "notification gateway " + req.URL.Host
 	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Idempotency-Key", idempotencyKey(body))
 	if w.TokenFile != "" {
 		token, err := registry.ReadBearerToken(w.TokenFile)
 		if err != nil {

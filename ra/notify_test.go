@@ -50,6 +50,37 @@ func TestWebhook(t *testing.T) {
 	}
 }
 
+// TestWebhookIdempotencyKey: a message sent again carries the key it
+// carried the first time; any other message, another.
+func TestWebhookIdempotencyKey(t *testing.T) {
+	var keys []string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		keys = append(keys, r.Header.Get("Idempotency-Key"))
+	}))
+	defer srv.Close()
+	notice := Message{EnrollmentID: "abc", To: "a@example.kz", Channel: "email", Notice: "revoked", Event: EventRevoked, Serial: "0A", Reason: "keyCompromise"}
+	other := notice
+	other.Reason = "superseded"
+	code := Message{EnrollmentID: "abc", To: "a@example.kz", Channel: "email", Code: "654321"}
+	code2 := code
+	code2.Code = "654322"
+	for _, m := range []Message{notice, notice, other, code, code2, code} {
+		if err := (Webhook{URL: srv.URL}).Send(t.Context(), m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if len(keys) != 6 || len(keys[0]) != 32 || keys[1] != keys[0] || keys[5] != keys[3] {
+		t.Fatalf("keys %q: want the same key for a message sent again", keys)
+	}
+	seen := map[string]bool{}
+	for _, k := range []string{keys[0], keys[2], keys[3], keys[4]} {
+		if seen[k] {
+			t.Fatalf("keys %q: two messages share one", keys)
+		}
+		seen[k] = true
+	}
+}
+
 // TestWebhookRefusesWhatWouldLeak: the gateway's token goes in a header
 // from its file; a redirect is not followed (it would carry the code to a
 // host nobody configured); an error names the gateway's host, never the
