@@ -279,3 +279,49 @@ func TestWeakEvidenceRefused(t *testing.T) {
 		}
 	})
 }
+
+// TestOCSPAnswerAboutAnotherIssuer: an OCSP answer is taken only if its
+// CertID names this certificate's issuer, by the hashes of its name and
+// key (in any hash the verifier takes), not by serial alone: the issuer's
+// own responder answering "good" about another CA's certificate of the
+// same serial is no answer (the CRL is asked instead).
+func TestOCSPAnswerAboutAnotherIssuer(t *testing.T) {
+	p := newTestPKI(t)
+	now := time.Now()
+	otherKey := newKey(t)
+	other := mustCert(t, &x509.Certificate{SerialNumber: big.NewInt(78), Subject: pkix.Name{CommonName: "Another CA", Country: []string{"KZ"}},
+		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(24 * time.Hour), IsCA: true, BasicConstraintsValid: true,
+		KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageCRLSign}, p.root, otherKey.Public(), p.rootKey)
+	// sameName has the issuing CA's name and another key.
+	sameName := *p.ca
+	sameName.PublicKey, sameName.RawSubjectPublicKeyInfo = otherKey.Public(), other.RawSubjectPublicKeyInfo
+	for _, c := range []struct {
+		name   string
+		issuer *x509.Certificate
+		hash   crypto.Hash
+		want   string
+	}{
+		{"another CA's", other, crypto.SHA1, "crl"},
+		{"the issuing CA's name, another key", &sameName, crypto.SHA1, "crl"},
+		{"the issuing CA's, hashed with SHA-256", p.ca, crypto.SHA256, "ocsp"},
+		{"the issuing CA's, hashed with SHA-1", p.ca, crypto.SHA1, "ocsp"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			cfg := p.config()
+			cfg.OCSPResponder = responder(t, func(req *ocsp.Request) []byte {
+				der, err := ocsp.CreateResponse(c.issuer, p.ocspCert, ocsp.Response{Status: ocsp.Good, SerialNumber: req.SerialNumber, IssuerHash: c.hash,
+					ThisUpdate: now.Add(-time.Minute), NextUpdate: now.Add(time.Hour), Certificate: p.ocspCert}, p.ocspKey)
+				if err != nil {
+					t.Error(err)
+				}
+				return der
+			})
+			res := p.signed(t, cfg)
+			if src := res.Reports[0].Chain[0].StatusSource; src != c.want {
+				var b bytes.Buffer
+				_ = res.WriteText(&b)
+				t.Errorf("the signer's status from %q, want %q\n%s", src, c.want, b.String())
+			}
+		})
+	}
+}

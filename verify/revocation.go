@@ -116,7 +116,8 @@ func (v *Verifier) statusOf(ctx context.Context, cert, issuer *x509.Certificate)
 // askOCSP gets and checks one OCSP answer (RFC 6960): signed by the issuer
 // or by a responder certificate the issuer gave id-kp-OCSPSigning and that
 // is valid now, with an algorithm and key the verification accepts, about
-// this serial, current (thisUpdate not in the future, nextUpdate not
+// this serial from this issuer (checkCertID), current (thisUpdate not in
+// the future, nextUpdate not
 // past). An authentic "revoked" counts however old: a revocation is never
 // undone (but a hold, which is not kept here), so a stale copy of one (an
 // HTTP cache's) is no reason to ask a CRL that may predate it. The status
@@ -155,6 +156,9 @@ func (v *Verifier) askOCSP(ctx context.Context, responder, shown string, cert, i
 	}
 	if resp.SerialNumber.Cmp(cert.SerialNumber) != 0 {
 		return nil, errors.New("response is about another serial")
+	}
+	if err := checkCertID(resp.TBSResponseData, cert, issuer); err != nil {
+		return nil, err
 	}
 	now := v.cfg.Now()
 	if slices.Contains(insecureAlgorithms, resp.SignatureAlgorithm) {
