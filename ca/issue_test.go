@@ -308,6 +308,39 @@ func smallKey(t *testing.T, d byte) *ecdsa.PrivateKey {
 	return k
 }
 
+// TestRevokeWritesAlso: the events a caller gives Revoke are in the
+// revocation's transaction: written after its own, and, should one of them
+// fail, the certificate is not revoked.
+func TestRevokeWritesAlso(t *testing.T) {
+	f := catest.New(t, time.Now().UTC().Truncate(time.Second))
+	storetest.Each(t, func(t *testing.T, db *store.DB, _ *sql.DB) {
+		ctx := t.Context()
+		authority := f.CA(t, db, audit.New(time.Now))
+		cert, err := authority.Issue(ctx, ca.Request{Profile: "citizen-sign", CSR: newCSR(t), Verified: person, Actor: "test"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		serial := cert.SerialNumber.Bytes()
+		if err := authority.Revoke(ctx, serial, 4, "ra:test", audit.Event{Action: "enrollment.withdraw", Object: "enrollment/e1"}); err == nil {
+			t.Fatal("a revocation whose other event cannot be written succeeded")
+		}
+		if c, err := db.Certificate(ctx, "issuing", serial); err != nil || c.Status != store.StatusGood {
+			t.Fatalf("after the failed revocation: %s, %v; want good", c.Status, err)
+		}
+		if err := authority.Revoke(ctx, serial, 4, "ra:test", audit.Event{Actor: "ra:test", Action: "enrollment.withdraw", Object: "enrollment/e1"}); err != nil {
+			t.Fatal(err)
+		}
+		events, err := db.ListAuditEvents(ctx, store.AuditFilter{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := len(events)
+		if n < 2 || events[n-2].Action != "certificate.revoke" || events[n-1].Action != "enrollment.withdraw" || events[n-1].Object != "enrollment/e1" {
+			t.Errorf("the last events: %+v", events[max(0, n-2):])
+		}
+	})
+}
+
 func TestRevoke(t *testing.T) {
 	openssl := testenv.Tool(t, "openssl")
 	f := catest.New(t, time.Now().UTC().Truncate(time.Second))

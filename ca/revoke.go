@@ -162,19 +162,22 @@ func keyBlocked(b store.BlockedKey) error {
 // whose key is then reported compromised has its reason raised to
 // keyCompromise, its revocation time kept (as Mozilla's root store policy
 // §6.1.1 and the CA/Browser Forum's BR §4.9.1.1 have it): the key is
-// blocked, and the CRL and OCSP say keyCompromise from then on.
-func (ca *CA) Revoke(ctx context.Context, serial []byte, reason int, actor string) error {
-	err := ca.revoke(ctx, serial, reason, actor)
+// blocked, and the CRL and OCSP say keyCompromise from then on. The
+// events also (a caller's own record of why) are appended to the audit log
+// in the revocation's transaction, after its own; a revocation that fails
+// writes none of them.
+func (ca *CA) Revoke(ctx context.Context, serial []byte, reason int, actor string, also ...audit.Event) error {
+	err := ca.revoke(ctx, serial, reason, actor, also)
 	var already *store.AlreadyRevokedError
 	if reason == reasonKeyCompromise && errors.As(err, &already) && already.Reason != reasonKeyCompromise {
 		// Revoked for another reason between the read and the write: the
 		// key's compromise raises that reason now.
-		err = ca.revoke(ctx, serial, reason, actor)
+		err = ca.revoke(ctx, serial, reason, actor, also)
 	}
 	return err
 }
 
-func (ca *CA) revoke(ctx context.Context, serial []byte, reason int, actor string) error {
+func (ca *CA) revoke(ctx context.Context, serial []byte, reason int, actor string, also []audit.Event) error {
 	d := ca.d
 	object := SerialObject(d.Issuer.ID, serial)
 	c, err := d.Store.Certificate(ctx, d.Issuer.ID, serial)
@@ -257,7 +260,7 @@ func (ca *CA) revoke(ctx context.Context, serial []byte, reason int, actor strin
 		if err := tx.PutOCSPResponse(ctx, resp); err != nil {
 			return err
 		}
-		return d.Audit.Append(tx, event)
+		return d.Audit.AppendAll(tx, append([]audit.Event{event}, also...))
 	})
 	if err != nil {
 		return fmt.Errorf("revoke %s: %w", object, err)

@@ -29,6 +29,7 @@ import (
 	"github.com/sanadpki/sanad/ca"
 	"github.com/sanadpki/sanad/ca/catest"
 	"github.com/sanadpki/sanad/ca/profile"
+	"github.com/sanadpki/sanad/internal/audit"
 	"github.com/sanadpki/sanad/internal/store"
 	"github.com/sanadpki/sanad/internal/store/storetest"
 	"github.com/sanadpki/sanad/ra"
@@ -1079,7 +1080,7 @@ func TestRevokeIssuerUnavailable(t *testing.T) {
 // (keys gone, everything it issued expired).
 type retiredRevoker struct{}
 
-func (retiredRevoker) Revoke(context.Context, []byte, int, string) error {
+func (retiredRevoker) Revoke(context.Context, []byte, int, string, ...audit.Event) error {
 	return fmt.Errorf("%w: certificate of issuing CA issuing-1", ca.ErrIssuerRetired)
 }
 

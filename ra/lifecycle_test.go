@@ -26,6 +26,7 @@ import (
 
 	"github.com/sanadpki/sanad/ca"
 	"github.com/sanadpki/sanad/ca/catest"
+	"github.com/sanadpki/sanad/internal/audit"
 	"github.com/sanadpki/sanad/internal/store"
 	"github.com/sanadpki/sanad/internal/store/storetest"
 	"github.com/sanadpki/sanad/ra"
@@ -390,11 +391,11 @@ type failingRevoker struct {
 	failing atomic.Bool
 }
 
-func (r *failingRevoker) Revoke(ctx context.Context, serial []byte, reason int, actor string) error {
+func (r *failingRevoker) Revoke(ctx context.Context, serial []byte, reason int, actor string, also ...audit.Event) error {
 	if r.failing.Load() {
 		return errors.New("the HSM does not answer")
 	}
-	return r.Revoker.Revoke(ctx, serial, reason, actor)
+	return r.Revoker.Revoke(ctx, serial, reason, actor, also...)
 }
 
 // failingCA fails every issuance while failing is set, as a CA whose HSM
@@ -567,11 +568,11 @@ func (c *racingCA) Issue(ctx context.Context, req ca.Request) (*x509.Certificate
 // the same event: what this node then gets is already-revoked.
 type racingRevoker struct{ ra.Revoker }
 
-func (r racingRevoker) Revoke(ctx context.Context, serial []byte, reason int, actor string) error {
-	if err := r.Revoker.Revoke(ctx, serial, reason, actor+" (the other node)"); err != nil {
+func (r racingRevoker) Revoke(ctx context.Context, serial []byte, reason int, actor string, also ...audit.Event) error {
+	if err := r.Revoker.Revoke(ctx, serial, reason, actor+" (the other node)", also...); err != nil {
 		return err
 	}
-	return r.Revoker.Revoke(ctx, serial, reason, actor)
+	return r.Revoker.Revoke(ctx, serial, reason, actor, also...)
 }
 
 // TestRegistryEventRaces: a certificate the CA signs as the death arrives
@@ -1059,7 +1060,7 @@ type hookedRevoker struct {
 	refused atomic.Bool
 }
 
-func (r *hookedRevoker) Revoke(ctx context.Context, serial []byte, reason int, actor string) error {
+func (r *hookedRevoker) Revoke(ctx context.Context, serial []byte, reason int, actor string, also ...audit.Event) error {
 	if bytes.Equal(serial, r.serial) && r.during != nil {
 		during := r.during
 		r.during = nil
@@ -1067,7 +1068,7 @@ func (r *hookedRevoker) Revoke(ctx context.Context, serial []byte, reason int, a
 	} else if !bytes.Equal(serial, r.serial) && r.refused.CompareAndSwap(false, true) {
 		return errors.New("the HSM does not answer")
 	}
-	return r.Revoker.Revoke(ctx, serial, reason, actor)
+	return r.Revoker.Revoke(ctx, serial, reason, actor, also...)
 }
 
 // TestEventSeesCertificateIssuedMeanwhile: a certificate stored while a

@@ -502,7 +502,7 @@ func (s *Service) sameKey(ctx context.Context, c store.Certificate, key []byte) 
 // for privilegeWithdrawn (the CA audits the revocation) and records in the
 // RA's audit log which renewal it was and why.
 func (s *Service) withdrawCertificate(ctx context.Context, enrollment, renews string, serial []byte, actor string) error {
-	err := s.d.Revoker.Revoke(ctx, serial, reasonPrivilegeWithdrawn, actor)
+	err := s.d.Revoker.Revoke(ctx, serial, reasonPrivilegeWithdrawn, actor, withdrawEvent(actor, enrollment, renews, serial))
 	if errors.As(err, new(*store.AlreadyRevokedError)) {
 		return nil
 	}
@@ -510,9 +510,7 @@ func (s *Service) withdrawCertificate(ctx context.Context, enrollment, renews st
 		return fmt.Errorf("withdraw the renewal %s: %w", enrollment, err)
 	}
 	s.d.Log.Warn("renewal revoked: the certificate it renews was revoked for keyCompromise or privilegeWithdrawn", "enrollment", enrollment, "serial", fmt.Sprintf("%X", serial))
-	return s.group.InTx(ctx, func(tx *store.Tx) error {
-		return s.d.Audit.Append(tx, withdrawEvent(actor, enrollment, renews, serial))
-	})
+	return nil
 }
 
 // withdrawEvent is the audit event of a renewal withdrawn: rejected while

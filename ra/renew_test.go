@@ -552,17 +552,13 @@ func (n *switchNotifier) Send(ctx context.Context, m ra.Message) error {
 // ca.Request.Then): a revocation racing a renewal.
 type revokingIssuer struct {
 	ra.Issuer
-	mu sync.Mutex
-	ca interface {
-		Revoke(context.Context, []byte, int, string) error
-	}
+	mu     sync.Mutex
+	ca     ra.Revoker
 	serial []byte
 	reason int
 }
 
-func (r *revokingIssuer) revoke(ca interface {
-	Revoke(context.Context, []byte, int, string) error
-}, c *x509.Certificate, reason int) {
+func (r *revokingIssuer) revoke(ca ra.Revoker, c *x509.Certificate, reason int) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.ca, r.serial, r.reason = ca, c.SerialNumber.Bytes(), reason

@@ -20,7 +20,9 @@ import (
 
 // Revoker is the CA's revocation, as the RA uses it.
 type Revoker interface {
-	Revoke(ctx context.Context, serial []byte, reason int, actor string) error
+	// Revoke revokes serial for reason, and writes the events also in the
+	// revocation's transaction (ca.CA.Revoke).
+	Revoke(ctx context.Context, serial []byte, reason int, actor string, also ...audit.Event) error
 }
 
 // reasonCodes are the RFC 5280 §5.3.1 reasons a signed request may name.

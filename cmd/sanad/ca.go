@@ -21,6 +21,7 @@ import (
 	"github.com/sanadpki/sanad/ca/ocspsign"
 	"github.com/sanadpki/sanad/ca/profile"
 	"github.com/sanadpki/sanad/hsm"
+	"github.com/sanadpki/sanad/internal/audit"
 	"github.com/sanadpki/sanad/internal/config"
 	"github.com/sanadpki/sanad/internal/store"
 	"github.com/sanadpki/sanad/policies"
@@ -103,8 +104,9 @@ func (r *caRole) Prepare(ctx context.Context, req ca.Request) (*ca.Intent, error
 // that signed it (ra.Revoker). A serial no issuing CA knows is revoked
 // through the active one, which says it was not issued; one of an issuing
 // CA left out on this node is refused as CheckRevocable says, never
-// reported as not issued.
-func (r *caRole) Revoke(ctx context.Context, serial []byte, reason int, actor string) error {
+// reported as not issued. The events also are written in the revocation's
+// transaction (ca.CA.Revoke).
+func (r *caRole) Revoke(ctx context.Context, serial []byte, reason int, actor string, also ...audit.Event) error {
 	if err := r.CheckRevocable(ctx, serial); err != nil {
 		return err
 	}
@@ -119,7 +121,7 @@ func (r *caRole) Revoke(ctx context.Context, serial []byte, reason int, actor st
 			return err
 		}
 	}
-	if err := by.Revoke(ctx, serial, reason, actor); err != nil {
+	if err := by.Revoke(ctx, serial, reason, actor, also...); err != nil {
 		return err
 	}
 	// An OCSP signer in service revoked here signs nothing more from now:
