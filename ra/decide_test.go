@@ -537,6 +537,33 @@ func TestWrongCodesBoundedPerPerson(t *testing.T) {
 	}
 }
 
+// TestWrongCodesBoundedWithoutIdentifierLimit: with the identifier limit
+// off, a person's wrong codes are still bounded, at ten an hour: two
+// enrollments locked by five wrong codes each spend them, and the right
+// code of a third is not checked.
+func TestWrongCodesBoundedWithoutIdentifierLimit(t *testing.T) {
+	f := catest.New(t, time.Now().UTC().Truncate(time.Second))
+	clk := &clock{base: time.Now().UTC()}
+	fx := newRAFixture(t, f, "sqlite", func(d *ra.Deps) {
+		d.Now = clk.Now
+		d.IdentifierLimit = nil
+	})
+	for e := range 2 {
+		id, code := fx.enroll(t, citizen(), "citizen-sign")
+		for i := range 5 {
+			want := answer{status: 422, problem: "wrong-code"}
+			if i == 4 {
+				want = answer{status: 423, problem: "enrollment-locked"}
+			}
+			want.check(t, fmt.Sprintf("enrollment %d, wrong code %d", e+1, i+1), fx.proof(t, id, wrongCode(code)))
+		}
+	}
+	third, code := fx.enroll(t, citizen(), "citizen-sign")
+	answer{status: 429, problem: "rate-limited"}.check(t, "the right code after ten wrong ones", fx.proof(t, third, code))
+	clk.Add(6 * time.Minute) // a token back
+	answer{status: 200, state: store.StatePendingApproval}.check(t, "the right code, a token later", fx.proof(t, third, code))
+}
+
 // TestExpireLapsed: enrollments left waiting for their code or for
 // officers past their expiry are expired, each with an audit event; a
 // younger one is left alone, and a second sweep finds nothing.

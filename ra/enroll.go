@@ -93,7 +93,8 @@ type Deps struct {
 	// per national identifier, in the database (store.TakeToken), so that
 	// every RA node spends from the person's one bucket: it protects the
 	// person (their phone, their codes), whichever node is asked. Nil is
-	// no limit (benchmarks).
+	// no limit on enrollments and codes sent (benchmarks), and ten wrong
+	// codes an hour (defaultWrongCodes).
 	ClientLimit *api.Limiter
 	// SiteLimit bounds the requests of an IPv6 client's whole /48
 	// (api.ClientKeys) beside its /64's ClientLimit, so that a site's 65 536
@@ -747,14 +748,27 @@ func (s *Service) limitBucket(limit, key string) []byte {
 }
 
 // wrongCodeBucket names the bucket of wrong codes of person (a semantics
-// identifier), keyed as allowIdentifier's are; nil without an identifier
-// limit or a person.
+// identifier), keyed as allowIdentifier's are; nil without a person.
 func (s *Service) wrongCodeBucket(person string) []byte {
 	key := limitKey(person)
-	if s.d.IdentifierLimit == nil || key == "" {
+	if key == "" {
 		return nil
 	}
 	return s.limitBucket("wrong code", key)
+}
+
+// defaultWrongCodes bounds a person's wrong codes when no identifier limit
+// is set: turning off the bounds on enrollments (benchmarks, a pilot) must
+// not leave a person's codes open to guesses spread over many enrollments.
+var defaultWrongCodes = store.Bucket{Rate: 10 / time.Hour.Seconds(), Burst: 10}
+
+// wrongCodeLimit is the bucket of a person's wrong codes: the identifier
+// limit, or defaultWrongCodes without one.
+func (s *Service) wrongCodeLimit() store.Bucket {
+	if s.d.IdentifierLimit != nil {
+		return *s.d.IdentifierLimit
+	}
+	return defaultWrongCodes
 }
 
 // limitKey is identifierBucket's key for an ETSI semantics identifier
@@ -1095,7 +1109,7 @@ func (s *Service) proof(ctx context.Context, id, code string) (store.Enrollment,
 		// limit an hour however many enrollments are made for them.
 		guesses := s.wrongCodeBucket(pr.Person)
 		if guesses != nil {
-			wait, err := tx.TokenWait(ctx, guesses, *d.IdentifierLimit, now)
+			wait, err := tx.TokenWait(ctx, guesses, s.wrongCodeLimit(), now)
 			if err != nil {
 				return err
 			}
@@ -1110,7 +1124,7 @@ func (s *Service) proof(ctx context.Context, id, code string) (store.Enrollment,
 		}
 		if subtle.ConstantTimeCompare([]byte(given), []byte(pr.CodeHash)) != 1 {
 			if guesses != nil {
-				if _, _, err := tx.TakeToken(ctx, guesses, *d.IdentifierLimit, now); err != nil {
+				if _, _, err := tx.TakeToken(ctx, guesses, s.wrongCodeLimit(), now); err != nil {
 					return err
 				}
 			}

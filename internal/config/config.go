@@ -169,7 +169,8 @@ type RA struct {
 	// it, no code of that person is checked until the hour's share comes
 	// back. (Requests racing on several nodes may ask the registry a few
 	// times more than its lookups; none hears its answer past them.) 0
-	// disables a limit.
+	// disables a limit; IdentifierPerHour 0 still bounds wrong codes, at
+	// ten an hour per person.
 	ClientPerMinute   int `yaml:"client_requests_per_minute"`
 	IdentifierPerHour int `yaml:"identifier_enrollments_per_hour"`
 	// PublicURL is where applicants reach the RA's API, for the links the
