@@ -516,6 +516,13 @@ func newTemplate(is Issuer, p profile.Profile, subject pkix.Name, pub crypto.Pub
 	if err != nil {
 		return nil, err
 	}
+	// A certificate's validity lies within its issuer's (RFC 5280 §6.1.3
+	// does not ask it, but validators on the chain model do): an issuing
+	// CA certified for a time not yet come (a ceremony's date, a clock
+	// behind) issues nothing before it.
+	if now.Before(is.Certificate.NotBefore) {
+		return nil, fmt.Errorf("issuer %s is valid only from %s; it is %s", is.ID, is.Certificate.NotBefore.UTC().Format(time.RFC3339), now.Format(time.RFC3339))
+	}
 	notAfter := now.AddDate(0, 0, p.ValidityDays).Add(-time.Second)
 	if notAfter.After(is.Certificate.NotAfter) {
 		return nil, fmt.Errorf("issuer %s expires at %s, before a %d-day certificate would", is.ID, is.Certificate.NotAfter, p.ValidityDays)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto"
 	"crypto/x509"
+	"errors"
 	"fmt"
 	"time"
 
@@ -57,7 +58,7 @@ func FillKeyIDs(ctx context.Context, db *store.DB) (filled, unreadable int, _ er
 		cs, err := db.UnkeyedCertificates(ctx, afterIssuer, afterSerial, fillBatch)
 		if err != nil || len(cs) == 0 {
 			if first != nil {
-				err = fmt.Errorf("%d certificates have no readable key (the first: %w); %w", unreadable, first, err)
+				err = errors.Join(fmt.Errorf("%d certificates have no readable key (the first: %w)", unreadable, first), err)
 			}
 			return filled, unreadable, err
 		}

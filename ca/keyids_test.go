@@ -73,7 +73,7 @@ func TestFillKeyIDs(t *testing.T) {
 				t.Errorf("%s: key %x, %v; want %x", c.Subject.CommonName, row.SPKISHA256, err, want)
 			}
 		}
-		if got, err := db.CertificatesOfKey(ctx, want, 10); err != nil || len(got) != 0 {
+		if got, err := db.CertificatesOfKey(ctx, want, f.Now, 10); err != nil || len(got) != 0 {
 			t.Errorf("CertificatesOfKey: %d certificates, %v; want none: neither is a subject's", len(got), err)
 		}
 		if filled, unreadable, _ := ca.FillKeyIDs(ctx, db); filled != 0 || unreadable != 1 {

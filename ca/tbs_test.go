@@ -11,6 +11,7 @@ import (
 	"crypto/x509/pkix"
 	"encoding/asn1"
 	"math/big"
+	"strings"
 	"testing"
 	"time"
 
@@ -183,6 +184,41 @@ func TestLintSignature(t *testing.T) {
 			if rsa.VerifyPKCS1v15(&k.PublicKey, alg.hash, digest.Sum(nil), sig) == nil {
 				t.Error("RSA: the issuer's own key verifies the lint signature")
 			}
+		}
+	}
+}
+
+// TestTemplateWithinIssuer: a certificate is never valid outside its
+// issuer's validity: before the issuer's notBefore, or past its notAfter,
+// newTemplate refuses, and at its notBefore it issues.
+func TestTemplateWithinIssuer(t *testing.T) {
+	profiles, err := profile.LoadAll(policies.FS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := profiles["citizen-sign"]
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	from := time.Date(2027, 1, 1, 0, 0, 0, 0, time.UTC)
+	until := from.AddDate(5, 0, 0)
+	is := Issuer{ID: "issuing", Certificate: &x509.Certificate{NotBefore: from, NotAfter: until}}
+	subject := pkix.Name{CommonName: "Aigerim Nurlanovna"}
+	for _, c := range []struct {
+		at     time.Time
+		refuse string
+	}{
+		{from.Add(-time.Second), "valid only from"},
+		{from, ""},
+		{until.AddDate(0, 0, -p.ValidityDays).Add(2 * time.Second), "expires at"},
+	} {
+		tmpl, err := newTemplate(is, p, subject, key.Public(), c.at)
+		switch {
+		case c.refuse == "" && (err != nil || tmpl.NotBefore.Before(from) || tmpl.NotAfter.After(until)):
+			t.Errorf("at %s: %v", c.at, err)
+		case c.refuse != "" && (err == nil || !strings.Contains(err.Error(), c.refuse)):
+			t.Errorf("at %s: %v, want %q", c.at, err, c.refuse)
 		}
 	}
 }

@@ -562,6 +562,10 @@ func TestWrongCodesBoundedWithoutIdentifierLimit(t *testing.T) {
 	answer{status: 429, problem: "rate-limited"}.check(t, "the right code after ten wrong ones", fx.proof(t, third, code))
 	clk.Add(6 * time.Minute) // a token back
 	answer{status: 200, state: store.StatePendingApproval}.check(t, "the right code, a token later", fx.proof(t, third, code))
+	// An auto-approved profile's proof, whose issuance is prepared as the
+	// bucket allows.
+	auto, autoCode := fx.enroll(t, citizen(), "citizen-auth")
+	answer{status: 200, state: store.StateIssued}.check(t, "an auto-approved enrollment's right code", fx.proof(t, auto, autoCode))
 }
 
 // TestExpireLapsed: enrollments left waiting for their code or for

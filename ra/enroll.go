@@ -1250,7 +1250,7 @@ func (s *Service) prepareAuto(ctx context.Context, id string) *prepared {
 		return nil
 	}
 	if guesses := s.wrongCodeBucket(pr.Person); guesses != nil {
-		if wait, err := d.Store.TokenWait(ctx, guesses, *d.IdentifierLimit, now); err != nil || wait > 0 {
+		if wait, err := d.Store.TokenWait(ctx, guesses, s.wrongCodeLimit(), now); err != nil || wait > 0 {
 			return nil
 		}
 	}

@@ -435,45 +435,65 @@ func (s *Service) withdrawRenewals(ctx context.Context, serial []byte, actor str
 // certifies the key of c, revoked for keyCompromise: a key reported
 // compromised is compromised in each of them, whoever's they are (one key
 // may be certified for signing and for authentication, for a person and
-// for the business they represent). A certificate of the key already
-// revoked for another reason has its reason raised (ca.CA.Revoke); an
-// expired one is left. Idempotent; SweepWithdrawn runs it again for the
-// revocations of the last day. It returns the serials it revoked or
-// raised.
-func (s *Service) revokeSameKey(ctx context.Context, c store.Certificate, actor string) (revoked [][]byte, _ error) {
+// for the business they represent), intents the HSM may be signing
+// included. A certificate of the key already revoked for another reason
+// has its reason raised (ca.CA.Revoke); an expired one is left.
+// Idempotent; SweepWithdrawn runs it again for the revocations of the last
+// day, SweepBlockedKeys for every key ever blocked. It returns the
+// certificates it revoked or raised.
+func (s *Service) revokeSameKey(ctx context.Context, c store.Certificate, actor string) ([]store.Certificate, error) {
 	key, err := ca.StoredKeyID(c)
 	if err != nil {
 		return nil, err
 	}
 	// What cannot be read is reported, and the rest revoked.
 	same, err := s.sameKey(ctx, c, key)
-	errs := []error{err}
+	revoked, rerr := s.revokeKey(ctx, key, c.IssuerID, c.Serial, same, actor)
+	return revoked, errors.Join(err, rerr)
+}
+
+// revokeKey revokes for keyCompromise (or raises to it) those of same that
+// certify key and that its compromise has still to revoke, but the
+// certificate (issuerID, serial) it was reported in. Each revocation's
+// transaction records why (certificate.revoke.same_key, naming that
+// certificate); a certificate is revoked only if the key read from it is
+// key, whatever its row records.
+func (s *Service) revokeKey(ctx context.Context, key []byte, issuerID string, serial []byte, same []store.Certificate, actor string) (revoked []store.Certificate, _ error) {
 	now := s.d.Now()
+	compromised := ca.SerialObject(issuerID, serial)
+	var errs []error
 	for _, sib := range same {
-		if sib.IssuerID == c.IssuerID && bytes.Equal(sib.Serial, c.Serial) || !now.Before(sib.NotAfter) ||
+		if sib.IssuerID == issuerID && bytes.Equal(sib.Serial, serial) || !now.Before(sib.NotAfter) ||
 			sib.Status == store.StatusRevoked && sib.Reason == reasonKeyCompromise {
 			continue
 		}
-		err = s.d.Revoker.Revoke(ctx, sib.Serial, reasonKeyCompromise, actor)
+		if other, err := ca.StoredKeyID(sib); err != nil || !bytes.Equal(other, key) {
+			errs = append(errs, fmt.Errorf("certificate %X records the key %x, and certifies another (%v): not revoked", sib.Serial, key, err))
+			continue
+		}
+		object := ca.SerialObject(sib.IssuerID, sib.Serial)
+		err := s.d.Revoker.Revoke(ctx, sib.Serial, reasonKeyCompromise, actor, audit.Event{Actor: actor, Action: "certificate.revoke.same_key", Object: object,
+			Details: map[string]any{"compromised": compromised, "spki_sha256": hex.EncodeToString(key),
+				"why": "its key was reported compromised in another certificate"}})
 		switch {
 		case errors.As(err, new(*store.AlreadyRevokedError)):
 		case err != nil:
-			errs = append(errs, fmt.Errorf("revoke %X, of the same key as %X: %w", sib.Serial, c.Serial, err))
+			errs = append(errs, fmt.Errorf("revoke %X, of the same key as %X: %w", sib.Serial, serial, err))
 		default:
-			s.d.Log.Warn("certificate revoked: its key was reported compromised in another certificate", "serial", fmt.Sprintf("%X", sib.Serial), "compromised", fmt.Sprintf("%X", c.Serial))
-			revoked = append(revoked, sib.Serial)
+			s.d.Log.Warn("certificate revoked: its key was reported compromised in another certificate", "serial", fmt.Sprintf("%X", sib.Serial), "compromised", fmt.Sprintf("%X", serial))
+			revoked = append(revoked, sib)
 		}
 	}
 	return revoked, errors.Join(errs...)
 }
 
-// sameKey returns the signed certificates of subjects that certify key
-// (ca.KeyID), c's: those that record it (store.DB.CertificatesOfKey), and
-// those of c's subject whose key is read to be it, since a certificate
-// stored before certificates recorded their key has none until
-// ca.FillKeyIDs has filled it.
+// sameKey returns the certificates of subjects that certify key (ca.KeyID),
+// c's, that its compromise has still to revoke: those that record it
+// (store.DB.CertificatesOfKey), and those of c's subject whose key is read
+// to be it, since a certificate stored before certificates recorded their
+// key has none until ca.FillKeyIDs has filled it.
 func (s *Service) sameKey(ctx context.Context, c store.Certificate, key []byte) ([]store.Certificate, error) {
-	same, err := s.d.Store.CertificatesOfKey(ctx, key, maxEventCertificates)
+	same, err := s.d.Store.CertificatesOfKey(ctx, key, s.d.Now(), maxEventCertificates)
 	if err != nil || c.SubjectID == "" {
 		return same, err
 	}
@@ -496,6 +516,51 @@ func (s *Service) sameKey(ctx context.Context, c store.Certificate, key []byte) 
 		}
 	}
 	return same, errors.Join(errs...)
+}
+
+// blockedKeysPage is how many blocked keys SweepBlockedKeys reads at a
+// time.
+const blockedKeysPage = 500
+
+// SweepBlockedKeys revokes (revokeKey) the certificates of every key ever
+// revoked for keyCompromise (blocked_keys) that its compromise has still
+// to revoke: those stored before certificates recorded their key, which
+// ca.FillKeyIDs has filled since, the revocation being older than
+// SweepWithdrawn's day. Run it after FillKeyIDs, and periodically. It
+// returns how many it revoked.
+func (s *Service) SweepBlockedKeys(ctx context.Context) (int, error) {
+	var (
+		after []byte
+		n     int
+		errs  []error
+	)
+	for {
+		keys, err := s.d.Store.ListBlockedKeys(ctx, after, blockedKeysPage)
+		if err != nil || len(keys) == 0 {
+			return n, errors.Join(append(errs, err)...)
+		}
+		for _, b := range keys {
+			same, err := s.d.Store.CertificatesOfKey(ctx, b.SPKISHA256, s.d.Now(), maxEventCertificates)
+			if err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			revoked, err := s.revokeKey(ctx, b.SPKISHA256, b.IssuerID, b.Serial, same, withdrawActor)
+			errs = append(errs, err)
+			n += len(revoked)
+			s.noticeRevoked(ctx, serialsOf(revoked)...)
+		}
+		after = keys[len(keys)-1].SPKISHA256
+	}
+}
+
+// serialsOf are the serials of cs.
+func serialsOf(cs []store.Certificate) [][]byte {
+	out := make([][]byte, len(cs))
+	for i, c := range cs {
+		out[i] = c.Serial
+	}
+	return out
 }
 
 // withdrawCertificate revokes the certificate serial of renewal enrollment

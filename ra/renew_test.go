@@ -766,10 +766,14 @@ func TestCompromisedKeyEverywhere(t *testing.T) {
 // TestCompromisedKeyAcrossSubjects: a key reported compromised is
 // compromised in every certificate of it, whoever's: a person's key also
 // certified for another person (or for the business they represent) is
-// revoked there too, at once; one revoked before for another reason has its
-// reason raised; and a certificate stored before certificates recorded
-// their key is found among the holder's own at once, under another
-// subject once ca.FillKeyIDs has read its key (the sweep then revokes it).
+// revoked there too, at once, an intent the HSM is signing included, each
+// revocation audited with the certificate the compromise was reported in;
+// one revoked before for another reason has its reason raised; an expired
+// one is left. The answer names the subject's own certificates and counts
+// the others'. A certificate stored before certificates recorded their key
+// is found among the holder's own at once, and under another subject once
+// ca.FillKeyIDs has read its key, by SweepBlockedKeys, however old the
+// compromise.
 func TestCompromisedKeyAcrossSubjects(t *testing.T) {
 	for _, driver := range storetest.Drivers() {
 		t.Run(driver, func(t *testing.T) {
@@ -783,18 +787,33 @@ func TestCompromisedKeyAcrossSubjects(t *testing.T) {
 			sign := fx.certifiedFor(t, citizen(), key, "citizen-sign")
 			theirs := fx.certifiedFor(t, nurlan, key, "citizen-auth")
 			superseded := fx.certifiedFor(t, nurlan, key, "citizen-sign")
+			inFlight := fx.certifiedFor(t, madina, key, "citizen-sign")
+			expired := fx.certifiedFor(t, madina, key, "citizen-sign")
 			legacyOwn := fx.certifiedFor(t, citizen(), key, "citizen-auth")
 			legacyTheirs := fx.certifiedFor(t, madina, key, "citizen-auth")
 			unrelated := fx.certifiedFor(t, madina, newKey(t), "citizen-sign")
 			if err := fx.ca.Revoke(t.Context(), superseded.SerialNumber.Bytes(), 4, "test"); err != nil {
 				t.Fatal(err)
 			}
-			// Stored before certificates recorded their key.
-			for _, c := range []*x509.Certificate{legacyOwn, legacyTheirs} {
-				if _, err := fx.raw.ExecContext(t.Context(), fx.q(`UPDATE certificates SET spki_sha256 = NULL WHERE serial = $1`), c.SerialNumber.Bytes()); err != nil {
+			exec := func(query string, args ...any) {
+				t.Helper()
+				if _, err := fx.raw.ExecContext(t.Context(), fx.q(query), args...); err != nil {
 					t.Fatal(err)
 				}
 			}
+			// Stored before certificates recorded their key.
+			for _, c := range []*x509.Certificate{legacyOwn, legacyTheirs} {
+				exec(`UPDATE certificates SET spki_sha256 = NULL WHERE serial = $1`, c.SerialNumber.Bytes())
+			}
+			// The HSM is signing it: an intent.
+			exec(`UPDATE certificates SET der = NULL WHERE serial = $1`, inFlight.SerialNumber.Bytes())
+			past := func(d time.Duration) any {
+				if driver == store.DriverSQLite {
+					return time.Now().Add(-d).UnixMicro()
+				}
+				return time.Now().Add(-d).UTC()
+			}
+			exec(`UPDATE certificates SET not_before = $1, not_after = $2 WHERE serial = $3`, past(2*time.Hour), past(time.Hour), expired.SerialNumber.Bytes())
 
 			serial := jwsauth.SerialHex(sign.SerialNumber)
 			jws, err := jwsauth.Sign(jwsauth.Action{Action: jwsauth.ActionRevoke, Serial: serial, Reason: "keyCompromise", Audience: ra.AudienceRevoke}, sign, key, time.Now())
@@ -806,48 +825,68 @@ func TestCompromisedKeyAcrossSubjects(t *testing.T) {
 			if err := json.Unmarshal(raw, &rev); err != nil || code != http.StatusOK {
 				t.Fatalf("the holder's keyCompromise: %d %s", code, raw)
 			}
-			want := []string{jwsauth.SerialHex(theirs.SerialNumber), jwsauth.SerialHex(superseded.SerialNumber), jwsauth.SerialHex(legacyOwn.SerialNumber)}
-			slices.Sort(want)
-			slices.Sort(rev.SameKey)
-			if !slices.Equal(rev.SameKey, want) {
-				t.Errorf("same_key: %v, want %v (another person's certificate of the key, one revoked before, the holder's own stored without its key)", rev.SameKey, want)
+			if !slices.Equal(rev.SameKey, []string{jwsauth.SerialHex(legacyOwn.SerialNumber)}) || rev.SameKeyElsewhere != 3 {
+				t.Errorf("same_key %v, same_key_elsewhere %d; want the holder's own certificate stored without its key, and 3 of others", rev.SameKey, rev.SameKeyElsewhere)
 			}
-			reasonOf := func(c *x509.Certificate) (string, int) {
+			row := func(c *x509.Certificate) store.Certificate {
 				t.Helper()
-				row, err := fx.db.SignedCertificateBySerial(t.Context(), c.SerialNumber.Bytes())
+				r, err := fx.db.CertificateBySerial(t.Context(), c.SerialNumber.Bytes())
 				if err != nil {
 					t.Fatal(err)
 				}
-				return row.Status, row.Reason
+				return r
 			}
-			for _, c := range []*x509.Certificate{theirs, superseded, legacyOwn} {
-				if status, reason := reasonOf(c); status != store.StatusRevoked || reason != 1 {
-					t.Errorf("certificate %s: %s, reason %d; want revoked for keyCompromise", jwsauth.SerialHex(c.SerialNumber), status, reason)
+			for _, c := range []*x509.Certificate{theirs, superseded, inFlight, legacyOwn} {
+				if r := row(c); r.Status != store.StatusRevoked || r.Reason != 1 {
+					t.Errorf("certificate %s: %s, reason %d; want revoked for keyCompromise", jwsauth.SerialHex(c.SerialNumber), r.Status, r.Reason)
 				}
 			}
-			for _, c := range []*x509.Certificate{legacyTheirs, unrelated} {
-				if status, _ := reasonOf(c); status != store.StatusGood {
-					t.Errorf("certificate %s before its key was read: %s, want good", jwsauth.SerialHex(c.SerialNumber), status)
+			for _, c := range []*x509.Certificate{expired, legacyTheirs, unrelated} {
+				if r := row(c); r.Status != store.StatusGood {
+					t.Errorf("certificate %s (expired, not read yet, another key's): %s, want good", jwsauth.SerialHex(c.SerialNumber), r.Status)
 				}
+			}
+			// The HSM's signature of the intent, landing now, is refused.
+			if err := fx.db.InTx(t.Context(), func(tx *store.Tx) error {
+				return tx.SetCertificateDER(t.Context(), f.Issuer.ID, inFlight.SerialNumber.Bytes(), inFlight.Raw, time.Now())
+			}); !errors.Is(err, store.ErrConflict) {
+				t.Errorf("the intent signed after the compromise: %v, want ErrConflict", err)
+			}
+			// Each revocation says why, in its own transaction's events.
+			events, err := fx.db.ListAuditEvents(t.Context(), store.AuditFilter{Objects: []string{ca.SerialObject(f.Issuer.ID, theirs.SerialNumber.Bytes())}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var why string
+			for _, e := range events {
+				if e.Action == "certificate.revoke.same_key" {
+					why = string(e.Details)
+				}
+			}
+			if !strings.Contains(why, ca.SerialObject(f.Issuer.ID, sign.SerialNumber.Bytes())) {
+				t.Errorf("the other person's certificate's revocation: details %q, want the certificate the compromise was reported in", why)
 			}
 
-			// The keys of certificates stored before are read; the sweep
-			// then finds the other person's certificate of the key.
+			// The keys of certificates stored before are read; every key
+			// ever blocked is then swept, the sweep of the last day's
+			// revocations aside.
 			filled, unreadable, err := ca.FillKeyIDs(t.Context(), fx.db)
 			if err != nil || filled != 2 || unreadable != 0 {
 				t.Fatalf("FillKeyIDs: %d filled, %d unreadable, %v; want the 2 without a key", filled, unreadable, err)
 			}
-			if filled, _, err := ca.FillKeyIDs(t.Context(), fx.db); err != nil || filled != 0 {
-				t.Errorf("FillKeyIDs again: %d filled, %v; want nothing left", filled, err)
+			if n, err := fx.svc.SweepBlockedKeys(t.Context()); err != nil || n != 1 {
+				t.Errorf("SweepBlockedKeys: %d revoked, %v; want the one found since", n, err)
 			}
-			if err := fx.svc.SweepWithdrawn(t.Context()); err != nil {
-				t.Fatal(err)
+			if r := row(legacyTheirs); r.Status != store.StatusRevoked || r.Reason != 1 {
+				t.Errorf("another person's certificate of the key stored without it, after the sweep: %s, reason %d", r.Status, r.Reason)
 			}
-			if status, reason := reasonOf(legacyTheirs); status != store.StatusRevoked || reason != 1 {
-				t.Errorf("another person's certificate of the key stored without it, after its key was read and the sweep: %s, reason %d", status, reason)
+			if n, err := fx.svc.SweepBlockedKeys(t.Context()); err != nil || n != 0 {
+				t.Errorf("SweepBlockedKeys again: %d revoked, %v; want nothing", n, err)
 			}
-			if status, _ := reasonOf(unrelated); status != store.StatusGood {
-				t.Errorf("a certificate of another key: %s, want good", status)
+			for _, c := range []*x509.Certificate{expired, unrelated} {
+				if r := row(c); r.Status != store.StatusGood {
+					t.Errorf("certificate %s after the sweeps: %s, want good", jwsauth.SerialHex(c.SerialNumber), r.Status)
+				}
 			}
 		})
 	}

@@ -50,9 +50,12 @@ type Revocation struct {
 	// (privilegeWithdrawn): revoked for keyCompromise or
 	// privilegeWithdrawn, a certificate's key may have asked for them.
 	Withdrawn []string `json:"withdrawn,omitempty"`
-	// SameKey are the serials of the other certificates of the same key,
-	// whoever's, revoked with it for keyCompromise (revokeSameKey).
-	SameKey []string `json:"same_key,omitempty"`
+	// SameKey are the serials of the subject's other certificates of the
+	// same key, revoked with it for keyCompromise (revokeSameKey), and
+	// SameKeyElsewhere the number of other subjects' certificates of it
+	// revoked so.
+	SameKey          []string `json:"same_key,omitempty"`
+	SameKeyElsewhere int      `json:"same_key_elsewhere,omitempty"`
 }
 
 // accepted reports whether the request was taken but not yet carried out
@@ -283,25 +286,37 @@ func (s *Service) carryOut(ctx context.Context, serial []byte, serialHex string,
 	// SweepWithdrawn and NoticeRevoked do within a minute.
 	// For keyCompromise, it revokes too the other certificates of the key,
 	// whoever's (revokeSameKey).
-	withdrawn := func(reason int) (revoked, sameKey [][]byte) {
+	withdrawn := func(reason int) (revoked [][]byte, sameKey []string, elsewhere int) {
 		if withdraws(reason) {
 			var err error
 			if revoked, err = s.withdrawRenewals(ctx, serial, actor); err != nil {
 				s.d.Log.Error("withdrawing the renewals of a revoked certificate", "serial", serialHex, "err", err)
 			}
 		}
+		var same []store.Certificate
 		if reason == reasonKeyCompromise {
 			// Signed or not: an intent's key is read from its TBS.
 			c, err := s.d.Store.CertificateBySerial(ctx, serial)
 			if err == nil {
-				sameKey, err = s.revokeSameKey(ctx, c, actor)
+				same, err = s.revokeSameKey(ctx, c, actor)
 			}
 			if err != nil {
 				s.d.Log.Error("revoking the certificates of a compromised key", "serial", serialHex, "err", err)
 			}
+			// The answer names the certificates of the subject whose
+			// certificate this is; of other subjects' (a business's
+			// seal), whose names and identifiers their serials would
+			// lead to, it gives the number.
+			for _, o := range same {
+				if o.SubjectID == c.SubjectID {
+					sameKey = append(sameKey, strings.ToUpper(hex.EncodeToString(o.Serial)))
+				} else {
+					elsewhere++
+				}
+			}
 		}
-		s.noticeRevoked(ctx, slices.Concat([][]byte{serial}, revoked, sameKey)...)
-		return revoked, sameKey
+		s.noticeRevoked(ctx, slices.Concat([][]byte{serial}, revoked, serialsOf(same))...)
+		return revoked, sameKey, elsewhere
 	}
 	if err := s.d.Revoker.Revoke(ctx, serial, reason, actor); err != nil {
 		if already := (*store.AlreadyRevokedError)(nil); errors.As(err, &already) {
@@ -311,13 +326,11 @@ func (s *Service) carryOut(ctx context.Context, serial []byte, serialHex string,
 	}
 	s.d.Log.Info("certificate revoked", "serial", serialHex, "reason", reasonName, "by", actor)
 	out := Revocation{Serial: strings.ToUpper(hex.EncodeToString(serial)), Status: "revoked", Reason: reasonName}
-	revoked, sameKey := withdrawn(reason)
+	revoked, sameKey, elsewhere := withdrawn(reason)
 	for _, r := range revoked {
 		out.Withdrawn = append(out.Withdrawn, strings.ToUpper(hex.EncodeToString(r)))
 	}
-	for _, r := range sameKey {
-		out.SameKey = append(out.SameKey, strings.ToUpper(hex.EncodeToString(r)))
-	}
+	out.SameKey, out.SameKeyElsewhere = sameKey, elsewhere
 	return out, nil
 }
 

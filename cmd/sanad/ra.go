@@ -235,6 +235,9 @@ func startRA(ctx context.Context, s *service, authority *caRole, cfg config.RA) 
 	// so that a key reported compromised revokes them too (revokeSameKey:
 	// SweepWithdrawn goes over the last day's compromises again); then
 	// hourly, for what a node of an older release stored meanwhile.
+	// Then the certificates of every key ever reported compromised that
+	// are not revoked yet are (ra.Service.SweepBlockedKeys): those the
+	// keys just recorded show.
 	s.fromStart(time.Hour, func(ctx context.Context) {
 		n, unreadable, err := ca.FillKeyIDs(ctx, s.db)
 		if n > 0 {
@@ -242,6 +245,13 @@ func startRA(ctx context.Context, s *service, authority *caRole, cfg config.RA) 
 		}
 		if err != nil && ctx.Err() == nil {
 			s.log.Error("recording the keys of stored certificates", "unreadable", unreadable, "err", err)
+		}
+		n, err = svc.SweepBlockedKeys(ctx)
+		if n > 0 {
+			s.log.Warn("revoked the certificates of keys reported compromised", "count", n)
+		}
+		if err != nil && ctx.Err() == nil {
+			s.log.Error("revoking the certificates of keys reported compromised", "err", err)
 		}
 	})
 	// sweep runs a notice sweep and logs what came of it.

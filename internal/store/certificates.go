@@ -307,13 +307,15 @@ func (tx *Tx) CertificatesOfSubject(ctx context.Context, subjectID string, limit
 
 const certificatesOfSubject = `WHERE subject_id = $1 AND der IS NOT NULL ORDER BY created_at DESC, serial LIMIT $2`
 
-// CertificatesOfKey returns the signed certificates of subjects (not the
+// CertificatesOfKey returns the certificates of subjects (not the
 // ceremonies' CA and OCSP signer certificates) that certify the key whose
-// SubjectPublicKeyInfo hashes to spkiSHA256 (Certificate.SPKISHA256),
-// newest first, at most limit (the certificates_spki index).
-func (db *DB) CertificatesOfKey(ctx context.Context, spkiSHA256 []byte, limit int) ([]Certificate, error) {
-	return db.certificates(ctx, `WHERE spki_sha256 = $1 AND subject_id IS NOT NULL AND der IS NOT NULL
-		ORDER BY created_at DESC, serial LIMIT $2`, nonNil(spkiSHA256), limit)
+// SubjectPublicKeyInfo hashes to spkiSHA256 (Certificate.SPKISHA256) and
+// that a compromise of the key has still to revoke: unexpired at now and
+// not revoked for keyCompromise, signed or still intents (the HSM may be
+// signing one). Newest first, at most limit (the certificates_spki index).
+func (db *DB) CertificatesOfKey(ctx context.Context, spkiSHA256 []byte, now time.Time, limit int) ([]Certificate, error) {
+	return db.certificates(ctx, `WHERE spki_sha256 = $1 AND subject_id IS NOT NULL AND not_after > $2 AND reason IS DISTINCT FROM 1
+		ORDER BY created_at DESC, serial LIMIT $3`, nonNil(spkiSHA256), db.d.timeArg(now), limit)
 }
 
 // UnkeyedCertificates returns up to limit certificates whose SPKISHA256 is
@@ -535,11 +537,34 @@ func (tx *Tx) BlockKey(ctx context.Context, spkiSHA256 []byte, issuerID string, 
 	return nil
 }
 
-// BlockedKey is why a key may not be certified.
+// BlockedKey is why a key may not be certified: the certificate revoked
+// for its compromise.
 type BlockedKey struct {
-	IssuerID  string
-	Serial    []byte
-	BlockedAt time.Time
+	SPKISHA256 []byte // set by ListBlockedKeys
+	IssuerID   string
+	Serial     []byte
+	BlockedAt  time.Time
+}
+
+// ListBlockedKeys returns up to limit blocked keys in the order of their
+// hash, after the hash after (nil: from the first).
+func (db *DB) ListBlockedKeys(ctx context.Context, after []byte, limit int) ([]BlockedKey, error) {
+	rows, err := db.sql.QueryContext(ctx, db.d.q(`
+		SELECT spki_sha256, issuer_id, serial, blocked_at FROM blocked_keys WHERE spki_sha256 > $1
+		ORDER BY spki_sha256 LIMIT $2`), nonNil(after), limit)
+	if err != nil {
+		return nil, fmt.Errorf("blocked keys: %w", err)
+	}
+	defer rows.Close()
+	var out []BlockedKey
+	for rows.Next() {
+		var b BlockedKey
+		if err := rows.Scan(&b.SPKISHA256, &b.IssuerID, &b.Serial, timeScan{&b.BlockedAt}); err != nil {
+			return nil, fmt.Errorf("blocked keys: %w", err)
+		}
+		out = append(out, b)
+	}
+	return out, rows.Err()
 }
 
 // BlockedKeys returns the records of those of hashes (SHA-256 of DER

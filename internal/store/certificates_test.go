@@ -334,9 +334,10 @@ func TestPruneCRLs(t *testing.T) {
 }
 
 // TestCertificateKeys: both intent writes record the certified key's hash
-// (SPKISHA256); CertificatesOfKey finds a key's signed certificates of
-// subjects, newest first, and no ceremony certificate, unsigned intent or
-// other key's; UnkeyedCertificates pages through the rows without one, in
+// (SPKISHA256); CertificatesOfKey finds a key's certificates of subjects
+// its compromise has still to revoke (signed or intents, revoked for
+// another reason), newest first, and no ceremony certificate, expired
+// one, one revoked for keyCompromise or other key's; UnkeyedCertificates pages through the rows without one, in
 // (issuer, serial) order across issuers, and SetCertificateKey fills one
 // without overwriting another.
 func TestCertificateKeys(t *testing.T) {
@@ -363,7 +364,12 @@ func TestCertificateKeys(t *testing.T) {
 			cert("issuing", 4, "s1", k2[:], 4),
 			cert("issuing2", 1, "s1", nil, 5),
 			cert("issuing", 5, "s1", k1[:], 6), // left unsigned
+			cert("issuing", 7, "s1", k1[:], 8), // revoked for keyCompromise
+			cert("issuing", 8, "s1", k1[:], 9), // revoked as superseded
+			cert("issuing", 9, "s1", k1[:], 10),
 		}
+		batch[8].NotAfter = t0.Add(time.Hour) // expired at now, below
+		now := t0.Add(2 * time.Hour)
 		one := cert("issuing", 6, "s1", nil, 7)
 		if err := db.InTx(ctx, func(tx *store.Tx) error {
 			if err := tx.InsertCertificateIntents(ctx, batch); err != nil {
@@ -372,12 +378,15 @@ func TestCertificateKeys(t *testing.T) {
 			if err := tx.InsertCertificateIntent(ctx, one); err != nil {
 				return err
 			}
-			for _, c := range append(batch[:5:5], one) {
+			for _, c := range append(append(batch[:5:5], batch[6:]...), one) {
 				if err := tx.SetCertificateDER(ctx, c.IssuerID, c.Serial, []byte{0x30, 0x01, c.Serial[1]}, t0); err != nil {
 					return err
 				}
 			}
-			return nil
+			if err := tx.RevokeCertificate(ctx, "issuing", batch[6].Serial, t0, 1, t0); err != nil {
+				return err
+			}
+			return tx.RevokeCertificate(ctx, "issuing", batch[7].Serial, t0, 4, t0)
 		}); err != nil {
 			t.Fatal(err)
 		}
@@ -395,10 +404,13 @@ func TestCertificateKeys(t *testing.T) {
 			}
 			return out
 		}
-		if got, want := serials(db.CertificatesOfKey(ctx, k1[:], 10)), []string{"issuing/4002", "issuing/4001"}; !slices.Equal(got, want) {
+		if got, want := serials(db.CertificatesOfKey(ctx, k1[:], now, 10)), []string{"issuing/4008", "issuing/4005", "issuing/4002", "issuing/4001"}; !slices.Equal(got, want) {
 			t.Errorf("CertificatesOfKey: %v, want %v", got, want)
 		}
-		if got, want := serials(db.CertificatesOfKey(ctx, k1[:], 1)), []string{"issuing/4002"}; !slices.Equal(got, want) {
+		if got, want := serials(db.CertificatesOfKey(ctx, k1[:], t0, 10)), []string{"issuing/4009", "issuing/4008", "issuing/4005", "issuing/4002", "issuing/4001"}; !slices.Equal(got, want) {
+			t.Errorf("CertificatesOfKey before one expired: %v, want %v", got, want)
+		}
+		if got, want := serials(db.CertificatesOfKey(ctx, k1[:], now, 1)), []string{"issuing/4008"}; !slices.Equal(got, want) {
 			t.Errorf("CertificatesOfKey, limit 1: %v, want %v", got, want)
 		}
 		if got, want := serials(db.UnkeyedCertificates(ctx, "", nil, 10)), []string{"issuing/4006", "issuing2/4001"}; !slices.Equal(got, want) {
@@ -415,11 +427,41 @@ func TestCertificateKeys(t *testing.T) {
 		}); err != nil {
 			t.Fatal(err)
 		}
-		if got, want := serials(db.CertificatesOfKey(ctx, k1[:], 10)), []string{"issuing2/4001", "issuing/4002", "issuing/4001"}; !slices.Equal(got, want) {
+		if got, want := serials(db.CertificatesOfKey(ctx, k1[:], now, 10)), []string{"issuing/4008", "issuing/4005", "issuing2/4001", "issuing/4002", "issuing/4001"}; !slices.Equal(got, want) {
 			t.Errorf("CertificatesOfKey after SetCertificateKey: %v, want %v", got, want)
 		}
 		if got := serials(db.UnkeyedCertificates(ctx, "", nil, 10)); !slices.Equal(got, []string{"issuing/4006"}) {
 			t.Errorf("UnkeyedCertificates after SetCertificateKey: %v", got)
+		}
+	})
+}
+
+// TestListBlockedKeys pages through the blocked keys in hash order.
+func TestListBlockedKeys(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB, _ *sql.DB) {
+		ctx := t.Context()
+		t0 := time.Date(2026, 12, 2, 10, 0, 0, 0, time.UTC)
+		var hashes [][]byte
+		if err := db.InTx(ctx, func(tx *store.Tx) error {
+			for i := range 3 {
+				h := sha256.Sum256([]byte{byte(i)})
+				hashes = append(hashes, h[:])
+				if err := tx.BlockKey(ctx, h[:], "issuing", []byte{0x40, byte(i)}, t0); err != nil {
+					return err
+				}
+			}
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		slices.SortFunc(hashes, bytes.Compare)
+		first, err := db.ListBlockedKeys(ctx, nil, 2)
+		if err != nil || len(first) != 2 || !bytes.Equal(first[0].SPKISHA256, hashes[0]) || !bytes.Equal(first[1].SPKISHA256, hashes[1]) {
+			t.Fatalf("the first page: %+v, %v", first, err)
+		}
+		rest, err := db.ListBlockedKeys(ctx, first[1].SPKISHA256, 2)
+		if err != nil || len(rest) != 1 || !bytes.Equal(rest[0].SPKISHA256, hashes[2]) || rest[0].IssuerID != "issuing" || !rest[0].BlockedAt.Equal(t0) {
+			t.Fatalf("the second page: %+v, %v", rest, err)
 		}
 	})
 }

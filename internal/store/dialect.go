@@ -196,8 +196,6 @@ func sqliteFile(dsn string) string {
 	return strings.TrimPrefix(path, "file:")
 }
 
-// nonNil returns b, or an empty slice when b is nil: the drivers send a nil
-// slice as NULL, which NOT NULL byte columns must not receive.
 // nullBytes is b, or NULL when b is empty.
 func nullBytes(b []byte) any {
 	if len(b) == 0 {
@@ -206,6 +204,8 @@ func nullBytes(b []byte) any {
 	return b
 }
 
+// nonNil returns b, or an empty slice when b is nil: the drivers send a nil
+// slice as NULL, which NOT NULL byte columns must not receive.
 func nonNil(b []byte) []byte {
 	if b == nil {
 		return []byte{}
