@@ -292,6 +292,8 @@ func (v *Verifier) VerifyCMS(ctx context.Context, sig, content []byte) (*Result,
 		content = sd.content
 	}
 	res, call := &Result{Format: FormatCMS}, v.newCall()
+	fetchCtx, cancel := v.fetchContext(ctx)
+	defer cancel()
 	for i := range sd.signers {
 		if err := ctx.Err(); err != nil {
 			return nil, err
@@ -299,7 +301,7 @@ func (v *Verifier) VerifyCMS(ctx context.Context, sig, content []byte) (*Result,
 		rep := v.newReport(FormatCMS, i, call.now)
 		rep.pass("format", "CMS SignedData (RFC 5652), %d signer(s), %d certificate(s)", len(sd.signers), len(sd.certs))
 		if leaf := v.checkCMSSigner(call, rep, sd, &sd.signers[i], content, differs); leaf != nil {
-			v.validateSigner(ctx, call, rep, leaf, sd.certs)
+			v.validateSigner(fetchCtx, call, rep, leaf, sd.certs)
 		}
 		if rep.Indication == "" {
 			rep.Indication = TotalPassed

@@ -325,3 +325,24 @@ func TestOCSPAnswerAboutAnotherIssuer(t *testing.T) {
 		})
 	}
 }
+
+// TestVerificationTimeout: Config.Timeout bounds one verification's
+// fetches together: an OCSP responder that never answers leaves the
+// signer's status TRY_LATER once it has passed, where without it the CRL,
+// asked after the HTTP client's own timeout, would have answered.
+func TestVerificationTimeout(t *testing.T) {
+	p := newTestPKI(t)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		<-r.Context().Done() // until the verifier gives up
+	}))
+	defer srv.Close()
+	cfg := p.config()
+	cfg.OCSPResponder = srv.URL
+	cfg.Timeout = 50 * time.Millisecond
+	res := p.signed(t, cfg)
+	if res.Indication != Indeterminate || res.SubIndication != TryLater {
+		var b bytes.Buffer
+		_ = res.WriteText(&b)
+		t.Errorf("%s/%s, want INDETERMINATE/TRY_LATER\n%s", res.Indication, res.SubIndication, b.String())
+	}
+}

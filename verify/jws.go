@@ -64,13 +64,15 @@ func (v *Verifier) VerifyJWS(ctx context.Context, sig, payload []byte) (*Result,
 		return v.formatFailure(FormatJWS, err.Error()), nil
 	}
 	res, call := &Result{Format: FormatJWS}, v.newCall()
+	fetchCtx, cancel := v.fetchContext(ctx)
+	defer cancel()
 	for i := range in.sigs {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
 		rep := v.newReport(FormatJWS, i, call.now)
 		if leaf, carried := v.checkJWSSignature(rep, in, i, payload); leaf != nil {
-			v.validateSigner(ctx, call, rep, leaf, carried)
+			v.validateSigner(fetchCtx, call, rep, leaf, carried)
 		}
 		if rep.Indication == "" {
 			rep.Indication = TotalPassed

@@ -59,6 +59,12 @@ type Config struct {
 	// ClockSkew is how far in the future a signing time or a status
 	// answer's thisUpdate may be (default 5 minutes).
 	ClockSkew time.Duration
+	// Timeout bounds the fetches of one verification together (AIA, OCSP,
+	// CRL, each also bounded by HTTPClient): past it, what is still
+	// unanswered is reported TRY_LATER rather than waited for, however
+	// many signers and certificates there are. Default 30 s; negative: no
+	// bound beyond the caller's context.
+	Timeout time.Duration
 }
 
 // Limits on what is read from outside.
@@ -120,6 +126,9 @@ func New(cfg Config) (*Verifier, error) {
 	cfg.MaxSigners = min(cfg.MaxSigners, maxSignerInfos)
 	if cfg.ClockSkew == 0 {
 		cfg.ClockSkew = 5 * time.Minute
+	}
+	if cfg.Timeout == 0 {
+		cfg.Timeout = 30 * time.Second
 	}
 	v := &Verifier{cfg: cfg, roots: x509.NewCertPool(), national: map[string]bool{},
 		ocspCache:   newTTLCache[*status](cfg.RevocationCacheTTL, ocspCacheEntries),
@@ -190,6 +199,15 @@ type statusAnswer struct {
 }
 
 // newCall starts a verification, validated as of now.
+// fetchContext is ctx bounded by Config.Timeout, for one verification's
+// fetches; the caller's own cancellation still ends the verification.
+func (v *Verifier) fetchContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	if v.cfg.Timeout < 0 {
+		return ctx, func() {}
+	}
+	return context.WithTimeout(ctx, v.cfg.Timeout)
+}
+
 func (v *Verifier) newCall() *call {
 	return &call{now: v.cfg.Now(), chains: map[[sha256.Size]byte]chainOutcome{}, statuses: map[string]statusAnswer{}, digests: map[crypto.Hash][]byte{}}
 }
