@@ -16,6 +16,12 @@ var (
 	ErrTokenExists = errors.New("hsm: token exists")
 	// ErrPINIncorrect: the token rejected the PIN (CKR_PIN_INCORRECT).
 	ErrPINIncorrect = errors.New("hsm: PIN incorrect")
+	// ErrPINLength: the PIN's length is outside what the token says it
+	// takes (ulMinPinLen..ulMaxPinLen); it was not tried.
+	ErrPINLength = errors.New("hsm: PIN length outside the token's bounds")
+	// ErrTokenChanged: the slot of an open token now holds another token
+	// (another label or serial number); the PIN was not given to it.
+	ErrTokenChanged = errors.New("hsm: another token is in the slot")
 	// ErrNoSession: every session of the token's pool stayed busy for the
 	// whole TokenConfig.SessionWait.
 	ErrNoSession = errors.New("hsm: no free session")

@@ -230,3 +230,11 @@ func ecPointForTest(pub *ecdsa.PublicKey) ([]byte, error) {
 	}
 	return asn1.Marshal(raw)
 }
+
+// SetSerialForTest makes the token remember another serial number, as if
+// the token now in its slot were not the one it opened.
+func (t *Token) SetSerialForTest(serial string) {
+	t.loginMu.Lock()
+	defer t.loginMu.Unlock()
+	t.serial = serial
+}

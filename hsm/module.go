@@ -257,6 +257,31 @@ func (l *library) tokens() ([]TokenInfo, error) {
 	return infos, nil
 }
 
+// checkToken reads the token in slot before a login with pin: it must be
+// the one labelled label with serial (unless serial is ""), and the PIN's
+// length within the token's bounds, or the PIN is not given: a token
+// swapped into the slot would receive it, and a PIN of a length the token
+// cannot take would only spend a try. It returns the token's serial.
+func (l *library) checkToken(slot uint, label, serial string, pin PIN) (string, error) {
+	ti, err := l.ctx.GetTokenInfo(slot)
+	if err != nil {
+		return "", fmt.Errorf("hsm: C_GetTokenInfo slot %d: %w", slot, err)
+	}
+	if ti.Label != label || serial != "" && ti.SerialNumber != serial {
+		return "", fmt.Errorf("%w: slot %d held token %q (serial %q), and now %q (serial %q); the PIN was not given to it",
+			ErrTokenChanged, slot, label, serial, ti.Label, ti.SerialNumber)
+	}
+	// CK_UNAVAILABLE_INFORMATION (all ones), or 0 for the maximum, is a
+	// bound the token does not say.
+	const unavailable = ^uint(0)
+	if n := uint(pin.len()); ti.MinPinLen != unavailable && n < ti.MinPinLen ||
+		ti.MaxPinLen != unavailable && ti.MaxPinLen > 0 && n > ti.MaxPinLen {
+		return "", fmt.Errorf("%w: the PIN for token %q has %d bytes, and the token takes %d to %d; it was not tried",
+			ErrPINLength, label, n, ti.MinPinLen, ti.MaxPinLen)
+	}
+	return ti.SerialNumber, nil
+}
+
 // findToken returns the slot of the initialized token labelled label.
 func (l *library) findToken(label string) (uint, error) {
 	infos, err := l.tokens()
@@ -434,6 +459,10 @@ func (m *Module) OpenToken(ctx context.Context, cfg TokenConfig) (*Token, error)
 		return nil, ErrClosed
 	}
 	t := newToken(lib, slot, cfg)
+	if t.serial, err = lib.checkToken(slot, cfg.Label, "", cfg.PIN); err != nil {
+		_ = lib.release()
+		return nil, err
+	}
 	sh, err := lib.ctx.OpenSession(slot, pkcs11.CKF_SERIAL_SESSION|pkcs11.CKF_RW_SESSION)
 	if err != nil {
 		_ = lib.release()

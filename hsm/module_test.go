@@ -182,6 +182,40 @@ func TestPing(t *testing.T) {
 // PIN was changed on the HSM, then the process logged out) is told of
 // once, and no login is tried after it: an HSM locks a PIN after a few
 // refusals, and every node sharing the token with it.
+// TestPINNotGivenAway: the PIN is not tried when the token says it cannot
+// be its PIN (a length outside ulMinPinLen..ulMaxPinLen), nor given to a
+// token other than the one opened, found in its slot at a new login.
+func TestPINNotGivenAway(t *testing.T) {
+	tok := hsmtest.NewToken(t)
+	for _, n := range []int{3, 256} { // SoftHSM2 takes 4 to 255
+		pin, err := hsm.NewPIN([]byte(strings.Repeat("7", n)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := tok.Module.OpenToken(t.Context(), hsm.TokenConfig{Label: tok.Label, PIN: pin}); !errors.Is(err, hsm.ErrPINLength) {
+			t.Errorf("a PIN of %d bytes: %v, want ErrPINLength", n, err)
+		}
+	}
+	refused := make(chan error, 1)
+	opened, err := tok.Module.OpenToken(t.Context(), hsm.TokenConfig{Label: tok.Label, PIN: tok.PIN, PINRefused: func(err error) { refused <- err }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer opened.Close()
+	opened.SetSerialForTest("another token")
+	if err := opened.LogoutForTest(); err != nil {
+		t.Fatal(err)
+	}
+	if err := opened.Ping(t.Context()); !errors.Is(err, hsm.ErrTokenChanged) {
+		t.Errorf("a login to the slot, now another token's: %v, want ErrTokenChanged", err)
+	}
+	select {
+	case err := <-refused:
+		t.Errorf("the PIN was tried: %v", err)
+	default:
+	}
+}
+
 func TestPINRefusedOnce(t *testing.T) {
 	tok := hsmtest.NewToken(t)
 	refused := make(chan error, 10)

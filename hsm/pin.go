@@ -96,6 +96,14 @@ func (p PIN) Bytes() []byte {
 // valid reports whether p holds a secret.
 func (p PIN) valid() bool { return p.s != nil && len(*p.s.b) > 0 }
 
+// len is the secret's length in bytes.
+func (p PIN) len() int {
+	if p.s == nil {
+		return 0
+	}
+	return len(*p.s.b)
+}
+
 // string returns the secret for the PKCS#11 calls, whose Go binding takes
 // strings. Unexported so nothing outside this package can reach it.
 func (p PIN) string() string {

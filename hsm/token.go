@@ -23,8 +23,11 @@ type Token struct {
 	p11   *pkcs11.Ctx // lib.ctx, kept here for the hot path
 	slot  uint
 	label string
-	pin   PIN
-	wait  time.Duration // how long Sign waits for a session
+	// serial is the token's serial number as it was opened: a login checks
+	// that the slot still holds it (library.checkToken).
+	serial string
+	pin    PIN
+	wait   time.Duration // how long Sign waits for a session
 
 	sem  chan struct{} // a send borrows a session slot, a receive returns it
 	done chan struct{} // closed by Close, wakes waiters
@@ -186,6 +189,9 @@ func (t *Token) ensureLogin(sh pkcs11.SessionHandle) error {
 	defer t.loginMu.Unlock()
 	if refused := t.refused.Load(); refused != nil {
 		return fmt.Errorf("hsm: login to token %q: not tried again, the token refused the PIN (%w); open it again with the right PIN", t.label, *refused)
+	}
+	if _, err := t.lib.checkToken(t.slot, t.label, t.serial, t.pin); err != nil {
+		return err
 	}
 	if err := t.lib.login(sh, t.pin); err != nil {
 		err = fmt.Errorf("hsm: login to token %q: %w", t.label, err)
