@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -192,5 +193,14 @@ Transfer/sec:    386.67KB
 	}
 	if _, err := parseWrk("sanad", "wrk: connection refused", 8); err == nil {
 		t.Error("a report without Requests/sec was accepted")
+	}
+}
+
+// TestChildEnv: the programs a benchmark runs get the environment without
+// Sanad's own variables (the database DSN, a PIN), and with the rest.
+func TestChildEnv(t *testing.T) {
+	got := childEnv([]string{"PATH=/usr/bin", "SANAD_DATABASE_DSN=postgres://u:secret@db/sanad", "HOME=/home/ca", "SANAD_HSM_PIN=1234", "NOT_SANAD_X=1"})
+	if !slices.Equal(got, []string{"PATH=/usr/bin", "HOME=/home/ca", "NOT_SANAD_X=1"}) {
+		t.Errorf("childEnv: %q", got)
 	}
 }

@@ -444,7 +444,7 @@ func startPeerOnce(ctx context.Context, peer string, seed ocspSeed, dir string) 
 		}
 		// -port takes a number (all interfaces); -multi 2 gives it both
 		// cores, as Sanad has.
-		cmd = exec.CommandContext(ctx, "openssl", "ocsp", "-index", indexPath, "-port", strconv.Itoa(port), "-CA", caPath,
+		cmd = peerCommand(ctx, "openssl", "ocsp", "-index", indexPath, "-port", strconv.Itoa(port), "-CA", caPath,
 			"-rsigner", signerPath, "-rkey", keyPath, "-ignore_err", "-multi", strconv.Itoa(runtime.GOMAXPROCS(0)))
 	case "cfssl":
 		bin, err := exec.LookPath("cfssl")
@@ -464,7 +464,7 @@ func startPeerOnce(ctx context.Context, peer string, seed ocspSeed, dir string) 
 		if err := os.WriteFile(respPath, []byte(lines.String()), 0o600); err != nil {
 			return "", nil, err
 		}
-		cmd = exec.CommandContext(ctx, bin, "ocspserve", "-address", "127.0.0.1", "-port", strconv.Itoa(port), "-responses", respPath, "-loglevel", "5")
+		cmd = peerCommand(ctx, bin, "ocspserve", "-address", "127.0.0.1", "-port", strconv.Itoa(port), "-responses", respPath, "-loglevel", "5")
 	default:
 		return "", nil, fmt.Errorf("unknown peer %q (openssl or cfssl)", peer)
 	}
@@ -1050,11 +1050,11 @@ end
 			"--latency", "-s", script, "http://" + addr}
 	}
 	if g.warmup > 0 {
-		if out, err := exec.CommandContext(ctx, bin, args(g.warmup)...).CombinedOutput(); err != nil {
+		if out, err := peerCommand(ctx, bin, args(g.warmup)...).CombinedOutput(); err != nil {
 			return ocspLoad{}, fmt.Errorf("wrk: %v: %s", err, out)
 		}
 	}
-	out, err := exec.CommandContext(ctx, bin, args(g.duration)...).CombinedOutput()
+	out, err := peerCommand(ctx, bin, args(g.duration)...).CombinedOutput()
 	if err != nil {
 		return ocspLoad{}, fmt.Errorf("wrk: %v: %s", err, out)
 	}
@@ -1109,4 +1109,19 @@ func wrkMS(s string) float64 {
 		}
 	}
 	return 0
+}
+
+// peerCommand is a command of another program the benchmark runs (a peer
+// responder, wrk), with this process's environment but Sanad's own
+// variables (SANAD_*: the database DSN, perhaps a PIN): secrets are not
+// handed to programs that have no use for them.
+func peerCommand(ctx context.Context, name string, args ...string) *exec.Cmd {
+	cmd := exec.CommandContext(ctx, name, args...)
+	cmd.Env = childEnv(os.Environ())
+	return cmd
+}
+
+// childEnv is env without its SANAD_ variables.
+func childEnv(env []string) []string {
+	return slices.DeleteFunc(slices.Clone(env), func(kv string) bool { return strings.HasPrefix(kv, "SANAD_") })
 }
