@@ -3,6 +3,7 @@ package ra
 import (
 	"bytes"
 	"context"
+	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -117,10 +118,14 @@ func (o Outbox) Send(_ context.Context, m Message) error {
 // the same for the same message however often it is sent (a retry after a
 // timeout, another node's sweep), so that a gateway keeping the keys it
 // has seen delivers it once; another message (a new code, another event,
-// serial or reason) has another.
-func idempotencyKey(body []byte) string {
-	sum := sha256.Sum256(body)
-	return hex.EncodeToString(sum[:16])
+// serial or reason) has another. It is keyed with secret (an HMAC): a
+// plain hash of a code's message would give the six-digit code away to
+// whoever reads the gateway's logs and knows the enrollment and contact.
+func idempotencyKey(secret, body []byte) string {
+	mac := hmac.New(sha256.New, secret)
+	mac.Write([]byte("sanad webhook idempotency key\x00"))
+	mac.Write(body)
+	return hex.EncodeToString(mac.Sum(nil)[:16])
 }
 
 // Webhook posts each message as JSON to an SMS or e-mail gateway; any
@@ -129,12 +134,15 @@ func idempotencyKey(body []byte) string {
 // configured. The gateway's credential is a bearer token read from
 // TokenFile at every message (rotated in place), never part of URL. Errors
 // name the gateway's host only: they reach the logs and the audit log.
-// Each message carries an Idempotency-Key (idempotencyKey).
+// Each message carries an Idempotency-Key (idempotencyKey) when
+// IdempotencySecret is set: the same secret on every RA node (the code
+// key), so that they give one message one key.
 type Webhook struct {
-	URL       string
-	TokenFile string
-	Client    *http.Client
-	Timeout   time.Duration
+	URL               string
+	TokenFile         string
+	Client            *http.Client
+	Timeout           time.Duration
+	IdempotencySecret []byte
 }
 
 // Send posts m.
@@ -155,7 +163,9 @@ func (w Webhook) Send(ctx context.Context, m Message) error {
 	}
 	gateway := "notification gateway " + req.URL.Host
 	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Idempotency-Key", idempotencyKey(body))
+	if len(w.IdempotencySecret) > 0 {
+		req.Header.Set("Idempotency-Key", idempotencyKey(w.IdempotencySecret, body))
+	}
 	if w.TokenFile != "" {
 		token, err := registry.ReadBearerToken(w.TokenFile)
 		if err != nil {

@@ -1,6 +1,8 @@
 package ra
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -51,13 +53,19 @@ func TestWebhook(t *testing.T) {
 }
 
 // TestWebhookIdempotencyKey: a message sent again carries the key it
-// carried the first time; any other message, another.
+// carried the first time; any other message, another. The key is keyed
+// with the RA's secret: without it, it does not give the code away (a
+// plain hash of a code's message would, to a search of a million codes);
+// with no secret, no key is sent.
 func TestWebhookIdempotencyKey(t *testing.T) {
 	var keys []string
+	var bodies [][]byte
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		keys = append(keys, r.Header.Get("Idempotency-Key"))
+		body, _ := io.ReadAll(r.Body)
+		keys, bodies = append(keys, r.Header.Get("Idempotency-Key")), append(bodies, body)
 	}))
 	defer srv.Close()
+	secret := []byte("0123456789abcdef0123456789abcdef")
 	notice := Message{EnrollmentID: "abc", To: "a@example.kz", Channel: "email", Notice: "revoked", Event: EventRevoked, Serial: "0A", Reason: "keyCompromise"}
 	other := notice
 	other.Reason = "superseded"
@@ -65,7 +73,7 @@ func TestWebhookIdempotencyKey(t *testing.T) {
 	code2 := code
 	code2.Code = "654322"
 	for _, m := range []Message{notice, notice, other, code, code2, code} {
-		if err := (Webhook{URL: srv.URL}).Send(t.Context(), m); err != nil {
+		if err := (Webhook{URL: srv.URL, IdempotencySecret: secret}).Send(t.Context(), m); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -78,6 +86,16 @@ func TestWebhookIdempotencyKey(t *testing.T) {
 			t.Fatalf("keys %q: two messages share one", keys)
 		}
 		seen[k] = true
+	}
+	plain := sha256.Sum256(bodies[3])
+	if keys[3] == hex.EncodeToString(plain[:16]) || keys[3] == idempotencyKey([]byte("another secret"), bodies[3]) {
+		t.Errorf("the code message's key %s is not keyed with the RA's secret", keys[3])
+	}
+	if err := (Webhook{URL: srv.URL}).Send(t.Context(), code); err != nil {
+		t.Fatal(err)
+	}
+	if keys[6] != "" {
+		t.Errorf("without a secret, a key was sent: %q", keys[6])
 	}
 }
 

@@ -89,7 +89,9 @@ func openRA(s *service, authority *caRole, cfg config.RA) (*ra.Service, error) {
 	case cfg.OutboxDir != "":
 		notifier = ra.Outbox{Dir: cfg.OutboxDir, Log: s.log}
 	case cfg.NotifyWebhook != "":
-		notifier = ra.Webhook{URL: cfg.NotifyWebhook, TokenFile: cfg.NotifyWebhookTokenFile}
+		// The code key, which every RA node shares and configuration
+		// requires beside the webhook, keys the messages' idempotency keys.
+		notifier = ra.Webhook{URL: cfg.NotifyWebhook, TokenFile: cfg.NotifyWebhookTokenFile, IdempotencySecret: codeKey}
 	default:
 		return nil, errors.New("the ra role needs ra.notify_webhook (or ra.outbox_dir in development)")
 	}
