@@ -151,6 +151,21 @@ func (ca *CA) Ready(context.Context) error {
 	return ca.d.OCSP.CheckResponder(r)
 }
 
+// InValidity reports whether the issuing CA's certificate is valid now: an
+// issuing CA certified for a time not yet come (a ceremony's date ahead of
+// this clock) issues nothing before it (newTemplate), which readiness
+// says where the issuance's own error would only be retried.
+func (ca *CA) InValidity(context.Context) error {
+	c, now := ca.d.Issuer.Certificate, ca.d.Now().UTC()
+	switch {
+	case now.Before(c.NotBefore):
+		return fmt.Errorf("issuing CA %s is valid only from %s; it is %s here", ca.d.Issuer.ID, c.NotBefore.UTC().Format(time.RFC3339), now.Format(time.RFC3339))
+	case now.After(c.NotAfter):
+		return fmt.Errorf("issuing CA %s expired at %s", ca.d.Issuer.ID, c.NotAfter.UTC().Format(time.RFC3339))
+	}
+	return nil
+}
+
 // IssuanceEnds is the last time Issue accepts every end-entity profile:
 // after it, the issuer's remaining life is shorter than the returned
 // profile's validity and Issue refuses that profile (a certificate never

@@ -308,6 +308,41 @@ func smallKey(t *testing.T, d byte) *ecdsa.PrivateKey {
 	return k
 }
 
+// TestInValidity: a CA whose issuing certificate is not valid yet (or any
+// more) says so for readiness, and issues nothing.
+func TestInValidity(t *testing.T) {
+	f := catest.New(t, time.Now().UTC().Truncate(time.Second))
+	db, _ := storetest.Open(t, store.DriverSQLite)
+	f.PutIssuer(t, db)
+	for _, c := range []struct {
+		name string
+		at   time.Time
+		want string
+	}{
+		{"before its notBefore", f.Issuer.Certificate.NotBefore.Add(-time.Minute), "valid only from"},
+		{"within its validity", f.Issuer.Certificate.NotBefore.Add(time.Minute), ""},
+		{"after its notAfter", f.Issuer.Certificate.NotAfter.Add(time.Minute), "expired at"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			deps := f.Deps(db, audit.New(time.Now))
+			deps.Now = func() time.Time { return c.at }
+			authority, err := ca.New(deps)
+			if err != nil {
+				t.Fatal(err)
+			}
+			err = authority.InValidity(t.Context())
+			if c.want == "" && err != nil || c.want != "" && (err == nil || !strings.Contains(err.Error(), c.want)) {
+				t.Errorf("InValidity: %v, want %q", err, c.want)
+			}
+			if c.want != "" {
+				if _, err := authority.Issue(t.Context(), ca.Request{Profile: "citizen-sign", CSR: newCSR(t), Verified: person, Actor: "test"}); err == nil {
+					t.Error("issued")
+				}
+			}
+		})
+	}
+}
+
 // TestRevokeWritesAlso: the events a caller gives Revoke are in the
 // revocation's transaction: written after its own, and, should one of them
 // fail, the certificate is not revoked.

@@ -466,11 +466,13 @@ const issuanceWarning = 180 * 24 * time.Hour
 // every issuing CA has a CRL, before anything is served; then it has the
 // service run each issuing CA's publisher beside the HTTP server, which
 // goes on resolving what failed issuances leave. The CA is ready only
-// while the active issuing CA's OCSP signer can sign (ca.CA.Ready); an
+// while the active issuing CA's OCSP signer can sign (ca.CA.Ready) and its
+// own certificate is valid (ca.CA.InValidity); an
 // older issuing CA's signer that runs out is logged, at start and by its
 // publisher, without taking the node out of service.
 func (r *caRole) start(ctx context.Context, s *service) error {
 	s.addCheck("ocsp_responder", r.ca.Ready)
+	s.addCheck("issuing_ca", r.ca.InValidity)
 	if len(r.older) > 0 {
 		s.log.Info("issuing from the newest issuing CA; the older ones keep their status current", "active", r.crlFrom.ID, "older", len(r.older))
 	}

@@ -254,7 +254,7 @@ func TestDevQuickStartRestartAndAudit(t *testing.T) {
 	}
 	// The CA is ready only while its OCSP signer can sign (ca.CA.Ready).
 	if code, body := httpGet(t, first.url+"/readyz"); code != 200 || !strings.Contains(body, `"hsm":"ok"`) || !strings.Contains(body, `"database":"ok"`) ||
-		!strings.Contains(body, `"ocsp_responder":"ok"`) {
+		!strings.Contains(body, `"ocsp_responder":"ok"`) || !strings.Contains(body, `"issuing_ca":"ok"`) {
 		t.Fatalf("readyz = %d %s", code, body)
 	}
 	if code, _ := httpGet(t, first.url+"/healthz"); code != 200 {
