@@ -322,6 +322,14 @@ func (ca *CA) Issue(ctx context.Context, req Request) (*x509.Certificate, error)
 	if errors.As(err, &then) {
 		return cert, fmt.Errorf("issue %s: %w: %w", object, ErrThen, then.err)
 	}
+	if revoked := (*store.IntentRevokedError)(nil); errors.As(err, &revoked) && revoked.Reason == reasonKeyCompromise {
+		// Its key was reported compromised (in another certificate of
+		// it) while the HSM signed: refused for good, as the key is
+		// blocked from now on. An intent recovery revoked (another
+		// reason) is only an outage: a later issuance succeeds.
+		return nil, fmt.Errorf("issue %s: %w: %w: the key was reported compromised while the certificate was being signed, at %s",
+			object, ErrRequest, ErrKeyCompromised, revoked.At.UTC().Format(time.RFC3339))
+	}
 	if err != nil {
 		return nil, fmt.Errorf("issue %s: store: %w", object, err)
 	}

@@ -338,3 +338,59 @@ func TestIntentWithProofOff(t *testing.T) {
 		t.Errorf("the CA was asked %+v after %d preparations, want no intent before it and none prepared", seen, prepared)
 	}
 }
+
+// TestKeyCompromisedWhileSigning: an officer's approval whose certificate's
+// key is reported compromised (in another certificate of it) while the HSM
+// signs ends at once: the intent revoked meanwhile is not completed, and
+// the enrollment fails saying why, rather than waiting, approved, for a
+// retry that the blocked key would refuse; no certificate of it is good.
+func TestKeyCompromisedWhileSigning(t *testing.T) {
+	f := catest.New(t, time.Now().UTC().Truncate(time.Second))
+	for _, driver := range storetest.Drivers() {
+		t.Run(driver, func(t *testing.T) {
+			fx := newRAFixture(t, f, driver)
+			id := fx.proved(t, citizen(), "citizen-sign")
+			stalled, release := make(chan struct{}), make(chan struct{})
+			var once sync.Once
+			deps := f.Deps(fx.db, fx.deps.Audit)
+			deps.Fault = func(point string) error {
+				if point == ca.FaultAfterIntent {
+					once.Do(func() { close(stalled); <-release })
+				}
+				return nil
+			}
+			slow, err := ca.New(deps)
+			if err != nil {
+				t.Fatal(err)
+			}
+			d := fx.deps
+			d.CA, d.Revoker = slow, slow
+			node, err := ra.New(d)
+			if err != nil {
+				t.Fatal(err)
+			}
+			acted := make(chan error, 1)
+			go func() {
+				_, err := node.Act(context.Background(), string(signAction(t, fx.officer, approve(id), time.Now())))
+				acted <- err
+			}()
+			<-stalled
+			var serial []byte
+			if err := fx.raw.QueryRowContext(t.Context(), fx.q(`SELECT serial FROM certificates WHERE enrollment_id = $1 AND der IS NULL`), id).Scan(&serial); err != nil {
+				t.Fatal(err)
+			}
+			if err := fx.ca.Revoke(t.Context(), serial, 1, "test"); err != nil {
+				t.Fatal(err)
+			}
+			close(release)
+			<-acted
+			e, err := fx.db.Enrollment(t.Context(), id)
+			if err != nil || e.State != store.StateFailed || !strings.Contains(e.StateReason, "compromised") {
+				t.Errorf("the enrollment: %s %q (%v); want failed, saying the key was reported compromised", e.State, e.StateReason, err)
+			}
+			if n := fx.count(t, fx.q(`SELECT count(*) FROM certificates WHERE enrollment_id = '`+id+`' AND status = 'good'`)); n != 0 {
+				t.Errorf("%d good certificates of the enrollment", n)
+			}
+		})
+	}
+}

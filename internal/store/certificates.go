@@ -53,6 +53,20 @@ func (e *AlreadyRevokedError) Error() string {
 
 func (e *AlreadyRevokedError) Unwrap() error { return ErrConflict }
 
+// IntentRevokedError is SetCertificateDER's refusal of an intent revoked
+// before its certificate was stored (by recovery, or a compromise of its
+// key while the HSM signed it), with when and why; it wraps ErrConflict.
+type IntentRevokedError struct {
+	At     time.Time
+	Reason int
+}
+
+func (e *IntentRevokedError) Error() string {
+	return fmt.Sprintf("the intent was revoked at %s with reason %d", e.At.Format(time.RFC3339), e.Reason)
+}
+
+func (e *IntentRevokedError) Unwrap() error { return ErrConflict }
+
 const certificateColumns = `issuer_id, serial, subject_id, enrollment_id, profile, not_before, not_after,
 	tbs_der, der, status, revoked_at, reason, created_at, updated_at, spki_sha256`
 
@@ -99,7 +113,7 @@ func (tx *Tx) SetCertificateDER(ctx context.Context, issuerID string, serial, de
 		return fmt.Errorf("store certificate %s/%x: %w", issuerID, serial, err)
 	}
 	if c.DER == nil {
-		return fmt.Errorf("store certificate %s/%x: the intent was revoked at %s: %w", issuerID, serial, c.RevokedAt.Format(time.RFC3339), ErrConflict)
+		return fmt.Errorf("store certificate %s/%x: %w", issuerID, serial, &IntentRevokedError{At: c.RevokedAt, Reason: c.Reason})
 	}
 	return fmt.Errorf("store certificate %s/%x: already signed: %w", issuerID, serial, ErrConflict)
 }
