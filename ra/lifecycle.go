@@ -550,7 +550,7 @@ func (s *Service) applyEvent(ctx context.Context, ev RegistryEvent, source, payl
 		default:
 			return err
 		}
-		err := tx.InsertRegistryEvent(ctx, store.RegistryEvent{EventID: id, Source: source, SubjectID: subjectID,
+		err := tx.InsertRegistryEvent(ctx, store.RegistryEvent{EventID: id, Source: source, SubjectID: subjectID, SubjectKey: subjectKey,
 			Kind: ev.Kind, OccurredAt: ev.OccurredAt, ReceivedAt: now, Payload: payload, Outcome: store.OutcomePending})
 		if err != nil {
 			return err // ErrConflict: received before, read below
@@ -961,7 +961,11 @@ func (s *Service) revokeEnded(ctx context.Context, endedBy store.RegistryEvent, 
 // It gives the event subj and puts it back to pending, audited, and
 // returns it; the zero event when there is none.
 func (s *Service) adoptUnmatched(ctx context.Context, tx *store.Tx, subj store.Subject, e store.Enrollment, actor string) (store.RegistryEvent, error) {
-	unmatched, err := tx.UnmatchedRegistryEvents(ctx, e.CreatedAt, maxUnmatchedEvents)
+	kind := store.EventDeath
+	if subj.Kind != "person" {
+		kind = store.EventDissolution
+	}
+	unmatched, err := tx.UnmatchedRegistryEvents(ctx, subj.NationalID, kind, e.CreatedAt, maxUnmatchedEvents)
 	if err != nil {
 		return store.RegistryEvent{}, err
 	}
@@ -985,7 +989,9 @@ func (s *Service) adoptUnmatched(ctx context.Context, tx *store.Tx, subj store.S
 }
 
 // maxUnmatchedEvents bounds the events adoptUnmatched reads: those that
-// came in the moments an enrollment asked the registry.
+// came for its subject since the enrollment was made (few), and those
+// received before events recorded their subject's key, whomever they name
+// (none, once the enrollments made before that have ended).
 const maxUnmatchedEvents = 100
 
 // recheckPrefix starts the ids of the events rechecks record; a registry's

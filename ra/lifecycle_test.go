@@ -30,6 +30,7 @@ import (
 	"github.com/sanadpki/sanad/internal/store"
 	"github.com/sanadpki/sanad/internal/store/storetest"
 	"github.com/sanadpki/sanad/ra"
+	"github.com/sanadpki/sanad/ra/idnum"
 	"github.com/sanadpki/sanad/ra/jwsauth"
 	"github.com/sanadpki/sanad/ra/registry"
 )
@@ -834,7 +835,10 @@ func (r *overtakingRegistry) Person(ctx context.Context, country, id string) (re
 // person's first enrollment asks the registry finds no subject and is
 // ignored; the enrollment's issuance then adopts it: the certificate is
 // revoked at once and the event carried out (a review got a dead person's
-// certificate issued and kept good). Both databases.
+// certificate issued and kept good). Both databases. The registry reports
+// the deaths of people who never enrolled too, more than the issuance reads
+// at once (maxUnmatchedEvents) in the meantime: it finds its subject's among
+// them by the subject's key.
 func TestFirstEnrollmentOvertakenByEvent(t *testing.T) {
 	f := catest.New(t, time.Now().UTC().Truncate(time.Second))
 	for _, driver := range storetest.Drivers() {
@@ -854,6 +858,21 @@ func TestFirstEnrollmentOvertakenByEvent(t *testing.T) {
 			var res ra.RegistryEventResult
 			var evErr error
 			reg.during = func() {
+				born := time.Date(1950, 1, 2, 0, 0, 0, 0, time.UTC)
+				for serial, n := 0, 0; n < 120; serial++ {
+					iin, err := idnum.KZIIN(born, true, serial)
+					if errors.Is(err, idnum.ErrNoCheckDigit) {
+						continue
+					} else if err != nil {
+						t.Fatal(err)
+					}
+					other := map[string]any{"event_id": fmt.Sprintf("kz-death-other-%d", n), "kind": "death", "country": "KZ", "national_id": iin,
+						"occurred_at": deathTime.Format(time.RFC3339)}
+					if r, err := fx.svc.ApplyRegistryEvent(t.Context(), string(signEvent(t, fx.registryKey, jose.ES256, other))); err != nil || r.Outcome != store.OutcomeIgnored {
+						t.Fatalf("the death of someone who never enrolled: %+v %v", r, err)
+					}
+					n++
+				}
 				res, evErr = fx.svc.ApplyRegistryEvent(t.Context(), string(signEvent(t, fx.registryKey, jose.ES256, death)))
 			}
 			serial := fx.issued(t, aliya)

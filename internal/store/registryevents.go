@@ -40,8 +40,12 @@ type RegistryEvent struct {
 	EventID string
 	// Source is the registry key that signed it (registry:<SPKI hash>),
 	// or for a recheck the registry asked (recheck:<registry>).
-	Source     string
-	SubjectID  string // the subject it concerns; "" when no known subject does
+	Source    string
+	SubjectID string // the subject it concerns; "" when no known subject does
+	// SubjectKey names the subject as subjects.national_id spells it (a
+	// semantics identifier), whether or not it is known; "" in events
+	// received before it was recorded.
+	SubjectKey string
 	Kind       string
 	OccurredAt time.Time
 	ReceivedAt time.Time
@@ -57,9 +61,10 @@ type RegistryEvent struct {
 // already recorded is ErrConflict: the caller reads the first one.
 func (tx *Tx) InsertRegistryEvent(ctx context.Context, ev RegistryEvent) error {
 	_, err := tx.tx.ExecContext(ctx, tx.d.q(`
-		INSERT INTO registry_events (event_id, source, subject_id, kind, occurred_at, received_at, payload)
-		VALUES ($1, $2, $3, $4, $5, $6, $7)`),
-		ev.EventID, ev.Source, nullString(ev.SubjectID), ev.Kind, tx.d.timeArg(ev.OccurredAt), tx.d.timeArg(ev.ReceivedAt), ev.Payload)
+		INSERT INTO registry_events (event_id, source, subject_id, kind, occurred_at, received_at, payload, subject_key)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`),
+		ev.EventID, ev.Source, nullString(ev.SubjectID), ev.Kind, tx.d.timeArg(ev.OccurredAt), tx.d.timeArg(ev.ReceivedAt), ev.Payload,
+		nullString(ev.SubjectKey))
 	if err != nil {
 		return fmt.Errorf("registry event %s: %w", ev.EventID, tx.d.mapErr(err))
 	}
@@ -96,7 +101,7 @@ func oneEvent(res sql.Result, err error, eventID, none string) error {
 	return nil
 }
 
-const registryEventColumns = `event_id, source, subject_id, kind, occurred_at, received_at, payload, outcome, outcome_detail, outcome_at`
+const registryEventColumns = `event_id, source, subject_id, kind, occurred_at, received_at, payload, outcome, outcome_detail, outcome_at, subject_key`
 
 // RegistryEvent returns one event by its id, or ErrNotFound.
 func (db *DB) RegistryEvent(ctx context.Context, eventID string) (RegistryEvent, error) {
@@ -136,14 +141,14 @@ func queryRegistryEvents(ctx context.Context, q interface {
 	var out []RegistryEvent
 	for rows.Next() {
 		var (
-			ev              RegistryEvent
-			subject, detail sql.NullString
+			ev                   RegistryEvent
+			subject, detail, key sql.NullString
 		)
 		if err := rows.Scan(&ev.EventID, &ev.Source, &subject, &ev.Kind, timeScan{&ev.OccurredAt}, timeScan{&ev.ReceivedAt},
-			&ev.Payload, &ev.Outcome, &detail, nullTimeScan{&ev.OutcomeAt}); err != nil {
+			&ev.Payload, &ev.Outcome, &detail, nullTimeScan{&ev.OutcomeAt}, &key); err != nil {
 			return nil, fmt.Errorf("registry events: %w", err)
 		}
-		ev.SubjectID, ev.OutcomeDetail = subject.String, detail.String
+		ev.SubjectID, ev.OutcomeDetail, ev.SubjectKey = subject.String, detail.String, key.String
 		out = append(out, ev)
 	}
 	if err := rows.Err(); err != nil && !errors.Is(err, sql.ErrNoRows) {
@@ -215,14 +220,21 @@ func firstEndedBy(evs []RegistryEvent, err error) (RegistryEvent, error) {
 	}), nil
 }
 
-// UnmatchedRegistryEvents returns, in the transaction, the death and
-// dissolution events received at or after since that matched no known
-// subject when they came (subject_id NULL, ignored): a subject enrolling
-// for the first time while one came has no row yet for it to find, and
-// adopts it (AdoptRegistryEvent). At most limit, the first received first.
-func (tx *Tx) UnmatchedRegistryEvents(ctx context.Context, since time.Time, limit int) ([]RegistryEvent, error) {
-	return queryRegistryEvents(ctx, tx.tx, tx.d, `WHERE subject_id IS NULL AND received_at >= $1 AND kind IN ('death', 'dissolution')
-		ORDER BY received_at, event_id LIMIT $2`, tx.d.timeArg(since), limit)
+// UnmatchedRegistryEvents returns, in the transaction, the events of kind
+// (a death, a dissolution) received at or after since that name the
+// subject key (RegistryEvent.SubjectKey) and matched no known subject
+// when they came (subject_id NULL, ignored): a subject enrolling for the
+// first time while one came has no row yet for it to find, and adopts it
+// (AdoptRegistryEvent). Events received before subject keys were recorded
+// are returned too, whomever they name, for the caller to read: the
+// registry_events_unmatched indexes find both. At most limit, the first
+// received first.
+func (tx *Tx) UnmatchedRegistryEvents(ctx context.Context, subjectKey, kind string, since time.Time, limit int) ([]RegistryEvent, error) {
+	return queryRegistryEvents(ctx, tx.tx, tx.d, `WHERE event_id IN (
+			SELECT event_id FROM registry_events WHERE subject_id IS NULL AND subject_key IS NOT NULL AND subject_key = $1 AND received_at >= $2 AND kind = $3
+			UNION ALL
+			SELECT event_id FROM registry_events WHERE subject_id IS NULL AND subject_key IS NULL AND received_at >= $2 AND kind IN ('death', 'dissolution'))
+		ORDER BY received_at, event_id LIMIT $4`, subjectKey, tx.d.timeArg(since), kind, limit)
 }
 
 // AdoptRegistryEvent gives an event that matched no subject when it came
