@@ -1,6 +1,7 @@
 package verify
 
 import (
+	"bytes"
 	"crypto"
 	"crypto/x509"
 	"crypto/x509/pkix"
@@ -9,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"golang.org/x/crypto/ocsp"
 )
 
 // TestCheckCertID: the ResponseData must carry exactly one answer about
@@ -90,4 +93,38 @@ func mustMarshal(t *testing.T, v any) []byte {
 		t.Fatal(err)
 	}
 	return b
+}
+
+// FuzzCheckCertID feeds OCSP ResponseData to checkCertID, from seeds that
+// answer about the certificate once, twice, for another serial and for
+// another issuer. Whatever it accepts names the issuer: its name's hash,
+// in one of the hashes a CertID may use, is in the input.
+func FuzzCheckCertID(f *testing.F) {
+	p := newTestPKI(f)
+	leaf := p.leaf(f, newKey(f), citizenSign())
+	for _, issuer := range []*x509.Certificate{p.ca, p.root} {
+		for _, h := range []crypto.Hash{crypto.SHA1, crypto.SHA256} {
+			der, err := ocsp.CreateResponse(issuer, p.ocspCert, ocsp.Response{Status: ocsp.Good, SerialNumber: leaf.SerialNumber, IssuerHash: h,
+				ThisUpdate: time.Now(), NextUpdate: time.Now().Add(time.Hour)}, p.ocspKey)
+			if err != nil {
+				f.Fatal(err)
+			}
+			resp, err := ocsp.ParseResponse(der, nil)
+			if err != nil {
+				f.Fatal(err)
+			}
+			f.Add(resp.TBSResponseData)
+		}
+	}
+	f.Fuzz(func(t *testing.T, tbs []byte) {
+		if checkCertID(tbs, leaf, p.ca) != nil {
+			return
+		}
+		for _, c := range certIDHashes {
+			if bytes.Contains(tbs, digest(c.hash, p.ca.RawSubject)) {
+				return
+			}
+		}
+		t.Fatalf("accepted an answer that does not name the issuer: %x", tbs)
+	})
 }
