@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/sanadpki/sanad/internal/store"
 )
 
 // TestNewID: enrollment IDs are 22 URL-safe characters, distinct, never
@@ -68,6 +70,16 @@ func TestNewID(t *testing.T) {
 		}
 		if id[0] == '-' {
 			t.Errorf("ID %q made at %v starts with a dash", id, at)
+		}
+	}
+}
+
+// TestEndKind: the event an issuance looks for to adopt (endKind) is the
+// one that ends its subject's kind, for a person and for a business.
+func TestEndKind(t *testing.T) {
+	for _, kind := range []string{store.EventDeath, store.EventDissolution} {
+		if got := endKind(RegistryEvent{Kind: kind}.subjectKind()); got != kind {
+			t.Errorf("a %s ends a %s, whose end is looked for as a %s", kind, RegistryEvent{Kind: kind}.subjectKind(), got)
 		}
 	}
 }

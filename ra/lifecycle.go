@@ -336,6 +336,16 @@ func (ev RegistryEvent) subjectKind() string {
 	return "business"
 }
 
+// endKind is the kind of event that ends a subject of kind (store.Subject.
+// Kind): a person's death, a business's dissolution; subjectKind's inverse
+// for the events that end a subject.
+func endKind(subjectKind string) string {
+	if subjectKind == "person" {
+		return store.EventDeath
+	}
+	return store.EventDissolution
+}
+
 // subjectKeys are the semantics identifiers an event concerns: its
 // subject's, and for an authority change the representative's. The
 // identifiers are checked and put in canonical form as at enrollment.
@@ -961,11 +971,7 @@ func (s *Service) revokeEnded(ctx context.Context, endedBy store.RegistryEvent, 
 // It gives the event subj and puts it back to pending, audited, and
 // returns it; the zero event when there is none.
 func (s *Service) adoptUnmatched(ctx context.Context, tx *store.Tx, subj store.Subject, e store.Enrollment, actor string) (store.RegistryEvent, error) {
-	kind := store.EventDeath
-	if subj.Kind != "person" {
-		kind = store.EventDissolution
-	}
-	unmatched, err := tx.UnmatchedRegistryEvents(ctx, subj.NationalID, kind, e.CreatedAt, maxUnmatchedEvents)
+	unmatched, err := tx.UnmatchedRegistryEvents(ctx, subj.NationalID, endKind(subj.Kind), e.CreatedAt, maxUnmatchedEvents)
 	if err != nil {
 		return store.RegistryEvent{}, err
 	}

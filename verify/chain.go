@@ -209,6 +209,11 @@ func (v *Verifier) buildChain(ctx context.Context, call *call, rep *Report, leaf
 				if len(missing.IssuingCertificateURL) == 0 {
 					fetchNotes = append(fetchNotes, fmt.Sprintf("%q names no caIssuers URL", rep.subject(missing)))
 				}
+				if ctx.Err() != nil {
+					// The verification's time for fetches ran out
+					// (Config.Timeout): the issuer may well be there.
+					return noChain(Indeterminate, TryLater, "no path to a trust anchor yet: issuer of %q not fetched in time%s", rep.subject(missing), notes(fetchNotes))
+				}
 				return noChain(Indeterminate, NoCertificateChainFound, "no path to a trust anchor: issuer of %q unavailable%s", rep.subject(missing), notes(fetchNotes))
 			}
 		case errors.As(err, &invalid) && (invalid.Reason == x509.Expired):

@@ -345,4 +345,29 @@ func TestVerificationTimeout(t *testing.T) {
 		_ = res.WriteText(&b)
 		t.Errorf("%s/%s, want INDETERMINATE/TRY_LATER\n%s", res.Indication, res.SubIndication, b.String())
 	}
+
+	// The same when the time runs out fetching a missing issuer from
+	// caIssuers: the chain is not missing, only late; and the failure is
+	// not kept for the next verification.
+	key := newKey(t)
+	now := time.Now()
+	leaf := citizenSignOf(t, key, big.NewInt(5002), now.Add(-time.Hour), p.ca, p.caKey, func(c *x509.Certificate) {
+		c.IssuingCertificateURL = []string{srv.URL + "/issuing.crt"}
+		c.OCSPServer, c.CRLDistributionPoints = []string{p.srv.URL + "/ocsp"}, []string{p.srv.URL + "/crl/issuing.crl"}
+	})
+	cfg = p.config()
+	cfg.AnyAIA = true
+	cfg.Timeout = 50 * time.Millisecond
+	sig := buildCMS(t, document, true, []*x509.Certificate{leaf}, cmsSigner{cert: leaf, key: key, signingTime: now, ess: leaf})
+	v, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err = v.Verify(context.Background(), sig, document)
+	if err != nil || res.Indication != Indeterminate || res.SubIndication != TryLater {
+		t.Errorf("the issuer's fetch cut short: %+v %v, want INDETERMINATE/TRY_LATER", res, err)
+	}
+	if _, kept := v.aiaFailures.get(srv.URL + "/issuing.crt"); kept {
+		t.Error("the fetch cut short by the verification's time is kept as the URL's failure")
+	}
 }

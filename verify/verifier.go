@@ -198,7 +198,6 @@ type statusAnswer struct {
 	notes []string
 }
 
-// newCall starts a verification, validated as of now.
 // fetchContext is ctx bounded by Config.Timeout, for one verification's
 // fetches; the caller's own cancellation still ends the verification.
 func (v *Verifier) fetchContext(ctx context.Context) (context.Context, context.CancelFunc) {
@@ -208,6 +207,7 @@ func (v *Verifier) fetchContext(ctx context.Context) (context.Context, context.C
 	return context.WithTimeout(ctx, v.cfg.Timeout)
 }
 
+// newCall starts a verification, validated as of now.
 func (v *Verifier) newCall() *call {
 	return &call{now: v.cfg.Now(), chains: map[[sha256.Size]byte]chainOutcome{}, statuses: map[string]statusAnswer{}, digests: map[crypto.Hash][]byte{}}
 }

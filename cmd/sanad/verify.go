@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -22,8 +23,12 @@ import (
 // store's issuing CAs as known intermediates.
 func startVerify(ctx context.Context, s *service) error {
 	c := s.cfg.Verify
+	// A verification's fetches together get at least three fetches' time
+	// (verify.Config.Timeout, 30 s by default), so that a longer
+	// fetch_timeout is not cut short by the default.
 	cfg := verify.Config{OCSPResponder: c.OCSPResponder, AIAPrefixes: c.AIAPrefixes,
-		HTTPClient: &http.Client{Timeout: c.FetchTimeout}, RevocationCacheTTL: c.RevocationCacheTTL}
+		HTTPClient: &http.Client{Timeout: c.FetchTimeout}, RevocationCacheTTL: c.RevocationCacheTTL,
+		Timeout: max(30*time.Second, 3*c.FetchTimeout)}
 	if cfg.RevocationCacheTTL == 0 {
 		cfg.RevocationCacheTTL = -1 // verify.Config's "no cache"
 	}

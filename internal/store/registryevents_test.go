@@ -349,3 +349,63 @@ func TestLockSubject(t *testing.T) {
 		}
 	})
 }
+
+// TestUnmatchedRegistryEvents: the events that matched no subject, of a
+// kind, received since a time, that name the subject's key, and beside
+// them those received before keys were recorded, whomever they name; not
+// another subject's, another kind's, an earlier one, nor one matched.
+func TestUnmatchedRegistryEvents(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB, _ *sql.DB) {
+		ctx := t.Context()
+		t0 := time.Date(2026, 12, 2, 9, 0, 0, 0, time.UTC)
+		subj := store.Subject{ID: "s1", Kind: "person", NationalID: "IDCKZ-880312448217", Attributes: []byte(`{}`), CreatedAt: t0, UpdatedAt: t0}
+		const a, b = "IDCKZ-880312448217", "IDCKZ-850721313761"
+		ev := func(id, kind, key, subject string, minute int) store.RegistryEvent {
+			return store.RegistryEvent{EventID: id, Source: "registry:a", SubjectID: subject, SubjectKey: key, Kind: kind,
+				OccurredAt: t0, ReceivedAt: t0.Add(time.Duration(minute) * time.Minute), Payload: "a.b.c"}
+		}
+		if err := db.InTx(ctx, func(tx *store.Tx) error {
+			if _, err := tx.PutSubject(ctx, subj); err != nil {
+				return err
+			}
+			for _, e := range []store.RegistryEvent{
+				ev("before", store.EventDeath, a, "", -1),
+				ev("a-death", store.EventDeath, a, "", 1),
+				ev("b-death", store.EventDeath, b, "", 2),
+				ev("a-dissolution", store.EventDissolution, a, "", 3),
+				ev("a-matched", store.EventDeath, a, "s1", 4),
+				ev("unkeyed", store.EventDeath, "", "", 5),
+				ev("a-death-2", store.EventDeath, a, "", 6),
+			} {
+				if err := tx.InsertRegistryEvent(ctx, e); err != nil {
+					return err
+				}
+			}
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range []struct {
+			key, kind string
+			limit     int
+			want      []string
+		}{
+			{a, store.EventDeath, 10, []string{"a-death", "unkeyed", "a-death-2"}},
+			{a, store.EventDeath, 2, []string{"a-death", "unkeyed"}},
+			{a, store.EventDissolution, 10, []string{"a-dissolution", "unkeyed"}},
+			{b, store.EventDeath, 10, []string{"b-death", "unkeyed"}},
+		} {
+			var got []string
+			err := db.InTx(ctx, func(tx *store.Tx) error {
+				evs, err := tx.UnmatchedRegistryEvents(ctx, c.key, c.kind, t0, c.limit)
+				for _, e := range evs {
+					got = append(got, e.EventID)
+				}
+				return err
+			})
+			if err != nil || fmt.Sprint(got) != fmt.Sprint(c.want) {
+				t.Errorf("%s %s (limit %d): %v %v, want %v", c.key, c.kind, c.limit, got, err, c.want)
+			}
+		}
+	})
+}
