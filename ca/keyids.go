@@ -49,13 +49,18 @@ const fillBatch = 500
 // the error). Idempotent: rows that have a key keep it, and a node that
 // fills alongside another writes the same hashes.
 func FillKeyIDs(ctx context.Context, db *store.DB) (filled, unreadable int, _ error) {
+	return fillKeyIDs(ctx, db, fillBatch)
+}
+
+// fillKeyIDs is FillKeyIDs in batches of batch certificates.
+func fillKeyIDs(ctx context.Context, db *store.DB, batch int) (filled, unreadable int, _ error) {
 	var (
 		afterIssuer string
 		afterSerial []byte
 		first       error
 	)
 	for {
-		cs, err := db.UnkeyedCertificates(ctx, afterIssuer, afterSerial, fillBatch)
+		cs, err := db.UnkeyedCertificates(ctx, afterIssuer, afterSerial, batch)
 		if err != nil || len(cs) == 0 {
 			if first != nil {
 				err = errors.Join(fmt.Errorf("%d certificates have no readable key (the first: %w)", unreadable, first), err)

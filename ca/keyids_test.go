@@ -79,5 +79,13 @@ func TestFillKeyIDs(t *testing.T) {
 		if filled, unreadable, _ := ca.FillKeyIDs(ctx, db); filled != 0 || unreadable != 1 {
 			t.Errorf("FillKeyIDs again: %d filled, %d unreadable; want 0 and the same 1", filled, unreadable)
 		}
+		// A page at a time: the unreadable row (serial 50, first) takes a
+		// page of its own, and the pages after it are read.
+		if _, err := raw.ExecContext(ctx, `UPDATE certificates SET spki_sha256 = NULL`); err != nil {
+			t.Fatal(err)
+		}
+		if filled, unreadable, _ := ca.FillKeyIDsInBatches(ctx, db, 1); filled != 2 || unreadable != 1 {
+			t.Errorf("FillKeyIDs a row at a time: %d filled, %d unreadable; want 2 and 1", filled, unreadable)
+		}
 	})
 }
