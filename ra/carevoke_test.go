@@ -6,13 +6,16 @@ import (
 	"encoding/json"
 	"net/http"
 	"slices"
+	"strings"
 	"testing"
+	"testing/fstest"
 	"time"
 
 	"github.com/sanadpki/sanad/ca/catest"
 	"github.com/sanadpki/sanad/ca/profile"
 	"github.com/sanadpki/sanad/internal/store"
 	"github.com/sanadpki/sanad/internal/store/storetest"
+	"github.com/sanadpki/sanad/policies"
 	"github.com/sanadpki/sanad/ra"
 	"github.com/sanadpki/sanad/ra/idnum"
 	"github.com/sanadpki/sanad/ra/jwsauth"
@@ -219,5 +222,63 @@ func (fx *raFixture) putOfficer(t *testing.T, who identity, name string, active 
 		return tx.PutOfficer(ctx, store.Officer{Fingerprint: fp[:], CertificateDER: who.cert.Raw, Name: name, Roles: roles, Active: active, CreatedAt: time.Now().UTC()})
 	}); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestCARevocationQuorum: ra.yaml's ca_revocation sets how many CA
+// officers revoke a CA certificate (never fewer than two, by default two
+// within a day): with three, two CA officers leave it pending, and the RA
+// refuses a policy of one.
+func TestCARevocationQuorum(t *testing.T) {
+	profiles, err := profile.LoadAll(policies.FS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := policies.FS.ReadFile("ra.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	shipped, err := ra.LoadPolicy(policies.FS, profiles)
+	if err != nil || shipped.CARevocationOfficers != 2 || shipped.CARevocationWithin != 24*time.Hour {
+		t.Errorf("the shipped policy: %d CA officers within %s (%v); want 2 within a day", shipped.CARevocationOfficers, shipped.CARevocationWithin, err)
+	}
+	for rule, want := range map[string]string{
+		"{officers: 3, within: 48h}": "",
+		"{officers: 1, within: 24h}": "ca_revocation.officers",
+		"{officers: 6, within: 24h}": "ca_revocation.officers",
+		"{officers: 2, within: 1m}":  "ca_revocation.within",
+	} {
+		p, err := ra.LoadPolicy(fstest.MapFS{"ra.yaml": {Data: append(raw, "ca_revocation: "+rule+"\n"...)}}, profiles)
+		switch {
+		case want == "" && (err != nil || p.CARevocationOfficers != 3 || p.CARevocationWithin != 48*time.Hour):
+			t.Errorf("%s: %+v %v", rule, p, err)
+		case want != "" && (err == nil || !strings.Contains(err.Error(), want)):
+			t.Errorf("%s: %v, want %s refused", rule, err, want)
+		}
+	}
+
+	f := catest.New(t, time.Now().UTC().Truncate(time.Second))
+	fx := newRAFixture(t, f, store.DriverSQLite, func(d *ra.Deps) { d.Policy.CARevocationOfficers = 3 })
+	one := fx.deps
+	one.Policy.CARevocationOfficers = 1
+	if _, err := ra.New(one); err == nil {
+		t.Error("ra.New took a policy where one CA officer revokes a CA certificate")
+	}
+	responder, _ := f.NewResponder(t, 0x0c5f, time.Now().Add(-time.Hour), 60, nil)
+	catest.Record(t, fx.db, f.Issuer.ID, "ocsp-signer", responder.Certificate)
+	dana := registerOfficerAs(t, fx.ca, fx.db, "Dana Officer", danaPerson)
+	fx.putOfficer(t, dana, "Dana Officer", true, "ca-officer")
+	aigerim := registerOfficerAs(t, fx.ca, fx.db, "Aigerim Officer", aigerimPerson)
+	fx.putOfficer(t, aigerim, "Aigerim Officer", true, "ca-officer")
+	for i, who := range []identity{dana, aigerim} {
+		code, raw := fx.do(t, http.MethodPost, "/api/v1/officer/actions", joseHeader(),
+			signAction(t, who, jwsauth.Action{Action: jwsauth.ActionRevoke, Serial: jwsauth.SerialHex(responder.Certificate.SerialNumber), Reason: "keyCompromise"}, time.Now()))
+		var r ra.Revocation
+		if err := json.Unmarshal(raw, &r); err != nil || code != http.StatusAccepted || r.Requests != i+1 || r.Needed != 3 {
+			t.Errorf("CA officer %d of 3: %d %s; want 202 pending, %d of 3", i+1, code, raw, i+1)
+		}
+	}
+	if c, err := fx.db.Certificate(t.Context(), f.Issuer.ID, responder.Certificate.SerialNumber.Bytes()); err != nil || c.Status != store.StatusGood {
+		t.Errorf("the signer's certificate after two of three CA officers: %s %v; want good", c.Status, err)
 	}
 }

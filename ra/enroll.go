@@ -168,6 +168,15 @@ func New(d Deps) (*Service, error) {
 			return nil, fmt.Errorf("ra: policy names profile %s, which is not loaded", name)
 		}
 	}
+	// A policy made in code without the CA revocation rule gets
+	// LoadPolicy's default; one CA officer alone never revokes a CA
+	// certificate.
+	if d.Policy.CARevocationOfficers == 0 && d.Policy.CARevocationWithin == 0 {
+		d.Policy.CARevocationOfficers, d.Policy.CARevocationWithin = 2, 24*time.Hour
+	}
+	if d.Policy.CARevocationOfficers < 2 || d.Policy.CARevocationWithin <= 0 {
+		return nil, fmt.Errorf("ra: a CA certificate is revoked by at least 2 CA officers within a positive time, not %d within %s", d.Policy.CARevocationOfficers, d.Policy.CARevocationWithin)
+	}
 	return &Service{d: d, group: d.Store.Group()}, nil
 }
 

@@ -35,6 +35,11 @@ type Policy struct {
 	ExpiryNotice time.Duration
 	// Approval is the rule per end-entity profile name.
 	Approval map[string]string
+	// CARevocationOfficers distinct CA officers revoke a CA certificate
+	// (an OCSP signer's, the audit key's), each asking within
+	// CARevocationWithin of the first.
+	CARevocationOfficers int
+	CARevocationWithin   time.Duration
 }
 
 // Approvals is how many distinct officers a profile's enrollments need.
@@ -51,8 +56,9 @@ func (p Policy) Approvals(profileName string) int {
 // maxRenewalDays bounds renewal_identity_days: ten years;
 // maxExpiryNoticeDays bounds expiry_notice_days: a year.
 const (
-	maxRenewalDays      = 3650
-	maxExpiryNoticeDays = 365
+	maxRenewalDays          = 3650
+	maxExpiryNoticeDays     = 365
+	maxCARevocationOfficers = 5
 )
 
 type policyFile struct {
@@ -63,7 +69,13 @@ type policyFile struct {
 	RenewalIdentityDays int `yaml:"renewal_identity_days"`
 	// ExpiryNoticeDays is ExpiryNotice in days (0..maxExpiryNoticeDays).
 	ExpiryNoticeDays int `yaml:"expiry_notice_days"`
-	Profiles         map[string]struct {
+	// CARevocation is how many CA officers revoke a CA certificate, and
+	// within how long (optional: 2 and 24h).
+	CARevocation *struct {
+		Officers int    `yaml:"officers"`
+		Within   string `yaml:"within"`
+	} `yaml:"ca_revocation"`
+	Profiles map[string]struct {
 		Approval string `yaml:"approval"`
 	} `yaml:"profiles"`
 }
@@ -107,6 +119,16 @@ func LoadPolicy(fsys fs.FS, profiles map[string]profile.Profile) (Policy, error)
 		bad("expiry_notice_days", "%d is not in 0..%d", f.ExpiryNoticeDays, maxExpiryNoticeDays)
 	}
 	p.ExpiryNotice = time.Duration(f.ExpiryNoticeDays) * 24 * time.Hour
+	// One officer alone could stop issuance (revoking the last OCSP
+	// signer) or silence the audit log's checkpoints: never fewer than two.
+	p.CARevocationOfficers, p.CARevocationWithin = 2, 24*time.Hour
+	if r := f.CARevocation; r != nil {
+		if r.Officers < 2 || r.Officers > maxCARevocationOfficers {
+			bad("ca_revocation.officers", "%d is not in 2..%d", r.Officers, maxCARevocationOfficers)
+		}
+		p.CARevocationOfficers = r.Officers
+		p.CARevocationWithin = duration("ca_revocation.within", r.Within, time.Hour, 7*24*time.Hour)
+	}
 	names := make([]string, 0, len(f.Profiles))
 	for name := range f.Profiles {
 		names = append(names, name)

@@ -127,18 +127,10 @@ func caOfficersRevoke(serialHex string, c store.Certificate) error {
 	return refuse("ca-officer-required", "certificate %s is a CA certificate (%s): two CA officers revoke it", serialHex, c.Profile)
 }
 
-// CA certificates take two CA officers to revoke: one alone could stop
-// issuance (revoking the last OCSP signer) or silence the audit log's
-// checkpoints. A request waits caRevocationTTL for the second.
-const (
-	caRevocationOfficers = 2
-	caRevocationTTL      = 24 * time.Hour
-)
-
 // revokeCA records a CA officer's request to revoke the CA certificate c,
-// and has the CA revoke it once caRevocationOfficers distinct CA officers,
+// and has the CA revoke it once Policy.CARevocationOfficers distinct CA officers,
 // with distinct keys, asked for it with the same reason within
-// caRevocationTTL (requesters). The request is recorded in the
+// Policy.CARevocationWithin (requesters). The request is recorded in the
 // transaction that spends its nonce, and audited there; until enough
 // stand, the answer is pending.
 func (s *Service) revokeCA(ctx context.Context, o officer, c store.Certificate, reason int) (Revocation, error) {
@@ -176,7 +168,7 @@ func (s *Service) revokeCA(ctx context.Context, o officer, c store.Certificate, 
 			OfficerFingerprint: o.Fingerprint, Nonce: p.Action.Nonce, Reason: reason, JWS: p.Raw, RequestedAt: now}); err != nil {
 			return err
 		}
-		reqs, err := tx.RevocationRequests(ctx, c.IssuerID, c.Serial, now.Add(-caRevocationTTL))
+		reqs, err := tx.RevocationRequests(ctx, c.IssuerID, c.Serial, now.Add(-s.d.Policy.CARevocationWithin))
 		if err != nil {
 			return err
 		}
@@ -184,21 +176,21 @@ func (s *Service) revokeCA(ctx context.Context, o officer, c store.Certificate, 
 			return err
 		}
 		return s.d.Audit.Append(tx, revokeRequestEvent(p, "officer:"+o.Name, serial,
-			map[string]any{"ca_certificate": c.Profile, "officers": requesterNames(standing), "needed": caRevocationOfficers}))
+			map[string]any{"ca_certificate": c.Profile, "officers": requesterNames(standing), "needed": s.d.Policy.CARevocationOfficers}))
 	}); err != nil {
 		return Revocation{}, err
 	}
-	if len(standing) < caRevocationOfficers {
+	if len(standing) < s.d.Policy.CARevocationOfficers {
 		s.d.Log.Info("CA certificate revocation requested", "serial", p.Action.Serial, "profile", c.Profile, "reason", p.Action.Reason,
-			"by", o.Name, "requests", len(standing), "needed", caRevocationOfficers)
+			"by", o.Name, "requests", len(standing), "needed", s.d.Policy.CARevocationOfficers)
 		return Revocation{Serial: strings.ToUpper(hex.EncodeToString(serial)), Status: statusPending, Reason: p.Action.Reason,
-			Requests: len(standing), Needed: caRevocationOfficers}, nil
+			Requests: len(standing), Needed: s.d.Policy.CARevocationOfficers}, nil
 	}
 	out, err := s.carryOut(ctx, serial, p.Action.Serial, reason, p.Action.Reason, "officers:"+strings.Join(requesterNames(standing), ", "))
 	if err != nil {
 		return Revocation{}, err
 	}
-	out.Requests, out.Needed = len(standing), caRevocationOfficers
+	out.Requests, out.Needed = len(standing), s.d.Policy.CARevocationOfficers
 	return out, nil
 }
 
@@ -501,12 +493,12 @@ type PendingRevocation struct {
 }
 
 // pendingRevocations are the CA certificates whose revocation CA officers
-// asked for within caRevocationTTL, one per certificate and reason, whose
+// asked for within Policy.CARevocationWithin, one per certificate and reason, whose
 // standing requests (requesters) are not yet enough: or are, and the CA's
 // revocation failed, for a CA officer to ask again.
 func (s *Service) pendingRevocations(ctx context.Context, o officer) ([]PendingRevocation, error) {
 	now := s.d.Now().UTC()
-	reqs, err := s.d.Store.PendingRevocationRequests(ctx, now.Add(-caRevocationTTL), maxQueue*caRevocationOfficers)
+	reqs, err := s.d.Store.PendingRevocationRequests(ctx, now.Add(-s.d.Policy.CARevocationWithin), maxQueue*s.d.Policy.CARevocationOfficers)
 	if err != nil {
 		return nil, err
 	}
@@ -544,8 +536,8 @@ func (s *Service) pendingRevocations(ctx context.Context, o officer) ([]PendingR
 		}
 		first := rs[0].at
 		out = append(out, PendingRevocation{Serial: strings.ToUpper(hex.EncodeToString(c.Serial)), Issuer: c.IssuerID, Profile: c.Profile,
-			Subject: subject, Reason: profile.ReasonName(k.reason), Officers: requesterNames(rs), Requests: len(rs), Needed: caRevocationOfficers,
-			RequestedAt: first, ExpiresAt: first.Add(caRevocationTTL),
+			Subject: subject, Reason: profile.ReasonName(k.reason), Officers: requesterNames(rs), Requests: len(rs), Needed: s.d.Policy.CARevocationOfficers,
+			RequestedAt: first, ExpiresAt: first.Add(s.d.Policy.CARevocationWithin),
 			YouRequested: slices.ContainsFunc(rs, func(r requester) bool { return r.id == me })})
 		if len(out) == maxQueue {
 			break
