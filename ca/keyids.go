@@ -59,13 +59,18 @@ func fillKeyIDs(ctx context.Context, db *store.DB, batch int) (filled, unreadabl
 		afterSerial []byte
 		first       error
 	)
+	// done reports what was filled, with the rows that could not be and
+	// err, if any.
+	done := func(err error) (int, int, error) {
+		if first != nil {
+			err = errors.Join(fmt.Errorf("%d certificates have no readable key (the first: %w)", unreadable, first), err)
+		}
+		return filled, unreadable, err
+	}
 	for {
 		cs, err := db.UnkeyedCertificates(ctx, afterIssuer, afterSerial, batch)
 		if err != nil || len(cs) == 0 {
-			if first != nil {
-				err = errors.Join(fmt.Errorf("%d certificates have no readable key (the first: %w)", unreadable, first), err)
-			}
-			return filled, unreadable, err
+			return done(err)
 		}
 		last := cs[len(cs)-1]
 		afterIssuer, afterSerial = last.IssuerID, last.Serial
@@ -90,7 +95,7 @@ func fillKeyIDs(ctx context.Context, db *store.DB, batch int) (filled, unreadabl
 			return nil
 		})
 		if err != nil {
-			return filled, unreadable, fmt.Errorf("record the keys of stored certificates: %w", err)
+			return done(fmt.Errorf("record the keys of stored certificates: %w", err))
 		}
 		filled += len(cs) - countNil(ids)
 	}

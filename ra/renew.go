@@ -499,7 +499,7 @@ func (s *Service) sameKey(ctx context.Context, c store.Certificate, key []byte) 
 	}
 	siblings, err := s.d.Store.CertificatesOfSubject(ctx, c.SubjectID, maxEventCertificates)
 	if err != nil {
-		return nil, err
+		return same, err // what was found is still revoked
 	}
 	var errs []error
 	for _, sib := range siblings {

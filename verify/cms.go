@@ -308,6 +308,11 @@ func (v *Verifier) VerifyCMS(ctx context.Context, sig, content []byte) (*Result,
 		}
 		res.Reports = append(res.Reports, rep)
 	}
+	// A caller that gave up is told so, not given what its going made
+	// of the last report (TRY_LATER).
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
 	res.summarize()
 	return res, nil
 }

@@ -9,6 +9,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/base64"
+	"errors"
 	"io"
 	"math/big"
 	"net/http"
@@ -369,5 +370,16 @@ func TestVerificationTimeout(t *testing.T) {
 	}
 	if _, kept := v.aiaFailures.get(srv.URL + "/issuing.crt"); kept {
 		t.Error("the fetch cut short by the verification's time is kept as the URL's failure")
+	}
+
+	// A caller that gives up first is told so, with no report.
+	cfg.Timeout = time.Minute
+	if v, err = New(cfg); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	if res, err := v.Verify(ctx, sig, document); !errors.Is(err, context.DeadlineExceeded) || res != nil {
+		t.Errorf("the caller's deadline passed: %+v %v; want its error", res, err)
 	}
 }

@@ -207,6 +207,10 @@ func (v *Verifier) fetchContext(ctx context.Context) (context.Context, context.C
 	return context.WithTimeout(ctx, v.cfg.Timeout)
 }
 
+// Timeout is how long one verification's fetches may take together
+// (Config.Timeout); negative: no bound.
+func (v *Verifier) Timeout() time.Duration { return v.cfg.Timeout }
+
 // newCall starts a verification, validated as of now.
 func (v *Verifier) newCall() *call {
 	return &call{now: v.cfg.Now(), chains: map[[sha256.Size]byte]chainOutcome{}, statuses: map[string]statusAnswer{}, digests: map[crypto.Hash][]byte{}}

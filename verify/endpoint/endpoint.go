@@ -78,8 +78,12 @@ func (h *Handler) TrustProxies(p []netip.Prefix) *Handler {
 // perClient is how many requests one client may have in flight.
 func (h *Handler) perClient() int { return max(1, cap(h.slots)/2) }
 
-// readTimeout is how long a request's body may take to arrive.
-const readTimeout = 10 * time.Second
+// readTimeout is how long a request's body may take to arrive;
+// answerTime how long its report may take to be written once verified.
+const (
+	readTimeout = 10 * time.Second
+	answerTime  = 10 * time.Second
+)
 
 // enter counts a request of client in, unless it has perClient already.
 func (h *Handler) enter(client string) bool {
@@ -237,6 +241,13 @@ func (h *Handler) handleVerify(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		defer func() { <-h.slots }()
+		// The verification's fetches may take its whole time
+		// (verify.Config.Timeout), whatever the server's write timeout,
+		// which began when the headers came: the answer is still
+		// written, a TRY_LATER rather than a broken connection.
+		if d := h.v.Timeout(); d > 0 {
+			_ = rc.SetWriteDeadline(time.Now().Add(d + answerTime))
+		}
 		var res *verify.Result
 		res, err = h.v.Verify(r.Context(), sig, content)
 		if err == nil {

@@ -48,6 +48,13 @@ func newFixtureN(t *testing.T, maxContent int64, maxConcurrent int) *fixture {
 // as its OCSP responder, if any.
 func newFixtureOCSP(t *testing.T, maxContent int64, maxConcurrent int, ocspURL string) *fixture {
 	t.Helper()
+	return newFixtureWith(t, maxContent, maxConcurrent, ocspURL, nil, nil)
+}
+
+// newFixtureWith is newFixtureOCSP with the verifier's configuration and
+// the server changed by cfg and srv, when not nil.
+func newFixtureWith(t *testing.T, maxContent int64, maxConcurrent int, ocspURL string, cfg func(*verify.Config), server func(*http.Server)) *fixture {
+	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		t.Fatal(err)
@@ -80,14 +87,22 @@ func newFixtureOCSP(t *testing.T, maxContent int64, maxConcurrent int, ocspURL s
 	if err != nil {
 		t.Fatal(err)
 	}
-	v, err := verify.New(verify.Config{Roots: []*x509.Certificate{root}})
+	vcfg := verify.Config{Roots: []*x509.Certificate{root}}
+	if cfg != nil {
+		cfg(&vcfg)
+	}
+	v, err := verify.New(vcfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	mux := http.NewServeMux()
 	h := New(v, maxContent, maxConcurrent, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	h.Register(mux)
-	srv := httptest.NewServer(mux)
+	srv := httptest.NewUnstartedServer(mux)
+	if server != nil {
+		server(srv.Config)
+	}
+	srv.Start()
 	t.Cleanup(srv.Close)
 	return &fixture{srv: srv, h: h, sig: sig, content: content}
 }
@@ -333,4 +348,18 @@ func problemType(t *testing.T, raw []byte) string {
 		t.Fatalf("%q is not a problem document", raw)
 	}
 	return p.Type
+}
+
+// TestAnswerOutlastsWriteTimeout: a verification whose fetches take their
+// whole time (verify.Config.Timeout: here a responder that never answers)
+// is answered, TRY_LATER, even past the server's write timeout.
+func TestAnswerOutlastsWriteTimeout(t *testing.T) {
+	hang := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { <-r.Context().Done() }))
+	defer hang.Close()
+	f := newFixtureWith(t, 1<<20, 4, hang.URL, func(c *verify.Config) { c.Timeout = 400 * time.Millisecond },
+		func(s *http.Server) { s.WriteTimeout = 100 * time.Millisecond })
+	code, out, _ := f.post(t, "application/json", jsonBody(t, map[string]any{"signature": f.sig, "content": f.content}))
+	if code != http.StatusOK || out["sub_indication"] != "TRY_LATER" {
+		t.Errorf("%d %v; want 200 and TRY_LATER", code, out)
+	}
 }
