@@ -350,25 +350,7 @@ func TestKeyCompromisedWhileSigning(t *testing.T) {
 		t.Run(driver, func(t *testing.T) {
 			fx := newRAFixture(t, f, driver)
 			id := fx.proved(t, citizen(), "citizen-sign")
-			stalled, release := make(chan struct{}), make(chan struct{})
-			var once sync.Once
-			deps := f.Deps(fx.db, fx.deps.Audit)
-			deps.Fault = func(point string) error {
-				if point == ca.FaultAfterIntent {
-					once.Do(func() { close(stalled); <-release })
-				}
-				return nil
-			}
-			slow, err := ca.New(deps)
-			if err != nil {
-				t.Fatal(err)
-			}
-			d := fx.deps
-			d.CA, d.Revoker = slow, slow
-			node, err := ra.New(d)
-			if err != nil {
-				t.Fatal(err)
-			}
+			node, stalled, release := fx.stallingNode(t, f)
 			acted := make(chan error, 1)
 			go func() {
 				_, err := node.Act(context.Background(), string(signAction(t, fx.officer, approve(id), time.Now())))

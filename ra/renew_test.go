@@ -688,15 +688,8 @@ func TestCompromisedKeyEverywhere(t *testing.T) {
 	auth := fx.certified(t, key, "citizen-auth")
 	sign := fx.certified(t, key, "citizen-sign")
 	other := fx.certified(t, newKey(t), "citizen-auth") // the holder's, another key
-	serial := jwsauth.SerialHex(sign.SerialNumber)
-	jws, err := jwsauth.Sign(jwsauth.Action{Action: jwsauth.ActionRevoke, Serial: serial, Reason: "keyCompromise", Audience: ra.AudienceRevoke}, sign, key, time.Now())
-	if err != nil {
-		t.Fatal(err)
-	}
-	code, raw := fx.do(t, http.MethodPost, "/api/v1/certificates/"+serial+"/revoke", joseHeader(), []byte(jws))
-	var rev ra.Revocation
-	if err := json.Unmarshal(raw, &rev); err != nil || code != http.StatusOK || !slices.Equal(rev.SameKey, []string{jwsauth.SerialHex(auth.SerialNumber)}) {
-		t.Fatalf("the holder's keyCompromise: %d %s; want the other certificate of the key revoked with it", code, raw)
+	if rev := fx.holderRevokes(t, sign, key, "keyCompromise"); !slices.Equal(rev.SameKey, []string{jwsauth.SerialHex(auth.SerialNumber)}) {
+		t.Fatalf("the holder's keyCompromise: %+v; want the other certificate of the key revoked with it", rev)
 	}
 	for c, want := range map[*x509.Certificate]string{auth: store.StatusRevoked, other: store.StatusGood} {
 		if got := fx.certStatus(t, jwsauth.SerialHex(c.SerialNumber)); got != want {
@@ -752,9 +745,9 @@ func TestCompromisedKeyEverywhere(t *testing.T) {
 	if _, err := fx.raw.ExecContext(t.Context(), fx.q(`UPDATE certificates SET der = NULL WHERE serial = $1`), sign4.SerialNumber.Bytes()); err != nil {
 		t.Fatal(err)
 	}
-	code, raw = fx.do(t, http.MethodPost, "/api/v1/officer/actions", joseHeader(),
+	code, raw := fx.do(t, http.MethodPost, "/api/v1/officer/actions", joseHeader(),
 		signAction(t, fx.officer, jwsauth.Action{Action: jwsauth.ActionRevoke, Serial: jwsauth.SerialHex(sign4.SerialNumber), Reason: "keyCompromise"}, time.Now()))
-	rev = ra.Revocation{}
+	var rev ra.Revocation
 	if err := json.Unmarshal(raw, &rev); err != nil || code != http.StatusOK || !slices.Equal(rev.SameKey, []string{jwsauth.SerialHex(auth4.SerialNumber)}) {
 		t.Errorf("an officer's keyCompromise of a certificate held as its intent: %d %s; want the key's other certificate revoked with it", code, raw)
 	}
@@ -815,16 +808,7 @@ func TestCompromisedKeyAcrossSubjects(t *testing.T) {
 			}
 			exec(`UPDATE certificates SET not_before = $1, not_after = $2 WHERE serial = $3`, past(2*time.Hour), past(time.Hour), expired.SerialNumber.Bytes())
 
-			serial := jwsauth.SerialHex(sign.SerialNumber)
-			jws, err := jwsauth.Sign(jwsauth.Action{Action: jwsauth.ActionRevoke, Serial: serial, Reason: "keyCompromise", Audience: ra.AudienceRevoke}, sign, key, time.Now())
-			if err != nil {
-				t.Fatal(err)
-			}
-			code, raw := fx.do(t, http.MethodPost, "/api/v1/certificates/"+serial+"/revoke", joseHeader(), []byte(jws))
-			var rev ra.Revocation
-			if err := json.Unmarshal(raw, &rev); err != nil || code != http.StatusOK {
-				t.Fatalf("the holder's keyCompromise: %d %s", code, raw)
-			}
+			rev := fx.holderRevokes(t, sign, key, "keyCompromise")
 			if !slices.Equal(rev.SameKey, []string{jwsauth.SerialHex(legacyOwn.SerialNumber)}) || rev.SameKeyElsewhere != 3 {
 				t.Errorf("same_key %v, same_key_elsewhere %d; want the holder's own certificate stored without its key, and 3 of others", rev.SameKey, rev.SameKeyElsewhere)
 			}
@@ -914,4 +898,21 @@ func TestForbiddenKeysFollowTheCA(t *testing.T) {
 	if a := enroll(); a.status != http.StatusUnprocessableEntity || a.problem != "invalid-csr" {
 		t.Errorf("a request for the key the CA now signs with: %+v; want 422 invalid-csr", a)
 	}
+}
+
+// holderRevokes posts the holder's own revocation of c for reason, signed
+// with key, and returns the answer, which must be 200.
+func (fx *raFixture) holderRevokes(t *testing.T, c *x509.Certificate, key *ecdsa.PrivateKey, reason string) ra.Revocation {
+	t.Helper()
+	serial := jwsauth.SerialHex(c.SerialNumber)
+	jws, err := jwsauth.Sign(jwsauth.Action{Action: jwsauth.ActionRevoke, Serial: serial, Reason: reason, Audience: ra.AudienceRevoke}, c, key, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	code, raw := fx.do(t, http.MethodPost, "/api/v1/certificates/"+serial+"/revoke", joseHeader(), []byte(jws))
+	var rev ra.Revocation
+	if err := json.Unmarshal(raw, &rev); err != nil || code != http.StatusOK {
+		t.Fatalf("the holder's %s of %s: %d %s", reason, serial, code, raw)
+	}
+	return rev
 }

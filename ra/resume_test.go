@@ -279,25 +279,7 @@ func TestResumeLeavesIssuanceInFlight(t *testing.T) {
 			id := fx.proved(t, citizen(), "citizen-sign")
 
 			// Node A: a CA whose HSM stalls once the intent is committed.
-			stalled, release := make(chan struct{}), make(chan struct{})
-			var once sync.Once
-			deps := f.Deps(fx.db, fx.deps.Audit)
-			deps.Fault = func(point string) error {
-				if point == ca.FaultAfterIntent {
-					once.Do(func() { close(stalled); <-release })
-				}
-				return nil
-			}
-			slow, err := ca.New(deps)
-			if err != nil {
-				t.Fatal(err)
-			}
-			da := fx.deps
-			da.CA, da.Revoker = slow, slow
-			nodeA, err := ra.New(da)
-			if err != nil {
-				t.Fatal(err)
-			}
+			nodeA, stalled, release := fx.stallingNode(t, f)
 			approved := make(chan error, 1)
 			go func() {
 				_, err := nodeA.Act(context.Background(), string(signAction(t, fx.officer, approve(id), clk.Now())))
@@ -328,4 +310,30 @@ func TestResumeLeavesIssuanceInFlight(t *testing.T) {
 			}
 		})
 	}
+}
+
+// stallingNode is another RA node over fx's store whose CA stalls once
+// the first issuance's intent is committed: stalled is closed then, and
+// the HSM signs once release is closed.
+func (fx *raFixture) stallingNode(t *testing.T, f catest.Fixture) (node *ra.Service, stalled, release chan struct{}) {
+	t.Helper()
+	stalled, release = make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	deps := f.Deps(fx.db, fx.deps.Audit)
+	deps.Fault = func(point string) error {
+		if point == ca.FaultAfterIntent {
+			once.Do(func() { close(stalled); <-release })
+		}
+		return nil
+	}
+	slow, err := ca.New(deps)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := fx.deps
+	d.CA, d.Revoker = slow, slow
+	if node, err = ra.New(d); err != nil {
+		t.Fatal(err)
+	}
+	return node, stalled, release
 }
