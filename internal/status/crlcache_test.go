@@ -2,10 +2,12 @@ package status_test
 
 import (
 	"context"
+	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -75,4 +77,57 @@ func TestCRLNeverGoesBack(t *testing.T) {
 			break
 		}
 	}
+}
+
+// downCRL is a store holding CRL #1 whose CRL reads fail while down.
+type downCRL struct {
+	lagging
+	down atomic.Bool
+	crl1 store.CRL
+}
+
+func (d *downCRL) read() (store.CRL, error) {
+	if d.down.Load() {
+		return store.CRL{}, errors.New("the database does not answer")
+	}
+	return d.crl1, nil
+}
+func (d *downCRL) LatestCRL(context.Context, string) (store.CRL, error)        { return d.read() }
+func (d *downCRL) LatestCRLSummary(context.Context, string) (store.CRL, error) { return d.read() }
+
+// TestCRLWhileStoreDown: with the store unreachable, the CRL held is served
+// while within its nextUpdate, as OCSP answers are; past it, 503.
+func TestCRLWhileStoreDown(t *testing.T) {
+	f := catest.New(t, time.Now().UTC().Truncate(time.Second))
+	t0 := time.Now().UTC().Truncate(time.Second)
+	st := &downCRL{lagging: lagging{issuer: store.Issuer{ID: "issuing", Role: "issuing", CertificateDER: f.Issuer.Certificate.Raw}},
+		crl1: store.CRL{IssuerID: "issuing", Number: 1, DER: []byte{1}, ThisUpdate: t0, NextUpdate: t0.Add(time.Hour)}}
+	var clock atomic.Int64
+	clock.Store(t0.UnixNano())
+	now := func() time.Time { return time.Unix(0, clock.Load()) }
+	r, err := status.New(context.Background(), st, status.Config{SyncInterval: time.Second}, nil, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mux := http.NewServeMux()
+	r.RegisterRoutes(mux)
+	srv := httptest.NewServer(r.Handler(mux))
+	defer srv.Close()
+	get := func(what string, want int) {
+		t.Helper()
+		resp, err := http.Get(srv.URL + "/crl/issuing.crl")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != want {
+			t.Errorf("%s: HTTP %d, want %d", what, resp.StatusCode, want)
+		}
+	}
+	get("the store up", http.StatusOK)
+	st.down.Store(true)
+	clock.Add(int64(10 * time.Second)) // past SyncInterval: the store is asked
+	get("the store down, the CRL held within its nextUpdate", http.StatusOK)
+	clock.Add(int64(time.Hour))
+	get("the store down, the CRL held past its nextUpdate", http.StatusServiceUnavailable)
 }

@@ -300,7 +300,12 @@ func (r *Responder) serveCRL(w http.ResponseWriter, req *http.Request) {
 		return
 	}
 	e, err := r.crls.get(req.Context(), r.store, id)
-	if err != nil {
+	switch {
+	case err != nil && e != nil:
+		// The store cannot say whether a newer one exists: the CRL held,
+		// still within its nextUpdate, is served, as OCSP answers are.
+		r.log.Warn("CRL from the store; serving the one held", "issuer", id, "err", err)
+	case err != nil:
 		r.log.Error("CRL from the store", "issuer", id, "err", err)
 		api.WriteProblem(w, api.NewProblem(http.StatusServiceUnavailable, "unavailable", "Service unavailable", "the CRL cannot be read now"))
 		return
@@ -349,14 +354,29 @@ type crlCache struct {
 	every time.Duration
 	now   func() time.Time
 
-	mu sync.Mutex
+	mu sync.Mutex // guards m; each issuer's cachedCRL has its own
 	m  map[string]*cachedCRL
 }
 
+// cachedCRL is one issuer's CRL held; mu is held while it is read from the
+// store, so that a slow read delays that issuer's requests only.
 type cachedCRL struct {
+	mu        sync.Mutex
 	number    int64
 	checkedAt time.Time
-	e         *entry
+	e         *entry // nil until one was read
+}
+
+// slot is issuerID's cachedCRL, made empty the first time.
+func (c *crlCache) slot(issuerID string) *cachedCRL {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	s := c.m[issuerID]
+	if s == nil {
+		s = &cachedCRL{}
+		c.m[issuerID] = s
+	}
+	return s
 }
 
 // crlMaxAge caps how long HTTP caches keep a CRL. Its nextUpdate is far
@@ -368,37 +388,40 @@ type cachedCRL struct {
 const crlMaxAge = time.Hour
 
 func (c *crlCache) get(ctx context.Context, st Store, issuerID string) (*entry, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	cur := c.m[issuerID]
+	cur := c.slot(issuerID)
+	cur.mu.Lock()
+	defer cur.mu.Unlock()
 	now := c.now()
-	if cur != nil && now.Sub(cur.checkedAt) < c.every && now.Before(cur.e.nextUpdate) {
-		return cur.e, nil
+	held := cur.e
+	if held != nil && !now.Before(held.nextUpdate) {
+		held = nil // past its nextUpdate: never served
 	}
+	if held != nil && now.Sub(cur.checkedAt) < c.every {
+		return held, nil
+	}
+	// A read that fails leaves the CRL held, within its nextUpdate, to be
+	// served with the error.
 	summary, err := st.LatestCRLSummary(ctx, issuerID)
 	if errors.Is(err, errNotFound) {
 		return nil, nil
 	}
 	if err != nil {
-		return nil, err
+		return held, err
 	}
 	// Only a newer CRL replaces the one served: behind replicas that lag
 	// by different amounts, a read may find an older one.
-	if cur == nil || summary.Number > cur.number {
+	if cur.e == nil || summary.Number > cur.number {
 		latest, err := st.LatestCRL(ctx, issuerID)
 		if err != nil {
-			return nil, err
+			return held, err
 		}
-		if cur != nil && latest.Number <= cur.number {
-			cur.checkedAt = now
-			return cur.e, nil
+		if cur.e == nil || latest.Number > cur.number {
+			e := staticEntry(latest.DER, "application/pkix-crl", latest.ThisUpdate, latest.NextUpdate)
+			// Nor an Expires at nextUpdate, which a cache without max-age
+			// would keep to.
+			e.maxAge, e.expiresHeader = crlMaxAge, nil
+			cur.number, cur.e = latest.Number, e
 		}
-		e := staticEntry(latest.DER, "application/pkix-crl", latest.ThisUpdate, latest.NextUpdate)
-		// Nor an Expires at nextUpdate, which a cache without max-age
-		// would keep to.
-		e.maxAge, e.expiresHeader = crlMaxAge, nil
-		cur = &cachedCRL{number: latest.Number, e: e}
-		c.m[issuerID] = cur
 	}
 	cur.checkedAt = now
 	return cur.e, nil
