@@ -334,6 +334,11 @@ func (r *Responder) answer(ctx context.Context, req Request, now time.Time) (*en
 			return nil, outcomeTryLater
 		}
 		r.keep(string(keyBytes), e)
+		// A sync may have cached a newer answer (a revocation) than the
+		// replica this read found: that one is served.
+		if cur, ok := r.cache.get(keyBytes); ok && cur.updatedAt.After(e.updatedAt) {
+			e = cur
+		}
 	}
 	if e.der == nil {
 		return nil, outcomeUnauthorized
@@ -582,15 +587,19 @@ func (r *Responder) preload(ctx context.Context) error {
 }
 
 // replace puts a synced response in the cache if it has the serial (as a
-// response or as "not in the store") and this one is newer. Serials not
-// cached are left to the next miss, which reads the store anyway.
+// response or as "not in the store") and this one is newer. Other serials
+// are left to the next miss, which reads the store anyway, but for a
+// revocation: a miss may read a replica that has not applied it yet, and
+// would keep the good answer it still holds for as long as the sync has
+// passed the revocation by (until the resync), so it is cached now, and no
+// older answer replaces it (cache.put).
 func (r *Responder) replace(resp store.OCSPResponse) {
 	key := cacheKey(resp.IssuerID, resp.Serial)
 	old, ok := r.cache.get([]byte(key))
 	if !ok {
 		old, ok = r.unknown.get([]byte(key))
 	}
-	if !ok || (old.der != nil && !resp.UpdatedAt.After(old.updatedAt)) {
+	if ok && old.der != nil && !resp.UpdatedAt.After(old.updatedAt) {
 		return
 	}
 	e, err := responseEntry(resp)
@@ -598,7 +607,9 @@ func (r *Responder) replace(resp store.OCSPResponse) {
 		r.log.Error("OCSP sync", "err", err)
 		return
 	}
-	r.keep(key, e)
+	if ok || e.outcome == outcomeRevoked {
+		r.keep(key, e)
+	}
 }
 
 // keep caches an entry read from the store: a response among the

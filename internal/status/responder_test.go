@@ -1033,3 +1033,48 @@ func TestStoreReadsBounded(t *testing.T) {
 		t.Errorf("a miss once the place is free: %x; want unauthorized", body)
 	}
 }
+
+// laggingMiss is a store whose reads of one serial's answer (a miss) come
+// from a replica that has not applied what the sync's replica has: stale.
+type laggingMiss struct {
+	*store.DB
+	stale atomic.Pointer[store.OCSPResponse]
+}
+
+func (s *laggingMiss) OCSPResponse(ctx context.Context, issuerID string, serial []byte) (store.OCSPResponse, error) {
+	if r := s.stale.Load(); r != nil && bytes.Equal(r.Serial, serial) {
+		return *r, nil
+	}
+	return s.DB.OCSPResponse(ctx, issuerID, serial)
+}
+
+// TestRevocationNotLostToALaggingMiss: a sync reads a revocation of a
+// serial no request has asked about yet; a request then misses the cache
+// and reads a replica that has not applied the revocation. The answer is
+// the revocation, now and after: the good one the replica still holds
+// never replaces it (before, it was cached and served until the resync,
+// five minutes, however many syncs passed).
+func TestRevocationNotLostToALaggingMiss(t *testing.T) {
+	f := catest.New(t, time.Now().UTC().Truncate(time.Second))
+	db, _ := storetest.Open(t, store.DriverSQLite)
+	d := deploy(t, f, db)
+	victim := d.issue(t)
+	good, err := db.OCSPResponse(t.Context(), f.Issuer.ID, victim.SerialNumber.Bytes())
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := &laggingMiss{DB: db}
+	r := d.serveStore(t, st, status.Config{})
+	if err := d.ca.Revoke(t.Context(), victim.SerialNumber.Bytes(), 1, "test"); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Sync(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	st.stale.Store(&good)
+	for i := range 2 {
+		if s := d.statusOf(t, victim); s != ocsp.Revoked {
+			t.Errorf("ask %d, the miss reading a replica behind: status %d, want revoked", i+1, s)
+		}
+	}
+}
