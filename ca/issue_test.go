@@ -308,6 +308,16 @@ func smallKey(t *testing.T, d byte) *ecdsa.PrivateKey {
 	return k
 }
 
+// issueSign is a citizen-sign certificate authority issues to person.
+func issueSign(t *testing.T, authority *ca.CA) *x509.Certificate {
+	t.Helper()
+	cert, err := authority.Issue(t.Context(), ca.Request{Profile: "citizen-sign", CSR: newCSR(t), Verified: person, Actor: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cert
+}
+
 // TestInValidity: a CA whose issuing certificate is not valid yet (or any
 // more) says so for readiness, and issues nothing.
 func TestInValidity(t *testing.T) {
@@ -351,10 +361,7 @@ func TestRevokeWritesAlso(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, db *store.DB, _ *sql.DB) {
 		ctx := t.Context()
 		authority := f.CA(t, db, audit.New(time.Now))
-		cert, err := authority.Issue(ctx, ca.Request{Profile: "citizen-sign", CSR: newCSR(t), Verified: person, Actor: "test"})
-		if err != nil {
-			t.Fatal(err)
-		}
+		cert := issueSign(t, authority)
 		serial := cert.SerialNumber.Bytes()
 		if err := authority.Revoke(ctx, serial, 4, "ra:test", audit.Event{Action: "enrollment.withdraw", Object: "enrollment/e1"}); err == nil {
 			t.Fatal("a revocation whose other event cannot be written succeeded")
@@ -382,10 +389,7 @@ func TestRevoke(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, db *store.DB, _ *sql.DB) {
 		ctx := context.Background()
 		authority := f.CA(t, db, audit.New(time.Now))
-		cert, err := authority.Issue(ctx, ca.Request{Profile: "citizen-sign", CSR: newCSR(t), Verified: person, Actor: "test"})
-		if err != nil {
-			t.Fatal(err)
-		}
+		cert := issueSign(t, authority)
 		serial := cert.SerialNumber.Bytes()
 
 		// Reasons the profile does not offer, and unknown serials, are refused.
@@ -711,10 +715,7 @@ func TestRaisedReasonMissingFromCRL(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		cert, err := authority.Issue(ctx, ca.Request{Profile: "citizen-sign", CSR: newCSR(t), Verified: person, Actor: "test"})
-		if err != nil {
-			t.Fatal(err)
-		}
+		cert := issueSign(t, authority)
 		if err := authority.Revoke(ctx, cert.SerialNumber.Bytes(), 4, "test"); err != nil {
 			t.Fatal(err)
 		}
@@ -764,10 +765,7 @@ func TestRevokeProfileRetired(t *testing.T) {
 		ctx := context.Background()
 		log := audit.New(time.Now)
 		authority := f.CA(t, db, log)
-		cert, err := authority.Issue(ctx, ca.Request{Profile: "citizen-sign", CSR: newCSR(t), Verified: person, Actor: "test"})
-		if err != nil {
-			t.Fatal(err)
-		}
+		cert := issueSign(t, authority)
 		deps := f.Deps(db, log)
 		deps.Profiles = maps.Clone(f.Profiles)
 		delete(deps.Profiles, "citizen-sign")
@@ -804,10 +802,7 @@ func TestRevokeRaceRaises(t *testing.T) {
 		ctx := t.Context()
 		authority := f.CA(t, db, audit.New(time.Now))
 		for range 3 {
-			cert, err := authority.Issue(ctx, ca.Request{Profile: "citizen-sign", CSR: newCSR(t), Verified: person, Actor: "test"})
-			if err != nil {
-				t.Fatal(err)
-			}
+			cert := issueSign(t, authority)
 			var wg sync.WaitGroup
 			for i := range 16 {
 				reason := []int{4, 1}[i%2]

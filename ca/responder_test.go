@@ -391,14 +391,8 @@ func TestRevokedAnswersKeptWithoutSigner(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		revoked, err := authority.Issue(ctx, ca.Request{Profile: "citizen-sign", CSR: newCSR(t), Verified: person, Actor: "test"})
-		if err != nil {
-			t.Fatal(err)
-		}
-		good, err := authority.Issue(ctx, ca.Request{Profile: "citizen-sign", CSR: newCSR(t), Verified: person, Actor: "test"})
-		if err != nil {
-			t.Fatal(err)
-		}
+		revoked := issueSign(t, authority)
+		good := issueSign(t, authority)
 		// A signer that ends in 3 days, less than a response's 4.
 		short, _ := f.NewResponder(t, 77, now.Add(-time.Hour), 3, nil)
 		if err := authority.UseResponder(short); err != nil {
