@@ -403,14 +403,11 @@ func (s *Service) deciders(ctx context.Context, approvals []store.Approval) ([]d
 	return out, nil
 }
 
-// keyID names a certificate's key as the CA blocks it (ca.KeyIDs),
+// keyID names a certificate's key as the CA blocks it (ca.KeyID),
 // whatever bytes the certificate spells it in.
 func keyID(c *x509.Certificate) (string, error) {
-	ids, err := ca.KeyIDs(c.PublicKey)
-	if err != nil {
-		return "", err
-	}
-	return string(ids[0]), nil
+	id, err := ca.KeyID(c.PublicKey)
+	return string(id), err
 }
 
 // approvedBy is the people (officerIDs) whose approvals stand.

@@ -110,15 +110,15 @@ func (s *Service) Renew(ctx context.Context, serialHex, compact string) (store.E
 	}
 	// The same key in other bytes (a trailing element the parser skips, an
 	// RSA modulus with another exponent) is the same key.
-	newKey, err := ca.KeyIDs(checked.PublicKey)
+	newKey, err := ca.KeyID(checked.PublicKey)
 	if err != nil {
 		return store.Enrollment{}, false, err
 	}
-	oldKey, err := ca.KeyIDs(p.Certificate.PublicKey)
+	oldKey, err := ca.KeyID(p.Certificate.PublicKey)
 	if err != nil {
 		return store.Enrollment{}, false, err
 	}
-	if bytes.Equal(newKey[0], oldKey[0]) {
+	if bytes.Equal(newKey, oldKey) {
 		e := refuse("invalid-csr", "a renewal certifies a new key; the CSR's key is the old certificate's")
 		e.Extra = map[string]any{"code": "same-key"}
 		return store.Enrollment{}, false, e
