@@ -46,20 +46,28 @@ func (l *lagging) LatestCRL(context.Context, string) (store.CRL, error)        {
 func (l *lagging) LatestCRLSummary(context.Context, string) (store.CRL, error) { return l.crl(), nil }
 func (l *lagging) ListenOCSPChanges(context.Context, func()) error             { return store.ErrNoNotifications }
 
-// TestCRLNeverGoesBack: behind replicas that lag by different amounts the
-// store answers CRL #2, then #1, in turn; the status tier serves #2 once it
-// has seen it, never #1 again.
-func TestCRLNeverGoesBack(t *testing.T) {
-	f := catest.New(t, time.Now().UTC().Truncate(time.Second))
-	st := &lagging{issuer: store.Issuer{ID: "issuing", Role: "issuing", CertificateDER: f.Issuer.Certificate.Raw}}
-	r, err := status.New(context.Background(), st, status.Config{SyncInterval: time.Millisecond}, nil, time.Now)
+// serveCRLs serves a responder over st, syncing every interval by the
+// clock now, over HTTP until the test ends.
+func serveCRLs(t *testing.T, st status.Store, interval time.Duration, now func() time.Time) *httptest.Server {
+	t.Helper()
+	r, err := status.New(context.Background(), st, status.Config{SyncInterval: interval}, nil, now)
 	if err != nil {
 		t.Fatal(err)
 	}
 	mux := http.NewServeMux()
 	r.RegisterRoutes(mux)
 	srv := httptest.NewServer(r.Handler(mux))
-	defer srv.Close()
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+// TestCRLNeverGoesBack: behind replicas that lag by different amounts the
+// store answers CRL #2, then #1, in turn; the status tier serves #2 once it
+// has seen it, never #1 again.
+func TestCRLNeverGoesBack(t *testing.T) {
+	f := catest.New(t, time.Now().UTC().Truncate(time.Second))
+	st := &lagging{issuer: store.Issuer{ID: "issuing", Role: "issuing", CertificateDER: f.Issuer.Certificate.Raw}}
+	srv := serveCRLs(t, st, time.Millisecond, time.Now)
 	var served []byte
 	for range 6 {
 		resp, err := http.Get(srv.URL + "/crl/issuing.crl")
@@ -105,14 +113,7 @@ func TestCRLWhileStoreDown(t *testing.T) {
 	var clock atomic.Int64
 	clock.Store(t0.UnixNano())
 	now := func() time.Time { return time.Unix(0, clock.Load()) }
-	r, err := status.New(context.Background(), st, status.Config{SyncInterval: time.Second}, nil, now)
-	if err != nil {
-		t.Fatal(err)
-	}
-	mux := http.NewServeMux()
-	r.RegisterRoutes(mux)
-	srv := httptest.NewServer(r.Handler(mux))
-	defer srv.Close()
+	srv := serveCRLs(t, st, time.Second, now)
 	get := func(what string, want int) {
 		t.Helper()
 		resp, err := http.Get(srv.URL + "/crl/issuing.crl")

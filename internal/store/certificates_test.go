@@ -337,9 +337,9 @@ func TestPruneCRLs(t *testing.T) {
 // (SPKISHA256); CertificatesOfKey finds a key's certificates of subjects
 // its compromise has still to revoke (signed or intents, revoked for
 // another reason), newest first, and no ceremony certificate, expired
-// one, one revoked for keyCompromise or other key's; UnkeyedCertificates pages through the rows without one, in
-// (issuer, serial) order across issuers, and SetCertificateKey fills one
-// without overwriting another.
+// one, one revoked for keyCompromise or other key's; UnkeyedCertificates
+// pages through the rows without one, in (issuer, serial) order across
+// issuers, and SetCertificateKey fills one without overwriting another.
 func TestCertificateKeys(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, db *store.DB, _ *sql.DB) {
 		ctx := t.Context()
