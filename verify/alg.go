@@ -123,11 +123,6 @@ func checkSignature(pub crypto.PublicKey, sigAlg encasn1.ObjectIdentifier, param
 	if named, ok := hashOfSigAlg[alg]; ok && named != h {
 		return alg, unsupported("signature algorithm %s names %v but the digest algorithm is %v", alg, named, h)
 	}
-	digest := func() []byte {
-		hh := h.New()
-		hh.Write(signed)
-		return hh.Sum(nil)
-	}
 	switch alg {
 	case oidECPublicKey, oidECDSAWithS256, oidECDSAWithS384, oidECDSAWithS512:
 		k, ok := pub.(*ecdsa.PublicKey)
@@ -135,7 +130,7 @@ func checkSignature(pub crypto.PublicKey, sigAlg encasn1.ObjectIdentifier, param
 			return "ECDSA", fmt.Errorf("ECDSA signature but a %T key", pub)
 		}
 		name := fmt.Sprintf("ECDSA %s with %v", k.Curve.Params().Name, h)
-		if !ecdsa.VerifyASN1(k, digest(), sig) {
+		if !ecdsa.VerifyASN1(k, digest(h, signed), sig) {
 			return name, errors.New("ECDSA verification failed")
 		}
 		return name, nil
@@ -148,7 +143,7 @@ func checkSignature(pub crypto.PublicKey, sigAlg encasn1.ObjectIdentifier, param
 		if why := rsaSizeProblem(k); why != "" {
 			return name, unsupported("%s", why)
 		}
-		return name, rsa.VerifyPKCS1v15(k, h, digest(), sig)
+		return name, rsa.VerifyPKCS1v15(k, h, digest(h, signed), sig)
 	case oidRSAPSS:
 		k, ok := pub.(*rsa.PublicKey)
 		if !ok {
@@ -162,7 +157,7 @@ func checkSignature(pub crypto.PublicKey, sigAlg encasn1.ObjectIdentifier, param
 		if why := rsaSizeProblem(k); why != "" {
 			return name, unsupported("%s", why)
 		}
-		return name, rsa.VerifyPSS(k, h, digest(), sig, &rsa.PSSOptions{SaltLength: salt, Hash: h})
+		return name, rsa.VerifyPSS(k, h, digest(h, signed), sig, &rsa.PSSOptions{SaltLength: salt, Hash: h})
 	case oidEd25519:
 		k, ok := pub.(ed25519.PublicKey)
 		if !ok {

@@ -90,12 +90,6 @@ func certIDHash(oid asn1.ObjectIdentifier) (crypto.Hash, bool) {
 	return 0, false
 }
 
-func digest(h crypto.Hash, b []byte) []byte {
-	d := h.New()
-	d.Write(b)
-	return d.Sum(nil)
-}
-
 // subjectPublicKeyBits are the bits of a SubjectPublicKeyInfo's
 // subjectPublicKey, which a CertID's issuerKeyHash hashes (without the
 // BIT STRING's tag, length and unused-bits count).

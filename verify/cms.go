@@ -466,9 +466,7 @@ func checkESS(s *signerInfo, leaf *x509.Certificate) (bound bool, err error) {
 		if !id.ReadASN1(&certHash, asn1.OCTET_STRING) {
 			return true, errors.New("malformed ESS certificate id")
 		}
-		hh := h.New()
-		hh.Write(leaf.Raw)
-		if !bytes.Equal(hh.Sum(nil), certHash) {
+		if !bytes.Equal(digest(h, leaf.Raw), certHash) {
 			return true, errors.New("the ESS signing-certificate attribute names another certificate than the one found")
 		}
 		return true, nil

@@ -186,11 +186,16 @@ func (c *call) digest(h crypto.Hash, content []byte) []byte {
 	if d, ok := c.digests[h]; ok {
 		return d
 	}
-	hh := h.New()
-	hh.Write(content)
-	d := hh.Sum(nil)
+	d := digest(h, content)
 	c.digests[h] = d
 	return d
+}
+
+// digest is b's digest by h.
+func digest(h crypto.Hash, b []byte) []byte {
+	d := h.New()
+	d.Write(b)
+	return d.Sum(nil)
 }
 
 type statusAnswer struct {
