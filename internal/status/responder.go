@@ -395,13 +395,28 @@ func (r *Responder) load(ctx context.Context, issuerID string, serial []byte, no
 // responseEntry prepares a stored response for serving: its status, and
 // the caching headers of RFC 5019 §6.2 computed once.
 func responseEntry(resp store.OCSPResponse) (*entry, error) {
+	sr, err := readStored(resp)
+	if err != nil {
+		return nil, err
+	}
+	return storedEntry(resp, sr), nil
+}
+
+// readStored reads a stored response's single answer, which must be about
+// its row's serial.
+func readStored(resp store.OCSPResponse) (single, error) {
 	sr, err := readSingle(resp.DER)
 	if err != nil {
-		return nil, fmt.Errorf("stored OCSP response %s/%x: %w", resp.IssuerID, resp.Serial, err)
+		return single{}, fmt.Errorf("stored OCSP response %s/%x: %w", resp.IssuerID, resp.Serial, err)
 	}
 	if string(sr.serial) != string(resp.Serial) {
-		return nil, fmt.Errorf("stored OCSP response %s/%x answers for serial %x", resp.IssuerID, resp.Serial, sr.serial)
+		return single{}, fmt.Errorf("stored OCSP response %s/%x answers for serial %x", resp.IssuerID, resp.Serial, sr.serial)
 	}
+	return sr, nil
+}
+
+// storedEntry is the entry of a stored response whose answer is sr.
+func storedEntry(resp store.OCSPResponse, sr single) *entry {
 	e := staticEntry(resp.DER, "application/ocsp-response", sr.thisUpdate, sr.nextUpdate)
 	e.updatedAt = resp.UpdatedAt
 	e.outcome = sr.outcome
@@ -409,7 +424,7 @@ func responseEntry(resp store.OCSPResponse) (*entry, error) {
 		e.cacheUntil = sr.nextUpdate
 	}
 	e.maxAge = ocspMaxAge
-	return e, nil
+	return e
 }
 
 // ocspMaxAge caps max-age whatever the response's dates, as crlMaxAge
@@ -602,13 +617,13 @@ func (r *Responder) replace(resp store.OCSPResponse) {
 	if ok && old.der != nil && !resp.UpdatedAt.After(old.updatedAt) {
 		return
 	}
-	e, err := responseEntry(resp)
+	sr, err := readStored(resp)
 	if err != nil {
 		r.log.Error("OCSP sync", "err", err)
 		return
 	}
-	if ok || e.outcome == outcomeRevoked {
-		r.keep(key, e)
+	if ok || sr.outcome == outcomeRevoked {
+		r.keep(key, storedEntry(resp, sr))
 	}
 }
 
