@@ -75,8 +75,11 @@ func fillKeyIDs(ctx context.Context, db *store.DB, batch int) (filled, unreadabl
 		last := cs[len(cs)-1]
 		afterIssuer, afterSerial = last.IssuerID, last.Serial
 		ids := make([][]byte, len(cs))
+		read := 0
 		for i, c := range cs {
-			if ids[i], err = StoredKeyID(c); err != nil {
+			if ids[i], err = StoredKeyID(c); err == nil {
+				read++
+			} else {
 				unreadable++
 				if first == nil {
 					first = fmt.Errorf("%s: %w", SerialObject(c.IssuerID, c.Serial), err)
@@ -97,18 +100,8 @@ func fillKeyIDs(ctx context.Context, db *store.DB, batch int) (filled, unreadabl
 		if err != nil {
 			return done(fmt.Errorf("record the keys of stored certificates: %w", err))
 		}
-		filled += len(cs) - countNil(ids)
+		filled += read
 	}
-}
-
-func countNil(ids [][]byte) int {
-	n := 0
-	for _, id := range ids {
-		if id == nil {
-			n++
-		}
-	}
-	return n
 }
 
 // RecordCertified records cert, which the issuing CA issuerID signed
