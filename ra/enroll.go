@@ -172,7 +172,7 @@ func New(d Deps) (*Service, error) {
 	// LoadPolicy's default; one CA officer alone never revokes a CA
 	// certificate.
 	if d.Policy.CARevocationOfficers == 0 && d.Policy.CARevocationWithin == 0 {
-		d.Policy.CARevocationOfficers, d.Policy.CARevocationWithin = 2, 24*time.Hour
+		d.Policy.CARevocationOfficers, d.Policy.CARevocationWithin = defaultCARevocationOfficers, defaultCARevocationWithin
 	}
 	if d.Policy.CARevocationOfficers < 2 || d.Policy.CARevocationWithin <= 0 {
 		return nil, fmt.Errorf("ra: a CA certificate is revoked by at least 2 CA officers within a positive time, not %d within %s", d.Policy.CARevocationOfficers, d.Policy.CARevocationWithin)

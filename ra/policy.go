@@ -61,6 +61,13 @@ const (
 	maxCARevocationOfficers = 5
 )
 
+// A CA certificate is revoked by two CA officers within a day unless
+// ra.yaml says otherwise (ca_revocation).
+const (
+	defaultCARevocationOfficers = 2
+	defaultCARevocationWithin   = 24 * time.Hour
+)
+
 type policyFile struct {
 	CodeTTL         string `yaml:"code_ttl"`
 	MaxCodeAttempts int    `yaml:"max_code_attempts"`
@@ -121,7 +128,7 @@ func LoadPolicy(fsys fs.FS, profiles map[string]profile.Profile) (Policy, error)
 	p.ExpiryNotice = time.Duration(f.ExpiryNoticeDays) * 24 * time.Hour
 	// One officer alone could stop issuance (revoking the last OCSP
 	// signer) or silence the audit log's checkpoints: never fewer than two.
-	p.CARevocationOfficers, p.CARevocationWithin = 2, 24*time.Hour
+	p.CARevocationOfficers, p.CARevocationWithin = defaultCARevocationOfficers, defaultCARevocationWithin
 	if r := f.CARevocation; r != nil {
 		if r.Officers < 2 || r.Officers > maxCARevocationOfficers {
 			bad("ca_revocation.officers", "%d is not in 2..%d", r.Officers, maxCARevocationOfficers)
